@@ -1,0 +1,82 @@
+package silo
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error for callers and for the mapping to HTTP status and
+// exit codes, which lives in one table in the server and CLI.
+type Code string
+
+// The error codes.
+const (
+	CodeInvalid         Code = "invalid"         // bad input; the message says how to fix it
+	CodeNotFound        Code = "not_found"       // no such thing
+	CodeConflict        Code = "conflict"        // exists already, or a concurrent change won
+	CodeForbidden       Code = "forbidden"       // the decision point denied it
+	CodeUnauthenticated Code = "unauthenticated" // no or bad credential
+	CodeUnavailable     Code = "unavailable"     // try again later (busy, shutting down)
+	CodeTooMany         Code = "too_many"        // rate or concurrency limit
+	CodeFailedCheck     Code = "failed_check"    // a gate or verification refused it
+	CodeInternal        Code = "internal"        // a bug or a broken environment
+)
+
+// Error is an error a user may see: one clear sentence that says what went
+// wrong and what to do, plus the internal cause for logs.
+type Error struct {
+	Code    Code
+	Message string
+	Err     error // internal cause; never shown to end users
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil && e.Message == "" {
+		return e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrNotFound) true for any *Error with the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Message == "" && t.Err == nil && t.Code == e.Code
+}
+
+// Errorf returns an *Error with code c and a formatted message. A %w verb in
+// format sets the cause.
+func Errorf(c Code, format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return &Error{Code: c, Message: err.Error(), Err: errors.Unwrap(err)}
+}
+
+// Sentinels for errors.Is. Match by code: errors.Is(err, silo.ErrNotFound).
+var (
+	ErrNotFound     = &Error{Code: CodeNotFound}
+	ErrConflict     = &Error{Code: CodeConflict}
+	ErrInvalid      = &Error{Code: CodeInvalid}
+	ErrForbidden    = &Error{Code: CodeForbidden}
+	ErrUnauthorized = &Error{Code: CodeUnauthenticated}
+)
+
+// ErrorCode returns the code of the first *Error in err's chain, or
+// CodeInternal.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// UserMessage returns the message a user should see for err: the message of
+// the first *Error in the chain, or a generic sentence for internal errors.
+func UserMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Message != "" {
+		return e.Message
+	}
+	return "internal error; see the server log for details"
+}

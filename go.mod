@@ -1,0 +1,3 @@
+module github.com/silo-run/silo
+
+go 1.26.8

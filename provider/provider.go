@@ -1,0 +1,106 @@
+// Package provider defines the contract between silo's engine and the
+// systems that materialize accounts: the embedded local provider
+// (provider/local) and, later, AWS (provider/aws). Every provider passes the
+// conformance suite in provider/providertest.
+//
+// It imports only the root silo package and the standard library.
+package provider
+
+import (
+	"context"
+
+	silo "github.com/silo-run/silo"
+)
+
+// Provider materializes accounts and their resources.
+//
+// Every method is safe for concurrent use, and every mutating method is
+// idempotent: the engine may repeat a call after a crash (it journals an
+// intent before each call and reconciles pending intents on restart), so
+// calling it twice with the same arguments must leave the same state as
+// calling it once.
+//
+// The control-plane side of a provider never reads tenant data: there is no
+// method to read a secret value (invariant I3). Data, the data-plane handle,
+// is given only to the runtime, bound to one account.
+type Provider interface {
+	// Name returns the provider's name, e.g. "local".
+	Name() string
+
+	// CreateAccount creates an empty account with a fresh data key. Creating an
+	// account that exists is a no-op.
+	CreateAccount(ctx context.Context, id silo.AccountID, kind silo.Kind) error
+
+	// DeleteAccount destroys an account: its resources, its data and its data
+	// key (crypto-shredding, I5). Deleting an account that does not exist is a
+	// no-op.
+	DeleteAccount(ctx context.Context, id silo.AccountID) error
+
+	// Accounts lists the accounts the provider holds, sorted by ID.
+	Accounts(ctx context.Context) ([]silo.AccountID, error)
+
+	// Apply makes one planned change to one resource of an account: create,
+	// update, replace or delete. Deleting a missing resource is a no-op.
+	// Deleting a table or bucket deletes its data.
+	//
+	// # Errors
+	//
+	// silo.ErrNotFound if the account does not exist; CodeInvalid if the
+	// change's spec cannot be applied.
+	Apply(ctx context.Context, id silo.AccountID, c silo.Change) error
+
+	// Resources returns the resources the provider actually holds for the
+	// account, with the hash each was applied with, sorted by key. The engine
+	// compares it with recorded state to find drift.
+	Resources(ctx context.Context, id silo.AccountID) ([]silo.Resource, error)
+
+	// PutSecret encrypts value under the account's data key and stores it as
+	// the secret name, which must be declared (a TypeSecret resource). Values
+	// are write-only through the control plane.
+	PutSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error
+
+	// KeyInfo describes the account's data key without revealing it.
+	KeyInfo(ctx context.Context, id silo.AccountID) (KeyInfo, error)
+
+	// Data opens the data plane of one account. The handle reaches that
+	// account's tables, buckets, config and secrets and nothing else; it is
+	// given to the runtime's decision point, never to a guest directly.
+	Data(ctx context.Context, id silo.AccountID) (Data, error)
+}
+
+// KeyInfo describes an account's data key.
+type KeyInfo struct {
+	Algorithm   string `json:"algorithm"`   // e.g. "AES-256-GCM, envelope"
+	Fingerprint string `json:"fingerprint"` // SHA-256 of the wrapped key, hex, never the key
+	WrappedBy   string `json:"wrapped_by"`  // e.g. "local master key <fingerprint>" or a KMS key ARN
+}
+
+// KV is one key-value pair.
+type KV struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"`
+}
+
+// Data is the data plane of one account. Methods return silo.ErrNotFound for
+// a missing table, bucket, key, config value or secret, and CodeInvalid for a
+// key or path that is not allowed (empty, too long, NUL, traversal).
+// Blob keys are confined to their bucket's root (os.Root locally).
+type Data interface {
+	Get(ctx context.Context, table, key string) ([]byte, error)
+	Put(ctx context.Context, table, key string, value []byte) error
+	Delete(ctx context.Context, table, key string) error
+	// Scan returns up to limit pairs whose keys start with prefix and sort
+	// after the key after, in key order.
+	Scan(ctx context.Context, table, prefix, after string, limit int) ([]KV, error)
+
+	GetBlob(ctx context.Context, bucket, key string) ([]byte, error)
+	PutBlob(ctx context.Context, bucket, key string, value []byte) error
+	DeleteBlob(ctx context.Context, bucket, key string) error
+	// ListBlobs returns up to limit keys starting with prefix, sorted.
+	ListBlobs(ctx context.Context, bucket, prefix string, limit int) ([]string, error)
+
+	Config(ctx context.Context, key string) (string, error)
+	// Secret decrypts a secret value. Only the runtime, inside the account,
+	// calls it.
+	Secret(ctx context.Context, name string) ([]byte, error)
+}

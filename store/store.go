@@ -1,0 +1,159 @@
+// Package store defines the control-plane state: the registry of accounts,
+// recorded resource state, the intent journal, API keys, releases and the
+// tamper-evident audit log. Implementations live in store/sqlite (the
+// default) and store/postgres; both pass the suite in store/storetest.
+//
+// It imports only the root silo package and the standard library.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	silo "github.com/silo-run/silo"
+)
+
+// Store is the control-plane state. All reads and writes go through a
+// transaction, so a change and its audit event commit together or not at all.
+type Store interface {
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Update runs fn in a read-write transaction (BEGIN IMMEDIATE on SQLite)
+	// and commits if fn returns nil. fn may be retried on serialization
+	// failure, so it must not have side effects outside tx.
+	Update(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// Tx is one transaction. Errors: silo.ErrNotFound for a missing row,
+// silo.ErrConflict for a duplicate or a stale Version.
+type Tx interface {
+	// Account returns one account, including deleted ones.
+	Account(id silo.AccountID) (silo.Account, error)
+	// Accounts lists accounts matching f, sorted by ID.
+	Accounts(f Filter) ([]silo.Account, error)
+	// CountAccounts counts accounts matching f.
+	CountAccounts(f Filter) (int, error)
+	// CreateAccount inserts a new account with Version 1. A second account of
+	// kind production, or an ID already used (even by a deleted account that
+	// has not been purged), is silo.ErrConflict.
+	CreateAccount(a silo.Account) error
+	// UpdateAccount writes a, which must carry the Version it was read with;
+	// the stored Version is incremented. A stale Version is silo.ErrConflict.
+	UpdateAccount(a silo.Account) error
+	// PurgeAccount removes a deleted account's row, recorded resources and keys.
+	PurgeAccount(id silo.AccountID) error
+
+	// Resources returns the recorded resources of an account, sorted by key.
+	Resources(id silo.AccountID) ([]silo.Resource, error)
+	// PutResource records r as applied to the account (insert or replace).
+	PutResource(id silo.AccountID, r silo.Resource) error
+	// DeleteResource forgets one recorded resource; missing is not an error.
+	DeleteResource(id silo.AccountID, t silo.ResourceType, name string) error
+
+	// AddIntent journals an intent before a provider call and returns its
+	// sequence number. A second intent with the same Key is silo.ErrConflict.
+	AddIntent(in Intent) (int64, error)
+	// FinishIntent marks an intent done or failed.
+	FinishIntent(seq int64, state IntentState, errText string) error
+	// PendingIntents returns intents not yet finished, oldest first.
+	PendingIntents() ([]Intent, error)
+	// IntentByKey returns the intent with key k.
+	IntentByKey(k string) (Intent, error)
+
+	// PutKey stores an API key (hash only) or updates its revocation.
+	PutKey(k APIKey) error
+	// Key returns the key with the given ID (the public prefix).
+	Key(id string) (APIKey, error)
+	// Keys lists an account's keys, including revoked ones, newest first.
+	Keys(account silo.AccountID) ([]APIKey, error)
+
+	// PutRelease stores a release; storing the same ID again is a no-op.
+	PutRelease(r Release) error
+	Release(id string) (Release, error)
+	// Releases lists releases, newest first.
+	Releases(limit int) ([]Release, error)
+
+	// AppendAudit appends an event to the audit log, chaining its hash to the
+	// previous entry, and returns the stored entry.
+	AppendAudit(e AuditEvent) (AuditEntry, error)
+	// Audit returns entries with Seq > after, up to limit, in order.
+	Audit(after int64, limit int) ([]AuditEntry, error)
+
+	// Setting reads an installation setting ("" and silo.ErrNotFound if unset).
+	Setting(name string) (string, error)
+	PutSetting(name, value string) error
+}
+
+// Filter selects accounts. Zero fields match everything; deleted accounts are
+// excluded unless IncludeDeleted.
+type Filter struct {
+	Kind           silo.Kind
+	State          silo.State
+	IncludeDeleted bool
+	After          silo.AccountID // for paging: IDs strictly greater
+	Limit          int            // 0 means no limit
+}
+
+// IntentState is the state of a journal intent.
+type IntentState string
+
+// The intent states.
+const (
+	IntentPending IntentState = "pending"
+	IntentDone    IntentState = "done"
+	IntentFailed  IntentState = "failed"
+)
+
+// Intent is a journal record written before a provider call.
+type Intent struct {
+	Seq     int64          `json:"seq"`
+	Key     string         `json:"key"` // deterministic: e.g. "<operation>/<account>/<type>/<name>/<hash>"
+	Account silo.AccountID `json:"account"`
+	Action  string         `json:"action"` // "create-account", "apply", "delete-account", ...
+	Change  *silo.Change   `json:"change,omitempty"`
+	State   IntentState    `json:"state"`
+	Error   string         `json:"error,omitempty"`
+	Created time.Time      `json:"created"`
+	Updated time.Time      `json:"updated"`
+}
+
+// APIKey is a tenant API key. Only a hash of the secret part is stored.
+type APIKey struct {
+	ID      string         `json:"id"` // public prefix, e.g. "sk_acme_3f9a..."
+	Account silo.AccountID `json:"account"`
+	Hash    []byte         `json:"-"` // SHA-256 of the full key
+	Name    string         `json:"name,omitempty"`
+	Created time.Time      `json:"created"`
+	Revoked *time.Time     `json:"revoked,omitempty"`
+}
+
+// Release is an immutable, content-addressed snapshot of a stack and its
+// built artifacts.
+type Release struct {
+	ID        string            `json:"id"`
+	Stack     json.RawMessage   `json:"stack"`     // the spec, as JSON
+	Artifacts map[string]string `json:"artifacts"` // function name → artifact digest
+	Created   time.Time         `json:"created"`
+	Note      string            `json:"note,omitempty"`
+}
+
+// AuditEvent is a control-plane mutation to record. It never holds a secret
+// value.
+type AuditEvent struct {
+	Time    time.Time       `json:"time"`
+	Actor   string          `json:"actor"`  // "operator:<name>", "server", "cli:<user>"
+	Action  string          `json:"action"` // "tenant.create", "key.issue", "secret.set", ...
+	Account silo.AccountID  `json:"account,omitempty"`
+	Detail  json.RawMessage `json:"detail,omitempty"`
+}
+
+// AuditEntry is a stored AuditEvent with its place in the hash chain:
+// Hash = SHA-256(Prev || canonical JSON of the event || Seq).
+type AuditEntry struct {
+	Seq   int64      `json:"seq"`
+	Event AuditEvent `json:"event"`
+	Prev  string     `json:"prev"` // hex hash of the previous entry, "" for the first
+	Hash  string     `json:"hash"` // hex
+}
