@@ -1,0 +1,5 @@
+//go:build !unix
+
+package envelope
+
+const noFollow = 0
