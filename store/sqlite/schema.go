@@ -1,0 +1,121 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	silo "github.com/silo-run/silo"
+)
+
+// migrations are applied in order; PRAGMA user_version holds how many have
+// been applied. Never edit one that has shipped: append a new one.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE accounts (
+	id         TEXT    NOT NULL PRIMARY KEY,
+	kind       TEXT    NOT NULL,
+	name       TEXT    NOT NULL DEFAULT '',
+	params     TEXT    NOT NULL DEFAULT '',  -- JSON object, '' when empty
+	state      TEXT    NOT NULL,
+	release    TEXT    NOT NULL DEFAULT '',
+	stack_hash TEXT    NOT NULL DEFAULT '',
+	created    INTEGER NOT NULL,             -- Unix microseconds
+	updated    INTEGER NOT NULL,
+	expires    INTEGER,
+	version    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX accounts_one_production ON accounts (kind) WHERE kind = 'production';
+CREATE INDEX accounts_state ON accounts (state, kind);
+
+CREATE TABLE resources (
+	account TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	type    TEXT NOT NULL,
+	name    TEXT NOT NULL,
+	spec    BLOB,
+	hash    TEXT NOT NULL,
+	PRIMARY KEY (account, type, name)
+) WITHOUT ROWID;
+
+CREATE TABLE intents (
+	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+	key     TEXT    NOT NULL UNIQUE,
+	account TEXT    NOT NULL,
+	action  TEXT    NOT NULL,
+	change  TEXT,                            -- JSON silo.Change
+	state   TEXT    NOT NULL,
+	error   TEXT    NOT NULL DEFAULT '',
+	created INTEGER NOT NULL,
+	updated INTEGER NOT NULL
+);
+CREATE INDEX intents_pending ON intents (seq) WHERE state = 'pending';
+
+CREATE TABLE api_keys (
+	id      TEXT    NOT NULL PRIMARY KEY,
+	account TEXT    NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	hash    BLOB    NOT NULL,
+	name    TEXT    NOT NULL DEFAULT '',
+	created INTEGER NOT NULL,
+	revoked INTEGER
+);
+CREATE INDEX api_keys_account ON api_keys (account, created);
+
+CREATE TABLE releases (
+	id        TEXT    NOT NULL PRIMARY KEY,
+	stack     BLOB,
+	artifacts TEXT    NOT NULL DEFAULT '',   -- JSON object
+	created   INTEGER NOT NULL,
+	note      TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX releases_created ON releases (created, id);
+
+CREATE TABLE audit (
+	seq     INTEGER PRIMARY KEY,
+	time    INTEGER NOT NULL,
+	actor   TEXT    NOT NULL,
+	action  TEXT    NOT NULL,
+	account TEXT    NOT NULL DEFAULT '',
+	detail  TEXT,                            -- canonical JSON
+	prev    TEXT    NOT NULL,
+	hash    TEXT    NOT NULL
+);
+
+CREATE TABLE settings (
+	name  TEXT NOT NULL PRIMARY KEY,
+	value TEXT NOT NULL
+) WITHOUT ROWID;
+`,
+}
+
+// migrate applies the migrations the database lacks, all in one write
+// transaction, so a crash leaves the schema at a version it had.
+func (s *Store) migrate(ctx context.Context) error {
+	sqlTx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.openErr("begin migration", err)
+	}
+	defer sqlTx.Rollback()
+	var have int
+	if err := sqlTx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have); err != nil {
+		return s.openErr("read schema version", err)
+	}
+	if have > len(migrations) {
+		return silo.Errorf(silo.CodeUnavailable, "state file %s has schema version %d but this silo knows only up to %d; run a newer silo", s.path, have, len(migrations))
+	}
+	if have == len(migrations) {
+		return nil
+	}
+	for i := have; i < len(migrations); i++ {
+		if _, err := sqlTx.ExecContext(ctx, migrations[i]); err != nil {
+			return s.openErr(fmt.Sprintf("apply schema migration %d", i+1), err)
+		}
+	}
+	// PRAGMA takes no parameters; the value is a trusted integer.
+	if _, err := sqlTx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return s.openErr("set schema version", err)
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return s.openErr("commit schema migration", err)
+	}
+	return nil
+}

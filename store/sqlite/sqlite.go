@@ -1,0 +1,378 @@
+// Package sqlite implements store.Store on an embedded SQLite database: the
+// default control-plane store of a single silo server.
+//
+// It owns the state file, its schema and every SQL statement that touches it;
+// no other package sees SQL or the driver. It imports the silo root package,
+// package store and the modernc.org/sqlite driver, and must not import any
+// other silo package.
+//
+// # Durability
+//
+// The database runs in WAL mode with synchronous=FULL, so a transaction that
+// Update reports as committed survives a process crash or power loss. Writers
+// go through a single connection that begins with BEGIN IMMEDIATE; readers
+// (View) use a separate pool of query-only connections and run concurrently
+// with the writer. Open reads the settings back and refuses to start if the
+// database does not honour them, and runs PRAGMA quick_check before touching
+// the file.
+//
+// # Notes
+//
+// Times are stored as microseconds since the Unix epoch and returned in UTC;
+// sub-microsecond precision is dropped.
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Store is the SQLite implementation of store.Store. It is safe for
+// concurrent use: Update calls are serialized on one writer connection, View
+// calls run concurrently on reader connections.
+type Store struct {
+	path string
+	w    *sql.DB // one connection; BEGIN IMMEDIATE
+	r    *sql.DB // query-only readers
+}
+
+var _ store.Store = (*Store)(nil)
+
+// options are the knobs tests turn; production code always uses the zero
+// value through Open.
+type options struct {
+	// synchronous overrides the synchronous setting asked for (default FULL),
+	// so that tests can prove that a wrong setting refuses to start.
+	synchronous string
+}
+
+// sqliteHeader is the magic string every SQLite database file starts with.
+var sqliteHeader = []byte("SQLite format 3\x00")
+
+// Open opens (creating if needed) the state database at path, checks its
+// integrity and durability settings and brings its schema up to date.
+//
+// # Errors
+//
+//   - CodeUnavailable "cannot write to <dir>: ...; choose a writable
+//     --data-dir" if the directory of path cannot be created or written.
+//   - CodeUnavailable "state file <path> is corrupted: ..." if the file is not
+//     a SQLite database or fails PRAGMA quick_check; the file is left as it
+//     was.
+//   - CodeUnavailable if the database does not run with journal_mode=wal and
+//     synchronous=FULL after opening, or was written by a newer silo.
+//   - CodeInvalid for an empty path or one containing '?'.
+func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, options{})
+}
+
+func open(ctx context.Context, path string, o options) (*Store, error) {
+	if path == "" {
+		return nil, silo.Errorf(silo.CodeInvalid, "no state file given; set --data-dir")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, silo.Errorf(silo.CodeInvalid, "state file path %q contains '?' or '#'; choose a --data-dir without them", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, silo.Errorf(silo.CodeInvalid, "state file path %q cannot be resolved: %w; choose another --data-dir", path, err)
+	}
+	if err := checkDir(filepath.Dir(abs)); err != nil {
+		return nil, err
+	}
+	if err := checkHeader(abs); err != nil {
+		return nil, err
+	}
+	s := &Store{path: abs}
+	sync := "FULL"
+	if o.synchronous != "" {
+		sync = o.synchronous
+	}
+	base := abs + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(" + sync + ")"
+
+	s.w, err = sql.Open("sqlite", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", abs, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+
+	if err := s.prepare(ctx); err != nil {
+		s.w.Close()
+		return nil, err
+	}
+
+	s.r, err = sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open %s: %w", abs, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	s.r.SetMaxOpenConns(n)
+	s.r.SetMaxIdleConns(n)
+	if err := s.checkSettings(ctx, s.r, "reader"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepare runs on the writer: integrity check first (read-only, so a damaged
+// file is never modified), then WAL mode, settings read back and migrations.
+func (s *Store) prepare(ctx context.Context) error {
+	var res []string
+	rows, err := s.w.QueryContext(ctx, "PRAGMA quick_check")
+	if err != nil {
+		return s.openErr("check integrity", err)
+	}
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			rows.Close()
+			return s.openErr("check integrity", err)
+		}
+		res = append(res, line)
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return s.openErr("check integrity", err)
+	}
+	rows.Close()
+	if len(res) != 1 || res[0] != "ok" {
+		if len(res) > 3 {
+			res = append(res[:3], "...")
+		}
+		return s.corrupted(errors.New(strings.Join(res, "; ")))
+	}
+
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+		return s.openErr("set journal mode", err)
+	}
+	if err := s.checkSettings(ctx, s.w, "writer"); err != nil {
+		return err
+	}
+	return s.migrate(ctx)
+}
+
+// checkSettings reads the durability settings back from a connection of db
+// and refuses anything but WAL with synchronous=FULL.
+func (s *Store) checkSettings(ctx context.Context, db *sql.DB, which string) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return s.openErr("connect", err)
+	}
+	defer conn.Close()
+	var mode string
+	var sync, fk int
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return s.openErr("read journal_mode", err)
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+		return s.openErr("read synchronous", err)
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return s.openErr("read foreign_keys", err)
+	}
+	if err := verifySettings(mode, sync, fk); err != nil {
+		return silo.Errorf(silo.CodeUnavailable, "state file %s: the %s connection %s; refusing to start because committed changes could be lost (is the file on a filesystem that supports WAL, such as a local disk?)", s.path, which, err.Error())
+	}
+	return nil
+}
+
+// verifySettings checks settings as read back from SQLite.
+func verifySettings(journalMode string, synchronous, foreignKeys int) error {
+	var bad []string
+	if !strings.EqualFold(journalMode, "wal") {
+		bad = append(bad, fmt.Sprintf("runs journal_mode=%s, not wal", journalMode))
+	}
+	if synchronous != 2 {
+		bad = append(bad, fmt.Sprintf("runs synchronous=%d, not 2 (FULL)", synchronous))
+	}
+	if foreignKeys != 1 {
+		bad = append(bad, "runs without foreign keys")
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, " and "))
+	}
+	return nil
+}
+
+// checkDir makes sure dir exists and a file can be created in it.
+func checkDir(dir string) error {
+	unwritable := func(err error) error {
+		return silo.Errorf(silo.CodeUnavailable, "cannot write to %s: %s; choose a writable --data-dir", dir, describe(err))
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return unwritable(err)
+	}
+	f, err := os.CreateTemp(dir, ".silo-write-check-*")
+	if err != nil {
+		return unwritable(err)
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return unwritable(err)
+	}
+	return nil
+}
+
+// describe returns the OS reason of err without repeating the path.
+func describe(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// checkHeader refuses, without writing anything, a file that exists, is not
+// empty and does not start with the SQLite header.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return silo.Errorf(silo.CodeUnavailable, "cannot read state file %s: %s; check its permissions or choose another --data-dir", path, describe(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return silo.Errorf(silo.CodeUnavailable, "cannot read state file %s: %s; check its permissions or choose another --data-dir", path, describe(err))
+	}
+	if fi.IsDir() {
+		return silo.Errorf(silo.CodeInvalid, "state file %s is a directory; remove it or choose another --data-dir", path)
+	}
+	if fi.Size() == 0 {
+		return nil
+	}
+	head := make([]byte, 100) // the SQLite file header
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return silo.Errorf(silo.CodeUnavailable, "cannot read state file %s: %s; check the disk", path, describe(err))
+	}
+	if n < len(head) || !bytes.HasPrefix(head, sqliteHeader) {
+		return corrupted(path, errors.New("it is not a SQLite database"))
+	}
+	return nil
+}
+
+func corrupted(path string, err error) error {
+	return silo.Errorf(silo.CodeUnavailable, "state file %s is corrupted: %s; restore it from a backup (or move it away to start empty) and start again", path, err.Error())
+}
+
+func (s *Store) corrupted(err error) error { return corrupted(s.path, err) }
+
+// openErr turns an error met while opening into a user error where the cause
+// is known.
+func (s *Store) openErr(op string, err error) error {
+	switch code(err) {
+	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return s.corrupted(err)
+	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR:
+		return silo.Errorf(silo.CodeUnavailable, "cannot write to %s: %s; choose a writable --data-dir", filepath.Dir(s.path), err.Error())
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return silo.Errorf(silo.CodeUnavailable, "state file %s is locked by another process; stop the other silo server or choose another --data-dir", s.path)
+	}
+	return fmt.Errorf("%s %s: %w", op, s.path, err)
+}
+
+// dbErr maps an error from a statement to what the caller should see: user
+// errors for conditions an operator can act on, a wrapped internal error
+// otherwise.
+func (s *Store) dbErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	switch code(err) {
+	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return s.corrupted(err)
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return silo.Errorf(silo.CodeUnavailable, "the state database is busy; try again: %w", err)
+	case sqlite3.SQLITE_FULL:
+		return silo.Errorf(silo.CodeUnavailable, "the disk holding %s is full; free some space and try again: %w", s.path, err)
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR:
+		return silo.Errorf(silo.CodeUnavailable, "cannot write to %s: %w; check the disk and its permissions", s.path, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// code returns the primary SQLite result code of err, or 0.
+func code(err error) int {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code() & 0xff
+	}
+	return 0
+}
+
+// Path returns the absolute path of the state file.
+func (s *Store) Path() string { return s.path }
+
+// View runs fn in a read-only transaction on a reader connection. It may run
+// concurrently with other View calls and with Update. Write methods of the
+// Tx return an error.
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	sqlTx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return s.dbErr("begin view", err)
+	}
+	defer sqlTx.Rollback()
+	return fn(&tx{s: s, ctx: ctx, tx: sqlTx, readOnly: true})
+}
+
+// Update runs fn in one write transaction (BEGIN IMMEDIATE) and commits it if
+// fn returns nil; otherwise, or if fn panics, nothing fn did is kept. Updates
+// are serialized; fn must not call Update itself (it would wait forever).
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error) {
+	sqlTx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.dbErr("begin update", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			sqlTx.Rollback()
+		}
+	}()
+	if err := fn(&tx{s: s, ctx: ctx, tx: sqlTx}); err != nil {
+		return err
+	}
+	done = true
+	if err := sqlTx.Commit(); err != nil {
+		return s.dbErr("commit", err)
+	}
+	return nil
+}
+
+// Close closes the database. Transactions still running fail.
+func (s *Store) Close() error {
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	return errors.Join(errs...)
+}
