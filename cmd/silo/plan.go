@@ -1,0 +1,306 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/store"
+)
+
+// planSummary is what silo plan prints with --output json.
+type planSummary struct {
+	Release  string        `json:"release"`
+	Accounts int           `json:"accounts"`
+	Changed  int           `json:"changed"`
+	Plans    []engine.Plan `json:"plans"`
+	Errors   []string      `json:"errors,omitempty"`
+}
+
+func targetFilter(all bool, args []string) (store.Filter, silo.AccountID, error) {
+	switch {
+	case all && len(args) == 0:
+		return store.Filter{}, "", nil
+	case !all && len(args) == 1:
+		return store.Filter{}, silo.AccountID(args[0]), nil
+	}
+	return store.Filter{}, "", usageError{"name one account, or pass --all for the whole fleet"}
+}
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "plan [ACCOUNT | --all]",
+		Short: "Show what apply would change: per account, create / update / replace / delete / no-op",
+		Long: `Plan builds the release from silo.yaml (content-addressed: unchanged inputs give the same
+release) and diffs each account's desired resources against its recorded state by content hash.
+An unchanged account costs microseconds. Nothing is changed.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, one, err := targetFilter(all, args)
+			if err != nil {
+				return err
+			}
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			rel, err := a.release(cmd.Context(), g, false)
+			if err != nil {
+				return err
+			}
+			sum := planSummary{Release: rel.ID, Plans: []engine.Plan{}}
+			add := func(p engine.Plan, err error) error {
+				sum.Accounts++
+				if err != nil {
+					sum.Errors = append(sum.Errors, fmt.Sprintf("%s: %s", p.Account, userMessage(err)))
+					return nil
+				}
+				if p.Touches() {
+					sum.Changed++
+					sum.Plans = append(sum.Plans, p)
+				}
+				return nil
+			}
+			if one != "" {
+				acct, err := a.plane.Account(cmd.Context(), one)
+				if err != nil {
+					return err
+				}
+				p, err := a.plane.Engine.PlanAccount(cmd.Context(), acct, rel)
+				if err != nil {
+					return err
+				}
+				_ = add(p, nil)
+			} else if err := a.plane.Engine.PlanFleet(cmd.Context(), rel, f, add); err != nil {
+				return err
+			}
+			if err := g.print(sum, func(w io.Writer) { printSummary(w, sum) }); err != nil {
+				return err
+			}
+			if len(sum.Errors) > 0 {
+				return silo.Errorf(silo.CodeInvalid, "%d account(s) cannot be planned; see above", len(sum.Errors))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "plan every account")
+	return cmd
+}
+
+func printSummary(w io.Writer, s planSummary) {
+	for _, p := range s.Plans {
+		printPlan(w, p, false)
+	}
+	for _, e := range s.Errors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+	if s.Changed == 0 && len(s.Errors) == 0 {
+		fmt.Fprintf(w, "nothing to do: %d account(s) current with release %s\n", s.Accounts, s.Release)
+		return
+	}
+	fmt.Fprintf(w, "release %s: %d of %d account(s) would change\n", s.Release, s.Changed, s.Accounts)
+}
+
+func printPlan(w io.Writer, p engine.Plan, applied bool) {
+	verb := "would"
+	if applied {
+		verb = "did"
+	}
+	if !p.Touches() {
+		fmt.Fprintf(w, "%s: no changes\n", p.Account)
+		return
+	}
+	fmt.Fprintf(w, "%s (%s): %s → %s\n", p.Account, p.Kind, orDash(p.FromRelease), p.Release)
+	sym := map[silo.Op]string{silo.OpCreate: "+", silo.OpUpdate: "~", silo.OpReplace: "-/+", silo.OpDelete: "-"}
+	for _, c := range p.Changes {
+		fmt.Fprintf(w, "  %-3s %s %s\n", sym[c.Op], c.Op, c.Key())
+	}
+	counts := p.Counts()
+	ops := []silo.Op{silo.OpCreate, silo.OpUpdate, silo.OpReplace, silo.OpDelete, silo.OpNoop}
+	var parts []string
+	for _, op := range ops {
+		if counts[op] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[op], op))
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "release label only")
+	}
+	fmt.Fprintf(w, "  %s %s\n", verb, strings.Join(parts, ", "))
+}
+
+func newApplyCmd(g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "apply [ACCOUNT | --all]",
+		Short: "Build silo.yaml into a release, make it current and apply it",
+		Long: `Apply builds the release from silo.yaml, makes it the current release, creates the
+production account if needed, and applies the release to one account or the whole fleet with
+bounded concurrency. Before every provider call an intent is committed to the journal; an
+interrupted apply is recovered on the next start.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, one, err := targetFilter(all, args)
+			if err != nil {
+				return err
+			}
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			rel, err := a.release(cmd.Context(), g, true)
+			if err != nil {
+				return err
+			}
+			if _, err := a.plane.EnsureProduction(cmd.Context(), rel); err != nil {
+				return err
+			}
+			var results []engine.Plan
+			var failed []string
+			if one != "" {
+				acct, err := a.plane.Account(cmd.Context(), one)
+				if err != nil {
+					return err
+				}
+				p, err := a.plane.Engine.PlanAccount(cmd.Context(), acct, rel)
+				if err != nil {
+					return err
+				}
+				if err := a.plane.Engine.Apply(cmd.Context(), p); err != nil {
+					return err
+				}
+				results = append(results, p)
+			} else {
+				_, err := a.plane.Engine.ApplyFleet(cmd.Context(), rel, f, func(r engine.FleetResult) {
+					if r.Err != nil {
+						failed = append(failed, fmt.Sprintf("%s: %s", r.Plan.Account, userMessage(r.Err)))
+						return
+					}
+					results = append(results, r.Plan)
+				})
+				if err != nil && len(failed) == 0 {
+					return err
+				}
+			}
+			out := map[string]any{"release": rel.ID, "applied": results, "failed": failed}
+			if err := g.print(out, func(w io.Writer) {
+				for _, p := range results {
+					printPlan(w, p, true)
+				}
+				for _, f := range failed {
+					fmt.Fprintf(w, "failed: %s\n", f)
+				}
+				fmt.Fprintf(w, "release %s is current; %d account(s) changed\n", rel.ID, len(results))
+			}); err != nil {
+				return err
+			}
+			if len(failed) > 0 {
+				return silo.Errorf(silo.CodeUnavailable, "%d account(s) failed to apply; fix the cause and run silo apply again", len(failed))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "apply to every account")
+	return cmd
+}
+
+func newDriftCmd(g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "drift [ACCOUNT | --all]",
+		Short: "Compare what the provider actually holds with recorded state",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, one, err := targetFilter(all, args)
+			if err != nil {
+				return err
+			}
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			ids := []silo.AccountID{one}
+			if one == "" {
+				accts, err := a.plane.Accounts(cmd.Context(), f)
+				if err != nil {
+					return err
+				}
+				ids = ids[:0]
+				for _, ac := range accts {
+					ids = append(ids, ac.ID)
+				}
+			} else if _, err := a.plane.Account(cmd.Context(), one); err != nil {
+				return err
+			}
+			out := map[silo.AccountID][]engine.DriftItem{}
+			n := 0
+			for _, id := range ids {
+				d, err := a.plane.Engine.Drift(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				if len(d) > 0 {
+					out[id] = d
+					n += len(d)
+				}
+			}
+			if err := g.print(out, func(w io.Writer) {
+				for _, id := range ids {
+					for _, it := range out[id] {
+						fmt.Fprintf(w, "%s: %s %s\n", id, it.Key, it.Kind)
+					}
+				}
+				if n == 0 {
+					fmt.Fprintf(w, "no drift in %d account(s)\n", len(ids))
+				}
+			}); err != nil {
+				return err
+			}
+			if n > 0 {
+				return silo.Errorf(silo.CodeFailedCheck, "%d resource(s) drifted; silo apply restores recorded state", n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "check every account")
+	return cmd
+}
+
+func newBuildCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "build",
+		Short: "Build every function in silo.yaml into a content-addressed artifact and store the release",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			rel, err := a.release(cmd.Context(), g, false)
+			if err != nil {
+				return err
+			}
+			return g.print(map[string]any{"release": rel.ID, "artifacts": rel.Artifacts}, func(w io.Writer) {
+				names := make([]string, 0, len(rel.Artifacts))
+				for k := range rel.Artifacts {
+					names = append(names, k)
+				}
+				sort.Strings(names)
+				for _, n := range names {
+					fmt.Fprintf(w, "%-24s %s\n", n, rel.Artifacts[n])
+				}
+				fmt.Fprintf(w, "release %s\n", rel.ID)
+			})
+		},
+	}
+}

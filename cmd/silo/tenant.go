@@ -1,0 +1,297 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/store"
+)
+
+func newTenantCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tenant",
+		Short: "Create, list, show, update, suspend, resume and delete tenants",
+		Long: `A tenant is a customer. Each tenant owns one isolated account holding its own copy of the
+stack in silo.yaml, with its own data key. Tenant IDs are DNS labels (a-z, 0-9, '-').`,
+	}
+	cmd.AddCommand(newTenantCreate(g, silo.KindTenant), newTenantList(g), newTenantShow(g), newTenantUpdate(g),
+		newTenantState(g, "suspend", silo.StateSuspended, "Suspend a tenant: its requests get 403 until resumed; its data is kept"),
+		newTenantState(g, "resume", silo.StateActive, "Resume a suspended tenant"),
+		newTenantDelete(g))
+	return cmd
+}
+
+func newTenantCreate(g *globals, kind silo.Kind) *cobra.Command {
+	var params []string
+	var name string
+	var noKey bool
+	cmd := &cobra.Command{
+		Use:   "create ID",
+		Short: "Create a tenant: its account, its stack on the current release, and a first API key",
+		Long: `Create a tenant. silo registers it, creates its account in the provider with a fresh data
+key, applies the current release (the first time: the release built from silo.yaml), and issues
+a first API key, printed once.`,
+		Example: `  silo tenant create acme --param plan=pro
+  silo tenant create globex --name "Globex Corp"`,
+		Args: exactArgs(1, "a tenant ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ps, err := parseParams(params)
+			if err != nil {
+				return err
+			}
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if _, err := silo.ParseTenantID(args[0]); err != nil {
+				return err
+			}
+			if err := a.currentOrBootstrap(cmd.Context(), g); err != nil {
+				return err
+			}
+			c, err := a.plane.CreateAccount(cmd.Context(), control.CreateRequest{ID: args[0], Kind: kind, Name: name, Params: ps, WithKey: !noKey})
+			if err != nil {
+				return err
+			}
+			return g.print(c, func(w io.Writer) {
+				fmt.Fprintf(w, "created %s %s (account %s, release %s)\n", c.Account.Kind, c.Account.ID, c.Account.ID, c.Account.Release)
+				if c.Key != "" {
+					fmt.Fprintf(w, "API key (shown once, store it now): %s\n", c.Key)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringArrayVarP(&params, "param", "p", nil, "tenant parameter NAME=VALUE (repeatable)")
+	cmd.Flags().StringVar(&name, "name", "", "display name")
+	cmd.Flags().BoolVar(&noKey, "no-key", false, "do not issue a first API key")
+	return cmd
+}
+
+func parseParams(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError{fmt.Sprintf("--param %q is not NAME=VALUE", kv)}
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func newTenantList(g *globals) *cobra.Command {
+	var kind, state string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List tenants (or other account kinds with --kind)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			f := store.Filter{Kind: silo.Kind(kind), State: silo.State(state), IncludeDeleted: all}
+			if kind == "all" {
+				f.Kind = ""
+			}
+			accts, err := a.plane.Accounts(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if accts == nil {
+				accts = []silo.Account{}
+			}
+			return g.print(accts, func(w io.Writer) { printAccounts(w, accts) })
+		},
+	}
+	cmd.Flags().StringVar(&kind, "kind", "tenant", "account kind: tenant, developer, environment, production or all")
+	cmd.Flags().StringVar(&state, "state", "", "only accounts in this state")
+	cmd.Flags().BoolVar(&all, "all", false, "include deleted accounts")
+	return cmd
+}
+
+func printAccounts(w io.Writer, accts []silo.Account) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tRELEASE\tPARAMS\tCREATED")
+	for _, a := range accts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Kind, a.State, orDash(a.Release), formatParams(a.Params), a.Created.Local().Format(time.DateTime))
+	}
+	tw.Flush()
+	if len(accts) == 0 {
+		fmt.Fprintln(w, "(none)")
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func formatParams(p map[string]string) string {
+	if len(p) == 0 {
+		return "-"
+	}
+	ks := make([]string, 0, len(p))
+	for k := range p {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	for i, k := range ks {
+		ks[i] = k + "=" + p[k]
+	}
+	return strings.Join(ks, ",")
+}
+
+func newTenantShow(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a tenant: account, kind, params, release, resources and their state, keys, data key",
+		Args:  exactArgs(1, "a tenant ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			d, err := a.plane.Show(cmd.Context(), silo.AccountID(args[0]))
+			if err != nil {
+				return err
+			}
+			return g.print(d, func(w io.Writer) { printDetail(w, d) })
+		},
+	}
+}
+
+func printDetail(w io.Writer, d control.Detail) {
+	a := d.Account
+	fmt.Fprintf(w, "Tenant     %s\n", a.ID)
+	if a.Name != "" {
+		fmt.Fprintf(w, "Name       %s\n", a.Name)
+	}
+	fmt.Fprintf(w, "Account    %s (kind %s)\n", a.ID, a.Kind)
+	fmt.Fprintf(w, "State      %s\n", a.State)
+	fmt.Fprintf(w, "Params     %s\n", formatParams(a.Params))
+	fmt.Fprintf(w, "Release    %s\n", orDash(a.Release))
+	if a.Expires != nil {
+		fmt.Fprintf(w, "Expires    %s\n", a.Expires.Local().Format(time.DateTime))
+	}
+	if d.DataKey.Fingerprint != "" {
+		fmt.Fprintf(w, "Data key   %s, fingerprint %s\n", d.DataKey.Algorithm, d.DataKey.Fingerprint)
+	}
+	drift := map[string]string{}
+	for _, it := range d.Drift {
+		drift[it.Key] = it.Kind
+	}
+	fmt.Fprintln(w, "\nResources")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TYPE\tNAME\tSTATE\tHASH")
+	for _, r := range d.Resources {
+		st := "applied"
+		if k, ok := drift[r.Key()]; ok {
+			st = "drift: " + k
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.Type, r.Name, st, r.Hash[:12])
+	}
+	for _, it := range d.Drift {
+		if it.Kind == "extra" {
+			fmt.Fprintf(tw, "  %s\t\tdrift: extra (held by provider, not recorded)\t\n", it.Key)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nAPI keys")
+	printKeys(w, d.Keys)
+}
+
+func newTenantUpdate(g *globals) *cobra.Command {
+	var params []string
+	var name string
+	cmd := &cobra.Command{
+		Use:     "update ID",
+		Short:   "Change a tenant's parameters or name and apply the current release with them",
+		Example: "  silo tenant update acme --param plan=enterprise\n  silo tenant update acme --param ring=   # unset: back to the default",
+		Args:    exactArgs(1, "a tenant ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ps, err := parseParams(params)
+			if err != nil {
+				return err
+			}
+			if len(ps) == 0 && name == "" {
+				return usageError{"nothing to update; pass --param NAME=VALUE or --name"}
+			}
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			p, err := a.plane.UpdateParams(cmd.Context(), silo.AccountID(args[0]), ps, name)
+			if err != nil {
+				return err
+			}
+			return g.print(p, func(w io.Writer) { printPlan(w, p, true) })
+		},
+	}
+	cmd.Flags().StringArrayVarP(&params, "param", "p", nil, "tenant parameter NAME=VALUE (repeatable; empty VALUE unsets)")
+	cmd.Flags().StringVar(&name, "name", "", "new display name")
+	return cmd
+}
+
+func newTenantState(g *globals, verb string, to silo.State, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " ID",
+		Short: short,
+		Args:  exactArgs(1, "a tenant ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			acct, err := a.plane.Engine.SetState(cmd.Context(), silo.AccountID(args[0]), to, "account."+verb)
+			if err != nil {
+				return err
+			}
+			return g.print(acct, func(w io.Writer) { fmt.Fprintf(w, "%s is %s\n", acct.ID, acct.State) })
+		},
+	}
+}
+
+func newTenantDelete(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a tenant: its account and data are destroyed and its data key is shredded",
+		Long: `Delete a tenant. Its account, resources and data are destroyed, its data key is destroyed
+first (crypto-shredding: anything left anywhere can no longer be decrypted), and its API keys are
+revoked. This cannot be undone. The production account cannot be deleted.`,
+		Args: exactArgs(1, "a tenant ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			id := silo.AccountID(args[0])
+			if err := a.plane.Engine.DeleteAccount(cmd.Context(), id); err != nil {
+				return err
+			}
+			return g.print(map[string]string{"deleted": string(id)}, func(w io.Writer) {
+				fmt.Fprintf(w, "deleted %s: account destroyed, data key destroyed\n", id)
+			})
+		},
+	}
+}

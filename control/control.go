@@ -1,0 +1,496 @@
+// Package control is the control plane: the registry of accounts and
+// tenants, releases, API keys and secrets, on top of the engine. The CLI
+// calls it directly on a local data dir; the server exposes it over HTTP.
+//
+// It depends on the store and provider contracts and on the engine, never on
+// a store or provider implementation, and it never reads a secret value (I3).
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/apikey"
+	"github.com/silo-run/silo/provider"
+	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
+)
+
+// Builder builds a function's source (a Go package dir or a .wasm file) into
+// a content-addressed artifact stored under ArtifactDir, and returns its
+// digest.
+type Builder interface {
+	Build(ctx context.Context, source string) (digest string, err error)
+}
+
+// Config configures a Plane.
+type Config struct {
+	Store    store.Store
+	Provider provider.Provider
+	Builder  Builder
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Actor    string
+	// Concurrency bounds fleet applies.
+	Concurrency int
+}
+
+// Plane is the control plane. Safe for concurrent use.
+type Plane struct {
+	cfg    Config
+	Engine *engine.Engine
+}
+
+// New returns a Plane.
+func New(cfg Config) *Plane {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Actor == "" {
+		cfg.Actor = "cli"
+	}
+	return &Plane{cfg: cfg, Engine: engine.New(engine.Config{
+		Store: cfg.Store, Provider: cfg.Provider, Logger: cfg.Logger, Now: cfg.Now,
+		Concurrency: cfg.Concurrency, Actor: cfg.Actor,
+	})}
+}
+
+const settingCurrent = "current_release"
+
+// BuildRelease loads silo.yaml at path, builds every function and stores the
+// release (content-addressed: the same inputs give the same ID). It does not
+// make the release current.
+func (p *Plane) BuildRelease(ctx context.Context, path string) (engine.Release, error) {
+	st, err := spec.Load(path)
+	if err != nil {
+		return engine.Release{}, err
+	}
+	arts := map[string]string{}
+	build := func(key string, f spec.Function) error {
+		src := f.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(st.Dir, src)
+		}
+		d, err := p.cfg.Builder.Build(ctx, src)
+		if err != nil {
+			return silo.Errorf(silo.ErrorCode(err), "build function %q: %w", key, err)
+		}
+		arts[key] = d
+		return nil
+	}
+	for _, name := range sortedKeys(st.Functions) {
+		if err := build(name, st.Functions[name]); err != nil {
+			return engine.Release{}, err
+		}
+	}
+	for _, name := range sortedKeys(st.Production.Functions) {
+		if err := build(engine.ArtifactKey(true, name), st.Production.Functions[name]); err != nil {
+			return engine.Release{}, err
+		}
+	}
+	rel, stored, err := engine.NewRelease(st, arts, p.cfg.Now())
+	if err != nil {
+		return engine.Release{}, err
+	}
+	err = p.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.PutRelease(stored) })
+	if err != nil {
+		return engine.Release{}, fmt.Errorf("store release %s: %w", rel.ID, err)
+	}
+	return rel, nil
+}
+
+// CurrentRelease returns the release new accounts get and fleet applies
+// target. silo.ErrNotFound if none was made current yet.
+func (p *Plane) CurrentRelease(ctx context.Context) (engine.Release, error) {
+	var r store.Release
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		id, err := tx.Setting(settingCurrent)
+		if err != nil {
+			return err
+		}
+		r, err = tx.Release(id)
+		return err
+	})
+	if errors.Is(err, silo.ErrNotFound) {
+		return engine.Release{}, silo.Errorf(silo.CodeNotFound, "no release yet; run silo apply in the directory holding silo.yaml")
+	}
+	if err != nil {
+		return engine.Release{}, err
+	}
+	return engine.LoadRelease(r)
+}
+
+// Release returns a stored release by ID.
+func (p *Plane) Release(ctx context.Context, id string) (engine.Release, error) {
+	var r store.Release
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		r, err = tx.Release(id)
+		return err
+	})
+	if err != nil {
+		return engine.Release{}, err
+	}
+	return engine.LoadRelease(r)
+}
+
+// SetCurrent makes rel the current release, with an audit event.
+func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
+	return p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		old, _ := tx.Setting(settingCurrent)
+		if old == rel.ID {
+			return nil
+		}
+		if err := tx.PutSetting(settingCurrent, rel.ID); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(store.AuditEvent{Time: p.cfg.Now(), Actor: p.cfg.Actor, Action: "release.current", Detail: jsonDetail(map[string]string{"release": rel.ID, "previous": old})})
+		return err
+	})
+}
+
+// EnsureProduction creates the production account on first use and applies
+// rel to it. It returns the account.
+func (p *Plane) EnsureProduction(ctx context.Context, rel engine.Release) (silo.Account, error) {
+	a, err := p.Account(ctx, silo.ProductionID)
+	if errors.Is(err, silo.ErrNotFound) {
+		return p.Engine.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction, Name: "Production"}, rel)
+	}
+	if err != nil {
+		return a, err
+	}
+	plan, err := p.Engine.PlanAccount(ctx, a, rel)
+	if err != nil {
+		return a, err
+	}
+	return a, p.Engine.Apply(ctx, plan)
+}
+
+// CreateRequest asks for a new tenant, developer or environment account.
+type CreateRequest struct {
+	ID      string
+	Kind    silo.Kind
+	Name    string
+	Params  map[string]string
+	TTL     time.Duration // environments only
+	WithKey bool          // issue a first API key
+}
+
+// Created is the result of CreateAccount: the account and, when asked for,
+// its first API key in plain text (shown once, never stored).
+type Created struct {
+	Account silo.Account `json:"account"`
+	Key     string       `json:"key,omitempty"`
+	KeyID   string       `json:"key_id,omitempty"`
+}
+
+// CreateAccount onboards an account of kind tenant, developer or
+// environment on the current release, creating the production account first
+// if it does not exist.
+func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, error) {
+	tid, err := silo.ParseTenantID(req.ID)
+	if err != nil {
+		return Created{}, err
+	}
+	if req.Kind == "" {
+		req.Kind = silo.KindTenant
+	}
+	if req.Kind == silo.KindProduction || !req.Kind.Valid() {
+		return Created{}, silo.Errorf(silo.CodeInvalid, "cannot create an account of kind %q; use tenant, developer or environment (the one production account is created automatically)", req.Kind)
+	}
+	rel, err := p.CurrentRelease(ctx)
+	if err != nil {
+		return Created{}, err
+	}
+	if _, err := rel.Stack.ResolveParams(req.Params); err != nil {
+		return Created{}, err
+	}
+	if _, err := p.EnsureProduction(ctx, rel); err != nil {
+		return Created{}, fmt.Errorf("production account: %w", err)
+	}
+	a := silo.Account{ID: silo.AccountID(tid), Kind: req.Kind, Name: req.Name, Params: req.Params}
+	if req.TTL > 0 {
+		exp := p.cfg.Now().Add(req.TTL).UTC()
+		a.Expires = &exp
+	}
+	a, err = p.Engine.CreateAccount(ctx, a, rel)
+	out := Created{Account: a}
+	if err != nil {
+		return out, err
+	}
+	if req.WithKey {
+		key, k, err := p.IssueKey(ctx, a.ID, "default")
+		if err != nil {
+			return out, err
+		}
+		out.Key, out.KeyID = key, k.ID
+	}
+	return out, nil
+}
+
+// Account returns one account.
+func (p *Plane) Account(ctx context.Context, id silo.AccountID) (silo.Account, error) {
+	var a silo.Account
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		a, err = tx.Account(id)
+		return err
+	})
+	if errors.Is(err, silo.ErrNotFound) {
+		return a, silo.Errorf(silo.CodeNotFound, "no account %q; silo tenant list shows the accounts", id)
+	}
+	return a, err
+}
+
+// Accounts lists accounts.
+func (p *Plane) Accounts(ctx context.Context, f store.Filter) ([]silo.Account, error) {
+	var out []silo.Account
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = tx.Accounts(f)
+		return err
+	})
+	return out, err
+}
+
+// Detail is everything silo tenant show prints about an account.
+type Detail struct {
+	Account   silo.Account       `json:"account"`
+	Resources []silo.Resource    `json:"resources"`
+	Keys      []store.APIKey     `json:"keys"`
+	DataKey   provider.KeyInfo   `json:"data_key"`
+	Drift     []engine.DriftItem `json:"drift"`
+}
+
+// Show returns an account's detail, including drift against the provider.
+func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
+	var d Detail
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		if d.Account, err = tx.Account(id); err != nil {
+			return err
+		}
+		if d.Resources, err = tx.Resources(id); err != nil {
+			return err
+		}
+		d.Keys, err = tx.Keys(id)
+		return err
+	})
+	if errors.Is(err, silo.ErrNotFound) {
+		return d, silo.Errorf(silo.CodeNotFound, "no account %q; silo tenant list shows the accounts", id)
+	}
+	if err != nil || d.Account.State == silo.StateDeleted {
+		return d, err
+	}
+	if d.DataKey, err = p.cfg.Provider.KeyInfo(ctx, id); err != nil {
+		return d, err
+	}
+	d.Drift, err = p.Engine.Drift(ctx, id)
+	return d, err
+}
+
+// UpdateParams changes an account's parameters and applies the current
+// release with them.
+func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (engine.Plan, error) {
+	rel, err := p.CurrentRelease(ctx)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	var a silo.Account
+	err = p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if a, err = tx.Account(id); err != nil {
+			return err
+		}
+		if a.Kind == silo.KindProduction {
+			return silo.Errorf(silo.CodeInvalid, "the production account has no parameters")
+		}
+		params := map[string]string{}
+		for k, v := range a.Params {
+			params[k] = v
+		}
+		for k, v := range set {
+			if v == "" {
+				delete(params, k)
+			} else {
+				params[k] = v
+			}
+		}
+		if _, err := rel.Stack.ResolveParams(params); err != nil {
+			return err
+		}
+		a.Params = params
+		if name != "" {
+			a.Name = name
+		}
+		a.Updated = p.cfg.Now()
+		if err := tx.UpdateAccount(a); err != nil {
+			return err
+		}
+		a.Version++
+		_, err = tx.AppendAudit(store.AuditEvent{Time: a.Updated, Actor: p.cfg.Actor, Action: "account.update", Account: id, Detail: jsonDetail(map[string]any{"params": set})})
+		return err
+	})
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	plan, err := p.Engine.PlanAccount(ctx, a, rel)
+	if err != nil {
+		return plan, err
+	}
+	return plan, p.Engine.Apply(ctx, plan)
+}
+
+// IssueKey issues a new API key for an account and returns it in plain
+// text; only its hash is stored.
+func (p *Plane) IssueKey(ctx context.Context, id silo.AccountID, name string) (string, store.APIKey, error) {
+	plain, k, err := apikey.New(id)
+	if err != nil {
+		return "", k, err
+	}
+	k.Name, k.Created = name, p.cfg.Now().UTC()
+	err = p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		a, err := tx.Account(id)
+		if err != nil {
+			return err
+		}
+		if a.Kind == silo.KindProduction || a.State == silo.StateDeleted || a.State == silo.StateDeleting {
+			return silo.Errorf(silo.CodeInvalid, "account %s cannot have API keys (it is %s %s)", id, a.State, a.Kind)
+		}
+		if err := tx.PutKey(k); err != nil {
+			return err
+		}
+		_, err = tx.AppendAudit(store.AuditEvent{Time: k.Created, Actor: p.cfg.Actor, Action: "key.issue", Account: id, Detail: jsonDetail(map[string]string{"key_id": k.ID, "name": name})})
+		return err
+	})
+	if err != nil {
+		return "", k, err
+	}
+	return plain, k, nil
+}
+
+// Keys lists an account's keys (never their secrets).
+func (p *Plane) Keys(ctx context.Context, id silo.AccountID) ([]store.APIKey, error) {
+	var out []store.APIKey
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		if _, err := tx.Account(id); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.Keys(id)
+		return err
+	})
+	return out, err
+}
+
+// RevokeKey revokes one key of an account.
+func (p *Plane) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error {
+	return p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		k, err := tx.Key(keyID)
+		if errors.Is(err, silo.ErrNotFound) || (err == nil && k.Account != id) {
+			return silo.Errorf(silo.CodeNotFound, "account %s has no key %q; silo keys list %s shows its keys", id, keyID, id)
+		}
+		if err != nil {
+			return err
+		}
+		if k.Revoked != nil {
+			return nil
+		}
+		now := p.cfg.Now().UTC()
+		k.Revoked = &now
+		if err := tx.PutKey(k); err != nil {
+			return err
+		}
+		_, err = tx.AppendAudit(store.AuditEvent{Time: now, Actor: p.cfg.Actor, Action: "key.revoke", Account: id, Detail: jsonDetail(map[string]string{"key_id": keyID})})
+		return err
+	})
+}
+
+// SetSecret stores a secret value in an account, encrypted under the
+// account's data key. The value is never stored in the control plane, never
+// logged and never returned.
+func (p *Plane) SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error {
+	a, err := p.Account(ctx, id)
+	if err != nil {
+		return err
+	}
+	if a.State == silo.StateDeleted || a.State == silo.StateDeleting {
+		return silo.Errorf(silo.CodeInvalid, "account %s is %s", id, a.State)
+	}
+	if err := p.cfg.Provider.PutSecret(ctx, id, name, value); err != nil {
+		return err
+	}
+	return p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.AppendAudit(store.AuditEvent{Time: p.cfg.Now(), Actor: p.cfg.Actor, Action: "secret.set", Account: id, Detail: jsonDetail(map[string]any{"name": name, "bytes": len(value)})})
+		return err
+	})
+}
+
+// VerifyAudit checks the whole audit log's hash chain.
+func (p *Plane) VerifyAudit(ctx context.Context) (int, error) {
+	var prev string
+	var after int64
+	total := 0
+	for {
+		var page []store.AuditEntry
+		if err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			page, err = tx.Audit(after, 1000)
+			return err
+		}); err != nil {
+			return total, err
+		}
+		n, err := store.VerifyChain(prev, after, page)
+		total += n
+		if err != nil {
+			return total, silo.Errorf(silo.CodeFailedCheck, "audit log is not intact: %v", err)
+		}
+		if len(page) == 0 {
+			return total, nil
+		}
+		last := page[len(page)-1]
+		prev, after = last.Hash, last.Seq
+	}
+}
+
+// DataDirWritable checks that dir exists (creating it) and is writable, and
+// says what to do if not.
+func DataDirWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return silo.Errorf(silo.CodeUnavailable, "cannot create data dir %s: %v; choose a writable --data-dir", dir, unwrapPath(err))
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return silo.Errorf(silo.CodeUnavailable, "cannot write to data dir %s: %v; choose a writable --data-dir", dir, unwrapPath(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

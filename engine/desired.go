@@ -1,0 +1,175 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/spec"
+)
+
+// FunctionSpec is the spec of a function resource: the artifact to run and
+// the grants it holds. Grants are policy as data: the decision point and the
+// verifier read them from here.
+type FunctionSpec struct {
+	Artifact    string            `json:"artifact"`
+	Handler     string            `json:"handler"`
+	Memory      uint64            `json:"memory"`
+	Timeout     time.Duration     `json:"timeout"`
+	Concurrency int               `json:"concurrency"`
+	Tables      map[string]string `json:"tables,omitempty"`  // table → "read" | "read-write"
+	Buckets     map[string]string `json:"buckets,omitempty"` // bucket → "read" | "read-write"
+	Config      []string          `json:"config,omitempty"`
+	Secrets     []string          `json:"secrets,omitempty"`
+	Exports     []string          `json:"exports,omitempty"`
+}
+
+// ConfigSpec is the spec of a config resource.
+type ConfigSpec struct {
+	Value string `json:"value"`
+}
+
+// RouteSpec is the spec of a route resource.
+type RouteSpec struct {
+	Method   string `json:"method"`
+	Path     string `json:"path"`
+	Function string `json:"function"`
+}
+
+// ExportSpec is the spec of an export resource of the production account:
+// exactly one of Table, Bucket and Config names the exported resource.
+// Exports are read-only by construction; there is no mode field to widen.
+type ExportSpec struct {
+	Table  string `json:"table,omitempty"`
+	Bucket string `json:"bucket,omitempty"`
+	Config string `json:"config,omitempty"`
+}
+
+type empty struct{}
+
+// Desired returns the resources the account must hold under a release: the
+// production section for the production account, the per-account stack for
+// every other kind, with the account's parameters resolved and interpolated.
+// artifacts maps function name to artifact digest.
+//
+// # Errors
+//
+// CodeInvalid when the account's parameters do not fit the stack, or a
+// function has no artifact.
+func Desired(st *spec.Stack, artifacts map[string]string, acct silo.Account) ([]silo.Resource, error) {
+	var b builder
+	if acct.Kind == silo.KindProduction {
+		p := st.Production
+		b.named(silo.TypeTable, keys(p.Tables), func(string) any { return empty{} })
+		b.named(silo.TypeBucket, keys(p.Buckets), func(string) any { return empty{} })
+		b.named(silo.TypeConfig, keys(p.Config), func(k string) any { return ConfigSpec{Value: p.Config[k]} })
+		b.functions(p.Functions, artifacts, "production.")
+		b.named(silo.TypeExport, keys(p.Exports), func(k string) any {
+			e := p.Exports[k]
+			return ExportSpec{Table: e.Table, Bucket: e.Bucket, Config: e.Config}
+		})
+		return b.out, b.err
+	}
+	params, err := st.ResolveParams(acct.Params)
+	if err != nil {
+		return nil, err
+	}
+	b.named(silo.TypeTable, keys(st.Tables), func(string) any { return empty{} })
+	b.named(silo.TypeBucket, keys(st.Buckets), func(string) any { return empty{} })
+	b.named(silo.TypeSecret, keys(st.Secrets), func(string) any { return empty{} })
+	for _, k := range keys(st.Config) {
+		v, err := spec.Interpolate(st.Config[k], string(acct.ID), params)
+		if err != nil {
+			return nil, silo.Errorf(silo.CodeInvalid, "config %q for account %s: %v", k, acct.ID, err)
+		}
+		b.add(silo.TypeConfig, k, ConfigSpec{Value: v})
+	}
+	b.functions(st.Functions, artifacts, "")
+	for _, r := range st.Routes {
+		b.add(silo.TypeRoute, r.Method+" "+r.Path, RouteSpec{Method: r.Method, Path: r.Path, Function: r.Function})
+	}
+	return b.out, b.err
+}
+
+// ArtifactKey is the key of a function's artifact in a release: production
+// functions are prefixed with "production." so they cannot collide with
+// per-account functions of the same name.
+func ArtifactKey(production bool, fn string) string {
+	if production {
+		return "production." + fn
+	}
+	return fn
+}
+
+type builder struct {
+	out []silo.Resource
+	err error
+}
+
+func (b *builder) add(t silo.ResourceType, name string, v any) {
+	if b.err != nil {
+		return
+	}
+	r, err := silo.NewResource(t, name, v)
+	if err != nil {
+		b.err = err
+		return
+	}
+	b.out = append(b.out, r)
+}
+
+func (b *builder) named(t silo.ResourceType, names []string, spec func(string) any) {
+	for _, n := range names {
+		b.add(t, n, spec(n))
+	}
+}
+
+func (b *builder) functions(fns map[string]spec.Function, artifacts map[string]string, prefix string) {
+	for _, name := range keys(fns) {
+		f := fns[name]
+		digest, ok := artifacts[prefix+name]
+		if !ok {
+			if b.err == nil {
+				b.err = silo.Errorf(silo.CodeInvalid, "function %q has no built artifact; run silo build", name)
+			}
+			return
+		}
+		b.add(silo.TypeFunction, name, FunctionSpec{
+			Artifact: digest, Handler: f.Handler, Memory: f.Memory, Timeout: f.Timeout,
+			Concurrency: f.Concurrency, Tables: accessMap(f.Tables), Buckets: accessMap(f.Buckets),
+			Config: sorted(f.Config), Secrets: sorted(f.Secrets), Exports: sorted(f.Exports),
+		})
+	}
+}
+
+func accessMap(m map[string]spec.Access) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = string(v)
+	}
+	return out
+}
+
+func sorted(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var _ = fmt.Sprintf

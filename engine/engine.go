@@ -1,0 +1,409 @@
+// Package engine plans and applies stacks to accounts: it diffs the
+// resources an account must hold under a release against the state recorded
+// in the store (by content hash, so an unchanged account costs microseconds),
+// applies the changes through a provider in dependency order, journals an
+// intent before every provider call, recovers pending intents after a crash,
+// and reports drift between recorded state and what the provider holds.
+//
+// It depends on the contracts in store and provider, never on their
+// implementations.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
+	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
+)
+
+// Config configures an Engine.
+type Config struct {
+	Store    store.Store
+	Provider provider.Provider
+	Logger   *slog.Logger
+	// Now returns the current time; time.Now if nil.
+	Now func() time.Time
+	// Concurrency bounds fleet-wide applies; 8 if zero.
+	Concurrency int
+	// Actor names who is acting in audit events; "cli" if empty.
+	Actor string
+	// Hook, if set, is called at each step boundary of an apply: after the
+	// intents commit ("journaled"), after each provider call ("provider"),
+	// and after the results commit ("recorded"). Progress displays and
+	// crash tests use it. It must not block.
+	Hook func(Step)
+}
+
+// Step is a step boundary reported to Config.Hook.
+type Step struct {
+	Point   string // "journaled", "provider", "recorded"
+	Account silo.AccountID
+	Change  *silo.Change // for "provider"
+}
+
+func (e *Engine) hook(point string, a silo.AccountID, c *silo.Change) {
+	if e.cfg.Hook != nil {
+		e.cfg.Hook(Step{Point: point, Account: a, Change: c})
+	}
+}
+
+// Engine plans and applies releases to accounts. It is safe for concurrent
+// use; two applies to the same account are serialized by the account's
+// Version (the loser gets silo.ErrConflict and re-plans).
+type Engine struct {
+	cfg Config
+}
+
+// New returns an Engine.
+func New(cfg Config) *Engine {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.Actor == "" {
+		cfg.Actor = "cli"
+	}
+	return &Engine{cfg: cfg}
+}
+
+// Release is a release ready to plan: its parsed stack and artifacts.
+type Release struct {
+	ID        string
+	Stack     *spec.Stack
+	Artifacts map[string]string
+}
+
+// Plan is what applying a release to one account would change. It is data:
+// print it, save it as JSON, apply it later (Apply refuses it if the account
+// changed since).
+type Plan struct {
+	Account     silo.AccountID `json:"account"`
+	Kind        silo.Kind      `json:"kind"`
+	Release     string         `json:"release"`
+	FromRelease string         `json:"from_release,omitempty"`
+	DesiredHash string         `json:"desired_hash"`
+	Changes     []silo.Change  `json:"changes"`
+	Unchanged   int            `json:"unchanged"`
+	Version     int64          `json:"version"` // the account version the plan was made against
+	// Provision is set for an account still provisioning (an interrupted
+	// onboarding): Apply first makes sure the provider holds the account.
+	Provision bool `json:"provision,omitempty"`
+}
+
+// Empty reports whether the plan changes no resource.
+func (p Plan) Empty() bool { return len(p.Changes) == 0 }
+
+// Touches reports whether applying the plan writes anything: resources or
+// only the account's release label.
+func (p Plan) Touches() bool { return !p.Empty() || p.Release != p.FromRelease || p.Provision }
+
+// Counts returns the number of changes per operation.
+func (p Plan) Counts() map[silo.Op]int {
+	m := map[silo.Op]int{}
+	for _, c := range p.Changes {
+		m[c.Op]++
+	}
+	if p.Unchanged > 0 {
+		m[silo.OpNoop] = p.Unchanged
+	}
+	return m
+}
+
+// PlanAccount plans release rel for account a. If the desired resources hash
+// to the account's StackHash the plan is empty and no recorded state is read.
+func (e *Engine) PlanAccount(ctx context.Context, a silo.Account, rel Release) (Plan, error) {
+	desired, err := Desired(rel.Stack, rel.Artifacts, a)
+	if err != nil {
+		return Plan{}, err
+	}
+	p := Plan{Account: a.ID, Kind: a.Kind, Release: rel.ID, FromRelease: a.Release, DesiredHash: silo.SetHash(desired), Version: a.Version, Provision: a.State == silo.StateProvisioning}
+	if p.DesiredHash == a.StackHash && !p.Provision {
+		p.Unchanged = len(desired)
+		return p, nil
+	}
+	var recorded []silo.Resource
+	err = e.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		recorded, err = tx.Resources(a.ID)
+		return err
+	})
+	if err != nil {
+		return Plan{}, fmt.Errorf("plan %s: %w", a.ID, err)
+	}
+	p.Changes, p.Unchanged = Diff(desired, recorded)
+	return p, nil
+}
+
+// Diff returns the changes that turn current into desired, in apply order
+// (creates and updates by dependency order, then deletes in reverse), and
+// the number of unchanged resources.
+func Diff(desired, current []silo.Resource) (changes []silo.Change, unchanged int) {
+	cur := make(map[string]silo.Resource, len(current))
+	for _, r := range current {
+		cur[r.Key()] = r
+	}
+	for i := range desired {
+		d := desired[i]
+		c, ok := cur[d.Key()]
+		delete(cur, d.Key())
+		switch {
+		case !ok:
+			changes = append(changes, silo.Change{Op: silo.OpCreate, Type: d.Type, Name: d.Name, Desired: &d})
+		case c.Hash == d.Hash:
+			unchanged++
+		default:
+			op := silo.OpUpdate
+			if replaces(c, d) {
+				op = silo.OpReplace
+			}
+			changes = append(changes, silo.Change{Op: op, Type: d.Type, Name: d.Name, Desired: &d, Current: &c})
+		}
+	}
+	for _, c := range cur {
+		c := c
+		changes = append(changes, silo.Change{Op: silo.OpDelete, Type: c.Type, Name: c.Name, Current: &c})
+	}
+	sort.SliceStable(changes, func(i, j int) bool {
+		a, b := changes[i], changes[j]
+		ad, bd := a.Op == silo.OpDelete, b.Op == silo.OpDelete
+		if ad != bd {
+			return !ad
+		}
+		if a.Type.Order() != b.Type.Order() {
+			if ad {
+				return a.Type.Order() > b.Type.Order()
+			}
+			return a.Type.Order() < b.Type.Order()
+		}
+		return a.Key() < b.Key()
+	})
+	return changes, unchanged
+}
+
+// replaces reports whether changing c into d cannot be done in place: an
+// export that now points at a different kind of resource is withdrawn and
+// published again.
+func replaces(c, d silo.Resource) bool {
+	if c.Type != silo.TypeExport {
+		return false
+	}
+	var a, b ExportSpec
+	_ = json.Unmarshal(c.Spec, &a)
+	_ = json.Unmarshal(d.Spec, &b)
+	return (a.Table == "") != (b.Table == "") || (a.Bucket == "") != (b.Bucket == "") || (a.Config == "") != (b.Config == "")
+}
+
+func intentKey(a silo.AccountID, version int64, c silo.Change) string {
+	return fmt.Sprintf("apply/%s/v%d/%s", a, version, c.Key())
+}
+
+// Apply applies a plan. It journals one intent per change in one
+// transaction, makes the provider calls in order, then records the results,
+// the account's new release and an audit event in a second transaction. If
+// the account changed since the plan was made, Apply returns
+// silo.ErrConflict and changes nothing.
+func (e *Engine) Apply(ctx context.Context, p Plan) error {
+	if !p.Touches() {
+		return nil
+	}
+	var seqs []int64
+	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		seqs = seqs[:0]
+		a, err := tx.Account(p.Account)
+		if err != nil {
+			return err
+		}
+		if a.Version != p.Version {
+			return silo.Errorf(silo.CodeConflict, "account %s changed since the plan was made; plan again", p.Account)
+		}
+		now := e.cfg.Now()
+		for i := range p.Changes {
+			c := p.Changes[i]
+			seq, err := tx.AddIntent(store.Intent{Key: intentKey(p.Account, p.Version, c), Account: p.Account, Action: "apply", Change: &c, State: store.IntentPending, Created: now, Updated: now})
+			if err != nil {
+				return err
+			}
+			seqs = append(seqs, seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("apply %s: %w", p.Account, err)
+	}
+	e.hook("journaled", p.Account, nil)
+	done := 0
+	var applyErr error
+	if p.Provision {
+		if err := e.cfg.Provider.CreateAccount(ctx, p.Account, p.Kind); err != nil {
+			applyErr = fmt.Errorf("create account: %w", err)
+		}
+	}
+	for i, c := range p.Changes {
+		if applyErr != nil {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			applyErr = err
+			break
+		}
+		if err := e.cfg.Provider.Apply(ctx, p.Account, c); err != nil {
+			applyErr = fmt.Errorf("%s %s: %w", c.Op, c.Key(), err)
+			break
+		}
+		e.hook("provider", p.Account, &p.Changes[i])
+		done++
+	}
+	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		for i, c := range p.Changes {
+			if i >= done {
+				msg := "not attempted"
+				if i == done && applyErr != nil {
+					msg = applyErr.Error()
+				}
+				if err := tx.FinishIntent(seqs[i], store.IntentFailed, msg); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := record(tx, p.Account, c); err != nil {
+				return err
+			}
+			if err := tx.FinishIntent(seqs[i], store.IntentDone, ""); err != nil {
+				return err
+			}
+		}
+		if applyErr != nil {
+			return nil
+		}
+		a, err := tx.Account(p.Account)
+		if err != nil {
+			return err
+		}
+		a.StackHash, a.Release, a.Updated = p.DesiredHash, p.Release, e.cfg.Now()
+		if a.State == silo.StateProvisioning {
+			a.State = silo.StateActive
+		}
+		if err := tx.UpdateAccount(a); err != nil {
+			return err
+		}
+		detail, _ := json.Marshal(map[string]any{"release": p.Release, "from": p.FromRelease, "changes": p.Counts()})
+		_, err = tx.AppendAudit(store.AuditEvent{Time: e.cfg.Now(), Actor: e.cfg.Actor, Action: "release.apply", Account: p.Account, Detail: detail})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record apply of %s: %w", p.Account, err)
+	}
+	e.hook("recorded", p.Account, nil)
+	if applyErr != nil {
+		return silo.Errorf(silo.ErrorCode(applyErr), "apply to account %s stopped at %w; fix the cause and run silo apply again", p.Account, applyErr)
+	}
+	return nil
+}
+
+func record(tx store.Tx, a silo.AccountID, c silo.Change) error {
+	if c.Op == silo.OpDelete {
+		return tx.DeleteResource(a, c.Type, c.Name)
+	}
+	return tx.PutResource(a, *c.Desired)
+}
+
+// FleetResult is the outcome of planning or applying one account of a fleet.
+type FleetResult struct {
+	Plan Plan
+	Err  error
+}
+
+// PlanFleet plans rel for every account matching f (production included
+// when f allows it), calling fn for each plan in account order.
+func (e *Engine) PlanFleet(ctx context.Context, rel Release, f store.Filter, fn func(Plan, error) error) error {
+	const page = 2000
+	f.Limit = page
+	for {
+		var accts []silo.Account
+		if err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			accts, err = tx.Accounts(f)
+			return err
+		}); err != nil {
+			return fmt.Errorf("list accounts: %w", err)
+		}
+		for _, a := range accts {
+			if a.State == silo.StateDeleting {
+				continue
+			}
+			p, err := e.PlanAccount(ctx, a, rel)
+			if err := fn(p, err); err != nil {
+				return err
+			}
+		}
+		if len(accts) < page {
+			return nil
+		}
+		f.After = accts[len(accts)-1].ID
+	}
+}
+
+// ApplyFleet plans and applies rel to every account matching f with bounded
+// concurrency, calling progress (serialized) for each account that had
+// something to do. It returns the number of accounts changed and the first
+// error; it keeps going past failures of single accounts.
+func (e *Engine) ApplyFleet(ctx context.Context, rel Release, f store.Filter, progress func(FleetResult)) (int, error) {
+	var (
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		first   error
+		changed int
+		sem     = make(chan struct{}, e.cfg.Concurrency)
+		report  = func(r FleetResult) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Err != nil && first == nil {
+				first = r.Err
+			}
+			if r.Err == nil {
+				changed++
+			}
+			if progress != nil {
+				progress(r)
+			}
+		}
+	)
+	err := e.PlanFleet(ctx, rel, f, func(p Plan, err error) error {
+		if err != nil {
+			report(FleetResult{Plan: p, Err: err})
+			return nil
+		}
+		if !p.Touches() {
+			return nil
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			report(FleetResult{Plan: p, Err: e.Apply(ctx, p)})
+		}()
+		return nil
+	})
+	wg.Wait()
+	if err != nil {
+		return changed, err
+	}
+	return changed, first
+}

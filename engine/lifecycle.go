@@ -1,0 +1,254 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+)
+
+// CreateAccount registers a new account, creates it in the provider and
+// applies rel to it (when rel.Stack is not nil), leaving it active. The
+// registry row, the intents and an audit event commit together before any
+// provider call; a crash after that is finished by Recover.
+//
+// # Errors
+//
+// silo.ErrConflict if the ID is taken or a second production account is
+// requested; CodeInvalid if the parameters do not fit the stack.
+func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release) (silo.Account, error) {
+	now := e.cfg.Now()
+	a.State, a.Created, a.Updated, a.Version = silo.StateProvisioning, now, now, 1
+	p := Plan{Account: a.ID, Kind: a.Kind, Version: 1}
+	if rel.Stack != nil {
+		desired, err := Desired(rel.Stack, rel.Artifacts, a)
+		if err != nil {
+			return a, err
+		}
+		p.Release, p.DesiredHash = rel.ID, silo.SetHash(desired)
+		p.Changes, p.Unchanged = Diff(desired, nil)
+	}
+	var seqs []int64
+	var createSeq int64
+	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		seqs = seqs[:0]
+		if old, err := tx.Account(a.ID); err == nil && old.State == silo.StateDeleted {
+			// A deleted account's ID may be reused; its data key is gone.
+			if err := tx.PurgeAccount(a.ID); err != nil {
+				return err
+			}
+		}
+		if err := tx.CreateAccount(a); err != nil {
+			if errors.Is(err, silo.ErrConflict) {
+				if a.Kind == silo.KindProduction {
+					return silo.Errorf(silo.CodeConflict, "the production account exists already; there is exactly one")
+				}
+				return silo.Errorf(silo.CodeConflict, "account %s exists already; choose another ID or use silo tenant show %s", a.ID, a.ID)
+			}
+			return err
+		}
+		var err error
+		createSeq, err = tx.AddIntent(store.Intent{Key: "create-account/" + string(a.ID) + "/" + now.UTC().Format("20060102T150405.000000000"), Account: a.ID, Action: "create-account", State: store.IntentPending, Created: now, Updated: now})
+		if err != nil {
+			return err
+		}
+		for i := range p.Changes {
+			c := p.Changes[i]
+			seq, err := tx.AddIntent(store.Intent{Key: intentKey(a.ID, 1, c), Account: a.ID, Action: "apply", Change: &c, State: store.IntentPending, Created: now, Updated: now})
+			if err != nil {
+				return err
+			}
+			seqs = append(seqs, seq)
+		}
+		detail, _ := json.Marshal(map[string]any{"kind": a.Kind, "params": a.Params, "release": rel.ID})
+		_, err = tx.AppendAudit(store.AuditEvent{Time: now, Actor: e.cfg.Actor, Action: "account.create", Account: a.ID, Detail: detail})
+		return err
+	})
+	if err != nil {
+		return a, fmt.Errorf("create account %s: %w", a.ID, err)
+	}
+	e.hook("journaled", a.ID, nil)
+	provErr := e.cfg.Provider.CreateAccount(ctx, a.ID, a.Kind)
+	done := 0
+	if provErr == nil {
+		e.hook("provider", a.ID, nil)
+		for i, c := range p.Changes {
+			if provErr = e.cfg.Provider.Apply(ctx, a.ID, c); provErr != nil {
+				provErr = fmt.Errorf("%s %s: %w", c.Op, c.Key(), provErr)
+				break
+			}
+			e.hook("provider", a.ID, &p.Changes[i])
+			done++
+		}
+	}
+	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Account(a.ID)
+		if err != nil {
+			return err
+		}
+		st := store.IntentDone
+		if provErr != nil && done == 0 {
+			st = store.IntentFailed
+		}
+		if err := tx.FinishIntent(createSeq, st, errText(provErr)); err != nil {
+			return err
+		}
+		for i, c := range p.Changes {
+			if i >= done {
+				if err := tx.FinishIntent(seqs[i], store.IntentFailed, "not completed: "+errText(provErr)); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := record(tx, a.ID, c); err != nil {
+				return err
+			}
+			if err := tx.FinishIntent(seqs[i], store.IntentDone, ""); err != nil {
+				return err
+			}
+		}
+		if provErr != nil {
+			return nil
+		}
+		cur.State, cur.StackHash, cur.Release, cur.Updated = silo.StateActive, p.DesiredHash, p.Release, e.cfg.Now()
+		if err := tx.UpdateAccount(cur); err != nil {
+			return err
+		}
+		a = cur
+		a.Version++
+		return nil
+	})
+	if err != nil {
+		return a, fmt.Errorf("record account %s: %w", a.ID, err)
+	}
+	e.hook("recorded", a.ID, nil)
+	if provErr != nil {
+		return a, silo.Errorf(silo.ErrorCode(provErr), "account %s was registered but provisioning failed (%w); it stays in state provisioning and silo apply will finish it", a.ID, provErr)
+	}
+	return a, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// SetState moves an account to another lifecycle state (suspend, resume),
+// with an audit event in the same transaction.
+func (e *Engine) SetState(ctx context.Context, id silo.AccountID, next silo.State, action string) (silo.Account, error) {
+	var a silo.Account
+	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		a, err = tx.Account(id)
+		if err != nil {
+			return err
+		}
+		if a.State == next {
+			return nil
+		}
+		if !a.State.CanTransition(next) {
+			return silo.Errorf(silo.CodeConflict, "account %s is %s and cannot become %s", id, a.State, next)
+		}
+		a.State, a.Updated = next, e.cfg.Now()
+		if err := tx.UpdateAccount(a); err != nil {
+			return err
+		}
+		a.Version++
+		_, err = tx.AppendAudit(store.AuditEvent{Time: a.Updated, Actor: e.cfg.Actor, Action: action, Account: id})
+		return err
+	})
+	return a, err
+}
+
+// DeleteAccount destroys an account: it is marked deleting (with an intent
+// and an audit event), the provider destroys it and its data key, then its
+// recorded resources and keys are purged and it is marked deleted. The
+// production account cannot be deleted.
+func (e *Engine) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+	now := e.cfg.Now()
+	var seq int64
+	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		a, err := tx.Account(id)
+		if err != nil {
+			return err
+		}
+		if a.Kind == silo.KindProduction {
+			return silo.Errorf(silo.CodeForbidden, "the production account cannot be deleted; it holds the resources every tenant reads")
+		}
+		if a.State == silo.StateDeleted {
+			return silo.Errorf(silo.CodeNotFound, "account %s is already deleted", id)
+		}
+		if a.State != silo.StateDeleting {
+			a.State, a.Updated = silo.StateDeleting, now
+			if err := tx.UpdateAccount(a); err != nil {
+				return err
+			}
+		}
+		seq, err = tx.AddIntent(store.Intent{Key: "delete-account/" + string(id) + "/" + now.UTC().Format("20060102T150405.000000000"), Account: id, Action: "delete-account", State: store.IntentPending, Created: now, Updated: now})
+		if err != nil {
+			return err
+		}
+		_, err = tx.AppendAudit(store.AuditEvent{Time: now, Actor: e.cfg.Actor, Action: "account.delete", Account: id})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete account %s: %w", id, err)
+	}
+	e.hook("journaled", id, nil)
+	provErr := e.cfg.Provider.DeleteAccount(ctx, id)
+	if provErr == nil {
+		e.hook("provider", id, nil)
+	}
+	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		if provErr != nil {
+			return tx.FinishIntent(seq, store.IntentFailed, provErr.Error())
+		}
+		if err := tx.FinishIntent(seq, store.IntentDone, ""); err != nil {
+			return err
+		}
+		return e.markDeleted(tx, id)
+	})
+	if err != nil {
+		return fmt.Errorf("record deletion of %s: %w", id, err)
+	}
+	if provErr != nil {
+		return silo.Errorf(silo.ErrorCode(provErr), "account %s is marked deleting but the provider could not destroy it (%w); run the delete again", id, provErr)
+	}
+	return nil
+}
+
+func (e *Engine) markDeleted(tx store.Tx, id silo.AccountID) error {
+	a, err := tx.Account(id)
+	if err != nil {
+		return err
+	}
+	rs, err := tx.Resources(id)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if err := tx.DeleteResource(id, r.Type, r.Name); err != nil {
+			return err
+		}
+	}
+	keys, err := tx.Keys(id)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.Revoked == nil {
+			t := e.cfg.Now()
+			k.Revoked = &t
+			if err := tx.PutKey(k); err != nil {
+				return err
+			}
+		}
+	}
+	a.State, a.StackHash, a.Release, a.Updated = silo.StateDeleted, "", "", e.cfg.Now()
+	return tx.UpdateAccount(a)
+}

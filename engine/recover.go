@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+)
+
+// RecoveryReport says what Recover found and did.
+type RecoveryReport struct {
+	Pending   int `json:"pending"`   // intents found pending
+	Confirmed int `json:"confirmed"` // the provider had done them: recorded
+	Abandoned int `json:"abandoned"` // the provider had not: marked failed, the next plan redoes them
+	Resumed   int `json:"resumed"`   // accounts whose provisioning or deletion was finished
+}
+
+// Recover reconciles intents left pending by a crash. It never re-runs a
+// provider call blindly: it asks the provider what it holds and records the
+// intents the provider completed; the rest are marked failed, and the next
+// plan redoes them from recorded state. Then it finishes deletions that were
+// under way (deletion is idempotent). Accounts left provisioning stay so
+// until the next apply, which completes them.
+func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
+	var rep RecoveryReport
+	var pending []store.Intent
+	if err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		pending, err = tx.PendingIntents()
+		return err
+	}); err != nil {
+		return rep, fmt.Errorf("read journal: %w", err)
+	}
+	rep.Pending = len(pending)
+	if len(pending) == 0 {
+		return rep, nil
+	}
+	exists := map[silo.AccountID]bool{}
+	ids, err := e.cfg.Provider.Accounts(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("list provider accounts: %w", err)
+	}
+	for _, id := range ids {
+		exists[id] = true
+	}
+	actual := map[silo.AccountID]map[string]silo.Resource{}
+	held := func(id silo.AccountID) (map[string]silo.Resource, error) {
+		if m, ok := actual[id]; ok {
+			return m, nil
+		}
+		m := map[string]silo.Resource{}
+		if exists[id] {
+			rs, err := e.cfg.Provider.Resources(ctx, id)
+			if err != nil {
+				return nil, fmt.Errorf("read provider resources of %s: %w", id, err)
+			}
+			for _, r := range rs {
+				m[r.Key()] = r
+			}
+		}
+		actual[id] = m
+		return m, nil
+	}
+	var deletions []silo.AccountID
+	for _, in := range pending {
+		ok := false
+		switch in.Action {
+		case "create-account":
+			ok = exists[in.Account]
+		case "delete-account":
+			ok = !exists[in.Account]
+			if !ok {
+				deletions = append(deletions, in.Account)
+			}
+		case "apply":
+			m, err := held(in.Account)
+			if err != nil {
+				return rep, err
+			}
+			c := in.Change
+			r, has := m[c.Key()]
+			if c.Op == silo.OpDelete {
+				ok = !has
+			} else {
+				ok = has && r.Hash == c.Desired.Hash
+			}
+		}
+		err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+			if !ok {
+				return tx.FinishIntent(in.Seq, store.IntentFailed, "interrupted; the provider had not completed it, so the next plan redoes it")
+			}
+			switch in.Action {
+			case "apply":
+				if err := record(tx, in.Account, *in.Change); err != nil {
+					return err
+				}
+			case "delete-account":
+				if err := e.markDeleted(tx, in.Account); err != nil {
+					return err
+				}
+			}
+			return tx.FinishIntent(in.Seq, store.IntentDone, "recovered")
+		})
+		if err != nil {
+			return rep, fmt.Errorf("reconcile intent %d (%s): %w", in.Seq, in.Key, err)
+		}
+		if ok {
+			rep.Confirmed++
+		} else {
+			rep.Abandoned++
+		}
+	}
+	for _, id := range deletions {
+		if err := e.DeleteAccount(ctx, id); err != nil {
+			return rep, err
+		}
+		rep.Resumed++
+	}
+	return rep, nil
+}
+
+// DriftItem is one difference between recorded state and the provider.
+type DriftItem struct {
+	Key      string `json:"key"`
+	Kind     string `json:"kind"` // "missing" (recorded, not held), "extra" (held, not recorded), "changed"
+	Recorded string `json:"recorded,omitempty"`
+	Actual   string `json:"actual,omitempty"`
+}
+
+// Drift compares the resources recorded for an account with what the
+// provider actually holds.
+func (e *Engine) Drift(ctx context.Context, id silo.AccountID) ([]DriftItem, error) {
+	var recorded []silo.Resource
+	if err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		recorded, err = tx.Resources(id)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("drift %s: %w", id, err)
+	}
+	actual, err := e.cfg.Provider.Resources(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("drift %s: %w", id, err)
+	}
+	held := map[string]silo.Resource{}
+	for _, r := range actual {
+		held[r.Key()] = r
+	}
+	var out []DriftItem
+	for _, r := range recorded {
+		a, ok := held[r.Key()]
+		delete(held, r.Key())
+		switch {
+		case !ok:
+			out = append(out, DriftItem{Key: r.Key(), Kind: "missing", Recorded: r.Hash})
+		case a.Hash != r.Hash:
+			out = append(out, DriftItem{Key: r.Key(), Kind: "changed", Recorded: r.Hash, Actual: a.Hash})
+		}
+	}
+	for _, a := range actual {
+		if _, ok := held[a.Key()]; ok {
+			out = append(out, DriftItem{Key: a.Key(), Kind: "extra", Actual: a.Hash})
+		}
+	}
+	return out, nil
+}
