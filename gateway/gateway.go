@@ -1,0 +1,691 @@
+// Package gateway is silo's HTTP data plane. It resolves the tenant a request
+// addresses (<tenant>.<base-domain> or /t/<tenant>/...), authenticates the
+// request with an API key of that tenant's account, enforces per-tenant
+// limits (body and header size, token-bucket rate, concurrency), routes it to
+// one of the account's functions, invokes it through an Invoker and meters
+// it per account.
+//
+// The gateway owns the order of these checks, which is part of the isolation
+// argument (invariant I4): everything an unauthenticated client can observe
+// is decided from the request's syntax alone, so a client without a valid key
+// cannot tell whether a tenant exists; a key is checked against the tenant
+// the request addresses before anything of that tenant is looked up.
+//
+// It declares the two small interfaces it consumes, Invoker and Directory.
+// It imports the root silo package, store (for the APIKey record),
+// internal/apikey and the standard library; it must not import the runtime,
+// wazero, providers, the engine or any storage implementation.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/apikey"
+	"github.com/silo-run/silo/store"
+)
+
+// Invoker runs one function of one account.
+//
+// The gateway calls it concurrently. An error that is a *silo.Error with a
+// code other than CodeInternal is shown to the client with its message; any
+// other error is logged and the client sees a generic message.
+type Invoker interface {
+	Invoke(ctx context.Context, acct silo.AccountID, function string, req Request) (Response, error)
+}
+
+// InvokerFunc adapts a function to an Invoker.
+type InvokerFunc func(ctx context.Context, acct silo.AccountID, function string, req Request) (Response, error)
+
+// Invoke calls f.
+func (f InvokerFunc) Invoke(ctx context.Context, acct silo.AccountID, function string, req Request) (Response, error) {
+	return f(ctx, acct, function, req)
+}
+
+// Directory is what the gateway reads about accounts. Implementations must be
+// safe for concurrent use and return an error matching silo.ErrNotFound for a
+// missing account or key. The gateway calls it on every authenticated
+// request, so an implementation backed by a database may cache.
+type Directory interface {
+	// Account returns the account's state, for tenant, developer and
+	// environment accounts (never production via the gateway).
+	Account(ctx context.Context, id silo.AccountID) (silo.Account, error)
+	// Key returns a stored API key by its public ID.
+	Key(ctx context.Context, id string) (store.APIKey, error)
+	// Routes returns the account's live routes (method, path pattern,
+	// function).
+	Routes(ctx context.Context, id silo.AccountID) ([]Route, error)
+}
+
+// Route sends requests matching Method and Path to Function. Method "" or
+// "*" matches any method; Path is a pattern such as "/findings/{id}" (see
+// the package's router documentation in router.go: literal segments,
+// {name}, {name...}, a trailing slash for a subtree, {$}).
+type Route struct {
+	Method   string `json:"method,omitempty"`
+	Path     string `json:"path"`
+	Function string `json:"function"`
+}
+
+// Request is what a function receives.
+type Request struct {
+	Method string
+	// Path is the request path within the tenant (without any /t/<tenant>
+	// prefix), as sent, percent-encoded.
+	Path string
+	// PathParams holds the decoded values of the route's wildcards.
+	PathParams map[string]string
+	Query      url.Values
+	// Header is the request's header without credentials (Authorization,
+	// X-Api-Key, Cookie, Proxy-Authorization) and hop-by-hop fields.
+	Header    http.Header
+	Body      []byte
+	RequestID string
+}
+
+// Response is what a function returns. Status 0 means 200. Hop-by-hop
+// fields, Content-Length, Set-Cookie and X-Request-Id in Header are dropped:
+// tenants share a parent domain, so a tenant must not set cookies.
+type Response struct {
+	Status int
+	Header map[string]string
+	Body   []byte
+}
+
+// Metrics is what the gateway has metered for one account since it started.
+// Only authenticated requests are metered, so the counts are the account's
+// own traffic.
+type Metrics struct {
+	Requests int64 // every authenticated request, whatever its outcome
+	Errors   int64 // responses with status ≥ 500 and function errors
+	Limited  int64 // requests refused with 429
+	BytesIn  int64 // request body bytes read
+	BytesOut int64 // response body bytes written
+	Duration time.Duration
+}
+
+// Config configures a Gateway. Zero fields take the defaults noted.
+type Config struct {
+	// BaseDomain is the domain tenants are subdomains of: with "localhost",
+	// tenant acme is acme.localhost. Default "localhost".
+	BaseDomain string
+	// MaxHeaderBytes bounds the request header (431 beyond it; net/http
+	// allows 4 KiB of slack). Default 32 KiB. Used by Server.
+	MaxHeaderBytes int
+	// MaxBodyBytes bounds the request body (413 beyond it). Default 1 MiB.
+	MaxBodyBytes int64
+	// RatePerSecond and Burst size each account's token bucket. Defaults 100
+	// and 2×RatePerSecond (at least 1).
+	RatePerSecond float64
+	Burst         int
+	// MaxConcurrent bounds each account's requests in flight. Default 32.
+	MaxConcurrent int
+	// InvokeTimeout bounds one function call. Default 30s.
+	InvokeTimeout time.Duration
+	// Timeouts of the *http.Server returned by Server. Defaults 5s, 30s,
+	// InvokeTimeout+10s, 120s.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// Logger receives internal errors. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock for rate limits and key revocation. Default time.Now.
+	Now func() time.Time
+}
+
+// Validate fills in defaults and checks the configuration.
+//
+// # Errors
+//
+// CodeInvalid naming the first bad field.
+func (c *Config) Validate() error {
+	if c.BaseDomain == "" {
+		c.BaseDomain = "localhost"
+	}
+	c.BaseDomain = strings.TrimSuffix(strings.ToLower(c.BaseDomain), ".")
+	for _, l := range strings.Split(c.BaseDomain, ".") {
+		if _, err := silo.ParseID(l); err != nil {
+			return silo.Errorf(silo.CodeInvalid, "gateway base domain %q is not a host name; use a name such as localhost or saas.example.com", c.BaseDomain)
+		}
+	}
+	def := func(name string, v *int64, d int64) error {
+		if *v < 0 {
+			return silo.Errorf(silo.CodeInvalid, "gateway %s is negative; use a positive value or 0 for the default", name)
+		}
+		if *v == 0 {
+			*v = d
+		}
+		return nil
+	}
+	ints := []struct {
+		name string
+		v    *int
+		d    int
+	}{{"MaxHeaderBytes", &c.MaxHeaderBytes, 32 << 10}, {"MaxConcurrent", &c.MaxConcurrent, 32}}
+	for _, f := range ints {
+		v := int64(*f.v)
+		if err := def(f.name, &v, int64(f.d)); err != nil {
+			return err
+		}
+		*f.v = int(v)
+	}
+	if err := def("MaxBodyBytes", &c.MaxBodyBytes, 1<<20); err != nil {
+		return err
+	}
+	if c.RatePerSecond < 0 || c.Burst < 0 {
+		return silo.Errorf(silo.CodeInvalid, "gateway rate limit is negative; use positive RatePerSecond and Burst")
+	}
+	if c.RatePerSecond == 0 {
+		c.RatePerSecond = 100
+	}
+	if c.Burst == 0 {
+		c.Burst = max(1, int(2*c.RatePerSecond))
+	}
+	durs := []struct {
+		name string
+		v    *time.Duration
+		d    time.Duration
+	}{
+		{"InvokeTimeout", &c.InvokeTimeout, 30 * time.Second},
+		{"ReadHeaderTimeout", &c.ReadHeaderTimeout, 5 * time.Second},
+		{"ReadTimeout", &c.ReadTimeout, 30 * time.Second},
+		{"WriteTimeout", &c.WriteTimeout, c.InvokeTimeout + 10*time.Second},
+		{"IdleTimeout", &c.IdleTimeout, 120 * time.Second},
+	}
+	for _, f := range durs {
+		if f.name == "WriteTimeout" && c.WriteTimeout == 0 {
+			f.d = c.InvokeTimeout + 10*time.Second
+		}
+		v := int64(*f.v)
+		if err := def(f.name, &v, int64(f.d)); err != nil {
+			return err
+		}
+		*f.v = time.Duration(v)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Gateway is the data plane's HTTP handler. It is safe for concurrent use.
+type Gateway struct {
+	cfg Config
+	dir Directory
+	inv Invoker
+	log *slog.Logger
+
+	tenants sync.Map // silo.AccountID → *tenant
+	routers sync.Map // silo.AccountID → *compiled
+}
+
+type compiled struct {
+	routes []Route
+	rt     *router
+	err    error
+}
+
+// New returns a gateway reading accounts, keys and routes from dir and
+// running functions through inv.
+//
+// # Errors
+//
+// CodeInvalid if cfg does not validate or a dependency is nil.
+func New(cfg Config, dir Directory, inv Invoker) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if dir == nil || inv == nil {
+		return nil, silo.Errorf(silo.CodeInvalid, "gateway needs a Directory and an Invoker")
+	}
+	return &Gateway{cfg: cfg, dir: dir, inv: inv, log: cfg.Logger}, nil
+}
+
+// Server returns an *http.Server for g listening on addr, with the
+// configured header limit and timeouts, so that slow or oversized clients are
+// cut off by net/http before they reach the handler.
+func (g *Gateway) Server(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           g,
+		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
+		ReadTimeout:       g.cfg.ReadTimeout,
+		WriteTimeout:      g.cfg.WriteTimeout,
+		IdleTimeout:       g.cfg.IdleTimeout,
+		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Metrics returns what has been metered for acct (zero if nothing).
+func (g *Gateway) Metrics(acct silo.AccountID) Metrics {
+	v, ok := g.tenants.Load(acct)
+	if !ok {
+		return Metrics{}
+	}
+	t := v.(*tenant)
+	return Metrics{
+		Requests: t.requests.Load(),
+		Errors:   t.errors.Load(),
+		Limited:  t.limited.Load(),
+		BytesIn:  t.bytesIn.Load(),
+		BytesOut: t.bytesOut.Load(),
+		Duration: time.Duration(t.nanos.Load()),
+	}
+}
+
+func (g *Gateway) tenant(acct silo.AccountID) *tenant {
+	if v, ok := g.tenants.Load(acct); ok {
+		return v.(*tenant)
+	}
+	v, _ := g.tenants.LoadOrStore(acct, &tenant{})
+	return v.(*tenant)
+}
+
+// Gateway-level codes, for conditions the shared codes do not name. They
+// appear in error bodies like the shared codes and are mapped in the same
+// table.
+const (
+	codeTooLarge         silo.Code = "too_large"
+	codeMethodNotAllowed silo.Code = "method_not_allowed"
+)
+
+// statusOf maps an error code to an HTTP status: the one table.
+var statusOf = map[silo.Code]int{
+	silo.CodeInvalid:         http.StatusBadRequest,
+	silo.CodeUnauthenticated: http.StatusUnauthorized,
+	silo.CodeForbidden:       http.StatusForbidden,
+	silo.CodeNotFound:        http.StatusNotFound,
+	codeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	silo.CodeConflict:        http.StatusConflict,
+	codeTooLarge:             http.StatusRequestEntityTooLarge,
+	silo.CodeFailedCheck:     http.StatusUnprocessableEntity,
+	silo.CodeTooMany:         http.StatusTooManyRequests,
+	silo.CodeInternal:        http.StatusInternalServerError,
+	silo.CodeUnavailable:     http.StatusServiceUnavailable,
+}
+
+// Status returns the HTTP status for an error code; unknown codes are 500.
+func Status(c silo.Code) int {
+	if s, ok := statusOf[c]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// The messages of responses an unauthenticated client can see. Each is
+// fixed, so that the body cannot depend on whether a tenant exists.
+const (
+	msgNoTenant    = "no such tenant or route; address a tenant as <tenant>.<base-domain> or /t/<tenant>/"
+	msgAuth        = "missing or invalid API key; send it as Authorization: Bearer <key>"
+	msgBadPath     = "the request path is not canonical (empty, '.' or '..' segments, bad escapes or control characters); send a clean path"
+	msgConfusion   = "the host and the path name different tenants; address a tenant by host or by /t/<tenant>/, not both"
+	msgTooLarge    = "the request body is larger than the gateway allows; send a smaller body"
+	msgOtherAcct   = "this API key belongs to another account; use a key issued for this tenant"
+	msgSuspended   = "this tenant is suspended; contact the account owner"
+	msgNotReady    = "this tenant is still being provisioned; try again shortly"
+	msgUnavailable = "the gateway cannot serve this request right now; try again shortly"
+)
+
+// ServeHTTP serves one request. See the package documentation for the order
+// of checks.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := r.Header.Get("X-Request-Id")
+	if !validRequestID(rid) {
+		rid = rand.Text()
+	}
+	w.Header().Set("X-Request-Id", rid)
+
+	// 1. Syntax: which tenant, is the path clean, is the body too large.
+	tg, p := resolve(r.Host, r.URL.EscapedPath(), g.cfg.BaseDomain)
+	switch p {
+	case problemHost, problemTenant:
+		g.fail(w, silo.CodeNotFound, msgNoTenant)
+		return
+	case problemConfusion:
+		g.fail(w, silo.CodeInvalid, msgConfusion)
+		return
+	case problemPath:
+		g.fail(w, silo.CodeInvalid, msgBadPath)
+		return
+	}
+	if tg.tenant == "" {
+		if tg.path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+			return
+		}
+		g.fail(w, silo.CodeNotFound, msgNoTenant)
+		return
+	}
+	segs, ok := splitPath(tg.path)
+	if !ok {
+		g.fail(w, silo.CodeInvalid, msgBadPath)
+		return
+	}
+	if r.ContentLength > g.cfg.MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		g.fail(w, codeTooLarge, msgTooLarge)
+		return
+	}
+
+	// 2. Authentication, before anything that depends on the tenant existing.
+	acct := silo.AccountID(tg.tenant)
+	if !g.authenticate(w, r, acct) {
+		return
+	}
+
+	// 3. From here on the request is the account's own: meter it.
+	start := g.cfg.Now()
+	t := g.tenant(acct)
+	m := meter{status: http.StatusOK}
+	defer func() {
+		t.requests.Add(1)
+		t.bytesIn.Add(m.in)
+		t.bytesOut.Add(m.out)
+		t.nanos.Add(int64(g.cfg.Now().Sub(start)))
+		if m.status >= 500 || m.fnErr {
+			t.errors.Add(1)
+		}
+		if m.status == http.StatusTooManyRequests {
+			t.limited.Add(1)
+		}
+	}()
+	g.serveAccount(w, r, acct, t, tg.path, segs, rid, &m)
+}
+
+// meter is what one request contributes to its account's metrics.
+type meter struct {
+	status  int
+	in, out int64
+	fnErr   bool
+}
+
+// authenticate checks the request's key against acct. On failure it has
+// written the response.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, acct silo.AccountID) bool {
+	deny := func() bool {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="silo"`)
+		g.fail(w, silo.CodeUnauthenticated, msgAuth)
+		return false
+	}
+	plain, ok := credential(r.Header)
+	if !ok {
+		return deny()
+	}
+	id, err := apikey.Parse(plain)
+	if err != nil {
+		return deny()
+	}
+	k, err := g.dir.Key(r.Context(), id)
+	switch {
+	case errors.Is(err, silo.ErrNotFound):
+		return deny()
+	case err != nil:
+		g.log.ErrorContext(r.Context(), "gateway: look up key", "key", id, "error", err)
+		g.fail(w, silo.CodeUnavailable, msgUnavailable)
+		return false
+	}
+	if err := apikey.Check(k, plain, g.cfg.Now()); err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="silo"`)
+		// Check's messages are safe: revocation is reported only to a
+		// caller holding the right secret.
+		g.fail(w, silo.CodeUnauthenticated, silo.UserMessage(err))
+		return false
+	}
+	if k.Account != acct {
+		g.fail(w, silo.CodeForbidden, msgOtherAcct)
+		return false
+	}
+	return true
+}
+
+// credential returns the API key sent as "Authorization: Bearer <key>" or,
+// failing that, as "X-Api-Key: <key>".
+func credential(h http.Header) (string, bool) {
+	if a := h.Values("Authorization"); len(a) > 0 {
+		scheme, tok, ok := strings.Cut(a[0], " ")
+		if len(a) != 1 || !ok || !strings.EqualFold(scheme, "Bearer") {
+			return "", false
+		}
+		tok = strings.TrimSpace(tok)
+		return tok, tok != ""
+	}
+	if k := h.Values("X-Api-Key"); len(k) == 1 && k[0] != "" {
+		return strings.TrimSpace(k[0]), true
+	}
+	return "", false
+}
+
+func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo.AccountID, t *tenant, path string, segs []string, rid string, m *meter) {
+	ctx := r.Context()
+	fail := func(c silo.Code, msg string) {
+		m.status = Status(c)
+		m.out += int64(g.fail(w, c, msg))
+	}
+	unavailable := func(op string, err error) {
+		g.log.ErrorContext(ctx, "gateway: "+op, "account", acct, "request_id", rid, "error", err)
+		fail(silo.CodeUnavailable, msgUnavailable)
+	}
+
+	// Limits first: a flood must cost the directory nothing.
+	if ok, wait := t.take(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst); !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		fail(silo.CodeTooMany, "this tenant is sending requests faster than its rate limit; retry after the time in Retry-After")
+		return
+	}
+	if !t.acquire(g.cfg.MaxConcurrent) {
+		w.Header().Set("Retry-After", "1")
+		fail(silo.CodeTooMany, "this tenant has too many requests in flight; retry after the time in Retry-After")
+		return
+	}
+	defer t.release()
+
+	a, err := g.dir.Account(ctx, acct)
+	switch {
+	case errors.Is(err, silo.ErrNotFound):
+		fail(silo.CodeNotFound, msgNoTenant)
+		return
+	case err != nil:
+		unavailable("look up account", err)
+		return
+	}
+	switch {
+	case a.Kind == silo.KindProduction || !a.Kind.Valid():
+		fail(silo.CodeNotFound, msgNoTenant)
+		return
+	case a.State == silo.StateSuspended:
+		fail(silo.CodeForbidden, msgSuspended)
+		return
+	case a.State == silo.StateProvisioning:
+		w.Header().Set("Retry-After", "5")
+		fail(silo.CodeUnavailable, msgNotReady)
+		return
+	case a.State != silo.StateActive:
+		fail(silo.CodeNotFound, msgNoTenant)
+		return
+	case a.Expires != nil && !g.cfg.Now().Before(*a.Expires):
+		fail(silo.CodeNotFound, msgNoTenant)
+		return
+	}
+
+	rt, err := g.router(ctx, acct)
+	if err != nil {
+		unavailable("load routes", err)
+		return
+	}
+	fn, params, allow, ok := rt.match(r.Method, segs)
+	if !ok {
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			fail(codeMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", r.Method, strings.Join(allow, ", ")))
+			return
+		}
+		fail(silo.CodeNotFound, "no route matches this path; check the path against the tenant's routes")
+		return
+	}
+
+	body, err := readBody(w, r, g.cfg.MaxBodyBytes)
+	m.in = int64(len(body))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(codeTooLarge, msgTooLarge)
+			return
+		}
+		fail(silo.CodeInvalid, "the request body could not be read; send it again")
+		return
+	}
+
+	req := Request{
+		Method:     r.Method,
+		Path:       path,
+		PathParams: params,
+		Query:      r.URL.Query(),
+		Header:     forwardHeader(r.Header),
+		Body:       body,
+		RequestID:  rid,
+	}
+	ictx, cancel := context.WithTimeout(ctx, g.cfg.InvokeTimeout)
+	resp, err := g.inv.Invoke(ictx, acct, fn, req)
+	cancel()
+	if err != nil {
+		m.fnErr = true
+		code := silo.ErrorCode(err)
+		msg := silo.UserMessage(err)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			code, msg = silo.CodeUnavailable, fmt.Sprintf("the function did not answer within %s; try again or make it faster", g.cfg.InvokeTimeout)
+		case code == silo.CodeInternal:
+			g.log.ErrorContext(ctx, "gateway: invoke", "account", acct, "function", fn, "request_id", rid, "error", err)
+		}
+		fail(code, msg)
+		return
+	}
+	if resp.Status == 0 {
+		resp.Status = http.StatusOK
+	}
+	if resp.Status < 200 || resp.Status > 599 {
+		m.fnErr = true
+		g.log.ErrorContext(ctx, "gateway: invoke", "account", acct, "function", fn, "request_id", rid, "error", fmt.Sprintf("function returned status %d", resp.Status))
+		fail(silo.CodeInternal, silo.UserMessage(nil))
+		return
+	}
+	h := w.Header()
+	for k, v := range resp.Header {
+		ck := http.CanonicalHeaderKey(k)
+		if !validToken(ck) || dropResponse[ck] || hopByHop[ck] || strings.ContainsAny(v, "\r\n\x00") {
+			continue
+		}
+		h.Set(ck, v)
+	}
+	m.status = resp.Status
+	w.WriteHeader(resp.Status)
+	if r.Method != http.MethodHead {
+		n, _ := w.Write(resp.Body)
+		m.out += int64(n)
+	}
+}
+
+// router returns the compiled routes of acct, compiling only when the
+// directory's routes changed.
+func (g *Gateway) router(ctx context.Context, acct silo.AccountID) (*router, error) {
+	routes, err := g.dir.Routes(ctx, acct)
+	if err != nil {
+		return nil, fmt.Errorf("routes of %s: %w", acct, err)
+	}
+	if v, ok := g.routers.Load(acct); ok {
+		if c := v.(*compiled); slices.Equal(c.routes, routes) {
+			return c.rt, c.err
+		}
+	}
+	rt, err := newRouter(routes)
+	if err != nil {
+		err = fmt.Errorf("compile routes of %s: %w", acct, err)
+	}
+	g.routers.Store(acct, &compiled{routes: slices.Clone(routes), rt: rt, err: err})
+	return rt, err
+}
+
+// readBody reads the whole body, at most max bytes.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, nil
+	}
+	rd := http.MaxBytesReader(w, r.Body, max)
+	size := int64(512)
+	if r.ContentLength > 0 {
+		size = r.ContentLength
+	}
+	buf := make([]byte, 0, size+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return buf, nil
+			}
+			return buf, err
+		}
+	}
+}
+
+var hopByHop = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+// dropRequest are the request fields a function never sees: credentials.
+var dropRequest = map[string]bool{
+	"Authorization": true, "Proxy-Authorization": true, "X-Api-Key": true, "Cookie": true,
+}
+
+// dropResponse are the response fields a function may not set.
+var dropResponse = map[string]bool{
+	"Content-Length": true, "Set-Cookie": true, "X-Request-Id": true,
+}
+
+func forwardHeader(in http.Header) http.Header {
+	out := make(http.Header, len(in))
+	for k, v := range in {
+		if dropRequest[k] || hopByHop[k] || k == "X-Request-Id" {
+			continue
+		}
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// validRequestID reports whether a client's X-Request-Id may be kept: 1–64
+// characters from letters, digits, '-', '_', '.' and ':'.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
