@@ -1,0 +1,355 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	silo "github.com/silo-run/silo"
+	"go.etcd.io/bbolt"
+)
+
+// manifest is resources.json: what the provider holds, by resource key.
+type manifest map[string]silo.Resource
+
+// manifestEntry is how a resource is stored in resources.json: the spec is
+// kept as a string so that its bytes come back exactly as applied.
+type manifestEntry struct {
+	Type silo.ResourceType `json:"type"`
+	Name string            `json:"name"`
+	Hash string            `json:"hash"`
+	Spec string            `json:"spec,omitempty"`
+}
+
+func (a *account) manifest() (manifest, error) {
+	var entries map[string]manifestEntry
+	if err := readJSON(a.dir, fileResources, &entries); err != nil {
+		return nil, fmt.Errorf("account %s: %w", a.id, err)
+	}
+	m := make(manifest, len(entries))
+	for k, e := range entries {
+		r := silo.Resource{Type: e.Type, Name: e.Name, Hash: e.Hash}
+		if e.Spec != "" {
+			r.Spec = json.RawMessage(e.Spec)
+		}
+		m[k] = r
+	}
+	return m, nil
+}
+
+func (a *account) writeManifest(m manifest) error {
+	entries := make(map[string]manifestEntry, len(m))
+	for k, r := range m {
+		entries[k] = manifestEntry{Type: r.Type, Name: r.Name, Hash: r.Hash, Spec: string(r.Spec)}
+	}
+	return writeJSON(a.dir, fileResources, entries)
+}
+
+// Apply makes one change to one resource of the account. Effects by type:
+// a table is a bbolt bucket and a bucket a directory (deleting either deletes
+// its data; replacing either recreates it empty); a config's spec
+// {"value": "..."} is set in config.json; a secret's spec declares its slot
+// and deleting it removes its value; functions, routes and exports are only
+// recorded. The manifest entry is written after the effect, so repeating an
+// Apply interrupted by a crash converges. No-op changes do nothing.
+//
+// # Errors
+//
+// CodeNotFound if the account does not exist; CodeInvalid for an unknown
+// op or type, a bad name, or a spec that does not decode.
+func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) error {
+	if err := parseID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.Op == silo.OpNoop {
+		return nil
+	}
+	if err := validateName(c.Type, c.Name); err != nil {
+		return err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := p.checkExists(a); err != nil {
+		return err
+	}
+	m, err := a.manifest()
+	if err != nil {
+		return err
+	}
+	key := c.Key()
+	switch c.Op {
+	case silo.OpDelete:
+		if err := p.remove(a, c.Type, c.Name); err != nil {
+			return fmt.Errorf("apply %s to %s: %w", key, id, err)
+		}
+		if _, ok := m[key]; !ok {
+			return nil
+		}
+		delete(m, key)
+	case silo.OpCreate, silo.OpUpdate, silo.OpReplace:
+		r := c.Desired
+		if r == nil {
+			return silo.Errorf(silo.CodeInvalid, "%s %s: the change has no desired resource", c.Op, key)
+		}
+		if r.Type != c.Type || r.Name != c.Name {
+			return silo.Errorf(silo.CodeInvalid, "%s %s: the desired resource is %s", c.Op, key, r.Key())
+		}
+		res := *r
+		if res.Hash == "" {
+			res.Hash = res.ComputeHash()
+		}
+		if c.Op == silo.OpReplace && (c.Type == silo.TypeTable || c.Type == silo.TypeBucket) {
+			if err := p.remove(a, c.Type, c.Name); err != nil {
+				return fmt.Errorf("apply %s to %s: %w", key, id, err)
+			}
+		}
+		if err := p.ensure(a, res); err != nil {
+			return err
+		}
+		if old, ok := m[key]; ok && old.Hash == res.Hash && bytes.Equal(old.Spec, res.Spec) {
+			return nil
+		}
+		m[key] = res
+	default:
+		return silo.Errorf(silo.CodeInvalid, "unknown change op %q for %s", c.Op, key)
+	}
+	if err := a.writeManifest(m); err != nil {
+		return fmt.Errorf("apply %s to %s: %w", key, id, err)
+	}
+	return nil
+}
+
+// ensure makes the effect of resource r exist.
+func (p *Provider) ensure(a *account, r silo.Resource) error {
+	var spec map[string]json.RawMessage
+	if len(r.Spec) > 0 {
+		if err := json.Unmarshal(r.Spec, &spec); err != nil {
+			return silo.Errorf(silo.CodeInvalid, "%s: spec is not a JSON object: %w", r.Key(), err)
+		}
+	}
+	switch r.Type {
+	case silo.TypeTable:
+		db, err := p.acquireDBLocked(a, true)
+		if err != nil {
+			return err
+		}
+		defer p.releaseDB(a)
+		err = db.Update(func(tx *bbolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists([]byte(r.Name))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("create table %s in %s: %w", r.Name, a.id, err)
+		}
+	case silo.TypeBucket:
+		blobs := filepath.Join(a.dir, dirBlobs)
+		dir := filepath.Join(blobs, r.Name)
+		if _, err := os.Stat(dir); err == nil {
+			return nil
+		}
+		if err := os.MkdirAll(dir, dirMode); err != nil {
+			return fmt.Errorf("create bucket %s in %s: %w", r.Name, a.id, err)
+		}
+		if err := syncDir(blobs); err != nil {
+			return err
+		}
+		return syncDir(a.dir)
+	case silo.TypeConfig:
+		var value string
+		raw, ok := spec["value"]
+		if !ok || json.Unmarshal(raw, &value) != nil {
+			return silo.Errorf(silo.CodeInvalid, "config %s: spec needs a string \"value\"", r.Name)
+		}
+		cfg := map[string]string{}
+		if err := readJSON(a.dir, fileConfig, &cfg); err != nil {
+			return err
+		}
+		if old, ok := cfg[r.Name]; ok && old == value {
+			return nil
+		}
+		cfg[r.Name] = value
+		return writeJSON(a.dir, fileConfig, cfg)
+	case silo.TypeSecret, silo.TypeFunction, silo.TypeRoute, silo.TypeExport:
+		// Recorded in the manifest only: a secret's slot is declared by its
+		// entry, function artifacts live in the shared artifact store.
+	default:
+		return silo.Errorf(silo.CodeInvalid, "unknown resource type %q for %s", r.Type, r.Name)
+	}
+	return nil
+}
+
+// remove undoes the effect of resource typ/name; a missing one is a no-op.
+func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error {
+	switch typ {
+	case silo.TypeTable:
+		db, err := p.acquireDBLocked(a, false)
+		if errors.Is(err, errNoStore) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer p.releaseDB(a)
+		return db.Update(func(tx *bbolt.Tx) error {
+			err := tx.DeleteBucket([]byte(name))
+			if errors.Is(err, bbolt.ErrBucketNotFound) {
+				return nil
+			}
+			return err
+		})
+	case silo.TypeBucket:
+		return p.toTrash(filepath.Join(a.dir, dirBlobs, name), string(a.id)+"-bucket-"+name)
+	case silo.TypeConfig:
+		cfg := map[string]string{}
+		if err := readJSON(a.dir, fileConfig, &cfg); err != nil {
+			return err
+		}
+		if _, ok := cfg[name]; !ok {
+			return nil
+		}
+		delete(cfg, name)
+		return writeJSON(a.dir, fileConfig, cfg)
+	case silo.TypeSecret:
+		sec := map[string]string{}
+		if err := readJSON(a.dir, fileSecrets, &sec); err != nil {
+			return err
+		}
+		if _, ok := sec[name]; !ok {
+			return nil
+		}
+		delete(sec, name)
+		return writeJSON(a.dir, fileSecrets, sec)
+	case silo.TypeFunction, silo.TypeRoute, silo.TypeExport:
+		return nil
+	}
+	return silo.Errorf(silo.CodeInvalid, "unknown resource type %q for %s", typ, name)
+}
+
+// Resources returns the manifest of the account, sorted by key.
+func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Resource, error) {
+	if err := parseID(id); err != nil {
+		return nil, err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := p.checkExists(a); err != nil {
+		return nil, err
+	}
+	m, err := a.manifest()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]silo.Resource, 0, len(m))
+	for _, r := range m {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out, nil
+}
+
+// PutSecret encrypts value under the account's data key, with the account ID
+// and the secret's name as additional data, and stores it in secrets.json.
+//
+// # Errors
+//
+// CodeNotFound if the account does not exist or the secret is not declared;
+// CodeInvalid if value is larger than MaxSecretSize.
+func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error {
+	if err := parseID(id); err != nil {
+		return err
+	}
+	if err := validateName(silo.TypeSecret, name); err != nil {
+		return err
+	}
+	if len(value) > MaxSecretSize {
+		return silo.Errorf(silo.CodeInvalid, "secret %s is %d bytes; the limit is %d bytes (64 KiB)", name, len(value), MaxSecretSize)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := p.checkExists(a); err != nil {
+		return err
+	}
+	m, err := a.manifest()
+	if err != nil {
+		return err
+	}
+	if _, ok := m[string(silo.TypeSecret)+"/"+name]; !ok {
+		return silo.Errorf(silo.CodeNotFound, "secret %s is not declared in account %s; declare it in silo.yaml and deploy first", name, id)
+	}
+	dk, _, err := p.dataKey(a)
+	if err != nil {
+		return err
+	}
+	env, err := dk.Seal(name, value)
+	if err != nil {
+		return err
+	}
+	sec := map[string]string{}
+	if err := readJSON(a.dir, fileSecrets, &sec); err != nil {
+		return err
+	}
+	sec[name] = base64.StdEncoding.EncodeToString(env)
+	if err := writeJSON(a.dir, fileSecrets, sec); err != nil {
+		return fmt.Errorf("put secret %s in %s: %w", name, id, err)
+	}
+	return nil
+}
+
+// validateName checks a resource name. Tables and buckets name a bbolt bucket
+// and a directory, so they are restricted to letters, digits, '.', '_' and
+// '-', starting with a letter or digit; other names are any printable UTF-8.
+func validateName(t silo.ResourceType, name string) error {
+	switch t {
+	case silo.TypeTable, silo.TypeBucket:
+		return validateStorageName(string(t), name)
+	}
+	if name == "" || len(name) > MaxKeySize || !utf8.ValidString(name) || strings.IndexFunc(name, isControl) >= 0 {
+		return silo.Errorf(silo.CodeInvalid, "invalid %s name %q: use 1-%d bytes of printable UTF-8", t, clip(name), MaxKeySize)
+	}
+	return nil
+}
+
+func validateStorageName(what, name string) error {
+	ok := name != "" && len(name) <= 128 && isAlnum(name[0])
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = isAlnum(c) || c == '.' || c == '_' || c == '-'
+	}
+	if !ok {
+		return silo.Errorf(silo.CodeInvalid, "invalid %s name %q: use 1-128 letters, digits, '.', '_' and '-', starting with a letter or digit", what, clip(name))
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func clip(s string) string {
+	if len(s) > 64 {
+		s = s[:61] + "..."
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}

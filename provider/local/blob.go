@@ -1,0 +1,264 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"unicode/utf8"
+
+	silo "github.com/silo-run/silo"
+)
+
+// tmpPrefix starts the names of blobs being written; keys may not use it.
+const tmpPrefix = ".silo-tmp-"
+
+// maxComponent is the longest path component a key may have (NAME_MAX).
+const maxComponent = 255
+
+// ValidateBlobKey reports whether key may name a blob. A key is 1-MaxKeySize
+// bytes of UTF-8 without control characters or backslashes; it is split at
+// '/' into components, each of which must be non-empty, at most 255 bytes,
+// not "." or "..", must not end in '.' or ' ', and must not start with the
+// reserved ".silo-tmp-". So a key is always a relative path that stays inside
+// its bucket; os.Root enforces the same again when it is opened.
+//
+// # Errors
+//
+// CodeInvalid saying what is wrong with the key.
+func ValidateBlobKey(key string) error {
+	bad := func(why string) error {
+		return silo.Errorf(silo.CodeInvalid, "invalid blob key %q: %s", clip(key), why)
+	}
+	switch {
+	case key == "":
+		return bad("it is empty")
+	case len(key) > MaxKeySize:
+		return bad(fmt.Sprintf("it is longer than %d bytes", MaxKeySize))
+	case !utf8.ValidString(key):
+		return bad("it is not valid UTF-8")
+	case strings.IndexFunc(key, isControl) >= 0:
+		return bad("it contains a control character such as NUL")
+	case strings.ContainsRune(key, '\\'):
+		return bad("it contains a backslash; separate parts with '/'")
+	case key[0] == '/':
+		return bad("it is an absolute path; keys are relative to their bucket")
+	}
+	for _, c := range strings.Split(key, "/") {
+		switch {
+		case c == "":
+			return bad("it has an empty part ('//' or a trailing '/')")
+		case c == "." || c == "..":
+			return bad("it has a '.' or '..' part")
+		case len(c) > maxComponent:
+			return bad(fmt.Sprintf("a part is longer than %d bytes", maxComponent))
+		case strings.HasSuffix(c, ".") || strings.HasSuffix(c, " "):
+			return bad("a part ends with '.' or ' '")
+		case strings.HasPrefix(c, tmpPrefix):
+			return bad("a part starts with the reserved " + tmpPrefix)
+		}
+	}
+	return nil
+}
+
+func errNoBucket(id silo.AccountID, bucket string) error {
+	return silo.Errorf(silo.CodeNotFound, "bucket %q does not exist in account %s; declare it in silo.yaml", clip(bucket), id)
+}
+
+// bucket opens the root of a bucket of the account.
+func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if validateStorageName("bucket", bucket) != nil {
+		return nil, errNoBucket(d.id, bucket)
+	}
+	a := d.p.ref(d.id)
+	defer d.p.unref(a)
+	if err := d.p.checkExists(a); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(filepath.Join(a.dir, dirBlobs, bucket))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errNoBucket(d.id, bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s of %s: %w", bucket, d.id, err)
+	}
+	return root, nil
+}
+
+// blobErr translates a filesystem error on key into a silo error.
+func (d *data) blobErr(op, bucket, key string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return silo.Errorf(silo.CodeNotFound, "blob %q not found in bucket %q", clip(key), bucket)
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR), errors.Is(err, fs.ErrExist), errors.Is(err, syscall.ENOTEMPTY):
+		return silo.Errorf(silo.CodeConflict, "blob key %q conflicts with another blob in bucket %q: a key cannot be both a blob and a prefix followed by '/'", clip(key), bucket)
+	case strings.Contains(err.Error(), "escapes"):
+		return silo.Errorf(silo.CodeInvalid, "blob key %q in bucket %q resolves outside the bucket", clip(key), bucket)
+	}
+	return fmt.Errorf("%s blob %q in bucket %s of %s: %w", op, clip(key), bucket, d.id, err)
+}
+
+// GetBlob returns the blob key of bucket. Only regular files are blobs: a
+// link planted in the bucket is never followed.
+func (d *data) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) {
+	if err := ValidateBlobKey(key); err != nil {
+		return nil, err
+	}
+	root, err := d.bucket(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(key, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, silo.Errorf(silo.CodeInvalid, "blob key %q in bucket %q names a link, not a blob", clip(key), bucket)
+		}
+		return nil, d.blobErr("get", bucket, key, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, d.blobErr("get", bucket, key, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, silo.Errorf(silo.CodeNotFound, "blob %q not found in bucket %q", clip(key), bucket)
+	}
+	b := make([]byte, st.Size())
+	if _, err := f.ReadAt(b, 0); err != nil && st.Size() > 0 {
+		return nil, d.blobErr("get", bucket, key, err)
+	}
+	return b, nil
+}
+
+// PutBlob stores value as the blob key of bucket, durably: it writes a
+// temporary file next to it, syncs it, renames it into place and syncs the
+// directory.
+func (d *data) PutBlob(ctx context.Context, bucket, key string, value []byte) error {
+	if err := ValidateBlobKey(key); err != nil {
+		return err
+	}
+	root, err := d.bucket(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	dir := path.Dir(key)
+	if dir != "." {
+		if err := root.MkdirAll(dir, dirMode); err != nil {
+			return d.blobErr("put", bucket, key, err)
+		}
+	}
+	tmp := path.Join(dir, tmpPrefix+randomSuffix())
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+	if err != nil {
+		return d.blobErr("put", bucket, key, err)
+	}
+	_, err = f.Write(value)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Rename(tmp, key)
+	}
+	if err != nil {
+		root.Remove(tmp)
+		return d.blobErr("put", bucket, key, err)
+	}
+	return syncRootDir(root, dir)
+}
+
+func syncRootDir(root *os.Root, dir string) error {
+	f, err := root.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// DeleteBlob removes the blob key of bucket and any directories left empty;
+// a missing blob is not an error.
+func (d *data) DeleteBlob(ctx context.Context, bucket, key string) error {
+	if err := ValidateBlobKey(key); err != nil {
+		return err
+	}
+	root, err := d.bucket(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	st, err := root.Lstat(key)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil
+	}
+	if err != nil {
+		return d.blobErr("delete", bucket, key, err)
+	}
+	if st.IsDir() {
+		return nil // a prefix, not a blob
+	}
+	if err := root.Remove(key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return d.blobErr("delete", bucket, key, err)
+	}
+	dir := path.Dir(key)
+	for dir != "." && root.Remove(dir) == nil {
+		dir = path.Dir(dir)
+	}
+	return syncRootDir(root, dir)
+}
+
+// ListBlobs returns up to limit keys of bucket that start with prefix
+// (DefaultScanLimit if limit <= 0, at most MaxScanLimit), sorted. Links and
+// files being written are not listed.
+func (d *data) ListBlobs(ctx context.Context, bucket, prefix string, limit int) ([]string, error) {
+	limit = clampLimit(limit)
+	root, err := d.bucket(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	keys := []string{}
+	err = fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == "." {
+			return nil
+		}
+		if e.IsDir() {
+			// Descend only where keys with the prefix can be.
+			if dp := p + "/"; !strings.HasPrefix(dp, prefix) && !strings.HasPrefix(prefix, dp) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if e.Type().IsRegular() && strings.HasPrefix(p, prefix) && !strings.HasPrefix(path.Base(p), tmpPrefix) {
+			keys = append(keys, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list bucket %s of %s: %w", bucket, d.id, err)
+	}
+	sort.Strings(keys)
+	if len(keys) > limit {
+		keys = keys[:limit]
+	}
+	return keys, nil
+}

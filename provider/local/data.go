@@ -1,0 +1,215 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
+	"go.etcd.io/bbolt"
+)
+
+// data is the data plane of one account.
+type data struct {
+	p  *Provider
+	id silo.AccountID
+}
+
+// Data returns the data plane of account id. The handle reaches only that
+// account's store file, blob roots, config and secrets; it is safe for
+// concurrent use and stays valid across idle closes of the store file. After
+// the account is deleted its methods return CodeNotFound.
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID; CodeNotFound if the account does not exist.
+func (p *Provider) Data(ctx context.Context, id silo.AccountID) (provider.Data, error) {
+	if err := parseID(id); err != nil {
+		return nil, err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	if err := p.checkExists(a); err != nil {
+		return nil, err
+	}
+	return &data{p: p, id: id}, nil
+}
+
+func errNoTable(id silo.AccountID, table string) error {
+	return silo.Errorf(silo.CodeNotFound, "table %q does not exist in account %s; declare it in silo.yaml", clip(table), id)
+}
+
+// withTable runs fn on the account's table in a read-only or a read-write
+// transaction.
+func (d *data) withTable(ctx context.Context, table string, write bool, fn func(b *bbolt.Bucket) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if validateStorageName("table", table) != nil {
+		return errNoTable(d.id, table)
+	}
+	a := d.p.ref(d.id)
+	defer d.p.unref(a)
+	db, err := d.p.acquireDB(a, false)
+	if errors.Is(err, errNoStore) {
+		return errNoTable(d.id, table)
+	}
+	if err != nil {
+		return err
+	}
+	defer d.p.releaseDB(a)
+	run := func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(table))
+		if b == nil {
+			return errNoTable(d.id, table)
+		}
+		return fn(b)
+	}
+	if write {
+		err = db.Update(run)
+	} else {
+		err = db.View(run)
+	}
+	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+		return errNoAccount(d.id) // deleted while we held the handle
+	}
+	return err
+}
+
+func validateKey(key string) error {
+	if key == "" || len(key) > MaxKeySize {
+		return silo.Errorf(silo.CodeInvalid, "invalid key %q: keys are 1-%d bytes", clip(key), MaxKeySize)
+	}
+	return nil
+}
+
+// Get returns the value of key in table.
+//
+// # Errors
+//
+// CodeNotFound for a missing table or key; CodeInvalid for an empty or
+// overlong key.
+func (d *data) Get(ctx context.Context, table, key string) ([]byte, error) {
+	if err := validateKey(key); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := d.withTable(ctx, table, false, func(b *bbolt.Bucket) error {
+		v := b.Get([]byte(key))
+		if v == nil {
+			return silo.Errorf(silo.CodeNotFound, "key %q not found in table %q", clip(key), table)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// Put sets key in table to value.
+func (d *data) Put(ctx context.Context, table, key string, value []byte) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	return d.withTable(ctx, table, true, func(b *bbolt.Bucket) error {
+		if err := b.Put([]byte(key), value); err != nil {
+			return fmt.Errorf("put %q in table %s of %s: %w", clip(key), table, d.id, err)
+		}
+		return nil
+	})
+}
+
+// Delete removes key from table; a missing key is not an error, a missing
+// table is CodeNotFound.
+func (d *data) Delete(ctx context.Context, table, key string) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	return d.withTable(ctx, table, true, func(b *bbolt.Bucket) error {
+		return b.Delete([]byte(key))
+	})
+}
+
+// Scan returns up to limit pairs (DefaultScanLimit if limit <= 0, at most
+// MaxScanLimit) whose keys start with prefix and sort after after.
+func (d *data) Scan(ctx context.Context, table, prefix, after string, limit int) ([]provider.KV, error) {
+	limit = clampLimit(limit)
+	out := []provider.KV{}
+	err := d.withTable(ctx, table, false, func(b *bbolt.Bucket) error {
+		c := b.Cursor()
+		start := []byte(prefix)
+		if after >= prefix {
+			start = []byte(after)
+		}
+		k, v := c.Seek(start)
+		if k != nil && string(k) == after {
+			k, v = c.Next()
+		}
+		for ; k != nil && len(out) < limit && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+			out = append(out, provider.KV{Key: string(k), Value: bytes.Clone(v)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+func clampLimit(limit int) int {
+	if limit <= 0 {
+		return DefaultScanLimit
+	}
+	return min(limit, MaxScanLimit)
+}
+
+// Config returns the resolved value of config key.
+func (d *data) Config(ctx context.Context, key string) (string, error) {
+	a := d.p.ref(d.id)
+	defer d.p.unref(a)
+	if err := d.p.checkExists(a); err != nil {
+		return "", err
+	}
+	cfg := map[string]string{}
+	if err := readJSON(a.dir, fileConfig, &cfg); err != nil {
+		return "", err
+	}
+	v, ok := cfg[key]
+	if !ok {
+		return "", silo.Errorf(silo.CodeNotFound, "config %q is not set in account %s", clip(key), d.id)
+	}
+	return v, nil
+}
+
+// Secret decrypts the secret name.
+//
+// # Errors
+//
+// CodeNotFound if the secret has no value (undeclared, or never put).
+func (d *data) Secret(ctx context.Context, name string) ([]byte, error) {
+	a := d.p.ref(d.id)
+	defer d.p.unref(a)
+	if err := d.p.checkExists(a); err != nil {
+		return nil, err
+	}
+	sec := map[string]string{}
+	if err := readJSON(a.dir, fileSecrets, &sec); err != nil {
+		return nil, err
+	}
+	enc, ok := sec[name]
+	if !ok {
+		return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with PutSecret", clip(name), d.id)
+	}
+	env, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, fmt.Errorf("secret %s of %s in %s: %w", name, d.id, filepath.Join(a.dir, fileSecrets), err)
+	}
+	dk, _, err := d.p.dataKey(a)
+	if err != nil {
+		return nil, err
+	}
+	return dk.Open(name, env)
+}

@@ -1,0 +1,573 @@
+// Package local is silo's embedded default provider: every account is a
+// directory on the local disk, holding its own key-value store file, its own
+// blob roots, its config and its secrets encrypted under its own data key.
+// Physical separation mirrors the account boundary; blob paths are resolved
+// through os.Root so that no key can reach outside its bucket.
+//
+// Layout under Config.Dir:
+//
+//	master.key                   master key (0600), wraps every data key
+//	accounts/<id>/data.key       the account's wrapped data key; its presence makes the account exist
+//	accounts/<id>/data.db        bbolt store, one bucket per table (created with the first table)
+//	accounts/<id>/blobs/<bucket>/ one directory per bucket
+//	accounts/<id>/config.json    resolved config values
+//	accounts/<id>/secrets.json   secret values, each an envelope in base64
+//	accounts/<id>/resources.json the manifest: resource key → resource with the hash it was applied with
+//	trash/                       accounts and buckets being deleted (renamed here first, then removed)
+//
+// It imports the root silo package, provider, internal/envelope and bbolt; it
+// must not import the engine, stores, runtime or any other provider.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/envelope"
+	"github.com/silo-run/silo/provider"
+	"go.etcd.io/bbolt"
+)
+
+// File names inside an account directory.
+const (
+	fileDataKey   = "data.key"
+	fileDB        = "data.db"
+	fileConfig    = "config.json"
+	fileSecrets   = "secrets.json"
+	fileResources = "resources.json"
+	dirBlobs      = "blobs"
+)
+
+// Defaults for Config.
+const (
+	DefaultIdleTimeout = 30 * time.Second
+	DefaultMaxOpen     = 256
+)
+
+// Limits.
+const (
+	// MaxSecretSize is the largest secret value PutSecret accepts.
+	MaxSecretSize = 64 << 10
+	// MaxKeySize is the longest table or blob key, in bytes.
+	MaxKeySize = 1024
+	// DefaultScanLimit is the limit used by Scan and ListBlobs when given
+	// limit <= 0; MaxScanLimit caps larger limits.
+	DefaultScanLimit = 100
+	MaxScanLimit     = 1000
+)
+
+// Config configures a local provider.
+type Config struct {
+	// Dir holds everything the provider stores. Required.
+	Dir string
+	// Logger receives account lifecycle events. Nil discards them.
+	Logger *slog.Logger
+	// IdleTimeout is how long an account's store file stays open after its
+	// last use. Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxOpen bounds how many account store files are open at once; the
+	// least recently used idle ones are closed first. Zero means
+	// DefaultMaxOpen.
+	MaxOpen int
+}
+
+// Validate checks the config and fills in defaults.
+func (c *Config) Validate() error {
+	if c.Dir == "" {
+		return silo.Errorf(silo.CodeInvalid, "local provider: no data directory given; set Dir")
+	}
+	if c.IdleTimeout < 0 || c.MaxOpen < 0 {
+		return silo.Errorf(silo.CodeInvalid, "local provider: IdleTimeout and MaxOpen must not be negative")
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxOpen == 0 {
+		c.MaxOpen = DefaultMaxOpen
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+// Provider is the local provider. It implements provider.Provider; all
+// methods are safe for concurrent use. Call Close when done.
+type Provider struct {
+	cfg      Config
+	log      *slog.Logger
+	master   *envelope.Master
+	accounts string // Dir/accounts
+	trash    string // Dir/trash
+
+	mu     sync.Mutex // guards accts, open and every account's db, users, lastUsed, refs
+	accts  map[silo.AccountID]*account
+	open   int
+	closed bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// account is the in-memory state of one account. It lives in Provider.accts
+// while referenced or while its store file is open.
+type account struct {
+	id  silo.AccountID
+	dir string
+
+	// mu serializes control-plane changes to the account (create, delete,
+	// apply, put secret) and the opening of its store file.
+	mu sync.Mutex
+
+	// Guarded by Provider.mu.
+	refs     int
+	db       *bbolt.DB
+	users    int // in-flight operations holding db
+	lastUsed time.Time
+}
+
+// New opens (creating if needed) a local provider rooted at cfg.Dir. It
+// creates the master key on first run and removes leftovers of interrupted
+// deletions.
+//
+// # Errors
+//
+// CodeInvalid for a bad config; CodeFailedCheck if the master key file is
+// accessible to group or others or is malformed.
+func New(cfg Config) (*Provider, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("local provider dir %s: %w", cfg.Dir, err)
+	}
+	cfg.Dir = dir
+	p := &Provider{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		accounts: filepath.Join(dir, "accounts"),
+		trash:    filepath.Join(dir, "trash"),
+		accts:    map[silo.AccountID]*account{},
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	for _, d := range []string{dir, p.accounts, p.trash} {
+		if err := os.MkdirAll(d, dirMode); err != nil {
+			return nil, fmt.Errorf("local provider: create %s: %w", d, err)
+		}
+	}
+	if p.master, err = envelope.LoadOrCreateMaster(filepath.Join(dir, "master.key")); err != nil {
+		return nil, err
+	}
+	if err := p.emptyTrash(); err != nil {
+		return nil, err
+	}
+	go p.janitor()
+	return p, nil
+}
+
+// Name returns "local".
+func (p *Provider) Name() string { return "local" }
+
+// Dir returns the provider's data directory.
+func (p *Provider) Dir() string { return p.cfg.Dir }
+
+// Close closes every open store file and stops the idle janitor. Calls after
+// the first return nil; other methods must not be called after Close.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	var dbs []*bbolt.DB
+	for _, a := range p.accts {
+		if a.db != nil {
+			dbs = append(dbs, a.db)
+			a.db = nil
+			p.open--
+		}
+	}
+	p.mu.Unlock()
+	close(p.stop)
+	<-p.done
+	var errs []error
+	for _, db := range dbs {
+		errs = append(errs, db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Provider) emptyTrash() error {
+	ents, err := os.ReadDir(p.trash)
+	if err != nil {
+		return fmt.Errorf("local provider: read trash: %w", err)
+	}
+	for _, e := range ents {
+		path := filepath.Join(p.trash, e.Name())
+		if err := shred(filepath.Join(path, fileDataKey)); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(path); err != nil {
+			return fmt.Errorf("local provider: empty trash: %w", err)
+		}
+	}
+	return nil
+}
+
+// toTrash atomically moves path out of the way into the trash and removes
+// it there; a crash in between leaves it to the next New.
+func (p *Provider) toTrash(path, label string) error {
+	dst := filepath.Join(p.trash, label+"-"+randomSuffix())
+	if err := os.Rename(path, dst); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("move %s to trash: %w", path, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dst); err != nil {
+		return fmt.Errorf("remove %s: %w", dst, err)
+	}
+	return nil
+}
+
+func (p *Provider) janitor() {
+	defer close(p.done)
+	t := time.NewTicker(max(p.cfg.IdleTimeout/2, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			p.closeIdle(now)
+		}
+	}
+}
+
+// closeIdle closes the store files of accounts idle since before
+// now-IdleTimeout.
+func (p *Provider) closeIdle(now time.Time) {
+	var dbs []*bbolt.DB
+	p.mu.Lock()
+	for id, a := range p.accts {
+		if a.db != nil && a.users == 0 && now.Sub(a.lastUsed) >= p.cfg.IdleTimeout {
+			dbs = append(dbs, a.db)
+			a.db = nil
+			p.open--
+		}
+		if a.refs == 0 && a.db == nil {
+			delete(p.accts, id)
+		}
+	}
+	p.mu.Unlock()
+	for _, db := range dbs {
+		if err := db.Close(); err != nil {
+			p.log.Warn("close idle account store", "path", db.Path(), "err", err)
+		}
+	}
+}
+
+// openStores returns how many account store files are open.
+func (p *Provider) openStores() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.open
+}
+
+// ref returns the account state of id, creating it if needed, and holds a
+// reference to it until unref.
+func (p *Provider) ref(id silo.AccountID) *account {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.accts[id]
+	if a == nil {
+		a = &account{id: id, dir: filepath.Join(p.accounts, string(id))}
+		p.accts[id] = a
+	}
+	a.refs++
+	return a
+}
+
+func (p *Provider) unref(a *account) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a.refs--
+	if a.refs == 0 && a.db == nil {
+		delete(p.accts, a.id)
+	}
+}
+
+// errNoStore means the account has no store file yet (it has no tables).
+var errNoStore = errors.New("account has no store file")
+
+// acquireDB returns the account's open store, opening it if needed, and
+// marks it in use until releaseDB. With create false a missing store file is
+// errNoStore rather than created.
+func (p *Provider) acquireDB(a *account, create bool) (*bbolt.DB, error) {
+	p.mu.Lock()
+	if db := a.db; db != nil {
+		a.users++
+		p.mu.Unlock()
+		return db, nil
+	}
+	p.mu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return p.acquireDBLocked(a, create)
+}
+
+// acquireDBLocked is acquireDB for a caller holding a.mu.
+func (p *Provider) acquireDBLocked(a *account, create bool) (*bbolt.DB, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, silo.Errorf(silo.CodeUnavailable, "local provider is closed")
+	}
+	if db := a.db; db != nil {
+		a.users++
+		p.mu.Unlock()
+		return db, nil
+	}
+	p.mu.Unlock()
+
+	if err := p.checkExists(a); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(a.dir, fileDB)
+	if !create {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, errNoStore
+		}
+	}
+	db, err := bbolt.Open(path, fileMode, &bbolt.Options{
+		Timeout:        5 * time.Second,
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store of %s: %w", a.id, err)
+	}
+
+	p.mu.Lock()
+	a.db = db
+	a.users++
+	p.open++
+	victims := p.evictLocked()
+	p.mu.Unlock()
+	for _, v := range victims {
+		v.Close()
+	}
+	return db, nil
+}
+
+// evictLocked takes the least recently used idle stores out of service while
+// more than MaxOpen are open, and returns them for closing.
+func (p *Provider) evictLocked() []*bbolt.DB {
+	var out []*bbolt.DB
+	for p.open > p.cfg.MaxOpen {
+		var oldest *account
+		for _, a := range p.accts {
+			if a.db != nil && a.users == 0 && (oldest == nil || a.lastUsed.Before(oldest.lastUsed)) {
+				oldest = a
+			}
+		}
+		if oldest == nil {
+			break // everything open is in use
+		}
+		out = append(out, oldest.db)
+		oldest.db = nil
+		p.open--
+		if oldest.refs == 0 {
+			delete(p.accts, oldest.id)
+		}
+	}
+	return out
+}
+
+func (p *Provider) releaseDB(a *account) {
+	p.mu.Lock()
+	a.users--
+	a.lastUsed = time.Now()
+	p.mu.Unlock()
+}
+
+// closeDBLocked closes the account's store (waiting for running
+// transactions); the caller holds a.mu.
+func (p *Provider) closeDBLocked(a *account) error {
+	p.mu.Lock()
+	db := a.db
+	if db != nil {
+		a.db = nil
+		p.open--
+	}
+	p.mu.Unlock()
+	if db == nil {
+		return nil
+	}
+	return db.Close()
+}
+
+func errNoAccount(id silo.AccountID) error {
+	return silo.Errorf(silo.CodeNotFound, "account %s does not exist; create it first", id)
+}
+
+// checkExists returns CodeNotFound unless the account exists: its data key
+// file is in place.
+func (p *Provider) checkExists(a *account) error {
+	_, err := os.Stat(filepath.Join(a.dir, fileDataKey))
+	if errors.Is(err, fs.ErrNotExist) {
+		return errNoAccount(a.id)
+	}
+	if err != nil {
+		return fmt.Errorf("account %s: %w", a.id, err)
+	}
+	return nil
+}
+
+func parseID(id silo.AccountID) error {
+	_, err := silo.ParseID(string(id))
+	return err
+}
+
+// CreateAccount creates the account directory and a fresh data key. An
+// account that exists is left untouched. A directory without a data key is
+// the remains of an interrupted create or delete: it is removed first.
+func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind silo.Kind) error {
+	if err := parseID(id); err != nil {
+		return err
+	}
+	if !kind.Valid() {
+		return silo.Errorf(silo.CodeInvalid, "invalid account kind %q; use one of %v", kind, silo.Kinds)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err := p.checkExists(a)
+	if err == nil {
+		return nil
+	}
+	if silo.ErrorCode(err) != silo.CodeNotFound {
+		return err
+	}
+	if err := p.toTrash(a.dir, string(id)); err != nil {
+		return fmt.Errorf("create account %s: %w", id, err)
+	}
+	if err := os.Mkdir(a.dir, dirMode); err != nil {
+		return fmt.Errorf("create account %s: %w", id, err)
+	}
+	_, wrapped, err := p.master.NewDataKey(id)
+	if err != nil {
+		return fmt.Errorf("create account %s: %w", id, err)
+	}
+	if err := writeFile(a.dir, fileDataKey, wrapped); err != nil {
+		return fmt.Errorf("create account %s: %w", id, err)
+	}
+	if err := syncDir(p.accounts); err != nil {
+		return fmt.Errorf("create account %s: %w", id, err)
+	}
+	p.log.Info("account created", "account", id, "kind", kind)
+	return nil
+}
+
+// DeleteAccount crypto-shreds the account's data key (overwrites it with
+// random bytes, syncs and removes it), then moves the account directory to
+// the trash and removes it. Deleting a missing account is a no-op.
+func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+	if err := parseID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := p.closeDBLocked(a); err != nil {
+		return fmt.Errorf("delete account %s: %w", id, err)
+	}
+	if _, err := os.Stat(a.dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := shred(filepath.Join(a.dir, fileDataKey)); err != nil {
+		return fmt.Errorf("delete account %s: %w", id, err)
+	}
+	if err := p.toTrash(a.dir, string(id)); err != nil {
+		return fmt.Errorf("delete account %s: %w", id, err)
+	}
+	p.log.Info("account deleted", "account", id)
+	return nil
+}
+
+// Accounts lists the accounts that exist, sorted by ID.
+func (p *Provider) Accounts(ctx context.Context) ([]silo.AccountID, error) {
+	ents, err := os.ReadDir(p.accounts)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	ids := []silo.AccountID{}
+	for _, e := range ents {
+		if !e.IsDir() || parseID(silo.AccountID(e.Name())) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(p.accounts, e.Name(), fileDataKey)); err == nil {
+			ids = append(ids, silo.AccountID(e.Name()))
+		}
+	}
+	return ids, nil // os.ReadDir sorts by name
+}
+
+// dataKey reads and unwraps the account's data key.
+func (p *Provider) dataKey(a *account) (*envelope.DataKey, []byte, error) {
+	wrapped, err := os.ReadFile(filepath.Join(a.dir, fileDataKey))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, errNoAccount(a.id)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read data key of %s: %w", a.id, err)
+	}
+	dk, err := p.master.Unwrap(a.id, wrapped)
+	if err != nil {
+		return nil, nil, silo.Errorf(silo.CodeInternal, "the data key of account %s does not open with this master key; restore master.key from backup: %w", a.id, err)
+	}
+	return dk, wrapped, nil
+}
+
+// KeyInfo describes the account's data key by fingerprint.
+func (p *Provider) KeyInfo(ctx context.Context, id silo.AccountID) (provider.KeyInfo, error) {
+	if err := parseID(id); err != nil {
+		return provider.KeyInfo{}, err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	_, wrapped, err := p.dataKey(a)
+	if err != nil {
+		return provider.KeyInfo{}, err
+	}
+	return provider.KeyInfo{
+		Algorithm:   envelope.Algorithm,
+		Fingerprint: envelope.Fingerprint(wrapped),
+		WrappedBy:   "local master key " + p.master.Fingerprint(),
+	}, nil
+}
