@@ -1,0 +1,409 @@
+package local_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/envelope"
+	"github.com/silo-run/silo/provider/local"
+	"github.com/silo-run/silo/provider/providertest"
+)
+
+// walkFiles calls fn with the path and raw bytes of every regular file under
+// dir.
+func walkFiles(t *testing.T, dir string, fn func(path string, b []byte)) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.Type().IsRegular() {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			n++
+			fn(path, b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// findCanaries returns the files under dir that hold any canary.
+func findCanaries(t *testing.T, dir string, canaries [][]byte) []string {
+	var hits []string
+	walkFiles(t, dir, func(path string, b []byte) {
+		for _, c := range canaries {
+			if bytes.Contains(b, c) {
+				hits = append(hits, filepath.Base(path)+" holds "+string(c))
+			}
+		}
+	})
+	return hits
+}
+
+// openers returns the files under dir that hold A's wrapped key, or a window
+// that the master unwraps into a key opening env.
+func openers(t *testing.T, dir string, master *envelope.Master, wrapped, env []byte) []string {
+	var hits []string
+	walkFiles(t, dir, func(path string, b []byte) {
+		if bytes.Contains(b, wrapped) {
+			hits = append(hits, path+" holds the wrapped key")
+		}
+		for off := 0; off+len(wrapped) <= len(b); off++ {
+			if k, err := master.Unwrap("acme", b[off:off+len(wrapped)]); err == nil {
+				if _, err := k.Open("api_token", env); err == nil {
+					hits = append(hits, path+" unwraps")
+				}
+			}
+		}
+	})
+	return hits
+}
+
+func readSecrets(t *testing.T, acctDir string) map[string][]byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(acctDir, "secrets.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enc map[string]string
+	if err := json.Unmarshal(raw, &enc); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for k, v := range enc {
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[k] = b
+	}
+	return out
+}
+
+// TestCryptoShredding plants secret canaries in account A, deletes A, and
+// shows that the canaries are nowhere on disk and that A's old ciphertext no
+// longer decrypts with anything left, while B's secrets still do.
+func TestCryptoShredding(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := local.New(local.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	stack := providertest.Stack(t)
+	canaries := map[silo.AccountID][]byte{
+		"acme":   []byte("CANARY-acme-7f3a9c1e-do-not-leak"),
+		"globex": []byte("CANARY-globex-2b8d4e6f-do-not-leak"),
+	}
+	for id, canary := range canaries {
+		if err := p.CreateAccount(ctx, id, silo.KindTenant); err != nil {
+			t.Fatal(err)
+		}
+		providertest.ApplyAll(t, p, id, stack)
+		if err := p.PutSecret(ctx, id, "api_token", canary); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := p.Data(ctx, id)
+		if v, err := d.Secret(ctx, "api_token"); err != nil || !bytes.Equal(v, canary) {
+			t.Fatalf("control: %s secret = %q, %v; want the canary", id, v, err)
+		}
+	}
+	all := [][]byte{canaries["acme"], canaries["globex"]}
+	// Control: the canaries are encrypted at rest, so not even now are they
+	// in any file; the walk itself must see files, though.
+	if n := walkFiles(t, dir, func(string, []byte) {}); n < 8 {
+		t.Fatalf("walk saw %d files; the harness is not looking at the data", n)
+	}
+	if hits := findCanaries(t, dir, all); len(hits) != 0 {
+		t.Errorf("plaintext secrets on disk before delete: %v", hits)
+	}
+
+	acmeDir := filepath.Join(dir, "accounts", "acme")
+	oldSecrets := readSecrets(t, acmeDir)
+	oldWrapped, err := os.ReadFile(filepath.Join(acmeDir, "data.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := envelope.LoadOrCreateMaster(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Control: with the key still on disk, the copied ciphertext opens.
+	dk, err := master.Unwrap("acme", oldWrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := dk.Open("api_token", oldSecrets["api_token"]); err != nil || !bytes.Equal(v, canaries["acme"]) {
+		t.Fatalf("control: copied ciphertext = %q, %v; want the canary", v, err)
+	}
+
+	// Control for the scan below: before the delete it finds data.key.
+	if hits := openers(t, dir, master, oldWrapped, oldSecrets["api_token"]); len(hits) == 0 {
+		t.Fatal("control: before delete, the scan found nothing that opens A's secret")
+	}
+
+	if err := p.DeleteAccount(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if hits := findCanaries(t, dir, all); len(hits) != 0 {
+		t.Errorf("canaries on disk after delete: %v", hits)
+	}
+	// Nothing of A remains, and no file left on disk unwraps into a key
+	// that opens A's old ciphertext.
+	if _, err := os.Stat(acmeDir); !os.IsNotExist(err) {
+		t.Errorf("account dir still exists: %v", err)
+	}
+	// The only path to A's plaintext is master key → A's wrapped data key →
+	// data key (the raw data key is never written to disk). So after the
+	// delete, A's wrapped key is in no file and no window of any file
+	// unwraps to a key that opens A's old secret.
+	if hits := openers(t, dir, master, oldWrapped, oldSecrets["api_token"]); len(hits) != 0 {
+		t.Errorf("after delete, A's old secret still opens via: %v", hits)
+	}
+	// The raw wrapped key blob of A is gone; without it the master key alone
+	// opens nothing of A.
+	if _, err := master.Unwrap("acme", oldSecrets["api_token"]); err == nil {
+		t.Errorf("master key opens A's secret directly")
+	}
+	// Twin: B's secrets still decrypt.
+	d, err := p.Data(ctx, "globex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.Secret(ctx, "api_token"); err != nil || !bytes.Equal(v, canaries["globex"]) {
+		t.Errorf("globex secret after acme deleted = %q, %v", v, err)
+	}
+	// The trash is empty.
+	if ents, _ := os.ReadDir(filepath.Join(dir, "trash")); len(ents) != 0 {
+		t.Errorf("trash holds %d entries after delete", len(ents))
+	}
+}
+
+// TestInterruptedDeleteCompletes simulates a crash after the key was shredded
+// but before the directory was removed: the account does not exist, and a
+// new account of that name starts empty.
+func TestInterruptedDeleteCompletes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := local.New(local.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, p, "acme", providertest.Stack(t))
+	d, _ := p.Data(ctx, "acme")
+	d.Put(ctx, "findings", "k", []byte("old"))
+	p.Close()
+	os.Remove(filepath.Join(dir, "accounts", "acme", "data.key")) // "crashed" mid-delete
+	os.MkdirAll(filepath.Join(dir, "trash", "acme-half"), 0o700)   // and one mid-trash
+
+	p, err = local.New(local.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if ents, _ := os.ReadDir(filepath.Join(dir, "trash")); len(ents) != 0 {
+		t.Errorf("New left %d trash entries", len(ents))
+	}
+	if ids, _ := p.Accounts(ctx); len(ids) != 0 {
+		t.Errorf("half-deleted account listed: %v", ids)
+	}
+	if _, err := p.Data(ctx, "acme"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("Data of half-deleted account: got %v, want not found", err)
+	}
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, p, "acme", providertest.Stack(t))
+	d, _ = p.Data(ctx, "acme")
+	if _, err := d.Get(ctx, "findings", "k"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("old data revived in recreated account: %v", err)
+	}
+}
+
+// TestSymlinkNotFollowed plants links in a bucket pointing outside it; no
+// blob operation follows them. Twin: a regular blob next to them works.
+func TestSymlinkNotFollowed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := local.New(local.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, id := range []silo.AccountID{"acme", "globex"} {
+		p.CreateAccount(ctx, id, silo.KindTenant)
+		providertest.ApplyAll(t, p, id, providertest.Stack(t))
+	}
+	outside := filepath.Join(t.TempDir(), "outside")
+	os.MkdirAll(outside, 0o700)
+	os.WriteFile(filepath.Join(outside, "target"), []byte("OUTSIDE-SECRET"), 0o600)
+	g, _ := p.Data(ctx, "globex")
+	g.PutBlob(ctx, "uploads", "theirs", []byte("GLOBEX-BLOB"))
+
+	bucket := filepath.Join(dir, "accounts", "acme", "blobs", "uploads")
+	links := map[string]string{
+		"file-link":   filepath.Join(outside, "target"),
+		"dir-link":    outside,
+		"other-acct":  filepath.Join(dir, "accounts", "globex", "blobs", "uploads", "theirs"),
+		"rel-link":    "../../../globex/blobs/uploads/theirs",
+		"master-link": filepath.Join(dir, "master.key"),
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(bucket, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, _ := p.Data(ctx, "acme")
+	for name := range links {
+		t.Run(name, func(t *testing.T) {
+			for _, key := range []string{name, name + "/target", name + "/x"} {
+				if v, err := d.GetBlob(ctx, "uploads", key); err == nil {
+					t.Errorf("GetBlob(%q) followed the link: %q", key, v)
+				}
+			}
+			if err := d.PutBlob(ctx, "uploads", name+"/x", []byte("escaped")); err == nil {
+				t.Errorf("PutBlob(%q) wrote through the link", name+"/x")
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(outside, "x")); !os.IsNotExist(err) {
+		t.Errorf("a file was created outside the bucket: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(outside, "target")); string(b) != "OUTSIDE-SECRET" {
+		t.Errorf("outside target changed: %q", b)
+	}
+	ks, err := d.ListBlobs(ctx, "uploads", "", 100)
+	if err != nil || len(ks) != 0 {
+		t.Errorf("ListBlobs listed links: %q, %v", ks, err)
+	}
+	// Twin: a regular blob in the same bucket works.
+	if err := d.PutBlob(ctx, "uploads", "regular", []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.GetBlob(ctx, "uploads", "regular"); err != nil || string(v) != "ok" {
+		t.Errorf("GetBlob(regular) = %q, %v", v, err)
+	}
+	// Overwriting a link replaces the link, not its target.
+	if err := d.PutBlob(ctx, "uploads", "file-link", []byte("replaced")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(outside, "target")); string(b) != "OUTSIDE-SECRET" {
+		t.Errorf("PutBlob over a link wrote its target: %q", b)
+	}
+}
+
+// snapshot returns every path under dir.
+func snapshot(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err == nil && !strings.Contains(path, ".tmp-") {
+			out[path] = true
+		}
+		return nil
+	})
+	return out
+}
+
+// TestTraversalStaysInside runs the traversal corpus and checks the
+// filesystem: every new path is inside acme's uploads bucket.
+func TestTraversalStaysInside(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := local.New(local.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, id := range []silo.AccountID{"acme", "globex"} {
+		p.CreateAccount(ctx, id, silo.KindTenant)
+		providertest.ApplyAll(t, p, id, providertest.Stack(t))
+	}
+	parent := filepath.Dir(dir)
+	before := snapshot(t, parent)
+	bucket := filepath.Join(dir, "accounts", "acme", "blobs", "uploads") + string(filepath.Separator)
+	d, _ := p.Data(ctx, "acme")
+	stored, rejected := 0, 0
+	for _, key := range providertest.TraversalKeys {
+		if err := d.PutBlob(ctx, "uploads", key, []byte("x")); err != nil {
+			if c := silo.ErrorCode(err); c != silo.CodeInvalid && c != silo.CodeConflict {
+				t.Errorf("PutBlob(%.40q): got %v, want CodeInvalid (or CodeConflict with an earlier key)", key, err)
+			}
+			rejected++
+			continue
+		}
+		stored++
+	}
+	for path := range snapshot(t, parent) {
+		if !before[path] && !strings.HasPrefix(path, bucket) && path != dir+"/accounts/acme/data.db" {
+			t.Errorf("traversal created %s outside the bucket", path)
+		}
+	}
+	if stored == 0 || rejected == 0 {
+		t.Errorf("stored %d, rejected %d; the corpus should have both", stored, rejected)
+	}
+}
+
+func FuzzPutBlob(f *testing.F) {
+	for _, k := range providertest.TraversalKeys {
+		f.Add(k)
+	}
+	dir := f.TempDir()
+	p, err := local.New(local.Config{Dir: dir})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	p.CreateAccount(ctx, "acme", silo.KindTenant)
+	providertest.ApplyAll(f, p, "acme", providertest.Stack(f))
+	d, _ := p.Data(ctx, "acme")
+	bucket, err := filepath.EvalSymlinks(filepath.Join(dir, "accounts", "acme", "blobs", "uploads"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		err := d.PutBlob(ctx, "uploads", key, []byte("fuzz"))
+		if err != nil {
+			if c := silo.ErrorCode(err); c != silo.CodeInvalid && c != silo.CodeConflict {
+				t.Fatalf("PutBlob(%q): unexpected error %v", key, err)
+			}
+			if local.ValidateBlobKey(key) == nil && silo.ErrorCode(err) == silo.CodeInvalid {
+				t.Fatalf("PutBlob(%q) rejected a valid key: %v", key, err)
+			}
+			return
+		}
+		// It landed inside the bucket, at exactly the key.
+		path := filepath.Join(bucket, filepath.FromSlash(key))
+		rel, err := filepath.Rel(bucket, path)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+			t.Fatalf("PutBlob(%q) resolves outside the bucket: %s", key, path)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || string(b) != "fuzz" {
+			t.Fatalf("PutBlob(%q): file %s = %q, %v", key, path, b, err)
+		}
+		if err := d.DeleteBlob(ctx, "uploads", key); err != nil {
+			t.Fatalf("DeleteBlob(%q): %v", key, err)
+		}
+	})
+}
