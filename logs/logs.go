@@ -1,0 +1,430 @@
+// Package logs keeps the function logs of every account: one file of JSON
+// lines per account under a directory, each line with a timestamp, a level,
+// the function, the request ID the gateway gave the request, the message and
+// its attributes. Retention is bounded per account: when an account's file
+// passes Config.MaxBytes it is rotated to "<account>.log.1" (replacing the
+// previous one), so an account never holds more than about 2×MaxBytes of logs.
+//
+// Readers (silo logs, silotest) read the files directly, so they work from
+// another process while the platform runs; Follow polls for new lines and
+// survives rotation.
+//
+// It imports the root silo package and the standard library only; it must not
+// import the runtime, gateway, providers or stores.
+package logs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	silo "github.com/silo-run/silo"
+)
+
+// DefaultMaxBytes is the default size at which an account's log file is
+// rotated.
+const DefaultMaxBytes = 1 << 20
+
+// maxLine bounds one stored line; longer messages are clipped.
+const maxLine = 16 << 10
+
+// Entry is one log line of one account.
+type Entry struct {
+	Time      time.Time         `json:"time"`
+	Level     string            `json:"level"` // DEBUG, INFO, WARN or ERROR
+	Account   silo.AccountID    `json:"account"`
+	Function  string            `json:"function,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+	Msg       string            `json:"msg"`
+	Attrs     map[string]string `json:"attrs,omitempty"`
+}
+
+// LevelString returns the name Entry.Level uses for l.
+func LevelString(l slog.Level) string {
+	switch {
+	case l < slog.LevelInfo:
+		return "DEBUG"
+	case l < slog.LevelWarn:
+		return "INFO"
+	case l < slog.LevelError:
+		return "WARN"
+	}
+	return "ERROR"
+}
+
+// String formats e as one human-readable line:
+// "15:04:05.000 INFO  ingest [req-id] message k=v ...".
+func (e Entry) String() string {
+	var b strings.Builder
+	b.WriteString(e.Time.Local().Format("2006-01-02 15:04:05.000"))
+	fmt.Fprintf(&b, " %-5s", e.Level)
+	if e.Function != "" {
+		b.WriteString(" " + e.Function)
+	}
+	if e.RequestID != "" {
+		b.WriteString(" [" + e.RequestID + "]")
+	}
+	b.WriteString(" " + e.Msg)
+	keys := make([]string, 0, len(e.Attrs))
+	for k := range e.Attrs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := e.Attrs[k]
+		if strings.ContainsAny(v, " \t\"=") || v == "" {
+			v = fmt.Sprintf("%q", v)
+		}
+		b.WriteString(" " + k + "=" + v)
+	}
+	return b.String()
+}
+
+// Config configures a Store.
+type Config struct {
+	// Dir holds one file per account. Required; created if missing.
+	Dir string
+	// MaxBytes is the size at which an account's file is rotated; 0 means
+	// DefaultMaxBytes.
+	MaxBytes int64
+	// Now stamps entries appended without a time; time.Now if nil.
+	Now func() time.Time
+}
+
+// Store appends and reads per-account logs. It is safe for concurrent use
+// within one process; several processes may read while one writes.
+type Store struct {
+	cfg Config
+
+	mu     sync.Mutex
+	files  map[silo.AccountID]*logFile
+	closed bool
+}
+
+type logFile struct {
+	f    *os.File
+	size int64
+}
+
+// maxOpen bounds the number of account files kept open for appending.
+const maxOpen = 64
+
+// Open returns a Store writing under cfg.Dir.
+//
+// # Errors
+//
+// CodeInvalid without a Dir; an internal error if the directory cannot be
+// created.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Dir == "" {
+		return nil, silo.Errorf(silo.CodeInvalid, "logs: no directory given; set Dir")
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create log dir %s: %w", cfg.Dir, err)
+	}
+	return &Store{cfg: cfg, files: map[silo.AccountID]*logFile{}}, nil
+}
+
+// Dir returns the directory holding the log files.
+func (s *Store) Dir() string { return s.cfg.Dir }
+
+// Path returns the current log file of an account.
+func Path(dir string, acct silo.AccountID) string {
+	return filepath.Join(dir, string(acct)+".log")
+}
+
+// Append writes e to its account's log, stamping it with Now if e.Time is
+// zero, and rotates the file when it passes MaxBytes.
+//
+// # Errors
+//
+// CodeInvalid for an entry without a valid account ID.
+func (s *Store) Append(e Entry) error {
+	if _, err := silo.ParseID(string(e.Account)); err != nil {
+		return err
+	}
+	if e.Time.IsZero() {
+		e.Time = s.cfg.Now()
+	}
+	e.Time = e.Time.UTC()
+	if e.Level == "" {
+		e.Level = "INFO"
+	}
+	if len(e.Msg) > maxLine {
+		e.Msg = e.Msg[:maxLine] + "…"
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode log entry: %w", err)
+	}
+	line = append(line, '\n')
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
+	}
+	lf, err := s.fileLocked(e.Account)
+	if err != nil {
+		return err
+	}
+	if lf.size > 0 && lf.size+int64(len(line)) > s.cfg.MaxBytes {
+		if err := s.rotateLocked(e.Account, lf); err != nil {
+			return err
+		}
+		if lf, err = s.fileLocked(e.Account); err != nil {
+			return err
+		}
+	}
+	n, err := lf.f.Write(line)
+	lf.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("append log of %s: %w", e.Account, err)
+	}
+	return nil
+}
+
+func (s *Store) fileLocked(acct silo.AccountID) (*logFile, error) {
+	if lf := s.files[acct]; lf != nil {
+		return lf, nil
+	}
+	if len(s.files) >= maxOpen {
+		for id, lf := range s.files { // evict any one
+			lf.f.Close()
+			delete(s.files, id)
+			break
+		}
+	}
+	f, err := os.OpenFile(Path(s.cfg.Dir, acct), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open log of %s: %w", acct, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat log of %s: %w", acct, err)
+	}
+	lf := &logFile{f: f, size: st.Size()}
+	s.files[acct] = lf
+	return lf, nil
+}
+
+func (s *Store) rotateLocked(acct silo.AccountID, lf *logFile) error {
+	lf.f.Close()
+	delete(s.files, acct)
+	p := Path(s.cfg.Dir, acct)
+	if err := os.Rename(p, p+".1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("rotate log of %s: %w", acct, err)
+	}
+	return nil
+}
+
+// Remove deletes every log of an account (when the account is deleted).
+func (s *Store) Remove(acct silo.AccountID) error {
+	if _, err := silo.ParseID(string(acct)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if lf := s.files[acct]; lf != nil {
+		lf.f.Close()
+		delete(s.files, acct)
+	}
+	p := Path(s.cfg.Dir, acct)
+	var errs []error
+	for _, f := range []string{p, p + ".1"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes the open files. Append fails after Close.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	var errs []error
+	for id, lf := range s.files {
+		errs = append(errs, lf.f.Close())
+		delete(s.files, id)
+	}
+	return errors.Join(errs...)
+}
+
+// Query selects entries. Zero fields match everything.
+type Query struct {
+	Function  string
+	RequestID string
+	Since     time.Time // entries at or after
+	// Last keeps only the last Last matching entries (0: all retained).
+	Last int
+}
+
+func (q Query) match(e Entry) bool {
+	return (q.Function == "" || e.Function == q.Function) &&
+		(q.RequestID == "" || e.RequestID == q.RequestID) &&
+		(q.Since.IsZero() || !e.Time.Before(q.Since))
+}
+
+// Read returns the retained entries of an account that match q, oldest
+// first. It reads the files directly, so it works while another process
+// writes them. An account without logs has none (no error).
+func Read(dir string, acct silo.AccountID, q Query) ([]Entry, error) {
+	if _, err := silo.ParseID(string(acct)); err != nil {
+		return nil, err
+	}
+	var out []Entry
+	p := Path(dir, acct)
+	for _, f := range []string{p + ".1", p} {
+		b, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read log of %s: %w", acct, err)
+		}
+		out = appendLines(out, b, q)
+	}
+	if q.Last > 0 && len(out) > q.Last {
+		out = out[len(out)-q.Last:]
+	}
+	return out, nil
+}
+
+// Read is the package-level Read on the store's directory.
+func (s *Store) Read(acct silo.AccountID, q Query) ([]Entry, error) { return Read(s.cfg.Dir, acct, q) }
+
+func appendLines(out []Entry, b []byte, q Query) []Entry {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break // a partial last line: not written completely yet
+		}
+		line := b[:i]
+		b = b[i+1:]
+		var e Entry
+		if json.Unmarshal(line, &e) == nil && q.match(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Follow calls fn for every retained entry of acct matching q, then for each
+// new one as it is written, until ctx is done (then it returns nil) or fn
+// returns an error. It polls the file every poll (250ms if zero) and follows
+// rotation.
+func Follow(ctx context.Context, dir string, acct silo.AccountID, q Query, poll time.Duration, fn func(Entry) error) error {
+	if poll <= 0 {
+		poll = 250 * time.Millisecond
+	}
+	if _, err := silo.ParseID(string(acct)); err != nil {
+		return err
+	}
+	p := Path(dir, acct)
+	var old []Entry
+	if b, err := os.ReadFile(p + ".1"); err == nil {
+		old = appendLines(old, b, q)
+	}
+	var ino os.FileInfo
+	if st, err := os.Stat(p); err == nil {
+		ino = st
+	}
+	offset, err := readFrom(p, 0, q, func(e Entry) error { old = append(old, e); return nil })
+	if err != nil {
+		return fmt.Errorf("follow log of %s: %w", acct, err)
+	}
+	if q.Last > 0 && len(old) > q.Last {
+		old = old[len(old)-q.Last:]
+	}
+	for _, e := range old {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	q.Last = 0
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		st, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			offset, ino = 0, nil
+		case err != nil:
+			return fmt.Errorf("follow log of %s: %w", acct, err)
+		default:
+			if ino != nil && !os.SameFile(ino, st) || st.Size() < offset {
+				// Rotated: finish the old file (now .1) first, then start over.
+				if prev, err := os.Stat(p + ".1"); err == nil && ino != nil && os.SameFile(ino, prev) {
+					if _, err := readFrom(p+".1", offset, q, fn); err != nil {
+						return err
+					}
+				}
+				offset = 0
+			}
+			ino = st
+			if st.Size() > offset {
+				n, err := readFrom(p, offset, q, fn)
+				offset += n
+				if err != nil {
+					return err
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// readFrom calls fn for each complete line of file p after offset and
+// returns how many bytes it consumed.
+func readFrom(p string, offset int64, q Query, fn func(Entry) error) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return 0, err
+	}
+	r := bufio.NewReader(f)
+	var n int64
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil { // EOF: an incomplete line stays for the next poll
+			return n, nil
+		}
+		n += int64(len(line))
+		var e Entry
+		if json.Unmarshal(line, &e) == nil && q.match(e) {
+			if err := fn(e); err != nil {
+				return n, err
+			}
+		}
+	}
+}
