@@ -1,13 +1,36 @@
 package sqlite
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/storetest"
 )
+
+// crashChildEnv makes the test binary act as the crash-test child: it
+// commits updates to the database named by the variable until it is killed.
+const crashChildEnv = "SILO_SQLITE_CRASH_CHILD"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(crashChildEnv); path != "" {
+		os.Exit(crashChild(path))
+	}
+	os.Exit(m.Run())
+}
 
 func openTemp(t *testing.T) *Store {
 	t.Helper()
@@ -21,4 +44,347 @@ func openTemp(t *testing.T) *Store {
 
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+// TestSettingsReadBack opens a database and reads the pragmas back from both
+// the writer and a reader connection, independently of Open's own check.
+func TestSettingsReadBack(t *testing.T) {
+	s := openTemp(t)
+	for name, db := range map[string]*sql.DB{"writer": s.w, "reader": s.r} {
+		t.Run(name, func(t *testing.T) {
+			var mode string
+			var sync, fk, busy int
+			for q, dst := range map[string]any{"PRAGMA journal_mode": &mode, "PRAGMA synchronous": &sync, "PRAGMA foreign_keys": &fk, "PRAGMA busy_timeout": &busy} {
+				if err := db.QueryRow(q).Scan(dst); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			if mode != "wal" || sync != 2 || fk != 1 || busy <= 0 {
+				t.Errorf("got journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d, want wal 2 1 >0", mode, sync, fk, busy)
+			}
+		})
+	}
+	var ro int
+	if err := s.r.QueryRow("PRAGMA query_only").Scan(&ro); err != nil || ro != 1 {
+		t.Errorf("reader query_only = %d, %v; want 1", ro, err)
+	}
+}
+
+func TestVerifySettings(t *testing.T) {
+	tests := []struct {
+		mode     string
+		sync, fk int
+		ok       bool
+	}{
+		{"wal", 2, 1, true},
+		{"WAL", 2, 1, true},
+		{"delete", 2, 1, false},
+		{"memory", 2, 1, false},
+		{"wal", 1, 1, false},
+		{"wal", 0, 1, false},
+		{"wal", 3, 1, false},
+		{"wal", 2, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s/%d/%d", tc.mode, tc.sync, tc.fk), func(t *testing.T) {
+			err := verifySettings(tc.mode, tc.sync, tc.fk)
+			if (err == nil) != tc.ok {
+				t.Errorf("verifySettings = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestWrongSettingRefusesToStart asks SQLite for synchronous=NORMAL and
+// checks that Open refuses, and (the twin) that the default opens.
+func TestWrongSettingRefusesToStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	_, err := open(context.Background(), path, options{synchronous: "NORMAL"})
+	if err == nil {
+		t.Fatal("open with synchronous=NORMAL: got no error")
+	}
+	if silo.ErrorCode(err) != silo.CodeUnavailable || !strings.Contains(err.Error(), "synchronous=1") || !strings.Contains(err.Error(), "refusing to start") {
+		t.Errorf("got %v (code %s), want an unavailable error naming synchronous=1 and refusing to start", err, silo.ErrorCode(err))
+	}
+	s, err := open(context.Background(), path, options{})
+	if err != nil {
+		t.Fatalf("open with defaults: %v", err)
+	}
+	s.Close()
+}
+
+// writeValidDB creates a database with some content and returns its path.
+func writeValidDB(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "state.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(context.Background(), func(tx store.Tx) error {
+		for i := range 200 {
+			if err := tx.CreateAccount(silo.Account{ID: silo.AccountID(fmt.Sprintf("t%04d", i)), Kind: silo.KindTenant, State: silo.StateActive, Name: strings.Repeat("x", 200)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCorruptedFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		corrupt func(t *testing.T, path string) // nil: leave the valid file alone
+		ok      bool
+	}{
+		{"valid database", nil, true},
+		{"text file", func(t *testing.T, path string) {
+			os.WriteFile(path, []byte("these are my notes, not a database\n"), 0o600)
+		}, false},
+		{"random bytes", func(t *testing.T, path string) {
+			b := make([]byte, 8192)
+			for i := range b {
+				b[i] = byte(i*131 + 7)
+			}
+			os.WriteFile(path, b, 0o600)
+		}, false},
+		{"truncated header", func(t *testing.T, path string) {
+			os.WriteFile(path, sqliteHeader[:10], 0o600)
+		}, false},
+		{"garbage pages", func(t *testing.T, path string) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Keep page 1 (header and schema), overwrite the table pages.
+			for i := 4096; i < len(b); i++ {
+				b[i] = byte(i * 7)
+			}
+			os.WriteFile(path, b, 0o600)
+		}, false},
+		{"truncated to half", func(t *testing.T, path string) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(path, b[:len(b)/2], 0o600)
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := writeValidDB(t, dir)
+			if tc.corrupt != nil {
+				tc.corrupt(t, path)
+			}
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(context.Background(), path)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Open of a valid database: %v", err)
+				}
+				s.Close()
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatal("Open of a corrupted file: got no error")
+			}
+			t.Logf("error: %v", err)
+			var se *silo.Error
+			if !errors.As(err, &se) || se.Code != silo.CodeUnavailable {
+				t.Fatalf("got %v (%T), want a *silo.Error with code unavailable", err, err)
+			}
+			want := "state file " + path + " is corrupted: "
+			if !strings.HasPrefix(se.Message, want) || !strings.Contains(se.Message, "restore it from a backup") {
+				t.Errorf("message %q, want it to start with %q and say to restore from a backup", se.Message, want)
+			}
+			after, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(before, after) {
+				t.Errorf("Open modified the corrupted file (%d bytes before, %d after)", len(before), len(after))
+			}
+		})
+	}
+}
+
+func TestUnwritableDir(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "not-a-dir")
+	if err := os.WriteFile(blocker, []byte("a regular file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		ok         bool
+	}{
+		{"writable", filepath.Join(dir, "data", "state.db"), true},
+		{"dir is a file", filepath.Join(blocker, "state.db"), false},
+		{"parent is a file", filepath.Join(blocker, "data", "state.db"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(context.Background(), tc.path)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				s.Close()
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatal("Open: got no error")
+			}
+			want := "cannot write to " + filepath.Dir(tc.path) + ": "
+			if silo.ErrorCode(err) != silo.CodeUnavailable || !strings.HasPrefix(silo.UserMessage(err), want) || !strings.HasSuffix(err.Error(), "; choose a writable --data-dir") {
+				t.Errorf("got %q (code %s), want %q...; choose a writable --data-dir", err, silo.ErrorCode(err), want)
+			}
+		})
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := writeValidDB(t, t.TempDir())
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", len(migrations)+1)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = Open(context.Background(), path)
+	if silo.ErrorCode(err) != silo.CodeUnavailable || !strings.Contains(err.Error(), "run a newer silo") {
+		t.Errorf("got %v, want an unavailable error asking for a newer silo", err)
+	}
+}
+
+// crashChild commits one account and one audit entry per update, printing
+// the index of each after its commit returns, until it is killed.
+func crashChild(path string) int {
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	w := bufio.NewWriter(os.Stdout)
+	for i := 0; ; i++ {
+		id := silo.AccountID(fmt.Sprintf("t%06d", i))
+		err := s.Update(context.Background(), func(tx store.Tx) error {
+			if err := tx.CreateAccount(silo.Account{ID: id, Kind: silo.KindTenant, State: silo.StateActive}); err != nil {
+				return err
+			}
+			_, err := tx.AppendAudit(store.AuditEvent{Actor: "crash-test", Action: "tenant.create", Account: id})
+			return err
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		fmt.Fprintln(w, i)
+		w.Flush()
+	}
+}
+
+// TestCrashSafety kills a writer with SIGKILL in the middle of a stream of
+// commits and checks that everything it reported committed is there, the
+// file passes its integrity check and the audit chain verifies.
+func TestCrashSafety(t *testing.T) {
+	for round := range 3 {
+		t.Run(strconv.Itoa(round), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "state.db")
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			kill := 40 + 25*round
+			last := -1
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				n, err := strconv.Atoi(sc.Text())
+				if err != nil || n != last+1 {
+					t.Fatalf("child printed %q after %d", sc.Text(), last)
+				}
+				last = n
+				if last == kill {
+					if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			cmd.Wait()
+			if last < kill {
+				t.Fatalf("child stopped after %d commits: %s", last+1, stderr.String())
+			}
+
+			s, err := Open(context.Background(), path) // runs quick_check
+			if err != nil {
+				t.Fatalf("reopen after SIGKILL: %v", err)
+			}
+			defer s.Close()
+			var ok string
+			if err := s.r.QueryRow("PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
+				t.Fatalf("integrity_check = %q, %v", ok, err)
+			}
+			err = s.View(context.Background(), func(tx store.Tx) error {
+				accts, err := tx.Accounts(store.Filter{})
+				if err != nil {
+					return err
+				}
+				// Every reported commit is there; at most the updates in
+				// flight after the last report may be there too.
+				if len(accts) < last+1 {
+					t.Errorf("got %d accounts, want at least %d", len(accts), last+1)
+				}
+				for i, a := range accts {
+					if want := silo.AccountID(fmt.Sprintf("t%06d", i)); a.ID != want {
+						t.Fatalf("account %d is %s, want %s (a gap)", i, a.ID, want)
+					}
+				}
+				es, err := tx.Audit(0, 0)
+				if err != nil {
+					return err
+				}
+				if n, err := store.VerifyChain("", 0, es); err != nil {
+					t.Errorf("audit chain after crash: %d verified, %v", n, err)
+				}
+				if len(es) != len(accts) {
+					t.Errorf("got %d audit entries for %d accounts; each commit has one of each", len(es), len(accts))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The store takes new writes after recovery.
+			err = s.Update(context.Background(), func(tx store.Tx) error {
+				_, err := tx.AppendAudit(store.AuditEvent{Time: time.Now(), Actor: "test", Action: "recovered"})
+				return err
+			})
+			if err != nil {
+				t.Fatalf("write after recovery: %v", err)
+			}
+		})
+	}
 }

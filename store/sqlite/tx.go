@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
@@ -85,12 +86,71 @@ func scanAccount(r scanner) (silo.Account, error) {
 		return a, err
 	}
 	if params != "" {
-		if err := json.Unmarshal([]byte(params), &a.Params); err != nil {
+		var err error
+		if a.Params, err = decodeParams(params); err != nil {
 			return a, fmt.Errorf("decode params of account %s: %w", a.ID, err)
 		}
 	}
 	a.Created, a.Updated, a.Expires = fromMicros(created), fromMicros(updated), fromMicrosPtr(expires)
 	return a, nil
+}
+
+// decodeParams decodes the JSON object encodeParams wrote. Listing every
+// account decodes one per row, so simple objects (no escapes) take a fast
+// path; anything else goes through encoding/json.
+func decodeParams(s string) (map[string]string, error) {
+	if m, ok := decodeSimple(s); ok {
+		return m, nil
+	}
+	var m map[string]string
+	err := json.Unmarshal([]byte(s), &m)
+	return m, err
+}
+
+// decodeSimple parses {"k":"v",...} with no whitespace and no escapes, as
+// json.Marshal writes it for plain strings; ok is false for anything else.
+func decodeSimple(s string) (m map[string]string, ok bool) {
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' || !utf8.ValidString(s) {
+		return nil, false
+	}
+	str := func(i int) (string, int, bool) { // s[i] must be '"'
+		if i >= len(s) || s[i] != '"' {
+			return "", 0, false
+		}
+		for j := i + 1; j < len(s); j++ {
+			switch c := s[j]; {
+			case c == '"':
+				return s[i+1 : j], j + 1, true
+			case c == '\\' || c < 0x20:
+				return "", 0, false
+			}
+		}
+		return "", 0, false
+	}
+	m = make(map[string]string, 4)
+	i := 1
+	if s[i] == '}' {
+		return m, i == len(s)-1
+	}
+	for {
+		k, j, ok := str(i)
+		if !ok || j >= len(s) || s[j] != ':' {
+			return nil, false
+		}
+		v, j, ok := str(j + 1)
+		if !ok || j >= len(s) {
+			return nil, false
+		}
+		m[k] = v
+		switch s[j] {
+		case ',':
+			i = j + 1
+		case '}':
+			return m, j == len(s)-1
+		default:
+			return nil, false
+		}
+	}
 }
 
 func encodeParams(p map[string]string) (string, error) {
