@@ -461,18 +461,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// missing reports a reference to a name not declared in m.
-func missing[V any](d *decoder, n *yaml.Node, m map[string]V, format string, args ...any) {
+// missing reports a reference to a name not declared in m; where says
+// where it should be declared.
+func missing[V any](d *decoder, n *yaml.Node, m map[string]V, where, format string, args ...any) {
 	if _, ok := m[n.Value]; ok {
 		return
 	}
 	msg := fmt.Sprintf(format, args...)
 	keys := sortedKeys(m)
 	if len(keys) == 0 {
-		d.errorf(n, "%s, which is not declared (nothing is declared there)", msg)
+		d.errorf(n, "%s, which is not declared in %s (nothing is declared there)", msg, where)
 		return
 	}
-	d.errorf(n, "%s, which is not declared%s", msg, suggest(n.Value, keys))
+	d.errorf(n, "%s, which is not declared in %s%s", msg, where, suggest(n.Value, keys))
 }
 
 func (d *decoder) stack(root *yaml.Node) *Stack {
@@ -621,11 +622,12 @@ func (d *decoder) params(n *yaml.Node) map[string]Param {
 			}
 			want := map[ParamType]string{ParamString: "!!str", ParamInt: "!!int", ParamBool: "!!bool"}[p.Type]
 			if n.Tag != want {
-				fix := ""
+				article := map[ParamType]string{ParamString: "a string", ParamInt: "an int", ParamBool: "a bool (true or false)"}[p.Type]
 				if p.Type == ParamString {
-					fix = fmt.Sprintf("; quote it: %q", n.Value)
+					d.errorf(n, "%s: %s %s is not a string; quote it: %q", ctx, what, clip(n.Value), n.Value)
+				} else {
+					d.errorf(n, "%s: %s %s is not %s", ctx, what, describe(n), article)
 				}
-				d.errorf(n, "%s: %s %s is not a %s%s", ctx, what, describe(n), t, fix)
 				return "", false
 			}
 			c, msg := Param{Type: p.Type}.check(n.Value)
@@ -900,7 +902,7 @@ func (d *decoder) routes(n *yaml.Node) []Route {
 				r.Function = fn
 				fnNode, rctx := ff.val, ctx
 				d.later = append(d.later, func(st *Stack) {
-					missing(d, fnNode, st.Functions, "%s points at function %q", rctx, clip(fnNode.Value))
+					missing(d, fnNode, st.Functions, "functions", "%s points at function %q", rctx, clip(fnNode.Value))
 				})
 			}
 		}
@@ -929,8 +931,6 @@ func (d *decoder) routePath(n *yaml.Node, p string) (string, bool) {
 		return bad("must start with /")
 	case len(p) > 1024:
 		return bad("is longer than 1024 characters")
-	case strings.Contains(p, ".."):
-		return bad("must not contain ..")
 	case strings.Contains(p, "//"):
 		return bad("must not contain //")
 	}
@@ -948,6 +948,9 @@ func (d *decoder) routePath(n *yaml.Node, p string) (string, bool) {
 			}
 			pattern[i] = "{" + m[2] + "}"
 			continue
+		}
+		if strings.Contains(s, "..") {
+			return bad("must not contain ..")
 		}
 		if !segmentRE.MatchString(s) {
 			return bad(fmt.Sprintf("has an invalid segment %q; use letters, digits, -._~ and {name} for parameters", clip(s)))
@@ -1018,14 +1021,14 @@ func (d *decoder) exports(n *yaml.Node) map[string]Export {
 		} else if kind != "" {
 			d.later = append(d.later, func(st *Stack) {
 				pr := st.Production
-				msg := "%s points at production %s %q"
+				msg, where := "%s points at production %s %q", "production."+kind
 				switch kind {
 				case "table":
-					missing(d, target.val, pr.Tables, msg, ctx, kind, target.val.Value)
+					missing(d, target.val, pr.Tables, where+"s", msg, ctx, kind, target.val.Value)
 				case "bucket":
-					missing(d, target.val, pr.Buckets, msg, ctx, kind, target.val.Value)
+					missing(d, target.val, pr.Buckets, where+"s", msg, ctx, kind, target.val.Value)
 				case "config":
-					missing(d, target.val, pr.Config, msg, ctx, kind, target.val.Value)
+					missing(d, target.val, pr.Config, where, msg, ctx, kind, target.val.Value)
 				}
 			})
 		}
@@ -1054,19 +1057,19 @@ func (d *decoder) checkGrants(st *Stack, sec *section, prod bool) {
 		msg := "%s is granted %s %q"
 		switch g.kind {
 		case "table":
-			missing(d, g.node, tables, msg+" (declare it in %stables)", ctx, g.kind, g.node.Value, where)
+			missing(d, g.node, tables, where+"tables", msg, ctx, g.kind, g.node.Value)
 		case "bucket":
-			missing(d, g.node, buckets, msg+" (declare it in %sbuckets)", ctx, g.kind, g.node.Value, where)
+			missing(d, g.node, buckets, where+"buckets", msg, ctx, g.kind, g.node.Value)
 		case "config":
-			missing(d, g.node, config, msg+" (declare it in %sconfig)", ctx, g.kind, g.node.Value, where)
+			missing(d, g.node, config, where+"config", msg, ctx, g.kind, g.node.Value)
 		case "secret":
-			missing(d, g.node, secrets, msg+" (declare it in %ssecrets)", ctx, g.kind, g.node.Value, where)
+			missing(d, g.node, secrets, where+"secrets", msg, ctx, g.kind, g.node.Value)
 		case "export":
 			if prod {
 				d.errorf(g.node, "%s lists export %q; production functions read production resources directly, so remove exports", ctx, g.node.Value)
 				continue
 			}
-			missing(d, g.node, st.Production.Exports, msg+" (declare it in production.exports)", ctx, g.kind, g.node.Value)
+			missing(d, g.node, st.Production.Exports, "production.exports", msg, ctx, g.kind, g.node.Value)
 		}
 	}
 }
@@ -1217,7 +1220,7 @@ func (d *decoder) selector(n *yaml.Node, ring string) Selector {
 			d.later = append(d.later, func(st *Stack) {
 				p, ok := st.Params[key.Value]
 				if !ok {
-					missing(d, key, st.Params, "%s selects on param %q", ctx, clip(key.Value))
+					missing(d, key, st.Params, "params", "%s selects on param %q", ctx, clip(key.Value))
 					return
 				}
 				c, msg := p.check(val.Value)
@@ -1287,7 +1290,7 @@ func (d *decoder) gates(n *yaml.Node, ring string) Gates {
 			g.Smoke = v
 			node := f.val
 			d.later = append(d.later, func(st *Stack) {
-				missing(d, node, st.Functions, "%s: smoke points at function %q", ctx, clip(node.Value))
+				missing(d, node, st.Functions, "functions", "%s: smoke points at function %q", ctx, clip(node.Value))
 			})
 		}
 	}

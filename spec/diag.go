@@ -46,16 +46,24 @@ func (ds Diagnostics) sort() {
 }
 
 // suggest returns ` (did you mean "x"?)` for the candidate nearest to s, or
-// "" when none is near enough.
+// "" when none is near enough. Near is a small edit distance, or one name
+// holding the other (plan / plan_name).
 func suggest(s string, candidates []string) string {
+	ls := strings.ToLower(s)
 	best, bestD := "", 1<<30
 	for _, c := range candidates {
-		if d := distance(strings.ToLower(s), strings.ToLower(c)); d < bestD || d == bestD && c < best {
+		lc := strings.ToLower(c)
+		d := distance(ls, lc)
+		if d > max(2, len(s)/2) {
+			if len(ls) < 3 || len(lc) < 3 || !strings.Contains(ls, lc) && !strings.Contains(lc, ls) {
+				continue
+			}
+		}
+		if d < bestD || d == bestD && c < best {
 			best, bestD = c, d
 		}
 	}
-	limit := max(2, len(s)/3)
-	if best == "" || bestD > limit {
+	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)

@@ -113,11 +113,11 @@ func Interpolate(s string, tenantID string, params map[string]string) (string, e
 		case strings.HasPrefix(ref, "param."):
 			v, ok := params[ref[len("param."):]]
 			if !ok {
-				return fmt.Sprintf("unknown parameter in ${%s}", ref)
+				return fmt.Sprintf("uses an unknown parameter ${%s}", ref)
 			}
 			b.WriteString(v)
 		default:
-			return fmt.Sprintf("unknown reference ${%s}; use ${tenant.id} or ${param.NAME}", ref)
+			return fmt.Sprintf("uses unknown reference ${%s}; use ${tenant.id} or ${param.NAME}", ref)
 		}
 		return ""
 	})
@@ -145,7 +145,7 @@ func scanRefs(s string, lit func(string), ref func(string) string) string {
 		lit(s[:i])
 		end := strings.IndexByte(s[i:], '}')
 		if end < 0 {
-			return "unterminated ${ (write $${ for a literal ${)"
+			return "has an unterminated ${ (write $${ for a literal ${)"
 		}
 		if msg := ref(s[i+2 : i+end]); msg != "" {
 			return msg
