@@ -160,13 +160,14 @@ func (rt *router) match(method string, segs []string) (fn string, params map[str
 		slices.Sort(m.allow)
 		return "", nil, slices.Compact(m.allow), false
 	}
-	if len(m.ep.names) > 0 {
-		params = make(map[string]string, len(m.ep.names))
-		for i, name := range m.ep.names {
-			if name != "" {
-				params[name] = m.vals[i]
-			}
+	for i, name := range m.ep.names {
+		if name == "" {
+			continue
 		}
+		if params == nil {
+			params = make(map[string]string, len(m.ep.names))
+		}
+		params[name] = m.vals[i]
 	}
 	return m.ep.function, params, nil, true
 }
