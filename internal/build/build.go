@@ -1,0 +1,149 @@
+// Package build turns a function's source into a content-addressed wasm
+// artifact: it runs the Go toolchain with GOOS=wasip1 GOARCH=wasm
+// -buildmode=c-shared -trimpath and names the result by the SHA-256 of its
+// bytes.
+//
+// It imports only the standard library and the root silo package; it must
+// not import wazero or the runtime (validation happens at Compile).
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	silo "github.com/silo-run/silo"
+)
+
+// Artifact is a built function module.
+type Artifact struct {
+	Digest string // lower-case hex SHA-256 of the module bytes
+	Path   string // <outDir>/<Digest>.wasm
+	Size   int64
+}
+
+// Function builds the Go main package in dir (or takes the .wasm file dir
+// names as it is) and writes it to outDir as <digest>.wasm. The same source
+// and toolchain give the same digest: the build is -trimpath, without VCS
+// stamping, and Go's build cache makes an unchanged rebuild cheap. An
+// artifact already in outDir is not rewritten.
+//
+// # Errors
+//
+// CodeInvalid with the compiler's output (trimmed to its first lines) when
+// the source does not build; CodeNotFound when dir does not exist; internal
+// errors for I/O failures. Function is safe for concurrent use with
+// distinct or equal outDirs.
+func Function(ctx context.Context, dir, outDir string) (Artifact, error) {
+	if strings.HasSuffix(dir, ".wasm") {
+		b, err := os.ReadFile(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			return Artifact{}, silo.Errorf(silo.CodeNotFound, "function module %s does not exist", dir)
+		}
+		if err != nil {
+			return Artifact{}, fmt.Errorf("read %s: %w", dir, err)
+		}
+		return store(b, outDir)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return Artifact{}, silo.Errorf(silo.CodeNotFound, "function source directory %s does not exist", dir)
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return Artifact{}, fmt.Errorf("create %s: %w", outDir, err)
+	}
+	tmp, err := os.CreateTemp(outDir, ".build-*.wasm")
+	if err != nil {
+		return Artifact{}, fmt.Errorf("create temp in %s: %w", outDir, err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-buildmode=c-shared", "-trimpath", "-buildvcs=false", "-o", tmp.Name(), ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return Artifact{}, fmt.Errorf("build %s: %w", dir, ctx.Err())
+		}
+		return Artifact{}, silo.Errorf(silo.CodeInvalid, "function in %s does not build:\n%s", dir, trim(out.String()))
+	}
+	b, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		return Artifact{}, fmt.Errorf("read build output: %w", err)
+	}
+	return store(b, outDir)
+}
+
+// store writes b to outDir/<digest>.wasm (temp file, fsync, rename) unless it
+// is there already.
+func store(b []byte, outDir string) (Artifact, error) {
+	sum := sha256.Sum256(b)
+	a := Artifact{Digest: hex.EncodeToString(sum[:]), Size: int64(len(b))}
+	a.Path = filepath.Join(outDir, a.Digest+".wasm")
+	if st, err := os.Stat(a.Path); err == nil && st.Size() == a.Size {
+		return a, nil
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return Artifact{}, fmt.Errorf("create %s: %w", outDir, err)
+	}
+	f, err := os.CreateTemp(outDir, ".artifact-*")
+	if err != nil {
+		return Artifact{}, fmt.Errorf("create temp in %s: %w", outDir, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := io.Copy(f, bytes.NewReader(b)); err != nil {
+		f.Close()
+		return Artifact{}, fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return Artifact{}, fmt.Errorf("sync %s: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return Artifact{}, fmt.Errorf("close %s: %w", f.Name(), err)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return Artifact{}, fmt.Errorf("chmod %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), a.Path); err != nil {
+		return Artifact{}, fmt.Errorf("store artifact %s: %w", a.Path, err)
+	}
+	if d, err := os.Open(outDir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return a, nil
+}
+
+// goTool returns the go command of the running toolchain if it is there,
+// else "go" from PATH.
+func goTool() string {
+	if root := os.Getenv("GOROOT"); root != "" {
+		if p := filepath.Join(root, "bin", "go"); fileExists(p) {
+			return p
+		}
+	}
+	return "go"
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// trim keeps the first 30 lines of compiler output.
+func trim(s string) string {
+	s = strings.TrimSpace(s)
+	lines := strings.Split(s, "\n")
+	if len(lines) > 30 {
+		lines = append(lines[:30], fmt.Sprintf("... (%d more lines)", len(lines)-30))
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,160 @@
+package runtime
+
+import (
+	"math"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	silo "github.com/silo-run/silo"
+)
+
+// account is the runtime's per-account state: its concurrency slots and
+// metrics.
+type account struct {
+	mu      sync.Mutex
+	slots   chan struct{}
+	metrics metrics
+}
+
+func (r *Runtime) account(id silo.AccountID) *account {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.accounts[id]
+	if a == nil {
+		a = &account{}
+		r.accounts[id] = a
+	}
+	return a
+}
+
+// sem returns the account's slot channel, sized n. When n changes a new
+// channel replaces the old; invocations holding old slots release them to the
+// old channel.
+func (a *account) sem(n int) chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.slots == nil || cap(a.slots) != n {
+		a.slots = make(chan struct{}, n)
+	}
+	return a.slots
+}
+
+// Durations are kept in a log-linear histogram: 4 buckets per power of two of
+// nanoseconds, so a quantile is known within 19%.
+const (
+	subBuckets = 4
+	nBuckets   = 64 * subBuckets
+)
+
+func bucketOf(d time.Duration) int {
+	ns := uint64(max(d, 1))
+	e := 63 - bits.LeadingZeros64(ns) // floor(log2)
+	var frac uint64
+	if e >= 2 {
+		frac = (ns >> (e - 2)) & 3
+	} else {
+		frac = (ns << (2 - e)) & 3
+	}
+	return e*subBuckets + int(frac)
+}
+
+// bucketUpper returns the upper bound of bucket i.
+func bucketUpper(i int) time.Duration {
+	e, f := i/subBuckets, i%subBuckets
+	v := math.Ldexp(1+float64(f+1)/subBuckets, e)
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(v)
+}
+
+type metrics struct {
+	count, errors, status5xx atomic.Uint64
+	bytesIn, bytesOut        atomic.Uint64
+	buckets                  [nBuckets]atomic.Uint64
+}
+
+func (m *metrics) record(d time.Duration, in, out, status int, err error) {
+	m.count.Add(1)
+	if err != nil {
+		m.errors.Add(1)
+	} else if status >= 500 {
+		m.status5xx.Add(1)
+	}
+	m.bytesIn.Add(uint64(in))
+	m.bytesOut.Add(uint64(out))
+	m.buckets[bucketOf(d)].Add(1)
+}
+
+// MetricsSnapshot is an account's invocation metrics since the Runtime
+// started. Counters only grow: subtract two snapshots for a window.
+type MetricsSnapshot struct {
+	Invocations uint64 // every Invoke call for the account
+	Errors      uint64 // Invoke returned an error (trap, timeout, too many, ...)
+	Status5xx   uint64 // the guest answered with a 5xx status
+	BytesIn     uint64 // request bodies
+	BytesOut    uint64 // response bodies
+	// Durations counts invocations by duration: Durations[i] were at most
+	// Bounds(i).
+	Durations [nBuckets]uint64
+}
+
+// Bound returns the upper duration bound of histogram bucket i.
+func (MetricsSnapshot) Bound(i int) time.Duration { return bucketUpper(i) }
+
+// Quantile returns the duration under which a fraction q (0..1) of the
+// invocations finished, as the upper bound of its bucket (within 19%); 0 if
+// there were none.
+func (s MetricsSnapshot) Quantile(q float64) time.Duration {
+	var total uint64
+	for _, c := range s.Durations {
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(total)))
+	rank = max(rank, 1)
+	var seen uint64
+	for i, c := range s.Durations {
+		seen += c
+		if seen >= rank {
+			return bucketUpper(i)
+		}
+	}
+	return bucketUpper(nBuckets - 1)
+}
+
+// Sub returns s minus an earlier snapshot: the metrics of the window between
+// them.
+func (s MetricsSnapshot) Sub(prev MetricsSnapshot) MetricsSnapshot {
+	d := MetricsSnapshot{
+		Invocations: s.Invocations - prev.Invocations, Errors: s.Errors - prev.Errors,
+		Status5xx: s.Status5xx - prev.Status5xx, BytesIn: s.BytesIn - prev.BytesIn, BytesOut: s.BytesOut - prev.BytesOut,
+	}
+	for i := range s.Durations {
+		d.Durations[i] = s.Durations[i] - prev.Durations[i]
+	}
+	return d
+}
+
+// Metrics returns the account's invocation metrics. It is safe for
+// concurrent use; an account never invoked has zero metrics.
+func (r *Runtime) Metrics(acct silo.AccountID) MetricsSnapshot {
+	r.mu.Lock()
+	a := r.accounts[acct]
+	r.mu.Unlock()
+	var s MetricsSnapshot
+	if a == nil {
+		return s
+	}
+	m := &a.metrics
+	s.Invocations, s.Errors, s.Status5xx = m.count.Load(), m.errors.Load(), m.status5xx.Load()
+	s.BytesIn, s.BytesOut = m.bytesIn.Load(), m.bytesOut.Load()
+	for i := range m.buckets {
+		s.Durations[i] = m.buckets[i].Load()
+	}
+	return s
+}

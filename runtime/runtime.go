@@ -1,0 +1,862 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/sdk/fn/abi"
+)
+
+const (
+	hostModule       = abi.HostModule
+	importCheckpoint = abi.ImportCheckpoint
+
+	// fuel is how many function entries and loop iterations a guest runs
+	// between two checkpoints (calls into the host that check the deadline
+	// and give the Go scheduler a chance to run other goroutines).
+	fuel = 1 << 16
+)
+
+// Config configures a Runtime. Zero fields take the defaults noted.
+type Config struct {
+	// CacheDir holds compiled machine code keyed by module digest, shared by
+	// every account and kept across restarts. "" keeps it in memory only.
+	CacheDir string
+	// Logger receives guest logs and runtime events. Default: slog.Default().
+	Logger *slog.Logger
+	// IdleTimeout is how long an unused instance is kept warm. Default 1m.
+	IdleTimeout time.Duration
+	// MaxModuleSize caps the size of a module given to Compile; it is
+	// checked before the module is decoded. Default 32 MiB.
+	MaxModuleSize int
+	// MaxTableSize caps the declared maximum of every table. Default 65536.
+	MaxTableSize uint32
+	// MaxMemoryPages caps Limits.MemoryPages (64 KiB pages). Default 4096
+	// (256 MiB).
+	MaxMemoryPages uint32
+	// Limits applies to the zero fields of Invocation.Limits.
+	// Default: 512 pages (32 MiB), 10s, 16 concurrent invocations.
+	Limits Limits
+	// QueueWait is how long Invoke waits for a free concurrency slot of the
+	// account before failing with silo.CodeTooMany. Default 100ms.
+	QueueWait time.Duration
+	// MaxRequestSize and MaxResponseSize cap encoded requests, responses and
+	// host-call results. Default 16 MiB each.
+	MaxRequestSize  int
+	MaxResponseSize int
+}
+
+// Limits bounds one function's invocations.
+type Limits struct {
+	MemoryPages uint32        // linear memory cap, in 64 KiB pages
+	Timeout     time.Duration // per invocation, including instantiation of a cold instance
+	Concurrency int           // per account, across all its functions
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = time.Minute
+	}
+	if c.MaxModuleSize <= 0 {
+		c.MaxModuleSize = 32 << 20
+	}
+	if c.MaxTableSize == 0 {
+		c.MaxTableSize = 65536
+	}
+	if c.MaxMemoryPages == 0 {
+		c.MaxMemoryPages = 4096
+	}
+	if c.Limits.MemoryPages == 0 {
+		c.Limits.MemoryPages = 512
+	}
+	if c.Limits.Timeout <= 0 {
+		c.Limits.Timeout = 10 * time.Second
+	}
+	if c.Limits.Concurrency <= 0 {
+		c.Limits.Concurrency = 16
+	}
+	if c.QueueWait <= 0 {
+		c.QueueWait = 100 * time.Millisecond
+	}
+	if c.MaxRequestSize <= 0 {
+		c.MaxRequestSize = 16 << 20
+	}
+	if c.MaxResponseSize <= 0 {
+		c.MaxResponseSize = 16 << 20
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	c.setDefaults()
+	if c.Limits.MemoryPages > c.MaxMemoryPages {
+		return silo.Errorf(silo.CodeInvalid, "runtime: default memory limit %d pages exceeds MaxMemoryPages %d; lower it or raise the cap", c.Limits.MemoryPages, c.MaxMemoryPages)
+	}
+	if c.MaxMemoryPages > 65536 {
+		return silo.Errorf(silo.CodeInvalid, "runtime: MaxMemoryPages %d exceeds the 4 GiB wasm32 limit (65536 pages)", c.MaxMemoryPages)
+	}
+	return nil
+}
+
+// Runtime runs function modules. It is safe for concurrent use.
+type Runtime struct {
+	cfg   Config
+	cache wazero.CompilationCache
+
+	mu        sync.Mutex
+	engines   map[uint32]*engine // by memory limit in pages
+	artifacts map[string]*artifact
+	pools     map[poolKey]*pool
+	accounts  map[silo.AccountID]*account
+	closed    bool
+
+	live atomic.Int64 // instances alive, busy or idle
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// engine is one wazero runtime; there is one per distinct memory limit
+// because wazero sets the limit per runtime. All share one compilation cache.
+type engine struct {
+	rt       wazero.Runtime
+	mu       sync.Mutex
+	compiled map[string]wazero.CompiledModule
+}
+
+type artifact struct {
+	digest string
+	wasm   []byte // instrumented
+}
+
+type poolKey struct {
+	acct   silo.AccountID
+	fn     string
+	digest string
+	lim    Limits
+	clock  bool
+}
+
+type pool struct {
+	idle []*instance
+}
+
+// New returns a Runtime. Close it to free its instances and background
+// goroutine.
+//
+// # Errors
+//
+// CodeInvalid if cfg does not validate; an internal error if CacheDir cannot
+// be used.
+func New(cfg Config) (*Runtime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	r := &Runtime{
+		cfg:       cfg,
+		engines:   map[uint32]*engine{},
+		artifacts: map[string]*artifact{},
+		pools:     map[poolKey]*pool{},
+		accounts:  map[silo.AccountID]*account{},
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("open compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		r.cache = c
+	} else {
+		r.cache = wazero.NewCompilationCache()
+	}
+	go r.reaper()
+	return r, nil
+}
+
+// Close closes every instance and the compiled code. In-flight invocations
+// fail. Close is idempotent.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	pools := r.pools
+	r.pools = map[poolKey]*pool{}
+	engines := r.engines
+	r.mu.Unlock()
+	close(r.stop)
+	<-r.done
+	for _, p := range pools {
+		for _, in := range p.idle {
+			r.discard(ctx, in)
+		}
+	}
+	var errs []error
+	for _, e := range engines {
+		errs = append(errs, e.rt.Close(ctx))
+	}
+	errs = append(errs, r.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+func (r *Runtime) engine(ctx context.Context, pages uint32) (*engine, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, silo.Errorf(silo.CodeUnavailable, "the function runtime is shutting down; try again")
+	}
+	if e := r.engines[pages]; e != nil {
+		return e, nil
+	}
+	rc := wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(r.cache).
+		WithMemoryLimitPages(pages).
+		WithCloseOnContextDone(false) // our own checkpoints stop guests; see doc.go
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("instantiate wasi: %w", err)
+	}
+	if err := r.instantiateHost(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("instantiate host module: %w", err)
+	}
+	e := &engine{rt: rt, compiled: map[string]wazero.CompiledModule{}}
+	r.engines[pages] = e
+	return e, nil
+}
+
+func (e *engine) compiled1(ctx context.Context, a *artifact) (wazero.CompiledModule, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cm := e.compiled[a.digest]; cm != nil {
+		return cm, nil
+	}
+	cm, err := e.rt.CompileModule(ctx, a.wasm)
+	if err != nil {
+		return nil, err
+	}
+	e.compiled[a.digest] = cm
+	return cm, nil
+}
+
+// Digest returns the artifact digest of a module: the lower-case hex SHA-256
+// of its bytes, as Compile and internal/build compute it.
+func Digest(wasm []byte) string {
+	sum := sha256.Sum256(wasm)
+	return hex.EncodeToString(sum[:])
+}
+
+// Compile validates a module, instruments it and compiles it to machine code,
+// which is cached on disk (CacheDir) by digest and shared by every account.
+// It returns the module's digest, which names it in Invocation.Digest.
+// Compiling a module already compiled is cheap. Call it at deploy, never on
+// the request path.
+//
+// # Errors
+//
+// CodeInvalid, listing every finding, when the module is too large (checked
+// before decoding), is not wasm, imports anything outside the "silo" host
+// module and the allowed WASI calls, declares a table without a maximum that
+// it grows or a table or memory above the caps, uses instructions the
+// instrumenter does not know (threads), or lacks the silo exports.
+// CodeUnavailable after Close.
+func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
+	if len(wasm) > r.cfg.MaxModuleSize {
+		return "", silo.Errorf(silo.CodeInvalid, "function module is %d bytes, over the %d byte limit; make it smaller (e.g. build with -ldflags=-s, drop dependencies)", len(wasm), r.cfg.MaxModuleSize)
+	}
+	digest := Digest(wasm)
+	r.mu.Lock()
+	_, ok := r.artifacts[digest]
+	r.mu.Unlock()
+	if ok {
+		return digest, nil
+	}
+	m, err := parseModule(wasm)
+	if err != nil {
+		return "", silo.Errorf(silo.CodeInvalid, "function module is not valid wasm: %v; build it with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared", err)
+	}
+	inst, err := instrument(m, fuel)
+	if err != nil {
+		return "", silo.Errorf(silo.CodeInvalid, "function module cannot be instrumented: %v", err)
+	}
+	if err := r.validate(m); err != nil {
+		return "", err
+	}
+	a := &artifact{digest: digest, wasm: inst}
+	e, err := r.engine(ctx, r.cfg.Limits.MemoryPages)
+	if err != nil {
+		return "", err
+	}
+	cm, err := e.compiled1(ctx, a)
+	if err != nil {
+		return "", silo.Errorf(silo.CodeInvalid, "function module does not compile: %v", err)
+	}
+	if err := checkExports(cm); err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	r.artifacts[digest] = a
+	r.mu.Unlock()
+	return digest, nil
+}
+
+// allowedWASI are the WASI calls Go's wasip1 port needs. Without preopened
+// directories, sockets or stdin they reach nothing: fd_write goes to the log,
+// random_get to crypto/rand, clocks as documented in doc.go.
+var allowedWASI = map[string]bool{
+	"args_get": true, "args_sizes_get": true, "environ_get": true, "environ_sizes_get": true,
+	"clock_time_get": true, "clock_res_get": true, "random_get": true,
+	"proc_exit": true, "sched_yield": true, "poll_oneoff": true,
+	"fd_write": true, "fd_read": true, "fd_close": true, "fd_seek": true,
+	"fd_fdstat_get": true, "fd_fdstat_set_flags": true, "fd_filestat_get": true,
+	"fd_prestat_get": true, "fd_prestat_dir_name": true,
+}
+
+const (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
+// hostSigs are the signatures of the silo host imports.
+var hostSigs = map[string]funcType{
+	abi.ImportTake:       sig(2, i64),
+	abi.ImportKVGet:      sig(6, i64),
+	abi.ImportKVPut:      sig(6, i64),
+	abi.ImportKVDelete:   sig(4, i64),
+	abi.ImportKVScan:     sig(9, i64),
+	abi.ImportBlobGet:    sig(6, i64),
+	abi.ImportBlobPut:    sig(6, i64),
+	abi.ImportBlobDelete: sig(4, i64),
+	abi.ImportBlobList:   sig(7, i64),
+	abi.ImportConfigGet:  sig(4, i64),
+	abi.ImportSecretGet:  sig(4, i64),
+	abi.ImportExportGet:  sig(6, i64),
+	abi.ImportExportScan: sig(9, i64),
+	abi.ImportLog:        sig(5, 0),
+}
+
+func sig(nI32 int, result byte) funcType {
+	t := funcType{params: []byte(strings.Repeat(string(rune(i32)), nI32))}
+	if result != 0 {
+		t.results = []byte{result}
+	}
+	return t
+}
+
+func (t funcType) String() string {
+	name := func(b []byte) string {
+		var s []string
+		for _, c := range b {
+			s = append(s, api.ValueTypeName(c))
+		}
+		return "(" + strings.Join(s, ",") + ")"
+	}
+	return name(t.params) + "->" + name(t.results)
+}
+
+func (r *Runtime) validate(m *module) error {
+	var findings []string
+	add := func(format string, args ...any) { findings = append(findings, fmt.Sprintf(format, args...)) }
+	for _, im := range m.imports {
+		what := im.module + "." + im.name
+		if im.kind != 0 {
+			add("imports %s, which is not a function; modules may import only functions", what)
+			continue
+		}
+		switch im.module {
+		case hostModule:
+			want, ok := hostSigs[im.name]
+			if !ok {
+				add("imports %s, which silo does not provide", what)
+				continue
+			}
+			if int(im.typ) >= len(m.types) {
+				add("imports %s with a bad type index", what)
+				continue
+			}
+			if got := m.types[im.typ]; string(got.params) != string(want.params) || string(got.results) != string(want.results) {
+				add("imports %s with signature %v, want %v; rebuild with the current sdk/fn", what, got, want)
+			}
+		case "wasi_snapshot_preview1":
+			if !allowedWASI[im.name] {
+				add("imports WASI %s, which functions may not use (no files, sockets or other capabilities are granted)", im.name)
+			}
+		default:
+			add("imports %s from module %q; only %q and the basic WASI calls are available", what, im.module, hostModule)
+		}
+	}
+	if len(m.memories) > 1 {
+		add("declares %d memories; at most one is allowed", len(m.memories))
+	}
+	for _, l := range m.memories {
+		if l.min > uint64(r.cfg.MaxMemoryPages) {
+			add("needs %d memory pages at start, over the %d page cap", l.min, r.cfg.MaxMemoryPages)
+		}
+	}
+	for i, l := range m.tables {
+		switch {
+		case l.min > uint64(r.cfg.MaxTableSize):
+			add("table %d starts with %d entries, over the %d cap", i, l.min, r.cfg.MaxTableSize)
+		case l.hasMax && l.max > uint64(r.cfg.MaxTableSize):
+			add("table %d may grow to %d entries, over the %d cap; declare a smaller maximum", i, l.max, r.cfg.MaxTableSize)
+		case !l.hasMax && m.growsTable(uint32(i)):
+			add("table %d has no maximum and the module grows it (table.grow); declare a maximum of at most %d", i, r.cfg.MaxTableSize)
+		}
+	}
+	if len(findings) > 0 {
+		return silo.Errorf(silo.CodeInvalid, "function module refused: %s", strings.Join(findings, "; "))
+	}
+	return nil
+}
+
+func checkExports(cm wazero.CompiledModule) error {
+	var findings []string
+	if _, ok := cm.ExportedMemories()["memory"]; !ok {
+		findings = append(findings, `it does not export its memory as "memory"`)
+	}
+	f, ok := cm.ExportedFunctions()[abi.ExportAlloc]
+	if !ok || !sameTypes(f.ParamTypes(), []api.ValueType{i32}) || !sameTypes(f.ResultTypes(), []api.ValueType{i32}) {
+		findings = append(findings, "it does not export silo_alloc(i32) i32")
+	}
+	if len(findings) > 0 {
+		return silo.Errorf(silo.CodeInvalid, "function module refused: %s; build it with sdk/fn", strings.Join(findings, "; "))
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool { return string(a) == string(b) }
+
+// Invocation is one call of a function.
+type Invocation struct {
+	Account  silo.AccountID
+	Function string // the function's name in the stack
+	Digest   string // from Compile
+	Handler  string // export to call; default "handle"
+	Limits   Limits // zero fields take Config.Limits
+	// WallClock grants the real wall clock. Without it the guest's time.Now
+	// reads a fixed date (2022-01-01) and only the monotonic clock is real.
+	WallClock bool
+	// Host is the account's data plane, already scoped and authorized.
+	Host    Host
+	Request Request
+}
+
+// Request is the HTTP-shaped request given to the guest.
+type Request struct {
+	ID     string // request ID; attached to every guest log line
+	Method string
+	Path   string
+	Params map[string]string
+	Query  url.Values
+	Header http.Header
+	Body   []byte
+}
+
+// Response is the guest's answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Invoke runs one request through a warm or new instance of the function in
+// the account's sandbox. Instances are pooled per (account, function, digest,
+// limits) and never shared across accounts or digests.
+//
+// Invoke returns by the invocation's deadline (the earlier of ctx's and
+// Limits.Timeout) even if the guest or a host call is stuck; a stuck guest is
+// stopped at its next checkpoint and its instance discarded, and until it has
+// stopped it holds one of its account's concurrency slots.
+//
+// # Errors
+//
+// CodeInvalid for a bad invocation or a handler the module does not export;
+// CodeNotFound for a digest not compiled by this Runtime; CodeTooMany when the
+// account's concurrency cap stays full for Config.QueueWait; CodeUnavailable
+// when the invocation times out or the runtime is closing; CodeInternal
+// (message safe to show) when the guest traps, exits or runs out of memory.
+// A response with status 500 is not an error.
+func (r *Runtime) Invoke(ctx context.Context, inv Invocation) (Response, error) {
+	start := time.Now()
+	if inv.Account == "" || inv.Function == "" || inv.Host == nil {
+		return Response{}, silo.Errorf(silo.CodeInvalid, "runtime: invocation needs an account, a function name and a host")
+	}
+	if inv.Handler == "" {
+		inv.Handler = abi.ExportHandle
+	}
+	lim := inv.Limits
+	if lim.MemoryPages == 0 {
+		lim.MemoryPages = r.cfg.Limits.MemoryPages
+	}
+	if lim.Timeout <= 0 {
+		lim.Timeout = r.cfg.Limits.Timeout
+	}
+	if lim.Concurrency <= 0 {
+		lim.Concurrency = r.cfg.Limits.Concurrency
+	}
+	if lim.MemoryPages > r.cfg.MaxMemoryPages {
+		return Response{}, silo.Errorf(silo.CodeInvalid, "function %q asks for %d memory pages, over the %d page cap", inv.Function, lim.MemoryPages, r.cfg.MaxMemoryPages)
+	}
+	acct := r.account(inv.Account)
+	resp, err := r.invoke(ctx, acct, inv, lim)
+	acct.metrics.record(time.Since(start), len(inv.Request.Body), len(resp.Body), resp.Status, err)
+	return resp, err
+}
+
+func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim Limits) (Response, error) {
+	r.mu.Lock()
+	a := r.artifacts[inv.Digest]
+	r.mu.Unlock()
+	if a == nil {
+		return Response{}, silo.Errorf(silo.CodeNotFound, "function %q: module %.12s is not loaded; deploy (compile) it first", inv.Function, inv.Digest)
+	}
+	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	defer cancel()
+
+	sem := acct.sem(lim.Concurrency)
+	select {
+	case sem <- struct{}{}:
+	default:
+		t := time.NewTimer(r.cfg.QueueWait)
+		select {
+		case sem <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			return Response{}, silo.Errorf(silo.CodeTooMany, "account %s is running %d invocations already; retry later", inv.Account, lim.Concurrency)
+		case <-ctx.Done():
+			t.Stop()
+			return Response{}, r.ctxError(ctx, inv, lim)
+		}
+	}
+
+	c := &call{
+		rt: r, host: inv.Host, acct: inv.Account, fn: inv.Function, reqID: inv.Request.ID,
+		done: ctx.Done(), deadline: time.Now().Add(lim.Timeout),
+	}
+	if d, ok := ctx.Deadline(); ok && d.Before(c.deadline) {
+		c.deadline = d
+	}
+	key := poolKey{acct: inv.Account, fn: inv.Function, digest: inv.Digest, lim: lim, clock: inv.WallClock}
+	res := make(chan result, 1)
+	go func() {
+		defer func() { <-sem }()
+		resp, err := r.run(context.WithValue(ctx, callKey{}, c), key, a, c, inv)
+		res <- result{resp, err}
+	}()
+	select {
+	case out := <-res:
+		return out.resp, out.err
+	case <-ctx.Done():
+		// The guest goroutine stops at its next checkpoint (or when a stuck
+		// host call returns) and discards its instance.
+		return Response{}, r.ctxError(ctx, inv, lim)
+	}
+}
+
+type result struct {
+	resp Response
+	err  error
+}
+
+func (r *Runtime) ctxError(ctx context.Context, inv Invocation, lim Limits) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return silo.Errorf(silo.CodeUnavailable, "function %q timed out (limit %s); make it faster or raise its timeout: %w", inv.Function, lim.Timeout, ctx.Err())
+	}
+	return silo.Errorf(silo.CodeUnavailable, "function %q was cancelled: %w", inv.Function, ctx.Err())
+}
+
+// run executes the call on a pooled or new instance, in its own goroutine.
+func (r *Runtime) run(ctx context.Context, key poolKey, a *artifact, c *call, inv Invocation) (Response, error) {
+	in, err := r.acquire(ctx, key, a, c)
+	if err != nil {
+		return Response{}, err
+	}
+	in.call.Store(c)
+	resp, err := r.exec(ctx, in, c, inv)
+	in.call.Store(nil)
+	if err != nil || c.stopped {
+		r.discard(context.Background(), in)
+		return resp, err
+	}
+	r.release(key, in)
+	return resp, nil
+}
+
+func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocation) (Response, error) {
+	h := in.handlers[inv.Handler]
+	if h == nil {
+		f := in.mod.ExportedFunction(inv.Handler)
+		if f == nil || !sameTypes(f.Definition().ParamTypes(), []api.ValueType{i32, i32}) || !sameTypes(f.Definition().ResultTypes(), []api.ValueType{i64}) {
+			return Response{}, silo.Errorf(silo.CodeInvalid, "function %q does not export handler %q(i32, i32) i64", inv.Function, inv.Handler)
+		}
+		h = f
+		in.handlers[inv.Handler] = f
+	}
+	req := abi.Request{
+		ID: inv.Request.ID, Method: inv.Request.Method, Path: inv.Request.Path,
+		Params: inv.Request.Params, Query: inv.Request.Query, Header: inv.Request.Header, Body: inv.Request.Body,
+	}
+	size := abi.RequestSize(&req)
+	if size > r.cfg.MaxRequestSize {
+		return Response{}, silo.Errorf(silo.CodeInvalid, "request to %q is %d bytes encoded, over the %d byte limit", inv.Function, size, r.cfg.MaxRequestSize)
+	}
+	in.buf = abi.AppendRequest(in.buf[:0], &req)
+	if cap(in.buf) > 1<<20 {
+		defer func() { in.buf = nil }()
+	}
+	in.stack[0] = uint64(len(in.buf))
+	if err := in.alloc.CallWithStack(ctx, in.stack[:]); err != nil {
+		return Response{}, r.guestError(inv, c, err)
+	}
+	ptr := uint32(in.stack[0])
+	mem := in.mod.Memory()
+	if !mem.Write(ptr, in.buf) {
+		return Response{}, silo.Errorf(silo.CodeInternal, "function %q returned a bad request buffer from silo_alloc", inv.Function)
+	}
+	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(in.buf))
+	if err := h.CallWithStack(ctx, in.stack[:]); err != nil {
+		return Response{}, r.guestError(inv, c, err)
+	}
+	if c.stopped {
+		return Response{}, r.ctxError(ctx, inv, Limits{Timeout: time.Until(c.deadline)})
+	}
+	packed := in.stack[0]
+	rp, rl := uint32(packed>>32), uint32(packed)
+	if int(rl) > r.cfg.MaxResponseSize {
+		return Response{}, silo.Errorf(silo.CodeInternal, "function %q returned a %d byte response, over the %d byte limit", inv.Function, rl, r.cfg.MaxResponseSize)
+	}
+	b, ok := mem.Read(rp, rl)
+	if !ok {
+		return Response{}, silo.Errorf(silo.CodeInternal, "function %q returned a response outside its memory", inv.Function)
+	}
+	ar, err := abi.DecodeResponse(b)
+	if err != nil {
+		return Response{}, silo.Errorf(silo.CodeInternal, "function %q returned a malformed response: %w", inv.Function, err)
+	}
+	resp := Response{Status: ar.Status, Body: append([]byte(nil), ar.Body...)}
+	if ar.Header != nil {
+		resp.Header = http.Header(ar.Header)
+	}
+	if resp.Status < 100 || resp.Status > 999 {
+		return Response{}, silo.Errorf(silo.CodeInternal, "function %q returned HTTP status %d", inv.Function, resp.Status)
+	}
+	return resp, nil
+}
+
+func (r *Runtime) guestError(inv Invocation, c *call, err error) error {
+	if c.stopped {
+		return silo.Errorf(silo.CodeUnavailable, "function %q timed out and was stopped: %w", inv.Function, err)
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		return silo.Errorf(silo.CodeInternal, "function %q exited with code %d (out of memory or a fatal error); see its logs: %w", inv.Function, exit.ExitCode(), err)
+	}
+	return silo.Errorf(silo.CodeInternal, "function %q crashed (wasm trap); see its logs: %w", inv.Function, err)
+}
+
+// instance is one instantiated module, used by one invocation at a time.
+type instance struct {
+	key      poolKey
+	mod      api.Module
+	alloc    api.Function
+	handlers map[string]api.Function
+	stack    [2]uint64
+	buf      []byte
+	call     atomic.Pointer[call] // the invocation running, for nanosleep
+	lastUsed time.Time
+}
+
+func (r *Runtime) acquire(ctx context.Context, key poolKey, a *artifact, c *call) (*instance, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, silo.Errorf(silo.CodeUnavailable, "the function runtime is shutting down; try again")
+	}
+	if p := r.pools[key]; p != nil && len(p.idle) > 0 {
+		in := p.idle[len(p.idle)-1]
+		p.idle[len(p.idle)-1] = nil
+		p.idle = p.idle[:len(p.idle)-1]
+		r.mu.Unlock()
+		return in, nil
+	}
+	r.mu.Unlock()
+	e, err := r.engine(ctx, key.lim.MemoryPages)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := e.compiled1(ctx, a)
+	if err != nil {
+		return nil, fmt.Errorf("compile %.12s: %w", a.digest, err)
+	}
+	in := &instance{key: key, handlers: map[string]api.Function{}}
+	in.call.Store(c)
+	logw := &logWriter{rt: r, acct: key.acct, fn: key.fn}
+	mc := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions(abi.ExportInitialize).
+		WithStdout(logw).WithStderr(logw).
+		WithRandSource(rand.Reader).
+		WithSysNanotime().
+		WithNanosleep(in.nanosleep).
+		WithOsyield(func() {})
+	if key.clock {
+		mc = mc.WithSysWalltime()
+	}
+	mod, err := e.rt.InstantiateModule(ctx, cm, mc)
+	if err != nil {
+		if c.stopped {
+			return nil, silo.Errorf(silo.CodeUnavailable, "function %q timed out while starting: %w", key.fn, err)
+		}
+		return nil, silo.Errorf(silo.CodeInternal, "function %q failed to start (its init panicked, trapped or ran out of memory); see its logs: %w", key.fn, err)
+	}
+	in.mod = mod
+	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	r.live.Add(1)
+	return in, nil
+}
+
+// nanosleep serves the guest's sleeps (time.Sleep, idle scheduler waits) and
+// wakes up when the invocation's deadline passes.
+func (in *instance) nanosleep(ns int64) {
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	var done <-chan struct{}
+	if c := in.call.Load(); c != nil {
+		done = c.done
+	}
+	select {
+	case <-t.C:
+	case <-done:
+	}
+}
+
+func (r *Runtime) release(key poolKey, in *instance) {
+	in.lastUsed = time.Now()
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.discard(context.Background(), in)
+		return
+	}
+	p := r.pools[key]
+	if p == nil {
+		p = &pool{}
+		r.pools[key] = p
+	}
+	p.idle = append(p.idle, in)
+	r.mu.Unlock()
+}
+
+func (r *Runtime) discard(ctx context.Context, in *instance) {
+	if in.mod != nil {
+		in.mod.Close(ctx)
+		r.live.Add(-1)
+	}
+}
+
+func (r *Runtime) reaper() {
+	defer close(r.done)
+	period := r.cfg.IdleTimeout / 2
+	if period < 10*time.Millisecond {
+		period = 10 * time.Millisecond
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case now := <-t.C:
+			r.sweep(now)
+		}
+	}
+}
+
+// sweep closes instances idle since before now-IdleTimeout.
+func (r *Runtime) sweep(now time.Time) {
+	cutoff := now.Add(-r.cfg.IdleTimeout)
+	var old []*instance
+	r.mu.Lock()
+	for k, p := range r.pools {
+		keep := p.idle[:0]
+		for _, in := range p.idle {
+			if in.lastUsed.Before(cutoff) {
+				old = append(old, in)
+			} else {
+				keep = append(keep, in)
+			}
+		}
+		clear(p.idle[len(keep):])
+		p.idle = keep
+		if len(keep) == 0 {
+			delete(r.pools, k)
+		}
+	}
+	r.mu.Unlock()
+	for _, in := range old {
+		r.discard(context.Background(), in)
+	}
+}
+
+// Stats describes the instances a Runtime holds.
+type Stats struct {
+	Instances int                    // alive, busy or idle
+	Idle      int                    // warm and unused
+	Modules   int                    // compiled artifacts
+	PerAcct   map[silo.AccountID]int // idle instances per account
+}
+
+// Stats returns a snapshot of the instances held. An account with no recent
+// invocation holds none.
+func (r *Runtime) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Stats{Instances: int(r.live.Load()), Modules: len(r.artifacts), PerAcct: map[silo.AccountID]int{}}
+	for k, p := range r.pools {
+		s.Idle += len(p.idle)
+		s.PerAcct[k.acct] += len(p.idle)
+	}
+	return s
+}
+
+// logWriter routes a guest's stdout and stderr to the log, one record per
+// write, clipped.
+type logWriter struct {
+	rt   *Runtime
+	acct silo.AccountID
+	fn   string
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimRight(string(p[:min(len(p), 4096)]), "\n")
+	if msg != "" {
+		w.rt.cfg.Logger.LogAttrs(context.Background(), slog.LevelInfo, msg,
+			slog.String("account", string(w.acct)), slog.String("function", w.fn), slog.String("stream", "stdio"))
+	}
+	return len(p), nil
+}

@@ -1,0 +1,130 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	silo "github.com/silo-run/silo"
+)
+
+func TestInvokeEcho(t *testing.T) {
+	e := newEnv(t, Config{})
+	body := e.must(t, "acme", Request{
+		ID: "req-1", Method: "POST", Path: "/echo",
+		Params: map[string]string{"id": "42"}, Query: url.Values{"q": {"find"}},
+		Header: http.Header{"X-Test": {"yes"}}, Body: []byte("payload"),
+	}, 200)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"method": "POST", "path": "/echo", "id": "42", "q": "find", "h": "yes", "body": "payload"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("echo (-want +got):\n%s", diff)
+	}
+}
+
+func TestHostCalls(t *testing.T) {
+	e := newEnv(t, Config{})
+	tests := []struct {
+		name string
+		req  Request
+		want string
+	}{
+		{"kv", Request{Path: "/kv", Params: map[string]string{"key": "k1"}, Body: []byte("v1")}, `{"n":1,"value":"v1"}`},
+		{"blob", Request{Path: "/blob", Params: map[string]string{"key": "x"}, Body: []byte("data")}, `{"keys":["a/x"],"value":"data"}`},
+		{"config", Request{Path: "/config", Query: url.Values{"k": {"greeting"}}}, "hello acme"},
+		{"secret", Request{Path: "/secret", Query: url.Values{"n": {"api-key"}}}, "secret-of-acme"},
+		{"export", Request{Path: "/export", Query: url.Values{"e": {"threat-intel"}, "k": {"bad.example"}}}, "malicious"},
+		{"log", Request{ID: "req-log", Path: "/log"}, "logged"},
+		{"big result through take", Request{Path: "/big", Query: url.Values{"n": {"100000"}}}, strings.Repeat("\x00", 100000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := e.must(t, "acme", tt.req, 200); got != tt.want {
+				t.Errorf("got %.80q, want %.80q", got, tt.want)
+			}
+		})
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "hello from guest") || !strings.Contains(logs, "request_id=req-log") || !strings.Contains(logs, "account=acme") {
+		t.Errorf("guest log line missing or untagged:\n%s", logs)
+	}
+}
+
+func TestHostErrorsAreSafe(t *testing.T) {
+	e := newEnv(t, Config{})
+	// Missing key: not found, with the provider's user message.
+	got := e.must(t, "acme", Request{Path: "/kv/get", Params: map[string]string{"key": "nope"}, Query: url.Values{"table": {"items"}}}, 404)
+	if !strings.Contains(got, "not found") {
+		t.Errorf("not-found message %q", got)
+	}
+	// Invalid key: the guest sees a status and a user message, no Go error chain.
+	got = e.must(t, "acme", Request{Path: "/kv/get", Params: map[string]string{"key": ""}, Query: url.Values{"table": {"items"}}}, 500)
+	if !strings.Contains(got, "invalid key") {
+		t.Errorf("invalid-key message %q", got)
+	}
+	// Another account's secrets do not exist from here: globex reads its own.
+	if got := e.must(t, "globex", Request{Path: "/secret", Query: url.Values{"n": {"api-key"}}}, 200); got != "secret-of-globex" {
+		t.Errorf("globex secret = %q", got)
+	}
+	// An export not granted is not found.
+	e.must(t, "acme", Request{Path: "/export", Query: url.Values{"e": {"customers"}, "k": {"x"}}}, 404)
+}
+
+func TestPanicIs500AndInstanceSurvives(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.must(t, "acme", Request{Path: "/panic"}, 500)
+	e.must(t, "acme", Request{Path: "/trap"}, 500)
+	e.must(t, "acme", Request{Path: "/echo"}, 200)
+}
+
+func TestExitDiscardsInstance(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.must(t, "acme", Request{Path: "/echo"}, 200)
+	_, err := e.invoke(t, "acme", Request{Path: "/exit"})
+	if silo.ErrorCode(err) != silo.CodeInternal {
+		t.Fatalf("exit: got %v, want an internal error", err)
+	}
+	if s := e.rt.Stats(); s.Instances != 0 {
+		t.Errorf("after exit: %d instances, want 0 (discarded)", s.Instances)
+	}
+	e.must(t, "acme", Request{Path: "/echo"}, 200) // twin: a new instance serves
+}
+
+func TestUnknownDigestAndHandler(t *testing.T) {
+	e := newEnv(t, Config{})
+	_, err := e.rt.Invoke(context.Background(), Invocation{Account: "acme", Function: "api", Digest: "feed", Host: e.hosts["acme"]})
+	if !errors.Is(err, silo.ErrNotFound) {
+		t.Errorf("unknown digest: got %v, want not found", err)
+	}
+	_, err = e.rt.Invoke(context.Background(), Invocation{Account: "acme", Function: "api", Digest: e.guest, Handler: "nosuch", Host: e.hosts["acme"]})
+	if !errors.Is(err, silo.ErrInvalid) {
+		t.Errorf("unknown handler: got %v, want invalid", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, Config{})
+	for i := 0; i < 5; i++ {
+		e.must(t, "acme", Request{Path: "/echo", Body: []byte("12345")}, 200)
+	}
+	e.must(t, "acme", Request{Path: "/panic"}, 500)
+	e.invoke(t, "acme", Request{Path: "/exit"})
+	m := e.rt.Metrics("acme")
+	if m.Invocations != 7 || m.Errors != 1 || m.Status5xx != 1 || m.BytesIn != 25 {
+		t.Errorf("metrics = %+v, want 7 invocations, 1 error, 1 5xx, 25 bytes in", m)
+	}
+	if m.Quantile(0.5) <= 0 || m.Quantile(0.99) < m.Quantile(0.5) {
+		t.Errorf("quantiles p50=%v p99=%v", m.Quantile(0.5), m.Quantile(0.99))
+	}
+	if g := e.rt.Metrics("globex"); g.Invocations != 0 {
+		t.Errorf("globex metrics = %+v, want none", g)
+	}
+}

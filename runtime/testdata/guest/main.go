@@ -1,0 +1,132 @@
+// Command guest is the runtime's test function. The path picks a behaviour,
+// well-behaved or hostile.
+package main
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/silo-run/silo/sdk/fn"
+)
+
+// marker is residue: it survives between invocations on a warm instance.
+var marker string
+
+var sink [][]byte
+
+func recurse(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return recurse(n-1) + 1
+}
+
+func init() {
+	fn.Handle(func(r *fn.Request) *fn.Response {
+		switch r.Path {
+		case "/echo":
+			return fn.JSON(200, map[string]any{
+				"method": r.Method, "path": r.Path, "id": r.Param("id"),
+				"q": r.QueryValue("q"), "h": r.HeaderValue("x-test"), "body": string(r.Body),
+			})
+		case "/kv":
+			t := fn.Table("items")
+			if err := t.Put(r.Param("key"), r.Body); err != nil {
+				return fn.Text(500, "put: "+err.Error())
+			}
+			v, err := t.Get(r.Param("key"))
+			if err != nil {
+				return fn.Text(500, "get: "+err.Error())
+			}
+			kvs, err := t.Scan("", "", 10)
+			if err != nil {
+				return fn.Text(500, "scan: "+err.Error())
+			}
+			return fn.JSON(200, map[string]any{"value": string(v), "n": len(kvs)})
+		case "/kv/get":
+			v, err := fn.Table(r.QueryValue("table")).Get(r.Param("key"))
+			switch {
+			case errors.Is(err, fn.ErrNotFound):
+				return fn.Text(404, err.Error())
+			case errors.Is(err, fn.ErrDenied):
+				return fn.Text(403, err.Error())
+			case errors.Is(err, fn.ErrUnavailable):
+				return fn.Text(503, err.Error())
+			case err != nil:
+				return fn.Text(500, err.Error())
+			}
+			return fn.Bytes(200, "application/octet-stream", v)
+		case "/blob":
+			b := fn.Bucket("raw")
+			if err := b.Put("a/"+r.Param("key"), r.Body); err != nil {
+				return fn.Text(500, err.Error())
+			}
+			v, err := b.Get("a/" + r.Param("key"))
+			if err != nil {
+				return fn.Text(500, err.Error())
+			}
+			keys, err := b.List("a/", 10)
+			if err != nil {
+				return fn.Text(500, err.Error())
+			}
+			return fn.JSON(200, map[string]any{"value": string(v), "keys": keys})
+		case "/config":
+			return fn.Text(200, fn.Config(r.QueryValue("k")))
+		case "/secret":
+			v, err := fn.Secret(r.QueryValue("n"))
+			if err != nil {
+				return fn.Text(404, err.Error())
+			}
+			return fn.Text(200, string(v))
+		case "/export":
+			v, err := fn.Export(r.QueryValue("e")).Get(r.QueryValue("k"))
+			if err != nil {
+				return fn.Text(404, err.Error())
+			}
+			return fn.Text(200, string(v))
+		case "/log":
+			fn.Log.Info("hello from guest", "n", 42)
+			return fn.Text(200, "logged")
+		case "/big":
+			n, _ := strconv.Atoi(r.QueryValue("n"))
+			return fn.Bytes(200, "application/octet-stream", make([]byte, n))
+		case "/panic":
+			panic("boom")
+		case "/trap":
+			var m map[string]int
+			m["x"] = 1 // nil map write: a Go panic, recovered by the SDK
+			return nil
+		case "/exit":
+			os.Exit(3)
+		case "/loop":
+			for {
+			}
+		case "/membomb":
+			for {
+				sink = append(sink, make([]byte, 1<<20))
+			}
+		case "/recurse":
+			n, _ := strconv.Atoi(r.QueryValue("n"))
+			return fn.Text(200, strconv.Itoa(recurse(n)))
+		case "/sleep":
+			time.Sleep(time.Hour)
+			return fn.Text(200, "woke")
+		case "/residue/set":
+			marker = r.QueryValue("m")
+			return fn.Text(200, "set")
+		case "/residue/get":
+			return fn.Text(200, marker)
+		}
+		return fn.Text(404, "no such path")
+	})
+}
+
+//go:wasmexport nop
+func nop() {}
+
+//go:wasmexport config1
+func config1() { fn.Config("greeting") }
+
+func main() {}

@@ -1,0 +1,320 @@
+// Package fn is what silo function authors import. A function is an ordinary
+// Go main package built with
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared
+//
+// (silo builds it for you) that registers a handler in init:
+//
+//	func init() {
+//		fn.Handle(func(r *fn.Request) *fn.Response {
+//			v, err := fn.Table("findings").Get(r.Param("id"))
+//			if errors.Is(err, fn.ErrNotFound) {
+//				return fn.Text(404, "no such finding")
+//			}
+//			return fn.Bytes(200, "application/json", v)
+//		})
+//	}
+//	func main() {}
+//
+// Every call reaches only the account the function runs in: there is no way
+// to name another account. Production exports are readable through Export.
+//
+// Outside wasm (GOOS != wasip1) the package runs against an in-memory store
+// so handlers can be unit-tested with Serve; see the examples.
+//
+// It imports only the standard library and sdk/fn/abi; it must never import
+// the runtime, wazero or any silo server package.
+package fn
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+
+	"github.com/silo-run/silo/sdk/fn/abi"
+)
+
+// Request is an HTTP request routed to the function.
+type Request struct {
+	ID     string              // request ID, also attached to every log line
+	Method string              // e.g. "GET"
+	Path   string              // e.g. "/findings/42"
+	Params map[string]string   // path parameters from the route, e.g. {"id": "42"}
+	Query  map[string][]string // query parameters
+	Header map[string][]string // canonical keys, e.g. "Content-Type"
+	Body   []byte
+}
+
+// Param returns the path parameter k, or "".
+func (r *Request) Param(k string) string { return r.Params[k] }
+
+// QueryValue returns the first value of query parameter k, or "".
+func (r *Request) QueryValue(k string) string {
+	if vs := r.Query[k]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// HeaderValue returns the first value of header k (any case), or "".
+func (r *Request) HeaderValue(k string) string {
+	if vs := r.Header[abi.CanonicalHeaderKey(k)]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// Response is the function's answer.
+type Response struct {
+	Status int
+	Header map[string][]string
+	Body   []byte
+}
+
+// SetHeader sets header k to v and returns r.
+func (r *Response) SetHeader(k, v string) *Response {
+	if r.Header == nil {
+		r.Header = make(map[string][]string, 1)
+	}
+	r.Header[abi.CanonicalHeaderKey(k)] = []string{v}
+	return r
+}
+
+// Bytes returns a response with the given status, content type and body.
+func Bytes(status int, contentType string, body []byte) *Response {
+	return &Response{Status: status, Header: map[string][]string{"Content-Type": {contentType}}, Body: body}
+}
+
+// Text returns a text/plain response.
+func Text(status int, s string) *Response {
+	return Bytes(status, "text/plain; charset=utf-8", []byte(s))
+}
+
+// JSON returns a response whose body is v encoded as JSON. If v cannot be
+// encoded it returns a 500 response saying so.
+func JSON(status int, v any) *Response {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Text(500, "encode response: "+err.Error())
+	}
+	return Bytes(status, "application/json", b)
+}
+
+// Handler answers one request.
+type Handler func(*Request) *Response
+
+var handler Handler
+
+// Handle registers h as the function's handler (the "handle" export). Call it
+// from init. A panic in h becomes a 500 response.
+func Handle(h Handler) { handler = h }
+
+// Error is an error returned by a host call. Match it with errors.Is against
+// the sentinels (ErrNotFound, ...).
+type Error struct {
+	Status  abi.Status
+	Message string // safe, short, set by the host
+}
+
+func (e *Error) Error() string {
+	if e.Message != "" {
+		return e.Message
+	}
+	return "silo: " + e.Status.String()
+}
+
+// Is matches sentinels by status.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Message == "" && t.Status == e.Status
+}
+
+// The sentinels.
+var (
+	ErrNotFound     = &Error{Status: abi.NotFound}
+	ErrDenied       = &Error{Status: abi.Denied}
+	ErrInvalid      = &Error{Status: abi.Invalid}
+	ErrInternal     = &Error{Status: abi.Internal}
+	ErrUnavailable  = &Error{Status: abi.Unavailable}
+	ErrTooLarge     = &Error{Status: abi.TooLarge}
+	ErrNotAvailable = &Error{Status: abi.NotAvailable}
+)
+
+// TableRef names a key-value table of the function's account.
+type TableRef struct{ name string }
+
+// Table returns a handle on the table name. It does no I/O.
+func Table(name string) TableRef { return TableRef{name} }
+
+// Get returns the value of key, or an error matching ErrNotFound.
+func (t TableRef) Get(key string) ([]byte, error) { return kvGet(t.name, key) }
+
+// Put sets key to v.
+func (t TableRef) Put(key string, v []byte) error { return kvPut(t.name, key, v) }
+
+// Delete removes key. Deleting a missing key is not an error.
+func (t TableRef) Delete(key string) error { return kvDelete(t.name, key) }
+
+// Scan returns up to limit pairs whose keys start with prefix and sort after
+// after, in key order. Pass the last key as after to page.
+func (t TableRef) Scan(prefix, after string, limit int) ([]KV, error) {
+	return kvScan(t.name, prefix, after, limit)
+}
+
+// GetJSON reads key and decodes it into v.
+func (t TableRef) GetJSON(key string, v any) error {
+	b, err := t.Get(key)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// PutJSON encodes v as JSON and stores it at key.
+func (t TableRef) PutJSON(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return t.Put(key, b)
+}
+
+// KV is one key-value pair.
+type KV = abi.KV
+
+// BucketRef names a blob bucket of the function's account.
+type BucketRef struct{ name string }
+
+// Bucket returns a handle on the bucket name. It does no I/O.
+func Bucket(name string) BucketRef { return BucketRef{name} }
+
+// Get returns the blob key, or an error matching ErrNotFound.
+func (b BucketRef) Get(key string) ([]byte, error) { return blobGet(b.name, key) }
+
+// Put stores v as the blob key.
+func (b BucketRef) Put(key string, v []byte) error { return blobPut(b.name, key, v) }
+
+// Delete removes the blob key.
+func (b BucketRef) Delete(key string) error { return blobDelete(b.name, key) }
+
+// List returns up to limit keys starting with prefix, sorted.
+func (b BucketRef) List(prefix string, limit int) ([]string, error) {
+	return blobList(b.name, prefix, limit)
+}
+
+// Config returns the configuration value key of the function's account, or
+// "" if it is not set. Use ConfigValue to tell "unset" from "empty".
+func Config(key string) string {
+	v, _ := ConfigValue(key)
+	return v
+}
+
+// ConfigValue returns the configuration value key, or an error matching
+// ErrNotFound.
+func ConfigValue(key string) (string, error) { return configGet(key) }
+
+// Secret returns the decrypted secret name of the function's account.
+func Secret(name string) ([]byte, error) { return secretGet(name) }
+
+// ExportRef names a read-only export of the production account.
+type ExportRef struct{ name string }
+
+// Export returns a handle on the production export name. It does no I/O.
+func Export(name string) ExportRef { return ExportRef{name} }
+
+// Get returns the value of key in the export.
+func (e ExportRef) Get(key string) ([]byte, error) { return exportGet(e.name, key) }
+
+// Scan is TableRef.Scan on the export.
+func (e ExportRef) Scan(prefix, after string, limit int) ([]KV, error) {
+	return exportScan(e.name, prefix, after, limit)
+}
+
+// Logger writes structured log lines to the platform log, tagged with the
+// account, function and request ID.
+type Logger struct{}
+
+// Log is the function's logger.
+var Log Logger
+
+// Debug logs msg with attributes given as key, value, key, value...
+func (Logger) Debug(msg string, kv ...any) { logf(abi.LevelDebug, msg, kv) }
+
+// Info logs msg with attributes given as key, value, key, value...
+func (Logger) Info(msg string, kv ...any) { logf(abi.LevelInfo, msg, kv) }
+
+// Warn logs msg with attributes given as key, value, key, value...
+func (Logger) Warn(msg string, kv ...any) { logf(abi.LevelWarn, msg, kv) }
+
+// Error logs msg with attributes given as key, value, key, value...
+func (Logger) Error(msg string, kv ...any) { logf(abi.LevelError, msg, kv) }
+
+func logf(level int32, msg string, kv []any) {
+	s := make([]string, 0, len(kv)+1)
+	for i := 0; i < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			k = "!BADKEY"
+		}
+		v := "!MISSING"
+		if i+1 < len(kv) {
+			v = toString(kv[i+1])
+		}
+		s = append(s, k, v)
+	}
+	hostLog(level, msg, s)
+}
+
+func toString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case bool:
+		return strconv.FormatBool(v)
+	case error:
+		return v.Error()
+	case []byte:
+		return string(v)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "!BADVALUE"
+	}
+	return string(b)
+}
+
+// serve runs h on an encoded request and returns the encoded response.
+func serve(h Handler, req []byte, out []byte) []byte {
+	r, err := abi.DecodeRequest(req)
+	if err != nil {
+		return abi.AppendResponse(out, &abi.Response{Status: 400, Body: []byte("malformed request")})
+	}
+	resp := call(h, (*Request)(r))
+	return abi.AppendResponse(out, (*abi.Response)(resp))
+}
+
+func call(h Handler, r *Request) (resp *Response) {
+	if h == nil {
+		return Text(500, "no handler registered; call fn.Handle in init")
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			Log.Error("handler panicked", "panic", p)
+			resp = Text(500, "internal error")
+		}
+	}()
+	resp = h(r)
+	if resp == nil {
+		resp = &Response{Status: 204}
+	}
+	if resp.Status == 0 {
+		resp.Status = 200
+	}
+	return resp
+}
+
+var errMalformedResult = errors.New("silo: malformed host result")
