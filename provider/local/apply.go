@@ -147,6 +147,11 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 			return err
 		}
 		defer p.releaseDB(a)
+		exists := false
+		db.View(func(tx *bbolt.Tx) error { exists = tx.Bucket([]byte(r.Name)) != nil; return nil })
+		if exists {
+			return nil // no write transaction, no fsync, for a repeated apply
+		}
 		err = db.Update(func(tx *bbolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists([]byte(r.Name))
 			return err

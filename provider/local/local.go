@@ -571,3 +571,7 @@ func (p *Provider) KeyInfo(ctx context.Context, id silo.AccountID) (provider.Key
 		WrappedBy:   "local master key " + p.master.Fingerprint(),
 	}, nil
 }
+
+// OpenStores returns how many account store files are open now; idle ones
+// are closed after IdleTimeout, and never more than MaxOpen stay open.
+func (p *Provider) OpenStores() int { return p.openStores() }

@@ -213,7 +213,7 @@ func TestInterruptedDeleteCompletes(t *testing.T) {
 	d.Put(ctx, "findings", "k", []byte("old"))
 	p.Close()
 	os.Remove(filepath.Join(dir, "accounts", "acme", "data.key")) // "crashed" mid-delete
-	os.MkdirAll(filepath.Join(dir, "trash", "acme-half"), 0o700)   // and one mid-trash
+	os.MkdirAll(filepath.Join(dir, "trash", "acme-half"), 0o700)  // and one mid-trash
 
 	p, err = local.New(local.Config{Dir: dir})
 	if err != nil {
