@@ -101,7 +101,7 @@ var testRoutes = []Route{
 }
 
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	st   store.Store
 	gw   *Gateway
 	srv  *httptest.Server
@@ -128,7 +128,7 @@ func (s *syncBuffer) String() string {
 
 // newFixture starts a gateway over a real SQLite store behind a real HTTP
 // server configured by Gateway.Server. Tenants acme and beta are active.
-func newFixture(t *testing.T, cfg Config, inv Invoker) *fixture {
+func newFixture(t testing.TB, cfg Config, inv Invoker) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir()+"/state.db")

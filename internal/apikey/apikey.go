@@ -68,6 +68,8 @@ func New(account silo.AccountID) (plaintext string, k store.APIKey, err error) {
 	}, nil
 }
 
+var errMalformed = silo.Errorf(silo.CodeUnauthenticated, "malformed API key; send the key exactly as it was issued (it starts with %q)", prefix)
+
 // Parse checks the shape of a plaintext key and returns its public ID, the
 // value to look the stored key up by. It does not authenticate the key: call
 // Check with the stored record for that.
@@ -77,45 +79,46 @@ func New(account silo.AccountID) (plaintext string, k store.APIKey, err error) {
 // CodeUnauthenticated if plaintext is not a well-formed key. The message
 // never echoes the input, which may be a mistyped secret.
 func Parse(plaintext string) (id string, err error) {
-	bad := silo.Errorf(silo.CodeUnauthenticated, "malformed API key; send the key exactly as it was issued (it starts with %q)", prefix)
 	if len(plaintext) > maxKeyLen || !strings.HasPrefix(plaintext, prefix) {
-		return "", bad
+		return "", errMalformed
 	}
 	rest := plaintext[len(prefix):]
 	// From the right: the secret and the key ID have fixed lengths and
 	// alphabets without '_'; what is left must be an account ID.
 	if len(rest) < 1+1+idLen+1+secLen {
-		return "", bad
+		return "", errMalformed
 	}
 	sec := rest[len(rest)-secLen:]
 	rest = rest[:len(rest)-secLen]
 	if rest[len(rest)-1] != '_' {
-		return "", bad
+		return "", errMalformed
 	}
 	rest = rest[:len(rest)-1]
 	kid := rest[len(rest)-idLen:]
 	rest = rest[:len(rest)-idLen]
 	if rest[len(rest)-1] != '_' {
-		return "", bad
+		return "", errMalformed
 	}
 	acct := rest[:len(rest)-1]
 	if _, err := silo.ParseID(acct); err != nil {
-		return "", bad
+		return "", errMalformed
 	}
 	for i := 0; i < len(kid); i++ {
 		if c := kid[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return "", bad
+			return "", errMalformed
 		}
 	}
 	for i := 0; i < len(sec); i++ {
 		if c := sec[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
-			return "", bad
+			return "", errMalformed
 		}
 	}
 	// The last base32 character of 256 bits carries 1 bit of padding: accept
 	// only the canonical encoding so that one secret has one spelling.
-	if raw, err := b32.DecodeString(sec); err != nil || len(raw) != secBytes || b32.EncodeToString(raw) != sec {
-		return "", bad
+	// 256 bits fill 51 characters and 1 bit of the 52nd, whose other 4
+	// bits must be zero: 'a' (0) or 'q' (16).
+	if last := sec[secLen-1]; last != 'a' && last != 'q' {
+		return "", errMalformed
 	}
 	return prefix + acct + "_" + kid, nil
 }

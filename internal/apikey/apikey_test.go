@@ -173,6 +173,9 @@ func FuzzParse(f *testing.F) {
 		if !strings.HasPrefix(s, id+"_") || len(s)-len(id)-1 != secLen {
 			t.Fatalf("ID %q is not the prefix of %q", id, s)
 		}
+		if raw, err := b32.DecodeString(s[len(id)+1:]); err != nil || len(raw) != secBytes || b32.EncodeToString(raw) != s[len(id)+1:] {
+			t.Fatalf("secret of %q is not a canonical 256-bit encoding", s)
+		}
 		acct := strings.TrimPrefix(id, prefix)
 		acct = acct[:len(acct)-idLen-1]
 		if _, err := silo.ParseID(acct); err != nil {
