@@ -32,7 +32,7 @@ import (
 
 const (
 	prefix    = "sk_"
-	idBytes   = 8  // random bytes in the key ID
+	idBytes   = 8 // random bytes in the key ID
 	idLen     = 2 * idBytes
 	secBytes  = 32 // random bytes in the secret
 	secLen    = 52 // base32 without padding of 32 bytes
