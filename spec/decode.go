@@ -93,6 +93,11 @@ func (d *decoder) parse(data []byte) *Stack {
 		d.at(line, col, "the file is not valid UTF-8; save silo.yaml as UTF-8 text")
 		return nil
 	}
+	if i := deepAt(data); i >= 0 {
+		line, col := position(data, i)
+		d.at(line, col, "nesting is deeper than %d levels; silo.yaml needs far fewer", MaxDepth)
+		return nil
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {

@@ -46,7 +46,7 @@ func TestParseFull(t *testing.T) {
 		t.Errorf("functions.ingest (-want +got):\n%s", diff)
 	}
 	wantList := Function{Source: "functions/list", Handler: DefaultHandler, Memory: DefaultMemory, Timeout: DefaultTimeout,
-		Concurrency: DefaultConcurrency, Tables: map[string]Access{"findings": AccessRead}, Exports: []string{"feed-version", "threat-intel"}}
+		Concurrency: DefaultConcurrency, Tables: map[string]Access{"findings": AccessRead}, Exports: []string{"feed-archive", "feed-version", "threat-intel"}}
 	if diff := cmp.Diff(wantList, st.Functions["list"]); diff != "" {
 		t.Errorf("functions.list defaults (-want +got):\n%s", diff)
 	}
@@ -68,7 +68,7 @@ func TestParseFull(t *testing.T) {
 	if diff := cmp.Diff(wantRoutes, st.Routes); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)
 	}
-	wantExports := map[string]Export{"threat-intel": {Table: "threat-intel"}, "feed-version": {Config: "feed_version"}}
+	wantExports := map[string]Export{"threat-intel": {Table: "threat-intel"}, "feed-version": {Config: "feed_version"}, "feed-archive": {Bucket: "feeds"}}
 	if diff := cmp.Diff(wantExports, st.Production.Exports); diff != "" {
 		t.Errorf("production.exports (-want +got):\n%s", diff)
 	}
@@ -336,7 +336,7 @@ func TestHostile(t *testing.T) {
 		{"NUL byte", base + "name2: a\x00b\n", "silo.yaml:3:9: the file contains a NUL byte"},
 		{"not UTF-8", base + "config: {a: \"\xff\xfe\"}\n", "silo.yaml:3:14: the file is not valid UTF-8"},
 		{"UTF-16", "\xff\xfe" + base, "not valid UTF-8"},
-		{"deep flow unclosed", strings.Repeat("[", 10000), "YAML syntax"},
+		{"deep flow unclosed", strings.Repeat("[", 10000), "nesting is deeper than 64"},
 		{"deep flow closed", strings.Repeat("[", 5000) + strings.Repeat("]", 5000), "nesting is deeper than 64"},
 		{"deep flow maps", strings.Repeat("{a: ", 100000) + strings.Repeat("}", 100000), "nesting is deeper than 64"},
 		{"deep block sequence", strings.Repeat("- ", 200000) + "x\n", "nesting is deeper than 64"},
@@ -494,6 +494,36 @@ func TestInterpolate(t *testing.T) {
 			}
 			if err != nil || got != tc.want {
 				t.Errorf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDeepAt(t *testing.T) {
+	full, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		src  string
+		deep bool
+	}{
+		{"full example", string(full), false},
+		{"flow 60", strings.Repeat("[", 60) + strings.Repeat("]", 60), false},
+		{"flow 70", strings.Repeat("[", 70) + strings.Repeat("]", 70), true},
+		{"brackets in quotes", `a: "` + strings.Repeat("[", 100) + `"`, false},
+		{"brackets in plain scalar", "a: x" + strings.Repeat("[", 100), false},
+		{"brackets in comment", "a: 1 # " + strings.Repeat("[", 100), false},
+		{"dashes 60", strings.Repeat("- ", 60) + "x", false},
+		{"dashes 70", strings.Repeat("- ", 70) + "x", true},
+		{"block 60", deepBlock(60), false},
+		{"block 70", deepBlock(70), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := deepAt([]byte(tc.src)) >= 0; got != tc.deep {
+				t.Errorf("got deep %v, want %v", got, tc.deep)
 			}
 		})
 	}
