@@ -1,0 +1,198 @@
+// Package postgres implements store.Store on PostgreSQL, for installations
+// where several silo servers share one control-plane state.
+//
+// It owns the schema and every SQL statement that touches it; no other
+// package sees SQL or the driver. It imports the silo root package, package
+// store and github.com/jackc/pgx/v5, and must not import any other silo
+// package.
+//
+// # Concurrency
+//
+// Update runs fn in a SERIALIZABLE transaction and retries it, with jittered
+// backoff, when PostgreSQL reports a serialization failure or a deadlock; fn
+// must therefore have no side effects outside the Tx. The audit log has a
+// single head row that AppendAudit locks (SELECT ... FOR UPDATE), so appends
+// from any number of transactions and servers form one chain.
+//
+// Expected conflicts (a duplicate ID, a stale Version, a duplicate intent key)
+// are detected without raising an SQL error, so the transaction stays usable
+// after the caller handles them.
+//
+// # Notes
+//
+// Times are stored with microsecond precision (truncated) and returned in
+// UTC. Text keys use the "C" collation, so listings are in byte order
+// whatever the database's locale.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+)
+
+// Store is the PostgreSQL implementation of store.Store. It is safe for
+// concurrent use, and several Stores (in one process or many) may share one
+// database.
+type Store struct {
+	pool *pgxpool.Pool
+	// maxAttempts bounds how often Update runs fn when transactions keep
+	// failing to serialize.
+	maxAttempts int
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database named by dsn (a PostgreSQL URL or key=value
+// string; a search_path parameter selects the schema) and brings the schema
+// up to date. Schema changes are applied in one transaction under an
+// advisory lock, so servers starting together do not race.
+//
+// # Errors
+//
+//   - CodeInvalid if dsn cannot be parsed.
+//   - CodeUnavailable if the server cannot be reached or refuses the
+//     connection, or the schema was written by a newer silo.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, silo.Errorf(silo.CodeInvalid, "the PostgreSQL DSN cannot be parsed: %w; write it as postgres://user@host:5432/db?sslmode=disable", err)
+	}
+	if cfg.MaxConns < 4 {
+		cfg.MaxConns = int32(max(4, runtime.GOMAXPROCS(0)))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, silo.Errorf(silo.CodeInvalid, "the PostgreSQL DSN is not usable: %w", err)
+	}
+	s := &Store{pool: pool, maxAttempts: 60}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, silo.Errorf(silo.CodeUnavailable, "cannot connect to PostgreSQL at %s:%d/%s: %w; check that it is running and that the DSN is right", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// View runs fn in a read-only REPEATABLE READ transaction: fn sees one
+// consistent snapshot. Write methods of the Tx return an error.
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	pgTx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return dbErr("begin view", err)
+	}
+	defer pgTx.Rollback(context.WithoutCancel(ctx))
+	return fn(&tx{ctx: ctx, tx: pgTx, readOnly: true})
+}
+
+// Update runs fn in a SERIALIZABLE transaction and commits it if fn returns
+// nil; otherwise, or if fn panics, nothing fn did is kept. When the
+// transaction fails to serialize with a concurrent one, Update rolls it back
+// and runs fn again, up to a bound, after which it returns a CodeUnavailable
+// error.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < s.maxAttempts; attempt++ {
+		if attempt > 0 {
+			// Full jitter, exponential up to 100ms.
+			d := time.Duration(rand.Int64N(int64(min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)) + 1))
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("update: %w (after %v)", ctx.Err(), err)
+			case <-time.After(d):
+			}
+		}
+		var retry bool
+		retry, err = s.try(ctx, fn)
+		if !retry {
+			return err
+		}
+	}
+	return silo.Errorf(silo.CodeUnavailable, "the state database is busy with concurrent changes; try again: %w", err)
+}
+
+// try runs fn once; retry reports a serialization failure.
+func (s *Store) try(ctx context.Context, fn func(store.Tx) error) (retry bool, err error) {
+	pgTx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	if err != nil {
+		return retryable(err), dbErr("begin update", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			pgTx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	t := &tx{ctx: ctx, tx: pgTx}
+	err = fn(t)
+	if t.mustRetry || retryable(err) {
+		return true, err
+	}
+	if err != nil {
+		return false, err
+	}
+	done = true
+	if err := pgTx.Commit(ctx); err != nil {
+		return retryable(err), dbErr("commit", err)
+	}
+	return false, nil
+}
+
+// Close closes every connection of the pool; it waits for transactions in
+// progress to end.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// retryable reports a serialization failure or a deadlock, after which the
+// whole transaction may be run again.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// dbErr maps a driver error to what the caller should see: user errors for
+// conditions an operator can act on, a wrapped internal error otherwise.
+// The driver error stays in the chain.
+func dbErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "40001", "40P01":
+			return silo.Errorf(silo.CodeUnavailable, "%s: a concurrent change got in the way; try again: %w", op, err)
+		case "23505":
+			return silo.Errorf(silo.CodeConflict, "%s: it already exists: %w", op, err)
+		case "23503":
+			return silo.Errorf(silo.CodeNotFound, "%s: the account it belongs to does not exist: %w", op, err)
+		case "53100", "53200", "53300", "57P01", "57P02", "57P03":
+			return silo.Errorf(silo.CodeUnavailable, "the PostgreSQL state database is unavailable (%s); try again: %w", pe.Message, err)
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ne) || errors.As(err, &ce) || pgconn.SafeToRetry(err) {
+		return silo.Errorf(silo.CodeUnavailable, "cannot reach the PostgreSQL state database; check that it is running: %w", err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

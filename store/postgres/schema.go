@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	silo "github.com/silo-run/silo"
+)
+
+// migrations are applied in order; silo_schema holds how many have been
+// applied. Never edit one that has shipped: append a new one.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE accounts (
+	id         text COLLATE "C" PRIMARY KEY,
+	kind       text        NOT NULL,
+	name       text        NOT NULL DEFAULT '',
+	params     json,
+	state      text        NOT NULL,
+	release    text        NOT NULL DEFAULT '',
+	stack_hash text        NOT NULL DEFAULT '',
+	created    timestamptz NOT NULL,
+	updated    timestamptz NOT NULL,
+	expires    timestamptz,
+	version    bigint      NOT NULL
+);
+CREATE UNIQUE INDEX accounts_one_production ON accounts (kind) WHERE kind = 'production';
+CREATE INDEX accounts_state ON accounts (state, kind);
+
+CREATE TABLE resources (
+	account text COLLATE "C" NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	type    text COLLATE "C" NOT NULL,
+	name    text COLLATE "C" NOT NULL,
+	spec    bytea,
+	hash    text NOT NULL,
+	PRIMARY KEY (account, type, name)
+);
+
+CREATE TABLE intents (
+	seq     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	key     text COLLATE "C" NOT NULL UNIQUE,
+	account text        NOT NULL,
+	action  text        NOT NULL,
+	change  json,
+	state   text        NOT NULL,
+	error   text        NOT NULL DEFAULT '',
+	created timestamptz NOT NULL,
+	updated timestamptz NOT NULL
+);
+CREATE INDEX intents_pending ON intents (seq) WHERE state = 'pending';
+
+CREATE TABLE api_keys (
+	id      text COLLATE "C" PRIMARY KEY,
+	account text COLLATE "C" NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	hash    bytea       NOT NULL,
+	name    text        NOT NULL DEFAULT '',
+	created timestamptz NOT NULL,
+	revoked timestamptz
+);
+CREATE INDEX api_keys_account ON api_keys (account, created);
+
+CREATE TABLE releases (
+	id        text COLLATE "C" PRIMARY KEY,
+	stack     bytea,
+	artifacts json,
+	created   timestamptz NOT NULL,
+	note      text NOT NULL DEFAULT ''
+);
+CREATE INDEX releases_created ON releases (created, id);
+
+CREATE TABLE audit (
+	seq     bigint PRIMARY KEY,
+	time    timestamptz NOT NULL,
+	actor   text NOT NULL,
+	action  text NOT NULL,
+	account text NOT NULL DEFAULT '',
+	detail  text,                     -- canonical JSON, byte for byte
+	prev    text NOT NULL,
+	hash    text NOT NULL
+);
+-- The head of the chain: one row, locked by every append.
+CREATE TABLE audit_head (
+	id   int    PRIMARY KEY CHECK (id = 1),
+	seq  bigint NOT NULL,
+	hash text   NOT NULL
+);
+INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '');
+
+CREATE TABLE settings (
+	name  text COLLATE "C" PRIMARY KEY,
+	value text NOT NULL
+);
+`,
+}
+
+// migrate applies missing migrations in one transaction, holding an
+// advisory lock named after the schema so that servers starting together
+// apply them once.
+func (s *Store) migrate(ctx context.Context) error {
+	pgTx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return dbErr("begin schema migration", err)
+	}
+	defer pgTx.Rollback(context.WithoutCancel(ctx))
+	var schema *string
+	if err := pgTx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return dbErr("read current schema", err)
+	}
+	if schema == nil {
+		return silo.Errorf(silo.CodeInvalid, "the PostgreSQL search_path names no existing schema; create the schema or fix search_path in the DSN")
+	}
+	if _, err := pgTx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('silo-schema:' || $1))`, *schema); err != nil {
+		return dbErr("lock schema", err)
+	}
+	if _, err := pgTx.Exec(ctx, `CREATE TABLE IF NOT EXISTS silo_schema (version int NOT NULL)`); err != nil {
+		return dbErr("create schema version table", err)
+	}
+	var have int
+	err = pgTx.QueryRow(ctx, `SELECT version FROM silo_schema`).Scan(&have)
+	switch {
+	case err == pgx.ErrNoRows:
+		if _, err := pgTx.Exec(ctx, `INSERT INTO silo_schema (version) VALUES (0)`); err != nil {
+			return dbErr("init schema version", err)
+		}
+	case err != nil:
+		return dbErr("read schema version", err)
+	}
+	if have > len(migrations) {
+		return silo.Errorf(silo.CodeUnavailable, "the PostgreSQL schema %s has version %d but this silo knows only up to %d; run a newer silo", *schema, have, len(migrations))
+	}
+	if have == len(migrations) {
+		return nil
+	}
+	for i := have; i < len(migrations); i++ {
+		if _, err := pgTx.Exec(ctx, migrations[i]); err != nil {
+			return dbErr(fmt.Sprintf("apply schema migration %d", i+1), err)
+		}
+	}
+	if _, err := pgTx.Exec(ctx, `UPDATE silo_schema SET version = $1`, len(migrations)); err != nil {
+		return dbErr("set schema version", err)
+	}
+	if err := pgTx.Commit(ctx); err != nil {
+		return dbErr("commit schema migration", err)
+	}
+	return nil
+}
