@@ -11,6 +11,8 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -206,8 +208,18 @@ func replaces(c, d silo.Resource) bool {
 	return (a.Table == "") != (b.Table == "") || (a.Bucket == "") != (b.Bucket == "") || (a.Config == "") != (b.Config == "")
 }
 
-func intentKey(a silo.AccountID, version int64, c silo.Change) string {
-	return fmt.Sprintf("apply/%s/v%d/%s", a, version, c.Key())
+// intentKey names the intent of one change of one apply attempt. The
+// attempt nonce keeps a retried plan (after a crash, or for a re-created
+// account) from colliding with the journal entries of the earlier attempt.
+func intentKey(a silo.AccountID, version int64, attempt string, c silo.Change) string {
+	return fmt.Sprintf("apply/%s/v%d/%s/%s", a, version, attempt, c.Key())
+}
+
+// newAttempt returns a random attempt nonce.
+func newAttempt() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Apply applies a plan. It journals one intent per change in one
@@ -220,6 +232,7 @@ func (e *Engine) Apply(ctx context.Context, p Plan) error {
 		return nil
 	}
 	var seqs []int64
+	attempt := newAttempt()
 	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		seqs = seqs[:0]
 		a, err := tx.Account(p.Account)
@@ -232,7 +245,7 @@ func (e *Engine) Apply(ctx context.Context, p Plan) error {
 		now := e.cfg.Now()
 		for i := range p.Changes {
 			c := p.Changes[i]
-			seq, err := tx.AddIntent(store.Intent{Key: intentKey(p.Account, p.Version, c), Account: p.Account, Action: "apply", Change: &c, State: store.IntentPending, Created: now, Updated: now})
+			seq, err := tx.AddIntent(store.Intent{Key: intentKey(p.Account, p.Version, attempt, c), Account: p.Account, Action: "apply", Change: &c, State: store.IntentPending, Created: now, Updated: now})
 			if err != nil {
 				return err
 			}

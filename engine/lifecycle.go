@@ -33,6 +33,7 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 	}
 	var seqs []int64
 	var createSeq int64
+	attempt := newAttempt()
 	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		seqs = seqs[:0]
 		if old, err := tx.Account(a.ID); err == nil && old.State == silo.StateDeleted {
@@ -51,13 +52,13 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 			return err
 		}
 		var err error
-		createSeq, err = tx.AddIntent(store.Intent{Key: "create-account/" + string(a.ID) + "/" + now.UTC().Format("20060102T150405.000000000"), Account: a.ID, Action: "create-account", State: store.IntentPending, Created: now, Updated: now})
+		createSeq, err = tx.AddIntent(store.Intent{Key: "create-account/" + string(a.ID) + "/" + attempt, Account: a.ID, Action: "create-account", State: store.IntentPending, Created: now, Updated: now})
 		if err != nil {
 			return err
 		}
 		for i := range p.Changes {
 			c := p.Changes[i]
-			seq, err := tx.AddIntent(store.Intent{Key: intentKey(a.ID, 1, c), Account: a.ID, Action: "apply", Change: &c, State: store.IntentPending, Created: now, Updated: now})
+			seq, err := tx.AddIntent(store.Intent{Key: intentKey(a.ID, 1, attempt, c), Account: a.ID, Action: "apply", Change: &c, State: store.IntentPending, Created: now, Updated: now})
 			if err != nil {
 				return err
 			}
@@ -172,6 +173,7 @@ func (e *Engine) SetState(ctx context.Context, id silo.AccountID, next silo.Stat
 func (e *Engine) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	now := e.cfg.Now()
 	var seq int64
+	attempt := newAttempt()
 	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		a, err := tx.Account(id)
 		if err != nil {
@@ -189,7 +191,7 @@ func (e *Engine) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 				return err
 			}
 		}
-		seq, err = tx.AddIntent(store.Intent{Key: "delete-account/" + string(id) + "/" + now.UTC().Format("20060102T150405.000000000"), Account: id, Action: "delete-account", State: store.IntentPending, Created: now, Updated: now})
+		seq, err = tx.AddIntent(store.Intent{Key: "delete-account/" + string(id) + "/" + attempt, Account: id, Action: "delete-account", State: store.IntentPending, Created: now, Updated: now})
 		if err != nil {
 			return err
 		}
