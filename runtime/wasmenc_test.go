@@ -1,0 +1,119 @@
+package runtime
+
+import "encoding/binary"
+
+// A tiny wasm encoder for hand-assembled hostile modules (there is no
+// wat2wasm here). Only what the tests need.
+
+func leb(v uint32) []byte { return binary.AppendUvarint(nil, uint64(v)) }
+
+func sleb(v int64) []byte { return appendSLEB(nil, v) }
+
+func cat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+func vec(items ...[]byte) []byte { return cat(leb(uint32(len(items))), cat(items...)) }
+
+func name(s string) []byte { return cat(leb(uint32(len(s))), []byte(s)) }
+
+func sect(id byte, body []byte) []byte { return cat([]byte{id}, leb(uint32(len(body))), body) }
+
+func functype(params, results []byte) []byte {
+	return cat([]byte{0x60}, leb(uint32(len(params))), params, leb(uint32(len(results))), results)
+}
+
+func body(locals []byte, code ...[]byte) []byte {
+	b := cat(locals, cat(code...), []byte{0x0B})
+	return cat(leb(uint32(len(b))), b)
+}
+
+var noLocals = []byte{0}
+
+// okResponse is an encoded abi.Response{Status: 200, Body: "ok"} placed at
+// okAddr by a data segment.
+var okResponse = []byte{0xC8, 0x01, 0x00, 0x02, 'o', 'k'}
+
+const okAddr = 2048
+
+// returnOK is the code that makes handle return okResponse.
+func returnOK() []byte {
+	return cat([]byte{0x42}, sleb(int64(okAddr)<<32|int64(len(okResponse))))
+}
+
+// hostileSpec describes a module with silo's exports: silo_alloc (returns
+// 1024) and handle (whose code is given), plus extra functions.
+type hostileSpec struct {
+	imports []byte   // encoded import entries (each: module, name, 0x00, typeidx)
+	nImport int      // number of function imports
+	table   []byte   // encoded table entry, if any
+	memory  []byte   // encoded memory limits; default min 1
+	handle  []byte   // handle's code (without end); must leave an i64
+	extra   [][]byte // extra function bodies, all of type 2 (i32) -> i32
+}
+
+// Types: 0 (i32)->i32, 1 (i32,i32)->i64, 2 (i32)->i32 (for extra), 3 ()->i32,
+// 4 (i32,i32,i32,i32)->i64, 5 (i32,i32,i32,i32)->i32.
+func (s hostileSpec) build() []byte {
+	types := vec(
+		functype([]byte{0x7F}, []byte{0x7F}),
+		functype([]byte{0x7F, 0x7F}, []byte{0x7E}),
+		functype([]byte{0x7F}, []byte{0x7F}),
+		functype(nil, []byte{0x7F}),
+		functype([]byte{0x7F, 0x7F, 0x7F, 0x7F}, []byte{0x7E}),
+		functype([]byte{0x7F, 0x7F, 0x7F, 0x7F}, []byte{0x7F}),
+	)
+	out := cat([]byte("\x00asm\x01\x00\x00\x00"), sect(1, types))
+	if s.nImport > 0 {
+		out = cat(out, sect(2, cat(leb(uint32(s.nImport)), s.imports)))
+	}
+	fidx := [][]byte{leb(0), leb(1)}
+	for range s.extra {
+		fidx = append(fidx, leb(2))
+	}
+	out = cat(out, sect(3, vec(fidx...)))
+	if s.table != nil {
+		out = cat(out, sect(4, vec(s.table)))
+	}
+	mem := s.memory
+	if mem == nil {
+		mem = []byte{0x00, 0x01}
+	}
+	out = cat(out, sect(5, vec(mem)))
+	base := uint32(s.nImport)
+	out = cat(out, sect(7, vec(
+		cat(name("memory"), []byte{0x02}, leb(0)),
+		cat(name("silo_alloc"), []byte{0x00}, leb(base)),
+		cat(name("handle"), []byte{0x00}, leb(base+1)),
+	)))
+	bodies := [][]byte{
+		body(noLocals, []byte{0x41}, sleb(1024)),
+		body(noLocals, s.handle),
+	}
+	for _, x := range s.extra {
+		bodies = append(bodies, body(noLocals, x))
+	}
+	out = cat(out, sect(10, vec(bodies...)))
+	data := cat([]byte{0x00, 0x41}, sleb(okAddr), []byte{0x0B}, leb(uint32(len(okResponse))), okResponse)
+	return cat(out, sect(11, vec(data)))
+}
+
+func funcImport(module, field string, typ uint32) []byte {
+	return cat(name(module), name(field), []byte{0x00}, leb(typ))
+}
+
+// Opcodes used by the tests.
+var (
+	opEnd         = []byte{0x0B}
+	opDrop        = []byte{0x1A}
+	opUnreachable = []byte{0x00}
+)
+
+func i32c(v int32) []byte           { return cat([]byte{0x41}, sleb(int64(v))) }
+func callF(f uint32) []byte         { return cat([]byte{0x10}, leb(f)) }
+func localGet(i uint32) []byte      { return cat([]byte{0x20}, leb(i)) }
+func ifEmpty(code ...[]byte) []byte { return cat([]byte{0x04, 0x40}, cat(code...), opEnd) }
