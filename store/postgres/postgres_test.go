@@ -4,12 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/storetest"
 )
@@ -84,4 +89,169 @@ func openFresh(t testing.TB) *Store {
 func TestStore(t *testing.T) {
 	testDSN(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
+}
+
+// TestTwoServersOneChain runs two Stores on one schema, as two silo servers
+// sharing a database would, appending audit entries concurrently.
+func TestTwoServersOneChain(t *testing.T) {
+	dsn := freshSchema(t)
+	var stores []*Store
+	for range 2 {
+		s, err := Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	const perWorker, workersPerStore = 12, 3
+	var wg sync.WaitGroup
+	errs := make(chan error, len(stores)*workersPerStore)
+	for si, s := range stores {
+		for w := range workersPerStore {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWorker {
+					err := s.Update(context.Background(), func(tx store.Tx) error {
+						_, err := tx.AppendAudit(store.AuditEvent{Actor: fmt.Sprintf("server:%d", si), Action: "test.append", Detail: json.RawMessage(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))})
+						return err
+					})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("append: %v", err)
+	}
+	want := len(stores) * workersPerStore * perWorker
+	for i, s := range stores { // both servers read the same chain
+		var es []store.AuditEntry
+		if err := s.View(context.Background(), func(tx store.Tx) error {
+			var err error
+			es, err = tx.Audit(0, 0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := store.VerifyChain("", 0, es); err != nil || n != want {
+			t.Errorf("server %d: VerifyChain = %d, %v; want %d, nil", i, n, err, want)
+		}
+	}
+}
+
+// TestTwoServersOneAccount has two Stores race to create the same accounts:
+// each ID is created exactly once, and (the twin) distinct IDs all succeed.
+func TestTwoServersOneAccount(t *testing.T) {
+	dsn := freshSchema(t)
+	a, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const n = 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := map[string]int{}
+	for si, s := range []*Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				for _, id := range []string{fmt.Sprintf("shared-%d", i), fmt.Sprintf("own-%d-%d", si, i)} {
+					err := s.Update(context.Background(), func(tx store.Tx) error {
+						return tx.CreateAccount(silo.Account{ID: silo.AccountID(id), Kind: silo.KindTenant, State: silo.StateActive})
+					})
+					mu.Lock()
+					switch {
+					case err == nil:
+						wins[id]++
+					case !errors.Is(err, silo.ErrConflict):
+						t.Errorf("create %s: %v", id, err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if w := wins[fmt.Sprintf("shared-%d", i)]; w != 1 {
+			t.Errorf("shared-%d created %d times, want 1", i, w)
+		}
+		for si := range 2 {
+			if w := wins[fmt.Sprintf("own-%d-%d", si, i)]; w != 1 {
+				t.Errorf("own-%d-%d created %d times, want 1", si, i, w)
+			}
+		}
+	}
+}
+
+// TestConcurrentOpen starts several Stores on a new schema at once: the
+// advisory lock lets exactly one apply the schema and the rest find it.
+func TestConcurrentOpen(t *testing.T) {
+	dsn := freshSchema(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(context.Background(), dsn)
+			if err != nil {
+				errs <- err
+				return
+			}
+			s.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent Open: %v", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	good := freshSchema(t)
+	tests := []struct {
+		name, dsn string
+		want      silo.Code // "" means it opens
+	}{
+		{"good", good, ""},
+		{"unparsable", "postgres://user@host:notaport/db", silo.CodeInvalid},
+		{"nobody listening", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", silo.CodeUnavailable},
+		{"missing schema", withSearchPath(t, testDSN(t), "silo_no_such_schema"), silo.CodeInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(context.Background(), tc.dsn)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				s.Close()
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatal("Open: got no error")
+			}
+			if got := silo.ErrorCode(err); got != tc.want {
+				t.Errorf("got %v (code %s), want code %s", err, got, tc.want)
+			}
+			t.Logf("error: %v", err)
+		})
+	}
 }
