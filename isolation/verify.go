@@ -231,6 +231,7 @@ type verifier struct {
 	decl    map[silo.AccountID]map[string]struct{} // "type/name"; built lazily
 	exports map[string]bool                        // production exports
 	tmpls   map[fnKey]map[string]*fnTemplate       // by function, then spec bytes
+	liveKey map[silo.AccountID]Key                 // a live key per account, for paths
 }
 
 func newVerifier(f *Fleet, emit func(Edge)) *verifier {
@@ -243,6 +244,12 @@ func newVerifier(f *Fleet, emit func(Edge)) *verifier {
 			continue
 		}
 		v.byID[as.Account.ID] = as
+	}
+	v.liveKey = make(map[silo.AccountID]Key, len(f.Keys))
+	for _, k := range f.Keys {
+		if _, ok := v.liveKey[k.Account]; !ok && !k.Revoked {
+			v.liveKey[k.Account] = k
+		}
 	}
 	if p := v.byID[silo.ProductionID]; p != nil {
 		for _, r := range p.Resources {
@@ -496,11 +503,8 @@ func (v *verifier) entryPath(as *AccountState, fn string) []Edge {
 			{From: Node{Account: id, Kind: NodeGateway}, To: Node{Account: id, Kind: NodeRoute, Name: r.Name}, Action: ActGatewayInvoke, Origin: "silo.yaml routes[" + r.Name + "]"},
 			{From: Node{Account: id, Kind: NodeRoute, Name: r.Name}, To: Node{Account: id, Kind: NodeFunction, Name: fn}, Action: "call", Origin: "silo.yaml routes[" + r.Name + "].function"},
 		}
-		for _, k := range v.f.Keys {
-			if k.Account == id && !k.Revoked {
-				path = append([]Edge{keyEdge(k)}, path...)
-				break
-			}
+		if k, ok := v.liveKey[id]; ok {
+			path = append([]Edge{keyEdge(k)}, path...)
 		}
 		return path
 	}
@@ -532,12 +536,14 @@ func (v *verifier) route(as *AccountState, r silo.Resource, gw Node) {
 	acct, name, problem := resolve(id, rs.Function)
 	out := Edge{From: rn, To: Node{Account: acct, Kind: NodeFunction, Name: name}, Action: "call", Origin: "silo.yaml routes[" + r.Name + "].function"}
 	v.edge(out)
+	switch {
+	case id == silo.ProductionID || problem != "" || acct != id || !v.declared(id, silo.TypeFunction, name):
+	default:
+		return
+	}
 	path := []Edge{in, out}
-	for _, k := range v.f.Keys {
-		if k.Account == id && !k.Revoked {
-			path = append([]Edge{keyEdge(k)}, path...)
-			break
-		}
+	if k, ok := v.liveKey[id]; ok {
+		path = append([]Edge{keyEdge(k)}, path...)
 	}
 	switch {
 	case id == silo.ProductionID:

@@ -1,0 +1,303 @@
+package isolation_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/spec"
+)
+
+func TestVerifyValidFleetIsProved(t *testing.T) {
+	f := testFleet(t, 5)
+	r := isolation.Verify(context.Background(), f)
+	if r.Status != isolation.StatusProved {
+		t.Fatalf("got status %s, want proved; counterexamples:\n%v", r.Status, r.Counterexamples)
+	}
+	if r.Accounts != 6 || r.Edges == 0 || r.Principals == 0 {
+		t.Errorf("got %+v, want 6 accounts and a non-empty graph", r)
+	}
+	// Twin of the I5 completeness rule: without provider facts it is not proved.
+	f.DataKeysKnown = false
+	if r := isolation.Verify(context.Background(), f); r.Status != isolation.StatusIncomplete {
+		t.Errorf("without data keys: got %s, want incomplete", r.Status)
+	}
+}
+
+// mutation is one over-broad grant injected into a valid fleet.
+type mutation struct {
+	name string
+	inv  string // the invariant the counterexample must name
+	do   func(t *testing.T, f *isolation.Fleet)
+}
+
+func mutations() []mutation {
+	return []mutation{
+		{"wildcard principal: key bound to every account", "I4", func(t *testing.T, f *isolation.Fleet) {
+			f.Keys = append(f.Keys, isolation.Key{ID: "sk_acme_ffffffffffffffff", Account: "*"})
+		}},
+		{"wildcard principal: function named *", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.TypeFunction, "*", mustJSON(engine.FunctionSpec{Artifact: "x", Tables: map[string]string{"findings": "read"}}))
+		}},
+		{"production granted into a tenant table", "I2", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, silo.ProductionID, "refresh", func(fs *engine.FunctionSpec) { fs.Tables["acme/findings"] = "read" })
+		}},
+		{"production function granted a tenant bucket", "I2", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, silo.ProductionID, "refresh", func(fs *engine.FunctionSpec) { fs.Buckets["acme:uploads"] = "read-write" })
+		}},
+		{"production function granted a tenant secret", "I2", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, silo.ProductionID, "refresh", func(fs *engine.FunctionSpec) { fs.Secrets = append(fs.Secrets, "acme/api-token") })
+		}},
+		{"export made writable (mode field)", "I2", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, silo.ProductionID, silo.TypeExport, "catalog", []byte(`{"table":"catalog","mode":"read-write"}`))
+		}},
+		{"tenant granted write on a production table", "I2", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "ingest", func(fs *engine.FunctionSpec) { fs.Tables["production/catalog"] = "read-write" })
+		}},
+		{"tenant granted a non-exported production table", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["production/internal"] = "read" })
+		}},
+		{"key bound to two tenants", "I4", func(t *testing.T, f *isolation.Fleet) {
+			f.Keys = append(f.Keys, isolation.Key{ID: keyID("acme"), Account: "globex"})
+		}},
+		{"key naming one tenant bound to another", "I4", func(t *testing.T, f *isolation.Fleet) {
+			f.Keys = append(f.Keys, isolation.Key{ID: "sk_acme_1111111111111111", Account: "globex"})
+		}},
+		{"key with empty account", "I4", func(t *testing.T, f *isolation.Fleet) {
+			f.Keys = append(f.Keys, isolation.Key{ID: "sk__2222222222222222", Account: ""})
+		}},
+		{"key bound to an account that does not exist", "I4", func(t *testing.T, f *isolation.Fleet) {
+			f.Keys = append(f.Keys, isolation.Key{ID: "sk_ghost_3333333333333333", Account: "ghost"})
+		}},
+		{"key bound to production", "I2", func(t *testing.T, f *isolation.Fleet) {
+			f.Keys = append(f.Keys, isolation.Key{ID: "sk_production_4444444444444444", Account: silo.ProductionID})
+		}},
+		{"function granted another account's table", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["globex/findings"] = "read" })
+		}},
+		{"grant to a non-existent secret", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Secrets = []string{"nope"} })
+		}},
+		{"grant to another account's secret", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Secrets = []string{"globex:api-token"} })
+		}},
+		{"grant to another account's config", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Config = []string{"globex/region"} })
+		}},
+		{"control plane with secret.read", "I3", func(t *testing.T, f *isolation.Fleet) {
+			f.Operators[0].Actions = append(f.Operators[0].Actions, isolation.ActSecretRead)
+		}},
+		{"control plane with table.read", "I3", func(t *testing.T, f *isolation.Fleet) {
+			f.Operators[0].Actions = append(f.Operators[0].Actions, isolation.ActTableRead)
+		}},
+		{"export pointing at a tenant resource", "I2", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, silo.ProductionID, silo.TypeExport, "catalog", mustJSON(engine.ExportSpec{Table: "acme/findings"}))
+		}},
+		{"export pointing at two resources", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, silo.ProductionID, silo.TypeExport, "catalog", mustJSON(engine.ExportSpec{Table: "catalog", Bucket: "rules-files"}))
+		}},
+		{"export pointing at a production secret", "I2", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, silo.ProductionID, silo.TypeExport, "catalog", []byte(`{"secret":"signing-key"}`))
+		}},
+		{"grant of an export production does not have", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Exports = append(fs.Exports, "internal") })
+		}},
+		{"tenant account holds an export", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.TypeExport, "leak", mustJSON(engine.ExportSpec{Table: "findings"}))
+		}},
+		{"route to a function of another account", "I4", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.TypeRoute, "GET /findings", mustJSON(engine.RouteSpec{Method: "GET", Path: "/findings", Function: "globex/list"}))
+		}},
+		{"route to an undeclared function", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.TypeRoute, "GET /x", mustJSON(engine.RouteSpec{Method: "GET", Path: "/x", Function: "ghost"}))
+		}},
+		{"route into production", "I2", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, silo.ProductionID, silo.TypeRoute, "GET /admin", mustJSON(engine.RouteSpec{Method: "GET", Path: "/admin", Function: "refresh"}))
+		}},
+		{"deleted account with a live key", "I5", func(t *testing.T, f *isolation.Fleet) {
+			acct(t, f, "globex").Account.State = silo.StateDeleted
+			acct(t, f, "globex").HasDataKey = false
+		}},
+		{"deleted account still holds its data key", "I5", func(t *testing.T, f *isolation.Fleet) {
+			acct(t, f, "globex").Account.State = silo.StateDeleted
+			for i := range f.Keys {
+				if f.Keys[i].Account == "globex" {
+					f.Keys[i].Revoked = true
+				}
+			}
+		}},
+		{"wildcard table name", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["*"] = "read" })
+		}},
+		{"wildcard bucket name pattern", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "ingest", func(fs *engine.FunctionSpec) { fs.Buckets["upload?"] = "read" })
+		}},
+		{"path traversal ../acme/findings", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "globex", "list", func(fs *engine.FunctionSpec) { fs.Tables["../acme/findings"] = "read" })
+		}},
+		{"percent-encoded traversal", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "globex", "list", func(fs *engine.FunctionSpec) { fs.Tables["%2e%2e%2facme%2ffindings"] = "read" })
+		}},
+		{"backslash traversal", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "globex", "list", func(fs *engine.FunctionSpec) { fs.Tables[`..\acme\findings`] = "read" })
+		}},
+		{"traversal into own account", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["./findings/../findings"] = "read" })
+		}},
+		{"NUL in a grant name", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["findings\x00"] = "read" })
+		}},
+		{"unknown access level", "I1", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["findings"] = "admin" })
+		}},
+		{"unknown field in a function spec", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.TypeFunction, "list", []byte(`{"artifact":"x","tables":{"findings":"read"},"accounts":["*"]}`))
+		}},
+		{"spec edited behind the recorded hash", "I1", func(t *testing.T, f *isolation.Fleet) {
+			as := acct(t, f, "globex")
+			for i, r := range as.Resources {
+				if r.Type == silo.TypeFunction && r.Name == "list" {
+					as.Resources[i].Spec = []byte(`{"artifact":"x","tables":{"acme/findings":"read"}}`) // Hash left as it was
+				}
+			}
+		}},
+		{"second account of kind production", "I2", func(t *testing.T, f *isolation.Fleet) {
+			acct(t, f, "globex").Account.Kind = silo.KindProduction
+		}},
+		{"resource of unknown type", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.ResourceType("peering"), "globex", []byte(`{}`))
+		}},
+		{"table declared with a path name", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.TypeTable, "../globex/findings", []byte(`{}`))
+		}},
+		{"duplicate account record", "I4", func(t *testing.T, f *isolation.Fleet) {
+			dup := *acct(t, f, "acme")
+			f.Accounts = append(f.Accounts, dup)
+		}},
+	}
+}
+
+// TestVerifyCatchesEveryMutation injects each over-broad grant into a valid
+// fleet and checks that the verifier reports it, naming the right invariant
+// with a path whose every edge has an origin; the unmutated twin is proved.
+func TestVerifyCatchesEveryMutation(t *testing.T) {
+	ctx := context.Background()
+	base := testFleet(t, 3)
+	if r := isolation.Verify(ctx, base); r.Status != isolation.StatusProved {
+		t.Fatalf("twin: got %s, want proved:\n%v", r.Status, r.Counterexamples)
+	}
+	ms := mutations()
+	if len(ms) < 20 {
+		t.Fatalf("only %d mutation kinds", len(ms))
+	}
+	caught := 0
+	for _, m := range ms {
+		t.Run(m.name, func(t *testing.T) {
+			f := base.Clone()
+			m.do(t, f)
+			r := isolation.Verify(ctx, f)
+			if r.Status != isolation.StatusViolated {
+				t.Fatalf("got status %s, want counterexamples", r.Status)
+			}
+			found := false
+			for _, c := range r.Counterexamples {
+				if c.Invariant == m.inv {
+					found = true
+				}
+				for _, e := range c.Path {
+					if e.Origin == "" {
+						t.Errorf("edge %v has no origin", e)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no counterexample names %s; got:\n%v", m.inv, r.Counterexamples)
+			}
+			caught++
+			t.Logf("%d counterexample(s), first: %s", r.Violations, r.Counterexamples[0])
+		})
+	}
+	// The base fleet was not touched by the mutations (Clone is deep enough).
+	if r := isolation.Verify(ctx, base); r.Status != isolation.StatusProved {
+		t.Fatalf("twin after mutations: got %s, want proved", r.Status)
+	}
+	t.Logf("%d mutation kinds, %d caught; twin proved", len(ms), caught)
+}
+
+func TestCounterexampleShowsPathAndOrigins(t *testing.T) {
+	f := testFleet(t, 2)
+	mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["globex/findings"] = "read" })
+	r := isolation.Verify(context.Background(), f)
+	if len(r.Counterexamples) != 1 {
+		t.Fatalf("got %d counterexamples, want 1: %v", len(r.Counterexamples), r.Counterexamples)
+	}
+	s := r.Counterexamples[0].String()
+	for _, want := range []string{"api key sk_acme_0123456789abcdef bound to acme", "silo.yaml routes[GET /findings]", "silo.yaml functions.list.tables.globex/findings", `table "findings" of globex`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("counterexample lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestGate(t *testing.T) {
+	ctx := context.Background()
+	f := testFleet(t, 3)
+	rel := testRelease(t)
+	if r, err := isolation.Gate(ctx, rel, f); err != nil || !r.Proved() {
+		t.Fatalf("clean release: got %v %v, want proved", r.Status, err)
+	}
+	bad := testStack()
+	fn := bad.Functions["list"]
+	fn.Tables = map[string]spec.Access{"findings": spec.AccessRead, "globex/findings": spec.AccessRead}
+	bad.Functions["list"] = fn
+	r, err := isolation.Gate(ctx, engine.Release{ID: "r-bad", Stack: bad, Artifacts: testArtifacts}, f)
+	if silo.ErrorCode(err) != silo.CodeFailedCheck || r.Proved() {
+		t.Fatalf("cross-account release: got %v %v, want failed_check", r.Status, err)
+	}
+	t.Log(silo.UserMessage(err))
+	// The fleet itself was not changed by the gate.
+	if r := isolation.Verify(ctx, f); !r.Proved() {
+		t.Fatalf("fleet after gate: %s", r.Status)
+	}
+}
+
+func TestBuildGraph(t *testing.T) {
+	f := testFleet(t, 2)
+	edges := isolation.BuildGraph(context.Background(), f)
+	r := isolation.Verify(context.Background(), f)
+	if len(edges) != r.Edges {
+		t.Fatalf("got %d edges, Verify counted %d", len(edges), r.Edges)
+	}
+	for _, e := range edges {
+		if e.From.Kind == isolation.NodeFunction && e.From.Account != e.To.Account && !(e.To.Account == silo.ProductionID && e.Action == isolation.ActExportRead) {
+			t.Errorf("cross-account edge in a proved fleet: %v", e)
+		}
+	}
+}
+
+func BenchmarkVerify10k(b *testing.B) {
+	f := testFleet(b, 10000)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if r := isolation.Verify(ctx, f); !r.Proved() {
+			b.Fatal(r.Status)
+		}
+	}
+}
+
+func BenchmarkGate10k(b *testing.B) {
+	f := testFleet(b, 10000)
+	rel := testRelease(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := isolation.Gate(ctx, rel, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
