@@ -68,10 +68,17 @@ type Directory interface {
 	Routes(ctx context.Context, id silo.AccountID) ([]Route, error)
 }
 
-// Route sends requests matching Method and Path to Function. Method "" or
-// "*" matches any method; Path is a pattern such as "/findings/{id}" (see
-// the package's router documentation in router.go: literal segments,
-// {name}, {name...}, a trailing slash for a subtree, {$}).
+// Route sends requests matching Method and Path to Function.
+//
+// Method "" or "*" matches any method, and a GET route also serves HEAD.
+// Path is a pattern in net/http.ServeMux's language: literal segments,
+// "{name}" for one non-empty segment, "{name...}" for the rest of the path,
+// a trailing slash for a whole subtree and "{$}" for exactly the trailing
+// slash, e.g. "/findings/{id}". At each segment a literal beats a wildcard,
+// which beats a rest wildcard. Two routes with the same method and path shape
+// are an error, reported (and logged) when the routes are first used.
+// On a tenant host a path starting with /t/ is read as the path form, so a
+// route under /t/ is reachable only as /t/<tenant>/t/...
 type Route struct {
 	Method   string `json:"method,omitempty"`
 	Path     string `json:"path"`
