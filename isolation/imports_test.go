@@ -1,0 +1,25 @@
+package isolation_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImports keeps the package's dependencies to the contracts: no runtime,
+// gateway, or store/provider implementation outside tests.
+func TestImports(t *testing.T) {
+	for _, pkg := range []string{".", "./report"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Skipf("go list unavailable: %v", err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, bad := range []string{"/runtime", "/gateway", "/store/sqlite", "/store/postgres", "/provider/local", "/provider/aws", "wazero", "modernc.org", "bbolt"} {
+				if strings.HasPrefix(dep, "github.com/silo-run/silo") && strings.HasSuffix(dep, bad) || strings.Contains(dep, bad) && !strings.HasPrefix(dep, "github.com/silo-run/silo") {
+					t.Errorf("%s imports %s", pkg, dep)
+				}
+			}
+		}
+	}
+}
