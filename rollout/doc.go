@@ -1,0 +1,36 @@
+// Package rollout takes a release across the fleet ring by ring: the
+// production account first, then each ring of the stack's rollout section in
+// order, with bounded concurrency, a bake time, health gates (error rate and
+// p99 latency against the previous release, an optional smoke function), a
+// failure budget, automatic rollback of a failing ring, and operator pause,
+// resume, abort and rollback.
+//
+// # Durability
+//
+// A rollout is a JSON record in the store's settings ("rollout/<id>", listed
+// in "rollout/index"), and every per-account step is claimed in the intent
+// journal under a deterministic key ("rollout/<id>/<ring>/<account>/apply",
+// ".../rollback"). A second claim of the same key is silo.ErrConflict, so a
+// step is taken at most once by live runners; a claim left pending by a dead
+// runner is taken over by the next lease holder and redone idempotently (the
+// account is re-planned from recorded state after engine.Recover). One
+// runner at a time drives a rollout, holding a lease in its record; several
+// servers sharing one store run each rollout once. The whole runner survives
+// SIGKILL at any moment: call engine.Recover, then Runner.Serve.
+//
+// # Selection
+//
+// An account belongs to the first ring whose selector matches it (kind,
+// resolved tenant parameters, and a percentage chosen by a stable hash of the
+// account ID, independent of the rollout, so the same 5% is the canary every
+// time). Accounts that no ring selects are left alone and counted as
+// Unselected in the rollout's status: rings state intent explicitly, and
+// sweeping the rest into the last ring could deploy to a kind of account the
+// author excluded. A stack with no rings gets one ring "everyone" over every
+// non-production account. Only accounts whose plan changes are touched.
+//
+// It depends on the engine and on the store and provider contracts, never on
+// their implementations, on the runtime or on the server; health metrics and
+// smoke tests come in through the small Metrics and Smoke interfaces it
+// declares.
+package rollout

@@ -1,0 +1,222 @@
+package rollout
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
+)
+
+// State is where a rollout is.
+type State string
+
+// The rollout states. Running and Paused rollouts are active: at most one
+// rollout is active at a time.
+const (
+	StateRunning    State = "running"
+	StatePaused     State = "paused"      // by an operator or an inconclusive gate; Resume continues
+	StateSucceeded  State = "succeeded"   // every ring promoted and verified live
+	StateFailed     State = "failed"      // a ring failed its gate or budget and was rolled back
+	StateAborted    State = "aborted"     // stopped by an operator; accounts stay where they are
+	StateRolledBack State = "rolled_back" // superseded by a rollback rollout (RolledBackBy)
+)
+
+// Active reports whether the rollout still holds the deploy slot.
+func (s State) Active() bool { return s == StateRunning || s == StatePaused }
+
+// Phase is where a ring is.
+type Phase string
+
+// The ring phases, in order.
+const (
+	PhaseWaiting     Phase = "waiting"
+	PhaseApplying    Phase = "applying"
+	PhaseBaking      Phase = "baking"
+	PhaseVerifying   Phase = "verifying"
+	PhasePromoted    Phase = "promoted"
+	PhaseRollingBack Phase = "rolling_back"
+	PhaseRolledBack  Phase = "rolled_back"
+)
+
+// Rollout is the persisted state of one rollout. It is what status and
+// follow show.
+type Rollout struct {
+	ID string `json:"id"`
+	// Release is the target; Previous is the release that was current when
+	// the rollout started, which a failing ring returns to.
+	Release  string `json:"release"`
+	Previous string `json:"previous,omitempty"`
+	// RollbackOf is set on a rollback rollout: the rollout it undoes.
+	RollbackOf string `json:"rollback_of,omitempty"`
+	// RolledBackBy is set when a rollback rollout superseded this one.
+	RolledBackBy string `json:"rolled_back_by,omitempty"`
+	State        State  `json:"state"`
+	Reason       string `json:"reason,omitempty"`
+	// Ring is the index in Rings of the ring in progress.
+	Ring  int          `json:"ring"`
+	Rings []RingStatus `json:"rings"`
+	// Unselected counts accounts that no ring selects; they are not touched.
+	Unselected int `json:"unselected"`
+	// Owner and Lease say which runner drives the rollout, until when.
+	Owner   string    `json:"owner,omitempty"`
+	Lease   time.Time `json:"lease,omitzero"`
+	Version int64     `json:"version"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// RingStatus is the state of one ring of a rollout.
+type RingStatus struct {
+	Name        string        `json:"name"`
+	Select      spec.Selector `json:"select"`
+	Concurrency int           `json:"concurrency"`
+	Bake        time.Duration `json:"bake"`
+	Gates       spec.Gates    `json:"gates"`
+	Budget      spec.Budget   `json:"failure_budget"`
+	Phase       Phase         `json:"phase"`
+	// Counts of the last pass over the ring's accounts.
+	Members    int `json:"members"`
+	Unchanged  int `json:"unchanged"`
+	Applied    int `json:"applied"`
+	Failed     int `json:"failed"`
+	RolledBack int `json:"rolled_back"`
+	// Failures holds the first few failures, "account: message".
+	Failures []string `json:"failures,omitempty"`
+	// Baseline is the touched accounts' cumulative metrics before the ring
+	// was updated (the previous release); WindowStart is the snapshot when
+	// the bake began.
+	Baseline    *Stats    `json:"baseline,omitempty"`
+	WindowStart *Stats    `json:"window_start,omitempty"`
+	BakeStart   time.Time `json:"bake_start,omitzero"`
+	BakeUntil   time.Time `json:"bake_until,omitzero"`
+	Verdict     *Verdict  `json:"verdict,omitempty"`
+}
+
+// Verdict is the outcome of a ring's gates.
+type Verdict struct {
+	Result        string        `json:"result"` // "pass", "fail", "inconclusive"
+	Reason        string        `json:"reason"`
+	Requests      uint64        `json:"requests"`
+	ErrorRate     float64       `json:"error_rate"`
+	PrevErrorRate float64       `json:"prev_error_rate"`
+	P99           time.Duration `json:"p99"`
+	PrevP99       time.Duration `json:"prev_p99"`
+}
+
+// The verdict results.
+const (
+	Pass         = "pass"
+	Fail         = "fail"
+	Inconclusive = "inconclusive"
+)
+
+// budget returns how many account failures the ring tolerates.
+func (r RingStatus) budget() int {
+	n := r.Budget.Count
+	if p := int(r.Budget.Percent * float64(r.Members) / 100); p > n {
+		n = p
+	}
+	return n
+}
+
+const (
+	settingIndex   = "rollout/index"
+	settingActive  = "rollout/active"
+	settingCurrent = "current_release" // shared with control: the release new accounts get
+	maxFailures    = 10
+)
+
+func recordKey(id string) string { return "rollout/" + id }
+
+func claimKey(id, ring string, acct silo.AccountID, step string) string {
+	return fmt.Sprintf("rollout/%s/%s/%s/%s", id, ring, acct, step)
+}
+
+func load(tx store.Tx, id string) (Rollout, error) {
+	var r Rollout
+	v, err := tx.Setting(recordKey(id))
+	if errors.Is(err, silo.ErrNotFound) {
+		return r, silo.Errorf(silo.CodeNotFound, "no rollout %q; silo rollout status lists rollouts", id)
+	}
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(v), &r); err != nil {
+		return r, fmt.Errorf("decode rollout %s: %w", id, err)
+	}
+	return r, nil
+}
+
+func save(tx store.Tx, r *Rollout, now time.Time) error {
+	r.Version++
+	r.Updated = now.UTC()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode rollout %s: %w", r.ID, err)
+	}
+	return tx.PutSetting(recordKey(r.ID), string(b))
+}
+
+func index(tx store.Tx) ([]string, error) {
+	v, err := tx.Setting(settingIndex)
+	if errors.Is(err, silo.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	if err := json.Unmarshal([]byte(v), &ids); err != nil {
+		return nil, fmt.Errorf("decode rollout index: %w", err)
+	}
+	return ids, nil
+}
+
+func setting(tx store.Tx, name string) (string, error) {
+	v, err := tx.Setting(name)
+	if errors.Is(err, silo.ErrNotFound) {
+		return "", nil
+	}
+	return v, err
+}
+
+// evaluate reads a ring's gates: prev is the touched accounts' metrics
+// before the update, win those of the bake window.
+func evaluate(g spec.Gates, prev *Stats, win Stats, metricsErr error) Verdict {
+	if g.MaxErrorRate == 0 && g.MaxP99Increase == 0 && g.MinRequests == 0 {
+		return Verdict{Result: Pass, Reason: "no gates"}
+	}
+	if metricsErr != nil {
+		return Verdict{Result: Inconclusive, Reason: "metrics are unavailable (" + silo.UserMessage(metricsErr) + "); a gate never passes without them"}
+	}
+	v := Verdict{Requests: win.Requests, ErrorRate: win.ErrorRate(), P99: win.Quantile(0.99)}
+	minReq := uint64(max(g.MinRequests, 1))
+	havePrev := prev != nil && prev.Requests >= minReq
+	if prev != nil {
+		v.PrevErrorRate, v.PrevP99 = prev.ErrorRate(), prev.Quantile(0.99)
+	}
+	if win.Requests < minReq {
+		v.Result, v.Reason = Inconclusive, fmt.Sprintf("%d request(s) in the bake window, fewer than min_requests %d: too little traffic to judge", win.Requests, minReq)
+		return v
+	}
+	if g.MaxErrorRate > 0 && v.ErrorRate > v.PrevErrorRate+g.MaxErrorRate {
+		v.Result, v.Reason = Fail, fmt.Sprintf("error rate %.1f%% exceeds the previous release's %.1f%% by more than max_error_rate %.1f%%", 100*v.ErrorRate, 100*v.PrevErrorRate, 100*g.MaxErrorRate)
+		return v
+	}
+	if g.MaxP99Increase > 0 {
+		if !havePrev {
+			v.Result, v.Reason = Inconclusive, "too little traffic before the update to compare p99 latency with"
+			return v
+		}
+		if float64(v.P99) > float64(v.PrevP99)*(1+g.MaxP99Increase) {
+			v.Result, v.Reason = Fail, fmt.Sprintf("p99 latency %s exceeds the previous release's %s by more than max_p99_increase %.0f%%", v.P99, v.PrevP99, 100*g.MaxP99Increase)
+			return v
+		}
+	}
+	v.Result, v.Reason = Pass, "gates passed"
+	return v
+}
