@@ -121,7 +121,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 			return err
 		}
 	}
-	return silo.Errorf(silo.CodeUnavailable, "the state database is busy with concurrent changes; try again: %w", err)
+	return userErr(silo.CodeUnavailable, err, "the state database is busy with concurrent changes; try again")
 }
 
 // try runs fn once; retry reports a serialization failure.
@@ -158,6 +158,12 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// userErr returns an error a user may see: the message, with cause kept for
+// logs but not shown.
+func userErr(c silo.Code, cause error, format string, args ...any) error {
+	return &silo.Error{Code: c, Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
 // retryable reports a serialization failure or a deadlock, after which the
 // whole transaction may be run again.
 func retryable(err error) bool {
@@ -179,20 +185,20 @@ func dbErr(op string, err error) error {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "40001", "40P01":
-			return silo.Errorf(silo.CodeUnavailable, "%s: a concurrent change got in the way; try again: %w", op, err)
+			return userErr(silo.CodeUnavailable, fmt.Errorf("%s: %w", op, err), "a concurrent change got in the way; try again")
 		case "23505":
-			return silo.Errorf(silo.CodeConflict, "%s: it already exists: %w", op, err)
+			return userErr(silo.CodeConflict, fmt.Errorf("%s: %w", op, err), "cannot %s: it already exists", op)
 		case "23503":
-			return silo.Errorf(silo.CodeNotFound, "%s: the account it belongs to does not exist: %w", op, err)
+			return userErr(silo.CodeNotFound, fmt.Errorf("%s: %w", op, err), "cannot %s: the account it belongs to does not exist", op)
 		case "53100", "53200", "53300", "57P01", "57P02", "57P03":
-			return silo.Errorf(silo.CodeUnavailable, "the PostgreSQL state database is unavailable (%s); try again: %w", pe.Message, err)
+			return userErr(silo.CodeUnavailable, fmt.Errorf("%s: %w", op, err), "the PostgreSQL state database is unavailable or out of resources; try again")
 		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	var ne net.Error
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ne) || errors.As(err, &ce) || pgconn.SafeToRetry(err) {
-		return silo.Errorf(silo.CodeUnavailable, "cannot reach the PostgreSQL state database; check that it is running: %w", err)
+		return userErr(silo.CodeUnavailable, fmt.Errorf("%s: %w", op, err), "cannot reach the PostgreSQL state database; check that it is running")
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

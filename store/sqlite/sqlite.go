@@ -275,7 +275,35 @@ func checkHeader(path string) error {
 }
 
 func corrupted(path string, err error) error {
-	return silo.Errorf(silo.CodeUnavailable, "state file %s is corrupted: %s; restore it from a backup (or move it away to start empty) and start again", path, err.Error())
+	return userErr(silo.CodeUnavailable, err, "state file %s is corrupted: %s; restore it from a backup (or move it away to start empty) and start again", path, reason(err))
+}
+
+// userErr returns an error a user may see: the message, with cause kept for
+// logs but not shown.
+func userErr(c silo.Code, cause error, format string, args ...any) error {
+	return &silo.Error{Code: c, Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
+// reason says in plain words what a SQLite error means, without the
+// driver's wording.
+func reason(err error) string {
+	switch code(err) {
+	case sqlite3.SQLITE_CORRUPT:
+		return "the database image is malformed"
+	case sqlite3.SQLITE_NOTADB:
+		return "it is not a SQLite database"
+	case sqlite3.SQLITE_CANTOPEN:
+		return "the file cannot be opened"
+	case sqlite3.SQLITE_READONLY:
+		return "the file or its directory is read-only"
+	case sqlite3.SQLITE_PERM:
+		return "permission denied"
+	case sqlite3.SQLITE_IOERR:
+		return "a disk I/O error occurred"
+	case sqlite3.SQLITE_FULL:
+		return "the disk is full"
+	}
+	return err.Error()
 }
 
 func (s *Store) corrupted(err error) error { return corrupted(s.path, err) }
@@ -287,9 +315,9 @@ func (s *Store) openErr(op string, err error) error {
 	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
 		return s.corrupted(err)
 	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR:
-		return silo.Errorf(silo.CodeUnavailable, "cannot write to %s: %s; choose a writable --data-dir", filepath.Dir(s.path), err.Error())
+		return userErr(silo.CodeUnavailable, err, "cannot write to %s: %s; choose a writable --data-dir", filepath.Dir(s.path), reason(err))
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-		return silo.Errorf(silo.CodeUnavailable, "state file %s is locked by another process; stop the other silo server or choose another --data-dir", s.path)
+		return userErr(silo.CodeUnavailable, err, "state file %s is locked by another process; stop the other silo server or choose another --data-dir", s.path)
 	}
 	return fmt.Errorf("%s %s: %w", op, s.path, err)
 }
@@ -308,11 +336,11 @@ func (s *Store) dbErr(op string, err error) error {
 	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
 		return s.corrupted(err)
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-		return silo.Errorf(silo.CodeUnavailable, "the state database is busy; try again: %w", err)
+		return userErr(silo.CodeUnavailable, err, "the state database is busy; try again")
 	case sqlite3.SQLITE_FULL:
-		return silo.Errorf(silo.CodeUnavailable, "the disk holding %s is full; free some space and try again: %w", s.path, err)
-	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR:
-		return silo.Errorf(silo.CodeUnavailable, "cannot write to %s: %w; check the disk and its permissions", s.path, err)
+		return userErr(silo.CodeUnavailable, err, "the disk holding %s is full; free some space and try again", s.path)
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PERM:
+		return userErr(silo.CodeUnavailable, err, "cannot write to %s: %s; check the disk and its permissions", s.path, reason(err))
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
