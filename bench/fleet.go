@@ -26,10 +26,11 @@ var scenarios = []scenario{
 
 // fleet is an opened control plane on a fresh data dir.
 type fleet struct {
-	store *sqlite.Store
-	prov  *local.Provider
-	eng   *engine.Engine
-	rel   engine.Release
+	params map[string]string // values for the stack's required parameters
+	store  *sqlite.Store
+	prov   *local.Provider
+	eng    *engine.Engine
+	rel    engine.Release
 }
 
 func openFleet(ctx context.Context, cfg config, name string) (*fleet, error) {
@@ -60,7 +61,13 @@ func openFleet(ctx context.Context, cfg config, name string) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fleet{store: st, prov: prov, eng: engine.New(engine.Config{Store: st, Provider: prov, Concurrency: 4}), rel: rel}
+	params := map[string]string{}
+	for name, p := range stack.Params {
+		if p.Required {
+			params[name] = "bench"
+		}
+	}
+	f := &fleet{params: params, store: st, prov: prov, eng: engine.New(engine.Config{Store: st, Provider: prov, Concurrency: 4}), rel: rel}
 	_, err = f.eng.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction}, rel)
 	return f, err
 }
@@ -96,7 +103,7 @@ func fleetScenario(ctx context.Context, cfg config) ([]row, error) {
 	start := time.Now()
 	for i := 0; i < sample && i < n; i++ {
 		t0 := time.Now()
-		if _, err := f.eng.CreateAccount(ctx, silo.Account{ID: silo.AccountID(tenantID(i)), Kind: silo.KindTenant, Params: map[string]string{"plan": "pro"}}, f.rel); err != nil {
+		if _, err := f.eng.CreateAccount(ctx, silo.Account{ID: silo.AccountID(tenantID(i)), Kind: silo.KindTenant, Params: f.params}, f.rel); err != nil {
 			return nil, err
 		}
 		lat = append(lat, time.Since(t0))
@@ -118,7 +125,7 @@ func fleetScenario(ctx context.Context, cfg config) ([]row, error) {
 				if i >= n {
 					return
 				}
-				if _, err := f.eng.CreateAccount(ctx, silo.Account{ID: silo.AccountID(tenantID(i)), Kind: silo.KindTenant}, f.rel); err != nil {
+				if _, err := f.eng.CreateAccount(ctx, silo.Account{ID: silo.AccountID(tenantID(i)), Kind: silo.KindTenant, Params: f.params}, f.rel); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err

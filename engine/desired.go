@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -58,38 +58,85 @@ type empty struct{}
 // CodeInvalid when the account's parameters do not fit the stack, or a
 // function has no artifact.
 func Desired(st *spec.Stack, artifacts map[string]string, acct silo.Account) ([]silo.Resource, error) {
-	var b builder
-	if acct.Kind == silo.KindProduction {
-		p := st.Production
-		b.named(silo.TypeTable, keys(p.Tables), func(string) any { return empty{} })
-		b.named(silo.TypeBucket, keys(p.Buckets), func(string) any { return empty{} })
-		b.named(silo.TypeConfig, keys(p.Config), func(k string) any { return ConfigSpec{Value: p.Config[k]} })
-		b.functions(p.Functions, artifacts, "production.")
-		b.named(silo.TypeExport, keys(p.Exports), func(k string) any {
-			e := p.Exports[k]
-			return ExportSpec{Table: e.Table, Bucket: e.Bucket, Config: e.Config}
-		})
-		return b.out, b.err
-	}
-	params, err := st.ResolveParams(acct.Params)
+	t, err := Compile(st, artifacts)
 	if err != nil {
 		return nil, err
 	}
+	return t.For(acct)
+}
+
+// Template is a release's desired resources prepared once: everything that
+// does not depend on the account is encoded and hashed ahead, so that For
+// only interpolates the account's config. Safe for concurrent use.
+type Template struct {
+	stack      *spec.Stack
+	production []silo.Resource
+	static     []silo.Resource // per-account resources that do not vary by account
+	dynamic    []string        // config keys whose values interpolate ${...}
+	err        error           // a function without an artifact
+}
+
+// Compile prepares a release's desired resources.
+func Compile(st *spec.Stack, artifacts map[string]string) (*Template, error) {
+	t := &Template{stack: st}
+	var b builder
+	p := st.Production
+	b.named(silo.TypeTable, keys(p.Tables), func(string) any { return empty{} })
+	b.named(silo.TypeBucket, keys(p.Buckets), func(string) any { return empty{} })
+	b.named(silo.TypeConfig, keys(p.Config), func(k string) any { return ConfigSpec{Value: p.Config[k]} })
+	b.functions(p.Functions, artifacts, "production.")
+	b.named(silo.TypeExport, keys(p.Exports), func(k string) any {
+		e := p.Exports[k]
+		return ExportSpec{Table: e.Table, Bucket: e.Bucket, Config: e.Config}
+	})
+	if b.err != nil {
+		return nil, b.err
+	}
+	t.production, b.out = b.out, nil
 	b.named(silo.TypeTable, keys(st.Tables), func(string) any { return empty{} })
 	b.named(silo.TypeBucket, keys(st.Buckets), func(string) any { return empty{} })
 	b.named(silo.TypeSecret, keys(st.Secrets), func(string) any { return empty{} })
 	for _, k := range keys(st.Config) {
-		v, err := spec.Interpolate(st.Config[k], string(acct.ID), params)
-		if err != nil {
-			return nil, silo.Errorf(silo.CodeInvalid, "config %q for account %s: %v", k, acct.ID, err)
+		if strings.Contains(st.Config[k], "${") {
+			t.dynamic = append(t.dynamic, k)
+			continue
 		}
-		b.add(silo.TypeConfig, k, ConfigSpec{Value: v})
+		b.add(silo.TypeConfig, k, ConfigSpec{Value: st.Config[k]})
 	}
 	b.functions(st.Functions, artifacts, "")
 	for _, r := range st.Routes {
 		b.add(silo.TypeRoute, r.Method+" "+r.Path, RouteSpec{Method: r.Method, Path: r.Path, Function: r.Function})
 	}
-	return b.out, b.err
+	t.static, t.err = b.out, b.err
+	return t, nil
+}
+
+// For returns the resources account acct must hold.
+func (t *Template) For(acct silo.Account) ([]silo.Resource, error) {
+	if acct.Kind == silo.KindProduction {
+		return t.production, nil
+	}
+	if t.err != nil {
+		return nil, t.err
+	}
+	params, err := t.stack.ResolveParams(acct.Params)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]silo.Resource, len(t.static), len(t.static)+len(t.dynamic))
+	copy(out, t.static)
+	for _, k := range t.dynamic {
+		v, err := spec.Interpolate(t.stack.Config[k], string(acct.ID), params)
+		if err != nil {
+			return nil, silo.Errorf(silo.CodeInvalid, "config %q for account %s: %v", k, acct.ID, err)
+		}
+		r, err := silo.NewResource(silo.TypeConfig, k, ConfigSpec{Value: v})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // ArtifactKey is the key of a function's artifact in a release: production
@@ -171,5 +218,3 @@ func keys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
-
-var _ = fmt.Sprintf

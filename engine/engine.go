@@ -61,7 +61,8 @@ func (e *Engine) hook(point string, a silo.AccountID, c *silo.Change) {
 // use; two applies to the same account are serialized by the account's
 // Version (the loser gets silo.ErrConflict and re-plans).
 type Engine struct {
-	cfg Config
+	cfg       Config
+	templates sync.Map // release ID → *Template
 }
 
 // New returns an Engine.
@@ -127,7 +128,7 @@ func (p Plan) Counts() map[silo.Op]int {
 // PlanAccount plans release rel for account a. If the desired resources hash
 // to the account's StackHash the plan is empty and no recorded state is read.
 func (e *Engine) PlanAccount(ctx context.Context, a silo.Account, rel Release) (Plan, error) {
-	desired, err := Desired(rel.Stack, rel.Artifacts, a)
+	desired, err := e.desired(rel, a)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -147,6 +148,23 @@ func (e *Engine) PlanAccount(ctx context.Context, a silo.Account, rel Release) (
 	}
 	p.Changes, p.Unchanged = Diff(desired, recorded)
 	return p, nil
+}
+
+// desired returns the account's desired resources under rel, compiling the
+// release's template once per engine.
+func (e *Engine) desired(rel Release, a silo.Account) ([]silo.Resource, error) {
+	if rel.ID == "" {
+		return Desired(rel.Stack, rel.Artifacts, a)
+	}
+	v, ok := e.templates.Load(rel.ID)
+	if !ok {
+		t, err := Compile(rel.Stack, rel.Artifacts)
+		if err != nil {
+			return nil, err
+		}
+		v, _ = e.templates.LoadOrStore(rel.ID, t)
+	}
+	return v.(*Template).For(a)
 }
 
 // Diff returns the changes that turn current into desired, in apply order

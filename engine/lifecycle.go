@@ -24,7 +24,7 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 	a.State, a.Created, a.Updated, a.Version = silo.StateProvisioning, now, now, 1
 	p := Plan{Account: a.ID, Kind: a.Kind, Version: 1}
 	if rel.Stack != nil {
-		desired, err := Desired(rel.Stack, rel.Artifacts, a)
+		desired, err := e.desired(rel, a)
 		if err != nil {
 			return a, err
 		}
