@@ -255,3 +255,56 @@ func TestOpenErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSerializationRetry interleaves two transactions so that the first
+// must fail to serialize: with retries Update runs fn again and succeeds
+// on the new value; with retries used up (the must-not twin) it reports
+// CodeUnavailable and keeps nothing.
+func TestSerializationRetry(t *testing.T) {
+	for _, attempts := range []int{60, 1} {
+		t.Run(fmt.Sprintf("attempts=%d", attempts), func(t *testing.T) {
+			s := openFresh(t)
+			s.maxAttempts = attempts
+			ctx := context.Background()
+			if err := s.Update(ctx, func(tx store.Tx) error { return tx.PutSetting("v", "0") }); err != nil {
+				t.Fatal(err)
+			}
+			read, proceed := make(chan struct{}), make(chan struct{})
+			calls := 0
+			done := make(chan error, 1)
+			go func() {
+				done <- s.Update(ctx, func(tx store.Tx) error {
+					calls++
+					v, err := tx.Setting("v")
+					if err != nil {
+						return err
+					}
+					if calls == 1 {
+						close(read)
+						<-proceed
+					}
+					return tx.PutSetting("v", v+"a")
+				})
+			}()
+			<-read
+			if err := s.Update(ctx, func(tx store.Tx) error { return tx.PutSetting("v", "x") }); err != nil {
+				t.Fatal(err)
+			}
+			close(proceed)
+			err := <-done
+			var got string
+			if err := s.View(ctx, func(tx store.Tx) error { var err error; got, err = tx.Setting("v"); return err }); err != nil {
+				t.Fatal(err)
+			}
+			if attempts > 1 {
+				if err != nil || calls != 2 || got != "xa" {
+					t.Errorf("got err %v, %d calls, value %q; want nil, 2, %q", err, calls, got, "xa")
+				}
+				return
+			}
+			if silo.ErrorCode(err) != silo.CodeUnavailable || calls != 1 || got != "x" {
+				t.Errorf("got err %v (code %s), %d calls, value %q; want unavailable, 1, %q", err, silo.ErrorCode(err), calls, got, "x")
+			}
+		})
+	}
+}

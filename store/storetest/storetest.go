@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -50,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ViewCannotWrite", testViewCannotWrite},
 		{"ConflictKeepsTxUsable", testConflictKeepsTxUsable},
 		{"CancelledContext", testCancelledContext},
+		{"ViewDuringUpdate", testViewDuringUpdate},
+		{"NoLostUpdates", testNoLostUpdates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1094,4 +1097,94 @@ func testCancelledContext(t *testing.T, s store.Store) {
 	}
 	// Must twin: a live context works.
 	create(t, s, tenant("acme", 0))
+}
+
+// testViewDuringUpdate holds a write transaction open and checks that a
+// View neither waits for it nor sees its uncommitted writes, and (the twin)
+// sees them once it commits.
+func testViewDuringUpdate(t *testing.T, s store.Store) {
+	create(t, s, tenant("acme", 0))
+	inside, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Update(context.Background(), func(tx store.Tx) error {
+			if err := tx.CreateAccount(tenant("beta", 1)); err != nil {
+				return err
+			}
+			close(inside)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-inside:
+	case err := <-done:
+		t.Fatalf("Update ended early: %v", err)
+	}
+	ids := func() []silo.AccountID {
+		var ids []silo.AccountID
+		view(t, s, func(tx store.Tx) error {
+			as, err := tx.Accounts(store.Filter{})
+			for _, a := range as {
+				ids = append(ids, a.ID)
+			}
+			return err
+		})
+		return ids
+	}
+	// If View waited for the writer this would deadlock and the test time out.
+	if d := cmp.Diff([]silo.AccountID{"acme"}, ids()); d != "" {
+		t.Errorf("View during Update (-want +got):\n%s", d)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]silo.AccountID{"acme", "beta"}, ids()); d != "" {
+		t.Errorf("View after commit (-want +got):\n%s", d)
+	}
+}
+
+// testNoLostUpdates increments a counter from several goroutines with
+// read-modify-write transactions; no increment may be lost.
+func testNoLostUpdates(t *testing.T, s store.Store) {
+	const workers, each = 4, 10
+	update(t, s, func(tx store.Tx) error { return tx.PutSetting("counter", "0") })
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				err := s.Update(context.Background(), func(tx store.Tx) error {
+					v, err := tx.Setting("counter")
+					if err != nil {
+						return err
+					}
+					n, err := strconv.Atoi(v)
+					if err != nil {
+						return err
+					}
+					return tx.PutSetting("counter", strconv.Itoa(n+1))
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("increment: %v", err)
+	}
+	view(t, s, func(tx store.Tx) error {
+		v, err := tx.Setting("counter")
+		if want := strconv.Itoa(workers * each); v != want {
+			t.Errorf("counter = %q, want %s", v, want)
+		}
+		return err
+	})
 }
