@@ -1,0 +1,360 @@
+package platform
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/store"
+)
+
+// SpecPath returns the silo.yaml for path: path itself if it is a file, or
+// path/silo.yaml if it is a directory.
+//
+// # Errors
+//
+// CodeNotFound when neither exists.
+func SpecPath(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", silo.Errorf(silo.CodeNotFound, "there is no %s; pass the app's directory or its silo.yaml", path)
+	}
+	if st.IsDir() {
+		p := filepath.Join(path, "silo.yaml")
+		if _, err := os.Stat(p); err != nil {
+			return "", silo.Errorf(silo.CodeNotFound, "there is no silo.yaml in %s; pass the app's directory or its silo.yaml", path)
+		}
+		return p, nil
+	}
+	return path, nil
+}
+
+// Deployed is the outcome of Deploy.
+type Deployed struct {
+	Release engine.Release
+	// Changed lists the accounts whose resources or release changed.
+	Changed []silo.AccountID
+	// Failed maps accounts that could not be applied to why.
+	Failed map[silo.AccountID]string
+	// Seeded is set when the production account was seeded by this deploy.
+	Seeded bool
+}
+
+// Deploy builds the app at path (a directory holding silo.yaml, or the file
+// itself) into a release, loads its functions into the runtime, makes it
+// current, creates or updates the production account (seeding it from the
+// app's seed/production directory the first time that directory's content
+// is seen, see Seed), and applies it to every other account. It is
+// idempotent: deploying unchanged sources changes nothing.
+//
+// # Errors
+//
+// The spec's *spec.Diagnostics, a build error (CodeInvalid with compiler
+// output), a module the runtime refuses (CodeInvalid), or CodeUnavailable
+// when some accounts failed to apply (Deployed.Failed says which; the rest
+// are applied).
+func (p *Platform) Deploy(ctx context.Context, path string) (Deployed, error) {
+	out := Deployed{Failed: map[silo.AccountID]string{}}
+	rel, err := p.Build(ctx, path)
+	if err != nil {
+		return out, err
+	}
+	out.Release = rel
+	if err := p.Plane.SetCurrent(ctx, rel); err != nil {
+		return out, err
+	}
+	if _, err := p.Plane.EnsureProduction(ctx, rel); err != nil {
+		return out, fmt.Errorf("production account: %w", err)
+	}
+	p.Invalidate(silo.ProductionID)
+	if out.Seeded, err = p.seedProduction(ctx, rel); err != nil {
+		return out, err
+	}
+	_, err = p.Plane.Engine.ApplyFleet(ctx, rel, store.Filter{}, func(r engine.FleetResult) {
+		if r.Err != nil {
+			out.Failed[r.Plan.Account] = silo.UserMessage(r.Err)
+			return
+		}
+		out.Changed = append(out.Changed, r.Plan.Account)
+	})
+	p.Invalidate("")
+	if len(out.Failed) > 0 {
+		return out, silo.Errorf(silo.CodeUnavailable, "%d account(s) failed to apply release %s; fix the cause and deploy again", len(out.Failed), rel.ID)
+	}
+	return out, err
+}
+
+// Build builds the app at path into a stored release (not made current) and
+// loads every function module into the runtime, so no request compiles.
+func (p *Platform) Build(ctx context.Context, path string) (engine.Release, error) {
+	sp, err := SpecPath(path)
+	if err != nil {
+		return engine.Release{}, err
+	}
+	rel, err := p.Plane.BuildRelease(ctx, sp)
+	if err != nil {
+		return rel, err
+	}
+	names := make([]string, 0, len(rel.Artifacts))
+	for n := range rel.Artifacts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := p.load(ctx, rel.Artifacts[n]); err != nil {
+			return rel, silo.Errorf(silo.ErrorCode(err), "function %q: %w", n, err)
+		}
+	}
+	return rel, nil
+}
+
+// DeployTo builds the app at path and applies the release to one account
+// only, without making it current: what silo dev does for a developer
+// account. The account must exist.
+func (p *Platform) DeployTo(ctx context.Context, path string, id silo.AccountID) (engine.Plan, error) {
+	rel, err := p.Build(ctx, path)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	a, err := p.Plane.Account(ctx, id)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	plan, err := p.Plane.Engine.PlanAccount(ctx, a, rel)
+	if err != nil {
+		return plan, err
+	}
+	err = p.Plane.Engine.Apply(ctx, plan)
+	p.Invalidate(id)
+	return plan, err
+}
+
+// LoadCurrent loads the current release's function modules into the
+// runtime (from the compile cache when they were compiled before), so the
+// first request after a restart does not compile. No release is not an
+// error.
+func (p *Platform) LoadCurrent(ctx context.Context) error {
+	rel, err := p.Plane.CurrentRelease(ctx)
+	if errors.Is(err, silo.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, d := range rel.Artifacts {
+		if err := p.load(ctx, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seedProduction seeds the production account from the app's
+// seed/production directory when its content changed since the last seed.
+func (p *Platform) seedProduction(ctx context.Context, rel engine.Release) (bool, error) {
+	if rel.Stack == nil || rel.Stack.Dir == "" {
+		return false, nil
+	}
+	dir := filepath.Join(rel.Stack.Dir, "seed", "production")
+	if _, err := os.Stat(dir); err != nil {
+		return false, nil
+	}
+	sum, err := dirHash(dir)
+	if err != nil {
+		return false, err
+	}
+	const setting = "seed.production"
+	var old string
+	_ = p.Store.View(ctx, func(tx store.Tx) error { old, _ = tx.Setting(setting); return nil })
+	if old == sum {
+		return false, nil
+	}
+	if err := p.Seed(ctx, silo.ProductionID, dir); err != nil {
+		return false, err
+	}
+	return true, p.Store.Update(ctx, func(tx store.Tx) error { return tx.PutSetting(setting, sum) })
+}
+
+// Seed writes fixture data into an account: every file tables/<table>.json
+// (a JSON object; each member becomes a key, its value stored as JSON, or
+// as the string itself when it is a JSON string) and every file under
+// buckets/<bucket>/ (stored as the blob at its slash-separated relative
+// path). Tables and buckets must be declared in the account's stack.
+// Seeding is idempotent: it overwrites the keys it names and leaves others.
+//
+// # Errors
+//
+// CodeInvalid naming the file for a table file that is not a JSON object;
+// CodeNotFound when the account or a table or bucket does not exist.
+func (p *Platform) Seed(ctx context.Context, id silo.AccountID, dir string) error {
+	if _, err := os.Stat(dir); err != nil {
+		return silo.Errorf(silo.CodeNotFound, "seed directory %s does not exist", dir)
+	}
+	data, err := p.Provider.Data(ctx, id)
+	if err != nil {
+		return err
+	}
+	n := 0
+	tables, _ := filepath.Glob(filepath.Join(dir, "tables", "*.json"))
+	for _, f := range tables {
+		table := strings.TrimSuffix(filepath.Base(f), ".json")
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("read seed %s: %w", f, err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			return silo.Errorf(silo.CodeInvalid, "seed file %s is not a JSON object of key → value: %v", f, err)
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := []byte(m[k])
+			var s string
+			if json.Unmarshal(v, &s) == nil {
+				v = []byte(s)
+			}
+			if err := data.Put(ctx, table, k, v); err != nil {
+				return silo.Errorf(silo.ErrorCode(err), "seed %s of %s from %s: %w", table, id, f, err)
+			}
+			n++
+		}
+	}
+	bucketsDir := filepath.Join(dir, "buckets")
+	ents, _ := os.ReadDir(bucketsDir)
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		root := filepath.Join(bucketsDir, e.Name())
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			key := filepath.ToSlash(mustRel(root, path))
+			if err := data.PutBlob(ctx, e.Name(), key, b); err != nil {
+				return silo.Errorf(silo.ErrorCode(err), "seed bucket %s of %s from %s: %w", e.Name(), id, path, err)
+			}
+			n++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	p.cfg.Logger.Info("seeded account", "account", id, "dir", dir, "items", n)
+	return nil
+}
+
+// dirHash is a content hash of every regular file under dir.
+func dirHash(dir string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		return hashFile(h, dir, path)
+	})
+	return hex.EncodeToString(h.Sum(nil)), err
+}
+
+// EnsureAccount creates the account on the current release unless it
+// exists (then it only makes sure it runs the current release, keeping its
+// parameters). It returns the account.
+func (p *Platform) EnsureAccount(ctx context.Context, req control.CreateRequest) (silo.Account, error) {
+	a, err := p.Plane.Account(ctx, silo.AccountID(req.ID))
+	if err == nil && a.State != silo.StateDeleted {
+		if a.Kind != req.Kind && req.Kind != "" {
+			return a, silo.Errorf(silo.CodeConflict, "account %s exists already as a %s account, not %s; choose another name", a.ID, a.Kind, req.Kind)
+		}
+		rel, err := p.Plane.CurrentRelease(ctx)
+		if err != nil {
+			return a, err
+		}
+		plan, err := p.Plane.Engine.PlanAccount(ctx, a, rel)
+		if err != nil {
+			return a, err
+		}
+		if err := p.Plane.Engine.Apply(ctx, plan); err != nil {
+			return a, err
+		}
+		p.Invalidate(a.ID)
+		return p.Plane.Account(ctx, a.ID)
+	}
+	if err != nil && !errors.Is(err, silo.ErrNotFound) {
+		return a, err
+	}
+	req.WithKey = false
+	c, err := p.Plane.CreateAccount(ctx, req)
+	p.Invalidate(silo.AccountID(req.ID))
+	return c.Account, err
+}
+
+// CreateAccount onboards an account (see control.Plane.CreateAccount) and
+// makes the gateway see it at once.
+func (p *Platform) CreateAccount(ctx context.Context, req control.CreateRequest) (control.Created, error) {
+	c, err := p.Plane.CreateAccount(ctx, req)
+	p.Invalidate(silo.AccountID(req.ID))
+	return c, err
+}
+
+// IssueKey issues a fresh API key named name for an account and revokes
+// every earlier active key of the account with that name, so a command that
+// runs again (silo up, silo dev) leaves exactly one such key. It returns the
+// key in plain text (shown once; only its hash is stored).
+func (p *Platform) IssueKey(ctx context.Context, id silo.AccountID, name string) (string, error) {
+	keys, err := p.Plane.Keys(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	plain, _, err := p.Plane.IssueKey(ctx, id, name)
+	if err != nil {
+		return "", err
+	}
+	for _, k := range keys {
+		if k.Name == name && k.Revoked == nil {
+			if err := p.Plane.RevokeKey(ctx, id, k.ID); err != nil {
+				return "", err
+			}
+		}
+	}
+	p.Invalidate(id)
+	return plain, nil
+}
+
+// RevokeKey revokes a key; the gateway refuses it from the next request.
+func (p *Platform) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error {
+	err := p.Plane.RevokeKey(ctx, id, keyID)
+	p.Invalidate(id)
+	return err
+}
+
+// SetSecret sets a secret of an account (see control.Plane.SetSecret).
+func (p *Platform) SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error {
+	return p.Plane.SetSecret(ctx, id, name, value)
+}
+
+// SetState suspends or resumes an account; the gateway sees it at once.
+func (p *Platform) SetState(ctx context.Context, id silo.AccountID, st silo.State) error {
+	_, err := p.Plane.Engine.SetState(ctx, id, st, "account."+string(st))
+	p.Invalidate(id)
+	return err
+}

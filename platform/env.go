@@ -1,0 +1,173 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/store"
+)
+
+// The purposes of an environment account.
+const (
+	EnvTest = "test"
+	EnvDemo = "demo"
+)
+
+// MaxEnvTTL bounds an environment's time to live.
+const MaxEnvTTL = 30 * 24 * time.Hour
+
+// EnvRequest asks for an environment account.
+type EnvRequest struct {
+	Name    string            // the account ID, a DNS label
+	Purpose string            // EnvTest or EnvDemo
+	TTL     time.Duration     // required, at most MaxEnvTTL
+	Params  map[string]string // tenant parameters
+	Seed    string            // optional fixture directory (see Seed)
+}
+
+// Env is a created environment: its account and its first API key (shown
+// once).
+type Env struct {
+	Account silo.Account `json:"account"`
+	Key     string       `json:"key,omitempty"`
+}
+
+// CreateEnv creates an account of kind environment on the current release,
+// seeds it from req.Seed if given, and issues a first API key. The reaper
+// tears it down once Now passes its expiry. If seeding fails the account is
+// deleted again.
+//
+// # Errors
+//
+// CodeInvalid for a bad purpose or TTL or parameters that do not fit the
+// stack; CodeConflict when the name is taken; CodeNotFound when there is no
+// release yet.
+func (p *Platform) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
+	if req.Purpose != EnvTest && req.Purpose != EnvDemo {
+		return Env{}, silo.Errorf(silo.CodeInvalid, "environment kind %q is not test or demo", req.Purpose)
+	}
+	if req.TTL <= 0 || req.TTL > MaxEnvTTL {
+		return Env{}, silo.Errorf(silo.CodeInvalid, "environment TTL %s is out of range; give a duration from 1m to %s, e.g. --ttl 2h", req.TTL, MaxEnvTTL)
+	}
+	if req.Seed != "" {
+		if st, err := os.Stat(req.Seed); err != nil || !st.IsDir() {
+			return Env{}, silo.Errorf(silo.CodeNotFound, "seed directory %s does not exist; it holds tables/<table>.json and buckets/<bucket>/...", req.Seed)
+		}
+	}
+	c, err := p.CreateAccount(ctx, control.CreateRequest{
+		ID: req.Name, Kind: silo.KindEnvironment, Name: req.Purpose + " environment",
+		Params: req.Params, TTL: req.TTL, WithKey: true,
+	})
+	if err != nil {
+		return Env{Account: c.Account}, err
+	}
+	if req.Seed != "" {
+		if err := p.Seed(ctx, c.Account.ID, req.Seed); err != nil {
+			if derr := p.DeleteAccount(ctx, c.Account.ID); derr != nil {
+				err = errors.Join(err, derr)
+			}
+			return Env{}, err
+		}
+	}
+	return Env{Account: c.Account, Key: c.Key}, nil
+}
+
+// Envs lists the environment accounts that are not deleted.
+func (p *Platform) Envs(ctx context.Context) ([]silo.Account, error) {
+	return p.Plane.Accounts(ctx, store.Filter{Kind: silo.KindEnvironment})
+}
+
+// DeleteAccount destroys an account through the engine (its data key is
+// shredded, its resources removed) and removes its logs.
+func (p *Platform) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+	err := p.Plane.Engine.DeleteAccount(ctx, id)
+	p.Invalidate(id)
+	if err != nil {
+		return err
+	}
+	return p.Logs.Remove(id)
+}
+
+// Reap deletes every environment whose expiry is not after Now, and
+// verifies each teardown: afterwards the provider must hold nothing of the
+// account. It returns the accounts torn down.
+//
+// # Errors
+//
+// The first failure; Reap goes on with the other accounts past it.
+// CodeFailedCheck when the provider still holds a deleted account.
+func (p *Platform) Reap(ctx context.Context) ([]silo.AccountID, error) {
+	accts, err := p.Envs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := p.cfg.Now()
+	var done []silo.AccountID
+	var errs []error
+	for _, a := range accts {
+		if a.Expires == nil || now.Before(*a.Expires) {
+			continue
+		}
+		if err := p.DeleteAccount(ctx, a.ID); err != nil {
+			errs = append(errs, fmt.Errorf("reap %s: %w", a.ID, err))
+			continue
+		}
+		if err := p.VerifyGone(ctx, a.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.cfg.Logger.Info("environment expired and torn down", "account", a.ID, "expired", a.Expires)
+		done = append(done, a.ID)
+	}
+	return done, errors.Join(errs...)
+}
+
+// VerifyGone checks that nothing of a deleted account is left: the
+// provider does not list it, its data directory and its logs are gone.
+//
+// # Errors
+//
+// CodeFailedCheck naming what is left.
+func (p *Platform) VerifyGone(ctx context.Context, id silo.AccountID) error {
+	ids, err := p.Provider.Accounts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, x := range ids {
+		if x == id {
+			return silo.Errorf(silo.CodeFailedCheck, "teardown of %s incomplete: the provider still lists the account", id)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(p.Provider.Dir(), "accounts", string(id))); err == nil {
+		return silo.Errorf(silo.CodeFailedCheck, "teardown of %s incomplete: its directory is still on disk", id)
+	}
+	if rs, err := p.Provider.Resources(ctx, id); err == nil && len(rs) > 0 {
+		return silo.Errorf(silo.CodeFailedCheck, "teardown of %s incomplete: the provider still holds %d resource(s)", id, len(rs))
+	}
+	if es, _ := p.Logs.Read(id, logs.Query{}); len(es) > 0 {
+		return silo.Errorf(silo.CodeFailedCheck, "teardown of %s incomplete: %d log line(s) remain", id, len(es))
+	}
+	return nil
+}
+
+func (p *Platform) reapLoop(ctx context.Context) {
+	t := time.NewTicker(p.cfg.ReapEvery)
+	defer t.Stop()
+	for {
+		if _, err := p.Reap(ctx); err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Warn("reaper", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,348 @@
+// Package platform assembles the whole silo platform in one process from a
+// data directory: the SQLite control-plane store, the local provider, the
+// control plane, the wazero runtime (with its compiled-code cache under the
+// data directory), the isolation decision point that binds each (account,
+// function) to its own data plane plus read-only production exports, the
+// gateway (whose Directory and Invoker are backed by the store and the
+// runtime), the per-account function logs and the reaper that tears down
+// expired environments.
+//
+// It is the one wiring of those parts: cmd/silo's `silo up`, `silo dev` and
+// `silo server`, and the silotest harness, all open a Platform rather than
+// assembling the parts themselves.
+//
+// Layout under Config.DataDir (shared with the CLI's other commands):
+//
+//	state.db              control-plane store (SQLite)
+//	accounts/             local provider: one directory per account
+//	artifacts/            built function modules, <digest>.wasm
+//	cache/compiled/       the runtime's compiled machine code, by digest
+//	cache/builds/         source fingerprint → artifact digest (see Config.BuildCache)
+//	logs/                 per-account function logs, <account>.log
+//
+// It may import every package of the project except cmd/ and silotest; no
+// package but cmd/silo and silotest may import it.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/gateway"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/provider/local"
+	"github.com/silo-run/silo/runtime"
+	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store/sqlite"
+)
+
+// Config configures a Platform. Zero fields take the defaults noted; Validate
+// fills them in.
+type Config struct {
+	// DataDir holds everything the platform stores. Required.
+	DataDir string
+	// Listen is the gateway's address for Serve. Default "127.0.0.1:8080";
+	// use "127.0.0.1:0" for a random port (see Addr).
+	Listen string
+	// BaseDomain is the gateway's base domain: tenant acme is
+	// acme.<BaseDomain>. Default "localhost".
+	BaseDomain string
+	// Logger receives platform events and internal errors. Default: discard.
+	Logger *slog.Logger
+	// Now is the platform's clock: account timestamps, environment expiry,
+	// key checks and log stamps. Default time.Now. Tests pass a fake clock.
+	Now func() time.Time
+	// Actor names who acts in audit events. Default "platform".
+	Actor string
+	// BuildCache is a directory remembering which artifact a function's
+	// sources built to, keyed by a fingerprint of those sources and the Go
+	// toolchain, so an unchanged function is not rebuilt. It may be shared
+	// by several platforms (silotest shares one across tests). Default
+	// DataDir/cache/builds; "off" disables it.
+	BuildCache string
+	// CompileCache is the runtime's compiled-code cache directory. It may
+	// be shared. Default DataDir/cache/compiled.
+	CompileCache string
+	// Refresh is how long the gateway trusts what it read from the store
+	// about an account (state, routes, functions) and a key, before reading
+	// it again. Changes made through this Platform take effect at once;
+	// changes made by another process (the CLI) within Refresh. Default 1s.
+	Refresh time.Duration
+	// ReapEvery is how often the reaper looks for expired environments.
+	// Default 10s. The reaper compares expiry with Now, so a fake clock
+	// drives it; call Reap to run it at once.
+	ReapEvery time.Duration
+	// LogMaxBytes bounds each account's log (see package logs). Default
+	// logs.DefaultMaxBytes.
+	LogMaxBytes int64
+	// Gateway tunes the gateway (limits, timeouts). Its BaseDomain, Logger
+	// and Now are set from the fields above.
+	Gateway gateway.Config
+	// Runtime tunes the runtime (limits, idle timeout). Its CacheDir and
+	// Logger are set from the fields above.
+	Runtime runtime.Config
+}
+
+// Validate fills in defaults and checks the configuration.
+//
+// # Errors
+//
+// CodeInvalid naming the first bad field.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return silo.Errorf(silo.CodeInvalid, "platform: no data directory given; set --data-dir")
+	}
+	dir, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return silo.Errorf(silo.CodeInvalid, "platform: data directory %q: %v", c.DataDir, err)
+	}
+	c.DataDir = dir
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.BaseDomain == "" {
+		c.BaseDomain = "localhost"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Actor == "" {
+		c.Actor = "platform"
+	}
+	if c.BuildCache == "" {
+		c.BuildCache = filepath.Join(dir, "cache", "builds")
+	}
+	if c.CompileCache == "" {
+		c.CompileCache = filepath.Join(dir, "cache", "compiled")
+	}
+	if c.Refresh < 0 || c.ReapEvery < 0 {
+		return silo.Errorf(silo.CodeInvalid, "platform: Refresh and ReapEvery must not be negative")
+	}
+	if c.Refresh == 0 {
+		c.Refresh = time.Second
+	}
+	if c.ReapEvery == 0 {
+		c.ReapEvery = 10 * time.Second
+	}
+	return nil
+}
+
+// Platform is the whole platform in one process. Its methods are safe for
+// concurrent use. Open it, Serve it (or mount Handler), Close it.
+type Platform struct {
+	cfg Config
+
+	// The parts, exposed for commands and tests that need one directly.
+	Store    *sqlite.Store
+	Provider *local.Provider
+	Plane    *control.Plane
+	Runtime  *runtime.Runtime
+	Gateway  *gateway.Gateway
+	Logs     *logs.Store
+	Policy   *isolation.Policy
+
+	dir       *directory
+	artifacts string
+	guestLog  *slog.Logger
+
+	compileMu sync.Mutex // serializes loading artifacts into the runtime
+	loaded    sync.Map   // digest → true once compiled by Runtime
+
+	mu      sync.Mutex
+	addr    string
+	serving bool
+	closed  bool
+}
+
+// Open opens (creating on first use) the platform in cfg.DataDir: it opens
+// the store and the provider, recovers work a crash left pending, starts the
+// runtime and builds the gateway. It does not listen; call Serve.
+//
+// # Errors
+//
+// CodeInvalid for a bad config; CodeUnavailable when the data directory is
+// not writable; the store's and provider's errors when their files are
+// unusable.
+func Open(ctx context.Context, cfg Config) (*Platform, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := control.DataDirWritable(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	p := &Platform{cfg: cfg, artifacts: filepath.Join(cfg.DataDir, "artifacts"), Policy: isolation.NewPolicy()}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close()
+		}
+	}()
+	var err error
+	if p.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "state.db")); err != nil {
+		return nil, err
+	}
+	if p.Provider, err = local.New(local.Config{Dir: filepath.Join(cfg.DataDir, "accounts"), Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	if p.Logs, err = logs.Open(logs.Config{Dir: filepath.Join(cfg.DataDir, "logs"), MaxBytes: cfg.LogMaxBytes, Now: cfg.Now}); err != nil {
+		return nil, err
+	}
+	p.guestLog = slog.New(p.Logs.Handler())
+	var b control.Builder = &artifactBuilder{out: p.artifacts}
+	if cfg.BuildCache != "off" {
+		b = &cachedBuilder{cache: cfg.BuildCache, out: p.artifacts}
+	}
+	p.Plane = control.New(control.Config{
+		Store: p.Store, Provider: p.Provider, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
+	})
+	if _, err := p.Plane.Engine.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("recover journal: %w", err)
+	}
+	rc := cfg.Runtime
+	rc.CacheDir, rc.Logger = cfg.CompileCache, cfg.Logger
+	if rc.Limits.MemoryPages == 0 {
+		// Modules are compiled at deploy for the default limit; a function
+		// with the spec's default memory must use the same engine, or its
+		// first request would compile again.
+		rc.Limits.MemoryPages = spec.DefaultMemory / 65536
+	}
+	if err := os.MkdirAll(rc.CacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create compile cache %s: %w", rc.CacheDir, err)
+	}
+	if p.Runtime, err = runtime.New(rc); err != nil {
+		return nil, err
+	}
+	p.dir = newDirectory(p)
+	gc := cfg.Gateway
+	gc.BaseDomain, gc.Logger, gc.Now = cfg.BaseDomain, cfg.Logger, cfg.Now
+	if p.Gateway, err = gateway.New(gc, p.dir, gateway.InvokerFunc(p.invoke)); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+// Config returns the platform's configuration with defaults filled in.
+func (p *Platform) Config() Config { return p.cfg }
+
+// Handler returns the gateway's HTTP handler, for tests that serve it with
+// httptest.
+func (p *Platform) Handler() http.Handler { return p.Gateway }
+
+// Addr returns the address Serve listens on, once it listens ("" before).
+func (p *Platform) Addr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
+}
+
+// Listen binds the gateway's address (Config.Listen) without serving yet, so
+// a caller can print where to go before Serve. Serve calls it if needed.
+//
+// # Errors
+//
+// CodeUnavailable with what to do when the address is taken.
+func (p *Platform) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", p.cfg.Listen)
+	if err != nil {
+		return nil, silo.Errorf(silo.CodeUnavailable, "cannot listen on %s: %v; stop what uses it or pass --listen ADDR", p.cfg.Listen, unwrapOp(err))
+	}
+	p.mu.Lock()
+	p.addr = ln.Addr().String()
+	p.mu.Unlock()
+	return ln, nil
+}
+
+// Serve serves the gateway on ln (nil: Listen first) and runs the reaper
+// until ctx is done, then shuts the server down gracefully (in-flight
+// requests finish, for at most 10 seconds) and returns nil. It does not
+// Close the platform.
+func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
+	if ln == nil {
+		var err error
+		if ln, err = p.Listen(); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	p.addr = ln.Addr().String()
+	p.serving = true
+	p.mu.Unlock()
+	srv := p.Gateway.Server(p.addr)
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	reaped := make(chan struct{})
+	go func() { defer close(reaped); p.reapLoop(ctx) }()
+	select {
+	case err := <-errc:
+		<-reaped
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serve gateway: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	<-reaped
+	if err != nil {
+		return fmt.Errorf("shut down gateway: %w", err)
+	}
+	return nil
+}
+
+// Close stops the runtime and closes the logs, the provider and the store.
+// Call it after Serve returned. Close is idempotent.
+func (p *Platform) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	var errs []error
+	if p.Runtime != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, p.Runtime.Close(ctx))
+		cancel()
+	}
+	if p.Logs != nil {
+		errs = append(errs, p.Logs.Close())
+	}
+	if p.Provider != nil {
+		errs = append(errs, p.Provider.Close())
+	}
+	if p.Store != nil {
+		errs = append(errs, p.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Metrics returns what the gateway metered for an account since Open.
+func (p *Platform) Metrics(acct silo.AccountID) gateway.Metrics { return p.Gateway.Metrics(acct) }
+
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
