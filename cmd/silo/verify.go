@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/isolation/report"
+)
+
+// proveFleet loads the local fleet (store + provider facts) and verifies it.
+func proveFleet(ctx context.Context, a *app) (*isolation.Fleet, isolation.Result, error) {
+	f, err := isolation.LoadFleet(ctx, a.store)
+	if err != nil {
+		return nil, isolation.Result{}, err
+	}
+	if err := f.AddDataKeys(ctx, a.provider); err != nil {
+		return nil, isolation.Result{}, err
+	}
+	return f, isolation.Verify(ctx, f), nil
+}
+
+func newVerifyCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify",
+		Short: "Prove that no tenant can reach another tenant's data (invariants I1-I5), or print counterexamples",
+		Long: `silo verify builds the access graph of the whole fleet from recorded state: every function,
+API key and operator, every table, bucket, config value, secret, route and production export, and
+every grant between them with where it comes from (silo.yaml, a key binding, the control plane).
+It then checks the isolation invariants:
+
+  I1  a principal of account A reaches only A's resources, plus production exports read-only
+  I2  nothing in the production account reaches any other account
+  I3  the control plane never reads tenant data or secret values
+  I4  every API key is bound to exactly one account and reaches nothing else
+  I5  a deleted account holds no live key and no data key
+
+It prints "proved", or each counterexample with the path and the origin of every edge, and exits
+with status 1 when isolation is not proved.`,
+		Example: `  silo verify
+  silo verify --output json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := openApp(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			start := time.Now()
+			_, res, err := proveFleet(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
+			took := time.Since(start)
+			if err := g.print(res, func(w io.Writer) { printResult(w, res, took) }); err != nil {
+				return err
+			}
+			switch res.Status {
+			case isolation.StatusProved:
+				return nil
+			case isolation.StatusViolated:
+				return silo.Errorf(silo.CodeFailedCheck, "isolation is not proved: %d counterexample(s); fix the grants named above and run silo verify again", res.Violations)
+			}
+			return silo.Errorf(silo.CodeFailedCheck, "isolation could not be proved completely; see the notes above")
+		},
+	}
+}
+
+func printResult(w io.Writer, r isolation.Result, took time.Duration) {
+	switch r.Status {
+	case isolation.StatusProved:
+		fmt.Fprintf(w, "proved: I1-I5 hold over %d accounts (%d principals, %d resources, %d access edges) in %s\n",
+			r.Accounts, r.Principals, r.Resources, r.Edges, took.Round(time.Millisecond))
+		return
+	case isolation.StatusIncomplete:
+		fmt.Fprintf(w, "incomplete: no counterexample over %d accounts, but not everything could be checked:\n", r.Accounts)
+		for _, s := range r.Incomplete {
+			fmt.Fprintf(w, "  - %s\n", s)
+		}
+		return
+	}
+	fmt.Fprintf(w, "NOT PROVED: %d counterexample(s) over %d accounts (%d access edges)\n", r.Violations, r.Accounts, r.Edges)
+	for i, c := range r.Counterexamples {
+		fmt.Fprintf(w, "\n%d. %s\n", i+1, c)
+	}
+	if r.Violations > len(r.Counterexamples) {
+		fmt.Fprintf(w, "\n... and %d more\n", r.Violations-len(r.Counterexamples))
+	}
+}
+
+func newReportCmd(g *globals) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "report TENANT",
+		Short: "Write a tenant's signed isolation report (HTML or JSON) to stdout",
+		Long: `silo report writes the isolation report of one tenant: in plain language, what lives in
+its account, who can reach it, what it reads from the shared production account, how its secrets
+are encrypted (the data key's fingerprint, never the key), when isolation was last proved and
+probed, and the release it runs. It proves the fleet first, so the report is current.
+
+The report is signed with this installation's ed25519 key (created on first use in the data dir,
+mode 0600); the public key is in the report. silo report verify FILE checks it.`,
+		Example: `  silo report acme > acme-isolation.html
+  silo report acme --format json > acme-isolation.json
+  silo report verify acme-isolation.html`,
+		Args: exactArgs(1, "a tenant ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format == "" {
+				format = "html"
+				if g.json() {
+					format = "json"
+				}
+			}
+			if format != "html" && format != "json" {
+				return usageError{fmt.Sprintf("--format must be html or json, not %q", format)}
+			}
+			ctx := cmd.Context()
+			a, err := openApp(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			id := silo.AccountID(args[0])
+			acct, err := a.plane.Account(ctx, id)
+			if err != nil {
+				return err
+			}
+			if acct.Kind == silo.KindProduction || acct.State == silo.StateDeleted {
+				return silo.Errorf(silo.CodeInvalid, "account %s is the %s %s account; reports are for live tenant, developer and environment accounts", id, acct.State, acct.Kind)
+			}
+			f, res, err := proveFleet(ctx, a)
+			if err != nil {
+				return err
+			}
+			in := report.Input{Account: acct, Proof: res, ProvedAt: time.Now(), Now: time.Now()}
+			for _, as := range f.Accounts {
+				if as.Account.ID == id {
+					in.Resources = as.Resources
+				}
+			}
+			for _, k := range f.Keys {
+				if k.Account == id {
+					in.Keys = append(in.Keys, k)
+				}
+			}
+			if in.DataKey, err = a.provider.KeyInfo(ctx, id); err != nil {
+				return err
+			}
+			key, err := report.LoadOrCreateKey(a.dir)
+			if err != nil {
+				return err
+			}
+			signed, err := report.Sign(report.Build(ctx, in), key)
+			if err != nil {
+				return err
+			}
+			var out []byte
+			if format == "json" {
+				out, err = signed.JSON()
+			} else {
+				out, err = signed.HTML()
+			}
+			if err != nil {
+				return err
+			}
+			_, err = g.stdout.Write(out)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "", "html or json (default html, or json with --output json)")
+	cmd.AddCommand(newReportVerifyCmd(g))
+	return cmd
+}
+
+func newReportVerifyCmd(g *globals) *cobra.Command {
+	var pin string
+	cmd := &cobra.Command{
+		Use:   "verify FILE",
+		Short: "Check a signed isolation report (HTML or JSON): intact, and who signed it",
+		Long: `silo report verify checks that a report was not changed after it was signed: its signature,
+and that every byte of the file is what silo produced. It prints the fingerprint of the signing
+key and whether it is this installation's key (in --data-dir), or the one given with --key.
+Use - to read the report from stdin.`,
+		Args: exactArgs(1, "a report file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var data []byte
+			var err error
+			if args[0] == "-" {
+				data, err = io.ReadAll(g.stdin)
+			} else {
+				data, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return silo.Errorf(silo.CodeInvalid, "cannot read report %s: %v", args[0], unwrapPathErr(err))
+			}
+			r, err := report.VerifyReport(data)
+			if err != nil {
+				return err
+			}
+			signer := report.KeyFingerprint(r.PublicKey)
+			want, source := pin, "--key"
+			if want == "" {
+				source = "this installation's key"
+				k, err := report.LoadKey(filepath.Join(g.dataDir, report.KeyFile))
+				switch {
+				case err == nil:
+					want = report.KeyFingerprint(report.PublicKey(k))
+				case errors.Is(err, os.ErrNotExist):
+					source = ""
+				default:
+					return err
+				}
+			}
+			out := map[string]any{"valid": true, "tenant": r.Tenant, "generated": r.Generated, "signer": signer}
+			if source != "" {
+				out["signer_matches"] = want == signer
+			}
+			if err := g.print(out, func(w io.Writer) {
+				fmt.Fprintf(w, "intact: isolation report of %s (%s), generated %s\n", r.Name, r.Tenant, r.Generated.Format(time.RFC3339))
+				fmt.Fprintf(w, "signed by key %s\n", signer)
+				switch {
+				case source == "":
+					fmt.Fprintf(w, "no installation key to compare with; compare the fingerprint with the one your provider published, or pass --key\n")
+				case want == signer:
+					fmt.Fprintf(w, "the signer is %s\n", source)
+				}
+			}); err != nil {
+				return err
+			}
+			if source != "" && want != signer {
+				return silo.Errorf(silo.CodeFailedCheck, "the report is intact but was signed by key %s, not %s (%s)", signer, source, want)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pin, "key", "", "expected signing key fingerprint (hex SHA-256 of the public key)")
+	return cmd
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
