@@ -212,7 +212,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	<-r.done
 	for _, p := range pools {
 		for _, in := range p.idle {
-			r.discard(ctx, in)
+			r.evict(ctx, in)
 		}
 	}
 	var errs []error
@@ -562,26 +562,47 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 		c.deadline = d
 	}
 	key := poolKey{acct: inv.Account, fn: inv.Function, digest: inv.Digest, lim: lim, clock: inv.WallClock}
-	res := make(chan result, 1)
-	go func() {
-		defer func() { <-sem }()
-		resp, err := r.run(context.WithValue(ctx, callKey{}, c), key, a, c, inv)
-		res <- result{resp, err}
-	}()
-	select {
-	case out := <-res:
-		return out.resp, out.err
-	case <-ctx.Done():
-		// The guest goroutine stops at its next checkpoint (or when a stuck
-		// host call returns) and discards its instance.
-		return Response{}, r.ctxError(ctx, inv, lim)
+	in, err := r.take(key)
+	if err != nil {
+		<-sem
+		return Response{}, err
 	}
+	j := &job{ctx: context.WithValue(ctx, callKey{}, c), c: c, inv: &inv, art: a, sem: sem}
+	in.jobs <- j
+	select {
+	case <-in.done:
+	case <-ctx.Done():
+		if j.state.CompareAndSwap(jobRunning, jobAbandoned) {
+			// The worker stops the guest at its next checkpoint (or when a
+			// stuck host call returns), then discards the instance and
+			// frees the slot.
+			return Response{}, r.ctxError(ctx, inv, lim)
+		}
+		<-in.done // finished just now
+	}
+	if j.err == nil && !c.stopped {
+		r.release(key, in)
+	}
+	return j.resp, j.err
 }
 
-type result struct {
-	resp Response
-	err  error
+// job is one invocation handed to an instance's worker goroutine.
+type job struct {
+	ctx   context.Context
+	c     *call
+	inv   *Invocation
+	art   *artifact
+	sem   chan struct{}
+	resp  Response
+	err   error
+	state atomic.Int32
 }
+
+const (
+	jobRunning int32 = iota
+	jobFinished
+	jobAbandoned
+)
 
 func (r *Runtime) ctxError(ctx context.Context, inv Invocation, lim Limits) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -590,21 +611,36 @@ func (r *Runtime) ctxError(ctx context.Context, inv Invocation, lim Limits) erro
 	return silo.Errorf(silo.CodeUnavailable, "function %q was cancelled: %w", inv.Function, ctx.Err())
 }
 
-// run executes the call on a pooled or new instance, in its own goroutine.
-func (r *Runtime) run(ctx context.Context, key poolKey, a *artifact, c *call, inv Invocation) (Response, error) {
-	in, err := r.acquire(ctx, key, a, c)
-	if err != nil {
-		return Response{}, err
+// worker runs an instance's invocations one at a time on one goroutine,
+// whose stack stays grown between invocations. The first job instantiates
+// the module. The worker ends when the instance is discarded: after a
+// failed or stopped invocation, an abandoned one, or eviction (jobs closed).
+func (r *Runtime) worker(in *instance) {
+	for j := range in.jobs {
+		if in.mod == nil {
+			j.err = r.instantiate(j.ctx, in, j.art, j.c)
+		}
+		if j.err == nil {
+			in.call.Store(j.c)
+			j.resp, j.err = r.exec(j.ctx, in, j.c, *j.inv)
+			in.call.Store(nil)
+		}
+		bad := j.err != nil || j.c.stopped
+		if bad {
+			r.discard(context.Background(), in)
+		}
+		<-j.sem
+		if !j.state.CompareAndSwap(jobRunning, jobFinished) {
+			if !bad {
+				r.discard(context.Background(), in)
+			}
+			return // abandoned: nobody waits
+		}
+		in.done <- struct{}{}
+		if bad {
+			return
+		}
 	}
-	in.call.Store(c)
-	resp, err := r.exec(ctx, in, c, inv)
-	in.call.Store(nil)
-	if err != nil || c.stopped {
-		r.discard(context.Background(), in)
-		return resp, err
-	}
-	r.release(key, in)
-	return resp, nil
 }
 
 func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocation) (Response, error) {
@@ -689,31 +725,39 @@ type instance struct {
 	buf      []byte
 	call     atomic.Pointer[call] // the invocation running, for nanosleep
 	lastUsed time.Time
+	jobs     chan *job     // to the worker; closed on eviction
+	done     chan struct{} // from the worker: the job finished
 }
 
-func (r *Runtime) acquire(ctx context.Context, key poolKey, a *artifact, c *call) (*instance, error) {
+// take returns an idle instance of key, or a new one whose worker will
+// instantiate it on its first job.
+func (r *Runtime) take(key poolKey) (*instance, error) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
 		return nil, silo.Errorf(silo.CodeUnavailable, "the function runtime is shutting down; try again")
 	}
 	if p := r.pools[key]; p != nil && len(p.idle) > 0 {
 		in := p.idle[len(p.idle)-1]
 		p.idle[len(p.idle)-1] = nil
 		p.idle = p.idle[:len(p.idle)-1]
-		r.mu.Unlock()
 		return in, nil
 	}
-	r.mu.Unlock()
+	in := &instance{key: key, handlers: map[string]api.Function{}, jobs: make(chan *job, 1), done: make(chan struct{}, 1)}
+	go r.worker(in)
+	return in, nil
+}
+
+func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c *call) error {
+	key := in.key
 	e, err := r.engine(ctx, key.lim.MemoryPages)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cm, err := e.compiled1(ctx, a)
 	if err != nil {
-		return nil, fmt.Errorf("compile %.12s: %w", a.digest, err)
+		return fmt.Errorf("compile %.12s: %w", a.digest, err)
 	}
-	in := &instance{key: key, handlers: map[string]api.Function{}}
 	in.call.Store(c)
 	logw := &logWriter{rt: r, acct: key.acct, fn: key.fn}
 	mc := wazero.NewModuleConfig().
@@ -730,14 +774,14 @@ func (r *Runtime) acquire(ctx context.Context, key poolKey, a *artifact, c *call
 	mod, err := e.rt.InstantiateModule(ctx, cm, mc)
 	if err != nil {
 		if c.stopped {
-			return nil, silo.Errorf(silo.CodeUnavailable, "function %q timed out while starting: %w", key.fn, err)
+			return silo.Errorf(silo.CodeUnavailable, "function %q timed out while starting: %w", key.fn, err)
 		}
-		return nil, silo.Errorf(silo.CodeInternal, "function %q failed to start (its init panicked, trapped or ran out of memory); see its logs: %w", key.fn, err)
+		return silo.Errorf(silo.CodeInternal, "function %q failed to start (its init panicked, trapped or ran out of memory); see its logs: %w", key.fn, err)
 	}
 	in.mod = mod
 	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	r.live.Add(1)
-	return in, nil
+	return nil
 }
 
 // nanosleep serves the guest's sleeps (time.Sleep, idle scheduler waits) and
@@ -760,7 +804,7 @@ func (r *Runtime) release(key poolKey, in *instance) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		r.discard(context.Background(), in)
+		r.evict(context.Background(), in)
 		return
 	}
 	p := r.pools[key]
@@ -772,11 +816,20 @@ func (r *Runtime) release(key poolKey, in *instance) {
 	r.mu.Unlock()
 }
 
+// discard closes an instance. It is called once per instance: by its worker
+// after a bad or abandoned invocation, or for an idle instance (by sweep or
+// Close), which also ends its worker.
 func (r *Runtime) discard(ctx context.Context, in *instance) {
 	if in.mod != nil {
 		in.mod.Close(ctx)
 		r.live.Add(-1)
 	}
+}
+
+// evict discards an idle instance and ends its worker.
+func (r *Runtime) evict(ctx context.Context, in *instance) {
+	r.discard(ctx, in)
+	close(in.jobs)
 }
 
 func (r *Runtime) reaper() {
@@ -819,7 +872,7 @@ func (r *Runtime) sweep(now time.Time) {
 	}
 	r.mu.Unlock()
 	for _, in := range old {
-		r.discard(context.Background(), in)
+		r.evict(context.Background(), in)
 	}
 }
 

@@ -26,6 +26,8 @@ func recurse(n int) int {
 func init() {
 	fn.Handle(func(r *fn.Request) *fn.Response {
 		switch r.Path {
+		case "/ping":
+			return fn.Text(200, "pong")
 		case "/echo":
 			return fn.JSON(200, map[string]any{
 				"method": r.Method, "path": r.Path, "id": r.Param("id"),

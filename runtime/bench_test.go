@@ -1,0 +1,215 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	silo "github.com/silo-run/silo"
+)
+
+// go test ./runtime -run '^$' -bench . -benchmem
+
+// BenchmarkInvokeWarm is a full Invoke of a trivial Go handler on a warm
+// instance: encode, slot, goroutine, alloc + handle calls, decode, metrics.
+func BenchmarkInvokeWarm(b *testing.B) {
+	e := newEnv(b, Config{})
+	req := Request{Method: "GET", Path: "/ping"}
+	e.must(b, "acme", req, 200)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		resp, err := e.invoke(b, "acme", req)
+		if err != nil || resp.Status != 200 {
+			b.Fatal(resp.Status, err)
+		}
+	}
+}
+
+// BenchmarkInvokeWarmParallel is BenchmarkInvokeWarm from GOMAXPROCS
+// goroutines (one instance each).
+func BenchmarkInvokeWarmParallel(b *testing.B) {
+	e := newEnv(b, Config{})
+	req := Request{Method: "GET", Path: "/ping"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := e.invoke(b, "acme", req)
+			if err != nil || resp.Status != 200 {
+				b.Error(resp.Status, err)
+				return
+			}
+		}
+	})
+}
+
+// rawInstance instantiates wasm in a plain wazero runtime (no limits, no
+// instrumentation unless wasm is instrumented) with WASI and the silo host
+// module, as a baseline.
+func rawInstance(b *testing.B, wasm []byte) (api.Module, func()) {
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+	r := &Runtime{cfg: Config{}}
+	r.cfg.setDefaults()
+	if err := r.instantiateHost(ctx, rt); err != nil {
+		b.Fatal(err)
+	}
+	mod, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName("").
+		WithStartFunctions("_initialize").WithRandSource(rand.Reader).WithSysNanotime())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return mod, func() { rt.Close(ctx) }
+}
+
+func instrumented(b *testing.B, wasm []byte) []byte {
+	m, err := parseModule(wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := instrument(m, fuel)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// BenchmarkRawWazeroCall is the baseline: a raw wazero call into the no-op
+// export of the same module, original and instrumented.
+func BenchmarkRawWazeroCall(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		wasm []byte
+	}{{"original", guestWasm}, {"instrumented", instrumented(b, guestWasm)}} {
+		b.Run(v.name, func(b *testing.B) {
+			mod, done := rawInstance(b, v.wasm)
+			defer done()
+			f := mod.ExportedFunction("nop")
+			ctx := context.Background()
+			stack := make([]uint64, 1)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := f.CallWithStack(ctx, stack); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// staticConfigHost is the real DataHost with Config answered from memory, to
+// separate the runtime's host round trip from the provider's own cost (the
+// local provider reads its config file on every call).
+type staticConfigHost struct{ *DataHost }
+
+func (staticConfigHost) Config(context.Context, string) (string, error) { return "hello", nil }
+
+// BenchmarkHostCallConfig calls an export that makes one config_get host call
+// through sdk/fn next to the no-op export; the difference is the host round
+// trip (guest SDK + ABI + runtime + Host).
+func BenchmarkHostCallConfig(b *testing.B) {
+	e := newEnv(b, Config{})
+	mod, done := rawInstance(b, instrumented(b, guestWasm))
+	defer done()
+	real := e.hosts["acme"].(*blockingHost).DataHost
+	for _, v := range []struct {
+		name, export string
+		host         Host
+	}{
+		{"nop", "nop", &real},
+		{"config/static", "config1", staticConfigHost{&real}},
+		{"config/local-provider", "config1", &real},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			c := &call{rt: e.rt, host: v.host, acct: "acme", fn: "api", deadline: time.Now().Add(time.Hour)}
+			ctx := context.WithValue(context.Background(), callKey{}, c)
+			f := mod.ExportedFunction(v.export)
+			stack := make([]uint64, 1)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := f.CallWithStack(ctx, stack); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkColdStart measures a new instance from compiled (cached) code to
+// its first response: instantiate, Go runtime init, handler.
+func BenchmarkColdStart(b *testing.B) {
+	e := newEnv(b, Config{})
+	req := Request{Path: "/ping"}
+	e.must(b, "acme", req, 200)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		e.rt.sweep(time.Now().Add(time.Hour + e.rt.cfg.IdleTimeout))
+		b.StartTimer()
+		e.must(b, "acme", req, 200)
+	}
+}
+
+// BenchmarkCompile measures Compile of the Go guest in a fresh runtime with
+// a warm disk cache (what a restarted server pays per artifact).
+func BenchmarkCompile(b *testing.B) {
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		rt, err := New(Config{CacheDir: cacheDir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rt.Compile(ctx, guestWasm); err != nil {
+			b.Fatal(err)
+		}
+		rt.Close(ctx)
+	}
+}
+
+// BenchmarkRecursion is the price of the checkpoints on the worst case for
+// them: 2^20 calls of a tiny recursive function, raw versus instrumented.
+func BenchmarkRecursion(b *testing.B) {
+	wasm := recursionModule(20)
+	for _, v := range []struct {
+		name string
+		wasm []byte
+	}{{"original", wasm}, {"instrumented", instrumented(b, wasm)}} {
+		b.Run(v.name, func(b *testing.B) {
+			ctx := context.Background()
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+			defer rt.Close(ctx)
+			r := &Runtime{}
+			r.cfg.setDefaults()
+			if err := r.instantiateHost(ctx, rt); err != nil {
+				b.Fatal(err)
+			}
+			mod, err := rt.InstantiateWithConfig(ctx, v.wasm, wazero.NewModuleConfig().WithName(""))
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := mod.ExportedFunction("handle")
+			c := &call{rt: r, deadline: time.Now().Add(time.Hour)}
+			cctx := context.WithValue(ctx, callKey{}, c)
+			stack := make([]uint64, 2)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := f.CallWithStack(cctx, stack); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(1<<21), "ns/wasm-call")
+		})
+	}
+}
+
+var _ = fmt.Sprint
+var _ silo.AccountID
