@@ -172,6 +172,11 @@ func BuildGraph(ctx context.Context, f *Fleet) []Edge {
 // engine.Desired if an account's resources cannot be computed.
 func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 	g := f.Clone()
+	// Accounts of the same kind with the same parameters hold the same
+	// resource names and grants under a release; they differ only in
+	// interpolated config values, which are not part of the access graph. So
+	// the desired resources are computed once per (kind, parameters).
+	memo := map[string][]silo.Resource{}
 	for i := range g.Accounts {
 		as := &g.Accounts[i]
 		if as.Account.State == silo.StateDeleted || as.Account.State == silo.StateDeleting {
@@ -180,9 +185,15 @@ func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
-		rs, err := engine.Desired(rel.Stack, rel.Artifacts, as.Account)
-		if err != nil {
-			return Result{}, fmt.Errorf("gate release %s for %s: %w", rel.ID, as.Account.ID, err)
+		mk := memoKey(as.Account)
+		rs, ok := memo[mk]
+		if !ok {
+			var err error
+			rs, err = engine.Desired(rel.Stack, rel.Artifacts, as.Account)
+			if err != nil {
+				return Result{}, fmt.Errorf("gate release %s for %s: %w", rel.ID, as.Account.ID, err)
+			}
+			memo[mk] = rs
 		}
 		as.Resources = rs
 		as.Account.Release = rel.ID
@@ -200,6 +211,23 @@ func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 		return res, silo.Errorf(silo.CodeFailedCheck, "release %s refused: it would break isolation in %d place(s); first: %s; fix silo.yaml and build again", rel.ID, res.Violations, first)
 	}
 	return res, nil
+}
+
+func memoKey(a silo.Account) string {
+	if a.Kind == silo.KindProduction {
+		return "production"
+	}
+	keys := make([]string, 0, len(a.Params))
+	for k := range a.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(string(a.Kind))
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\x00%q=%q", k, a.Params[k])
+	}
+	return b.String()
 }
 
 // fnTemplate is the edges of a function spec, independent of the account
@@ -451,7 +479,7 @@ func (v *verifier) function(as *AccountState, r silo.Resource) {
 		case te.bad != "":
 			v.fnViolation(as, "I1", fmt.Sprintf("%s: %s", e.Origin, te.bad), e)
 		case problem != "":
-			v.fnViolation(as, inv(prod || acct == silo.ProductionID && te.action.IsWrite(), "I1"), fmt.Sprintf("%s of %s: grant name %q is %s", r.Name, id, te.name, problem), e)
+			v.fnViolation(as, inv(prod || acct == silo.ProductionID && te.action.IsWrite(), "I1"), fmt.Sprintf("function %s of %s: grant name %q is %s", r.Name, id, te.name, problem), e)
 		case prod && acct != silo.ProductionID:
 			v.fnViolation(as, "I2", fmt.Sprintf("production function %s reaches %s: nothing in production may reach another account", r.Name, e.To), e)
 		case acct != id && te.kind == NodeExport:

@@ -173,6 +173,8 @@ func Build(ctx context.Context, in Input) Report {
 			r.Access = append(r.Access, Access{Who: "your API key " + e.From.Name, Can: "call your routes through the gateway", Origin: e.Origin})
 		}
 	}
+	cp := isolation.ControlPlane()
+	r.Access = append(r.Access, Access{Who: "the silo control plane (operators)", Can: "create, update, suspend and delete your account, deploy releases to it, set secrets (write-only) and issue or revoke keys; it cannot read your data or your secrets", Origin: cp.Origin})
 	r.Shared = []Shared{}
 	for _, name := range sortedKeys(shared) {
 		r.Shared = append(r.Shared, Shared{Export: name, ReadBy: shared[name], Mode: "read-only"})
