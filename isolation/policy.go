@@ -2,13 +2,16 @@ package isolation
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/store"
 )
 
 // PrincipalKind is the kind of a principal: who is asking.
@@ -326,7 +329,7 @@ func PolicyFromFleet(f *Fleet) (*Policy, error) {
 	p := NewPolicy()
 	for i := range f.Accounts {
 		as := &f.Accounts[i]
-		if as.Account.State == silo.StateDeleted {
+		if as.Account.State == silo.StateDeleted || as.Account.State == silo.StateDeleting {
 			continue
 		}
 		ap, err := Compile(as.Account, as.Resources)
@@ -487,4 +490,50 @@ func (p *Policy) Export(name string) (t silo.ResourceType, target string, ok boo
 	}
 	e, ok := prod.exports[name]
 	return e.Type, e.Name, ok
+}
+
+// Load recompiles one account's policy from the store: call it after every
+// apply to the account (and after it is deleted, which removes it).
+//
+// # Errors
+//
+// The store's error, or Compile's; on error the installed policy of the
+// account is left as it was.
+func (p *Policy) Load(ctx context.Context, st store.Store, id silo.AccountID) error {
+	var a silo.Account
+	var rs []silo.Resource
+	err := st.View(ctx, func(tx store.Tx) error {
+		var err error
+		if a, err = tx.Account(id); err != nil {
+			return err
+		}
+		rs, err = tx.Resources(id)
+		return err
+	})
+	if errors.Is(err, silo.ErrNotFound) {
+		p.Remove(id)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load policy of %s: %w", id, err)
+	}
+	if a.State == silo.StateDeleted || a.State == silo.StateDeleting {
+		p.Remove(id)
+		return nil
+	}
+	ap, err := Compile(a, rs)
+	if err != nil {
+		return err
+	}
+	p.Set(ap)
+	return nil
+}
+
+// LoadPolicy compiles the policy of every live account in the store.
+func LoadPolicy(ctx context.Context, st store.Store) (*Policy, error) {
+	f, err := LoadFleet(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return PolicyFromFleet(f)
 }
