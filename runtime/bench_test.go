@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/sdk/fn/abi"
 )
 
 // go test ./runtime -run '^$' -bench . -benchmem
@@ -82,22 +83,39 @@ func instrumented(b *testing.B, wasm []byte) []byte {
 	return out
 }
 
-// BenchmarkRawWazeroCall is the baseline: a raw wazero call into the no-op
-// export of the same module, original and instrumented.
+// BenchmarkRawWazeroCall is the baseline: raw wazero calls into the same
+// module, original and instrumented: the no-op export, and the /ping handler
+// (silo_alloc + write + handle, as Invoke does, without the runtime around it).
 func BenchmarkRawWazeroCall(b *testing.B) {
+	req := abi.AppendRequest(nil, &abi.Request{Method: "GET", Path: "/ping"})
 	for _, v := range []struct {
 		name string
 		wasm []byte
 	}{{"original", guestWasm}, {"instrumented", instrumented(b, guestWasm)}} {
-		b.Run(v.name, func(b *testing.B) {
-			mod, done := rawInstance(b, v.wasm)
-			defer done()
+		mod, done := rawInstance(b, v.wasm)
+		defer done()
+		ctx := context.WithValue(context.Background(), callKey{}, &call{deadline: time.Now().Add(time.Hour)})
+		b.Run("nop/"+v.name, func(b *testing.B) {
 			f := mod.ExportedFunction("nop")
-			ctx := context.Background()
 			stack := make([]uint64, 1)
-			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if err := f.CallWithStack(ctx, stack); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("ping/"+v.name, func(b *testing.B) {
+			alloc, h := mod.ExportedFunction("silo_alloc"), mod.ExportedFunction("handle")
+			st := make([]uint64, 2)
+			for i := 0; i < b.N; i++ {
+				st[0] = uint64(len(req))
+				if err := alloc.CallWithStack(ctx, st); err != nil {
+					b.Fatal(err)
+				}
+				p := uint32(st[0])
+				mod.Memory().Write(p, req)
+				st[0], st[1] = uint64(p), uint64(len(req))
+				if err := h.CallWithStack(ctx, st); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,0 +1,79 @@
+// Package runtime runs silo functions: WebAssembly modules built from Go with
+// GOOS=wasip1 GOARCH=wasm -buildmode=c-shared (see sdk/fn), each instance
+// inside one account's sandbox, with host calls bound to that account.
+//
+// It owns module validation and instrumentation at deploy (Compile), the
+// compiled-code cache shared by all accounts, instance pools per (account,
+// function, digest), per-account concurrency caps and metrics, and the
+// guards against runaway guests. It is the only package that imports wazero;
+// it imports the root silo package, provider (for provider.KV and
+// provider.Data) and sdk/fn/abi, and must not import the gateway, the engine,
+// any store or any concrete provider.
+//
+// # ABI
+//
+// The wire contract is in sdk/fn/abi. A guest exports "memory",
+// "silo_alloc(size i32) i32", "silo_abi_v1", "_initialize" (Go's reactor
+// init) and handlers "name(ptr, len i32) i64" (default "handle") that take an
+// encoded abi.Request and return ptr<<32|len of an encoded abi.Response. It
+// may import from host module "silo" only: take, kv_get, kv_put, kv_delete,
+// kv_scan, blob_get, blob_put, blob_delete, blob_list, config_get,
+// secret_get, export_get, export_scan, log. None takes an account: the
+// invocation's Host decides what a call reaches. Host errors reach the guest
+// as a status (not found, denied, invalid, unavailable, internal, too large)
+// plus the *silo.Error user message, or "internal error" for anything else;
+// Go error strings never cross.
+//
+// # WASI
+//
+// Go's wasip1 port needs a few WASI calls. Allowed: args/environ (empty),
+// clock_time_get and clock_res_get, random_get (crypto/rand), proc_exit,
+// sched_yield, poll_oneoff, fd_write (stdout and stderr go to the log),
+// fd_read, fd_close, fd_seek, fd_fdstat_get, fd_fdstat_set_flags,
+// fd_filestat_get, fd_prestat_get and fd_prestat_dir_name (there are no
+// preopened directories, so they find nothing). Everything else (path_*,
+// sock_*, fd_readdir, ...) and any other import module ("env", ...) is
+// refused at Compile. Clocks: the monotonic clock is real (Go's scheduler
+// and timers need it); the wall clock is real only when the invocation
+// grants it (Invocation.WallClock), otherwise it reads a fixed date. Sleeps
+// are real but end at the invocation's deadline.
+//
+// # Runaway guests
+//
+// wazero v1.12.0 checks a cancelled context only at loop headers, so
+// loop-free recursion ignores it (TestFindingWazeroCancelMissesRecursion
+// reproduces it), and a guest running machine code cannot be preempted by
+// the Go scheduler, so guests stuck on every P would starve the process.
+// Compile therefore instruments every module: it adds a mutable i32 global
+// (fuel) and an import silo.checkpoint, and makes every function entry and
+// every loop header decrement fuel; when fuel reaches zero (every 65536
+// entries or iterations) the guest calls checkpoint, which returns fresh
+// fuel, or 0 once the invocation's deadline has passed or its context is
+// done, and then the injected code executes unreachable and traps. The
+// checkpoint being Go code also lets the Go scheduler preempt the goroutine,
+// so more stuck guests than GOMAXPROCS do not starve other tenants. Cost:
+// see RATIONALE.md (about 20% on a worst case of tiny recursive calls,
+// nothing measurable on a Go handler). wazero's own WithCloseOnContextDone
+// is off: the checkpoints cover loops too.
+//
+// Each instance runs on its own worker goroutine, so Invoke returns at the
+// deadline even while a host call is stuck; the instance is then discarded
+// when the guest stops, and until then it holds one of its account's
+// concurrency slots.
+//
+// Other guards: modules over Config.MaxModuleSize are refused before
+// decoding; memory is capped per invocation (Limits.MemoryPages, one wazero
+// runtime per distinct cap, all sharing the compiled code); tables with a
+// maximum above Config.MaxTableSize, or without a maximum but grown by
+// table.grow (which can take the process down in wazero v1.12.0), are
+// refused (Go's linker emits a table without a maximum that it never grows,
+// which is accepted); shared and 64-bit memories and the threads proposal
+// are refused; a trap, exit or out-of-memory discards only that instance.
+//
+// # Concurrency
+//
+// A Runtime is safe for concurrent use. An instance serves one invocation at
+// a time and is reused only for the same account, function, digest and
+// limits; instances idle for Config.IdleTimeout are closed, so an idle
+// account holds none (Stats).
+package runtime
