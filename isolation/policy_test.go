@@ -135,6 +135,24 @@ func BenchmarkDecide(b *testing.B) {
 			isolation.Request{fnP(a, "ingest"), isolation.ActTableRead, res(tenantName(i%10000+1), silo.TypeTable, "findings")},
 		)
 	}
+	// baseline: one lookup in a map of 10,001 accounts, the floor any
+	// per-account policy store pays; compare allow against it.
+	b.Run("baseline-map-lookup", func(b *testing.B) {
+		m := make(map[silo.AccountID]*isolation.AccountPolicy, len(f.Accounts))
+		for _, as := range f.Accounts {
+			m[as.Account.ID] = pol.Account(as.Account.ID)
+		}
+		i, hit := 0, 0
+		for b.Loop() {
+			if m[reqs[(i*4)%len(reqs)].Principal.Account] != nil {
+				hit++
+			}
+			i++
+		}
+		if hit == 0 {
+			b.Fatal("no hits")
+		}
+	})
 	b.Run("allow", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
