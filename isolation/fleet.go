@@ -3,7 +3,6 @@ package isolation
 import (
 	"context"
 	"fmt"
-	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -139,5 +138,3 @@ func (f *Fleet) account(id silo.AccountID) *AccountState {
 	}
 	return nil
 }
-
-var _ = time.Second

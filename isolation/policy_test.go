@@ -1,7 +1,6 @@
 package isolation_test
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -198,5 +197,3 @@ func BenchmarkDecide(b *testing.B) {
 		})
 	})
 }
-
-var _ = fmt.Sprint
