@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"io"
 	"io/fs"
 	"os"
@@ -30,10 +32,12 @@ func (b *artifactBuilder) Build(ctx context.Context, source string) (string, err
 
 // cachedBuilder skips the Go toolchain for a function whose inputs are
 // unchanged. The inputs are fingerprinted as: the toolchain (path, size and
-// modification time of the go command, GOROOT, GOFLAGS), the files of the
-// function's own directory (a main package: nothing else can import it), and
-// every other non-test file of the enclosing module (shared packages, go.mod,
-// go.sum; hidden directories, testdata and nested modules are skipped). So an
+// modification time of the go command, GOROOT, GOFLAGS), the content of the
+// files of the function's own directory (a main package: nothing else can
+// import it), and the name, size and modification time of every other
+// non-test file of the enclosing module and of modules its go.mod replaces
+// with local directories (shared packages, go.mod, go.sum; hidden
+// directories, testdata and nested modules are skipped). So an
 // edit to one function rebuilds only that function, and an edit to shared
 // code rebuilds them all. A fingerprint maps to an artifact digest in
 // cache/keys; the artifact itself is kept in cache/artifacts and linked or
@@ -161,8 +165,23 @@ func fingerprint(dir string) (string, error) {
 		}
 	}
 	h.Write([]byte{0xff})
-	// Everything else in the module.
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	// Everything else in the module, and in modules it replaces with local
+	// directories.
+	trees := append([]string{root}, localReplaces(root)...)
+	for _, tree := range trees {
+		if err := hashTree(h, tree, dir); err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashTree hashes the build inputs under root, except the files directly in
+// skip.
+func hashTree(h io.Writer, root, skip string) error {
+	fmt.Fprintf(h, "tree\x00%s\x00", root)
+	mains := map[string]bool{} // directories holding a main package: nothing imports them
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -177,20 +196,68 @@ func fingerprint(dir string) (string, error) {
 			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil {
 				return filepath.SkipDir // a nested module
 			}
+			mains[path] = isMain(path)
 			return nil
 		}
-		if !d.Type().IsRegular() || filepath.Dir(path) == dir || strings.HasSuffix(name, "_test.go") || strings.HasPrefix(name, ".") {
+		if !d.Type().IsRegular() || filepath.Dir(path) == skip || mains[filepath.Dir(path)] || strings.HasSuffix(name, "_test.go") || strings.HasPrefix(name, ".") {
 			return nil
 		}
 		if !buildInput(name) {
 			return nil
 		}
-		return hashFile(h, root, path)
+		// Outside the function's directory a file's size and modification
+		// time stand for its content: reading every file of a large module
+		// on each build would cost more than the build saves.
+		info, err := d.Info()
+		if err != nil {
+			return nil // vanished while walking
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", filepath.ToSlash(mustRel(root, path)), info.Size(), info.ModTime().UnixNano())
+		return nil
 	})
+}
+
+// localReplaces returns the directories that root's go.mod replaces modules
+// with ("replace x => ../dir" or an absolute path).
+func localReplaces(root string) []string {
+	b, err := os.ReadFile(filepath.Join(root, "go.mod"))
 	if err != nil {
-		return "", err
+		return nil
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	var out []string
+	inBlock := false
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if i := strings.Index(line, "//"); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		switch {
+		case line == "replace (":
+			inBlock = true
+			continue
+		case inBlock && line == ")":
+			inBlock = false
+			continue
+		case strings.HasPrefix(line, "replace "):
+			line = strings.TrimPrefix(line, "replace ")
+		case !inBlock:
+			continue
+		}
+		_, target, ok := strings.Cut(line, "=>")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(target)
+		if len(f) != 1 || !(strings.HasPrefix(f[0], ".") || filepath.IsAbs(f[0])) {
+			continue // a module version, not a directory
+		}
+		d := f[0]
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(root, d)
+		}
+		out = append(out, filepath.Clean(d))
+	}
+	return out
 }
 
 // buildInput reports whether a file outside the function's directory can
@@ -261,3 +328,25 @@ func toolchain() string {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// isMain reports whether dir holds a Go main package (judged by the package
+// clause of its first non-test Go file). Such a package cannot be imported,
+// so its files are not inputs of any other function.
+func isMain(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !e.Type().IsRegular() || !strings.HasSuffix(n, ".go") || strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, n), nil, parser.PackageClauseOnly)
+		if err != nil {
+			return false
+		}
+		return f.Name.Name == "main"
+	}
+	return false
+}

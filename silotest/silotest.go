@@ -195,6 +195,12 @@ func (p *Platform) Tenant(t TB, id string, opts ...TenantOption) *Tenant {
 	return tn
 }
 
+// Client returns a client for an existing account that authenticates with
+// key (an account created by other means, or another key of a tenant).
+func (p *Platform) Client(id silo.AccountID, key string) *Tenant {
+	return &Tenant{ID: id, Key: key, p: p}
+}
+
 // Env creates an environment account (purpose "test" or "demo") with a
 // time to live, on the current release, and returns a client for it. The
 // platform tears it down when the clock passes its expiry (Clock.Advance).

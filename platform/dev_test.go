@@ -1,0 +1,195 @@
+package platform_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/silotest"
+)
+
+// copyApp copies examples/findings into a temporary module that uses this
+// checkout of silo (a replace directive), so a test can edit its sources.
+func copyApp(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "app")
+	src := filepath.Join(root, "examples", "findings")
+	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		if strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		b = []byte(strings.ReplaceAll(string(b), "github.com/silo-run/silo/examples/findings/", "example.com/findings/"))
+		return os.WriteFile(out, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod := fmt.Sprintf("module example.com/findings\n\ngo 1.26.8\n\nrequire github.com/silo-run/silo v0.0.0\n\nreplace github.com/silo-run/silo => %s\n", root)
+	if err := os.WriteFile(filepath.Join(dst, "go.mod"), []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// edit rewrites the list function so that its response carries marker.
+func edit(t testing.TB, app, marker string) {
+	t.Helper()
+	p := filepath.Join(app, "functions", "list", "main.go")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if i := strings.Index(s, "\nconst marker"); i >= 0 {
+		s = s[:i]
+	}
+	if !strings.Contains(s, `"version": marker`) {
+		s = strings.Replace(s, `"plan": fn.Config("plan")`, `"plan": fn.Config("plan"), "version": marker`, 1)
+	}
+	s += "\nconst marker = " + fmt.Sprintf("%q", marker) + "\n"
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startDev(t testing.TB, p *silotest.Platform, app string) (*platform.Dev, <-chan platform.DevEvent, func()) {
+	t.Helper()
+	d := &platform.Dev{P: p.Platform(), App: app, Account: platform.DevAccount("tester")}
+	ev, err := d.Prepare(context.Background())
+	if err != nil || ev.Kind != "live" {
+		t.Fatalf("prepare: got %+v, %v, want live", ev, err)
+	}
+	events := make(chan platform.DevEvent, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Watch(ctx, func(e platform.DevEvent) { events <- e })
+	}()
+	time.Sleep(50 * time.Millisecond) // let the watcher register its directories
+	return d, events, func() { cancel(); <-done }
+}
+
+func next(t testing.TB, events <-chan platform.DevEvent) platform.DevEvent {
+	t.Helper()
+	select {
+	case e := <-events:
+		return e
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no dev event after an edit")
+	}
+	return platform.DevEvent{}
+}
+
+// TestDevEditBuildErrorAndRecovery edits a function (live), breaks it (the
+// build error is reported and the last good version keeps serving), and
+// fixes it again. Only the developer account changes.
+func TestDevEditBuildErrorAndRecovery(t *testing.T) {
+	p := silotest.New(t)
+	app := copyApp(t)
+	p.Deploy(t, app)
+	acme := p.Tenant(t, "acme")
+	d, events, stop := startDev(t, p, app)
+	defer stop()
+	key, err := p.Platform().IssueKey(context.Background(), d.Account, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := p.Client(d.Account, key)
+
+	edit(t, app, "v2")
+	if e := next(t, events); e.Kind != "live" {
+		t.Fatalf("after an edit: got %s (%v), want live", e.Kind, e.Err)
+	}
+	if resp := dev.GET(t, "/findings"); !strings.Contains(string(resp.Body), `"version":"v2"`) {
+		t.Fatalf("dev account after the edit: got %s, want version v2", resp)
+	}
+	if resp := acme.GET(t, "/findings"); resp.Status != 200 || strings.Contains(string(resp.Body), "version") {
+		t.Errorf("acme must not get the developer's edit: got %s", resp)
+	}
+
+	bad := filepath.Join(app, "functions", "list", "broken.go")
+	os.WriteFile(bad, []byte("package main\n\nfunc broken() int { return \"no\" }\n"), 0o644)
+	e := next(t, events)
+	if e.Kind != "failed" || e.Err == nil || !strings.Contains(e.Err.Error(), "broken.go") {
+		t.Fatalf("after a bad edit: got %s (%v), want failed naming broken.go", e.Kind, e.Err)
+	}
+	if silo.ErrorCode(e.Err) != silo.CodeInvalid {
+		t.Errorf("build error code: got %s, want invalid", silo.ErrorCode(e.Err))
+	}
+	if resp := dev.GET(t, "/findings"); resp.Status != 200 || !strings.Contains(string(resp.Body), `"version":"v2"`) {
+		t.Fatalf("the last good version must keep serving: got %s", resp)
+	}
+
+	os.Remove(bad)
+	edit(t, app, "v3")
+	for {
+		e := next(t, events)
+		if e.Kind == "live" {
+			break
+		}
+		if e.Kind == "failed" {
+			t.Logf("intermediate: %v", e.Err)
+		}
+	}
+	if resp := dev.GET(t, "/findings"); !strings.Contains(string(resp.Body), `"version":"v3"`) {
+		t.Fatalf("after the fix: got %s, want version v3", resp)
+	}
+}
+
+// BenchmarkDevEditToLive measures silo dev's edit-to-live time for the
+// example: from writing a changed function source to the new version
+// answering through the gateway (file event, debounce, build, apply, first
+// request, which starts a cold instance).
+func BenchmarkDevEditToLive(b *testing.B) {
+	p := silotest.New(b)
+	app := copyApp(b)
+	p.Deploy(b, app)
+	d, events, stop := startDev(b, p, app)
+	defer stop()
+	key, err := p.Platform().IssueKey(context.Background(), d.Account, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dev := p.Client(d.Account, key)
+	edit(b, app, "warm")
+	next(b, events)
+	b.ResetTimer()
+	for i := range b.N {
+		marker := fmt.Sprintf("v%d-%d", i, time.Now().UnixNano())
+		edit(b, app, marker)
+		for {
+			if e := next(b, events); e.Kind == "live" {
+				break
+			} else if e.Kind == "failed" {
+				b.Fatal(e.Err)
+			}
+		}
+		if resp := dev.GET(b, "/findings"); !strings.Contains(string(resp.Body), marker) {
+			b.Fatalf("got %s, want %s", resp, marker)
+		}
+	}
+}
