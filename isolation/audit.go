@@ -216,3 +216,23 @@ func VerifyAudit(ctx context.Context, s store.Store, witnessPath string) (AuditR
 	}
 	return res, nil
 }
+
+// EnsureWitness creates the witness for an installation that has none yet
+// (first start, or an installation older than the witness): it checks the
+// chain and writes the current head. It trusts the log as it is at that
+// moment, so call it when the installation is opened, not when verifying.
+// It reports whether it created the witness; an existing witness is left
+// alone.
+func EnsureWitness(ctx context.Context, s store.Store, path string) (bool, error) {
+	if _, err := ReadWitness(path); !errors.Is(err, silo.ErrNotFound) {
+		return false, err
+	}
+	res, err := VerifyAudit(ctx, s, path)
+	if err != nil {
+		return false, err
+	}
+	if err := WriteWitness(path, res.Head); err != nil {
+		return false, err
+	}
+	return true, nil
+}

@@ -167,6 +167,28 @@ func TestVerifyAudit(t *testing.T) {
 	})
 }
 
+func TestEnsureWitness(t *testing.T) {
+	db, witness := auditDB(t, 3)
+	os.Remove(witness) // an installation from before the witness
+	st, err := sqlite.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := isolation.VerifyAudit(context.Background(), st, witness); err == nil {
+		t.Fatal("no witness: verified")
+	}
+	if created, err := isolation.EnsureWitness(context.Background(), st, witness); err != nil || !created {
+		t.Fatalf("got %v %v, want created", created, err)
+	}
+	if r, err := isolation.VerifyAudit(context.Background(), st, witness); err != nil || r.Witness.Seq != 3 {
+		t.Fatalf("got %+v %v", r, err)
+	}
+	if created, err := isolation.EnsureWitness(context.Background(), st, witness); err != nil || created {
+		t.Fatalf("second call: got %v %v, want left alone", created, err)
+	}
+}
+
 func TestWitnessFileMode(t *testing.T) {
 	_, witness := auditDB(t, 1)
 	fi, err := os.Stat(witness)

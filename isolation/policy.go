@@ -408,7 +408,9 @@ func deny(rule, format string, args ...any) Decision {
 }
 
 // Decide decides one request. It is a pure function of the request and the
-// installed policy: default deny, and every decision says why. Its cost
+// installed policy: default deny, and every decision says why. A key
+// principal is taken as authenticated (the gateway checks the key itself);
+// Decide checks what the key's account binding allows. Its cost
 // depends only on the principal's own account policy and production's,
 // never on the size of the fleet.
 func (p *Policy) Decide(r Request) Decision {
