@@ -163,40 +163,13 @@ type AuditResult struct {
 // deleted, reordered or duplicated entry, a cut-off tail, or a missing
 // witness for a non-empty log.
 func VerifyAudit(ctx context.Context, s store.Store, witnessPath string) (AuditResult, error) {
-	var res AuditResult
-	var prev string
-	var after int64
-	var atWitness *store.AuditEntry
 	w, werr := ReadWitness(witnessPath)
 	if werr != nil && !errors.Is(werr, silo.ErrNotFound) {
-		return res, werr
+		return AuditResult{}, werr
 	}
-	for {
-		var page []store.AuditEntry
-		if err := s.View(ctx, func(tx store.Tx) error {
-			var err error
-			page, err = tx.Audit(after, 1000)
-			return err
-		}); err != nil {
-			return res, fmt.Errorf("read audit log: %w", err)
-		}
-		n, err := store.VerifyChain(prev, after, page)
-		res.Entries += n
-		if err != nil {
-			return res, silo.Errorf(silo.CodeFailedCheck, "audit log is not intact: %v", err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		for i := range page {
-			if werr == nil && page[i].Seq == w.Seq {
-				e := page[i]
-				atWitness = &e
-			}
-		}
-		last := page[len(page)-1]
-		prev, after = last.Hash, last.Seq
-		res.Head = Witness{Seq: last.Seq, Hash: last.Hash}
+	res, atWitness, err := walkAudit(ctx, s, w.Seq)
+	if err != nil {
+		return res, err
 	}
 	if werr != nil {
 		if res.Entries > 0 {
@@ -211,10 +184,44 @@ func VerifyAudit(ctx context.Context, s store.Store, witnessPath string) (AuditR
 	if res.Head.Seq < w.Seq {
 		return res, silo.Errorf(silo.CodeFailedCheck, "audit log ends at entry %d but the witness saw entry %d: %d entries were cut off the end", res.Head.Seq, w.Seq, w.Seq-res.Head.Seq)
 	}
-	if atWitness == nil || atWitness.Hash != w.Hash {
+	if atWitness != w.Hash {
 		return res, silo.Errorf(silo.CodeFailedCheck, "audit entry %d does not match the witness: the log was rewritten from that entry on", w.Seq)
 	}
 	return res, nil
+}
+
+// walkAudit checks the whole chain and returns its head and the hash of the
+// entry with sequence number seq ("" if there is none).
+func walkAudit(ctx context.Context, s store.Store, seq int64) (AuditResult, string, error) {
+	var res AuditResult
+	var prev, atSeq string
+	var after int64
+	for {
+		var page []store.AuditEntry
+		if err := s.View(ctx, func(tx store.Tx) error {
+			var err error
+			page, err = tx.Audit(after, 1000)
+			return err
+		}); err != nil {
+			return res, "", fmt.Errorf("read audit log: %w", err)
+		}
+		n, err := store.VerifyChain(prev, after, page)
+		res.Entries += n
+		if err != nil {
+			return res, "", silo.Errorf(silo.CodeFailedCheck, "audit log is not intact: %v", err)
+		}
+		if len(page) == 0 {
+			return res, atSeq, nil
+		}
+		for _, e := range page {
+			if e.Seq == seq {
+				atSeq = e.Hash
+			}
+		}
+		last := page[len(page)-1]
+		prev, after = last.Hash, last.Seq
+		res.Head = Witness{Seq: last.Seq, Hash: last.Hash}
+	}
 }
 
 // EnsureWitness creates the witness for an installation that has none yet
@@ -227,7 +234,7 @@ func EnsureWitness(ctx context.Context, s store.Store, path string) (bool, error
 	if _, err := ReadWitness(path); !errors.Is(err, silo.ErrNotFound) {
 		return false, err
 	}
-	res, err := VerifyAudit(ctx, s, path)
+	res, _, err := walkAudit(ctx, s, 0)
 	if err != nil {
 		return false, err
 	}
