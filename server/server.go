@@ -1,0 +1,634 @@
+// Package server is the control-plane HTTP API: accounts, keys, secrets
+// (write-only), releases and their content-addressed artifacts, rollouts
+// (start, status, follow, pause, resume, abort, rollback) and audit
+// verification, as JSON over HTTP behind an operator bearer token. Client is
+// the Go client the CLI uses with --server. docs/api.md documents every
+// endpoint.
+//
+// It wraps control.Plane and rollout.Runner and depends on the store,
+// provider and spec contracts only through them; it never imports a store or
+// provider implementation, the runtime or the gateway, and it never returns
+// a secret value (I3).
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
+)
+
+// Config configures a Server.
+type Config struct {
+	Plane  *control.Plane
+	Runner *rollout.Runner
+	Store  store.Store // releases are listed from it
+	// ArtifactDir holds uploaded artifacts as <hex sha256>.wasm, the layout
+	// of local builds. Required.
+	ArtifactDir string
+	// Token is the operator token every request but /v1/health must carry
+	// as "Authorization: Bearer <token>". Required; see LoadOrCreateToken.
+	Token  string
+	Logger *slog.Logger
+	// Gate, if set, checks a release before it is stored (e.g. the isolation
+	// verifier); an error refuses the upload and changes nothing.
+	Gate func(ctx context.Context, rel engine.Release) error
+	// MaxArtifactSize bounds one uploaded artifact; 64 MiB if zero.
+	MaxArtifactSize int64
+	Now             func() time.Time
+}
+
+// Server serves the control-plane API. Safe for concurrent use.
+type Server struct {
+	cfg   Config
+	token [32]byte
+	mux   *http.ServeMux
+}
+
+// New returns a Server.
+//
+// # Errors
+//
+// CodeInvalid when a required field is missing.
+func New(cfg Config) (*Server, error) {
+	if cfg.Plane == nil || cfg.Runner == nil || cfg.Store == nil || cfg.ArtifactDir == "" || cfg.Token == "" {
+		return nil, silo.Errorf(silo.CodeInvalid, "server: Plane, Runner, Store, ArtifactDir and Token are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxArtifactSize <= 0 {
+		cfg.MaxArtifactSize = 64 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.ArtifactDir, 0o700); err != nil {
+		return nil, fmt.Errorf("artifact dir: %w", err)
+	}
+	s := &Server{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token)), mux: http.NewServeMux()}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the API's HTTP handler.
+func (s *Server) Handler() http.Handler { return s }
+
+// ServeHTTP authenticates and serves one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/health" {
+		got := sha256.Sum256([]byte(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")))
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") || subtle.ConstantTimeCompare(got[:], s.token[:]) != 1 {
+			writeErr(w, silo.Errorf(silo.CodeUnauthenticated, "missing or wrong operator token; send Authorization: Bearer <token> (the token is in the server's data dir, file operator.token)"))
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// statusOf maps every error code to its HTTP status: the one table.
+var statusOf = map[silo.Code]int{
+	silo.CodeInvalid:         http.StatusBadRequest,
+	silo.CodeUnauthenticated: http.StatusUnauthorized,
+	silo.CodeForbidden:       http.StatusForbidden,
+	silo.CodeNotFound:        http.StatusNotFound,
+	silo.CodeConflict:        http.StatusConflict,
+	silo.CodeFailedCheck:     http.StatusUnprocessableEntity,
+	silo.CodeTooMany:         http.StatusTooManyRequests,
+	silo.CodeUnavailable:     http.StatusServiceUnavailable,
+	silo.CodeInternal:        http.StatusInternalServerError,
+}
+
+// Status returns the HTTP status of an error code; unknown codes are 500.
+func Status(c silo.Code) int {
+	if s, ok := statusOf[c]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error struct {
+		Code    silo.Code `json:"code"`
+		Message string    `json:"message"`
+	} `json:"error"`
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	var b ErrorBody
+	b.Error.Code, b.Error.Message = silo.ErrorCode(err), silo.UserMessage(err)
+	writeJSON(w, Status(b.Error.Code), b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// handler adapts a func returning (value, error) to an http.HandlerFunc.
+func (s *Server) handle(pattern string, fn func(r *http.Request) (int, any, error)) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		status, v, err := fn(r)
+		if err != nil {
+			if silo.ErrorCode(err) == silo.CodeInternal {
+				s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeErr(w, err)
+			return
+		}
+		if status == http.StatusNoContent {
+			w.WriteHeader(status)
+			return
+		}
+		writeJSON(w, status, v)
+	})
+}
+
+const maxJSON = 4 << 20
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxJSON))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON for this endpoint: %v", err)
+	}
+	return nil
+}
+
+func accountID(r *http.Request) (silo.AccountID, error) {
+	return silo.ParseID(r.PathValue("id"))
+}
+
+// CreateAccountRequest is the body of POST /v1/accounts.
+type CreateAccountRequest struct {
+	ID      string            `json:"id"`
+	Kind    silo.Kind         `json:"kind,omitempty"`
+	Name    string            `json:"name,omitempty"`
+	Params  map[string]string `json:"params,omitempty"`
+	TTL     string            `json:"ttl,omitempty"` // Go duration, environments only
+	WithKey bool              `json:"with_key,omitempty"`
+}
+
+// UpdateAccountRequest is the body of PATCH /v1/accounts/{id}: parameters
+// to set ("" removes one) and an optional new display name.
+type UpdateAccountRequest struct {
+	Params map[string]string `json:"params,omitempty"`
+	Name   string            `json:"name,omitempty"`
+}
+
+// KeyRequest is the body of POST /v1/accounts/{id}/keys.
+type KeyRequest struct {
+	Name string `json:"name,omitempty"`
+}
+
+// IssuedKey is the answer to POST /v1/accounts/{id}/keys: the key in plain
+// text, shown once.
+type IssuedKey struct {
+	Key   string       `json:"key"`
+	KeyID string       `json:"key_id"`
+	Info  store.APIKey `json:"info"`
+}
+
+// ReleaseRequest is the body of POST /v1/releases: the silo.yaml text and
+// the digest of every function's artifact (function name, "production."
+// prefixed for production functions → hex SHA-256), each uploaded first
+// with PUT /v1/artifacts/{digest}.
+type ReleaseRequest struct {
+	Spec      string            `json:"spec"`
+	Artifacts map[string]string `json:"artifacts"`
+	Note      string            `json:"note,omitempty"`
+}
+
+// ReleaseInfo describes a stored release.
+type ReleaseInfo struct {
+	ID        string            `json:"id"`
+	Artifacts map[string]string `json:"artifacts"`
+	Created   time.Time         `json:"created"`
+	Note      string            `json:"note,omitempty"`
+	Current   bool              `json:"current,omitempty"`
+	Stack     json.RawMessage   `json:"stack,omitempty"` // on show only
+}
+
+// StartRequest is the body of POST /v1/rollouts.
+type StartRequest struct {
+	Release string `json:"release"`
+}
+
+// AuditResult is the answer to GET /v1/audit/verify.
+type AuditResult struct {
+	Entries int  `json:"entries"`
+	Intact  bool `json:"intact"`
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.handle("POST /v1/accounts", func(r *http.Request) (int, any, error) {
+		var req CreateAccountRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		cr := control.CreateRequest{ID: req.ID, Kind: req.Kind, Name: req.Name, Params: req.Params, WithKey: req.WithKey}
+		if req.TTL != "" {
+			d, err := time.ParseDuration(req.TTL)
+			if err != nil || d <= 0 {
+				return 0, nil, silo.Errorf(silo.CodeInvalid, "ttl %q is not a positive duration such as 72h", req.TTL)
+			}
+			cr.TTL = d
+		}
+		c, err := s.cfg.Plane.CreateAccount(r.Context(), cr)
+		return http.StatusCreated, c, err
+	})
+	s.handle("GET /v1/accounts", func(r *http.Request) (int, any, error) {
+		q := r.URL.Query()
+		f := store.Filter{Kind: silo.Kind(q.Get("kind")), State: silo.State(q.Get("state")), After: silo.AccountID(q.Get("after"))}
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 0 {
+				return 0, nil, silo.Errorf(silo.CodeInvalid, "limit %q is not a count", l)
+			}
+			f.Limit = n
+		}
+		f.IncludeDeleted = q.Get("deleted") == "true"
+		as, err := s.cfg.Plane.Accounts(r.Context(), f)
+		if as == nil {
+			as = []silo.Account{}
+		}
+		return http.StatusOK, as, err
+	})
+	s.handle("GET /v1/accounts/{id}", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		d, err := s.cfg.Plane.Show(r.Context(), id)
+		return http.StatusOK, d, err
+	})
+	s.handle("PATCH /v1/accounts/{id}", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		var req UpdateAccountRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		p, err := s.cfg.Plane.UpdateParams(r.Context(), id, req.Params, req.Name)
+		return http.StatusOK, p, err
+	})
+	state := func(next silo.State, action string) func(r *http.Request) (int, any, error) {
+		return func(r *http.Request) (int, any, error) {
+			id, err := accountID(r)
+			if err != nil {
+				return 0, nil, err
+			}
+			a, err := s.cfg.Plane.Account(r.Context(), id)
+			if err != nil {
+				return 0, nil, err
+			}
+			if a.Kind == silo.KindProduction {
+				return 0, nil, silo.Errorf(silo.CodeForbidden, "the production account cannot be suspended or resumed")
+			}
+			a, err = s.cfg.Plane.Engine.SetState(r.Context(), id, next, action)
+			return http.StatusOK, a, err
+		}
+	}
+	s.handle("POST /v1/accounts/{id}/suspend", state(silo.StateSuspended, "account.suspend"))
+	s.handle("POST /v1/accounts/{id}/resume", state(silo.StateActive, "account.resume"))
+	s.handle("DELETE /v1/accounts/{id}", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		if _, err := s.cfg.Plane.Account(r.Context(), id); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusNoContent, nil, s.cfg.Plane.Engine.DeleteAccount(r.Context(), id)
+	})
+	s.handle("POST /v1/accounts/{id}/keys", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		var req KeyRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		if req.Name == "" {
+			req.Name = "default"
+		}
+		plain, k, err := s.cfg.Plane.IssueKey(r.Context(), id, req.Name)
+		return http.StatusCreated, IssuedKey{Key: plain, KeyID: k.ID, Info: k}, err
+	})
+	s.handle("GET /v1/accounts/{id}/keys", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		ks, err := s.cfg.Plane.Keys(r.Context(), id)
+		if ks == nil {
+			ks = []store.APIKey{}
+		}
+		return http.StatusOK, ks, err
+	})
+	s.handle("DELETE /v1/accounts/{id}/keys/{key}", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusNoContent, nil, s.cfg.Plane.RevokeKey(r.Context(), id, r.PathValue("key"))
+	})
+	s.handle("PUT /v1/accounts/{id}/secrets/{name}", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 64<<10))
+		if err != nil {
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "a secret value is at most 64 KiB")
+		}
+		return http.StatusNoContent, nil, s.cfg.Plane.SetSecret(r.Context(), id, r.PathValue("name"), v)
+	})
+	s.handle("PUT /v1/artifacts/{digest}", s.putArtifact)
+	s.handle("HEAD /v1/artifacts/{digest}", func(r *http.Request) (int, any, error) {
+		p, err := s.artifactPath(r.PathValue("digest"))
+		if err != nil {
+			return 0, nil, err
+		}
+		if _, err := os.Stat(p); err != nil {
+			return 0, nil, silo.Errorf(silo.CodeNotFound, "no artifact %s", r.PathValue("digest"))
+		}
+		return http.StatusNoContent, nil, nil
+	})
+	s.handle("POST /v1/releases", s.postRelease)
+	s.handle("GET /v1/releases", func(r *http.Request) (int, any, error) {
+		limit := 50
+		if l := r.URL.Query().Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n <= 0 {
+				return 0, nil, silo.Errorf(silo.CodeInvalid, "limit %q is not a positive count", l)
+			}
+			limit = n
+		}
+		out := []ReleaseInfo{}
+		err := s.cfg.Store.View(r.Context(), func(tx store.Tx) error {
+			cur, _ := tx.Setting("current_release")
+			rs, err := tx.Releases(limit)
+			for _, x := range rs {
+				out = append(out, ReleaseInfo{ID: x.ID, Artifacts: x.Artifacts, Created: x.Created, Note: x.Note, Current: x.ID == cur})
+			}
+			return err
+		})
+		return http.StatusOK, out, err
+	})
+	s.handle("GET /v1/releases/{rid}", func(r *http.Request) (int, any, error) {
+		var out ReleaseInfo
+		err := s.cfg.Store.View(r.Context(), func(tx store.Tx) error {
+			x, err := tx.Release(r.PathValue("rid"))
+			if errors.Is(err, silo.ErrNotFound) {
+				return silo.Errorf(silo.CodeNotFound, "no release %q; silo release list shows the releases", r.PathValue("rid"))
+			}
+			if err != nil {
+				return err
+			}
+			cur, _ := tx.Setting("current_release")
+			out = ReleaseInfo{ID: x.ID, Artifacts: x.Artifacts, Created: x.Created, Note: x.Note, Current: x.ID == cur, Stack: x.Stack}
+			return nil
+		})
+		return http.StatusOK, out, err
+	})
+	s.handle("POST /v1/rollouts", func(r *http.Request) (int, any, error) {
+		var req StartRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		ro, err := s.cfg.Runner.Start(r.Context(), req.Release)
+		return http.StatusCreated, ro, err
+	})
+	s.handle("GET /v1/rollouts", func(r *http.Request) (int, any, error) {
+		rs, err := s.cfg.Runner.List(r.Context(), 50)
+		return http.StatusOK, rs, err
+	})
+	s.handle("GET /v1/rollouts/{rid}", func(r *http.Request) (int, any, error) {
+		ro, err := s.rollout(r)
+		return http.StatusOK, ro, err
+	})
+	s.mux.HandleFunc("GET /v1/rollouts/{rid}/follow", s.follow)
+	op := func(fn func(context.Context, string) (rollout.Rollout, error)) func(r *http.Request) (int, any, error) {
+		return func(r *http.Request) (int, any, error) {
+			id, err := s.rolloutID(r)
+			if err != nil {
+				return 0, nil, err
+			}
+			ro, err := fn(r.Context(), id)
+			return http.StatusOK, ro, err
+		}
+	}
+	s.handle("POST /v1/rollouts/{rid}/pause", op(s.cfg.Runner.Pause))
+	s.handle("POST /v1/rollouts/{rid}/resume", op(s.cfg.Runner.Resume))
+	s.handle("POST /v1/rollouts/{rid}/abort", op(s.cfg.Runner.Abort))
+	s.handle("POST /v1/rollouts/{rid}/rollback", op(s.cfg.Runner.Rollback))
+	s.handle("GET /v1/audit/verify", func(r *http.Request) (int, any, error) {
+		n, err := s.cfg.Plane.VerifyAudit(r.Context())
+		return http.StatusOK, AuditResult{Entries: n, Intact: err == nil}, err
+	})
+}
+
+// rolloutID resolves "active" to the active rollout's ID.
+func (s *Server) rolloutID(r *http.Request) (string, error) {
+	id := r.PathValue("rid")
+	if id != "active" && id != "latest" {
+		return id, nil
+	}
+	if id == "active" {
+		ro, err := s.cfg.Runner.Active(r.Context())
+		return ro.ID, err
+	}
+	rs, err := s.cfg.Runner.List(r.Context(), 1)
+	if err != nil {
+		return "", err
+	}
+	if len(rs) == 0 {
+		return "", silo.Errorf(silo.CodeNotFound, "no rollout yet; silo deploy starts one")
+	}
+	return rs[0].ID, nil
+}
+
+func (s *Server) rollout(r *http.Request) (rollout.Rollout, error) {
+	id, err := s.rolloutID(r)
+	if err != nil {
+		return rollout.Rollout{}, err
+	}
+	return s.cfg.Runner.Get(r.Context(), id)
+}
+
+// follow streams the rollout as JSON lines (or server-sent events when the
+// client accepts text/event-stream) until it stops running.
+func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
+	id, err := s.rolloutID(r)
+	if err == nil {
+		_, err = s.cfg.Runner.Get(r.Context(), id)
+	}
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	sse := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	if sse {
+		w.Header().Set("Content-Type", "text/event-stream")
+	} else {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	_ = s.cfg.Runner.Watch(r.Context(), id, func(ro rollout.Rollout) error {
+		b, err := json.Marshal(ro)
+		if err != nil {
+			return err
+		}
+		if sse {
+			_, err = fmt.Fprintf(w, "event: rollout\ndata: %s\n\n", b)
+		} else {
+			_, err = fmt.Fprintf(w, "%s\n", b)
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		return err
+	})
+}
+
+func (s *Server) artifactPath(digest string) (string, error) {
+	if len(digest) != 64 || strings.Trim(digest, "0123456789abcdef") != "" {
+		return "", silo.Errorf(silo.CodeInvalid, "artifact digest %q is not a lower-case hex SHA-256", clip(digest))
+	}
+	return filepath.Join(s.cfg.ArtifactDir, digest+".wasm"), nil
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:77] + "..."
+	}
+	return s
+}
+
+// putArtifact stores a content-addressed artifact: the body must hash to
+// the digest in the path. Written as temp + fsync + rename + dir fsync.
+func (s *Server) putArtifact(r *http.Request) (int, any, error) {
+	digest := r.PathValue("digest")
+	p, err := s.artifactPath(digest)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := os.Stat(p); err == nil {
+		io.Copy(io.Discard, io.LimitReader(r.Body, s.cfg.MaxArtifactSize))
+		return http.StatusOK, map[string]string{"digest": digest}, nil
+	}
+	f, err := os.CreateTemp(s.cfg.ArtifactDir, ".upload-*")
+	if err != nil {
+		return 0, nil, fmt.Errorf("store artifact: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r.Body, s.cfg.MaxArtifactSize+1))
+	if err != nil {
+		return 0, nil, silo.Errorf(silo.CodeInvalid, "reading the artifact failed: %v", err)
+	}
+	if n > s.cfg.MaxArtifactSize {
+		return 0, nil, silo.Errorf(silo.CodeInvalid, "the artifact is larger than %d bytes", s.cfg.MaxArtifactSize)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+		return 0, nil, silo.Errorf(silo.CodeInvalid, "the artifact's SHA-256 is %s, not %s; upload the bytes the digest names", got, digest)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, nil, fmt.Errorf("store artifact: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, nil, fmt.Errorf("store artifact: %w", err)
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return 0, nil, fmt.Errorf("store artifact: %w", err)
+	}
+	if d, err := os.Open(s.cfg.ArtifactDir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return http.StatusCreated, map[string]string{"digest": digest}, nil
+}
+
+// postRelease validates and stores a release: the spec parses, every
+// function has an uploaded artifact, and the gate (if any) accepts it.
+// Nothing changes on refusal; the same inputs give the same release ID.
+func (s *Server) postRelease(r *http.Request) (int, any, error) {
+	var req ReleaseRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	st, err := spec.Parse("silo.yaml", []byte(req.Spec))
+	if err != nil {
+		return 0, nil, silo.Errorf(silo.CodeInvalid, "the release's silo.yaml is invalid:\n%v", err)
+	}
+	need := map[string]bool{}
+	for name := range st.Functions {
+		need[engine.ArtifactKey(false, name)] = true
+	}
+	for name := range st.Production.Functions {
+		need[engine.ArtifactKey(true, name)] = true
+	}
+	for k := range need {
+		d, ok := req.Artifacts[k]
+		if !ok {
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "function %q has no artifact in the release; build it and upload it", k)
+		}
+		p, err := s.artifactPath(d)
+		if err != nil {
+			return 0, nil, err
+		}
+		if _, err := os.Stat(p); err != nil {
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "artifact %s of function %q was not uploaded; PUT /v1/artifacts/%s first", d, k, d)
+		}
+	}
+	for k := range req.Artifacts {
+		if !need[k] {
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "artifact %q names no function of the release", k)
+		}
+	}
+	rel, stored, err := engine.NewRelease(st, req.Artifacts, s.cfg.Now())
+	if err != nil {
+		return 0, nil, err
+	}
+	stored.Note = req.Note
+	if s.cfg.Gate != nil {
+		if err := s.cfg.Gate(r.Context(), rel); err != nil {
+			return 0, nil, silo.Errorf(silo.CodeFailedCheck, "release %s refused by the gate: %s", rel.ID, silo.UserMessage(err))
+		}
+	}
+	if err := s.cfg.Store.Update(r.Context(), func(tx store.Tx) error { return tx.PutRelease(stored) }); err != nil {
+		return 0, nil, fmt.Errorf("store release %s: %w", rel.ID, err)
+	}
+	return http.StatusCreated, ReleaseInfo{ID: rel.ID, Artifacts: stored.Artifacts, Created: stored.Created, Note: stored.Note}, nil
+}

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	silo "github.com/silo-run/silo"
+)
+
+// TokenFile is the name of the operator token file in the data dir.
+const TokenFile = "operator.token"
+
+// LoadOrCreateToken returns the operator token stored in dir/operator.token,
+// generating a random one (256 bits, hex) on first run. The file is written
+// 0600 as temp + fsync + rename + dir fsync.
+//
+// # Errors
+//
+// CodeUnavailable when the file cannot be read or written; CodeInvalid when
+// it exists but is readable by others (fix its mode with chmod 600).
+func LoadOrCreateToken(dir string) (string, error) {
+	p := filepath.Join(dir, TokenFile)
+	if fi, err := os.Stat(p); err == nil {
+		if fi.Mode().Perm()&0o077 != 0 {
+			return "", silo.Errorf(silo.CodeInvalid, "operator token file %s is readable by others (mode %v); run chmod 600 %s", p, fi.Mode().Perm(), p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", silo.Errorf(silo.CodeUnavailable, "cannot read operator token %s: %v", p, err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", silo.Errorf(silo.CodeInvalid, "operator token file %s is empty; delete it to generate a new token", p)
+		}
+		return tok, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", silo.Errorf(silo.CodeUnavailable, "cannot read operator token %s: %v", p, err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("generate operator token: %w", err)
+	}
+	tok := hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", silo.Errorf(silo.CodeUnavailable, "cannot create data dir %s: %v", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".token-*")
+	if err != nil {
+		return "", silo.Errorf(silo.CodeUnavailable, "cannot write operator token in %s: %v", dir, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write operator token: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write operator token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("write operator token: %w", err)
+	}
+	if err := os.Link(f.Name(), p); err != nil { // never replaces a token written meanwhile
+		if errors.Is(err, os.ErrExist) {
+			return LoadOrCreateToken(dir)
+		}
+		return "", fmt.Errorf("write operator token: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return tok, nil
+}
