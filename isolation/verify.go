@@ -311,6 +311,8 @@ func (v *verifier) result() Result {
 	case !v.f.DataKeysKnown:
 		r.Status = StatusIncomplete
 		r.Incomplete = append(r.Incomplete, "I5: the provider's data keys were not loaded (Fleet.AddDataKeys), so deleted accounts could still hold one")
+	case len(r.Incomplete) > 0:
+		r.Status = StatusIncomplete
 	default:
 		r.Status = StatusProved
 	}
@@ -685,8 +687,12 @@ func (v *verifier) keys() {
 		if named, ok := keyAccount(k.ID); !ok || named != k.Account {
 			v.violate("I4", fmt.Sprintf("API key %s names account %q but is bound to %s: a key must be bound to exactly the one account it names", k.ID, named, k.Account), path)
 		}
-		if !k.Revoked && (as.Account.State == silo.StateDeleted || as.Account.State == silo.StateDeleting) {
-			v.violate("I5", fmt.Sprintf("API key %s is live but its account %s is %s; revoke it", k.ID, k.Account, as.Account.State), path)
+		switch {
+		case k.Revoked:
+		case as.Account.State == silo.StateDeleted:
+			v.violate("I5", fmt.Sprintf("API key %s is live but its account %s is deleted; revoke it", k.ID, k.Account), path)
+		case as.Account.State == silo.StateDeleting:
+			v.res.Incomplete = append(v.res.Incomplete, fmt.Sprintf("account %s is being deleted and its key %s is still live (the gateway refuses it); run silo tenant delete %s again if the deletion is stuck", k.Account, k.ID, k.Account))
 		}
 	}
 }

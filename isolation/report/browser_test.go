@@ -72,7 +72,7 @@ func TestHTMLInChromium(t *testing.T) {
 		"Only your own functions (ingest) and your own API keys (1 active key) can reach your data",
 		"no other customer's account, and nothing in the shared production account, can reach it",
 		"Isolation was last proved on 25 November 2026",
-		"Your secrets are encrypted with AES-256-GCM",
+		"Your secrets are encrypted (AES-256-GCM, envelope) under a data key that belongs to your account alone",
 		"Live attack probes have not been run",
 		"silo report verify FILE",
 	} {

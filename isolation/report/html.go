@@ -16,8 +16,13 @@ const (
 )
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"day":   day,
-	"join":  func(s []string) string { return strings.Join(s, ", ") },
+	"day": day,
+	"join": func(s []string) string {
+		if len(s) == 0 {
+			return "none"
+		}
+		return strings.Join(s, ", ")
+	},
 	"fp":    KeyFingerprint,
 	"empty": func(s []string) bool { return len(s) == 0 },
 }).Parse(`<!DOCTYPE html>

@@ -234,7 +234,7 @@ func summary(r Report, in Input) []string {
 		s = append(s, "Your functions read nothing from the shared production account.")
 	}
 	if r.Encryption.Fingerprint != "" {
-		s = append(s, fmt.Sprintf("Your secrets are encrypted with %s under a data key that belongs to your account alone (fingerprint %s); the key itself never appears in this report, and deleting your account destroys it.", r.Encryption.Algorithm, short(r.Encryption.Fingerprint)))
+		s = append(s, fmt.Sprintf("Your secrets are encrypted (%s) under a data key that belongs to your account alone (fingerprint %s); the key itself never appears in this report, and deleting your account destroys it.", r.Encryption.Algorithm, short(r.Encryption.Fingerprint)))
 	} else {
 		s = append(s, "Your account has no data key at the moment.")
 	}
