@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/platform"
+)
+
+func newEnvCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "env",
+		Short: "Create, list and delete environments: throwaway accounts for tests and demos",
+		Long: `An environment is an account of kind environment, created from the current release, optionally
+seeded with fixture data, that lives for a TTL: the server (silo up, silo server) tears it down
+when it expires, and checks that nothing of it is left in the provider.`,
+	}
+	cmd.AddCommand(newEnvCreate(g), newEnvList(g), newEnvDelete(g), newEnvReap(g))
+	return cmd
+}
+
+func newEnvCreate(g *globals) *cobra.Command {
+	var (
+		kind   string
+		ttl    time.Duration
+		params []string
+		seed   string
+	)
+	cmd := &cobra.Command{
+		Use:   "create NAME --kind test|demo --ttl DURATION",
+		Short: "Create an environment from the current release, with a TTL and an API key",
+		Long: `Create an environment account NAME on the current release (the first time: the release built
+from silo.yaml). --seed DIR loads fixture data: DIR/tables/<table>.json holds a JSON object of
+key → value for each table, DIR/buckets/<bucket>/ the files of each bucket.`,
+		Example: `  silo env create e2e-417 --kind test --ttl 2h
+  silo env create demo-acme --kind demo --ttl 72h --param plan=enterprise --seed ./fixtures/demo`,
+		Args: exactArgs(1, "an environment name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ps, err := parseParams(params)
+			if err != nil {
+				return err
+			}
+			if kind != platform.EnvTest && kind != platform.EnvDemo {
+				return usageError{fmt.Sprintf("--kind must be test or demo, not %q", kind)}
+			}
+			if ttl <= 0 {
+				return usageError{"--ttl is required, e.g. --ttl 2h"}
+			}
+			if _, err := silo.ParseTenantID(args[0]); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			p, err := openPlatform(ctx, g, "")
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			if err := bootstrapRelease(ctx, g, p, cmd.Flags().Changed("file")); err != nil {
+				return err
+			}
+			e, err := p.CreateEnv(ctx, platform.EnvRequest{Name: args[0], Purpose: kind, TTL: ttl, Params: ps, Seed: seed})
+			if err != nil {
+				return err
+			}
+			return g.print(e, func(w io.Writer) {
+				fmt.Fprintf(w, "created %s environment %s (release %s), expires %s (in %s)\n", kind, e.Account.ID, e.Account.Release,
+					e.Account.Expires.Local().Format(time.DateTime), ttl)
+				if seed != "" {
+					fmt.Fprintf(w, "seeded from %s\n", seed)
+				}
+				fmt.Fprintf(w, "URL  http://%s.localhost:8080/  (or http://localhost:8080/t/%s/)\n", e.Account.ID, e.Account.ID)
+				fmt.Fprintf(w, "API key (shown once, store it now): %s\n", e.Key)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kind, "kind", platform.EnvTest, "what the environment is for: test or demo")
+	f.DurationVar(&ttl, "ttl", 0, "time to live, e.g. 2h; the server tears the environment down after it")
+	f.StringArrayVarP(&params, "param", "p", nil, "tenant parameter NAME=VALUE (repeatable)")
+	f.StringVar(&seed, "seed", "", "directory of fixture data to load")
+	return cmd
+}
+
+// bootstrapRelease makes the app's release current when there is none yet.
+func bootstrapRelease(ctx context.Context, g *globals, p *platform.Platform, explicit bool) error {
+	_, err := p.Plane.CurrentRelease(ctx)
+	if !errors.Is(err, silo.ErrNotFound) {
+		return err
+	}
+	spec, ferr := platform.SpecPath(g.file)
+	if ferr != nil {
+		if explicit {
+			return ferr
+		}
+		return silo.Errorf(silo.CodeNotFound, "no release yet and no %s here; run silo up or silo apply first, or pass --file", g.file)
+	}
+	_, err = p.Deploy(ctx, spec)
+	return err
+}
+
+func newEnvList(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List environments with their purpose, state and expiry",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := openPlatform(cmd.Context(), g, "")
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			envs, err := p.Envs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if envs == nil {
+				envs = []silo.Account{}
+			}
+			now := time.Now()
+			return g.print(envs, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tPURPOSE\tSTATE\tRELEASE\tPARAMS\tEXPIRES")
+				for _, a := range envs {
+					exp := "-"
+					if a.Expires != nil {
+						if left := a.Expires.Sub(now); left > 0 {
+							exp = fmt.Sprintf("%s (in %s)", a.Expires.Local().Format(time.DateTime), left.Round(time.Second))
+						} else {
+							exp = "expired; torn down by the next reaper run"
+						}
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, orDash(a.Name), a.State, orDash(a.Release), formatParams(a.Params), exp)
+				}
+				tw.Flush()
+				if len(envs) == 0 {
+					fmt.Fprintln(w, "(none)")
+				}
+			})
+		},
+	}
+}
+
+func newEnvDelete(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Tear an environment down now and verify nothing of it is left",
+		Args:  exactArgs(1, "an environment name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			p, err := openPlatform(ctx, g, "")
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			id := silo.AccountID(args[0])
+			a, err := p.Plane.Account(ctx, id)
+			if err != nil {
+				return err
+			}
+			if a.Kind != silo.KindEnvironment {
+				return silo.Errorf(silo.CodeInvalid, "%s is a %s account, not an environment; use silo tenant delete", id, a.Kind)
+			}
+			if err := p.DeleteAccount(ctx, id); err != nil {
+				return err
+			}
+			if err := p.VerifyGone(ctx, id); err != nil {
+				return err
+			}
+			return g.print(map[string]any{"deleted": id, "verified": true}, func(w io.Writer) {
+				fmt.Fprintf(w, "deleted environment %s; verified: the provider holds nothing of it\n", id)
+			})
+		},
+	}
+}
+
+func newEnvReap(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reap",
+		Short: "Tear down every expired environment now (the server does this on its own)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := openPlatform(cmd.Context(), g, "")
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			gone, err := p.Reap(cmd.Context())
+			if gone == nil {
+				gone = []silo.AccountID{}
+			}
+			if perr := g.print(map[string]any{"deleted": gone}, func(w io.Writer) {
+				for _, id := range gone {
+					fmt.Fprintf(w, "expired: deleted %s; verified: the provider holds nothing of it\n", id)
+				}
+				if len(gone) == 0 {
+					fmt.Fprintln(w, "no expired environments")
+				}
+			}); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/logs"
+)
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var (
+		follow   bool
+		function string
+		request  string
+		since    time.Duration
+		last     int
+	)
+	var cmd *cobra.Command
+	cmd = &cobra.Command{
+		Use:   "logs ACCOUNT [-f] [--function NAME] [--since 10m]",
+		Short: "Show an account's function logs (-f follows them)",
+		Long: `Show the function logs of one account: timestamp, level, function, the request ID the gateway
+gave the request (also returned to the client as X-Request-Id), the message and its attributes.
+Logs are kept per account with a bounded size (the oldest lines go first). This reads the data
+dir directly, so it works while silo up or silo dev runs.
+
+Flags:
+  -f, --follow           keep printing new lines as they are written
+      --function NAME    only lines of this function
+      --request ID       only lines of this request ID
+      --since DURATION   only lines newer than this, e.g. 10m
+  -n, --lines N          only the last N lines (0: all retained)
+      --data-dir DIR     the data dir ($SILO_DATA_DIR, default ./.silo)
+  -o, --output FORMAT    text or json (one JSON object per line)`,
+		Example: `  silo logs acme
+  silo logs acme -f --function ingest
+  silo logs acme --since 10m --request 5KX3...`,
+		// -f means --follow here, but the root command's persistent -f is
+		// --file; so this command parses its own flags.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fs := pflag.NewFlagSet("logs", pflag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			fs.BoolVarP(&follow, "follow", "f", false, "")
+			fs.StringVar(&function, "function", "", "")
+			fs.StringVar(&request, "request", "", "")
+			fs.DurationVar(&since, "since", 0, "")
+			fs.IntVarP(&last, "lines", "n", 0, "")
+			fs.StringVar(&g.dataDir, "data-dir", g.dataDir, "")
+			fs.StringVarP(&g.output, "output", "o", g.output, "")
+			help := fs.BoolP("help", "h", false, "")
+			if err := fs.Parse(args); err != nil {
+				return usageError{err.Error() + "; see silo logs --help"}
+			}
+			if *help {
+				return cmd.Help()
+			}
+			if g.output != "text" && g.output != "json" {
+				return usageError{fmt.Sprintf("--output must be text or json, not %q", g.output)}
+			}
+			args = fs.Args()
+			if len(args) != 1 {
+				return usageError{"silo logs needs an account ID; see silo logs --help"}
+			}
+			id, err := silo.ParseID(args[0])
+			if err != nil {
+				return err
+			}
+			dir, err := filepath.Abs(filepath.Join(g.dataDir, "logs"))
+			if err != nil {
+				return err
+			}
+			q := logs.Query{Function: function, RequestID: request, Last: last}
+			if since > 0 {
+				q.Since = time.Now().Add(-since)
+			}
+			enc := json.NewEncoder(g.stdout)
+			show := func(e logs.Entry) error {
+				if g.json() {
+					return enc.Encode(e)
+				}
+				_, err := fmt.Fprintln(g.stdout, e.String())
+				return err
+			}
+			if follow {
+				return logs.Follow(cmd.Context(), dir, id, q, 0, show)
+			}
+			es, err := logs.Read(dir, id, q)
+			if err != nil {
+				return err
+			}
+			if len(es) == 0 && !g.json() {
+				if _, err := os.Stat(logs.Path(dir, id)); err != nil {
+					fmt.Fprintf(g.stderr, "no logs for %s yet (is the account's name right? silo tenant list --kind all shows them)\n", id)
+				}
+			}
+			for _, e := range es {
+				if err := show(e); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	return cmd
+}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/platform"
+)
+
+// demoTenant is a tenant silo up creates.
+type demoTenant struct {
+	id     string
+	params map[string]string
+}
+
+var demoTenants = []demoTenant{{"acme", map[string]string{"plan": "pro"}}, {"globex", nil}}
+
+// upKeyName names the key silo up issues per demo account on every run,
+// revoking the previous run's.
+const upKeyName = "silo-up"
+
+// upAccount is one account silo up prints.
+type upAccount struct {
+	ID     silo.AccountID    `json:"id"`
+	Kind   silo.Kind         `json:"kind"`
+	Params map[string]string `json:"params,omitempty"`
+	URL    string            `json:"url"`
+	Path   string            `json:"path_url"`
+	Key    string            `json:"key"`
+}
+
+type upSummary struct {
+	Gateway  string      `json:"gateway"`
+	DataDir  string      `json:"data_dir"`
+	App      string      `json:"app"`
+	Release  string      `json:"release"`
+	Accounts []upAccount `json:"accounts"`
+	Startup  string      `json:"startup"`
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the whole platform locally: the example app, demo tenants and the gateway",
+		Long: `silo up starts everything on the embedded default in one process: it builds the app
+(./silo.yaml if there is one, else examples/findings of this repository, or --file), creates the
+production account and seeds its shared data on first run, creates the tenants acme (plan=pro)
+and globex and your developer account dev-$USER, serves the gateway and prints each tenant's
+URL and a fresh API key. Later runs reuse the data dir: nothing is created twice, and each run
+replaces the previous run's "silo-up" keys. Ctrl-C stops it cleanly.`,
+		Example: `  go run ./cmd/silo up
+  silo up --listen 127.0.0.1:9090 --data-dir /tmp/silo`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUp(cmd.Context(), g, listen, cmd.Flags().Changed("file"))
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address the gateway listens on")
+	return cmd
+}
+
+// findApp returns the silo.yaml silo up and silo dev run: --file when given,
+// else ./silo.yaml, else examples/findings of the silo checkout holding the
+// working directory.
+func findApp(g *globals, explicit bool) (string, error) {
+	if explicit {
+		return platform.SpecPath(g.file)
+	}
+	if _, err := os.Stat(g.file); err == nil {
+		return platform.SpecPath(g.file)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		p := filepath.Join(d, "examples", "findings", "silo.yaml")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	return "", silo.Errorf(silo.CodeNotFound, "no silo.yaml here and no examples/findings above %s; run silo up in the silo repository or an app directory, or pass --file", wd)
+}
+
+// openPlatform opens the platform on the data dir with the CLI's logger.
+// $SILO_CACHE_DIR, if set, holds the build and compile caches.
+func openPlatform(ctx context.Context, g *globals, listen string) (*platform.Platform, error) {
+	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: logLevel()}))
+	cfg := platform.Config{DataDir: g.dataDir, Listen: listen, Logger: log, Actor: actor()}
+	if c := os.Getenv("SILO_CACHE_DIR"); c != "" {
+		// Share built artifacts and compiled code across data dirs.
+		cfg.BuildCache, cfg.CompileCache = filepath.Join(c, "builds"), filepath.Join(c, "compiled")
+	}
+	return platform.Open(ctx, cfg)
+}
+
+// userName is the name of the developer account's owner: $SILO_USER, $USER,
+// or the OS user.
+func userName() string {
+	for _, k := range []string{"SILO_USER", "USER", "USERNAME"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "user"
+}
+
+func runUp(ctx context.Context, g *globals, listen string, explicitFile bool) error {
+	start := time.Now()
+	spec, err := findApp(g, explicitFile)
+	if err != nil {
+		return err
+	}
+	p, err := openPlatform(ctx, g, listen)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	ln, err := p.Listen()
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if !g.json() {
+		fmt.Fprintf(g.stdout, "building %s ...\n", relPath(spec))
+	}
+	dep, err := p.Deploy(ctx, spec)
+	if err != nil {
+		return err
+	}
+	sum := upSummary{Gateway: "http://" + ln.Addr().String(), DataDir: p.Config().DataDir, App: spec, Release: dep.Release.ID}
+	host, port := urlHost(ln.Addr())
+	add := func(req control.CreateRequest) error {
+		a, err := p.EnsureAccount(ctx, req)
+		if err != nil {
+			return fmt.Errorf("%s: %w", req.ID, err)
+		}
+		key, err := p.IssueKey(ctx, a.ID, upKeyName)
+		if err != nil {
+			return err
+		}
+		sum.Accounts = append(sum.Accounts, upAccount{
+			ID: a.ID, Kind: a.Kind, Params: a.Params, Key: key,
+			URL:  fmt.Sprintf("http://%s.%s%s/findings", a.ID, host, port),
+			Path: fmt.Sprintf("http://%s%s/t/%s/findings", host, port, a.ID),
+		})
+		return nil
+	}
+	for _, t := range demoTenants {
+		if err := add(control.CreateRequest{ID: t.id, Kind: silo.KindTenant, Params: t.params}); err != nil {
+			return err
+		}
+	}
+	if err := add(control.CreateRequest{ID: string(platform.DevAccount(userName())), Kind: silo.KindDeveloper, Name: "developer"}); err != nil {
+		return err
+	}
+	sum.Startup = time.Since(start).Round(time.Millisecond).String()
+	if err := g.print(sum, func(w io.Writer) { printUp(w, sum, host, port) }); err != nil {
+		return err
+	}
+	err = p.Serve(ctx, ln)
+	if !g.json() {
+		fmt.Fprintln(g.stdout, "stopped; state is in", sum.DataDir)
+	}
+	return err
+}
+
+// urlHost returns the host for printed URLs ("localhost" for a loopback or
+// unspecified address) and ":port" (empty for port 80).
+func urlHost(a net.Addr) (string, string) {
+	h, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String(), ""
+	}
+	if ip := net.ParseIP(h); ip == nil || ip.IsLoopback() || ip.IsUnspecified() {
+		h = "localhost"
+	}
+	if port == "80" {
+		return h, ""
+	}
+	return h, ":" + port
+}
+
+func printUp(w io.Writer, s upSummary, host, port string) {
+	fmt.Fprintf(w, "\nsilo is up in %s: release %s of %s\n", s.Startup, s.Release, relPath(s.App))
+	fmt.Fprintf(w, "  gateway   %s  (health: http://%s%s/healthz)\n", s.Gateway, host, port)
+	fmt.Fprintf(w, "  data dir  %s\n\n", s.DataDir)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, a := range s.Accounts {
+		what := string(a.Kind)
+		if len(a.Params) > 0 {
+			what += ", " + formatParams(a.Params)
+		}
+		fmt.Fprintf(tw, "  %s\t(%s)\t%s\n", a.ID, what, a.URL)
+		fmt.Fprintf(tw, "  \t\t%s\n", a.Path)
+		fmt.Fprintf(tw, "  \tkey\t%s\n", a.Key)
+	}
+	tw.Flush()
+	if len(s.Accounts) > 1 {
+		a, b := s.Accounts[0], s.Accounts[1]
+		fmt.Fprintf(w, "\nTry:\n")
+		fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' -d '{\"severity\":\"high\",\"app\":\"github\"}' %s\n", a.Key, a.URL)
+		fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' %s\n", a.Key, a.Path)
+		fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' %s    # %s's key on %s: 403\n", b.Key, a.URL, b.ID, a.ID)
+		fmt.Fprintf(w, "  silo logs %s -f\n", a.ID)
+	}
+	fmt.Fprintf(w, "\nCtrl-C stops.\n")
+}
+
+func relPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}

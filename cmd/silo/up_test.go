@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/silo-run/silo/silotest"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runCmd runs the CLI with the commands of this package's own files added
+// to the root, as run does once main.go lists them.
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	g := &globals{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.AddCommand(newUpCmd(g), newDevCmd(g), newEnvCmd(g), newLogsCmd(g))
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
+}
+
+// startUp runs silo up on a random port and returns its summary and a stop
+// function that cancels it (Ctrl-C) and waits for it to return.
+func startUp(t *testing.T, dataDir string) (upSummary, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runCmd(ctx, []string{"up", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "-o", "json"}, &out, &errOut)
+	}()
+	deadline := time.After(3 * time.Minute)
+	for {
+		var sum upSummary
+		if err := json.NewDecoder(strings.NewReader(out.String())).Decode(&sum); err == nil {
+			return sum, func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("silo up after Ctrl-C: %v (stderr: %s)", err, errOut.String())
+				}
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("silo up exited early: %v\nstdout: %s\nstderr: %s", err, out.String(), errOut.String())
+		case <-deadline:
+			t.Fatalf("silo up did not start; stdout: %s\nstderr: %s", out.String(), errOut.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func request(t *testing.T, gw, host, method, path, key, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, gw+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func keyOf(t *testing.T, s upSummary, id string) string {
+	t.Helper()
+	for _, a := range s.Accounts {
+		if string(a.ID) == id {
+			return a.Key
+		}
+	}
+	t.Fatalf("silo up printed no account %s: %+v", id, s.Accounts)
+	return ""
+}
+
+// TestUp runs silo up in-process on a random port, talks to acme through
+// the gateway with acme's key (and globex's key on acme: 403), stops it with
+// a cancelled context, runs it again on the same data dir and checks that
+// nothing was lost, nothing was created twice and the keys were replaced.
+func TestUp(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Setenv("USER", "tester")
+	dir := t.TempDir()
+
+	sum, stop := startUp(t, dir)
+	if len(sum.Accounts) != 3 || sum.Accounts[2].ID != "dev-tester" || sum.Accounts[0].Params["plan"] != "pro" {
+		t.Fatalf("accounts: got %+v, want acme (plan=pro), globex, dev-tester", sum.Accounts)
+	}
+	if !strings.HasPrefix(sum.Accounts[0].URL, "http://acme.localhost:") || !strings.Contains(sum.Accounts[0].Path, "/t/acme/findings") {
+		t.Errorf("acme's URLs: got %s and %s", sum.Accounts[0].URL, sum.Accounts[0].Path)
+	}
+	acmeKey, globexKey := keyOf(t, sum, "acme"), keyOf(t, sum, "globex")
+	status, body := request(t, sum.Gateway, "acme.localhost", "POST", "/findings", acmeKey, `{"severity":"high","app":"github"}`)
+	if status != 201 || !strings.Contains(body, "app:github") {
+		t.Fatalf("POST acme /findings: got %d %s, want 201 enriched from production", status, body)
+	}
+	if status, body := request(t, sum.Gateway, "", "GET", "/t/acme/findings", acmeKey, ""); status != 200 || !strings.Contains(body, `"count":1`) {
+		t.Errorf("GET /t/acme/findings with acme's key: got %d %s, want 200 with 1 finding", status, body)
+	}
+	if status, _ := request(t, sum.Gateway, "acme.localhost", "GET", "/findings", globexKey, ""); status != http.StatusForbidden {
+		t.Errorf("globex's key on acme: got %d, want 403", status)
+	}
+	if status, _ := request(t, sum.Gateway, "globex.localhost", "GET", "/findings", globexKey, ""); status != 200 {
+		t.Errorf("globex's key on globex (control): got %d, want 200", status)
+	}
+	stop()
+
+	again, stop := startUp(t, dir)
+	defer stop()
+	if again.Release != sum.Release || len(again.Accounts) != 3 {
+		t.Errorf("second run: release %s (want %s), %d accounts (want 3)", again.Release, sum.Release, len(again.Accounts))
+	}
+	newKey := keyOf(t, again, "acme")
+	if status, _ := request(t, again.Gateway, "acme.localhost", "GET", "/findings", acmeKey, ""); status != http.StatusUnauthorized {
+		t.Errorf("the previous run's silo-up key: got %d, want 401", status)
+	}
+	if status, body := request(t, again.Gateway, "acme.localhost", "GET", "/findings", newKey, ""); status != 200 || !strings.Contains(body, `"count":1`) {
+		t.Errorf("after a restart acme's finding must still be there: got %d %s", status, body)
+	}
+}
+
+// BenchmarkUpStart measures silo up from start to serving on an existing
+// data dir (the second and later runs: everything built and cached).
+func BenchmarkUpStart(b *testing.B) {
+	b.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	dir := b.TempDir()
+	for i := 0; i <= b.N; i++ {
+		if i == 1 {
+			b.ResetTimer()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var out syncBuffer
+		done := make(chan error, 1)
+		go func() {
+			done <- runCmd(ctx, []string{"up", "--listen", "127.0.0.1:0", "--data-dir", dir, "-o", "json"}, &out, io.Discard)
+		}()
+		for !strings.Contains(out.String(), `"startup"`) {
+			select {
+			case err := <-done:
+				b.Fatalf("silo up exited: %v", err)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		b.StopTimer()
+		cancel()
+		<-done
+		b.StartTimer()
+	}
+}
