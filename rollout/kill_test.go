@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -30,6 +31,9 @@ func TestKillChild(t *testing.T) {
 	}
 	at, _ := strconv.ParseInt(os.Getenv("SILO_KILL_AT"), 10, 64)
 	var steps atomic.Int64
+	began := time.Now()
+	report := os.Getenv("SILO_KILL_REPORT") != ""
+	var reported atomic.Bool
 	step := func() {
 		if n := steps.Add(1); at > 0 && n == at {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -39,7 +43,12 @@ func TestKillChild(t *testing.T) {
 	e := newEnv(t, dir, opts{owner: "kill-test", wall: true, hook: func(rollout.Event) { step() }})
 	e.eng = engine.New(engine.Config{Store: e.store, Provider: e.prov, Hook: func(engine.Step) { step() }})
 	run, err := rollout.New(rollout.Config{Store: e.store, Engine: e.eng, Provider: e.prov, Owner: "kill-test",
-		Poll: 50 * time.Millisecond, Hook: func(rollout.Event) { step() }})
+		Poll: 50 * time.Millisecond, Hook: func(ev rollout.Event) {
+			if report && ev.Point == "finished" && !reported.Swap(true) {
+				fmt.Fprintf(os.Stderr, "resumed-after: %d\n", time.Since(began).Nanoseconds())
+			}
+			step()
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
