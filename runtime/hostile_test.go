@@ -335,8 +335,8 @@ func TestResidue(t *testing.T) {
 		t.Errorf("acme's other release sees marker %q", resp.Body)
 	}
 	s := e.rt.Stats()
-	if s.PerAcct["acme"] != 2 || s.PerAcct["globex"] != 1 {
-		t.Errorf("instances per account = %v, want acme 2, globex 1", s.PerAcct)
+	if s.IdlePerAccount["acme"] != 2 || s.IdlePerAccount["globex"] != 1 {
+		t.Errorf("instances per account = %v, want acme 2, globex 1", s.IdlePerAccount)
 	}
 }
 
@@ -356,3 +356,51 @@ func TestIdleEviction(t *testing.T) {
 }
 
 var _ = fmt.Sprint
+
+// TestResidueInGlobals: a wasm global is instance state too. The module
+// counts its invocations in a mutable global and answers with the count as
+// the first body byte.
+func TestResidueInGlobals(t *testing.T) {
+	e := newEnv(t, Config{})
+	counter := hostileSpec{
+		globals: [][]byte{{0x7F, 0x01, 0x41, 0x00, 0x0B}}, // (mut i32) = 0
+		handle: cat(
+			[]byte{0x23, 0x00}, i32c(1), []byte{0x6A, 0x24, 0x00}, // g += 1
+			i32c(okAddr+4), []byte{0x23, 0x00}, []byte{0x3A, 0x00, 0x00}, // mem[body] = g
+			returnOK()),
+	}.build()
+	d := e.compile(t, counter)
+	first := func(acct silo.AccountID) byte {
+		t.Helper()
+		resp, err := e.invokeDigest(acct, d, Limits{}, "/")
+		wantOK(t, resp, err)
+		return resp.Body[0]
+	}
+	if got := first("acme"); got != 1 {
+		t.Fatalf("acme first call: count %d, want 1", got)
+	}
+	// Twin: acme's warm instance keeps its own global.
+	if got := first("acme"); got != 2 {
+		t.Errorf("acme second call: count %d, want 2 (warm instance)", got)
+	}
+	// globex starts from a fresh instance.
+	if got := first("globex"); got != 1 {
+		t.Errorf("globex first call: count %d, want 1; it sees acme's instance state", got)
+	}
+}
+
+func TestWallClockOnlyIfGranted(t *testing.T) {
+	e := newEnv(t, Config{})
+	inv := Invocation{Account: "acme", Function: "api", Digest: e.guest, Host: e.hosts["acme"], Request: Request{Path: "/now"}}
+	resp, err := e.rt.Invoke(context.Background(), inv)
+	wantOK(t, resp, err)
+	if string(resp.Body) != "2022" {
+		t.Errorf("without grant: year %s, want the fixed 2022", resp.Body)
+	}
+	inv.WallClock = true
+	resp, err = e.rt.Invoke(context.Background(), inv)
+	wantOK(t, resp, err)
+	if want := fmt.Sprint(time.Now().Year()); string(resp.Body) != want {
+		t.Errorf("with grant: year %s, want %s", resp.Body, want)
+	}
+}

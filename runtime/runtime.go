@@ -878,10 +878,10 @@ func (r *Runtime) sweep(now time.Time) {
 
 // Stats describes the instances a Runtime holds.
 type Stats struct {
-	Instances int                    // alive, busy or idle
-	Idle      int                    // warm and unused
-	Modules   int                    // compiled artifacts
-	PerAcct   map[silo.AccountID]int // idle instances per account
+	Instances      int                    // alive, busy or idle
+	Idle           int                    // warm and unused
+	Modules        int                    // compiled artifacts
+	IdlePerAccount map[silo.AccountID]int // idle instances per account
 }
 
 // Stats returns a snapshot of the instances held. An account with no recent
@@ -889,10 +889,10 @@ type Stats struct {
 func (r *Runtime) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Instances: int(r.live.Load()), Modules: len(r.artifacts), PerAcct: map[silo.AccountID]int{}}
+	s := Stats{Instances: int(r.live.Load()), Modules: len(r.artifacts), IdlePerAccount: map[silo.AccountID]int{}}
 	for k, p := range r.pools {
 		s.Idle += len(p.idle)
-		s.PerAcct[k.acct] += len(p.idle)
+		s.IdlePerAccount[k.acct] += len(p.idle)
 	}
 	return s
 }

@@ -127,30 +127,6 @@ type module struct {
 
 func (m *module) growsTable(i uint32) bool { return m.grows[i] }
 
-func (m *module) funcType(idx uint32) (funcType, bool) {
-	var t uint32
-	if idx < m.funcImports {
-		n := uint32(0)
-		for _, im := range m.imports {
-			if im.kind == 0 {
-				if n == idx {
-					t = im.typ
-					break
-				}
-				n++
-			}
-		}
-	} else if i := idx - m.funcImports; int(i) < len(m.funcs) {
-		t = m.funcs[i]
-	} else {
-		return funcType{}, false
-	}
-	if int(t) >= len(m.types) {
-		return funcType{}, false
-	}
-	return m.types[t], true
-}
-
 func readLimits(r *reader) limits {
 	l := limits{flags: r.byte()}
 	switch l.flags {

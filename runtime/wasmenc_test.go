@@ -52,6 +52,7 @@ type hostileSpec struct {
 	nImport int      // number of function imports
 	table   []byte   // encoded table entry, if any
 	memory  []byte   // encoded memory limits; default min 1
+	globals [][]byte // encoded global entries
 	handle  []byte   // handle's code (without end); must leave an i64
 	extra   [][]byte // extra function bodies, all of type 2 (i32) -> i32
 }
@@ -84,6 +85,9 @@ func (s hostileSpec) build() []byte {
 		mem = []byte{0x00, 0x01}
 	}
 	out = cat(out, sect(5, vec(mem)))
+	if len(s.globals) > 0 {
+		out = cat(out, sect(6, vec(s.globals...)))
+	}
 	base := uint32(s.nImport)
 	out = cat(out, sect(7, vec(
 		cat(name("memory"), []byte{0x02}, leb(0)),

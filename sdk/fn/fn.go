@@ -293,6 +293,9 @@ func serve(h Handler, req []byte, out []byte) []byte {
 	if err != nil {
 		return abi.AppendResponse(out, &abi.Response{Status: 400, Body: []byte("malformed request")})
 	}
+	// The body aliases the request buffer, which the next request reuses:
+	// give the handler its own copy so it may keep it.
+	r.Body = append([]byte(nil), r.Body...)
 	resp := call(h, (*Request)(r))
 	return abi.AppendResponse(out, (*abi.Response)(resp))
 }

@@ -26,6 +26,8 @@ func recurse(n int) int {
 func init() {
 	fn.Handle(func(r *fn.Request) *fn.Response {
 		switch r.Path {
+		case "/now":
+			return fn.Text(200, strconv.Itoa(time.Now().Year()))
 		case "/ping":
 			return fn.Text(200, "pong")
 		case "/echo":
