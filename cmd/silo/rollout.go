@@ -1,0 +1,424 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/store"
+)
+
+// remote returns a client when --server or $SILO_SERVER is set, else nil.
+// The token comes from --token, $SILO_TOKEN, or the data dir's token file.
+func remote(g *globals) (*server.Client, error) {
+	url := g.server
+	if url == "" {
+		url = os.Getenv("SILO_SERVER")
+	}
+	if url == "" {
+		return nil, nil
+	}
+	tok := g.token
+	if tok == "" {
+		tok = os.Getenv("SILO_TOKEN")
+	}
+	if tok == "" {
+		b, err := os.ReadFile(filepath.Join(g.dataDir, server.TokenFile))
+		if err != nil {
+			return nil, silo.Errorf(silo.CodeUnauthenticated, "no operator token for %s; pass --token or set SILO_TOKEN (the server wrote it to <data-dir>/%s)", url, server.TokenFile)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	return server.NewClient(url, tok, nil), nil
+}
+
+// localRunner opens the local installation and a rollout runner on it.
+func localRunner(ctx context.Context, g *globals) (*app, *rollout.Runner, error) {
+	a, err := openApp(ctx, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	host, _ := os.Hostname()
+	rn, err := rollout.New(rollout.Config{Store: a.store, Engine: a.plane.Engine, Provider: a.provider, Logger: a.log, Owner: host + ":" + a.dir})
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, rn, nil
+}
+
+func newServerCmd(g *globals) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: the HTTP API and the rollout runner",
+		Long: `server serves the control-plane API (docs/api.md) on --listen and runs rollouts in the
+background. It recovers interrupted work from the journal at start, so it is safe to kill.
+The operator token is generated on first start into <data-dir>/operator.token (mode 0600).`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			a, rn, err := localRunner(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			tok, err := server.LoadOrCreateToken(a.dir)
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(server.Config{Plane: a.plane, Runner: rn, Store: a.store, ArtifactDir: filepath.Join(a.dir, "artifacts"), Token: tok, Logger: a.log})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return silo.Errorf(silo.CodeUnavailable, "cannot listen on %s: %v; choose another --listen address", listen, err)
+			}
+			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+			go rn.Serve(ctx)
+			go func() {
+				<-ctx.Done()
+				sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+				hs.Shutdown(sctx)
+				c()
+			}()
+			fmt.Fprintf(g.stderr, "silo server listening on http://%s (token in %s)\n", ln.Addr(), filepath.Join(a.dir, server.TokenFile))
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve the API on")
+	return cmd
+}
+
+func newDeployCmd(g *globals) *cobra.Command {
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "deploy",
+		Short: "Build silo.yaml into a release and roll it out ring by ring, following progress",
+		Long: `deploy builds the functions locally into a content-addressed release, uploads it to the
+server (--server / $SILO_SERVER) and starts a rollout there, then follows it. Without a server it
+runs the rollout in this process on the local data dir. Interrupting the follow does not stop a
+server-side rollout: reattach with silo rollout status --follow.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := remote(g)
+			if err != nil {
+				return err
+			}
+			a, rn, err := localRunner(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			rel, err := a.plane.BuildRelease(ctx, g.file)
+			if err != nil {
+				return err
+			}
+			if c == nil {
+				r, err := rn.Start(ctx, rel.ID)
+				if err != nil {
+					return err
+				}
+				done := make(chan error, 1)
+				go func() { done <- rn.Run(ctx, r.ID) }()
+				werr := rn.Watch(ctx, r.ID, func(r rollout.Rollout) error { return printRollout(g, r) })
+				if err := <-done; err != nil {
+					return err
+				}
+				if werr != nil {
+					return werr
+				}
+				return outcome(ctx, func() (rollout.Rollout, error) { return rn.Get(ctx, r.ID) })
+			}
+			spec, err := os.ReadFile(g.file)
+			if err != nil {
+				return err
+			}
+			for name, d := range rel.Artifacts {
+				b, err := os.ReadFile(filepath.Join(a.dir, "artifacts", d+".wasm"))
+				if err != nil {
+					return fmt.Errorf("read artifact of %s: %w", name, err)
+				}
+				if _, err := c.PutArtifact(ctx, b); err != nil {
+					return err
+				}
+			}
+			info, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: string(spec), Artifacts: rel.Artifacts})
+			if err != nil {
+				return err
+			}
+			r, err := c.StartRollout(ctx, info.ID)
+			if err != nil {
+				return err
+			}
+			if detach {
+				return printRollout(g, r)
+			}
+			if err := c.Follow(ctx, r.ID, func(r rollout.Rollout) error { return printRollout(g, r) }); err != nil {
+				return err
+			}
+			return outcome(ctx, func() (rollout.Rollout, error) { return c.Rollout(ctx, r.ID) })
+		},
+	}
+	cmd.Flags().BoolVar(&detach, "detach", false, "start the rollout and return without following it")
+	return cmd
+}
+
+// outcome turns a stopped rollout into the command's result.
+func outcome(ctx context.Context, get func() (rollout.Rollout, error)) error {
+	r, err := get()
+	if err != nil {
+		return err
+	}
+	switch r.State {
+	case rollout.StateSucceeded:
+		return nil
+	case rollout.StatePaused:
+		return silo.Errorf(silo.CodeFailedCheck, "rollout %s is paused: %s; silo rollout resume %s or silo rollout rollback %s", r.ID, r.Reason, r.ID, r.ID)
+	}
+	return silo.Errorf(silo.CodeFailedCheck, "rollout %s %s: %s", r.ID, r.State, r.Reason)
+}
+
+// printRollout prints one state of a rollout: JSON lines with --output
+// json, a ring-by-ring summary otherwise.
+func printRollout(g *globals, r rollout.Rollout) error {
+	if g.json() { // one JSON object per line, so a follow is a JSON-lines stream
+		return json.NewEncoder(g.stdout).Encode(r)
+	}
+	w := g.stdout
+	fmt.Fprintf(w, "rollout %s  %s → %s  %s", r.ID, orDash(r.Previous), r.Release, r.State)
+	if r.Reason != "" {
+		fmt.Fprintf(w, ": %s", r.Reason)
+	}
+	fmt.Fprintln(w)
+	for i, ring := range r.Rings {
+		mark := " "
+		switch {
+		case ring.Phase == rollout.PhasePromoted:
+			mark = "✓"
+		case ring.Phase == rollout.PhaseRolledBack:
+			mark = "✗"
+		case i == r.Ring && r.State == rollout.StateRunning:
+			mark = "▸"
+		}
+		fmt.Fprintf(w, "  ring %-12s %s %-12s %d/%d applied, %d unchanged, %d failed", ring.Name, mark, ring.Phase, ring.Applied, ring.Members, ring.Unchanged, ring.Failed)
+		if v := ring.Verdict; v != nil && v.Result != "" {
+			fmt.Fprintf(w, "  %s: error rate %.1f%% (prev %.1f%%) p99 %s (prev %s)", v.Result, 100*v.ErrorRate, 100*v.PrevErrorRate, v.P99, v.PrevP99)
+		}
+		if ring.Phase == rollout.PhaseBaking && !ring.BakeUntil.IsZero() {
+			fmt.Fprintf(w, "  bake until %s", ring.BakeUntil.Format(time.TimeOnly))
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+func newRolloutCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "rollout", Short: "Show, follow, pause, resume, abort and roll back rollouts"}
+	var follow bool
+	status := &cobra.Command{
+		Use:   "status [ID]",
+		Short: "Show a rollout (default: the latest); --follow streams it until it stops",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			id := "latest"
+			if len(args) == 1 {
+				id = args[0]
+			}
+			c, err := remote(g)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				if follow {
+					return c.Follow(ctx, id, func(r rollout.Rollout) error { return printRollout(g, r) })
+				}
+				r, err := c.Rollout(ctx, id)
+				if err != nil {
+					return err
+				}
+				return printRollout(g, r)
+			}
+			a, rn, err := localRunner(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if id == "latest" {
+				rs, err := rn.List(ctx, 1)
+				if err != nil {
+					return err
+				}
+				if len(rs) == 0 {
+					return silo.Errorf(silo.CodeNotFound, "no rollout yet; silo deploy starts one")
+				}
+				id = rs[0].ID
+			}
+			if follow {
+				return rn.Watch(ctx, id, func(r rollout.Rollout) error { return printRollout(g, r) })
+			}
+			r, err := rn.Get(ctx, id)
+			if err != nil {
+				return err
+			}
+			return printRollout(g, r)
+		},
+	}
+	status.Flags().BoolVar(&follow, "follow", false, "stream changes until the rollout stops")
+	op := func(name, short string, local func(*rollout.Runner) func(context.Context, string) (rollout.Rollout, error), rem func(*server.Client) func(context.Context, string) (rollout.Rollout, error)) *cobra.Command {
+		return &cobra.Command{
+			Use: name + " ID", Short: short, Args: exactArgs(1, "a rollout ID"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				ctx := cmd.Context()
+				c, err := remote(g)
+				if err != nil {
+					return err
+				}
+				var r rollout.Rollout
+				if c != nil {
+					r, err = rem(c)(ctx, args[0])
+				} else {
+					a, rn, err2 := localRunner(ctx, g)
+					if err2 != nil {
+						return err2
+					}
+					defer a.Close()
+					r, err = local(rn)(ctx, args[0])
+				}
+				if err != nil {
+					return err
+				}
+				return printRollout(g, r)
+			},
+		}
+	}
+	cmd.AddCommand(status,
+		op("pause", "Pause a rollout after the account steps in flight", func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Pause },
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Pause }),
+		op("resume", "Resume a paused rollout", func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Resume },
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.ResumeRollout }),
+		op("abort", "Stop a rollout for good, leaving accounts where they are", func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Abort },
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Abort }),
+		op("rollback", "Return every account the rollout moved to the previous release", func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Rollback },
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Rollback }),
+	)
+	return cmd
+}
+
+func newReleaseCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "release", Short: "List and show releases"}
+	list := &cobra.Command{
+		Use: "list", Short: "List releases, newest first", Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := remote(g)
+			if err != nil {
+				return err
+			}
+			var rs []server.ReleaseInfo
+			if c != nil {
+				rs, err = c.Releases(cmd.Context(), 50)
+			} else {
+				rs, err = localReleases(cmd.Context(), g, "")
+			}
+			if err != nil {
+				return err
+			}
+			return g.print(rs, func(w io.Writer) {
+				for _, r := range rs {
+					cur := ""
+					if r.Current {
+						cur = "  (current)"
+					}
+					fmt.Fprintf(w, "%s  %s  %d artifact(s)%s\n", r.ID, r.Created.Format(time.DateTime), len(r.Artifacts), cur)
+				}
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show a release: its artifacts and stack", Args: exactArgs(1, "a release ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := remote(g)
+			if err != nil {
+				return err
+			}
+			var r server.ReleaseInfo
+			if c != nil {
+				r, err = c.Release(cmd.Context(), args[0])
+			} else {
+				var rs []server.ReleaseInfo
+				rs, err = localReleases(cmd.Context(), g, args[0])
+				if err == nil {
+					r = rs[0]
+				}
+			}
+			if err != nil {
+				return err
+			}
+			return g.print(r, func(w io.Writer) {
+				fmt.Fprintf(w, "release %s  created %s  current %v\n", r.ID, r.Created.Format(time.DateTime), r.Current)
+				for k, d := range r.Artifacts {
+					fmt.Fprintf(w, "  %-24s %s\n", k, d)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+// localReleases lists releases (or shows one) from the local data dir.
+func localReleases(ctx context.Context, g *globals, id string) ([]server.ReleaseInfo, error) {
+	a, err := openApp(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	var out []server.ReleaseInfo
+	err = a.store.View(ctx, func(tx store.Tx) error {
+		cur, _ := tx.Setting("current_release")
+		var rs []store.Release
+		if id != "" {
+			r, err := tx.Release(id)
+			if errors.Is(err, silo.ErrNotFound) {
+				return silo.Errorf(silo.CodeNotFound, "no release %q; silo release list shows the releases", id)
+			}
+			if err != nil {
+				return err
+			}
+			rs = []store.Release{r}
+		} else {
+			var err error
+			if rs, err = tx.Releases(50); err != nil {
+				return err
+			}
+		}
+		for _, r := range rs {
+			ri := server.ReleaseInfo{ID: r.ID, Artifacts: r.Artifacts, Created: r.Created, Note: r.Note, Current: r.ID == cur}
+			if id != "" {
+				ri.Stack = r.Stack
+			}
+			out = append(out, ri)
+		}
+		return nil
+	})
+	return out, err
+}
