@@ -71,6 +71,7 @@ type Dev struct {
 // first use, and applies the app's sources to it. It returns the first
 // event (live or failed).
 func (d *Dev) Prepare(ctx context.Context) (DevEvent, error) {
+	start := time.Now()
 	if _, err := d.P.Plane.CurrentRelease(ctx); errors.Is(err, silo.ErrNotFound) {
 		if _, err := d.P.Deploy(ctx, d.App); err != nil {
 			return DevEvent{Kind: "failed", Err: err}, err
@@ -81,7 +82,7 @@ func (d *Dev) Prepare(ctx context.Context) (DevEvent, error) {
 	if _, err := d.P.EnsureAccount(ctx, control.CreateRequest{ID: string(d.Account), Kind: silo.KindDeveloper, Name: "developer"}); err != nil {
 		return DevEvent{}, err
 	}
-	ev := d.apply(ctx, time.Now(), nil)
+	ev := d.apply(ctx, start, nil)
 	if ev.Kind == "unchanged" {
 		ev.Kind = "live" // it already ran these sources
 	}

@@ -42,7 +42,9 @@ import (
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/provider/local"
+	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/runtime"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store/sqlite"
 )
@@ -61,8 +63,17 @@ type Config struct {
 	// Logger receives platform events and internal errors. Default: discard.
 	Logger *slog.Logger
 	// Now is the platform's clock: account timestamps, environment expiry,
-	// key checks and log stamps. Default time.Now. Tests pass a fake clock.
+	// key checks and log stamps. Default Clock.Now.
 	Now func() time.Time
+	// Clock is the rollout runner's clock (bakes, leases); its Now is the
+	// default of Now. Default rollout.WallClock, or a clock reading Now when
+	// only Now is given. Tests pass a rollout.ManualClock.
+	Clock rollout.Clock
+	// APIListen, if set, is the address Serve serves the control-plane API
+	// on (package server), authenticated with the operator token in
+	// DataDir/operator.token. Empty: no API (the CLI works on the data dir
+	// directly).
+	APIListen string
 	// Actor names who acts in audit events. Default "platform".
 	Actor string
 	// BuildCache is a directory remembering which artifact a function's
@@ -117,8 +128,14 @@ func (c *Config) Validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Now == nil {
+	switch {
+	case c.Clock == nil && c.Now == nil:
+		c.Clock = rollout.WallClock{}
 		c.Now = time.Now
+	case c.Clock == nil:
+		c.Clock = nowClock{c.Now}
+	case c.Now == nil:
+		c.Now = c.Clock.Now
 	}
 	if c.Actor == "" {
 		c.Actor = "platform"
@@ -154,6 +171,7 @@ type Platform struct {
 	Gateway  *gateway.Gateway
 	Logs     *logs.Store
 	Policy   *isolation.Policy
+	Runner   *rollout.Runner
 
 	dir       *directory
 	artifacts string
@@ -164,6 +182,9 @@ type Platform struct {
 
 	mu      sync.Mutex
 	addr    string
+	apiAddr string
+	apiLn   net.Listener
+	api     *server.Server
 	serving bool
 	closed  bool
 }
@@ -227,6 +248,18 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		return nil, err
 	}
 	p.dir = newDirectory(p)
+	if p.Runner, err = rollout.New(rollout.Config{
+		Store: p.Store, Engine: p.Plane.Engine, Provider: p.Provider,
+		Metrics: runtimeMetrics{p.Runtime}, Smoke: smoker{p}, Clock: cfg.Clock,
+		Logger: cfg.Logger, Owner: "platform:" + cfg.DataDir, Actor: cfg.Actor,
+		Hook: func(e rollout.Event) {
+			if e.Account != "" && e.Point == "finished" {
+				p.Invalidate(e.Account) // the account now runs another release
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
 	gc := cfg.Gateway
 	gc.BaseDomain, gc.Logger, gc.Now = cfg.BaseDomain, cfg.Logger, cfg.Now
 	if p.Gateway, err = gateway.New(gc, p.dir, gateway.InvokerFunc(p.invoke)); err != nil {
@@ -250,27 +283,40 @@ func (p *Platform) Addr() string {
 	return p.addr
 }
 
-// Listen binds the gateway's address (Config.Listen) without serving yet, so
-// a caller can print where to go before Serve. Serve calls it if needed.
+// Listen binds the gateway's address (Config.Listen), and the API's
+// (Config.APIListen) when set, without serving yet, so a caller can print
+// where to go before Serve. Serve calls it if needed.
 //
 // # Errors
 //
-// CodeUnavailable with what to do when the address is taken.
+// CodeUnavailable with what to do when an address is taken.
 func (p *Platform) Listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", p.cfg.Listen)
 	if err != nil {
 		return nil, silo.Errorf(silo.CodeUnavailable, "cannot listen on %s: %v; stop what uses it or pass --listen ADDR", p.cfg.Listen, unwrapOp(err))
 	}
+	var aln net.Listener
+	if p.cfg.APIListen != "" {
+		if aln, err = net.Listen("tcp", p.cfg.APIListen); err != nil {
+			ln.Close()
+			return nil, silo.Errorf(silo.CodeUnavailable, "cannot listen on %s for the control-plane API: %v; choose another address", p.cfg.APIListen, unwrapOp(err))
+		}
+	}
 	p.mu.Lock()
 	p.addr = ln.Addr().String()
+	if aln != nil {
+		p.apiLn, p.apiAddr = aln, aln.Addr().String()
+	}
 	p.mu.Unlock()
 	return ln, nil
 }
 
-// Serve serves the gateway on ln (nil: Listen first) and runs the reaper
-// until ctx is done, then shuts the server down gracefully (in-flight
-// requests finish, for at most 10 seconds) and returns nil. It does not
-// Close the platform.
+// Serve serves the gateway on ln (nil: Listen first), the control-plane
+// API on Config.APIListen if set, and runs the rollout runner and the
+// environment reaper, until ctx is done; then it shuts the servers down
+// gracefully (in-flight requests finish, for at most 10 seconds), waits for
+// the background work to stop and returns nil. It does not Close the
+// platform.
 func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 	if ln == nil {
 		var err error
@@ -282,30 +328,87 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 	p.addr = ln.Addr().String()
 	p.serving = true
 	p.mu.Unlock()
-	srv := p.Gateway.Server(p.addr)
-	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	reaped := make(chan struct{})
-	go func() { defer close(reaped); p.reapLoop(ctx) }()
-	select {
-	case err := <-errc:
-		<-reaped
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
+	servers := []*http.Server{p.Gateway.Server(p.addr)}
+	listeners := []net.Listener{ln}
+	p.mu.Lock()
+	aln := p.apiLn
+	p.mu.Unlock()
+	if p.cfg.APIListen != "" && aln == nil {
+		ln.Close()
+		return silo.Errorf(silo.CodeInvalid, "platform: pass the listener from Listen to Serve when an API address is configured")
+	}
+	if aln != nil {
+		api, err := p.API()
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("serve gateway: %w", err)
+		servers = append(servers, &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.cfg.Logger.Handler(), slog.LevelWarn)})
+		listeners = append(listeners, aln)
+	}
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.reapLoop(bg) }()
+	go func() {
+		defer wg.Done()
+		if err := p.Runner.Serve(bg); err != nil && bg.Err() == nil {
+			p.cfg.Logger.Error("rollout runner stopped", "error", err)
+		}
+	}()
+	var serveErr error
+	select {
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
+	stopBG()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	<-reaped
-	if err != nil {
-		return fmt.Errorf("shut down gateway: %w", err)
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down %s: %w", srv.Addr, err))
+		}
 	}
-	return nil
+	wg.Wait()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("serve: %w", serveErr))
+	}
+	return errors.Join(errs...)
+}
+
+// API returns the control-plane API server (package server) on this
+// platform, with the operator token of DataDir/operator.token (created on
+// first use). Serve serves it when Config.APIListen is set; tests may mount
+// its Handler themselves.
+func (p *Platform) API() (*server.Server, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.api != nil {
+		return p.api, nil
+	}
+	tok, err := server.LoadOrCreateToken(p.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	p.api, err = server.New(server.Config{
+		Plane: p.Plane, Runner: p.Runner, Store: p.Store, ArtifactDir: p.artifacts,
+		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now,
+	})
+	return p.api, err
+}
+
+// APIAddr returns the address the control-plane API listens on, once Serve
+// listens there ("" otherwise).
+func (p *Platform) APIAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.apiAddr
 }
 
 // Close stops the runtime and closes the logs, the provider and the store.

@@ -38,6 +38,7 @@ import (
 	"github.com/silo-run/silo/gateway"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/rollout"
 )
 
 // TB is the part of testing.TB that silotest uses; *testing.T and
@@ -86,11 +87,11 @@ var Start = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 // refill token buckets); set it with WithConfig to test limits.
 func New(t TB, opts ...Option) *Platform {
 	t.Helper()
-	clock := &Clock{now: Start}
+	clock := &Clock{m: rollout.NewManualClock(Start)}
 	cache := CacheDir()
 	cfg := platform.Config{
 		DataDir:      filepath.Join(t.TempDir(), "silo"),
-		Now:          clock.Now,
+		Clock:        clock.m,
 		Actor:        "silotest",
 		BuildCache:   filepath.Join(cache, "builds"),
 		CompileCache: filepath.Join(cache, "compiled"),
@@ -107,7 +108,12 @@ func New(t TB, opts ...Option) *Platform {
 	sp := &Platform{p: p, clock: clock, t: t}
 	clock.p = sp
 	sp.srv = httptest.NewServer(p.Handler())
+	ctx, stop := context.WithCancel(context.Background())
+	runner := make(chan struct{})
+	go func() { defer close(runner); p.Runner.Serve(ctx) }()
 	t.Cleanup(func() {
+		stop()
+		<-runner
 		sp.srv.Close()
 		if err := p.Close(); err != nil {
 			t.Errorf("silotest: close platform: %v", err)
@@ -352,28 +358,21 @@ func (tn *Tenant) Do(t TB, method, path, body string, opts ...RequestOption) *Re
 }
 
 // Clock is the platform's fake clock. It starts at Start and moves only
-// when Advance is called. Safe for concurrent use.
+// when Advance is called; rollout bakes wait on it. Safe for concurrent use.
 type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-	p   *Platform
+	m *rollout.ManualClock
+	p *Platform
 }
 
 // Now returns the fake time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
+func (c *Clock) Now() time.Time { return c.m.Now() }
 
-// Advance moves the clock forward by d, then runs what the platform's
-// timers would have run by then: the reaper of expired environments. It
-// returns the accounts the reaper tore down; a reaper failure fails the
-// test.
+// Advance moves the clock forward by d, wakes rollouts waiting for a bake
+// to end, then runs what the platform's timers would have run by then: the
+// reaper of expired environments. It returns the accounts the reaper tore
+// down; a reaper failure fails the test.
 func (c *Clock) Advance(d time.Duration) []silo.AccountID {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+	c.m.Advance(d)
 	if c.p == nil {
 		return nil
 	}

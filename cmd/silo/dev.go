@@ -37,7 +37,7 @@ The app is ./silo.yaml, else examples/findings of this repository, or --file. St
 			if name == "" {
 				name = userName()
 			}
-			p, err := openPlatform(ctx, g, listen)
+			p, err := openPlatform(ctx, g, listen, "")
 			if err != nil {
 				return err
 			}

@@ -57,7 +57,7 @@ key → value for each table, DIR/buckets/<bucket>/ the files of each bucket.`,
 				return err
 			}
 			ctx := cmd.Context()
-			p, err := openPlatform(ctx, g, "")
+			p, err := openPlatform(ctx, g, "", "")
 			if err != nil {
 				return err
 			}
@@ -111,7 +111,7 @@ func newEnvList(g *globals) *cobra.Command {
 		Short: "List environments with their purpose, state and expiry",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := openPlatform(cmd.Context(), g, "")
+			p, err := openPlatform(cmd.Context(), g, "", "")
 			if err != nil {
 				return err
 			}
@@ -154,7 +154,7 @@ func newEnvDelete(g *globals) *cobra.Command {
 		Args:  exactArgs(1, "an environment name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			p, err := openPlatform(ctx, g, "")
+			p, err := openPlatform(ctx, g, "", "")
 			if err != nil {
 				return err
 			}
@@ -186,7 +186,7 @@ func newEnvReap(g *globals) *cobra.Command {
 		Short: "Tear down every expired environment now (the server does this on its own)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := openPlatform(cmd.Context(), g, "")
+			p, err := openPlatform(cmd.Context(), g, "", "")
 			if err != nil {
 				return err
 			}

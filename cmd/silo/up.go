@@ -49,10 +49,11 @@ type upSummary struct {
 	Release  string      `json:"release"`
 	Accounts []upAccount `json:"accounts"`
 	Startup  string      `json:"startup"`
+	API      string      `json:"api,omitempty"`
 }
 
 func newUpCmd(g *globals) *cobra.Command {
-	var listen string
+	var listen, api string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole platform locally: the example app, demo tenants and the gateway",
@@ -66,10 +67,11 @@ replaces the previous run's "silo-up" keys. Ctrl-C stops it cleanly.`,
   silo up --listen 127.0.0.1:9090 --data-dir /tmp/silo`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runUp(cmd.Context(), g, listen, cmd.Flags().Changed("file"))
+			return runUp(cmd.Context(), g, listen, api, cmd.Flags().Changed("file"))
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address the gateway listens on")
+	cmd.Flags().StringVar(&api, "api", "", "also serve the control-plane API (silo deploy --server) on this address, e.g. 127.0.0.1:7070")
 	return cmd
 }
 
@@ -101,9 +103,9 @@ func findApp(g *globals, explicit bool) (string, error) {
 
 // openPlatform opens the platform on the data dir with the CLI's logger.
 // $SILO_CACHE_DIR, if set, holds the build and compile caches.
-func openPlatform(ctx context.Context, g *globals, listen string) (*platform.Platform, error) {
+func openPlatform(ctx context.Context, g *globals, listen, api string) (*platform.Platform, error) {
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: logLevel()}))
-	cfg := platform.Config{DataDir: g.dataDir, Listen: listen, Logger: log, Actor: actor()}
+	cfg := platform.Config{DataDir: g.dataDir, Listen: listen, APIListen: api, Logger: log, Actor: actor()}
 	if c := os.Getenv("SILO_CACHE_DIR"); c != "" {
 		// Share built artifacts and compiled code across data dirs.
 		cfg.BuildCache, cfg.CompileCache = filepath.Join(c, "builds"), filepath.Join(c, "compiled")
@@ -125,13 +127,13 @@ func userName() string {
 	return "user"
 }
 
-func runUp(ctx context.Context, g *globals, listen string, explicitFile bool) error {
+func runUp(ctx context.Context, g *globals, listen, api string, explicitFile bool) error {
 	start := time.Now()
 	spec, err := findApp(g, explicitFile)
 	if err != nil {
 		return err
 	}
-	p, err := openPlatform(ctx, g, listen)
+	p, err := openPlatform(ctx, g, listen, api)
 	if err != nil {
 		return err
 	}
@@ -149,6 +151,9 @@ func runUp(ctx context.Context, g *globals, listen string, explicitFile bool) er
 		return err
 	}
 	sum := upSummary{Gateway: "http://" + ln.Addr().String(), DataDir: p.Config().DataDir, App: spec, Release: dep.Release.ID}
+	if a := p.APIAddr(); a != "" {
+		sum.API = "http://" + a
+	}
 	host, port := urlHost(ln.Addr())
 	add := func(req control.CreateRequest) error {
 		a, err := p.EnsureAccount(ctx, req)
@@ -204,6 +209,9 @@ func urlHost(a net.Addr) (string, string) {
 func printUp(w io.Writer, s upSummary, host, port string) {
 	fmt.Fprintf(w, "\nsilo is up in %s: release %s of %s\n", s.Startup, s.Release, relPath(s.App))
 	fmt.Fprintf(w, "  gateway   %s  (health: http://%s%s/healthz)\n", s.Gateway, host, port)
+	if s.API != "" {
+		fmt.Fprintf(w, "  API       %s  (operator token in %s)\n", s.API, filepath.Join(s.DataDir, "operator.token"))
+	}
 	fmt.Fprintf(w, "  data dir  %s\n\n", s.DataDir)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, a := range s.Accounts {

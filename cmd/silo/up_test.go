@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -46,13 +48,13 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // startUp runs silo up on a random port and returns its summary and a stop
 // function that cancels it (Ctrl-C) and waits for it to return.
-func startUp(t *testing.T, dataDir string) (upSummary, func()) {
+func startUp(t *testing.T, dataDir string, extra ...string) (upSummary, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- runCmd(ctx, []string{"up", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "-o", "json"}, &out, &errOut)
+		done <- runCmd(ctx, append([]string{"up", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "-o", "json"}, extra...), &out, &errOut)
 	}()
 	deadline := time.After(3 * time.Minute)
 	for {
@@ -141,8 +143,19 @@ func TestUp(t *testing.T) {
 	}
 	stop()
 
-	again, stop := startUp(t, dir)
+	again, stop := startUp(t, dir, "--api", "127.0.0.1:0")
 	defer stop()
+	// The control-plane API answers with the operator token, not without.
+	tok, err := os.ReadFile(filepath.Join(dir, "operator.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := request(t, again.API, "", "GET", "/v1/releases", strings.TrimSpace(string(tok)), ""); status != 200 || !strings.Contains(body, again.Release) {
+		t.Errorf("GET /v1/releases with the operator token: got %d %s, want 200 listing %s", status, body, again.Release)
+	}
+	if status, _ := request(t, again.API, "", "GET", "/v1/releases", acmeKey, ""); status != http.StatusUnauthorized {
+		t.Errorf("GET /v1/releases with a tenant key: got %d, want 401", status)
+	}
 	if again.Release != sum.Release || len(again.Accounts) != 3 {
 		t.Errorf("second run: release %s (want %s), %d accounts (want 3)", again.Release, sum.Release, len(again.Accounts))
 	}
