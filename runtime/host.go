@@ -59,6 +59,7 @@ type call struct {
 	deadline time.Time
 	pending  []byte // result held for abi.ImportTake
 	stopped  bool   // a checkpoint stopped the guest
+	logs     int    // log host calls so far
 }
 
 type callKey struct{}
@@ -245,6 +246,14 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 		c.out(ctx, mem, s, 7, "export_scan", encodeKVs(kvs), err)
 	})
 	add(abi.ImportLog, func(ctx context.Context, c *call, mem api.Memory, s []uint64) {
+		c.logs++
+		switch {
+		case c.logs == maxLogLines+1:
+			c.host.Log(ctx, slog.LevelWarn, "further log lines of this invocation dropped (over 1000)", map[string]string{"request_id": c.reqID})
+			return
+		case c.logs > maxLogLines:
+			return
+		}
 		msg, ok := strAt(mem, s[1], s[2])
 		raw, ok2 := mem.Read(uint32(s[3]), uint32(s[4]))
 		if !ok || !ok2 {

@@ -621,6 +621,7 @@ func (r *Runtime) worker(in *instance) {
 			j.err = r.instantiate(j.ctx, in, j.art, j.c)
 		}
 		if j.err == nil {
+			in.logw.n.Store(0)
 			in.call.Store(j.c)
 			j.resp, j.err = r.exec(j.ctx, in, j.c, *j.inv)
 			in.call.Store(nil)
@@ -725,6 +726,7 @@ type instance struct {
 	buf      []byte
 	call     atomic.Pointer[call] // the invocation running, for nanosleep
 	lastUsed time.Time
+	logw     *logWriter
 	jobs     chan *job     // to the worker; closed on eviction
 	done     chan struct{} // from the worker: the job finished
 }
@@ -760,6 +762,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	}
 	in.call.Store(c)
 	logw := &logWriter{rt: r, acct: key.acct, fn: key.fn}
+	in.logw = logw
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(abi.ExportInitialize).
@@ -903,9 +906,20 @@ type logWriter struct {
 	rt   *Runtime
 	acct silo.AccountID
 	fn   string
+	n    atomic.Int32 // writes in the current invocation; reset by the worker
 }
 
+// maxLogLines bounds the log lines (stdio writes plus log host calls) one
+// invocation may produce; the rest are dropped, with one line saying so.
+const maxLogLines = 1000
+
 func (w *logWriter) Write(p []byte) (int, error) {
+	switch n := w.n.Add(1); {
+	case n == maxLogLines+1:
+		p = []byte("further output of this invocation dropped (over 1000 lines)")
+	case n > maxLogLines:
+		return len(p), nil
+	}
 	msg := strings.TrimRight(string(p[:min(len(p), 4096)]), "\n")
 	if msg != "" {
 		w.rt.cfg.Logger.LogAttrs(context.Background(), slog.LevelInfo, msg,

@@ -128,3 +128,20 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("globex metrics = %+v, want none", g)
 	}
 }
+
+func TestLogFloodCapped(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.must(t, "acme", Request{Path: "/logflood"}, 200)
+	logs := e.logs.String()
+	if n := strings.Count(logs, "msg=flood"); n != maxLogLines {
+		t.Errorf("%d log host lines kept, want %d", n, maxLogLines)
+	}
+	if n := strings.Count(logs, "stdout flood"); n != maxLogLines {
+		t.Errorf("%d stdio lines kept, want %d", n, maxLogLines)
+	}
+	// Twin: the next invocation may log again.
+	e.must(t, "acme", Request{Path: "/log"}, 200)
+	if !strings.Contains(e.logs.String(), "hello from guest") {
+		t.Error("log line after a flood was dropped")
+	}
+}

@@ -90,6 +90,12 @@ func init() {
 				return fn.Text(404, err.Error())
 			}
 			return fn.Text(200, string(v))
+		case "/logflood":
+			for i := 0; i < 5000; i++ {
+				fn.Log.Info("flood")
+				println("stdout flood")
+			}
+			return fn.Text(200, "flooded")
 		case "/log":
 			fn.Log.Info("hello from guest", "n", 42)
 			return fn.Text(200, "logged")
