@@ -1,0 +1,45 @@
+// Package probe is silo's live probe suite (silo verify --probe): it attacks
+// a running deployment and reports attempts (accesses that must fail) against
+// controls (accesses that must succeed). Every attempt is paired with a
+// control on the same surface, so a harness that can see nothing cannot
+// pass: a run whose controls fail is itself a failure (Report.OK).
+//
+// Run creates two throwaway environment accounts, A and B, and deploys to
+// each only the probe function (testdata/probe, a Go sdk/fn guest) with a
+// table, a bucket, config and a secret; it plants random markers in both,
+// then attacks five surfaces:
+//
+//   - gateway: over real HTTP, written byte for byte (no client-side
+//     cleaning): A's key on B by host and by path, in Authorization and
+//     X-Api-Key; host confusion (case, trailing dot, ports, foreign and
+//     nested domains, host and /t/ path disagreeing, X-Forwarded-Host,
+//     Forwarded); path confusion ("..", %2e%2e, ..%2f, "//", encoded
+//     slashes and backslashes); no, revoked and malformed keys; a suspended
+//     tenant. Controls: each key on its own tenant in every form.
+//   - host-calls: A's function names B's table, bucket, config, secret and
+//     the exports through every host call (kv get/put/delete/scan, blob
+//     get/put/delete/list, config, secret, export get/scan) with the
+//     traversal corpus, as resource names and as object keys. A read
+//     succeeds as an attack if one of B's markers comes back; a write if
+//     its value turns up in B (read back through B's own function) or
+//     production; a delete if B's planted keys are gone. Controls: A reads
+//     and writes its own resources.
+//   - tenant-to-production: A writes production tables, export tables and
+//     buckets by name and traversal. Control: A reads the exports.
+//   - production-to-tenants: the guest runs in the production account as a
+//     function granted, by name, every tenant name of the corpus, through
+//     the real decision point and guarded host (production is not reachable
+//     through the gateway). Controls: it reads production's own tables.
+//   - residue: A's instance leaves a marker in a global and on its heap; B's
+//     and production's instances of the same module must not see it (nor
+//     find it in fresh memory); A's next warm invocation does.
+//
+// Finally both accounts are deleted and verified gone (the teardown
+// surface), also when the run fails; as environment accounts with a TTL
+// they are reaped should even that fail.
+//
+// It imports the root silo package, the control, engine, isolation,
+// provider, runtime and store packages and internal/build. It must not
+// import platform (Control is satisfied by *platform.Platform), the gateway
+// or any store or provider implementation outside tests.
+package probe

@@ -1,0 +1,230 @@
+package probe_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/isolation/probe"
+	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/runtime"
+	"github.com/silo-run/silo/silotest"
+	"github.com/silo-run/silo/store"
+)
+
+// guest is the probe guest, built once per test binary.
+var guest []byte
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "silo-probe-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	guest, err = probe.BuildGuest(context.Background(), dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build probe guest:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// deployment starts an in-process platform running the findings example
+// app with two real tenants, and returns it with a target for it.
+func deployment(t *testing.T) (*silotest.Platform, probe.Target) {
+	t.Helper()
+	sp := silotest.New(t)
+	sp.Deploy(t, filepath.Join("..", "..", "examples", "findings"))
+	sp.Tenant(t, "acme", silotest.Param("plan", "pro"), silotest.Secret("github-token", "acme-token"))
+	sp.Tenant(t, "globex")
+	p := sp.Platform()
+	return sp, probe.Target{
+		Gateway: sp.URL(), BaseDomain: p.Config().BaseDomain,
+		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime,
+		Guest: guest, Logf: t.Logf,
+	}
+}
+
+func run(t *testing.T, tg probe.Target) probe.Report {
+	t.Helper()
+	rep, err := probe.Run(context.Background(), tg)
+	var b strings.Builder
+	rep.Text(&b)
+	t.Log("\n" + b.String())
+	if err != nil {
+		t.Fatalf("probe run: %v", err)
+	}
+	return rep
+}
+
+func surface(rep probe.Report, name string) probe.SurfaceResult {
+	for _, s := range rep.Surfaces {
+		if s.Name == name {
+			return s
+		}
+	}
+	return probe.SurfaceResult{}
+}
+
+var surfaces = []string{"gateway", "host-calls", "tenant-to-production", "production-to-tenants", "residue", "teardown"}
+
+// assertGone checks that no probe account is left in the store or provider.
+func assertGone(t *testing.T, sp *silotest.Platform) {
+	t.Helper()
+	p := sp.Platform()
+	ids, err := p.Provider.Accounts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if strings.HasPrefix(string(id), "probe-") {
+			t.Errorf("probe account %s is still held by the provider", id)
+		}
+	}
+	accts, err := p.Plane.Accounts(context.Background(), store.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range accts {
+		if strings.HasPrefix(string(a.ID), "probe-") && a.State != silo.StateDeleted {
+			t.Errorf("probe account %s is %s, not deleted", a.ID, a.State)
+		}
+	}
+}
+
+func TestProbeSuitePassesOnTheRealPlatform(t *testing.T) {
+	sp, tg := deployment(t)
+	rep := run(t, tg)
+	if !rep.OK() {
+		t.Fatalf("probe suite failed on a correct platform: %s\n%s", rep.Summary(), strings.Join(rep.Failures, "\n"))
+	}
+	if rep.Attempts < 100 {
+		t.Errorf("only %d attempts; the suite must make at least 100", rep.Attempts)
+	}
+	for _, name := range surfaces {
+		s := surface(rep, name)
+		if s.Attempts == 0 || s.Controls == 0 {
+			t.Errorf("surface %q ran %d attempts and %d controls; want both", name, s.Attempts, s.Controls)
+		}
+	}
+	want := fmt.Sprintf("%d attempts, 0 succeeded; %d controls, all succeeded", rep.Attempts, rep.Controls)
+	if rep.Summary() != want {
+		t.Errorf("summary %q, want %q", rep.Summary(), want)
+	}
+	assertGone(t, sp)
+}
+
+// TestProbeSuiteCatchesHostBoundToWrongAccount is the broken-harness twin
+// of the host-call surfaces: A's function runs with the real guarded host,
+// but over B's data plane. The suite must report the breach.
+func TestProbeSuiteCatchesHostBoundToWrongAccount(t *testing.T) {
+	sp, tg := deployment(t)
+	p := sp.Platform()
+	tg.Invoke = wrongAccountInvoker(p)
+	rep := run(t, tg)
+	if rep.OK() {
+		t.Fatal("the probe suite passed although A's function was bound to B's data")
+	}
+	if s := surface(rep, "host-calls"); s.AttemptsSucceeded == 0 {
+		t.Errorf("host-calls surface reported no successful attempt: %+v", s)
+	}
+	found := false
+	for _, f := range rep.Failures {
+		found = found || strings.Contains(f, "secret") && strings.Contains(f, "came back")
+	}
+	if !found {
+		t.Errorf("no failure says B's secret came back to A:\n%s", strings.Join(rep.Failures, "\n"))
+	}
+	assertGone(t, sp)
+}
+
+// TestProbeSuiteCatchesGatewayRoutingByKey is the broken-harness twin of
+// the gateway surface: a front proxy that routes each request to the
+// tenant its key names, whatever host or path it addressed.
+func TestProbeSuiteCatchesGatewayRoutingByKey(t *testing.T) {
+	sp, tg := deployment(t)
+	front := httptest.NewServer(routeByKey(sp.Platform().Handler()))
+	t.Cleanup(front.Close)
+	tg.Gateway = front.URL
+	rep := run(t, tg)
+	if rep.OK() {
+		t.Fatal("the probe suite passed behind a proxy that routes by key")
+	}
+	s := surface(rep, "gateway")
+	if s.AttemptsSucceeded == 0 {
+		t.Fatalf("gateway surface reported no successful attempt: %+v", s)
+	}
+	found := false
+	for _, f := range rep.Failures {
+		found = found || strings.Contains(f, "A's key on B's host (Authorization)")
+	}
+	if !found {
+		t.Errorf("no failure names A's key on B's host:\n%s", strings.Join(rep.Failures, "\n"))
+	}
+	assertGone(t, sp)
+}
+
+// wrongAccountInvoker runs the probe function of account "…-a" with the
+// real guarded host of that account but over the data plane of "…-b": the
+// binding bug the host-call probes exist to catch. Other accounts run
+// correctly.
+func wrongAccountInvoker(p *platform.Platform) probe.Invoker {
+	return func(ctx context.Context, acct silo.AccountID, fn string, req runtime.Request) (runtime.Response, error) {
+		if err := p.Policy.Load(ctx, p.Store, acct); err != nil {
+			return runtime.Response{}, err
+		}
+		if err := p.Policy.Load(ctx, p.Store, silo.ProductionID); err != nil {
+			return runtime.Response{}, err
+		}
+		dataOf := acct
+		if strings.HasSuffix(string(acct), "-a") {
+			dataOf = silo.AccountID(strings.TrimSuffix(string(acct), "-a") + "-b")
+		}
+		own, err := p.Provider.Data(ctx, dataOf)
+		if err != nil {
+			return runtime.Response{}, err
+		}
+		prod, err := p.Provider.Data(ctx, silo.ProductionID)
+		if err != nil {
+			return runtime.Response{}, err
+		}
+		digest, err := p.Runtime.Compile(ctx, guest)
+		if err != nil {
+			return runtime.Response{}, err
+		}
+		return p.Runtime.Invoke(ctx, runtime.Invocation{
+			Account: acct, Function: fn, Digest: digest, Request: req,
+			Host: isolation.FunctionHost(p.Policy, acct, fn, own, prod, nil),
+		})
+	}
+}
+
+// routeByKey is a broken front proxy: it sends every request to the tenant
+// named in its API key, ignoring the host and path the client addressed.
+func routeByKey(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if key == "" {
+			key = r.Header.Get("X-Api-Key")
+		}
+		if parts := strings.SplitN(key, "_", 4); len(parts) == 4 && parts[0] == "sk" {
+			r.Host = parts[1] + ".localhost"
+			if rest, ok := strings.CutPrefix(r.URL.Path, "/t/"); ok {
+				if _, tail, ok := strings.Cut(rest, "/"); ok {
+					r.URL.Path, r.URL.RawPath = "/"+tail, ""
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,128 @@
+package probe
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is the outcome of a probe run: how many attempts (accesses that
+// must fail) were made and how many succeeded, how many controls (accesses
+// that must succeed) were made and how many failed, per surface, and for
+// every failure exactly what happened.
+type Report struct {
+	Attempts          int             `json:"attempts"`
+	AttemptsSucceeded int             `json:"attempts_succeeded"`
+	Controls          int             `json:"controls"`
+	ControlsFailed    int             `json:"controls_failed"`
+	Surfaces          []SurfaceResult `json:"surfaces"`
+	// Failures lists every attempt that succeeded and every control that
+	// failed, each prefixed with its surface.
+	Failures []string `json:"failures,omitempty"`
+}
+
+// SurfaceResult is the outcome on one attack surface.
+type SurfaceResult struct {
+	Name              string   `json:"name"`
+	Description       string   `json:"description"`
+	Attempts          int      `json:"attempts"`
+	AttemptsSucceeded int      `json:"attempts_succeeded"`
+	Controls          int      `json:"controls"`
+	ControlsFailed    int      `json:"controls_failed"`
+	Failures          []string `json:"failures,omitempty"`
+}
+
+// OK reports whether the run proved what it set out to: at least one attempt
+// and one control on every surface, no attempt succeeded and every control
+// succeeded. A run whose controls fail is a failure even when no attempt
+// succeeded: the probes may not have been able to see a breach.
+func (r Report) OK() bool {
+	if r.AttemptsSucceeded != 0 || r.ControlsFailed != 0 || len(r.Failures) != 0 || len(r.Surfaces) == 0 {
+		return false
+	}
+	for _, s := range r.Surfaces {
+		if s.Attempts == 0 || s.Controls == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Summary is the one-line result, e.g. "412 attempts, 0 succeeded; 37
+// controls, all succeeded".
+func (r Report) Summary() string {
+	ctl := "all succeeded"
+	if r.ControlsFailed > 0 {
+		ctl = fmt.Sprintf("%d failed", r.ControlsFailed)
+	}
+	return fmt.Sprintf("%d attempts, %d succeeded; %d controls, %s", r.Attempts, r.AttemptsSucceeded, r.Controls, ctl)
+}
+
+// Text writes the report for people: the summary, a table per surface and
+// every failure.
+func (r Report) Text(w io.Writer) error {
+	var b strings.Builder
+	verdict := "PASS"
+	if !r.OK() {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(&b, "%s: %s\n\n", verdict, r.Summary())
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SURFACE\tATTEMPTS\tSUCCEEDED\tCONTROLS\tFAILED\tWHAT IS ATTACKED")
+	for _, s := range r.Surfaces {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Attempts, s.AttemptsSucceeded, s.Controls, s.ControlsFailed, s.Description)
+	}
+	tw.Flush()
+	for _, s := range r.Surfaces {
+		if s.Attempts == 0 || s.Controls == 0 {
+			fmt.Fprintf(&b, "\nsurface %s ran %d attempts and %d controls; every surface needs both\n", s.Name, s.Attempts, s.Controls)
+		}
+	}
+	if len(r.Failures) > 0 {
+		fmt.Fprintf(&b, "\n%d failure(s):\n", len(r.Failures))
+		for _, f := range r.Failures {
+			fmt.Fprintf(&b, "  - %s\n", f)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// tally collects the outcomes of one surface.
+type tally struct {
+	s SurfaceResult
+}
+
+func newTally(name, desc string) *tally { return &tally{s: SurfaceResult{Name: name, Description: desc}} }
+
+// attempt records an access that must fail; breach says what succeeded
+// ("" if nothing did).
+func (t *tally) attempt(what, breach string) {
+	t.s.Attempts++
+	if breach != "" {
+		t.s.AttemptsSucceeded++
+		t.s.Failures = append(t.s.Failures, "attempt succeeded: "+what+": "+breach)
+	}
+}
+
+// control records an access that must succeed; problem says why it did not
+// ("" if it did).
+func (t *tally) control(what, problem string) {
+	t.s.Controls++
+	if problem != "" {
+		t.s.ControlsFailed++
+		t.s.Failures = append(t.s.Failures, "control failed: "+what+": "+problem)
+	}
+}
+
+func (r *Report) add(t *tally) {
+	r.Surfaces = append(r.Surfaces, t.s)
+	r.Attempts += t.s.Attempts
+	r.AttemptsSucceeded += t.s.AttemptsSucceeded
+	r.Controls += t.s.Controls
+	r.ControlsFailed += t.s.ControlsFailed
+	for _, f := range t.s.Failures {
+		r.Failures = append(r.Failures, t.s.Name+": "+f)
+	}
+}
