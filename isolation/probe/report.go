@@ -94,7 +94,9 @@ type tally struct {
 	s SurfaceResult
 }
 
-func newTally(name, desc string) *tally { return &tally{s: SurfaceResult{Name: name, Description: desc}} }
+func newTally(name, desc string) *tally {
+	return &tally{s: SurfaceResult{Name: name, Description: desc}}
+}
 
 // attempt records an access that must fail; breach says what succeeded
 // ("" if nothing did).
