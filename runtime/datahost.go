@@ -29,42 +29,52 @@ type ExportSource struct {
 
 var _ Host = (*DataHost)(nil)
 
+// Get reads key from the account's table.
 func (h *DataHost) Get(ctx context.Context, table, key string) ([]byte, error) {
 	return h.Data.Get(ctx, table, key)
 }
 
+// Put writes key in the account's table.
 func (h *DataHost) Put(ctx context.Context, table, key string, v []byte) error {
 	return h.Data.Put(ctx, table, key, v)
 }
 
+// Delete removes key from the account's table.
 func (h *DataHost) Delete(ctx context.Context, table, key string) error {
 	return h.Data.Delete(ctx, table, key)
 }
 
+// Scan lists the account's table.
 func (h *DataHost) Scan(ctx context.Context, table, prefix, after string, limit int) ([]provider.KV, error) {
 	return h.Data.Scan(ctx, table, prefix, after, limit)
 }
 
+// GetBlob reads a blob of the account's bucket.
 func (h *DataHost) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) {
 	return h.Data.GetBlob(ctx, bucket, key)
 }
 
+// PutBlob writes a blob of the account's bucket.
 func (h *DataHost) PutBlob(ctx context.Context, bucket, key string, v []byte) error {
 	return h.Data.PutBlob(ctx, bucket, key, v)
 }
 
+// DeleteBlob removes a blob of the account's bucket.
 func (h *DataHost) DeleteBlob(ctx context.Context, bucket, key string) error {
 	return h.Data.DeleteBlob(ctx, bucket, key)
 }
 
+// ListBlobs lists the account's bucket.
 func (h *DataHost) ListBlobs(ctx context.Context, bucket, prefix string, limit int) ([]string, error) {
 	return h.Data.ListBlobs(ctx, bucket, prefix, limit)
 }
 
+// Config reads the account's configuration value key.
 func (h *DataHost) Config(ctx context.Context, key string) (string, error) {
 	return h.Data.Config(ctx, key)
 }
 
+// Secret decrypts the account's secret name.
 func (h *DataHost) Secret(ctx context.Context, name string) ([]byte, error) {
 	return h.Data.Secret(ctx, name)
 }

@@ -293,8 +293,11 @@ func TestConcurrencyCap(t *testing.T) {
 	}
 	_, err := e.invokeLim(t, "acme", Limits{Concurrency: 1}, Request{Path: "/echo"})
 	wantCode(t, err, silo.CodeTooMany)
-	// Twin: another account is not limited by acme's cap.
+	// Twins: another account, and another function of acme, are not
+	// limited by this function's cap.
 	e.must(t, "globex", Request{Path: "/echo"}, 200)
+	resp, err := e.rt.Invoke(context.Background(), Invocation{Account: "acme", Function: "other", Digest: e.guest, Host: e.hosts["acme"], Request: Request{Path: "/echo"}})
+	wantOK(t, resp, err)
 	cancel()
 	<-done
 	// Once acme's slot is free again (the stuck guest has stopped), acme answers.
@@ -403,4 +406,25 @@ func TestWallClockOnlyIfGranted(t *testing.T) {
 	if want := fmt.Sprint(time.Now().Year()); string(resp.Body) != want {
 		t.Errorf("with grant: year %s, want %s", resp.Body, want)
 	}
+}
+
+func TestAccountConcurrencyCap(t *testing.T) {
+	e := newEnv(t, Config{AccountConcurrency: 1, QueueWait: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.rt.Invoke(ctx, Invocation{Account: "acme", Function: "stuck", Digest: e.guest, Host: e.hosts["acme"],
+			Limits: Limits{Timeout: time.Hour}, Request: Request{Path: "/loop"}})
+		done <- err
+	}()
+	for e.rt.Stats().Instances == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Another function of the same account: the account's one slot is taken.
+	_, err := e.rt.Invoke(context.Background(), Invocation{Account: "acme", Function: "other", Digest: e.guest, Host: e.hosts["acme"], Request: Request{Path: "/echo"}})
+	wantCode(t, err, silo.CodeTooMany)
+	// Twin: another account has its own.
+	e.must(t, "globex", Request{Path: "/echo"}, 200)
+	cancel()
+	<-done
 }

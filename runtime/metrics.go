@@ -13,8 +13,9 @@ import (
 // account is the runtime's per-account state: its concurrency slots and
 // metrics.
 type account struct {
+	all     chan struct{} // account-wide slots
 	mu      sync.Mutex
-	slots   chan struct{}
+	fns     map[string]chan struct{} // per-function slots
 	metrics metrics
 }
 
@@ -23,22 +24,24 @@ func (r *Runtime) account(id silo.AccountID) *account {
 	defer r.mu.Unlock()
 	a := r.accounts[id]
 	if a == nil {
-		a = &account{}
+		a = &account{all: make(chan struct{}, r.cfg.AccountConcurrency), fns: map[string]chan struct{}{}}
 		r.accounts[id] = a
 	}
 	return a
 }
 
-// sem returns the account's slot channel, sized n. When n changes a new
-// channel replaces the old; invocations holding old slots release them to the
-// old channel.
-func (a *account) sem(n int) chan struct{} {
+// sem returns the slot channel of function fn, sized n. When n changes (a
+// new release) a new channel replaces the old; invocations holding old slots
+// release them to the old channel.
+func (a *account) sem(fn string, n int) chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.slots == nil || cap(a.slots) != n {
-		a.slots = make(chan struct{}, n)
+	ch := a.fns[fn]
+	if ch == nil || cap(ch) != n {
+		ch = make(chan struct{}, n)
+		a.fns[fn] = ch
 	}
-	return a.slots
+	return ch
 }
 
 // Durations are kept in a log-linear histogram: 4 buckets per power of two of
@@ -96,8 +99,8 @@ type MetricsSnapshot struct {
 	Status5xx   uint64 // the guest answered with a 5xx status
 	BytesIn     uint64 // request bodies
 	BytesOut    uint64 // response bodies
-	// Durations counts invocations by duration: Durations[i] were at most
-	// Bounds(i).
+	// Durations counts invocations by duration: Durations[i] took at most
+	// Bound(i) (and more than Bound(i-1)).
 	Durations [nBuckets]uint64
 }
 

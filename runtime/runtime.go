@@ -54,8 +54,12 @@ type Config struct {
 	// Limits applies to the zero fields of Invocation.Limits.
 	// Default: 512 pages (32 MiB), 10s, 16 concurrent invocations.
 	Limits Limits
-	// QueueWait is how long Invoke waits for a free concurrency slot of the
-	// account before failing with silo.CodeTooMany. Default 100ms.
+	// AccountConcurrency caps the invocations of one account running at
+	// once, across its functions. Default 64.
+	AccountConcurrency int
+	// QueueWait is how long Invoke waits for a free concurrency slot (of the
+	// function and of the account) before failing with silo.CodeTooMany.
+	// Default 100ms.
 	QueueWait time.Duration
 	// MaxRequestSize and MaxResponseSize cap encoded requests, responses and
 	// host-call results. Default 16 MiB each.
@@ -67,7 +71,7 @@ type Config struct {
 type Limits struct {
 	MemoryPages uint32        // linear memory cap, in 64 KiB pages
 	Timeout     time.Duration // per invocation, including instantiation of a cold instance
-	Concurrency int           // per account, across all its functions
+	Concurrency int           // invocations of this function in this account at once
 }
 
 func (c *Config) setDefaults() {
@@ -94,6 +98,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Limits.Concurrency <= 0 {
 		c.Limits.Concurrency = 16
+	}
+	if c.AccountConcurrency <= 0 {
+		c.AccountConcurrency = 64
 	}
 	if c.QueueWait <= 0 {
 		c.QueueWait = 100 * time.Millisecond
@@ -491,13 +498,14 @@ type Response struct {
 // Invoke returns by the invocation's deadline (the earlier of ctx's and
 // Limits.Timeout) even if the guest or a host call is stuck; a stuck guest is
 // stopped at its next checkpoint and its instance discarded, and until it has
-// stopped it holds one of its account's concurrency slots.
+// stopped it holds its concurrency slots.
 //
 // # Errors
 //
 // CodeInvalid for a bad invocation or a handler the module does not export;
 // CodeNotFound for a digest not compiled by this Runtime; CodeTooMany when the
-// account's concurrency cap stays full for Config.QueueWait; CodeUnavailable
+// function's (Limits.Concurrency) or the account's (Config.AccountConcurrency)
+// concurrency cap stays full for Config.QueueWait; CodeUnavailable
 // when the invocation times out or the runtime is closing; CodeInternal
 // (message safe to show) when the guest traps, exits or runs out of memory.
 // A response with status 500 is not an error.
@@ -538,20 +546,9 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
 
-	sem := acct.sem(lim.Concurrency)
-	select {
-	case sem <- struct{}{}:
-	default:
-		t := time.NewTimer(r.cfg.QueueWait)
-		select {
-		case sem <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			return Response{}, silo.Errorf(silo.CodeTooMany, "account %s is running %d invocations already; retry later", inv.Account, lim.Concurrency)
-		case <-ctx.Done():
-			t.Stop()
-			return Response{}, r.ctxError(ctx, inv, lim)
-		}
+	sem, err := r.acquireSlots(ctx, acct, inv, lim)
+	if err != nil {
+		return Response{}, err
 	}
 
 	c := &call{
@@ -564,7 +561,7 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 	key := poolKey{acct: inv.Account, fn: inv.Function, digest: inv.Digest, lim: lim, clock: inv.WallClock}
 	in, err := r.take(key)
 	if err != nil {
-		<-sem
+		sem.release()
 		return Response{}, err
 	}
 	j := &job{ctx: context.WithValue(ctx, callKey{}, c), c: c, inv: &inv, art: a, sem: sem}
@@ -586,13 +583,61 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 	return j.resp, j.err
 }
 
+// slots are the two concurrency slots an invocation holds: one of its
+// function's (Limits.Concurrency) and one of its account's
+// (Config.AccountConcurrency).
+type slots struct{ fn, acct chan struct{} }
+
+func (s slots) release() {
+	<-s.fn
+	<-s.acct
+}
+
+// acquireSlots takes a function slot and an account slot, waiting at most
+// Config.QueueWait for both.
+func (r *Runtime) acquireSlots(ctx context.Context, acct *account, inv Invocation, lim Limits) (slots, error) {
+	s := slots{fn: acct.sem(inv.Function, lim.Concurrency), acct: acct.all}
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	take := func(ch chan struct{}, what string, n int) error {
+		select {
+		case ch <- struct{}{}:
+			return nil
+		default:
+		}
+		if t == nil {
+			t = time.NewTimer(r.cfg.QueueWait)
+		}
+		select {
+		case ch <- struct{}{}:
+			return nil
+		case <-t.C:
+			return silo.Errorf(silo.CodeTooMany, "%s is running %d invocations already; retry later", what, n)
+		case <-ctx.Done():
+			return r.ctxError(ctx, inv, lim)
+		}
+	}
+	if err := take(s.fn, fmt.Sprintf("function %q of account %s", inv.Function, inv.Account), lim.Concurrency); err != nil {
+		return slots{}, err
+	}
+	if err := take(s.acct, "account "+string(inv.Account), cap(s.acct)); err != nil {
+		<-s.fn
+		return slots{}, err
+	}
+	return s, nil
+}
+
 // job is one invocation handed to an instance's worker goroutine.
 type job struct {
 	ctx   context.Context
 	c     *call
 	inv   *Invocation
 	art   *artifact
-	sem   chan struct{}
+	sem   slots
 	resp  Response
 	err   error
 	state atomic.Int32
@@ -630,7 +675,7 @@ func (r *Runtime) worker(in *instance) {
 		if bad {
 			r.discard(context.Background(), in)
 		}
-		<-j.sem
+		j.sem.release()
 		if !j.state.CompareAndSwap(jobRunning, jobFinished) {
 			if !bad {
 				r.discard(context.Background(), in)
