@@ -189,7 +189,7 @@ func (r *run) gatewaySurface(ctx context.Context, rep *Report) error {
 		if err != nil && ctx.Err() != nil {
 			return err
 		}
-		t.attempt(what+" ["+q.String()+"]", breach(resp, err))
+		t.attempt(what+" ["+q.String()+"]", httpOutcome(resp, err), breach(resp, err))
 		return nil
 	}
 
@@ -353,4 +353,11 @@ func mixKey(a, b string) string {
 		return a + b
 	}
 	return strings.Join(append(pa[:3:3], pb[3]), "_")
+}
+
+func httpOutcome(resp *rawResp, err error) string {
+	if err != nil || resp == nil {
+		return "no HTTP response"
+	}
+	return fmt.Sprintf("HTTP %d", resp.status)
 }

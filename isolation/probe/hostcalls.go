@@ -59,11 +59,12 @@ func keyCorpus(other silo.AccountID) []string {
 // pending is an attempt whose outcome is known only once the probe has
 // looked at what a write may have reached.
 type pending struct {
-	t      *tally
-	what   string
-	op     op
-	marker string // the value an attempted write carried; "" for reads
-	breach string // what a read returned that it must not have
+	t       *tally
+	what    string
+	op      op
+	marker  string // the value an attempted write carried; "" for reads
+	breach  string // what a read returned that it must not have
+	outcome string // the host's answer
 }
 
 // checks holds the attempts of the data surfaces until the dumps are in.
@@ -256,6 +257,7 @@ func (r *run) hostCalls(ctx context.Context, rep *Report) error {
 		return err
 	}
 	for i, p := range aPend {
+		p.outcome = res[i].Status
 		if res[i].Status == "ok" {
 			p.breach = leak(res[i].Values, b.id, b.markers())
 		}
@@ -292,8 +294,8 @@ func (r *run) hostCalls(ctx context.Context, rep *Report) error {
 	// none of the deletes of A or production removed one.
 	bDump := result{Status: "ok", Values: dumps[string(b.id)]}
 	ht.control("B reads its own planted markers", joinProblems(wantContains(b.kv)(bDump), wantContains(b.blob)(bDump)))
-	ht.attempt("A's and production's deletes removed B's planted table keys", presentIn(dumps[string(b.id)], b.kv, 2))
-	ht.attempt("A's and production's deletes removed B's planted blobs", presentIn(dumps[string(b.id)], b.blob, 2))
+	ht.attempt("A's and production's deletes removed B's planted table keys", "", presentIn(dumps[string(b.id)], b.kv, 2))
+	ht.attempt("A's and production's deletes removed B's planted blobs", "", presentIn(dumps[string(b.id)], b.blob, 2))
 
 	for _, p := range c.list {
 		breach := p.breach
@@ -310,7 +312,7 @@ func (r *run) hostCalls(ctx context.Context, rep *Report) error {
 				}
 			}
 		}
-		p.t.attempt(p.what, breach)
+		p.t.attempt(p.what, p.outcome, breach)
 	}
 	rep.add(ht)
 	rep.add(tp)
@@ -405,6 +407,7 @@ func (r *run) productionProbe(ctx context.Context, pt *tally, c *checks) ([]*pen
 		}
 		p := c.add(pt, "production: "+describe(o), o, m)
 		pend = append(pend, p)
+		p.outcome = res[i].Status
 		if res[i].Status == "ok" {
 			p.breach = leak(res[i].Values, "a tenant", markers)
 		}

@@ -336,7 +336,7 @@ func (r *run) teardown(ctx context.Context, rep *Report) error {
 	// A key of a deleted account is worthless: teardown's own attempt.
 	if r.a.key != "" {
 		resp, err := r.send(ctx, rawReq{method: "GET", target: "/probe", host: r.host(r.a.id), auth: "Bearer " + r.a.key})
-		t.attempt("key of deleted account "+string(r.a.id)+" on its own host", served2xx(resp, err))
+		t.attempt("key of deleted account "+string(r.a.id)+" on its own host", httpOutcome(resp, err), served2xx(resp, err))
 	}
 	rep.add(t)
 	return errors.Join(errs...)

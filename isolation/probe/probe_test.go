@@ -117,6 +117,14 @@ func TestProbeSuitePassesOnTheRealPlatform(t *testing.T) {
 			t.Errorf("surface %q ran %d attempts and %d controls; want both", name, s.Attempts, s.Controls)
 		}
 	}
+	// The corpus must reach both layers: the decision point (denied) and
+	// the data plane (invalid keys, and calls confined to A's own data).
+	hc := surface(rep, "host-calls")
+	for _, o := range []string{"denied", "invalid", "not found", "ok"} {
+		if hc.Outcomes[o] == 0 {
+			t.Errorf("no host-call attempt was answered %q (outcomes %v); the corpus does not reach that layer", o, hc.Outcomes)
+		}
+	}
 	want := fmt.Sprintf("%d attempts, 0 succeeded; %d controls, all succeeded", rep.Attempts, rep.Controls)
 	if rep.Summary() != want {
 		t.Errorf("summary %q, want %q", rep.Summary(), want)

@@ -3,6 +3,7 @@ package probe
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 )
@@ -24,13 +25,17 @@ type Report struct {
 
 // SurfaceResult is the outcome on one attack surface.
 type SurfaceResult struct {
-	Name              string   `json:"name"`
-	Description       string   `json:"description"`
-	Attempts          int      `json:"attempts"`
-	AttemptsSucceeded int      `json:"attempts_succeeded"`
-	Controls          int      `json:"controls"`
-	ControlsFailed    int      `json:"controls_failed"`
-	Failures          []string `json:"failures,omitempty"`
+	Name              string `json:"name"`
+	Description       string `json:"description"`
+	Attempts          int    `json:"attempts"`
+	AttemptsSucceeded int    `json:"attempts_succeeded"`
+	Controls          int    `json:"controls"`
+	ControlsFailed    int    `json:"controls_failed"`
+	// Outcomes counts how the target answered the attempts: host-call
+	// statuses ("denied", "invalid", "not found", "ok" for a call confined
+	// to the caller's own account) or gateway HTTP statuses ("HTTP 401").
+	Outcomes map[string]int `json:"outcomes,omitempty"`
+	Failures []string       `json:"failures,omitempty"`
 }
 
 // OK reports whether the run proved what it set out to: at least one attempt
@@ -75,6 +80,22 @@ func (r Report) Text(w io.Writer) error {
 	}
 	tw.Flush()
 	for _, s := range r.Surfaces {
+		if len(s.Outcomes) == 0 {
+			continue
+		}
+		keys := make([]string, 0, len(s.Outcomes))
+		for k := range s.Outcomes {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s %d", k, s.Outcomes[k])
+		}
+		fmt.Fprintf(&b, "\n%s attempts were answered: %s", s.Name, strings.Join(parts, ", "))
+	}
+	b.WriteString("\n")
+	for _, s := range r.Surfaces {
 		if s.Attempts == 0 || s.Controls == 0 {
 			fmt.Fprintf(&b, "\nsurface %s ran %d attempts and %d controls; every surface needs both\n", s.Name, s.Attempts, s.Controls)
 		}
@@ -100,8 +121,14 @@ func newTally(name, desc string) *tally {
 
 // attempt records an access that must fail; breach says what succeeded
 // ("" if nothing did).
-func (t *tally) attempt(what, breach string) {
+func (t *tally) attempt(what, outcome, breach string) {
 	t.s.Attempts++
+	if outcome != "" {
+		if t.s.Outcomes == nil {
+			t.s.Outcomes = map[string]int{}
+		}
+		t.s.Outcomes[outcome]++
+	}
 	if breach != "" {
 		t.s.AttemptsSucceeded++
 		t.s.Failures = append(t.s.Failures, "attempt succeeded: "+what+": "+breach)

@@ -53,21 +53,18 @@ func (r *run) residue(ctx context.Context, rep *Report) error {
 
 func (r *run) residueAttempts(t *tally, who, owner, m string, x result) {
 	breach := ""
-	if x.Status != "ok" {
-		breach = "" // a refused residue probe saw nothing
-	}
 	if x.Global == m {
 		breach = fmt.Sprintf("its global holds %s's marker %q", owner, m)
 	}
-	t.attempt(who+" reads "+owner+"'s global marker", breach)
+	t.attempt(who+" reads "+owner+"'s global marker", x.Status, breach)
 	breach = ""
 	if x.HeapHas {
 		breach = fmt.Sprintf("its heap buffer holds %s's marker", owner)
 	}
-	t.attempt(who+" searches its heap buffer for "+owner+"'s marker", breach)
+	t.attempt(who+" searches its heap buffer for "+owner+"'s marker", x.Status, breach)
 	breach = ""
 	if x.FreshHas {
 		breach = fmt.Sprintf("8 MiB of fresh memory hold %s's marker", owner)
 	}
-	t.attempt(who+" searches fresh memory for "+owner+"'s marker", breach)
+	t.attempt(who+" searches fresh memory for "+owner+"'s marker", x.Status, breach)
 }
