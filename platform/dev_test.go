@@ -193,3 +193,37 @@ func BenchmarkDevEditToLive(b *testing.B) {
 		}
 	}
 }
+
+// TestGuestStdioReachesAccountLog checks that what a function prints to
+// standard error lands in its own account's log, and nowhere else.
+func TestGuestStdioReachesAccountLog(t *testing.T) {
+	p := silotest.New(t)
+	app := copyApp(t)
+	f := filepath.Join(app, "functions", "smoke", "main.go")
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(string(b), "func handle(r *fn.Request) *fn.Response {", "func handle(r *fn.Request) *fn.Response {\n\tprintln(\"smoke says hi\")", 1)
+	if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Deploy(t, app)
+	acme := p.Tenant(t, "acme")
+	p.Tenant(t, "globex")
+	if resp := acme.GET(t, "/health"); resp.Status != 200 {
+		t.Fatalf("GET /health: got %s", resp)
+	}
+	found := false
+	for _, e := range p.Logs(t, "acme") {
+		if e.Function == "smoke" && strings.Contains(e.Msg, "smoke says hi") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("acme's log lacks the function's stderr line: %+v", p.Logs(t, "acme"))
+	}
+	if es := p.Logs(t, "globex"); len(es) != 0 {
+		t.Errorf("globex's log holds %d lines, want none: %+v", len(es), es)
+	}
+}

@@ -234,7 +234,8 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		return nil, fmt.Errorf("recover journal: %w", err)
 	}
 	rc := cfg.Runtime
-	rc.CacheDir, rc.Logger = cfg.CompileCache, cfg.Logger
+	rc.CacheDir = cfg.CompileCache
+	rc.Logger = slog.New(stdioTee{main: cfg.Logger.Handler(), acct: p.Logs.Handler()})
 	if rc.Limits.MemoryPages == 0 {
 		// Modules are compiled at deploy for the default limit; a function
 		// with the spec's default memory must use the same engine, or its

@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -57,4 +58,40 @@ func (c nowClock) Until(ctx context.Context, t time.Time) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// stdioTee passes the runtime's log records to the platform logger and,
+// for a guest's standard output and error (records with stream=stdio, which
+// carry the account), to the account's own log too. Other runtime records
+// (internal errors) stay out of the tenant's log.
+type stdioTee struct {
+	main, acct slog.Handler
+}
+
+func (h stdioTee) Enabled(ctx context.Context, l slog.Level) bool { return true }
+
+func (h stdioTee) Handle(ctx context.Context, r slog.Record) error {
+	stdio := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "stream" && a.Value.String() == "stdio" {
+			stdio = true
+			return false
+		}
+		return true
+	})
+	if stdio {
+		h.acct.Handle(ctx, r.Clone())
+	}
+	if h.main.Enabled(ctx, r.Level) {
+		return h.main.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (h stdioTee) WithAttrs(as []slog.Attr) slog.Handler {
+	return stdioTee{main: h.main.WithAttrs(as), acct: h.acct.WithAttrs(as)}
+}
+
+func (h stdioTee) WithGroup(name string) slog.Handler {
+	return stdioTee{main: h.main.WithGroup(name), acct: h.acct.WithGroup(name)}
 }

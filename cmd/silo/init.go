@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -105,7 +106,7 @@ the command was run from, when one is found).`,
 			case mod != "":
 				// Another module: the user adds the silo requirement.
 			default:
-				gomod := fmt.Sprintf("module example.com/%s\n\ngo 1.26\n\nrequire %s v0.0.0\n", name, siloModule)
+				gomod := fmt.Sprintf("module example.com/%s\n\ngo %s\n\nrequire %s v0.0.0\n", name, goVersion(), siloModule)
 				if root := siloCheckout(); root != "" {
 					gomod += fmt.Sprintf("\nreplace %s => %s\n", siloModule, root)
 				} else {
@@ -191,4 +192,14 @@ func initPathErr(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// goVersion is the go line for a new go.mod: the running toolchain's
+// release (silo's own go.mod needs at least that), else 1.26.8.
+func goVersion() string {
+	v := strings.TrimPrefix(runtime.Version(), "go")
+	if v == "" || strings.ContainsAny(v, " -+") || !strings.HasPrefix(v, "1.") {
+		return "1.26.8"
+	}
+	return v
 }

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/silotest"
+)
+
+func cli(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := runCmd(context.Background(), args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+// TestEnvCommands creates a seeded demo environment and a test environment,
+// lists them, deletes one (teardown verified), and reads an account's logs.
+func TestEnvCommands(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	dir := t.TempDir()
+	app, err := filepath.Abs("../../examples/findings/silo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := filepath.Join(filepath.Dir(app), "fixtures", "demo")
+
+	out, errOut, err := cli(t, "env", "create", "demo-acme", "--kind", "demo", "--ttl", "72h", "--param", "plan=enterprise", "--seed", seed, "--data-dir", dir, "--file", app, "-o", "json")
+	if err != nil {
+		t.Fatalf("env create: %v\n%s%s", err, out, errOut)
+	}
+	var e struct {
+		Account struct {
+			ID      string            `json:"id"`
+			Kind    string            `json:"kind"`
+			Params  map[string]string `json:"params"`
+			Expires string            `json:"expires"`
+		} `json:"account"`
+		Key string `json:"key"`
+	}
+	if err := json.Unmarshal([]byte(out), &e); err != nil {
+		t.Fatalf("env create output: %v: %s", err, out)
+	}
+	if e.Account.ID != "demo-acme" || e.Account.Kind != "environment" || e.Account.Params["plan"] != "enterprise" || e.Key == "" || e.Account.Expires == "" {
+		t.Errorf("env create: got %+v", e)
+	}
+	if _, _, err := cli(t, "env", "create", "e2e-417", "--kind", "test", "--ttl", "2h", "--data-dir", dir); err != nil {
+		t.Fatalf("second env create: %v", err)
+	}
+	// Must-not twins: bad kind, missing TTL, taken name.
+	for _, args := range [][]string{
+		{"env", "create", "x1", "--kind", "prod", "--ttl", "1h"},
+		{"env", "create", "x2", "--kind", "test"},
+		{"env", "create", "e2e-417", "--kind", "test", "--ttl", "1h"},
+	} {
+		if _, _, err := cli(t, append(args, "--data-dir", dir)...); err == nil {
+			t.Errorf("silo %s: got success, want an error", strings.Join(args, " "))
+		}
+	}
+
+	out, _, err = cli(t, "env", "list", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "demo-acme") || !strings.Contains(out, "e2e-417") || !strings.Contains(out, "demo environment") {
+		t.Errorf("env list: %v\n%s", err, out)
+	}
+	out, _, err = cli(t, "env", "delete", "e2e-417", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "verified") {
+		t.Errorf("env delete: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "accounts", "accounts", "e2e-417")); !os.IsNotExist(err) {
+		t.Errorf("the deleted environment's directory: %v, want gone", err)
+	}
+	out, _, _ = cli(t, "env", "list", "--data-dir", dir)
+	if strings.Contains(out, "e2e-417") {
+		t.Errorf("env list after delete still shows e2e-417:\n%s", out)
+	}
+	if _, _, err := cli(t, "env", "delete", "acme-none", "--data-dir", dir); err == nil {
+		t.Errorf("deleting a missing environment: got success")
+	}
+
+	// silo logs reads the account's log file, filtered.
+	ls, err := logs.Open(logs.Config{Dir: filepath.Join(dir, "logs")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls.Append(logs.Entry{Account: "demo-acme", Function: "ingest", RequestID: "r1", Msg: "finding stored"})
+	ls.Append(logs.Entry{Account: "demo-acme", Function: "list", RequestID: "r2", Msg: "listed"})
+	ls.Close()
+	out, _, err = cli(t, "logs", "demo-acme", "--function", "ingest", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "[r1] finding stored") || strings.Contains(out, "listed") {
+		t.Errorf("silo logs --function ingest: %v\n%s", err, out)
+	}
+	out, _, err = cli(t, "logs", "demo-acme", "-n", "1", "-o", "json", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, `"request_id":"r2"`) || strings.Contains(out, "r1") {
+		t.Errorf("silo logs -n 1 -o json: %v\n%s", err, out)
+	}
+	if _, _, err := cli(t, "logs", "../etc", "--data-dir", dir); err == nil {
+		t.Errorf("silo logs with a bad account: got success")
+	}
+}
+
+func TestInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	out, _, err := cli(t, "init", dir)
+	if err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	for _, f := range []string{"silo.yaml", "functions/hello/main.go", ".gitignore", "go.mod"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("init did not create %s: %v\n%s", f, err, out)
+		}
+	}
+	gomod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if !strings.Contains(string(gomod), "replace github.com/silo-run/silo => ") {
+		t.Errorf("go.mod outside the checkout should point at it: %s", gomod)
+	}
+	// A second init keeps every file.
+	os.WriteFile(filepath.Join(dir, "silo.yaml"), []byte("mine"), 0o644)
+	out, _, err = cli(t, "init", dir)
+	if b, _ := os.ReadFile(filepath.Join(dir, "silo.yaml")); err != nil || string(b) != "mine" || !strings.Contains(out, "kept") {
+		t.Errorf("second init: %v, silo.yaml %q\n%s", err, b, out)
+	}
+}
+
+// TestInitScaffoldServes deploys what silo init writes and calls its route.
+func TestInitScaffoldServes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	if _, _, err := cli(t, "init", dir); err != nil {
+		t.Fatal(err)
+	}
+	p := silotest.New(t)
+	p.Deploy(t, dir)
+	acme := p.Tenant(t, "acme", silotest.Param("plan", "pro"))
+	resp := acme.GET(t, "/hello")
+	if resp.Status != 200 || !strings.Contains(string(resp.Body), "Hello, acme (plan pro)") || !strings.Contains(string(resp.Body), `"visits":1`) {
+		t.Errorf("GET /hello: got %s", resp)
+	}
+}
