@@ -72,8 +72,10 @@
 //
 // # Concurrency
 //
-// A Runtime is safe for concurrent use. An instance serves one invocation at
-// a time and is reused only for the same account, function, digest and
+// A Runtime is safe for concurrent use. An invocation holds a slot of its
+// function (Limits.Concurrency) and one of its account (Config.
+// AccountConcurrency); Invoke waits up to Config.QueueWait for them, then
+// fails with silo.CodeTooMany. An instance serves one invocation at a time and is reused only for the same account, function, digest and
 // limits; instances idle for Config.IdleTimeout are closed, so an idle
 // account holds none (Stats).
 package runtime

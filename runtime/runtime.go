@@ -446,6 +446,9 @@ func checkExports(cm wazero.CompiledModule) error {
 	if _, ok := cm.ExportedMemories()["memory"]; !ok {
 		findings = append(findings, `it does not export its memory as "memory"`)
 	}
+	if _, ok := cm.ExportedFunctions()["_start"]; ok {
+		findings = append(findings, "it is a command module (exports _start); build it with -buildmode=c-shared")
+	}
 	f, ok := cm.ExportedFunctions()[abi.ExportAlloc]
 	if !ok || !sameTypes(f.ParamTypes(), []api.ValueType{i32}) || !sameTypes(f.ResultTypes(), []api.ValueType{i32}) {
 		findings = append(findings, "it does not export silo_alloc(i32) i32")
