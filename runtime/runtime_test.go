@@ -44,7 +44,9 @@ func TestHostCalls(t *testing.T) {
 		{"secret", Request{Path: "/secret", Query: url.Values{"n": {"api-key"}}}, "secret-of-acme"},
 		{"export", Request{Path: "/export", Query: url.Values{"e": {"threat-intel"}, "k": {"bad.example"}}}, "malicious"},
 		{"log", Request{ID: "req-log", Path: "/log"}, "logged"},
-		{"big result through take", Request{Path: "/big", Query: url.Values{"n": {"100000"}}}, strings.Repeat("\x00", 100000)},
+		{"big response", Request{Path: "/big", Query: url.Values{"n": {"100000"}}}, strings.Repeat("\x00", 100000)},
+		{"big request and host result through take", Request{Path: "/kv", Params: map[string]string{"key": "big"}, Body: []byte(strings.Repeat("x", 300000))},
+			`{"n":2,"value":"` + strings.Repeat("x", 300000) + `"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
