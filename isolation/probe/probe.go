@@ -171,6 +171,9 @@ func Run(ctx context.Context, t Target) (Report, error) {
 	if terr := r.teardown(tctx, &rep); terr != nil {
 		err = errors.Join(err, terr)
 	}
+	if err != nil {
+		rep.Failures = append(rep.Failures, "the probe run did not complete: "+err.Error())
+	}
 	return rep, err
 }
 

@@ -76,8 +76,6 @@ func surface(rep probe.Report, name string) probe.SurfaceResult {
 	return probe.SurfaceResult{}
 }
 
-var surfaces = []string{"gateway", "host-calls", "tenant-to-production", "production-to-tenants", "residue", "teardown"}
-
 // assertGone checks that no probe account is left in the store or provider.
 func assertGone(t *testing.T, sp *silotest.Platform) {
 	t.Helper()
@@ -111,7 +109,7 @@ func TestProbeSuitePassesOnTheRealPlatform(t *testing.T) {
 	if rep.Attempts < 100 {
 		t.Errorf("only %d attempts; the suite must make at least 100", rep.Attempts)
 	}
-	for _, name := range surfaces {
+	for _, name := range probe.Surfaces {
 		s := surface(rep, name)
 		if s.Attempts == 0 || s.Controls == 0 {
 			t.Errorf("surface %q ran %d attempts and %d controls; want both", name, s.Attempts, s.Controls)
@@ -235,4 +233,23 @@ func routeByKey(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// TestProbeAccountsAreDeletedWhenSetupFails: a run that cannot deploy its
+// probe function fails with an error and still leaves no account behind.
+func TestProbeAccountsAreDeletedWhenSetupFails(t *testing.T) {
+	sp, tg := deployment(t)
+	tg.Guest = []byte("\x00asm but not a module")
+	rep, err := probe.Run(context.Background(), tg)
+	if err == nil {
+		t.Fatal("Run succeeded with a broken probe module")
+	}
+	t.Logf("Run: %v", err)
+	if rep.OK() {
+		t.Error("report is OK after a failed setup")
+	}
+	if s := surface(rep, "teardown"); s.Controls != 2 || s.ControlsFailed != 0 {
+		t.Errorf("teardown surface %+v; want both accounts deleted and verified", s)
+	}
+	assertGone(t, sp)
 }

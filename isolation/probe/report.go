@@ -43,16 +43,26 @@ type SurfaceResult struct {
 // succeeded. A run whose controls fail is a failure even when no attempt
 // succeeded: the probes may not have been able to see a breach.
 func (r Report) OK() bool {
-	if r.AttemptsSucceeded != 0 || r.ControlsFailed != 0 || len(r.Failures) != 0 || len(r.Surfaces) == 0 {
+	if r.AttemptsSucceeded != 0 || r.ControlsFailed != 0 || len(r.Failures) != 0 {
 		return false
 	}
+	seen := map[string]bool{}
 	for _, s := range r.Surfaces {
 		if s.Attempts == 0 || s.Controls == 0 {
+			return false
+		}
+		seen[s.Name] = true
+	}
+	for _, name := range Surfaces {
+		if !seen[name] {
 			return false
 		}
 	}
 	return true
 }
+
+// Surfaces names every surface a complete run reports, in order.
+var Surfaces = []string{"host-calls", "tenant-to-production", "production-to-tenants", "residue", "gateway", "teardown"}
 
 // Summary is the one-line result, e.g. "412 attempts, 0 succeeded; 37
 // controls, all succeeded".
@@ -95,6 +105,15 @@ func (r Report) Text(w io.Writer) error {
 		fmt.Fprintf(&b, "\n%s attempts were answered: %s", s.Name, strings.Join(parts, ", "))
 	}
 	b.WriteString("\n")
+	for _, name := range Surfaces {
+		found := false
+		for _, s := range r.Surfaces {
+			found = found || s.Name == name
+		}
+		if !found {
+			fmt.Fprintf(&b, "\nsurface %s did not run\n", name)
+		}
+	}
 	for _, s := range r.Surfaces {
 		if s.Attempts == 0 || s.Controls == 0 {
 			fmt.Fprintf(&b, "\nsurface %s ran %d attempts and %d controls; every surface needs both\n", s.Name, s.Attempts, s.Controls)
