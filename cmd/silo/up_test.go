@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/silo-run/silo/silotest"
 )
 
@@ -34,12 +36,16 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// runCmd runs the CLI with the commands of this package's own files added
-// to the root, as run does once main.go lists them.
+// runCmd runs the CLI like run, adding this file set's commands to the root
+// if main.go does not list them yet.
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	g := &globals{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr}
 	root := newRoot(g)
-	root.AddCommand(newUpCmd(g), newDevCmd(g), newEnvCmd(g), newLogsCmd(g))
+	for _, c := range []*cobra.Command{newUpCmd(g), newDevCmd(g), newEnvCmd(g), newLogsCmd(g)} {
+		if found, _, err := root.Find([]string{c.Name()}); err != nil || found == root {
+			root.AddCommand(c) // not listed in main.go yet
+		}
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
