@@ -261,6 +261,12 @@ func (e *Engine) Apply(ctx context.Context, p Plan) error {
 			return silo.Errorf(silo.CodeConflict, "account %s changed since the plan was made; plan again", p.Account)
 		}
 		now := e.cfg.Now()
+		// Claim the account: bumping its version makes a concurrent apply
+		// of the same plan fail the check above.
+		a.Updated = now
+		if err := tx.UpdateAccount(a); err != nil {
+			return err
+		}
 		for i := range p.Changes {
 			c := p.Changes[i]
 			seq, err := tx.AddIntent(store.Intent{Key: intentKey(p.Account, p.Version, attempt, c), Account: p.Account, Action: "apply", Change: &c, State: store.IntentPending, Created: now, Updated: now})

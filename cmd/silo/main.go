@@ -110,6 +110,8 @@ Every command accepts --output json for scripts.`,
 	pf.StringVar(&g.dataDir, "data-dir", envOr("SILO_DATA_DIR", ".silo"), "directory holding the control-plane state and the local accounts ($SILO_DATA_DIR)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.StringVarP(&g.file, "file", "f", "silo.yaml", "the stack spec")
+	pf.StringVar(&g.server, "server", "", "control-plane server URL; commands run there instead of on the local data dir ($SILO_SERVER)")
+	pf.StringVar(&g.token, "token", "", "operator token for --server ($SILO_TOKEN; default: read from the data dir)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.output != "text" && g.output != "json" {
 			return usageError{fmt.Sprintf("--output must be text or json, not %q", g.output)}
@@ -117,10 +119,13 @@ Every command accepts --output json for scripts.`,
 		return nil
 	}
 	root.AddCommand(
-		newInitCmd(g),
-		newTenantCmd(g),
+		newUpCmd(g), newInitCmd(g),
+		newTenantCmd(g), newEnvCmd(g),
 		newPlanCmd(g), newApplyCmd(g), newDriftCmd(g), newBuildCmd(g),
 		newKeysCmd(g), newSecretCmd(g), newAuditCmd(g),
+		newVerifyCmd(g), newReportCmd(g),
+		newDevCmd(g), newLogsCmd(g),
+		newServerCmd(g), newDeployCmd(g), newRolloutCmd(g), newReleaseCmd(g),
 	)
 	return root
 }

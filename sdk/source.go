@@ -1,0 +1,14 @@
+// Package sdk carries the source of the function SDK (package sdk/fn and its
+// ABI) inside the silo binary, so that `silo init` can give a project
+// outside a silo checkout a module to build its functions against, with no
+// download.
+//
+// It imports only embed; function authors import sdk/fn, never this package.
+package sdk
+
+import "embed"
+
+// Source holds sdk/fn and sdk/fn/abi, rooted at "fn".
+//
+//go:embed fn/*.go fn/abi/*.go
+var Source embed.FS
