@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/isolation/probe"
 	"github.com/silo-run/silo/isolation/report"
+	"github.com/silo-run/silo/store"
 )
 
 // proveFleet loads the local fleet (store + provider facts) and verifies it.
@@ -29,7 +32,8 @@ func proveFleet(ctx context.Context, a *app) (*isolation.Fleet, isolation.Result
 }
 
 func newVerifyCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var live bool
+	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Prove that no tenant can reach another tenant's data (invariants I1-I5), or print counterexamples",
 		Long: `silo verify builds the access graph of the whole fleet from recorded state: every function,
@@ -44,8 +48,16 @@ It then checks the isolation invariants:
   I5  a deleted account holds no live key and no data key
 
 It prints "proved", or each counterexample with the path and the origin of every edge, and exits
-with status 1 when isolation is not proved.`,
+with status 1 when isolation is not proved.
+
+With --probe it then attacks the running platform: two throwaway accounts are created on the
+current release, and every surface is attacked (gateway host, path and header confusion, one
+tenant's key on another, every host call of a function with a traversal corpus, production
+reaching tenants, tenants writing production, instance memory residue). Every attack that must
+fail is paired with a control that must succeed; a run whose controls fail is a failure. The
+throwaway accounts are deleted and verified gone. The result is recorded for the isolation report.`,
 		Example: `  silo verify
+  silo verify --probe
   silo verify --output json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -53,25 +65,108 @@ with status 1 when isolation is not proved.`,
 			if err != nil {
 				return err
 			}
-			defer a.Close()
 			start := time.Now()
 			_, res, err := proveFleet(cmd.Context(), a)
+			a.Close()
 			if err != nil {
 				return err
 			}
 			took := time.Since(start)
-			if err := g.print(res, func(w io.Writer) { printResult(w, res, took) }); err != nil {
+			var rep *probe.Report
+			if live && res.Status == isolation.StatusProved {
+				r, err := runProbes(cmd.Context(), g)
+				if err != nil {
+					return err
+				}
+				rep = &r
+			}
+			out := map[string]any{"proof": res}
+			if rep != nil {
+				out["probe"] = rep
+			}
+			if err := g.print(out, func(w io.Writer) {
+				printResult(w, res, took)
+				if rep != nil {
+					fmt.Fprintln(w)
+					rep.Text(w)
+				}
+			}); err != nil {
 				return err
 			}
-			switch res.Status {
-			case isolation.StatusProved:
-				return nil
-			case isolation.StatusViolated:
+			switch {
+			case res.Status == isolation.StatusViolated:
 				return silo.Errorf(silo.CodeFailedCheck, "isolation is not proved: %d counterexample(s); fix the grants named above and run silo verify again", res.Violations)
+			case res.Status != isolation.StatusProved:
+				return silo.Errorf(silo.CodeFailedCheck, "isolation could not be proved completely; see the notes above")
+			case rep != nil && !rep.OK():
+				return silo.Errorf(silo.CodeFailedCheck, "the live probes found a breach or a failed control; see above")
 			}
-			return silo.Errorf(silo.CodeFailedCheck, "isolation could not be proved completely; see the notes above")
+			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&live, "probe", false, "also attack the running platform with the live probe suite")
+	return cmd
+}
+
+// settingLastProbe records the last live probe for the isolation report.
+const settingLastProbe = "isolation.last_probe"
+
+// runProbes serves the platform on a random loopback port, runs the probe
+// suite against it and records the outcome.
+func runProbes(ctx context.Context, g *globals) (probe.Report, error) {
+	p, err := openPlatform(ctx, g, "127.0.0.1:0", "")
+	if err != nil {
+		return probe.Report{}, err
+	}
+	defer p.Close()
+	ln, err := p.Listen()
+	if err != nil {
+		return probe.Report{}, err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(sctx, ln) }()
+	defer func() { stop(); <-served }()
+	guest, err := probe.BuildGuest(ctx, filepath.Join(p.Config().DataDir, "artifacts"))
+	if err != nil {
+		return probe.Report{}, err
+	}
+	rep, err := probe.Run(ctx, probe.Target{
+		Gateway: "http://" + p.Addr(), BaseDomain: p.Config().BaseDomain,
+		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime, Guest: guest,
+	})
+	if err != nil {
+		return rep, err
+	}
+	now := time.Now().UTC()
+	rec := report.Probe{Status: "passed", At: &now, Attempts: rep.Attempts, Controls: rep.Controls}
+	if !rep.OK() {
+		rec.Status = "failed"
+	}
+	b, _ := json.Marshal(rec)
+	err = p.Store.Update(ctx, func(tx store.Tx) error { return tx.PutSetting(settingLastProbe, string(b)) })
+	return rep, err
+}
+
+// lastProbe reads the recorded last probe, nil if none ran.
+func lastProbe(ctx context.Context, st store.Store) (*report.Probe, error) {
+	var v string
+	err := st.View(ctx, func(tx store.Tx) error {
+		var err error
+		v, err = tx.Setting(settingLastProbe)
+		return err
+	})
+	if errors.Is(err, silo.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p report.Probe
+	if err := json.Unmarshal([]byte(v), &p); err != nil {
+		return nil, nil
+	}
+	return &p, nil
 }
 
 func printResult(w io.Writer, r isolation.Result, took time.Duration) {
@@ -141,6 +236,9 @@ mode 0600); the public key is in the report. silo report verify FILE checks it.`
 				return err
 			}
 			in := report.Input{Account: acct, Proof: res, ProvedAt: time.Now(), Now: time.Now()}
+			if in.Probe, err = lastProbe(ctx, a.store); err != nil {
+				return err
+			}
 			for _, as := range f.Accounts {
 				if as.Account.ID == id {
 					in.Resources = as.Resources
