@@ -12,15 +12,22 @@ import (
 // "request_id" attributes into the Entry's fields and every other attribute
 // into Attrs. Records without a valid account are dropped: a log line that
 // names no account belongs to no tenant. Groups are flattened with dots.
-func (s *Store) Handler() slog.Handler { return &handler{s: s} }
+// Records below min are dropped (nil keeps every level).
+func (s *Store) Handler(min slog.Leveler) slog.Handler {
+	if min == nil {
+		min = slog.LevelDebug - 4
+	}
+	return &handler{s: s, min: min}
+}
 
 type handler struct {
 	s      *Store
+	min    slog.Leveler
 	attrs  []slog.Attr
 	prefix string
 }
 
-func (h *handler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.min.Level() }
 
 func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	e := Entry{Time: r.Time, Level: LevelString(r.Level), Msg: r.Message}

@@ -3,6 +3,7 @@ package logs_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +155,22 @@ func TestFollowSeesNewLinesAcrossRotation(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestHandlerRoutesByAccountAndLevel(t *testing.T) {
+	s := open(t, 0)
+	log := slog.New(s.Handler(slog.LevelInfo))
+	log.Info("kept", "account", "acme", "function", "ingest", "request_id", "r1", "k", "v")
+	log.Debug("below the level", "account", "acme")
+	log.Info("no account: dropped")
+	log.With("account", "globex").WithGroup("g").Warn("grouped", "x", 1)
+	got, _ := s.Read("acme", logs.Query{})
+	if len(got) != 1 || got[0].Msg != "kept" || got[0].Function != "ingest" || got[0].RequestID != "r1" || got[0].Attrs["k"] != "v" || got[0].Level != "INFO" {
+		t.Errorf("acme: got %+v, want the one INFO line with its fields", got)
+	}
+	got, _ = s.Read("globex", logs.Query{})
+	if len(got) != 1 || got[0].Attrs["g.x"] != "1" || got[0].Level != "WARN" {
+		t.Errorf("globex: got %+v, want the grouped WARN line", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/gateway"
 	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/runtime"
 	"github.com/silo-run/silo/store"
 )
@@ -38,8 +39,9 @@ type view struct {
 	acct   silo.Account
 	routes []gateway.Route
 	fns    map[string]engine.FunctionSpec
-	read   time.Time // wall clock: cache age, not platform time
-	err    error     // silo.ErrNotFound for a missing account
+	data   provider.Data // the account's data plane handle
+	read   time.Time     // wall clock: cache age, not platform time
+	err    error         // silo.ErrNotFound for a missing account
 }
 
 type keyEntry struct {
@@ -142,6 +144,9 @@ func (d *directory) load(ctx context.Context, id silo.AccountID) (*view, error) 
 		if err != nil {
 			return nil, err
 		}
+		if v.data, err = d.p.Provider.Data(ctx, id); err != nil && !errors.Is(err, silo.ErrNotFound) {
+			return nil, err
+		}
 		d.p.Policy.Set(ap)
 	}
 	d.mu.Lock()
@@ -213,15 +218,16 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 		p.logError(acct, fn, req.RequestID, "load function", err)
 		return gateway.Response{}, err
 	}
-	own, err := p.Provider.Data(ctx, acct)
-	if err != nil {
+	if v.data == nil {
+		return gateway.Response{}, silo.Errorf(silo.CodeUnavailable, "account %s has no data plane yet; try again shortly", acct)
+	}
+	var prod provider.Data
+	if pv, err := p.dir.view(ctx, silo.ProductionID); err == nil {
+		prod = pv.data
+	} else if !errors.Is(err, silo.ErrNotFound) {
 		return gateway.Response{}, err
 	}
-	prod, err := p.Provider.Data(ctx, silo.ProductionID)
-	if err != nil && !errors.Is(err, silo.ErrNotFound) {
-		return gateway.Response{}, err
-	}
-	host := isolation.FunctionHost(p.Policy, acct, fn, own, prod, p.guestLog)
+	host := isolation.FunctionHost(p.Policy, acct, fn, v.data, prod, p.guestLog)
 	pages := uint32(0)
 	if fs.Memory > 0 {
 		pages = uint32((fs.Memory + 65535) / 65536)

@@ -97,6 +97,10 @@ type Config struct {
 	// LogMaxBytes bounds each account's log (see package logs). Default
 	// logs.DefaultMaxBytes.
 	LogMaxBytes int64
+	// LogLevel is the lowest level of function log lines kept in the
+	// accounts' logs. Default slog.LevelInfo; silo dev and silotest keep
+	// debug lines too.
+	LogLevel slog.Leveler
 	// Gateway tunes the gateway (limits, timeouts). Its BaseDomain, Logger
 	// and Now are set from the fields above.
 	Gateway gateway.Config
@@ -139,6 +143,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Actor == "" {
 		c.Actor = "platform"
+	}
+	if c.LogLevel == nil {
+		c.LogLevel = slog.LevelInfo
 	}
 	if c.BuildCache == "" {
 		c.BuildCache = filepath.Join(dir, "cache", "builds")
@@ -222,7 +229,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	if p.Logs, err = logs.Open(logs.Config{Dir: filepath.Join(cfg.DataDir, "logs"), MaxBytes: cfg.LogMaxBytes, Now: cfg.Now}); err != nil {
 		return nil, err
 	}
-	p.guestLog = slog.New(p.Logs.Handler())
+	p.guestLog = slog.New(p.Logs.Handler(cfg.LogLevel))
 	var b control.Builder = &artifactBuilder{out: p.artifacts}
 	if cfg.BuildCache != "off" {
 		b = &cachedBuilder{cache: cfg.BuildCache, out: p.artifacts}
@@ -235,7 +242,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	rc := cfg.Runtime
 	rc.CacheDir = cfg.CompileCache
-	rc.Logger = slog.New(stdioTee{main: cfg.Logger.Handler(), acct: p.Logs.Handler()})
+	rc.Logger = slog.New(stdioTee{main: cfg.Logger.Handler(), acct: p.Logs.Handler(nil)})
 	if rc.Limits.MemoryPages == 0 {
 		// Modules are compiled at deploy for the default limit; a function
 		// with the spec's default memory must use the same engine, or its

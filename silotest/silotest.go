@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -96,6 +97,7 @@ func New(t TB, opts ...Option) *Platform {
 		BuildCache:   filepath.Join(cache, "builds"),
 		CompileCache: filepath.Join(cache, "compiled"),
 		ReapEvery:    time.Hour, // the fake clock drives reaping: see Clock.Advance
+		LogLevel:     slog.LevelDebug,
 		Gateway:      gateway.Config{RatePerSecond: 1e6, Burst: 1e6},
 	}
 	for _, o := range opts {

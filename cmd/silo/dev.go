@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -37,7 +38,7 @@ The app is ./silo.yaml, else examples/findings of this repository, or --file. St
 			if name == "" {
 				name = userName()
 			}
-			p, err := openPlatform(ctx, g, listen, "")
+			p, err := openPlatform(ctx, g, listen, "", func(c *platform.Config) { c.LogLevel = slog.LevelDebug })
 			if err != nil {
 				return err
 			}

@@ -103,9 +103,12 @@ func findApp(g *globals, explicit bool) (string, error) {
 
 // openPlatform opens the platform on the data dir with the CLI's logger.
 // $SILO_CACHE_DIR, if set, holds the build and compile caches.
-func openPlatform(ctx context.Context, g *globals, listen, api string) (*platform.Platform, error) {
+func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...func(*platform.Config)) (*platform.Platform, error) {
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: logLevel()}))
 	cfg := platform.Config{DataDir: g.dataDir, Listen: listen, APIListen: api, Logger: log, Actor: actor()}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if c := os.Getenv("SILO_CACHE_DIR"); c != "" {
 		// Share built artifacts and compiled code across data dirs.
 		cfg.BuildCache, cfg.CompileCache = filepath.Join(c, "builds"), filepath.Join(c, "compiled")
