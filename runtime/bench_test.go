@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	goruntime "runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,14 +26,19 @@ func BenchmarkInvokeWarm(b *testing.B) {
 	e := newEnv(b, Config{})
 	req := Request{Method: "GET", Path: "/ping"}
 	e.must(b, "acme", req, 200)
+	lat := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		start := time.Now()
 		resp, err := e.invoke(b, "acme", req)
 		if err != nil || resp.Status != 200 {
 			b.Fatal(resp.Status, err)
 		}
+		lat = append(lat, time.Since(start))
 	}
+	b.StopTimer()
+	reportQuantiles(b, lat)
 }
 
 // BenchmarkInvokeWarmParallel is BenchmarkInvokeWarm from GOMAXPROCS
@@ -231,3 +239,52 @@ func BenchmarkRecursion(b *testing.B) {
 
 var _ = fmt.Sprint
 var _ silo.AccountID
+
+// BenchmarkInvokeWarmStuckNeighbours is BenchmarkInvokeWarm for one tenant
+// while another runs 2×GOMAXPROCS+1 guests stuck in infinite loops: the
+// ratio to BenchmarkInvokeWarm is what a noisy neighbour costs.
+func BenchmarkInvokeWarmStuckNeighbours(b *testing.B) {
+	e := newEnv(b, Config{})
+	n := 2*goruntime.GOMAXPROCS(0) + 1
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.rt.Invoke(ctx, Invocation{Account: "acme", Function: "api", Digest: e.guest, Host: e.hosts["acme"],
+				Limits: Limits{Timeout: time.Hour}, Request: Request{Path: "/loop"}})
+		}()
+	}
+	for {
+		s := e.rt.Stats()
+		if s.Instances-s.Idle >= n {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	req := Request{Method: "GET", Path: "/ping"}
+	e.must(b, "globex", req, 200)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		resp, err := e.invoke(b, "globex", req)
+		if err != nil || resp.Status != 200 {
+			b.Fatal(resp.Status, err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	reportQuantiles(b, lat)
+	cancel()
+	wg.Wait()
+}
+
+func reportQuantiles(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)*999/1000].Microseconds()), "p999-µs")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+}

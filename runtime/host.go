@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	goruntime "runtime"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -288,7 +289,11 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 			if time.Now().After(c.deadline) {
 				c.stopped = true
 				s[0] = 0
+				return
 			}
+			// Let other goroutines (other tenants' guests, timers) run:
+			// a guest in machine code cannot be preempted otherwise.
+			goruntime.Gosched()
 		}
 	}), nil, []api.ValueType{i32}).Export(importCheckpoint)
 	_, err := b.Instantiate(ctx)
