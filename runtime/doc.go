@@ -49,11 +49,11 @@
 // every loop header decrement fuel; when fuel reaches zero (every 65536
 // entries or iterations) the guest calls checkpoint, which returns fresh
 // fuel, or 0 once the invocation's deadline has passed or its context is
-// done, and then the injected code executes unreachable and traps. The
-// checkpoint being Go code also lets the Go scheduler preempt the goroutine,
-// so more stuck guests than GOMAXPROCS do not starve other tenants. Cost:
-// see RATIONALE.md (about 20% on a worst case of tiny recursive calls,
-// nothing measurable on a Go handler). wazero's own WithCloseOnContextDone
+// done, and then the injected code executes unreachable and traps.
+// Otherwise the checkpoint yields the P (runtime.Gosched), so more stuck
+// guests than GOMAXPROCS do not starve other tenants. Cost (RATIONALE.md):
+// +5-7% on a worst case of tiny recursive calls, +2.5 ns on a call of an
+// empty export, 10-20% (within noise) on a trivial Go handler. wazero's own WithCloseOnContextDone
 // is off: the checkpoints cover loops too.
 //
 // Each instance runs on its own worker goroutine, so Invoke returns at the
