@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/silo-run/silo/internal/build"
@@ -31,15 +32,17 @@ func (b *artifactBuilder) Build(ctx context.Context, source string) (string, err
 }
 
 // cachedBuilder skips the Go toolchain for a function whose inputs are
-// unchanged. The inputs are fingerprinted as: the toolchain (path, size and
-// modification time of the go command, GOROOT, GOFLAGS), the content of the
-// files of the function's own directory (a main package: nothing else can
-// import it), and the name, size and modification time of every other
-// non-test file of the enclosing module and of modules its go.mod replaces
-// with local directories (shared packages, go.mod, go.sum; hidden
-// directories, testdata and nested modules are skipped). So an
-// edit to one function rebuilds only that function, and an edit to shared
-// code rebuilds them all. A fingerprint maps to an artifact digest in
+// unchanged. The inputs are fingerprinted by content: the toolchain (path,
+// size and modification time of the go command, GOROOT, GOFLAGS), go.mod and
+// go.sum of the module and of the modules its go.mod replaces with local
+// directories, and every non-test file of the function's package and of each
+// package it imports from those modules, transitively (imports are read from
+// every Go file, whatever its build constraints, so the set is a superset of
+// what the build reads). The standard library and modules from the module
+// cache are covered by the toolchain and go.sum. So an edit to one function
+// rebuilds only that function, an edit to a shared package rebuilds the
+// functions that import it, and an edit elsewhere in the module rebuilds
+// nothing. A fingerprint maps to an artifact digest in
 // cache/keys; the artifact itself is kept in cache/artifacts and linked or
 // copied into the platform's artifact directory.
 //
@@ -150,86 +153,123 @@ func fingerprint(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "silo-build-v1\x00%s\x00%s\x00", toolchain(), filepath.ToSlash(mustRel(root, dir)))
-	// The function's own files.
-	ents, err := os.ReadDir(dir)
+	mods, err := localModules(root)
 	if err != nil {
 		return "", err
 	}
-	for _, e := range ents {
-		if e.Type().IsRegular() && !strings.HasSuffix(e.Name(), "_test.go") {
-			if err := hashFile(h, dir, filepath.Join(dir, e.Name())); err != nil {
-				return "", err
+	h := sha256.New()
+	fmt.Fprintf(h, "silo-build-v2\x00%s\x00%s\x00", toolchain(), filepath.ToSlash(mustRel(root, dir)))
+	for _, m := range mods {
+		fmt.Fprintf(h, "module\x00%s\x00%s\x00", m.path, m.dir)
+		for _, f := range []string{"go.mod", "go.sum", "go.work"} {
+			if fileExists(filepath.Join(m.dir, f)) {
+				if err := hashFile(h, m.dir, filepath.Join(m.dir, f)); err != nil {
+					return "", err
+				}
 			}
 		}
 	}
-	h.Write([]byte{0xff})
-	// Everything else in the module, and in modules it replaces with local
-	// directories.
-	trees := append([]string{root}, localReplaces(root)...)
-	for _, tree := range trees {
-		if err := hashTree(h, tree, dir); err != nil {
-			return "", err
+	seen := map[string]bool{}
+	var visit func(pkg string) error
+	visit = func(pkg string) error {
+		if seen[pkg] {
+			return nil
 		}
+		seen[pkg] = true
+		ents, err := os.ReadDir(pkg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "package\x00%s\x00", pkg)
+		for _, e := range ents {
+			name := e.Name()
+			if e.IsDir() && !strings.HasPrefix(name, ".") && !hasGo(filepath.Join(pkg, name)) {
+				// An asset tree the package may embed.
+				if err := hashAssets(h, filepath.Join(pkg, name)); err != nil {
+					return err
+				}
+				continue
+			}
+			if !e.Type().IsRegular() || strings.HasSuffix(name, "_test.go") || strings.HasPrefix(name, ".") {
+				continue
+			}
+			path := filepath.Join(pkg, name)
+			// Every file of the package counts (Go sources, assembly, files
+			// it may embed), whatever its build constraints.
+			if err := hashFile(h, pkg, path); err != nil {
+				return err
+			}
+			if !strings.HasSuffix(name, ".go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+			if err != nil {
+				continue // the build reports it
+			}
+			for _, im := range f.Imports {
+				ip := strings.Trim(im.Path.Value, "`\"")
+				if d := resolveImport(mods, ip); d != "" {
+					if err := visit(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}
+	if err := visit(dir); err != nil {
+		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// hashTree hashes the build inputs under root, except the files directly in
-// skip.
-func hashTree(h io.Writer, root, skip string) error {
-	fmt.Fprintf(h, "tree\x00%s\x00", root)
-	mains := map[string]bool{} // directories holding a main package: nothing imports them
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+// hasGo reports whether dir holds Go files (a package of its own).
+func hasGo(dir string) bool {
+	m, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	return len(m) > 0
+}
+
+// hashAssets hashes every regular file under dir, except in directories
+// that hold Go packages of their own (they are hashed when imported).
+func hashAssets(h io.Writer, dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		name := d.Name()
 		if d.IsDir() {
-			if path == root {
-				return nil
-			}
-			if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "node_modules" {
+			if path != dir && (strings.HasPrefix(d.Name(), ".") || hasGo(path)) {
 				return filepath.SkipDir
 			}
-			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil {
-				return filepath.SkipDir // a nested module
-			}
-			mains[path] = isMain(path)
 			return nil
 		}
-		if !d.Type().IsRegular() || filepath.Dir(path) == skip || mains[filepath.Dir(path)] || strings.HasSuffix(name, "_test.go") || strings.HasPrefix(name, ".") {
+		if !d.Type().IsRegular() {
 			return nil
 		}
-		if !buildInput(name) {
-			return nil
-		}
-		// Outside the function's directory a file's size and modification
-		// time stand for its content: reading every file of a large module
-		// on each build would cost more than the build saves.
-		info, err := d.Info()
-		if err != nil {
-			return nil // vanished while walking
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", filepath.ToSlash(mustRel(root, path)), info.Size(), info.ModTime().UnixNano())
-		return nil
+		return hashFile(h, dir, path)
 	})
 }
 
-// localReplaces returns the directories that root's go.mod replaces modules
-// with ("replace x => ../dir" or an absolute path).
-func localReplaces(root string) []string {
+// localModule is a module whose sources are on the local disk: the main
+// module and those its go.mod replaces with directories.
+type localModule struct{ path, dir string }
+
+// localModules returns the main module at root and its local replacements,
+// longest module path first.
+func localModules(root string) ([]localModule, error) {
 	b, err := os.ReadFile(filepath.Join(root, "go.mod"))
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	var out []string
+	var mods []localModule
 	inBlock := false
 	for _, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
 		if i := strings.Index(line, "//"); i >= 0 {
 			line = strings.TrimSpace(line[:i])
+		}
+		if m, ok := strings.CutPrefix(line, "module "); ok {
+			mods = append(mods, localModule{path: strings.Trim(strings.TrimSpace(m), `"`), dir: root})
+			continue
 		}
 		switch {
 		case line == "replace (":
@@ -243,32 +283,40 @@ func localReplaces(root string) []string {
 		case !inBlock:
 			continue
 		}
-		_, target, ok := strings.Cut(line, "=>")
+		from, to, ok := strings.Cut(line, "=>")
 		if !ok {
 			continue
 		}
-		f := strings.Fields(target)
-		if len(f) != 1 || !(strings.HasPrefix(f[0], ".") || filepath.IsAbs(f[0])) {
+		ff, tf := strings.Fields(from), strings.Fields(to)
+		if len(ff) == 0 || len(tf) != 1 || !(strings.HasPrefix(tf[0], ".") || filepath.IsAbs(tf[0])) {
 			continue // a module version, not a directory
 		}
-		d := f[0]
+		d := tf[0]
 		if !filepath.IsAbs(d) {
 			d = filepath.Join(root, d)
 		}
-		out = append(out, filepath.Clean(d))
+		mods = append(mods, localModule{path: ff[0], dir: filepath.Clean(d)})
 	}
-	return out
+	if len(mods) == 0 || mods[0].dir != root {
+		return nil, fmt.Errorf("%s/go.mod has no module line", root)
+	}
+	sort.SliceStable(mods, func(i, j int) bool { return len(mods[i].path) > len(mods[j].path) })
+	return mods, nil
 }
 
-// buildInput reports whether a file outside the function's directory can
-// affect a Go build: Go sources, assembly, module files and files a package
-// may embed (anything but documentation and obvious data).
-func buildInput(name string) bool {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".md", ".txt", ".log", ".db", ".wasm", ".key", ".pem":
-		return false
+// resolveImport returns the directory of an import path inside a local
+// module, or "" for the standard library and modules from the module cache
+// (go.sum and the toolchain stand for those).
+func resolveImport(mods []localModule, ip string) string {
+	for _, m := range mods {
+		if ip == m.path {
+			return m.dir
+		}
+		if rest, ok := strings.CutPrefix(ip, m.path+"/"); ok {
+			return filepath.Join(m.dir, filepath.FromSlash(rest))
+		}
 	}
-	return true
+	return ""
 }
 
 func hashFile(h io.Writer, base, path string) error {
@@ -328,25 +376,3 @@ func toolchain() string {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-// isMain reports whether dir holds a Go main package (judged by the package
-// clause of its first non-test Go file). Such a package cannot be imported,
-// so its files are not inputs of any other function.
-func isMain(dir string) bool {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return false
-	}
-	for _, e := range ents {
-		n := e.Name()
-		if !e.Type().IsRegular() || !strings.HasSuffix(n, ".go") || strings.HasSuffix(n, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, n), nil, parser.PackageClauseOnly)
-		if err != nil {
-			return false
-		}
-		return f.Name.Name == "main"
-	}
-	return false
-}

@@ -13,7 +13,7 @@ import (
 	"github.com/silo-run/silo/silotest"
 )
 
-func cli(t *testing.T, args ...string) (string, string, error) {
+func runCLI(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := runCmd(context.Background(), args, &out, &errOut)
@@ -31,7 +31,7 @@ func TestEnvCommands(t *testing.T) {
 	}
 	seed := filepath.Join(filepath.Dir(app), "fixtures", "demo")
 
-	out, errOut, err := cli(t, "env", "create", "demo-acme", "--kind", "demo", "--ttl", "72h", "--param", "plan=enterprise", "--seed", seed, "--data-dir", dir, "--file", app, "-o", "json")
+	out, errOut, err := runCLI(t, "env", "create", "demo-acme", "--kind", "demo", "--ttl", "72h", "--param", "plan=enterprise", "--seed", seed, "--data-dir", dir, "--file", app, "-o", "json")
 	if err != nil {
 		t.Fatalf("env create: %v\n%s%s", err, out, errOut)
 	}
@@ -50,7 +50,7 @@ func TestEnvCommands(t *testing.T) {
 	if e.Account.ID != "demo-acme" || e.Account.Kind != "environment" || e.Account.Params["plan"] != "enterprise" || e.Key == "" || e.Account.Expires == "" {
 		t.Errorf("env create: got %+v", e)
 	}
-	if _, _, err := cli(t, "env", "create", "e2e-417", "--kind", "test", "--ttl", "2h", "--data-dir", dir); err != nil {
+	if _, _, err := runCLI(t, "env", "create", "e2e-417", "--kind", "test", "--ttl", "2h", "--data-dir", dir); err != nil {
 		t.Fatalf("second env create: %v", err)
 	}
 	// Must-not twins: bad kind, missing TTL, taken name.
@@ -59,27 +59,27 @@ func TestEnvCommands(t *testing.T) {
 		{"env", "create", "x2", "--kind", "test"},
 		{"env", "create", "e2e-417", "--kind", "test", "--ttl", "1h"},
 	} {
-		if _, _, err := cli(t, append(args, "--data-dir", dir)...); err == nil {
+		if _, _, err := runCLI(t, append(args, "--data-dir", dir)...); err == nil {
 			t.Errorf("silo %s: got success, want an error", strings.Join(args, " "))
 		}
 	}
 
-	out, _, err = cli(t, "env", "list", "--data-dir", dir)
+	out, _, err = runCLI(t, "env", "list", "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "demo-acme") || !strings.Contains(out, "e2e-417") || !strings.Contains(out, "demo environment") {
 		t.Errorf("env list: %v\n%s", err, out)
 	}
-	out, _, err = cli(t, "env", "delete", "e2e-417", "--data-dir", dir)
+	out, _, err = runCLI(t, "env", "delete", "e2e-417", "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "verified") {
 		t.Errorf("env delete: %v\n%s", err, out)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "accounts", "accounts", "e2e-417")); !os.IsNotExist(err) {
 		t.Errorf("the deleted environment's directory: %v, want gone", err)
 	}
-	out, _, _ = cli(t, "env", "list", "--data-dir", dir)
+	out, _, _ = runCLI(t, "env", "list", "--data-dir", dir)
 	if strings.Contains(out, "e2e-417") {
 		t.Errorf("env list after delete still shows e2e-417:\n%s", out)
 	}
-	if _, _, err := cli(t, "env", "delete", "acme-none", "--data-dir", dir); err == nil {
+	if _, _, err := runCLI(t, "env", "delete", "acme-none", "--data-dir", dir); err == nil {
 		t.Errorf("deleting a missing environment: got success")
 	}
 
@@ -91,22 +91,22 @@ func TestEnvCommands(t *testing.T) {
 	ls.Append(logs.Entry{Account: "demo-acme", Function: "ingest", RequestID: "r1", Msg: "finding stored"})
 	ls.Append(logs.Entry{Account: "demo-acme", Function: "list", RequestID: "r2", Msg: "listed"})
 	ls.Close()
-	out, _, err = cli(t, "logs", "demo-acme", "--function", "ingest", "--data-dir", dir)
+	out, _, err = runCLI(t, "logs", "demo-acme", "--function", "ingest", "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "[r1] finding stored") || strings.Contains(out, "listed") {
 		t.Errorf("silo logs --function ingest: %v\n%s", err, out)
 	}
-	out, _, err = cli(t, "logs", "demo-acme", "-n", "1", "-o", "json", "--data-dir", dir)
+	out, _, err = runCLI(t, "logs", "demo-acme", "-n", "1", "-o", "json", "--data-dir", dir)
 	if err != nil || !strings.Contains(out, `"request_id":"r2"`) || strings.Contains(out, "r1") {
 		t.Errorf("silo logs -n 1 -o json: %v\n%s", err, out)
 	}
-	if _, _, err := cli(t, "logs", "../etc", "--data-dir", dir); err == nil {
+	if _, _, err := runCLI(t, "logs", "../etc", "--data-dir", dir); err == nil {
 		t.Errorf("silo logs with a bad account: got success")
 	}
 }
 
 func TestInit(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
-	out, _, err := cli(t, "init", dir)
+	out, _, err := runCLI(t, "init", dir)
 	if err != nil {
 		t.Fatalf("init: %v", err)
 	}
@@ -121,7 +121,7 @@ func TestInit(t *testing.T) {
 	}
 	// A second init keeps every file.
 	os.WriteFile(filepath.Join(dir, "silo.yaml"), []byte("mine"), 0o644)
-	out, _, err = cli(t, "init", dir)
+	out, _, err = runCLI(t, "init", dir)
 	if b, _ := os.ReadFile(filepath.Join(dir, "silo.yaml")); err != nil || string(b) != "mine" || !strings.Contains(out, "kept") {
 		t.Errorf("second init: %v, silo.yaml %q\n%s", err, b, out)
 	}
@@ -130,7 +130,7 @@ func TestInit(t *testing.T) {
 // TestInitScaffoldServes deploys what silo init writes and calls its route.
 func TestInitScaffoldServes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
-	if _, _, err := cli(t, "init", dir); err != nil {
+	if _, _, err := runCLI(t, "init", dir); err != nil {
 		t.Fatal(err)
 	}
 	p := silotest.New(t)
