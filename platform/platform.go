@@ -4,12 +4,15 @@
 // data directory), the isolation decision point that binds each (account,
 // function) to its own data plane plus read-only production exports, the
 // gateway (whose Directory and Invoker are backed by the store and the
-// runtime), the per-account function logs and the reaper that tears down
-// expired environments.
+// runtime), the per-account function logs, the rollout runner (gated on the
+// runtime's per-account metrics, smoke functions invoked like requests), the
+// control-plane API server, and the reaper that tears down expired
+// environments and verifies that nothing of them is left.
 //
 // It is the one wiring of those parts: cmd/silo's `silo up`, `silo dev` and
-// `silo server`, and the silotest harness, all open a Platform rather than
-// assembling the parts themselves.
+// `silo env`, and the silotest harness, all open a Platform rather than
+// assembling the parts themselves. It also owns the development loop (Dev)
+// and the build cache that lets an unchanged function skip the Go toolchain.
 //
 // Layout under Config.DataDir (shared with the CLI's other commands):
 //
@@ -19,6 +22,7 @@
 //	cache/compiled/       the runtime's compiled machine code, by digest
 //	cache/builds/         source fingerprint → artifact digest (see Config.BuildCache)
 //	logs/                 per-account function logs, <account>.log
+//	operator.token        the control-plane API's operator token (created when the API is used)
 //
 // It may import every package of the project except cmd/ and silotest; no
 // package but cmd/silo and silotest may import it.
