@@ -93,15 +93,22 @@ func startDev(t testing.TB, p *silotest.Platform, app string) (*platform.Dev, <-
 	return d, events, func() { cancel(); <-done }
 }
 
+// next returns the next event that applied or failed a build, skipping
+// "unchanged" ones (an editor's write can arrive as two batches of file
+// events, the second finding nothing new).
 func next(t testing.TB, events <-chan platform.DevEvent) platform.DevEvent {
 	t.Helper()
-	select {
-	case e := <-events:
-		return e
-	case <-time.After(2 * time.Minute):
-		t.Fatal("no dev event after an edit")
+	for {
+		select {
+		case e := <-events:
+			if e.Kind != "unchanged" {
+				return e
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("no dev event after an edit")
+			return platform.DevEvent{}
+		}
 	}
-	return platform.DevEvent{}
 }
 
 // TestDevEditBuildErrorAndRecovery edits a function (live), breaks it (the
