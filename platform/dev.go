@@ -41,9 +41,10 @@ func DevAccount(user string) silo.AccountID {
 
 // DevEvent is what the development loop reports.
 type DevEvent struct {
-	// Kind is "live" (a build was applied and serves), "unchanged" (the
-	// sources changed but built to the same release), or "failed" (the
-	// build or apply failed; the last good version keeps serving).
+	// Kind is "watching" (once, when the watcher is in place), "live" (a
+	// build was applied and serves), "unchanged" (the sources changed but
+	// built to the same release), or "failed" (the build or apply failed;
+	// the last good version keeps serving).
 	Kind    string
 	Release string
 	Plan    engine.Plan
@@ -131,6 +132,7 @@ func (d *Dev) Watch(ctx context.Context, fn func(DevEvent)) error {
 	if err := add(d.App); err != nil {
 		return fmt.Errorf("watch %s: %w", d.App, err)
 	}
+	fn(DevEvent{Kind: "watching"})
 	debounce := d.Debounce
 	if debounce <= 0 {
 		debounce = 50 * time.Millisecond

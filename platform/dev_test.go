@@ -89,7 +89,9 @@ func startDev(t testing.TB, p *silotest.Platform, app string) (*platform.Dev, <-
 		defer close(done)
 		d.Watch(ctx, func(e platform.DevEvent) { events <- e })
 	}()
-	time.Sleep(50 * time.Millisecond) // let the watcher register its directories
+	if e := <-events; e.Kind != "watching" {
+		t.Fatalf("first watch event: got %+v, want watching", e)
+	}
 	return d, events, func() { cancel(); <-done }
 }
 
@@ -101,7 +103,7 @@ func next(t testing.TB, events <-chan platform.DevEvent) platform.DevEvent {
 	for {
 		select {
 		case e := <-events:
-			if e.Kind != "unchanged" {
+			if e.Kind != "unchanged" && e.Kind != "watching" {
 				return e
 			}
 		case <-time.After(2 * time.Minute):

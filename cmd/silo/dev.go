@@ -97,6 +97,7 @@ func printDevEvent(g *globals, ev platform.DevEvent) {
 	}
 	what := strings.Join(files, ", ")
 	switch ev.Kind {
+	case "watching":
 	case "live":
 		fmt.Fprintf(w, "✓ live in %s: release %s (%s) after %s\n", ev.Took.Round(time.Millisecond), ev.Release, planCounts(ev), what)
 	case "unchanged":
