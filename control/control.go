@@ -1,5 +1,6 @@
 // Package control is the control plane: the registry of accounts and
-// tenants, releases, API keys and secrets, on top of the engine. The CLI
+// tenants, releases, API keys and secrets, on top of the engine; every
+// release passes the isolation gate before it becomes current. The CLI
 // calls it directly on a local data dir; the server exposes it over HTTP.
 //
 // It depends on the store and provider contracts and on the engine, never on
@@ -19,6 +20,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/internal/apikey"
+	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
@@ -145,8 +147,24 @@ func (p *Plane) Release(ctx context.Context, id string) (engine.Release, error) 
 	return engine.LoadRelease(r)
 }
 
-// SetCurrent makes rel the current release, with an audit event.
+// Gate refuses a release that would open a path across accounts: it
+// verifies the fleet as it would be under rel (isolation.Gate) before
+// anything is applied.
+func (p *Plane) Gate(ctx context.Context, rel engine.Release) error {
+	f, err := isolation.LoadFleet(ctx, p.cfg.Store)
+	if err != nil {
+		return fmt.Errorf("load fleet for the isolation gate: %w", err)
+	}
+	_, err = isolation.Gate(ctx, rel, f)
+	return err
+}
+
+// SetCurrent makes rel the current release, with an audit event, after the
+// isolation gate passed it.
 func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
+	if err := p.Gate(ctx, rel); err != nil {
+		return err
+	}
 	return p.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		old, _ := tx.Setting(settingCurrent)
 		if old == rel.ID {

@@ -1,0 +1,150 @@
+package control_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/provider/local"
+	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/sqlite"
+)
+
+const stack = `version: 1
+name: demo
+functions:
+  f:
+    source: ./f.wasm
+    tables: {t: read-write}
+tables: {t: {}}
+routes:
+  - {method: GET, path: /x, function: f}
+`
+
+func open(t *testing.T) (*control.Plane, store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, err := local.New(local.Config{Dir: filepath.Join(dir, "accounts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prov.Close(); st.Close() })
+	return control.New(control.Config{Store: st, Provider: prov}), st
+}
+
+// release builds a release of the test stack, changed by mutate, and
+// stores it.
+func release(t *testing.T, st store.Store, mutate func(*spec.Stack)) engine.Release {
+	t.Helper()
+	stk, err := spec.Parse("silo.yaml", []byte(stack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(stk)
+	}
+	rel, stored, err := engine.NewRelease(stk, map[string]string{"f": "sha256:aa"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.PutRelease(stored) }); err != nil {
+		t.Fatal(err)
+	}
+	return rel
+}
+
+// TestGateRefusesAReleaseThatCrossesAccounts: a release whose function is
+// granted a name that reaches outside its account (the spec parser would
+// refuse it; here it is built directly, as a bug or a hostile upload might)
+// is refused before it becomes current, and the fleet keeps its release.
+func TestGateRefusesAReleaseThatCrossesAccounts(t *testing.T) {
+	ctx := context.Background()
+	p, st := open(t)
+	good := release(t, st, nil)
+	if err := p.SetCurrent(ctx, good); err != nil {
+		t.Fatalf("good release refused: %v", err)
+	}
+	if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: "globex"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, mutate := range map[string]func(*spec.Stack){
+		"traversal into another account": func(s *spec.Stack) {
+			f := s.Functions["f"]
+			f.Tables = map[string]spec.Access{"../globex/t": spec.AccessReadWrite}
+			s.Functions["f"] = f
+		},
+		"wildcard table": func(s *spec.Stack) {
+			f := s.Functions["f"]
+			f.Tables = map[string]spec.Access{"*": spec.AccessRead}
+			s.Functions["f"] = f
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := p.SetCurrent(ctx, release(t, st, mutate))
+			if silo.ErrorCode(err) != silo.CodeFailedCheck {
+				t.Fatalf("SetCurrent: got %v, want a failed isolation check", err)
+			}
+			cur, err := p.CurrentRelease(ctx)
+			if err != nil || cur.ID != good.ID {
+				t.Fatalf("current release = %s, %v; want the good one kept (%s)", cur.ID, err, good.ID)
+			}
+		})
+	}
+	// The audit log recorded the good release only.
+	var n int
+	err := st.View(ctx, func(tx store.Tx) error {
+		es, err := tx.Audit(0, 0)
+		for _, e := range es {
+			if e.Event.Action == "release.current" {
+				n++
+			}
+		}
+		return err
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("release.current audit events = %d, %v; want 1", n, err)
+	}
+}
+
+func TestKeysAreShownOnceAndRevocable(t *testing.T) {
+	ctx := context.Background()
+	p, st := open(t)
+	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := p.CreateAccount(ctx, control.CreateRequest{ID: "acme", WithKey: true})
+	if err != nil || c.Key == "" {
+		t.Fatalf("create with key: %+v, %v", c, err)
+	}
+	keys, err := p.Keys(ctx, "acme")
+	if err != nil || len(keys) != 1 || keys[0].Revoked != nil || len(keys[0].Hash) == 0 {
+		t.Fatalf("keys = %+v, %v; want one active, hashed key", keys, err)
+	}
+	if err := p.RevokeKey(ctx, "acme", keys[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RevokeKey(ctx, "globex", keys[0].ID); !errors.Is(err, silo.ErrNotFound) {
+		t.Fatalf("revoking acme's key as globex: got %v, want not found", err)
+	}
+	keys, _ = p.Keys(ctx, "acme")
+	if keys[0].Revoked == nil {
+		t.Fatal("key not revoked")
+	}
+	if _, _, err := p.IssueKey(ctx, silo.ProductionID, "x"); silo.ErrorCode(err) != silo.CodeInvalid {
+		t.Fatalf("key for production: got %v, want invalid", err)
+	}
+}
