@@ -18,6 +18,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/spec"
 )
 
 // demoTenant is a tenant silo up creates.
@@ -158,6 +159,7 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 		sum.API = "http://" + a
 	}
 	host, port := urlHost(ln.Addr())
+	route := firstRoute(dep.Release.Stack)
 	add := func(req control.CreateRequest) error {
 		a, err := p.EnsureAccount(ctx, req)
 		if err != nil {
@@ -169,13 +171,13 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 		}
 		sum.Accounts = append(sum.Accounts, upAccount{
 			ID: a.ID, Kind: a.Kind, Params: a.Params, Key: key,
-			URL:  fmt.Sprintf("http://%s.%s%s/findings", a.ID, host, port),
-			Path: fmt.Sprintf("http://%s%s/t/%s/findings", host, port, a.ID),
+			URL:  fmt.Sprintf("http://%s.%s%s%s", a.ID, host, port, route),
+			Path: fmt.Sprintf("http://%s%s/t/%s%s", host, port, a.ID, route),
 		})
 		return nil
 	}
 	for _, t := range demoTenants {
-		if err := add(control.CreateRequest{ID: t.id, Kind: silo.KindTenant, Params: t.params}); err != nil {
+		if err := add(control.CreateRequest{ID: t.id, Kind: silo.KindTenant, Params: fitParams(dep.Release.Stack, t.params)}); err != nil {
 			return err
 		}
 	}
@@ -191,6 +193,38 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 		fmt.Fprintln(g.stdout, "stopped; state is in", sum.DataDir)
 	}
 	return err
+}
+
+// fitParams keeps the demo parameters the app's stack accepts: another app
+// than the example may not declare a plan.
+func fitParams(st *spec.Stack, ps map[string]string) map[string]string {
+	if st == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range ps {
+		if _, err := st.ResolveParams(map[string]string{k: v}); err == nil {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// firstRoute returns the path of the app's first GET route without
+// wildcards (the example's /findings), or "/".
+func firstRoute(st *spec.Stack) string {
+	if st == nil {
+		return "/"
+	}
+	for _, r := range st.Routes {
+		if (r.Method == "GET" || r.Method == "" || r.Method == "*") && !strings.Contains(r.Path, "{") {
+			return r.Path
+		}
+	}
+	return "/"
 }
 
 // urlHost returns the host for printed URLs ("localhost" for a loopback or
@@ -230,7 +264,9 @@ func printUp(w io.Writer, s upSummary, host, port string) {
 	if len(s.Accounts) > 1 {
 		a, b := s.Accounts[0], s.Accounts[1]
 		fmt.Fprintf(w, "\nTry:\n")
-		fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' -d '{\"severity\":\"high\",\"app\":\"github\"}' %s\n", a.Key, a.URL)
+		if strings.HasSuffix(a.URL, "/findings") {
+			fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' -d '{\"severity\":\"high\",\"app\":\"github\"}' %s\n", a.Key, a.URL)
+		}
 		fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' %s\n", a.Key, a.Path)
 		fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' %s    # %s's key on %s: 403\n", b.Key, a.URL, b.ID, a.ID)
 		fmt.Fprintf(w, "  silo logs %s -f\n", a.ID)

@@ -202,3 +202,37 @@ func BenchmarkUpStart(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestUpServesAnotherApp runs silo up on the app silo init writes: the demo
+// tenants get only the parameters it declares, and the printed URLs use its
+// route.
+func TestUpServesAnotherApp(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	app := filepath.Join(t.TempDir(), "hello")
+	if _, _, err := runCLI(t, "init", app); err != nil {
+		t.Fatal(err)
+	}
+	// An app without a plan parameter.
+	y := mustRead(t, filepath.Join(app, "silo.yaml"))
+	y = strings.Replace(y, "params:\n  plan: {type: string, default: free, enum: [free, pro]}\n", "", 1)
+	y = strings.Replace(y, " (plan ${param.plan})", "", 1)
+	os.WriteFile(filepath.Join(app, "silo.yaml"), []byte(y), 0o644)
+	sum, stop := startUp(t, t.TempDir(), "--file", filepath.Join(app, "silo.yaml"))
+	defer stop()
+	a := sum.Accounts[0]
+	if !strings.HasSuffix(a.URL, "/hello") || len(a.Params) != 0 {
+		t.Errorf("acme: got URL %s and params %v, want /hello and none", a.URL, a.Params)
+	}
+	if status, body := request(t, sum.Gateway, "acme.localhost", "GET", "/hello", a.Key, ""); status != 200 || !strings.Contains(body, "Hello, acme") {
+		t.Errorf("GET /hello: got %d %s", status, body)
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
