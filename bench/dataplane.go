@@ -1,0 +1,637 @@
+package main
+
+// The data-plane scenarios (issue 3, "Benchmarks"): requests through the real
+// gateway and a warm instance of the example's list function, cold start,
+// host-call round trip, noisy neighbour and idle memory. Each runs the whole
+// platform in process (platform.Open + Serve on 127.0.0.1:0) and drives it
+// over loopback HTTP with a bounded load generator (every loop is bounded in
+// count and in time), next to a baseline measured in the same run.
+//
+// Sizes: the defaults are CI-sized. Full sizes:
+//
+//	go run ./bench -scenario idle-memory -tenants 1000
+//	SILO_BENCH_DURATION=10s SILO_BENCH_SAMPLES=1000 go run ./bench -scenario gateway,coldstart,noisy
+//
+// (-tenants is the harness's flag; the two variables stand in for flags
+// main.go does not have.)
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/gateway"
+	"github.com/silo-run/silo/platform"
+)
+
+// benchDuration is how long each throughput or latency phase runs.
+func benchDuration() time.Duration {
+	if v := os.Getenv("SILO_BENCH_DURATION"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 && d <= 10*time.Minute {
+			return d
+		}
+	}
+	return 5 * time.Second
+}
+
+// benchSamples is how many cold starts the coldstart scenario takes.
+func benchSamples() int {
+	if v := os.Getenv("SILO_BENCH_SAMPLES"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 100000 {
+			return n
+		}
+	}
+	return 200
+}
+
+// flagGiven reports whether the harness was run with -name or --name.
+func flagGiven(name string) bool {
+	for _, a := range os.Args[1:] {
+		a = strings.TrimLeft(a, "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// appDir is the example app the data-plane scenarios deploy: the directory
+// of the harness's -stack.
+func appDir(cfg config) string { return filepath.Dir(cfg.stack) }
+
+// buildCache is shared with silotest (same location, same keys), so a
+// machine that ran the tests does not build the example again.
+func buildCache() string {
+	if d := os.Getenv("SILO_TEST_CACHE"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "silo-test-cache")
+}
+
+// livePlatform is a platform serving its gateway on 127.0.0.1:0.
+type livePlatform struct {
+	p    *platform.Platform
+	url  string // http://127.0.0.1:port
+	stop context.CancelFunc
+	done chan error
+}
+
+// startPlatform opens a platform in cfg.dir/name with the example deployed,
+// and serves it on a random loopback port. tune adjusts the configuration.
+func startPlatform(ctx context.Context, cfg config, name string, tune func(*platform.Config)) (*livePlatform, error) {
+	cache := buildCache()
+	pc := platform.Config{
+		DataDir:      filepath.Join(cfg.dir, name),
+		Listen:       "127.0.0.1:0",
+		BuildCache:   filepath.Join(cache, "builds"),
+		CompileCache: filepath.Join(cache, "compiled"),
+		Refresh:      time.Hour, // nothing changes behind the platform's back here
+		ReapEvery:    time.Hour,
+		Gateway:      gateway.Config{RatePerSecond: 1e6, Burst: 1e6, MaxConcurrent: 1024},
+	}
+	if tune != nil {
+		tune(&pc)
+	}
+	p, err := platform.Open(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.Deploy(ctx, appDir(cfg)); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("deploy %s: %w", appDir(cfg), err)
+	}
+	ln, err := p.Listen()
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	lp := &livePlatform{p: p, url: "http://" + ln.Addr().String(), stop: stop, done: make(chan error, 1)}
+	go func() { lp.done <- p.Serve(sctx, ln) }()
+	return lp, nil
+}
+
+func (lp *livePlatform) Close() error {
+	lp.stop()
+	err := <-lp.done
+	return errors.Join(err, lp.p.Close())
+}
+
+// tenant creates a tenant with an API key and returns a request template
+// for GET /findings of it.
+func (lp *livePlatform) tenant(ctx context.Context, id string) (key string, err error) {
+	c, err := lp.p.CreateAccount(ctx, control.CreateRequest{ID: id, Kind: silo.KindTenant, WithKey: true})
+	if err != nil {
+		return "", fmt.Errorf("create tenant %s: %w", id, err)
+	}
+	return c.Key, nil
+}
+
+// request builds a request to the gateway for a tenant.
+func (lp *livePlatform) request(method, tenant, key, path, body string) *http.Request {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, lp.url+path, rd)
+	req.Host = tenant + ".localhost"
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
+}
+
+// newClient is the load generator's client: keep-alive HTTP/1.1, one idle
+// connection per worker, loopback only.
+func newClient(workers int) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil || host != "127.0.0.1" {
+				return nil, fmt.Errorf("load generator dials 127.0.0.1 only, not %s", addr)
+			}
+			return d.DialContext(ctx, network, addr)
+		},
+		MaxIdleConns:        workers,
+		MaxIdleConnsPerHost: workers,
+		MaxConnsPerHost:     workers,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// do sends one request and reads the whole response; it returns the status
+// (0 for a transport error).
+func do(c *http.Client, req *http.Request) (int, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, err
+}
+
+// loadResult is what a closed-loop load run measured.
+type loadResult struct {
+	ok, errs int64
+	statuses map[int]int64
+	elapsed  time.Duration
+	firstErr error
+}
+
+func (r loadResult) rps() float64 { return float64(r.ok) / r.elapsed.Seconds() }
+
+// maxRequestsPerRun bounds each load run in count as well as in time.
+const maxRequestsPerRun = 20_000_000
+
+// closedLoop runs workers goroutines, each sending req (cloned) back to back
+// on its own keep-alive connection, for d; a request counts as ok when its
+// status is want.
+func closedLoop(c *http.Client, req *http.Request, workers int, d time.Duration, want int) loadResult {
+	var ok, errs, sent atomic.Int64
+	var mu sync.Mutex
+	res := loadResult{statuses: map[int]int64{}}
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := map[int]int64{}
+			r := req.Clone(context.Background())
+			for time.Now().Before(deadline) && sent.Add(1) <= maxRequestsPerRun {
+				st, err := do(c, r)
+				local[st]++
+				if err == nil && st == want {
+					ok.Add(1)
+					continue
+				}
+				errs.Add(1)
+				if err == nil {
+					err = fmt.Errorf("status %d", st)
+				}
+				mu.Lock()
+				if res.firstErr == nil {
+					res.firstErr = err
+				}
+				mu.Unlock()
+			}
+			mu.Lock()
+			for k, v := range local {
+				res.statuses[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.ok, res.errs = ok.Load(), errs.Load()
+	return res
+}
+
+// helloServer is the baseline: a bare net/http hello-world on loopback.
+func helloServer() (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "hello\n")
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+// gatewayScenario: requests/s through the gateway and a warm instance of the
+// example's list function, against a bare net/http hello-world driven by the
+// same client, workers and duration. The two alternate in two rounds so a
+// change of machine load touches both.
+func gatewayScenario(ctx context.Context, cfg config) ([]row, error) {
+	const workers = 16
+	d := benchDuration()
+	lp, err := startPlatform(ctx, cfg, "dp-gateway", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer lp.Close()
+	key, err := lp.tenant(ctx, "acme")
+	if err != nil {
+		return nil, err
+	}
+	c := newClient(workers)
+	defer c.CloseIdleConnections()
+	if st, err := do(c, lp.request("POST", "acme", key, "/findings", `{"severity":"high","app":"github"}`)); err != nil || st != 201 {
+		return nil, fmt.Errorf("ingest a finding: status %d, %v", st, err)
+	}
+	gwReq := lp.request("GET", "acme", key, "/findings", "")
+	if st, err := do(c, gwReq); err != nil || st != 200 {
+		return nil, fmt.Errorf("GET /findings: status %d, %v", st, err)
+	}
+	helloURL, stopHello, err := helloServer()
+	if err != nil {
+		return nil, err
+	}
+	defer stopHello()
+	helloReq, _ := http.NewRequest("GET", helloURL+"/", nil)
+
+	// Warm both (connections, instances, caches) for a moment.
+	closedLoop(c, helloReq, workers, 300*time.Millisecond, 200)
+	closedLoop(c, gwReq, workers, 300*time.Millisecond, 200)
+
+	var base, gw loadResult
+	add := func(a *loadResult, b loadResult) {
+		a.ok += b.ok
+		a.errs += b.errs
+		a.elapsed += b.elapsed
+		if a.firstErr == nil {
+			a.firstErr = b.firstErr
+		}
+	}
+	for round := 0; round < 2; round++ {
+		add(&base, closedLoop(c, helloReq, workers, d/2, 200))
+		add(&gw, closedLoop(c, gwReq, workers, d/2, 200))
+	}
+	if base.errs > 0 || gw.errs > 0 {
+		return nil, fmt.Errorf("load run had errors: hello %d (%v), gateway %d (%v)", base.errs, base.firstErr, gw.errs, gw.firstErr)
+	}
+	s := lp.p.Runtime.Stats()
+	return []row{
+		{"gateway", fmt.Sprintf("GET /findings req/s (%d workers, %s, warm list fn)", workers, d), fmt.Sprintf("%.0f", gw.rps()),
+			fmt.Sprintf("%.0f (bare net/http hello)", base.rps()), fmt.Sprintf("%.2f×", gw.rps()/base.rps()), "≥ 0.75×"},
+		{"gateway", "instances after the run", strconv.Itoa(s.Instances), "", "", ""},
+	}, nil
+}
+
+// coldstartScenario: a new instance of the list function from the compiled
+// cache to its first response, end to end through the gateway, against a
+// warm call of the same function right after. A 20 ms runtime IdleTimeout
+// evicts the instance between samples; the scenario waits until the runtime
+// holds no instance before each cold call.
+func coldstartScenario(ctx context.Context, cfg config) ([]row, error) {
+	n := benchSamples()
+	lp, err := startPlatform(ctx, cfg, "dp-coldstart", func(pc *platform.Config) { pc.Runtime.IdleTimeout = 20 * time.Millisecond })
+	if err != nil {
+		return nil, err
+	}
+	defer lp.Close()
+	key, err := lp.tenant(ctx, "acme")
+	if err != nil {
+		return nil, err
+	}
+	c := newClient(1)
+	defer c.CloseIdleConnections()
+	if st, err := do(c, lp.request("POST", "acme", key, "/findings", `{"severity":"high","app":"github"}`)); err != nil || st != 201 {
+		return nil, fmt.Errorf("ingest a finding: status %d, %v", st, err)
+	}
+	req := lp.request("GET", "acme", key, "/findings", "")
+	var cold, warm []time.Duration
+	limit := time.Now().Add(time.Duration(n)*200*time.Millisecond + 30*time.Second)
+	for i := 0; i < n+5 && time.Now().Before(limit); i++ {
+		// Wait (bounded) for the eviction of every instance.
+		for w := 0; w < 500 && lp.p.Runtime.Stats().Instances > 0; w++ {
+			time.Sleep(2 * time.Millisecond)
+		}
+		if s := lp.p.Runtime.Stats().Instances; s > 0 {
+			return nil, fmt.Errorf("%d instances still alive 1 s past the idle timeout", s)
+		}
+		t0 := time.Now()
+		st, err := do(c, req)
+		dc := time.Since(t0)
+		if err != nil || st != 200 {
+			return nil, fmt.Errorf("cold GET /findings: status %d, %v", st, err)
+		}
+		t0 = time.Now()
+		st, err = do(c, req)
+		dw := time.Since(t0)
+		if err != nil || st != 200 {
+			return nil, fmt.Errorf("warm GET /findings: status %d, %v", st, err)
+		}
+		if i < 5 {
+			continue // warm-up: connection, directory, page cache
+		}
+		cold = append(cold, dc)
+		warm = append(warm, dw)
+	}
+	if len(cold) == 0 {
+		return nil, fmt.Errorf("no cold start measured")
+	}
+	return []row{
+		{"coldstart", fmt.Sprintf("first response of a new instance, p50 (%d samples)", len(cold)), ms(pct(cold, 50)), ms(pct(warm, 50)) + " (warm call)", ratio(pct(cold, 50), pct(warm, 50)), ""},
+		{"coldstart", "first response of a new instance, p99", ms(pct(cold, 99)), ms(pct(warm, 99)) + " (warm call)", ratio(pct(cold, 99), pct(warm, 99)), "≤ 10 ms"},
+		{"coldstart", "added by the cold start, p50", ms(pct(cold, 50) - pct(warm, 50)), "", "", ""},
+	}, nil
+}
+
+// noisyScenario: a quiet tenant sends GET /findings at a steady 50 req/s,
+// alone (baseline) and then while a flooder sends back to back from 8
+// connections, far above its rate limit (100/s, burst 200). Latency counts
+// from the request's scheduled time, so a stall is not hidden by sending
+// later (no coordinated omission).
+func noisyScenario(ctx context.Context, cfg config) ([]row, error) {
+	const (
+		rateLimit    = 100
+		quietRate    = 50
+		floodWorkers = 8
+	)
+	d := benchDuration()
+	lp, err := startPlatform(ctx, cfg, "dp-noisy", func(pc *platform.Config) {
+		pc.Gateway = gateway.Config{RatePerSecond: rateLimit, Burst: 2 * rateLimit}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer lp.Close()
+	qkey, err := lp.tenant(ctx, "quiet")
+	if err != nil {
+		return nil, err
+	}
+	fkey, err := lp.tenant(ctx, "flood")
+	if err != nil {
+		return nil, err
+	}
+	qc, fc := newClient(1), newClient(floodWorkers)
+	defer qc.CloseIdleConnections()
+	defer fc.CloseIdleConnections()
+	for _, t := range []struct{ id, key string }{{"quiet", qkey}, {"flood", fkey}} {
+		if st, err := do(qc, lp.request("POST", t.id, t.key, "/findings", `{"severity":"high","app":"github"}`)); err != nil || st != 201 {
+			return nil, fmt.Errorf("ingest a finding for %s: status %d, %v", t.id, st, err)
+		}
+	}
+	qreq := lp.request("GET", "quiet", qkey, "/findings", "")
+	freq := lp.request("GET", "flood", fkey, "/findings", "")
+
+	quiet := func(d time.Duration) (lat []time.Duration, errs int, first error) {
+		every := time.Second / quietRate
+		start := time.Now()
+		for i := 0; i < int(d/every) && i < 1_000_000; i++ {
+			at := start.Add(time.Duration(i) * every)
+			if w := time.Until(at); w > 0 {
+				time.Sleep(w)
+			}
+			st, err := do(qc, qreq)
+			lat = append(lat, time.Since(at))
+			if err != nil || st != 200 {
+				errs++
+				if first == nil {
+					first = fmt.Errorf("status %d, %v", st, err)
+				}
+			}
+		}
+		return lat, errs, first
+	}
+	// Warm-up, then the baseline: the quiet tenant alone.
+	quiet(time.Second)
+	base, baseErrs, _ := quiet(d)
+
+	var flood loadResult
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); flood = closedLoop(fc, freq, floodWorkers, d+200*time.Millisecond, 200) }()
+	time.Sleep(100 * time.Millisecond)
+	noisy, noisyErrs, firstErr := quiet(d)
+	wg.Wait()
+
+	total := flood.ok + flood.errs
+	floodRate := float64(total) / flood.elapsed.Seconds()
+	b99, n99 := pct(base, 99), pct(noisy, 99)
+	allowed := max(b99+b99/5, b99+5*time.Millisecond)
+	verdict := "met"
+	if n99 > allowed || noisyErrs > 0 || flood.statuses[429] == 0 {
+		verdict = "MISSED"
+	}
+	errNote := ""
+	if firstErr != nil {
+		errNote = " (first: " + firstErr.Error() + ")"
+	}
+	return []row{
+		{"noisy", fmt.Sprintf("quiet tenant p99 at %d req/s while flooded", quietRate), ms(n99), ms(b99) + " (quiet alone)", ratio(n99, b99), fmt.Sprintf("≤ %s (+20%% or +5 ms): %s", ms(allowed), verdict)},
+		{"noisy", "quiet tenant p50", ms(pct(noisy, 50)), ms(pct(base, 50)) + " (quiet alone)", ratio(pct(noisy, 50), pct(base, 50)), ""},
+		{"noisy", "quiet tenant errors", fmt.Sprintf("%d of %d%s", noisyErrs, len(noisy), errNote), fmt.Sprintf("%d of %d (alone)", baseErrs, len(base)), "", "0"},
+		{"noisy", fmt.Sprintf("flooder req/s (%d conns; limit %d/s)", floodWorkers, rateLimit), fmt.Sprintf("%.0f (%.0f× its limit)", floodRate, floodRate/rateLimit), "", "", "≥ 10× its limit"},
+		{"noisy", "flooder 429s / 200s / other", fmt.Sprintf("%d / %d / %d", flood.statuses[429], flood.statuses[200], total-flood.statuses[429]-flood.statuses[200]), "", "", "429s > 0"},
+	}, nil
+}
+
+// idleMemoryScenario: N tenants each served once, then idle past the
+// runtime's IdleTimeout; resident memory (after GC and FreeOSMemory) must
+// come back to within 10% of its level before they were served. N is 200,
+// or -tenants when given (at most 2000).
+func idleMemoryScenario(ctx context.Context, cfg config) ([]row, error) {
+	n := 200
+	if flagGiven("tenants") {
+		n = min(max(cfg.tenants, 1), 2000)
+	}
+	const idle = 3 * time.Second
+	lp, err := startPlatform(ctx, cfg, "dp-idle", func(pc *platform.Config) {
+		pc.Runtime.IdleTimeout = idle
+		pc.Refresh = 0 // the platform's default: views are re-read after 1 s
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer lp.Close()
+	keys := make([]string, n)
+	var mu sync.Mutex
+	var firstErr error
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				k, err := lp.tenant(ctx, "m"+strconv.Itoa(i))
+				if err != nil {
+					mu.Lock()
+					firstErr = errors.Join(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				keys[i] = k
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	c := newClient(4)
+	defer c.CloseIdleConnections()
+	// Serve one unrelated tenant first so that code paths, pools and caches
+	// that any first request warms are in the "before" figure.
+	wkey, err := lp.tenant(ctx, "warmup")
+	if err != nil {
+		return nil, err
+	}
+	if st, err := do(c, lp.request("GET", "warmup", wkey, "/findings", "")); err != nil || st != 200 {
+		return nil, fmt.Errorf("warm-up GET: status %d, %v", st, err)
+	}
+	if err := waitNoInstances(lp, idle); err != nil {
+		return nil, err
+	}
+	before := settledRSS()
+
+	var peak atomic.Int64
+	peak.Store(residentBytes())
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-t.C:
+				if r := residentBytes(); r > peak.Load() {
+					peak.Store(r)
+				}
+			}
+		}
+	}()
+	t0 := time.Now()
+	next.Store(0)
+	maxLive := 0
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				id := "m" + strconv.Itoa(i)
+				if st, err := do(c, lp.request("GET", id, keys[i], "/findings", "")); err != nil || st != 200 {
+					mu.Lock()
+					firstErr = errors.Join(firstErr, fmt.Errorf("GET /findings of %s: status %d, %v", id, st, err))
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	served := time.Since(t0)
+	maxLive = lp.p.Runtime.Stats().Instances
+	close(stopSampling)
+	<-sampled
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	waitStart := time.Now()
+	if err := waitNoInstances(lp, idle); err != nil {
+		return nil, err
+	}
+	evicted := time.Since(waitStart)
+	after := settledRSS()
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	growth := float64(after-before) / float64(before)
+	verdict := "met"
+	if growth > 0.10 {
+		verdict = "MISSED"
+	}
+	return []row{
+		{"idle-memory", fmt.Sprintf("RSS after %d tenants served once and idle", n), mib(after), mib(before) + " (before serving)", fmt.Sprintf("%.3f× (%+.1f%%)", float64(after)/float64(before), 100*growth), "≤ +10%: " + verdict},
+		{"idle-memory", "RSS peak while serving", mib(peak.Load()), mib(before), fmt.Sprintf("%.2f×", float64(peak.Load())/float64(before)), ""},
+		{"idle-memory", "instances live at the end of serving / after idle", fmt.Sprintf("%d / 0", maxLive), "", "", ""},
+		{"idle-memory", fmt.Sprintf("serve all once / evict all (IdleTimeout %s)", idle), fmt.Sprintf("%s / %s", served.Round(time.Millisecond), evicted.Round(time.Millisecond)), "", "", ""},
+	}, nil
+}
+
+// waitNoInstances waits (at most 3×idle + 10 s) until the runtime holds no
+// instance.
+func waitNoInstances(lp *livePlatform, idle time.Duration) error {
+	limit := time.Now().Add(3*idle + 10*time.Second)
+	for lp.p.Runtime.Stats().Instances > 0 {
+		if time.Now().After(limit) {
+			return fmt.Errorf("%d instances still alive %s past the idle timeout", lp.p.Runtime.Stats().Instances, 2*idle+10*time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// settledRSS is VmRSS after garbage collection and returning freed memory
+// to the OS.
+func settledRSS() int64 {
+	for i := 0; i < 2; i++ {
+		goruntime.GC()
+		debug.FreeOSMemory()
+	}
+	return residentBytes()
+}
