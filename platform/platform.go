@@ -50,6 +50,7 @@ import (
 	"github.com/silo-run/silo/runtime"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/sqlite"
 )
 
@@ -175,7 +176,9 @@ type Platform struct {
 	cfg Config
 
 	// The parts, exposed for commands and tests that need one directly.
-	Store    *sqlite.Store
+	// Store is the control-plane store, wrapped so that every commit that
+	// appends to the audit log moves the audit witness forward.
+	Store    store.Store
 	Provider *local.Provider
 	Plane    *control.Plane
 	Runtime  *runtime.Runtime
@@ -184,6 +187,7 @@ type Platform struct {
 	Policy   *isolation.Policy
 	Runner   *rollout.Runner
 
+	db        *sqlite.Store // the store under Store's witness wrapper
 	dir       *directory
 	artifacts string
 	guestLog  *slog.Logger
@@ -224,9 +228,14 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		}
 	}()
 	var err error
-	if p.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "state.db")); err != nil {
+	if p.db, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "state.db")); err != nil {
 		return nil, err
 	}
+	witness := filepath.Join(cfg.DataDir, isolation.WitnessFile)
+	if _, err := isolation.EnsureWitness(ctx, p.db, witness); err != nil {
+		return nil, err
+	}
+	p.Store = isolation.WithWitness(p.db, witness)
 	if p.Provider, err = local.New(local.Config{Dir: filepath.Join(cfg.DataDir, "accounts"), Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
@@ -240,6 +249,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	p.Plane = control.New(control.Config{
 		Store: p.Store, Provider: p.Provider, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
+		AuditWitness: witness,
 	})
 	if _, err := p.Plane.Engine.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover journal: %w", err)
@@ -410,7 +420,7 @@ func (p *Platform) API() (*server.Server, error) {
 	}
 	p.api, err = server.New(server.Config{
 		Plane: p.Plane, Runner: p.Runner, Store: p.Store, ArtifactDir: p.artifacts,
-		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now,
+		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Gate: p.Plane.Gate,
 	})
 	return p.api, err
 }
@@ -445,8 +455,8 @@ func (p *Platform) Close() error {
 	if p.Provider != nil {
 		errs = append(errs, p.Provider.Close())
 	}
-	if p.Store != nil {
-		errs = append(errs, p.Store.Close())
+	if p.db != nil {
+		errs = append(errs, p.db.Close())
 	}
 	return errors.Join(errs...)
 }

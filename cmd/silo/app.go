@@ -3,73 +3,37 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/user"
-	"path/filepath"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
-	"github.com/silo-run/silo/internal/build"
+	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/provider/local"
-	"github.com/silo-run/silo/store/sqlite"
+	"github.com/silo-run/silo/store"
 )
 
-// app is an opened local installation: the control-plane store, the local
-// provider and the control plane on top.
+// app is the local installation opened for one command: the platform
+// (store, provider, control plane, runtime) without serving anything.
 type app struct {
+	*platform.Platform
 	dir      string
-	store    *sqlite.Store
+	store    store.Store
 	provider *local.Provider
 	plane    *control.Plane
 	log      *slog.Logger
 }
 
-// openApp opens (creating on first use) the installation in g.dataDir and
-// recovers any intents a crash left pending.
+// openApp opens (creating on first use) the installation in g.dataDir. The
+// platform recovers any intents a crash left pending.
 func openApp(ctx context.Context, g *globals) (*app, error) {
-	dir, err := filepath.Abs(g.dataDir)
+	p, err := openPlatform(ctx, g, "", "")
 	if err != nil {
 		return nil, err
 	}
-	if err := control.DataDirWritable(dir); err != nil {
-		return nil, err
-	}
-	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: logLevel()}))
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"))
-	if err != nil {
-		return nil, err
-	}
-	prov, err := local.New(local.Config{Dir: filepath.Join(dir, "accounts"), Logger: log})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	a := &app{dir: dir, store: st, provider: prov, log: log}
-	a.plane = control.New(control.Config{
-		Store: st, Provider: prov, Logger: log, Actor: actor(),
-		Builder: &builder{outDir: filepath.Join(dir, "artifacts")},
-	})
-	rep, err := a.plane.Engine.Recover(ctx)
-	if err != nil {
-		a.Close()
-		return nil, fmt.Errorf("recover journal: %w", err)
-	}
-	if rep.Pending > 0 {
-		log.Info("recovered interrupted work", "pending", rep.Pending, "confirmed", rep.Confirmed, "abandoned", rep.Abandoned, "resumed", rep.Resumed)
-	}
-	return a, nil
-}
-
-func (a *app) Close() error {
-	var errs []error
-	if c, ok := any(a.provider).(interface{ Close() error }); ok {
-		errs = append(errs, c.Close())
-	}
-	errs = append(errs, a.store.Close())
-	return errors.Join(errs...)
+	return &app{Platform: p, dir: p.Config().DataDir, store: p.Store, provider: p.Provider, plane: p.Plane, log: p.Config().Logger}, nil
 }
 
 // release returns the release that plan and apply target: the one built
@@ -97,9 +61,8 @@ func (a *app) release(ctx context.Context, g *globals, makeCurrent bool) (engine
 	return rel, nil
 }
 
-// currentOrBootstrap returns the current release, making the spec file's
-// release current when there is none yet (the first tenant of a new
-// installation).
+// currentOrBootstrap makes the spec file's release current when there is no
+// current release yet (the first tenant of a new installation).
 func (a *app) currentOrBootstrap(ctx context.Context, g *globals) error {
 	_, err := a.plane.CurrentRelease(ctx)
 	if !errors.Is(err, silo.ErrNotFound) {
@@ -121,15 +84,4 @@ func actor() string {
 		return "cli:" + u.Username
 	}
 	return "cli"
-}
-
-// builder builds functions into content-addressed artifacts.
-type builder struct{ outDir string }
-
-func (b *builder) Build(ctx context.Context, source string) (string, error) {
-	art, err := build.Function(ctx, source, b.outDir)
-	if err != nil {
-		return "", err
-	}
-	return art.Digest, nil
 }

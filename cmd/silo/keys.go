@@ -26,12 +26,12 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 		Short: "Issue a new API key (printed once)",
 		Args:  exactArgs(1, "a tenant ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			plain, k, err := a.plane.IssueKey(cmd.Context(), silo.AccountID(args[0]), name)
+			defer done()
+			plain, k, err := api.IssueKey(cmd.Context(), silo.AccountID(args[0]), name)
 			if err != nil {
 				return err
 			}
@@ -46,12 +46,12 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 		Short: "List a tenant's keys (IDs and state, never the keys)",
 		Args:  exactArgs(1, "a tenant ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			keys, err := a.plane.Keys(cmd.Context(), silo.AccountID(args[0]))
+			defer done()
+			keys, err := api.Keys(cmd.Context(), silo.AccountID(args[0]))
 			if err != nil {
 				return err
 			}
@@ -66,12 +66,12 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 		Short: "Revoke a key; requests with it get 401 from then on",
 		Args:  exactArgs(2, "a tenant ID and a key ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			if err := a.plane.RevokeKey(cmd.Context(), silo.AccountID(args[0]), args[1]); err != nil {
+			defer done()
+			if err := api.RevokeKey(cmd.Context(), silo.AccountID(args[0]), args[1]); err != nil {
 				return err
 			}
 			return g.print(map[string]string{"revoked": args[1]}, func(w io.Writer) { fmt.Fprintf(w, "revoked %s\n", args[1]) })
@@ -82,13 +82,13 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 		Short: "Issue a new key and revoke the old one",
 		Args:  exactArgs(2, "a tenant ID and a key ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
+			defer done()
 			id := silo.AccountID(args[0])
-			keys, err := a.plane.Keys(cmd.Context(), id)
+			keys, err := api.Keys(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -99,11 +99,11 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 			if !found {
 				return silo.Errorf(silo.CodeNotFound, "account %s has no key %q; silo keys list %s shows its keys", id, args[1], id)
 			}
-			plain, k, err := a.plane.IssueKey(cmd.Context(), id, "rotated from "+args[1])
+			plain, k, err := api.IssueKey(cmd.Context(), id, "rotated from "+args[1])
 			if err != nil {
 				return err
 			}
-			if err := a.plane.RevokeKey(cmd.Context(), id, args[1]); err != nil {
+			if err := api.RevokeKey(cmd.Context(), id, args[1]); err != nil {
 				return err
 			}
 			return g.print(map[string]any{"key": plain, "id": k.ID, "revoked": args[1]}, func(w io.Writer) {
@@ -156,12 +156,12 @@ readable only by that tenant's functions that are granted it. The control plane 
 			if len(val) == 0 {
 				return silo.Errorf(silo.CodeInvalid, "no value on standard input; pipe it in: silo secret set %s %s < file", args[0], args[1])
 			}
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			if err := a.plane.SetSecret(cmd.Context(), silo.AccountID(args[0]), args[1], val); err != nil {
+			defer done()
+			if err := api.SetSecret(cmd.Context(), silo.AccountID(args[0]), args[1], val); err != nil {
 				return err
 			}
 			return g.print(map[string]any{"account": args[0], "secret": args[1], "bytes": len(val)}, func(w io.Writer) {
@@ -178,19 +178,24 @@ func newAuditCmd(g *globals) *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Verify the audit log's hash chain: detects edited, deleted, reordered or truncated entries",
-		Args:  exactArgs(0, "no arguments"),
+		Long: `Every control-plane mutation (tenant created, key issued, secret set — never its value —
+release applied, rollback) is appended to a hash-chained audit log in the same transaction as the
+change, and the chain's head is written to a witness file after each commit. silo audit verify
+checks every link and that the log still reaches the witnessed head, so an edited, deleted,
+reordered, duplicated or truncated entry is detected.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			n, err := a.plane.VerifyAudit(cmd.Context())
+			defer done()
+			n, err := api.VerifyAudit(cmd.Context())
 			if err != nil {
 				return err
 			}
 			return g.print(map[string]any{"intact": true, "entries": n}, func(w io.Writer) {
-				fmt.Fprintf(w, "audit log intact: %d entries verified\n", n)
+				fmt.Fprintf(w, "audit log intact: %d entries verified, and it reaches its witnessed head\n", n)
 			})
 		},
 	}

@@ -46,6 +46,9 @@ An unchanged account costs microseconds. Nothing is changed.`,
 			if err != nil {
 				return err
 			}
+			if err := localOnly(g, "silo deploy, or silo tenant show ACCOUNT for drift"); err != nil {
+				return err
+			}
 			a, err := openApp(cmd.Context(), g)
 			if err != nil {
 				return err
@@ -151,6 +154,9 @@ interrupted apply is recovered on the next start.`,
 			if err != nil {
 				return err
 			}
+			if err := localOnly(g, "silo deploy, or silo tenant show ACCOUNT for drift"); err != nil {
+				return err
+			}
 			a, err := openApp(cmd.Context(), g)
 			if err != nil {
 				return err
@@ -223,6 +229,9 @@ func newDriftCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := localOnly(g, "silo deploy, or silo tenant show ACCOUNT for drift"); err != nil {
+				return err
+			}
 			a, err := openApp(cmd.Context(), g)
 			if err != nil {
 				return err
@@ -281,6 +290,9 @@ func newBuildCmd(g *globals) *cobra.Command {
 		Short: "Build every function in silo.yaml into a content-addressed artifact and store the release",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := localOnly(g, "silo deploy (it builds here and uploads the release)"); err != nil {
+				return err
+			}
 			a, err := openApp(cmd.Context(), g)
 			if err != nil {
 				return err

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,65 +43,59 @@ func remote(g *globals) (*server.Client, error) {
 	return server.NewClient(url, tok, nil), nil
 }
 
-// localRunner opens the local installation and a rollout runner on it.
+// localRunner opens the local installation; its platform carries the
+// rollout runner, wired to the runtime's metrics and smoke functions.
 func localRunner(ctx context.Context, g *globals) (*app, *rollout.Runner, error) {
 	a, err := openApp(ctx, g)
 	if err != nil {
 		return nil, nil, err
 	}
-	host, _ := os.Hostname()
-	rn, err := rollout.New(rollout.Config{Store: a.store, Engine: a.plane.Engine, Provider: a.provider, Logger: a.log, Owner: host + ":" + a.dir})
-	if err != nil {
-		a.Close()
-		return nil, nil, err
-	}
-	return a, rn, nil
+	return a, a.Runner, nil
 }
 
 func newServerCmd(g *globals) *cobra.Command {
-	var listen string
+	var listen, gatewayAddr string
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the control plane: the HTTP API and the rollout runner",
-		Long: `server serves the control-plane API (docs/api.md) on --listen and runs rollouts in the
-background. It recovers interrupted work from the journal at start, so it is safe to kill.
-The operator token is generated on first start into <data-dir>/operator.token (mode 0600).`,
+		Short: "Run the control plane (HTTP API + rollout runner) and the gateway",
+		Long: `server serves the control-plane API (docs/api.md) on --listen, the tenant gateway on
+--gateway, and runs rollouts in the background, gated on the runtime's per-tenant metrics. It
+recovers interrupted work from the journal at start, so it is safe to kill. The operator token is
+generated on first start into <data-dir>/operator.token (mode 0600); clients pass it with --token
+or $SILO_TOKEN.`,
+		Example: `  silo server --listen 127.0.0.1:7070 --gateway 127.0.0.1:8080 &
+  silo deploy --server http://127.0.0.1:7070`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			a, rn, err := localRunner(ctx, g)
+			p, err := openPlatform(ctx, g, gatewayAddr, listen)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			tok, err := server.LoadOrCreateToken(a.dir)
+			defer p.Close()
+			ln, err := p.Listen()
 			if err != nil {
 				return err
 			}
-			srv, err := server.New(server.Config{Plane: a.plane, Runner: rn, Store: a.store, ArtifactDir: filepath.Join(a.dir, "artifacts"), Token: tok, Logger: a.log})
-			if err != nil {
+			if err := p.LoadCurrent(ctx); err != nil && !errors.Is(err, silo.ErrNotFound) {
 				return err
 			}
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				return silo.Errorf(silo.CodeUnavailable, "cannot listen on %s: %v; choose another --listen address", listen, err)
+			served := make(chan error, 1)
+			go func() { served <- p.Serve(ctx, ln) }()
+			for p.APIAddr() == "" {
+				select {
+				case err := <-served:
+					return err
+				case <-time.After(10 * time.Millisecond):
+				}
 			}
-			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-			go rn.Serve(ctx)
-			go func() {
-				<-ctx.Done()
-				sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-				hs.Shutdown(sctx)
-				c()
-			}()
-			fmt.Fprintf(g.stderr, "silo server listening on http://%s (token in %s)\n", ln.Addr(), filepath.Join(a.dir, server.TokenFile))
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
+			fmt.Fprintf(g.stderr, "silo server: API on http://%s (token in %s), gateway on http://%s\n",
+				p.APIAddr(), filepath.Join(p.Config().DataDir, server.TokenFile), p.Addr())
+			return <-served
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve the API on")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address to serve the control-plane API on")
+	cmd.Flags().StringVar(&gatewayAddr, "gateway", "127.0.0.1:8080", "address to serve the tenant gateway on")
 	return cmd
 }
 

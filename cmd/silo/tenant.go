@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -47,18 +48,12 @@ a first API key, printed once.`,
 			if err != nil {
 				return err
 			}
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			if _, err := silo.ParseTenantID(args[0]); err != nil {
-				return err
-			}
-			if err := a.currentOrBootstrap(cmd.Context(), g); err != nil {
-				return err
-			}
-			c, err := a.plane.CreateAccount(cmd.Context(), control.CreateRequest{ID: args[0], Kind: kind, Name: name, Params: ps, WithKey: !noKey})
+			defer done()
+			c, err := api.CreateAccount(cmd.Context(), control.CreateRequest{ID: args[0], Kind: kind, Name: name, Params: ps, WithKey: !noKey})
 			if err != nil {
 				return err
 			}
@@ -99,16 +94,16 @@ func newTenantList(g *globals) *cobra.Command {
 		Short: "List tenants (or other account kinds with --kind)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
+			defer done()
 			f := store.Filter{Kind: silo.Kind(kind), State: silo.State(state), IncludeDeleted: all}
 			if kind == "all" {
 				f.Kind = ""
 			}
-			accts, err := a.plane.Accounts(cmd.Context(), f)
+			accts, err := api.Accounts(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
@@ -164,12 +159,12 @@ func newTenantShow(g *globals) *cobra.Command {
 		Short: "Show a tenant: account, kind, params, release, resources and their state, keys, data key",
 		Args:  exactArgs(1, "a tenant ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			d, err := a.plane.Show(cmd.Context(), silo.AccountID(args[0]))
+			defer done()
+			d, err := api.Show(cmd.Context(), silo.AccountID(args[0]))
 			if err != nil {
 				return err
 			}
@@ -234,12 +229,12 @@ func newTenantUpdate(g *globals) *cobra.Command {
 			if len(ps) == 0 && name == "" {
 				return usageError{"nothing to update; pass --param NAME=VALUE or --name"}
 			}
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			p, err := a.plane.UpdateParams(cmd.Context(), silo.AccountID(args[0]), ps, name)
+			defer done()
+			p, err := api.UpdateParams(cmd.Context(), silo.AccountID(args[0]), ps, name)
 			if err != nil {
 				return err
 			}
@@ -257,12 +252,12 @@ func newTenantState(g *globals, verb string, to silo.State, short string) *cobra
 		Short: short,
 		Args:  exactArgs(1, "a tenant ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			acct, err := a.plane.Engine.SetState(cmd.Context(), silo.AccountID(args[0]), to, "account."+verb)
+			defer done()
+			acct, err := setState(cmd.Context(), api, silo.AccountID(args[0]), to)
 			if err != nil {
 				return err
 			}
@@ -280,13 +275,13 @@ first (crypto-shredding: anything left anywhere can no longer be decrypted), and
 revoked. This cannot be undone. The production account cannot be deleted.`,
 		Args: exactArgs(1, "a tenant ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
+			defer done()
 			id := silo.AccountID(args[0])
-			if err := a.plane.Engine.DeleteAccount(cmd.Context(), id); err != nil {
+			if err := api.DeleteAccount(cmd.Context(), id); err != nil {
 				return err
 			}
 			return g.print(map[string]string{"deleted": string(id)}, func(w io.Writer) {
@@ -294,4 +289,11 @@ revoked. This cannot be undone. The production account cannot be deleted.`,
 			})
 		},
 	}
+}
+
+func setState(ctx context.Context, api controlAPI, id silo.AccountID, to silo.State) (silo.Account, error) {
+	if to == silo.StateSuspended {
+		return api.Suspend(ctx, id)
+	}
+	return api.Resume(ctx, id)
 }

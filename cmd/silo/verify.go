@@ -61,6 +61,9 @@ throwaway accounts are deleted and verified gone. The result is recorded for the
   silo verify --output json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := localOnly(g, "silo verify on the server's host, against its data dir"); err != nil {
+				return err
+			}
 			a, err := openApp(cmd.Context(), g)
 			if err != nil {
 				return err
@@ -218,6 +221,9 @@ mode 0600); the public key is in the report. silo report verify FILE checks it.`
 				return usageError{fmt.Sprintf("--format must be html or json, not %q", format)}
 			}
 			ctx := cmd.Context()
+			if err := localOnly(g, "silo report on the server's host, against its data dir"); err != nil {
+				return err
+			}
 			a, err := openApp(ctx, g)
 			if err != nil {
 				return err
