@@ -45,7 +45,7 @@ type Config struct {
 	Concurrency int
 	// AuditWitness is the path of the audit witness file (see
 	// isolation.WithWitness); VerifyAudit checks the log reaches it.
-	// Required for VerifyAudit.
+	// Without it VerifyAudit checks the hash chain only.
 	AuditWitness string
 }
 
@@ -464,8 +464,38 @@ func (p *Plane) SetSecret(ctx context.Context, id silo.AccountID, name string, v
 // witnessed head (so truncation is detected too). It returns the number of
 // entries verified.
 func (p *Plane) VerifyAudit(ctx context.Context) (int, error) {
+	if p.cfg.AuditWitness == "" {
+		return p.verifyChain(ctx)
+	}
 	res, err := isolation.VerifyAudit(ctx, p.cfg.Store, p.cfg.AuditWitness)
 	return res.Entries, err
+}
+
+// verifyChain checks the hash chain alone, page by page.
+func (p *Plane) verifyChain(ctx context.Context) (int, error) {
+	var prev string
+	var after int64
+	total := 0
+	for {
+		var page []store.AuditEntry
+		if err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			page, err = tx.Audit(after, 1000)
+			return err
+		}); err != nil {
+			return total, err
+		}
+		n, err := store.VerifyChain(prev, after, page)
+		total += n
+		if err != nil {
+			return total, silo.Errorf(silo.CodeFailedCheck, "audit log is not intact: %v", err)
+		}
+		if len(page) == 0 {
+			return total, nil
+		}
+		last := page[len(page)-1]
+		prev, after = last.Hash, last.Seq
+	}
 }
 
 // DataDirWritable checks that dir exists (creating it) and is writable, and

@@ -76,14 +76,8 @@ func TestRolloutThroughRings(t *testing.T) {
 		}
 	}
 	p.Clock().Advance(time.Minute)
-	r = waitRollout(t, pp.Runner, r.ID, "everyone baking", func(r rollout.Rollout) bool {
-		return ringPhase(r, "everyone") == rollout.PhaseBaking || r.State != rollout.StateRunning
-	})
-	if r.State != rollout.StateRunning {
-		t.Fatalf("after the canary bake: %s (%s), want running into everyone", r.State, r.Reason)
-	}
-	globex.GET(t, "/findings")
-	p.Clock().Advance(time.Minute)
+	// The everyone ring has no bake and is judged by the smoke function in
+	// every tenant, so the rollout finishes after the canary bake.
 	r = waitRollout(t, pp.Runner, r.ID, "done", func(r rollout.Rollout) bool { return r.State != rollout.StateRunning })
 	if r.State != rollout.StateSucceeded {
 		t.Fatalf("rollout: got %s (%s), want succeeded", r.State, r.Reason)
