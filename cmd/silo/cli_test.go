@@ -173,3 +173,25 @@ func TestBadInputGetsOneClearError(t *testing.T) {
 		t.Fatal("the corrupted state file was modified")
 	}
 }
+
+// TestInitOutsideACheckout scaffolds a project where no silo checkout is at
+// hand: it must build offline against the SDK the binary carries, and the
+// quick start must work in it.
+func TestInitOutsideACheckout(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	c := &cli{t: t, dataDir: filepath.Join(dir, "demo", ".silo"), file: filepath.Join(dir, "demo", "silo.yaml")}
+	c.ok("init", "demo")
+	if b, err := os.ReadFile(filepath.Join(dir, "demo", "go.mod")); err != nil || !strings.Contains(string(b), "=> ./.silo-sdk") {
+		t.Fatalf("go.mod = %s, %v; want a replace onto the written SDK", b, err)
+	}
+	t.Chdir(filepath.Join(dir, "demo"))
+	c.ok("tenant", "create", "acme", "--param", "plan=pro")
+	if out := c.ok("plan", "--all"); !strings.Contains(out, "nothing to do") {
+		t.Fatalf("plan --all: %s", out)
+	}
+	// Running init again keeps what is there.
+	if out := c.ok("init", "."); !strings.Contains(out, "kept    silo.yaml") {
+		t.Fatalf("second init: %s", out)
+	}
+}

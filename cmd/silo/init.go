@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/silo-run/silo/sdk"
 
 	silo "github.com/silo-run/silo"
 )
@@ -99,6 +103,7 @@ the command was run from, when one is found).`,
 				"functions/hello/main.go": initFunction,
 				".gitignore":              ".silo/\n",
 			}
+			order := []string{"silo.yaml", "functions/hello/main.go", ".gitignore", "go.mod"}
 			mod, modPath := enclosingModule(abs)
 			switch {
 			case mod == siloModule:
@@ -110,12 +115,23 @@ the command was run from, when one is found).`,
 				if root := siloCheckout(); root != "" {
 					gomod += fmt.Sprintf("\nreplace %s => %s\n", siloModule, root)
 				} else {
-					gomod += fmt.Sprintf("\n// Until silo is published, point this at a silo checkout:\n// replace %s => /path/to/silo\n", siloModule)
+					// No checkout at hand: the function SDK this binary carries
+					// is written into the project, so it builds offline.
+					gomod += fmt.Sprintf("\n// The function SDK, written by silo init from the silo binary.\nreplace %s => ./%s\n", siloModule, sdkDir)
+					sdkFiles, err := embeddedSDK()
+					if err != nil {
+						return err
+					}
+					for rel, body := range sdkFiles {
+						files[rel] = body
+						order = append(order, rel)
+					}
 				}
 				files["go.mod"] = gomod
 			}
 			var made, kept []string
-			for _, rel := range []string{"silo.yaml", "functions/hello/main.go", ".gitignore", "go.mod"} {
+			sort.Strings(order[4:])
+			for _, rel := range order {
 				body, ok := files[rel]
 				if !ok {
 					continue
@@ -150,6 +166,29 @@ the command was run from, when one is found).`,
 			})
 		},
 	}
+}
+
+// sdkDir is where silo init writes the embedded function SDK.
+const sdkDir = ".silo-sdk"
+
+// embeddedSDK returns the files of a module holding the function SDK
+// (sdk/fn and its ABI, without tests), keyed by their path in the project.
+func embeddedSDK() (map[string]string, error) {
+	out := map[string]string{
+		sdkDir + "/go.mod": fmt.Sprintf("module %s\n\ngo %s\n", siloModule, goVersion()),
+	}
+	err := fs.WalkDir(sdk.Source, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		b, err := fs.ReadFile(sdk.Source, path)
+		if err != nil {
+			return err
+		}
+		out[sdkDir+"/sdk/"+path] = string(b)
+		return nil
+	})
+	return out, err
 }
 
 // enclosingModule returns the module path and go.mod of the module holding
