@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,25 @@ func flagGiven(name string) bool {
 		}
 	}
 	return false
+}
+
+// profile starts a CPU profile of a phase when SILO_BENCH_CPUPROFILE names
+// a file prefix (the harness has no -cpuprofile flag); the profile goes to
+// <prefix>.<phase>.pprof, overwritten by later rounds of the same phase.
+func profile(phase string) (stop func(), err error) {
+	prefix := os.Getenv("SILO_BENCH_CPUPROFILE")
+	if prefix == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(prefix + "." + phase + ".pprof")
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // appDir is the example app the data-plane scenarios deploy: the directory
@@ -318,7 +338,12 @@ func gatewayScenario(ctx context.Context, cfg config) ([]row, error) {
 	}
 	for round := 0; round < 2; round++ {
 		add(&base, closedLoop(c, helloReq, workers, d/2, 200))
+		stopProfile, err := profile("gateway")
+		if err != nil {
+			return nil, err
+		}
 		add(&gw, closedLoop(c, gwReq, workers, d/2, 200))
+		stopProfile()
 	}
 	if base.errs > 0 || gw.errs > 0 {
 		return nil, fmt.Errorf("load run had errors: hello %d (%v), gateway %d (%v)", base.errs, base.firstErr, gw.errs, gw.firstErr)
