@@ -3,6 +3,7 @@ package silo
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Code classifies an error for callers and for the mapping to HTTP status and
@@ -11,16 +12,42 @@ type Code string
 
 // The error codes.
 const (
-	CodeInvalid         Code = "invalid"         // bad input; the message says how to fix it
-	CodeNotFound        Code = "not_found"       // no such thing
-	CodeConflict        Code = "conflict"        // exists already, or a concurrent change won
-	CodeForbidden       Code = "forbidden"       // the decision point denied it
-	CodeUnauthenticated Code = "unauthenticated" // no or bad credential
-	CodeUnavailable     Code = "unavailable"     // try again later (busy, shutting down)
-	CodeTooMany         Code = "too_many"        // rate or concurrency limit
-	CodeFailedCheck     Code = "failed_check"    // a gate or verification refused it
-	CodeInternal        Code = "internal"        // a bug or a broken environment
+	CodeInvalid         Code = "invalid"            // bad input; the message says how to fix it
+	CodeNotFound        Code = "not_found"          // no such thing
+	CodeConflict        Code = "conflict"           // exists already, or a concurrent change won
+	CodeForbidden       Code = "forbidden"          // the decision point denied it
+	CodeUnauthenticated Code = "unauthenticated"    // no or bad credential
+	CodeUnavailable     Code = "unavailable"        // try again later (busy, shutting down)
+	CodeTooMany         Code = "too_many"           // rate or concurrency limit
+	CodeFailedCheck     Code = "failed_check"       // a gate or verification refused it
+	CodeInternal        Code = "internal"           // a bug or a broken environment
+	CodeTooLarge        Code = "too_large"          // a request body over the limit
+	CodeNotAllowed      Code = "method_not_allowed" // an HTTP method the route does not serve
 )
+
+// httpStatus maps every error code to its HTTP status: the one table, used
+// by the gateway and the control-plane API alike.
+var httpStatus = map[Code]int{
+	CodeInvalid:         http.StatusBadRequest,
+	CodeUnauthenticated: http.StatusUnauthorized,
+	CodeForbidden:       http.StatusForbidden,
+	CodeNotFound:        http.StatusNotFound,
+	CodeNotAllowed:      http.StatusMethodNotAllowed,
+	CodeConflict:        http.StatusConflict,
+	CodeTooLarge:        http.StatusRequestEntityTooLarge,
+	CodeFailedCheck:     http.StatusUnprocessableEntity,
+	CodeTooMany:         http.StatusTooManyRequests,
+	CodeInternal:        http.StatusInternalServerError,
+	CodeUnavailable:     http.StatusServiceUnavailable,
+}
+
+// HTTPStatus returns the HTTP status of the code; unknown codes are 500.
+func (c Code) HTTPStatus() int {
+	if s, ok := httpStatus[c]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
 
 // Error is an error a user may see: one clear sentence that says what went
 // wrong and what to do, plus the internal cause for logs.

@@ -304,36 +304,9 @@ func (g *Gateway) tenant(acct silo.AccountID) *tenant {
 	return v.(*tenant)
 }
 
-// Gateway-level codes, for conditions the shared codes do not name. They
-// appear in error bodies like the shared codes and are mapped in the same
-// table.
-const (
-	codeTooLarge         silo.Code = "too_large"
-	codeMethodNotAllowed silo.Code = "method_not_allowed"
-)
-
-// statusOf maps an error code to an HTTP status: the one table.
-var statusOf = map[silo.Code]int{
-	silo.CodeInvalid:         http.StatusBadRequest,
-	silo.CodeUnauthenticated: http.StatusUnauthorized,
-	silo.CodeForbidden:       http.StatusForbidden,
-	silo.CodeNotFound:        http.StatusNotFound,
-	codeMethodNotAllowed:     http.StatusMethodNotAllowed,
-	silo.CodeConflict:        http.StatusConflict,
-	codeTooLarge:             http.StatusRequestEntityTooLarge,
-	silo.CodeFailedCheck:     http.StatusUnprocessableEntity,
-	silo.CodeTooMany:         http.StatusTooManyRequests,
-	silo.CodeInternal:        http.StatusInternalServerError,
-	silo.CodeUnavailable:     http.StatusServiceUnavailable,
-}
-
-// Status returns the HTTP status for an error code; unknown codes are 500.
-func Status(c silo.Code) int {
-	if s, ok := statusOf[c]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
+// Status returns the HTTP status for an error code (silo.Code.HTTPStatus:
+// the one table); unknown codes are 500.
+func Status(c silo.Code) int { return c.HTTPStatus() }
 
 // The messages of responses an unauthenticated client can see. Each is
 // fixed, so that the body cannot depend on whether a tenant exists.
@@ -388,7 +361,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.ContentLength > g.cfg.MaxBodyBytes {
 		w.Header().Set("Connection", "close")
-		g.fail(w, codeTooLarge, msgTooLarge)
+		g.fail(w, silo.CodeTooLarge, msgTooLarge)
 		return
 	}
 
@@ -541,7 +514,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 	if !ok {
 		if len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			fail(codeMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", r.Method, strings.Join(allow, ", ")))
+			fail(silo.CodeNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", r.Method, strings.Join(allow, ", ")))
 			return
 		}
 		fail(silo.CodeNotFound, "no route matches this path; check the path against the tenant's routes")
@@ -553,7 +526,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			fail(codeTooLarge, msgTooLarge)
+			fail(silo.CodeTooLarge, msgTooLarge)
 			return
 		}
 		fail(silo.CodeInvalid, "the request body could not be read; send it again")

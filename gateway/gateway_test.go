@@ -477,7 +477,7 @@ func TestRoutesAndErrors(t *testing.T) {
 		{name: "list", method: "GET", path: "/findings", want: 200},
 		{name: "HEAD served by GET", method: "HEAD", path: "/findings", want: 200},
 		{name: "create", method: "POST", path: "/findings", want: 200},
-		{name: "method not allowed", method: "DELETE", path: "/findings", want: 405, wantCode: codeMethodNotAllowed, wantAllow: "GET, HEAD, POST"},
+		{name: "method not allowed", method: "DELETE", path: "/findings", want: 405, wantCode: silo.CodeNotAllowed, wantAllow: "GET, HEAD, POST"},
 		{name: "no route", method: "GET", path: "/nothing", want: 404, wantCode: silo.CodeNotFound},
 		{name: "function error shown", method: "GET", path: "/fail/invalid", want: 400, wantCode: silo.CodeInvalid},
 		{name: "internal error hidden", method: "GET", path: "/fail/internal", want: 500, wantCode: silo.CodeInternal},

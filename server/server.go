@@ -104,26 +104,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// statusOf maps every error code to its HTTP status: the one table.
-var statusOf = map[silo.Code]int{
-	silo.CodeInvalid:         http.StatusBadRequest,
-	silo.CodeUnauthenticated: http.StatusUnauthorized,
-	silo.CodeForbidden:       http.StatusForbidden,
-	silo.CodeNotFound:        http.StatusNotFound,
-	silo.CodeConflict:        http.StatusConflict,
-	silo.CodeFailedCheck:     http.StatusUnprocessableEntity,
-	silo.CodeTooMany:         http.StatusTooManyRequests,
-	silo.CodeUnavailable:     http.StatusServiceUnavailable,
-	silo.CodeInternal:        http.StatusInternalServerError,
-}
-
-// Status returns the HTTP status of an error code; unknown codes are 500.
-func Status(c silo.Code) int {
-	if s, ok := statusOf[c]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
+// Status returns the HTTP status of an error code (silo.Code.HTTPStatus:
+// the one table); unknown codes are 500.
+func Status(c silo.Code) int { return c.HTTPStatus() }
 
 // ErrorBody is the JSON body of every error response.
 type ErrorBody struct {
