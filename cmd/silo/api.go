@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 
+	"github.com/spf13/cobra"
+
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
@@ -121,4 +123,17 @@ func localOnly(g *globals, instead string) error {
 		return err
 	}
 	return silo.Errorf(silo.CodeInvalid, "this command works on the local data dir only; against a server use %s", instead)
+}
+
+// withAPI makes a command body that runs against the control API (local or
+// --server) and releases it afterwards.
+func withAPI(g *globals, fn func(ctx context.Context, api controlAPI, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		api, done, err := openAPI(cmd.Context(), g)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(cmd.Context(), api, args)
+	}
 }

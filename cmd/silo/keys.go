@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -25,33 +26,23 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 		Use:   "create TENANT",
 		Short: "Issue a new API key (printed once)",
 		Args:  exactArgs(1, "a tenant ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, done, err := openAPI(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer done()
-			plain, k, err := api.IssueKey(cmd.Context(), silo.AccountID(args[0]), name)
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
+			plain, k, err := api.IssueKey(ctx, silo.AccountID(args[0]), name)
 			if err != nil {
 				return err
 			}
 			return g.print(map[string]any{"key": plain, "id": k.ID, "account": k.Account}, func(w io.Writer) {
 				fmt.Fprintf(w, "key %s for %s (shown once, store it now):\n%s\n", k.ID, k.Account, plain)
 			})
-		},
+		}),
 	}
 	create.Flags().StringVar(&name, "name", "", "a label for the key")
 	list := &cobra.Command{
 		Use:   "list TENANT",
 		Short: "List a tenant's keys (IDs and state, never the keys)",
 		Args:  exactArgs(1, "a tenant ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, done, err := openAPI(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer done()
-			keys, err := api.Keys(cmd.Context(), silo.AccountID(args[0]))
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
+			keys, err := api.Keys(ctx, silo.AccountID(args[0]))
 			if err != nil {
 				return err
 			}
@@ -59,36 +50,26 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 				keys = []store.APIKey{}
 			}
 			return g.print(keys, func(w io.Writer) { printKeys(w, keys) })
-		},
+		}),
 	}
 	revoke := &cobra.Command{
 		Use:   "revoke TENANT KEY-ID",
 		Short: "Revoke a key; requests with it get 401 from then on",
 		Args:  exactArgs(2, "a tenant ID and a key ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, done, err := openAPI(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer done()
-			if err := api.RevokeKey(cmd.Context(), silo.AccountID(args[0]), args[1]); err != nil {
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
+			if err := api.RevokeKey(ctx, silo.AccountID(args[0]), args[1]); err != nil {
 				return err
 			}
 			return g.print(map[string]string{"revoked": args[1]}, func(w io.Writer) { fmt.Fprintf(w, "revoked %s\n", args[1]) })
-		},
+		}),
 	}
 	rotate := &cobra.Command{
 		Use:   "rotate TENANT KEY-ID",
 		Short: "Issue a new key and revoke the old one",
 		Args:  exactArgs(2, "a tenant ID and a key ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, done, err := openAPI(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			id := silo.AccountID(args[0])
-			keys, err := api.Keys(cmd.Context(), id)
+			keys, err := api.Keys(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -99,17 +80,17 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 			if !found {
 				return silo.Errorf(silo.CodeNotFound, "account %s has no key %q; silo keys list %s shows its keys", id, args[1], id)
 			}
-			plain, k, err := api.IssueKey(cmd.Context(), id, "rotated from "+args[1])
+			plain, k, err := api.IssueKey(ctx, id, "rotated from "+args[1])
 			if err != nil {
 				return err
 			}
-			if err := api.RevokeKey(cmd.Context(), id, args[1]); err != nil {
+			if err := api.RevokeKey(ctx, id, args[1]); err != nil {
 				return err
 			}
 			return g.print(map[string]any{"key": plain, "id": k.ID, "revoked": args[1]}, func(w io.Writer) {
 				fmt.Fprintf(w, "revoked %s; new key %s (shown once):\n%s\n", args[1], k.ID, plain)
 			})
-		},
+		}),
 	}
 	cmd.AddCommand(create, list, revoke, rotate)
 	return cmd
@@ -184,20 +165,15 @@ change, and the chain's head is written to a witness file after each commit. sil
 checks every link and that the log still reaches the witnessed head, so an edited, deleted,
 reordered, duplicated or truncated entry is detected.`,
 		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, done, err := openAPI(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer done()
-			n, err := api.VerifyAudit(cmd.Context())
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
+			n, err := api.VerifyAudit(ctx)
 			if err != nil {
 				return err
 			}
 			return g.print(map[string]any{"intact": true, "entries": n}, func(w io.Writer) {
 				fmt.Fprintf(w, "audit log intact: %d entries verified, and it reaches its witnessed head\n", n)
 			})
-		},
+		}),
 	}
 	cmd.AddCommand(verify)
 	return cmd

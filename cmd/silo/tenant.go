@@ -93,17 +93,12 @@ func newTenantList(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List tenants (or other account kinds with --kind)",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, done, err := openAPI(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			f := store.Filter{Kind: silo.Kind(kind), State: silo.State(state), IncludeDeleted: all}
 			if kind == "all" {
 				f.Kind = ""
 			}
-			accts, err := api.Accounts(cmd.Context(), f)
+			accts, err := api.Accounts(ctx, f)
 			if err != nil {
 				return err
 			}
@@ -111,7 +106,7 @@ func newTenantList(g *globals) *cobra.Command {
 				accts = []silo.Account{}
 			}
 			return g.print(accts, func(w io.Writer) { printAccounts(w, accts) })
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&kind, "kind", "tenant", "account kind: tenant, developer, environment, production or all")
 	cmd.Flags().StringVar(&state, "state", "", "only accounts in this state")
@@ -158,18 +153,13 @@ func newTenantShow(g *globals) *cobra.Command {
 		Use:   "show ID",
 		Short: "Show a tenant: account, kind, params, release, resources and their state, keys, data key",
 		Args:  exactArgs(1, "a tenant ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, done, err := openAPI(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer done()
-			d, err := api.Show(cmd.Context(), silo.AccountID(args[0]))
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
+			d, err := api.Show(ctx, silo.AccountID(args[0]))
 			if err != nil {
 				return err
 			}
 			return g.print(d, func(w io.Writer) { printDetail(w, d) })
-		},
+		}),
 	}
 }
 
@@ -251,18 +241,13 @@ func newTenantState(g *globals, verb string, to silo.State, short string) *cobra
 		Use:   verb + " ID",
 		Short: short,
 		Args:  exactArgs(1, "a tenant ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, done, err := openAPI(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer done()
-			acct, err := setState(cmd.Context(), api, silo.AccountID(args[0]), to)
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
+			acct, err := setState(ctx, api, silo.AccountID(args[0]), to)
 			if err != nil {
 				return err
 			}
 			return g.print(acct, func(w io.Writer) { fmt.Fprintf(w, "%s is %s\n", acct.ID, acct.State) })
-		},
+		}),
 	}
 }
 
@@ -274,20 +259,15 @@ func newTenantDelete(g *globals) *cobra.Command {
 first (crypto-shredding: anything left anywhere can no longer be decrypted), and its API keys are
 revoked. This cannot be undone. The production account cannot be deleted.`,
 		Args: exactArgs(1, "a tenant ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, done, err := openAPI(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			id := silo.AccountID(args[0])
-			if err := api.DeleteAccount(cmd.Context(), id); err != nil {
+			if err := api.DeleteAccount(ctx, id); err != nil {
 				return err
 			}
 			return g.print(map[string]string{"deleted": string(id)}, func(w io.Writer) {
 				fmt.Fprintf(w, "deleted %s: account destroyed, data key destroyed\n", id)
 			})
-		},
+		}),
 	}
 }
 
