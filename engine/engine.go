@@ -16,7 +16,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +39,11 @@ type Config struct {
 	Concurrency int
 	// Actor names who is acting in audit events; "cli" if empty.
 	Actor string
+	// RecoverGrace is how old a pending intent of a process on another host
+	// must be before Recover reconciles it (that process may still be
+	// working on it). Intents of this host are reconciled as soon as their
+	// process is gone. 2 minutes if zero.
+	RecoverGrace time.Duration
 	// Hook, if set, is called at each step boundary of an apply: after the
 	// intents commit ("journaled"), after each provider call ("provider"),
 	// and after the results commit ("recorded"). Progress displays and
@@ -78,6 +85,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.Actor == "" {
 		cfg.Actor = "cli"
+	}
+	if cfg.RecoverGrace <= 0 {
+		cfg.RecoverGrace = 2 * time.Minute
 	}
 	return &Engine{cfg: cfg}
 }
@@ -233,12 +243,22 @@ func intentKey(a silo.AccountID, version int64, attempt string, c silo.Change) s
 	return fmt.Sprintf("apply/%s/v%d/%s/%s", a, version, attempt, c.Key())
 }
 
-// newAttempt returns a random attempt nonce.
+// newAttempt returns an attempt nonce naming its owner: host~pid~random.
+// Recover uses the owner to leave alone the intents of a process that is
+// still running (another CLI command, silo up, a second server).
 func newAttempt() string {
 	var b [6]byte
 	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return fmt.Sprintf("%s~%d~%s", hostname, os.Getpid(), hex.EncodeToString(b[:]))
 }
+
+var hostname = func() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return strings.NewReplacer("/", "_", "~", "_").Replace(h)
+}()
 
 // Apply applies a plan. It journals one intent per change in one
 // transaction, makes the provider calls in order, then records the results,

@@ -397,3 +397,40 @@ func converge(t *testing.T, e *env, phase string) {
 	}
 	_ = fmt.Sprint
 }
+
+// TestRecoverLeavesLiveProcessesAlone: an intent journaled by a process
+// that is still running (another CLI command, silo up) is not reconciled
+// under it; once that process is gone, it is.
+func TestRecoverLeavesLiveProcessesAlone(t *testing.T) {
+	ctx := context.Background()
+	e := open(t, t.TempDir(), nil)
+	if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: "acme", Kind: silo.KindTenant}, release(t, stackV1, "sha256:aaaa")); err != nil {
+		t.Fatal(err)
+	}
+	other := exec.Command("sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	now := time.Now()
+	err := e.store.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.AddIntent(store.Intent{Key: fmt.Sprintf("delete-account/acme/%s~%d~abc", host, other.Process.Pid), Account: "acme", Action: "delete-account", State: store.IntentPending, Created: now, Updated: now})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.eng.Recover(ctx)
+	if err != nil || rep.Skipped != 1 || rep.Confirmed+rep.Abandoned+rep.Resumed != 0 {
+		t.Fatalf("recover with the owner alive: %+v, %v; want it skipped", rep, err)
+	}
+	other.Process.Kill()
+	other.Wait()
+	rep, err = e.eng.Recover(ctx)
+	if err != nil || rep.Skipped != 0 || rep.Abandoned != 1 || rep.Resumed != 1 {
+		t.Fatalf("recover with the owner gone: %+v, %v; want the deletion finished", rep, err)
+	}
+	if a := account(t, e, "acme"); a.State != silo.StateDeleted {
+		t.Fatalf("acme is %s after recovery, want deleted", a.State)
+	}
+}

@@ -2,7 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
@@ -14,9 +19,49 @@ type RecoveryReport struct {
 	Confirmed int `json:"confirmed"` // the provider had done them: recorded
 	Abandoned int `json:"abandoned"` // the provider had not: marked failed, the next plan redoes them
 	Resumed   int `json:"resumed"`   // accounts whose provisioning or deletion was finished
+	Skipped   int `json:"skipped"`   // intents of a process that may still be running
 }
 
-// Recover reconciles intents left pending by a crash. It never re-runs a
+// ownerLive reports whether the process that journaled intent in may still
+// be working on it: a live process of this host, or a process of another
+// host within the grace period. Intents whose key names no owner (those of
+// other journal users, such as rollout claims) are reconciled as before.
+func (e *Engine) ownerLive(in store.Intent) bool {
+	var attempt string
+	parts := strings.Split(in.Key, "/")
+	switch in.Action {
+	case "apply":
+		if len(parts) > 3 {
+			attempt = parts[3]
+		}
+	case "create-account", "delete-account":
+		if len(parts) > 2 {
+			attempt = parts[2]
+		}
+	}
+	f := strings.Split(attempt, "~")
+	if len(f) != 3 {
+		return false
+	}
+	if f[0] != hostname {
+		return e.cfg.Now().Sub(in.Updated) < e.cfg.RecoverGrace
+	}
+	pid, err := strconv.Atoi(f[1])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return pid == os.Getpid() || processAlive(pid)
+}
+
+// processAlive reports whether a process with the given ID exists.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// Recover reconciles intents left pending by a crash — intents whose process
+// is gone (see Config.RecoverGrace) — and leaves alone those of processes
+// still running. It never re-runs a
 // provider call blindly: it asks the provider what it holds and records the
 // intents the provider completed; the rest are marked failed, and the next
 // plan redoes them from recorded state. Then it finishes deletions that were
@@ -64,6 +109,10 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 	}
 	var deletions []silo.AccountID
 	for _, in := range pending {
+		if e.ownerLive(in) {
+			rep.Skipped++
+			continue
+		}
 		ok := false
 		switch in.Action {
 		case "create-account":
