@@ -653,6 +653,7 @@ func idleMemoryScenario(ctx context.Context, cfg config) ([]row, error) {
 		return nil, err
 	}
 	before := settledRSS()
+	heapBefore := goHeap()
 
 	var peak atomic.Int64
 	peak.Store(residentBytes())
@@ -709,6 +710,13 @@ func idleMemoryScenario(ctx context.Context, cfg config) ([]row, error) {
 	}
 	evicted := time.Since(waitStart)
 	after := settledRSS()
+	heapAfter := goHeap()
+	if prefix := os.Getenv("SILO_BENCH_CPUPROFILE"); prefix != "" {
+		if f, err := os.Create(prefix + ".idle-heap.pprof"); err == nil {
+			pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 	growth := float64(after-before) / float64(before)
 	verdict := "met"
@@ -718,6 +726,7 @@ func idleMemoryScenario(ctx context.Context, cfg config) ([]row, error) {
 	return []row{
 		{"idle-memory", fmt.Sprintf("RSS after %d tenants served once and idle", n), mib(after), mib(before) + " (before serving)", fmt.Sprintf("%.3f× (%+.1f%%)", float64(after)/float64(before), 100*growth), "≤ +10%: " + verdict},
 		{"idle-memory", "RSS peak while serving", mib(peak.Load()), mib(before), fmt.Sprintf("%.2f×", float64(peak.Load())/float64(before)), ""},
+		{"idle-memory", "Go heap+stacks in use after idle", mib(heapAfter), mib(heapBefore) + " (before serving)", fmt.Sprintf("%+.1f MiB (%.1f KiB per tenant)", float64(heapAfter-heapBefore)/(1<<20), float64(heapAfter-heapBefore)/1024/float64(n)), ""},
 		{"idle-memory", "instances live at the end of serving / after idle", fmt.Sprintf("%d / 0", maxLive), "", "", ""},
 		{"idle-memory", fmt.Sprintf("serve all once / evict all (IdleTimeout %s)", idle), fmt.Sprintf("%s / %s", served.Round(time.Millisecond), evicted.Round(time.Millisecond)), "", "", ""},
 	}, nil
@@ -734,6 +743,13 @@ func waitNoInstances(lp *livePlatform, idle time.Duration) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return nil
+}
+
+// goHeap is the memory the Go runtime holds in heap spans and stacks.
+func goHeap() int64 {
+	var m goruntime.MemStats
+	goruntime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
 }
 
 // settledRSS is VmRSS after garbage collection and returning freed memory
