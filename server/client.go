@@ -13,10 +13,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
 )
@@ -66,6 +69,12 @@ func decodeResponse(resp *http.Response, out any) error {
 		return &silo.Error{Code: eb.Error.Code, Message: eb.Error.Message}
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if rb, ok := out.(rawBody); ok {
+		if _, err := io.Copy(rb.w, resp.Body); err != nil {
+			return silo.Errorf(silo.CodeUnavailable, "reading the server's answer failed: %v", err)
+		}
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
@@ -306,4 +315,144 @@ func (c *Client) Follow(ctx context.Context, id string, fn func(rollout.Rollout)
 		return silo.Errorf(silo.CodeUnavailable, "lost the connection to the server (%v); run silo rollout status %s --follow to reattach", err, id)
 	}
 	return nil
+}
+
+// Plan plans a stored release ("" : the current one) for one account
+// (one != "") or the whole fleet. Nothing changes.
+func (c *Client) Plan(ctx context.Context, release string, one silo.AccountID) (PlanSummary, error) {
+	q := url.Values{}
+	if release != "" {
+		q.Set("release", release)
+	}
+	if one != "" {
+		q.Set("account", string(one))
+	}
+	var out PlanSummary
+	err := c.call(ctx, http.MethodGet, "/v1/plan?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// Drift compares what the provider holds with recorded state, for one
+// account (one != "") or all.
+func (c *Client) Drift(ctx context.Context, one silo.AccountID) (DriftReport, error) {
+	p := "/v1/drift"
+	if one != "" {
+		p = "/v1/accounts/" + esc(string(one)) + "/drift"
+	}
+	var out DriftReport
+	err := c.call(ctx, http.MethodGet, p, nil, &out)
+	return out, err
+}
+
+// Verify proves the isolation invariants over the server's fleet.
+func (c *Client) Verify(ctx context.Context) (isolation.Result, error) {
+	var out isolation.Result
+	err := c.call(ctx, http.MethodGet, "/v1/verify", nil, &out)
+	return out, err
+}
+
+// Report returns the signed isolation report of an account, produced and
+// signed on the server, as "html" or "json".
+func (c *Client) Report(ctx context.Context, id silo.AccountID, format string) ([]byte, error) {
+	var buf bytes.Buffer
+	err := c.do(ctx, http.MethodGet, "/v1/accounts/"+esc(string(id))+"/report?format="+url.QueryEscape(format), nil, "", rawBody{&buf})
+	return buf.Bytes(), err
+}
+
+// rawBody makes decodeResponse copy the body instead of decoding JSON.
+type rawBody struct{ w io.Writer }
+
+// CreateEnv creates an environment on the server's current release. A
+// local req.SeedDir is read and uploaded with the request.
+func (c *Client) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
+	body := CreateEnvRequest{Name: req.Name, Kind: req.Purpose, TTL: req.TTL.String(), Params: req.Params}
+	if req.SeedDir != "" {
+		files, err := ReadSeed(req.SeedDir)
+		if err != nil {
+			return Env{}, err
+		}
+		body.Seed = files
+	}
+	var out Env
+	err := c.call(ctx, http.MethodPost, "/v1/environments", body, &out)
+	return out, err
+}
+
+// Envs lists the server's environments.
+func (c *Client) Envs(ctx context.Context) ([]silo.Account, error) {
+	var out []silo.Account
+	err := c.call(ctx, http.MethodGet, "/v1/environments", nil, &out)
+	return out, err
+}
+
+// DeleteEnv tears an environment down on the server; the server verifies
+// nothing of it is left.
+func (c *Client) DeleteEnv(ctx context.Context, id silo.AccountID) error {
+	return c.call(ctx, http.MethodDelete, "/v1/environments/"+esc(string(id)), nil, nil)
+}
+
+func logValues(q logs.Query) url.Values {
+	v := url.Values{}
+	if q.Function != "" {
+		v.Set("function", q.Function)
+	}
+	if q.RequestID != "" {
+		v.Set("request", q.RequestID)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Last > 0 {
+		v.Set("limit", strconv.Itoa(q.Last))
+	}
+	return v
+}
+
+// Logs returns an account's retained log lines matching q, oldest first.
+func (c *Client) Logs(ctx context.Context, id silo.AccountID, q logs.Query) ([]logs.Entry, error) {
+	var out []logs.Entry
+	err := c.call(ctx, http.MethodGet, "/v1/accounts/"+esc(string(id))+"/logs?"+logValues(q).Encode(), nil, &out)
+	return out, err
+}
+
+// FollowLogs calls fn for every retained line of the account matching q,
+// then for each new one, until ctx is done (then it returns nil) or fn
+// fails.
+func (c *Client) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Query, fn func(logs.Entry) error) error {
+	v := logValues(q)
+	v.Set("follow", "true")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/accounts/"+esc(string(id))+"/logs?"+v.Encode(), nil)
+	if err != nil {
+		return silo.Errorf(silo.CodeInvalid, "bad server URL %q: %v", c.base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return silo.Errorf(silo.CodeUnavailable, "cannot reach the silo server at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeResponse(resp, nil)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e logs.Entry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return fmt.Errorf("decode log stream: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return silo.Errorf(silo.CodeUnavailable, "lost the connection to the server (%v); run silo logs %s -f again", err, id)
+	}
+	return silo.Errorf(silo.CodeUnavailable, "the server ended the log stream of %s; run silo logs %s -f again", id, id)
 }

@@ -1,12 +1,14 @@
 // Package server is the control-plane HTTP API: accounts, keys, secrets
 // (write-only), releases and their content-addressed artifacts, rollouts
-// (start, status, follow, pause, resume, abort, rollback) and audit
-// verification, as JSON over HTTP behind an operator bearer token. Client is
+// (start, status, follow, pause, resume, abort, rollback), audit
+// verification, plans and drift, the fleet's isolation proof, signed
+// tenant reports, environments and accounts' function logs, as JSON over HTTP behind an operator bearer token. Client is
 // the Go client the CLI uses with --server. docs/api.md documents every
 // endpoint.
 //
-// It wraps control.Plane and rollout.Runner and depends on the store,
-// provider and spec contracts only through them; it never imports a store or
+// It wraps control.Plane and rollout.Runner (and, through Ops, the
+// provider contract, environments and the log directory) and depends on
+// the store, provider and spec contracts only through them; it never imports a store or
 // provider implementation, the runtime or the gateway, and it never returns
 // a secret value (I3).
 package server
@@ -26,6 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -54,6 +57,9 @@ type Config struct {
 	// MaxArtifactSize bounds one uploaded artifact; 64 MiB if zero.
 	MaxArtifactSize int64
 	Now             func() time.Time
+	// Ops are the platform parts of the verify, report, environment and
+	// log endpoints (see Ops); also settable with SetOps.
+	Ops Ops
 }
 
 // Server serves the control-plane API. Safe for concurrent use.
@@ -61,6 +67,7 @@ type Server struct {
 	cfg   Config
 	token [32]byte
 	mux   *http.ServeMux
+	opsMu sync.Mutex // guards cfg.Ops
 }
 
 // New returns a Server.
@@ -437,6 +444,7 @@ func (s *Server) routes() {
 		n, err := s.cfg.Plane.VerifyAudit(r.Context())
 		return http.StatusOK, AuditResult{Entries: n, Intact: err == nil}, err
 	})
+	s.fleetRoutes()
 }
 
 // rolloutID resolves "active" to the active rollout's ID.

@@ -1,0 +1,586 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/isolation/report"
+	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/provider"
+	"github.com/silo-run/silo/store"
+)
+
+// Ops are the parts of the running platform that the plan-free fleet
+// endpoints need beyond the control plane: the provider (verify, report),
+// environments, the accounts' function logs and the report signing key.
+// The platform builds the Server before these are known to it, so the
+// process that serves it sets them with SetOps before serving. An endpoint
+// whose part is missing answers CodeUnavailable saying so.
+type Ops struct {
+	// Provider is the fleet's provider: verify and report read which
+	// accounts hold a data key, and a tenant's data key fingerprint.
+	Provider provider.Provider
+	// Envs creates, lists and deletes environment accounts.
+	Envs Envs
+	// LogDir is the directory of the per-account function logs (package
+	// logs layout: <dir>/<account>.log).
+	LogDir string
+	// ReportKey signs isolation reports (report.LoadOrCreateKey in the
+	// server's data dir), so silo report verify checks them as local ones.
+	ReportKey ed25519.PrivateKey
+}
+
+// Envs manages environment accounts (kind environment, with a TTL).
+type Envs interface {
+	// CreateEnv creates an environment on the current release, seeded from
+	// req.SeedDir if set, with a first API key.
+	CreateEnv(ctx context.Context, req EnvRequest) (Env, error)
+	// Envs lists the environments that are not deleted.
+	Envs(ctx context.Context) ([]silo.Account, error)
+	// DeleteEnv tears an environment down and verifies nothing of it is
+	// left; CodeInvalid if id is not an environment.
+	DeleteEnv(ctx context.Context, id silo.AccountID) error
+}
+
+// EnvRequest asks for an environment.
+type EnvRequest struct {
+	Name    string
+	Purpose string // "test" or "demo"
+	TTL     time.Duration
+	Params  map[string]string
+	SeedDir string // a fixture directory on the machine that creates it
+}
+
+// Env is a created environment and its first API key (shown once).
+type Env struct {
+	Account silo.Account `json:"account"`
+	Key     string       `json:"key,omitempty"`
+}
+
+// CreateEnvRequest is the body of POST /v1/environments. Seed holds the
+// files of a fixture directory by slash-separated relative path
+// (tables/<table>.json, buckets/<bucket>/<key>), base64 in JSON.
+type CreateEnvRequest struct {
+	Name   string            `json:"name"`
+	Kind   string            `json:"kind"`
+	TTL    string            `json:"ttl"`
+	Params map[string]string `json:"params,omitempty"`
+	Seed   map[string][]byte `json:"seed,omitempty"`
+}
+
+// PlanSummary is the plan of a release over the fleet or one account.
+type PlanSummary struct {
+	Release  string        `json:"release"`
+	Accounts int           `json:"accounts"`
+	Changed  int           `json:"changed"`
+	Plans    []engine.Plan `json:"plans"`
+	Errors   []string      `json:"errors,omitempty"`
+}
+
+// DriftReport is the drift of one account or all: the provider's holdings
+// against recorded state, for the accounts with drift.
+type DriftReport struct {
+	Accounts int                                   `json:"accounts"`
+	Drift    map[silo.AccountID][]engine.DriftItem `json:"drift"`
+}
+
+// SettingLastProbe is the store setting holding the last live probe
+// (report.Probe JSON) for the isolation report.
+const SettingLastProbe = "isolation.last_probe"
+
+// SetOps gives the server the platform parts of the fleet endpoints. Call
+// it before serving; it may be called again to replace them.
+func (s *Server) SetOps(o Ops) {
+	s.opsMu.Lock()
+	s.cfg.Ops = o
+	s.opsMu.Unlock()
+}
+
+func (s *Server) ops() Ops {
+	s.opsMu.Lock()
+	defer s.opsMu.Unlock()
+	return s.cfg.Ops
+}
+
+func missing(what string) error {
+	return silo.Errorf(silo.CodeUnavailable, "this server was started without %s, so it cannot answer this; run silo server (or silo up --api) from a current silo binary", what)
+}
+
+// PlanRelease plans rel for one account (one != "") or every account.
+// Accounts that cannot be planned are listed in Errors.
+//
+// # Errors
+//
+// CodeNotFound for an unknown account.
+func PlanRelease(ctx context.Context, plane *control.Plane, rel engine.Release, one silo.AccountID) (PlanSummary, error) {
+	sum := PlanSummary{Release: rel.ID, Plans: []engine.Plan{}}
+	add := func(p engine.Plan, err error) error {
+		sum.Accounts++
+		if err != nil {
+			sum.Errors = append(sum.Errors, fmt.Sprintf("%s: %s", p.Account, silo.UserMessage(err)))
+			return nil
+		}
+		if p.Touches() {
+			sum.Changed++
+			sum.Plans = append(sum.Plans, p)
+		}
+		return nil
+	}
+	if one != "" {
+		acct, err := plane.Account(ctx, one)
+		if err != nil {
+			return sum, err
+		}
+		p, err := plane.Engine.PlanAccount(ctx, acct, rel)
+		if err != nil {
+			return sum, err
+		}
+		_ = add(p, nil)
+		return sum, nil
+	}
+	return sum, plane.Engine.PlanFleet(ctx, rel, store.Filter{}, add)
+}
+
+// FleetDrift compares what the provider holds with recorded state, for one
+// account (one != "") or every account.
+//
+// # Errors
+//
+// CodeNotFound for an unknown account.
+func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (DriftReport, error) {
+	out := DriftReport{Drift: map[silo.AccountID][]engine.DriftItem{}}
+	ids := []silo.AccountID{one}
+	if one == "" {
+		accts, err := plane.Accounts(ctx, store.Filter{})
+		if err != nil {
+			return out, err
+		}
+		ids = ids[:0]
+		for _, a := range accts {
+			ids = append(ids, a.ID)
+		}
+	} else if _, err := plane.Account(ctx, one); err != nil {
+		return out, err
+	}
+	out.Accounts = len(ids)
+	for _, id := range ids {
+		d, err := plane.Engine.Drift(ctx, id)
+		if err != nil {
+			return out, err
+		}
+		if len(d) > 0 {
+			out.Drift[id] = d
+		}
+	}
+	return out, nil
+}
+
+// ProveFleet loads the fleet (recorded state plus the provider's data
+// keys) and verifies the isolation invariants over it.
+func ProveFleet(ctx context.Context, st store.Store, prov provider.Provider) (*isolation.Fleet, isolation.Result, error) {
+	f, err := isolation.LoadFleet(ctx, st)
+	if err != nil {
+		return nil, isolation.Result{}, err
+	}
+	if err := f.AddDataKeys(ctx, prov); err != nil {
+		return nil, isolation.Result{}, err
+	}
+	return f, isolation.Verify(ctx, f), nil
+}
+
+// LastProbe reads the recorded last live probe, nil if none ran.
+func LastProbe(ctx context.Context, st store.Store) (*report.Probe, error) {
+	var v string
+	err := st.View(ctx, func(tx store.Tx) error {
+		var err error
+		v, err = tx.Setting(SettingLastProbe)
+		return err
+	})
+	if errors.Is(err, silo.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p report.Probe
+	if err := json.Unmarshal([]byte(v), &p); err != nil {
+		return nil, nil
+	}
+	return &p, nil
+}
+
+// TenantReport proves the fleet and returns the signed isolation report of
+// one live tenant, developer or environment account, as JSON or HTML.
+//
+// # Errors
+//
+// CodeNotFound for an unknown account; CodeInvalid for the production
+// account, a deleted one, or a format other than html or json.
+func TenantReport(ctx context.Context, st store.Store, plane *control.Plane, prov provider.Provider, key ed25519.PrivateKey, id silo.AccountID, format string, now time.Time) ([]byte, error) {
+	if format != "html" && format != "json" {
+		return nil, silo.Errorf(silo.CodeInvalid, "report format must be html or json, not %q", format)
+	}
+	acct, err := plane.Account(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if acct.Kind == silo.KindProduction || acct.State == silo.StateDeleted {
+		return nil, silo.Errorf(silo.CodeInvalid, "account %s is the %s %s account; reports are for live tenant, developer and environment accounts", id, acct.State, acct.Kind)
+	}
+	f, res, err := ProveFleet(ctx, st, prov)
+	if err != nil {
+		return nil, err
+	}
+	in := report.Input{Account: acct, Proof: res, ProvedAt: now, Now: now}
+	if in.Probe, err = LastProbe(ctx, st); err != nil {
+		return nil, err
+	}
+	for _, as := range f.Accounts {
+		if as.Account.ID == id {
+			in.Resources = as.Resources
+		}
+	}
+	for _, k := range f.Keys {
+		if k.Account == id {
+			in.Keys = append(in.Keys, k)
+		}
+	}
+	if in.DataKey, err = prov.KeyInfo(ctx, id); err != nil {
+		return nil, err
+	}
+	signed, err := report.Sign(report.Build(ctx, in), key)
+	if err != nil {
+		return nil, err
+	}
+	if format == "json" {
+		return signed.JSON()
+	}
+	return signed.HTML()
+}
+
+// maxSeed bounds the uploaded seed files of one environment.
+const maxSeed = 32 << 20
+
+// WriteSeed writes uploaded seed files into a new temporary directory and
+// returns it; remove it with os.RemoveAll when done.
+//
+// # Errors
+//
+// CodeInvalid for a path outside tables/*.json and buckets/<bucket>/...
+func WriteSeed(files map[string][]byte) (string, error) {
+	dir, err := os.MkdirTemp("", "silo-seed-*")
+	if err != nil {
+		return "", fmt.Errorf("seed temp dir: %w", err)
+	}
+	for name, b := range files {
+		clean := path.Clean(name)
+		parts := strings.Split(clean, "/")
+		ok := clean == name && !strings.HasPrefix(clean, "/") && !strings.Contains(name, "\\") && len(parts) >= 2
+		for _, p := range parts {
+			ok = ok && p != ".." && p != "." && p != ""
+		}
+		if ok {
+			ok = (parts[0] == "tables" && len(parts) == 2 && strings.HasSuffix(parts[1], ".json")) || (parts[0] == "buckets" && len(parts) >= 3)
+		}
+		if !ok {
+			os.RemoveAll(dir)
+			return "", silo.Errorf(silo.CodeInvalid, "seed file %q is not tables/<table>.json or buckets/<bucket>/<key>", clip(name))
+		}
+		p := filepath.Join(dir, filepath.FromSlash(clean))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("seed dir: %w", err)
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("seed file: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+// ReadSeed reads a local fixture directory into the files of a
+// CreateEnvRequest: tables/*.json and every regular file under
+// buckets/<bucket>/.
+//
+// # Errors
+//
+// CodeNotFound when dir does not exist; CodeInvalid when it holds more than
+// 32 MiB of seed files.
+func ReadSeed(dir string) (map[string][]byte, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, silo.Errorf(silo.CodeNotFound, "seed directory %s does not exist; it holds tables/<table>.json and buckets/<bucket>/...", dir)
+	}
+	out := map[string][]byte{}
+	total := 0
+	add := func(p string) error {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("read seed %s: %w", p, err)
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		total += len(b)
+		if total > maxSeed {
+			return silo.Errorf(silo.CodeInvalid, "seed directory %s holds more than %d MiB; seed large data after creating the environment", dir, maxSeed>>20)
+		}
+		out[filepath.ToSlash(rel)] = b
+		return nil
+	}
+	tables, _ := filepath.Glob(filepath.Join(dir, "tables", "*.json"))
+	for _, t := range tables {
+		if err := add(t); err != nil {
+			return nil, err
+		}
+	}
+	buckets, _ := os.ReadDir(filepath.Join(dir, "buckets"))
+	for _, b := range buckets {
+		if !b.IsDir() {
+			continue
+		}
+		err := filepath.WalkDir(filepath.Join(dir, "buckets", b.Name()), func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			return add(p)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// LogQuery parses the query of GET /v1/accounts/{id}/logs: function,
+// request, since (RFC 3339 time, or a duration back from now) and limit
+// (the last N lines).
+func LogQuery(v map[string][]string, now time.Time) (logs.Query, error) {
+	get := func(k string) string {
+		if len(v[k]) > 0 {
+			return v[k][0]
+		}
+		return ""
+	}
+	q := logs.Query{Function: get("function"), RequestID: get("request")}
+	if s := get("since"); s != "" {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			q.Since = t
+		} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
+			q.Since = now.Add(-d)
+		} else {
+			return q, silo.Errorf(silo.CodeInvalid, "since %q is neither an RFC 3339 time nor a positive duration such as 10m", clip(s))
+		}
+	}
+	if l := get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			return q, silo.Errorf(silo.CodeInvalid, "limit %q is not a count", clip(l))
+		}
+		q.Last = n
+	}
+	return q, nil
+}
+
+func (s *Server) fleetRoutes() {
+	s.handle("GET /v1/plan", func(r *http.Request) (int, any, error) {
+		q := r.URL.Query()
+		var rel engine.Release
+		var err error
+		if id := q.Get("release"); id != "" {
+			rel, err = s.cfg.Plane.Release(r.Context(), id)
+			if errors.Is(err, silo.ErrNotFound) {
+				return 0, nil, silo.Errorf(silo.CodeNotFound, "no release %q on the server; upload it first (silo plan --server uploads silo.yaml's release; silo release list shows them)", clip(id))
+			}
+		} else {
+			rel, err = s.cfg.Plane.CurrentRelease(r.Context())
+			if errors.Is(err, silo.ErrNotFound) {
+				return 0, nil, silo.Errorf(silo.CodeNotFound, "the server has no current release yet; silo deploy --server URL makes one")
+			}
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		var one silo.AccountID
+		if a := q.Get("account"); a != "" {
+			if one, err = silo.ParseID(a); err != nil {
+				return 0, nil, err
+			}
+		}
+		sum, err := PlanRelease(r.Context(), s.cfg.Plane, rel, one)
+		return http.StatusOK, sum, err
+	})
+	s.handle("GET /v1/drift", func(r *http.Request) (int, any, error) {
+		d, err := FleetDrift(r.Context(), s.cfg.Plane, "")
+		return http.StatusOK, d, err
+	})
+	s.handle("GET /v1/accounts/{id}/drift", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		d, err := FleetDrift(r.Context(), s.cfg.Plane, id)
+		return http.StatusOK, d, err
+	})
+	s.handle("GET /v1/verify", func(r *http.Request) (int, any, error) {
+		o := s.ops()
+		if o.Provider == nil {
+			return 0, nil, missing("the provider")
+		}
+		_, res, err := ProveFleet(r.Context(), s.cfg.Store, o.Provider)
+		return http.StatusOK, res, err
+	})
+	s.mux.HandleFunc("GET /v1/accounts/{id}/report", func(w http.ResponseWriter, r *http.Request) {
+		o := s.ops()
+		id, err := accountID(r)
+		var b []byte
+		format := r.URL.Query().Get("format")
+		if format == "" {
+			format = "html"
+		}
+		switch {
+		case err != nil:
+		case o.Provider == nil || o.ReportKey == nil:
+			err = missing("the provider and the report signing key")
+		default:
+			b, err = TenantReport(r.Context(), s.cfg.Store, s.cfg.Plane, o.Provider, o.ReportKey, id, format, s.cfg.Now())
+		}
+		if err != nil {
+			if silo.ErrorCode(err) == silo.CodeInternal {
+				s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeErr(w, err)
+			return
+		}
+		ct := "text/html; charset=utf-8"
+		if format == "json" {
+			ct = "application/json"
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(b)
+	})
+	s.handle("POST /v1/environments", func(r *http.Request) (int, any, error) {
+		o := s.ops()
+		if o.Envs == nil {
+			return 0, nil, missing("environments")
+		}
+		var req CreateEnvRequest
+		dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxSeed*4/3+maxJSON))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON for this endpoint: %v", err)
+		}
+		ttl, err := time.ParseDuration(req.TTL)
+		if err != nil || ttl <= 0 {
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "ttl %q is not a positive duration such as 2h", clip(req.TTL))
+		}
+		if _, err := silo.ParseTenantID(req.Name); err != nil {
+			return 0, nil, err
+		}
+		if _, err := s.cfg.Plane.CurrentRelease(r.Context()); errors.Is(err, silo.ErrNotFound) {
+			return 0, nil, silo.Errorf(silo.CodeNotFound, "the server has no current release yet; silo deploy --server URL makes one")
+		}
+		er := EnvRequest{Name: req.Name, Purpose: req.Kind, TTL: ttl, Params: req.Params}
+		if len(req.Seed) > 0 {
+			dir, err := WriteSeed(req.Seed)
+			if err != nil {
+				return 0, nil, err
+			}
+			defer os.RemoveAll(dir)
+			er.SeedDir = dir
+		}
+		e, err := o.Envs.CreateEnv(r.Context(), er)
+		return http.StatusCreated, e, err
+	})
+	s.handle("GET /v1/environments", func(r *http.Request) (int, any, error) {
+		o := s.ops()
+		if o.Envs == nil {
+			return 0, nil, missing("environments")
+		}
+		es, err := o.Envs.Envs(r.Context())
+		if es == nil {
+			es = []silo.Account{}
+		}
+		return http.StatusOK, es, err
+	})
+	s.handle("DELETE /v1/environments/{id}", func(r *http.Request) (int, any, error) {
+		o := s.ops()
+		if o.Envs == nil {
+			return 0, nil, missing("environments")
+		}
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusNoContent, nil, o.Envs.DeleteEnv(r.Context(), id)
+	})
+	s.mux.HandleFunc("GET /v1/accounts/{id}/logs", s.logs)
+}
+
+// logs answers an account's log lines as a JSON array, or with follow=true
+// as a stream of JSON lines (application/x-ndjson): the retained lines,
+// then each new one, until the client goes away.
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	o := s.ops()
+	id, err := accountID(r)
+	var q logs.Query
+	if err == nil {
+		q, err = LogQuery(r.URL.Query(), s.cfg.Now())
+	}
+	if err == nil && o.LogDir == "" {
+		err = missing("the log directory")
+	}
+	if err == nil {
+		_, err = s.cfg.Plane.Account(r.Context(), id)
+	}
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if r.URL.Query().Get("follow") != "true" {
+		es, err := logs.Read(o.LogDir, id, q)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		if es == nil {
+			es = []logs.Entry{}
+		}
+		writeJSON(w, http.StatusOK, es)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		fl.Flush()
+	}
+	enc := json.NewEncoder(w)
+	_ = logs.Follow(r.Context(), o.LogDir, id, q, 0, func(e logs.Entry) error {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		return nil
+	})
+}
