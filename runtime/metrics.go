@@ -11,23 +11,111 @@ import (
 )
 
 // account is the runtime's per-account state: its concurrency slots and
-// metrics.
+// metrics. It lives in Runtime.accounts while the account is in use; the
+// idle sweep drops it (keeping its metrics compactly in Runtime.frozen)
+// once the account has no instance, no invocation and no held slot.
 type account struct {
 	all     chan struct{} // account-wide slots
 	mu      sync.Mutex
 	fns     map[string]chan struct{} // per-function slots
 	metrics metrics
+
+	// Guarded by Runtime.mu.
+	refs int       // Invoke calls holding the account
+	last time.Time // end of the last Invoke
 }
 
+// account returns the state of id, creating it (with its frozen metrics, if
+// it was dropped before) if needed, and holds it until unref.
 func (r *Runtime) account(id silo.AccountID) *account {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	a := r.accounts[id]
 	if a == nil {
 		a = &account{all: make(chan struct{}, r.cfg.AccountConcurrency), fns: map[string]chan struct{}{}}
+		if f := r.frozen[id]; f != nil {
+			f.thaw(&a.metrics)
+			delete(r.frozen, id)
+		}
 		r.accounts[id] = a
 	}
+	a.refs++
 	return a
+}
+
+func (r *Runtime) unref(a *account) {
+	r.mu.Lock()
+	a.refs--
+	a.last = time.Now()
+	r.mu.Unlock()
+}
+
+// idle reports whether a can be dropped: nothing holds it, no slot is taken
+// (an abandoned invocation's guest may still hold one) and it was last
+// used before cutoff. Called with r.mu held.
+func (a *account) idle(cutoff time.Time) bool {
+	if a.refs > 0 || len(a.all) > 0 || !a.last.Before(cutoff) {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ch := range a.fns {
+		if len(ch) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// frozenMetrics is the metrics of a dropped account, kept compactly: the
+// counters and only the non-empty histogram buckets.
+type frozenMetrics struct {
+	count, errors, status5xx, bytesIn, bytesOut uint64
+	buckets                                     []frozenBucket
+}
+
+type frozenBucket struct {
+	i uint16
+	n uint64
+}
+
+func (m *metrics) freeze() *frozenMetrics {
+	f := &frozenMetrics{
+		count: m.count.Load(), errors: m.errors.Load(), status5xx: m.status5xx.Load(),
+		bytesIn: m.bytesIn.Load(), bytesOut: m.bytesOut.Load(),
+	}
+	n := 0
+	for i := range m.buckets {
+		if m.buckets[i].Load() != 0 {
+			n++
+		}
+	}
+	f.buckets = make([]frozenBucket, 0, n)
+	for i := range m.buckets {
+		if c := m.buckets[i].Load(); c != 0 {
+			f.buckets = append(f.buckets, frozenBucket{uint16(i), c})
+		}
+	}
+	return f
+}
+
+func (f *frozenMetrics) thaw(m *metrics) {
+	m.count.Store(f.count)
+	m.errors.Store(f.errors)
+	m.status5xx.Store(f.status5xx)
+	m.bytesIn.Store(f.bytesIn)
+	m.bytesOut.Store(f.bytesOut)
+	for _, b := range f.buckets {
+		m.buckets[b.i].Store(b.n)
+	}
+}
+
+func (f *frozenMetrics) snapshot() MetricsSnapshot {
+	s := MetricsSnapshot{Invocations: f.count, Errors: f.errors, Status5xx: f.status5xx, BytesIn: f.bytesIn, BytesOut: f.bytesOut}
+	for _, b := range f.buckets {
+		s.Durations[b.i] = b.n
+	}
+	return s
 }
 
 // sem returns the slot channel of function fn, sized n. When n changes (a
@@ -144,12 +232,19 @@ func (s MetricsSnapshot) Sub(prev MetricsSnapshot) MetricsSnapshot {
 }
 
 // Metrics returns the account's invocation metrics. It is safe for
-// concurrent use; an account never invoked has zero metrics.
+// concurrent use; an account never invoked has zero metrics. The metrics of
+// an account whose idle state was dropped are kept (compactly), so the
+// counters only grow for as long as the Runtime lives.
 func (r *Runtime) Metrics(acct silo.AccountID) MetricsSnapshot {
 	r.mu.Lock()
 	a := r.accounts[acct]
-	r.mu.Unlock()
 	var s MetricsSnapshot
+	if a == nil {
+		if f := r.frozen[acct]; f != nil {
+			s = f.snapshot()
+		}
+	}
+	r.mu.Unlock()
 	if a == nil {
 		return s
 	}

@@ -42,7 +42,17 @@ type Config struct {
 	// Logger receives guest logs and runtime events. Default: slog.Default().
 	Logger *slog.Logger
 	// IdleTimeout is how long an unused instance is kept warm. Default 1m.
+	// An account's own state (concurrency slots; its metrics are kept
+	// compactly) is dropped by the same sweep once it has no instance left,
+	// nothing in flight and no invocation for IdleTimeout/2.
 	IdleTimeout time.Duration
+	// OnIdle, if set, is called by the idle sweep for every account whose
+	// state the sweep has just dropped, before the sweep closes the
+	// account's last idle instances (so Stats().Instances reaching 0 means
+	// the calls were made). It is called with no lock held, one account at a
+	// time, and must not block for long. The platform uses it to drop the
+	// rest of an idle account's data-plane state at the same moment.
+	OnIdle func(silo.AccountID)
 	// MaxModuleSize caps the size of a module given to Compile; it is
 	// checked before the module is decoded. Default 32 MiB.
 	MaxModuleSize int
@@ -135,6 +145,7 @@ type Runtime struct {
 	artifacts map[string]*artifact
 	pools     map[poolKey]*pool
 	accounts  map[silo.AccountID]*account
+	frozen    map[silo.AccountID]*frozenMetrics // metrics of dropped accounts
 	closed    bool
 
 	live atomic.Int64 // instances alive, busy or idle
@@ -186,6 +197,7 @@ func New(cfg Config) (*Runtime, error) {
 		artifacts: map[string]*artifact{},
 		pools:     map[poolKey]*pool{},
 		accounts:  map[silo.AccountID]*account{},
+		frozen:    map[silo.AccountID]*frozenMetrics{},
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -536,6 +548,7 @@ func (r *Runtime) Invoke(ctx context.Context, inv Invocation) (Response, error) 
 	acct := r.account(inv.Account)
 	resp, err := r.invoke(ctx, acct, inv, lim)
 	acct.metrics.record(time.Since(start), len(inv.Request.Body), len(resp.Body), resp.Status, err)
+	r.unref(acct)
 	return resp, err
 }
 
@@ -901,11 +914,15 @@ func (r *Runtime) reaper() {
 	}
 }
 
-// sweep closes instances idle since before now-IdleTimeout.
+// sweep closes instances idle since before now-IdleTimeout, and drops the
+// state of accounts left with no instance, nothing in flight and no
+// invocation since now-IdleTimeout/2 (keeping their metrics compactly).
 func (r *Runtime) sweep(now time.Time) {
 	cutoff := now.Add(-r.cfg.IdleTimeout)
 	var old []*instance
+	var dropped []silo.AccountID
 	r.mu.Lock()
+	warm := make(map[silo.AccountID]bool, len(r.pools))
 	for k, p := range r.pools {
 		keep := p.idle[:0]
 		for _, in := range p.idle {
@@ -919,9 +936,24 @@ func (r *Runtime) sweep(now time.Time) {
 		p.idle = keep
 		if len(keep) == 0 {
 			delete(r.pools, k)
+		} else {
+			warm[k.acct] = true
+		}
+	}
+	acctCutoff := now.Add(-r.cfg.IdleTimeout / 2)
+	for id, a := range r.accounts {
+		if !warm[id] && a.idle(acctCutoff) {
+			r.frozen[id] = a.metrics.freeze()
+			delete(r.accounts, id)
+			dropped = append(dropped, id)
 		}
 	}
 	r.mu.Unlock()
+	if r.cfg.OnIdle != nil {
+		for _, id := range dropped {
+			r.cfg.OnIdle(id)
+		}
+	}
 	for _, in := range old {
 		r.evict(context.Background(), in)
 	}
@@ -932,6 +964,7 @@ type Stats struct {
 	Instances      int                    // alive, busy or idle
 	Idle           int                    // warm and unused
 	Modules        int                    // compiled artifacts
+	Accounts       int                    // accounts holding per-account state (not dropped as idle)
 	IdlePerAccount map[silo.AccountID]int // idle instances per account
 }
 
@@ -940,7 +973,7 @@ type Stats struct {
 func (r *Runtime) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Instances: int(r.live.Load()), Modules: len(r.artifacts), IdlePerAccount: map[silo.AccountID]int{}}
+	s := Stats{Instances: int(r.live.Load()), Modules: len(r.artifacts), Accounts: len(r.accounts), IdlePerAccount: map[silo.AccountID]int{}}
 	for k, p := range r.pools {
 		s.Idle += len(p.idle)
 		s.IdlePerAccount[k.acct] += len(p.idle)
