@@ -2,20 +2,29 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/isolation/report"
+	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
 
-// controlAPI is what the registry, key, secret and audit commands call. It
-// is satisfied by the local installation (localAPI) and by the server's
-// client, so each of those commands works on a local data dir and against
-// --server alike.
+// controlAPI is what the registry, key, secret, audit, plan, drift,
+// verify, report, env and logs commands call. It is satisfied by the local
+// installation (localAPI) and by the server's client (remoteAPI), so each
+// of those commands works on a local data dir and against --server alike.
 type controlAPI interface {
 	CreateAccount(ctx context.Context, req control.CreateRequest) (control.Created, error)
 	Accounts(ctx context.Context, f store.Filter) ([]silo.Account, error)
@@ -29,12 +38,69 @@ type controlAPI interface {
 	RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error
 	SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error
 	VerifyAudit(ctx context.Context) (int, error)
+
+	// StageRelease makes the release that plan targets available where the
+	// commands run and returns its ID: the one built from the spec file
+	// when it exists (against a server: built here and uploaded, as
+	// deploy does), else the current one ("" against a server).
+	StageRelease(ctx context.Context) (string, error)
+	Plan(ctx context.Context, release string, one silo.AccountID) (server.PlanSummary, error)
+	Drift(ctx context.Context, one silo.AccountID) (server.DriftReport, error)
+	Verify(ctx context.Context) (isolation.Result, error)
+	Report(ctx context.Context, id silo.AccountID, format string) ([]byte, error)
+	CreateEnv(ctx context.Context, req server.EnvRequest) (server.Env, error)
+	Envs(ctx context.Context) ([]silo.Account, error)
+	DeleteEnv(ctx context.Context, id silo.AccountID) error
+	Logs(ctx context.Context, id silo.AccountID, q logs.Query) ([]logs.Entry, error)
+	FollowLogs(ctx context.Context, id silo.AccountID, q logs.Query, fn func(logs.Entry) error) error
 }
 
 var (
-	_ controlAPI = (*server.Client)(nil)
-	_ controlAPI = localAPI{}
+	_ controlAPI  = remoteAPI{}
+	_ controlAPI  = localAPI{}
+	_ server.Envs = platformEnvs{}
 )
+
+// remoteAPI is controlAPI against a server: its client, plus what must
+// happen on this machine first (building the release to plan).
+type remoteAPI struct {
+	*server.Client
+	g *globals
+}
+
+// StageRelease builds the spec file's release here and uploads its
+// artifacts and the release to the server (as silo deploy does, without
+// starting a rollout); without a spec file the server plans its current
+// release.
+func (r remoteAPI) StageRelease(ctx context.Context) (string, error) {
+	if _, err := os.Stat(r.g.file); errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	a, err := openApp(ctx, r.g)
+	if err != nil {
+		return "", err
+	}
+	defer a.Close()
+	rel, err := a.plane.BuildRelease(ctx, r.g.file)
+	if err != nil {
+		return "", err
+	}
+	spec, err := os.ReadFile(r.g.file)
+	if err != nil {
+		return "", err
+	}
+	for name, d := range rel.Artifacts {
+		b, err := os.ReadFile(filepath.Join(a.dir, "artifacts", d+".wasm"))
+		if err != nil {
+			return "", fmt.Errorf("read artifact of %s: %w", name, err)
+		}
+		if _, err := r.PutArtifact(ctx, b); err != nil {
+			return "", err
+		}
+	}
+	info, err := r.UploadRelease(ctx, server.ReleaseRequest{Spec: string(spec), Artifacts: rel.Artifacts})
+	return info.ID, err
+}
 
 // openAPI returns the server's client with --server (or $SILO_SERVER), else
 // the local installation. close releases it.
@@ -44,7 +110,7 @@ func openAPI(ctx context.Context, g *globals) (api controlAPI, close func(), err
 		return nil, nil, err
 	}
 	if c != nil {
-		return c, func() {}, nil
+		return remoteAPI{Client: c, g: g}, func() {}, nil
 	}
 	a, err := openApp(ctx, g)
 	if err != nil {
@@ -113,6 +179,122 @@ func (l localAPI) SetSecret(ctx context.Context, id silo.AccountID, name string,
 
 func (l localAPI) VerifyAudit(ctx context.Context) (int, error) {
 	return l.a.plane.VerifyAudit(ctx)
+}
+
+func (l localAPI) StageRelease(ctx context.Context) (string, error) {
+	rel, err := l.a.release(ctx, l.g, false)
+	return rel.ID, err
+}
+
+func (l localAPI) Plan(ctx context.Context, release string, one silo.AccountID) (server.PlanSummary, error) {
+	rel, err := l.a.plane.CurrentRelease(ctx)
+	if release != "" {
+		rel, err = l.a.plane.Release(ctx, release)
+	}
+	if err != nil {
+		return server.PlanSummary{}, err
+	}
+	return server.PlanRelease(ctx, l.a.plane, rel, one)
+}
+
+func (l localAPI) Drift(ctx context.Context, one silo.AccountID) (server.DriftReport, error) {
+	return server.FleetDrift(ctx, l.a.plane, one)
+}
+
+func (l localAPI) Verify(ctx context.Context) (isolation.Result, error) {
+	_, res, err := server.ProveFleet(ctx, l.a.store, l.a.provider)
+	return res, err
+}
+
+// Report signs with this installation's key (created on first use in the
+// data dir).
+func (l localAPI) Report(ctx context.Context, id silo.AccountID, format string) ([]byte, error) {
+	key, err := report.LoadOrCreateKey(l.a.dir)
+	if err != nil {
+		return nil, err
+	}
+	return server.TenantReport(ctx, l.a.store, l.a.plane, l.a.provider, key, id, format, time.Now())
+}
+
+// CreateEnv makes the spec file's release current first when there is none
+// yet (the first account of a new installation).
+func (l localAPI) CreateEnv(ctx context.Context, req server.EnvRequest) (server.Env, error) {
+	if err := bootstrapRelease(ctx, l.g, l.a.Platform, l.g.file != "silo.yaml"); err != nil {
+		return server.Env{}, err
+	}
+	return platformEnvs{l.a.Platform}.CreateEnv(ctx, req)
+}
+
+func (l localAPI) Envs(ctx context.Context) ([]silo.Account, error) {
+	return platformEnvs{l.a.Platform}.Envs(ctx)
+}
+
+func (l localAPI) DeleteEnv(ctx context.Context, id silo.AccountID) error {
+	return platformEnvs{l.a.Platform}.DeleteEnv(ctx, id)
+}
+
+func (l localAPI) Logs(ctx context.Context, id silo.AccountID, q logs.Query) ([]logs.Entry, error) {
+	if _, err := l.a.plane.Account(ctx, id); err != nil {
+		return nil, err
+	}
+	return logs.Read(l.a.Logs.Dir(), id, q)
+}
+
+func (l localAPI) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Query, fn func(logs.Entry) error) error {
+	if _, err := l.a.plane.Account(ctx, id); err != nil {
+		return err
+	}
+	return logs.Follow(ctx, l.a.Logs.Dir(), id, q, 0, fn)
+}
+
+// platformEnvs is server.Envs on the platform: the code silo env runs
+// locally, and what silo server serves.
+type platformEnvs struct{ p *platform.Platform }
+
+func (e platformEnvs) CreateEnv(ctx context.Context, req server.EnvRequest) (server.Env, error) {
+	env, err := e.p.CreateEnv(ctx, platform.EnvRequest{Name: req.Name, Purpose: req.Purpose, TTL: req.TTL, Params: req.Params, Seed: req.SeedDir})
+	return server.Env{Account: env.Account, Key: env.Key}, err
+}
+
+func (e platformEnvs) Envs(ctx context.Context) ([]silo.Account, error) {
+	envs, err := e.p.Envs(ctx)
+	if envs == nil {
+		envs = []silo.Account{}
+	}
+	return envs, err
+}
+
+// DeleteEnv tears an environment down and verifies the provider holds
+// nothing of it.
+func (e platformEnvs) DeleteEnv(ctx context.Context, id silo.AccountID) error {
+	a, err := e.p.Plane.Account(ctx, id)
+	if err != nil {
+		return err
+	}
+	if a.Kind != silo.KindEnvironment {
+		return silo.Errorf(silo.CodeInvalid, "%s is a %s account, not an environment; use silo tenant delete", id, a.Kind)
+	}
+	if err := e.p.DeleteAccount(ctx, id); err != nil {
+		return err
+	}
+	return e.p.VerifyGone(ctx, id)
+}
+
+// wireAPI gives the platform's control-plane API server the platform
+// parts of its fleet endpoints (verify, report, environments, logs): the
+// provider, the environments, the log directory and this installation's
+// report signing key.
+func wireAPI(p *platform.Platform) error {
+	srv, err := p.API()
+	if err != nil {
+		return err
+	}
+	key, err := report.LoadOrCreateKey(p.Config().DataDir)
+	if err != nil {
+		return err
+	}
+	srv.SetOps(server.Ops{Provider: p.Provider, Envs: platformEnvs{p}, LogDir: p.Logs.Dir(), ReportKey: key})
+	return nil
 }
 
 // localOnly refuses --server for a command that works on the local data dir

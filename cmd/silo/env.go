@@ -12,6 +12,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/server"
 )
 
 func newEnvCmd(g *globals) *cobra.Command {
@@ -38,7 +39,9 @@ func newEnvCreate(g *globals) *cobra.Command {
 		Short: "Create an environment from the current release, with a TTL and an API key",
 		Long: `Create an environment account NAME on the current release (the first time: the release built
 from silo.yaml). --seed DIR loads fixture data: DIR/tables/<table>.json holds a JSON object of
-key → value for each table, DIR/buckets/<bucket>/ the files of each bucket.`,
+key → value for each table, DIR/buckets/<bucket>/ the files of each bucket. With --server the
+environment is created on the server, and the seed files (at most 32 MiB) are uploaded with the
+request.`,
 		Example: `  silo env create e2e-417 --kind test --ttl 2h
   silo env create demo-acme --kind demo --ttl 72h --param plan=enterprise --seed ./fixtures/demo`,
 		Args: exactArgs(1, "an environment name"),
@@ -57,15 +60,12 @@ key → value for each table, DIR/buckets/<bucket>/ the files of each bucket.`,
 				return err
 			}
 			ctx := cmd.Context()
-			p, err := openPlatform(ctx, g, "", "")
+			api, done, err := openAPI(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer p.Close()
-			if err := bootstrapRelease(ctx, g, p, cmd.Flags().Changed("file")); err != nil {
-				return err
-			}
-			e, err := p.CreateEnv(ctx, platform.EnvRequest{Name: args[0], Purpose: kind, TTL: ttl, Params: ps, Seed: seed})
+			defer done()
+			e, err := api.CreateEnv(ctx, server.EnvRequest{Name: args[0], Purpose: kind, TTL: ttl, Params: ps, SeedDir: seed})
 			if err != nil {
 				return err
 			}
@@ -111,12 +111,12 @@ func newEnvList(g *globals) *cobra.Command {
 		Short: "List environments with their purpose, state and expiry",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := openPlatform(cmd.Context(), g, "", "")
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer p.Close()
-			envs, err := p.Envs(cmd.Context())
+			defer done()
+			envs, err := api.Envs(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -154,23 +154,16 @@ func newEnvDelete(g *globals) *cobra.Command {
 		Args:  exactArgs(1, "an environment name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			p, err := openPlatform(ctx, g, "", "")
+			id, err := silo.ParseID(args[0])
 			if err != nil {
 				return err
 			}
-			defer p.Close()
-			id := silo.AccountID(args[0])
-			a, err := p.Plane.Account(ctx, id)
+			api, done, err := openAPI(ctx, g)
 			if err != nil {
 				return err
 			}
-			if a.Kind != silo.KindEnvironment {
-				return silo.Errorf(silo.CodeInvalid, "%s is a %s account, not an environment; use silo tenant delete", id, a.Kind)
-			}
-			if err := p.DeleteAccount(ctx, id); err != nil {
-				return err
-			}
-			if err := p.VerifyGone(ctx, id); err != nil {
+			defer done()
+			if err := api.DeleteEnv(ctx, id); err != nil {
 				return err
 			}
 			return g.print(map[string]any{"deleted": id, "verified": true}, func(w io.Writer) {
@@ -186,6 +179,9 @@ func newEnvReap(g *globals) *cobra.Command {
 		Short: "Tear down every expired environment now (the server does this on its own)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := localOnly(g, "nothing: the server tears expired environments down by itself"); err != nil {
+				return err
+			}
 			p, err := openPlatform(cmd.Context(), g, "", "")
 			if err != nil {
 				return err

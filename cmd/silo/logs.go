@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,8 +27,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Short: "Show an account's function logs (-f follows them)",
 		Long: `Show the function logs of one account: timestamp, level, function, the request ID the gateway
 gave the request (also returned to the client as X-Request-Id), the message and its attributes.
-Logs are kept per account with a bounded size (the oldest lines go first). This reads the data
-dir directly, so it works while silo up or silo dev runs.
+Logs are kept per account with a bounded size (the oldest lines go first). Locally this reads
+the data dir's log files, so it works while silo up or silo dev runs; with --server it reads
+them on the server (-f streams them as JSON lines).
 
 Flags:
   -f, --follow           keep printing new lines as they are written
@@ -39,6 +38,8 @@ Flags:
       --since DURATION   only lines newer than this, e.g. 10m
   -n, --lines N          only the last N lines (0: all retained)
       --data-dir DIR     the data dir ($SILO_DATA_DIR, default ./.silo)
+      --server URL       read the logs on this control-plane server ($SILO_SERVER)
+      --token TOKEN      operator token for --server ($SILO_TOKEN)
   -o, --output FORMAT    text or json (one JSON object per line)`,
 		Example: `  silo logs acme
   silo logs acme -f --function ingest
@@ -56,6 +57,8 @@ Flags:
 			fs.IntVarP(&last, "lines", "n", 0, "")
 			fs.StringVar(&g.dataDir, "data-dir", g.dataDir, "")
 			fs.StringVarP(&g.output, "output", "o", g.output, "")
+			fs.StringVar(&g.server, "server", g.server, "")
+			fs.StringVar(&g.token, "token", g.token, "")
 			help := fs.BoolP("help", "h", false, "")
 			if err := fs.Parse(args); err != nil {
 				return usageError{err.Error() + "; see silo logs --help"}
@@ -74,14 +77,16 @@ Flags:
 			if err != nil {
 				return err
 			}
-			dir, err := filepath.Abs(filepath.Join(g.dataDir, "logs"))
-			if err != nil {
-				return err
-			}
 			q := logs.Query{Function: function, RequestID: request, Last: last}
 			if since > 0 {
 				q.Since = time.Now().Add(-since)
 			}
+			ctx := cmd.Context()
+			api, done, err := openAPI(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer done()
 			enc := json.NewEncoder(g.stdout)
 			show := func(e logs.Entry) error {
 				if g.json() {
@@ -91,16 +96,14 @@ Flags:
 				return err
 			}
 			if follow {
-				return logs.Follow(cmd.Context(), dir, id, q, 0, show)
+				return api.FollowLogs(ctx, id, q, show)
 			}
-			es, err := logs.Read(dir, id, q)
+			es, err := api.Logs(ctx, id, q)
 			if err != nil {
 				return err
 			}
 			if len(es) == 0 && !g.json() {
-				if _, err := os.Stat(logs.Path(dir, id)); err != nil {
-					fmt.Fprintf(g.stderr, "no logs for %s yet (is the account's name right? silo tenant list --kind all shows them)\n", id)
-				}
+				fmt.Fprintf(g.stderr, "no logs for %s yet\n", id)
 			}
 			for _, e := range es {
 				if err := show(e); err != nil {

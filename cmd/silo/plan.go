@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -10,17 +11,12 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
 
 // planSummary is what silo plan prints with --output json.
-type planSummary struct {
-	Release  string        `json:"release"`
-	Accounts int           `json:"accounts"`
-	Changed  int           `json:"changed"`
-	Plans    []engine.Plan `json:"plans"`
-	Errors   []string      `json:"errors,omitempty"`
-}
+type planSummary = server.PlanSummary
 
 func targetFilter(all bool, args []string) (store.Filter, silo.AccountID, error) {
 	switch {
@@ -39,49 +35,28 @@ func newPlanCmd(g *globals) *cobra.Command {
 		Short: "Show what apply would change: per account, create / update / replace / delete / no-op",
 		Long: `Plan builds the release from silo.yaml (content-addressed: unchanged inputs give the same
 release) and diffs each account's desired resources against its recorded state by content hash.
-An unchanged account costs microseconds. Nothing is changed.`,
+An unchanged account costs microseconds. Nothing is changed.
+
+With --server it builds the release here, uploads it (as silo deploy does, without starting a
+rollout) and plans it on the server; without a silo.yaml it plans the server's current release.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, one, err := targetFilter(all, args)
+			_, one, err := targetFilter(all, args)
 			if err != nil {
 				return err
 			}
-			if err := localOnly(g, "silo deploy, or silo tenant show ACCOUNT for drift"); err != nil {
-				return err
-			}
-			a, err := openApp(cmd.Context(), g)
+			ctx := cmd.Context()
+			api, done, err := openAPI(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			rel, err := a.release(cmd.Context(), g, false)
+			defer done()
+			rel, err := api.StageRelease(ctx)
 			if err != nil {
 				return err
 			}
-			sum := planSummary{Release: rel.ID, Plans: []engine.Plan{}}
-			add := func(p engine.Plan, err error) error {
-				sum.Accounts++
-				if err != nil {
-					sum.Errors = append(sum.Errors, fmt.Sprintf("%s: %s", p.Account, userMessage(err)))
-					return nil
-				}
-				if p.Touches() {
-					sum.Changed++
-					sum.Plans = append(sum.Plans, p)
-				}
-				return nil
-			}
-			if one != "" {
-				acct, err := a.plane.Account(cmd.Context(), one)
-				if err != nil {
-					return err
-				}
-				p, err := a.plane.Engine.PlanAccount(cmd.Context(), acct, rel)
-				if err != nil {
-					return err
-				}
-				_ = add(p, nil)
-			} else if err := a.plane.Engine.PlanFleet(cmd.Context(), rel, f, add); err != nil {
+			sum, err := api.Plan(ctx, rel, one)
+			if err != nil {
 				return err
 			}
 			if err := g.print(sum, func(w io.Writer) { printSummary(w, sum) }); err != nil {
@@ -223,45 +198,32 @@ func newDriftCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "drift [ACCOUNT | --all]",
 		Short: "Compare what the provider actually holds with recorded state",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Drift compares what the provider actually holds with the recorded state of one account or
+every account, on the local data dir or (with --server) on the server.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, one, err := targetFilter(all, args)
+			_, one, err := targetFilter(all, args)
 			if err != nil {
 				return err
 			}
-			if err := localOnly(g, "silo deploy, or silo tenant show ACCOUNT for drift"); err != nil {
-				return err
-			}
-			a, err := openApp(cmd.Context(), g)
+			ctx := cmd.Context()
+			api, done, err := openAPI(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			ids := []silo.AccountID{one}
-			if one == "" {
-				accts, err := a.plane.Accounts(cmd.Context(), f)
-				if err != nil {
-					return err
-				}
-				ids = ids[:0]
-				for _, ac := range accts {
-					ids = append(ids, ac.ID)
-				}
-			} else if _, err := a.plane.Account(cmd.Context(), one); err != nil {
+			defer done()
+			rep, err := api.Drift(ctx, one)
+			if err != nil {
 				return err
 			}
-			out := map[silo.AccountID][]engine.DriftItem{}
+			out := rep.Drift
+			ids := make([]silo.AccountID, 0, len(out))
 			n := 0
-			for _, id := range ids {
-				d, err := a.plane.Engine.Drift(cmd.Context(), id)
-				if err != nil {
-					return err
-				}
-				if len(d) > 0 {
-					out[id] = d
-					n += len(d)
-				}
+			for id, d := range out {
+				ids = append(ids, id)
+				n += len(d)
 			}
+			slices.Sort(ids)
 			if err := g.print(out, func(w io.Writer) {
 				for _, id := range ids {
 					for _, it := range out[id] {
@@ -269,7 +231,7 @@ func newDriftCmd(g *globals) *cobra.Command {
 					}
 				}
 				if n == 0 {
-					fmt.Fprintf(w, "no drift in %d account(s)\n", len(ids))
+					fmt.Fprintf(w, "no drift in %d account(s)\n", rep.Accounts)
 				}
 			}); err != nil {
 				return err

@@ -16,20 +16,9 @@ import (
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/probe"
 	"github.com/silo-run/silo/isolation/report"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
-
-// proveFleet loads the local fleet (store + provider facts) and verifies it.
-func proveFleet(ctx context.Context, a *app) (*isolation.Fleet, isolation.Result, error) {
-	f, err := isolation.LoadFleet(ctx, a.store)
-	if err != nil {
-		return nil, isolation.Result{}, err
-	}
-	if err := f.AddDataKeys(ctx, a.provider); err != nil {
-		return nil, isolation.Result{}, err
-	}
-	return f, isolation.Verify(ctx, f), nil
-}
 
 func newVerifyCmd(g *globals) *cobra.Command {
 	var live bool
@@ -47,7 +36,7 @@ It then checks the isolation invariants:
   I4  every API key is bound to exactly one account and reaches nothing else
   I5  a deleted account holds no live key and no data key
 
-It prints "proved", or each counterexample with the path and the origin of every edge, and exits
+With --server the proof runs on the server, over its fleet. It prints "proved", or each counterexample with the path and the origin of every edge, and exits
 with status 1 when isolation is not proved.
 
 With --probe it then attacks the running platform: two throwaway accounts are created on the
@@ -61,16 +50,18 @@ throwaway accounts are deleted and verified gone. The result is recorded for the
   silo verify --output json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := localOnly(g, "silo verify on the server's host, against its data dir"); err != nil {
-				return err
+			if live {
+				if err := localOnly(g, "silo verify --server URL for the proof; run silo verify --probe on the server's host (it attacks a platform it runs itself)"); err != nil {
+					return err
+				}
 			}
-			a, err := openApp(cmd.Context(), g)
+			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
 			start := time.Now()
-			_, res, err := proveFleet(cmd.Context(), a)
-			a.Close()
+			res, err := api.Verify(cmd.Context())
+			done()
 			if err != nil {
 				return err
 			}
@@ -112,7 +103,7 @@ throwaway accounts are deleted and verified gone. The result is recorded for the
 }
 
 // settingLastProbe records the last live probe for the isolation report.
-const settingLastProbe = "isolation.last_probe"
+const settingLastProbe = server.SettingLastProbe
 
 // runProbes serves the platform on a random loopback port, runs the probe
 // suite against it and records the outcome.
@@ -151,27 +142,6 @@ func runProbes(ctx context.Context, g *globals) (probe.Report, error) {
 	return rep, err
 }
 
-// lastProbe reads the recorded last probe, nil if none ran.
-func lastProbe(ctx context.Context, st store.Store) (*report.Probe, error) {
-	var v string
-	err := st.View(ctx, func(tx store.Tx) error {
-		var err error
-		v, err = tx.Setting(settingLastProbe)
-		return err
-	})
-	if errors.Is(err, silo.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var p report.Probe
-	if err := json.Unmarshal([]byte(v), &p); err != nil {
-		return nil, nil
-	}
-	return &p, nil
-}
-
 func printResult(w io.Writer, r isolation.Result, took time.Duration) {
 	switch r.Status {
 	case isolation.StatusProved:
@@ -205,7 +175,8 @@ are encrypted (the data key's fingerprint, never the key), when isolation was la
 probed, and the release it runs. It proves the fleet first, so the report is current.
 
 The report is signed with this installation's ed25519 key (created on first use in the data dir,
-mode 0600); the public key is in the report. silo report verify FILE checks it.`,
+mode 0600); the public key is in the report. silo report verify FILE checks it. With --server the
+server proves its fleet and signs the report with its own key.`,
 		Example: `  silo report acme > acme-isolation.html
   silo report acme --format json > acme-isolation.json
   silo report verify acme-isolation.html`,
@@ -221,57 +192,16 @@ mode 0600); the public key is in the report. silo report verify FILE checks it.`
 				return usageError{fmt.Sprintf("--format must be html or json, not %q", format)}
 			}
 			ctx := cmd.Context()
-			if err := localOnly(g, "silo report on the server's host, against its data dir"); err != nil {
-				return err
-			}
-			a, err := openApp(ctx, g)
+			id, err := silo.ParseID(args[0])
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			id := silo.AccountID(args[0])
-			acct, err := a.plane.Account(ctx, id)
+			api, done, err := openAPI(ctx, g)
 			if err != nil {
 				return err
 			}
-			if acct.Kind == silo.KindProduction || acct.State == silo.StateDeleted {
-				return silo.Errorf(silo.CodeInvalid, "account %s is the %s %s account; reports are for live tenant, developer and environment accounts", id, acct.State, acct.Kind)
-			}
-			f, res, err := proveFleet(ctx, a)
-			if err != nil {
-				return err
-			}
-			in := report.Input{Account: acct, Proof: res, ProvedAt: time.Now(), Now: time.Now()}
-			if in.Probe, err = lastProbe(ctx, a.store); err != nil {
-				return err
-			}
-			for _, as := range f.Accounts {
-				if as.Account.ID == id {
-					in.Resources = as.Resources
-				}
-			}
-			for _, k := range f.Keys {
-				if k.Account == id {
-					in.Keys = append(in.Keys, k)
-				}
-			}
-			if in.DataKey, err = a.provider.KeyInfo(ctx, id); err != nil {
-				return err
-			}
-			key, err := report.LoadOrCreateKey(a.dir)
-			if err != nil {
-				return err
-			}
-			signed, err := report.Sign(report.Build(ctx, in), key)
-			if err != nil {
-				return err
-			}
-			var out []byte
-			if format == "json" {
-				out, err = signed.JSON()
-			} else {
-				out, err = signed.HTML()
-			}
+			defer done()
+			out, err := api.Report(ctx, id, format)
 			if err != nil {
 				return err
 			}
