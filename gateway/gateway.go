@@ -237,8 +237,9 @@ type Gateway struct {
 	inv Invoker
 	log *slog.Logger
 
-	tenants sync.Map // silo.AccountID → *tenant
-	routers sync.Map // silo.AccountID → *compiled
+	tenants sync.Map // silo.AccountID → *tenant (meters, kept)
+	limits  sync.Map // silo.AccountID → *limiter (dropped when full and idle)
+	routers sync.Map // silo.AccountID → *compiled (dropped by Forget)
 }
 
 type compiled struct {
@@ -302,6 +303,72 @@ func (g *Gateway) tenant(acct silo.AccountID) *tenant {
 	}
 	v, _ := g.tenants.LoadOrStore(acct, &tenant{})
 	return v.(*tenant)
+}
+
+// limiter returns acct's limiter, creating a full one if there is none.
+func (g *Gateway) limiter(acct silo.AccountID) *limiter {
+	if v, ok := g.limits.Load(acct); ok {
+		return v.(*limiter)
+	}
+	v, _ := g.limits.LoadOrStore(acct, &limiter{})
+	return v.(*limiter)
+}
+
+// admit runs acct's rate and concurrency limits for one request. When it
+// returns admitted, the caller must call l.release when the request ends.
+func (g *Gateway) admit(acct silo.AccountID) (l *limiter, a admission, wait time.Duration) {
+	for {
+		l = g.limiter(acct)
+		if a, wait = l.admit(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst, g.cfg.MaxConcurrent); a != admitDead {
+			return l, a, wait
+		}
+		g.limits.CompareAndDelete(acct, l)
+	}
+}
+
+// retire drops acct's limiter if its bucket is full and nothing is in
+// flight.
+func (g *Gateway) retire(acct silo.AccountID, l *limiter) bool {
+	if !l.retire(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst) {
+		return false
+	}
+	g.limits.CompareAndDelete(acct, l)
+	return true
+}
+
+// Forget drops what the gateway holds for an idle account: its compiled
+// routes (compiled again from the Directory on its next request) and its
+// rate-limit state if the bucket is full again and nothing is in flight
+// (Sweep drops it later otherwise). Its meters are kept. The platform calls
+// it when an account goes idle; it is safe at any time, only slower for
+// the account's next request.
+func (g *Gateway) Forget(acct silo.AccountID) {
+	g.routers.Delete(acct)
+	if v, ok := g.limits.Load(acct); ok {
+		g.retire(acct, v.(*limiter))
+	}
+}
+
+// Sweep drops the rate-limit state of every account whose bucket is full
+// again and that has nothing in flight, and reports how many it dropped.
+// Call it periodically (the platform does, with its idle sweep).
+func (g *Gateway) Sweep() int {
+	n := 0
+	g.limits.Range(func(k, v any) bool {
+		if g.retire(k.(silo.AccountID), v.(*limiter)) {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+// held reports how many accounts have compiled routes and rate-limit state
+// held, for tests.
+func (g *Gateway) held() (routers, limiters int) {
+	g.routers.Range(func(any, any) bool { routers++; return true })
+	g.limits.Range(func(any, any) bool { limiters++; return true })
+	return
 }
 
 // Status returns the HTTP status for an error code (silo.Code.HTTPStatus:
@@ -387,7 +454,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.limited.Add(1)
 		}
 	}()
-	g.serveAccount(w, r, acct, t, tg.path, segs, rid, &m)
+	g.serveAccount(w, r, acct, tg.path, segs, rid, &m)
 }
 
 // meter is what one request contributes to its account's metrics.
@@ -453,7 +520,7 @@ func credential(h http.Header) (string, bool) {
 	return "", false
 }
 
-func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo.AccountID, t *tenant, path string, segs []string, rid string, m *meter) {
+func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo.AccountID, path string, segs []string, rid string, m *meter) {
 	ctx := r.Context()
 	fail := func(c silo.Code, msg string) {
 		m.status = Status(c)
@@ -465,17 +532,18 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 	}
 
 	// Limits first: a flood must cost the directory nothing.
-	if ok, wait := t.take(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst); !ok {
+	lim, adm, wait := g.admit(acct)
+	switch adm {
+	case overRate:
 		w.Header().Set("Retry-After", retryAfter(wait))
 		fail(silo.CodeTooMany, "this tenant is sending requests faster than its rate limit; retry after the time in Retry-After")
 		return
-	}
-	if !t.acquire(g.cfg.MaxConcurrent) {
+	case overConcurrency:
 		w.Header().Set("Retry-After", "1")
 		fail(silo.CodeTooMany, "this tenant has too many requests in flight; retry after the time in Retry-After")
 		return
 	}
-	defer t.release()
+	defer lim.release()
 
 	a, err := g.dir.Account(ctx, acct)
 	switch {
