@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/silotest"
+)
+
+// remoteFixture is one installation served in-process over real HTTP
+// (httptest) by the API server silo server serves (openPlatform with an API
+// address wires it), and a CLI that runs either on that installation's
+// data dir (local) or against the server from another data dir (remote).
+type remoteFixture struct {
+	t       *testing.T
+	dir     string // the server's data dir
+	client  string // the remote CLI's own data dir
+	file    string
+	url     string
+	token   string
+	logDir  string
+	appendL func(logs.Entry)
+}
+
+func startRemote(t *testing.T) *remoteFixture {
+	t.Helper()
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Setenv("SILO_SERVER", "")
+	t.Setenv("SILO_TOKEN", "")
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &remoteFixture{t: t, dir: filepath.Join(t.TempDir(), "server"), client: filepath.Join(t.TempDir(), "client"),
+		file: filepath.Join(wd, "..", "..", "examples", "findings", "silo.yaml")}
+	// The first environment, created locally, makes the spec's release current.
+	f.local("env", "create", "demo-acme", "--kind", "demo", "--ttl", "72h", "--param", "plan=enterprise")
+	g := &globals{dataDir: f.dir, stdout: io.Discard, stderr: io.Discard}
+	p, err := openPlatform(context.Background(), g, "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := p.API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(api.Handler())
+	t.Cleanup(func() { hs.Close(); p.Close() })
+	tok, err := os.ReadFile(filepath.Join(f.dir, server.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.url, f.token, f.logDir = hs.URL, strings.TrimSpace(string(tok)), p.Logs.Dir()
+	f.appendL = func(e logs.Entry) {
+		if err := p.Logs.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+func (f *remoteFixture) exec(args []string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// local runs a command on the server's data dir; it must succeed.
+func (f *remoteFixture) local(args ...string) string {
+	f.t.Helper()
+	code, out, errOut := f.exec(append(args, "--data-dir", f.dir, "--file", f.file))
+	if code != 0 {
+		f.t.Fatalf("local silo %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// remoteRun runs a command against the server from the client's data dir.
+func (f *remoteFixture) remoteRun(args ...string) (int, string, string) {
+	return f.exec(append(args, "--data-dir", f.client, "--file", f.file, "--server", f.url, "--token", f.token))
+}
+
+func (f *remoteFixture) remote(args ...string) string {
+	f.t.Helper()
+	code, out, errOut := f.remoteRun(args...)
+	if code != 0 {
+		f.t.Fatalf("remote silo %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// same runs a command locally and remotely and wants the same output,
+// up to what changes by itself (durations, time left).
+func (f *remoteFixture) same(args ...string) string {
+	f.t.Helper()
+	l, r := norm(f.local(args...)), norm(f.remote(args...))
+	if l != r {
+		f.t.Errorf("silo %s: local and remote output differ\nlocal:\n%s\nremote:\n%s", strings.Join(args, " "), l, r)
+	}
+	return r
+}
+
+var volatile = regexp.MustCompile(`in [0-9.]+(ns|µs|ms|s)\b|\(in [0-9hms.]+\)`)
+
+func norm(s string) string { return volatile.ReplaceAllString(s, "in T") }
+
+// TestCommandsAgainstAServer runs plan, drift, verify, report, env and logs
+// with --server against a server in this process and gets the output they
+// give on the server's data dir; with a wrong token or an unknown account
+// they fail with one clear message.
+func TestCommandsAgainstAServer(t *testing.T) {
+	f := startRemote(t)
+
+	// plan: the client builds silo.yaml, uploads the release, the server plans it.
+	out := f.same("plan", "--all")
+	if !strings.Contains(out, "nothing to do") {
+		t.Errorf("plan --all: %s", out)
+	}
+	f.same("plan", "demo-acme", "-o", "json")
+	f.same("drift", "--all")
+	f.same("drift", "demo-acme")
+	out = f.same("verify")
+	if !strings.HasPrefix(out, "proved:") {
+		t.Errorf("verify: %s", out)
+	}
+
+	// env: create remotely (seed uploaded), list both ways, delete remotely.
+	seed := filepath.Join(filepath.Dir(f.file), "fixtures", "demo")
+	out = f.remote("env", "create", "e2e-remote", "--kind", "test", "--ttl", "2h", "--seed", seed, "-o", "json")
+	var e server.Env
+	if err := json.Unmarshal([]byte(out), &e); err != nil || e.Account.ID != "e2e-remote" || e.Account.Kind != silo.KindEnvironment || e.Key == "" || e.Account.Expires == nil {
+		t.Fatalf("remote env create: %v %+v\n%s", err, e, out)
+	}
+	out = f.same("env", "list")
+	if !strings.Contains(out, "e2e-remote") || !strings.Contains(out, "demo-acme") {
+		t.Errorf("env list: %s", out)
+	}
+	f.same("env", "list", "-o", "json")
+	out = f.remote("env", "delete", "e2e-remote")
+	if !strings.Contains(out, "verified") {
+		t.Errorf("remote env delete: %s", out)
+	}
+	if out := f.same("env", "list"); strings.Contains(out, "e2e-remote") {
+		t.Errorf("env list after delete: %s", out)
+	}
+
+	// logs: the lines the platform wrote, filtered the same way.
+	now := time.Now().UTC()
+	f.appendL(logs.Entry{Time: now.Add(-time.Hour), Level: "INFO", Account: "demo-acme", Function: "ingest", RequestID: "r1", Msg: "old line"})
+	f.appendL(logs.Entry{Time: now, Level: "WARN", Account: "demo-acme", Function: "ingest", RequestID: "r2", Msg: "new line", Attrs: map[string]string{"n": "2"}})
+	f.appendL(logs.Entry{Time: now, Level: "INFO", Account: "demo-acme", Function: "report", RequestID: "r3", Msg: "other function"})
+	logsBoth := func(args ...string) string {
+		t.Helper()
+		full := append([]string{"logs", "demo-acme"}, args...)
+		_, l, lerr := f.exec(append(full, "--data-dir", f.dir))
+		code, r, rerr := f.exec(append(full, "--data-dir", f.client, "--server", f.url, "--token", f.token))
+		if code != 0 || l != r {
+			t.Errorf("silo logs %s: exit %d %s\nlocal:\n%s%s\nremote:\n%s", strings.Join(args, " "), code, rerr, l, lerr, r)
+		}
+		return r
+	}
+	if out := logsBoth(); strings.Count(out, "\n") != 3 {
+		t.Errorf("logs: %q", out)
+	}
+	if out := logsBoth("--function", "ingest", "--since", "10m"); !strings.Contains(out, "new line") || strings.Contains(out, "old line") || strings.Contains(out, "other function") {
+		t.Errorf("logs --function --since: %q", out)
+	}
+	if out := logsBoth("--request", "r1", "-o", "json"); !strings.Contains(out, `"old line"`) || strings.Count(out, "\n") != 1 {
+		t.Errorf("logs --request -o json: %q", out)
+	}
+	if out := logsBoth("-n", "1"); !strings.Contains(out, "other function") || strings.Count(out, "\n") != 1 {
+		t.Errorf("logs -n 1: %q", out)
+	}
+	// Follow streams the retained lines, then new ones, until stopped.
+	c := server.NewClient(f.url, f.token, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan logs.Entry, 8)
+	followed := make(chan error, 1)
+	go func() {
+		followed <- c.FollowLogs(ctx, "demo-acme", logs.Query{Function: "ingest"}, func(e logs.Entry) error { got <- e; return nil })
+	}()
+	for range 2 {
+		<-got
+	}
+	f.appendL(logs.Entry{Time: time.Now().UTC(), Level: "INFO", Account: "demo-acme", Function: "ingest", Msg: "streamed"})
+	if e := <-got; e.Msg != "streamed" {
+		t.Errorf("followed line: %+v, want the new one", e)
+	}
+	cancel()
+	if err := <-followed; err != nil {
+		t.Errorf("follow after cancel: %v", err)
+	}
+
+	// report: signed on the server with its key; report verify recognises
+	// the installation's key.
+	rep := f.remote("report", "demo-acme", "--format", "json")
+	var verifyOut bytes.Buffer
+	code := run(context.Background(), []string{"report", "verify", "-", "--data-dir", f.dir}, strings.NewReader(rep), &verifyOut, io.Discard)
+	if code != 0 || !strings.Contains(verifyOut.String(), "the signer is this installation's key") {
+		t.Errorf("report verify of the server's report: exit %d\n%s", code, verifyOut.String())
+	}
+	if html := f.remote("report", "demo-acme"); !strings.Contains(html, "<html") {
+		t.Errorf("remote html report: %.200s", html)
+	}
+
+	// Must-not twins: unknown account → 404 with the clear message; no or a
+	// wrong token → 401.
+	for _, args := range [][]string{
+		{"plan", "nobody"}, {"drift", "nobody"}, {"report", "nobody"}, {"env", "delete", "nobody"},
+	} {
+		code, _, errOut := f.remoteRun(args...)
+		if code != 1 || !strings.Contains(errOut, `no account "nobody"`) {
+			t.Errorf("remote silo %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
+		}
+	}
+	code, _, errOut := f.exec([]string{"logs", "nobody", "--data-dir", f.client, "--server", f.url, "--token", f.token})
+	if code != 1 || !strings.Contains(errOut, `no account "nobody"`) {
+		t.Errorf("remote logs of an unknown account: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = f.exec([]string{"verify", "--data-dir", f.client, "--server", f.url, "--token", "wrong"})
+	if code != 1 || !strings.Contains(errOut, "missing or wrong operator token") {
+		t.Errorf("verify with a wrong token: exit %d, %q", code, errOut)
+	}
+	for _, p := range []string{"/v1/plan", "/v1/drift", "/v1/verify", "/v1/environments", "/v1/accounts/demo-acme/logs", "/v1/accounts/demo-acme/report", "/v1/accounts/demo-acme/drift"} {
+		resp, err := http.Get(f.url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb server.ErrorBody
+		json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || eb.Error.Code != silo.CodeUnauthenticated {
+			t.Errorf("GET %s without a token: %d %+v, want 401", p, resp.StatusCode, eb)
+		}
+	}
+	for _, p := range []string{"/v1/accounts/nobody/logs", "/v1/accounts/nobody/report", "/v1/accounts/nobody/drift", "/v1/plan?account=nobody", "/v1/plan?release=r-none"} {
+		req, _ := http.NewRequest(http.MethodGet, f.url+p, nil)
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb server.ErrorBody
+		json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || eb.Error.Code != silo.CodeNotFound || eb.Error.Message == "" {
+			t.Errorf("GET %s: %d %+v, want 404 with a message", p, resp.StatusCode, eb)
+		}
+	}
+	// Bad input: a seed path outside the layout, a bad TTL.
+	if _, err := c.CreateEnv(context.Background(), server.EnvRequest{Name: "bad-ttl", Purpose: "test"}); silo.ErrorCode(err) != silo.CodeInvalid {
+		t.Errorf("env without a TTL: %v, want invalid", err)
+	}
+	// --probe and env reap stay local, saying so.
+	if code, _, errOut := f.remoteRun("verify", "--probe"); code != 1 || !strings.Contains(errOut, "server's host") {
+		t.Errorf("verify --probe --server: exit %d, %q", code, errOut)
+	}
+}
