@@ -129,7 +129,7 @@ interrupted apply is recovered on the next start.`,
 			if err != nil {
 				return err
 			}
-			if err := localOnly(g, "silo deploy, or silo tenant show ACCOUNT for drift"); err != nil {
+			if err := localOnly(g, "silo deploy (it builds here, uploads the release and rolls it out ring by ring)"); err != nil {
 				return err
 			}
 			a, err := openApp(cmd.Context(), g)
