@@ -35,12 +35,13 @@ func handle(r *fn.Request) *fn.Response {
 	case err != nil && !errors.Is(err, fn.ErrNotFound):
 		fn.Log.Warn("cannot read github-token", "error", err.Error())
 	}
-	if err := fn.Table(finding.Table).PutJSON(f.ID, f); err != nil {
+	b := finding.AppendJSON(make([]byte, 0, 512), &f)
+	if err := fn.Table(finding.Table).Put(f.ID, b); err != nil {
 		fn.Log.Error("store finding failed", "error", err.Error())
 		return finding.Error(503, "the finding could not be stored; try again")
 	}
 	fn.Log.Info("finding stored", "id", f.ID, "severity", f.Severity, "app", f.App, "intel", len(f.Intel))
-	return fn.JSON(201, f)
+	return fn.Bytes(201, "application/json", b)
 }
 
 func main() {}

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"strconv"
 
@@ -23,7 +22,10 @@ func handle(r *fn.Request) *fn.Response {
 
 func get(id string) *fn.Response {
 	var f finding.Finding
-	err := fn.Table(finding.Table).GetJSON(id, &f)
+	b, err := fn.Table(finding.Table).Get(id)
+	if err == nil {
+		err = finding.Decode(b, &f)
+	}
 	switch {
 	case errors.Is(err, fn.ErrNotFound), errors.Is(err, fn.ErrInvalid):
 		return finding.Error(404, "no finding "+strconv.Quote(id))
@@ -31,7 +33,7 @@ func get(id string) *fn.Response {
 		fn.Log.Error("read finding failed", "id", id, "error", err.Error())
 		return finding.Error(503, "findings are unavailable; try again")
 	}
-	return fn.JSON(200, f)
+	return fn.Bytes(200, "application/json", finding.AppendJSON(make([]byte, 0, 2*len(b)), &f))
 }
 
 func list(r *fn.Request) *fn.Response {
@@ -47,30 +49,39 @@ func list(r *fn.Request) *fn.Response {
 		}
 		limit = n
 	}
-	out := []finding.Finding{}
+	// Findings are appended to the body as they are scanned: a stored
+	// finding already in its canonical encoding is copied as it is.
+	body := make([]byte, 0, 1024)
+	count := 0
 	after := ""
-	for len(out) < limit {
+	for count < limit {
 		page, err := fn.Table(finding.Table).Scan("", after, 500)
 		if err != nil {
 			fn.Log.Error("scan findings failed", "error", err.Error())
 			return finding.Error(503, "findings are unavailable; try again")
 		}
 		for _, kv := range page {
-			var f finding.Finding
-			if json.Unmarshal(kv.Value, &f) != nil {
+			if count == limit {
+				break
+			}
+			mark := len(body)
+			if count > 0 {
+				body = append(body, ',')
+			}
+			var kept bool
+			if body, kept, err = finding.AppendStored(body, kv.Value, sev, app); !kept || err != nil {
+				body = body[:mark]
 				continue
 			}
-			if (sev == "" || f.Severity == sev) && (app == "" || f.App == app) && len(out) < limit {
-				out = append(out, f)
-			}
+			count++
 		}
 		if len(page) < 500 {
 			break
 		}
 		after = page[len(page)-1].Key
 	}
-	fn.Log.Debug("listed findings", "count", len(out), "severity", sev, "app", app)
-	return fn.JSON(200, map[string]any{"findings": out, "count": len(out), "plan": fn.Config("plan")})
+	fn.Log.Debug("listed findings", "count", count, "severity", sev, "app", app)
+	return fn.Bytes(200, "application/json", finding.AppendList(body, count, fn.Config("plan")))
 }
 
 func main() {}

@@ -130,7 +130,7 @@ func Enrich(f *Finding) error {
 			return fmt.Errorf("read threat intel %s: %w", k, err)
 		}
 		it := Intel{Key: k}
-		if err := json.Unmarshal(b, &it); err != nil {
+		if err := DecodeIntel(b, &it); err != nil {
 			continue // a malformed record is skipped, not fatal
 		}
 		it.Key = k
@@ -141,7 +141,7 @@ func Enrich(f *Finding) error {
 
 // Error is the JSON error body of the example's functions.
 func Error(status int, msg string) *fn.Response {
-	return fn.JSON(status, map[string]any{"error": map[string]string{"message": msg}})
+	return fn.Bytes(status, "application/json", ErrorBody(make([]byte, 0, len(msg)+32), msg))
 }
 
 func clip(s string) string {
