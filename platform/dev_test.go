@@ -66,10 +66,21 @@ func edit(t testing.TB, app, marker string) {
 	if i := strings.Index(s, "\nconst marker"); i >= 0 {
 		s = s[:i]
 	}
-	if !strings.Contains(s, `"version": marker`) {
+	switch {
+	case strings.Contains(s, `"version": marker`), strings.Contains(s, "withVersion("):
+	case strings.Contains(s, `"plan": fn.Config("plan")`): // a map marshalled to JSON
 		s = strings.Replace(s, `"plan": fn.Config("plan")`, `"plan": fn.Config("plan"), "version": marker`, 1)
+	default: // hand-written JSON: wrap the response body
+		const call = `finding.AppendList(body, count, fn.Config("plan"))`
+		if !strings.Contains(s, call) {
+			t.Fatalf("edit: %s has neither a plan field nor %s; update edit", p, call)
+		}
+		s = strings.Replace(s, call, "withVersion("+call+")", 1)
 	}
 	s += "\nconst marker = " + fmt.Sprintf("%q", marker) + "\n"
+	if strings.Contains(s, "withVersion(") {
+		s += "\nfunc withVersion(b []byte) []byte { return append([]byte(`{\"version\":\"`+marker+`\",`), b[1:]...) }\n"
+	}
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}

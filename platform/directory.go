@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -26,12 +27,22 @@ import (
 // routes, plus the function specs the invoker needs. It caches what it read
 // for Config.Refresh and keeps the decision point's policy of each account in
 // step with the account's recorded resources.
+//
+// It holds state only for accounts in use: an account's view and policy are
+// dropped when the account goes idle (see Config.Runtime) and read again on
+// its next request, which compiles the same policy from the same records.
+// The policy of an account is never removed while an invocation of it runs
+// (pin), and a view in the cache always has its policy installed: both
+// change together under mu.
 type directory struct {
-	p *Platform
+	p  *Platform
+	gw atomic.Pointer[gateway.Gateway] // set once Open built it
 
-	mu    sync.Mutex
-	views map[silo.AccountID]*view
-	keys  map[string]keyEntry
+	mu       sync.Mutex
+	views    map[silo.AccountID]*view
+	keys     map[string]keyEntry
+	policies map[silo.AccountID]struct{} // accounts whose policy this directory installed
+	inuse    map[silo.AccountID]int      // invocations running, by account (pin)
 }
 
 // view is what was read about one account at one moment.
@@ -42,6 +53,7 @@ type view struct {
 	data   provider.Data // the account's data plane handle
 	read   time.Time     // wall clock: cache age, not platform time
 	err    error         // silo.ErrNotFound for a missing account
+	used   atomic.Int64  // wall clock of the last use, Unix nanoseconds
 }
 
 type keyEntry struct {
@@ -51,11 +63,16 @@ type keyEntry struct {
 }
 
 func newDirectory(p *Platform) *directory {
-	return &directory{p: p, views: map[silo.AccountID]*view{}, keys: map[string]keyEntry{}}
+	return &directory{
+		p: p, views: map[silo.AccountID]*view{}, keys: map[string]keyEntry{},
+		policies: map[silo.AccountID]struct{}{}, inuse: map[silo.AccountID]int{},
+	}
 }
 
 // invalidate forgets what was read about an account (all accounts if id is
-// "") and every cached key, so the next request reads the store.
+// "") and every cached key, so the next request reads the store. The
+// policies stay installed until the reload replaces them (or the idle sweep
+// drops them), so running invocations keep deciding.
 func (d *directory) invalidate(id silo.AccountID) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -82,6 +99,7 @@ func (d *directory) view(ctx context.Context, id silo.AccountID) (*view, error) 
 	v := d.views[id]
 	d.mu.Unlock()
 	if v != nil && d.fresh(v.read) {
+		v.used.Store(time.Now().UnixNano())
 		return v, v.err
 	}
 	v, err := d.load(ctx, id)
@@ -96,8 +114,136 @@ func (d *directory) view(ctx context.Context, id silo.AccountID) (*view, error) 
 	return v, v.err
 }
 
+// pin returns the account's view like view, and holds the account's policy
+// in the decision point until unpin: the idle sweep does not drop it while
+// an invocation runs.
+func (d *directory) pin(ctx context.Context, id silo.AccountID) (*view, error) {
+	for range 5 {
+		v, err := d.view(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		d.mu.Lock()
+		if d.views[id] != nil { // cached, so its policy is installed
+			d.inuse[id]++
+			d.mu.Unlock()
+			return v, nil
+		}
+		d.mu.Unlock() // dropped or invalidated meanwhile: read again
+	}
+	return nil, silo.Errorf(silo.CodeUnavailable, "account %s is changing; try again shortly", id)
+}
+
+func (d *directory) unpin(id silo.AccountID) {
+	d.mu.Lock()
+	if d.inuse[id]--; d.inuse[id] <= 0 {
+		delete(d.inuse, id)
+	}
+	d.mu.Unlock()
+}
+
+// dropLocked drops the view and policy of id unless it is production, an
+// invocation of it runs or its view was used at or after cutoff (Unix
+// nanoseconds). Called with d.mu held.
+func (d *directory) dropLocked(id silo.AccountID, cutoff int64) bool {
+	if id == silo.ProductionID || d.inuse[id] > 0 {
+		return false
+	}
+	if v := d.views[id]; v != nil && v.used.Load() >= cutoff {
+		return false
+	}
+	delete(d.views, id)
+	if _, ok := d.policies[id]; ok {
+		d.p.Policy.Remove(id)
+		delete(d.policies, id)
+	}
+	return true
+}
+
+// idle is the runtime's OnIdle: the runtime has just dropped the account's
+// state (no instance, no invocation for IdleTimeout/2), so the directory
+// drops its view and policy, and the gateway its routes and bucket, unless
+// the account was used since.
+func (d *directory) idle(id silo.AccountID, now time.Time) {
+	cutoff := now.Add(-d.p.cfg.idleTimeout() / 2).UnixNano()
+	d.mu.Lock()
+	dropped := d.dropLocked(id, cutoff)
+	d.mu.Unlock()
+	if gw := d.gw.Load(); dropped && gw != nil {
+		gw.Forget(id)
+	}
+}
+
+// sweep drops what the directory holds for accounts unused since before
+// now-idle (the accounts that ran no function, which the runtime does not
+// report) and keys older than Refresh, and has the gateway drop its full
+// rate-limit buckets.
+func (d *directory) sweep(now time.Time, idle time.Duration) {
+	cutoff := now.Add(-idle).UnixNano()
+	var dropped []silo.AccountID
+	d.mu.Lock()
+	for id := range d.views {
+		if d.dropLocked(id, cutoff) {
+			dropped = append(dropped, id)
+		}
+	}
+	for id := range d.policies {
+		if d.views[id] == nil && d.dropLocked(id, cutoff) { // invalidated, never read again
+			dropped = append(dropped, id)
+		}
+	}
+	for id, e := range d.keys {
+		if now.Sub(e.read) >= d.p.cfg.Refresh {
+			delete(d.keys, id)
+		}
+	}
+	d.mu.Unlock()
+	if gw := d.gw.Load(); gw != nil {
+		for _, id := range dropped {
+			gw.Forget(id)
+		}
+		gw.Sweep()
+	}
+}
+
+// sweepLoop runs the directory's sweep every half idle period until Close.
+func (p *Platform) sweepLoop() {
+	defer close(p.swept)
+	idle := p.cfg.idleTimeout()
+	t := time.NewTicker(max(idle/2, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopSweep:
+			return
+		case now := <-t.C:
+			p.dir.sweep(now, idle)
+		}
+	}
+}
+
+// SweepIdle drops at once, as if the time were now, the per-account state
+// of every account idle at now (see Config.Runtime): idle instances and the
+// runtime's account state, cached views and policies, compiled routes and
+// full rate-limit buckets, and cached keys older than Refresh. Background
+// sweeps do the same every half idle period; tests call it with a time in
+// the future. The provider's open files follow their own IdleTimeout.
+func (p *Platform) SweepIdle(now time.Time) {
+	p.Runtime.Sweep(now)
+	p.dir.sweep(now, p.cfg.idleTimeout())
+}
+
+// held reports how many accounts the directory holds a view or a policy
+// of, for tests.
+func (d *directory) held() (views, policies int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.views), len(d.policies)
+}
+
 func (d *directory) load(ctx context.Context, id silo.AccountID) (*view, error) {
 	v := &view{read: time.Now()}
+	v.used.Store(v.read.UnixNano())
 	var rs []silo.Resource
 	err := d.p.Store.View(ctx, func(tx store.Tx) error {
 		var err error
@@ -116,9 +262,8 @@ func (d *directory) load(ctx context.Context, id silo.AccountID) (*view, error) 
 	if v.err == nil && v.acct.State == silo.StateDeleted {
 		v.err = silo.Errorf(silo.CodeNotFound, "account %s is deleted", id)
 	}
-	if v.err != nil {
-		d.p.Policy.Remove(id)
-	} else {
+	var ap *isolation.AccountPolicy
+	if v.err == nil {
 		v.fns = map[string]engine.FunctionSpec{}
 		for _, r := range rs {
 			switch r.Type {
@@ -140,16 +285,21 @@ func (d *directory) load(ctx context.Context, id silo.AccountID) (*view, error) 
 			a, b := v.routes[i], v.routes[j]
 			return a.Path < b.Path || a.Path == b.Path && a.Method < b.Method
 		})
-		ap, err := isolation.Compile(v.acct, rs)
-		if err != nil {
+		if ap, err = isolation.Compile(v.acct, rs); err != nil {
 			return nil, err
 		}
 		if v.data, err = d.p.Provider.Data(ctx, id); err != nil && !errors.Is(err, silo.ErrNotFound) {
 			return nil, err
 		}
-		d.p.Policy.Set(ap)
 	}
 	d.mu.Lock()
+	if ap != nil {
+		d.p.Policy.Set(ap)
+		d.policies[id] = struct{}{}
+	} else {
+		d.p.Policy.Remove(id)
+		delete(d.policies, id)
+	}
 	d.views[id] = v
 	d.mu.Unlock()
 	return v, nil
@@ -206,10 +356,11 @@ func (d *directory) Key(ctx context.Context, id string) (store.APIKey, error) {
 // makes sure its artifact is loaded, binds a host to the account through the
 // decision point, and runs it.
 func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, req gateway.Request) (gateway.Response, error) {
-	v, err := p.dir.view(ctx, acct)
+	v, err := p.dir.pin(ctx, acct)
 	if err != nil {
 		return gateway.Response{}, err
 	}
+	defer p.dir.unpin(acct)
 	fs, ok := v.fns[fn]
 	if !ok {
 		return gateway.Response{}, silo.Errorf(silo.CodeNotFound, "the route's function %q is not deployed in this account; deploy again", fn)

@@ -109,9 +109,25 @@ type Config struct {
 	// Gateway tunes the gateway (limits, timeouts). Its BaseDomain, Logger
 	// and Now are set from the fields above.
 	Gateway gateway.Config
-	// Runtime tunes the runtime (limits, idle timeout). Its CacheDir and
-	// Logger are set from the fields above.
+	// Runtime tunes the runtime (limits, idle timeout). Its CacheDir,
+	// Logger and OnIdle are set by the platform.
+	//
+	// Runtime.IdleTimeout (default 1m) is also the platform's idle period
+	// for everything else it holds per account: an account with no
+	// instance left and no request for IdleTimeout/2 has its cached view,
+	// its compiled policy in the decision point, its compiled routes and
+	// its (full) rate-limit bucket dropped in the runtime's sweep; all are
+	// read again from the store on its next request. An account that ran
+	// no function is dropped after IdleTimeout unused.
 	Runtime runtime.Config
+	// Provider tunes the local provider: IdleTimeout (how long an
+	// account's store file stays open and memory-mapped after its last
+	// use) and MaxOpen (how many are open at once). Its Dir and Logger are
+	// set by the platform. Default IdleTimeout: half of Runtime.IdleTimeout,
+	// at least 1s and at most local.DefaultIdleTimeout (30s), so an
+	// account's files are closed before its last instance is; default
+	// MaxOpen local.DefaultMaxOpen.
+	Provider local.Config
 }
 
 // Validate fills in defaults and checks the configuration.
@@ -164,10 +180,27 @@ func (c *Config) Validate() error {
 	if c.Refresh == 0 {
 		c.Refresh = time.Second
 	}
+	if c.Provider.IdleTimeout < 0 || c.Provider.MaxOpen < 0 {
+		return silo.Errorf(silo.CodeInvalid, "platform: Provider.IdleTimeout and Provider.MaxOpen must not be negative")
+	}
+	if c.Provider.IdleTimeout == 0 {
+		c.Provider.IdleTimeout = min(max(c.idleTimeout()/2, time.Second), local.DefaultIdleTimeout)
+	}
+	if c.Provider.MaxOpen == 0 {
+		c.Provider.MaxOpen = local.DefaultMaxOpen
+	}
 	if c.ReapEvery == 0 {
 		c.ReapEvery = 10 * time.Second
 	}
 	return nil
+}
+
+// idleTimeout is the runtime's idle timeout with its default filled in.
+func (c *Config) idleTimeout() time.Duration {
+	if c.Runtime.IdleTimeout > 0 {
+		return c.Runtime.IdleTimeout
+	}
+	return time.Minute
 }
 
 // Platform is the whole platform in one process. Its methods are safe for
@@ -194,6 +227,9 @@ type Platform struct {
 
 	compileMu sync.Mutex // serializes loading artifacts into the runtime
 	loaded    sync.Map   // digest → true once compiled by Runtime
+
+	stopSweep chan struct{} // closed by Close: ends sweepLoop
+	swept     chan struct{} // closed when sweepLoop has ended
 
 	mu      sync.Mutex
 	addr    string
@@ -236,7 +272,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		return nil, err
 	}
 	p.Store = isolation.WithWitness(p.db, witness)
-	if p.Provider, err = local.New(local.Config{Dir: filepath.Join(cfg.DataDir, "accounts"), Logger: cfg.Logger}); err != nil {
+	pc := cfg.Provider
+	pc.Dir, pc.Logger = filepath.Join(cfg.DataDir, "accounts"), cfg.Logger
+	if p.Provider, err = local.New(pc); err != nil {
 		return nil, err
 	}
 	if p.Logs, err = logs.Open(logs.Config{Dir: filepath.Join(cfg.DataDir, "logs"), MaxBytes: cfg.LogMaxBytes, Now: cfg.Now}); err != nil {
@@ -257,6 +295,8 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	rc := cfg.Runtime
 	rc.CacheDir = cfg.CompileCache
 	rc.Logger = slog.New(stdioTee{main: cfg.Logger.Handler(), acct: p.Logs.Handler(nil)})
+	p.dir = newDirectory(p)
+	rc.OnIdle = p.dir.idle
 	if rc.Limits.MemoryPages == 0 {
 		// Modules are compiled at deploy for the default limit; a function
 		// with the spec's default memory must use the same engine, or its
@@ -269,7 +309,6 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	if p.Runtime, err = runtime.New(rc); err != nil {
 		return nil, err
 	}
-	p.dir = newDirectory(p)
 	if p.Runner, err = rollout.New(rollout.Config{
 		Store: p.Store, Engine: p.Plane.Engine, Provider: p.Provider,
 		Metrics: runtimeMetrics{p.Runtime}, Smoke: smoker{p}, Clock: cfg.Clock,
@@ -287,6 +326,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	if p.Gateway, err = gateway.New(gc, p.dir, gateway.InvokerFunc(p.invoke)); err != nil {
 		return nil, err
 	}
+	p.dir.gw.Store(p.Gateway)
+	p.stopSweep, p.swept = make(chan struct{}), make(chan struct{})
+	go p.sweepLoop()
 	ok = true
 	return p, nil
 }
@@ -444,6 +486,10 @@ func (p *Platform) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	var errs []error
+	if p.stopSweep != nil {
+		close(p.stopSweep)
+		<-p.swept
+	}
 	if p.Runtime != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, p.Runtime.Close(ctx))

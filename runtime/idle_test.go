@@ -17,7 +17,7 @@ import (
 func TestIdleAccountStateDropped(t *testing.T) {
 	var mu sync.Mutex
 	var idle []silo.AccountID
-	e := newEnv(t, Config{IdleTimeout: time.Hour, OnIdle: func(id silo.AccountID) {
+	e := newEnv(t, Config{IdleTimeout: time.Hour, OnIdle: func(id silo.AccountID, _ time.Time) {
 		mu.Lock()
 		idle = append(idle, id)
 		mu.Unlock()

@@ -51,8 +51,9 @@ type Config struct {
 	// account's last idle instances (so Stats().Instances reaching 0 means
 	// the calls were made). It is called with no lock held, one account at a
 	// time, and must not block for long. The platform uses it to drop the
-	// rest of an idle account's data-plane state at the same moment.
-	OnIdle func(silo.AccountID)
+	// rest of an idle account's data-plane state at the same moment; now is
+	// the sweep's time (see Sweep).
+	OnIdle func(acct silo.AccountID, now time.Time)
 	// MaxModuleSize caps the size of a module given to Compile; it is
 	// checked before the module is decoded. Default 32 MiB.
 	MaxModuleSize int
@@ -914,6 +915,12 @@ func (r *Runtime) reaper() {
 	}
 }
 
+// Sweep runs the idle sweep at once, as if the time were now: it closes
+// instances idle since before now-IdleTimeout and drops the state of idle
+// accounts (see Config.IdleTimeout and OnIdle). The runtime runs it by
+// itself every IdleTimeout/2; tests call it with a time in the future.
+func (r *Runtime) Sweep(now time.Time) { r.sweep(now) }
+
 // sweep closes instances idle since before now-IdleTimeout, and drops the
 // state of accounts left with no instance, nothing in flight and no
 // invocation since now-IdleTimeout/2 (keeping their metrics compactly).
@@ -951,7 +958,7 @@ func (r *Runtime) sweep(now time.Time) {
 	r.mu.Unlock()
 	if r.cfg.OnIdle != nil {
 		for _, id := range dropped {
-			r.cfg.OnIdle(id)
+			r.cfg.OnIdle(id, now)
 		}
 	}
 	for _, in := range old {
