@@ -2,9 +2,11 @@ package runtime
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // This file is a small reader and rewriter of the wasm binary format. It does
@@ -314,6 +316,10 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 	}
 
 	m.grows = map[uint32]bool{}
+	hasDataCount := false // memory.init and data.drop name segments by index
+	for _, s := range m.sections {
+		hasDataCount = hasDataCount || s.id == 12
+	}
 	out := append([]byte(nil), "\x00asm\x01\x00\x00\x00"...)
 	done := map[byte]bool{}
 	emitMissing := func(upTo int) {
@@ -371,6 +377,12 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 			body, err = rewriteElements(s.body, shift)
 		case 10:
 			body, err = rewriteCode(s.body, shift, check, m.grows)
+		case 11:
+			if hasDataCount {
+				body = s.body
+			} else {
+				body = mergeData(s.body, maxDataGap)
+			}
 		default:
 			body = s.body
 		}
@@ -384,6 +396,73 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 	}
 	emitMissing(1 << 30)
 	return out, nil
+}
+
+// maxDataGap is the largest run of zeros mergeData fills to join two data
+// segments.
+const maxDataGap = 4096
+
+// mergeData joins the active data segments of a data section whose gaps
+// are at most maxGap bytes, filling the gaps with zeros (what memory holds
+// there anyway). Go's linker emits a segment per run of non-zero data, tens
+// of thousands for a small function, and wazero evaluates and copies each
+// one on every instantiation; merged, a cold start does a few large copies
+// instead. It only merges a section it fully understands: every segment
+// active on memory 0 at an i32.const offset, no two overlapping, so that
+// the merged segments write exactly the same bytes.
+// Otherwise it returns body unchanged.
+func mergeData(body []byte, maxGap uint64) []byte {
+	type seg struct {
+		off  uint64
+		data []byte
+	}
+	r := &reader{b: body}
+	n := r.u32()
+	segs := make([]seg, 0, min(n, 1<<16))
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		if r.u32() != 0 || r.byte() != 0x41 { // active, memory 0; i32.const
+			return body
+		}
+		off := uint64(uint32(int32(r.sleb(5))))
+		if r.byte() != 0x0B {
+			return body
+		}
+		data := r.bytes(int(r.u32()))
+		segs = append(segs, seg{off, data})
+	}
+	if r.err != nil || r.off != len(body) || len(segs) < 2 {
+		return body
+	}
+	// Disjoint segments write the same bytes in any order.
+	slices.SortStableFunc(segs, func(a, b seg) int { return cmp.Compare(a.off, b.off) })
+	for i := 1; i < len(segs); i++ {
+		if segs[i].off < segs[i-1].off+uint64(len(segs[i-1].data)) {
+			return body
+		}
+	}
+	var runs [][2]int // [first, last] segment of each merged run
+	for i := range segs {
+		if i > 0 && segs[i].off-(segs[i-1].off+uint64(len(segs[i-1].data))) <= maxGap {
+			runs[len(runs)-1][1] = i
+		} else {
+			runs = append(runs, [2]int{i, i})
+		}
+	}
+	out := appendU32(make([]byte, 0, len(body)+int(maxGap)), uint32(len(runs)))
+	for _, run := range runs {
+		first, last := segs[run[0]], segs[run[1]]
+		size := last.off + uint64(len(last.data)) - first.off
+		out = append(out, 0x00, 0x41)
+		out = appendSLEB(out, int64(int32(uint32(first.off))))
+		out = append(out, 0x0B)
+		out = appendU32(out, uint32(size))
+		start := len(out)
+		out = append(out, make([]byte, size)...)
+		for _, s := range segs[run[0] : run[1]+1] {
+			copy(out[start+int(s.off-first.off):], s.data)
+		}
+	}
+	return out
 }
 
 // rewriteCustom shifts function indices in the "name" section (keeping the
