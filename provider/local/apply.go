@@ -186,7 +186,7 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 			return nil
 		}
 		cfg[r.Name] = value
-		return writeJSON(a.dir, fileConfig, cfg)
+		return p.writeCached(a, fileConfig, cfg)
 	case silo.TypeSecret, silo.TypeFunction, silo.TypeRoute, silo.TypeExport:
 		// Recorded in the manifest only: a secret's slot is declared by its
 		// entry, function artifacts live in the shared artifact store.
@@ -226,7 +226,7 @@ func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error 
 			return nil
 		}
 		delete(cfg, name)
-		return writeJSON(a.dir, fileConfig, cfg)
+		return p.writeCached(a, fileConfig, cfg)
 	case silo.TypeSecret:
 		sec := map[string]string{}
 		if err := readJSON(a.dir, fileSecrets, &sec); err != nil {
@@ -236,7 +236,7 @@ func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error 
 			return nil
 		}
 		delete(sec, name)
-		return writeJSON(a.dir, fileSecrets, sec)
+		return p.writeCached(a, fileSecrets, sec)
 	case silo.TypeFunction, silo.TypeRoute, silo.TypeExport:
 		return nil
 	}
@@ -314,7 +314,7 @@ func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string
 		return err
 	}
 	sec[name] = base64.StdEncoding.EncodeToString(env)
-	if err := writeJSON(a.dir, fileSecrets, sec); err != nil {
+	if err := p.writeCached(a, fileSecrets, sec); err != nil {
 		return fmt.Errorf("put secret %s in %s: %w", name, id, err)
 	}
 	return nil

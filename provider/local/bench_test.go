@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider/local"
@@ -141,5 +142,20 @@ func BenchmarkDurableWriteBaseline(b *testing.B) {
 		d, _ := os.Open(dir)
 		d.Sync()
 		d.Close()
+	}
+}
+
+// BenchmarkConfig is a config read through a data handle, as every request
+// of the example's list function does: served from memory after a stat of
+// the data key and of config.json.
+func BenchmarkConfig(b *testing.B) {
+	p, ctx := benchData(b)
+	d, _ := p.Data(ctx(), "acme")
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(p.Dir(), "accounts", "acme", "config.json"), old, old)
+	for b.Loop() {
+		if _, err := d.Config(ctx(), "plan"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -173,8 +173,8 @@ func (d *data) Config(ctx context.Context, key string) (string, error) {
 	if err := d.p.checkExists(a); err != nil {
 		return "", err
 	}
-	cfg := map[string]string{}
-	if err := readJSON(a.dir, fileConfig, &cfg); err != nil {
+	cfg, err := d.p.cachedJSON(a, fileConfig)
+	if err != nil {
 		return "", err
 	}
 	v, ok := cfg[key]
@@ -195,8 +195,8 @@ func (d *data) Secret(ctx context.Context, name string) ([]byte, error) {
 	if err := d.p.checkExists(a); err != nil {
 		return nil, err
 	}
-	sec := map[string]string{}
-	if err := readJSON(a.dir, fileSecrets, &sec); err != nil {
+	sec, err := d.p.cachedJSON(a, fileSecrets)
+	if err != nil {
 		return nil, err
 	}
 	enc, ok := sec[name]

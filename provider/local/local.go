@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -113,6 +114,12 @@ type Provider struct {
 	accts  map[silo.AccountID]*account
 	open   int
 	closed bool
+
+	// cache holds config.json and secrets.json of recently used accounts
+	// (silo.AccountID → *acctCache; see cache.go); epoch counts janitor
+	// ticks, to drop the entries that went unused.
+	cache sync.Map
+	epoch atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -257,6 +264,7 @@ func (p *Provider) janitor() {
 			return
 		case now := <-t.C:
 			p.closeIdle(now)
+			p.sweepCache()
 		}
 	}
 }
@@ -504,6 +512,7 @@ func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	defer p.unref(a)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer p.dropCache(id) // after the files are gone, so nothing is cached again
 	if err := p.closeDBLocked(a); err != nil {
 		return fmt.Errorf("delete account %s: %w", id, err)
 	}
