@@ -836,7 +836,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	if key.clock {
 		mc = mc.WithSysWalltime()
 	}
-	mod, err := e.rt.InstantiateModule(ctx, cm, mc)
+	mod, err := e.rt.InstantiateModule(withMemoryAllocator(ctx), cm, mc)
 	if err != nil {
 		if c.stopped {
 			return silo.Errorf(silo.CodeUnavailable, "function %q timed out while starting: %w", key.fn, err)
@@ -950,7 +950,9 @@ func (r *Runtime) sweep(now time.Time) {
 	acctCutoff := now.Add(-r.cfg.IdleTimeout / 2)
 	for id, a := range r.accounts {
 		if !warm[id] && a.idle(acctCutoff) {
-			r.frozen[id] = a.metrics.freeze()
+			// A fresh key: the map's was allocated with a request, and
+			// would keep that request's memory (and a heap span) alive.
+			r.frozen[silo.AccountID(strings.Clone(string(id)))] = a.metrics.freeze()
 			delete(r.accounts, id)
 			dropped = append(dropped, id)
 		}
