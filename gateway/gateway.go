@@ -237,9 +237,13 @@ type Gateway struct {
 	inv Invoker
 	log *slog.Logger
 
-	tenants sync.Map // silo.AccountID → *tenant (meters, kept)
-	limits  sync.Map // silo.AccountID → *limiter (dropped when full and idle)
+	tenants sync.Map // silo.AccountID → *tenant (dropped when full and idle)
 	routers sync.Map // silo.AccountID → *compiled (dropped by Forget)
+
+	// retiredMu orders dropping a tenant against Metrics; it is taken
+	// before any tenant's mu.
+	retiredMu sync.Mutex
+	retired   map[silo.AccountID]Metrics // meters of dropped tenants
 }
 
 type compiled struct {
@@ -261,7 +265,7 @@ func New(cfg Config, dir Directory, inv Invoker) (*Gateway, error) {
 	if dir == nil || inv == nil {
 		return nil, silo.Errorf(silo.CodeInvalid, "gateway needs a Directory and an Invoker")
 	}
-	return &Gateway{cfg: cfg, dir: dir, inv: inv, log: cfg.Logger}, nil
+	return &Gateway{cfg: cfg, dir: dir, inv: inv, log: cfg.Logger, retired: map[silo.AccountID]Metrics{}}, nil
 }
 
 // Server returns an *http.Server for g listening on addr, with the
@@ -282,80 +286,80 @@ func (g *Gateway) Server(addr string) *http.Server {
 
 // Metrics returns what has been metered for acct (zero if nothing).
 func (g *Gateway) Metrics(acct silo.AccountID) Metrics {
-	v, ok := g.tenants.Load(acct)
-	if !ok {
-		return Metrics{}
-	}
-	t := v.(*tenant)
-	return Metrics{
-		Requests: t.requests.Load(),
-		Errors:   t.errors.Load(),
-		Limited:  t.limited.Load(),
-		BytesIn:  t.bytesIn.Load(),
-		BytesOut: t.bytesOut.Load(),
-		Duration: time.Duration(t.nanos.Load()),
-	}
-}
-
-func (g *Gateway) tenant(acct silo.AccountID) *tenant {
+	g.retiredMu.Lock()
+	defer g.retiredMu.Unlock()
+	m := g.retired[acct]
 	if v, ok := g.tenants.Load(acct); ok {
-		return v.(*tenant)
-	}
-	v, _ := g.tenants.LoadOrStore(acct, &tenant{})
-	return v.(*tenant)
-}
-
-// limiter returns acct's limiter, creating a full one if there is none.
-func (g *Gateway) limiter(acct silo.AccountID) *limiter {
-	if v, ok := g.limits.Load(acct); ok {
-		return v.(*limiter)
-	}
-	v, _ := g.limits.LoadOrStore(acct, &limiter{})
-	return v.(*limiter)
-}
-
-// admit runs acct's rate and concurrency limits for one request. When it
-// returns admitted, the caller must call l.release when the request ends.
-func (g *Gateway) admit(acct silo.AccountID) (l *limiter, a admission, wait time.Duration) {
-	for {
-		l = g.limiter(acct)
-		if a, wait = l.admit(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst, g.cfg.MaxConcurrent); a != admitDead {
-			return l, a, wait
+		t := v.(*tenant)
+		t.mu.Lock()
+		if !t.dead { // a dead tenant's meters are in retired already
+			m = m.add(t.meters())
 		}
-		g.limits.CompareAndDelete(acct, l)
+		t.mu.Unlock()
+	}
+	return m
+}
+
+// enter returns acct's tenant, creating one with a full bucket if needed,
+// and holds it until leave: it is not dropped while a request is served.
+func (g *Gateway) enter(acct silo.AccountID) *tenant {
+	for {
+		v, ok := g.tenants.Load(acct)
+		if !ok {
+			v, _ = g.tenants.LoadOrStore(acct, &tenant{})
+		}
+		t := v.(*tenant)
+		t.mu.Lock()
+		if !t.dead {
+			t.users++
+			t.mu.Unlock()
+			return t
+		}
+		t.mu.Unlock()
+		g.tenants.CompareAndDelete(acct, t)
 	}
 }
 
-// retire drops acct's limiter if its bucket is full and nothing is in
-// flight.
-func (g *Gateway) retire(acct silo.AccountID, l *limiter) bool {
-	if !l.retire(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst) {
+// retire drops acct's tenant if its bucket is full and no request is being
+// served, keeping its meters in g.retired.
+func (g *Gateway) retire(acct silo.AccountID, t *tenant) bool {
+	g.retiredMu.Lock()
+	defer g.retiredMu.Unlock()
+	t.mu.Lock()
+	ok := t.retire(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst)
+	t.mu.Unlock()
+	if !ok {
 		return false
 	}
-	g.limits.CompareAndDelete(acct, l)
+	m, had := g.retired[acct]
+	if !had {
+		acct = silo.AccountID(strings.Clone(string(acct))) // not the request's string
+	}
+	g.retired[acct] = m.add(t.meters())
+	g.tenants.CompareAndDelete(acct, t)
 	return true
 }
 
 // Forget drops what the gateway holds for an idle account: its compiled
 // routes (compiled again from the Directory on its next request) and its
-// rate-limit state if the bucket is full again and nothing is in flight
-// (Sweep drops it later otherwise). Its meters are kept. The platform calls
-// it when an account goes idle; it is safe at any time, only slower for
-// the account's next request.
+// rate-limit state if the bucket is full again and no request is being
+// served (Sweep drops it later otherwise). Its meters are kept. The
+// platform calls it when an account goes idle; it is safe at any time, only
+// slower for the account's next request.
 func (g *Gateway) Forget(acct silo.AccountID) {
 	g.routers.Delete(acct)
-	if v, ok := g.limits.Load(acct); ok {
-		g.retire(acct, v.(*limiter))
+	if v, ok := g.tenants.Load(acct); ok {
+		g.retire(acct, v.(*tenant))
 	}
 }
 
 // Sweep drops the rate-limit state of every account whose bucket is full
-// again and that has nothing in flight, and reports how many it dropped.
-// Call it periodically (the platform does, with its idle sweep).
+// again and that has no request being served, and reports how many it
+// dropped. Call it periodically (the platform does, with its idle sweep).
 func (g *Gateway) Sweep() int {
 	n := 0
-	g.limits.Range(func(k, v any) bool {
-		if g.retire(k.(silo.AccountID), v.(*limiter)) {
+	g.tenants.Range(func(k, v any) bool {
+		if g.retire(k.(silo.AccountID), v.(*tenant)) {
 			n++
 		}
 		return true
@@ -365,9 +369,9 @@ func (g *Gateway) Sweep() int {
 
 // held reports how many accounts have compiled routes and rate-limit state
 // held, for tests.
-func (g *Gateway) held() (routers, limiters int) {
+func (g *Gateway) held() (routers, tenants int) {
 	g.routers.Range(func(any, any) bool { routers++; return true })
-	g.limits.Range(func(any, any) bool { limiters++; return true })
+	g.tenants.Range(func(any, any) bool { tenants++; return true })
 	return
 }
 
@@ -440,7 +444,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// 3. From here on the request is the account's own: meter it.
 	start := g.cfg.Now()
-	t := g.tenant(acct)
+	t := g.enter(acct)
+	defer t.leave() // after the meters below
 	m := meter{status: http.StatusOK}
 	defer func() {
 		t.requests.Add(1)
@@ -454,7 +459,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.limited.Add(1)
 		}
 	}()
-	g.serveAccount(w, r, acct, tg.path, segs, rid, &m)
+	g.serveAccount(w, r, acct, t, tg.path, segs, rid, &m)
 }
 
 // meter is what one request contributes to its account's metrics.
@@ -520,7 +525,7 @@ func credential(h http.Header) (string, bool) {
 	return "", false
 }
 
-func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo.AccountID, path string, segs []string, rid string, m *meter) {
+func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo.AccountID, t *tenant, path string, segs []string, rid string, m *meter) {
 	ctx := r.Context()
 	fail := func(c silo.Code, msg string) {
 		m.status = Status(c)
@@ -532,7 +537,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 	}
 
 	// Limits first: a flood must cost the directory nothing.
-	lim, adm, wait := g.admit(acct)
+	adm, wait := t.admit(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst, g.cfg.MaxConcurrent)
 	switch adm {
 	case overRate:
 		w.Header().Set("Retry-After", retryAfter(wait))
@@ -543,7 +548,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		fail(silo.CodeTooMany, "this tenant has too many requests in flight; retry after the time in Retry-After")
 		return
 	}
-	defer lim.release()
+	defer t.release()
 
 	a, err := g.dir.Account(ctx, acct)
 	switch {

@@ -43,7 +43,7 @@ func TestIdleStateDropped(t *testing.T) {
 		t.Fatalf("first burst: %v, want 200 200 429", got)
 	}
 	if r, l := f.gw.held(); r != 1 || l != 1 {
-		t.Fatalf("after serving acme: %d routers, %d limiters held; want 1 and 1", r, l)
+		t.Fatalf("after serving acme: %d routers, %d tenants held; want 1 and 1", r, l)
 	}
 
 	// Must not: an emptied bucket survives Forget and Sweep, so the next
@@ -77,21 +77,35 @@ func TestIdleStateDropped(t *testing.T) {
 	}
 }
 
-// A limiter with a request in flight is never dropped, even when full.
-func TestLimiterInFlightKept(t *testing.T) {
+// A tenant with a request being served is never dropped, even when its
+// bucket is full; once free, it is.
+func TestTenantInUseKept(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := &limiter{}
-	if a, _ := l.admit(now, 100, 10, 1); a != admitted {
+	gw, err := New(Config{RatePerSecond: 100, Burst: 10, Now: func() time.Time { return now }}, storeDirectory{}, echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := gw.enter("acme")
+	if a, _ := tn.admit(now, 100, 10, 1); a != admitted {
 		t.Fatalf("admit: %v", a)
 	}
-	if l.retire(now.Add(time.Hour), 100, 10) {
-		t.Fatal("retired a limiter with a request in flight")
+	tn.requests.Add(1)
+	now = now.Add(time.Hour)
+	if n := gw.Sweep(); n != 0 {
+		t.Fatal("dropped a tenant with a request in flight")
 	}
-	l.release()
-	if !l.retire(now.Add(time.Hour), 100, 10) {
-		t.Fatal("did not retire a full, idle limiter")
+	tn.release()
+	if n := gw.Sweep(); n != 0 {
+		t.Fatal("dropped a tenant with a request being metered")
 	}
-	if a, _ := l.admit(now, 100, 10, 1); a != admitDead {
-		t.Fatalf("admit on a retired limiter: %v, want admitDead", a)
+	tn.leave()
+	if n := gw.Sweep(); n != 1 {
+		t.Fatal("did not drop a full, idle tenant")
+	}
+	if m := gw.Metrics("acme"); m.Requests != 1 {
+		t.Fatalf("meters after the drop: %+v, want 1 request", m)
+	}
+	if again := gw.enter("acme"); again == tn {
+		t.Fatal("enter returned the dropped tenant")
 	}
 }
