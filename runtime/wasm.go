@@ -399,8 +399,9 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 }
 
 // maxDataGap is the largest run of zeros mergeData fills to join two data
-// segments.
-const maxDataGap = 4096
+// segments. Go's gaps are mostly 8-31 bytes; a larger bound only adds zeros
+// to copy (4096 copied 0.65 MB more per instance and cost 0.2 ms).
+const maxDataGap = 64
 
 // mergeData joins the active data segments of a data section whose gaps
 // are at most maxGap bytes, filling the gaps with zeros (what memory holds
