@@ -143,13 +143,15 @@ func (d *directory) unpin(id silo.AccountID) {
 }
 
 // dropLocked drops the view and policy of id unless it is production, an
-// invocation of it runs or its view was used at or after cutoff (Unix
-// nanoseconds). Called with d.mu held.
-func (d *directory) dropLocked(id silo.AccountID, cutoff int64) bool {
+// invocation of it runs, or its view was used at or after cutoff (Unix
+// nanoseconds) or is still fresh at now (younger than Refresh: dropping it
+// would cost the next request a read that it would not pay otherwise; a
+// stale view is read again anyway). Called with d.mu held.
+func (d *directory) dropLocked(id silo.AccountID, now time.Time, cutoff int64) bool {
 	if id == silo.ProductionID || d.inuse[id] > 0 {
 		return false
 	}
-	if v := d.views[id]; v != nil && v.used.Load() >= cutoff {
+	if v := d.views[id]; v != nil && (v.used.Load() >= cutoff || now.Sub(v.read) < d.p.cfg.Refresh) {
 		return false
 	}
 	delete(d.views, id)
@@ -167,7 +169,7 @@ func (d *directory) dropLocked(id silo.AccountID, cutoff int64) bool {
 func (d *directory) idle(id silo.AccountID, now time.Time) {
 	cutoff := now.Add(-d.p.cfg.idleTimeout() / 2).UnixNano()
 	d.mu.Lock()
-	dropped := d.dropLocked(id, cutoff)
+	dropped := d.dropLocked(id, now, cutoff)
 	d.mu.Unlock()
 	if gw := d.gw.Load(); dropped && gw != nil {
 		gw.Forget(id)
@@ -183,12 +185,12 @@ func (d *directory) sweep(now time.Time, idle time.Duration) {
 	var dropped []silo.AccountID
 	d.mu.Lock()
 	for id := range d.views {
-		if d.dropLocked(id, cutoff) {
+		if d.dropLocked(id, now, cutoff) {
 			dropped = append(dropped, id)
 		}
 	}
 	for id := range d.policies {
-		if d.views[id] == nil && d.dropLocked(id, cutoff) { // invalidated, never read again
+		if d.views[id] == nil && d.dropLocked(id, now, cutoff) { // invalidated, never read again
 			dropped = append(dropped, id)
 		}
 	}

@@ -116,9 +116,11 @@ type Config struct {
 	// for everything else it holds per account: an account with no
 	// instance left and no request for IdleTimeout/2 has its cached view,
 	// its compiled policy in the decision point, its compiled routes and
-	// its (full) rate-limit bucket dropped in the runtime's sweep; all are
-	// read again from the store on its next request. An account that ran
-	// no function is dropped after IdleTimeout unused.
+	// its (full) rate-limit bucket dropped in the runtime's sweep, once the
+	// view is older than Refresh (a stale view is read again anyway, so
+	// the next request pays nothing extra); all are read again from the
+	// store on its next request. An account that ran no function is
+	// dropped after IdleTimeout unused.
 	Runtime runtime.Config
 	// Provider tunes the local provider: IdleTimeout (how long an
 	// account's store file stays open and memory-mapped after its last
