@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
@@ -117,7 +118,10 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 		return nil, err
 	}
 
-	s.r, err = sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	// Readers keep a small page cache each and close when idle, so a
+	// control plane that read the whole fleet once does not hold several
+	// full caches for the rest of its life.
+	s.r, err = sql.Open("sqlite", base+"&_pragma=query_only(1)&_pragma=cache_size(-512)")
 	if err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", abs, err)
@@ -125,6 +129,7 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	s.r.SetMaxOpenConns(n)
 	s.r.SetMaxIdleConns(n)
+	s.r.SetConnMaxIdleTime(30 * time.Second)
 	if err := s.checkSettings(ctx, s.r, "reader"); err != nil {
 		s.Close()
 		return nil, err
