@@ -25,7 +25,7 @@
 //	operator.token        the control-plane API's operator token (created when the API is used)
 //
 // It may import every package of the project except cmd/ and silotest; no
-// package but cmd/silo and silotest may import it.
+// package but cmd/silo, silotest and the bench harness may import it.
 package platform
 
 import (
