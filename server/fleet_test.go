@@ -62,7 +62,14 @@ func startFleet(t *testing.T) (*server.Client, *logs.Store, string) {
 	hs := httptest.NewServer(srv.Handler())
 	done := make(chan struct{})
 	go func() { run.Serve(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; hs.Close(); lg.Close(); prov.Close(); st.Close() })
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		hs.Close()
+		lg.Close()
+		prov.Close()
+		st.Close()
+	})
 	c := server.NewClient(hs.URL, tok, nil)
 	v1 := upload(t, c, spec, "wasm v1")
 	r, err := c.StartRollout(ctx, v1.ID)
