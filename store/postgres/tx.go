@@ -105,27 +105,10 @@ func encodeParams(p map[string]string) ([]byte, error) {
 	return json.Marshal(p)
 }
 
-func notFoundAccount(id silo.AccountID) error {
-	return silo.Errorf(silo.CodeNotFound, "account %q not found", id)
-}
-
-func validAccount(a silo.Account) error {
-	if _, err := silo.ParseID(string(a.ID)); err != nil {
-		return err
-	}
-	if !a.Kind.Valid() {
-		return silo.Errorf(silo.CodeInvalid, "account %q has unknown kind %q; use one of production, tenant, developer, environment", a.ID, a.Kind)
-	}
-	if a.State == "" {
-		return silo.Errorf(silo.CodeInvalid, "account %q has no state", a.ID)
-	}
-	return nil
-}
-
 func (t *tx) Account(id silo.AccountID) (silo.Account, error) {
 	a, err := scanAccount(t.queryRow(`SELECT `+accountCols+` FROM accounts WHERE id = $1`, string(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return silo.Account{}, notFoundAccount(id)
+		return silo.Account{}, store.NotFoundAccount(id)
 	}
 	if err != nil {
 		return silo.Account{}, t.err("read account "+string(id), err)
@@ -147,7 +130,8 @@ func where(f store.Filter) (string, []any) {
 	}
 	if f.State != "" {
 		conds = append(conds, "state = "+arg(string(f.State)))
-	} else if !f.IncludeDeleted {
+	}
+	if f.ExcludesDeleted() {
 		conds = append(conds, "state <> 'deleted'")
 	}
 	if f.After != "" {
@@ -208,14 +192,8 @@ func (t *tx) CreateAccount(a silo.Account) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if err := validAccount(a); err != nil {
+	if err := store.PrepareAccount(&a, now()); err != nil {
 		return err
-	}
-	if a.Created.IsZero() {
-		a.Created = now()
-	}
-	if a.Updated.IsZero() {
-		a.Updated = a.Created
 	}
 	params, err := encodeParams(a.Params)
 	if err != nil {
@@ -251,7 +229,7 @@ func (t *tx) UpdateAccount(a silo.Account) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if err := validAccount(a); err != nil {
+	if err := store.CheckAccount(a); err != nil {
 		return err
 	}
 	if a.Kind == silo.KindProduction {
@@ -283,7 +261,7 @@ func (t *tx) UpdateAccount(a silo.Account) error {
 	var v int64
 	err = t.queryRow(`SELECT version FROM accounts WHERE id = $1`, string(a.ID)).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return notFoundAccount(a.ID)
+		return store.NotFoundAccount(a.ID)
 	}
 	if err != nil {
 		return t.err(op, err)
@@ -300,8 +278,8 @@ func (t *tx) PurgeAccount(id silo.AccountID) error {
 	if err != nil {
 		return err
 	}
-	if a.State != silo.StateDeleted {
-		return silo.Errorf(silo.CodeConflict, "cannot purge account %q: it is %s, not deleted; delete it first", id, a.State)
+	if err := store.CheckPurge(a); err != nil {
+		return err
 	}
 	// Resources and keys go with it (ON DELETE CASCADE).
 	_, err = t.exec(op, `DELETE FROM accounts WHERE id = $1`, string(id))
@@ -314,7 +292,7 @@ func (t *tx) accountExists(id silo.AccountID, op string) error {
 	var one int
 	err := t.queryRow(`SELECT 1 FROM accounts WHERE id = $1`, string(id)).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return notFoundAccount(id)
+		return store.NotFoundAccount(id)
 	}
 	return t.err(op, err)
 }
@@ -355,14 +333,11 @@ func (t *tx) PutResource(id silo.AccountID, r silo.Resource) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if r.Type == "" || r.Name == "" {
-		return silo.Errorf(silo.CodeInvalid, "resource %q of account %q needs a type and a name", r.Key(), id)
+	if err := store.PrepareResource(id, &r); err != nil {
+		return err
 	}
 	if err := t.accountExists(id, op); err != nil {
 		return err
-	}
-	if r.Hash == "" {
-		r.Hash = r.ComputeHash()
 	}
 	var spec []byte
 	if len(r.Spec) > 0 {
@@ -405,29 +380,13 @@ func scanIntent(r pgx.Row) (store.Intent, error) {
 	return in, nil
 }
 
-func validIntentState(s store.IntentState) bool {
-	return s == store.IntentPending || s == store.IntentDone || s == store.IntentFailed
-}
-
 func (t *tx) AddIntent(in store.Intent) (int64, error) {
 	op := "journal intent " + in.Key
 	if err := t.writable(op); err != nil {
 		return 0, err
 	}
-	if in.Key == "" {
-		return 0, silo.Errorf(silo.CodeInvalid, "an intent needs a key")
-	}
-	if in.State == "" {
-		in.State = store.IntentPending
-	}
-	if !validIntentState(in.State) {
-		return 0, silo.Errorf(silo.CodeInvalid, "intent %q has unknown state %q; use pending, done or failed", in.Key, in.State)
-	}
-	if in.Created.IsZero() {
-		in.Created = now()
-	}
-	if in.Updated.IsZero() {
-		in.Updated = in.Created
+	if err := store.PrepareIntent(&in, now()); err != nil {
+		return 0, err
 	}
 	var change []byte
 	if in.Change != nil {
@@ -455,8 +414,8 @@ func (t *tx) FinishIntent(seq int64, state store.IntentState, errText string) er
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if state != store.IntentDone && state != store.IntentFailed {
-		return silo.Errorf(silo.CodeInvalid, "intent %d cannot finish as %q; use done or failed", seq, state)
+	if err := store.CheckFinish(seq, state); err != nil {
+		return err
 	}
 	tag, err := t.exec(op, `UPDATE intents SET state = $1, error = $2, updated = $3 WHERE seq = $4`, string(state), errText, now(), seq)
 	if err != nil {
@@ -517,14 +476,11 @@ func (t *tx) PutKey(k store.APIKey) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if k.ID == "" || len(k.Hash) == 0 {
-		return silo.Errorf(silo.CodeInvalid, "an API key needs an ID and a hash")
+	if err := store.PrepareKey(&k, now()); err != nil {
+		return err
 	}
 	if err := t.accountExists(k.Account, op); err != nil {
 		return err
-	}
-	if k.Created.IsZero() {
-		k.Created = now()
 	}
 	// Only the name and the revocation of an existing key may change.
 	tag, err := t.exec(op, `INSERT INTO api_keys (id, account, hash, name, created, revoked) VALUES ($1, $2, $3, $4, $5, $6)
@@ -597,11 +553,8 @@ func (t *tx) PutRelease(r store.Release) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if r.ID == "" {
-		return silo.Errorf(silo.CodeInvalid, "a release needs an ID")
-	}
-	if r.Created.IsZero() {
-		r.Created = now()
+	if err := store.PrepareRelease(&r, now()); err != nil {
+		return err
 	}
 	var artifacts, stack []byte
 	if len(r.Artifacts) > 0 {
@@ -667,16 +620,10 @@ func (t *tx) AppendAudit(e store.AuditEvent) (store.AuditEntry, error) {
 	if err := t.writable(op); err != nil {
 		return store.AuditEntry{}, err
 	}
-	if e.Action == "" {
-		return store.AuditEntry{}, silo.Errorf(silo.CodeInvalid, "an audit event needs an action")
+	e, err := store.PrepareAuditEvent(e, time.Now())
+	if err != nil {
+		return store.AuditEntry{}, err
 	}
-	if len(e.Detail) > 0 && !json.Valid(e.Detail) {
-		return store.AuditEntry{}, silo.Errorf(silo.CodeInvalid, "audit event %q: detail is not valid JSON", e.Action)
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	e = store.CanonicalEvent(e)
 	var headSeq int64
 	var prev string
 	if err := t.queryRow(`SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`).Scan(&headSeq, &prev); err != nil {
@@ -751,8 +698,8 @@ func (t *tx) PutSetting(name, value string) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if name == "" {
-		return silo.Errorf(silo.CodeInvalid, "a setting needs a name")
+	if err := store.CheckSetting(name); err != nil {
+		return err
 	}
 	_, err := t.exec(op, `INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 	return err

@@ -161,27 +161,10 @@ func encodeParams(p map[string]string) (string, error) {
 	return string(b), err
 }
 
-func notFoundAccount(id silo.AccountID) error {
-	return silo.Errorf(silo.CodeNotFound, "account %q not found", id)
-}
-
-func validAccount(a silo.Account) error {
-	if _, err := silo.ParseID(string(a.ID)); err != nil {
-		return err
-	}
-	if !a.Kind.Valid() {
-		return silo.Errorf(silo.CodeInvalid, "account %q has unknown kind %q; use one of production, tenant, developer, environment", a.ID, a.Kind)
-	}
-	if a.State == "" {
-		return silo.Errorf(silo.CodeInvalid, "account %q has no state", a.ID)
-	}
-	return nil
-}
-
 func (t *tx) Account(id silo.AccountID) (silo.Account, error) {
 	a, err := scanAccount(t.tx.QueryRowContext(t.ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return silo.Account{}, notFoundAccount(id)
+		return silo.Account{}, store.NotFoundAccount(id)
 	}
 	if err != nil {
 		return silo.Account{}, t.s.dbErr("read account "+string(id), err)
@@ -201,7 +184,8 @@ func where(f store.Filter) (string, []any) {
 	if f.State != "" {
 		conds = append(conds, "state = ?")
 		args = append(args, f.State)
-	} else if !f.IncludeDeleted {
+	}
+	if f.ExcludesDeleted() {
 		conds = append(conds, "state <> 'deleted'")
 	}
 	if f.After != "" {
@@ -261,14 +245,8 @@ func (t *tx) CreateAccount(a silo.Account) error {
 	if err := t.writable("create account"); err != nil {
 		return err
 	}
-	if err := validAccount(a); err != nil {
+	if err := store.PrepareAccount(&a, now()); err != nil {
 		return err
-	}
-	if a.Created.IsZero() {
-		a.Created = now()
-	}
-	if a.Updated.IsZero() {
-		a.Updated = a.Created
 	}
 	params, err := encodeParams(a.Params)
 	if err != nil {
@@ -308,7 +286,7 @@ func (t *tx) UpdateAccount(a silo.Account) error {
 	if err := t.writable("update account"); err != nil {
 		return err
 	}
-	if err := validAccount(a); err != nil {
+	if err := store.CheckAccount(a); err != nil {
 		return err
 	}
 	params, err := encodeParams(a.Params)
@@ -331,7 +309,7 @@ func (t *tx) UpdateAccount(a silo.Account) error {
 	var v int64
 	err = t.tx.QueryRowContext(t.ctx, `SELECT version FROM accounts WHERE id = ?`, a.ID).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		return notFoundAccount(a.ID)
+		return store.NotFoundAccount(a.ID)
 	}
 	if err != nil {
 		return t.s.dbErr("update account "+string(a.ID), err)
@@ -347,8 +325,8 @@ func (t *tx) PurgeAccount(id silo.AccountID) error {
 	if err != nil {
 		return err
 	}
-	if a.State != silo.StateDeleted {
-		return silo.Errorf(silo.CodeConflict, "cannot purge account %q: it is %s, not deleted; delete it first", id, a.State)
+	if err := store.CheckPurge(a); err != nil {
+		return err
 	}
 	// Resources and keys go with it (ON DELETE CASCADE).
 	_, err = t.exec("purge account "+string(id), `DELETE FROM accounts WHERE id = ?`, id)
@@ -361,7 +339,7 @@ func (t *tx) accountExists(id silo.AccountID, op string) error {
 	var one int
 	err := t.tx.QueryRowContext(t.ctx, `SELECT 1 FROM accounts WHERE id = ?`, id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return notFoundAccount(id)
+		return store.NotFoundAccount(id)
 	}
 	return t.s.dbErr(op, err)
 }
@@ -400,14 +378,11 @@ func (t *tx) PutResource(id silo.AccountID, r silo.Resource) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if r.Type == "" || r.Name == "" {
-		return silo.Errorf(silo.CodeInvalid, "resource %q of account %q needs a type and a name", r.Key(), id)
+	if err := store.PrepareResource(id, &r); err != nil {
+		return err
 	}
 	if err := t.accountExists(id, op); err != nil {
 		return err
-	}
-	if r.Hash == "" {
-		r.Hash = r.ComputeHash()
 	}
 	var spec []byte
 	if len(r.Spec) > 0 {
@@ -449,29 +424,13 @@ func scanIntent(r scanner) (store.Intent, error) {
 	return in, nil
 }
 
-func validIntentState(s store.IntentState) bool {
-	return s == store.IntentPending || s == store.IntentDone || s == store.IntentFailed
-}
-
 func (t *tx) AddIntent(in store.Intent) (int64, error) {
 	op := "journal intent " + in.Key
 	if err := t.writable(op); err != nil {
 		return 0, err
 	}
-	if in.Key == "" {
-		return 0, silo.Errorf(silo.CodeInvalid, "an intent needs a key")
-	}
-	if in.State == "" {
-		in.State = store.IntentPending
-	}
-	if !validIntentState(in.State) {
-		return 0, silo.Errorf(silo.CodeInvalid, "intent %q has unknown state %q; use pending, done or failed", in.Key, in.State)
-	}
-	if in.Created.IsZero() {
-		in.Created = now()
-	}
-	if in.Updated.IsZero() {
-		in.Updated = in.Created
+	if err := store.PrepareIntent(&in, now()); err != nil {
+		return 0, err
 	}
 	var change any
 	if in.Change != nil {
@@ -499,8 +458,8 @@ func (t *tx) FinishIntent(seq int64, state store.IntentState, errText string) er
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if state != store.IntentDone && state != store.IntentFailed {
-		return silo.Errorf(silo.CodeInvalid, "intent %d cannot finish as %q; use done or failed", seq, state)
+	if err := store.CheckFinish(seq, state); err != nil {
+		return err
 	}
 	res, err := t.exec(op, `UPDATE intents SET state = ?, error = ?, updated = ? WHERE seq = ?`, state, errText, micros(now()), seq)
 	if err != nil {
@@ -561,14 +520,11 @@ func (t *tx) PutKey(k store.APIKey) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if k.ID == "" || len(k.Hash) == 0 {
-		return silo.Errorf(silo.CodeInvalid, "an API key needs an ID and a hash")
+	if err := store.PrepareKey(&k, now()); err != nil {
+		return err
 	}
 	if err := t.accountExists(k.Account, op); err != nil {
 		return err
-	}
-	if k.Created.IsZero() {
-		k.Created = now()
 	}
 	// Only the name and the revocation of an existing key may change.
 	res, err := t.exec(op, `INSERT INTO api_keys (id, account, hash, name, created, revoked) VALUES (?, ?, ?, ?, ?, ?)
@@ -643,11 +599,8 @@ func (t *tx) PutRelease(r store.Release) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if r.ID == "" {
-		return silo.Errorf(silo.CodeInvalid, "a release needs an ID")
-	}
-	if r.Created.IsZero() {
-		r.Created = now()
+	if err := store.PrepareRelease(&r, now()); err != nil {
+		return err
 	}
 	artifacts := ""
 	if len(r.Artifacts) > 0 {
@@ -712,19 +665,13 @@ func (t *tx) AppendAudit(e store.AuditEvent) (store.AuditEntry, error) {
 	if err := t.writable(op); err != nil {
 		return store.AuditEntry{}, err
 	}
-	if e.Action == "" {
-		return store.AuditEntry{}, silo.Errorf(silo.CodeInvalid, "an audit event needs an action")
+	e, err := store.PrepareAuditEvent(e, time.Now())
+	if err != nil {
+		return store.AuditEntry{}, err
 	}
-	if len(e.Detail) > 0 && !json.Valid(e.Detail) {
-		return store.AuditEntry{}, silo.Errorf(silo.CodeInvalid, "audit event %q: detail is not valid JSON", e.Action)
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	e = store.CanonicalEvent(e)
 	var prevSeq int64
 	var prev string
-	err := t.tx.QueryRowContext(t.ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prev)
+	err = t.tx.QueryRowContext(t.ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return store.AuditEntry{}, t.s.dbErr(op, err)
 	}
@@ -792,8 +739,8 @@ func (t *tx) PutSetting(name, value string) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if name == "" {
-		return silo.Errorf(silo.CodeInvalid, "a setting needs a name")
+	if err := store.CheckSetting(name); err != nil {
+		return err
 	}
 	_, err := t.exec(op, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 	return err
