@@ -1,12 +1,16 @@
 package gateway
 
 import (
-	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 
 	silo "github.com/silo-run/silo"
 )
 
+// errorBody is the shape of every error response:
+// {"error":{"code":"...","message":"..."}}. fail writes it by hand (no
+// reflection, one allocation); TestErrorBodyMatchesJSON checks that the bytes
+// are those encoding/json would write for this type.
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -16,15 +20,86 @@ type errorDetail struct {
 	Message string    `json:"message"`
 }
 
+// appendErrorBody appends the JSON of errorBody{code, msg} and a newline.
+func appendErrorBody(b []byte, code silo.Code, msg string) []byte {
+	b = append(b, `{"error":{"code":`...)
+	b = appendJSONString(b, string(code))
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, msg)
+	return append(b, "}}\n"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s quoted as encoding/json.Marshal does: HTML
+// characters, control characters, U+2028 and U+2029 escaped, invalid UTF-8
+// replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// Header values of every error response, shared: net/http only reads them.
+var (
+	hdrJSON    = []string{"application/json"}
+	hdrNosniff = []string{"nosniff"}
+	hdrNoStore = []string{"no-store"}
+)
+
 // fail writes a JSON error with the status of code and returns the number of
 // body bytes written. msg must be safe to show to anyone.
 func (g *Gateway) fail(w http.ResponseWriter, code silo.Code, msg string) int {
-	b, _ := json.Marshal(errorBody{Error: errorDetail{Code: code, Message: msg}})
-	b = append(b, '\n')
+	b := appendErrorBody(make([]byte, 0, 40+len(code)+len(msg)+len(msg)/8), code, msg)
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = hdrJSON
+	h["X-Content-Type-Options"] = hdrNosniff
+	h["Cache-Control"] = hdrNoStore
 	w.WriteHeader(Status(code))
 	n, _ := w.Write(b)
 	return n

@@ -204,6 +204,13 @@ func (h *Host) ExportScan(ctx context.Context, export, prefix, after string, lim
 	return nil, silo.Errorf(silo.CodeInvalid, "export %q is a config value; read it with ExportGet", export)
 }
 
+// Enabled reports whether the host's logger keeps lines at level, so that
+// the runtime can skip decoding a line that would be dropped
+// (runtime.LevelEnabler).
+func (h *Host) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.log.Enabled(ctx, level)
+}
+
 // Log records a guest log line in the account's own log, labelled with the
 // account and function. It reaches no resource, so it is not decided.
 func (h *Host) Log(ctx context.Context, level slog.Level, msg string, attrs map[string]string) {

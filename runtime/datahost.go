@@ -105,6 +105,11 @@ func (h *DataHost) ExportScan(ctx context.Context, export, prefix, after string,
 	return e.Data.Scan(ctx, e.Table, prefix, after, limit)
 }
 
+// Enabled reports whether Logger keeps lines at level (LevelEnabler).
+func (h *DataHost) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.Logger != nil && h.Logger.Enabled(ctx, level)
+}
+
 // Log writes the line to Logger with the account and function.
 func (h *DataHost) Log(ctx context.Context, level slog.Level, msg string, attrs map[string]string) {
 	if h.Logger == nil {

@@ -48,6 +48,14 @@ type Host interface {
 	Log(ctx context.Context, level slog.Level, msg string, attrs map[string]string)
 }
 
+// LevelEnabler is optionally implemented by a Host whose Log drops lines
+// below some level. The runtime asks it before reading and decoding a guest
+// log line, so a line the Host would drop costs no copies. A line it skips
+// still counts toward the invocation's cap of log lines.
+type LevelEnabler interface {
+	Enabled(ctx context.Context, level slog.Level) bool
+}
+
 // call is the state of one invocation, reached from host functions through
 // the context wazero passes them.
 type call struct {
@@ -255,6 +263,10 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 		case c.logs > maxLogLines:
 			return
 		}
+		level := slog.Level(int32(s[0]))
+		if le, ok := c.host.(LevelEnabler); ok && !le.Enabled(ctx, level) {
+			return // dropped anyway: do not read or decode it
+		}
 		msg, ok := strAt(mem, s[1], s[2])
 		raw, ok2 := mem.Read(uint32(s[3]), uint32(s[4]))
 		if !ok || !ok2 {
@@ -268,7 +280,7 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 		if len(msg) > 4096 {
 			msg = msg[:4096]
 		}
-		c.host.Log(ctx, slog.Level(int32(s[0])), msg, attrs)
+		c.host.Log(ctx, level, msg, attrs)
 	})
 	// The checkpoint import that instrumentation adds to every module (guests
 	// may not import it themselves: it is not in hostSigs). It returns fresh

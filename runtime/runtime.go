@@ -620,7 +620,9 @@ func (r *Runtime) acquireSlots(ctx context.Context, acct *account, inv Invocatio
 			t.Stop()
 		}
 	}()
-	take := func(ch chan struct{}, what string, n int) error {
+	// The message naming the full cap is formatted only when the wait
+	// times out, not on every invocation.
+	take := func(ch chan struct{}, fnCap bool, n int) error {
 		select {
 		case ch <- struct{}{}:
 			return nil
@@ -633,15 +635,19 @@ func (r *Runtime) acquireSlots(ctx context.Context, acct *account, inv Invocatio
 		case ch <- struct{}{}:
 			return nil
 		case <-t.C:
+			what := "account " + string(inv.Account)
+			if fnCap {
+				what = fmt.Sprintf("function %q of account %s", inv.Function, inv.Account)
+			}
 			return silo.Errorf(silo.CodeTooMany, "%s is running %d invocations already; retry later", what, n)
 		case <-ctx.Done():
 			return r.ctxError(ctx, inv, lim)
 		}
 	}
-	if err := take(s.fn, fmt.Sprintf("function %q of account %s", inv.Function, inv.Account), lim.Concurrency); err != nil {
+	if err := take(s.fn, true, lim.Concurrency); err != nil {
 		return slots{}, err
 	}
-	if err := take(s.acct, "account "+string(inv.Account), cap(s.acct)); err != nil {
+	if err := take(s.acct, false, cap(s.acct)); err != nil {
 		<-s.fn
 		return slots{}, err
 	}

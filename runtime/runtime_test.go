@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -145,5 +147,47 @@ func TestLogFloodCapped(t *testing.T) {
 	e.must(t, "acme", Request{Path: "/log"}, 200)
 	if !strings.Contains(e.logs.String(), "hello from guest") {
 		t.Error("log line after a flood was dropped")
+	}
+}
+
+// countingHost is the real DataHost, counting the lines that reach Log.
+type countingHost struct {
+	DataHost
+	mu    sync.Mutex
+	lines int
+}
+
+func (h *countingHost) Log(ctx context.Context, level slog.Level, msg string, attrs map[string]string) {
+	h.mu.Lock()
+	h.lines++
+	h.mu.Unlock()
+	h.DataHost.Log(ctx, level, msg, attrs)
+}
+
+// A guest log line below the Host's level is dropped before it is decoded
+// (it never reaches Log); at or above the level it is logged.
+func TestLogBelowLevelSkipped(t *testing.T) {
+	e := newEnv(t, Config{})
+	for _, tt := range []struct {
+		level slog.Level
+		want  int
+	}{{slog.LevelWarn, 0}, {slog.LevelInfo, 1}} {
+		logs := &syncBuffer{}
+		lg := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: tt.level}))
+		dh := e.hosts["acme"].(*blockingHost).DataHost
+		dh.Logger = lg
+		h := &countingHost{DataHost: dh}
+		resp, err := e.rt.Invoke(context.Background(), Invocation{
+			Account: "acme", Function: "api", Digest: e.guest, Host: h, Request: Request{ID: "req-lv", Path: "/log"},
+		})
+		if err != nil || resp.Status != 200 {
+			t.Fatalf("level %v: invoke /log: %v, %d", tt.level, err, resp.Status)
+		}
+		if h.lines != tt.want {
+			t.Errorf("level %v: %d lines reached Log, want %d", tt.level, h.lines, tt.want)
+		}
+		if got := strings.Contains(logs.String(), "hello from guest"); got != (tt.want > 0) {
+			t.Errorf("level %v: line logged = %v, want %v:\n%s", tt.level, got, tt.want > 0, logs.String())
+		}
 	}
 }
