@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"encoding/json"
+	"net/http"
+	"reflect"
 	"testing"
 
 	silo "github.com/silo-run/silo"
@@ -39,4 +41,35 @@ func FuzzErrorBodyMatchesJSON(f *testing.F) {
 			t.Errorf("body for %q, %q:\n got %s\nwant %s", code, msg, got, want)
 		}
 	})
+}
+
+// forwardHeader drops credentials and hop-by-hop fields and keeps the rest,
+// in copies: appending to one forwarded field must not change another, and
+// changing the copy must not change the request's header.
+func TestForwardHeaderCopies(t *testing.T) {
+	in := http.Header{
+		"Accept":        {"a", "b"},
+		"User-Agent":    {"ua"},
+		"X-Multi":       {"1", "2", "3"},
+		"Authorization": {"Bearer sk"},
+		"Cookie":        {"c=1"},
+		"Connection":    {"keep-alive"},
+		"X-Request-Id":  {"rid"},
+	}
+	out := forwardHeader(in)
+	want := http.Header{"Accept": {"a", "b"}, "User-Agent": {"ua"}, "X-Multi": {"1", "2", "3"}}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("forwarded %v, want %v", out, want)
+	}
+	for k := range want {
+		out[k] = append(out[k], "added")
+	}
+	want = http.Header{"Accept": {"a", "b", "added"}, "User-Agent": {"ua", "added"}, "X-Multi": {"1", "2", "3", "added"}}
+	if !reflect.DeepEqual(out, want) {
+		t.Errorf("after appending to each field: %v, want %v", out, want)
+	}
+	out["Accept"][0] = "changed"
+	if in.Get("Accept") != "a" || in.Get("User-Agent") != "ua" || len(in["X-Multi"]) != 3 {
+		t.Errorf("request header changed through the copy: %v", in)
+	}
 }

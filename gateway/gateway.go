@@ -400,7 +400,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !validRequestID(rid) {
 		rid = rand.Text()
 	}
-	w.Header().Set("X-Request-Id", rid)
+	w.Header()["X-Request-Id"] = []string{rid} // canonical already
 
 	// 1. Syntax: which tenant, is the path clean, is the body too large.
 	tg, p := resolve(r.Host, r.URL.EscapedPath(), g.cfg.BaseDomain)
@@ -717,13 +717,23 @@ var dropResponse = map[string]bool{
 	"Content-Length": true, "Set-Cookie": true, "X-Request-Id": true,
 }
 
+// forwardHeader copies the fields a function may see. The values of all
+// fields share one backing array, each sub-slice capped at its own length so
+// that an append to one field cannot overwrite the next.
 func forwardHeader(in http.Header) http.Header {
 	out := make(http.Header, len(in))
+	n := 0
+	for _, v := range in {
+		n += len(v)
+	}
+	vals := make([]string, 0, n)
 	for k, v := range in {
 		if dropRequest[k] || hopByHop[k] || k == "X-Request-Id" {
 			continue
 		}
-		out[k] = slices.Clone(v)
+		i := len(vals)
+		vals = append(vals, v...)
+		out[k] = vals[i:len(vals):len(vals)]
 	}
 	return out
 }

@@ -568,7 +568,11 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 		return Response{}, err
 	}
 
-	c := &call{
+	// The job, its call and its copy of the invocation are one allocation.
+	j := &job{inv: inv, art: a, sem: sem}
+	j.c = &j.call
+	c := j.c
+	*c = call{
 		rt: r, host: inv.Host, acct: inv.Account, fn: inv.Function, reqID: inv.Request.ID,
 		done: ctx.Done(), deadline: time.Now().Add(lim.Timeout),
 	}
@@ -581,7 +585,7 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 		sem.release()
 		return Response{}, err
 	}
-	j := &job{ctx: context.WithValue(ctx, callKey{}, c), c: c, inv: &inv, art: a, sem: sem}
+	j.ctx = context.WithValue(ctx, callKey{}, c)
 	in.jobs <- j
 	select {
 	case <-in.done:
@@ -657,8 +661,9 @@ func (r *Runtime) acquireSlots(ctx context.Context, acct *account, inv Invocatio
 // job is one invocation handed to an instance's worker goroutine.
 type job struct {
 	ctx   context.Context
-	c     *call
-	inv   *Invocation
+	c     *call // &call
+	call  call
+	inv   Invocation
 	art   *artifact
 	sem   slots
 	resp  Response
@@ -691,7 +696,7 @@ func (r *Runtime) worker(in *instance) {
 		if j.err == nil {
 			in.logw.n.Store(0)
 			in.call.Store(j.c)
-			j.resp, j.err = r.exec(j.ctx, in, j.c, *j.inv)
+			j.resp, j.err = r.exec(j.ctx, in, j.c, j.inv)
 			in.call.Store(nil)
 		}
 		bad := j.err != nil || j.c.stopped
