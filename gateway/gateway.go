@@ -721,14 +721,21 @@ var dropResponse = map[string]bool{
 // fields share one backing array, each sub-slice capped at its own length so
 // that an append to one field cannot overwrite the next.
 func forwardHeader(in http.Header) http.Header {
-	out := make(http.Header, len(in))
-	n := 0
-	for _, v := range in {
-		n += len(v)
-	}
-	vals := make([]string, 0, n)
+	keep := func(k string) bool { return !dropRequest[k] && !hopByHop[k] && k != "X-Request-Id" }
+	fields, n := 0, 0
 	for k, v := range in {
-		if dropRequest[k] || hopByHop[k] || k == "X-Request-Id" {
+		if keep(k) {
+			fields++
+			n += len(v)
+		}
+	}
+	out := make(http.Header, fields)
+	var vals []string
+	if n > 0 {
+		vals = make([]string, 0, n)
+	}
+	for k, v := range in {
+		if !keep(k) {
 			continue
 		}
 		i := len(vals)
