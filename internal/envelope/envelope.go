@@ -113,6 +113,29 @@ func (m *Master) Unwrap(account silo.AccountID, wrapped []byte) (*DataKey, error
 	return newDataKey(account, raw, wrapped)
 }
 
+// Rewrap opens a wrapped data key of account and wraps the same key under
+// to, for a master-key rotation. The data key itself does not change, so
+// every value sealed under it still opens.
+//
+// # Errors
+//
+// An error wrapping ErrDecrypt if wrapped does not open under m.
+func (m *Master) Rewrap(account silo.AccountID, wrapped []byte, to *Master) ([]byte, error) {
+	raw, err := open(m.aead, wrapped, wrapAD(account))
+	if err != nil {
+		return nil, fmt.Errorf("unwrap data key of %s: %w", account, err)
+	}
+	defer clear(raw)
+	if len(raw) != KeySize {
+		return nil, fmt.Errorf("unwrap data key of %s: %w", account, ErrDecrypt)
+	}
+	out, err := seal(to.aead, raw, wrapAD(account))
+	if err != nil {
+		return nil, fmt.Errorf("wrap data key for %s: %w", account, err)
+	}
+	return out, nil
+}
+
 // DataKey is one account's data key, bound to that account: every value it
 // seals carries the account ID as additional data. It is safe for concurrent
 // use.

@@ -23,17 +23,155 @@ import (
 // CodeFailedCheck if the file is readable or writable by group or others
 // (the message says to chmod 600), or is not a regular file of KeySize bytes.
 func LoadOrCreateMaster(path string) (*Master, error) {
-	m, err := loadMaster(path)
+	ms, err := LoadOrCreateMasters(path)
+	if err != nil {
+		return nil, err
+	}
+	return ms[0], nil
+}
+
+// MaxMasterKeys is how many master keys the master key file may hold: the
+// current one first, then the previous ones of an unfinished rotation.
+const MaxMasterKeys = 4
+
+// LoadOrCreateMasters is LoadOrCreateMaster returning every key in the file:
+// the current one first, then the previous ones still listed because a
+// rotation (AddMaster ... DropPreviousMasters) has not finished. A file of
+// exactly KeySize bytes (the format before rotation) holds one key.
+func LoadOrCreateMasters(path string) ([]*Master, error) {
+	ms, err := loadMasters(path)
 	if !errors.Is(err, fs.ErrNotExist) {
-		return m, err
+		return ms, err
 	}
 	if err := createKeyFile(path); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("create master key %s: %w", path, err)
 	}
-	return loadMaster(path)
+	return loadMasters(path)
 }
 
-func loadMaster(path string) (*Master, error) {
+// AddMaster starts a master-key rotation: it generates a new master key and
+// replaces the file at path (temp + fsync + rename + directory fsync) with
+// the new key first, followed by every key it held. It returns the keys now
+// in the file, the new one first. A crash at any point leaves either the old
+// file or the new one, and each holds every key that wraps a data key.
+func AddMaster(path string) ([]*Master, error) {
+	raw, err := readMasterFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(raw)
+	if len(raw)/KeySize >= MaxMasterKeys {
+		return nil, silo.Errorf(silo.CodeFailedCheck, "master key %s already holds %d keys from unfinished rotations; finish one with silo rotate master-key before starting another", path, len(raw)/KeySize)
+	}
+	buf := make([]byte, KeySize, KeySize+len(raw))
+	defer clear(buf)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, fmt.Errorf("generate master key: %w", err)
+	}
+	buf = append(buf, raw...)
+	if err := replaceKeyFile(path, buf, false); err != nil {
+		return nil, fmt.Errorf("add master key to %s: %w", path, err)
+	}
+	return loadMasters(path)
+}
+
+// DropPreviousMasters finishes a master-key rotation: it replaces the file at
+// path with one holding only its current (first) key, then overwrites the
+// replaced file's blocks with random bytes and syncs them, so the previous
+// keys are destroyed. Call it only once no data key is wrapped by them.
+func DropPreviousMasters(path string) error {
+	raw, err := readMasterFile(path)
+	if err != nil {
+		return err
+	}
+	defer clear(raw)
+	if len(raw) == KeySize {
+		return nil
+	}
+	if err := replaceKeyFile(path, raw[:KeySize], true); err != nil {
+		return fmt.Errorf("drop previous master keys from %s: %w", path, err)
+	}
+	return nil
+}
+
+// readMasterFile returns the checked raw content of the master key file.
+func readMasterFile(path string) ([]byte, error) {
+	if _, err := loadMasters(path); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read master key %s: %w", path, err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, MaxMasterKeys*KeySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read master key %s: %w", path, err)
+	}
+	if len(raw)%KeySize != 0 || len(raw) == 0 || len(raw) > MaxMasterKeys*KeySize {
+		clear(raw)
+		return nil, silo.Errorf(silo.CodeFailedCheck, "master key %s changed while it was read; run the command again", path)
+	}
+	return raw, nil
+}
+
+// replaceKeyFile replaces path with data (mode 0600) durably. With shredOld
+// the file it replaces is overwritten with random bytes and synced after the
+// rename (through a descriptor opened before it), so its blocks no longer
+// hold the keys left out of data.
+func replaceKeyFile(path string, data []byte, shredOld bool) error {
+	dir := filepath.Dir(path)
+	var old *os.File
+	if shredOld {
+		f, err := os.OpenFile(path, os.O_RDWR|noFollow, 0)
+		if err != nil {
+			return err
+		}
+		old = f
+		defer old.Close()
+	}
+	tmp, err := os.CreateTemp(dir, ".master.key.tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	if old != nil {
+		st, err := old.Stat()
+		if err != nil {
+			return err
+		}
+		junk := make([]byte, st.Size())
+		rand.Read(junk)
+		if _, err := old.WriteAt(junk, 0); err != nil {
+			return err
+		}
+		return old.Sync()
+	}
+	return nil
+}
+
+func loadMasters(path string) ([]*Master, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|noFollow, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -52,16 +190,24 @@ func loadMaster(path string) (*Master, error) {
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return nil, silo.Errorf(silo.CodeFailedCheck, "master key %s is accessible to group or others (mode %04o); run: chmod 600 %s", path, perm, path)
 	}
-	key := make([]byte, KeySize+1)
+	key := make([]byte, MaxMasterKeys*KeySize+1)
 	n, err := io.ReadFull(f, key)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, fmt.Errorf("read master key %s: %w", path, err)
 	}
 	defer clear(key)
-	if n != KeySize {
-		return nil, silo.Errorf(silo.CodeFailedCheck, "master key %s is not %d bytes; restore it from backup", path, KeySize)
+	if n == 0 || n%KeySize != 0 || n > MaxMasterKeys*KeySize {
+		return nil, silo.Errorf(silo.CodeFailedCheck, "master key %s is not %d bytes (or a multiple, up to %d keys); restore it from backup", path, KeySize, MaxMasterKeys)
 	}
-	return NewMaster(key[:KeySize])
+	ms := make([]*Master, 0, n/KeySize)
+	for off := 0; off < n; off += KeySize {
+		m, err := NewMaster(key[off : off+KeySize])
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	return ms, nil
 }
 
 func createKeyFile(path string) error {

@@ -3,7 +3,6 @@ package local
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -301,7 +300,7 @@ func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string
 	if _, ok := m[string(silo.TypeSecret)+"/"+name]; !ok {
 		return silo.Errorf(silo.CodeNotFound, "secret %s is not declared in account %s; declare it in silo.yaml and deploy first", name, id)
 	}
-	dk, _, err := p.dataKey(a)
+	dk, keyID, err := p.dataKey(a)
 	if err != nil {
 		return err
 	}
@@ -313,7 +312,7 @@ func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string
 	if err := readJSON(a.dir, fileSecrets, &sec); err != nil {
 		return err
 	}
-	sec[name] = base64.StdEncoding.EncodeToString(env)
+	sec[name] = encodeSecret(keyID, env)
 	if err := p.writeCached(a, fileSecrets, sec); err != nil {
 		return fmt.Errorf("put secret %s in %s: %w", name, id, err)
 	}

@@ -3,10 +3,8 @@ package local
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -195,21 +193,25 @@ func (d *data) Secret(ctx context.Context, name string) ([]byte, error) {
 	if err := d.p.checkExists(a); err != nil {
 		return nil, err
 	}
-	sec, err := d.p.cachedJSON(a, fileSecrets)
-	if err != nil {
-		return nil, err
+	// A rotation may replace secrets.json and then the key ring between our
+	// two reads: a value naming a key no longer in the ring is read again.
+	for attempt := 0; ; attempt++ {
+		sec, err := d.p.cachedJSON(a, fileSecrets)
+		if err != nil {
+			return nil, err
+		}
+		enc, ok := sec[name]
+		if !ok {
+			return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with PutSecret", clip(name), d.id)
+		}
+		r, err := d.p.readRing(a)
+		if err != nil {
+			return nil, err
+		}
+		pt, stale, err := d.p.openSecret(a, r, name, enc)
+		if stale && attempt < 3 {
+			continue
+		}
+		return pt, err
 	}
-	enc, ok := sec[name]
-	if !ok {
-		return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with PutSecret", clip(name), d.id)
-	}
-	env, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil {
-		return nil, fmt.Errorf("secret %s of %s in %s: %w", name, d.id, filepath.Join(a.dir, fileSecrets), err)
-	}
-	dk, _, err := d.p.dataKey(a)
-	if err != nil {
-		return nil, err
-	}
-	return dk.Open(name, env)
 }

@@ -7,7 +7,7 @@
 // Layout under Config.Dir:
 //
 //	master.key                   master key (0600), wraps every data key
-//	accounts/<id>/data.key       the account's wrapped data key; its presence makes the account exist
+//	accounts/<id>/data.key       the account's key ring (wrapped data keys, see keyring.go); its presence makes the account exist
 //	accounts/<id>/data.db        bbolt store, one bucket per table (created with the first table)
 //	accounts/<id>/blobs/<bucket>/ one directory per bucket
 //	accounts/<id>/config.json    resolved config values
@@ -79,6 +79,11 @@ type Config struct {
 	// least recently used idle ones are closed first. Zero means
 	// DefaultMaxOpen.
 	MaxOpen int
+	// OnRotateStep, if set, is called after each durable step of a key
+	// rotation (the Step* constants) with the account concerned ("" for
+	// the master key). A non-nil error stops the rotation there, as a
+	// crash would. Tests use it to fail or crash at step boundaries.
+	OnRotateStep func(step string, account silo.AccountID) error
 }
 
 // Validate checks the config and fills in defaults.
@@ -106,8 +111,12 @@ func (c *Config) Validate() error {
 type Provider struct {
 	cfg      Config
 	log      *slog.Logger
-	master   *envelope.Master
-	accounts string // Dir/accounts
+	// masters are the master keys in master.key, the current one first
+	// (more than one only during a master-key rotation).
+	masters    atomic.Pointer[[]*envelope.Master]
+	masterPath string
+	rotateMu   sync.Mutex // serializes master-key rotations
+	accounts   string     // Dir/accounts
 	trash    string // Dir/trash
 
 	mu     sync.Mutex // guards accts, open and every account's db, users, lastUsed, refs
@@ -175,7 +184,8 @@ func New(cfg Config) (*Provider, error) {
 			return nil, fmt.Errorf("local provider: create %s: %w", d, err)
 		}
 	}
-	if p.master, err = envelope.LoadOrCreateMaster(filepath.Join(dir, "master.key")); err != nil {
+	p.masterPath = filepath.Join(dir, "master.key")
+	if err := p.loadMasters(); err != nil {
 		return nil, err
 	}
 	if err := p.emptyTrash(); err != nil {
@@ -225,7 +235,7 @@ func (p *Provider) emptyTrash() error {
 	}
 	for _, e := range ents {
 		path := filepath.Join(p.trash, e.Name())
-		if err := shred(filepath.Join(path, fileDataKey)); err != nil {
+		if err := shredKeys(path); err != nil {
 			return err
 		}
 		if err := os.RemoveAll(path); err != nil {
@@ -484,11 +494,13 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 	if err := os.Mkdir(a.dir, dirMode); err != nil {
 		return fmt.Errorf("create account %s: %w", id, err)
 	}
-	_, wrapped, err := p.master.NewDataKey(id)
+	m := p.currentMaster()
+	_, wrapped, err := m.NewDataKey(id)
 	if err != nil {
 		return fmt.Errorf("create account %s: %w", id, err)
 	}
-	if err := writeFile(a.dir, fileDataKey, wrapped); err != nil {
+	ring := keyRing{{id: envelope.Fingerprint(wrapped), master: m.Fingerprint(), wrapped: wrapped}}
+	if err := writeFile(a.dir, fileDataKey, ring.encode()); err != nil {
 		return fmt.Errorf("create account %s: %w", id, err)
 	}
 	if err := syncDir(p.accounts); err != nil {
@@ -519,7 +531,7 @@ func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	if _, err := os.Stat(a.dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	if err := shred(filepath.Join(a.dir, fileDataKey)); err != nil {
+	if err := shredKeys(a.dir); err != nil { // every key of the ring, and any copy of an interrupted write
 		return fmt.Errorf("delete account %s: %w", id, err)
 	}
 	if err := p.toTrash(a.dir, string(id)); err != nil {
@@ -547,37 +559,27 @@ func (p *Provider) Accounts(ctx context.Context) ([]silo.AccountID, error) {
 	return ids, nil // os.ReadDir sorts by name
 }
 
-// dataKey reads and unwraps the account's data key.
-func (p *Provider) dataKey(a *account) (*envelope.DataKey, []byte, error) {
-	wrapped, err := os.ReadFile(filepath.Join(a.dir, fileDataKey))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, errNoAccount(a.id)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("read data key of %s: %w", a.id, err)
-	}
-	dk, err := p.master.Unwrap(a.id, wrapped)
-	if err != nil {
-		return nil, nil, silo.Errorf(silo.CodeInternal, "the data key of account %s does not open with this master key; restore master.key from backup: %w", a.id, err)
-	}
-	return dk, wrapped, nil
-}
-
-// KeyInfo describes the account's data key by fingerprint.
+// KeyInfo describes the account's current data key by its ID: the
+// fingerprint of its first wrapped form, so it changes with RotateDataKey
+// and not with RotateMasterKey (WrappedBy does).
 func (p *Provider) KeyInfo(ctx context.Context, id silo.AccountID) (provider.KeyInfo, error) {
 	if err := parseID(id); err != nil {
 		return provider.KeyInfo{}, err
 	}
 	a := p.ref(id)
 	defer p.unref(a)
-	_, wrapped, err := p.dataKey(a)
+	r, err := p.readRing(a)
+	if err != nil {
+		return provider.KeyInfo{}, err
+	}
+	_, m, err := p.unwrapEntry(id, r[0])
 	if err != nil {
 		return provider.KeyInfo{}, err
 	}
 	return provider.KeyInfo{
 		Algorithm:   envelope.Algorithm,
-		Fingerprint: envelope.Fingerprint(wrapped),
-		WrappedBy:   "local master key " + p.master.Fingerprint(),
+		Fingerprint: r[0].id,
+		WrappedBy:   "local master key " + m.Fingerprint(),
 	}, nil
 }
 

@@ -3,8 +3,8 @@ package local_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -86,7 +86,7 @@ func readSecrets(t *testing.T, acctDir string) map[string][]byte {
 	}
 	out := map[string][]byte{}
 	for k, v := range enc {
-		b, err := base64.StdEncoding.DecodeString(v)
+		b, err := local.SecretEnvelope(v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +101,13 @@ func readSecrets(t *testing.T, acctDir string) map[string][]byte {
 func TestCryptoShredding(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	p, err := local.New(local.Config{Dir: dir})
+	stopAt := ""
+	p, err := local.New(local.Config{Dir: dir, OnRotateStep: func(step string, _ silo.AccountID) error {
+		if step == stopAt {
+			return errors.New("stopped by the test")
+		}
+		return nil
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,28 +140,52 @@ func TestCryptoShredding(t *testing.T) {
 		t.Errorf("plaintext secrets on disk before delete: %v", hits)
 	}
 
+	// A's key is rotated once, then a second rotation stops after the
+	// secrets were resealed: A's ring holds its current key and the
+	// previous one, and the delete must destroy both.
 	acmeDir := filepath.Join(dir, "accounts", "acme")
+	if err := p.RotateDataKey(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	prevSecrets := readSecrets(t, acmeDir)
+	stopAt = local.StepDataKeyResealed
+	if err := p.RotateDataKey(ctx, "acme"); err == nil {
+		t.Fatal("rotation did not stop at the hook")
+	}
+	stopAt = ""
 	oldSecrets := readSecrets(t, acmeDir)
-	oldWrapped, err := os.ReadFile(filepath.Join(acmeDir, "data.key"))
+	ring, err := local.WrappedKeys(acmeDir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(ring) != 2 {
+		t.Fatalf("acme's ring holds %d keys, want 2 (current and previous)", len(ring))
 	}
 	master, err := envelope.LoadOrCreateMaster(filepath.Join(dir, "master.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Control: with the key still on disk, the copied ciphertext opens.
-	dk, err := master.Unwrap("acme", oldWrapped)
-	if err != nil {
-		t.Fatal(err)
+	pairs := []struct {
+		name    string
+		wrapped []byte
+		env     []byte
+	}{
+		{"current key", ring[0], oldSecrets["api_token"]},
+		{"previous key", ring[1], prevSecrets["api_token"]},
 	}
-	if v, err := dk.Open("api_token", oldSecrets["api_token"]); err != nil || !bytes.Equal(v, canaries["acme"]) {
-		t.Fatalf("control: copied ciphertext = %q, %v; want the canary", v, err)
-	}
-
-	// Control for the scan below: before the delete it finds data.key.
-	if hits := openers(t, dir, master, oldWrapped, oldSecrets["api_token"]); len(hits) == 0 {
-		t.Fatal("control: before delete, the scan found nothing that opens A's secret")
+	for _, pr := range pairs {
+		// Control: with the key still on disk, the copied ciphertext opens.
+		dk, err := master.Unwrap("acme", pr.wrapped)
+		if err != nil {
+			t.Fatalf("%s: %v", pr.name, err)
+		}
+		if v, err := dk.Open("api_token", pr.env); err != nil || !bytes.Equal(v, canaries["acme"]) {
+			t.Fatalf("control: %s: copied ciphertext = %q, %v; want the canary", pr.name, v, err)
+		}
+		// Control for the scan below: before the delete it finds data.key.
+		if hits := openers(t, dir, master, pr.wrapped, pr.env); len(hits) == 0 {
+			t.Fatalf("control: %s: before delete, the scan found nothing that opens A's secret", pr.name)
+		}
 	}
 
 	if err := p.DeleteAccount(ctx, "acme"); err != nil {
@@ -173,8 +203,10 @@ func TestCryptoShredding(t *testing.T) {
 	// data key (the raw data key is never written to disk). So after the
 	// delete, A's wrapped key is in no file and no window of any file
 	// unwraps to a key that opens A's old secret.
-	if hits := openers(t, dir, master, oldWrapped, oldSecrets["api_token"]); len(hits) != 0 {
-		t.Errorf("after delete, A's old secret still opens via: %v", hits)
+	for _, pr := range pairs {
+		if hits := openers(t, dir, master, pr.wrapped, pr.env); len(hits) != 0 {
+			t.Errorf("after delete, A's secret under its %s still opens via: %v", pr.name, hits)
+		}
 	}
 	// The raw wrapped key blob of A is gone; without it the master key alone
 	// opens nothing of A.

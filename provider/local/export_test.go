@@ -1,0 +1,30 @@
+package local
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// WrappedKeys returns the wrapped data keys in the key ring of the account
+// directory dir, the current one first.
+func WrappedKeys(dir string) ([][]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, fileDataKey))
+	if err != nil {
+		return nil, err
+	}
+	r, err := decodeRing(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(r))
+	for i, e := range r {
+		out[i] = e.wrapped
+	}
+	return out, nil
+}
+
+// SecretEnvelope returns the envelope in a secrets.json value.
+func SecretEnvelope(v string) ([]byte, error) {
+	_, env, err := decodeSecret(v)
+	return env, err
+}

@@ -1,0 +1,474 @@
+package local
+
+// Key rotation.
+//
+// data.key is a small key ring: the account's current data key and, only
+// while a rotation is unfinished, previous ones. Each entry holds the key's
+// ID (the fingerprint of its first wrapped form, stable across master-key
+// rotations), the fingerprint of the master key that wraps it, and the
+// wrapped key. Binary format:
+//
+//	"silo-keyring-v2\n"
+//	repeated: u8 len, key ID | u8 len, master fingerprint | u16 len (big endian), wrapped key
+//
+// A data.key without the magic is the format before rotation: one wrapped
+// key, whose ID is the fingerprint of those bytes (the fingerprint KeyInfo
+// always reported), wrapped by an unrecorded master key. It is read as is
+// and rewritten in the new format by the first rotation.
+//
+// Each value in secrets.json is "<key ID>:<base64 envelope>"; a value with
+// no ID (written before rotation) is tried under every key in the ring.
+//
+// RotateDataKey: (1) ring = new + old, (2) every secret resealed under the
+// new key and secrets.json replaced, (3) ring = new only, and the blocks of
+// the replaced data.key overwritten. RotateMasterKey: (1) master.key = new +
+// old, (2) every account's ring rewrapped under the new master, (3)
+// master.key = new only, replaced blocks overwritten. Every file is replaced
+// by temp + fsync + rename + dir fsync, so a crash between (or inside) any
+// two steps leaves every secret's key in the ring and every ring entry's
+// master key in master.key; the next rotation finishes the job.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/envelope"
+)
+
+const ringMagic = "silo-keyring-v2\n"
+
+// Rotation steps passed to Config.OnRotateStep, each after its change is
+// durable.
+const (
+	StepDataKeyAdded       = "data-key:added"       // ring holds the new key and the old ones
+	StepDataKeyResealed    = "data-key:resealed"    // secrets.json is sealed under the new key
+	StepDataKeyDestroyed   = "data-key:destroyed"   // ring holds only the new key
+	StepMasterKeyAdded     = "master-key:added"     // master.key holds the new key and the old ones
+	StepMasterKeyRewrap    = "master-key:rewrapped" // one account's ring is wrapped by the new master key
+	StepMasterKeyDestroyed = "master-key:destroyed" // master.key holds only the new key
+)
+
+// ringEntry is one data key in an account's ring.
+type ringEntry struct {
+	id      string // stable name of the data key
+	master  string // fingerprint of the wrapping master key; "" if unrecorded
+	wrapped []byte
+}
+
+// keyRing is an account's data keys, the current one first.
+type keyRing []ringEntry
+
+func (r keyRing) encode() []byte {
+	b := []byte(ringMagic)
+	for _, e := range r {
+		b = append(b, byte(len(e.id)))
+		b = append(b, e.id...)
+		b = append(b, byte(len(e.master)))
+		b = append(b, e.master...)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e.wrapped)))
+		b = append(b, e.wrapped...)
+	}
+	return b
+}
+
+func decodeRing(b []byte) (keyRing, error) {
+	if !bytes.HasPrefix(b, []byte(ringMagic)) {
+		if len(b) == 0 {
+			return nil, errors.New("empty key file")
+		}
+		return keyRing{{id: envelope.Fingerprint(b), wrapped: bytes.Clone(b)}}, nil
+	}
+	b = b[len(ringMagic):]
+	var r keyRing
+	str := func() (string, bool) {
+		if len(b) < 1 || len(b) < 1+int(b[0]) {
+			return "", false
+		}
+		s := string(b[1 : 1+b[0]])
+		b = b[1+b[0]:]
+		return s, true
+	}
+	for len(b) > 0 {
+		id, ok1 := str()
+		m, ok2 := str()
+		if !ok1 || !ok2 || len(b) < 2 {
+			return nil, errors.New("truncated key ring")
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		if len(b) < 2+n {
+			return nil, errors.New("truncated key ring")
+		}
+		r = append(r, ringEntry{id: id, master: m, wrapped: bytes.Clone(b[2 : 2+n])})
+		b = b[2+n:]
+	}
+	if len(r) == 0 || r[0].id == "" {
+		return nil, errors.New("key ring holds no key")
+	}
+	return r, nil
+}
+
+func (r keyRing) has(id string) bool {
+	for _, e := range r {
+		if e.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// readRing reads the account's key ring.
+func (p *Provider) readRing(a *account) (keyRing, error) {
+	b, err := os.ReadFile(filepath.Join(a.dir, fileDataKey))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errNoAccount(a.id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read data key of %s: %w", a.id, err)
+	}
+	r, err := decodeRing(b)
+	if err != nil {
+		return nil, silo.Errorf(silo.CodeInternal, "the data key file of account %s is damaged (%v); restore %s from backup", a.id, err, filepath.Join(a.dir, fileDataKey))
+	}
+	return r, nil
+}
+
+// writeRing replaces the account's data.key durably and overwrites the
+// blocks of the file it replaced, so keys left out of r are destroyed.
+func (p *Provider) writeRing(a *account, r keyRing) error {
+	path := filepath.Join(a.dir, fileDataKey)
+	old, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write data key of %s: %w", a.id, err)
+	}
+	if old != nil {
+		defer old.Close()
+	}
+	if err := writeFile(a.dir, fileDataKey, r.encode()); err != nil {
+		return fmt.Errorf("write data key of %s: %w", a.id, err)
+	}
+	if old == nil {
+		return nil
+	}
+	st, err := old.Stat()
+	if err == nil {
+		junk := make([]byte, st.Size())
+		rand.Read(junk)
+		if _, err = old.WriteAt(junk, 0); err == nil {
+			err = old.Sync()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("destroy replaced data key of %s: %w", a.id, err)
+	}
+	return nil
+}
+
+// shredKeys destroys every copy of the account's keys in dir: data.key and
+// temporary files of an interrupted write of it.
+func shredKeys(dir string) error {
+	tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-"+fileDataKey+"-*"))
+	for _, path := range append([]string{filepath.Join(dir, fileDataKey)}, tmps...) {
+		if err := shred(path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// masterKeys returns the master keys, the current one first.
+func (p *Provider) masterKeys() []*envelope.Master { return *p.masters.Load() }
+
+func (p *Provider) currentMaster() *envelope.Master { return p.masterKeys()[0] }
+
+// MasterFingerprint returns the fingerprint of the current master key.
+func (p *Provider) MasterFingerprint() string { return p.currentMaster().Fingerprint() }
+
+func (p *Provider) loadMasters() error {
+	ms, err := envelope.LoadOrCreateMasters(p.masterPath)
+	if err != nil {
+		return err
+	}
+	p.masters.Store(&ms)
+	return nil
+}
+
+// unwrapEntry opens one ring entry with the master key that wrapped it (any
+// of them if unrecorded). If none opens it, master.key is read again, as
+// another process may have rotated it, and the keys tried once more.
+func (p *Provider) unwrapEntry(id silo.AccountID, e ringEntry) (*envelope.DataKey, *envelope.Master, error) {
+	try := func() (*envelope.DataKey, *envelope.Master, error) {
+		var last error = envelope.ErrDecrypt
+		for _, m := range p.masterKeys() {
+			if e.master != "" && m.Fingerprint() != e.master {
+				continue
+			}
+			dk, err := m.Unwrap(id, e.wrapped)
+			if err == nil {
+				return dk, m, nil
+			}
+			last = err
+		}
+		return nil, nil, last
+	}
+	dk, m, err := try()
+	if err == nil {
+		return dk, m, nil
+	}
+	if rerr := p.loadMasters(); rerr != nil {
+		return nil, nil, rerr
+	}
+	if dk, m, err = try(); err != nil {
+		return nil, nil, silo.Errorf(silo.CodeInternal, "the data key of account %s does not open with this master key; restore master.key from backup: %w", id, err)
+	}
+	return dk, m, nil
+}
+
+// dataKey returns the account's current data key and its ID.
+func (p *Provider) dataKey(a *account) (*envelope.DataKey, string, error) {
+	r, err := p.readRing(a)
+	if err != nil {
+		return nil, "", err
+	}
+	dk, _, err := p.unwrapEntry(a.id, r[0])
+	if err != nil {
+		return nil, "", err
+	}
+	return dk, r[0].id, nil
+}
+
+func encodeSecret(keyID string, env []byte) string {
+	return keyID + ":" + base64.StdEncoding.EncodeToString(env)
+}
+
+// decodeSecret splits a secrets.json value into the ID of the key that
+// sealed it ("" if unrecorded) and the envelope.
+func decodeSecret(v string) (string, []byte, error) {
+	id, b64, ok := strings.Cut(v, ":")
+	if !ok {
+		id, b64 = "", v
+	}
+	env, err := base64.StdEncoding.DecodeString(b64)
+	return id, env, err
+}
+
+// openSecret decrypts the value enc of secret name with the key of r it
+// names (every key if it names none). stale reports that it names a key no
+// longer in r: a rotation replaced the key after enc was read.
+func (p *Provider) openSecret(a *account, r keyRing, name, enc string) (pt []byte, stale bool, err error) {
+	id, env, err := decodeSecret(enc)
+	if err != nil {
+		return nil, false, fmt.Errorf("secret %s of %s in %s: %w", name, a.id, filepath.Join(a.dir, fileSecrets), err)
+	}
+	if id != "" && !r.has(id) {
+		return nil, true, fmt.Errorf("open %q of %s: sealed under key %s, which is no longer in the key ring: %w", name, a.id, id, envelope.ErrDecrypt)
+	}
+	err = fmt.Errorf("open %q of %s: %w", name, a.id, envelope.ErrDecrypt)
+	for _, e := range r {
+		if id != "" && e.id != id {
+			continue
+		}
+		dk, _, uerr := p.unwrapEntry(a.id, e)
+		if uerr != nil {
+			return nil, false, uerr
+		}
+		if pt, err = dk.Open(name, env); err == nil {
+			return pt, false, nil
+		}
+	}
+	return nil, false, err
+}
+
+func (p *Provider) step(name string, id silo.AccountID) error {
+	if p.cfg.OnRotateStep != nil {
+		if err := p.cfg.OnRotateStep(name, id); err != nil {
+			return fmt.Errorf("rotation stopped after %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// RotateDataKey gives the account a new data key, reseals every secret
+// under it and destroys the previous key (overwriting the replaced key
+// file). It is crash-safe: after a crash at any point every secret still
+// decrypts, and running it again completes a rotation. Config.OnRotateStep
+// is called after each durable step.
+//
+// # Errors
+//
+// CodeNotFound if the account does not exist; CodeInternal if its key or a
+// secret does not open.
+func (p *Provider) RotateDataKey(ctx context.Context, id silo.AccountID) error {
+	if err := parseID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := p.checkExists(a); err != nil {
+		return err
+	}
+	old, err := p.readRing(a)
+	if err != nil {
+		return err
+	}
+	m := p.currentMaster()
+	dk, wrapped, err := m.NewDataKey(id)
+	if err != nil {
+		return fmt.Errorf("rotate data key of %s: %w", id, err)
+	}
+	cur := ringEntry{id: envelope.Fingerprint(wrapped), master: m.Fingerprint(), wrapped: wrapped}
+
+	// 1. The ring holds the new key and every old one.
+	if err := p.writeRing(a, append(keyRing{cur}, old...)); err != nil {
+		return fmt.Errorf("rotate data key of %s: %w", id, err)
+	}
+	if err := p.step(StepDataKeyAdded, id); err != nil {
+		return err
+	}
+
+	// 2. Every secret resealed under the new key.
+	sec := map[string]string{}
+	if err := readJSON(a.dir, fileSecrets, &sec); err != nil {
+		return fmt.Errorf("rotate data key of %s: %w", id, err)
+	}
+	if len(sec) > 0 {
+		out := make(map[string]string, len(sec))
+		for name, enc := range sec {
+			pt, _, err := p.openSecret(a, old, name, enc)
+			if err != nil {
+				return silo.Errorf(silo.CodeInternal, "rotate data key of %s: secret %s does not decrypt, so the old key is kept; restore secrets.json or set the secret again: %w", id, name, err)
+			}
+			env, err := dk.Seal(name, pt)
+			clear(pt)
+			if err != nil {
+				return fmt.Errorf("rotate data key of %s: %w", id, err)
+			}
+			out[name] = encodeSecret(cur.id, env)
+		}
+		if err := p.writeCached(a, fileSecrets, out); err != nil {
+			return fmt.Errorf("rotate data key of %s: %w", id, err)
+		}
+	}
+	if err := p.step(StepDataKeyResealed, id); err != nil {
+		return err
+	}
+
+	// 3. The old keys destroyed.
+	if err := p.writeRing(a, keyRing{cur}); err != nil {
+		return fmt.Errorf("rotate data key of %s: %w", id, err)
+	}
+	if err := p.step(StepDataKeyDestroyed, id); err != nil {
+		return err
+	}
+	p.log.Info("data key rotated", "account", id, "old", old[0].id, "new", cur.id)
+	return nil
+}
+
+// RotateMasterKey replaces the master key: it adds a new key to master.key,
+// rewraps every account's data keys under it, then destroys the previous
+// master keys. The data keys do not change, so no secret is resealed. It is
+// crash-safe like RotateDataKey, and a second call completes an interrupted
+// one. Only one process may rotate at a time; other processes on the same
+// directory reread master.key when a data key does not open.
+func (p *Provider) RotateMasterKey(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.rotateMu.Lock()
+	defer p.rotateMu.Unlock()
+	ms, err := envelope.AddMaster(p.masterPath)
+	if err != nil {
+		return err
+	}
+	p.masters.Store(&ms)
+	if err := p.step(StepMasterKeyAdded, ""); err != nil {
+		return err
+	}
+
+	// Twice: the second pass catches accounts created meanwhile by another
+	// process still wrapping under the old key.
+	for pass := 0; pass < 2; pass++ {
+		ids, err := p.Accounts(ctx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			changed, err := p.rewrap(id, ms[0])
+			if err != nil {
+				return err
+			}
+			if changed {
+				if err := p.step(StepMasterKeyRewrap, id); err != nil {
+		return err
+	}
+			}
+		}
+	}
+
+	if err := envelope.DropPreviousMasters(p.masterPath); err != nil {
+		return err
+	}
+	if err := p.loadMasters(); err != nil {
+		return err
+	}
+	if err := p.step(StepMasterKeyDestroyed, ""); err != nil {
+		return err
+	}
+	p.log.Info("master key rotated", "new", ms[0].Fingerprint())
+	return nil
+}
+
+// rewrap rewraps every entry of the account's ring not wrapped by to.
+func (p *Provider) rewrap(id silo.AccountID, to *envelope.Master) (bool, error) {
+	a := p.ref(id)
+	defer p.unref(a)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, err := p.readRing(a)
+	if silo.ErrorCode(err) == silo.CodeNotFound {
+		return false, nil // deleted meanwhile
+	}
+	if err != nil {
+		return false, err
+	}
+	changed := false
+	for i, e := range r {
+		if e.master == to.Fingerprint() {
+			continue
+		}
+		_, m, err := p.unwrapEntry(id, e)
+		if err != nil {
+			return false, err
+		}
+		w, err := m.Rewrap(id, e.wrapped, to)
+		if err != nil {
+			return false, fmt.Errorf("rotate master key: %w", err)
+		}
+		r[i] = ringEntry{id: e.id, master: to.Fingerprint(), wrapped: w}
+		changed = true
+	}
+	if !changed {
+		return false, nil
+	}
+	if err := p.writeRing(a, r); err != nil {
+		return false, fmt.Errorf("rotate master key: %w", err)
+	}
+	return true, nil
+}
