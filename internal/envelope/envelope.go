@@ -4,6 +4,10 @@
 // 96-bit nonces, and both bind the account ID as additional data, so a
 // ciphertext of account A neither unwraps nor opens as account B's.
 //
+// The master key file may hold several keys during a master-key rotation
+// (AddMaster, then DropPreviousMasters); Rewrap moves a data key from one
+// master key to another without exposing it.
+//
 // A fingerprint (a hex prefix of a SHA-256) names a key in logs and reports;
 // no function of this package returns key material.
 //

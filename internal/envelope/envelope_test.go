@@ -276,3 +276,63 @@ func BenchmarkSeal(b *testing.B) {
 		dk.Seal("s", pt)
 	}
 }
+
+// TestMasterRotationFile: AddMaster puts a new key first and keeps the old
+// one; Rewrap moves a data key to the new master; DropPreviousMasters leaves
+// only the new key, after which the old wrapped form no longer opens.
+func TestMasterRotationFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "master.key")
+	old, err := LoadOrCreateMaster(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, wrapped := newKey(t, old, "acme")
+	env, _ := dk.Seal("s", []byte("v"))
+
+	ms, err := AddMaster(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[1].Fingerprint() != old.Fingerprint() || ms[0].Fingerprint() == old.Fingerprint() {
+		t.Fatalf("after AddMaster: %d keys, want the new one then the old one", len(ms))
+	}
+	if cur, _ := LoadOrCreateMaster(path); cur.Fingerprint() != ms[0].Fingerprint() {
+		t.Errorf("LoadOrCreateMaster returns %s, want the new current key %s", cur.Fingerprint(), ms[0].Fingerprint())
+	}
+	rewrapped, err := ms[1].Rewrap("acme", wrapped, ms[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ms[1].Rewrap("globex", wrapped, ms[0]); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("Rewrap as another account: %v, want ErrDecrypt", err)
+	}
+	dk2, err := ms[0].Unwrap("acme", rewrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := dk2.Open("s", env); err != nil || string(v) != "v" {
+		t.Errorf("rewrapped key opens %q, %v; want the value sealed before", v, err)
+	}
+	if err := DropPreviousMasters(path); err != nil {
+		t.Fatal(err)
+	}
+	ms2, err := LoadOrCreateMasters(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms2) != 1 || ms2[0].Fingerprint() != ms[0].Fingerprint() {
+		t.Fatalf("after DropPreviousMasters: %d keys, want only the new one", len(ms2))
+	}
+	if _, err := ms2[0].Unwrap("acme", wrapped); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("the old wrapped key opens under the new master: %v", err)
+	}
+	if _, err := ms2[0].Unwrap("acme", rewrapped); err != nil {
+		t.Errorf("control: the rewrapped key does not open: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
+		t.Errorf("key dir holds %d entries, want 1 (no temp files left)", len(ents))
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode after rotation = %04o, want 0600", st.Mode().Perm())
+	}
+}

@@ -416,8 +416,8 @@ func (p *Provider) RotateMasterKey(ctx context.Context) error {
 			}
 			if changed {
 				if err := p.step(StepMasterKeyRewrap, id); err != nil {
-		return err
-	}
+					return err
+				}
 			}
 		}
 	}

@@ -109,15 +109,15 @@ func (c *Config) Validate() error {
 // Provider is the local provider. It implements provider.Provider; all
 // methods are safe for concurrent use. Call Close when done.
 type Provider struct {
-	cfg      Config
-	log      *slog.Logger
+	cfg Config
+	log *slog.Logger
 	// masters are the master keys in master.key, the current one first
 	// (more than one only during a master-key rotation).
 	masters    atomic.Pointer[[]*envelope.Master]
 	masterPath string
 	rotateMu   sync.Mutex // serializes master-key rotations
 	accounts   string     // Dir/accounts
-	trash    string // Dir/trash
+	trash      string     // Dir/trash
 
 	mu     sync.Mutex // guards accts, open and every account's db, users, lastUsed, refs
 	accts  map[silo.AccountID]*account
