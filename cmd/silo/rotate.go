@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	silo "github.com/silo-run/silo"
+)
+
+// rotatedKey is one data key rotation as printed: fingerprints, never keys.
+type rotatedKey struct {
+	Account        silo.AccountID `json:"account"`
+	OldFingerprint string         `json:"old_fingerprint"`
+	NewFingerprint string         `json:"new_fingerprint"`
+}
+
+func newRotateCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Rotate encryption keys of the local provider (data keys, master key)",
+		Long: `Key rotation is crash-safe: every step is written durably before the next, so an interruption
+(even kill -9) leaves every secret readable, and running the same command again completes it.
+Only fingerprints are printed, never keys.`,
+	}
+	var all bool
+	dataKey := &cobra.Command{
+		Use:   "data-key ACCOUNT|--all",
+		Short: "Give an account (or every account) a new data key, reseal its secrets and destroy the old key",
+		Example: `  silo rotate data-key acme
+  silo rotate data-key --all --output json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) == 1) || len(args) > 1 {
+				return usageError{"silo rotate data-key needs exactly one of an account ID or --all; see silo rotate data-key --help"}
+			}
+			if err := localOnly(g, "the server's own silo rotate data-key"); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			a, err := openApp(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			var ids []silo.AccountID
+			if all {
+				if ids, err = a.provider.Accounts(ctx); err != nil {
+					return err
+				}
+			} else {
+				ids = []silo.AccountID{silo.AccountID(args[0])}
+			}
+			done := []rotatedKey{}
+			for _, id := range ids {
+				r, err := rotateDataKey(ctx, a, id)
+				if err != nil {
+					if len(ids) > 1 {
+						printRotated(g, done)
+						return silo.Errorf(silo.ErrorCode(err), "rotating the data key of %s failed after %d of %d accounts were rotated; fix the cause and run the command again: %w", id, len(done), len(ids), err)
+					}
+					return err
+				}
+				done = append(done, r)
+			}
+			return printRotated(g, done)
+		},
+	}
+	dataKey.Flags().BoolVar(&all, "all", false, "rotate the data key of every account")
+
+	masterKey := &cobra.Command{
+		Use:   "master-key",
+		Short: "Replace the master key and rewrap every account's data keys under it",
+		Long: `Generates a new master key, rewraps every account's data keys under it (secrets are not
+re-encrypted: their data keys do not change) and destroys the old master key. Back up master.key
+afterwards: backups of the old one no longer open anything.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := localOnly(g, "the server's own silo rotate master-key"); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			a, err := openApp(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			ids, err := a.provider.Accounts(ctx)
+			if err != nil {
+				return err
+			}
+			old := a.provider.MasterFingerprint()
+			if err := a.provider.RotateMasterKey(ctx); err != nil {
+				return err
+			}
+			nu := a.provider.MasterFingerprint()
+			return g.print(map[string]any{"old_fingerprint": old, "new_fingerprint": nu, "accounts": len(ids)}, func(w io.Writer) {
+				fmt.Fprintf(w, "master key rotated: %s -> %s (data keys of %d accounts rewrapped)\n", old, nu, len(ids))
+			})
+		},
+	}
+	cmd.AddCommand(dataKey, masterKey)
+	return cmd
+}
+
+func rotateDataKey(ctx context.Context, a *app, id silo.AccountID) (rotatedKey, error) {
+	before, err := a.provider.KeyInfo(ctx, id)
+	if err != nil {
+		return rotatedKey{}, err
+	}
+	if err := a.provider.RotateDataKey(ctx, id); err != nil {
+		return rotatedKey{}, err
+	}
+	after, err := a.provider.KeyInfo(ctx, id)
+	if err != nil {
+		return rotatedKey{}, err
+	}
+	return rotatedKey{Account: id, OldFingerprint: before.Fingerprint, NewFingerprint: after.Fingerprint}, nil
+}
+
+func printRotated(g *globals, done []rotatedKey) error {
+	return g.print(map[string]any{"rotated": done}, func(w io.Writer) {
+		for _, r := range done {
+			fmt.Fprintf(w, "data key of %s rotated: %s -> %s\n", r.Account, r.OldFingerprint, r.NewFingerprint)
+		}
+		if len(done) == 0 {
+			fmt.Fprintln(w, "no accounts; nothing rotated")
+		}
+	})
+}
