@@ -193,6 +193,8 @@ func (p *Provider) currentMaster() *envelope.Master { return p.masterKeys()[0] }
 // MasterFingerprint returns the fingerprint of the current master key.
 func (p *Provider) MasterFingerprint() string { return p.currentMaster().Fingerprint() }
 
+// loadMasters reads master.key into p.masters. The caller holds loadMu, so
+// that a slow read cannot store an older key list over a newer one.
 func (p *Provider) loadMasters() error {
 	ms, err := envelope.LoadOrCreateMasters(p.masterPath)
 	if err != nil {
@@ -224,7 +226,10 @@ func (p *Provider) unwrapEntry(id silo.AccountID, e ringEntry) (*envelope.DataKe
 	if err == nil {
 		return dk, m, nil
 	}
-	if rerr := p.loadMasters(); rerr != nil {
+	p.loadMu.Lock()
+	rerr := p.loadMasters()
+	p.loadMu.Unlock()
+	if rerr != nil {
 		return nil, nil, rerr
 	}
 	if dk, m, err = try(); err != nil {
@@ -262,8 +267,10 @@ func decodeSecret(v string) (string, []byte, error) {
 }
 
 // openSecret decrypts the value enc of secret name with the key of r it
-// names (every key if it names none). stale reports that it names a key no
-// longer in r: a rotation replaced the key after enc was read.
+// names (every key if it names none). stale reports that enc or r may be
+// outdated: enc names a key no longer in r (a data-key rotation replaced it
+// after enc was read), or a key of r does not unwrap (a master-key rotation
+// rewrapped it after r was read); the caller reads both again.
 func (p *Provider) openSecret(a *account, r keyRing, name, enc string) (pt []byte, stale bool, err error) {
 	id, env, err := decodeSecret(enc)
 	if err != nil {
@@ -279,7 +286,7 @@ func (p *Provider) openSecret(a *account, r keyRing, name, enc string) (pt []byt
 		}
 		dk, _, uerr := p.unwrapEntry(a.id, e)
 		if uerr != nil {
-			return nil, false, uerr
+			return nil, true, uerr
 		}
 		if pt, err = dk.Open(name, env); err == nil {
 			return pt, false, nil
@@ -314,6 +321,8 @@ func (p *Provider) RotateDataKey(ctx context.Context, id silo.AccountID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	p.rotateMu.RLock()
+	defer p.rotateMu.RUnlock()
 	a := p.ref(id)
 	defer p.unref(a)
 	a.mu.Lock()
@@ -390,11 +399,15 @@ func (p *Provider) RotateMasterKey(ctx context.Context) error {
 	}
 	p.rotateMu.Lock()
 	defer p.rotateMu.Unlock()
+	p.loadMu.Lock()
 	ms, err := envelope.AddMaster(p.masterPath)
+	if err == nil {
+		p.masters.Store(&ms)
+	}
+	p.loadMu.Unlock()
 	if err != nil {
 		return err
 	}
-	p.masters.Store(&ms)
 	if err := p.step(StepMasterKeyAdded, ""); err != nil {
 		return err
 	}
@@ -422,10 +435,13 @@ func (p *Provider) RotateMasterKey(ctx context.Context) error {
 		}
 	}
 
-	if err := envelope.DropPreviousMasters(p.masterPath); err != nil {
-		return err
+	p.loadMu.Lock()
+	err = envelope.DropPreviousMasters(p.masterPath)
+	if err == nil {
+		err = p.loadMasters()
 	}
-	if err := p.loadMasters(); err != nil {
+	p.loadMu.Unlock()
+	if err != nil {
 		return err
 	}
 	if err := p.step(StepMasterKeyDestroyed, ""); err != nil {

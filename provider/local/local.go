@@ -115,9 +115,14 @@ type Provider struct {
 	// (more than one only during a master-key rotation).
 	masters    atomic.Pointer[[]*envelope.Master]
 	masterPath string
-	rotateMu   sync.Mutex // serializes master-key rotations
-	accounts   string     // Dir/accounts
-	trash      string     // Dir/trash
+	// rotateMu is held by a master-key rotation, and shared by whoever
+	// wraps a data key under the current master (create, data-key
+	// rotation), so no key is wrapped under a master being dropped. Taken
+	// before any account's mu.
+	rotateMu sync.RWMutex
+	loadMu   sync.Mutex // serializes reads of master.key into masters with its changes
+	accounts string     // Dir/accounts
+	trash    string     // Dir/trash
 
 	mu     sync.Mutex // guards accts, open and every account's db, users, lastUsed, refs
 	accts  map[silo.AccountID]*account
@@ -477,6 +482,8 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	p.rotateMu.RLock()
+	defer p.rotateMu.RUnlock()
 	a := p.ref(id)
 	defer p.unref(a)
 	a.mu.Lock()
@@ -568,13 +575,20 @@ func (p *Provider) KeyInfo(ctx context.Context, id silo.AccountID) (provider.Key
 	}
 	a := p.ref(id)
 	defer p.unref(a)
-	r, err := p.readRing(a)
-	if err != nil {
-		return provider.KeyInfo{}, err
-	}
-	_, m, err := p.unwrapEntry(id, r[0])
-	if err != nil {
-		return provider.KeyInfo{}, err
+	var r keyRing
+	var m *envelope.Master
+	for attempt := 0; ; attempt++ {
+		var err error
+		if r, err = p.readRing(a); err != nil {
+			return provider.KeyInfo{}, err
+		}
+		_, m, err = p.unwrapEntry(id, r[0])
+		if err == nil {
+			break
+		}
+		if attempt == 2 { // else a master-key rotation may have rewrapped it since: read again
+			return provider.KeyInfo{}, err
+		}
 	}
 	return provider.KeyInfo{
 		Algorithm:   envelope.Algorithm,

@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -445,5 +447,72 @@ func TestRotateKill9(t *testing.T) {
 				wantOldRingDead(t, p, acme, oldKey)
 			}
 		})
+	}
+}
+
+// TestRotateConcurrent: rotations of both kinds race with account creation
+// and secret reads in one process; no read fails and afterwards every
+// account, including those created meanwhile, opens under the one master
+// key left.
+func TestRotateConcurrent(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rotFixture(t, dir)
+	p, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	run := func(fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	for i := 0; i < 3; i++ {
+		run(func() error { return p.RotateMasterKey(ctx) })
+		for _, id := range rotIDs {
+			run(func() error { return p.RotateDataKey(ctx, id) })
+		}
+		run(func() error { return p.CreateAccount(ctx, silo.AccountID(fmt.Sprintf("new-%d", i)), silo.KindTenant) })
+		for _, id := range rotIDs {
+			run(func() error {
+				d, err := p.Data(ctx, id)
+				if err != nil {
+					return err
+				}
+				for j := 0; j < 20; j++ {
+					if v, err := d.Secret(ctx, "a"); err != nil || string(v) != secretValue(id, "a") {
+						return fmt.Errorf("Secret of %s during rotation = %q, %v", id, v, err)
+					}
+				}
+				return nil
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "master.key")); st.Size() != envelope.KeySize {
+		t.Errorf("master.key holds %d bytes after the rotations, want one key", st.Size())
+	}
+	p2, _ := New(Config{Dir: dir})
+	defer p2.Close()
+	wantAllSecrets(t, p2)
+	ids, _ := p2.Accounts(ctx)
+	for _, id := range ids {
+		if _, err := p2.KeyInfo(ctx, id); err != nil {
+			t.Errorf("KeyInfo(%s) after concurrent rotations: %v", id, err)
+		}
+	}
+	if len(ids) != len(rotIDs)+3 {
+		t.Errorf("%d accounts, want %d", len(ids), len(rotIDs)+3)
 	}
 }
