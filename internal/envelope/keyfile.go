@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	silo "github.com/silo-run/silo"
 )
@@ -91,7 +92,42 @@ func DropPreviousMasters(path string) error {
 	if err := replaceKeyFile(path, raw[:KeySize], true); err != nil {
 		return fmt.Errorf("drop previous master keys from %s: %w", path, err)
 	}
-	return nil
+	return shredStaleTemps(path)
+}
+
+// shredStaleTemps overwrites and removes temporary master key files left by
+// a write that crashed before its rename, once a minute old (younger ones
+// may be in flight in another process), and never the key file itself.
+func shredStaleTemps(path string) error {
+	cur, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	tmps, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".master.key.tmp-*"))
+	for _, tmp := range tmps {
+		st, err := os.Lstat(tmp)
+		if err != nil || !st.Mode().IsRegular() || os.SameFile(st, cur) || time.Since(st.ModTime()) < time.Minute {
+			continue
+		}
+		f, err := os.OpenFile(tmp, os.O_WRONLY|noFollow, 0)
+		if err != nil {
+			continue
+		}
+		junk := make([]byte, st.Size())
+		rand.Read(junk)
+		_, werr := f.WriteAt(junk, 0)
+		if werr == nil {
+			werr = f.Sync()
+		}
+		f.Close()
+		if werr != nil {
+			return fmt.Errorf("shred %s: %w", tmp, werr)
+		}
+		if err := os.Remove(tmp); err != nil {
+			return fmt.Errorf("shred %s: %w", tmp, err)
+		}
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 // readMasterFile returns the checked raw content of the master key file.

@@ -40,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/envelope"
@@ -156,6 +157,9 @@ func (p *Provider) writeRing(a *account, r keyRing) error {
 	if err := writeFile(a.dir, fileDataKey, r.encode()); err != nil {
 		return fmt.Errorf("write data key of %s: %w", a.id, err)
 	}
+	if err := shredStaleTemps(a.dir, ".tmp-"+fileDataKey+"-*"); err != nil {
+		return err
+	}
 	if old == nil {
 		return nil
 	}
@@ -169,6 +173,25 @@ func (p *Provider) writeRing(a *account, r keyRing) error {
 	}
 	if err != nil {
 		return fmt.Errorf("destroy replaced data key of %s: %w", a.id, err)
+	}
+	return nil
+}
+
+// staleAge is how old a temporary key file must be to be taken for the
+// leftover of a crashed write rather than one in flight in another process.
+const staleAge = time.Minute
+
+// shredStaleTemps shreds the temporary files matching pattern in dir that
+// were last written staleAge ago or more: copies of keys left by a write
+// that crashed between creating its temporary file and renaming it.
+func shredStaleTemps(dir, pattern string) error {
+	tmps, _ := filepath.Glob(filepath.Join(dir, pattern))
+	for _, path := range tmps {
+		if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() && time.Since(st.ModTime()) >= staleAge {
+			if err := shred(path); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

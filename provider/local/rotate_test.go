@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/envelope"
@@ -515,4 +516,51 @@ func TestRotateConcurrent(t *testing.T) {
 	if len(ids) != len(rotIDs)+3 {
 		t.Errorf("%d accounts, want %d", len(ids), len(rotIDs)+3)
 	}
+}
+
+// TestRotateShredsStaleTemps: copies of keys in temporary files left by a
+// write that crashed before its rename are destroyed by the next rotation
+// once a minute old; a fresh one (maybe another process's write in flight)
+// is left alone.
+func TestRotateShredsStaleTemps(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rotFixture(t, dir)
+	p, _ := New(Config{Dir: dir})
+	defer p.Close()
+	acme := filepath.Join(dir, "accounts", "acme")
+	key, _ := os.ReadFile(filepath.Join(acme, fileDataKey))
+	master, _ := os.ReadFile(filepath.Join(dir, "master.key"))
+	old := time.Now().Add(-time.Hour)
+	plant := func(path string, b []byte, stale bool) {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if stale {
+			os.Chtimes(path, old, old)
+		}
+	}
+	staleKey, freshKey := filepath.Join(acme, ".tmp-data.key-1"), filepath.Join(acme, ".tmp-data.key-2")
+	staleMaster, freshMaster := filepath.Join(dir, ".master.key.tmp-1"), filepath.Join(dir, ".master.key.tmp-2")
+	plant(staleKey, key, true)
+	plant(freshKey, key, false)
+	plant(staleMaster, master, true)
+	plant(freshMaster, master, false)
+	if err := p.RotateDataKey(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RotateMasterKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{staleKey, staleMaster} {
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("stale %s survived the rotation: %v", filepath.Base(path), err)
+		}
+	}
+	for _, path := range []string{freshKey, freshMaster} {
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("control: fresh %s was removed: %v", filepath.Base(path), err)
+		}
+	}
+	wantAllSecrets(t, p)
 }
