@@ -195,3 +195,28 @@ func TestInitOutsideACheckout(t *testing.T) {
 		t.Fatalf("second init: %s", out)
 	}
 }
+
+// TestRotateKeys rotates a tenant's data key and the master key through
+// the CLI: fingerprints change, the audit log records both and stays intact.
+func TestRotateKeys(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	var before, after struct {
+		DataKey struct{ Fingerprint string } `json:"data_key"`
+	}
+	json.Unmarshal([]byte(c.ok("tenant", "show", "acme", "-o", "json")), &before)
+	if out := c.ok("rotate", "data-key", "acme"); !strings.Contains(out, "data key of acme rotated: "+before.DataKey.Fingerprint+" -> ") {
+		t.Fatalf("rotate data-key: %s", out)
+	}
+	json.Unmarshal([]byte(c.ok("tenant", "show", "acme", "-o", "json")), &after)
+	if after.DataKey.Fingerprint == "" || after.DataKey.Fingerprint == before.DataKey.Fingerprint {
+		t.Fatalf("data key fingerprint %q -> %q; want a new one", before.DataKey.Fingerprint, after.DataKey.Fingerprint)
+	}
+	if out := c.ok("rotate", "master-key"); !strings.Contains(out, "master key rotated") {
+		t.Fatalf("rotate master-key: %s", out)
+	}
+	c.fails("account nobody does not exist", "rotate", "data-key", "nobody")
+	if out := c.ok("audit", "verify"); !strings.Contains(out, "intact") {
+		t.Fatalf("audit verify after rotation: %s", out)
+	}
+}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"github.com/silo-run/silo/store"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -95,6 +98,9 @@ afterwards: backups of the old one no longer open anything.`,
 				return err
 			}
 			nu := a.provider.MasterFingerprint()
+			if err := auditRotation(ctx, a, "key.rotate-master", "", old, nu); err != nil {
+				return err
+			}
 			return g.print(map[string]any{"old_fingerprint": old, "new_fingerprint": nu, "accounts": len(ids)}, func(w io.Writer) {
 				fmt.Fprintf(w, "master key rotated: %s -> %s (data keys of %d accounts rewrapped)\n", old, nu, len(ids))
 			})
@@ -116,6 +122,9 @@ func rotateDataKey(ctx context.Context, a *app, id silo.AccountID) (rotatedKey, 
 	if err != nil {
 		return rotatedKey{}, err
 	}
+	if err := auditRotation(ctx, a, "key.rotate-data", id, before.Fingerprint, after.Fingerprint); err != nil {
+		return rotatedKey{}, err
+	}
 	return rotatedKey{Account: id, OldFingerprint: before.Fingerprint, NewFingerprint: after.Fingerprint}, nil
 }
 
@@ -127,5 +136,15 @@ func printRotated(g *globals, done []rotatedKey) error {
 		if len(done) == 0 {
 			fmt.Fprintln(w, "no accounts; nothing rotated")
 		}
+	})
+}
+
+// auditRotation records a rotation in the audit log: the fingerprints, never
+// a key.
+func auditRotation(ctx context.Context, a *app, action string, id silo.AccountID, old, nu string) error {
+	detail, _ := json.Marshal(map[string]string{"old_fingerprint": old, "new_fingerprint": nu})
+	return a.store.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.AppendAudit(store.AuditEvent{Time: time.Now(), Actor: actor(), Action: action, Account: id, Detail: detail})
+		return err
 	})
 }
