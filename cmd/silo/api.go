@@ -85,7 +85,14 @@ func (r remoteAPI) StageRelease(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	spec, err := os.ReadFile(r.g.file)
+	return uploadRelease(ctx, a, r.Client, r.g.file, rel)
+}
+
+// uploadRelease sends a release built locally to the server: its artifacts
+// (content-addressed, so a repeat upload is cheap) and the silo.yaml it was
+// built from. The server parses and gates it; it returns the release ID.
+func uploadRelease(ctx context.Context, a *app, c *server.Client, file string, rel engine.Release) (string, error) {
+	spec, err := os.ReadFile(file)
 	if err != nil {
 		return "", err
 	}
@@ -94,11 +101,11 @@ func (r remoteAPI) StageRelease(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("read artifact of %s: %w", name, err)
 		}
-		if _, err := r.PutArtifact(ctx, b); err != nil {
+		if _, err := c.PutArtifact(ctx, b); err != nil {
 			return "", err
 		}
 	}
-	info, err := r.UploadRelease(ctx, server.ReleaseRequest{Spec: string(spec), Artifacts: rel.Artifacts})
+	info, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: string(spec), Artifacts: rel.Artifacts})
 	return info.ID, err
 }
 

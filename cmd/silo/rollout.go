@@ -140,24 +140,11 @@ server-side rollout: reattach with silo rollout status --follow.`,
 				}
 				return outcome(ctx, func() (rollout.Rollout, error) { return rn.Get(ctx, r.ID) })
 			}
-			spec, err := os.ReadFile(g.file)
+			id, err := uploadRelease(ctx, a, c, g.file, rel)
 			if err != nil {
 				return err
 			}
-			for name, d := range rel.Artifacts {
-				b, err := os.ReadFile(filepath.Join(a.dir, "artifacts", d+".wasm"))
-				if err != nil {
-					return fmt.Errorf("read artifact of %s: %w", name, err)
-				}
-				if _, err := c.PutArtifact(ctx, b); err != nil {
-					return err
-				}
-			}
-			info, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: string(spec), Artifacts: rel.Artifacts})
-			if err != nil {
-				return err
-			}
-			r, err := c.StartRollout(ctx, info.ID)
+			r, err := c.StartRollout(ctx, id)
 			if err != nil {
 				return err
 			}
