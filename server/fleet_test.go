@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,10 +14,8 @@ import (
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/logs"
-	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/server"
-	"github.com/silo-run/silo/store/sqlite"
 )
 
 // startFleet serves a real store, provider and control plane over HTTP,
@@ -27,50 +24,19 @@ import (
 // with one tenant, acme.
 func startFleet(t *testing.T) (*server.Client, *logs.Store, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"))
+	ctx := context.Background()
+	f := start(t)
+	lg, err := logs.Open(logs.Config{Dir: filepath.Join(f.dir, "logs")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	prov, err := local.New(local.Config{Dir: filepath.Join(dir, "accounts")})
+	t.Cleanup(func() { lg.Close() })
+	key, err := report.LoadOrCreateKey(f.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := logs.Open(logs.Config{Dir: filepath.Join(dir, "logs")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := report.LoadOrCreateKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plane := control.New(control.Config{Store: st, Provider: prov, Actor: "server"})
-	run, err := rollout.New(rollout.Config{Store: st, Engine: plane.Engine, Provider: prov, Owner: "test", Poll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := server.LoadOrCreateToken(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Plane: plane, Runner: run, Store: st, ArtifactDir: filepath.Join(dir, "artifacts"), Token: tok})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetOps(server.Ops{Provider: prov, LogDir: lg.Dir(), ReportKey: key})
-	hs := httptest.NewServer(srv.Handler())
-	done := make(chan struct{})
-	go func() { run.Serve(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		hs.Close()
-		lg.Close()
-		prov.Close()
-		st.Close()
-	})
-	c := server.NewClient(hs.URL, tok, nil)
+	f.srv.SetOps(server.Ops{Provider: f.prov, LogDir: lg.Dir(), ReportKey: key})
+	c := f.client
 	v1 := upload(t, c, spec, "wasm v1")
 	r, err := c.StartRollout(ctx, v1.ID)
 	if err != nil {
@@ -82,7 +48,7 @@ func startFleet(t *testing.T) (*server.Client, *logs.Store, string) {
 	if _, err := c.CreateAccount(ctx, control.CreateRequest{ID: "acme", Params: map[string]string{"plan": "pro"}}); err != nil {
 		t.Fatal(err)
 	}
-	return c, lg, hs.URL
+	return c, lg, f.url
 }
 
 func TestFleetEndpoints(t *testing.T) {

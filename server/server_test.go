@@ -40,9 +40,12 @@ routes:
 
 type fixture struct {
 	url    string
+	dir    string
 	token  string
 	client *server.Client
 	runner *rollout.Runner
+	srv    *server.Server
+	prov   *local.Provider
 	cancel context.CancelFunc
 }
 
@@ -75,7 +78,7 @@ func start(t *testing.T) *fixture {
 	done := make(chan struct{})
 	go func() { run.Serve(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; hs.Close(); prov.Close(); st.Close() })
-	return &fixture{url: hs.URL, token: tok, client: server.NewClient(hs.URL, tok, nil), runner: run, cancel: cancel}
+	return &fixture{url: hs.URL, dir: dir, token: tok, client: server.NewClient(hs.URL, tok, nil), runner: run, srv: srv, prov: prov, cancel: cancel}
 }
 
 func code(err error) silo.Code { return silo.ErrorCode(err) }
