@@ -254,6 +254,15 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 		kvs, err := c.host.ExportScan(ctx, e, p, a, int(uint32(s[6])))
 		c.out(ctx, mem, s, 7, "export_scan", encodeKVs(kvs), err)
 	})
+	add(abi.ImportLogEnabled, func(ctx context.Context, c *call, mem api.Memory, s []uint64) {
+		level := slog.Level(int32(s[0]))
+		s[0] = 1
+		if c.logs > maxLogLines {
+			s[0] = 0 // over the cap (and warned): the line would be dropped
+		} else if le, ok := c.host.(LevelEnabler); ok && !le.Enabled(ctx, level) {
+			s[0] = 0
+		}
+	})
 	add(abi.ImportLog, func(ctx context.Context, c *call, mem api.Memory, s []uint64) {
 		c.logs++
 		switch {

@@ -378,6 +378,7 @@ var hostSigs = map[string]funcType{
 	abi.ImportExportGet:  sig(6, i64),
 	abi.ImportExportScan: sig(9, i64),
 	abi.ImportLog:        sig(5, 0),
+	abi.ImportLogEnabled: sig(1, i32),
 }
 
 func sig(nI32 int, result byte) funcType {

@@ -191,3 +191,31 @@ func TestLogBelowLevelSkipped(t *testing.T) {
 		}
 	}
 }
+
+// versionedConfigHost is the real DataHost whose config values a test
+// changes between invocations, as a deploy changes the provider's.
+type versionedConfigHost struct {
+	DataHost
+	value string
+}
+
+func (h *versionedConfigHost) Config(context.Context, string) (string, error) { return h.value, nil }
+
+// The SDK keeps config values it has returned, to return them again without
+// allocating, but asks the host every time: a changed value is seen by the
+// next invocation of the same warm instance.
+func TestConfigChangeSeenByWarmInstance(t *testing.T) {
+	e := newEnv(t, Config{})
+	h := &versionedConfigHost{DataHost: e.hosts["acme"].(*blockingHost).DataHost}
+	for i, v := range []string{"v1", "v1", "v2", "", "v3"} {
+		h.value = v
+		resp, err := e.rt.Invoke(context.Background(), Invocation{Account: "acme", Function: "api", Digest: e.guest, Host: h,
+			Request: Request{Path: "/config", Query: url.Values{"k": {"plan"}}}})
+		if err != nil || resp.Status != 200 || string(resp.Body) != v {
+			t.Errorf("invocation %d: got %d %q, %v; want 200 %q", i, resp.Status, resp.Body, err, v)
+		}
+	}
+	if s := e.rt.Stats(); s.Instances != 1 {
+		t.Errorf("%d instances; the test means one warm instance", s.Instances)
+	}
+}

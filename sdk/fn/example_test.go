@@ -16,7 +16,7 @@ func Example() {
 	fn.Handle(func(r *fn.Request) *fn.Response {
 		return fn.JSON(200, map[string]string{"hello": r.Param("name")})
 	})
-	resp := fn.Call(nil, &fn.Request{Method: "GET", Path: "/hello/ada", Params: map[string]string{"name": "ada"}})
+	resp := fn.Call(nil, fn.NewRequest("GET", "/hello/ada", nil).WithParam("name", "ada"))
 	fmt.Println(resp.Status, resp.Header["Content-Type"][0], string(resp.Body))
 	// Output: 200 application/json {"hello":"ada"}
 }

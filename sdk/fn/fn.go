@@ -34,41 +34,100 @@ import (
 	"github.com/silo-run/silo/sdk/fn/abi"
 )
 
-// Request is an HTTP request routed to the function.
+// Request is an HTTP request routed to the function. Path parameters, query
+// parameters and header fields are read with Param, QueryValue and
+// HeaderValue (no allocation), or as maps with Params, Query and Header.
 type Request struct {
-	ID     string              // request ID, also attached to every log line
-	Method string              // e.g. "GET"
-	Path   string              // e.g. "/findings/42"
-	Params map[string]string   // path parameters from the route, e.g. {"id": "42"}
-	Query  map[string][]string // query parameters
-	Header map[string][]string // canonical keys, e.g. "Content-Type"
+	ID     string // request ID, also attached to every log line
+	Method string // e.g. "GET"
+	Path   string // e.g. "/findings/42"
 	Body   []byte
+
+	// Key, value pairs in the order the host sent them; a multi-valued
+	// query parameter or header field repeats its key.
+	params, query, header []string
 }
 
-// Param returns the path parameter k, or "".
-func (r *Request) Param(k string) string { return r.Params[k] }
+// NewRequest returns a request for method and path, to build requests for
+// Call in tests: add parameters with WithParam, WithQuery and WithHeader.
+func NewRequest(method, path string, body []byte) *Request {
+	return &Request{Method: method, Path: path, Body: body}
+}
+
+// WithParam adds path parameter k and returns r.
+func (r *Request) WithParam(k, v string) *Request { r.params = append(r.params, k, v); return r }
+
+// WithQuery adds value v to query parameter k and returns r.
+func (r *Request) WithQuery(k, v string) *Request { r.query = append(r.query, k, v); return r }
+
+// WithHeader adds value v to header field k (any case) and returns r.
+func (r *Request) WithHeader(k, v string) *Request {
+	r.header = append(r.header, abi.CanonicalHeaderKey(k), v)
+	return r
+}
+
+// Param returns the path parameter k (from the route, e.g. {id}), or "".
+func (r *Request) Param(k string) string { v, _ := abi.Lookup(r.params, k); return v }
 
 // QueryValue returns the first value of query parameter k, or "".
-func (r *Request) QueryValue(k string) string {
-	if vs := r.Query[k]; len(vs) > 0 {
-		return vs[0]
-	}
-	return ""
-}
+func (r *Request) QueryValue(k string) string { v, _ := abi.Lookup(r.query, k); return v }
 
-// HeaderValue returns the first value of header k (any case), or "".
+// QueryValues returns every value of query parameter k.
+func (r *Request) QueryValues(k string) []string { return values(r.query, k) }
+
+// HeaderValue returns the first value of header field k (any case), or "".
 func (r *Request) HeaderValue(k string) string {
-	if vs := r.Header[abi.CanonicalHeaderKey(k)]; len(vs) > 0 {
-		return vs[0]
-	}
-	return ""
+	v, _ := abi.Lookup(r.header, abi.CanonicalHeaderKey(k))
+	return v
 }
 
-// Response is the function's answer.
+// HeaderValues returns every value of header field k (any case).
+func (r *Request) HeaderValues(k string) []string {
+	return values(r.header, abi.CanonicalHeaderKey(k))
+}
+
+// Params returns the path parameters as a new map.
+func (r *Request) Params() map[string]string {
+	m := make(map[string]string, len(r.params)/2)
+	for i := 0; i+1 < len(r.params); i += 2 {
+		if _, ok := m[r.params[i]]; !ok {
+			m[r.params[i]] = r.params[i+1]
+		}
+	}
+	return m
+}
+
+// Query returns the query parameters as a new map.
+func (r *Request) Query() map[string][]string { return multi(r.query) }
+
+// Header returns the header fields (canonical keys) as a new map.
+func (r *Request) Header() map[string][]string { return multi(r.header) }
+
+func values(pairs []string, k string) []string {
+	var vs []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i] == k {
+			vs = append(vs, pairs[i+1])
+		}
+	}
+	return vs
+}
+
+func multi(pairs []string) map[string][]string {
+	m := make(map[string][]string, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		m[pairs[i]] = append(m[pairs[i]], pairs[i+1])
+	}
+	return m
+}
+
+// Response is the function's answer. ContentType is its Content-Type
+// header (a Content-Type in Header wins); Header holds any others.
 type Response struct {
-	Status int
-	Header map[string][]string
-	Body   []byte
+	Status      int
+	ContentType string
+	Header      map[string][]string
+	Body        []byte
 }
 
 // SetHeader sets header k to v and returns r.
@@ -82,7 +141,7 @@ func (r *Response) SetHeader(k, v string) *Response {
 
 // Bytes returns a response with the given status, content type and body.
 func Bytes(status int, contentType string, body []byte) *Response {
-	return &Response{Status: status, Header: map[string][]string{"Content-Type": {contentType}}, Body: body}
+	return &Response{Status: status, ContentType: contentType, Body: body}
 }
 
 // Text returns a text/plain response.
@@ -250,6 +309,9 @@ func (Logger) Warn(msg string, kv ...any) { logf(abi.LevelWarn, msg, kv) }
 func (Logger) Error(msg string, kv ...any) { logf(abi.LevelError, msg, kv) }
 
 func logf(level int32, msg string, kv []any) {
+	if !logEnabled(level) {
+		return // the platform would drop the line: do not build it
+	}
 	s := make([]string, 0, len(kv)+1)
 	for i := 0; i < len(kv); i += 2 {
 		k, ok := kv[i].(string)
@@ -287,16 +349,16 @@ func toString(v any) string {
 	return string(b)
 }
 
-// serve runs h on an encoded request and returns the encoded response.
+// serve runs h on an encoded request and returns the encoded response. The
+// request's strings and body alias req, which the caller gives to this
+// request alone.
 func serve(h Handler, req []byte, out []byte) []byte {
-	r, err := abi.DecodeRequest(req)
-	if err != nil {
+	var f abi.FlatRequest
+	if err := abi.DecodeFlat(req, &f); err != nil {
 		return abi.AppendResponse(out, &abi.Response{Status: 400, Body: []byte("malformed request")})
 	}
-	// The body aliases the request buffer, which the next request reuses:
-	// give the handler its own copy so it may keep it.
-	r.Body = append([]byte(nil), r.Body...)
-	resp := call(h, (*Request)(r))
+	r := &Request{ID: f.ID, Method: f.Method, Path: f.Path, Body: f.Body, params: f.Params, query: f.Query, header: f.Header}
+	resp := call(h, r)
 	return abi.AppendResponse(out, (*abi.Response)(resp))
 }
 

@@ -4,6 +4,7 @@ package fn
 
 import (
 	"runtime"
+	"strings"
 	"unsafe"
 
 	"github.com/silo-run/silo/sdk/fn/abi"
@@ -50,6 +51,9 @@ func hostExportScan(ep, el, pp, pl, ap, al, limit, op, oc uint32) int64
 
 //go:wasmimport silo log
 func hostLogCall(level int32, mp, ml, ap, al uint32)
+
+//go:wasmimport silo log_enabled
+func hostLogEnabled(level int32) int32
 
 // scratch receives host-call results; it grows to the largest result seen,
 // capped so one big read does not pin memory forever.
@@ -158,7 +162,7 @@ func kvScan(table, prefix, after string, limit int) ([]KV, error) {
 	if err != nil {
 		return nil, err
 	}
-	return abi.DecodeKVs(b)
+	return abi.DecodeKVsInPlace(b) // b is this call's own copy
 }
 
 func blobGet(bucket, key string) ([]byte, error) {
@@ -205,16 +209,36 @@ func blobList(bucket, prefix string, limit int) ([]string, error) {
 	return abi.DecodeStrings(b)
 }
 
+// configSeen holds config values returned before (key, value pairs), so a
+// value read again costs the host call but no allocation. The host is still
+// asked every time: a value changed by a deploy is seen at once.
+var configSeen []string
+
+const configSeenMax = 64 // pairs
+
 func configGet(key string) (string, error) {
 	kp, kl := sp(key)
 	op, oc := out()
 	r := hostConfigGet(kp, kl, op, oc)
 	runtime.KeepAlive(key)
-	if r >= 0 && int(r) <= len(scratch) {
-		return string(scratch[:r]), nil
+	if r < 0 || int(r) > len(scratch) {
+		b, err := result(r)
+		return string(b), err
 	}
-	b, err := result(r)
-	return string(b), err
+	v := scratch[:r]
+	for i := 0; i < len(configSeen); i += 2 {
+		if configSeen[i] == key {
+			if configSeen[i+1] != string(v) {
+				configSeen[i+1] = string(v)
+			}
+			return configSeen[i+1], nil
+		}
+	}
+	s := string(v)
+	if len(configSeen) < 2*configSeenMax {
+		configSeen = append(configSeen, strings.Clone(key), s)
+	}
+	return s, nil
 }
 
 func secretGet(name string) ([]byte, error) {
@@ -252,7 +276,7 @@ func exportScan(export, prefix, after string, limit int) ([]KV, error) {
 	if err != nil {
 		return nil, err
 	}
-	return abi.DecodeKVs(b)
+	return abi.DecodeKVsInPlace(b) // b is this call's own copy
 }
 
 func hostLog(level int32, msg string, kv []string) {
@@ -264,6 +288,8 @@ func hostLog(level int32, msg string, kv []string) {
 	runtime.KeepAlive(attrs)
 }
 
+func logEnabled(level int32) bool { return hostLogEnabled(level) != 0 }
+
 // Guest exports.
 
 var (
@@ -274,13 +300,13 @@ var (
 //go:wasmexport silo_abi_v1
 func siloABIv1() {}
 
+// silo_alloc hands out a fresh buffer for each request: the request's
+// strings and body alias it (see serve), so it is never reused.
+//
 //go:wasmexport silo_alloc
 func siloAlloc(size uint32) uint32 {
-	if int(size) > cap(reqBuf) || cap(reqBuf) > scratchKeep && int(size) < scratchKeep {
-		reqBuf = make([]byte, size)
-	}
-	reqBuf = reqBuf[:size]
-	p, _ := bp(reqBuf[:cap(reqBuf)])
+	reqBuf = make([]byte, size)
+	p, _ := bp(reqBuf)
 	return p
 }
 
@@ -293,7 +319,11 @@ func handle(ptr, n uint32) uint64 { return Serve(ptr, n, handler) }
 //	//go:wasmexport list
 //	func list(ptr, n uint32) uint64 { return fn.Serve(ptr, n, listHandler) }
 func Serve(ptr, n uint32, h Handler) uint64 {
+	if int(n) > len(reqBuf) {
+		n = 0 // not the buffer silo_alloc handed out: decoding fails (400)
+	}
 	req := reqBuf[:n]
+	reqBuf = nil
 	if len(respBuf) > scratchKeep {
 		respBuf = nil
 	}

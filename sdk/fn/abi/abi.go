@@ -55,6 +55,7 @@ const (
 	ImportExportGet  = "export_get"  // (export, key, out) -> i64
 	ImportExportScan = "export_scan" // (export, prefix, after, limit i32, out) -> i64 (EncodeKVs)
 	ImportLog        = "log"         // (level i32, msg, attrs (EncodePairs)) -> nothing
+	ImportLogEnabled = "log_enabled" // (level i32) -> i32: 1 if a line at level would be kept
 	ImportCheckpoint = "checkpoint"  // injected by the runtime at deploy; guests never import it themselves
 )
 
@@ -113,11 +114,14 @@ type Request struct {
 	Body   []byte
 }
 
-// Response is an HTTP-shaped response.
+// Response is an HTTP-shaped response. ContentType, when set and Header has
+// no Content-Type, is encoded as that header (so a guest need not allocate a
+// map for it); DecodeResponse always returns it in Header.
 type Response struct {
-	Status int
-	Header map[string][]string
-	Body   []byte
+	Status      int
+	ContentType string
+	Header      map[string][]string
+	Body        []byte
 }
 
 // ErrMalformed is returned by the decoders for truncated or corrupt input.
@@ -177,9 +181,20 @@ func DecodeRequest(b []byte) (*Request, error) {
 // AppendResponse appends the encoding of r to b.
 func AppendResponse(b []byte, r *Response) []byte {
 	b = binary.AppendUvarint(b, uint64(r.Status))
-	b = appendMulti(b, r.Header)
+	_, set := r.Header[contentType]
+	if r.ContentType == "" || set {
+		b = appendMulti(b, r.Header)
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(r.Header)+1))
+		b = appendString(b, contentType)
+		b = binary.AppendUvarint(b, 1)
+		b = appendString(b, r.ContentType)
+		b = appendEntries(b, r.Header)
+	}
 	return appendBytes(b, r.Body)
 }
+
+const contentType = "Content-Type"
 
 // DecodeResponse decodes a response. Body aliases b; the caller copies it if b
 // is reused.
@@ -302,7 +317,10 @@ func appendBytes(b, v []byte) []byte {
 }
 
 func appendMulti(b []byte, m map[string][]string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(m)))
+	return appendEntries(binary.AppendUvarint(b, uint64(len(m))), m)
+}
+
+func appendEntries(b []byte, m map[string][]string) []byte {
 	for k, vs := range m {
 		b = appendString(b, k)
 		b = binary.AppendUvarint(b, uint64(len(vs)))

@@ -1,0 +1,161 @@
+package abi
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// flatMaps turns a FlatRequest back into the map form, to compare it with
+// DecodeRequest's.
+func flatMaps(f *FlatRequest) *Request {
+	r := &Request{ID: f.ID, Method: f.Method, Path: f.Path, Body: f.Body}
+	for i := 0; i < len(f.Params); i += 2 {
+		if r.Params == nil {
+			r.Params = map[string]string{}
+		}
+		r.Params[f.Params[i]] = f.Params[i+1]
+	}
+	multi := func(pairs []string) map[string][]string {
+		var m map[string][]string
+		for i := 0; i < len(pairs); i += 2 {
+			if m == nil {
+				m = map[string][]string{}
+			}
+			m[pairs[i]] = append(m[pairs[i]], pairs[i+1])
+		}
+		return m
+	}
+	r.Query, r.Header = multi(f.Query), multi(f.Header)
+	return r
+}
+
+func TestDecodeFlat(t *testing.T) {
+	for _, r := range []*Request{
+		{Method: "GET", Path: "/"},
+		{ID: "req-1", Method: "POST", Path: "/findings/42",
+			Params: map[string]string{"id": "42", "x": ""},
+			Query:  map[string][]string{"q": {"a", "b"}, "empty": {""}},
+			Header: map[string][]string{"Content-Type": {"application/json"}, "Accept": {"*/*", "text/plain"}},
+			Body:   []byte(`{"x":1}`)},
+		{Method: "GET", Path: "/", Query: map[string][]string{"novalue": {}}},
+	} {
+		b := AppendRequest(nil, r)
+		var f FlatRequest
+		if err := DecodeFlat(b, &f); err != nil {
+			t.Fatalf("%+v: %v", r, err)
+		}
+		want, err := DecodeRequest(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A key without values has no pair: it reads as absent, as with
+		// url.Values.Get (net/http never sends one).
+		for k, vs := range want.Query {
+			if len(vs) == 0 {
+				delete(want.Query, k)
+			}
+		}
+		if len(want.Query) == 0 {
+			want.Query = nil
+		}
+		if diff := cmp.Diff(want, flatMaps(&f), cmp.Comparer(func(a, b []byte) bool { return string(a) == string(b) })); diff != "" {
+			t.Errorf("DecodeFlat and DecodeRequest differ (-DecodeRequest +DecodeFlat):\n%s", diff)
+		}
+		if v, ok := Lookup(f.Query, "q"); len(r.Query["q"]) > 0 && (!ok || v != "a") {
+			t.Errorf("Lookup(q) = %q, %v; want the first value a", v, ok)
+		}
+		if _, ok := Lookup(f.Query, "missing"); ok {
+			t.Error("Lookup of a missing key found it")
+		}
+	}
+}
+
+func TestDecodeFlatMalformed(t *testing.T) {
+	good := AppendRequest(nil, &Request{Method: "GET", Path: "/x", Params: map[string]string{"a": "b"},
+		Query: map[string][]string{"q": {"1"}}, Header: map[string][]string{"X": {"y"}}, Body: []byte("b")})
+	var f FlatRequest
+	if err := DecodeFlat(good, &f); err != nil {
+		t.Fatalf("twin: good request: %v", err)
+	}
+	for i := 0; i < len(good); i++ {
+		if err := DecodeFlat(good[:i], &f); err == nil {
+			t.Errorf("truncated at %d: no error", i)
+		}
+	}
+	if err := DecodeFlat(append(good, 0), &f); err == nil {
+		t.Error("trailing byte: no error")
+	}
+	// Hostile counts are bounded by the bytes left: no huge allocation.
+	hostile := append([]byte{Version, 0, 0, 0}, 0xff, 0xff, 0xff, 0xff, 0x0f)
+	if err := DecodeFlat(hostile, &f); err == nil {
+		t.Error("huge params count: no error")
+	}
+}
+
+func FuzzDecodeFlat(f *testing.F) {
+	f.Add(AppendRequest(nil, &Request{Method: "GET", Path: "/", Query: map[string][]string{"a": {"1", "2"}}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fr FlatRequest
+		errFlat := DecodeFlat(b, &fr)
+		r, err := DecodeRequest(b)
+		if (errFlat == nil) != (err == nil) {
+			t.Fatalf("DecodeFlat error %v, DecodeRequest error %v", errFlat, err)
+		}
+		if err != nil {
+			return
+		}
+		if len(fr.Params)%2 != 0 || len(fr.Query)%2 != 0 || len(fr.Header)%2 != 0 {
+			t.Fatal("odd number of pair elements")
+		}
+		if fr.ID != r.ID || fr.Path != r.Path || string(fr.Body) != string(r.Body) {
+			t.Fatalf("DecodeFlat %+v differs from DecodeRequest %+v", fr, r)
+		}
+	})
+}
+
+func TestDecodeKVsInPlace(t *testing.T) {
+	kvs := []KV{{Key: "a", Value: []byte("1")}, {Key: "b", Value: nil}, {Key: "", Value: []byte("3")}}
+	b := AppendKVs(nil, kvs)
+	got, err := DecodeKVsInPlace(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := DecodeKVs(b)
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b []byte) bool { return string(a) == string(b) })); diff != "" {
+		t.Errorf("(-DecodeKVs +DecodeKVsInPlace):\n%s", diff)
+	}
+	// Appending to a value must not overwrite the next key.
+	_ = append(got[0].Value, 'X')
+	if got[1].Key != "b" {
+		t.Errorf("appending to a value changed the next key to %q", got[1].Key)
+	}
+	if _, err := DecodeKVsInPlace(b[:len(b)-1]); err == nil {
+		t.Error("truncated: no error")
+	}
+}
+
+func TestResponseContentType(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    Response
+		want map[string][]string
+	}{
+		{"field only", Response{Status: 200, ContentType: "text/plain"}, map[string][]string{"Content-Type": {"text/plain"}}},
+		{"field and others", Response{Status: 200, ContentType: "text/plain", Header: map[string][]string{"X-A": {"1"}}},
+			map[string][]string{"Content-Type": {"text/plain"}, "X-A": {"1"}}},
+		{"header wins", Response{Status: 200, ContentType: "text/plain", Header: map[string][]string{"Content-Type": {"image/png"}}},
+			map[string][]string{"Content-Type": {"image/png"}}},
+		{"none", Response{Status: 204}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecodeResponse(AppendResponse(nil, &tc.r))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got.Header); diff != "" {
+				t.Errorf("header (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
