@@ -78,6 +78,16 @@ func init() {
 			return fn.JSON(200, map[string]any{"value": string(v), "keys": keys})
 		case "/config":
 			return fn.Text(200, fn.Config(r.QueryValue("k")))
+		case "/config-loop", "/empty-loop":
+			// n config reads, or the same loop without them: the
+			// difference divided by n is one fn.Config round trip.
+			n, _ := strconv.Atoi(r.QueryValue("n"))
+			k, read := r.QueryValue("k"), r.Path == "/config-loop"
+			var last string
+			for i := 0; i < n; i++ {
+				last = step(read, k)
+			}
+			return fn.Text(200, last)
 		case "/secret":
 			v, err := fn.Secret(r.QueryValue("n"))
 			if err != nil {
@@ -131,6 +141,14 @@ func init() {
 		}
 		return fn.Text(404, "no such path")
 	})
+}
+
+//go:noinline
+func step(read bool, k string) string {
+	if read {
+		return fn.Config(k)
+	}
+	return k
 }
 
 //go:wasmexport nop
