@@ -42,7 +42,7 @@ func DecodeFlat(b []byte, r *FlatRequest) error {
 	for i := 0; i < 2*np; i++ {
 		pairs = append(pairs, d.alias())
 	}
-	r.Params = pairs[:2*np:2*np]
+	r.Params = pairs[: 2*np : 2*np]
 	pairs = d.appendMulti(pairs)
 	r.Query = pairs[2*np : 2*(np+nq) : 2*(np+nq)]
 	pairs = d.appendMulti(pairs)
