@@ -9,6 +9,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/provider/providertest"
 )
@@ -146,8 +147,8 @@ func BenchmarkDurableWriteBaseline(b *testing.B) {
 }
 
 // BenchmarkConfig is a config read through a data handle, as every request
-// of the example's list function does: served from memory after a stat of
-// the data key and of config.json.
+// of the example's list function does: served from memory (see
+// BenchmarkWarm for the cost of checking the files at every call).
 func BenchmarkConfig(b *testing.B) {
 	p, ctx := benchData(b)
 	d, _ := p.Data(ctx(), "acme")
@@ -158,4 +159,93 @@ func BenchmarkConfig(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// warmData is a data handle of an account whose config, secrets and store
+// have been read once (the files aged past the racy window), as on the
+// request path of a busy tenant.
+func warmData(b *testing.B, cfg local.Config) provider.Data {
+	ctx := context.Background()
+	cfg.Dir = b.TempDir()
+	p, err := local.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		b.Fatal(err)
+	}
+	providertest.ApplyAll(b, p, "acme", providertest.Stack(b))
+	if err := p.PutSecret(ctx, "acme", "api_token", []byte("tok")); err != nil {
+		b.Fatal(err)
+	}
+	d, err := p.Data(ctx, "acme")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if err := d.Put(ctx, "findings", fmt.Sprintf("k%02d", i), make([]byte, 256)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, name := range []string{"config.json", "secrets.json"} {
+		os.Chtimes(filepath.Join(p.Dir(), "accounts", "acme", name), old, old)
+	}
+	if _, err := d.Config(ctx, "plan"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := d.Secret(ctx, "api_token"); err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// BenchmarkWarm measures the data-plane reads of every request on a warm
+// account: Config, Secret, Get and a 20-pair Scan. With the default
+// CacheRecheck, Config and Secret make no system call; Get and Scan make
+// none on an open store either way.
+func BenchmarkWarm(b *testing.B) {
+	ctx := context.Background()
+	for _, c := range warmConfigs {
+		d := warmData(b, c.cfg)
+		b.Run("config/"+c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := d.Config(ctx, "plan"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("secret/"+c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := d.Secret(ctx, "api_token"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("get/"+c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := d.Get(ctx, "findings", "k07"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("scan/"+c.name, func(b *testing.B) {
+			for b.Loop() {
+				if kvs, err := d.Scan(ctx, "findings", "k", "", 100); err != nil || len(kvs) != 20 {
+					b.Fatal(len(kvs), err)
+				}
+			}
+		})
+	}
+}
+
+// warmConfigs are the cache settings BenchmarkWarm compares: files checked
+// (stat) at every call, as before CacheRecheck existed, and the default.
+var warmConfigs = []struct {
+	name string
+	cfg  local.Config
+}{
+	{"recheck-every-call", local.Config{CacheRecheck: -1}},
+	{"recheck-1s", local.Config{}},
 }

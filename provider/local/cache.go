@@ -1,26 +1,50 @@
 package local
 
-// The in-memory cache of config.json and secrets.json (the data plane reads
-// them on every Config and Secret call: reading and decoding the file cost
-// ~13 µs, a stat ~1 µs).
+// The in-memory cache of data.key (the wrapped key ring, whose presence
+// makes the account exist), config.json and secrets.json. The data plane
+// needs them on every Config and Secret call, and data.key (existence) on
+// every table read; reading and decoding a file costs ~13 µs, a stat ~4 µs
+// on a VM with slow system calls, a cached read no system call at all.
 //
-// Validity: every read stats the file and uses the cached map only if the
-// file is the same one (os.SameFile: device and inode), with the same size
-// and modification time, as when it was read. The files are only ever
-// replaced by rename (writeFile), which gives them a new inode, so a change
-// by this process or another one on the same directory (the CLI writing
-// while `silo up` serves) is seen at the next call. To be safe from a write
-// that lands within one tick of the file system's clock after a read (same
-// size, inode number reused, same mtime), a file is cached only once its
-// mtime is racyWindow older than the moment the read began, as git does
-// with its index: a later write then always gets a different mtime.
+// Freshness: a cached file is used without looking at the disk for
+// Config.CacheRecheck (DefaultCacheRecheck, 1 s) after it was last checked.
+// Then the next call stats it and keeps the cached copy if the file is the
+// same one (os.SameFile: device and inode), with the same size and
+// modification time, as when it was read; else it reads it again. The files
+// are only ever replaced by rename (writeFile), which gives them a new inode,
+// so a change by another process on the same directory (the CLI writing
+// while `silo up` serves) is seen within CacheRecheck. To be safe from a
+// write that lands within one tick of the file system's clock after a read
+// (same size, inode number reused, same mtime), a copy is trusted at a
+// recheck only if the file's mtime was racyWindow older than the moment the
+// read began, as git does with its index; a younger one is read again at
+// every recheck.
 //
-// Deletion: DeleteAccount drops the account's entry and marks it dead, so a
-// read racing with the deletion cannot put it back; the account's handle
-// returns CodeNotFound because every Config and Secret call first checks
-// that the data key exists (a stat), as before. The data key itself is
-// never cached. Entries unused for IdleTimeout are dropped by the janitor,
-// so idle accounts hold no memory here.
+// Writes of this process are seen at once: every write of these files
+// (writeCached, writeRing, CreateAccount) bumps the account's generation
+// after the file is in place, and a cached copy is used only under the
+// generation that was current before it was read. So a read that raced with
+// a write and stored what it read before the write is never served after
+// the write returned. DeleteAccount drops the account's entry after its
+// files are gone: the next read finds nothing cached, stats data.key and
+// returns CodeNotFound.
+//
+// Secret's retry, when a value names a key no longer in the ring (a
+// data-key rotation, here or in another process, between or after the two
+// reads) or a ring entry no longer unwraps (a master-key rotation), checks
+// both files on the disk whatever their age (load with force), so it cannot
+// spin on a stale copy.
+//
+// Keys: the ring is cached as on disk (wrapped keys, useless without the
+// master key), and with it each data key once Secret has unwrapped it
+// (unwrapping costs ~1 µs, most of a Secret call). An unwrapped key lives
+// exactly as long as the cached ring it came from: it is dropped with it
+// when this process writes data.key, when a recheck finds another file,
+// when the account is deleted, and when the entry goes idle. It grants
+// nothing the master key, which the process holds anyway, does not.
+// Entries unused for about IdleTimeout are dropped by the janitor, so idle
+// accounts hold no memory here; a used one holds one small struct, its
+// three decoded files and its unwrapped data key.
 
 import (
 	"encoding/json"
@@ -34,19 +58,22 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/envelope"
 )
 
 // racyWindow is how much older than the start of a read a file's mtime must
-// be for the read to be cached. It covers the kernel's coarse file-time
-// clock (one tick, at most 10 ms on Linux) with a wide margin, on file
-// systems with sub-second timestamps; coarseRacyWindow covers file systems
-// with 1 s or 2 s ones (FAT), recognized by an mtime on a whole second.
+// be for the read to be trusted at a later recheck. It covers the kernel's
+// coarse file-time clock (one tick, at most 10 ms on Linux) with a wide
+// margin, on file systems with sub-second timestamps; coarseRacyWindow
+// covers file systems with 1 s or 2 s ones (FAT), recognized by an mtime on
+// a whole second.
 const (
 	racyWindow       = 100 * time.Millisecond
 	coarseRacyWindow = 3 * time.Second
 )
 
-// cacheable reports whether a file read at start may be cached.
+// cacheable reports whether a file read at start may be trusted at a
+// recheck if it is still the same file.
 func cacheable(fi os.FileInfo, start time.Time) bool {
 	w := racyWindow
 	if fi.ModTime().Nanosecond() == 0 {
@@ -55,53 +82,75 @@ func cacheable(fi os.FileInfo, start time.Time) bool {
 	return fi.ModTime().Before(start.Add(-w))
 }
 
+// The cached files of an account, indexes into acctCache.files.
+const (
+	slotRing    = iota // data.key
+	slotConfig         // config.json
+	slotSecrets        // secrets.json
+	numSlots
+)
+
+var slotFiles = [numSlots]string{fileDataKey, fileConfig, fileSecrets}
+
 // acctCache is the cached files of one account.
 type acctCache struct {
-	dead    atomic.Bool  // the account was deleted; store nothing more
-	used    atomic.Int64 // the janitor's epoch at the last use
-	config  atomic.Pointer[cachedFile]
-	secrets atomic.Pointer[cachedFile]
+	gen   atomic.Uint64 // bumped by every write of this process to the files
+	used  atomic.Int64  // the janitor's epoch at the last use
+	files [numSlots]atomic.Pointer[cachedFile]
 }
 
-// cachedFile is one decoded JSON file and the file it was read from. It is
-// never modified once stored.
+// cachedFile is one decoded file and the file it was read from. Only
+// checked and keys change once it is stored.
 type cachedFile struct {
-	fi os.FileInfo
-	m  map[string]string
+	gen     uint64      // acctCache.gen before the file was read
+	fi      os.FileInfo // nil if the file did not exist
+	trusted bool        // fi identifies the content at a recheck (cacheable)
+	m       map[string]string
+	ring    keyRing                            // slotRing only
+	keys    []atomic.Pointer[envelope.DataKey] // slotRing only: ring[i] unwrapped, once used
+	checked atomic.Int64                       // Provider.now() before the last stat or read that found the file unchanged
 }
 
-func (ac *acctCache) slot(name string) *atomic.Pointer[cachedFile] {
-	if name == fileSecrets {
-		return &ac.secrets
-	}
-	return &ac.config
-}
+// now is the provider's monotonic clock, in nanoseconds since New. It reads
+// only the monotonic clock (vDSO, no system call).
+func (p *Provider) now() int64 { return int64(time.Since(p.born)) }
 
 // cacheOf returns the cache entry of an account, creating it.
 func (p *Provider) cacheOf(id silo.AccountID) *acctCache {
+	var ac *acctCache
 	if v, ok := p.cache.Load(id); ok {
-		return v.(*acctCache)
+		ac = v.(*acctCache)
+	} else {
+		v, _ := p.cache.LoadOrStore(id, &acctCache{})
+		ac = v.(*acctCache)
 	}
-	v, _ := p.cache.LoadOrStore(id, &acctCache{})
-	return v.(*acctCache)
+	if e := p.epoch.Load(); ac.used.Load() != e { // no shared write per call
+		ac.used.Store(e)
+	}
+	return ac
 }
 
-// dropCache forgets everything cached for the account; a read still running
-// cannot store into the dropped entry.
+// dropCache forgets everything cached for the account (DeleteAccount, after
+// its files are gone); a read still running cannot serve what it stores.
 func (p *Provider) dropCache(id silo.AccountID) {
 	if v, ok := p.cache.LoadAndDelete(id); ok {
 		ac := v.(*acctCache)
-		ac.dead.Store(true)
-		ac.config.Store(nil)
-		ac.secrets.Store(nil)
+		ac.gen.Add(1)
+		for i := range ac.files {
+			ac.files[i].Store(nil)
+		}
 	}
 }
 
-// invalidate forgets the cached copy of one file of the account (after this
-// process wrote it).
-func (p *Provider) invalidate(id silo.AccountID, name string) {
+// invalidate forgets the cached files of the account after this process
+// wrote one of them; it must run after the file is in place.
+func (p *Provider) invalidate(id silo.AccountID) {
 	if v, ok := p.cache.Load(id); ok {
-		v.(*acctCache).slot(name).Store(nil)
+		ac := v.(*acctCache)
+		ac.gen.Add(1)
+		for i := range ac.files {
+			ac.files[i].Store(nil)
+		}
 	}
 }
 
@@ -117,72 +166,107 @@ func (p *Provider) sweepCache() {
 	})
 }
 
-// cachedJSON returns the string map in the account's file name (config.json
-// or secrets.json), empty if the file does not exist. The caller has checked
-// that the account exists; the map must not be modified.
-func (p *Provider) cachedJSON(a *account, name string) (map[string]string, error) {
-	ac := p.cacheOf(a.id)
-	ac.used.Store(p.epoch.Load())
-	slot := ac.slot(name)
-	path := filepath.Join(a.dir, name)
+// load returns the account's file in slot, decoded. It is served from
+// memory, without a system call, if this process has not written the
+// account's files since it was read and it was checked less than
+// CacheRecheck ago, unless force is set (a retry that suspects a stale
+// copy). Else the file is stated, and read again unless it is the one in
+// memory. A missing data.key is CodeNotFound (the account does not exist); a
+// missing config.json or secrets.json is an empty map. The map and ring
+// must not be modified.
+func (p *Provider) load(ac *acctCache, id silo.AccountID, slot int, force bool) (*cachedFile, error) {
+	now := p.now()
+	c := ac.files[slot].Load()
+	gen := ac.gen.Load()
+	if c != nil && c.gen == gen && !force && now-c.checked.Load() < p.recheck {
+		return c, nil
+	}
+	if c != nil && c.gen != gen {
+		c = nil
+	}
+	name := slotFiles[slot]
+	path := filepath.Join(p.accounts, string(id), name)
+	absent := func() (*cachedFile, error) {
+		if slot == slotRing {
+			ac.files[slot].CompareAndSwap(c, nil)
+			return nil, errNoAccount(id)
+		}
+		if c != nil && c.fi == nil {
+			c.checked.Store(now)
+			return c, nil
+		}
+		return p.store(ac, slot, &cachedFile{gen: gen, m: map[string]string{}}, now), nil
+	}
 	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		slot.Store(nil)
-		return map[string]string{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if c := slot.Load(); c != nil && sameFile(c.fi, fi) {
-		return c.m, nil
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return absent()
+	case err != nil:
+		return nil, fmt.Errorf("read %s of %s: %w", name, id, err)
+	case c != nil && c.trusted && c.fi != nil && sameFile(c.fi, fi):
+		c.checked.Store(now)
+		return c, nil
 	}
 	start := time.Now()
-	m, fi, err := readJSONFile(path)
-	if err != nil || fi == nil {
-		return m, err
+	b, fi, err := readFileInfo(path)
+	if errors.Is(err, fs.ErrNotExist) { // removed since the stat
+		return absent()
 	}
-	if cacheable(fi, start) {
-		slot.Store(&cachedFile{fi: fi, m: m})
-		if ac.dead.Load() {
-			slot.Store(nil)
+	if err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", name, id, err)
+	}
+	nc := &cachedFile{gen: gen, fi: fi, trusted: cacheable(fi, start)}
+	if slot == slotRing {
+		if nc.ring, err = decodeRing(b); err != nil {
+			return nil, errDamagedRing(id, path, err)
+		}
+		nc.keys = make([]atomic.Pointer[envelope.DataKey], len(nc.ring))
+	} else {
+		nc.m = map[string]string{}
+		if err := json.Unmarshal(b, &nc.m); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", path, err)
 		}
 	}
-	return m, nil
+	return p.store(ac, slot, nc, now), nil
+}
+
+// store caches c, read under c.gen and checked at now, unless a write of
+// this process came in between; it returns c either way.
+func (p *Provider) store(ac *acctCache, slot int, c *cachedFile, now int64) *cachedFile {
+	c.checked.Store(now)
+	if ac.gen.Load() == c.gen {
+		ac.files[slot].Store(c)
+	}
+	return c
 }
 
 func sameFile(a, b os.FileInfo) bool {
 	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && os.SameFile(a, b)
 }
 
-// readJSONFile decodes the file at path into a string map and returns the
-// FileInfo of the very file it read (nil if there is none).
-func readJSONFile(path string) (map[string]string, os.FileInfo, error) {
-	m := map[string]string{}
+// readFileInfo reads the file at path and returns the FileInfo of the very
+// file it read.
+func readFileInfo(path string) ([]byte, os.FileInfo, error) {
 	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return m, nil, nil
-	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+		return nil, nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+		return nil, nil, err
 	}
 	b, err := io.ReadAll(f)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+		return nil, nil, err
 	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	return m, fi, nil
+	return b, fi, nil
 }
 
 // writeCached is writeJSON for config.json and secrets.json: it also drops
-// this process's cached copy.
+// this process's cached copy once the file is in place (even if the write
+// failed part way, as the file may have been replaced).
 func (p *Provider) writeCached(a *account, name string, v any) error {
-	defer p.invalidate(a.id, name)
+	defer p.invalidate(a.id)
 	return writeJSON(a.dir, name, v)
 }

@@ -1,7 +1,9 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,11 +11,12 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
+	"github.com/silo-run/silo/provider/providertest"
 )
 
 // age sets the mtime of the account's config.json and secrets.json an hour
-// back, as if they were written long ago: only then does a read cache them
-// (see racyWindow).
+// back, as if they were written long ago: only then is a cached copy trusted
+// at a recheck without reading the file again (see racyWindow).
 func age(t testing.TB, p *Provider, id silo.AccountID) {
 	t.Helper()
 	old := time.Now().Add(-time.Hour)
@@ -48,87 +51,341 @@ func declareSecret(t testing.TB, p *Provider, id silo.AccountID, name string) {
 
 func wantConfig(t *testing.T, d provider.Data, key, want string) {
 	t.Helper()
-	got, err := d.Config(context.Background(), key)
-	if err != nil || got != want {
-		t.Fatalf("Config(%q) = %q, %v; want %q", key, got, err, want)
+	if err := configIs(d, key, want); err != nil {
+		t.Fatal(err)
 	}
 }
 
 func wantSecret(t *testing.T, d provider.Data, name, want string) {
 	t.Helper()
-	got, err := d.Secret(context.Background(), name)
-	if err != nil || string(got) != want {
-		t.Fatalf("Secret(%q) = %q, %v; want %q", name, got, err, want)
+	if err := secretIs(d, name, want); err != nil {
+		t.Fatal(err)
 	}
+}
+
+func configIs(d provider.Data, key, want string) error {
+	got, err := d.Config(context.Background(), key)
+	if err != nil {
+		return fmt.Errorf("Config(%q): %w", key, err)
+	}
+	if got != want {
+		return fmt.Errorf("Config(%q) = %q; want %q", key, got, want)
+	}
+	return nil
+}
+
+func secretIs(d provider.Data, name, want string) error {
+	got, err := d.Secret(context.Background(), name)
+	if err != nil {
+		return fmt.Errorf("Secret(%q): %w", name, err)
+	}
+	if string(got) != want {
+		return fmt.Errorf("Secret(%q) = %q; want %q", name, got, want)
+	}
+	return nil
+}
+
+// isCode returns nil if err has code c.
+func isCode(err error, c silo.Code) error {
+	if silo.ErrorCode(err) != c {
+		return fmt.Errorf("got error %v, want %s", err, c)
+	}
+	return nil
+}
+
+// eventually calls f until it returns nil, and fails the test if it still
+// does not after a deadline far beyond any CacheRecheck used in the tests.
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %v", what, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func slotOf(name string) int {
+	for i, f := range slotFiles {
+		if f == name {
+			return i
+		}
+	}
+	panic("no cache slot for " + name)
+}
+
+// cachedFileOf returns the copy of the account's file p would serve from
+// memory, nil if none.
+func cachedFileOf(p *Provider, id silo.AccountID, name string) *cachedFile {
+	v, ok := p.cache.Load(id)
+	if !ok {
+		return nil
+	}
+	ac := v.(*acctCache)
+	c := ac.files[slotOf(name)].Load()
+	if c == nil || c.gen != ac.gen.Load() {
+		return nil
+	}
+	return c
 }
 
 // cached reports whether p holds the account's file name in memory.
 func cached(p *Provider, id silo.AccountID, name string) bool {
-	v, ok := p.cache.Load(id)
-	return ok && v.(*acctCache).slot(name).Load() != nil
+	return cachedFileOf(p, id, name) != nil
 }
 
-// TestCacheSeesAnotherProvider: with config and secrets served from memory
-// (must: the cache is in use), a change made by a second Provider on the
-// same directory (another process: the CLI while silo up serves) is seen by
-// the first at its next call, and so is the account's deletion.
-func TestCacheSeesAnotherProvider(t *testing.T) {
+// expire makes the named cached files of the account (all if none) due for
+// a recheck at their next read, as if CacheRecheck had passed.
+func expire(p *Provider, id silo.AccountID, names ...string) {
+	if len(names) == 0 {
+		names = slotFiles[:]
+	}
+	if v, ok := p.cache.Load(id); ok {
+		for _, name := range names {
+			if c := v.(*acctCache).files[slotOf(name)].Load(); c != nil {
+				c.checked.Store(-1 << 62)
+			}
+		}
+	}
+}
+
+// expireAll is expire for every account p caches.
+func expireAll(p *Provider) {
+	p.cache.Range(func(k, _ any) bool {
+		expire(p, k.(silo.AccountID))
+		return true
+	})
+}
+
+// TestConfigCacheRecheck: zero means the default, a negative value a check
+// at every call.
+func TestConfigCacheRecheck(t *testing.T) {
+	for _, tc := range []struct {
+		in, want time.Duration
+		recheck  int64
+	}{
+		{0, DefaultCacheRecheck, int64(DefaultCacheRecheck)},
+		{-1, -1, 0},
+		{5 * time.Millisecond, 5 * time.Millisecond, int64(5 * time.Millisecond)},
+	} {
+		p := newTestProvider(t, Config{CacheRecheck: tc.in})
+		if p.cfg.CacheRecheck != tc.want || p.recheck != tc.recheck {
+			t.Errorf("CacheRecheck %v: got %v (recheck %d), want %v (%d)", tc.in, p.cfg.CacheRecheck, p.recheck, tc.want, tc.recheck)
+		}
+	}
+}
+
+// TestCacheWarmReadsNoDisk: warm Config, Secret, Get and Scan do not look
+// at the account's files: with the account directory moved away they still
+// answer (must not look). Twins (must look): a provider that checks at
+// every call answers CodeNotFound for Config and Secret at once, and the
+// warm one for all four once its copies are due for a recheck, although
+// its store file is still open; with the directory back, all answer again.
+func TestCacheWarmReadsNoDisk(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	p1 := newTestProvider(t, Config{Dir: dir, IdleTimeout: time.Hour})
-	p2 := newTestProvider(t, Config{Dir: dir, IdleTimeout: time.Hour})
-	if err := p1.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+	p := newTestProvider(t, Config{Dir: dir, CacheRecheck: time.Hour, IdleTimeout: time.Hour})
+	every := newTestProvider(t, Config{Dir: dir, CacheRecheck: -1, IdleTimeout: time.Hour})
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
 		t.Fatal(err)
 	}
-	setConfig(t, p1, "acme", "plan", "pro")
-	declareSecret(t, p1, "acme", "token")
-	if err := p1.PutSecret(ctx, "acme", "token", []byte("tok-1")); err != nil {
+	providertest.ApplyAll(t, p, "acme", providertest.Stack(t))
+	if err := p.PutSecret(ctx, "acme", "api_token", []byte("tok")); err != nil {
 		t.Fatal(err)
 	}
-	d1, err := p1.Data(ctx, "acme")
-	if err != nil {
+	d, _ := p.Data(ctx, "acme")
+	de, _ := every.Data(ctx, "acme")
+	if err := d.Put(ctx, "findings", "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	age(t, p1, "acme")
-	wantConfig(t, d1, "plan", "pro")
-	wantSecret(t, d1, "token", "tok-1")
-	if !cached(p1, "acme", fileConfig) || !cached(p1, "acme", fileSecrets) {
-		t.Fatal("config.json and secrets.json are not cached after a read of old files")
+	reads := []struct {
+		name  string
+		files bool // reads config or secrets, not the store
+		read  func(d provider.Data) error
+	}{
+		{"config", true, func(d provider.Data) error { return configIs(d, "plan", "pro") }},
+		{"secret", true, func(d provider.Data) error { return secretIs(d, "api_token", "tok") }},
+		{"get", false, func(d provider.Data) error {
+			v, err := d.Get(ctx, "findings", "k")
+			if err != nil {
+				return err
+			}
+			if string(v) != "v" {
+				return fmt.Errorf("Get = %q; want v", v)
+			}
+			return nil
+		}},
+		{"scan", false, func(d provider.Data) error {
+			kvs, err := d.Scan(ctx, "findings", "", "", 10)
+			if err != nil {
+				return err
+			}
+			if len(kvs) != 1 {
+				return fmt.Errorf("Scan = %v; want one pair", kvs)
+			}
+			return nil
+		}},
 	}
-	wantConfig(t, d1, "plan", "pro") // from memory
+	both := func(r int) []provider.Data { // only one provider may open the store file
+		if reads[r].files {
+			return []provider.Data{d, de}
+		}
+		return []provider.Data{d}
+	}
+	for i, r := range reads { // warm up
+		for _, d := range both(i) {
+			if err := r.read(d); err != nil {
+				t.Fatalf("control: %s: %v", r.name, err)
+			}
+		}
+	}
 
-	// Same-size values, so only the file's identity and mtime tell.
-	setConfig(t, p2, "acme", "plan", "biz")
-	if err := p2.PutSecret(ctx, "acme", "token", []byte("tok-2")); err != nil {
+	acct := filepath.Join(dir, "accounts", "acme")
+	if err := os.Rename(acct, acct+".away"); err != nil {
 		t.Fatal(err)
 	}
-	wantConfig(t, d1, "plan", "biz")
-	wantSecret(t, d1, "token", "tok-2")
+	for _, r := range reads {
+		if err := r.read(d); err != nil {
+			t.Errorf("warm %s with the account directory gone: %v; want it served without the files", r.name, err)
+		}
+		if r.files {
+			if err := isCode(r.read(de), silo.CodeNotFound); err != nil {
+				t.Errorf("%s checking at every call, directory gone: %v", r.name, err)
+			}
+		}
+	}
+	expire(p, "acme")
+	for _, r := range reads {
+		if err := isCode(r.read(d), silo.CodeNotFound); err != nil {
+			t.Errorf("%s rechecked with the account directory gone: %v", r.name, err)
+		}
+	}
 
-	// Cached again, then deleted by the other provider.
-	age(t, p1, "acme")
-	wantConfig(t, d1, "plan", "biz")
-	wantSecret(t, d1, "token", "tok-2")
-	if !cached(p1, "acme", fileConfig) {
-		t.Fatal("config.json not cached")
-	}
-	if err := p2.DeleteAccount(ctx, "acme"); err != nil {
+	if err := os.Rename(acct+".away", acct); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d1.Config(ctx, "plan"); silo.ErrorCode(err) != silo.CodeNotFound {
-		t.Errorf("Config of an account deleted by another provider: %v, want CodeNotFound", err)
-	}
-	if _, err := d1.Secret(ctx, "token"); silo.ErrorCode(err) != silo.CodeNotFound {
-		t.Errorf("Secret of an account deleted by another provider: %v, want CodeNotFound", err)
+	for i, r := range reads {
+		for j, d := range both(i) {
+			if err := r.read(d); err != nil {
+				t.Errorf("%s by provider %d with the directory back: %v", r.name, j, err)
+			}
+		}
 	}
 }
 
-// TestCacheInProcess: Apply and PutSecret in this process are seen at once
-// even while the files are cached; DeleteAccount drops what was cached and
-// the handle returns CodeNotFound; a re-created account starts empty.
+// TestCacheSeesAnotherProvider: a change made by a second Provider on the
+// same directory (another process: the CLI while silo up serves) to config,
+// a secret (same size: only the file's identity tells), or the account
+// itself (deleted, also for Get on the store file still open here;
+// re-created with other values) is seen by the first at its next call if
+// it checks at every call, and within CacheRecheck (polled for) if it
+// serves from memory.
+func TestCacheSeesAnotherProvider(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		recheck time.Duration
+	}{
+		{"every-call", -1},
+		{"bound", 20 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			p1 := newTestProvider(t, Config{Dir: dir, IdleTimeout: time.Hour, CacheRecheck: tc.recheck})
+			p2 := newTestProvider(t, Config{Dir: dir, IdleTimeout: time.Hour})
+			see := func(what string, f func() error) {
+				t.Helper()
+				if tc.recheck < 0 {
+					if err := f(); err != nil {
+						t.Fatalf("%s at the next call: %v", what, err)
+					}
+					return
+				}
+				eventually(t, what, f)
+			}
+			if err := p1.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+				t.Fatal(err)
+			}
+			setConfig(t, p1, "acme", "plan", "pro")
+			declareSecret(t, p1, "acme", "token")
+			if err := p1.PutSecret(ctx, "acme", "token", []byte("tok-1")); err != nil {
+				t.Fatal(err)
+			}
+			d1, err := p1.Data(ctx, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			providertest.ApplyAll(t, p1, "acme", providertest.Stack(t)[:1]) // table findings
+			if err := d1.Put(ctx, "findings", "k", []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+			age(t, p1, "acme")
+			wantConfig(t, d1, "plan", "pro")
+			wantSecret(t, d1, "token", "tok-1")
+			if !cached(p1, "acme", fileConfig) || !cached(p1, "acme", fileSecrets) || !cached(p1, "acme", fileDataKey) {
+				t.Fatal("control: the account's files are not cached after a read")
+			}
+
+			setConfig(t, p2, "acme", "plan", "biz")
+			if err := p2.PutSecret(ctx, "acme", "token", []byte("tok-2")); err != nil {
+				t.Fatal(err)
+			}
+			see("config changed by the other provider", func() error { return configIs(d1, "plan", "biz") })
+			see("secret changed by the other provider", func() error { return secretIs(d1, "token", "tok-2") })
+
+			age(t, p1, "acme")
+			wantConfig(t, d1, "plan", "biz")
+			if err := p2.DeleteAccount(ctx, "acme"); err != nil {
+				t.Fatal(err)
+			}
+			see("account deleted by the other provider: Config", func() error {
+				_, err := d1.Config(ctx, "plan")
+				return isCode(err, silo.CodeNotFound)
+			})
+			see("account deleted by the other provider: Secret", func() error {
+				_, err := d1.Secret(ctx, "token")
+				return isCode(err, silo.CodeNotFound)
+			})
+			see("account deleted by the other provider: Get, store file open here", func() error {
+				_, err := d1.Get(ctx, "findings", "k")
+				return isCode(err, silo.CodeNotFound)
+			})
+
+			if err := p2.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+				t.Fatal(err)
+			}
+			setConfig(t, p2, "acme", "region", "eu")
+			see("account re-created by the other provider", func() error { return configIs(d1, "region", "eu") })
+			if _, err := d1.Config(ctx, "plan"); silo.ErrorCode(err) != silo.CodeNotFound {
+				t.Errorf("config of the deleted account in the re-created one: %v, want CodeNotFound", err)
+			}
+		})
+	}
+}
+
+// TestCacheInProcess: every write through the provider is seen by the next
+// read, although the cached copies would not be rechecked for an hour:
+// Apply and PutSecret, both key rotations (also one stopped after a step,
+// as a crash would), DeleteAccount, and CreateAccount of an account another
+// provider deleted. Control (must not look): without a write of its own,
+// the provider keeps serving what it cached.
 func TestCacheInProcess(t *testing.T) {
 	ctx := context.Background()
-	p := newTestProvider(t, Config{IdleTimeout: time.Hour})
+	dir := t.TempDir()
+	stopAt := ""
+	p := newTestProvider(t, Config{Dir: dir, IdleTimeout: time.Hour, CacheRecheck: time.Hour,
+		OnRotateStep: func(step string, _ silo.AccountID) error {
+			if step == stopAt {
+				return fmt.Errorf("stopped after %s", step)
+			}
+			return nil
+		}})
+	other := newTestProvider(t, Config{Dir: dir})
 	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +398,10 @@ func TestCacheInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	age(t, p, "acme")
 	wantConfig(t, d, "plan", "pro")
 	wantSecret(t, d, "token", "tok-1")
 	if !cached(p, "acme", fileConfig) || !cached(p, "acme", fileSecrets) {
-		t.Fatal("not cached after a read of old files")
+		t.Fatal("control: not cached after a read")
 	}
 
 	setConfig(t, p, "acme", "plan", "biz")
@@ -163,11 +419,52 @@ func TestCacheInProcess(t *testing.T) {
 	if _, err := d.Config(ctx, "plan"); silo.ErrorCode(err) != silo.CodeNotFound {
 		t.Errorf("deleted config: %v, want CodeNotFound", err)
 	}
+	if err := p.Apply(ctx, "acme", silo.Change{Op: silo.OpDelete, Type: silo.TypeSecret, Name: "token"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Secret(ctx, "token"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("deleted secret: %v, want CodeNotFound", err)
+	}
+	declareSecret(t, p, "acme", "token")
+	if err := p.PutSecret(ctx, "acme", "token", []byte("tok-3")); err != nil {
+		t.Fatal(err)
+	}
+	wantSecret(t, d, "token", "tok-3")
 
+	// Rotations: the cached ring is the one on disk right after each
+	// durable step, a stopped rotation included.
+	ringIs := func(when string) {
+		t.Helper()
+		wantSecret(t, d, "token", "tok-3")
+		disk, err := p.readRing(&account{id: "acme", dir: filepath.Join(dir, "accounts", "acme")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cachedFileOf(p, "acme", fileDataKey)
+		if c == nil || !bytes.Equal(c.ring.encode(), disk.encode()) {
+			t.Errorf("%s: the cached key ring is not the one on disk", when)
+		}
+	}
+	ringIs("before the rotations")
+	for _, step := range []string{StepDataKeyAdded, StepDataKeyResealed, ""} {
+		stopAt = step
+		if err := p.RotateDataKey(ctx, "acme"); (err != nil) != (step != "") {
+			t.Fatalf("RotateDataKey stopping at %q: %v", step, err)
+		}
+		ringIs("data-key rotation stopped after " + step)
+	}
+	for _, step := range []string{StepMasterKeyAdded, StepMasterKeyRewrap, ""} {
+		stopAt = step
+		if err := p.RotateMasterKey(ctx); (err != nil) != (step != "") {
+			t.Fatalf("RotateMasterKey stopping at %q: %v", step, err)
+		}
+		ringIs("master-key rotation stopped after " + step)
+	}
+	stopAt = ""
+
+	// Deleted here: gone at once. Re-created: empty.
 	setConfig(t, p, "acme", "plan", "pro")
-	age(t, p, "acme")
 	wantConfig(t, d, "plan", "pro")
-	wantSecret(t, d, "token", "tok-2")
 	if err := p.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
@@ -186,13 +483,30 @@ func TestCacheInProcess(t *testing.T) {
 	if _, err := d.Config(ctx, "plan"); silo.ErrorCode(err) != silo.CodeNotFound {
 		t.Errorf("Config of the re-created account: %v, want CodeNotFound (it starts empty)", err)
 	}
+
+	// Deleted by another provider: still served from memory here (control),
+	// until this provider re-creates it.
+	setConfig(t, p, "acme", "plan", "pro")
+	wantConfig(t, d, "plan", "pro")
+	if err := other.DeleteAccount(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	wantConfig(t, d, "plan", "pro")
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Config(ctx, "plan"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("Config of the account re-created here after another provider deleted it: %v, want CodeNotFound", err)
+	}
 }
 
-// TestCacheFreshFileNotCached: a file written within racyWindow is read
-// from disk every time (a write in the same file-system clock tick could
-// otherwise go unseen); once old, it is cached. A whole-second mtime (a file
-// system with coarse timestamps) needs coarseRacyWindow.
-func TestCacheFreshFileNotCached(t *testing.T) {
+// TestCacheFreshFileNotTrusted: a file written within racyWindow of its
+// read is served from memory but read again at every recheck, even if it
+// looks the same (must: a write in the same file-system clock tick, in
+// place, is seen); an old one is trusted while its stat does not change,
+// and read again when it does. A whole-second mtime (a file system with
+// coarse timestamps) needs coarseRacyWindow.
+func TestCacheFreshFileNotTrusted(t *testing.T) {
 	ctx := context.Background()
 	p := newTestProvider(t, Config{IdleTimeout: time.Hour})
 	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
@@ -201,13 +515,39 @@ func TestCacheFreshFileNotCached(t *testing.T) {
 	setConfig(t, p, "acme", "plan", "pro")
 	d, _ := p.Data(ctx, "acme")
 	wantConfig(t, d, "plan", "pro")
-	if cached(p, "acme", fileConfig) {
-		t.Error("a file written just now was cached")
+	c := cachedFileOf(p, "acme", fileConfig)
+	if c == nil || c.trusted {
+		t.Fatalf("a file written just now: cached %v, want cached and not trusted", c != nil)
 	}
+	// Rewritten in place with the same size and mtime: only reading it
+	// again tells.
+	path := filepath.Join(p.accounts, "acme", fileConfig)
+	st, _ := os.Stat(path)
+	b, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, bytes.Replace(b, []byte("pro"), []byte("biz"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(path, st.ModTime(), st.ModTime())
+	expire(p, "acme")
+	wantConfig(t, d, "plan", "biz")
+
 	age(t, p, "acme")
-	wantConfig(t, d, "plan", "pro")
-	if !cached(p, "acme", fileConfig) {
-		t.Error("an old file was not cached")
+	expire(p, "acme")
+	wantConfig(t, d, "plan", "biz") // read again: the copy was not trusted
+	old := cachedFileOf(p, "acme", fileConfig)
+	if old == nil || !old.trusted {
+		t.Fatal("an old file is not trusted")
+	}
+	expire(p, "acme")
+	wantConfig(t, d, "plan", "biz")
+	if cachedFileOf(p, "acme", fileConfig) != old {
+		t.Error("an old file unchanged on disk was read again at the recheck")
+	}
+	copyFile(t, path, path) // replaced by rename: a new inode
+	expire(p, "acme")
+	wantConfig(t, d, "plan", "biz")
+	if cachedFileOf(p, "acme", fileConfig) == old {
+		t.Error("a replaced file was not read again at the recheck")
 	}
 
 	start := time.Now()
@@ -259,4 +599,100 @@ func TestCacheIdleDropped(t *testing.T) {
 	if !cached(p, "acme", fileConfig) {
 		t.Error("account in use was dropped")
 	}
+}
+
+// TestCacheWriteRacesReads: while readers keep filling the cache (each
+// read may store what it read just before a write), every write is seen by
+// the writer's next read, with copies that would not be rechecked for an
+// hour. Run with -race.
+func TestCacheWriteRacesReads(t *testing.T) {
+	ctx := context.Background()
+	p := newTestProvider(t, Config{IdleTimeout: time.Hour, CacheRecheck: time.Hour})
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	setConfig(t, p, "acme", "plan", "v-0")
+	declareSecret(t, p, "acme", "token")
+	if err := p.PutSecret(ctx, "acme", "token", []byte("s-0")); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := p.Data(ctx, "acme")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := d.Config(ctx, "plan"); err != nil {
+					t.Errorf("reader: %v", err)
+					return
+				}
+				if _, err := d.Secret(ctx, "token"); err != nil {
+					t.Errorf("reader: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	for i := 1; i <= 30; i++ {
+		v := fmt.Sprintf("v-%d", i)
+		setConfig(t, p, "acme", "plan", v)
+		if err := configIs(d, "plan", v); err != nil {
+			t.Errorf("right after the write: %v", err)
+		}
+		s := fmt.Sprintf("s-%d", i)
+		if err := p.PutSecret(ctx, "acme", "token", []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+		if err := secretIs(d, "token", s); err != nil {
+			t.Errorf("right after the write: %v", err)
+		}
+		if i%10 == 0 {
+			if err := p.RotateDataKey(ctx, "acme"); err != nil {
+				t.Fatal(err)
+			}
+			if err := secretIs(d, "token", s); err != nil {
+				t.Errorf("right after a rotation: %v", err)
+			}
+		}
+	}
+	close(stop)
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+}
+
+// TestCacheLateStoreIgnored replays the interleaving TestCacheWriteRacesReads
+// leaves to chance: a read begins (takes the generation), the process
+// writes the file, then the read stores what it read before the write. The
+// next read must not serve it (must not); a read that begins after the
+// write is served from memory (must).
+func TestCacheLateStoreIgnored(t *testing.T) {
+	ctx := context.Background()
+	p := newTestProvider(t, Config{IdleTimeout: time.Hour, CacheRecheck: time.Hour})
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	setConfig(t, p, "acme", "plan", "old")
+	d, _ := p.Data(ctx, "acme")
+	wantConfig(t, d, "plan", "old")
+
+	ac := p.cacheOf("acme")
+	late := &cachedFile{gen: ac.gen.Load(), m: map[string]string{"plan": "old"}} // read before the write
+	setConfig(t, p, "acme", "plan", "new")
+	p.store(ac, slotConfig, late, p.now()) // stored after it
+	wantConfig(t, d, "plan", "new")
+	c := cachedFileOf(p, "acme", fileConfig)
+	if c == nil || c.m["plan"] != "new" {
+		t.Fatal("control: the read after the write did not cache what it read")
+	}
+	// Stored by hand in the slot (as if the generation check in store were
+	// missing), it is still not served.
+	ac.files[slotConfig].Store(late)
+	wantConfig(t, d, "plan", "new")
 }

@@ -20,7 +20,9 @@ type data struct {
 // Data returns the data plane of account id. The handle reaches only that
 // account's store file, blob roots, config and secrets; it is safe for
 // concurrent use and stays valid across idle closes of the store file. After
-// the account is deleted its methods return CodeNotFound.
+// the account is deleted through this Provider its methods return
+// CodeNotFound; after another process deleted it, blob methods do at once
+// and the others within Config.CacheRecheck.
 //
 // # Errors
 //
@@ -42,13 +44,19 @@ func errNoTable(id silo.AccountID, table string) error {
 }
 
 // withTable runs fn on the account's table in a read-only or a read-write
-// transaction.
+// transaction. On a warm account it makes no system call of its own: the
+// account's existence is checked against the cached key ring (see
+// cache.go), so an account deleted by another process fails within
+// Config.CacheRecheck even while its store file stays open here.
 func (d *data) withTable(ctx context.Context, table string, write bool, fn func(b *bbolt.Bucket) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if validateStorageName("table", table) != nil {
 		return errNoTable(d.id, table)
+	}
+	if _, err := d.p.load(d.p.cacheOf(d.id), d.id, slotRing, false); err != nil {
+		return err
 	}
 	a := d.p.ref(d.id)
 	defer d.p.unref(a)
@@ -164,51 +172,53 @@ func clampLimit(limit int) int {
 	return min(limit, MaxScanLimit)
 }
 
-// Config returns the resolved value of config key.
+// Config returns the resolved value of config key. A warm call is served
+// from memory (see cache.go): changes through this Provider are seen at
+// once, changes by another process within Config.CacheRecheck.
 func (d *data) Config(ctx context.Context, key string) (string, error) {
-	a := d.p.ref(d.id)
-	defer d.p.unref(a)
-	if err := d.p.checkExists(a); err != nil {
+	ac := d.p.cacheOf(d.id)
+	if _, err := d.p.load(ac, d.id, slotRing, false); err != nil { // the account exists
 		return "", err
 	}
-	cfg, err := d.p.cachedJSON(a, fileConfig)
+	cfg, err := d.p.load(ac, d.id, slotConfig, false)
 	if err != nil {
 		return "", err
 	}
-	v, ok := cfg[key]
+	v, ok := cfg.m[key]
 	if !ok {
 		return "", silo.Errorf(silo.CodeNotFound, "config %q is not set in account %s", clip(key), d.id)
 	}
 	return v, nil
 }
 
-// Secret decrypts the secret name.
+// Secret decrypts the secret name. A warm call reads the key ring and
+// secrets.json from memory, like Config.
 //
 // # Errors
 //
 // CodeNotFound if the secret has no value (undeclared, or never put).
 func (d *data) Secret(ctx context.Context, name string) ([]byte, error) {
-	a := d.p.ref(d.id)
-	defer d.p.unref(a)
-	if err := d.p.checkExists(a); err != nil {
-		return nil, err
-	}
-	// A rotation may replace secrets.json and then the key ring between our
-	// two reads: a value naming a key no longer in the ring is read again.
+	ac := d.p.cacheOf(d.id)
+	// A data-key rotation (here or in another process) may replace
+	// secrets.json and the key ring between our two reads, or after one of
+	// them was cached: a value naming a key no longer in the ring, or a ring
+	// entry that does not unwrap, is read again from the files, whatever the
+	// age of the cached copies (force), so the retry cannot spin on them.
 	for attempt := 0; ; attempt++ {
-		sec, err := d.p.cachedJSON(a, fileSecrets)
+		force := attempt > 0
+		r, err := d.p.load(ac, d.id, slotRing, force) // the account exists
 		if err != nil {
 			return nil, err
 		}
-		enc, ok := sec[name]
+		sec, err := d.p.load(ac, d.id, slotSecrets, force)
+		if err != nil {
+			return nil, err
+		}
+		enc, ok := sec.m[name]
 		if !ok {
 			return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with PutSecret", clip(name), d.id)
 		}
-		r, err := d.p.readRing(a)
-		if err != nil {
-			return nil, err
-		}
-		pt, stale, err := d.p.openSecret(a, r, name, enc)
+		pt, stale, err := d.p.openSecret(d.id, r.ring, r.keys, name, enc)
 		if stale && attempt < 3 {
 			continue
 		}

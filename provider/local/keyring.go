@@ -40,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -138,14 +139,21 @@ func (p *Provider) readRing(a *account) (keyRing, error) {
 	}
 	r, err := decodeRing(b)
 	if err != nil {
-		return nil, silo.Errorf(silo.CodeInternal, "the data key file of account %s is damaged (%v); restore %s from backup", a.id, err, filepath.Join(a.dir, fileDataKey))
+		return nil, errDamagedRing(a.id, filepath.Join(a.dir, fileDataKey), err)
 	}
 	return r, nil
 }
 
+func errDamagedRing(id silo.AccountID, path string, err error) error {
+	return silo.Errorf(silo.CodeInternal, "the data key file of account %s is damaged (%v); restore %s from backup", id, err, path)
+}
+
 // writeRing replaces the account's data.key durably and overwrites the
-// blocks of the file it replaced, so keys left out of r are destroyed.
+// blocks of the file it replaced, so keys left out of r are destroyed. It
+// drops this process's cached copy once the file is in place (even if the
+// write failed part way).
 func (p *Provider) writeRing(a *account, r keyRing) error {
+	defer p.invalidate(a.id)
 	path := filepath.Join(a.dir, fileDataKey)
 	old, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -293,27 +301,41 @@ func decodeSecret(v string) (string, []byte, error) {
 // names (every key if it names none). stale reports that enc or r may be
 // outdated: enc names a key no longer in r (a data-key rotation replaced it
 // after enc was read), or a key of r does not unwrap (a master-key rotation
-// rewrapped it after r was read); the caller reads both again.
-func (p *Provider) openSecret(a *account, r keyRing, name, enc string) (pt []byte, stale bool, err error) {
+// rewrapped it after r was read); the caller reads both again. keys, if not
+// nil, holds the unwrapped keys of r (cached with it, see cache.go): nil
+// ones are unwrapped and stored there.
+func (p *Provider) openSecret(acct silo.AccountID, r keyRing, keys []atomic.Pointer[envelope.DataKey], name, enc string) (pt []byte, stale bool, err error) {
 	id, env, err := decodeSecret(enc)
 	if err != nil {
-		return nil, false, fmt.Errorf("secret %s of %s in %s: %w", name, a.id, filepath.Join(a.dir, fileSecrets), err)
+		return nil, false, fmt.Errorf("secret %s of %s in %s: %w", name, acct, filepath.Join(p.accounts, string(acct), fileSecrets), err)
 	}
 	if id != "" && !r.has(id) {
-		return nil, true, fmt.Errorf("open %q of %s: sealed under key %s, which is no longer in the key ring: %w", name, a.id, id, envelope.ErrDecrypt)
+		return nil, true, fmt.Errorf("open %q of %s: sealed under key %s, which is no longer in the key ring: %w", name, acct, id, envelope.ErrDecrypt)
 	}
-	err = fmt.Errorf("open %q of %s: %w", name, a.id, envelope.ErrDecrypt)
-	for _, e := range r {
+	err = nil
+	for i, e := range r {
 		if id != "" && e.id != id {
 			continue
 		}
-		dk, _, uerr := p.unwrapEntry(a.id, e)
-		if uerr != nil {
-			return nil, true, uerr
+		var dk *envelope.DataKey
+		if keys != nil {
+			dk = keys[i].Load()
+		}
+		if dk == nil {
+			var uerr error
+			if dk, _, uerr = p.unwrapEntry(acct, e); uerr != nil {
+				return nil, true, uerr
+			}
+			if keys != nil {
+				keys[i].Store(dk)
+			}
 		}
 		if pt, err = dk.Open(name, env); err == nil {
 			return pt, false, nil
 		}
+	}
+	if err == nil {
+		err = fmt.Errorf("open %q of %s: %w", name, acct, envelope.ErrDecrypt)
 	}
 	return nil, false, err
 }
@@ -380,7 +402,7 @@ func (p *Provider) RotateDataKey(ctx context.Context, id silo.AccountID) error {
 	if len(sec) > 0 {
 		out := make(map[string]string, len(sec))
 		for name, enc := range sec {
-			pt, _, err := p.openSecret(a, old, name, enc)
+			pt, _, err := p.openSecret(id, old, nil, name, enc)
 			if err != nil {
 				return silo.Errorf(silo.CodeInternal, "rotate data key of %s: secret %s does not decrypt, so the old key is kept; restore secrets.json or set the secret again: %w", id, name, err)
 			}

@@ -15,6 +15,10 @@
 //	accounts/<id>/resources.json the manifest: resource key → resource with the hash it was applied with
 //	trash/                       accounts and buckets being deleted (renamed here first, then removed)
 //
+// The data plane serves config.json, secrets.json and data.key from memory
+// (cache.go): writes through the Provider are seen by the next read, those
+// of another process on the same directory within Config.CacheRecheck.
+//
 // It imports the root silo package, provider, internal/envelope and bbolt; it
 // must not import the engine, stores, runtime or any other provider.
 package local
@@ -52,6 +56,11 @@ const (
 const (
 	DefaultIdleTimeout = 30 * time.Second
 	DefaultMaxOpen     = 256
+	// DefaultCacheRecheck is one second: the platform's own bound on
+	// seeing changes to an account (platform.Config.Refresh) and quick
+	// enough for a person who runs a CLI command and then tries it, while
+	// a stat per cached file per second costs nothing on the request path.
+	DefaultCacheRecheck = time.Second
 )
 
 // Limits.
@@ -79,6 +88,16 @@ type Config struct {
 	// least recently used idle ones are closed first. Zero means
 	// DefaultMaxOpen.
 	MaxOpen int
+	// CacheRecheck bounds how long the data plane serves an account's
+	// config.json, secrets.json and key ring (data.key, whose presence
+	// makes the account exist) from memory without looking at the files:
+	// within it a warm Config, Secret, Get or Scan makes no system call.
+	// Writes through this Provider are seen by the next read regardless; a
+	// change by another process on the same directory (the CLI while silo
+	// up serves: config, secrets, key rotation, account deletion) is seen
+	// within CacheRecheck. Zero means DefaultCacheRecheck; negative means
+	// the files are checked (stat) at every call, Get and Scan included.
+	CacheRecheck time.Duration
 	// OnRotateStep, if set, is called after each durable step of a key
 	// rotation (the Step* constants) with the account concerned ("" for
 	// the master key). A non-nil error stops the rotation there, as a
@@ -99,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxOpen == 0 {
 		c.MaxOpen = DefaultMaxOpen
+	}
+	if c.CacheRecheck == 0 {
+		c.CacheRecheck = DefaultCacheRecheck
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -129,11 +151,15 @@ type Provider struct {
 	open   int
 	closed bool
 
-	// cache holds config.json and secrets.json of recently used accounts
-	// (silo.AccountID → *acctCache; see cache.go); epoch counts janitor
-	// ticks, to drop the entries that went unused.
-	cache sync.Map
-	epoch atomic.Int64
+	// cache holds data.key, config.json and secrets.json of recently used
+	// accounts (silo.AccountID → *acctCache; see cache.go); epoch counts
+	// janitor ticks, to drop the entries that went unused. A cached file is
+	// used without a stat for recheck nanoseconds (0: never) of now(), the
+	// monotonic time since born.
+	cache   sync.Map
+	epoch   atomic.Int64
+	recheck int64
+	born    time.Time
 
 	stop chan struct{}
 	done chan struct{}
@@ -181,6 +207,8 @@ func New(cfg Config) (*Provider, error) {
 		accounts: filepath.Join(dir, "accounts"),
 		trash:    filepath.Join(dir, "trash"),
 		accts:    map[silo.AccountID]*account{},
+		recheck:  int64(max(cfg.CacheRecheck, 0)),
+		born:     time.Now(),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -495,6 +523,9 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 	if silo.ErrorCode(err) != silo.CodeNotFound {
 		return err
 	}
+	// Whatever this process cached of an account of that name (deleted
+	// since by another process) is forgotten once the new key is in place.
+	defer p.invalidate(id)
 	if err := p.toTrash(a.dir, string(id)); err != nil {
 		return fmt.Errorf("create account %s: %w", id, err)
 	}

@@ -148,12 +148,16 @@ func TestRotateDataKey(t *testing.T) {
 
 // wantOldCiphertextDead puts the secrets.json copied before a rotation back
 // in place: it must not decrypt; then puts the current one back: it must.
+// The files are swapped behind p's back, so p's cached copies are made due
+// for a recheck (expire), as if CacheRecheck had passed.
 func wantOldCiphertextDead(t *testing.T, p *Provider, acctDir, oldSecrets string) {
 	t.Helper()
+	id := silo.AccountID(filepath.Base(acctDir))
 	cur := filepath.Join(t.TempDir(), "current.json")
 	copyFile(t, filepath.Join(acctDir, fileSecrets), cur)
 	copyFile(t, oldSecrets, filepath.Join(acctDir, fileSecrets))
-	d, err := p.Data(context.Background(), silo.AccountID(filepath.Base(acctDir)))
+	expire(p, id)
+	d, err := p.Data(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,20 +165,39 @@ func wantOldCiphertextDead(t *testing.T, p *Provider, acctDir, oldSecrets string
 		t.Errorf("ciphertext from before the rotation: Secret = %q, %v; want ErrDecrypt", v, err)
 	}
 	copyFile(t, cur, filepath.Join(acctDir, fileSecrets))
-	wantSecret(t, d, "a", secretValue(silo.AccountID(filepath.Base(acctDir)), "a"))
+	expire(p, id)
+	wantSecret(t, d, "a", secretValue(id, "a"))
 }
 
-// TestRotateCacheNotStale: secrets.json served from memory, by this
-// provider and by another one on the same directory, is not served stale
-// after a rotation.
+// diskRing returns the account's data.key as on disk.
+func diskRing(t *testing.T, dir string, id silo.AccountID) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "accounts", string(id), fileDataKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// cachedRing returns the key ring p serves from memory, encoded; nil if none.
+func cachedRing(p *Provider, id silo.AccountID) []byte {
+	if c := cachedFileOf(p, id, fileDataKey); c != nil {
+		return c.ring.encode()
+	}
+	return nil
+}
+
+// TestRotateCacheNotStale: the rotating provider serves the new files at
+// once; another provider on the same directory (silo up, while the CLI
+// rotates) serving from memory never fails a read meanwhile, and within
+// its CacheRecheck (polled for) holds the new key ring and the new master
+// key.
 func TestRotateCacheNotStale(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	rotFixture(t, dir)
-	p1, _ := New(Config{Dir: dir})
-	defer p1.Close()
-	p2, _ := New(Config{Dir: dir})
-	defer p2.Close()
+	p1 := newTestProvider(t, Config{Dir: dir})
+	p2 := newTestProvider(t, Config{Dir: dir, CacheRecheck: 20 * time.Millisecond})
 	age(t, p1, "acme")
 	for _, p := range []*Provider{p1, p2} {
 		d, _ := p.Data(ctx, "acme")
@@ -183,25 +206,141 @@ func TestRotateCacheNotStale(t *testing.T) {
 			t.Fatal("control: secrets.json is not cached after a read of an old file")
 		}
 	}
+	readsOK := func() error {
+		for _, id := range rotIDs {
+			d, err := p2.Data(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"a", "b"} {
+				if err := secretIs(d, name, secretValue(id, name)); err != nil {
+					t.Fatalf("provider 2 while following a rotation: %s: %v", id, err)
+				}
+			}
+		}
+		return nil
+	}
+	readsOK()
+
 	if err := p1.RotateDataKey(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	if cached(p1, "acme", fileSecrets) {
 		t.Error("the rotating provider still caches the old secrets.json")
 	}
-	for i, p := range []*Provider{p1, p2} {
-		d, _ := p.Data(ctx, "acme")
-		if v, err := d.Secret(ctx, "a"); err != nil || string(v) != secretValue("acme", "a") {
-			t.Errorf("provider %d after rotation: Secret = %q, %v", i+1, v, err)
-		}
+	wantAllSecrets(t, p1)
+	if !bytes.Equal(cachedRing(p1, "acme"), diskRing(t, dir, "acme")) {
+		t.Error("the rotating provider does not serve the new key ring at once")
 	}
+	eventually(t, "provider 2 follows the data-key rotation", func() error {
+		readsOK()
+		if !bytes.Equal(cachedRing(p2, "acme"), diskRing(t, dir, "acme")) {
+			return errors.New("provider 2 serves another key ring than the one on disk")
+		}
+		return nil
+	})
+
 	// p2 must also follow a master-key rotation by p1.
 	if err := p1.RotateMasterKey(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wantAllSecrets(t, p2)
-	if p2.MasterFingerprint() != p1.MasterFingerprint() {
-		t.Errorf("p2 did not reload the rotated master key")
+	eventually(t, "provider 2 follows the master-key rotation", func() error {
+		readsOK()
+		for _, id := range rotIDs {
+			if !bytes.Equal(cachedRing(p2, id), diskRing(t, dir, id)) {
+				return fmt.Errorf("provider 2 serves another key ring of %s than the one on disk", id)
+			}
+		}
+		if p2.MasterFingerprint() != p1.MasterFingerprint() {
+			return errors.New("provider 2 did not reload the rotated master key")
+		}
+		return nil
+	})
+}
+
+// TestRotateSeenByWarmReader: a second provider on the same directory has
+// every secret of every account cached (for an hour) when the first one
+// rotates, and the rotation stops after one of its steps, as a crash or a
+// rotation still running would leave it. Whichever of the reader's cached
+// files are then due for a recheck — none, the ring, secrets.json, both, or
+// those of another account read first (which reloads master.key) — every
+// secret decrypts: a value naming a key that is not in the cached ring, or
+// a ring entry that no longer unwraps, makes Secret read both files again
+// whatever their age. Control: until then the reader serves the ring from
+// before the rotation; once everything is rechecked, it serves the one on
+// disk.
+func TestRotateSeenByWarmReader(t *testing.T) {
+	expiries := []struct {
+		name string
+		do   func(p *Provider)
+	}{
+		{"none", func(p *Provider) {}},
+		{"ring", func(p *Provider) { expire(p, "acme", fileDataKey) }},
+		{"secrets", func(p *Provider) { expire(p, "acme", fileSecrets) }},
+		{"both", func(p *Provider) { expire(p, "acme") }},
+		{"other-account-first", func(p *Provider) {
+			expire(p, "globex")
+			d, _ := p.Data(context.Background(), "globex")
+			if err := secretIs(d, "a", secretValue("globex", "a")); err != nil {
+				panic(err)
+			}
+		}},
+	}
+	for _, tt := range []struct{ kind, stop string }{
+		{"data", StepDataKeyAdded},
+		{"data", StepDataKeyResealed},
+		{"data", ""}, // complete
+		{"master", StepMasterKeyAdded},
+		{"master", StepMasterKeyRewrap}, // acme rewrapped, globex and initech not yet
+		{"master", ""},
+	} {
+		t.Run(tt.kind+"/"+tt.stop, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			rotFixture(t, dir)
+			readers := make([]*Provider, len(expiries))
+			before := map[silo.AccountID][]byte{}
+			for i := range readers {
+				readers[i] = newTestProvider(t, Config{Dir: dir, CacheRecheck: time.Hour})
+				wantAllSecrets(t, readers[i])
+			}
+			for _, id := range rotIDs {
+				before[id] = diskRing(t, dir, id)
+			}
+			rot := newTestProvider(t, Config{Dir: dir, OnRotateStep: func(step string, _ silo.AccountID) error {
+				if step == tt.stop {
+					return errors.New("stopped by the test")
+				}
+				return nil
+			}})
+			var err error
+			if tt.kind == "data" {
+				err = rot.RotateDataKey(ctx, "acme")
+			} else {
+				err = rot.RotateMasterKey(ctx)
+			}
+			if (err != nil) != (tt.stop != "") {
+				t.Fatalf("rotation stopping after %q: %v", tt.stop, err)
+			}
+			if bytes.Equal(before["acme"], diskRing(t, dir, "acme")) && tt.stop != StepMasterKeyAdded {
+				t.Fatal("control: the rotation did not change acme's key ring")
+			}
+			for i, e := range expiries {
+				p := readers[i]
+				if !bytes.Equal(cachedRing(p, "acme"), before["acme"]) {
+					t.Fatalf("%s: control: the reader does not serve the ring from before the rotation", e.name)
+				}
+				e.do(p)
+				wantAllSecrets(t, p)
+				expireAll(p)
+				wantAllSecrets(t, p)
+				for _, id := range rotIDs {
+					if !bytes.Equal(cachedRing(p, id), diskRing(t, dir, id)) {
+						t.Errorf("%s: after a recheck the reader serves another ring of %s than the one on disk", e.name, id)
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -244,13 +383,15 @@ func TestRotateMasterKey(t *testing.T) {
 }
 
 // wantOldRingDead puts the data.key copied before a master rotation back:
-// it must not open; then the current one: it must.
+// it must not open; then the current one: it must (p's cached copies made
+// due for a recheck, as in wantOldCiphertextDead).
 func wantOldRingDead(t *testing.T, p *Provider, acctDir, oldKey string) {
 	t.Helper()
 	id := silo.AccountID(filepath.Base(acctDir))
 	cur := filepath.Join(t.TempDir(), "current.key")
 	copyFile(t, filepath.Join(acctDir, fileDataKey), cur)
 	copyFile(t, oldKey, filepath.Join(acctDir, fileDataKey))
+	expire(p, id)
 	d, err := p.Data(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
@@ -259,6 +400,7 @@ func wantOldRingDead(t *testing.T, p *Provider, acctDir, oldKey string) {
 		t.Errorf("data.key from before the master rotation still opens: Secret = %q", v)
 	}
 	copyFile(t, cur, filepath.Join(acctDir, fileDataKey))
+	expire(p, id)
 	wantSecret(t, d, "a", secretValue(id, "a"))
 }
 
