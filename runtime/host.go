@@ -66,7 +66,8 @@ type call struct {
 	reqID    string
 	done     <-chan struct{}
 	deadline time.Time
-	pending  []byte // result held for abi.ImportTake
+	yieldAt  time.Time // the checkpoints let other goroutines run from then on
+	pending  []byte    // result held for abi.ImportTake
 	stopped  bool   // a checkpoint stopped the guest
 	logs     int    // log host calls so far
 }
@@ -307,14 +308,19 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 			c.stopped = true
 			s[0] = 0
 		default:
-			if time.Now().After(c.deadline) {
+			now := time.Now()
+			if now.After(c.deadline) {
 				c.stopped = true
 				s[0] = 0
 				return
 			}
-			// Let other goroutines (other tenants' guests, timers) run:
-			// a guest in machine code cannot be preempted otherwise.
-			goruntime.Gosched()
+			// Once the invocation has had its time slice, let other
+			// goroutines (other tenants' guests, timers) run at every
+			// checkpoint: a guest in machine code cannot be preempted
+			// otherwise. A short invocation is not descheduled halfway.
+			if now.After(c.yieldAt) {
+				goruntime.Gosched()
+			}
 		}
 	}), nil, []api.ValueType{i32}).Export(importCheckpoint)
 	_, err := b.Instantiate(ctx)

@@ -32,6 +32,13 @@ const (
 	// between two checkpoints (calls into the host that check the deadline
 	// and give the Go scheduler a chance to run other goroutines).
 	fuel = 1 << 16
+
+	// timeSlice is how long an invocation runs before its checkpoints start
+	// yielding the P to other goroutines (every checkpoint, about every
+	// 100 µs of guest code, from then on). Most invocations finish well
+	// within it and are never descheduled halfway; a runaway guest yields
+	// as often as before once it has used it.
+	timeSlice = 500 * time.Microsecond
 )
 
 // Config configures a Runtime. Zero fields take the defaults noted.
@@ -570,12 +577,13 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 	}
 
 	// The job, its call and its copy of the invocation are one allocation.
+	now := time.Now()
 	j := &job{inv: inv, art: a, sem: sem}
 	j.c = &j.call
 	c := j.c
 	*c = call{
 		rt: r, host: inv.Host, acct: inv.Account, fn: inv.Function, reqID: inv.Request.ID,
-		done: ctx.Done(), deadline: time.Now().Add(lim.Timeout),
+		done: ctx.Done(), deadline: now.Add(lim.Timeout), yieldAt: now.Add(timeSlice),
 	}
 	if d, ok := ctx.Deadline(); ok && d.Before(c.deadline) {
 		c.deadline = d
