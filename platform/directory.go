@@ -43,6 +43,9 @@ type directory struct {
 	keys     map[string]keyEntry
 	policies map[silo.AccountID]struct{} // accounts whose policy this directory installed
 	inuse    map[silo.AccountID]int      // invocations running, by account (pin)
+	// The most entries each map held since the sweep last replaced it (see
+	// shrink).
+	peakViews, peakKeys, peakPolicies, peakInuse int
 }
 
 // view is what was read about one account at one moment.
@@ -77,11 +80,11 @@ func (d *directory) invalidate(id silo.AccountID) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if id == "" {
-		d.views = map[silo.AccountID]*view{}
+		d.views, d.peakViews = map[silo.AccountID]*view{}, 0
 	} else {
 		delete(d.views, id)
 	}
-	d.keys = map[string]keyEntry{}
+	d.keys, d.peakKeys = map[string]keyEntry{}, 0
 }
 
 // Invalidate makes the gateway read an account (every account if id is "")
@@ -126,6 +129,7 @@ func (d *directory) pin(ctx context.Context, id silo.AccountID) (*view, error) {
 		d.mu.Lock()
 		if d.views[id] != nil { // cached, so its policy is installed
 			d.inuse[id]++
+			grew(len(d.inuse), &d.peakInuse)
 			d.mu.Unlock()
 			return v, nil
 		}
@@ -171,15 +175,19 @@ func (d *directory) idle(id silo.AccountID, now time.Time) {
 	d.mu.Lock()
 	dropped := d.dropLocked(id, now, cutoff)
 	d.mu.Unlock()
-	if gw := d.gw.Load(); dropped && gw != nil {
+	if !dropped {
+		return
+	}
+	if gw := d.gw.Load(); gw != nil {
 		gw.Forget(id)
 	}
+	d.p.mem.dropped(1)
 }
 
 // sweep drops what the directory holds for accounts unused since before
 // now-idle (the accounts that ran no function, which the runtime does not
-// report) and keys older than Refresh, and has the gateway drop its full
-// rate-limit buckets.
+// report) and keys older than Refresh, replaces maps that emptied out (see
+// shrink), and has the gateway drop its full rate-limit buckets.
 func (d *directory) sweep(now time.Time, idle time.Duration) {
 	cutoff := now.Add(-idle).UnixNano()
 	var dropped []silo.AccountID
@@ -199,6 +207,10 @@ func (d *directory) sweep(now time.Time, idle time.Duration) {
 			delete(d.keys, id)
 		}
 	}
+	d.views = shrink(d.views, &d.peakViews)
+	d.keys = shrink(d.keys, &d.peakKeys)
+	d.policies = shrink(d.policies, &d.peakPolicies)
+	d.inuse = shrink(d.inuse, &d.peakInuse)
 	d.mu.Unlock()
 	if gw := d.gw.Load(); gw != nil {
 		for _, id := range dropped {
@@ -206,6 +218,7 @@ func (d *directory) sweep(now time.Time, idle time.Duration) {
 		}
 		gw.Sweep()
 	}
+	d.p.mem.dropped(len(dropped))
 }
 
 // sweepLoop runs the directory's sweep every half idle period until Close.
@@ -298,11 +311,13 @@ func (d *directory) load(ctx context.Context, id silo.AccountID) (*view, error) 
 	if ap != nil {
 		d.p.Policy.Set(ap)
 		d.policies[id] = struct{}{}
+		grew(len(d.policies), &d.peakPolicies)
 	} else {
 		d.p.Policy.Remove(id)
 		delete(d.policies, id)
 	}
 	d.views[id] = v
+	grew(len(d.views), &d.peakViews)
 	d.mu.Unlock()
 	return v, nil
 }
@@ -347,9 +362,10 @@ func (d *directory) Key(ctx context.Context, id string) (store.APIKey, error) {
 	}
 	d.mu.Lock()
 	if len(d.keys) > 100000 {
-		d.keys = map[string]keyEntry{} // unknown key IDs must not grow it without bound
+		d.keys, d.peakKeys = map[string]keyEntry{}, 0 // unknown key IDs must not grow it without bound
 	}
 	d.keys[id] = e
+	grew(len(d.keys), &d.peakKeys)
 	d.mu.Unlock()
 	return e.k, e.err
 }

@@ -120,7 +120,9 @@ type Config struct {
 	// view is older than Refresh (a stale view is read again anyway, so
 	// the next request pays nothing extra); all are read again from the
 	// store on its next request. An account that ran no function is
-	// dropped after IdleTimeout unused.
+	// dropped after IdleTimeout unused. Once sweeps have dropped 64
+	// accounts or more, the platform returns the freed memory to the OS
+	// (debug.FreeOSMemory, at most once per IdleTimeout/2; see releaser).
 	Runtime runtime.Config
 	// Provider tunes the local provider: IdleTimeout (how long an
 	// account's store file stays open and memory-mapped after its last
@@ -224,6 +226,7 @@ type Platform struct {
 
 	db        *sqlite.Store // the store under Store's witness wrapper
 	dir       *directory
+	mem       *releaser // returns memory to the OS after large idle sweeps
 	artifacts string
 	guestLog  *slog.Logger
 
@@ -298,6 +301,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	rc.CacheDir = cfg.CompileCache
 	rc.Logger = slog.New(stdioTee{main: cfg.Logger.Handler(), acct: p.Logs.Handler(nil)})
 	p.dir = newDirectory(p)
+	p.mem = newReleaser(max(cfg.idleTimeout()/2, time.Second))
 	rc.OnIdle = p.dir.idle
 	if rc.Limits.MemoryPages == 0 {
 		// Modules are compiled at deploy for the default limit; a function
@@ -491,6 +495,9 @@ func (p *Platform) Close() error {
 	if p.stopSweep != nil {
 		close(p.stopSweep)
 		<-p.swept
+	}
+	if p.mem != nil {
+		p.mem.close()
 	}
 	if p.Runtime != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

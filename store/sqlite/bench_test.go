@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,6 +98,35 @@ func BenchmarkAccounts10k(b *testing.B) {
 		for b.Loop() {
 			err := s.View(context.Background(), func(tx store.Tx) error {
 				_, err := tx.Accounts(store.Filter{After: "t0005000", Limit: 100})
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkDirectoryRead10k reads one account and its resources in a View,
+// as the gateway's directory does on a tenant's first request, cycling
+// through 10,000 accounts so that the reader's page cache cannot hold them
+// all (parallel: several reader connections at once).
+func BenchmarkDirectoryRead10k(b *testing.B) {
+	s, err := Open(context.Background(), b.TempDir()+"/state.db")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	fill(b, s, 10000)
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := silo.AccountID(fmt.Sprintf("t%07d", next.Add(7919)%10000))
+			err := s.View(context.Background(), func(tx store.Tx) error {
+				if _, err := tx.Account(id); err != nil {
+					return err
+				}
+				_, err := tx.Resources(id)
 				return err
 			})
 			if err != nil {

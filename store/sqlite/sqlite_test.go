@@ -68,6 +68,15 @@ func TestSettingsReadBack(t *testing.T) {
 	if err := s.r.QueryRow("PRAGMA query_only").Scan(&ro); err != nil || ro != 1 {
 		t.Errorf("reader query_only = %d, %v; want 1", ro, err)
 	}
+	// Readers keep a 64 KiB page cache (see open); the writer keeps
+	// SQLite's default (2,000 KiB), since every commit goes through it.
+	var rc, wc int
+	if err := s.r.QueryRow("PRAGMA cache_size").Scan(&rc); err != nil || rc != -64 {
+		t.Errorf("reader cache_size = %d, %v; want -64 (KiB)", rc, err)
+	}
+	if err := s.w.QueryRow("PRAGMA cache_size").Scan(&wc); err != nil || wc != -2000 {
+		t.Errorf("writer cache_size = %d, %v; want -2000 (KiB, the default)", wc, err)
+	}
 }
 
 func TestVerifySettings(t *testing.T) {
