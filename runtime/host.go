@@ -68,8 +68,8 @@ type call struct {
 	deadline time.Time
 	yieldAt  time.Time // the checkpoints let other goroutines run from then on
 	pending  []byte    // result held for abi.ImportTake
-	stopped  bool   // a checkpoint stopped the guest
-	logs     int    // log host calls so far
+	stopped  bool      // a checkpoint stopped the guest
+	logs     int       // log host calls so far
 }
 
 type callKey struct{}
