@@ -18,12 +18,16 @@ import (
 // fragmented heap spans from that peak.
 
 // withMemoryAllocator returns ctx carrying the runtime's allocator for
-// linear memories, if the platform has one.
-func withMemoryAllocator(ctx context.Context) context.Context {
-	if mmapAllocator == nil {
+// linear memories, if the platform has one. The first prefault bytes of a
+// new memory (the module's data segments, which instantiation writes at
+// once) are mapped in one go where the platform can.
+func withMemoryAllocator(ctx context.Context, prefault uint64) context.Context {
+	if !haveMmap {
 		return ctx
 	}
-	return experimental.WithMemoryAllocator(ctx, mmapAllocator)
+	return experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(capacity, maximum uint64) experimental.LinearMemory {
+		return allocMmap(capacity, maximum, prefault)
+	}))
 }
 
 // heapMemory is a linear memory on the Go heap: the fallback when a

@@ -8,13 +8,13 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 )
 
-// mmapAllocator reserves each linear memory's maximum with mmap.
-var mmapAllocator experimental.MemoryAllocator = experimental.MemoryAllocatorFunc(allocMmap)
+// haveMmap: linear memories reserve their maximum with mmap (allocMmap).
+const haveMmap = true
 
 // maxLinearMemory is the most a wasm32 memory can hold (65536 pages).
 const maxLinearMemory = 1 << 32
 
-func allocMmap(capacity, maximum uint64) experimental.LinearMemory {
+func allocMmap(capacity, maximum, prefault uint64) experimental.LinearMemory {
 	maximum = min(maximum, maxLinearMemory)
 	if maximum == 0 {
 		return &heapMemory{}
@@ -23,6 +23,7 @@ func allocMmap(capacity, maximum uint64) experimental.LinearMemory {
 	if err != nil {
 		return &heapMemory{buf: make([]byte, 0, capacity)}
 	}
+	populate(b[:min(prefault, capacity, maximum)])
 	return &mmapMemory{buf: b}
 }
 

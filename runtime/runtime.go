@@ -171,8 +171,9 @@ type engine struct {
 }
 
 type artifact struct {
-	digest string
-	wasm   []byte // instrumented
+	digest  string
+	wasm    []byte // instrumented
+	dataEnd uint64 // end of the data segments: prefaulted at instantiation
 }
 
 type poolKey struct {
@@ -334,7 +335,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 	if err := r.validate(m); err != nil {
 		return "", err
 	}
-	a := &artifact{digest: digest, wasm: inst}
+	a := &artifact{digest: digest, wasm: inst, dataEnd: dataEnd(m)}
 	e, err := r.engine(ctx, r.cfg.Limits.MemoryPages)
 	if err != nil {
 		return "", err
@@ -856,7 +857,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	if key.clock {
 		mc = mc.WithSysWalltime()
 	}
-	mod, err := e.rt.InstantiateModule(withMemoryAllocator(ctx), cm, mc)
+	mod, err := e.rt.InstantiateModule(withMemoryAllocator(ctx, a.dataEnd), cm, mc)
 	if err != nil {
 		if c.stopped {
 			return silo.Errorf(silo.CodeUnavailable, "function %q timed out while starting: %w", key.fn, err)

@@ -403,6 +403,36 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 // to copy (4096 copied 0.65 MB more per instance and cost 0.2 ms).
 const maxDataGap = 64
 
+// dataEnd returns the end of the highest active data segment of m (the
+// bytes instantiation writes), or 0 if any segment's offset is not a
+// constant.
+func dataEnd(m *module) uint64 {
+	var end uint64
+	for _, s := range m.sections {
+		if s.id != 11 {
+			continue
+		}
+		r := &reader{b: s.body}
+		n := r.u32()
+		for i := uint32(0); i < n && r.err == nil; i++ {
+			if r.u32() != 0 || r.byte() != 0x41 { // active, memory 0; i32.const
+				return 0
+			}
+			off := uint64(uint32(int32(r.sleb(5))))
+			if r.byte() != 0x0B {
+				return 0
+			}
+			size := r.u32()
+			r.bytes(int(size))
+			end = max(end, off+uint64(size))
+		}
+		if r.err != nil {
+			return 0
+		}
+	}
+	return end
+}
+
 // mergeData joins the active data segments of a data section whose gaps
 // are at most maxGap bytes, filling the gaps with zeros (what memory holds
 // there anyway). Go's linker emits a segment per run of non-zero data, tens
