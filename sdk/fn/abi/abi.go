@@ -222,17 +222,10 @@ func AppendKVs(b []byte, kvs []KV) []byte {
 	return b
 }
 
-// DecodeKVs decodes a scan result; values are copied.
+// DecodeKVs decodes a scan result into keys and values of its own (b may
+// change afterwards).
 func DecodeKVs(b []byte) ([]KV, error) {
-	d := decoder{b: b}
-	n := d.count()
-	kvs := make([]KV, 0, n)
-	for i := 0; i < n && d.err == nil; i++ {
-		k := d.string()
-		v := d.bytes()
-		kvs = append(kvs, KV{Key: k, Value: append([]byte(nil), v...)})
-	}
-	return kvs, d.done()
+	return DecodeKVsInPlace(append([]byte(nil), b...))
 }
 
 // AppendStrings appends the encoding of ss to b.
