@@ -15,18 +15,21 @@ import (
 // short-lived instances inflates the heap (and the runtime's metadata for
 // it) far beyond what stays live: after 1,000 tenants were served once and
 // went idle, the process kept about 13 MiB of GC metadata and 14 MiB of
-// fragmented heap spans from that peak.
+// fragmented heap spans from that peak. The memories of closed instances
+// are recycled, zeroed, for the next cold starts for a short while
+// (memPool in memory_unix.go).
 
 // withMemoryAllocator returns ctx carrying the runtime's allocator for
-// linear memories, if the platform has one. The first prefault bytes of a
-// new memory (the module's data segments, which instantiation writes at
-// once) are mapped in one go where the platform can.
-func withMemoryAllocator(ctx context.Context, prefault uint64) context.Context {
+// linear memories, if the platform has one: a memory recycled by pool, or
+// else a new one whose first prefault bytes (the module's data segments,
+// which instantiation writes at once) are mapped in one go where the
+// platform can.
+func withMemoryAllocator(ctx context.Context, pool *memPool, prefault uint64) context.Context {
 	if !haveMmap {
 		return ctx
 	}
 	return experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(capacity, maximum uint64) experimental.LinearMemory {
-		return allocMmap(capacity, maximum, prefault)
+		return pool.alloc(capacity, maximum, prefault)
 	}))
 }
 

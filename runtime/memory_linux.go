@@ -2,7 +2,11 @@
 
 package runtime
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+	"unsafe"
+)
 
 // mapNoReserve keeps a reservation from counting against the commit limit
 // until its pages are touched.
@@ -18,5 +22,35 @@ const madvPopulateWrite = 23
 func populate(b []byte) {
 	if len(b) > 0 {
 		_ = syscall.Madvise(b, madvPopulateWrite)
+	}
+}
+
+// zeroWritten zeroes b, a page-aligned prefix of a private anonymous
+// mapping. Resident pages (mincore) are cleared in place; the others are
+// dropped with MADV_DONTNEED, which also discards any copy in swap, so they
+// read zero too without being faulted in first. If a call fails it clears
+// all of b.
+func zeroWritten(b []byte) {
+	page := os.Getpagesize()
+	n := (len(b) + page - 1) / page
+	if n == 0 {
+		return
+	}
+	vec := make([]byte, n)
+	if _, _, errno := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		clear(b)
+		return
+	}
+	for i := 0; i < n; {
+		resident := vec[i]&1 != 0
+		j := i + 1
+		for j < n && (vec[j]&1 != 0) == resident {
+			j++
+		}
+		run := b[i*page : min(j*page, len(b))]
+		if resident || syscall.Madvise(run, syscall.MADV_DONTNEED) != nil {
+			clear(run)
+		}
+		i = j
 	}
 }

@@ -2,11 +2,24 @@
 
 package runtime
 
-import "github.com/tetratelabs/wazero/experimental"
+import (
+	"time"
+
+	"github.com/tetratelabs/wazero/experimental"
+)
 
 // haveMmap is false off unix: linear memories stay on the Go heap.
 const haveMmap = false
 
-func allocMmap(capacity, maximum, prefault uint64) experimental.LinearMemory {
+// memPool recycles nothing off unix (see memory_unix.go).
+type memPool struct{}
+
+func newMemPool() *memPool { return &memPool{} }
+
+func (*memPool) alloc(capacity, maximum, prefault uint64) experimental.LinearMemory {
 	return &heapMemory{buf: make([]byte, 0, capacity)}
 }
+
+func (*memPool) trim(time.Time) {}
+func (*memPool) close()         {}
+func (*memPool) len() int       { return 0 }

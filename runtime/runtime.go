@@ -157,6 +157,7 @@ type Runtime struct {
 	closed    bool
 
 	live atomic.Int64 // instances alive, busy or idle
+	mem  *memPool     // linear memories of closed instances, for reuse
 
 	stop chan struct{}
 	done chan struct{}
@@ -207,6 +208,7 @@ func New(cfg Config) (*Runtime, error) {
 		pools:     map[poolKey]*pool{},
 		accounts:  map[silo.AccountID]*account{},
 		frozen:    map[silo.AccountID]*frozenMetrics{},
+		mem:       newMemPool(),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -248,6 +250,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 		errs = append(errs, e.rt.Close(ctx))
 	}
 	errs = append(errs, r.cache.Close(ctx))
+	r.mem.close()
 	return errors.Join(errs...)
 }
 
@@ -857,7 +860,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	if key.clock {
 		mc = mc.WithSysWalltime()
 	}
-	mod, err := e.rt.InstantiateModule(withMemoryAllocator(ctx, a.dataEnd), cm, mc)
+	mod, err := e.rt.InstantiateModule(withMemoryAllocator(ctx, r.mem, a.dataEnd), cm, mc)
 	if err != nil {
 		if c.stopped {
 			return silo.Errorf(silo.CodeUnavailable, "function %q timed out while starting: %w", key.fn, err)
@@ -984,6 +987,9 @@ func (r *Runtime) sweep(now time.Time) {
 			r.cfg.OnIdle(id, now)
 		}
 	}
+	// Memories recycled by the previous sweep or earlier and not taken
+	// since go back to the system; this sweep's evictions refill the pool.
+	r.mem.trim(now.Add(-r.cfg.IdleTimeout / 4))
 	for _, in := range old {
 		r.evict(context.Background(), in)
 	}
@@ -995,6 +1001,7 @@ type Stats struct {
 	Idle           int                    // warm and unused
 	Modules        int                    // compiled artifacts
 	Accounts       int                    // accounts holding per-account state (not dropped as idle)
+	PooledMemories int                    // linear memories of closed instances kept, zeroed, for new ones
 	IdlePerAccount map[silo.AccountID]int // idle instances per account
 }
 
@@ -1003,7 +1010,7 @@ type Stats struct {
 func (r *Runtime) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Instances: int(r.live.Load()), Modules: len(r.artifacts), Accounts: len(r.accounts), IdlePerAccount: map[silo.AccountID]int{}}
+	s := Stats{Instances: int(r.live.Load()), Modules: len(r.artifacts), Accounts: len(r.accounts), PooledMemories: r.mem.len(), IdlePerAccount: map[silo.AccountID]int{}}
 	for k, p := range r.pools {
 		s.Idle += len(p.idle)
 		s.IdlePerAccount[k.acct] += len(p.idle)

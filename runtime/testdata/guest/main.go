@@ -133,6 +133,10 @@ func init() {
 		case "/sleep":
 			time.Sleep(time.Hour)
 			return fn.Text(200, "woke")
+		case "/sleepms":
+			ms, _ := strconv.Atoi(r.QueryValue("ms"))
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+			return fn.Text(200, "woke")
 		case "/residue/set":
 			marker = r.QueryValue("m")
 			return fn.Text(200, "set")
