@@ -78,4 +78,16 @@
 // fails with silo.CodeTooMany. An instance serves one invocation at a time and is reused only for the same account, function, digest and
 // limits; instances idle for Config.IdleTimeout are closed, so an idle
 // account holds none (Stats).
+//
+// # Linear memories
+//
+// Each instance's memory is a private mapping of its maximum size outside
+// the Go heap (memory_unix.go). When an instance is closed its memory is
+// zeroed (every byte the guest could have written: resident pages cleared,
+// the rest dropped with MADV_DONTNEED) and kept for the next new instance
+// of any account, at most 2×GOMAXPROCS of them, for one idle sweep; an idle
+// runtime gives them back (Stats.PooledMemories). A new instance on a
+// recycled memory sees exactly what it would see on a fresh one
+// (TestRecycledMemoryHoldsNothing), and skips the page faults that were
+// most of a cold start.
 package runtime

@@ -234,6 +234,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 		return nil
 	}
 	r.closed = true
+	r.mem.close() // instances closed from here on unmap their memories at once
 	pools := r.pools
 	r.pools = map[poolKey]*pool{}
 	engines := r.engines
@@ -250,7 +251,6 @@ func (r *Runtime) Close(ctx context.Context) error {
 		errs = append(errs, e.rt.Close(ctx))
 	}
 	errs = append(errs, r.cache.Close(ctx))
-	r.mem.close()
 	return errors.Join(errs...)
 }
 
