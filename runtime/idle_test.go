@@ -71,3 +71,22 @@ func TestIdleAccountStateDropped(t *testing.T) {
 		t.Errorf("window across the drop: %d invocations, want 1", got.Invocations)
 	}
 }
+
+// Evict closes one account's idle instances and no one else's.
+func TestEvictAccount(t *testing.T) {
+	e := newEnv(t, Config{IdleTimeout: time.Hour})
+	e.must(t, "acme", Request{Path: "/echo"}, 200)
+	e.must(t, "globex", Request{Path: "/echo"}, 200)
+	if n := e.rt.Evict("acme"); n != 1 {
+		t.Fatalf("Evict(acme) closed %d instances, want 1", n)
+	}
+	s := e.rt.Stats()
+	// Must: acme holds none; must not: globex's stays warm.
+	if s.IdlePerAccount["acme"] != 0 || s.IdlePerAccount["globex"] != 1 || s.Instances != 1 {
+		t.Fatalf("after Evict(acme): %+v, want only globex's instance", s)
+	}
+	if n := e.rt.Evict("acme"); n != 0 {
+		t.Errorf("second Evict(acme) closed %d, want 0", n)
+	}
+	e.must(t, "acme", Request{Path: "/echo"}, 200) // a new instance serves
+}

@@ -995,6 +995,26 @@ func (r *Runtime) sweep(now time.Time) {
 	}
 }
 
+// Evict closes acct's idle instances now and returns how many it closed;
+// instances running an invocation are kept. The account's next invocation
+// starts a new instance. The probe suite uses it to start an instance on
+// the memory another account's closed instance left (see memPool).
+func (r *Runtime) Evict(acct silo.AccountID) int {
+	var old []*instance
+	r.mu.Lock()
+	for k, p := range r.pools {
+		if k.acct == acct {
+			old = append(old, p.idle...)
+			delete(r.pools, k)
+		}
+	}
+	r.mu.Unlock()
+	for _, in := range old {
+		r.evict(context.Background(), in)
+	}
+	return len(old)
+}
+
 // Stats describes the instances a Runtime holds.
 type Stats struct {
 	Instances      int                    // alive, busy or idle

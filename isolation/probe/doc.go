@@ -32,7 +32,9 @@
 //     through the gateway). Controls: it reads production's own tables.
 //   - residue: A's instance leaves a marker in a global and on its heap; B's
 //     and production's instances of the same module must not see it (nor
-//     find it in fresh memory); A's next warm invocation does.
+//     find it in fresh memory); A's next warm invocation does. Then A's
+//     instance is closed and B's next instance starts on the memory it
+//     left (the runtime recycles memories, zeroed): it must find nothing.
 //
 // Finally both accounts are deleted and verified gone (the teardown
 // surface), also when the run fails; as environment accounts with a TTL
