@@ -130,16 +130,7 @@ func (p *memPool) put(m *mmapMemory) bool {
 func (p *memPool) trim(cutoff time.Time) {
 	p.mu.Lock()
 	var old []*mmapMemory
-	keep := p.free[:0]
-	for _, m := range p.free {
-		if m.pooled.Before(cutoff) {
-			old = append(old, m)
-		} else {
-			keep = append(keep, m)
-		}
-	}
-	clear(p.free[len(keep):])
-	p.free = keep
+	p.free, old = removeOld(p.free, old, func(m *mmapMemory) time.Time { return m.pooled }, cutoff)
 	p.mu.Unlock()
 	for _, m := range old {
 		m.unmap()

@@ -955,17 +955,8 @@ func (r *Runtime) sweep(now time.Time) {
 	r.mu.Lock()
 	warm := make(map[silo.AccountID]bool, len(r.pools))
 	for k, p := range r.pools {
-		keep := p.idle[:0]
-		for _, in := range p.idle {
-			if in.lastUsed.Before(cutoff) {
-				old = append(old, in)
-			} else {
-				keep = append(keep, in)
-			}
-		}
-		clear(p.idle[len(keep):])
-		p.idle = keep
-		if len(keep) == 0 {
+		p.idle, old = removeOld(p.idle, old, func(in *instance) time.Time { return in.lastUsed }, cutoff)
+		if len(p.idle) == 0 {
 			delete(r.pools, k)
 		} else {
 			warm[k.acct] = true
@@ -1013,6 +1004,21 @@ func (r *Runtime) Evict(acct silo.AccountID) int {
 		r.evict(context.Background(), in)
 	}
 	return len(old)
+}
+
+// removeOld removes from s, in place and keeping the order, the items whose
+// time is before cutoff, and appends them to old.
+func removeOld[T any](s, old []T, at func(T) time.Time, cutoff time.Time) (kept, removed []T) {
+	keep := s[:0]
+	for _, v := range s {
+		if at(v).Before(cutoff) {
+			old = append(old, v)
+		} else {
+			keep = append(keep, v)
+		}
+	}
+	clear(s[len(keep):])
+	return keep, old
 }
 
 // Stats describes the instances a Runtime holds.
