@@ -141,11 +141,11 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 	}
 	switch r.Type {
 	case silo.TypeTable:
-		db, err := p.acquireDBLocked(a, true)
+		db, err := p.acquireDBLocked(a, true, nil)
 		if err != nil {
 			return err
 		}
-		defer p.releaseDB(a)
+		defer p.releaseDB(a, db)
 		exists := false
 		db.View(func(tx *bbolt.Tx) error { exists = tx.Bucket([]byte(r.Name)) != nil; return nil })
 		if exists {
@@ -199,14 +199,14 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error {
 	switch typ {
 	case silo.TypeTable:
-		db, err := p.acquireDBLocked(a, false)
+		db, err := p.acquireDBLocked(a, false, nil)
 		if errors.Is(err, errNoStore) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		defer p.releaseDB(a)
+		defer p.releaseDB(a, db)
 		return db.Update(func(tx *bbolt.Tx) error {
 			err := tx.DeleteBucket([]byte(name))
 			if errors.Is(err, bbolt.ErrBucketNotFound) {

@@ -364,6 +364,40 @@ func TestCacheSeesAnotherProvider(t *testing.T) {
 			if _, err := d1.Config(ctx, "plan"); silo.ErrorCode(err) != silo.CodeNotFound {
 				t.Errorf("config of the deleted account in the re-created one: %v, want CodeNotFound", err)
 			}
+
+			// The re-created account's store file is a new file: the one
+			// still open here (unlinked) must no longer be read or written.
+			// (bbolt locks a store file to one process at a time: the
+			// other provider closes, as the CLI exits, before this one
+			// opens the new file.)
+			providertest.ApplyAll(t, p2, "acme", providertest.Stack(t)[:1])
+			d2, err := p2.Data(ctx, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d2.Put(ctx, "findings", "k", []byte("v2")); err != nil {
+				t.Fatal(err)
+			}
+			p2.Close()
+			see("re-created account's store: Get", func() error {
+				v, err := d1.Get(ctx, "findings", "k")
+				if err != nil || string(v) != "v2" {
+					return fmt.Errorf("got %q, %v; want v2 from the new store file", v, err)
+				}
+				return nil
+			})
+			if err := d1.Put(ctx, "findings", "from-p1", []byte("v3")); err != nil {
+				t.Fatal(err)
+			}
+			p1.Close()
+			p3 := newTestProvider(t, Config{Dir: dir})
+			d3, err := p3.Data(ctx, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := d3.Get(ctx, "findings", "from-p1"); err != nil || string(v) != "v3" {
+				t.Errorf("a write through the first provider after the re-creation reads back as %q, %v; want v3 (written to the new store file)", v, err)
+			}
 		})
 	}
 }

@@ -55,19 +55,8 @@ func (d *data) withTable(ctx context.Context, table string, write bool, fn func(
 	if validateStorageName("table", table) != nil {
 		return errNoTable(d.id, table)
 	}
-	if _, err := d.p.load(d.p.cacheOf(d.id), d.id, slotRing, false); err != nil {
-		return err
-	}
 	a := d.p.ref(d.id)
 	defer d.p.unref(a)
-	db, err := d.p.acquireDB(a, false)
-	if errors.Is(err, errNoStore) {
-		return errNoTable(d.id, table)
-	}
-	if err != nil {
-		return err
-	}
-	defer d.p.releaseDB(a)
 	run := func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(table))
 		if b == nil {
@@ -75,15 +64,35 @@ func (d *data) withTable(ctx context.Context, table string, write bool, fn func(
 		}
 		return fn(b)
 	}
-	if write {
-		err = db.Update(run)
-	} else {
-		err = db.View(run)
+	for attempt := 0; ; attempt++ {
+		ring, err := d.p.load(d.p.cacheOf(d.id), d.id, slotRing, false)
+		if err != nil {
+			return err
+		}
+		db, err := d.p.acquireDB(a, false, ring)
+		if errors.Is(err, errNoStore) {
+			return errNoTable(d.id, table)
+		}
+		if err != nil {
+			return err
+		}
+		if write {
+			err = db.Update(run)
+		} else {
+			err = db.View(run)
+		}
+		d.p.releaseDB(a, db)
+		if !errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+			return err
+		}
+		// Closed before the transaction began: the account was deleted
+		// through this Provider (the next load says so), or its store
+		// was found replaced by a re-created account's (the next
+		// acquire opens that one). Once only: a transaction never ran.
+		if attempt > 0 {
+			return errNoAccount(d.id)
+		}
 	}
-	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
-		return errNoAccount(d.id) // deleted while we held the handle
-	}
-	return err
 }
 
 func validateKey(key string) error {

@@ -180,8 +180,23 @@ type account struct {
 	// Guarded by Provider.mu.
 	refs     int
 	db       *bbolt.DB
-	users    int // in-flight operations holding db
+	dbFile   os.FileInfo // the store file db has open
+	dbRing   *cachedFile // the key ring copy under which db was last found current
+	users    int         // in-flight operations holding db
 	lastUsed time.Time
+}
+
+// detachLocked takes the account's store out of service and returns it for
+// closing (nil if none was open). Operations still holding it release
+// nothing (releaseDB); a transaction they begin after it is closed fails
+// with bbolt.ErrDatabaseNotOpen. The caller holds Provider.mu.
+func (p *Provider) detachLocked(a *account) *bbolt.DB {
+	db := a.db
+	if db != nil {
+		p.open--
+	}
+	a.db, a.dbFile, a.dbRing, a.users = nil, nil, nil, 0
+	return db
 }
 
 // New opens (creating if needed) a local provider rooted at cfg.Dir. It
@@ -245,10 +260,8 @@ func (p *Provider) Close() error {
 	p.closed = true
 	var dbs []*bbolt.DB
 	for _, a := range p.accts {
-		if a.db != nil {
-			dbs = append(dbs, a.db)
-			a.db = nil
-			p.open--
+		if db := p.detachLocked(a); db != nil {
+			dbs = append(dbs, db)
 		}
 	}
 	p.mu.Unlock()
@@ -319,9 +332,7 @@ func (p *Provider) closeIdle(now time.Time) {
 	p.mu.Lock()
 	for id, a := range p.accts {
 		if a.db != nil && a.users == 0 && now.Sub(a.lastUsed) >= p.cfg.IdleTimeout {
-			dbs = append(dbs, a.db)
-			a.db = nil
-			p.open--
+			dbs = append(dbs, p.detachLocked(a))
 		}
 		if a.refs == 0 && a.db == nil {
 			delete(p.accts, id)
@@ -370,10 +381,16 @@ var errNoStore = errors.New("account has no store file")
 
 // acquireDB returns the account's open store, opening it if needed, and
 // marks it in use until releaseDB. With create false a missing store file is
-// errNoStore rather than created.
-func (p *Provider) acquireDB(a *account, create bool) (*bbolt.DB, error) {
+// errNoStore rather than created. ring is the account's key ring as the
+// caller just loaded it (nil: none): the open store is used as it is while
+// the ring is the copy it was last found current under; after the ring
+// changed (a write of this process, or data.key replaced by another
+// process, which may have deleted and re-created the account) one stat
+// checks that the store file at the account's path is still the one open,
+// and else the open one (unlinked) is closed and the new one opened.
+func (p *Provider) acquireDB(a *account, create bool, ring *cachedFile) (*bbolt.DB, error) {
 	p.mu.Lock()
-	if db := a.db; db != nil {
+	if db := a.db; db != nil && ring != nil && a.dbRing == ring {
 		a.users++
 		p.mu.Unlock()
 		return db, nil
@@ -381,43 +398,69 @@ func (p *Provider) acquireDB(a *account, create bool) (*bbolt.DB, error) {
 	p.mu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return p.acquireDBLocked(a, create)
+	return p.acquireDBLocked(a, create, ring)
 }
 
 // acquireDBLocked is acquireDB for a caller holding a.mu.
-func (p *Provider) acquireDBLocked(a *account, create bool) (*bbolt.DB, error) {
+func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*bbolt.DB, error) {
+	path := filepath.Join(a.dir, fileDB)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil, silo.Errorf(silo.CodeUnavailable, "local provider is closed")
 	}
-	if db := a.db; db != nil {
-		a.users++
-		p.mu.Unlock()
-		return db, nil
-	}
+	db, open := a.db, a.dbFile
 	p.mu.Unlock()
+	if db != nil {
+		fi, err := os.Stat(path)
+		p.mu.Lock()
+		switch {
+		case a.db != db:
+			// Closed meanwhile (idle, evicted): open it again below.
+		case err == nil && os.SameFile(fi, open):
+			a.users++
+			a.dbRing = ring
+			p.mu.Unlock()
+			return db, nil
+		default:
+			stale := p.detachLocked(a)
+			p.mu.Unlock()
+			p.log.Info("store file replaced by another process; reopening", "account", a.id)
+			go stale.Close() // waits for its running transactions
+			p.mu.Lock()
+		}
+		p.mu.Unlock()
+	}
 
 	if err := p.checkExists(a); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(a.dir, fileDB)
 	if !create {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, errNoStore
 		}
 	}
+	var fi os.FileInfo // of the very file bbolt opens
 	db, err := bbolt.Open(path, fileMode, &bbolt.Options{
 		Timeout:        5 * time.Second,
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			if err == nil {
+				if fi, err = f.Stat(); err != nil {
+					f.Close()
+				}
+			}
+			return f, err
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store of %s: %w", a.id, err)
 	}
 
 	p.mu.Lock()
-	a.db = db
+	a.db, a.dbFile, a.dbRing = db, fi, ring
 	a.users++
 	p.open++
 	victims := p.evictLocked()
@@ -442,9 +485,7 @@ func (p *Provider) evictLocked() []*bbolt.DB {
 		if oldest == nil {
 			break // everything open is in use
 		}
-		out = append(out, oldest.db)
-		oldest.db = nil
-		p.open--
+		out = append(out, p.detachLocked(oldest))
 		if oldest.refs == 0 {
 			delete(p.accts, oldest.id)
 		}
@@ -452,10 +493,13 @@ func (p *Provider) evictLocked() []*bbolt.DB {
 	return out
 }
 
-func (p *Provider) releaseDB(a *account) {
+// releaseDB ends an operation's use of db, the store acquireDB returned.
+func (p *Provider) releaseDB(a *account, db *bbolt.DB) {
 	p.mu.Lock()
-	a.users--
-	a.lastUsed = time.Now()
+	if a.db == db {
+		a.users--
+		a.lastUsed = time.Now()
+	}
 	p.mu.Unlock()
 }
 
@@ -463,11 +507,7 @@ func (p *Provider) releaseDB(a *account) {
 // transactions); the caller holds a.mu.
 func (p *Provider) closeDBLocked(a *account) error {
 	p.mu.Lock()
-	db := a.db
-	if db != nil {
-		a.db = nil
-		p.open--
-	}
+	db := p.detachLocked(a)
 	p.mu.Unlock()
 	if db == nil {
 		return nil
