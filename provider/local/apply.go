@@ -79,8 +79,11 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 	}
 	a := p.ref(id)
 	defer p.unref(a)
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := p.lockAccount(a)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := p.checkExists(a); err != nil {
 		return err
 	}
@@ -288,8 +291,11 @@ func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string
 	}
 	a := p.ref(id)
 	defer p.unref(a)
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := p.lockAccount(a)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := p.checkExists(a); err != nil {
 		return err
 	}

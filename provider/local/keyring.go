@@ -366,12 +366,18 @@ func (p *Provider) RotateDataKey(ctx context.Context, id silo.AccountID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p.rotateMu.RLock()
-	defer p.rotateMu.RUnlock()
+	unlockMaster, err := p.lockMaster(false)
+	if err != nil {
+		return err
+	}
+	defer unlockMaster()
 	a := p.ref(id)
 	defer p.unref(a)
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := p.lockAccount(a)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := p.checkExists(a); err != nil {
 		return err
 	}
@@ -442,8 +448,11 @@ func (p *Provider) RotateMasterKey(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p.rotateMu.Lock()
-	defer p.rotateMu.Unlock()
+	unlockMaster, err := p.lockMaster(true)
+	if err != nil {
+		return err
+	}
+	defer unlockMaster()
 	p.loadMu.Lock()
 	ms, err := envelope.AddMaster(p.masterPath)
 	if err == nil {
@@ -500,8 +509,11 @@ func (p *Provider) RotateMasterKey(ctx context.Context) error {
 func (p *Provider) rewrap(id silo.AccountID, to *envelope.Master) (bool, error) {
 	a := p.ref(id)
 	defer p.unref(a)
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := p.lockAccount(a)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	r, err := p.readRing(a)
 	if silo.ErrorCode(err) == silo.CodeNotFound {
 		return false, nil // deleted meanwhile

@@ -14,6 +14,7 @@
 //	accounts/<id>/secrets.json   secret values, each an envelope in base64
 //	accounts/<id>/resources.json the manifest: resource key → resource with the hash it was applied with
 //	trash/                       accounts and buckets being deleted (renamed here first, then removed)
+//	locks/<id>.lock, master.lock serialize control-plane changes across processes (lock.go)
 //
 // The data plane serves config.json, secrets.json and data.key from memory
 // (cache.go): writes through the Provider are seen by the next read, those
@@ -227,7 +228,7 @@ func New(cfg Config) (*Provider, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	for _, d := range []string{dir, p.accounts, p.trash} {
+	for _, d := range []string{dir, p.accounts, p.trash, filepath.Join(dir, dirLocks)} {
 		if err := os.MkdirAll(d, dirMode); err != nil {
 			return nil, fmt.Errorf("local provider: create %s: %w", d, err)
 		}
@@ -550,13 +551,19 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p.rotateMu.RLock()
-	defer p.rotateMu.RUnlock()
+	unlockMaster, err := p.lockMaster(false)
+	if err != nil {
+		return err
+	}
+	defer unlockMaster()
 	a := p.ref(id)
 	defer p.unref(a)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	err := p.checkExists(a)
+	unlock, err := p.lockAccount(a)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	err = p.checkExists(a)
 	if err == nil {
 		return nil
 	}
@@ -600,8 +607,11 @@ func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	}
 	a := p.ref(id)
 	defer p.unref(a)
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	unlock, err := p.lockAccount(a)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	defer p.dropCache(id) // after the files are gone, so nothing is cached again
 	if err := p.closeDBLocked(a); err != nil {
 		return fmt.Errorf("delete account %s: %w", id, err)

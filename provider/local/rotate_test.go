@@ -706,3 +706,88 @@ func TestRotateShredsStaleTemps(t *testing.T) {
 	}
 	wantAllSecrets(t, p)
 }
+
+// TestTwoProcessesWriteOneAccount: two Providers on one directory (two
+// processes: silo up and the CLI) write the same account's secrets and
+// config and rotate its data key and the master key, all at once. Every
+// write survives and every secret still opens: control-plane changes are
+// serialized across processes (a lock file per account, and one for the
+// master key), not only within one.
+func TestTwoProcessesWriteOneAccount(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ps := []*Provider{newTestProvider(t, Config{Dir: dir}), newTestProvider(t, Config{Dir: dir})}
+	if err := ps[0].CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	const perProvider, rounds = 3, 8
+	for i := range ps {
+		for n := 0; n < perProvider; n++ {
+			declareSecret(t, ps[0], "acme", fmt.Sprintf("s%d-%d", i, n))
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i, p := range ps {
+		for n := 0; n < perProvider; n++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := 0; r < rounds; r++ {
+					if err := p.PutSecret(ctx, "acme", fmt.Sprintf("s%d-%d", i, n), []byte(fmt.Sprintf("v%d", r))); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < 3; r++ {
+				if err := p.RotateDataKey(ctx, "acme"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				err := p.Apply(ctx, "acme", silo.Change{Op: silo.OpCreate, Type: silo.TypeConfig, Name: fmt.Sprintf("c%d-%d", i, r),
+					Desired: &silo.Resource{Type: silo.TypeConfig, Name: fmt.Sprintf("c%d-%d", i, r), Spec: []byte(`{"value":"x"}`)}})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := ps[1].RotateMasterKey(ctx); err != nil {
+			errs <- err
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent write: %v", err)
+	}
+
+	// A third provider (a fresh process) reads what they left.
+	p3 := newTestProvider(t, Config{Dir: dir})
+	d, err := p3.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ps {
+		for n := 0; n < perProvider; n++ {
+			wantSecret(t, d, fmt.Sprintf("s%d-%d", i, n), fmt.Sprintf("v%d", rounds-1))
+		}
+		for r := 0; r < rounds; r++ {
+			wantConfig(t, d, fmt.Sprintf("c%d-%d", i, r), "x")
+		}
+	}
+}
