@@ -64,12 +64,41 @@ type call struct {
 	acct     silo.AccountID
 	fn       string
 	reqID    string
+	cpu      chan struct{} // the account's CPU slots
+	onCPU    bool          // this invocation holds one
 	done     <-chan struct{}
 	deadline time.Time
 	yieldAt  time.Time // the checkpoints let other goroutines run from then on
 	pending  []byte    // result held for abi.ImportTake
 	stopped  bool      // a checkpoint stopped the guest
 	logs     int       // log host calls so far
+}
+
+// takeCPU waits for one of the account's CPU slots (Config.AccountCPU), or
+// until the invocation is over; it reports whether it got one. Only the
+// goroutine running the invocation calls it and leaveCPU.
+func (c *call) takeCPU() bool {
+	select {
+	case c.cpu <- struct{}{}:
+		c.onCPU = true
+		return true
+	default:
+	}
+	select {
+	case c.cpu <- struct{}{}:
+		c.onCPU = true
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+// leaveCPU gives the CPU slot back, if the invocation holds one.
+func (c *call) leaveCPU() {
+	if c.onCPU {
+		<-c.cpu
+		c.onCPU = false
+	}
 }
 
 type callKey struct{}
@@ -108,6 +137,14 @@ func (c *call) status(ctx context.Context, op string, err error) (abi.Status, st
 	return abi.Internal, "internal error"
 }
 
+// doesIO names the host calls that may wait on storage: an invocation
+// gives its CPU slot back for their duration.
+var doesIO = map[string]bool{
+	abi.ImportKVGet: true, abi.ImportKVPut: true, abi.ImportKVDelete: true, abi.ImportKVScan: true,
+	abi.ImportBlobGet: true, abi.ImportBlobPut: true, abi.ImportBlobDelete: true, abi.ImportBlobList: true,
+	abi.ImportSecretGet: true, abi.ImportExportGet: true, abi.ImportExportScan: true,
+}
+
 // hostFn adapts a handler to wazero's stack-based host function, looking up
 // the invocation and the guest memory once.
 type hostFn func(ctx context.Context, c *call, mem api.Memory, stack []uint64)
@@ -115,6 +152,7 @@ type hostFn func(ctx context.Context, c *call, mem api.Memory, stack []uint64)
 func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 	b := rt.NewHostModuleBuilder(hostModule)
 	add := func(name string, f hostFn) {
+		io := doesIO[name]
 		t := hostSigs[name]
 		params := make([]api.ValueType, len(t.params))
 		copy(params, t.params)
@@ -127,7 +165,18 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 				}
 				return
 			}
+			if !io {
+				f(ctx, c, m.Memory(), stack)
+				return
+			}
+			// The account's other invocations may run guest code while
+			// this one waits for I/O. Past the deadline the next
+			// checkpoint stops it.
+			c.leaveCPU()
 			f(ctx, c, m.Memory(), stack)
+			if !c.takeCPU() {
+				c.stopped = true
+			}
 		}), params, append([]api.ValueType(nil), t.results...)).Export(name)
 	}
 	add(abi.ImportTake, func(ctx context.Context, c *call, mem api.Memory, s []uint64) {
@@ -319,7 +368,12 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 			// checkpoint: a guest in machine code cannot be preempted
 			// otherwise. A short invocation is not descheduled halfway.
 			if now.After(c.yieldAt) {
+				c.leaveCPU() // the account's other invocations get a turn
 				goruntime.Gosched()
+				if !c.takeCPU() {
+					c.stopped = true
+					s[0] = 0
+				}
 			}
 		}
 	}), nil, []api.ValueType{i32}).Export(importCheckpoint)

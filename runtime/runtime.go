@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,13 @@ type Config struct {
 	// AccountConcurrency caps the invocations of one account running at
 	// once, across its functions. Default 64.
 	AccountConcurrency int
+	// AccountCPU caps how many of one account's invocations run guest code
+	// at the same moment; an invocation waiting in a host call that does
+	// I/O (tables, buckets, exports, secrets) does not count. Default
+	// GOMAXPROCS-1, at least 1: one account never holds every P, so other
+	// accounts' guests and the gateway keep a core however many of its
+	// invocations spin.
+	AccountCPU int
 	// QueueWait is how long Invoke waits for a free concurrency slot (of the
 	// function and of the account) before failing with silo.CodeTooMany.
 	// Default 100ms.
@@ -119,6 +127,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AccountConcurrency <= 0 {
 		c.AccountConcurrency = 64
+	}
+	if c.AccountCPU <= 0 {
+		c.AccountCPU = max(1, goruntime.GOMAXPROCS(0)-1)
 	}
 	if c.QueueWait <= 0 {
 		c.QueueWait = 100 * time.Millisecond
@@ -587,7 +598,7 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 	c := j.c
 	*c = call{
 		rt: r, host: inv.Host, acct: inv.Account, fn: inv.Function, reqID: inv.Request.ID,
-		done: ctx.Done(), deadline: now.Add(lim.Timeout), yieldAt: now.Add(timeSlice),
+		cpu: acct.cpu, done: ctx.Done(), deadline: now.Add(lim.Timeout), yieldAt: now.Add(timeSlice),
 	}
 	if d, ok := ctx.Deadline(); ok && d.Before(c.deadline) {
 		c.deadline = d
@@ -703,7 +714,10 @@ func (r *Runtime) ctxError(ctx context.Context, inv Invocation, lim Limits) erro
 // failed or stopped invocation, an abandoned one, or eviction (jobs closed).
 func (r *Runtime) worker(in *instance) {
 	for j := range in.jobs {
-		if in.mod == nil {
+		if !j.c.takeCPU() {
+			j.err = r.ctxError(j.ctx, j.inv, in.key.lim)
+		}
+		if j.err == nil && in.mod == nil {
 			j.err = r.instantiate(j.ctx, in, j.art, j.c)
 		}
 		if j.err == nil {
@@ -712,6 +726,7 @@ func (r *Runtime) worker(in *instance) {
 			j.resp, j.err = r.exec(j.ctx, in, j.c, j.inv)
 			in.call.Store(nil)
 		}
+		j.c.leaveCPU()
 		bad := j.err != nil || j.c.stopped
 		if bad {
 			r.discard(context.Background(), in)
