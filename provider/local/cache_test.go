@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -729,4 +731,48 @@ func TestCacheLateStoreIgnored(t *testing.T) {
 	// missing), it is still not served.
 	ac.files[slotConfig].Store(late)
 	wantConfig(t, d, "plan", "new")
+}
+
+// TestStoreHeldByAnotherProcess: bbolt lets one process at a time open a
+// store file, so a change that needs the table store of an account another
+// process serves fails with one clear error that names the way out, and
+// loses nothing; once the other process lets go, the same change works.
+func TestStoreHeldByAnotherProcess(t *testing.T) {
+	defer func(d time.Duration) { storeLockWait = d }(storeLockWait)
+	storeLockWait = 50 * time.Millisecond
+	ctx := context.Background()
+	dir := t.TempDir()
+	server := newTestProvider(t, Config{Dir: dir, IdleTimeout: time.Hour})
+	cli := newTestProvider(t, Config{Dir: dir, IdleTimeout: time.Hour})
+	if err := server.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, server, "acme", providertest.Stack(t)[:1])
+	d, err := server.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, "findings", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	notes := silo.Change{Op: silo.OpCreate, Type: silo.TypeTable, Name: "notes", Desired: &silo.Resource{Type: silo.TypeTable, Name: "notes"}}
+	err = cli.Apply(ctx, "acme", notes)
+	if silo.ErrorCode(err) != silo.CodeUnavailable || !strings.Contains(silo.UserMessage(err), "open in another silo process") || !strings.Contains(silo.UserMessage(err), "--server") {
+		t.Fatalf("apply while another process holds the store: %v; want CodeUnavailable naming the other process and --server", err)
+	}
+	if rs, _ := cli.Resources(ctx, "acme"); slices.ContainsFunc(rs, func(r silo.Resource) bool { return r.Name == "notes" }) {
+		t.Error("the failed apply recorded the table anyway")
+	}
+	// Must: once the serving process has closed the store, it works.
+	server.Close()
+	if err := cli.Apply(ctx, "acme", notes); err != nil {
+		t.Fatalf("apply after the other process closed the store: %v", err)
+	}
+	dc, err := cli.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := dc.Get(ctx, "findings", "k"); err != nil || string(v) != "v" {
+		t.Errorf("data after the retried apply: %q, %v; want v", v, err)
+	}
 }

@@ -377,6 +377,10 @@ func (p *Provider) unref(a *account) {
 	}
 }
 
+// storeLockWait is how long opening a store file waits for another process
+// that has it open (bbolt locks the file to one process at a time).
+var storeLockWait = 5 * time.Second
+
 // errNoStore means the account has no store file yet (it has no tables).
 var errNoStore = errors.New("account has no store file")
 
@@ -443,7 +447,7 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 	}
 	var fi os.FileInfo // of the very file bbolt opens
 	db, err := bbolt.Open(path, fileMode, &bbolt.Options{
-		Timeout:        5 * time.Second,
+		Timeout:        storeLockWait,
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
@@ -456,6 +460,9 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 			return f, err
 		},
 	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, silo.Errorf(silo.CodeUnavailable, "the table store of account %s is open in another silo process on %s (silo up or silo server); stop that process and retry, or run the command through it with --server (silo up --api ADDR serves the API)", a.id, p.cfg.Dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open store of %s: %w", a.id, err)
 	}
