@@ -4,6 +4,7 @@ package runtime
 
 import (
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -11,12 +12,14 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 )
 
-// haveMmap: linear memories reserve their maximum with mmap (allocMmap).
+// haveMmap: linear memories reserve their maximum with mmap (memPool.alloc).
 const haveMmap = true
 
 // maxLinearMemory is the most a wasm32 memory can hold (65536 pages).
 const maxLinearMemory = 1 << 32
 
+// alloc returns a linear memory of the given maximum: a pooled one, or a new
+// reservation whose first prefault bytes are mapped at once.
 func (p *memPool) alloc(capacity, maximum, prefault uint64) experimental.LinearMemory {
 	maximum = min(maximum, maxLinearMemory)
 	if maximum == 0 {
@@ -79,7 +82,7 @@ func (m *mmapMemory) unmap() {
 // could have written, [0, high), reads zero again, so a new instance, of
 // any account, sees exactly what a fresh mapping holds.
 //
-// Memory: the pool holds at most maxPooled memories, and an idle sweep
+// Memory: the pool holds at most max memories, and an idle sweep
 // unmaps those pooled before the previous sweep (trim), so an idle
 // runtime holds none after IdleTimeout.
 type memPool struct {
@@ -99,7 +102,7 @@ func (p *memPool) get(size uint64) *mmapMemory {
 	defer p.mu.Unlock()
 	for i := len(p.free) - 1; i >= 0; i-- {
 		if m := p.free[i]; uint64(len(m.buf)) == size {
-			p.free = append(p.free[:i], p.free[i+1:]...)
+			p.free = slices.Delete(p.free, i, i+1)
 			return m
 		}
 	}
