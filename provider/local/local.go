@@ -418,6 +418,7 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 	p.mu.Unlock()
 	if db != nil {
 		fi, err := os.Stat(path)
+		var stale *bbolt.DB
 		p.mu.Lock()
 		switch {
 		case a.db != db:
@@ -428,13 +429,13 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 			p.mu.Unlock()
 			return db, nil
 		default:
-			stale := p.detachLocked(a)
-			p.mu.Unlock()
-			p.log.Info("store file replaced by another process; reopening", "account", a.id)
-			go stale.Close() // waits for its running transactions
-			p.mu.Lock()
+			stale = p.detachLocked(a)
 		}
 		p.mu.Unlock()
+		if stale != nil {
+			p.log.Info("account store file replaced by another process; reopening", "account", a.id)
+			go stale.Close() // waits for its running transactions
+		}
 	}
 
 	if err := p.checkExists(a); err != nil {
