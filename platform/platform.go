@@ -382,7 +382,8 @@ func (p *Platform) Listen() (net.Listener, error) {
 }
 
 // Serve serves the gateway on ln (nil: Listen first), the control-plane
-// API on Config.APIListen if set, and runs the rollout runner and the
+// API on Config.APIListen if set (named in DataDir/server.json while it
+// serves, see Running), and runs the rollout runner and the
 // environment reaper, until ctx is done; then it shuts the servers down
 // gracefully (in-flight requests finish, for at most 10 seconds), waits for
 // the background work to stop and returns nil. It does not Close the
@@ -414,6 +415,7 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		servers = append(servers, &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.cfg.Logger.Handler(), slog.LevelWarn)})
 		listeners = append(listeners, aln)
+		defer p.announce(aln.Addr().String())()
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()

@@ -305,13 +305,24 @@ func wireAPI(p *platform.Platform) error {
 }
 
 // localOnly refuses --server for a command that works on the local data dir
-// only, saying what to use instead.
+// only, saying what to use instead. (A server found serving the data dir
+// does not count: such commands are safe beside it, except those that
+// refuse with notServed.)
 func localOnly(g *globals, instead string) error {
-	c, err := remote(g)
-	if err != nil || c == nil {
-		return err
+	if g.server == "" && os.Getenv("SILO_SERVER") == "" {
+		return nil
 	}
 	return silo.Errorf(silo.CodeInvalid, "this command works on the local data dir only; against a server use %s", instead)
+}
+
+// notServed refuses a command that would open the data dir's account stores
+// beside a silo up or silo server serving it (an account's table store can
+// be open in one process at a time), saying what to do instead.
+func notServed(g *globals, instead string) error {
+	if rs, ok := runningServer(g.dataDir); ok {
+		return silo.Errorf(silo.CodeUnavailable, "silo up or silo server (pid %d) is serving the data dir %s at %s; %s, or stop that process first", rs.PID, g.dataDir, rs.URL, instead)
+	}
+	return nil
 }
 
 // withAPI makes a command body that runs against the control API (local or

@@ -38,6 +38,9 @@ The app is ./silo.yaml, else examples/findings of this repository, or --file. St
 			if name == "" {
 				name = userName()
 			}
+			if err := notServed(g, "silo dev serves your account itself: stop silo up and run silo dev alone, or pass another --data-dir"); err != nil {
+				return err
+			}
 			p, err := openPlatform(ctx, g, listen, "", func(c *platform.Config) { c.LogLevel = slog.LevelDebug })
 			if err != nil {
 				return err

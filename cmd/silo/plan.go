@@ -132,6 +132,9 @@ interrupted apply is recovered on the next start.`,
 			if err := localOnly(g, "silo deploy (it builds here, uploads the release and rolls it out ring by ring)"); err != nil {
 				return err
 			}
+			if err := notServed(g, "use silo deploy, which rolls the release out through it"); err != nil {
+				return err
+			}
 			a, err := openApp(cmd.Context(), g)
 			if err != nil {
 				return err

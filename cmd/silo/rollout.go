@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,12 +15,14 @@ import (
 	"github.com/spf13/cobra"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
 
-// remote returns a client when --server or $SILO_SERVER is set, else nil.
+// remote returns a client when --server or $SILO_SERVER is set, or when a
+// silo up or silo server serves the data dir (runningServer), else nil.
 // The token comes from --token, $SILO_TOKEN, or the data dir's token file.
 func remote(g *globals) (*server.Client, error) {
 	url := g.server
@@ -27,7 +30,11 @@ func remote(g *globals) (*server.Client, error) {
 		url = os.Getenv("SILO_SERVER")
 	}
 	if url == "" {
-		return nil, nil
+		rs, ok := runningServer(g.dataDir)
+		if !ok {
+			return nil, nil
+		}
+		url = rs.URL
 	}
 	tok := g.token
 	if tok == "" {
@@ -41,6 +48,22 @@ func remote(g *globals) (*server.Client, error) {
 		tok = strings.TrimSpace(string(b))
 	}
 	return server.NewClient(url, tok, nil), nil
+}
+
+// runningServer returns the silo up or silo server serving dataDir
+// (platform.ServerFile), if its API answers.
+func runningServer(dataDir string) (platform.RunningServer, bool) {
+	rs, ok := platform.Running(dataDir)
+	if !ok {
+		return rs, false
+	}
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(rs.URL + "/v1/health")
+	if err != nil {
+		return rs, false
+	}
+	resp.Body.Close()
+	return rs, resp.StatusCode == http.StatusOK
 }
 
 // localRunner opens the local installation; its platform carries the
@@ -68,6 +91,9 @@ or $SILO_TOKEN.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := notServed(g, "pass another --data-dir"); err != nil {
+				return err
+			}
 			p, err := openPlatform(ctx, g, gatewayAddr, listen)
 			if err != nil {
 				return err

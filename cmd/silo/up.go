@@ -63,7 +63,9 @@ func newUpCmd(g *globals) *cobra.Command {
 production account and seeds its shared data on first run, creates the tenants acme (plan=pro)
 and globex and your developer account dev-$USER, serves the gateway and prints each tenant's
 URL and a fresh API key. Later runs reuse the data dir: nothing is created twice, and each run
-replaces the previous run's "silo-up" keys. Ctrl-C stops it cleanly.`,
+replaces the previous run's "silo-up" keys. While it runs, other silo commands on the same data
+dir (silo tenant, keys, deploy, logs, ...) go through its control-plane API instead of opening
+the data dir beside it. Ctrl-C stops it cleanly.`,
 		Example: `  go run ./cmd/silo up
   silo up --listen 127.0.0.1:9090 --data-dir /tmp/silo`,
 		Args: exactArgs(0, "no arguments"),
@@ -72,7 +74,7 @@ replaces the previous run's "silo-up" keys. Ctrl-C stops it cleanly.`,
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address the gateway listens on")
-	cmd.Flags().StringVar(&api, "api", "", "also serve the control-plane API (silo deploy --server) on this address, e.g. 127.0.0.1:7070")
+	cmd.Flags().StringVar(&api, "api", "127.0.0.1:0", "address of the control-plane API (default: a free loopback port); other silo commands on this data dir go through it, and silo deploy --server from elsewhere")
 	return cmd
 }
 
@@ -144,6 +146,9 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 	start := time.Now()
 	spec, err := findApp(g, explicitFile)
 	if err != nil {
+		return err
+	}
+	if err := notServed(g, "it is already up (use its URLs, or pass another --data-dir)"); err != nil {
 		return err
 	}
 	p, err := openPlatform(ctx, g, listen, api)

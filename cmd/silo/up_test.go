@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/silotest"
 )
 
@@ -235,4 +237,83 @@ func mustRead(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestCommandsGoThroughRunningUp: while silo up serves a data dir, other
+// commands on that data dir go through its control-plane API (found in
+// server.json), commands that would open its account stores beside it
+// refuse with what to do instead, and a stale server.json is ignored.
+func TestCommandsGoThroughRunningUp(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Setenv("USER", "tester")
+	dir := t.TempDir()
+	sum, stop := startUp(t, dir)
+	defer func() { stop() }()
+	var rs platform.RunningServer
+	for i := 0; ; i++ {
+		var ok bool
+		if rs, ok = platform.Running(dir); ok {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("silo up wrote no %s", platform.ServerFile)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if rs.URL != sum.API {
+		t.Fatalf("%s names %s, silo up printed API %s", platform.ServerFile, rs.URL, sum.API)
+	}
+
+	// A data dir that holds nothing but the server file and the token: a
+	// command that lists silo up's tenants there must have gone through it.
+	proxy := t.TempDir()
+	for _, f := range []string{platform.ServerFile, "operator.token"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(proxy, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(dataDir string) (string, error) {
+		var out, errOut syncBuffer
+		err := runCmd(context.Background(), []string{"tenant", "list", "--data-dir", dataDir}, &out, &errOut)
+		return out.String() + errOut.String(), err
+	}
+	if out, err := list(proxy); err != nil || !strings.Contains(out, "acme") || !strings.Contains(out, "globex") {
+		t.Fatalf("tenant list beside a running silo up: %v\n%s\nwant acme and globex, listed by silo up", err, out)
+	}
+
+	// Must not: apply (it would open the stores silo up holds) and a second
+	// silo up refuse, naming the way out.
+	var out, errOut syncBuffer
+	err := runCmd(context.Background(), []string{"apply", "--all", "--data-dir", dir, "--file", sum.App}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "is serving the data dir") || !strings.Contains(err.Error(), "silo deploy") {
+		t.Errorf("apply beside a running silo up: %v, want a refusal pointing to silo deploy", err)
+	}
+	err = runCmd(context.Background(), []string{"up", "--listen", "127.0.0.1:0", "--data-dir", dir}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "already up") {
+		t.Errorf("a second silo up on the same data dir: %v, want a refusal", err)
+	}
+
+	// A server file whose process is gone is ignored: the command runs on
+	// the (empty) data dir itself.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip(err)
+	}
+	stale, _ := json.Marshal(platform.RunningServer{URL: rs.URL, PID: dead.Process.Pid})
+	if err := os.WriteFile(filepath.Join(proxy, platform.ServerFile), stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := list(proxy); err != nil || strings.Contains(out, "acme") {
+		t.Errorf("tenant list with a stale server file: %v\n%s\nwant the empty local data dir's (no acme)", err, out)
+	}
+
+	stop()
+	stop = func() {}
+	if _, err := os.Stat(filepath.Join(dir, platform.ServerFile)); !os.IsNotExist(err) {
+		t.Errorf("%s after silo up stopped: %v, want it removed", platform.ServerFile, err)
+	}
 }

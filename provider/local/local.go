@@ -462,7 +462,7 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 		},
 	})
 	if errors.Is(err, bbolt.ErrTimeout) {
-		return nil, silo.Errorf(silo.CodeUnavailable, "the table store of account %s is open in another silo process on %s (silo up or silo server); stop that process and retry, or run the command through it with --server (silo up --api ADDR serves the API)", a.id, p.cfg.Dir)
+		return nil, silo.Errorf(silo.CodeUnavailable, "the table store of account %s is open in another silo process on %s (silo up or silo server); stop that process and retry, or run the command through its API (commands on its data dir do so by themselves; from elsewhere pass --server)", a.id, p.cfg.Dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store of %s: %w", a.id, err)
