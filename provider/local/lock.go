@@ -37,7 +37,10 @@ func (p *Provider) lockAccount(a *account) (unlock func(), err error) {
 }
 
 // lockMaster takes rotateMu and master.lock, exclusively for a master-key
-// rotation, shared otherwise.
+// rotation, shared otherwise. Shared, it then reads master.key again: the
+// caller is about to wrap a data key under the current master key, and
+// another process may have rotated it since this one read it (a key
+// wrapped under a dropped master would never open again).
 func (p *Provider) lockMaster(exclusive bool) (unlock func(), err error) {
 	lock, unlockMu, how := p.rotateMu.RLock, p.rotateMu.RUnlock, syscall.LOCK_SH
 	if exclusive {
@@ -49,7 +52,17 @@ func (p *Provider) lockMaster(exclusive bool) (unlock func(), err error) {
 		unlockMu()
 		return nil, err
 	}
-	return func() { release(); unlockMu() }, nil
+	unlock = func() { release(); unlockMu() }
+	if !exclusive {
+		p.loadMu.Lock()
+		err = p.loadMasters()
+		p.loadMu.Unlock()
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+	}
+	return unlock, nil
 }
 
 // flock locks locks/<name>.lock (how: LOCK_SH or LOCK_EX), waiting for

@@ -791,3 +791,35 @@ func TestTwoProcessesWriteOneAccount(t *testing.T) {
 		}
 	}
 }
+
+// TestWrapAfterAnotherProcessRotatedMaster: a process that read master.key
+// before another process rotated it wraps new data keys (a data-key
+// rotation, a new account) under the new master key, not its stale copy of
+// the dropped one, so a fresh process opens every secret afterwards.
+func TestWrapAfterAnotherProcessRotatedMaster(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rotFixture(t, dir)
+	p1 := newTestProvider(t, Config{Dir: dir})
+	p2 := newTestProvider(t, Config{Dir: dir})
+	if err := p2.RotateMasterKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.RotateDataKey(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.CreateAccount(ctx, "umbrella", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	declareSecret(t, p1, "umbrella", "a")
+	if err := p1.PutSecret(ctx, "umbrella", "a", []byte("u")); err != nil {
+		t.Fatal(err)
+	}
+	p3 := newTestProvider(t, Config{Dir: dir})
+	wantAllSecrets(t, p3)
+	d, err := p3.Data(ctx, "umbrella")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSecret(t, d, "a", "u")
+}
