@@ -34,10 +34,15 @@ func (g *gate) pass() {
 	g.in++
 	g.max = max(g.max, g.in)
 	g.cond.Broadcast()
-	timeout := time.AfterFunc(g.wait, func() { g.mu.Lock(); g.cond.Broadcast(); g.mu.Unlock() })
+	timedOut := false
+	timeout := time.AfterFunc(g.wait, func() {
+		g.mu.Lock()
+		timedOut = true
+		g.cond.Broadcast()
+		g.mu.Unlock()
+	})
 	defer timeout.Stop()
-	until := time.Now().Add(g.wait)
-	for g.max < g.want && time.Now().Before(until) {
+	for g.max < g.want && !timedOut {
 		g.cond.Wait()
 	}
 	g.in--
@@ -145,7 +150,11 @@ func TestAccountCPUCap(t *testing.T) {
 			if in == 1 {
 				break
 			}
-			time.Sleep(time.Millisecond)
+			select {
+			case errs := <-done:
+				t.Fatalf("acme's invocation ended (%v) before it was seen holding its slot", errs[0])
+			case <-time.After(time.Millisecond):
+			}
 		}
 		e.must(t, "globex", Request{Path: "/ping"}, 200)
 		g.mu.Lock()
