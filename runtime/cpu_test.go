@@ -73,6 +73,30 @@ func (h gateHost) Get(ctx context.Context, table, key string) ([]byte, error) {
 	return h.Host.Get(ctx, table, key)
 }
 
+// markHost is the real DataHost, except that config reads of "mark-start"
+// and "mark-end" count the guests between the two.
+type markHost struct {
+	Host
+	mu       sync.Mutex
+	cur, max int
+}
+
+func (h *markHost) Config(ctx context.Context, key string) (string, error) {
+	switch key {
+	case "mark-start", "mark-end":
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if key == "mark-start" {
+			h.cur++
+			h.max = max(h.max, h.cur)
+		} else {
+			h.cur--
+		}
+		return "", nil
+	}
+	return h.Host.Config(ctx, key)
+}
+
 // concurrently runs n invocations of req in acct with host h and returns
 // their errors.
 func (e *env) concurrently(acct silo.AccountID, h Host, n int, req Request) []error {
@@ -133,6 +157,19 @@ func TestAccountCPUCap(t *testing.T) {
 		}
 		if g.max != n {
 			t.Fatalf("%d of acme's invocations waited for I/O together, want all %d", g.max, n)
+		}
+	})
+	t.Run("sleeping does not hold the slot", func(t *testing.T) {
+		// Must: n guests of one account that sleep 300 ms each are all
+		// asleep at once (config reads mark each sleep's start and end).
+		h := &markHost{Host: e.hosts["acme"]}
+		for _, err := range e.concurrently("acme", h, n, Request{Path: "/sleepmark", Query: map[string][]string{"ms": {"300"}}}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if h.max != n {
+			t.Fatalf("%d of acme's invocations slept at once, want all %d", h.max, n)
 		}
 	})
 	t.Run("other accounts are not held up", func(t *testing.T) {

@@ -79,7 +79,7 @@
 // (GOMAXPROCS-1 by default, at least 1) run guest code at the same moment:
 // an invocation takes one of its account's CPU slots to run, gives it back
 // while it waits in a host call that does I/O (tables, buckets, exports,
-// secrets), and at every checkpoint once its time slice is used, so one
+// secrets) or sleeps, and at every checkpoint once its time slice is used, so one
 // account's invocations take turns among themselves and never hold every P
 // (TestAccountCPUCap). An instance serves one invocation at a time and is
 // reused only for the same account, function, digest and limits; instances idle for Config.IdleTimeout are closed, so an idle

@@ -78,7 +78,7 @@ type Config struct {
 	AccountConcurrency int
 	// AccountCPU caps how many of one account's invocations run guest code
 	// at the same moment; an invocation waiting in a host call that does
-	// I/O (tables, buckets, exports, secrets) does not count. Default
+	// I/O (tables, buckets, exports, secrets) or sleeping does not count. Default
 	// GOMAXPROCS-1, at least 1: one account never holds every P, so other
 	// accounts' guests and the gateway keep a core however many of its
 	// invocations spin.
@@ -896,6 +896,14 @@ func (in *instance) nanosleep(ns int64) {
 	var done <-chan struct{}
 	if c := in.call.Load(); c != nil {
 		done = c.done
+		// A sleeping guest uses no CPU: its account's other invocations
+		// may run meanwhile. Past the deadline the next checkpoint stops it.
+		c.leaveCPU()
+		defer func() {
+			if !c.takeCPU() {
+				c.stopped = true
+			}
+		}()
 	}
 	select {
 	case <-t.C:

@@ -133,6 +133,14 @@ func init() {
 		case "/sleep":
 			time.Sleep(time.Hour)
 			return fn.Text(200, "woke")
+		case "/sleepmark":
+			// Tells the host before and after a sleep (config reads of
+			// "mark-start" and "mark-end"), so a test can see sleeps overlap.
+			ms, _ := strconv.Atoi(r.QueryValue("ms"))
+			fn.Config("mark-start")
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+			fn.Config("mark-end")
+			return fn.Text(200, "woke")
 		case "/sleepms":
 			ms, _ := strconv.Atoi(r.QueryValue("ms"))
 			time.Sleep(time.Duration(ms) * time.Millisecond)
