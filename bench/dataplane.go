@@ -297,8 +297,8 @@ func helloServer() (url string, stop func(), err error) {
 
 // gatewayScenario: requests/s through the gateway and a warm instance of the
 // example's list function, against a bare net/http hello-world driven by the
-// same client, workers and duration. The two alternate in two rounds so a
-// change of machine load touches both.
+// same client, workers and duration. The two alternate in four rounds so a
+// change of machine load touches both (the CPU profile covers the last).
 func gatewayScenario(ctx context.Context, cfg config) ([]row, error) {
 	const workers = 16
 	d := benchDuration()
@@ -342,13 +342,16 @@ func gatewayScenario(ctx context.Context, cfg config) ([]row, error) {
 			a.firstErr = b.firstErr
 		}
 	}
-	for round := 0; round < 2; round++ {
-		add(&base, closedLoop(c, helloReq, workers, d/2, 200))
-		stopProfile, err := profile("gateway")
-		if err != nil {
-			return nil, err
+	const rounds = 4
+	for round := 0; round < rounds; round++ {
+		add(&base, closedLoop(c, helloReq, workers, d/rounds, 200))
+		stopProfile := func() {}
+		if round == rounds-1 {
+			if stopProfile, err = profile("gateway"); err != nil {
+				return nil, err
+			}
 		}
-		add(&gw, closedLoop(c, gwReq, workers, d/2, 200))
+		add(&gw, closedLoop(c, gwReq, workers, d/rounds, 200))
 		stopProfile()
 	}
 	add(&bare, closedLoop(c, noRoute, workers, d/2, 404))
