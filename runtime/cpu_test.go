@@ -120,10 +120,44 @@ func (e *env) concurrently(acct silo.AccountID, h Host, n int, req Request) []er
 	return errs
 }
 
-// One account never runs more invocations in guest code at once than
-// AccountCPU (below GOMAXPROCS by default), so it cannot hold every P; an
-// invocation waiting for I/O does not count, and other accounts are not
-// held up by it.
+// holdCPU starts an invocation of acct that holds one of its CPU slots
+// (parked in a gate on a config read, which keeps the slot) until the
+// returned func is called, so that acct counts as wanting CPU.
+func (e *env) holdCPU(t *testing.T, acct silo.AccountID) (release func()) {
+	t.Helper()
+	g := newGate(2, time.Minute)
+	done := make(chan []error, 1)
+	go func() {
+		done <- e.concurrently(acct, gateHost{e.hosts[acct], g}, 1, Request{Path: "/config", Query: map[string][]string{"k": {"gate"}}})
+	}()
+	for {
+		g.mu.Lock()
+		in := g.in
+		g.mu.Unlock()
+		if in == 1 {
+			break
+		}
+		select {
+		case errs := <-done:
+			t.Fatalf("%s's holding invocation ended early: %v", acct, errs[0])
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return func() {
+		g.mu.Lock()
+		g.want = 1
+		g.cond.Broadcast()
+		g.mu.Unlock()
+		if errs := <-done; errs[0] != nil {
+			t.Errorf("%s's holding invocation: %v", acct, errs[0])
+		}
+	}
+}
+
+// While another account wants CPU, one account never runs more invocations
+// in guest code at once than AccountCPU (below GOMAXPROCS by default), so it
+// cannot hold every P; alone, it may use every P. An invocation waiting for
+// I/O or sleeping does not count, and other accounts are not held up.
 func TestAccountCPUCap(t *testing.T) {
 	var def Config
 	def.setDefaults()
@@ -132,12 +166,15 @@ func TestAccountCPUCap(t *testing.T) {
 	}
 	e := newEnv(t, Config{AccountCPU: 1})
 	const n = 3
-	t.Run("guest code is capped", func(t *testing.T) {
+	e.rt.cpus.alone = n // as if GOMAXPROCS were n, whatever this machine's
+	configGate := Request{Path: "/config", Query: map[string][]string{"k": {"gate"}}}
+	t.Run("guest code is capped while another account runs", func(t *testing.T) {
 		// Must not: config "gate" holds its caller in guest-side code (a
 		// host call that keeps the slot) until a second one arrives; with
 		// one CPU slot none ever does.
+		defer e.holdCPU(t, "globex")()
 		g := newGate(2, 150*time.Millisecond)
-		for _, err := range e.concurrently("acme", gateHost{e.hosts["acme"], g}, n, Request{Path: "/config", Query: map[string][]string{"k": {"gate"}}}) {
+		for _, err := range e.concurrently("acme", gateHost{e.hosts["acme"], g}, n, configGate) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,9 +183,22 @@ func TestAccountCPUCap(t *testing.T) {
 			t.Fatalf("%d of acme's invocations ran guest code at once (served %d), want 1 (AccountCPU)", g.max, g.served)
 		}
 	})
+	t.Run("an account alone uses every P", func(t *testing.T) {
+		// Must: with no other account wanting CPU, all n run at once.
+		g := newGate(n, 5*time.Second)
+		for _, err := range e.concurrently("acme", gateHost{e.hosts["acme"], g}, n, configGate) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if g.max != n {
+			t.Fatalf("%d of acme's invocations ran guest code at once with no other account busy, want all %d", g.max, n)
+		}
+	})
 	t.Run("I/O does not hold the slot", func(t *testing.T) {
 		// Must: table reads give the slot back, so all n wait in the
 		// host together.
+		defer e.holdCPU(t, "globex")()
 		g := newGate(n, 5*time.Second)
 		for _, err := range e.concurrently("acme", gateHost{e.hosts["acme"], g}, n, Request{Path: "/kv/get", Query: map[string][]string{"table": {"gate"}}, Params: map[string]string{"key": "k"}}) {
 			if err != nil {
@@ -162,6 +212,7 @@ func TestAccountCPUCap(t *testing.T) {
 	t.Run("sleeping does not hold the slot", func(t *testing.T) {
 		// Must: n guests of one account that sleep 300 ms each are all
 		// asleep at once (config reads mark each sleep's start and end).
+		defer e.holdCPU(t, "globex")()
 		h := &markHost{Host: e.hosts["acme"]}
 		for _, err := range e.concurrently("acme", h, n, Request{Path: "/sleepmark", Query: map[string][]string{"ms": {"300"}}}) {
 			if err != nil {
@@ -173,39 +224,60 @@ func TestAccountCPUCap(t *testing.T) {
 		}
 	})
 	t.Run("other accounts are not held up", func(t *testing.T) {
-		// Must: while acme's invocation holds acme's only slot, globex's
-		// runs to the end.
-		g := newGate(2, 5*time.Second)
-		done := make(chan []error)
-		go func() {
-			done <- e.concurrently("acme", gateHost{e.hosts["acme"], g}, 1, Request{Path: "/config", Query: map[string][]string{"k": {"gate"}}})
-		}()
-		for {
-			g.mu.Lock()
-			in := g.in
-			g.mu.Unlock()
-			if in == 1 {
-				break
-			}
-			select {
-			case errs := <-done:
-				t.Fatalf("acme's invocation ended (%v) before it was seen holding its slot", errs[0])
-			case <-time.After(time.Millisecond):
-			}
-		}
+		// Must: while acme's invocation holds a slot, globex's runs to
+		// the end.
+		release := e.holdCPU(t, "acme")
 		e.must(t, "globex", Request{Path: "/ping"}, 200)
-		g.mu.Lock()
-		in := g.in
-		g.mu.Unlock()
-		if in != 1 {
-			t.Errorf("acme's invocation left its slot before globex's finished (in flight %d); the check shows nothing", in)
-		}
-		g.mu.Lock()
-		g.want = 1 // let acme's go
-		g.cond.Broadcast()
-		g.mu.Unlock()
-		if errs := <-done; errs[0] != nil {
-			t.Fatal(errs[0])
-		}
+		release()
 	})
+}
+
+// The share hands slots over first come first served, gives a slot granted
+// as its waiter gave up to the next, and counts an account as wanting CPU
+// exactly while it runs or waits.
+func TestCPUShare(t *testing.T) {
+	c := &cpus{shared: 1, alone: 2}
+	a, b := &cpuShare{cpus: c}, &cpuShare{cpus: c}
+	never := make(chan struct{})
+	if !a.take(never) || !a.take(never) {
+		t.Fatal("alone, an account takes its second slot at once")
+	}
+	if c.active.Load() != 1 {
+		t.Fatalf("active = %d, want 1", c.active.Load())
+	}
+	// b arrives: the shared limit applies to both from now on.
+	if !b.take(never) {
+		t.Fatal("b's first slot")
+	}
+	gaveUp := make(chan struct{})
+	close(gaveUp)
+	if a.take(gaveUp) {
+		t.Fatal("a over its shared limit got a slot")
+	}
+	got := make(chan bool)
+	go func() { got <- a.take(never) }()
+	for {
+		a.mu.Lock()
+		w := len(a.waiting)
+		a.mu.Unlock()
+		if w == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	a.release() // running 2 → 1: still at the shared limit, no hand-over
+	select {
+	case <-got:
+		t.Fatal("a waiter got a slot while a was at its shared limit")
+	case <-time.After(20 * time.Millisecond):
+	}
+	a.release() // running 1 → 0: handed over
+	if !<-got {
+		t.Fatal("the waiter did not get the released slot")
+	}
+	a.release()
+	b.release()
+	if c.active.Load() != 0 || a.running != 0 || b.running != 0 {
+		t.Fatalf("after every release: active %d, running %d/%d; want 0", c.active.Load(), a.running, b.running)
+	}
 }

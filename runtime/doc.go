@@ -75,9 +75,10 @@
 // A Runtime is safe for concurrent use. An invocation holds a slot of its
 // function (Limits.Concurrency) and one of its account (Config.
 // AccountConcurrency); Invoke waits up to Config.QueueWait for them, then
-// fails with silo.CodeTooMany. Of those, at most Config.AccountCPU
-// (GOMAXPROCS-1 by default, at least 1) run guest code at the same moment:
-// an invocation takes one of its account's CPU slots to run, gives it back
+// fails with silo.CodeTooMany. While more than one account wants CPU, at
+// most Config.AccountCPU of an account's invocations (GOMAXPROCS-1 by
+// default, at least 1) run guest code at the same moment; an account alone
+// may use every P. An invocation takes one of its account's CPU slots to run, gives it back
 // while it waits in a host call that does I/O (tables, buckets, exports,
 // secrets) or sleeps, and at every checkpoint once its time slice is used, so one
 // account's invocations take turns among themselves and never hold every P

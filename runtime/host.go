@@ -64,7 +64,7 @@ type call struct {
 	acct     silo.AccountID
 	fn       string
 	reqID    string
-	cpu      chan struct{} // the account's CPU slots
+	cpu      *cpuShare     // the account's CPU share
 	onCPU    bool          // this invocation holds one
 	done     <-chan struct{}
 	deadline time.Time
@@ -74,29 +74,18 @@ type call struct {
 	logs     int       // log host calls so far
 }
 
-// takeCPU waits for one of the account's CPU slots (Config.AccountCPU), or
+// takeCPU waits for one of the account's CPU slots (cpushare.go), or
 // until the invocation is over; it reports whether it got one. Only the
 // goroutine running the invocation calls it and leaveCPU.
 func (c *call) takeCPU() bool {
-	select {
-	case c.cpu <- struct{}{}:
-		c.onCPU = true
-		return true
-	default:
-	}
-	select {
-	case c.cpu <- struct{}{}:
-		c.onCPU = true
-		return true
-	case <-c.done:
-		return false
-	}
+	c.onCPU = c.cpu.take(c.done)
+	return c.onCPU
 }
 
 // leaveCPU gives the CPU slot back, if the invocation holds one.
 func (c *call) leaveCPU() {
 	if c.onCPU {
-		<-c.cpu
+		c.cpu.release()
 		c.onCPU = false
 	}
 }

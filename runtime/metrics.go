@@ -16,7 +16,7 @@ import (
 // once the account has no instance, no invocation and no held slot.
 type account struct {
 	all     chan struct{} // account-wide slots
-	cpu     chan struct{} // slots for running guest code (Config.AccountCPU)
+	cpu     cpuShare      // slots for running guest code (Config.AccountCPU)
 	mu      sync.Mutex
 	fns     map[string]chan struct{} // per-function slots
 	metrics metrics
@@ -33,7 +33,7 @@ func (r *Runtime) account(id silo.AccountID) *account {
 	defer r.mu.Unlock()
 	a := r.accounts[id]
 	if a == nil {
-		a = &account{all: make(chan struct{}, r.cfg.AccountConcurrency), cpu: make(chan struct{}, r.cfg.AccountCPU), fns: map[string]chan struct{}{}}
+		a = &account{all: make(chan struct{}, r.cfg.AccountConcurrency), cpu: cpuShare{cpus: r.cpus}, fns: map[string]chan struct{}{}}
 		if f := r.frozen[id]; f != nil {
 			f.thaw(&a.metrics)
 			delete(r.frozen, id)

@@ -77,11 +77,12 @@ type Config struct {
 	// once, across its functions. Default 64.
 	AccountConcurrency int
 	// AccountCPU caps how many of one account's invocations run guest code
-	// at the same moment; an invocation waiting in a host call that does
-	// I/O (tables, buckets, exports, secrets) or sleeping does not count. Default
-	// GOMAXPROCS-1, at least 1: one account never holds every P, so other
-	// accounts' guests and the gateway keep a core however many of its
-	// invocations spin.
+	// at the same moment while another account's invocations run or wait
+	// to (an account alone may use every P); an invocation waiting in a
+	// host call that does I/O (tables, buckets, exports, secrets) or
+	// sleeping does not count. Default GOMAXPROCS-1, at least 1: one
+	// account never holds every P, so other accounts' guests and the
+	// gateway keep a core however many of its invocations spin.
 	AccountCPU int
 	// QueueWait is how long Invoke waits for a free concurrency slot (of the
 	// function and of the account) before failing with silo.CodeTooMany.
@@ -169,6 +170,7 @@ type Runtime struct {
 
 	live atomic.Int64 // instances alive, busy or idle
 	mem  *memPool     // linear memories of closed instances, for reuse
+	cpus *cpus        // the accounts' CPU shares
 
 	stop chan struct{}
 	done chan struct{}
@@ -220,6 +222,7 @@ func New(cfg Config) (*Runtime, error) {
 		accounts:  map[silo.AccountID]*account{},
 		frozen:    map[silo.AccountID]*frozenMetrics{},
 		mem:       newMemPool(),
+		cpus:      &cpus{shared: cfg.AccountCPU, alone: max(cfg.AccountCPU, goruntime.GOMAXPROCS(0))},
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -598,7 +601,7 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 	c := j.c
 	*c = call{
 		rt: r, host: inv.Host, acct: inv.Account, fn: inv.Function, reqID: inv.Request.ID,
-		cpu: acct.cpu, done: ctx.Done(), deadline: now.Add(lim.Timeout), yieldAt: now.Add(timeSlice),
+		cpu: &acct.cpu, done: ctx.Done(), deadline: now.Add(lim.Timeout), yieldAt: now.Add(timeSlice),
 	}
 	if d, ok := ctx.Deadline(); ok && d.Before(c.deadline) {
 		c.deadline = d
