@@ -64,8 +64,8 @@ type call struct {
 	acct     silo.AccountID
 	fn       string
 	reqID    string
-	cpu      *cpuShare     // the account's CPU share
-	onCPU    bool          // this invocation holds one
+	cpu      *cpuShare // the account's CPU share
+	onCPU    bool      // this invocation holds one
 	done     <-chan struct{}
 	deadline time.Time
 	yieldAt  time.Time // the checkpoints let other goroutines run from then on
