@@ -210,11 +210,11 @@ func TestAccountCPUCap(t *testing.T) {
 		}
 	})
 	t.Run("sleeping does not hold the slot", func(t *testing.T) {
-		// Must: n guests of one account that sleep 300 ms each are all
+		// Must: n guests of one account that sleep 1 s each are all
 		// asleep at once (config reads mark each sleep's start and end).
 		defer e.holdCPU(t, "globex")()
 		h := &markHost{Host: e.hosts["acme"]}
-		for _, err := range e.concurrently("acme", h, n, Request{Path: "/sleepmark", Query: map[string][]string{"ms": {"300"}}}) {
+		for _, err := range e.concurrently("acme", h, n, Request{Path: "/sleepmark", Query: map[string][]string{"ms": {"1000"}}}) {
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -95,7 +95,7 @@ func TestMemoryPoolDrains(t *testing.T) {
 	done := make(chan error, n)
 	for range n {
 		go func() {
-			_, err := e.invoke(t, "acme", Request{Path: "/sleepms", Query: map[string][]string{"ms": {"200"}}})
+			_, err := e.invoke(t, "acme", Request{Path: "/sleepms", Query: map[string][]string{"ms": {"1000"}}})
 			done <- err
 		}()
 	}
