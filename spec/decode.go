@@ -48,6 +48,7 @@ var (
 	functionFields   = jsonFields(reflect.TypeFor[Function]())
 	tableFields      = jsonFields(reflect.TypeFor[Table]())
 	routeFields      = jsonFields(reflect.TypeFor[Route]())
+	scheduleFields   = jsonFields(reflect.TypeFor[Schedule]())
 	productionFields = jsonFields(reflect.TypeFor[Production]())
 	exportFields     = jsonFields(reflect.TypeFor[Export]())
 	rolloutFields    = jsonFields(reflect.TypeFor[Rollout]())
@@ -526,6 +527,9 @@ func (d *decoder) stack(root *yaml.Node) *Stack {
 	if f, ok := fs["routes"]; ok {
 		st.Routes = d.routes(f.val)
 	}
+	if f, ok := fs["schedules"]; ok {
+		st.Schedules = d.schedules(f.val)
+	}
 	prod := &section{}
 	if f, ok := fs["production"]; ok {
 		st.Production, prod = d.production(f.val)
@@ -920,6 +924,62 @@ func (d *decoder) routes(n *yaml.Node) []Route {
 			}
 		}
 		out = append(out, r)
+	}
+	return out
+}
+
+// schedules reads the schedules: each names a function and exactly one of
+// cron and every.
+func (d *decoder) schedules(n *yaml.Node) map[string]Schedule {
+	out := map[string]Schedule{}
+	for _, f := range d.entries(n, "schedules") {
+		if !d.name(f.key, "schedule") {
+			continue
+		}
+		ctx := fmt.Sprintf("schedule %q", f.key.Value)
+		fs := d.object(f.val, ctx, scheduleFields)
+		if f.val.Kind != yaml.MappingNode {
+			continue
+		}
+		s := Schedule{}
+		if ff, has := fs["function"]; !has {
+			d.errorf(f.val, "%s: missing function", ctx)
+		} else if fn, good := d.text(ff.val, ctx+": function"); good {
+			s.Function = fn
+			fnNode, sctx := ff.val, ctx
+			d.later = append(d.later, func(st *Stack) {
+				missing(d, fnNode, st.Functions, "functions", "%s runs function %q", sctx, clip(fnNode.Value))
+			})
+		}
+		cf, hasCron := fs["cron"]
+		ef, hasEvery := fs["every"]
+		switch {
+		case hasCron && hasEvery:
+			d.errorf(f.val, "%s: give cron or every, not both", ctx)
+		case !hasCron && !hasEvery:
+			d.errorf(f.val, "%s: missing cron or every; add cron: \"0 3 * * *\" (daily at 03:00 UTC) or every: 10m", ctx)
+		case hasCron:
+			if expr, good := d.text(cf.val, ctx+": cron"); good {
+				if _, err := parseCron(expr); err != nil {
+					d.errorf(cf.val, "%s: cron %q: %v", ctx, clip(expr), err)
+				}
+				s.Cron = expr
+			}
+		default:
+			if v, good := d.duration(ef.val, ctx+": every"); good {
+				if v < MinEvery || v > MaxEvery {
+					d.errorf(ef.val, "%s: every %s is out of range; use 1m to 168h (a week)", ctx, clip(ef.val.Value))
+				}
+				s.Every = v
+			}
+		}
+		if df, has := fs["description"]; has {
+			s.Description, _ = d.str(df.val, ctx+": description")
+		}
+		out[f.key.Value] = s
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }

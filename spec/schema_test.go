@@ -71,6 +71,7 @@ func TestSchemaMatchesStructs(t *testing.T) {
 		{"$defs/resource (bucket)", root.Defs["resource"], reflect.TypeFor[Bucket]()},
 		{"$defs/resource (secret)", root.Defs["resource"], reflect.TypeFor[Secret]()},
 		{"$defs/route", root.Defs["route"], reflect.TypeFor[Route]()},
+		{"$defs/schedule", root.Defs["schedule"], reflect.TypeFor[Schedule]()},
 		{"$defs/production", root.Defs["production"], reflect.TypeFor[Production]()},
 		{"$defs/export", root.Defs["export"], reflect.TypeFor[Export]()},
 		{"$defs/rollout", root.Defs["rollout"], reflect.TypeFor[Rollout]()},

@@ -58,6 +58,7 @@ type Stack struct {
 	Config     map[string]string   `json:"config,omitempty"`
 	Secrets    map[string]Secret   `json:"secrets,omitempty"`
 	Routes     []Route             `json:"routes,omitempty"`
+	Schedules  map[string]Schedule `json:"schedules,omitempty"`
 	Production Production          `json:"production"`
 	Rollout    Rollout             `json:"rollout"`
 	// Dir is the directory that holds the silo.yaml (set by Load); function
@@ -136,6 +137,16 @@ type Route struct {
 	Method   string `json:"method"`
 	Path     string `json:"path"`
 	Function string `json:"function"`
+}
+
+// Schedule runs a function in every account on a timetable (see
+// schedule.go): at the times of a cron expression, in UTC, or every fixed
+// interval. Exactly one of Cron and Every is set.
+type Schedule struct {
+	Function    string        `json:"function"`
+	Cron        string        `json:"cron,omitempty"`
+	Every       time.Duration `json:"every,omitempty"`
+	Description string        `json:"description,omitempty"`
 }
 
 // Production is the part of the stack deployed once, to the production

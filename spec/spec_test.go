@@ -68,6 +68,13 @@ func TestParseFull(t *testing.T) {
 	if diff := cmp.Diff(wantRoutes, st.Routes); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)
 	}
+	wantSchedules := map[string]Schedule{
+		"nightly-digest": {Function: "list", Cron: "0 3 * * *", Description: "Summarize the day's findings."},
+		"refresh":        {Function: "ingest", Every: 15 * time.Minute},
+	}
+	if diff := cmp.Diff(wantSchedules, st.Schedules); diff != "" {
+		t.Errorf("schedules (-want +got):\n%s", diff)
+	}
 	wantExports := map[string]Export{"threat-intel": {Table: "threat-intel"}, "feed-version": {Config: "feed_version"}, "feed-archive": {Bucket: "feeds"}}
 	if diff := cmp.Diff(wantExports, st.Production.Exports); diff != "" {
 		t.Errorf("production.exports (-want +got):\n%s", diff)
@@ -168,6 +175,14 @@ var diagCases = []struct {
 	{"two documents", base + "---\nversion: 1\n", "more than one YAML document"},
 	{"anchor and alias", base + "tables:\n  a: &t {}\n  b: *t\n", "anchors and aliases are not supported"},
 	{"tag", base + "config: {a: !!str 5}\n", "YAML tags are not supported"},
+	{"schedule unknown function", base + "functions:\n  digest: {source: ./f}\nschedules:\n  nightly: {function: digets, cron: \"0 3 * * *\"}\n", `schedule "nightly" runs function "digets", which is not declared in functions (did you mean "digest"?)`},
+	{"schedule bad cron", base + "functions:\n  f: {source: ./f}\nschedules:\n  s: {function: f, cron: \"0 25 * * *\"}\n", `cron "0 25 * * *"`},
+	{"schedule six-field cron", base + "functions:\n  f: {source: ./f}\nschedules:\n  s: {function: f, cron: \"0 0 3 * * *\"}\n", "write five fields"},
+	{"schedule @every", base + "functions:\n  f: {source: ./f}\nschedules:\n  s: {function: f, cron: \"@every 5m\"}\n", `use "every: <duration>" instead of @every`},
+	{"schedule cron and every", base + "functions:\n  f: {source: ./f}\nschedules:\n  s: {function: f, cron: \"@daily\", every: 1h}\n", "give cron or every, not both"},
+	{"schedule neither", base + "functions:\n  f: {source: ./f}\nschedules:\n  s: {function: f}\n", "missing cron or every"},
+	{"schedule every too short", base + "functions:\n  f: {source: ./f}\nschedules:\n  s: {function: f, every: 10s}\n", "every 10s is out of range; use 1m to 168h"},
+	{"schedule missing function", base + "schedules:\n  s: {every: 1h}\n", `schedule "s": missing function`},
 	{"param unknown field", base + "params:\n  plan: {type: string, defualt: free}\n", `unknown field "defualt" (did you mean "default"?)`},
 	{"param missing type", base + "params:\n  plan: {default: free}\n", "missing type"},
 	{"param bad type", base + "params:\n  plan: {type: strng}\n", `type "strng" is not string, int or bool (did you mean "string"?)`},
