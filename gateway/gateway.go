@@ -710,7 +710,17 @@ var hopByHop = map[string]bool{
 // dropRequest are the request fields a function never sees: credentials.
 var dropRequest = map[string]bool{
 	"Authorization": true, "Proxy-Authorization": true, "X-Api-Key": true, "Cookie": true,
+	HeaderSchedule: true, HeaderScheduledFor: true,
 }
+
+// The header fields of a scheduled run (silo.yaml "schedules"): the
+// schedule's name and the time the run was due, RFC 3339 in UTC. The
+// gateway drops them from client requests, so a function that sees them
+// was started by its schedule.
+const (
+	HeaderSchedule     = "X-Silo-Schedule"
+	HeaderScheduledFor = "X-Silo-Scheduled-For"
+)
 
 // dropResponse are the response fields a function may not set.
 var dropResponse = map[string]bool{

@@ -229,6 +229,7 @@ type Platform struct {
 	mem       *releaser // returns memory to the OS after large idle sweeps
 	artifacts string
 	guestLog  *slog.Logger
+	sched     scheduler
 
 	compileMu sync.Mutex // serializes loading artifacts into the runtime
 	loaded    sync.Map   // digest → true once compiled by Runtime
@@ -383,7 +384,8 @@ func (p *Platform) Listen() (net.Listener, error) {
 
 // Serve serves the gateway on ln (nil: Listen first), the control-plane
 // API on Config.APIListen if set (named in DataDir/server.json while it
-// serves, see Running), and runs the rollout runner and the
+// serves, see Running), and runs the rollout runner, the schedules
+// (RunSchedules) and the
 // environment reaper, until ctx is done; then it shuts the servers down
 // gracefully (in-flight requests finish, for at most 10 seconds), waits for
 // the background work to stop and returns nil. It does not Close the
@@ -425,8 +427,9 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 		go func() { errc <- srv.Serve(listeners[i]) }()
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); p.reapLoop(bg) }()
+	go func() { defer wg.Done(); p.scheduleLoop(bg) }()
 	go func() {
 		defer wg.Done()
 		if err := p.Runner.Serve(bg); err != nil && bg.Err() == nil {

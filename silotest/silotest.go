@@ -109,6 +109,7 @@ func New(t TB, opts ...Option) *Platform {
 	}
 	sp := &Platform{p: p, clock: clock, t: t}
 	clock.p = sp
+	p.RunSchedules(context.Background(), clock.Now()) // schedules count from Start
 	sp.srv = httptest.NewServer(p.Handler())
 	ctx, stop := context.WithCancel(context.Background())
 	runner := make(chan struct{})
@@ -371,8 +372,10 @@ func (c *Clock) Now() time.Time { return c.m.Now() }
 
 // Advance moves the clock forward by d, wakes rollouts waiting for a bake
 // to end, then runs what the platform's timers would have run by then: the
-// reaper of expired environments. It returns the accounts the reaper tore
-// down; a reaper failure fails the test.
+// reaper of expired environments, and the schedules due (each at most once
+// per Advance, as after a pause of the server; advance in steps to see
+// every run), waiting for their runs to end. It returns the accounts the
+// reaper tore down; a reaper or schedule failure fails the test.
 func (c *Clock) Advance(d time.Duration) []silo.AccountID {
 	c.m.Advance(d)
 	if c.p == nil {
@@ -382,6 +385,10 @@ func (c *Clock) Advance(d time.Duration) []silo.AccountID {
 	if err != nil {
 		c.p.t.Errorf("silotest: reaper: %v", err)
 	}
+	if _, err := c.p.p.RunSchedules(context.Background(), c.Now()); err != nil {
+		c.p.t.Errorf("silotest: schedules: %v", err)
+	}
+	c.p.p.WaitSchedules()
 	return gone
 }
 

@@ -1,0 +1,84 @@
+package platform_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/silotest"
+)
+
+// runs lists the scheduled runs the tick function recorded in tn's account.
+func runs(t *testing.T, tn *silotest.Tenant) []string {
+	t.Helper()
+	resp := tn.GET(t, "/runs")
+	if resp.Status != 200 {
+		t.Fatalf("GET /runs: %s", resp)
+	}
+	if len(resp.Body) == 0 {
+		return nil
+	}
+	return strings.Split(string(resp.Body), "\n")
+}
+
+func wantRuns(t *testing.T, tn *silotest.Tenant, want ...string) {
+	t.Helper()
+	got := runs(t, tn)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s's runs: got %q, want %q", tn.ID, got, want)
+	}
+}
+
+// Schedules run in every active account at their due times (UTC), once per
+// due time; not in a suspended account (and again once resumed); a window
+// that missed several due times runs once, for the latest; and a client
+// cannot pass a request off as a scheduled run.
+func TestSchedules(t *testing.T) {
+	ctx := context.Background()
+	p := silotest.New(t)
+	p.Deploy(t, filepath.Join("testdata", "sched"))
+	acme, globex := p.Tenant(t, "acme"), p.Tenant(t, "globex")
+	clock := p.Clock()
+	// The platform starts at silotest.Start, 09:00 UTC. Each account's
+	// quarter-hour runs start a fixed 0-90 s after their due time (a tenth
+	// of the interval; acme's and globex's are above 0, so their 09:00 run
+	// comes after the start), nightly ones 0-30 s after.
+	q0900, q0915 := "quarter-hour@2026-01-05T09:00:00Z", "quarter-hour@2026-01-05T09:15:00Z"
+
+	clock.Advance(14 * time.Minute) // 09:14
+	wantRuns(t, acme, q0900)
+	clock.Advance(3 * time.Minute) // 09:17
+	wantRuns(t, acme, q0900, q0915)
+	wantRuns(t, globex, q0900, q0915)
+	clock.Advance(time.Minute) // 09:18: nothing new, nothing twice
+	wantRuns(t, acme, q0900, q0915)
+
+	// Must not: a suspended account runs nothing; must: the others do.
+	if err := p.Platform().SetState(ctx, "globex", silo.StateSuspended); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(15 * time.Minute) // 09:33
+	wantRuns(t, acme, q0900, q0915, "quarter-hour@2026-01-05T09:30:00Z")
+	if err := p.Platform().SetState(ctx, "globex", silo.StateActive); err != nil {
+		t.Fatal(err)
+	}
+	wantRuns(t, globex, q0900, q0915)
+
+	// A long window: one run per schedule, for its latest due time.
+	clock.Advance(18 * time.Hour) // 03:33 the next day
+	wantRuns(t, globex, q0900, q0915, "quarter-hour@2026-01-06T03:30:00Z", "nightly@2026-01-06T03:00:00Z")
+
+	// Must not: the schedule's header fields from a client do not reach
+	// the function (it lists runs instead of recording one).
+	if resp := acme.GET(t, "/runs", silotest.Header("X-Silo-Schedule", "forged"), silotest.Header("X-Silo-Scheduled-For", "2026-01-06T03:33:00Z")); resp.Status != 200 || strings.Contains(string(resp.Body), "forged") || string(resp.Body) == "ran" {
+		t.Fatalf("a client's X-Silo-Schedule: %s", resp)
+	}
+	if slices.ContainsFunc(runs(t, acme), func(k string) bool { return strings.HasPrefix(k, "forged") }) {
+		t.Fatal("a client's request was recorded as a scheduled run")
+	}
+}

@@ -1,0 +1,32 @@
+// Command tick records each scheduled run it gets in its table "runs"
+// (key: schedule name and due time); GET /runs lists them.
+package main
+
+import (
+	"strings"
+
+	"github.com/silo-run/silo/sdk/fn"
+)
+
+func init() {
+	fn.Handle(func(r *fn.Request) *fn.Response {
+		runs := fn.Table("runs")
+		if name := r.HeaderValue("X-Silo-Schedule"); name != "" {
+			if err := runs.Put(name+"@"+r.HeaderValue("X-Silo-Scheduled-For"), []byte("ran")); err != nil {
+				return fn.Text(503, err.Error())
+			}
+			return fn.Text(200, "ran")
+		}
+		kvs, err := runs.Scan("", "", 1000)
+		if err != nil {
+			return fn.Text(503, err.Error())
+		}
+		keys := make([]string, len(kvs))
+		for i, kv := range kvs {
+			keys[i] = kv.Key
+		}
+		return fn.Text(200, strings.Join(keys, "\n"))
+	})
+}
+
+func main() {}
