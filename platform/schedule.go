@@ -21,9 +21,11 @@ import (
 // header fields gateway.HeaderSchedule and gateway.HeaderScheduledFor. Each
 // account's runs of a schedule are spread over a window after the due time
 // (up to 30 s, or a tenth of an interval), the same every time, so that
-// 10,000 tenants are not started in the same second. A run still going
-// when the next is due is not started twice; runs missed while no server
-// ran are not made up for. Failures go to the account's log.
+// 10,000 tenants are not started in the same second, and at most
+// maxScheduledRuns run at once. A run still going when the next is due is
+// not started twice; runs missed while no server ran are not made up for
+// (after a pause, each schedule runs once, for its latest due time).
+// Failures go to the account's log.
 
 // maxScheduleJitter bounds how long after its due time an account's run
 // starts.
@@ -32,6 +34,10 @@ const maxScheduleJitter = 30 * time.Second
 // scheduleTick is how often Serve looks for due runs.
 const scheduleTick = time.Second
 
+// maxScheduledRuns bounds the scheduled runs in flight at once; the others
+// wait their turn (a nightly schedule of a large fleet is not a flood).
+const maxScheduledRuns = 16
+
 // scheduler is the state of the schedules.
 type scheduler struct {
 	mu       sync.Mutex
@@ -39,6 +45,7 @@ type scheduler struct {
 	nextScan time.Time       // no run can be due before this
 	running  map[runKey]bool // runs in flight
 	releases map[string]*spec.Stack
+	slots    chan struct{} // maxScheduledRuns
 	wg       sync.WaitGroup
 }
 
@@ -79,7 +86,7 @@ func (p *Platform) RunSchedules(ctx context.Context, now time.Time) (int, error)
 		return 0, nil // nothing can be due yet: the window grows until something is
 	}
 	if s.running == nil {
-		s.running = map[runKey]bool{}
+		s.running, s.slots = map[runKey]bool{}, make(chan struct{}, maxScheduledRuns)
 	}
 	if len(s.releases) > 64 || s.releases == nil {
 		s.releases = map[string]*spec.Stack{} // releases no account runs any more go
@@ -180,6 +187,12 @@ func (p *Platform) runSchedule(ctx context.Context, k runKey, sch spec.Schedule,
 		delete(p.sched.running, k)
 		p.sched.mu.Unlock()
 	}()
+	select {
+	case p.sched.slots <- struct{}{}:
+		defer func() { <-p.sched.slots }()
+	case <-ctx.Done():
+		return
+	}
 	rid := rand.Text()
 	resp, err := p.invoke(ctx, k.acct, sch.Function, gateway.Request{
 		Method: http.MethodPost, Path: "/", RequestID: rid,
