@@ -73,6 +73,16 @@ func (h gateHost) Get(ctx context.Context, table, key string) ([]byte, error) {
 	return h.Host.Get(ctx, table, key)
 }
 
+// mustAll fails the test on the first of errs that is not nil.
+func mustAll(t *testing.T, errs []error) {
+	t.Helper()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // markHost is the real DataHost, except that config reads of "mark-start"
 // and "mark-end" count the guests between the two.
 type markHost struct {
@@ -174,11 +184,7 @@ func TestAccountCPUCap(t *testing.T) {
 		// one CPU slot none ever does.
 		defer e.holdCPU(t, "globex")()
 		g := newGate(2, 150*time.Millisecond)
-		for _, err := range e.concurrently("acme", gateHost{e.hosts["acme"], g}, n, configGate) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		mustAll(t, e.concurrently("acme", gateHost{e.hosts["acme"], g}, n, configGate))
 		if g.max != 1 || g.served != n {
 			t.Fatalf("%d of acme's invocations ran guest code at once (served %d), want 1 (AccountCPU)", g.max, g.served)
 		}
@@ -186,11 +192,7 @@ func TestAccountCPUCap(t *testing.T) {
 	t.Run("an account alone uses every P", func(t *testing.T) {
 		// Must: with no other account wanting CPU, all n run at once.
 		g := newGate(n, 5*time.Second)
-		for _, err := range e.concurrently("acme", gateHost{e.hosts["acme"], g}, n, configGate) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		mustAll(t, e.concurrently("acme", gateHost{e.hosts["acme"], g}, n, configGate))
 		if g.max != n {
 			t.Fatalf("%d of acme's invocations ran guest code at once with no other account busy, want all %d", g.max, n)
 		}
@@ -200,11 +202,7 @@ func TestAccountCPUCap(t *testing.T) {
 		// host together.
 		defer e.holdCPU(t, "globex")()
 		g := newGate(n, 5*time.Second)
-		for _, err := range e.concurrently("acme", gateHost{e.hosts["acme"], g}, n, Request{Path: "/kv/get", Query: map[string][]string{"table": {"gate"}}, Params: map[string]string{"key": "k"}}) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		mustAll(t, e.concurrently("acme", gateHost{e.hosts["acme"], g}, n, Request{Path: "/kv/get", Query: map[string][]string{"table": {"gate"}}, Params: map[string]string{"key": "k"}}))
 		if g.max != n {
 			t.Fatalf("%d of acme's invocations waited for I/O together, want all %d", g.max, n)
 		}
@@ -214,11 +212,7 @@ func TestAccountCPUCap(t *testing.T) {
 		// asleep at once (config reads mark each sleep's start and end).
 		defer e.holdCPU(t, "globex")()
 		h := &markHost{Host: e.hosts["acme"]}
-		for _, err := range e.concurrently("acme", h, n, Request{Path: "/sleepmark", Query: map[string][]string{"ms": {"1000"}}}) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		mustAll(t, e.concurrently("acme", h, n, Request{Path: "/sleepmark", Query: map[string][]string{"ms": {"1000"}}}))
 		if h.max != n {
 			t.Fatalf("%d of acme's invocations slept at once, want all %d", h.max, n)
 		}
