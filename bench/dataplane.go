@@ -1,6 +1,6 @@
 package main
 
-// The data-plane scenarios (issue 3, "Benchmarks"): requests through the real
+// The data-plane scenarios (docs/benchmarks-dataplane.md): requests through the real
 // gateway and a warm instance of the example's list function, cold start,
 // host-call round trip, noisy neighbour and idle memory. Each runs the whole
 // platform in process (platform.Open + Serve on 127.0.0.1:0) and drives it
