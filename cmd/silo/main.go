@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -52,7 +53,9 @@ func (g *globals) print(v any, text func(w io.Writer)) error {
 }
 
 // run executes the CLI and returns the exit code: 0 success, 1 failure,
-// 2 usage error.
+// 2 usage error (an unknown command, subcommand or flag, or missing
+// arguments). With --output json an error is one JSON object on stderr:
+// {"error": {"code": ..., "message": ..., "exit": ...}}.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRoot(g)
@@ -64,16 +67,38 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
+	code, exit, msg := errorCode(err), 1, userMessage(err)
 	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "silo: %s\n", ue.msg)
-		return 2
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
+		code, exit = "usage", 2
+		if ue.msg == "" {
+			msg += "; see silo --help"
+		}
 	}
-	fmt.Fprintf(stderr, "silo: %s\n", userMessage(err))
-	if os.Getenv("SILO_DEBUG") != "" {
+	if g.json() {
+		// Scripts that asked for JSON get the error as JSON too, on stderr so
+		// that stdout stays empty on failure.
+		enc := json.NewEncoder(stderr)
+		enc.Encode(map[string]any{"error": map[string]any{"code": code, "message": msg, "exit": exit}})
+	} else {
+		fmt.Fprintf(stderr, "silo: %s\n", msg)
+	}
+	if exit == 1 && os.Getenv("SILO_DEBUG") != "" {
 		fmt.Fprintf(stderr, "debug: %+v\n", err)
 	}
-	return 1
+	return exit
+}
+
+// errorCode is the machine-readable code of err for --output json.
+func errorCode(err error) silo.Code {
+	var se *silo.Error
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	if errors.Is(err, context.Canceled) {
+		return silo.CodeUnavailable
+	}
+	return silo.CodeInternal
 }
 
 type usageError struct{ msg string }
@@ -105,7 +130,9 @@ Every command accepts --output json for scripts.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error() + "; see silo --help"} })
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError{fmt.Sprintf("%s; see %s --help", err, cmd.CommandPath())}
+	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.dataDir, "data-dir", envOr("SILO_DATA_DIR", ".silo"), "directory holding the control-plane state and the local accounts ($SILO_DATA_DIR)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
@@ -116,7 +143,7 @@ Every command accepts --output json for scripts.`,
 		if g.output != "text" && g.output != "json" {
 			return usageError{fmt.Sprintf("--output must be text or json, not %q", g.output)}
 		}
-		return nil
+		return g.mustExistForReading(cmd)
 	}
 	root.AddCommand(
 		newUpCmd(g), newInitCmd(g),
@@ -126,8 +153,60 @@ Every command accepts --output json for scripts.`,
 		newVerifyCmd(g), newReportCmd(g),
 		newDevCmd(g), newLogsCmd(g),
 		newServerCmd(g), newDeployCmd(g), newRolloutCmd(g), newReleaseCmd(g),
+		newVersionCmd(g),
 	)
+	usageErrors(root)
 	return root
+}
+
+// usageErrors makes every wrong call a usage error (exit 2) that names the
+// command's help: an argument check's error gets the hint, and a command group
+// (a command that only holds subcommands) refuses an unknown or missing
+// subcommand instead of printing its help and exiting 0.
+func usageErrors(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		usageErrors(c)
+	}
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			err := check(c, args)
+			var ue usageError
+			if err == nil || errors.As(err, &ue) {
+				return err
+			}
+			return usageError{fmt.Sprintf("%s: %s; see %s --help", c.CommandPath(), err, c.CommandPath())}
+		}
+	}
+	if cmd.HasParent() && cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Sprintf("%s needs a subcommand; see %s --help", cmd.CommandPath(), cmd.CommandPath())}
+			}
+			return usageError{fmt.Sprintf("unknown command %q for %s; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())}
+		}
+	}
+}
+
+// readOnly lists the commands that only read. Run outside an installation
+// they say so instead of creating an empty data dir to read from.
+var readOnly = map[string]bool{
+	"silo tenant list": true, "silo tenant show": true, "silo keys list": true,
+	"silo plan": true, "silo drift": true, "silo verify": true, "silo audit verify": true,
+	"silo release list": true, "silo release show": true, "silo rollout status": true,
+	"silo logs": true, "silo report": true,
+}
+
+// mustExistForReading refuses a read-only command on a data dir that does
+// not exist (unless it goes to a server).
+func (g *globals) mustExistForReading(cmd *cobra.Command) error {
+	if !readOnly[cmd.CommandPath()] || g.server != "" || os.Getenv("SILO_SERVER") != "" {
+		return nil
+	}
+	if _, err := os.Stat(g.dataDir); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return silo.Errorf(silo.CodeNotFound, "no silo installation in %s (the directory does not exist); run this in your project's directory, pass --data-dir or --server, or start one with silo tenant create or silo up", g.dataDir)
 }
 
 func envOr(k, def string) string {
@@ -141,7 +220,7 @@ func envOr(k, def string) string {
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Sprintf("%s needs %s; see silo %s --help", cmd.CommandPath(), names, cmd.Name())}
+			return usageError{fmt.Sprintf("%s needs %s; see %s --help", cmd.CommandPath(), names, cmd.CommandPath())}
 		}
 		return nil
 	}

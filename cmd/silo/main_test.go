@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// TestUsageErrors checks that every way of calling silo wrongly exits 2 with
+// a hint, and that a command's own failure exits 1.
+func TestUsageErrors(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	for _, tc := range []struct {
+		name string
+		args []string
+		exit int
+		want string
+	}{
+		{"unknown command", []string{"nosuch"}, 2, `unknown command "nosuch" for "silo"; see silo --help`},
+		{"unknown subcommand", []string{"keys", "nosuch"}, 2, "unknown command \"nosuch\" for silo keys; see silo keys --help"},
+		{"missing subcommand", []string{"keys"}, 2, "silo keys needs a subcommand; see silo keys --help"},
+		{"unknown flag", []string{"tenant", "list", "--nosuch"}, 2, "unknown flag: --nosuch; see silo tenant list --help"},
+		{"missing argument", []string{"keys", "rotate", "acme"}, 2, "silo keys rotate needs a tenant ID and a key ID; see silo keys rotate --help"},
+		{"the command fails", []string{"tenant", "show", "nosuch"}, 1, `no account "nosuch"`},
+		{"it works", []string{"tenant", "show", "acme"}, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			exit, _, stderr := c.run(tc.args...)
+			if exit != tc.exit || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("silo %s: exit %d, stderr %q; want exit %d with %q", strings.Join(tc.args, " "), exit, stderr, tc.exit, tc.want)
+			}
+		})
+	}
+}
+
+// TestJSONErrors checks that with --output json an error is one JSON object
+// on stderr, with nothing on stdout, and that success is plain JSON on stdout.
+func TestJSONErrors(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	for _, tc := range []struct {
+		args       []string
+		code, text string
+		exit       int
+	}{
+		{[]string{"-o", "json", "tenant", "show", "nosuch"}, "not_found", `no account "nosuch"`, 1},
+		{[]string{"-o", "json", "keys", "rotate", "acme"}, "usage", "needs a tenant ID and a key ID", 2},
+	} {
+		exit, stdout, stderr := c.run(tc.args...)
+		var got struct {
+			Error struct {
+				Code, Message string
+				Exit          int
+			}
+		}
+		if err := json.Unmarshal([]byte(stderr), &got); err != nil {
+			t.Fatalf("silo %s: stderr is not JSON (%v): %q", strings.Join(tc.args, " "), err, stderr)
+		}
+		if exit != tc.exit || got.Error.Exit != tc.exit || got.Error.Code != tc.code || !strings.Contains(got.Error.Message, tc.text) || stdout != "" {
+			t.Fatalf("silo %s: exit %d, stdout %q, error %+v; want exit %d, code %s, message with %q, empty stdout", strings.Join(tc.args, " "), exit, stdout, got.Error, tc.exit, tc.code, tc.text)
+		}
+	}
+	// The twin: the same flag on success prints JSON on stdout and nothing on stderr.
+	exit, stdout, stderr := c.run("-o", "json", "tenant", "show", "acme")
+	if exit != 0 || stderr != "" || !json.Valid([]byte(stdout)) {
+		t.Fatalf("silo -o json tenant show acme: exit %d, stdout %q, stderr %q", exit, stdout, stderr)
+	}
+}
+
+// TestHintsNameCommandsThatExist walks every command and checks that the
+// "see silo X --help" hint its argument check gives names a command that
+// exists (and is the command itself).
+func TestHintsNameCommandsThatExist(t *testing.T) {
+	root := newRoot(&globals{})
+	hint := regexp.MustCompile(`see (silo[a-z -]*?) --help`)
+	checked := 0
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if c.Args == nil {
+			return
+		}
+		err := c.Args(c, strings.Fields("a b c d e f g"))
+		if err == nil {
+			return
+		}
+		m := hint.FindStringSubmatch(err.Error())
+		if m == nil {
+			t.Errorf("%s: argument error %q names no help to see", c.CommandPath(), err)
+			return
+		}
+		checked++
+		found, _, ferr := root.Find(strings.Fields(m[1])[1:])
+		if ferr != nil || found.CommandPath() != c.CommandPath() {
+			t.Errorf("%s: hint %q points at %q", c.CommandPath(), m[0], m[1])
+		}
+	}
+	walk(root)
+	if checked < 20 {
+		t.Fatalf("checked the hints of %d commands; the tree has more than 20 that take arguments", checked)
+	}
+}
+
+// TestReadOnlyCommandsCreateNothing checks that a read-only command outside
+// an installation says so and leaves no data dir behind, while a command that
+// creates (its twin) does create one.
+func TestReadOnlyCommandsCreateNothing(t *testing.T) {
+	root := newRoot(&globals{})
+	for path := range readOnly {
+		if c, _, err := root.Find(strings.Fields(path)[1:]); err != nil || c.CommandPath() != path {
+			t.Errorf("readOnly names %q, which is not a command", path)
+		}
+	}
+	c := newCLI(t)
+	for _, args := range [][]string{{"tenant", "list"}, {"tenant", "show", "acme"}, {"keys", "list", "acme"}, {"audit", "verify"}, {"release", "list"}} {
+		c.fails("no silo installation in", args...)
+		if _, err := os.Stat(c.dataDir); !os.IsNotExist(err) {
+			t.Fatalf("silo %s created %s (stat: %v)", strings.Join(args, " "), c.dataDir, err)
+		}
+	}
+	c.ok("tenant", "create", "acme")
+	if _, err := os.Stat(filepath.Join(c.dataDir)); err != nil {
+		t.Fatalf("tenant create made no data dir: %v", err)
+	}
+	c.ok("tenant", "list")
+}
+
+func TestVersion(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"version", "-o", "json"}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("silo version: exit %d, %s", code, errOut.String())
+	}
+	var v version
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil || v.Version == "" || !strings.HasPrefix(v.Go, "go") {
+		t.Fatalf("silo version -o json: %q (%v)", out.String(), err)
+	}
+}
