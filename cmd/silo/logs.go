@@ -29,7 +29,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 gave the request (also returned to the client as X-Request-Id), the message and its attributes.
 Logs are kept per account with a bounded size (the oldest lines go first). Locally this reads
 the data dir's log files, so it works while silo up or silo dev runs; with --server it reads
-them on the server (-f streams them as JSON lines).
+them on the server and prints them the same way (text, or JSON lines with -o json).
 
 Flags:
   -f, --follow           keep printing new lines as they are written
