@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -31,7 +32,7 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 			if err != nil {
 				return err
 			}
-			return g.print(map[string]any{"key": plain, "id": k.ID, "account": k.Account}, func(w io.Writer) {
+			return g.print(map[string]any{"key": plain, "key_id": k.ID, "account": k.Account, "name": k.Name}, func(w io.Writer) {
 				fmt.Fprintf(w, "key %s for %s (shown once, store it now):\n%s\n", k.ID, k.Account, plain)
 			})
 		}),
@@ -65,7 +66,7 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 	}
 	rotate := &cobra.Command{
 		Use:   "rotate TENANT KEY-ID",
-		Short: "Issue a new key and revoke the old one",
+		Short: "Issue a new key with the old one's name, then revoke the old one",
 		Args:  exactArgs(2, "a tenant ID and a key ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			id := silo.AccountID(args[0])
@@ -73,21 +74,21 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 			if err != nil {
 				return err
 			}
-			found := false
-			for _, k := range keys {
-				found = found || k.ID == args[1]
-			}
-			if !found {
+			i := slices.IndexFunc(keys, func(k store.APIKey) bool { return k.ID == args[1] })
+			if i < 0 {
 				return silo.Errorf(silo.CodeNotFound, "account %s has no key %q; silo keys list %s shows its keys", id, args[1], id)
 			}
-			plain, k, err := api.IssueKey(ctx, id, "rotated from "+args[1])
+			if keys[i].Revoked != nil {
+				return silo.Errorf(silo.CodeInvalid, "key %s of %s is revoked already; issue a new one with silo keys create %s", args[1], id, id)
+			}
+			plain, k, err := api.IssueKey(ctx, id, keys[i].Name)
 			if err != nil {
 				return err
 			}
 			if err := api.RevokeKey(ctx, id, args[1]); err != nil {
 				return err
 			}
-			return g.print(map[string]any{"key": plain, "id": k.ID, "revoked": args[1]}, func(w io.Writer) {
+			return g.print(map[string]any{"key": plain, "key_id": k.ID, "account": k.Account, "name": k.Name, "revoked": args[1]}, func(w io.Writer) {
 				fmt.Fprintf(w, "revoked %s; new key %s (shown once):\n%s\n", args[1], k.ID, plain)
 			})
 		}),
