@@ -16,8 +16,10 @@ const ServerFile = "server.json"
 
 // RunningServer is what ServerFile holds.
 type RunningServer struct {
-	URL string `json:"url"` // http://host:port of the API
-	PID int    `json:"pid"`
+	URL        string `json:"url"`                   // http://host:port of the API
+	Gateway    string `json:"gateway,omitempty"`     // http://host:port of the gateway
+	BaseDomain string `json:"base_domain,omitempty"` // tenant acme is acme.<BaseDomain>
+	PID        int    `json:"pid"`
 }
 
 // Running returns the server ServerFile in dataDir names, if the file is
@@ -43,7 +45,7 @@ func Running(dataDir string) (RunningServer, bool) {
 // it since.
 func (p *Platform) announce(addr string) (remove func()) {
 	path := filepath.Join(p.cfg.DataDir, ServerFile)
-	rs := RunningServer{URL: "http://" + addr, PID: os.Getpid()}
+	rs := RunningServer{URL: "http://" + addr, Gateway: "http://" + p.Addr(), BaseDomain: p.cfg.BaseDomain, PID: os.Getpid()}
 	b, _ := json.Marshal(rs)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil || os.Rename(tmp, path) != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"text/tabwriter"
 	"time"
 
@@ -75,7 +77,7 @@ request.`,
 				if seed != "" {
 					fmt.Fprintf(w, "seeded from %s\n", seed)
 				}
-				fmt.Fprintf(w, "URL  http://%s.localhost:8080/  (or http://localhost:8080/t/%s/)\n", e.Account.ID, e.Account.ID)
+				printURL(w, g, e.Account.ID)
 				fmt.Fprintf(w, "API key (shown once, store it now): %s\n", e.Key)
 			})
 		},
@@ -204,4 +206,21 @@ func newEnvReap(g *globals) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// printURL prints where account id is served: the gateway of the silo up or
+// silo server serving this data dir, as it announced itself, or, when none
+// is running, how to serve it.
+func printURL(w io.Writer, g *globals, id silo.AccountID) {
+	rs, ok := platform.Running(g.dataDir)
+	if !ok || rs.Gateway == "" || rs.BaseDomain == "" {
+		fmt.Fprintf(w, "URL  served once silo up or silo server runs on this data dir (silo up: http://%s.localhost:8080/)\n", id)
+		return
+	}
+	u, err := url.Parse(rs.Gateway)
+	if err != nil {
+		return
+	}
+	_, port, _ := net.SplitHostPort(u.Host)
+	fmt.Fprintf(w, "URL  http://%s/  (or %s/t/%s/)\n", net.JoinHostPort(string(id)+"."+rs.BaseDomain, port), rs.Gateway, id)
 }

@@ -285,6 +285,16 @@ func TestCommandsGoThroughRunningUp(t *testing.T) {
 		t.Fatalf("tenant list beside a running silo up: %v\n%s\nwant acme and globex, listed by silo up", err, out)
 	}
 
+	// An environment created through silo up is announced at silo up's
+	// gateway, not at a default port.
+	var envOut, envErr syncBuffer
+	if err := runCmd(context.Background(), []string{"env", "create", "e2e-1", "--ttl", "1h", "--data-dir", proxy}, &envOut, &envErr); err != nil {
+		t.Fatalf("env create through silo up: %v\n%s", err, envErr.String())
+	}
+	if want := sum.Gateway + "/t/e2e-1/"; !strings.Contains(envOut.String(), want) {
+		t.Errorf("env create through silo up printed:\n%s\nwant the gateway's address %s", envOut.String(), want)
+	}
+
 	// Must not: apply (it would open the stores silo up holds) and a second
 	// silo up refuse, naming the way out.
 	var out, errOut syncBuffer
