@@ -64,6 +64,9 @@ const (
 	StateDeleted      State = "deleted"
 )
 
+// States lists every lifecycle state, in order.
+var States = []State{StateProvisioning, StateActive, StateSuspended, StateDeleting, StateDeleted}
+
 // CanTransition reports whether an account may move from state s to next.
 func (s State) CanTransition(next State) bool {
 	switch s {

@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -275,8 +277,15 @@ func (p *Plane) Account(ctx context.Context, id silo.AccountID) (silo.Account, e
 	return a, err
 }
 
-// Accounts lists accounts.
+// Accounts lists accounts. An unknown kind or state in f is an error with
+// code CodeInvalid, not an empty list.
 func (p *Plane) Accounts(ctx context.Context, f store.Filter) ([]silo.Account, error) {
+	if f.Kind != "" && !f.Kind.Valid() {
+		return nil, silo.Errorf(silo.CodeInvalid, "unknown account kind %q; use one of %s", f.Kind, joinAll(silo.Kinds))
+	}
+	if f.State != "" && !slices.Contains(silo.States, f.State) {
+		return nil, silo.Errorf(silo.CodeInvalid, "unknown account state %q; use one of %s", f.State, joinAll(silo.States))
+	}
 	var out []silo.Account
 	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
 		var err error
@@ -527,4 +536,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func joinAll[T ~string](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
 }

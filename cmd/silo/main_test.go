@@ -145,3 +145,21 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("silo version -o json: %q (%v)", out.String(), err)
 	}
 }
+
+// TestListFilters checks that an unknown --kind or --state is an error, not
+// an empty table, and that known ones (the twins) list what they select.
+func TestListFilters(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	c.fails(`unknown account kind "tenants"`, "tenant", "list", "--kind", "tenants")
+	c.fails(`unknown account state "live"`, "tenant", "list", "--state", "live")
+	for _, tc := range []struct{ args, want string }{
+		{"--kind tenant", "acme"},
+		{"--kind production", "production"},
+		{"--kind all --state active", "acme"},
+	} {
+		if out := c.ok(append([]string{"tenant", "list"}, strings.Fields(tc.args)...)...); !strings.Contains(out, tc.want) {
+			t.Errorf("tenant list %s:\n%s\nwant %s listed", tc.args, out, tc.want)
+		}
+	}
+}
