@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	silo "github.com/silo-run/silo"
 )
 
 // Diagnostic is one problem found in a silo.yaml, at a 1-based line and
@@ -30,6 +32,13 @@ func (ds *Diagnostics) Error() string {
 		lines[i] = d.String()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Unwrap makes the diagnostics a user-facing error: silo.UserMessage and
+// silo.ErrorCode find a *silo.Error with code CodeInvalid whose message is
+// every diagnostic, so each command and the API show them the same way.
+func (ds *Diagnostics) Unwrap() error {
+	return &silo.Error{Code: silo.CodeInvalid, Message: ds.Error()}
 }
 
 func (ds Diagnostics) sort() {

@@ -543,3 +543,21 @@ func TestDeepAt(t *testing.T) {
 		})
 	}
 }
+
+// TestDiagnosticsAreUserFacing checks that an invalid spec's diagnostics
+// reach a user whole (code invalid, every line with its position) through
+// silo.UserMessage, which the API and silo dev use, while an internal error
+// (the twin) stays hidden behind the generic sentence.
+func TestDiagnosticsAreUserFacing(t *testing.T) {
+	_, err := Parse("silo.yaml", []byte("app: demo\nfunctions:\n  hello:\n    memory: 12 parsecs\n"))
+	if err == nil {
+		t.Fatal("Parse accepted a memory of 12 parsecs")
+	}
+	msg := silo.UserMessage(err)
+	if silo.ErrorCode(err) != silo.CodeInvalid || msg != err.Error() || !strings.Contains(msg, "silo.yaml:4:") {
+		t.Fatalf("UserMessage %q (code %s); want the diagnostics %q with code invalid", msg, silo.ErrorCode(err), err.Error())
+	}
+	if got := silo.UserMessage(fmt.Errorf("open store: %w", os.ErrPermission)); strings.Contains(got, "permission") {
+		t.Fatalf("an internal error reached the user as %q", got)
+	}
+}
