@@ -99,6 +99,7 @@ func printPlan(w io.Writer, p engine.Plan, applied bool) {
 	sym := map[silo.Op]string{silo.OpCreate: "+", silo.OpUpdate: "~", silo.OpReplace: "-/+", silo.OpDelete: "-"}
 	for _, c := range p.Changes {
 		fmt.Fprintf(w, "  %-3s %s %s\n", sym[c.Op], c.Op, c.Key())
+		printChangeDetail(w, c)
 	}
 	counts := p.Counts()
 	ops := []silo.Op{silo.OpCreate, silo.OpUpdate, silo.OpReplace, silo.OpDelete, silo.OpNoop}
