@@ -170,7 +170,11 @@ const (
 	TypeSecret   ResourceType = "secret"
 	TypeRoute    ResourceType = "route"
 	TypeExport   ResourceType = "export"
+	TypeSchedule ResourceType = "schedule"
 )
+
+// ResourceTypes lists every resource type; a provider handles each.
+var ResourceTypes = []ResourceType{TypeFunction, TypeTable, TypeBucket, TypeConfig, TypeSecret, TypeRoute, TypeExport, TypeSchedule}
 
 // Order returns the apply order of resource types: storage before code,
 // code before routes. Deletes run in reverse.
@@ -182,7 +186,7 @@ func (t ResourceType) Order() int {
 		return 1
 	case TypeFunction:
 		return 2
-	case TypeRoute, TypeExport:
+	case TypeRoute, TypeExport, TypeSchedule:
 		return 3
 	}
 	return 4

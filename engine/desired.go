@@ -37,6 +37,14 @@ type RouteSpec struct {
 	Function string `json:"function"`
 }
 
+// ScheduleSpec is the spec of a schedule resource: which function runs, and
+// when (a cron expression in UTC, or a fixed interval).
+type ScheduleSpec struct {
+	Function string `json:"function"`
+	Cron     string `json:"cron,omitempty"`
+	Every    string `json:"every,omitempty"` // a Go duration, e.g. "15m0s"
+}
+
 // ExportSpec is the spec of an export resource of the production account:
 // exactly one of Table, Bucket and Config names the exported resource.
 // Exports are read-only by construction; there is no mode field to widen.
@@ -107,6 +115,14 @@ func Compile(st *spec.Stack, artifacts map[string]string) (*Template, error) {
 	for _, r := range st.Routes {
 		b.add(silo.TypeRoute, r.Method+" "+r.Path, RouteSpec{Method: r.Method, Path: r.Path, Function: r.Function})
 	}
+	b.named(silo.TypeSchedule, keys(st.Schedules), func(k string) any {
+		s := st.Schedules[k]
+		sp := ScheduleSpec{Function: s.Function, Cron: s.Cron}
+		if s.Every > 0 {
+			sp.Every = s.Every.String()
+		}
+		return sp
+	})
 	t.static, t.err = b.out, b.err
 	return t, nil
 }

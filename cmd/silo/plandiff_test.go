@@ -29,7 +29,7 @@ func TestPlanShowsAttributes(t *testing.T) {
 		"    tables: {visits: read-write}\n", "",
 		"tables:\n  visits: {}\n", "",
 		`greeting: "Hello, ${tenant.id}`, `greeting: "Howdy, ${tenant.id}`,
-	).Replace(string(b))
+	).Replace(string(b)) + "\nschedules:\n  tidy: {function: hello, every: 1h}\n"
 	if err := os.WriteFile(c.file, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -39,6 +39,8 @@ func TestPlanShowsAttributes(t *testing.T) {
 		`tables.visits: "read-write" → (none)`,
 		"delete table/visits",
 		"! destroys the table's data in this account",
+		"create schedule/tidy",
+		`every: "1h0m0s"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan after the edit:\n%s\nwant a line with %q", out, want)

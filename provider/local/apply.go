@@ -189,7 +189,7 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 		}
 		cfg[r.Name] = value
 		return p.writeCached(a, fileConfig, cfg)
-	case silo.TypeSecret, silo.TypeFunction, silo.TypeRoute, silo.TypeExport:
+	case silo.TypeSecret, silo.TypeFunction, silo.TypeRoute, silo.TypeExport, silo.TypeSchedule:
 		// Recorded in the manifest only: a secret's slot is declared by its
 		// entry, function artifacts live in the shared artifact store.
 	default:
@@ -239,7 +239,7 @@ func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error 
 		}
 		delete(sec, name)
 		return p.writeCached(a, fileSecrets, sec)
-	case silo.TypeFunction, silo.TypeRoute, silo.TypeExport:
+	case silo.TypeFunction, silo.TypeRoute, silo.TypeExport, silo.TypeSchedule:
 		return nil
 	}
 	return silo.Errorf(silo.CodeInvalid, "unknown resource type %q for %s", typ, name)

@@ -114,6 +114,7 @@ func Stack(t testing.TB) []silo.Resource {
 		mk(silo.TypeFunction, "list", map[string]any{"artifact": strings.Repeat("b", 64)}),
 		mk(silo.TypeRoute, "GET /findings", map[string]any{"function": "list"}),
 		mk(silo.TypeExport, "threat-intel", map[string]any{"table": "intel"}),
+		mk(silo.TypeSchedule, "nightly", map[string]any{"function": "ingest", "cron": "0 3 * * *"}),
 	}
 }
 
@@ -316,7 +317,7 @@ func testApplyEachType(t *testing.T, p provider.Provider) {
 	wantNotFound(t, "deleted config", err)
 
 	// Deleting what never existed is a no-op.
-	for _, typ := range []silo.ResourceType{silo.TypeTable, silo.TypeBucket, silo.TypeConfig, silo.TypeSecret, silo.TypeFunction, silo.TypeRoute, silo.TypeExport} {
+	for _, typ := range silo.ResourceTypes {
 		must(t, "delete missing "+string(typ), p.Apply(ctx, "acme", silo.Change{Op: silo.OpDelete, Type: typ, Name: "never"}))
 	}
 
