@@ -59,6 +59,7 @@ Flags:
 			fs.StringVarP(&g.output, "output", "o", g.output, "")
 			fs.StringVar(&g.server, "server", g.server, "")
 			fs.StringVar(&g.token, "token", g.token, "")
+			fs.StringVar(&g.file, "file", g.file, "") // accepted like every command's; -f is --follow here
 			help := fs.BoolP("help", "h", false, "")
 			if err := fs.Parse(args); err != nil {
 				return usageError{err.Error() + "; see silo logs --help"}
@@ -75,6 +76,9 @@ Flags:
 			}
 			id, err := silo.ParseID(args[0])
 			if err != nil {
+				return err
+			}
+			if err := g.requireInstallation(); err != nil {
 				return err
 			}
 			q := logs.Query{Function: function, RequestID: request, Last: last}

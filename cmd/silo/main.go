@@ -189,18 +189,28 @@ func usageErrors(cmd *cobra.Command) {
 }
 
 // readOnly lists the commands that only read. Run outside an installation
-// they say so instead of creating an empty data dir to read from.
+// they say so instead of creating an empty data dir to read from. (silo logs
+// parses its own flags and checks after parsing them.)
 var readOnly = map[string]bool{
 	"silo tenant list": true, "silo tenant show": true, "silo keys list": true,
 	"silo plan": true, "silo drift": true, "silo verify": true, "silo audit verify": true,
 	"silo release list": true, "silo release show": true, "silo rollout status": true,
-	"silo logs": true, "silo report": true,
+	"silo report": true,
 }
 
 // mustExistForReading refuses a read-only command on a data dir that does
 // not exist (unless it goes to a server).
 func (g *globals) mustExistForReading(cmd *cobra.Command) error {
-	if !readOnly[cmd.CommandPath()] || g.server != "" || os.Getenv("SILO_SERVER") != "" {
+	if !readOnly[cmd.CommandPath()] {
+		return nil
+	}
+	return g.requireInstallation()
+}
+
+// requireInstallation returns an error unless the command goes to a server
+// or the data dir exists.
+func (g *globals) requireInstallation() error {
+	if g.server != "" || os.Getenv("SILO_SERVER") != "" {
 		return nil
 	}
 	if _, err := os.Stat(g.dataDir); !errors.Is(err, os.ErrNotExist) {

@@ -122,7 +122,7 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 		}
 	}
 	c := newCLI(t)
-	for _, args := range [][]string{{"tenant", "list"}, {"tenant", "show", "acme"}, {"keys", "list", "acme"}, {"audit", "verify"}, {"release", "list"}} {
+	for _, args := range [][]string{{"tenant", "list"}, {"tenant", "show", "acme"}, {"keys", "list", "acme"}, {"audit", "verify"}, {"release", "list"}, {"logs", "acme"}} {
 		c.fails("no silo installation in", args...)
 		if _, err := os.Stat(c.dataDir); !os.IsNotExist(err) {
 			t.Fatalf("silo %s created %s (stat: %v)", strings.Join(args, " "), c.dataDir, err)
