@@ -170,6 +170,7 @@ func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf str
 			switch {
 			case a.State.Active() && supersede && active == rollbackOf:
 				a.State, a.Reason = StateRolledBack, "rolled back by an operator"
+				stopRing(&a)
 			case a.State.Active():
 				return silo.Errorf(silo.CodeConflict, "rollout %s of release %s is %s; wait for it (silo rollout status %s --follow), or stop it with silo rollout abort %s", a.ID, a.Release, a.State, a.ID, a.ID)
 			}
@@ -196,6 +197,7 @@ func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf str
 			orig.RolledBackBy = r.ID
 			if orig.State.Active() {
 				orig.State, orig.Reason = StateRolledBack, "rolled back by "+r.ID
+				stopRing(&orig)
 			} else if orig.State == StateSucceeded || orig.State == StateFailed || orig.State == StateAborted {
 				orig.State = StateRolledBack
 			}
@@ -319,6 +321,7 @@ func (rn *Runner) Abort(ctx context.Context, id string) (Rollout, error) {
 			return silo.Errorf(silo.CodeConflict, "rollout %s is %s already", r.ID, r.State)
 		}
 		r.State, r.Reason = StateAborted, "aborted by an operator"
+		stopRing(r)
 		return nil
 	})
 }
@@ -376,8 +379,64 @@ func (rn *Runner) operate(ctx context.Context, id, action string, fn func(*Rollo
 	})
 	if err == nil {
 		rn.poke()
+		if r.State != StateRunning {
+			if err := rn.settle(ctx, r.ID); err != nil {
+				return r, err
+			}
+			return rn.Get(ctx, r.ID)
+		}
 	}
 	return r, err
+}
+
+// settle records in every ring of a stopped rollout how many of its
+// accounts run each release (RingStatus.Releases).
+func (rn *Runner) settle(ctx context.Context, id string) error {
+	r, err := rn.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	target, err := rn.release(ctx, r.Release)
+	if err != nil {
+		return err
+	}
+	counts := make([]map[string]int, len(r.Rings))
+	f := store.Filter{Limit: 1000}
+	for {
+		var page []silo.Account
+		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			page, err = tx.Accounts(f)
+			return err
+		}); err != nil {
+			return fmt.Errorf("list accounts: %w", err)
+		}
+		for _, a := range page {
+			if a.State == silo.StateDeleting || a.State == silo.StateDeleted {
+				continue
+			}
+			if i := ringOf(r.Rings, target.Stack, a); i >= 0 {
+				if counts[i] == nil {
+					counts[i] = map[string]int{}
+				}
+				counts[i][a.Release]++
+			}
+		}
+		if len(page) < f.Limit {
+			break
+		}
+		f.After = page[len(page)-1].ID
+	}
+	return rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		cur, err := load(tx, id)
+		if err != nil {
+			return err
+		}
+		for i := range cur.Rings {
+			cur.Rings[i].Releases = counts[i]
+		}
+		return save(tx, &cur, rn.cfg.Clock.Now())
+	})
 }
 
 func clearActive(tx store.Tx, id string) error {
@@ -478,6 +537,13 @@ func (rn *Runner) Run(ctx context.Context, id string) error {
 	cancel()
 	wg.Wait()
 	rn.releaseLease(context.WithoutCancel(ctx), id)
+	if err == nil || errors.Is(err, errLost) {
+		if cur, gerr := rn.Get(ctx, id); gerr == nil && cur.State != StateRunning {
+			if serr := rn.settle(ctx, id); serr != nil {
+				return serr
+			}
+		}
+	}
 	if errors.Is(err, errLost) || (err != nil && ctx.Err() == nil && runCtx.Err() != nil) {
 		return nil
 	}
@@ -724,13 +790,14 @@ func (rn *Runner) members(ctx context.Context, r Rollout, i int, st *spec.Stack,
 	}
 }
 
-func (rn *Runner) snapshot(ids []silo.AccountID) (Stats, error) {
+// snapshot sums the metrics the accounts served under release.
+func (rn *Runner) snapshot(ids []silo.AccountID, release string) (Stats, error) {
 	var sum Stats
 	if rn.cfg.Metrics == nil {
 		return sum, silo.Errorf(silo.CodeUnavailable, "no metrics source is configured")
 	}
 	for _, id := range ids {
-		s, err := rn.cfg.Metrics.Snapshot(id)
+		s, err := rn.cfg.Metrics.Snapshot(id, release)
 		if err != nil {
 			return sum, err
 		}
@@ -742,7 +809,10 @@ func (rn *Runner) snapshot(ids []silo.AccountID) (Stats, error) {
 func gated(g spec.Gates) bool { return g.MaxErrorRate > 0 || g.MaxP99Increase > 0 || g.MinRequests > 0 }
 
 // begin counts the ring and measures the baseline of the accounts it will
-// touch, under the previous release.
+// touch: what they served under the previous release, the current one when
+// the rollout started (a release that a rollout promoted, or that the fleet
+// was rolled back to). Requests served under any other release, such as a
+// broken one that was rolled back, are not part of it.
 func (rn *Runner) begin(ctx context.Context, r Rollout, target engine.Release) error {
 	ring := r.Rings[r.Ring]
 	var touched []silo.AccountID
@@ -764,8 +834,8 @@ func (rn *Runner) begin(ctx context.Context, r Rollout, target engine.Release) e
 		return err
 	}
 	var base *Stats
-	if gated(ring.Gates) && len(touched) > 0 {
-		if s, err := rn.snapshot(touched); err == nil {
+	if gated(ring.Gates) && len(touched) > 0 && r.Previous != "" {
+		if s, err := rn.snapshot(touched, r.Previous); err == nil {
 			base = &s
 		}
 	}
@@ -787,11 +857,12 @@ type stepResult struct {
 
 const failPrefix = "step failed: "
 
-// pass runs one step ("apply" or "rollback") over the ring's accounts,
-// moving each to rel. For rollback only accounts with an apply claim are
-// visited.
-func (rn *Runner) pass(ctx context.Context, r Rollout, sel engine.Release, rel engine.Release, step string) (stepResult, error) {
-	ring := r.Rings[r.Ring]
+// pass runs one step over the accounts of ring i. "apply" moves each to
+// rel; "rollback" visits only accounts with an apply claim and moves each
+// back to the release it ran before the rollout (see fromKey), rel when none
+// is recorded.
+func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release, rel engine.Release, step string) (stepResult, error) {
+	ring := r.Rings[i]
 	var (
 		res    stepResult
 		mu     sync.Mutex
@@ -811,9 +882,10 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, sel engine.Release, rel e
 		}
 	}
 	lastCheck := time.Now()
-	_, err := rn.members(ctx, r, r.Ring, sel.Stack, func(as []silo.Account) error {
+	_, err := rn.members(ctx, r, i, sel.Stack, func(as []silo.Account) error {
 		claims := map[silo.AccountID]store.Intent{}
 		applyClaims := map[silo.AccountID]store.Intent{}
+		from := map[silo.AccountID]string{}
 		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
 			for _, a := range as {
 				if in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, step)); err == nil {
@@ -826,6 +898,11 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, sel engine.Release, rel e
 						applyClaims[a.ID] = in
 					} else if !errors.Is(err, silo.ErrNotFound) {
 						return err
+					}
+					if v, err := setting(tx, fromKey(r.ID, ring.Name, a.ID)); err != nil {
+						return err
+					} else if v != "" {
+						from[a.ID] = v
 					}
 				}
 			}
@@ -853,9 +930,17 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, sel engine.Release, rel e
 					return nil
 				}
 			}
+			to := rel
 			if step == "rollback" {
 				if _, ok := applyClaims[a.ID]; !ok {
 					continue
+				}
+				if id := from[a.ID]; id != "" && id != rel.ID {
+					fr, err := rn.release(ctx, id)
+					if err != nil {
+						return fmt.Errorf("release %s of %s before rollout %s: %w", id, a.ID, r.ID, err)
+					}
+					to = fr
 				}
 			}
 			in, claimed := claims[a.ID]
@@ -871,7 +956,7 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, sel engine.Release, rel e
 				continue
 			}
 			if !claimed {
-				p, err := rn.cfg.Engine.PlanAccount(ctx, a, rel)
+				p, err := rn.cfg.Engine.PlanAccount(ctx, a, to)
 				if err == nil && !p.Touches() {
 					mu.Lock()
 					res.unchanged++
@@ -887,7 +972,7 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, sel engine.Release, rel e
 			wg.Add(1)
 			go func(a silo.Account, in store.Intent, claimed bool) {
 				defer func() { <-sem; wg.Done() }()
-				ok, msg, err := rn.step(ctx, r, ring, a, rel, step, in, claimed)
+				ok, msg, err := rn.step(ctx, r, ring, a, to, step, in, claimed)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -929,8 +1014,14 @@ func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.A
 				// lease to us: take it over.
 				in, err = tx.IntentByKey(key)
 				seq = in.Seq
+				return err
 			}
-			return err
+			if err != nil || step != "apply" || a.Release == "" || a.Release == r.Previous {
+				return err
+			}
+			// The account ran another release than the fleet's: a
+			// rollback returns it there, not to Previous.
+			return tx.PutSetting(fromKey(r.ID, ring.Name, a.ID), a.Release)
 		})
 		if err != nil {
 			return false, "", fmt.Errorf("claim %s: %w", key, err)
@@ -998,7 +1089,7 @@ func (rn *Runner) applyOne(ctx context.Context, id silo.AccountID, rel engine.Re
 }
 
 func (rn *Runner) applying(ctx context.Context, r Rollout, target engine.Release) error {
-	res, err := rn.pass(ctx, r, target, target, "apply")
+	res, err := rn.pass(ctx, r, r.Ring, target, target, "apply")
 	if err != nil {
 		return err
 	}
@@ -1053,7 +1144,7 @@ func (rn *Runner) baking(ctx context.Context, r Rollout, target engine.Release) 
 		}
 		var ws *Stats
 		if gated(ring.Gates) {
-			if s, err := rn.snapshot(ids); err == nil {
+			if s, err := rn.snapshot(ids, target.ID); err == nil {
 				ws = &s
 			}
 		}
@@ -1110,13 +1201,16 @@ func (rn *Runner) verifying(ctx context.Context, r Rollout, target engine.Releas
 		if gated(ring.Gates) {
 			if ring.WindowStart == nil {
 				merr = silo.Errorf(silo.CodeUnavailable, "no snapshot at the start of the bake")
-			} else if end, err := rn.snapshot(ids); err != nil {
+			} else if end, err := rn.snapshot(ids, target.ID); err != nil {
 				merr = err
 			} else {
 				win = end.Sub(*ring.WindowStart)
 			}
 		}
 		v = evaluate(ring.Gates, ring.Baseline, win, merr)
+		if ring.Baseline != nil && len(v.Judged) > 0 {
+			v.PrevRelease = r.Previous
+		}
 	}
 	if v.Result == Pass {
 		if bad, err := rn.verifyLive(ctx, r, target); err != nil {
@@ -1214,29 +1308,49 @@ func (rn *Runner) live(ctx context.Context, a silo.Account, rel engine.Release) 
 	return ""
 }
 
+// rollingBack returns every account the rollout applied to, in the failing
+// ring and in every ring before it (production included), to the release it
+// ran before, newest ring first; then the rollout fails. A rollback rollout
+// that fails is not itself rolled back: its accounts stay on the release it
+// returns them to, or where they were.
 func (rn *Runner) rollingBack(ctx context.Context, r Rollout, target engine.Release) error {
 	ring := r.Rings[r.Ring]
-	var res stepResult
-	if r.Previous != "" {
+	res := make([]stepResult, r.Ring+1)
+	undo := r.Previous != "" && r.RollbackOf == ""
+	if undo {
 		prev, err := rn.release(ctx, r.Previous)
 		if err != nil {
 			return err
 		}
-		if res, err = rn.pass(ctx, r, target, prev, "rollback"); err != nil {
-			return err
-		}
-		if res.stopped {
-			return errLost
+		for i := r.Ring; i >= 0; i-- {
+			if res[i], err = rn.pass(ctx, r, i, target, prev, "rollback"); err != nil {
+				return err
+			}
+			if res[i].stopped {
+				return errLost
+			}
 		}
 	}
 	_, err := rn.mutate(ctx, r.ID, func(tx store.Tx, cur *Rollout) error {
-		rs := &cur.Rings[cur.Ring]
-		rs.Phase, rs.RolledBack = PhaseRolledBack, res.done
-		if res.failed > 0 {
-			rs.Failures = append(rs.Failures, res.failures...)
-			cur.Reason += fmt.Sprintf("; %d account(s) failed to roll back", res.failed)
+		failed := 0
+		for i := 0; i <= cur.Ring; i++ {
+			rs := &cur.Rings[i]
+			rs.RolledBack = res[i].done
+			if i == cur.Ring || (undo && rs.Phase == PhasePromoted) {
+				rs.Phase = PhaseRolledBack
+			}
+			if res[i].failed > 0 {
+				failed += res[i].failed
+				rs.Failures = append(rs.Failures, res[i].failures...)
+			}
 		}
-		if r.Previous == "" {
+		if failed > 0 {
+			cur.Reason += fmt.Sprintf("; %d account(s) failed to roll back", failed)
+		}
+		switch {
+		case r.RollbackOf != "":
+			cur.Reason += "; a rollback is not rolled back: accounts stay where they are"
+		case r.Previous == "":
 			cur.Reason += "; nothing to roll back to (first deploy)"
 		}
 		cur.State = StateFailed
