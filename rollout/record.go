@@ -174,7 +174,7 @@ func load(tx store.Tx, id string) (Rollout, error) {
 	var r Rollout
 	v, err := tx.Setting(recordKey(id))
 	if errors.Is(err, silo.ErrNotFound) {
-		return r, silo.Errorf(silo.CodeNotFound, "no rollout %q; silo rollout status lists rollouts", id)
+		return r, silo.Errorf(silo.CodeNotFound, "no rollout %q; silo rollout list shows the rollouts", id)
 	}
 	if err != nil {
 		return r, err

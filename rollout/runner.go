@@ -251,7 +251,7 @@ func (rn *Runner) Active(ctx context.Context) (Rollout, error) {
 			return err
 		}
 		if id == "" {
-			return silo.Errorf(silo.CodeNotFound, "no rollout is active")
+			return silo.Errorf(silo.CodeNotFound, "no rollout is active; name one (silo rollout list shows them)")
 		}
 		r, err = load(tx, id)
 		return err

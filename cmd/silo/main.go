@@ -137,11 +137,22 @@ func envOr(k, def string) string {
 	return def
 }
 
-// exactArgs is cobra.ExactArgs with a usage error that names the arguments.
+// exactArgs is cobra.ExactArgs with a usage error that names the arguments
+// and the command's own help.
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Sprintf("%s needs %s; see silo %s --help", cmd.CommandPath(), names, cmd.Name())}
+			return usageError{fmt.Sprintf("%s needs %s; see %s --help", cmd.CommandPath(), names, cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+// maxArgs is cobra.MaximumNArgs with a usage error like exactArgs'.
+func maxArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageError{fmt.Sprintf("%s takes %s; see %s --help", cmd.CommandPath(), names, cmd.CommandPath())}
 		}
 		return nil
 	}
