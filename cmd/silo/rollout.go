@@ -156,16 +156,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 				if err != nil {
 					return err
 				}
-				done := make(chan error, 1)
-				go func() { done <- rn.Run(ctx, r.ID) }()
-				werr := rn.Watch(ctx, r.ID, func(r rollout.Rollout) error { return printRollout(g, r) })
-				if err := <-done; err != nil {
-					return err
-				}
-				if werr != nil {
-					return werr
-				}
-				return outcome(ctx, func() (rollout.Rollout, error) { return rn.Get(ctx, r.ID) })
+				return runHere(ctx, g, rn, r.ID)
 			}
 			id, err := uploadRelease(ctx, a, c, g.file, rel)
 			if err != nil {
@@ -186,6 +177,21 @@ server-side rollout: reattach with silo rollout status --follow.`,
 	}
 	cmd.Flags().BoolVar(&detach, "detach", false, "start the rollout and return without following it")
 	return cmd
+}
+
+// runHere drives a rollout in this process (no server runs it), printing
+// each change, and returns its outcome.
+func runHere(ctx context.Context, g *globals, rn *rollout.Runner, id string) error {
+	done := make(chan error, 1)
+	go func() { done <- rn.Run(ctx, id) }()
+	werr := rn.Watch(ctx, id, func(r rollout.Rollout) error { return printRollout(g, r) })
+	if err := <-done; err != nil {
+		return err
+	}
+	if werr != nil {
+		return werr
+	}
+	return outcome(ctx, func() (rollout.Rollout, error) { return rn.Get(ctx, id) })
 }
 
 // outcome turns a stopped rollout into the command's result.
@@ -436,7 +442,11 @@ func newRolloutCmd(g *globals) *cobra.Command {
 						}
 						id = act.ID
 					}
-					r, err = o.local(rn)(ctx, id)
+					if r, err = o.local(rn)(ctx, id); err == nil && r.State == rollout.StateRunning {
+						// Resumed, or a rollback started: no server drives
+						// it, so this command does.
+						return runHere(ctx, g, rn, r.ID)
+					}
 				}
 				if err != nil {
 					return err
