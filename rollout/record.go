@@ -93,7 +93,10 @@ type RingStatus struct {
 	Bake        time.Duration `json:"bake"`
 	Gates       spec.Gates    `json:"gates"`
 	Budget      spec.Budget   `json:"failure_budget"`
-	Phase       Phase         `json:"phase"`
+	// OnRollback is the ring's policy when a later ring fails
+	// (spec.Ring.OnRollback): "" returns its accounts, "keep" keeps them.
+	OnRollback string `json:"on_rollback,omitempty"`
+	Phase      Phase  `json:"phase"`
 	// Counts of the last pass over the ring's accounts.
 	Members    int `json:"members"`
 	Unchanged  int `json:"unchanged"`

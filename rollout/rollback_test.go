@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -19,21 +20,23 @@ import (
 func TestRollbackReturnsEarlierRings(t *testing.T) {
 	devRing := `    - name: developers
       select: {kind: developer}
-      concurrency: 2
+      concurrency: 2%s
     - name: canary
 `
 	for _, tc := range []struct {
 		name      string
+		policy    string
 		target    profile
 		wantState rollout.State
 	}{
-		{"bad release returns every ring", bad, rollout.StateFailed},
-		{"good release moves every ring", good, rollout.StateSucceeded},
+		{"bad release returns every ring", "", bad, rollout.StateFailed},
+		{"good release moves every ring", "", good, rollout.StateSucceeded},
+		{"bad release leaves a keep ring on it", "\n      on_rollback: keep", bad, rollout.StateFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			e := newEnv(t, t.TempDir(), opts{})
-			src := replaceOnce(fmtStack("", "0"), "    - name: canary\n", devRing)
+			src := replaceOnce(fmtStack("", "0"), "    - name: canary\n", fmt.Sprintf(devRing, tc.policy))
 			v1 := release(t, e, src, "sha256:1111")
 			own := release(t, e, src, "sha256:0de0") // dev-bob's own build
 			v2 := release(t, e, src, "sha256:2222")
@@ -65,6 +68,10 @@ func TestRollbackReturnsEarlierRings(t *testing.T) {
 					want[id] = v2.ID
 				}
 			}
+			keep := tc.policy != ""
+			if keep {
+				want["dev-root"], want["dev-bob"] = v2.ID, v2.ID
+			}
 			if diff := cmp.Diff(want, releases(t, e)); diff != "" {
 				t.Errorf("releases (-want +got):\n%s", diff)
 			}
@@ -72,9 +79,13 @@ func TestRollbackReturnsEarlierRings(t *testing.T) {
 			// Status says what is where, ring by ring.
 			wantWhere := []map[string]int{{v1.ID: 1}, {v1.ID: 1, own.ID: 1}, {v1.ID: 2}, {v1.ID: 8}}
 			wantPhase := []rollout.Phase{rollout.PhaseRolledBack, rollout.PhaseRolledBack, rollout.PhaseRolledBack, rollout.PhaseWaiting}
-			if tc.wantState == rollout.StateSucceeded {
+			switch {
+			case tc.wantState == rollout.StateSucceeded:
 				wantWhere = []map[string]int{{v2.ID: 1}, {v2.ID: 2}, {v2.ID: 2}, {v2.ID: 8}}
 				wantPhase = []rollout.Phase{rollout.PhasePromoted, rollout.PhasePromoted, rollout.PhasePromoted, rollout.PhasePromoted}
+			case keep:
+				wantWhere[1] = map[string]int{v2.ID: 2}
+				wantPhase[1] = rollout.PhasePromoted
 			}
 			var gotWhere []map[string]int
 			var gotPhase []rollout.Phase

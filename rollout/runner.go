@@ -140,7 +140,7 @@ func ringsOf(st *spec.Stack, rollback bool) []RingStatus {
 		src = []spec.Ring{{Name: "everyone", Select: spec.Selector{Percent: 100}, Concurrency: spec.DefaultRingConcurrency}}
 	}
 	for _, r := range src {
-		rs := RingStatus{Name: r.Name, Select: r.Select, Concurrency: max(r.Concurrency, 1), Bake: r.Bake, Gates: r.Gates, Budget: r.FailureBudget}
+		rs := RingStatus{Name: r.Name, Select: r.Select, Concurrency: max(r.Concurrency, 1), Bake: r.Bake, Gates: r.Gates, Budget: r.FailureBudget, OnRollback: r.OnRollback}
 		if rollback {
 			// The release rolled back to was proven before: no bake and no
 			// gates, but the same claims, budget and live verification.
@@ -1309,8 +1309,9 @@ func (rn *Runner) live(ctx context.Context, a silo.Account, rel engine.Release) 
 }
 
 // rollingBack returns every account the rollout applied to, in the failing
-// ring and in every ring before it (production included), to the release it
-// ran before, newest ring first; then the rollout fails. A rollback rollout
+// ring and in every ring before it (production included) whose policy is
+// not on_rollback: keep, to the release it ran before, newest ring first;
+// then the rollout fails. A rollback rollout
 // that fails is not itself rolled back: its accounts stay on the release it
 // returns them to, or where they were.
 func (rn *Runner) rollingBack(ctx context.Context, r Rollout, target engine.Release) error {
@@ -1323,6 +1324,9 @@ func (rn *Runner) rollingBack(ctx context.Context, r Rollout, target engine.Rele
 			return err
 		}
 		for i := r.Ring; i >= 0; i-- {
+			if i < r.Ring && r.Rings[i].OnRollback == spec.OnRollbackKeep {
+				continue
+			}
 			if res[i], err = rn.pass(ctx, r, i, target, prev, "rollback"); err != nil {
 				return err
 			}
@@ -1336,8 +1340,12 @@ func (rn *Runner) rollingBack(ctx context.Context, r Rollout, target engine.Rele
 		for i := 0; i <= cur.Ring; i++ {
 			rs := &cur.Rings[i]
 			rs.RolledBack = res[i].done
-			if i == cur.Ring || (undo && rs.Phase == PhasePromoted) {
+			kept := i < cur.Ring && rs.OnRollback == spec.OnRollbackKeep
+			if i == cur.Ring || (undo && !kept && rs.Phase == PhasePromoted) {
 				rs.Phase = PhaseRolledBack
+			}
+			if undo && kept && rs.Applied > 0 {
+				cur.Reason += fmt.Sprintf("; ring %s keeps the new release (on_rollback: keep)", rs.Name)
 			}
 			if res[i].failed > 0 {
 				failed += res[i].failed
