@@ -49,6 +49,10 @@ type Deployed struct {
 	Failed map[silo.AccountID]string
 	// Seeded is set when the production account was seeded by this deploy.
 	Seeded bool
+	// Held, set by DeployIfUnmanaged, says why Release was built but not
+	// deployed: the fleet stays on Serving.
+	Held    string
+	Serving string
 }
 
 // Deploy builds the app at path (a directory holding silo.yaml, or the file
@@ -93,6 +97,57 @@ func (p *Platform) Deploy(ctx context.Context, path string) (Deployed, error) {
 		return out, silo.Errorf(silo.CodeUnavailable, "%d account(s) failed to apply release %s; fix the cause and deploy again", len(out.Failed), rel.ID)
 	}
 	return out, err
+}
+
+// DeployIfUnmanaged is Deploy for silo up: it deploys the app at path
+// directly only while no rollout has ever run on this installation. Once
+// rollouts manage the fleet it builds the release (loading its modules) and
+// changes nothing: accounts stay where the rollouts put them. When the
+// release is not the current one, Held says why, in a sentence naming what
+// to do: a rollout is active, the release
+// is one a rollout rolled back or did not finish, or it is simply not
+// rolled out yet (silo deploy takes it through the rings).
+func (p *Platform) DeployIfUnmanaged(ctx context.Context, path string) (Deployed, error) {
+	out := Deployed{Failed: map[silo.AccountID]string{}}
+	rs, err := p.Runner.List(ctx, 0)
+	if err != nil {
+		return out, err
+	}
+	if len(rs) == 0 {
+		return p.Deploy(ctx, path)
+	}
+	rel, err := p.Build(ctx, path)
+	if err != nil {
+		return out, err
+	}
+	out.Release = rel
+	cur, err := p.Plane.CurrentRelease(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.Serving = cur.ID
+	for _, r := range rs { // newest first
+		if r.State.Active() {
+			out.Held = fmt.Sprintf("rollout %s of release %s is %s; the fleet stays as the rollout leaves it (silo rollout status %s)", r.ID, r.Release, r.State, r.ID)
+			return out, nil
+		}
+	}
+	if rel.ID == cur.ID {
+		return out, nil // the rollouts put the fleet where it is
+	}
+	for _, r := range rs {
+		if r.Release != rel.ID {
+			continue
+		}
+		why := string(r.State)
+		if r.Reason != "" {
+			why += ": " + r.Reason
+		}
+		out.Held = fmt.Sprintf("silo.yaml builds release %s, which rollout %s did not roll out (%s); the fleet stays on release %s. Fix the app and run silo deploy", rel.ID, r.ID, why, cur.ID)
+		return out, nil
+	}
+	out.Held = fmt.Sprintf("silo.yaml builds release %s, but rollouts manage this fleet and it is on release %s; roll the change out with silo deploy", rel.ID, cur.ID)
+	return out, nil
 }
 
 // Build builds the app at path into a stored release (not made current) and

@@ -402,7 +402,7 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 		pages = uint32((fs.Memory + 65535) / 65536)
 	}
 	resp, err := p.Runtime.Invoke(ctx, runtime.Invocation{
-		Account: acct, Function: fn, Digest: fs.Artifact, Handler: fs.Handler,
+		Account: acct, Function: fn, Digest: fs.Artifact, Handler: fs.Handler, Release: v.acct.Release,
 		Limits: runtime.Limits{MemoryPages: pages, Timeout: fs.Timeout, Concurrency: fs.Concurrency},
 		Host:   host,
 		Request: runtime.Request{

@@ -13,12 +13,13 @@ import (
 )
 
 // runtimeMetrics feeds the rollout runner's health gates from the runtime's
-// per-account invocation metrics: errors are failed invocations plus 5xx
-// answers.
+// per-account, per-release invocation metrics (the gateway's invocations
+// carry the release the account serves): errors are failed invocations
+// plus 5xx answers.
 type runtimeMetrics struct{ rt *runtime.Runtime }
 
-func (m runtimeMetrics) Snapshot(acct silo.AccountID) (rollout.Stats, error) {
-	s := m.rt.Metrics(acct)
+func (m runtimeMetrics) Snapshot(acct silo.AccountID, release string) (rollout.Stats, error) {
+	s := m.rt.ReleaseMetrics(acct, release)
 	return rollout.StatsFromBuckets(s.Invocations, s.Errors+s.Status5xx, s.Durations[:]), nil
 }
 

@@ -29,6 +29,18 @@
 // author excluded. A stack with no rings gets one ring "everyone" over every
 // non-production account. Only accounts whose plan changes are touched.
 //
+// # Gates and rollback
+//
+// A gate compares what the ring's changed accounts served under the target
+// release during the bake with what they served under the previous release
+// before the update: Metrics reports an account's figures per release, so
+// a rolled-back release's errors never become the next rollout's baseline,
+// and a previous release over max_error_rate is not a baseline at all. A
+// failing ring returns every account the rollout applied to, in that ring
+// and every earlier one (production included) unless its on_rollback is
+// keep, to the release that account ran before. When a rollout stops, each
+// ring records how many of its accounts run which release.
+//
 // It depends on the engine and on the store and provider contracts, never on
 // their implementations, on the runtime or on the server; health metrics and
 // smoke tests come in through the small Metrics and Smoke interfaces it

@@ -10,14 +10,17 @@ import (
 	silo "github.com/silo-run/silo"
 )
 
-// Metrics reports an account's cumulative request metrics. The runtime's
-// per-account metrics fit it through a two-line adapter (see
+// Metrics reports an account's cumulative request metrics per release: the
+// requests the account served under that release, never those of another
+// (a broken release's errors count against the broken release only). The
+// runtime's per-release metrics fit it through a two-line adapter (see
 // StatsFromBuckets); Recorder is an in-process implementation.
 type Metrics interface {
-	// Snapshot returns the account's metrics since some fixed start: counters
-	// only grow, so the difference of two snapshots is a window. An error
-	// means the metrics are unavailable; a gate never passes on it.
-	Snapshot(acct silo.AccountID) (Stats, error)
+	// Snapshot returns the account's metrics under release since some fixed
+	// start: counters only grow, so the difference of two snapshots is a
+	// window. An error means the metrics are unavailable; a gate never
+	// passes on it.
+	Snapshot(acct silo.AccountID, release string) (Stats, error)
 }
 
 // Smoke runs a release's smoke function once in an account after apply.
@@ -151,21 +154,27 @@ func (s Stats) Quantile(q float64) time.Duration {
 // toggles a simulated metrics outage.
 type Recorder struct {
 	mu      sync.Mutex
-	accts   map[silo.AccountID]*Stats
+	accts   map[recorderKey]*Stats
 	failing bool
 }
 
-// Record counts one request of an account.
-func (r *Recorder) Record(acct silo.AccountID, latency time.Duration, failed bool) {
+type recorderKey struct {
+	acct    silo.AccountID
+	release string
+}
+
+// Record counts one request an account served under a release.
+func (r *Recorder) Record(acct silo.AccountID, release string, latency time.Duration, failed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.accts == nil {
-		r.accts = map[silo.AccountID]*Stats{}
+		r.accts = map[recorderKey]*Stats{}
 	}
-	s := r.accts[acct]
+	k := recorderKey{acct, release}
+	s := r.accts[k]
 	if s == nil {
 		s = &Stats{Latency: map[int]uint64{}}
-		r.accts[acct] = s
+		r.accts[k] = s
 	}
 	s.Requests++
 	if failed {
@@ -182,13 +191,13 @@ func (r *Recorder) SetFailing(v bool) {
 }
 
 // Snapshot implements Metrics.
-func (r *Recorder) Snapshot(acct silo.AccountID) (Stats, error) {
+func (r *Recorder) Snapshot(acct silo.AccountID, release string) (Stats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failing {
 		return Stats{}, silo.Errorf(silo.CodeUnavailable, "metrics are unavailable")
 	}
-	s := r.accts[acct]
+	s := r.accts[recorderKey{acct, release}]
 	if s == nil {
 		return Stats{}, nil
 	}

@@ -40,7 +40,23 @@ const (
 	PhasePromoted    Phase = "promoted"
 	PhaseRollingBack Phase = "rolling_back"
 	PhaseRolledBack  Phase = "rolled_back"
+	// PhaseStopped is the ring in progress when an operator aborted the
+	// rollout or superseded it by a rollback: its accounts stay where
+	// they are (RingStatus.Releases says where).
+	PhaseStopped Phase = "stopped"
 )
+
+// stopRing marks the ring in progress of a rollout that stops without
+// finishing it.
+func stopRing(r *Rollout) {
+	if r.Ring >= len(r.Rings) {
+		return
+	}
+	switch rs := &r.Rings[r.Ring]; rs.Phase {
+	case PhaseApplying, PhaseBaking, PhaseVerifying, PhaseRollingBack:
+		rs.Phase = PhaseStopped
+	}
+}
 
 // Rollout is the persisted state of one rollout. It is what status and
 // follow show.
@@ -77,7 +93,10 @@ type RingStatus struct {
 	Bake        time.Duration `json:"bake"`
 	Gates       spec.Gates    `json:"gates"`
 	Budget      spec.Budget   `json:"failure_budget"`
-	Phase       Phase         `json:"phase"`
+	// OnRollback is the ring's policy when a later ring fails
+	// (spec.Ring.OnRollback): "" returns its accounts, "keep" keeps them.
+	OnRollback string `json:"on_rollback,omitempty"`
+	Phase      Phase  `json:"phase"`
 	// Counts of the last pass over the ring's accounts.
 	Members    int `json:"members"`
 	Unchanged  int `json:"unchanged"`
@@ -94,12 +113,23 @@ type RingStatus struct {
 	BakeStart   time.Time `json:"bake_start,omitzero"`
 	BakeUntil   time.Time `json:"bake_until,omitzero"`
 	Verdict     *Verdict  `json:"verdict,omitempty"`
+	// Releases counts the ring's accounts by the release they run,
+	// recorded when the rollout stopped (succeeded, failed, paused,
+	// aborted): after a rollback, what is where.
+	Releases map[string]int `json:"releases,omitempty"`
 }
 
 // Verdict is the outcome of a ring's gates.
 type Verdict struct {
-	Result        string        `json:"result"` // "pass", "fail", "inconclusive"
-	Reason        string        `json:"reason"`
+	Result string `json:"result"` // "pass", "fail", "inconclusive"
+	Reason string `json:"reason"`
+	// Judged names the gates that were read, in order: "min_requests",
+	// "max_error_rate", "max_p99_increase". Empty when the ring has no
+	// gates or no account changed: the figures below are then not
+	// measurements.
+	Judged []string `json:"judged,omitempty"`
+	// PrevRelease is the release the Prev figures were served by.
+	PrevRelease   string        `json:"prev_release,omitempty"`
 	Requests      uint64        `json:"requests"`
 	ErrorRate     float64       `json:"error_rate"`
 	PrevErrorRate float64       `json:"prev_error_rate"`
@@ -136,11 +166,18 @@ func claimKey(id, ring string, acct silo.AccountID, step string) string {
 	return fmt.Sprintf("rollout/%s/%s/%s/%s", id, ring, acct, step)
 }
 
+// fromKey names the setting holding the release an account ran before the
+// rollout applied to it, written with the apply claim only when it is not
+// the rollout's Previous (a developer account on its own build, say).
+func fromKey(id, ring string, acct silo.AccountID) string {
+	return fmt.Sprintf("rollout/%s/%s/%s/from", id, ring, acct)
+}
+
 func load(tx store.Tx, id string) (Rollout, error) {
 	var r Rollout
 	v, err := tx.Setting(recordKey(id))
 	if errors.Is(err, silo.ErrNotFound) {
-		return r, silo.Errorf(silo.CodeNotFound, "no rollout %q; silo rollout status lists rollouts", id)
+		return r, silo.Errorf(silo.CodeNotFound, "no rollout %q; silo rollout list shows the rollouts", id)
 	}
 	if err != nil {
 		return r, err
@@ -184,8 +221,13 @@ func setting(tx store.Tx, name string) (string, error) {
 	return v, err
 }
 
-// evaluate reads a ring's gates: prev is the touched accounts' metrics
-// before the update, win those of the bake window.
+// evaluate reads a ring's gates: prev is what the touched accounts served
+// under the previous release before the update, win what they served under
+// the target in the bake window.
+//
+// A previous release whose own error rate is over max_error_rate is not a
+// healthy baseline: the target is then held to max_error_rate alone, so a
+// bad baseline never lets a bad release through.
 func evaluate(g spec.Gates, prev *Stats, win Stats, metricsErr error) Verdict {
 	if g.MaxErrorRate == 0 && g.MaxP99Increase == 0 && g.MinRequests == 0 {
 		return Verdict{Result: Pass, Reason: "no gates"}
@@ -193,7 +235,7 @@ func evaluate(g spec.Gates, prev *Stats, win Stats, metricsErr error) Verdict {
 	if metricsErr != nil {
 		return Verdict{Result: Inconclusive, Reason: "metrics are unavailable (" + silo.UserMessage(metricsErr) + "); a gate never passes without them"}
 	}
-	v := Verdict{Requests: win.Requests, ErrorRate: win.ErrorRate(), P99: win.Quantile(0.99)}
+	v := Verdict{Requests: win.Requests, ErrorRate: win.ErrorRate(), P99: win.Quantile(0.99), Judged: []string{"min_requests"}}
 	minReq := uint64(max(g.MinRequests, 1))
 	havePrev := prev != nil && prev.Requests >= minReq
 	if prev != nil {
@@ -203,20 +245,43 @@ func evaluate(g spec.Gates, prev *Stats, win Stats, metricsErr error) Verdict {
 		v.Result, v.Reason = Inconclusive, fmt.Sprintf("%d request(s) in the bake window, fewer than min_requests %d: too little traffic to judge", win.Requests, minReq)
 		return v
 	}
-	if g.MaxErrorRate > 0 && v.ErrorRate > v.PrevErrorRate+g.MaxErrorRate {
-		v.Result, v.Reason = Fail, fmt.Sprintf("error rate %.1f%% exceeds the previous release's %.1f%% by more than max_error_rate %.1f%%", 100*v.ErrorRate, 100*v.PrevErrorRate, 100*g.MaxErrorRate)
-		return v
+	if g.MaxErrorRate > 0 {
+		v.Judged = append(v.Judged, "max_error_rate")
+		base, note := v.PrevErrorRate, "the previous release's"
+		if base > g.MaxErrorRate {
+			base, note = 0, fmt.Sprintf("a healthy baseline's 0.0%% (the previous release's own %.1f%% is over max_error_rate)", 100*v.PrevErrorRate)
+		} else {
+			note = fmt.Sprintf("%s %.1f%%", note, 100*base)
+		}
+		if v.ErrorRate > base+g.MaxErrorRate {
+			v.Result, v.Reason = Fail, fmt.Sprintf("error rate %.1f%% exceeds %s by more than max_error_rate %.1f%%", 100*v.ErrorRate, note, 100*g.MaxErrorRate)
+			return v
+		}
 	}
 	if g.MaxP99Increase > 0 {
+		v.Judged = append(v.Judged, "max_p99_increase")
 		if !havePrev {
 			v.Result, v.Reason = Inconclusive, "too little traffic before the update to compare p99 latency with"
 			return v
 		}
 		if float64(v.P99) > float64(v.PrevP99)*(1+g.MaxP99Increase) {
-			v.Result, v.Reason = Fail, fmt.Sprintf("p99 latency %s exceeds the previous release's %s by more than max_p99_increase %.0f%%", v.P99, v.PrevP99, 100*g.MaxP99Increase)
+			v.Result, v.Reason = Fail, fmt.Sprintf("p99 latency %s exceeds the previous release's %s by more than max_p99_increase %.0f%%", Round(v.P99), Round(v.PrevP99), 100*g.MaxP99Increase)
 			return v
 		}
 	}
 	v.Result, v.Reason = Pass, "gates passed"
 	return v
+}
+
+// Round rounds a latency for display: to 0.1 ms from 1 ms, to 1 µs below
+// (a histogram bound such as 50.331648ms reads 50.3ms).
+func Round(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	default:
+		return d.Round(time.Microsecond)
+	}
 }

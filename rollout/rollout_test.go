@@ -196,7 +196,7 @@ func traffic(t testing.TB, e *env, n int, by map[string]profile) {
 	for _, a := range accts {
 		p := by[a.Release]
 		for i := 1; i <= n; i++ {
-			e.rec.Record(a.ID, p.latency+time.Duration(i%7)*100*time.Microsecond, p.errEvery > 0 && i%p.errEvery == 0)
+			e.rec.Record(a.ID, a.Release, p.latency+time.Duration(i%7)*100*time.Microsecond, p.errEvery > 0 && i%p.errEvery == 0)
 		}
 	}
 }

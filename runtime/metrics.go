@@ -3,6 +3,7 @@ package runtime
 import (
 	"math"
 	"math/bits"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,12 @@ func (a *account) idle(cutoff time.Time) bool {
 type frozenMetrics struct {
 	count, errors, status5xx, bytesIn, bytesOut uint64
 	buckets                                     []frozenBucket
+	releases                                    []frozenRelease
+}
+
+type frozenRelease struct {
+	id string
+	m  *frozenMetrics
 }
 
 type frozenBucket struct {
@@ -97,6 +104,11 @@ func (m *metrics) freeze() *frozenMetrics {
 			f.buckets = append(f.buckets, frozenBucket{uint16(i), c})
 		}
 	}
+	if rs := m.releases.Load(); rs != nil {
+		for _, rm := range *rs {
+			f.releases = append(f.releases, frozenRelease{rm.id, rm.m.freeze()})
+		}
+	}
 	return f
 }
 
@@ -108,6 +120,14 @@ func (f *frozenMetrics) thaw(m *metrics) {
 	m.bytesOut.Store(f.bytesOut)
 	for _, b := range f.buckets {
 		m.buckets[b.i].Store(b.n)
+	}
+	if len(f.releases) > 0 {
+		rs := make([]*releaseMetrics, len(f.releases))
+		for i, fr := range f.releases {
+			rs[i] = &releaseMetrics{id: fr.id}
+			fr.m.thaw(&rs[i].m)
+		}
+		m.releases.Store(&rs)
 	}
 }
 
@@ -166,9 +186,63 @@ type metrics struct {
 	count, errors, status5xx atomic.Uint64
 	bytesIn, bytesOut        atomic.Uint64
 	buckets                  [nBuckets]atomic.Uint64
+
+	// releases holds the same metrics split by the release that served
+	// them (Invocation.Release), at most maxReleases of them, newest
+	// first; set on an account's metrics only. Readers load it without a
+	// lock; relMu serializes writers, which replace the slice.
+	releases atomic.Pointer[[]*releaseMetrics]
+	relMu    sync.Mutex
 }
 
-func (m *metrics) record(d time.Duration, in, out, status int, err error) {
+// releaseMetrics is an account's metrics under one release.
+type releaseMetrics struct {
+	id string
+	m  metrics // its releases field stays empty
+}
+
+// maxReleases bounds the releases whose metrics an account keeps: a rollout
+// compares two (the previous release and the target), and a third may be
+// rolling back meanwhile. The release seen least recently for the first
+// time is dropped first.
+const maxReleases = 4
+
+// release returns the metrics of release id, adding them if needed.
+func (m *metrics) release(id string) *metrics {
+	if rs := m.releases.Load(); rs != nil {
+		for _, rm := range *rs {
+			if rm.id == id {
+				return &rm.m
+			}
+		}
+	}
+	m.relMu.Lock()
+	defer m.relMu.Unlock()
+	var old []*releaseMetrics
+	if rs := m.releases.Load(); rs != nil {
+		old = *rs
+		for _, rm := range old {
+			if rm.id == id {
+				return &rm.m
+			}
+		}
+	}
+	rm := &releaseMetrics{id: strings.Clone(id)}
+	rs := append([]*releaseMetrics{rm}, old[:min(len(old), maxReleases-1)]...)
+	m.releases.Store(&rs)
+	return &rm.m
+}
+
+// record counts one invocation in the account's metrics and, when release
+// is set, in those of the release that served it.
+func (m *metrics) record(release string, d time.Duration, in, out, status int, err error) {
+	m.add(d, in, out, status, err)
+	if release != "" {
+		m.release(release).add(d, in, out, status, err)
+	}
+}
+
+func (m *metrics) add(d time.Duration, in, out, status int, err error) {
 	m.count.Add(1)
 	if err != nil {
 		m.errors.Add(1)
@@ -232,6 +306,43 @@ func (s MetricsSnapshot) Sub(prev MetricsSnapshot) MetricsSnapshot {
 	return d
 }
 
+// ReleaseMetrics returns the account's invocation metrics served by one
+// release (Invocation.Release): a rollout's health gates compare the
+// release it rolls out with the release the accounts ran before, and
+// neither is polluted by the other's requests. An account keeps the metrics
+// of its last few releases (four); an older release, or one that never
+// served the account, has zero metrics. Safe for concurrent use.
+func (r *Runtime) ReleaseMetrics(acct silo.AccountID, release string) MetricsSnapshot {
+	r.mu.Lock()
+	var m *metrics
+	var f *frozenMetrics
+	if a := r.accounts[acct]; a != nil {
+		m = &a.metrics
+	} else {
+		f = r.frozen[acct]
+	}
+	r.mu.Unlock()
+	if f != nil {
+		for _, fr := range f.releases {
+			if fr.id == release {
+				return fr.m.snapshot()
+			}
+		}
+		return MetricsSnapshot{}
+	}
+	if m == nil {
+		return MetricsSnapshot{}
+	}
+	if rs := m.releases.Load(); rs != nil {
+		for _, rm := range *rs {
+			if rm.id == release {
+				return rm.m.snapshot()
+			}
+		}
+	}
+	return MetricsSnapshot{}
+}
+
 // Metrics returns the account's invocation metrics. It is safe for
 // concurrent use; an account never invoked has zero metrics. The metrics of
 // an account whose idle state was dropped are kept (compactly), so the
@@ -249,7 +360,11 @@ func (r *Runtime) Metrics(acct silo.AccountID) MetricsSnapshot {
 	if a == nil {
 		return s
 	}
-	m := &a.metrics
+	return a.metrics.snapshot()
+}
+
+func (m *metrics) snapshot() MetricsSnapshot {
+	var s MetricsSnapshot
 	s.Invocations, s.Errors, s.Status5xx = m.count.Load(), m.errors.Load(), m.status5xx.Load()
 	s.BytesIn, s.BytesOut = m.bytesIn.Load(), m.bytesOut.Load()
 	for i := range m.buckets {

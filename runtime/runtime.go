@@ -510,6 +510,9 @@ type Invocation struct {
 	// WallClock grants the real wall clock. Without it the guest's time.Now
 	// reads a fixed date (2022-01-01) and only the monotonic clock is real.
 	WallClock bool
+	// Release, if set, is the release the account serves the invocation
+	// under; its metrics are kept per release too (Runtime.ReleaseMetrics).
+	Release string
 	// Host is the account's data plane, already scoped and authorized.
 	Host    Host
 	Request Request
@@ -574,7 +577,7 @@ func (r *Runtime) Invoke(ctx context.Context, inv Invocation) (Response, error) 
 	}
 	acct := r.account(inv.Account)
 	resp, err := r.invoke(ctx, acct, inv, lim)
-	acct.metrics.record(time.Since(start), len(inv.Request.Body), len(resp.Body), resp.Status, err)
+	acct.metrics.record(inv.Release, time.Since(start), len(inv.Request.Body), len(resp.Body), resp.Status, err)
 	r.unref(acct)
 	return resp, err
 }

@@ -1249,6 +1249,17 @@ func (d *decoder) ring(n *yaml.Node, i int) Ring {
 	if f, ok := fs["failure_budget"]; ok {
 		r.FailureBudget = d.budget(f.val, ctx)
 	}
+	if f, ok := fs["on_rollback"]; ok {
+		if v, ok := d.text(f.val, ctx+": on_rollback"); ok {
+			opts := []string{OnRollbackReturn, OnRollbackKeep}
+			if !contains(opts, v) {
+				d.errorf(f.val, "%s: on_rollback %q is not return or keep%s", ctx, clip(v), suggest(v, opts))
+			}
+			if v == OnRollbackKeep {
+				r.OnRollback = v
+			}
+		}
+	}
 	return r
 }
 

@@ -183,7 +183,19 @@ type Ring struct {
 	Bake          time.Duration `json:"bake"`
 	Gates         Gates         `json:"gates"`
 	FailureBudget Budget        `json:"failure_budget"`
+	// OnRollback says what happens to the ring's accounts when a later
+	// ring of the same rollout fails: "" (the default, written "return")
+	// returns them to the release they ran before, OnRollbackKeep leaves
+	// them on the new release. The failing ring itself always returns.
+	OnRollback string `json:"on_rollback,omitempty"`
 }
+
+// The values of Ring.OnRollback. The default is stored as "", so that a
+// stack without the field keeps its release ID.
+const (
+	OnRollbackReturn = "return"
+	OnRollbackKeep   = "keep"
+)
 
 // Selector picks the accounts of a ring.
 type Selector struct {

@@ -80,7 +80,7 @@ func TestParseFull(t *testing.T) {
 		t.Errorf("production.exports (-want +got):\n%s", diff)
 	}
 	wantRings := []Ring{
-		{Name: "developers", Select: Selector{Kind: silo.KindDeveloper, Percent: 100}, Concurrency: 8, Gates: Gates{OnInconclusive: "pause"}},
+		{Name: "developers", Select: Selector{Kind: silo.KindDeveloper, Percent: 100}, Concurrency: 8, Gates: Gates{OnInconclusive: "pause"}, OnRollback: "keep"},
 		{Name: "canary", Select: Selector{Kind: silo.KindTenant, Params: map[string]string{"ring": "canary"}, Percent: 5},
 			Concurrency: 16, Bake: 5 * time.Minute,
 			Gates:         Gates{MaxErrorRate: 0.02, MaxP99Increase: 0.2, MinRequests: 50, Smoke: "smoke-fn", OnInconclusive: "pause"},
@@ -256,6 +256,7 @@ var diagCases = []struct {
 	{"gate p99 not a number", base + "rollout:\n  rings:\n    - {name: a, select: {kind: tenant}, gates: {max_p99_increase: lots}}\n", "must be a number or a percentage"},
 	{"gate unknown smoke", base + "functions:\n  smoke: {source: ./s}\nrollout:\n  rings:\n    - {name: a, select: {kind: tenant}, gates: {smoke: smoke-fn}}\n", `smoke points at function "smoke-fn", which is not declared in functions (did you mean "smoke"?)`},
 	{"gate bad on_inconclusive", base + "rollout:\n  rings:\n    - {name: a, select: {kind: tenant}, gates: {on_inconclusive: promote}}\n", `on_inconclusive "promote" is not pause or rollback`},
+	{"ring bad on_rollback", base + "rollout:\n  rings:\n    - {name: a, select: {kind: tenant}, on_rollback: kep}\n", `on_rollback "kep" is not return or keep (did you mean "keep"?)`},
 	{"gate unknown field", base + "rollout:\n  rings:\n    - {name: a, select: {kind: tenant}, gates: {max_error: 0.1}}\n", `(did you mean "max_error_rate"?)`},
 	{"failure budget bad", base + "rollout:\n  rings:\n    - {name: a, select: {kind: tenant}, failure_budget: some}\n", "must be a count such as 1 or a percentage"},
 	{"failure budget percent out of range", base + "rollout:\n  rings:\n    - {name: a, select: {kind: tenant}, failure_budget: 120%}\n", "out of range; use 0% to 100%"},

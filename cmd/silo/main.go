@@ -159,6 +159,9 @@ Every command accepts --output json for scripts.`,
 	return root
 }
 
+// annotationGroup marks a command that only holds subcommands.
+const annotationGroup = "silo.group"
+
 // usageErrors makes every wrong call a usage error (exit 2) that names the
 // command's help: an argument check's error gets the hint, and a command group
 // (a command that only holds subcommands) refuses an unknown or missing
@@ -178,6 +181,7 @@ func usageErrors(cmd *cobra.Command) {
 		}
 	}
 	if cmd.HasParent() && cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
+		cmd.Annotations = map[string]string{annotationGroup: "true"}
 		cmd.Args = cobra.ArbitraryArgs
 		cmd.RunE = func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -226,11 +230,22 @@ func envOr(k, def string) string {
 	return def
 }
 
-// exactArgs is cobra.ExactArgs with a usage error that names the arguments.
+// exactArgs is cobra.ExactArgs with a usage error that names the arguments
+// and the command's own help.
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
 			return usageError{fmt.Sprintf("%s needs %s; see %s --help", cmd.CommandPath(), names, cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+// maxArgs is cobra.MaximumNArgs with a usage error like exactArgs'.
+func maxArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageError{fmt.Sprintf("%s takes %s; see %s --help", cmd.CommandPath(), names, cmd.CommandPath())}
 		}
 		return nil
 	}

@@ -136,30 +136,50 @@ interrupted apply is recovered on the next start.`,
 			if err := notServed(g, "use silo deploy, which rolls the release out through it"); err != nil {
 				return err
 			}
-			a, err := openApp(cmd.Context(), g)
+			ctx := cmd.Context()
+			a, err := openApp(ctx, g)
 			if err != nil {
 				return err
 			}
 			defer a.Close()
-			rel, err := a.release(cmd.Context(), g, true)
+			// Everything is checked before anything changes: the account,
+			// the build, the plan.
+			var acct silo.Account
+			if one != "" {
+				if acct, err = a.plane.Account(ctx, one); err != nil {
+					return err
+				}
+			}
+			rel, err := a.release(ctx, g, false)
 			if err != nil {
 				return err
 			}
-			if _, err := a.plane.EnsureProduction(cmd.Context(), rel); err != nil {
+			var plan engine.Plan
+			if one != "" {
+				if plan, err = a.plane.Engine.PlanAccount(ctx, acct, rel); err != nil {
+					return err
+				}
+			}
+			if err := a.plane.SetCurrent(ctx, rel); err != nil {
+				return err
+			}
+			if _, err := a.plane.EnsureProduction(ctx, rel); err != nil {
 				return err
 			}
 			var results []engine.Plan
 			var failed []string
 			if one != "" {
-				acct, err := a.plane.Account(cmd.Context(), one)
-				if err != nil {
-					return err
+				p := plan
+				if one == silo.ProductionID {
+					// EnsureProduction applied it: plan again from what it recorded.
+					if acct, err = a.plane.Account(ctx, one); err != nil {
+						return err
+					}
+					if p, err = a.plane.Engine.PlanAccount(ctx, acct, rel); err != nil {
+						return err
+					}
 				}
-				p, err := a.plane.Engine.PlanAccount(cmd.Context(), acct, rel)
-				if err != nil {
-					return err
-				}
-				if err := a.plane.Engine.Apply(cmd.Context(), p); err != nil {
+				if err := a.plane.Engine.Apply(ctx, p); err != nil {
 					return err
 				}
 				results = append(results, p)

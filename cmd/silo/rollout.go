@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,16 +156,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 				if err != nil {
 					return err
 				}
-				done := make(chan error, 1)
-				go func() { done <- rn.Run(ctx, r.ID) }()
-				werr := rn.Watch(ctx, r.ID, func(r rollout.Rollout) error { return printRollout(g, r) })
-				if err := <-done; err != nil {
-					return err
-				}
-				if werr != nil {
-					return werr
-				}
-				return outcome(ctx, func() (rollout.Rollout, error) { return rn.Get(ctx, r.ID) })
+				return runHere(ctx, g, rn, r.ID)
 			}
 			id, err := uploadRelease(ctx, a, c, g.file, rel)
 			if err != nil {
@@ -185,6 +177,21 @@ server-side rollout: reattach with silo rollout status --follow.`,
 	}
 	cmd.Flags().BoolVar(&detach, "detach", false, "start the rollout and return without following it")
 	return cmd
+}
+
+// runHere drives a rollout in this process (no server runs it), printing
+// each change, and returns its outcome.
+func runHere(ctx context.Context, g *globals, rn *rollout.Runner, id string) error {
+	done := make(chan error, 1)
+	go func() { done <- rn.Run(ctx, id) }()
+	werr := rn.Watch(ctx, id, func(r rollout.Rollout) error { return printRollout(g, r) })
+	if err := <-done; err != nil {
+		return err
+	}
+	if werr != nil {
+		return werr
+	}
+	return outcome(ctx, func() (rollout.Rollout, error) { return rn.Get(ctx, id) })
 }
 
 // outcome turns a stopped rollout into the command's result.
@@ -225,23 +232,101 @@ func printRollout(g *globals, r rollout.Rollout) error {
 			mark = "▸"
 		}
 		fmt.Fprintf(w, "  ring %-12s %s %-12s %d/%d applied, %d unchanged, %d failed", ring.Name, mark, ring.Phase, ring.Applied, ring.Members, ring.Unchanged, ring.Failed)
+		if ring.RolledBack > 0 {
+			fmt.Fprintf(w, ", %d rolled back", ring.RolledBack)
+		}
 		if v := ring.Verdict; v != nil && v.Result != "" {
-			fmt.Fprintf(w, "  %s: error rate %.1f%% (prev %.1f%%) p99 %s (prev %s)", v.Result, 100*v.ErrorRate, 100*v.PrevErrorRate, v.P99, v.PrevP99)
+			fmt.Fprintf(w, "  %s", verdictText(*v))
 		}
 		if ring.Phase == rollout.PhaseBaking && !ring.BakeUntil.IsZero() {
 			fmt.Fprintf(w, "  bake until %s", ring.BakeUntil.Format(time.TimeOnly))
 		}
 		fmt.Fprintln(w)
+		if len(ring.Releases) > 0 {
+			fmt.Fprintf(w, "  %-17s   accounts: %s\n", "", whereText(ring.Releases, r))
+		}
 	}
 	return nil
 }
 
+// verdictText says what a ring's gates judged, with only the figures that
+// were measured.
+func verdictText(v rollout.Verdict) string {
+	if len(v.Judged) == 0 {
+		return fmt.Sprintf("%s: %s, nothing measured", v.Result, v.Reason)
+	}
+	if v.Result != rollout.Pass {
+		return v.Result + ": " + v.Reason
+	}
+	var parts []string
+	for _, j := range v.Judged {
+		switch j {
+		case "min_requests":
+			parts = append(parts, fmt.Sprintf("%d requests", v.Requests))
+		case "max_error_rate":
+			parts = append(parts, fmt.Sprintf("error rate %.1f%% (previous %.1f%%)", 100*v.ErrorRate, 100*v.PrevErrorRate))
+		case "max_p99_increase":
+			parts = append(parts, fmt.Sprintf("p99 %s (previous %s)", rollout.Round(v.P99), rollout.Round(v.PrevP99)))
+		}
+	}
+	return v.Result + ": " + strings.Join(parts, ", ")
+}
+
+// whereText lists how many accounts run each release, naming the
+// rollout's target and previous release.
+func whereText(counts map[string]int, r rollout.Rollout) string {
+	ids := make([]string, 0, len(counts))
+	for id := range counts {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int { return counts[b] - counts[a] })
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		label := id
+		switch id {
+		case r.Release:
+			label += " (target)"
+		case r.Previous:
+			label += " (previous)"
+		case "":
+			label = "no release"
+		}
+		parts = append(parts, fmt.Sprintf("%d on %s", counts[id], label))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printRollouts prints one line per rollout.
+func printRollouts(g *globals, rs []rollout.Rollout) error {
+	return g.print(rs, func(w io.Writer) {
+		if len(rs) == 0 {
+			fmt.Fprintln(w, "no rollout yet; silo deploy starts one")
+			return
+		}
+		for _, r := range rs {
+			fmt.Fprintf(w, "%s  %s  %s → %s  %s", r.ID, r.Created.Format(time.DateTime), orDash(r.Previous), r.Release, r.State)
+			if r.Reason != "" {
+				fmt.Fprintf(w, ": %s", r.Reason)
+			}
+			fmt.Fprintln(w)
+		}
+	})
+}
+
+// rolloutOp is pause, resume, abort or rollback on the local runner or a
+// server.
+type rolloutOp struct {
+	name, short string
+	local       func(*rollout.Runner) func(context.Context, string) (rollout.Rollout, error)
+	remote      func(*server.Client) func(context.Context, string) (rollout.Rollout, error)
+}
+
 func newRolloutCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "rollout", Short: "Show, follow, pause, resume, abort and roll back rollouts"}
+	cmd := &cobra.Command{Use: "rollout", Short: "List, show, follow, pause, resume, abort and roll back rollouts"}
 	var follow bool
 	status := &cobra.Command{
 		Use:   "status [ID]",
-		Short: "Show a rollout (default: the latest); --follow streams it until it stops",
+		Short: "Show a rollout (default: the latest); --follow streams it until it stops, and fails unless it succeeded",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -255,7 +340,11 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			}
 			if c != nil {
 				if follow {
-					return c.Follow(ctx, id, func(r rollout.Rollout) error { return printRollout(g, r) })
+					var last rollout.Rollout
+					if err := c.Follow(ctx, id, func(r rollout.Rollout) error { last = r; return printRollout(g, r) }); err != nil {
+						return err
+					}
+					return outcome(ctx, func() (rollout.Rollout, error) { return c.Rollout(ctx, last.ID) })
 				}
 				r, err := c.Rollout(ctx, id)
 				if err != nil {
@@ -279,7 +368,10 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				id = rs[0].ID
 			}
 			if follow {
-				return rn.Watch(ctx, id, func(r rollout.Rollout) error { return printRollout(g, r) })
+				if err := rn.Watch(ctx, id, func(r rollout.Rollout) error { return printRollout(g, r) }); err != nil {
+					return err
+				}
+				return outcome(ctx, func() (rollout.Rollout, error) { return rn.Get(ctx, id) })
 			}
 			r, err := rn.Get(ctx, id)
 			if err != nil {
@@ -288,26 +380,73 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			return printRollout(g, r)
 		},
 	}
-	status.Flags().BoolVar(&follow, "follow", false, "stream changes until the rollout stops")
-	op := func(name, short string, local func(*rollout.Runner) func(context.Context, string) (rollout.Rollout, error), rem func(*server.Client) func(context.Context, string) (rollout.Rollout, error)) *cobra.Command {
+	status.Flags().BoolVar(&follow, "follow", false, "stream changes until the rollout stops; exit 1 unless it succeeded")
+	var limit int
+	list := &cobra.Command{
+		Use: "list", Short: "List rollouts, newest first", Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := remote(g)
+			if err != nil {
+				return err
+			}
+			var rs []rollout.Rollout
+			if c != nil {
+				if rs, err = c.Rollouts(ctx); err == nil && limit > 0 && len(rs) > limit {
+					rs = rs[:limit]
+				}
+			} else {
+				a, rn, err2 := localRunner(ctx, g)
+				if err2 != nil {
+					return err2
+				}
+				defer a.Close()
+				rs, err = rn.List(ctx, limit)
+			}
+			if err != nil {
+				return err
+			}
+			return printRollouts(g, rs)
+		},
+	}
+	list.Flags().IntVar(&limit, "limit", 20, "show at most this many rollouts (0: all)")
+	op := func(o rolloutOp) *cobra.Command {
 		return &cobra.Command{
-			Use: name + " ID", Short: short, Args: exactArgs(1, "a rollout ID"),
+			Use: o.name + " [ID]", Short: o.short + " (default: the active rollout)", Args: maxArgs(1, "at most one rollout ID"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				ctx := cmd.Context()
+				id := ""
+				if len(args) == 1 {
+					id = args[0]
+				}
 				c, err := remote(g)
 				if err != nil {
 					return err
 				}
 				var r rollout.Rollout
 				if c != nil {
-					r, err = rem(c)(ctx, args[0])
+					if id == "" {
+						id = "active"
+					}
+					r, err = o.remote(c)(ctx, id)
 				} else {
 					a, rn, err2 := localRunner(ctx, g)
 					if err2 != nil {
 						return err2
 					}
 					defer a.Close()
-					r, err = local(rn)(ctx, args[0])
+					if id == "" {
+						act, err := rn.Active(ctx)
+						if err != nil {
+							return err
+						}
+						id = act.ID
+					}
+					if r, err = o.local(rn)(ctx, id); err == nil && r.State == rollout.StateRunning {
+						// Resumed, or a rollback started: no server drives
+						// it, so this command does.
+						return runHere(ctx, g, rn, r.ID)
+					}
 				}
 				if err != nil {
 					return err
@@ -316,15 +455,19 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			},
 		}
 	}
-	cmd.AddCommand(status,
-		op("pause", "Pause a rollout after the account steps in flight", func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Pause },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Pause }),
-		op("resume", "Resume a paused rollout", func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Resume },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.ResumeRollout }),
-		op("abort", "Stop a rollout for good, leaving accounts where they are", func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Abort },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Abort }),
-		op("rollback", "Return every account the rollout moved to the previous release", func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Rollback },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Rollback }),
+	cmd.AddCommand(status, list,
+		op(rolloutOp{"pause", "Pause a rollout after the account steps in flight",
+			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Pause },
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Pause }}),
+		op(rolloutOp{"resume", "Resume a paused rollout",
+			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Resume },
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.ResumeRollout }}),
+		op(rolloutOp{"abort", "Stop a rollout for good, leaving accounts where they are",
+			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Abort },
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Abort }}),
+		op(rolloutOp{"rollback", "Return every account the rollout moved to the release it ran before",
+			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Rollback },
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Rollback }}),
 	)
 	return cmd
 }

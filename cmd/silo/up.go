@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,6 +52,9 @@ type upSummary struct {
 	Accounts []upAccount `json:"accounts"`
 	Startup  string      `json:"startup"`
 	API      string      `json:"api,omitempty"`
+	// Held says why the app's release was built but not deployed (rollouts
+	// manage the fleet); Release is then the release the fleet is on.
+	Held string `json:"held,omitempty"`
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -60,10 +64,13 @@ func newUpCmd(g *globals) *cobra.Command {
 		Short: "Run the whole platform locally: the example app, demo tenants and the gateway",
 		Long: `silo up starts everything on the embedded default in one process: it builds the app
 (./silo.yaml if there is one, else examples/findings of this repository, or --file), creates the
-production account and seeds its shared data on first run, creates the tenants acme (plan=pro)
-and globex and your developer account dev-$USER, serves the gateway and prints each tenant's
-URL and a fresh API key. Later runs reuse the data dir: nothing is created twice, and each run
-replaces the previous run's "silo-up" keys. While it runs, other silo commands on the same data
+production account and seeds its shared data on first run, creates the demo tenants acme
+(plan=pro) and globex on a new data dir and your developer account dev-$USER, serves the gateway
+and prints each tenant's URL and a fresh API key. Later runs reuse the data dir: nothing is
+created twice, a tenant you deleted stays deleted, and each run replaces the previous run's
+"silo-up" keys. Until the first rollout (silo deploy) it applies the app to every account; once
+rollouts manage the fleet it changes no account's release and says so when the app differs from
+what the fleet runs. While it runs, other silo commands on the same data
 dir (silo tenant, keys, deploy, logs, ...) go through its control-plane API instead of opening
 the data dir beside it. Ctrl-C stops it cleanly.`,
 		Example: `  go run ./cmd/silo up
@@ -164,20 +171,39 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 	if !g.json() {
 		fmt.Fprintf(g.stdout, "building %s ...\n", relPath(spec))
 	}
-	dep, err := p.Deploy(ctx, spec)
+	_, cerr := p.Plane.CurrentRelease(ctx)
+	fresh := errors.Is(cerr, silo.ErrNotFound)
+	if cerr != nil && !fresh {
+		return cerr
+	}
+	dep, err := p.DeployIfUnmanaged(ctx, spec)
 	if err != nil {
 		return err
 	}
-	sum := upSummary{Gateway: "http://" + ln.Addr().String(), DataDir: p.Config().DataDir, App: spec, Release: dep.Release.ID}
+	sum := upSummary{Gateway: "http://" + ln.Addr().String(), DataDir: p.Config().DataDir, App: spec, Release: dep.Release.ID, Held: dep.Held}
+	if dep.Serving != "" {
+		sum.Release = dep.Serving
+	}
 	if a := p.APIAddr(); a != "" {
 		sum.API = "http://" + a
 	}
 	host, port := urlHost(ln.Addr())
 	route := firstRoute(dep.Release.Stack)
-	add := func(req control.CreateRequest) error {
-		a, err := p.EnsureAccount(ctx, req)
-		if err != nil {
-			return fmt.Errorf("%s: %w", req.ID, err)
+	// add shows an account with a fresh silo-up key, creating it if create
+	// is set and it does not exist. An account that exists is left as it
+	// is: its release is the rollouts' (or silo dev's) business.
+	add := func(req control.CreateRequest, create bool) error {
+		a, err := p.Plane.Account(ctx, silo.AccountID(req.ID))
+		gone := errors.Is(err, silo.ErrNotFound) || (err == nil && (a.State == silo.StateDeleted || a.State == silo.StateDeleting))
+		switch {
+		case err != nil && !gone:
+			return err
+		case gone && !create:
+			return nil
+		case gone:
+			if a, err = p.EnsureAccount(ctx, req); err != nil {
+				return fmt.Errorf("%s: %w", req.ID, err)
+			}
 		}
 		key, err := p.IssueKey(ctx, a.ID, upKeyName)
 		if err != nil {
@@ -190,12 +216,14 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 		})
 		return nil
 	}
+	// The demo tenants are created on a new data dir only: one the user
+	// deleted stays deleted.
 	for _, t := range demoTenants {
-		if err := add(control.CreateRequest{ID: t.id, Kind: silo.KindTenant, Params: fitParams(dep.Release.Stack, t.params)}); err != nil {
+		if err := add(control.CreateRequest{ID: t.id, Kind: silo.KindTenant, Params: fitParams(dep.Release.Stack, t.params)}, fresh); err != nil {
 			return err
 		}
 	}
-	if err := add(control.CreateRequest{ID: string(platform.DevAccount(userName())), Kind: silo.KindDeveloper, Name: "developer"}); err != nil {
+	if err := add(control.CreateRequest{ID: string(platform.DevAccount(userName())), Kind: silo.KindDeveloper, Name: "developer"}, true); err != nil {
 		return err
 	}
 	sum.Startup = time.Since(start).Round(time.Millisecond).String()
@@ -264,6 +292,9 @@ func printUp(w io.Writer, s upSummary, host, port string) {
 		fmt.Fprintf(w, "  API       %s  (operator token in %s)\n", s.API, filepath.Join(s.DataDir, "operator.token"))
 	}
 	fmt.Fprintf(w, "  data dir  %s\n\n", s.DataDir)
+	if s.Held != "" {
+		fmt.Fprintf(w, "  note: %s\n\n", s.Held)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, a := range s.Accounts {
 		what := string(a.Kind)

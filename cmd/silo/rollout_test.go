@@ -1,0 +1,105 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/silotest"
+)
+
+// gatedRing is a rollout section whose only ring is gated on traffic that a
+// test never sends: every rollout that changes a tenant pauses there.
+const gatedRing = `
+rollout:
+  rings:
+    - name: canary
+      select: {kind: tenant}
+      bake: 0s
+      gates: {max_error_rate: 5%, min_requests: 10}
+`
+
+// A rollout that stops short of success makes status --follow exit 1 (the
+// twin: a succeeded one exits 0); pause, abort and the rest default to the
+// active rollout; rollout list lists; an aborted ring says stopped, and a
+// ring without gates says nothing was measured.
+func TestRolloutCommands(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	dir := filepath.Join(t.TempDir(), "app")
+	if _, _, err := runCLI(t, "init", dir); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "silo.yaml")
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, append(src, gatedRing...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
+	c.ok("tenant", "create", "acme")
+	c.fails("no rollout is active", "rollout", "pause")
+
+	// A new release: acme changes, the gate has no traffic, the rollout pauses.
+	changed := strings.Replace(string(src)+gatedRing, "Hello, ", "Hi, ", 1)
+	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.fails("is paused", "deploy")
+	c.fails("is paused", "rollout", "status", "--follow")
+	out := c.ok("rollout", "list")
+	if !strings.Contains(out, "ro-000001") || !strings.Contains(out, "paused") {
+		t.Errorf("rollout list: %s", out)
+	}
+	out = c.ok("rollout", "status")
+	if !strings.Contains(out, "inconclusive: 0 request(s)") || strings.Contains(out, "error rate 0.0%") {
+		t.Errorf("status of an inconclusive ring: %s; want the request count and no error rate", out)
+	}
+	if !strings.Contains(out, "ring production") || !strings.Contains(out, "nothing measured") {
+		t.Errorf("status of a ring without gates: %s; want nothing measured", out)
+	}
+
+	out = c.ok("rollout", "abort") // no ID: the active rollout
+	if !strings.Contains(out, "ro-000001") || !strings.Contains(out, "aborted") || !strings.Contains(out, "stopped") || strings.Contains(out, "baking") {
+		t.Errorf("abort: %s; want ro-000001 aborted, its canary ring stopped", out)
+	}
+	if !strings.Contains(out, "accounts: 1 on ") || !strings.Contains(out, "(target)") {
+		t.Errorf("abort: %s; want where the accounts are", out)
+	}
+	c.fails("aborted", "rollout", "status", "--follow")
+
+	// Twin: the same release again changes nothing and succeeds.
+	c.ok("deploy")
+	if out := c.ok("rollout", "status", "--follow"); !strings.Contains(out, "ro-000002") || !strings.Contains(out, "succeeded") {
+		t.Errorf("status --follow of a succeeded rollout: %s", out)
+	}
+	c.fails("no rollout is active", "rollout", "abort")
+	c.fails("no rollout \"ro-000009\"; silo rollout list", "rollout", "resume", "ro-000009")
+}
+
+func TestVerdictText(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		v    rollout.Verdict
+		want string
+	}{
+		{"no gates", rollout.Verdict{Result: rollout.Pass, Reason: "no gates"}, "pass: no gates, nothing measured"},
+		{"measured", rollout.Verdict{Result: rollout.Pass, Reason: "gates passed", Judged: []string{"min_requests", "max_error_rate", "max_p99_increase"},
+			Requests: 812, ErrorRate: 0.001, PrevErrorRate: 0.002, P99: 50331648 * time.Nanosecond, PrevP99: 41943040 * time.Nanosecond},
+			"pass: 812 requests, error rate 0.1% (previous 0.2%), p99 50.3ms (previous 41.9ms)"},
+		{"error rate only", rollout.Verdict{Result: rollout.Pass, Judged: []string{"min_requests", "max_error_rate"}, Requests: 10},
+			"pass: 10 requests, error rate 0.0% (previous 0.0%)"},
+		{"failed", rollout.Verdict{Result: rollout.Fail, Reason: "error rate 20.0% exceeds ...", Judged: []string{"min_requests", "max_error_rate"}},
+			"fail: error rate 20.0% exceeds ..."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := verdictText(tc.v); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

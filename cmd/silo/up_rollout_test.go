@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/silotest"
+)
+
+// releaseOf reads an account's release (and state) from the data dir.
+func releaseOf(t *testing.T, c *cli, id silo.AccountID) (string, silo.State) {
+	t.Helper()
+	g := &globals{dataDir: c.dataDir, stdout: &strings.Builder{}, stderr: &strings.Builder{}}
+	a, err := openApp(context.Background(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	acct, err := a.plane.Account(context.Background(), id)
+	if err != nil {
+		t.Fatalf("account %s: %v", id, err)
+	}
+	return acct.Release, acct.State
+}
+
+func upIDs(s upSummary) []string {
+	var ids []string
+	for _, a := range s.Accounts {
+		ids = append(ids, string(a.ID))
+	}
+	return ids
+}
+
+// silo up in a user's project: a demo tenant the user deleted stays
+// deleted, and once rollouts manage the fleet silo up leaves every
+// account's release where the rollouts put it and says why, instead of
+// applying silo.yaml (which here builds a release a rollout rolled back).
+// The twins: a new data dir gets the demo tenants (TestUp), and before any
+// rollout silo up applies silo.yaml to the fleet.
+func TestUpInAUserProject(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Setenv("USER", "tester")
+	dir := filepath.Join(t.TempDir(), "app")
+	if _, _, err := runCLI(t, "init", dir); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "silo.yaml")
+	src := mustRead(t, file) + gatedRing
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
+	c.ok("tenant", "create", "acme")
+	c.ok("tenant", "create", "globex")
+	c.ok("tenant", "delete", "globex")
+	v1, _ := releaseOf(t, c, "acme")
+
+	up := func() upSummary {
+		t.Helper()
+		sum, stop := startUp(t, c.dataDir, "--file", file)
+		stop()
+		return sum
+	}
+	// Before any rollout, silo up applies the edited app (twin of the
+	// rollout cases below).
+	edited := strings.Replace(src, "Hello, ", "Hi, ", 1)
+	if err := os.WriteFile(file, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := up()
+	if got := strings.Join(upIDs(sum), ","); got != "acme,dev-tester" {
+		t.Errorf("silo up showed %s, want acme,dev-tester (globex was deleted)", got)
+	}
+	if _, st := releaseOf(t, c, "globex"); st != silo.StateDeleted {
+		t.Errorf("globex is %s after silo up, want deleted", st)
+	}
+	v2, _ := releaseOf(t, c, "acme")
+	if v2 == v1 || sum.Held != "" || sum.Release != v2 {
+		t.Fatalf("before any rollout: acme on %s (was %s), up says release %s, held %q; want the edited release applied", v2, v1, sum.Release, sum.Held)
+	}
+
+	// A rollout of a third release pauses in the canary ring (no traffic),
+	// is aborted, and rolled back: acme returns to v2.
+	third := strings.Replace(src, "Hello, ", "Hey, ", 1)
+	if err := os.WriteFile(file, []byte(third), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.fails("is paused", "deploy")
+	v3, _ := releaseOf(t, c, "acme")
+	if v3 == v2 {
+		t.Fatal("the paused rollout did not apply to acme")
+	}
+	sum = up() // a rollout is active: nothing moves
+	if got, _ := releaseOf(t, c, "acme"); got != v3 || !strings.Contains(sum.Held, "is paused") {
+		t.Errorf("up during a paused rollout: acme on %s (want %s), held %q", got, v3, sum.Held)
+	}
+	c.ok("rollout", "abort")
+	c.ok("rollout", "rollback", "ro-000001")
+	if got, _ := releaseOf(t, c, "acme"); got != v2 {
+		t.Fatalf("after the rollback acme is on %s, want %s", got, v2)
+	}
+	sum = up() // silo.yaml still builds the rolled-back release
+	if got, _ := releaseOf(t, c, "acme"); got != v2 {
+		t.Errorf("silo up applied the rolled-back release: acme on %s, want %s", got, v2)
+	}
+	if sum.Release != v2 || !strings.Contains(sum.Held, "rollout ro-000001 did not roll out (rolled_back") {
+		t.Errorf("silo up says release %s, held %q; want %s and why the app's release is held", sum.Release, sum.Held, v2)
+	}
+}

@@ -1,0 +1,442 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
+)
+
+func (rn *Runner) drive(ctx context.Context, id string) error {
+	for {
+		r, err := rn.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if r.State != StateRunning || r.Owner != rn.cfg.Owner {
+			return nil
+		}
+		if r.RollbackOf != "" {
+			if err := rn.waitFor(ctx, r.RollbackOf); err != nil {
+				return err
+			}
+		}
+		target, err := rn.release(ctx, r.Release)
+		if err != nil {
+			return err
+		}
+		if r.Ring >= len(r.Rings) {
+			return rn.finish(ctx, r)
+		}
+		i := r.Ring
+		ring := r.Rings[i]
+		switch ring.Phase {
+		case PhaseWaiting:
+			err = rn.begin(ctx, r, target)
+		case PhaseApplying:
+			err = rn.applying(ctx, r, target)
+		case PhaseBaking:
+			err = rn.baking(ctx, r, target)
+		case PhaseVerifying:
+			err = rn.verifying(ctx, r, target)
+		case PhaseRollingBack:
+			err = rn.rollingBack(ctx, r, target)
+		default: // promoted or rolled back: move on
+			_, err = rn.mutate(ctx, id, func(_ store.Tx, r *Rollout) error { r.Ring++; return nil })
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (rn *Runner) setPhase(ctx context.Context, r Rollout, phase Phase, fn func(*RingStatus, *Rollout)) error {
+	_, err := rn.mutate(ctx, r.ID, func(_ store.Tx, cur *Rollout) error {
+		if cur.Ring != r.Ring {
+			return errLost
+		}
+		ring := &cur.Rings[cur.Ring]
+		if fn != nil {
+			fn(ring, cur)
+		}
+		ring.Phase = phase
+		return nil
+	})
+	if err == nil {
+		rn.hook(Event{Rollout: r.ID, Ring: r.Rings[r.Ring].Name, Point: "phase", Detail: string(phase)})
+	}
+	return err
+}
+
+// snapshot sums the metrics the accounts served under release.
+func (rn *Runner) snapshot(ids []silo.AccountID, release string) (Stats, error) {
+	var sum Stats
+	if rn.cfg.Metrics == nil {
+		return sum, silo.Errorf(silo.CodeUnavailable, "no metrics source is configured")
+	}
+	for _, id := range ids {
+		s, err := rn.cfg.Metrics.Snapshot(id, release)
+		if err != nil {
+			return sum, err
+		}
+		sum = sum.Add(s)
+	}
+	return sum, nil
+}
+
+func gated(g spec.Gates) bool { return g.MaxErrorRate > 0 || g.MaxP99Increase > 0 || g.MinRequests > 0 }
+
+// begin counts the ring and measures the baseline of the accounts it will
+// touch: what they served under the previous release, the current one when
+// the rollout started (a release that a rollout promoted, or that the fleet
+// was rolled back to). Requests served under any other release, such as a
+// broken one that was rolled back, are not part of it.
+func (rn *Runner) begin(ctx context.Context, r Rollout, target engine.Release) error {
+	ring := r.Rings[r.Ring]
+	var touched []silo.AccountID
+	n := 0
+	unsel, err := rn.members(ctx, r, r.Ring, target.Stack, func(as []silo.Account) error {
+		n += len(as)
+		if !gated(ring.Gates) {
+			return nil
+		}
+		for _, a := range as {
+			p, err := rn.cfg.Engine.PlanAccount(ctx, a, target)
+			if err == nil && p.Touches() {
+				touched = append(touched, a.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var base *Stats
+	if gated(ring.Gates) && len(touched) > 0 && r.Previous != "" {
+		if s, err := rn.snapshot(touched, r.Previous); err == nil {
+			base = &s
+		}
+	}
+	return rn.setPhase(ctx, r, PhaseApplying, func(rs *RingStatus, cur *Rollout) {
+		rs.Members, rs.Baseline = n, base
+		if r.Ring == 0 {
+			cur.Unselected = unsel
+		}
+	})
+}
+
+func (rn *Runner) applying(ctx context.Context, r Rollout, target engine.Release) error {
+	res, err := rn.pass(ctx, r, r.Ring, target, target, "apply")
+	if err != nil {
+		return err
+	}
+	ring := r.Rings[r.Ring]
+	if res.stopped && res.failed <= ring.budget() {
+		return errLost // paused, aborted or lease lost
+	}
+	record := func(rs *RingStatus) {
+		rs.Unchanged, rs.Applied, rs.Failed, rs.Failures = res.unchanged, res.done, res.failed, res.failures
+	}
+	if res.failed > ring.budget() {
+		return rn.setPhase(ctx, r, PhaseRollingBack, func(rs *RingStatus, cur *Rollout) {
+			record(rs)
+			cur.Reason = fmt.Sprintf("ring %s: %d account(s) failed, over its failure budget of %d (%s)", ring.Name, res.failed, ring.budget(), strings.Join(res.failures, "; "))
+		})
+	}
+	if len(res.applied) == 0 || (!gated(ring.Gates) && ring.Bake == 0) {
+		return rn.setPhase(ctx, r, PhaseVerifying, func(rs *RingStatus, _ *Rollout) { record(rs) })
+	}
+	return rn.setPhase(ctx, r, PhaseBaking, func(rs *RingStatus, _ *Rollout) {
+		record(rs)
+		rs.BakeStart, rs.BakeUntil, rs.WindowStart = time.Time{}, time.Time{}, nil
+	})
+}
+
+// applied lists the accounts of the ring whose apply claim is done.
+func (rn *Runner) applied(ctx context.Context, r Rollout, target engine.Release) ([]silo.AccountID, error) {
+	var out []silo.AccountID
+	ring := r.Rings[r.Ring]
+	_, err := rn.members(ctx, r, r.Ring, target.Stack, func(as []silo.Account) error {
+		return rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+			for _, a := range as {
+				in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, "apply"))
+				if err == nil && in.State == store.IntentDone {
+					out = append(out, a.ID)
+				} else if err != nil && !errors.Is(err, silo.ErrNotFound) {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (rn *Runner) baking(ctx context.Context, r Rollout, target engine.Release) error {
+	ring := r.Rings[r.Ring]
+	if ring.BakeStart.IsZero() {
+		ids, err := rn.applied(ctx, r, target)
+		if err != nil {
+			return err
+		}
+		var ws *Stats
+		if gated(ring.Gates) {
+			if s, err := rn.snapshot(ids, target.ID); err == nil {
+				ws = &s
+			}
+		}
+		now := rn.cfg.Clock.Now().UTC()
+		return rn.setPhase(ctx, r, PhaseBaking, func(rs *RingStatus, _ *Rollout) {
+			rs.BakeStart, rs.BakeUntil, rs.WindowStart, rs.Verdict = now, now.Add(ring.Bake), ws, nil
+		})
+	}
+	rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Point: "bake"})
+	for {
+		now := rn.cfg.Clock.Now()
+		if !now.Before(ring.BakeUntil) {
+			break
+		}
+		next := now.Add(rn.cfg.Poll)
+		if next.After(ring.BakeUntil) {
+			next = ring.BakeUntil
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-rn.wake:
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
+		err := rn.cfg.Clock.Until(wctx, next)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		_ = err
+		cur, err := rn.Get(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		if cur.State != StateRunning || cur.Owner != rn.cfg.Owner {
+			return errLost
+		}
+	}
+	return rn.setPhase(ctx, r, PhaseVerifying, nil)
+}
+
+func (rn *Runner) verifying(ctx context.Context, r Rollout, target engine.Release) error {
+	ring := r.Rings[r.Ring]
+	v := Verdict{Result: Pass, Reason: "no account changed"}
+	if ring.Applied > 0 {
+		ids, err := rn.applied(ctx, r, target)
+		if err != nil {
+			return err
+		}
+		var win Stats
+		var merr error
+		if gated(ring.Gates) {
+			if ring.WindowStart == nil {
+				merr = silo.Errorf(silo.CodeUnavailable, "no snapshot at the start of the bake")
+			} else if end, err := rn.snapshot(ids, target.ID); err != nil {
+				merr = err
+			} else {
+				win = end.Sub(*ring.WindowStart)
+			}
+		}
+		v = evaluate(ring.Gates, ring.Baseline, win, merr)
+		if ring.Baseline != nil && len(v.Judged) > 0 {
+			v.PrevRelease = r.Previous
+		}
+	}
+	if v.Result == Pass {
+		if bad, err := rn.verifyLive(ctx, r, target); err != nil {
+			return err
+		} else if len(bad) > 0 {
+			v = Verdict{Result: Fail, Reason: fmt.Sprintf("%d account(s) do not run release %s live: %s", len(bad), target.ID, strings.Join(bad[:min(len(bad), maxFailures)], "; "))}
+		}
+	}
+	rn.cfg.Logger.Info("ring verdict", "rollout", r.ID, "ring", ring.Name, "result", v.Result, "reason", v.Reason)
+	switch {
+	case v.Result == Pass:
+		return rn.setPhase(ctx, r, PhasePromoted, func(rs *RingStatus, cur *Rollout) { rs.Verdict = &v; cur.Ring++ })
+	case v.Result == Inconclusive && ring.Gates.OnInconclusive != spec.OnInconclusiveRollback:
+		// Pause: never pass on too little data. Resume bakes again.
+		_, err := rn.mutate(ctx, r.ID, func(_ store.Tx, cur *Rollout) error {
+			rs := &cur.Rings[cur.Ring]
+			rs.Verdict, rs.Phase = &v, PhaseBaking
+			rs.BakeStart, rs.BakeUntil, rs.WindowStart = time.Time{}, time.Time{}, nil
+			cur.State, cur.Reason = StatePaused, fmt.Sprintf("ring %s is inconclusive: %s; resume to bake again, or roll back", ring.Name, v.Reason)
+			return nil
+		})
+		if err == nil {
+			rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Point: "state", Detail: string(StatePaused)})
+		}
+		return err
+	default:
+		return rn.setPhase(ctx, r, PhaseRollingBack, func(rs *RingStatus, cur *Rollout) {
+			rs.Verdict = &v
+			cur.Reason = fmt.Sprintf("ring %s failed its gates: %s", ring.Name, v.Reason)
+		})
+	}
+}
+
+// verifyLive checks, for every account of the ring that did not fail, that
+// the provider holds exactly the resources of the target release, and that
+// the registry says it runs it.
+func (rn *Runner) verifyLive(ctx context.Context, r Rollout, target engine.Release) ([]string, error) {
+	ring := r.Rings[r.Ring]
+	var (
+		mu  sync.Mutex
+		bad []string
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, max(ring.Concurrency, 4))
+	)
+	failed := map[silo.AccountID]bool{}
+	_, err := rn.members(ctx, r, r.Ring, target.Stack, func(as []silo.Account) error {
+		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+			for _, a := range as {
+				in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, "apply"))
+				if err == nil && in.State == store.IntentFailed {
+					failed[a.ID] = true
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, a := range as {
+			if failed[a.ID] {
+				continue
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(a silo.Account) {
+				defer func() { <-sem; wg.Done() }()
+				msg := rn.live(ctx, a, target)
+				if msg != "" {
+					mu.Lock()
+					bad = append(bad, string(a.ID)+": "+msg)
+					mu.Unlock()
+				}
+			}(a)
+		}
+		return nil
+	})
+	wg.Wait()
+	return bad, err
+}
+
+func (rn *Runner) live(ctx context.Context, a silo.Account, rel engine.Release) string {
+	if a.Release != rel.ID {
+		return fmt.Sprintf("registry says release %q", a.Release)
+	}
+	desired, err := engine.Desired(rel.Stack, rel.Artifacts, a)
+	if err != nil {
+		return silo.UserMessage(err)
+	}
+	held, err := rn.cfg.Provider.Resources(ctx, a.ID)
+	if err != nil {
+		return "cannot read live resources: " + silo.UserMessage(err)
+	}
+	if silo.SetHash(held) != silo.SetHash(desired) {
+		return "live resources differ from the release"
+	}
+	return ""
+}
+
+// rollingBack returns every account the rollout applied to, in the failing
+// ring and in every ring before it (production included) whose policy is
+// not on_rollback: keep, to the release it ran before, newest ring first;
+// then the rollout fails. A rollback rollout
+// that fails is not itself rolled back: its accounts stay on the release it
+// returns them to, or where they were.
+func (rn *Runner) rollingBack(ctx context.Context, r Rollout, target engine.Release) error {
+	ring := r.Rings[r.Ring]
+	res := make([]stepResult, r.Ring+1)
+	undo := r.Previous != "" && r.RollbackOf == ""
+	if undo {
+		prev, err := rn.release(ctx, r.Previous)
+		if err != nil {
+			return err
+		}
+		for i := r.Ring; i >= 0; i-- {
+			if i < r.Ring && r.Rings[i].OnRollback == spec.OnRollbackKeep {
+				continue
+			}
+			if res[i], err = rn.pass(ctx, r, i, target, prev, "rollback"); err != nil {
+				return err
+			}
+			if res[i].stopped {
+				return errLost
+			}
+		}
+	}
+	_, err := rn.mutate(ctx, r.ID, func(tx store.Tx, cur *Rollout) error {
+		failed := 0
+		for i := 0; i <= cur.Ring; i++ {
+			rs := &cur.Rings[i]
+			rs.RolledBack = res[i].done
+			kept := i < cur.Ring && rs.OnRollback == spec.OnRollbackKeep
+			if i == cur.Ring || (undo && !kept && rs.Phase == PhasePromoted) {
+				rs.Phase = PhaseRolledBack
+			}
+			if undo && kept && rs.Applied > 0 {
+				cur.Reason += fmt.Sprintf("; ring %s keeps the new release (on_rollback: keep)", rs.Name)
+			}
+			if res[i].failed > 0 {
+				failed += res[i].failed
+				rs.Failures = append(rs.Failures, res[i].failures...)
+			}
+		}
+		if failed > 0 {
+			cur.Reason += fmt.Sprintf("; %d account(s) failed to roll back", failed)
+		}
+		switch {
+		case r.RollbackOf != "":
+			cur.Reason += "; a rollback is not rolled back: accounts stay where they are"
+		case r.Previous == "":
+			cur.Reason += "; nothing to roll back to (first deploy)"
+		}
+		cur.State = StateFailed
+		detail, _ := json.Marshal(map[string]string{"rollout": r.ID, "ring": ring.Name, "reason": cur.Reason})
+		_, err := tx.AppendAudit(store.AuditEvent{Time: rn.cfg.Clock.Now(), Actor: rn.cfg.Actor, Action: "rollout.fail", Detail: detail})
+		return err
+	})
+	if err == nil {
+		rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Point: "state", Detail: string(StateFailed)})
+	}
+	return err
+}
+
+func (rn *Runner) finish(ctx context.Context, r Rollout) error {
+	_, err := rn.mutate(ctx, r.ID, func(tx store.Tx, cur *Rollout) error {
+		cur.State, cur.Reason = StateSucceeded, ""
+		if err := tx.PutSetting(settingCurrent, cur.Release); err != nil {
+			return err
+		}
+		if cur.RollbackOf != "" {
+			if o, err := load(tx, cur.RollbackOf); err == nil {
+				o.State = StateRolledBack
+				if err := save(tx, &o, rn.cfg.Clock.Now()); err != nil {
+					return err
+				}
+			}
+		}
+		detail, _ := json.Marshal(map[string]string{"rollout": r.ID, "release": r.Release, "previous": r.Previous})
+		_, err := tx.AppendAudit(store.AuditEvent{Time: rn.cfg.Clock.Now(), Actor: rn.cfg.Actor, Action: "rollout.succeed", Detail: detail})
+		return err
+	})
+	if err == nil {
+		rn.hook(Event{Rollout: r.ID, Point: "state", Detail: string(StateSucceeded)})
+	}
+	return err
+}

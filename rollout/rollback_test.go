@@ -1,0 +1,140 @@
+package rollout_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/rollout"
+)
+
+// When the canary ring rolls back, every account the rollout touched in an
+// earlier ring (production, the developers ring) returns to the release it
+// ran before: the fleet's previous release, or a developer's own build.
+// The twin: a good release leaves every ring on the target.
+func TestRollbackReturnsEarlierRings(t *testing.T) {
+	devRing := `    - name: developers
+      select: {kind: developer}
+      concurrency: 2%s
+    - name: canary
+`
+	for _, tc := range []struct {
+		name      string
+		policy    string
+		target    profile
+		wantState rollout.State
+	}{
+		{"bad release returns every ring", "", bad, rollout.StateFailed},
+		{"good release moves every ring", "", good, rollout.StateSucceeded},
+		{"bad release leaves a keep ring on it", "\n      on_rollback: keep", bad, rollout.StateFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, t.TempDir(), opts{})
+			src := replaceOnce(fmtStack("", "0"), "    - name: canary\n", fmt.Sprintf(devRing, tc.policy))
+			v1 := release(t, e, src, "sha256:1111")
+			own := release(t, e, src, "sha256:0de0") // dev-bob's own build
+			v2 := release(t, e, src, "sha256:2222")
+			seed(t, e, v1, 10, 2)
+			for id, rel := range map[silo.AccountID]engine.Release{"dev-root": v1, "dev-bob": own} {
+				if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: id, Kind: silo.KindDeveloper}, rel); err != nil {
+					t.Fatal(err)
+				}
+			}
+			traffic(t, e, 200, map[string]profile{v1.ID: good})
+			e.onBake = func(string) {
+				traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: tc.target})
+				e.clock.Advance(5 * time.Minute)
+			}
+			r, err := e.run.Start(ctx, v2.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r = drive(t, e, r.ID)
+			if r.State != tc.wantState {
+				t.Fatalf("state = %s (%s), want %s", r.State, r.Reason, tc.wantState)
+			}
+			want := map[silo.AccountID]string{silo.ProductionID: v1.ID, "dev-root": v1.ID, "dev-bob": own.ID}
+			for i := 0; i < 10; i++ {
+				want[tenant(i)] = v1.ID
+			}
+			if tc.wantState == rollout.StateSucceeded {
+				for id := range want {
+					want[id] = v2.ID
+				}
+			}
+			keep := tc.policy != ""
+			if keep {
+				want["dev-root"], want["dev-bob"] = v2.ID, v2.ID
+			}
+			if diff := cmp.Diff(want, releases(t, e)); diff != "" {
+				t.Errorf("releases (-want +got):\n%s", diff)
+			}
+			checkFleet(t, e, map[string]engine.Release{v1.ID: v1, v2.ID: v2, own.ID: own})
+			// Status says what is where, ring by ring.
+			wantWhere := []map[string]int{{v1.ID: 1}, {v1.ID: 1, own.ID: 1}, {v1.ID: 2}, {v1.ID: 8}}
+			wantPhase := []rollout.Phase{rollout.PhaseRolledBack, rollout.PhaseRolledBack, rollout.PhaseRolledBack, rollout.PhaseWaiting}
+			switch {
+			case tc.wantState == rollout.StateSucceeded:
+				wantWhere = []map[string]int{{v2.ID: 1}, {v2.ID: 2}, {v2.ID: 2}, {v2.ID: 8}}
+				wantPhase = []rollout.Phase{rollout.PhasePromoted, rollout.PhasePromoted, rollout.PhasePromoted, rollout.PhasePromoted}
+			case keep:
+				wantWhere[1] = map[string]int{v2.ID: 2}
+				wantPhase[1] = rollout.PhasePromoted
+			}
+			var gotWhere []map[string]int
+			var gotPhase []rollout.Phase
+			for _, ring := range r.Rings {
+				gotWhere = append(gotWhere, ring.Releases)
+				gotPhase = append(gotPhase, ring.Phase)
+			}
+			if diff := cmp.Diff(wantWhere, gotWhere); diff != "" {
+				t.Errorf("ring releases (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantPhase, gotPhase); diff != "" {
+				t.Errorf("ring phases (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// An aborted rollout shows the ring it stopped in as stopped, not as
+// still baking, and where its accounts are.
+func TestAbortStopsRing(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), opts{})
+	src := fmtStack("", "0")
+	v1 := release(t, e, src, "sha256:1111")
+	v2 := release(t, e, src, "sha256:2222")
+	seed(t, e, v1, 10, 2)
+	var id string
+	e.onBake = func(string) {
+		if _, err := e.run.Abort(ctx, id); err != nil {
+			t.Error(err)
+		}
+	}
+	r, err := e.run.Start(ctx, v2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = r.ID
+	r = drive(t, e, id)
+	if r.State != rollout.StateAborted {
+		t.Fatalf("state = %s, want aborted", r.State)
+	}
+	canary := r.Rings[1]
+	if canary.Phase != rollout.PhaseStopped {
+		t.Errorf("canary phase = %s, want stopped", canary.Phase)
+	}
+	if diff := cmp.Diff(map[string]int{v2.ID: 2}, canary.Releases); diff != "" {
+		t.Errorf("canary releases (-want +got):\n%s", diff)
+	}
+	if r.Rings[2].Phase != rollout.PhaseWaiting {
+		t.Errorf("everyone phase = %s, want waiting", r.Rings[2].Phase)
+	}
+}

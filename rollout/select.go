@@ -1,0 +1,121 @@
+package rollout
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
+)
+
+// ringsOf returns the rings of a rollout of a release with stack st: the
+// production account first, then the stack's rings (or one ring
+// "everyone"). A rollback rollout's rings have no bake and no gates.
+func ringsOf(st *spec.Stack, rollback bool) []RingStatus {
+	rings := []RingStatus{{Name: "production", Select: spec.Selector{Kind: silo.KindProduction, Percent: 100}, Concurrency: 1}}
+	src := st.Rollout.Rings
+	if len(src) == 0 {
+		src = []spec.Ring{{Name: "everyone", Select: spec.Selector{Percent: 100}, Concurrency: spec.DefaultRingConcurrency}}
+	}
+	for _, r := range src {
+		rs := RingStatus{Name: r.Name, Select: r.Select, Concurrency: max(r.Concurrency, 1), Bake: r.Bake, Gates: r.Gates, Budget: r.FailureBudget, OnRollback: r.OnRollback}
+		if rollback {
+			// The release rolled back to was proven before: no bake and no
+			// gates, but the same claims, budget and live verification.
+			rs.Bake, rs.Gates = 0, spec.Gates{}
+		}
+		rings = append(rings, rs)
+	}
+	for i := range rings {
+		rings[i].Phase = PhaseWaiting
+	}
+	return rings
+}
+
+// ringOf returns the index of the first ring selecting a, or -1.
+func ringOf(rings []RingStatus, st *spec.Stack, a silo.Account) int {
+	var params map[string]string
+	for i, r := range rings {
+		sel := r.Select
+		if a.Kind == silo.KindProduction || sel.Kind == silo.KindProduction {
+			if a.Kind == sel.Kind {
+				return i
+			}
+			continue
+		}
+		if sel.Kind != "" && sel.Kind != a.Kind {
+			continue
+		}
+		if len(sel.Params) > 0 {
+			if params == nil {
+				p, err := st.ResolveParams(a.Params)
+				if err != nil {
+					p = a.Params
+				}
+				params = p
+			}
+			match := true
+			for k, v := range sel.Params {
+				if params[k] != v {
+					match = false
+					break
+				}
+			}
+			if !match {
+				continue
+			}
+		}
+		if sel.Percent < 100 && Percentile(a.ID) >= sel.Percent {
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+// Percentile places an account in [0, 100) by a stable hash of its ID, the
+// same in every rollout: a selector with percent p selects the accounts
+// whose percentile is below p.
+func Percentile(id silo.AccountID) float64 {
+	sum := sha256.Sum256([]byte("silo/ring/" + id))
+	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / float64(uint64(1)<<53) * 100
+}
+
+// members calls fn for every account of ring i, in ID order, in pages.
+func (rn *Runner) members(ctx context.Context, r Rollout, i int, st *spec.Stack, fn func([]silo.Account) error) (unselected int, err error) {
+	f := store.Filter{Limit: 1000}
+	for {
+		var page []silo.Account
+		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			page, err = tx.Accounts(f)
+			return err
+		}); err != nil {
+			return unselected, fmt.Errorf("list accounts: %w", err)
+		}
+		var mine []silo.Account
+		for _, a := range page {
+			if a.State == silo.StateDeleting || a.State == silo.StateDeleted {
+				continue
+			}
+			switch ringOf(r.Rings, st, a) {
+			case i:
+				mine = append(mine, a)
+			case -1:
+				unselected++
+			}
+		}
+		if len(mine) > 0 {
+			if err := fn(mine); err != nil {
+				return unselected, err
+			}
+		}
+		if len(page) < f.Limit {
+			return unselected, nil
+		}
+		f.After = page[len(page)-1].ID
+	}
+}

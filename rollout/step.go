@@ -1,0 +1,255 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/store"
+)
+
+// stepResult is the outcome of one pass over a ring's accounts.
+type stepResult struct {
+	members, unchanged, done, failed int
+	failures                         []string
+	applied                          []silo.AccountID
+	stopped                          bool // the budget ran out, or the rollout stopped
+}
+
+const failPrefix = "step failed: "
+
+// pass runs one step over the accounts of ring i. "apply" moves each to
+// rel; "rollback" visits only accounts with an apply claim and moves each
+// back to the release it ran before the rollout (see fromKey), rel when none
+// is recorded.
+func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release, rel engine.Release, step string) (stepResult, error) {
+	ring := r.Rings[i]
+	var (
+		res    stepResult
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, max(ring.Concurrency, 1))
+		budget = ring.budget()
+		stop   bool
+		first  error
+	)
+	fail := func(id silo.AccountID, msg string) {
+		res.failed++
+		if len(res.failures) < maxFailures {
+			res.failures = append(res.failures, fmt.Sprintf("%s: %s", id, msg))
+		}
+		if step == "apply" && res.failed > budget {
+			stop = true
+		}
+	}
+	lastCheck := time.Now()
+	_, err := rn.members(ctx, r, i, sel.Stack, func(as []silo.Account) error {
+		claims := map[silo.AccountID]store.Intent{}
+		applyClaims := map[silo.AccountID]store.Intent{}
+		from := map[silo.AccountID]string{}
+		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+			for _, a := range as {
+				if in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, step)); err == nil {
+					claims[a.ID] = in
+				} else if !errors.Is(err, silo.ErrNotFound) {
+					return err
+				}
+				if step == "rollback" {
+					if in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, "apply")); err == nil {
+						applyClaims[a.ID] = in
+					} else if !errors.Is(err, silo.ErrNotFound) {
+						return err
+					}
+					if v, err := setting(tx, fromKey(r.ID, ring.Name, a.ID)); err != nil {
+						return err
+					} else if v != "" {
+						from[a.ID] = v
+					}
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, a := range as {
+			mu.Lock()
+			res.members++
+			halt, ferr := stop, first
+			mu.Unlock()
+			if ferr != nil {
+				return ferr
+			}
+			if halt {
+				return nil
+			}
+			if time.Since(lastCheck) > rn.cfg.Poll {
+				lastCheck = time.Now()
+				if cur, err := rn.Get(ctx, r.ID); err != nil || cur.State != StateRunning || cur.Owner != rn.cfg.Owner {
+					mu.Lock()
+					stop, res.stopped = true, true
+					mu.Unlock()
+					return nil
+				}
+			}
+			to := rel
+			if step == "rollback" {
+				if _, ok := applyClaims[a.ID]; !ok {
+					continue
+				}
+				if id := from[a.ID]; id != "" && id != rel.ID {
+					fr, err := rn.release(ctx, id)
+					if err != nil {
+						return fmt.Errorf("release %s of %s before rollout %s: %w", id, a.ID, r.ID, err)
+					}
+					to = fr
+				}
+			}
+			in, claimed := claims[a.ID]
+			if claimed && (in.State == store.IntentDone || (in.State == store.IntentFailed && strings.HasPrefix(in.Error, failPrefix))) {
+				mu.Lock()
+				if in.State == store.IntentDone {
+					res.done++
+					res.applied = append(res.applied, a.ID)
+				} else {
+					fail(a.ID, strings.TrimPrefix(in.Error, failPrefix))
+				}
+				mu.Unlock()
+				continue
+			}
+			if !claimed {
+				p, err := rn.cfg.Engine.PlanAccount(ctx, a, to)
+				if err == nil && !p.Touches() {
+					mu.Lock()
+					res.unchanged++
+					mu.Unlock()
+					continue
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			wg.Add(1)
+			go func(a silo.Account, in store.Intent, claimed bool) {
+				defer func() { <-sem; wg.Done() }()
+				ok, msg, err := rn.step(ctx, r, ring, a, to, step, in, claimed)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					if first == nil {
+						first = err
+					}
+				case ok:
+					res.done++
+					res.applied = append(res.applied, a.ID)
+				default:
+					fail(a.ID, msg)
+				}
+			}(a, in, claimed)
+		}
+		return nil
+	})
+	wg.Wait()
+	if err == nil {
+		err = first
+	}
+	res.stopped = res.stopped || stop
+	return res, err
+}
+
+// step claims, applies and finishes one account. It returns ok, or the
+// failure message, or an error when the store failed (the step is then left
+// to the next runner).
+func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.Account, rel engine.Release, step string, in store.Intent, claimed bool) (bool, string, error) {
+	key := claimKey(r.ID, ring.Name, a.ID, step)
+	seq := in.Seq
+	if !claimed {
+		now := rn.cfg.Clock.Now()
+		err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
+			var err error
+			seq, err = tx.AddIntent(store.Intent{Key: key, Account: a.ID, Action: "rollout." + step, State: store.IntentPending, Created: now, Updated: now})
+			if errors.Is(err, silo.ErrConflict) {
+				// Claimed meanwhile by a runner that has since lost the
+				// lease to us: take it over.
+				in, err = tx.IntentByKey(key)
+				seq = in.Seq
+				return err
+			}
+			if err != nil || step != "apply" || a.Release == "" || a.Release == r.Previous {
+				return err
+			}
+			// The account ran another release than the fleet's: a
+			// rollback returns it there, not to Previous.
+			return tx.PutSetting(fromKey(r.ID, ring.Name, a.ID), a.Release)
+		})
+		if err != nil {
+			return false, "", fmt.Errorf("claim %s: %w", key, err)
+		}
+		rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Account: a.ID, Point: "claimed", Detail: step})
+	}
+	applyErr := rn.applyOne(ctx, a.ID, rel)
+	if applyErr == nil && step == "apply" && ring.Gates.Smoke != "" {
+		if rn.cfg.Smoke == nil {
+			applyErr = silo.Errorf(silo.CodeUnavailable, "ring %s names smoke function %q but no smoke runner is configured", ring.Name, ring.Gates.Smoke)
+		} else if err := rn.cfg.Smoke.Smoke(ctx, a.ID, ring.Gates.Smoke); err != nil {
+			applyErr = silo.Errorf(silo.CodeFailedCheck, "smoke function %s failed: %s", ring.Gates.Smoke, silo.UserMessage(err))
+		}
+	}
+	if ctx.Err() != nil {
+		return false, "", ctx.Err()
+	}
+	rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Account: a.ID, Point: "applied", Detail: step})
+	state, msg := store.IntentDone, ""
+	if applyErr != nil {
+		state, msg = store.IntentFailed, failPrefix+silo.UserMessage(applyErr)
+		if silo.ErrorCode(applyErr) == silo.CodeInternal {
+			msg = failPrefix + applyErr.Error()
+		}
+	}
+	if err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.FinishIntent(seq, state, msg) }); err != nil {
+		return false, "", fmt.Errorf("finish %s: %w", key, err)
+	}
+	rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Account: a.ID, Point: "finished", Detail: step})
+	return applyErr == nil, strings.TrimPrefix(msg, failPrefix), nil
+}
+
+// applyOne moves one account to rel: plan from recorded state, apply. An
+// interrupted earlier apply leaves intents keyed by the account's Version;
+// a conflict bumps the Version and plans again.
+func (rn *Runner) applyOne(ctx context.Context, id silo.AccountID, rel engine.Release) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		var a silo.Account
+		if err = rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			a, err = tx.Account(id)
+			return err
+		}); err != nil {
+			return err
+		}
+		var p engine.Plan
+		if p, err = rn.cfg.Engine.PlanAccount(ctx, a, rel); err != nil {
+			return err
+		}
+		if err = rn.cfg.Engine.Apply(ctx, p); err == nil || !errors.Is(err, silo.ErrConflict) {
+			return err
+		}
+		if err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
+			cur, err := tx.Account(id)
+			if err != nil {
+				return err
+			}
+			return tx.UpdateAccount(cur)
+		}); err != nil {
+			return err
+		}
+	}
+	return err
+}
