@@ -67,6 +67,12 @@ type Config struct {
 	MaxModuleSize int
 	// MaxTableSize caps the declared maximum of every table. Default 65536.
 	MaxTableSize uint32
+	// MaxInstanceHeap caps what one instance of a module may make the host
+	// allocate outside its linear memory (tables, globals, element and data
+	// segments, imports; see budget.go), as estimated from the module at
+	// Compile. Invoke also counts it against the function's memory limit.
+	// Default 16 MiB.
+	MaxInstanceHeap int
 	// MaxMemoryPages caps Limits.MemoryPages (64 KiB pages). Default 4096
 	// (256 MiB).
 	MaxMemoryPages uint32
@@ -113,6 +119,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTableSize == 0 {
 		c.MaxTableSize = 65536
+	}
+	if c.MaxInstanceHeap <= 0 {
+		c.MaxInstanceHeap = 16 << 20
 	}
 	if c.MaxMemoryPages == 0 {
 		c.MaxMemoryPages = 4096
@@ -161,7 +170,7 @@ type Runtime struct {
 	cache wazero.CompilationCache
 
 	mu        sync.Mutex
-	engines   map[uint32]*engine // by memory limit in pages
+	engines   map[uint32]*engine // by linear memory limit in pages
 	artifacts map[string]*artifact
 	pools     map[poolKey]*pool
 	accounts  map[silo.AccountID]*account
@@ -185,9 +194,11 @@ type engine struct {
 }
 
 type artifact struct {
-	digest  string
-	wasm    []byte // instrumented
-	dataEnd uint64 // end of the data segments: prefaulted at instantiation
+	digest    string
+	wasm      []byte // instrumented
+	dataEnd   uint64 // end of the data segments: prefaulted at instantiation
+	hostPages uint32 // hostBytes in pages, taken off the memory limit
+	minPages  uint32 // the memory's declared minimum
 }
 
 type poolKey struct {
@@ -327,8 +338,11 @@ func Digest(wasm []byte) string {
 // CodeInvalid, listing every finding, when the module is too large (checked
 // before decoding), is not wasm, imports anything outside the "silo" host
 // module and the allowed WASI calls, declares a table without a maximum that
-// it grows or a table or memory above the caps, uses instructions the
-// instrumenter does not know (threads), or lacks the silo exports.
+// it grows or a table or memory above the caps, would make the host
+// allocate more than Config.MaxInstanceHeap per instance or has more
+// functions, types, locals or block nesting than the compile-time caps
+// (budget.go), uses instructions the instrumenter does not know (threads),
+// or lacks the silo exports.
 // CodeUnavailable after Close.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 	if len(wasm) > r.cfg.MaxModuleSize {
@@ -352,7 +366,10 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 	if err := r.validate(m); err != nil {
 		return "", err
 	}
-	a := &artifact{digest: digest, wasm: inst, dataEnd: dataEnd(m)}
+	a := &artifact{digest: digest, wasm: inst, dataEnd: dataEnd(m), hostPages: hostPages(hostBytes(m))}
+	if len(m.memories) == 1 {
+		a.minPages = uint32(m.memories[0].min)
+	}
 	e, err := r.engine(ctx, r.cfg.Limits.MemoryPages)
 	if err != nil {
 		return "", err
@@ -474,6 +491,7 @@ func (r *Runtime) validate(m *module) error {
 			add("table %d has no maximum and the module grows it (table.grow); declare a maximum of at most %d", i, r.cfg.MaxTableSize)
 		}
 	}
+	r.checkBudget(m, add)
 	if len(findings) > 0 {
 		return silo.Errorf(silo.CodeInvalid, "function module refused: %s", strings.Join(findings, "; "))
 	}
@@ -585,6 +603,10 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 	r.mu.Unlock()
 	if a == nil {
 		return Response{}, silo.Errorf(silo.CodeNotFound, "function %q: module %.12s is not loaded; deploy (compile) it first", inv.Function, inv.Digest)
+	}
+	if linearPages(a, lim) < max(a.minPages, 1) {
+		return Response{}, silo.Errorf(silo.CodeInvalid, "function %q needs %d KiB of host memory for its tables, globals and segments plus %d KiB of linear memory, over its memory limit of %d KiB; raise its memory or declare smaller tables",
+			inv.Function, a.hostPages*64, a.minPages*64, lim.MemoryPages*64)
 	}
 	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
@@ -856,7 +878,7 @@ func (r *Runtime) take(key poolKey) (*instance, error) {
 
 func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c *call) error {
 	key := in.key
-	e, err := r.engine(ctx, key.lim.MemoryPages)
+	e, err := r.engine(ctx, linearPages(a, key.lim))
 	if err != nil {
 		return err
 	}
@@ -889,6 +911,16 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	r.live.Add(1)
 	return nil
+}
+
+// linearPages is the linear memory an instance of a may grow to under lim:
+// the memory limit less what the module makes the host allocate besides
+// (budget.go), so that both together stay within the limit.
+func linearPages(a *artifact, lim Limits) uint32 {
+	if a.hostPages >= lim.MemoryPages {
+		return 0
+	}
+	return lim.MemoryPages - a.hostPages
 }
 
 // nanosleep serves the guest's sleeps (time.Sleep, idle scheduler waits) and
