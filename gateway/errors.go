@@ -8,7 +8,9 @@ import (
 )
 
 // errorBody is the shape of every error response:
-// {"error":{"code":"...","message":"..."}}. fail writes it by hand (no
+// {"error":{"code":"...","message":"...","request_id":"..."}}; the request
+// ID is the one in the X-Request-Id response header, which names the
+// request in the gateway's and the function's logs. fail writes it by hand (no
 // reflection, one allocation); TestErrorBodyMatchesJSON checks that the bytes
 // are those encoding/json would write for this type.
 type errorBody struct {
@@ -16,16 +18,22 @@ type errorBody struct {
 }
 
 type errorDetail struct {
-	Code    silo.Code `json:"code"`
-	Message string    `json:"message"`
+	Code      silo.Code `json:"code"`
+	Message   string    `json:"message"`
+	RequestID string    `json:"request_id,omitempty"`
 }
 
-// appendErrorBody appends the JSON of errorBody{code, msg} and a newline.
-func appendErrorBody(b []byte, code silo.Code, msg string) []byte {
+// appendErrorBody appends the JSON of errorBody{code, msg, rid} and a
+// newline.
+func appendErrorBody(b []byte, code silo.Code, msg, rid string) []byte {
 	b = append(b, `{"error":{"code":`...)
 	b = appendJSONString(b, string(code))
 	b = append(b, `,"message":`...)
 	b = appendJSONString(b, msg)
+	if rid != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendJSONString(b, rid)
+	}
 	return append(b, "}}\n"...)
 }
 
@@ -92,11 +100,16 @@ var (
 	hdrNoStore = []string{"no-store"}
 )
 
-// fail writes a JSON error with the status of code and returns the number of
-// body bytes written. msg must be safe to show to anyone.
+// fail writes a JSON error with the status of code and the request's ID
+// (from the X-Request-Id response header) and returns the number of body
+// bytes written. msg must be safe to show to anyone.
 func (g *Gateway) fail(w http.ResponseWriter, code silo.Code, msg string) int {
-	b := appendErrorBody(make([]byte, 0, 40+len(code)+len(msg)+len(msg)/8), code, msg)
 	h := w.Header()
+	var rid string
+	if v := h["X-Request-Id"]; len(v) == 1 {
+		rid = v[0]
+	}
+	b := appendErrorBody(make([]byte, 0, 60+len(code)+len(msg)+len(msg)/8+len(rid)), code, msg, rid)
 	h["Content-Type"] = hdrJSON
 	h["X-Content-Type-Options"] = hdrNosniff
 	h["Cache-Control"] = hdrNoStore

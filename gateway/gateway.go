@@ -39,8 +39,9 @@ import (
 // Invoker runs one function of one account.
 //
 // The gateway calls it concurrently. An error that is a *silo.Error with a
-// code other than CodeInternal is shown to the client with its message; any
-// other error is logged and the client sees a generic message.
+// code other than CodeInternal is shown to the client with its message (not
+// its cause); any other error is logged, with its cause, and the client sees
+// a generic message and the request ID.
 type Invoker interface {
 	Invoke(ctx context.Context, acct silo.AccountID, function string, req Request) (Response, error)
 }
@@ -617,16 +618,13 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 	}
 	ictx, cancel := context.WithTimeout(ctx, g.cfg.InvokeTimeout)
 	resp, err := g.inv.Invoke(ictx, acct, fn, req)
+	gatewayTimeout := ictx.Err() != nil && ctx.Err() == nil // this gateway's InvokeTimeout, not the function's own
 	cancel()
 	if err != nil {
 		m.fnErr = true
-		code := silo.ErrorCode(err)
-		msg := silo.UserMessage(err)
-		switch {
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			code, msg = silo.CodeUnavailable, fmt.Sprintf("the function did not answer within %s; try again or make it faster", g.cfg.InvokeTimeout)
-		case code == silo.CodeInternal:
-			g.log.ErrorContext(ctx, "gateway: invoke", "account", acct, "function", fn, "request_id", rid, "error", err)
+		code, msg := invokeError(err, gatewayTimeout, g.cfg.InvokeTimeout)
+		if code == silo.CodeInternal || code == silo.CodeUnavailable {
+			g.log.ErrorContext(ctx, "gateway: invoke", "account", acct, "function", fn, "request_id", rid, "error", logDetail(err))
 		}
 		fail(code, msg)
 		return
@@ -654,6 +652,37 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		n, _ := w.Write(resp.Body)
 		m.out += int64(n)
 	}
+}
+
+// msgFunctionFailed is what a client sees when a function fails in a way
+// only its owner can fix; the request ID in the body and the X-Request-Id
+// header finds the details in the function's and the operator's logs.
+const msgFunctionFailed = "the function failed (it crashed, ran out of memory or returned a bad response); its owner can find the details in its logs under this request's ID"
+
+// invokeError returns what the client sees for an Invoker error: the
+// error's code and message if it is a *silo.Error of another code than
+// CodeInternal, msgFunctionFailed for internal errors, and the gateway's
+// own timeout (not the function's) when the gateway's deadline ended the
+// call.
+func invokeError(err error, gatewayTimeout bool, timeout time.Duration) (silo.Code, string) {
+	var se *silo.Error
+	switch {
+	case gatewayTimeout:
+		return silo.CodeUnavailable, fmt.Sprintf("the function did not answer within %s; try again or make it faster", timeout)
+	case !errors.As(err, &se) || se.Code == silo.CodeInternal || se.Message == "":
+		return silo.CodeInternal, msgFunctionFailed
+	}
+	return se.Code, se.Message
+}
+
+// logDetail is err's message and its cause, for the operator's log: a
+// *silo.Error's Error method gives its message only.
+func logDetail(err error) string {
+	var se *silo.Error
+	if errors.As(err, &se) && se.Err != nil && se.Message != "" {
+		return err.Error() + ": " + se.Err.Error()
+	}
+	return err.Error()
 }
 
 // router returns the compiled routes of acct, compiling only when the

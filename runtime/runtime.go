@@ -728,9 +728,9 @@ const (
 
 func (r *Runtime) ctxError(ctx context.Context, inv Invocation, lim Limits) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return silo.Errorf(silo.CodeUnavailable, "function %q timed out (limit %s); make it faster or raise its timeout: %w", inv.Function, lim.Timeout, ctx.Err())
+		return failure(silo.CodeUnavailable, ctx.Err(), "function %q timed out (limit %s); make it faster or raise its timeout", inv.Function, lim.Timeout)
 	}
-	return silo.Errorf(silo.CodeUnavailable, "function %q was cancelled: %w", inv.Function, ctx.Err())
+	return failure(silo.CodeUnavailable, ctx.Err(), "function %q was cancelled (the client went away or the server is stopping)", inv.Function)
 }
 
 // worker runs an instance's invocations one at a time on one goroutine,
@@ -794,7 +794,7 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	}
 	in.stack[0] = uint64(len(in.buf))
 	if err := in.alloc.CallWithStack(ctx, in.stack[:]); err != nil {
-		return Response{}, r.guestError(inv, c, err)
+		return Response{}, r.guestError(inv, in.key.lim, c, err)
 	}
 	ptr := uint32(in.stack[0])
 	mem := in.mod.Memory()
@@ -803,10 +803,10 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(in.buf))
 	if err := h.CallWithStack(ctx, in.stack[:]); err != nil {
-		return Response{}, r.guestError(inv, c, err)
+		return Response{}, r.guestError(inv, in.key.lim, c, err)
 	}
 	if c.stopped {
-		return Response{}, r.ctxError(ctx, inv, Limits{Timeout: time.Until(c.deadline)})
+		return Response{}, r.ctxError(ctx, inv, in.key.lim)
 	}
 	packed := in.stack[0]
 	rp, rl := uint32(packed>>32), uint32(packed)
@@ -819,7 +819,7 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	}
 	ar, err := abi.DecodeResponse(b)
 	if err != nil {
-		return Response{}, silo.Errorf(silo.CodeInternal, "function %q returned a malformed response: %w", inv.Function, err)
+		return Response{}, failure(silo.CodeInternal, err, "function %q returned a malformed response; rebuild it with the current sdk/fn", inv.Function)
 	}
 	resp := Response{Status: ar.Status, Body: append([]byte(nil), ar.Body...)}
 	if ar.Header != nil {
@@ -831,15 +831,22 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	return resp, nil
 }
 
-func (r *Runtime) guestError(inv Invocation, c *call, err error) error {
+// failure returns a *silo.Error whose message is the sentence, safe to
+// show to a client (no wasm error text or stack trace), and whose cause is
+// err, for the operator's log.
+func failure(c silo.Code, err error, format string, args ...any) error {
+	return &silo.Error{Code: c, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+func (r *Runtime) guestError(inv Invocation, lim Limits, c *call, err error) error {
 	if c.stopped {
-		return silo.Errorf(silo.CodeUnavailable, "function %q timed out and was stopped: %w", inv.Function, err)
+		return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) and was stopped; make it faster or raise its timeout", inv.Function, lim.Timeout)
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
-		return silo.Errorf(silo.CodeInternal, "function %q exited with code %d (out of memory or a fatal error); see its logs: %w", inv.Function, exit.ExitCode(), err)
+		return failure(silo.CodeInternal, err, "function %q exited with code %d (out of memory or a fatal error); see its logs", inv.Function, exit.ExitCode())
 	}
-	return silo.Errorf(silo.CodeInternal, "function %q crashed (wasm trap); see its logs: %w", inv.Function, err)
+	return failure(silo.CodeInternal, err, "function %q crashed (it trapped); see its logs", inv.Function)
 }
 
 // instance is one instantiated module, used by one invocation at a time.
@@ -903,9 +910,9 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	mod, err := e.rt.InstantiateModule(withMemoryAllocator(ctx, r.mem, a.dataEnd), cm, mc)
 	if err != nil {
 		if c.stopped {
-			return silo.Errorf(silo.CodeUnavailable, "function %q timed out while starting: %w", key.fn, err)
+			return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) while starting; make its initialization faster or raise its timeout", key.fn, key.lim.Timeout)
 		}
-		return silo.Errorf(silo.CodeInternal, "function %q failed to start (its init panicked, trapped or ran out of memory); see its logs: %w", key.fn, err)
+		return failure(silo.CodeInternal, err, "function %q failed to start (its init panicked, trapped or ran out of memory); see its logs", key.fn)
 	}
 	in.mod = mod
 	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
