@@ -59,7 +59,10 @@ type hostileSpec struct {
 	elems   []byte   // the element section's body, if any
 	extra   [][]byte // extra function bodies, all of type 2 (i32) -> i32
 	types   [][]byte // more function types, after the six below
+	data    []byte   // placed at dataAddr by a second data segment
 }
+
+const dataAddr = 4096
 
 // Types: 0 (i32)->i32, 1 (i32,i32)->i64, 2 (i32)->i32 (for extra), 3 ()->i32,
 // 4 (i32,i32,i32,i32)->i64, 5 (i32,i32,i32,i32)->i32.
@@ -127,8 +130,11 @@ func (s hostileSpec) build() []byte {
 		out = cat(out, sect(9, s.elems))
 	}
 	out = cat(out, sect(10, vec(bodies...)))
-	data := cat([]byte{0x00, 0x41}, sleb(okAddr), []byte{0x0B}, leb(uint32(len(okResponse))), okResponse)
-	return cat(out, sect(11, vec(data)))
+	segs := [][]byte{cat([]byte{0x00, 0x41}, sleb(okAddr), []byte{0x0B}, leb(uint32(len(okResponse))), okResponse)}
+	if s.data != nil {
+		segs = append(segs, cat([]byte{0x00, 0x41}, sleb(dataAddr), []byte{0x0B}, leb(uint32(len(s.data))), s.data))
+	}
+	return cat(out, sect(11, vec(segs...)))
 }
 
 func funcImport(module, field string, typ uint32) []byte {
