@@ -40,9 +40,9 @@ func hostCallModule(name string, typ uint32, args ...uint32) []byte {
 	copy(six, nine)
 	return hostileSpec{
 		imports: funcImport("silo", name, typ), nImport: 1,
-		types:   [][]byte{functype(six, []byte{0x7E}), functype(nine, []byte{0x7E})},
-		data:    boundsData,
-		handle:  code,
+		types:  [][]byte{functype(six, []byte{0x7E}), functype(nine, []byte{0x7E})},
+		data:   boundsData,
+		handle: code,
 	}.build()
 }
 
