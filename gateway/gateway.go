@@ -102,12 +102,14 @@ type Request struct {
 	RequestID string
 }
 
-// Response is what a function returns. Status 0 means 200. Hop-by-hop
-// fields, Content-Length, Set-Cookie and X-Request-Id in Header are dropped:
-// tenants share a parent domain, so a tenant must not set cookies.
+// Response is what a function returns. Status 0 means 200. Of Header, only
+// the fields of the response allow-list (AllowedResponseHeader) reach the
+// client, with all their values; the rest are dropped. Responses to a
+// tenant addressed by the path form on a shared host also carry a
+// Content-Security-Policy sandbox (see RATIONALE.md).
 type Response struct {
 	Status int
-	Header map[string]string
+	Header http.Header
 	Body   []byte
 }
 
@@ -460,7 +462,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.limited.Add(1)
 		}
 	}()
-	g.serveAccount(w, r, acct, t, tg.path, segs, rid, &m)
+	g.serveAccount(w, r, acct, t, tg, segs, rid, &m)
 }
 
 // meter is what one request contributes to its account's metrics.
@@ -526,7 +528,8 @@ func credential(h http.Header) (string, bool) {
 	return "", false
 }
 
-func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo.AccountID, t *tenant, path string, segs []string, rid string, m *meter) {
+func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo.AccountID, t *tenant, tg target, segs []string, rid string, m *meter) {
+	path := tg.path
 	ctx := r.Context()
 	fail := func(c silo.Code, msg string) {
 		m.status = Status(c)
@@ -638,14 +641,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		fail(silo.CodeInternal, silo.UserMessage(nil))
 		return
 	}
-	h := w.Header()
-	for k, v := range resp.Header {
-		ck := http.CanonicalHeaderKey(k)
-		if !validToken(ck) || dropResponse[ck] || hopByHop[ck] || strings.ContainsAny(v, "\r\n\x00") {
-			continue
-		}
-		h.Set(ck, v)
-	}
+	copyResponseHeader(w.Header(), resp.Header, tg.shared)
 	m.status = resp.Status
 	w.WriteHeader(resp.Status)
 	if r.Method != http.MethodHead {
@@ -751,10 +747,6 @@ const (
 	HeaderScheduledFor = "X-Silo-Scheduled-For"
 )
 
-// dropResponse are the response fields a function may not set.
-var dropResponse = map[string]bool{
-	"Content-Length": true, "Set-Cookie": true, "X-Request-Id": true,
-}
 
 // forwardHeader copies the fields a function may see. The values of all
 // fields share one backing array, each sub-slice capped at its own length so

@@ -71,10 +71,10 @@ var echo = InvokerFunc(func(ctx context.Context, acct silo.AccountID, fn string,
 		<-ctx.Done()
 		return Response{}, ctx.Err()
 	case "cookie":
-		return Response{Header: map[string]string{"Set-Cookie": "s=1; Domain=localhost", "X-Request-Id": "forged", "X-Fn": "yes"}, Body: []byte("ok")}, nil
+		return Response{Header: http.Header{"Set-Cookie": {"s=1; Domain=localhost"}, "X-Request-Id": {"forged"}, "X-Fn": {"yes"}}, Body: []byte("ok")}, nil
 	}
 	b, _ := json.Marshal(seen{Account: acct, Function: fn, Path: req.Path, Params: req.PathParams, Header: req.Header, Body: string(req.Body), RequestID: req.RequestID})
-	return Response{Status: 200, Header: map[string]string{"Content-Type": "application/json"}, Body: b}, nil
+	return Response{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: b}, nil
 })
 
 type seen struct {
