@@ -747,7 +747,6 @@ const (
 	HeaderScheduledFor = "X-Silo-Scheduled-For"
 )
 
-
 // forwardHeader copies the fields a function may see. The values of all
 // fields share one backing array, each sub-slice capped at its own length so
 // that an append to one field cannot overwrite the next.
