@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"time"
 	"unicode/utf8"
 
 	silo "github.com/silo-run/silo"
@@ -116,4 +119,35 @@ func (g *Gateway) fail(w http.ResponseWriter, code silo.Code, msg string) int {
 	w.WriteHeader(Status(code))
 	n, _ := w.Write(b)
 	return n
+}
+
+// msgFunctionFailed is what a client sees when a function fails in a way
+// only its owner can fix; the request ID in the body and the X-Request-Id
+// header finds the details in the function's and the operator's logs.
+const msgFunctionFailed = "the function failed (it crashed, ran out of memory or returned a bad response); its owner can find the details in its logs under this request's ID"
+
+// invokeError returns what the client sees for an Invoker error: the
+// error's code and message if it is a *silo.Error of another code than
+// CodeInternal, msgFunctionFailed for internal errors, and the gateway's
+// own timeout (not the function's) when the gateway's deadline ended the
+// call.
+func invokeError(err error, gatewayTimeout bool, timeout time.Duration) (silo.Code, string) {
+	var se *silo.Error
+	switch {
+	case gatewayTimeout:
+		return silo.CodeUnavailable, fmt.Sprintf("the function did not answer within %s; try again or make it faster", timeout)
+	case !errors.As(err, &se) || se.Code == silo.CodeInternal || se.Message == "":
+		return silo.CodeInternal, msgFunctionFailed
+	}
+	return se.Code, se.Message
+}
+
+// logDetail is err's message and its cause, for the operator's log: a
+// *silo.Error's Error method gives its message only.
+func logDetail(err error) string {
+	var se *silo.Error
+	if errors.As(err, &se) && se.Err != nil && se.Message != "" {
+		return err.Error() + ": " + se.Err.Error()
+	}
+	return err.Error()
 }

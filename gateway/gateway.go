@@ -22,7 +22,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -151,6 +150,11 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// Logger receives internal errors. Default: discard.
 	Logger *slog.Logger
+	// AccessLog, if set, receives one AccessEntry per authenticated
+	// request, in batches written off the request path (see access.go);
+	// call Close to write the last ones. Requests that fail before
+	// authentication name no account and are not in any account's log.
+	AccessLog AccessLog
 	// Now is the clock for rate limits and key revocation. Default time.Now.
 	Now func() time.Time
 }
@@ -247,6 +251,9 @@ type Gateway struct {
 	// before any tenant's mu.
 	retiredMu sync.Mutex
 	retired   map[silo.AccountID]Metrics // meters of dropped tenants
+
+	access    *accessLog // nil without Config.AccessLog
+	closeOnce sync.Once
 }
 
 type compiled struct {
@@ -256,7 +263,8 @@ type compiled struct {
 }
 
 // New returns a gateway reading accounts, keys and routes from dir and
-// running functions through inv.
+// running functions through inv. With Config.AccessLog it starts a
+// goroutine that Close stops.
 //
 // # Errors
 //
@@ -268,7 +276,11 @@ func New(cfg Config, dir Directory, inv Invoker) (*Gateway, error) {
 	if dir == nil || inv == nil {
 		return nil, silo.Errorf(silo.CodeInvalid, "gateway needs a Directory and an Invoker")
 	}
-	return &Gateway{cfg: cfg, dir: dir, inv: inv, log: cfg.Logger, retired: map[silo.AccountID]Metrics{}}, nil
+	g := &Gateway{cfg: cfg, dir: dir, inv: inv, log: cfg.Logger, retired: map[silo.AccountID]Metrics{}}
+	if cfg.AccessLog != nil {
+		g.access = newAccessLog(cfg.AccessLog, g.accessDropped)
+	}
+	return g, nil
 }
 
 // Server returns an *http.Server for g listening on addr, with the
@@ -451,10 +463,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer t.leave() // after the meters below
 	m := meter{status: http.StatusOK}
 	defer func() {
+		dur := g.cfg.Now().Sub(start)
 		t.requests.Add(1)
 		t.bytesIn.Add(m.in)
 		t.bytesOut.Add(m.out)
-		t.nanos.Add(int64(g.cfg.Now().Sub(start)))
+		t.nanos.Add(int64(dur))
+		g.logAccess(AccessEntry{Time: start, Account: acct, Method: r.Method, Path: tg.path, Status: m.status,
+			Duration: dur, RequestID: rid, Function: m.fn, Release: m.release})
 		if m.status >= 500 || m.fnErr {
 			t.errors.Add(1)
 		}
@@ -465,11 +480,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.serveAccount(w, r, acct, t, tg, segs, rid, &m)
 }
 
-// meter is what one request contributes to its account's metrics.
+// meter is what one request contributes to its account's metrics and
+// access log.
 type meter struct {
 	status  int
 	in, out int64
 	fnErr   bool
+	fn      string // the route's function
+	release string // the account's release
 }
 
 // authenticate checks the request's key against acct. On failure it has
@@ -563,6 +581,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		unavailable("look up account", err)
 		return
 	}
+	m.release = a.Release
 	switch {
 	case a.Kind == silo.KindProduction || !a.Kind.Valid():
 		fail(silo.CodeNotFound, msgNoTenant)
@@ -588,6 +607,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		return
 	}
 	fn, params, allow, ok := rt.match(r.Method, segs)
+	m.fn = fn
 	if !ok {
 		if len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
@@ -650,37 +670,6 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 	}
 }
 
-// msgFunctionFailed is what a client sees when a function fails in a way
-// only its owner can fix; the request ID in the body and the X-Request-Id
-// header finds the details in the function's and the operator's logs.
-const msgFunctionFailed = "the function failed (it crashed, ran out of memory or returned a bad response); its owner can find the details in its logs under this request's ID"
-
-// invokeError returns what the client sees for an Invoker error: the
-// error's code and message if it is a *silo.Error of another code than
-// CodeInternal, msgFunctionFailed for internal errors, and the gateway's
-// own timeout (not the function's) when the gateway's deadline ended the
-// call.
-func invokeError(err error, gatewayTimeout bool, timeout time.Duration) (silo.Code, string) {
-	var se *silo.Error
-	switch {
-	case gatewayTimeout:
-		return silo.CodeUnavailable, fmt.Sprintf("the function did not answer within %s; try again or make it faster", timeout)
-	case !errors.As(err, &se) || se.Code == silo.CodeInternal || se.Message == "":
-		return silo.CodeInternal, msgFunctionFailed
-	}
-	return se.Code, se.Message
-}
-
-// logDetail is err's message and its cause, for the operator's log: a
-// *silo.Error's Error method gives its message only.
-func logDetail(err error) string {
-	var se *silo.Error
-	if errors.As(err, &se) && se.Err != nil && se.Message != "" {
-		return err.Error() + ": " + se.Err.Error()
-	}
-	return err.Error()
-}
-
 // router returns the compiled routes of acct, compiling only when the
 // directory's routes changed.
 func (g *Gateway) router(ctx context.Context, acct silo.AccountID) (*router, error) {
@@ -699,93 +688,4 @@ func (g *Gateway) router(ctx context.Context, acct silo.AccountID) (*router, err
 	}
 	g.routers.Store(acct, &compiled{routes: slices.Clone(routes), rt: rt, err: err})
 	return rt, err
-}
-
-// readBody reads the whole body, at most max bytes.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, nil
-	}
-	rd := http.MaxBytesReader(w, r.Body, max)
-	size := int64(512)
-	if r.ContentLength > 0 {
-		size = r.ContentLength
-	}
-	buf := make([]byte, 0, size+1)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := rd.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return buf, nil
-			}
-			return buf, err
-		}
-	}
-}
-
-var hopByHop = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true,
-	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-}
-
-// dropRequest are the request fields a function never sees: credentials.
-var dropRequest = map[string]bool{
-	"Authorization": true, "Proxy-Authorization": true, "X-Api-Key": true, "Cookie": true,
-	HeaderSchedule: true, HeaderScheduledFor: true,
-}
-
-// The header fields of a scheduled run (silo.yaml "schedules"): the
-// schedule's name and the time the run was due, RFC 3339 in UTC. The
-// gateway drops them from client requests, so a function that sees them
-// was started by its schedule.
-const (
-	HeaderSchedule     = "X-Silo-Schedule"
-	HeaderScheduledFor = "X-Silo-Scheduled-For"
-)
-
-// forwardHeader copies the fields a function may see. The values of all
-// fields share one backing array, each sub-slice capped at its own length so
-// that an append to one field cannot overwrite the next.
-func forwardHeader(in http.Header) http.Header {
-	keep := func(k string) bool { return !dropRequest[k] && !hopByHop[k] && k != "X-Request-Id" }
-	fields, n := 0, 0
-	for k, v := range in {
-		if keep(k) {
-			fields++
-			n += len(v)
-		}
-	}
-	out := make(http.Header, fields)
-	var vals []string
-	if n > 0 {
-		vals = make([]string, 0, n)
-	}
-	for k, v := range in {
-		if !keep(k) {
-			continue
-		}
-		i := len(vals)
-		vals = append(vals, v...)
-		out[k] = vals[i:len(vals):len(vals)]
-	}
-	return out
-}
-
-// validRequestID reports whether a client's X-Request-Id may be kept: 1–64
-// characters from letters, digits, '-', '_', '.' and ':'.
-func validRequestID(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -87,4 +89,93 @@ func copyResponseHeader(h, from http.Header, shared bool) {
 	if shared {
 		h.Add("Content-Security-Policy", sharedOriginPolicy)
 	}
+}
+
+// readBody reads the whole body, at most max bytes.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, nil
+	}
+	rd := http.MaxBytesReader(w, r.Body, max)
+	size := int64(512)
+	if r.ContentLength > 0 {
+		size = r.ContentLength
+	}
+	buf := make([]byte, 0, size+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return buf, nil
+			}
+			return buf, err
+		}
+	}
+}
+
+var hopByHop = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+// dropRequest are the request fields a function never sees: credentials.
+var dropRequest = map[string]bool{
+	"Authorization": true, "Proxy-Authorization": true, "X-Api-Key": true, "Cookie": true,
+	HeaderSchedule: true, HeaderScheduledFor: true,
+}
+
+// The header fields of a scheduled run (silo.yaml "schedules"): the
+// schedule's name and the time the run was due, RFC 3339 in UTC. The
+// gateway drops them from client requests, so a function that sees them
+// was started by its schedule.
+const (
+	HeaderSchedule     = "X-Silo-Schedule"
+	HeaderScheduledFor = "X-Silo-Scheduled-For"
+)
+
+// forwardHeader copies the fields a function may see. The values of all
+// fields share one backing array, each sub-slice capped at its own length so
+// that an append to one field cannot overwrite the next.
+func forwardHeader(in http.Header) http.Header {
+	keep := func(k string) bool { return !dropRequest[k] && !hopByHop[k] && k != "X-Request-Id" }
+	fields, n := 0, 0
+	for k, v := range in {
+		if keep(k) {
+			fields++
+			n += len(v)
+		}
+	}
+	out := make(http.Header, fields)
+	var vals []string
+	if n > 0 {
+		vals = make([]string, 0, n)
+	}
+	for k, v := range in {
+		if !keep(k) {
+			continue
+		}
+		i := len(vals)
+		vals = append(vals, v...)
+		out[k] = vals[i:len(vals):len(vals)]
+	}
+	return out
+}
+
+// validRequestID reports whether a client's X-Request-Id may be kept: 1–64
+// characters from letters, digits, '-', '_', '.' and ':'.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
 }
