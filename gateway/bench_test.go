@@ -155,7 +155,7 @@ func BenchmarkErrorBody(b *testing.B) {
 	b.Run("append", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = appendErrorBody(make([]byte, 0, 40+len(msg)+len(msg)/8), silo.CodeNotFound, msg)
+			_ = appendErrorBody(make([]byte, 0, 40+len(msg)+len(msg)/8), silo.CodeNotFound, msg, "rid")
 		}
 	})
 }

@@ -19,13 +19,15 @@ func TestErrorBodyMatchesJSON(t *testing.T) {
 	}
 	for _, m := range msgs {
 		for _, c := range []silo.Code{silo.CodeNotFound, silo.CodeUnauthenticated, silo.Code("weird\"<code>")} {
-			want, err := json.Marshal(errorBody{Error: errorDetail{Code: c, Message: m}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, '\n')
-			if got := appendErrorBody(nil, c, m); string(got) != string(want) {
-				t.Errorf("body for %q, %q:\n got %s\nwant %s", c, m, got, want)
+			for _, rid := range []string{"", "rid-1", "<\x00>"} {
+				want, err := json.Marshal(errorBody{Error: errorDetail{Code: c, Message: m, RequestID: rid}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, '\n')
+				if got := appendErrorBody(nil, c, m, rid); string(got) != string(want) {
+					t.Errorf("body for %q, %q, %q:\n got %s\nwant %s", c, m, rid, got, want)
+				}
 			}
 		}
 	}
@@ -35,9 +37,9 @@ func FuzzErrorBodyMatchesJSON(f *testing.F) {
 	f.Add("no route matches this path", "not_found")
 	f.Add("\xff<\u2028>\x00", "x")
 	f.Fuzz(func(t *testing.T, msg, code string) {
-		want, _ := json.Marshal(errorBody{Error: errorDetail{Code: silo.Code(code), Message: msg}})
+		want, _ := json.Marshal(errorBody{Error: errorDetail{Code: silo.Code(code), Message: msg, RequestID: "r"}})
 		want = append(want, '\n')
-		if got := appendErrorBody(nil, silo.Code(code), msg); string(got) != string(want) {
+		if got := appendErrorBody(nil, silo.Code(code), msg, "r"); string(got) != string(want) {
 			t.Errorf("body for %q, %q:\n got %s\nwant %s", code, msg, got, want)
 		}
 	})

@@ -22,7 +22,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -39,8 +38,9 @@ import (
 // Invoker runs one function of one account.
 //
 // The gateway calls it concurrently. An error that is a *silo.Error with a
-// code other than CodeInternal is shown to the client with its message; any
-// other error is logged and the client sees a generic message.
+// code other than CodeInternal is shown to the client with its message (not
+// its cause); any other error is logged, with its cause, and the client sees
+// a generic message and the request ID.
 type Invoker interface {
 	Invoke(ctx context.Context, acct silo.AccountID, function string, req Request) (Response, error)
 }
@@ -101,12 +101,14 @@ type Request struct {
 	RequestID string
 }
 
-// Response is what a function returns. Status 0 means 200. Hop-by-hop
-// fields, Content-Length, Set-Cookie and X-Request-Id in Header are dropped:
-// tenants share a parent domain, so a tenant must not set cookies.
+// Response is what a function returns. Status 0 means 200. Of Header, only
+// the fields of the response allow-list (AllowedResponseHeader) reach the
+// client, with all their values; the rest are dropped. Responses to a
+// tenant addressed by the path form on a shared host also carry a
+// Content-Security-Policy sandbox (see RATIONALE.md).
 type Response struct {
 	Status int
-	Header map[string]string
+	Header http.Header
 	Body   []byte
 }
 
@@ -148,6 +150,11 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// Logger receives internal errors. Default: discard.
 	Logger *slog.Logger
+	// AccessLog, if set, receives one AccessEntry per authenticated
+	// request, in batches written off the request path (see access.go);
+	// call Close to write the last ones. Requests that fail before
+	// authentication name no account and are not in any account's log.
+	AccessLog AccessLog
 	// Now is the clock for rate limits and key revocation. Default time.Now.
 	Now func() time.Time
 }
@@ -244,6 +251,9 @@ type Gateway struct {
 	// before any tenant's mu.
 	retiredMu sync.Mutex
 	retired   map[silo.AccountID]Metrics // meters of dropped tenants
+
+	access    *accessLog // nil without Config.AccessLog
+	closeOnce sync.Once
 }
 
 type compiled struct {
@@ -253,7 +263,8 @@ type compiled struct {
 }
 
 // New returns a gateway reading accounts, keys and routes from dir and
-// running functions through inv.
+// running functions through inv. With Config.AccessLog it starts a
+// goroutine that Close stops.
 //
 // # Errors
 //
@@ -265,7 +276,11 @@ func New(cfg Config, dir Directory, inv Invoker) (*Gateway, error) {
 	if dir == nil || inv == nil {
 		return nil, silo.Errorf(silo.CodeInvalid, "gateway needs a Directory and an Invoker")
 	}
-	return &Gateway{cfg: cfg, dir: dir, inv: inv, log: cfg.Logger, retired: map[silo.AccountID]Metrics{}}, nil
+	g := &Gateway{cfg: cfg, dir: dir, inv: inv, log: cfg.Logger, retired: map[silo.AccountID]Metrics{}}
+	if cfg.AccessLog != nil {
+		g.access = newAccessLog(cfg.AccessLog, g.accessDropped)
+	}
+	return g, nil
 }
 
 // Server returns an *http.Server for g listening on addr, with the
@@ -448,10 +463,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer t.leave() // after the meters below
 	m := meter{status: http.StatusOK}
 	defer func() {
+		dur := g.cfg.Now().Sub(start)
 		t.requests.Add(1)
 		t.bytesIn.Add(m.in)
 		t.bytesOut.Add(m.out)
-		t.nanos.Add(int64(g.cfg.Now().Sub(start)))
+		t.nanos.Add(int64(dur))
+		g.logAccess(AccessEntry{Time: start, Account: acct, Method: r.Method, Path: tg.path, Status: m.status,
+			Duration: dur, RequestID: rid, Function: m.fn, Release: m.release})
 		if m.status >= 500 || m.fnErr {
 			t.errors.Add(1)
 		}
@@ -459,14 +477,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.limited.Add(1)
 		}
 	}()
-	g.serveAccount(w, r, acct, t, tg.path, segs, rid, &m)
+	g.serveAccount(w, r, acct, t, tg, segs, rid, &m)
 }
 
-// meter is what one request contributes to its account's metrics.
+// meter is what one request contributes to its account's metrics and
+// access log.
 type meter struct {
 	status  int
 	in, out int64
 	fnErr   bool
+	fn      string // the route's function
+	release string // the account's release
 }
 
 // authenticate checks the request's key against acct. On failure it has
@@ -525,7 +546,8 @@ func credential(h http.Header) (string, bool) {
 	return "", false
 }
 
-func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo.AccountID, t *tenant, path string, segs []string, rid string, m *meter) {
+func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo.AccountID, t *tenant, tg target, segs []string, rid string, m *meter) {
+	path := tg.path
 	ctx := r.Context()
 	fail := func(c silo.Code, msg string) {
 		m.status = Status(c)
@@ -559,6 +581,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		unavailable("look up account", err)
 		return
 	}
+	m.release = a.Release
 	switch {
 	case a.Kind == silo.KindProduction || !a.Kind.Valid():
 		fail(silo.CodeNotFound, msgNoTenant)
@@ -584,6 +607,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		return
 	}
 	fn, params, allow, ok := rt.match(r.Method, segs)
+	m.fn = fn
 	if !ok {
 		if len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
@@ -617,16 +641,13 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 	}
 	ictx, cancel := context.WithTimeout(ctx, g.cfg.InvokeTimeout)
 	resp, err := g.inv.Invoke(ictx, acct, fn, req)
+	gatewayTimeout := ictx.Err() != nil && ctx.Err() == nil // this gateway's InvokeTimeout, not the function's own
 	cancel()
 	if err != nil {
 		m.fnErr = true
-		code := silo.ErrorCode(err)
-		msg := silo.UserMessage(err)
-		switch {
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			code, msg = silo.CodeUnavailable, fmt.Sprintf("the function did not answer within %s; try again or make it faster", g.cfg.InvokeTimeout)
-		case code == silo.CodeInternal:
-			g.log.ErrorContext(ctx, "gateway: invoke", "account", acct, "function", fn, "request_id", rid, "error", err)
+		code, msg := invokeError(err, gatewayTimeout, g.cfg.InvokeTimeout)
+		if code == silo.CodeInternal || code == silo.CodeUnavailable {
+			g.log.ErrorContext(ctx, "gateway: invoke", "account", acct, "function", fn, "request_id", rid, "error", logDetail(err))
 		}
 		fail(code, msg)
 		return
@@ -640,14 +661,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		fail(silo.CodeInternal, silo.UserMessage(nil))
 		return
 	}
-	h := w.Header()
-	for k, v := range resp.Header {
-		ck := http.CanonicalHeaderKey(k)
-		if !validToken(ck) || dropResponse[ck] || hopByHop[ck] || strings.ContainsAny(v, "\r\n\x00") {
-			continue
-		}
-		h.Set(ck, v)
-	}
+	copyResponseHeader(w.Header(), resp.Header, tg.shared)
 	m.status = resp.Status
 	w.WriteHeader(resp.Status)
 	if r.Method != http.MethodHead {
@@ -674,98 +688,4 @@ func (g *Gateway) router(ctx context.Context, acct silo.AccountID) (*router, err
 	}
 	g.routers.Store(acct, &compiled{routes: slices.Clone(routes), rt: rt, err: err})
 	return rt, err
-}
-
-// readBody reads the whole body, at most max bytes.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, nil
-	}
-	rd := http.MaxBytesReader(w, r.Body, max)
-	size := int64(512)
-	if r.ContentLength > 0 {
-		size = r.ContentLength
-	}
-	buf := make([]byte, 0, size+1)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := rd.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return buf, nil
-			}
-			return buf, err
-		}
-	}
-}
-
-var hopByHop = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true,
-	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-}
-
-// dropRequest are the request fields a function never sees: credentials.
-var dropRequest = map[string]bool{
-	"Authorization": true, "Proxy-Authorization": true, "X-Api-Key": true, "Cookie": true,
-	HeaderSchedule: true, HeaderScheduledFor: true,
-}
-
-// The header fields of a scheduled run (silo.yaml "schedules"): the
-// schedule's name and the time the run was due, RFC 3339 in UTC. The
-// gateway drops them from client requests, so a function that sees them
-// was started by its schedule.
-const (
-	HeaderSchedule     = "X-Silo-Schedule"
-	HeaderScheduledFor = "X-Silo-Scheduled-For"
-)
-
-// dropResponse are the response fields a function may not set.
-var dropResponse = map[string]bool{
-	"Content-Length": true, "Set-Cookie": true, "X-Request-Id": true,
-}
-
-// forwardHeader copies the fields a function may see. The values of all
-// fields share one backing array, each sub-slice capped at its own length so
-// that an append to one field cannot overwrite the next.
-func forwardHeader(in http.Header) http.Header {
-	keep := func(k string) bool { return !dropRequest[k] && !hopByHop[k] && k != "X-Request-Id" }
-	fields, n := 0, 0
-	for k, v := range in {
-		if keep(k) {
-			fields++
-			n += len(v)
-		}
-	}
-	out := make(http.Header, fields)
-	var vals []string
-	if n > 0 {
-		vals = make([]string, 0, n)
-	}
-	for k, v := range in {
-		if !keep(k) {
-			continue
-		}
-		i := len(vals)
-		vals = append(vals, v...)
-		out[k] = vals[i:len(vals):len(vals)]
-	}
-	return out
-}
-
-// validRequestID reports whether a client's X-Request-Id may be kept: 1–64
-// characters from letters, digits, '-', '_', '.' and ':'.
-func validRequestID(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
 }

@@ -28,6 +28,10 @@ type target struct {
 	// path is the escaped path within the tenant (or of the gateway),
 	// starting with "/".
 	path string
+	// shared is true when the tenant is named only by the path form, on a
+	// host (the base domain or an IP) that every tenant shares: a browser
+	// sees every such tenant as one origin.
+	shared bool
 }
 
 // resolve finds the tenant a request addresses from its Host header and its
@@ -55,7 +59,8 @@ func resolve(host, escPath, base string) (target, problem) {
 		case !valid:
 			return target{}, problemTenant
 		}
-		hostTenant, path = label, "/"+tail
+		shared := hostTenant == ""
+		return target{tenant: label, path: "/" + tail, shared: shared}, problemNone
 	}
 	return target{tenant: hostTenant, path: path}, problemNone
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -414,16 +413,7 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 		p.logError(acct, fn, req.RequestID, "invocation failed", err)
 		return gateway.Response{}, err
 	}
-	out := gateway.Response{Status: resp.Status, Body: resp.Body}
-	if len(resp.Header) > 0 {
-		out.Header = make(map[string]string, len(resp.Header))
-		for k, vs := range resp.Header {
-			if len(vs) > 0 {
-				out.Header[http.CanonicalHeaderKey(k)] = vs[0]
-			}
-		}
-	}
-	return out, nil
+	return gateway.Response{Status: resp.Status, Header: resp.Header, Body: resp.Body}, nil
 }
 
 // logError records a platform-side failure of an invocation in the

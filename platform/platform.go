@@ -330,6 +330,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	gc := cfg.Gateway
 	gc.BaseDomain, gc.Logger, gc.Now = cfg.BaseDomain, cfg.Logger, cfg.Now
+	gc.AccessLog = accessLog{logs: p.Logs, logger: cfg.Logger}
 	if p.Gateway, err = gateway.New(gc, p.dir, gateway.InvokerFunc(p.invoke)); err != nil {
 		return nil, err
 	}
@@ -508,6 +509,9 @@ func (p *Platform) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, p.Runtime.Close(ctx))
 		cancel()
+	}
+	if p.Gateway != nil {
+		errs = append(errs, p.Gateway.Close()) // writes the last access log lines
 	}
 	if p.Logs != nil {
 		errs = append(errs, p.Logs.Close())

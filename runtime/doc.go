@@ -70,6 +70,16 @@
 // which is accepted); shared and 64-bit memories and the threads proposal
 // are refused; a trap, exit or out-of-memory discards only that instance.
 //
+// What an instance makes the host allocate outside its linear memory
+// (tables, globals, element and data segments, imports: wazero allocates
+// them on the Go heap at instantiation) is estimated from the module at
+// Compile (budget.go); a module over Config.MaxInstanceHeap is refused,
+// and Invoke takes the estimate off the function's memory limit, so an
+// instance holds at most its memory limit plus a documented constant
+// (instanceOverhead + 64 KiB). Modules with more functions, types, locals
+// in one function or block nesting than the compile-time caps are refused
+// before wazero compiles them.
+//
 // # Concurrency
 //
 // A Runtime is safe for concurrent use. An invocation holds a slot of its

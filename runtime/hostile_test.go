@@ -72,6 +72,9 @@ func wantCode(t *testing.T, err error, code silo.Code) {
 }
 
 func TestDeepRecursionStopped(t *testing.T) {
+	if inSubprocess(t) {
+		return
+	}
 	e := newEnv(t, Config{})
 	deep := e.compile(t, recursionModule(60))
 	shallow := e.compile(t, recursionModule(10))
@@ -85,6 +88,9 @@ func TestDeepRecursionStopped(t *testing.T) {
 }
 
 func TestInfiniteLoopStopped(t *testing.T) {
+	if inSubprocess(t) {
+		return
+	}
 	e := newEnv(t, Config{})
 	_, err := e.invokeLim(t, "acme", Limits{Timeout: 200 * time.Millisecond}, Request{Path: "/loop"})
 	wantCode(t, err, silo.CodeUnavailable)
@@ -226,6 +232,9 @@ func TestTrapContained(t *testing.T) {
 }
 
 func TestStuckGuestsDoNotStarveOthers(t *testing.T) {
+	if inSubprocess(t) {
+		return
+	}
 	e := newEnv(t, Config{Limits: Limits{Concurrency: 64}})
 	n := 2*goruntime.GOMAXPROCS(0) + 1
 	deep := e.compile(t, recursionModule(60))
@@ -277,6 +286,9 @@ func TestStuckGuestsDoNotStarveOthers(t *testing.T) {
 }
 
 func TestConcurrencyCap(t *testing.T) {
+	if inSubprocess(t) {
+		return
+	}
 	e := newEnv(t, Config{QueueWait: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
@@ -409,6 +421,9 @@ func TestWallClockOnlyIfGranted(t *testing.T) {
 }
 
 func TestAccountConcurrencyCap(t *testing.T) {
+	if inSubprocess(t) {
+		return
+	}
 	e := newEnv(t, Config{AccountConcurrency: 1, QueueWait: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -37,6 +37,9 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	cacheDir = filepath.Join(dir, "cache")
+	if c := os.Getenv(cacheEnv); c != "" {
+		cacheDir = c // a child process (subprocess_test.go) shares its parent's
+	}
 	a, err := build.Function(context.Background(), filepath.Join("testdata", "guest"), dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "build test guest:", err)

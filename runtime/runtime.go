@@ -67,6 +67,12 @@ type Config struct {
 	MaxModuleSize int
 	// MaxTableSize caps the declared maximum of every table. Default 65536.
 	MaxTableSize uint32
+	// MaxInstanceHeap caps what one instance of a module may make the host
+	// allocate outside its linear memory (tables, globals, element and data
+	// segments, imports; see budget.go), as estimated from the module at
+	// Compile. Invoke also counts it against the function's memory limit.
+	// Default 16 MiB.
+	MaxInstanceHeap int
 	// MaxMemoryPages caps Limits.MemoryPages (64 KiB pages). Default 4096
 	// (256 MiB).
 	MaxMemoryPages uint32
@@ -113,6 +119,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTableSize == 0 {
 		c.MaxTableSize = 65536
+	}
+	if c.MaxInstanceHeap <= 0 {
+		c.MaxInstanceHeap = 16 << 20
 	}
 	if c.MaxMemoryPages == 0 {
 		c.MaxMemoryPages = 4096
@@ -161,7 +170,7 @@ type Runtime struct {
 	cache wazero.CompilationCache
 
 	mu        sync.Mutex
-	engines   map[uint32]*engine // by memory limit in pages
+	engines   map[uint32]*engine // by linear memory limit in pages
 	artifacts map[string]*artifact
 	pools     map[poolKey]*pool
 	accounts  map[silo.AccountID]*account
@@ -185,9 +194,11 @@ type engine struct {
 }
 
 type artifact struct {
-	digest  string
-	wasm    []byte // instrumented
-	dataEnd uint64 // end of the data segments: prefaulted at instantiation
+	digest    string
+	wasm      []byte // instrumented
+	dataEnd   uint64 // end of the data segments: prefaulted at instantiation
+	hostPages uint32 // hostBytes in pages, taken off the memory limit
+	minPages  uint32 // the memory's declared minimum
 }
 
 type poolKey struct {
@@ -327,8 +338,11 @@ func Digest(wasm []byte) string {
 // CodeInvalid, listing every finding, when the module is too large (checked
 // before decoding), is not wasm, imports anything outside the "silo" host
 // module and the allowed WASI calls, declares a table without a maximum that
-// it grows or a table or memory above the caps, uses instructions the
-// instrumenter does not know (threads), or lacks the silo exports.
+// it grows or a table or memory above the caps, would make the host
+// allocate more than Config.MaxInstanceHeap per instance or has more
+// functions, types, locals or block nesting than the compile-time caps
+// (budget.go), uses instructions the instrumenter does not know (threads),
+// or lacks the silo exports.
 // CodeUnavailable after Close.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 	if len(wasm) > r.cfg.MaxModuleSize {
@@ -352,7 +366,10 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 	if err := r.validate(m); err != nil {
 		return "", err
 	}
-	a := &artifact{digest: digest, wasm: inst, dataEnd: dataEnd(m)}
+	a := &artifact{digest: digest, wasm: inst, dataEnd: dataEnd(m), hostPages: hostPages(hostBytes(m))}
+	if len(m.memories) == 1 {
+		a.minPages = uint32(m.memories[0].min)
+	}
 	e, err := r.engine(ctx, r.cfg.Limits.MemoryPages)
 	if err != nil {
 		return "", err
@@ -474,6 +491,7 @@ func (r *Runtime) validate(m *module) error {
 			add("table %d has no maximum and the module grows it (table.grow); declare a maximum of at most %d", i, r.cfg.MaxTableSize)
 		}
 	}
+	r.checkBudget(m, add)
 	if len(findings) > 0 {
 		return silo.Errorf(silo.CodeInvalid, "function module refused: %s", strings.Join(findings, "; "))
 	}
@@ -588,6 +606,10 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 	r.mu.Unlock()
 	if a == nil {
 		return Response{}, silo.Errorf(silo.CodeNotFound, "function %q: module %.12s is not loaded; deploy (compile) it first", inv.Function, inv.Digest)
+	}
+	if linearPages(a, lim) < max(a.minPages, 1) {
+		return Response{}, silo.Errorf(silo.CodeInvalid, "function %q needs %d KiB of host memory for its tables, globals and segments plus %d KiB of linear memory, over its memory limit of %d KiB; raise its memory or declare smaller tables",
+			inv.Function, a.hostPages*64, a.minPages*64, lim.MemoryPages*64)
 	}
 	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
@@ -709,9 +731,9 @@ const (
 
 func (r *Runtime) ctxError(ctx context.Context, inv Invocation, lim Limits) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return silo.Errorf(silo.CodeUnavailable, "function %q timed out (limit %s); make it faster or raise its timeout: %w", inv.Function, lim.Timeout, ctx.Err())
+		return failure(silo.CodeUnavailable, ctx.Err(), "function %q timed out (limit %s); make it faster or raise its timeout", inv.Function, lim.Timeout)
 	}
-	return silo.Errorf(silo.CodeUnavailable, "function %q was cancelled: %w", inv.Function, ctx.Err())
+	return failure(silo.CodeUnavailable, ctx.Err(), "function %q was cancelled (the client went away or the server is stopping)", inv.Function)
 }
 
 // worker runs an instance's invocations one at a time on one goroutine,
@@ -775,7 +797,7 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	}
 	in.stack[0] = uint64(len(in.buf))
 	if err := in.alloc.CallWithStack(ctx, in.stack[:]); err != nil {
-		return Response{}, r.guestError(inv, c, err)
+		return Response{}, r.guestError(inv, in.key.lim, c, err)
 	}
 	ptr := uint32(in.stack[0])
 	mem := in.mod.Memory()
@@ -784,10 +806,10 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(in.buf))
 	if err := h.CallWithStack(ctx, in.stack[:]); err != nil {
-		return Response{}, r.guestError(inv, c, err)
+		return Response{}, r.guestError(inv, in.key.lim, c, err)
 	}
 	if c.stopped {
-		return Response{}, r.ctxError(ctx, inv, Limits{Timeout: time.Until(c.deadline)})
+		return Response{}, r.ctxError(ctx, inv, in.key.lim)
 	}
 	packed := in.stack[0]
 	rp, rl := uint32(packed>>32), uint32(packed)
@@ -800,7 +822,7 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	}
 	ar, err := abi.DecodeResponse(b)
 	if err != nil {
-		return Response{}, silo.Errorf(silo.CodeInternal, "function %q returned a malformed response: %w", inv.Function, err)
+		return Response{}, failure(silo.CodeInternal, err, "function %q returned a malformed response; rebuild it with the current sdk/fn", inv.Function)
 	}
 	resp := Response{Status: ar.Status, Body: append([]byte(nil), ar.Body...)}
 	if ar.Header != nil {
@@ -812,15 +834,22 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	return resp, nil
 }
 
-func (r *Runtime) guestError(inv Invocation, c *call, err error) error {
+// failure returns a *silo.Error whose message is the sentence, safe to
+// show to a client (no wasm error text or stack trace), and whose cause is
+// err, for the operator's log.
+func failure(c silo.Code, err error, format string, args ...any) error {
+	return &silo.Error{Code: c, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+func (r *Runtime) guestError(inv Invocation, lim Limits, c *call, err error) error {
 	if c.stopped {
-		return silo.Errorf(silo.CodeUnavailable, "function %q timed out and was stopped: %w", inv.Function, err)
+		return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) and was stopped; make it faster or raise its timeout", inv.Function, lim.Timeout)
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
-		return silo.Errorf(silo.CodeInternal, "function %q exited with code %d (out of memory or a fatal error); see its logs: %w", inv.Function, exit.ExitCode(), err)
+		return failure(silo.CodeInternal, err, "function %q exited with code %d (out of memory or a fatal error); see its logs", inv.Function, exit.ExitCode())
 	}
-	return silo.Errorf(silo.CodeInternal, "function %q crashed (wasm trap); see its logs: %w", inv.Function, err)
+	return failure(silo.CodeInternal, err, "function %q crashed (it trapped); see its logs", inv.Function)
 }
 
 // instance is one instantiated module, used by one invocation at a time.
@@ -859,7 +888,7 @@ func (r *Runtime) take(key poolKey) (*instance, error) {
 
 func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c *call) error {
 	key := in.key
-	e, err := r.engine(ctx, key.lim.MemoryPages)
+	e, err := r.engine(ctx, linearPages(a, key.lim))
 	if err != nil {
 		return err
 	}
@@ -884,14 +913,24 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	mod, err := e.rt.InstantiateModule(withMemoryAllocator(ctx, r.mem, a.dataEnd), cm, mc)
 	if err != nil {
 		if c.stopped {
-			return silo.Errorf(silo.CodeUnavailable, "function %q timed out while starting: %w", key.fn, err)
+			return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) while starting; make its initialization faster or raise its timeout", key.fn, key.lim.Timeout)
 		}
-		return silo.Errorf(silo.CodeInternal, "function %q failed to start (its init panicked, trapped or ran out of memory); see its logs: %w", key.fn, err)
+		return failure(silo.CodeInternal, err, "function %q failed to start (its init panicked, trapped or ran out of memory); see its logs", key.fn)
 	}
 	in.mod = mod
 	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	r.live.Add(1)
 	return nil
+}
+
+// linearPages is the linear memory an instance of a may grow to under lim:
+// the memory limit less what the module makes the host allocate besides
+// (budget.go), so that both together stay within the limit.
+func linearPages(a *artifact, lim Limits) uint32 {
+	if a.hostPages >= lim.MemoryPages {
+		return 0
+	}
+	return lim.MemoryPages - a.hostPages
 }
 
 // nanosleep serves the guest's sleeps (time.Sleep, idle scheduler waits) and

@@ -124,10 +124,22 @@ type module struct {
 	memories      []limits
 	globals       uint32 // defined globals
 	exports       []wexport
-	grows         map[uint32]bool // tables the code grows (table.grow), set by instrument
+	dataSegments  uint32    // after merging; set by instrument
+	code          codeStats // set by instrument
 }
 
-func (m *module) growsTable(i uint32) bool { return m.grows[i] }
+// codeStats is what instrument learns about a module while it rewrites
+// it: what it can make the host allocate at instantiation and how hard
+// it is to compile (see budget.go).
+type codeStats struct {
+	grows     map[uint32]bool // tables the code grows (table.grow)
+	elemSegs  uint32          // element segments
+	elemItems uint64          // items of all element segments
+	maxLocals uint64          // most locals declared by one function
+	maxDepth  uint32          // deepest block nesting of one function
+}
+
+func (m *module) growsTable(i uint32) bool { return m.code.grows[i] }
 
 func readLimits(r *reader) limits {
 	l := limits{flags: r.byte()}
@@ -315,7 +327,7 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 		return n, body[r.off:]
 	}
 
-	m.grows = map[uint32]bool{}
+	m.code = codeStats{grows: map[uint32]bool{}}
 	hasDataCount := false // memory.init and data.drop name segments by index
 	for _, s := range m.sections {
 		hasDataCount = hasDataCount || s.id == 12
@@ -374,15 +386,16 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 			body = appendU32(nil, shift(r.u32()))
 			err = r.err
 		case 9:
-			body, err = rewriteElements(s.body, shift)
+			body, err = rewriteElements(s.body, shift, &m.code)
 		case 10:
-			body, err = rewriteCode(s.body, shift, check, m.grows)
+			body, err = rewriteCode(s.body, shift, check, &m.code)
 		case 11:
 			if hasDataCount {
 				body = s.body
 			} else {
 				body = mergeData(s.body, maxDataGap)
 			}
+			m.dataSegments = (&reader{b: body}).u32() // as wazero will see them
 		default:
 			body = s.body
 		}
@@ -586,9 +599,10 @@ func rewriteGlobals(n uint32, body []byte, shift func(uint32) uint32) ([]byte, e
 	return out, r.err
 }
 
-func rewriteElements(body []byte, shift func(uint32) uint32) ([]byte, error) {
+func rewriteElements(body []byte, shift func(uint32) uint32, st *codeStats) ([]byte, error) {
 	r := &reader{b: body}
 	n := r.u32()
+	st.elemSegs += n
 	out := appendU32(nil, n)
 	for ; n > 0 && r.err == nil; n-- {
 		flags := r.u32()
@@ -606,6 +620,7 @@ func rewriteElements(body []byte, shift func(uint32) uint32) ([]byte, error) {
 			out = append(out, r.byte())
 		}
 		cnt := r.u32()
+		st.elemItems += uint64(cnt)
 		out = appendU32(out, cnt)
 		for ; cnt > 0 && r.err == nil; cnt-- {
 			if flags&4 == 0 {
@@ -618,7 +633,7 @@ func rewriteElements(body []byte, shift func(uint32) uint32) ([]byte, error) {
 	return out, r.err
 }
 
-func rewriteCode(body []byte, shift func(uint32) uint32, check []byte, grows map[uint32]bool) ([]byte, error) {
+func rewriteCode(body []byte, shift func(uint32) uint32, check []byte, st *codeStats) ([]byte, error) {
 	r := &reader{b: body}
 	n := r.u32()
 	out := appendU32(make([]byte, 0, len(body)+len(body)/8), n)
@@ -630,7 +645,7 @@ func rewriteCode(body []byte, shift func(uint32) uint32, check []byte, grows map
 			break
 		}
 		var err error
-		fb, err = rewriteFunc(fb[:0], f, shift, check, grows)
+		fb, err = rewriteFunc(fb[:0], f, shift, check, st)
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -650,17 +665,27 @@ func blockType(r *reader) {
 	}
 }
 
-func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, grows map[uint32]bool) ([]byte, error) {
+func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *codeStats) ([]byte, error) {
 	r := &reader{b: f}
+	var locals uint64
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
-		r.u32()
+		locals += uint64(r.u32())
 		r.byte()
 	}
+	st.maxLocals = max(st.maxLocals, locals)
 	out = append(out, f[:r.off]...)
 	out = append(out, check...)
+	var depth uint32
 	for r.off < len(f) && r.err == nil {
 		start := r.off
 		op := r.byte()
+		switch op {
+		case 0x02, 0x03, 0x04: // block, loop, if
+			depth++
+			st.maxDepth = max(st.maxDepth, depth)
+		case 0x0B:
+			depth--
+		}
 		switch {
 		case op == 0x10 || op == 0x12 || op == 0xD2: // call, return_call, ref.func
 			out = append(out, op)
@@ -713,7 +738,7 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, grows m
 				r.u32()
 				r.u32()
 			case sub == 15: // table.grow
-				grows[r.u32()] = true
+				st.grows[r.u32()] = true
 			case sub == 9, sub == 11, sub == 13, sub == 16, sub == 17:
 				r.u32()
 			case sub == 10, sub == 12, sub == 14:

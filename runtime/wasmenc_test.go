@@ -51,11 +51,18 @@ type hostileSpec struct {
 	imports []byte   // encoded import entries (each: module, name, 0x00, typeidx)
 	nImport int      // number of function imports
 	table   []byte   // encoded table entry, if any
+	tables  [][]byte // more encoded table entries, after table
 	memory  []byte   // encoded memory limits; default min 1
 	globals [][]byte // encoded global entries
 	handle  []byte   // handle's code (without end); must leave an i64
+	locals  []byte   // handle's encoded locals; default none
+	elems   []byte   // the element section's body, if any
 	extra   [][]byte // extra function bodies, all of type 2 (i32) -> i32
+	types   [][]byte // more function types, after the six below
+	data    []byte   // placed at dataAddr by a second data segment
 }
+
+const dataAddr = 4096
 
 // Types: 0 (i32)->i32, 1 (i32,i32)->i64, 2 (i32)->i32 (for extra), 3 ()->i32,
 // 4 (i32,i32,i32,i32)->i64, 5 (i32,i32,i32,i32)->i32.
@@ -68,6 +75,16 @@ func (s hostileSpec) build() []byte {
 		functype([]byte{0x7F, 0x7F, 0x7F, 0x7F}, []byte{0x7E}),
 		functype([]byte{0x7F, 0x7F, 0x7F, 0x7F}, []byte{0x7F}),
 	)
+	if len(s.types) > 0 {
+		types = vec(append([][]byte{
+			functype([]byte{0x7F}, []byte{0x7F}),
+			functype([]byte{0x7F, 0x7F}, []byte{0x7E}),
+			functype([]byte{0x7F}, []byte{0x7F}),
+			functype(nil, []byte{0x7F}),
+			functype([]byte{0x7F, 0x7F, 0x7F, 0x7F}, []byte{0x7E}),
+			functype([]byte{0x7F, 0x7F, 0x7F, 0x7F}, []byte{0x7F}),
+		}, s.types...)...)
+	}
 	out := cat([]byte("\x00asm\x01\x00\x00\x00"), sect(1, types))
 	if s.nImport > 0 {
 		out = cat(out, sect(2, cat(leb(uint32(s.nImport)), s.imports)))
@@ -77,8 +94,12 @@ func (s hostileSpec) build() []byte {
 		fidx = append(fidx, leb(2))
 	}
 	out = cat(out, sect(3, vec(fidx...)))
+	var tables [][]byte
 	if s.table != nil {
-		out = cat(out, sect(4, vec(s.table)))
+		tables = append(tables, s.table)
+	}
+	if tables = append(tables, s.tables...); len(tables) > 0 {
+		out = cat(out, sect(4, vec(tables...)))
 	}
 	mem := s.memory
 	if mem == nil {
@@ -94,16 +115,26 @@ func (s hostileSpec) build() []byte {
 		cat(name("silo_alloc"), []byte{0x00}, leb(base)),
 		cat(name("handle"), []byte{0x00}, leb(base+1)),
 	)))
+	locals := s.locals
+	if locals == nil {
+		locals = noLocals
+	}
 	bodies := [][]byte{
 		body(noLocals, []byte{0x41}, sleb(1024)),
-		body(noLocals, s.handle),
+		body(locals, s.handle),
 	}
 	for _, x := range s.extra {
 		bodies = append(bodies, body(noLocals, x))
 	}
+	if s.elems != nil {
+		out = cat(out, sect(9, s.elems))
+	}
 	out = cat(out, sect(10, vec(bodies...)))
-	data := cat([]byte{0x00, 0x41}, sleb(okAddr), []byte{0x0B}, leb(uint32(len(okResponse))), okResponse)
-	return cat(out, sect(11, vec(data)))
+	segs := [][]byte{cat([]byte{0x00, 0x41}, sleb(okAddr), []byte{0x0B}, leb(uint32(len(okResponse))), okResponse)}
+	if s.data != nil {
+		segs = append(segs, cat([]byte{0x00, 0x41}, sleb(dataAddr), []byte{0x0B}, leb(uint32(len(s.data))), s.data))
+	}
+	return cat(out, sect(11, vec(segs...)))
 }
 
 func funcImport(module, field string, typ uint32) []byte {

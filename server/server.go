@@ -102,8 +102,9 @@ func (s *Server) Handler() http.Handler { return s }
 // ServeHTTP authenticates and serves one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/v1/health" {
-		got := sha256.Sum256([]byte(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")))
-		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") || subtle.ConstantTimeCompare(got[:], s.token[:]) != 1 {
+		tok, ok := bearerToken(r.Header.Values("Authorization"))
+		got := sha256.Sum256([]byte(tok))
+		if !ok || subtle.ConstantTimeCompare(got[:], s.token[:]) != 1 {
 			writeErr(w, silo.Errorf(silo.CodeUnauthenticated, "missing or wrong operator token; send Authorization: Bearer <token> (the token is in the server's data dir, file operator.token)"))
 			return
 		}

@@ -77,3 +77,18 @@ func LoadOrCreateToken(dir string) (string, error) {
 	}
 	return tok, nil
 }
+
+// bearerToken returns the token of the one Authorization field, whose
+// scheme must be Bearer in any letter case (RFC 7235 §2.1), followed by
+// one or more spaces and the token.
+func bearerToken(fields []string) (string, bool) {
+	if len(fields) != 1 {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(fields[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimLeft(tok, " ")
+	return tok, tok != "" && !strings.ContainsAny(tok, " \t")
+}

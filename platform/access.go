@@ -1,0 +1,42 @@
+package platform
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/silo-run/silo/gateway"
+	"github.com/silo-run/silo/logs"
+)
+
+// accessLog writes the gateway's access log into each account's own log,
+// where silo logs shows it next to the functions' lines: one line per
+// authenticated request with its method, path, status, duration, request ID
+// and release (never a body, a query string or a key).
+type accessLog struct {
+	logs   *logs.Store
+	logger *slog.Logger
+}
+
+func (a accessLog) WriteAccess(entries []gateway.AccessEntry) {
+	for _, e := range entries {
+		level := slog.LevelInfo
+		switch {
+		case e.Status >= 500:
+			level = slog.LevelError
+		case e.Status >= 400:
+			level = slog.LevelWarn
+		}
+		err := a.logs.Append(logs.Entry{
+			Time: e.Time, Level: logs.LevelString(level), Account: e.Account, Function: e.Function, RequestID: e.RequestID,
+			Msg: fmt.Sprintf("%s %s %d", e.Method, e.Path, e.Status),
+			Attrs: map[string]string{
+				"source": "gateway", "method": e.Method, "path": e.Path, "status": strconv.Itoa(e.Status),
+				"duration_ms": strconv.FormatFloat(float64(e.Duration.Microseconds())/1000, 'f', 3, 64), "release": e.Release,
+			},
+		})
+		if err != nil {
+			a.logger.Error("platform: write access log", "account", e.Account, "error", err)
+		}
+	}
+}
