@@ -359,6 +359,14 @@ func (c *Client) Report(ctx context.Context, id silo.AccountID, format string) (
 	return buf.Bytes(), err
 }
 
+// ReportKey returns the public keys the server publishes for checking its
+// isolation reports, as PEM (report.PublicPEM): the current key first.
+func (c *Client) ReportKey(ctx context.Context) ([]byte, error) {
+	var buf bytes.Buffer
+	err := c.do(ctx, http.MethodGet, "/v1/report-key", nil, "", rawBody{&buf})
+	return buf.Bytes(), err
+}
+
 // rawBody makes decodeResponse copy the body instead of decoding JSON.
 type rawBody struct{ w io.Writer }
 

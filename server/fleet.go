@@ -42,6 +42,10 @@ type Ops struct {
 	// ReportKey signs isolation reports (report.LoadOrCreateKey in the
 	// server's data dir), so silo report verify checks them as local ones.
 	ReportKey ed25519.PrivateKey
+	// ReportKeys are the public keys the installation publishes for
+	// checking its reports (report.PublishedKeys: the current key, then
+	// retired ones), served as PEM by GET /v1/report-key.
+	ReportKeys []ed25519.PublicKey
 }
 
 // Envs manages environment accounts (kind environment, with a TTL).
@@ -444,6 +448,15 @@ func (s *Server) fleetRoutes() {
 		}
 		_, res, err := ProveFleet(r.Context(), s.cfg.Store, o.Provider)
 		return http.StatusOK, res, err
+	})
+	s.mux.HandleFunc("GET /v1/report-key", func(w http.ResponseWriter, r *http.Request) {
+		o := s.ops()
+		if len(o.ReportKeys) == 0 {
+			writeErr(w, missing("the report signing key"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(report.PublicPEM(o.ReportKeys...))
 	})
 	s.mux.HandleFunc("GET /v1/accounts/{id}/report", func(w http.ResponseWriter, r *http.Request) {
 		o := s.ops()

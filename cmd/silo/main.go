@@ -52,7 +52,7 @@ func (g *globals) print(v any, text func(w io.Writer)) error {
 }
 
 // run executes the CLI and returns the exit code: 0 success, 1 failure,
-// 2 usage error.
+// 2 usage error, or a status a command documents (statusError).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRoot(g)
@@ -63,6 +63,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
+	}
+	var se statusError
+	if errors.As(err, &se) {
+		fmt.Fprintf(stderr, "silo: %s\n", se.msg)
+		return se.code
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -77,6 +82,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 type usageError struct{ msg string }
+
+// statusError ends a command with a documented exit status other than 1
+// or 2 (see the command's help), after printing msg.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (s statusError) Error() string { return s.msg }
 
 func (u usageError) Error() string { return u.msg }
 
