@@ -92,8 +92,10 @@ throwaway accounts are deleted and verified gone. The result is recorded for the
 				return silo.Errorf(silo.CodeFailedCheck, "isolation is not proved: %d counterexample(s); fix the grants named above and run silo verify again", res.Violations)
 			case res.Status != isolation.StatusProved:
 				return silo.Errorf(silo.CodeFailedCheck, "isolation could not be proved completely; see the notes above")
+			case rep != nil && rep.Outcome() == probe.OutcomeBreached:
+				return silo.Errorf(silo.CodeFailedCheck, "the live probes found a breach: %d attempt(s) to cross accounts succeeded; see above", rep.AttemptsSucceeded)
 			case rep != nil && !rep.OK():
-				return silo.Errorf(silo.CodeFailedCheck, "the live probes found a breach or a failed control; see above")
+				return silo.Errorf(silo.CodeFailedCheck, "the live probes were inconclusive: no attempt succeeded, but they could not check everything (see the failed controls above); this is not a breach")
 			}
 			return nil
 		},
@@ -133,9 +135,15 @@ func runProbes(ctx context.Context, g *globals) (probe.Report, error) {
 		return rep, err
 	}
 	now := time.Now().UTC()
-	rec := report.Probe{Status: "passed", At: &now, Attempts: rep.Attempts, Controls: rep.Controls}
-	if !rep.OK() {
-		rec.Status = "failed"
+	rec := report.Probe{At: &now, Attempts: rep.Attempts, Breaches: rep.AttemptsSucceeded,
+		Controls: rep.Controls, ControlsFailed: rep.ControlsFailed, NotApplicable: rep.NotApplicable}
+	switch rep.Outcome() {
+	case probe.OutcomeBreached:
+		rec.Status = report.ProbeBreached
+	case probe.OutcomePassed:
+		rec.Status = report.ProbePassed
+	default:
+		rec.Status = report.ProbeInconclusive
 	}
 	b, _ := json.Marshal(rec)
 	err = p.Store.Update(ctx, func(tx store.Tx) error { return tx.PutSetting(settingLastProbe, string(b)) })
