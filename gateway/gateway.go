@@ -623,8 +623,13 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		code := silo.ErrorCode(err)
 		msg := silo.UserMessage(err)
 		switch {
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		case errors.Is(ictx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
 			code, msg = silo.CodeUnavailable, fmt.Sprintf("the function did not answer within %s; try again or make it faster", g.cfg.InvokeTimeout)
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			// A shorter deadline inside the invocation (a store that stayed
+			// locked, say), not the function's own.
+			g.log.WarnContext(ctx, "gateway: invoke", "account", acct, "function", fn, "request_id", rid, "error", err)
+			code, msg = silo.CodeUnavailable, "the function could not run: something it needs did not answer in time; try again"
 		case code == silo.CodeInternal:
 			g.log.ErrorContext(ctx, "gateway: invoke", "account", acct, "function", fn, "request_id", rid, "error", err)
 		}

@@ -304,7 +304,8 @@ func wireAPI(p *platform.Platform) error {
 	if err != nil {
 		return err
 	}
-	srv.SetOps(server.Ops{Provider: p.Provider, Envs: platformEnvs{p}, LogDir: p.Logs.Dir(), ReportKey: key, ReportKeys: published})
+	srv.SetOps(server.Ops{Provider: p.Provider, Envs: platformEnvs{p}, LogDir: p.Logs.Dir(), ReportKey: key, ReportKeys: published,
+		Probe: func(ctx context.Context) (any, error) { return probePlatform(ctx, p) }})
 	return nil
 }
 

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/silotest"
@@ -37,5 +39,44 @@ func TestProbeOnAFreshScaffold(t *testing.T) {
 	}
 	if p := signed.Report.Probe; p.Status != report.ProbePassed || p.NotApplicable != 2 || p.Breaches != 0 || p.ControlsFailed != 0 {
 		t.Errorf("report's probe record: %+v, want passed with 2 not applicable", p)
+	}
+}
+
+// TestProbeAgainstARunningUp: silo verify --probe beside a running silo up
+// runs the probes in silo up, against its gateway, and passes; the outcome
+// is recorded where silo up's reports read it.
+func TestProbeAgainstARunningUp(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Setenv("USER", "tester")
+	dir := t.TempDir()
+	_, stop := startUp(t, dir)
+	defer stop()
+	for i := 0; ; i++ {
+		if _, ok := runningServer(dir); ok {
+			break
+		}
+		if i == 500 {
+			t.Fatal("silo up announced no server")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var out, errOut syncBuffer
+	err := runCmd(context.Background(), []string{"verify", "--probe", "--data-dir", dir}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("silo verify --probe beside silo up: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "PASS:") || !strings.Contains(out.String(), "0 succeeded") {
+		t.Errorf("output: %s", out.String())
+	}
+	out, errOut = syncBuffer{}, syncBuffer{}
+	if err := runCmd(context.Background(), []string{"report", "acme", "--format", "json", "--data-dir", dir}, &out, &errOut); err != nil {
+		t.Fatalf("report: %v %s", err, errOut.String())
+	}
+	var signed report.Signed
+	if err := json.Unmarshal([]byte(out.String()), &signed); err != nil {
+		t.Fatal(err)
+	}
+	if p := signed.Report.Probe; p.Status != report.ProbePassed || p.Attempts == 0 {
+		t.Errorf("report's probe record: %+v, want passed", p)
 	}
 }

@@ -268,8 +268,9 @@ func TestCommandsAgainstAServer(t *testing.T) {
 	if _, err := c.CreateEnv(context.Background(), server.EnvRequest{Name: "bad-ttl", Purpose: "test"}); silo.ErrorCode(err) != silo.CodeInvalid {
 		t.Errorf("env without a TTL: %v, want invalid", err)
 	}
-	// --probe and env reap stay local, saying so.
-	if code, _, errOut := f.remoteRun("verify", "--probe"); code != 1 || !strings.Contains(errOut, "server's host") {
+	// --probe runs in the server against its own gateway; this fixture's
+	// server serves the API only, and says so.
+	if code, _, errOut := f.remoteRun("verify", "--probe"); code != 1 || !strings.Contains(errOut, "does not serve the gateway") {
 		t.Errorf("verify --probe --server: exit %d, %q", code, errOut)
 	}
 }

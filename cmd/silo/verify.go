@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/probe"
 	"github.com/silo-run/silo/isolation/report"
+	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
@@ -39,22 +41,22 @@ It then checks the isolation invariants:
 With --server the proof runs on the server, over its fleet. It prints "proved", or each counterexample with the path and the origin of every edge, and exits
 with status 1 when isolation is not proved.
 
-With --probe it then attacks the running platform: two throwaway accounts are created on the
-current release, and every surface is attacked (gateway host, path and header confusion, one
+With --probe it then attacks the running platform: the silo up or silo server serving the data
+dir (or the server --server names) runs the probes against its own gateway; when nothing serves
+the data dir, silo verify starts the platform on a loopback port for the run. Two throwaway
+accounts are created on the current release, and every surface is attacked (gateway host, path and header confusion, one
 tenant's key on another, every host call of a function with a traversal corpus, production
 reaching tenants, tenants writing production, instance memory residue). Every attack that must
 fail is paired with a control that must succeed; a run whose controls fail is a failure. The
-throwaway accounts are deleted and verified gone. The result is recorded for the isolation report.`,
+throwaway accounts are deleted and verified gone. The outcome is passed, breached (an attempt
+succeeded) or inconclusive (a control failed: the probes could not check everything, which is
+not a breach); controls that do not apply to the app (reads of production exports when
+production exports nothing) are listed as not applicable. It is recorded for the isolation report.`,
 		Example: `  silo verify
   silo verify --probe
   silo verify --output json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if live {
-				if err := localOnly(g, "silo verify --server URL for the proof; run silo verify --probe on the server's host (it attacks a platform it runs itself)"); err != nil {
-					return err
-				}
-			}
 			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err
@@ -107,9 +109,21 @@ throwaway accounts are deleted and verified gone. The result is recorded for the
 // settingLastProbe records the last live probe for the isolation report.
 const settingLastProbe = server.SettingLastProbe
 
-// runProbes serves the platform on a random loopback port, runs the probe
-// suite against it and records the outcome.
+// runProbes runs the live probe suite where the platform runs: in the silo
+// up or silo server serving the data dir (or the one --server names),
+// against its own gateway; else in a platform this command opens and serves
+// on a random loopback port. Running it beside a serving process would
+// open the account stores that process holds.
 func runProbes(ctx context.Context, g *globals) (probe.Report, error) {
+	c, err := remote(g)
+	if err != nil {
+		return probe.Report{}, err
+	}
+	if c != nil {
+		var rep probe.Report
+		err := c.Probe(ctx, &rep)
+		return rep, err
+	}
 	p, err := openPlatform(ctx, g, "127.0.0.1:0", "")
 	if err != nil {
 		return probe.Report{}, err
@@ -123,12 +137,21 @@ func runProbes(ctx context.Context, g *globals) (probe.Report, error) {
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(sctx, ln) }()
 	defer func() { stop(); <-served }()
+	return probePlatform(ctx, p)
+}
+
+// probePlatform attacks p, which serves its gateway, and records the
+// outcome for the isolation report.
+func probePlatform(ctx context.Context, p *platform.Platform) (probe.Report, error) {
+	if p.Addr() == "" {
+		return probe.Report{}, silo.Errorf(silo.CodeUnavailable, "this process does not serve the gateway, so there is nothing to probe; run silo verify --probe against silo up or silo server")
+	}
 	guest, err := probe.BuildGuest(ctx, filepath.Join(p.Config().DataDir, "artifacts"))
 	if err != nil {
 		return probe.Report{}, err
 	}
 	rep, err := probe.Run(ctx, probe.Target{
-		Gateway: "http://" + p.Addr(), BaseDomain: p.Config().BaseDomain,
+		Gateway: "http://" + dialable(p.Addr()), BaseDomain: p.Config().BaseDomain,
 		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime, Guest: guest,
 	})
 	if err != nil {
@@ -148,6 +171,23 @@ func runProbes(ctx context.Context, g *globals) (probe.Report, error) {
 	b, _ := json.Marshal(rec)
 	err = p.Store.Update(ctx, func(tx store.Tx) error { return tx.PutSetting(settingLastProbe, string(b)) })
 	return rep, err
+}
+
+// dialable turns a listening address into one to connect to: an
+// unspecified host (0.0.0.0, ::) becomes the loopback address.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func printResult(w io.Writer, r isolation.Result, took time.Duration) {
