@@ -83,7 +83,11 @@ that key.`,
 					})
 				})(cmd, args)
 			}
+			held := providerAccounts(g.dataDir)
 			st, err := openStateReadOnly(ctx, g)
+			if silo.ErrorCode(err) == silo.CodeNotFound && held > 0 {
+				return silo.Errorf(silo.CodeFailedCheck, "the control-plane state and its audit log are gone but the local provider holds %d account(s): the state was deleted; restore it from a backup", held)
+			}
 			if err != nil {
 				return err
 			}
@@ -91,6 +95,9 @@ that key.`,
 			res, err := isolation.VerifyAudit(ctx, st, filepath.Join(g.dataDir, isolation.WitnessFile), cps...)
 			if err != nil {
 				return err
+			}
+			if res.Entries == 0 && held > 0 {
+				return silo.Errorf(silo.CodeFailedCheck, "the audit log is empty but the local provider holds %d account(s), each created through the log: the log was deleted", held)
 			}
 			return g.print(map[string]any{"intact": true, "entries": res.Entries, "head": res.Head, "witness": res.Witness, "checkpoints": res.Checkpoints}, func(w io.Writer) {
 				fmt.Fprintf(w, "audit log intact: %d entries verified, and it reaches its witnessed head\n", res.Entries)
@@ -123,6 +130,14 @@ func openStateReadOnly(ctx context.Context, g *globals) (*sqlite.Store, error) {
 		return nil, silo.Errorf(silo.CodeUnavailable, "cannot read %s: %v", path, unwrapPathErr(err))
 	}
 	return sqlite.Open(ctx, path)
+}
+
+// providerAccounts counts the accounts the local provider holds in
+// dataDir (accounts/accounts/<id>/data.key, the provider's layout), by
+// listing directories only: it opens nothing and writes nothing.
+func providerAccounts(dataDir string) int {
+	keys, _ := filepath.Glob(filepath.Join(dataDir, "accounts", "accounts", "*", "data.key"))
+	return len(keys)
 }
 
 func newAuditCheckpointCmd(g *globals) *cobra.Command {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/report"
+	"github.com/silo-run/silo/store/sqlite"
 )
 
 // TestAuditVerifyOnlyReads: a lost witness stays lost. Neither silo audit
@@ -88,4 +90,29 @@ func copyStateFiles(t *testing.T, from, to string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestAuditVerifySeesDeletedState: the whole control-plane state (log,
+// accounts and witness) deleted while the provider still holds the
+// accounts is reported, and verifying creates no state file.
+func TestAuditVerifySeesDeletedState(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	for _, name := range []string{"state.db", "state.db-wal", "state.db-shm", isolation.WitnessFile} {
+		os.Remove(filepath.Join(c.dataDir, name))
+	}
+	c.fails("the local provider holds", "audit", "verify")
+	if _, err := os.Stat(filepath.Join(c.dataDir, "state.db")); !os.IsNotExist(err) {
+		t.Fatalf("audit verify created a state file (%v)", err)
+	}
+	// A fresh, empty state put in its place: still reported.
+	st, err := sqlite.Open(context.Background(), filepath.Join(c.dataDir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	c.fails("the audit log is empty but the local provider holds 2 account(s)", "audit", "verify")
+	// Twin: a data dir with nothing in it is not an installation.
+	empty := newCLI(t)
+	empty.fails("no control-plane state", "audit", "verify")
 }

@@ -205,10 +205,47 @@ func Build(ctx context.Context, in Input) Report {
 		r.Shared = append(r.Shared, Shared{Export: name, ReadBy: shared[name], Mode: "read-only"})
 	}
 	for _, ce := range in.Proof.Involving(a.ID) {
-		r.Proof.Counterexamples = append(r.Proof.Counterexamples, ce.Invariant+": "+ce.Problem)
+		r.Proof.Counterexamples = append(r.Proof.Counterexamples, ce.Invariant+": "+redact(ce, a.ID))
 	}
 	r.Summary = summary(r, in)
 	return r
+}
+
+// redact returns a counterexample's problem with the IDs of other
+// customers' accounts replaced by "another account": a report names only its
+// own account and the shared production account.
+func redact(ce isolation.Counterexample, own silo.AccountID) string {
+	p := ce.Problem
+	for _, e := range ce.Path {
+		for _, id := range []silo.AccountID{e.From.Account, e.To.Account} {
+			if id == "" || id == own || id == silo.ProductionID || id == isolation.AnyAccount {
+				continue
+			}
+			p = replaceWord(p, string(id), "another account")
+		}
+	}
+	return p
+}
+
+// replaceWord replaces whole occurrences of word (not inside a longer
+// DNS label) in s.
+func replaceWord(s, word, with string) string {
+	label := func(b byte) bool { return b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-' }
+	var out strings.Builder
+	for {
+		i := strings.Index(s, word)
+		if i < 0 {
+			out.WriteString(s)
+			return out.String()
+		}
+		j := i + len(word)
+		if (i > 0 && label(s[i-1])) || (j < len(s) && label(s[j])) {
+			out.WriteString(s[:j])
+		} else {
+			out.WriteString(s[:i] + with)
+		}
+		s = s[j:]
+	}
 }
 
 func revoked(ks []isolation.Key, id string) bool {

@@ -241,3 +241,31 @@ func TestHTMLExplainsRulesScopeAndChecking(t *testing.T) {
 		t.Errorf("every code cell breaks words anywhere")
 	}
 }
+
+// A problem involving the customer's account that another customer's
+// account takes part in is reported without naming that account.
+func TestProblemsDoNotNameOtherCustomers(t *testing.T) {
+	in := testInput(t)
+	in.Proof = isolation.Result{Status: isolation.StatusViolated, Violations: 2, Counterexamples: []isolation.Counterexample{
+		{Invariant: "I4", Problem: `route "GET /x" of acme calls a function of globex-eu (globex-eu's key, not globex-eu2)`, Path: []isolation.Edge{
+			{From: isolation.Node{Account: "acme", Kind: isolation.NodeRoute, Name: "GET /x"}, To: isolation.Node{Account: "globex-eu", Kind: isolation.NodeFunction, Name: "list"}},
+		}},
+		{Invariant: "I1", Problem: "function sync of initech reads table findings of umbrella", Path: []isolation.Edge{
+			{From: isolation.Node{Account: "initech", Kind: isolation.NodeFunction, Name: "sync"}, To: isolation.Node{Account: "umbrella", Kind: isolation.NodeTable, Name: "findings"}},
+		}},
+	}}
+	r := report.Build(t.Context(), in)
+	s, _ := report.Sign(r, ed25519.NewKeyFromSeed(make([]byte, 32)))
+	js, _ := s.JSON()
+	for _, other := range []string{"globex-eu's", "initech", "umbrella", "of globex-eu "} {
+		if strings.Contains(string(js), other) {
+			t.Errorf("the report names another customer: %q", other)
+		}
+	}
+	// Twin: the problem involving acme is there, naming acme, with the
+	// other account redacted and a longer label left alone.
+	want := `I4: route "GET /x" of acme calls a function of another account (another account's key, not globex-eu2)`
+	if len(r.Proof.Counterexamples) != 1 || r.Proof.Counterexamples[0] != want {
+		t.Errorf("got %q, want [%q]", r.Proof.Counterexamples, want)
+	}
+}
