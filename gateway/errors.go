@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -136,10 +137,14 @@ func invokeError(err error, gatewayTimeout bool, timeout time.Duration) (silo.Co
 	switch {
 	case gatewayTimeout:
 		return silo.CodeUnavailable, fmt.Sprintf("the function did not answer within %s; try again or make it faster", timeout)
-	case !errors.As(err, &se) || se.Code == silo.CodeInternal || se.Message == "":
-		return silo.CodeInternal, msgFunctionFailed
+	case errors.As(err, &se) && se.Code != silo.CodeInternal && se.Message != "":
+		return se.Code, se.Message
+	case errors.Is(err, context.DeadlineExceeded):
+		// A shorter deadline inside the invocation (a store that stayed
+		// locked, say), not the function's own nor the gateway's.
+		return silo.CodeUnavailable, "the function could not run: something it needs did not answer in time; try again"
 	}
-	return se.Code, se.Message
+	return silo.CodeInternal, msgFunctionFailed
 }
 
 // logDetail is err's message and its cause, for the operator's log: a

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
@@ -82,9 +83,11 @@ func WriteWitness(path string, w Witness) error {
 
 // WitnessedStore is a store.Store that, after every committed Update that
 // appended audit entries, writes the new head of the log to a witness file.
-// The witness only moves forward. A crash between the commit and the
-// witness write leaves the witness behind the log, which VerifyAudit
-// accepts.
+// The witness only moves forward, and only a witness that exists: if there
+// was none when the store was wrapped, or it disappears, it is not written
+// again (OnError is told), so that a deleted witness stays missing and
+// VerifyAudit reports it. A crash between the commit and the witness write
+// leaves the witness behind the log, which VerifyAudit accepts.
 type WitnessedStore struct {
 	store.Store
 	path string
@@ -96,8 +99,9 @@ type WitnessedStore struct {
 	last int64
 }
 
-// WithWitness wraps s so that each audit append commit updates the witness
-// at path (see WitnessedStore).
+// WithWitness wraps s so that each audit append commit advances the witness
+// at path (see WitnessedStore). Create the witness of a new installation
+// first with EnsureWitness.
 func WithWitness(s store.Store, path string) *WitnessedStore {
 	w := &WitnessedStore{Store: s, path: path}
 	if cur, err := ReadWitness(path); err == nil {
@@ -107,7 +111,7 @@ func WithWitness(s store.Store, path string) *WitnessedStore {
 }
 
 // Update runs fn like the wrapped store and, if it committed audit entries,
-// writes the witness.
+// advances the witness.
 func (w *WitnessedStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 	var head *store.AuditEntry
 	err := w.Store.Update(ctx, func(tx store.Tx) error {
@@ -120,7 +124,13 @@ func (w *WitnessedStore) Update(ctx context.Context, fn func(store.Tx) error) er
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if head.Seq <= w.last {
-		return nil // a later commit already moved the witness past this one
+		return nil // no witness, or a later commit already moved it past this one
+	}
+	if _, err := os.Lstat(w.path); errors.Is(err, os.ErrNotExist) {
+		if w.OnError != nil {
+			w.OnError(fmt.Errorf("audit witness %s has disappeared; it is not recreated (silo audit verify reports it)", w.path))
+		}
+		return nil
 	}
 	if werr := WriteWitness(w.path, Witness{Seq: head.Seq, Hash: head.Hash}); werr != nil {
 		if w.OnError != nil {
@@ -150,30 +160,64 @@ type AuditResult struct {
 	Entries int      `json:"entries"`
 	Head    Witness  `json:"head"`    // the last entry of the log
 	Witness *Witness `json:"witness"` // nil if the log is empty and there is none
+	// Checkpoints is how many checkpoints the log was shown to extend.
+	Checkpoints int `json:"checkpoints"`
 }
 
-// VerifyAudit checks the whole audit log's hash chain and that the log still
-// reaches the witness at witnessPath: the entry at the witness' sequence
-// number exists and has the witness' hash. The log may be ahead of the
-// witness (a crash after a commit), never behind it.
+// VerifyAudit checks the whole audit log's hash chain; that a control plane
+// holding accounts has a non-empty log; that the log extends every
+// checkpoint given (the entry at the checkpoint's sequence number exists and
+// has its hash); and that it still reaches the witness at witnessPath. The
+// log may be ahead of the witness (a crash after a commit), never behind it.
+// It only reads: it never creates or moves the witness.
+//
+// The witness sits beside the log, so someone who can write both can
+// rewrite them together; checkpoints kept where the host cannot write them
+// (see Checkpoint) are what catch that.
 //
 // # Errors
 //
 // CodeFailedCheck with one sentence naming the first problem: an edited,
-// deleted, reordered or duplicated entry, a cut-off tail, or a missing
-// witness for a non-empty log.
-func VerifyAudit(ctx context.Context, s store.Store, witnessPath string) (AuditResult, error) {
+// deleted, reordered or duplicated entry, an empty log beside a control
+// plane that holds accounts, a log that does not extend a checkpoint, a
+// cut-off tail, or a missing witness for a non-empty log.
+func VerifyAudit(ctx context.Context, s store.Store, witnessPath string, checkpoints ...Checkpoint) (AuditResult, error) {
 	w, werr := ReadWitness(witnessPath)
 	if werr != nil && !errors.Is(werr, silo.ErrNotFound) {
 		return AuditResult{}, werr
 	}
-	res, atWitness, err := walkAudit(ctx, s, w.Seq)
+	want := map[int64]string{}
+	if werr == nil {
+		want[w.Seq] = ""
+	}
+	for _, c := range checkpoints {
+		want[c.Seq] = ""
+	}
+	res, err := walkAudit(ctx, s, want)
 	if err != nil {
 		return res, err
 	}
+	if res.Entries == 0 {
+		n, err := accountCount(ctx, s)
+		if err != nil {
+			return res, err
+		}
+		if n > 0 {
+			return res, silo.Errorf(silo.CodeFailedCheck, "the audit log is empty but the control plane holds %d account(s), each of which was recorded in it: the log was deleted", n)
+		}
+	}
+	for _, c := range checkpoints {
+		if res.Head.Seq < c.Seq {
+			return res, silo.Errorf(silo.CodeFailedCheck, "audit log ends at entry %d but the checkpoint of %s saw entry %d: entries were cut off, or an older copy of the log was put back", res.Head.Seq, c.Time.UTC().Format(time.RFC3339), c.Seq)
+		}
+		if c.Seq > 0 && want[c.Seq] != c.Hash {
+			return res, silo.Errorf(silo.CodeFailedCheck, "audit entry %d does not match the checkpoint of %s: the log was rewritten up to that entry", c.Seq, c.Time.UTC().Format(time.RFC3339))
+		}
+		res.Checkpoints++
+	}
 	if werr != nil {
 		if res.Entries > 0 {
-			return res, silo.Errorf(silo.CodeFailedCheck, "audit log has %d entries but there is no witness at %s, so a cut-off tail cannot be ruled out; restore the witness file from a backup", res.Entries, witnessPath)
+			return res, silo.Errorf(silo.CodeFailedCheck, "audit log has %d entries but there is no witness at %s, so a cut-off tail cannot be ruled out; restore the witness from a backup, or check the log against your latest checkpoint and then run silo audit witness", res.Entries, witnessPath)
 		}
 		return res, nil
 	}
@@ -184,17 +228,30 @@ func VerifyAudit(ctx context.Context, s store.Store, witnessPath string) (AuditR
 	if res.Head.Seq < w.Seq {
 		return res, silo.Errorf(silo.CodeFailedCheck, "audit log ends at entry %d but the witness saw entry %d: %d entries were cut off the end", res.Head.Seq, w.Seq, w.Seq-res.Head.Seq)
 	}
-	if atWitness != w.Hash {
+	if want[w.Seq] != w.Hash {
 		return res, silo.Errorf(silo.CodeFailedCheck, "audit entry %d does not match the witness: the log was rewritten from that entry on", w.Seq)
 	}
 	return res, nil
 }
 
-// walkAudit checks the whole chain and returns its head and the hash of the
-// entry with sequence number seq ("" if there is none).
-func walkAudit(ctx context.Context, s store.Store, seq int64) (AuditResult, string, error) {
+func accountCount(ctx context.Context, s store.Store) (int, error) {
+	var n int
+	err := s.View(ctx, func(tx store.Tx) error {
+		var err error
+		n, err = tx.CountAccounts(store.Filter{IncludeDeleted: true})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count accounts: %w", err)
+	}
+	return n, nil
+}
+
+// walkAudit checks the whole chain and returns its head; it fills in the
+// hash of each entry whose sequence number is a key of at.
+func walkAudit(ctx context.Context, s store.Store, at map[int64]string) (AuditResult, error) {
 	var res AuditResult
-	var prev, atSeq string
+	var prev string
 	var after int64
 	for {
 		var page []store.AuditEntry
@@ -203,19 +260,19 @@ func walkAudit(ctx context.Context, s store.Store, seq int64) (AuditResult, stri
 			page, err = tx.Audit(after, 1000)
 			return err
 		}); err != nil {
-			return res, "", fmt.Errorf("read audit log: %w", err)
+			return res, fmt.Errorf("read audit log: %w", err)
 		}
 		n, err := store.VerifyChain(prev, after, page)
 		res.Entries += n
 		if err != nil {
-			return res, "", silo.Errorf(silo.CodeFailedCheck, "audit log is not intact: %v", err)
+			return res, silo.Errorf(silo.CodeFailedCheck, "audit log is not intact: %v", err)
 		}
 		if len(page) == 0 {
-			return res, atSeq, nil
+			return res, nil
 		}
 		for _, e := range page {
-			if e.Seq == seq {
-				atSeq = e.Hash
+			if _, ok := at[e.Seq]; ok {
+				at[e.Seq] = e.Hash
 			}
 		}
 		last := page[len(page)-1]
@@ -224,22 +281,50 @@ func walkAudit(ctx context.Context, s store.Store, seq int64) (AuditResult, stri
 	}
 }
 
-// EnsureWitness creates the witness for an installation that has none yet
-// (first start, or an installation older than the witness): it checks the
-// chain and writes the current head. It trusts the log as it is at that
-// moment, so call it when the installation is opened, not when verifying.
-// It reports whether it created the witness; an existing witness is left
-// alone.
+// EnsureWitness creates the witness of a new installation, one whose audit
+// log is empty and whose control plane holds no account, so that every
+// later commit advances it. It never creates a witness for a non-empty log
+// or control plane: that would take a log whose tail was cut, or that was
+// deleted, as the truth. It reports whether it created the witness; an
+// existing witness is left alone.
 func EnsureWitness(ctx context.Context, s store.Store, path string) (bool, error) {
 	if _, err := ReadWitness(path); !errors.Is(err, silo.ErrNotFound) {
 		return false, err
 	}
-	res, _, err := walkAudit(ctx, s, 0)
+	res, err := walkAudit(ctx, s, nil)
 	if err != nil {
 		return false, err
 	}
-	if err := WriteWitness(path, res.Head); err != nil {
+	if res.Entries > 0 {
+		return false, nil
+	}
+	if n, err := accountCount(ctx, s); err != nil || n > 0 {
+		return false, err
+	}
+	if err := WriteWitness(path, Witness{}); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// StartWitness records the log's current head as the witness of an
+// installation that has none (made before the witness existed, or whose
+// witness was lost). It trusts the log as it is now, so check it against
+// your latest exported checkpoint first (VerifyAudit with checkpoints).
+//
+// # Errors
+//
+// CodeConflict if a witness exists; CodeFailedCheck if the chain is broken.
+func StartWitness(ctx context.Context, s store.Store, path string) (Witness, error) {
+	if _, err := ReadWitness(path); !errors.Is(err, silo.ErrNotFound) {
+		if err == nil {
+			return Witness{}, silo.Errorf(silo.CodeConflict, "an audit witness exists at %s; silo audit verify checks against it", path)
+		}
+		return Witness{}, err
+	}
+	res, err := walkAudit(ctx, s, nil)
+	if err != nil {
+		return Witness{}, err
+	}
+	return res.Head, WriteWitness(path, res.Head)
 }

@@ -1,8 +1,10 @@
 // Package isolation is silo's trust layer: the one decision point every data
 // access goes through (Policy, Decide, FunctionHost), the static verifier that
 // proves invariants I1–I5 over the whole fleet (Verify, Gate), and the audit
-// witness that lets VerifyAudit see a truncated log (WithWitness,
-// VerifyAudit). The signed per-tenant report lives in isolation/report.
+// log's checks: the witness that lets VerifyAudit see a truncated log
+// (EnsureWitness, WithWitness) and signed checkpoints that let it see a log
+// rewritten together with its witness (MakeCheckpoint, ParseCheckpoint).
+// The signed per-tenant report lives in isolation/report.
 //
 // It imports the root silo package, the provider and store contracts and the
 // engine (for the grant types FunctionSpec, ExportSpec and RouteSpec, and for

@@ -66,6 +66,14 @@ func TestDecide(t *testing.T) {
 		{"unknown function", isolation.Request{fnP("acme", "ghost"), isolation.ActTableRead, res("acme", silo.TypeTable, "findings")}, false, isolation.RuleDefaultDeny},
 		{"action/resource type mismatch", isolation.Request{fnP("acme", "ingest"), isolation.ActTableRead, res("acme", silo.TypeSecret, "api-token")}, false, isolation.RuleDefaultDeny},
 		{"function invokes gateway", isolation.Request{fnP("acme", "ingest"), isolation.ActGatewayInvoke, res("acme", silo.TypeRoute, "GET /findings")}, false, isolation.RuleDefaultDeny},
+		// Actions the policy does not know are denied, whoever asks; the twin
+		// is "own table write with read-write grant" above.
+		{"function, unknown action on a granted table", isolation.Request{fnP("acme", "ingest"), isolation.Action("table.drop"), res("acme", silo.TypeTable, "findings")}, false, isolation.RuleDefaultDeny},
+		{"function, empty action", isolation.Request{fnP("acme", "ingest"), isolation.Action(""), res("acme", silo.TypeTable, "findings")}, false, isolation.RuleDefaultDeny},
+		{"function, action in another case", isolation.Request{fnP("acme", "ingest"), isolation.Action("TABLE.WRITE"), res("acme", silo.TypeTable, "findings")}, false, isolation.RuleDefaultDeny},
+		{"key, unknown action", isolation.Request{key("acme", "acme"), isolation.Action("gateway.admin"), res("acme", silo.TypeRoute, "GET /findings")}, false, isolation.RuleI4},
+		{"operator, unknown data action", isolation.Request{op, isolation.Action("table.export"), res("acme", silo.TypeTable, "findings")}, false, isolation.RuleI3},
+		{"unknown principal kind", isolation.Request{isolation.Principal{Kind: "robot", Account: "acme", Name: "ingest"}, isolation.ActTableRead, res("acme", silo.TypeTable, "findings")}, false, isolation.RuleDefaultDeny},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

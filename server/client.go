@@ -359,6 +359,21 @@ func (c *Client) Report(ctx context.Context, id silo.AccountID, format string) (
 	return buf.Bytes(), err
 }
 
+// Probe runs the live probe suite in the server against its own gateway
+// and decodes its report into out. It takes as long as the run (seconds to
+// minutes); ctx bounds it.
+func (c *Client) Probe(ctx context.Context, out any) error {
+	return c.call(ctx, http.MethodPost, "/v1/verify/probe", nil, out)
+}
+
+// ReportKey returns the public keys the server publishes for checking its
+// isolation reports, as PEM (report.PublicPEM): the current key first.
+func (c *Client) ReportKey(ctx context.Context) ([]byte, error) {
+	var buf bytes.Buffer
+	err := c.do(ctx, http.MethodGet, "/v1/report-key", nil, "", rawBody{&buf})
+	return buf.Bytes(), err
+}
+
 // rawBody makes decodeResponse copy the body instead of decoding JSON.
 type rawBody struct{ w io.Writer }
 

@@ -42,6 +42,14 @@ type Ops struct {
 	// ReportKey signs isolation reports (report.LoadOrCreateKey in the
 	// server's data dir), so silo report verify checks them as local ones.
 	ReportKey ed25519.PrivateKey
+	// ReportKeys are the public keys the installation publishes for
+	// checking its reports (report.PublishedKeys: the current key, then
+	// retired ones), served as PEM by GET /v1/report-key.
+	ReportKeys []ed25519.PublicKey
+	// Probe runs the live probe suite against this process's own gateway
+	// and records its outcome (POST /v1/verify/probe); it returns the
+	// probe report, encoded as JSON for the client.
+	Probe func(ctx context.Context) (any, error)
 }
 
 // Envs manages environment accounts (kind environment, with a TTL).
@@ -444,6 +452,23 @@ func (s *Server) fleetRoutes() {
 		}
 		_, res, err := ProveFleet(r.Context(), s.cfg.Store, o.Provider)
 		return http.StatusOK, res, err
+	})
+	s.handle("POST /v1/verify/probe", func(r *http.Request) (int, any, error) {
+		o := s.ops()
+		if o.Probe == nil {
+			return 0, nil, missing("the live probe suite")
+		}
+		rep, err := o.Probe(r.Context())
+		return http.StatusOK, rep, err
+	})
+	s.mux.HandleFunc("GET /v1/report-key", func(w http.ResponseWriter, r *http.Request) {
+		o := s.ops()
+		if len(o.ReportKeys) == 0 {
+			writeErr(w, missing("the report signing key"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(report.PublicPEM(o.ReportKeys...))
 	})
 	s.mux.HandleFunc("GET /v1/accounts/{id}/report", func(w http.ResponseWriter, r *http.Request) {
 		o := s.ops()

@@ -70,3 +70,37 @@ func TestVerifyChainDetectsTampering(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyChainChecksTheLastEntry: the last entry is checked like every
+// other. Nothing follows it whose link would break, so an edit of it shows
+// only in its own hash.
+func TestVerifyChainChecksTheLastEntry(t *testing.T) {
+	if n, err := store.VerifyChain("", 0, chain(4)); err != nil || n != 4 {
+		t.Fatalf("untouched chain: %d %v", n, err)
+	}
+	for name, tamper := range map[string]func(e *store.AuditEntry){
+		"edit its event":  func(e *store.AuditEntry) { e.Event.Actor = "mallory" },
+		"edit its detail": func(e *store.AuditEntry) { e.Event.Detail = json.RawMessage(`{"n":1}`) },
+		"edit its hash":   func(e *store.AuditEntry) { e.Hash = store.ChainHash("", 4, e.Event) },
+		"edit its link":   func(e *store.AuditEntry) { e.Prev = "00" },
+		"edit its seq":    func(e *store.AuditEntry) { e.Seq = 5 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			es := chain(4)
+			tamper(&es[3])
+			n, err := store.VerifyChain("", 0, es)
+			if err == nil {
+				t.Fatal("a chain with its last entry edited verified")
+			}
+			if n != 3 {
+				t.Errorf("got %d entries checked before the problem, want 3", n)
+			}
+		})
+	}
+	// A one-entry chain: its only entry is the last.
+	es := chain(1)
+	es[0].Event.Action = "tenant.delete"
+	if _, err := store.VerifyChain("", 0, es); err == nil {
+		t.Error("a one-entry chain with its entry edited verified")
+	}
+}

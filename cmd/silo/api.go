@@ -300,7 +300,12 @@ func wireAPI(p *platform.Platform) error {
 	if err != nil {
 		return err
 	}
-	srv.SetOps(server.Ops{Provider: p.Provider, Envs: platformEnvs{p}, LogDir: p.Logs.Dir(), ReportKey: key})
+	published, err := report.PublishedKeys(p.Config().DataDir)
+	if err != nil {
+		return err
+	}
+	srv.SetOps(server.Ops{Provider: p.Provider, Envs: platformEnvs{p}, LogDir: p.Logs.Dir(), ReportKey: key, ReportKeys: published,
+		Probe: func(ctx context.Context) (any, error) { return probePlatform(ctx, p) }})
 	return nil
 }
 

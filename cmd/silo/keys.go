@@ -154,28 +154,3 @@ readable only by that tenant's functions that are granted it. The control plane 
 	cmd.AddCommand(set)
 	return cmd
 }
-
-func newAuditCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Check the tamper-evident control-plane audit log"}
-	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Verify the audit log's hash chain: detects edited, deleted, reordered or truncated entries",
-		Long: `Every control-plane mutation (tenant created, key issued, secret set — never its value —
-release applied, rollback) is appended to a hash-chained audit log in the same transaction as the
-change, and the chain's head is written to a witness file after each commit. silo audit verify
-checks every link and that the log still reaches the witnessed head, so an edited, deleted,
-reordered, duplicated or truncated entry is detected.`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
-			n, err := api.VerifyAudit(ctx)
-			if err != nil {
-				return err
-			}
-			return g.print(map[string]any{"intact": true, "entries": n}, func(w io.Writer) {
-				fmt.Fprintf(w, "audit log intact: %d entries verified, and it reaches its witnessed head\n", n)
-			})
-		}),
-	}
-	cmd.AddCommand(verify)
-	return cmd
-}

@@ -54,7 +54,8 @@ func (g *globals) print(v any, text func(w io.Writer)) error {
 
 // run executes the CLI and returns the exit code: 0 success, 1 failure,
 // 2 usage error (an unknown command, subcommand or flag, or missing
-// arguments). With --output json an error is one JSON object on stderr:
+// arguments), or a status a command documents (statusError). With --output
+// json an error is one JSON object on stderr:
 // {"error": {"code": ..., "message": ..., "exit": ...}}.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
@@ -68,6 +69,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	}
 	code, exit, msg := errorCode(err), 1, userMessage(err)
+	var se statusError
+	if errors.As(err, &se) {
+		code, exit, msg = "status", se.code, se.msg
+	}
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
 		code, exit = "usage", 2
@@ -102,6 +107,15 @@ func errorCode(err error) silo.Code {
 }
 
 type usageError struct{ msg string }
+
+// statusError ends a command with a documented exit status other than 1
+// or 2 (see the command's help), after printing msg.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (s statusError) Error() string { return s.msg }
 
 func (u usageError) Error() string { return u.msg }
 

@@ -204,13 +204,17 @@ func TestCommandsAgainstAServer(t *testing.T) {
 		t.Errorf("follow after cancel: %v", err)
 	}
 
-	// report: signed on the server with its key; report verify recognises
-	// the installation's key.
+	// report: signed on the server with its key; report verify checks it
+	// against the key the server publishes (silo report key --server).
 	rep := f.remote("report", "demo-acme", "--format", "json")
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(keyFile, []byte(f.remote("report", "key")), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var verifyOut bytes.Buffer
-	code := run(context.Background(), []string{"report", "verify", "-", "--data-dir", f.dir}, strings.NewReader(rep), &verifyOut, io.Discard)
-	if code != 0 || !strings.Contains(verifyOut.String(), "the signer is this installation's key") {
-		t.Errorf("report verify of the server's report: exit %d\n%s", code, verifyOut.String())
+	code := run(context.Background(), []string{"report", "verify", "-", "--key", keyFile}, strings.NewReader(rep), &verifyOut, io.Discard)
+	if code != 0 || !strings.Contains(verifyOut.String(), "intact and signed by the key you gave") {
+		t.Errorf("report verify of the server's report against its published key: exit %d\n%s", code, verifyOut.String())
 	}
 	if html := f.remote("report", "demo-acme"); !strings.Contains(html, "<html") {
 		t.Errorf("remote html report: %.200s", html)
@@ -264,8 +268,9 @@ func TestCommandsAgainstAServer(t *testing.T) {
 	if _, err := c.CreateEnv(context.Background(), server.EnvRequest{Name: "bad-ttl", Purpose: "test"}); silo.ErrorCode(err) != silo.CodeInvalid {
 		t.Errorf("env without a TTL: %v, want invalid", err)
 	}
-	// --probe and env reap stay local, saying so.
-	if code, _, errOut := f.remoteRun("verify", "--probe"); code != 1 || !strings.Contains(errOut, "server's host") {
+	// --probe runs in the server against its own gateway; this fixture's
+	// server serves the API only, and says so.
+	if code, _, errOut := f.remoteRun("verify", "--probe"); code != 1 || !strings.Contains(errOut, "does not serve the gateway") {
 		t.Errorf("verify --probe --server: exit %d, %q", code, errOut)
 	}
 }

@@ -13,11 +13,15 @@ import (
 // that must succeed) were made and how many failed, per surface, and for
 // every failure exactly what happened.
 type Report struct {
-	Attempts          int             `json:"attempts"`
-	AttemptsSucceeded int             `json:"attempts_succeeded"`
-	Controls          int             `json:"controls"`
-	ControlsFailed    int             `json:"controls_failed"`
-	Surfaces          []SurfaceResult `json:"surfaces"`
+	Attempts          int `json:"attempts"`
+	AttemptsSucceeded int `json:"attempts_succeeded"`
+	Controls          int `json:"controls"`
+	ControlsFailed    int `json:"controls_failed"`
+	// NotApplicable counts controls that do not apply to the app under
+	// test (for example reads of production exports when production
+	// exports nothing): neither run nor failed.
+	NotApplicable int             `json:"not_applicable"`
+	Surfaces      []SurfaceResult `json:"surfaces"`
 	// Failures lists every attempt that succeeded and every control that
 	// failed, each prefixed with its surface.
 	Failures []string `json:"failures,omitempty"`
@@ -31,6 +35,9 @@ type SurfaceResult struct {
 	AttemptsSucceeded int    `json:"attempts_succeeded"`
 	Controls          int    `json:"controls"`
 	ControlsFailed    int    `json:"controls_failed"`
+	// NotApplicable lists the controls that do not apply to the app, each
+	// with why.
+	NotApplicable []string `json:"not_applicable,omitempty"`
 	// Outcomes counts how the target answered the attempts: host-call
 	// statuses ("denied", "invalid", "not found", "ok" for a call confined
 	// to the caller's own account) or gateway HTTP statuses ("HTTP 401").
@@ -39,16 +46,18 @@ type SurfaceResult struct {
 }
 
 // OK reports whether the run proved what it set out to: at least one attempt
-// and one control on every surface, no attempt succeeded and every control
-// succeeded. A run whose controls fail is a failure even when no attempt
-// succeeded: the probes may not have been able to see a breach.
+// and one control on every surface (or, where the app offers nothing a
+// control could read, a control found not applicable), no attempt succeeded
+// and every control succeeded. A run whose controls fail is a failure even
+// when no attempt succeeded: the probes may not have been able to see a
+// breach.
 func (r Report) OK() bool {
 	if r.AttemptsSucceeded != 0 || r.ControlsFailed != 0 || len(r.Failures) != 0 {
 		return false
 	}
 	seen := map[string]bool{}
 	for _, s := range r.Surfaces {
-		if s.Attempts == 0 || s.Controls == 0 {
+		if s.Attempts == 0 || s.Controls == 0 && len(s.NotApplicable) == 0 {
 			return false
 		}
 		seen[s.Name] = true
@@ -61,6 +70,31 @@ func (r Report) OK() bool {
 	return true
 }
 
+// The outcomes of a run (Outcome).
+const (
+	// OutcomePassed: no attempt succeeded and every control succeeded, on
+	// every surface.
+	OutcomePassed = "passed"
+	// OutcomeBreached: at least one attempt to cross accounts succeeded.
+	OutcomeBreached = "breached"
+	// OutcomeInconclusive: no attempt succeeded, but a control failed, a
+	// surface did not run, or the run did not complete: the probes could
+	// not check everything. It is not a breach.
+	OutcomeInconclusive = "inconclusive"
+)
+
+// Outcome says what the run found: OutcomeBreached if any attempt
+// succeeded, OutcomePassed if OK, else OutcomeInconclusive.
+func (r Report) Outcome() string {
+	switch {
+	case r.AttemptsSucceeded > 0:
+		return OutcomeBreached
+	case r.OK():
+		return OutcomePassed
+	}
+	return OutcomeInconclusive
+}
+
 // Surfaces names every surface a complete run reports, in order.
 var Surfaces = []string{"host-calls", "tenant-to-production", "production-to-tenants", "residue", "gateway", "teardown"}
 
@@ -71,7 +105,11 @@ func (r Report) Summary() string {
 	if r.ControlsFailed > 0 {
 		ctl = fmt.Sprintf("%d failed", r.ControlsFailed)
 	}
-	return fmt.Sprintf("%d attempts, %d succeeded; %d controls, %s", r.Attempts, r.AttemptsSucceeded, r.Controls, ctl)
+	na := ""
+	if r.NotApplicable > 0 {
+		na = fmt.Sprintf("; %d not applicable to this app", r.NotApplicable)
+	}
+	return fmt.Sprintf("%d attempts, %d succeeded; %d controls, %s%s", r.Attempts, r.AttemptsSucceeded, r.Controls, ctl, na)
 }
 
 // Text writes the report for people: the summary, a table per surface and
@@ -79,8 +117,11 @@ func (r Report) Summary() string {
 func (r Report) Text(w io.Writer) error {
 	var b strings.Builder
 	verdict := "PASS"
-	if !r.OK() {
-		verdict = "FAIL"
+	switch r.Outcome() {
+	case OutcomeBreached:
+		verdict = "BREACH"
+	case OutcomeInconclusive:
+		verdict = "INCONCLUSIVE (no attempt succeeded, but the probes could not check everything)"
 	}
 	fmt.Fprintf(&b, "%s: %s\n\n", verdict, r.Summary())
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -115,9 +156,15 @@ func (r Report) Text(w io.Writer) error {
 		}
 	}
 	for _, s := range r.Surfaces {
-		if s.Attempts == 0 || s.Controls == 0 {
+		if s.Attempts == 0 || s.Controls == 0 && len(s.NotApplicable) == 0 {
 			fmt.Fprintf(&b, "\nsurface %s ran %d attempts and %d controls; every surface needs both\n", s.Name, s.Attempts, s.Controls)
 		}
+		for _, na := range s.NotApplicable {
+			fmt.Fprintf(&b, "\n%s: not applicable: %s", s.Name, na)
+		}
+	}
+	if r.NotApplicable > 0 {
+		b.WriteString("\n")
 	}
 	if len(r.Failures) > 0 {
 		fmt.Fprintf(&b, "\n%d failure(s):\n", len(r.Failures))
@@ -164,8 +211,15 @@ func (t *tally) control(what, problem string) {
 	}
 }
 
+// notApplicable records a control that does not apply to the app under
+// test, saying why: it is neither run nor failed.
+func (t *tally) notApplicable(what, why string) {
+	t.s.NotApplicable = append(t.s.NotApplicable, what+": "+why)
+}
+
 func (r *Report) add(t *tally) {
 	r.Surfaces = append(r.Surfaces, t.s)
+	r.NotApplicable += len(t.s.NotApplicable)
 	r.Attempts += t.s.Attempts
 	r.AttemptsSucceeded += t.s.AttemptsSucceeded
 	r.Controls += t.s.Controls

@@ -3,7 +3,10 @@ package report
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -34,13 +37,31 @@ func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
 	if _, err := rand.Read(seed); err != nil {
 		return nil, fmt.Errorf("generate report key: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".report-key-*")
+	tmp, err := writeTemp(dir, base64.StdEncoding.EncodeToString(seed)+"\n")
 	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp)
+	// Link, not rename: if another process created the key meanwhile, keep
+	// theirs and use it.
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return LoadKey(path)
+		}
 		return nil, fmt.Errorf("write report key: %w", err)
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.WriteString(base64.StdEncoding.EncodeToString(seed) + "\n")
+	syncDir(dir)
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// writeTemp writes content to a new 0600 temp file in dir, synced, and
+// returns its path.
+func writeTemp(dir, content string) (string, error) {
+	f, err := os.CreateTemp(dir, ".report-key-*")
+	if err != nil {
+		return "", fmt.Errorf("write report key: %w", err)
+	}
+	_, err = f.WriteString(content)
 	if err == nil {
 		err = f.Chmod(0o600)
 	}
@@ -51,21 +72,17 @@ func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
 		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("write report key: %w", err)
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write report key: %w", err)
 	}
-	// Link, not rename: if another process created the key meanwhile, keep
-	// theirs and use it.
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return LoadKey(path)
-		}
-		return nil, fmt.Errorf("write report key: %w", err)
-	}
+	return f.Name(), nil
+}
+
+func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // LoadKey reads a signing key file written by LoadOrCreateKey.
@@ -91,4 +108,154 @@ func LoadKey(path string) (ed25519.PrivateKey, error) {
 // PublicKey returns the base64 public key of k, as embedded in reports.
 func PublicKey(k ed25519.PrivateKey) string {
 	return base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
+}
+
+// RetiredFile is the name of the file in the data dir that keeps the public
+// keys of signing keys replaced by RotateKey (PEM, oldest first), so that
+// the installation keeps publishing them and reports they signed keep
+// verifying. The private parts of retired keys are not kept.
+const RetiredFile = "report-signing.retired.pem"
+
+// PublishedKeys returns the public keys the installation in dir publishes:
+// the current signing key (created on first use, as LoadOrCreateKey does)
+// first, then the retired ones, newest first.
+func PublishedKeys(dir string) ([]ed25519.PublicKey, error) {
+	k, err := LoadOrCreateKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	keys := []ed25519.PublicKey{k.Public().(ed25519.PublicKey)}
+	b, err := os.ReadFile(filepath.Join(dir, RetiredFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read retired report keys: %w", err)
+	}
+	retired, err := parsePEM(b)
+	if err != nil {
+		return nil, silo.Errorf(silo.CodeFailedCheck, "%s in %s is damaged (%v); restore it from a backup", RetiredFile, dir, err)
+	}
+	for i := len(retired) - 1; i >= 0; i-- {
+		if !contains(keys, retired[i]) {
+			keys = append(keys, retired[i])
+		}
+	}
+	return keys, nil
+}
+
+func contains(keys []ed25519.PublicKey, k ed25519.PublicKey) bool {
+	for _, x := range keys {
+		if x.Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// RotateKey replaces the installation's signing key in dir with a new one.
+// The old public key is appended to RetiredFile (and synced) before the key
+// file is replaced, so a crash between the two leaves the old key both
+// current and listed as retired, never lost. Reports signed with the old key
+// keep verifying against it.
+func RotateKey(dir string) (old, nu ed25519.PublicKey, err error) {
+	k, err := LoadOrCreateKey(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	old = k.Public().(ed25519.PublicKey)
+	f, err := os.OpenFile(filepath.Join(dir, RetiredFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("retire report key: %w", err)
+	}
+	_, err = f.Write(PublicPEM(old))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("retire report key: %w", err)
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, nil, fmt.Errorf("generate report key: %w", err)
+	}
+	tmp, err := writeTemp(dir, base64.StdEncoding.EncodeToString(seed)+"\n")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, filepath.Join(dir, KeyFile)); err != nil {
+		return nil, nil, fmt.Errorf("write report key: %w", err)
+	}
+	syncDir(dir)
+	return old, ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
+}
+
+// PublicPEM returns keys as PEM "PUBLIC KEY" blocks (PKIX, as openssl
+// reads them), each after a comment line with its fingerprint: the file an
+// operator publishes and a reviewer passes to silo report verify --key.
+func PublicPEM(keys ...ed25519.PublicKey) []byte {
+	var b strings.Builder
+	for _, k := range keys {
+		der, err := x509.MarshalPKIXPublicKey(k)
+		if err != nil {
+			continue // an ed25519.PublicKey always marshals
+		}
+		fmt.Fprintf(&b, "# silo report signing key, fingerprint %s\n", Fingerprint(k))
+		b.Write(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	}
+	return []byte(b.String())
+}
+
+// ParsePin returns the fingerprints of the keys a reviewer trusts, given
+// as one fingerprint (64 hex digits, optionally prefixed "sha256:") or as a
+// file of PEM public keys written by PublicPEM.
+//
+// # Errors
+//
+// CodeInvalid when data is neither.
+func ParsePin(data []byte) ([]string, error) {
+	s := strings.ToLower(strings.TrimSpace(string(data)))
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) == 64 {
+		if _, err := hex.DecodeString(s); err == nil {
+			return []string{s}, nil
+		}
+	}
+	keys, err := parsePEM(data)
+	if err != nil {
+		return nil, silo.Errorf(silo.CodeInvalid, "the key is not usable: %v", err)
+	}
+	if len(keys) == 0 {
+		return nil, silo.Errorf(silo.CodeInvalid, "the key is neither a fingerprint (64 hex digits) nor a file of PEM public keys as silo report key prints")
+	}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = Fingerprint(k)
+	}
+	return out, nil
+}
+
+// parsePEM returns the ed25519 public keys of the PEM blocks in b.
+func parsePEM(b []byte) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return keys, nil
+		}
+		if blk.Type != "PUBLIC KEY" {
+			return nil, fmt.Errorf("a PEM block of type %q, not PUBLIC KEY", blk.Type)
+		}
+		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("a PEM public key that does not parse")
+		}
+		pub, ok := k.(ed25519.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("a public key that is not ed25519")
+		}
+		keys = append(keys, pub)
+	}
 }

@@ -4,7 +4,9 @@
 // when isolation was last proved and probed, and the release it runs. A
 // report is JSON or a self-contained printable HTML page, signed with the
 // installation's ed25519 key; VerifyReport checks either form, byte for
-// byte.
+// byte, and CheckSigner checks that a key the reader trusts signed it. A
+// report speaks of its own account and the shared production account only:
+// never of other customers or how many there are.
 //
 // It imports the root silo package, isolation, and the provider and store
 // contracts; it must not import runtime, gateway, or any store or provider
@@ -13,11 +15,6 @@ package report
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -28,8 +25,9 @@ import (
 	"github.com/silo-run/silo/provider"
 )
 
-// FormatVersion is the version of the report format.
-const FormatVersion = 1
+// FormatVersion is the version of the report format this silo writes.
+// VerifyReport also reads format 1.
+const FormatVersion = 2
 
 // Report is the content of an isolation report. It holds no maps, so its JSON
 // encoding is canonical: the bytes that are signed.
@@ -51,6 +49,10 @@ type Report struct {
 	// PublicKey is the installation's ed25519 public key, base64; the report
 	// is signed with the matching private key.
 	PublicKey string `json:"public_key"`
+	// Signer is the fingerprint of PublicKey (see Fingerprint): the name of
+	// the key that signed the report, for a reader to compare with the
+	// fingerprint the installation publishes.
+	Signer string `json:"signer"`
 }
 
 // Contents is what lives in the account, by name.
@@ -84,22 +86,46 @@ type Encryption struct {
 	WrappedBy   string `json:"wrapped_by"`
 }
 
-// Proof is the last static proof of isolation over the fleet.
+// Proof is the last static proof of isolation. It carries no fleet-wide
+// figure (how many accounts, paths or problems): only whether every rule
+// held and the problems that involve this account.
 type Proof struct {
-	Status          isolation.Status `json:"status"`
-	At              time.Time        `json:"at"`
-	Accounts        int              `json:"accounts"`
-	Edges           int              `json:"edges"`
-	Violations      int              `json:"violations"`
-	Counterexamples []string         `json:"counterexamples"` // those involving this account
+	Status isolation.Status `json:"status"`
+	At     time.Time        `json:"at"`
+	// Counterexamples are the problems involving this account.
+	Counterexamples []string `json:"counterexamples"`
 }
 
-// Probe is the last live probe of isolation.
+// The statuses of a live probe run.
+const (
+	ProbeNotRun = "not run"
+	// ProbePassed: no attempt succeeded and every control succeeded.
+	ProbePassed = "passed"
+	// ProbeBreached: at least one attempt to cross accounts succeeded.
+	ProbeBreached = "breached"
+	// ProbeInconclusive: no attempt succeeded, but some controls failed, so
+	// the probes could not check everything.
+	ProbeInconclusive = "inconclusive"
+	// ProbeFailed is what installations recorded before the outcome was
+	// split into breached and inconclusive: the run did not pass, for a
+	// reason the record does not say.
+	ProbeFailed = "failed"
+)
+
+// Probe is the last live probe of isolation. Attempts are accesses across
+// accounts that must fail; Breaches counts those that succeeded. Controls
+// are accesses that must succeed, showing the probes can see (a failed
+// control means "could not check", never "breached"); NotApplicable counts
+// controls that do not apply to the app (for example reads of production
+// exports when production exports nothing).
 type Probe struct {
-	Status   string     `json:"status"` // "not run", "passed", "failed"
-	At       *time.Time `json:"at"`
-	Attempts int        `json:"attempts"`
-	Controls int        `json:"controls"`
+	Status         string     `json:"status"`
+	At             *time.Time `json:"at"`
+	Attempts       int        `json:"attempts"`
+	Breaches       int        `json:"breaches"`
+	Controls       int        `json:"controls"`
+	ControlsFailed int        `json:"controls_failed"`
+	NotApplicable  int        `json:"not_applicable"`
 }
 
 // Input is what Build needs to know about one account.
@@ -125,9 +151,8 @@ func Build(ctx context.Context, in Input) Report {
 		Format: FormatVersion, Tenant: a.ID, Name: a.Name, Kind: a.Kind, State: a.State, Release: a.Release,
 		Generated:  in.Now.UTC().Truncate(time.Second),
 		Encryption: Encryption(in.DataKey),
-		Proof: Proof{Status: in.Proof.Status, At: in.ProvedAt.UTC().Truncate(time.Second), Accounts: in.Proof.Accounts,
-			Edges: in.Proof.Edges, Violations: in.Proof.Violations, Counterexamples: []string{}},
-		Probe: Probe{Status: "not run"},
+		Proof:      Proof{Status: in.Proof.Status, At: in.ProvedAt.UTC().Truncate(time.Second), Counterexamples: []string{}},
+		Probe:      Probe{Status: ProbeNotRun},
 	}
 	if r.Name == "" {
 		r.Name = string(a.ID)
@@ -180,10 +205,47 @@ func Build(ctx context.Context, in Input) Report {
 		r.Shared = append(r.Shared, Shared{Export: name, ReadBy: shared[name], Mode: "read-only"})
 	}
 	for _, ce := range in.Proof.Involving(a.ID) {
-		r.Proof.Counterexamples = append(r.Proof.Counterexamples, ce.Invariant+": "+ce.Problem)
+		r.Proof.Counterexamples = append(r.Proof.Counterexamples, ce.Invariant+": "+redact(ce, a.ID))
 	}
 	r.Summary = summary(r, in)
 	return r
+}
+
+// redact returns a counterexample's problem with the IDs of other
+// customers' accounts replaced by "another account": a report names only its
+// own account and the shared production account.
+func redact(ce isolation.Counterexample, own silo.AccountID) string {
+	p := ce.Problem
+	for _, e := range ce.Path {
+		for _, id := range []silo.AccountID{e.From.Account, e.To.Account} {
+			if id == "" || id == own || id == silo.ProductionID || id == isolation.AnyAccount {
+				continue
+			}
+			p = replaceWord(p, string(id), "another account")
+		}
+	}
+	return p
+}
+
+// replaceWord replaces whole occurrences of word (not inside a longer
+// DNS label) in s.
+func replaceWord(s, word, with string) string {
+	label := func(b byte) bool { return b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-' }
+	var out strings.Builder
+	for {
+		i := strings.Index(s, word)
+		if i < 0 {
+			out.WriteString(s)
+			return out.String()
+		}
+		j := i + len(word)
+		if (i > 0 && label(s[i-1])) || (j < len(s) && label(s[j])) {
+			out.WriteString(s[:j])
+		} else {
+			out.WriteString(s[:i] + with)
+		}
+		s = s[j:]
+	}
 }
 
 func revoked(ks []isolation.Key, id string) bool {
@@ -238,28 +300,52 @@ func summary(r Report, in Input) []string {
 	} else {
 		s = append(s, "Your account has no data key at the moment.")
 	}
-	switch r.Proof.Status {
-	case isolation.StatusProved:
-		s = append(s, fmt.Sprintf("Isolation was last proved on %s across all %d accounts: every isolation rule held.", day(r.Proof.At), r.Proof.Accounts))
-	case isolation.StatusViolated:
-		s = append(s, fmt.Sprintf("Isolation was last checked on %s across all %d accounts and problems were found: %d in total, %d involving your account.", day(r.Proof.At), r.Proof.Accounts, r.Proof.Violations, len(r.Proof.Counterexamples)))
+	switch {
+	case r.Proof.Status == isolation.StatusProved:
+		s = append(s, fmt.Sprintf("Isolation was last proved on %s: every isolation rule held for your account and for every other account of this installation.", day(r.Proof.At)))
+	case r.Proof.Status == isolation.StatusViolated && len(r.Proof.Counterexamples) > 0:
+		s = append(s, fmt.Sprintf("Isolation was last checked on %s and %s involving your account: see Proof and probes below.", day(r.Proof.At), problems(len(r.Proof.Counterexamples))))
+	case r.Proof.Status == isolation.StatusViolated:
+		s = append(s, fmt.Sprintf("Isolation was last checked on %s: no problem involves your account, but the check found problems elsewhere in this installation, so it did not prove every rule.", day(r.Proof.At)))
 	default:
-		s = append(s, fmt.Sprintf("Isolation was last checked on %s but the proof could not be completed.", day(r.Proof.At)))
+		s = append(s, fmt.Sprintf("Isolation was last checked on %s but the proof could not be completed, so nothing is claimed from it.", day(r.Proof.At)))
 	}
-	switch r.Probe.Status {
-	case "passed":
-		s = append(s, fmt.Sprintf("Live attack probes last ran on %s: %d attempts to cross accounts, none succeeded; %d control checks, all succeeded.", day(*r.Probe.At), r.Probe.Attempts, r.Probe.Controls))
-	case "failed":
-		s = append(s, fmt.Sprintf("Live attack probes last ran on %s and at least one attempt to cross accounts succeeded.", day(*r.Probe.At)))
-	default:
-		s = append(s, "Live attack probes have not been run against this installation yet.")
-	}
+	s = append(s, probeSentence(r.Probe))
 	rel := r.Release
 	if rel == "" {
 		rel = "none yet"
 	}
 	s = append(s, fmt.Sprintf("Your account runs release %s.", rel))
 	return s
+}
+
+// probeSentence says exactly what the last live probe found.
+func probeSentence(p Probe) string {
+	if p.At == nil {
+		return "Live attack probes have not been run against this installation yet."
+	}
+	na := ""
+	if p.NotApplicable > 0 {
+		na = fmt.Sprintf(" %s did not apply to this app and were not counted.", count(p.NotApplicable, "control check"))
+	}
+	switch p.Status {
+	case ProbePassed:
+		return fmt.Sprintf("Live attack probes last ran on %s: %s to cross accounts, none succeeded; %s showing the probes could see, all succeeded.%s", day(*p.At), count(p.Attempts, "attempt"), count(p.Controls, "control check"), na)
+	case ProbeBreached:
+		return fmt.Sprintf("Live attack probes last ran on %s and %d of %s to cross accounts succeeded.", day(*p.At), p.Breaches, count(p.Attempts, "attempt"))
+	case ProbeInconclusive:
+		return fmt.Sprintf("Live attack probes last ran on %s: none of %s to cross accounts succeeded, but %d of %s failed, so the probes could not check everything; this is not a breach, and not proof that there is none.%s", day(*p.At), count(p.Attempts, "attempt"), p.ControlsFailed, count(p.Controls, "control check"), na)
+	case ProbeFailed:
+		return fmt.Sprintf("Live attack probes last ran on %s and did not pass; the record does not say whether an attempt succeeded or the probes could not check everything.", day(*p.At))
+	}
+	return "Live attack probes have not been run against this installation yet."
+}
+
+func problems(n int) string {
+	if n == 1 {
+		return "1 problem was found"
+	}
+	return fmt.Sprintf("%d problems were found", n)
 }
 
 func day(t time.Time) string { return t.UTC().Format("2 January 2006 at 15:04 UTC") }
@@ -285,118 +371,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// Signed is a report with its signature: the ed25519 signature, base64, of
-// the canonical JSON of Report (json.Marshal), by the key in
-// Report.PublicKey.
-type Signed struct {
-	Report    Report `json:"report"`
-	Signature string `json:"signature"`
-}
-
-// Sign signs r with key, setting r.PublicKey.
-func Sign(r Report, key ed25519.PrivateKey) (Signed, error) {
-	r.PublicKey = base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
-	b, err := json.Marshal(r)
-	if err != nil {
-		return Signed{}, fmt.Errorf("encode report: %w", err)
-	}
-	return Signed{Report: r, Signature: base64.StdEncoding.EncodeToString(ed25519.Sign(key, b))}, nil
-}
-
-// KeyFingerprint returns the SHA-256 of a base64 public key, hex, for people
-// to compare.
-func KeyFingerprint(pub string) string {
-	b, _ := base64.StdEncoding.DecodeString(pub)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
-// JSON returns the JSON form of a signed report (indented, newline-ended).
-func (s Signed) JSON() ([]byte, error) {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encode report: %w", err)
-	}
-	return append(b, '\n'), nil
-}
-
-func (s Signed) check() error {
-	pub, err := base64.StdEncoding.DecodeString(s.Report.PublicKey)
-	if err != nil || len(pub) != ed25519.PublicKeySize {
-		return silo.Errorf(silo.CodeFailedCheck, "the report carries no valid public key; it was damaged or edited")
-	}
-	sig, err := base64.StdEncoding.DecodeString(s.Signature)
-	if err != nil {
-		return silo.Errorf(silo.CodeFailedCheck, "the report's signature is unreadable; it was damaged or edited")
-	}
-	b, err := json.Marshal(s.Report)
-	if err != nil {
-		return fmt.Errorf("encode report: %w", err)
-	}
-	if !ed25519.Verify(pub, b, sig) {
-		return silo.Errorf(silo.CodeFailedCheck, "the report's signature does not match its content; it was changed after it was signed")
-	}
-	return nil
-}
-
-// VerifyReport checks a report in JSON or HTML form: the signature over its
-// content, and that the file is exactly what silo produced from that
-// content, so that any edit of any byte is detected. It returns the report;
-// compare Report.PublicKey (KeyFingerprint) with the installation's key to
-// know who signed it.
-//
-// # Errors
-//
-// CodeFailedCheck with one sentence saying what is wrong.
-func VerifyReport(data []byte) (Report, error) {
-	trimmed := strings.TrimSpace(string(data))
-	var s Signed
-	var err error
-	if strings.HasPrefix(trimmed, "{") {
-		s, err = decodeSigned(data)
-		if err != nil {
-			return Report{}, err
-		}
-		if err := s.check(); err != nil {
-			return Report{}, err
-		}
-		want, err := s.JSON()
-		if err != nil {
-			return Report{}, err
-		}
-		if string(want) != string(data) {
-			return Report{}, silo.Errorf(silo.CodeFailedCheck, "the report file differs from what silo signed (it was edited or reformatted)")
-		}
-		return s.Report, nil
-	}
-	s, err = signedFromHTML(data)
-	if err != nil {
-		return Report{}, err
-	}
-	if err := s.check(); err != nil {
-		return Report{}, err
-	}
-	want, err := s.HTML()
-	if err != nil {
-		return Report{}, err
-	}
-	if string(want) != string(data) {
-		return Report{}, silo.Errorf(silo.CodeFailedCheck, "the visible page differs from the signed report it carries (the HTML was edited)")
-	}
-	return s.Report, nil
-}
-
-func decodeSigned(b []byte) (Signed, error) {
-	var s Signed
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return Signed{}, silo.Errorf(silo.CodeFailedCheck, "the report is not a silo isolation report (%v)", err)
-	}
-	if s.Report.Format != FormatVersion {
-		return Signed{}, silo.Errorf(silo.CodeFailedCheck, "the report has format %d; this silo reads format %d", s.Report.Format, FormatVersion)
-	}
-	return s, nil
 }

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/isolation/report"
+	"github.com/silo-run/silo/store/sqlite"
+)
+
+func newAuditCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Check the tamper-evident control-plane audit log; sign and export checkpoints of it"}
+	cmd.AddCommand(newAuditVerifyCmd(g), newAuditCheckpointCmd(g), newAuditWitnessCmd(g))
+	return cmd
+}
+
+func newAuditVerifyCmd(g *globals) *cobra.Command {
+	var checkpoints []string
+	var pin string
+	cmd := &cobra.Command{
+		Use:   "verify [--checkpoint FILE]...",
+		Short: "Verify the audit log: its hash chain, its witness, and that it extends every checkpoint given",
+		Long: `Every control-plane mutation (tenant created, key issued, secret set — never its value —
+release applied, rollback) is appended to a hash-chained audit log in the same transaction as the
+change, and the chain's head is written to a witness file in the data dir after each commit.
+silo audit verify checks every link, that a control plane holding accounts has a non-empty log,
+and that the log still reaches the witnessed head, so an edited, deleted, reordered, duplicated
+or truncated entry is detected. It only reads: it never creates or moves the witness.
+
+The chain and the witness sit in the data dir, so someone who can write the data dir can rewrite
+both together. Checkpoints catch that: silo audit checkpoint signs the log's head, you keep the
+file where this host cannot rewrite it, and --checkpoint FILE (repeatable) proves the log still
+extends each one: no entry up to it was changed and none was cut, and no older copy of the data
+dir was put back. --checkpoint-key FINGERPRINT|KEYFILE requires every checkpoint to be signed by
+that key.`,
+		Example: `  silo audit verify
+  silo audit verify --checkpoint /mnt/audit/2026-12-01.json --checkpoint /mnt/audit/2026-12-06.json
+  silo audit verify --checkpoint cp.json --checkpoint-key 3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var trusted []string
+			if pin != "" {
+				var err error
+				if trusted, err = loadPin(ctx, pin); err != nil {
+					return err
+				}
+			}
+			var cps []isolation.Checkpoint
+			for _, file := range checkpoints {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return silo.Errorf(silo.CodeInvalid, "cannot read checkpoint %s: %v", file, unwrapPathErr(err))
+				}
+				c, err := isolation.ParseCheckpoint(b, trusted)
+				if err != nil {
+					return silo.Errorf(silo.CodeFailedCheck, "checkpoint %s: %s", file, silo.UserMessage(err))
+				}
+				cps = append(cps, c)
+			}
+			if g.server != "" || os.Getenv("SILO_SERVER") != "" {
+				if len(cps) > 0 {
+					return silo.Errorf(silo.CodeInvalid, "--checkpoint works on the local data dir only; run silo audit verify --checkpoint on the server's host")
+				}
+				return withAPI(g, func(ctx context.Context, api controlAPI, _ []string) error {
+					n, err := api.VerifyAudit(ctx)
+					if err != nil {
+						return err
+					}
+					return g.print(map[string]any{"intact": true, "entries": n}, func(w io.Writer) {
+						fmt.Fprintf(w, "audit log intact: %d entries verified, and it reaches its witnessed head\n", n)
+					})
+				})(cmd, args)
+			}
+			held := providerAccounts(g.dataDir)
+			st, err := openStateReadOnly(ctx, g)
+			if silo.ErrorCode(err) == silo.CodeNotFound && held > 0 {
+				return silo.Errorf(silo.CodeFailedCheck, "the control-plane state and its audit log are gone but the local provider holds %d account(s): the state was deleted; restore it from a backup", held)
+			}
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			res, err := isolation.VerifyAudit(ctx, st, filepath.Join(g.dataDir, isolation.WitnessFile), cps...)
+			if err != nil {
+				return err
+			}
+			if res.Entries == 0 && held > 0 {
+				return silo.Errorf(silo.CodeFailedCheck, "the audit log is empty but the local provider holds %d account(s), each created through the log: the log was deleted", held)
+			}
+			return g.print(map[string]any{"intact": true, "entries": res.Entries, "head": res.Head, "witness": res.Witness, "checkpoints": res.Checkpoints}, func(w io.Writer) {
+				fmt.Fprintf(w, "audit log intact: %d entries verified, and it reaches its witnessed head\n", res.Entries)
+				for _, c := range cps {
+					fmt.Fprintf(w, "it extends the checkpoint of %s\n", c)
+				}
+				if len(cps) > 0 && len(trusted) == 0 {
+					fmt.Fprintf(w, "the checkpoints' signers were not checked against a key you gave (--checkpoint-key)\n")
+				}
+				if len(cps) == 0 {
+					fmt.Fprintf(w, "no checkpoint given: a rewrite of both the log and its witness by someone who can write the data dir would not show; see silo audit checkpoint\n")
+				}
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&checkpoints, "checkpoint", nil, "a checkpoint file written by silo audit checkpoint; the log must extend it (repeatable)")
+	cmd.Flags().StringVar(&pin, "checkpoint-key", "", "require checkpoints signed by this key: its fingerprint or a PEM public key file")
+	return cmd
+}
+
+// openStateReadOnly opens the data dir's control-plane store for reading
+// the audit log, without opening the platform (which would recover work
+// and so write). It never creates a state file.
+func openStateReadOnly(ctx context.Context, g *globals) (*sqlite.Store, error) {
+	path := filepath.Join(g.dataDir, "state.db")
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, silo.Errorf(silo.CodeNotFound, "no control-plane state at %s; pass --data-dir or set $SILO_DATA_DIR", g.dataDir)
+		}
+		return nil, silo.Errorf(silo.CodeUnavailable, "cannot read %s: %v", path, unwrapPathErr(err))
+	}
+	return sqlite.Open(ctx, path)
+}
+
+// providerAccounts counts the accounts the local provider holds in
+// dataDir (accounts/accounts/<id>/data.key, the provider's layout), by
+// listing directories only: it opens nothing and writes nothing.
+func providerAccounts(dataDir string) int {
+	keys, _ := filepath.Glob(filepath.Join(dataDir, "accounts", "accounts", "*", "data.key"))
+	return len(keys)
+}
+
+func newAuditCheckpointCmd(g *globals) *cobra.Command {
+	var keyPath, out string
+	cmd := &cobra.Command{
+		Use:   "checkpoint [--key FILE] [--out FILE]",
+		Short: "Sign the audit log's current head and write it where the host cannot rewrite it",
+		Long: `silo audit checkpoint checks the audit log and writes a signed checkpoint of its head (the
+sequence number and hash of the last entry) to stdout or to --out FILE (never overwriting one).
+Keep checkpoints where someone who can write this host's data dir cannot change them: a file on
+another machine or volume, or an append-only object store (on AWS, an S3 bucket with Object Lock
+in another account). silo audit verify --checkpoint FILE then proves the log extends each one.
+
+The signing key is --key FILE, else $SILO_AUDIT_KEY: a file holding a base64 ed25519 seed, mode
+0600, kept apart from the data dir (create one with: head -c 32 /dev/urandom | base64 > FILE;
+chmod 600 FILE). Without either, the report signing key in the data dir signs, and the command
+says so: the checkpoint then shows which installation made it, but someone who can write the
+data dir could sign others.`,
+		Example: `  silo audit checkpoint --key /etc/silo/audit.key --out /mnt/audit/$(date -u +%F).json
+  silo audit checkpoint --key /etc/silo/audit.key | aws s3 cp - s3://audit-bucket/silo/$(date -u +%FT%H%M).json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if err := localOnly(g, "silo audit checkpoint on the server's host"); err != nil {
+				return err
+			}
+			if keyPath == "" {
+				keyPath = os.Getenv("SILO_AUDIT_KEY")
+			}
+			var key ed25519.PrivateKey
+			var err error
+			note := ""
+			if keyPath != "" {
+				if key, err = report.LoadKey(keyPath); err != nil {
+					if errors.Is(err, os.ErrNotExist) {
+						return silo.Errorf(silo.CodeNotFound, "no signing key at %s; create one with: head -c 32 /dev/urandom | base64 > %s; chmod 600 %s", keyPath, keyPath, keyPath)
+					}
+					return err
+				}
+			} else {
+				if err := needDataDir(g); err != nil {
+					return err
+				}
+				if key, err = report.LoadOrCreateKey(g.dataDir); err != nil {
+					return err
+				}
+				note = "signed with the report signing key in the data dir; pass --key or set $SILO_AUDIT_KEY to sign with a key kept apart from it"
+			}
+			st, err := openStateReadOnly(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			c, err := isolation.MakeCheckpoint(ctx, st, key, time.Now())
+			if err != nil {
+				return err
+			}
+			if out == "" || out == "-" {
+				_, err = g.stdout.Write(c.Encode())
+			} else {
+				err = writeNew(out, c.Encode())
+			}
+			if err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintf(g.stderr, "silo: %s\n", note)
+			}
+			if out != "" && out != "-" {
+				fmt.Fprintf(g.stderr, "checkpoint of %s written to %s\n", c, out)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyPath, "key", "", "signing key file (base64 ed25519 seed, mode 0600) kept apart from the data dir ($SILO_AUDIT_KEY)")
+	cmd.Flags().StringVar(&out, "out", "", "write the checkpoint to this new file instead of stdout")
+	return cmd
+}
+
+// writeNew writes b to a file that must not exist yet, synced.
+func writeNew(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return silo.Errorf(silo.CodeConflict, "%s exists already; checkpoints are never overwritten, choose a new name", path)
+		}
+		return silo.Errorf(silo.CodeInvalid, "cannot write %s: %v", path, unwrapPathErr(err))
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", path, err)
+	}
+	return nil
+}
+
+func newAuditWitnessCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "witness",
+		Short: "Start the audit witness of an installation that has none, trusting the log as it is now",
+		Long: `silo audit witness writes the audit log's current head as the witness, for an installation that
+has none: one made before the witness existed, or whose witness was lost. silo never does this by
+itself, because it would take a log whose tail was cut as the truth. Check the log against your
+latest checkpoint first (silo audit verify --checkpoint FILE reports the missing witness, after
+proving the log extends the checkpoint). It refuses when a witness exists.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := localOnly(g, "silo audit witness on the server's host"); err != nil {
+				return err
+			}
+			st, err := openStateReadOnly(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			w, err := isolation.StartWitness(cmd.Context(), st, filepath.Join(g.dataDir, isolation.WitnessFile))
+			if err != nil {
+				return err
+			}
+			return g.print(w, func(out io.Writer) {
+				fmt.Fprintf(out, "audit witness started at entry %d (%s)\n", w.Seq, strings.TrimSpace(w.Hash))
+			})
+		},
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/silo-run/silo/isolation/report"
+)
+
+// TestReportVerifyChecksTheSignerAgainstTheKeyGiven: a customer holding only
+// the report and the operator's published key can tell a genuine report
+// from a forgery re-signed with another key; without a key the command says
+// it checked integrity only and exits 3; keys are never picked up from the
+// data dir or the current directory.
+func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	dir := t.TempDir()
+	genuine := filepath.Join(dir, "acme.json")
+	writeFile(t, genuine, c.ok("report", "acme", "--format", "json"))
+	pemFile := filepath.Join(dir, "key.pem")
+	writeFile(t, pemFile, c.ok("report", "key"))
+	var k struct {
+		Fingerprint string   `json:"fingerprint"`
+		Retired     []string `json:"retired"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("report", "key", "-o", "json")), &k); err != nil || len(k.Fingerprint) != 64 || len(k.Retired) != 0 {
+		t.Fatalf("report key -o json: %+v %v", k, err)
+	}
+
+	// A forgery: the same content re-signed by someone else's key.
+	data, _ := os.ReadFile(genuine)
+	v, err := report.VerifyReport(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	forgedSigned, _ := report.Sign(*v.Report, other)
+	forgedJSON, _ := forgedSigned.JSON()
+	forged := filepath.Join(dir, "forged.json")
+	writeFile(t, forged, string(forgedJSON))
+	otherFP := report.Fingerprint(other.Public().(ed25519.PublicKey))
+
+	keySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/key.pem":
+			b, _ := os.ReadFile(pemFile)
+			w.Write(b)
+		case "/other.pem":
+			w.Write(report.PublicPEM(other.Public().(ed25519.PublicKey)))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer keySrv.Close()
+
+	for _, tc := range []struct {
+		name     string
+		file     string
+		key      string
+		wantCode int
+		want     string
+	}{
+		{"genuine, fingerprint", genuine, k.Fingerprint, 0, "intact and signed by the key you gave"},
+		{"genuine, sha256: prefix", genuine, "sha256:" + strings.ToUpper(k.Fingerprint), 0, "intact and signed by the key you gave"},
+		{"genuine, key file", genuine, pemFile, 0, "intact and signed by the key you gave"},
+		{"genuine, URL", genuine, keySrv.URL + "/key.pem", 0, "intact and signed by the key you gave"},
+		{"genuine, no key", genuine, "", exitUnpinned, "who signed it was not checked"},
+		{"genuine, foreign key", genuine, otherFP, 1, "which is not the key you trust"},
+		{"genuine, foreign key by URL", genuine, keySrv.URL + "/other.pem", 1, "which is not the key you trust"},
+		{"forged, fingerprint", forged, k.Fingerprint, 1, "which is not the key you trust"},
+		{"forged, key file", forged, pemFile, 1, "which is not the key you trust"},
+		{"forged, no key", forged, "", exitUnpinned, "who signed it was not checked"},
+		{"key URL missing", genuine, keySrv.URL + "/none.pem", 1, "404"},
+		{"key not a key", genuine, genuine, 1, "neither a fingerprint"},
+		{"key plain http off loopback", genuine, "http://example.com/key.pem", 1, "plain http"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"report", "verify", tc.file}
+			if tc.key != "" {
+				args = append(args, "--key", tc.key)
+			}
+			code, out, errOut := c.run(args...)
+			if code != tc.wantCode || !strings.Contains(out+errOut, tc.want) {
+				t.Errorf("exit %d, want %d, and output to contain %q\nstdout: %s\nstderr: %s", code, tc.wantCode, tc.want, out, errOut)
+			}
+			if tc.wantCode == 1 && strings.Contains(out, "intact and signed by the key you gave") {
+				t.Errorf("a failing check printed success: %s", out)
+			}
+		})
+	}
+
+	// A .silo directory shipped next to the forgery, holding the forger's
+	// key, is not read: without --key the answer stays "not checked".
+	ship := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(ship, ".silo"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := report.LoadOrCreateKey(filepath.Join(ship, ".silo")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(ship)
+	for _, args := range [][]string{{"report", "verify", forged}, {"--data-dir", ".silo", "report", "verify", forged}} {
+		code, out, _ := runBare(args...)
+		if code != exitUnpinned || strings.Contains(out, "installation") {
+			t.Errorf("silo %s next to a shipped .silo: exit %d, want %d\n%s", strings.Join(args, " "), code, exitUnpinned, out)
+		}
+	}
+}
+
+// After silo report key rotate, old reports verify against the published
+// keys (which list the old key after the new one), new reports name the new
+// key, and the new key alone does not vouch for old reports.
+func TestReportKeyRotation(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.html")
+	writeFile(t, old, c.ok("report", "acme"))
+	oldFP := fingerprintOf(t, c)
+	out := c.ok("report", "key", "rotate")
+	if !strings.Contains(out, oldFP) {
+		t.Errorf("rotate output does not name the old key %s: %s", oldFP, out)
+	}
+	newFP := fingerprintOf(t, c)
+	if newFP == oldFP {
+		t.Fatalf("the key did not change")
+	}
+	pemFile := filepath.Join(dir, "keys.pem")
+	writeFile(t, pemFile, c.ok("report", "key"))
+	c.ok("report", "verify", old, "--key", pemFile)
+	c.ok("report", "verify", old, "--key", oldFP)
+	c.fails("which is not the key you trust", "report", "verify", old, "--key", newFP)
+	fresh := filepath.Join(dir, "new.html")
+	writeFile(t, fresh, c.ok("report", "acme"))
+	if out := c.ok("report", "verify", fresh, "--key", pemFile); !strings.Contains(out, newFP) {
+		t.Errorf("a new report is not signed by the new key: %s", out)
+	}
+	c.fails("which is not the key you trust", "report", "verify", fresh, "--key", oldFP)
+}
+
+func fingerprintOf(t *testing.T, c *cli) string {
+	t.Helper()
+	var k struct {
+		Fingerprint string `json:"fingerprint"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("report", "key", "-o", "json")), &k); err != nil {
+		t.Fatal(err)
+	}
+	return k.Fingerprint
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runBare runs the CLI with exactly args (no --data-dir of a test fixture).
+func runBare(args ...string) (int, string, string) {
+	var out, errOut strings.Builder
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/sqlite"
+)
+
+// TestSecretValueNeverComesBack (I3): a secret's value, set through the
+// control-plane API and through the CLI, is in no API answer, no command
+// output, no audit event and nowhere in the control-plane state files. The
+// twins show the harness sees what it looks for: the secret.set events are
+// there, with the value's length.
+func TestSecretValueNeverComesBack(t *testing.T) {
+	f := startRemote(t)
+	var nb [12]byte
+	rand.Read(nb[:])
+	canary := "canary-" + hex.EncodeToString(nb[:])
+
+	put := func(account, name string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPut, f.url+"/v1/accounts/"+account+"/secrets/"+name, strings.NewReader(canary))
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b) + strings.Join(resp.Header.Values("Location"), "")
+	}
+	for _, tc := range []struct {
+		name, account, secret string
+		wantOK                bool
+	}{
+		{"set", "demo-acme", "github-token", true},
+		{"unknown account", "nobody", "api-token", false},
+		{"bad name", "demo-acme", "bad%20name", false},
+	} {
+		t.Run("API "+tc.name, func(t *testing.T) {
+			code, body := put(tc.account, tc.secret)
+			if (code < 300) != tc.wantOK {
+				t.Fatalf("status %d, want success %v: %s", code, tc.wantOK, body)
+			}
+			if strings.Contains(body, canary) {
+				t.Errorf("the answer carries the secret's value: %s", body)
+			}
+		})
+	}
+
+	// Through the CLI, locally and against the server.
+	for _, args := range [][]string{
+		{"secret", "set", "demo-acme", "github-token", "--data-dir", f.client, "--server", f.url, "--token", f.token},
+		{"secret", "set", "demo-acme", "github-token", "-o", "json", "--data-dir", f.client, "--server", f.url, "--token", f.token},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, strings.NewReader(canary), &out, &errOut); code != 0 {
+			t.Fatalf("silo %s: exit %d: %s", strings.Join(args, " "), code, errOut.String())
+		}
+		if strings.Contains(out.String()+errOut.String(), canary) {
+			t.Errorf("silo %s printed the secret's value", strings.Join(args, " "))
+		}
+	}
+
+	// The audit log: no event carries the value; the secret.set events are
+	// there (the twin).
+	st, err := sqlite.Open(context.Background(), filepath.Join(f.dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []store.AuditEntry
+	err = st.View(context.Background(), func(tx store.Tx) error {
+		var err error
+		entries, err = tx.Audit(0, 100000)
+		return err
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := 0
+	for _, e := range entries {
+		b, _ := json.Marshal(e)
+		if strings.Contains(string(b), canary) {
+			t.Errorf("audit entry %d carries the secret's value: %s", e.Seq, b)
+		}
+		if e.Event.Action == "secret.set" && strings.Contains(string(e.Event.Detail), `"bytes":`+itoa(len(canary))) {
+			sets++
+		}
+	}
+	if sets != 3 {
+		t.Errorf("found %d secret.set events with the value's length, want 3 (one API, two CLI)", sets)
+	}
+	// Nor anywhere in the control-plane state files.
+	for _, name := range []string{"state.db", "state.db-wal", "audit.witness"} {
+		b, err := os.ReadFile(filepath.Join(f.dir, name))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(canary)) {
+			t.Errorf("%s holds the secret's value", name)
+		}
+	}
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
