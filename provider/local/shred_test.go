@@ -431,8 +431,11 @@ func FuzzPutBlob(f *testing.F) {
 			t.Fatalf("PutBlob(%q) resolves outside the bucket: %s", key, path)
 		}
 		b, err := os.ReadFile(path)
-		if err != nil || string(b) != "fuzz" {
-			t.Fatalf("PutBlob(%q): file %s = %q, %v", key, path, b, err)
+		if err != nil || len(b) != len("fuzz")+envelope.Overhead || bytes.Contains(b, []byte("fuzz")) {
+			t.Fatalf("PutBlob(%q): file %s = %q, %v; want the sealed blob", key, path, b, err)
+		}
+		if v, err := d.GetBlob(ctx, "uploads", key); err != nil || string(v) != "fuzz" {
+			t.Fatalf("GetBlob(%q) = %q, %v; want what was put", key, v, err)
 		}
 		if err := d.DeleteBlob(ctx, "uploads", key); err != nil {
 			t.Fatalf("DeleteBlob(%q): %v", key, err)
