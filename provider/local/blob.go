@@ -113,8 +113,34 @@ func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, *storageKey
 	return root, sk, nil
 }
 
+func errBlobLink(key, bucket string) error {
+	return silo.Errorf(silo.CodeInvalid, "blob key %q in bucket %q names a link, not a blob", clip(key), bucket)
+}
+
+// keyLinks checks that no part of key before the last names a link in root
+// (os.Root follows links that stay inside it): a link there would make the
+// key an alias of another blob.
+func keyLinks(root *os.Root, bucket, key string) error {
+	for i := 0; i < len(key); i++ {
+		if key[i] != '/' {
+			continue
+		}
+		fi, err := root.Lstat(key[:i])
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return errBlobLink(key, bucket)
+		}
+	}
+	return nil
+}
+
 // blobErr translates a filesystem error on key into a silo error.
 func (d *data) blobErr(op, bucket, key string, err error) error {
+	if se := (*silo.Error)(nil); errors.As(err, &se) {
+		return err // already says what is wrong
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return silo.Errorf(silo.CodeNotFound, "blob %q not found in bucket %q", clip(key), bucket)
@@ -140,7 +166,7 @@ func (d *data) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) 
 	f, err := root.OpenFile(key, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
-			return nil, silo.Errorf(silo.CodeInvalid, "blob key %q in bucket %q names a link, not a blob", clip(key), bucket)
+			return nil, errBlobLink(key, bucket)
 		}
 		return nil, d.blobErr("get", bucket, key, err)
 	}
@@ -151,6 +177,14 @@ func (d *data) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) 
 	}
 	if !st.Mode().IsRegular() {
 		return nil, silo.Errorf(silo.CodeNotFound, "blob %q not found in bucket %q", clip(key), bucket)
+	}
+	// os.Root follows a link that stays inside the bucket, O_NOFOLLOW or
+	// not: what was opened must be the file at key reached through no link.
+	if err := keyLinks(root, bucket, key); err != nil {
+		return nil, d.blobErr("get", bucket, key, err)
+	}
+	if at, err := root.Lstat(key); err != nil || !os.SameFile(st, at) {
+		return nil, errBlobLink(key, bucket)
 	}
 	b := make([]byte, st.Size())
 	if _, err := f.ReadAt(b, 0); err != nil && st.Size() > 0 {
@@ -177,7 +211,13 @@ func (d *data) PutBlob(ctx context.Context, bucket, key string, value []byte) er
 		return fmt.Errorf("put blob %q in bucket %s of %s: %w", clip(key), bucket, d.id, err)
 	}
 	if dir := path.Dir(key); dir != "." {
+		if err := keyLinks(root, bucket, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return d.blobErr("put", bucket, key, err)
+		}
 		if err := root.MkdirAll(dir, dirMode); err != nil {
+			return d.blobErr("put", bucket, key, err)
+		}
+		if err := keyLinks(root, bucket, key); err != nil {
 			return d.blobErr("put", bucket, key, err)
 		}
 	}
@@ -210,6 +250,12 @@ func (d *data) DeleteBlob(ctx context.Context, bucket, key string) error {
 		return err
 	}
 	defer root.Close()
+	if err := keyLinks(root, bucket, key); err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return nil
+		}
+		return d.blobErr("delete", bucket, key, err)
+	}
 	st, err := root.Lstat(key)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil
