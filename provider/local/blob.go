@@ -211,9 +211,6 @@ func (d *data) PutBlob(ctx context.Context, bucket, key string, value []byte) er
 		return fmt.Errorf("put blob %q in bucket %s of %s: %w", clip(key), bucket, d.id, err)
 	}
 	if dir := path.Dir(key); dir != "." {
-		if err := keyLinks(root, bucket, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return d.blobErr("put", bucket, key, err)
-		}
 		if err := root.MkdirAll(dir, dirMode); err != nil {
 			return d.blobErr("put", bucket, key, err)
 		}

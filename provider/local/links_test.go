@@ -117,6 +117,12 @@ func TestLinkToBlobInSameBucketRefused(t *testing.T) {
 			t.Errorf("GetBlob(%q) = %q, %v; want it refused as a link (CodeInvalid) or not found", key, v, err)
 		}
 	}
+	if err := d.PutBlob(ctx, "uploads", "dirlink/real", []byte("THROUGH")); silo.ErrorCode(err) != silo.CodeInvalid {
+		t.Errorf("PutBlob(dirlink/real) = %v; want it refused as a link", err)
+	}
+	if err := d.DeleteBlob(ctx, "uploads", "dirlink/real"); silo.ErrorCode(err) != silo.CodeInvalid {
+		t.Errorf("DeleteBlob(dirlink/real) = %v; want it refused as a link", err)
+	}
 	if err := d.PutBlob(ctx, "uploads", "alias", []byte("OVERWRITE")); err != nil {
 		t.Fatal(err)
 	}
