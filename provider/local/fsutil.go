@@ -207,3 +207,15 @@ func checkPrivate(dir string, log *slog.Logger) error {
 	log.Warn("data directory was open to group or others; closed it", "dir", dir, "was", fmt.Sprintf("%04o", perm), "now", fmt.Sprintf("%04o", perm&^0o077))
 	return nil
 }
+
+// scrub overwrites the whole of f with zeros and syncs it.
+func scrub(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(make([]byte, st.Size()), 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}

@@ -27,7 +27,6 @@ package local
 // system call for it.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,6 +34,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/envelope"
@@ -302,55 +302,97 @@ func (p *Provider) migrateAccount(id silo.AccountID) error {
 	return syncDir(a.dir)
 }
 
-// sealTables seals every value of the store at path in one transaction,
-// which also records that it did (metaBucket), so it runs once.
+// sealTables seals every value of the store at path. It copies the store
+// into a new file with every value sealed and a mark that it is
+// (metaBucket), renames that over the store and then overwrites the
+// replaced file's blocks: sealing in place would leave the plaintext in
+// bbolt's freed pages. A crash before the rename leaves the old store as it
+// was (the next run starts over); after it, the mark says it is done.
 func sealTables(path string, sk *storageKeys) error {
 	if !exists(path) {
 		return nil
 	}
-	db, err := bbolt.Open(path, fileMode, &bbolt.Options{Timeout: storeLockWait, OpenFile: openNoFollow})
+	src, err := bbolt.Open(path, fileMode, &bbolt.Options{Timeout: storeLockWait, OpenFile: openNoFollow})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return silo.Errorf(silo.CodeUnavailable, "%s is open in another silo process; stop it and start again", path)
 	}
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
 	}
-	defer db.Close()
-	return db.Update(func(tx *bbolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists([]byte(metaBucket))
-		if err != nil {
-			return err
-		}
-		if meta.Get([]byte(metaSealed)) != nil {
-			return nil
-		}
-		err = tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
-			if string(name) == metaBucket {
-				return nil
-			}
-			var keys, vals [][]byte
-			if err := b.ForEach(func(k, v []byte) error {
-				keys, vals = append(keys, bytes.Clone(k)), append(vals, bytes.Clone(v))
-				return nil
-			}); err != nil {
-				return err
-			}
-			for i, k := range keys {
-				env, err := sk.sealValue(string(name), string(k), vals[i])
+	defer src.Close()
+	sealed := false
+	src.View(func(tx *bbolt.Tx) error {
+		m := tx.Bucket([]byte(metaBucket))
+		sealed = m != nil && m.Get([]byte(metaSealed)) != nil
+		return nil
+	})
+	if sealed {
+		return nil
+	}
+	tmp := path + ".sealing"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dst, err := bbolt.Open(tmp, fileMode, &bbolt.Options{OpenFile: openNoFollow})
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", path, err)
+	}
+	err = src.View(func(stx *bbolt.Tx) error {
+		return dst.Update(func(dtx *bbolt.Tx) error {
+			err := stx.ForEach(func(name []byte, b *bbolt.Bucket) error {
+				if string(name) == metaBucket {
+					return nil
+				}
+				nb, err := dtx.CreateBucket(name)
 				if err != nil {
 					return err
 				}
-				if err := b.Put(k, env); err != nil {
-					return err
-				}
+				return b.ForEach(func(k, v []byte) error {
+					env, err := sk.sealValue(string(name), string(k), v)
+					if err != nil {
+						return err
+					}
+					return nb.Put(k, env)
+				})
+			})
+			if err != nil {
+				return err
 			}
-			return nil
+			meta, err := dtx.CreateBucket([]byte(metaBucket))
+			if err != nil {
+				return err
+			}
+			return meta.Put([]byte(metaSealed), []byte("v1"))
 		})
-		if err != nil {
-			return fmt.Errorf("seal %s: %w", path, err)
-		}
-		return meta.Put([]byte(metaSealed), []byte("v1"))
 	})
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("seal %s: %w", path, err)
+	}
+	return replaceScrubbed(tmp, path)
+}
+
+// replaceScrubbed renames tmp over path durably, then overwrites the blocks
+// of the file it replaced with zeros, so its old content is not left in
+// the file system's free space as far as overwriting in place reaches (a
+// copy-on-write file system or an SSD's remapping can keep old blocks; see
+// the docs).
+func replaceScrubbed(tmp, path string) error {
+	old, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer old.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	return scrub(old)
 }
 
 // sealBlobs seals every blob under the blobs directory that does not open
@@ -390,7 +432,15 @@ func sealBlobs(blobs string, sk *storageKeys) error {
 			if err != nil {
 				return err
 			}
-			return writeRootFile(root, key, env)
+			old, err := root.OpenFile(key, os.O_RDWR|syscall.O_NOFOLLOW, 0)
+			if err != nil {
+				return err
+			}
+			defer old.Close()
+			if err := writeRootFile(root, key, env); err != nil {
+				return err
+			}
+			return scrub(old)
 		})
 		root.Close()
 		if err != nil {
