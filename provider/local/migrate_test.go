@@ -89,6 +89,18 @@ func TestLegacyDataDirMigrates(t *testing.T) {
 		blobs[id] = map[string]string{"a.txt": "PLAIN-" + string(id) + "-a", "dir/b.bin": "PLAIN-" + string(id) + "-b"}
 		legacyAccount(t, dir, id, values[id], blobs[id])
 	}
+	// Second names for acme's legacy store and blob (a hard link, as an
+	// open descriptor or a snapshot would be): the migration must overwrite
+	// the replaced files' blocks, not only unlink them.
+	keep := t.TempDir()
+	for name, rel := range map[string]string{"db": fileDB, "blob": filepath.Join(dirBlobs, "uploads", "a.txt")} {
+		if err := os.Link(filepath.Join(dir, "accounts", "acme", rel), filepath.Join(keep, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits := grepDir(t, keep, "PLAIN-acme"); len(hits) != 2 {
+		t.Fatalf("control: the links hold plaintext in %d files before the migration, want 2", len(hits))
+	}
 	// Then globex is made to look like a migration the process died in:
 	// its storage key and sealed blobs in place, .migrating too, and one
 	// blob not sealed yet.
@@ -122,6 +134,9 @@ func TestLegacyDataDirMigrates(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "accounts", string(id), fileMigrating)); !os.IsNotExist(err) {
 			t.Errorf("%s: %s left after the migration: %v", id, fileMigrating, err)
 		}
+	}
+	if hits := grepDir(t, keep, "PLAIN-"); len(hits) != 0 {
+		t.Errorf("the replaced legacy files still hold plaintext: %s", strings.Join(hits, ", "))
 	}
 	if hits := grepDir(t, dir, "PLAIN-"); len(hits) != 0 {
 		t.Errorf("plaintext left on disk after the migration: %s", strings.Join(hits, ", "))
