@@ -137,6 +137,10 @@ func TestRecreatedAccountStartsEmpty(t *testing.T) {
 	if es, _ := s.Read("globex", logs.Query{}); len(es) == 0 {
 		t.Fatal("control: the account's own history is not readable after a reopen")
 	}
+	// The old account's file is open for appending when it is re-created.
+	if err := s.Append(logs.Entry{Account: "globex", Msg: "previous customer's last line"}); err != nil {
+		t.Fatal(err)
+	}
 	k.recreate(t, "globex")
 	if es, err := s.Read("globex", logs.Query{}); err != nil || len(es) != 0 {
 		t.Errorf("re-created globex reads %d entries (%v); want none of the previous account's", len(es), err)
