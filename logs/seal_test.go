@@ -132,8 +132,9 @@ func TestRecreatedAccountStartsEmpty(t *testing.T) {
 			t.Fatalf("control: %s not written: %v", f, err)
 		}
 	}
-	// Twin: same key, reopened: the history is there.
-	s = openSealed(t, dir, k, 300)
+	// Twin: same key, reopened: the history is there. (Larger now, so no
+	// rotation below removes files on its own.)
+	s = openSealed(t, dir, k, 1<<20)
 	if es, _ := s.Read("globex", logs.Query{}); len(es) == 0 {
 		t.Fatal("control: the account's own history is not readable after a reopen")
 	}
