@@ -79,3 +79,53 @@ func TestFilesArePrivate(t *testing.T) {
 		})
 	}
 }
+
+// TestMasterKeyOutsideDataDir: with MasterKeyFile set the master key lives
+// there and not in the data dir, so a copy of the data dir alone (a backup)
+// opens nothing: under another master key its data does not read. Twin: the
+// copy with the right key file reads everything, rotation included.
+func TestMasterKeyOutsideDataDir(t *testing.T) {
+	ctx := context.Background()
+	dir, keyFile := t.TempDir(), filepath.Join(t.TempDir(), "silo-master.key")
+	p, err := local.New(local.Config{Dir: dir, MasterKeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, p, "acme", providertest.Stack(t))
+	d, _ := p.Data(ctx, "acme")
+	if err := d.Put(ctx, "findings", "k", []byte("VALUE")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RotateMasterKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if _, err := os.Stat(filepath.Join(dir, "master.key")); !os.IsNotExist(err) {
+		t.Errorf("master.key is in the data dir: %v", err)
+	}
+	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v; want it, 0600", st, err)
+	}
+	read := func(cfg local.Config) ([]byte, error) {
+		p, err := local.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer p.Close()
+		d, err := p.Data(ctx, "acme")
+		if err != nil {
+			return nil, err
+		}
+		return d.Get(ctx, "findings", "k")
+	}
+	if v, err := read(local.Config{Dir: dir}); err == nil || string(v) == "VALUE" {
+		t.Errorf("the data dir alone reads %q, %v; want an error", v, err)
+	}
+	os.Remove(filepath.Join(dir, "master.key")) // the one the previous New made
+	if v, err := read(local.Config{Dir: dir, MasterKeyFile: keyFile}); err != nil || string(v) != "VALUE" {
+		t.Errorf("with the key file: %q, %v; want VALUE", v, err)
+	}
+}
