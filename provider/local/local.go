@@ -2,14 +2,18 @@
 // directory on the local disk, holding its own key-value store file, its own
 // blob roots, its config and its secrets encrypted under its own data key.
 // Physical separation mirrors the account boundary; blob paths are resolved
-// through os.Root so that no key can reach outside its bucket.
+// through os.Root so that no key can reach outside its bucket, and no level
+// of an account's tree is followed through a symbolic link. Table values,
+// blobs and log records are encrypted at rest under keys that deleting the
+// account destroys (seal.go).
 //
 // Layout under Config.Dir:
 //
 //	master.key                   master key (0600), wraps every data key
 //	accounts/<id>/data.key       the account's key ring (wrapped data keys, see keyring.go); its presence makes the account exist
-//	accounts/<id>/data.db        bbolt store, one bucket per table (created with the first table)
-//	accounts/<id>/blobs/<bucket>/ one directory per bucket
+//	accounts/<id>/storage.key    the storage key, sealed under the data key; table values, blobs and logs are sealed under keys derived from it (seal.go)
+//	accounts/<id>/data.db        bbolt store, one bucket per table (created with the first table), values sealed
+//	accounts/<id>/blobs/<bucket>/ one directory per bucket, each blob sealed
 //	accounts/<id>/config.json    resolved config values
 //	accounts/<id>/secrets.json   secret values, each an envelope in base64
 //	accounts/<id>/resources.json the manifest: resource key → resource with the hash it was applied with
