@@ -9,6 +9,20 @@
 // another process while the platform runs; Follow polls for new lines and
 // survives rotation.
 //
+// With Config.Keys set (the platform sets it to the local provider's
+// per-account log key), every record is sealed (AES-256-GCM, account ID as
+// additional data) before it is written, as one line "~1 <key ID>
+// <base64>", and readers given the Keys show only the records sealed under
+// the account's current key: after the account is deleted its key is
+// destroyed and nothing of its logs opens, and a new account with the same
+// ID (another key) neither sees the old records nor keeps the old files
+// (the first append removes them). Open seals the plaintext files an older
+// silo wrote, and removes those of accounts that no longer exist. Without
+// Keys, records are plain JSON lines.
+//
+// One record is at most maxRecord bytes of JSON, attributes included, so a
+// record cannot push more than that out of the retained history.
+//
 // It imports the root silo package and the standard library only; it must not
 // import the runtime, gateway, providers or stores.
 package logs
@@ -17,7 +31,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,8 +50,9 @@ import (
 // rotated.
 const DefaultMaxBytes = 1 << 20
 
-// maxLine bounds one stored line; longer messages are clipped.
-const maxLine = 16 << 10
+// maxRecord bounds the JSON of one record, attributes and all (before it is
+// sealed); longer records are clipped (clipRecord).
+const maxRecord = 16 << 10
 
 // Entry is one log line of one account.
 type Entry struct {
@@ -101,7 +115,22 @@ type Config struct {
 	MaxBytes int64
 	// Now stamps entries appended without a time; time.Now if nil.
 	Now func() time.Time
+	// Keys, if set, gives the key each account's records are sealed
+	// under. Nil stores plain JSON lines.
+	Keys Keys
 }
+
+// Cipher seals and opens the records of one account. ID names the key: two
+// Ciphers with the same ID seal under the same key.
+type Cipher interface {
+	ID() string
+	Seal(plaintext, ad []byte) ([]byte, error)
+	Open(env, ad []byte) ([]byte, error)
+}
+
+// Keys returns the Cipher of an account. An error with silo.CodeNotFound
+// means the account does not exist (so neither do its logs).
+type Keys func(acct silo.AccountID) (Cipher, error)
 
 // Store appends and reads per-account logs. It is safe for concurrent use
 // within one process; several processes may read while one writes.
@@ -114,8 +143,9 @@ type Store struct {
 }
 
 type logFile struct {
-	f    *os.File
-	size int64
+	f     *os.File
+	size  int64
+	keyID string // the key its records are sealed under ("" without Keys)
 }
 
 // maxOpen bounds the number of account files kept open for appending.
@@ -140,8 +170,17 @@ func Open(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create log dir %s: %w", cfg.Dir, err)
 	}
-	return &Store{cfg: cfg, files: map[silo.AccountID]*logFile{}}, nil
+	s := &Store{cfg: cfg, files: map[silo.AccountID]*logFile{}}
+	if cfg.Keys != nil {
+		if err := s.sealLegacy(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
+
+// Keys returns the Keys the store seals with (nil if none), for readers.
+func (s *Store) Keys() Keys { return s.cfg.Keys }
 
 // Dir returns the directory holding the log files.
 func (s *Store) Dir() string { return s.cfg.Dir }
@@ -168,12 +207,18 @@ func (s *Store) Append(e Entry) error {
 	if e.Level == "" {
 		e.Level = "INFO"
 	}
-	if len(e.Msg) > maxLine {
-		e.Msg = e.Msg[:maxLine] + "…"
-	}
-	line, err := json.Marshal(e)
+	line, err := clipRecord(&e)
 	if err != nil {
 		return fmt.Errorf("encode log entry: %w", err)
+	}
+	var c Cipher
+	if s.cfg.Keys != nil {
+		if c, err = s.cfg.Keys(e.Account); err != nil {
+			return fmt.Errorf("log of %s: %w", e.Account, err)
+		}
+		if line, err = sealLine(c, e.Account, line); err != nil {
+			return fmt.Errorf("log of %s: %w", e.Account, err)
+		}
 	}
 	line = append(line, '\n')
 	s.mu.Lock()
@@ -181,7 +226,7 @@ func (s *Store) Append(e Entry) error {
 	if s.closed {
 		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
 	}
-	lf, err := s.fileLocked(e.Account)
+	lf, err := s.fileLocked(e.Account, c)
 	if err != nil {
 		return err
 	}
@@ -189,7 +234,7 @@ func (s *Store) Append(e Entry) error {
 		if err := s.rotateLocked(e.Account, lf); err != nil {
 			return err
 		}
-		if lf, err = s.fileLocked(e.Account); err != nil {
+		if lf, err = s.fileLocked(e.Account, c); err != nil {
 			return err
 		}
 	}
@@ -201,9 +246,25 @@ func (s *Store) Append(e Entry) error {
 	return nil
 }
 
-func (s *Store) fileLocked(acct silo.AccountID) (*logFile, error) {
+// fileLocked returns the open log file of acct. Sealing under c, it first
+// removes the files whose records are sealed under another key: those of a
+// previous account with the same ID.
+func (s *Store) fileLocked(acct silo.AccountID, c Cipher) (*logFile, error) {
+	id := ""
+	if c != nil {
+		id = c.ID()
+	}
 	if lf := s.files[acct]; lf != nil {
-		return lf, nil
+		if lf.keyID == id {
+			return lf, nil
+		}
+		lf.f.Close()
+		delete(s.files, acct)
+	}
+	if c != nil {
+		if err := s.dropForeignLocked(acct, id); err != nil {
+			return nil, err
+		}
 	}
 	if len(s.files) >= maxOpen {
 		for id, lf := range s.files { // evict any one
@@ -221,7 +282,7 @@ func (s *Store) fileLocked(acct silo.AccountID) (*logFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("stat log of %s: %w", acct, err)
 	}
-	lf := &logFile{f: f, size: st.Size()}
+	lf := &logFile{f: f, size: st.Size(), keyID: id}
 	s.files[acct] = lf
 	return lf, nil
 }
@@ -243,6 +304,10 @@ func (s *Store) Remove(acct silo.AccountID) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.removeLocked(acct)
+}
+
+func (s *Store) removeLocked(acct silo.AccountID) error {
 	if lf := s.files[acct]; lf != nil {
 		lf.f.Close()
 		delete(s.files, acct)
@@ -285,11 +350,23 @@ func (q Query) match(e Entry) bool {
 		(q.Since.IsZero() || !e.Time.Before(q.Since))
 }
 
-// Read returns the retained entries of an account that match q, oldest
-// first. It reads the files directly, so it works while another process
-// writes them. An account without logs has none (no error).
+// Read returns the retained plain (unsealed) entries of an account that
+// match q, oldest first: ReadWith without Keys.
 func Read(dir string, acct silo.AccountID, q Query) ([]Entry, error) {
+	return ReadWith(dir, nil, acct, q)
+}
+
+// ReadWith returns the retained entries of an account that match q, oldest
+// first. It reads the files directly, so it works while another process
+// writes them. With keys, only records sealed under the account's current
+// key are returned (plain lines too without keys); an account without logs,
+// or that does not exist, has none (no error).
+func ReadWith(dir string, keys Keys, acct silo.AccountID, q Query) ([]Entry, error) {
 	if _, err := silo.ParseID(string(acct)); err != nil {
+		return nil, err
+	}
+	dec, err := decoderOf(keys, acct)
+	if err != nil || dec == nil {
 		return nil, err
 	}
 	var out []Entry
@@ -302,7 +379,7 @@ func Read(dir string, acct silo.AccountID, q Query) ([]Entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read log of %s: %w", acct, err)
 		}
-		out = appendLines(out, b, q)
+		out = appendLines(out, b, q, dec)
 	}
 	if q.Last > 0 && len(out) > q.Last {
 		out = out[len(out)-q.Last:]
@@ -310,10 +387,17 @@ func Read(dir string, acct silo.AccountID, q Query) ([]Entry, error) {
 	return out, nil
 }
 
-// Read is the package-level Read on the store's directory.
-func (s *Store) Read(acct silo.AccountID, q Query) ([]Entry, error) { return Read(s.cfg.Dir, acct, q) }
+// Read is ReadWith on the store's directory and Keys.
+func (s *Store) Read(acct silo.AccountID, q Query) ([]Entry, error) {
+	return ReadWith(s.cfg.Dir, s.cfg.Keys, acct, q)
+}
 
-func appendLines(out []Entry, b []byte, q Query) []Entry {
+// Follow is FollowWith on the store's directory and Keys.
+func (s *Store) Follow(ctx context.Context, acct silo.AccountID, q Query, poll time.Duration, fn func(Entry) error) error {
+	return FollowWith(ctx, s.cfg.Dir, s.cfg.Keys, acct, q, poll, fn)
+}
+
+func appendLines(out []Entry, b []byte, q Query, dec *decoder) []Entry {
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
@@ -321,35 +405,48 @@ func appendLines(out []Entry, b []byte, q Query) []Entry {
 		}
 		line := b[:i]
 		b = b[i+1:]
-		var e Entry
-		if json.Unmarshal(line, &e) == nil && q.match(e) {
+		if e, ok := dec.decode(line); ok && q.match(e) {
 			out = append(out, e)
 		}
 	}
 	return out
 }
 
-// Follow calls fn for every retained entry of acct matching q, then for each
-// new one as it is written, until ctx is done (then it returns nil) or fn
-// returns an error. It polls the file every poll (250ms if zero) and follows
-// rotation.
+// Follow is FollowWith without Keys: plain records only.
 func Follow(ctx context.Context, dir string, acct silo.AccountID, q Query, poll time.Duration, fn func(Entry) error) error {
+	return FollowWith(ctx, dir, nil, acct, q, poll, fn)
+}
+
+// FollowWith calls fn for every retained entry of acct matching q, then for
+// each new one as it is written, until ctx is done (then it returns nil) or
+// fn returns an error. It polls the file every poll (250ms if zero) and
+// follows rotation. keys selects records as in ReadWith, with the account's
+// key as it was when FollowWith began.
+func FollowWith(ctx context.Context, dir string, keys Keys, acct silo.AccountID, q Query, poll time.Duration, fn func(Entry) error) error {
 	if poll <= 0 {
 		poll = 250 * time.Millisecond
 	}
 	if _, err := silo.ParseID(string(acct)); err != nil {
 		return err
 	}
+	dec, err := decoderOf(keys, acct)
+	if err != nil {
+		return err
+	}
+	if dec == nil { // the account does not exist: nothing to follow
+		<-ctx.Done()
+		return nil
+	}
 	p := Path(dir, acct)
 	var old []Entry
 	if b, err := os.ReadFile(p + ".1"); err == nil {
-		old = appendLines(old, b, q)
+		old = appendLines(old, b, q, dec)
 	}
 	var ino os.FileInfo
 	if st, err := os.Stat(p); err == nil {
 		ino = st
 	}
-	offset, err := readFrom(p, 0, q, func(e Entry) error { old = append(old, e); return nil })
+	offset, err := readFrom(p, 0, q, dec, func(e Entry) error { old = append(old, e); return nil })
 	if err != nil {
 		return fmt.Errorf("follow log of %s: %w", acct, err)
 	}
@@ -375,7 +472,7 @@ func Follow(ctx context.Context, dir string, acct silo.AccountID, q Query, poll 
 			if ino != nil && !os.SameFile(ino, st) || st.Size() < offset {
 				// Rotated: finish the old file (now .1) first, then start over.
 				if prev, err := os.Stat(p + ".1"); err == nil && ino != nil && os.SameFile(ino, prev) {
-					if _, err := readFrom(p+".1", offset, q, fn); err != nil {
+					if _, err := readFrom(p+".1", offset, q, dec, fn); err != nil {
 						return err
 					}
 				}
@@ -383,7 +480,7 @@ func Follow(ctx context.Context, dir string, acct silo.AccountID, q Query, poll 
 			}
 			ino = st
 			if st.Size() > offset {
-				n, err := readFrom(p, offset, q, fn)
+				n, err := readFrom(p, offset, q, dec, fn)
 				offset += n
 				if err != nil {
 					return err
@@ -400,7 +497,7 @@ func Follow(ctx context.Context, dir string, acct silo.AccountID, q Query, poll 
 
 // readFrom calls fn for each complete line of file p after offset and
 // returns how many bytes it consumed.
-func readFrom(p string, offset int64, q Query, fn func(Entry) error) (int64, error) {
+func readFrom(p string, offset int64, q Query, dec *decoder, fn func(Entry) error) (int64, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -420,8 +517,7 @@ func readFrom(p string, offset int64, q Query, fn func(Entry) error) (int64, err
 			return n, nil
 		}
 		n += int64(len(line))
-		var e Entry
-		if json.Unmarshal(line, &e) == nil && q.match(e) {
+		if e, ok := dec.decode(bytes.TrimSuffix(line, []byte("\n"))); ok && q.match(e) {
 			if err := fn(e); err != nil {
 				return n, err
 			}

@@ -119,7 +119,7 @@ func place(src, dst string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	os.Chmod(tmp.Name(), 0o644)
+	os.Chmod(tmp.Name(), 0o600)
 	return os.Rename(tmp.Name(), dst)
 }
 

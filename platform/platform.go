@@ -280,10 +280,23 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	p.Store = isolation.WithWitness(p.db, witness)
 	pc := cfg.Provider
 	pc.Dir, pc.Logger = filepath.Join(cfg.DataDir, "accounts"), cfg.Logger
+	pc.OnDeleteAccount = func(id silo.AccountID) error { // every deletion path removes the logs
+		if p.Logs == nil {
+			return nil
+		}
+		return p.Logs.Remove(id)
+	}
 	if p.Provider, err = local.New(pc); err != nil {
 		return nil, err
 	}
-	if p.Logs, err = logs.Open(logs.Config{Dir: filepath.Join(cfg.DataDir, "logs"), MaxBytes: cfg.LogMaxBytes, Now: cfg.Now}); err != nil {
+	logKeys := func(id silo.AccountID) (logs.Cipher, error) { // records sealed under the account's key (I5)
+		s, err := p.Provider.LogSealer(id)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	if p.Logs, err = logs.Open(logs.Config{Dir: filepath.Join(cfg.DataDir, "logs"), MaxBytes: cfg.LogMaxBytes, Now: cfg.Now, Keys: logKeys}); err != nil {
 		return nil, err
 	}
 	p.guestLog = slog.New(p.Logs.Handler(cfg.LogLevel))

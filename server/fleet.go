@@ -39,6 +39,9 @@ type Ops struct {
 	// LogDir is the directory of the per-account function logs (package
 	// logs layout: <dir>/<account>.log).
 	LogDir string
+	// LogKeys opens the sealed records in LogDir (logs.Store.Keys of the
+	// store that writes them); nil reads plain records only.
+	LogKeys logs.Keys
 	// ReportKey signs isolation reports (report.LoadOrCreateKey in the
 	// server's data dir), so silo report verify checks them as local ones.
 	ReportKey ed25519.PrivateKey
@@ -580,7 +583,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("follow") != "true" {
-		es, err := logs.Read(o.LogDir, id, q)
+		es, err := logs.ReadWith(o.LogDir, o.LogKeys, id, q)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -599,7 +602,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		fl.Flush()
 	}
 	enc := json.NewEncoder(w)
-	_ = logs.Follow(r.Context(), o.LogDir, id, q, 0, func(e logs.Entry) error {
+	_ = logs.FollowWith(r.Context(), o.LogDir, o.LogKeys, id, q, 0, func(e logs.Entry) error {
 		if err := enc.Encode(e); err != nil {
 			return err
 		}

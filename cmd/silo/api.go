@@ -244,14 +244,14 @@ func (l localAPI) Logs(ctx context.Context, id silo.AccountID, q logs.Query) ([]
 	if _, err := l.a.plane.Account(ctx, id); err != nil {
 		return nil, err
 	}
-	return logs.Read(l.a.Logs.Dir(), id, q)
+	return l.a.Logs.Read(id, q)
 }
 
 func (l localAPI) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Query, fn func(logs.Entry) error) error {
 	if _, err := l.a.plane.Account(ctx, id); err != nil {
 		return err
 	}
-	return logs.Follow(ctx, l.a.Logs.Dir(), id, q, 0, fn)
+	return l.a.Logs.Follow(ctx, id, q, 0, fn)
 }
 
 // platformEnvs is server.Envs on the platform: the code silo env runs
@@ -304,7 +304,7 @@ func wireAPI(p *platform.Platform) error {
 	if err != nil {
 		return err
 	}
-	srv.SetOps(server.Ops{Provider: p.Provider, Envs: platformEnvs{p}, LogDir: p.Logs.Dir(), ReportKey: key, ReportKeys: published,
+	srv.SetOps(server.Ops{Provider: p.Provider, Envs: platformEnvs{p}, LogDir: p.Logs.Dir(), LogKeys: p.Logs.Keys(), ReportKey: key, ReportKeys: published,
 		Probe: func(ctx context.Context) (any, error) { return probePlatform(ctx, p) }})
 	return nil
 }

@@ -73,7 +73,7 @@ The app is ./silo.yaml, else examples/findings of this repository, or --file. St
 			logsDone := make(chan struct{})
 			go func() {
 				defer close(logsDone)
-				logs.Follow(ctx, p.Logs.Dir(), d.Account, logs.Query{Since: time.Now()}, 100*time.Millisecond, func(e logs.Entry) error {
+				p.Logs.Follow(ctx, d.Account, logs.Query{Since: time.Now()}, 100*time.Millisecond, func(e logs.Entry) error {
 					fmt.Fprintf(out, "  │ %s\n", e.String())
 					return nil
 				})

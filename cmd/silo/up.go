@@ -112,12 +112,17 @@ func findApp(g *globals, explicit bool) (string, error) {
 }
 
 // openPlatform opens the platform on the data dir with the CLI's logger.
-// $SILO_CACHE_DIR, if set, holds the build and compile caches.
+// $SILO_CACHE_DIR, if set, holds the build and compile caches;
+// $SILO_MASTER_KEY_FILE, if set, is the master key file (kept outside the
+// data dir, a copy of the data dir alone opens nothing).
 func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...func(*platform.Config)) (*platform.Platform, error) {
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: logLevel()}))
 	cfg := platform.Config{DataDir: g.dataDir, Listen: listen, APIListen: api, Logger: log, Actor: actor()}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if k := os.Getenv("SILO_MASTER_KEY_FILE"); k != "" {
+		cfg.Provider.MasterKeyFile = k
 	}
 	if c := os.Getenv("SILO_CACHE_DIR"); c != "" {
 		// Share built artifacts and compiled code across data dirs.

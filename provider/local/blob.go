@@ -71,31 +71,76 @@ func errNoBucket(id silo.AccountID, bucket string) error {
 	return silo.Errorf(silo.CodeNotFound, "bucket %q does not exist in account %s; declare it in silo.yaml", clip(bucket), id)
 }
 
-// bucket opens the root of a bucket of the account.
-func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, error) {
+// bucket opens the root of a bucket of the account and returns it with the
+// account's storage keys. No level of the path may be a symbolic link: the
+// account directory, blobs/ and the bucket are each checked after the open,
+// and the opened root must be the directory reached without links, so a
+// link swapped in and out around the open is refused too.
+func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, *storageKeys, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if validateStorageName("bucket", bucket) != nil {
-		return nil, errNoBucket(d.id, bucket)
+		return nil, nil, errNoBucket(d.id, bucket)
 	}
 	a := d.p.ref(d.id)
 	defer d.p.unref(a)
 	if err := d.p.checkExists(a); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	_, sk, err := d.p.keysOf(d.id)
+	if err != nil {
+		return nil, nil, err
 	}
 	root, err := os.OpenRoot(filepath.Join(a.dir, dirBlobs, bucket))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errNoBucket(d.id, bucket)
+		return nil, nil, errNoBucket(d.id, bucket)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s of %s: %w", bucket, d.id, err)
+		return nil, nil, fmt.Errorf("open bucket %s of %s: %w", bucket, d.id, err)
 	}
-	return root, nil
+	want, err := noLinks(d.p.accounts, string(d.id), dirBlobs, bucket)
+	if err == nil {
+		var got os.FileInfo
+		if got, err = root.Stat("."); err == nil && !os.SameFile(got, want) {
+			err = errLink(filepath.Join(a.dir, dirBlobs, bucket))
+		}
+	}
+	if err != nil {
+		root.Close()
+		return nil, nil, err
+	}
+	return root, sk, nil
+}
+
+func errBlobLink(key, bucket string) error {
+	return silo.Errorf(silo.CodeInvalid, "blob key %q in bucket %q names a link, not a blob", clip(key), bucket)
+}
+
+// keyLinks checks that no part of key before the last names a link in root
+// (os.Root follows links that stay inside it): a link there would make the
+// key an alias of another blob.
+func keyLinks(root *os.Root, bucket, key string) error {
+	for i := 0; i < len(key); i++ {
+		if key[i] != '/' {
+			continue
+		}
+		fi, err := root.Lstat(key[:i])
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return errBlobLink(key, bucket)
+		}
+	}
+	return nil
 }
 
 // blobErr translates a filesystem error on key into a silo error.
 func (d *data) blobErr(op, bucket, key string, err error) error {
+	if se := (*silo.Error)(nil); errors.As(err, &se) {
+		return err // already says what is wrong
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return silo.Errorf(silo.CodeNotFound, "blob %q not found in bucket %q", clip(key), bucket)
@@ -107,13 +152,13 @@ func (d *data) blobErr(op, bucket, key string, err error) error {
 	return fmt.Errorf("%s blob %q in bucket %s of %s: %w", op, clip(key), bucket, d.id, err)
 }
 
-// GetBlob returns the blob key of bucket. Only regular files are blobs: a
-// link planted in the bucket is never followed.
+// GetBlob returns the blob key of bucket, decrypted. Only regular files are
+// blobs: a link planted in the bucket is never followed.
 func (d *data) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) {
 	if err := ValidateBlobKey(key); err != nil {
 		return nil, err
 	}
-	root, err := d.bucket(ctx, bucket)
+	root, sk, err := d.bucket(ctx, bucket)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +166,7 @@ func (d *data) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) 
 	f, err := root.OpenFile(key, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
-			return nil, silo.Errorf(silo.CodeInvalid, "blob key %q in bucket %q names a link, not a blob", clip(key), bucket)
+			return nil, errBlobLink(key, bucket)
 		}
 		return nil, d.blobErr("get", bucket, key, err)
 	}
@@ -133,51 +178,50 @@ func (d *data) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) 
 	if !st.Mode().IsRegular() {
 		return nil, silo.Errorf(silo.CodeNotFound, "blob %q not found in bucket %q", clip(key), bucket)
 	}
+	// os.Root follows a link that stays inside the bucket, O_NOFOLLOW or
+	// not: what was opened must be the file at key reached through no link.
+	if err := keyLinks(root, bucket, key); err != nil {
+		return nil, d.blobErr("get", bucket, key, err)
+	}
+	if at, err := root.Lstat(key); err != nil || !os.SameFile(st, at) {
+		return nil, errBlobLink(key, bucket)
+	}
 	b := make([]byte, st.Size())
 	if _, err := f.ReadAt(b, 0); err != nil && st.Size() > 0 {
 		return nil, d.blobErr("get", bucket, key, err)
 	}
-	return b, nil
+	return sk.openBlob(d.id, bucket, key, b)
 }
 
-// PutBlob stores value as the blob key of bucket, durably: it writes a
-// temporary file next to it, syncs it, renames it into place and syncs the
-// directory.
+// PutBlob stores value as the blob key of bucket, sealed under the
+// account's blob key with the bucket and key as additional data (seal.go),
+// durably: it writes a temporary file next to it, syncs it, renames it into
+// place and syncs the directory.
 func (d *data) PutBlob(ctx context.Context, bucket, key string, value []byte) error {
 	if err := ValidateBlobKey(key); err != nil {
 		return err
 	}
-	root, err := d.bucket(ctx, bucket)
+	root, sk, err := d.bucket(ctx, bucket)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	dir := path.Dir(key)
-	if dir != "." {
+	env, err := sk.sealBlob(bucket, key, value)
+	if err != nil {
+		return fmt.Errorf("put blob %q in bucket %s of %s: %w", clip(key), bucket, d.id, err)
+	}
+	if dir := path.Dir(key); dir != "." {
 		if err := root.MkdirAll(dir, dirMode); err != nil {
 			return d.blobErr("put", bucket, key, err)
 		}
+		if err := keyLinks(root, bucket, key); err != nil {
+			return d.blobErr("put", bucket, key, err)
+		}
 	}
-	tmp := path.Join(dir, tmpPrefix+randomSuffix())
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
-	if err != nil {
+	if err := writeRootFile(root, key, env); err != nil {
 		return d.blobErr("put", bucket, key, err)
 	}
-	_, err = f.Write(value)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = root.Rename(tmp, key)
-	}
-	if err != nil {
-		root.Remove(tmp)
-		return d.blobErr("put", bucket, key, err)
-	}
-	return syncRootDir(root, dir)
+	return nil
 }
 
 func syncRootDir(root *os.Root, dir string) error {
@@ -198,11 +242,17 @@ func (d *data) DeleteBlob(ctx context.Context, bucket, key string) error {
 	if err := ValidateBlobKey(key); err != nil {
 		return err
 	}
-	root, err := d.bucket(ctx, bucket)
+	root, _, err := d.bucket(ctx, bucket)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
+	if err := keyLinks(root, bucket, key); err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return nil
+		}
+		return d.blobErr("delete", bucket, key, err)
+	}
 	st, err := root.Lstat(key)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil
@@ -228,7 +278,7 @@ func (d *data) DeleteBlob(ctx context.Context, bucket, key string) error {
 // files being written are not listed.
 func (d *data) ListBlobs(ctx context.Context, bucket, prefix string, limit int) ([]string, error) {
 	limit = clampLimit(limit)
-	root, err := d.bucket(ctx, bucket)
+	root, _, err := d.bucket(ctx, bucket)
 	if err != nil {
 		return nil, err
 	}

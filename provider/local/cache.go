@@ -108,6 +108,7 @@ type cachedFile struct {
 	m       map[string]string
 	ring    keyRing                            // slotRing only
 	keys    []atomic.Pointer[envelope.DataKey] // slotRing only: ring[i] unwrapped, once used
+	storage atomic.Pointer[storageKeys]        // slotRing only: the storage keys, once used (seal.go)
 	checked atomic.Int64                       // Provider.now() before the last stat or read that found the file unchanged
 }
 

@@ -48,7 +48,9 @@ func errNoTable(id silo.AccountID, table string) error {
 // account's existence is checked against the cached key ring (see
 // cache.go), so an account deleted by another process fails within
 // Config.CacheRecheck even while its store file stays open here.
-func (d *data) withTable(ctx context.Context, table string, write bool, fn func(b *bbolt.Bucket) error) error {
+//
+// fn gets the account's storage keys to seal and open values with (seal.go).
+func (d *data) withTable(ctx context.Context, table string, write bool, fn func(b *bbolt.Bucket, sk *storageKeys) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -57,18 +59,20 @@ func (d *data) withTable(ctx context.Context, table string, write bool, fn func(
 	}
 	a := d.p.ref(d.id)
 	defer d.p.unref(a)
+	var sk *storageKeys
 	run := func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(table))
 		if b == nil {
 			return errNoTable(d.id, table)
 		}
-		return fn(b)
+		return fn(b, sk)
 	}
 	for attempt := 0; ; attempt++ {
-		ring, err := d.p.load(d.p.cacheOf(d.id), d.id, slotRing, false)
+		ring, keys, err := d.p.keysOf(d.id)
 		if err != nil {
 			return err
 		}
+		sk = keys
 		db, err := d.p.acquireDB(a, false, ring)
 		if errors.Is(err, errNoStore) {
 			return errNoTable(d.id, table)
@@ -113,27 +117,30 @@ func (d *data) Get(ctx context.Context, table, key string) ([]byte, error) {
 		return nil, err
 	}
 	var out []byte
-	err := d.withTable(ctx, table, false, func(b *bbolt.Bucket) error {
+	err := d.withTable(ctx, table, false, func(b *bbolt.Bucket, sk *storageKeys) error {
 		v := b.Get([]byte(key))
 		if v == nil {
 			return silo.Errorf(silo.CodeNotFound, "key %q not found in table %q", clip(key), table)
 		}
-		out = bytes.Clone(v)
-		return nil
+		var err error
+		out, err = sk.openValue(d.id, table, key, v) // a new slice: v is valid only in the transaction
+		return err
 	})
 	return out, err
 }
 
-// Put sets key in table to value.
+// Put sets key in table to value, sealed under the account's table key with
+// the table and key as additional data (seal.go).
 func (d *data) Put(ctx context.Context, table, key string, value []byte) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
-	if value == nil {
-		value = []byte{}
-	}
-	return d.withTable(ctx, table, true, func(b *bbolt.Bucket) error {
-		if err := b.Put([]byte(key), value); err != nil {
+	return d.withTable(ctx, table, true, func(b *bbolt.Bucket, sk *storageKeys) error {
+		env, err := sk.sealValue(table, key, value)
+		if err != nil {
+			return fmt.Errorf("put %q in table %s of %s: %w", clip(key), table, d.id, err)
+		}
+		if err := b.Put([]byte(key), env); err != nil {
 			return fmt.Errorf("put %q in table %s of %s: %w", clip(key), table, d.id, err)
 		}
 		return nil
@@ -146,7 +153,7 @@ func (d *data) Delete(ctx context.Context, table, key string) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
-	return d.withTable(ctx, table, true, func(b *bbolt.Bucket) error {
+	return d.withTable(ctx, table, true, func(b *bbolt.Bucket, _ *storageKeys) error {
 		return b.Delete([]byte(key))
 	})
 }
@@ -156,7 +163,7 @@ func (d *data) Delete(ctx context.Context, table, key string) error {
 func (d *data) Scan(ctx context.Context, table, prefix, after string, limit int) ([]provider.KV, error) {
 	limit = clampLimit(limit)
 	out := []provider.KV{}
-	err := d.withTable(ctx, table, false, func(b *bbolt.Bucket) error {
+	err := d.withTable(ctx, table, false, func(b *bbolt.Bucket, sk *storageKeys) error {
 		c := b.Cursor()
 		start := []byte(prefix)
 		if after >= prefix {
@@ -167,7 +174,11 @@ func (d *data) Scan(ctx context.Context, table, prefix, after string, limit int)
 			k, v = c.Next()
 		}
 		for ; k != nil && len(out) < limit && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
-			out = append(out, provider.KV{Key: string(k), Value: bytes.Clone(v)})
+			pt, err := sk.openValue(d.id, table, string(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, provider.KV{Key: string(k), Value: pt})
 		}
 		return nil
 	})

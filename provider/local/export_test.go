@@ -28,3 +28,17 @@ func SecretEnvelope(v string) ([]byte, error) {
 	_, env, err := decodeSecret(v)
 	return env, err
 }
+
+// DecodeWrappedKeys returns the wrapped data keys in the bytes of a data.key
+// file, the current one first.
+func DecodeWrappedKeys(b []byte) ([][]byte, error) {
+	r, err := decodeRing(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(r))
+	for i, e := range r {
+		out[i] = e.wrapped
+	}
+	return out, nil
+}

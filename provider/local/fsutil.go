@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	silo "github.com/silo-run/silo"
 )
 
 const (
@@ -84,8 +88,14 @@ func syncDir(dir string) error {
 // shred overwrites the file at path with random bytes of the same length,
 // syncs it and removes it. A missing file is not an error.
 func shred(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if errors.Is(err, syscall.ELOOP) { // a link in a key's place: remove it, never write its target
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("shred %s: %w", path, err)
+		}
 		return nil
 	}
 	if err != nil {
@@ -116,4 +126,96 @@ func randomSuffix() string {
 	b := make([]byte, 6)
 	rand.Read(b)
 	return fmt.Sprintf("%x", b)
+}
+
+// openNoFollow opens a file as os.OpenFile does (bbolt opens the store file
+// through it), but refuses a symbolic link in its place or in place of its
+// directory. The check follows the open and compares what was opened, so a
+// link swapped in and out around the open is caught too.
+func openNoFollow(name string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(name, flag|syscall.O_NOFOLLOW, perm)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, errLink(name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	dir, base := filepath.Split(name)
+	dir = filepath.Clean(dir)
+	if _, err := noLinks(filepath.Dir(dir), filepath.Base(dir)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	got, err := f.Stat()
+	if err == nil {
+		var want os.FileInfo
+		if want, err = os.Lstat(name); err == nil && !os.SameFile(got, want) {
+			err = errLink(name)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open %s: %w", base, err)
+	}
+	return f, nil
+}
+
+func errLink(path string) error {
+	return silo.Errorf(silo.CodeInternal, "%s is a symbolic link (or was replaced while opened); silo follows no link in an account's directory tree: replace it with the directory or file it should be", path)
+}
+
+// noLinks checks that base/parts[0], base/parts[0]/parts[1], ... are each a
+// directory and none a symbolic link (base itself is the operator's and
+// trusted), and returns the information of the last.
+func noLinks(base string, parts ...string) (os.FileInfo, error) {
+	fi, err := os.Lstat(base)
+	p := base
+	for i := 0; err == nil; i++ {
+		if i > 0 && (fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir()) {
+			return nil, errLink(p)
+		}
+		if i == len(parts) {
+			return fi, nil
+		}
+		p = filepath.Join(p, parts[i])
+		fi, err = os.Lstat(p)
+	}
+	return nil, err
+}
+
+// checkPrivate makes sure group and others cannot enter the data directory:
+// every file under it is 0600, but a directory they can list and traverse
+// shows account IDs and is one chmod away from exposing the files. A
+// directory open to them (an older silo, or one created by hand) is closed
+// to them (chmod go-rwx), and the change logged; if that fails, New refuses
+// to start.
+func checkPrivate(dir string, log *slog.Logger) error {
+	fi, err := os.Stat(dir) // the operator may link it elsewhere
+	if err != nil {
+		return fmt.Errorf("local provider: %w", err)
+	}
+	if !fi.IsDir() {
+		return silo.Errorf(silo.CodeFailedCheck, "local provider: %s is not a directory; give the provider a directory of its own", dir)
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(dir, perm&^0o077); err != nil {
+		return silo.Errorf(silo.CodeFailedCheck, "local provider: data directory %s has mode %04o, open to group or others, and cannot be changed (%v); run chmod 700 %s", dir, perm, err, dir)
+	}
+	log.Warn("data directory was open to group or others; closed it", "dir", dir, "was", fmt.Sprintf("%04o", perm), "now", fmt.Sprintf("%04o", perm&^0o077))
+	return nil
+}
+
+// scrub overwrites the whole of f with zeros and syncs it.
+func scrub(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(make([]byte, st.Size()), 0); err != nil {
+		return err
+	}
+	return f.Sync()
 }

@@ -204,11 +204,17 @@ func shredStaleTemps(dir, pattern string) error {
 	return nil
 }
 
-// shredKeys destroys every copy of the account's keys in dir: data.key and
-// temporary files of an interrupted write of it.
+// shredKeys destroys every copy of the account's keys in dir: data.key
+// first (once it is gone the account does not exist and the rest opens
+// nothing), then storage.key, and temporary files of an interrupted write
+// of either.
 func shredKeys(dir string) error {
-	tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-"+fileDataKey+"-*"))
-	for _, path := range append([]string{filepath.Join(dir, fileDataKey)}, tmps...) {
+	paths := []string{filepath.Join(dir, fileDataKey), filepath.Join(dir, fileStorageKey)}
+	for _, name := range []string{fileDataKey, fileStorageKey} {
+		tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-"+name+"-*"))
+		paths = append(paths, tmps...)
+	}
+	for _, path := range paths {
 		if err := shred(path); err != nil {
 			return err
 		}
@@ -349,8 +355,10 @@ func (p *Provider) step(name string, id silo.AccountID) error {
 	return nil
 }
 
-// RotateDataKey gives the account a new data key, reseals every secret
-// under it and destroys the previous key (overwriting the replaced key
+// RotateDataKey gives the account a new data key, reseals every secret and
+// the storage key (seal.go; table values, blobs and logs stay sealed under
+// the storage key, which does not change) under it and destroys the
+// previous key (overwriting the replaced key
 // file). It is crash-safe: after a crash at any point every secret still
 // decrypts, and running it again completes a rotation. Config.OnRotateStep
 // is called after each durable step.
@@ -422,6 +430,9 @@ func (p *Provider) RotateDataKey(ctx context.Context, id silo.AccountID) error {
 		if err := p.writeCached(a, fileSecrets, out); err != nil {
 			return fmt.Errorf("rotate data key of %s: %w", id, err)
 		}
+	}
+	if err := p.resealStorageKey(a, old, dk, cur.id); err != nil {
+		return fmt.Errorf("rotate data key of %s: %w", id, err)
 	}
 	if err := p.step(StepDataKeyResealed, id); err != nil {
 		return err

@@ -2,14 +2,18 @@
 // directory on the local disk, holding its own key-value store file, its own
 // blob roots, its config and its secrets encrypted under its own data key.
 // Physical separation mirrors the account boundary; blob paths are resolved
-// through os.Root so that no key can reach outside its bucket.
+// through os.Root so that no key can reach outside its bucket, and no level
+// of an account's tree is followed through a symbolic link. Table values,
+// blobs and log records are encrypted at rest under keys that deleting the
+// account destroys (seal.go).
 //
 // Layout under Config.Dir:
 //
 //	master.key                   master key (0600), wraps every data key
 //	accounts/<id>/data.key       the account's key ring (wrapped data keys, see keyring.go); its presence makes the account exist
-//	accounts/<id>/data.db        bbolt store, one bucket per table (created with the first table)
-//	accounts/<id>/blobs/<bucket>/ one directory per bucket
+//	accounts/<id>/storage.key    the storage key, sealed under the data key; table values, blobs and logs are sealed under keys derived from it (seal.go)
+//	accounts/<id>/data.db        bbolt store, one bucket per table (created with the first table), values sealed
+//	accounts/<id>/blobs/<bucket>/ one directory per bucket, each blob sealed
 //	accounts/<id>/config.json    resolved config values
 //	accounts/<id>/secrets.json   secret values, each an envelope in base64
 //	accounts/<id>/resources.json the manifest: resource key → resource with the hash it was applied with
@@ -104,6 +108,17 @@ type Config struct {
 	// the master key). A non-nil error stops the rotation there, as a
 	// crash would. Tests use it to fail or crash at step boundaries.
 	OnRotateStep func(step string, account silo.AccountID) error
+	// OnDeleteAccount, if set, is called by DeleteAccount after the
+	// account's keys are shredded and its directory removed, also when the
+	// account was already gone; its error is DeleteAccount's, so a retry
+	// calls it again. The platform removes the account's logs with it, so
+	// every path that deletes an account deletes them.
+	OnDeleteAccount func(account silo.AccountID) error
+	// MasterKeyFile is where the master key is kept; empty means
+	// Dir/master.key. Keeping it outside Dir (another disk, a secrets
+	// mount) means a copy of the data directory alone, such as a backup,
+	// opens nothing.
+	MasterKeyFile string
 }
 
 // Validate checks the config and fills in defaults.
@@ -233,11 +248,20 @@ func New(cfg Config) (*Provider, error) {
 			return nil, fmt.Errorf("local provider: create %s: %w", d, err)
 		}
 	}
+	if err := checkPrivate(dir, p.log); err != nil {
+		return nil, err
+	}
 	p.masterPath = filepath.Join(dir, "master.key")
+	if cfg.MasterKeyFile != "" {
+		p.masterPath = cfg.MasterKeyFile
+	}
 	if err := p.loadMasters(); err != nil {
 		return nil, err
 	}
 	if err := p.emptyTrash(); err != nil {
+		return nil, err
+	}
+	if err := p.migrateAll(); err != nil {
 		return nil, err
 	}
 	go p.janitor()
@@ -452,7 +476,7 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, perm)
+			f, err := openNoFollow(name, flag, perm)
 			if err == nil {
 				if fi, err = f.Stat(); err != nil {
 					f.Close()
@@ -588,11 +612,14 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 		return fmt.Errorf("create account %s: %w", id, err)
 	}
 	m := p.currentMaster()
-	_, wrapped, err := m.NewDataKey(id)
+	dk, wrapped, err := m.NewDataKey(id)
 	if err != nil {
 		return fmt.Errorf("create account %s: %w", id, err)
 	}
 	ring := keyRing{{id: envelope.Fingerprint(wrapped), master: m.Fingerprint(), wrapped: wrapped}}
+	if err := writeStorageKey(a.dir, id, dk, ring[0].id); err != nil {
+		return fmt.Errorf("create account %s: %w", id, err)
+	}
 	if err := writeFile(a.dir, fileDataKey, ring.encode()); err != nil {
 		return fmt.Errorf("create account %s: %w", id, err)
 	}
@@ -604,8 +631,13 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 }
 
 // DeleteAccount crypto-shreds the account's data key (overwrites it with
-// random bytes, syncs and removes it), then moves the account directory to
-// the trash and removes it. Deleting a missing account is a no-op.
+// random bytes, syncs and removes it; from then on the account does not
+// exist and nothing it stored opens), then the sealed storage key likewise,
+// then moves the account directory to the trash and removes it, and last
+// calls Config.OnDeleteAccount (which removes the account's logs). A crash
+// in between leaves a directory without data.key: invisible, and cleared by
+// the next CreateAccount of that ID or New. Deleting a missing account only
+// calls OnDeleteAccount.
 func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	if err := parseID(id); err != nil {
 		return err
@@ -624,16 +656,20 @@ func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	if err := p.closeDBLocked(a); err != nil {
 		return fmt.Errorf("delete account %s: %w", id, err)
 	}
-	if _, err := os.Stat(a.dir); errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if _, err := os.Lstat(a.dir); err == nil {
+		if err := shredKeys(a.dir); err != nil { // every key of the ring, and any copy of an interrupted write
+			return fmt.Errorf("delete account %s: %w", id, err)
+		}
+		if err := p.toTrash(a.dir, string(id)); err != nil {
+			return fmt.Errorf("delete account %s: %w", id, err)
+		}
+		p.log.Info("account deleted", "account", id)
 	}
-	if err := shredKeys(a.dir); err != nil { // every key of the ring, and any copy of an interrupted write
-		return fmt.Errorf("delete account %s: %w", id, err)
+	if p.cfg.OnDeleteAccount != nil {
+		if err := p.cfg.OnDeleteAccount(id); err != nil {
+			return fmt.Errorf("delete account %s: %w", id, err)
+		}
 	}
-	if err := p.toTrash(a.dir, string(id)); err != nil {
-		return fmt.Errorf("delete account %s: %w", id, err)
-	}
-	p.log.Info("account deleted", "account", id)
 	return nil
 }
 

@@ -423,6 +423,10 @@ func TestLegacyFilesMigrate(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(acme, fileDataKey), wrapped, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Nor had it a storage key: data at rest was not encrypted yet.
+	if err := os.Remove(filepath.Join(acme, fileStorageKey)); err != nil {
+		t.Fatal(err)
+	}
 	sec := map[string]string{}
 	for _, name := range []string{"a", "b"} {
 		env, _ := dk.Seal(name, []byte(secretValue("acme", name)))

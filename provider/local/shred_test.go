@@ -13,6 +13,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/envelope"
+	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/provider/providertest"
 )
@@ -40,6 +41,19 @@ func walkFiles(t *testing.T, dir string, fn func(path string, b []byte)) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// copyTo copies the file from to to, replacing to with a new file.
+func copyTo(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(to)
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // findCanaries returns the files under dir that hold any canary.
@@ -95,49 +109,128 @@ func readSecrets(t *testing.T, acctDir string) map[string][]byte {
 	return out
 }
 
-// TestCryptoShredding plants secret canaries in account A, deletes A, and
-// shows that the canaries are nowhere on disk and that A's old ciphertext no
-// longer decrypts with anything left, while B's secrets still do.
+// logKeys gives a log store the provider's per-account log keys, as the
+// platform does.
+func logKeys(p *local.Provider) logs.Keys {
+	return func(id silo.AccountID) (logs.Cipher, error) {
+		s, err := p.LogSealer(id)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+}
+
+// kinds are the places an account's data lives; each gets its own canary.
+var kinds = []string{"secret", "table", "blob", "log"}
+
+func canaryOf(id silo.AccountID, kind string) []byte {
+	return []byte("CANARY-" + kind + "-" + string(id) + "-7f3a9c1e-do-not-leak")
+}
+
+// plant writes a canary of each kind into account id and reads each back
+// (the control that the harness plants what it later looks for).
+func plant(t *testing.T, p *local.Provider, lg *logs.Store, id silo.AccountID) {
+	t.Helper()
+	ctx := context.Background()
+	if err := p.PutSecret(ctx, id, "api_token", canaryOf(id, "secret")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := p.Data(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, "findings", "k", canaryOf(id, "table")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutBlob(ctx, "uploads", "report.pdf", canaryOf(id, "blob")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lg.Append(logs.Entry{Account: id, Function: "ingest", Msg: string(canaryOf(id, "log")), Attrs: map[string]string{"payload": string(canaryOf(id, "log"))}}); err != nil {
+		t.Fatal(err)
+	}
+	wantPlanted(t, p, lg, id)
+}
+
+// wantPlanted checks that every canary of account id reads back.
+func wantPlanted(t *testing.T, p *local.Provider, lg *logs.Store, id silo.AccountID) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := p.Data(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]byte{}
+	got["secret"], _ = d.Secret(ctx, "api_token")
+	got["table"], _ = d.Get(ctx, "findings", "k")
+	got["blob"], _ = d.GetBlob(ctx, "uploads", "report.pdf")
+	if es, _ := lg.Read(id, logs.Query{}); len(es) == 1 && es[0].Attrs["payload"] == es[0].Msg {
+		got["log"] = []byte(es[0].Msg)
+	}
+	for _, k := range kinds {
+		if !bytes.Equal(got[k], canaryOf(id, k)) {
+			t.Errorf("control: %s's %s reads %q, want its canary", id, k, got[k])
+		}
+	}
+}
+
+// TestCryptoShredding plants canaries in every kind of data of account A
+// (secret, table value, blob, log record), deletes A, and shows that the
+// canaries are on disk nowhere, before or after, that A's old ciphertext
+// no longer decrypts with anything left, and that copies of A's old files
+// put back under a re-created A open nothing; B's data still reads.
 func TestCryptoShredding(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	stopAt := ""
+	var lg *logs.Store
 	p, err := local.New(local.Config{Dir: dir, OnRotateStep: func(step string, _ silo.AccountID) error {
 		if step == stopAt {
 			return errors.New("stopped by the test")
 		}
 		return nil
-	}})
+	}, OnDeleteAccount: func(id silo.AccountID) error { return lg.Remove(id) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	stack := providertest.Stack(t)
-	canaries := map[silo.AccountID][]byte{
-		"acme":   []byte("CANARY-acme-7f3a9c1e-do-not-leak"),
-		"globex": []byte("CANARY-globex-2b8d4e6f-do-not-leak"),
+	if lg, err = logs.Open(logs.Config{Dir: filepath.Join(dir, "logs"), Keys: logKeys(p)}); err != nil {
+		t.Fatal(err)
 	}
-	for id, canary := range canaries {
+	defer lg.Close()
+	stack := providertest.Stack(t)
+	ids := []silo.AccountID{"acme", "globex"}
+	canaries := map[silo.AccountID][]byte{}
+	var all [][]byte
+	for _, id := range ids {
 		if err := p.CreateAccount(ctx, id, silo.KindTenant); err != nil {
 			t.Fatal(err)
 		}
 		providertest.ApplyAll(t, p, id, stack)
-		if err := p.PutSecret(ctx, id, "api_token", canary); err != nil {
-			t.Fatal(err)
-		}
-		d, _ := p.Data(ctx, id)
-		if v, err := d.Secret(ctx, "api_token"); err != nil || !bytes.Equal(v, canary) {
-			t.Fatalf("control: %s secret = %q, %v; want the canary", id, v, err)
+		plant(t, p, lg, id)
+		canaries[id] = canaryOf(id, "secret")
+		for _, k := range kinds {
+			all = append(all, canaryOf(id, k))
 		}
 	}
-	all := [][]byte{canaries["acme"], canaries["globex"]}
 	// Control: the canaries are encrypted at rest, so not even now are they
 	// in any file; the walk itself must see files, though.
 	if n := walkFiles(t, dir, func(string, []byte) {}); n < 8 {
 		t.Fatalf("walk saw %d files; the harness is not looking at the data", n)
 	}
 	if hits := findCanaries(t, dir, all); len(hits) != 0 {
-		t.Errorf("plaintext secrets on disk before delete: %v", hits)
+		t.Errorf("plaintext data on disk before delete: %v", hits)
+	}
+	// Copies of A's sealed files, as a backup or a disk image would keep them.
+	acmeFiles := map[string]string{
+		filepath.Join("accounts", "acme", "data.db"):                        "",
+		filepath.Join("accounts", "acme", "blobs", "uploads", "report.pdf"): "",
+		filepath.Join("logs", "acme.log"):                                   "",
+	}
+	stash := t.TempDir()
+	for rel := range acmeFiles {
+		acmeFiles[rel] = filepath.Join(stash, strings.ReplaceAll(rel, string(filepath.Separator), "_"))
+		copyTo(t, filepath.Join(dir, rel), acmeFiles[rel])
 	}
 
 	// A's key is rotated once, then a second rotation stops after the
@@ -213,13 +306,72 @@ func TestCryptoShredding(t *testing.T) {
 	if _, err := master.Unwrap("acme", oldSecrets["api_token"]); err == nil {
 		t.Errorf("master key opens A's secret directly")
 	}
-	// Twin: B's secrets still decrypt.
-	d, err := p.Data(ctx, "globex")
+	// Twin: B's data still reads, every kind.
+	wantPlanted(t, p, lg, "globex")
+	if _, err := os.Stat(filepath.Join(dir, "logs", "acme.log")); !os.IsNotExist(err) {
+		t.Errorf("acme's log file survived the delete: %v", err)
+	}
+
+	// A new acme inherits nothing: it starts empty, and A's old files put
+	// back in its place open nothing.
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, p, "acme", stack)
+	d, err := p.Data(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := d.Secret(ctx, "api_token"); err != nil || !bytes.Equal(v, canaries["globex"]) {
-		t.Errorf("globex secret after acme deleted = %q, %v", v, err)
+	if v, err := d.Get(ctx, "findings", "k"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("new acme: Get = %q, %v; want not found", v, err)
+	}
+	if es, err := lg.Read("acme", logs.Query{}); err != nil || len(es) != 0 {
+		t.Errorf("new acme: logs = %v, %v; want none", es, err)
+	}
+	if err := lg.Append(logs.Entry{Account: "acme", Msg: "new acme's own line"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil { // releases data.db, replaced below
+		t.Fatal(err)
+	}
+	for rel, copied := range acmeFiles {
+		copyTo(t, copied, filepath.Join(dir, rel))
+	}
+	p2, err := local.New(local.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	lg2, err := logs.Open(logs.Config{Dir: filepath.Join(dir, "logs"), Keys: logKeys(p2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg2.Close()
+	d, err = p2.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.Get(ctx, "findings", "k"); err == nil || bytes.Contains(v, []byte("CANARY")) {
+		t.Errorf("old data.db under the new acme: Get = %q, %v; want an error", v, err)
+	}
+	if v, err := d.GetBlob(ctx, "uploads", "report.pdf"); err == nil || bytes.Contains(v, []byte("CANARY")) {
+		t.Errorf("old blob under the new acme: GetBlob = %q, %v; want an error", v, err)
+	}
+	if es, err := lg2.Read("acme", logs.Query{}); err != nil || len(es) != 0 {
+		t.Errorf("old log file under the new acme: logs = %v, %v; want none", es, err)
+	}
+	// Twin: the new acme's own data reads through the same code.
+	if err := d.Put(ctx, "findings", "k2", []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.Get(ctx, "findings", "k2"); err != nil || string(v) != "mine" {
+		t.Errorf("new acme's own value = %q, %v", v, err)
+	}
+	if err := d.PutBlob(ctx, "uploads", "new.pdf", []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.GetBlob(ctx, "uploads", "new.pdf"); err != nil || string(v) != "mine" {
+		t.Errorf("new acme's own blob = %q, %v", v, err)
 	}
 	// The trash is empty.
 	if ents, _ := os.ReadDir(filepath.Join(dir, "trash")); len(ents) != 0 {
@@ -431,8 +583,11 @@ func FuzzPutBlob(f *testing.F) {
 			t.Fatalf("PutBlob(%q) resolves outside the bucket: %s", key, path)
 		}
 		b, err := os.ReadFile(path)
-		if err != nil || string(b) != "fuzz" {
-			t.Fatalf("PutBlob(%q): file %s = %q, %v", key, path, b, err)
+		if err != nil || len(b) != len("fuzz")+envelope.Overhead || bytes.Contains(b, []byte("fuzz")) {
+			t.Fatalf("PutBlob(%q): file %s = %q, %v; want the sealed blob", key, path, b, err)
+		}
+		if v, err := d.GetBlob(ctx, "uploads", key); err != nil || string(v) != "fuzz" {
+			t.Fatalf("GetBlob(%q) = %q, %v; want what was put", key, v, err)
 		}
 		if err := d.DeleteBlob(ctx, "uploads", key); err != nil {
 			t.Fatalf("DeleteBlob(%q): %v", key, err)

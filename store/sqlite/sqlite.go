@@ -97,6 +97,7 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	if err := checkHeader(abs); err != nil {
 		return nil, err
 	}
+	privateFiles(abs)
 	s := &Store{path: abs}
 	sync := "FULL"
 	if o.synchronous != "" {
@@ -247,6 +248,18 @@ func checkDir(dir string) error {
 		return unwritable(err)
 	}
 	return nil
+}
+
+// privateFiles makes the state file and its WAL and shared-memory files
+// readable by the owner only (0600); SQLite creates the latter with the
+// mode of the state file, so creating it 0600 first covers them too.
+func privateFiles(path string) {
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+		f.Close()
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		os.Chmod(p, 0o600)
+	}
 }
 
 // describe returns the OS reason of err without repeating the path.
