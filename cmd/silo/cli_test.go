@@ -113,7 +113,7 @@ func TestTenantLifecycleThroughTheCLI(t *testing.T) {
 		t.Fatal("tenant show prints a secret value")
 	}
 
-	out = c.ok("tenant", "delete", "globex")
+	out = c.ok("tenant", "delete", "globex", "--yes")
 	if !strings.Contains(out, "data key destroyed") {
 		t.Fatalf("delete output: %s", out)
 	}

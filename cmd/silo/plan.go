@@ -30,6 +30,7 @@ func targetFilter(all bool, args []string) (store.Filter, silo.AccountID, error)
 
 func newPlanCmd(g *globals) *cobra.Command {
 	var all bool
+	var out string
 	cmd := &cobra.Command{
 		Use:   "plan [ACCOUNT | --all]",
 		Short: "Show what apply would change: per account, create / update / replace / delete / no-op",
@@ -55,9 +56,28 @@ rollout) and plans it on the server; without a silo.yaml it plans the server's c
 			if err != nil {
 				return err
 			}
+			var before []silo.Account
+			if out != "" {
+				if one != "" {
+					return usageError{"--out saves a plan of the whole fleet; pass --all; see silo plan --help"}
+				}
+				if before, err = api.Accounts(ctx, store.Filter{}); err != nil {
+					return err
+				}
+			}
 			sum, err := api.Plan(ctx, rel, one)
 			if err != nil {
 				return err
+			}
+			if out != "" && len(sum.Errors) == 0 {
+				sp, err := newSavedPlan(sum.Release, before, sum.Plans)
+				if err != nil {
+					return err
+				}
+				if err := sp.write(out); err != nil {
+					return err
+				}
+				defer fmt.Fprintf(g.stderr, "saved the plan to %s; apply exactly it with silo apply --plan %s\n", out, out)
 			}
 			if err := g.print(sum, func(w io.Writer) { printSummary(w, sum) }); err != nil {
 				return err
@@ -69,6 +89,7 @@ rollout) and plans it on the server; without a silo.yaml it plans the server's c
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "plan every account")
+	cmd.Flags().StringVar(&out, "out", "", "save the plan to FILE, to apply exactly it later with silo apply --plan FILE (with --all)")
 	return cmd
 }
 
@@ -116,16 +137,27 @@ func printPlan(w io.Writer, p engine.Plan, applied bool) {
 }
 
 func newApplyCmd(g *globals) *cobra.Command {
-	var all bool
+	var all, yes bool
+	var planFile string
 	cmd := &cobra.Command{
 		Use:   "apply [ACCOUNT | --all]",
 		Short: "Build silo.yaml into a release, make it current and apply it",
 		Long: `Apply builds the release from silo.yaml, makes it the current release, creates the
 production account if needed, and applies the release to one account or the whole fleet with
 bounded concurrency. Before every provider call an intent is committed to the journal; an
-interrupted apply is recovered on the next start.`,
+interrupted apply is recovered on the next start.
+
+A change that destroys data (deleting or replacing a table, bucket or secret) is applied only when
+confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a plan; silo apply
+--plan FILE applies exactly those changes, and refuses if any account changed since.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if planFile != "" {
+				if all || len(args) > 0 {
+					return usageError{"--plan applies the saved plan's accounts; give no account and no --all; see silo apply --help"}
+				}
+				all = true // for the checks below; the saved plan says what changes
+			}
 			f, one, err := targetFilter(all, args)
 			if err != nil {
 				return err
@@ -142,8 +174,22 @@ interrupted apply is recovered on the next start.`,
 				return err
 			}
 			defer a.Close()
+			if planFile != "" {
+				sp, err := readSavedPlan(planFile)
+				if err != nil {
+					return err
+				}
+				results, err := applySaved(ctx, g, a, sp, yes)
+				if err != nil && len(results) == 0 {
+					return err
+				}
+				if perr := printApplied(g, sp.Release, results, nil); perr != nil {
+					return perr
+				}
+				return err
+			}
 			// Everything is checked before anything changes: the account,
-			// the build, the plan.
+			// the build, the plan, and the user's word for destroying data.
 			var acct silo.Account
 			if one != "" {
 				if acct, err = a.plane.Account(ctx, one); err != nil {
@@ -155,8 +201,21 @@ interrupted apply is recovered on the next start.`,
 				return err
 			}
 			var plan engine.Plan
+			plans := []engine.Plan{}
 			if one != "" {
 				if plan, err = a.plane.Engine.PlanAccount(ctx, acct, rel); err != nil {
+					return err
+				}
+				plans = append(plans, plan)
+			} else {
+				sum, err := server.PlanRelease(ctx, a.plane, rel, "")
+				if err != nil {
+					return err
+				}
+				plans = sum.Plans
+			}
+			if what := destroyed(plans); what != "" {
+				if err := g.confirm(yes, "This apply destroys data ("+what+")", "yes"); err != nil {
 					return err
 				}
 			}
@@ -195,16 +254,7 @@ interrupted apply is recovered on the next start.`,
 					return err
 				}
 			}
-			out := map[string]any{"release": rel.ID, "applied": results, "failed": failed}
-			if err := g.print(out, func(w io.Writer) {
-				for _, p := range results {
-					printPlan(w, p, true)
-				}
-				for _, f := range failed {
-					fmt.Fprintf(w, "failed: %s\n", f)
-				}
-				fmt.Fprintf(w, "release %s is current; %d account(s) changed\n", rel.ID, len(results))
-			}); err != nil {
+			if err := printApplied(g, rel.ID, results, failed); err != nil {
 				return err
 			}
 			if len(failed) > 0 {
@@ -214,7 +264,28 @@ interrupted apply is recovered on the next start.`,
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "apply to every account")
+	cmd.Flags().BoolVar(&yes, "yes", false, "apply changes that destroy data (deleting or replacing a table, bucket or secret) without asking")
+	cmd.Flags().StringVar(&planFile, "plan", "", "apply exactly the plan saved by silo plan --all --out FILE; refused if the fleet changed since")
 	return cmd
+}
+
+// printApplied prints what an apply changed and what failed.
+func printApplied(g *globals, release string, results []engine.Plan, failed []string) error {
+	if results == nil {
+		results = []engine.Plan{}
+	}
+	out := map[string]any{"release": release, "applied": results, "failed": failed}
+	return g.print(out, func(w io.Writer) {
+		for _, p := range results {
+			printPlan(w, p, true)
+		}
+		for _, f := range failed {
+			fmt.Fprintf(w, "failed: %s\n", f)
+		}
+		if len(results) > 0 || len(failed) > 0 {
+			fmt.Fprintf(w, "release %s is current; %d account(s) changed\n", release, len(results))
+		}
+	})
 }
 
 func newDriftCmd(g *globals) *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -252,15 +253,32 @@ func newTenantState(g *globals, verb string, to silo.State, short string) *cobra
 }
 
 func newTenantDelete(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var yes bool
+	cmd := &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete a tenant: its account and data are destroyed and its data key is shredded",
 		Long: `Delete a tenant. Its account, resources and data are destroyed, its data key is destroyed
 first (crypto-shredding: anything left anywhere can no longer be decrypted), and its API keys are
-revoked. This cannot be undone. The production account cannot be deleted.`,
+revoked. This cannot be undone. The production account cannot be deleted. At a terminal it asks
+for the tenant ID to be typed; elsewhere it needs --yes.`,
 		Args: exactArgs(1, "a tenant ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			id := silo.AccountID(args[0])
+			if !yes {
+				// Ask only about an account that exists and may be deleted;
+				// the delete itself says why not otherwise.
+				accts, err := api.Accounts(ctx, store.Filter{})
+				if err != nil {
+					return err
+				}
+				i := slices.IndexFunc(accts, func(a silo.Account) bool { return a.ID == id })
+				if i < 0 || accts[i].Kind == silo.KindProduction {
+					return api.DeleteAccount(ctx, id)
+				}
+				if err := g.confirm(false, fmt.Sprintf("Deleting %s destroys its account and all its data", id), string(id)); err != nil {
+					return err
+				}
+			}
 			if err := api.DeleteAccount(ctx, id); err != nil {
 				return err
 			}
@@ -269,6 +287,8 @@ revoked. This cannot be undone. The production account cannot be deleted.`,
 			})
 		}),
 	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "delete without asking")
+	return cmd
 }
 
 func setState(ctx context.Context, api controlAPI, id silo.AccountID, to silo.State) (silo.Account, error) {

@@ -56,7 +56,7 @@ func TestUpInAUserProject(t *testing.T) {
 	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
 	c.ok("tenant", "create", "acme")
 	c.ok("tenant", "create", "globex")
-	c.ok("tenant", "delete", "globex")
+	c.ok("tenant", "delete", "globex", "--yes")
 	v1, _ := releaseOf(t, c, "acme")
 
 	up := func() upSummary {

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/store"
+)
+
+// planFormat names the saved-plan file format.
+const planFormat = "silo-plan/1"
+
+// savedPlan is what silo plan --out writes and silo apply --plan applies:
+// exactly the changes that were reviewed, and the fleet they were planned
+// against, so that applying refuses a fleet that moved since.
+type savedPlan struct {
+	Format  string                   `json:"format"`
+	Release string                   `json:"release"`
+	Plans   []engine.Plan            `json:"plans"` // the accounts it changes
+	Fleet   map[silo.AccountID]int64 `json:"fleet"` // every account planned, at the version planned
+}
+
+// newSavedPlan records plans against the fleet listed before planning. An
+// account whose plan was made against another version than listed changed
+// while planning: the caller should plan again.
+func newSavedPlan(release string, before []silo.Account, plans []engine.Plan) (savedPlan, error) {
+	sp := savedPlan{Format: planFormat, Release: release, Plans: plans, Fleet: map[silo.AccountID]int64{}}
+	for _, a := range before {
+		sp.Fleet[a.ID] = a.Version
+	}
+	for _, p := range plans {
+		if v, ok := sp.Fleet[p.Account]; !ok || v != p.Version {
+			return sp, silo.Errorf(silo.CodeConflict, "account %s changed while it was planned; run silo plan again", p.Account)
+		}
+	}
+	return sp, nil
+}
+
+// write saves the plan to path (temp file + rename, mode 0600).
+func (sp savedPlan) write(path string) error {
+	b, err := json.MarshalIndent(sp, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".silo-plan-*")
+	if err != nil {
+		return silo.Errorf(silo.CodeInvalid, "cannot write the plan next to %s: %v; choose another --out", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write plan %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write plan %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write plan %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// readSavedPlan reads a plan file written by silo plan --out.
+func readSavedPlan(path string) (savedPlan, error) {
+	var sp savedPlan
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return sp, silo.Errorf(silo.CodeNotFound, "no plan file %s; write one with silo plan --all --out %s", path, path)
+	}
+	if err != nil {
+		return sp, silo.Errorf(silo.CodeInvalid, "cannot read the plan file %s: %v", path, err)
+	}
+	if json.Unmarshal(b, &sp) != nil || sp.Format != planFormat || sp.Release == "" || sp.Fleet == nil {
+		return sp, silo.Errorf(silo.CodeInvalid, "%s is not a plan written by silo plan --out; write one with silo plan --all --out FILE", path)
+	}
+	return sp, nil
+}
+
+// moved compares the fleet a saved plan was made against with the fleet
+// now, and describes what differs ("" when nothing does).
+func (sp savedPlan) moved(now []silo.Account) string {
+	var diffs []string
+	seen := map[silo.AccountID]bool{}
+	for _, a := range now {
+		seen[a.ID] = true
+		v, ok := sp.Fleet[a.ID]
+		switch {
+		case !ok:
+			diffs = append(diffs, string(a.ID)+" is new")
+		case v != a.Version:
+			diffs = append(diffs, string(a.ID)+" changed")
+		}
+	}
+	for id := range sp.Fleet {
+		if !seen[id] {
+			diffs = append(diffs, string(id)+" is gone")
+		}
+	}
+	slices.Sort(diffs)
+	if len(diffs) > 5 {
+		diffs = append(diffs[:5:5], fmt.Sprintf("%d more", len(diffs)-5))
+	}
+	return strings.Join(diffs, ", ")
+}
+
+// applySaved applies exactly the plans of sp, after checking that the fleet
+// has not moved since and that data-destroying changes are confirmed. It
+// makes the plan's release current first, as silo apply does.
+func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes bool) ([]engine.Plan, error) {
+	rel, err := a.plane.Release(ctx, sp.Release)
+	if err != nil {
+		return nil, silo.Errorf(silo.CodeNotFound, "release %s, which the plan was made for, is not stored here; make a new plan with silo plan --all --out FILE", sp.Release)
+	}
+	if _, err := a.plane.Account(ctx, silo.ProductionID); err != nil {
+		return nil, silo.Errorf(silo.CodeFailedCheck, "there is no production account yet; run silo apply --all once, then plan again")
+	}
+	now, err := a.plane.Accounts(ctx, store.Filter{})
+	if err != nil {
+		return nil, err
+	}
+	if d := sp.moved(now); d != "" {
+		return nil, silo.Errorf(silo.CodeConflict, "the fleet changed since the plan was made (%s); nothing was changed. Make a new plan with silo plan --all --out FILE", d)
+	}
+	if what := destroyed(sp.Plans); what != "" {
+		if err := g.confirm(yes, "This plan destroys data ("+what+")", "yes"); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.plane.SetCurrent(ctx, rel); err != nil {
+		return nil, err
+	}
+	var done []engine.Plan
+	for _, p := range sp.Plans {
+		if err := a.plane.Engine.Apply(ctx, p); err != nil {
+			return done, fmt.Errorf("apply the saved plan to %s: %w", p.Account, err)
+		}
+		done = append(done, p)
+	}
+	return done, nil
+}
