@@ -231,6 +231,8 @@ type Platform struct {
 	guestLog  *slog.Logger
 	sched     scheduler
 
+	degradedLog sync.Map // account → the damage last logged for it (degraded)
+
 	compileMu sync.Mutex // serializes loading artifacts into the runtime
 	loaded    sync.Map   // digest → true once compiled by Runtime
 

@@ -84,6 +84,9 @@ func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, error) {
 	if err := d.p.checkExists(a); err != nil {
 		return nil, err
 	}
+	if err := d.p.checkBlobDirs(a, bucket); err != nil {
+		return nil, err
+	}
 	root, err := os.OpenRoot(filepath.Join(a.dir, dirBlobs, bucket))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errNoBucket(d.id, bucket)
