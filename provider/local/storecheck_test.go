@@ -248,7 +248,7 @@ func TestCheckStoreRefuses(t *testing.T) {
 		{"truncated", "end of the file", func(b []byte, _, _ int) []byte { return b[:len(b)/2] }},
 		{"keys out of order", "out of order", func(b []byte, br, _ int) []byte {
 			off := br + boltPageHeader + boltElement // the second key of the branch page
-			b[off+int(le.Uint32(b[off:]))] = 0      // now sorts before the first
+			b[off+int(le.Uint32(b[off:]))] = 0       // now sorts before the first
 			return b
 		}},
 		{"wrong magic", "wrong magic", func(b []byte, _, ps int) []byte {
