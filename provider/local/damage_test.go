@@ -247,6 +247,20 @@ func TestDamagedAccountFiles(t *testing.T) {
 				}
 				p := newTestProvider(t, Config{Dir: dir})
 
+				// A check before any use finds it (silo doctor, drift).
+				cerr := p.CheckAccount(context.Background(), "acme")
+				switch {
+				case cerr == nil && !tolerated(file, name):
+					t.Errorf("CheckAccount(acme) after %s of %s = nil, want the damage", name, file)
+				case cerr != nil && !strings.Contains(cerr.Error(), file):
+					t.Errorf("CheckAccount(acme) = %v, want an error naming %s", cerr, file)
+				}
+				if err := p.CheckAccount(context.Background(), "globex"); err != nil {
+					t.Errorf("CheckAccount(globex) = %v, want nil", err)
+				}
+				p.Close()
+				p = newTestProvider(t, Config{Dir: dir}) // forgets what the check found
+
 				got, damaged := exercise(t, p, "acme")
 				for op, v := range got {
 					if strings.Contains(v, "globex") {
@@ -284,6 +298,11 @@ func TestDamagedAccountFiles(t *testing.T) {
 		dir := t.TempDir()
 		copyTree(t, fixture, dir)
 		p := newTestProvider(t, Config{Dir: dir})
+		for _, id := range []silo.AccountID{"acme", "globex"} {
+			if err := p.CheckAccount(context.Background(), id); err != nil {
+				t.Errorf("CheckAccount(%s) = %v, want nil", id, err)
+			}
+		}
 		wantHealthy(t, "acme", p)
 		wantHealthy(t, "globex", p)
 	})
