@@ -46,9 +46,9 @@ func (e *DamageError) Error() string {
 var remedies = map[string]string{
 	fileDB:        "restore it from a backup of the data dir (see docs/operations.md); the other accounts are not affected",
 	fileDataKey:   "restore it from a backup of the data dir; master.key is not at fault, and without this file the account's secrets cannot be read",
-	fileConfig:    "restore it from a backup, or move it away and run silo apply for the account to write it again from silo.yaml",
-	fileSecrets:   "restore it from a backup, or move it away and set the account's secrets again (silo secret set)",
-	fileResources: "restore it from a backup, or move it away and run silo apply for the account (its resources are then created again where missing)",
+	fileConfig:    "restore it from a backup of the data dir (see docs/operations.md)",
+	fileSecrets:   "restore it from a backup of the data dir, or move it away and set each of the account's secrets again (silo secret set)",
+	fileResources: "restore it from a backup of the data dir (see docs/operations.md)",
 	dirBlobs:      "restore it from a backup of the data dir; it must be a directory holding one directory per bucket",
 }
 
