@@ -321,3 +321,42 @@ func tolerated(file, damage string) bool {
 	}
 	return false
 }
+
+// TestLockFilesDoNotPileUp: after accounts are created, changed and
+// deleted, no lock file of an account is left (with removal switched off,
+// one per account is: the twin); two providers changing one account at
+// once still serialize (TestTwoProcessesWriteOneAccount runs with removal
+// on).
+func TestLockFilesDoNotPileUp(t *testing.T) {
+	for _, remove := range []bool{true, false} {
+		t.Run(fmt.Sprint("remove=", remove), func(t *testing.T) {
+			defer func(old bool) { removeExclusive = old }(removeExclusive)
+			removeExclusive = remove
+			ctx := context.Background()
+			p := newTestProvider(t, Config{})
+			for i := range 5 {
+				id := silo.AccountID(fmt.Sprintf("t%d", i))
+				if err := p.CreateAccount(ctx, id, silo.KindTenant); err != nil {
+					t.Fatal(err)
+				}
+				setConfig(t, p, id, "plan", "pro")
+				if err := p.DeleteAccount(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ents, err := os.ReadDir(filepath.Join(p.cfg.Dir, dirLocks))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var left []string
+			for _, e := range ents {
+				if e.Name() != "master.lock" {
+					left = append(left, e.Name())
+				}
+			}
+			if want := map[bool]int{true: 0, false: 5}[remove]; len(left) != want {
+				t.Fatalf("lock files left: %v, want %d", left, want)
+			}
+		})
+	}
+}
