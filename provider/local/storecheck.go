@@ -24,9 +24,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"math/bits"
 	"os"
+	"syscall"
 )
 
 // bbolt's on-disk format (go.etcd.io/bbolt/internal/common), version 2,
@@ -94,33 +94,46 @@ func decodeMeta(b []byte) (boltMeta, error) {
 
 // storeChecker walks one store file.
 type storeChecker struct {
-	f        io.ReaderAt
-	size     int64
+	data     []byte // the whole file
 	pageSize int64
-	hwm      uint64          // the meta page's high water mark: pages in use are below it
-	seen     map[uint64]bool // pages reached so far
+	hwm      uint64   // the meta page's high water mark: pages in use are below it
+	seen     []uint64 // bit set of the pages reached so far
 }
 
-// checkStore checks the store file f of size bytes (see the file comment).
-// A nil error means bbolt can open it and walk it without panicking. An
-// empty file is fine (bbolt initializes it).
-func checkStore(f io.ReaderAt, size int64) error {
+// checkStore checks the store file f of size bytes (see the file comment),
+// mapping it read-only for the walk. A nil error means bbolt can open it
+// and walk it without panicking. An empty file is fine (bbolt initializes
+// it).
+func checkStore(f *os.File, size int64) error {
 	if size == 0 {
 		return nil
 	}
-	if err := checkStoreFile(f, size); err != nil {
+	if size != int64(int(size)) {
+		return damagedf("file of %d bytes is too large to check", size)
+	}
+	data, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("map store file to check it: %w", err)
+	}
+	defer syscall.Munmap(data)
+	return checkStoreBytes(data)
+}
+
+// checkStoreBytes checks the store file whose content is data.
+func checkStoreBytes(data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	if err := checkStoreFile(data); err != nil {
 		return &storeDamage{reason: err.Error()}
 	}
 	return nil
 }
 
-func checkStoreFile(f io.ReaderAt, size int64) error {
+func checkStoreFile(data []byte) error {
+	size := int64(len(data))
 	// The page size is the first valid meta page's, as bbolt finds it.
-	first := make([]byte, 4096)
-	if _, err := f.ReadAt(first, 0); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read meta page 0: %v", err)
-	}
-	m0, err0 := decodeMeta(first)
+	m0, err0 := decodeMeta(data)
 	pageSize := int64(m0.pageSize)
 	if err0 != nil {
 		pageSize = 0
@@ -129,11 +142,7 @@ func checkStoreFile(f io.ReaderAt, size int64) error {
 			if pos >= size-1024 {
 				break
 			}
-			b := make([]byte, boltPageHeader+boltMetaSize)
-			if _, err := f.ReadAt(b, pos); err != nil {
-				continue
-			}
-			if m, err := decodeMeta(b); err == nil {
+			if m, err := decodeMeta(data[pos:]); err == nil {
 				pageSize = int64(m.pageSize)
 				break
 			}
@@ -148,7 +157,7 @@ func checkStoreFile(f io.ReaderAt, size int64) error {
 	if size < 2*pageSize {
 		return fmt.Errorf("file is %d bytes, shorter than its two meta pages", size)
 	}
-	c := &storeChecker{f: f, size: size, pageSize: pageSize, seen: map[uint64]bool{}}
+	c := &storeChecker{data: data, pageSize: pageSize}
 	// bbolt uses the valid meta page with the higher transaction ID.
 	var metas []boltMeta
 	var errs []error
@@ -177,7 +186,11 @@ func checkStoreFile(f io.ReaderAt, size int64) error {
 		return fmt.Errorf("the store claims %d pages, fewer than a store has", m.pgid)
 	}
 	c.hwm = m.pgid
-	c.seen[0], c.seen[1] = true, true
+	if m.pgid > uint64(size/pageSize) {
+		m.pgid = uint64(size/pageSize) + 1 // read refuses what lies beyond; the set need not be larger
+	}
+	c.seen = make([]uint64, m.pgid/64+1)
+	c.seen[0] |= 3
 	if m.freelist != boltNoFreelist {
 		if err := c.checkFreelist(m.freelist); err != nil {
 			return err
@@ -193,14 +206,10 @@ func (c *storeChecker) read(id uint64, n uint64) ([]byte, error) {
 		return nil, fmt.Errorf("page %d (+%d overflow) is beyond the high water mark %d", id, n-1, c.hwm)
 	}
 	end := (id + n) * uint64(c.pageSize)
-	if id+n < id || end/uint64(c.pageSize) != id+n || end > uint64(c.size) {
+	if id+n < id || end/uint64(c.pageSize) != id+n || end > uint64(len(c.data)) {
 		return nil, fmt.Errorf("page %d (+%d overflow) is beyond the end of the file (truncated?)", id, n-1)
 	}
-	b := make([]byte, n*uint64(c.pageSize))
-	if _, err := c.f.ReadAt(b, int64(id)*c.pageSize); err != nil {
-		return nil, fmt.Errorf("read page %d: %v", id, err)
-	}
-	return b, nil
+	return c.data[id*uint64(c.pageSize) : end : end], nil
 }
 
 // page reads the page id with its overflow pages and checks its header:
@@ -233,10 +242,10 @@ func (c *storeChecker) page(id uint64, want ...uint16) ([]byte, error) {
 	}
 	n := uint64(len(b)) / uint64(c.pageSize)
 	for i := id; i < id+n; i++ {
-		if c.seen[i] {
+		if c.seen[i/64]&(1<<(i%64)) != 0 {
 			return nil, fmt.Errorf("page %d is referenced twice", i)
 		}
-		c.seen[i] = true
+		c.seen[i/64] |= 1 << (i % 64)
 	}
 	return b, nil
 }

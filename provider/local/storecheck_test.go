@@ -120,7 +120,7 @@ func TestCheckStoreMutations(t *testing.T) {
 			src, dst := r.IntN(len(b)/4096), r.IntN(len(b)/4096)
 			copy(b[dst*4096:dst*4096+4096], seed[src*4096:src*4096+4096])
 		}
-		if checkStore(bytes.NewReader(b), int64(len(b))) != nil {
+		if checkStoreBytes(b) != nil {
 			refused++
 			continue
 		}
@@ -266,7 +266,7 @@ func TestCheckStoreRefuses(t *testing.T) {
 			b := bytes.Clone(good)
 			br, ps := branchOf(t, b, "findings")
 			b = tt.damage(b, br, ps)
-			err := checkStore(bytes.NewReader(b), int64(len(b)))
+			err := checkStoreBytes(b)
 			switch {
 			case tt.name == "undamaged" && err != nil:
 				t.Fatalf("checkStore: %v, want nil", err)
@@ -277,4 +277,48 @@ func TestCheckStoreRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkOpenStore measures opening a store of about 2,000 keys (≈ 600
+// pages) as the provider does, with the structural check (openBolt) and,
+// as the baseline, bbolt's own open (which with NoFreelistSync walks the
+// tree too); compare their ns/op as a ratio.
+func BenchmarkOpenStore(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "data.db")
+	db, err := bbolt.Open(path, fileMode, &bbolt.Options{NoFreelistSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		bk, err := tx.CreateBucket([]byte("findings"))
+		for i := 0; err == nil && i < 2000; i++ {
+			err = bk.Put(fmt.Appendf(nil, "k%05d", i), bytes.Repeat([]byte{1}, 1000))
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.Close()
+	opts := bbolt.Options{NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}
+	b.Run("bbolt-baseline", func(b *testing.B) {
+		for b.Loop() {
+			o := opts
+			db, err := bbolt.Open(path, fileMode, &o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			db.Close()
+		}
+	})
+	b.Run("checked", func(b *testing.B) {
+		for b.Loop() {
+			db, _, err := openBolt(path, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			db.Close()
+		}
+	})
 }
