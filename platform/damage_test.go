@@ -69,6 +69,10 @@ func TestDamagedStoreFailsOneTenant(t *testing.T) {
 					}
 				}
 				path := filepath.Join(pp.Config().DataDir, "accounts", "accounts", "acme", "data.db")
+				backup, err := os.ReadFile(path) // no commit is running: a consistent copy
+				if err != nil {
+					t.Fatal(err)
+				}
 				if err := damage(path); err != nil {
 					t.Fatal(err)
 				}
@@ -95,6 +99,19 @@ func TestDamagedStoreFailsOneTenant(t *testing.T) {
 				}
 				if err := pp.Provider.Damaged("globex"); err != nil {
 					t.Errorf("Damaged(globex) = %v, want nil", err)
+				}
+
+				// Restoring the file (a new file renamed in place, as a
+				// restore does) puts acme back in service, without a restart.
+				tmp := path + ".restore"
+				if err := os.WriteFile(tmp, backup, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(tmp, path); err != nil {
+					t.Fatal(err)
+				}
+				if resp := acme.GET(t, "/findings"); resp.Status != http.StatusOK {
+					t.Fatalf("acme after the restore: got %d, want 200", resp.Status)
 				}
 			})
 		}
