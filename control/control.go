@@ -302,6 +302,10 @@ type Detail struct {
 	Keys      []store.APIKey     `json:"keys"`
 	DataKey   provider.KeyInfo   `json:"data_key"`
 	Drift     []engine.DriftItem `json:"drift"`
+	// Problems is what is wrong with the account and what to do (see
+	// AccountProblems); when it is not empty, DataKey and Drift may be
+	// missing.
+	Problems []Problem `json:"problems,omitempty"`
 }
 
 // Show returns an account's detail, including drift against the provider.
@@ -323,6 +327,14 @@ func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
 	}
 	if err != nil || d.Account.State == silo.StateDeleted {
 		return d, err
+	}
+	// An account half created, half deleted or with damaged files is
+	// shown with what is wrong rather than refused: every command agrees
+	// that it exists and in which state.
+	if d.Problems = p.AccountProblems(ctx, d.Account); len(d.Problems) > 0 {
+		d.DataKey, _ = p.cfg.Provider.KeyInfo(ctx, id)
+		d.Drift, _ = p.Engine.Drift(ctx, id)
+		return d, nil
 	}
 	if d.DataKey, err = p.cfg.Provider.KeyInfo(ctx, id); err != nil {
 		return d, err

@@ -47,6 +47,9 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 				if a.Kind == silo.KindProduction {
 					return silo.Errorf(silo.CodeConflict, "the production account exists already; there is exactly one")
 				}
+				if old, oerr := tx.Account(a.ID); oerr == nil && old.State == silo.StateProvisioning {
+					return silo.Errorf(silo.CodeConflict, "account %s exists already, in state provisioning: its onboarding did not finish; a running silo server finishes it by itself, else run silo apply %s (or silo tenant delete %s to roll it back)", a.ID, a.ID, a.ID)
+				}
 				return silo.Errorf(silo.CodeConflict, "account %s exists already; choose another ID or use silo tenant show %s", a.ID, a.ID)
 			}
 			return err

@@ -66,7 +66,10 @@ func processAlive(pid int) bool {
 // intents the provider completed; the rest are marked failed, and the next
 // plan redoes them from recorded state. Then it finishes deletions that were
 // under way (deletion is idempotent). Accounts left provisioning stay so
-// until the next apply, which completes them.
+// until the next apply, which completes them (control.Plane.Resume does
+// that by itself). An account whose provider files cannot be read keeps its
+// intents pending (counted as Skipped, and logged) and the others are
+// reconciled; so does a deletion that fails.
 func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 	var rep RecoveryReport
 	var pending []store.Intent
@@ -125,7 +128,12 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 		case "apply":
 			m, err := held(in.Account)
 			if err != nil {
-				return rep, err
+				// This account's files cannot be read (damaged): its
+				// intents stay pending for the next recovery, and the
+				// other accounts are reconciled.
+				e.cfg.Logger.Error("recover: cannot read what the provider holds for an account; its pending changes wait until it is repaired", "account", in.Account, "error", err)
+				rep.Skipped++
+				continue
 			}
 			c := in.Change
 			r, has := m[c.Key()]
@@ -162,7 +170,11 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 	}
 	for _, id := range deletions {
 		if err := e.DeleteAccount(ctx, id); err != nil {
-			return rep, err
+			// The other deletions go on; this one stays in state
+			// deleting with its intent pending, for the next recovery.
+			e.cfg.Logger.Error("recover: could not finish the deletion of an account", "account", id, "error", err)
+			rep.Skipped++
+			continue
 		}
 		rep.Resumed++
 	}

@@ -389,6 +389,9 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 	if v.data == nil {
 		return gateway.Response{}, silo.Errorf(silo.CodeUnavailable, "account %s has no data plane yet; try again shortly", acct)
 	}
+	if err := p.degraded(acct, fn, req.RequestID); err != nil {
+		return gateway.Response{}, err
+	}
 	var prod provider.Data
 	if pv, err := p.dir.view(ctx, silo.ProductionID); err == nil {
 		prod = pv.data
@@ -409,11 +412,37 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 			Query: req.Query, Header: req.Header, Body: req.Body,
 		},
 	})
+	if derr := p.degraded(acct, fn, req.RequestID); derr != nil {
+		// The invocation found a file of the account damaged: whatever
+		// the function made of the failed call, the tenant is out of
+		// service until the file is restored.
+		return gateway.Response{}, derr
+	}
 	if err != nil {
 		p.logError(acct, fn, req.RequestID, "invocation failed", err)
 		return gateway.Response{}, err
 	}
 	return gateway.Response{Status: resp.Status, Header: resp.Header, Body: resp.Body}, nil
+}
+
+// msgDegraded is what a client of a degraded account is told; the damage
+// itself is for the operator (the platform's log and the account's log).
+const msgDegraded = "this tenant is out of service until its operator repairs its storage; try again later"
+
+// degraded returns a CodeUnavailable error if a file of the account is
+// damaged (the provider found it so and it is still in place), after
+// logging the damage for the operator; nil otherwise. The account's other
+// tenants' requests are not affected: no other account is looked at.
+func (p *Platform) degraded(acct silo.AccountID, fn, reqID string) error {
+	derr := p.Provider.Damaged(acct)
+	if derr == nil {
+		return nil
+	}
+	if old, ok := p.degradedLog.Swap(acct, derr.Error()); !ok || old != derr.Error() { // once per damage
+		p.cfg.Logger.Error("account degraded: a file of it is damaged; its requests get 503 until it is restored", "account", acct, "error", errors.Unwrap(derr))
+		p.logError(acct, fn, reqID, "account degraded", derr)
+	}
+	return &silo.Error{Code: silo.CodeUnavailable, Message: msgDegraded, Err: derr}
 }
 
 // logError records a platform-side failure of an invocation in the

@@ -164,6 +164,9 @@ func (p *Platform) reapLoop(ctx context.Context) {
 		if _, err := p.Reap(ctx); err != nil && ctx.Err() == nil {
 			p.cfg.Logger.Warn("reaper", "error", err)
 		}
+		if _, err := p.Plane.Resume(ctx); err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Warn("finish interrupted onboardings", "error", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

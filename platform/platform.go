@@ -124,6 +124,11 @@ type Config struct {
 	// accounts or more, the platform returns the freed memory to the OS
 	// (debug.FreeOSMemory, at most once per IdleTimeout/2; see releaser).
 	Runtime runtime.Config
+	// OpenLostRegistry opens the platform even when the control-plane
+	// registry holds no account while the provider holds some (a lost or
+	// replaced state.db), which Open otherwise refuses. Only silo doctor
+	// sets it, to report.
+	OpenLostRegistry bool
 	// Provider tunes the local provider: IdleTimeout (how long an
 	// account's store file stays open and memory-mapped after its last
 	// use) and MaxOpen (how many are open at once). Its Dir and Logger are
@@ -231,6 +236,8 @@ type Platform struct {
 	guestLog  *slog.Logger
 	sched     scheduler
 
+	degradedLog sync.Map // account → the damage last logged for it (degraded)
+
 	compileMu sync.Mutex // serializes loading artifacts into the runtime
 	loaded    sync.Map   // digest → true once compiled by Runtime
 
@@ -308,8 +315,18 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		Store: p.Store, Provider: p.Provider, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
 		AuditWitness: witness,
 	})
+	if !cfg.OpenLostRegistry {
+		if err := p.Plane.CheckRegistry(ctx, filepath.Join(cfg.DataDir, "state.db")); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := p.Plane.Engine.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover journal: %w", err)
+	}
+	// Onboardings a crash left half done are finished now (and by Serve's
+	// background loop later); one that fails is logged, not fatal.
+	if _, err := p.Plane.Resume(ctx); err != nil {
+		cfg.Logger.Warn("finish interrupted onboardings", "error", err)
 	}
 	rc := cfg.Runtime
 	rc.CacheDir = cfg.CompileCache

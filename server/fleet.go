@@ -107,6 +107,13 @@ type PlanSummary struct {
 type DriftReport struct {
 	Accounts int                                   `json:"accounts"`
 	Drift    map[silo.AccountID][]engine.DriftItem `json:"drift"`
+	// Problems are what is wrong with accounts beyond drift (half-done
+	// onboarding or deletion, damaged files, drift that could not be
+	// read), each with what to do.
+	Problems []control.Problem `json:"problems,omitempty"`
+	// Orphans are accounts the provider holds that the registry does not
+	// know (fleet drift only).
+	Orphans []silo.AccountID `json:"orphans,omitempty"`
 }
 
 // SettingLastProbe is the store setting holding the last live probe
@@ -188,14 +195,36 @@ func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (
 		return out, err
 	}
 	out.Accounts = len(ids)
+	// One account that cannot be read does not stop the others: each
+	// one's problems are reported and the fleet goes on.
 	for _, id := range ids {
+		a, err := plane.Account(ctx, id)
+		if err != nil {
+			out.Problems = append(out.Problems, control.Problem{Account: id, Problem: silo.UserMessage(err), Fix: "see docs/operations.md"})
+			continue
+		}
+		probs := plane.AccountProblems(ctx, a)
+		out.Problems = append(out.Problems, probs...)
+		if a.State == silo.StateProvisioning || a.State == silo.StateDeleting {
+			continue // its resources are not all there by design
+		}
 		d, err := plane.Engine.Drift(ctx, id)
 		if err != nil {
-			return out, err
+			if len(probs) == 0 {
+				out.Problems = append(out.Problems, control.Problem{Account: id, Problem: "drift could not be read: " + silo.UserMessage(err), Fix: "run silo doctor"})
+			}
+			continue
 		}
 		if len(d) > 0 {
 			out.Drift[id] = d
 		}
+	}
+	if one == "" {
+		orphans, err := plane.Orphans(ctx)
+		if err != nil {
+			return out, err
+		}
+		out.Orphans = orphans
 	}
 	return out, nil
 }

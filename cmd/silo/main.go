@@ -162,7 +162,7 @@ Every command accepts --output json for scripts.`,
 	root.AddCommand(
 		newUpCmd(g), newInitCmd(g),
 		newTenantCmd(g), newEnvCmd(g),
-		newPlanCmd(g), newApplyCmd(g), newDriftCmd(g), newBuildCmd(g),
+		newPlanCmd(g), newApplyCmd(g), newDriftCmd(g), newDoctorCmd(g), newBuildCmd(g),
 		newKeysCmd(g), newSecretCmd(g), newAuditCmd(g), newRotateCmd(g),
 		newVerifyCmd(g), newReportCmd(g),
 		newDevCmd(g), newLogsCmd(g),

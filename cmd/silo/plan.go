@@ -319,19 +319,32 @@ every account, on the local data dir or (with --server) on the server.`,
 				n += len(d)
 			}
 			slices.Sort(ids)
-			if err := g.print(out, func(w io.Writer) {
+			var printed any = out
+			if len(rep.Problems) > 0 || len(rep.Orphans) > 0 {
+				printed = rep // the drift alone would hide them from scripts
+			}
+			if err := g.print(printed, func(w io.Writer) {
 				for _, id := range ids {
 					for _, it := range out[id] {
 						fmt.Fprintf(w, "%s: %s %s\n", id, it.Key, it.Kind)
 					}
 				}
-				if n == 0 {
+				for _, p := range rep.Problems {
+					fmt.Fprintf(w, "%s\n", p)
+				}
+				for _, id := range rep.Orphans {
+					fmt.Fprintf(w, "%s: held by the provider but not in the registry; restore the control-plane state (state.db) from a backup that has it (docs/operations.md)\n", id)
+				}
+				if n == 0 && len(rep.Problems) == 0 && len(rep.Orphans) == 0 {
 					fmt.Fprintf(w, "no drift in %d account(s)\n", rep.Accounts)
 				}
 			}); err != nil {
 				return err
 			}
-			if n > 0 {
+			switch {
+			case len(rep.Problems) > 0 || len(rep.Orphans) > 0:
+				return silo.Errorf(silo.CodeFailedCheck, "%d resource(s) drifted, %d problem(s), %d account(s) not in the registry; each line above says what to do", n, len(rep.Problems), len(rep.Orphans))
+			case n > 0:
 				return silo.Errorf(silo.CodeFailedCheck, "%d resource(s) drifted; silo apply restores recorded state", n)
 			}
 			return nil

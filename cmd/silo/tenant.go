@@ -180,6 +180,15 @@ func printDetail(w io.Writer, d control.Detail) {
 	if d.DataKey.Fingerprint != "" {
 		fmt.Fprintf(w, "Data key   %s, fingerprint %s\n", d.DataKey.Algorithm, d.DataKey.Fingerprint)
 	}
+	if len(d.Problems) > 0 {
+		fmt.Fprintln(w, "\nProblems")
+		for _, p := range d.Problems {
+			fmt.Fprintf(w, "  %s\n", p.Problem)
+			if p.Fix != "" {
+				fmt.Fprintf(w, "    fix: %s\n", p.Fix)
+			}
+		}
+	}
 	drift := map[string]string{}
 	for _, it := range d.Drift {
 		drift[it.Key] = it.Kind

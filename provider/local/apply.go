@@ -64,10 +64,11 @@ func (a *account) writeManifest(m manifest) error {
 //
 // CodeNotFound if the account does not exist; CodeInvalid for an unknown
 // op or type, a bad name, or a spec that does not decode.
-func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) error {
+func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) (err error) {
 	if err := parseID(id); err != nil {
 		return err
 	}
+	defer func() { err = p.damageErr(id, err) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -150,11 +151,13 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 		}
 		defer p.releaseDB(a, db)
 		exists := false
-		db.View(func(tx *bbolt.Tx) error { exists = tx.Bucket([]byte(r.Name)) != nil; return nil })
+		if err := p.runTx(a, db, false, func(tx *bbolt.Tx) error { exists = tx.Bucket([]byte(r.Name)) != nil; return nil }); err != nil {
+			return err
+		}
 		if exists {
 			return nil // no write transaction, no fsync, for a repeated apply
 		}
-		err = db.Update(func(tx *bbolt.Tx) error {
+		err = p.runTx(a, db, true, func(tx *bbolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists([]byte(r.Name))
 			return err
 		})
@@ -210,7 +213,7 @@ func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error 
 			return err
 		}
 		defer p.releaseDB(a, db)
-		return db.Update(func(tx *bbolt.Tx) error {
+		return p.runTx(a, db, true, func(tx *bbolt.Tx) error {
 			err := tx.DeleteBucket([]byte(name))
 			if errors.Is(err, bbolt.ErrBucketNotFound) {
 				return nil
@@ -246,10 +249,11 @@ func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error 
 }
 
 // Resources returns the manifest of the account, sorted by key.
-func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Resource, error) {
+func (p *Provider) Resources(ctx context.Context, id silo.AccountID) (_ []silo.Resource, err error) {
 	if err := parseID(id); err != nil {
 		return nil, err
 	}
+	defer func() { err = p.damageErr(id, err) }()
 	a := p.ref(id)
 	defer p.unref(a)
 	a.mu.Lock()
@@ -276,10 +280,11 @@ func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Res
 //
 // CodeNotFound if the account does not exist or the secret is not declared;
 // CodeInvalid if value is larger than MaxSecretSize.
-func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error {
+func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string, value []byte) (err error) {
 	if err := parseID(id); err != nil {
 		return err
 	}
+	defer func() { err = p.damageErr(id, err) }()
 	if err := validateName(silo.TypeSecret, name); err != nil {
 		return err
 	}

@@ -92,6 +92,9 @@ func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, *storageKey
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := d.p.checkBlobDirs(a, bucket); err != nil {
+		return nil, nil, err
+	}
 	root, err := os.OpenRoot(filepath.Join(a.dir, dirBlobs, bucket))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, errNoBucket(d.id, bucket)

@@ -55,6 +55,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -213,19 +214,28 @@ func (p *Provider) load(ac *acctCache, id silo.AccountID, slot int, force bool) 
 	if errors.Is(err, fs.ErrNotExist) { // removed since the stat
 		return absent()
 	}
+	if errors.Is(err, syscall.EISDIR) {
+		return nil, p.markDamaged(id, name, "a directory is in its place")
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, p.markDamaged(id, name, "a link is in its place (never followed)")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s of %s: %w", name, id, err)
 	}
 	nc := &cachedFile{gen: gen, fi: fi, trusted: cacheable(fi, start)}
 	if slot == slotRing {
 		if nc.ring, err = decodeRing(b); err != nil {
-			return nil, errDamagedRing(id, path, err)
+			return nil, p.markDamaged(id, name, err.Error())
+		}
+		if why := ringDamage(nc.ring); why != "" {
+			return nil, p.markDamaged(id, name, why)
 		}
 		nc.keys = make([]atomic.Pointer[envelope.DataKey], len(nc.ring))
 	} else {
 		nc.m = map[string]string{}
 		if err := json.Unmarshal(b, &nc.m); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", path, err)
+			return nil, p.markDamaged(id, name, "not valid JSON: "+err.Error())
 		}
 	}
 	return p.store(ac, slot, nc, now), nil
@@ -248,7 +258,7 @@ func sameFile(a, b os.FileInfo) bool {
 // readFileInfo reads the file at path and returns the FileInfo of the very
 // file it read.
 func readFileInfo(path string) ([]byte, os.FileInfo, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, nil, err
 	}

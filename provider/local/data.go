@@ -80,11 +80,7 @@ func (d *data) withTable(ctx context.Context, table string, write bool, fn func(
 		if err != nil {
 			return err
 		}
-		if write {
-			err = db.Update(run)
-		} else {
-			err = db.View(run)
-		}
+		err = d.p.runTx(a, db, write, run)
 		d.p.releaseDB(a, db)
 		if !errors.Is(err, bbolt.ErrDatabaseNotOpen) {
 			return err

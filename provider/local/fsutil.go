@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -20,8 +21,14 @@ const (
 )
 
 // writeFile replaces dir/name with data durably: it writes a temporary file
-// in dir, syncs it, renames it over name and syncs dir.
-func writeFile(dir, name string, data []byte) error {
+// in dir, syncs it, renames it over name and syncs dir. A full disk is a
+// CodeUnavailable error naming the file (diskErr).
+func writeFile(dir, name string, data []byte) (err error) {
+	defer func() {
+		if err != nil {
+			err = diskErr(filepath.Join(dir, name), err)
+		}
+	}()
 	tmp, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
@@ -60,17 +67,51 @@ func writeJSON(dir, name string, v any) error {
 
 // readJSON decodes dir/name into v; a missing file leaves v untouched.
 func readJSON(dir, name string, v any) error {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := readNoFollow(filepath.Join(dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
+	}
+	if errors.Is(err, syscall.EISDIR) {
+		return &fileDamage{name: name, reason: "a directory is in its place"}
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return &fileDamage{name: name, reason: "a link is in its place (never followed)"}
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %s: %w", filepath.Join(dir, name), err)
+		return &fileDamage{name: name, reason: "not valid JSON: " + err.Error()}
 	}
 	return nil
+}
+
+// readNoFollow reads the file at path; a link there is not followed (ELOOP).
+func readNoFollow(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// diskErr turns an error writing the file at path into the one to report:
+// a full disk, an exceeded quota or a read-only file system names the file
+// and what to do rather than passing as an internal error.
+func diskErr(path string, err error) error {
+	var why string
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		why = "the disk is full (no space left on device); free space on the file system that holds it, then retry"
+	case errors.Is(err, syscall.EDQUOT):
+		why = "the disk quota is exceeded; free space or raise the quota, then retry"
+	case errors.Is(err, syscall.EROFS):
+		why = "the file system is read-only; remount it read-write, then retry"
+	default:
+		return err
+	}
+	return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("cannot write %s: %s", path, why), Err: err}
 }
 
 func syncDir(dir string) error {

@@ -270,7 +270,7 @@ func (p *Provider) unwrapEntry(id silo.AccountID, e ringEntry) (*envelope.DataKe
 		return nil, nil, rerr
 	}
 	if dk, m, err = try(); err != nil {
-		return nil, nil, silo.Errorf(silo.CodeInternal, "the data key of account %s does not open with this master key; restore master.key from backup: %w", id, err)
+		return nil, nil, p.unwrapFailed(id, e, err)
 	}
 	return dk, m, nil
 }
@@ -313,10 +313,10 @@ func decodeSecret(v string) (string, []byte, error) {
 func (p *Provider) openSecret(acct silo.AccountID, r keyRing, keys []atomic.Pointer[envelope.DataKey], name, enc string) (pt []byte, stale bool, err error) {
 	id, env, err := decodeSecret(enc)
 	if err != nil {
-		return nil, false, fmt.Errorf("secret %s of %s in %s: %w", name, acct, filepath.Join(p.accounts, string(acct), fileSecrets), err)
+		return nil, false, p.secretFailed(acct, name, "", false)
 	}
 	if id != "" && !r.has(id) {
-		return nil, true, fmt.Errorf("open %q of %s: sealed under key %s, which is no longer in the key ring: %w", name, acct, id, envelope.ErrDecrypt)
+		return nil, true, p.secretFailed(acct, name, id, true)
 	}
 	err = nil
 	for i, e := range r {
@@ -340,10 +340,7 @@ func (p *Provider) openSecret(acct silo.AccountID, r keyRing, keys []atomic.Poin
 			return pt, false, nil
 		}
 	}
-	if err == nil {
-		err = fmt.Errorf("open %q of %s: %w", name, acct, envelope.ErrDecrypt)
-	}
-	return nil, false, err
+	return nil, false, p.secretFailed(acct, name, id, false)
 }
 
 func (p *Provider) step(name string, id silo.AccountID) error {

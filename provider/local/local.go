@@ -172,7 +172,10 @@ type Provider struct {
 	// janitor ticks, to drop the entries that went unused. A cached file is
 	// used without a stat for recheck nanoseconds (0: never) of now(), the
 	// monotonic time since born.
-	cache   sync.Map
+	cache sync.Map
+	// damaged holds the damaged files found in use (silo.AccountID →
+	// *acctDamage; see damage.go).
+	damaged sync.Map
 	epoch   atomic.Int64
 	recheck int64
 	born    time.Time
@@ -465,31 +468,33 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 	if err := p.checkExists(a); err != nil {
 		return nil, err
 	}
+	if err := p.damagedFile(a.id, fileDB); err != nil {
+		return nil, err // the file found damaged is still there
+	}
 	if !create {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		fi, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errNoStore
 		}
+		if err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+			// bbolt would start a new, empty store in it: the tables and
+			// their data would be silently gone.
+			return nil, p.markDamaged(a.id, fileDB, "it is empty (0 bytes) though the account has tables")
+		}
 	}
-	var fi os.FileInfo // of the very file bbolt opens
-	db, err := bbolt.Open(path, fileMode, &bbolt.Options{
+	// openBolt checks the file's structure before bbolt maps it: bbolt
+	// trusts its file, and a damaged one would panic in a goroutine of its
+	// own (see storecheck.go).
+	db, fi, err := openBolt(path, bbolt.Options{
 		Timeout:        storeLockWait,
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
-		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-			f, err := openNoFollow(name, flag, perm)
-			if err == nil {
-				if fi, err = f.Stat(); err != nil {
-					f.Close()
-				}
-			}
-			return f, err
-		},
 	})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, silo.Errorf(silo.CodeUnavailable, "the table store of account %s is open in another silo process on %s (silo up or silo server); stop that process and retry, or run the command through its API (commands on its data dir do so by themselves; from elsewhere pass --server)", a.id, p.cfg.Dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open store of %s: %w", a.id, err)
+		return nil, p.storeErr(a, fmt.Errorf("open store of %s: %w", a.id, err))
 	}
 
 	p.mu.Lock()

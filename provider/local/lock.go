@@ -18,10 +18,12 @@ import (
 // RotateDataKey, CreateAccount, DeleteAccount and a master-key rotation's
 // rewrap of that account, inside the account's in-process mutex.
 // locks/master.lock mirrors rotateMu: shared by whoever wraps a data key
-// under the current master key, exclusive for a master-key rotation. Lock
-// files are never removed (removing one while another process waits on it
-// would let a third lock a new file beside it). Reads take no lock: every
-// file is replaced by rename, so a read sees the old or the new file whole.
+// under the current master key, exclusive for a master-key rotation. An
+// exclusive lock's file is removed by its holder on release, and a waiter
+// that then gets the lock on the removed file locks the new one instead
+// (see flock), so lock files of deleted accounts do not pile up. Reads take
+// no lock: every file is replaced by rename, so a read sees the old or the
+// new file whole.
 
 const dirLocks = "locks"
 
@@ -66,25 +68,48 @@ func (p *Provider) lockMaster(exclusive bool) (unlock func(), err error) {
 }
 
 // flock locks locks/<name>.lock (how: LOCK_SH or LOCK_EX), waiting for
-// other processes' locks.
+// other processes' locks. An exclusive lock's file is removed when it is
+// released (removeExclusive), so the lock files of accounts do not pile up:
+// the holder unlinks it while it still holds the lock, and whoever then gets
+// the lock on the unlinked file sees that the path no longer names the file
+// it locked and tries again on a new one. A shared lock's file is never
+// removed (another holder may share it).
 func (p *Provider) flock(name string, how int) (release func(), err error) {
 	path := filepath.Join(p.cfg.Dir, dirLocks, name+".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, fileMode)
-	if err != nil {
-		return nil, fmt.Errorf("open lock file %s: %w", path, err)
-	}
 	for {
-		err = syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			break
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, fileMode)
+		if err != nil {
+			return nil, fmt.Errorf("open lock file %s: %w", path, err)
 		}
+		for {
+			err = syscall.Flock(int(f.Fd()), how)
+			if !errors.Is(err, syscall.EINTR) {
+				break
+			}
+		}
+		if err != nil {
+			f.Close()
+			return nil, silo.Errorf(silo.CodeUnavailable, "lock %s for a change: %v; try again", path, err)
+		}
+		held, herr := f.Stat()
+		now, nerr := os.Stat(path)
+		if herr != nil || nerr != nil || !os.SameFile(held, now) {
+			// The holder before us removed it: lock the new one.
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			f.Close()
+			continue
+		}
+		return func() {
+			if how == syscall.LOCK_EX && removeExclusive {
+				_ = os.Remove(path) // still held: nobody can lock it in between
+			}
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			f.Close()
+		}, nil
 	}
-	if err != nil {
-		f.Close()
-		return nil, silo.Errorf(silo.CodeUnavailable, "lock %s for a change: %v; try again", path, err)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
+
+// removeExclusive makes flock remove an exclusive lock's file on release.
+// It is a variable for the test that shows the lock files would otherwise
+// pile up.
+var removeExclusive = true

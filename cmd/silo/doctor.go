@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/server"
+)
+
+// doctorReport is what silo doctor found.
+type doctorReport struct {
+	Registry string `json:"registry,omitempty"` // why the registry cannot be trusted, if it cannot
+	server.DriftReport
+}
+
+func newDoctorCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "doctor",
+		Short: "Check the control plane and every account's files, and say what is wrong and what to do",
+		Long: `Doctor checks that the control-plane registry is not empty while the provider holds
+accounts (a lost state.db), that every account the provider holds is in the registry, and, for
+every account, that its onboarding or deletion is not left half done, that every file of it
+(key ring, config, secrets, resource manifest, table store, blob directories) is intact, and
+that what the provider holds matches recorded state. Each finding names the account, the file
+and what to do (docs/operations.md has the procedures). It exits non-zero if it found anything.
+
+On a data dir that silo up or silo server serves it asks that process (whose open table stores
+it checked when it opened them); otherwise it opens the data dir itself, even when the registry
+was lost, to report.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var rep doctorReport
+			c, err := remote(g)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				if rep.DriftReport, err = c.Drift(ctx, ""); err != nil {
+					return err
+				}
+			} else {
+				p, err := openPlatform(ctx, g, "", "", func(c *platform.Config) { c.OpenLostRegistry = true })
+				if err != nil {
+					return err
+				}
+				defer p.Close()
+				state := filepath.Join(p.Config().DataDir, "state.db")
+				if err := p.Plane.CheckRegistry(ctx, state); err != nil {
+					rep.Registry = silo.UserMessage(err)
+				}
+				if rep.DriftReport, err = server.FleetDrift(ctx, p.Plane, ""); err != nil {
+					return err
+				}
+			}
+			n := len(rep.Problems) + len(rep.Orphans) + len(rep.Drift)
+			if rep.Registry != "" {
+				n++
+			}
+			ids := make([]silo.AccountID, 0, len(rep.Drift))
+			for id := range rep.Drift {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			if err := g.print(rep, func(w io.Writer) {
+				if rep.Registry != "" {
+					fmt.Fprintf(w, "control plane: %s\n", rep.Registry)
+				}
+				for _, p := range rep.Problems {
+					fmt.Fprintf(w, "%s\n", p)
+				}
+				if rep.Registry == "" {
+					for _, id := range rep.Orphans {
+						fmt.Fprintf(w, "%s: held by the provider but not in the registry; restore the control-plane state (state.db) from a backup that has it (docs/operations.md)\n", id)
+					}
+				}
+				for _, id := range ids {
+					for _, it := range rep.Drift[id] {
+						fmt.Fprintf(w, "%s: %s %s; silo apply %s restores recorded state\n", id, it.Key, it.Kind, id)
+					}
+				}
+				if n == 0 {
+					fmt.Fprintf(w, "no problem found in %d account(s)\n", rep.Accounts)
+				}
+			}); err != nil {
+				return err
+			}
+			if n > 0 {
+				return silo.Errorf(silo.CodeFailedCheck, "silo doctor found %d problem(s); each line above says what to do", n)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func (c *cli) accountFile(id, name string) string {
+	return filepath.Join(c.dataDir, "accounts", "accounts", id, name)
+}
+
+// TestLostStateRefusesToStart: with the control-plane state gone and the
+// accounts still on disk, commands refuse with how to restore instead of
+// showing an empty fleet, and silo doctor says the same; before, the same
+// commands list the tenants (the twin).
+func TestLostStateRefusesToStart(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	c.ok("tenant", "create", "globex")
+	if out := c.ok("tenant", "list"); !strings.Contains(out, "acme") || !strings.Contains(out, "globex") {
+		t.Fatalf("tenant list before: %s", out)
+	}
+	if out := c.ok("doctor"); !strings.Contains(out, "no problem found in 3 account(s)") {
+		t.Fatalf("doctor before: %s", out)
+	}
+	for _, f := range []string{"state.db", "state.db-wal", "state.db-shm"} {
+		if err := os.Remove(filepath.Join(c.dataDir, f)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"tenant", "list"}, {"drift", "--all"}, {"verify"}} {
+		c.fails("holds no accounts, but the provider holds 3", args...)
+	}
+	code, out, _ := c.run("doctor")
+	if code == 0 || !strings.Contains(out, "restore") || !strings.Contains(out, "holds no accounts") {
+		t.Fatalf("doctor after: exit %d, %s; want the lost registry and how to restore", code, out)
+	}
+}
+
+// TestFleetCommandsGoOnPastABadAccount: acme's resource manifest is
+// truncated; drift --all and doctor report it with what to do and still
+// report globex's drift (which sorts after acme); before the damage both
+// report nothing (the twin).
+func TestFleetCommandsGoOnPastABadAccount(t *testing.T) {
+	c := newCLI(t)
+	for _, id := range []string{"acme", "globex"} {
+		c.ok("tenant", "create", id)
+	}
+	if out := c.ok("drift", "--all"); !strings.Contains(out, "no drift in 3 account(s)") {
+		t.Fatalf("drift before: %s", out)
+	}
+	// acme: a truncated manifest.
+	m := c.accountFile("acme", "resources.json")
+	b, err := os.ReadFile(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m, b[:len(b)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// globex: the provider lost one resource (drift).
+	g := c.accountFile("globex", "resources.json")
+	var entries map[string]json.RawMessage
+	if b, err = os.ReadFile(g); err != nil || json.Unmarshal(b, &entries) != nil {
+		t.Fatalf("read %s: %v", g, err)
+	}
+	delete(entries, "config/plan")
+	if b, err = json.Marshal(entries); err != nil || os.WriteFile(g, b, 0o600) != nil {
+		t.Fatal("rewrite globex's manifest")
+	}
+
+	code, out, errOut := c.run("drift", "--all")
+	for _, want := range []string{"acme: account acme is out of service: its file resources.json is damaged", "globex: config/plan missing"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("drift --all: stdout %q, want it to contain %q", out, want)
+		}
+	}
+	if code == 0 || !strings.Contains(errOut, "1 problem(s)") {
+		t.Errorf("drift --all: exit %d, stderr %q; want a failure counting the problem", code, errOut)
+	}
+	code, out, _ = c.run("doctor")
+	if code == 0 || !strings.Contains(out, "resources.json") || !strings.Contains(out, "silo apply globex restores") {
+		t.Errorf("doctor: exit %d, %s; want acme's damage and globex's drift", code, out)
+	}
+}

@@ -1,0 +1,198 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/store"
+)
+
+// Checker is implemented by providers that can check the files of an
+// account (the local provider: provider/local.Provider.CheckAccount).
+// Accounts of other providers are not checked.
+type Checker interface {
+	CheckAccount(ctx context.Context, id silo.AccountID) error
+}
+
+// Problem is one thing wrong with an account that needs the operator or
+// the platform's recovery: what is wrong and what to do.
+type Problem struct {
+	Account silo.AccountID `json:"account"`
+	Problem string         `json:"problem"`
+	Fix     string         `json:"fix"`
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s: %s; %s", p.Account, p.Problem, p.Fix) }
+
+// AccountProblems returns what is wrong with account a: an onboarding or
+// deletion left half done, files the provider finds damaged (Checker), and
+// an account the provider should hold but does not. Drift is not a
+// problem here (engine.Drift reports it).
+func (p *Plane) AccountProblems(ctx context.Context, a silo.Account) []Problem {
+	var out []Problem
+	add := func(problem, fix string) { out = append(out, Problem{Account: a.ID, Problem: problem, Fix: fix}) }
+	switch a.State {
+	case silo.StateDeleted:
+		return nil
+	case silo.StateProvisioning:
+		add("its onboarding did not finish (it has no release yet)",
+			fmt.Sprintf("a running silo server or silo up finishes it by itself; else run silo apply %s to finish it, or silo tenant delete %s to roll it back", a.ID, a.ID))
+	case silo.StateDeleting:
+		add("its deletion did not finish",
+			fmt.Sprintf("a running silo server or silo up finishes it by itself; else run silo tenant delete %s again", a.ID))
+	}
+	_, err := p.cfg.Provider.Resources(ctx, a.ID)
+	switch {
+	case errors.Is(err, silo.ErrNotFound):
+		if a.State != silo.StateProvisioning && a.State != silo.StateDeleting {
+			add("the provider holds no account for it (its data and data key are gone)",
+				fmt.Sprintf("restore the account from a backup of the data dir (docs/operations.md), or run silo tenant delete %s", a.ID))
+		}
+		return out
+	case err != nil:
+		add(silo.UserMessage(err), "see docs/operations.md")
+	}
+	if c, ok := p.cfg.Provider.(Checker); ok {
+		if err := c.CheckAccount(ctx, a.ID); err != nil && !errors.Is(err, silo.ErrNotFound) {
+			for _, e := range unjoin(err) {
+				if len(out) > 0 && out[len(out)-1].Problem == silo.UserMessage(e) {
+					continue // the same damage, found by Resources above
+				}
+				add(silo.UserMessage(e), "")
+			}
+		}
+	}
+	return out
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// Orphans returns the accounts the provider holds that the registry does
+// not know (or records as deleted): data and keys no command reaches.
+func (p *Plane) Orphans(ctx context.Context) ([]silo.AccountID, error) {
+	held, err := p.cfg.Provider.Accounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list provider accounts: %w", err)
+	}
+	known := map[silo.AccountID]bool{}
+	err = p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		accts, err := tx.Accounts(store.Filter{})
+		for _, a := range accts {
+			known[a.ID] = true
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []silo.AccountID
+	for _, id := range held {
+		if !known[id] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// CheckRegistry refuses a registry that holds no account at all while the
+// provider holds some: the control-plane state (state.db) was lost or
+// replaced, and starting on it would show an empty fleet, prove
+// isolation over nothing and let IDs be reused over live data.
+//
+// # Errors
+//
+// CodeFailedCheck naming the accounts and how to restore.
+func (p *Plane) CheckRegistry(ctx context.Context, stateFile string) error {
+	var n int
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		accts, err := tx.Accounts(store.Filter{IncludeDeleted: true})
+		n = len(accts)
+		return err
+	})
+	if err != nil || n > 0 {
+		return err
+	}
+	held, err := p.cfg.Provider.Accounts(ctx)
+	if err != nil || len(held) == 0 {
+		return err
+	}
+	names := make([]string, 0, 5)
+	for i, id := range held {
+		if i == 5 {
+			names = append(names, "...")
+			break
+		}
+		names = append(names, string(id))
+	}
+	return silo.Errorf(silo.CodeFailedCheck,
+		"the control-plane state %s holds no accounts, but the provider holds %d (%s): the state was lost or replaced; stop every silo process on this data dir and restore %s from a backup (see docs/operations.md); silo will not start on an empty registry while accounts exist",
+		stateFile, len(held), strings.Join(names, ", "), stateFile)
+}
+
+// ResumeReport says what Resume did.
+type ResumeReport struct {
+	Resumed []silo.AccountID  `json:"resumed,omitempty"` // onboardings finished
+	Failed  map[string]string `json:"failed,omitempty"`  // account → why it could not be finished
+}
+
+// Resume finishes onboardings left half done: every account in state
+// provisioning that no process is working on (no pending intent; run
+// engine.Recover first so that the intents of dead processes are settled)
+// is planned against the current release and applied, which creates it in
+// the provider if needed and makes it active. Deletions left half done are
+// finished by engine.Recover. An account that fails is reported and the
+// others go on.
+func (p *Plane) Resume(ctx context.Context) (ResumeReport, error) {
+	rep := ResumeReport{Failed: map[string]string{}}
+	var accts []silo.Account
+	busy := map[silo.AccountID]bool{}
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		if accts, err = tx.Accounts(store.Filter{State: silo.StateProvisioning}); err != nil {
+			return err
+		}
+		pending, err := tx.PendingIntents()
+		for _, in := range pending {
+			busy[in.Account] = true
+		}
+		return err
+	})
+	if err != nil || len(accts) == 0 {
+		return rep, err
+	}
+	rel, err := p.CurrentRelease(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, a := range accts {
+		if busy[a.ID] || a.State != silo.StateProvisioning {
+			continue
+		}
+		if err := p.resumeOne(ctx, a, rel); err != nil {
+			rep.Failed[string(a.ID)] = silo.UserMessage(err)
+			p.cfg.Logger.Warn("could not finish an interrupted onboarding", "account", a.ID, "error", err)
+			continue
+		}
+		rep.Resumed = append(rep.Resumed, a.ID)
+		p.cfg.Logger.Info("finished an interrupted onboarding", "account", a.ID, "release", rel.ID)
+	}
+	return rep, nil
+}
+
+func (p *Plane) resumeOne(ctx context.Context, a silo.Account, rel engine.Release) error {
+	plan, err := p.Engine.PlanAccount(ctx, a, rel)
+	if err != nil {
+		return err
+	}
+	return p.Engine.Apply(ctx, plan)
+}

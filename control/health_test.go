@@ -1,0 +1,156 @@
+package control_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/provider/local"
+	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/sqlite"
+)
+
+// planeOn opens a plane on the state file name in dir, over the provider
+// in dir/accounts.
+func planeOn(t *testing.T, dir, name string) (*control.Plane, store.Store, *local.Provider) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, err := local.New(local.Config{Dir: filepath.Join(dir, "accounts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prov.Close(); st.Close() })
+	return control.New(control.Config{Store: st, Provider: prov}), st, prov
+}
+
+// TestCheckRegistryRefusesALostRegistry: a registry with no account over a
+// provider that holds accounts (state.db lost or replaced) is refused with
+// the way to restore; an empty registry over an empty provider (a new
+// installation) and the registry that made the accounts are accepted.
+func TestCheckRegistryRefusesALostRegistry(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, st, _ := planeOn(t, dir, "state.db")
+	if err := p.CheckRegistry(ctx, "state.db"); err != nil {
+		t.Fatalf("new installation: CheckRegistry = %v, want nil", err)
+	}
+	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"acme", "globex"} {
+		if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.CheckRegistry(ctx, "state.db"); err != nil {
+		t.Fatalf("the registry that made the accounts: CheckRegistry = %v, want nil", err)
+	}
+	lost, _, _ := planeOn(t, dir, "state-new.db")
+	err := lost.CheckRegistry(ctx, "state-new.db")
+	if silo.ErrorCode(err) != silo.CodeFailedCheck || !strings.Contains(err.Error(), "acme") || !strings.Contains(err.Error(), "restore state-new.db") {
+		t.Fatalf("lost registry: CheckRegistry = %v, want a failed check naming the accounts and the restore", err)
+	}
+	orphans, err := lost.Orphans(ctx)
+	if err != nil || len(orphans) != 3 { // acme, globex, production
+		t.Fatalf("Orphans = %v, %v; want acme, globex and production", orphans, err)
+	}
+	if orphans, err := p.Orphans(ctx); err != nil || len(orphans) != 0 {
+		t.Fatalf("Orphans of the full registry = %v, %v; want none", orphans, err)
+	}
+}
+
+// TestResumeFinishesInterruptedOnboarding: an account whose creation was
+// cut off after its registry row and intents were written (by a process
+// that is gone) is shown by every command as provisioning with what to do,
+// and Recover then Resume finish it: it is created in the provider, gets
+// its release and becomes active. An account created normally is the twin.
+func TestResumeFinishesInterruptedOnboarding(t *testing.T) {
+	ctx := context.Background()
+	p, st, prov := planeOn(t, t.TempDir(), "state.db")
+	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-time.Hour)
+	err := st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateAccount(silo.Account{ID: "t8", Kind: silo.KindTenant, State: silo.StateProvisioning, Created: long, Updated: long, Version: 1}); err != nil {
+			return err
+		}
+		_, err := tx.AddIntent(store.Intent{Key: "create-account/t8/elsewhere~4242~x", Account: "t8", Action: "create-account", State: store.IntentPending, Created: long, Updated: long})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d, err := p.Show(ctx, "t8")
+	if err != nil || d.Account.State != silo.StateProvisioning || len(d.Problems) == 0 || !strings.Contains(d.Problems[0].Fix, "silo apply t8") {
+		t.Fatalf("Show(t8) = %+v, %v; want it provisioning, with the command that finishes it", d.Problems, err)
+	}
+	if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: "t8"}); !errors.Is(err, silo.ErrConflict) || !strings.Contains(err.Error(), "silo apply t8") {
+		t.Fatalf("creating t8 again: %v, want a conflict saying how to finish it", err)
+	}
+	if rep, err := p.Resume(ctx); err != nil || len(rep.Resumed) != 0 {
+		t.Fatalf("Resume while the intent is pending = %+v, %v; want nothing resumed", rep, err)
+	}
+
+	if _, err := p.Engine.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Resume(ctx)
+	if err != nil || len(rep.Resumed) != 1 || rep.Resumed[0] != "t8" {
+		t.Fatalf("Resume = %+v, %v; want t8 resumed", rep, err)
+	}
+	for _, id := range []silo.AccountID{"acme", "t8"} {
+		a, err := p.Account(ctx, id)
+		if err != nil || a.State != silo.StateActive || a.Release == "" {
+			t.Errorf("%s after Resume: %+v, %v; want active on a release", id, a, err)
+		}
+		if _, err := prov.Resources(ctx, id); err != nil {
+			t.Errorf("%s in the provider: %v", id, err)
+		}
+		if d, err := p.Show(ctx, id); err != nil || len(d.Problems) != 0 {
+			t.Errorf("Show(%s) = %+v, %v; want no problem", id, d.Problems, err)
+		}
+	}
+}
+
+// TestAccountProblemsNameDamage: an account whose resources.json is
+// damaged is reported with the file, and the other account has no
+// problem.
+func TestAccountProblemsNameDamage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, st, _ := planeOn(t, dir, "state.db")
+	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"acme", "globex"} {
+		if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts", "accounts", "acme", "resources.json"), []byte(`{"table/t": {"ty`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acme, _ := p.Account(ctx, "acme")
+	globex, _ := p.Account(ctx, "globex")
+	if probs := p.AccountProblems(ctx, acme); len(probs) == 0 || !strings.Contains(probs[0].Problem, "resources.json") {
+		t.Errorf("AccountProblems(acme) = %v, want the damaged resources.json", probs)
+	}
+	if probs := p.AccountProblems(ctx, globex); len(probs) != 0 {
+		t.Errorf("AccountProblems(globex) = %v, want none", probs)
+	}
+}

@@ -1,0 +1,162 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	silo "github.com/silo-run/silo"
+)
+
+// CheckAccount looks at every file of the account and returns the damage
+// it finds (errors.Join of *silo.Error values, CodeUnavailable, each caused
+// by a *DamageError naming the file and what to do), or nil. It reads
+// data.key (and unwraps each of its keys with the master key, which tells
+// a damaged data.key from a wrong master.key), config.json, secrets.json
+// (the form of each value; no value is decrypted) and resources.json, walks
+// the structure of data.db (see checkStore) unless another process has it
+// open (that process checked it when it opened it; it is reported as not
+// checked), and checks that blobs/ and each bucket in it are directories.
+// Damage found is recorded as for damage found in use (see Damaged).
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID; CodeNotFound if the account does not
+// exist.
+func (p *Provider) CheckAccount(ctx context.Context, id silo.AccountID) error {
+	if err := parseID(id); err != nil {
+		return err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	if err := p.checkExists(a); err != nil {
+		return err
+	}
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, p.damageErr(id, err))
+		}
+	}
+
+	// data.key: decodes, and every key unwraps.
+	if _, err := p.load(p.cacheOf(id), id, slotRing, true); err != nil {
+		add(err)
+	} else if r, err := p.readRingNoFollow(a); err != nil {
+		add(err)
+	} else {
+		for _, e := range r {
+			if _, _, err := p.unwrapEntry(id, e); err != nil {
+				add(err)
+				break
+			}
+		}
+	}
+
+	// The JSON files.
+	for _, name := range []string{fileConfig, fileResources} {
+		var m map[string]any
+		add(readJSON(a.dir, name, &m))
+	}
+	sec := map[string]string{}
+	if err := readJSON(a.dir, fileSecrets, &sec); err != nil {
+		add(err)
+	} else {
+		for name, v := range sec {
+			if _, env, err := decodeSecret(v); err != nil || len(env) == 0 {
+				add(&fileDamage{name: fileSecrets, reason: fmt.Sprintf("the value of secret %s is not an envelope", name)})
+				break
+			}
+		}
+	}
+
+	// data.db, unless open: here (checked when opened) or elsewhere.
+	add(p.checkStoreFile(a))
+
+	// blobs/ and its buckets.
+	blobs := filepath.Join(a.dir, dirBlobs)
+	if fi, err := os.Lstat(blobs); err == nil {
+		if !fi.IsDir() {
+			add(p.markDamaged(id, dirBlobs, "it is a "+kindOf(fi)+", not a directory"))
+		} else if ents, err := os.ReadDir(blobs); err == nil {
+			for _, e := range ents {
+				if err := p.checkBlobDirs(a, e.Name()); err != nil {
+					add(err)
+					break
+				}
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// readRingNoFollow reads and decodes data.key without following a link.
+func (p *Provider) readRingNoFollow(a *account) (keyRing, error) {
+	b, err := readNoFollow(filepath.Join(a.dir, fileDataKey))
+	if err != nil {
+		return nil, &fileDamage{name: fileDataKey, reason: err.Error()}
+	}
+	r, err := decodeRing(b)
+	if err != nil {
+		return nil, &fileDamage{name: fileDataKey, reason: err.Error()}
+	}
+	if why := ringDamage(r); why != "" {
+		return nil, &fileDamage{name: fileDataKey, reason: why}
+	}
+	return r, nil
+}
+
+// checkStoreFile checks account a's store file if no process has it open:
+// one this process has open was checked when it was opened, and damage
+// found in use since is recorded (Damaged); one another process has open
+// is not checked here (nil: that process checks it).
+func (p *Provider) checkStoreFile(a *account) error {
+	if err := p.damagedFile(a.id, fileDB); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p.mu.Lock()
+	open := a.db != nil
+	p.mu.Unlock()
+	if open {
+		return nil
+	}
+	path := filepath.Join(a.dir, fileDB)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // no tables yet
+	case errors.Is(err, syscall.ELOOP):
+		return damagedf("not a regular file (a link; never followed)")
+	case err != nil:
+		return fmt.Errorf("check %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("check %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return damagedf("not a regular file (%s)", kindOf(st))
+	}
+	if st.Size() == 0 {
+		return damagedf("it is empty (0 bytes)")
+	}
+	// A shared lock: no writer is in the middle of a commit.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil
+		}
+		return fmt.Errorf("check %s: %w", path, err)
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return checkStore(f, st.Size())
+}

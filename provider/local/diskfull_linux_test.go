@@ -1,0 +1,133 @@
+//go:build linux
+
+package local
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	silo "github.com/silo-run/silo"
+)
+
+// TestDiskFullNamesTheFile: on a full file system (a 1 MiB tmpfs, where
+// the machine lets the test mount one), setting a secret fails with an
+// error that names secrets.json and says the disk is full, not "internal
+// error"; once space is freed the same call succeeds (the twin).
+func TestDiskFullNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v); run as root to test a full disk", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	ctx := context.Background()
+	p := newTestProvider(t, Config{Dir: filepath.Join(dir, "silo")})
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	declareSecret(t, p, "acme", "token")
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			break // full
+		}
+	}
+	f.Close()
+
+	err = p.PutSecret(ctx, "acme", "token", []byte("v"))
+	msg := silo.UserMessage(err)
+	if silo.ErrorCode(err) != silo.CodeUnavailable || !strings.Contains(msg, "secrets.json") || !strings.Contains(msg, "disk is full") {
+		t.Fatalf("PutSecret on a full disk: %q (code %s), want a message naming secrets.json and the full disk", msg, silo.ErrorCode(err))
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PutSecret(ctx, "acme", "token", []byte("v")); err != nil {
+		t.Fatalf("PutSecret after freeing space: %v", err)
+	}
+}
+
+// TestDamagedKeyRingBlamesTheRightFile: a data.key whose wrapped key is
+// damaged is reported as data.key's damage (restoring master.key would not
+// help), while a master.key that is not the one the ring was wrapped with
+// is reported as such, with master.key to restore.
+func TestDamagedKeyRingBlamesTheRightFile(t *testing.T) {
+	ctx := context.Background()
+	setup := func(t *testing.T) (string, *Provider) {
+		dir := t.TempDir()
+		p, err := New(Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+			t.Fatal(err)
+		}
+		declareSecret(t, p, "acme", "token")
+		if err := p.PutSecret(ctx, "acme", "token", []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		return dir, p
+	}
+	secret := func(t *testing.T, dir string) error {
+		p := newTestProvider(t, Config{Dir: dir})
+		d, err := p.Data(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = d.Secret(ctx, "token")
+		return err
+	}
+	secretErr := func(t *testing.T, dir string) string {
+		err := secret(t, dir)
+		if err == nil {
+			t.Fatal("Secret succeeded, want an error")
+		}
+		return silo.UserMessage(err)
+	}
+
+	t.Run("data.key damaged", func(t *testing.T) {
+		dir, _ := setup(t)
+		path := filepath.Join(dir, "accounts", "acme", fileDataKey)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)-5] ^= 0xff // inside the wrapped key
+		if err := os.WriteFile(path, b, fileMode); err != nil {
+			t.Fatal(err)
+		}
+		msg := secretErr(t, dir)
+		if !strings.Contains(msg, "data.key is damaged") || !strings.Contains(msg, "master.key is not at fault") || strings.Contains(msg, "restore master.key") {
+			t.Fatalf("Secret: %q, want data.key blamed and master.key cleared", msg)
+		}
+	})
+	t.Run("another master.key", func(t *testing.T) {
+		dir, _ := setup(t)
+		other, _ := setup(t)
+		b, err := os.ReadFile(filepath.Join(other, "master.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "master.key"), b, fileMode); err != nil {
+			t.Fatal(err)
+		}
+		msg := secretErr(t, dir)
+		if !strings.Contains(msg, "does not hold; restore the master.key that holds it") || strings.Contains(msg, "data.key is damaged") {
+			t.Fatalf("Secret: %q, want master.key blamed", msg)
+		}
+	})
+	t.Run("undamaged", func(t *testing.T) {
+		dir, _ := setup(t)
+		if err := secret(t, dir); err != nil {
+			t.Fatalf("Secret of an undamaged account: %v", err)
+		}
+	})
+}
