@@ -480,6 +480,32 @@ func (p *Plane) SetSecret(ctx context.Context, id silo.AccountID, name string, v
 	})
 }
 
+// AuditLog returns up to limit audit entries after sequence number after,
+// oldest first, those of account acct only when acct is not empty. limit is
+// capped at 1000.
+func (p *Plane) AuditLog(ctx context.Context, after int64, limit int, acct silo.AccountID) ([]store.AuditEntry, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	out := []store.AuditEntry{}
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		for len(out) < limit {
+			page, err := tx.Audit(after, 1000)
+			if err != nil || len(page) == 0 {
+				return err
+			}
+			for _, e := range page {
+				if (acct == "" || e.Event.Account == acct) && len(out) < limit {
+					out = append(out, e)
+				}
+			}
+			after = page[len(page)-1].Seq
+		}
+		return nil
+	})
+	return out, err
+}
+
 // VerifyAudit checks the whole audit log's hash chain and, when the plane
 // was configured with an AuditWitness, that the log still reaches the
 // witnessed head (so truncation is detected too). It returns the number of

@@ -185,6 +185,20 @@ func (c *Client) Keys(ctx context.Context, id silo.AccountID) ([]store.APIKey, e
 	return out, err
 }
 
+// AuditLog returns up to limit audit entries after sequence number after
+// (of one account when acct is not empty).
+func (c *Client) AuditLog(ctx context.Context, after int64, limit int, acct silo.AccountID) ([]store.AuditEntry, error) {
+	q := url.Values{}
+	q.Set("after", strconv.FormatInt(after, 10))
+	q.Set("limit", strconv.Itoa(limit))
+	if acct != "" {
+		q.Set("account", string(acct))
+	}
+	var out []store.AuditEntry
+	err := c.call(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &out)
+	return out, err
+}
+
 // RevokeKey revokes one key of an account.
 func (c *Client) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error {
 	return c.call(ctx, http.MethodDelete, "/v1/accounts/"+esc(string(id))+"/keys/"+esc(keyID), nil, nil)

@@ -441,6 +441,24 @@ func (s *Server) routes() {
 	s.handle("POST /v1/rollouts/{rid}/resume", op(s.cfg.Runner.Resume))
 	s.handle("POST /v1/rollouts/{rid}/abort", op(s.cfg.Runner.Abort))
 	s.handle("POST /v1/rollouts/{rid}/rollback", op(s.cfg.Runner.Rollback))
+	s.handle("GET /v1/audit", func(r *http.Request) (int, any, error) {
+		q := r.URL.Query()
+		var after int64
+		var limit int
+		var err error
+		if v := q.Get("after"); v != "" {
+			if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
+				return 0, nil, silo.Errorf(silo.CodeInvalid, "after must be a sequence number, not %q", v)
+			}
+		}
+		if v := q.Get("limit"); v != "" {
+			if limit, err = strconv.Atoi(v); err != nil || limit < 1 {
+				return 0, nil, silo.Errorf(silo.CodeInvalid, "limit must be a positive number, not %q", v)
+			}
+		}
+		es, err := s.cfg.Plane.AuditLog(r.Context(), after, limit, silo.AccountID(q.Get("account")))
+		return http.StatusOK, es, err
+	})
 	s.handle("GET /v1/audit/verify", func(r *http.Request) (int, any, error) {
 		n, err := s.cfg.Plane.VerifyAudit(r.Context())
 		return http.StatusOK, AuditResult{Entries: n, Intact: err == nil}, err

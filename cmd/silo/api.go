@@ -38,6 +38,7 @@ type controlAPI interface {
 	RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error
 	SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error
 	VerifyAudit(ctx context.Context) (int, error)
+	AuditLog(ctx context.Context, after int64, limit int, acct silo.AccountID) ([]store.AuditEntry, error)
 
 	// StageRelease makes the release that plan targets available where the
 	// commands run and returns its ID: the one built from the spec file
@@ -186,6 +187,10 @@ func (l localAPI) SetSecret(ctx context.Context, id silo.AccountID, name string,
 
 func (l localAPI) VerifyAudit(ctx context.Context) (int, error) {
 	return l.a.plane.VerifyAudit(ctx)
+}
+
+func (l localAPI) AuditLog(ctx context.Context, after int64, limit int, acct silo.AccountID) ([]store.AuditEntry, error) {
+	return l.a.plane.AuditLog(ctx, after, limit, acct)
 }
 
 func (l localAPI) StageRelease(ctx context.Context) (string, error) {

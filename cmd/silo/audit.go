@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,7 +22,43 @@ import (
 
 func newAuditCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Check the tamper-evident control-plane audit log; sign and export checkpoints of it"}
-	cmd.AddCommand(newAuditVerifyCmd(g), newAuditCheckpointCmd(g), newAuditWitnessCmd(g))
+	cmd.AddCommand(newAuditListCmd(g), newAuditVerifyCmd(g), newAuditCheckpointCmd(g), newAuditWitnessCmd(g))
+	return cmd
+}
+
+func newAuditListCmd(g *globals) *cobra.Command {
+	var acct string
+	var after int64
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list [--account ID] [--after SEQ] [--limit N]",
+		Short: "List audit log entries, oldest first: who changed what, when (never a secret's value)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
+			if limit < 1 || limit > 1000 {
+				return usageError{"--limit must be between 1 and 1000; see silo audit list --help"}
+			}
+			es, err := api.AuditLog(ctx, after, limit, silo.AccountID(acct))
+			if err != nil {
+				return err
+			}
+			return g.print(es, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tACCOUNT\tDETAIL")
+				for _, e := range es {
+					ev := e.Event
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, ev.Time.Local().Format(time.DateTime), ev.Actor, ev.Action, orDash(string(ev.Account)), orDash(string(ev.Detail)))
+				}
+				tw.Flush()
+				if len(es) == limit {
+					fmt.Fprintf(w, "(more: --after %d)\n", es[len(es)-1].Seq)
+				}
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&acct, "account", "", "only entries about this account")
+	cmd.Flags().Int64Var(&after, "after", 0, "only entries after this sequence number")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many entries (up to 1000)")
 	return cmd
 }
 

@@ -213,7 +213,7 @@ var readOnly = map[string]bool{
 	"silo tenant list": true, "silo tenant show": true, "silo keys list": true,
 	"silo plan": true, "silo drift": true, "silo verify": true, "silo audit verify": true,
 	"silo release list": true, "silo release show": true, "silo rollout status": true,
-	"silo report": true,
+	"silo report": true, "silo audit list": true,
 }
 
 // mustExistForReading refuses a read-only command on a data dir that does
