@@ -103,3 +103,27 @@ func TestVerdictText(t *testing.T) {
 		})
 	}
 }
+
+// Against a server, rollout list answers like the local one, and an
+// operation without an ID names the active rollout ("active"), which is a
+// clear error when there is none.
+func TestRolloutCommandsAgainstAServer(t *testing.T) {
+	f := startRemote(t)
+	if out := f.same("rollout", "list"); !strings.Contains(out, "no rollout yet") {
+		t.Errorf("rollout list: %s", out)
+	}
+	for _, op := range []string{"pause", "resume", "abort", "rollback"} {
+		code, _, errOut := f.remoteRun("rollout", op)
+		if code != 1 || !strings.Contains(errOut, "no rollout is active") {
+			t.Errorf("remote rollout %s without an active rollout: exit %d, %s", op, code, errOut)
+		}
+	}
+	// Twin: a rollout started on the server is the active one.
+	out := f.remote("deploy", "--detach")
+	if !strings.Contains(out, "ro-000001") {
+		t.Fatalf("deploy --detach: %s", out)
+	}
+	if out := f.remote("rollout", "abort"); !strings.Contains(out, "ro-000001") || !strings.Contains(out, "aborted") {
+		t.Errorf("remote rollout abort of the active rollout: %s", out)
+	}
+}
