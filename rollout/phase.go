@@ -414,7 +414,10 @@ func (rn *Runner) rollingBack(ctx context.Context, r Rollout, target engine.Rele
 			rs := &cur.Rings[i]
 			rs.RolledBack = res[i].done
 			kept := i < cur.Ring && rs.OnRollback == spec.OnRollbackKeep
-			if i == cur.Ring || (undo && !kept && rs.Phase == PhasePromoted) {
+			switch {
+			case i == cur.Ring && !undo:
+				rs.Phase = PhaseStopped // nothing returned: accounts stay where they are
+			case i == cur.Ring || (undo && !kept && rs.Phase == PhasePromoted):
 				rs.Phase = PhaseRolledBack
 			}
 			if undo && kept && rs.Applied > 0 {

@@ -41,8 +41,9 @@ const (
 	PhaseRollingBack Phase = "rolling_back"
 	PhaseRolledBack  Phase = "rolled_back"
 	// PhaseStopped is the ring in progress when an operator aborted the
-	// rollout or superseded it by a rollback: its accounts stay where
-	// they are (RingStatus.Releases says where).
+	// rollout or superseded it by a rollback, or when it failed with
+	// nothing to return to (a first deploy, or a rollback rollout): its
+	// accounts stay where they are (RingStatus.Releases says where).
 	PhaseStopped Phase = "stopped"
 )
 

@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/store"
 )
 
 // When the canary ring rolls back, every account the rollout touched in an
@@ -194,4 +196,32 @@ func TestOperatorRollbackReturnsWhatItMoved(t *testing.T) {
 		t.Errorf("releases after the rollback (-want +got):\n%s", diff)
 	}
 	checkFleet(t, e, map[string]engine.Release{v1.ID: v1, own.ID: own, carol.ID: carol})
+}
+
+// A first deploy that fails has nothing to return to: its failing ring
+// says stopped (not rolled back) and where its accounts are.
+func TestFirstDeployFailureStops(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), opts{})
+	src := fmtStack("", "0")
+	v1 := release(t, e, src, "sha256:1111")
+	v2 := release(t, e, src, "sha256:2222")
+	seed(t, e, v1, 6, 2)
+	if err := e.store.Update(ctx, func(tx store.Tx) error { return tx.PutSetting("current_release", "") }); err != nil {
+		t.Fatal(err)
+	}
+	e.onBake = func(string) {
+		traffic(t, e, 100, map[string]profile{v2.ID: bad})
+		e.clock.Advance(5 * time.Minute)
+	}
+	r, err := e.run.Start(ctx, v2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r = drive(t, e, r.ID); r.State != rollout.StateFailed || !strings.Contains(r.Reason, "nothing to roll back to") {
+		t.Fatalf("state = %s (%s), want failed with nothing to roll back to", r.State, r.Reason)
+	}
+	if canary := r.Rings[1]; canary.Phase != rollout.PhaseStopped || canary.Releases[v2.ID] != 2 {
+		t.Errorf("canary ring: phase %s, releases %v; want stopped with 2 on %s", canary.Phase, canary.Releases, v2.ID)
+	}
 }
