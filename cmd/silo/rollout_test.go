@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/silotest"
 )
@@ -51,6 +53,18 @@ func TestRolloutCommands(t *testing.T) {
 	}
 	c.fails("is paused", "deploy")
 	c.fails("is paused", "rollout", "status", "--follow")
+	// A second deploy of yet another edit is refused and leaves nothing behind.
+	if err := os.WriteFile(file, []byte(strings.Replace(string(src)+gatedRing, "Hello, ", "Hey, ", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := stateOf(t, c)
+	c.fails("rollout ro-000001 of release", "deploy")
+	if after := stateOf(t, c); after != before {
+		t.Errorf("a refused deploy changed the state:\n%s", cmp.Diff(before, after))
+	}
+	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := c.ok("rollout", "list")
 	if !strings.Contains(out, "ro-000001") || !strings.Contains(out, "paused") {
 		t.Errorf("rollout list: %s", out)
