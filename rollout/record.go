@@ -115,8 +115,9 @@ type RingStatus struct {
 	BakeUntil   time.Time `json:"bake_until,omitzero"`
 	Verdict     *Verdict  `json:"verdict,omitempty"`
 	// Releases counts the ring's accounts by the release they run,
-	// recorded when the rollout stopped (succeeded, failed, paused,
-	// aborted): after a rollback, what is where.
+	// recorded in the transaction that stopped the rollout (succeeded,
+	// failed, paused, aborted, rolled back) and cleared when it resumes:
+	// after a rollback, what is where.
 	Releases map[string]int `json:"releases,omitempty"`
 }
 
