@@ -71,13 +71,6 @@ func (rn *Runner) Run(ctx context.Context, id string) error {
 	cancel()
 	wg.Wait()
 	rn.releaseLease(context.WithoutCancel(ctx), id)
-	if err == nil || errors.Is(err, errLost) {
-		if cur, gerr := rn.Get(ctx, id); gerr == nil && cur.State != StateRunning {
-			if serr := rn.settle(ctx, id); serr != nil {
-				return serr
-			}
-		}
-	}
 	if errors.Is(err, errLost) || (err != nil && ctx.Err() == nil && runCtx.Err() != nil) {
 		return nil
 	}
@@ -136,7 +129,11 @@ func (rn *Runner) releaseLease(ctx context.Context, id string) {
 // errLost if the rollout stopped running or another runner took it.
 func (rn *Runner) mutate(ctx context.Context, id string, fn func(tx store.Tx, r *Rollout) error) (Rollout, error) {
 	var r Rollout
-	err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
+	st, err := rn.stackOf(ctx, id)
+	if err != nil {
+		return r, err
+	}
+	err = rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if r, err = load(tx, id); err != nil {
 			return err
@@ -149,6 +146,11 @@ func (rn *Runner) mutate(ctx context.Context, id string, fn func(tx store.Tx, r 
 		}
 		if !r.State.Active() {
 			if err := clearActive(tx, r.ID); err != nil {
+				return err
+			}
+		}
+		if r.State != StateRunning {
+			if err := where(tx, &r, st); err != nil {
 				return err
 			}
 		}

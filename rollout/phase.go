@@ -301,8 +301,23 @@ func (rn *Runner) verifyLive(ctx context.Context, r Rollout, target engine.Relea
 		sem = make(chan struct{}, max(ring.Concurrency, 4))
 	)
 	failed := map[silo.AccountID]bool{}
+	var orig *Rollout
+	if r.RollbackOf != "" {
+		o, err := rn.Get(ctx, r.RollbackOf)
+		if err != nil {
+			return nil, err
+		}
+		orig = &o
+	}
 	_, err := rn.members(ctx, r, r.Ring, target.Stack, func(as []silo.Account) error {
+		var want map[silo.AccountID]string
 		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+			if orig != nil {
+				var err error
+				if want, err = undoTargets(tx, r, *orig, as); err != nil {
+					return err
+				}
+			}
 			for _, a := range as {
 				in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, "apply"))
 				if err == nil && in.State == store.IntentFailed {
@@ -317,17 +332,30 @@ func (rn *Runner) verifyLive(ctx context.Context, r Rollout, target engine.Relea
 			if failed[a.ID] {
 				continue
 			}
+			rel := target
+			if orig != nil {
+				id, ok := want[a.ID]
+				if !ok {
+					continue // left alone by the rollback
+				}
+				if id != target.ID {
+					var err error
+					if rel, err = rn.release(ctx, id); err != nil {
+						return err
+					}
+				}
+			}
 			sem <- struct{}{}
 			wg.Add(1)
-			go func(a silo.Account) {
+			go func(a silo.Account, rel engine.Release) {
 				defer func() { <-sem; wg.Done() }()
-				msg := rn.live(ctx, a, target)
+				msg := rn.live(ctx, a, rel)
 				if msg != "" {
 					mu.Lock()
 					bad = append(bad, string(a.ID)+": "+msg)
 					mu.Unlock()
 				}
-			}(a)
+			}(a, rel)
 		}
 		return nil
 	})
@@ -386,7 +414,10 @@ func (rn *Runner) rollingBack(ctx context.Context, r Rollout, target engine.Rele
 			rs := &cur.Rings[i]
 			rs.RolledBack = res[i].done
 			kept := i < cur.Ring && rs.OnRollback == spec.OnRollbackKeep
-			if i == cur.Ring || (undo && !kept && rs.Phase == PhasePromoted) {
+			switch {
+			case i == cur.Ring && !undo:
+				rs.Phase = PhaseStopped // nothing returned: accounts stay where they are
+			case i == cur.Ring || (undo && !kept && rs.Phase == PhasePromoted):
 				rs.Phase = PhaseRolledBack
 			}
 			if undo && kept && rs.Applied > 0 {

@@ -41,8 +41,9 @@ const (
 	PhaseRollingBack Phase = "rolling_back"
 	PhaseRolledBack  Phase = "rolled_back"
 	// PhaseStopped is the ring in progress when an operator aborted the
-	// rollout or superseded it by a rollback: its accounts stay where
-	// they are (RingStatus.Releases says where).
+	// rollout or superseded it by a rollback, or when it failed with
+	// nothing to return to (a first deploy, or a rollback rollout): its
+	// accounts stay where they are (RingStatus.Releases says where).
 	PhaseStopped Phase = "stopped"
 )
 
@@ -114,8 +115,9 @@ type RingStatus struct {
 	BakeUntil   time.Time `json:"bake_until,omitzero"`
 	Verdict     *Verdict  `json:"verdict,omitempty"`
 	// Releases counts the ring's accounts by the release they run,
-	// recorded when the rollout stopped (succeeded, failed, paused,
-	// aborted): after a rollback, what is where.
+	// recorded in the transaction that stopped the rollout (succeeded,
+	// failed, paused, aborted, rolled back) and cleared when it resumes:
+	// after a rollback, what is where.
 	Releases map[string]int `json:"releases,omitempty"`
 }
 

@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/store"
 )
 
 // When the canary ring rolls back, every account the rollout touched in an
@@ -136,5 +138,90 @@ func TestAbortStopsRing(t *testing.T) {
 	}
 	if r.Rings[2].Phase != rollout.PhaseWaiting {
 		t.Errorf("everyone phase = %s, want waiting", r.Rings[2].Phase)
+	}
+}
+
+// An operator's rollback returns every account the rollout moved to the
+// release it ran before (dev-bob to his own build), moves accounts that
+// run the rolled-back release (a tenant created after the rollout) to the
+// previous one, and leaves alone an account the rollout never touched on
+// a release of its own (dev-carol).
+func TestOperatorRollbackReturnsWhatItMoved(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), opts{})
+	src := replaceOnce(fmtStack("", "0"), "    - name: canary\n", "    - name: developers\n      select: {kind: developer}\n    - name: canary\n")
+	v1 := release(t, e, src, "sha256:1111")
+	own := release(t, e, src, "sha256:0de0")
+	carol := release(t, e, src, "sha256:ca01")
+	v2 := release(t, e, src, "sha256:2222")
+	seed(t, e, v1, 6, 2)
+	for id, rel := range map[silo.AccountID]engine.Release{"dev-root": v1, "dev-bob": own} {
+		if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: id, Kind: silo.KindDeveloper}, rel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	traffic(t, e, 200, map[string]profile{v1.ID: good})
+	e.onBake = func(string) {
+		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
+		e.clock.Advance(5 * time.Minute)
+	}
+	r, err := e.run.Start(ctx, v2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r = drive(t, e, r.ID); r.State != rollout.StateSucceeded {
+		t.Fatalf("rollout: %s (%s), want succeeded", r.State, r.Reason)
+	}
+	// After the rollout: a tenant on the new release, a developer on her own build.
+	for id, acct := range map[silo.AccountID]struct {
+		kind silo.Kind
+		rel  engine.Release
+	}{"late": {silo.KindTenant, v2}, "dev-carol": {silo.KindDeveloper, carol}} {
+		if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: id, Kind: acct.kind}, acct.rel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rb, err := e.run.Rollback(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rb = drive(t, e, rb.ID); rb.State != rollout.StateSucceeded {
+		t.Fatalf("rollback: %s (%s), want succeeded", rb.State, rb.Reason)
+	}
+	want := map[silo.AccountID]string{silo.ProductionID: v1.ID, "dev-root": v1.ID, "dev-bob": own.ID, "dev-carol": carol.ID, "late": v1.ID}
+	for i := 0; i < 6; i++ {
+		want[tenant(i)] = v1.ID
+	}
+	if diff := cmp.Diff(want, releases(t, e)); diff != "" {
+		t.Errorf("releases after the rollback (-want +got):\n%s", diff)
+	}
+	checkFleet(t, e, map[string]engine.Release{v1.ID: v1, own.ID: own, carol.ID: carol})
+}
+
+// A first deploy that fails has nothing to return to: its failing ring
+// says stopped (not rolled back) and where its accounts are.
+func TestFirstDeployFailureStops(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), opts{})
+	src := fmtStack("", "0")
+	v1 := release(t, e, src, "sha256:1111")
+	v2 := release(t, e, src, "sha256:2222")
+	seed(t, e, v1, 6, 2)
+	if err := e.store.Update(ctx, func(tx store.Tx) error { return tx.PutSetting("current_release", "") }); err != nil {
+		t.Fatal(err)
+	}
+	e.onBake = func(string) {
+		traffic(t, e, 100, map[string]profile{v2.ID: bad})
+		e.clock.Advance(5 * time.Minute)
+	}
+	r, err := e.run.Start(ctx, v2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r = drive(t, e, r.ID); r.State != rollout.StateFailed || !strings.Contains(r.Reason, "nothing to roll back to") {
+		t.Fatalf("state = %s (%s), want failed with nothing to roll back to", r.State, r.Reason)
+	}
+	if canary := r.Rings[1]; canary.Phase != rollout.PhaseStopped || canary.Releases[v2.ID] != 2 {
+		t.Errorf("canary ring: phase %s, releases %v; want stopped with 2 on %s", canary.Phase, canary.Releases, v2.ID)
 	}
 }

@@ -492,12 +492,18 @@ func TestOperatorControls(t *testing.T) {
 	if r = drive(t, e, id); r.State != rollout.StatePaused {
 		t.Fatalf("state = %s, want paused", r.State)
 	}
+	if got := r.Rings[1].Releases[v2.ID]; got != 2 {
+		t.Errorf("paused: the canary ring counts %d account(s) on the target, want 2", got)
+	}
 	e.onBake = func(string) {
 		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
 		e.clock.Advance(5 * time.Minute)
 	}
-	if _, err := e.run.Resume(ctx, id); err != nil {
+	if r, err = e.run.Resume(ctx, id); err != nil {
 		t.Fatal(err)
+	}
+	if r.Rings[1].Releases != nil {
+		t.Errorf("resumed: the canary ring still counts %v, want no counts while running", r.Rings[1].Releases)
 	}
 	if r = drive(t, e, id); r.State != rollout.StateSucceeded {
 		t.Fatalf("state = %s (%s), want succeeded", r.State, r.Reason)

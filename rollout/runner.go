@@ -13,6 +13,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/provider"
+	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
 )
 
@@ -126,10 +127,13 @@ func (rn *Runner) Start(ctx context.Context, releaseID string) (Rollout, error) 
 	if err != nil {
 		return Rollout{}, err
 	}
-	return rn.create(ctx, rel, "", false)
+	return rn.create(ctx, rel, "", nil)
 }
 
-func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf string, supersede bool) (Rollout, error) {
+// create starts a rollout of rel; for a rollback (rollbackOf set) origStack
+// is the stack of the rollout it supersedes, to record where its accounts
+// are as it stops.
+func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf string, origStack *spec.Stack) (Rollout, error) {
 	now := rn.cfg.Clock.Now().UTC()
 	var r Rollout
 	err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
@@ -143,9 +147,8 @@ func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf str
 				return err
 			}
 			switch {
-			case a.State.Active() && supersede && active == rollbackOf:
-				a.State, a.Reason = StateRolledBack, "rolled back by an operator"
-				stopRing(&a)
+			case a.State.Active() && rollbackOf != "" && active == rollbackOf:
+				// Superseded below.
 			case a.State.Active():
 				return silo.Errorf(silo.CodeConflict, "rollout %s of release %s is %s; wait for it (silo rollout status %s --follow), or stop it with silo rollout abort %s", a.ID, a.Release, a.State, a.ID, a.ID)
 			}
@@ -173,6 +176,9 @@ func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf str
 			if orig.State.Active() {
 				orig.State, orig.Reason = StateRolledBack, "rolled back by "+r.ID
 				stopRing(&orig)
+				if err := where(tx, &orig, origStack); err != nil {
+					return err
+				}
 			} else if orig.State == StateSucceeded || orig.State == StateFailed || orig.State == StateAborted {
 				orig.State = StateRolledBack
 			}
@@ -322,13 +328,21 @@ func (rn *Runner) Rollback(ctx context.Context, id string) (Rollout, error) {
 	if err != nil {
 		return orig, err
 	}
-	return rn.create(ctx, rel, id, true)
+	st, err := rn.stackOf(ctx, id)
+	if err != nil {
+		return orig, err
+	}
+	return rn.create(ctx, rel, id, st)
 }
 
 func (rn *Runner) operate(ctx context.Context, id, action string, fn func(*Rollout) error) (Rollout, error) {
 	var r Rollout
 	now := rn.cfg.Clock.Now()
-	err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
+	st, err := rn.stackOf(ctx, id)
+	if err != nil {
+		return r, err
+	}
+	err = rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if r, err = load(tx, id); err != nil {
 			return err
@@ -345,6 +359,15 @@ func (rn *Runner) operate(ctx context.Context, id, action string, fn func(*Rollo
 				return err
 			}
 		}
+		if r.State != StateRunning {
+			if err := where(tx, &r, st); err != nil {
+				return err
+			}
+		} else {
+			for i := range r.Rings { // resumed: the counts would go stale
+				r.Rings[i].Releases = nil
+			}
+		}
 		if err := save(tx, &r, now); err != nil {
 			return err
 		}
@@ -354,64 +377,22 @@ func (rn *Runner) operate(ctx context.Context, id, action string, fn func(*Rollo
 	})
 	if err == nil {
 		rn.poke()
-		if r.State != StateRunning {
-			if err := rn.settle(ctx, r.ID); err != nil {
-				return r, err
-			}
-			return rn.Get(ctx, r.ID)
-		}
 	}
 	return r, err
 }
 
-// settle records in every ring of a stopped rollout how many of its
-// accounts run each release (RingStatus.Releases).
-func (rn *Runner) settle(ctx context.Context, id string) error {
+// stackOf returns the stack of rollout id's target release, read before a
+// transaction that records where the rollout's accounts are (see where).
+func (rn *Runner) stackOf(ctx context.Context, id string) (*spec.Stack, error) {
 	r, err := rn.Get(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	target, err := rn.release(ctx, r.Release)
+	rel, err := rn.release(ctx, r.Release)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	counts := make([]map[string]int, len(r.Rings))
-	f := store.Filter{Limit: 1000}
-	for {
-		var page []silo.Account
-		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
-			var err error
-			page, err = tx.Accounts(f)
-			return err
-		}); err != nil {
-			return fmt.Errorf("list accounts: %w", err)
-		}
-		for _, a := range page {
-			if a.State == silo.StateDeleting || a.State == silo.StateDeleted {
-				continue
-			}
-			if i := ringOf(r.Rings, target.Stack, a); i >= 0 {
-				if counts[i] == nil {
-					counts[i] = map[string]int{}
-				}
-				counts[i][a.Release]++
-			}
-		}
-		if len(page) < f.Limit {
-			break
-		}
-		f.After = page[len(page)-1].ID
-	}
-	return rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
-		cur, err := load(tx, id)
-		if err != nil {
-			return err
-		}
-		for i := range cur.Rings {
-			cur.Rings[i].Releases = counts[i]
-		}
-		return save(tx, &cur, rn.cfg.Clock.Now())
-	})
+	return rel.Stack, nil
 }
 
 func clearActive(tx store.Tx, id string) error {

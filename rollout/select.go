@@ -119,3 +119,37 @@ func (rn *Runner) members(ctx context.Context, r Rollout, i int, st *spec.Stack,
 		f.After = page[len(page)-1].ID
 	}
 }
+
+// where records in every ring of r how many of its accounts run each
+// release (RingStatus.Releases), in the transaction that stops r, so that
+// whoever sees r stopped sees where its accounts are. st is the stack of
+// r's target release (for selectors on parameters).
+func where(tx store.Tx, r *Rollout, st *spec.Stack) error {
+	counts := make([]map[string]int, len(r.Rings))
+	f := store.Filter{Limit: 1000}
+	for {
+		page, err := tx.Accounts(f)
+		if err != nil {
+			return fmt.Errorf("list accounts: %w", err)
+		}
+		for _, a := range page {
+			if a.State == silo.StateDeleting || a.State == silo.StateDeleted {
+				continue
+			}
+			if i := ringOf(r.Rings, st, a); i >= 0 {
+				if counts[i] == nil {
+					counts[i] = map[string]int{}
+				}
+				counts[i][a.Release]++
+			}
+		}
+		if len(page) < f.Limit {
+			break
+		}
+		f.After = page[len(page)-1].ID
+	}
+	for i := range r.Rings {
+		r.Rings[i].Releases = counts[i]
+	}
+	return nil
+}

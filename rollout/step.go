@@ -23,12 +23,55 @@ type stepResult struct {
 
 const failPrefix = "step failed: "
 
+// undoTargets returns, for accounts of a rollback rollout r of rollout
+// orig, the release each returns to: an account orig applied to returns to
+// the release it ran before orig (see fromKey), an account on orig's
+// release or already on r's goes to r's release, and any other account (a
+// developer's own build that orig never touched) is left alone: it is not
+// in the map.
+func undoTargets(tx store.Tx, r, orig Rollout, as []silo.Account) (map[silo.AccountID]string, error) {
+	out := map[silo.AccountID]string{}
+	for _, a := range as {
+		for _, ring := range orig.Rings {
+			_, err := tx.IntentByKey(claimKey(orig.ID, ring.Name, a.ID, "apply"))
+			if errors.Is(err, silo.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			from, err := setting(tx, fromKey(orig.ID, ring.Name, a.ID))
+			if err != nil {
+				return nil, err
+			}
+			if from == "" {
+				from = r.Release
+			}
+			out[a.ID] = from
+			break
+		}
+		if _, ok := out[a.ID]; !ok && (a.Release == orig.Release || a.Release == r.Release) {
+			out[a.ID] = r.Release
+		}
+	}
+	return out, nil
+}
+
 // pass runs one step over the accounts of ring i. "apply" moves each to
-// rel; "rollback" visits only accounts with an apply claim and moves each
-// back to the release it ran before the rollout (see fromKey), rel when none
-// is recorded.
+// rel (in a rollback rollout, each account to its undoTargets release);
+// "rollback" visits only accounts with an apply claim and moves each back
+// to the release it ran before the rollout (see fromKey), rel when none is
+// recorded.
 func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release, rel engine.Release, step string) (stepResult, error) {
 	ring := r.Rings[i]
+	var orig *Rollout
+	if r.RollbackOf != "" && step == "apply" {
+		o, err := rn.Get(ctx, r.RollbackOf)
+		if err != nil {
+			return stepResult{}, err
+		}
+		orig = &o
+	}
 	var (
 		res    stepResult
 		mu     sync.Mutex
@@ -53,6 +96,12 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 		applyClaims := map[silo.AccountID]store.Intent{}
 		from := map[silo.AccountID]string{}
 		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+			if orig != nil {
+				var err error
+				if from, err = undoTargets(tx, r, *orig, as); err != nil {
+					return err
+				}
+			}
 			for _, a := range as {
 				if in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, step)); err == nil {
 					claims[a.ID] = in
@@ -97,10 +146,20 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				}
 			}
 			to := rel
+			if orig != nil {
+				if _, ok := from[a.ID]; !ok {
+					mu.Lock()
+					res.unchanged++ // not the rolled-back rollout's to undo
+					mu.Unlock()
+					continue
+				}
+			}
 			if step == "rollback" {
 				if _, ok := applyClaims[a.ID]; !ok {
 					continue
 				}
+			}
+			if step == "rollback" || orig != nil {
 				if id := from[a.ID]; id != "" && id != rel.ID {
 					fr, err := rn.release(ctx, id)
 					if err != nil {

@@ -82,3 +82,24 @@ func TestReleaseMetricsBounded(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRecord measures what per-release attribution adds to recording
+// one invocation: "account" is the account-wide count alone (no release),
+// "release" also counts it under its release. Compare the two in one run.
+func BenchmarkRecord(b *testing.B) {
+	for _, release := range []string{"", "r-0123456789abcdef"} {
+		name := "account"
+		if release != "" {
+			name = "release"
+		}
+		b.Run(name, func(b *testing.B) {
+			var m metrics
+			m.record("r-older", time.Millisecond, 0, 0, 200, nil) // another release kept too
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					m.record(release, time.Millisecond, 10, 20, 200, nil)
+				}
+			})
+		})
+	}
+}

@@ -16,7 +16,7 @@ import (
 
 // stateOf is what a refused command must leave as it was: the audit log
 // (every control-plane change appends to it), the current release, the
-// registry and the rollouts.
+// stored releases, the registry and the rollouts.
 func stateOf(t *testing.T, c *cli) string {
 	t.Helper()
 	g := &globals{dataDir: c.dataDir, stdout: &strings.Builder{}, stderr: &strings.Builder{}}
@@ -30,6 +30,7 @@ func stateOf(t *testing.T, c *cli) string {
 		Current  string
 		Rollouts string
 		Accounts any
+		Releases []string
 	}
 	if err := a.store.View(context.Background(), func(tx store.Tx) error {
 		var err error
@@ -38,7 +39,13 @@ func stateOf(t *testing.T, c *cli) string {
 		}
 		out.Current, _ = tx.Setting("current_release")
 		out.Rollouts, _ = tx.Setting("rollout/index")
-		out.Accounts, err = tx.Accounts(store.Filter{IncludeDeleted: true})
+		if out.Accounts, err = tx.Accounts(store.Filter{IncludeDeleted: true}); err != nil {
+			return err
+		}
+		rs, err := tx.Releases(0)
+		for _, r := range rs {
+			out.Releases = append(out.Releases, r.ID)
+		}
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -52,6 +52,11 @@ rollout) and plans it on the server; without a silo.yaml it plans the server's c
 				return err
 			}
 			defer done()
+			if one != "" { // before building: a bad argument leaves nothing behind
+				if _, err := api.Show(ctx, one); err != nil {
+					return err
+				}
+			}
 			rel, err := api.StageRelease(ctx)
 			if err != nil {
 				return err

@@ -147,6 +147,19 @@ server-side rollout: reattach with silo rollout status --follow.`,
 				return err
 			}
 			defer a.Close()
+			// A second deploy is refused before it builds anything.
+			var act rollout.Rollout
+			if c != nil {
+				act, err = c.Rollout(ctx, "active")
+			} else {
+				act, err = rn.Active(ctx)
+			}
+			if err == nil {
+				return silo.Errorf(silo.CodeConflict, "rollout %s of release %s is %s; wait for it (silo rollout status %s --follow), or stop it with silo rollout abort %s", act.ID, act.Release, act.State, act.ID, act.ID)
+			}
+			if !errors.Is(err, silo.ErrNotFound) {
+				return err
+			}
 			rel, err := a.plane.BuildRelease(ctx, g.file)
 			if err != nil {
 				return err

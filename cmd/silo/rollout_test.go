@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/silotest"
 )
@@ -51,6 +53,18 @@ func TestRolloutCommands(t *testing.T) {
 	}
 	c.fails("is paused", "deploy")
 	c.fails("is paused", "rollout", "status", "--follow")
+	// A second deploy of yet another edit is refused and leaves nothing behind.
+	if err := os.WriteFile(file, []byte(strings.Replace(string(src)+gatedRing, "Hello, ", "Hey, ", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := stateOf(t, c)
+	c.fails("rollout ro-000001 of release", "deploy")
+	if after := stateOf(t, c); after != before {
+		t.Errorf("a refused deploy changed the state:\n%s", cmp.Diff(before, after))
+	}
+	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := c.ok("rollout", "list")
 	if !strings.Contains(out, "ro-000001") || !strings.Contains(out, "paused") {
 		t.Errorf("rollout list: %s", out)
@@ -101,5 +115,29 @@ func TestVerdictText(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// Against a server, rollout list answers like the local one, and an
+// operation without an ID names the active rollout ("active"), which is a
+// clear error when there is none.
+func TestRolloutCommandsAgainstAServer(t *testing.T) {
+	f := startRemote(t)
+	if out := f.same("rollout", "list"); !strings.Contains(out, "no rollout yet") {
+		t.Errorf("rollout list: %s", out)
+	}
+	for _, op := range []string{"pause", "resume", "abort", "rollback"} {
+		code, _, errOut := f.remoteRun("rollout", op)
+		if code != 1 || !strings.Contains(errOut, "no rollout is active") {
+			t.Errorf("remote rollout %s without an active rollout: exit %d, %s", op, code, errOut)
+		}
+	}
+	// Twin: a rollout started on the server is the active one.
+	out := f.remote("deploy", "--detach")
+	if !strings.Contains(out, "ro-000001") {
+		t.Fatalf("deploy --detach: %s", out)
+	}
+	if out := f.remote("rollout", "abort"); !strings.Contains(out, "ro-000001") || !strings.Contains(out, "aborted") {
+		t.Errorf("remote rollout abort of the active rollout: %s", out)
 	}
 }

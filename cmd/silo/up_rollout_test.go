@@ -110,4 +110,20 @@ func TestUpInAUserProject(t *testing.T) {
 	if sum.Release != v2 || !strings.Contains(sum.Held, "rollout ro-000001 did not roll out (rolled_back") {
 		t.Errorf("silo up says release %s, held %q; want %s and why the app's release is held", sum.Release, sum.Held, v2)
 	}
+	// An edit no rollout has seen is not applied either: silo deploy takes it.
+	fourth := strings.Replace(src, "Hello, ", "Howdy, ", 1)
+	if err := os.WriteFile(file, []byte(fourth), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum = up()
+	if got, _ := releaseOf(t, c, "acme"); got != v2 || !strings.Contains(sum.Held, "roll the change out with silo deploy") {
+		t.Errorf("silo up with a new edit: acme on %s (want %s), held %q", got, v2, sum.Held)
+	}
+	// Twin: silo.yaml back to what the fleet runs: nothing to say.
+	if err := os.WriteFile(file, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if sum = up(); sum.Held != "" || sum.Release != v2 {
+		t.Errorf("silo up with the fleet's own release: release %s, held %q; want %s and no note", sum.Release, sum.Held, v2)
+	}
 }
