@@ -44,8 +44,8 @@ const (
 // and engine structures, the sys context, the worker goroutine's stack and
 // the instance record), measured at under 64 KiB for the test guest.
 //
-// Not included: wazero grows a guest's call stack on the Go heap, up to
-// 400 MB per call, while the guest recurses (see docs/security.md).
+// Not included: wazero grows a guest's call stack on the Go heap while the
+// guest recurses, up to 400 MB per call (see docs/security.md).
 const instanceOverhead = 64 << 10
 
 // Compile-time bounds. A Go guest built with sdk/fn has about 2,000-2,500
