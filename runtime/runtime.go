@@ -894,7 +894,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		return fmt.Errorf("compile %.12s: %w", a.digest, err)
 	}
 	in.call.Store(c)
-	logw := &logWriter{rt: r, acct: key.acct, fn: key.fn}
+	logw := &logWriter{rt: r, acct: key.acct, fn: key.fn, in: in}
 	in.logw = logw
 	mc := wazero.NewModuleConfig().
 		WithName("").
@@ -1110,11 +1110,13 @@ func (r *Runtime) Stats() Stats {
 }
 
 // logWriter routes a guest's stdout and stderr to the log, one record per
-// write, clipped.
+// write, clipped, with the request ID of the invocation running (so a
+// panic's output is found by the ID the client got).
 type logWriter struct {
 	rt   *Runtime
 	acct silo.AccountID
 	fn   string
+	in   *instance    // its current call names the request
 	n    atomic.Int32 // writes in the current invocation; reset by the worker
 }
 
@@ -1131,8 +1133,12 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	}
 	msg := strings.TrimRight(string(p[:min(len(p), 4096)]), "\n")
 	if msg != "" {
+		var rid string
+		if c := w.in.call.Load(); c != nil {
+			rid = c.reqID
+		}
 		w.rt.cfg.Logger.LogAttrs(context.Background(), slog.LevelInfo, msg,
-			slog.String("account", string(w.acct)), slog.String("function", w.fn), slog.String("stream", "stdio"))
+			slog.String("account", string(w.acct)), slog.String("function", w.fn), slog.String("request_id", rid), slog.String("stream", "stdio"))
 	}
 	return len(p), nil
 }
