@@ -562,7 +562,9 @@ type Response struct {
 //
 // # Errors
 //
-// CodeInvalid for a bad invocation or a handler the module does not export;
+// CodeInvalid for a bad invocation, a handler the module does not export, or
+// a memory limit too small for the module's host allocations (budget.go)
+// plus its initial memory;
 // CodeNotFound for a digest not compiled by this Runtime; CodeTooMany when the
 // function's (Limits.Concurrency) or the account's (Config.AccountConcurrency)
 // concurrency cap stays full for Config.QueueWait; CodeUnavailable
