@@ -844,6 +844,11 @@ func (r *Runtime) guestError(inv Invocation, lim Limits, c *call, err error) err
 	if c.stopped {
 		return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) and was stopped; make it faster or raise its timeout", inv.Function, lim.Timeout)
 	}
+	// The detail (the wasm error and the guest's stack) goes to the log,
+	// which is the function's own: the client gets one sentence.
+	r.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "function failed",
+		slog.String("account", string(inv.Account)), slog.String("function", inv.Function),
+		slog.String("request_id", inv.Request.ID), slog.String("error", err.Error()))
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		return failure(silo.CodeInternal, err, "function %q exited with code %d (out of memory or a fatal error); see its logs", inv.Function, exit.ExitCode())
