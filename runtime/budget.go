@@ -20,7 +20,8 @@ import "fmt"
 // Compiling is bounded too: wazero's compiler allocates per function, per
 // local and per nesting level of blocks, so Compile refuses modules with
 // more functions, types, locals in one function or block nesting than a
-// Go guest comes near (budget_test.go measures the test guest).
+// Go guest comes near (the figures below were measured on the test guest
+// and the example app's functions).
 
 // Per-item upper bounds, in bytes, of what wazero v1.12.0 allocates on the
 // Go heap for an instance (internal/wasm/store.go instantiate, table.go
@@ -40,12 +41,14 @@ const (
 )
 
 // instanceOverhead is the documented constant: what every instance holds
-// on the host besides its linear memory and hostBytes (the wazero module
-// and engine structures, the sys context, the worker goroutine's stack and
-// the instance record), measured at under 64 KiB for the test guest.
+// on the Go heap besides its linear memory and hostBytes (the wazero module
+// and engine structures, the sys context and the instance record),
+// measured at under 64 KiB for the test guest (TestHostBytesBoundsHeap).
 //
-// Not included: wazero grows a guest's call stack on the Go heap while the
-// guest recurses, up to 400 MB per call (see docs/security.md).
+// Not included: the worker goroutine's own stack (it runs only the
+// runtime's Go code), and the guest's call stack, which wazero grows on
+// the Go heap while the guest recurses, up to 400 MB per call (see
+// docs/security.md).
 const instanceOverhead = 64 << 10
 
 // Compile-time bounds. A Go guest built with sdk/fn has about 2,000-2,500
