@@ -11,8 +11,9 @@ import (
 
 // accessLog writes the gateway's access log into each account's own log,
 // where silo logs shows it next to the functions' lines: one line per
-// authenticated request with its method, path, status, duration, request ID
-// and release (never a body, a query string or a key).
+// authenticated request, "GET /findings 200" with the function, the request
+// ID, the status, duration and release as attributes (never a body, a query
+// string or a key).
 type accessLog struct {
 	logs   *logs.Store
 	logger *slog.Logger
@@ -31,8 +32,8 @@ func (a accessLog) WriteAccess(entries []gateway.AccessEntry) {
 			Time: e.Time, Level: logs.LevelString(level), Account: e.Account, Function: e.Function, RequestID: e.RequestID,
 			Msg: fmt.Sprintf("%s %s %d", e.Method, e.Path, e.Status),
 			Attrs: map[string]string{
-				"source": "gateway", "method": e.Method, "path": e.Path, "status": strconv.Itoa(e.Status),
-				"duration_ms": strconv.FormatFloat(float64(e.Duration.Microseconds())/1000, 'f', 3, 64), "release": e.Release,
+				"source": "gateway", "status": strconv.Itoa(e.Status), "release": e.Release,
+				"duration_ms": strconv.FormatFloat(float64(e.Duration.Microseconds())/1000, 'f', 3, 64),
 			},
 		})
 		if err != nil {

@@ -86,6 +86,10 @@ var budgetCases = []struct {
 	{"deep block nesting", maxDepth + 1, 1000, func(n int) []byte {
 		return hostileSpec{handle: nested(n)}.build()
 	}, "nests blocks"},
+	{"deep nesting in many functions", 130, 8, func(n int) []byte {
+		f := cat(bytes.Repeat([]byte{0x02, 0x40}, 1024), bytes.Repeat(opEnd, 1024), localGet(0))
+		return hostileSpec{extra: repeat(n, f), handle: returnOK()}.build()
+	}, "nest"},
 	{"many types", maxTypes + 1, 100, func(n int) []byte {
 		return hostileSpec{types: distinctTypes(n), handle: returnOK()}.build()
 	}, "function types"},

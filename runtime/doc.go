@@ -77,8 +77,8 @@
 // and Invoke takes the estimate off the function's memory limit, so an
 // instance holds at most its memory limit plus a documented constant
 // (instanceOverhead + 64 KiB). Modules with more functions, types, locals
-// in one function or block nesting than the compile-time caps are refused
-// before wazero compiles them.
+// in one function, block nesting in one function or block nesting in all
+// than the compile-time caps are refused before wazero compiles them.
 //
 // # Concurrency
 //

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -63,5 +64,29 @@ func TestErrorMessagesSafeForClients(t *testing.T) {
 				t.Errorf("got cause %v, want one mentioning %q", cause, tt.wantCause)
 			}
 		})
+	}
+}
+
+// TestTrapDetailInFunctionLog: what the client does not see, the wasm
+// error and the guest's stack, is in the function's log under the request
+// ID the client got.
+func TestTrapDetailInFunctionLog(t *testing.T) {
+	e := newEnv(t, Config{})
+	trap := e.compile(t, hostileSpec{handle: opUnreachable}.build())
+	_, err := e.rt.Invoke(context.Background(), Invocation{Account: "acme", Function: "api", Digest: trap, Host: e.hosts["acme"], Request: Request{ID: "rid-trap"}})
+	wantCode(t, err, silo.CodeInternal)
+	var line string
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(l, "request_id=rid-trap") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "wasm error: unreachable") || !strings.Contains(line, "account=acme") {
+		t.Errorf("got log line %q, want the wasm error of request rid-trap in acme's log", line)
+	}
+	// Twin: an invocation that succeeds logs no failure.
+	e.must(t, "acme", Request{Path: "/echo", ID: "rid-ok"}, 200)
+	if strings.Contains(e.logs.String(), "request_id=rid-ok") {
+		t.Errorf("a successful invocation logged a failure: %s", e.logs.String())
 	}
 }

@@ -565,7 +565,9 @@ type Response struct {
 //
 // # Errors
 //
-// CodeInvalid for a bad invocation or a handler the module does not export;
+// CodeInvalid for a bad invocation, a handler the module does not export, or
+// a memory limit too small for the module's host allocations (budget.go)
+// plus its initial memory;
 // CodeNotFound for a digest not compiled by this Runtime; CodeTooMany when the
 // function's (Limits.Concurrency) or the account's (Config.AccountConcurrency)
 // concurrency cap stays full for Config.QueueWait; CodeUnavailable
@@ -845,6 +847,11 @@ func (r *Runtime) guestError(inv Invocation, lim Limits, c *call, err error) err
 	if c.stopped {
 		return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) and was stopped; make it faster or raise its timeout", inv.Function, lim.Timeout)
 	}
+	// The detail (the wasm error and the guest's stack) goes to the log,
+	// which is the function's own: the client gets one sentence.
+	r.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "function failed",
+		slog.String("account", string(inv.Account)), slog.String("function", inv.Function),
+		slog.String("request_id", inv.Request.ID), slog.String("error", err.Error()))
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		return failure(silo.CodeInternal, err, "function %q exited with code %d (out of memory or a fatal error); see its logs", inv.Function, exit.ExitCode())
@@ -897,7 +904,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		return fmt.Errorf("compile %.12s: %w", a.digest, err)
 	}
 	in.call.Store(c)
-	logw := &logWriter{rt: r, acct: key.acct, fn: key.fn}
+	logw := &logWriter{rt: r, acct: key.acct, fn: key.fn, in: in}
 	in.logw = logw
 	mc := wazero.NewModuleConfig().
 		WithName("").
@@ -1113,11 +1120,13 @@ func (r *Runtime) Stats() Stats {
 }
 
 // logWriter routes a guest's stdout and stderr to the log, one record per
-// write, clipped.
+// write, clipped, with the request ID of the invocation running (so a
+// panic's output is found by the ID the client got).
 type logWriter struct {
 	rt   *Runtime
 	acct silo.AccountID
 	fn   string
+	in   *instance    // its current call names the request
 	n    atomic.Int32 // writes in the current invocation; reset by the worker
 }
 
@@ -1134,8 +1143,12 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	}
 	msg := strings.TrimRight(string(p[:min(len(p), 4096)]), "\n")
 	if msg != "" {
+		var rid string
+		if c := w.in.call.Load(); c != nil {
+			rid = c.reqID
+		}
 		w.rt.cfg.Logger.LogAttrs(context.Background(), slog.LevelInfo, msg,
-			slog.String("account", string(w.acct)), slog.String("function", w.fn), slog.String("stream", "stdio"))
+			slog.String("account", string(w.acct)), slog.String("function", w.fn), slog.String("request_id", rid), slog.String("stream", "stdio"))
 	}
 	return len(p), nil
 }

@@ -143,6 +143,13 @@ func TestLogFloodCapped(t *testing.T) {
 	if n := strings.Count(logs, "stdout flood"); n != maxLogLines {
 		t.Errorf("%d stdio lines kept, want %d", n, maxLogLines)
 	}
+	// Stdio lines carry the request ID of their invocation.
+	if _, err := e.invoke(t, "acme", Request{Path: "/logflood", ID: "rid-stdio"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(e.logs.String(), `msg="stdout flood" account=acme function=api request_id=rid-stdio`); n != maxLogLines {
+		t.Errorf("%d stdio lines with the request ID, want %d", n, maxLogLines)
+	}
 	// Twin: the next invocation may log again.
 	e.must(t, "acme", Request{Path: "/log"}, 200)
 	if !strings.Contains(e.logs.String(), "hello from guest") {

@@ -137,6 +137,7 @@ type codeStats struct {
 	elemItems uint64          // items of all element segments
 	maxLocals uint64          // most locals declared by one function
 	maxDepth  uint32          // deepest block nesting of one function
+	nesting   uint64          // the sum, over every block, loop and if, of its depth
 }
 
 func (m *module) growsTable(i uint32) bool { return m.code.grows[i] }
@@ -683,6 +684,7 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *cod
 		case 0x02, 0x03, 0x04: // block, loop, if
 			depth++
 			st.maxDepth = max(st.maxDepth, depth)
+			st.nesting += uint64(depth)
 		case 0x0B:
 			depth--
 		}
