@@ -68,19 +68,28 @@ func twoRunners(t *testing.T, dir string, st1, st2 store.Store) {
 	var runners []*rollout.Runner
 	var id string
 	var finished sync.Map
+	// Each phase, a runner pauses the rollout when it has finished
+	// pauseAfter accounts in that phase (0: never). Counting per phase keeps
+	// the pauses where the test puts them however the work was shared out
+	// in the phases before.
+	var mu sync.Mutex
+	pauseAfter, done := 20, map[int]int{}
+	phase := func(after int) {
+		mu.Lock()
+		pauseAfter, done = after, map[int]int{}
+		mu.Unlock()
+	}
 	for i, st := range []store.Store{st1, st2} {
 		owner := []string{"server-a", "server-b"}[i]
 		eng := engine.New(engine.Config{Store: st, Provider: prov, Hook: cnt.hook(owner)})
-		n := 0
-		var mu sync.Mutex
 		rn, err := rollout.New(rollout.Config{Store: st, Engine: eng, Provider: prov, Owner: owner, Poll: 10 * time.Millisecond, LeaseTTL: time.Second,
 			Hook: func(ev rollout.Event) {
 				if ev.Point != "finished" {
 					return
 				}
 				mu.Lock()
-				n++
-				pause := n == 20
+				done[i]++
+				pause := done[i] == pauseAfter
 				mu.Unlock()
 				if pause {
 					finished.Store(owner, true)
@@ -122,12 +131,14 @@ func twoRunners(t *testing.T, dir string, st1, st2 store.Store) {
 	if _, ok := finished.Load("server-b"); ok {
 		other = 0
 	}
+	phase(10)
 	if _, err := runners[other].Resume(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	if err := runners[other].Run(ctx, id); err != nil {
 		t.Fatal(err)
 	}
+	phase(0)
 	if _, err := runners[other].Resume(ctx, id); err != nil {
 		t.Fatal(err)
 	}
