@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/term"
+
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 )
@@ -29,14 +31,11 @@ func (g *globals) confirm(yes bool, what, want string) error {
 	return nil
 }
 
-// interactive reports whether stdin is a terminal.
+// interactive reports whether stdin is a terminal (not a pipe, a file or
+// /dev/null).
 func (g *globals) interactive() bool {
 	f, ok := g.stdin.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // destroyed describes the data-destroying changes of plans, e.g.
