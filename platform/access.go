@@ -1,10 +1,12 @@
 package platform
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/gateway"
 	"github.com/silo-run/silo/logs"
 )
@@ -36,6 +38,9 @@ func (a accessLog) WriteAccess(entries []gateway.AccessEntry) {
 				"duration_ms": strconv.FormatFloat(float64(e.Duration.Microseconds())/1000, 'f', 3, 64),
 			},
 		})
+		if errors.Is(err, silo.ErrNotFound) {
+			continue // the account was deleted after these requests: its log went with it
+		}
 		if err != nil {
 			a.logger.Error("platform: write access log", "account", e.Account, "error", err)
 		}
