@@ -437,8 +437,23 @@ func (p *Plane) Keys(ctx context.Context, id silo.AccountID) ([]store.APIKey, er
 	return out, err
 }
 
-// RevokeKey revokes one key of an account.
+// RevokeKey revokes one key of an account now.
 func (p *Plane) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error {
+	return p.RevokeKeyAfter(ctx, id, keyID, 0)
+}
+
+// RevokeKeyAfter revokes one key of an account once grace has passed (now,
+// for 0): until then the key keeps working, so that clients can move to a
+// new one. A key already due to be revoked earlier keeps its earlier time.
+//
+// # Errors
+//
+// CodeNotFound when the account has no such key; CodeInvalid for a
+// negative grace or one over 30 days.
+func (p *Plane) RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID string, grace time.Duration) error {
+	if grace < 0 || grace > MaxKeyGrace {
+		return silo.Errorf(silo.CodeInvalid, "a key's grace period must be between 0 and %s, not %s", MaxKeyGrace, grace)
+	}
 	return p.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		k, err := tx.Key(keyID)
 		if errors.Is(err, silo.ErrNotFound) || (err == nil && k.Account != id) {
@@ -447,18 +462,26 @@ func (p *Plane) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) 
 		if err != nil {
 			return err
 		}
-		if k.Revoked != nil {
+		now := p.cfg.Now().UTC()
+		at := now.Add(grace)
+		if k.Revoked != nil && !k.Revoked.After(at) {
 			return nil
 		}
-		now := p.cfg.Now().UTC()
-		k.Revoked = &now
+		k.Revoked = &at
 		if err := tx.PutKey(k); err != nil {
 			return err
 		}
-		_, err = tx.AppendAudit(store.AuditEvent{Time: now, Actor: p.cfg.Actor, Action: "key.revoke", Account: id, Detail: jsonDetail(map[string]string{"key_id": keyID})})
+		detail := map[string]string{"key_id": keyID}
+		if grace > 0 {
+			detail["revoked_at"] = at.Format(time.RFC3339)
+		}
+		_, err = tx.AppendAudit(store.AuditEvent{Time: now, Actor: p.cfg.Actor, Action: "key.revoke", Account: id, Detail: jsonDetail(detail)})
 		return err
 	})
 }
+
+// MaxKeyGrace is the longest a revoked key may keep working.
+const MaxKeyGrace = 30 * 24 * time.Hour
 
 // SetSecret stores a secret value in an account, encrypted under the
 // account's data key. The value is never stored in the control plane, never

@@ -245,9 +245,11 @@ func (e *Engine) markDeleted(tx store.Tx, id silo.AccountID) error {
 	if err != nil {
 		return err
 	}
+	now := e.cfg.Now()
 	for _, k := range keys {
-		if k.Revoked == nil {
-			t := e.cfg.Now()
+		// A key still in its grace period ends now too.
+		if k.Revoked == nil || k.Revoked.After(now) {
+			t := now
 			k.Revoked = &t
 			if err := tx.PutKey(k); err != nil {
 				return err

@@ -3,6 +3,7 @@ package isolation
 import (
 	"context"
 	"fmt"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -78,8 +79,11 @@ func LoadFleet(ctx context.Context, st store.Store) (*Fleet, error) {
 				if err != nil {
 					return fmt.Errorf("keys of %s: %w", a.ID, err)
 				}
+				now := time.Now()
 				for _, k := range ks {
-					f.Keys = append(f.Keys, Key{ID: k.ID, Account: k.Account, Revoked: k.Revoked != nil})
+					// A key in its grace period (revoked from a later time)
+					// still opens its account: it is live.
+					f.Keys = append(f.Keys, Key{ID: k.ID, Account: k.Account, Revoked: k.Revoked != nil && !now.Before(*k.Revoked)})
 				}
 			}
 			if len(page) < 1000 {

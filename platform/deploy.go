@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
@@ -398,6 +399,15 @@ func (p *Platform) IssueKey(ctx context.Context, id silo.AccountID, name string)
 // RevokeKey revokes a key; the gateway refuses it from the next request.
 func (p *Platform) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error {
 	err := p.Plane.RevokeKey(ctx, id, keyID)
+	p.Invalidate(id)
+	return err
+}
+
+// RevokeKeyAfter revokes a key once grace has passed (see
+// control.Plane.RevokeKeyAfter); the gateway sees the new revocation time
+// from the next request.
+func (p *Platform) RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID string, grace time.Duration) error {
+	err := p.Plane.RevokeKeyAfter(ctx, id, keyID, grace)
 	p.Invalidate(id)
 	return err
 }

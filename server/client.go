@@ -201,7 +201,16 @@ func (c *Client) AuditLog(ctx context.Context, after int64, limit int, acct silo
 
 // RevokeKey revokes one key of an account.
 func (c *Client) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error {
-	return c.call(ctx, http.MethodDelete, "/v1/accounts/"+esc(string(id))+"/keys/"+esc(keyID), nil, nil)
+	return c.RevokeKeyAfter(ctx, id, keyID, 0)
+}
+
+// RevokeKeyAfter revokes one key of an account once grace has passed.
+func (c *Client) RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID string, grace time.Duration) error {
+	path := "/v1/accounts/" + esc(string(id)) + "/keys/" + esc(keyID)
+	if grace > 0 {
+		path += "?grace=" + url.QueryEscape(grace.String())
+	}
+	return c.call(ctx, http.MethodDelete, path, nil, nil)
 }
 
 // SetSecret stores a secret value in an account. There is no way to read it

@@ -349,7 +349,13 @@ func (s *Server) routes() {
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusNoContent, nil, s.cfg.Plane.RevokeKey(r.Context(), id, r.PathValue("key"))
+		var grace time.Duration
+		if v := r.URL.Query().Get("grace"); v != "" {
+			if grace, err = time.ParseDuration(v); err != nil {
+				return 0, nil, silo.Errorf(silo.CodeInvalid, "grace must be a duration such as 1h, not %q", v)
+			}
+		}
+		return http.StatusNoContent, nil, s.cfg.Plane.RevokeKeyAfter(r.Context(), id, r.PathValue("key"), grace)
 	})
 	s.handle("PUT /v1/accounts/{id}/secrets/{name}", func(r *http.Request) (int, any, error) {
 		id, err := accountID(r)

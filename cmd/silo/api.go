@@ -36,6 +36,7 @@ type controlAPI interface {
 	IssueKey(ctx context.Context, id silo.AccountID, name string) (string, store.APIKey, error)
 	Keys(ctx context.Context, id silo.AccountID) ([]store.APIKey, error)
 	RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error
+	RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID string, grace time.Duration) error
 	SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error
 	VerifyAudit(ctx context.Context) (int, error)
 	AuditLog(ctx context.Context, after int64, limit int, acct silo.AccountID) ([]store.AuditEntry, error)
@@ -175,6 +176,10 @@ func (l localAPI) IssueKey(ctx context.Context, id silo.AccountID, name string) 
 
 func (l localAPI) Keys(ctx context.Context, id silo.AccountID) ([]store.APIKey, error) {
 	return l.a.plane.Keys(ctx, id)
+}
+
+func (l localAPI) RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID string, grace time.Duration) error {
+	return l.a.plane.RevokeKeyAfter(ctx, id, keyID, grace)
 }
 
 func (l localAPI) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/store"
 )
 
@@ -64,11 +65,15 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 			return g.print(map[string]string{"revoked": args[1]}, func(w io.Writer) { fmt.Fprintf(w, "revoked %s\n", args[1]) })
 		}),
 	}
+	var grace time.Duration
 	rotate := &cobra.Command{
 		Use:   "rotate TENANT KEY-ID",
 		Short: "Issue a new key with the old one's name, then revoke the old one",
 		Args:  exactArgs(2, "a tenant ID and a key ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
+			if grace < 0 || grace > control.MaxKeyGrace {
+				return usageError{fmt.Sprintf("--grace must be between 0 and %s; see silo keys rotate --help", control.MaxKeyGrace)}
+			}
 			id := silo.AccountID(args[0])
 			keys, err := api.Keys(ctx, id)
 			if err != nil {
@@ -85,14 +90,19 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 			if err != nil {
 				return err
 			}
-			if err := api.RevokeKey(ctx, id, args[1]); err != nil {
+			if err := api.RevokeKeyAfter(ctx, id, args[1], grace); err != nil {
 				return err
 			}
-			return g.print(map[string]any{"key": plain, "key_id": k.ID, "account": k.Account, "name": k.Name, "revoked": args[1]}, func(w io.Writer) {
+			return g.print(map[string]any{"key": plain, "key_id": k.ID, "account": k.Account, "name": k.Name, "revoked": args[1], "grace": grace.String()}, func(w io.Writer) {
+				if grace > 0 {
+					fmt.Fprintf(w, "%s keeps working for %s, then is revoked; new key %s (shown once):\n%s\n", args[1], grace, k.ID, plain)
+					return
+				}
 				fmt.Fprintf(w, "revoked %s; new key %s (shown once):\n%s\n", args[1], k.ID, plain)
 			})
 		}),
 	}
+	rotate.Flags().DurationVar(&grace, "grace", 0, "keep the old key working this long (e.g. 24h, at most 720h) so clients can move to the new one")
 	cmd.AddCommand(create, list, revoke, rotate)
 	return cmd
 }
@@ -102,7 +112,10 @@ func printKeys(w io.Writer, keys []store.APIKey) {
 	fmt.Fprintln(tw, "  ID\tNAME\tCREATED\tSTATE")
 	for _, k := range keys {
 		st := "active"
-		if k.Revoked != nil {
+		switch {
+		case k.Revoked != nil && time.Now().Before(*k.Revoked):
+			st = "active until " + k.Revoked.Local().Format(time.DateTime)
+		case k.Revoked != nil:
 			st = "revoked " + k.Revoked.Local().Format(time.DateTime)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", k.ID, orDash(k.Name), k.Created.Local().Format(time.DateTime), st)

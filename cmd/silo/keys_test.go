@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -48,5 +49,15 @@ func TestKeysRotate(t *testing.T) {
 		t.Fatalf("keys named ci after rotation (-want +got):\n%s", d)
 	}
 	c.fails("is revoked already", "keys", "rotate", "acme", created["key_id"])
+
+	// With a grace period the old key stays active until it ends.
+	out := c.ok("keys", "rotate", "acme", rotated["key_id"], "--grace", "24h")
+	if !strings.Contains(out, rotated["key_id"]+" keeps working for 24h0m0s, then is revoked") {
+		t.Fatalf("keys rotate --grace 24h:\n%s", out)
+	}
+	if out := c.ok("keys", "list", "acme"); !strings.Contains(out, "active until ") {
+		t.Fatalf("keys list after a rotation with grace:\n%s\nwant the old key active until a time", out)
+	}
+	c.fails("--grace must be between 0 and 720h0m0s", "keys", "rotate", "acme", rotated["key_id"], "--grace", "800h")
 	c.fails(`has no key "nosuch"`, "keys", "rotate", "acme", "nosuch")
 }
