@@ -41,15 +41,15 @@ func TestLostStateRefusesToStart(t *testing.T) {
 }
 
 // TestFleetCommandsGoOnPastABadAccount: acme's resource manifest is
-// truncated; drift --all and doctor report it with what to do and still
-// report globex's drift (which sorts after acme); before the damage both
-// report nothing (the twin).
+// truncated and initech's table store too; drift --all and doctor report
+// both with what to do and still report globex's drift (which sorts
+// between them); before the damage both report nothing (the twin).
 func TestFleetCommandsGoOnPastABadAccount(t *testing.T) {
 	c := newCLI(t)
-	for _, id := range []string{"acme", "globex"} {
+	for _, id := range []string{"acme", "globex", "initech"} {
 		c.ok("tenant", "create", id)
 	}
-	if out := c.ok("drift", "--all"); !strings.Contains(out, "no drift in 3 account(s)") {
+	if out := c.ok("drift", "--all"); !strings.Contains(out, "no drift in 4 account(s)") {
 		t.Fatalf("drift before: %s", out)
 	}
 	// acme: a truncated manifest.
@@ -72,17 +72,22 @@ func TestFleetCommandsGoOnPastABadAccount(t *testing.T) {
 		t.Fatal("rewrite globex's manifest")
 	}
 
+	// initech: a table store truncated to 8 KiB.
+	if err := os.Truncate(c.accountFile("initech", "data.db"), 8192); err != nil {
+		t.Fatal(err)
+	}
+
 	code, out, errOut := c.run("drift", "--all")
-	for _, want := range []string{"acme: account acme is out of service: its file resources.json is damaged", "globex: config/plan missing"} {
+	for _, want := range []string{"acme: account acme is out of service: its file resources.json is damaged", "globex: config/plan missing", "initech: account initech is out of service: its file data.db is damaged"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("drift --all: stdout %q, want it to contain %q", out, want)
 		}
 	}
-	if code == 0 || !strings.Contains(errOut, "1 problem(s)") {
+	if code == 0 || !strings.Contains(errOut, "2 problem(s)") {
 		t.Errorf("drift --all: exit %d, stderr %q; want a failure counting the problem", code, errOut)
 	}
 	code, out, _ = c.run("doctor")
-	if code == 0 || !strings.Contains(out, "resources.json") || !strings.Contains(out, "silo apply globex restores") {
-		t.Errorf("doctor: exit %d, %s; want acme's damage and globex's drift", code, out)
+	if code == 0 || !strings.Contains(out, "resources.json") || !strings.Contains(out, "silo apply globex restores") || !strings.Contains(out, "initech: account initech is out of service: its file data.db is damaged") {
+		t.Errorf("doctor: exit %d, %s; want acme's and initech's damage and globex's drift", code, out)
 	}
 }
