@@ -91,3 +91,30 @@ func TestFleetCommandsGoOnPastABadAccount(t *testing.T) {
 		t.Errorf("doctor: exit %d, %s; want acme's and initech's damage and globex's drift", code, out)
 	}
 }
+
+// TestRotateAllGoesOnPastABadAccount: with acme's key ring damaged,
+// rotate data-key --all rotates globex (after acme) and production, lists
+// acme as not rotated with why, and exits non-zero; with nothing damaged
+// every account is rotated (the twin).
+func TestRotateAllGoesOnPastABadAccount(t *testing.T) {
+	c := newCLI(t)
+	for _, id := range []string{"acme", "globex"} {
+		c.ok("tenant", "create", id)
+	}
+	if out := c.ok("rotate", "data-key", "--all"); strings.Count(out, " rotated: ") != 3 {
+		t.Fatalf("rotate --all before the damage: %s; want 3 accounts rotated", out)
+	}
+	k := c.accountFile("acme", "data.key")
+	b, err := os.ReadFile(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-5] ^= 0xff
+	if err := os.WriteFile(k, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := c.run("rotate", "data-key", "--all")
+	if code == 0 || !strings.Contains(out, "data key of globex rotated") || !strings.Contains(out, "data key of acme NOT rotated") || !strings.Contains(out, "data.key is damaged") {
+		t.Fatalf("rotate --all: exit %d\nstdout: %s\nstderr: %s\nwant globex rotated and acme listed as damaged", code, out, errOut)
+	}
+}
