@@ -118,3 +118,37 @@ func TestRotateAllGoesOnPastABadAccount(t *testing.T) {
 		t.Fatalf("rotate --all: exit %d\nstdout: %s\nstderr: %s\nwant globex rotated and acme listed as damaged", code, out, errOut)
 	}
 }
+
+// TestDriftListsAccountsTheRegistryLost: with state.db restored from a
+// backup older than the accounts (globex was created after it), drift
+// --all and doctor list globex as held by the provider but not in the
+// registry; with the matching state.db they list nothing (the twin).
+func TestDriftListsAccountsTheRegistryLost(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	state := filepath.Join(c.dataDir, "state.db")
+	old, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(state + "-wal"); err == nil {
+		t.Skip("state.db keeps a WAL after the command ended; the copy would not be whole")
+	}
+	c.ok("tenant", "create", "globex")
+	if out := c.ok("drift", "--all"); strings.Contains(out, "not in the registry") {
+		t.Fatalf("drift with the matching state: %s", out)
+	}
+	if err := os.WriteFile(state, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"drift", "doctor"} {
+		args := []string{cmd}
+		if cmd == "drift" {
+			args = append(args, "--all")
+		}
+		code, out, _ := c.run(args...)
+		if code == 0 || !strings.Contains(out, "globex: held by the provider but not in the registry") || strings.Contains(out, "acme: held") {
+			t.Errorf("%s after restoring an older state.db: exit %d, %s; want globex listed, acme not", cmd, code, out)
+		}
+	}
+}
