@@ -256,3 +256,53 @@ func TestKillMidCreate(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoverGoesOnPastAnUnreadableAccount: with changes of acme and
+// globex left pending by a process that is gone and acme's resource
+// manifest damaged, recovery does not stop: globex's change is reconciled
+// (the provider had not made it: marked failed for the next plan), acme's
+// stays pending until acme is repaired, and the platform can start.
+func TestRecoverGoesOnPastAnUnreadableAccount(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, st, _ := planeOn(t, dir, "state.db")
+	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"acme", "globex"} {
+		if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-time.Hour)
+	res, err := silo.NewResource(silo.TypeTable, "t2", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(ctx, func(tx store.Tx) error {
+		for _, id := range []silo.AccountID{"acme", "globex"} {
+			c := silo.Change{Op: silo.OpCreate, Type: res.Type, Name: res.Name, Desired: &res}
+			if _, err := tx.AddIntent(store.Intent{Key: "apply/" + string(id) + "/v2/elsewhere~4242~x/" + c.Key(), Account: id, Action: "apply", Change: &c, State: store.IntentPending, Created: long, Updated: long}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts", "accounts", "acme", "resources.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Engine.Recover(ctx)
+	if err != nil || rep.Abandoned != 1 || rep.Skipped != 1 {
+		t.Fatalf("Recover = %+v, %v; want globex's change settled and acme's skipped", rep, err)
+	}
+	var pending []store.Intent
+	if err := st.View(ctx, func(tx store.Tx) error { var err error; pending, err = tx.PendingIntents(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Account != "acme" {
+		t.Fatalf("pending after Recover: %+v; want acme's change only", pending)
+	}
+}
