@@ -49,6 +49,9 @@ type Config struct {
 	// isolation.WithWitness); VerifyAudit checks the log reaches it.
 	// Without it VerifyAudit checks the hash chain only.
 	AuditWitness string
+	// Hook is the engine's step hook (engine.Config.Hook): crash tests
+	// use it to stop a process at a step boundary.
+	Hook func(engine.Step)
 }
 
 // Plane is the control plane. Safe for concurrent use.
@@ -70,7 +73,7 @@ func New(cfg Config) *Plane {
 	}
 	return &Plane{cfg: cfg, Engine: engine.New(engine.Config{
 		Store: cfg.Store, Provider: cfg.Provider, Logger: cfg.Logger, Now: cfg.Now,
-		Concurrency: cfg.Concurrency, Actor: cfg.Actor,
+		Concurrency: cfg.Concurrency, Actor: cfg.Actor, Hook: cfg.Hook,
 	})}
 }
 

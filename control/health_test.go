@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/sqlite"
@@ -152,5 +155,154 @@ func TestAccountProblemsNameDamage(t *testing.T) {
 	}
 	if probs := p.AccountProblems(ctx, globex); len(probs) != 0 {
 		t.Errorf("AccountProblems(globex) = %v, want none", probs)
+	}
+}
+
+const killEnv = "SILO_TEST_KILL_MID_CREATE"
+
+// TestKillMidCreateChild is the child of TestKillMidCreate: it creates
+// tenant t8 and SIGKILLs itself at the step boundary named in the
+// environment.
+func TestKillMidCreateChild(t *testing.T) {
+	v := os.Getenv(killEnv)
+	if v == "" {
+		t.Skip("run by TestKillMidCreate")
+	}
+	point, dir, _ := strings.Cut(v, "|")
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, err := local.New(local.Config{Dir: filepath.Join(dir, "accounts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := control.New(control.Config{Store: st, Provider: prov, Hook: func(s engine.Step) {
+		if s.Account == "t8" && s.Point == point {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}})
+	_, err = p.CreateAccount(ctx, control.CreateRequest{ID: "t8", WithKey: true})
+	t.Fatalf("CreateAccount returned (%v); the hook should have killed the process at %s", err, point)
+}
+
+// TestKillMidCreate kills a process creating tenant t8 at each step
+// boundary of the onboarding (after the registry row and intents commit;
+// after the provider created the account), then
+// opens the data dir as the next process would: every view agrees that t8
+// exists and is provisioning, with the command that finishes it, and
+// recovery (Recover, then Resume, as silo server does at start) finishes it
+// without anyone running a command: t8 is active on the current release,
+// held by the provider with its resources, and gets a key. acme, created
+// before, is untouched (the twin).
+func TestKillMidCreate(t *testing.T) {
+	for _, point := range []string{"journaled", "provider"} {
+		t.Run(point, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			p, st, prov := planeOn(t, dir, "state.db")
+			if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: "acme"}); err != nil {
+				t.Fatal(err)
+			}
+			prov.Close()
+			st.Close()
+
+			cmd := exec.Command(os.Args[0], "-test.run=^TestKillMidCreateChild$", "-test.count=1")
+			cmd.Env = append(os.Environ(), killEnv+"="+point+"|"+dir)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("child: %v, want killed by SIGKILL\n%s", err, out)
+			}
+
+			p, _, prov = planeOn(t, dir, "state.db")
+			a, err := p.Account(ctx, "t8")
+			if err != nil || a.State != silo.StateProvisioning {
+				t.Fatalf("t8 after the kill: %+v, %v; want provisioning", a, err)
+			}
+			if d, err := p.Show(ctx, "t8"); err != nil || len(d.Problems) == 0 || !strings.Contains(d.Problems[0].Fix, "silo apply t8") {
+				t.Fatalf("Show(t8) = %+v, %v; want it shown with how to finish it", d.Problems, err)
+			}
+			if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: "t8"}); !strings.Contains(silo.UserMessage(err), "silo apply t8") {
+				t.Fatalf("create t8 again: %v; want a conflict saying how to finish it", err)
+			}
+
+			if _, err := p.Engine.Recover(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := p.Resume(ctx)
+			if err != nil || len(rep.Resumed) != 1 {
+				t.Fatalf("Resume = %+v, %v; want t8 finished", rep, err)
+			}
+			for _, id := range []silo.AccountID{"acme", "t8"} {
+				a, err := p.Account(ctx, id)
+				if err != nil || a.State != silo.StateActive || a.Release == "" {
+					t.Errorf("%s: %+v, %v; want active on a release", id, a, err)
+				}
+				if rs, err := prov.Resources(ctx, id); err != nil || len(rs) == 0 {
+					t.Errorf("%s in the provider: %v, %v; want its resources", id, rs, err)
+				}
+				if d, err := p.Show(ctx, id); err != nil || len(d.Problems) != 0 {
+					t.Errorf("Show(%s) problems = %v, %v; want none", id, d.Problems, err)
+				}
+			}
+			if _, _, err := p.IssueKey(ctx, "t8", "default"); err != nil {
+				t.Errorf("IssueKey(t8): %v", err)
+			}
+		})
+	}
+}
+
+// TestRecoverGoesOnPastAnUnreadableAccount: with changes of acme and
+// globex left pending by a process that is gone and acme's resource
+// manifest damaged, recovery does not stop: globex's change is reconciled
+// (the provider had not made it: marked failed for the next plan), acme's
+// stays pending until acme is repaired, and the platform can start.
+func TestRecoverGoesOnPastAnUnreadableAccount(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, st, _ := planeOn(t, dir, "state.db")
+	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"acme", "globex"} {
+		if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-time.Hour)
+	res, err := silo.NewResource(silo.TypeTable, "t2", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(ctx, func(tx store.Tx) error {
+		for _, id := range []silo.AccountID{"acme", "globex"} {
+			c := silo.Change{Op: silo.OpCreate, Type: res.Type, Name: res.Name, Desired: &res}
+			if _, err := tx.AddIntent(store.Intent{Key: "apply/" + string(id) + "/v2/elsewhere~4242~x/" + c.Key(), Account: id, Action: "apply", Change: &c, State: store.IntentPending, Created: long, Updated: long}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts", "accounts", "acme", "resources.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Engine.Recover(ctx)
+	if err != nil || rep.Abandoned != 1 || rep.Skipped != 1 {
+		t.Fatalf("Recover = %+v, %v; want globex's change settled and acme's skipped", rep, err)
+	}
+	var pending []store.Intent
+	if err := st.View(ctx, func(tx store.Tx) error { var err error; pending, err = tx.PendingIntents(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Account != "acme" {
+		t.Fatalf("pending after Recover: %+v; want acme's change only", pending)
 	}
 }

@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net/http"
@@ -10,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/silotest"
+	"github.com/silo-run/silo/store"
 )
 
 // TestDamagedStoreFailsOneTenant damages acme's table store the two ways a
@@ -139,4 +142,36 @@ func tableRoot(b []byte, table string) (int64, error) {
 		}
 	}
 	return 0, errors.New("table " + table + " has no root page of its own")
+}
+
+// TestOpenFinishesInterruptedOnboarding: a tenant left provisioning by a
+// create that stopped after its registry row (its intent settled as
+// failed) is finished when the platform opens, with no command run; before
+// the open it is provisioning (the twin).
+func TestOpenFinishesInterruptedOnboarding(t *testing.T) {
+	p := silotest.New(t)
+	p.Deploy(t, app)
+	p.Tenant(t, "acme")
+	pp := p.Platform()
+	ctx := context.Background()
+	err := pp.Store.Update(ctx, func(tx store.Tx) error {
+		now := time.Now()
+		return tx.CreateAccount(silo.Account{ID: "t8", Kind: silo.KindTenant, State: silo.StateProvisioning, Created: now, Updated: now, Version: 1})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := pp.Plane.Account(ctx, "t8"); err != nil || a.State != silo.StateProvisioning {
+		t.Fatalf("t8 before: %+v, %v; want provisioning", a, err)
+	}
+	cfg := pp.Config()
+	cfg.Listen, cfg.APIListen = "127.0.0.1:0", ""
+	p2, err := platform.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	if a, err := p2.Plane.Account(ctx, "t8"); err != nil || a.State != silo.StateActive || a.Release == "" {
+		t.Fatalf("t8 after the platform opened: %+v, %v; want active on a release", a, err)
+	}
 }

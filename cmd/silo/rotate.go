@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/silo-run/silo/store"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
 )
 
 // rotatedKey is one data key rotation as printed: fingerprints, never keys.
@@ -56,18 +57,25 @@ Only fingerprints are printed, never keys.`,
 				ids = []silo.AccountID{silo.AccountID(args[0])}
 			}
 			done := []rotatedKey{}
+			failed := map[silo.AccountID]string{}
 			for _, id := range ids {
 				r, err := rotateDataKey(ctx, a, id)
 				if err != nil {
-					if len(ids) > 1 {
-						printRotated(g, done)
-						return silo.Errorf(silo.ErrorCode(err), "rotating the data key of %s failed after %d of %d accounts were rotated; fix the cause and run the command again: %w", id, len(done), len(ids), err)
+					if len(ids) == 1 {
+						return err
 					}
-					return err
+					failed[id] = silo.UserMessage(err) // the other accounts go on
+					continue
 				}
 				done = append(done, r)
 			}
-			return printRotated(g, done)
+			if err := printRotated(g, done, failed); err != nil {
+				return err
+			}
+			if len(failed) > 0 {
+				return silo.Errorf(silo.CodeUnavailable, "the data keys of %d of %d accounts were not rotated (each failure is listed above); fix the cause and run silo rotate data-key ACCOUNT for each", len(failed), len(ids))
+			}
+			return nil
 		},
 	}
 	dataKey.Flags().BoolVar(&all, "all", false, "rotate the data key of every account")
@@ -128,12 +136,24 @@ func rotateDataKey(ctx context.Context, a *app, id silo.AccountID) (rotatedKey, 
 	return rotatedKey{Account: id, OldFingerprint: before.Fingerprint, NewFingerprint: after.Fingerprint}, nil
 }
 
-func printRotated(g *globals, done []rotatedKey) error {
-	return g.print(map[string]any{"rotated": done}, func(w io.Writer) {
+func printRotated(g *globals, done []rotatedKey, failed map[silo.AccountID]string) error {
+	out := map[string]any{"rotated": done}
+	if len(failed) > 0 {
+		out["failed"] = failed
+	}
+	return g.print(out, func(w io.Writer) {
 		for _, r := range done {
 			fmt.Fprintf(w, "data key of %s rotated: %s -> %s\n", r.Account, r.OldFingerprint, r.NewFingerprint)
 		}
-		if len(done) == 0 {
+		ids := make([]silo.AccountID, 0, len(failed))
+		for id := range failed {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			fmt.Fprintf(w, "data key of %s NOT rotated: %s\n", id, failed[id])
+		}
+		if len(done) == 0 && len(failed) == 0 {
 			fmt.Fprintln(w, "no accounts; nothing rotated")
 		}
 	})

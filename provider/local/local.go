@@ -658,6 +658,7 @@ func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	}
 	defer unlock()
 	defer p.dropCache(id) // after the files are gone, so nothing is cached again
+	defer p.damaged.Delete(id)
 	if err := p.closeDBLocked(a); err != nil {
 		return fmt.Errorf("delete account %s: %w", id, err)
 	}

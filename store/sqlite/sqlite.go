@@ -304,7 +304,7 @@ func checkHeader(path string) error {
 }
 
 func corrupted(path string, err error) error {
-	return userErr(silo.CodeUnavailable, err, "state file %s is corrupted: %s; restore it from a backup (or move it away to start empty) and start again", path, reason(err))
+	return userErr(silo.CodeUnavailable, err, "state file %s is corrupted: %s; restore it from a backup of the data dir taken with its accounts (see docs/operations.md) and start again", path, reason(err))
 }
 
 // userErr returns an error a user may see: the message, with cause kept for
