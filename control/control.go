@@ -83,9 +83,30 @@ const settingCurrent = "current_release"
 // release (content-addressed: the same inputs give the same ID). It does not
 // make the release current.
 func (p *Plane) BuildRelease(ctx context.Context, path string) (engine.Release, error) {
+	rel, stored, err := p.PrepareRelease(ctx, path)
+	if err != nil {
+		return rel, err
+	}
+	return rel, p.PutRelease(ctx, stored)
+}
+
+// PutRelease stores a release made by PrepareRelease. Storing one that is
+// stored already changes nothing (releases are content-addressed).
+func (p *Plane) PutRelease(ctx context.Context, stored store.Release) error {
+	err := p.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.PutRelease(stored) })
+	if err != nil {
+		return fmt.Errorf("store release %s: %w", stored.ID, err)
+	}
+	return nil
+}
+
+// PrepareRelease is BuildRelease without storing the release: a command
+// that may still refuse (a plan to confirm, say) stores it with PutRelease
+// only once it goes ahead.
+func (p *Plane) PrepareRelease(ctx context.Context, path string) (engine.Release, store.Release, error) {
 	st, err := spec.Load(path)
 	if err != nil {
-		return engine.Release{}, err
+		return engine.Release{}, store.Release{}, err
 	}
 	arts := map[string]string{}
 	build := func(key string, f spec.Function) error {
@@ -102,23 +123,15 @@ func (p *Plane) BuildRelease(ctx context.Context, path string) (engine.Release, 
 	}
 	for _, name := range sortedKeys(st.Functions) {
 		if err := build(name, st.Functions[name]); err != nil {
-			return engine.Release{}, err
+			return engine.Release{}, store.Release{}, err
 		}
 	}
 	for _, name := range sortedKeys(st.Production.Functions) {
 		if err := build(engine.ArtifactKey(true, name), st.Production.Functions[name]); err != nil {
-			return engine.Release{}, err
+			return engine.Release{}, store.Release{}, err
 		}
 	}
-	rel, stored, err := engine.NewRelease(st, arts, p.cfg.Now())
-	if err != nil {
-		return engine.Release{}, err
-	}
-	err = p.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.PutRelease(stored) })
-	if err != nil {
-		return engine.Release{}, fmt.Errorf("store release %s: %w", rel.ID, err)
-	}
-	return rel, nil
+	return engine.NewRelease(st, arts, p.cfg.Now())
 }
 
 // CurrentRelease returns the release new accounts get and fleet applies

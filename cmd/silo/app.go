@@ -39,18 +39,11 @@ func openApp(ctx context.Context, g *globals) (*app, error) {
 // release returns the release that plan and apply target: the one built
 // from the spec file when it exists, else the current one.
 func (a *app) release(ctx context.Context, g *globals, makeCurrent bool) (engine.Release, error) {
-	if _, err := os.Stat(g.file); err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			return engine.Release{}, err
-		}
-		rel, cerr := a.plane.CurrentRelease(ctx)
-		if cerr != nil {
-			return rel, silo.Errorf(silo.CodeNotFound, "no %s here and no release yet; run silo init, or pass --file", g.file)
-		}
-		return rel, nil
-	}
-	rel, err := a.plane.BuildRelease(ctx, g.file)
+	rel, keep, err := a.prepare(ctx, g)
 	if err != nil {
+		return rel, err
+	}
+	if err := keep(ctx); err != nil {
 		return rel, err
 	}
 	if makeCurrent {
@@ -59,6 +52,28 @@ func (a *app) release(ctx context.Context, g *globals, makeCurrent bool) (engine
 		}
 	}
 	return rel, nil
+}
+
+// prepare is release without storing anything yet: it returns the release
+// and keep, which stores it (a no-op for the current release). A command
+// that may still refuse calls keep only once it goes ahead.
+func (a *app) prepare(ctx context.Context, g *globals) (rel engine.Release, keep func(context.Context) error, err error) {
+	keep = func(context.Context) error { return nil }
+	if _, err := os.Stat(g.file); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return engine.Release{}, keep, err
+		}
+		rel, cerr := a.plane.CurrentRelease(ctx)
+		if cerr != nil {
+			return rel, keep, silo.Errorf(silo.CodeNotFound, "no %s here and no release yet; run silo init, or pass --file", g.file)
+		}
+		return rel, keep, nil
+	}
+	rel, stored, err := a.plane.PrepareRelease(ctx, g.file)
+	if err != nil {
+		return rel, keep, err
+	}
+	return rel, func(ctx context.Context) error { return a.plane.PutRelease(ctx, stored) }, nil
 }
 
 // currentOrBootstrap makes the spec file's release current when there is no

@@ -201,7 +201,7 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 					return err
 				}
 			}
-			rel, err := a.release(ctx, g, false)
+			rel, keep, err := a.prepare(ctx, g)
 			if err != nil {
 				return err
 			}
@@ -223,6 +223,9 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 				if err := g.confirm(yes, "This apply destroys data ("+what+")", "yes"); err != nil {
 					return err
 				}
+			}
+			if err := keep(ctx); err != nil {
+				return err
 			}
 			if err := a.plane.SetCurrent(ctx, rel); err != nil {
 				return err
