@@ -105,10 +105,12 @@ func (p *Provider) openStorageKey(id silo.AccountID, r *cachedFile) (sk *storage
 // # Errors
 //
 // CodeNotFound if the account does not exist.
-func (p *Provider) keysOf(id silo.AccountID) (*cachedFile, *storageKeys, error) {
+//
+// force reads data.key again whatever the age of the cached copy.
+func (p *Provider) keysOf(id silo.AccountID, force bool) (*cachedFile, *storageKeys, error) {
 	ac := p.cacheOf(id)
 	for attempt := 0; ; attempt++ {
-		r, err := p.load(ac, id, slotRing, attempt > 0)
+		r, err := p.load(ac, id, slotRing, force || attempt > 0)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -139,7 +141,7 @@ func (p *Provider) LogSealer(id silo.AccountID) (*envelope.Sealer, error) {
 	if err := parseID(id); err != nil {
 		return nil, err
 	}
-	_, sk, err := p.keysOf(id)
+	_, sk, err := p.keysOf(id, false)
 	if err != nil {
 		return nil, err
 	}
