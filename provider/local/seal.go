@@ -100,13 +100,12 @@ func (p *Provider) openStorageKey(id silo.AccountID, r *cachedFile) (sk *storage
 }
 
 // keysOf returns the account's key ring, as cached, and its storage keys,
-// derived once per cached ring. A warm call makes no system call.
+// derived once per cached ring. A warm call makes no system call; force
+// reads data.key again whatever the age of the cached copy.
 //
 // # Errors
 //
 // CodeNotFound if the account does not exist.
-//
-// force reads data.key again whatever the age of the cached copy.
 func (p *Provider) keysOf(id silo.AccountID, force bool) (*cachedFile, *storageKeys, error) {
 	ac := p.cacheOf(id)
 	for attempt := 0; ; attempt++ {
@@ -190,7 +189,7 @@ func (sk *storageKeys) openBlob(id silo.AccountID, bucket, key string, env []byt
 	return v, nil
 }
 
-// newStorageKey creates the storage key of a new account, sealed under dk
+// writeStorageKey creates the storage key of a new account, sealed under dk
 // (the ring entry keyID), and writes storage.key.
 func writeStorageKey(dir string, id silo.AccountID, dk *envelope.DataKey, keyID string) error {
 	raw := envelope.NewStorageKey()
