@@ -255,3 +255,28 @@ func TestRecordCapCoversAttributes(t *testing.T) {
 		t.Errorf("ordinary record read back as %s", gb)
 	}
 }
+
+// TestLogDirAndFilesPrivate: a log directory open to group or others is
+// closed at Open, and log files are 0600. Twin: a private one stays so.
+func TestLogDirAndFilesPrivate(t *testing.T) {
+	for _, mode := range []os.FileMode{0o755, 0o700} {
+		dir := filepath.Join(t.TempDir(), "logs")
+		if err := os.Mkdir(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(dir, mode)
+		s, err := logs.Open(logs.Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Append(logs.Entry{Account: "acme", Msg: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "acme.log"): 0o600} {
+			if st, err := os.Stat(path); err != nil || st.Mode().Perm() != want {
+				t.Errorf("from %04o: %s has mode %v, %v; want %04o", mode, filepath.Base(path), st.Mode().Perm(), err, want)
+			}
+		}
+	}
+}
