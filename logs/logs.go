@@ -245,6 +245,14 @@ func (s *Store) Append(e Entry) error {
 	if s.closed {
 		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
 	}
+	if c != nil {
+		// The account may have been deleted (and re-created) since c was
+		// taken: a line of the previous account must not remove the new
+		// one's files.
+		if cur, err := s.cfg.Keys(e.Account); err != nil || cur.ID() != c.ID() {
+			return silo.Errorf(silo.CodeNotFound, "logs: account %s was deleted while its line was written; the line is dropped", e.Account)
+		}
+	}
 	lf, err := s.fileLocked(e.Account, c)
 	if err != nil {
 		return err
