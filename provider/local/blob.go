@@ -113,6 +113,9 @@ func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, *storageKey
 	if err != nil {
 		return nil, nil, fmt.Errorf("open bucket %s of %s: %w", bucket, d.id, err)
 	}
+	if afterOpen != nil {
+		afterOpen(filepath.Join(a.dir, dirBlobs, bucket))
+	}
 	want, err := noLinks(d.p.accounts, string(d.id), dirBlobs, bucket)
 	if err == nil {
 		var got os.FileInfo
