@@ -100,3 +100,31 @@ func TestStoreDirSwappedBackAfterOpen(t *testing.T) {
 		t.Errorf("openNoFollow returned the file behind a link swapped back after the open (it holds %q)", b[:n])
 	}
 }
+
+// TestStoreDirLinkRefused: an account directory that is a link (here to a
+// copy of the account elsewhere, which its own keys still open) is refused
+// when the store file is opened. Twin: the real directory opens.
+func TestStoreDirLinkRefused(t *testing.T) {
+	dir := t.TempDir()
+	acct := filepath.Join(dir, "acme")
+	os.MkdirAll(acct, 0o700)
+	if err := os.WriteFile(filepath.Join(acct, fileDB), []byte("acme"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openNoFollow(filepath.Join(acct, fileDB), os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatalf("control: %v", err)
+	}
+	f.Close()
+	elsewhere := filepath.Join(t.TempDir(), "acme-copy")
+	if err := os.Rename(acct, elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, acct); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := openNoFollow(filepath.Join(acct, fileDB), os.O_RDONLY, 0); err == nil {
+		f.Close()
+		t.Error("openNoFollow opened a store file through a linked account directory")
+	}
+}
