@@ -3,7 +3,8 @@
 // the function, the request ID the gateway gave the request, the message and
 // its attributes. Retention is bounded per account: when an account's file
 // passes Config.MaxBytes it is rotated to "<account>.log.1" (replacing the
-// previous one), so an account never holds more than about 2×MaxBytes of logs.
+// previous one), so an account never holds more than about 2×MaxBytes of logs,
+// and always holds at least its most recent MaxBytes minus one line.
 //
 // Readers (silo logs, silotest) read the files directly, so they work from
 // another process while the platform runs; Follow polls for new lines and
@@ -170,6 +171,9 @@ func Open(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create log dir %s: %w", cfg.Dir, err)
 	}
+	if err := private(cfg.Dir); err != nil {
+		return nil, err
+	}
 	s := &Store{cfg: cfg, files: map[silo.AccountID]*logFile{}}
 	if cfg.Keys != nil {
 		if err := s.sealLegacy(); err != nil {
@@ -177,6 +181,21 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// private closes dir to group and others (an older silo, or a directory
+// made by hand, may have left it open to them).
+func private(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("log dir %s: %w", dir, err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, perm&^0o077); err != nil {
+			return silo.Errorf(silo.CodeFailedCheck, "log dir %s is open to group or others (mode %04o) and cannot be changed; run chmod 700 %s", dir, perm, dir)
+		}
+	}
+	return nil
 }
 
 // Keys returns the Keys the store seals with (nil if none), for readers.
@@ -225,6 +244,14 @@ func (s *Store) Append(e Entry) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
+	}
+	if c != nil {
+		// The account may have been deleted (and re-created) since c was
+		// taken: a line of the previous account must not remove the new
+		// one's files.
+		if cur, err := s.cfg.Keys(e.Account); err != nil || cur.ID() != c.ID() {
+			return silo.Errorf(silo.CodeNotFound, "logs: account %s was deleted while its line was written; the line is dropped", e.Account)
+		}
 	}
 	lf, err := s.fileLocked(e.Account, c)
 	if err != nil {

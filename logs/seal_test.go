@@ -255,3 +255,64 @@ func TestRecordCapCoversAttributes(t *testing.T) {
 		t.Errorf("ordinary record read back as %s", gb)
 	}
 }
+
+// TestLogDirAndFilesPrivate: a log directory open to group or others is
+// closed at Open, and log files are 0600. Twin: a private one stays so.
+func TestLogDirAndFilesPrivate(t *testing.T) {
+	for _, mode := range []os.FileMode{0o755, 0o700} {
+		dir := filepath.Join(t.TempDir(), "logs")
+		if err := os.Mkdir(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(dir, mode)
+		s, err := logs.Open(logs.Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Append(logs.Entry{Account: "acme", Msg: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "acme.log"): 0o600} {
+			if st, err := os.Stat(path); err != nil || st.Mode().Perm() != want {
+				t.Errorf("from %04o: %s has mode %v, %v; want %04o", mode, filepath.Base(path), st.Mode().Perm(), err, want)
+			}
+		}
+	}
+}
+
+// TestLateLineOfDeletedAccount: a line whose key was taken before the
+// account was re-created (a deleted account's function still running)
+// is dropped, and the new account's log stays. Twin: a line under the
+// current key is written.
+func TestLateLineOfDeletedAccount(t *testing.T) {
+	dir := t.TempDir()
+	k := newKeyring(t, "globex")
+	old, _ := k.Keys("globex")
+	k.recreate(t, "globex")
+	stale := true
+	keys := func(id silo.AccountID) (logs.Cipher, error) {
+		if stale {
+			stale = false
+			return old, nil // taken before the re-create
+		}
+		return k.Keys(id)
+	}
+	s, err := logs.Open(logs.Config{Dir: dir, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stale = false
+	if err := s.Append(logs.Entry{Account: "globex", Msg: "new customer's line"}); err != nil {
+		t.Fatal(err)
+	}
+	stale = true
+	if err := s.Append(logs.Entry{Account: "globex", Msg: "previous customer's late line"}); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("late line: Append = %v, want CodeNotFound", err)
+	}
+	es, err := s.Read("globex", logs.Query{})
+	if err != nil || len(es) != 1 || es[0].Msg != "new customer's line" {
+		t.Errorf("globex reads %+v, %v; want only the new customer's line", es, err)
+	}
+}

@@ -85,15 +85,32 @@ func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, *storageKey
 	}
 	a := d.p.ref(d.id)
 	defer d.p.unref(a)
-	if err := d.p.checkExists(a); err != nil {
-		return nil, nil, err
-	}
-	_, sk, err := d.p.keysOf(d.id)
+	ring, sk, err := d.p.keysOf(d.id, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := d.p.checkBlobDirs(a, bucket); err != nil {
 		return nil, nil, err
+	}
+	// The account exists now (a blob operation sees another process's
+	// delete at once), and the keys are this data.key's: after another
+	// process deleted and re-created the account, the cached ring may be
+	// the previous one's for up to CacheRecheck, and a blob sealed under
+	// it would never open again.
+	fi, err := os.Stat(filepath.Join(a.dir, fileDataKey))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, errNoAccount(d.id)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("account %s: %w", d.id, err)
+	}
+	if ring.fi == nil || !sameFile(ring.fi, fi) {
+		if _, sk, err = d.p.keysOf(d.id, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	if beforeOpen != nil {
+		beforeOpen(filepath.Join(a.dir, dirBlobs, bucket))
 	}
 	root, err := os.OpenRoot(filepath.Join(a.dir, dirBlobs, bucket))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -101,6 +118,9 @@ func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, *storageKey
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("open bucket %s of %s: %w", bucket, d.id, err)
+	}
+	if afterOpen != nil {
+		afterOpen(filepath.Join(a.dir, dirBlobs, bucket))
 	}
 	want, err := noLinks(d.p.accounts, string(d.id), dirBlobs, bucket)
 	if err == nil {

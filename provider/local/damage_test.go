@@ -33,7 +33,7 @@ func damageFixture(t *testing.T) string {
 		if err := p.CreateAccount(ctx, id, silo.KindTenant); err != nil {
 			t.Fatal(err)
 		}
-		_, sk, err := p.keysOf(id)
+		_, sk, err := p.keysOf(id, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -68,7 +68,7 @@ func (d *data) withTable(ctx context.Context, table string, write bool, fn func(
 		return fn(b, sk)
 	}
 	for attempt := 0; ; attempt++ {
-		ring, keys, err := d.p.keysOf(d.id)
+		ring, keys, err := d.p.keysOf(d.id, false)
 		if err != nil {
 			return err
 		}

@@ -181,6 +181,9 @@ func openNoFollow(name string, flag int, perm os.FileMode) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if afterOpen != nil {
+		afterOpen(name)
+	}
 	dir, base := filepath.Split(name)
 	dir = filepath.Clean(dir)
 	if _, err := noLinks(filepath.Dir(dir), filepath.Base(dir)); err != nil {
@@ -200,6 +203,16 @@ func openNoFollow(name string, flag int, perm os.FileMode) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// afterOpen, if set (by tests only), is called between opening a file or
+// bucket and checking it for links, where a link swapped out again would
+// have to be caught.
+var afterOpen func(path string)
+
+// beforeOpen, if set (by tests only), is called after a bucket's directories
+// were checked and just before the bucket is opened: a link swapped in there
+// is what the check after the open must catch.
+var beforeOpen func(path string)
 
 func errLink(path string) error {
 	return silo.Errorf(silo.CodeInternal, "%s is a symbolic link (or was replaced while opened); silo follows no link in an account's directory tree: replace it with the directory or file it should be", path)

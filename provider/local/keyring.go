@@ -45,6 +45,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/envelope"
+	"github.com/silo-run/silo/provider"
 )
 
 const ringMagic = "silo-keyring-v2\n"
@@ -220,6 +221,37 @@ func shredKeys(dir string) error {
 		}
 	}
 	return nil
+}
+
+// KeyInfo describes the account's current data key by its ID: the
+// fingerprint of its first wrapped form, so it changes with RotateDataKey
+// and not with RotateMasterKey (WrappedBy does).
+func (p *Provider) KeyInfo(ctx context.Context, id silo.AccountID) (provider.KeyInfo, error) {
+	if err := parseID(id); err != nil {
+		return provider.KeyInfo{}, err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	var r keyRing
+	var m *envelope.Master
+	for attempt := 0; ; attempt++ {
+		var err error
+		if r, err = p.readRing(a); err != nil {
+			return provider.KeyInfo{}, err
+		}
+		_, m, err = p.unwrapEntry(id, r[0])
+		if err == nil {
+			break
+		}
+		if attempt == 2 { // else a master-key rotation may have rewrapped it since: read again
+			return provider.KeyInfo{}, err
+		}
+	}
+	return provider.KeyInfo{
+		Algorithm:   envelope.Algorithm,
+		Fingerprint: r[0].id,
+		WrappedBy:   "local master key " + m.Fingerprint(),
+	}, nil
 }
 
 // masterKeys returns the master keys, the current one first.

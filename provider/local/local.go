@@ -697,37 +697,6 @@ func (p *Provider) Accounts(ctx context.Context) ([]silo.AccountID, error) {
 	return ids, nil // os.ReadDir sorts by name
 }
 
-// KeyInfo describes the account's current data key by its ID: the
-// fingerprint of its first wrapped form, so it changes with RotateDataKey
-// and not with RotateMasterKey (WrappedBy does).
-func (p *Provider) KeyInfo(ctx context.Context, id silo.AccountID) (provider.KeyInfo, error) {
-	if err := parseID(id); err != nil {
-		return provider.KeyInfo{}, err
-	}
-	a := p.ref(id)
-	defer p.unref(a)
-	var r keyRing
-	var m *envelope.Master
-	for attempt := 0; ; attempt++ {
-		var err error
-		if r, err = p.readRing(a); err != nil {
-			return provider.KeyInfo{}, err
-		}
-		_, m, err = p.unwrapEntry(id, r[0])
-		if err == nil {
-			break
-		}
-		if attempt == 2 { // else a master-key rotation may have rewrapped it since: read again
-			return provider.KeyInfo{}, err
-		}
-	}
-	return provider.KeyInfo{
-		Algorithm:   envelope.Algorithm,
-		Fingerprint: r[0].id,
-		WrappedBy:   "local master key " + m.Fingerprint(),
-	}, nil
-}
-
 // OpenStores returns how many account store files are open now; idle ones
 // are closed after IdleTimeout, and never more than MaxOpen stay open.
 func (p *Provider) OpenStores() int { return p.openStores() }

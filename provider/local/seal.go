@@ -100,15 +100,16 @@ func (p *Provider) openStorageKey(id silo.AccountID, r *cachedFile) (sk *storage
 }
 
 // keysOf returns the account's key ring, as cached, and its storage keys,
-// derived once per cached ring. A warm call makes no system call.
+// derived once per cached ring. A warm call makes no system call; force
+// reads data.key again whatever the age of the cached copy.
 //
 // # Errors
 //
 // CodeNotFound if the account does not exist.
-func (p *Provider) keysOf(id silo.AccountID) (*cachedFile, *storageKeys, error) {
+func (p *Provider) keysOf(id silo.AccountID, force bool) (*cachedFile, *storageKeys, error) {
 	ac := p.cacheOf(id)
 	for attempt := 0; ; attempt++ {
-		r, err := p.load(ac, id, slotRing, attempt > 0)
+		r, err := p.load(ac, id, slotRing, force || attempt > 0)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -139,7 +140,7 @@ func (p *Provider) LogSealer(id silo.AccountID) (*envelope.Sealer, error) {
 	if err := parseID(id); err != nil {
 		return nil, err
 	}
-	_, sk, err := p.keysOf(id)
+	_, sk, err := p.keysOf(id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +189,7 @@ func (sk *storageKeys) openBlob(id silo.AccountID, bucket, key string, env []byt
 	return v, nil
 }
 
-// newStorageKey creates the storage key of a new account, sealed under dk
+// writeStorageKey creates the storage key of a new account, sealed under dk
 // (the ring entry keyID), and writes storage.key.
 func writeStorageKey(dir string, id silo.AccountID, dk *envelope.DataKey, keyID string) error {
 	raw := envelope.NewStorageKey()
