@@ -106,5 +106,10 @@
 // runtime gives them back (Stats.PooledMemories). A new instance on a
 // recycled memory sees exactly what it would see on a fresh one
 // (TestRecycledMemoryHoldsNothing), and skips the page faults that were
-// most of a cold start.
+// most of a cold start. Unlike a Go slice, such a memory does not stay
+// valid while something still uses it, so the goroutine running an
+// instance holds its memory while it runs code on it, and closing the
+// instance meanwhile (Close closes every instance, running or not)
+// releases the memory only once the invocation has let go of it
+// (TestCloseDuringInvocation).
 package runtime

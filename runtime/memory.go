@@ -23,14 +23,38 @@ import (
 // linear memories, if the platform has one: a memory recycled by pool, or
 // else a new one whose first prefault bytes (the module's data segments,
 // which instantiation writes at once) are mapped in one go where the
-// platform can.
-func withMemoryAllocator(ctx context.Context, pool *memPool, prefault uint64) context.Context {
+// platform can. A memory that must outlive its module's Free while a guest
+// still runs on it (see heldMemory) is handed to held, already held.
+func withMemoryAllocator(ctx context.Context, pool *memPool, prefault uint64, held func(heldMemory)) context.Context {
 	if !haveMmap {
 		return ctx
 	}
 	return experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(capacity, maximum uint64) experimental.LinearMemory {
-		return pool.alloc(capacity, maximum, prefault)
+		m := pool.alloc(capacity, maximum, prefault)
+		if h, ok := m.(heldMemory); ok {
+			held(h)
+		}
+		return m
 	}))
+}
+
+// heldMemory is a linear memory that goes away on Free (unmapped, or zeroed
+// and recycled for another instance), unlike a Go slice, which the garbage
+// collector keeps while anything can reach it. wazero frees a module's
+// memory when the module is closed, and closing the wazero runtime
+// (Runtime.Close) closes modules whose guests are still running on other
+// goroutines: an invocation in flight, or one abandoned at its deadline
+// that has not reached its next checkpoint, or sits in a host call. So
+// the worker running an instance holds its memory while it instantiates
+// it or serves an invocation (guest code, host calls and the runtime's
+// own reads and writes of the memory), and a Free that comes meanwhile
+// takes effect when the worker lets go.
+type heldMemory interface {
+	// hold marks the memory in use; it reports false if the memory was
+	// freed already (its module was closed while idle).
+	hold() bool
+	// unhold ends the use, and completes a Free that came meanwhile.
+	unhold()
 }
 
 // heapMemory is a linear memory on the Go heap: the fallback when a

@@ -6,6 +6,7 @@ import (
 	goruntime "runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,25 +27,39 @@ func (p *memPool) alloc(capacity, maximum, prefault uint64) experimental.LinearM
 		return &heapMemory{}
 	}
 	if m := p.get(maximum); m != nil {
-		return m
+		// A new handle: the closed module's one stays freed.
+		return &mmapMemory{buf: m.buf, pool: p, held: true}
 	}
 	b, err := syscall.Mmap(-1, 0, int(maximum), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON|mapNoReserve)
 	if err != nil {
 		return &heapMemory{buf: make([]byte, 0, capacity)}
 	}
+	p.mapped.Add(1)
 	populate(b[:min(prefault, capacity, maximum)])
-	return &mmapMemory{buf: b, pool: p}
+	return &mmapMemory{buf: b, pool: p, held: true}
 }
 
 // mmapMemory is a linear memory in its own private anonymous mapping of
 // the memory's maximum size. Pages are zero until written, and a wasm
 // memory never shrinks, so growing is only a longer slice of the same
 // mapping.
+//
+// It is a heldMemory: alloc returns it held by the worker instantiating
+// its module, and Free while it is held only marks it (freeLater); the
+// worker's unhold then frees it. Once freed a handle stays freed: a
+// recycled mapping gets a new handle. buf and high are used by the holder
+// only (wazero calls Reallocate from the guest's goroutine), or by
+// whoever frees the handle.
 type mmapMemory struct {
 	buf    []byte
 	high   uint64    // the largest size handed out: the guest wrote nothing beyond it
 	pool   *memPool  // where Free recycles it
 	pooled time.Time // when it entered the pool
+
+	mu        sync.Mutex
+	held      bool // a worker runs guest or host code on it
+	freeLater bool // Free came while held
+	freed     bool
 }
 
 func (m *mmapMemory) Reallocate(size uint64) []byte {
@@ -55,10 +70,47 @@ func (m *mmapMemory) Reallocate(size uint64) []byte {
 	return m.buf[:size:size]
 }
 
-// Free recycles the memory through its pool, or unmaps it. wazero calls it
-// when the module is closed; the runtime reads guest memory only while an
-// instance runs, and copies what it keeps (see host.go and exec).
+// Free recycles the memory through its pool, or unmaps it; if a worker
+// holds it, that happens when the worker lets go (unhold). wazero calls
+// Free when the module is closed.
 func (m *mmapMemory) Free() {
+	m.mu.Lock()
+	if m.held {
+		m.freeLater = true
+		m.mu.Unlock()
+		return
+	}
+	free := !m.freed
+	m.freed = true
+	m.mu.Unlock()
+	if free {
+		m.release()
+	}
+}
+
+func (m *mmapMemory) hold() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.freed || m.freeLater {
+		return false
+	}
+	m.held = true
+	return true
+}
+
+func (m *mmapMemory) unhold() {
+	m.mu.Lock()
+	free := m.freeLater && !m.freed
+	m.held, m.freeLater = false, false
+	m.freed = m.freed || free
+	m.mu.Unlock()
+	if free {
+		m.release()
+	}
+}
+
+// release recycles the memory through its pool, or unmaps it.
+func (m *mmapMemory) release() {
 	if m.buf == nil {
 		return
 	}
@@ -71,6 +123,9 @@ func (m *mmapMemory) Free() {
 func (m *mmapMemory) unmap() {
 	_ = syscall.Munmap(m.buf)
 	m.buf = nil
+	if m.pool != nil {
+		m.pool.mapped.Add(-1)
+	}
 }
 
 // memPool keeps the linear memories of closed instances for the next new
@@ -90,6 +145,7 @@ type memPool struct {
 	free   []*mmapMemory
 	max    int
 	closed bool
+	mapped atomic.Int64 // mappings not unmapped yet: in use or pooled
 }
 
 func newMemPool() *memPool {
@@ -147,6 +203,9 @@ func (p *memPool) close() {
 	p.mu.Unlock()
 	p.trim(time.Now().Add(time.Hour))
 }
+
+// mappings returns how many linear memories are mapped: in use or pooled.
+func (p *memPool) mappings() int { return int(p.mapped.Load()) }
 
 func (p *memPool) len() int {
 	p.mu.Lock()

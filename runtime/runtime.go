@@ -250,8 +250,10 @@ func New(cfg Config) (*Runtime, error) {
 	return r, nil
 }
 
-// Close closes every instance and the compiled code. In-flight invocations
-// fail. Close is idempotent.
+// Close closes every instance and the compiled code. An invocation whose
+// guest is running fails (CodeUnavailable) when the guest returns or its
+// deadline stops it; until then the guest runs on its own memory, which
+// is released then. Close is idempotent.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
@@ -747,14 +749,26 @@ func (r *Runtime) worker(in *instance) {
 		if !j.c.takeCPU() {
 			j.err = r.ctxError(j.ctx, j.inv, in.key.lim)
 		}
+		// The worker holds the instance's linear memory while it runs
+		// code on it, so that closing the module meanwhile (Close) does not
+		// take the memory from under the guest (heldMemory).
+		held := false
 		if j.err == nil && in.mod == nil {
 			j.err = r.instantiate(j.ctx, in, j.art, j.c)
+			held = in.mem != nil // allocated held
+		} else if j.err == nil && in.mem != nil {
+			if held = in.mem.hold(); !held {
+				j.err = silo.Errorf(silo.CodeUnavailable, "the function runtime is shutting down; try again")
+			}
 		}
 		if j.err == nil {
 			in.logw.n.Store(0)
 			in.call.Store(j.c)
 			j.resp, j.err = r.exec(j.ctx, in, j.c, j.inv)
 			in.call.Store(nil)
+		}
+		if held {
+			in.mem.unhold()
 		}
 		j.c.leaveCPU()
 		bad := j.err != nil || j.c.stopped
@@ -852,6 +866,14 @@ func (r *Runtime) guestError(inv Invocation, lim Limits, c *call, err error) err
 	r.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "function failed",
 		slog.String("account", string(inv.Account)), slog.String("function", inv.Function),
 		slog.String("request_id", inv.Request.ID), slog.String("error", err.Error()))
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		// Close closed the module under the call: wazero reports it as
+		// an exit when the call returns.
+		return failure(silo.CodeUnavailable, err, "the function runtime is shutting down; try again")
+	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		return failure(silo.CodeInternal, err, "function %q exited with code %d (out of memory or a fatal error); see its logs", inv.Function, exit.ExitCode())
@@ -868,6 +890,7 @@ type instance struct {
 	stack    [2]uint64
 	buf      []byte
 	call     atomic.Pointer[call] // the invocation running, for nanosleep
+	mem      heldMemory           // the linear memory, if it must be held (heldMemory); used by the worker only
 	lastUsed time.Time
 	logw     *logWriter
 	jobs     chan *job     // to the worker; closed on eviction
@@ -917,7 +940,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	if key.clock {
 		mc = mc.WithSysWalltime()
 	}
-	mod, err := e.rt.InstantiateModule(withMemoryAllocator(ctx, r.mem, a.dataEnd), cm, mc)
+	mod, err := e.rt.InstantiateModule(withMemoryAllocator(ctx, r.mem, a.dataEnd, func(m heldMemory) { in.mem = m }), cm, mc)
 	if err != nil {
 		if c.stopped {
 			return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) while starting; make its initialization faster or raise its timeout", key.fn, key.lim.Timeout)
