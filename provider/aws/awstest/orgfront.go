@@ -1,0 +1,233 @@
+package awstest
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// front stands before the management account's kumo. kumo v0.33.1 serves
+// Organizations' CreateAccount, DescribeAccount, ListAccounts, ListRoots
+// and the OU calls, but not DescribeCreateAccountStatus, MoveAccount or
+// CloseAccount, and its CreateAccount finishes at once. The front serves
+// exactly those three, makes account creation asynchronous as on AWS
+// (CreateAccount answers IN_PROGRESS; the first DescribeCreateAccountStatus
+// answers SUCCEEDED), and shows closed accounts as CLOSED in kumo's
+// ListAccounts and DescribeAccount answers. Everything else, STS included,
+// goes to kumo unchanged.
+type front struct {
+	url  string
+	kumo *process
+
+	mu       sync.Mutex
+	statuses map[string]map[string]any // request ID → kumo's final status
+	accounts map[string]bool           // created account IDs
+	parents  map[string]string         // account ID → parent, once moved
+	closed   map[string]bool
+	calls    map[string]int // Organizations operation → calls
+}
+
+const orgTarget = "AWSOrganizationsV20161128."
+
+func newFront(t testing.TB, kumo *process) *front {
+	f := &front{
+		kumo:     kumo,
+		statuses: map[string]map[string]any{},
+		accounts: map[string]bool{},
+		parents:  map[string]string{},
+		closed:   map[string]bool{},
+		calls:    map[string]int{},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
+	return f
+}
+
+func (f *front) created(account string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.accounts[account]
+}
+
+func (f *front) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	op, isOrg := strings.CutPrefix(r.Header.Get("X-Amz-Target"), orgTarget)
+	if !isOrg {
+		f.forward(w, r, body, nil)
+		return
+	}
+	var in map[string]string
+	json.Unmarshal(body, &in)
+	f.mu.Lock()
+	f.calls[op]++
+	f.mu.Unlock()
+	switch op {
+	case "CreateAccount":
+		f.forward(w, r, body, f.createAccount)
+	case "DescribeCreateAccountStatus":
+		f.mu.Lock()
+		st, ok := f.statuses[in["CreateAccountRequestId"]]
+		f.mu.Unlock()
+		if !ok {
+			orgError(w, "CreateAccountStatusNotFoundException", "no such create account request")
+			return
+		}
+		reply(w, map[string]any{"CreateAccountStatus": st})
+	case "MoveAccount":
+		f.moveAccount(w, in)
+	case "CloseAccount":
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		switch a := in["AccountId"]; {
+		case !f.accounts[a]:
+			orgError(w, "AccountNotFoundException", "no such account")
+		case f.closed[a]:
+			orgError(w, "AccountAlreadyClosedException", "the account is closed")
+		default:
+			f.closed[a] = true
+			reply(w, map[string]any{})
+		}
+	case "ListAccounts", "DescribeAccount":
+		f.forward(w, r, body, f.markClosed)
+	default:
+		f.forward(w, r, body, nil)
+	}
+}
+
+// createAccount records kumo's finished status and answers IN_PROGRESS.
+func (f *front) createAccount(out map[string]any) {
+	st, _ := out["CreateAccountStatus"].(map[string]any)
+	if st == nil {
+		return
+	}
+	id, _ := st["Id"].(string)
+	acct, _ := st["AccountId"].(string)
+	f.mu.Lock()
+	f.statuses[id] = st
+	f.accounts[acct] = true
+	f.mu.Unlock()
+	out["CreateAccountStatus"] = map[string]any{
+		"Id": id, "AccountName": st["AccountName"], "State": "IN_PROGRESS", "RequestedTimestamp": st["RequestedTimestamp"],
+	}
+}
+
+func (f *front) moveAccount(w http.ResponseWriter, in map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, src, dst := in["AccountId"], in["SourceParentId"], in["DestinationParentId"]
+	cur, moved := f.parents[a]
+	switch {
+	case !f.accounts[a]:
+		orgError(w, "AccountNotFoundException", "no such account")
+	case moved && cur == dst:
+		orgError(w, "DuplicateAccountException", "the account is already in the destination")
+	case moved && cur != src || !moved && !strings.HasPrefix(src, "r-"):
+		orgError(w, "SourceParentNotFoundException", "the account is not in the source parent")
+	case !strings.HasPrefix(dst, "ou-"):
+		orgError(w, "DestinationParentNotFoundException", "no such destination")
+	default:
+		f.parents[a] = dst
+		reply(w, map[string]any{})
+	}
+}
+
+// markClosed shows closed accounts as AWS does.
+func (f *front) markClosed(out map[string]any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	mark := func(a map[string]any) {
+		if id, _ := a["Id"].(string); f.closed[id] {
+			a["Status"], a["State"] = "SUSPENDED", "CLOSED"
+		}
+	}
+	if a, ok := out["Account"].(map[string]any); ok {
+		mark(a)
+	}
+	list, _ := out["Accounts"].([]any)
+	for _, x := range list {
+		if a, ok := x.(map[string]any); ok {
+			mark(a)
+		}
+	}
+}
+
+// forward sends the request to kumo; edit, if set, rewrites a successful
+// JSON answer.
+func (f *front) forward(w http.ResponseWriter, r *http.Request, body []byte, edit func(map[string]any)) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, f.kumo.url+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if edit != nil && resp.StatusCode == http.StatusOK {
+		var m map[string]any
+		if json.Unmarshal(out, &m) == nil {
+			edit(m)
+			out, _ = json.Marshal(m)
+		}
+	}
+	for k, vs := range resp.Header {
+		if k == "Content-Length" {
+			continue
+		}
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(out)
+}
+
+func reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	json.NewEncoder(w).Encode(v)
+}
+
+func orgError(w http.ResponseWriter, code, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(http.StatusBadRequest)
+	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}
+
+// Parent returns the parent the account was moved to, or "" if it was
+// never moved.
+func (o *Org) Parent(account string) string {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	return o.front.parents[account]
+}
+
+// Closed reports whether the account was closed.
+func (o *Org) Closed(account string) bool {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	return o.front.closed[account]
+}
+
+// OrgCalls returns how many times each Organizations operation was called.
+func (o *Org) OrgCalls() map[string]int {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	out := make(map[string]int, len(o.front.calls))
+	for k, v := range o.front.calls {
+		out[k] = v
+	}
+	return out
+}
