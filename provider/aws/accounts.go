@@ -325,3 +325,16 @@ func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	p.mu.Unlock()
 	return nil
 }
+
+// AWSAccountID returns the 12-digit ID of the AWS account behind account
+// id, for operators and tests.
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID; CodeNotFound if the account does not exist.
+func (p *Provider) AWSAccountID(ctx context.Context, id silo.AccountID) (string, error) {
+	if err := parseID(id); err != nil {
+		return "", err
+	}
+	return p.awsID(ctx, id)
+}

@@ -4,23 +4,27 @@ import (
 	"testing"
 	"time"
 
-	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
 	"github.com/silo-run/silo/provider/providertest"
 )
 
-// newAWS returns a provider on a fresh emulated organization.
-func newAWS(t testing.TB) (*siloaws.Provider, *awstest.Org) {
+// newAWS returns a provider on a fresh emulated organization; edit, if
+// given, changes the config first.
+func newAWS(t testing.TB, edit ...func(*siloaws.Config)) (*siloaws.Provider, *awstest.Org) {
 	t.Helper()
 	org := awstest.NewOrg(t)
-	p, err := siloaws.New(siloaws.Config{
+	cfg := siloaws.Config{
 		AWS:          org.Config(),
 		Email:        "aws@example.com",
 		Endpoint:     org.Endpoint,
 		PollInterval: time.Millisecond,
-	})
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	p, err := siloaws.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,5 +37,3 @@ func TestConformance(t *testing.T) {
 		return p
 	})
 }
-
-var _ = silo.ProductionID
