@@ -265,13 +265,17 @@ func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error)
 	if err != nil {
 		return "", err
 	}
+	// One listing maps every account: remember them all, so that a server
+	// that starts with N accounts lists the organization once, not N times.
+	p.mu.Lock()
+	for k, v := range all {
+		p.ids[k] = v
+	}
+	p.mu.Unlock()
 	awsID, ok := all[id]
 	if !ok {
 		return "", errNoAccount(id)
 	}
-	p.mu.Lock()
-	p.ids[id] = awsID
-	p.mu.Unlock()
 	return awsID, nil
 }
 
