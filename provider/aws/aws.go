@@ -104,9 +104,9 @@ type Provider struct {
 	sts *sts.Client
 
 	mu      sync.Mutex
-	ous     map[silo.Kind]string          // kind → OU ID
-	ids     map[silo.AccountID]string     // silo ID → AWS account ID, for live accounts
-	members map[string]*member            // AWS account ID → clients
+	ous     map[silo.Kind]string           // kind → OU ID
+	ids     map[silo.AccountID]string      // silo ID → AWS account ID, for live accounts
+	members map[string]*member             // AWS account ID → clients
 	locks   map[silo.AccountID]*sync.Mutex // serializes create/delete of one account
 }
 
