@@ -52,6 +52,8 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 		if awsID, err = p.createMember(ctx, id, kind); err != nil {
 			return err
 		}
+	} else if err := p.ensureInOU(ctx, id, kind, awsID); err != nil {
+		return err
 	}
 	if _, err := p.member(awsID).ensureKey(ctx, id); err != nil {
 		return err
@@ -64,10 +66,27 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 
 // createMember asks Organizations for a new account and waits for it.
 func (p *Provider) createMember(ctx context.Context, id silo.AccountID, kind silo.Kind) (string, error) {
-	ou, err := p.ou(ctx, id, kind)
+	// A request still in flight, left by a call that crashed or by a
+	// concurrent one, is waited for, not repeated.
+	st, err := p.inFlight(ctx, id)
 	if err != nil {
 		return "", err
 	}
+	if st == nil {
+		if st, err = p.requestAccount(ctx, id, kind); err != nil {
+			return "", err
+		}
+	}
+	st, err = p.waitCreated(ctx, id, st)
+	if err != nil {
+		return "", err
+	}
+	awsID := aws.ToString(st.AccountId)
+	return awsID, p.ensureInOU(ctx, id, kind, awsID)
+}
+
+// requestAccount asks Organizations for a new account named for id.
+func (p *Provider) requestAccount(ctx context.Context, id silo.AccountID, kind silo.Kind) (*orgtypes.CreateAccountStatus, error) {
 	out, err := p.org.CreateAccount(ctx, &organizations.CreateAccountInput{
 		AccountName:            aws.String(p.cfg.NamePrefix + string(id)),
 		Email:                  aws.String(p.email(id)),
@@ -79,26 +98,55 @@ func (p *Provider) createMember(ctx context.Context, id silo.AccountID, kind sil
 		},
 	})
 	if err != nil {
-		return "", fail(id, "create the AWS account", err)
+		return nil, fail(id, "create the AWS account", err)
 	}
-	st, err := p.waitCreated(ctx, id, out.CreateAccountStatus)
-	if err != nil {
-		return "", err
+	return out.CreateAccountStatus, nil
+}
+
+// inFlight returns the creation request of account id still in progress,
+// or nil.
+func (p *Provider) inFlight(ctx context.Context, id silo.AccountID) (*orgtypes.CreateAccountStatus, error) {
+	pages := organizations.NewListCreateAccountStatusPaginator(p.org, &organizations.ListCreateAccountStatusInput{
+		States: []orgtypes.CreateAccountState{orgtypes.CreateAccountStateInProgress},
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fail(id, "list the account creations in progress", err)
+		}
+		for _, st := range page.CreateAccountStatuses {
+			if aws.ToString(st.AccountName) == p.cfg.NamePrefix+string(id) {
+				return &st, nil
+			}
+		}
 	}
-	awsID := aws.ToString(st.AccountId)
-	root, err := p.root(ctx, id)
+	return nil, nil
+}
+
+// ensureInOU moves the account from the root into the OU of kind, unless
+// it is in an OU already (a call that crashed after the creation left it
+// in the root).
+func (p *Provider) ensureInOU(ctx context.Context, id silo.AccountID, kind silo.Kind, awsID string) error {
+	parents, err := p.org.ListParents(ctx, &organizations.ListParentsInput{ChildId: aws.String(awsID)})
 	if err != nil {
-		return "", err
+		return fail(id, "find the OU of the AWS account", err)
+	}
+	if len(parents.Parents) == 0 || parents.Parents[0].Type != orgtypes.ParentTypeRoot {
+		return nil
+	}
+	ou, err := p.ou(ctx, id, kind)
+	if err != nil {
+		return err
 	}
 	_, err = p.org.MoveAccount(ctx, &organizations.MoveAccountInput{
 		AccountId:           aws.String(awsID),
-		SourceParentId:      aws.String(root),
+		SourceParentId:      parents.Parents[0].Id,
 		DestinationParentId: aws.String(ou),
 	})
 	if err != nil && !isCode(err, "DuplicateAccountException") {
-		return "", fail(id, "move the AWS account into OU "+ouNames[kind], err)
+		return fail(id, "move the AWS account into OU "+ouNames[kind], err)
 	}
-	return awsID, nil
+	return nil
 }
 
 // email returns a fresh plus address for account id.

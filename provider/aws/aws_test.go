@@ -37,3 +37,13 @@ func TestConformance(t *testing.T) {
 		return p
 	})
 }
+
+// newProviderOn returns a second provider on org, as a restarted server.
+func newProviderOn(t testing.TB, org *awstest.Org) (*siloaws.Provider, error) {
+	t.Helper()
+	p, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, nil
+}

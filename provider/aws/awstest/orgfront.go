@@ -3,6 +3,7 @@ package awstest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,9 +14,9 @@ import (
 
 // front stands before the management account's kumo. kumo v0.33.1 serves
 // Organizations' CreateAccount, DescribeAccount, ListAccounts, ListRoots
-// and the OU calls, but not DescribeCreateAccountStatus, MoveAccount or
-// CloseAccount, and its CreateAccount finishes at once. The front serves
-// exactly those three, makes account creation asynchronous as on AWS
+// and the OU calls, but not DescribeCreateAccountStatus,
+// ListCreateAccountStatus, ListParents, MoveAccount or CloseAccount, and
+// its CreateAccount finishes at once. The front serves exactly those five, makes account creation asynchronous as on AWS
 // (CreateAccount answers IN_PROGRESS; the first DescribeCreateAccountStatus
 // answers SUCCEEDED), and shows closed accounts as CLOSED in kumo's
 // ListAccounts and DescribeAccount answers. Everything else, STS included,
@@ -26,6 +27,8 @@ type front struct {
 
 	mu       sync.Mutex
 	statuses map[string]map[string]any // request ID → kumo's final status
+	pending  map[string]bool           // request IDs not yet polled: IN_PROGRESS
+	root     string                    // the root ID, once read
 	accounts map[string]bool           // created account IDs
 	parents  map[string]string         // account ID → parent, once moved
 	closed   map[string]bool
@@ -38,6 +41,7 @@ func newFront(t testing.TB, kumo *process) *front {
 	f := &front{
 		kumo:     kumo,
 		statuses: map[string]map[string]any{},
+		pending:  map[string]bool{},
 		accounts: map[string]bool{},
 		parents:  map[string]string{},
 		closed:   map[string]bool{},
@@ -66,8 +70,14 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		f.forward(w, r, body, nil)
 		return
 	}
-	var in map[string]string
-	json.Unmarshal(body, &in)
+	var raw map[string]any
+	json.Unmarshal(body, &raw)
+	in := map[string]string{}
+	for k, v := range raw {
+		if s, ok := v.(string); ok {
+			in[k] = s
+		}
+	}
 	f.mu.Lock()
 	f.calls[op]++
 	f.mu.Unlock()
@@ -77,12 +87,17 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	case "DescribeCreateAccountStatus":
 		f.mu.Lock()
 		st, ok := f.statuses[in["CreateAccountRequestId"]]
+		delete(f.pending, in["CreateAccountRequestId"])
 		f.mu.Unlock()
 		if !ok {
 			orgError(w, "CreateAccountStatusNotFoundException", "no such create account request")
 			return
 		}
 		reply(w, map[string]any{"CreateAccountStatus": st})
+	case "ListCreateAccountStatus":
+		f.listInProgress(w, raw)
+	case "ListParents":
+		f.listParents(w, r, in["ChildId"])
 	case "MoveAccount":
 		f.moveAccount(w, in)
 	case "CloseAccount":
@@ -114,6 +129,7 @@ func (f *front) createAccount(out map[string]any) {
 	acct, _ := st["AccountId"].(string)
 	f.mu.Lock()
 	f.statuses[id] = st
+	f.pending[id] = true
 	f.accounts[acct] = true
 	f.mu.Unlock()
 	out["CreateAccountStatus"] = map[string]any{
@@ -139,6 +155,84 @@ func (f *front) moveAccount(w http.ResponseWriter, in map[string]string) {
 		f.parents[a] = dst
 		reply(w, map[string]any{})
 	}
+}
+
+// listInProgress answers ListCreateAccountStatus: the requests not yet
+// polled are IN_PROGRESS, the others SUCCEEDED. One page.
+func (f *front) listInProgress(w http.ResponseWriter, in map[string]any) {
+	want := map[string]bool{}
+	states, _ := in["States"].([]any)
+	for _, s := range states {
+		if s, ok := s.(string); ok {
+			want[s] = true
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []any{}
+	for id, st := range f.statuses {
+		state := "SUCCEEDED"
+		if f.pending[id] {
+			state = "IN_PROGRESS"
+		}
+		if len(want) > 0 && !want[state] {
+			continue
+		}
+		if state == "IN_PROGRESS" {
+			out = append(out, map[string]any{"Id": id, "AccountName": st["AccountName"], "State": state})
+		} else {
+			out = append(out, st)
+		}
+	}
+	reply(w, map[string]any{"CreateAccountStatuses": out})
+}
+
+// listParents answers ListParents for an account: its OU once moved, else
+// the root, read from kumo.
+func (f *front) listParents(w http.ResponseWriter, r *http.Request, child string) {
+	f.mu.Lock()
+	parent, moved := f.parents[child]
+	known := f.accounts[child]
+	root := f.root
+	f.mu.Unlock()
+	switch {
+	case !known:
+		orgError(w, "ChildNotFoundException", "no such account")
+	case moved:
+		reply(w, map[string]any{"Parents": []any{map[string]any{"Id": parent, "Type": "ORGANIZATIONAL_UNIT"}}})
+	default:
+		if root == "" {
+			var err error
+			if root, err = f.readRoot(r); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+		}
+		reply(w, map[string]any{"Parents": []any{map[string]any{"Id": root, "Type": "ROOT"}}})
+	}
+}
+
+// readRoot asks kumo for the organization's root ID.
+func (f *front) readRoot(r *http.Request) (string, error) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, f.kumo.url+"/", strings.NewReader("{}"))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("X-Amz-Target", orgTarget+"ListRoots")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct{ Roots []struct{ Id string } }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Roots) == 0 {
+		return "", fmt.Errorf("kumo ListRoots: %v (%d roots)", err, len(out.Roots))
+	}
+	f.mu.Lock()
+	f.root = out.Roots[0].Id
+	f.mu.Unlock()
+	return out.Roots[0].Id, nil
 }
 
 // markClosed shows closed accounts as AWS does.
