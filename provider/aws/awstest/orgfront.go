@@ -16,11 +16,12 @@ import (
 // Organizations' CreateAccount, DescribeAccount, ListAccounts, ListRoots
 // and the OU calls, but not DescribeCreateAccountStatus,
 // ListCreateAccountStatus, ListParents, MoveAccount or CloseAccount, and
-// its CreateAccount finishes at once. The front serves exactly those five, makes account creation asynchronous as on AWS
-// (CreateAccount answers IN_PROGRESS; the first DescribeCreateAccountStatus
-// answers SUCCEEDED), and shows closed accounts as CLOSED in kumo's
-// ListAccounts and DescribeAccount answers. Everything else, STS included,
-// goes to kumo unchanged.
+// its CreateAccount finishes at once. The front serves exactly those five,
+// makes account creation asynchronous as on AWS (CreateAccount answers
+// IN_PROGRESS and ListAccounts leaves the account out until the first
+// DescribeCreateAccountStatus, which answers SUCCEEDED), and shows closed
+// accounts as CLOSED in kumo's ListAccounts and DescribeAccount answers.
+// Everything else, STS included, goes to kumo unchanged.
 type front struct {
 	url  string
 	kumo *process
@@ -113,7 +114,7 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 			reply(w, map[string]any{})
 		}
 	case "ListAccounts", "DescribeAccount":
-		f.forward(w, r, body, f.markClosed)
+		f.forward(w, r, body, f.overlay)
 	default:
 		f.forward(w, r, body, nil)
 	}
@@ -235,10 +236,17 @@ func (f *front) readRoot(r *http.Request) (string, error) {
 	return out.Roots[0].Id, nil
 }
 
-// markClosed shows closed accounts as AWS does.
-func (f *front) markClosed(out map[string]any) {
+// overlay shows accounts as AWS does: closed ones CLOSED, and ones whose
+// creation was not yet polled not at all.
+func (f *front) overlay(out map[string]any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	pending := map[string]bool{}
+	for req := range f.pending {
+		if acct, _ := f.statuses[req]["AccountId"].(string); acct != "" {
+			pending[acct] = true
+		}
+	}
 	mark := func(a map[string]any) {
 		if id, _ := a["Id"].(string); f.closed[id] {
 			a["Status"], a["State"] = "SUSPENDED", "CLOSED"
@@ -247,12 +255,23 @@ func (f *front) markClosed(out map[string]any) {
 	if a, ok := out["Account"].(map[string]any); ok {
 		mark(a)
 	}
-	list, _ := out["Accounts"].([]any)
-	for _, x := range list {
-		if a, ok := x.(map[string]any); ok {
-			mark(a)
-		}
+	list, ok := out["Accounts"].([]any)
+	if !ok {
+		return
 	}
+	kept := []any{}
+	for _, x := range list {
+		a, ok := x.(map[string]any)
+		if !ok {
+			continue
+		}
+		if id, _ := a["Id"].(string); pending[id] {
+			continue
+		}
+		mark(a)
+		kept = append(kept, a)
+	}
+	out["Accounts"] = kept
 }
 
 // forward sends the request to kumo; edit, if set, rewrites a successful
