@@ -264,7 +264,8 @@ func (p *Provider) ou(ctx context.Context, id silo.AccountID, kind silo.Kind) (s
 	return ouID, nil
 }
 
-// live lists silo's active member accounts: silo ID → AWS account ID.
+// live lists silo's active member accounts: silo ID → AWS account ID, or
+// ambiguous if several active accounts have the name.
 func (p *Provider) live(ctx context.Context, id silo.AccountID) (map[silo.AccountID]string, error) {
 	out := map[silo.AccountID]string{}
 	// No MaxResults: AWS pages by NextToken either way.
@@ -282,11 +283,18 @@ func (p *Provider) live(ctx context.Context, id silo.AccountID) (map[silo.Accoun
 			if _, err := silo.ParseID(name); err != nil {
 				continue
 			}
+			if prev, dup := out[silo.AccountID(name)]; dup && prev != aws.ToString(a.Id) {
+				out[silo.AccountID(name)] = ambiguous
+				continue
+			}
 			out[silo.AccountID(name)] = aws.ToString(a.Id)
 		}
 	}
 	return out, nil
 }
+
+// ambiguous marks, in live's answer, a name that two active accounts share.
+const ambiguous = "ambiguous"
 
 // active reports whether an account is open: State ACTIVE, or, from an API
 // that predates State, Status ACTIVE.
@@ -317,12 +325,19 @@ func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error)
 	// that starts with N accounts lists the organization once, not N times.
 	p.mu.Lock()
 	for k, v := range all {
-		p.ids[k] = v
+		if v != ambiguous {
+			p.ids[k] = v
+		}
 	}
 	p.mu.Unlock()
 	awsID, ok := all[id]
 	if !ok {
 		return "", errNoAccount(id)
+	}
+	if awsID == ambiguous {
+		// Never guess: the wrong guess would put a tenant's data into
+		// another account.
+		return "", silo.Errorf(silo.CodeInternal, "several active AWS accounts are named %s%s, so silo cannot tell which is account %s; close the ones silo did not create (docs/aws.md)", p.cfg.NamePrefix, id, id)
 	}
 	return awsID, nil
 }

@@ -429,3 +429,31 @@ func TestBlobKeysFollowTheLocalRules(t *testing.T) {
 		}
 	}
 }
+
+func TestTwoAccountsWithOneNameAreRefused(t *testing.T) {
+	ctx := context.Background()
+	p, org := newAWS(t)
+	for _, id := range []silo.AccountID{"acme", "globex"} {
+		if err := p.CreateAccount(ctx, id, silo.KindTenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Someone creates another account named like silo's acme.
+	c := accountClients(org, "")
+	out, err := c.org.CreateAccount(ctx, &organizations.CreateAccountInput{AccountName: aws.String("silo-acme"), Email: aws.String("other@example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.org.DescribeCreateAccountStatus(ctx, &organizations.DescribeCreateAccountStatusInput{CreateAccountRequestId: out.CreateAccountStatus.Id}); err != nil {
+		t.Fatal(err)
+	}
+	restarted, _ := newProviderOn(t, org)
+	_, err = restarted.Data(ctx, "acme")
+	if silo.ErrorCode(err) != silo.CodeInternal || !strings.Contains(silo.UserMessage(err), "several active AWS accounts") {
+		t.Errorf("Data of an ambiguous account: got %v, want CodeInternal naming the ambiguity", err)
+	}
+	// Twin: the other account is reached.
+	if _, err := restarted.Data(ctx, "globex"); err != nil {
+		t.Errorf("Data(globex): %v", err)
+	}
+}
