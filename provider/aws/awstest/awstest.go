@@ -179,6 +179,18 @@ func (o *Org) Endpoint(account string) string {
 	return p.url
 }
 
+// PIDs returns the process IDs of the organization's kumo processes, the
+// management account's first.
+func (o *Org) PIDs() []int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	pids := []int{o.front.kumo.cmd.Process.Pid}
+	for _, p := range o.members {
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	return pids
+}
+
 // Members returns how many member kumo processes run.
 func (o *Org) Members() int {
 	o.mu.Lock()
