@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
@@ -46,4 +47,23 @@ func newProviderOn(t testing.TB, org *awstest.Org) (*siloaws.Provider, error) {
 		t.Fatal(err)
 	}
 	return p, nil
+}
+
+func TestNewChecksTheConfig(t *testing.T) {
+	org := awstest.NewOrg(t)
+	for _, email := range []string{"", "no-at", "@example.com", "a@b@c", "a@"} {
+		_, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: email, Endpoint: org.Endpoint})
+		if silo.ErrorCode(err) != silo.CodeInvalid {
+			t.Errorf("New with email %q: got %v, want CodeInvalid", email, err)
+		}
+	}
+	noRegion := org.Config()
+	noRegion.Region = ""
+	if _, err := siloaws.New(siloaws.Config{AWS: noRegion, Email: "aws@example.com"}); silo.ErrorCode(err) != silo.CodeInvalid {
+		t.Errorf("New without a region: got %v, want CodeInvalid", err)
+	}
+	// Twin.
+	if _, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint}); err != nil {
+		t.Errorf("New with a valid config: %v", err)
+	}
 }
