@@ -55,6 +55,9 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 	} else if err := p.ensureInOU(ctx, id, kind, awsID); err != nil {
 		return err
 	}
+	if err := p.ensureDeployer(ctx, id, awsID); err != nil {
+		return err
+	}
 	if _, err := p.member(awsID).ensureKey(ctx, id); err != nil {
 		return err
 	}
@@ -90,7 +93,7 @@ func (p *Provider) requestAccount(ctx context.Context, id silo.AccountID, kind s
 	out, err := p.org.CreateAccount(ctx, &organizations.CreateAccountInput{
 		AccountName:            aws.String(p.cfg.NamePrefix + string(id)),
 		Email:                  aws.String(p.email(id)),
-		RoleName:               aws.String(p.cfg.DeployerRole),
+		RoleName:               aws.String(p.cfg.AccessRole),
 		IamUserAccessToBilling: orgtypes.IAMUserAccessToBillingDeny,
 		Tags: []orgtypes.Tag{
 			{Key: aws.String("silo:account"), Value: aws.String(string(id))},

@@ -55,10 +55,18 @@ type Config struct {
 	// (default "silo-"); the account named NamePrefix+"acme" is silo's
 	// account "acme".
 	NamePrefix string
-	// DeployerRole is the role CreateAccount creates in each member account
-	// and the provider assumes to reach it (default
-	// "OrganizationAccountAccessRole").
-	DeployerRole string
+	// AccessRole is the role Organizations creates in each new member
+	// account, trusted by the whole management account, with administrator
+	// rights (default "OrganizationAccountAccessRole"). Without Principal
+	// the provider reaches accounts through it; with Principal only to
+	// create the deployer role.
+	AccessRole string
+	// Principal, if set, is the ARN of the management account's silo
+	// principal. CreateAccount then creates the role "silo-deployer" in
+	// the account, trusted by Principal alone and granted exactly the
+	// calls the provider makes on silo's resources (iam.go), and the
+	// provider reaches the account through that role.
+	Principal string
 	// Endpoint, if not nil, gives the endpoint URL of an AWS account: ""
 	// for the management account, else the 12-digit member account ID. It
 	// exists for the emulator (awstest); in production it is nil and the
@@ -74,8 +82,8 @@ func (c *Config) setDefaults() error {
 	if c.NamePrefix == "" {
 		c.NamePrefix = "silo-"
 	}
-	if c.DeployerRole == "" {
-		c.DeployerRole = "OrganizationAccountAccessRole"
+	if c.AccessRole == "" {
+		c.AccessRole = "OrganizationAccountAccessRole"
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 5 * time.Second

@@ -96,6 +96,17 @@ type member struct {
 	keyARN string // the data key, once known
 }
 
+// roleConfig returns the AWS config of role in account awsID, assumed
+// from the management account.
+func (p *Provider) roleConfig(awsID, role string) aws.Config {
+	cfg := p.cfg.AWS.Copy()
+	arn := fmt.Sprintf("arn:aws:iam::%s:role/%s", awsID, role)
+	cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(p.sts, arn, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = "silo"
+	}))
+	return cfg
+}
+
 // member returns the clients of AWS account awsID.
 func (p *Provider) member(awsID string) *member {
 	p.mu.Lock()
@@ -103,11 +114,11 @@ func (p *Provider) member(awsID string) *member {
 	if m, ok := p.members[awsID]; ok {
 		return m
 	}
-	cfg := p.cfg.AWS.Copy()
-	role := fmt.Sprintf("arn:aws:iam::%s:role/%s", awsID, p.cfg.DeployerRole)
-	cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(p.sts, role, func(o *stscreds.AssumeRoleOptions) {
-		o.RoleSessionName = "silo-deployer"
-	}))
+	role := p.cfg.AccessRole
+	if p.cfg.Principal != "" {
+		role = deployerRole
+	}
+	cfg := p.roleConfig(awsID, role)
 	m := &member{
 		id:  awsID,
 		ddb: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
