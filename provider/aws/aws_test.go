@@ -32,9 +32,11 @@ func newAWS(t testing.TB, edit ...func(*siloaws.Config)) (*siloaws.Provider, *aw
 	return p, org
 }
 
+// TestConformance runs the suite with a deployer role (Config.Principal),
+// the setup docs/aws.md recommends; the other tests run without.
 func TestConformance(t *testing.T) {
 	providertest.Run(t, func(t *testing.T) provider.Provider {
-		p, _ := newAWS(t)
+		p, _ := newAWS(t, func(c *siloaws.Config) { c.Principal = principal })
 		return p
 	})
 }

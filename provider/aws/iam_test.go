@@ -123,11 +123,15 @@ func TestDeployerRoleHasExactlySilosGrants(t *testing.T) {
 	}
 	// Twin: the check flags each kind of over-broad grant.
 	mutations := map[string]func(*siloaws.Policy){
-		"wildcard action":   func(d *siloaws.Policy) { d.Statement[0].Action = append(d.Statement[0].Action, "dynamodb:*") },
-		"any table":         func(d *siloaws.Policy) { d.Statement[0].Resource = []string{"*"} },
-		"another account":   func(d *siloaws.Policy) { d.Statement[4].Resource = []string{"arn:aws:secretsmanager:us-east-1:999999999999:secret:silo/secret/*"} },
-		"any bucket":        func(d *siloaws.Policy) { d.Statement[2].Resource = []string{"arn:aws:s3:::*/*"} },
-		"non-silo resource": func(d *siloaws.Policy) { d.Statement[3].Resource = []string{"arn:aws:ssm:us-east-1:" + awsID + ":parameter/*"} },
+		"wildcard action": func(d *siloaws.Policy) { d.Statement[0].Action = append(d.Statement[0].Action, "dynamodb:*") },
+		"any table":       func(d *siloaws.Policy) { d.Statement[0].Resource = []string{"*"} },
+		"another account": func(d *siloaws.Policy) {
+			d.Statement[4].Resource = []string{"arn:aws:secretsmanager:us-east-1:999999999999:secret:silo/secret/*"}
+		},
+		"any bucket": func(d *siloaws.Policy) { d.Statement[2].Resource = []string{"arn:aws:s3:::*/*"} },
+		"non-silo resource": func(d *siloaws.Policy) {
+			d.Statement[3].Resource = []string{"arn:aws:ssm:us-east-1:" + awsID + ":parameter/*"}
+		},
 	}
 	for name, mutate := range mutations {
 		bad := siloaws.DeployerPolicy("us-east-1", awsID)
