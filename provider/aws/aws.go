@@ -67,6 +67,13 @@ type Config struct {
 	// calls the provider makes on silo's resources (iam.go), and the
 	// provider reaches the account through that role.
 	Principal string
+	// DataPrincipal, used with Principal, is the ARN of the data plane's
+	// principal (the runtime host). CreateAccount creates the role
+	// "silo-data", trusted by DataPrincipal alone (by Principal if it is
+	// empty) and granted the data plane's calls; Data reaches the account
+	// through it. The deployer role cannot read table values, blobs or
+	// secrets (I3).
+	DataPrincipal string
 	// Endpoint, if not nil, gives the endpoint URL of an AWS account: ""
 	// for the management account, else the 12-digit member account ID. It
 	// exists for the emulator (awstest); in production it is nil and the
@@ -114,7 +121,7 @@ type Provider struct {
 	mu      sync.Mutex
 	ous     map[silo.Kind]string           // kind → OU ID
 	ids     map[silo.AccountID]string      // silo ID → AWS account ID, for live accounts
-	members map[string]*member             // AWS account ID → clients
+	members map[string]*member             // role@AWS account ID → clients
 	locks   map[silo.AccountID]*sync.Mutex // serializes create/delete of one account
 }
 

@@ -64,7 +64,7 @@ func (p *Provider) Data(ctx context.Context, id silo.AccountID) (provider.Data, 
 	return &data{p: p, id: id, awsID: awsID}, nil
 }
 
-func (d *data) m() *member { return d.p.member(d.awsID) }
+func (d *data) m() *member { return d.p.dataMember(d.awsID) }
 
 func errNoTable(id silo.AccountID, table string) error {
 	return silo.Errorf(silo.CodeNotFound, "table %q does not exist in account %s; declare it in silo.yaml", clip(table), id)

@@ -10,9 +10,13 @@ import (
 	silo "github.com/silo-run/silo"
 )
 
-// deployerRole is the role the provider creates in each member account
-// when Config.Principal is set, and reaches the account through.
-const deployerRole = "silo-deployer"
+// The roles the provider creates in each member account when
+// Config.Principal is set: the control plane reaches the account through
+// the deployer role, the data plane through the data role.
+const (
+	deployerRole = "silo-deployer"
+	dataRole     = "silo-data"
+)
 
 // Policy is an IAM policy document.
 type Policy struct {
@@ -35,40 +39,59 @@ type Statement struct {
 var Unscoped = []string{"dynamodb:ListTables", "kms:CreateKey", "kms:ListKeys", "s3:ListAllMyBuckets", "secretsmanager:ListSecrets"}
 
 // DeployerPolicy returns the policy of the deployer role of AWS account
-// awsID in region: exactly the calls the provider makes, each on silo's
+// awsID in region: exactly the control plane's calls, each on silo's
 // resources of that account only (tables silo.*, buckets
 // silo-<account>-*, parameters under /silo, secrets under silo/secret/,
 // the account's KMS keys and the alias alias/silo-data), plus Unscoped on
-// "*".
+// "*". It reads no table value, blob or secret and cannot decrypt (I3):
+// secrets are written (kms:GenerateDataKey) but never read.
 func DeployerPolicy(region, awsID string) Policy {
 	arn := func(service, resource string) string {
 		return "arn:aws:" + service + ":" + region + ":" + awsID + ":" + resource
 	}
 	return Policy{Version: "2012-10-17", Statement: []Statement{
 		{Sid: "Tables", Effect: "Allow", Action: []string{
-			"dynamodb:CreateTable", "dynamodb:DeleteItem", "dynamodb:DeleteTable", "dynamodb:DescribeTable",
-			"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:TagResource",
+			"dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:DescribeTable", "dynamodb:TagResource",
 		}, Resource: []string{arn("dynamodb", "table/"+tablePrefix+"*")}},
 		{Sid: "Buckets", Effect: "Allow", Action: []string{
 			"s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:PutBucketPublicAccessBlock",
 			"s3:PutBucketTagging", "s3:PutEncryptionConfiguration",
 		}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*"}},
-		{Sid: "Objects", Effect: "Allow", Action: []string{
-			"s3:DeleteObject", "s3:GetObject", "s3:PutObject",
-		}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*/*"}},
+		{Sid: "Objects", Effect: "Allow", Action: []string{"s3:DeleteObject"}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*/*"}},
 		{Sid: "Parameters", Effect: "Allow", Action: []string{
 			"ssm:DeleteParameter", "ssm:DeleteParameters", "ssm:GetParameter", "ssm:GetParametersByPath", "ssm:PutParameter",
 		}, Resource: []string{arn("ssm", "parameter"+siloPath), arn("ssm", "parameter"+siloPath+"/*")}},
 		{Sid: "Secrets", Effect: "Allow", Action: []string{
-			"secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:GetSecretValue",
-			"secretsmanager:PutSecretValue", "secretsmanager:TagResource",
+			"secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:PutSecretValue",
+			"secretsmanager:TagResource",
 		}, Resource: []string{arn("secretsmanager", "secret:"+secretPrefix+"*")}},
 		{Sid: "Keys", Effect: "Allow", Action: []string{
-			"kms:CreateAlias", "kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey",
+			"kms:CreateAlias", "kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKey",
 			"kms:ScheduleKeyDeletion", "kms:TagResource",
 		}, Resource: []string{arn("kms", "key/*")}},
 		{Sid: "KeyAlias", Effect: "Allow", Action: []string{"kms:CreateAlias"}, Resource: []string{arn("kms", keyAlias)}},
 		{Sid: "Unscoped", Effect: "Allow", Action: Unscoped, Resource: []string{"*"}},
+	}}
+}
+
+// DataPolicy returns the policy of the data role of AWS account awsID in
+// region: exactly the data plane's calls on silo's tables, objects, config
+// parameters and secrets of that account, and the use of its keys.
+func DataPolicy(region, awsID string) Policy {
+	arn := func(service, resource string) string {
+		return "arn:aws:" + service + ":" + region + ":" + awsID + ":" + resource
+	}
+	return Policy{Version: "2012-10-17", Statement: []Statement{
+		{Sid: "Items", Effect: "Allow", Action: []string{
+			"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
+		}, Resource: []string{arn("dynamodb", "table/"+tablePrefix+"*")}},
+		{Sid: "Buckets", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*"}},
+		{Sid: "Objects", Effect: "Allow", Action: []string{
+			"s3:DeleteObject", "s3:GetObject", "s3:PutObject",
+		}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*/*"}},
+		{Sid: "Config", Effect: "Allow", Action: []string{"ssm:GetParameter"}, Resource: []string{arn("ssm", "parameter"+configPath+"*")}},
+		{Sid: "Secrets", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue"}, Resource: []string{arn("secretsmanager", "secret:"+secretPrefix+"*")}},
+		{Sid: "Keys", Effect: "Allow", Action: []string{"kms:Decrypt", "kms:GenerateDataKey"}, Resource: []string{arn("kms", "key/*")}},
 	}}
 }
 
@@ -79,30 +102,43 @@ func trustPolicy(principal string) Policy {
 	}}}
 }
 
-// ensureDeployer creates or updates the deployer role of the account
-// through the access role, if Config.Principal is set.
+// ensureDeployer creates or updates the deployer and data roles of the
+// account through the access role, if Config.Principal is set.
 func (p *Provider) ensureDeployer(ctx context.Context, id silo.AccountID, awsID string) error {
 	if p.cfg.Principal == "" {
 		return nil
 	}
 	c := iam.NewFromConfig(p.roleConfig(awsID, p.cfg.AccessRole), func(o *iam.Options) { p.endpoint(&o.BaseEndpoint, awsID) })
-	trust, _ := json.Marshal(trustPolicy(p.cfg.Principal))
-	_, err := c.CreateRole(ctx, &iam.CreateRoleInput{
-		RoleName:                 aws.String(deployerRole),
-		AssumeRolePolicyDocument: aws.String(string(trust)),
-		Description:              aws.String("silo's deployer: exactly the calls silo makes on silo's resources"),
-		Tags:                     []iamtypes.Tag{{Key: aws.String(tagAccount), Value: aws.String(string(id))}},
-	})
-	if isCode(err, "EntityAlreadyExists") {
-		_, err = c.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(deployerRole), PolicyDocument: aws.String(string(trust))})
+	dataPrincipal := p.cfg.DataPrincipal
+	if dataPrincipal == "" {
+		dataPrincipal = p.cfg.Principal
 	}
-	if err != nil {
-		return fail(id, "create the deployer role", err)
+	roles := []struct {
+		name, principal, about string
+		policy                 Policy
+	}{
+		{deployerRole, p.cfg.Principal, "silo's control plane: creates and deletes silo's resources, reads no data", DeployerPolicy(p.cfg.AWS.Region, awsID)},
+		{dataRole, dataPrincipal, "silo's data plane: reads and writes the account's data", DataPolicy(p.cfg.AWS.Region, awsID)},
 	}
-	doc, _ := json.Marshal(DeployerPolicy(p.cfg.AWS.Region, awsID))
-	_, err = c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(deployerRole), PolicyName: aws.String(deployerRole), PolicyDocument: aws.String(string(doc))})
-	if err != nil {
-		return fail(id, "grant the deployer role", err)
+	for _, r := range roles {
+		trust, _ := json.Marshal(trustPolicy(r.principal))
+		_, err := c.CreateRole(ctx, &iam.CreateRoleInput{
+			RoleName:                 aws.String(r.name),
+			AssumeRolePolicyDocument: aws.String(string(trust)),
+			Description:              aws.String(r.about),
+			Tags:                     []iamtypes.Tag{{Key: aws.String(tagAccount), Value: aws.String(string(id))}},
+		})
+		if isCode(err, "EntityAlreadyExists") {
+			_, err = c.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(r.name), PolicyDocument: aws.String(string(trust))})
+		}
+		if err != nil {
+			return fail(id, "create the role "+r.name, err)
+		}
+		doc, _ := json.Marshal(r.policy)
+		_, err = c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(r.name), PolicyName: aws.String(r.name), PolicyDocument: aws.String(string(doc))})
+		if err != nil {
+			return fail(id, "grant the role "+r.name, err)
+		}
 	}
 	return nil
 }

@@ -20,7 +20,24 @@ import (
 	"github.com/silo-run/silo/provider/providertest"
 )
 
-const principal = "arn:aws:iam::111111111111:role/silo-control-plane"
+const (
+	principal     = "arn:aws:iam::111111111111:role/silo-control-plane"
+	dataPrincipal = "arn:aws:iam::111111111111:role/silo-runtime"
+)
+
+// reads are the actions that read tenant data; the control plane's
+// deployer role must have none of them (I3).
+var reads = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem", "s3:GetObject", "secretsmanager:GetSecretValue", "kms:Decrypt"}
+
+func actions(doc siloaws.Policy) map[string]bool {
+	out := map[string]bool{}
+	for _, st := range doc.Statement {
+		for _, a := range st.Action {
+			out[a] = true
+		}
+	}
+	return out
+}
 
 // overbroad returns what in a deployer policy reaches beyond silo's
 // resources of account awsID: a wildcard action, a Deny-less "*" resource
@@ -80,6 +97,7 @@ func TestDeployerRoleHasExactlySilosGrants(t *testing.T) {
 	var assumed []string
 	p, org := newAWS(t, func(c *siloaws.Config) {
 		c.Principal = principal
+		c.DataPrincipal = dataPrincipal
 		c.AWS.APIOptions = append(c.AWS.APIOptions, func(s *middleware.Stack) error {
 			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("roles", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 				if ar, ok := in.Parameters.(*sts.AssumeRoleInput); ok {
@@ -95,6 +113,13 @@ func TestDeployerRoleHasExactlySilosGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	providertest.ApplyAll(t, p, "acme", providertest.Stack(t))
+	d, err := p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, "findings", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
 	awsID := awsIDOf(t, p, "acme")
 	ep := aws.String(org.Endpoint(awsID))
 	c := iam.NewFromConfig(org.Config(), func(o *iam.Options) { o.BaseEndpoint = ep })
@@ -140,8 +165,44 @@ func TestDeployerRoleHasExactlySilosGrants(t *testing.T) {
 			t.Errorf("mutation %q is not flagged", name)
 		}
 	}
-	// The provider created the role through the access role and uses the
-	// deployer role for everything else.
+	// I3: the deployer reads no tenant data; the data role does (twin).
+	for _, a := range reads {
+		if actions(doc)[a] {
+			t.Errorf("the deployer role may %s: the control plane could read tenant data", a)
+		}
+	}
+	dataRole, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("silo-data")})
+	if err != nil {
+		t.Fatalf("GetRole silo-data: %v", err)
+	}
+	want.Statement[0].Principal = map[string]string{"AWS": dataPrincipal}
+	if diff := cmp.Diff(want, decodePolicy(t, aws.ToString(dataRole.Role.AssumeRolePolicyDocument))); diff != "" {
+		t.Errorf("data role trust policy (-want +got):\n%s", diff)
+	}
+	dpol, err := c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("silo-data"), PolicyName: aws.String("silo-data")})
+	if err != nil {
+		t.Fatalf("GetRolePolicy silo-data: %v", err)
+	}
+	ddoc := decodePolicy(t, aws.ToString(dpol.PolicyDocument))
+	if diff := cmp.Diff(siloaws.DataPolicy("us-east-1", awsID), ddoc); diff != "" {
+		t.Errorf("data policy read back (-want +got):\n%s", diff)
+	}
+	if found := overbroad(ddoc, awsID); len(found) != 0 {
+		t.Errorf("the data policy reaches beyond silo's resources of %s:\n%s", awsID, strings.Join(found, "\n"))
+	}
+	for _, a := range []string{"dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "secretsmanager:GetSecretValue", "kms:Decrypt"} {
+		if !actions(ddoc)[a] {
+			t.Errorf("the data role may not %s; the data plane needs it", a)
+		}
+	}
+	for a := range actions(ddoc) {
+		if strings.HasPrefix(a, "iam:") || strings.Contains(a, "Delete") && !strings.HasSuffix(a, "Item") && !strings.HasSuffix(a, "Object") {
+			t.Errorf("the data role may %s, which is the control plane's", a)
+		}
+	}
+	// The provider created the roles through the access role, and reaches
+	// the account through the deployer role (control) and the data role
+	// (data plane).
 	mu.Lock()
 	roles := map[string]bool{}
 	for _, r := range assumed {
@@ -152,6 +213,7 @@ func TestDeployerRoleHasExactlySilosGrants(t *testing.T) {
 	sort.Strings(got)
 	wantRoles := []string{
 		"arn:aws:iam::" + awsID + ":role/OrganizationAccountAccessRole",
+		"arn:aws:iam::" + awsID + ":role/silo-data",
 		"arn:aws:iam::" + awsID + ":role/silo-deployer",
 	}
 	if diff := cmp.Diff(wantRoles, got); diff != "" {

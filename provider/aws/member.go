@@ -107,16 +107,33 @@ func (p *Provider) roleConfig(awsID, role string) aws.Config {
 	return cfg
 }
 
-// member returns the clients of AWS account awsID.
+// member returns the control plane's clients of AWS account awsID: through
+// the deployer role if Config.Principal is set, else the access role.
 func (p *Provider) member(awsID string) *member {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if m, ok := p.members[awsID]; ok {
-		return m
-	}
 	role := p.cfg.AccessRole
 	if p.cfg.Principal != "" {
 		role = deployerRole
+	}
+	return p.clients(awsID, role)
+}
+
+// dataMember returns the data plane's clients of AWS account awsID:
+// through the data role if Config.Principal is set, else the access role.
+func (p *Provider) dataMember(awsID string) *member {
+	role := p.cfg.AccessRole
+	if p.cfg.Principal != "" {
+		role = dataRole
+	}
+	return p.clients(awsID, role)
+}
+
+// clients returns the clients of role in AWS account awsID.
+func (p *Provider) clients(awsID, role string) *member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := role + "@" + awsID
+	if m, ok := p.members[key]; ok {
+		return m
 	}
 	cfg := p.roleConfig(awsID, role)
 	m := &member{
@@ -130,7 +147,7 @@ func (p *Provider) member(awsID string) *member {
 		sm:  secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
 		kms: kms.NewFromConfig(cfg, func(o *kms.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
 	}
-	p.members[awsID] = m
+	p.members[key] = m
 	return m
 }
 
