@@ -55,9 +55,16 @@ func (c *callCounter) take() (string, int) {
 // one SSM call per ten records, one call each to list tables, buckets and
 // config values.
 func TestAPICalls(t *testing.T) {
+	t.Run("deployer role", func(t *testing.T) {
+		testAPICalls(t, func(c *siloaws.Config) { c.Principal = principal })
+	})
+	t.Run("access role", func(t *testing.T) { testAPICalls(t) })
+}
+
+func testAPICalls(t *testing.T, edit ...func(*siloaws.Config)) {
 	ctx := context.Background()
 	var c callCounter
-	p, _ := newAWS(t, c.install)
+	p, _ := newAWS(t, append(edit, c.install)...)
 	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
 		t.Fatal(err)
 	}
