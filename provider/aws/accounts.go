@@ -347,7 +347,7 @@ func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error)
 
 // Accounts lists silo's active member accounts, sorted by ID.
 func (p *Provider) Accounts(ctx context.Context) ([]silo.AccountID, error) {
-	all, err := p.live(ctx, "*")
+	all, err := p.live(ctx, "")
 	if err != nil {
 		return nil, err
 	}

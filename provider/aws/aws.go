@@ -197,9 +197,10 @@ func isCode(err error, codes ...string) bool {
 	return false
 }
 
-// fail turns an error from AWS at step of account id into the error a user
-// sees: one sentence naming the account and the step, never the AWS text,
-// which stays in the chain for logs.
+// fail turns an error from AWS at step of account id ("" for the
+// organization as a whole) into the error a user sees: one sentence naming
+// the account and the step, never the AWS text, which stays in the chain
+// for logs.
 func fail(id silo.AccountID, step string, err error) error {
 	if err == nil {
 		return nil
@@ -208,16 +209,20 @@ func fail(id silo.AccountID, step string, err error) error {
 	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	cause := fmt.Errorf("%s of account %s: %w", step, id, err)
+	of := " of account " + string(id)
+	if id == "" {
+		of = ""
+	}
+	cause := fmt.Errorf("%s%s: %w", step, of, err)
 	switch apiCode(err) {
 	case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
 		"ProvisionedThroughputExceededException", "ServiceUnavailable", "SlowDown",
 		"ConcurrentModificationException", "LimitExceededException":
-		return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("AWS is busy and refused to %s of account %s; try again in a minute", step, id), Err: cause}
+		return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("AWS is busy and refused to %s%s; try again in a minute", step, of), Err: cause}
 	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AccessDeniedForDependencyException":
-		return &silo.Error{Code: silo.CodeInternal, Message: fmt.Sprintf("AWS denied silo the right to %s of account %s; check the management and deployer role permissions (docs/aws.md)", step, id), Err: cause}
+		return &silo.Error{Code: silo.CodeInternal, Message: fmt.Sprintf("AWS denied silo the right to %s%s; check the management and deployer role permissions (docs/aws.md)", step, of), Err: cause}
 	}
-	return &silo.Error{Code: silo.CodeInternal, Message: fmt.Sprintf("AWS failed to %s of account %s; try again, and see the server log if it persists", step, id), Err: cause}
+	return &silo.Error{Code: silo.CodeInternal, Message: fmt.Sprintf("AWS failed to %s%s; try again, and see the server log if it persists", step, of), Err: cause}
 }
 
 func errNoAccount(id silo.AccountID) error {
