@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	silo "github.com/silo-run/silo"
 	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/provider/providertest"
 )
 
 // crasher stops the provider at one AWS operation, once: before the call
@@ -87,6 +88,59 @@ func TestCreateAccountResumesAfterCrash(t *testing.T) {
 			}
 			if _, err := restarted.KeyInfo(ctx, "acme"); err != nil {
 				t.Errorf("KeyInfo after the resumed create: %v", err)
+			}
+		})
+	}
+}
+
+// TestDeleteAccountResumesAfterCrash stops DeleteAccount at each step and
+// checks that calling it again (from a restarted provider) finishes it:
+// the key shredded, the data gone, the account closed.
+func TestDeleteAccountResumesAfterCrash(t *testing.T) {
+	steps := []struct {
+		name  string
+		op    string
+		after bool
+	}{
+		{"after the key is scheduled for deletion", "KMS.ScheduleKeyDeletion", true},
+		{"before the tables are deleted", "DynamoDB.DeleteTable", false},
+		{"before the bucket is deleted", "S3.DeleteBucket", false},
+		{"before the secrets are deleted", "Secrets Manager.DeleteSecret", false},
+		{"before the account is closed", "Organizations.CloseAccount", false},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := &crasher{}
+			p, org := newAWS(t, c.install)
+			if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+				t.Fatal(err)
+			}
+			providertest.ApplyAll(t, p, "acme", providertest.Stack(t))
+			if err := p.PutSecret(ctx, "acme", "api_token", []byte("s")); err != nil {
+				t.Fatal(err)
+			}
+			k, err := p.KeyInfo(ctx, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			awsID := awsIDOf(t, p, "acme")
+			c.mu.Lock()
+			c.op, c.after = step.op, step.after
+			c.mu.Unlock()
+			if err := p.DeleteAccount(ctx, "acme"); err == nil || !c.fired {
+				t.Fatalf("DeleteAccount with a crash at %s: got %v, fired %v; want the crash", step.op, err, c.fired)
+			}
+			restarted, _ := newProviderOn(t, org)
+			if err := restarted.DeleteAccount(ctx, "acme"); err != nil {
+				t.Fatalf("DeleteAccount after the crash: %v", err)
+			}
+			gone := holdings{KeyState: "PendingDeletion", Tables: []string{}, Closed: true}
+			if diff := cmp.Diff(gone, holdingsOf(t, org, awsID, k.WrappedBy)); diff != "" {
+				t.Errorf("acme after the resumed delete (-want +got):\n%s", diff)
+			}
+			if ids, err := restarted.Accounts(ctx); err != nil || len(ids) != 0 {
+				t.Errorf("Accounts after the resumed delete = %v, %v; want none", ids, err)
 			}
 		})
 	}
