@@ -457,3 +457,32 @@ func TestTwoAccountsWithOneNameAreRefused(t *testing.T) {
 		t.Errorf("Data(globex): %v", err)
 	}
 }
+
+func TestConcurrentCreatesMakeOneAccountEach(t *testing.T) {
+	ctx := context.Background()
+	p, org := newAWS(t)
+	ids := []silo.AccountID{"acme", "acme", "acme", "globex", "initech", "initech"}
+	errs := make(chan error, len(ids))
+	for _, id := range ids {
+		go func() { errs <- p.CreateAccount(ctx, id, silo.KindTenant) }()
+	}
+	for range ids {
+		if err := <-errs; err != nil {
+			t.Errorf("CreateAccount: %v", err)
+		}
+	}
+	if n := org.OrgCalls()["CreateAccount"]; n != 3 {
+		t.Errorf("Organizations.CreateAccount called %d times for 3 accounts", n)
+	}
+	units := ous(t, accountClients(org, ""))
+	if diff := cmp.Diff([]string{"tenants"}, keys(units)); diff != "" {
+		t.Errorf("OUs (-want +got):\n%s", diff)
+	}
+	got, err := p.Accounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]silo.AccountID{"acme", "globex", "initech"}, got); diff != "" {
+		t.Errorf("Accounts (-want +got):\n%s", diff)
+	}
+}
