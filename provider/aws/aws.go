@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -227,4 +228,25 @@ func fail(id silo.AccountID, step string, err error) error {
 
 func errNoAccount(id silo.AccountID) error {
 	return silo.Errorf(silo.CodeNotFound, "account %s does not exist; create it first", id)
+}
+
+// Load is New with cfg.AWS read from the standard AWS sources (the
+// AWS_* environment variables, the shared config and credentials files,
+// then the instance or container role), with region if not empty. It lets
+// cmd/ build the provider without importing the AWS SDK.
+//
+// # Errors
+//
+// CodeInvalid if the sources give no region, or cfg lacks the email.
+func Load(ctx context.Context, region string, cfg Config) (*Provider, error) {
+	var opts []func(*config.LoadOptions) error
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	c, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, &silo.Error{Code: silo.CodeInvalid, Message: "the AWS configuration cannot be read; check AWS_PROFILE and the files under ~/.aws", Err: fmt.Errorf("load AWS config: %w", err)}
+	}
+	cfg.AWS = c
+	return New(cfg)
 }

@@ -1,6 +1,8 @@
 package aws_test
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -67,5 +69,31 @@ func TestNewChecksTheConfig(t *testing.T) {
 	// Twin.
 	if _, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint}); err != nil {
 		t.Errorf("New with a valid config: %v", err)
+	}
+}
+
+func TestLoadReadsTheStandardSources(t *testing.T) {
+	ctx := context.Background()
+	org := awstest.NewOrg(t)
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "from-env")
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	cfg := siloaws.Config{Email: "aws@example.com", Endpoint: org.Endpoint, PollInterval: time.Millisecond}
+	if _, err := siloaws.Load(ctx, "", cfg); silo.ErrorCode(err) != silo.CodeInvalid {
+		t.Errorf("Load without a region: got %v, want CodeInvalid", err)
+	}
+	// Twin: with the region from the environment it reaches the organization.
+	t.Setenv("AWS_REGION", awstest.Region)
+	p, err := siloaws.Load(ctx, "", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Errorf("CreateAccount through a loaded config: %v", err)
 	}
 }
