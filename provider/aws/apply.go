@@ -292,8 +292,9 @@ func (m *member) remove(ctx context.Context, id silo.AccountID, typ silo.Resourc
 
 // Resources reads back the account's resource records, sorted by key. A
 // table, bucket or config whose record exists but whose AWS resource does
-// not (deleted outside silo) is left out, so the engine sees the drift and
-// creates it again. A no-change call costs one SSM call per ten resources
+// not (deleted outside silo) is left out, and a config whose value was
+// changed outside silo carries that value and its hash, so the engine sees
+// the drift and applies the resource again. A no-change call costs one SSM call per ten resources
 // plus one call each to list tables, buckets and config parameters.
 func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Resource, error) {
 	if err := parseID(id); err != nil {
@@ -309,7 +310,8 @@ func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Res
 		return nil, err
 	}
 	out := make([]silo.Resource, 0, len(recs))
-	var tables, buckets, configs map[string]bool
+	var tables, buckets map[string]bool
+	var configs map[string]string
 	for _, raw := range recs {
 		var rec record
 		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
@@ -340,23 +342,40 @@ func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Res
 			}
 		case silo.TypeConfig:
 			if configs == nil {
-				all, err := m.params(ctx, id, configPath)
-				if err != nil {
+				if configs, err = m.params(ctx, id, configPath); err != nil {
 					return nil, err
 				}
-				configs = map[string]bool{}
-				for name := range all {
-					configs[name] = true
-				}
 			}
-			if !configs[configParam(r.Name)] {
+			held, ok := configs[configParam(r.Name)]
+			if !ok {
 				continue
 			}
+			r = heldConfig(r, held)
 		}
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out, nil
+}
+
+// heldConfig returns config r as the account holds it: if its parameter's
+// value (held, JSON) differs from the record's, a value set outside silo,
+// the spec carries the held value and the hash is recomputed, so the
+// engine sees the drift.
+func heldConfig(r silo.Resource, held string) silo.Resource {
+	var spec map[string]any
+	var value string
+	if json.Unmarshal(r.Spec, &spec) != nil || json.Unmarshal([]byte(held), &value) != nil {
+		r.Hash = "" // unreadable: never equal to an applied hash
+		return r
+	}
+	if v, ok := spec["value"].(string); ok && v == value {
+		return r
+	}
+	spec["value"] = value
+	r.Spec, _ = json.Marshal(spec)
+	r.Hash = r.ComputeHash()
+	return r
 }
 
 // params returns the SSM parameters under path: name → value.

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	silo "github.com/silo-run/silo"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
@@ -484,5 +485,53 @@ func TestConcurrentCreatesMakeOneAccountEach(t *testing.T) {
 	}
 	if diff := cmp.Diff([]silo.AccountID{"acme", "globex", "initech"}, got); diff != "" {
 		t.Errorf("Accounts (-want +got):\n%s", diff)
+	}
+}
+
+func TestResourcesShowAConfigChangedOutsideSilo(t *testing.T) {
+	ctx := context.Background()
+	p, org := newAWS(t)
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	stack := providertest.Stack(t)
+	providertest.ApplyAll(t, p, "acme", stack)
+	applied := map[string]silo.Resource{}
+	for _, r := range stack {
+		applied[r.Key()] = r
+	}
+	held := func() map[string]silo.Resource {
+		rs, err := p.Resources(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]silo.Resource{}
+		for _, r := range rs {
+			out[r.Key()] = r
+		}
+		return out
+	}
+	// Control: untouched, every resource comes back as applied.
+	if diff := cmp.Diff(applied, held(), cmpopts.EquateComparable()); diff != "" {
+		t.Fatalf("Resources (-applied +held):\n%s", diff)
+	}
+	c := accountClients(org, awsIDOf(t, p, "acme"))
+	_, err := c.ssm.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/silo/config/plan"), Value: aws.String(`"enterprise"`), Type: "String", Overwrite: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := held()["config/plan"]
+	want, err := silo.NewResource(silo.TypeConfig, "plan", map[string]any{"value": "enterprise"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateComparable()); diff != "" {
+		t.Errorf("config/plan after a change outside silo (-want +got):\n%s", diff)
+	}
+	if got.Hash == applied["config/plan"].Hash {
+		t.Errorf("the changed config keeps its applied hash; the engine would not see the drift")
+	}
+	if other := held()["config/log_level"]; other.Hash != applied["config/log_level"].Hash {
+		t.Errorf("an untouched config changed its hash: %+v", other)
 	}
 }
