@@ -292,9 +292,10 @@ func (m *member) remove(ctx context.Context, id silo.AccountID, typ silo.Resourc
 
 // Resources reads back the account's resource records, sorted by key. A
 // table, bucket or config whose record exists but whose AWS resource does
-// not (deleted outside silo) is left out, and a config whose value was
-// changed outside silo carries that value and its hash, so the engine sees
-// the drift and applies the resource again. A no-change call costs one SSM call per ten resources
+// not (deleted outside silo) is left out, a config whose value was
+// changed outside silo carries that value and its hash, and a bucket whose
+// public access block or default encryption was weakened has an empty
+// hash, so the engine sees the drift and applies the resource again. A no-change call costs one SSM call per ten resources
 // plus one call each to list tables, buckets and config parameters.
 func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Resource, error) {
 	if err := parseID(id); err != nil {
@@ -340,6 +341,13 @@ func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Res
 			if !buckets[bucketName(awsID, r.Name)] {
 				continue
 			}
+			guarded, err := m.bucketGuarded(ctx, id, r.Name)
+			if err != nil {
+				return nil, err
+			}
+			if !guarded {
+				r.Hash = "" // never an applied hash: the engine applies it again
+			}
 		case silo.TypeConfig:
 			if configs == nil {
 				if configs, err = m.params(ctx, id, configPath); err != nil {
@@ -356,6 +364,45 @@ func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Res
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out, nil
+}
+
+// bucketGuarded reports whether bucket name still blocks every public
+// access and encrypts by default under the account's data key, as
+// ensureBucket left it.
+func (m *member) bucketGuarded(ctx context.Context, id silo.AccountID, name string) (bool, error) {
+	b := aws.String(bucketName(m.id, name))
+	pab, err := m.s3.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: b})
+	if isCode(err, "NoSuchPublicAccessBlockConfiguration") {
+		return false, nil
+	}
+	if err != nil {
+		return false, fail(id, "read the public access block of bucket "+name, err)
+	}
+	c := pab.PublicAccessBlockConfiguration
+	if c == nil || !aws.ToBool(c.BlockPublicAcls) || !aws.ToBool(c.BlockPublicPolicy) || !aws.ToBool(c.IgnorePublicAcls) || !aws.ToBool(c.RestrictPublicBuckets) {
+		return false, nil
+	}
+	enc, err := m.s3.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: b})
+	if isCode(err, "ServerSideEncryptionConfigurationNotFoundError") {
+		return false, nil
+	}
+	if err != nil {
+		return false, fail(id, "read the encryption of bucket "+name, err)
+	}
+	keyARN, err := m.key(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if enc.ServerSideEncryptionConfiguration == nil {
+		return false, nil
+	}
+	for _, rule := range enc.ServerSideEncryptionConfiguration.Rules {
+		d := rule.ApplyServerSideEncryptionByDefault
+		if d != nil && d.SSEAlgorithm == s3types.ServerSideEncryptionAwsKms && aws.ToString(d.KMSMasterKeyID) == keyARN {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // heldConfig returns config r as the account holds it: if its parameter's

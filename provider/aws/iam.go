@@ -54,8 +54,8 @@ func DeployerPolicy(region, awsID string) Policy {
 			"dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:DescribeTable", "dynamodb:TagResource",
 		}, Resource: []string{arn("dynamodb", "table/"+tablePrefix+"*")}},
 		{Sid: "Buckets", Effect: "Allow", Action: []string{
-			"s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:PutBucketPublicAccessBlock",
-			"s3:PutBucketTagging", "s3:PutEncryptionConfiguration",
+			"s3:CreateBucket", "s3:DeleteBucket", "s3:GetBucketPublicAccessBlock", "s3:GetEncryptionConfiguration",
+			"s3:ListBucket", "s3:PutBucketPublicAccessBlock", "s3:PutBucketTagging", "s3:PutEncryptionConfiguration",
 		}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*"}},
 		{Sid: "Objects", Effect: "Allow", Action: []string{"s3:DeleteObject"}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*/*"}},
 		{Sid: "Parameters", Effect: "Allow", Action: []string{

@@ -535,3 +535,62 @@ func TestResourcesShowAConfigChangedOutsideSilo(t *testing.T) {
 		t.Errorf("an untouched config changed its hash: %+v", other)
 	}
 }
+
+func TestResourcesShowAWeakenedBucket(t *testing.T) {
+	ctx := context.Background()
+	p, org := newAWS(t)
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	stack := providertest.Stack(t)
+	providertest.ApplyAll(t, p, "acme", stack)
+	applied := stack[2]
+	bucketHash := func() string {
+		rs, err := p.Resources(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Key() == "bucket/uploads" {
+				return r.Hash
+			}
+		}
+		t.Fatalf("Resources lacks bucket/uploads: %v", rs)
+		return ""
+	}
+	c := accountClients(org, awsIDOf(t, p, "acme"))
+	buckets, err := c.s3.ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil || len(buckets.Buckets) != 1 {
+		t.Fatalf("ListBuckets = %v, %v; want one bucket", buckets, err)
+	}
+	b := buckets.Buckets[0].Name
+	weaken := map[string]func() error{
+		"public access unblocked": func() error {
+			_, err := c.s3.DeletePublicAccessBlock(ctx, &s3.DeletePublicAccessBlockInput{Bucket: b})
+			return err
+		},
+		"default encryption removed": func() error {
+			_, err := c.s3.DeleteBucketEncryption(ctx, &s3.DeleteBucketEncryptionInput{Bucket: b})
+			return err
+		},
+	}
+	for name, fn := range weaken {
+		t.Run(name, func(t *testing.T) {
+			// Control: as applied, the bucket has its applied hash.
+			if got := bucketHash(); got != applied.Hash {
+				t.Fatalf("bucket hash before = %q, want the applied %q", got, applied.Hash)
+			}
+			if err := fn(); err != nil {
+				t.Fatal(err)
+			}
+			if got := bucketHash(); got == applied.Hash {
+				t.Errorf("the weakened bucket still shows its applied hash; the engine would not see the drift")
+			}
+			// Applying again restores the settings.
+			providertest.ApplyAll(t, p, "acme", stack[2:3])
+			if got := bucketHash(); got != applied.Hash {
+				t.Errorf("bucket hash after re-apply = %q, want %q", got, applied.Hash)
+			}
+		})
+	}
+}
