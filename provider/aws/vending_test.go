@@ -576,6 +576,16 @@ func TestResourcesShowAWeakenedBucket(t *testing.T) {
 			}})
 			return err
 		},
+		"encrypted under another KMS key": func() error {
+			k, err := c.kms.CreateKey(ctx, &kms.CreateKeyInput{})
+			if err != nil {
+				return err
+			}
+			_, err = c.s3.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: b, ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{
+				Rules: []s3types.ServerSideEncryptionRule{{ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAwsKms, KMSMasterKeyID: k.KeyMetadata.Arn}}},
+			}})
+			return err
+		},
 		"default encryption removed": func() error {
 			_, err := c.s3.DeleteBucketEncryption(ctx, &s3.DeleteBucketEncryptionInput{Bucket: b})
 			return err
