@@ -295,8 +295,9 @@ func (m *member) remove(ctx context.Context, id silo.AccountID, typ silo.Resourc
 // not (deleted outside silo) is left out, a config whose value was
 // changed outside silo carries that value and its hash, and a bucket whose
 // public access block or default encryption was weakened has an empty
-// hash, so the engine sees the drift and applies the resource again. A no-change call costs one SSM call per ten resources
-// plus one call each to list tables, buckets and config parameters.
+// hash, so the engine sees the drift and applies the resource again. A
+// no-change call costs one SSM call per ten resources, one call each to
+// list tables, buckets and config parameters, and two per bucket.
 func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Resource, error) {
 	if err := parseID(id); err != nil {
 		return nil, err
