@@ -24,11 +24,13 @@ var ouNames = map[silo.Kind]string{
 	silo.KindProduction:  "production",
 }
 
-// CreateAccount creates a member account named NamePrefix+id in the OU of
-// kind (created if missing), waits for AWS to finish creating it, moves it
-// into the OU and creates its data key (a KMS key aliased alias/silo-data).
-// An existing account is kept: only its data key is created if a crashed
-// call left it without one.
+// CreateAccount creates a member account named NamePrefix+id (or waits
+// for a creation of it already in progress), waits for AWS to finish
+// creating it, moves it into the OU of kind (created if missing), creates
+// the deployer and data roles if Config.Principal is set, and creates its
+// data key (a KMS key aliased alias/silo-data). An existing account is
+// kept and completed: moved out of the root, its roles' policies written
+// again, its data key created if a crashed call left it without one.
 //
 // # Errors
 //
