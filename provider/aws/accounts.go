@@ -1,0 +1,412 @@
+package aws
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+	silo "github.com/silo-run/silo"
+)
+
+// ouNames are the organizational units, one per kind of account.
+var ouNames = map[silo.Kind]string{
+	silo.KindTenant:      "tenants",
+	silo.KindDeveloper:   "developers",
+	silo.KindEnvironment: "environments",
+	silo.KindProduction:  "production",
+}
+
+// CreateAccount creates a member account named NamePrefix+id (or waits
+// for a creation of it already in progress), waits for AWS to finish
+// creating it, moves it into the OU of kind (created if missing), creates
+// the deployer and data roles if Config.Principal is set, and creates its
+// data key (a KMS key aliased alias/silo-data). An existing account is
+// kept and completed: moved out of the root, its roles' policies written
+// again, its data key created if a crashed call left it without one.
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID or an unknown kind; CodeUnavailable if AWS
+// throttles or the creation does not finish within PollTimeout.
+func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind silo.Kind) error {
+	if err := parseID(id); err != nil {
+		return err
+	}
+	if !kind.Valid() {
+		return silo.Errorf(silo.CodeInvalid, "unknown account kind %q for %s; use one of %v", kind, id, silo.Kinds)
+	}
+	l := p.lockOf(id)
+	l.Lock()
+	defer l.Unlock()
+	awsID, err := p.awsID(ctx, id)
+	if err != nil && silo.ErrorCode(err) != silo.CodeNotFound {
+		return err
+	}
+	if awsID == "" {
+		if awsID, err = p.createMember(ctx, id, kind); err != nil {
+			return err
+		}
+	} else if err := p.ensureInOU(ctx, id, kind, awsID); err != nil {
+		return err
+	}
+	if err := p.ensureDeployer(ctx, id, awsID); err != nil {
+		return err
+	}
+	if _, err := p.member(awsID).ensureKey(ctx, id); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.ids[id] = awsID
+	p.mu.Unlock()
+	return nil
+}
+
+// createMember asks Organizations for a new account and waits for it.
+func (p *Provider) createMember(ctx context.Context, id silo.AccountID, kind silo.Kind) (string, error) {
+	// A request still in flight, left by a call that crashed or by a
+	// concurrent one, is waited for, not repeated.
+	st, err := p.inFlight(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if st == nil {
+		if st, err = p.requestAccount(ctx, id, kind); err != nil {
+			return "", err
+		}
+	}
+	st, err = p.waitCreated(ctx, id, st)
+	if err != nil {
+		return "", err
+	}
+	awsID := aws.ToString(st.AccountId)
+	return awsID, p.ensureInOU(ctx, id, kind, awsID)
+}
+
+// requestAccount asks Organizations for a new account named for id.
+func (p *Provider) requestAccount(ctx context.Context, id silo.AccountID, kind silo.Kind) (*orgtypes.CreateAccountStatus, error) {
+	out, err := p.org.CreateAccount(ctx, &organizations.CreateAccountInput{
+		AccountName:            aws.String(p.cfg.NamePrefix + string(id)),
+		Email:                  aws.String(p.email(id)),
+		RoleName:               aws.String(p.cfg.AccessRole),
+		IamUserAccessToBilling: orgtypes.IAMUserAccessToBillingDeny,
+		Tags: []orgtypes.Tag{
+			{Key: aws.String("silo:account"), Value: aws.String(string(id))},
+			{Key: aws.String("silo:kind"), Value: aws.String(string(kind))},
+		},
+	})
+	if err != nil {
+		return nil, fail(id, "create the AWS account", err)
+	}
+	return out.CreateAccountStatus, nil
+}
+
+// inFlight returns the creation request of account id still in progress,
+// or nil.
+func (p *Provider) inFlight(ctx context.Context, id silo.AccountID) (*orgtypes.CreateAccountStatus, error) {
+	pages := organizations.NewListCreateAccountStatusPaginator(p.org, &organizations.ListCreateAccountStatusInput{
+		States: []orgtypes.CreateAccountState{orgtypes.CreateAccountStateInProgress},
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fail(id, "list the account creations in progress", err)
+		}
+		for _, st := range page.CreateAccountStatuses {
+			if aws.ToString(st.AccountName) == p.cfg.NamePrefix+string(id) {
+				return &st, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// ensureInOU moves the account from the root into the OU of kind, unless
+// it is in an OU already (a call that crashed after the creation left it
+// in the root).
+func (p *Provider) ensureInOU(ctx context.Context, id silo.AccountID, kind silo.Kind, awsID string) error {
+	parents, err := p.org.ListParents(ctx, &organizations.ListParentsInput{ChildId: aws.String(awsID)})
+	if err != nil {
+		return fail(id, "find the OU of the AWS account", err)
+	}
+	if len(parents.Parents) == 0 || parents.Parents[0].Type != orgtypes.ParentTypeRoot {
+		return nil
+	}
+	ou, err := p.ou(ctx, id, kind)
+	if err != nil {
+		return err
+	}
+	_, err = p.org.MoveAccount(ctx, &organizations.MoveAccountInput{
+		AccountId:           aws.String(awsID),
+		SourceParentId:      parents.Parents[0].Id,
+		DestinationParentId: aws.String(ou),
+	})
+	if err != nil && !isCode(err, "DuplicateAccountException") {
+		return fail(id, "move the AWS account into OU "+ouNames[kind], err)
+	}
+	return nil
+}
+
+// email returns a fresh plus address for account id.
+func (p *Provider) email(id silo.AccountID) string {
+	var nonce [4]byte
+	crand.Read(nonce[:])
+	at := strings.IndexByte(p.cfg.Email, '@')
+	return fmt.Sprintf("%s+%s%s-%s%s", p.cfg.Email[:at], p.cfg.NamePrefix, id, hex.EncodeToString(nonce[:]), p.cfg.Email[at:])
+}
+
+// waitCreated polls DescribeCreateAccountStatus until the request
+// succeeds or fails, with doubling, jittered waits bounded by PollTimeout.
+func (p *Provider) waitCreated(ctx context.Context, id silo.AccountID, st *orgtypes.CreateAccountStatus) (*orgtypes.CreateAccountStatus, error) {
+	deadline := time.Now().Add(p.cfg.PollTimeout)
+	wait := p.cfg.PollInterval
+	for {
+		if st == nil {
+			return nil, silo.Errorf(silo.CodeInternal, "AWS returned no status for the creation of account %s; try again", id)
+		}
+		switch st.State {
+		case orgtypes.CreateAccountStateSucceeded:
+			if aws.ToString(st.AccountId) == "" {
+				return nil, silo.Errorf(silo.CodeInternal, "AWS created account %s without an account ID; try again", id)
+			}
+			return st, nil
+		case orgtypes.CreateAccountStateFailed:
+			return nil, createFailed(id, st.FailureReason)
+		}
+		if time.Now().After(deadline) {
+			return nil, silo.Errorf(silo.CodeUnavailable, "AWS did not finish creating account %s within %s; run the create again later, it resumes", id, p.cfg.PollTimeout)
+		}
+		// Full jitter over the upper half: [wait/2, wait).
+		d := wait/2 + rand.N(wait/2+1)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(d):
+		}
+		wait = min(2*wait, 30*time.Second)
+		out, err := p.org.DescribeCreateAccountStatus(ctx, &organizations.DescribeCreateAccountStatusInput{
+			CreateAccountRequestId: st.Id,
+		})
+		if err != nil {
+			return nil, fail(id, "read the creation status", err)
+		}
+		st = out.CreateAccountStatus
+	}
+}
+
+func createFailed(id silo.AccountID, reason orgtypes.CreateAccountFailureReason) error {
+	switch reason {
+	case orgtypes.CreateAccountFailureReasonAccountLimitExceeded:
+		return silo.Errorf(silo.CodeUnavailable, "AWS refused to create account %s: the organization has reached its account quota; ask AWS for a higher quota", id)
+	case orgtypes.CreateAccountFailureReasonEmailAlreadyExists:
+		return silo.Errorf(silo.CodeConflict, "AWS refused to create account %s: its email address is taken; try again", id)
+	case orgtypes.CreateAccountFailureReasonConcurrentAccountModification:
+		return silo.Errorf(silo.CodeUnavailable, "AWS refused to create account %s while another account change runs; try again in a minute", id)
+	}
+	return silo.Errorf(silo.CodeInternal, "AWS failed to create account %s (reason %s); see docs/aws.md", id, reason)
+}
+
+// root returns the organization's root ID.
+func (p *Provider) root(ctx context.Context, id silo.AccountID) (string, error) {
+	out, err := p.org.ListRoots(ctx, &organizations.ListRootsInput{})
+	if err != nil {
+		return "", fail(id, "list the organization roots", err)
+	}
+	if len(out.Roots) == 0 {
+		return "", silo.Errorf(silo.CodeInternal, "the AWS organization has no root; create the organization first (docs/aws.md)")
+	}
+	return aws.ToString(out.Roots[0].Id), nil
+}
+
+// ou returns the ID of the OU for kind, creating it under the root if
+// missing.
+func (p *Provider) ou(ctx context.Context, id silo.AccountID, kind silo.Kind) (string, error) {
+	p.mu.Lock()
+	ouID := p.ous[kind]
+	p.mu.Unlock()
+	if ouID != "" {
+		return ouID, nil
+	}
+	root, err := p.root(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	name := ouNames[kind]
+	pages := organizations.NewListOrganizationalUnitsForParentPaginator(p.org, &organizations.ListOrganizationalUnitsForParentInput{ParentId: aws.String(root)})
+	for pages.HasMorePages() && ouID == "" {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return "", fail(id, "list the organizational units", err)
+		}
+		for _, u := range out.OrganizationalUnits {
+			if aws.ToString(u.Name) == name {
+				ouID = aws.ToString(u.Id)
+			}
+		}
+	}
+	if ouID == "" {
+		out, err := p.org.CreateOrganizationalUnit(ctx, &organizations.CreateOrganizationalUnitInput{
+			Name: aws.String(name), ParentId: aws.String(root),
+		})
+		switch {
+		case isCode(err, "DuplicateOrganizationalUnitException"):
+			return p.ou(ctx, id, kind) // created concurrently: list again
+		case err != nil:
+			return "", fail(id, "create the organizational unit "+name, err)
+		}
+		ouID = aws.ToString(out.OrganizationalUnit.Id)
+	}
+	p.mu.Lock()
+	p.ous[kind] = ouID
+	p.mu.Unlock()
+	return ouID, nil
+}
+
+// live lists silo's active member accounts: silo ID → AWS account ID, or
+// ambiguous if several active accounts have the name.
+func (p *Provider) live(ctx context.Context, id silo.AccountID) (map[silo.AccountID]string, error) {
+	out := map[silo.AccountID]string{}
+	// No MaxResults: AWS pages by NextToken either way.
+	pages := organizations.NewListAccountsPaginator(p.org, &organizations.ListAccountsInput{})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fail(id, "list the organization's accounts", err)
+		}
+		for _, a := range page.Accounts {
+			name, ok := strings.CutPrefix(aws.ToString(a.Name), p.cfg.NamePrefix)
+			if !ok || !active(a) {
+				continue
+			}
+			if _, err := silo.ParseID(name); err != nil {
+				continue
+			}
+			if prev, dup := out[silo.AccountID(name)]; dup && prev != aws.ToString(a.Id) {
+				out[silo.AccountID(name)] = ambiguous
+				continue
+			}
+			out[silo.AccountID(name)] = aws.ToString(a.Id)
+		}
+	}
+	return out, nil
+}
+
+// ambiguous marks, in live's answer, a name that two active accounts share.
+const ambiguous = "ambiguous"
+
+// active reports whether an account is open: State ACTIVE, or, from an API
+// that predates State, Status ACTIVE.
+func active(a orgtypes.Account) bool {
+	if a.State != "" {
+		return a.State == orgtypes.AccountStateActive
+	}
+	return a.Status == orgtypes.AccountStatusActive
+}
+
+// awsID returns the AWS account ID of account id.
+//
+// # Errors
+//
+// CodeNotFound if silo has no such active account.
+func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error) {
+	p.mu.Lock()
+	awsID := p.ids[id]
+	p.mu.Unlock()
+	if awsID != "" {
+		return awsID, nil
+	}
+	all, err := p.live(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	// One listing maps every account: remember them all, so that a server
+	// that starts with N accounts lists the organization once, not N times.
+	p.mu.Lock()
+	for k, v := range all {
+		if v != ambiguous {
+			p.ids[k] = v
+		}
+	}
+	p.mu.Unlock()
+	awsID, ok := all[id]
+	if !ok {
+		return "", errNoAccount(id)
+	}
+	if awsID == ambiguous {
+		// Never guess: the wrong guess would put a tenant's data into
+		// another account.
+		return "", silo.Errorf(silo.CodeInternal, "several active AWS accounts are named %s%s, so silo cannot tell which is account %s; close the ones silo did not create (docs/aws.md)", p.cfg.NamePrefix, id, id)
+	}
+	return awsID, nil
+}
+
+// Accounts lists silo's active member accounts, sorted by ID.
+func (p *Provider) Accounts(ctx context.Context) ([]silo.AccountID, error) {
+	all, err := p.live(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]silo.AccountID, 0, len(all))
+	for id := range all {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// DeleteAccount crypto-shreds and closes the account, in this order: every
+// customer-managed KMS key of the account is scheduled for deletion (the
+// shortest window AWS allows, 7 days; from now on nothing encrypted under
+// it can be decrypted), then its tables, buckets, parameters and secrets
+// are deleted, then the account is closed. Each step is idempotent, so a
+// call interrupted part way is completed by calling again.
+func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+	if err := parseID(id); err != nil {
+		return err
+	}
+	l := p.lockOf(id)
+	l.Lock()
+	defer l.Unlock()
+	awsID, err := p.awsID(ctx, id)
+	if silo.ErrorCode(err) == silo.CodeNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m := p.member(awsID)
+	if err := m.shredKeys(ctx, id); err != nil {
+		return err
+	}
+	if err := m.deleteData(ctx, id); err != nil {
+		return err
+	}
+	_, err = p.org.CloseAccount(ctx, &organizations.CloseAccountInput{AccountId: aws.String(awsID)})
+	if err != nil && !isCode(err, "AccountAlreadyClosedException") {
+		return fail(id, "close the AWS account", err)
+	}
+	p.mu.Lock()
+	delete(p.ids, id)
+	p.mu.Unlock()
+	return nil
+}
+
+// AWSAccountID returns the 12-digit ID of the AWS account behind account
+// id, for operators and tests.
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID; CodeNotFound if the account does not exist.
+func (p *Provider) AWSAccountID(ctx context.Context, id silo.AccountID) (string, error) {
+	if err := parseID(id); err != nil {
+		return "", err
+	}
+	return p.awsID(ctx, id)
+}

@@ -1,0 +1,252 @@
+// Package aws is silo's AWS provider: an account is an AWS Organizations
+// member account in an organizational unit per kind, reached through a
+// deployer role; its tables are DynamoDB tables, its buckets S3 buckets,
+// its config SSM parameters and its secrets Secrets Manager secrets, all
+// encrypted under the account's own KMS key (docs/aws.md).
+//
+// It is the only package of the project that imports aws-sdk-go-v2, and it
+// imports only the root silo package and provider besides. Its test harness
+// (awstest) emulates an organization with one kumo process per account.
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
+)
+
+// Limits the provider holds every account to, the same as the local
+// provider's, so that one silo.yaml behaves the same on both.
+const (
+	// MaxSecretSize is the largest secret value PutSecret accepts; it is
+	// also the largest value Secrets Manager stores.
+	MaxSecretSize = 64 << 10
+	// MaxKeySize is the longest table or blob key, in bytes (the largest
+	// DynamoDB sort key and S3 object key).
+	MaxKeySize = 1024
+	// DefaultScanLimit is the limit Scan and ListBlobs use for limit <= 0;
+	// MaxScanLimit caps larger limits.
+	DefaultScanLimit = 100
+	MaxScanLimit     = 1000
+)
+
+// Config configures the provider. The zero value of every field but AWS
+// and Email has a default.
+type Config struct {
+	// AWS holds the region and the credentials of the management account's
+	// silo principal. cmd/ builds it (config.LoadDefaultConfig).
+	AWS aws.Config
+	// Email is the mailbox member accounts are registered under, plus
+	// addressed: account "acme" gets "local+silo-acme-<nonce>@domain".
+	// AWS requires a unique email per account, also after an account is
+	// closed, hence the nonce.
+	Email string
+	// NamePrefix starts the name of every member account silo creates
+	// (default "silo-"); the account named NamePrefix+"acme" is silo's
+	// account "acme".
+	NamePrefix string
+	// AccessRole is the role Organizations creates in each new member
+	// account, trusted by the whole management account, with administrator
+	// rights (default "OrganizationAccountAccessRole"). Without Principal
+	// the provider reaches accounts through it; with Principal only to
+	// create the deployer role.
+	AccessRole string
+	// Principal, if set, is the ARN of the management account's silo
+	// principal. CreateAccount then creates the role "silo-deployer" in
+	// the account, trusted by Principal alone and granted exactly the
+	// calls the provider makes on silo's resources (iam.go), and the
+	// provider reaches the account through that role.
+	Principal string
+	// DataPrincipal, used with Principal, is the ARN of the data plane's
+	// principal (the runtime host). CreateAccount creates the role
+	// "silo-data", trusted by DataPrincipal alone (by Principal if it is
+	// empty) and granted the data plane's calls; Data reaches the account
+	// through it. The deployer role cannot read table values, blobs or
+	// secrets (I3).
+	DataPrincipal string
+	// Endpoint, if not nil, gives the endpoint URL of an AWS account: ""
+	// for the management account, else the 12-digit member account ID. It
+	// exists for the emulator (awstest); in production it is nil and the
+	// SDK's regional endpoints are used.
+	Endpoint func(account string) string
+	// PollInterval is the first wait between DescribeCreateAccountStatus
+	// calls (default 5 s); waits double, with jitter, up to 30 s.
+	// PollTimeout bounds the whole wait (default 15 min).
+	PollInterval, PollTimeout time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if c.NamePrefix == "" {
+		c.NamePrefix = "silo-"
+	}
+	if c.AccessRole == "" {
+		c.AccessRole = "OrganizationAccountAccessRole"
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 5 * time.Second
+	}
+	if c.PollTimeout <= 0 {
+		c.PollTimeout = 15 * time.Minute
+	}
+	at := strings.IndexByte(c.Email, '@')
+	if at <= 0 || at != strings.LastIndexByte(c.Email, '@') || at == len(c.Email)-1 {
+		return silo.Errorf(silo.CodeInvalid, "the AWS provider needs an email address for member accounts (got %q); set one such as aws-accounts@example.com", c.Email)
+	}
+	if c.AWS.Region == "" {
+		return silo.Errorf(silo.CodeInvalid, "the AWS provider needs a region; set AWS_REGION or the region in the AWS config")
+	}
+	return nil
+}
+
+// Provider is the AWS provider. It is safe for concurrent use.
+//
+// It keeps no state of its own beyond caches: which accounts exist is read
+// from AWS Organizations (by account name, see Config.NamePrefix), which
+// resources an account holds from the account itself.
+type Provider struct {
+	cfg Config
+	org *organizations.Client
+	sts *sts.Client
+
+	mu      sync.Mutex
+	ous     map[silo.Kind]string           // kind → OU ID
+	ids     map[silo.AccountID]string      // silo ID → AWS account ID, for live accounts
+	members map[string]*member             // role@AWS account ID → clients
+	locks   map[silo.AccountID]*sync.Mutex // serializes create/delete of one account
+}
+
+// New returns a provider for the organization whose management account
+// cfg.AWS reaches.
+//
+// # Errors
+//
+// CodeInvalid if cfg lacks the email or the region.
+func New(cfg Config) (*Provider, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	p := &Provider{
+		cfg:     cfg,
+		ous:     map[silo.Kind]string{},
+		ids:     map[silo.AccountID]string{},
+		members: map[string]*member{},
+		locks:   map[silo.AccountID]*sync.Mutex{},
+	}
+	p.org = organizations.NewFromConfig(cfg.AWS, func(o *organizations.Options) { p.endpoint(&o.BaseEndpoint, "") })
+	p.sts = sts.NewFromConfig(cfg.AWS, func(o *sts.Options) { p.endpoint(&o.BaseEndpoint, "") })
+	return p, nil
+}
+
+// endpoint sets *base to the configured endpoint of account, if any.
+func (p *Provider) endpoint(base **string, account string) {
+	if p.cfg.Endpoint != nil {
+		*base = aws.String(p.cfg.Endpoint(account))
+	}
+}
+
+// Name returns "aws".
+func (p *Provider) Name() string { return "aws" }
+
+var _ provider.Provider = (*Provider)(nil)
+
+// lockOf returns the mutex that serializes CreateAccount and DeleteAccount
+// of one account within this process.
+func (p *Provider) lockOf(id silo.AccountID) *sync.Mutex {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		p.locks[id] = l
+	}
+	return l
+}
+
+func parseID(id silo.AccountID) error {
+	_, err := silo.ParseID(string(id))
+	return err
+}
+
+// apiCode returns the AWS error code of err, or "".
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// isCode reports whether err is an AWS error with one of codes.
+func isCode(err error, codes ...string) bool {
+	c := apiCode(err)
+	for _, want := range codes {
+		if c == want {
+			return true
+		}
+	}
+	return false
+}
+
+// fail turns an error from AWS at step of account id ("" for the
+// organization as a whole) into the error a user sees: one sentence naming
+// the account and the step, never the AWS text, which stays in the chain
+// for logs.
+func fail(id silo.AccountID, step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *silo.Error
+	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	of := " of account " + string(id)
+	if id == "" {
+		of = ""
+	}
+	cause := fmt.Errorf("%s%s: %w", step, of, err)
+	switch apiCode(err) {
+	case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+		"ProvisionedThroughputExceededException", "ServiceUnavailable", "SlowDown",
+		"ConcurrentModificationException", "LimitExceededException":
+		return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("AWS is busy and refused to %s%s; try again in a minute", step, of), Err: cause}
+	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AccessDeniedForDependencyException":
+		return &silo.Error{Code: silo.CodeInternal, Message: fmt.Sprintf("AWS denied silo the right to %s%s; check the management and deployer role permissions (docs/aws.md)", step, of), Err: cause}
+	}
+	return &silo.Error{Code: silo.CodeInternal, Message: fmt.Sprintf("AWS failed to %s%s; try again, and see the server log if it persists", step, of), Err: cause}
+}
+
+func errNoAccount(id silo.AccountID) error {
+	return silo.Errorf(silo.CodeNotFound, "account %s does not exist; create it first", id)
+}
+
+// Load is New with cfg.AWS read from the standard AWS sources (the
+// AWS_* environment variables, the shared config and credentials files,
+// then the instance or container role), with region if not empty. It lets
+// cmd/ build the provider without importing the AWS SDK.
+//
+// # Errors
+//
+// CodeInvalid if the sources give no region, or cfg lacks the email.
+func Load(ctx context.Context, region string, cfg Config) (*Provider, error) {
+	var opts []func(*config.LoadOptions) error
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	c, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, &silo.Error{Code: silo.CodeInvalid, Message: "the AWS configuration cannot be read; check AWS_PROFILE and the files under ~/.aws", Err: fmt.Errorf("load AWS config: %w", err)}
+	}
+	cfg.AWS = c
+	return New(cfg)
+}

@@ -1,0 +1,99 @@
+package aws_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
+	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/provider/aws/awstest"
+	"github.com/silo-run/silo/provider/providertest"
+)
+
+// newAWS returns a provider on a fresh emulated organization; edit, if
+// given, changes the config first.
+func newAWS(t testing.TB, edit ...func(*siloaws.Config)) (*siloaws.Provider, *awstest.Org) {
+	t.Helper()
+	org := awstest.NewOrg(t)
+	cfg := siloaws.Config{
+		AWS:          org.Config(),
+		Email:        "aws@example.com",
+		Endpoint:     org.Endpoint,
+		PollInterval: time.Millisecond,
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	p, err := siloaws.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, org
+}
+
+// TestConformance runs the suite with a deployer role (Config.Principal),
+// the setup docs/aws.md recommends; the other tests run without.
+func TestConformance(t *testing.T) {
+	providertest.Run(t, func(t *testing.T) provider.Provider {
+		p, _ := newAWS(t, func(c *siloaws.Config) { c.Principal = principal })
+		return p
+	})
+}
+
+// newProviderOn returns a second provider on org, as a restarted server.
+func newProviderOn(t testing.TB, org *awstest.Org) (*siloaws.Provider, error) {
+	t.Helper()
+	p, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, nil
+}
+
+func TestNewChecksTheConfig(t *testing.T) {
+	org := awstest.NewOrg(t)
+	for _, email := range []string{"", "no-at", "@example.com", "a@b@c", "a@"} {
+		_, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: email, Endpoint: org.Endpoint})
+		if silo.ErrorCode(err) != silo.CodeInvalid {
+			t.Errorf("New with email %q: got %v, want CodeInvalid", email, err)
+		}
+	}
+	noRegion := org.Config()
+	noRegion.Region = ""
+	if _, err := siloaws.New(siloaws.Config{AWS: noRegion, Email: "aws@example.com"}); silo.ErrorCode(err) != silo.CodeInvalid {
+		t.Errorf("New without a region: got %v, want CodeInvalid", err)
+	}
+	// Twin.
+	if _, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint}); err != nil {
+		t.Errorf("New with a valid config: %v", err)
+	}
+}
+
+func TestLoadReadsTheStandardSources(t *testing.T) {
+	ctx := context.Background()
+	org := awstest.NewOrg(t)
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "from-env")
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	cfg := siloaws.Config{Email: "aws@example.com", Endpoint: org.Endpoint, PollInterval: time.Millisecond}
+	if _, err := siloaws.Load(ctx, "", cfg); silo.ErrorCode(err) != silo.CodeInvalid {
+		t.Errorf("Load without a region: got %v, want CodeInvalid", err)
+	}
+	// Twin: with the region from the environment it reaches the organization.
+	t.Setenv("AWS_REGION", awstest.Region)
+	p, err := siloaws.Load(ctx, "", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Errorf("CreateAccount through a loaded config: %v", err)
+	}
+}

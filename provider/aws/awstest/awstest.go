@@ -1,0 +1,199 @@
+// Package awstest emulates an AWS organization for tests of the AWS
+// provider: one kumo process (github.com/sivchari/kumo, a third-party AWS
+// emulator) for the management account and one per member account, since
+// kumo serves a single account and keeps its state in the process. A small
+// front for the management account adds the Organizations calls kumo lacks
+// (orgfront.go); docs/aws.md lists them.
+//
+// It is imported by tests only. Like provider/aws it may import
+// aws-sdk-go-v2; it must not import any other project package but the root.
+package awstest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+)
+
+// Region is the region the emulated organization lives in.
+const Region = "us-east-1"
+
+var (
+	kumoOnce sync.Once
+	kumoPath string
+	kumoErr  error
+)
+
+// Kumo returns the path of the kumo binary, built once per test binary from
+// the tool dependency in go.mod. It fails t if kumo cannot be built.
+func Kumo(t testing.TB) string {
+	t.Helper()
+	kumoOnce.Do(func() {
+		// "go tool -n" builds the tool into the build cache if needed and
+		// prints its path.
+		out, err := exec.Command("go", "tool", "-n", "kumo").Output()
+		if err == nil {
+			if p := strings.TrimSpace(string(out)); p != "" {
+				if _, err := os.Stat(p); err == nil {
+					kumoPath = p
+					return
+				}
+			}
+		}
+		dir, err := os.MkdirTemp("", "kumo-")
+		if err != nil {
+			kumoErr = err
+			return
+		}
+		kumoPath = filepath.Join(dir, "kumo")
+		b, err := exec.Command("go", "build", "-o", kumoPath, "github.com/sivchari/kumo/cmd/kumo").CombinedOutput()
+		if err != nil {
+			kumoErr = fmt.Errorf("go build kumo: %v: %s", err, b)
+		}
+	})
+	if kumoErr != nil {
+		t.Fatalf("kumo, the AWS emulator, is not available: %v", kumoErr)
+	}
+	return kumoPath
+}
+
+// process is one running kumo.
+type process struct {
+	url string
+	cmd *exec.Cmd
+	out *bytes.Buffer
+}
+
+// start runs kumo on a free local port and waits until it accepts
+// connections. t.Cleanup kills it.
+func start(t testing.TB) *process {
+	t.Helper()
+	bin := Kumo(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	out := &bytes.Buffer{}
+	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", port)
+	cmd.Env = append(cleanEnv(), "KUMO_LOG_LEVEL=error")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start kumo: %v", err)
+	}
+	p := &process{url: "http://" + addr, cmd: cmd, out: out}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kumo on %s did not start: %v; output: %s", addr, err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cleanEnv is the environment without KUMO_ settings (a data dir would
+// make state outlive the process) and AWS endpoint overrides.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KUMO_") && !strings.HasPrefix(kv, "AWS_ENDPOINT") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// Org is an emulated AWS organization. It is safe for concurrent use.
+type Org struct {
+	t     testing.TB
+	front *front
+
+	mu      sync.Mutex
+	members map[string]*process // AWS account ID → its kumo
+}
+
+// NewOrg starts the management account's kumo and its Organizations front
+// and creates the organization (with all features), as an administrator
+// would before installing silo. Processes end with t.
+func NewOrg(t testing.TB) *Org {
+	t.Helper()
+	o := &Org{t: t, members: map[string]*process{}}
+	o.front = newFront(t, start(t))
+	org := organizations.NewFromConfig(o.Config(), func(op *organizations.Options) { op.BaseEndpoint = aws.String(o.front.url) })
+	if _, err := org.CreateOrganization(context.Background(), &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
+		t.Fatalf("create the emulated organization: %v", err)
+	}
+	return o
+}
+
+// Config returns an AWS config for the emulated organization: its region
+// and static credentials (kumo does not check them).
+func (o *Org) Config() aws.Config {
+	return aws.Config{
+		Region:      Region,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEMULATED", "emulated", ""),
+	}
+}
+
+// Endpoint returns the endpoint of an AWS account: "" is the management
+// account; a member account's kumo is started on first use. An ID the
+// organization did not create fails the test.
+func (o *Org) Endpoint(account string) string {
+	if account == "" {
+		return o.front.url
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if p, ok := o.members[account]; ok {
+		return p.url
+	}
+	if !o.front.created(account) {
+		o.t.Errorf("the provider asked for the endpoint of account %q, which the organization never created", account)
+		return "http://127.0.0.1:1"
+	}
+	p := start(o.t)
+	o.members[account] = p
+	return p.url
+}
+
+// PIDs returns the process IDs of the organization's kumo processes, the
+// management account's first.
+func (o *Org) PIDs() []int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	pids := []int{o.front.kumo.cmd.Process.Pid}
+	for _, p := range o.members {
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	return pids
+}
+
+// Members returns how many member kumo processes run.
+func (o *Org) Members() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.members)
+}

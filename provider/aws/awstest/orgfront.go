@@ -1,0 +1,346 @@
+package awstest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// front stands before the management account's kumo. kumo v0.33.1 serves
+// Organizations' CreateAccount, DescribeAccount, ListAccounts, ListRoots
+// and the OU calls, but not DescribeCreateAccountStatus,
+// ListCreateAccountStatus, ListParents, MoveAccount or CloseAccount, and
+// its CreateAccount finishes at once. The front serves exactly those five,
+// makes account creation asynchronous as on AWS (CreateAccount answers
+// IN_PROGRESS and ListAccounts leaves the account out until the first
+// DescribeCreateAccountStatus, which answers SUCCEEDED), and shows closed
+// accounts as CLOSED in kumo's ListAccounts and DescribeAccount answers.
+// Everything else, STS included, goes to kumo unchanged.
+type front struct {
+	url  string
+	kumo *process
+
+	mu       sync.Mutex
+	statuses map[string]map[string]any // request ID → kumo's final status
+	pending  map[string]bool           // request IDs not yet polled: IN_PROGRESS
+	root     string                    // the root ID, once read
+	accounts map[string]bool           // created account IDs
+	parents  map[string]string         // account ID → parent, once moved
+	closed   map[string]bool
+	calls    map[string]int // Organizations operation → calls
+}
+
+const orgTarget = "AWSOrganizationsV20161128."
+
+func newFront(t testing.TB, kumo *process) *front {
+	f := &front{
+		kumo:     kumo,
+		statuses: map[string]map[string]any{},
+		pending:  map[string]bool{},
+		accounts: map[string]bool{},
+		parents:  map[string]string{},
+		closed:   map[string]bool{},
+		calls:    map[string]int{},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
+	return f
+}
+
+func (f *front) created(account string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.accounts[account]
+}
+
+func (f *front) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	op, isOrg := strings.CutPrefix(r.Header.Get("X-Amz-Target"), orgTarget)
+	if !isOrg {
+		f.forward(w, r, body, nil)
+		return
+	}
+	var raw map[string]any
+	json.Unmarshal(body, &raw)
+	in := map[string]string{}
+	for k, v := range raw {
+		if s, ok := v.(string); ok {
+			in[k] = s
+		}
+	}
+	f.mu.Lock()
+	f.calls[op]++
+	f.mu.Unlock()
+	switch op {
+	case "CreateAccount":
+		f.forward(w, r, body, f.createAccount)
+	case "DescribeCreateAccountStatus":
+		f.mu.Lock()
+		st, ok := f.statuses[in["CreateAccountRequestId"]]
+		delete(f.pending, in["CreateAccountRequestId"])
+		f.mu.Unlock()
+		if !ok {
+			orgError(w, "CreateAccountStatusNotFoundException", "no such create account request")
+			return
+		}
+		reply(w, map[string]any{"CreateAccountStatus": st})
+	case "ListCreateAccountStatus":
+		f.listInProgress(w, raw)
+	case "ListParents":
+		f.listParents(w, r, in["ChildId"])
+	case "MoveAccount":
+		f.moveAccount(w, in)
+	case "CloseAccount":
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		switch a := in["AccountId"]; {
+		case !f.accounts[a]:
+			orgError(w, "AccountNotFoundException", "no such account")
+		case f.closed[a]:
+			orgError(w, "AccountAlreadyClosedException", "the account is closed")
+		default:
+			f.closed[a] = true
+			reply(w, map[string]any{})
+		}
+	case "ListAccounts", "DescribeAccount":
+		f.forward(w, r, body, f.overlay)
+	default:
+		f.forward(w, r, body, nil)
+	}
+}
+
+// createAccount records kumo's finished status and answers IN_PROGRESS.
+func (f *front) createAccount(out map[string]any) {
+	st, _ := out["CreateAccountStatus"].(map[string]any)
+	if st == nil {
+		return
+	}
+	id, _ := st["Id"].(string)
+	acct, _ := st["AccountId"].(string)
+	f.mu.Lock()
+	f.statuses[id] = st
+	f.pending[id] = true
+	f.accounts[acct] = true
+	f.mu.Unlock()
+	out["CreateAccountStatus"] = map[string]any{
+		"Id": id, "AccountName": st["AccountName"], "State": "IN_PROGRESS", "RequestedTimestamp": st["RequestedTimestamp"],
+	}
+}
+
+func (f *front) moveAccount(w http.ResponseWriter, in map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, src, dst := in["AccountId"], in["SourceParentId"], in["DestinationParentId"]
+	cur, moved := f.parents[a]
+	switch {
+	case !f.accounts[a]:
+		orgError(w, "AccountNotFoundException", "no such account")
+	case moved && cur == dst:
+		orgError(w, "DuplicateAccountException", "the account is already in the destination")
+	case moved && cur != src || !moved && !strings.HasPrefix(src, "r-"):
+		orgError(w, "SourceParentNotFoundException", "the account is not in the source parent")
+	case !strings.HasPrefix(dst, "ou-"):
+		orgError(w, "DestinationParentNotFoundException", "no such destination")
+	default:
+		f.parents[a] = dst
+		reply(w, map[string]any{})
+	}
+}
+
+// listInProgress answers ListCreateAccountStatus: the requests not yet
+// polled are IN_PROGRESS, the others SUCCEEDED. One page.
+func (f *front) listInProgress(w http.ResponseWriter, in map[string]any) {
+	want := map[string]bool{}
+	states, _ := in["States"].([]any)
+	for _, s := range states {
+		if s, ok := s.(string); ok {
+			want[s] = true
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []any{}
+	for id, st := range f.statuses {
+		state := "SUCCEEDED"
+		if f.pending[id] {
+			state = "IN_PROGRESS"
+		}
+		if len(want) > 0 && !want[state] {
+			continue
+		}
+		if state == "IN_PROGRESS" {
+			out = append(out, map[string]any{"Id": id, "AccountName": st["AccountName"], "State": state})
+		} else {
+			out = append(out, st)
+		}
+	}
+	reply(w, map[string]any{"CreateAccountStatuses": out})
+}
+
+// listParents answers ListParents for an account: its OU once moved, else
+// the root, read from kumo.
+func (f *front) listParents(w http.ResponseWriter, r *http.Request, child string) {
+	f.mu.Lock()
+	parent, moved := f.parents[child]
+	known := f.accounts[child]
+	root := f.root
+	f.mu.Unlock()
+	switch {
+	case !known:
+		orgError(w, "ChildNotFoundException", "no such account")
+	case moved:
+		reply(w, map[string]any{"Parents": []any{map[string]any{"Id": parent, "Type": "ORGANIZATIONAL_UNIT"}}})
+	default:
+		if root == "" {
+			var err error
+			if root, err = f.readRoot(r); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+		}
+		reply(w, map[string]any{"Parents": []any{map[string]any{"Id": root, "Type": "ROOT"}}})
+	}
+}
+
+// readRoot asks kumo for the organization's root ID.
+func (f *front) readRoot(r *http.Request) (string, error) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, f.kumo.url+"/", strings.NewReader("{}"))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("X-Amz-Target", orgTarget+"ListRoots")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct{ Roots []struct{ Id string } }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Roots) == 0 {
+		return "", fmt.Errorf("kumo ListRoots: %v (%d roots)", err, len(out.Roots))
+	}
+	f.mu.Lock()
+	f.root = out.Roots[0].Id
+	f.mu.Unlock()
+	return out.Roots[0].Id, nil
+}
+
+// overlay shows accounts as AWS does: closed ones CLOSED, and ones whose
+// creation was not yet polled not at all.
+func (f *front) overlay(out map[string]any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pending := map[string]bool{}
+	for req := range f.pending {
+		if acct, _ := f.statuses[req]["AccountId"].(string); acct != "" {
+			pending[acct] = true
+		}
+	}
+	mark := func(a map[string]any) {
+		if id, _ := a["Id"].(string); f.closed[id] {
+			a["Status"], a["State"] = "SUSPENDED", "CLOSED"
+		}
+	}
+	if a, ok := out["Account"].(map[string]any); ok {
+		mark(a)
+	}
+	list, ok := out["Accounts"].([]any)
+	if !ok {
+		return
+	}
+	kept := []any{}
+	for _, x := range list {
+		a, ok := x.(map[string]any)
+		if !ok {
+			continue
+		}
+		if id, _ := a["Id"].(string); pending[id] {
+			continue
+		}
+		mark(a)
+		kept = append(kept, a)
+	}
+	out["Accounts"] = kept
+}
+
+// forward sends the request to kumo; edit, if set, rewrites a successful
+// JSON answer.
+func (f *front) forward(w http.ResponseWriter, r *http.Request, body []byte, edit func(map[string]any)) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, f.kumo.url+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if edit != nil && resp.StatusCode == http.StatusOK {
+		var m map[string]any
+		if json.Unmarshal(out, &m) == nil {
+			edit(m)
+			out, _ = json.Marshal(m)
+		}
+	}
+	for k, vs := range resp.Header {
+		if k == "Content-Length" {
+			continue
+		}
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(out)
+}
+
+func reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	json.NewEncoder(w).Encode(v)
+}
+
+func orgError(w http.ResponseWriter, code, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(http.StatusBadRequest)
+	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}
+
+// Parent returns the parent the account was moved to, or "" if it was
+// never moved.
+func (o *Org) Parent(account string) string {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	return o.front.parents[account]
+}
+
+// Closed reports whether the account was closed.
+func (o *Org) Closed(account string) bool {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	return o.front.closed[account]
+}
+
+// OrgCalls returns how many times each Organizations operation was called.
+func (o *Org) OrgCalls() map[string]int {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	out := make(map[string]int, len(o.front.calls))
+	for k, v := range o.front.calls {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,144 @@
+package aws
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	silo "github.com/silo-run/silo"
+)
+
+// The roles the provider creates in each member account when
+// Config.Principal is set: the control plane reaches the account through
+// the deployer role, the data plane through the data role.
+const (
+	deployerRole = "silo-deployer"
+	dataRole     = "silo-data"
+)
+
+// Policy is an IAM policy document.
+type Policy struct {
+	Version   string      `json:"Version"`
+	Statement []Statement `json:"Statement"`
+}
+
+// Statement is one statement of an IAM policy document.
+type Statement struct {
+	Sid       string            `json:"Sid,omitempty"`
+	Effect    string            `json:"Effect"`
+	Principal map[string]string `json:"Principal,omitempty"`
+	Action    []string          `json:"Action"`
+	Resource  []string          `json:"Resource,omitempty"`
+}
+
+// Unscoped lists the actions of the deployer policy that IAM cannot scope
+// to a resource, so they are granted on "*": listing and creating KMS
+// keys, listing tables, buckets and secrets.
+var Unscoped = []string{"dynamodb:ListTables", "kms:CreateKey", "kms:ListKeys", "s3:ListAllMyBuckets", "secretsmanager:ListSecrets"}
+
+// DeployerPolicy returns the policy of the deployer role of AWS account
+// awsID in region: exactly the control plane's calls, each on silo's
+// resources of that account only (tables silo.*, buckets
+// silo-<account>-*, parameters under /silo, secrets under silo/secret/,
+// the account's KMS keys and the alias alias/silo-data), plus Unscoped on
+// "*". It reads no table value, blob or secret and cannot decrypt (I3):
+// secrets are written (kms:GenerateDataKey) but never read.
+func DeployerPolicy(region, awsID string) Policy {
+	arn := func(service, resource string) string {
+		return "arn:aws:" + service + ":" + region + ":" + awsID + ":" + resource
+	}
+	return Policy{Version: "2012-10-17", Statement: []Statement{
+		{Sid: "Tables", Effect: "Allow", Action: []string{
+			"dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:DescribeTable", "dynamodb:TagResource",
+		}, Resource: []string{arn("dynamodb", "table/"+tablePrefix+"*")}},
+		{Sid: "Buckets", Effect: "Allow", Action: []string{
+			"s3:CreateBucket", "s3:DeleteBucket", "s3:GetBucketPublicAccessBlock", "s3:GetEncryptionConfiguration",
+			"s3:ListBucket", "s3:PutBucketPublicAccessBlock", "s3:PutBucketTagging", "s3:PutEncryptionConfiguration",
+		}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*"}},
+		{Sid: "Objects", Effect: "Allow", Action: []string{"s3:DeleteObject"}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*/*"}},
+		{Sid: "Parameters", Effect: "Allow", Action: []string{
+			"ssm:DeleteParameter", "ssm:DeleteParameters", "ssm:GetParameter", "ssm:GetParametersByPath", "ssm:PutParameter",
+		}, Resource: []string{arn("ssm", "parameter"+siloPath), arn("ssm", "parameter"+siloPath+"/*")}},
+		{Sid: "Secrets", Effect: "Allow", Action: []string{
+			"secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:PutSecretValue",
+			"secretsmanager:TagResource",
+		}, Resource: []string{arn("secretsmanager", "secret:"+secretPrefix+"*")}},
+		{Sid: "Keys", Effect: "Allow", Action: []string{
+			"kms:CreateAlias", "kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKey",
+			"kms:ScheduleKeyDeletion", "kms:TagResource",
+		}, Resource: []string{arn("kms", "key/*")}},
+		{Sid: "KeyAlias", Effect: "Allow", Action: []string{"kms:CreateAlias"}, Resource: []string{arn("kms", keyAlias)}},
+		{Sid: "Unscoped", Effect: "Allow", Action: Unscoped, Resource: []string{"*"}},
+	}}
+}
+
+// DataPolicy returns the policy of the data role of AWS account awsID in
+// region: exactly the data plane's calls on silo's tables, objects, config
+// parameters and secrets of that account, and the use of its keys.
+func DataPolicy(region, awsID string) Policy {
+	arn := func(service, resource string) string {
+		return "arn:aws:" + service + ":" + region + ":" + awsID + ":" + resource
+	}
+	return Policy{Version: "2012-10-17", Statement: []Statement{
+		{Sid: "Items", Effect: "Allow", Action: []string{
+			"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
+		}, Resource: []string{arn("dynamodb", "table/"+tablePrefix+"*")}},
+		{Sid: "Buckets", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*"}},
+		{Sid: "Objects", Effect: "Allow", Action: []string{
+			"s3:DeleteObject", "s3:GetObject", "s3:PutObject",
+		}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*/*"}},
+		{Sid: "Config", Effect: "Allow", Action: []string{"ssm:GetParameter"}, Resource: []string{arn("ssm", "parameter"+configPath+"*")}},
+		{Sid: "Secrets", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue"}, Resource: []string{arn("secretsmanager", "secret:"+secretPrefix+"*")}},
+		{Sid: "Keys", Effect: "Allow", Action: []string{"kms:Decrypt", "kms:GenerateDataKey"}, Resource: []string{arn("kms", "key/*")}},
+	}}
+}
+
+// trustPolicy lets principal, and nothing else, assume the role.
+func trustPolicy(principal string) Policy {
+	return Policy{Version: "2012-10-17", Statement: []Statement{{
+		Effect: "Allow", Principal: map[string]string{"AWS": principal}, Action: []string{"sts:AssumeRole"},
+	}}}
+}
+
+// ensureDeployer creates or updates the deployer and data roles of the
+// account through the access role, if Config.Principal is set.
+func (p *Provider) ensureDeployer(ctx context.Context, id silo.AccountID, awsID string) error {
+	if p.cfg.Principal == "" {
+		return nil
+	}
+	c := iam.NewFromConfig(p.roleConfig(awsID, p.cfg.AccessRole), func(o *iam.Options) { p.endpoint(&o.BaseEndpoint, awsID) })
+	dataPrincipal := p.cfg.DataPrincipal
+	if dataPrincipal == "" {
+		dataPrincipal = p.cfg.Principal
+	}
+	roles := []struct {
+		name, principal, about string
+		policy                 Policy
+	}{
+		{deployerRole, p.cfg.Principal, "silo's control plane: creates and deletes silo's resources, reads no data", DeployerPolicy(p.cfg.AWS.Region, awsID)},
+		{dataRole, dataPrincipal, "silo's data plane: reads and writes the account's data", DataPolicy(p.cfg.AWS.Region, awsID)},
+	}
+	for _, r := range roles {
+		trust, _ := json.Marshal(trustPolicy(r.principal))
+		_, err := c.CreateRole(ctx, &iam.CreateRoleInput{
+			RoleName:                 aws.String(r.name),
+			AssumeRolePolicyDocument: aws.String(string(trust)),
+			Description:              aws.String(r.about),
+			Tags:                     []iamtypes.Tag{{Key: aws.String(tagAccount), Value: aws.String(string(id))}},
+		})
+		if isCode(err, "EntityAlreadyExists") {
+			_, err = c.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(r.name), PolicyDocument: aws.String(string(trust))})
+		}
+		if err != nil {
+			return fail(id, "create the role "+r.name, err)
+		}
+		doc, _ := json.Marshal(r.policy)
+		_, err = c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(r.name), PolicyName: aws.String(r.name), PolicyDocument: aws.String(string(doc))})
+		if err != nil {
+			return fail(id, "grant the role "+r.name, err)
+		}
+	}
+	return nil
+}

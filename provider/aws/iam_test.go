@@ -1,0 +1,234 @@
+package aws_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
+	"github.com/google/go-cmp/cmp"
+	silo "github.com/silo-run/silo"
+	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/provider/providertest"
+)
+
+const (
+	principal     = "arn:aws:iam::111111111111:role/silo-control-plane"
+	dataPrincipal = "arn:aws:iam::111111111111:role/silo-runtime"
+)
+
+// reads are the actions that read tenant data; the control plane's
+// deployer role must have none of them (I3).
+var reads = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem", "s3:GetObject", "secretsmanager:GetSecretValue", "kms:Decrypt"}
+
+func actions(doc siloaws.Policy) map[string]bool {
+	out := map[string]bool{}
+	for _, st := range doc.Statement {
+		for _, a := range st.Action {
+			out[a] = true
+		}
+	}
+	return out
+}
+
+// overbroad returns what in a deployer policy reaches beyond silo's
+// resources of account awsID: a wildcard action, a Deny-less "*" resource
+// for an action IAM can scope, or a resource of another account.
+func overbroad(doc siloaws.Policy, awsID string) []string {
+	unscoped := map[string]bool{}
+	for _, a := range siloaws.Unscoped {
+		unscoped[a] = true
+	}
+	var out []string
+	for _, st := range doc.Statement {
+		for _, a := range st.Action {
+			if strings.Contains(a, "*") {
+				out = append(out, fmt.Sprintf("%s: wildcard action %s", st.Sid, a))
+			}
+		}
+		for _, r := range st.Resource {
+			switch {
+			case r == "*":
+				for _, a := range st.Action {
+					if !unscoped[a] {
+						out = append(out, fmt.Sprintf("%s: %s on every resource", st.Sid, a))
+					}
+				}
+			case strings.HasPrefix(r, "arn:aws:s3:::"):
+				if !strings.HasPrefix(r, "arn:aws:s3:::silo-"+awsID+"-") {
+					out = append(out, fmt.Sprintf("%s: bucket %s is not the account's", st.Sid, r))
+				}
+			default:
+				parts := strings.SplitN(r, ":", 6)
+				if len(parts) < 6 || parts[4] != awsID {
+					out = append(out, fmt.Sprintf("%s: %s is not in account %s", st.Sid, r, awsID))
+				} else if !strings.Contains(parts[5], "silo") && parts[5] != "key/*" {
+					out = append(out, fmt.Sprintf("%s: %s is not a silo resource", st.Sid, r))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func decodePolicy(t *testing.T, raw string) siloaws.Policy {
+	t.Helper()
+	if s, err := url.QueryUnescape(raw); err == nil && strings.HasPrefix(strings.TrimSpace(s), "{") {
+		raw = s
+	}
+	var doc siloaws.Policy
+	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
+		t.Fatalf("policy %q: %v", raw, err)
+	}
+	return doc
+}
+
+func TestDeployerRoleHasExactlySilosGrants(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var assumed []string
+	p, org := newAWS(t, func(c *siloaws.Config) {
+		c.Principal = principal
+		c.DataPrincipal = dataPrincipal
+		c.AWS.APIOptions = append(c.AWS.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("roles", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				if ar, ok := in.Parameters.(*sts.AssumeRoleInput); ok {
+					mu.Lock()
+					assumed = append(assumed, aws.ToString(ar.RoleArn))
+					mu.Unlock()
+				}
+				return next.HandleInitialize(ctx, in)
+			}), middleware.After)
+		})
+	})
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, p, "acme", providertest.Stack(t))
+	d, err := p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, "findings", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	awsID := awsIDOf(t, p, "acme")
+	ep := aws.String(org.Endpoint(awsID))
+	c := iam.NewFromConfig(org.Config(), func(o *iam.Options) { o.BaseEndpoint = ep })
+
+	role, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("silo-deployer")})
+	if err != nil {
+		t.Fatalf("GetRole silo-deployer: %v", err)
+	}
+	trust := decodePolicy(t, aws.ToString(role.Role.AssumeRolePolicyDocument))
+	want := siloaws.Policy{Version: "2012-10-17", Statement: []siloaws.Statement{{
+		Effect: "Allow", Principal: map[string]string{"AWS": principal}, Action: []string{"sts:AssumeRole"},
+	}}}
+	if diff := cmp.Diff(want, trust); diff != "" {
+		t.Errorf("trust policy (-want +got):\n%s", diff)
+	}
+	pol, err := c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("silo-deployer"), PolicyName: aws.String("silo-deployer")})
+	if err != nil {
+		t.Fatalf("GetRolePolicy: %v", err)
+	}
+	doc := decodePolicy(t, aws.ToString(pol.PolicyDocument))
+	if diff := cmp.Diff(siloaws.DeployerPolicy("us-east-1", awsID), doc); diff != "" {
+		t.Errorf("deployer policy read back (-want +got):\n%s", diff)
+	}
+	if found := overbroad(doc, awsID); len(found) != 0 {
+		t.Errorf("the deployer policy reaches beyond silo's resources of %s:\n%s", awsID, strings.Join(found, "\n"))
+	}
+	// Twin: the check flags each kind of over-broad grant.
+	mutations := map[string]func(*siloaws.Policy){
+		"wildcard action": func(d *siloaws.Policy) { d.Statement[0].Action = append(d.Statement[0].Action, "dynamodb:*") },
+		"any table":       func(d *siloaws.Policy) { d.Statement[0].Resource = []string{"*"} },
+		"another account": func(d *siloaws.Policy) {
+			d.Statement[4].Resource = []string{"arn:aws:secretsmanager:us-east-1:999999999999:secret:silo/secret/*"}
+		},
+		"any bucket": func(d *siloaws.Policy) { d.Statement[2].Resource = []string{"arn:aws:s3:::*/*"} },
+		"non-silo resource": func(d *siloaws.Policy) {
+			d.Statement[3].Resource = []string{"arn:aws:ssm:us-east-1:" + awsID + ":parameter/*"}
+		},
+	}
+	for name, mutate := range mutations {
+		bad := siloaws.DeployerPolicy("us-east-1", awsID)
+		mutate(&bad)
+		if len(overbroad(bad, awsID)) == 0 {
+			t.Errorf("mutation %q is not flagged", name)
+		}
+	}
+	// I3: the deployer reads no tenant data; the data role does (twin).
+	for _, a := range reads {
+		if actions(doc)[a] {
+			t.Errorf("the deployer role may %s: the control plane could read tenant data", a)
+		}
+	}
+	dataRole, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("silo-data")})
+	if err != nil {
+		t.Fatalf("GetRole silo-data: %v", err)
+	}
+	want.Statement[0].Principal = map[string]string{"AWS": dataPrincipal}
+	if diff := cmp.Diff(want, decodePolicy(t, aws.ToString(dataRole.Role.AssumeRolePolicyDocument))); diff != "" {
+		t.Errorf("data role trust policy (-want +got):\n%s", diff)
+	}
+	dpol, err := c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("silo-data"), PolicyName: aws.String("silo-data")})
+	if err != nil {
+		t.Fatalf("GetRolePolicy silo-data: %v", err)
+	}
+	ddoc := decodePolicy(t, aws.ToString(dpol.PolicyDocument))
+	if diff := cmp.Diff(siloaws.DataPolicy("us-east-1", awsID), ddoc); diff != "" {
+		t.Errorf("data policy read back (-want +got):\n%s", diff)
+	}
+	if found := overbroad(ddoc, awsID); len(found) != 0 {
+		t.Errorf("the data policy reaches beyond silo's resources of %s:\n%s", awsID, strings.Join(found, "\n"))
+	}
+	for _, a := range []string{"dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "secretsmanager:GetSecretValue", "kms:Decrypt"} {
+		if !actions(ddoc)[a] {
+			t.Errorf("the data role may not %s; the data plane needs it", a)
+		}
+	}
+	for a := range actions(ddoc) {
+		if strings.HasPrefix(a, "iam:") || strings.Contains(a, "Delete") && !strings.HasSuffix(a, "Item") && !strings.HasSuffix(a, "Object") {
+			t.Errorf("the data role may %s, which is the control plane's", a)
+		}
+	}
+	// The provider created the roles through the access role, and reaches
+	// the account through the deployer role (control) and the data role
+	// (data plane).
+	mu.Lock()
+	roles := map[string]bool{}
+	for _, r := range assumed {
+		roles[r] = true
+	}
+	mu.Unlock()
+	got := keys(roles)
+	sort.Strings(got)
+	wantRoles := []string{
+		"arn:aws:iam::" + awsID + ":role/OrganizationAccountAccessRole",
+		"arn:aws:iam::" + awsID + ":role/silo-data",
+		"arn:aws:iam::" + awsID + ":role/silo-deployer",
+	}
+	if diff := cmp.Diff(wantRoles, got); diff != "" {
+		t.Errorf("roles assumed (-want +got):\n%s", diff)
+	}
+}
+
+func TestWithoutPrincipalNoDeployerRole(t *testing.T) {
+	ctx := context.Background()
+	p, org := newAWS(t)
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	c := iam.NewFromConfig(org.Config(), func(o *iam.Options) { o.BaseEndpoint = aws.String(org.Endpoint(awsIDOf(t, p, "acme"))) })
+	if _, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("silo-deployer")}); err == nil {
+		t.Errorf("a deployer role exists although no principal was configured")
+	}
+}
