@@ -123,6 +123,10 @@ type run struct {
 	prod   prodInfo
 	digest string
 	logf   func(string, ...any)
+	// appDir holds the probe app (silo.yaml and the guest), from setup on.
+	appDir string
+	// accts are the probe accounts created so far, for teardown.
+	accts []*acct
 }
 
 // Run attacks the deployment t: it creates two throwaway environment
@@ -165,6 +169,9 @@ func Run(ctx context.Context, t Target) (Report, error) {
 	if err == nil {
 		err = r.attack(ctx, &rep)
 	}
+	if r.appDir != "" {
+		os.RemoveAll(r.appDir)
+	}
 	// Teardown runs even when the run failed or ctx was cancelled.
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -186,20 +193,16 @@ func (r *run) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("probe app dir: %w", err)
 	}
-	defer os.RemoveAll(dir)
 	if err := r.writeApp(dir); err != nil {
+		os.RemoveAll(dir)
 		return err
 	}
+	r.appDir = dir
 	r.digest = runtime.Digest(r.t.Guest)
 	for _, a := range []*acct{r.a, r.b} {
-		r.logf("probe: creating throwaway account %s", a.id)
-		c, err := r.t.Control.CreateAccount(ctx, control.CreateRequest{
-			ID: string(a.id), Kind: silo.KindEnvironment, Name: "isolation probe (throwaway)", TTL: r.t.TTL, WithKey: true,
-		})
-		if err != nil {
-			return fmt.Errorf("probe: create account %s: %w", a.id, err)
+		if err := r.createProbeAccount(ctx, a); err != nil {
+			return err
 		}
-		a.key = c.Key
 		if _, err := r.t.Control.DeployTo(ctx, dir, a.id); err != nil {
 			return fmt.Errorf("probe: deploy the probe function to %s: %w", a.id, err)
 		}
@@ -228,6 +231,21 @@ func (r *run) setup(ctx context.Context) error {
 			}
 		}
 	}
+	return nil
+}
+
+// createProbeAccount creates the throwaway environment account a.id with
+// a key, and counts it for teardown (also if creating it failed halfway).
+func (r *run) createProbeAccount(ctx context.Context, a *acct) error {
+	r.logf("probe: creating throwaway account %s", a.id)
+	r.accts = append(r.accts, a)
+	c, err := r.t.Control.CreateAccount(ctx, control.CreateRequest{
+		ID: string(a.id), Kind: silo.KindEnvironment, Name: "isolation probe (throwaway)", TTL: r.t.TTL, WithKey: true,
+	})
+	if err != nil {
+		return fmt.Errorf("probe: create account %s: %w", a.id, err)
+	}
+	a.key = c.Key
 	return nil
 }
 
@@ -323,7 +341,7 @@ func (r *run) writeApp(dir string) error {
 func (r *run) teardown(ctx context.Context, rep *Report) error {
 	t := newTally("teardown", "the throwaway probe accounts are deleted and verified gone")
 	var errs []error
-	for _, a := range []*acct{r.a, r.b} {
+	for _, a := range r.teardownAccounts() {
 		err := r.t.Control.DeleteAccount(ctx, a.id)
 		if err != nil && !errors.Is(err, silo.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("probe: delete %s: %w", a.id, err))
@@ -345,6 +363,18 @@ func (r *run) teardown(ctx context.Context, rep *Report) error {
 	return errors.Join(errs...)
 }
 
+// teardownAccounts returns A and B (always, as setup may have failed while
+// creating them) and every other probe account created.
+func (r *run) teardownAccounts() []*acct {
+	out := []*acct{r.a, r.b}
+	for _, a := range r.accts {
+		if a != r.a && a != r.b {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func errMsg(err error) string {
 	if err == nil {
 		return ""
@@ -358,6 +388,7 @@ func (r *run) attack(ctx context.Context, rep *Report) error {
 		r.hostCalls,
 		r.residue,
 		r.gatewaySurface,
+		r.hostileModules,
 	}
 	for _, s := range steps {
 		if err := s(ctx, rep); err != nil {

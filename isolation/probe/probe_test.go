@@ -41,9 +41,9 @@ func TestMain(m *testing.M) {
 
 // deployment starts an in-process platform running the findings example
 // app with two real tenants, and returns it with a target for it.
-func deployment(t *testing.T) (*silotest.Platform, probe.Target) {
+func deployment(t *testing.T, opts ...silotest.Option) (*silotest.Platform, probe.Target) {
 	t.Helper()
-	sp := silotest.New(t)
+	sp := silotest.New(t, opts...)
 	sp.Deploy(t, filepath.Join("..", "..", "examples", "findings"))
 	sp.Tenant(t, "acme", silotest.Param("plan", "pro"), silotest.Secret("github-token", "acme-token"))
 	sp.Tenant(t, "globex")
@@ -176,6 +176,26 @@ func TestProbeSuiteCatchesGatewayRoutingByKey(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no failure names A's key on B's host:\n%s", strings.Join(rep.Failures, "\n"))
+	}
+	assertGone(t, sp)
+}
+
+// TestProbeSuiteCatchesUnboundedInstanceHeap is the broken-harness twin of
+// the hostile-modules surface: a runtime whose per-instance host heap
+// budget is unbounded deploys every hostile module, and the suite must
+// report each one.
+func TestProbeSuiteCatchesUnboundedInstanceHeap(t *testing.T) {
+	sp, tg := deployment(t, silotest.WithConfig(func(c *platform.Config) { c.Runtime.MaxInstanceHeap = 1 << 40 }))
+	rep := run(t, tg)
+	if rep.OK() {
+		t.Fatal("the probe suite passed although the runtime accepts modules of any host heap")
+	}
+	s := surface(rep, "hostile-modules")
+	if s.AttemptsSucceeded != s.Attempts || s.Attempts < 3 {
+		t.Errorf("hostile-modules surface: %d of %d attempts succeeded; want all of at least 3", s.AttemptsSucceeded, s.Attempts)
+	}
+	if s.ControlsFailed != 0 {
+		t.Errorf("hostile-modules surface: %d controls failed; the modules within the budget must still deploy", s.ControlsFailed)
 	}
 	assertGone(t, sp)
 }
