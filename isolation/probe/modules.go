@@ -150,7 +150,7 @@ func (m wasmModule) encode() []byte {
 		seg := cat([]byte{0x01, 0x00}, leb(m.elemItems), bytes.Repeat([]byte{0x00}, m.elemItems))
 		out = cat(out, section(9, vec(m.elemSegs, seg)))
 	}
-	alloc := fn(cat([]byte{0x41}, sleb(1024)))                                        // i32.const 1024
+	alloc := fn(cat([]byte{0x41}, sleb(1024)))                                      // i32.const 1024
 	handle := fn(cat([]byte{0x42}, sleb(int64(okAddr)<<32|int64(len(okResponse))))) // i64.const ptr<<32|len
 	out = cat(out, section(10, cat(leb(2), alloc, handle)))
 	data := cat([]byte{0x00, 0x41}, sleb(okAddr), []byte{0x0B}, leb(len(okResponse)), okResponse)
