@@ -152,7 +152,7 @@ func probePlatform(ctx context.Context, p *platform.Platform) (probe.Report, err
 	}
 	rep, err := probe.Run(ctx, probe.Target{
 		Gateway: "http://" + dialable(p.Addr()), BaseDomain: p.Config().BaseDomain,
-		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime, Guest: guest,
+		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime, Logs: p.Logs, Guest: guest,
 	})
 	if err != nil {
 		return rep, err

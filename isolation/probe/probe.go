@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -67,6 +68,9 @@ type Target struct {
 	// Runtime runs the production probe (production is not reachable
 	// through the gateway).
 	Runtime *runtime.Runtime
+	// Logs reads the accounts' function logs, as silo logs does; the
+	// deletion surface checks a deleted account's log is gone with it.
+	Logs LogStore
 	// Guest is the probe guest module (see BuildGuest).
 	Guest []byte
 	// TTL bounds the probe accounts' life should teardown itself fail
@@ -140,8 +144,8 @@ type run struct {
 // is not reachable, accounts cannot be created, teardown left something
 // behind); the Report says what the probes found. Check Report.OK.
 func Run(ctx context.Context, t Target) (Report, error) {
-	if t.Gateway == "" || t.Control == nil || t.Store == nil || t.Provider == nil || t.Runtime == nil || len(t.Guest) == 0 {
-		return Report{}, silo.Errorf(silo.CodeInvalid, "probe: the target needs a gateway URL, the control plane, the store, the provider, the runtime and the probe guest module")
+	if t.Gateway == "" || t.Control == nil || t.Store == nil || t.Provider == nil || t.Runtime == nil || t.Logs == nil || len(t.Guest) == 0 {
+		return Report{}, silo.Errorf(silo.CodeInvalid, "probe: the target needs a gateway URL, the control plane, the store, the provider, the runtime, the log store and the probe guest module")
 	}
 	if !strings.HasPrefix(t.Gateway, "http://") {
 		return Report{}, silo.Errorf(silo.CodeInvalid, "probe: gateway %q is not an http:// URL", t.Gateway)
@@ -238,7 +242,9 @@ func (r *run) setup(ctx context.Context) error {
 // a key, and counts it for teardown (also if creating it failed halfway).
 func (r *run) createProbeAccount(ctx context.Context, a *acct) error {
 	r.logf("probe: creating throwaway account %s", a.id)
-	r.accts = append(r.accts, a)
+	if !slices.Contains(r.accts, a) {
+		r.accts = append(r.accts, a)
+	}
 	c, err := r.t.Control.CreateAccount(ctx, control.CreateRequest{
 		ID: string(a.id), Kind: silo.KindEnvironment, Name: "isolation probe (throwaway)", TTL: r.t.TTL, WithKey: true,
 	})
@@ -389,6 +395,7 @@ func (r *run) attack(ctx context.Context, rep *Report) error {
 		r.residue,
 		r.gatewaySurface,
 		r.hostileModules,
+		r.deletion,
 	}
 	for _, s := range steps {
 		if err := s(ctx, rep); err != nil {

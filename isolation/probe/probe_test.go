@@ -13,6 +13,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/probe"
+	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/runtime"
 	"github.com/silo-run/silo/silotest"
@@ -51,7 +52,7 @@ func deployment(t *testing.T, opts ...silotest.Option) (*silotest.Platform, prob
 	return sp, probe.Target{
 		Gateway: sp.URL(), BaseDomain: p.Config().BaseDomain,
 		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime,
-		Guest: guest, Logf: t.Logf,
+		Logs: p.Logs, Guest: guest, Logf: t.Logf,
 	}
 }
 
@@ -198,6 +199,47 @@ func TestProbeSuiteCatchesUnboundedInstanceHeap(t *testing.T) {
 		t.Errorf("hostile-modules surface: %d controls failed; the modules within the budget must still deploy", s.ControlsFailed)
 	}
 	assertGone(t, sp)
+}
+
+// TestProbeSuiteCatchesLogsLeftByDeletion is the broken-harness twin of
+// the deletion surface: a control plane whose account deletion puts the
+// account's log file back (records sealed under the destroyed key, which
+// no longer read back through the log API). The suite must report it.
+func TestProbeSuiteCatchesLogsLeftByDeletion(t *testing.T) {
+	sp, tg := deployment(t)
+	tg.Control = keepLogs{sp.Platform()}
+	rep := run(t, tg)
+	if rep.OK() {
+		t.Fatal("the probe suite passed although deleting an account left its log file")
+	}
+	s := surface(rep, "deletion")
+	if s.AttemptsSucceeded == 0 {
+		t.Fatalf("deletion surface reported no successful attempt: %+v", s)
+	}
+	found := false
+	for _, f := range rep.Failures {
+		found = found || strings.Contains(f, "log file is still on disk")
+	}
+	if !found {
+		t.Errorf("no failure says the log file is still on disk:\n%s", strings.Join(rep.Failures, "\n"))
+	}
+	assertGone(t, sp)
+}
+
+// keepLogs deletes accounts through the platform but puts each one's log
+// file back afterwards.
+type keepLogs struct{ *platform.Platform }
+
+func (k keepLogs) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+	path := logs.Path(k.Logs.Dir(), id)
+	b, rerr := os.ReadFile(path)
+	err := k.Platform.DeleteAccount(ctx, id)
+	if rerr == nil {
+		if werr := os.WriteFile(path, b, 0o600); werr != nil {
+			return werr
+		}
+	}
+	return err
 }
 
 // wrongAccountInvoker runs the probe function of account "…-a" with the
