@@ -16,6 +16,7 @@
 //     Forwarded); path confusion ("..", %2e%2e, ..%2f, "//", encoded
 //     slashes and backslashes); no, revoked and malformed keys; a suspended
 //     tenant. Controls: each key on its own tenant in every form.
+//
 //   - host-calls: A's function names B's table, bucket, config, secret and
 //     the exports through every host call (kv get/put/delete/scan, blob
 //     get/put/delete/list, config, secret, export get/scan) with the
@@ -24,12 +25,15 @@
 //     its value turns up in B (read back through B's own function) or
 //     production; a delete if B's planted keys are gone. Controls: A reads
 //     and writes its own resources.
+//
 //   - tenant-to-production: A writes production tables, export tables and
 //     buckets by name and traversal. Control: A reads the exports.
+//
 //   - production-to-tenants: the guest runs in the production account as a
 //     function granted, by name, every tenant name of the corpus, through
 //     the real decision point and guarded host (production is not reachable
 //     through the gateway). Controls: it reads production's own tables.
+//
 //   - residue: A's instance leaves a marker in a global and on its heap; B's
 //     and production's instances of the same module must not see it (nor
 //     find it in fresh memory); A's next warm invocation does. Then A's
@@ -44,6 +48,7 @@
 //     deploy; they are never invoked. Controls: the same constructions
 //     within the runtime's per-instance budget deploy and answer through
 //     the gateway.
+//
 //   - deletion: in another throwaway account, D, it writes canaries into
 //     D's table, bucket and log (through D's function) and secret (through
 //     the control plane), and reads them back as D (controls). Then it
