@@ -150,9 +150,25 @@ func probePlatform(ctx context.Context, p *platform.Platform) (probe.Report, err
 	if err != nil {
 		return probe.Report{}, err
 	}
+	key, err := report.LoadOrCreateKey(p.Config().DataDir)
+	if err != nil {
+		return probe.Report{}, err
+	}
+	published, err := report.PublishedKeys(p.Config().DataDir)
+	if err != nil {
+		return probe.Report{}, err
+	}
+	var pinned []string
+	for _, k := range published {
+		pinned = append(pinned, report.Fingerprint(k))
+	}
 	rep, err := probe.Run(ctx, probe.Target{
 		Gateway: "http://" + dialable(p.Addr()), BaseDomain: p.Config().BaseDomain,
-		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime, Logs: p.Logs, Guest: guest,
+		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime, Logs: p.Logs,
+		Report: func(ctx context.Context, id silo.AccountID) ([]byte, error) {
+			return server.TenantReport(ctx, p.Store, p.Plane, p.Provider, key, id, "json", time.Now())
+		},
+		ReportKeys: pinned, Guest: guest,
 	})
 	if err != nil {
 		return rep, err

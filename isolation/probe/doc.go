@@ -61,12 +61,25 @@
 //     and refuse the old key; its own fresh values, secret and log line read
 //     back (controls).
 //
+//   - report: it fetches A's signed isolation report (Target.Report) and
+//     forges copies claiming to be B's: edited with the genuine signature
+//     kept; re-signed with a key of the forger's own that it embeds;
+//     re-signed carrying the installation's key; carrying the forger's key
+//     but naming the installation's fingerprint as signer. The report
+//     verifier (report.VerifyReport, then report.CheckSigner against the
+//     published keys, Target.ReportKeys) must refuse each, and say "not
+//     checked", never trusted, when no key is pinned. Controls: the genuine
+//     report verifies and its signer is a published key; the self-signed
+//     forgery is intact by itself, so its refusal comes from the key
+//     comparison.
+//
 // Finally every probe account is deleted and verified gone (the teardown
 // surface), also when the run fails; as environment accounts with a TTL
 // they are reaped should even that fail.
 //
 // It imports the root silo package, the control, engine, isolation,
-// logs, provider, runtime and store packages and internal/build. It must not
+// isolation/report, logs, provider, runtime and store packages and
+// internal/build. It must not
 // import platform (Control is satisfied by *platform.Platform), the gateway
 // or any store or provider implementation outside tests.
 package probe

@@ -71,6 +71,12 @@ type Target struct {
 	// Logs reads the accounts' function logs, as silo logs does; the
 	// deletion surface checks a deleted account's log is gone with it.
 	Logs LogStore
+	// Report returns the signed isolation report of an account in JSON, as
+	// the installation issues it (silo report).
+	Report func(ctx context.Context, id silo.AccountID) ([]byte, error)
+	// ReportKeys are the fingerprints (report.Fingerprint) of the report
+	// signing keys the installation publishes: what a reader pins.
+	ReportKeys []string
 	// Guest is the probe guest module (see BuildGuest).
 	Guest []byte
 	// TTL bounds the probe accounts' life should teardown itself fail
@@ -144,8 +150,8 @@ type run struct {
 // is not reachable, accounts cannot be created, teardown left something
 // behind); the Report says what the probes found. Check Report.OK.
 func Run(ctx context.Context, t Target) (Report, error) {
-	if t.Gateway == "" || t.Control == nil || t.Store == nil || t.Provider == nil || t.Runtime == nil || t.Logs == nil || len(t.Guest) == 0 {
-		return Report{}, silo.Errorf(silo.CodeInvalid, "probe: the target needs a gateway URL, the control plane, the store, the provider, the runtime, the log store and the probe guest module")
+	if t.Gateway == "" || t.Control == nil || t.Store == nil || t.Provider == nil || t.Runtime == nil || t.Logs == nil || t.Report == nil || len(t.ReportKeys) == 0 || len(t.Guest) == 0 {
+		return Report{}, silo.Errorf(silo.CodeInvalid, "probe: the target needs a gateway URL, the control plane, the store, the provider, the runtime, the log store, the report issuer and its published keys, and the probe guest module")
 	}
 	if !strings.HasPrefix(t.Gateway, "http://") {
 		return Report{}, silo.Errorf(silo.CodeInvalid, "probe: gateway %q is not an http:// URL", t.Gateway)
@@ -396,6 +402,7 @@ func (r *run) attack(ctx context.Context, rep *Report) error {
 		r.gatewaySurface,
 		r.hostileModules,
 		r.deletion,
+		r.forgery,
 	}
 	for _, s := range steps {
 		if err := s(ctx, rep); err != nil {

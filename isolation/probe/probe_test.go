@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,13 +10,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/probe"
+	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/runtime"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
 	"github.com/silo-run/silo/store"
 )
@@ -49,10 +53,23 @@ func deployment(t *testing.T, opts ...silotest.Option) (*silotest.Platform, prob
 	sp.Tenant(t, "acme", silotest.Param("plan", "pro"), silotest.Secret("github-token", "acme-token"))
 	sp.Tenant(t, "globex")
 	p := sp.Platform()
+	key, err := report.LoadOrCreateKey(p.Config().DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return sp, probe.Target{
 		Gateway: sp.URL(), BaseDomain: p.Config().BaseDomain,
 		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime,
-		Logs: p.Logs, Guest: guest, Logf: t.Logf,
+		Logs: p.Logs, Report: reportOf(p, key), ReportKeys: []string{report.Fingerprint(key.Public().(ed25519.PublicKey))},
+		Guest: guest, Logf: t.Logf,
+	}
+}
+
+// reportOf issues the isolation reports of p signed with key, as silo
+// report does.
+func reportOf(p *platform.Platform, key ed25519.PrivateKey) func(context.Context, silo.AccountID) ([]byte, error) {
+	return func(ctx context.Context, id silo.AccountID) ([]byte, error) {
+		return server.TenantReport(ctx, p.Store, p.Plane, p.Provider, key, id, "json", time.Now())
 	}
 }
 
@@ -222,6 +239,29 @@ func TestProbeSuiteCatchesLogsLeftByDeletion(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no failure says the log file is still on disk:\n%s", strings.Join(rep.Failures, "\n"))
+	}
+	assertGone(t, sp)
+}
+
+// TestProbeSuiteCatchesUnpublishedReportKey is the control twin of the
+// report surface: an installation that signs its reports with a key other
+// than the one it publishes makes the control fail (readers who pin the
+// published key would refuse genuine reports), so the run is not a pass;
+// no forgery is accepted either way.
+func TestProbeSuiteCatchesUnpublishedReportKey(t *testing.T) {
+	sp, tg := deployment(t)
+	other, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.ReportKeys = []string{report.Fingerprint(other)}
+	rep := run(t, tg)
+	if got := rep.Outcome(); got != probe.OutcomeInconclusive {
+		t.Fatalf("outcome %s, want %s", got, probe.OutcomeInconclusive)
+	}
+	s := surface(rep, "report")
+	if s.ControlsFailed != 1 || s.AttemptsSucceeded != 0 {
+		t.Errorf("report surface: %d controls failed, %d attempts succeeded; want 1 and 0", s.ControlsFailed, s.AttemptsSucceeded)
 	}
 	assertGone(t, sp)
 }
