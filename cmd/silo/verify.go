@@ -43,10 +43,12 @@ with status 1 when isolation is not proved.
 
 With --probe it then attacks the running platform: the silo up or silo server serving the data
 dir (or the server --server names) runs the probes against its own gateway; when nothing serves
-the data dir, silo verify starts the platform on a loopback port for the run. Two throwaway
+the data dir, silo verify starts the platform on a loopback port for the run. Throwaway
 accounts are created on the current release, and every surface is attacked (gateway host, path and header confusion, one
 tenant's key on another, every host call of a function with a traversal corpus, production
-reaching tenants, tenants writing production, instance memory residue). Every attack that must
+reaching tenants, tenants writing production, instance memory residue, modules that would make
+the host allocate too much per instance deployed, canaries of a deleted account read back through
+an account re-created with its ID, forged isolation reports verified). Every attack that must
 fail is paired with a control that must succeed; a run whose controls fail is a failure. The
 throwaway accounts are deleted and verified gone. The outcome is passed, breached (an attempt
 succeeded) or inconclusive (a control failed: the probes could not check everything, which is
