@@ -22,7 +22,7 @@ import (
 // through the gateway, so a deploy path that refuses everything cannot
 // pass. The hostile modules are never invoked, even if deployed.
 func (r *run) hostileModules(ctx context.Context, rep *Report) error {
-	t := newTally("hostile-modules", "deploy: modules declaring tables, element segments or globals that would cost the host over 64 MiB per instance are refused; the same within the budget deploy and answer")
+	t := newTally("hostile-modules", "deploy: modules declaring tables, element segments or globals that would cost the host 68 MiB or more per instance are refused; the same within the budget deploy and answer")
 	m := &acct{id: silo.AccountID("probe-" + r.nonce + "-m")}
 	if err := r.createProbeAccount(ctx, m); err != nil {
 		return err

@@ -140,9 +140,11 @@ type run struct {
 }
 
 // Run attacks the deployment t: it creates two throwaway environment
-// accounts (A and B) running the probe function, plants markers in B, then
-// makes every attempt and control of every surface, and deletes both
-// accounts again (verifying nothing is left), also when it fails.
+// accounts (A and B) running the probe function, plants markers in both,
+// then makes every attempt and control of every surface (the
+// hostile-modules and deletion surfaces create a throwaway account each of
+// their own), and deletes every probe account again (verifying nothing is
+// left), also when it fails.
 //
 // # Errors
 //
