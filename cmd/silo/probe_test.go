@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/silo-run/silo/isolation/probe"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/silotest"
 )
@@ -31,6 +33,13 @@ func TestProbeOnAFreshScaffold(t *testing.T) {
 		"tenant-to-production: not applicable: A reads a production export", "production-to-tenants: not applicable: production reads its own tables"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// Every surface has its row in the table: attempts, none succeeded,
+	// and no control failed.
+	for _, name := range probe.Surfaces {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` +[1-9][0-9]* +0 +[0-9]+ +0 `).MatchString(out) {
+			t.Errorf("no table row for surface %s with attempts, none succeeded, and no control failed:\n%s", name, out)
 		}
 	}
 	var signed report.Signed

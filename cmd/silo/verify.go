@@ -43,10 +43,12 @@ with status 1 when isolation is not proved.
 
 With --probe it then attacks the running platform: the silo up or silo server serving the data
 dir (or the server --server names) runs the probes against its own gateway; when nothing serves
-the data dir, silo verify starts the platform on a loopback port for the run. Two throwaway
+the data dir, silo verify starts the platform on a loopback port for the run. Throwaway
 accounts are created on the current release, and every surface is attacked (gateway host, path and header confusion, one
 tenant's key on another, every host call of a function with a traversal corpus, production
-reaching tenants, tenants writing production, instance memory residue). Every attack that must
+reaching tenants, tenants writing production, instance memory residue, modules that would make
+the host allocate too much per instance deployed, canaries of a deleted account read back through
+an account re-created with its ID, forged isolation reports verified). Every attack that must
 fail is paired with a control that must succeed; a run whose controls fail is a failure. The
 throwaway accounts are deleted and verified gone. The outcome is passed, breached (an attempt
 succeeded) or inconclusive (a control failed: the probes could not check everything, which is
@@ -150,9 +152,25 @@ func probePlatform(ctx context.Context, p *platform.Platform) (probe.Report, err
 	if err != nil {
 		return probe.Report{}, err
 	}
+	key, err := report.LoadOrCreateKey(p.Config().DataDir)
+	if err != nil {
+		return probe.Report{}, err
+	}
+	published, err := report.PublishedKeys(p.Config().DataDir)
+	if err != nil {
+		return probe.Report{}, err
+	}
+	var pinned []string
+	for _, k := range published {
+		pinned = append(pinned, report.Fingerprint(k))
+	}
 	rep, err := probe.Run(ctx, probe.Target{
 		Gateway: "http://" + dialable(p.Addr()), BaseDomain: p.Config().BaseDomain,
-		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime, Guest: guest,
+		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime, Logs: p.Logs,
+		Report: func(ctx context.Context, id silo.AccountID) ([]byte, error) {
+			return server.TenantReport(ctx, p.Store, p.Plane, p.Provider, key, id, "json", time.Now())
+		},
+		ReportKeys: pinned, Guest: guest,
 	})
 	if err != nil {
 		return rep, err

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -67,6 +68,15 @@ type Target struct {
 	// Runtime runs the production probe (production is not reachable
 	// through the gateway).
 	Runtime *runtime.Runtime
+	// Logs reads the accounts' function logs, as silo logs does; the
+	// deletion surface checks a deleted account's log is gone with it.
+	Logs LogStore
+	// Report returns the signed isolation report of an account in JSON, as
+	// the installation issues it (silo report).
+	Report func(ctx context.Context, id silo.AccountID) ([]byte, error)
+	// ReportKeys are the fingerprints (report.Fingerprint) of the report
+	// signing keys the installation publishes: what a reader pins.
+	ReportKeys []string
 	// Guest is the probe guest module (see BuildGuest).
 	Guest []byte
 	// TTL bounds the probe accounts' life should teardown itself fail
@@ -123,12 +133,18 @@ type run struct {
 	prod   prodInfo
 	digest string
 	logf   func(string, ...any)
+	// appDir holds the probe app (silo.yaml and the guest), from setup on.
+	appDir string
+	// accts are the probe accounts created so far, for teardown.
+	accts []*acct
 }
 
 // Run attacks the deployment t: it creates two throwaway environment
-// accounts (A and B) running the probe function, plants markers in B, then
-// makes every attempt and control of every surface, and deletes both
-// accounts again (verifying nothing is left), also when it fails.
+// accounts (A and B) running the probe function, plants markers in both,
+// then makes every attempt and control of every surface (the
+// hostile-modules and deletion surfaces create a throwaway account each of
+// their own), and deletes every probe account again (verifying nothing is
+// left), also when it fails.
 //
 // # Errors
 //
@@ -136,8 +152,8 @@ type run struct {
 // is not reachable, accounts cannot be created, teardown left something
 // behind); the Report says what the probes found. Check Report.OK.
 func Run(ctx context.Context, t Target) (Report, error) {
-	if t.Gateway == "" || t.Control == nil || t.Store == nil || t.Provider == nil || t.Runtime == nil || len(t.Guest) == 0 {
-		return Report{}, silo.Errorf(silo.CodeInvalid, "probe: the target needs a gateway URL, the control plane, the store, the provider, the runtime and the probe guest module")
+	if t.Gateway == "" || t.Control == nil || t.Store == nil || t.Provider == nil || t.Runtime == nil || t.Logs == nil || t.Report == nil || len(t.ReportKeys) == 0 || len(t.Guest) == 0 {
+		return Report{}, silo.Errorf(silo.CodeInvalid, "probe: the target needs a gateway URL, the control plane, the store, the provider, the runtime, the log store, the report issuer and its published keys, and the probe guest module")
 	}
 	if !strings.HasPrefix(t.Gateway, "http://") {
 		return Report{}, silo.Errorf(silo.CodeInvalid, "probe: gateway %q is not an http:// URL", t.Gateway)
@@ -165,6 +181,9 @@ func Run(ctx context.Context, t Target) (Report, error) {
 	if err == nil {
 		err = r.attack(ctx, &rep)
 	}
+	if r.appDir != "" {
+		os.RemoveAll(r.appDir)
+	}
 	// Teardown runs even when the run failed or ctx was cancelled.
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -186,20 +205,16 @@ func (r *run) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("probe app dir: %w", err)
 	}
-	defer os.RemoveAll(dir)
 	if err := r.writeApp(dir); err != nil {
+		os.RemoveAll(dir)
 		return err
 	}
+	r.appDir = dir
 	r.digest = runtime.Digest(r.t.Guest)
 	for _, a := range []*acct{r.a, r.b} {
-		r.logf("probe: creating throwaway account %s", a.id)
-		c, err := r.t.Control.CreateAccount(ctx, control.CreateRequest{
-			ID: string(a.id), Kind: silo.KindEnvironment, Name: "isolation probe (throwaway)", TTL: r.t.TTL, WithKey: true,
-		})
-		if err != nil {
-			return fmt.Errorf("probe: create account %s: %w", a.id, err)
+		if err := r.createProbeAccount(ctx, a); err != nil {
+			return err
 		}
-		a.key = c.Key
 		if _, err := r.t.Control.DeployTo(ctx, dir, a.id); err != nil {
 			return fmt.Errorf("probe: deploy the probe function to %s: %w", a.id, err)
 		}
@@ -228,6 +243,23 @@ func (r *run) setup(ctx context.Context) error {
 			}
 		}
 	}
+	return nil
+}
+
+// createProbeAccount creates the throwaway environment account a.id with
+// a key, and counts it for teardown (also if creating it failed halfway).
+func (r *run) createProbeAccount(ctx context.Context, a *acct) error {
+	r.logf("probe: creating throwaway account %s", a.id)
+	if !slices.Contains(r.accts, a) {
+		r.accts = append(r.accts, a)
+	}
+	c, err := r.t.Control.CreateAccount(ctx, control.CreateRequest{
+		ID: string(a.id), Kind: silo.KindEnvironment, Name: "isolation probe (throwaway)", TTL: r.t.TTL, WithKey: true,
+	})
+	if err != nil {
+		return fmt.Errorf("probe: create account %s: %w", a.id, err)
+	}
+	a.key = c.Key
 	return nil
 }
 
@@ -323,7 +355,7 @@ func (r *run) writeApp(dir string) error {
 func (r *run) teardown(ctx context.Context, rep *Report) error {
 	t := newTally("teardown", "the throwaway probe accounts are deleted and verified gone")
 	var errs []error
-	for _, a := range []*acct{r.a, r.b} {
+	for _, a := range r.teardownAccounts() {
 		err := r.t.Control.DeleteAccount(ctx, a.id)
 		if err != nil && !errors.Is(err, silo.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("probe: delete %s: %w", a.id, err))
@@ -345,6 +377,18 @@ func (r *run) teardown(ctx context.Context, rep *Report) error {
 	return errors.Join(errs...)
 }
 
+// teardownAccounts returns A and B (always, as setup may have failed while
+// creating them) and every other probe account created.
+func (r *run) teardownAccounts() []*acct {
+	out := []*acct{r.a, r.b}
+	for _, a := range r.accts {
+		if a != r.a && a != r.b {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func errMsg(err error) string {
 	if err == nil {
 		return ""
@@ -358,6 +402,9 @@ func (r *run) attack(ctx context.Context, rep *Report) error {
 		r.hostCalls,
 		r.residue,
 		r.gatewaySurface,
+		r.hostileModules,
+		r.deletion,
+		r.forgery,
 	}
 	for _, s := range steps {
 		if err := s(ctx, rep); err != nil {

@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,12 +10,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/probe"
+	"github.com/silo-run/silo/isolation/report"
+	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/runtime"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
 	"github.com/silo-run/silo/store"
 )
@@ -41,17 +46,30 @@ func TestMain(m *testing.M) {
 
 // deployment starts an in-process platform running the findings example
 // app with two real tenants, and returns it with a target for it.
-func deployment(t *testing.T) (*silotest.Platform, probe.Target) {
+func deployment(t *testing.T, opts ...silotest.Option) (*silotest.Platform, probe.Target) {
 	t.Helper()
-	sp := silotest.New(t)
+	sp := silotest.New(t, opts...)
 	sp.Deploy(t, filepath.Join("..", "..", "examples", "findings"))
 	sp.Tenant(t, "acme", silotest.Param("plan", "pro"), silotest.Secret("github-token", "acme-token"))
 	sp.Tenant(t, "globex")
 	p := sp.Platform()
+	key, err := report.LoadOrCreateKey(p.Config().DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return sp, probe.Target{
 		Gateway: sp.URL(), BaseDomain: p.Config().BaseDomain,
 		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime,
+		Logs: p.Logs, Report: reportOf(p, key), ReportKeys: []string{report.Fingerprint(key.Public().(ed25519.PublicKey))},
 		Guest: guest, Logf: t.Logf,
+	}
+}
+
+// reportOf issues the isolation reports of p signed with key, as silo
+// report does.
+func reportOf(p *platform.Platform, key ed25519.PrivateKey) func(context.Context, silo.AccountID) ([]byte, error) {
+	return func(ctx context.Context, id silo.AccountID) ([]byte, error) {
+		return server.TenantReport(ctx, p.Store, p.Plane, p.Provider, key, id, "json", time.Now())
 	}
 }
 
@@ -178,6 +196,90 @@ func TestProbeSuiteCatchesGatewayRoutingByKey(t *testing.T) {
 		t.Errorf("no failure names A's key on B's host:\n%s", strings.Join(rep.Failures, "\n"))
 	}
 	assertGone(t, sp)
+}
+
+// TestProbeSuiteCatchesUnboundedInstanceHeap is the broken-harness twin of
+// the hostile-modules surface: a runtime whose per-instance host heap
+// budget is unbounded deploys every hostile module, and the suite must
+// report each one.
+func TestProbeSuiteCatchesUnboundedInstanceHeap(t *testing.T) {
+	sp, tg := deployment(t, silotest.WithConfig(func(c *platform.Config) { c.Runtime.MaxInstanceHeap = 1 << 40 }))
+	rep := run(t, tg)
+	if rep.OK() {
+		t.Fatal("the probe suite passed although the runtime accepts modules of any host heap")
+	}
+	s := surface(rep, "hostile-modules")
+	if s.AttemptsSucceeded != s.Attempts || s.Attempts < 3 {
+		t.Errorf("hostile-modules surface: %d of %d attempts succeeded; want all of at least 3", s.AttemptsSucceeded, s.Attempts)
+	}
+	if s.ControlsFailed != 0 {
+		t.Errorf("hostile-modules surface: %d controls failed; the modules within the budget must still deploy", s.ControlsFailed)
+	}
+	assertGone(t, sp)
+}
+
+// TestProbeSuiteCatchesLogsLeftByDeletion is the broken-harness twin of
+// the deletion surface: a control plane whose account deletion puts the
+// account's log file back (records sealed under the destroyed key, which
+// no longer read back through the log API). The suite must report it.
+func TestProbeSuiteCatchesLogsLeftByDeletion(t *testing.T) {
+	sp, tg := deployment(t)
+	tg.Control = keepLogs{sp.Platform()}
+	rep := run(t, tg)
+	if rep.OK() {
+		t.Fatal("the probe suite passed although deleting an account left its log file")
+	}
+	s := surface(rep, "deletion")
+	if s.AttemptsSucceeded == 0 {
+		t.Fatalf("deletion surface reported no successful attempt: %+v", s)
+	}
+	found := false
+	for _, f := range rep.Failures {
+		found = found || strings.Contains(f, "log file is still on disk")
+	}
+	if !found {
+		t.Errorf("no failure says the log file is still on disk:\n%s", strings.Join(rep.Failures, "\n"))
+	}
+	assertGone(t, sp)
+}
+
+// TestProbeSuiteCatchesUnpublishedReportKey is the control twin of the
+// report surface: an installation that signs its reports with a key other
+// than the one it publishes makes the control fail (readers who pin the
+// published key would refuse genuine reports), so the run is not a pass;
+// no forgery is accepted either way.
+func TestProbeSuiteCatchesUnpublishedReportKey(t *testing.T) {
+	sp, tg := deployment(t)
+	other, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.ReportKeys = []string{report.Fingerprint(other)}
+	rep := run(t, tg)
+	if got := rep.Outcome(); got != probe.OutcomeInconclusive {
+		t.Fatalf("outcome %s, want %s", got, probe.OutcomeInconclusive)
+	}
+	s := surface(rep, "report")
+	if s.ControlsFailed != 1 || s.AttemptsSucceeded != 0 {
+		t.Errorf("report surface: %d controls failed, %d attempts succeeded; want 1 and 0", s.ControlsFailed, s.AttemptsSucceeded)
+	}
+	assertGone(t, sp)
+}
+
+// keepLogs deletes accounts through the platform but puts each one's log
+// file back afterwards.
+type keepLogs struct{ *platform.Platform }
+
+func (k keepLogs) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+	path := logs.Path(k.Logs.Dir(), id)
+	b, rerr := os.ReadFile(path)
+	err := k.Platform.DeleteAccount(ctx, id)
+	if rerr == nil {
+		if werr := os.WriteFile(path, b, 0o600); werr != nil {
+			return werr
+		}
+	}
+	return err
 }
 
 // wrongAccountInvoker runs the probe function of account "…-a" with the

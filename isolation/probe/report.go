@@ -96,7 +96,7 @@ func (r Report) Outcome() string {
 }
 
 // Surfaces names every surface a complete run reports, in order.
-var Surfaces = []string{"host-calls", "tenant-to-production", "production-to-tenants", "residue", "gateway", "teardown"}
+var Surfaces = []string{"host-calls", "tenant-to-production", "production-to-tenants", "residue", "gateway", "hostile-modules", "deletion", "report", "teardown"}
 
 // Summary is the one-line result, e.g. "412 attempts, 0 succeeded; 37
 // controls, all succeeded".

@@ -149,6 +149,8 @@ func run(o op) result {
 		var kvs []fn.KV
 		kvs, err = fn.Export(o.Name).Scan(o.Prefix, "", lim)
 		vals = kvValues(kvs)
+	case "log": // a log line of the account, at warning level so any level setting keeps it
+		fn.Log.Warn(o.Key)
 	case "residue.set":
 		marker = o.Key
 		needle := shift(o.Key)
