@@ -209,6 +209,25 @@ func Path(dir string, acct silo.AccountID) string {
 	return filepath.Join(dir, string(acct)+".log")
 }
 
+// paths returns every file an account's log may have: the current one and
+// the one rotation keeps.
+func paths(dir string, acct silo.AccountID) []string {
+	p := Path(dir, acct)
+	return []string{p, p + ".1"}
+}
+
+// Files returns the files of an account's log that are on disk, whatever
+// they hold: after the account is deleted there must be none.
+func (s *Store) Files(acct silo.AccountID) []string {
+	var out []string
+	for _, p := range paths(s.cfg.Dir, acct) {
+		if _, err := os.Lstat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Append writes e to its account's log, stamping it with Now if e.Time is
 // zero, and rotates the file when it passes MaxBytes.
 //
@@ -339,9 +358,8 @@ func (s *Store) removeLocked(acct silo.AccountID) error {
 		lf.f.Close()
 		delete(s.files, acct)
 	}
-	p := Path(s.cfg.Dir, acct)
 	var errs []error
-	for _, f := range []string{p, p + ".1"} {
+	for _, f := range paths(s.cfg.Dir, acct) {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -154,6 +154,11 @@ func (p *Platform) VerifyGone(ctx context.Context, id silo.AccountID) error {
 	if es, _ := p.Logs.Read(id, logs.Query{}); len(es) > 0 {
 		return silo.Errorf(silo.CodeFailedCheck, "teardown of %s incomplete: %d log line(s) remain", id, len(es))
 	}
+	// Lines sealed under the destroyed key read as nothing: the files
+	// themselves must be gone too.
+	if fs := p.Logs.Files(id); len(fs) > 0 {
+		return silo.Errorf(silo.CodeFailedCheck, "teardown of %s incomplete: its log file %s is still on disk", id, filepath.Base(fs[0]))
+	}
 	return nil
 }
 

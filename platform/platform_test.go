@@ -11,6 +11,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/silotest"
 )
@@ -55,6 +56,16 @@ func TestEnvironmentExpiresAndIsTornDown(t *testing.T) {
 	if err := pp.VerifyGone(ctx, "e2e-417"); err != nil {
 		t.Fatal(err)
 	}
+	// A log file left on disk fails the check even though its lines,
+	// sealed under the destroyed key, read as nothing.
+	leftover := logs.Path(pp.Logs.Dir(), "e2e-417")
+	if err := os.WriteFile(leftover, []byte("~1 old sealed-line\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := pp.VerifyGone(ctx, "e2e-417"); err == nil || !strings.Contains(err.Error(), "log file e2e-417.log is still on disk") {
+		t.Fatalf("VerifyGone with a log file left: %v, want it named", err)
+	}
+	os.Remove(leftover)
 	ids, err := pp.Provider.Accounts(ctx)
 	if err != nil {
 		t.Fatal(err)
