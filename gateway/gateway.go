@@ -134,12 +134,21 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds the request body (413 beyond it). Default 1 MiB.
 	MaxBodyBytes int64
-	// RatePerSecond and Burst size each account's token bucket. Defaults 100
-	// and 2×RatePerSecond (at least 1).
+	// RatePerSecond and Burst size the token bucket of each account whose
+	// limits (see Limits) do not set them. Defaults 1000 and
+	// 2×RatePerSecond (at least 1): high enough that a developer on one
+	// machine does not meet them; plans set the limits tenants pay for.
 	RatePerSecond float64
 	Burst         int
-	// MaxConcurrent bounds each account's requests in flight. Default 32.
+	// MaxConcurrent bounds the requests in flight of each account whose
+	// limits do not set it. Default 256.
 	MaxConcurrent int
+	// Limits, if set, gives each account's own limits (its plan's, with
+	// overrides); nil applies the defaults above to every account.
+	Limits LimitSource
+	// LimitRefresh is how long the gateway applies an account's limits
+	// before reading them again from Limits. Default 1s.
+	LimitRefresh time.Duration
 	// InvokeTimeout bounds one function call. Default 30s.
 	InvokeTimeout time.Duration
 	// Timeouts of the *http.Server returned by Server. Defaults 5s, 30s,
@@ -187,7 +196,7 @@ func (c *Config) Validate() error {
 		name string
 		v    *int
 		d    int
-	}{{"MaxHeaderBytes", &c.MaxHeaderBytes, 32 << 10}, {"MaxConcurrent", &c.MaxConcurrent, 32}}
+	}{{"MaxHeaderBytes", &c.MaxHeaderBytes, 32 << 10}, {"MaxConcurrent", &c.MaxConcurrent, 256}}
 	for _, f := range ints {
 		v := int64(*f.v)
 		if err := def(f.name, &v, int64(f.d)); err != nil {
@@ -202,7 +211,7 @@ func (c *Config) Validate() error {
 		return silo.Errorf(silo.CodeInvalid, "gateway rate limit is negative; use positive RatePerSecond and Burst")
 	}
 	if c.RatePerSecond == 0 {
-		c.RatePerSecond = 100
+		c.RatePerSecond = 1000
 	}
 	if c.Burst == 0 {
 		c.Burst = max(1, int(2*c.RatePerSecond))
@@ -217,6 +226,7 @@ func (c *Config) Validate() error {
 		{"ReadTimeout", &c.ReadTimeout, 30 * time.Second},
 		{"WriteTimeout", &c.WriteTimeout, c.InvokeTimeout + 10*time.Second},
 		{"IdleTimeout", &c.IdleTimeout, 120 * time.Second},
+		{"LimitRefresh", &c.LimitRefresh, time.Second},
 	}
 	for _, f := range durs {
 		if f.name == "WriteTimeout" && c.WriteTimeout == 0 {
@@ -321,7 +331,7 @@ func (g *Gateway) enter(acct silo.AccountID) *tenant {
 	for {
 		v, ok := g.tenants.Load(acct)
 		if !ok {
-			v, _ = g.tenants.LoadOrStore(acct, &tenant{})
+			v, _ = g.tenants.LoadOrStore(acct, &tenant{lim: g.cfg.resolve(Limits{}, g.cfg.Now())})
 		}
 		t := v.(*tenant)
 		t.mu.Lock()
@@ -341,7 +351,7 @@ func (g *Gateway) retire(acct silo.AccountID, t *tenant) bool {
 	g.retiredMu.Lock()
 	defer g.retiredMu.Unlock()
 	t.mu.Lock()
-	ok := t.retire(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst)
+	ok := t.retire(g.cfg.Now())
 	t.mu.Unlock()
 	if !ok {
 		return false
@@ -558,16 +568,23 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		fail(silo.CodeUnavailable, msgUnavailable)
 	}
 
-	// Limits first: a flood must cost the directory nothing.
-	adm, wait := t.admit(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst, g.cfg.MaxConcurrent)
-	switch adm {
-	case overRate:
-		w.Header().Set("Retry-After", retryAfter(wait))
-		fail(silo.CodeTooMany, "this tenant is sending requests faster than its rate limit; retry after the time in Retry-After")
+	// Limits first: a flood must cost the directory nothing (the limits
+	// are read at most once per LimitRefresh).
+	if err := g.limits(ctx, acct, t); err != nil {
+		unavailable("read limits", err)
 		return
-	case overConcurrency:
-		w.Header().Set("Retry-After", "1")
-		fail(silo.CodeTooMany, "this tenant has too many requests in flight; retry after the time in Retry-After")
+	}
+	adm, wait, lim := t.admit(g.cfg.Now())
+	if adm != admitted {
+		name, msg := refusal(adm, lim)
+		w.Header().Set("X-Silo-Limit", name)
+		switch adm {
+		case overRate:
+			w.Header().Set("Retry-After", retryAfter(wait))
+		case overConcurrency:
+			w.Header().Set("Retry-After", "1")
+		}
+		fail(silo.CodeTooMany, msg)
 		return
 	}
 	defer t.release()
