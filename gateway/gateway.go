@@ -112,18 +112,6 @@ type Response struct {
 	Body   []byte
 }
 
-// Metrics is what the gateway has metered for one account since it started.
-// Only authenticated requests are metered, so the counts are the account's
-// own traffic.
-type Metrics struct {
-	Requests int64 // every authenticated request, whatever its outcome
-	Errors   int64 // responses with status ≥ 500 and function errors
-	Limited  int64 // requests refused with 429
-	BytesIn  int64 // request body bytes read
-	BytesOut int64 // response body bytes written
-	Duration time.Duration
-}
-
 // Config configures a Gateway. Zero fields take the defaults noted.
 type Config struct {
 	// BaseDomain is the domain tenants are subdomains of: with "localhost",
@@ -164,6 +152,10 @@ type Config struct {
 	// call Close to write the last ones. Requests that fail before
 	// authentication name no account and are not in any account's log.
 	AccessLog AccessLog
+	// Meter, if set, receives one Record per request admitted past the
+	// account's limits, on the request path: it must be quick and safe for
+	// concurrent use (package usage aggregates in memory).
+	Meter Meter
 	// Now is the clock for rate limits and key revocation. Default time.Now.
 	Now func() time.Time
 }
@@ -486,6 +478,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.status == http.StatusTooManyRequests {
 			t.limited.Add(1)
 		}
+		if m.admitted && g.cfg.Meter != nil {
+			g.cfg.Meter.Record(acct, m.fn, Record{Duration: dur, BytesIn: m.in, BytesOut: m.out, Error: m.status >= 500 || m.fnErr})
+		}
 	}()
 	g.serveAccount(w, r, acct, t, tg, segs, rid, &m)
 }
@@ -493,11 +488,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // meter is what one request contributes to its account's metrics and
 // access log.
 type meter struct {
-	status  int
-	in, out int64
-	fnErr   bool
-	fn      string // the route's function
-	release string // the account's release
+	status   int
+	in, out  int64
+	fnErr    bool
+	admitted bool   // past the account's limits
+	fn       string // the route's function
+	release  string // the account's release
 }
 
 // authenticate checks the request's key against acct. On failure it has
@@ -588,6 +584,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		return
 	}
 	defer t.release()
+	m.admitted = true
 
 	a, err := g.dir.Account(ctx, acct)
 	switch {
