@@ -97,8 +97,8 @@ type Meter struct {
 	mu      sync.Mutex
 	pending map[key]*store.Counters
 	perAcct map[silo.AccountID]int64 // requests in pending, by account
-	gen     uint64    // flushes written
-	lastPrn time.Time // last prune
+	gen     uint64                   // flushes written
+	lastPrn time.Time                // last prune
 
 	flushMu sync.Mutex // one flush at a time
 	stop    chan struct{}

@@ -103,7 +103,7 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		return Report{}, err
 	}
 	from := q.Since.UTC().Truncate(24 * time.Hour)
-	to := q.Until.UTC().Truncate(24 * time.Hour).AddDate(0, 0, 1)
+	to := q.Until.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
 	lines := map[string]*Line{}
 	add := func(l Line) {
 		k := l.key()
