@@ -17,10 +17,10 @@ type Counters struct {
 	// DurationMicros is the time spent serving the requests, in
 	// microseconds.
 	DurationMicros int64 `json:"duration_us"`
-	// MemoryMiBMillis is memory held × time: the function's declared
-	// memory in MiB times each request's duration in milliseconds, summed.
-	// GB-seconds are MemoryMiBMillis / 1024 / 1000.
-	MemoryMiBMillis int64 `json:"memory_mib_ms"`
+	// MemoryMiBMicros is memory held × time: the function's declared
+	// memory in MiB times each request's duration in microseconds, summed.
+	// GB-seconds are MemoryMiBMicros / 1024 / 1e6.
+	MemoryMiBMicros int64 `json:"memory_mib_us"`
 	BytesIn         int64 `json:"bytes_in"`
 	BytesOut        int64 `json:"bytes_out"`
 }
@@ -29,7 +29,7 @@ type Counters struct {
 func (c Counters) Add(o Counters) Counters {
 	return Counters{
 		Requests: c.Requests + o.Requests, Errors: c.Errors + o.Errors,
-		DurationMicros: c.DurationMicros + o.DurationMicros, MemoryMiBMillis: c.MemoryMiBMillis + o.MemoryMiBMillis,
+		DurationMicros: c.DurationMicros + o.DurationMicros, MemoryMiBMicros: c.MemoryMiBMicros + o.MemoryMiBMicros,
 		BytesIn: c.BytesIn + o.BytesIn, BytesOut: c.BytesOut + o.BytesOut,
 	}
 }
@@ -97,7 +97,7 @@ const (
 func EncodeUsage(hours *[24]Counters, total Counters) []byte {
 	var b []byte
 	put := func(c Counters) {
-		for _, v := range [...]int64{c.Requests, c.Errors, c.DurationMicros, c.MemoryMiBMillis, c.BytesIn, c.BytesOut} {
+		for _, v := range [...]int64{c.Requests, c.Errors, c.DurationMicros, c.MemoryMiBMicros, c.BytesIn, c.BytesOut} {
 			b = binary.AppendUvarint(b, uint64(max(v, 0)))
 		}
 	}

@@ -10,7 +10,7 @@ import (
 // every truncation or stray byte of a stored day is refused, not misread.
 func TestUsageCodec(t *testing.T) {
 	var hours [24]Counters
-	hours[0] = Counters{Requests: 1, Errors: 1, DurationMicros: 300, MemoryMiBMillis: 19, BytesIn: 5, BytesOut: 7}
+	hours[0] = Counters{Requests: 1, Errors: 1, DurationMicros: 300, MemoryMiBMicros: 19, BytesIn: 5, BytesOut: 7}
 	hours[13] = Counters{Requests: 1 << 40, DurationMicros: 1}
 	hours[23] = Counters{BytesOut: 9}
 	b := EncodeUsage(&hours, Counters{})

@@ -123,7 +123,7 @@ func (m *Meter) Add(acct silo.AccountID, fn string, s Sample) {
 	c := store.Counters{
 		Requests:        1,
 		DurationMicros:  s.Duration.Microseconds(),
-		MemoryMiBMillis: s.MemoryMiB * s.Duration.Milliseconds(),
+		MemoryMiBMicros: s.MemoryMiB * s.Duration.Microseconds(),
 		BytesIn:         s.BytesIn, BytesOut: s.BytesOut,
 	}
 	if s.Error {

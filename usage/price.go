@@ -69,7 +69,7 @@ func LoadPrices(path string) (Prices, error) {
 }
 
 // GBSeconds is the GB-seconds of c.
-func GBSeconds(c store.Counters) float64 { return float64(c.MemoryMiBMillis) / 1024 / 1000 }
+func GBSeconds(c store.Counters) float64 { return float64(c.MemoryMiBMicros) / 1024 / 1e6 }
 
 // Cost is the usage-driven cost of c, without the account floor.
 func (p Prices) Cost(c store.Counters) float64 {

@@ -74,8 +74,8 @@ func TestMeterFlush(t *testing.T) {
 		}
 	}
 	want := map[string]store.Counters{
-		"acme/ingest": {Requests: 100, Errors: 10, DurationMicros: 300000, MemoryMiBMillis: 64 * 3 * 100, BytesIn: 1000, BytesOut: 2000},
-		"acme/list":   {Requests: 1, DurationMicros: 1e6, MemoryMiBMillis: 128 * 1000},
+		"acme/ingest": {Requests: 100, Errors: 10, DurationMicros: 300000, MemoryMiBMicros: 64 * 3000 * 100, BytesIn: 1000, BytesOut: 2000},
+		"acme/list":   {Requests: 1, DurationMicros: 1e6, MemoryMiBMicros: 128 * 1e6},
 		"beta/ingest": {Requests: 1},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -160,7 +160,7 @@ func TestReport(t *testing.T) {
 		}
 	}
 	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	add(day.Add(time.Hour), "acme", "ingest", store.Counters{Requests: 1e6, MemoryMiBMillis: 1024 * 1000 * 1000, BytesOut: 1 << 30})
+	add(day.Add(time.Hour), "acme", "ingest", store.Counters{Requests: 1e6, MemoryMiBMicros: 1024 * 1000 * 1e6, BytesOut: 1 << 30})
 	add(day.Add(25*time.Hour), "acme", "list", store.Counters{Requests: 5, Errors: 1})
 	add(day.Add(-24*time.Hour), "acme", "list", store.Counters{Requests: 99}) // before the window
 	p := Prices{PerMillionRequests: 2, PerGBSecond: 0.5, PerGBOut: 3, AccountPerMonth: 30}
@@ -170,7 +170,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Line{
-		{Account: "acme", Counters: store.Counters{Requests: 1e6 + 5, Errors: 1, MemoryMiBMillis: 1024 * 1000 * 1000, BytesOut: 1 << 30},
+		{Account: "acme", Counters: store.Counters{Requests: 1e6 + 5, Errors: 1, MemoryMiBMicros: 1024 * 1000 * 1e6, BytesOut: 1 << 30},
 			GBSeconds: 1000, Cost: (1e6+5)/1e6*2 + 1000*0.5 + 3, Floor: 2},
 		{Account: "idle", Floor: 2},
 	}

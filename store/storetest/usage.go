@@ -76,7 +76,7 @@ func readUsage(t *testing.T, s store.Store, q store.UsageQuery) []store.UsageDay
 
 func delta(acct silo.AccountID, fn string, n int64) store.UsageDelta {
 	return store.UsageDelta{Account: acct, Function: fn, Counters: store.Counters{
-		Requests: 3 * n, Errors: n, DurationMicros: 1000 * n, MemoryMiBMillis: 64 * n, BytesIn: 10 * n, BytesOut: 100 * n}}
+		Requests: 3 * n, Errors: n, DurationMicros: 1000 * n, MemoryMiBMicros: 64 * n, BytesIn: 10 * n, BytesOut: 100 * n}}
 }
 
 func testUsageAdds(t *testing.T, s store.Store) {
