@@ -512,7 +512,7 @@ func (p *Platform) API() (*server.Server, error) {
 	}
 	p.api, err = server.New(server.Config{
 		Plane: p.Plane, Runner: p.Runner, Store: p.Store, ArtifactDir: p.artifacts,
-		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Gate: p.Plane.Gate,
+		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Gate: p.Plane.Gate, Prices: p.cfg.Usage.Prices,
 	})
 	return p.api, err
 }
