@@ -251,4 +251,3 @@ func parseSize(s string) (uint64, error) {
 	}
 	return n << map[string]uint{"KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}[m[2]], nil
 }
-
