@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -210,5 +211,34 @@ func TestReport(t *testing.T) {
 		if _, err := Build(context.Background(), st, bad, p, nil); silo.ErrorCode(err) != silo.CodeInvalid {
 			t.Errorf("Build(%+v): got %v, want invalid", bad, err)
 		}
+	}
+}
+
+// TestLoadPrices: a price file replaces the fields it sets and keeps the
+// defaults of the rest; a negative price or a malformed file is refused.
+func TestLoadPrices(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p, err := LoadPrices(write("ok.json", `{"per_gb_out": 0.05}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultPrices()
+	if p.PerGBOut != 0.05 || p.PerMillionRequests != want.PerMillionRequests || p.AccountPerMonth != want.AccountPerMonth {
+		t.Errorf("got %+v, want per_gb_out 0.05 and the other defaults", p)
+	}
+	for name, body := range map[string]string{"negative.json": `{"per_gb_second": -1}`, "bad.json": `[1]`} {
+		if _, err := LoadPrices(write(name, body)); silo.ErrorCode(err) != silo.CodeInvalid {
+			t.Errorf("%s: got %v, want invalid", name, err)
+		}
+	}
+	if _, err := LoadPrices(filepath.Join(dir, "missing.json")); silo.ErrorCode(err) != silo.CodeInvalid {
+		t.Errorf("missing file: got %v, want invalid", err)
 	}
 }
