@@ -19,8 +19,8 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/platform"
-	"github.com/silo-run/silo/usage"
 	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/usage"
 )
 
 // demoTenant is a tenant silo up creates.
