@@ -1,9 +1,10 @@
 // Package gateway is silo's HTTP data plane. It resolves the tenant a request
 // addresses (<tenant>.<base-domain> or /t/<tenant>/...), authenticates the
 // request with an API key of that tenant's account, enforces per-tenant
-// limits (body and header size, token-bucket rate, concurrency), routes it to
-// one of the account's functions, invokes it through an Invoker and meters
-// it per account.
+// limits (body and header size; from a LimitSource, each account's
+// token-bucket rate, concurrency and monthly invocations), routes it to one
+// of the account's functions, invokes it through an Invoker and meters it
+// per account (handing each admitted request to a Meter).
 //
 // The gateway owns the order of these checks, which is part of the isolation
 // argument (invariant I4): everything an unauthenticated client can observe

@@ -17,8 +17,9 @@ import (
 
 // UsageConfig tunes metering and limits.
 type UsageConfig struct {
-	// Off turns metering off (the gateway then records nothing); for
-	// benchmarks that compare.
+	// Off turns metering off (the gateway then records nothing, and
+	// monthly invocation limits are not enforced); for benchmarks that
+	// compare.
 	Off bool
 	// Flush, HourlyRetention and DailyRetention are the meter's (see
 	// usage.Config; defaults 1m, 90 and 400 days).
@@ -137,6 +138,9 @@ func (l *limitSource) Limits(ctx context.Context, acct silo.AccountID) (gateway.
 	case !errors.Is(err, silo.ErrNotFound):
 		return gateway.Limits{}, err
 	}
+	if out.Invocations > 0 && l.p.Usage == nil {
+		out.Invocations = 0 // counted by the meter only: without it, not enforced
+	}
 	if out.Invocations > 0 {
 		if out.Used, err = l.used(ctx, acct); err != nil {
 			return gateway.Limits{}, err
@@ -176,9 +180,6 @@ func (l *limitSource) stack(ctx context.Context, rel string) (*spec.Stack, error
 // used is the account's requests this month (UTC): stored, read again only
 // after the meter flushed, plus those the meter holds.
 func (l *limitSource) used(ctx context.Context, acct silo.AccountID) (int64, error) {
-	if l.p.Usage == nil {
-		return 0, nil
-	}
 	now := l.p.cfg.Now().UTC()
 	start := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	pending, gen := l.p.Usage.Pending(acct)
