@@ -14,7 +14,9 @@ import (
 	"github.com/silo-run/silo/store/sqlite"
 )
 
-func openStore(t *testing.T) store.Store {
+func openStore(t *testing.T) store.Store { return openStoreB(t) }
+
+func openStoreB(t testing.TB) store.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
