@@ -226,12 +226,23 @@ func writeLimits(w io.Writer, l control.AccountLimits) {
 		if v == 0 {
 			return "-"
 		}
-		return strconv.FormatFloat(v, 'g', -1, 64)
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	size := func(v uint64) string {
+		for _, u := range []struct {
+			unit  string
+			shift uint
+		}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
+			if v != 0 && v%(1<<u.shift) == 0 {
+				return strconv.FormatUint(v>>u.shift, 10) + u.unit
+			}
+		}
+		return num(float64(v))
 	}
 	row("rate (req/s)", func(x silo.Limits) string { return num(x.Rate) })
 	row("burst", func(x silo.Limits) string { return num(float64(x.Burst)) })
 	row("concurrency", func(x silo.Limits) string { return num(float64(x.Concurrency)) })
-	row("storage (bytes per table/bucket)", func(x silo.Limits) string { return num(float64(x.Storage)) })
+	row("storage (per table/bucket)", func(x silo.Limits) string { return size(x.Storage) })
 	row("invocations per month", func(x silo.Limits) string { return num(float64(x.Invocations)) })
 	tw.Flush()
 	fmt.Fprintln(w, "(-: the server's default; storage and invocations then unbounded)")
