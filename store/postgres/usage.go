@@ -105,10 +105,15 @@ func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
 		l := int64(q.Limit)
 		limit = &l
 	}
+	// One account's rows come from the index on (account, day); the
+	// fleet's from the primary key, in its order.
+	acct, args := "", []any{from, to, cDay, cAcct, cFn, limit}
+	if q.Account != "" {
+		acct, args = `account = $7 AND `, append(args, string(q.Account))
+	}
 	rows, err := t.tx.Query(t.ctx, `SELECT day, account, function, data FROM usage
-		WHERE ($1 = '' OR account = $1) AND day >= $2 AND day < $3 AND (day, account, function) > ($4, $5, $6)
-		ORDER BY day, account, function LIMIT $7`,
-		string(q.Account), from, to, cDay, cAcct, cFn, limit)
+		WHERE `+acct+`day >= $1 AND day < $2 AND (day, account, function) > ($3, $4, $5)
+		ORDER BY day, account, function LIMIT $6`, args...)
 	if err != nil {
 		return nil, t.err(op, err)
 	}

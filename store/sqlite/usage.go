@@ -104,10 +104,16 @@ func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
 	if q.Limit > 0 {
 		limit = int64(q.Limit)
 	}
+	// One account's rows come from the index on (account, day); the
+	// fleet's from the primary key, in its order.
+	where, args := `day >= ? AND day < ?`, []any{from, to}
+	if q.Account != "" {
+		where, args = `account = ? AND `+where, append([]any{q.Account}, args...)
+	}
 	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, function, data FROM usage
-		WHERE (? = '' OR account = ?) AND day >= ? AND day < ? AND (day, account, function) > (?, ?, ?)
+		WHERE `+where+` AND (day, account, function) > (?, ?, ?)
 		ORDER BY day, account, function LIMIT ?`,
-		q.Account, q.Account, from, to, cDay, cAcct, cFn, limit)
+		append(args, cDay, cAcct, cFn, limit)...)
 	if err != nil {
 		return nil, t.s.dbErr(op, err)
 	}
