@@ -169,7 +169,7 @@ func newLimitsCmd(g *globals) *cobra.Command {
 	var storage string
 	setCmd := &cobra.Command{
 		Use:   "set TENANT [--rate N] [--burst N] [--concurrency N] [--storage SIZE] [--invocations N]",
-		Short: "Override some of a tenant's limits (the rest keep the plan's); the gateway applies it within a second, without a restart",
+		Short: "Override some of a tenant's limits (the rest keep the plan's); the gateway applies it within two seconds, without a restart",
 		Args:  exactArgs(1, "a tenant"),
 		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
 			if storage != "" {
