@@ -1,9 +1,10 @@
 // Package gateway is silo's HTTP data plane. It resolves the tenant a request
 // addresses (<tenant>.<base-domain> or /t/<tenant>/...), authenticates the
 // request with an API key of that tenant's account, enforces per-tenant
-// limits (body and header size, token-bucket rate, concurrency), routes it to
-// one of the account's functions, invokes it through an Invoker and meters
-// it per account.
+// limits (body and header size; from a LimitSource, each account's
+// token-bucket rate, concurrency and monthly invocations), routes it to one
+// of the account's functions, invokes it through an Invoker and meters it
+// per account (handing each admitted request to a Meter).
 //
 // The gateway owns the order of these checks, which is part of the isolation
 // argument (invariant I4): everything an unauthenticated client can observe
@@ -112,18 +113,6 @@ type Response struct {
 	Body   []byte
 }
 
-// Metrics is what the gateway has metered for one account since it started.
-// Only authenticated requests are metered, so the counts are the account's
-// own traffic.
-type Metrics struct {
-	Requests int64 // every authenticated request, whatever its outcome
-	Errors   int64 // responses with status ≥ 500 and function errors
-	Limited  int64 // requests refused with 429
-	BytesIn  int64 // request body bytes read
-	BytesOut int64 // response body bytes written
-	Duration time.Duration
-}
-
 // Config configures a Gateway. Zero fields take the defaults noted.
 type Config struct {
 	// BaseDomain is the domain tenants are subdomains of: with "localhost",
@@ -134,12 +123,21 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds the request body (413 beyond it). Default 1 MiB.
 	MaxBodyBytes int64
-	// RatePerSecond and Burst size each account's token bucket. Defaults 100
-	// and 2×RatePerSecond (at least 1).
+	// RatePerSecond and Burst size the token bucket of each account whose
+	// limits (see Limits) do not set them. Defaults 1000 and
+	// 2×RatePerSecond (at least 1): high enough that a developer on one
+	// machine does not meet them; plans set the limits tenants pay for.
 	RatePerSecond float64
 	Burst         int
-	// MaxConcurrent bounds each account's requests in flight. Default 32.
+	// MaxConcurrent bounds the requests in flight of each account whose
+	// limits do not set it. Default 256.
 	MaxConcurrent int
+	// Limits, if set, gives each account's own limits (its plan's, with
+	// overrides); nil applies the defaults above to every account.
+	Limits LimitSource
+	// LimitRefresh is how long the gateway applies an account's limits
+	// before reading them again from Limits. Default 1s.
+	LimitRefresh time.Duration
 	// InvokeTimeout bounds one function call. Default 30s.
 	InvokeTimeout time.Duration
 	// Timeouts of the *http.Server returned by Server. Defaults 5s, 30s,
@@ -155,6 +153,10 @@ type Config struct {
 	// call Close to write the last ones. Requests that fail before
 	// authentication name no account and are not in any account's log.
 	AccessLog AccessLog
+	// Meter, if set, receives one Record per request admitted past the
+	// account's limits, on the request path: it must be quick and safe for
+	// concurrent use (package usage aggregates in memory).
+	Meter Meter
 	// Now is the clock for rate limits and key revocation. Default time.Now.
 	Now func() time.Time
 }
@@ -187,7 +189,7 @@ func (c *Config) Validate() error {
 		name string
 		v    *int
 		d    int
-	}{{"MaxHeaderBytes", &c.MaxHeaderBytes, 32 << 10}, {"MaxConcurrent", &c.MaxConcurrent, 32}}
+	}{{"MaxHeaderBytes", &c.MaxHeaderBytes, 32 << 10}, {"MaxConcurrent", &c.MaxConcurrent, 256}}
 	for _, f := range ints {
 		v := int64(*f.v)
 		if err := def(f.name, &v, int64(f.d)); err != nil {
@@ -202,7 +204,7 @@ func (c *Config) Validate() error {
 		return silo.Errorf(silo.CodeInvalid, "gateway rate limit is negative; use positive RatePerSecond and Burst")
 	}
 	if c.RatePerSecond == 0 {
-		c.RatePerSecond = 100
+		c.RatePerSecond = 1000
 	}
 	if c.Burst == 0 {
 		c.Burst = max(1, int(2*c.RatePerSecond))
@@ -217,6 +219,7 @@ func (c *Config) Validate() error {
 		{"ReadTimeout", &c.ReadTimeout, 30 * time.Second},
 		{"WriteTimeout", &c.WriteTimeout, c.InvokeTimeout + 10*time.Second},
 		{"IdleTimeout", &c.IdleTimeout, 120 * time.Second},
+		{"LimitRefresh", &c.LimitRefresh, time.Second},
 	}
 	for _, f := range durs {
 		if f.name == "WriteTimeout" && c.WriteTimeout == 0 {
@@ -321,7 +324,7 @@ func (g *Gateway) enter(acct silo.AccountID) *tenant {
 	for {
 		v, ok := g.tenants.Load(acct)
 		if !ok {
-			v, _ = g.tenants.LoadOrStore(acct, &tenant{})
+			v, _ = g.tenants.LoadOrStore(acct, &tenant{lim: g.cfg.resolve(Limits{}, g.cfg.Now())})
 		}
 		t := v.(*tenant)
 		t.mu.Lock()
@@ -341,7 +344,7 @@ func (g *Gateway) retire(acct silo.AccountID, t *tenant) bool {
 	g.retiredMu.Lock()
 	defer g.retiredMu.Unlock()
 	t.mu.Lock()
-	ok := t.retire(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst)
+	ok := t.retire(g.cfg.Now())
 	t.mu.Unlock()
 	if !ok {
 		return false
@@ -458,12 +461,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 3. From here on the request is the account's own: meter it.
-	start := g.cfg.Now()
+	// Durations are measured on the monotonic wall clock, not Config.Now:
+	// a fake clock cannot tell how long a request took.
+	start, wall := g.cfg.Now(), time.Now()
 	t := g.enter(acct)
 	defer t.leave() // after the meters below
 	m := meter{status: http.StatusOK}
 	defer func() {
-		dur := g.cfg.Now().Sub(start)
+		dur := time.Since(wall)
 		t.requests.Add(1)
 		t.bytesIn.Add(m.in)
 		t.bytesOut.Add(m.out)
@@ -476,6 +481,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.status == http.StatusTooManyRequests {
 			t.limited.Add(1)
 		}
+		if m.admitted && g.cfg.Meter != nil {
+			g.cfg.Meter.Record(acct, m.fn, Record{Duration: dur, BytesIn: m.in, BytesOut: m.out, Error: m.status >= 500 || m.fnErr})
+		}
 	}()
 	g.serveAccount(w, r, acct, t, tg, segs, rid, &m)
 }
@@ -483,11 +491,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // meter is what one request contributes to its account's metrics and
 // access log.
 type meter struct {
-	status  int
-	in, out int64
-	fnErr   bool
-	fn      string // the route's function
-	release string // the account's release
+	status   int
+	in, out  int64
+	fnErr    bool
+	admitted bool   // past the account's limits
+	fn       string // the route's function
+	release  string // the account's release
 }
 
 // authenticate checks the request's key against acct. On failure it has
@@ -558,19 +567,27 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		fail(silo.CodeUnavailable, msgUnavailable)
 	}
 
-	// Limits first: a flood must cost the directory nothing.
-	adm, wait := t.admit(g.cfg.Now(), g.cfg.RatePerSecond, g.cfg.Burst, g.cfg.MaxConcurrent)
-	switch adm {
-	case overRate:
-		w.Header().Set("Retry-After", retryAfter(wait))
-		fail(silo.CodeTooMany, "this tenant is sending requests faster than its rate limit; retry after the time in Retry-After")
+	// Limits first: a flood must cost the directory nothing (the limits
+	// are read at most once per LimitRefresh).
+	if err := g.limits(ctx, acct, t); err != nil {
+		unavailable("read limits", err)
 		return
-	case overConcurrency:
-		w.Header().Set("Retry-After", "1")
-		fail(silo.CodeTooMany, "this tenant has too many requests in flight; retry after the time in Retry-After")
+	}
+	adm, wait, lim := t.admit(g.cfg.Now())
+	if adm != admitted {
+		name, msg := refusal(adm, lim)
+		w.Header().Set("X-Silo-Limit", name)
+		switch adm {
+		case overRate:
+			w.Header().Set("Retry-After", retryAfter(wait))
+		case overConcurrency:
+			w.Header().Set("Retry-After", "1")
+		}
+		fail(silo.CodeTooMany, msg)
 		return
 	}
 	defer t.release()
+	m.admitted = true
 
 	a, err := g.dir.Account(ctx, acct)
 	switch {

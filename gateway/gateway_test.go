@@ -793,7 +793,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.BaseDomain != "saas.example.com" || c.WriteTimeout != 11*time.Second || c.Burst != 200 {
+	if c.BaseDomain != "saas.example.com" || c.WriteTimeout != 11*time.Second || c.Burst != 2000 {
 		t.Fatalf("got %+v", c)
 	}
 }

@@ -86,7 +86,7 @@ func TestTenantInUseKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn := gw.enter("acme")
-	if a, _ := tn.admit(now, 100, 10, 1); a != admitted {
+	if a, _, _ := tn.admit(now); a != admitted {
 		t.Fatalf("admit: %v", a)
 	}
 	tn.requests.Add(1)

@@ -52,6 +52,7 @@ import (
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/sqlite"
+	"github.com/silo-run/silo/usage"
 )
 
 // Config configures a Platform. Zero fields take the defaults noted; Validate
@@ -129,6 +130,9 @@ type Config struct {
 	// replaced state.db), which Open otherwise refuses. Only silo doctor
 	// sets it, to report.
 	OpenLostRegistry bool
+	// Usage tunes metering, its retention and the prices of usage
+	// reports (see usage.go).
+	Usage UsageConfig
 	// Provider tunes the local provider: IdleTimeout (how long an
 	// account's store file stays open and memory-mapped after its last
 	// use) and MaxOpen (how many are open at once). Its Dir and Logger are
@@ -228,6 +232,7 @@ type Platform struct {
 	Logs     *logs.Store
 	Policy   *isolation.Policy
 	Runner   *rollout.Runner
+	Usage    *usage.Meter // nil with Config.Usage.Off
 
 	db        *sqlite.Store // the store under Store's witness wrapper
 	dir       *directory
@@ -361,6 +366,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	gc := cfg.Gateway
 	gc.BaseDomain, gc.Logger, gc.Now = cfg.BaseDomain, cfg.Logger, cfg.Now
 	gc.AccessLog = accessLog{logs: p.Logs, logger: cfg.Logger}
+	if err := p.wireUsage(&gc); err != nil {
+		return nil, err
+	}
 	if p.Gateway, err = gateway.New(gc, p.dir, gateway.InvokerFunc(p.invoke)); err != nil {
 		return nil, err
 	}
@@ -504,7 +512,7 @@ func (p *Platform) API() (*server.Server, error) {
 	}
 	p.api, err = server.New(server.Config{
 		Plane: p.Plane, Runner: p.Runner, Store: p.Store, ArtifactDir: p.artifacts,
-		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Gate: p.Plane.Gate,
+		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Gate: p.Plane.Gate, Prices: p.cfg.Usage.Prices,
 	})
 	return p.api, err
 }
@@ -543,6 +551,7 @@ func (p *Platform) Close() error {
 	if p.Gateway != nil {
 		errs = append(errs, p.Gateway.Close()) // writes the last access log lines
 	}
+	errs = append(errs, p.closeUsage()) // before the store closes
 	if p.Logs != nil {
 		errs = append(errs, p.Logs.Close())
 	}

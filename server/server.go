@@ -37,6 +37,7 @@ import (
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/usage"
 )
 
 // Config configures a Server.
@@ -57,6 +58,8 @@ type Config struct {
 	// MaxArtifactSize bounds one uploaded artifact; 64 MiB if zero.
 	MaxArtifactSize int64
 	Now             func() time.Time
+	// Prices price usage reports. Zero: usage.DefaultPrices.
+	Prices usage.Prices
 	// Ops are the platform parts of the verify, report, environment and
 	// log endpoints (see Ops); also settable with SetOps.
 	Ops Ops
@@ -93,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token)), mux: http.NewServeMux()}
 	s.routes()
+	s.routeUsage()
 	return s, nil
 }
 

@@ -530,6 +530,9 @@ func (d *decoder) stack(root *yaml.Node) *Stack {
 	if f, ok := fs["schedules"]; ok {
 		st.Schedules = d.schedules(f.val)
 	}
+	if f, ok := fs["limits"]; ok {
+		st.Limits = d.limits(f.val)
+	}
 	prod := &section{}
 	if f, ok := fs["production"]; ok {
 		st.Production, prod = d.production(f.val)

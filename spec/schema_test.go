@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/silo-run/silo"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -78,6 +79,7 @@ func TestSchemaMatchesStructs(t *testing.T) {
 		{"$defs/ring", root.Defs["ring"], reflect.TypeFor[Ring]()},
 		{"$defs/selector", root.Defs["selector"], reflect.TypeFor[Selector]()},
 		{"$defs/gates", root.Defs["gates"], reflect.TypeFor[Gates]()},
+		{"$defs/limits", root.Defs["limits"], reflect.TypeFor[silo.Limits]()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.where, func(t *testing.T) {

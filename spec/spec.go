@@ -49,18 +49,21 @@ const (
 // (maps are sorted by key, grant lists are sorted, defaults are filled in) and
 // is used as the content of a release.
 type Stack struct {
-	Version    int                 `json:"version"`
-	Name       string              `json:"name"`
-	Params     map[string]Param    `json:"params,omitempty"`
-	Functions  map[string]Function `json:"functions,omitempty"`
-	Tables     map[string]Table    `json:"tables,omitempty"`
-	Buckets    map[string]Bucket   `json:"buckets,omitempty"`
-	Config     map[string]string   `json:"config,omitempty"`
-	Secrets    map[string]Secret   `json:"secrets,omitempty"`
-	Routes     []Route             `json:"routes,omitempty"`
-	Schedules  map[string]Schedule `json:"schedules,omitempty"`
-	Production Production          `json:"production"`
-	Rollout    Rollout             `json:"rollout"`
+	Version   int                 `json:"version"`
+	Name      string              `json:"name"`
+	Params    map[string]Param    `json:"params,omitempty"`
+	Functions map[string]Function `json:"functions,omitempty"`
+	Tables    map[string]Table    `json:"tables,omitempty"`
+	Buckets   map[string]Bucket   `json:"buckets,omitempty"`
+	Config    map[string]string   `json:"config,omitempty"`
+	Secrets   map[string]Secret   `json:"secrets,omitempty"`
+	Routes    []Route             `json:"routes,omitempty"`
+	Schedules map[string]Schedule `json:"schedules,omitempty"`
+	// Limits maps each plan (a value of the tenant param "plan") to the
+	// limits of the tenants on it (see limits.go).
+	Limits     map[string]silo.Limits `json:"limits,omitempty"`
+	Production Production             `json:"production"`
+	Rollout    Rollout                `json:"rollout"`
 	// Dir is the directory that holds the silo.yaml (set by Load); function
 	// sources are relative to it.
 	Dir string `json:"-"`

@@ -84,6 +84,25 @@ type Tx interface {
 	// Setting reads an installation setting ("" and silo.ErrNotFound if unset).
 	Setting(name string) (string, error)
 	PutSetting(name, value string) error
+
+	// LimitOverride returns the operator's override of an account's
+	// limits (silo.ErrNotFound if it has none or the account is missing).
+	LimitOverride(id silo.AccountID) (silo.Limits, error)
+	// PutLimitOverride sets an account's override; a zero Limits removes
+	// it. A missing account is silo.ErrNotFound, limits out of range
+	// CodeInvalid (silo.Limits.Check). PurgeAccount removes it.
+	PutLimitOverride(id silo.AccountID, l silo.Limits) error
+
+	// AddUsage adds each delta to the hour holding at (UTC) of its account
+	// and function. The account need not be in the registry (metering
+	// does not wait for it); PurgeAccount removes an account's usage.
+	AddUsage(at time.Time, ds []UsageDelta) error
+	// Usage lists stored usage days matching q (see UsageQuery).
+	Usage(q UsageQuery) ([]UsageDay, error)
+	// PruneUsage rolls the hours of each day before hourlyBefore up into
+	// the day's total and deletes the days before dailyBefore. It reports
+	// how many days it rolled up and how many it deleted.
+	PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted int64, err error)
 }
 
 // Filter selects accounts. Zero fields match everything; deleted accounts are

@@ -154,8 +154,8 @@ Every command accepts --output json for scripts.`,
 	pf.StringVar(&g.server, "server", "", "control-plane server URL; commands run there instead of on the local data dir ($SILO_SERVER)")
 	pf.StringVar(&g.token, "token", "", "operator token for --server ($SILO_TOKEN; default: read from the data dir)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		if g.output != "text" && g.output != "json" {
-			return usageError{fmt.Sprintf("--output must be text or json, not %q", g.output)}
+		if g.output != "text" && g.output != "json" && (g.output != "csv" || cmd.Name() != "usage") {
+			return usageError{fmt.Sprintf("--output must be text or json (csv for silo usage), not %q", g.output)}
 		}
 		return g.mustExistForReading(cmd)
 	}
@@ -167,7 +167,7 @@ Every command accepts --output json for scripts.`,
 		newVerifyCmd(g), newReportCmd(g),
 		newDevCmd(g), newLogsCmd(g),
 		newServerCmd(g), newDeployCmd(g), newRolloutCmd(g), newReleaseCmd(g),
-		newVersionCmd(g),
+		newVersionCmd(g), newUsageCmd(g), newLimitsCmd(g),
 	)
 	usageErrors(root)
 	return root

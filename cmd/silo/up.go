@@ -20,6 +20,7 @@ import (
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/usage"
 )
 
 // demoTenant is a tenant silo up creates.
@@ -123,6 +124,13 @@ func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...f
 	}
 	if k := os.Getenv("SILO_MASTER_KEY_FILE"); k != "" {
 		cfg.Provider.MasterKeyFile = k
+	}
+	if f := os.Getenv("SILO_PRICES_FILE"); f != "" { // prices of usage reports
+		prices, err := usage.LoadPrices(f)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Usage.Prices = prices
 	}
 	if c := os.Getenv("SILO_CACHE_DIR"); c != "" {
 		// Share built artifacts and compiled code across data dirs.

@@ -93,6 +93,23 @@ CREATE TABLE settings (
 	value text NOT NULL
 );
 `,
+	// 2: limit overrides and usage (see the SQLite schema).
+	`
+CREATE TABLE limit_overrides (
+	account text COLLATE "C" PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+	limits  jsonb NOT NULL
+);
+
+CREATE TABLE usage (
+	day      bigint  NOT NULL,
+	account  text    COLLATE "C" NOT NULL,
+	function text    COLLATE "C" NOT NULL,
+	rolled   boolean NOT NULL,
+	data     bytea   NOT NULL,
+	PRIMARY KEY (day, account, function)
+);
+CREATE INDEX usage_account ON usage (account, day);
+`,
 }
 
 // migrate applies missing migrations in one transaction, holding an

@@ -281,7 +281,11 @@ func (t *tx) PurgeAccount(id silo.AccountID) error {
 	if err := store.CheckPurge(a); err != nil {
 		return err
 	}
-	// Resources and keys go with it (ON DELETE CASCADE).
+	// Resources, keys and the limit override go with it (ON DELETE
+	// CASCADE); usage rows have no foreign key, so they are deleted here.
+	if _, err := t.exec(op, `DELETE FROM usage WHERE account = $1`, string(id)); err != nil {
+		return err
+	}
 	_, err = t.exec(op, `DELETE FROM accounts WHERE id = $1`, string(id))
 	return err
 }

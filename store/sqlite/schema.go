@@ -85,6 +85,25 @@ CREATE TABLE settings (
 	value TEXT NOT NULL
 ) WITHOUT ROWID;
 `,
+	// 2: limit overrides and usage. A usage row is one UTC day of one
+	// function of one account; data is store.EncodeUsage's compact form
+	// (24 hourly roll-ups, or the daily total once rolled up).
+	`
+CREATE TABLE limit_overrides (
+	account TEXT NOT NULL PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+	limits  TEXT NOT NULL                    -- JSON silo.Limits
+) WITHOUT ROWID;
+
+CREATE TABLE usage (
+	day      INTEGER NOT NULL,               -- days since the Unix epoch, UTC
+	account  TEXT    NOT NULL,
+	function TEXT    NOT NULL,
+	rolled   INTEGER NOT NULL,               -- 1 once the hours are rolled up
+	data     BLOB    NOT NULL,
+	PRIMARY KEY (day, account, function)
+) WITHOUT ROWID;
+CREATE INDEX usage_account ON usage (account, day);
+`,
 }
 
 // migrate applies the migrations the database lacks, all in one write

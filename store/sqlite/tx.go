@@ -328,7 +328,12 @@ func (t *tx) PurgeAccount(id silo.AccountID) error {
 	if err := store.CheckPurge(a); err != nil {
 		return err
 	}
-	// Resources and keys go with it (ON DELETE CASCADE).
+	// Resources, keys and the limit override go with it (ON DELETE
+	// CASCADE); usage rows have no foreign key (metering does not wait for
+	// the registry), so they are deleted here.
+	if _, err := t.exec("purge usage of "+string(id), `DELETE FROM usage WHERE account = ?`, id); err != nil {
+		return err
+	}
 	_, err = t.exec("purge account "+string(id), `DELETE FROM accounts WHERE id = ?`, id)
 	return err
 }

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ViewDuringUpdate", testViewDuringUpdate},
 		{"NoLostUpdates", testNoLostUpdates},
 	}
+	tests = append(tests, usageTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/usage"
+)
+
+// usageAPI is what the usage and limits commands call, locally or on
+// --server.
+type usageAPI interface {
+	Limits(ctx context.Context, id silo.AccountID) (control.AccountLimits, error)
+	SetLimitOverride(ctx context.Context, id silo.AccountID, l silo.Limits) (control.AccountLimits, error)
+	Usage(ctx context.Context, q usage.Query) (usage.Report, error)
+}
+
+var (
+	_ usageAPI = localAPI{}
+	_ usageAPI = remoteAPI{}
+)
+
+func (l localAPI) Limits(ctx context.Context, id silo.AccountID) (control.AccountLimits, error) {
+	return l.a.plane.Limits(ctx, id)
+}
+
+func (l localAPI) SetLimitOverride(ctx context.Context, id silo.AccountID, lim silo.Limits) (control.AccountLimits, error) {
+	return l.a.Platform.SetLimitOverride(ctx, id, lim)
+}
+
+func (l localAPI) Usage(ctx context.Context, q usage.Query) (usage.Report, error) {
+	return l.a.Platform.UsageReport(ctx, q)
+}
+
+// withUsageAPI is withAPI for usageAPI.
+func withUsageAPI(g *globals, fn func(ctx context.Context, api usageAPI, args []string) error) func(*cobra.Command, []string) error {
+	return withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
+		u, ok := api.(usageAPI)
+		if !ok {
+			return fmt.Errorf("the control API %T has no usage endpoints", api)
+		}
+		return fn(ctx, u, args)
+	})
+}
+
+func newUsageCmd(g *globals) *cobra.Command {
+	var since, until, by string
+	cmd := &cobra.Command{
+		Use:   "usage [TENANT] --since 30d [--until DATE] [--by function|day] [--output text|json|csv]",
+		Short: "Show metered usage and its estimated cost, per tenant, function or day (billing export)",
+		Long: `Show what each account used over whole UTC days: requests, errors, duration,
+GB-seconds (declared memory x time), bytes in and out, and the estimated cost
+under the server's price table, including each account's floor (what an idle
+account costs). With --output csv it writes one line per row for billing
+exports; json and csv hold every page.
+
+  silo usage --since 30d                       every tenant
+  silo usage acme --since 2026-03-01 --by day  one tenant, per day
+  silo usage --since 30d --by function -o csv > usage.csv`,
+		Args: maxArgs(1, "at most one tenant"),
+		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
+			now := time.Now()
+			q := usage.Query{By: by, Until: now}
+			if len(args) == 1 {
+				id, err := silo.ParseID(args[0])
+				if err != nil {
+					return err
+				}
+				q.Account = id
+			}
+			if since == "" {
+				return usageError{"silo usage needs --since (e.g. --since 30d); see silo usage --help"}
+			}
+			var err error
+			if q.Since, err = control.Since(since, now); err != nil {
+				return err
+			}
+			if until != "" {
+				if q.Until, err = control.Since(until, now); err != nil {
+					return err
+				}
+			}
+			var lines []usage.Line
+			var rep usage.Report
+			for {
+				if rep, err = api.Usage(ctx, q); err != nil {
+					return err
+				}
+				lines = append(lines, rep.Lines...)
+				if rep.Next == "" {
+					break
+				}
+				q.After = rep.Next
+			}
+			rep.Lines, rep.Next = lines, ""
+			if g.output == "csv" {
+				return writeUsageCSV(g.stdout, rep)
+			}
+			return g.print(rep, func(w io.Writer) { writeUsageText(w, rep) })
+		}),
+	}
+	cmd.Flags().StringVar(&since, "since", "", "start of the window: 30d, 12h or a date (2026-03-01)")
+	cmd.Flags().StringVar(&until, "until", "", "end of the window, same forms (default now)")
+	cmd.Flags().StringVar(&by, "by", "", "group by account (default), function or day")
+	return cmd
+}
+
+var usageHeader = []string{"account", "function", "day", "requests", "errors", "duration_s", "gb_seconds", "bytes_in", "bytes_out", "cost_usd", "floor_usd"}
+
+func usageRow(l usage.Line) []string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
+	return []string{string(l.Account), l.Function, l.Day, strconv.FormatInt(l.Requests, 10), strconv.FormatInt(l.Errors, 10),
+		f(float64(l.DurationMicros) / 1e6), f(l.GBSeconds), strconv.FormatInt(l.BytesIn, 10), strconv.FormatInt(l.BytesOut, 10), f(l.Cost), f(l.Floor)}
+}
+
+func writeUsageCSV(w io.Writer, rep usage.Report) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(usageHeader); err != nil {
+		return err
+	}
+	for _, l := range rep.Lines {
+		if err := cw.Write(usageRow(l)); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func writeUsageText(w io.Writer, rep usage.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "ACCOUNT\tFUNCTION\tDAY\tREQUESTS\tERRORS\tGB-S\tBYTES IN\tBYTES OUT\tCOST $\tFLOOR $\t")
+	var cost, floor float64
+	for _, l := range rep.Lines {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.3f\t%d\t%d\t%.4f\t%.4f\t\n", l.Account, orDash(l.Function), orDash(l.Day),
+			l.Requests, l.Errors, l.GBSeconds, l.BytesIn, l.BytesOut, l.Cost, l.Floor)
+		cost, floor = cost+l.Cost, floor+l.Floor
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "total: $%.4f usage + $%.4f floors, %s to %s (UTC days); prices: %s\n", cost, floor,
+		rep.Query.Since.UTC().Format(time.DateOnly), rep.Query.Until.UTC().Format(time.DateOnly), rep.Prices.Source)
+}
+
+func newLimitsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "limits", Short: "Show a tenant's limits (its plan's and the operator's override) and override them"}
+	show := &cobra.Command{
+		Use:   "show TENANT",
+		Short: "Show a tenant's plan, its plan's limits, the override and the limits in effect",
+		Args:  exactArgs(1, "a tenant"),
+		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
+			l, err := api.Limits(ctx, silo.AccountID(args[0]))
+			if err != nil {
+				return err
+			}
+			return g.print(l, func(w io.Writer) { writeLimits(w, l) })
+		}),
+	}
+	var set silo.Limits
+	var storage string
+	setCmd := &cobra.Command{
+		Use:   "set TENANT [--rate N] [--burst N] [--concurrency N] [--storage SIZE] [--invocations N]",
+		Short: "Override some of a tenant's limits (the rest keep the plan's); the gateway applies it within two seconds, without a restart",
+		Args:  exactArgs(1, "a tenant"),
+		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
+			if storage != "" {
+				n, err := parseSize(storage)
+				if err != nil {
+					return err
+				}
+				set.Storage = n
+			}
+			if set.IsZero() {
+				return usageError{"silo limits set needs at least one of --rate, --burst, --concurrency, --storage, --invocations (silo limits clear removes the override)"}
+			}
+			id := silo.AccountID(args[0])
+			old, err := api.Limits(ctx, id)
+			if err != nil {
+				return err
+			}
+			l, err := api.SetLimitOverride(ctx, id, old.Override.Over(set))
+			if err != nil {
+				return err
+			}
+			return g.print(l, func(w io.Writer) { writeLimits(w, l) })
+		}),
+	}
+	setCmd.Flags().Float64Var(&set.Rate, "rate", 0, "requests per second")
+	setCmd.Flags().IntVar(&set.Burst, "burst", 0, "requests at once above the rate")
+	setCmd.Flags().IntVar(&set.Concurrency, "concurrency", 0, "requests in flight")
+	setCmd.Flags().StringVar(&storage, "storage", "", "bytes per table or bucket, e.g. 10GiB")
+	setCmd.Flags().Int64Var(&set.Invocations, "invocations", 0, "requests per calendar month (UTC)")
+	clear := &cobra.Command{
+		Use:   "clear TENANT",
+		Short: "Remove a tenant's override: its plan's limits apply again",
+		Args:  exactArgs(1, "a tenant"),
+		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
+			l, err := api.SetLimitOverride(ctx, silo.AccountID(args[0]), silo.Limits{})
+			if err != nil {
+				return err
+			}
+			return g.print(l, func(w io.Writer) { writeLimits(w, l) })
+		}),
+	}
+	cmd.AddCommand(show, setCmd, clear)
+	return cmd
+}
+
+func writeLimits(w io.Writer, l control.AccountLimits) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "account\t%s\nplan\t%s\n\n", l.Account, orDash(l.Plan))
+	fmt.Fprintln(tw, "LIMIT\tPLAN\tOVERRIDE\tIN EFFECT")
+	row := func(name string, f func(silo.Limits) string) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, f(l.PlanLimits), f(l.Override), f(l.Effective))
+	}
+	num := func(v float64) string {
+		if v == 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	size := func(v uint64) string {
+		for _, u := range []struct {
+			unit  string
+			shift uint
+		}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
+			if v != 0 && v%(1<<u.shift) == 0 {
+				return strconv.FormatUint(v>>u.shift, 10) + u.unit
+			}
+		}
+		return num(float64(v))
+	}
+	row("rate (req/s)", func(x silo.Limits) string { return num(x.Rate) })
+	row("burst", func(x silo.Limits) string { return num(float64(x.Burst)) })
+	row("concurrency", func(x silo.Limits) string { return num(float64(x.Concurrency)) })
+	row("storage (per table/bucket)", func(x silo.Limits) string { return size(x.Storage) })
+	row("invocations per month", func(x silo.Limits) string { return num(float64(x.Invocations)) })
+	tw.Flush()
+	fmt.Fprintln(w, "(-: the server's default; storage and invocations then unbounded)")
+}
+
+var sizeFlag = regexp.MustCompile(`^([0-9]+)(KiB|MiB|GiB|TiB)$`)
+
+// parseSize reads a size such as 512MiB.
+func parseSize(s string) (uint64, error) {
+	m := sizeFlag.FindStringSubmatch(s)
+	if m == nil {
+		return 0, usageError{fmt.Sprintf("--storage %q is not a size; write a whole number and KiB, MiB, GiB or TiB (e.g. 10GiB)", s)}
+	}
+	n, err := strconv.ParseUint(m[1], 10, 32)
+	if err != nil {
+		return 0, usageError{fmt.Sprintf("--storage %q is too large", s)}
+	}
+	return n << map[string]uint{"KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}[m[2]], nil
+}

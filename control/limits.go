@@ -1,0 +1,174 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/usage"
+)
+
+// AccountLimits are an account's limits and where they come from.
+type AccountLimits struct {
+	Account silo.AccountID `json:"account"`
+	// Plan is the account's plan in the limits section of the release it
+	// runs, with its limits ("" and zero when that release declares none,
+	// or the account is not a tenant account).
+	Plan       string      `json:"plan,omitempty"`
+	PlanLimits silo.Limits `json:"plan_limits"`
+	// Override is the operator's override; Effective is PlanLimits with
+	// Override over it (zero fields take the gateway's defaults).
+	Override  silo.Limits `json:"override"`
+	Effective silo.Limits `json:"effective"`
+}
+
+// PlanLimits returns the plan and its limits for account a under stack st.
+// Only tenant accounts are on plans: developer and environment accounts get
+// the gateway's defaults (and any override), so that a developer never
+// meets a customer's plan limits.
+func PlanLimits(st *spec.Stack, a silo.Account) (string, silo.Limits) {
+	if st == nil || a.Kind != silo.KindTenant {
+		return "", silo.Limits{}
+	}
+	params, err := st.ResolveParams(a.Params)
+	if err != nil {
+		params = a.Params // the plan param as given
+	}
+	plan, l, ok := st.Plan(params)
+	if !ok {
+		return "", silo.Limits{}
+	}
+	return plan, l
+}
+
+// Limits returns an account's limits: its plan's in the release it runs
+// and the operator's override.
+//
+// # Errors
+//
+// CodeNotFound for a missing account; the store's errors.
+func (p *Plane) Limits(ctx context.Context, id silo.AccountID) (AccountLimits, error) {
+	a, err := p.Account(ctx, id)
+	if err != nil {
+		return AccountLimits{}, err
+	}
+	out := AccountLimits{Account: id}
+	if a.Release != "" {
+		rel, err := p.Release(ctx, a.Release)
+		if err != nil {
+			return AccountLimits{}, err
+		}
+		out.Plan, out.PlanLimits = PlanLimits(rel.Stack, a)
+	}
+	err = p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		out.Override, err = tx.LimitOverride(id)
+		return err
+	})
+	if err != nil && !errors.Is(err, silo.ErrNotFound) {
+		return AccountLimits{}, err
+	}
+	out.Effective = out.PlanLimits.Over(out.Override)
+	return out, nil
+}
+
+// SetLimitOverride sets the operator's override of an account's limits
+// (a zero l removes it) and records it in the audit log. The gateway
+// applies it within its limit refresh, without a restart.
+//
+// # Errors
+//
+// CodeNotFound for a missing account, CodeInvalid for limits out of range.
+func (p *Plane) SetLimitOverride(ctx context.Context, id silo.AccountID, l silo.Limits) (AccountLimits, error) {
+	if err := l.Check(); err != nil {
+		return AccountLimits{}, err
+	}
+	err := p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		a, err := tx.Account(id)
+		if errors.Is(err, silo.ErrNotFound) || err == nil && a.State == silo.StateDeleted {
+			return silo.Errorf(silo.CodeNotFound, "no account %s; silo tenant list shows the accounts", id)
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.PutLimitOverride(id, l); err != nil {
+			return err
+		}
+		_, err = tx.AppendAudit(store.AuditEvent{Time: p.cfg.Now(), Actor: p.cfg.Actor, Action: "limits.set", Account: id, Detail: jsonDetail(l)})
+		return err
+	})
+	if err != nil {
+		return AccountLimits{}, err
+	}
+	return p.Limits(ctx, id)
+}
+
+// Usage builds a usage report (see package usage) priced with prices; every
+// account in the registry but production and deleted ones is listed, with
+// its floor, even without usage.
+//
+// # Errors
+//
+// CodeInvalid for a bad query, CodeNotFound for a missing account.
+func (p *Plane) Usage(ctx context.Context, q usage.Query, prices usage.Prices) (usage.Report, error) {
+	if q.Until.IsZero() {
+		q.Until = p.cfg.Now()
+	}
+	var ids []silo.AccountID
+	if q.Account != "" {
+		if _, err := p.Account(ctx, q.Account); err != nil {
+			return usage.Report{}, err
+		}
+		ids = []silo.AccountID{q.Account}
+	} else {
+		as, err := p.Accounts(ctx, store.Filter{})
+		if err != nil {
+			return usage.Report{}, err
+		}
+		for _, a := range as {
+			if a.Kind != silo.KindProduction {
+				ids = append(ids, a.ID)
+			}
+		}
+	}
+	return usage.Build(ctx, p.cfg.Store, q, prices, ids)
+}
+
+// Since parses a usage window start: a number of days ("30d"), hours
+// ("12h") or a date (2026-03-01), relative to now.
+//
+// # Errors
+//
+// CodeInvalid saying how to write it.
+func Since(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if n, unit, ok := count(s); ok {
+		switch unit {
+		case "d":
+			return now.AddDate(0, 0, -n), nil
+		case "h":
+			return now.Add(-time.Duration(n) * time.Hour), nil
+		}
+	}
+	return time.Time{}, silo.Errorf(silo.CodeInvalid, "--since %q is not a window; write a number of days or hours (30d, 12h) or a date (2026-03-01)", s)
+}
+
+// count reads "<n><unit>" with a one-letter unit.
+func count(s string) (int, string, bool) {
+	if len(s) < 2 {
+		return 0, "", false
+	}
+	v := 0
+	for _, c := range s[:len(s)-1] {
+		if c < '0' || c > '9' || v > 1e6 {
+			return 0, "", false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, s[len(s)-1:], true
+}

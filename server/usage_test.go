@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"context"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/sqlite"
+	"github.com/silo-run/silo/usage"
+)
+
+const plansSpec = spec + `limits:
+  free: {rate: 5, concurrency: 2, invocations: 1000}
+  pro: {rate: 500}
+`
+
+// TestLimitsAndUsageAPI: an account's limits come from its plan, an
+// operator's override changes them (a bad one is refused and changes
+// nothing), and GET /v1/usage pages through a report that lists idle
+// accounts with their floor.
+func TestLimitsAndUsageAPI(t *testing.T) {
+	ctx := context.Background()
+	f := start(t)
+	c := f.client
+	rel := upload(t, c, plansSpec, "wasm plans")
+	r, err := c.StartRollout(ctx, rel.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r = follow(t, c, r.ID); r.State != rollout.StateSucceeded {
+		t.Fatalf("deploy: %s (%s)", r.State, r.Reason)
+	}
+	for _, req := range []control.CreateRequest{{ID: "acme", Params: map[string]string{"plan": "pro"}}, {ID: "globex"}} {
+		if _, err := c.CreateAccount(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := c.Limits(ctx, "globex")
+	if err != nil || l.Plan != "free" || l.Effective != (silo.Limits{Rate: 5, Concurrency: 2, Invocations: 1000}) {
+		t.Fatalf("globex limits: got %+v, %v; want plan free", l, err)
+	}
+	l, err = c.SetLimitOverride(ctx, "globex", silo.Limits{Rate: 50})
+	if err != nil || l.Effective.Rate != 50 || l.Effective.Concurrency != 2 || l.Override.Rate != 50 {
+		t.Fatalf("after an override of the rate: got %+v, %v; want rate 50 over plan free", l, err)
+	}
+	if _, err := c.SetLimitOverride(ctx, "globex", silo.Limits{Concurrency: -3}); code(err) != silo.CodeInvalid {
+		t.Fatalf("negative concurrency: got %v, want invalid", err)
+	}
+	if l, _ := c.Limits(ctx, "globex"); l.Effective.Rate != 50 || l.Override.Concurrency != 0 {
+		t.Fatalf("after a refused override: got %+v, want the previous one", l)
+	}
+	if _, err := c.SetLimitOverride(ctx, "nobody", silo.Limits{Rate: 1}); code(err) != silo.CodeNotFound {
+		t.Fatalf("override of a missing account: got %v, want not found", err)
+	}
+	if l, err := c.SetLimitOverride(ctx, "globex", silo.Limits{}); err != nil || l.Override != (silo.Limits{}) || l.Effective.Rate != 5 {
+		t.Fatalf("override removed: got %+v, %v; want plan free again", l, err)
+	}
+
+	st, err := sqlite.Open(ctx, filepath.Join(f.dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UTC()
+	if err := st.Update(ctx, func(tx store.Tx) error {
+		return tx.AddUsage(now, []store.UsageDelta{
+			{Account: "acme", Function: "ingest", Counters: store.Counters{Requests: 40, Errors: 2}},
+			{Account: "acme", Function: "list", Counters: store.Counters{Requests: 2}},
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := c.Usage(ctx, usage.Query{Since: now.AddDate(0, 0, -1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Lines) != 2 || rep.Lines[0].Account != "acme" || rep.Lines[0].Requests != 42 || rep.Lines[1].Account != "globex" || rep.Lines[1].Requests != 0 || rep.Lines[1].Floor <= 0 {
+		t.Fatalf("fleet report: got %+v, want acme with 42 requests and idle globex with its floor", rep.Lines)
+	}
+	var fns []string
+	q := usage.Query{Account: "acme", Since: now.AddDate(0, 0, -1), By: usage.ByFunction, Limit: 1}
+	for range 5 {
+		rep, err := c.Usage(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range rep.Lines {
+			fns = append(fns, l.Function)
+		}
+		if rep.Next == "" {
+			break
+		}
+		q.After = rep.Next
+	}
+	if strings.Join(fns, ",") != "ingest,list" {
+		t.Fatalf("paged by function: got %v, want ingest, list", fns)
+	}
+	for _, bad := range []string{"", "since=yesterday", "since=30d&by=week", "since=30d&limit=0", "since=30d&account=Bad_ID"} {
+		v, _ := url.ParseQuery(bad)
+		if _, err := server.UsageQuery(v, now); code(err) != silo.CodeInvalid {
+			t.Errorf("query %q: got %v, want invalid", bad, err)
+		}
+	}
+	if _, err := c.Usage(ctx, usage.Query{Account: "nobody", Since: now}); code(err) != silo.CodeNotFound {
+		t.Errorf("usage of a missing account: got %v, want not found", err)
+	}
+}

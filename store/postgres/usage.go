@@ -1,0 +1,181 @@
+package postgres
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+)
+
+// ---- limit overrides ----
+
+func (t *tx) LimitOverride(id silo.AccountID) (silo.Limits, error) {
+	var data []byte
+	err := t.queryRow(`SELECT limits FROM limit_overrides WHERE account = $1`, string(id)).Scan(&data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return silo.Limits{}, silo.Errorf(silo.CodeNotFound, "account %s has no limit override", id)
+	}
+	if err != nil {
+		return silo.Limits{}, t.err("read limit override of "+string(id), err)
+	}
+	var l silo.Limits
+	if err := json.Unmarshal(data, &l); err != nil {
+		return silo.Limits{}, fmt.Errorf("decode limit override of %s: %w", id, err)
+	}
+	return l, nil
+}
+
+func (t *tx) PutLimitOverride(id silo.AccountID, l silo.Limits) error {
+	op := "store limit override of " + string(id)
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if err := l.Check(); err != nil {
+		return err
+	}
+	if err := t.accountExists(id, op); err != nil {
+		return err
+	}
+	if l.IsZero() {
+		_, err := t.exec(op, `DELETE FROM limit_overrides WHERE account = $1`, string(id))
+		return err
+	}
+	data, err := json.Marshal(l)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	_, err = t.exec(op, `INSERT INTO limit_overrides (account, limits) VALUES ($1, $2)
+		ON CONFLICT (account) DO UPDATE SET limits = excluded.limits`, string(id), data)
+	return err
+}
+
+// ---- usage ----
+
+func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
+	const op = "add usage"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	day, hour := store.DayNumber(at), at.UTC().Hour()
+	for _, d := range ds {
+		if err := store.CheckUsageFunction(d.Function); err != nil {
+			return err
+		}
+		if d.Counters.IsZero() {
+			continue
+		}
+		var old []byte
+		err := t.queryRow(`SELECT data FROM usage WHERE day = $1 AND account = $2 AND function = $3 FOR UPDATE`,
+			day, string(d.Account), d.Function).Scan(&old)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return t.err(op, err)
+		}
+		data, err := store.AddHour(old, hour, d.Counters)
+		if err != nil {
+			return fmt.Errorf("%s of %s/%s: %w", op, d.Account, d.Function, err)
+		}
+		if _, err := t.exec(op, `INSERT INTO usage (day, account, function, rolled, data) VALUES ($1, $2, $3, false, $4)
+			ON CONFLICT (day, account, function) DO UPDATE SET data = excluded.data`, day, string(d.Account), d.Function, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
+	const op = "read usage"
+	from, to := store.DayNumber(q.From), int64(math.MaxInt64)
+	if q.From.IsZero() {
+		from = math.MinInt64
+	}
+	if !q.To.IsZero() {
+		to = store.DayNumber(q.To)
+	}
+	cDay, cAcct, cFn := int64(math.MinInt64), "", ""
+	if q.After != nil {
+		cDay, cAcct, cFn = store.DayNumber(q.After.Day), string(q.After.Account), q.After.Function
+	}
+	var limit *int64
+	if q.Limit > 0 {
+		l := int64(q.Limit)
+		limit = &l
+	}
+	// One account's rows come from the index on (account, day); the
+	// fleet's from the primary key, in its order.
+	acct, args := "", []any{from, to, cDay, cAcct, cFn, limit}
+	if q.Account != "" {
+		acct, args = `account = $7 AND `, append(args, string(q.Account))
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT day, account, function, data FROM usage
+		WHERE `+acct+`day >= $1 AND day < $2 AND (day, account, function) > ($3, $4, $5)
+		ORDER BY day, account, function LIMIT $6`, args...)
+	if err != nil {
+		return nil, t.err(op, err)
+	}
+	defer rows.Close()
+	var out []store.UsageDay
+	for rows.Next() {
+		var u store.UsageDay
+		var day int64
+		var acct string
+		var data []byte
+		if err := rows.Scan(&day, &acct, &u.Function, &data); err != nil {
+			return nil, t.err(op, err)
+		}
+		u.Account, u.Day = silo.AccountID(acct), store.DayTime(day)
+		if u.Hours, u.Total, err = store.DecodeUsage(data); err != nil {
+			return nil, fmt.Errorf("%s of %s/%s on %s: %w", op, u.Account, u.Function, u.Day.Format(time.DateOnly), err)
+		}
+		out = append(out, u)
+	}
+	return out, t.err(op, rows.Err())
+}
+
+func (t *tx) PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted int64, err error) {
+	const op = "prune usage"
+	if err := t.writable(op); err != nil {
+		return 0, 0, err
+	}
+	tag, err := t.exec(op, `DELETE FROM usage WHERE day < $1`, store.DayNumber(dailyBefore))
+	if err != nil {
+		return 0, 0, err
+	}
+	deleted = tag.RowsAffected()
+	rows, err := t.tx.Query(t.ctx, `SELECT day, account, function, data FROM usage WHERE day < $1 AND NOT rolled FOR UPDATE`, store.DayNumber(hourlyBefore))
+	if err != nil {
+		return 0, 0, t.err(op, err)
+	}
+	type day struct {
+		n        int64
+		acct, fn string
+		data     []byte
+	}
+	var days []day
+	for rows.Next() {
+		var d day
+		if err := rows.Scan(&d.n, &d.acct, &d.fn, &d.data); err != nil {
+			rows.Close()
+			return 0, 0, t.err(op, err)
+		}
+		days = append(days, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, t.err(op, err)
+	}
+	for _, d := range days {
+		data, err := store.RollUp(d.data)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s of %s/%s: %w", op, d.acct, d.fn, err)
+		}
+		if _, err := t.exec(op, `UPDATE usage SET rolled = true, data = $1 WHERE day = $2 AND account = $3 AND function = $4`, data, d.n, d.acct, d.fn); err != nil {
+			return 0, 0, err
+		}
+	}
+	return int64(len(days)), deleted, nil
+}

@@ -1,0 +1,180 @@
+package sqlite
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+)
+
+// ---- limit overrides ----
+
+func (t *tx) LimitOverride(id silo.AccountID) (silo.Limits, error) {
+	var data string
+	err := t.tx.QueryRowContext(t.ctx, `SELECT limits FROM limit_overrides WHERE account = ?`, id).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return silo.Limits{}, silo.Errorf(silo.CodeNotFound, "account %s has no limit override", id)
+	}
+	if err != nil {
+		return silo.Limits{}, t.s.dbErr("read limit override of "+string(id), err)
+	}
+	var l silo.Limits
+	if err := json.Unmarshal([]byte(data), &l); err != nil {
+		return silo.Limits{}, fmt.Errorf("decode limit override of %s: %w", id, err)
+	}
+	return l, nil
+}
+
+func (t *tx) PutLimitOverride(id silo.AccountID, l silo.Limits) error {
+	op := "store limit override of " + string(id)
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if err := l.Check(); err != nil {
+		return err
+	}
+	if err := t.accountExists(id, op); err != nil {
+		return err
+	}
+	if l.IsZero() {
+		_, err := t.exec(op, `DELETE FROM limit_overrides WHERE account = ?`, id)
+		return err
+	}
+	data, err := json.Marshal(l)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	_, err = t.exec(op, `INSERT INTO limit_overrides (account, limits) VALUES (?, ?)
+		ON CONFLICT (account) DO UPDATE SET limits = excluded.limits`, id, string(data))
+	return err
+}
+
+// ---- usage ----
+
+func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
+	const op = "add usage"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	day, hour := store.DayNumber(at), at.UTC().Hour()
+	for _, d := range ds {
+		if err := store.CheckUsageFunction(d.Function); err != nil {
+			return err
+		}
+		if d.Counters.IsZero() {
+			continue
+		}
+		var old []byte
+		err := t.tx.QueryRowContext(t.ctx, `SELECT data FROM usage WHERE day = ? AND account = ? AND function = ?`,
+			day, d.Account, d.Function).Scan(&old)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return t.s.dbErr(op, err)
+		}
+		data, err := store.AddHour(old, hour, d.Counters)
+		if err != nil {
+			return fmt.Errorf("%s of %s/%s: %w", op, d.Account, d.Function, err)
+		}
+		if _, err := t.exec(op, `INSERT INTO usage (day, account, function, rolled, data) VALUES (?, ?, ?, 0, ?)
+			ON CONFLICT (day, account, function) DO UPDATE SET data = excluded.data`, day, d.Account, d.Function, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
+	const op = "read usage"
+	from, to := store.DayNumber(q.From), int64(math.MaxInt64)
+	if q.From.IsZero() {
+		from = math.MinInt64
+	}
+	if !q.To.IsZero() {
+		to = store.DayNumber(q.To)
+	}
+	cDay, cAcct, cFn := int64(math.MinInt64), "", ""
+	if q.After != nil {
+		cDay, cAcct, cFn = store.DayNumber(q.After.Day), string(q.After.Account), q.After.Function
+	}
+	limit := int64(-1)
+	if q.Limit > 0 {
+		limit = int64(q.Limit)
+	}
+	// One account's rows come from the index on (account, day); the
+	// fleet's from the primary key, in its order.
+	where, args := `day >= ? AND day < ?`, []any{from, to}
+	if q.Account != "" {
+		where, args = `account = ? AND `+where, append([]any{q.Account}, args...)
+	}
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, function, data FROM usage
+		WHERE `+where+` AND (day, account, function) > (?, ?, ?)
+		ORDER BY day, account, function LIMIT ?`,
+		append(args, cDay, cAcct, cFn, limit)...)
+	if err != nil {
+		return nil, t.s.dbErr(op, err)
+	}
+	defer rows.Close()
+	var out []store.UsageDay
+	for rows.Next() {
+		var u store.UsageDay
+		var day int64
+		var data []byte
+		if err := rows.Scan(&day, &u.Account, &u.Function, &data); err != nil {
+			return nil, t.s.dbErr(op, err)
+		}
+		u.Day = store.DayTime(day)
+		if u.Hours, u.Total, err = store.DecodeUsage(data); err != nil {
+			return nil, fmt.Errorf("%s of %s/%s on %s: %w", op, u.Account, u.Function, u.Day.Format(time.DateOnly), err)
+		}
+		out = append(out, u)
+	}
+	return out, t.s.dbErr(op, rows.Err())
+}
+
+func (t *tx) PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted int64, err error) {
+	const op = "prune usage"
+	if err := t.writable(op); err != nil {
+		return 0, 0, err
+	}
+	res, err := t.exec(op, `DELETE FROM usage WHERE day < ?`, store.DayNumber(dailyBefore))
+	if err != nil {
+		return 0, 0, err
+	}
+	deleted, _ = res.RowsAffected()
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, function, data FROM usage WHERE day < ? AND rolled = 0`, store.DayNumber(hourlyBefore))
+	if err != nil {
+		return 0, 0, t.s.dbErr(op, err)
+	}
+	type day struct {
+		n        int64
+		acct, fn string
+		data     []byte
+	}
+	var days []day
+	for rows.Next() {
+		var d day
+		if err := rows.Scan(&d.n, &d.acct, &d.fn, &d.data); err != nil {
+			rows.Close()
+			return 0, 0, t.s.dbErr(op, err)
+		}
+		days = append(days, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, t.s.dbErr(op, err)
+	}
+	for _, d := range days {
+		data, err := store.RollUp(d.data)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s of %s/%s: %w", op, d.acct, d.fn, err)
+		}
+		if _, err := t.exec(op, `UPDATE usage SET rolled = 1, data = ? WHERE day = ? AND account = ? AND function = ?`, data, d.n, d.acct, d.fn); err != nil {
+			return 0, 0, err
+		}
+	}
+	return int64(len(days)), deleted, nil
+}

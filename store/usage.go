@@ -1,0 +1,210 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	silo "github.com/silo-run/silo"
+)
+
+// Counters are what was metered for one function of one account over a
+// period. They add up: the counters of a day are the sum of its hours'.
+type Counters struct {
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+	// DurationMicros is the time spent serving the requests, in
+	// microseconds.
+	DurationMicros int64 `json:"duration_us"`
+	// MemoryMiBMicros is memory held × time: the function's declared
+	// memory in MiB times each request's duration in microseconds, summed.
+	// GB-seconds are MemoryMiBMicros / 1024 / 1e6.
+	MemoryMiBMicros int64 `json:"memory_mib_us"`
+	BytesIn         int64 `json:"bytes_in"`
+	BytesOut        int64 `json:"bytes_out"`
+}
+
+// Add returns c + o.
+func (c Counters) Add(o Counters) Counters {
+	return Counters{
+		Requests: c.Requests + o.Requests, Errors: c.Errors + o.Errors,
+		DurationMicros: c.DurationMicros + o.DurationMicros, MemoryMiBMicros: c.MemoryMiBMicros + o.MemoryMiBMicros,
+		BytesIn: c.BytesIn + o.BytesIn, BytesOut: c.BytesOut + o.BytesOut,
+	}
+}
+
+// IsZero reports whether nothing was metered.
+func (c Counters) IsZero() bool { return c == Counters{} }
+
+// UsageDelta is usage to add to one hour of one function of one account.
+type UsageDelta struct {
+	Account  silo.AccountID
+	Function string
+	Counters
+}
+
+// UsageDay is the stored usage of one function of one account on one UTC
+// day. Hours holds the day's hourly roll-ups while they are kept; once they
+// are older than the hourly retention only Total, the daily roll-up, is.
+type UsageDay struct {
+	Account  silo.AccountID `json:"account"`
+	Function string         `json:"function"`
+	Day      time.Time      `json:"day"` // midnight UTC
+	Hours    *[24]Counters  `json:"hours,omitempty"`
+	Total    Counters       `json:"total"`
+}
+
+// UsageQuery selects usage days for reading, oldest first, then by account
+// and function. Zero fields match everything.
+type UsageQuery struct {
+	Account silo.AccountID
+	From    time.Time // first day included (truncated to its UTC day)
+	To      time.Time // first day excluded; zero: no end
+	// After pages: only days after this (Day, Account, Function) in the
+	// order above. Limit bounds the rows (0: no bound).
+	After *UsageCursor
+	Limit int
+}
+
+// UsageCursor is a position in the order of UsageQuery.
+type UsageCursor struct {
+	Day      time.Time      `json:"day"`
+	Account  silo.AccountID `json:"account"`
+	Function string         `json:"function"`
+}
+
+// DayNumber is a UTC day as stored: days since the Unix epoch.
+func DayNumber(t time.Time) int64 { return t.UTC().Unix() / 86400 }
+
+// DayTime is the midnight UTC of a stored day number.
+func DayTime(n int64) time.Time { return time.Unix(n*86400, 0).UTC() }
+
+// The stored forms of a usage day. Both begin with a format byte; every
+// number is an unsigned varint.
+//
+//	usageHourly: 3 bytes, a bitmap of the hours present (bit h of byte
+//	             h/8), then for each present hour its six counters in the
+//	             order of Counters.
+//	usageDaily:  the day's six counters (the hours were rolled up).
+const (
+	usageHourly = 1
+	usageDaily  = 2
+)
+
+// EncodeUsage returns the stored form of a day: hourly if hours is given,
+// else daily with total.
+func EncodeUsage(hours *[24]Counters, total Counters) []byte {
+	var b []byte
+	put := func(c Counters) {
+		for _, v := range [...]int64{c.Requests, c.Errors, c.DurationMicros, c.MemoryMiBMicros, c.BytesIn, c.BytesOut} {
+			b = binary.AppendUvarint(b, uint64(max(v, 0)))
+		}
+	}
+	if hours == nil {
+		b = append(b, usageDaily)
+		put(total)
+		return b
+	}
+	b = append(b, usageHourly, 0, 0, 0)
+	for h, c := range hours {
+		if !c.IsZero() {
+			b[1+h/8] |= 1 << (h % 8)
+			put(c)
+		}
+	}
+	return b
+}
+
+var errUsageData = errors.New("damaged usage record")
+
+// DecodeUsage reads a stored day: its hours (nil once rolled up) and total.
+func DecodeUsage(b []byte) (*[24]Counters, Counters, error) {
+	get := func() (Counters, error) {
+		var v [6]int64
+		for i := range v {
+			x, n := binary.Uvarint(b)
+			if n <= 0 || x > 1<<62 {
+				return Counters{}, errUsageData
+			}
+			v[i], b = int64(x), b[n:]
+		}
+		return Counters{v[0], v[1], v[2], v[3], v[4], v[5]}, nil
+	}
+	if len(b) == 0 {
+		return nil, Counters{}, errUsageData
+	}
+	switch b[0] {
+	case usageDaily:
+		b = b[1:]
+		c, err := get()
+		if err == nil && len(b) != 0 {
+			err = errUsageData
+		}
+		return nil, c, err
+	case usageHourly:
+		if len(b) < 4 {
+			return nil, Counters{}, errUsageData
+		}
+		mask := b[1:4]
+		b = b[4:]
+		var hours [24]Counters
+		var total Counters
+		for h := range hours {
+			if mask[h/8]&(1<<(h%8)) == 0 {
+				continue
+			}
+			c, err := get()
+			if err != nil {
+				return nil, Counters{}, err
+			}
+			hours[h], total = c, total.Add(c)
+		}
+		if len(b) != 0 {
+			return nil, Counters{}, errUsageData
+		}
+		return &hours, total, nil
+	}
+	return nil, Counters{}, errUsageData
+}
+
+// AddHour returns the stored form of day with c added to the given hour
+// (0-23). A day already rolled up gets c added to its total.
+//
+// # Errors
+//
+// An error wrapping a damaged stored form.
+func AddHour(stored []byte, hour int, c Counters) ([]byte, error) {
+	var hours *[24]Counters
+	var total Counters
+	if stored == nil {
+		hours = &[24]Counters{}
+	} else {
+		var err error
+		if hours, total, err = DecodeUsage(stored); err != nil {
+			return nil, fmt.Errorf("add usage: %w", err)
+		}
+	}
+	if hours == nil {
+		return EncodeUsage(nil, total.Add(c)), nil
+	}
+	hours[hour] = hours[hour].Add(c)
+	return EncodeUsage(hours, Counters{}), nil
+}
+
+// RollUp returns the daily form of a stored day.
+func RollUp(stored []byte) ([]byte, error) {
+	_, total, err := DecodeUsage(stored)
+	if err != nil {
+		return nil, fmt.Errorf("roll up usage: %w", err)
+	}
+	return EncodeUsage(nil, total), nil
+}
+
+// CheckUsageFunction checks the function name of a usage delta.
+func CheckUsageFunction(name string) error {
+	if len(name) > 128 {
+		return silo.Errorf(silo.CodeInvalid, "usage function name is longer than 128 bytes")
+	}
+	return nil
+}

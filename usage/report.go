@@ -1,0 +1,188 @@
+package usage
+
+import (
+	"context"
+	"encoding/base64"
+	"sort"
+	"strings"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+)
+
+// The groupings of a report.
+const (
+	ByAccount  = "account"
+	ByFunction = "function"
+	ByDay      = "day"
+)
+
+// Query selects a report.
+type Query struct {
+	// Account limits the report to one account ("" for every account).
+	Account silo.AccountID `json:"account,omitempty"`
+	// Since and Until bound the report by whole UTC days: the day holding
+	// Since up to and including the day holding Until.
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+	// By groups the lines: ByAccount (default), ByFunction or ByDay.
+	By string `json:"by,omitempty"`
+	// After is the Next of the previous page; Limit bounds the lines of a
+	// page (default and maximum 1000).
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
+}
+
+// MaxLines is the most lines one page of a report holds.
+const MaxLines = 1000
+
+// Check validates q and fills in its defaults.
+//
+// # Errors
+//
+// CodeInvalid saying what to fix.
+func (q *Query) Check() error {
+	switch q.By {
+	case "":
+		q.By = ByAccount
+	case ByAccount, ByFunction, ByDay:
+	default:
+		return silo.Errorf(silo.CodeInvalid, "usage cannot be grouped by %q; use account, function or day", q.By)
+	}
+	if q.Limit < 0 {
+		return silo.Errorf(silo.CodeInvalid, "usage page limit %d is negative", q.Limit)
+	}
+	if q.Limit == 0 || q.Limit > MaxLines {
+		q.Limit = MaxLines
+	}
+	if q.Until.IsZero() || q.Since.IsZero() {
+		return silo.Errorf(silo.CodeInvalid, "a usage report needs a start and an end; pass --since (e.g. 30d)")
+	}
+	if q.Until.Before(q.Since) {
+		return silo.Errorf(silo.CodeInvalid, "the usage window ends (%s) before it starts (%s)", q.Until.Format(time.DateOnly), q.Since.Format(time.DateOnly))
+	}
+	return nil
+}
+
+// Line is one line of a report: the usage of one account, or of one
+// function or one day of it.
+type Line struct {
+	Account  silo.AccountID `json:"account"`
+	Function string         `json:"function,omitempty"`
+	Day      string         `json:"day,omitempty"` // YYYY-MM-DD
+	store.Counters
+	GBSeconds float64 `json:"gb_seconds"`
+	// Cost is the estimated cost of the usage, Floor the share of the
+	// idle account's floor (on account and day lines only), in US
+	// dollars.
+	Cost  float64 `json:"cost_usd"`
+	Floor float64 `json:"floor_usd"`
+}
+
+func (l Line) key() string { return string(l.Account) + "\x00" + l.Function + "\x00" + l.Day }
+
+// Report is one page of a usage report.
+type Report struct {
+	Query  Query  `json:"query"`
+	Prices Prices `json:"prices"`
+	Lines  []Line `json:"lines"`
+	// Next, if not empty, is the After of the next page.
+	Next string `json:"next,omitempty"`
+}
+
+// Build reads the usage that q selects from st and prices it. accounts are
+// the accounts to list even without usage (an idle account still costs its
+// floor); with q.Account set only that one is listed.
+//
+// # Errors
+//
+// CodeInvalid for a bad query; the store's errors, wrapped.
+func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []silo.AccountID) (Report, error) {
+	if err := q.Check(); err != nil {
+		return Report{}, err
+	}
+	from := q.Since.UTC().Truncate(24 * time.Hour)
+	to := q.Until.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
+	lines := map[string]*Line{}
+	add := func(l Line) {
+		k := l.key()
+		if have, ok := lines[k]; ok {
+			have.Counters = have.Counters.Add(l.Counters)
+			return
+		}
+		lines[k] = &l
+	}
+	if q.By != ByFunction {
+		for _, a := range accounts {
+			if q.Account != "" && a != q.Account {
+				continue
+			}
+			if q.By == ByAccount {
+				add(Line{Account: a})
+			} else {
+				for d := from; d.Before(to); d = d.AddDate(0, 0, 1) {
+					add(Line{Account: a, Day: d.Format(time.DateOnly)})
+				}
+			}
+		}
+	}
+	sq := store.UsageQuery{Account: q.Account, From: from, To: to, Limit: 5000}
+	for {
+		var days []store.UsageDay
+		err := st.View(ctx, func(tx store.Tx) error {
+			var err error
+			days, err = tx.Usage(sq)
+			return err
+		})
+		if err != nil {
+			return Report{}, err
+		}
+		for _, u := range days {
+			l := Line{Account: u.Account, Counters: u.Total}
+			switch q.By {
+			case ByFunction:
+				l.Function = u.Function
+			case ByDay:
+				l.Day = u.Day.Format(time.DateOnly)
+			}
+			add(l)
+		}
+		if len(days) < sq.Limit {
+			break
+		}
+		last := days[len(days)-1]
+		sq.After = &store.UsageCursor{Day: last.Day, Account: last.Account, Function: last.Function}
+	}
+	after, err := base64.RawURLEncoding.DecodeString(q.After)
+	if err != nil || !validKey(string(after)) {
+		return Report{}, silo.Errorf(silo.CodeInvalid, "the usage page cursor %q is not one this server returned; start again without it", q.After)
+	}
+	keys := make([]string, 0, len(lines))
+	for k := range lines {
+		if k > string(after) || len(after) == 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	r := Report{Query: q, Prices: p, Lines: []Line{}}
+	for i, k := range keys {
+		if i == q.Limit {
+			r.Next = base64.RawURLEncoding.EncodeToString([]byte(keys[i-1]))
+			break
+		}
+		l := *lines[k]
+		l.GBSeconds = GBSeconds(l.Counters)
+		l.Cost = p.Cost(l.Counters)
+		switch q.By {
+		case ByAccount:
+			l.Floor = p.Floor(to.Sub(from))
+		case ByDay:
+			l.Floor = p.Floor(24 * time.Hour)
+		}
+		r.Lines = append(r.Lines, l)
+	}
+	return r, nil
+}
+
+func validKey(s string) bool { return s == "" || strings.Count(s, "\x00") == 2 }

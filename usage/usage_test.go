@@ -1,0 +1,246 @@
+package usage
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/sqlite"
+)
+
+func openStore(t *testing.T) store.Store { return openStoreB(t) }
+
+func openStoreB(t testing.TB) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+var t0 = time.Date(2026, 3, 10, 12, 30, 0, 0, time.UTC)
+
+func read(t *testing.T, st store.Store, q store.UsageQuery) []store.UsageDay {
+	t.Helper()
+	var out []store.UsageDay
+	if err := st.View(context.Background(), func(tx store.Tx) error {
+		var err error
+		out, err = tx.Usage(q)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestMeterFlush: what the meter aggregates reaches the store exactly, per
+// account and function, in the hour it was recorded; a failed flush keeps
+// the usage for the next one.
+func TestMeterFlush(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t0}
+	m, err := New(Config{Store: st, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		m.Add("acme", "ingest", Sample{At: t0, Duration: 3 * time.Millisecond, MemoryMiB: 64, BytesIn: 10, BytesOut: 20, Error: i%10 == 0})
+	}
+	m.Add("acme", "list", Sample{At: t0, Duration: time.Second, MemoryMiB: 128})
+	m.Add("beta", "ingest", Sample{At: t0})
+	if n, _ := m.Pending("acme"); n != 101 {
+		t.Errorf("pending for acme: got %d, want 101", n)
+	}
+	if err := m.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, gen := m.Pending("acme"); n != 0 || gen != 1 {
+		t.Errorf("after the flush: got %d pending, generation %d; want 0, 1", n, gen)
+	}
+	got := map[string]store.Counters{}
+	for _, u := range read(t, st, store.UsageQuery{}) {
+		got[string(u.Account)+"/"+u.Function] = u.Total
+		if u.Hours == nil || u.Hours[12] != u.Total {
+			t.Errorf("%s/%s: want everything in hour 12, got %+v", u.Account, u.Function, u.Hours)
+		}
+	}
+	want := map[string]store.Counters{
+		"acme/ingest": {Requests: 100, Errors: 10, DurationMicros: 300000, MemoryMiBMicros: 64 * 3000 * 100, BytesIn: 1000, BytesOut: 2000},
+		"acme/list":   {Requests: 1, DurationMicros: 1e6, MemoryMiBMicros: 128 * 1e6},
+		"beta/ingest": {Requests: 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stored usage (-want +got):\n%s", diff)
+	}
+
+	// A store that fails: the usage stays pending, and is written later.
+	broken := openStore(t)
+	mb, err := New(Config{Store: broken, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb.Add("acme", "ingest", Sample{At: t0})
+	broken.Close()
+	if err := mb.Flush(context.Background()); err == nil {
+		t.Fatal("flush into a closed store: got no error")
+	}
+	mb.Add("acme", "ingest", Sample{At: t0})
+	if n, _ := mb.Pending("acme"); n != 2 {
+		t.Errorf("after a failed flush: got %d pending, want 2 (kept and the new one)", n)
+	}
+	mb.cfg.Store = st // the store is back
+	if err := mb.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if u := read(t, st, store.UsageQuery{Account: "acme"}); len(u) != 2 || u[0].Total.Requests != 102 {
+		t.Errorf("after the retry: got %+v, want acme/ingest with 102 requests", u)
+	}
+}
+
+// TestMeterRetention: with a fake clock past the retention, the meter's
+// prune rolls hours up and deletes old days; days inside it keep their
+// hours.
+func TestMeterRetention(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t0}
+	m, err := New(Config{Store: st, Now: clk.now, HourlyRetention: 2 * 24 * time.Hour, DailyRetention: 5 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		m.Add("acme", "f", Sample{At: clk.t})
+		if err := m.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clk.t = clk.t.Add(24 * time.Hour)
+	}
+	clk.t = clk.t.Add(-24 * time.Hour) // the day of the last flush
+	if err := m.Prune(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	days := read(t, st, store.UsageQuery{})
+	var got []string
+	for _, u := range days {
+		form := "daily"
+		if u.Hours != nil {
+			form = "hourly"
+		}
+		got = append(got, u.Day.Format("01-02")+" "+form)
+	}
+	want := []string{"03-14 daily", "03-15 daily", "03-16 daily", "03-17 hourly", "03-18 hourly", "03-19 hourly"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("days kept (-want +got):\n%s", diff)
+	}
+	for _, c := range []Config{{}, {Store: st, Flush: -1}, {Store: st, HourlyRetention: 48 * time.Hour, DailyRetention: 24 * time.Hour}} {
+		if _, err := New(c); silo.ErrorCode(err) != silo.CodeInvalid {
+			t.Errorf("New(%+v): got %v, want invalid", c, err)
+		}
+	}
+}
+
+// TestReport: lines by account, function and day add up to what was
+// stored, an idle account is listed with its floor, costs follow the price
+// table, and pages cover every line once.
+func TestReport(t *testing.T) {
+	st := openStore(t)
+	add := func(at time.Time, acct silo.AccountID, fn string, c store.Counters) {
+		if err := st.Update(context.Background(), func(tx store.Tx) error {
+			return tx.AddUsage(at, []store.UsageDelta{{Account: acct, Function: fn, Counters: c}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	add(day.Add(time.Hour), "acme", "ingest", store.Counters{Requests: 1e6, MemoryMiBMicros: 1024 * 1000 * 1e6, BytesOut: 1 << 30})
+	add(day.Add(25*time.Hour), "acme", "list", store.Counters{Requests: 5, Errors: 1})
+	add(day.Add(-24*time.Hour), "acme", "list", store.Counters{Requests: 99}) // before the window
+	p := Prices{PerMillionRequests: 2, PerGBSecond: 0.5, PerGBOut: 3, AccountPerMonth: 30}
+	q := Query{Since: day, Until: day.Add(24 * time.Hour)}
+	r, err := Build(context.Background(), st, q, p, []silo.AccountID{"acme", "idle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Line{
+		{Account: "acme", Counters: store.Counters{Requests: 1e6 + 5, Errors: 1, MemoryMiBMicros: 1024 * 1000 * 1e6, BytesOut: 1 << 30},
+			GBSeconds: 1000, Cost: (1e6+5)/1e6*2 + 1000*0.5 + 3, Floor: 2},
+		{Account: "idle", Floor: 2},
+	}
+	if diff := cmp.Diff(want, r.Lines, cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })); diff != "" {
+		t.Errorf("by account (-want +got):\n%s", diff)
+	}
+
+	q.By = ByFunction
+	r, err = Build(context.Background(), st, q, p, []silo.AccountID{"acme", "idle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Lines) != 2 || r.Lines[0].Function != "ingest" || r.Lines[1].Function != "list" || r.Lines[1].Requests != 5 || r.Lines[1].Floor != 0 {
+		t.Errorf("by function: got %+v, want ingest and list (5 requests), no floor", r.Lines)
+	}
+
+	q.By, q.Limit = ByDay, 1
+	var days []string
+	for range 10 {
+		r, err = Build(context.Background(), st, q, p, []silo.AccountID{"acme", "idle"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range r.Lines {
+			days = append(days, string(l.Account)+" "+l.Day)
+		}
+		if r.Next == "" {
+			break
+		}
+		q.After = r.Next
+	}
+	if diff := cmp.Diff([]string{"acme 2026-03-01", "acme 2026-03-02", "idle 2026-03-01", "idle 2026-03-02"}, days); diff != "" {
+		t.Errorf("by day, one line a page (-want +got):\n%s", diff)
+	}
+
+	for _, bad := range []Query{{Since: day, Until: day, By: "week"}, {Since: day.Add(48 * time.Hour), Until: day}, {Until: day}, {Since: day, Until: day, After: "!!"}} {
+		if _, err := Build(context.Background(), st, bad, p, nil); silo.ErrorCode(err) != silo.CodeInvalid {
+			t.Errorf("Build(%+v): got %v, want invalid", bad, err)
+		}
+	}
+}
+
+// TestLoadPrices: a price file replaces the fields it sets and keeps the
+// defaults of the rest; a negative price or a malformed file is refused.
+func TestLoadPrices(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p, err := LoadPrices(write("ok.json", `{"per_gb_out": 0.05}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultPrices()
+	if p.PerGBOut != 0.05 || p.PerMillionRequests != want.PerMillionRequests || p.AccountPerMonth != want.AccountPerMonth {
+		t.Errorf("got %+v, want per_gb_out 0.05 and the other defaults", p)
+	}
+	for name, body := range map[string]string{"negative.json": `{"per_gb_second": -1}`, "bad.json": `[1]`} {
+		if _, err := LoadPrices(write(name, body)); silo.ErrorCode(err) != silo.CodeInvalid {
+			t.Errorf("%s: got %v, want invalid", name, err)
+		}
+	}
+	if _, err := LoadPrices(filepath.Join(dir, "missing.json")); silo.ErrorCode(err) != silo.CodeInvalid {
+		t.Errorf("missing file: got %v, want invalid", err)
+	}
+}
