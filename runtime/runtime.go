@@ -799,7 +799,7 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	}
 	in.stack[0] = uint64(len(in.buf))
 	if err := in.alloc.CallWithStack(ctx, in.stack[:]); err != nil {
-		return Response{}, r.guestError(inv, in.key.lim, c, err)
+		return Response{}, r.guestError(inv, in, c, err)
 	}
 	ptr := uint32(in.stack[0])
 	mem := in.mod.Memory()
@@ -808,7 +808,7 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(in.buf))
 	if err := h.CallWithStack(ctx, in.stack[:]); err != nil {
-		return Response{}, r.guestError(inv, in.key.lim, c, err)
+		return Response{}, r.guestError(inv, in, c, err)
 	}
 	if c.stopped {
 		return Response{}, r.ctxError(ctx, inv, in.key.lim)
@@ -843,7 +843,8 @@ func failure(c silo.Code, err error, format string, args ...any) error {
 	return &silo.Error{Code: c, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
-func (r *Runtime) guestError(inv Invocation, lim Limits, c *call, err error) error {
+func (r *Runtime) guestError(inv Invocation, in *instance, c *call, err error) error {
+	lim := in.key.lim
 	if c.stopped {
 		return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) and was stopped; make it faster or raise its timeout", inv.Function, lim.Timeout)
 	}
@@ -855,6 +856,9 @@ func (r *Runtime) guestError(inv Invocation, lim Limits, c *call, err error) err
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		return failure(silo.CodeInternal, err, "function %q exited with code %d (out of memory or a fatal error); see its logs", inv.Function, exit.ExitCode())
+	}
+	if stackExceeded(in.mod) {
+		return failure(silo.CodeInternal, err, "function %q recursed deeper than its call stack allows (%s of frames); make its recursion shallower or iterative", inv.Function, sizeString(stackBudget))
 	}
 	return failure(silo.CodeInternal, err, "function %q crashed (it trapped); see its logs", inv.Function)
 }

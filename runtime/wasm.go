@@ -19,7 +19,10 @@ import (
 //     i32 global "fuel", and make every function entry and every loop header
 //     decrement fuel and, when it reaches zero, call checkpoint, which returns
 //     fresh fuel or 0 to stop the guest (then the injected code executes
-//     unreachable and traps). See doc.go, "Runaway guests".
+//     unreachable and traps). See doc.go, "Runaway guests";
+//   - bound the call stack: add a mutable i32 global "stack", the budget of
+//     frame costs left, exported as stackExport, and make every function
+//     charge its frame at entry and give it back at every exit (stack.go).
 
 var errTruncated = errors.New("truncated")
 
@@ -126,6 +129,7 @@ type module struct {
 	exports       []wexport
 	dataSegments  uint32    // after merging; set by instrument
 	code          codeStats // set by instrument
+	hasExports    bool      // an export section exists
 }
 
 // codeStats is what instrument learns about a module while it rewrites
@@ -138,6 +142,7 @@ type codeStats struct {
 	maxLocals uint64          // most locals declared by one function
 	maxDepth  uint32          // deepest block nesting of one function
 	nesting   uint64          // the sum, over every block, loop and if, of its depth
+	maxFrame  uint64          // the highest frame cost of one function (stack.go)
 }
 
 func (m *module) growsTable(i uint32) bool { return m.code.grows[i] }
@@ -224,6 +229,7 @@ func parseModule(b []byte) (*module, error) {
 		case 6:
 			m.globals = s.u32()
 		case 7:
+			m.hasExports = true
 			for n := s.u32(); n > 0 && s.err == nil; n-- {
 				m.exports = append(m.exports, wexport{name: s.name(), kind: s.byte(), idx: s.u32()})
 			}
@@ -280,6 +286,23 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 	cpType := uint32(len(m.types))            // new type () -> i32
 	cpFunc := m.funcImports                   // the new import's function index
 	fuelGlobal := m.globalImports + m.globals // the new global's index
+	fr := frames{global: fuelGlobal + 1, types: m.types, funcs: m.funcs, multi: map[string]uint32{}}
+	var moreTypes []byte // () -> results, the body block of a function with several results
+	for _, t := range m.types {
+		fr.arity = max(fr.arity, uint64(len(t.params)+len(t.results)))
+	}
+	for _, ti := range m.funcs {
+		if int(ti) >= len(m.types) {
+			return nil, fmt.Errorf("function type %d out of range", ti)
+		}
+		res := m.types[ti].results
+		if _, ok := fr.multi[string(res)]; len(res) > 1 && !ok {
+			fr.multi[string(res)] = cpType + 1 + uint32(len(fr.multi))
+			moreTypes = append(moreTypes, 0x60, 0x00)
+			moreTypes = appendU32(moreTypes, uint32(len(res)))
+			moreTypes = append(moreTypes, res...)
+		}
+	}
 	shift := func(idx uint32) uint32 {
 		if idx >= m.funcImports {
 			return idx + 1
@@ -300,9 +323,10 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 	check = appendU32(check, fuelGlobal)
 
 	newType := func(count uint32, prev []byte) []byte {
-		b := appendU32(nil, count+1)
+		b := appendU32(nil, count+1+uint32(len(fr.multi)))
 		b = append(b, prev...)
-		return append(b, 0x60, 0x00, 0x01, 0x7F)
+		b = append(b, 0x60, 0x00, 0x01, 0x7F)
+		return append(b, moreTypes...)
 	}
 	newImport := func(count uint32, prev []byte) []byte {
 		b := appendU32(nil, count+1)
@@ -315,11 +339,19 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 		return appendU32(b, cpType)
 	}
 	newGlobal := func(count uint32, prev []byte) []byte {
-		b := appendU32(nil, count+1)
+		b := appendU32(nil, count+2)
 		b = append(b, prev...)
 		b = append(b, 0x7F, 0x01, 0x41)
 		b = appendSLEB(b, int64(fuel))
+		b = append(b, 0x0B, 0x7F, 0x01, 0x41)
+		b = appendSLEB(b, stackBudget)
 		return append(b, 0x0B)
+	}
+	stackEntry := func(b []byte) []byte {
+		b = appendU32(b, uint32(len(stackExport)))
+		b = append(b, stackExport...)
+		b = append(b, 0x03)
+		return appendU32(b, fr.global)
 	}
 	// vecRest splits a vec section body into its count and the rest.
 	vecRest := func(body []byte) (uint32, []byte) {
@@ -336,7 +368,7 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 	out := append([]byte(nil), "\x00asm\x01\x00\x00\x00"...)
 	done := map[byte]bool{}
 	emitMissing := func(upTo int) {
-		for _, id := range []byte{1, 2, 6} {
+		for _, id := range []byte{1, 2, 6, 7} {
 			if !done[id] && sectionRank(id) < upTo {
 				switch id {
 				case 1:
@@ -345,6 +377,8 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 					out = appendSection(out, 2, newImport(0, nil))
 				case 6:
 					out = appendSection(out, 6, newGlobal(0, nil))
+				case 7:
+					out = appendSection(out, 7, stackEntry(appendU32(nil, 1)))
 				}
 				done[id] = true
 			}
@@ -371,7 +405,7 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 			rest, err = rewriteGlobals(n, rest, shift)
 			body = newGlobal(n, rest)
 		case 7:
-			body = appendU32(nil, uint32(len(m.exports)))
+			body = stackEntry(appendU32(nil, uint32(len(m.exports))+1))
 			for _, e := range m.exports {
 				body = appendU32(body, uint32(len(e.name)))
 				body = append(body, e.name...)
@@ -389,7 +423,7 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 		case 9:
 			body, err = rewriteElements(s.body, shift, &m.code)
 		case 10:
-			body, err = rewriteCode(s.body, shift, check, &m.code)
+			body, err = rewriteCode(s.body, shift, check, &m.code, &fr)
 		case 11:
 			if hasDataCount {
 				body = s.body
@@ -634,11 +668,23 @@ func rewriteElements(body []byte, shift func(uint32) uint32, st *codeStats) ([]b
 	return out, r.err
 }
 
-func rewriteCode(body []byte, shift func(uint32) uint32, check []byte, st *codeStats) ([]byte, error) {
+// frames is what rewriteFunc needs to bound the call stack (stack.go).
+type frames struct {
+	global uint32            // the stack budget global
+	types  []funcType        // the module's types
+	funcs  []uint32          // the type of each defined function
+	multi  map[string]uint32 // the block type index for each list of several results
+	arity  uint64            // the most params plus results of any type
+}
+
+func rewriteCode(body []byte, shift func(uint32) uint32, check []byte, st *codeStats, fr *frames) ([]byte, error) {
 	r := &reader{b: body}
 	n := r.u32()
 	out := appendU32(make([]byte, 0, len(body)+len(body)/8), n)
 	var fb []byte
+	if int(n) != len(fr.funcs) {
+		return nil, fmt.Errorf("%d function bodies for %d functions", n, len(fr.funcs))
+	}
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		size := r.u32()
 		f := r.bytes(int(size))
@@ -646,7 +692,7 @@ func rewriteCode(body []byte, shift func(uint32) uint32, check []byte, st *codeS
 			break
 		}
 		var err error
-		fb, err = rewriteFunc(fb[:0], f, shift, check, st)
+		fb, err = rewriteFunc(fb[:0], f, shift, check, st, fr, fr.types[fr.funcs[i]])
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -666,20 +712,63 @@ func blockType(r *reader) {
 	}
 }
 
-func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *codeStats) ([]byte, error) {
+// rewriteFunc rewrites one function body of type t: the fuel check at
+// entry and loop headers, and the stack budget (stack.go): one more i32
+// local that saves the budget at entry, the charge of the frame's cost
+// (patched in once the body is read), the body wrapped in a block, and
+// the budget restored at every exit.
+func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *codeStats, fr *frames, t funcType) ([]byte, error) {
 	r := &reader{b: f}
 	var locals uint64
-	for n := r.u32(); n > 0 && r.err == nil; n-- {
+	groups := r.u32()
+	first := r.off
+	for n := groups; n > 0 && r.err == nil; n-- {
 		locals += uint64(r.u32())
 		r.byte()
 	}
+	if r.err != nil || locals > 1<<20 {
+		return nil, fmt.Errorf("bad locals")
+	}
 	st.maxLocals = max(st.maxLocals, locals)
-	out = append(out, f[:r.off]...)
+	saved := uint32(uint64(len(t.params)) + locals) // the new local's index
+	out = appendU32(out, groups+1)
+	out = append(out, f[first:r.off]...)
+	out = append(out, 1, 0x7F)
 	out = append(out, check...)
+	// saved = stack; stack -= cost; if stack < 0 { trap }
+	out = append(out, 0x23)
+	out = appendU32(out, fr.global)
+	out = append(out, 0x22)
+	out = appendU32(out, saved)
+	out = append(out, 0x41)
+	costAt := len(out)
+	out = append(out, 0x80, 0x80, 0x80, 0x80, 0x00, 0x6B, 0x24) // i32.const (5-byte placeholder); i32.sub; global.set
+	out = appendU32(out, fr.global)
+	out = append(out, 0x23)
+	out = appendU32(out, fr.global)
+	out = append(out, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0B) // i32.const 0; i32.lt_s; if; unreachable; end
+	out = append(out, 0x02)
+	switch len(t.results) {
+	case 0:
+		out = append(out, 0x40)
+	case 1:
+		out = append(out, t.results[0])
+	default:
+		out = appendSLEB(out, int64(fr.multi[string(t.results)]))
+	}
+	restore := appendU32([]byte{0x20}, saved)
+	restore = append(restore, 0x24)
+	restore = appendU32(restore, fr.global)
+
 	var depth uint32
+	var ops uint64
 	for r.off < len(f) && r.err == nil {
 		start := r.off
 		op := r.byte()
+		ops++
+		if op == 0x0F || op == 0x12 || op == 0x13 { // return, return_call, return_call_indirect
+			out = append(out, restore...)
+		}
 		switch op {
 		case 0x02, 0x03, 0x04: // block, loop, if
 			depth++
@@ -768,5 +857,14 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *cod
 		}
 		out = append(out, f[start:r.off]...)
 	}
+	// The body's end now closes the block; then the function's own.
+	out = append(out, restore...)
+	out = append(out, 0x0B)
+	cost := frameCost(uint64(len(t.params)), locals, ops, fr.arity)
+	st.maxFrame = max(st.maxFrame, cost)
+	for i := range 5 {
+		out[costAt+i] = byte(cost>>(7*i))&0x7f | 0x80
+	}
+	out[costAt+4] &^= 0x80
 	return out, r.err
 }
