@@ -84,7 +84,7 @@ func instrumented(b *testing.B, wasm []byte) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	out, err := instrument(m, fuel)
+	out, err := instrument(m, fuel, defaultCallStack)
 	if err != nil {
 		b.Fatal(err)
 	}

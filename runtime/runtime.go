@@ -76,6 +76,12 @@ type Config struct {
 	// MaxMemoryPages caps Limits.MemoryPages (64 KiB pages). Default 4096
 	// (256 MiB).
 	MaxMemoryPages uint32
+	// MaxCallStack caps the sum of the estimated sizes of a guest's stack
+	// frames during one call (stack.go): a guest recursing deeper traps.
+	// The stack a call makes the host allocate is at most 4 times this.
+	// Default 2 MiB (a depth of about 3,700 for a simple recursive Go
+	// function); at most 256 MiB.
+	MaxCallStack int
 	// Limits applies to the zero fields of Invocation.Limits.
 	// Default: 512 pages (32 MiB), 10s, 16 concurrent invocations.
 	Limits Limits
@@ -126,6 +132,9 @@ func (c *Config) setDefaults() {
 	if c.MaxMemoryPages == 0 {
 		c.MaxMemoryPages = 4096
 	}
+	if c.MaxCallStack <= 0 {
+		c.MaxCallStack = defaultCallStack
+	}
 	if c.Limits.MemoryPages == 0 {
 		c.Limits.MemoryPages = 512
 	}
@@ -157,6 +166,9 @@ func (c Config) Validate() error {
 	c.setDefaults()
 	if c.Limits.MemoryPages > c.MaxMemoryPages {
 		return silo.Errorf(silo.CodeInvalid, "runtime: default memory limit %d pages exceeds MaxMemoryPages %d; lower it or raise the cap", c.Limits.MemoryPages, c.MaxMemoryPages)
+	}
+	if c.MaxCallStack > maxCallStack {
+		return silo.Errorf(silo.CodeInvalid, "runtime: MaxCallStack %d exceeds %d (256 MiB); lower it", c.MaxCallStack, maxCallStack)
 	}
 	if c.MaxMemoryPages > 65536 {
 		return silo.Errorf(silo.CodeInvalid, "runtime: MaxMemoryPages %d exceeds the 4 GiB wasm32 limit (65536 pages)", c.MaxMemoryPages)
@@ -359,7 +371,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 	if err != nil {
 		return "", silo.Errorf(silo.CodeInvalid, "function module is not valid wasm: %v; build it with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared", err)
 	}
-	inst, err := instrument(m, fuel)
+	inst, err := instrument(m, fuel, int32(r.cfg.MaxCallStack))
 	if err != nil {
 		return "", silo.Errorf(silo.CodeInvalid, "function module cannot be instrumented: %v", err)
 	}
@@ -798,6 +810,7 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 		defer func() { in.buf = nil }()
 	}
 	in.stack[0] = uint64(len(in.buf))
+	in.stackLeft.Set(uint64(r.cfg.MaxCallStack))
 	if err := in.alloc.CallWithStack(ctx, in.stack[:]); err != nil {
 		return Response{}, r.guestError(inv, in, c, err)
 	}
@@ -807,6 +820,7 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 		return Response{}, silo.Errorf(silo.CodeInternal, "function %q returned a bad request buffer from silo_alloc", inv.Function)
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(in.buf))
+	in.stackLeft.Set(uint64(r.cfg.MaxCallStack))
 	if err := h.CallWithStack(ctx, in.stack[:]); err != nil {
 		return Response{}, r.guestError(inv, in, c, err)
 	}
@@ -857,25 +871,26 @@ func (r *Runtime) guestError(inv Invocation, in *instance, c *call, err error) e
 	if errors.As(err, &exit) {
 		return failure(silo.CodeInternal, err, "function %q exited with code %d (out of memory or a fatal error); see its logs", inv.Function, exit.ExitCode())
 	}
-	if stackExceeded(in.mod) {
-		return failure(silo.CodeInternal, err, "function %q recursed deeper than its call stack allows (%s of frames); make its recursion shallower or iterative", inv.Function, sizeString(stackBudget))
+	if int32(uint32(in.stackLeft.Get())) < 0 {
+		return failure(silo.CodeInternal, err, "function %q recursed deeper than its call stack allows (%s of frames); make its recursion shallower or iterative", inv.Function, sizeString(uint64(r.cfg.MaxCallStack)))
 	}
 	return failure(silo.CodeInternal, err, "function %q crashed (it trapped); see its logs", inv.Function)
 }
 
 // instance is one instantiated module, used by one invocation at a time.
 type instance struct {
-	key      poolKey
-	mod      api.Module
-	alloc    api.Function
-	handlers map[string]api.Function
-	stack    [2]uint64
-	buf      []byte
-	call     atomic.Pointer[call] // the invocation running, for nanosleep
-	lastUsed time.Time
-	logw     *logWriter
-	jobs     chan *job     // to the worker; closed on eviction
-	done     chan struct{} // from the worker: the job finished
+	key       poolKey
+	mod       api.Module
+	alloc     api.Function
+	stackLeft api.MutableGlobal // the call stack budget left (stack.go)
+	handlers  map[string]api.Function
+	stack     [2]uint64
+	buf       []byte
+	call      atomic.Pointer[call] // the invocation running, for nanosleep
+	lastUsed  time.Time
+	logw      *logWriter
+	jobs      chan *job     // to the worker; closed on eviction
+	done      chan struct{} // from the worker: the job finished
 }
 
 // take returns an idle instance of key, or a new one whose worker will
@@ -930,6 +945,10 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	}
 	in.mod = mod
 	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	in.stackLeft, _ = mod.ExportedGlobal(stackExport).(api.MutableGlobal)
+	if in.stackLeft == nil {
+		return fmt.Errorf("instance of %.12s: no %s global", a.digest, stackExport)
+	}
 	r.live.Add(1)
 	return nil
 }

@@ -1,7 +1,5 @@
 package runtime
 
-import "github.com/tetratelabs/wazero/api"
-
 // This file bounds a guest's call stack. wazero v1.12.0 (the compiler
 // engine) runs a guest on a stack it allocates on the Go heap and grows by
 // doubling, copying the old one, while the guest recurses, up to a ceiling
@@ -23,31 +21,35 @@ import "github.com/tetratelabs/wazero/api"
 //     which instrument wraps in a block so that branches to the function's
 //     own label (br, br_if, br_table out of the body) end there too.
 //
-// A trap unwinds without running the exits, so the budget is left spent;
-// the runtime discards every instance whose call failed, and a new one
-// starts with the full budget. The runtime tells a stack trap from any
-// other by the exported global being negative: only the entry that traps
-// ever leaves it so.
+// The runtime sets the global to Config.MaxCallStack before every call it
+// makes into the guest. A trap unwinds without running the exits, so the
+// budget is left spent; the runtime discards every instance whose call
+// failed anyway. It tells a stack trap from any other by the global being
+// negative: only the entry that traps ever leaves it so.
 //
-// The frame cost is an upper-bound estimate read from wazero's compiler
+// The frame cost is an estimate read from wazero's compiler
 // (backend/isa/*/machine.go requiredStackSize): a frame holds the return
 // address and frame pointer and a stack-check slot (32 bytes), the
 // callee-saved registers the function uses (at most 13 on amd64 and 23 on
 // arm64, 16 bytes each), the arguments and results of the calls it makes
 // that do not fit in registers, and a spill slot (8 or 16 bytes) for each
 // value the register allocator spills, which it never reuses within a
-// function. The values are the parameters, the locals, and at most one per
-// instruction, so the estimate charges 16 bytes for each. Block parameters
-// that the SSA construction adds at merge points are not counted; a
-// function made of many blocks over many locals could take more than its
-// estimate (the tests measure the shapes in stack_test.go).
+// function. So the estimate charges 16 bytes for each value the function
+// may define: its parameters and locals, one per instruction that
+// defines a value, the results of each call and the memory base and
+// length reloaded after it, and at every block's end and loop's header
+// one per local written inside (at most the locals) and per value the
+// block passes on. It is an estimate, not a proof: it is checked against
+// the stack wazero really allocates for recursions of several shapes
+// (TestDeepRecursionHeapBounded), which stay well under it.
 //
 // With every frame within its estimate, the frames of a call add up to at
-// most stackBudget, and wazero's stack, grown by doubling from 10 KiB, is
-// then at most 2×stackBudget plus a frame; while it grows the old stack is
-// alive too. So a call holds at most stackHostBytes of stack on the host,
-// the constant docs/security.md states, whatever the function's memory
-// limit; TestDeepRecursionHeapBounded measures it.
+// most MaxCallStack, and wazero's stack, grown by doubling from 10 KiB, is
+// then at most 2×MaxCallStack plus a frame; while it grows the old stack
+// is alive too, and the stacks it outgrew wait for the garbage collector.
+// So a call makes the host allocate at most 4×MaxCallStack for its stack
+// (8 MiB by default), the constant docs/security.md states, whatever the
+// function's memory limit.
 
 // Frame cost terms, in bytes.
 const (
@@ -56,35 +58,26 @@ const (
 	maxFrameCost = 1 << 30    // a frame dearer than this costs this (no overflow)
 )
 
-// stackBudget is the sum of frame costs a call may reach: 2 MiB, a depth
-// of about 2,600 for a small function (one a Go guest built with sdk/fn
-// uses at most a few hundred kilobytes of; see TestGoGuestStackEstimate).
-const stackBudget = 2 << 20
+// defaultCallStack is Config.MaxCallStack's default: the sum of frame
+// costs a call may reach. The test guest (sdk/fn) starts and answers
+// within 768 KiB, and recurses about 3,700 deep within 2 MiB.
+const defaultCallStack = 2 << 20
 
-// stackHostBytes bounds what a guest's call stack makes the host hold
-// during one call: the grown stack (at most 2×stackBudget plus the largest
-// frame wazero asks for) and the stack it is copied from. It is part of
-// the constant that docs/security.md states per invocation.
-const stackHostBytes = 4 * stackBudget
+// maxCallStack caps Config.MaxCallStack, so that a budget less a frame's
+// cost never wraps an i32.
+const maxCallStack = 256 << 20
 
 // stackExport is the name under which instrument exports the stack budget
-// global, so that the runtime can tell a stack trap from another.
+// global, so that the runtime can reset it and tell a stack trap from
+// another.
 const stackExport = "silo:stack"
 
 // frameCost returns the estimated bytes one frame of a function takes on
-// wazero's stack: params, results and locals of the function, ops its
-// instructions, and arity the most params plus results of any type of the
-// module (the calls it makes).
-func frameCost(params, locals, ops, arity uint64) uint64 {
-	return min(frameFixed+frameSlot*(params+locals+1+ops+arity), maxFrameCost)
-}
-
-// stackExceeded reports whether mod's last call trapped because its call
-// stack outgrew the budget.
-func stackExceeded(mod api.Module) bool {
-	if mod == nil {
-		return false
-	}
-	g := mod.ExportedGlobal(stackExport)
-	return g != nil && int32(uint32(g.Get())) < 0
+// wazero's stack: params and locals of the function (and the local that
+// instrument adds), values an upper bound of the values its instructions
+// define (definesValues, and each call's results), and arity the most
+// params plus results of a call it makes (passed on the stack when they
+// do not fit in registers).
+func frameCost(params, locals, values, arity uint64) uint64 {
+	return min(frameFixed+frameSlot*(params+locals+1+values+arity), maxFrameCost)
 }

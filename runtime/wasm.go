@@ -280,16 +280,19 @@ func sectionRank(id byte) int {
 	return int(id)
 }
 
-// instrument returns b with the checkpoint import, the fuel global and the
-// checks added. fuel is the initial value of the fuel global.
-func instrument(m *module, fuel int32) ([]byte, error) {
+// instrument returns b with the checkpoint import, the fuel and stack
+// globals and the checks added. fuel is the initial value of the fuel
+// global, stack the call stack budget (stack.go).
+func instrument(m *module, fuel, stack int32) ([]byte, error) {
 	cpType := uint32(len(m.types))            // new type () -> i32
 	cpFunc := m.funcImports                   // the new import's function index
 	fuelGlobal := m.globalImports + m.globals // the new global's index
 	fr := frames{global: fuelGlobal + 1, types: m.types, funcs: m.funcs, multi: map[string]uint32{}}
 	var moreTypes []byte // () -> results, the body block of a function with several results
-	for _, t := range m.types {
-		fr.arity = max(fr.arity, uint64(len(t.params)+len(t.results)))
+	for _, im := range m.imports {
+		if im.kind == 0 {
+			fr.imports = append(fr.imports, im.typ)
+		}
 	}
 	for _, ti := range m.funcs {
 		if int(ti) >= len(m.types) {
@@ -344,7 +347,7 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 		b = append(b, 0x7F, 0x01, 0x41)
 		b = appendSLEB(b, int64(fuel))
 		b = append(b, 0x0B, 0x7F, 0x01, 0x41)
-		b = appendSLEB(b, stackBudget)
+		b = appendSLEB(b, int64(stack))
 		return append(b, 0x0B)
 	}
 	stackEntry := func(b []byte) []byte {
@@ -670,11 +673,41 @@ func rewriteElements(body []byte, shift func(uint32) uint32, st *codeStats) ([]b
 
 // frames is what rewriteFunc needs to bound the call stack (stack.go).
 type frames struct {
-	global uint32            // the stack budget global
-	types  []funcType        // the module's types
-	funcs  []uint32          // the type of each defined function
-	multi  map[string]uint32 // the block type index for each list of several results
-	arity  uint64            // the most params plus results of any type
+	global  uint32            // the stack budget global
+	types   []funcType        // the module's types
+	funcs   []uint32          // the type of each defined function
+	multi   map[string]uint32 // the block type index for each list of several results
+	imports []uint32          // the type of each imported function
+}
+
+// funcType returns the type of function idx (imports first).
+func (fr *frames) funcType(idx uint32) (funcType, bool) {
+	ti := uint64(1) << 32
+	if int(idx) < len(fr.imports) {
+		ti = uint64(fr.imports[idx])
+	} else if i := int(idx) - len(fr.imports); i < len(fr.funcs) {
+		ti = uint64(fr.funcs[i])
+	}
+	if ti >= uint64(len(fr.types)) {
+		return funcType{}, false
+	}
+	return fr.types[ti], true
+}
+
+// definesValues returns an upper bound of the SSA values wazero's compiler
+// defines for an instruction with opcode op other than a call (which
+// defines its results). Control instructions, drop, stores and local and
+// global writes define none; local.get and local.tee name a value defined
+// elsewhere (a parameter, or the instruction whose result was stored in
+// the local).
+//
+// A call also makes the compiler reload the memory's base and length.
+func definesValues(op byte) uint64 {
+	switch {
+	case op <= 0x05, op >= 0x0B && op <= 0x13, op == 0x1A, op >= 0x20 && op <= 0x22, op == 0x24, op >= 0x36 && op <= 0x3E:
+		return 0
+	}
+	return 1
 }
 
 func rewriteCode(body []byte, shift func(uint32) uint32, check []byte, st *codeStats, fr *frames) ([]byte, error) {
@@ -702,15 +735,27 @@ func rewriteCode(body []byte, shift func(uint32) uint32, check []byte, st *codeS
 	return out, r.err
 }
 
-func blockType(r *reader) {
+// blockType reads a block type and returns how many values it passes on
+// (its params and results).
+func blockType(r *reader, types []funcType) uint64 {
 	c := r.b[min(r.off, len(r.b)-1)]
 	switch c {
-	case 0x40, 0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F:
+	case 0x40:
 		r.byte()
-	default:
-		r.sleb(5)
+		return 0
+	case 0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F:
+		r.byte()
+		return 1
 	}
+	if i := r.sleb(5); i >= 0 && i < int64(len(types)) {
+		return uint64(len(types[i].params) + len(types[i].results))
+	}
+	return 0
 }
+
+// callReloads is how many values a call makes the compiler define after
+// it besides its results (the memory's base and length, reloaded).
+const callReloads = 2
 
 // rewriteFunc rewrites one function body of type t: the fuel check at
 // entry and loop headers, and the stack budget (stack.go): one more i32
@@ -761,11 +806,14 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *cod
 	restore = appendU32(restore, fr.global)
 
 	var depth uint32
-	var ops uint64
+	var values uint64    // an upper bound of the values the instructions define
+	var arity uint64     // the most params plus results of a call it makes
+	var sets uint64      // local.set and local.tee so far
+	var open [][2]uint64 // for each open block, loop and if: sets at its start, the values it passes on
 	for r.off < len(f) && r.err == nil {
 		start := r.off
 		op := r.byte()
-		ops++
+		values += definesValues(op)
 		if op == 0x0F || op == 0x12 || op == 0x13 { // return, return_call, return_call_indirect
 			out = append(out, restore...)
 		}
@@ -776,19 +824,38 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *cod
 			st.nesting += uint64(depth)
 		case 0x0B:
 			depth--
+			if n := len(open); n > 0 {
+				// Where control flow merges (a block's end, a loop's
+				// header) the compiler defines a value for each local
+				// written inside and for each value the block passes on.
+				o := open[n-1]
+				open = open[:n-1]
+				values += min(sets-o[0], uint64(len(t.params))+locals) + o[1]
+			}
+		case 0x21, 0x22:
+			sets++
 		}
 		switch {
 		case op == 0x10 || op == 0x12 || op == 0xD2: // call, return_call, ref.func
+			idx := r.u32()
+			if op != 0xD2 {
+				t, ok := fr.funcType(idx)
+				if !ok {
+					return nil, fmt.Errorf("call of function %d out of range", idx)
+				}
+				values += uint64(len(t.results)) + callReloads
+				arity = max(arity, uint64(len(t.params)+len(t.results)))
+			}
 			out = append(out, op)
-			out = appendU32(out, shift(r.u32()))
+			out = appendU32(out, shift(idx))
 			continue
 		case op == 0x03: // loop
-			blockType(r)
+			open = append(open, [2]uint64{sets, blockType(r, fr.types)})
 			out = append(out, f[start:r.off]...)
 			out = append(out, check...)
 			continue
 		case op == 0x02 || op == 0x04:
-			blockType(r)
+			open = append(open, [2]uint64{sets, blockType(r, fr.types)})
 		case op <= 0x01, op == 0x05, op == 0x0B, op == 0x0F, op == 0x1A, op == 0x1B, op == 0xD1:
 		case op == 0x0C || op == 0x0D:
 			r.u32()
@@ -798,8 +865,14 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *cod
 			}
 			r.u32()
 		case op == 0x11 || op == 0x13:
+			ti := r.u32()
 			r.u32()
-			r.u32()
+			if int(ti) >= len(fr.types) {
+				return nil, fmt.Errorf("call_indirect of type %d out of range", ti)
+			}
+			t := fr.types[ti]
+			values += uint64(len(t.results)) + callReloads
+			arity = max(arity, uint64(len(t.params)+len(t.results)))
 		case op == 0x1C:
 			for c := r.u32(); c > 0 && r.err == nil; c-- {
 				r.byte()
@@ -860,7 +933,7 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *cod
 	// The body's end now closes the block; then the function's own.
 	out = append(out, restore...)
 	out = append(out, 0x0B)
-	cost := frameCost(uint64(len(t.params)), locals, ops, fr.arity)
+	cost := frameCost(uint64(len(t.params)), locals, values, arity)
 	st.maxFrame = max(st.maxFrame, cost)
 	for i := range 5 {
 		out[costAt+i] = byte(cost>>(7*i))&0x7f | 0x80

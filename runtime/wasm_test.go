@@ -22,7 +22,7 @@ func TestInstrumentValid(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		out, err := instrument(m, fuel)
+		out, err := instrument(m, fuel, defaultCallStack)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -49,6 +49,6 @@ func FuzzInstrument(f *testing.F) {
 		if err != nil {
 			return
 		}
-		instrument(m, fuel)
+		instrument(m, fuel, defaultCallStack)
 	})
 }
