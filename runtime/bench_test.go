@@ -102,7 +102,7 @@ func BenchmarkRawWazeroCall(b *testing.B) {
 	}{{"original", guestWasm}, {"instrumented", instrumented(b, guestWasm)}} {
 		mod, done := rawInstance(b, v.wasm)
 		defer done()
-		ctx := context.WithValue(context.Background(), callKey{}, &call{deadline: time.Now().Add(time.Hour)})
+		ctx := context.WithValue(context.Background(), callKey{}, &call{deadline: time.Now().Add(time.Hour), yieldAt: time.Now().Add(time.Hour)})
 		b.Run("nop/"+v.name, func(b *testing.B) {
 			f := mod.ExportedFunction("nop")
 			stack := make([]uint64, 1)
@@ -233,7 +233,7 @@ func BenchmarkRecursion(b *testing.B) {
 				b.Fatal(err)
 			}
 			f := mod.ExportedFunction("handle")
-			c := &call{rt: r, deadline: time.Now().Add(time.Hour)}
+			c := &call{rt: r, deadline: time.Now().Add(time.Hour), yieldAt: time.Now().Add(time.Hour)}
 			cctx := context.WithValue(ctx, callKey{}, c)
 			stack := make([]uint64, 2)
 			b.ResetTimer()
