@@ -306,10 +306,11 @@ func TestGoGuestFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := instrument(m, fuel, defaultCallStack); err != nil {
+	out, err := instrument(m, fuel, defaultCallStack)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("go guest: largest frame estimate %d bytes", m.code.maxFrame)
+	t.Logf("go guest: largest frame estimate %d bytes; module %d bytes, instrumented %d", m.code.maxFrame, len(guestWasm), len(out))
 	if m.code.maxFrame > defaultCallStack/8 {
 		t.Errorf("got a largest frame of %d bytes, want at most %d (an eighth of the default budget)", m.code.maxFrame, defaultCallStack/8)
 	}
