@@ -315,3 +315,45 @@ func TestGoGuestFrames(t *testing.T) {
 		t.Errorf("got a largest frame of %d bytes, want at most %d (an eighth of the default budget)", m.code.maxFrame, defaultCallStack/8)
 	}
 }
+
+// TestInstrumentationNamesRefused: the globals and the local that
+// instrument adds come after the module's own, so code naming an index
+// past its own would name them once instrumented, and could refill its
+// fuel or its stack budget. Compile refuses it; the twins, naming a
+// global or local the module declares, compile and answer.
+func TestInstrumentationNamesRefused(t *testing.T) {
+	e := newEnv(t, Config{})
+	set := func(op byte, idx uint32) []byte { return cat(i32c(1<<30), []byte{op}, leb(idx)) }
+	get := func(op byte, idx uint32) []byte { return cat([]byte{op}, leb(idx), opDrop) }
+	tests := []struct {
+		name    string
+		spec    hostileSpec
+		refused bool
+	}{
+		{"global.set of the fuel global", hostileSpec{handle: cat(set(0x24, 0), returnOK())}, true},
+		{"global.set of the stack global", hostileSpec{handle: cat(set(0x24, 1), returnOK())}, true},
+		{"global.get past the module's globals", hostileSpec{globals: [][]byte{globalI32}, handle: cat(get(0x23, 1), returnOK())}, true},
+		{"local.set of the added local", hostileSpec{handle: cat(set(0x21, 2), returnOK())}, true},
+		{"local.tee of the added local", hostileSpec{handle: cat(set(0x22, 2), opDrop, returnOK())}, true},
+		{"local.get of the added local", hostileSpec{handle: cat(get(0x20, 2), returnOK())}, true},
+		{"twin: global.set of its own global", hostileSpec{globals: [][]byte{{0x7F, 0x01, 0x41, 0x00, 0x0B}}, handle: cat(set(0x24, 0), returnOK())}, false},
+		{"twin: local.set of its own local", hostileSpec{locals: cat(leb(1), leb(1), []byte{0x7F}), handle: cat(set(0x21, 2), returnOK())}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := e.rt.Compile(context.Background(), tt.spec.build())
+			if tt.refused {
+				wantCode(t, err, silo.CodeInvalid)
+				if !strings.Contains(err.Error(), "which it does not declare") {
+					t.Errorf("got %q, want it to name the undeclared index", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("compile: %v", err)
+			}
+			resp, err := e.invokeDigest("acme", d, Limits{}, "/")
+			wantOK(t, resp, err)
+		})
+	}
+}

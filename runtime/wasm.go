@@ -772,7 +772,7 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *cod
 		r.byte()
 	}
 	if r.err != nil || locals > 1<<20 {
-		return nil, fmt.Errorf("bad locals")
+		return nil, fmt.Errorf("bad or over 1,048,576 locals")
 	}
 	st.maxLocals = max(st.maxLocals, locals)
 	saved := uint32(uint64(len(t.params)) + locals) // the new local's index
@@ -877,7 +877,19 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *cod
 			for c := r.u32(); c > 0 && r.err == nil; c-- {
 				r.byte()
 			}
-		case op >= 0x20 && op <= 0x26:
+		case op >= 0x20 && op <= 0x22:
+			// The local that instrument adds and the globals it adds
+			// come after the module's own: code naming them would be
+			// invalid as written, and valid once instrumented, with the
+			// power to refill its fuel or its stack budget.
+			if i := r.u32(); i >= saved {
+				return nil, fmt.Errorf("uses local %d, which it does not declare", i)
+			}
+		case op == 0x23 || op == 0x24:
+			if i := r.u32(); i >= fr.global-1 {
+				return nil, fmt.Errorf("uses global %d, which it does not declare", i)
+			}
+		case op == 0x25 || op == 0x26:
 			r.u32()
 		case op >= 0x28 && op <= 0x3E:
 			r.u32()
