@@ -4,8 +4,8 @@ package runtime
 // engine) runs a guest on a stack it allocates on the Go heap and grows by
 // doubling, copying the old one, while the guest recurses, up to a ceiling
 // of its own (call_engine.go callStackCeiling) far above any memory limit:
-// a recursive function of nine instructions made the host allocate 161 MB
-// in 0.26 s before wazero trapped it. wazero v1.12.0 has no setting to
+// a recursive function of nine instructions made the host allocate 169 MB
+// before wazero trapped it (TestDeepRecursionHeapBounded, the control). wazero v1.12.0 has no setting to
 // lower that ceiling (it is a constant of its compiler engine; only the
 // interpreter has a frame cap), so the bound is put into the module at
 // deploy, as the fuel checks are.
@@ -16,8 +16,9 @@ package runtime
 //   - at entry, save the global "stack" (the budget left) in a new local,
 //     subtract its frame cost, and when the result is negative set nothing
 //     more and trap;
-//   - at every exit put the saved value back: before each return,
-//     return_call and return_call_indirect, and at the end of the body,
+//   - at every exit put the saved value back: before each return (and
+//     each return_call and return_call_indirect, though the runtime does
+//     not enable tail calls), and at the end of the body,
 //     which instrument wraps in a block so that branches to the function's
 //     own label (br, br_if, br_table out of the body) end there too.
 //

@@ -129,7 +129,6 @@ type module struct {
 	exports       []wexport
 	dataSegments  uint32    // after merging; set by instrument
 	code          codeStats // set by instrument
-	hasExports    bool      // an export section exists
 }
 
 // codeStats is what instrument learns about a module while it rewrites
@@ -229,7 +228,6 @@ func parseModule(b []byte) (*module, error) {
 		case 6:
 			m.globals = s.u32()
 		case 7:
-			m.hasExports = true
 			for n := s.u32(); n > 0 && s.err == nil; n-- {
 				m.exports = append(m.exports, wexport{name: s.name(), kind: s.byte(), idx: s.u32()})
 			}
