@@ -209,8 +209,9 @@ func TestStackBudgetRestoredOnEveryExit(t *testing.T) {
 }
 
 // TestGoGuestRecursion: the Go guest recursing a thousand deep answers;
-// recursing without end, it stops with the stack message (or Go's own
-// limits) and the host's allocations stay bounded.
+// recursing without end, it stops with the stack message (long before
+// Go's own stack limit or the memory limit) and the host's allocations
+// stay bounded; the same instance's account and another tenant answer.
 func TestGoGuestRecursion(t *testing.T) {
 	if inSubprocess(t) {
 		return
@@ -226,9 +227,14 @@ func TestGoGuestRecursion(t *testing.T) {
 	})
 	t.Logf("go guest recursing without end: %v; %d bytes allocated", err, alloc)
 	wantCode(t, err, silo.CodeInternal)
+	if !strings.Contains(err.Error(), "deeper than its call stack allows") {
+		t.Errorf("got %q, want it to say the call stack is too deep", err)
+	}
 	if alloc > 4*defaultCallStack+stackSlack {
 		t.Errorf("got %d bytes allocated, want at most %d", alloc, 4*defaultCallStack+stackSlack)
 	}
+	e.must(t, "acme", Request{Path: "/echo"}, 200)
+	e.must(t, "globex", Request{Path: "/echo"}, 200)
 }
 
 // TestMaxCallStackConfigured: the budget is Config.MaxCallStack. A
