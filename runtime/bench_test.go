@@ -298,3 +298,31 @@ func reportQuantiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)*999/1000].Microseconds()), "p999-µs")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
 }
+
+// BenchmarkInstrument is the deploy-time rewrite of the Go guest alone
+// (parse and instrument).
+func BenchmarkInstrument(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		m, err := parseModule(guestWasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := instrument(m, fuel, defaultCallStack); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCompileCold is wazero compiling the instrumented Go guest with
+// no cache (what the first deploy of a module pays).
+func BenchmarkCompileCold(b *testing.B) {
+	wasm := instrumented(b, guestWasm)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+		if _, err := rt.CompileModule(ctx, wasm); err != nil {
+			b.Fatal(err)
+		}
+		rt.Close(ctx)
+	}
+}
