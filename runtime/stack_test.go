@@ -23,6 +23,7 @@ import (
 //	params  100 parameters, passed on
 //	merges  50 i64 locals set inside 200 nested ifs (a value per local
 //	        at every merge)
+//	loops   the same inside 200 nested loops, each with a branch back
 const (
 	shapeLocals = 500
 	shapeValues = 500
@@ -31,7 +32,7 @@ const (
 	mergeDepth  = 200
 )
 
-var stackShapes = []string{"tiny", "locals", "operand", "params", "merges"}
+var stackShapes = []string{"tiny", "locals", "operand", "params", "merges", "loops"}
 
 func recursiveModule(shape string, depth int32) []byte {
 	const f = 2 // the recursive function's index
@@ -72,17 +73,21 @@ func recursiveModule(shape string, depth int32) []byte {
 		for range shapeParams - 1 {
 			args = cat(args, i32c(0))
 		}
-	case "merges":
+	case "merges", "loops":
 		locals = cat(leb(1), leb(mergeLocals), []byte{0x7E})
 		code = base
+		open, end := cat(localGet(0), []byte{0x04, 0x40}), opEnd // if n { ... }
+		if shape == "loops" {
+			open, end = []byte{0x03, 0x40}, cat(localGet(0), []byte{0x45, 0x0D, 0x00}, opEnd) // loop { ...; br_if 0 (n == 0, never) }
+		}
 		for range mergeDepth {
-			code = cat(code, localGet(0), []byte{0x04, 0x40})
+			code = cat(code, open)
 		}
 		for k := uint32(1); k <= mergeLocals; k++ {
 			code = cat(code, localGet(0), []byte{0xAD, 0x42}, sleb(int64(k)), []byte{0x7C, 0x21}, leb(k))
 		}
 		for range mergeDepth {
-			code = cat(code, opEnd)
+			code = cat(code, end)
 		}
 		code = cat(code, dec, callF(f))
 		for k := uint32(1); k <= mergeLocals; k++ {
@@ -124,7 +129,7 @@ func TestDeepRecursionHeapBounded(t *testing.T) {
 		return
 	}
 	e := newEnv(t, Config{})
-	moderate := map[string]int32{"tiny": 1000, "locals": 20, "operand": 20, "params": 100, "merges": 5}
+	moderate := map[string]int32{"tiny": 1000, "locals": 20, "operand": 20, "params": 100, "merges": 5, "loops": 5}
 	for _, shape := range stackShapes {
 		t.Run(shape, func(t *testing.T) {
 			deep := e.compile(t, recursiveModule(shape, 1<<30))
