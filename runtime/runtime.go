@@ -353,7 +353,9 @@ func Digest(wasm []byte) string {
 // it grows or a table or memory above the caps, would make the host
 // allocate more than Config.MaxInstanceHeap per instance or has more
 // functions, types, locals or block nesting than the compile-time caps
-// (budget.go), uses instructions the instrumenter does not know (threads),
+// (budget.go), has a function whose one frame is estimated above
+// Config.MaxCallStack (stack.go), names a local or global it does not
+// declare, uses instructions the instrumenter does not know (threads),
 // or lacks the silo exports.
 // CodeUnavailable after Close.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
@@ -943,12 +945,14 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		}
 		return failure(silo.CodeInternal, err, "function %q failed to start (its init panicked, trapped or ran out of memory); see its logs", key.fn)
 	}
-	in.mod = mod
-	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
-	in.stackLeft, _ = mod.ExportedGlobal(stackExport).(api.MutableGlobal)
-	if in.stackLeft == nil {
+	stackLeft, _ := mod.ExportedGlobal(stackExport).(api.MutableGlobal)
+	if stackLeft == nil {
+		mod.Close(ctx)
 		return fmt.Errorf("instance of %.12s: no %s global", a.digest, stackExport)
 	}
+	in.mod = mod
+	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	in.stackLeft = stackLeft
 	r.live.Add(1)
 	return nil
 }
