@@ -84,7 +84,7 @@ func instrumented(b *testing.B, wasm []byte) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	out, err := instrument(m, fuel)
+	out, err := instrument(m, fuel, defaultCallStack)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func BenchmarkRawWazeroCall(b *testing.B) {
 	}{{"original", guestWasm}, {"instrumented", instrumented(b, guestWasm)}} {
 		mod, done := rawInstance(b, v.wasm)
 		defer done()
-		ctx := context.WithValue(context.Background(), callKey{}, &call{deadline: time.Now().Add(time.Hour)})
+		ctx := context.WithValue(context.Background(), callKey{}, &call{deadline: time.Now().Add(time.Hour), yieldAt: time.Now().Add(time.Hour)})
 		b.Run("nop/"+v.name, func(b *testing.B) {
 			f := mod.ExportedFunction("nop")
 			stack := make([]uint64, 1)
@@ -233,7 +233,7 @@ func BenchmarkRecursion(b *testing.B) {
 				b.Fatal(err)
 			}
 			f := mod.ExportedFunction("handle")
-			c := &call{rt: r, deadline: time.Now().Add(time.Hour)}
+			c := &call{rt: r, deadline: time.Now().Add(time.Hour), yieldAt: time.Now().Add(time.Hour)}
 			cctx := context.WithValue(ctx, callKey{}, c)
 			stack := make([]uint64, 2)
 			b.ResetTimer()
@@ -297,4 +297,32 @@ func reportQuantiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(lat[len(lat)*999/1000].Microseconds()), "p999-µs")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+}
+
+// BenchmarkInstrument is the deploy-time rewrite of the Go guest alone
+// (parse and instrument).
+func BenchmarkInstrument(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		m, err := parseModule(guestWasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := instrument(m, fuel, defaultCallStack); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCompileCold is wazero compiling the instrumented Go guest with
+// no cache (what the first deploy of a module pays).
+func BenchmarkCompileCold(b *testing.B) {
+	wasm := instrumented(b, guestWasm)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+		if _, err := rt.CompileModule(ctx, wasm); err != nil {
+			b.Fatal(err)
+		}
+		rt.Close(ctx)
+	}
 }

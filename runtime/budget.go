@@ -47,8 +47,7 @@ const (
 //
 // Not included: the worker goroutine's own stack (it runs only the
 // runtime's Go code), and the guest's call stack, which wazero grows on
-// the Go heap while the guest recurses, up to 400 MB per call (see
-// docs/security.md).
+// the Go heap while the guest recurses, bounded per call by stack.go.
 const instanceOverhead = 64 << 10
 
 // Compile-time bounds. A Go guest built with sdk/fn has about 2,000-2,500
@@ -93,6 +92,10 @@ func (r *Runtime) checkBudget(m *module, add func(format string, args ...any)) {
 	if hb := hostBytes(m); hb > uint64(r.cfg.MaxInstanceHeap) {
 		add("its tables, globals, element and data segments and imports need %s of host memory per instance, over the %s cap; declare fewer or smaller tables and segments",
 			sizeString(hb), sizeString(uint64(r.cfg.MaxInstanceHeap)))
+	}
+	if m.code.maxFrame > uint64(r.cfg.MaxCallStack) {
+		add("a function's frame needs an estimated %s of call stack, over the %s a call may use; split the function",
+			sizeString(m.code.maxFrame), sizeString(uint64(r.cfg.MaxCallStack)))
 	}
 	if n := uint64(len(m.funcs)) + uint64(m.funcImports); n > maxFunctions {
 		add("declares %d functions, over the %d cap", n, maxFunctions)

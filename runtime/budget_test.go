@@ -198,7 +198,7 @@ func TestHostBytesBoundsHeap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := instrument(m, fuel); err != nil {
+			if _, err := instrument(m, fuel, defaultCallStack); err != nil {
 				t.Fatal(err)
 			}
 			hb := hostBytes(m)

@@ -76,6 +76,12 @@ type Config struct {
 	// MaxMemoryPages caps Limits.MemoryPages (64 KiB pages). Default 4096
 	// (256 MiB).
 	MaxMemoryPages uint32
+	// MaxCallStack caps the sum of the estimated sizes of a guest's stack
+	// frames during one call (stack.go): a guest recursing deeper traps.
+	// The stack a call makes the host allocate is at most 4 times this.
+	// Default 2 MiB (a depth of about 3,700 for a simple recursive Go
+	// function); at most 256 MiB.
+	MaxCallStack int
 	// Limits applies to the zero fields of Invocation.Limits.
 	// Default: 512 pages (32 MiB), 10s, 16 concurrent invocations.
 	Limits Limits
@@ -126,6 +132,9 @@ func (c *Config) setDefaults() {
 	if c.MaxMemoryPages == 0 {
 		c.MaxMemoryPages = 4096
 	}
+	if c.MaxCallStack <= 0 {
+		c.MaxCallStack = defaultCallStack
+	}
 	if c.Limits.MemoryPages == 0 {
 		c.Limits.MemoryPages = 512
 	}
@@ -157,6 +166,9 @@ func (c Config) Validate() error {
 	c.setDefaults()
 	if c.Limits.MemoryPages > c.MaxMemoryPages {
 		return silo.Errorf(silo.CodeInvalid, "runtime: default memory limit %d pages exceeds MaxMemoryPages %d; lower it or raise the cap", c.Limits.MemoryPages, c.MaxMemoryPages)
+	}
+	if c.MaxCallStack > maxCallStack {
+		return silo.Errorf(silo.CodeInvalid, "runtime: MaxCallStack %d exceeds %d (256 MiB); lower it", c.MaxCallStack, maxCallStack)
 	}
 	if c.MaxMemoryPages > 65536 {
 		return silo.Errorf(silo.CodeInvalid, "runtime: MaxMemoryPages %d exceeds the 4 GiB wasm32 limit (65536 pages)", c.MaxMemoryPages)
@@ -343,7 +355,9 @@ func Digest(wasm []byte) string {
 // it grows or a table or memory above the caps, would make the host
 // allocate more than Config.MaxInstanceHeap per instance or has more
 // functions, types, locals or block nesting than the compile-time caps
-// (budget.go), uses instructions the instrumenter does not know (threads),
+// (budget.go), has a function whose one frame is estimated above
+// Config.MaxCallStack (stack.go), names a local or global it does not
+// declare, uses instructions the instrumenter does not know (threads),
 // or lacks the silo exports.
 // CodeUnavailable after Close.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
@@ -361,7 +375,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 	if err != nil {
 		return "", silo.Errorf(silo.CodeInvalid, "function module is not valid wasm: %v; build it with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared", err)
 	}
-	inst, err := instrument(m, fuel)
+	inst, err := instrument(m, fuel, int32(r.cfg.MaxCallStack))
 	if err != nil {
 		return "", silo.Errorf(silo.CodeInvalid, "function module cannot be instrumented: %v", err)
 	}
@@ -812,8 +826,9 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 		defer func() { in.buf = nil }()
 	}
 	in.stack[0] = uint64(len(in.buf))
+	in.stackLeft.Set(uint64(r.cfg.MaxCallStack))
 	if err := in.alloc.CallWithStack(ctx, in.stack[:]); err != nil {
-		return Response{}, r.guestError(inv, in.key.lim, c, err)
+		return Response{}, r.guestError(inv, in, c, err)
 	}
 	ptr := uint32(in.stack[0])
 	mem := in.mod.Memory()
@@ -821,8 +836,9 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 		return Response{}, silo.Errorf(silo.CodeInternal, "function %q returned a bad request buffer from silo_alloc", inv.Function)
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(in.buf))
+	in.stackLeft.Set(uint64(r.cfg.MaxCallStack))
 	if err := h.CallWithStack(ctx, in.stack[:]); err != nil {
-		return Response{}, r.guestError(inv, in.key.lim, c, err)
+		return Response{}, r.guestError(inv, in, c, err)
 	}
 	if c.stopped {
 		return Response{}, r.ctxError(ctx, inv, in.key.lim)
@@ -857,7 +873,8 @@ func failure(c silo.Code, err error, format string, args ...any) error {
 	return &silo.Error{Code: c, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
-func (r *Runtime) guestError(inv Invocation, lim Limits, c *call, err error) error {
+func (r *Runtime) guestError(inv Invocation, in *instance, c *call, err error) error {
+	lim := in.key.lim
 	if c.stopped {
 		return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) and was stopped; make it faster or raise its timeout", inv.Function, lim.Timeout)
 	}
@@ -878,23 +895,27 @@ func (r *Runtime) guestError(inv Invocation, lim Limits, c *call, err error) err
 	if errors.As(err, &exit) {
 		return failure(silo.CodeInternal, err, "function %q exited with code %d (out of memory or a fatal error); see its logs", inv.Function, exit.ExitCode())
 	}
+	if int32(uint32(in.stackLeft.Get())) < 0 {
+		return failure(silo.CodeInternal, err, "function %q recursed deeper than its call stack allows (%s of frames); make its recursion shallower or iterative", inv.Function, sizeString(uint64(r.cfg.MaxCallStack)))
+	}
 	return failure(silo.CodeInternal, err, "function %q crashed (it trapped); see its logs", inv.Function)
 }
 
 // instance is one instantiated module, used by one invocation at a time.
 type instance struct {
-	key      poolKey
-	mod      api.Module
-	alloc    api.Function
-	handlers map[string]api.Function
-	stack    [2]uint64
-	buf      []byte
-	call     atomic.Pointer[call] // the invocation running, for nanosleep
-	mem      heldMemory           // the linear memory, if it must be held (heldMemory); used by the worker only
-	lastUsed time.Time
-	logw     *logWriter
-	jobs     chan *job     // to the worker; closed on eviction
-	done     chan struct{} // from the worker: the job finished
+	key       poolKey
+	mod       api.Module
+	alloc     api.Function
+	stackLeft api.MutableGlobal // the call stack budget left (stack.go)
+	handlers  map[string]api.Function
+	stack     [2]uint64
+	buf       []byte
+	call      atomic.Pointer[call] // the invocation running, for nanosleep
+	mem       heldMemory           // the linear memory, if it must be held (heldMemory); used by the worker only
+	lastUsed  time.Time
+	logw      *logWriter
+	jobs      chan *job     // to the worker; closed on eviction
+	done      chan struct{} // from the worker: the job finished
 }
 
 // take returns an idle instance of key, or a new one whose worker will
@@ -947,8 +968,14 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		}
 		return failure(silo.CodeInternal, err, "function %q failed to start (its init panicked, trapped or ran out of memory); see its logs", key.fn)
 	}
+	stackLeft, _ := mod.ExportedGlobal(stackExport).(api.MutableGlobal)
+	if stackLeft == nil {
+		mod.Close(ctx)
+		return fmt.Errorf("instance of %.12s: no %s global", a.digest, stackExport)
+	}
 	in.mod = mod
 	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	in.stackLeft = stackLeft
 	r.live.Add(1)
 	return nil
 }

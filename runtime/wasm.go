@@ -19,7 +19,10 @@ import (
 //     i32 global "fuel", and make every function entry and every loop header
 //     decrement fuel and, when it reaches zero, call checkpoint, which returns
 //     fresh fuel or 0 to stop the guest (then the injected code executes
-//     unreachable and traps). See doc.go, "Runaway guests".
+//     unreachable and traps). See doc.go, "Runaway guests";
+//   - bound the call stack: add a mutable i32 global "stack", the budget of
+//     frame costs left, exported as stackExport, and make every function
+//     charge its frame at entry and give it back at every exit (stack.go).
 
 var errTruncated = errors.New("truncated")
 
@@ -138,6 +141,7 @@ type codeStats struct {
 	maxLocals uint64          // most locals declared by one function
 	maxDepth  uint32          // deepest block nesting of one function
 	nesting   uint64          // the sum, over every block, loop and if, of its depth
+	maxFrame  uint64          // the highest frame cost of one function (stack.go)
 }
 
 func (m *module) growsTable(i uint32) bool { return m.code.grows[i] }
@@ -274,12 +278,32 @@ func sectionRank(id byte) int {
 	return int(id)
 }
 
-// instrument returns b with the checkpoint import, the fuel global and the
-// checks added. fuel is the initial value of the fuel global.
-func instrument(m *module, fuel int32) ([]byte, error) {
+// instrument returns b with the checkpoint import, the fuel and stack
+// globals and the checks added. fuel is the initial value of the fuel
+// global, stack the call stack budget (stack.go).
+func instrument(m *module, fuel, stack int32) ([]byte, error) {
 	cpType := uint32(len(m.types))            // new type () -> i32
 	cpFunc := m.funcImports                   // the new import's function index
 	fuelGlobal := m.globalImports + m.globals // the new global's index
+	fr := frames{global: fuelGlobal + 1, types: m.types, funcs: m.funcs, multi: map[string]uint32{}}
+	var moreTypes []byte // () -> results, the body block of a function with several results
+	for _, im := range m.imports {
+		if im.kind == 0 {
+			fr.imports = append(fr.imports, im.typ)
+		}
+	}
+	for _, ti := range m.funcs {
+		if int(ti) >= len(m.types) {
+			return nil, fmt.Errorf("function type %d out of range", ti)
+		}
+		res := m.types[ti].results
+		if _, ok := fr.multi[string(res)]; len(res) > 1 && !ok {
+			fr.multi[string(res)] = cpType + 1 + uint32(len(fr.multi))
+			moreTypes = append(moreTypes, 0x60, 0x00)
+			moreTypes = appendU32(moreTypes, uint32(len(res)))
+			moreTypes = append(moreTypes, res...)
+		}
+	}
 	shift := func(idx uint32) uint32 {
 		if idx >= m.funcImports {
 			return idx + 1
@@ -300,9 +324,10 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 	check = appendU32(check, fuelGlobal)
 
 	newType := func(count uint32, prev []byte) []byte {
-		b := appendU32(nil, count+1)
+		b := appendU32(nil, count+1+uint32(len(fr.multi)))
 		b = append(b, prev...)
-		return append(b, 0x60, 0x00, 0x01, 0x7F)
+		b = append(b, 0x60, 0x00, 0x01, 0x7F)
+		return append(b, moreTypes...)
 	}
 	newImport := func(count uint32, prev []byte) []byte {
 		b := appendU32(nil, count+1)
@@ -315,11 +340,19 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 		return appendU32(b, cpType)
 	}
 	newGlobal := func(count uint32, prev []byte) []byte {
-		b := appendU32(nil, count+1)
+		b := appendU32(nil, count+2)
 		b = append(b, prev...)
 		b = append(b, 0x7F, 0x01, 0x41)
 		b = appendSLEB(b, int64(fuel))
+		b = append(b, 0x0B, 0x7F, 0x01, 0x41)
+		b = appendSLEB(b, int64(stack))
 		return append(b, 0x0B)
+	}
+	stackEntry := func(b []byte) []byte {
+		b = appendU32(b, uint32(len(stackExport)))
+		b = append(b, stackExport...)
+		b = append(b, 0x03)
+		return appendU32(b, fr.global)
 	}
 	// vecRest splits a vec section body into its count and the rest.
 	vecRest := func(body []byte) (uint32, []byte) {
@@ -336,7 +369,7 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 	out := append([]byte(nil), "\x00asm\x01\x00\x00\x00"...)
 	done := map[byte]bool{}
 	emitMissing := func(upTo int) {
-		for _, id := range []byte{1, 2, 6} {
+		for _, id := range []byte{1, 2, 6, 7} {
 			if !done[id] && sectionRank(id) < upTo {
 				switch id {
 				case 1:
@@ -345,6 +378,8 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 					out = appendSection(out, 2, newImport(0, nil))
 				case 6:
 					out = appendSection(out, 6, newGlobal(0, nil))
+				case 7:
+					out = appendSection(out, 7, stackEntry(appendU32(nil, 1)))
 				}
 				done[id] = true
 			}
@@ -371,7 +406,7 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 			rest, err = rewriteGlobals(n, rest, shift)
 			body = newGlobal(n, rest)
 		case 7:
-			body = appendU32(nil, uint32(len(m.exports)))
+			body = stackEntry(appendU32(nil, uint32(len(m.exports))+1))
 			for _, e := range m.exports {
 				body = appendU32(body, uint32(len(e.name)))
 				body = append(body, e.name...)
@@ -389,7 +424,7 @@ func instrument(m *module, fuel int32) ([]byte, error) {
 		case 9:
 			body, err = rewriteElements(s.body, shift, &m.code)
 		case 10:
-			body, err = rewriteCode(s.body, shift, check, &m.code)
+			body, err = rewriteCode(s.body, shift, check, &m.code, &fr)
 		case 11:
 			if hasDataCount {
 				body = s.body
@@ -630,143 +665,6 @@ func rewriteElements(body []byte, shift func(uint32) uint32, st *codeStats) ([]b
 				out = rewriteConstExpr(r, out, shift)
 			}
 		}
-	}
-	return out, r.err
-}
-
-func rewriteCode(body []byte, shift func(uint32) uint32, check []byte, st *codeStats) ([]byte, error) {
-	r := &reader{b: body}
-	n := r.u32()
-	out := appendU32(make([]byte, 0, len(body)+len(body)/8), n)
-	var fb []byte
-	for i := uint32(0); i < n && r.err == nil; i++ {
-		size := r.u32()
-		f := r.bytes(int(size))
-		if r.err != nil {
-			break
-		}
-		var err error
-		fb, err = rewriteFunc(fb[:0], f, shift, check, st)
-		if err != nil {
-			return nil, fmt.Errorf("function %d: %w", i, err)
-		}
-		out = appendU32(out, uint32(len(fb)))
-		out = append(out, fb...)
-	}
-	return out, r.err
-}
-
-func blockType(r *reader) {
-	c := r.b[min(r.off, len(r.b)-1)]
-	switch c {
-	case 0x40, 0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F:
-		r.byte()
-	default:
-		r.sleb(5)
-	}
-}
-
-func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *codeStats) ([]byte, error) {
-	r := &reader{b: f}
-	var locals uint64
-	for n := r.u32(); n > 0 && r.err == nil; n-- {
-		locals += uint64(r.u32())
-		r.byte()
-	}
-	st.maxLocals = max(st.maxLocals, locals)
-	out = append(out, f[:r.off]...)
-	out = append(out, check...)
-	var depth uint32
-	for r.off < len(f) && r.err == nil {
-		start := r.off
-		op := r.byte()
-		switch op {
-		case 0x02, 0x03, 0x04: // block, loop, if
-			depth++
-			st.maxDepth = max(st.maxDepth, depth)
-			st.nesting += uint64(depth)
-		case 0x0B:
-			depth--
-		}
-		switch {
-		case op == 0x10 || op == 0x12 || op == 0xD2: // call, return_call, ref.func
-			out = append(out, op)
-			out = appendU32(out, shift(r.u32()))
-			continue
-		case op == 0x03: // loop
-			blockType(r)
-			out = append(out, f[start:r.off]...)
-			out = append(out, check...)
-			continue
-		case op == 0x02 || op == 0x04:
-			blockType(r)
-		case op <= 0x01, op == 0x05, op == 0x0B, op == 0x0F, op == 0x1A, op == 0x1B, op == 0xD1:
-		case op == 0x0C || op == 0x0D:
-			r.u32()
-		case op == 0x0E:
-			for c := r.u32(); c > 0 && r.err == nil; c-- {
-				r.u32()
-			}
-			r.u32()
-		case op == 0x11 || op == 0x13:
-			r.u32()
-			r.u32()
-		case op == 0x1C:
-			for c := r.u32(); c > 0 && r.err == nil; c-- {
-				r.byte()
-			}
-		case op >= 0x20 && op <= 0x26:
-			r.u32()
-		case op >= 0x28 && op <= 0x3E:
-			r.u32()
-			r.u32()
-		case op == 0x3F || op == 0x40:
-			r.u32()
-		case op == 0x41:
-			r.sleb(5)
-		case op == 0x42:
-			r.sleb(10)
-		case op == 0x43:
-			r.bytes(4)
-		case op == 0x44:
-			r.bytes(8)
-		case op >= 0x45 && op <= 0xC4:
-		case op == 0xD0:
-			r.byte()
-		case op == 0xFC:
-			switch sub := r.u32(); {
-			case sub <= 7:
-			case sub == 8: // memory.init
-				r.u32()
-				r.u32()
-			case sub == 15: // table.grow
-				st.grows[r.u32()] = true
-			case sub == 9, sub == 11, sub == 13, sub == 16, sub == 17:
-				r.u32()
-			case sub == 10, sub == 12, sub == 14:
-				r.u32()
-				r.u32()
-			default:
-				return nil, fmt.Errorf("unsupported instruction 0xFC %d", sub)
-			}
-		case op == 0xFD:
-			switch sub := r.u32(); {
-			case sub <= 11 || sub == 92 || sub == 93:
-				r.u32()
-				r.u32()
-			case sub == 12 || sub == 13:
-				r.bytes(16)
-			case sub >= 21 && sub <= 34:
-				r.byte()
-			case sub >= 84 && sub <= 91:
-				r.u32()
-				r.u32()
-				r.byte()
-			}
-		default:
-			return nil, fmt.Errorf("unsupported instruction 0x%x", op)
-		}
-		out = append(out, f[start:r.off]...)
 	}
 	return out, r.err
 }

@@ -22,7 +22,7 @@ func TestInstrumentValid(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		out, err := instrument(m, fuel)
+		out, err := instrument(m, fuel, defaultCallStack)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -33,8 +33,8 @@ func TestInstrumentValid(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: reparse: %v", name, err)
 		}
-		if m2.funcImports != m.funcImports+1 || m2.globals != m.globals+1 {
-			t.Errorf("%s: imports %d→%d, globals %d→%d; want one more of each", name, m.funcImports, m2.funcImports, m.globals, m2.globals)
+		if m2.funcImports != m.funcImports+1 || m2.globals != m.globals+2 {
+			t.Errorf("%s: imports %d→%d, globals %d→%d; want one more import and two more globals (fuel, stack)", name, m.funcImports, m2.funcImports, m.globals, m2.globals)
 		}
 	}
 }
@@ -49,6 +49,6 @@ func FuzzInstrument(f *testing.F) {
 		if err != nil {
 			return
 		}
-		instrument(m, fuel)
+		instrument(m, fuel, defaultCallStack)
 	})
 }

@@ -48,18 +48,20 @@ func returnOK() []byte {
 // hostileSpec describes a module with silo's exports: silo_alloc (returns
 // 1024) and handle (whose code is given), plus extra functions.
 type hostileSpec struct {
-	imports []byte   // encoded import entries (each: module, name, 0x00, typeidx)
-	nImport int      // number of function imports
-	table   []byte   // encoded table entry, if any
-	tables  [][]byte // more encoded table entries, after table
-	memory  []byte   // encoded memory limits; default min 1
-	globals [][]byte // encoded global entries
-	handle  []byte   // handle's code (without end); must leave an i64
-	locals  []byte   // handle's encoded locals; default none
-	elems   []byte   // the element section's body, if any
-	extra   [][]byte // extra function bodies, all of type 2 (i32) -> i32
-	types   [][]byte // more function types, after the six below
-	data    []byte   // placed at dataAddr by a second data segment
+	imports     []byte   // encoded import entries (each: module, name, 0x00, typeidx)
+	nImport     int      // number of function imports
+	table       []byte   // encoded table entry, if any
+	tables      [][]byte // more encoded table entries, after table
+	memory      []byte   // encoded memory limits; default min 1
+	globals     [][]byte // encoded global entries
+	handle      []byte   // handle's code (without end); must leave an i64
+	locals      []byte   // handle's encoded locals; default none
+	elems       []byte   // the element section's body, if any
+	extra       [][]byte // extra function bodies, of type 2 (i32) -> i32 unless extraTypes says
+	extraTypes  []uint32 // the type of each extra function, if not 2
+	extraLocals [][]byte // the encoded locals of each extra function, if not none
+	types       [][]byte // more function types, after the six below
+	data        []byte   // placed at dataAddr by a second data segment
 }
 
 const dataAddr = 4096
@@ -90,8 +92,12 @@ func (s hostileSpec) build() []byte {
 		out = cat(out, sect(2, cat(leb(uint32(s.nImport)), s.imports)))
 	}
 	fidx := [][]byte{leb(0), leb(1)}
-	for range s.extra {
-		fidx = append(fidx, leb(2))
+	for i := range s.extra {
+		typ := uint32(2)
+		if i < len(s.extraTypes) {
+			typ = s.extraTypes[i]
+		}
+		fidx = append(fidx, leb(typ))
 	}
 	out = cat(out, sect(3, vec(fidx...)))
 	var tables [][]byte
@@ -123,8 +129,12 @@ func (s hostileSpec) build() []byte {
 		body(noLocals, []byte{0x41}, sleb(1024)),
 		body(locals, s.handle),
 	}
-	for _, x := range s.extra {
-		bodies = append(bodies, body(noLocals, x))
+	for i, x := range s.extra {
+		l := noLocals
+		if i < len(s.extraLocals) && s.extraLocals[i] != nil {
+			l = s.extraLocals[i]
+		}
+		bodies = append(bodies, body(l, x))
 	}
 	if s.elems != nil {
 		out = cat(out, sect(9, s.elems))
