@@ -137,6 +137,17 @@ type Config struct {
 	// account's files are closed before its last instance is; default
 	// MaxOpen local.DefaultMaxOpen.
 	Provider local.Config
+	// Store is the control-plane store. Default: the SQLite store
+	// DataDir/state.db, opened by Open. cmd/silo opens a PostgreSQL store
+	// here (--store postgres://...) when several servers share one
+	// control plane. The Platform owns it either way: Close closes it.
+	//
+	// When the store implements store.Feed (store/postgres does), every
+	// change the control plane makes is announced on it, and this
+	// platform drops its cached view of an account when any server
+	// announces a change of it; the rollout runner's lease owner is then
+	// unique to this Platform rather than to the data directory.
+	Store store.Store
 }
 
 // Validate fills in defaults and checks the configuration.
@@ -229,7 +240,11 @@ type Platform struct {
 	Policy   *isolation.Policy
 	Runner   *rollout.Runner
 
-	db        *sqlite.Store // the store under Store's witness wrapper
+	db        store.Store // the store under Store's witness wrapper
+	feed      store.Feed  // db's change feed, if it has one
+	stateName string      // where the control-plane state lives, for messages
+	stopFeed  context.CancelFunc
+	fed       chan struct{} // closed when the feed listener has ended
 	dir       *directory
 	mem       *releaser // returns memory to the OS after large idle sweeps
 	artifacts string
@@ -277,9 +292,14 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		}
 	}()
 	var err error
-	if p.db, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "state.db")); err != nil {
-		return nil, err
+	p.db, p.stateName = cfg.Store, "the PostgreSQL control-plane database"
+	if p.db == nil {
+		p.stateName = filepath.Join(cfg.DataDir, "state.db")
+		if p.db, err = sqlite.Open(ctx, p.stateName); err != nil {
+			return nil, err
+		}
 	}
+	p.feed, _ = p.db.(store.Feed)
 	witness := filepath.Join(cfg.DataDir, isolation.WitnessFile)
 	if _, err := isolation.EnsureWitness(ctx, p.db, witness); err != nil {
 		return nil, err
@@ -313,10 +333,11 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	p.Plane = control.New(control.Config{
 		Store: p.Store, Provider: p.Provider, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
-		AuditWitness: witness,
+		AuditWitness: witness, Feed: p.feed,
+		OnChange: func(c store.Change) { p.Invalidate(c.Account) },
 	})
 	if !cfg.OpenLostRegistry {
-		if err := p.Plane.CheckRegistry(ctx, filepath.Join(cfg.DataDir, "state.db")); err != nil {
+		if err := p.Plane.CheckRegistry(ctx, p.stateName); err != nil {
 			return nil, err
 		}
 	}
@@ -332,6 +353,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	rc.CacheDir = cfg.CompileCache
 	rc.Logger = slog.New(stdioTee{main: cfg.Logger.Handler(), acct: p.Logs.Handler(nil)})
 	p.dir = newDirectory(p)
+	p.listenFeed()
 	p.mem = newReleaser(max(cfg.idleTimeout()/2, time.Second))
 	rc.OnIdle = p.dir.idle
 	if rc.Limits.MemoryPages == 0 {
@@ -349,10 +371,10 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	if p.Runner, err = rollout.New(rollout.Config{
 		Store: p.Store, Engine: p.Plane.Engine, Provider: p.Provider,
 		Metrics: runtimeMetrics{p.Runtime}, Smoke: smoker{p}, Clock: cfg.Clock,
-		Logger: cfg.Logger, Owner: "platform:" + cfg.DataDir, Actor: cfg.Actor,
+		Logger: cfg.Logger, Owner: p.runnerOwner(), Actor: cfg.Actor,
 		Hook: func(e rollout.Event) {
 			if e.Account != "" && e.Point == "finished" {
-				p.Invalidate(e.Account) // the account now runs another release
+				p.changed(context.Background(), e.Account) // the account now runs another release
 			}
 		},
 	}); err != nil {
@@ -488,27 +510,6 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 	return errors.Join(errs...)
 }
 
-// API returns the control-plane API server (package server) on this
-// platform, with the operator token of DataDir/operator.token (created on
-// first use). Serve serves it when Config.APIListen is set; tests may mount
-// its Handler themselves.
-func (p *Platform) API() (*server.Server, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.api != nil {
-		return p.api, nil
-	}
-	tok, err := server.LoadOrCreateToken(p.cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	p.api, err = server.New(server.Config{
-		Plane: p.Plane, Runner: p.Runner, Store: p.Store, ArtifactDir: p.artifacts,
-		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Gate: p.Plane.Gate,
-	})
-	return p.api, err
-}
-
 // APIAddr returns the address the control-plane API listens on, once Serve
 // listens there ("" otherwise).
 func (p *Platform) APIAddr() string {
@@ -528,6 +529,10 @@ func (p *Platform) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	var errs []error
+	if p.stopFeed != nil {
+		p.stopFeed()
+		<-p.fed
+	}
 	if p.stopSweep != nil {
 		close(p.stopSweep)
 		<-p.swept

@@ -128,16 +128,7 @@ func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...f
 		// Share built artifacts and compiled code across data dirs.
 		cfg.BuildCache, cfg.CompileCache = filepath.Join(c, "builds"), filepath.Join(c, "compiled")
 	}
-	p, err := platform.Open(ctx, cfg)
-	if err != nil || api == "" {
-		return p, err
-	}
-	// The API serves verify, report, environments and logs too (wireAPI).
-	if err := wireAPI(p); err != nil {
-		p.Close()
-		return nil, err
-	}
-	return p, nil
+	return platform.Open(ctx, cfg)
 }
 
 // userName is the name of the developer account's owner: $SILO_USER, $USER,
