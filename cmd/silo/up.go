@@ -128,7 +128,18 @@ func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...f
 		// Share built artifacts and compiled code across data dirs.
 		cfg.BuildCache, cfg.CompileCache = filepath.Join(c, "builds"), filepath.Join(c, "compiled")
 	}
-	return platform.Open(ctx, cfg)
+	if cfg.Store == nil {
+		st, err := openStore(ctx, g.store)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Store = st // nil: the platform's default, SQLite in the data dir
+	}
+	p, err := platform.Open(ctx, cfg)
+	if err != nil && cfg.Store != nil {
+		cfg.Store.Close()
+	}
+	return p, err
 }
 
 // userName is the name of the developer account's owner: $SILO_USER, $USER,
