@@ -148,6 +148,10 @@ type Config struct {
 	// announces a change of it; the rollout runner's lease owner is then
 	// unique to this Platform rather than to the data directory.
 	Store store.Store
+	// RolloutHook, if set, is called at each of the rollout runner's step
+	// boundaries (rollout.Config.Hook), after the platform's own handling:
+	// progress displays and tests use it.
+	RolloutHook func(rollout.Event)
 }
 
 // Validate fills in defaults and checks the configuration.
@@ -375,6 +379,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		Hook: func(e rollout.Event) {
 			if e.Account != "" && e.Point == "finished" {
 				p.changed(context.Background(), e.Account) // the account now runs another release
+			}
+			if cfg.RolloutHook != nil {
+				cfg.RolloutHook(e)
 			}
 		},
 	}); err != nil {

@@ -58,8 +58,8 @@ type controlAPI interface {
 }
 
 var (
-	_ controlAPI  = remoteAPI{}
-	_ controlAPI  = localAPI{}
+	_ controlAPI = remoteAPI{}
+	_ controlAPI = localAPI{}
 )
 
 // remoteAPI is controlAPI against a server: its client, plus what must
