@@ -46,7 +46,7 @@ func openServer(t *testing.T, dsn, dir string, clock *rollout.ManualClock) *node
 	s := &node{}
 	p, err := platform.Open(ctx, platform.Config{
 		RolloutHook: func(e rollout.Event) { s.mu.Lock(); s.events = append(s.events, e); s.mu.Unlock() },
-		DataDir: dir, Store: st, Clock: clock, Actor: "test",
+		DataDir:     dir, Store: st, Clock: clock, Actor: "test",
 		BuildCache: filepath.Join(cache, "builds"), CompileCache: filepath.Join(cache, "compiled"),
 		ReapEvery: time.Hour, Refresh: time.Hour,
 		Provider: local.Config{IdleTimeout: time.Second}, // the servers share the accounts' files
