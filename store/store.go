@@ -189,3 +189,14 @@ type Feed interface {
 // ChangeResync is the What of the Change Listen delivers when
 // announcements may have been missed.
 const ChangeResync = "resync"
+
+// Lister is implemented by the Tx of stores that can be copied whole (silo
+// store migrate): it lists what Tx reads one at a time. store/sqlite and
+// store/postgres implement it.
+type Lister interface {
+	// Journal returns up to limit intents with Seq > after, in order,
+	// whatever their state (0 means no limit).
+	Journal(after int64, limit int) ([]Intent, error)
+	// Settings returns every installation setting by name.
+	Settings() (map[string]string, error)
+}

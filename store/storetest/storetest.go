@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"ViewDuringUpdate", testViewDuringUpdate},
 		{"NoLostUpdates", testNoLostUpdates},
+		{"Lister", testLister},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
