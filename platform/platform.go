@@ -280,12 +280,18 @@ type Platform struct {
 //
 // CodeInvalid for a bad config; CodeUnavailable when the data directory is
 // not writable; the store's and provider's errors when their files are
-// unusable.
+// unusable. A Config.Store given is closed when Open fails.
 func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	if err := cfg.Validate(); err != nil {
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
 		return nil, err
 	}
 	if err := control.DataDirWritable(cfg.DataDir); err != nil {
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
 		return nil, err
 	}
 	p := &Platform{cfg: cfg, artifacts: filepath.Join(cfg.DataDir, "artifacts"), Policy: isolation.NewPolicy()}
@@ -299,9 +305,11 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	p.db, p.stateName = cfg.Store, "the PostgreSQL control-plane database"
 	if p.db == nil {
 		p.stateName = filepath.Join(cfg.DataDir, "state.db")
-		if p.db, err = sqlite.Open(ctx, p.stateName); err != nil {
+		db, err := sqlite.Open(ctx, p.stateName)
+		if err != nil {
 			return nil, err
 		}
+		p.db = db
 	}
 	p.feed, _ = p.db.(store.Feed)
 	witness := filepath.Join(cfg.DataDir, isolation.WitnessFile)

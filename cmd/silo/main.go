@@ -162,7 +162,7 @@ Every command accepts --output json for scripts.`,
 		return g.mustExistForReading(cmd)
 	}
 	root.AddCommand(
-		newUpCmd(g), newInitCmd(g),
+		newUpCmd(g), newInitCmd(g), newStoreCmd(g),
 		newTenantCmd(g), newEnvCmd(g),
 		newPlanCmd(g), newApplyCmd(g), newDriftCmd(g), newDoctorCmd(g), newBuildCmd(g),
 		newKeysCmd(g), newSecretCmd(g), newAuditCmd(g), newRotateCmd(g),

@@ -135,11 +135,7 @@ func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...f
 		}
 		cfg.Store = st // nil: the platform's default, SQLite in the data dir
 	}
-	p, err := platform.Open(ctx, cfg)
-	if err != nil && cfg.Store != nil {
-		cfg.Store.Close()
-	}
-	return p, err
+	return platform.Open(ctx, cfg) // closes the store if it fails
 }
 
 // userName is the name of the developer account's owner: $SILO_USER, $USER,

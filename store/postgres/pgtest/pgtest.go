@@ -73,3 +73,18 @@ func WithSearchPath(t testing.TB, dsn, schema string) string {
 	}
 	return dsn + " search_path=" + schema
 }
+
+// Exec runs one SQL statement on dsn, for tests that set up a state silo
+// would not write itself (a schema version from a newer silo, say).
+func Exec(t testing.TB, dsn, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("exec %q: %v", sql, err)
+	}
+}
