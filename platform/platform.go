@@ -134,8 +134,9 @@ type Config struct {
 	// use) and MaxOpen (how many are open at once). Its Dir and Logger are
 	// set by the platform. Default IdleTimeout: half of Runtime.IdleTimeout,
 	// at least 1s and at most local.DefaultIdleTimeout (30s), so an
-	// account's files are closed before its last instance is; default
-	// MaxOpen local.DefaultMaxOpen.
+	// account's files are closed before its last instance is (1s when
+	// Store is shared by several servers, see Store); default MaxOpen
+	// local.DefaultMaxOpen.
 	Provider local.Config
 	// Store is the control-plane store. Default: the SQLite store
 	// DataDir/state.db, opened by Open. cmd/silo opens a PostgreSQL store
@@ -206,6 +207,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Provider.IdleTimeout < 0 || c.Provider.MaxOpen < 0 {
 		return silo.Errorf(silo.CodeInvalid, "platform: Provider.IdleTimeout and Provider.MaxOpen must not be negative")
+	}
+	if _, shared := c.Store.(store.Feed); shared && c.Provider.IdleTimeout == 0 {
+		// Several servers share the data dir: an account's file open in
+		// one is waited for by the others, so none keeps it long.
+		c.Provider.IdleTimeout = time.Second
 	}
 	if c.Provider.IdleTimeout == 0 {
 		c.Provider.IdleTimeout = min(max(c.idleTimeout()/2, time.Second), local.DefaultIdleTimeout)

@@ -96,7 +96,11 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 		t.Errorf("PostgreSQL after migrate (-sqlite +postgres):\n%s", diff)
 	}
 
-	// The CLI works on the copy.
+	// The CLI works on the copy, and the copied chain verifies and reaches
+	// the data dir's witness.
+	if out := c.ok("--store", dsn, "audit", "verify"); !strings.Contains(out, "intact") {
+		t.Errorf("audit verify on the copy: %s", out)
+	}
 	list := c.ok("--store", dsn, "tenant", "list")
 	for _, id := range []string{"acme", "globex"} {
 		if !strings.Contains(list, id) {

@@ -41,7 +41,7 @@ afterwards start the servers with --store (or $SILO_STORE) set to the same URL.`
 			if err := notServed(g, "stop it before migrating, so that no change is made while the state is copied"); err != nil {
 				return err
 			}
-			src, err := openStateReadOnly(ctx, g)
+			src, err := openSQLiteState(ctx, g)
 			if err != nil {
 				return err
 			}
