@@ -58,6 +58,14 @@ func TestAPIChangesHoldOnTheNextRequest(t *testing.T) {
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("Keys: got %v, %v, want one key", keys, err)
 	}
+	// The platform wires the API whole: the endpoints of the platform's
+	// parts (report key, environments) answer without further wiring.
+	if pem, err := api.ReportKey(ctx); err != nil || !strings.Contains(string(pem), "PUBLIC KEY") {
+		t.Errorf("ReportKey: got %q, %v, want the installation's public key", pem, err)
+	}
+	if envs, err := api.Envs(ctx); err != nil || len(envs) != 0 {
+		t.Errorf("Envs: got %v, %v, want none", envs, err)
+	}
 	second, _, err := api.IssueKey(ctx, "acme", "second")
 	if err != nil {
 		t.Fatalf("IssueKey: %v", err)
