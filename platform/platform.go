@@ -1,5 +1,8 @@
 // Package platform assembles the whole silo platform in one process from a
-// data directory: the SQLite control-plane store, the local provider, the
+// data directory: the control-plane store (SQLite in the data directory, or
+// any store.Store given, such as PostgreSQL shared by several servers,
+// whose change feed then keeps every server's cache current), the local
+// provider, the
 // control plane, the wazero runtime (with its compiled-code cache under the
 // data directory), the isolation decision point that binds each (account,
 // function) to its own data plane plus read-only production exports, the
@@ -16,7 +19,7 @@
 //
 // Layout under Config.DataDir (shared with the CLI's other commands):
 //
-//	state.db              control-plane store (SQLite)
+//	state.db              control-plane store (SQLite; absent when Config.Store is given)
 //	accounts/             local provider: one directory per account
 //	artifacts/            built function modules, <digest>.wasm
 //	cache/compiled/       the runtime's compiled machine code, by digest
