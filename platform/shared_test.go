@@ -28,6 +28,7 @@ import (
 // stopped by the test.
 type node struct {
 	p       *platform.Platform
+	db      *postgres.Store // its store, to cut it off
 	mu      sync.Mutex
 	events  []rollout.Event // its runner's step boundaries
 	gw      *httptest.Server
@@ -54,7 +55,7 @@ func openServer(t *testing.T, dsn, dir string, clock *rollout.ManualClock) *node
 	if err != nil {
 		t.Fatalf("open platform: %v", err)
 	}
-	s.p, s.gw = p, httptest.NewServer(p.Handler())
+	s.p, s.db, s.gw = p, st, httptest.NewServer(p.Handler())
 	t.Cleanup(func() {
 		s.stopRunner()
 		s.gw.Close()
@@ -113,13 +114,24 @@ func (s *node) get(t *testing.T, tenant silo.AccountID, key, path string) (int, 
 // PostgreSQL database and one data dir, both with their rollout runners
 // running. The first takes the rollout; while it bakes the canary ring the
 // second never takes it over (the lease holds across the two); the first is
-// then stopped mid-rollout and the second finishes it. Every tenant runs
+// then stopped or killed mid-rollout and the second finishes it. Every tenant runs
 // the new release on both servers' gateways (each had every account cached
 // from before: the runner's announcements reach the other server), the new
 // release was applied
 // to each account exactly once (one release.apply audit event per
 // account), and the audit chain verifies.
 func TestTwoServersShareOneRollout(t *testing.T) {
+	for _, mode := range []string{"stop", "kill"} {
+		t.Run(mode, func(t *testing.T) { twoServersShareOneRollout(t, mode) })
+	}
+}
+
+// twoServersShareOneRollout is TestTwoServersShareOneRollout with the first
+// server stopped cleanly (mode "stop": its runner gives the lease back) or
+// cut off from the database (mode "kill": its connections are closed, so
+// it can neither renew nor give back its lease, and the second server takes
+// the rollout over only once the lease has expired on the clock).
+func twoServersShareOneRollout(t *testing.T, mode string) {
 	dsn := pgtest.Fresh(t)
 	dir := filepath.Join(t.TempDir(), "silo")
 	clock := rollout.NewManualClock(silotest.Start)
@@ -212,7 +224,23 @@ rollout:
 	if applied, _ := a.steps(); len(applied) != 1 || applied[0] != "acme" {
 		t.Fatalf("a applied the release to %v before the bake, want [acme] (the canary ring)", applied)
 	}
-	a.stopRunner() // a server shuts down mid-rollout
+	servers := map[string]*node{"a": a, "b": b}
+	if mode == "stop" {
+		a.stopRunner() // a server shuts down mid-rollout
+	} else {
+		a.db.Close() // a server dies mid-rollout: its lease stays
+		delete(servers, "a")
+		time.Sleep(2 * time.Second) // b polls (every second) and finds the lease held
+		if r, err = b.p.Runner.Get(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if r.Owner != ownerA || r.State != rollout.StateRunning {
+			t.Fatalf("with a dead but its lease not expired: owner %q, state %s; want a's %q, running", r.Owner, r.State, ownerA)
+		}
+		if _, n := b.steps(); n != 0 {
+			t.Fatalf("b's runner passed %d step boundaries while a's lease held, want 0", n)
+		}
+	}
 	clock.Advance(time.Minute)
 	r = waitRollout(t, b.p.Runner, r.ID, "done by b", func(r rollout.Rollout) bool { return r.State != rollout.StateRunning })
 	if r.State != rollout.StateSucceeded {
@@ -230,7 +258,7 @@ rollout:
 	// announcement, which may still be on its way: poll briefly (its own
 	// refresh would take an hour).
 	for id, key := range keys {
-		for name, s := range map[string]*node{"a": a, "b": b} {
+		for name, s := range servers {
 			for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
 				code, body := s.get(t, id, key, "/findings")
 				if code == http.StatusOK && strings.Contains(body, `"version":"v2"`) {
@@ -245,7 +273,7 @@ rollout:
 	}
 
 	applied := map[silo.AccountID]int{}
-	err = a.p.Store.View(ctx, func(tx store.Tx) error {
+	err = b.p.Store.View(ctx, func(tx store.Tx) error {
 		es, err := tx.Audit(0, 100000)
 		for _, e := range es {
 			if e.Event.Action == "release.apply" && strings.Contains(string(e.Event.Detail), rel.ID) {
@@ -262,7 +290,7 @@ rollout:
 			t.Errorf("release %s applied to %s %d times, want once (all: %v)", rel.ID, id, applied[id], applied)
 		}
 	}
-	if n, err := a.p.Plane.VerifyAudit(ctx); err != nil || n == 0 {
+	if n, err := b.p.Plane.VerifyAudit(ctx); err != nil || n == 0 {
 		t.Errorf("VerifyAudit: got %d entries, %v, want a chain that verifies", n, err)
 	}
 }
