@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/silo-run/silo/store"
 )
 
@@ -70,5 +71,45 @@ func TestFeedCrossesStores(t *testing.T) {
 	cancel()
 	if err := <-doneB; err != context.Canceled {
 		t.Errorf("Listen after cancel: got %v, want context.Canceled", err)
+	}
+}
+
+// TestFeedResyncsAfterALostConnection kills the listening connection on the
+// server side: Listen connects again and delivers a resync (announcements
+// sent meanwhile are lost, so the receiver must drop its cache), and then
+// receives announcements again.
+func TestFeedResyncsAfterALostConnection(t *testing.T) {
+	s := openFresh(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan store.Change, 16)
+	go s.Listen(ctx, func(c store.Change) { got <- c })
+	if c := <-got; c.What != store.ChangeResync {
+		t.Fatalf("first change: got %+v, want a resync", c)
+	}
+	var killed int
+	err := s.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1`,
+		"LISTEN "+pgx.Identifier{s.channel()}.Sanitize()).Scan(&killed)
+	if err != nil || killed != 1 {
+		t.Fatalf("terminate the listening connection: killed %d, %v; want 1", killed, err)
+	}
+	select {
+	case c := <-got:
+		if c.What != store.ChangeResync {
+			t.Fatalf("after the lost connection: got %+v, want a resync first", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no resync after the lost connection")
+	}
+	if err := s.Announce(ctx, store.Change{Account: "acme", What: "state"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-got:
+		if c.Account != "acme" {
+			t.Errorf("after reconnecting: got %+v, want acme's change", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no announcement received after reconnecting")
 	}
 }
