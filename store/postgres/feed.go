@@ -44,11 +44,12 @@ func (s *Store) Announce(ctx context.Context, c store.Change) error {
 func (s *Store) Listen(ctx context.Context, fn func(store.Change)) error {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	for {
-		err := s.listenOnce(ctx, cfg, fn)
+		// listenOnce returns when ctx is done or the connection is lost
+		// (its error says which; either way the loop knows from ctx).
+		s.listenOnce(ctx, cfg, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		_ = err // a lost connection: listen again after a pause
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
