@@ -359,6 +359,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	})
 	if !cfg.OpenLostRegistry {
 		if err := p.Plane.CheckRegistry(ctx, p.stateName); err != nil {
+			if cfg.Store != nil && silo.ErrorCode(err) == silo.CodeFailedCheck {
+				return nil, silo.Errorf(silo.CodeFailedCheck, "the PostgreSQL control-plane database holds no accounts, but the provider in %s holds some: this data dir's state is elsewhere; if it is still in %s, copy it with silo store migrate --to <the same URL> (no --store), else restore the database from a backup (see docs/operations.md)", cfg.DataDir, filepath.Join(cfg.DataDir, "state.db"))
+			}
 			return nil, err
 		}
 	}

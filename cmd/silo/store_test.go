@@ -73,6 +73,11 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 	c.ok("tenant", "delete", "initech", "--yes")
 	c.ok("audit", "verify")
 
+	// Pointing the data dir at an empty database before migrating is
+	// refused with what to do, and writes nothing there.
+	c.fails("copy it with silo store migrate", "--store", dsn, "tenant", "list")
+	c.fails("copy it with silo store migrate", "--store", dsn, "tenant", "create", "hooli")
+
 	out := c.ok("store", "migrate", "--to", dsn)
 	if !strings.Contains(out, "3 accounts") && !strings.Contains(out, "4 accounts") {
 		t.Errorf("store migrate: %s, want the count of accounts copied", out)
