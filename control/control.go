@@ -52,9 +52,23 @@ type Config struct {
 	// Hook is the engine's step hook (engine.Config.Hook): crash tests
 	// use it to stop a process at a step boundary.
 	Hook func(engine.Step)
+	// OnChange, if set, is called in this process after each change the
+	// Plane commits (see Announce), before the method returns: the
+	// platform drops its cached view of the account there.
+	OnChange func(store.Change)
+	// Feed, if set, carries each change to the other processes sharing
+	// the store (store/postgres implements it); the method that made the
+	// change returns only once the announcement is committed.
+	Feed store.Feed
 }
 
 // Plane is the control plane. Safe for concurrent use.
+//
+// Every change of an account's state, keys, secrets, parameters or release
+// goes through a Plane method, which announces it (Announce) before it
+// returns. Engine is exported for the rollout runner, recovery and
+// read-only plans; a caller that changes accounts through it directly
+// announces the change itself.
 type Plane struct {
 	cfg    Config
 	Engine *engine.Engine
@@ -187,7 +201,7 @@ func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
 	if err := p.Gate(ctx, rel); err != nil {
 		return err
 	}
-	return p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+	err := p.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		old, _ := tx.Setting(settingCurrent)
 		if old == rel.ID {
 			return nil
@@ -198,6 +212,7 @@ func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
 		_, err := tx.AppendAudit(store.AuditEvent{Time: p.cfg.Now(), Actor: p.cfg.Actor, Action: "release.current", Detail: jsonDetail(map[string]string{"release": rel.ID, "previous": old})})
 		return err
 	})
+	return p.announceAfter(ctx, err, store.Change{What: "release"})
 }
 
 // EnsureProduction creates the production account on first use and applies
@@ -205,7 +220,8 @@ func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
 func (p *Plane) EnsureProduction(ctx context.Context, rel engine.Release) (silo.Account, error) {
 	a, err := p.Account(ctx, silo.ProductionID)
 	if errors.Is(err, silo.ErrNotFound) {
-		return p.Engine.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction, Name: "Production"}, rel)
+		a, err := p.Engine.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction, Name: "Production"}, rel)
+		return a, p.announceAfter(ctx, err, store.Change{Account: silo.ProductionID, What: "create"})
 	}
 	if err != nil {
 		return a, err
@@ -214,7 +230,10 @@ func (p *Plane) EnsureProduction(ctx context.Context, rel engine.Release) (silo.
 	if err != nil {
 		return a, err
 	}
-	return a, p.Engine.Apply(ctx, plan)
+	if len(plan.Changes) == 0 {
+		return a, p.Engine.Apply(ctx, plan)
+	}
+	return a, p.announceAfter(ctx, p.Engine.Apply(ctx, plan), store.Change{Account: silo.ProductionID, What: "release"})
 }
 
 // CreateRequest asks for a new tenant, developer or environment account.
@@ -265,6 +284,7 @@ func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, 
 		a.Expires = &exp
 	}
 	a, err = p.Engine.CreateAccount(ctx, a, rel)
+	err = p.announceAfter(ctx, err, store.Change{Account: a.ID, What: "create"})
 	out := Created{Account: a}
 	if err != nil {
 		return out, err
@@ -406,9 +426,9 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 	}
 	plan, err := p.Engine.PlanAccount(ctx, a, rel)
 	if err != nil {
-		return plan, err
+		return plan, p.announceAfter(ctx, err, store.Change{Account: id, What: "params"})
 	}
-	return plan, p.Engine.Apply(ctx, plan)
+	return plan, p.announceAfter(ctx, p.Engine.Apply(ctx, plan), store.Change{Account: id, What: "params"})
 }
 
 // IssueKey issues a new API key for an account and returns it in plain
@@ -433,7 +453,7 @@ func (p *Plane) IssueKey(ctx context.Context, id silo.AccountID, name string) (s
 		_, err = tx.AppendAudit(store.AuditEvent{Time: k.Created, Actor: p.cfg.Actor, Action: "key.issue", Account: id, Detail: jsonDetail(map[string]string{"key_id": k.ID, "name": name})})
 		return err
 	})
-	if err != nil {
+	if err = p.announceAfter(ctx, err, store.Change{Account: id, What: "key"}); err != nil {
 		return "", k, err
 	}
 	return plain, k, nil
@@ -470,7 +490,7 @@ func (p *Plane) RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID str
 	if grace < 0 || grace > MaxKeyGrace {
 		return silo.Errorf(silo.CodeInvalid, "a key's grace period must be between 0 and %s, not %s", MaxKeyGrace, grace)
 	}
-	return p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+	err := p.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		k, err := tx.Key(keyID)
 		if errors.Is(err, silo.ErrNotFound) || (err == nil && k.Account != id) {
 			return silo.Errorf(silo.CodeNotFound, "account %s has no key %q; silo keys list %s shows its keys", id, keyID, id)
@@ -494,6 +514,7 @@ func (p *Plane) RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID str
 		_, err = tx.AppendAudit(store.AuditEvent{Time: now, Actor: p.cfg.Actor, Action: "key.revoke", Account: id, Detail: jsonDetail(detail)})
 		return err
 	})
+	return p.announceAfter(ctx, err, store.Change{Account: id, What: "key"})
 }
 
 // MaxKeyGrace is the longest a revoked key may keep working.
@@ -511,12 +532,13 @@ func (p *Plane) SetSecret(ctx context.Context, id silo.AccountID, name string, v
 		return silo.Errorf(silo.CodeInvalid, "account %s is %s", id, a.State)
 	}
 	if err := p.cfg.Provider.PutSecret(ctx, id, name, value); err != nil {
-		return err
+		return p.announceAfter(ctx, err, store.Change{Account: id, What: "secret"})
 	}
-	return p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+	err = p.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		_, err := tx.AppendAudit(store.AuditEvent{Time: p.cfg.Now(), Actor: p.cfg.Actor, Action: "secret.set", Account: id, Detail: jsonDetail(map[string]any{"name": name, "bytes": len(value)})})
 		return err
 	})
+	return p.announceAfter(ctx, err, store.Change{Account: id, What: "secret"})
 }
 
 // AuditLog returns up to limit audit entries after sequence number after,

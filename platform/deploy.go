@@ -82,7 +82,6 @@ func (p *Platform) Deploy(ctx context.Context, path string) (Deployed, error) {
 	if _, err := p.Plane.EnsureProduction(ctx, rel); err != nil {
 		return out, fmt.Errorf("production account: %w", err)
 	}
-	p.Invalidate(silo.ProductionID)
 	if out.Seeded, err = p.seedProduction(ctx, rel); err != nil {
 		return out, err
 	}
@@ -93,7 +92,7 @@ func (p *Platform) Deploy(ctx context.Context, path string) (Deployed, error) {
 		}
 		out.Changed = append(out.Changed, r.Plan.Account)
 	})
-	p.Invalidate("")
+	p.changed(ctx, "")
 	if len(out.Failed) > 0 {
 		return out, silo.Errorf(silo.CodeUnavailable, "%d account(s) failed to apply release %s; fix the cause and deploy again", len(out.Failed), rel.ID)
 	}
@@ -192,7 +191,7 @@ func (p *Platform) DeployTo(ctx context.Context, path string, id silo.AccountID)
 		return plan, err
 	}
 	err = p.Plane.Engine.Apply(ctx, plan)
-	p.Invalidate(id)
+	p.changed(ctx, id)
 	return plan, err
 }
 
@@ -349,10 +348,11 @@ func (p *Platform) EnsureAccount(ctx context.Context, req control.CreateRequest)
 		if err != nil {
 			return a, err
 		}
-		if err := p.Plane.Engine.Apply(ctx, plan); err != nil {
+		err = p.Plane.Engine.Apply(ctx, plan)
+		p.changed(ctx, a.ID)
+		if err != nil {
 			return a, err
 		}
-		p.Invalidate(a.ID)
 		return p.Plane.Account(ctx, a.ID)
 	}
 	if err != nil && !errors.Is(err, silo.ErrNotFound) {
@@ -360,16 +360,13 @@ func (p *Platform) EnsureAccount(ctx context.Context, req control.CreateRequest)
 	}
 	req.WithKey = false
 	c, err := p.Plane.CreateAccount(ctx, req)
-	p.Invalidate(silo.AccountID(req.ID))
 	return c.Account, err
 }
 
-// CreateAccount onboards an account (see control.Plane.CreateAccount) and
-// makes the gateway see it at once.
+// CreateAccount onboards an account (see control.Plane.CreateAccount),
+// which the gateway sees at once.
 func (p *Platform) CreateAccount(ctx context.Context, req control.CreateRequest) (control.Created, error) {
-	c, err := p.Plane.CreateAccount(ctx, req)
-	p.Invalidate(silo.AccountID(req.ID))
-	return c, err
+	return p.Plane.CreateAccount(ctx, req)
 }
 
 // IssueKey issues a fresh API key named name for an account and revokes
@@ -392,24 +389,19 @@ func (p *Platform) IssueKey(ctx context.Context, id silo.AccountID, name string)
 			}
 		}
 	}
-	p.Invalidate(id)
 	return plain, nil
 }
 
 // RevokeKey revokes a key; the gateway refuses it from the next request.
 func (p *Platform) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error {
-	err := p.Plane.RevokeKey(ctx, id, keyID)
-	p.Invalidate(id)
-	return err
+	return p.Plane.RevokeKey(ctx, id, keyID)
 }
 
 // RevokeKeyAfter revokes a key once grace has passed (see
 // control.Plane.RevokeKeyAfter); the gateway sees the new revocation time
 // from the next request.
 func (p *Platform) RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID string, grace time.Duration) error {
-	err := p.Plane.RevokeKeyAfter(ctx, id, keyID, grace)
-	p.Invalidate(id)
-	return err
+	return p.Plane.RevokeKeyAfter(ctx, id, keyID, grace)
 }
 
 // SetSecret sets a secret of an account (see control.Plane.SetSecret).
@@ -419,7 +411,6 @@ func (p *Platform) SetSecret(ctx context.Context, id silo.AccountID, name string
 
 // SetState suspends or resumes an account; the gateway sees it at once.
 func (p *Platform) SetState(ctx context.Context, id silo.AccountID, st silo.State) error {
-	_, err := p.Plane.Engine.SetState(ctx, id, st, "account."+string(st))
-	p.Invalidate(id)
+	_, err := p.Plane.SetState(ctx, id, st, "account."+string(st))
 	return err
 }

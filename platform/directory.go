@@ -89,7 +89,11 @@ func (d *directory) invalidate(id silo.AccountID) {
 // Invalidate makes the gateway read an account (every account if id is "")
 // afresh from the store on its next request. Methods of Platform that change
 // accounts call it; call it after changing the store by other means.
-func (p *Platform) Invalidate(id silo.AccountID) { p.dir.invalidate(id) }
+func (p *Platform) Invalidate(id silo.AccountID) {
+	if p.dir != nil { // changes made while Open runs, before the gateway exists
+		p.dir.invalidate(id)
+	}
+}
 
 func (d *directory) fresh(t time.Time) bool { return time.Since(t) < d.p.cfg.Refresh }
 

@@ -87,9 +87,7 @@ func (p *Platform) Envs(ctx context.Context) ([]silo.Account, error) {
 // DeleteAccount destroys an account through the engine (its data key is
 // shredded, its resources removed) and removes its logs.
 func (p *Platform) DeleteAccount(ctx context.Context, id silo.AccountID) error {
-	err := p.Plane.Engine.DeleteAccount(ctx, id)
-	p.Invalidate(id)
-	if err != nil {
+	if err := p.Plane.DeleteAccount(ctx, id); err != nil {
 		return err
 	}
 	return p.Logs.Remove(id)

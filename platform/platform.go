@@ -1,5 +1,8 @@
 // Package platform assembles the whole silo platform in one process from a
-// data directory: the SQLite control-plane store, the local provider, the
+// data directory: the control-plane store (SQLite in the data directory, or
+// any store.Store given, such as PostgreSQL shared by several servers,
+// whose change feed then keeps every server's cache current), the local
+// provider, the
 // control plane, the wazero runtime (with its compiled-code cache under the
 // data directory), the isolation decision point that binds each (account,
 // function) to its own data plane plus read-only production exports, the
@@ -16,7 +19,7 @@
 //
 // Layout under Config.DataDir (shared with the CLI's other commands):
 //
-//	state.db              control-plane store (SQLite)
+//	state.db              control-plane store (SQLite; absent when Config.Store is given)
 //	accounts/             local provider: one directory per account
 //	artifacts/            built function modules, <digest>.wasm
 //	cache/compiled/       the runtime's compiled machine code, by digest
@@ -138,9 +141,25 @@ type Config struct {
 	// use) and MaxOpen (how many are open at once). Its Dir and Logger are
 	// set by the platform. Default IdleTimeout: half of Runtime.IdleTimeout,
 	// at least 1s and at most local.DefaultIdleTimeout (30s), so an
-	// account's files are closed before its last instance is; default
-	// MaxOpen local.DefaultMaxOpen.
+	// account's files are closed before its last instance is (1s when
+	// Store is shared by several servers, see Store); default MaxOpen
+	// local.DefaultMaxOpen.
 	Provider local.Config
+	// Store is the control-plane store. Default: the SQLite store
+	// DataDir/state.db, opened by Open. cmd/silo opens a PostgreSQL store
+	// here (--store postgres://...) when several servers share one
+	// control plane. The Platform owns it either way: Close closes it.
+	//
+	// When the store implements store.Feed (store/postgres does), every
+	// change the control plane makes is announced on it, and this
+	// platform drops its cached view of an account when any server
+	// announces a change of it; the rollout runner's lease owner is then
+	// unique to this Platform rather than to the data directory.
+	Store store.Store
+	// RolloutHook, if set, is called at each of the rollout runner's step
+	// boundaries (rollout.Config.Hook), after the platform's own handling:
+	// progress displays and tests use it.
+	RolloutHook func(rollout.Event)
 }
 
 // Validate fills in defaults and checks the configuration.
@@ -196,6 +215,11 @@ func (c *Config) Validate() error {
 	if c.Provider.IdleTimeout < 0 || c.Provider.MaxOpen < 0 {
 		return silo.Errorf(silo.CodeInvalid, "platform: Provider.IdleTimeout and Provider.MaxOpen must not be negative")
 	}
+	if _, shared := c.Store.(store.Feed); shared && c.Provider.IdleTimeout == 0 {
+		// Several servers share the data dir: an account's file open in
+		// one is waited for by the others, so none keeps it long.
+		c.Provider.IdleTimeout = time.Second
+	}
 	if c.Provider.IdleTimeout == 0 {
 		c.Provider.IdleTimeout = min(max(c.idleTimeout()/2, time.Second), local.DefaultIdleTimeout)
 	}
@@ -234,7 +258,11 @@ type Platform struct {
 	Runner   *rollout.Runner
 	Usage    *usage.Meter // nil with Config.Usage.Off
 
-	db        *sqlite.Store // the store under Store's witness wrapper
+	db        store.Store // the store under Store's witness wrapper
+	feed      store.Feed  // db's change feed, if it has one
+	stateName string      // where the control-plane state lives, for messages
+	stopFeed  context.CancelFunc
+	fed       chan struct{} // closed when the feed listener has ended
 	dir       *directory
 	mem       *releaser // returns memory to the OS after large idle sweeps
 	artifacts string
@@ -266,12 +294,18 @@ type Platform struct {
 //
 // CodeInvalid for a bad config; CodeUnavailable when the data directory is
 // not writable; the store's and provider's errors when their files are
-// unusable.
+// unusable. A Config.Store given is closed when Open fails.
 func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	if err := cfg.Validate(); err != nil {
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
 		return nil, err
 	}
 	if err := control.DataDirWritable(cfg.DataDir); err != nil {
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
 		return nil, err
 	}
 	p := &Platform{cfg: cfg, artifacts: filepath.Join(cfg.DataDir, "artifacts"), Policy: isolation.NewPolicy()}
@@ -282,9 +316,16 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		}
 	}()
 	var err error
-	if p.db, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "state.db")); err != nil {
-		return nil, err
+	p.db, p.stateName = cfg.Store, "the PostgreSQL control-plane database"
+	if p.db == nil {
+		p.stateName = filepath.Join(cfg.DataDir, "state.db")
+		db, err := sqlite.Open(ctx, p.stateName)
+		if err != nil {
+			return nil, err
+		}
+		p.db = db
 	}
+	p.feed, _ = p.db.(store.Feed)
 	witness := filepath.Join(cfg.DataDir, isolation.WitnessFile)
 	if _, err := isolation.EnsureWitness(ctx, p.db, witness); err != nil {
 		return nil, err
@@ -318,10 +359,14 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	p.Plane = control.New(control.Config{
 		Store: p.Store, Provider: p.Provider, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
-		AuditWitness: witness,
+		AuditWitness: witness, Feed: p.feed,
+		OnChange: func(c store.Change) { p.Invalidate(c.Account) },
 	})
 	if !cfg.OpenLostRegistry {
-		if err := p.Plane.CheckRegistry(ctx, filepath.Join(cfg.DataDir, "state.db")); err != nil {
+		if err := p.Plane.CheckRegistry(ctx, p.stateName); err != nil {
+			if cfg.Store != nil && silo.ErrorCode(err) == silo.CodeFailedCheck {
+				return nil, silo.Errorf(silo.CodeFailedCheck, "the PostgreSQL control-plane database holds no accounts, but the provider in %s holds some: this data dir's state is elsewhere; if it is still in %s, copy it with silo store migrate --to <the same URL> (no --store), else restore the database from a backup (see docs/operations.md)", cfg.DataDir, filepath.Join(cfg.DataDir, "state.db"))
+			}
 			return nil, err
 		}
 	}
@@ -337,6 +382,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	rc.CacheDir = cfg.CompileCache
 	rc.Logger = slog.New(stdioTee{main: cfg.Logger.Handler(), acct: p.Logs.Handler(nil)})
 	p.dir = newDirectory(p)
+	p.listenFeed()
 	p.mem = newReleaser(max(cfg.idleTimeout()/2, time.Second))
 	rc.OnIdle = p.dir.idle
 	if rc.Limits.MemoryPages == 0 {
@@ -354,10 +400,13 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	if p.Runner, err = rollout.New(rollout.Config{
 		Store: p.Store, Engine: p.Plane.Engine, Provider: p.Provider,
 		Metrics: runtimeMetrics{p.Runtime}, Smoke: smoker{p}, Clock: cfg.Clock,
-		Logger: cfg.Logger, Owner: "platform:" + cfg.DataDir, Actor: cfg.Actor,
+		Logger: cfg.Logger, Owner: p.runnerOwner(), Actor: cfg.Actor,
 		Hook: func(e rollout.Event) {
 			if e.Account != "" && e.Point == "finished" {
-				p.Invalidate(e.Account) // the account now runs another release
+				p.changed(context.Background(), e.Account) // the account now runs another release
+			}
+			if cfg.RolloutHook != nil {
+				cfg.RolloutHook(e)
 			}
 		},
 	}); err != nil {
@@ -496,27 +545,6 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 	return errors.Join(errs...)
 }
 
-// API returns the control-plane API server (package server) on this
-// platform, with the operator token of DataDir/operator.token (created on
-// first use). Serve serves it when Config.APIListen is set; tests may mount
-// its Handler themselves.
-func (p *Platform) API() (*server.Server, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.api != nil {
-		return p.api, nil
-	}
-	tok, err := server.LoadOrCreateToken(p.cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	p.api, err = server.New(server.Config{
-		Plane: p.Plane, Runner: p.Runner, Store: p.Store, ArtifactDir: p.artifacts,
-		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Gate: p.Plane.Gate, Prices: p.cfg.Usage.Prices,
-	})
-	return p.api, err
-}
-
 // APIAddr returns the address the control-plane API listens on, once Serve
 // listens there ("" otherwise).
 func (p *Platform) APIAddr() string {
@@ -536,6 +564,10 @@ func (p *Platform) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	var errs []error
+	if p.stopFeed != nil {
+		p.stopFeed()
+		<-p.fed
+	}
 	if p.stopSweep != nil {
 		close(p.stopSweep)
 		<-p.swept

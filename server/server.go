@@ -306,7 +306,7 @@ func (s *Server) routes() {
 			if a.Kind == silo.KindProduction {
 				return 0, nil, silo.Errorf(silo.CodeForbidden, "the production account cannot be suspended or resumed")
 			}
-			a, err = s.cfg.Plane.Engine.SetState(r.Context(), id, next, action)
+			a, err = s.cfg.Plane.SetState(r.Context(), id, next, action)
 			return http.StatusOK, a, err
 		}
 	}
@@ -320,7 +320,7 @@ func (s *Server) routes() {
 		if _, err := s.cfg.Plane.Account(r.Context(), id); err != nil {
 			return 0, nil, err
 		}
-		return http.StatusNoContent, nil, s.cfg.Plane.Engine.DeleteAccount(r.Context(), id)
+		return http.StatusNoContent, nil, s.cfg.Plane.DeleteAccount(r.Context(), id)
 	})
 	s.handle("POST /v1/accounts/{id}/keys", func(r *http.Request) (int, any, error) {
 		id, err := accountID(r)

@@ -176,3 +176,46 @@ type AuditEntry struct {
 	Prev  string     `json:"prev"` // hex hash of the previous entry, "" for the first
 	Hash  string     `json:"hash"` // hex
 }
+
+// Change names one committed change of the control-plane state that a
+// cache of it (the gateway's view of an account and its keys) must drop.
+// It carries no data: a receiver reads the store again.
+type Change struct {
+	// Account is the account that changed; "" means every account (a new
+	// current release, say).
+	Account silo.AccountID `json:"account,omitempty"`
+	// What says what changed: "state", "key", "secret", "params",
+	// "release", "create", "delete".
+	What string `json:"what"`
+}
+
+// Feed carries changes between processes that share one store. A store
+// that several servers may share (store/postgres) implements it; a store
+// that one process owns (store/sqlite) need not.
+type Feed interface {
+	// Announce tells every listener of the store, in this process and
+	// others, about c. It returns once the announcement is committed:
+	// listeners that are connected receive it.
+	Announce(ctx context.Context, c Change) error
+	// Listen calls fn for every change announced (by any process), in
+	// order, until ctx is done, and then returns ctx's error. Before the
+	// first change, and again after a lost connection is re-established,
+	// it calls fn with a Change whose What is "resync": announcements may
+	// have been missed, so a receiver drops everything it caches.
+	Listen(ctx context.Context, fn func(Change)) error
+}
+
+// ChangeResync is the What of the Change Listen delivers when
+// announcements may have been missed.
+const ChangeResync = "resync"
+
+// Lister is implemented by the Tx of stores that can be copied whole (silo
+// store migrate): it lists what Tx reads one at a time. store/sqlite and
+// store/postgres implement it.
+type Lister interface {
+	// Journal returns up to limit intents with Seq > after, in order,
+	// whatever their state (0 means no limit).
+	Journal(after int64, limit int) ([]Intent, error)
+	// Settings returns every installation setting by name.
+	Settings() (map[string]string, error)
+}

@@ -58,9 +58,8 @@ type controlAPI interface {
 }
 
 var (
-	_ controlAPI  = remoteAPI{}
-	_ controlAPI  = localAPI{}
-	_ server.Envs = platformEnvs{}
+	_ controlAPI = remoteAPI{}
+	_ controlAPI = localAPI{}
 )
 
 // remoteAPI is controlAPI against a server: its client, plus what must
@@ -159,15 +158,15 @@ func (l localAPI) UpdateParams(ctx context.Context, id silo.AccountID, set map[s
 }
 
 func (l localAPI) Suspend(ctx context.Context, id silo.AccountID) (silo.Account, error) {
-	return l.a.plane.Engine.SetState(ctx, id, silo.StateSuspended, "account.suspend")
+	return l.a.plane.SetState(ctx, id, silo.StateSuspended, "account.suspend")
 }
 
 func (l localAPI) Resume(ctx context.Context, id silo.AccountID) (silo.Account, error) {
-	return l.a.plane.Engine.SetState(ctx, id, silo.StateActive, "account.resume")
+	return l.a.plane.SetState(ctx, id, silo.StateActive, "account.resume")
 }
 
 func (l localAPI) DeleteAccount(ctx context.Context, id silo.AccountID) error {
-	return l.a.plane.Engine.DeleteAccount(ctx, id)
+	return l.a.plane.DeleteAccount(ctx, id)
 }
 
 func (l localAPI) IssueKey(ctx context.Context, id silo.AccountID, name string) (string, store.APIKey, error) {
@@ -239,15 +238,15 @@ func (l localAPI) CreateEnv(ctx context.Context, req server.EnvRequest) (server.
 	if err := bootstrapRelease(ctx, l.g, l.a.Platform, l.g.file != "silo.yaml"); err != nil {
 		return server.Env{}, err
 	}
-	return platformEnvs{l.a.Platform}.CreateEnv(ctx, req)
+	return platform.Envs{P: l.a.Platform}.CreateEnv(ctx, req)
 }
 
 func (l localAPI) Envs(ctx context.Context) ([]silo.Account, error) {
-	return platformEnvs{l.a.Platform}.Envs(ctx)
+	return platform.Envs{P: l.a.Platform}.Envs(ctx)
 }
 
 func (l localAPI) DeleteEnv(ctx context.Context, id silo.AccountID) error {
-	return platformEnvs{l.a.Platform}.DeleteEnv(ctx, id)
+	return platform.Envs{P: l.a.Platform}.DeleteEnv(ctx, id)
 }
 
 func (l localAPI) Logs(ctx context.Context, id silo.AccountID, q logs.Query) ([]logs.Entry, error) {
@@ -262,61 +261,6 @@ func (l localAPI) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Quer
 		return err
 	}
 	return l.a.Logs.Follow(ctx, id, q, 0, fn)
-}
-
-// platformEnvs is server.Envs on the platform: the code silo env runs
-// locally, and what silo server serves.
-type platformEnvs struct{ p *platform.Platform }
-
-func (e platformEnvs) CreateEnv(ctx context.Context, req server.EnvRequest) (server.Env, error) {
-	env, err := e.p.CreateEnv(ctx, platform.EnvRequest{Name: req.Name, Purpose: req.Purpose, TTL: req.TTL, Params: req.Params, Seed: req.SeedDir})
-	return server.Env{Account: env.Account, Key: env.Key}, err
-}
-
-func (e platformEnvs) Envs(ctx context.Context) ([]silo.Account, error) {
-	envs, err := e.p.Envs(ctx)
-	if envs == nil {
-		envs = []silo.Account{}
-	}
-	return envs, err
-}
-
-// DeleteEnv tears an environment down and verifies the provider holds
-// nothing of it.
-func (e platformEnvs) DeleteEnv(ctx context.Context, id silo.AccountID) error {
-	a, err := e.p.Plane.Account(ctx, id)
-	if err != nil {
-		return err
-	}
-	if a.Kind != silo.KindEnvironment {
-		return silo.Errorf(silo.CodeInvalid, "%s is a %s account, not an environment; use silo tenant delete", id, a.Kind)
-	}
-	if err := e.p.DeleteAccount(ctx, id); err != nil {
-		return err
-	}
-	return e.p.VerifyGone(ctx, id)
-}
-
-// wireAPI gives the platform's control-plane API server the platform
-// parts of its fleet endpoints (verify, report, environments, logs): the
-// provider, the environments, the log directory and this installation's
-// report signing key.
-func wireAPI(p *platform.Platform) error {
-	srv, err := p.API()
-	if err != nil {
-		return err
-	}
-	key, err := report.LoadOrCreateKey(p.Config().DataDir)
-	if err != nil {
-		return err
-	}
-	published, err := report.PublishedKeys(p.Config().DataDir)
-	if err != nil {
-		return err
-	}
-	srv.SetOps(server.Ops{Provider: p.Provider, Envs: platformEnvs{p}, LogDir: p.Logs.Dir(), LogKeys: p.Logs.Keys(), ReportKey: key, ReportKeys: published,
-		Probe: func(ctx context.Context) (any, error) { return probePlatform(ctx, p) }})
-	return nil
 }
 
 // localOnly refuses --server for a command that works on the local data dir

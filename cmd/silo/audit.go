@@ -17,6 +17,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/report"
+	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/sqlite"
 )
 
@@ -155,10 +156,21 @@ that key.`,
 	return cmd
 }
 
-// openStateReadOnly opens the data dir's control-plane store for reading
-// the audit log, without opening the platform (which would recover work
-// and so write). It never creates a state file.
-func openStateReadOnly(ctx context.Context, g *globals) (*sqlite.Store, error) {
+// openStateReadOnly opens the control-plane store for reading the audit
+// log, without opening the platform (which would recover work and so
+// write): the PostgreSQL store --store names (whose schema Open brings up
+// to date), or else the data dir's SQLite state, never creating a state
+// file.
+func openStateReadOnly(ctx context.Context, g *globals) (store.Store, error) {
+	if g.store != "" {
+		return openStore(ctx, g.store)
+	}
+	return openSQLiteState(ctx, g)
+}
+
+// openSQLiteState opens the data dir's SQLite control-plane state, never
+// creating it.
+func openSQLiteState(ctx context.Context, g *globals) (*sqlite.Store, error) {
 	path := filepath.Join(g.dataDir, "state.db")
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, os.ErrNotExist) {

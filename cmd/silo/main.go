@@ -34,6 +34,7 @@ type globals struct {
 	file    string
 	server  string
 	token   string
+	store   string // --store / $SILO_STORE: the control-plane store ("" is SQLite in the data dir)
 	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
@@ -152,6 +153,7 @@ Every command accepts --output json for scripts.`,
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.StringVarP(&g.file, "file", "f", "silo.yaml", "the stack spec")
 	pf.StringVar(&g.server, "server", "", "control-plane server URL; commands run there instead of on the local data dir ($SILO_SERVER)")
+	pf.StringVar(&g.store, "store", os.Getenv("SILO_STORE"), "control-plane store: empty for SQLite in the data dir, or postgres://user@host:5432/db?sslmode=... for PostgreSQL shared by several servers ($SILO_STORE)")
 	pf.StringVar(&g.token, "token", "", "operator token for --server ($SILO_TOKEN; default: read from the data dir)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.output != "text" && g.output != "json" && (g.output != "csv" || cmd.Name() != "usage") {
@@ -160,7 +162,7 @@ Every command accepts --output json for scripts.`,
 		return g.mustExistForReading(cmd)
 	}
 	root.AddCommand(
-		newUpCmd(g), newInitCmd(g),
+		newUpCmd(g), newInitCmd(g), newStoreCmd(g),
 		newTenantCmd(g), newEnvCmd(g),
 		newPlanCmd(g), newApplyCmd(g), newDriftCmd(g), newDoctorCmd(g), newBuildCmd(g),
 		newKeysCmd(g), newSecretCmd(g), newAuditCmd(g), newRotateCmd(g),

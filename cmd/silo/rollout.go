@@ -86,14 +86,27 @@ func newServerCmd(g *globals) *cobra.Command {
 --gateway, and runs rollouts in the background, gated on the runtime's per-tenant metrics. It
 recovers interrupted work from the journal at start, so it is safe to kill. The operator token is
 generated on first start into <data-dir>/operator.token (mode 0600); clients pass it with --token
-or $SILO_TOKEN.`,
+or $SILO_TOKEN.
+
+The control-plane state is SQLite in the data dir by default. With --store postgres://... (or
+$SILO_STORE) it lives in PostgreSQL, and several silo server processes may run on one data dir
+and one database: each serves the API and the gateway, a change made through one holds on every
+other before the API call returns, and exactly one runs each rollout at a time (see
+docs/operations.md). The local provider keeps every account on this machine's data dir; it does
+not spread accounts over machines.`,
 		Example: `  silo server --listen 127.0.0.1:7070 --gateway 127.0.0.1:8080 &
-  silo deploy --server http://127.0.0.1:7070`,
+  silo deploy --server http://127.0.0.1:7070
+  silo server --store postgres://silo@db:5432/silo?sslmode=disable --listen 127.0.0.1:7071 --gateway 127.0.0.1:8081`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := notServed(g, "pass another --data-dir"); err != nil {
-				return err
+			// On a PostgreSQL store, several servers may share the data
+			// dir (a second one for a restart without downtime); on the
+			// SQLite default, one server owns it.
+			if g.store == "" {
+				if err := notServed(g, "pass another --data-dir, or use a PostgreSQL --store to run several servers"); err != nil {
+					return err
+				}
 			}
 			p, err := openPlatform(ctx, g, gatewayAddr, listen)
 			if err != nil {

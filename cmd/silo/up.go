@@ -136,16 +136,14 @@ func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...f
 		// Share built artifacts and compiled code across data dirs.
 		cfg.BuildCache, cfg.CompileCache = filepath.Join(c, "builds"), filepath.Join(c, "compiled")
 	}
-	p, err := platform.Open(ctx, cfg)
-	if err != nil || api == "" {
-		return p, err
+	if cfg.Store == nil {
+		st, err := openStore(ctx, g.store)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Store = st // nil: the platform's default, SQLite in the data dir
 	}
-	// The API serves verify, report, environments and logs too (wireAPI).
-	if err := wireAPI(p); err != nil {
-		p.Close()
-		return nil, err
-	}
-	return p, nil
+	return platform.Open(ctx, cfg) // closes the store if it fails
 }
 
 // userName is the name of the developer account's owner: $SILO_USER, $USER,

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,10 +14,6 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/probe"
-	"github.com/silo-run/silo/isolation/report"
-	"github.com/silo-run/silo/platform"
-	"github.com/silo-run/silo/server"
-	"github.com/silo-run/silo/store"
 )
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -108,9 +102,6 @@ production exports nothing) are listed as not applicable. It is recorded for the
 	return cmd
 }
 
-// settingLastProbe records the last live probe for the isolation report.
-const settingLastProbe = server.SettingLastProbe
-
 // runProbes runs the live probe suite where the platform runs: in the silo
 // up or silo server serving the data dir (or the one --server names),
 // against its own gateway; else in a platform this command opens and serves
@@ -139,56 +130,7 @@ func runProbes(ctx context.Context, g *globals) (probe.Report, error) {
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(sctx, ln) }()
 	defer func() { stop(); <-served }()
-	return probePlatform(ctx, p)
-}
-
-// probePlatform attacks p, which serves its gateway, and records the
-// outcome for the isolation report.
-func probePlatform(ctx context.Context, p *platform.Platform) (probe.Report, error) {
-	if p.Addr() == "" {
-		return probe.Report{}, silo.Errorf(silo.CodeUnavailable, "this process does not serve the gateway, so there is nothing to probe; run silo verify --probe against silo up or silo server")
-	}
-	guest, err := probe.BuildGuest(ctx, filepath.Join(p.Config().DataDir, "artifacts"))
-	if err != nil {
-		return probe.Report{}, err
-	}
-	key, err := report.LoadOrCreateKey(p.Config().DataDir)
-	if err != nil {
-		return probe.Report{}, err
-	}
-	published, err := report.PublishedKeys(p.Config().DataDir)
-	if err != nil {
-		return probe.Report{}, err
-	}
-	var pinned []string
-	for _, k := range published {
-		pinned = append(pinned, report.Fingerprint(k))
-	}
-	rep, err := probe.Run(ctx, probe.Target{
-		Gateway: "http://" + dialable(p.Addr()), BaseDomain: p.Config().BaseDomain,
-		Control: p, Store: p.Store, Provider: p.Provider, Runtime: p.Runtime, Logs: p.Logs,
-		Report: func(ctx context.Context, id silo.AccountID) ([]byte, error) {
-			return server.TenantReport(ctx, p.Store, p.Plane, p.Provider, key, id, "json", time.Now())
-		},
-		ReportKeys: pinned, Guest: guest,
-	})
-	if err != nil {
-		return rep, err
-	}
-	now := time.Now().UTC()
-	rec := report.Probe{At: &now, Attempts: rep.Attempts, Breaches: rep.AttemptsSucceeded,
-		Controls: rep.Controls, ControlsFailed: rep.ControlsFailed, NotApplicable: rep.NotApplicable}
-	switch rep.Outcome() {
-	case probe.OutcomeBreached:
-		rec.Status = report.ProbeBreached
-	case probe.OutcomePassed:
-		rec.Status = report.ProbePassed
-	default:
-		rec.Status = report.ProbeInconclusive
-	}
-	b, _ := json.Marshal(rec)
-	err = p.Store.Update(ctx, func(tx store.Tx) error { return tx.PutSetting(settingLastProbe, string(b)) })
-	return rep, err
+	return p.Probe(ctx)
 }
 
 // dialable turns a listening address into one to connect to: an

@@ -46,6 +46,9 @@ import (
 // database.
 type Store struct {
 	pool *pgxpool.Pool
+	// schema is the schema the store lives in (current_schema() at Open);
+	// it names the channel of the change feed.
+	schema string
 	// maxAttempts bounds how often Update runs fn when transactions keep
 	// failing to serialize.
 	maxAttempts int

@@ -128,6 +128,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if schema == nil {
 		return silo.Errorf(silo.CodeInvalid, "the PostgreSQL search_path names no existing schema; create the schema or fix search_path in the DSN")
 	}
+	s.schema = *schema
 	if _, err := pgTx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('silo-schema:' || $1))`, *schema); err != nil {
 		return dbErr("lock schema", err)
 	}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"ViewDuringUpdate", testViewDuringUpdate},
 		{"NoLostUpdates", testNoLostUpdates},
+		{"Lister", testLister},
 	}
 	tests = append(tests, usageTests...)
 	for _, tc := range tests {

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/silo-run/silo/store"
+)
+
+func newStoreCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "store",
+		Short: "Manage the control-plane store (SQLite in the data dir, or PostgreSQL)",
+	}
+	var to string
+	migrate := &cobra.Command{
+		Use:   "migrate --to postgres://...",
+		Short: "Copy the data dir's SQLite control plane into an empty PostgreSQL database",
+		Long: `store migrate copies the control-plane state of the data dir (state.db: the registry,
+recorded resources, the journal, API keys, releases, rollouts and settings, and the audit log)
+into the PostgreSQL database --to names, in one transaction. The target must be empty; the audit
+chain keeps every sequence number and hash, so silo audit verify and earlier checkpoints still
+hold. The SQLite state is left as it was. Stop silo up or silo server on the data dir first;
+afterwards start the servers with --store (or $SILO_STORE) set to the same URL.`,
+		Example: `  silo server stop ...   # stop whatever serves the data dir
+  silo store migrate --to postgres://silo@db:5432/silo?sslmode=require
+  SILO_STORE=postgres://silo@db:5432/silo?sslmode=require silo server`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if !strings.HasPrefix(to, "postgres://") && !strings.HasPrefix(to, "postgresql://") {
+				return usageError{"store migrate needs --to postgres://user@host:5432/db?sslmode=..., the empty PostgreSQL database to copy into"}
+			}
+			if err := localOnly(g, "run it on the machine holding the data dir"); err != nil {
+				return err
+			}
+			if err := notServed(g, "stop it before migrating, so that no change is made while the state is copied"); err != nil {
+				return err
+			}
+			src, err := openSQLiteState(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			dst, err := openStore(ctx, to)
+			if err != nil {
+				return err
+			}
+			defer dst.Close()
+			n, err := store.Copy(ctx, dst, src)
+			if err != nil {
+				return err
+			}
+			return g.print(n, func(w io.Writer) {
+				fmt.Fprintf(w, "copied %s into PostgreSQL: %d accounts, %d resources, %d keys, %d releases, %d journal intents, %d settings, %d audit entries\n",
+					filepath.Join(g.dataDir, "state.db"), n.Accounts, n.Resources, n.Keys, n.Releases, n.Intents, n.Settings, n.Audit)
+				fmt.Fprintf(w, "start the servers with --store %s (or SILO_STORE); the SQLite state is left unchanged\n", redact(to))
+			})
+		},
+	}
+	migrate.Flags().StringVar(&to, "to", "", "the PostgreSQL database to copy into (postgres://...); it must be empty")
+	cmd.AddCommand(migrate)
+	return cmd
+}

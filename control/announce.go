@@ -1,0 +1,64 @@
+package control
+
+import (
+	"context"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+)
+
+// Announce tells whoever caches the control-plane state that c happened:
+// this process through Config.OnChange, the other processes sharing the
+// store through Config.Feed. It returns once the announcement is committed
+// to the feed. The Plane's own methods call it for every change they make;
+// call it for a change made around them (the rollout runner applying a
+// release to an account).
+//
+// # Errors
+//
+// CodeUnavailable when the feed cannot be reached: the change itself is
+// made, and the other servers see it only when their cached view expires
+// (platform.Config.Refresh).
+func (p *Plane) Announce(ctx context.Context, c store.Change) error {
+	if p.cfg.OnChange != nil {
+		p.cfg.OnChange(c)
+	}
+	if p.cfg.Feed == nil {
+		return nil
+	}
+	if err := p.cfg.Feed.Announce(context.WithoutCancel(ctx), c); err != nil {
+		return &silo.Error{Code: silo.CodeUnavailable, Err: err,
+			Message: "the change is saved, but the other servers could not be told; they see it when their cached view expires (at most the refresh interval, 1s by default)"}
+	}
+	return nil
+}
+
+// announceAfter announces c after a change was attempted (made, or made in
+// part: a failed step may still have changed the account) and returns the
+// change's error, or else the announcement's.
+func (p *Plane) announceAfter(ctx context.Context, err error, c store.Change) error {
+	aerr := p.Announce(ctx, c)
+	if err != nil {
+		return err
+	}
+	return aerr
+}
+
+// SetState moves an account to another lifecycle state (suspend, resume)
+// through the engine, with the audit action given, and announces it.
+//
+// # Errors
+//
+// The engine's: CodeNotFound for an unknown account, CodeInvalid for a
+// transition the lifecycle does not allow.
+func (p *Plane) SetState(ctx context.Context, id silo.AccountID, next silo.State, action string) (silo.Account, error) {
+	a, err := p.Engine.SetState(ctx, id, next, action)
+	return a, p.announceAfter(ctx, err, store.Change{Account: id, What: "state"})
+}
+
+// DeleteAccount deletes an account and its data (engine.DeleteAccount:
+// crypto-shredding, I5) and announces it, also when the deletion stopped
+// part way (the account is then deleting, which is not served).
+func (p *Plane) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+	return p.announceAfter(ctx, p.Engine.DeleteAccount(ctx, id), store.Change{Account: id, What: "delete"})
+}

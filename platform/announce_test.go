@@ -1,0 +1,188 @@
+package platform_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/silotest"
+	"github.com/silo-run/silo/store/postgres"
+	"github.com/silo-run/silo/store/postgres/pgtest"
+)
+
+// apiClient serves p's control-plane API (fully wired by the platform) and
+// returns a client of it.
+func apiClient(t *testing.T, p *platform.Platform) *server.Client {
+	t.Helper()
+	api, err := p.API()
+	if err != nil {
+		t.Fatalf("API: %v", err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	tok, err := os.ReadFile(filepath.Join(p.Config().DataDir, server.TokenFile))
+	if err != nil {
+		t.Fatalf("read operator token: %v", err)
+	}
+	return server.NewClient(srv.URL, strings.TrimSpace(string(tok)), srv.Client())
+}
+
+// noRefresh makes the gateway trust what it read for an hour, so that only
+// an announced change, never the periodic refresh, can make it read again.
+func noRefresh(c *platform.Config) { c.Refresh = time.Hour }
+
+// TestAPIChangesHoldOnTheNextRequest revokes a key, suspends, resumes and
+// deletes an account through the control-plane API, and sends a request
+// through the same platform's gateway right after each call returns: each
+// change holds on that request, although the gateway had the account and
+// the key cached and would not read them again for an hour by itself.
+func TestAPIChangesHoldOnTheNextRequest(t *testing.T) {
+	p := silotest.New(t, silotest.WithConfig(noRefresh))
+	p.Deploy(t, app)
+	acme := p.Tenant(t, "acme")
+	api := apiClient(t, p.Platform())
+	ctx := context.Background()
+
+	if resp := acme.GET(t, "/findings"); resp.Status != http.StatusOK {
+		t.Fatalf("before any change: got %s, want 200", resp)
+	}
+	keys, err := api.Keys(ctx, "acme")
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("Keys: got %v, %v, want one key", keys, err)
+	}
+	// The platform wires the API whole: the endpoints of the platform's
+	// parts (report key, environments) answer without further wiring.
+	if pem, err := api.ReportKey(ctx); err != nil || !strings.Contains(string(pem), "PUBLIC KEY") {
+		t.Errorf("ReportKey: got %q, %v, want the installation's public key", pem, err)
+	}
+	if envs, err := api.Envs(ctx); err != nil || len(envs) != 0 {
+		t.Errorf("Envs: got %v, %v, want none", envs, err)
+	}
+	second, _, err := api.IssueKey(ctx, "acme", "second")
+	if err != nil {
+		t.Fatalf("IssueKey: %v", err)
+	}
+	if resp := acme.GET(t, "/findings", silotest.WithKey(second)); resp.Status != http.StatusOK {
+		t.Fatalf("a key issued through the API: got %s, want 200", resp)
+	}
+	if err := api.RevokeKey(ctx, "acme", keys[0].ID); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	if resp := acme.GET(t, "/findings"); resp.Status != http.StatusUnauthorized {
+		t.Errorf("right after the revocation returned: got %s, want 401", resp)
+	}
+	if resp := acme.GET(t, "/findings", silotest.WithKey(second)); resp.Status != http.StatusOK {
+		t.Fatalf("the key not revoked: got %s, want 200", resp)
+	}
+
+	if _, err := api.Suspend(ctx, "acme"); err != nil {
+		t.Fatalf("Suspend: %v", err)
+	}
+	if resp := acme.GET(t, "/findings", silotest.WithKey(second)); resp.Status != http.StatusForbidden {
+		t.Errorf("right after the suspension returned: got %s, want 403", resp)
+	}
+	if _, err := api.Resume(ctx, "acme"); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	if resp := acme.GET(t, "/findings", silotest.WithKey(second)); resp.Status != http.StatusOK {
+		t.Errorf("right after the resumption returned: got %s, want 200", resp)
+	}
+
+	if err := api.DeleteAccount(ctx, "acme"); err != nil {
+		t.Fatalf("DeleteAccount: %v", err)
+	}
+	if resp := acme.GET(t, "/findings", silotest.WithKey(second)); resp.Status == http.StatusOK {
+		t.Errorf("right after the deletion returned: got %s, want a refusal", resp)
+	}
+}
+
+// sharedPlatform opens a platform on the PostgreSQL database dsn and the
+// data dir dir, shared with other platforms (several servers).
+func sharedPlatform(t *testing.T, dsn, dir string) *silotest.Platform {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("open PostgreSQL store: %v", err)
+	}
+	return silotest.New(t, silotest.WithConfig(func(c *platform.Config) {
+		noRefresh(c)
+		c.Store, c.DataDir = st, dir
+		c.Provider.IdleTimeout = time.Second // the servers share the accounts' files
+	}))
+}
+
+// TestChangesHoldOnAnotherServer runs two platforms on one PostgreSQL
+// database and one data dir. A key revoked and an account suspended through
+// one server's API are refused by the other server's gateway once the
+// change's announcement arrives, which the test waits for (a few seconds at
+// most): the gateways trust their cache for an hour, so nothing but the
+// announcement can make the other server see the change in time.
+func TestChangesHoldOnAnotherServer(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	dir := filepath.Join(t.TempDir(), "silo")
+	a := sharedPlatform(t, dsn, dir)
+	b := sharedPlatform(t, dsn, dir)
+	a.Deploy(t, app)
+	acme := b.Tenant(t, "acme") // b creates it: its files are open there
+	api := apiClient(t, a.Platform())
+	ctx := context.Background()
+
+	if resp := acme.GET(t, "/findings"); resp.Status != http.StatusOK {
+		t.Fatalf("on b before any change: got %s, want 200", resp)
+	}
+	keys, err := api.Keys(ctx, "acme")
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("Keys through a: got %v, %v, want the key b issued", keys, err)
+	}
+	second, _, err := api.IssueKey(ctx, "acme", "second")
+	if err != nil {
+		t.Fatalf("IssueKey: %v", err)
+	}
+	// eventually polls b until want holds, for at most 5 s (the gateway
+	// would not read the store again by itself for an hour).
+	eventually := func(what string, key string, want int) {
+		t.Helper()
+		start := time.Now()
+		for {
+			resp := acme.GET(t, "/findings", silotest.WithKey(key))
+			if resp.Status == want {
+				t.Logf("%s held on the other server after %v", what, time.Since(start).Round(time.Millisecond))
+				return
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("%s: the other server still answers %s, want %d", what, resp, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	eventually("a key issued through a", second, http.StatusOK)
+	if err := api.RevokeKey(ctx, "acme", keys[0].ID); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	eventually("the revocation", acme.Key, http.StatusUnauthorized)
+	if resp := acme.GET(t, "/findings", silotest.WithKey(second)); resp.Status != http.StatusOK {
+		t.Fatalf("on b, the key not revoked: got %s, want 200", resp)
+	}
+	if _, err := api.Suspend(ctx, "acme"); err != nil {
+		t.Fatalf("Suspend: %v", err)
+	}
+	eventually("the suspension", second, http.StatusForbidden)
+	if _, err := api.Resume(ctx, "acme"); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	eventually("the resumption", second, http.StatusOK)
+
+	// The state both servers read is one: the account as a sees it.
+	got, err := api.Show(ctx, "acme")
+	if err != nil || got.Account.State != silo.StateActive {
+		t.Errorf("acme through a: got %+v, %v, want active", got.Account, err)
+	}
+}

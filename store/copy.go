@@ -1,0 +1,193 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	silo "github.com/silo-run/silo"
+)
+
+// Copied counts what Copy copied.
+type Copied struct {
+	Accounts  int `json:"accounts"`
+	Resources int `json:"resources"`
+	Keys      int `json:"keys"`
+	Releases  int `json:"releases"`
+	Intents   int `json:"intents"`
+	Settings  int `json:"settings"`
+	Audit     int `json:"audit"`
+}
+
+// Copy copies the whole control-plane state of src into dst, which must be
+// empty: the registry (deleted accounts included), recorded resources, API
+// keys (hashes), releases, the journal, the settings (current release,
+// rollouts) and the audit log. It reads src in one snapshot and writes dst
+// in one transaction, so dst gets all of it or nothing.
+//
+// Audit entries are appended to dst's chain in order, and each must come
+// out with the same sequence number and hash as in src: the chain, and any
+// checkpoint or witness of it, stays verifiable. Intents keep their order,
+// keys and states; their sequence numbers are dst's.
+//
+// # Errors
+//
+// CodeConflict when dst holds anything already; CodeInvalid when a
+// store's transactions do not implement Lister; CodeFailedCheck when an
+// audit entry would not keep its hash (nothing is written then).
+func Copy(ctx context.Context, dst, src Store) (Copied, error) {
+	var snap snapshot
+	if err := src.View(ctx, snap.read); err != nil {
+		return Copied{}, fmt.Errorf("read source store: %w", err)
+	}
+	var n Copied
+	err := dst.Update(ctx, func(tx Tx) error {
+		n = Copied{}
+		if err := empty(tx); err != nil {
+			return err
+		}
+		return snap.write(tx, &n)
+	})
+	return n, err
+}
+
+type snapshot struct {
+	accounts  []silo.Account
+	resources map[silo.AccountID][]silo.Resource
+	keys      []APIKey
+	releases  []Release
+	intents   []Intent
+	settings  map[string]string
+	audit     []AuditEntry
+}
+
+func (s *snapshot) read(tx Tx) error {
+	l, ok := tx.(Lister)
+	if !ok {
+		return silo.Errorf(silo.CodeInvalid, "the source store cannot list its journal and settings, so it cannot be copied")
+	}
+	var err error
+	if s.accounts, err = tx.Accounts(Filter{IncludeDeleted: true}); err != nil {
+		return err
+	}
+	s.resources = map[silo.AccountID][]silo.Resource{}
+	for _, a := range s.accounts {
+		if s.resources[a.ID], err = tx.Resources(a.ID); err != nil {
+			return err
+		}
+		ks, err := tx.Keys(a.ID)
+		if err != nil {
+			return err
+		}
+		for i := len(ks) - 1; i >= 0; i-- { // oldest first
+			s.keys = append(s.keys, ks[i])
+		}
+	}
+	if s.releases, err = tx.Releases(0); err != nil {
+		return err
+	}
+	if s.intents, err = l.Journal(0, 0); err != nil {
+		return err
+	}
+	if s.settings, err = l.Settings(); err != nil {
+		return err
+	}
+	for after := int64(0); ; {
+		es, err := tx.Audit(after, 1000)
+		if err != nil {
+			return err
+		}
+		if len(es) == 0 {
+			return nil
+		}
+		s.audit = append(s.audit, es...)
+		after = es[len(es)-1].Seq
+	}
+}
+
+// empty refuses a target that holds anything.
+func empty(tx Tx) error {
+	l, ok := tx.(Lister)
+	if !ok {
+		return silo.Errorf(silo.CodeInvalid, "the target store cannot list its journal and settings, so it cannot be checked for emptiness")
+	}
+	as, err := tx.Accounts(Filter{IncludeDeleted: true, Limit: 1})
+	if err != nil {
+		return err
+	}
+	es, err := tx.Audit(0, 1)
+	if err != nil {
+		return err
+	}
+	rs, err := tx.Releases(1)
+	if err != nil {
+		return err
+	}
+	ins, err := l.Journal(0, 1)
+	if err != nil {
+		return err
+	}
+	set, err := l.Settings()
+	if err != nil {
+		return err
+	}
+	if len(as)+len(es)+len(rs)+len(ins)+len(set) > 0 {
+		return silo.Errorf(silo.CodeConflict, "the target store is not empty (it holds accounts, releases, journal, settings or audit entries); copy into a new database or schema")
+	}
+	return nil
+}
+
+func (s *snapshot) write(tx Tx, n *Copied) error {
+	for _, a := range s.accounts {
+		if err := tx.CreateAccount(a); err != nil {
+			return fmt.Errorf("copy account %s: %w", a.ID, err)
+		}
+		n.Accounts++
+		for _, r := range s.resources[a.ID] {
+			if err := tx.PutResource(a.ID, r); err != nil {
+				return fmt.Errorf("copy resource %s/%s of %s: %w", r.Type, r.Name, a.ID, err)
+			}
+			n.Resources++
+		}
+	}
+	for _, k := range s.keys {
+		if err := tx.PutKey(k); err != nil {
+			return fmt.Errorf("copy key %s: %w", k.ID, err)
+		}
+		n.Keys++
+	}
+	for i := len(s.releases) - 1; i >= 0; i-- { // oldest first
+		if err := tx.PutRelease(s.releases[i]); err != nil {
+			return fmt.Errorf("copy release %s: %w", s.releases[i].ID, err)
+		}
+		n.Releases++
+	}
+	for _, in := range s.intents {
+		seq, err := tx.AddIntent(Intent{Key: in.Key, Account: in.Account, Action: in.Action, Change: in.Change, State: IntentPending, Created: in.Created, Updated: in.Updated})
+		if err != nil {
+			return fmt.Errorf("copy intent %s: %w", in.Key, err)
+		}
+		if in.State != IntentPending {
+			if err := tx.FinishIntent(seq, in.State, in.Error); err != nil {
+				return fmt.Errorf("copy intent %s: %w", in.Key, err)
+			}
+		}
+		n.Intents++
+	}
+	for name, v := range s.settings {
+		if err := tx.PutSetting(name, v); err != nil {
+			return fmt.Errorf("copy setting %s: %w", name, err)
+		}
+		n.Settings++
+	}
+	for _, e := range s.audit {
+		got, err := tx.AppendAudit(e.Event)
+		if err != nil {
+			return fmt.Errorf("copy audit entry %d: %w", e.Seq, err)
+		}
+		if got.Seq != e.Seq || got.Hash != e.Hash || got.Prev != e.Prev {
+			return silo.Errorf(silo.CodeFailedCheck, "audit entry %d would not keep its place in the chain (seq %d, hash %.12s, want seq %d, hash %.12s); nothing was copied", e.Seq, got.Seq, got.Hash, e.Seq, e.Hash)
+		}
+		n.Audit++
+	}
+	return nil
+}

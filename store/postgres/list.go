@@ -1,0 +1,52 @@
+package postgres
+
+import "github.com/silo-run/silo/store"
+
+var _ store.Lister = (*tx)(nil)
+
+// Journal lists intents with Seq > after in order, at most limit (0: all).
+func (t *tx) Journal(after int64, limit int) ([]store.Intent, error) {
+	q, args := `SELECT `+intentCols+` FROM intents WHERE seq > $1 ORDER BY seq`, []any{after}
+	if limit > 0 {
+		q += ` LIMIT $2`
+		args = append(args, limit)
+	}
+	rows, err := t.tx.Query(t.ctx, q, args...)
+	if err != nil {
+		return nil, t.err("list journal", err)
+	}
+	defer rows.Close()
+	var out []store.Intent
+	for rows.Next() {
+		in, err := scanIntent(rows)
+		if err != nil {
+			return nil, t.err("list journal", err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.err("list journal", err)
+	}
+	return out, nil
+}
+
+// Settings returns every setting by name.
+func (t *tx) Settings() (map[string]string, error) {
+	rows, err := t.tx.Query(t.ctx, `SELECT name, value FROM settings`)
+	if err != nil {
+		return nil, t.err("list settings", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var n, v string
+		if err := rows.Scan(&n, &v); err != nil {
+			return nil, t.err("list settings", err)
+		}
+		out[n] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.err("list settings", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,90 @@
+// Package pgtest gives tests outside store/postgres a PostgreSQL schema of
+// their own on the database named by SILO_TEST_POSTGRES. It is for tests
+// only; it imports pgx (it lives under store/postgres, which owns that
+// dependency) and no silo package.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DSN returns SILO_TEST_POSTGRES, or skips the test when it is not set.
+func DSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("SILO_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("set SILO_TEST_POSTGRES=postgres://... to run tests on PostgreSQL")
+	}
+	return dsn
+}
+
+// Fresh creates a schema of its own for one test, drops it when the test
+// ends, and returns a DSN whose search_path selects it. It skips the test
+// when SILO_TEST_POSTGRES is not set.
+func Fresh(t testing.TB) string {
+	t.Helper()
+	dsn := DSN(t)
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "silo_test_" + hex.EncodeToString(b[:])
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect to SILO_TEST_POSTGRES: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("connect to drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return WithSearchPath(t, dsn, schema)
+}
+
+// WithSearchPath returns dsn with search_path set to schema.
+func WithSearchPath(t testing.TB, dsn, schema string) string {
+	t.Helper()
+	if strings.Contains(dsn, "://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatalf("parse SILO_TEST_POSTGRES: %v", err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " search_path=" + schema
+}
+
+// Exec runs one SQL statement on dsn, for tests that set up a state silo
+// would not write itself (a schema version from a newer silo, say).
+func Exec(t testing.TB, dsn, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("exec %q: %v", sql, err)
+	}
+}
