@@ -21,7 +21,7 @@ import (
 )
 
 var scenarios = []scenario{
-	{"fleet", fleetScenario}, {"gateway", gatewayScenario}, {"coldstart", coldstartScenario}, {"hostcall", hostcallScenario}, {"noisy", noisyScenario}, {"idle-memory", idleMemoryScenario}, {"writes", writesScenario},
+	{"fleet", fleetScenario}, {"gateway", gatewayScenario}, {"coldstart", coldstartScenario}, {"hostcall", hostcallScenario}, {"noisy", noisyScenario}, {"idle-memory", idleMemoryScenario}, {"writes", writesScenario}, {"cli-scale", cliScaleScenario},
 }
 
 // fleet is an opened control plane on a fresh data dir.
