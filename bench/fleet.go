@@ -22,7 +22,7 @@ import (
 
 var scenarios = []scenario{
 	{"fleet", fleetScenario}, {"gateway", gatewayScenario}, {"coldstart", coldstartScenario}, {"hostcall", hostcallScenario}, {"noisy", noisyScenario}, {"idle-memory", idleMemoryScenario},
-	{"metering", meteringScenario}, {"usage-size", usageSizeScenario},
+	{"metering", meteringScenario}, {"usage-size", usageSizeScenario}, {"writes", writesScenario}, {"cli-scale", cliScaleScenario},
 }
 
 // fleet is an opened control plane on a fresh data dir.

@@ -5,6 +5,7 @@
 //	go run ./bench                          # CI-sized run of every scenario
 //	go run ./bench -tenants 10000           # the documented full size
 //	go run ./bench -scenario onboard,plan
+//	go run ./bench -scenario writes,cli-scale        # table writes; a command on 50 vs 5,000 accounts
 //
 // Microbenchmarks live in Benchmark* functions next to their packages
 // (go test -bench . ./runtime ./gateway ./isolation ...); this harness runs the

@@ -115,8 +115,10 @@ func (p *Plane) Orphans(ctx context.Context) ([]silo.AccountID, error) {
 func (p *Plane) CheckRegistry(ctx context.Context, stateFile string) error {
 	var n int
 	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
-		accts, err := tx.Accounts(store.Filter{IncludeDeleted: true})
-		n = len(accts)
+		// Is there one? Not how many: the check runs at every start
+		// and must not read the whole registry.
+		var err error
+		n, err = tx.CountAccounts(store.Filter{IncludeDeleted: true, Limit: 1})
 		return err
 	})
 	if err != nil || n > 0 {

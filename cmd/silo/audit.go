@@ -74,7 +74,8 @@ release applied, rollback) is appended to a hash-chained audit log in the same t
 change, and the chain's head is written to a witness file in the data dir after each commit.
 silo audit verify checks every link, that a control plane holding accounts has a non-empty log,
 and that the log still reaches the witnessed head, so an edited, deleted, reordered, duplicated
-or truncated entry is detected. It only reads: it never creates or moves the witness.
+or truncated entry is detected. It first checks every page of the state file (as silo doctor
+does). It only reads: it never creates or moves the witness.
 
 The chain and the witness sit in the data dir, so someone who can write the data dir can rewrite
 both together. Checkpoints catch that: silo audit checkpoint signs the log's head, you keep the
@@ -130,6 +131,9 @@ that key.`,
 				return err
 			}
 			defer st.Close()
+			if err := checkStore(ctx, st); err != nil { // every page, the log's and the others
+				return err
+			}
 			res, err := isolation.VerifyAudit(ctx, st, filepath.Join(g.dataDir, isolation.WitnessFile), cps...)
 			if err != nil {
 				return err
@@ -166,6 +170,15 @@ func openStateReadOnly(ctx context.Context, g *globals) (store.Store, error) {
 		return openStore(ctx, g.store)
 	}
 	return openSQLiteState(ctx, g)
+}
+
+// checkStore runs a store's full integrity check (sqlite.Store.Check reads
+// every page), where the store has one.
+func checkStore(ctx context.Context, st store.Store) error {
+	if c, ok := st.(interface{ Check(context.Context) error }); ok {
+		return c.Check(ctx)
+	}
+	return nil
 }
 
 // openSQLiteState opens the data dir's SQLite control-plane state, never

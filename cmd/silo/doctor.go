@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -30,13 +32,18 @@ every account, that its onboarding or deletion is not left half done, that every
 that what the provider holds matches recorded state. Each finding names the account, the file
 and what to do (docs/operations.md has the procedures). It exits non-zero if it found anything.
 
-On a data dir that silo up or silo server serves it asks that process (whose open table stores
+It first reads the whole control-plane state file (state.db) and checks every page of it, which
+other commands do not do (they read only what they need, and refuse a damaged page when they meet
+it). On a data dir that silo up or silo server serves it asks that process (whose open table stores
 it checked when it opened them); otherwise it opens the data dir itself, even when the registry
 was lost, to report.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			var rep doctorReport
+			if err := checkStateFile(ctx, g); err != nil {
+				return err
+			}
 			c, err := remote(g)
 			if err != nil {
 				return err
@@ -97,4 +104,23 @@ was lost, to report.`,
 			return nil
 		},
 	}
+}
+
+// checkStateFile reads the whole of the data dir's state file and checks
+// its structure (sqlite.Store.Check), when the data dir is local (no
+// --server or $SILO_SERVER) and has one. SQLite lets it read while silo up
+// or silo server has the file open.
+func checkStateFile(ctx context.Context, g *globals) error {
+	if g.server != "" || os.Getenv("SILO_SERVER") != "" {
+		return nil
+	}
+	st, err := openStateReadOnly(ctx, g)
+	if silo.ErrorCode(err) == silo.CodeNotFound {
+		return nil // nothing to check; the registry check below says what that means
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return checkStore(ctx, st)
 }

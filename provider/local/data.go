@@ -44,13 +44,18 @@ func errNoTable(id silo.AccountID, table string) error {
 }
 
 // withTable runs fn on the account's table in a read-only or a read-write
-// transaction. On a warm account it makes no system call of its own: the
+// transaction. A write transaction is shared with the account's other
+// writes in flight (commit.go), so fn may run more than once: it must be
+// idempotent and seal nothing itself on a second run. On a warm account it makes no system call of its own: the
 // account's existence is checked against the cached key ring (see
 // cache.go), so an account deleted by another process fails within
 // Config.CacheRecheck even while its store file stays open here.
 //
 // fn gets the account's storage keys to seal and open values with (seal.go).
-func (d *data) withTable(ctx context.Context, table string, write bool, fn func(b *bbolt.Bucket, sk *storageKeys) error) error {
+//
+// prep, if not nil, runs before the transaction with the storage keys fn
+// will get (Put seals its value there, outside the commit).
+func (d *data) withTable(ctx context.Context, table string, write bool, prep func(sk *storageKeys) error, fn func(b *bbolt.Bucket, sk *storageKeys) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -73,6 +78,11 @@ func (d *data) withTable(ctx context.Context, table string, write bool, fn func(
 			return err
 		}
 		sk = keys
+		if prep != nil {
+			if err := prep(sk); err != nil {
+				return err
+			}
+		}
 		db, err := d.p.acquireDB(a, false, ring)
 		if errors.Is(err, errNoStore) {
 			return errNoTable(d.id, table)
@@ -80,7 +90,11 @@ func (d *data) withTable(ctx context.Context, table string, write bool, fn func(
 		if err != nil {
 			return err
 		}
-		err = d.p.runTx(a, db, write, run)
+		if write {
+			err = d.p.commit(a, db, run)
+		} else {
+			err = d.p.runTx(a, db, false, run)
+		}
 		d.p.releaseDB(a, db)
 		if !errors.Is(err, bbolt.ErrDatabaseNotOpen) {
 			return err
@@ -113,7 +127,7 @@ func (d *data) Get(ctx context.Context, table, key string) ([]byte, error) {
 		return nil, err
 	}
 	var out []byte
-	err := d.withTable(ctx, table, false, func(b *bbolt.Bucket, sk *storageKeys) error {
+	err := d.withTable(ctx, table, false, nil, func(b *bbolt.Bucket, sk *storageKeys) error {
 		v := b.Get([]byte(key))
 		if v == nil {
 			return silo.Errorf(silo.CodeNotFound, "key %q not found in table %q", clip(key), table)
@@ -131,11 +145,22 @@ func (d *data) Put(ctx context.Context, table, key string, value []byte) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
-	return d.withTable(ctx, table, true, func(b *bbolt.Bucket, sk *storageKeys) error {
-		env, err := sk.sealValue(table, key, value)
-		if err != nil {
+	// Sealed before the transaction, once per key ring: the transaction
+	// function runs again if its commit group is retried.
+	var env []byte
+	var sealedWith *storageKeys
+	seal := func(sk *storageKeys) error {
+		if sealedWith == sk {
+			return nil
+		}
+		var err error
+		if env, err = sk.sealValue(table, key, value); err != nil {
 			return fmt.Errorf("put %q in table %s of %s: %w", clip(key), table, d.id, err)
 		}
+		sealedWith = sk
+		return nil
+	}
+	return d.withTable(ctx, table, true, seal, func(b *bbolt.Bucket, _ *storageKeys) error {
 		if err := b.Put([]byte(key), env); err != nil {
 			return fmt.Errorf("put %q in table %s of %s: %w", clip(key), table, d.id, err)
 		}
@@ -149,7 +174,7 @@ func (d *data) Delete(ctx context.Context, table, key string) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
-	return d.withTable(ctx, table, true, func(b *bbolt.Bucket, _ *storageKeys) error {
+	return d.withTable(ctx, table, true, nil, func(b *bbolt.Bucket, _ *storageKeys) error {
 		return b.Delete([]byte(key))
 	})
 }
@@ -159,7 +184,7 @@ func (d *data) Delete(ctx context.Context, table, key string) error {
 func (d *data) Scan(ctx context.Context, table, prefix, after string, limit int) ([]provider.KV, error) {
 	limit = clampLimit(limit)
 	out := []provider.KV{}
-	err := d.withTable(ctx, table, false, func(b *bbolt.Bucket, sk *storageKeys) error {
+	err := d.withTable(ctx, table, false, nil, func(b *bbolt.Bucket, sk *storageKeys) error {
 		c := b.Cursor()
 		start := []byte(prefix)
 		if after >= prefix {

@@ -196,6 +196,10 @@ type account struct {
 	// apply, put secret) and the opening of its store file.
 	mu sync.Mutex
 
+	// commits groups concurrent table writes into shared transactions
+	// (commit.go).
+	commits committer
+
 	// Guarded by Provider.mu.
 	refs     int
 	db       *bbolt.DB

@@ -82,6 +82,11 @@ func TestLegacyDataDirMigrates(t *testing.T) {
 		providertest.ApplyAll(t, p, id, providertest.Stack(t))
 	}
 	p.Close()
+	// The data dir as an older silo leaves it: it never writes the
+	// marker of a sealed data dir.
+	if err := os.Remove(filepath.Join(dir, fileAllSealed)); err != nil {
+		t.Fatal(err)
+	}
 	values := map[silo.AccountID]map[string]string{}
 	blobs := map[silo.AccountID]map[string]string{}
 	for _, id := range []silo.AccountID{"acme", "globex"} {
@@ -107,6 +112,7 @@ func TestLegacyDataDirMigrates(t *testing.T) {
 	gdir := filepath.Join(dir, "accounts", "globex")
 	p = newTestProvider(t, Config{Dir: dir}) // migrates both
 	p.Close()
+	os.Remove(filepath.Join(dir, fileAllSealed)) // as the process that died midway would not have written it
 	if err := os.WriteFile(filepath.Join(gdir, fileMigrating), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -140,5 +146,53 @@ func TestLegacyDataDirMigrates(t *testing.T) {
 	}
 	if hits := grepDir(t, dir, "PLAIN-"); len(hits) != 0 {
 		t.Errorf("plaintext left on disk after the migration: %s", strings.Join(hits, ", "))
+	}
+}
+
+// TestSealedDataDirSkipsScan: once a start found every account sealed, it
+// records so (fileAllSealed) and later starts do not look at each account:
+// a legacy account planted afterwards (as a silo from before encryption at
+// rest would create it) is left alone, and its error says how to have it
+// migrated. The control: with the record removed, the next start seals it.
+func TestSealedDataDirSkipsScan(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := newTestProvider(t, Config{Dir: dir})
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, p, "acme", providertest.Stack(t))
+	p.Close()
+	if !exists(filepath.Join(dir, fileAllSealed)) {
+		t.Fatalf("no %s after a start that found every account sealed", fileAllSealed)
+	}
+	legacyAccount(t, dir, "acme", map[string]string{"k1": "PLAIN-v1"}, nil)
+
+	p = newTestProvider(t, Config{Dir: dir})
+	if exists(filepath.Join(dir, "accounts", "acme", fileStorageKey)) {
+		t.Fatal("a start with the record scanned the accounts and migrated acme")
+	}
+	d, err := p.Data(ctx, "acme")
+	if err == nil {
+		_, err = d.Get(ctx, "findings", "k1")
+	}
+	if err == nil || !strings.Contains(err.Error(), "remove "+fileAllSealed) {
+		t.Errorf("Get on the unsealed account: got %v, want an error saying to remove %s", err, fileAllSealed)
+	}
+	p.Close()
+
+	if err := os.Remove(filepath.Join(dir, fileAllSealed)); err != nil {
+		t.Fatal(err)
+	}
+	p = newTestProvider(t, Config{Dir: dir})
+	d, err = p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.Get(ctx, "findings", "k1"); err != nil || string(got) != "PLAIN-v1" {
+		t.Errorf("after the record was removed: Get(k1) = %q, %v; want PLAIN-v1 (migrated at start)", got, err)
+	}
+	if !exists(filepath.Join(dir, fileAllSealed)) {
+		t.Errorf("no %s after the migrating start", fileAllSealed)
 	}
 }

@@ -147,26 +147,32 @@ func writeValidDB(t *testing.T, dir string) string {
 	return path
 }
 
+// TestCorruptedFile: a damaged state file is refused with a clear message
+// and left as it was. Damage to the header or schema is refused by Open;
+// damage to other pages (Open reads only the schema) by the first statement
+// that reads them and by Check. The valid database is the control: it
+// opens, reads and checks clean.
 func TestCorruptedFile(t *testing.T) {
 	tests := []struct {
 		name    string
 		corrupt func(t *testing.T, path string) // nil: leave the valid file alone
 		ok      bool
+		atOpen  bool // refused by Open itself
 	}{
-		{"valid database", nil, true},
+		{"valid database", nil, true, false},
 		{"text file", func(t *testing.T, path string) {
 			os.WriteFile(path, []byte("these are my notes, not a database\n"), 0o600)
-		}, false},
+		}, false, true},
 		{"random bytes", func(t *testing.T, path string) {
 			b := make([]byte, 8192)
 			for i := range b {
 				b[i] = byte(i*131 + 7)
 			}
 			os.WriteFile(path, b, 0o600)
-		}, false},
+		}, false, true},
 		{"truncated header", func(t *testing.T, path string) {
 			os.WriteFile(path, sqliteHeader[:10], 0o600)
-		}, false},
+		}, false, true},
 		{"garbage pages", func(t *testing.T, path string) {
 			b, err := os.ReadFile(path)
 			if err != nil {
@@ -177,17 +183,18 @@ func TestCorruptedFile(t *testing.T) {
 				b[i] = byte(i * 7)
 			}
 			os.WriteFile(path, b, 0o600)
-		}, false},
+		}, false, false},
 		{"truncated to half", func(t *testing.T, path string) {
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			os.WriteFile(path, b[:len(b)/2], 0o600)
-		}, false},
+		}, false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
 			dir := t.TempDir()
 			path := writeValidDB(t, dir)
 			if tc.corrupt != nil {
@@ -197,33 +204,52 @@ func TestCorruptedFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := Open(context.Background(), path)
-			if tc.ok {
-				if err != nil {
-					t.Fatalf("Open of a valid database: %v", err)
+			var errs []error // what each step reported
+			s, err := Open(ctx, path)
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+				if !tc.atOpen {
+					t.Errorf("Open: %v, want it to open (only the header and schema are read)", err)
 				}
+			case tc.atOpen:
 				s.Close()
+				t.Fatal("Open of a file with a damaged header or schema: got no error")
+			default:
+				errs = append(errs,
+					s.View(ctx, func(tx store.Tx) error {
+						_, err := tx.Accounts(store.Filter{})
+						return err
+					}),
+					s.Check(ctx))
+				s.Close()
+			}
+			if tc.ok {
+				for _, err := range errs {
+					if err != nil {
+						t.Errorf("valid database: %v", err)
+					}
+				}
 				return
 			}
-			if err == nil {
-				s.Close()
-				t.Fatal("Open of a corrupted file: got no error")
-			}
-			t.Logf("error: %v", err)
-			var se *silo.Error
-			if !errors.As(err, &se) || se.Code != silo.CodeUnavailable {
-				t.Fatalf("got %v (%T), want a *silo.Error with code unavailable", err, err)
-			}
 			want := "state file " + path + " is corrupted: "
-			if !strings.HasPrefix(se.Message, want) || !strings.Contains(se.Message, "restore it from a backup") {
-				t.Errorf("message %q, want it to start with %q and say to restore from a backup", se.Message, want)
+			for i, err := range errs {
+				t.Logf("error %d: %v", i, err)
+				var se *silo.Error
+				if !errors.As(err, &se) || se.Code != silo.CodeUnavailable {
+					t.Errorf("step %d: got %v (%T), want a *silo.Error with code unavailable", i, err, err)
+					continue
+				}
+				if !strings.HasPrefix(se.Message, want) || !strings.Contains(se.Message, "restore it from a backup") {
+					t.Errorf("step %d: message %q, want it to start with %q and say to restore from a backup", i, se.Message, want)
+				}
 			}
 			after, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(before, after) {
-				t.Errorf("Open modified the corrupted file (%d bytes before, %d after)", len(before), len(after))
+				t.Errorf("the corrupted file was modified (%d bytes before, %d after)", len(before), len(after))
 			}
 		})
 	}
@@ -347,11 +373,14 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatalf("child stopped after %d commits: %s", last+1, stderr.String())
 			}
 
-			s, err := Open(context.Background(), path) // runs quick_check
+			s, err := Open(context.Background(), path)
 			if err != nil {
 				t.Fatalf("reopen after SIGKILL: %v", err)
 			}
 			defer s.Close()
+			if err := s.Check(context.Background()); err != nil {
+				t.Fatalf("Check after SIGKILL: %v", err)
+			}
 			var ok string
 			if err := s.r.QueryRow("PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
 				t.Fatalf("integrity_check = %q, %v", ok, err)

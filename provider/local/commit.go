@@ -1,0 +1,155 @@
+package local
+
+import (
+	"sync"
+
+	"go.etcd.io/bbolt"
+)
+
+// Group commit of table writes.
+//
+// Every bbolt write transaction ends in an fsync, and a disk does a few
+// hundred of those a second at best: one transaction per Put would bound an
+// account's writes by the disk's sync rate whatever the number of writers.
+// So concurrent writes to one account share a transaction: a writer that
+// finds no commit running becomes the leader, runs its own write and every
+// write queued meanwhile in one transaction (one fsync), then answers each
+// of them. Writers that arrive while a commit runs queue for the next one.
+// A write is answered only after the transaction holding it is committed,
+// so an acknowledged write is on disk (TestAckedWritesSurviveKill9).
+//
+// Unlike bbolt's DB.Batch, there is no delay waiting for more writers (a
+// lone writer commits at once), and the transaction runs in a writer's own
+// goroutine, under runTx's fault guard, never in a timer's.
+
+// writeReq is one write waiting for a commit.
+type writeReq struct {
+	db   *bbolt.DB
+	fn   func(*bbolt.Tx) error
+	done chan writeResult // buffered (1): the answer never blocks the leader
+}
+
+// writeResult answers a writeReq: its error, or lead when the writer is
+// to run the next commit itself.
+type writeResult struct {
+	err  error
+	lead bool
+}
+
+// committer queues the writes of one account.
+type committer struct {
+	mu      sync.Mutex
+	pending []*writeReq
+	running bool
+}
+
+// maxGroup bounds the writes one transaction carries, so a commit's size
+// (and the latency of the writers in it) stays bounded under any load.
+const maxGroup = 256
+
+// commit runs fn in a write transaction on db, together with the writes of
+// other goroutines queued on the same account, and returns fn's error once
+// the transaction that holds its effect is committed (or has failed).
+//
+// fn may run more than once (when another write of its group fails, the
+// group is retried without it), so it must be idempotent, and it must do no
+// costly work that a retry would repeat: values are sealed before, not in
+// it. A failing fn gets its own error; the others are unaffected by it.
+func (p *Provider) commit(a *account, db *bbolt.DB, fn func(*bbolt.Tx) error) error {
+	if oneTxn {
+		return p.runTx(a, db, true, fn)
+	}
+	c := &a.commits
+	r := &writeReq{db: db, fn: fn, done: make(chan writeResult, 1)}
+	c.mu.Lock()
+	c.pending = append(c.pending, r)
+	if c.running {
+		c.mu.Unlock()
+		res := <-r.done
+		if !res.lead {
+			return res.err
+		}
+		c.mu.Lock()
+	}
+	c.running = true
+	group := c.take(r)
+	c.mu.Unlock()
+	p.runGroup(a, group) // answers r too: group holds it
+	c.mu.Lock()
+	// Hand the next commit to the first writer still waiting, so that no
+	// writer serves the others for longer than its own commit.
+	if len(c.pending) > 0 {
+		next := c.pending[0]
+		next.done <- writeResult{lead: true}
+	} else {
+		c.running = false
+	}
+	c.mu.Unlock()
+	res := <-r.done
+	return res.err
+}
+
+// take removes from the queue up to maxGroup writes on lead's store,
+// lead's own first. The caller holds c.mu.
+func (c *committer) take(lead *writeReq) []*writeReq {
+	group := []*writeReq{lead}
+	rest := c.pending[:0]
+	for _, q := range c.pending {
+		switch {
+		case q == lead:
+		case q.db == lead.db && len(group) < maxGroup:
+			group = append(group, q)
+		default:
+			rest = append(rest, q)
+		}
+	}
+	clear(c.pending[len(rest):])
+	c.pending = rest
+	return group
+}
+
+// runGroup commits group's writes in one transaction and answers each. A
+// write whose fn fails rolls the transaction back; it is answered with its
+// error and the others are run again without it. An error of the
+// transaction itself (a failed commit, a closed store, a fault) answers
+// them all.
+func (p *Provider) runGroup(a *account, group []*writeReq) {
+	for len(group) > 0 {
+		if beforeGroup != nil {
+			beforeGroup(len(group))
+		}
+		failed := -1
+		err := p.runTx(a, group[0].db, true, func(tx *bbolt.Tx) error {
+			for i, q := range group {
+				if err := q.fn(tx); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		switch {
+		case err == nil:
+			for _, q := range group {
+				q.done <- writeResult{}
+			}
+			return
+		case failed >= 0: // the transaction was rolled back
+			group[failed].done <- writeResult{err: err}
+			group = append(group[:failed:failed], group[failed+1:]...)
+		default:
+			for _, q := range group {
+				q.done <- writeResult{err: err}
+			}
+			return
+		}
+	}
+}
+
+// beforeGroup, if set (by tests only), is called with the size of each
+// group before its transaction begins.
+var beforeGroup func(size int)
+
+// oneTxn, if set (by benchmarks only), runs every write in a transaction of
+// its own: the baseline group commit is measured against.
+var oneTxn bool

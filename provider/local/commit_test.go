@@ -1,0 +1,271 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider/providertest"
+)
+
+// holdFirstGroup makes the first commit of the test wait until n more
+// writes are queued behind it, so the next commit must carry them together
+// whatever the scheduling; it returns the sizes of the groups committed.
+func holdFirstGroup(t *testing.T, p *Provider, id silo.AccountID, n int) func() []int {
+	t.Helper()
+	var mu sync.Mutex
+	var sizes []int
+	first := true
+	beforeGroup = func(size int) {
+		mu.Lock()
+		sizes = append(sizes, size)
+		hold := first
+		first = false
+		mu.Unlock()
+		if !hold {
+			return
+		}
+		a := p.ref(id)
+		defer p.unref(a)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			a.commits.mu.Lock()
+			queued := len(a.commits.pending)
+			a.commits.mu.Unlock()
+			if queued >= n {
+				return
+			}
+		}
+		t.Errorf("only some of %d writes queued behind the first commit", n)
+	}
+	t.Cleanup(func() { beforeGroup = nil })
+	return func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]int(nil), sizes...)
+	}
+}
+
+func stackAccount(t *testing.T, p *Provider, id silo.AccountID) {
+	t.Helper()
+	if err := p.CreateAccount(context.Background(), id, silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, p, id, providertest.Stack(t))
+}
+
+// TestWritesShareCommits shows concurrent writes to one account committed
+// in shared transactions, each write answered with its own result and
+// readable afterwards.
+func TestWritesShareCommits(t *testing.T) {
+	ctx := context.Background()
+	p := newTestProvider(t, Config{})
+	stackAccount(t, p, "acme")
+	d, err := p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers = 16
+	sizes := holdFirstGroup(t, p, "acme", writers-1)
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			errs[i] = d.Put(ctx, "findings", fmt.Sprintf("k%02d", i), []byte(fmt.Sprintf("v%02d", i)))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("put k%02d: %v", i, err)
+		}
+	}
+	for i := range writers {
+		got, err := d.Get(ctx, "findings", fmt.Sprintf("k%02d", i))
+		if want := fmt.Sprintf("v%02d", i); err != nil || string(got) != want {
+			t.Errorf("get k%02d = %q, %v; want %q", i, got, err, want)
+		}
+	}
+	if got := sizes(); len(got) != 2 || got[0] != 1 || got[1] != writers-1 {
+		t.Errorf("commit group sizes = %v, want [1 %d] (%d writes in 2 transactions)", got, writers-1, writers)
+	}
+}
+
+// TestFailingWriteLeavesItsGroup: a write that fails in a shared commit
+// (a table that does not exist) gets its own error, and every other write
+// of its group is committed.
+func TestFailingWriteLeavesItsGroup(t *testing.T) {
+	ctx := context.Background()
+	p := newTestProvider(t, Config{})
+	stackAccount(t, p, "acme")
+	d, err := p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers = 8
+	sizes := holdFirstGroup(t, p, "acme", writers-1)
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			table := "findings"
+			if i == 5 {
+				// Not caught before the transaction: validateStorageName
+				// passes, the bucket is missing.
+				table = "missing"
+			}
+			errs[i] = d.Put(ctx, table, fmt.Sprintf("k%d", i), []byte("v"))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i == 5 {
+			if c := silo.ErrorCode(err); c != silo.CodeNotFound {
+				t.Errorf("put into a missing table: got %v (code %s), want CodeNotFound", err, c)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("put k%d: %v", i, err)
+		}
+		if _, err := d.Get(ctx, "findings", fmt.Sprintf("k%d", i)); err != nil {
+			t.Errorf("get k%d after its group was retried: %v", i, err)
+		}
+	}
+	// The second commit carried all 7 queued writes; it was rolled back
+	// once for the failing write and retried with the other 6.
+	if got := sizes(); len(got) != 3 || got[1] != writers-1 || got[2] != writers-2 {
+		t.Errorf("commit group sizes = %v, want [1 %d %d]", got, writers-1, writers-2)
+	}
+}
+
+// The kill -9 test of acknowledged writes: a child process (this test
+// binary, re-executed) writes from many goroutines and prints each key once
+// its Put returned; the parent SIGKILLs it mid-stream and looks for every
+// printed key in the reopened store.
+const writerChildEnv = "SILO_LOCAL_WRITER_CHILD"
+
+// TestWriterChild is the child; it does nothing unless run by
+// TestAckedWritesSurviveKill9.
+func TestWriterChild(t *testing.T) {
+	dir := os.Getenv(writerChildEnv)
+	if dir == "" {
+		t.Skip("the child of TestAckedWritesSurviveKill9")
+	}
+	ctx := context.Background()
+	p, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				key := fmt.Sprintf("w%02d-%06d", w, n)
+				if err := d.Put(ctx, "findings", key, []byte("value of "+key)); err != nil {
+					fmt.Fprintln(os.Stderr, "put:", err)
+					os.Exit(3)
+				}
+				mu.Lock()
+				fmt.Fprintln(os.Stdout, "ack", key) // unbuffered: one write(2)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestAckedWritesSurviveKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stackAccount(t, p, "acme")
+	p.Close()
+
+	for round := range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWriterChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), writerChildEnv+"="+dir)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill after a number of acknowledgements that differs per round,
+		// so the kill lands at different points of the commit cycle.
+		killAt := 200 + 170*round
+		var acked []string
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			key, ok := strings.CutPrefix(sc.Text(), "ack ")
+			if !ok {
+				continue
+			}
+			acked = append(acked, key)
+			if len(acked) == killAt {
+				cmd.Process.Signal(syscall.SIGKILL)
+			}
+		}
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("round %d: child ended with %v, want SIGKILL; stderr:\n%s", round, err, stderr.String())
+		}
+		// Lines read after the kill are acknowledgements too (printed
+		// before it): all of them count.
+		if len(acked) < killAt {
+			t.Fatalf("round %d: %d writes acknowledged before the child ended, want at least %d", round, len(acked), killAt)
+		}
+
+		p, err := New(Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := p.Data(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost := 0
+		for _, key := range acked {
+			got, err := d.Get(ctx, "findings", key)
+			if err != nil || string(got) != "value of "+key {
+				lost++
+				if lost <= 5 {
+					t.Errorf("round %d: acknowledged write %s after kill -9: got %q, %v", round, key, got, err)
+				}
+			}
+		}
+		// The control: a key never written is not found, so the check
+		// above can tell present from absent.
+		if _, err := d.Get(ctx, "findings", "w99-never"); silo.ErrorCode(err) != silo.CodeNotFound {
+			t.Errorf("never-written key: got %v, want CodeNotFound", err)
+		}
+		p.Close()
+		t.Logf("round %d: %d writes acknowledged, %d lost after kill -9", round, len(acked), lost)
+		if lost > 0 {
+			t.Fatalf("round %d: %d of %d acknowledged writes lost", round, lost, len(acked))
+		}
+	}
+}
