@@ -34,7 +34,7 @@ const (
 	MaxSecretSize = 64 << 10
 	// MaxKeySize is the longest table or blob key, in bytes (the largest
 	// DynamoDB sort key and S3 object key).
-	MaxKeySize = 1024
+	MaxKeySize = provider.MaxKeySize
 	// DefaultScanLimit is the limit Scan and ListBlobs use for limit <= 0;
 	// MaxScanLimit caps larger limits.
 	DefaultScanLimit = 100

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -221,48 +220,6 @@ func clampLimit(limit int) int {
 	return min(limit, MaxScanLimit)
 }
 
-// ValidateBlobKey reports whether key may name a blob, with the local
-// provider's rules (provider/local.ValidateBlobKey), so that a key valid
-// on one provider is valid on the other: 1-MaxKeySize bytes of UTF-8
-// without control characters or backslashes, split at '/' into non-empty
-// parts of at most 255 bytes that are not "." or "..", do not end in '.'
-// or ' ' and do not start with ".silo-tmp-". S3 keys are opaque, so this
-// is about portability, not containment.
-func ValidateBlobKey(key string) error {
-	bad := func(why string) error {
-		return silo.Errorf(silo.CodeInvalid, "invalid blob key %q: %s", clip(key), why)
-	}
-	switch {
-	case key == "":
-		return bad("it is empty")
-	case len(key) > MaxKeySize:
-		return bad(fmt.Sprintf("it is longer than %d bytes", MaxKeySize))
-	case !utf8.ValidString(key):
-		return bad("it is not valid UTF-8")
-	case strings.IndexFunc(key, isControl) >= 0:
-		return bad("it contains a control character such as NUL")
-	case strings.ContainsRune(key, '\\'):
-		return bad("it contains a backslash; separate parts with '/'")
-	case key[0] == '/':
-		return bad("it is an absolute path; keys are relative to their bucket")
-	}
-	for _, c := range strings.Split(key, "/") {
-		switch {
-		case c == "":
-			return bad("it has an empty part ('//' or a trailing '/')")
-		case c == "." || c == "..":
-			return bad("it has a '.' or '..' part")
-		case len(c) > 255:
-			return bad("a part is longer than 255 bytes")
-		case strings.HasSuffix(c, ".") || strings.HasSuffix(c, " "):
-			return bad("a part ends with '.' or ' '")
-		case strings.HasPrefix(c, ".silo-tmp-"):
-			return bad("a part starts with the reserved .silo-tmp-")
-		}
-	}
-	return nil
-}
-
 func errNoBucket(id silo.AccountID, bucket string) error {
 	return silo.Errorf(silo.CodeNotFound, "bucket %q does not exist in account %s; declare it in silo.yaml", clip(bucket), id)
 }
@@ -285,7 +242,7 @@ func (d *data) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) 
 	if !storageName(bucket) {
 		return nil, errNoBucket(d.id, bucket)
 	}
-	if err := ValidateBlobKey(key); err != nil {
+	if err := provider.ValidateBlobKey(key); err != nil {
 		return nil, err
 	}
 	out, err := d.m().s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucketName(d.awsID, bucket)), Key: aws.String(key)})
@@ -306,7 +263,7 @@ func (d *data) PutBlob(ctx context.Context, bucket, key string, v []byte) error 
 	if !storageName(bucket) {
 		return errNoBucket(d.id, bucket)
 	}
-	if err := ValidateBlobKey(key); err != nil {
+	if err := provider.ValidateBlobKey(key); err != nil {
 		return err
 	}
 	_, err := d.m().s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucketName(d.awsID, bucket)), Key: aws.String(key), Body: bytes.NewReader(v)})
@@ -318,7 +275,7 @@ func (d *data) DeleteBlob(ctx context.Context, bucket, key string) error {
 	if !storageName(bucket) {
 		return errNoBucket(d.id, bucket)
 	}
-	if err := ValidateBlobKey(key); err != nil {
+	if err := provider.ValidateBlobKey(key); err != nil {
 		return err
 	}
 	_, err := d.m().s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucketName(d.awsID, bucket)), Key: aws.String(key)})

@@ -11,61 +11,13 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"unicode/utf8"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
 )
 
 // tmpPrefix starts the names of blobs being written; keys may not use it.
-const tmpPrefix = ".silo-tmp-"
-
-// maxComponent is the longest path component a key may have (NAME_MAX).
-const maxComponent = 255
-
-// ValidateBlobKey reports whether key may name a blob. A key is 1-MaxKeySize
-// bytes of UTF-8 without control characters or backslashes; it is split at
-// '/' into components, each of which must be non-empty, at most 255 bytes,
-// not "." or "..", must not end in '.' or ' ', and must not start with the
-// reserved ".silo-tmp-". So a key is always a relative path that stays inside
-// its bucket; os.Root enforces the same again when it is opened.
-//
-// # Errors
-//
-// CodeInvalid saying what is wrong with the key.
-func ValidateBlobKey(key string) error {
-	bad := func(why string) error {
-		return silo.Errorf(silo.CodeInvalid, "invalid blob key %q: %s", clip(key), why)
-	}
-	switch {
-	case key == "":
-		return bad("it is empty")
-	case len(key) > MaxKeySize:
-		return bad(fmt.Sprintf("it is longer than %d bytes", MaxKeySize))
-	case !utf8.ValidString(key):
-		return bad("it is not valid UTF-8")
-	case strings.IndexFunc(key, isControl) >= 0:
-		return bad("it contains a control character such as NUL")
-	case strings.ContainsRune(key, '\\'):
-		return bad("it contains a backslash; separate parts with '/'")
-	case key[0] == '/':
-		return bad("it is an absolute path; keys are relative to their bucket")
-	}
-	for _, c := range strings.Split(key, "/") {
-		switch {
-		case c == "":
-			return bad("it has an empty part ('//' or a trailing '/')")
-		case c == "." || c == "..":
-			return bad("it has a '.' or '..' part")
-		case len(c) > maxComponent:
-			return bad(fmt.Sprintf("a part is longer than %d bytes", maxComponent))
-		case strings.HasSuffix(c, ".") || strings.HasSuffix(c, " "):
-			return bad("a part ends with '.' or ' '")
-		case strings.HasPrefix(c, tmpPrefix):
-			return bad("a part starts with the reserved " + tmpPrefix)
-		}
-	}
-	return nil
-}
+const tmpPrefix = provider.TempPrefix
 
 func errNoBucket(id silo.AccountID, bucket string) error {
 	return silo.Errorf(silo.CodeNotFound, "bucket %q does not exist in account %s; declare it in silo.yaml", clip(bucket), id)
@@ -178,7 +130,7 @@ func (d *data) blobErr(op, bucket, key string, err error) error {
 // GetBlob returns the blob key of bucket, decrypted. Only regular files are
 // blobs: a link planted in the bucket is never followed.
 func (d *data) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) {
-	if err := ValidateBlobKey(key); err != nil {
+	if err := provider.ValidateBlobKey(key); err != nil {
 		return nil, err
 	}
 	root, sk, err := d.bucket(ctx, bucket)
@@ -221,7 +173,7 @@ func (d *data) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) 
 // durably: it writes a temporary file next to it, syncs it, renames it into
 // place and syncs the directory.
 func (d *data) PutBlob(ctx context.Context, bucket, key string, value []byte) error {
-	if err := ValidateBlobKey(key); err != nil {
+	if err := provider.ValidateBlobKey(key); err != nil {
 		return err
 	}
 	root, sk, err := d.bucket(ctx, bucket)
@@ -262,7 +214,7 @@ func syncRootDir(root *os.Root, dir string) error {
 // DeleteBlob removes the blob key of bucket and any directories left empty;
 // a missing blob is not an error.
 func (d *data) DeleteBlob(ctx context.Context, bucket, key string) error {
-	if err := ValidateBlobKey(key); err != nil {
+	if err := provider.ValidateBlobKey(key); err != nil {
 		return err
 	}
 	root, _, err := d.bucket(ctx, bucket)

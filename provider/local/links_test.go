@@ -53,7 +53,7 @@ func TestBlobKeyDotsRefused(t *testing.T) {
 	}
 	for _, key := range []string{".", "..", "./y", "x/../y", "x/./z", "x/..", "x/z/..", "../uploads/y"} {
 		t.Run(key, func(t *testing.T) {
-			if err := local.ValidateBlobKey(key); silo.ErrorCode(err) != silo.CodeInvalid {
+			if err := provider.ValidateBlobKey(key); silo.ErrorCode(err) != silo.CodeInvalid {
 				t.Errorf("ValidateBlobKey(%q) = %v, want CodeInvalid", key, err)
 			}
 			if err := d.PutBlob(ctx, "uploads", key, []byte("aliased")); silo.ErrorCode(err) != silo.CodeInvalid {

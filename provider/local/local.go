@@ -73,7 +73,7 @@ const (
 	// MaxSecretSize is the largest secret value PutSecret accepts.
 	MaxSecretSize = 64 << 10
 	// MaxKeySize is the longest table or blob key, in bytes.
-	MaxKeySize = 1024
+	MaxKeySize = provider.MaxKeySize
 	// DefaultScanLimit is the limit used by Scan and ListBlobs when given
 	// limit <= 0; MaxScanLimit caps larger limits.
 	DefaultScanLimit = 100

@@ -14,6 +14,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/envelope"
 	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/provider/providertest"
 )
@@ -571,7 +572,7 @@ func FuzzPutBlob(f *testing.F) {
 			if c := silo.ErrorCode(err); c != silo.CodeInvalid && c != silo.CodeConflict {
 				t.Fatalf("PutBlob(%q): unexpected error %v", key, err)
 			}
-			if local.ValidateBlobKey(key) == nil && silo.ErrorCode(err) == silo.CodeInvalid {
+			if provider.ValidateBlobKey(key) == nil && silo.ErrorCode(err) == silo.CodeInvalid {
 				t.Fatalf("PutBlob(%q) rejected a valid key: %v", key, err)
 			}
 			return
