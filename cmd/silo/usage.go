@@ -56,7 +56,7 @@ func withUsageAPI(g *globals, fn func(ctx context.Context, api usageAPI, args []
 func newUsageCmd(g *globals) *cobra.Command {
 	var since, until, by string
 	cmd := &cobra.Command{
-		Use:   "usage [TENANT] --since 30d [--until DATE] [--by function|day] [--output text|json|csv]",
+		Use:   "usage [TENANT] [--since 30d] [--until DATE] [--by function|day] [--output text|json|csv]",
 		Short: "Show metered usage and its estimated cost, per tenant, function or day (billing export)",
 		Long: `Show what each account used over whole UTC days: requests, errors, duration,
 GB-seconds (declared memory x time), bytes in and out, and the estimated cost
@@ -77,9 +77,6 @@ exports; json and csv hold every page.
 					return err
 				}
 				q.Account = id
-			}
-			if since == "" {
-				return usageError{"silo usage needs --since (e.g. --since 30d); see silo usage --help"}
 			}
 			var err error
 			if q.Since, err = control.Since(since, now); err != nil {
@@ -109,7 +106,7 @@ exports; json and csv hold every page.
 			return g.print(rep, func(w io.Writer) { writeUsageText(w, rep) })
 		}),
 	}
-	cmd.Flags().StringVar(&since, "since", "", "start of the window: 30d, 12h or a date (2026-03-01)")
+	cmd.Flags().StringVar(&since, "since", "30d", "start of the window: 30d, 12h or a date (2026-03-01)")
 	cmd.Flags().StringVar(&until, "until", "", "end of the window, same forms (default now)")
 	cmd.Flags().StringVar(&by, "by", "", "group by account (default), function or day")
 	return cmd

@@ -71,7 +71,9 @@ func TestUsageCommand(t *testing.T) {
 	if len(rep.Lines) != 3 || rep.Lines[0].Account != "acme" || rep.Lines[0].Day == "" {
 		t.Errorf("usage acme --by day over 2 days: got %+v, want 3 day lines (whole UTC days)", rep.Lines)
 	}
-	c.fails("needs --since", "usage")
+	if out := c.ok("usage"); !strings.Contains(out, "acme") { // --since defaults to 30d
+		t.Errorf("usage with the default window:\n%s\nwant acme listed", out)
+	}
 	c.fails(`--since "yesterday" is not a window`, "usage", "--since", "yesterday")
 	c.fails(`cannot be grouped by "week"`, "usage", "--since", "7d", "--by", "week")
 	c.fails("--output must be text or json", "tenant", "list", "-o", "csv")
