@@ -18,6 +18,7 @@ import (
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/server/console"
 	"github.com/silo-run/silo/store"
 )
 
@@ -316,6 +317,15 @@ func wireAPI(p *platform.Platform) error {
 	}
 	srv.SetOps(server.Ops{Provider: p.Provider, Envs: platformEnvs{p}, LogDir: p.Logs.Dir(), LogKeys: p.Logs.Keys(), ReportKey: key, ReportKeys: published,
 		Probe: func(ctx context.Context) (any, error) { return probePlatform(ctx, p) }})
+	tok, err := server.LoadOrCreateToken(p.Config().DataDir)
+	if err != nil {
+		return err
+	}
+	con, err := console.New(console.Config{API: srv.Handler(), Token: tok, Logger: p.Config().Logger})
+	if err != nil {
+		return err
+	}
+	srv.SetConsole(con)
 	return nil
 }
 

@@ -303,6 +303,7 @@ func printUp(w io.Writer, s upSummary, host, port string) {
 	fmt.Fprintf(w, "  gateway   %s  (health: http://%s%s/healthz)\n", s.Gateway, host, port)
 	if s.API != "" {
 		fmt.Fprintf(w, "  API       %s  (operator token in %s)\n", s.API, filepath.Join(s.DataDir, "operator.token"))
+		fmt.Fprintf(w, "  Console   %s/console/  (sign in with the operator token)\n", s.API)
 	}
 	fmt.Fprintf(w, "  data dir  %s\n\n", s.DataDir)
 	if s.Held != "" {

@@ -1,0 +1,340 @@
+package console_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/server/console"
+)
+
+func TestSignIn(t *testing.T) {
+	f := newFixture(t, 0)
+	t.Run("wrong token is refused and sets no cookie", func(t *testing.T) {
+		b := f.browser(t)
+		for _, tok := range []string{"", "wrong", f.token + "x", strings.ToUpper(f.token)} {
+			pg := b.post("/console/signin", url.Values{"token": {tok}})
+			if pg.status != http.StatusUnauthorized {
+				t.Errorf("token %q: got %d, want 401", tok, pg.status)
+			}
+			if c := pg.header.Get("Set-Cookie"); c != "" {
+				t.Errorf("token %q: got Set-Cookie %q, want none", tok, c)
+			}
+		}
+		if pg := b.get("/console/"); pg.status != http.StatusSeeOther {
+			t.Errorf("after refused sign-ins: GET /console/ got %d, want 303 to sign in", pg.status)
+		}
+	})
+	t.Run("right token sets a session cookie that is not the token", func(t *testing.T) {
+		b := f.browser(t)
+		pg := b.post("/console/signin", url.Values{"token": {f.token}})
+		if pg.status != http.StatusSeeOther || pg.location != "/console/" {
+			t.Fatalf("got %d to %q, want 303 to /console/", pg.status, pg.location)
+		}
+		resp := http.Response{Header: pg.header}
+		var ck *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == console.CookieName {
+				ck = c
+			}
+		}
+		if ck == nil {
+			t.Fatalf("no %s cookie in %q", console.CookieName, pg.header.Values("Set-Cookie"))
+		}
+		if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/console/" {
+			t.Errorf("cookie: got HttpOnly=%v SameSite=%v Path=%q, want HttpOnly, Strict, /console/", ck.HttpOnly, ck.SameSite, ck.Path)
+		}
+		if strings.Contains(ck.Value, f.token) || len(ck.Value) != 64 {
+			t.Errorf("cookie value %q: want 64 hex digits of a random ID, never the token", ck.Value)
+		}
+		if pg := b.get("/console/"); pg.status != http.StatusOK || !strings.Contains(pg.body, "<h1>Fleet</h1>") {
+			t.Errorf("signed in: GET /console/ got %d, want 200 with the fleet", pg.status)
+		}
+	})
+}
+
+// TestWithoutSession: every page redirects to sign-in and every action is
+// refused without a session; the twin shows the same requests succeed
+// with one.
+func TestWithoutSession(t *testing.T) {
+	f := newFixture(t, 0)
+	f.sp.Tenant(t, "acme")
+	pages := []string{"/console/", "/console/tenants/acme", "/console/releases", "/console/isolation", "/console/tenants/acme/report"}
+	anon := f.browser(t)
+	for _, p := range pages {
+		if pg := anon.get(p); pg.status != http.StatusSeeOther || pg.location != "/console/signin" {
+			t.Errorf("anonymous GET %s: got %d to %q, want 303 to /console/signin", p, pg.status, pg.location)
+		}
+	}
+	if pg := anon.get("/"); pg.status != http.StatusSeeOther || pg.location != "/console/" {
+		t.Errorf("GET /: got %d to %q, want 303 to /console/", pg.status, pg.location)
+	}
+	if pg := anon.post("/console/tenants/acme/suspend", url.Values{"csrf": {"x"}}); pg.status != http.StatusUnauthorized {
+		t.Errorf("anonymous suspend: got %d, want 401", pg.status)
+	}
+	if got := f.account(t, "acme").State; got != silo.StateActive {
+		t.Errorf("after anonymous suspend: state %s, want active", got)
+	}
+	// The API's own routes still need the bearer token.
+	if pg := anon.get("/v1/accounts"); pg.status != http.StatusUnauthorized {
+		t.Errorf("GET /v1/accounts without a token: got %d, want 401", pg.status)
+	}
+
+	b := f.browser(t)
+	b.signIn()
+	for _, p := range pages {
+		if pg := b.get(p); pg.status != http.StatusOK {
+			t.Errorf("signed in GET %s: got %d, want 200", p, pg.status)
+		}
+	}
+	if pg := b.post("/console/tenants/acme/suspend", url.Values{"csrf": {b.csrf("/console/tenants/acme")}}); pg.status != http.StatusSeeOther {
+		t.Errorf("signed in suspend: got %d, want 303", pg.status)
+	}
+	if got := f.account(t, "acme").State; got != silo.StateSuspended {
+		t.Errorf("after suspend: state %s, want suspended", got)
+	}
+}
+
+func TestSessionEnds(t *testing.T) {
+	f := newFixture(t, 0)
+	t.Run("sign out", func(t *testing.T) {
+		b := f.browser(t)
+		b.signIn()
+		tok := b.csrf("/console/")
+		old := b.jar.Cookies(mustURL(t, f.srv.URL+"/console/"))
+		if pg := b.post("/console/signout", url.Values{"csrf": {tok}}); pg.status != http.StatusSeeOther {
+			t.Fatalf("sign out: got %d, want 303", pg.status)
+		}
+		// Replaying the old cookie after sign-out must not work.
+		replay := f.browser(t)
+		replay.jar.SetCookies(mustURL(t, f.srv.URL+"/console/"), old)
+		if pg := replay.get("/console/"); pg.status != http.StatusSeeOther {
+			t.Errorf("old cookie after sign-out: got %d, want 303 to sign in", pg.status)
+		}
+	})
+	t.Run("expiry", func(t *testing.T) {
+		b := f.browser(t)
+		b.signIn()
+		f.clock.Advance(11 * time.Hour)
+		if pg := b.get("/console/"); pg.status != http.StatusOK {
+			t.Errorf("11 h after sign-in: got %d, want 200", pg.status)
+		}
+		f.clock.Advance(time.Hour)
+		if pg := b.get("/console/"); pg.status != http.StatusSeeOther {
+			t.Errorf("12 h after sign-in: got %d, want 303 to sign in", pg.status)
+		}
+	})
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestCSRF: a state-changing form with a missing, forged or another
+// session's token is refused and changes nothing; with its own token the
+// same form works and is audited.
+func TestCSRF(t *testing.T) {
+	f := newFixture(t, 0)
+	f.sp.Tenant(t, "acme")
+	b, other := f.browser(t), f.browser(t)
+	b.signIn()
+	other.signIn()
+	mine, theirs := b.csrf("/console/tenants/acme"), other.csrf("/console/tenants/acme")
+	if mine == theirs {
+		t.Fatalf("two sessions share the CSRF token %q", mine)
+	}
+	for name, form := range map[string]url.Values{
+		"missing":       {},
+		"empty":         {"csrf": {""}},
+		"forged":        {"csrf": {strings.Repeat("0", len(mine))}},
+		"other session": {"csrf": {theirs}},
+		"prefix":        {"csrf": {mine[:len(mine)-1]}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if pg := b.post("/console/tenants/acme/suspend", form); pg.status != http.StatusForbidden {
+				t.Errorf("got %d, want 403", pg.status)
+			}
+			if got := f.account(t, "acme").State; got != silo.StateActive {
+				t.Errorf("state %s, want active", got)
+			}
+		})
+	}
+	if contains(f.audited(t, "acme"), "account.suspend") {
+		t.Fatalf("a refused form was audited: %v", f.audited(t, "acme"))
+	}
+	t.Run("own token", func(t *testing.T) {
+		if pg := b.post("/console/tenants/acme/suspend", url.Values{"csrf": {mine}}); pg.status != http.StatusSeeOther {
+			t.Errorf("got %d, want 303", pg.status)
+		}
+		if got := f.account(t, "acme").State; got != silo.StateSuspended {
+			t.Errorf("state %s, want suspended", got)
+		}
+		if !contains(f.audited(t, "acme"), "account.suspend") {
+			t.Errorf("audit log %v lacks account.suspend", f.audited(t, "acme"))
+		}
+	})
+}
+
+// TestFleetPaging lists a fleet a page at a time, by ID prefix and by
+// state, and checks every account appears exactly once.
+func TestFleetPaging(t *testing.T) {
+	f := newFixture(t, 3)
+	ids := []string{"acme", "acme-2", "acme-3", "acmf", "beta", "beta-2", "zed"}
+	for _, id := range ids {
+		f.sp.Tenant(t, id)
+	}
+	b := f.browser(t)
+	b.signIn()
+	collect := func(q string) []string {
+		var got []string
+		next := "/console/?" + q
+		for i := 0; next != ""; i++ {
+			if i > 10 {
+				t.Fatalf("more than 10 pages for %q", q)
+			}
+			pg := b.get(next)
+			if pg.status != http.StatusOK {
+				t.Fatalf("GET %s: %d", next, pg.status)
+			}
+			for _, m := range rowID.FindAllStringSubmatch(pg.body, -1) {
+				got = append(got, m[1])
+			}
+			next = ""
+			if m := nextLink.FindStringSubmatch(pg.body); m != nil {
+				next = "/console/?" + strings.ReplaceAll(m[1], "&amp;", "&")
+			}
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		name, q string
+		want    []string
+	}{
+		{"all", "", []string{"acme", "acme-2", "acme-3", "acmf", "beta", "beta-2", "production", "zed"}},
+		{"prefix", "q=acme", []string{"acme", "acme-2", "acme-3"}},
+		{"prefix upper case", "q=ACM", []string{"acme", "acme-2", "acme-3", "acmf"}},
+		{"prefix ending in a", "q=beta", []string{"beta", "beta-2"}},
+		{"prefix matches nothing", "q=nope", nil},
+		{"kind", "kind=production", []string{"production"}},
+		{"state", "state=active&kind=tenant", ids},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := collect(tc.q); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+var (
+	rowID    = regexpMust(`<a href="/console/tenants/[^"]+" class="mono strong">([^<]+)</a>`)
+	nextLink = regexpMust(`<a href="/console/\?([^"]+)" rel="next"`)
+)
+
+// TestTenantActions: each tenant action through the console changes the
+// account and is audited as the API's is.
+func TestTenantActions(t *testing.T) {
+	f := newFixture(t, 0)
+	f.sp.Tenant(t, "acme")
+	b := f.browser(t)
+	b.signIn()
+	tok := b.csrf("/console/tenants/acme")
+	post := func(path string, form url.Values) page {
+		t.Helper()
+		form.Set("csrf", tok)
+		pg := b.post(path, form)
+		if pg.status != http.StatusSeeOther {
+			t.Fatalf("POST %s: got %d, want 303: %s", path, pg.status, pg.body)
+		}
+		return b.get(pg.location)
+	}
+
+	pg := post("/console/tenants/acme/keys", url.Values{"name": {"ci"}})
+	m := regexpMust(`id="newkey" readonly value="([^"]+)"`).FindStringSubmatch(pg.body)
+	if m == nil {
+		t.Fatalf("the new key is not shown after creating it")
+	}
+	if again := b.get("/console/tenants/acme"); strings.Contains(again.body, m[1]) {
+		t.Errorf("the new key is shown a second time")
+	}
+	keys, err := f.p.Plane.Keys(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ci string
+	for _, k := range keys {
+		if k.Name == "ci" {
+			ci = k.ID
+		}
+	}
+	if ci == "" {
+		t.Fatalf("no key named ci in %v", keys)
+	}
+	if !strings.HasPrefix(m[1], ci) {
+		t.Errorf("shown key %q is not key %s", m[1], ci)
+	}
+	post("/console/tenants/acme/keys/"+ci+"/revoke", url.Values{})
+	keys, _ = f.p.Plane.Keys(t.Context(), "acme")
+	for _, k := range keys {
+		if k.ID == ci && k.Revoked == nil {
+			t.Errorf("key %s not revoked", ci)
+		}
+	}
+
+	post("/console/tenants/acme/suspend", url.Values{})
+	if got := f.account(t, "acme").State; got != silo.StateSuspended {
+		t.Errorf("after suspend: %s", got)
+	}
+	post("/console/tenants/acme/resume", url.Values{})
+	if got := f.account(t, "acme").State; got != silo.StateActive {
+		t.Errorf("after resume: %s", got)
+	}
+
+	// Delete needs the account ID typed: a wrong one changes nothing.
+	pg = post("/console/tenants/acme/delete", url.Values{"confirm": {"acm"}})
+	if !strings.Contains(pg.body, "Nothing was deleted") {
+		t.Errorf("a wrong confirmation does not say nothing was deleted")
+	}
+	if got := f.account(t, "acme").State; got != silo.StateActive {
+		t.Errorf("after a wrong confirmation: %s, want active", got)
+	}
+	post("/console/tenants/acme/delete", url.Values{"confirm": {"acme"}})
+	if got := f.account(t, "acme").State; got != silo.StateDeleted {
+		t.Errorf("after delete: %s, want deleted", got)
+	}
+
+	want := []string{"key.issue", "key.revoke", "account.suspend", "account.resume", "account.delete"}
+	got := f.audited(t, "acme")
+	for _, w := range want {
+		if !contains(got, w) {
+			t.Errorf("audit log %v lacks %s", got, w)
+		}
+	}
+}
+
+// TestRolloutActionRefusedWithoutCSRF: a rollout form without the token
+// is refused before the API is called; with the token an unknown rollout
+// gets the API's own clear error.
+func TestRolloutActionRefusedWithoutCSRF(t *testing.T) {
+	f := newFixture(t, 0)
+	b := f.browser(t)
+	b.signIn()
+	if pg := b.post("/console/rollouts/r-nope/abort", url.Values{}); pg.status != http.StatusForbidden {
+		t.Errorf("without csrf: got %d, want 403", pg.status)
+	}
+	pg := b.post("/console/rollouts/r-nope/abort", url.Values{"csrf": {b.csrf("/console/releases")}})
+	if pg.status != http.StatusSeeOther {
+		t.Fatalf("with csrf: got %d, want 303", pg.status)
+	}
+	if body := b.get(pg.location).body; !strings.Contains(body, `class="flash err"`) {
+		t.Errorf("an unknown rollout shows no error")
+	}
+}
