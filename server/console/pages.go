@@ -161,12 +161,19 @@ func (c *Console) fleet(w http.ResponseWriter, r *http.Request, s *session) {
 // TenantPage is the data of the tenant page.
 type TenantPage struct {
 	Account   silo.Account
-	Resources []silo.Resource
+	Resources []resourceRow
+	Extra     []string // held by the provider, not recorded (drift)
 	Keys      []store.APIKey
 	Secrets   []string
 	Problems  []string
 	Day       *usage.Line // the last 24 hours
 	Month     *usage.Line // this calendar month
+}
+
+// resourceRow is one recorded resource and its state against the
+// provider: "in sync", or the drift kind ("missing", "changed").
+type resourceRow struct {
+	Type, Name, Hash, State string
 }
 
 func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
@@ -176,8 +183,20 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, "tenant", s, err)
 		return
 	}
-	p := TenantPage{Account: d.Account, Resources: d.Resources, Keys: d.Keys}
+	p := TenantPage{Account: d.Account, Keys: d.Keys}
+	drift := map[string]string{}
+	for _, di := range d.Drift {
+		drift[di.Key] = di.Kind
+		if di.Kind == "extra" {
+			p.Extra = append(p.Extra, di.Key)
+		}
+	}
 	for _, res := range d.Resources {
+		st := "in sync"
+		if k, ok := drift[res.Key()]; ok {
+			st = k
+		}
+		p.Resources = append(p.Resources, resourceRow{Type: string(res.Type), Name: res.Name, Hash: res.Hash, State: st})
 		if res.Type == silo.TypeSecret {
 			p.Secrets = append(p.Secrets, res.Name)
 		}
