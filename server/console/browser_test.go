@@ -85,7 +85,10 @@ func (b *tab) submit(sel string) {
 	b.do("click "+sel, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitReady(chromedp.CSS("body:not([data-old]) main")))
 }
 
-func (b *tab) text() string { b.t.Helper(); return run(b, "page text", chromedp.Text(chromedp.CSS("body"))) }
+func (b *tab) text() string {
+	b.t.Helper()
+	return run(b, "page text", chromedp.Text(chromedp.CSS("body")))
+}
 
 func (b *tab) location() string { b.t.Helper(); return run(b, "location", chromedp.Location()) }
 

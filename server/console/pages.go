@@ -38,7 +38,7 @@ var funcs = template.FuncMap{
 		sort.Strings(out)
 		return out
 	},
-	"usd": func(f float64) string { return fmt.Sprintf("$%.4f", f) },
+	"usd":    func(f float64) string { return fmt.Sprintf("$%.4f", f) },
 	"active": func(s rollout.State) bool { return s.Active() },
 }
 
