@@ -61,7 +61,7 @@ func newFixture(t testing.TB, pageSize int, opts ...silotest.Option) *fixture {
 	if err != nil {
 		t.Fatalf("token: %v", err)
 	}
-	clk := &clock{t: time.Now()}
+	clk := &clock{t: sp.Clock().Now()} // the platform's fake time, so usage lines up
 	con, err := console.New(console.Config{API: api.Handler(), Token: tok, PageSize: pageSize, Now: clk.Now})
 	if err != nil {
 		t.Fatalf("console: %v", err)

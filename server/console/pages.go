@@ -166,7 +166,7 @@ type TenantPage struct {
 	Keys      []store.APIKey
 	Secrets   []string
 	Problems  []string
-	Day       *usage.Line // the last 24 hours
+	Day       *usage.Line // yesterday and today (UTC): reports count whole days
 	Month     *usage.Line // this calendar month
 }
 
@@ -205,7 +205,8 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
 		p.Problems = append(p.Problems, fmt.Sprint(pr))
 	}
 	now := c.cfg.Now().UTC()
-	p.Day = c.usageLine(r.Context(), id, now.Add(-24*time.Hour), now)
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	p.Day = c.usageLine(r.Context(), id, today.AddDate(0, 0, -1), now)
 	p.Month = c.usageLine(r.Context(), id, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC), now)
 	c.render(w, http.StatusOK, "tenant", s, p)
 }

@@ -338,3 +338,28 @@ func TestRolloutActionRefusedWithoutCSRF(t *testing.T) {
 		t.Errorf("an unknown rollout shows no error")
 	}
 }
+
+// TestTenantUsage: requests through the gateway show on the tenant page;
+// the twin, a tenant with no traffic, shows none.
+func TestTenantUsage(t *testing.T) {
+	f := newFixture(t, 0)
+	acme := f.sp.Tenant(t, "acme")
+	f.sp.Tenant(t, "globex")
+	for range 3 {
+		if r := acme.GET(t, "/findings"); r.Status != http.StatusOK {
+			t.Fatalf("GET /findings: %s", r)
+		}
+	}
+	if err := f.p.Usage.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser(t)
+	b.signIn()
+	requests := regexpMust(`Requests, yesterday and today</dt><dd>(\d+)</dd>`)
+	for id, want := range map[string]string{"acme": "3", "globex": "0"} {
+		m := requests.FindStringSubmatch(b.get("/console/tenants/" + id).body)
+		if m == nil || m[1] != want {
+			t.Errorf("%s: got requests %v, want %s", id, m, want)
+		}
+	}
+}
