@@ -313,6 +313,10 @@ func TestConsoleInChromium(t *testing.T) {
 			}
 		}
 		b.screenshot("releases")
+		refresh := `document.querySelector('meta[http-equiv="refresh"]') !== null`
+		if !run(b, "refresh", chromedp.Evaluate[bool](refresh)) {
+			t.Errorf("a running rollout's page does not refresh itself")
+		}
 		r, err := f.p.Runner.Get(ctx, ro.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -333,6 +337,9 @@ func TestConsoleInChromium(t *testing.T) {
 			if !contains(got, w) {
 				t.Errorf("audit log lacks %s", w)
 			}
+		}
+		if run(b, "refresh", chromedp.Evaluate[bool](refresh)) {
+			t.Errorf("with no rollout running the page still refreshes itself")
 		}
 		b.screenshot("releases-aborted")
 	})

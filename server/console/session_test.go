@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/server/console"
 )
 
@@ -360,6 +362,63 @@ func TestTenantUsage(t *testing.T) {
 		m := requests.FindStringSubmatch(b.get("/console/tenants/" + id).body)
 		if m == nil || m[1] != want {
 			t.Errorf("%s: got requests %v, want %s", id, m, want)
+		}
+	}
+}
+
+// TestEscaping checks the HTML itself (no browser): text from tenants
+// is escaped wherever it is shown, and shown.
+func TestEscaping(t *testing.T) {
+	f := newFixture(t, 0)
+	corpus := []string{`<script>alert(1)</script>`, `"><img src=x onerror=alert(1)>`, `' onmouseover='alert(1)`}
+	for i, v := range corpus {
+		id := fmt.Sprintf("x%d", i)
+		if _, err := f.p.Plane.CreateAccount(t.Context(), control.CreateRequest{ID: id, Name: v}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.p.Plane.IssueKey(t.Context(), silo.AccountID(id), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := f.browser(t)
+	b.signIn()
+	for i, v := range corpus {
+		for _, path := range []string{"/console/", fmt.Sprintf("/console/tenants/x%d", i)} {
+			body := b.get(path).body
+			if strings.Contains(body, v) {
+				t.Errorf("%s: %q appears unescaped", path, v)
+			}
+			if esc := html.EscapeString(v); !strings.Contains(body, esc) {
+				t.Errorf("%s: %q is not shown (escaped: %q)", path, v, esc)
+			}
+		}
+	}
+}
+
+// TestTenantPages: a missing account gets the API's own error, with its
+// status; the report downloads as an attachment.
+func TestTenantPages(t *testing.T) {
+	f := newFixture(t, 0)
+	f.sp.Tenant(t, "acme")
+	b := f.browser(t)
+	b.signIn()
+	pg := b.get("/console/tenants/nope")
+	if pg.status != http.StatusNotFound || !strings.Contains(pg.body, `class="flash err"`) {
+		t.Errorf("missing account: got %d, want 404 with an error on the page", pg.status)
+	}
+	if pg := b.get("/console/tenants/acme"); pg.status != http.StatusOK {
+		t.Errorf("acme: got %d, want 200", pg.status)
+	}
+	for _, tc := range []struct{ format, ctype, want string }{
+		{"", "text/html; charset=utf-8", "Isolation report"},
+		{"json", "application/json", `"signature"`},
+	} {
+		pg := b.get("/console/tenants/acme/report?format=" + tc.format)
+		if pg.status != http.StatusOK || pg.header.Get("Content-Type") != tc.ctype || !strings.HasPrefix(pg.header.Get("Content-Disposition"), "attachment;") {
+			t.Errorf("report %q: got %d %q %q", tc.format, pg.status, pg.header.Get("Content-Type"), pg.header.Get("Content-Disposition"))
+		}
+		if !strings.Contains(pg.body, tc.want) {
+			t.Errorf("report %q lacks %s", tc.format, tc.want)
 		}
 	}
 }
