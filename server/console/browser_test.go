@@ -204,6 +204,16 @@ func TestConsoleInChromium(t *testing.T) {
 			}
 		}
 		b.screenshot("fleet")
+		// Keyboard: the first Tab reaches the skip link, the next ones the
+		// navigation, in order.
+		var focused []string
+		for range 4 {
+			b.do("tab", chromedp.KeyEvent("\t"))
+			focused = append(focused, run(b, "focus", chromedp.Evaluate[string](`document.activeElement.textContent.trim()`)))
+		}
+		if want := []string{"Skip to content", "◼ silo console", "Fleet", "Releases"}; strings.Join(focused, "|") != strings.Join(want, "|") {
+			t.Errorf("Tab order: got %q, want %q", focused, want)
+		}
 		b.do("search", chromedp.SendKeys(chromedp.CSS("input[name=q]"), "glo"))
 		b.submit(".filters button[type=submit]")
 		rows := run(b, "rows", chromedp.Evaluate[int](`document.querySelectorAll("tbody tr").length`))
@@ -328,12 +338,16 @@ func TestConsoleInChromium(t *testing.T) {
 		if r, _ := f.p.Runner.Get(ctx, ro.ID); r.State != rollout.StatePaused {
 			t.Errorf("after Pause: %s, want paused", r.State)
 		}
+		b.submit(`form[action$="/resume"] button`)
+		if r, _ := f.p.Runner.Get(ctx, ro.ID); r.State != rollout.StateRunning {
+			t.Errorf("after Resume: %s, want running", r.State)
+		}
 		b.submit(`form[action$="/abort"] button`)
 		if r, _ := f.p.Runner.Get(ctx, ro.ID); r.State != rollout.StateAborted {
 			t.Errorf("after Abort: %s, want aborted", r.State)
 		}
 		got := f.audited(t, "")
-		for _, w := range []string{"rollout.pause", "rollout.abort"} {
+		for _, w := range []string{"rollout.pause", "rollout.resume", "rollout.abort"} {
 			if !contains(got, w) {
 				t.Errorf("audit log lacks %s", w)
 			}
@@ -342,6 +356,14 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Errorf("with no rollout running the page still refreshes itself")
 		}
 		b.screenshot("releases-aborted")
+		b.submit(`form[action$="/` + ro.ID + `/rollback"] button`)
+		if txt := b.text(); !strings.Contains(txt, "rolls back "+ro.ID) {
+			t.Errorf("Roll back: no confirmation on the page")
+		}
+		if !contains(f.audited(t, ""), "rollout.rollback") {
+			t.Errorf("roll back not audited")
+		}
+		b.screenshot("releases-rollback")
 	})
 
 	t.Run("isolation", func(t *testing.T) {

@@ -345,16 +345,22 @@ func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
 
 func (c *Console) rolloutAction(w http.ResponseWriter, r *http.Request, s *session) {
 	id, ctx := r.PathValue("rid"), r.Context()
+	var ro rollout.Rollout
 	var err error
-	switch op := r.PathValue("op"); op {
+	var done string
+	switch r.PathValue("op") {
 	case "pause":
-		_, err = c.api.Pause(ctx, id)
+		ro, err = c.api.Pause(ctx, id)
+		done = "Rollout " + id + " is paused."
 	case "resume":
-		_, err = c.api.ResumeRollout(ctx, id)
+		ro, err = c.api.ResumeRollout(ctx, id)
+		done = "Rollout " + id + " resumes."
 	case "abort":
-		_, err = c.api.Abort(ctx, id)
+		ro, err = c.api.Abort(ctx, id)
+		done = "Rollout " + id + " is aborted; accounts stay where they are."
 	case "rollback":
-		_, err = c.api.Rollback(ctx, id)
+		ro, err = c.api.Rollback(ctx, id)
+		done = "Rollout " + ro.ID + " rolls back " + id + "."
 	default:
 		http.NotFound(w, r)
 		return
@@ -363,7 +369,7 @@ func (c *Console) rolloutAction(w http.ResponseWriter, r *http.Request, s *sessi
 		c.back(w, r, s, "/console/releases", flash{Err: silo.UserMessage(err)})
 		return
 	}
-	c.back(w, r, s, "/console/releases", flash{OK: "Rollout " + id + ": " + r.PathValue("op") + " done."})
+	c.back(w, r, s, "/console/releases", flash{OK: done})
 }
 
 // IsolationPage is the data of the isolation page.
