@@ -252,7 +252,7 @@ func TestConsoleInChromium(t *testing.T) {
 		b.t = t
 		b.open("/console/tenants/acme")
 		txt := b.text()
-		for _, want := range []string{"plan=pro", "ingest", "findings", "github-token", "Requests, yesterday and today", "Cost this month", "Download signed isolation report"} {
+		for _, want := range []string{"plan=pro", "ingest", "findings", "github-token", "Requests, yesterday and today", "Usage cost this month", "Download signed isolation report"} {
 			if !strings.Contains(txt, want) {
 				t.Errorf("tenant page lacks %q", want)
 			}

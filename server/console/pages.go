@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -39,6 +40,7 @@ var funcs = template.FuncMap{
 		return out
 	},
 	"usd":    func(f float64) string { return fmt.Sprintf("$%.4f", f) },
+	"usd2":   func(a, b float64) string { return fmt.Sprintf("$%.2f", a+b) },
 	"active": func(s rollout.State) bool { return s.Active() },
 }
 
@@ -105,6 +107,7 @@ func (c *Console) back(w http.ResponseWriter, r *http.Request, s *session, to st
 type FleetPage struct {
 	Query, Kind, State string
 	Accounts           []silo.Account
+	Usage              map[silo.AccountID]*accountUsage
 	Next               string // URL of the next page, "" on the last
 	Kinds              []silo.Kind
 	States             []silo.State
@@ -155,6 +158,7 @@ func (c *Console) fleet(w http.ResponseWriter, r *http.Request, s *session) {
 		p.Next = "/console/?" + next.Encode()
 	}
 	p.Accounts = as
+	p.Usage = c.usageOf(r.Context(), as)
 	c.render(w, http.StatusOK, "fleet", s, p)
 }
 
@@ -166,8 +170,7 @@ type TenantPage struct {
 	Keys      []store.APIKey
 	Secrets   []string
 	Problems  []string
-	Day       *usage.Line // yesterday and today (UTC): reports count whole days
-	Month     *usage.Line // this calendar month
+	Usage     *accountUsage
 }
 
 // resourceRow is one recorded resource and its state against the
@@ -204,21 +207,70 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
 	for _, pr := range d.Problems {
 		p.Problems = append(p.Problems, fmt.Sprint(pr))
 	}
-	now := c.cfg.Now().UTC()
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	p.Day = c.usageLine(r.Context(), id, today.AddDate(0, 0, -1), now)
-	p.Month = c.usageLine(r.Context(), id, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC), now)
+	p.Usage = c.usage(r.Context(), id)
 	c.render(w, http.StatusOK, "tenant", s, p)
 }
 
-// usageLine returns one account's usage over [since, until], or nil when
-// there is none or it cannot be read (the page then leaves it out).
-func (c *Console) usageLine(ctx context.Context, id silo.AccountID, since, until time.Time) *usage.Line {
-	rep, err := c.api.Usage(ctx, usage.Query{Account: id, Since: since, Until: until})
-	if err != nil || len(rep.Lines) == 0 {
+// accountUsage is what the console shows of an account's metered usage:
+// requests and errors of yesterday and today (usage reports count whole
+// UTC days) and the estimated cost of this calendar month so far.
+type accountUsage struct {
+	Requests, Errors int64
+	Cost             float64 // usage this month, US dollars
+	Floor            float64 // the idle account's floor this month
+}
+
+// usage reads one account's usage with one by-day report, or returns nil
+// when it cannot be read (the page then leaves it out).
+func (c *Console) usage(ctx context.Context, id silo.AccountID) *accountUsage {
+	now := c.cfg.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	yesterday, month := today.AddDate(0, 0, -1), time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	since := month
+	if yesterday.Before(month) {
+		since = yesterday
+	}
+	rep, err := c.api.Usage(ctx, usage.Query{Account: id, Since: since, Until: now, By: usage.ByDay})
+	if err != nil {
 		return nil
 	}
-	return &rep.Lines[0]
+	var u accountUsage
+	for _, l := range rep.Lines {
+		d, err := time.Parse(time.DateOnly, l.Day)
+		if err != nil {
+			return nil
+		}
+		if !d.Before(yesterday) {
+			u.Requests += l.Requests
+			u.Errors += l.Errors
+		}
+		if !d.Before(month) {
+			u.Cost += l.Cost
+			u.Floor += l.Floor
+		}
+	}
+	return &u
+}
+
+// usageOf reads the usage of each account, four at a time.
+func (c *Console) usageOf(ctx context.Context, as []silo.Account) map[silo.AccountID]*accountUsage {
+	got := make([]*accountUsage, len(as))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i, a := range as {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			got[i] = c.usage(ctx, a.ID)
+		}()
+	}
+	wg.Wait()
+	out := make(map[silo.AccountID]*accountUsage, len(as))
+	for i, a := range as {
+		out[a.ID] = got[i]
+	}
+	return out
 }
 
 // tenantAction serves the tenant page's forms: keys, secrets, suspend,

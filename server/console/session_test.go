@@ -364,6 +364,13 @@ func TestTenantUsage(t *testing.T) {
 			t.Errorf("%s: got requests %v, want %s", id, m, want)
 		}
 	}
+	fleet := b.get("/console/").body
+	for id, want := range map[string]string{"acme": "3", "globex": "0"} {
+		m := regexpMust(`class="mono strong">` + id + `</a>(?s:.*?)<td class="num">(\d+)</td>`).FindStringSubmatch(fleet)
+		if m == nil || m[1] != want {
+			t.Errorf("fleet row %s: got requests %v, want %s", id, m, want)
+		}
+	}
 }
 
 // TestEscaping checks the HTML itself (no browser): text from tenants
