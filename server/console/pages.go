@@ -207,7 +207,9 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
 	for _, pr := range d.Problems {
 		p.Problems = append(p.Problems, fmt.Sprint(pr))
 	}
-	p.Usage = c.usage(r.Context(), id)
+	if d.Account.Kind != silo.KindProduction { // not billed to a tenant
+		p.Usage = c.usage(r.Context(), id)
+	}
 	c.render(w, http.StatusOK, "tenant", s, p)
 }
 
@@ -252,12 +254,16 @@ func (c *Console) usage(ctx context.Context, id silo.AccountID) *accountUsage {
 	return &u
 }
 
-// usageOf reads the usage of each account, four at a time.
+// usageOf reads the usage of each account but production (not billed to
+// a tenant), four at a time.
 func (c *Console) usageOf(ctx context.Context, as []silo.Account) map[silo.AccountID]*accountUsage {
 	got := make([]*accountUsage, len(as))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
 	for i, a := range as {
+		if a.Kind == silo.KindProduction {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
