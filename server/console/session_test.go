@@ -81,9 +81,13 @@ func TestWithoutSession(t *testing.T) {
 	if got := f.account(t, "acme").State; got != silo.StateActive {
 		t.Errorf("after anonymous suspend: state %s, want active", got)
 	}
-	// The API's own routes still need the bearer token.
-	if pg := anon.get("/v1/accounts"); pg.status != http.StatusUnauthorized {
-		t.Errorf("GET /v1/accounts without a token: got %d, want 401", pg.status)
+	// The API's own routes still need the bearer token, also when the
+	// path only starts like the console's.
+	for _, p := range []string{"/v1/accounts", "/console/../v1/accounts", "/console/%2e%2e/v1/accounts", "/consolev1/accounts"} {
+		pg := anon.get(p)
+		if pg.status == http.StatusOK || strings.Contains(pg.body, `"id"`) {
+			t.Errorf("GET %s without a token: got %d %q, want no account list", p, pg.status, pg.body)
+		}
 	}
 
 	b := f.browser(t)
