@@ -221,10 +221,15 @@ func validCSRF(s *session, r *http.Request) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) == 1
 }
 
+// setCookie sets the session cookie. It is Secure when the browser
+// reached the console over TLS: served with TLS, or through a proxy that
+// says so with X-Forwarded-Proto (trusting the header can only make the
+// cookie stricter).
 func setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: value, Path: "/console/", MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
 	})
 }
 

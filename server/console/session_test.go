@@ -433,3 +433,28 @@ func TestTenantPages(t *testing.T) {
 		}
 	}
 }
+
+// TestSecureCookie: behind a TLS-terminating proxy the cookie is Secure;
+// the twin, plain HTTP, is not (or the browser would never send it back).
+func TestSecureCookie(t *testing.T) {
+	f := newFixture(t, 0)
+	for _, tc := range []struct {
+		proto string
+		want  bool
+	}{{"https", true}, {"", false}, {"http", false}} {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/console/signin", strings.NewReader(url.Values{"token": {f.token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if tc.proto != "" {
+			req.Header.Set("X-Forwarded-Proto", tc.proto)
+		}
+		resp, err := f.browser(t).hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cs := resp.Cookies()
+		if len(cs) != 1 || cs[0].Secure != tc.want {
+			t.Errorf("X-Forwarded-Proto %q: got cookies %v, want one with Secure=%v", tc.proto, cs, tc.want)
+		}
+	}
+}
