@@ -458,3 +458,28 @@ func TestSecureCookie(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaders: pages forbid scripts, framing and sniffing; the one
+// stylesheet is served from the binary.
+func TestHeaders(t *testing.T) {
+	f := newFixture(t, 0)
+	b := f.browser(t)
+	for _, p := range []string{"/console/signin", "/console/static/console.css"} {
+		pg := b.get(p)
+		if pg.status != http.StatusOK {
+			t.Fatalf("GET %s: %d", p, pg.status)
+		}
+		if csp := pg.header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "default-src 'none';") || strings.Contains(csp, "script-src") {
+			t.Errorf("%s: CSP %q, want default-src 'none' and no script source", p, csp)
+		}
+		if pg.header.Get("X-Frame-Options") != "DENY" || pg.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: headers %v", p, pg.header)
+		}
+	}
+	if css := b.get("/console/static/console.css"); !strings.HasPrefix(css.header.Get("Content-Type"), "text/css") || !strings.Contains(css.body, ".grid") {
+		t.Errorf("stylesheet: %q", css.header.Get("Content-Type"))
+	}
+	if pg := b.get("/console/signin"); strings.Contains(pg.body, "<script") || strings.Contains(pg.body, "http://") || strings.Contains(pg.body, "https://") {
+		t.Errorf("the sign-in page loads something from elsewhere or has a script")
+	}
+}
