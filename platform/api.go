@@ -11,6 +11,7 @@ import (
 	"github.com/silo-run/silo/isolation/probe"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/server/console"
 	"github.com/silo-run/silo/store"
 )
 
@@ -46,7 +47,15 @@ func (p *Platform) API() (*server.Server, error) {
 			ReportKey: key, ReportKeys: published,
 			Probe: func(ctx context.Context) (any, error) { return p.Probe(ctx) }},
 	})
-	return p.api, err
+	if err != nil {
+		return nil, err
+	}
+	con, err := console.New(console.Config{API: p.api.Handler(), Token: tok, Logger: p.cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	p.api.SetConsole(con)
+	return p.api, nil
 }
 
 // Envs is server.Envs on a platform: what silo env runs locally and what

@@ -71,7 +71,15 @@ type Server struct {
 	token [32]byte
 	mux   *http.ServeMux
 	opsMu sync.Mutex // guards cfg.Ops
+
+	console http.Handler // set once by SetConsole, before serving
 }
+
+// SetConsole mounts the operator console (package server/console) at
+// /console/, with / redirecting to it. The console checks its own sign-in
+// sessions, so its routes skip the bearer-token check. Call it before the
+// server serves.
+func (s *Server) SetConsole(h http.Handler) { s.console = h }
 
 // New returns a Server.
 //
@@ -105,6 +113,10 @@ func (s *Server) Handler() http.Handler { return s }
 
 // ServeHTTP authenticates and serves one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.console != nil && (r.URL.Path == "/" || r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/")) {
+		s.console.ServeHTTP(w, r)
+		return
+	}
 	if r.URL.Path != "/v1/health" {
 		tok, ok := bearerToken(r.Header.Values("Authorization"))
 		got := sha256.Sum256([]byte(tok))

@@ -129,8 +129,8 @@ not spread accounts over machines.`,
 				case <-time.After(10 * time.Millisecond):
 				}
 			}
-			fmt.Fprintf(g.stderr, "silo server: API on http://%s (token in %s), gateway on http://%s\n",
-				p.APIAddr(), filepath.Join(p.Config().DataDir, server.TokenFile), p.Addr())
+			fmt.Fprintf(g.stderr, "silo server: API on http://%s (token in %s), console on http://%s/console/, gateway on http://%s\n",
+				p.APIAddr(), filepath.Join(p.Config().DataDir, server.TokenFile), p.APIAddr(), p.Addr())
 			return <-served
 		},
 	}

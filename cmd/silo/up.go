@@ -53,6 +53,7 @@ type upSummary struct {
 	Accounts []upAccount `json:"accounts"`
 	Startup  string      `json:"startup"`
 	API      string      `json:"api,omitempty"`
+	Console  string      `json:"console,omitempty"` // the operator console, on the API's address
 	// Held says why the app's release was built but not deployed (rollouts
 	// manage the fleet); Release is then the release the fleet is on.
 	Held string `json:"held,omitempty"`
@@ -197,6 +198,7 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 	}
 	if a := p.APIAddr(); a != "" {
 		sum.API = "http://" + a
+		sum.Console = sum.API + "/console/"
 	}
 	host, port := urlHost(ln.Addr())
 	route := firstRoute(dep.Release.Stack)
@@ -301,6 +303,7 @@ func printUp(w io.Writer, s upSummary, host, port string) {
 	fmt.Fprintf(w, "  gateway   %s  (health: http://%s%s/healthz)\n", s.Gateway, host, port)
 	if s.API != "" {
 		fmt.Fprintf(w, "  API       %s  (operator token in %s)\n", s.API, filepath.Join(s.DataDir, "operator.token"))
+		fmt.Fprintf(w, "  Console   %s  (sign in with the operator token)\n", s.Console)
 	}
 	fmt.Fprintf(w, "  data dir  %s\n\n", s.DataDir)
 	if s.Held != "" {

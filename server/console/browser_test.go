@@ -1,0 +1,418 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/silotest"
+)
+
+// chromium starts headless Chromium for the test, or skips the test when
+// SILO_TEST_CHROMIUM is not set.
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	bin := os.Getenv("SILO_TEST_CHROMIUM")
+	if bin == "" {
+		t.Skip("set SILO_TEST_CHROMIUM to a Chromium binary (e.g. SILO_TEST_CHROMIUM=/usr/bin/chromium after apt-get install -y chromium) to run the browser test")
+	}
+	dir := t.TempDir()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(bin),
+		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(filepath.Join(dir, "profile")),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(bcancel)
+	if err := chromedp.Do(bctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	return bctx
+}
+
+// tab drives one Chromium tab against the console.
+type tab struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	shot string // directory for screenshots
+}
+
+func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func run[T any](b *tab, what string, a chromedp.Action[T]) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// open navigates to a console path and waits for its main content.
+func (b *tab) open(path string) {
+	b.t.Helper()
+	b.do("open "+path, chromedp.Navigate(b.base+path), chromedp.WaitReady(chromedp.CSS("main")))
+}
+
+// submit clicks a form's button and waits for the page it leads to.
+func (b *tab) submit(sel string) {
+	b.t.Helper()
+	run(b, "mark page", chromedp.Evaluate[bool](`document.body.dataset.old = "1", true`))
+	b.do("click "+sel, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitReady(chromedp.CSS("body:not([data-old]) main")))
+}
+
+func (b *tab) text() string {
+	b.t.Helper()
+	return run(b, "page text", chromedp.Text(chromedp.CSS("body")))
+}
+
+func (b *tab) location() string { b.t.Helper(); return run(b, "location", chromedp.Location()) }
+
+// screenshot saves the page as <name>.png.
+func (b *tab) screenshot(name string) {
+	b.t.Helper()
+	png := run(b, "screenshot "+name, chromedp.FullScreenshot(100))
+	p := filepath.Join(b.shot, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot %s", p)
+}
+
+// TestConsoleInChromium signs in, renders every page with data from a real
+// platform, runs each action through the forms and checks the audit log,
+// and checks that HTML in tenant-supplied text is shown as text.
+func TestConsoleInChromium(t *testing.T) {
+	bctx := chromium(t)
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	f.sp.Tenant(t, "acme", silotest.Param("plan", "pro"))
+	f.sp.Tenant(t, "globex")
+	f.sp.Tenant(t, "doomed")
+	// The XSS corpus, through display names (free text) and key names.
+	corpus := []string{
+		`<script>document.title="pwned"</script>`,
+		`"><img src=x id=injected>`,
+		`</td></tr></table><h1 id=injected>x</h1>`,
+		`<svg/onload=alert(1) id=injected>`,
+		`javascript:alert(1)`,
+		`{{.CSRF}} & &amp; &lt;b&gt;`,
+	}
+	for i, name := range corpus {
+		id := silo.AccountID("xss-" + string(rune('a'+i)))
+		if _, err := f.p.Plane.CreateAccount(ctx, control.CreateRequest{ID: string(id), Name: name}); err != nil {
+			t.Fatalf("create %s: %v", id, err)
+		}
+		if _, _, err := f.p.Plane.IssueKey(ctx, id, name); err != nil {
+			t.Fatalf("key %s: %v", id, err)
+		}
+	}
+	cur, err := f.p.Plane.CurrentRelease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second release (one timeout changed), rolled out: the canary ring
+	// (acme, plan=pro) bakes on the fake clock, so the rollout stays running.
+	app := copyApp(t)
+	y, err := os.ReadFile(filepath.Join(app, "silo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "silo.yaml"), []byte(strings.Replace(string(y), "timeout: 1s", "timeout: 3s", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next, err := f.p.Build(ctx, app)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	ro, err := f.p.Runner.Start(ctx, next.ID)
+	if err != nil {
+		t.Fatalf("start rollout: %v", err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := f.p.Runner.Get(ctx, ro.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Ring > 0 && r.Rings[r.Ring].Phase == rollout.PhaseBaking {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rollout %s never baked its canary ring: %+v", ro.ID, r)
+		}
+	}
+
+	shots := os.Getenv("SILO_CONSOLE_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	b := &tab{t: t, ctx: bctx, base: f.srv.URL, shot: shots}
+
+	t.Run("sign in", func(t *testing.T) {
+		b.t = t
+		b.open("/console/tenants/acme")
+		if got := b.location(); got != f.srv.URL+"/console/signin" {
+			t.Fatalf("without a session: at %s, want the sign-in page", got)
+		}
+		b.screenshot("signin")
+		b.do("type a wrong token", chromedp.SendKeys(chromedp.CSS("#token"), "not-the-token"))
+		b.submit("form button[type=submit]")
+		if !strings.Contains(b.text(), "That is not the operator token") {
+			t.Errorf("a wrong token shows no error")
+		}
+		b.do("type the token", chromedp.SendKeys(chromedp.CSS("#token"), f.token))
+		b.submit("form button[type=submit]")
+		if got := b.location(); got != f.srv.URL+"/console/" {
+			t.Fatalf("after sign-in: at %s, want /console/", got)
+		}
+		if got := run(b, "cookie", chromedp.Evaluate[string](`document.cookie`)); got != "" {
+			t.Errorf("the session cookie is readable from script: %q", got)
+		}
+	})
+
+	t.Run("fleet", func(t *testing.T) {
+		b.t = t
+		b.open("/console/")
+		txt := b.text()
+		for _, want := range []string{"acme", "plan=pro", "globex", "production", "tenant", "active"} {
+			if !strings.Contains(txt, want) {
+				t.Errorf("fleet lacks %q", want)
+			}
+		}
+		b.screenshot("fleet")
+		// Keyboard: the first Tab reaches the skip link, the next ones the
+		// navigation, in order.
+		var focused []string
+		for range 4 {
+			b.do("tab", chromedp.KeyEvent("\t"))
+			focused = append(focused, run(b, "focus", chromedp.Evaluate[string](`document.activeElement.textContent.trim()`)))
+		}
+		if want := []string{"Skip to content", "◼ silo console", "Fleet", "Releases"}; strings.Join(focused, "|") != strings.Join(want, "|") {
+			t.Errorf("Tab order: got %q, want %q", focused, want)
+		}
+		b.do("search", chromedp.SendKeys(chromedp.CSS("input[name=q]"), "glo"))
+		b.submit(".filters button[type=submit]")
+		rows := run(b, "rows", chromedp.Evaluate[int](`document.querySelectorAll("tbody tr").length`))
+		if txt := b.text(); rows != 1 || !strings.Contains(txt, "globex") {
+			t.Errorf("search glo: %d rows, want globex alone", rows)
+		}
+	})
+
+	t.Run("escaping", func(t *testing.T) {
+		b.t = t
+		for _, path := range []string{"/console/", "/console/tenants/xss-a", "/console/tenants/xss-b", "/console/tenants/xss-c", "/console/tenants/xss-d", "/console/tenants/xss-f"} {
+			b.open(path)
+			n := run(b, "injected", chromedp.Evaluate[int](`document.querySelectorAll("#injected, img, svg, script").length`))
+			if n != 0 {
+				t.Errorf("%s: %d injected elements, want 0", path, n)
+			}
+			if title := run(b, "title", chromedp.Title()); title == "pwned" {
+				t.Errorf("%s: an injected script ran", path)
+			}
+		}
+		// The twin: each value is shown, as text.
+		b.open("/console/")
+		txt := b.text()
+		for _, v := range corpus {
+			if !strings.Contains(txt, v) {
+				t.Errorf("fleet does not show %q as text", v)
+			}
+		}
+		b.open("/console/tenants/xss-b")
+		if txt := b.text(); strings.Count(txt, corpus[1]) < 2 { // display name and key name
+			t.Errorf("tenant page shows %q fewer than twice", corpus[1])
+		}
+	})
+
+	t.Run("tenant actions", func(t *testing.T) {
+		b.t = t
+		b.open("/console/tenants/acme")
+		txt := b.text()
+		for _, want := range []string{"plan=pro", "ingest", "findings", "github-token", "Requests, yesterday and today", "Usage cost this month", "Download signed isolation report"} {
+			if !strings.Contains(txt, want) {
+				t.Errorf("tenant page lacks %q", want)
+			}
+		}
+		b.screenshot("tenant")
+
+		b.do("key name", chromedp.SetValue(chromedp.CSS("input[name=name]"), "browser"))
+		b.submit(`form[action$="/keys"] button`)
+		key := run(b, "new key", chromedp.Value(chromedp.CSS("#newkey")))
+		if !strings.HasPrefix(key, "sk_") {
+			t.Fatalf("new key %q, want the key shown once", key)
+		}
+		b.screenshot("tenant-new-key")
+		b.open("/console/tenants/acme")
+		if strings.Contains(b.text(), key) || run(b, "no key", chromedp.Evaluate[bool](`!document.querySelector("#newkey")`)) == false {
+			t.Errorf("the new key is shown again")
+		}
+		b.submit(`form[action*="/keys/"][action$="/revoke"] button`)
+		if !strings.Contains(b.text(), "revoked") {
+			t.Errorf("no key shows as revoked")
+		}
+
+		b.do("secret", chromedp.SendKeys(chromedp.CSS(`form[action$="/secrets"] input[name=name]`), "github-token"),
+			chromedp.SendKeys(chromedp.CSS(`form[action$="/secrets"] input[name=value]`), "ghp-canary-value"))
+		b.submit(`form[action$="/secrets"] button`)
+		if txt := b.text(); !strings.Contains(txt, "Secret github-token set") || strings.Contains(txt, "ghp-canary-value") {
+			t.Errorf("setting a secret: want a confirmation and never the value")
+		}
+
+		b.submit(`form[action$="/suspend"] button`)
+		if got := f.account(t, "acme").State; got != silo.StateSuspended {
+			t.Errorf("after Suspend: %s", got)
+		}
+		b.submit(`form[action$="/resume"] button`)
+		if got := f.account(t, "acme").State; got != silo.StateActive {
+			t.Errorf("after Resume: %s", got)
+		}
+		got := f.audited(t, "acme")
+		for _, w := range []string{"key.issue", "key.revoke", "secret.set", "account.suspend", "account.resume"} {
+			if !contains(got, w) {
+				t.Errorf("audit log %v lacks %s", got, w)
+			}
+		}
+
+		b.open("/console/tenants/doomed")
+		b.do("wrong confirmation", chromedp.SendKeys(chromedp.CSS("input[name=confirm]"), "doome"))
+		b.submit(`form[action$="/delete"] button`)
+		if f.account(t, "doomed").State == silo.StateDeleted {
+			t.Fatalf("deleted with a wrong confirmation")
+		}
+		b.do("confirmation", chromedp.SendKeys(chromedp.CSS("input[name=confirm]"), "doomed"))
+		b.submit(`form[action$="/delete"] button`)
+		if got := f.account(t, "doomed").State; got != silo.StateDeleted {
+			t.Errorf("after typed delete: %s, want deleted", got)
+		}
+		if !contains(f.audited(t, "doomed"), "account.delete") {
+			t.Errorf("delete not audited")
+		}
+	})
+
+	t.Run("releases", func(t *testing.T) {
+		b.t = t
+		b.open("/console/releases")
+		txt := b.text()
+		for _, want := range []string{ro.ID, "developers", "canary", "baking", "current", cur.ID[:12], next.ID[:12]} {
+			if !strings.Contains(txt, want) {
+				t.Errorf("releases page lacks %q", want)
+			}
+		}
+		b.screenshot("releases")
+		refresh := `document.querySelector('meta[http-equiv="refresh"]') !== null`
+		if !run(b, "refresh", chromedp.Evaluate[bool](refresh)) {
+			t.Errorf("a running rollout's page does not refresh itself")
+		}
+		r, err := f.p.Runner.Get(ctx, ro.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != rollout.StateRunning {
+			t.Skipf("rollout %s is %s already; pause needs a running one", ro.ID, r.State)
+		}
+		b.submit(`form[action$="/pause"] button`)
+		if r, _ := f.p.Runner.Get(ctx, ro.ID); r.State != rollout.StatePaused {
+			t.Errorf("after Pause: %s, want paused", r.State)
+		}
+		b.submit(`form[action$="/resume"] button`)
+		if r, _ := f.p.Runner.Get(ctx, ro.ID); r.State != rollout.StateRunning {
+			t.Errorf("after Resume: %s, want running", r.State)
+		}
+		b.submit(`form[action$="/abort"] button`)
+		if r, _ := f.p.Runner.Get(ctx, ro.ID); r.State != rollout.StateAborted {
+			t.Errorf("after Abort: %s, want aborted", r.State)
+		}
+		got := f.audited(t, "")
+		for _, w := range []string{"rollout.pause", "rollout.resume", "rollout.abort"} {
+			if !contains(got, w) {
+				t.Errorf("audit log lacks %s", w)
+			}
+		}
+		if run(b, "refresh", chromedp.Evaluate[bool](refresh)) {
+			t.Errorf("with no rollout running the page still refreshes itself")
+		}
+		b.screenshot("releases-aborted")
+		b.submit(`form[action$="/` + ro.ID + `/rollback"] button`)
+		if txt := b.text(); !strings.Contains(txt, "rolls back "+ro.ID) {
+			t.Errorf("Roll back: no confirmation on the page")
+		}
+		if !contains(f.audited(t, ""), "rollout.rollback") {
+			t.Errorf("roll back not audited")
+		}
+		b.screenshot("releases-rollback")
+	})
+
+	t.Run("isolation", func(t *testing.T) {
+		b.t = t
+		b.open("/console/isolation")
+		txt := b.text()
+		for _, want := range []string{"Proved", "Intact", "account.delete", "key.issue"} {
+			if !strings.Contains(txt, want) {
+				t.Errorf("isolation page lacks %q", want)
+			}
+		}
+		b.screenshot("isolation")
+	})
+}
+
+// copyApp copies the example app out of the module, as a module of its
+// own that requires this one, so that a test can build a changed release.
+func copyApp(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, dst := filepath.Join(root, "examples", "findings"), filepath.Join(t.TempDir(), "app")
+	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		if strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		b = []byte(strings.ReplaceAll(string(b), "github.com/silo-run/silo/examples/findings/", "example.com/findings/"))
+		return os.WriteFile(out, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod := fmt.Sprintf("module example.com/findings\n\ngo 1.26.8\n\nrequire github.com/silo-run/silo v0.0.0\n\nreplace github.com/silo-run/silo => %s\n", root)
+	if err := os.WriteFile(filepath.Join(dst, "go.mod"), []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}

@@ -1,0 +1,479 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/usage"
+)
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"short": func(s string) string {
+		if len(s) > 12 {
+			return s[:12]
+		}
+		return s
+	},
+	"params": func(m map[string]string) []string {
+		out := make([]string, 0, len(m))
+		for k, v := range m {
+			out = append(out, k+"="+v)
+		}
+		sort.Strings(out)
+		return out
+	},
+	"usd":    func(f float64) string { return fmt.Sprintf("$%.4f", f) },
+	"usd2":   func(a, b float64) string { return fmt.Sprintf("$%.2f", a+b) },
+	"active": func(s rollout.State) bool { return s.Active() },
+}
+
+func parsePages() (map[string]*template.Template, error) {
+	out := map[string]*template.Template{}
+	for _, name := range []string{"signin", "fleet", "tenant", "releases", "isolation"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse console template %s: %w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+// view is what every page's template receives.
+type view struct {
+	Page    string
+	CSRF    string
+	Flash   *flash
+	Refresh int // seconds; 0: no refresh
+	Data    any
+}
+
+// render writes a page. s may be nil (the sign-in page).
+func (c *Console) render(w http.ResponseWriter, status int, page string, s *session, data any) {
+	v := view{Page: page, Data: data}
+	if s != nil {
+		v.CSRF = s.csrf
+		v.Flash = c.takeFlash(s)
+	}
+	if m, ok := data.(interface{ refresh() int }); ok {
+		v.Refresh = m.refresh()
+	}
+	var buf bytes.Buffer
+	if err := c.pages[page].Execute(&buf, v); err != nil {
+		c.cfg.Logger.Error("render console page", "page", page, "err", err)
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// fail renders an error the API returned on the page's own layout.
+func (c *Console) fail(w http.ResponseWriter, page string, s *session, err error) {
+	code := silo.ErrorCode(err)
+	if code == silo.CodeInternal {
+		c.cfg.Logger.Error("console page failed", "page", page, "err", err)
+	}
+	c.setFlash(s, flash{Err: silo.UserMessage(err)})
+	c.render(w, code.HTTPStatus(), page, s, nil)
+}
+
+// back redirects to where a form came from, with a message for that page.
+func (c *Console) back(w http.ResponseWriter, r *http.Request, s *session, to string, f flash) {
+	c.setFlash(s, f)
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// FleetPage is the data of the fleet page.
+type FleetPage struct {
+	Query, Kind, State string
+	Accounts           []silo.Account
+	Usage              map[silo.AccountID]*accountUsage
+	Next               string // URL of the next page, "" on the last
+	Kinds              []silo.Kind
+	States             []silo.State
+}
+
+// fleetAfter returns the paging cursor that starts a listing at the first
+// ID with the prefix q: IDs are DNS labels ([a-z0-9-]), so the last byte
+// lowered by one and followed by '~' (above every label byte) sorts just
+// before every ID that starts with q.
+func fleetAfter(q string) string {
+	if q == "" {
+		return ""
+	}
+	return q[:len(q)-1] + string(q[len(q)-1]-1) + "~"
+}
+
+func (c *Console) fleet(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	p := FleetPage{
+		Query: strings.ToLower(strings.TrimSpace(q.Get("q"))), Kind: q.Get("kind"), State: q.Get("state"),
+		Kinds:  []silo.Kind{silo.KindTenant, silo.KindDeveloper, silo.KindEnvironment, silo.KindProduction},
+		States: []silo.State{silo.StateProvisioning, silo.StateActive, silo.StateSuspended, silo.StateDeleting},
+	}
+	after := q.Get("after")
+	if after == "" {
+		after = fleetAfter(p.Query)
+	}
+	size := c.cfg.PageSize
+	as, err := c.api.Accounts(r.Context(), store.Filter{Kind: silo.Kind(p.Kind), State: silo.State(p.State), After: silo.AccountID(after), Limit: size + 1})
+	if err != nil {
+		c.fail(w, "fleet", s, err)
+		return
+	}
+	for i, a := range as {
+		if !strings.HasPrefix(string(a.ID), p.Query) { // sorted by ID: no later one matches
+			as = as[:i]
+			break
+		}
+	}
+	if len(as) > size {
+		as = as[:size]
+		next := url.Values{"after": {string(as[size-1].ID)}}
+		for k, v := range map[string]string{"q": p.Query, "kind": p.Kind, "state": p.State} {
+			if v != "" {
+				next.Set(k, v)
+			}
+		}
+		p.Next = "/console/?" + next.Encode()
+	}
+	p.Accounts = as
+	p.Usage = c.usageOf(r.Context(), as)
+	c.render(w, http.StatusOK, "fleet", s, p)
+}
+
+// TenantPage is the data of the tenant page.
+type TenantPage struct {
+	Account   silo.Account
+	Resources []resourceRow
+	Extra     []string // held by the provider, not recorded (drift)
+	Keys      []store.APIKey
+	Secrets   []string
+	Problems  []string
+	Usage     *accountUsage
+}
+
+// resourceRow is one recorded resource and its state against the
+// provider: "in sync", or the drift kind ("missing", "changed").
+type resourceRow struct {
+	Type, Name, Hash, State string
+}
+
+func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
+	id := silo.AccountID(r.PathValue("id"))
+	d, err := c.api.Show(r.Context(), id)
+	if err != nil {
+		c.fail(w, "tenant", s, err)
+		return
+	}
+	p := TenantPage{Account: d.Account, Keys: d.Keys}
+	drift := map[string]string{}
+	for _, di := range d.Drift {
+		drift[di.Key] = di.Kind
+		if di.Kind == "extra" {
+			p.Extra = append(p.Extra, di.Key)
+		}
+	}
+	for _, res := range d.Resources {
+		st := "in sync"
+		if k, ok := drift[res.Key()]; ok {
+			st = k
+		}
+		p.Resources = append(p.Resources, resourceRow{Type: string(res.Type), Name: res.Name, Hash: res.Hash, State: st})
+		if res.Type == silo.TypeSecret {
+			p.Secrets = append(p.Secrets, res.Name)
+		}
+	}
+	for _, pr := range d.Problems {
+		p.Problems = append(p.Problems, fmt.Sprint(pr))
+	}
+	if d.Account.Kind != silo.KindProduction { // not billed to a tenant
+		p.Usage = c.usage(r.Context(), id)
+	}
+	c.render(w, http.StatusOK, "tenant", s, p)
+}
+
+// accountUsage is what the console shows of an account's metered usage:
+// requests and errors of yesterday and today (usage reports count whole
+// UTC days) and the estimated cost of this calendar month so far.
+type accountUsage struct {
+	Requests, Errors int64
+	Cost             float64 // usage this month, US dollars
+	Floor            float64 // the idle account's floor this month
+}
+
+// usage reads one account's usage with one by-day report, or returns nil
+// when it cannot be read (the page then leaves it out).
+func (c *Console) usage(ctx context.Context, id silo.AccountID) *accountUsage {
+	now := c.cfg.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	yesterday, month := today.AddDate(0, 0, -1), time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	since := month
+	if yesterday.Before(month) {
+		since = yesterday
+	}
+	rep, err := c.api.Usage(ctx, usage.Query{Account: id, Since: since, Until: now, By: usage.ByDay})
+	if err != nil {
+		return nil
+	}
+	var u accountUsage
+	for _, l := range rep.Lines {
+		d, err := time.Parse(time.DateOnly, l.Day)
+		if err != nil {
+			return nil
+		}
+		if !d.Before(yesterday) {
+			u.Requests += l.Requests
+			u.Errors += l.Errors
+		}
+		if !d.Before(month) {
+			u.Cost += l.Cost
+			u.Floor += l.Floor
+		}
+	}
+	return &u
+}
+
+// usageOf reads the usage of each account but production (not billed to
+// a tenant), four at a time.
+func (c *Console) usageOf(ctx context.Context, as []silo.Account) map[silo.AccountID]*accountUsage {
+	got := make([]*accountUsage, len(as))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i, a := range as {
+		if a.Kind == silo.KindProduction {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			got[i] = c.usage(ctx, a.ID)
+		}()
+	}
+	wg.Wait()
+	out := make(map[silo.AccountID]*accountUsage, len(as))
+	for i, a := range as {
+		out[a.ID] = got[i]
+	}
+	return out
+}
+
+// tenantAction serves the tenant page's forms: keys, secrets, suspend,
+// resume, delete.
+func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *session) {
+	id := silo.AccountID(r.PathValue("id"))
+	page := "/console/tenants/" + url.PathEscape(string(id))
+	ctx := r.Context()
+	var err error
+	var f flash
+	switch r.PathValue("action") {
+	case "keys":
+		name := strings.TrimSpace(r.PostFormValue("name"))
+		if name == "" {
+			name = "console"
+		}
+		var plain string
+		plain, _, err = c.api.IssueKey(ctx, id, name)
+		f = flash{OK: "API key " + name + " created. Copy it now: it is not shown again.", Key: plain}
+	case "secrets":
+		name := strings.TrimSpace(r.PostFormValue("name"))
+		err = c.api.SetSecret(ctx, id, name, []byte(r.PostFormValue("value")))
+		f = flash{OK: "Secret " + name + " set."}
+	case "suspend":
+		_, err = c.api.Suspend(ctx, id)
+		f = flash{OK: string(id) + " is suspended."}
+	case "resume":
+		_, err = c.api.Resume(ctx, id)
+		f = flash{OK: string(id) + " is active again."}
+	case "delete":
+		if r.PostFormValue("confirm") != string(id) {
+			c.back(w, r, s, page, flash{Err: "Nothing was deleted: type the account ID " + string(id) + " exactly to confirm."})
+			return
+		}
+		if err = c.api.DeleteAccount(ctx, id); err == nil {
+			c.back(w, r, s, "/console/", flash{OK: string(id) + " is deleted; its data key is destroyed."})
+			return
+		}
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		f = flash{Err: silo.UserMessage(err)}
+	}
+	c.back(w, r, s, page, f)
+}
+
+func (c *Console) revokeKey(w http.ResponseWriter, r *http.Request, s *session) {
+	id := silo.AccountID(r.PathValue("id"))
+	page := "/console/tenants/" + url.PathEscape(string(id))
+	key := r.PathValue("key")
+	if err := c.api.RevokeKey(r.Context(), id, key); err != nil {
+		c.back(w, r, s, page, flash{Err: silo.UserMessage(err)})
+		return
+	}
+	c.back(w, r, s, page, flash{OK: "API key " + key + " revoked."})
+}
+
+// report downloads an account's signed isolation report.
+func (c *Console) report(w http.ResponseWriter, r *http.Request, s *session) {
+	id := silo.AccountID(r.PathValue("id"))
+	format := r.URL.Query().Get("format")
+	if format != "json" {
+		format = "html"
+	}
+	b, err := c.api.Report(r.Context(), id, format)
+	if err != nil {
+		c.back(w, r, s, "/console/tenants/"+url.PathEscape(string(id)), flash{Err: silo.UserMessage(err)})
+		return
+	}
+	ctype := "text/html; charset=utf-8"
+	if format == "json" {
+		ctype = "application/json"
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "silo-report-"+string(id)+"."+format))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b)
+}
+
+// ReleasesPage is the data of the releases and rollouts page.
+type ReleasesPage struct {
+	Releases []releaseRow
+	Rollouts []rollout.Rollout
+	Running  bool
+}
+
+type releaseRow struct {
+	ID      string
+	Created time.Time
+	Note    string
+	Current bool
+}
+
+func (p ReleasesPage) refresh() int {
+	if p.Running {
+		return 5
+	}
+	return 0
+}
+
+func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
+	rels, err := c.api.Releases(r.Context(), 50)
+	if err != nil {
+		c.fail(w, "releases", s, err)
+		return
+	}
+	ros, err := c.api.Rollouts(r.Context())
+	if err != nil {
+		c.fail(w, "releases", s, err)
+		return
+	}
+	var p ReleasesPage
+	for _, x := range rels {
+		p.Releases = append(p.Releases, releaseRow{ID: x.ID, Created: x.Created, Note: x.Note, Current: x.Current})
+	}
+	p.Rollouts = ros
+	for _, ro := range ros {
+		p.Running = p.Running || ro.State == rollout.StateRunning
+	}
+	c.render(w, http.StatusOK, "releases", s, p)
+}
+
+func (c *Console) rolloutAction(w http.ResponseWriter, r *http.Request, s *session) {
+	id, ctx := r.PathValue("rid"), r.Context()
+	var ro rollout.Rollout
+	var err error
+	var done string
+	switch r.PathValue("op") {
+	case "pause":
+		ro, err = c.api.Pause(ctx, id)
+		done = "Rollout " + id + " is paused."
+	case "resume":
+		ro, err = c.api.ResumeRollout(ctx, id)
+		done = "Rollout " + id + " resumes."
+	case "abort":
+		ro, err = c.api.Abort(ctx, id)
+		done = "Rollout " + id + " is aborted; accounts stay where they are."
+	case "rollback":
+		ro, err = c.api.Rollback(ctx, id)
+		done = "Rollout " + ro.ID + " rolls back " + id + "."
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		c.back(w, r, s, "/console/releases", flash{Err: silo.UserMessage(err)})
+		return
+	}
+	c.back(w, r, s, "/console/releases", flash{OK: done})
+}
+
+// IsolationPage is the data of the isolation page.
+type IsolationPage struct {
+	Verified    bool
+	VerifyError string
+	Status      string
+	Accounts    int
+	Principals  int
+	Resources   int
+	Edges       int
+	Violations  int
+	Findings    []string
+	AuditIntact bool
+	AuditError  string
+	AuditCount  int
+	Recent      []store.AuditEntry // newest first
+}
+
+func (c *Console) isolation(w http.ResponseWriter, r *http.Request, s *session) {
+	var p IsolationPage
+	res, err := c.api.Verify(r.Context())
+	if err != nil {
+		p.VerifyError = silo.UserMessage(err)
+	} else {
+		p.Verified = res.Proved()
+		p.Status = string(res.Status)
+		p.Accounts, p.Principals, p.Resources, p.Edges, p.Violations = res.Accounts, res.Principals, res.Resources, res.Edges, res.Violations
+		for _, ce := range res.Counterexamples {
+			p.Findings = append(p.Findings, fmt.Sprint(ce))
+		}
+		p.Findings = append(p.Findings, res.Incomplete...)
+	}
+	n, err := c.api.VerifyAudit(r.Context())
+	p.AuditCount, p.AuditIntact = n, err == nil
+	if err != nil {
+		p.AuditError = silo.UserMessage(err)
+	}
+	after := int64(0)
+	if n > 20 {
+		after = int64(n - 20)
+	}
+	if es, err := c.api.AuditLog(r.Context(), after, 20, ""); err == nil {
+		for i := len(es) - 1; i >= 0; i-- {
+			p.Recent = append(p.Recent, es[i])
+		}
+	}
+	c.render(w, http.StatusOK, "isolation", s, p)
+}
