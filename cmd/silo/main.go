@@ -228,9 +228,9 @@ func (g *globals) mustExistForReading(cmd *cobra.Command) error {
 }
 
 // requireInstallation returns an error unless the command goes to a server
-// or the data dir exists.
+// or a store of its own, or the data dir exists.
 func (g *globals) requireInstallation() error {
-	if g.server != "" || os.Getenv("SILO_SERVER") != "" {
+	if g.server != "" || os.Getenv("SILO_SERVER") != "" || g.store != "" {
 		return nil
 	}
 	if _, err := os.Stat(g.dataDir); !errors.Is(err, os.ErrNotExist) {
