@@ -164,3 +164,57 @@ func TestRingChangedDuringRead(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyInfoDuringRotation: KeyInfo reads data.key without the account's
+// lock, so a rotation may overwrite the file it opened; it must answer with
+// the new key and not mark the account damaged (must not). Its twin: a
+// data.key overwritten in place before KeyInfo marks it damaged (must).
+func TestKeyInfoDuringRotation(t *testing.T) {
+	for _, damaged := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rotation", true: "damaged in place"}[damaged], func(t *testing.T) {
+			ctx := context.Background()
+			p := newTestProvider(t, Config{})
+			if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(p.accounts, "acme", fileDataKey)
+			if damaged {
+				overwrite(t, p, path)
+			} else {
+				writes := 0
+				p.afterOpen = func(opened string) {
+					if opened == path && writes == 0 {
+						writes++
+						if err := p.RotateDataKey(ctx, "acme"); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+			}
+			ki, err := p.KeyInfo(ctx, "acme")
+			p.afterOpen = nil
+			if damaged {
+				if err := isCode(err, silo.CodeUnavailable); err != nil {
+					t.Errorf("KeyInfo: %v", err)
+				}
+				if p.Damaged("acme") == nil {
+					t.Error("Damaged = nil, want a DamageError")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("KeyInfo: got error %v, want none", err)
+			}
+			if d := p.Damaged("acme"); d != nil {
+				t.Errorf("Damaged = %v, want nil", d)
+			}
+			want, err := p.KeyInfo(ctx, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ki.Fingerprint != want.Fingerprint {
+				t.Errorf("KeyInfo during the rotation: got key %s, want the new key %s", ki.Fingerprint, want.Fingerprint)
+			}
+		})
+	}
+}
