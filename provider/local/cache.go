@@ -13,12 +13,14 @@ package local
 // modification time, as when it was read; else it reads it again. The files
 // are only ever replaced by rename (writeFile), which gives them a new inode,
 // so a change by another process on the same directory (the CLI writing
-// while `silo up` serves) is seen within CacheRecheck. To be safe from a
-// write that lands within one tick of the file system's clock after a read
-// (same size, inode number reused, same mtime), a copy is trusted at a
-// recheck only if the file's mtime was racyWindow older than the moment the
-// read began, as git does with its index; a younger one is read again at
-// every recheck.
+// while `silo up` serves) is seen within CacheRecheck. (writeRing then
+// overwrites the replaced data.key in place with random bytes: a read that
+// opened it just before may read those, and reads the file again rather
+// than take it for damaged.) To be safe from a write that lands within one
+// tick of the file system's clock after a read (same size, inode number
+// reused, same mtime), a copy is trusted at a recheck only if the file's
+// mtime was racyWindow older than the moment the read began, as git does
+// with its index; a younger one is read again at every recheck.
 //
 // Writes of this process are seen at once: every write of these files
 // (writeCached, writeRing, CreateAccount) bumps the account's generation
