@@ -13,12 +13,14 @@ package local
 // modification time, as when it was read; else it reads it again. The files
 // are only ever replaced by rename (writeFile), which gives them a new inode,
 // so a change by another process on the same directory (the CLI writing
-// while `silo up` serves) is seen within CacheRecheck. To be safe from a
-// write that lands within one tick of the file system's clock after a read
-// (same size, inode number reused, same mtime), a copy is trusted at a
-// recheck only if the file's mtime was racyWindow older than the moment the
-// read began, as git does with its index; a younger one is read again at
-// every recheck.
+// while `silo up` serves) is seen within CacheRecheck. (writeRing then
+// overwrites the replaced data.key in place with random bytes: a read that
+// opened it just before may read those, and reads the file again rather
+// than take it for damaged.) To be safe from a write that lands within one
+// tick of the file system's clock after a read (same size, inode number
+// reused, same mtime), a copy is trusted at a recheck only if the file's
+// mtime was racyWindow older than the moment the read began, as git does
+// with its index; a younger one is read again at every recheck.
 //
 // Writes of this process are seen at once: every write of these files
 // (writeCached, writeRing, CreateAccount) bumps the account's generation
@@ -209,36 +211,66 @@ func (p *Provider) load(ac *acctCache, id silo.AccountID, slot int, force bool) 
 		c.checked.Store(now)
 		return c, nil
 	}
-	start := time.Now()
-	b, fi, err := readFileInfo(path)
-	if errors.Is(err, fs.ErrNotExist) { // removed since the stat
-		return absent()
-	}
-	if errors.Is(err, syscall.EISDIR) {
-		return nil, p.markDamaged(id, name, "a directory is in its place")
-	}
-	if errors.Is(err, syscall.ELOOP) {
-		return nil, p.markDamaged(id, name, "a link is in its place (never followed)")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s of %s: %w", name, id, err)
-	}
-	nc := &cachedFile{gen: gen, fi: fi, trusted: cacheable(fi, start)}
-	if slot == slotRing {
-		if nc.ring, err = decodeRing(b); err != nil {
-			return nil, p.markDamaged(id, name, err.Error())
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		b, fi, err := readFileInfo(path, p.afterOpen)
+		if errors.Is(err, fs.ErrNotExist) { // removed since the stat
+			return absent()
 		}
-		if why := ringDamage(nc.ring); why != "" {
+		if errors.Is(err, syscall.EISDIR) {
+			return nil, p.markDamaged(id, name, "a directory is in its place")
+		}
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, p.markDamaged(id, name, "a link is in its place (never followed)")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s of %s: %w", name, id, err)
+		}
+		nc, why := decodeSlot(slot, b)
+		if why == "" {
+			nc.gen, nc.fi, nc.trusted = gen, fi, cacheable(fi, start)
+			return p.store(ac, slot, nc, now), nil
+		}
+		// What was read does not decode. It is damage only if it is what
+		// the file holds at rest: the file read must still be the one at
+		// path, unchanged. A writer replaces data.key by rename and then
+		// overwrites the replaced file with random bytes (writeRing), so a
+		// read that opened the replaced file may read those bytes; it reads
+		// the file again.
+		if cur, err := os.Lstat(path); err == nil && sameFile(fi, cur) {
 			return nil, p.markDamaged(id, name, why)
 		}
-		nc.keys = make([]atomic.Pointer[envelope.DataKey], len(nc.ring))
-	} else {
-		nc.m = map[string]string{}
-		if err := json.Unmarshal(b, &nc.m); err != nil {
-			return nil, p.markDamaged(id, name, "not valid JSON: "+err.Error())
+		if attempt == maxChangedReads {
+			return nil, silo.Errorf(silo.CodeUnavailable, "%s of account %s changed while it was read, %d times in a row; try again", name, id, attempt)
 		}
 	}
-	return p.store(ac, slot, nc, now), nil
+}
+
+// maxChangedReads is how many reads of a file load makes while the file
+// changes under each read before it gives up.
+const maxChangedReads = 5
+
+// decodeSlot decodes the bytes of the file of slot into a cachedFile (its
+// gen, fi and trusted left for the caller), or says why they cannot be
+// that file.
+func decodeSlot(slot int, b []byte) (*cachedFile, string) {
+	nc := &cachedFile{}
+	if slot == slotRing {
+		var err error
+		if nc.ring, err = decodeRing(b); err != nil {
+			return nil, err.Error()
+		}
+		if why := ringDamage(nc.ring); why != "" {
+			return nil, why
+		}
+		nc.keys = make([]atomic.Pointer[envelope.DataKey], len(nc.ring))
+		return nc, ""
+	}
+	nc.m = map[string]string{}
+	if err := json.Unmarshal(b, &nc.m); err != nil {
+		return nil, "not valid JSON: " + err.Error()
+	}
+	return nc, ""
 }
 
 // store caches c, read under c.gen and checked at now, unless a write of
@@ -256,13 +288,17 @@ func sameFile(a, b os.FileInfo) bool {
 }
 
 // readFileInfo reads the file at path and returns the FileInfo of the very
-// file it read.
-func readFileInfo(path string) ([]byte, os.FileInfo, error) {
+// file it read, taken before the read. afterOpen, if not nil, runs between
+// the open and the read (tests put a write there).
+func readFileInfo(path string, afterOpen func(path string)) ([]byte, os.FileInfo, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
+	if afterOpen != nil {
+		afterOpen(path)
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, nil, err

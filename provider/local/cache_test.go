@@ -640,7 +640,8 @@ func TestCacheIdleDropped(t *testing.T) {
 // TestCacheWriteRacesReads: while readers keep filling the cache (each
 // read may store what it read just before a write), every write is seen by
 // the writer's next read, with copies that would not be rechecked for an
-// hour. Run with -race.
+// hour. Run with -race. TestRingChangedDuringRead replays one interleaving
+// it leaves to chance: a rotation overwrites the data.key a read opened.
 func TestCacheWriteRacesReads(t *testing.T) {
 	ctx := context.Background()
 	p := newTestProvider(t, Config{IdleTimeout: time.Hour, CacheRecheck: time.Hour})

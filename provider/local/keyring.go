@@ -129,20 +129,33 @@ func (r keyRing) has(id string) bool {
 	return false
 }
 
-// readRing reads the account's key ring.
+// readRing reads the account's key ring. Like load, it reads again when
+// what it read does not decode and the file was replaced or changed since
+// it was opened (the replaced file overwritten by writeRing).
 func (p *Provider) readRing(a *account) (keyRing, error) {
-	b, err := os.ReadFile(filepath.Join(a.dir, fileDataKey))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errNoAccount(a.id)
+	path := filepath.Join(a.dir, fileDataKey)
+	for attempt := 1; ; attempt++ {
+		b, fi, err := readFileInfo(path, p.afterOpen)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errNoAccount(a.id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read data key of %s: %w", a.id, err)
+		}
+		r, err := decodeRing(b)
+		if err == nil && ringDamage(r) == "" {
+			return r, nil
+		}
+		if cur, serr := os.Lstat(path); serr == nil && sameFile(fi, cur) {
+			if err != nil {
+				return nil, errDamagedRing(a.id, path, err)
+			}
+			return r, nil // unwrapping its key says what is wrong
+		}
+		if attempt == maxChangedReads {
+			return nil, silo.Errorf(silo.CodeUnavailable, "%s of account %s changed while it was read, %d times in a row; try again", fileDataKey, a.id, attempt)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read data key of %s: %w", a.id, err)
-	}
-	r, err := decodeRing(b)
-	if err != nil {
-		return nil, errDamagedRing(a.id, filepath.Join(a.dir, fileDataKey), err)
-	}
-	return r, nil
 }
 
 func errDamagedRing(id silo.AccountID, path string, err error) error {

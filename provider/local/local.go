@@ -179,6 +179,9 @@ type Provider struct {
 	epoch   atomic.Int64
 	recheck int64
 	born    time.Time
+	// afterOpen, if not nil, runs in load between opening a cached file
+	// and reading it: tests write there (nil in production).
+	afterOpen func(path string)
 
 	stop chan struct{}
 	done chan struct{}
