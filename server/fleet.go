@@ -40,7 +40,7 @@ type Ops struct {
 	// logs layout: <dir>/<account>.log).
 	LogDir string
 	// ReportKey signs isolation reports (report.LoadOrCreateKey in the
-	// server's data dir), so silo report verify checks them as local ones.
+	// server's data dir); readers check them against ReportKeys.
 	ReportKey ed25519.PrivateKey
 	// ReportKeys are the public keys the installation publishes for
 	// checking its reports (report.PublishedKeys: the current key, then
