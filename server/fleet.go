@@ -43,7 +43,7 @@ type Ops struct {
 	// store that writes them); nil reads plain records only.
 	LogKeys logs.Keys
 	// ReportKey signs isolation reports (report.LoadOrCreateKey in the
-	// server's data dir), so silo report verify checks them as local ones.
+	// server's data dir); readers check them against ReportKeys.
 	ReportKey ed25519.PrivateKey
 	// ReportKeys are the public keys the installation publishes for
 	// checking its reports (report.PublishedKeys: the current key, then

@@ -123,7 +123,7 @@ footer { margin-top: 2.5rem; font-size: 0.85rem; color: #444; border-top: 1px so
 <dt>I2 · The shared account cannot reach you</dt>
 <dd>Nothing in the shared production account can read or change anything in your account or any other customer's.</dd>
 <dt>I3 · Operators manage, they do not read</dt>
-<dd>The operators' control plane creates, updates and deletes your account and deploys to it, but has no way to read your data, and your secrets can be written through it but never read back.</dd>
+<dd>The operators' control plane creates, updates and deletes your account, deploys to it and issues its keys, but none of its operations returns your data, and your secrets can be written through it but never read back.</dd>
 <dt>I4 · Your keys work for you only</dt>
 <dd>An API key works for one account only; a key of another customer is refused on yours, and yours on theirs.</dd>
 <dt>I5 · Deletion is final</dt>
@@ -143,7 +143,7 @@ footer { margin-top: 2.5rem; font-size: 0.85rem; color: #444; border-top: 1px so
 <h2>What this report does not cover</h2>
 <ul>
 <li>Anyone with administrator (root) access to the machines or cloud accounts silo runs on, or to its master key: they can read data and change silo itself.</li>
-<li>Your own code and keys: what your functions do with your data, and anyone who holds one of your API keys.</li>
+<li>What the functions in your account do with your data, and anyone who holds one of your API keys. Your provider's operators choose the code deployed to your account and can issue keys for it; this report lists the functions and keys as they were when it was generated, and the operators' actions are recorded in their audit log.</li>
 <li>The software silo is built on (the operating system, the Go runtime, the WebAssembly engine, the cloud provider): a flaw there is outside what these checks can see.</li>
 <li>Attacks the probes do not try: denial of service, timing side channels, and any surface not listed in the probe suite.</li>
 <li>Anything after {{day .R.Generated}}: the report describes the installation as it was then.</li>

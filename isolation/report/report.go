@@ -199,7 +199,7 @@ func Build(ctx context.Context, in Input) Report {
 		}
 	}
 	cp := isolation.ControlPlane()
-	r.Access = append(r.Access, Access{Who: "the silo control plane (operators)", Can: "create, update, suspend and delete your account, deploy releases to it, set secrets (write-only) and issue or revoke keys; it cannot read your data or your secrets", Origin: cp.Origin})
+	r.Access = append(r.Access, Access{Who: "the silo control plane (operators)", Can: "create, update, suspend and delete your account, deploy releases to it, set secrets (write-only) and issue or revoke keys; none of its operations returns your data or a secret's value", Origin: cp.Origin})
 	r.Shared = []Shared{}
 	for _, name := range sortedKeys(shared) {
 		r.Shared = append(r.Shared, Shared{Export: name, ReadBy: shared[name], Mode: "read-only"})
