@@ -345,6 +345,26 @@ type rolloutOp struct {
 	name, short string
 	local       func(*rollout.Runner) func(context.Context, string) (rollout.Rollout, error)
 	remote      func(*server.Client) func(context.Context, string) (rollout.Rollout, error)
+	// latest makes the operation default to the latest rollout, finished
+	// or not (rollback: undo the last deploy), instead of the active one.
+	latest bool
+}
+
+// defaultRollout is the ID an operation without one acts on: the active
+// rollout, or with latest the newest one.
+func (o rolloutOp) defaultRollout(ctx context.Context, rn *rollout.Runner) (string, error) {
+	if !o.latest {
+		act, err := rn.Active(ctx)
+		return act.ID, err
+	}
+	rs, err := rn.List(ctx, 1)
+	if err != nil {
+		return "", err
+	}
+	if len(rs) == 0 {
+		return "", silo.Errorf(silo.CodeNotFound, "no rollout yet; silo deploy starts one")
+	}
+	return rs[0].ID, nil
 }
 
 func newRolloutCmd(g *globals) *cobra.Command {
@@ -437,8 +457,12 @@ func newRolloutCmd(g *globals) *cobra.Command {
 	}
 	list.Flags().IntVar(&limit, "limit", 20, "show at most this many rollouts (0: all)")
 	op := func(o rolloutOp) *cobra.Command {
+		dflt, remoteDflt := "the active rollout", "active"
+		if o.latest {
+			dflt, remoteDflt = "the latest rollout", "latest"
+		}
 		return &cobra.Command{
-			Use: o.name + " [ID]", Short: o.short + " (default: the active rollout)", Args: maxArgs(1, "at most one rollout ID"),
+			Use: o.name + " [ID]", Short: o.short + " (default: " + dflt + ")", Args: maxArgs(1, "at most one rollout ID"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				ctx := cmd.Context()
 				id := ""
@@ -452,7 +476,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				var r rollout.Rollout
 				if c != nil {
 					if id == "" {
-						id = "active"
+						id = remoteDflt
 					}
 					r, err = o.remote(c)(ctx, id)
 				} else {
@@ -462,11 +486,9 @@ func newRolloutCmd(g *globals) *cobra.Command {
 					}
 					defer a.Close()
 					if id == "" {
-						act, err := rn.Active(ctx)
-						if err != nil {
+						if id, err = o.defaultRollout(ctx, rn); err != nil {
 							return err
 						}
-						id = act.ID
 					}
 					if r, err = o.local(rn)(ctx, id); err == nil && r.State == rollout.StateRunning {
 						// Resumed, or a rollback started: no server drives
@@ -484,16 +506,16 @@ func newRolloutCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(status, list,
 		op(rolloutOp{"pause", "Pause a rollout after the account steps in flight",
 			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Pause },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Pause }}),
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Pause }, false}),
 		op(rolloutOp{"resume", "Resume a paused rollout",
 			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Resume },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.ResumeRollout }}),
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.ResumeRollout }, false}),
 		op(rolloutOp{"abort", "Stop a rollout for good, leaving accounts where they are",
 			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Abort },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Abort }}),
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Abort }, false}),
 		op(rolloutOp{"rollback", "Return every account the rollout moved to the release it ran before",
 			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Rollback },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Rollback }}),
+			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Rollback }, true}),
 	)
 	return cmd
 }

@@ -93,6 +93,10 @@ func TestRolloutCommands(t *testing.T) {
 	}
 	c.fails("no rollout is active", "rollout", "abort")
 	c.fails("no rollout \"ro-000009\"; silo rollout list", "rollout", "resume", "ro-000009")
+	// rollback, with nothing active, undoes the latest rollout (ro-000002).
+	if out := c.ok("rollout", "rollback"); !strings.Contains(out, "ro-000003") {
+		t.Errorf("rollback of the latest, succeeded rollout: %s; want a rollback rollout ro-000003", out)
+	}
 }
 
 func TestVerdictText(t *testing.T) {
@@ -126,11 +130,15 @@ func TestRolloutCommandsAgainstAServer(t *testing.T) {
 	if out := f.same("rollout", "list"); !strings.Contains(out, "no rollout yet") {
 		t.Errorf("rollout list: %s", out)
 	}
-	for _, op := range []string{"pause", "resume", "abort", "rollback"} {
+	for _, op := range []string{"pause", "resume", "abort"} {
 		code, _, errOut := f.remoteRun("rollout", op)
 		if code != 1 || !strings.Contains(errOut, "no rollout is active") {
 			t.Errorf("remote rollout %s without an active rollout: exit %d, %s", op, code, errOut)
 		}
+	}
+	// rollback defaults to the latest rollout, active or not: none yet.
+	if code, _, errOut := f.remoteRun("rollout", "rollback"); code != 1 || !strings.Contains(errOut, "no rollout yet") {
+		t.Errorf("remote rollout rollback before any rollout: exit %d, %s", code, errOut)
 	}
 	// Twin: a rollout started on the server is the active one.
 	out := f.remote("deploy", "--detach")
@@ -139,5 +147,9 @@ func TestRolloutCommandsAgainstAServer(t *testing.T) {
 	}
 	if out := f.remote("rollout", "abort"); !strings.Contains(out, "ro-000001") || !strings.Contains(out, "aborted") {
 		t.Errorf("remote rollout abort of the active rollout: %s", out)
+	}
+	// With nothing active, rollback undoes the latest rollout.
+	if out := f.remote("rollout", "rollback"); !strings.Contains(out, "ro-000002") {
+		t.Errorf("remote rollout rollback after an aborted rollout: %s; want a rollback rollout ro-000002", out)
 	}
 }
