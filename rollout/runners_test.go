@@ -2,16 +2,10 @@ package rollout_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
@@ -19,6 +13,7 @@ import (
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/postgres"
+	"github.com/silo-run/silo/store/postgres/pgtest"
 	"github.com/silo-run/silo/store/sqlite"
 )
 
@@ -175,35 +170,14 @@ func TestTwoRunnersSQLite(t *testing.T) {
 // TestTwoRunnersPostgres runs two runners, each with its own connection
 // pool, on one PostgreSQL schema.
 func TestTwoRunnersPostgres(t *testing.T) {
-	dsn := os.Getenv("SILO_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("set SILO_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run two runners on one PostgreSQL")
-	}
+	dsn := pgtest.Fresh(t)
 	ctx := context.Background()
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "silo_rollout_" + hex.EncodeToString(b[:])
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect to SILO_TEST_POSTGRES: %v", err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); conn.Close(ctx) })
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	a, err := postgres.Open(ctx, u.String())
+	a, err := postgres.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	bst, err := postgres.Open(ctx, u.String())
+	bst, err := postgres.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/postgres/pgtest"
 )
 
 // BenchmarkFeed measures one change announced by one Store until another
@@ -14,7 +15,7 @@ import (
 //
 //	go test ./store/postgres -run '^$' -bench Feed -benchtime 2000x
 func BenchmarkFeed(b *testing.B) {
-	dsn := freshSchema(b)
+	dsn := pgtest.Fresh(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	open := func() *Store {

@@ -8,13 +8,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/postgres/pgtest"
 )
 
 // TestFeedCrossesStores announces on one Store and receives on another
 // Store of the same schema (two servers), while a Store of another schema
 // (another installation in the same database) hears nothing of it.
 func TestFeedCrossesStores(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.Fresh(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	open := func(dsn string) *Store {
@@ -25,7 +26,7 @@ func TestFeedCrossesStores(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
-	a, b, other := open(dsn), open(dsn), open(freshSchema(t))
+	a, b, other := open(dsn), open(dsn), open(pgtest.Fresh(t))
 	listen := func(s *Store) (<-chan store.Change, <-chan error) {
 		got, done := make(chan store.Change, 16), make(chan error, 1)
 		go func() { done <- s.Listen(ctx, func(c store.Change) { got <- c }) }()

@@ -2,83 +2,21 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/postgres/pgtest"
 	"github.com/silo-run/silo/store/storetest"
 )
 
-// testDSN returns the DSN from SILO_TEST_POSTGRES or skips the test.
-func testDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("SILO_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("set SILO_TEST_POSTGRES=postgres://... to run the PostgreSQL store suite")
-	}
-	return dsn
-}
-
-// withSearchPath returns dsn with search_path set to schema.
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	t.Helper()
-	if strings.Contains(dsn, "://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("parse SILO_TEST_POSTGRES: %v", err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " search_path=" + schema
-}
-
-// freshSchema creates a schema of its own for one test, drops it when the
-// test ends, and returns a DSN that uses it.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	dsn := testDSN(t)
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "silo_test_" + hex.EncodeToString(b[:])
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect to SILO_TEST_POSTGRES: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("connect to drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(t, dsn, schema)
-}
-
 func openFresh(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), freshSchema(t))
+	s, err := Open(context.Background(), pgtest.Fresh(t))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -87,14 +25,14 @@ func openFresh(t testing.TB) *Store {
 }
 
 func TestStore(t *testing.T) {
-	testDSN(t)
+	pgtest.DSN(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
 }
 
 // TestTwoServersOneChain runs two Stores on one schema, as two silo servers
 // sharing a database would, appending audit entries concurrently.
 func TestTwoServersOneChain(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.Fresh(t)
 	var stores []*Store
 	for range 2 {
 		s, err := Open(context.Background(), dsn)
@@ -149,7 +87,7 @@ func TestTwoServersOneChain(t *testing.T) {
 // TestTwoServersOneAccount has two Stores race to create the same accounts:
 // each ID is created exactly once, and (the twin) distinct IDs all succeed.
 func TestTwoServersOneAccount(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.Fresh(t)
 	a, err := Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +139,7 @@ func TestTwoServersOneAccount(t *testing.T) {
 // TestConcurrentOpen starts several Stores on a new schema at once: the
 // advisory lock lets exactly one apply the schema and the rest find it.
 func TestConcurrentOpen(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.Fresh(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for range 4 {
@@ -224,7 +162,7 @@ func TestConcurrentOpen(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	good := freshSchema(t)
+	good := pgtest.Fresh(t)
 	tests := []struct {
 		name, dsn string
 		want      silo.Code // "" means it opens
@@ -232,7 +170,7 @@ func TestOpenErrors(t *testing.T) {
 		{"good", good, ""},
 		{"unparsable", "postgres://user@host:notaport/db", silo.CodeInvalid},
 		{"nobody listening", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", silo.CodeUnavailable},
-		{"missing schema", withSearchPath(t, testDSN(t), "silo_no_such_schema"), silo.CodeInvalid},
+		{"missing schema", pgtest.WithSearchPath(t, pgtest.DSN(t), "silo_no_such_schema"), silo.CodeInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
