@@ -3,7 +3,6 @@ package platform_test
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,45 +13,6 @@ import (
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/silotest"
 )
-
-// copyApp copies examples/findings into a temporary module that uses this
-// checkout of silo (a replace directive), so a test can edit its sources.
-func copyApp(t testing.TB) string {
-	t.Helper()
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(t.TempDir(), "app")
-	src := filepath.Join(root, "examples", "findings")
-	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		out := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(out, 0o755)
-		}
-		if strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		b = []byte(strings.ReplaceAll(string(b), "github.com/silo-run/silo/examples/findings/", "example.com/findings/"))
-		return os.WriteFile(out, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gomod := fmt.Sprintf("module example.com/findings\n\ngo 1.26.8\n\nrequire github.com/silo-run/silo v0.0.0\n\nreplace github.com/silo-run/silo => %s\n", root)
-	if err := os.WriteFile(filepath.Join(dst, "go.mod"), []byte(gomod), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
 
 // edit rewrites the list function so that its response carries marker.
 func edit(t testing.TB, app, marker string) {
@@ -129,7 +89,7 @@ func next(t testing.TB, events <-chan platform.DevEvent) platform.DevEvent {
 // fixes it again. Only the developer account changes.
 func TestDevEditBuildErrorAndRecovery(t *testing.T) {
 	p := silotest.New(t)
-	app := copyApp(t)
+	app := silotest.CopyExample(t)
 	p.Deploy(t, app)
 	acme := p.Tenant(t, "acme")
 	d, events, stop := startDev(t, p, app)
@@ -186,7 +146,7 @@ func TestDevEditBuildErrorAndRecovery(t *testing.T) {
 // request, which starts a cold instance).
 func BenchmarkDevEditToLive(b *testing.B) {
 	p := silotest.New(b)
-	app := copyApp(b)
+	app := silotest.CopyExample(b)
 	p.Deploy(b, app)
 	d, events, stop := startDev(b, p, app)
 	defer stop()
@@ -218,7 +178,7 @@ func BenchmarkDevEditToLive(b *testing.B) {
 // standard error lands in its own account's log, and nowhere else.
 func TestGuestStdioReachesAccountLog(t *testing.T) {
 	p := silotest.New(t)
-	app := copyApp(t)
+	app := silotest.CopyExample(t)
 	f := filepath.Join(app, "functions", "smoke", "main.go")
 	b, err := os.ReadFile(f)
 	if err != nil {

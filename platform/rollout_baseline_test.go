@@ -74,7 +74,7 @@ func TestGateBaselineAfterBrokenRelease(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := silotest.New(t)
-			app := copyApp(t)
+			app := silotest.CopyExample(t)
 			breakable(t, app, "")
 			v1 := p.Deploy(t, app).Release.ID
 			acme := p.Tenant(t, "acme", silotest.Param("plan", "pro"))

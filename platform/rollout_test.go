@@ -46,7 +46,7 @@ func ringPhase(r rollout.Rollout, name string) rollout.Phase {
 // once its ring is reached.
 func TestRolloutThroughRings(t *testing.T) {
 	p := silotest.New(t)
-	app := copyApp(t)
+	app := silotest.CopyExample(t)
 	p.Deploy(t, app)
 	acme := p.Tenant(t, "acme", silotest.Param("plan", "pro"))
 	globex := p.Tenant(t, "globex")

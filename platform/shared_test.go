@@ -140,7 +140,7 @@ func twoServersShareOneRollout(t *testing.T, mode string) {
 	b := openServer(t, dsn, dir, clock)
 	ctx := context.Background()
 
-	app := copyApp(t)
+	app := silotest.CopyExample(t)
 	spec := filepath.Join(app, "silo.yaml")
 	src, err := os.ReadFile(spec)
 	if err != nil {

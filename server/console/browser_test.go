@@ -2,8 +2,6 @@ package console_test
 
 import (
 	"context"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,7 +135,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	// A second release (one timeout changed), rolled out: the canary ring
 	// (acme, plan=pro) bakes on the fake clock, so the rollout stays running.
-	app := copyApp(t)
+	app := silotest.CopyExample(t)
 	y, err := os.ReadFile(filepath.Join(app, "silo.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -377,42 +375,4 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		b.screenshot("isolation")
 	})
-}
-
-// copyApp copies the example app out of the module, as a module of its
-// own that requires this one, so that a test can build a changed release.
-func copyApp(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, dst := filepath.Join(root, "examples", "findings"), filepath.Join(t.TempDir(), "app")
-	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		out := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(out, 0o755)
-		}
-		if strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		b = []byte(strings.ReplaceAll(string(b), "github.com/silo-run/silo/examples/findings/", "example.com/findings/"))
-		return os.WriteFile(out, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gomod := fmt.Sprintf("module example.com/findings\n\ngo 1.26.8\n\nrequire github.com/silo-run/silo v0.0.0\n\nreplace github.com/silo-run/silo => %s\n", root)
-	if err := os.WriteFile(filepath.Join(dst, "go.mod"), []byte(gomod), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
