@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"time"
 
@@ -131,23 +130,6 @@ func runProbes(ctx context.Context, g *globals) (probe.Report, error) {
 	go func() { served <- p.Serve(sctx, ln) }()
 	defer func() { stop(); <-served }()
 	return p.Probe(ctx)
-}
-
-// dialable turns a listening address into one to connect to: an
-// unspecified host (0.0.0.0, ::) becomes the loopback address.
-func dialable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		if ip != nil && ip.To4() == nil {
-			host = "::1"
-		} else {
-			host = "127.0.0.1"
-		}
-	}
-	return net.JoinHostPort(host, port)
 }
 
 func printResult(w io.Writer, r isolation.Result, took time.Duration) {
