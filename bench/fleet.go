@@ -147,7 +147,7 @@ func fleetScenario(ctx context.Context, cfg config) ([]row, error) {
 	// without the content-hash shortcut (read recorded state, diff each).
 	t0 := time.Now()
 	changed := 0
-	err = f.eng.PlanFleet(ctx, f.rel, store.Filter{}, func(p engine.Plan, err error) error {
+	err = f.eng.PlanFleet(ctx, f.rel, store.Filter{}, func(p silo.Plan, err error) error {
 		if err != nil {
 			return err
 		}
@@ -164,7 +164,7 @@ func fleetScenario(ctx context.Context, cfg config) ([]row, error) {
 		return nil, fmt.Errorf("no-change plan found %d accounts to change", changed)
 	}
 	t0 = time.Now()
-	err = f.eng.PlanFleet(ctx, f.rel, store.Filter{}, func(p engine.Plan, err error) error {
+	err = f.eng.PlanFleet(ctx, f.rel, store.Filter{}, func(p silo.Plan, err error) error {
 		if err != nil {
 			return err
 		}

@@ -333,11 +333,11 @@ func (p *Plane) Accounts(ctx context.Context, f store.Filter) ([]silo.Account, e
 
 // Detail is everything silo tenant show prints about an account.
 type Detail struct {
-	Account   silo.Account       `json:"account"`
-	Resources []silo.Resource    `json:"resources"`
-	Keys      []store.APIKey     `json:"keys"`
-	DataKey   provider.KeyInfo   `json:"data_key"`
-	Drift     []engine.DriftItem `json:"drift"`
+	Account   silo.Account     `json:"account"`
+	Resources []silo.Resource  `json:"resources"`
+	Keys      []store.APIKey   `json:"keys"`
+	DataKey   provider.KeyInfo `json:"data_key"`
+	Drift     []silo.DriftItem `json:"drift"`
 	// Problems is what is wrong with the account and what to do (see
 	// AccountProblems); when it is not empty, DataKey and Drift may be
 	// missing.
@@ -381,10 +381,10 @@ func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
 
 // UpdateParams changes an account's parameters and applies the current
 // release with them.
-func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (engine.Plan, error) {
+func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (silo.Plan, error) {
 	rel, err := p.CurrentRelease(ctx)
 	if err != nil {
-		return engine.Plan{}, err
+		return silo.Plan{}, err
 	}
 	var a silo.Account
 	err = p.cfg.Store.Update(ctx, func(tx store.Tx) error {
@@ -422,7 +422,7 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 		return err
 	})
 	if err != nil {
-		return engine.Plan{}, err
+		return silo.Plan{}, err
 	}
 	plan, err := p.Engine.PlanAccount(ctx, a, rel)
 	if err != nil {

@@ -40,7 +40,7 @@ func BenchmarkPlanNoChange(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		changed := 0
-		err := e.eng.PlanFleet(ctx, rel, store.Filter{}, func(p engine.Plan, err error) error {
+		err := e.eng.PlanFleet(ctx, rel, store.Filter{}, func(p silo.Plan, err error) error {
 			if err != nil {
 				return err
 			}

@@ -3,56 +3,10 @@ package engine
 import (
 	"sort"
 	"strings"
-	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/spec"
 )
-
-// FunctionSpec is the spec of a function resource: the artifact to run and
-// the grants it holds. Grants are policy as data: the decision point and the
-// verifier read them from here.
-type FunctionSpec struct {
-	Artifact    string            `json:"artifact"`
-	Handler     string            `json:"handler"`
-	Memory      uint64            `json:"memory"`
-	Timeout     time.Duration     `json:"timeout"`
-	Concurrency int               `json:"concurrency"`
-	Tables      map[string]string `json:"tables,omitempty"`  // table → "read" | "read-write"
-	Buckets     map[string]string `json:"buckets,omitempty"` // bucket → "read" | "read-write"
-	Config      []string          `json:"config,omitempty"`
-	Secrets     []string          `json:"secrets,omitempty"`
-	Exports     []string          `json:"exports,omitempty"`
-}
-
-// ConfigSpec is the spec of a config resource.
-type ConfigSpec struct {
-	Value string `json:"value"`
-}
-
-// RouteSpec is the spec of a route resource.
-type RouteSpec struct {
-	Method   string `json:"method"`
-	Path     string `json:"path"`
-	Function string `json:"function"`
-}
-
-// ScheduleSpec is the spec of a schedule resource: which function runs, and
-// when (a cron expression in UTC, or a fixed interval).
-type ScheduleSpec struct {
-	Function string `json:"function"`
-	Cron     string `json:"cron,omitempty"`
-	Every    string `json:"every,omitempty"` // a Go duration, e.g. "15m0s"
-}
-
-// ExportSpec is the spec of an export resource of the production account:
-// exactly one of Table, Bucket and Config names the exported resource.
-// Exports are read-only by construction; there is no mode field to widen.
-type ExportSpec struct {
-	Table  string `json:"table,omitempty"`
-	Bucket string `json:"bucket,omitempty"`
-	Config string `json:"config,omitempty"`
-}
 
 type empty struct{}
 
@@ -91,11 +45,11 @@ func Compile(st *spec.Stack, artifacts map[string]string) (*Template, error) {
 	p := st.Production
 	b.named(silo.TypeTable, keys(p.Tables), func(string) any { return empty{} })
 	b.named(silo.TypeBucket, keys(p.Buckets), func(string) any { return empty{} })
-	b.named(silo.TypeConfig, keys(p.Config), func(k string) any { return ConfigSpec{Value: p.Config[k]} })
+	b.named(silo.TypeConfig, keys(p.Config), func(k string) any { return silo.ConfigSpec{Value: p.Config[k]} })
 	b.functions(p.Functions, artifacts, "production.")
 	b.named(silo.TypeExport, keys(p.Exports), func(k string) any {
 		e := p.Exports[k]
-		return ExportSpec{Table: e.Table, Bucket: e.Bucket, Config: e.Config}
+		return silo.ExportSpec{Table: e.Table, Bucket: e.Bucket, Config: e.Config}
 	})
 	if b.err != nil {
 		return nil, b.err
@@ -109,15 +63,15 @@ func Compile(st *spec.Stack, artifacts map[string]string) (*Template, error) {
 			t.dynamic = append(t.dynamic, k)
 			continue
 		}
-		b.add(silo.TypeConfig, k, ConfigSpec{Value: st.Config[k]})
+		b.add(silo.TypeConfig, k, silo.ConfigSpec{Value: st.Config[k]})
 	}
 	b.functions(st.Functions, artifacts, "")
 	for _, r := range st.Routes {
-		b.add(silo.TypeRoute, r.Method+" "+r.Path, RouteSpec{Method: r.Method, Path: r.Path, Function: r.Function})
+		b.add(silo.TypeRoute, r.Method+" "+r.Path, silo.RouteSpec{Method: r.Method, Path: r.Path, Function: r.Function})
 	}
 	b.named(silo.TypeSchedule, keys(st.Schedules), func(k string) any {
 		s := st.Schedules[k]
-		sp := ScheduleSpec{Function: s.Function, Cron: s.Cron}
+		sp := silo.ScheduleSpec{Function: s.Function, Cron: s.Cron}
 		if s.Every > 0 {
 			sp.Every = s.Every.String()
 		}
@@ -146,7 +100,7 @@ func (t *Template) For(acct silo.Account) ([]silo.Resource, error) {
 		if err != nil {
 			return nil, silo.Errorf(silo.CodeInvalid, "config %q for account %s: %v", k, acct.ID, err)
 		}
-		r, err := silo.NewResource(silo.TypeConfig, k, ConfigSpec{Value: v})
+		r, err := silo.NewResource(silo.TypeConfig, k, silo.ConfigSpec{Value: v})
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +152,7 @@ func (b *builder) functions(fns map[string]spec.Function, artifacts map[string]s
 			}
 			return
 		}
-		b.add(silo.TypeFunction, name, FunctionSpec{
+		b.add(silo.TypeFunction, name, silo.FunctionSpec{
 			Artifact: digest, Handler: f.Handler, Memory: f.Memory, Timeout: f.Timeout,
 			Concurrency: f.Concurrency, Tables: accessMap(f.Tables), Buckets: accessMap(f.Buckets),
 			Config: sorted(f.Config), Secrets: sorted(f.Secrets), Exports: sorted(f.Exports),

@@ -99,50 +99,14 @@ type Release struct {
 	Artifacts map[string]string
 }
 
-// Plan is what applying a release to one account would change. It is data:
-// print it, save it as JSON, apply it later (Apply refuses it if the account
-// changed since).
-type Plan struct {
-	Account     silo.AccountID `json:"account"`
-	Kind        silo.Kind      `json:"kind"`
-	Release     string         `json:"release"`
-	FromRelease string         `json:"from_release,omitempty"`
-	DesiredHash string         `json:"desired_hash"`
-	Changes     []silo.Change  `json:"changes"`
-	Unchanged   int            `json:"unchanged"`
-	Version     int64          `json:"version"` // the account version the plan was made against
-	// Provision is set for an account still provisioning (an interrupted
-	// onboarding): Apply first makes sure the provider holds the account.
-	Provision bool `json:"provision,omitempty"`
-}
-
-// Empty reports whether the plan changes no resource.
-func (p Plan) Empty() bool { return len(p.Changes) == 0 }
-
-// Touches reports whether applying the plan writes anything: resources or
-// only the account's release label.
-func (p Plan) Touches() bool { return !p.Empty() || p.Release != p.FromRelease || p.Provision }
-
-// Counts returns the number of changes per operation.
-func (p Plan) Counts() map[silo.Op]int {
-	m := map[silo.Op]int{}
-	for _, c := range p.Changes {
-		m[c.Op]++
-	}
-	if p.Unchanged > 0 {
-		m[silo.OpNoop] = p.Unchanged
-	}
-	return m
-}
-
 // PlanAccount plans release rel for account a. If the desired resources hash
 // to the account's StackHash the plan is empty and no recorded state is read.
-func (e *Engine) PlanAccount(ctx context.Context, a silo.Account, rel Release) (Plan, error) {
+func (e *Engine) PlanAccount(ctx context.Context, a silo.Account, rel Release) (silo.Plan, error) {
 	desired, err := e.desired(rel, a)
 	if err != nil {
-		return Plan{}, err
+		return silo.Plan{}, err
 	}
-	p := Plan{Account: a.ID, Kind: a.Kind, Release: rel.ID, FromRelease: a.Release, DesiredHash: silo.SetHash(desired), Version: a.Version, Provision: a.State == silo.StateProvisioning}
+	p := silo.Plan{Account: a.ID, Kind: a.Kind, Release: rel.ID, FromRelease: a.Release, DesiredHash: silo.SetHash(desired), Version: a.Version, Provision: a.State == silo.StateProvisioning}
 	if p.DesiredHash == a.StackHash && !p.Provision {
 		p.Unchanged = len(desired)
 		return p, nil
@@ -154,7 +118,7 @@ func (e *Engine) PlanAccount(ctx context.Context, a silo.Account, rel Release) (
 		return err
 	})
 	if err != nil {
-		return Plan{}, fmt.Errorf("plan %s: %w", a.ID, err)
+		return silo.Plan{}, fmt.Errorf("plan %s: %w", a.ID, err)
 	}
 	p.Changes, p.Unchanged = Diff(desired, recorded)
 	return p, nil
@@ -230,7 +194,7 @@ func replaces(c, d silo.Resource) bool {
 	if c.Type != silo.TypeExport {
 		return false
 	}
-	var a, b ExportSpec
+	var a, b silo.ExportSpec
 	_ = json.Unmarshal(c.Spec, &a)
 	_ = json.Unmarshal(d.Spec, &b)
 	return (a.Table == "") != (b.Table == "") || (a.Bucket == "") != (b.Bucket == "") || (a.Config == "") != (b.Config == "")
@@ -265,7 +229,7 @@ var hostname = func() string {
 // the account's new release and an audit event in a second transaction. If
 // the account changed since the plan was made, Apply returns
 // silo.ErrConflict and changes nothing.
-func (e *Engine) Apply(ctx context.Context, p Plan) error {
+func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 	if !p.Touches() {
 		return nil
 	}
@@ -379,13 +343,13 @@ func record(tx store.Tx, a silo.AccountID, c silo.Change) error {
 
 // FleetResult is the outcome of planning or applying one account of a fleet.
 type FleetResult struct {
-	Plan Plan
+	Plan silo.Plan
 	Err  error
 }
 
 // PlanFleet plans rel for every account matching f (production included
 // when f allows it), calling fn for each plan in account order.
-func (e *Engine) PlanFleet(ctx context.Context, rel Release, f store.Filter, fn func(Plan, error) error) error {
+func (e *Engine) PlanFleet(ctx context.Context, rel Release, f store.Filter, fn func(silo.Plan, error) error) error {
 	const page = 2000
 	f.Limit = page
 	for {
@@ -438,7 +402,7 @@ func (e *Engine) ApplyFleet(ctx context.Context, rel Release, f store.Filter, pr
 			}
 		}
 	)
-	err := e.PlanFleet(ctx, rel, f, func(p Plan, err error) error {
+	err := e.PlanFleet(ctx, rel, f, func(p silo.Plan, err error) error {
 		if err != nil {
 			report(FleetResult{Plan: p, Err: err})
 			return nil

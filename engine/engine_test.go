@@ -323,7 +323,7 @@ func crashChild(t *testing.T) {
 	case "create":
 		_, err = e.eng.CreateAccount(ctx, silo.Account{ID: "acme", Kind: silo.KindTenant}, release(t, stackV1, "sha256:aaaa"))
 	case "apply":
-		var p engine.Plan
+		var p silo.Plan
 		p, err = e.eng.PlanAccount(ctx, account(t, e, "acme"), release(t, stackV2, "sha256:bbbb"))
 		if err == nil {
 			err = e.eng.Apply(ctx, p)

@@ -22,7 +22,7 @@ import (
 func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release) (silo.Account, error) {
 	now := e.cfg.Now()
 	a.State, a.Created, a.Updated, a.Version = silo.StateProvisioning, now, now, 1
-	p := Plan{Account: a.ID, Kind: a.Kind, Version: 1}
+	p := silo.Plan{Account: a.ID, Kind: a.Kind, Version: 1}
 	if rel.Stack != nil {
 		desired, err := e.desired(rel, a)
 		if err != nil {

@@ -181,17 +181,9 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 	return rep, nil
 }
 
-// DriftItem is one difference between recorded state and the provider.
-type DriftItem struct {
-	Key      string `json:"key"`
-	Kind     string `json:"kind"` // "missing" (recorded, not held), "extra" (held, not recorded), "changed"
-	Recorded string `json:"recorded,omitempty"`
-	Actual   string `json:"actual,omitempty"`
-}
-
 // Drift compares the resources recorded for an account with what the
 // provider actually holds.
-func (e *Engine) Drift(ctx context.Context, id silo.AccountID) ([]DriftItem, error) {
+func (e *Engine) Drift(ctx context.Context, id silo.AccountID) ([]silo.DriftItem, error) {
 	var recorded []silo.Resource
 	if err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
 		var err error
@@ -208,20 +200,20 @@ func (e *Engine) Drift(ctx context.Context, id silo.AccountID) ([]DriftItem, err
 	for _, r := range actual {
 		held[r.Key()] = r
 	}
-	var out []DriftItem
+	var out []silo.DriftItem
 	for _, r := range recorded {
 		a, ok := held[r.Key()]
 		delete(held, r.Key())
 		switch {
 		case !ok:
-			out = append(out, DriftItem{Key: r.Key(), Kind: "missing", Recorded: r.Hash})
+			out = append(out, silo.DriftItem{Key: r.Key(), Kind: "missing", Recorded: r.Hash})
 		case a.Hash != r.Hash:
-			out = append(out, DriftItem{Key: r.Key(), Kind: "changed", Recorded: r.Hash, Actual: a.Hash})
+			out = append(out, silo.DriftItem{Key: r.Key(), Kind: "changed", Recorded: r.Hash, Actual: a.Hash})
 		}
 	}
 	for _, a := range actual {
 		if _, ok := held[a.Key()]; ok {
-			out = append(out, DriftItem{Key: a.Key(), Kind: "extra", Actual: a.Hash})
+			out = append(out, silo.DriftItem{Key: a.Key(), Kind: "extra", Actual: a.Hash})
 		}
 	}
 	return out, nil

@@ -15,7 +15,7 @@
 //
 // The policy is data, compiled from what the engine recorded: one
 // AccountPolicy per account (its declared tables, buckets, config, secrets,
-// routes, and for each function the grants of its engine.FunctionSpec), plus
+// routes, and for each function the grants of its silo.FunctionSpec), plus
 // one global part (the production account's exports and a fixed, ordered list
 // of rules: operators only hold control.* actions and never secret.read (I3);
 // a production principal reaches nothing outside production (I2); across

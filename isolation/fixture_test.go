@@ -123,11 +123,11 @@ func setResource(t testing.TB, f *isolation.Fleet, id silo.AccountID, typ silo.R
 }
 
 // mutateFn edits a function's spec of an account.
-func mutateFn(t testing.TB, f *isolation.Fleet, id silo.AccountID, fn string, edit func(*engine.FunctionSpec)) {
+func mutateFn(t testing.TB, f *isolation.Fleet, id silo.AccountID, fn string, edit func(*silo.FunctionSpec)) {
 	as := acct(t, f, id)
 	for _, r := range as.Resources {
 		if r.Type == silo.TypeFunction && r.Name == fn {
-			var fs engine.FunctionSpec
+			var fs silo.FunctionSpec
 			if err := json.Unmarshal(r.Spec, &fs); err != nil {
 				t.Fatal(err)
 			}

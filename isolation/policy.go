@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/store"
 )
 
@@ -205,7 +204,7 @@ type internCache struct {
 	fns map[string]*fnPolicy
 }
 
-func (c *internCache) function(acct silo.AccountID, name string, spec []byte, fs engine.FunctionSpec) *fnPolicy {
+func (c *internCache) function(acct silo.AccountID, name string, spec []byte, fs silo.FunctionSpec) *fnPolicy {
 	if c == nil {
 		return compileFunction(acct, name, fs)
 	}
@@ -242,13 +241,13 @@ func compile(a silo.Account, rs []silo.Resource, cache *internCache) (*AccountPo
 		m[r.Name] = struct{}{}
 		switch r.Type {
 		case silo.TypeFunction:
-			var fs engine.FunctionSpec
+			var fs silo.FunctionSpec
 			if err := strictJSON(r.Spec, &fs); err != nil {
 				return nil, silo.Errorf(silo.CodeInvalid, "account %s: function %q has a spec the decision point cannot read (%v); redeploy the account", a.ID, r.Name, err)
 			}
 			ap.functions[r.Name] = cache.function(a.ID, r.Name, r.Spec, fs)
 		case silo.TypeRoute:
-			var rs engine.RouteSpec
+			var rs silo.RouteSpec
 			if err := strictJSON(r.Spec, &rs); err != nil {
 				return nil, silo.Errorf(silo.CodeInvalid, "account %s: route %q has a spec the decision point cannot read (%v); redeploy the account", a.ID, r.Name, err)
 			}
@@ -257,7 +256,7 @@ func compile(a silo.Account, rs []silo.Resource, cache *internCache) (*AccountPo
 			if a.ID != silo.ProductionID {
 				continue // only production exports; the verifier reports the rest
 			}
-			var es engine.ExportSpec
+			var es silo.ExportSpec
 			if err := strictJSON(r.Spec, &es); err != nil {
 				return nil, silo.Errorf(silo.CodeInvalid, "export %q has a spec the decision point cannot read (%v); redeploy the production account", r.Name, err)
 			}
@@ -274,7 +273,7 @@ func compile(a silo.Account, rs []silo.Resource, cache *internCache) (*AccountPo
 	return ap, nil
 }
 
-func exportOf(es engine.ExportSpec) (exportTarget, bool) {
+func exportOf(es silo.ExportSpec) (exportTarget, bool) {
 	n := 0
 	var t exportTarget
 	if es.Table != "" {
@@ -289,7 +288,7 @@ func exportOf(es engine.ExportSpec) (exportTarget, bool) {
 	return t, n == 1
 }
 
-func compileFunction(acct silo.AccountID, fn string, fs engine.FunctionSpec) *fnPolicy {
+func compileFunction(acct silo.AccountID, fn string, fs silo.FunctionSpec) *fnPolicy {
 	fp := &fnPolicy{}
 	access := func(section string, m map[string]string) map[string]grant {
 		out := make(map[string]grant, len(m))

@@ -418,7 +418,7 @@ func (v *verifier) template(prod bool, r silo.Resource) *fnTemplate {
 	}
 	t := &fnTemplate{}
 	m[string(r.Spec)] = t
-	var fs engine.FunctionSpec
+	var fs silo.FunctionSpec
 	if err := strictJSON(r.Spec, &fs); err != nil {
 		t.err = err
 		return t
@@ -525,7 +525,7 @@ func (v *verifier) entryPath(as *AccountState, fn string) []Edge {
 		if r.Type != silo.TypeRoute {
 			continue
 		}
-		var rs engine.RouteSpec
+		var rs silo.RouteSpec
 		if strictJSON(r.Spec, &rs) != nil || rs.Function != fn {
 			continue
 		}
@@ -558,7 +558,7 @@ func (v *verifier) route(as *AccountState, r silo.Resource, gw Node) {
 	rn := Node{Account: id, Kind: NodeRoute, Name: r.Name}
 	in := Edge{From: gw, To: rn, Action: ActGatewayInvoke, Origin: "silo.yaml routes[" + r.Name + "]"}
 	v.edge(in)
-	var rs engine.RouteSpec
+	var rs silo.RouteSpec
 	if err := strictJSON(r.Spec, &rs); err != nil {
 		v.violate("I4", fmt.Sprintf("route %q of %s has a spec the verifier cannot read (%v); it fails closed", r.Name, id, err), []Edge{in})
 		return
@@ -596,7 +596,7 @@ func (v *verifier) export(as *AccountState, r silo.Resource) {
 			[]Edge{{From: en, To: Node{Account: AnyAccount, Kind: NodeAccount}, Action: ActExportRead, Origin: "recorded resource export/" + r.Name + " of " + string(id)}})
 		return
 	}
-	var es engine.ExportSpec
+	var es silo.ExportSpec
 	if err := strictJSON(r.Spec, &es); err != nil {
 		v.violate("I2", fmt.Sprintf("export %q has a spec the verifier cannot read (%v): exports are read-only by construction, and an unknown field (e.g. a mode) could widen them", r.Name, err),
 			[]Edge{{From: en, To: Node{Account: AnyAccount, Kind: NodeAccount}, Action: ActExportRead, Origin: origin}})

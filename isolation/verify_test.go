@@ -40,25 +40,25 @@ func mutations() []mutation {
 			f.Keys = append(f.Keys, isolation.Key{ID: "sk_acme_ffffffffffffffff", Account: "*"})
 		}},
 		{"wildcard principal: function named *", "I1", func(t *testing.T, f *isolation.Fleet) {
-			setResource(t, f, "acme", silo.TypeFunction, "*", mustJSON(engine.FunctionSpec{Artifact: "x", Tables: map[string]string{"findings": "read"}}))
+			setResource(t, f, "acme", silo.TypeFunction, "*", mustJSON(silo.FunctionSpec{Artifact: "x", Tables: map[string]string{"findings": "read"}}))
 		}},
 		{"production granted into a tenant table", "I2", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, silo.ProductionID, "refresh", func(fs *engine.FunctionSpec) { fs.Tables["acme/findings"] = "read" })
+			mutateFn(t, f, silo.ProductionID, "refresh", func(fs *silo.FunctionSpec) { fs.Tables["acme/findings"] = "read" })
 		}},
 		{"production function granted a tenant bucket", "I2", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, silo.ProductionID, "refresh", func(fs *engine.FunctionSpec) { fs.Buckets["acme:uploads"] = "read-write" })
+			mutateFn(t, f, silo.ProductionID, "refresh", func(fs *silo.FunctionSpec) { fs.Buckets["acme:uploads"] = "read-write" })
 		}},
 		{"production function granted a tenant secret", "I2", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, silo.ProductionID, "refresh", func(fs *engine.FunctionSpec) { fs.Secrets = append(fs.Secrets, "acme/api-token") })
+			mutateFn(t, f, silo.ProductionID, "refresh", func(fs *silo.FunctionSpec) { fs.Secrets = append(fs.Secrets, "acme/api-token") })
 		}},
 		{"export made writable (mode field)", "I2", func(t *testing.T, f *isolation.Fleet) {
 			setResource(t, f, silo.ProductionID, silo.TypeExport, "catalog", []byte(`{"table":"catalog","mode":"read-write"}`))
 		}},
 		{"tenant granted write on a production table", "I2", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "ingest", func(fs *engine.FunctionSpec) { fs.Tables["production/catalog"] = "read-write" })
+			mutateFn(t, f, "acme", "ingest", func(fs *silo.FunctionSpec) { fs.Tables["production/catalog"] = "read-write" })
 		}},
 		{"tenant granted a non-exported production table", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["production/internal"] = "read" })
+			mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Tables["production/internal"] = "read" })
 		}},
 		{"key bound to two tenants", "I4", func(t *testing.T, f *isolation.Fleet) {
 			f.Keys = append(f.Keys, isolation.Key{ID: keyID("acme"), Account: "globex"})
@@ -76,16 +76,16 @@ func mutations() []mutation {
 			f.Keys = append(f.Keys, isolation.Key{ID: "sk_production_4444444444444444", Account: silo.ProductionID})
 		}},
 		{"function granted another account's table", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["globex/findings"] = "read" })
+			mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Tables["globex/findings"] = "read" })
 		}},
 		{"grant to a non-existent secret", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Secrets = []string{"nope"} })
+			mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Secrets = []string{"nope"} })
 		}},
 		{"grant to another account's secret", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Secrets = []string{"globex:api-token"} })
+			mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Secrets = []string{"globex:api-token"} })
 		}},
 		{"grant to another account's config", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Config = []string{"globex/region"} })
+			mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Config = []string{"globex/region"} })
 		}},
 		{"control plane with secret.read", "I3", func(t *testing.T, f *isolation.Fleet) {
 			f.Operators[0].Actions = append(f.Operators[0].Actions, isolation.ActSecretRead)
@@ -94,28 +94,28 @@ func mutations() []mutation {
 			f.Operators[0].Actions = append(f.Operators[0].Actions, isolation.ActTableRead)
 		}},
 		{"export pointing at a tenant resource", "I2", func(t *testing.T, f *isolation.Fleet) {
-			setResource(t, f, silo.ProductionID, silo.TypeExport, "catalog", mustJSON(engine.ExportSpec{Table: "acme/findings"}))
+			setResource(t, f, silo.ProductionID, silo.TypeExport, "catalog", mustJSON(silo.ExportSpec{Table: "acme/findings"}))
 		}},
 		{"export pointing at two resources", "I1", func(t *testing.T, f *isolation.Fleet) {
-			setResource(t, f, silo.ProductionID, silo.TypeExport, "catalog", mustJSON(engine.ExportSpec{Table: "catalog", Bucket: "rules-files"}))
+			setResource(t, f, silo.ProductionID, silo.TypeExport, "catalog", mustJSON(silo.ExportSpec{Table: "catalog", Bucket: "rules-files"}))
 		}},
 		{"export pointing at a production secret", "I2", func(t *testing.T, f *isolation.Fleet) {
 			setResource(t, f, silo.ProductionID, silo.TypeExport, "catalog", []byte(`{"secret":"signing-key"}`))
 		}},
 		{"grant of an export production does not have", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Exports = append(fs.Exports, "internal") })
+			mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Exports = append(fs.Exports, "internal") })
 		}},
 		{"tenant account holds an export", "I1", func(t *testing.T, f *isolation.Fleet) {
-			setResource(t, f, "acme", silo.TypeExport, "leak", mustJSON(engine.ExportSpec{Table: "findings"}))
+			setResource(t, f, "acme", silo.TypeExport, "leak", mustJSON(silo.ExportSpec{Table: "findings"}))
 		}},
 		{"route to a function of another account", "I4", func(t *testing.T, f *isolation.Fleet) {
-			setResource(t, f, "acme", silo.TypeRoute, "GET /findings", mustJSON(engine.RouteSpec{Method: "GET", Path: "/findings", Function: "globex/list"}))
+			setResource(t, f, "acme", silo.TypeRoute, "GET /findings", mustJSON(silo.RouteSpec{Method: "GET", Path: "/findings", Function: "globex/list"}))
 		}},
 		{"route to an undeclared function", "I1", func(t *testing.T, f *isolation.Fleet) {
-			setResource(t, f, "acme", silo.TypeRoute, "GET /x", mustJSON(engine.RouteSpec{Method: "GET", Path: "/x", Function: "ghost"}))
+			setResource(t, f, "acme", silo.TypeRoute, "GET /x", mustJSON(silo.RouteSpec{Method: "GET", Path: "/x", Function: "ghost"}))
 		}},
 		{"route into production", "I2", func(t *testing.T, f *isolation.Fleet) {
-			setResource(t, f, silo.ProductionID, silo.TypeRoute, "GET /admin", mustJSON(engine.RouteSpec{Method: "GET", Path: "/admin", Function: "refresh"}))
+			setResource(t, f, silo.ProductionID, silo.TypeRoute, "GET /admin", mustJSON(silo.RouteSpec{Method: "GET", Path: "/admin", Function: "refresh"}))
 		}},
 		{"deleted account with a live key", "I5", func(t *testing.T, f *isolation.Fleet) {
 			acct(t, f, "globex").Account.State = silo.StateDeleted
@@ -130,28 +130,28 @@ func mutations() []mutation {
 			}
 		}},
 		{"wildcard table name", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["*"] = "read" })
+			mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Tables["*"] = "read" })
 		}},
 		{"wildcard bucket name pattern", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "ingest", func(fs *engine.FunctionSpec) { fs.Buckets["upload?"] = "read" })
+			mutateFn(t, f, "acme", "ingest", func(fs *silo.FunctionSpec) { fs.Buckets["upload?"] = "read" })
 		}},
 		{"path traversal ../acme/findings", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "globex", "list", func(fs *engine.FunctionSpec) { fs.Tables["../acme/findings"] = "read" })
+			mutateFn(t, f, "globex", "list", func(fs *silo.FunctionSpec) { fs.Tables["../acme/findings"] = "read" })
 		}},
 		{"percent-encoded traversal", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "globex", "list", func(fs *engine.FunctionSpec) { fs.Tables["%2e%2e%2facme%2ffindings"] = "read" })
+			mutateFn(t, f, "globex", "list", func(fs *silo.FunctionSpec) { fs.Tables["%2e%2e%2facme%2ffindings"] = "read" })
 		}},
 		{"backslash traversal", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "globex", "list", func(fs *engine.FunctionSpec) { fs.Tables[`..\acme\findings`] = "read" })
+			mutateFn(t, f, "globex", "list", func(fs *silo.FunctionSpec) { fs.Tables[`..\acme\findings`] = "read" })
 		}},
 		{"traversal into own account", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["./findings/../findings"] = "read" })
+			mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Tables["./findings/../findings"] = "read" })
 		}},
 		{"NUL in a grant name", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["findings\x00"] = "read" })
+			mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Tables["findings\x00"] = "read" })
 		}},
 		{"unknown access level", "I1", func(t *testing.T, f *isolation.Fleet) {
-			mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["findings"] = "admin" })
+			mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Tables["findings"] = "admin" })
 		}},
 		{"unknown field in a function spec", "I1", func(t *testing.T, f *isolation.Fleet) {
 			setResource(t, f, "acme", silo.TypeFunction, "list", []byte(`{"artifact":"x","tables":{"findings":"read"},"accounts":["*"]}`))
@@ -229,7 +229,7 @@ func TestVerifyCatchesEveryMutation(t *testing.T) {
 
 func TestCounterexampleShowsPathAndOrigins(t *testing.T) {
 	f := testFleet(t, 2)
-	mutateFn(t, f, "acme", "list", func(fs *engine.FunctionSpec) { fs.Tables["globex/findings"] = "read" })
+	mutateFn(t, f, "acme", "list", func(fs *silo.FunctionSpec) { fs.Tables["globex/findings"] = "read" })
 	r := isolation.Verify(context.Background(), f)
 	if len(r.Counterexamples) != 1 {
 		t.Fatalf("got %d counterexamples, want 1: %v", len(r.Counterexamples), r.Counterexamples)

@@ -177,14 +177,14 @@ func (p *Platform) Build(ctx context.Context, path string) (engine.Release, erro
 // DeployTo builds the app at path and applies the release to one account
 // only, without making it current: what silo dev does for a developer
 // account. The account must exist.
-func (p *Platform) DeployTo(ctx context.Context, path string, id silo.AccountID) (engine.Plan, error) {
+func (p *Platform) DeployTo(ctx context.Context, path string, id silo.AccountID) (silo.Plan, error) {
 	rel, err := p.Build(ctx, path)
 	if err != nil {
-		return engine.Plan{}, err
+		return silo.Plan{}, err
 	}
 	a, err := p.Plane.Account(ctx, id)
 	if err != nil {
-		return engine.Plan{}, err
+		return silo.Plan{}, err
 	}
 	plan, err := p.Plane.Engine.PlanAccount(ctx, a, rel)
 	if err != nil {

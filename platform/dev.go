@@ -14,7 +14,6 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
-	"github.com/silo-run/silo/engine"
 )
 
 // DevAccount returns the developer account ID for a user name: "dev-"
@@ -47,7 +46,7 @@ type DevEvent struct {
 	// the last good version keeps serving).
 	Kind    string
 	Release string
-	Plan    engine.Plan
+	Plan    silo.Plan
 	Err     error
 	// Took is how long from the first file event of the batch to the new
 	// version being live (or the failure).

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/gateway"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/provider"
@@ -51,7 +50,7 @@ type directory struct {
 type view struct {
 	acct   silo.Account
 	routes []gateway.Route
-	fns    map[string]engine.FunctionSpec
+	fns    map[string]silo.FunctionSpec
 	data   provider.Data // the account's data plane handle
 	read   time.Time     // wall clock: cache age, not platform time
 	err    error         // silo.ErrNotFound for a missing account
@@ -282,17 +281,17 @@ func (d *directory) load(ctx context.Context, id silo.AccountID) (*view, error) 
 	}
 	var ap *isolation.AccountPolicy
 	if v.err == nil {
-		v.fns = map[string]engine.FunctionSpec{}
+		v.fns = map[string]silo.FunctionSpec{}
 		for _, r := range rs {
 			switch r.Type {
 			case silo.TypeRoute:
-				var rsp engine.RouteSpec
+				var rsp silo.RouteSpec
 				if err := json.Unmarshal(r.Spec, &rsp); err != nil {
 					return nil, fmt.Errorf("decode route %s of %s: %w", r.Name, id, err)
 				}
 				v.routes = append(v.routes, gateway.Route{Method: rsp.Method, Path: rsp.Path, Function: rsp.Function})
 			case silo.TypeFunction:
-				var fs engine.FunctionSpec
+				var fs silo.FunctionSpec
 				if err := json.Unmarshal(r.Spec, &fs); err != nil {
 					return nil, fmt.Errorf("decode function %s of %s: %w", r.Name, id, err)
 				}

@@ -293,7 +293,7 @@ func (rn *Runner) applyOne(ctx context.Context, id silo.AccountID, rel engine.Re
 		}); err != nil {
 			return err
 		}
-		var p engine.Plan
+		var p silo.Plan
 		if p, err = rn.cfg.Engine.PlanAccount(ctx, a, rel); err != nil {
 			return err
 		}

@@ -17,7 +17,6 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
-	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/rollout"
@@ -146,8 +145,8 @@ func (c *Client) Show(ctx context.Context, id silo.AccountID) (control.Detail, e
 
 // UpdateParams sets parameters ("" removes one) and the display name, and
 // applies the current release with them.
-func (c *Client) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (engine.Plan, error) {
-	var out engine.Plan
+func (c *Client) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (silo.Plan, error) {
+	var out silo.Plan
 	err := c.call(ctx, http.MethodPatch, "/v1/accounts/"+esc(string(id)), UpdateAccountRequest{Params: set, Name: name}, &out)
 	return out, err
 }

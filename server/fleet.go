@@ -95,18 +95,18 @@ type CreateEnvRequest struct {
 
 // PlanSummary is the plan of a release over the fleet or one account.
 type PlanSummary struct {
-	Release  string        `json:"release"`
-	Accounts int           `json:"accounts"`
-	Changed  int           `json:"changed"`
-	Plans    []engine.Plan `json:"plans"`
-	Errors   []string      `json:"errors,omitempty"`
+	Release  string      `json:"release"`
+	Accounts int         `json:"accounts"`
+	Changed  int         `json:"changed"`
+	Plans    []silo.Plan `json:"plans"`
+	Errors   []string    `json:"errors,omitempty"`
 }
 
 // DriftReport is the drift of one account or all: the provider's holdings
 // against recorded state, for the accounts with drift.
 type DriftReport struct {
-	Accounts int                                   `json:"accounts"`
-	Drift    map[silo.AccountID][]engine.DriftItem `json:"drift"`
+	Accounts int                                 `json:"accounts"`
+	Drift    map[silo.AccountID][]silo.DriftItem `json:"drift"`
 	// Problems are what is wrong with accounts beyond drift (half-done
 	// onboarding or deletion, damaged files, drift that could not be
 	// read), each with what to do.
@@ -145,8 +145,8 @@ func missing(what string) error {
 //
 // CodeNotFound for an unknown account.
 func PlanRelease(ctx context.Context, plane *control.Plane, rel engine.Release, one silo.AccountID) (PlanSummary, error) {
-	sum := PlanSummary{Release: rel.ID, Plans: []engine.Plan{}}
-	add := func(p engine.Plan, err error) error {
+	sum := PlanSummary{Release: rel.ID, Plans: []silo.Plan{}}
+	add := func(p silo.Plan, err error) error {
 		sum.Accounts++
 		if err != nil {
 			sum.Errors = append(sum.Errors, fmt.Sprintf("%s: %s", p.Account, silo.UserMessage(err)))
@@ -180,7 +180,7 @@ func PlanRelease(ctx context.Context, plane *control.Plane, rel engine.Release, 
 //
 // CodeNotFound for an unknown account.
 func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (DriftReport, error) {
-	out := DriftReport{Drift: map[silo.AccountID][]engine.DriftItem{}}
+	out := DriftReport{Drift: map[silo.AccountID][]silo.DriftItem{}}
 	ids := []silo.AccountID{one}
 	if one == "" {
 		accts, err := plane.Accounts(ctx, store.Filter{})

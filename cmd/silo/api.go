@@ -29,7 +29,7 @@ type controlAPI interface {
 	CreateAccount(ctx context.Context, req control.CreateRequest) (control.Created, error)
 	Accounts(ctx context.Context, f store.Filter) ([]silo.Account, error)
 	Show(ctx context.Context, id silo.AccountID) (control.Detail, error)
-	UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (engine.Plan, error)
+	UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (silo.Plan, error)
 	Suspend(ctx context.Context, id silo.AccountID) (silo.Account, error)
 	Resume(ctx context.Context, id silo.AccountID) (silo.Account, error)
 	DeleteAccount(ctx context.Context, id silo.AccountID) error
@@ -153,7 +153,7 @@ func (l localAPI) Show(ctx context.Context, id silo.AccountID) (control.Detail, 
 	return l.a.plane.Show(ctx, id)
 }
 
-func (l localAPI) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (engine.Plan, error) {
+func (l localAPI) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (silo.Plan, error) {
 	return l.a.plane.UpdateParams(ctx, id, set, name)
 }
 

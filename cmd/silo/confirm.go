@@ -9,7 +9,6 @@ import (
 	"golang.org/x/term"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/engine"
 )
 
 // confirm asks before an operation that destroys data. With --yes it goes
@@ -40,7 +39,7 @@ func (g *globals) interactive() bool {
 
 // destroyed describes the data-destroying changes of plans, e.g.
 // "deletes table/notes in acme, globex", or "" when there are none.
-func destroyed(plans []engine.Plan) string {
+func destroyed(plans []silo.Plan) string {
 	where := map[string][]string{}
 	var order []string
 	for _, p := range plans {

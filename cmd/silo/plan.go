@@ -112,7 +112,7 @@ func printSummary(w io.Writer, s planSummary) {
 	fmt.Fprintf(w, "release %s: %d of %d account(s) would change\n", s.Release, s.Changed, s.Accounts)
 }
 
-func printPlan(w io.Writer, p engine.Plan, applied bool) {
+func printPlan(w io.Writer, p silo.Plan, applied bool) {
 	verb := "would"
 	if applied {
 		verb = "did"
@@ -205,8 +205,8 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 			if err != nil {
 				return err
 			}
-			var plan engine.Plan
-			plans := []engine.Plan{}
+			var plan silo.Plan
+			plans := []silo.Plan{}
 			if one != "" {
 				if plan, err = a.plane.Engine.PlanAccount(ctx, acct, rel); err != nil {
 					return err
@@ -233,7 +233,7 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 			if _, err := a.plane.EnsureProduction(ctx, rel); err != nil {
 				return err
 			}
-			var results []engine.Plan
+			var results []silo.Plan
 			var failed []string
 			if one != "" {
 				p := plan
@@ -278,9 +278,9 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 }
 
 // printApplied prints what an apply changed and what failed.
-func printApplied(g *globals, release string, results []engine.Plan, failed []string) error {
+func printApplied(g *globals, release string, results []silo.Plan, failed []string) error {
 	if results == nil {
-		results = []engine.Plan{}
+		results = []silo.Plan{}
 	}
 	out := map[string]any{"release": release, "applied": results, "failed": failed}
 	return g.print(out, func(w io.Writer) {

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/store"
 )
 
@@ -24,14 +23,14 @@ const planFormat = "silo-plan/1"
 type savedPlan struct {
 	Format  string                   `json:"format"`
 	Release string                   `json:"release"`
-	Plans   []engine.Plan            `json:"plans"` // the accounts it changes
+	Plans   []silo.Plan              `json:"plans"` // the accounts it changes
 	Fleet   map[silo.AccountID]int64 `json:"fleet"` // every account planned, at the version planned
 }
 
 // newSavedPlan records plans against the fleet listed before planning. An
 // account whose plan was made against another version than listed changed
 // while planning: the caller should plan again.
-func newSavedPlan(release string, before []silo.Account, plans []engine.Plan) (savedPlan, error) {
+func newSavedPlan(release string, before []silo.Account, plans []silo.Plan) (savedPlan, error) {
 	sp := savedPlan{Format: planFormat, Release: release, Plans: plans, Fleet: map[silo.AccountID]int64{}}
 	for _, a := range before {
 		sp.Fleet[a.ID] = a.Version
@@ -115,7 +114,7 @@ func (sp savedPlan) moved(now []silo.Account) string {
 // applySaved applies exactly the plans of sp, after checking that the fleet
 // has not moved since and that data-destroying changes are confirmed. It
 // makes the plan's release current first, as silo apply does.
-func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes bool) ([]engine.Plan, error) {
+func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes bool) ([]silo.Plan, error) {
 	rel, err := a.plane.Release(ctx, sp.Release)
 	if err != nil {
 		return nil, silo.Errorf(silo.CodeNotFound, "release %s, which the plan was made for, is not stored here; make a new plan with silo plan --all --out FILE", sp.Release)
@@ -138,7 +137,7 @@ func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes bool)
 	if err := a.plane.SetCurrent(ctx, rel); err != nil {
 		return nil, err
 	}
-	var done []engine.Plan
+	var done []silo.Plan
 	for _, p := range sp.Plans {
 		if err := a.plane.Engine.Apply(ctx, p); err != nil {
 			return done, fmt.Errorf("apply the saved plan to %s: %w", p.Account, err)

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/runtime"
 )
@@ -327,7 +326,7 @@ func (r *run) hostCalls(ctx context.Context, rep *Report) error {
 // production. Reads of production's own tables are its controls.
 func (r *run) productionProbe(ctx context.Context, pt *tally, c *checks) ([]*pending, error) {
 	a, b := r.a, r.b
-	fs := engine.FunctionSpec{Artifact: r.digest, Tables: map[string]string{}, Buckets: map[string]string{}}
+	fs := silo.FunctionSpec{Artifact: r.digest, Tables: map[string]string{}, Buckets: map[string]string{}}
 	for _, t := range r.prod.tables {
 		fs.Tables[t] = "read"
 	}
@@ -422,7 +421,7 @@ func (r *run) productionProbe(ctx context.Context, pt *tally, c *checks) ([]*pen
 // fnProdProbe with grants fs, through the real decision point (a policy
 // compiled from production's recorded resources plus that function) and
 // the real guarded host, which holds production's data handle only.
-func (r *run) invokeProduction(ctx context.Context, fs engine.FunctionSpec, ops []op) ([]result, error) {
+func (r *run) invokeProduction(ctx context.Context, fs silo.FunctionSpec, ops []op) ([]result, error) {
 	fr, err := silo.NewResource(silo.TypeFunction, fnProdProbe, fs)
 	if err != nil {
 		return nil, err
@@ -467,7 +466,7 @@ func (r *run) invokeProduction(ctx context.Context, fs engine.FunctionSpec, ops 
 // productionDump reads every production table and bucket as production's
 // own probe function, to find writes that must not have landed there.
 func (r *run) productionDump(ctx context.Context) ([][]byte, error) {
-	fs := engine.FunctionSpec{Artifact: r.digest, Tables: map[string]string{}, Buckets: map[string]string{}}
+	fs := silo.FunctionSpec{Artifact: r.digest, Tables: map[string]string{}, Buckets: map[string]string{}}
 	var ops []op
 	for _, t := range r.prod.tables {
 		fs.Tables[t] = "read"

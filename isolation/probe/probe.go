@@ -18,7 +18,6 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
-	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/runtime"
 	"github.com/silo-run/silo/store"
@@ -30,7 +29,7 @@ type Control interface {
 	// CreateAccount onboards an account on the current release.
 	CreateAccount(ctx context.Context, req control.CreateRequest) (control.Created, error)
 	// DeployTo builds the app at path and applies it to one account only.
-	DeployTo(ctx context.Context, path string, id silo.AccountID) (engine.Plan, error)
+	DeployTo(ctx context.Context, path string, id silo.AccountID) (silo.Plan, error)
 	// IssueKey issues an API key named name and returns it in plain text.
 	IssueKey(ctx context.Context, id silo.AccountID, name string) (string, error)
 	// RevokeKey revokes a key by its public ID.
@@ -121,7 +120,7 @@ func (a *acct) markers() map[string]string {
 // prodInfo is what the probe learned about the production account.
 type prodInfo struct {
 	tables, buckets []string
-	exports         map[string]engine.ExportSpec
+	exports         map[string]silo.ExportSpec
 	resources       []silo.Resource
 }
 
@@ -275,7 +274,7 @@ func (r *run) readProduction(ctx context.Context) error {
 	if err != nil && !errors.Is(err, silo.ErrNotFound) {
 		return fmt.Errorf("probe: read the production account's resources: %w", err)
 	}
-	r.prod = prodInfo{exports: map[string]engine.ExportSpec{}, resources: rs}
+	r.prod = prodInfo{exports: map[string]silo.ExportSpec{}, resources: rs}
 	for _, res := range rs {
 		switch res.Type {
 		case silo.TypeTable:
@@ -283,7 +282,7 @@ func (r *run) readProduction(ctx context.Context) error {
 		case silo.TypeBucket:
 			r.prod.buckets = append(r.prod.buckets, res.Name)
 		case silo.TypeExport:
-			var es engine.ExportSpec
+			var es silo.ExportSpec
 			if err := json.Unmarshal(res.Spec, &es); err == nil {
 				r.prod.exports[res.Name] = es
 			}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/silo-run/silo/engine"
+	silo "github.com/silo-run/silo"
 )
 
 // residue checks that instance memory never crosses accounts: A's instance
@@ -28,7 +28,7 @@ func (r *run) residue(ctx context.Context, rep *Report) error {
 			return err
 		}
 		r.residueAttempts(t, string(other.id)+"'s instance", string(owner.id), m, res[0])
-		res, err = r.invokeProduction(ctx, engine.FunctionSpec{Artifact: r.digest}, []op{{Op: "residue.get", Key: m}})
+		res, err = r.invokeProduction(ctx, silo.FunctionSpec{Artifact: r.digest}, []op{{Op: "residue.get", Key: m}})
 		if err != nil {
 			return err
 		}

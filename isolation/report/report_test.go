@@ -10,7 +10,6 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/provider"
@@ -32,11 +31,11 @@ func testInput(t *testing.T) report.Input {
 		Resources: []silo.Resource{
 			res(t, silo.TypeTable, "findings", struct{}{}),
 			res(t, silo.TypeBucket, "uploads", struct{}{}),
-			res(t, silo.TypeConfig, "region", engine.ConfigSpec{Value: "eu"}),
+			res(t, silo.TypeConfig, "region", silo.ConfigSpec{Value: "eu"}),
 			res(t, silo.TypeSecret, "api-token", struct{}{}),
-			res(t, silo.TypeFunction, "ingest", engine.FunctionSpec{Artifact: "sha256:aa", Tables: map[string]string{"findings": "read-write"},
+			res(t, silo.TypeFunction, "ingest", silo.FunctionSpec{Artifact: "sha256:aa", Tables: map[string]string{"findings": "read-write"},
 				Buckets: map[string]string{"uploads": "read-write"}, Secrets: []string{"api-token"}, Exports: []string{"catalog"}}),
-			res(t, silo.TypeRoute, "POST /findings", engine.RouteSpec{Method: "POST", Path: "/findings", Function: "ingest"}),
+			res(t, silo.TypeRoute, "POST /findings", silo.RouteSpec{Method: "POST", Path: "/findings", Function: "ingest"}),
 		},
 		Keys:     []isolation.Key{{ID: "sk_acme_0123456789abcdef", Account: "acme"}, {ID: "sk_acme_fedcba9876543210", Account: "acme", Revoked: true}},
 		DataKey:  provider.KeyInfo{Algorithm: "AES-256-GCM, envelope", Fingerprint: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", WrappedBy: "local master key 1234"},

@@ -1,0 +1,97 @@
+package silo
+
+import "time"
+
+// The data shapes of the engine's work, shared by every layer: the spec of
+// each resource type as the engine encodes it into Resource.Spec (providers,
+// the decision point and the verifier decode them), a plan of one account,
+// and a drift item.
+
+// FunctionSpec is the spec of a function resource: the artifact to run and
+// the grants it holds. Grants are policy as data: the decision point and the
+// verifier read them from here.
+type FunctionSpec struct {
+	Artifact    string            `json:"artifact"`
+	Handler     string            `json:"handler"`
+	Memory      uint64            `json:"memory"`
+	Timeout     time.Duration     `json:"timeout"`
+	Concurrency int               `json:"concurrency"`
+	Tables      map[string]string `json:"tables,omitempty"`  // table → "read" | "read-write"
+	Buckets     map[string]string `json:"buckets,omitempty"` // bucket → "read" | "read-write"
+	Config      []string          `json:"config,omitempty"`
+	Secrets     []string          `json:"secrets,omitempty"`
+	Exports     []string          `json:"exports,omitempty"`
+}
+
+// ConfigSpec is the spec of a config resource.
+type ConfigSpec struct {
+	Value string `json:"value"`
+}
+
+// RouteSpec is the spec of a route resource.
+type RouteSpec struct {
+	Method   string `json:"method"`
+	Path     string `json:"path"`
+	Function string `json:"function"`
+}
+
+// ScheduleSpec is the spec of a schedule resource: which function runs, and
+// when (a cron expression in UTC, or a fixed interval).
+type ScheduleSpec struct {
+	Function string `json:"function"`
+	Cron     string `json:"cron,omitempty"`
+	Every    string `json:"every,omitempty"` // a Go duration, e.g. "15m0s"
+}
+
+// ExportSpec is the spec of an export resource of the production account:
+// exactly one of Table, Bucket and Config names the exported resource.
+// Exports are read-only by construction; there is no mode field to widen.
+type ExportSpec struct {
+	Table  string `json:"table,omitempty"`
+	Bucket string `json:"bucket,omitempty"`
+	Config string `json:"config,omitempty"`
+}
+
+// Plan is what applying a release to one account would change. It is data:
+// print it, save it as JSON, apply it later (Apply refuses it if the account
+// changed since).
+type Plan struct {
+	Account     AccountID `json:"account"`
+	Kind        Kind      `json:"kind"`
+	Release     string    `json:"release"`
+	FromRelease string    `json:"from_release,omitempty"`
+	DesiredHash string    `json:"desired_hash"`
+	Changes     []Change  `json:"changes"`
+	Unchanged   int       `json:"unchanged"`
+	Version     int64     `json:"version"` // the account version the plan was made against
+	// Provision is set for an account still provisioning (an interrupted
+	// onboarding): Apply first makes sure the provider holds the account.
+	Provision bool `json:"provision,omitempty"`
+}
+
+// Empty reports whether the plan changes no resource.
+func (p Plan) Empty() bool { return len(p.Changes) == 0 }
+
+// Touches reports whether applying the plan writes anything: resources or
+// only the account's release label.
+func (p Plan) Touches() bool { return !p.Empty() || p.Release != p.FromRelease || p.Provision }
+
+// Counts returns the number of changes per operation.
+func (p Plan) Counts() map[Op]int {
+	m := map[Op]int{}
+	for _, c := range p.Changes {
+		m[c.Op]++
+	}
+	if p.Unchanged > 0 {
+		m[OpNoop] = p.Unchanged
+	}
+	return m
+}
+
+// DriftItem is one difference between recorded state and the provider.
+type DriftItem struct {
+	Key      string `json:"key"`
+	Kind     string `json:"kind"` // "missing" (recorded, not held), "extra" (held, not recorded), "changed"
+	Recorded string `json:"recorded,omitempty"`
+	Actual   string `json:"actual,omitempty"`
+}
