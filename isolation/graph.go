@@ -1,0 +1,128 @@
+package isolation
+
+import (
+	"fmt"
+	"strings"
+
+	silo "github.com/silo-run/silo"
+)
+
+// NodeKind is the kind of a node of the access graph.
+type NodeKind string
+
+// The node kinds: principals, the gateway of an account, and resources.
+const (
+	NodeFunction NodeKind = "function"
+	NodeKey      NodeKind = "key"
+	NodeOperator NodeKind = "operator"
+	NodeGateway  NodeKind = "gateway"
+	NodeAccount  NodeKind = "account" // an account as a whole (control actions)
+	NodeRoute    NodeKind = "route"
+	NodeTable    NodeKind = "table"
+	NodeBucket   NodeKind = "bucket"
+	NodeConfig   NodeKind = "config"
+	NodeSecret   NodeKind = "secret"
+	NodeExport   NodeKind = "export"
+)
+
+// AnyAccount is the account of a node that stands for every account: the
+// target of a wildcard grant or of an operator's control actions.
+const AnyAccount silo.AccountID = "*"
+
+// Node is a principal or resource of the access graph.
+type Node struct {
+	Account silo.AccountID `json:"account"`
+	Kind    NodeKind       `json:"kind"`
+	Name    string         `json:"name"`
+}
+
+func (n Node) String() string {
+	switch n.Kind {
+	case NodeGateway:
+		return "gateway of " + string(n.Account)
+	case NodeOperator:
+		return "operator " + n.Name
+	case NodeAccount:
+		if n.Account == AnyAccount {
+			return "every account"
+		}
+		return "account " + string(n.Account)
+	}
+	acct := string(n.Account)
+	if n.Account == AnyAccount {
+		acct = "every account"
+	}
+	return fmt.Sprintf("%s %q of %s", n.Kind, n.Name, acct)
+}
+
+// Edge is one capability: From may do Action to To, because of Origin.
+type Edge struct {
+	From   Node   `json:"from"`
+	To     Node   `json:"to"`
+	Action Action `json:"action"`
+	Origin string `json:"origin"`
+}
+
+func (e Edge) String() string {
+	return fmt.Sprintf("%s --%s--> %s  [%s]", e.From, e.Action, e.To, e.Origin)
+}
+
+// Counterexample is one violation of an invariant: a path through the access
+// graph (each edge with its origin) and what is wrong with it.
+type Counterexample struct {
+	Invariant string `json:"invariant"` // "I1".."I5"
+	Problem   string `json:"problem"`
+	Path      []Edge `json:"path,omitempty"`
+}
+
+func (c Counterexample) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", c.Invariant, c.Problem)
+	for _, e := range c.Path {
+		fmt.Fprintf(&b, "\n    %s", e)
+	}
+	return b.String()
+}
+
+// Status is the outcome of a verification.
+type Status string
+
+// The statuses. There is no "unknown": every edge is decided.
+const (
+	StatusProved     Status = "proved"
+	StatusViolated   Status = "counterexamples"
+	StatusIncomplete Status = "incomplete" // no violation, but a fact was missing (see Result.Incomplete)
+)
+
+// MaxCounterexamples bounds how many counterexamples a Result holds; Violations
+// counts them all.
+const MaxCounterexamples = 1000
+
+// Result is the outcome of Verify.
+type Result struct {
+	Status          Status           `json:"status"`
+	Accounts        int              `json:"accounts"`
+	Principals      int              `json:"principals"`
+	Resources       int              `json:"resources"`
+	Edges           int              `json:"edges"`
+	Violations      int              `json:"violations"`
+	Counterexamples []Counterexample `json:"counterexamples,omitempty"`
+	Incomplete      []string         `json:"incomplete,omitempty"`
+}
+
+// Proved reports whether every invariant holds.
+func (r Result) Proved() bool { return r.Status == StatusProved }
+
+// Involving returns the counterexamples whose path touches account id.
+func (r Result) Involving(id silo.AccountID) []Counterexample {
+	var out []Counterexample
+	for _, c := range r.Counterexamples {
+		for _, e := range c.Path {
+			if e.From.Account == id || e.To.Account == id || e.To.Account == AnyAccount {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
+}
