@@ -1,0 +1,265 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"go.etcd.io/bbolt"
+)
+
+// account is the in-memory state of one account. It lives in Provider.accts
+// while referenced or while its store file is open.
+type account struct {
+	id  silo.AccountID
+	dir string
+
+	// mu serializes control-plane changes to the account (create, delete,
+	// apply, put secret) and the opening of its store file.
+	mu sync.Mutex
+
+	// commits groups concurrent table writes into shared transactions
+	// (commit.go).
+	commits committer
+
+	// Guarded by Provider.mu.
+	refs     int
+	db       *bbolt.DB
+	dbFile   os.FileInfo // the store file db has open
+	dbRing   *cachedFile // the key ring copy under which db was last found current
+	users    int         // in-flight operations holding db
+	lastUsed time.Time
+}
+
+// detachLocked takes the account's store out of service and returns it for
+// closing (nil if none was open). Operations still holding it release
+// nothing (releaseDB); a transaction they begin after it is closed fails
+// with bbolt.ErrDatabaseNotOpen. The caller holds Provider.mu.
+func (p *Provider) detachLocked(a *account) *bbolt.DB {
+	db := a.db
+	if db != nil {
+		p.open--
+	}
+	a.db, a.dbFile, a.dbRing, a.users = nil, nil, nil, 0
+	return db
+}
+
+func (p *Provider) janitor() {
+	defer close(p.done)
+	t := time.NewTicker(max(p.cfg.IdleTimeout/2, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			p.closeIdle(now)
+			p.sweepCache()
+		}
+	}
+}
+
+// closeIdle closes the store files of accounts idle since before
+// now-IdleTimeout.
+func (p *Provider) closeIdle(now time.Time) {
+	var dbs []*bbolt.DB
+	p.mu.Lock()
+	for id, a := range p.accts {
+		if a.db != nil && a.users == 0 && now.Sub(a.lastUsed) >= p.cfg.IdleTimeout {
+			dbs = append(dbs, p.detachLocked(a))
+		}
+		if a.refs == 0 && a.db == nil {
+			delete(p.accts, id)
+		}
+	}
+	p.mu.Unlock()
+	for _, db := range dbs {
+		if err := db.Close(); err != nil {
+			p.log.Warn("close idle account store", "path", db.Path(), "err", err)
+		}
+	}
+}
+
+// openStores returns how many account store files are open.
+func (p *Provider) openStores() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.open
+}
+
+// ref returns the account state of id, creating it if needed, and holds a
+// reference to it until unref.
+func (p *Provider) ref(id silo.AccountID) *account {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.accts[id]
+	if a == nil {
+		a = &account{id: id, dir: filepath.Join(p.accounts, string(id))}
+		p.accts[id] = a
+	}
+	a.refs++
+	return a
+}
+
+func (p *Provider) unref(a *account) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a.refs--
+	if a.refs == 0 && a.db == nil {
+		delete(p.accts, a.id)
+	}
+}
+
+// storeLockWait is how long opening a store file waits for another process
+// that has it open (bbolt locks the file to one process at a time).
+var storeLockWait = 5 * time.Second
+
+// errNoStore means the account has no store file yet (it has no tables).
+var errNoStore = errors.New("account has no store file")
+
+// acquireDB returns the account's open store, opening it if needed, and
+// marks it in use until releaseDB. With create false a missing store file is
+// errNoStore rather than created. ring is the account's key ring as the
+// caller just loaded it (nil: none): the open store is used as it is while
+// the ring is the copy it was last found current under; after the ring
+// changed (a write of this process, or data.key replaced by another
+// process, which may have deleted and re-created the account) one stat
+// checks that the store file at the account's path is still the one open,
+// and else the open one (unlinked) is closed and the new one opened.
+func (p *Provider) acquireDB(a *account, create bool, ring *cachedFile) (*bbolt.DB, error) {
+	p.mu.Lock()
+	if db := a.db; db != nil && ring != nil && a.dbRing == ring {
+		a.users++
+		p.mu.Unlock()
+		return db, nil
+	}
+	p.mu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return p.acquireDBLocked(a, create, ring)
+}
+
+// acquireDBLocked is acquireDB for a caller holding a.mu.
+func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*bbolt.DB, error) {
+	path := filepath.Join(a.dir, fileDB)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, silo.Errorf(silo.CodeUnavailable, "local provider is closed")
+	}
+	db, open := a.db, a.dbFile
+	p.mu.Unlock()
+	if db != nil {
+		fi, err := os.Stat(path)
+		var stale *bbolt.DB
+		p.mu.Lock()
+		switch {
+		case a.db != db:
+			// Closed meanwhile (idle, evicted): open it again below.
+		case err == nil && os.SameFile(fi, open):
+			a.users++
+			a.dbRing = ring
+			p.mu.Unlock()
+			return db, nil
+		default:
+			stale = p.detachLocked(a)
+		}
+		p.mu.Unlock()
+		if stale != nil {
+			p.log.Info("account store file replaced by another process; reopening", "account", a.id)
+			go stale.Close() // waits for its running transactions
+		}
+	}
+
+	if err := p.checkExists(a); err != nil {
+		return nil, err
+	}
+	if err := p.damagedFile(a.id, fileDB); err != nil {
+		return nil, err // the file found damaged is still there
+	}
+	if !create {
+		fi, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errNoStore
+		}
+		if err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+			// bbolt would start a new, empty store in it: the tables and
+			// their data would be silently gone.
+			return nil, p.markDamaged(a.id, fileDB, "it is empty (0 bytes) though the account has tables")
+		}
+	}
+	// openBolt checks the file's structure before bbolt maps it: bbolt
+	// trusts its file, and a damaged one would panic in a goroutine of its
+	// own (see storecheck.go).
+	db, fi, err := openBolt(path, bbolt.Options{
+		Timeout:        storeLockWait,
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, silo.Errorf(silo.CodeUnavailable, "the table store of account %s is open in another silo process on %s (silo up or silo server); stop that process and retry, or run the command through its API (commands on its data dir do so by themselves; from elsewhere pass --server)", a.id, p.cfg.Dir)
+	}
+	if err != nil {
+		return nil, p.storeErr(a, fmt.Errorf("open store of %s: %w", a.id, err))
+	}
+
+	p.mu.Lock()
+	a.db, a.dbFile, a.dbRing = db, fi, ring
+	a.users++
+	p.open++
+	victims := p.evictLocked()
+	p.mu.Unlock()
+	for _, v := range victims {
+		v.Close()
+	}
+	return db, nil
+}
+
+// evictLocked takes the least recently used idle stores out of service while
+// more than MaxOpen are open, and returns them for closing.
+func (p *Provider) evictLocked() []*bbolt.DB {
+	var out []*bbolt.DB
+	for p.open > p.cfg.MaxOpen {
+		var oldest *account
+		for _, a := range p.accts {
+			if a.db != nil && a.users == 0 && (oldest == nil || a.lastUsed.Before(oldest.lastUsed)) {
+				oldest = a
+			}
+		}
+		if oldest == nil {
+			break // everything open is in use
+		}
+		out = append(out, p.detachLocked(oldest))
+		if oldest.refs == 0 {
+			delete(p.accts, oldest.id)
+		}
+	}
+	return out
+}
+
+// releaseDB ends an operation's use of db, the store acquireDB returned.
+func (p *Provider) releaseDB(a *account, db *bbolt.DB) {
+	p.mu.Lock()
+	if a.db == db {
+		a.users--
+		a.lastUsed = time.Now()
+	}
+	p.mu.Unlock()
+}
+
+// closeDBLocked closes the account's store (waiting for running
+// transactions); the caller holds a.mu.
+func (p *Provider) closeDBLocked(a *account) error {
+	p.mu.Lock()
+	db := p.detachLocked(a)
+	p.mu.Unlock()
+	if db == nil {
+		return nil
+	}
+	return db.Close()
+}
