@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	silo "github.com/silo-run/silo"
@@ -13,6 +14,8 @@ type Copied struct {
 	Resources int `json:"resources"`
 	Keys      int `json:"keys"`
 	Releases  int `json:"releases"`
+	Rollouts  int `json:"rollouts"`
+	Steps     int `json:"steps"`
 	Intents   int `json:"intents"`
 	Settings  int `json:"settings"`
 	Audit     int `json:"audit"`
@@ -20,8 +23,8 @@ type Copied struct {
 
 // Copy copies the whole control-plane state of src into dst, which must be
 // empty: the registry (deleted accounts included), recorded resources, API
-// keys (hashes), releases, the journal, the settings (current release,
-// rollouts) and the audit log. It reads src in one snapshot and writes dst
+// keys (hashes), releases and which is current, rollouts with their steps,
+// the journal, the settings and the audit log. It reads src in one snapshot and writes dst
 // in one transaction, so dst gets all of it or nothing.
 //
 // Audit entries are appended to dst's chain in order, and each must come
@@ -55,6 +58,9 @@ type snapshot struct {
 	resources map[silo.AccountID][]silo.Resource
 	keys      []APIKey
 	releases  []Release
+	current   string
+	rollouts  []Rollout
+	steps     []RolloutStep
 	intents   []Intent
 	settings  map[string]string
 	audit     []AuditEntry
@@ -84,6 +90,19 @@ func (s *snapshot) read(tx Tx) error {
 	}
 	if s.releases, err = tx.Releases(0); err != nil {
 		return err
+	}
+	if s.current, err = tx.CurrentRelease(); err != nil && !errors.Is(err, silo.ErrNotFound) {
+		return err
+	}
+	if s.rollouts, err = tx.Rollouts(0); err != nil {
+		return err
+	}
+	for _, r := range s.rollouts {
+		st, err := tx.Steps(r.ID)
+		if err != nil {
+			return err
+		}
+		s.steps = append(s.steps, st...)
 	}
 	if s.intents, err = l.Journal(0, 0); err != nil {
 		return err
@@ -130,8 +149,12 @@ func empty(tx Tx) error {
 	if err != nil {
 		return err
 	}
-	if len(as)+len(es)+len(rs)+len(ins)+len(set) > 0 {
-		return silo.Errorf(silo.CodeConflict, "the target store is not empty (it holds accounts, releases, journal, settings or audit entries); copy into a new database or schema")
+	ros, err := tx.Rollouts(1)
+	if err != nil {
+		return err
+	}
+	if len(as)+len(es)+len(rs)+len(ros)+len(ins)+len(set) > 0 {
+		return silo.Errorf(silo.CodeConflict, "the target store is not empty (it holds accounts, releases, rollouts, journal, settings or audit entries); copy into a new database or schema")
 	}
 	return nil
 }
@@ -160,6 +183,23 @@ func (s *snapshot) write(tx Tx, n *Copied) error {
 			return fmt.Errorf("copy release %s: %w", s.releases[i].ID, err)
 		}
 		n.Releases++
+	}
+	if s.current != "" {
+		if _, err := tx.SetCurrentRelease(s.current); err != nil {
+			return fmt.Errorf("copy the current release %s: %w", s.current, err)
+		}
+	}
+	for i := len(s.rollouts) - 1; i >= 0; i-- { // oldest first
+		if err := tx.CreateRollout(s.rollouts[i]); err != nil {
+			return fmt.Errorf("copy rollout %s: %w", s.rollouts[i].ID, err)
+		}
+		n.Rollouts++
+	}
+	for _, st := range s.steps {
+		if err := tx.ClaimStep(st); err != nil {
+			return fmt.Errorf("copy rollout step %s: %w", st.StepKey, err)
+		}
+		n.Steps++
 	}
 	for _, in := range s.intents {
 		seq, err := tx.AddIntent(Intent{Key: in.Key, Account: in.Account, Action: in.Action, Change: in.Change, State: IntentPending, Created: in.Created, Updated: in.Updated})

@@ -1,7 +1,8 @@
 // Package store defines the control-plane state: the registry of accounts,
-// recorded resource state, the intent journal, API keys, releases and the
-// tamper-evident audit log. Implementations live in store/sqlite (the
-// default) and store/postgres; both pass the suite in store/storetest.
+// recorded resource state, the intent journal, API keys, releases (and which
+// is current), rollouts with their steps, and the tamper-evident audit log.
+// Implementations live in store/sqlite (the default) and store/postgres;
+// both pass the suite in store/storetest.
 //
 // It imports only the root silo package and the standard library.
 package store
@@ -74,6 +75,41 @@ type Tx interface {
 	Release(id string) (Release, error)
 	// Releases lists releases, newest first.
 	Releases(limit int) ([]Release, error)
+	// CurrentRelease returns the ID of the current release: the one new
+	// accounts get and rollouts start from. silo.ErrNotFound if none is.
+	CurrentRelease() (string, error)
+	// SetCurrentRelease makes the stored release id current and returns the
+	// one it replaces ("" if none). It is the only way the current release
+	// changes. A release that is not stored is silo.ErrNotFound.
+	SetCurrentRelease(id string) (previous string, err error)
+
+	// CreateRollout stores a new rollout with Version 1. An ID already used,
+	// or an Active rollout while another is active, is silo.ErrConflict.
+	CreateRollout(r Rollout) error
+	// UpdateRollout writes r, which must carry the Version it was read with;
+	// the stored Version is incremented. A stale Version, or making r
+	// Active while another rollout is, is silo.ErrConflict.
+	UpdateRollout(r Rollout) error
+	// Rollout returns one rollout.
+	Rollout(id string) (Rollout, error)
+	// ActiveRollout returns the active rollout (silo.ErrNotFound if none).
+	ActiveRollout() (Rollout, error)
+	// Rollouts lists up to limit rollouts (all when limit <= 0), newest
+	// first: in the reverse order of their creation.
+	Rollouts(limit int) ([]Rollout, error)
+	// CountRollouts counts the rollouts ever created.
+	CountRollouts() (int, error)
+	// ClaimStep records a step of a stored rollout as claimed (State
+	// pending; a copy gives the state it had). A second claim of the same
+	// step is silo.ErrConflict.
+	ClaimStep(s RolloutStep) error
+	// FinishStep marks a claimed step done or failed (errText says why).
+	FinishStep(k StepKey, state IntentState, errText string) error
+	// Step returns one claimed step (silo.ErrNotFound if never claimed).
+	Step(k StepKey) (RolloutStep, error)
+	// Steps lists the claimed steps of a rollout, sorted by ring, account
+	// and step.
+	Steps(rollout string) ([]RolloutStep, error)
 
 	// AppendAudit appends an event to the audit log, chaining its hash to the
 	// previous entry, and returns the stored entry.

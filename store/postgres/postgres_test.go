@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/postgres/pgtest"
@@ -245,4 +247,88 @@ func TestSerializationRetry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// legacySchema writes, on a fresh schema, what a silo of schema 2 held
+// (storetest.LegacyData), and returns the DSN.
+func legacySchema(t *testing.T) string {
+	t.Helper()
+	dsn := pgtest.Fresh(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	legacy := storetest.LegacyData()
+	type stmt struct {
+		q    string
+		args []any
+	}
+	stmts := []stmt{{`CREATE TABLE silo_schema (version int NOT NULL)`, nil}, {migrations[0], nil}, {migrations[1], nil}, {`INSERT INTO silo_schema (version) VALUES (2)`, nil}}
+	for _, r := range legacy.Releases {
+		stmts = append(stmts, stmt{`INSERT INTO releases (id, created) VALUES ($1, $2)`, []any{r.ID, r.Created}})
+	}
+	for n, v := range legacy.Settings {
+		stmts = append(stmts, stmt{`INSERT INTO settings (name, value) VALUES ($1, $2)`, []any{n, v}})
+	}
+	for _, in := range legacy.Intents {
+		stmts = append(stmts, stmt{`INSERT INTO intents (key, account, action, state, error, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			[]any{in.Key, string(in.Account), in.Action, string(in.State), in.Error, in.Created, in.Updated}})
+	}
+	for _, st := range stmts {
+		if _, err := conn.Exec(ctx, st.q, st.args...); err != nil {
+			t.Fatalf("write the schema 2 tables: %v", err)
+		}
+	}
+	return dsn
+}
+
+// TestUpgradeFromSchema2: a schema written by a silo that kept the current
+// release and rollouts in settings and rollout steps in the journal opens
+// with them as records (storetest.CheckUpgraded).
+func TestUpgradeFromSchema2(t *testing.T) {
+	s, err := Open(context.Background(), legacySchema(t))
+	if err != nil {
+		t.Fatalf("Open of a schema 2 database: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckUpgraded(t, s)
+}
+
+// TestNewerSchemaRefused: a schema of a newer silo is refused with one
+// clear error and left as it is; the same schema at this silo's version
+// opens (must twin).
+func TestNewerSchemaRefused(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	s, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE silo_schema SET version = $1`, len(migrations)+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, dsn)
+	if silo.ErrorCode(err) != silo.CodeUnavailable || !strings.Contains(silo.UserMessage(err), "run a newer silo") {
+		t.Errorf("got %v, want an unavailable error asking for a newer silo", err)
+	}
+	var v int
+	if err := conn.QueryRow(ctx, `SELECT version FROM silo_schema`).Scan(&v); err != nil || v != len(migrations)+1 {
+		t.Errorf("schema version after the refusal: %d, %v; want it left at %d", v, err, len(migrations)+1)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE silo_schema SET version = $1`, len(migrations)); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open at this silo's version: %v", err)
+	}
+	s.Close()
 }

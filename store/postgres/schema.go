@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
 )
 
 // migrations are applied in order; silo_schema holds how many have been
@@ -110,6 +111,65 @@ CREATE TABLE usage (
 );
 CREATE INDEX usage_account ON usage (account, day);
 `,
+	// 3: the current release, rollouts and their steps as records of their
+	// own (see the SQLite schema).
+	`
+CREATE TABLE current_release (
+	id      int PRIMARY KEY CHECK (id = 1),
+	release text COLLATE "C" NOT NULL REFERENCES releases (id)
+);
+
+CREATE TABLE rollouts (
+	seq         bigint GENERATED ALWAYS AS IDENTITY,
+	id          text COLLATE "C" PRIMARY KEY,
+	release     text        NOT NULL,
+	previous    text        NOT NULL DEFAULT '',
+	rollback_of text        NOT NULL DEFAULT '',
+	state       text        NOT NULL,
+	active      boolean     NOT NULL,
+	owner       text        NOT NULL DEFAULT '',
+	lease       timestamptz,
+	version     bigint      NOT NULL,
+	created     timestamptz NOT NULL,
+	updated     timestamptz NOT NULL,
+	status      text                 -- JSON, package rollout's
+);
+CREATE UNIQUE INDEX rollouts_seq ON rollouts (seq);
+CREATE UNIQUE INDEX rollouts_one_active ON rollouts (active) WHERE active;
+
+CREATE TABLE rollout_steps (
+	rollout      text COLLATE "C" NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+	ring         text COLLATE "C" NOT NULL,
+	account      text COLLATE "C" NOT NULL,
+	step         text COLLATE "C" NOT NULL,
+	from_release text        NOT NULL DEFAULT '',
+	state        text        NOT NULL,
+	error        text        NOT NULL DEFAULT '',
+	created      timestamptz NOT NULL,
+	updated      timestamptz NOT NULL,
+	PRIMARY KEY (rollout, ring, account, step)
+);
+`,
+}
+
+// upgrades move data after the migration of the same number (1-based) ran,
+// in the same transaction.
+var upgrades = map[int]func(t *tx) error{
+	3: upgradeLegacy,
+}
+
+// upgradeLegacy moves the current release, rollouts and their steps out of
+// settings and claims (store.UpgradeLegacy) and deletes the settings moved.
+func upgradeLegacy(t *tx) error {
+	moved, err := store.UpgradeLegacy(t)
+	if err != nil {
+		return err
+	}
+	if len(moved) == 0 {
+		return nil
+	}
+	_, err = t.exec("delete the settings moved", `DELETE FROM settings WHERE name = ANY($1)`, moved)
+	return err
 }
 
 // migrate applies missing migrations in one transaction, holding an
@@ -154,6 +214,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	for i := have; i < len(migrations); i++ {
 		if _, err := pgTx.Exec(ctx, migrations[i]); err != nil {
 			return dbErr(fmt.Sprintf("apply schema migration %d", i+1), err)
+		}
+		if up := upgrades[i+1]; up != nil {
+			if err := up(&tx{ctx: ctx, tx: pgTx}); err != nil {
+				return fmt.Errorf("upgrade the PostgreSQL schema %s to version %d: %w", *schema, i+1, err)
+			}
 		}
 	}
 	if _, err := pgTx.Exec(ctx, `UPDATE silo_schema SET version = $1`, len(migrations)); err != nil {

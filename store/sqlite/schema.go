@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
 )
 
 // migrations are applied in order; PRAGMA user_version holds how many have
@@ -104,6 +105,66 @@ CREATE TABLE usage (
 ) WITHOUT ROWID;
 CREATE INDEX usage_account ON usage (account, day);
 `,
+	// 3: the current release, rollouts and their steps as records of their
+	// own (before, settings and journal claims: see store.UpgradeLegacy,
+	// which moves them after this runs).
+	`
+CREATE TABLE current_release (
+	id      INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+	release TEXT    NOT NULL REFERENCES releases (id)
+);
+
+CREATE TABLE rollouts (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT, -- creation order
+	id          TEXT    NOT NULL UNIQUE,
+	release     TEXT    NOT NULL,
+	previous    TEXT    NOT NULL DEFAULT '',
+	rollback_of TEXT    NOT NULL DEFAULT '',
+	state       TEXT    NOT NULL,
+	active      INTEGER NOT NULL,                  -- 1 while running or paused
+	owner       TEXT    NOT NULL DEFAULT '',
+	lease       INTEGER,                           -- Unix microseconds
+	version     INTEGER NOT NULL,
+	created     INTEGER NOT NULL,
+	updated     INTEGER NOT NULL,
+	status      TEXT                               -- JSON, package rollout's
+);
+CREATE UNIQUE INDEX rollouts_one_active ON rollouts (active) WHERE active = 1;
+
+CREATE TABLE rollout_steps (
+	rollout      TEXT    NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+	ring         TEXT    NOT NULL,
+	account      TEXT    NOT NULL,
+	step         TEXT    NOT NULL,
+	from_release TEXT    NOT NULL DEFAULT '',
+	state        TEXT    NOT NULL,
+	error        TEXT    NOT NULL DEFAULT '',
+	created      INTEGER NOT NULL,
+	updated      INTEGER NOT NULL,
+	PRIMARY KEY (rollout, ring, account, step)
+) WITHOUT ROWID;
+`,
+}
+
+// upgrades move data after the migration of the same number (1-based) ran,
+// in the same transaction.
+var upgrades = map[int]func(t *tx) error{
+	3: upgradeLegacy,
+}
+
+// upgradeLegacy moves the current release, rollouts and their steps out of
+// settings and claims (store.UpgradeLegacy) and deletes the settings moved.
+func upgradeLegacy(t *tx) error {
+	moved, err := store.UpgradeLegacy(t)
+	if err != nil {
+		return err
+	}
+	for _, name := range moved {
+		if _, err := t.exec("delete setting "+name, `DELETE FROM settings WHERE name = ?`, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // migrate applies the migrations the database lacks, all in one write
@@ -127,6 +188,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	for i := have; i < len(migrations); i++ {
 		if _, err := sqlTx.ExecContext(ctx, migrations[i]); err != nil {
 			return s.openErr(fmt.Sprintf("apply schema migration %d", i+1), err)
+		}
+		if up := upgrades[i+1]; up != nil {
+			if err := up(&tx{s: s, ctx: ctx, tx: sqlTx}); err != nil {
+				return fmt.Errorf("upgrade the state file %s to schema version %d: %w", s.path, i+1, err)
+			}
 		}
 	}
 	// PRAGMA takes no parameters; the value is a trusted integer.

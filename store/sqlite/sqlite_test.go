@@ -147,6 +147,38 @@ func writeValidDB(t *testing.T, dir string) string {
 	return path
 }
 
+// schemaPages returns the numbers of the pages holding the schema
+// (sqlite_schema) of the database at path, whose pages are 4 KiB.
+func schemaPages(t *testing.T, path string) map[int]bool {
+	t.Helper()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var size int
+	if err := s.w.QueryRow("PRAGMA page_size").Scan(&size); err != nil || size != 4096 {
+		t.Fatalf("page size %d, %v; want 4096", size, err)
+	}
+	rows, err := s.w.Query(`SELECT pageno FROM dbstat WHERE name = 'sqlite_schema'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	pages := map[int]bool{}
+	for rows.Next() {
+		var p int
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		pages[p] = true
+	}
+	if err := rows.Err(); err != nil || !pages[1] {
+		t.Fatalf("schema pages %v, %v; want page 1 among them", pages, err)
+	}
+	return pages
+}
+
 // TestCorruptedFile: a damaged state file is refused with a clear message
 // and left as it was. Damage to the header or schema is refused by Open;
 // damage to other pages (Open reads only the schema) by the first statement
@@ -178,9 +210,13 @@ func TestCorruptedFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Keep page 1 (header and schema), overwrite the table pages.
+			// Keep the header and the schema's pages, overwrite the
+			// table pages.
+			keep := schemaPages(t, path)
 			for i := 4096; i < len(b); i++ {
-				b[i] = byte(i * 7)
+				if !keep[i/4096+1] {
+					b[i] = byte(i * 7)
+				}
 			}
 			os.WriteFile(path, b, 0o600)
 		}, false, false},
@@ -425,4 +461,43 @@ func TestCrashSafety(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUpgradeFromSchema2: a state file written by a silo that kept the
+// current release and rollouts in settings and rollout steps in the
+// journal opens with them as records (storetest.CheckUpgraded).
+func TestUpgradeFromSchema2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := storetest.LegacyData()
+	type stmt struct {
+		q    string
+		args []any
+	}
+	stmts := []stmt{{migrations[0], nil}, {migrations[1], nil}, {"PRAGMA user_version = 2", nil}}
+	for _, r := range legacy.Releases {
+		stmts = append(stmts, stmt{`INSERT INTO releases (id, created) VALUES (?, ?)`, []any{r.ID, micros(r.Created)}})
+	}
+	for n, v := range legacy.Settings {
+		stmts = append(stmts, stmt{`INSERT INTO settings (name, value) VALUES (?, ?)`, []any{n, v}})
+	}
+	for _, in := range legacy.Intents {
+		stmts = append(stmts, stmt{`INSERT INTO intents (key, account, action, state, error, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			[]any{in.Key, string(in.Account), in.Action, string(in.State), in.Error, micros(in.Created), micros(in.Updated)}})
+	}
+	for _, st := range stmts {
+		if _, err := db.Exec(st.q, st.args...); err != nil {
+			t.Fatalf("write the schema 2 file: %v", err)
+		}
+	}
+	db.Close()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open of a schema 2 file: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckUpgraded(t, s)
 }

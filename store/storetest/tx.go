@@ -58,6 +58,15 @@ func writeEverything(tx store.Tx) error {
 	if err := tx.PutRelease(store.Release{ID: "rel-1"}); err != nil {
 		return err
 	}
+	if _, err := tx.SetCurrentRelease("rel-1"); err != nil {
+		return err
+	}
+	if err := tx.CreateRollout(rollout("ro-1", "rel-1", true, 0)); err != nil {
+		return err
+	}
+	if err := tx.ClaimStep(store.RolloutStep{StepKey: stepKey("ro-1", "acme", "apply")}); err != nil {
+		return err
+	}
 	if err := tx.PutSetting("s", "v"); err != nil {
 		return err
 	}
@@ -80,6 +89,12 @@ func present(t *testing.T, s store.Store) map[string]bool {
 		got["key"] = err == nil
 		_, err = tx.Release("rel-1")
 		got["release"] = err == nil
+		cur, _ := tx.CurrentRelease()
+		got["current"] = cur == "rel-1"
+		_, err = tx.Rollout("ro-1")
+		got["rollout"] = err == nil
+		_, err = tx.Step(stepKey("ro-1", "acme", "apply"))
+		got["step"] = err == nil
 		_, err = tx.Setting("s")
 		got["setting"] = err == nil
 		es, _ := tx.Audit(0, 0)
@@ -90,8 +105,8 @@ func present(t *testing.T, s store.Store) map[string]bool {
 }
 
 var (
-	nothing    = map[string]bool{"account": false, "resource": false, "intent": false, "key": false, "release": false, "setting": false, "audit": false}
-	everything = map[string]bool{"account": true, "resource": true, "intent": true, "key": true, "release": true, "setting": true, "audit": true}
+	nothing    = map[string]bool{"account": false, "resource": false, "intent": false, "key": false, "release": false, "current": false, "rollout": false, "step": false, "setting": false, "audit": false}
+	everything = map[string]bool{"account": true, "resource": true, "intent": true, "key": true, "release": true, "current": true, "rollout": true, "step": true, "setting": true, "audit": true}
 )
 
 func testRollback(t *testing.T, s store.Store) {
@@ -144,6 +159,15 @@ func testRollbackOnPanic(t *testing.T, s store.Store) {
 
 func testViewCannotWrite(t *testing.T, s store.Store) {
 	create(t, s, tenant("base", 0))
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.PutRelease(store.Release{ID: "rel-0"}); err != nil {
+			return err
+		}
+		if err := tx.CreateRollout(rollout("ro-0", "rel-0", false, 0)); err != nil {
+			return err
+		}
+		return tx.ClaimStep(store.RolloutStep{StepKey: stepKey("ro-0", "base", "apply")})
+	})
 	r, _ := silo.NewResource(silo.TypeTable, "findings", nil)
 	writes := []struct {
 		name string
@@ -167,6 +191,20 @@ func testViewCannotWrite(t *testing.T, s store.Store) {
 			return tx.PutKey(store.APIKey{ID: "sk_1", Account: "base", Hash: []byte("h")})
 		}},
 		{"PutRelease", func(tx store.Tx) error { return tx.PutRelease(store.Release{ID: "rel-1"}) }},
+		{"SetCurrentRelease", func(tx store.Tx) error { _, err := tx.SetCurrentRelease("rel-1"); return err }},
+		{"CreateRollout", func(tx store.Tx) error { return tx.CreateRollout(rollout("ro-1", "rel-1", true, 0)) }},
+		{"UpdateRollout", func(tx store.Tx) error {
+			r, err := tx.Rollout("ro-0")
+			if err != nil {
+				return fmt.Errorf("read: %w (a read must work in View)", err)
+			}
+			r.State = "changed"
+			return tx.UpdateRollout(r)
+		}},
+		{"ClaimStep", func(tx store.Tx) error {
+			return tx.ClaimStep(store.RolloutStep{StepKey: stepKey("ro-1", "acme", "apply")})
+		}},
+		{"FinishStep", func(tx store.Tx) error { return tx.FinishStep(stepKey("ro-0", "base", "apply"), store.IntentDone, "") }},
 		{"AppendAudit", func(tx store.Tx) error {
 			_, err := tx.AppendAudit(store.AuditEvent{Actor: "t", Action: "x"})
 			return err
@@ -187,6 +225,14 @@ func testViewCannotWrite(t *testing.T, s store.Store) {
 			if a.Name == "changed" || a.Version != 1 {
 				t.Errorf("%s in View changed account base: %+v", w.name, a)
 			}
+			view(t, s, func(tx store.Tx) error {
+				r, _ := tx.Rollout("ro-0")
+				st, _ := tx.Step(stepKey("ro-0", "base", "apply"))
+				if r.State == "changed" || r.Version != 1 || st.State != store.IntentPending {
+					t.Errorf("%s in View changed rollout ro-0 or its step: %+v %+v", w.name, r, st)
+				}
+				return nil
+			})
 		})
 	}
 	// Must twin: the same writes succeed in Update.
@@ -201,6 +247,14 @@ func testViewCannotWrite(t *testing.T, s store.Store) {
 	if a, _ := getAccount(t, s, "base"); a.Name != "changed" {
 		t.Errorf("UpdateAccount in Update did not apply: %+v", a)
 	}
+	view(t, s, func(tx store.Tx) error {
+		r, _ := tx.Rollout("ro-0")
+		st, _ := tx.Step(stepKey("ro-0", "base", "apply"))
+		if r.State != "changed" || st.State != store.IntentDone {
+			t.Errorf("UpdateRollout or FinishStep in Update did not apply: %+v %+v", r, st)
+		}
+		return nil
+	})
 }
 
 func testConflictKeepsTxUsable(t *testing.T, s store.Store) {
@@ -209,7 +263,16 @@ func testConflictKeepsTxUsable(t *testing.T, s store.Store) {
 		if _, err := tx.AddIntent(store.Intent{Key: "k1", Action: "apply"}); err != nil {
 			return err
 		}
-		return tx.PutKey(store.APIKey{ID: "sk_1", Account: "acme", Hash: []byte("h")})
+		if err := tx.PutKey(store.APIKey{ID: "sk_1", Account: "acme", Hash: []byte("h")}); err != nil {
+			return err
+		}
+		if err := tx.PutRelease(store.Release{ID: "rel-1"}); err != nil {
+			return err
+		}
+		if err := tx.CreateRollout(rollout("ro-1", "rel-1", true, 0)); err != nil {
+			return err
+		}
+		return tx.ClaimStep(store.RolloutStep{StepKey: stepKey("ro-1", "acme", "apply")})
 	})
 	// Expected conflicts inside a transaction do not poison it: a caller
 	// that handles them can go on and commit.
@@ -228,6 +291,18 @@ func testConflictKeepsTxUsable(t *testing.T, s store.Store) {
 		}
 		if _, err := tx.Account("nobody"); !errors.Is(err, silo.ErrNotFound) {
 			return fmt.Errorf("missing account: got %v, want not found", err)
+		}
+		if err := tx.CreateRollout(rollout("ro-1", "rel-1", true, 0)); !errors.Is(err, silo.ErrConflict) {
+			return fmt.Errorf("duplicate rollout: got %v, want conflict", err)
+		}
+		if err := tx.CreateRollout(rollout("ro-2", "rel-1", true, 0)); !errors.Is(err, silo.ErrConflict) {
+			return fmt.Errorf("second active rollout: got %v, want conflict", err)
+		}
+		if err := tx.ClaimStep(store.RolloutStep{StepKey: stepKey("ro-1", "acme", "apply")}); !errors.Is(err, silo.ErrConflict) {
+			return fmt.Errorf("second claim: got %v, want conflict", err)
+		}
+		if _, err := tx.SetCurrentRelease("rel-404"); !errors.Is(err, silo.ErrNotFound) {
+			return fmt.Errorf("unknown current release: got %v, want not found", err)
 		}
 		return tx.CreateAccount(tenant("beta", 2))
 	})
