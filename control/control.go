@@ -337,7 +337,11 @@ type Detail struct {
 	Resources []silo.Resource  `json:"resources"`
 	Keys      []store.APIKey   `json:"keys"`
 	DataKey   provider.KeyInfo `json:"data_key"`
-	Drift     []silo.DriftItem `json:"drift"`
+	// Ref is the provider's own reference to the account (an AWS account
+	// ID and OU path; the local account directory); nil while the
+	// provider holds no such account (provisioning, deleted, lost).
+	Ref   *provider.AccountRef `json:"ref,omitempty"`
+	Drift []silo.DriftItem     `json:"drift"`
 	// Problems is what is wrong with the account and what to do (see
 	// AccountProblems); when it is not empty, DataKey and Drift may be
 	// missing.
@@ -367,6 +371,9 @@ func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
 	// An account half created, half deleted or with damaged files is
 	// shown with what is wrong rather than refused: every command agrees
 	// that it exists and in which state.
+	if ref, err := p.cfg.Provider.Ref(ctx, id); err == nil {
+		d.Ref = &ref
+	}
 	if d.Problems = p.AccountProblems(ctx, d.Account); len(d.Problems) > 0 {
 		d.DataKey, _ = p.cfg.Provider.KeyInfo(ctx, id)
 		d.Drift, _ = p.Engine.Drift(ctx, id)

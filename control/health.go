@@ -8,6 +8,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
 )
 
@@ -144,6 +145,7 @@ func (p *Plane) CheckRegistry(ctx context.Context, stateFile string) error {
 // ResumeReport says what Resume did.
 type ResumeReport struct {
 	Resumed []silo.AccountID  `json:"resumed,omitempty"` // onboardings finished
+	Pending []silo.AccountID  `json:"pending,omitempty"` // the provider is still creating the account: tried again next time
 	Failed  map[string]string `json:"failed,omitempty"`  // account → why it could not be finished
 }
 
@@ -180,7 +182,13 @@ func (p *Plane) Resume(ctx context.Context) (ResumeReport, error) {
 		if busy[a.ID] || a.State != silo.StateProvisioning {
 			continue
 		}
-		if err := p.resumeOne(ctx, a, rel); err != nil {
+		err := p.resumeOne(ctx, a, rel)
+		if provider.IsPending(err) {
+			rep.Pending = append(rep.Pending, a.ID)
+			p.cfg.Logger.Info("the provider is still creating an account; trying again later", "account", a.ID)
+			continue
+		}
+		if err != nil {
 			rep.Failed[string(a.ID)] = silo.UserMessage(err)
 			p.cfg.Logger.Warn("could not finish an interrupted onboarding", "account", a.ID, "error", err)
 			continue

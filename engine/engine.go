@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -328,6 +329,9 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 		return fmt.Errorf("record apply of %s: %w", p.Account, err)
 	}
 	e.hook("recorded", p.Account, nil)
+	if provider.IsPending(applyErr) {
+		return errors.Unwrap(applyErr) // provider.Pending: says what happens next
+	}
 	if applyErr != nil {
 		return silo.Errorf(silo.ErrorCode(applyErr), "apply to account %s stopped at %w; fix the cause and run silo apply again", p.Account, applyErr)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
 )
 
@@ -14,6 +15,12 @@ import (
 // applies rel to it (when rel.Stack is not nil), leaving it active. The
 // registry row, the intents and an audit event commit together before any
 // provider call; a crash after that is finished by Recover.
+//
+// If the provider reports the account still being created
+// (provider.Pending), CreateAccount returns at once, without an error, the
+// account in state provisioning: the next apply of it (control.Plane.Resume,
+// which a serving platform runs every few seconds, or silo apply) calls the
+// provider again, which resumes the creation, and applies the stack.
 //
 // # Errors
 //
@@ -95,7 +102,7 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 		}
 		st := store.IntentDone
 		if provErr != nil && done == 0 {
-			st = store.IntentFailed
+			st = store.IntentFailed // also when pending: the next apply creates it again
 		}
 		if err := tx.FinishIntent(createSeq, st, errText(provErr)); err != nil {
 			return err
@@ -129,6 +136,9 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 		return a, fmt.Errorf("record account %s: %w", a.ID, err)
 	}
 	e.hook("recorded", a.ID, nil)
+	if provider.IsPending(provErr) && done == 0 {
+		return a, nil // provisioning; the caller shows the state
+	}
 	if provErr != nil {
 		return a, silo.Errorf(silo.ErrorCode(provErr), "account %s was registered but provisioning failed (%w); it stays in state provisioning and silo apply will finish it", a.ID, provErr)
 	}

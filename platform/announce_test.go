@@ -115,7 +115,7 @@ func sharedPlatform(t *testing.T, dsn, dir string) *silotest.Platform {
 	return silotest.New(t, silotest.WithConfig(func(c *platform.Config) {
 		noRefresh(c)
 		c.Store, c.DataDir = st, dir
-		c.Provider.IdleTimeout = time.Second // the servers share the accounts' files
+		c.Local.IdleTimeout = time.Second // the servers share the accounts' files
 	}))
 }
 

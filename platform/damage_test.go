@@ -50,7 +50,7 @@ func TestDamagedStoreFailsOneTenant(t *testing.T) {
 		for _, open := range []bool{false, true} {
 			t.Run(name+map[bool]string{false: "/closed", true: "/open"}[open], func(t *testing.T) {
 				p := silotest.New(t, silotest.WithConfig(func(c *platform.Config) {
-					c.Provider = local.Config{IdleTimeout: 20 * time.Millisecond}
+					c.Local = local.Config{IdleTimeout: 20 * time.Millisecond}
 				}))
 				p.Deploy(t, app)
 				acme, globex := p.Tenant(t, "acme"), p.Tenant(t, "globex")
@@ -67,7 +67,7 @@ func TestDamagedStoreFailsOneTenant(t *testing.T) {
 				}
 				pp := p.Platform()
 				if !open {
-					for pp.Provider.OpenStores() > 0 { // the janitor closes idle stores
+					for pp.Provider.(*local.Provider).OpenStores() > 0 { // the janitor closes idle stores
 						time.Sleep(10 * time.Millisecond)
 					}
 				}
@@ -97,10 +97,10 @@ func TestDamagedStoreFailsOneTenant(t *testing.T) {
 						t.Fatalf("globex ingest after acme's damage: got %d, want 201", resp.Status)
 					}
 				}
-				if err := pp.Provider.Damaged("acme"); err == nil || !strings.Contains(err.Error(), "data.db") {
+				if err := pp.Provider.(*local.Provider).Damaged("acme"); err == nil || !strings.Contains(err.Error(), "data.db") {
 					t.Errorf("Damaged(acme) = %v, want the damage of data.db", err)
 				}
-				if err := pp.Provider.Damaged("globex"); err != nil {
+				if err := pp.Provider.(*local.Provider).Damaged("globex"); err != nil {
 					t.Errorf("Damaged(globex) = %v, want nil", err)
 				}
 

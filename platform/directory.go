@@ -437,7 +437,7 @@ const msgDegraded = "this tenant is out of service until its operator repairs it
 // logging the damage for the operator; nil otherwise. The account's other
 // tenants' requests are not affected: no other account is looked at.
 func (p *Platform) degraded(acct silo.AccountID, fn, reqID string) error {
-	derr := p.Provider.Damaged(acct)
+	derr := p.damaged(acct)
 	if derr == nil {
 		return nil
 	}

@@ -143,8 +143,10 @@ func (p *Platform) VerifyGone(ctx context.Context, id silo.AccountID) error {
 			return silo.Errorf(silo.CodeFailedCheck, "teardown of %s incomplete: the provider still lists the account", id)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(p.Provider.Dir(), "accounts", string(id))); err == nil {
-		return silo.Errorf(silo.CodeFailedCheck, "teardown of %s incomplete: its directory is still on disk", id)
+	if d, ok := p.Provider.(accountDirs); ok {
+		if _, err := os.Stat(filepath.Join(d.Dir(), "accounts", string(id))); err == nil {
+			return silo.Errorf(silo.CodeFailedCheck, "teardown of %s incomplete: its directory is still on disk", id)
+		}
 	}
 	if rs, err := p.Provider.Resources(ctx, id); err == nil && len(rs) > 0 {
 		return silo.Errorf(silo.CodeFailedCheck, "teardown of %s incomplete: the provider still holds %d resource(s)", id, len(rs))

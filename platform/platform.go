@@ -1,9 +1,9 @@
 // Package platform assembles the whole silo platform in one process from a
 // data directory: the control-plane store (SQLite in the data directory, or
 // any store.Store given, such as PostgreSQL shared by several servers,
-// whose change feed then keeps every server's cache current), the local
-// provider, the
-// control plane, the wazero runtime (with its compiled-code cache under the
+// whose change feed then keeps every server's cache current), the provider
+// (the local provider in the data directory, or any provider.Provider
+// given, such as AWS), the control plane, the wazero runtime (with its compiled-code cache under the
 // data directory), the isolation decision point that binds each (account,
 // function) to its own data plane plus read-only production exports, the
 // gateway (whose Directory and Invoker are backed by the store and the
@@ -20,7 +20,7 @@
 // Layout under Config.DataDir (shared with the CLI's other commands):
 //
 //	state.db              control-plane store (SQLite; absent when Config.Store is given)
-//	accounts/             local provider: one directory per account
+//	accounts/             local provider: one directory per account (absent when Config.Provider is given)
 //	artifacts/            built function modules, <digest>.wasm
 //	cache/compiled/       the runtime's compiled machine code, by digest
 //	cache/builds/         source fingerprint → artifact digest (see Config.BuildCache)
@@ -35,6 +35,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,8 +47,10 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/gateway"
+	"github.com/silo-run/silo/internal/envelope"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/runtime"
@@ -136,15 +139,28 @@ type Config struct {
 	// Usage tunes metering, its retention and the prices of usage
 	// reports (see usage.go).
 	Usage UsageConfig
-	// Provider tunes the local provider: IdleTimeout (how long an
-	// account's store file stays open and memory-mapped after its last
-	// use) and MaxOpen (how many are open at once). Its Dir and Logger are
-	// set by the platform. Default IdleTimeout: half of Runtime.IdleTimeout,
-	// at least 1s and at most local.DefaultIdleTimeout (30s), so an
-	// account's files are closed before its last instance is (1s when
-	// Store is shared by several servers, see Store); default MaxOpen
-	// local.DefaultMaxOpen.
-	Provider local.Config
+	// Provider holds the accounts. Default: the local provider in
+	// DataDir/accounts, built from Local. cmd/silo passes the AWS provider
+	// here (--provider aws). The Platform owns it either way: Close closes
+	// it if it has a Close method.
+	//
+	// Some of the platform's work needs more than provider.Provider, and
+	// is done only when the provider offers it (small interfaces below):
+	// sealing each account's function logs under its data key (logSealer;
+	// without it log lines are plain JSON in DataDir/logs, removed with the
+	// account), refusing requests to an account whose files are damaged
+	// (damageReporter), and checking that a deleted account's directory
+	// is gone (accountDirs).
+	Provider provider.Provider
+	// Local tunes the local provider when Provider is nil: IdleTimeout
+	// (how long an account's store file stays open and memory-mapped after
+	// its last use) and MaxOpen (how many are open at once). Its Dir and
+	// Logger are set by the platform. Default IdleTimeout: half of
+	// Runtime.IdleTimeout, at least 1s and at most local.DefaultIdleTimeout
+	// (30s), so an account's files are closed before its last instance is
+	// (1s when Store is shared by several servers, see Store); default
+	// MaxOpen local.DefaultMaxOpen.
+	Local local.Config
 	// Store is the control-plane store. Default: the SQLite store
 	// DataDir/state.db, opened by Open. cmd/silo opens a PostgreSQL store
 	// here (--store postgres://...) when several servers share one
@@ -212,19 +228,19 @@ func (c *Config) Validate() error {
 	if c.Refresh == 0 {
 		c.Refresh = time.Second
 	}
-	if c.Provider.IdleTimeout < 0 || c.Provider.MaxOpen < 0 {
-		return silo.Errorf(silo.CodeInvalid, "platform: Provider.IdleTimeout and Provider.MaxOpen must not be negative")
+	if c.Local.IdleTimeout < 0 || c.Local.MaxOpen < 0 {
+		return silo.Errorf(silo.CodeInvalid, "platform: Local.IdleTimeout and Local.MaxOpen must not be negative")
 	}
-	if _, shared := c.Store.(store.Feed); shared && c.Provider.IdleTimeout == 0 {
+	if _, shared := c.Store.(store.Feed); shared && c.Local.IdleTimeout == 0 {
 		// Several servers share the data dir: an account's file open in
 		// one is waited for by the others, so none keeps it long.
-		c.Provider.IdleTimeout = time.Second
+		c.Local.IdleTimeout = time.Second
 	}
-	if c.Provider.IdleTimeout == 0 {
-		c.Provider.IdleTimeout = min(max(c.idleTimeout()/2, time.Second), local.DefaultIdleTimeout)
+	if c.Local.IdleTimeout == 0 {
+		c.Local.IdleTimeout = min(max(c.idleTimeout()/2, time.Second), local.DefaultIdleTimeout)
 	}
-	if c.Provider.MaxOpen == 0 {
-		c.Provider.MaxOpen = local.DefaultMaxOpen
+	if c.Local.MaxOpen == 0 {
+		c.Local.MaxOpen = local.DefaultMaxOpen
 	}
 	if c.ReapEvery == 0 {
 		c.ReapEvery = 10 * time.Second
@@ -249,7 +265,7 @@ type Platform struct {
 	// Store is the control-plane store, wrapped so that every commit that
 	// appends to the audit log moves the audit witness forward.
 	Store    store.Store
-	Provider *local.Provider
+	Provider provider.Provider
 	Plane    *control.Plane
 	Runtime  *runtime.Runtime
 	Gateway  *gateway.Gateway
@@ -331,23 +347,34 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		return nil, err
 	}
 	p.Store = isolation.WithWitness(p.db, witness)
-	pc := cfg.Provider
-	pc.Dir, pc.Logger = filepath.Join(cfg.DataDir, "accounts"), cfg.Logger
-	pc.OnDeleteAccount = func(id silo.AccountID) error { // every deletion path removes the logs
+	// Every deletion path removes the account's logs: the local provider
+	// calls back, any other provider is wrapped for the control plane.
+	removeLogs := func(id silo.AccountID) error {
 		if p.Logs == nil {
 			return nil
 		}
 		return p.Logs.Remove(id)
 	}
-	if p.Provider, err = local.New(pc); err != nil {
-		return nil, err
-	}
-	logKeys := func(id silo.AccountID) (logs.Cipher, error) { // records sealed under the account's key (I5)
-		s, err := p.Provider.LogSealer(id)
-		if err != nil {
+	var planeProv provider.Provider
+	if p.Provider = cfg.Provider; p.Provider == nil {
+		lc := cfg.Local
+		lc.Dir, lc.Logger, lc.OnDeleteAccount = filepath.Join(cfg.DataDir, "accounts"), cfg.Logger, removeLogs
+		if p.Provider, err = local.New(lc); err != nil {
 			return nil, err
 		}
-		return s, nil
+		planeProv = p.Provider
+	} else {
+		planeProv = logsOnDelete{Provider: p.Provider, remove: removeLogs}
+	}
+	var logKeys logs.Keys
+	if s, ok := p.Provider.(logSealer); ok {
+		logKeys = func(id silo.AccountID) (logs.Cipher, error) { // records sealed under the account's key (I5)
+			c, err := s.LogSealer(id)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
 	}
 	if p.Logs, err = logs.Open(logs.Config{Dir: filepath.Join(cfg.DataDir, "logs"), MaxBytes: cfg.LogMaxBytes, Now: cfg.Now, Keys: logKeys}); err != nil {
 		return nil, err
@@ -358,7 +385,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		b = &cachedBuilder{cache: cfg.BuildCache, out: p.artifacts}
 	}
 	p.Plane = control.New(control.Config{
-		Store: p.Store, Provider: p.Provider, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
+		Store: p.Store, Provider: planeProv, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
 		AuditWitness: witness, Feed: p.feed,
 		OnChange: func(c store.Change) { p.Invalidate(c.Account) },
 	})
@@ -587,13 +614,54 @@ func (p *Platform) Close() error {
 	if p.Logs != nil {
 		errs = append(errs, p.Logs.Close())
 	}
-	if p.Provider != nil {
-		errs = append(errs, p.Provider.Close())
+	if c, ok := p.Provider.(io.Closer); ok {
+		errs = append(errs, c.Close())
 	}
 	if p.db != nil {
 		errs = append(errs, p.db.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// logSealer is a provider that seals an account's function logs under its
+// data key (the local provider).
+type logSealer interface {
+	LogSealer(id silo.AccountID) (*envelope.Sealer, error)
+}
+
+// damageReporter is a provider that knows when an account's files are
+// damaged (the local provider).
+type damageReporter interface {
+	Damaged(id silo.AccountID) error
+}
+
+// accountDirs is a provider that keeps accounts in a directory (the local
+// provider).
+type accountDirs interface {
+	Dir() string
+}
+
+// logsOnDelete removes an account's logs once the provider has deleted the
+// account, for providers that do not call back as the local one does.
+type logsOnDelete struct {
+	provider.Provider
+	remove func(silo.AccountID) error
+}
+
+func (l logsOnDelete) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+	if err := l.Provider.DeleteAccount(ctx, id); err != nil {
+		return err
+	}
+	return l.remove(id)
+}
+
+// damaged returns the provider's report of damage to an account's files,
+// nil if it has none or keeps no files.
+func (p *Platform) damaged(id silo.AccountID) error {
+	if d, ok := p.Provider.(damageReporter); ok {
+		return d.Damaged(id)
+	}
+	return nil
 }
 
 // Metrics returns what the gateway metered for an account since Open.

@@ -51,7 +51,7 @@ func openServer(t *testing.T, dsn, dir string, clock *rollout.ManualClock) *node
 		DataDir:     dir, Store: st, Clock: clock, Actor: "test",
 		BuildCache: filepath.Join(cache, "builds"), CompileCache: filepath.Join(cache, "compiled"),
 		ReapEvery: time.Hour, Refresh: time.Hour,
-		Provider: local.Config{IdleTimeout: time.Second}, // the servers share the accounts' files
+		Local: local.Config{IdleTimeout: time.Second}, // the servers share the accounts' files
 	})
 	if err != nil {
 		t.Fatalf("open platform: %v", err)

@@ -1,16 +1,75 @@
 // Package provider defines the contract between silo's engine and the
 // systems that materialize accounts: the embedded local provider
-// (provider/local) and, later, AWS (provider/aws). Every provider passes the
-// conformance suite in provider/providertest.
+// (provider/local) and AWS Organizations (provider/aws). Every provider
+// passes the conformance suite in provider/providertest.
+//
+// # What a provider receives
+//
+// A Change carries whole resources. Resource.Spec is the JSON encoding of
+// the root package's spec type of the resource's type, and a provider
+// decodes it as that type: silo.FunctionSpec for a function (its artifact
+// digest and every grant it holds: tables, buckets, config, secrets,
+// exports), silo.ConfigSpec, silo.RouteSpec, silo.ScheduleSpec and
+// silo.ExportSpec; tables, buckets and secrets have no spec fields silo
+// reads yet. Resources returns each resource exactly as it was applied
+// (type, name, spec bytes and hash), so the engine can compare what it
+// recorded with what the provider holds.
+//
+// # Asynchronous account creation
+//
+// Creating an account may take a provider minutes (AWS Organizations
+// does). CreateAccount may then return an error wrapping ErrPending (made
+// by Pending) instead of waiting: the creation goes on without the
+// caller, and calling CreateAccount again later resumes it and, once the
+// provider has finished, completes it. Until then the account is not
+// usable (Apply, Resources, Data, KeyInfo, PutSecret and Ref return
+// silo.ErrNotFound, Accounts does not list it). The engine keeps such an
+// account in state provisioning and tries again on the next apply or
+// recovery.
 //
 // It imports only the root silo package and the standard library.
 package provider
 
 import (
 	"context"
+	"errors"
 
 	silo "github.com/silo-run/silo"
 )
+
+// ErrPending marks an account whose creation the provider has started and
+// not finished: call CreateAccount again later. Test with errors.Is.
+var ErrPending = errors.New("account creation still in progress")
+
+// Pending returns the error CreateAccount returns for an account still
+// being created: CodeUnavailable, wrapping ErrPending, with a message that
+// says so and what happens next.
+func Pending(id silo.AccountID, name string) error {
+	return &silo.Error{
+		Code:    silo.CodeUnavailable,
+		Message: "account " + string(id) + " is still being created by the " + name + " provider; silo finishes it on the next apply or recovery (a running silo server does it by itself)",
+		Err:     ErrPending,
+	}
+}
+
+// IsPending reports whether err says an account is still being created.
+func IsPending(err error) bool { return errors.Is(err, ErrPending) }
+
+// AccountRef is the provider's own reference to an account: where an
+// operator finds it outside silo.
+type AccountRef struct {
+	// Provider is the provider's name ("local", "aws").
+	Provider string `json:"provider"`
+	// ID is the provider's identifier of the account: the 12-digit AWS
+	// account ID; the local provider's directory of the account.
+	ID string `json:"id"`
+	// Path is where the account sits in the provider, if it has such a
+	// place: on AWS the path of organization IDs from the root to the
+	// account's OU ("r-ab12/ou-ab12-cd34ef56/"). Empty for local.
+	Path string `json:"path,omitempty"`
+	// Unit names that place for people: on AWS the OU's name ("tenants").
+	Unit string `json:"unit,omitempty"`
+}
 
 // Provider materializes accounts and their resources.
 //
@@ -28,8 +87,18 @@ type Provider interface {
 	Name() string
 
 	// CreateAccount creates an empty account with a fresh data key. Creating an
-	// account that exists is a no-op.
+	// account that exists is a no-op. A provider whose creations take long
+	// may return Pending(id, name) while the creation goes on; calling
+	// again resumes it (see the package documentation).
 	CreateAccount(ctx context.Context, id silo.AccountID, kind silo.Kind) error
+
+	// Ref returns the provider's own reference to an account.
+	//
+	// # Errors
+	//
+	// CodeInvalid for a malformed ID; silo.ErrNotFound if the account does
+	// not exist (or is still being created).
+	Ref(ctx context.Context, id silo.AccountID) (AccountRef, error)
 
 	// DeleteAccount destroys an account: its resources, its data and its data
 	// key (crypto-shredding, I5). Deleting an account that does not exist is a

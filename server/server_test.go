@@ -219,6 +219,10 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil || len(d.Drift) != 0 || len(d.Keys) != 1 {
 		t.Fatalf("show = %+v, %v", d, err)
 	}
+	// The provider's own reference to the account: the local account's directory.
+	if ref, err := f.prov.Ref(ctx, "acme"); err != nil || d.Ref == nil || *d.Ref != ref || ref.ID == "" {
+		t.Errorf("show: ref = %+v; want the provider's %+v (%v)", d.Ref, ref, err)
+	}
 	if _, err := c.Show(ctx, "nobody"); !errors.Is(err, silo.ErrNotFound) {
 		t.Fatalf("show unknown: %v, want not found", err)
 	}

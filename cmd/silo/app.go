@@ -11,7 +11,7 @@ import (
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/platform"
-	"github.com/silo-run/silo/provider/local"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
 )
 
@@ -21,7 +21,7 @@ type app struct {
 	*platform.Platform
 	dir      string
 	store    store.Store
-	provider *local.Provider
+	provider provider.Provider
 	plane    *control.Plane
 	log      *slog.Logger
 }

@@ -89,7 +89,8 @@ func TestTenantLifecycleThroughTheCLI(t *testing.T) {
 	}
 
 	show := c.ok("tenant", "show", "acme")
-	for _, want := range []string{"Account    acme (kind tenant)", "State      active", "plan=pro", "table     findings", "applied", "Data key"} {
+	acmeDir := filepath.Join(c.dataDir, "accounts", "accounts", "acme")
+	for _, want := range []string{"Account    acme (kind tenant)", "State      active", "Provider   local " + acmeDir, "plan=pro", "table     findings", "applied", "Data key"} {
 		if !strings.Contains(show, want) {
 			t.Errorf("tenant show lacks %q:\n%s", want, show)
 		}
@@ -109,8 +110,15 @@ func TestTenantLifecycleThroughTheCLI(t *testing.T) {
 	if code != 0 || strings.Contains(out2.String(), "canary-s3cret") {
 		t.Fatalf("secret set: exit %d, stdout %q, stderr %q", code, out2.String(), errOut.String())
 	}
-	if show := c.ok("tenant", "show", "acme", "-o", "json"); strings.Contains(show, "canary-s3cret") {
+	show = c.ok("tenant", "show", "acme", "-o", "json")
+	if strings.Contains(show, "canary-s3cret") {
 		t.Fatal("tenant show prints a secret value")
+	}
+	var detail struct {
+		Ref struct{ Provider, ID string }
+	}
+	if err := json.Unmarshal([]byte(show), &detail); err != nil || detail.Ref.Provider != "local" || detail.Ref.ID != acmeDir {
+		t.Errorf("tenant show -o json: ref = %+v, %v; want local %s", detail.Ref, err, acmeDir)
 	}
 
 	out = c.ok("tenant", "delete", "globex", "--yes")

@@ -48,6 +48,9 @@ Only fingerprints are printed, never keys.`,
 				return err
 			}
 			defer a.Close()
+			if _, err := a.rotator(); err != nil {
+				return err
+			}
 			var ids []silo.AccountID
 			if all {
 				if ids, err = a.provider.Accounts(ctx); err != nil {
@@ -97,15 +100,19 @@ afterwards: backups of the old one no longer open anything.`,
 				return err
 			}
 			defer a.Close()
+			r, err := a.rotator()
+			if err != nil {
+				return err
+			}
 			ids, err := a.provider.Accounts(ctx)
 			if err != nil {
 				return err
 			}
-			old := a.provider.MasterFingerprint()
-			if err := a.provider.RotateMasterKey(ctx); err != nil {
+			old := r.MasterFingerprint()
+			if err := r.RotateMasterKey(ctx); err != nil {
 				return err
 			}
-			nu := a.provider.MasterFingerprint()
+			nu := r.MasterFingerprint()
 			if err := auditRotation(ctx, a, "key.rotate-master", "", old, nu); err != nil {
 				return err
 			}
@@ -118,12 +125,37 @@ afterwards: backups of the old one no longer open anything.`,
 	return cmd
 }
 
+// keyRotator is a provider that rotates its keys itself (the local
+// provider: data keys and the master key in the data dir).
+type keyRotator interface {
+	RotateDataKey(ctx context.Context, id silo.AccountID) error
+	RotateMasterKey(ctx context.Context) error
+	MasterFingerprint() string
+}
+
+// rotator returns the app's provider as a keyRotator.
+//
+// # Errors
+//
+// CodeInvalid, saying why, when the provider does not rotate keys.
+func (a *app) rotator() (keyRotator, error) {
+	r, ok := a.provider.(keyRotator)
+	if !ok {
+		return nil, silo.Errorf(silo.CodeInvalid, "silo rotate rotates the local provider's keys only; the accounts of this data dir are on the %s provider, whose keys silo does not rotate", a.provider.Name())
+	}
+	return r, nil
+}
+
 func rotateDataKey(ctx context.Context, a *app, id silo.AccountID) (rotatedKey, error) {
+	r, err := a.rotator()
+	if err != nil {
+		return rotatedKey{}, err
+	}
 	before, err := a.provider.KeyInfo(ctx, id)
 	if err != nil {
 		return rotatedKey{}, err
 	}
-	if err := a.provider.RotateDataKey(ctx, id); err != nil {
+	if err := r.RotateDataKey(ctx, id); err != nil {
 		return rotatedKey{}, err
 	}
 	after, err := a.provider.KeyInfo(ctx, id)

@@ -14,6 +14,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
 )
 
@@ -59,7 +60,11 @@ a first API key, printed once.`,
 				return err
 			}
 			return g.print(c, func(w io.Writer) {
-				fmt.Fprintf(w, "created %s %s (account %s, release %s)\n", c.Account.Kind, c.Account.ID, c.Account.ID, c.Account.Release)
+				if c.Account.State == silo.StateProvisioning {
+					fmt.Fprintf(w, "registered %s %s: the provider is still creating its account (state provisioning); a running silo server finishes it by itself, else run silo apply %s later\n", c.Account.Kind, c.Account.ID, c.Account.ID)
+				} else {
+					fmt.Fprintf(w, "created %s %s (account %s, release %s)\n", c.Account.Kind, c.Account.ID, c.Account.ID, c.Account.Release)
+				}
 				if c.Key != "" {
 					fmt.Fprintf(w, "API key (shown once, store it now): %s\n", c.Key)
 				}
@@ -164,6 +169,19 @@ func newTenantShow(g *globals) *cobra.Command {
 	}
 }
 
+// formatRef shows the provider's reference to an account: "aws account
+// 123456789012 in OU tenants (r-ab12/ou-ab12-cd34ef56/)", "local
+// /srv/silo/accounts/acme".
+func formatRef(r provider.AccountRef) string {
+	switch {
+	case r.Path != "" && r.Unit != "":
+		return fmt.Sprintf("%s account %s in OU %s (%s)", r.Provider, r.ID, r.Unit, r.Path)
+	case r.Path != "":
+		return fmt.Sprintf("%s account %s at %s", r.Provider, r.ID, r.Path)
+	}
+	return r.Provider + " " + r.ID
+}
+
 func printDetail(w io.Writer, d control.Detail) {
 	a := d.Account
 	fmt.Fprintf(w, "Tenant     %s\n", a.ID)
@@ -172,6 +190,9 @@ func printDetail(w io.Writer, d control.Detail) {
 	}
 	fmt.Fprintf(w, "Account    %s (kind %s)\n", a.ID, a.Kind)
 	fmt.Fprintf(w, "State      %s\n", a.State)
+	if r := d.Ref; r != nil {
+		fmt.Fprintf(w, "Provider   %s\n", formatRef(*r))
+	}
 	fmt.Fprintf(w, "Params     %s\n", formatParams(a.Params))
 	fmt.Fprintf(w, "Release    %s\n", orDash(a.Release))
 	if a.Expires != nil {

@@ -124,7 +124,7 @@ func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...f
 		o(&cfg)
 	}
 	if k := os.Getenv("SILO_MASTER_KEY_FILE"); k != "" {
-		cfg.Provider.MasterKeyFile = k
+		cfg.Local.MasterKeyFile = k
 	}
 	if f := os.Getenv("SILO_PRICES_FILE"); f != "" { // prices of usage reports
 		prices, err := usage.LoadPrices(f)

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
 )
 
 // ouNames are the organizational units, one per kind of account.
@@ -35,7 +36,8 @@ var ouNames = map[silo.Kind]string{
 // # Errors
 //
 // CodeInvalid for a malformed ID or an unknown kind; CodeUnavailable if AWS
-// throttles or the creation does not finish within PollTimeout.
+// throttles; provider.Pending if AWS has not finished creating the account
+// within PollTimeout (call again later: it resumes).
 func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind silo.Kind) error {
 	if err := parseID(id); err != nil {
 		return err
@@ -163,11 +165,13 @@ func (p *Provider) email(id silo.AccountID) string {
 }
 
 // waitCreated polls DescribeCreateAccountStatus until the request
-// succeeds or fails, with doubling, jittered waits bounded by PollTimeout.
+// succeeds or fails, with doubling, jittered waits. It polls at least once,
+// then gives up after PollTimeout with provider.Pending: the request goes
+// on in AWS, and the next CreateAccount finds it (inFlight) and waits again.
 func (p *Provider) waitCreated(ctx context.Context, id silo.AccountID, st *orgtypes.CreateAccountStatus) (*orgtypes.CreateAccountStatus, error) {
 	deadline := time.Now().Add(p.cfg.PollTimeout)
 	wait := p.cfg.PollInterval
-	for {
+	for polled := false; ; polled = true {
 		if st == nil {
 			return nil, silo.Errorf(silo.CodeInternal, "AWS returned no status for the creation of account %s; try again", id)
 		}
@@ -180,8 +184,8 @@ func (p *Provider) waitCreated(ctx context.Context, id silo.AccountID, st *orgty
 		case orgtypes.CreateAccountStateFailed:
 			return nil, createFailed(id, st.FailureReason)
 		}
-		if time.Now().After(deadline) {
-			return nil, silo.Errorf(silo.CodeUnavailable, "AWS did not finish creating account %s within %s; run the create again later, it resumes", id, p.cfg.PollTimeout)
+		if polled && time.Now().After(deadline) {
+			return nil, provider.Pending(id, p.Name())
 		}
 		// Full jitter over the upper half: [wait/2, wait).
 		d := wait/2 + rand.N(wait/2+1)
@@ -409,4 +413,50 @@ func (p *Provider) AWSAccountID(ctx context.Context, id silo.AccountID) (string,
 		return "", err
 	}
 	return p.awsID(ctx, id)
+}
+
+// Ref returns the 12-digit ID of the AWS account behind account id, the
+// path of organization IDs from the root to its parent, and the name of
+// that OU.
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID; CodeNotFound if the account does not
+// exist (or is still being created).
+func (p *Provider) Ref(ctx context.Context, id silo.AccountID) (provider.AccountRef, error) {
+	awsID, err := p.AWSAccountID(ctx, id)
+	if err != nil {
+		return provider.AccountRef{}, err
+	}
+	ref := provider.AccountRef{Provider: p.Name(), ID: awsID}
+	parents, err := p.org.ListParents(ctx, &organizations.ListParentsInput{ChildId: aws.String(awsID)})
+	if err != nil {
+		return ref, fail(id, "find the OU of the AWS account", err)
+	}
+	if len(parents.Parents) == 0 {
+		return ref, nil
+	}
+	parent := parents.Parents[0]
+	if parent.Type == orgtypes.ParentTypeRoot {
+		ref.Path, ref.Unit = aws.ToString(parent.Id)+"/", "root"
+		return ref, nil
+	}
+	root, err := p.root(ctx, id)
+	if err != nil {
+		return ref, err
+	}
+	ref.Path = root + "/" + aws.ToString(parent.Id) + "/"
+	pages := organizations.NewListOrganizationalUnitsForParentPaginator(p.org, &organizations.ListOrganizationalUnitsForParentInput{ParentId: aws.String(root)})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return ref, fail(id, "list the organizational units", err)
+		}
+		for _, u := range out.OrganizationalUnits {
+			if aws.ToString(u.Id) == aws.ToString(parent.Id) {
+				ref.Unit = aws.ToString(u.Name)
+			}
+		}
+	}
+	return ref, nil
 }

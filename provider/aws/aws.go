@@ -82,7 +82,10 @@ type Config struct {
 	Endpoint func(account string) string
 	// PollInterval is the first wait between DescribeCreateAccountStatus
 	// calls (default 5 s); waits double, with jitter, up to 30 s.
-	// PollTimeout bounds the whole wait (default 15 min).
+	// PollTimeout bounds how long one CreateAccount waits for AWS to
+	// finish a creation (default 1 min; it polls at least once): past it,
+	// CreateAccount returns provider.Pending and the creation goes on in
+	// AWS; the next call resumes it.
 	PollInterval, PollTimeout time.Duration
 }
 
@@ -97,7 +100,7 @@ func (c *Config) setDefaults() error {
 		c.PollInterval = 5 * time.Second
 	}
 	if c.PollTimeout <= 0 {
-		c.PollTimeout = 15 * time.Minute
+		c.PollTimeout = time.Minute
 	}
 	at := strings.IndexByte(c.Email, '@')
 	if at <= 0 || at != strings.LastIndexByte(c.Email, '@') || at == len(c.Email)-1 {

@@ -326,6 +326,24 @@ func (p *Provider) checkExists(a *account) error {
 	return nil
 }
 
+// Ref returns the account's directory as its reference.
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID; CodeNotFound if the account does not
+// exist.
+func (p *Provider) Ref(ctx context.Context, id silo.AccountID) (provider.AccountRef, error) {
+	if err := parseID(id); err != nil {
+		return provider.AccountRef{}, err
+	}
+	a := p.ref(id)
+	defer p.unref(a)
+	if err := p.checkExists(a); err != nil {
+		return provider.AccountRef{}, err
+	}
+	return provider.AccountRef{Provider: p.Name(), ID: a.dir}, nil
+}
+
 func parseID(id silo.AccountID) error {
 	_, err := silo.ParseID(string(id))
 	return err

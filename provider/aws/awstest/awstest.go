@@ -179,6 +179,16 @@ func (o *Org) Endpoint(account string) string {
 	return p.url
 }
 
+// SlowCreations makes every account creation requested from now on answer
+// IN_PROGRESS to its first n DescribeCreateAccountStatus polls (and stay
+// out of ListAccounts) before it succeeds; by default the first poll
+// succeeds. It lets tests see a creation outlast the provider's wait.
+func (o *Org) SlowCreations(n int) {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	o.front.slow = n
+}
+
 // PIDs returns the process IDs of the organization's kumo processes, the
 // management account's first.
 func (o *Org) PIDs() []int {

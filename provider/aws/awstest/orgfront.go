@@ -18,8 +18,9 @@ import (
 // ListCreateAccountStatus, ListParents, MoveAccount or CloseAccount, and
 // its CreateAccount finishes at once. The front serves exactly those five,
 // makes account creation asynchronous as on AWS (CreateAccount answers
-// IN_PROGRESS and ListAccounts leaves the account out until the first
-// DescribeCreateAccountStatus, which answers SUCCEEDED), and shows closed
+// IN_PROGRESS and ListAccounts leaves the account out until a
+// DescribeCreateAccountStatus answers SUCCEEDED: the first one, or the one
+// after Org.SlowCreations more), and shows closed
 // accounts as CLOSED in kumo's ListAccounts and DescribeAccount answers.
 // Everything else, STS included, goes to kumo unchanged.
 type front struct {
@@ -28,7 +29,8 @@ type front struct {
 
 	mu       sync.Mutex
 	statuses map[string]map[string]any // request ID → kumo's final status
-	pending  map[string]bool           // request IDs not yet polled: IN_PROGRESS
+	pending  map[string]int            // request IDs IN_PROGRESS → polls that still answer IN_PROGRESS
+	slow     int                       // polls a new request answers IN_PROGRESS
 	root     string                    // the root ID, once read
 	accounts map[string]bool           // created account IDs
 	parents  map[string]string         // account ID → parent, once moved
@@ -42,7 +44,7 @@ func newFront(t testing.TB, kumo *process) *front {
 	f := &front{
 		kumo:     kumo,
 		statuses: map[string]map[string]any{},
-		pending:  map[string]bool{},
+		pending:  map[string]int{},
 		accounts: map[string]bool{},
 		parents:  map[string]string{},
 		closed:   map[string]bool{},
@@ -86,9 +88,17 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	case "CreateAccount":
 		f.forward(w, r, body, f.createAccount)
 	case "DescribeCreateAccountStatus":
+		req := in["CreateAccountRequestId"]
 		f.mu.Lock()
-		st, ok := f.statuses[in["CreateAccountRequestId"]]
-		delete(f.pending, in["CreateAccountRequestId"])
+		st, ok := f.statuses[req]
+		left, inProgress := f.pending[req]
+		switch {
+		case inProgress && left > 0:
+			f.pending[req] = left - 1
+			st = map[string]any{"Id": req, "AccountName": st["AccountName"], "State": "IN_PROGRESS", "RequestedTimestamp": st["RequestedTimestamp"]}
+		default:
+			delete(f.pending, req)
+		}
 		f.mu.Unlock()
 		if !ok {
 			orgError(w, "CreateAccountStatusNotFoundException", "no such create account request")
@@ -130,7 +140,7 @@ func (f *front) createAccount(out map[string]any) {
 	acct, _ := st["AccountId"].(string)
 	f.mu.Lock()
 	f.statuses[id] = st
-	f.pending[id] = true
+	f.pending[id] = f.slow
 	f.accounts[acct] = true
 	f.mu.Unlock()
 	out["CreateAccountStatus"] = map[string]any{
@@ -173,7 +183,7 @@ func (f *front) listInProgress(w http.ResponseWriter, in map[string]any) {
 	out := []any{}
 	for id, st := range f.statuses {
 		state := "SUCCEEDED"
-		if f.pending[id] {
+		if _, ok := f.pending[id]; ok {
 			state = "IN_PROGRESS"
 		}
 		if len(want) > 0 && !want[state] {
