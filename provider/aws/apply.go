@@ -37,8 +37,9 @@ type record struct {
 // a table is a DynamoDB table and a bucket an S3 bucket (deleting either
 // deletes its data; replacing either recreates it empty); a config is an
 // SSM parameter; a secret's record declares its slot and deleting it
-// deletes its value; functions, routes, exports and schedules are only
-// recorded. Every resource has a record, an SSM parameter under
+// deletes its value; a function gets its IAM execution role and an export
+// of the production account its resource policy (applyTrust); routes and
+// schedules are only recorded. Every resource has a record, an SSM parameter under
 // /silo/resource/ holding its type, name, spec and hash, written after the
 // effect, so repeating an Apply interrupted by a crash converges.
 //
@@ -88,6 +89,9 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 		return err
 	}
 	m := p.member(awsID)
+	if err := p.applyTrust(ctx, id, m, c, res); err != nil {
+		return err
+	}
 	if c.Op == silo.OpDelete {
 		if err := m.remove(ctx, id, c.Type, c.Name); err != nil {
 			return err

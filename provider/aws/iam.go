@@ -31,12 +31,15 @@ type Statement struct {
 	Principal map[string]string `json:"Principal,omitempty"`
 	Action    []string          `json:"Action"`
 	Resource  []string          `json:"Resource,omitempty"`
+	// Condition maps an operator to condition keys and their values, such
+	// as {"StringEquals": {"aws:SourceAccount": ["123456789012"]}}.
+	Condition map[string]map[string][]string `json:"Condition,omitempty"`
 }
 
 // Unscoped lists the actions of the deployer policy that IAM cannot scope
 // to a resource, so they are granted on "*": listing and creating KMS
 // keys, listing tables, buckets and secrets.
-var Unscoped = []string{"dynamodb:ListTables", "kms:CreateKey", "kms:ListKeys", "s3:ListAllMyBuckets", "secretsmanager:ListSecrets"}
+var Unscoped = []string{"dynamodb:ListTables", "iam:ListRoles", "kms:CreateKey", "kms:ListKeys", "s3:ListAllMyBuckets", "secretsmanager:ListSecrets"}
 
 // DeployerPolicy returns the policy of the deployer role of AWS account
 // awsID in region: exactly the control plane's calls, each on silo's
@@ -44,7 +47,10 @@ var Unscoped = []string{"dynamodb:ListTables", "kms:CreateKey", "kms:ListKeys", 
 // silo-<account>-*, parameters under /silo, secrets under silo/secret/,
 // the account's KMS keys and the alias alias/silo-data), plus Unscoped on
 // "*". It reads no table value, blob or secret and cannot decrypt (I3):
-// secrets are written (kms:GenerateDataKey) but never read.
+// secrets are written (kms:GenerateDataKey) but never read. It manages
+// the functions' execution roles (path /silo/, names silo-fn-*), the
+// export resource policies of silo's tables and buckets, and reads every
+// role and key policy of the account for silo verify.
 func DeployerPolicy(region, awsID string) Policy {
 	arn := func(service, resource string) string {
 		return "arn:aws:" + service + ":" + region + ":" + awsID + ":" + resource
@@ -70,6 +76,23 @@ func DeployerPolicy(region, awsID string) Policy {
 			"kms:ScheduleKeyDeletion", "kms:TagResource",
 		}, Resource: []string{arn("kms", "key/*")}},
 		{Sid: "KeyAlias", Effect: "Allow", Action: []string{"kms:CreateAlias"}, Resource: []string{arn("kms", keyAlias)}},
+		{Sid: "FunctionRoles", Effect: "Allow", Action: []string{
+			"iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:PutRolePolicy", "iam:TagRole",
+			"iam:UpdateAssumeRolePolicy",
+		}, Resource: []string{"arn:aws:iam::" + awsID + ":role" + rolePath + functionRolePrefix + "*"}},
+		{Sid: "ExportPolicies", Effect: "Allow", Action: []string{
+			"dynamodb:DeleteResourcePolicy", "dynamodb:GetResourcePolicy", "dynamodb:PutResourcePolicy",
+		}, Resource: []string{arn("dynamodb", "table/"+tablePrefix+"*")}},
+		{Sid: "BucketPolicies", Effect: "Allow", Action: []string{
+			"s3:DeleteBucketPolicy", "s3:GetBucketPolicy", "s3:PutBucketPolicy",
+		}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*"}},
+		{Sid: "ReadPolicies", Effect: "Allow", Action: []string{
+			"iam:GetPolicy", "iam:GetPolicyVersion", "iam:GetRole", "iam:GetRolePolicy",
+			"iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "kms:GetKeyPolicy",
+		}, Resource: []string{
+			"arn:aws:iam::" + awsID + ":role/*", "arn:aws:iam::" + awsID + ":policy/*", "arn:aws:iam::aws:policy/*",
+			arn("kms", "key/*"),
+		}},
 		{Sid: "Unscoped", Effect: "Allow", Action: Unscoped, Resource: []string{"*"}},
 	}}
 }

@@ -66,6 +66,8 @@ func overbroad(doc siloaws.Policy, awsID string) []string {
 				if !strings.HasPrefix(r, "arn:aws:s3:::silo-"+awsID+"-") {
 					out = append(out, fmt.Sprintf("%s: bucket %s is not the account's", st.Sid, r))
 				}
+			case readOnly(st.Action) && (r == "arn:aws:iam::"+awsID+":role/*" || r == "arn:aws:iam::"+awsID+":policy/*" || r == "arn:aws:iam::aws:policy/*"):
+				// silo verify reads every role and policy of the account.
 			default:
 				parts := strings.SplitN(r, ":", 6)
 				if len(parts) < 6 || parts[4] != awsID {
@@ -77,6 +79,16 @@ func overbroad(doc siloaws.Policy, awsID string) []string {
 		}
 	}
 	return out
+}
+
+// readOnly reports whether actions only read IAM or key policies.
+func readOnly(actions []string) bool {
+	for _, a := range actions {
+		if !strings.HasPrefix(a, "iam:Get") && !strings.HasPrefix(a, "iam:List") && a != "kms:GetKeyPolicy" {
+			return false
+		}
+	}
+	return true
 }
 
 func decodePolicy(t *testing.T, raw string) siloaws.Policy {
@@ -154,6 +166,9 @@ func TestDeployerRoleHasExactlySilosGrants(t *testing.T) {
 			d.Statement[4].Resource = []string{"arn:aws:secretsmanager:us-east-1:999999999999:secret:silo/secret/*"}
 		},
 		"any bucket": func(d *siloaws.Policy) { d.Statement[2].Resource = []string{"arn:aws:s3:::*/*"} },
+		"write any role": func(d *siloaws.Policy) {
+			d.Statement[len(d.Statement)-2].Action = append(d.Statement[len(d.Statement)-2].Action, "iam:PutRolePolicy")
+		},
 		"non-silo resource": func(d *siloaws.Policy) {
 			d.Statement[3].Resource = []string{"arn:aws:ssm:us-east-1:" + awsID + ":parameter/*"}
 		},

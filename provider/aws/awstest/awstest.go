@@ -3,7 +3,8 @@
 // emulator) for the management account and one per member account, since
 // kumo serves a single account and keeps its state in the process. A small
 // front for the management account adds the Organizations calls kumo lacks
-// (orgfront.go); docs/aws.md lists them.
+// (orgfront.go), and one before each member account's kumo the DynamoDB
+// resource policy calls (memberfront.go); docs/aws.md lists them.
 //
 // It is imported by tests only. Like provider/aws it may import
 // aws-sdk-go-v2; it must not import any other project package but the root.
@@ -133,6 +134,7 @@ type Org struct {
 
 	mu      sync.Mutex
 	members map[string]*process // AWS account ID → its kumo
+	fronts  map[string]string   // AWS account ID → its member front's URL
 }
 
 // NewOrg starts the management account's kumo and its Organizations front
@@ -140,7 +142,7 @@ type Org struct {
 // would before installing silo. Processes end with t.
 func NewOrg(t testing.TB) *Org {
 	t.Helper()
-	o := &Org{t: t, members: map[string]*process{}}
+	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]string{}}
 	o.front = newFront(t, start(t))
 	org := organizations.NewFromConfig(o.Config(), func(op *organizations.Options) { op.BaseEndpoint = aws.String(o.front.url) })
 	if _, err := org.CreateOrganization(context.Background(), &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
@@ -167,8 +169,8 @@ func (o *Org) Endpoint(account string) string {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if p, ok := o.members[account]; ok {
-		return p.url
+	if url, ok := o.fronts[account]; ok {
+		return url
 	}
 	if !o.front.created(account) {
 		o.t.Errorf("the provider asked for the endpoint of account %q, which the organization never created", account)
@@ -176,7 +178,8 @@ func (o *Org) Endpoint(account string) string {
 	}
 	p := start(o.t)
 	o.members[account] = p
-	return p.url
+	o.fronts[account] = newMemberFront(o.t, p).url
+	return o.fronts[account]
 }
 
 // SlowCreations makes every account creation requested from now on answer
