@@ -45,6 +45,7 @@ type data struct {
 	p     *Provider
 	id    silo.AccountID
 	awsID string
+	own   *member // set when the caller runs inside the account (hostdata.go)
 }
 
 // Data returns the data plane of account id.
@@ -63,7 +64,12 @@ func (p *Provider) Data(ctx context.Context, id silo.AccountID) (provider.Data, 
 	return &data{p: p, id: id, awsID: awsID}, nil
 }
 
-func (d *data) m() *member { return d.p.dataMember(d.awsID) }
+func (d *data) m() *member {
+	if d.own != nil {
+		return d.own
+	}
+	return d.p.dataMember(d.awsID)
+}
 
 func errNoTable(id silo.AccountID, table string) error {
 	return silo.Errorf(silo.CodeNotFound, "table %q does not exist in account %s; declare it in silo.yaml", clip(table), id)

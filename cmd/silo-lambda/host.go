@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/gateway"
+	"github.com/silo-run/silo/internal/apikey"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/provider"
+	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/runtime"
+	"github.com/silo-run/silo/store"
+)
+
+// keyCacheTTL is how long the host trusts an API key record it read from
+// the account: a revocation takes effect in every warm container within
+// it.
+const keyCacheTTL = 10 * time.Second
+
+// responseMargin is taken off the Lambda deadline so that the host still
+// has time to answer with a clean error when the guest runs out of time.
+const responseMargin = 100 * time.Millisecond
+
+// keySource reads the account's API key records (kept in the account,
+// siloaws.Host.APIKey).
+type keySource interface {
+	APIKey(ctx context.Context, id string) (siloaws.APIKey, error)
+}
+
+// host serves one function of one account: it checks the caller's API key
+// against the account's own key records, then runs the function's module in
+// the local runtime with every guard of the runtime package, its host calls
+// bound to the account's data plane through the decision point.
+type host struct {
+	rt     *runtime.Runtime
+	digest string
+	acct   silo.AccountID
+	fn     string
+	spec   silo.FunctionSpec
+	limits runtime.Limits
+	guest  runtime.Host
+	keys   keySource
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedKey
+}
+
+type cachedKey struct {
+	k   store.APIKey
+	err error
+	at  time.Time
+}
+
+// bundle is what the deployed code holds besides the host: the module and
+// the function's spec (lambda.go in provider/aws writes them).
+type bundle struct {
+	Wasm []byte
+	Spec silo.FunctionSpec
+}
+
+// newHost compiles the module once (the container keeps it for every
+// invocation) and binds the function to data.
+func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, data provider.Data, keys keySource, log *slog.Logger) (*host, error) {
+	pages := uint32(0)
+	if b.Spec.Memory > 0 {
+		pages = uint32((b.Spec.Memory + 65535) / 65536)
+	}
+	cfg := runtime.Config{
+		Logger: log,
+		// Lambda freezes an idle container; an instance is kept for as
+		// long as the container lives.
+		IdleTimeout: time.Hour,
+		Limits:      runtime.Limits{Concurrency: 1},
+	}
+	if pages > 4096 {
+		cfg.MaxMemoryPages = pages
+	}
+	rt, err := runtime.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start the runtime: %w", err)
+	}
+	digest, err := rt.Compile(ctx, b.Wasm)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("function %s of account %s: compile its module: %w", fn, acct, err)
+	}
+	h := &host{
+		rt: rt, digest: digest, acct: acct, fn: fn, spec: b.Spec,
+		limits: runtime.Limits{MemoryPages: pages, Timeout: b.Spec.Timeout, Concurrency: 1},
+		keys:   keys, log: log, now: time.Now, cache: map[string]cachedKey{},
+	}
+	pol, err := policyOf(acct, fn, b.Spec)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	h.guest = isolation.FunctionHost(pol, acct, fn, data, nil, log)
+	return h, nil
+}
+
+// policyOf compiles the decision point's policy for the one function the
+// container runs: its grants, over the resources they name. On AWS the
+// function's execution role holds exactly the same grants, so IAM enforces
+// them again; the decision point gives the same answers and messages as
+// the local runtime.
+func policyOf(acct silo.AccountID, fn string, fs silo.FunctionSpec) (*isolation.Policy, error) {
+	rs := []silo.Resource{}
+	add := func(t silo.ResourceType, name string, spec any) error {
+		r, err := silo.NewResource(t, name, spec)
+		if err != nil {
+			return err
+		}
+		rs = append(rs, r)
+		return nil
+	}
+	if err := add(silo.TypeFunction, fn, fs); err != nil {
+		return nil, err
+	}
+	for name := range fs.Tables {
+		add(silo.TypeTable, name, struct{}{})
+	}
+	for name := range fs.Buckets {
+		add(silo.TypeBucket, name, struct{}{})
+	}
+	for _, name := range fs.Config {
+		add(silo.TypeConfig, name, struct{}{})
+	}
+	for _, name := range fs.Secrets {
+		add(silo.TypeSecret, name, struct{}{})
+	}
+	ap, err := isolation.Compile(silo.Account{ID: acct, State: silo.StateActive}, rs)
+	if err != nil {
+		return nil, err
+	}
+	pol := isolation.NewPolicy()
+	pol.Set(ap)
+	return pol, nil
+}
+
+// close stops the runtime.
+func (h *host) close(ctx context.Context) error { return h.rt.Close(ctx) }
+
+// serve handles one API Gateway HTTP API (payload 2.0) invocation. Every
+// failure is an HTTP answer with silo's error body; serve returns an error
+// only if the event cannot be answered at all, which never happens.
+func (h *host) serve(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	rid := ev.RequestContext.RequestID
+	if rid == "" {
+		rid = newRequestID()
+	}
+	hdr := make(http.Header, len(ev.Headers))
+	for k, v := range ev.Headers {
+		hdr.Set(k, v)
+	}
+	if code, msg, ok := h.authenticate(ctx, hdr); !ok {
+		resp := failure(code, msg, rid)
+		resp.Headers["WWW-Authenticate"] = `Bearer realm="silo"`
+		return resp, nil
+	}
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		b, err := base64.StdEncoding.DecodeString(ev.Body)
+		if err != nil {
+			return failure(silo.CodeInvalid, "the request body is not valid base64", rid), nil
+		}
+		body = b
+	}
+	query, err := url.ParseQuery(ev.RawQueryString)
+	if err != nil {
+		return failure(silo.CodeInvalid, "the query string is malformed", rid), nil
+	}
+	for _, k := range []string{"Authorization", "X-Api-Key", "Cookie", "Proxy-Authorization", "X-Request-Id"} {
+		hdr.Del(k)
+	}
+	method := ev.RequestContext.HTTP.Method
+	path := ev.RawPath
+	if path == "" {
+		path = ev.RequestContext.HTTP.Path
+	}
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-responseMargin))
+		defer cancel()
+	}
+	resp, err := h.rt.Invoke(ctx, runtime.Invocation{
+		Account: h.acct, Function: h.fn, Digest: h.digest, Handler: h.spec.Handler, Limits: h.limits,
+		Host: h.guest,
+		Request: runtime.Request{
+			ID: rid, Method: method, Path: path, Params: ev.PathParameters,
+			Query: query, Header: hdr, Body: body,
+		},
+	})
+	if err != nil {
+		code := silo.ErrorCode(err)
+		msg := silo.UserMessage(err)
+		if code == silo.CodeInternal {
+			h.log.LogAttrs(ctx, slog.LevelError, "invocation failed", slog.String("account", string(h.acct)),
+				slog.String("function", h.fn), slog.String("request_id", rid), slog.Any("err", err))
+		}
+		return failure(code, msg, rid), nil
+	}
+	return response(resp, rid), nil
+}
+
+// authenticate checks the request's API key against the key records of
+// the account the host runs in. A key of another account is not there, so
+// it is refused like an unknown key (I4); the account binding is checked
+// as well.
+func (h *host) authenticate(ctx context.Context, hdr http.Header) (silo.Code, string, bool) {
+	const msgAuth = "missing or invalid API key; send it as Authorization: Bearer <key>"
+	plain, ok := credential(hdr)
+	if !ok {
+		return silo.CodeUnauthenticated, msgAuth, false
+	}
+	id, err := apikey.Parse(plain)
+	if err != nil {
+		return silo.CodeUnauthenticated, msgAuth, false
+	}
+	k, err := h.key(ctx, id)
+	switch {
+	case errors.Is(err, silo.ErrNotFound):
+		return silo.CodeUnauthenticated, msgAuth, false
+	case err != nil:
+		h.log.LogAttrs(ctx, slog.LevelError, "look up key", slog.String("key", id), slog.Any("err", err))
+		return silo.CodeUnavailable, "the service is unavailable; try again shortly", false
+	}
+	if err := apikey.Check(k, plain, h.now()); err != nil {
+		return silo.CodeUnauthenticated, silo.UserMessage(err), false
+	}
+	if k.Account != h.acct {
+		return silo.CodeForbidden, "this API key belongs to another tenant", false
+	}
+	return "", "", true
+}
+
+// key returns the key record id, from the cache if it is younger than
+// keyCacheTTL.
+func (h *host) key(ctx context.Context, id string) (store.APIKey, error) {
+	now := h.now()
+	h.mu.Lock()
+	c, ok := h.cache[id]
+	h.mu.Unlock()
+	if ok && now.Sub(c.at) < keyCacheTTL {
+		return c.k, c.err
+	}
+	ak, err := h.keys.APIKey(ctx, id)
+	if err != nil && !errors.Is(err, silo.ErrNotFound) {
+		return store.APIKey{}, err
+	}
+	c = cachedKey{err: err, at: now}
+	if err == nil {
+		c.k = store.APIKey{ID: ak.ID, Account: ak.Account, Hash: ak.Hash, Revoked: ak.Revoked}
+	}
+	h.mu.Lock()
+	if len(h.cache) > 10000 {
+		clear(h.cache)
+	}
+	h.cache[id] = c
+	h.mu.Unlock()
+	return c.k, c.err
+}
+
+// credential returns the API key sent as "Authorization: Bearer <key>" or,
+// failing that, as "X-Api-Key: <key>".
+func credential(h http.Header) (string, bool) {
+	if a := h.Get("Authorization"); a != "" {
+		scheme, tok, ok := strings.Cut(a, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return "", false
+		}
+		tok = strings.TrimSpace(tok)
+		return tok, tok != ""
+	}
+	k := strings.TrimSpace(h.Get("X-Api-Key"))
+	return k, k != ""
+}
+
+// response turns the guest's answer into the HTTP API's, keeping only the
+// response fields the gateway allows.
+func response(r runtime.Response, rid string) events.APIGatewayV2HTTPResponse {
+	status := r.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	out := events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{}, MultiValueHeaders: map[string][]string{}}
+	for k, vs := range r.Header {
+		k = http.CanonicalHeaderKey(k)
+		if !gateway.AllowedResponseHeader(k) {
+			continue
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				continue
+			}
+			out.MultiValueHeaders[k] = append(out.MultiValueHeaders[k], v)
+		}
+	}
+	out.Headers["X-Content-Type-Options"] = "nosniff"
+	out.Headers["X-Request-Id"] = rid
+	if utf8.Valid(r.Body) {
+		out.Body = string(r.Body)
+	} else {
+		out.Body, out.IsBase64Encoded = base64.StdEncoding.EncodeToString(r.Body), true
+	}
+	return out
+}
+
+// failure is silo's error body, {"error":{"code","message","request_id"}},
+// with the status of code.
+func failure(code silo.Code, msg, rid string) events.APIGatewayV2HTTPResponse {
+	type detail struct {
+		Code      silo.Code `json:"code"`
+		Message   string    `json:"message"`
+		RequestID string    `json:"request_id,omitempty"`
+	}
+	b, _ := json.Marshal(struct {
+		Error detail `json:"error"`
+	}{detail{code, msg, rid}})
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: code.HTTPStatus(),
+		Headers:    map[string]string{"Content-Type": "application/json", "X-Request-Id": rid, "X-Content-Type-Options": "nosniff"},
+		Body:       string(b) + "\n",
+	}
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "r-" + hex.EncodeToString(b[:])
+}

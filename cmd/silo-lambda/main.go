@@ -1,0 +1,95 @@
+// Command silo-lambda is the silo Lambda host: a custom runtime
+// (provided.al2023, linux/arm64 or linux/amd64) that runs a silo function's
+// .wasm module on AWS Lambda, in the tenant's own AWS account.
+//
+// The function's deployment package (provider/aws, lambda.go) holds this
+// program as "bootstrap", the module as "function.wasm" and the function's
+// spec as "function.json". At start the host compiles the module once; every
+// invocation (an API Gateway HTTP API event, payload format 2.0) is checked
+// against the account's own API key records, then runs in the runtime
+// package with all of its guards (memory, table and size limits, the
+// deadline, instrumented checkpoints against loop-free recursion, log
+// limits), its host calls bound through the decision point to the
+// account's data plane (DynamoDB, S3, SSM, Secrets Manager), reached with
+// the function's own execution role. Logs are JSON lines on stdout, which
+// Lambda sends to CloudWatch Logs.
+//
+// Build it with
+//
+//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bootstrap ./cmd/silo-lambda
+//
+// This command is the only package that imports github.com/aws/aws-lambda-go.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	silo "github.com/silo-run/silo"
+	siloaws "github.com/silo-run/silo/provider/aws"
+)
+
+// The environment the provider gives the function (provider/aws, lambda.go).
+const (
+	envAccount    = "SILO_ACCOUNT"
+	envAWSAccount = "SILO_AWS_ACCOUNT"
+	envFunction   = "SILO_FUNCTION"
+	envEndpoint   = "SILO_AWS_ENDPOINT" // the emulator only; empty on Lambda
+)
+
+func main() {
+	ctx := context.Background()
+	h, code := setup(ctx, os.Getenv, os.Stdout, os.Stderr)
+	if h == nil {
+		os.Exit(code)
+	}
+	lambda.StartWithOptions(h.serve, lambda.WithContext(ctx))
+}
+
+// setup reads the environment and the deployment package and returns the
+// host, or nil and the exit code after saying what is wrong on stderr.
+func setup(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) (*host, int) {
+	log := slog.New(slog.NewJSONHandler(stdout, nil))
+	h, err := load(ctx, getenv, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "silo-lambda: %s\n", silo.UserMessage(err))
+		log.Error("start", "err", err)
+		return nil, 1
+	}
+	return h, 0
+}
+
+func load(ctx context.Context, getenv func(string) string, log *slog.Logger) (*host, error) {
+	acct, fn := silo.AccountID(getenv(envAccount)), getenv(envFunction)
+	if acct == "" || fn == "" {
+		return nil, silo.Errorf(silo.CodeInvalid, "%s and %s are not set; the function was not deployed by silo", envAccount, envFunction)
+	}
+	root := getenv("LAMBDA_TASK_ROOT")
+	if root == "" {
+		root = "/var/task"
+	}
+	var b bundle
+	var err error
+	if b.Wasm, err = os.ReadFile(filepath.Join(root, "function.wasm")); err != nil {
+		return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its package holds no module; deploy it again", fn, acct), Err: err}
+	}
+	spec, err := os.ReadFile(filepath.Join(root, "function.json"))
+	if err != nil {
+		return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its package holds no spec; deploy it again", fn, acct), Err: err}
+	}
+	if err := json.Unmarshal(spec, &b.Spec); err != nil {
+		return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its spec does not decode; deploy it again", fn, acct), Err: err}
+	}
+	ah, err := siloaws.NewHost(ctx, siloaws.HostConfig{Account: acct, AWSAccount: getenv(envAWSAccount), Function: fn, Endpoint: getenv(envEndpoint)})
+	if err != nil {
+		return nil, err
+	}
+	return newHost(ctx, acct, fn, b, ah.Data(), ah, log)
+}
