@@ -157,6 +157,9 @@ type Config struct {
 	// account's limits, on the request path: it must be quick and safe for
 	// concurrent use (package usage aggregates in memory).
 	Meter Meter
+	// Reports, if set, serves each account its own signed isolation
+	// report at ReportPath (see report.go).
+	Reports ReportSource
 	// Now is the clock for rate limits and key revocation. Default time.Now.
 	Now func() time.Time
 }
@@ -457,6 +460,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// 2. Authentication, before anything that depends on the tenant existing.
 	acct := silo.AccountID(tg.tenant)
 	if !g.authenticate(w, r, acct) {
+		return
+	}
+	if g.serveReport(w, r, acct, tg.path) {
 		return
 	}
 
