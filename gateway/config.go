@@ -52,6 +52,9 @@ type Config struct {
 	// account's limits, on the request path: it must be quick and safe for
 	// concurrent use (package usage aggregates in memory).
 	Meter Meter
+	// Reports, if set, serves each account its own signed isolation
+	// report at ReportPath (see report.go).
+	Reports ReportSource
 	// Now is the clock for rate limits and key revocation. Default time.Now.
 	Now func() time.Time
 }

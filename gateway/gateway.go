@@ -332,6 +332,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.authenticate(w, r, acct) {
 		return
 	}
+	if g.serveReport(w, r, acct, tg.path) {
+		return
+	}
 
 	// 3. From here on the request is the account's own: meter it.
 	// Durations are measured on the monotonic wall clock, not Config.Now:

@@ -401,7 +401,7 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 	} else if !errors.Is(err, silo.ErrNotFound) {
 		return gateway.Response{}, err
 	}
-	host := isolation.FunctionHost(p.Policy, acct, fn, v.data, prod, p.guestLog)
+	host := isolation.FunctionHost(p.Policy, acct, fn, p.Stored.Data(acct, v.data), prod, p.guestLog)
 	pages := uint32(0)
 	if fs.Memory > 0 {
 		pages = uint32((fs.Memory + 65535) / 65536)

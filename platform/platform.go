@@ -59,6 +59,7 @@ import (
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/sqlite"
 	"github.com/silo-run/silo/usage"
+	"github.com/silo-run/silo/usage/storage"
 )
 
 // Config configures a Platform. Zero fields take the defaults noted; Validate
@@ -273,6 +274,7 @@ type Platform struct {
 	Policy   *isolation.Policy
 	Runner   *rollout.Runner
 	Usage    *usage.Meter // nil with Config.Usage.Off
+	Stored   *storage.Tracker
 
 	db        store.Store // the store under Store's witness wrapper
 	feed      store.Feed  // db's change feed, if it has one

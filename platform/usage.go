@@ -13,6 +13,7 @@ import (
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
+	"github.com/silo-run/silo/usage/storage"
 )
 
 // UsageConfig tunes metering and limits.
@@ -33,7 +34,10 @@ type UsageConfig struct {
 // wireUsage sets the gateway's limit source and meter, and starts the
 // meter's flush loop.
 func (p *Platform) wireUsage(gc *gateway.Config) error {
-	gc.Limits = &limitSource{p: p, stacks: map[string]*spec.Stack{}, month: map[silo.AccountID]monthUse{}}
+	ls := &limitSource{p: p, stacks: map[string]*spec.Stack{}, month: map[silo.AccountID]monthUse{}}
+	gc.Limits = ls
+	p.Stored = storage.New(storage.Config{Now: p.cfg.Now, Limit: ls.storage})
+	gc.Reports = &reports{p: p, cache: map[silo.AccountID]cachedReport{}}
 	if p.cfg.Usage.Prices == (usage.Prices{}) {
 		p.cfg.Usage.Prices = usage.DefaultPrices()
 	}
@@ -147,6 +151,15 @@ func (l *limitSource) Limits(ctx context.Context, acct silo.AccountID) (gateway.
 		}
 	}
 	return out, nil
+}
+
+// storage is the account's storage limit for the storage tracker.
+func (l *limitSource) storage(ctx context.Context, acct silo.AccountID) (storage.Limit, error) {
+	lim, err := l.Limits(ctx, acct)
+	if err != nil {
+		return storage.Limit{}, err
+	}
+	return storage.Limit{Bytes: lim.Storage, Plan: lim.Plan, Override: lim.Override}, nil
 }
 
 func (l *limitSource) stack(ctx context.Context, rel string) (*spec.Stack, error) {

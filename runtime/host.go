@@ -22,7 +22,8 @@ import (
 // be safe for concurrent use.
 //
 // Errors map to what the guest sees: silo.CodeNotFound → not found;
-// CodeForbidden and CodeUnauthenticated → denied; CodeInvalid → invalid (with
+// CodeForbidden and CodeUnauthenticated → denied; CodeInvalid and CodeTooLarge
+// (a storage limit) → invalid (with
 // the error's user message); CodeUnavailable, CodeTooMany and context errors →
 // unavailable; anything else → internal, with a generic message (the error
 // itself is logged, never shown to the guest).
@@ -115,7 +116,7 @@ func (c *call) status(ctx context.Context, op string, err error) (abi.Status, st
 		return abi.NotFound, safe
 	case silo.CodeForbidden, silo.CodeUnauthenticated:
 		return abi.Denied, safe
-	case silo.CodeInvalid:
+	case silo.CodeInvalid, silo.CodeTooLarge:
 		return abi.Invalid, safe
 	case silo.CodeUnavailable, silo.CodeTooMany:
 		return abi.Unavailable, safe

@@ -1,0 +1,110 @@
+package storage
+
+import (
+	"context"
+	"errors"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
+)
+
+// maxList is the most keys a bucket's first listing asks for; providers
+// clamp it to their own maximum.
+const maxList = 1 << 20
+
+// data is an account's provider.Data with its writes counted.
+type data struct {
+	provider.Data
+	t    *Tracker
+	acct silo.AccountID
+	a    *account
+}
+
+// write runs put after reserving delta bytes of the table's or bucket's
+// size, or refuses it when that would take the size over the limit. old is
+// the current value's size (-1: none) and n the new one's; both count the
+// key.
+func (d *data) write(ctx context.Context, kind, name string, old, n int64, put func() error) error {
+	s, err := d.t.size(ctx, d.a, d.Data, kind, name)
+	if err != nil {
+		return err
+	}
+	delta := n - max(old, 0)
+	if delta > 0 {
+		lim, err := d.t.limit(ctx, d.acct, d.a)
+		if err != nil {
+			return err
+		}
+		d.a.mu.Lock()
+		if lim.Bytes > 0 && s.bytes+delta > int64(lim.Bytes) {
+			cur := s.bytes
+			d.a.mu.Unlock()
+			return refusal(kind, name, lim, cur, delta)
+		}
+		s.bytes += delta
+		d.a.mu.Unlock()
+	} else {
+		d.a.mu.Lock()
+		s.bytes += delta
+		d.a.mu.Unlock()
+	}
+	if err := put(); err != nil {
+		d.a.mu.Lock()
+		s.bytes -= delta
+		d.a.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// sizeOf is the stored size of one value with its key, -1 when there is
+// none.
+func sizeOf(key string, v []byte, err error) (int64, error) {
+	if errors.Is(err, silo.ErrNotFound) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(key) + len(v)), nil
+}
+
+// Put writes key, counted against the table's limit.
+func (d *data) Put(ctx context.Context, table, key string, v []byte) error {
+	v0, err := d.Data.Get(ctx, table, key)
+	old, err := sizeOf(key, v0, err)
+	if err != nil {
+		return err
+	}
+	return d.write(ctx, "table", table, old, int64(len(key)+len(v)), func() error { return d.Data.Put(ctx, table, key, v) })
+}
+
+// Delete removes key; the table's size shrinks by it.
+func (d *data) Delete(ctx context.Context, table, key string) error {
+	v0, err := d.Data.Get(ctx, table, key)
+	old, err := sizeOf(key, v0, err)
+	if err != nil {
+		return err
+	}
+	return d.write(ctx, "table", table, old, 0, func() error { return d.Data.Delete(ctx, table, key) })
+}
+
+// PutBlob writes a blob, counted against the bucket's limit.
+func (d *data) PutBlob(ctx context.Context, bucket, key string, v []byte) error {
+	v0, err := d.Data.GetBlob(ctx, bucket, key)
+	old, err := sizeOf(key, v0, err)
+	if err != nil {
+		return err
+	}
+	return d.write(ctx, "bucket", bucket, old, int64(len(key)+len(v)), func() error { return d.Data.PutBlob(ctx, bucket, key, v) })
+}
+
+// DeleteBlob removes a blob; the bucket's size shrinks by it.
+func (d *data) DeleteBlob(ctx context.Context, bucket, key string) error {
+	v0, err := d.Data.GetBlob(ctx, bucket, key)
+	old, err := sizeOf(key, v0, err)
+	if err != nil {
+		return err
+	}
+	return d.write(ctx, "bucket", bucket, old, 0, func() error { return d.Data.DeleteBlob(ctx, bucket, key) })
+}

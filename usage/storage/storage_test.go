@@ -1,0 +1,142 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
+	"github.com/silo-run/silo/provider/local"
+	"github.com/silo-run/silo/provider/providertest"
+	"github.com/silo-run/silo/usage/storage"
+)
+
+// open returns the data plane of a new account of a real local provider,
+// with the example stack applied (tables findings and sessions, bucket
+// uploads).
+func open(t *testing.T, id silo.AccountID) (provider.Provider, provider.Data) {
+	t.Helper()
+	p, err := local.New(local.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	ctx := context.Background()
+	if err := p.CreateAccount(ctx, id, silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, p, id, providertest.Stack(t))
+	d, err := p.Data(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, d
+}
+
+func stored(t *testing.T, tr *storage.Tracker, id silo.AccountID, d provider.Data) map[string]int64 {
+	t.Helper()
+	us, err := tr.Stored(context.Background(), id, d, []string{"findings", "sessions", "missing"}, []string{"uploads"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, u := range us {
+		out[u.Kind+"/"+u.Name] = u.Bytes
+	}
+	return out
+}
+
+// TestCountsBytes: sizes follow puts, overwrites and deletes exactly, and
+// data written before the tracker met the account is counted.
+func TestCountsBytes(t *testing.T) {
+	ctx := context.Background()
+	_, raw := open(t, "acme")
+	if err := raw.Put(ctx, "findings", "before", []byte("0123456789")); err != nil { // 6 + 10
+		t.Fatal(err)
+	}
+	tr := storage.New(storage.Config{})
+	d := tr.Data("acme", raw)
+	steps := []struct {
+		name string
+		do   func() error
+		want map[string]int64
+	}{
+		{"first sight", func() error { return nil }, map[string]int64{"table/findings": 16, "table/sessions": 0, "bucket/uploads": 0}},
+		{"put", func() error { return d.Put(ctx, "findings", "k1", []byte("abcd")) }, map[string]int64{"table/findings": 22, "table/sessions": 0, "bucket/uploads": 0}},
+		{"overwrite larger", func() error { return d.Put(ctx, "findings", "k1", []byte("abcdefgh")) }, map[string]int64{"table/findings": 26, "table/sessions": 0, "bucket/uploads": 0}},
+		{"overwrite smaller", func() error { return d.Put(ctx, "findings", "k1", []byte("a")) }, map[string]int64{"table/findings": 19, "table/sessions": 0, "bucket/uploads": 0}},
+		{"delete", func() error { return d.Delete(ctx, "findings", "before") }, map[string]int64{"table/findings": 3, "table/sessions": 0, "bucket/uploads": 0}},
+		{"blob", func() error { return d.PutBlob(ctx, "uploads", "a/b.txt", make([]byte, 1000)) }, map[string]int64{"table/findings": 3, "table/sessions": 0, "bucket/uploads": 1007}},
+		{"blob delete", func() error { return d.DeleteBlob(ctx, "uploads", "a/b.txt") }, map[string]int64{"table/findings": 3, "table/sessions": 0, "bucket/uploads": 0}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		got := stored(t, tr, "acme", raw)
+		for k, w := range s.want {
+			if got[k] != w {
+				t.Errorf("after %s: %s = %d bytes, want %d", s.name, k, got[k], w)
+			}
+		}
+		if len(got) != len(s.want) {
+			t.Errorf("after %s: %v, want %v (a missing table is left out)", s.name, got, s.want)
+		}
+	}
+	// A fresh tracker reads the same sizes from the provider.
+	if got := stored(t, storage.New(storage.Config{}), "acme", raw); got["table/findings"] != 3 {
+		t.Errorf("recounted findings: %d bytes, want 3", got["table/findings"])
+	}
+}
+
+// TestLimit: a write that would take a table or bucket over the limit is
+// refused with the limit named and nothing written; the twin under the
+// limit passes, and so do writes that shrink.
+func TestLimit(t *testing.T) {
+	ctx := context.Background()
+	_, raw := open(t, "acme")
+	lim := storage.Limit{Bytes: 100, Plan: "free"}
+	tr := storage.New(storage.Config{Limit: func(context.Context, silo.AccountID) (storage.Limit, error) { return lim, nil }})
+	d := tr.Data("acme", raw)
+	// The must twin: exactly at the limit passes (2-byte key + 98 bytes).
+	if err := d.Put(ctx, "findings", "k1", make([]byte, 98)); err != nil {
+		t.Fatalf("a write up to the limit: %v", err)
+	}
+	// The must-not: one byte more is refused, with which limit and how to
+	// raise it, and the value is not written.
+	err := d.Put(ctx, "findings", "k2", []byte("x"))
+	if silo.ErrorCode(err) != silo.CodeTooLarge || len(silo.UserMessage(err)) > 240 {
+		t.Fatalf("a write over the limit: %v, want CodeTooLarge", err)
+	}
+	for _, want := range []string{"storage limit", "may hold 100 B per table", `plan "free"`, `table "findings" holds 100 B`, "silo limits set --storage"} {
+		if !strings.Contains(silo.UserMessage(err), want) {
+			t.Errorf("refusal %q lacks %q", silo.UserMessage(err), want)
+		}
+	}
+	if _, err := raw.Get(ctx, "findings", "k2"); !errors.Is(err, silo.ErrNotFound) {
+		t.Errorf("the refused value was written: %v", err)
+	}
+	// The limit is per table: another table and the bucket have their own.
+	if err := d.Put(ctx, "sessions", "s", make([]byte, 99)); err != nil {
+		t.Errorf("another table under its own limit: %v", err)
+	}
+	if err := d.PutBlob(ctx, "uploads", "big", make([]byte, 98)); silo.ErrorCode(err) != silo.CodeTooLarge {
+		t.Errorf("a blob over the bucket's limit: %v, want CodeTooLarge", err)
+	}
+	// Shrinking passes, and then growth fits again.
+	if err := d.Put(ctx, "findings", "k1", []byte("short")); err != nil {
+		t.Fatalf("shrinking a value: %v", err)
+	}
+	if err := d.Put(ctx, "findings", "k2", []byte("x")); err != nil {
+		t.Errorf("a write under the limit after shrinking: %v", err)
+	}
+	// A raised limit applies after the refresh; without a limit nothing is
+	// refused.
+	lim = storage.Limit{}
+	tr2 := storage.New(storage.Config{Limit: func(context.Context, silo.AccountID) (storage.Limit, error) { return lim, nil }})
+	if err := tr2.Data("acme", raw).Put(ctx, "findings", "k3", make([]byte, 10_000)); err != nil {
+		t.Errorf("without a limit: %v", err)
+	}
+}
