@@ -167,8 +167,8 @@ func (rn *Runner) applied(ctx context.Context, r Rollout, target engine.Release)
 	_, err := rn.members(ctx, r, r.Ring, target.Stack, func(as []silo.Account) error {
 		return rn.cfg.Store.View(ctx, func(tx store.Tx) error {
 			for _, a := range as {
-				in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, "apply"))
-				if err == nil && in.State == store.IntentDone {
+				st, err := tx.Step(stepKey(r.ID, ring.Name, a.ID, "apply"))
+				if err == nil && st.State == store.IntentDone {
 					out = append(out, a.ID)
 				} else if err != nil && !errors.Is(err, silo.ErrNotFound) {
 					return err
@@ -319,9 +319,11 @@ func (rn *Runner) verifyLive(ctx context.Context, r Rollout, target engine.Relea
 				}
 			}
 			for _, a := range as {
-				in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, "apply"))
-				if err == nil && in.State == store.IntentFailed {
+				st, err := tx.Step(stepKey(r.ID, ring.Name, a.ID, "apply"))
+				if err == nil && st.State == store.IntentFailed {
 					failed[a.ID] = true
+				} else if err != nil && !errors.Is(err, silo.ErrNotFound) {
+					return err
 				}
 			}
 			return nil
@@ -451,7 +453,7 @@ func (rn *Runner) rollingBack(ctx context.Context, r Rollout, target engine.Rele
 func (rn *Runner) finish(ctx context.Context, r Rollout) error {
 	_, err := rn.mutate(ctx, r.ID, func(tx store.Tx, cur *Rollout) error {
 		cur.State, cur.Reason = StateSucceeded, ""
-		if err := tx.PutSetting(settingCurrent, cur.Release); err != nil {
+		if _, err := tx.SetCurrentRelease(cur.Release); err != nil {
 			return err
 		}
 		if cur.RollbackOf != "" {

@@ -136,6 +136,16 @@ func release(t testing.TB, e *env, src, digest string) engine.Release {
 // with ring=canary) and makes rel current.
 func seed(t testing.TB, e *env, rel engine.Release, n, canary int, extra ...func(i int, p map[string]string)) {
 	t.Helper()
+	seedAccounts(t, e, rel, n, canary, extra...)
+	if err := e.store.Update(context.Background(), func(tx store.Tx) error { _, err := tx.SetCurrentRelease(rel.ID); return err }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedAccounts is seed without making rel current: as before a first
+// deploy.
+func seedAccounts(t testing.TB, e *env, rel engine.Release, n, canary int, extra ...func(i int, p map[string]string)) {
+	t.Helper()
 	ctx := context.Background()
 	if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction}, rel); err != nil {
 		t.Fatal(err)
@@ -163,9 +173,6 @@ func seed(t testing.TB, e *env, rel engine.Release, n, canary int, extra ...func
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Fatal(err)
-	}
-	if err := e.store.Update(ctx, func(tx store.Tx) error { return tx.PutSetting("current_release", rel.ID) }); err != nil {
 		t.Fatal(err)
 	}
 	e.mu.Lock()

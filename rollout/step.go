@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,11 +20,9 @@ type stepResult struct {
 	stopped                          bool // the budget ran out, or the rollout stopped
 }
 
-const failPrefix = "step failed: "
-
 // undoTargets returns, for accounts of a rollback rollout r of rollout
 // orig, the release each returns to: an account orig applied to returns to
-// the release it ran before orig (see fromKey), an account on orig's
+// the release it ran before orig (its apply step's From), an account on orig's
 // release or already on r's goes to r's release, and any other account (a
 // developer's own build that orig never touched) is left alone: it is not
 // in the map.
@@ -33,17 +30,14 @@ func undoTargets(tx store.Tx, r, orig Rollout, as []silo.Account) (map[silo.Acco
 	out := map[silo.AccountID]string{}
 	for _, a := range as {
 		for _, ring := range orig.Rings {
-			_, err := tx.IntentByKey(claimKey(orig.ID, ring.Name, a.ID, "apply"))
+			st, err := tx.Step(stepKey(orig.ID, ring.Name, a.ID, "apply"))
 			if errors.Is(err, silo.ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return nil, err
 			}
-			from, err := setting(tx, fromKey(orig.ID, ring.Name, a.ID))
-			if err != nil {
-				return nil, err
-			}
+			from := st.From
 			if from == "" {
 				from = r.Release
 			}
@@ -60,8 +54,8 @@ func undoTargets(tx store.Tx, r, orig Rollout, as []silo.Account) (map[silo.Acco
 // pass runs one step over the accounts of ring i. "apply" moves each to
 // rel (in a rollback rollout, each account to its undoTargets release);
 // "rollback" visits only accounts with an apply claim and moves each back
-// to the release it ran before the rollout (see fromKey), rel when none is
-// recorded.
+// to the release it ran before the rollout (the apply step's From), rel
+// when none is recorded.
 func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release, rel engine.Release, step string) (stepResult, error) {
 	ring := r.Rings[i]
 	var orig *Rollout
@@ -92,8 +86,8 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 	}
 	lastCheck := time.Now()
 	_, err := rn.members(ctx, r, i, sel.Stack, func(as []silo.Account) error {
-		claims := map[silo.AccountID]store.Intent{}
-		applyClaims := map[silo.AccountID]store.Intent{}
+		claims := map[silo.AccountID]store.RolloutStep{}
+		applyClaims := map[silo.AccountID]store.RolloutStep{}
 		from := map[silo.AccountID]string{}
 		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
 			if orig != nil {
@@ -103,21 +97,19 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				}
 			}
 			for _, a := range as {
-				if in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, step)); err == nil {
-					claims[a.ID] = in
+				if st, err := tx.Step(stepKey(r.ID, ring.Name, a.ID, step)); err == nil {
+					claims[a.ID] = st
 				} else if !errors.Is(err, silo.ErrNotFound) {
 					return err
 				}
 				if step == "rollback" {
-					if in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, "apply")); err == nil {
-						applyClaims[a.ID] = in
+					if st, err := tx.Step(stepKey(r.ID, ring.Name, a.ID, "apply")); err == nil {
+						applyClaims[a.ID] = st
+						if st.From != "" {
+							from[a.ID] = st.From
+						}
 					} else if !errors.Is(err, silo.ErrNotFound) {
 						return err
-					}
-					if v, err := setting(tx, fromKey(r.ID, ring.Name, a.ID)); err != nil {
-						return err
-					} else if v != "" {
-						from[a.ID] = v
 					}
 				}
 			}
@@ -169,13 +161,13 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				}
 			}
 			in, claimed := claims[a.ID]
-			if claimed && (in.State == store.IntentDone || (in.State == store.IntentFailed && strings.HasPrefix(in.Error, failPrefix))) {
+			if claimed && in.State != store.IntentPending {
 				mu.Lock()
 				if in.State == store.IntentDone {
 					res.done++
 					res.applied = append(res.applied, a.ID)
 				} else {
-					fail(a.ID, strings.TrimPrefix(in.Error, failPrefix))
+					fail(a.ID, in.Error)
 				}
 				mu.Unlock()
 				continue
@@ -195,9 +187,9 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				return ctx.Err()
 			}
 			wg.Add(1)
-			go func(a silo.Account, in store.Intent, claimed bool) {
+			go func(a silo.Account, claimed bool) {
 				defer func() { <-sem; wg.Done() }()
-				ok, msg, err := rn.step(ctx, r, ring, a, to, step, in, claimed)
+				ok, msg, err := rn.step(ctx, r, ring, a, to, step, claimed)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -211,7 +203,7 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				default:
 					fail(a.ID, msg)
 				}
-			}(a, in, claimed)
+			}(a, claimed)
 		}
 		return nil
 	})
@@ -226,27 +218,24 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 // step claims, applies and finishes one account. It returns ok, or the
 // failure message, or an error when the store failed (the step is then left
 // to the next runner).
-func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.Account, rel engine.Release, step string, in store.Intent, claimed bool) (bool, string, error) {
-	key := claimKey(r.ID, ring.Name, a.ID, step)
-	seq := in.Seq
+func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.Account, rel engine.Release, step string, claimed bool) (bool, string, error) {
+	key := stepKey(r.ID, ring.Name, a.ID, step)
 	if !claimed {
 		now := rn.cfg.Clock.Now()
+		claim := store.RolloutStep{StepKey: key, Created: now, Updated: now}
+		if step == "apply" && a.Release != "" && a.Release != r.Previous {
+			// The account ran another release than the fleet's: a
+			// rollback returns it there, not to Previous.
+			claim.From = a.Release
+		}
 		err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
-			var err error
-			seq, err = tx.AddIntent(store.Intent{Key: key, Account: a.ID, Action: "rollout." + step, State: store.IntentPending, Created: now, Updated: now})
+			err := tx.ClaimStep(claim)
 			if errors.Is(err, silo.ErrConflict) {
 				// Claimed meanwhile by a runner that has since lost the
 				// lease to us: take it over.
-				in, err = tx.IntentByKey(key)
-				seq = in.Seq
-				return err
+				return nil
 			}
-			if err != nil || step != "apply" || a.Release == "" || a.Release == r.Previous {
-				return err
-			}
-			// The account ran another release than the fleet's: a
-			// rollback returns it there, not to Previous.
-			return tx.PutSetting(fromKey(r.ID, ring.Name, a.ID), a.Release)
+			return err
 		})
 		if err != nil {
 			return false, "", fmt.Errorf("claim %s: %w", key, err)
@@ -267,16 +256,16 @@ func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.A
 	rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Account: a.ID, Point: "applied", Detail: step})
 	state, msg := store.IntentDone, ""
 	if applyErr != nil {
-		state, msg = store.IntentFailed, failPrefix+silo.UserMessage(applyErr)
+		state, msg = store.IntentFailed, silo.UserMessage(applyErr)
 		if silo.ErrorCode(applyErr) == silo.CodeInternal {
-			msg = failPrefix + applyErr.Error()
+			msg = applyErr.Error()
 		}
 	}
-	if err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.FinishIntent(seq, state, msg) }); err != nil {
+	if err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.FinishStep(key, state, msg) }); err != nil {
 		return false, "", fmt.Errorf("finish %s: %w", key, err)
 	}
 	rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Account: a.ID, Point: "finished", Detail: step})
-	return applyErr == nil, strings.TrimPrefix(msg, failPrefix), nil
+	return applyErr == nil, msg, nil
 }
 
 // applyOne moves one account to rel: plan from recorded state, apply. An
