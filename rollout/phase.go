@@ -11,6 +11,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/fanout"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
 )
@@ -297,8 +298,7 @@ func (rn *Runner) verifyLive(ctx context.Context, r Rollout, target engine.Relea
 	var (
 		mu  sync.Mutex
 		bad []string
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, max(ring.Concurrency, 4))
+		g   = fanout.New(max(ring.Concurrency, 4))
 	)
 	failed := map[silo.AccountID]bool{}
 	var orig *Rollout
@@ -347,21 +347,19 @@ func (rn *Runner) verifyLive(ctx context.Context, r Rollout, target engine.Relea
 					}
 				}
 			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func(a silo.Account, rel engine.Release) {
-				defer func() { <-sem; wg.Done() }()
-				msg := rn.live(ctx, a, rel)
-				if msg != "" {
+			if err := g.Go(ctx, func() {
+				if msg := rn.live(ctx, a, rel); msg != "" {
 					mu.Lock()
 					bad = append(bad, string(a.ID)+": "+msg)
 					mu.Unlock()
 				}
-			}(a, rel)
+			}); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	wg.Wait()
+	g.Wait()
 	return bad, err
 }
 

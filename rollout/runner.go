@@ -17,10 +17,16 @@ import (
 	"github.com/silo-run/silo/store"
 )
 
+// Planner is what a Runner needs of the engine (*engine.Engine).
+type Planner interface {
+	PlanAccount(ctx context.Context, a silo.Account, rel engine.Release) (silo.Plan, error)
+	Apply(ctx context.Context, p silo.Plan) error
+}
+
 // Config configures a Runner.
 type Config struct {
 	Store    store.Store
-	Engine   *engine.Engine
+	Engine   Planner
 	Provider provider.Provider // read for live verification
 	// Metrics feeds the health gates; nil makes every gated ring
 	// inconclusive (a gate never passes without metrics).

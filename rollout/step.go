@@ -9,6 +9,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/fanout"
 	"github.com/silo-run/silo/store"
 )
 
@@ -69,8 +70,7 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 	var (
 		res    stepResult
 		mu     sync.Mutex
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, max(ring.Concurrency, 1))
+		g      = fanout.New(ring.Concurrency)
 		budget = ring.budget()
 		stop   bool
 		first  error
@@ -172,6 +172,10 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				mu.Unlock()
 				continue
 			}
+			// The plan that decides whether the account changes is the
+			// one applied (once per account and pass); a claim taken over
+			// is planned when it is applied.
+			var plan *silo.Plan
 			if !claimed {
 				p, err := rn.cfg.Engine.PlanAccount(ctx, a, to)
 				if err == nil && !p.Touches() {
@@ -180,16 +184,12 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 					mu.Unlock()
 					continue
 				}
+				if err == nil {
+					plan = &p
+				}
 			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			wg.Add(1)
-			go func(a silo.Account, claimed bool) {
-				defer func() { <-sem; wg.Done() }()
-				ok, msg, err := rn.step(ctx, r, ring, a, to, step, claimed)
+			if err := g.Go(ctx, func() {
+				ok, msg, err := rn.step(ctx, r, ring, a, to, step, claimed, plan)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -203,11 +203,13 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				default:
 					fail(a.ID, msg)
 				}
-			}(a, claimed)
+			}); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	wg.Wait()
+	g.Wait()
 	if err == nil {
 		err = first
 	}
@@ -218,7 +220,7 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 // step claims, applies and finishes one account. It returns ok, or the
 // failure message, or an error when the store failed (the step is then left
 // to the next runner).
-func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.Account, rel engine.Release, step string, claimed bool) (bool, string, error) {
+func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.Account, rel engine.Release, step string, claimed bool, plan *silo.Plan) (bool, string, error) {
 	key := stepKey(r.ID, ring.Name, a.ID, step)
 	if !claimed {
 		now := rn.cfg.Clock.Now()
@@ -242,7 +244,7 @@ func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.A
 		}
 		rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Account: a.ID, Point: "claimed", Detail: step})
 	}
-	applyErr := rn.applyOne(ctx, a.ID, rel)
+	applyErr := rn.applyOne(ctx, a.ID, rel, plan)
 	if applyErr == nil && step == "apply" && ring.Gates.Smoke != "" {
 		if rn.cfg.Smoke == nil {
 			applyErr = silo.Errorf(silo.CodeUnavailable, "ring %s names smoke function %q but no smoke runner is configured", ring.Name, ring.Gates.Smoke)
@@ -268,23 +270,29 @@ func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.A
 	return applyErr == nil, msg, nil
 }
 
-// applyOne moves one account to rel: plan from recorded state, apply. An
-// interrupted earlier apply leaves intents keyed by the account's Version;
-// a conflict bumps the Version and plans again.
-func (rn *Runner) applyOne(ctx context.Context, id silo.AccountID, rel engine.Release) error {
+// applyOne moves one account to rel: apply plan, made by the pass from
+// recorded state (nil: plan it now). The plan carries the account's
+// Version, so one made stale by a change since is a conflict, and so is
+// what an interrupted earlier apply left (intents keyed by the Version): a
+// conflict bumps the Version and plans again.
+func (rn *Runner) applyOne(ctx context.Context, id silo.AccountID, rel engine.Release, plan *silo.Plan) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		var a silo.Account
-		if err = rn.cfg.Store.View(ctx, func(tx store.Tx) error {
-			var err error
-			a, err = tx.Account(id)
-			return err
-		}); err != nil {
-			return err
-		}
 		var p silo.Plan
-		if p, err = rn.cfg.Engine.PlanAccount(ctx, a, rel); err != nil {
-			return err
+		if plan != nil && attempt == 0 {
+			p = *plan
+		} else {
+			var a silo.Account
+			if err = rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+				var err error
+				a, err = tx.Account(id)
+				return err
+			}); err != nil {
+				return err
+			}
+			if p, err = rn.cfg.Engine.PlanAccount(ctx, a, rel); err != nil {
+				return err
+			}
 		}
 		if err = rn.cfg.Engine.Apply(ctx, p); err == nil || !errors.Is(err, silo.ErrConflict) {
 			return err
