@@ -570,7 +570,7 @@ func TestOperatorControls(t *testing.T) {
 func TestPlanOncePerPass(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, t.TempDir(), opts{})
-	src := ungatedStack
+	src := ungated() // no gates, no bake: nothing plans but the passes that apply
 	v1 := release(t, e, src, "sha256:1111")
 	v2 := release(t, e, src, "sha256:2222")
 	const n = 12
@@ -603,29 +603,3 @@ func TestPlanOncePerPass(t *testing.T) {
 		}
 	}
 }
-
-// ungatedStack is stack without gates or bake: nothing plans but the
-// passes that apply.
-const ungatedStack = `version: 1
-name: demo
-params:
-  ring: {type: string, default: main}
-  region: {type: string, default: eu}
-functions:
-  ingest:
-    source: ./fn.wasm
-    tables: {findings: read-write}
-tables: {findings: {}}
-config:
-  where: "${param.region}"
-routes:
-  - {method: POST, path: /findings, function: ingest}
-rollout:
-  rings:
-    - name: canary
-      select: {kind: tenant, params: {ring: canary}}
-      concurrency: 4
-    - name: everyone
-      select: {kind: tenant}
-      concurrency: 8
-`
