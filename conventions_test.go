@@ -2,7 +2,10 @@ package silo_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -97,6 +100,162 @@ func TestEveryPackageHasADocComment(t *testing.T) {
 	for _, p := range listPackages(t) {
 		if p.Doc == "" {
 			t.Errorf("%s has no package doc comment saying what it owns", p.ImportPath)
+		}
+	}
+}
+
+// allowedImports is the layering of silo's packages, read top to bottom:
+// for each package (by path in the module, "." for the root), the project
+// packages its non-test files may import. A package that is not in the
+// table, or imports a project package its line does not list, fails
+// TestImportLayering: a new edge between packages is a design decision,
+// made here in review (as tailscale's depaware makes it). A line may allow
+// more than the package imports today; a row for a package that no longer
+// exists fails too, so the table stays the map of the tree.
+var allowedImports = map[string][]string{
+	// The domain vocabulary, and leaves that know nothing of silo's
+	// layers above them.
+	".":                 {},
+	"spec":              {"."},
+	"store":             {"."},
+	"provider":          {"."},
+	"logs":              {"."},
+	"internal/fanout":   {},
+	"internal/envelope": {"."},
+	"internal/build":    {"."},
+	"internal/apikey":   {".", "store"},
+	"usage":             {".", "store"},
+
+	// The SDK functions are built with: never the host's packages.
+	"sdk":        {},
+	"sdk/fn/abi": {},
+	"sdk/fn":     {"sdk/fn/abi"},
+
+	// Implementations behind the store and provider contracts, and the
+	// suites every implementation passes: none knows another.
+	"store/sqlite":          {".", "store"},
+	"store/postgres":        {".", "store"},
+	"store/postgres/pgtest": {},
+	"store/storetest":       {".", "store"},
+	"provider/local":        {".", "provider", "internal/envelope"},
+	"provider/aws":          {".", "provider"},
+	"provider/aws/awstest":  {},
+	"provider/providertest": {".", "provider"},
+
+	// The control plane: plans and applies over the contracts, never over
+	// an implementation, the runtime or the data plane.
+	"engine":           {".", "spec", "store", "provider", "internal/fanout"},
+	"isolation":        {".", "engine", "provider", "store"},
+	"isolation/report": {".", "isolation", "provider"},
+	"rollout":          {".", "engine", "spec", "store", "provider", "internal/fanout"},
+	"control":          {".", "engine", "spec", "store", "provider", "isolation", "usage", "internal/apikey"},
+
+	// The data plane: the sandbox, the HTTP gateway, and the directory
+	// between them and the store. The gateway knows neither the runtime
+	// nor the control plane.
+	"runtime":   {".", "provider", "sdk/fn/abi"},
+	"gateway":   {".", "store", "internal/apikey"},
+	"dataplane": {".", "gateway", "isolation", "provider", "store"},
+
+	// Serving and wiring: the API over the control plane, the console over
+	// the API, and the platform that builds the whole.
+	"server":         {".", "control", "engine", "isolation", "isolation/report", "logs", "provider", "rollout", "spec", "store", "usage"},
+	"server/console": {".", "server", "rollout", "store", "usage", "internal/fanout"},
+	"platform": {".", "control", "dataplane", "engine", "gateway", "internal/build", "isolation", "isolation/probe",
+		"isolation/report", "logs", "provider", "provider/local", "rollout", "runtime", "server", "server/console",
+		"spec", "store", "store/sqlite", "usage"},
+	"isolation/probe": {".", "control", "internal/build", "isolation", "isolation/report", "logs", "provider", "runtime", "store"},
+	"silotest":        {".", "control", "gateway", "logs", "platform", "rollout"},
+
+	// Commands and measurement: the only packages that pick
+	// implementations.
+	"cmd/silo": {".", "control", "engine", "isolation", "isolation/probe", "isolation/report", "logs", "platform",
+		"provider", "provider/aws", "provider/local", "rollout", "sdk", "server", "spec", "store", "store/postgres",
+		"store/sqlite", "usage"},
+	"bench": {".", "control", "engine", "gateway", "internal/build", "platform", "provider/local", "runtime",
+		"sdk/fn/abi", "spec", "store", "store/sqlite"},
+
+	// The example app: functions over the SDK only.
+	"examples/findings":                  {},
+	"examples/findings/internal/finding": {"sdk/fn"},
+	"examples/findings/functions/ingest": {"examples/findings/internal/finding", "sdk/fn"},
+	"examples/findings/functions/list":   {"examples/findings/internal/finding", "sdk/fn"},
+	"examples/findings/functions/smoke":  {"examples/findings/internal/finding", "sdk/fn"},
+}
+
+// layeringErrors checks pkgs against allowed and returns what breaks it.
+func layeringErrors(pkgs []pkg, allowed map[string][]string) []string {
+	rel := func(path string) (string, bool) {
+		if path == module {
+			return ".", true
+		}
+		r, ok := strings.CutPrefix(path, module+"/")
+		return r, ok
+	}
+	var errs []string
+	seen := map[string]bool{}
+	for _, p := range pkgs {
+		name, ok := rel(p.ImportPath)
+		if !ok {
+			continue
+		}
+		seen[name] = true
+		may, listed := allowed[name]
+		if !listed {
+			errs = append(errs, fmt.Sprintf("package %s is not in allowedImports; add its line (the project packages it may import) to conventions_test.go", name))
+			continue
+		}
+		for _, imp := range p.Imports {
+			dep, ok := rel(imp)
+			if !ok {
+				continue
+			}
+			if !slices.Contains(may, dep) {
+				errs = append(errs, fmt.Sprintf("%s imports %s, which its line in allowedImports does not allow; keep the layering (see the table) or change the line in review", name, dep))
+			}
+		}
+	}
+	for name := range allowed {
+		if !seen[name] {
+			errs = append(errs, fmt.Sprintf("allowedImports has a line for %s, which is no package of the module; remove it", name))
+		}
+	}
+	slices.Sort(errs)
+	return errs
+}
+
+// TestImportLayering enforces allowedImports on the tree.
+func TestImportLayering(t *testing.T) {
+	pkgs := listPackages(t)
+	for _, e := range layeringErrors(pkgs, allowedImports) {
+		t.Error(e)
+	}
+}
+
+// TestImportLayeringCatches: the check reports a forbidden edge (the
+// gateway importing the runtime), a package the table does not know and a
+// stale line (must), and nothing for the same tree without them (must
+// not).
+func TestImportLayeringCatches(t *testing.T) {
+	clean := []pkg{
+		{ImportPath: module},
+		{ImportPath: module + "/gateway", Imports: []string{"net/http", module, module + "/store"}},
+		{ImportPath: module + "/store", Imports: []string{module}},
+		{ImportPath: module + "/runtime", Imports: []string{module}},
+	}
+	allowed := map[string][]string{".": {}, "gateway": {".", "store"}, "store": {"."}, "runtime": {"."}}
+	if errs := layeringErrors(clean, allowed); len(errs) != 0 {
+		t.Fatalf("a tree that keeps the table: %v", errs)
+	}
+	bad := slices.Clone(clean)
+	bad[1].Imports = append(slices.Clone(bad[1].Imports), module+"/runtime")
+	bad = append(bad, pkg{ImportPath: module + "/newpkg"})
+	stale := maps.Clone(allowed)
+	stale["gone"] = []string{"."}
+	errs := layeringErrors(bad, stale)
+	for _, want := range []string{"gateway imports runtime", "package newpkg is not in allowedImports", "line for gone"} {
+		if !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, want) }) {
+			t.Errorf("the check missed %q; it reported %v", want, errs)
 		}
 	}
 }

@@ -91,8 +91,6 @@ func New(cfg Config) *Plane {
 	})}
 }
 
-const settingCurrent = "current_release"
-
 // BuildRelease loads silo.yaml at path, builds every function and stores the
 // release (content-addressed: the same inputs give the same ID). It does not
 // make the release current.
@@ -153,7 +151,7 @@ func (p *Plane) PrepareRelease(ctx context.Context, path string) (engine.Release
 func (p *Plane) CurrentRelease(ctx context.Context) (engine.Release, error) {
 	var r store.Release
 	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
-		id, err := tx.Setting(settingCurrent)
+		id, err := tx.CurrentRelease()
 		if err != nil {
 			return err
 		}
@@ -202,14 +200,11 @@ func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
 		return err
 	}
 	err := p.cfg.Store.Update(ctx, func(tx store.Tx) error {
-		old, _ := tx.Setting(settingCurrent)
-		if old == rel.ID {
-			return nil
-		}
-		if err := tx.PutSetting(settingCurrent, rel.ID); err != nil {
+		old, err := tx.SetCurrentRelease(rel.ID)
+		if err != nil || old == rel.ID {
 			return err
 		}
-		_, err := tx.AppendAudit(store.AuditEvent{Time: p.cfg.Now(), Actor: p.cfg.Actor, Action: "release.current", Detail: jsonDetail(map[string]string{"release": rel.ID, "previous": old})})
+		_, err = tx.AppendAudit(store.AuditEvent{Time: p.cfg.Now(), Actor: p.cfg.Actor, Action: "release.current", Detail: jsonDetail(map[string]string{"release": rel.ID, "previous": old})})
 		return err
 	})
 	return p.announceAfter(ctx, err, store.Change{What: "release"})

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/fanout"
 	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
@@ -388,10 +389,9 @@ func (e *Engine) PlanFleet(ctx context.Context, rel Release, f store.Filter, fn 
 func (e *Engine) ApplyFleet(ctx context.Context, rel Release, f store.Filter, progress func(FleetResult)) (int, error) {
 	var (
 		mu      sync.Mutex
-		wg      sync.WaitGroup
 		first   error
 		changed int
-		sem     = make(chan struct{}, e.cfg.Concurrency)
+		g       = fanout.New(e.cfg.Concurrency)
 		report  = func(r FleetResult) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -414,19 +414,9 @@ func (e *Engine) ApplyFleet(ctx context.Context, rel Release, f store.Filter, pr
 		if !p.Touches() {
 			return nil
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			report(FleetResult{Plan: p, Err: e.Apply(ctx, p)})
-		}()
-		return nil
+		return g.Go(ctx, func() { report(FleetResult{Plan: p, Err: e.Apply(ctx, p)}) })
 	})
-	wg.Wait()
+	g.Wait()
 	if err != nil {
 		return changed, err
 	}

@@ -364,16 +364,38 @@ func PolicyFromFleet(f *Fleet) (*Policy, error) {
 	p := NewPolicy()
 	for i := range f.Accounts {
 		as := &f.Accounts[i]
-		if as.Account.State == silo.StateDeleted || as.Account.State == silo.StateDeleting {
-			continue
-		}
-		ap, err := compile(as.Account, as.Resources, &p.intern)
+		ap, err := p.Compile(as.Account, as.Resources)
 		if err != nil {
 			return nil, err
 		}
-		p.Set(ap)
+		if ap != nil {
+			p.Set(ap)
+		}
 	}
 	return p, nil
+}
+
+// HoldsPolicy reports whether an account in state s holds a policy: every
+// account does but one deleted or being deleted, whose requests are all
+// denied. It is the one rule for it: Compile (and so Load, PolicyFromFleet
+// and the data plane's directory) applies it.
+func HoldsPolicy(s silo.State) bool {
+	return s != silo.StateDeleted && s != silo.StateDeleting
+}
+
+// Compile compiles account a's policy from its recorded resources, sharing
+// identical function grants with the accounts compiled before (see
+// internCache), without installing it; nil (and no error) for an account
+// that holds none (HoldsPolicy).
+//
+// # Errors
+//
+// As the package's Compile.
+func (p *Policy) Compile(a silo.Account, rs []silo.Resource) (*AccountPolicy, error) {
+	if !HoldsPolicy(a.State) {
+		return nil, nil
+	}
+	return compile(a, rs, &p.intern)
 }
 
 // Set installs or replaces an account's compiled policy.
@@ -554,13 +576,13 @@ func (p *Policy) Load(ctx context.Context, st store.Store, id silo.AccountID) er
 	if err != nil {
 		return fmt.Errorf("load policy of %s: %w", id, err)
 	}
-	if a.State == silo.StateDeleted || a.State == silo.StateDeleting {
-		p.Remove(id)
-		return nil
-	}
-	ap, err := compile(a, rs, &p.intern)
+	ap, err := p.Compile(a, rs)
 	if err != nil {
 		return err
+	}
+	if ap == nil {
+		p.Remove(id)
+		return nil
 	}
 	p.Set(ap)
 	return nil

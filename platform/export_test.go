@@ -9,11 +9,11 @@ import (
 // Pin holds an account as a running invocation does, for tests; call the
 // returned function to release it.
 func (p *Platform) Pin(ctx context.Context, id silo.AccountID) (func(), error) {
-	if _, err := p.dir.pin(ctx, id); err != nil {
+	if _, err := p.dir.Pin(ctx, id); err != nil {
 		return nil, err
 	}
-	return func() { p.dir.unpin(id) }, nil
+	return func() { p.dir.Unpin(id) }, nil
 }
 
 // Held reports how many accounts the directory holds a view or a policy of.
-func (p *Platform) Held() (views, policies int) { return p.dir.held() }
+func (p *Platform) Held() (views, policies int) { return p.dir.Held() }

@@ -46,6 +46,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/dataplane"
 	"github.com/silo-run/silo/gateway"
 	"github.com/silo-run/silo/internal/envelope"
 	"github.com/silo-run/silo/isolation"
@@ -281,7 +282,7 @@ type Platform struct {
 	stateName string      // where the control-plane state lives, for messages
 	stopFeed  context.CancelFunc
 	fed       chan struct{} // closed when the feed listener has ended
-	dir       *directory
+	dir       *dataplane.Directory
 	mem       *releaser // returns memory to the OS after large idle sweeps
 	artifacts string
 	guestLog  *slog.Logger
@@ -410,10 +411,15 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	rc := cfg.Runtime
 	rc.CacheDir = cfg.CompileCache
 	rc.Logger = slog.New(stdioTee{main: cfg.Logger.Handler(), acct: p.Logs.Handler(nil)})
-	p.dir = newDirectory(p)
-	p.listenFeed()
 	p.mem = newReleaser(max(cfg.idleTimeout()/2, time.Second))
-	rc.OnIdle = p.dir.idle
+	if p.dir, err = dataplane.New(dataplane.Config{
+		Store: p.Store, Provider: p.Provider, Policy: p.Policy,
+		Refresh: cfg.Refresh, IdleTimeout: cfg.idleTimeout(), Dropped: p.mem.dropped,
+	}); err != nil {
+		return nil, err
+	}
+	p.listenFeed()
+	rc.OnIdle = p.dir.Idle
 	if rc.Limits.MemoryPages == 0 {
 		// Modules are compiled at deploy for the default limit; a function
 		// with the spec's default memory must use the same engine, or its
@@ -450,7 +456,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	if p.Gateway, err = gateway.New(gc, p.dir, gateway.InvokerFunc(p.invoke)); err != nil {
 		return nil, err
 	}
-	p.dir.gw.Store(p.Gateway)
+	p.dir.SetGateway(p.Gateway)
 	p.stopSweep, p.swept = make(chan struct{}), make(chan struct{})
 	go p.sweepLoop()
 	ok = true

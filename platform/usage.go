@@ -78,24 +78,9 @@ type gatewayMeter struct{ p *Platform }
 
 func (g gatewayMeter) Record(acct silo.AccountID, fn string, r gateway.Record) {
 	g.p.Usage.Add(acct, fn, usage.Sample{
-		At: g.p.cfg.Now(), Duration: r.Duration, MemoryMiB: g.p.dir.memoryMiB(acct, fn),
+		At: g.p.cfg.Now(), Duration: r.Duration, MemoryMiB: g.p.dir.MemoryMiB(acct, fn),
 		BytesIn: r.BytesIn, BytesOut: r.BytesOut, Error: r.Error,
 	})
-}
-
-// memoryMiB is the declared memory of an account's function, from the
-// cached view (0 if the view or function is not there).
-func (d *directory) memoryMiB(acct silo.AccountID, fn string) int64 {
-	if fn == "" {
-		return 0
-	}
-	d.mu.Lock()
-	v := d.views[acct]
-	d.mu.Unlock()
-	if v == nil {
-		return 0
-	}
-	return int64(v.fns[fn].Memory >> 20)
 }
 
 // limitSource is the gateway's LimitSource: an account's plan limits in the

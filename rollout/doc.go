@@ -7,13 +7,15 @@
 //
 // # Durability
 //
-// A rollout is a JSON record in the store's settings ("rollout/<id>", listed
-// in "rollout/index"), and every per-account step is claimed in the intent
-// journal under a deterministic key ("rollout/<id>/<ring>/<account>/apply",
-// ".../rollback"). A second claim of the same key is silo.ErrConflict, so a
-// step is taken at most once by live runners; a claim left pending by a dead
-// runner is taken over by the next lease holder and redone idempotently (the
-// account is re-planned from recorded state after engine.Recover). One
+// A rollout is a store record (store.Rollout: its state, owner and lease as
+// columns, its rings as the status this package encodes), and every
+// per-account step is claimed as a store.RolloutStep keyed by rollout, ring,
+// account and step (apply or rollback) before it runs. A second claim of the
+// same step is silo.ErrConflict, so a step is taken at most once by live
+// runners; a claim left pending by a dead runner is taken over by the next
+// lease holder and redone idempotently (the account is re-planned from
+// recorded state after engine.Recover). The current release changes only
+// through store.Tx.SetCurrentRelease: here when a rollout succeeds. One
 // runner at a time drives a rollout, holding a lease in its record; several
 // servers sharing one store run each rollout once. The whole runner survives
 // SIGKILL at any moment: call engine.Recover, then Runner.Serve.

@@ -146,12 +146,12 @@ func TestKill(t *testing.T) {
 			if i < killTenants/20 {
 				ring = "canary"
 			}
-			in, err := tx.IntentByKey("rollout/" + id + "/" + ring + "/" + string(tenant(i)) + "/apply")
+			st, err := tx.Step(store.StepKey{Rollout: id, Ring: ring, Account: tenant(i), Step: "apply"})
 			if err != nil {
 				return err
 			}
-			if in.State != store.IntentDone {
-				t.Errorf("claim %s is %s: %s", in.Key, in.State, in.Error)
+			if st.State != store.IntentDone {
+				t.Errorf("step %s is %s: %s", st.StepKey, st.State, st.Error)
 			}
 		}
 		return nil

@@ -144,11 +144,6 @@ func (rn *Runner) mutate(ctx context.Context, id string, fn func(tx store.Tx, r 
 		if err := fn(tx, &r); err != nil {
 			return err
 		}
-		if !r.State.Active() {
-			if err := clearActive(tx, r.ID); err != nil {
-				return err
-			}
-		}
 		if r.State != StateRunning {
 			if err := where(tx, &r, st); err != nil {
 				return err

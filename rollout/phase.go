@@ -11,6 +11,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/fanout"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
 )
@@ -167,8 +168,8 @@ func (rn *Runner) applied(ctx context.Context, r Rollout, target engine.Release)
 	_, err := rn.members(ctx, r, r.Ring, target.Stack, func(as []silo.Account) error {
 		return rn.cfg.Store.View(ctx, func(tx store.Tx) error {
 			for _, a := range as {
-				in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, "apply"))
-				if err == nil && in.State == store.IntentDone {
+				st, err := tx.Step(stepKey(r.ID, ring.Name, a.ID, "apply"))
+				if err == nil && st.State == store.IntentDone {
 					out = append(out, a.ID)
 				} else if err != nil && !errors.Is(err, silo.ErrNotFound) {
 					return err
@@ -297,8 +298,7 @@ func (rn *Runner) verifyLive(ctx context.Context, r Rollout, target engine.Relea
 	var (
 		mu  sync.Mutex
 		bad []string
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, max(ring.Concurrency, 4))
+		g   = fanout.New(max(ring.Concurrency, 4))
 	)
 	failed := map[silo.AccountID]bool{}
 	var orig *Rollout
@@ -319,9 +319,11 @@ func (rn *Runner) verifyLive(ctx context.Context, r Rollout, target engine.Relea
 				}
 			}
 			for _, a := range as {
-				in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, "apply"))
-				if err == nil && in.State == store.IntentFailed {
+				st, err := tx.Step(stepKey(r.ID, ring.Name, a.ID, "apply"))
+				if err == nil && st.State == store.IntentFailed {
 					failed[a.ID] = true
+				} else if err != nil && !errors.Is(err, silo.ErrNotFound) {
+					return err
 				}
 			}
 			return nil
@@ -345,21 +347,19 @@ func (rn *Runner) verifyLive(ctx context.Context, r Rollout, target engine.Relea
 					}
 				}
 			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func(a silo.Account, rel engine.Release) {
-				defer func() { <-sem; wg.Done() }()
-				msg := rn.live(ctx, a, rel)
-				if msg != "" {
+			if err := g.Go(ctx, func() {
+				if msg := rn.live(ctx, a, rel); msg != "" {
 					mu.Lock()
 					bad = append(bad, string(a.ID)+": "+msg)
 					mu.Unlock()
 				}
-			}(a, rel)
+			}); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	wg.Wait()
+	g.Wait()
 	return bad, err
 }
 
@@ -451,7 +451,7 @@ func (rn *Runner) rollingBack(ctx context.Context, r Rollout, target engine.Rele
 func (rn *Runner) finish(ctx context.Context, r Rollout) error {
 	_, err := rn.mutate(ctx, r.ID, func(tx store.Tx, cur *Rollout) error {
 		cur.State, cur.Reason = StateSucceeded, ""
-		if err := tx.PutSetting(settingCurrent, cur.Release); err != nil {
+		if _, err := tx.SetCurrentRelease(cur.Release); err != nil {
 			return err
 		}
 		if cur.RollbackOf != "" {

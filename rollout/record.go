@@ -2,7 +2,6 @@ package rollout
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -155,72 +154,82 @@ func (r RingStatus) budget() int {
 	return n
 }
 
-const (
-	settingIndex   = "rollout/index"
-	settingActive  = "rollout/active"
-	settingCurrent = "current_release" // shared with control: the release new accounts get
-	maxFailures    = 10
-)
+const maxFailures = 10
 
-func recordKey(id string) string { return "rollout/" + id }
-
-func claimKey(id, ring string, acct silo.AccountID, step string) string {
-	return fmt.Sprintf("rollout/%s/%s/%s/%s", id, ring, acct, step)
+// stepKey names the step of rollout id on one account of one ring.
+func stepKey(id, ring string, acct silo.AccountID, step string) store.StepKey {
+	return store.StepKey{Rollout: id, Ring: ring, Account: acct, Step: step}
 }
 
-// fromKey names the setting holding the release an account ran before the
-// rollout applied to it, written with the apply claim only when it is not
-// the rollout's Previous (a developer account on its own build, say).
-func fromKey(id, ring string, acct silo.AccountID) string {
-	return fmt.Sprintf("rollout/%s/%s/%s/from", id, ring, acct)
+// status is what a rollout's store record keeps beyond its columns.
+type status struct {
+	RolledBackBy string       `json:"rolled_back_by,omitempty"`
+	Reason       string       `json:"reason,omitempty"`
+	Ring         int          `json:"ring"`
+	Rings        []RingStatus `json:"rings"`
+	Unselected   int          `json:"unselected"`
+}
+
+func toRecord(r Rollout) (store.Rollout, error) {
+	b, err := json.Marshal(status{RolledBackBy: r.RolledBackBy, Reason: r.Reason, Ring: r.Ring, Rings: r.Rings, Unselected: r.Unselected})
+	if err != nil {
+		return store.Rollout{}, fmt.Errorf("encode rollout %s: %w", r.ID, err)
+	}
+	return store.Rollout{
+		ID: r.ID, Release: r.Release, Previous: r.Previous, RollbackOf: r.RollbackOf,
+		State: string(r.State), Active: r.State.Active(), Owner: r.Owner, Lease: r.Lease,
+		Version: r.Version, Created: r.Created, Updated: r.Updated, Status: b,
+	}, nil
+}
+
+func fromRecord(rec store.Rollout) (Rollout, error) {
+	var st status
+	if len(rec.Status) > 0 {
+		if err := json.Unmarshal(rec.Status, &st); err != nil {
+			return Rollout{}, fmt.Errorf("decode rollout %s: %w", rec.ID, err)
+		}
+	}
+	return Rollout{
+		ID: rec.ID, Release: rec.Release, Previous: rec.Previous, RollbackOf: rec.RollbackOf,
+		RolledBackBy: st.RolledBackBy, State: State(rec.State), Reason: st.Reason,
+		Ring: st.Ring, Rings: st.Rings, Unselected: st.Unselected,
+		Owner: rec.Owner, Lease: rec.Lease, Version: rec.Version, Created: rec.Created, Updated: rec.Updated,
+	}, nil
 }
 
 func load(tx store.Tx, id string) (Rollout, error) {
-	var r Rollout
-	v, err := tx.Setting(recordKey(id))
-	if errors.Is(err, silo.ErrNotFound) {
-		return r, silo.Errorf(silo.CodeNotFound, "no rollout %q; silo rollout list shows the rollouts", id)
-	}
+	rec, err := tx.Rollout(id)
 	if err != nil {
-		return r, err
+		return Rollout{}, err
 	}
-	if err := json.Unmarshal([]byte(v), &r); err != nil {
-		return r, fmt.Errorf("decode rollout %s: %w", id, err)
-	}
-	return r, nil
+	return fromRecord(rec)
 }
 
+// insert stores a new rollout with Version 1.
+func insert(tx store.Tx, r *Rollout) error {
+	rec, err := toRecord(*r)
+	if err != nil {
+		return err
+	}
+	if err := tx.CreateRollout(rec); err != nil {
+		return err
+	}
+	r.Version = 1
+	return nil
+}
+
+// save writes r, read in tx, back with the time of the change.
 func save(tx store.Tx, r *Rollout, now time.Time) error {
-	r.Version++
 	r.Updated = now.UTC()
-	b, err := json.Marshal(r)
+	rec, err := toRecord(*r)
 	if err != nil {
-		return fmt.Errorf("encode rollout %s: %w", r.ID, err)
+		return err
 	}
-	return tx.PutSetting(recordKey(r.ID), string(b))
-}
-
-func index(tx store.Tx) ([]string, error) {
-	v, err := tx.Setting(settingIndex)
-	if errors.Is(err, silo.ErrNotFound) {
-		return nil, nil
+	if err := tx.UpdateRollout(rec); err != nil {
+		return err
 	}
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	if err := json.Unmarshal([]byte(v), &ids); err != nil {
-		return nil, fmt.Errorf("decode rollout index: %w", err)
-	}
-	return ids, nil
-}
-
-func setting(tx store.Tx, name string) (string, error) {
-	v, err := tx.Setting(name)
-	if errors.Is(err, silo.ErrNotFound) {
-		return "", nil
-	}
-	return v, err
+	r.Version++
+	return nil
 }
 
 // evaluate reads a ring's gates: prev is what the touched accounts served

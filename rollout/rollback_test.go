@@ -12,7 +12,6 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/rollout"
-	"github.com/silo-run/silo/store"
 )
 
 // When the canary ring rolls back, every account the rollout touched in an
@@ -206,10 +205,7 @@ func TestFirstDeployFailureStops(t *testing.T) {
 	src := fmtStack("", "0")
 	v1 := release(t, e, src, "sha256:1111")
 	v2 := release(t, e, src, "sha256:2222")
-	seed(t, e, v1, 6, 2)
-	if err := e.store.Update(ctx, func(tx store.Tx) error { return tx.PutSetting("current_release", "") }); err != nil {
-		t.Fatal(err)
-	}
+	seedAccounts(t, e, v1, 6, 2)
 	e.onBake = func(string) {
 		traffic(t, e, 100, map[string]profile{v2.ID: bad})
 		e.clock.Advance(5 * time.Minute)

@@ -59,6 +59,7 @@ type env struct {
 
 	mu      sync.Mutex
 	applies map[silo.AccountID]int // provider calls per account
+	plans   map[silo.AccountID]int // plans the runner made per account
 	onBake  func(ring string)
 }
 
@@ -73,7 +74,7 @@ type opts struct {
 func newEnv(t testing.TB, dir string, o opts) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{dir: dir, rec: &rollout.Recorder{}, applies: map[silo.AccountID]int{}, clock: rollout.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	e := &env{dir: dir, rec: &rollout.Recorder{}, applies: map[silo.AccountID]int{}, plans: map[silo.AccountID]int{}, clock: rollout.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 	e.store = o.store
 	if e.store == nil {
 		st, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"))
@@ -100,7 +101,7 @@ func newEnv(t testing.TB, dir string, o opts) *env {
 	if o.wall {
 		clock = rollout.WallClock{}
 	}
-	e.run, err = rollout.New(rollout.Config{Store: e.store, Engine: e.eng, Provider: prov, Metrics: e.rec, Clock: clock,
+	e.run, err = rollout.New(rollout.Config{Store: e.store, Engine: planCounter{e.eng, e}, Provider: prov, Metrics: e.rec, Clock: clock,
 		Owner: o.owner, Poll: 20 * time.Millisecond, LeaseTTL: 2 * time.Second,
 		Hook: func(ev rollout.Event) {
 			if ev.Point == "bake" && e.onBake != nil {
@@ -114,6 +115,19 @@ func newEnv(t testing.TB, dir string, o opts) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// planCounter is the real engine, counting the plans the runner makes.
+type planCounter struct {
+	*engine.Engine
+	e *env
+}
+
+func (c planCounter) PlanAccount(ctx context.Context, a silo.Account, rel engine.Release) (silo.Plan, error) {
+	c.e.mu.Lock()
+	c.e.plans[a.ID]++
+	c.e.mu.Unlock()
+	return c.Engine.PlanAccount(ctx, a, rel)
 }
 
 func release(t testing.TB, e *env, src, digest string) engine.Release {
@@ -135,6 +149,16 @@ func release(t testing.TB, e *env, src, digest string) engine.Release {
 // seed creates production and n tenants on rel (the first canary of them
 // with ring=canary) and makes rel current.
 func seed(t testing.TB, e *env, rel engine.Release, n, canary int, extra ...func(i int, p map[string]string)) {
+	t.Helper()
+	seedAccounts(t, e, rel, n, canary, extra...)
+	if err := e.store.Update(context.Background(), func(tx store.Tx) error { _, err := tx.SetCurrentRelease(rel.ID); return err }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedAccounts is seed without making rel current: as before a first
+// deploy.
+func seedAccounts(t testing.TB, e *env, rel engine.Release, n, canary int, extra ...func(i int, p map[string]string)) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction}, rel); err != nil {
@@ -165,11 +189,8 @@ func seed(t testing.TB, e *env, rel engine.Release, n, canary int, extra ...func
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if err := e.store.Update(ctx, func(tx store.Tx) error { return tx.PutSetting("current_release", rel.ID) }); err != nil {
-		t.Fatal(err)
-	}
 	e.mu.Lock()
-	e.applies = map[silo.AccountID]int{}
+	e.applies, e.plans = map[silo.AccountID]int{}, map[silo.AccountID]int{}
 	e.mu.Unlock()
 }
 
@@ -539,4 +560,46 @@ func TestOperatorControls(t *testing.T) {
 		t.Fatalf("unknown rollout: %v", err)
 	}
 	_ = os.Getenv
+}
+
+// TestPlanOncePerPass: a rollout without gates plans each account it
+// changes once, in the pass that applies it (the plan that finds the change
+// is the one applied), and each account it leaves alone once too; a
+// second rollout of the same release plans each account once and applies
+// nothing.
+func TestPlanOncePerPass(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), opts{})
+	src := ungated() // no gates, no bake: nothing plans but the passes that apply
+	v1 := release(t, e, src, "sha256:1111")
+	v2 := release(t, e, src, "sha256:2222")
+	const n = 12
+	seed(t, e, v1, n, 3)
+	ids := []silo.AccountID{silo.ProductionID}
+	for i := range n {
+		ids = append(ids, tenant(i))
+	}
+	for _, target := range []engine.Release{v2, v2} {
+		e.mu.Lock()
+		e.plans, e.applies = map[silo.AccountID]int{}, map[silo.AccountID]int{}
+		e.mu.Unlock()
+		r, err := e.run.Start(ctx, target.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := drive(t, e, r.ID); got.State != rollout.StateSucceeded {
+			t.Fatalf("rollout %s: %s (%s)", r.ID, got.State, got.Reason)
+		}
+		e.mu.Lock()
+		for _, id := range ids {
+			if e.plans[id] != 1 {
+				t.Errorf("rollout %s planned %s %d times, want once", r.ID, id, e.plans[id])
+			}
+		}
+		touched := len(e.applies)
+		e.mu.Unlock()
+		if first := r.ID == "ro-000001"; first && touched != n || !first && touched != 0 {
+			t.Errorf("rollout %s changed %d accounts in the provider", r.ID, touched)
+		}
+	}
 }

@@ -17,10 +17,16 @@ import (
 	"github.com/silo-run/silo/store"
 )
 
+// Planner is what a Runner needs of the engine (*engine.Engine).
+type Planner interface {
+	PlanAccount(ctx context.Context, a silo.Account, rel engine.Release) (silo.Plan, error)
+	Apply(ctx context.Context, p silo.Plan) error
+}
+
 // Config configures a Runner.
 type Config struct {
 	Store    store.Store
-	Engine   *engine.Engine
+	Engine   Planner
 	Provider provider.Provider // read for live verification
 	// Metrics feeds the health gates; nil makes every gated ring
 	// inconclusive (a gate never passes without metrics).
@@ -137,31 +143,25 @@ func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf str
 	now := rn.cfg.Clock.Now().UTC()
 	var r Rollout
 	err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
-		active, err := setting(tx, settingActive)
+		a, err := tx.ActiveRollout()
+		switch {
+		case errors.Is(err, silo.ErrNotFound):
+		case err != nil:
+			return err
+		case rollbackOf != "" && a.ID == rollbackOf:
+			// Superseded below.
+		default:
+			return silo.Errorf(silo.CodeConflict, "rollout %s of release %s is %s; wait for it (silo rollout status %s --follow), or stop it with silo rollout abort %s", a.ID, a.Release, a.State, a.ID, a.ID)
+		}
+		n, err := tx.CountRollouts()
 		if err != nil {
 			return err
 		}
-		if active != "" {
-			a, err := load(tx, active)
-			if err != nil {
-				return err
-			}
-			switch {
-			case a.State.Active() && rollbackOf != "" && active == rollbackOf:
-				// Superseded below.
-			case a.State.Active():
-				return silo.Errorf(silo.CodeConflict, "rollout %s of release %s is %s; wait for it (silo rollout status %s --follow), or stop it with silo rollout abort %s", a.ID, a.Release, a.State, a.ID, a.ID)
-			}
-		}
-		ids, err := index(tx)
-		if err != nil {
+		prev, err := tx.CurrentRelease()
+		if err != nil && !errors.Is(err, silo.ErrNotFound) {
 			return err
 		}
-		prev, err := setting(tx, settingCurrent)
-		if err != nil {
-			return err
-		}
-		r = Rollout{ID: fmt.Sprintf("ro-%06d", len(ids)+1), Release: rel.ID, Previous: prev, RollbackOf: rollbackOf,
+		r = Rollout{ID: fmt.Sprintf("ro-%06d", n+1), Release: rel.ID, Previous: prev, RollbackOf: rollbackOf,
 			State: StateRunning, Rings: ringsOf(rel.Stack, rollbackOf != ""), Created: now}
 		if rollbackOf != "" {
 			orig, err := load(tx, rollbackOf)
@@ -186,14 +186,8 @@ func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf str
 				return err
 			}
 		}
-		if err := save(tx, &r, now); err != nil {
-			return err
-		}
-		b, _ := json.Marshal(append(ids, r.ID))
-		if err := tx.PutSetting(settingIndex, string(b)); err != nil {
-			return err
-		}
-		if err := tx.PutSetting(settingActive, r.ID); err != nil {
+		r.Updated = now
+		if err := insert(tx, &r); err != nil {
 			return err
 		}
 		action := "rollout.start"
@@ -227,14 +221,11 @@ func (rn *Runner) Get(ctx context.Context, id string) (Rollout, error) {
 func (rn *Runner) Active(ctx context.Context) (Rollout, error) {
 	var r Rollout
 	err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
-		id, err := setting(tx, settingActive)
+		rec, err := tx.ActiveRollout()
 		if err != nil {
 			return err
 		}
-		if id == "" {
-			return silo.Errorf(silo.CodeNotFound, "no rollout is active; name one (silo rollout list shows them)")
-		}
-		r, err = load(tx, id)
+		r, err = fromRecord(rec)
 		return err
 	})
 	return r, err
@@ -244,12 +235,12 @@ func (rn *Runner) Active(ctx context.Context) (Rollout, error) {
 func (rn *Runner) List(ctx context.Context, limit int) ([]Rollout, error) {
 	out := []Rollout{}
 	err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
-		ids, err := index(tx)
+		recs, err := tx.Rollouts(limit)
 		if err != nil {
 			return err
 		}
-		for i := len(ids) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
-			r, err := load(tx, ids[i])
+		for _, rec := range recs {
+			r, err := fromRecord(rec)
 			if err != nil {
 				return err
 			}
@@ -354,11 +345,6 @@ func (rn *Runner) operate(ctx context.Context, id, action string, fn func(*Rollo
 		if r.State == before {
 			return nil
 		}
-		if !r.State.Active() {
-			if err := clearActive(tx, r.ID); err != nil {
-				return err
-			}
-		}
 		if r.State != StateRunning {
 			if err := where(tx, &r, st); err != nil {
 				return err
@@ -393,14 +379,6 @@ func (rn *Runner) stackOf(ctx context.Context, id string) (*spec.Stack, error) {
 		return nil, err
 	}
 	return rel.Stack, nil
-}
-
-func clearActive(tx store.Tx, id string) error {
-	cur, err := setting(tx, settingActive)
-	if err != nil || cur != id {
-		return err
-	}
-	return tx.PutSetting(settingActive, "")
 }
 
 func (rn *Runner) release(ctx context.Context, id string) (engine.Release, error) {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/fanout"
 	"github.com/silo-run/silo/store"
 )
 
@@ -21,11 +21,9 @@ type stepResult struct {
 	stopped                          bool // the budget ran out, or the rollout stopped
 }
 
-const failPrefix = "step failed: "
-
 // undoTargets returns, for accounts of a rollback rollout r of rollout
 // orig, the release each returns to: an account orig applied to returns to
-// the release it ran before orig (see fromKey), an account on orig's
+// the release it ran before orig (its apply step's From), an account on orig's
 // release or already on r's goes to r's release, and any other account (a
 // developer's own build that orig never touched) is left alone: it is not
 // in the map.
@@ -33,17 +31,14 @@ func undoTargets(tx store.Tx, r, orig Rollout, as []silo.Account) (map[silo.Acco
 	out := map[silo.AccountID]string{}
 	for _, a := range as {
 		for _, ring := range orig.Rings {
-			_, err := tx.IntentByKey(claimKey(orig.ID, ring.Name, a.ID, "apply"))
+			st, err := tx.Step(stepKey(orig.ID, ring.Name, a.ID, "apply"))
 			if errors.Is(err, silo.ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return nil, err
 			}
-			from, err := setting(tx, fromKey(orig.ID, ring.Name, a.ID))
-			if err != nil {
-				return nil, err
-			}
+			from := st.From
 			if from == "" {
 				from = r.Release
 			}
@@ -60,8 +55,8 @@ func undoTargets(tx store.Tx, r, orig Rollout, as []silo.Account) (map[silo.Acco
 // pass runs one step over the accounts of ring i. "apply" moves each to
 // rel (in a rollback rollout, each account to its undoTargets release);
 // "rollback" visits only accounts with an apply claim and moves each back
-// to the release it ran before the rollout (see fromKey), rel when none is
-// recorded.
+// to the release it ran before the rollout (the apply step's From), rel
+// when none is recorded.
 func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release, rel engine.Release, step string) (stepResult, error) {
 	ring := r.Rings[i]
 	var orig *Rollout
@@ -75,8 +70,7 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 	var (
 		res    stepResult
 		mu     sync.Mutex
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, max(ring.Concurrency, 1))
+		g      = fanout.New(ring.Concurrency)
 		budget = ring.budget()
 		stop   bool
 		first  error
@@ -92,8 +86,8 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 	}
 	lastCheck := time.Now()
 	_, err := rn.members(ctx, r, i, sel.Stack, func(as []silo.Account) error {
-		claims := map[silo.AccountID]store.Intent{}
-		applyClaims := map[silo.AccountID]store.Intent{}
+		claims := map[silo.AccountID]store.RolloutStep{}
+		applyClaims := map[silo.AccountID]store.RolloutStep{}
 		from := map[silo.AccountID]string{}
 		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
 			if orig != nil {
@@ -103,21 +97,19 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				}
 			}
 			for _, a := range as {
-				if in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, step)); err == nil {
-					claims[a.ID] = in
+				if st, err := tx.Step(stepKey(r.ID, ring.Name, a.ID, step)); err == nil {
+					claims[a.ID] = st
 				} else if !errors.Is(err, silo.ErrNotFound) {
 					return err
 				}
 				if step == "rollback" {
-					if in, err := tx.IntentByKey(claimKey(r.ID, ring.Name, a.ID, "apply")); err == nil {
-						applyClaims[a.ID] = in
+					if st, err := tx.Step(stepKey(r.ID, ring.Name, a.ID, "apply")); err == nil {
+						applyClaims[a.ID] = st
+						if st.From != "" {
+							from[a.ID] = st.From
+						}
 					} else if !errors.Is(err, silo.ErrNotFound) {
 						return err
-					}
-					if v, err := setting(tx, fromKey(r.ID, ring.Name, a.ID)); err != nil {
-						return err
-					} else if v != "" {
-						from[a.ID] = v
 					}
 				}
 			}
@@ -169,17 +161,21 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				}
 			}
 			in, claimed := claims[a.ID]
-			if claimed && (in.State == store.IntentDone || (in.State == store.IntentFailed && strings.HasPrefix(in.Error, failPrefix))) {
+			if claimed && in.State != store.IntentPending {
 				mu.Lock()
 				if in.State == store.IntentDone {
 					res.done++
 					res.applied = append(res.applied, a.ID)
 				} else {
-					fail(a.ID, strings.TrimPrefix(in.Error, failPrefix))
+					fail(a.ID, in.Error)
 				}
 				mu.Unlock()
 				continue
 			}
+			// The plan that decides whether the account changes is the
+			// one applied (once per account and pass); a claim taken over
+			// is planned when it is applied.
+			var plan *silo.Plan
 			if !claimed {
 				p, err := rn.cfg.Engine.PlanAccount(ctx, a, to)
 				if err == nil && !p.Touches() {
@@ -188,16 +184,12 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 					mu.Unlock()
 					continue
 				}
+				if err == nil {
+					plan = &p
+				}
 			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			wg.Add(1)
-			go func(a silo.Account, in store.Intent, claimed bool) {
-				defer func() { <-sem; wg.Done() }()
-				ok, msg, err := rn.step(ctx, r, ring, a, to, step, in, claimed)
+			if err := g.Go(ctx, func() {
+				ok, msg, err := rn.step(ctx, r, ring, a, to, step, claimed, plan)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -211,11 +203,13 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				default:
 					fail(a.ID, msg)
 				}
-			}(a, in, claimed)
+			}); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	wg.Wait()
+	g.Wait()
 	if err == nil {
 		err = first
 	}
@@ -226,34 +220,31 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 // step claims, applies and finishes one account. It returns ok, or the
 // failure message, or an error when the store failed (the step is then left
 // to the next runner).
-func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.Account, rel engine.Release, step string, in store.Intent, claimed bool) (bool, string, error) {
-	key := claimKey(r.ID, ring.Name, a.ID, step)
-	seq := in.Seq
+func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.Account, rel engine.Release, step string, claimed bool, plan *silo.Plan) (bool, string, error) {
+	key := stepKey(r.ID, ring.Name, a.ID, step)
 	if !claimed {
 		now := rn.cfg.Clock.Now()
+		claim := store.RolloutStep{StepKey: key, Created: now, Updated: now}
+		if step == "apply" && a.Release != "" && a.Release != r.Previous {
+			// The account ran another release than the fleet's: a
+			// rollback returns it there, not to Previous.
+			claim.From = a.Release
+		}
 		err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error {
-			var err error
-			seq, err = tx.AddIntent(store.Intent{Key: key, Account: a.ID, Action: "rollout." + step, State: store.IntentPending, Created: now, Updated: now})
+			err := tx.ClaimStep(claim)
 			if errors.Is(err, silo.ErrConflict) {
 				// Claimed meanwhile by a runner that has since lost the
 				// lease to us: take it over.
-				in, err = tx.IntentByKey(key)
-				seq = in.Seq
-				return err
+				return nil
 			}
-			if err != nil || step != "apply" || a.Release == "" || a.Release == r.Previous {
-				return err
-			}
-			// The account ran another release than the fleet's: a
-			// rollback returns it there, not to Previous.
-			return tx.PutSetting(fromKey(r.ID, ring.Name, a.ID), a.Release)
+			return err
 		})
 		if err != nil {
 			return false, "", fmt.Errorf("claim %s: %w", key, err)
 		}
 		rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Account: a.ID, Point: "claimed", Detail: step})
 	}
-	applyErr := rn.applyOne(ctx, a.ID, rel)
+	applyErr := rn.applyOne(ctx, a.ID, rel, plan)
 	if applyErr == nil && step == "apply" && ring.Gates.Smoke != "" {
 		if rn.cfg.Smoke == nil {
 			applyErr = silo.Errorf(silo.CodeUnavailable, "ring %s names smoke function %q but no smoke runner is configured", ring.Name, ring.Gates.Smoke)
@@ -267,35 +258,41 @@ func (rn *Runner) step(ctx context.Context, r Rollout, ring RingStatus, a silo.A
 	rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Account: a.ID, Point: "applied", Detail: step})
 	state, msg := store.IntentDone, ""
 	if applyErr != nil {
-		state, msg = store.IntentFailed, failPrefix+silo.UserMessage(applyErr)
+		state, msg = store.IntentFailed, silo.UserMessage(applyErr)
 		if silo.ErrorCode(applyErr) == silo.CodeInternal {
-			msg = failPrefix + applyErr.Error()
+			msg = applyErr.Error()
 		}
 	}
-	if err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.FinishIntent(seq, state, msg) }); err != nil {
+	if err := rn.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.FinishStep(key, state, msg) }); err != nil {
 		return false, "", fmt.Errorf("finish %s: %w", key, err)
 	}
 	rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Account: a.ID, Point: "finished", Detail: step})
-	return applyErr == nil, strings.TrimPrefix(msg, failPrefix), nil
+	return applyErr == nil, msg, nil
 }
 
-// applyOne moves one account to rel: plan from recorded state, apply. An
-// interrupted earlier apply leaves intents keyed by the account's Version;
-// a conflict bumps the Version and plans again.
-func (rn *Runner) applyOne(ctx context.Context, id silo.AccountID, rel engine.Release) error {
+// applyOne moves one account to rel: apply plan, made by the pass from
+// recorded state (nil: plan it now). The plan carries the account's
+// Version, so one made stale by a change since is a conflict, and so is
+// what an interrupted earlier apply left (intents keyed by the Version): a
+// conflict bumps the Version and plans again.
+func (rn *Runner) applyOne(ctx context.Context, id silo.AccountID, rel engine.Release, plan *silo.Plan) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		var a silo.Account
-		if err = rn.cfg.Store.View(ctx, func(tx store.Tx) error {
-			var err error
-			a, err = tx.Account(id)
-			return err
-		}); err != nil {
-			return err
-		}
 		var p silo.Plan
-		if p, err = rn.cfg.Engine.PlanAccount(ctx, a, rel); err != nil {
-			return err
+		if plan != nil && attempt == 0 {
+			p = *plan
+		} else {
+			var a silo.Account
+			if err = rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+				var err error
+				a, err = tx.Account(id)
+				return err
+			}); err != nil {
+				return err
+			}
+			if p, err = rn.cfg.Engine.PlanAccount(ctx, a, rel); err != nil {
+				return err
+			}
 		}
 		if err = rn.cfg.Engine.Apply(ctx, p); err == nil || !errors.Is(err, silo.ErrConflict) {
 			return err

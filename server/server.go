@@ -407,7 +407,7 @@ func (s *Server) routes() {
 		}
 		out := []ReleaseInfo{}
 		err := s.cfg.Store.View(r.Context(), func(tx store.Tx) error {
-			cur, _ := tx.Setting("current_release")
+			cur, _ := tx.CurrentRelease()
 			rs, err := tx.Releases(limit)
 			for _, x := range rs {
 				out = append(out, ReleaseInfo{ID: x.ID, Artifacts: x.Artifacts, Created: x.Created, Note: x.Note, Current: x.ID == cur})
@@ -426,7 +426,7 @@ func (s *Server) routes() {
 			if err != nil {
 				return err
 			}
-			cur, _ := tx.Setting("current_release")
+			cur, _ := tx.CurrentRelease()
 			out = ReleaseInfo{ID: x.ID, Artifacts: x.Artifacts, Created: x.Created, Note: x.Note, Current: x.ID == cur, Stack: x.Stack}
 			return nil
 		})

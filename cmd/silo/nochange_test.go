@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,8 +38,12 @@ func stateOf(t *testing.T, c *cli) string {
 		if out.Audit, err = tx.Audit(0, 0); err != nil {
 			return err
 		}
-		out.Current, _ = tx.Setting("current_release")
-		out.Rollouts, _ = tx.Setting("rollout/index")
+		out.Current, _ = tx.CurrentRelease()
+		n, err := tx.CountRollouts()
+		if err != nil {
+			return err
+		}
+		out.Rollouts = fmt.Sprint(n)
 		if out.Accounts, err = tx.Accounts(store.Filter{IncludeDeleted: true}); err != nil {
 			return err
 		}

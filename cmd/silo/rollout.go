@@ -590,7 +590,7 @@ func localReleases(ctx context.Context, g *globals, id string) ([]server.Release
 	defer a.Close()
 	var out []server.ReleaseInfo
 	err = a.store.View(ctx, func(tx store.Tx) error {
-		cur, _ := tx.Setting("current_release")
+		cur, _ := tx.CurrentRelease()
 		var rs []store.Release
 		if id != "" {
 			r, err := tx.Release(id)

@@ -21,7 +21,8 @@ func newStoreCmd(g *globals) *cobra.Command {
 		Use:   "migrate --to postgres://...",
 		Short: "Copy the data dir's SQLite control plane into an empty PostgreSQL database",
 		Long: `store migrate copies the control-plane state of the data dir (state.db: the registry,
-recorded resources, the journal, API keys, releases, rollouts and settings, and the audit log)
+recorded resources, the journal, API keys, releases and which is current, rollouts with their
+steps, settings, and the audit log)
 into the PostgreSQL database --to names, in one transaction. The target must be empty; the audit
 chain keeps every sequence number and hash, so silo audit verify and earlier checkpoints still
 hold. The SQLite state is left as it was. Stop silo up or silo server on the data dir first;
@@ -56,8 +57,8 @@ afterwards start the servers with --store (or $SILO_STORE) set to the same URL.`
 				return err
 			}
 			return g.print(n, func(w io.Writer) {
-				fmt.Fprintf(w, "copied %s into PostgreSQL: %d accounts, %d resources, %d keys, %d releases, %d journal intents, %d settings, %d audit entries\n",
-					filepath.Join(g.dataDir, "state.db"), n.Accounts, n.Resources, n.Keys, n.Releases, n.Intents, n.Settings, n.Audit)
+				fmt.Fprintf(w, "copied %s into PostgreSQL: %d accounts, %d resources, %d keys, %d releases, %d rollouts (%d steps), %d journal intents, %d settings, %d audit entries\n",
+					filepath.Join(g.dataDir, "state.db"), n.Accounts, n.Resources, n.Keys, n.Releases, n.Rollouts, n.Steps, n.Intents, n.Settings, n.Audit)
 				fmt.Fprintf(w, "start the servers with --store %s (or SILO_STORE); the SQLite state is left unchanged\n", redact(to))
 			})
 		},

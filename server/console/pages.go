@@ -9,10 +9,10 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/fanout"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
@@ -258,20 +258,16 @@ func (c *Console) usage(ctx context.Context, id silo.AccountID) *accountUsage {
 // a tenant), four at a time.
 func (c *Console) usageOf(ctx context.Context, as []silo.Account) map[silo.AccountID]*accountUsage {
 	got := make([]*accountUsage, len(as))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
+	g := fanout.New(4)
 	for i, a := range as {
 		if a.Kind == silo.KindProduction {
 			continue
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			got[i] = c.usage(ctx, a.ID)
-		}()
+		if g.Go(ctx, func() { got[i] = c.usage(ctx, a.ID) }) != nil {
+			break // the request is gone
+		}
 	}
-	wg.Wait()
+	g.Wait()
 	out := make(map[silo.AccountID]*accountUsage, len(as))
 	for i, a := range as {
 		out[a.ID] = got[i]

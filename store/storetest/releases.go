@@ -284,3 +284,75 @@ func testSteps(t *testing.T, s store.Store) {
 		return nil
 	})
 }
+
+// testCopy: store.Copy carries the current release, the rollouts (in
+// order, the active one still active) and their steps into an empty store
+// of the same kind, and refuses to copy into it again.
+func testCopy(t *testing.T, src store.Store, open func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	update(t, src, func(tx store.Tx) error {
+		for _, id := range []string{"rel-1", "rel-2"} {
+			if err := tx.PutRelease(store.Release{ID: id, Created: at(1)}); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.SetCurrentRelease("rel-1"); err != nil {
+			return err
+		}
+		ro1, ro2 := rollout("ro-000001", "rel-1", false, 1), rollout("ro-000002", "rel-2", true, 2)
+		ro2.Previous, ro2.Owner, ro2.Lease = "rel-1", "server-a", at(3)
+		for _, r := range []store.Rollout{ro1, ro2} {
+			if err := tx.CreateRollout(r); err != nil {
+				return err
+			}
+		}
+		if err := tx.ClaimStep(store.RolloutStep{StepKey: stepKey("ro-000002", "acme", "apply"), From: "dev", Created: at(4)}); err != nil {
+			return err
+		}
+		if err := tx.ClaimStep(store.RolloutStep{StepKey: stepKey("ro-000002", "beta", "apply"), Created: at(4)}); err != nil {
+			return err
+		}
+		return tx.FinishStep(stepKey("ro-000002", "beta", "apply"), store.IntentFailed, "smoke function failed")
+	})
+	type records struct {
+		Current  string
+		Rollouts []store.Rollout
+		Steps    []store.RolloutStep
+	}
+	read := func(s store.Store) records {
+		var r records
+		view(t, s, func(tx store.Tx) error {
+			var err error
+			if r.Current, err = tx.CurrentRelease(); err != nil {
+				return err
+			}
+			if r.Rollouts, err = tx.Rollouts(0); err != nil {
+				return err
+			}
+			for _, ro := range r.Rollouts {
+				st, err := tx.Steps(ro.ID)
+				if err != nil {
+					return err
+				}
+				r.Steps = append(r.Steps, st...)
+			}
+			return nil
+		})
+		return r
+	}
+	dst := open(t)
+	t.Cleanup(func() { dst.Close() })
+	n, err := store.Copy(ctx, dst, src)
+	if err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	if n.Rollouts != 2 || n.Steps != 2 {
+		t.Errorf("Copy counted %d rollouts and %d steps, want 2 and 2", n.Rollouts, n.Steps)
+	}
+	want, got := read(src), read(dst)
+	if d := cmp.Diff(want, got, cmpOpts...); d != "" {
+		t.Errorf("the copy's releases and rollouts (-source +copy):\n%s", d)
+	}
+	_, err = store.Copy(ctx, dst, src)
+	wantCode(t, "Copy into a store that is not empty", err, silo.CodeConflict)
+}

@@ -60,6 +60,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			tc.fn(t, s)
 		})
 	}
+	t.Run("Copy", func(t *testing.T) {
+		s := open(t)
+		t.Cleanup(func() { s.Close() })
+		testCopy(t, s, open)
+	})
 }
 
 // T0 is the base time of the suite, at microsecond precision as the

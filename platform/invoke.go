@@ -1,0 +1,186 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/gateway"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/provider"
+	"github.com/silo-run/silo/runtime"
+)
+
+// This file is the platform's invoker: it runs a function of an account
+// for the gateway (and for schedules and smoke tests), reading the account
+// through the data plane's directory (package dataplane).
+
+// Invalidate makes the gateway read an account (every account if id is "")
+// afresh from the store on its next request. Methods of Platform that change
+// accounts call it; call it after changing the store by other means.
+func (p *Platform) Invalidate(id silo.AccountID) {
+	if p.dir != nil { // changes made while Open runs, before the gateway exists
+		p.dir.Invalidate(id)
+	}
+}
+
+// sweepLoop runs the directory's sweep every half idle period until Close.
+func (p *Platform) sweepLoop() {
+	defer close(p.swept)
+	idle := p.cfg.idleTimeout()
+	t := time.NewTicker(max(idle/2, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopSweep:
+			return
+		case now := <-t.C:
+			p.dir.Sweep(now)
+		}
+	}
+}
+
+// SweepIdle drops at once, as if the time were now, the per-account state
+// of every account idle at now (see Config.Runtime): idle instances and the
+// runtime's account state, cached views and policies, compiled routes and
+// full rate-limit buckets, and cached keys older than Refresh. Background
+// sweeps do the same every half idle period; tests call it with a time in
+// the future. The provider's open files follow their own IdleTimeout.
+func (p *Platform) SweepIdle(now time.Time) {
+	p.Runtime.Sweep(now)
+	p.dir.Sweep(now)
+}
+
+// invoke implements gateway.Invoker: it finds the function's recorded spec,
+// makes sure its artifact is loaded, binds a host to the account through the
+// decision point, and runs it.
+func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, req gateway.Request) (gateway.Response, error) {
+	v, err := p.dir.Pin(ctx, acct)
+	if err != nil {
+		return gateway.Response{}, err
+	}
+	defer p.dir.Unpin(acct)
+	fs, ok := v.Functions[fn]
+	if !ok {
+		return gateway.Response{}, silo.Errorf(silo.CodeNotFound, "the route's function %q is not deployed in this account; deploy again", fn)
+	}
+	if err := p.load(ctx, fs.Artifact); err != nil {
+		p.logError(acct, fn, req.RequestID, "load function", err)
+		return gateway.Response{}, err
+	}
+	if v.Data == nil {
+		return gateway.Response{}, silo.Errorf(silo.CodeUnavailable, "account %s has no data plane yet; try again shortly", acct)
+	}
+	if err := p.degraded(acct, fn, req.RequestID); err != nil {
+		return gateway.Response{}, err
+	}
+	var prod provider.Data
+	if pv, err := p.dir.View(ctx, silo.ProductionID); err == nil {
+		prod = pv.Data
+	} else if !errors.Is(err, silo.ErrNotFound) {
+		return gateway.Response{}, err
+	}
+	host := isolation.FunctionHost(p.Policy, acct, fn, p.Stored.Data(acct, v.Data), prod, p.guestLog)
+	pages := uint32(0)
+	if fs.Memory > 0 {
+		pages = uint32((fs.Memory + 65535) / 65536)
+	}
+	resp, err := p.Runtime.Invoke(ctx, runtime.Invocation{
+		Account: acct, Function: fn, Digest: fs.Artifact, Handler: fs.Handler, Release: v.Account.Release,
+		Limits: runtime.Limits{MemoryPages: pages, Timeout: fs.Timeout, Concurrency: fs.Concurrency},
+		Host:   host,
+		Request: runtime.Request{
+			ID: req.RequestID, Method: req.Method, Path: req.Path, Params: req.PathParams,
+			Query: req.Query, Header: req.Header, Body: req.Body,
+		},
+	})
+	if derr := p.degraded(acct, fn, req.RequestID); derr != nil {
+		// The invocation found a file of the account damaged: whatever
+		// the function made of the failed call, the tenant is out of
+		// service until the file is restored.
+		return gateway.Response{}, derr
+	}
+	if err != nil {
+		p.logError(acct, fn, req.RequestID, "invocation failed", err)
+		return gateway.Response{}, err
+	}
+	return gateway.Response{Status: resp.Status, Header: resp.Header, Body: resp.Body}, nil
+}
+
+// msgDegraded is what a client of a degraded account is told; the damage
+// itself is for the operator (the platform's log and the account's log).
+const msgDegraded = "this tenant is out of service until its operator repairs its storage; try again later"
+
+// degraded returns a CodeUnavailable error if a file of the account is
+// damaged (the provider found it so and it is still in place), after
+// logging the damage for the operator; nil otherwise. The account's other
+// tenants' requests are not affected: no other account is looked at.
+func (p *Platform) degraded(acct silo.AccountID, fn, reqID string) error {
+	derr := p.damaged(acct)
+	if derr == nil {
+		return nil
+	}
+	if old, ok := p.degradedLog.Swap(acct, derr.Error()); !ok || old != derr.Error() { // once per damage
+		p.cfg.Logger.Error("account degraded: a file of it is damaged; its requests get 503 until it is restored", "account", acct, "error", errors.Unwrap(derr))
+		p.logError(acct, fn, reqID, "account degraded", derr)
+	}
+	return &silo.Error{Code: silo.CodeUnavailable, Message: msgDegraded, Err: derr}
+}
+
+// logError records a platform-side failure of an invocation in the
+// account's own log, so silo logs shows it next to the guest's lines.
+func (p *Platform) logError(acct silo.AccountID, fn, reqID, msg string, err error) {
+	p.guestLog.LogAttrs(context.Background(), slog.LevelError, msg,
+		slog.String("account", string(acct)), slog.String("function", fn),
+		slog.String("request_id", reqID), slog.String("error", silo.UserMessage(err)), slog.String("source", "platform"))
+}
+
+// load makes sure the runtime has compiled the artifact with this digest,
+// reading it from the artifact directory (compiled code comes from the
+// compile cache when it is there).
+func (p *Platform) load(ctx context.Context, digest string) error {
+	if !validDigest(digest) {
+		return silo.Errorf(silo.CodeInvalid, "function artifact %q is not a digest; deploy again", digest)
+	}
+	if _, ok := p.loaded.Load(digest); ok {
+		return nil
+	}
+	p.compileMu.Lock()
+	defer p.compileMu.Unlock()
+	if _, ok := p.loaded.Load(digest); ok {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(p.artifacts, digest+".wasm"))
+	if errors.Is(err, os.ErrNotExist) {
+		return silo.Errorf(silo.CodeUnavailable, "function module %.12s is missing from %s; run silo apply to rebuild it", digest, p.artifacts)
+	}
+	if err != nil {
+		return fmt.Errorf("read artifact %.12s: %w", digest, err)
+	}
+	got, err := p.Runtime.Compile(ctx, b)
+	if err != nil {
+		return err
+	}
+	if got != digest {
+		return silo.Errorf(silo.CodeFailedCheck, "function module %.12s on disk does not match its digest (it is %.12s); rebuild it with silo apply", digest, got)
+	}
+	p.loaded.Store(digest, true)
+	return nil
+}
+
+func validDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
