@@ -142,3 +142,50 @@ func TestProviderChoiceIsSaved(t *testing.T) {
 		t.Errorf("after switching back, the saved choice is %s", b)
 	}
 }
+
+// TestServerOnTheAWSProvider: silo server --provider aws serves the API on
+// the emulated organization; a tenant created through it is an AWS account,
+// which the API's account view names.
+func TestServerOnTheAWSProvider(t *testing.T) {
+	awsEnv(t, true)
+	emulateAWS(t)
+	c := newCLI(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--data-dir", c.dataDir, "--file", c.file, "server", "--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com",
+			"--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}, strings.NewReader(""), &out, &errOut)
+	}()
+	api := regexp.MustCompile(`API on (http://\S+)`)
+	for deadline := time.Now().Add(time.Minute); !api.MatchString(errOut.String()); {
+		select {
+		case code := <-done:
+			t.Fatalf("silo server --provider aws exited %d: %s", code, errOut.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("silo server --provider aws did not start: %s", errOut.String())
+		}
+	}
+	url := api.FindStringSubmatch(errOut.String())[1]
+	token, err := os.ReadFile(filepath.Join(c.dataDir, "operator.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaAPI := []string{"--server", url, "--token", strings.TrimSpace(string(token))}
+	c.ok(append(viaAPI, "deploy")...) // the first release: the production account, on AWS
+	c.ok(append(viaAPI, "tenant", "create", "acme", "--no-key")...)
+	var d struct {
+		Account struct{ State string }
+		Ref     provider.AccountRef
+	}
+	if err := json.Unmarshal([]byte(c.ok(append(viaAPI, "tenant", "show", "acme", "-o", "json")...)), &d); err != nil || d.Account.State != "active" || d.Ref.Provider != "aws" || len(d.Ref.ID) != 12 || d.Ref.Unit != "tenants" {
+		t.Errorf("the API's view of acme: %+v, %v; want active, on AWS account of 12 digits in OU tenants", d, err)
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Errorf("silo server exited %d after Ctrl-C: %s", code, errOut.String())
+	}
+}
