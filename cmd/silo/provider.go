@@ -141,18 +141,8 @@ func openProvider(ctx context.Context, g *globals, st store.Store) (provider.Pro
 	if err != nil {
 		return nil, noop, err
 	}
-	was := saved.Name
-	if was == "" {
-		was = "local"
-	}
-	if c.Name != was {
-		n, err := registeredAccounts(ctx, g.dataDir, st)
-		if err != nil {
-			return nil, noop, err
-		}
-		if n > 0 {
-			return nil, noop, silo.Errorf(silo.CodeConflict, "the %d account(s) of %s are on the %s provider; silo does not move them to the %s provider: use another --data-dir (and --store) for it, or drop --provider", n, g.dataDir, was, c.Name)
-		}
+	if err := refuseSwitch(ctx, g, st, saved.Name, c.Name); err != nil {
+		return nil, noop, err
 	}
 	save := func() error {
 		if c.Name == "local" && saved.Name == "" {
@@ -169,6 +159,39 @@ func openProvider(ctx context.Context, g *globals, st store.Store) (provider.Pro
 		return nil, noop, err
 	}
 	return p, save, nil
+}
+
+// refuseSwitch refuses to put a data dir's accounts on another provider
+// than the one they are on: the saved one, or, with no saved choice, the
+// local provider if its directory holds accounts. A data dir without a
+// saved choice whose local directory is empty may take any provider: a
+// new one, or a second server's on a shared PostgreSQL store.
+//
+// # Errors
+//
+// CodeConflict naming both providers and what to do.
+func refuseSwitch(ctx context.Context, g *globals, st store.Store, saved, want string) error {
+	n := 0
+	switch {
+	case saved == want || (saved == "" && want == "local"):
+		return nil
+	case saved == "":
+		saved = "local"
+		entries, err := os.ReadDir(filepath.Join(g.dataDir, "accounts", "accounts"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read the local accounts: %w", err)
+		}
+		n = len(entries)
+	default:
+		var err error
+		if n, err = registeredAccounts(ctx, g.dataDir, st); err != nil {
+			return err
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return silo.Errorf(silo.CodeConflict, "the %d account(s) of %s are on the %s provider; silo does not move them to the %s provider: use another --data-dir (and --store) for it, or drop --provider", n, g.dataDir, saved, want)
 }
 
 // registeredAccounts counts the accounts (deleted ones left out) of the
