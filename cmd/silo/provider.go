@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -63,8 +64,8 @@ var loadAWS = func(ctx context.Context, c awsChoice) (provider.Provider, error) 
 func readChoice(dataDir string) (providerChoice, error) {
 	var c providerChoice
 	b, err := os.ReadFile(filepath.Join(dataDir, providerFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return c, nil
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return c, nil // no choice saved; a data dir that is not a directory is refused when opened
 	}
 	if err != nil {
 		return c, fmt.Errorf("read the data dir's provider choice: %w", err)

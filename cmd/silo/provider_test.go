@@ -125,7 +125,7 @@ func TestProviderChoiceIsSaved(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("tenant", "show", "acme", "-o", "json")), &d); err != nil || len(d.Ref.ID) != 12 || d.Ref.Provider != "aws" || d.Ref.Unit != "tenants" {
 		t.Errorf("tenant show -o json: ref %+v, %v", d.Ref, err)
 	}
-	c.fails("silo rotate rotates the local provider's keys only; the accounts of this data dir are on the aws provider", "rotate", "data-key", "acme")
+	c.fails("only the local provider's keys can be rotated with silo rotate; the accounts of this data dir are on the aws provider", "rotate", "data-key", "acme")
 	c.fails("are on the aws provider; silo does not move them to the local provider", "--provider", "local", "tenant", "list")
 
 	// Twin: a data dir without accounts may switch (on an organization of
