@@ -139,13 +139,15 @@ func TestExampleOnTheAWSProvider(t *testing.T) {
 
 // TestPendingCreationOnAWS: when AWS takes longer to create an account than
 // the provider waits, onboarding returns at once with the account in state
-// provisioning, the gateway refuses it, and the next recovery pass finishes
-// it; a second pass changes nothing.
+// provisioning, the gateway refuses it, a deploy meanwhile reports it
+// pending (not failed), and the next recovery pass finishes it; a second
+// pass changes nothing.
 func TestPendingCreationOnAWS(t *testing.T) {
 	ctx := context.Background()
 	p, prov, org := onAWS(t)
-	p.Deploy(t, silotest.CopyExample(t))
-	org.SlowCreations(1) // AWS answers IN_PROGRESS to the first poll; the provider waits 1 ms
+	app := silotest.CopyExample(t)
+	p.Deploy(t, app)
+	org.SlowCreations(2) // AWS answers IN_PROGRESS to the first two polls; the provider waits 1 ms
 
 	c, err := p.Platform().CreateAccount(ctx, control.CreateRequest{ID: "hooli", WithKey: true})
 	if err != nil {
@@ -160,6 +162,12 @@ func TestPendingCreationOnAWS(t *testing.T) {
 	hooli := p.Client(c.Account.ID, c.Key)
 	if resp := hooli.GET(t, "/findings"); resp.Status < 500 {
 		t.Errorf("GET /findings of a provisioning account: %s; want 503", resp)
+	}
+
+	// A deploy meanwhile is not held up: the account is pending, not failed.
+	dep, err := p.Platform().Deploy(ctx, app)
+	if err != nil || !slices.Equal(dep.Pending, []silo.AccountID{"hooli"}) || len(dep.Failed) != 0 {
+		t.Fatalf("deploy while hooli is pending: %+v, %v; want hooli pending, nothing failed", dep, err)
 	}
 
 	rep, err := p.Platform().Plane.Resume(ctx)
