@@ -17,6 +17,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
 )
 
@@ -48,6 +49,10 @@ type Deployed struct {
 	Changed []silo.AccountID
 	// Failed maps accounts that could not be applied to why.
 	Failed map[silo.AccountID]string
+	// Pending lists the accounts the provider is still creating
+	// (provider.Pending): not failures; the recovery pass applies the
+	// release to them once they exist.
+	Pending []silo.AccountID
 	// Seeded is set when the production account was seeded by this deploy.
 	Seeded bool
 	// Held, set by DeployIfUnmanaged, says why Release was built but not
@@ -86,6 +91,10 @@ func (p *Platform) Deploy(ctx context.Context, path string) (Deployed, error) {
 		return out, err
 	}
 	_, err = p.Plane.Engine.ApplyFleet(ctx, rel, store.Filter{}, func(r engine.FleetResult) {
+		if provider.IsPending(r.Err) {
+			out.Pending = append(out.Pending, r.Plan.Account)
+			return
+		}
 		if r.Err != nil {
 			out.Failed[r.Plan.Account] = silo.UserMessage(r.Err)
 			return
@@ -95,6 +104,9 @@ func (p *Platform) Deploy(ctx context.Context, path string) (Deployed, error) {
 	p.changed(ctx, "")
 	if len(out.Failed) > 0 {
 		return out, silo.Errorf(silo.CodeUnavailable, "%d account(s) failed to apply release %s; fix the cause and deploy again", len(out.Failed), rel.ID)
+	}
+	if provider.IsPending(err) {
+		err = nil // the first error was a pending account: not a failure
 	}
 	return out, err
 }

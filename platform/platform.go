@@ -26,6 +26,7 @@
 //	cache/builds/         source fingerprint → artifact digest (see Config.BuildCache)
 //	logs/                 per-account function logs, <account>.log
 //	operator.token        the control-plane API's operator token (created when the API is used)
+//	provider.json         cmd/silo's saved provider choice (with --provider aws; not read here)
 //
 // It may import every package of the project except cmd/ and silotest; no
 // package but cmd/silo, silotest and the bench harness may import it.

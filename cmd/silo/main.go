@@ -34,7 +34,8 @@ type globals struct {
 	file    string
 	server  string
 	token   string
-	store   string // --store / $SILO_STORE: the control-plane store ("" is SQLite in the data dir)
+	store   string        // --store / $SILO_STORE: the control-plane store ("" is SQLite in the data dir)
+	prov    providerFlags // --provider, --aws-* / $SILO_PROVIDER, $SILO_AWS_*: see provider.go
 	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
@@ -155,6 +156,11 @@ Every command accepts --output json for scripts.`,
 	pf.StringVar(&g.server, "server", "", "control-plane server URL; commands run there instead of on the local data dir ($SILO_SERVER)")
 	pf.StringVar(&g.store, "store", os.Getenv("SILO_STORE"), "control-plane store: empty for SQLite in the data dir, or postgres://user@host:5432/db?sslmode=... for PostgreSQL shared by several servers ($SILO_STORE)")
 	pf.StringVar(&g.token, "token", "", "operator token for --server ($SILO_TOKEN; default: read from the data dir)")
+	pf.StringVar(&g.prov.name, "provider", os.Getenv("SILO_PROVIDER"), "where accounts live: local (default, in the data dir) or aws (an AWS Organizations member account each); saved in the data dir, later commands follow ($SILO_PROVIDER)")
+	pf.StringVar(&g.prov.region, "aws-region", os.Getenv("SILO_AWS_REGION"), "AWS provider: the organization's region, e.g. eu-west-1 ($SILO_AWS_REGION)")
+	pf.StringVar(&g.prov.email, "aws-email", os.Getenv("SILO_AWS_EMAIL"), "AWS provider: the mailbox member accounts are registered under, plus-addressed per account ($SILO_AWS_EMAIL)")
+	pf.StringVar(&g.prov.principal, "aws-principal", os.Getenv("SILO_AWS_PRINCIPAL"), "AWS provider: ARN of silo's principal in the management account; each account then gets a deployer role trusted by it alone ($SILO_AWS_PRINCIPAL)")
+	pf.StringVar(&g.prov.dataPrincipal, "aws-data-principal", os.Getenv("SILO_AWS_DATA_PRINCIPAL"), "AWS provider: ARN of the data plane's principal, trusted by each account's data role ($SILO_AWS_DATA_PRINCIPAL)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.output != "text" && g.output != "json" && (g.output != "csv" || cmd.Name() != "usage") {
 			return usageError{fmt.Sprintf("--output must be text or json (csv for silo usage), not %q", g.output)}

@@ -93,10 +93,13 @@ $SILO_STORE) it lives in PostgreSQL, and several silo server processes may run o
 and one database: each serves the API and the gateway, a change made through one holds on every
 other before the API call returns, and exactly one runs each rollout at a time (see
 docs/operations.md). The local provider keeps every account on this machine's data dir; it does
-not spread accounts over machines.`,
+not spread accounts over machines. With --provider aws (and --aws-region, --aws-email, ...) every
+account is an AWS Organizations member account instead (docs/aws.md); the choice is saved in the
+data dir, and later commands on it use the same provider.`,
 		Example: `  silo server --listen 127.0.0.1:7070 --gateway 127.0.0.1:8080 &
   silo deploy --server http://127.0.0.1:7070
-  silo server --store postgres://silo@db:5432/silo?sslmode=disable --listen 127.0.0.1:7071 --gateway 127.0.0.1:8081`,
+  silo server --store postgres://silo@db:5432/silo?sslmode=disable --listen 127.0.0.1:7071 --gateway 127.0.0.1:8081
+  silo server --provider aws --aws-region eu-west-1 --aws-email aws-accounts@example.com`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()

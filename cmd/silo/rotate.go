@@ -141,7 +141,7 @@ type keyRotator interface {
 func (a *app) rotator() (keyRotator, error) {
 	r, ok := a.provider.(keyRotator)
 	if !ok {
-		return nil, silo.Errorf(silo.CodeInvalid, "silo rotate rotates the local provider's keys only; the accounts of this data dir are on the %s provider, whose keys silo does not rotate", a.provider.Name())
+		return nil, silo.Errorf(silo.CodeInvalid, "only the local provider's keys can be rotated with silo rotate; the accounts of this data dir are on the %s provider, whose keys silo does not rotate", a.provider.Name())
 	}
 	return r, nil
 }

@@ -144,7 +144,26 @@ func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...f
 		}
 		cfg.Store = st // nil: the platform's default, SQLite in the data dir
 	}
-	return platform.Open(ctx, cfg) // closes the store if it fails
+	prov, save, err := openProvider(ctx, g, cfg.Store)
+	if err != nil {
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
+		return nil, err
+	}
+	cfg.Provider = prov               // nil: the platform's default, local in the data dir
+	p, err := platform.Open(ctx, cfg) // closes the store if it fails
+	if err != nil {
+		if c, ok := prov.(io.Closer); ok {
+			c.Close()
+		}
+		return nil, err
+	}
+	if err := save(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
 }
 
 // userName is the name of the developer account's owner: $SILO_USER, $USER,

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -234,13 +235,16 @@ func errNoAccount(id silo.AccountID) error {
 }
 
 // Load is New with cfg.AWS read from the standard AWS sources (the
-// AWS_* environment variables, the shared config and credentials files,
-// then the instance or container role), with region if not empty. It lets
-// cmd/ build the provider without importing the AWS SDK.
+// AWS_* environment variables, AWS_ENDPOINT_URL included, the shared config
+// and credentials files, then the instance or container role), with region
+// if not empty. It lets cmd/ build the provider without importing the AWS
+// SDK. It reads the credentials once, so that a missing one is reported
+// here rather than at the first call; Check then reaches the organization.
 //
 // # Errors
 //
-// CodeInvalid if the sources give no region, or cfg lacks the email.
+// CodeInvalid if the sources give no region or no credentials, or cfg
+// lacks the email.
 func Load(ctx context.Context, region string, cfg Config) (*Provider, error) {
 	var opts []func(*config.LoadOptions) error
 	if region != "" {
@@ -251,5 +255,36 @@ func Load(ctx context.Context, region string, cfg Config) (*Provider, error) {
 		return nil, &silo.Error{Code: silo.CodeInvalid, Message: "the AWS configuration cannot be read; check AWS_PROFILE and the files under ~/.aws", Err: fmt.Errorf("load AWS config: %w", err)}
 	}
 	cfg.AWS = c
-	return New(cfg)
+	p, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if c.Credentials == nil {
+		return nil, errNoCredentials(errors.New("no credentials provider"))
+	}
+	if _, err := c.Credentials.Retrieve(ctx); err != nil {
+		return nil, errNoCredentials(err)
+	}
+	return p, nil
+}
+
+func errNoCredentials(err error) error {
+	return &silo.Error{Code: silo.CodeInvalid, Message: "no AWS credentials found for the management account; set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run where an instance or container role is available", Err: fmt.Errorf("retrieve AWS credentials: %w", err)}
+}
+
+// Check reaches the organization once (Organizations ListRoots), so that a
+// server refuses to start on an organization it cannot use rather than
+// failing at the first tenant.
+//
+// # Errors
+//
+// CodeUnavailable if AWS cannot be reached (network, endpoint); the errors
+// of fail otherwise (credentials refused, no organization).
+func (p *Provider) Check(ctx context.Context) error {
+	_, err := p.root(ctx, "")
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("cannot reach AWS Organizations in region %s; check the network, the region and AWS_ENDPOINT_URL if set", p.cfg.AWS.Region), Err: err}
+	}
+	return err
 }

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
+	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/sqlite"
+)
+
+// providerFile, in the data dir, saves the provider the data dir's accounts
+// are on, once it is not the default (local): `silo server --provider aws
+// ...` once, and every later command on the data dir uses the same.
+const providerFile = "provider.json"
+
+// providerChoice is the provider a data dir uses.
+type providerChoice struct {
+	Name string     `json:"provider"` // "local" or "aws"
+	AWS  *awsChoice `json:"aws,omitempty"`
+}
+
+// awsChoice is what the AWS provider needs besides the credentials, which
+// come from the standard AWS sources and are never saved.
+type awsChoice struct {
+	Region        string `json:"region"`
+	Email         string `json:"email"`
+	Principal     string `json:"principal,omitempty"`
+	DataPrincipal string `json:"data_principal,omitempty"`
+}
+
+// providerFlags are --provider and the --aws-* flags (or their $SILO_*
+// variables) as given; empty when not given.
+type providerFlags struct {
+	name, region, email, principal, dataPrincipal string
+}
+
+func (f providerFlags) awsGiven() bool {
+	return f.region != "" || f.email != "" || f.principal != "" || f.dataPrincipal != ""
+}
+
+// loadAWS builds the AWS provider; tests point it at an emulated
+// organization.
+var loadAWS = func(ctx context.Context, c awsChoice) (provider.Provider, error) {
+	p, err := siloaws.Load(ctx, c.Region, siloaws.Config{Email: c.Email, Principal: c.Principal, DataPrincipal: c.DataPrincipal})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Check(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// readChoice reads the data dir's saved choice; the zero choice if none.
+func readChoice(dataDir string) (providerChoice, error) {
+	var c providerChoice
+	b, err := os.ReadFile(filepath.Join(dataDir, providerFile))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return c, nil // no choice saved; a data dir that is not a directory is refused when opened
+	}
+	if err != nil {
+		return c, fmt.Errorf("read the data dir's provider choice: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil || (c.Name != "local" && c.Name != "aws") || (c.Name == "aws" && c.AWS == nil) {
+		return c, silo.Errorf(silo.CodeInvalid, "%s is damaged (want {\"provider\": \"local\"} or {\"provider\": \"aws\", \"aws\": {...}}); fix it, or pass --provider with its settings", filepath.Join(dataDir, providerFile))
+	}
+	return c, nil
+}
+
+// resolveChoice merges the flags into the saved choice: the flags win, and
+// the AWS settings not given keep their saved values.
+//
+// # Errors
+//
+// CodeInvalid for an unknown provider, --aws-* flags without the AWS
+// provider, or the AWS provider without a region or an email.
+func resolveChoice(saved providerChoice, f providerFlags) (providerChoice, error) {
+	c := saved
+	if c.Name == "" {
+		c.Name = "local"
+	}
+	if f.name != "" {
+		c.Name = f.name
+	}
+	switch c.Name {
+	case "local":
+		if f.awsGiven() {
+			return c, silo.Errorf(silo.CodeInvalid, "the --aws-* settings apply to the AWS provider; pass --provider aws with them")
+		}
+		c.AWS = nil
+		return c, nil
+	case "aws":
+	default:
+		return c, silo.Errorf(silo.CodeInvalid, "--provider must be local or aws, not %q", c.Name)
+	}
+	a := awsChoice{}
+	if saved.Name == "aws" && saved.AWS != nil {
+		a = *saved.AWS
+	}
+	for _, s := range []struct{ flag, into *string }{{&f.region, &a.Region}, {&f.email, &a.Email}, {&f.principal, &a.Principal}, {&f.dataPrincipal, &a.DataPrincipal}} {
+		if *s.flag != "" {
+			*s.into = *s.flag
+		}
+	}
+	switch {
+	case a.Region == "":
+		return c, silo.Errorf(silo.CodeInvalid, "the AWS provider needs a region: pass --aws-region (or set SILO_AWS_REGION), e.g. --aws-region eu-west-1")
+	case a.Email == "":
+		return c, silo.Errorf(silo.CodeInvalid, "the AWS provider needs an email address to register member accounts under: pass --aws-email (or set SILO_AWS_EMAIL), e.g. --aws-email aws-accounts@example.com")
+	}
+	c.AWS = &a
+	return c, nil
+}
+
+// openProvider returns the provider the data dir uses (nil for local: the
+// platform builds it) and a function that saves the choice once the
+// platform has opened. st is the control-plane store given with --store,
+// nil for SQLite in the data dir.
+//
+// # Errors
+//
+// The errors of resolveChoice and of building the provider (no
+// credentials, AWS unreachable); CodeConflict when the flags name another
+// provider than the one the data dir's accounts are on. Nothing is written
+// on error.
+func openProvider(ctx context.Context, g *globals, st store.Store) (provider.Provider, func() error, error) {
+	noop := func() error { return nil }
+	saved, err := readChoice(g.dataDir)
+	if err != nil {
+		return nil, noop, err
+	}
+	c, err := resolveChoice(saved, g.prov)
+	if err != nil {
+		return nil, noop, err
+	}
+	if err := refuseSwitch(ctx, g, st, saved.Name, c.Name); err != nil {
+		return nil, noop, err
+	}
+	save := func() error {
+		if c.Name == "local" && saved.Name == "" {
+			return nil // the default needs no file
+		}
+		b, _ := json.MarshalIndent(c, "", "  ")
+		return writeFileAtomic(filepath.Join(g.dataDir, providerFile), append(b, '\n'))
+	}
+	if c.Name == "local" {
+		return nil, save, nil
+	}
+	p, err := loadAWS(ctx, *c.AWS)
+	if err != nil {
+		return nil, noop, err
+	}
+	return p, save, nil
+}
+
+// refuseSwitch refuses to put a data dir's accounts on another provider
+// than the one they are on: the saved one, or, with no saved choice, the
+// local provider if its directory holds accounts. A data dir without a
+// saved choice whose local directory is empty may take any provider: a
+// new one, or a second server's on a shared PostgreSQL store.
+//
+// # Errors
+//
+// CodeConflict naming both providers and what to do.
+func refuseSwitch(ctx context.Context, g *globals, st store.Store, saved, want string) error {
+	n := 0
+	switch {
+	case saved == want || (saved == "" && want == "local"):
+		return nil
+	case saved == "":
+		saved = "local"
+		entries, err := os.ReadDir(filepath.Join(g.dataDir, "accounts", "accounts"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read the local accounts: %w", err)
+		}
+		n = len(entries)
+	default:
+		var err error
+		if n, err = registeredAccounts(ctx, g.dataDir, st); err != nil {
+			return err
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return silo.Errorf(silo.CodeConflict, "the %d account(s) of %s are on the %s provider; silo does not move them to the %s provider: use another --data-dir (and --store) for it, or drop --provider", n, g.dataDir, saved, want)
+}
+
+// registeredAccounts counts the accounts (deleted ones left out) of the
+// data dir's control plane: st if given, else state.db if it exists.
+func registeredAccounts(ctx context.Context, dataDir string, st store.Store) (int, error) {
+	if st == nil {
+		path := filepath.Join(dataDir, "state.db")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		db, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return 0, err
+		}
+		defer db.Close()
+		st = db
+	}
+	var n int
+	err := st.View(ctx, func(tx store.Tx) error {
+		as, err := tx.Accounts(store.Filter{})
+		n = len(as)
+		return err
+	})
+	return n, err
+}
+
+// writeFileAtomic writes path through a temporary file and a rename, so a
+// crash leaves the old content or the new, never a part.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/silo-run/silo/provider"
+	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/provider/aws/awstest"
+)
+
+// awsEnv isolates the AWS SDK's sources from the machine: no profile, no
+// files, no instance role; static credentials unless creds is false.
+func awsEnv(t *testing.T, creds bool) {
+	t.Helper()
+	for _, k := range []string{"SILO_PROVIDER", "SILO_AWS_REGION", "SILO_AWS_EMAIL", "SILO_AWS_PRINCIPAL", "SILO_AWS_DATA_PRINCIPAL",
+		"AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	key, secret := "", ""
+	if creds {
+		key, secret = "AKIDEXAMPLE", "example"
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", key)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+}
+
+// TestProviderBadInput: each wrong way to select the AWS provider gets one
+// clear error, and nothing is written: the data dir is not even created.
+func TestProviderBadInput(t *testing.T) {
+	awsEnv(t, true)
+	aws := []string{"--provider", "aws", "--aws-region", "eu-west-1", "--aws-email", "aws@example.com"}
+	cases := []struct {
+		name  string
+		env   map[string]string
+		args  []string
+		creds bool
+		want  string
+	}{
+		{"unknown provider", nil, []string{"--provider", "gcp"}, true, "--provider must be local or aws"},
+		{"no region", nil, []string{"--provider", "aws", "--aws-email", "aws@example.com"}, true, "needs a region: pass --aws-region"},
+		{"no email", nil, []string{"--provider", "aws", "--aws-region", "eu-west-1"}, true, "needs an email address"},
+		{"bad email", nil, []string{"--provider", "aws", "--aws-region", "eu-west-1", "--aws-email", "nobody"}, true, "needs an email address for member accounts"},
+		{"aws settings for local", nil, []string{"--aws-region", "eu-west-1"}, true, "pass --provider aws with them"},
+		{"no region from the environment", map[string]string{"SILO_PROVIDER": "aws", "SILO_AWS_EMAIL": "aws@example.com"}, nil, true, "needs a region"},
+		{"no credentials", nil, aws, false, "no AWS credentials found"},
+		{"unreachable", map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_MAX_ATTEMPTS": "1"}, aws, true, "cannot reach AWS Organizations in region eu-west-1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			awsEnv(t, tc.creds)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c := newCLI(t)
+			c.fails(tc.want, append(tc.args, "tenant", "create", "acme")...)
+			if _, err := os.Stat(c.dataDir); !os.IsNotExist(err) {
+				t.Errorf("a refused provider left the data dir behind: %v", err)
+			}
+		})
+	}
+	// Twin: the default (local) provider creates the tenant, and saves no choice.
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme", "--no-key")
+	if _, err := os.Stat(filepath.Join(c.dataDir, providerFile)); !os.IsNotExist(err) {
+		t.Errorf("the default provider wrote %s: %v", providerFile, err)
+	}
+	// A data dir whose accounts are local refuses the AWS provider.
+	c.fails("are on the local provider; silo does not move them to the aws provider", append(aws, "tenant", "list")...)
+}
+
+// emulateAWS makes the CLI's AWS provider reach an emulated organization,
+// as the real one reaches AWS (awstest: one kumo process per account).
+func emulateAWS(t *testing.T) *awstest.Org {
+	t.Helper()
+	org := awstest.NewOrg(t)
+	old := loadAWS
+	t.Cleanup(func() { loadAWS = old })
+	loadAWS = func(ctx context.Context, c awsChoice) (provider.Provider, error) {
+		cfg := org.Config()
+		cfg.Region = c.Region
+		p, err := siloaws.New(siloaws.Config{AWS: cfg, Email: c.Email, Principal: c.Principal, DataPrincipal: c.DataPrincipal, Endpoint: org.Endpoint, PollInterval: time.Millisecond})
+		if err != nil {
+			return nil, err
+		}
+		return p, p.Check(ctx)
+	}
+	return org
+}
+
+// TestProviderChoiceIsSaved: the AWS provider selected once is saved in
+// the data dir; later commands use it without the flags, tenant show names
+// the AWS account, silo rotate refuses in one sentence, and the data dir
+// refuses to switch back to local while it holds accounts.
+func TestProviderChoiceIsSaved(t *testing.T) {
+	awsEnv(t, true)
+	emulateAWS(t)
+	c := newCLI(t)
+	c.ok("--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com", "tenant", "create", "acme", "--no-key")
+	b, err := os.ReadFile(filepath.Join(c.dataDir, providerFile))
+	if err != nil || !strings.Contains(string(b), `"provider": "aws"`) || !strings.Contains(string(b), `"email": "aws@example.com"`) {
+		t.Fatalf("saved choice = %s, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(c.dataDir, "accounts")); !os.IsNotExist(err) {
+		t.Errorf("the AWS provider made a local accounts directory: %v", err)
+	}
+
+	show := c.ok("tenant", "show", "acme") // no flags: the saved choice
+	if !regexp.MustCompile(`Provider   aws account \d{12} in OU tenants \(r-[0-9a-z]+/ou-[0-9a-z-]+/\)`).MatchString(show) {
+		t.Errorf("tenant show does not name the AWS account:\n%s", show)
+	}
+	var d struct {
+		Ref provider.AccountRef
+	}
+	if err := json.Unmarshal([]byte(c.ok("tenant", "show", "acme", "-o", "json")), &d); err != nil || len(d.Ref.ID) != 12 || d.Ref.Provider != "aws" || d.Ref.Unit != "tenants" {
+		t.Errorf("tenant show -o json: ref %+v, %v", d.Ref, err)
+	}
+	c.fails("only the local provider's keys can be rotated with silo rotate; the accounts of this data dir are on the aws provider", "rotate", "data-key", "acme")
+	c.fails("are on the aws provider; silo does not move them to the local provider", "--provider", "local", "tenant", "list")
+
+	// Twin: a data dir without accounts may switch (on an organization of
+	// its own: silo refuses an empty registry beside an organization that
+	// holds its accounts).
+	emulateAWS(t)
+	empty := newCLI(t)
+	if err := os.MkdirAll(empty.dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	empty.ok("--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com", "tenant", "list")
+	empty.ok("--provider", "local", "tenant", "list")
+	if b, _ := os.ReadFile(filepath.Join(empty.dataDir, providerFile)); !strings.Contains(string(b), `"provider": "local"`) {
+		t.Errorf("after switching back, the saved choice is %s", b)
+	}
+}
+
+// TestServerOnTheAWSProvider: silo server --provider aws serves the API on
+// the emulated organization; a tenant created through it is an AWS account,
+// which the API's account view names.
+func TestServerOnTheAWSProvider(t *testing.T) {
+	awsEnv(t, true)
+	emulateAWS(t)
+	c := newCLI(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--data-dir", c.dataDir, "--file", c.file, "server", "--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com",
+			"--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}, strings.NewReader(""), &out, &errOut)
+	}()
+	api := regexp.MustCompile(`API on (http://\S+)`)
+	for deadline := time.Now().Add(time.Minute); !api.MatchString(errOut.String()); {
+		select {
+		case code := <-done:
+			t.Fatalf("silo server --provider aws exited %d: %s", code, errOut.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("silo server --provider aws did not start: %s", errOut.String())
+		}
+	}
+	url := api.FindStringSubmatch(errOut.String())[1]
+	token, err := os.ReadFile(filepath.Join(c.dataDir, "operator.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaAPI := []string{"--server", url, "--token", strings.TrimSpace(string(token))}
+	c.ok(append(viaAPI, "deploy")...) // the first release: the production account, on AWS
+	c.ok(append(viaAPI, "tenant", "create", "acme", "--no-key")...)
+	var d struct {
+		Account struct{ State string }
+		Ref     provider.AccountRef
+	}
+	if err := json.Unmarshal([]byte(c.ok(append(viaAPI, "tenant", "show", "acme", "-o", "json")...)), &d); err != nil || d.Account.State != "active" || d.Ref.Provider != "aws" || len(d.Ref.ID) != 12 || d.Ref.Unit != "tenants" {
+		t.Errorf("the API's view of acme: %+v, %v; want active, on AWS account of 12 digits in OU tenants", d, err)
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Errorf("silo server exited %d after Ctrl-C: %s", code, errOut.String())
+	}
+}
