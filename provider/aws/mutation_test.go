@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/isolation"
 	iameval "github.com/silo-run/silo/isolation/iam"
 	siloaws "github.com/silo-run/silo/provider/aws"
 )
@@ -185,6 +186,9 @@ func TestMutationsAreCaught(t *testing.T) {
 	if !clean.Proved() {
 		t.Fatalf("the untouched organization is not proved:\n%s", strings.Join(lines(clean), "\n"))
 	}
+	if wired := isolation.ProveIAM(context.Background(), o.p, isolation.Result{Status: isolation.StatusProved}); !wired.Proved() {
+		t.Fatalf("isolation.ProveIAM does not prove the untouched organization: %+v", wired)
+	}
 	if clean.Checked == 0 || clean.Resources == 0 {
 		t.Fatalf("the proof checked nothing: %+v", clean)
 	}
@@ -355,7 +359,11 @@ func TestMutationsAreCaught(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.do(t)
 			r := proof(t, o)
+			wired := isolation.ProveIAM(context.Background(), o.p, isolation.Result{Status: isolation.StatusProved})
 			tt.undo(t)
+			if wired.Proved() {
+				t.Errorf("isolation.ProveIAM proves the mutated organization")
+			}
 			if r.Proved() {
 				t.Fatalf("not caught: the mutated organization is proved")
 			}
