@@ -74,7 +74,7 @@ func Decide(p Principal, action, resource string, a Access) (bool, []string) {
 		idBy = "any identity policy of account " + orOutside(p.Account)
 	} else {
 		for _, d := range a.Identity {
-			if by := firstAllow(d, p, action, resource, false); by != "" {
+			if by := firstAllow(d, p, action, resource); by != "" {
 				idBy = by
 				break
 			}
@@ -146,7 +146,7 @@ func cite(doc string, s Statement) string {
 	return doc
 }
 
-func firstAllow(d Doc, p Principal, action, resource string, _ bool) string {
+func firstAllow(d Doc, p Principal, action, resource string) string {
 	for _, s := range d.Policy.Statements {
 		if s.Effect == "Allow" && !s.HasPrincipal && len(s.Unsupported) == 0 && s.applies(p, action, resource, true) {
 			return cite(d.Name, s)

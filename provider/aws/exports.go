@@ -61,6 +61,29 @@ func (p *Provider) readerPaths(ctx context.Context, id silo.AccountID) (string, 
 	return orgID, paths, nil
 }
 
+// existingOUs maps the IDs of silo's OUs that exist under the root to
+// their kinds, creating none (silo verify only reads).
+func (p *Provider) existingOUs(ctx context.Context, root string) (map[string]silo.Kind, error) {
+	byName := map[string]silo.Kind{}
+	for k, name := range ouNames {
+		byName[name] = k
+	}
+	out := map[string]silo.Kind{}
+	pages := organizations.NewListOrganizationalUnitsForParentPaginator(p.org, &organizations.ListOrganizationalUnitsForParentInput{ParentId: aws.String(root)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fail("", "list the organizational units", err)
+		}
+		for _, u := range page.OrganizationalUnits {
+			if k, ok := byName[aws.ToString(u.Name)]; ok {
+				out[aws.ToString(u.Id)] = k
+			}
+		}
+	}
+	return out, nil
+}
+
 // parentOf returns the ID of the parent (OU or root) of AWS account awsID.
 func (p *Provider) parentOf(ctx context.Context, id silo.AccountID, awsID string) (string, error) {
 	out, err := p.org.ListParents(ctx, &organizations.ListParentsInput{ChildId: aws.String(awsID)})

@@ -49,13 +49,9 @@ func (p *Provider) IAMSnapshot(ctx context.Context) (iameval.Snapshot, error) {
 	if err != nil {
 		return snap, err
 	}
-	kinds := map[string]silo.Kind{}
-	for _, k := range silo.Kinds {
-		ou, err := p.ou(ctx, "", k)
-		if err != nil {
-			return snap, err
-		}
-		kinds[ou] = k
+	kinds, err := p.existingOUs(ctx, root)
+	if err != nil {
+		return snap, err
 	}
 	all, err := p.live(ctx, "")
 	if err != nil {
@@ -68,6 +64,7 @@ func (p *Provider) IAMSnapshot(ctx context.Context) (iameval.Snapshot, error) {
 		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var prod string
 	for _, id := range ids {
 		awsID := all[id]
 		parent, err := p.parentOf(ctx, id, awsID)
@@ -79,10 +76,16 @@ func (p *Provider) IAMSnapshot(ctx context.Context) (iameval.Snapshot, error) {
 			a.Kind = "unknown"
 			a.Problems = append(a.Problems, "the AWS account is in no OU of silo's, so its kind is unknown")
 		}
-		if err := p.readAccount(ctx, id, &a); err != nil {
-			return snap, err
+		if a.Kind == string(silo.KindProduction) {
+			prod = awsID
 		}
 		snap.Accounts = append(snap.Accounts, a)
+	}
+	for i := range snap.Accounts {
+		a := &snap.Accounts[i]
+		if err := p.readAccount(ctx, silo.AccountID(a.Silo), a, prod); err != nil {
+			return snap, err
+		}
 	}
 	return snap, nil
 }
@@ -99,10 +102,10 @@ func doc(a *iameval.Account, name, raw string) *iameval.Doc {
 }
 
 // readAccount fills a with the roles and resources of account id.
-func (p *Provider) readAccount(ctx context.Context, id silo.AccountID, a *iameval.Account) error {
+func (p *Provider) readAccount(ctx context.Context, id silo.AccountID, a *iameval.Account, prod string) error {
 	m := p.member(a.ID)
 	region := p.cfg.AWS.Region
-	if err := p.readRoles(ctx, id, m, a); err != nil {
+	if err := p.readRoles(ctx, id, m, a, prod); err != nil {
 		return err
 	}
 	// Tables.
@@ -221,9 +224,9 @@ func (p *Provider) readAccount(ctx context.Context, id silo.AccountID, a *iameva
 
 // readRoles reads every role of the account with its policies, and the
 // declared grants of silo's function roles.
-func (p *Provider) readRoles(ctx context.Context, id silo.AccountID, m *member, a *iameval.Account) error {
+func (p *Provider) readRoles(ctx context.Context, id silo.AccountID, m *member, a *iameval.Account, prod string) error {
 	c := p.iamOf(m)
-	declared, err := p.declaredGrants(ctx, id, m, a)
+	declared, err := p.declaredGrants(ctx, id, m, a, prod)
 	if err != nil {
 		return err
 	}
@@ -310,7 +313,7 @@ func apiCodeOr(err error) string {
 
 // declaredGrants returns, for each function of the account, the policy its
 // recorded grants make (FunctionPolicy), by role ARN.
-func (p *Provider) declaredGrants(ctx context.Context, id silo.AccountID, m *member, a *iameval.Account) (map[string]*iameval.Doc, error) {
+func (p *Provider) declaredGrants(ctx context.Context, id silo.AccountID, m *member, a *iameval.Account, prod string) (map[string]*iameval.Doc, error) {
 	recs, err := m.params(ctx, id, recordPath+string(silo.TypeFunction)+"/")
 	if err != nil {
 		return nil, err
@@ -341,7 +344,11 @@ func (p *Provider) declaredGrants(ctx context.Context, id silo.AccountID, m *mem
 				return nil, err
 			}
 		}
-		exports, err := p.exportRefs(ctx, id, fs.Exports)
+		exports, err := p.exportRefsIn(ctx, id, prod, fs.Exports)
+		if silo.ErrorCode(err) == silo.CodeNotFound {
+			a.Problems = append(a.Problems, "the declared grants of function "+rec.Name+" cannot be computed: "+silo.UserMessage(err))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
