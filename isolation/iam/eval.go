@@ -323,6 +323,46 @@ func escapeLiteral(s string) string {
 
 // Overlap reports whether some string matches both patterns.
 func Overlap(a, b string) bool {
+	wa, wb := strings.ContainsAny(a, "*?"), strings.ContainsAny(b, "*?")
+	switch {
+	case !wa && !wb:
+		return a == b
+	case !wb:
+		return match(a, b)
+	case !wa:
+		return match(b, a)
+	}
+	return overlap(a, b)
+}
+
+// match reports whether the literal s matches pattern, in linear time
+// with one backtracking point.
+func match(pattern, s string) bool {
+	p, i, star, mark := 0, 0, -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p++
+			i++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// overlap decides Overlap for two patterns with wildcards.
+func overlap(a, b string) bool {
 	memo := map[[2]int]bool{}
 	seen := map[[2]int]bool{}
 	var rec func(i, j int) bool

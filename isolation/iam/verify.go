@@ -328,6 +328,9 @@ func resources(s Snapshot, h hop, st start, checked *int) []Finding {
 	}
 	for _, a := range s.Accounts {
 		for _, r := range a.Resources {
+			if r.Policy == nil && a.ID != h.p.Account {
+				continue // across accounts only a resource policy can allow
+			}
 			for _, pr := range probes[r.Kind] {
 				arn := r.ARN
 				if pr.objects {
