@@ -14,6 +14,7 @@ type Snapshot struct {
 	// Management is the management account's ID. Its principals are not
 	// read; ControlPlane and DataPlane name the ones silo uses.
 	Management   string    `json:"management"`
+	Root         string    `json:"root"`                    // the root ID, in the management account's org path
 	ControlPlane []string  `json:"control_plane,omitempty"` // principal ARNs of the control plane
 	DataPlane    []string  `json:"data_plane,omitempty"`    // principal ARNs of the data plane
 	Accounts     []Account `json:"accounts"`
@@ -188,7 +189,7 @@ func Verify(s Snapshot) Result {
 	}
 	starts = append(starts, start{Principal{}, owner{kind: "outside", label: "any principal outside the organization"}, Access{Unconstrained: true}})
 	if s.Management != "" {
-		mgmt := Principal{Account: s.Management, OrgID: s.OrgID, OrgPath: s.OrgID + "/"}
+		mgmt := Principal{Account: s.Management, OrgID: s.OrgID, OrgPath: s.OrgID + "/" + s.Root + "/"}
 		other := mgmt
 		other.Except = named
 		starts = append(starts, start{other, owner{kind: "control", label: "any other principal of the management account " + s.Management}, Access{Unconstrained: true}})

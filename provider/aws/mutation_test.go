@@ -14,6 +14,7 @@ import (
 	"github.com/silo-run/silo/isolation"
 	iameval "github.com/silo-run/silo/isolation/iam"
 	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/provider/aws/awstest"
 )
 
 func proof(t *testing.T, o trustOrg) iameval.Result {
@@ -389,4 +390,24 @@ func containsAll(s string, parts []string) bool {
 		}
 	}
 	return true
+}
+
+// TestUnreadablePoliciesAreNeverProved: when the organization cannot be
+// read, the proof is incomplete, with a message, and never proved; the
+// twin is TestMutationsAreCaught's untouched organization.
+func TestUnreadablePoliciesAreNeverProved(t *testing.T) {
+	org := awstest.NewOrg(t)
+	cfg := org.Config()
+	cfg.RetryMaxAttempts = 1
+	p, err := siloaws.New(siloaws.Config{AWS: cfg, Email: "aws@example.com", Endpoint: func(string) string { return "http://127.0.0.1:1" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := isolation.ProveIAM(context.Background(), p, isolation.Result{Status: isolation.StatusProved})
+	if r.Status != isolation.StatusIncomplete || len(r.Incomplete) != 1 || !strings.Contains(r.Incomplete[0], "could not be read") {
+		t.Fatalf("ProveIAM on an unreachable organization = %+v", r)
+	}
+	if strings.Contains(r.Incomplete[0], "127.0.0.1") {
+		t.Errorf("the note carries the raw AWS error: %s", r.Incomplete[0])
+	}
 }

@@ -49,6 +49,7 @@ func (p *Provider) IAMSnapshot(ctx context.Context) (iameval.Snapshot, error) {
 	if err != nil {
 		return snap, err
 	}
+	snap.Root = root
 	kinds, err := p.existingOUs(ctx, root)
 	if err != nil {
 		return snap, err
