@@ -230,6 +230,11 @@ func TestExportPoliciesShareReadOnlyWithTheOrgPaths(t *testing.T) {
 			}
 		}
 	}
+	// Replacing the exported table recreates it with its export policy.
+	apply(t, o.p, "production", silo.OpReplace, mkRes(t, silo.TypeTable, "intel", map[string]any{}))
+	if _, err := ddb.GetResourcePolicy(ctx, &dynamodb.GetResourcePolicyInput{ResourceArn: aws.String(tableARN)}); err != nil {
+		t.Errorf("the replaced exported table lost its resource policy: %v", err)
+	}
 	// Twin: the unexported table has no policy; deleting the export removes
 	// it.
 	if _, err := ddb.GetResourcePolicy(ctx, &dynamodb.GetResourcePolicyInput{ResourceArn: aws.String("arn:aws:dynamodb:us-east-1:" + o.prod + ":table/silo.internal")}); err == nil {
