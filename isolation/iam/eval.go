@@ -21,6 +21,10 @@ type Principal struct {
 	// aws:PrincipalOrgID and aws:PrincipalOrgPaths; "" outside the
 	// organization.
 	OrgID, OrgPath string
+	// ViaService is the value of kms:ViaService ("" for a direct call) if
+	// ViaKnown; else it is unknown and holds for an Allow, not for a Deny.
+	ViaService string
+	ViaKnown   bool
 }
 
 // Doc is a policy with the name a counterexample shows for it.
@@ -287,6 +291,11 @@ func (c Condition) holds(p Principal, allow bool) bool {
 		v = p.OrgPath
 	case "aws:sourceaccount":
 		v = p.SourceAccount
+	case "kms:viaservice":
+		if !p.ViaKnown {
+			return allow
+		}
+		v = p.ViaService
 	default:
 		return allow
 	}

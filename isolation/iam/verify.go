@@ -345,11 +345,8 @@ func resources(s Snapshot, h hop, st start, checked *int) []Finding {
 					continue
 				}
 				problem, inv := crossing(st.who, a, pr, r.Exported)
-				if problem == "" && h.role != nil && h.role.Declared != nil {
-					acc.Identity = []Doc{*h.role.Declared}
-					if declared, _ := Decide(h.p, pr.action, arn, acc); !declared {
-						problem, inv = "the execution role "+h.role.ARN+" holds a grant its function does not declare", "I1"
-					}
+				if problem == "" && h.role != nil && h.role.Declared != nil && beyondDeclared(h, pr.action, arn, acc) {
+					problem, inv = "the execution role "+h.role.ARN+" holds a grant its function does not declare", "I1"
 				}
 				if problem == "" {
 					continue
@@ -362,6 +359,36 @@ func resources(s Snapshot, h hop, st start, checked *int) []Finding {
 		}
 	}
 	return out
+}
+
+// beyondDeclared reports whether the role of hop h may do action on
+// resource in some request its declared grants would refuse. kms:ViaService
+// is tried with each value the role's policies name, and absent, so that a
+// grant without the condition is told from one with it.
+func beyondDeclared(h hop, action, resource string, acc Access) bool {
+	vias := []string{""}
+	for _, d := range h.role.Policies {
+		for _, st := range d.Policy.Statements {
+			for _, c := range st.Conditions {
+				if c.Key == "kms:viaservice" {
+					vias = append(vias, c.Values...)
+				}
+			}
+		}
+	}
+	declared := acc
+	declared.Identity = []Doc{*h.role.Declared}
+	for _, via := range vias {
+		p := h.p
+		p.ViaService, p.ViaKnown = via, true
+		if ok, _ := Decide(p, action, resource, acc); !ok {
+			continue
+		}
+		if ok, _ := Decide(p, action, resource, declared); !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // crossing returns what is wrong, if anything, with a principal acting for

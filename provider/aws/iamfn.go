@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -195,6 +196,14 @@ func appendOnce(s []string, v string) []string {
 	return append(s, v)
 }
 
+// keyARN returns the ARN of the KMS key whose ARN KMS gave as arn, built
+// from the region, AWS account awsID and the key ID, as silo verify builds
+// it (the emulator answers ARNs of another account).
+func (p *Provider) keyARN(awsID, arn string) string {
+	keyID := arn[strings.LastIndex(arn, "/")+1:]
+	return "arn:aws:kms:" + p.cfg.AWS.Region + ":" + awsID + ":key/" + keyID
+}
+
 // iamOf returns an IAM client of the account of m, with m's credentials.
 func (p *Provider) iamOf(m *member) *iam.Client {
 	cfg := p.cfg.AWS.Copy()
@@ -225,6 +234,7 @@ func (p *Provider) applyFunctionRole(ctx context.Context, id silo.AccountID, m *
 		if keyARN, err = m.key(ctx, id); err != nil {
 			return err
 		}
+		keyARN = p.keyARN(m.id, keyARN)
 	}
 	exports, err := p.exportRefs(ctx, id, fs.Exports)
 	if err != nil {

@@ -87,7 +87,15 @@ func newTrustOrg(t *testing.T, extra ...string) trustOrg {
 			apply(t, p, silo.AccountID(id), silo.OpCreate, r)
 		}
 	}
-	return trustOrg{p: p, org: org, prod: awsIDOf(t, p, "production"), acme: awsIDOf(t, p, "acme")}
+	o := trustOrg{p: p, org: org, prod: awsIDOf(t, p, "production"), acme: awsIDOf(t, p, "acme")}
+	// The emulator's default key policy names account 000000000000; AWS's
+	// names the key's own account. Put AWS's back, so that the account's
+	// principals may use their key through IAM as on AWS.
+	for _, id := range append([]string{"production", "acme"}, extra...) {
+		a := o.account(awsIDOf(t, p, silo.AccountID(id)))
+		a.keyPolicy(t, `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::`+a.id+`:root"},"Action":"kms:*","Resource":"*"}]}`)
+	}
+	return o
 }
 
 func (o trustOrg) iam(awsID string) *iam.Client {
@@ -151,7 +159,7 @@ func TestFunctionRoleHasExactlyItsGrants(t *testing.T) {
 		"ssm:GetParameter arn:aws:ssm:" + region + ":" + o.acme + ":parameter/silo/config/plan",
 		"ssm:GetParameters arn:aws:ssm:" + region + ":" + o.acme + ":parameter/silo/config/plan",
 		"secretsmanager:GetSecretValue arn:aws:secretsmanager:" + region + ":" + o.acme + ":secret:silo/secret/api_token-??????",
-		"kms:Decrypt " + key.WrappedBy + " via s3." + region + ".amazonaws.com,secretsmanager." + region + ".amazonaws.com",
+		"kms:Decrypt arn:aws:kms:us-east-1:" + o.acme + ":key/" + key.WrappedBy[strings.LastIndex(key.WrappedBy, "/")+1:] + " via s3." + region + ".amazonaws.com,secretsmanager." + region + ".amazonaws.com",
 		"dynamodb:GetItem " + ddb + o.prod + ":table/silo.intel",
 		"dynamodb:Query " + ddb + o.prod + ":table/silo.intel",
 		"s3:ListBucket arn:aws:s3:::" + bucketOf(o.prod, "feeds"),

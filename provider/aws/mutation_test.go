@@ -319,6 +319,12 @@ func TestMutationsAreCaught(t *testing.T) {
 			},
 			func(t *testing.T) { acme.deleteRolePolicy(t, ingest, "extra") },
 			[]string{"I1", ingest, "dynamodb:PutItem", acme.tableARN("sessions"), "does not declare"}},
+		{"execution role decrypting without kms:ViaService",
+			func(t *testing.T) {
+				acme.putRolePolicy(t, ingest, "extra", allow("", `"kms:Decrypt"`, "arn:aws:kms:us-east-1:"+acme.id+":key/"+acme.dataKey(t)))
+			},
+			func(t *testing.T) { acme.deleteRolePolicy(t, ingest, "extra") },
+			[]string{"I1", ingest, "kms:Decrypt", ":" + acme.id + ":key/", "does not declare"}},
 		{"sts:AssumeRole on *",
 			func(t *testing.T) { acme.putRolePolicy(t, ingest, "extra", allow("", `"sts:AssumeRole"`, "*")) },
 			func(t *testing.T) { acme.deleteRolePolicy(t, ingest, "extra") },

@@ -344,6 +344,7 @@ func (p *Provider) declaredGrants(ctx context.Context, id silo.AccountID, m *mem
 			if keyARN, err = m.key(ctx, id); err != nil {
 				return nil, err
 			}
+			keyARN = p.keyARN(a.ID, keyARN)
 		}
 		exports, err := p.exportRefsIn(ctx, id, prod, fs.Exports)
 		if silo.ErrorCode(err) == silo.CodeNotFound {
