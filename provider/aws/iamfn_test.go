@@ -261,3 +261,23 @@ func TestExportPoliciesShareReadOnlyWithTheOrgPaths(t *testing.T) {
 		t.Errorf("the bucket policy outlived its export")
 	}
 }
+
+func TestFunctionWithAnUndeployedExportIsRefused(t *testing.T) {
+	ctx := context.Background()
+	o := newTrustOrg(t)
+	spec := silo.FunctionSpec{Artifact: strings.Repeat("c", 64), Exports: []string{"no-such-export"}}
+	r := mkRes(t, silo.TypeFunction, "reader", spec)
+	err := o.p.Apply(ctx, "acme", silo.Change{Op: silo.OpCreate, Type: r.Type, Name: r.Name, Desired: &r})
+	if silo.ErrorCode(err) != silo.CodeNotFound || !strings.Contains(silo.UserMessage(err), "no-such-export") {
+		t.Fatalf("Apply = %v, want CodeNotFound naming the export", err)
+	}
+	if _, err := o.iam(o.acme).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(siloaws.FunctionRole("reader"))}); err == nil {
+		t.Errorf("a refused function left a role behind")
+	}
+	// Twin: the same function reading a deployed export is applied.
+	spec.Exports = []string{"threat-intel"}
+	apply(t, o.p, "acme", silo.OpCreate, mkRes(t, silo.TypeFunction, "reader", spec))
+	if _, err := o.iam(o.acme).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(siloaws.FunctionRole("reader"))}); err != nil {
+		t.Errorf("the role of a function reading a deployed export: %v", err)
+	}
+}
