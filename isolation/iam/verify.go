@@ -153,8 +153,8 @@ type start struct {
 // Principals are every role of the snapshot reachable by sts:AssumeRole
 // from: any principal of each account (whose identity policies are not
 // read, so they may allow anything), any principal outside the
-// organization, the Lambda service acting for each account, and the
-// control and data plane principals. The data plane may read every
+// organization, the Lambda service and every service a trust policy names,
+// each acting for each account, and the control and data plane principals. The data plane may read every
 // account's data by design and is not checked. I4 (API keys) and I5
 // (deleted accounts' keys) are not IAM questions; isolation.Verify proves
 // them.
@@ -182,10 +182,16 @@ func Verify(s Snapshot) Result {
 	}
 	named := append(append([]string(nil), s.ControlPlane...), s.DataPlane...)
 	var starts []start
+	services := trustedServices(s)
 	for _, a := range s.Accounts {
-		starts = append(starts,
-			start{Principal{Account: a.ID, OrgID: s.OrgID, OrgPath: a.OrgPath}, owner{a.Kind, a.ID, "any principal of account " + label(&a)}, Access{Unconstrained: true}},
-			start{Principal{Service: "lambda.amazonaws.com", SourceAccount: a.ID}, owner{a.Kind, a.ID, "a Lambda function of account " + label(&a)}, Access{}})
+		starts = append(starts, start{Principal{Account: a.ID, OrgID: s.OrgID, OrgPath: a.OrgPath}, owner{a.Kind, a.ID, "any principal of account " + label(&a)}, Access{Unconstrained: true}})
+		for _, svc := range services {
+			who := "the service " + svc + " acting for account " + label(&a)
+			if svc == "lambda.amazonaws.com" {
+				who = "a Lambda function of account " + label(&a)
+			}
+			starts = append(starts, start{Principal{Service: svc, SourceAccount: a.ID}, owner{a.Kind, a.ID, who}, Access{}})
+		}
 	}
 	starts = append(starts, start{Principal{}, owner{kind: "outside", label: "any principal outside the organization"}, Access{Unconstrained: true}})
 	if s.Management != "" {
@@ -213,6 +219,27 @@ func Verify(s Snapshot) Result {
 	sort.Strings(res.Unverifiable)
 	res.Unverifiable = dedup(res.Unverifiable)
 	return res
+}
+
+// trustedServices lists, sorted, the service principals any trust policy
+// names, and always Lambda's: each acts for every account in turn.
+func trustedServices(s Snapshot) []string {
+	seen := map[string]bool{"lambda.amazonaws.com": true}
+	for _, a := range s.Accounts {
+		for _, r := range a.Roles {
+			for _, st := range r.Trust.Policy.Statements {
+				for _, svc := range st.Services {
+					seen[strings.ToLower(svc)] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for svc := range seen {
+		out = append(out, svc)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func label(a *Account) string {

@@ -238,6 +238,12 @@ func TestMutationsAreCaught(t *testing.T) {
 				acme.trust(t, ingest, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:SourceAccount":"`+acme.id+`"}}}]}`)
 			},
 			[]string{"I1", "a Lambda function of account " + globex.id, "sts:AssumeRole", acme.id + ":role/silo/" + ingest}},
+		{"role trusted by a service for any account",
+			func(t *testing.T) {
+				acme.putRole(t, "pipeline", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"states.amazonaws.com"},"Action":"sts:AssumeRole"}]}`, allow("", `"dynamodb:GetItem"`, acme.tableARN("findings")))
+			},
+			func(t *testing.T) { acme.deleteRole(t, "pipeline") },
+			[]string{"I1", "the service states.amazonaws.com acting for account " + globex.id, "sts:AssumeRole", acme.id + ":role/pipeline"}},
 		{"dynamodb:* on * for the control plane",
 			func(t *testing.T) {
 				acme.putRolePolicy(t, "silo-deployer", "extra", allow("", `"dynamodb:*"`, "*"))
