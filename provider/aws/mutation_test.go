@@ -423,3 +423,21 @@ func TestUnreadablePoliciesAreNeverProved(t *testing.T) {
 		t.Errorf("the note carries the raw AWS error: %s", r.Incomplete[0])
 	}
 }
+
+// TestOnePrincipalForBothPlanesIsI3: without Config.DataPrincipal the data
+// role trusts the control plane's principal, which then may read data.
+func TestOnePrincipalForBothPlanesIsI3(t *testing.T) {
+	ctx := context.Background()
+	p, _ := newAWS(t, func(c *siloaws.Config) { c.Principal = principal })
+	ok(t, "create acme", p.CreateAccount(ctx, "acme", silo.KindTenant))
+	apply(t, p, "acme", silo.OpCreate, mkRes(t, silo.TypeTable, "findings", map[string]any{}))
+	snap, err := p.IAMSnapshot(ctx)
+	ok(t, "snapshot", err)
+	r := iameval.Verify(snap)
+	for _, l := range lines(r) {
+		if containsAll(l, []string{"I3", "the control plane " + principal, ":role/silo-data", "dynamodb:GetItem"}) {
+			return
+		}
+	}
+	t.Errorf("the control plane reading data through the data role is not reported:\n%s", strings.Join(lines(r), "\n"))
+}
