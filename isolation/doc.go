@@ -40,4 +40,12 @@
 //     wildcard or path in a grant name is not a pattern here: the decision
 //     point treats it as a literal (which names nothing, so it is denied) and
 //     the verifier flags it as a counterexample.
+//
+// # On AWS
+//
+// Where a provider enforces isolation with IAM (the AWS provider), the
+// policies AWS holds are a second source of truth: ProveIAM reads them
+// (IAMSource) and proves I1–I3 on them with package isolation/iam, which
+// evaluates a documented subset of IAM. There "unknown" exists: a policy
+// outside the subset makes the result incomplete, never proved.
 package isolation

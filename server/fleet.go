@@ -230,7 +230,8 @@ func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (
 }
 
 // ProveFleet loads the fleet (recorded state plus the provider's data
-// keys) and verifies the isolation invariants over it.
+// keys) and verifies the isolation invariants over it, and on the IAM
+// policies of a provider that enforces isolation with IAM (AWS).
 func ProveFleet(ctx context.Context, st store.Store, prov provider.Provider) (*isolation.Fleet, isolation.Result, error) {
 	f, err := isolation.LoadFleet(ctx, st)
 	if err != nil {
@@ -239,7 +240,7 @@ func ProveFleet(ctx context.Context, st store.Store, prov provider.Provider) (*i
 	if err := f.AddDataKeys(ctx, prov); err != nil {
 		return nil, isolation.Result{}, err
 	}
-	return f, isolation.Verify(ctx, f), nil
+	return f, isolation.ProveIAM(ctx, prov, isolation.Verify(ctx, f)), nil
 }
 
 // LastProbe reads the recorded last live probe, nil if none ran.

@@ -31,6 +31,10 @@ It then checks the isolation invariants:
   I4  every API key is bound to exactly one account and reaches nothing else
   I5  a deleted account holds no live key and no data key
 
+With the AWS provider it also reads the IAM, bucket, table and key policies AWS enforces in every
+account and proves I1-I3 on them; a policy outside the IAM subset it evaluates makes the result
+incomplete, never proved (docs/aws.md).
+
 With --server the proof runs on the server, over its fleet. It prints "proved", or each counterexample with the path and the origin of every edge, and exits
 with status 1 when isolation is not proved.
 

@@ -21,6 +21,10 @@ type Principal struct {
 	// aws:PrincipalOrgID and aws:PrincipalOrgPaths; "" outside the
 	// organization.
 	OrgID, OrgPath string
+	// ViaService is the value of kms:ViaService ("" for a direct call) if
+	// ViaKnown; else it is unknown and holds for an Allow, not for a Deny.
+	ViaService string
+	ViaKnown   bool
 }
 
 // Doc is a policy with the name a counterexample shows for it.
@@ -74,7 +78,7 @@ func Decide(p Principal, action, resource string, a Access) (bool, []string) {
 		idBy = "any identity policy of account " + orOutside(p.Account)
 	} else {
 		for _, d := range a.Identity {
-			if by := firstAllow(d, p, action, resource, false); by != "" {
+			if by := firstAllow(d, p, action, resource); by != "" {
 				idBy = by
 				break
 			}
@@ -146,7 +150,7 @@ func cite(doc string, s Statement) string {
 	return doc
 }
 
-func firstAllow(d Doc, p Principal, action, resource string, _ bool) string {
+func firstAllow(d Doc, p Principal, action, resource string) string {
 	for _, s := range d.Policy.Statements {
 		if s.Effect == "Allow" && !s.HasPrincipal && len(s.Unsupported) == 0 && s.applies(p, action, resource, true) {
 			return cite(d.Name, s)
@@ -287,6 +291,11 @@ func (c Condition) holds(p Principal, allow bool) bool {
 		v = p.OrgPath
 	case "aws:sourceaccount":
 		v = p.SourceAccount
+	case "kms:viaservice":
+		if !p.ViaKnown {
+			return allow
+		}
+		v = p.ViaService
 	default:
 		return allow
 	}
@@ -323,6 +332,46 @@ func escapeLiteral(s string) string {
 
 // Overlap reports whether some string matches both patterns.
 func Overlap(a, b string) bool {
+	wa, wb := strings.ContainsAny(a, "*?"), strings.ContainsAny(b, "*?")
+	switch {
+	case !wa && !wb:
+		return a == b
+	case !wb:
+		return match(a, b)
+	case !wa:
+		return match(b, a)
+	}
+	return overlap(a, b)
+}
+
+// match reports whether the literal s matches pattern, in linear time
+// with one backtracking point.
+func match(pattern, s string) bool {
+	p, i, star, mark := 0, 0, -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p++
+			i++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// overlap decides Overlap for two patterns with wildcards.
+func overlap(a, b string) bool {
 	memo := map[[2]int]bool{}
 	seen := map[[2]int]bool{}
 	var rec func(i, j int) bool

@@ -175,6 +175,11 @@ func TestDecide(t *testing.T) {
 				kp := doc(t, "key", `{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:root"},"Action":"kms:*","Resource":"*"}]}`)
 				return Access{Identity: []Doc{doc(t, "id", `{"Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"secretsmanager.us-east-1.amazonaws.com"}}}]}`)}, Resource: &kp, ResourceAccount: b, PolicyRequired: true}
 			}, true},
+		{"a direct call does not meet kms:ViaService", Principal{Account: b, ARN: "arn:aws:iam::222222222222:role/x", ViaKnown: true}, "kms:Decrypt", "arn:aws:kms:us-east-1:222222222222:key/k",
+			func(t *testing.T) Access {
+				kp := doc(t, "key", `{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:root"},"Action":"kms:*","Resource":"*"}]}`)
+				return Access{Identity: []Doc{doc(t, "id", `{"Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"secretsmanager.us-east-1.amazonaws.com"}}}]}`)}, Resource: &kp, ResourceAccount: b, PolicyRequired: true}
+			}, false},
 		{"a Deny on an unknown key does not apply", Principal{Account: b, ARN: "arn:aws:iam::222222222222:role/x"}, "kms:Decrypt", "arn:aws:kms:us-east-1:222222222222:key/k",
 			func(t *testing.T) Access {
 				return Access{Identity: []Doc{doc(t, "id", `{"Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"},{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"s3.us-east-1.amazonaws.com"}}}]}`)}, ResourceAccount: b}

@@ -14,6 +14,7 @@ type Snapshot struct {
 	// Management is the management account's ID. Its principals are not
 	// read; ControlPlane and DataPlane name the ones silo uses.
 	Management   string    `json:"management"`
+	Root         string    `json:"root"`                    // the root ID, in the management account's org path
 	ControlPlane []string  `json:"control_plane,omitempty"` // principal ARNs of the control plane
 	DataPlane    []string  `json:"data_plane,omitempty"`    // principal ARNs of the data plane
 	Accounts     []Account `json:"accounts"`
@@ -33,10 +34,13 @@ type Account struct {
 }
 
 // Role is an IAM role with its trust policy and identity policies.
+// Declared, for a function's execution role, is the policy its declared
+// grants make: what the role may do beyond it is a counterexample.
 type Role struct {
 	ARN      string `json:"arn"`
 	Trust    Doc    `json:"trust"`
 	Policies []Doc  `json:"policies"`
+	Declared *Doc   `json:"declared,omitempty"`
 }
 
 // ResourceKind is the kind of a resource.
@@ -62,25 +66,29 @@ type Resource struct {
 }
 
 // probe is one action checked on a resource: on the ARN, or on its
-// objects (a bucket's "<arn>/*").
+// objects (a bucket's "<arn>/*"). read marks the actions an export allows
+// (reads), data those the control plane must not hold (I3): reading table
+// items, objects or secret values, or decrypting. Listing object keys and
+// reading config values, which the control plane writes itself, are reads
+// but not data.
 type probe struct {
-	action  string
-	objects bool
-	read    bool // reads data or a secret
+	action     string
+	objects    bool
+	read, data bool
 }
 
 var probes = map[ResourceKind][]probe{
 	Table: {
-		{"dynamodb:GetItem", false, true}, {"dynamodb:Query", false, true}, {"dynamodb:Scan", false, true},
-		{"dynamodb:PutItem", false, false}, {"dynamodb:DeleteItem", false, false}, {"dynamodb:PutResourcePolicy", false, false},
+		{"dynamodb:GetItem", false, true, true}, {"dynamodb:Query", false, true, true}, {"dynamodb:Scan", false, true, true},
+		{"dynamodb:PutItem", false, false, false}, {"dynamodb:DeleteItem", false, false, false}, {"dynamodb:PutResourcePolicy", false, false, false},
 	},
 	Bucket: {
-		{"s3:ListBucket", false, true}, {"s3:GetObject", true, true},
-		{"s3:PutObject", true, false}, {"s3:DeleteObject", true, false}, {"s3:PutBucketPolicy", false, false},
+		{"s3:ListBucket", false, true, false}, {"s3:GetObject", true, true, true},
+		{"s3:PutObject", true, false, false}, {"s3:DeleteObject", true, false, false}, {"s3:PutBucketPolicy", false, false, false},
 	},
-	Config: {{"ssm:GetParameter", false, true}, {"ssm:PutParameter", false, false}},
-	Secret: {{"secretsmanager:GetSecretValue", false, true}, {"secretsmanager:PutSecretValue", false, false}},
-	Key:    {{"kms:Decrypt", false, true}, {"kms:PutKeyPolicy", false, false}},
+	Config: {{"ssm:GetParameter", false, true, false}, {"ssm:PutParameter", false, false, false}},
+	Secret: {{"secretsmanager:GetSecretValue", false, true, true}, {"secretsmanager:PutSecretValue", false, false, false}},
+	Key:    {{"kms:Decrypt", false, true, true}, {"kms:PutKeyPolicy", false, false, false}},
 }
 
 // Finding is one counterexample: Principal, through the roles in Via, may
@@ -145,8 +153,8 @@ type start struct {
 // Principals are every role of the snapshot reachable by sts:AssumeRole
 // from: any principal of each account (whose identity policies are not
 // read, so they may allow anything), any principal outside the
-// organization, the Lambda service acting for each account, and the
-// control and data plane principals. The data plane may read every
+// organization, the Lambda service and every service a trust policy names,
+// each acting for each account, and the control and data plane principals. The data plane may read every
 // account's data by design and is not checked. I4 (API keys) and I5
 // (deleted accounts' keys) are not IAM questions; isolation.Verify proves
 // them.
@@ -174,25 +182,33 @@ func Verify(s Snapshot) Result {
 	}
 	named := append(append([]string(nil), s.ControlPlane...), s.DataPlane...)
 	var starts []start
+	services := trustedServices(s)
 	for _, a := range s.Accounts {
-		starts = append(starts,
-			start{Principal{Account: a.ID, OrgID: s.OrgID, OrgPath: a.OrgPath}, owner{a.Kind, a.ID, "any principal of account " + label(&a)}, Access{Unconstrained: true}},
-			start{Principal{Service: "lambda.amazonaws.com", SourceAccount: a.ID}, owner{a.Kind, a.ID, "a Lambda function of account " + label(&a)}, Access{}})
+		starts = append(starts, start{Principal{Account: a.ID, OrgID: s.OrgID, OrgPath: a.OrgPath}, owner{a.Kind, a.ID, "any principal of account " + label(&a)}, Access{Unconstrained: true}})
+		for _, svc := range services {
+			who := "the service " + svc + " acting for account " + label(&a)
+			if svc == "lambda.amazonaws.com" {
+				who = "a Lambda function of account " + label(&a)
+			}
+			starts = append(starts, start{Principal{Service: svc, SourceAccount: a.ID}, owner{a.Kind, a.ID, who}, Access{}})
+		}
 	}
 	starts = append(starts, start{Principal{}, owner{kind: "outside", label: "any principal outside the organization"}, Access{Unconstrained: true}})
 	if s.Management != "" {
-		mgmt := Principal{Account: s.Management, OrgID: s.OrgID, OrgPath: s.OrgID + "/"}
+		mgmt := Principal{Account: s.Management, OrgID: s.OrgID, OrgPath: s.OrgID + "/" + s.Root + "/"}
 		other := mgmt
 		other.Except = named
 		starts = append(starts, start{other, owner{kind: "control", label: "any other principal of the management account " + s.Management}, Access{Unconstrained: true}})
 		for _, arn := range s.ControlPlane {
 			p := mgmt
 			p.ARN = arn
+			p.Account, _ = splitPrincipal(arn)
 			starts = append(starts, start{p, owner{kind: "control", label: "the control plane " + arn}, Access{Unconstrained: true}})
 		}
 		for _, arn := range s.DataPlane {
 			p := mgmt
 			p.ARN = arn
+			p.Account, _ = splitPrincipal(arn)
 			starts = append(starts, start{p, owner{kind: "data", label: "the data plane " + arn}, Access{Unconstrained: true}})
 		}
 	}
@@ -203,6 +219,27 @@ func Verify(s Snapshot) Result {
 	sort.Strings(res.Unverifiable)
 	res.Unverifiable = dedup(res.Unverifiable)
 	return res
+}
+
+// trustedServices lists, sorted, the service principals any trust policy
+// names, and always Lambda's: each acts for every account in turn.
+func trustedServices(s Snapshot) []string {
+	seen := map[string]bool{"lambda.amazonaws.com": true}
+	for _, a := range s.Accounts {
+		for _, r := range a.Roles {
+			for _, st := range r.Trust.Policy.Statements {
+				for _, svc := range st.Services {
+					seen[strings.ToLower(svc)] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for svc := range seen {
+		out = append(out, svc)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func label(a *Account) string {
@@ -243,7 +280,12 @@ type hop struct {
 	via     []string
 	because []string
 	account string // the account whose identity the hop acts as
+	role    *Role  // the role assumed last, nil for the start
 }
+
+// escalations are actions a function never declares: holding one on any
+// role of its account is a grant beyond its spec.
+var escalations = []string{"sts:AssumeRole", "iam:PassRole", "iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy"}
 
 // explore finds every counterexample of one starting principal.
 func explore(s Snapshot, accounts map[string]*Account, st start, checked *int) []Finding {
@@ -269,7 +311,7 @@ func explore(s Snapshot, accounts map[string]*Account, st start, checked *int) [
 				seen[r.ARN] = true
 				path := append(append([]string(nil), h.via...), r.ARN)
 				why := append(append([]string(nil), h.because...), because...)
-				if problem, inv := crossing(st.who, a, "sts:AssumeRole", false, false); problem != "" {
+				if problem, inv := crossing(st.who, a, probe{action: "sts:AssumeRole"}, false); problem != "" {
 					out = append(out, Finding{Invariant: inv, Principal: st.who.label, Via: h.via, Action: "sts:AssumeRole", Resource: r.ARN, Account: a.ID, Because: why, Problem: problem})
 				}
 				next := hop{
@@ -278,6 +320,7 @@ func explore(s Snapshot, accounts map[string]*Account, st start, checked *int) [
 					via:     path,
 					because: why,
 					account: a.ID,
+					role:    &r,
 				}
 				queue = append(queue, next)
 			}
@@ -293,8 +336,29 @@ func resources(s Snapshot, h hop, st start, checked *int) []Finding {
 		return nil // a service principal acts only through the roles it assumes
 	}
 	var out []Finding
+	if h.role != nil && h.role.Declared != nil {
+		roles := "arn:aws:iam::" + h.account + ":role/*"
+		for _, action := range escalations {
+			*checked++
+			acc := Access{Identity: h.access.Identity, ResourceAccount: h.account}
+			ok, because := Decide(h.p, action, roles, acc)
+			if !ok {
+				continue
+			}
+			if declared, _ := Decide(h.p, action, roles, Access{Identity: []Doc{*h.role.Declared}, ResourceAccount: h.account}); declared {
+				continue
+			}
+			out = append(out, Finding{
+				Invariant: "I1", Principal: st.who.label, Via: h.via, Action: action, Resource: roles, Account: h.account,
+				Because: append(append([]string(nil), h.because...), because...), Problem: "the execution role " + h.role.ARN + " holds a grant its function does not declare",
+			})
+		}
+	}
 	for _, a := range s.Accounts {
 		for _, r := range a.Resources {
+			if r.Policy == nil && a.ID != h.p.Account {
+				continue // across accounts only a resource policy can allow
+			}
 			for _, pr := range probes[r.Kind] {
 				arn := r.ARN
 				if pr.objects {
@@ -307,7 +371,10 @@ func resources(s Snapshot, h hop, st start, checked *int) []Finding {
 				if !ok {
 					continue
 				}
-				problem, inv := crossing(st.who, a, pr.action, pr.read, r.Exported)
+				problem, inv := crossing(st.who, a, pr, r.Exported)
+				if problem == "" && h.role != nil && h.role.Declared != nil && beyondDeclared(h, pr.action, arn, acc) {
+					problem, inv = "the execution role "+h.role.ARN+" holds a grant its function does not declare", "I1"
+				}
 				if problem == "" {
 					continue
 				}
@@ -321,15 +388,45 @@ func resources(s Snapshot, h hop, st start, checked *int) []Finding {
 	return out
 }
 
+// beyondDeclared reports whether the role of hop h may do action on
+// resource in some request its declared grants would refuse. kms:ViaService
+// is tried with each value the role's policies name, and absent, so that a
+// grant without the condition is told from one with it.
+func beyondDeclared(h hop, action, resource string, acc Access) bool {
+	vias := []string{""}
+	for _, d := range h.role.Policies {
+		for _, st := range d.Policy.Statements {
+			for _, c := range st.Conditions {
+				if c.Key == "kms:viaservice" {
+					vias = append(vias, c.Values...)
+				}
+			}
+		}
+	}
+	declared := acc
+	declared.Identity = []Doc{*h.role.Declared}
+	for _, via := range vias {
+		p := h.p
+		p.ViaService, p.ViaKnown = via, true
+		if ok, _ := Decide(p, action, resource, acc); !ok {
+			continue
+		}
+		if ok, _ := Decide(p, action, resource, declared); !ok {
+			return true
+		}
+	}
+	return false
+}
+
 // crossing returns what is wrong, if anything, with a principal acting for
-// who doing action (read: a data read) on something of account a.
-func crossing(who owner, a Account, action string, read, exported bool) (string, string) {
+// who doing pr on something of account a.
+func crossing(who owner, a Account, pr probe, exported bool) (string, string) {
 	to := "account " + label(&a)
 	switch who.kind {
 	case "data":
 		return "", ""
 	case "control":
-		if read {
+		if pr.data {
 			return "the control plane could read data of " + to, "I3"
 		}
 		return "", ""
@@ -345,7 +442,7 @@ func crossing(who owner, a Account, action string, read, exported bool) (string,
 		return "", ""
 	}
 	if a.Kind == "production" {
-		if exported && read && action != "sts:AssumeRole" {
+		if exported && pr.read {
 			return "", ""
 		}
 		if exported {

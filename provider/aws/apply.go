@@ -89,10 +89,10 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 		return err
 	}
 	m := p.member(awsID)
-	if err := p.applyTrust(ctx, id, m, c, res); err != nil {
-		return err
-	}
 	if c.Op == silo.OpDelete {
+		if err := p.applyTrust(ctx, id, m, c, res); err != nil {
+			return err
+		}
 		if err := m.remove(ctx, id, c.Type, c.Name); err != nil {
 			return err
 		}
@@ -108,6 +108,9 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 		}
 	}
 	if err := m.ensure(ctx, id, res, value); err != nil {
+		return err
+	}
+	if err := p.applyTrust(ctx, id, m, c, res); err != nil {
 		return err
 	}
 	rec, _ := json.Marshal(record{Type: res.Type, Name: res.Name, Hash: res.Hash, Spec: string(res.Spec)})

@@ -61,6 +61,29 @@ func (p *Provider) readerPaths(ctx context.Context, id silo.AccountID) (string, 
 	return orgID, paths, nil
 }
 
+// existingOUs maps the IDs of silo's OUs that exist under the root to
+// their kinds, creating none (silo verify only reads).
+func (p *Provider) existingOUs(ctx context.Context, root string) (map[string]silo.Kind, error) {
+	byName := map[string]silo.Kind{}
+	for k, name := range ouNames {
+		byName[name] = k
+	}
+	out := map[string]silo.Kind{}
+	pages := organizations.NewListOrganizationalUnitsForParentPaginator(p.org, &organizations.ListOrganizationalUnitsForParentInput{ParentId: aws.String(root)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fail("", "list the organizational units", err)
+		}
+		for _, u := range page.OrganizationalUnits {
+			if k, ok := byName[aws.ToString(u.Name)]; ok {
+				out[aws.ToString(u.Id)] = k
+			}
+		}
+	}
+	return out, nil
+}
+
 // parentOf returns the ID of the parent (OU or root) of AWS account awsID.
 func (p *Provider) parentOf(ctx context.Context, id silo.AccountID, awsID string) (string, error) {
 	out, err := p.org.ListParents(ctx, &organizations.ListParentsInput{ChildId: aws.String(awsID)})
@@ -104,8 +127,10 @@ func (p *Provider) productionAccount(ctx context.Context, id silo.AccountID) (st
 	return "", nil
 }
 
-// applyTrust applies what a change means for IAM: a function's execution
-// role (iamfn.go), an export's resource policy. Other types have none.
+// applyTrust applies what a change means for IAM, after its effect (before
+// it for a delete): a function's execution role (iamfn.go), an export's
+// resource policy, and, for a table or bucket replaced (recreated without
+// its policy), the policies of the exports that name it.
 func (p *Provider) applyTrust(ctx context.Context, id silo.AccountID, m *member, c silo.Change, desired silo.Resource) error {
 	switch c.Type {
 	case silo.TypeFunction:
@@ -115,6 +140,33 @@ func (p *Provider) applyTrust(ctx context.Context, id silo.AccountID, m *member,
 		return p.applyFunctionRole(ctx, id, m, desired)
 	case silo.TypeExport:
 		return p.applyExport(ctx, id, m, c, desired)
+	case silo.TypeTable, silo.TypeBucket:
+		if c.Op == silo.OpReplace {
+			return p.reexport(ctx, id, m, c.Type, c.Name)
+		}
+	}
+	return nil
+}
+
+// reexport puts back the policy of every export of the account that names
+// table or bucket name.
+func (p *Provider) reexport(ctx context.Context, id silo.AccountID, m *member, typ silo.ResourceType, name string) error {
+	recs, err := m.params(ctx, id, recordPath+string(silo.TypeExport)+"/")
+	if err != nil {
+		return err
+	}
+	for _, raw := range recs {
+		var rec record
+		var es silo.ExportSpec
+		if json.Unmarshal([]byte(raw), &rec) != nil || json.Unmarshal([]byte(rec.Spec), &es) != nil {
+			return fail(id, "read the exports", errUnreadable)
+		}
+		if typ == silo.TypeTable && es.Table == name || typ == silo.TypeBucket && es.Bucket == name {
+			r := silo.Resource{Type: silo.TypeExport, Name: rec.Name, Spec: json.RawMessage(rec.Spec), Hash: rec.Hash}
+			if err := p.applyExport(ctx, id, m, silo.Change{Op: silo.OpUpdate, Type: silo.TypeExport, Name: rec.Name, Desired: &r}, r); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -154,6 +155,16 @@ func FunctionPolicy(region, awsID, keyARN string, fs silo.FunctionSpec, exports 
 	return Policy{Version: "2012-10-17", Statement: sts}
 }
 
+// tagValue fits a resource key into an IAM tag value (at most 256
+// characters): encoded, or its SHA-256 if longer.
+func tagValue(key string) string {
+	if v := encode(key); len(v) <= 256 {
+		return v
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "h." + hex.EncodeToString(sum[:])
+}
+
 // sid makes a statement ID from a prefix and a name: IAM takes only
 // letters and digits, so the name is hashed.
 func sid(prefix, name string) string {
@@ -183,6 +194,14 @@ func appendOnce(s []string, v string) []string {
 		}
 	}
 	return append(s, v)
+}
+
+// keyARN returns the ARN of the KMS key whose ARN KMS gave as arn, built
+// from the region, AWS account awsID and the key ID, as silo verify builds
+// it (the emulator answers ARNs of another account).
+func (p *Provider) keyARN(awsID, arn string) string {
+	keyID := arn[strings.LastIndex(arn, "/")+1:]
+	return "arn:aws:kms:" + p.cfg.AWS.Region + ":" + awsID + ":key/" + keyID
 }
 
 // iamOf returns an IAM client of the account of m, with m's credentials.
@@ -215,6 +234,7 @@ func (p *Provider) applyFunctionRole(ctx context.Context, id silo.AccountID, m *
 		if keyARN, err = m.key(ctx, id); err != nil {
 			return err
 		}
+		keyARN = p.keyARN(m.id, keyARN)
 	}
 	exports, err := p.exportRefs(ctx, id, fs.Exports)
 	if err != nil {
@@ -228,7 +248,7 @@ func (p *Provider) applyFunctionRole(ctx context.Context, id silo.AccountID, m *
 		Path:                     aws.String(rolePath),
 		AssumeRolePolicyDocument: aws.String(string(trust)),
 		Description:              aws.String("silo execution role of function " + clip(r.Name)),
-		Tags:                     []iamtypes.Tag{{Key: aws.String(tagResource), Value: aws.String(encode(r.Key()))}},
+		Tags:                     []iamtypes.Tag{{Key: aws.String(tagResource), Value: aws.String(tagValue(r.Key()))}},
 	})
 	if isCode(err, "EntityAlreadyExists") {
 		_, err = c.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(name), PolicyDocument: aws.String(string(trust))})
@@ -282,6 +302,15 @@ func (p *Provider) exportRefs(ctx context.Context, id silo.AccountID, names []st
 	prod, err := p.productionAccount(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	return p.exportRefsIn(ctx, id, prod, names)
+}
+
+// exportRefsIn is exportRefs with the production account's AWS ID known
+// ("" if there is none).
+func (p *Provider) exportRefsIn(ctx context.Context, id silo.AccountID, prod string, names []string) (map[string]ExportRef, error) {
+	if len(names) == 0 {
+		return nil, nil
 	}
 	if prod == "" {
 		return nil, silo.Errorf(silo.CodeNotFound, "account %s reads production exports, but there is no production account; create and deploy production first", id)

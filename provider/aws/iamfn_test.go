@@ -87,7 +87,15 @@ func newTrustOrg(t *testing.T, extra ...string) trustOrg {
 			apply(t, p, silo.AccountID(id), silo.OpCreate, r)
 		}
 	}
-	return trustOrg{p: p, org: org, prod: awsIDOf(t, p, "production"), acme: awsIDOf(t, p, "acme")}
+	o := trustOrg{p: p, org: org, prod: awsIDOf(t, p, "production"), acme: awsIDOf(t, p, "acme")}
+	// The emulator's default key policy names account 000000000000; AWS's
+	// names the key's own account. Put AWS's back, so that the account's
+	// principals may use their key through IAM as on AWS.
+	for _, id := range append([]string{"production", "acme"}, extra...) {
+		a := o.account(awsIDOf(t, p, silo.AccountID(id)))
+		a.keyPolicy(t, `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::`+a.id+`:root"},"Action":"kms:*","Resource":"*"}]}`)
+	}
+	return o
 }
 
 func (o trustOrg) iam(awsID string) *iam.Client {
@@ -151,7 +159,7 @@ func TestFunctionRoleHasExactlyItsGrants(t *testing.T) {
 		"ssm:GetParameter arn:aws:ssm:" + region + ":" + o.acme + ":parameter/silo/config/plan",
 		"ssm:GetParameters arn:aws:ssm:" + region + ":" + o.acme + ":parameter/silo/config/plan",
 		"secretsmanager:GetSecretValue arn:aws:secretsmanager:" + region + ":" + o.acme + ":secret:silo/secret/api_token-??????",
-		"kms:Decrypt " + key.WrappedBy + " via s3." + region + ".amazonaws.com,secretsmanager." + region + ".amazonaws.com",
+		"kms:Decrypt arn:aws:kms:us-east-1:" + o.acme + ":key/" + key.WrappedBy[strings.LastIndex(key.WrappedBy, "/")+1:] + " via s3." + region + ".amazonaws.com,secretsmanager." + region + ".amazonaws.com",
 		"dynamodb:GetItem " + ddb + o.prod + ":table/silo.intel",
 		"dynamodb:Query " + ddb + o.prod + ":table/silo.intel",
 		"s3:ListBucket arn:aws:s3:::" + bucketOf(o.prod, "feeds"),
@@ -230,6 +238,11 @@ func TestExportPoliciesShareReadOnlyWithTheOrgPaths(t *testing.T) {
 			}
 		}
 	}
+	// Replacing the exported table recreates it with its export policy.
+	apply(t, o.p, "production", silo.OpReplace, mkRes(t, silo.TypeTable, "intel", map[string]any{}))
+	if _, err := ddb.GetResourcePolicy(ctx, &dynamodb.GetResourcePolicyInput{ResourceArn: aws.String(tableARN)}); err != nil {
+		t.Errorf("the replaced exported table lost its resource policy: %v", err)
+	}
 	// Twin: the unexported table has no policy; deleting the export removes
 	// it.
 	if _, err := ddb.GetResourcePolicy(ctx, &dynamodb.GetResourcePolicyInput{ResourceArn: aws.String("arn:aws:dynamodb:us-east-1:" + o.prod + ":table/silo.internal")}); err == nil {
@@ -246,5 +259,25 @@ func TestExportPoliciesShareReadOnlyWithTheOrgPaths(t *testing.T) {
 	}
 	if _, err := s3c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(bucketOf(o.prod, "feeds"))}); err == nil {
 		t.Errorf("the bucket policy outlived its export")
+	}
+}
+
+func TestFunctionWithAnUndeployedExportIsRefused(t *testing.T) {
+	ctx := context.Background()
+	o := newTrustOrg(t)
+	spec := silo.FunctionSpec{Artifact: strings.Repeat("c", 64), Exports: []string{"no-such-export"}}
+	r := mkRes(t, silo.TypeFunction, "reader", spec)
+	err := o.p.Apply(ctx, "acme", silo.Change{Op: silo.OpCreate, Type: r.Type, Name: r.Name, Desired: &r})
+	if silo.ErrorCode(err) != silo.CodeNotFound || !strings.Contains(silo.UserMessage(err), "no-such-export") {
+		t.Fatalf("Apply = %v, want CodeNotFound naming the export", err)
+	}
+	if _, err := o.iam(o.acme).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(siloaws.FunctionRole("reader"))}); err == nil {
+		t.Errorf("a refused function left a role behind")
+	}
+	// Twin: the same function reading a deployed export is applied.
+	spec.Exports = []string{"threat-intel"}
+	apply(t, o.p, "acme", silo.OpCreate, mkRes(t, silo.TypeFunction, "reader", spec))
+	if _, err := o.iam(o.acme).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(siloaws.FunctionRole("reader"))}); err != nil {
+		t.Errorf("the role of a function reading a deployed export: %v", err)
 	}
 }

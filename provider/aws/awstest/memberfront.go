@@ -13,8 +13,9 @@ import (
 // memberFront stands before a member account's kumo. kumo v0.33.1 does not
 // serve DynamoDB resource policies (PutResourcePolicy, GetResourcePolicy,
 // DeleteResourcePolicy); the front keeps them per table ARN, as the AWS
-// documentation describes the calls, without evaluating them. Everything
-// else goes to kumo unchanged.
+// documentation describes the calls, without evaluating them, and drops a
+// table's policy when the table is deleted. Everything else goes to kumo
+// unchanged.
 type memberFront struct {
 	url  string
 	kumo *process
@@ -40,10 +41,21 @@ func (f *memberFront) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op, _ := strings.CutPrefix(r.Header.Get("X-Amz-Target"), ddbTarget)
-	var in struct{ ResourceArn, Policy string }
+	var in struct{ ResourceArn, Policy, TableName string }
+	json.Unmarshal(body, &in)
 	switch op {
 	case "PutResourcePolicy", "GetResourcePolicy", "DeleteResourcePolicy":
-		json.Unmarshal(body, &in)
+	case "DeleteTable":
+		// A table's resource policy goes with the table.
+		f.mu.Lock()
+		for arn := range f.policies {
+			if strings.HasSuffix(arn, ":table/"+in.TableName) {
+				delete(f.policies, arn)
+			}
+		}
+		f.mu.Unlock()
+		(&front{kumo: f.kumo}).forward(w, r, body, nil)
+		return
 	default:
 		(&front{kumo: f.kumo}).forward(w, r, body, nil)
 		return
