@@ -37,8 +37,9 @@ type record struct {
 // a table is a DynamoDB table and a bucket an S3 bucket (deleting either
 // deletes its data; replacing either recreates it empty); a config is an
 // SSM parameter; a secret's record declares its slot and deleting it
-// deletes its value; functions, routes, exports and schedules are only
-// recorded. Every resource has a record, an SSM parameter under
+// deletes its value; with Config.Functions a function runs on Lambda and a
+// route is a route of the account's HTTP API (lambda.go, ingress.go),
+// without it they are only recorded, as exports and schedules are. Every resource has a record, an SSM parameter under
 // /silo/resource/ holding its type, name, spec and hash, written after the
 // effect, so repeating an Apply interrupted by a crash converges.
 //
@@ -89,6 +90,9 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 	}
 	m := p.member(awsID)
 	if c.Op == silo.OpDelete {
+		if err := p.removeCompute(ctx, id, m, c.Type, c.Name); err != nil {
+			return err
+		}
 		if err := m.remove(ctx, id, c.Type, c.Name); err != nil {
 			return err
 		}
@@ -104,6 +108,9 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 		}
 	}
 	if err := m.ensure(ctx, id, res, value); err != nil {
+		return err
+	}
+	if err := p.deployCompute(ctx, id, m, res); err != nil {
 		return err
 	}
 	rec, _ := json.Marshal(record{Type: res.Type, Name: res.Name, Hash: res.Hash, Spec: string(res.Spec)})
