@@ -44,7 +44,9 @@ type buildError struct {
 	err error
 }
 
-func (e *buildError) Error() string { return "go build ./cmd/silo-lambda: " + e.err.Error() + "\n" + e.out }
+func (e *buildError) Error() string {
+	return "go build ./cmd/silo-lambda: " + e.err.Error() + "\n" + e.out
+}
 
 // example builds a function of examples/findings.
 func example(t *testing.T, fn string) build.Artifact {
