@@ -315,3 +315,62 @@ func TestFunctionsServeTenantsEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileGuestsContainedInLambdaHost runs the runtime's hostile test
+// guest on Lambda: a loop without end, a memory bomb, a deep recursion and
+// an exit are each stopped by the guards the host shares with the local
+// runtime, answered with an error, and the same host process answers the
+// next request.
+func TestHostileGuestsContainedInLambdaHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Lambda host and the runtime's test guest")
+	}
+	if _, err := lambdaHost(); err != nil {
+		t.Fatal(err)
+	}
+	cache := os.Getenv("SILO_TEST_CACHE")
+	if cache == "" {
+		cache = filepath.Join(os.TempDir(), "silo-test-cache")
+	}
+	guest, err := build.Function(context.Background(), filepath.Join("..", "..", "runtime", "testdata", "guest"), filepath.Join(cache, "builds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newFnOrg(t, map[string]build.Artifact{"guest": guest})
+	ctx := context.Background()
+	if err := o.p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, o.p, "acme", silo.TypeTable, "items", struct{}{})
+	mustApply(t, o.p, "acme", silo.TypeFunction, "guest", silo.FunctionSpec{Artifact: guest.Digest, Memory: 16 << 20, Timeout: time.Second,
+		Tables: map[string]string{"items": "read-write"}})
+	mustApply(t, o.p, "acme", silo.TypeRoute, "ANY /{path...}", silo.RouteSpec{Path: "/{path...}", Function: "guest"})
+	plain, k, err := apikey.New("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.p.PutAPIKey(ctx, "acme", APIKey{ID: k.ID, Account: k.Account, Hash: k.Hash}); err != nil {
+		t.Fatal(err)
+	}
+	o.startHost(t, "acme", "guest")
+	if r := o.callReady(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
+		t.Fatalf("GET /echo: %d %s, want 200", r.status, r.body)
+	}
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/loop", http.StatusServiceUnavailable},                 // the deadline, through the checkpoints
+		{"/sleep", http.StatusServiceUnavailable},                // the deadline, in a sleep
+		{"/membomb", http.StatusInternalServerError},             // the memory limit
+		{"/recurse?n=100000000", http.StatusInternalServerError}, // the call stack cap
+		{"/exit", http.StatusInternalServerError},                // an exit discards the instance only
+	} {
+		if r := o.call(t, "acme", "GET", c.path, plain, ""); r.status != c.want {
+			t.Errorf("GET %s: %d %s, want %d", c.path, r.status, r.body, c.want)
+		}
+		if r := o.call(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
+			t.Fatalf("GET /echo after %s: %d %s, want 200 from the same host", c.path, r.status, r.body)
+		}
+	}
+}
