@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/apikey"
 	"github.com/silo-run/silo/internal/build"
@@ -373,4 +375,101 @@ func TestHostileGuestsContainedInLambdaHost(t *testing.T) {
 			t.Fatalf("GET /echo after %s: %d %s, want 200 from the same host", c.path, r.status, r.body)
 		}
 	}
+}
+
+// TestRollbackSwitchesTheAliasBack applies a function, a new release of it
+// and the first again: the second publishes a version and moves the live
+// alias; the third (a rollback) publishes nothing and moves the alias back
+// to the first version, whose package is the first package.
+func TestRollbackSwitchesTheAliasBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Lambda host and an example function")
+	}
+	if _, err := lambdaHost(); err != nil {
+		t.Fatal(err)
+	}
+	list := example(t, "list")
+	o := newFnOrg(t, map[string]build.Artifact{"list": list})
+	ctx := context.Background()
+	if err := o.p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	awsID := o.awsID(t, "acme")
+	release := func(timeout time.Duration) silo.FunctionSpec {
+		return silo.FunctionSpec{Artifact: list.Digest, Timeout: timeout, Tables: map[string]string{"findings": "read"}}
+	}
+	steps := []struct {
+		name        string
+		spec        silo.FunctionSpec
+		wantVersion string
+		wantTimeout int32 // Lambda's, in seconds
+	}{
+		{"first release", release(2 * time.Second), "1", 3},
+		{"the same again", release(2 * time.Second), "1", 3},
+		{"a new release", release(4 * time.Second), "2", 5},
+		{"rollback", release(2 * time.Second), "1", 3},
+		{"roll forward", release(4 * time.Second), "2", 5},
+	}
+	packages := map[string][]byte{}
+	for _, s := range steps {
+		mustApply(t, o.p, "acme", silo.TypeFunction, "list", s.spec)
+		v, err := o.p.LiveVersion(ctx, "acme", "list")
+		if err != nil || v != s.wantVersion {
+			t.Fatalf("%s: live version %q, %v; want %q", s.name, v, err, s.wantVersion)
+		}
+		code, ok := o.org.Function(awsID, lambdaName("list"), liveAlias)
+		if !ok {
+			t.Fatalf("%s: the live alias names no code", s.name)
+		}
+		if prev, seen := packages[v]; seen && !bytes.Equal(prev, code.Zip) {
+			t.Errorf("%s: version %s runs another package than when it was published", s.name, v)
+		}
+		packages[v] = code.Zip
+		if s.wantVersion == "1" || s.wantVersion == "2" {
+			spec := unzipFile(t, code.Zip, "function.json")
+			var fs silo.FunctionSpec
+			if err := json.Unmarshal(spec, &fs); err != nil || fs.Timeout != s.spec.Timeout {
+				t.Errorf("%s: the live package's spec has timeout %s (%v), want %s", s.name, fs.Timeout, err, s.spec.Timeout)
+			}
+		}
+	}
+	if _, ok := o.org.Function(awsID, lambdaName("list"), "3"); ok {
+		t.Error("a rollback or an unchanged apply published a version; it should only move the alias")
+	}
+	cfg, err := o.p.member(awsID).fn.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(lambdaName("list"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToInt32(cfg.Timeout); got != 5 {
+		t.Errorf("Lambda timeout %d s, want 5 (the spec's 4 s and a second)", got)
+	}
+	if got := aws.ToInt32(cfg.MemorySize); got != minFunctionMiB {
+		t.Errorf("Lambda memory %d MB, want %d", got, minFunctionMiB)
+	}
+	if got, want := aws.ToString(cfg.Role), "arn:aws:iam::"+awsID+":role/silo/silo-fn-list"; got != want {
+		t.Errorf("execution role %s, want %s", got, want)
+	}
+
+	// Deleting the function deletes it from Lambda.
+	if err := o.p.Apply(ctx, "acme", silo.Change{Op: silo.OpDelete, Type: silo.TypeFunction, Name: "list"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.p.LiveVersion(ctx, "acme", "list"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("live version after delete: %v, want CodeNotFound", err)
+	}
+}
+
+func unzipFile(t *testing.T, zipped []byte, name string) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := zr.Open(name)
+	if err != nil {
+		t.Fatalf("package has no %s: %v", name, err)
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	return b
 }
