@@ -54,6 +54,7 @@ type host struct {
 	fn     string
 	spec   silo.FunctionSpec
 	limits runtime.Limits
+	pol    *isolation.Policy
 	guest  runtime.Host
 	keys   keySource
 	log    *slog.Logger
@@ -77,8 +78,8 @@ type bundle struct {
 }
 
 // newHost compiles the module once (the container keeps it for every
-// invocation) and binds the function to data.
-func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, data provider.Data, keys keySource, log *slog.Logger) (*host, error) {
+// invocation); bind then gives it the account's data plane.
+func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, log *slog.Logger) (*host, error) {
 	pages := uint32(0)
 	if b.Spec.Memory > 0 {
 		pages = uint32((b.Spec.Memory + 65535) / 65536)
@@ -100,20 +101,26 @@ func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, data
 	digest, err := rt.Compile(ctx, b.Wasm)
 	if err != nil {
 		rt.Close(ctx)
-		return nil, fmt.Errorf("function %s of account %s: compile its module: %w", fn, acct, err)
+		return nil, &silo.Error{Code: silo.ErrorCode(err), Err: err,
+			Message: fmt.Sprintf("function %s of account %s: compile its module: %s", fn, acct, silo.UserMessage(err))}
 	}
 	h := &host{
 		rt: rt, digest: digest, acct: acct, fn: fn, spec: b.Spec,
 		limits: runtime.Limits{MemoryPages: pages, Timeout: b.Spec.Timeout, Concurrency: 1},
-		keys:   keys, log: log, now: time.Now, cache: map[string]cachedKey{},
+		log: log, now: time.Now, cache: map[string]cachedKey{},
 	}
-	pol, err := policyOf(acct, fn, b.Spec)
-	if err != nil {
+	if h.pol, err = policyOf(acct, fn, b.Spec); err != nil {
 		rt.Close(ctx)
 		return nil, err
 	}
-	h.guest = isolation.FunctionHost(pol, acct, fn, data, nil, log)
 	return h, nil
+}
+
+// bind gives the host the account's data plane and key records: the
+// guest's host calls reach data through the decision point.
+func (h *host) bind(data provider.Data, keys keySource) {
+	h.guest = isolation.FunctionHost(h.pol, h.acct, h.fn, data, nil, h.log)
+	h.keys = keys
 }
 
 // policyOf compiles the decision point's policy for the one function the
