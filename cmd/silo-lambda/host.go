@@ -107,7 +107,7 @@ func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, log 
 	h := &host{
 		rt: rt, digest: digest, acct: acct, fn: fn, spec: b.Spec,
 		limits: runtime.Limits{MemoryPages: pages, Timeout: b.Spec.Timeout, Concurrency: 1},
-		log: log, now: time.Now, cache: map[string]cachedKey{},
+		log:    log, now: time.Now, cache: map[string]cachedKey{},
 	}
 	if h.pol, err = policyOf(acct, fn, b.Spec); err != nil {
 		rt.Close(ctx)
