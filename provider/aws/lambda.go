@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -315,6 +316,49 @@ func (m *member) removeFunction(ctx context.Context, id silo.AccountID, fn strin
 	_, err := m.fn.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(lambdaName(fn))})
 	if err != nil && !isCode(err, "ResourceNotFoundException") {
 		return fail(id, "delete function "+fn, err)
+	}
+	return nil
+}
+
+// Smoke invokes the live alias of function fn of account id once, directly
+// (lambda:Invoke through the deployer role, not through the account's HTTP
+// API, so it needs no API key), with GET /, as a rollout's smoke test does
+// after applying a release (it satisfies rollout.Smoke).
+//
+// # Errors
+//
+// CodeFailedCheck if the function fails or answers with status 400 or
+// above, naming the tenant, the function and the request; the errors of
+// Apply for an account or a call that fails.
+func (p *Provider) Smoke(ctx context.Context, id silo.AccountID, fn string) error {
+	if err := parseID(id); err != nil {
+		return err
+	}
+	awsID, err := p.awsID(ctx, id)
+	if err != nil {
+		return err
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	rid := "smoke-" + hex.EncodeToString(b[:])
+	payload, _ := json.Marshal(map[string]any{"silo_invoke": map[string]string{"method": "GET", "path": "/", "request_id": rid}})
+	out, err := p.member(awsID).fn.Invoke(ctx, &lambda.InvokeInput{
+		FunctionName: aws.String(lambdaName(fn)), Qualifier: aws.String(liveAlias), Payload: payload,
+	})
+	if isCode(err, "ResourceNotFoundException") {
+		return silo.Errorf(silo.CodeNotFound, "smoke function %s is not deployed in account %s", clip(fn), id)
+	}
+	if err != nil {
+		return fail(id, "invoke smoke function "+fn, err)
+	}
+	var resp struct {
+		StatusCode int `json:"statusCode"`
+	}
+	if out.FunctionError != nil || json.Unmarshal(out.Payload, &resp) != nil || resp.StatusCode == 0 {
+		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s failed on Lambda (request %s); see its logs", fn, id, rid)
+	}
+	if resp.StatusCode >= 400 {
+		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s answered %d (request %s); see its logs", fn, id, resp.StatusCode, rid)
 	}
 	return nil
 }

@@ -153,8 +153,9 @@ func (o *fnOrg) awsID(t *testing.T, acct silo.AccountID) string {
 // startHost runs what the live alias of function fn of acct runs, as
 // Lambda would: the package unpacked in a task root, the function's
 // environment plus the credentials of its execution role, its bootstrap
-// serving the account's Runtime API. It ends with the test.
-func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) *bytes.Buffer {
+// serving the account's Runtime API. It ends with the test, or when stop
+// is called.
+func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) (stop func()) {
 	t.Helper()
 	awsID := o.awsID(t, acct)
 	code, ok := o.org.Function(awsID, lambdaName(fn), liveAlias)
@@ -192,14 +193,18 @@ func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) *bytes.B
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("silo-lambda %s/%s:\n%s", acct, fn, out)
-		}
-	})
-	return out
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			if t.Failed() {
+				t.Logf("silo-lambda %s/%s:\n%s", acct, fn, out)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 type reply struct {
@@ -472,4 +477,59 @@ func unzipFile(t *testing.T, zipped []byte, name string) []byte {
 	defer rc.Close()
 	b, _ := io.ReadAll(rc)
 	return b
+}
+
+// TestSmokeFailsABadReleaseAndRollbackRestores runs a release's smoke test
+// on Lambda the way a rollout does: the smoke function passes on a good
+// release, fails on a bad one (its grant on the table is gone), and passes
+// again once the rollback has moved the alias back. Each time Lambda would
+// start the new version's containers; the test starts the host with the
+// code the alias names.
+func TestSmokeFailsABadReleaseAndRollbackRestores(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Lambda host and an example function")
+	}
+	if _, err := lambdaHost(); err != nil {
+		t.Fatal(err)
+	}
+	list := example(t, "list")
+	o := newFnOrg(t, map[string]build.Artifact{"list": list})
+	ctx := context.Background()
+	if err := o.p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, o.p, "acme", silo.TypeTable, "findings", struct{}{})
+	good := silo.FunctionSpec{Artifact: list.Digest, Timeout: 2 * time.Second, Tables: map[string]string{"findings": "read"}}
+	bad := silo.FunctionSpec{Artifact: list.Digest, Timeout: 2 * time.Second}
+
+	mustApply(t, o.p, "acme", silo.TypeFunction, "list", good)
+	stop := o.startHost(t, "acme", "list")
+	var err error
+	for i := 0; i < 200; i++ { // until the host polls kumo's Runtime API
+		if err = o.p.Smoke(ctx, "acme", "list"); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("smoke on the good release: %v", err)
+	}
+
+	mustApply(t, o.p, "acme", silo.TypeFunction, "list", bad)
+	stop()
+	stop = o.startHost(t, "acme", "list")
+	err = o.p.Smoke(ctx, "acme", "list")
+	if silo.ErrorCode(err) != silo.CodeFailedCheck || !strings.Contains(silo.UserMessage(err), "smoke function list of acme answered 503") {
+		t.Fatalf("smoke on the bad release: %v, want CodeFailedCheck naming the function, tenant and status", err)
+	}
+
+	mustApply(t, o.p, "acme", silo.TypeFunction, "list", good) // the rollback
+	if v, err := o.p.LiveVersion(ctx, "acme", "list"); err != nil || v != "1" {
+		t.Fatalf("live version after rollback: %q, %v; want 1", v, err)
+	}
+	stop()
+	o.startHost(t, "acme", "list")
+	if err := o.p.Smoke(ctx, "acme", "list"); err != nil {
+		t.Fatalf("smoke after rollback: %v", err)
+	}
 }
