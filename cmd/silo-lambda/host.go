@@ -54,6 +54,7 @@ type host struct {
 	fn     string
 	spec   silo.FunctionSpec
 	limits runtime.Limits
+	pol    *isolation.Policy
 	guest  runtime.Host
 	keys   keySource
 	log    *slog.Logger
@@ -77,8 +78,8 @@ type bundle struct {
 }
 
 // newHost compiles the module once (the container keeps it for every
-// invocation) and binds the function to data.
-func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, data provider.Data, keys keySource, log *slog.Logger) (*host, error) {
+// invocation); bind then gives it the account's data plane.
+func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, log *slog.Logger) (*host, error) {
 	pages := uint32(0)
 	if b.Spec.Memory > 0 {
 		pages = uint32((b.Spec.Memory + 65535) / 65536)
@@ -100,20 +101,26 @@ func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, data
 	digest, err := rt.Compile(ctx, b.Wasm)
 	if err != nil {
 		rt.Close(ctx)
-		return nil, fmt.Errorf("function %s of account %s: compile its module: %w", fn, acct, err)
+		return nil, &silo.Error{Code: silo.ErrorCode(err), Err: err,
+			Message: fmt.Sprintf("function %s of account %s: compile its module: %s", fn, acct, silo.UserMessage(err))}
 	}
 	h := &host{
 		rt: rt, digest: digest, acct: acct, fn: fn, spec: b.Spec,
 		limits: runtime.Limits{MemoryPages: pages, Timeout: b.Spec.Timeout, Concurrency: 1},
-		keys:   keys, log: log, now: time.Now, cache: map[string]cachedKey{},
+		log:    log, now: time.Now, cache: map[string]cachedKey{},
 	}
-	pol, err := policyOf(acct, fn, b.Spec)
-	if err != nil {
+	if h.pol, err = policyOf(acct, fn, b.Spec); err != nil {
 		rt.Close(ctx)
 		return nil, err
 	}
-	h.guest = isolation.FunctionHost(pol, acct, fn, data, nil, log)
 	return h, nil
+}
+
+// bind gives the host the account's data plane and key records: the
+// guest's host calls reach data through the decision point.
+func (h *host) bind(data provider.Data, keys keySource) {
+	h.guest = isolation.FunctionHost(h.pol, h.acct, h.fn, data, nil, h.log)
+	h.keys = keys
 }
 
 // policyOf compiles the decision point's policy for the one function the
@@ -158,10 +165,40 @@ func policyOf(acct silo.AccountID, fn string, fs silo.FunctionSpec) (*isolation.
 // close stops the runtime.
 func (h *host) close(ctx context.Context) error { return h.rt.Close(ctx) }
 
-// serve handles one API Gateway HTTP API (payload 2.0) invocation. Every
-// failure is an HTTP answer with silo's error body; serve returns an error
-// only if the event cannot be answered at all, which never happens.
-func (h *host) serve(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+// event is what Lambda hands the host: an API Gateway HTTP API request
+// (payload format 2.0), or a direct invocation by silo's control plane
+// (a rollout's smoke test), which API Gateway cannot produce since it has
+// no field "silo_invoke".
+type event struct {
+	events.APIGatewayV2HTTPRequest
+	Invoke *directInvoke `json:"silo_invoke,omitempty"`
+}
+
+// directInvoke is a request from silo's control plane through lambda:Invoke,
+// which IAM authorizes (the caller needs lambda:InvokeFunction on this
+// function), so it carries no API key.
+type directInvoke struct {
+	Method    string `json:"method"`
+	Path      string `json:"path"`
+	RequestID string `json:"request_id"`
+}
+
+// serve handles one invocation. Every failure is an HTTP answer with silo's
+// error body; serve never returns an error.
+func (h *host) serve(ctx context.Context, ev event) (events.APIGatewayV2HTTPResponse, error) {
+	if d := ev.Invoke; d != nil {
+		rid := d.RequestID
+		if rid == "" {
+			rid = newRequestID()
+		}
+		return h.run(ctx, runtime.Request{ID: rid, Method: d.Method, Path: d.Path, Header: http.Header{}}), nil
+	}
+	return h.serveHTTP(ctx, ev.APIGatewayV2HTTPRequest), nil
+}
+
+// serveHTTP handles an API Gateway request: the key first, then the
+// function.
+func (h *host) serveHTTP(ctx context.Context, ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
 	rid := ev.RequestContext.RequestID
 	if rid == "" {
 		rid = newRequestID()
@@ -173,28 +210,36 @@ func (h *host) serve(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (ev
 	if code, msg, ok := h.authenticate(ctx, hdr); !ok {
 		resp := failure(code, msg, rid)
 		resp.Headers["WWW-Authenticate"] = `Bearer realm="silo"`
-		return resp, nil
+		return resp
 	}
 	body := []byte(ev.Body)
 	if ev.IsBase64Encoded {
 		b, err := base64.StdEncoding.DecodeString(ev.Body)
 		if err != nil {
-			return failure(silo.CodeInvalid, "the request body is not valid base64", rid), nil
+			return failure(silo.CodeInvalid, "the request body is not valid base64", rid)
 		}
 		body = b
 	}
 	query, err := url.ParseQuery(ev.RawQueryString)
 	if err != nil {
-		return failure(silo.CodeInvalid, "the query string is malformed", rid), nil
+		return failure(silo.CodeInvalid, "the query string is malformed", rid)
 	}
 	for _, k := range []string{"Authorization", "X-Api-Key", "Cookie", "Proxy-Authorization", "X-Request-Id"} {
 		hdr.Del(k)
 	}
-	method := ev.RequestContext.HTTP.Method
 	path := ev.RawPath
 	if path == "" {
 		path = ev.RequestContext.HTTP.Path
 	}
+	return h.run(ctx, runtime.Request{
+		ID: rid, Method: ev.RequestContext.HTTP.Method, Path: path, Params: ev.PathParameters,
+		Query: query, Header: hdr, Body: body,
+	})
+}
+
+// run invokes the function with req, by the Lambda deadline less
+// responseMargin at the latest.
+func (h *host) run(ctx context.Context, req runtime.Request) events.APIGatewayV2HTTPResponse {
 	if d, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, d.Add(-responseMargin))
@@ -202,22 +247,17 @@ func (h *host) serve(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (ev
 	}
 	resp, err := h.rt.Invoke(ctx, runtime.Invocation{
 		Account: h.acct, Function: h.fn, Digest: h.digest, Handler: h.spec.Handler, Limits: h.limits,
-		Host: h.guest,
-		Request: runtime.Request{
-			ID: rid, Method: method, Path: path, Params: ev.PathParameters,
-			Query: query, Header: hdr, Body: body,
-		},
+		Host: h.guest, Request: req,
 	})
 	if err != nil {
 		code := silo.ErrorCode(err)
-		msg := silo.UserMessage(err)
 		if code == silo.CodeInternal {
 			h.log.LogAttrs(ctx, slog.LevelError, "invocation failed", slog.String("account", string(h.acct)),
-				slog.String("function", h.fn), slog.String("request_id", rid), slog.Any("err", err))
+				slog.String("function", h.fn), slog.String("request_id", req.ID), slog.Any("err", err))
 		}
-		return failure(code, msg, rid), nil
+		return failure(code, silo.UserMessage(err), req.ID)
 	}
-	return response(resp, rid), nil
+	return response(resp, req.ID)
 }
 
 // authenticate checks the request's API key against the key records of

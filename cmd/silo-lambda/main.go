@@ -87,9 +87,15 @@ func load(ctx context.Context, getenv func(string) string, log *slog.Logger) (*h
 	if err := json.Unmarshal(spec, &b.Spec); err != nil {
 		return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its spec does not decode; deploy it again", fn, acct), Err: err}
 	}
-	ah, err := siloaws.NewHost(ctx, siloaws.HostConfig{Account: acct, AWSAccount: getenv(envAWSAccount), Function: fn, Endpoint: getenv(envEndpoint)})
+	h, err := newHost(ctx, acct, fn, b, log)
 	if err != nil {
 		return nil, err
 	}
-	return newHost(ctx, acct, fn, b, ah.Data(), ah, log)
+	ah, err := siloaws.NewHost(ctx, siloaws.HostConfig{Account: acct, AWSAccount: getenv(envAWSAccount), Function: fn, Endpoint: getenv(envEndpoint)})
+	if err != nil {
+		h.close(ctx)
+		return nil, err
+	}
+	h.bind(ah.Data(), ah)
+	return h, nil
 }

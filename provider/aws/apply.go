@@ -38,8 +38,10 @@ type record struct {
 // deletes its data; replacing either recreates it empty); a config is an
 // SSM parameter; a secret's record declares its slot and deleting it
 // deletes its value; a function gets its IAM execution role and an export
-// of the production account its resource policy (applyTrust); routes and
-// schedules are only recorded. Every resource has a record, an SSM parameter under
+// of the production account its resource policy (applyTrust); with
+// Config.Functions a function runs on Lambda under that role and a route is
+// a route of the account's HTTP API (lambda.go, ingress.go), without it they
+// are only recorded, as schedules are. Every resource has a record, an SSM parameter under
 // /silo/resource/ holding its type, name, spec and hash, written after the
 // effect, so repeating an Apply interrupted by a crash converges.
 //
@@ -90,6 +92,9 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 	}
 	m := p.member(awsID)
 	if c.Op == silo.OpDelete {
+		if err := p.removeCompute(ctx, id, m, c.Type, c.Name); err != nil {
+			return err
+		}
 		if err := p.applyTrust(ctx, id, m, c, res); err != nil {
 			return err
 		}
@@ -111,6 +116,9 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 		return err
 	}
 	if err := p.applyTrust(ctx, id, m, c, res); err != nil {
+		return err
+	}
+	if err := p.deployCompute(ctx, id, m, res); err != nil {
 		return err
 	}
 	rec, _ := json.Marshal(record{Type: res.Type, Name: res.Name, Hash: res.Hash, Spec: string(res.Spec)})

@@ -82,6 +82,10 @@ type Config struct {
 	// exists for the emulator (awstest); in production it is nil and the
 	// SDK's regional endpoints are used.
 	Endpoint func(account string) string
+	// Functions, if set, is where the provider finds what it deploys to
+	// Lambda (lambda.go); without it functions and routes are only
+	// recorded.
+	Functions *FunctionCode
 	// PollInterval is the first wait between DescribeCreateAccountStatus
 	// calls (default 5 s); waits double, with jitter, up to 30 s.
 	// PollTimeout bounds how long one CreateAccount waits for AWS to

@@ -10,9 +10,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -91,6 +93,8 @@ type member struct {
 	ssm *ssm.Client
 	sm  *secretsmanager.Client
 	kms *kms.Client
+	fn  *lambda.Client       // functions (lambda.go)
+	api *apigatewayv2.Client // ingress (ingress.go)
 
 	mu     sync.Mutex
 	keyARN string // the data key, once known
@@ -146,6 +150,8 @@ func (p *Provider) clients(awsID, role string) *member {
 		ssm: ssm.NewFromConfig(cfg, func(o *ssm.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
 		sm:  secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
 		kms: kms.NewFromConfig(cfg, func(o *kms.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
+		fn:  lambda.NewFromConfig(cfg, func(o *lambda.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
+		api: apigatewayv2.NewFromConfig(cfg, func(o *apigatewayv2.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
 	}
 	p.members[key] = m
 	return m

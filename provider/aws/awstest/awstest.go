@@ -92,7 +92,9 @@ func start(t testing.TB) *process {
 	_, port, _ := net.SplitHostPort(addr)
 	out := &bytes.Buffer{}
 	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", port)
-	cmd.Env = append(cleanEnv(), "KUMO_LOG_LEVEL=error")
+	// KUMO_HOST and KUMO_PORT tell kumo its own address, which execute-api
+	// calls to invoke a function.
+	cmd.Env = append(cleanEnv(), "KUMO_LOG_LEVEL=error", "KUMO_HOST=127.0.0.1", "KUMO_PORT="+port)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start kumo: %v", err)
@@ -133,8 +135,8 @@ type Org struct {
 	front *front
 
 	mu      sync.Mutex
-	members map[string]*process // AWS account ID → its kumo
-	fronts  map[string]string   // AWS account ID → its member front's URL
+	members map[string]*process     // AWS account ID → its kumo
+	fronts  map[string]*lambdaFront // AWS account ID → the Lambda front before its kumo
 }
 
 // NewOrg starts the management account's kumo and its Organizations front
@@ -142,7 +144,7 @@ type Org struct {
 // would before installing silo. Processes end with t.
 func NewOrg(t testing.TB) *Org {
 	t.Helper()
-	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]string{}}
+	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}}
 	o.front = newFront(t, start(t))
 	org := organizations.NewFromConfig(o.Config(), func(op *organizations.Options) { op.BaseEndpoint = aws.String(o.front.url) })
 	if _, err := org.CreateOrganization(context.Background(), &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
@@ -161,16 +163,17 @@ func (o *Org) Config() aws.Config {
 }
 
 // Endpoint returns the endpoint of an AWS account: "" is the management
-// account; a member account's kumo is started on first use. An ID the
-// organization did not create fails the test.
+// account; a member account's kumo is started on first use, behind a
+// front that serves the Lambda versions and aliases kumo lacks
+// (lambdafront.go). An ID the organization did not create fails the test.
 func (o *Org) Endpoint(account string) string {
 	if account == "" {
 		return o.front.url
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if url, ok := o.fronts[account]; ok {
-		return url
+	if f, ok := o.fronts[account]; ok {
+		return f.url
 	}
 	if !o.front.created(account) {
 		o.t.Errorf("the provider asked for the endpoint of account %q, which the organization never created", account)
@@ -178,8 +181,10 @@ func (o *Org) Endpoint(account string) string {
 	}
 	p := start(o.t)
 	o.members[account] = p
-	o.fronts[account] = newMemberFront(o.t, p).url
-	return o.fronts[account]
+	mf := newMemberFront(o.t, p)
+	f := newLambdaFront(o.t, &process{url: mf.url}, account)
+	o.fronts[account] = f
+	return f.url
 }
 
 // SlowCreations makes every account creation requested from now on answer
@@ -190,6 +195,34 @@ func (o *Org) SlowCreations(n int) {
 	o.front.mu.Lock()
 	defer o.front.mu.Unlock()
 	o.front.slow = n
+}
+
+// Function returns the code and environment that qualifier (a version, an
+// alias or "$LATEST") of Lambda function name in AWS account runs, as
+// deployed through Endpoint; false if there is no such function or
+// qualifier.
+func (o *Org) Function(account, name, qualifier string) (FunctionCode, bool) {
+	o.mu.Lock()
+	f := o.fronts[account]
+	o.mu.Unlock()
+	if f == nil {
+		return FunctionCode{}, false
+	}
+	return f.code(name, qualifier)
+}
+
+// RuntimeAPI returns what a handler process of Lambda function name in AWS
+// account sets AWS_LAMBDA_RUNTIME_API to: the account's kumo and the
+// function's Runtime API prefix. The account's kumo must be running.
+func (o *Org) RuntimeAPI(account, name string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.members[account]
+	if p == nil {
+		o.t.Errorf("no kumo runs for account %q", account)
+		return "127.0.0.1:1"
+	}
+	return strings.TrimPrefix(p.url, "http://") + "/_runtime/" + name
 }
 
 // PIDs returns the process IDs of the organization's kumo processes, the

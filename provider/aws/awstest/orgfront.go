@@ -293,6 +293,7 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, body []byte, edi
 		return
 	}
 	req.Header = r.Header.Clone()
+	req.Host = r.Host // execute-api is virtual-hosted
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)

@@ -1,0 +1,364 @@
+package aws
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	silo "github.com/silo-run/silo"
+)
+
+// FunctionCode is where the provider finds what it deploys to Lambda. Both
+// functions must be safe for concurrent use.
+type FunctionCode struct {
+	// Host returns the silo Lambda host (cmd/silo-lambda) built for linux
+	// and arch ("arm64" or "x86_64").
+	Host func(ctx context.Context, arch string) ([]byte, error)
+	// Artifact returns the .wasm module whose SHA-256 is digest (hex).
+	Artifact func(ctx context.Context, digest string) ([]byte, error)
+	// Arch is the architecture functions run on: "arm64" (the default, the
+	// cheaper per GB-second) or "x86_64".
+	Arch string
+}
+
+const (
+	// liveAlias is the alias every function is invoked through (the routes'
+	// integrations name it): a rollout points it at a new version, a
+	// rollback back at the old one.
+	liveAlias = "live"
+	// fnPrefix starts the name of every function and execution role silo
+	// creates.
+	fnPrefix = "silo-fn-"
+	// hostOverheadMiB is the memory the host itself needs on top of the
+	// guest's limit (the Go runtime, the compiled module, buffers);
+	// minFunctionMiB is the least a function gets, because Lambda gives
+	// CPU in proportion to memory and a cold start compiles the module.
+	hostOverheadMiB = 256
+	minFunctionMiB  = 512
+	// defaultGuestTimeout is the runtime's default invocation timeout.
+	defaultGuestTimeout = 10 * time.Second
+)
+
+// lambdaName is the name of function fn's Lambda function and of its
+// execution role: fnPrefix and the name when it fits Lambda's rules
+// (letters, digits, '-' and '_', at most 64 characters), else fnPrefix and
+// a hash of it.
+func lambdaName(fn string) string {
+	ok := len(fnPrefix)+len(fn) <= 64
+	for i := 0; ok && i < len(fn); i++ {
+		ok = isAlnum(fn[i]) || fn[i] == '-' || fn[i] == '_'
+	}
+	if ok {
+		return fnPrefix + fn
+	}
+	sum := sha256.Sum256([]byte(fn))
+	return fnPrefix + "h-" + hex.EncodeToString(sum[:16])
+}
+
+// functionRoleARN is the execution role of function fn in AWS account
+// awsID (iam.go creates it with exactly the function's grants).
+func functionRoleARN(awsID, fn string) string {
+	return "arn:aws:iam::" + awsID + ":role/silo/" + lambdaName(fn)
+}
+
+// aliasARN is the ARN the routes of function fn invoke.
+func (p *Provider) aliasARN(awsID, fn string) string {
+	return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s:%s", p.cfg.AWS.Region, awsID, lambdaName(fn), liveAlias)
+}
+
+// settings are a function's Lambda settings derived from its spec.
+type settings struct {
+	memoryMiB, timeoutSec int32
+}
+
+func settingsOf(fn string, fs silo.FunctionSpec) (settings, error) {
+	guest := int64(fs.Memory+(1<<20)-1) >> 20
+	if fs.Memory == 0 {
+		guest = 32 // the runtime's default limit
+	}
+	mem := max(guest+hostOverheadMiB, minFunctionMiB)
+	if mem > 10240 {
+		return settings{}, silo.Errorf(silo.CodeInvalid, "function %s: memory %d MiB plus the host's %d MiB is over Lambda's 10240 MB; lower its memory", fn, guest, hostOverheadMiB)
+	}
+	t := fs.Timeout
+	if t <= 0 {
+		t = defaultGuestTimeout
+	}
+	// The host stops the guest at its own timeout and answers; Lambda's
+	// timeout, a second later, is the backstop.
+	sec := int64((t+time.Second-1)/time.Second) + 1
+	if sec > 900 {
+		return settings{}, silo.Errorf(silo.CodeInvalid, "function %s: timeout %s is over Lambda's 15 minutes; shorten it", fn, fs.Timeout)
+	}
+	return settings{memoryMiB: int32(mem), timeoutSec: int32(sec)}, nil
+}
+
+// bundle builds the deployment package: the host as "bootstrap", the
+// module as "function.wasm" and the spec as "function.json". The archive
+// is deterministic (fixed times and order), so the same inputs give the
+// same bytes and the same version tag.
+func bundle(host, wasm, spec []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode uint32
+		data []byte
+	}{{"bootstrap", 0o755, host}, {"function.json", 0o644, spec}, {"function.wasm", 0o644, wasm}} {
+		h := &zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)}
+		h.SetMode(0o644)
+		h.ExternalAttrs = (f.mode | 0o100000) << 16
+		h.CreatorVersion = 3 << 8 // Unix, so the mode bits count
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(f.data); err != nil {
+			return nil, err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// versionTag names what a version of a function runs: the resource's hash
+// (spec, artifact, grants) and the package's bytes (the host). It is the
+// version's description, so applying a spec that a version already runs
+// only moves the alias.
+func versionTag(hash string, pkg []byte) string {
+	sum := sha256.Sum256(append([]byte(hash+"\x00"), pkg...))
+	return "silo " + hex.EncodeToString(sum[:])
+}
+
+// deployFunction makes function r run on Lambda in the account: it finds a
+// published version running exactly r and its package, or updates the
+// function (creating it first if needed) and publishes one, then points
+// the alias at it. A rollback applies the old spec again and so only moves
+// the alias back.
+func (p *Provider) deployFunction(ctx context.Context, id silo.AccountID, m *member, r silo.Resource) error {
+	fc := p.cfg.Functions
+	var fs silo.FunctionSpec
+	if err := json.Unmarshal(r.Spec, &fs); err != nil {
+		return silo.Errorf(silo.CodeInvalid, "function %s: its spec does not decode; deploy again", r.Name)
+	}
+	set, err := settingsOf(r.Name, fs)
+	if err != nil {
+		return err
+	}
+	arch := fc.Arch
+	if arch == "" {
+		arch = string(lambdatypes.ArchitectureArm64)
+	}
+	wasm, err := fc.Artifact(ctx, fs.Artifact)
+	if err != nil {
+		return fmt.Errorf("function %s of account %s: read artifact %.12s: %w", r.Name, id, fs.Artifact, err)
+	}
+	host, err := fc.Host(ctx, arch)
+	if err != nil {
+		return fmt.Errorf("function %s of account %s: read the silo Lambda host for %s: %w", r.Name, id, arch, err)
+	}
+	pkg, err := bundle(host, wasm, r.Spec)
+	if err != nil {
+		return fmt.Errorf("function %s of account %s: package: %w", r.Name, id, err)
+	}
+	if len(pkg) > 50<<20 {
+		return silo.Errorf(silo.CodeInvalid, "function %s: its package is %d MiB, over the 50 MiB Lambda takes directly; make the module smaller", r.Name, len(pkg)>>20)
+	}
+	name := aws.String(lambdaName(r.Name))
+	tag := versionTag(r.Hash, pkg)
+	step := func(s string) string { return s + " of function " + r.Name }
+
+	versions, exists, err := m.versions(ctx, id, r.Name)
+	if err != nil {
+		return err
+	}
+	if v, ok := versions[tag]; ok {
+		return m.pointAlias(ctx, id, r.Name, v)
+	}
+	env := &lambdatypes.Environment{Variables: map[string]string{
+		"SILO_ACCOUNT": string(id), "SILO_AWS_ACCOUNT": m.id, "SILO_FUNCTION": r.Name,
+	}}
+	if p.cfg.Endpoint != nil {
+		env.Variables["SILO_AWS_ENDPOINT"] = p.cfg.Endpoint(m.id)
+	}
+	role := aws.String(functionRoleARN(m.id, r.Name))
+	if !exists {
+		_, err := m.fn.CreateFunction(ctx, &lambda.CreateFunctionInput{
+			FunctionName:  name,
+			Role:          role,
+			Runtime:       lambdatypes.RuntimeProvidedal2023,
+			Handler:       aws.String("bootstrap"),
+			Architectures: []lambdatypes.Architecture{lambdatypes.Architecture(arch)},
+			Code:          &lambdatypes.FunctionCode{ZipFile: pkg},
+			MemorySize:    aws.Int32(set.memoryMiB),
+			Timeout:       aws.Int32(set.timeoutSec),
+			Environment:   env,
+			Tags:          map[string]string{tagAccount: string(id), tagResource: r.Key()},
+		})
+		if err != nil && !isCode(err, "ResourceConflictException") {
+			return fail(id, step("create"), err)
+		}
+	} else {
+		_, err := m.fn.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+			FunctionName: name, Role: role, Runtime: lambdatypes.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
+			MemorySize: aws.Int32(set.memoryMiB), Timeout: aws.Int32(set.timeoutSec), Environment: env,
+		})
+		if err != nil {
+			return fail(id, step("configure"), err)
+		}
+		if err := m.waitUpdated(ctx, id, r.Name); err != nil {
+			return err
+		}
+		_, err = m.fn.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{
+			FunctionName: name, ZipFile: pkg, Architectures: []lambdatypes.Architecture{lambdatypes.Architecture(arch)},
+		})
+		if err != nil {
+			return fail(id, step("update the code"), err)
+		}
+	}
+	if err := m.waitUpdated(ctx, id, r.Name); err != nil {
+		return err
+	}
+	out, err := m.fn.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: name, Description: aws.String(tag)})
+	if err != nil {
+		return fail(id, step("publish a version"), err)
+	}
+	return m.pointAlias(ctx, id, r.Name, aws.ToString(out.Version))
+}
+
+// waitUpdated waits until the last update of function fn is done, at most
+// five minutes.
+func (m *member) waitUpdated(ctx context.Context, id silo.AccountID, fn string) error {
+	w := lambda.NewFunctionUpdatedV2Waiter(m.fn, func(o *lambda.FunctionUpdatedV2WaiterOptions) { o.MinDelay = time.Second })
+	if err := w.Wait(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(lambdaName(fn))}, 5*time.Minute); err != nil {
+		return fail(id, "wait for the update of function "+fn, err)
+	}
+	return nil
+}
+
+// versions returns the published versions of function fn by tag, and
+// whether the function exists.
+func (m *member) versions(ctx context.Context, id silo.AccountID, fn string) (map[string]string, bool, error) {
+	out := map[string]string{}
+	in := &lambda.ListVersionsByFunctionInput{FunctionName: aws.String(lambdaName(fn))}
+	for {
+		page, err := m.fn.ListVersionsByFunction(ctx, in)
+		if isCode(err, "ResourceNotFoundException") {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, fail(id, "list the versions of function "+fn, err)
+		}
+		for _, v := range page.Versions {
+			if v.Version != nil && *v.Version != "$LATEST" && v.Description != nil {
+				out[*v.Description] = *v.Version
+			}
+		}
+		if page.NextMarker == nil {
+			return out, true, nil
+		}
+		in.Marker = page.NextMarker
+	}
+}
+
+// pointAlias points function fn's live alias at version, creating it if
+// needed.
+func (m *member) pointAlias(ctx context.Context, id silo.AccountID, fn, version string) error {
+	name := aws.String(lambdaName(fn))
+	_, err := m.fn.UpdateAlias(ctx, &lambda.UpdateAliasInput{FunctionName: name, Name: aws.String(liveAlias), FunctionVersion: aws.String(version)})
+	if isCode(err, "ResourceNotFoundException") {
+		_, err = m.fn.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: name, Name: aws.String(liveAlias), FunctionVersion: aws.String(version)})
+	}
+	if err != nil {
+		return fail(id, "point the alias of function "+fn+" at version "+version, err)
+	}
+	return nil
+}
+
+// LiveVersion returns the version function fn's live alias points at in
+// account id: what its routes run.
+//
+// # Errors
+//
+// CodeNotFound if the account, the function or its alias does not exist.
+func (p *Provider) LiveVersion(ctx context.Context, id silo.AccountID, fn string) (string, error) {
+	if err := parseID(id); err != nil {
+		return "", err
+	}
+	awsID, err := p.awsID(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	out, err := p.member(awsID).fn.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: aws.String(lambdaName(fn)), Name: aws.String(liveAlias)})
+	if isCode(err, "ResourceNotFoundException") {
+		return "", silo.Errorf(silo.CodeNotFound, "function %s is not deployed in account %s", clip(fn), id)
+	}
+	if err != nil {
+		return "", fail(id, "read the alias of function "+fn, err)
+	}
+	return aws.ToString(out.FunctionVersion), nil
+}
+
+// removeFunction deletes function fn, all its versions and its alias; a
+// missing one is a no-op.
+func (m *member) removeFunction(ctx context.Context, id silo.AccountID, fn string) error {
+	_, err := m.fn.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(lambdaName(fn))})
+	if err != nil && !isCode(err, "ResourceNotFoundException") {
+		return fail(id, "delete function "+fn, err)
+	}
+	return nil
+}
+
+// Smoke invokes the live alias of function fn of account id once, directly
+// (lambda:Invoke through the deployer role, not through the account's HTTP
+// API, so it needs no API key), with GET /, as a rollout's smoke test does
+// after applying a release (it satisfies rollout.Smoke).
+//
+// # Errors
+//
+// CodeFailedCheck if the function fails or answers with status 400 or
+// above, naming the tenant, the function and the request; the errors of
+// Apply for an account or a call that fails.
+func (p *Provider) Smoke(ctx context.Context, id silo.AccountID, fn string) error {
+	if err := parseID(id); err != nil {
+		return err
+	}
+	awsID, err := p.awsID(ctx, id)
+	if err != nil {
+		return err
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	rid := "smoke-" + hex.EncodeToString(b[:])
+	payload, _ := json.Marshal(map[string]any{"silo_invoke": map[string]string{"method": "GET", "path": "/", "request_id": rid}})
+	out, err := p.member(awsID).fn.Invoke(ctx, &lambda.InvokeInput{
+		FunctionName: aws.String(lambdaName(fn)), Qualifier: aws.String(liveAlias), Payload: payload,
+	})
+	if isCode(err, "ResourceNotFoundException") {
+		return silo.Errorf(silo.CodeNotFound, "smoke function %s is not deployed in account %s", clip(fn), id)
+	}
+	if err != nil {
+		return fail(id, "invoke smoke function "+fn, err)
+	}
+	var resp struct {
+		StatusCode int `json:"statusCode"`
+	}
+	if out.FunctionError != nil || json.Unmarshal(out.Payload, &resp) != nil || resp.StatusCode == 0 {
+		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s failed on Lambda (request %s); see its logs", fn, id, rid)
+	}
+	if resp.StatusCode >= 400 {
+		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s answered %d (request %s); see its logs", fn, id, resp.StatusCode, rid)
+	}
+	return nil
+}
