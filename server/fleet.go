@@ -22,6 +22,7 @@ import (
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/usage/storage"
 )
 
 // Ops are the parts of the running platform that the plan-free fleet
@@ -53,6 +54,9 @@ type Ops struct {
 	// and records its outcome (POST /v1/verify/probe); it returns the
 	// probe report, encoded as JSON for the client.
 	Probe func(ctx context.Context) (any, error)
+	// Stored returns the bytes an account stores in each of its tables and
+	// buckets, with its storage limit (GET /v1/accounts/{id}/storage).
+	Stored func(ctx context.Context, id silo.AccountID) ([]storage.Used, error)
 }
 
 // Envs manages environment accounts (kind environment, with a TTL).

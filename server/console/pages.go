@@ -13,9 +13,11 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
+	"github.com/silo-run/silo/usage/storage"
 )
 
 var funcs = template.FuncMap{
@@ -39,15 +41,29 @@ var funcs = template.FuncMap{
 		sort.Strings(out)
 		return out
 	},
-	"usd":    func(f float64) string { return fmt.Sprintf("$%.4f", f) },
-	"usd2":   func(a, b float64) string { return fmt.Sprintf("$%.2f", a+b) },
-	"active": func(s rollout.State) bool { return s.Active() },
+	"usd": func(f float64) string { return fmt.Sprintf("$%.4f", f) },
+	"bytes": func(n any) string {
+		switch v := n.(type) {
+		case int64:
+			return storage.Human(v)
+		case uint64:
+			return storage.Human(int64(v))
+		}
+		return fmt.Sprint(n)
+	},
+	"logtime": func(t time.Time) string { return t.UTC().Format("01-02 15:04:05") },
+	"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"left":    left,
+	"gates":   gates,
+	"frag":    func(ros []rollout.Rollout, csrf string) rolloutsView { return rolloutsView{Rollouts: ros, CSRF: csrf} },
+	"usd2":    func(a, b float64) string { return fmt.Sprintf("$%.2f", a+b) },
+	"active":  func(s rollout.State) bool { return s.Active() },
 }
 
 func parsePages() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "fleet", "tenant", "releases", "isolation"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+	for _, name := range []string{"signin", "fleet", "tenant", "releases", "isolation", "logs", "envs"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/logrows.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse console template %s: %w", name, err)
 		}
@@ -61,7 +77,8 @@ type view struct {
 	Page    string
 	CSRF    string
 	Flash   *flash
-	Refresh int // seconds; 0: no refresh
+	Refresh int    // seconds; 0: no refresh
+	Live    string // the page's event stream, for console.js; "" for none
 	Data    any
 }
 
@@ -74,6 +91,9 @@ func (c *Console) render(w http.ResponseWriter, status int, page string, s *sess
 	}
 	if m, ok := data.(interface{ refresh() int }); ok {
 		v.Refresh = m.refresh()
+	}
+	if m, ok := data.(interface{ live() string }); ok {
+		v.Live = m.live()
 	}
 	var buf bytes.Buffer
 	if err := c.pages[page].Execute(&buf, v); err != nil {
@@ -171,6 +191,7 @@ type TenantPage struct {
 	Secrets   []string
 	Problems  []string
 	Usage     *accountUsage
+	X         TenantExtras
 }
 
 // resourceRow is one recorded resource and its state against the
@@ -210,6 +231,7 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
 	if d.Account.Kind != silo.KindProduction { // not billed to a tenant
 		p.Usage = c.usage(r.Context(), id)
 	}
+	p.X = c.tenantExtras(r.Context(), d.Account)
 	c.render(w, http.StatusOK, "tenant", s, p)
 }
 
@@ -300,6 +322,21 @@ func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *sessio
 		name := strings.TrimSpace(r.PostFormValue("name"))
 		err = c.api.SetSecret(ctx, id, name, []byte(r.PostFormValue("value")))
 		f = flash{OK: "Secret " + name + " set."}
+	case "params":
+		var set map[string]string
+		var d control.Detail
+		if set, err = parseParams(r.PostFormValue("params")); err == nil {
+			d, err = c.api.Show(ctx, id)
+		}
+		if err == nil {
+			for k := range d.Account.Params { // a line removed removes the parameter
+				if _, ok := set[k]; !ok {
+					set[k] = ""
+				}
+			}
+			_, err = c.api.UpdateParams(ctx, id, set, "")
+		}
+		f = flash{OK: "Parameters of " + string(id) + " updated; the account was planned and applied again."}
 	case "suspend":
 		_, err = c.api.Suspend(ctx, id)
 		f = flash{OK: string(id) + " is suspended."}
@@ -323,6 +360,24 @@ func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *sessio
 		f = flash{Err: silo.UserMessage(err)}
 	}
 	c.back(w, r, s, page, f)
+}
+
+// parseParams reads the parameter form: one key=value a line; blank lines
+// are skipped.
+func parseParams(text string) (map[string]string, error) {
+	out := map[string]string{}
+	for i, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, silo.Errorf(silo.CodeInvalid, "line %d of the parameters is not key=value; nothing was changed", i+1)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
 }
 
 func (c *Console) revokeKey(w http.ResponseWriter, r *http.Request, s *session) {
@@ -372,6 +427,8 @@ type releaseRow struct {
 	Current bool
 }
 
+func (p ReleasesPage) live() string { return "/console/releases/events" }
+
 func (p ReleasesPage) refresh() int {
 	if p.Running {
 		return 5
@@ -399,6 +456,17 @@ func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
 		p.Running = p.Running || ro.State == rollout.StateRunning
 	}
 	c.render(w, http.StatusOK, "releases", s, p)
+}
+
+// startRollout starts rolling a release out over the fleet, as silo
+// rollout start does.
+func (c *Console) startRollout(w http.ResponseWriter, r *http.Request, s *session) {
+	ro, err := c.api.StartRollout(r.Context(), r.PathValue("rid"))
+	if err != nil {
+		c.back(w, r, s, "/console/releases", flash{Err: silo.UserMessage(err)})
+		return
+	}
+	c.back(w, r, s, "/console/releases", flash{OK: "Rollout " + ro.ID + " of release " + ro.Release + " started."})
 }
 
 func (c *Console) rolloutAction(w http.ResponseWriter, r *http.Request, s *session) {

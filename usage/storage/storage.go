@@ -273,7 +273,7 @@ func refusal(kind, name string, l Limit, bytes, delta int64) error {
 	}
 	return silo.Errorf(silo.CodeTooLarge,
 		"storage limit: %s %q holds %s, may hold %s per %s under %s; delete data or raise the limit (larger plan, or silo limits set --storage)",
-		kind, clip(name), human(bytes), human(int64(l.Bytes)), kind, from)
+		kind, clip(name), Human(bytes), Human(int64(l.Bytes)), kind, from)
 }
 
 func clip(s string) string {
@@ -283,8 +283,8 @@ func clip(s string) string {
 	return s
 }
 
-// human formats a byte count: exact below 1 KiB, else with one decimal.
-func human(n int64) string {
+// Human formats a byte count: exact below 1 KiB, else with one decimal.
+func Human(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

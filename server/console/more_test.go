@@ -1,0 +1,198 @@
+package console_test
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/silotest"
+)
+
+// TestSignInRateLimit: after five wrong tokens from one address even the
+// right token is refused, with how long to wait; once the window has
+// passed the right token signs in again. The twin: four wrong tokens do
+// not stop the right one.
+func TestSignInRateLimit(t *testing.T) {
+	f := newFixture(t, 0)
+	wrong := url.Values{"token": {"not-the-token"}}
+	b := f.browser(t)
+	for range 4 {
+		if pg := b.post("/console/signin", wrong); pg.status != http.StatusUnauthorized {
+			t.Fatalf("wrong token: %d, want 401", pg.status)
+		}
+	}
+	b.signIn() // four failures: still allowed
+
+	b2 := f.browser(t)
+	for range 5 {
+		b2.post("/console/signin", wrong)
+	}
+	pg := b2.post("/console/signin", url.Values{"token": {f.token}})
+	if pg.status != http.StatusTooManyRequests || pg.header.Get("Retry-After") == "" || !strings.Contains(pg.body, "Too many failed sign-ins") {
+		t.Fatalf("after 9 failures in a minute: %d %q, want 429 with Retry-After", pg.status, pg.header.Get("Retry-After"))
+	}
+	if got := pg.header.Values("Set-Cookie"); len(got) != 0 {
+		t.Errorf("a refused sign-in set a cookie: %v", got)
+	}
+	f.clock.Advance(61 * time.Second)
+	b2.signIn()
+}
+
+// TestEditParams: the parameter form changes the account's parameters
+// through the API (planned, applied and audited as silo tenant update); a
+// value the stack refuses changes nothing and says why.
+func TestEditParams(t *testing.T) {
+	f := newFixture(t, 0)
+	f.sp.Tenant(t, "acme")
+	b := f.browser(t)
+	b.signIn()
+	tok := b.csrf("/console/tenants/acme")
+	pg := b.post("/console/tenants/acme/params", url.Values{"csrf": {tok}, "params": {"plan=pro\n"}})
+	if pg.status != http.StatusSeeOther {
+		t.Fatalf("save params: %d", pg.status)
+	}
+	if got := f.account(t, "acme").Params["plan"]; got != "pro" {
+		t.Errorf("plan after saving: %q, want pro", got)
+	}
+	if !contains(f.audited(t, "acme"), "account.update") {
+		t.Errorf("parameter change not audited")
+	}
+	for _, bad := range []string{"plan=platinum", "no equals sign"} {
+		pg = b.post("/console/tenants/acme/params", url.Values{"csrf": {tok}, "params": {bad}})
+		after := b.get(pg.location)
+		if !strings.Contains(after.body, `class="flash err"`) {
+			t.Errorf("params %q: no error shown", bad)
+		}
+		if got := f.account(t, "acme").Params["plan"]; got != "pro" {
+			t.Errorf("params %q changed plan to %q", bad, got)
+		}
+	}
+	// Removing the line removes the parameter (the stack's default applies).
+	b.post("/console/tenants/acme/params", url.Values{"csrf": {tok}, "params": {""}})
+	if _, ok := f.account(t, "acme").Params["plan"]; ok {
+		t.Errorf("an emptied form kept the plan parameter")
+	}
+}
+
+// TestTenantExtras: the tenant page shows stored bytes per table, the
+// limits, the usage charts (inline SVG), the newest log lines, and that
+// the tenant's signed report verifies against the installation's key.
+func TestTenantExtras(t *testing.T) {
+	f := newFixture(t, 0)
+	acme := f.sp.Tenant(t, "acme", silotest.Param("plan", "pro"))
+	if r := acme.POST(t, "/findings", `{"severity":"high","app":"github","title":"t"}`); r.Status != 201 {
+		t.Fatalf("POST /findings: %d", r.Status)
+	}
+	if err := f.p.Usage.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser(t)
+	b.signIn()
+	body := b.get("/console/tenants/acme").body
+	for _, want := range []string{
+		"Stored data", `<td class="mono">findings</td>`,
+		"Requests per day", "<svg viewBox=", `class="bar"`,
+		"finding stored", "Verifies: signed by this installation", "/.well-known/silo/isolation-report",
+		"Edit parameters", "plan=pro</textarea>",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("tenant page lacks %q", want)
+		}
+	}
+}
+
+// TestStartRollout: a release's Roll out button starts a rollout of it,
+// audited; a release that does not exist is refused with the API's error.
+func TestStartRollout(t *testing.T) {
+	f := newFixture(t, 0)
+	b := f.browser(t)
+	b.signIn()
+	tok := b.csrf("/console/releases")
+	pg := b.post("/console/releases/r-doesnotexist/rollout", url.Values{"csrf": {tok}})
+	if after := b.get(pg.location); !strings.Contains(after.body, `class="flash err"`) {
+		t.Errorf("an unknown release: no error shown")
+	}
+	if ros, _ := f.p.Runner.List(context.Background(), 10); len(ros) != 0 {
+		t.Fatalf("an unknown release started a rollout: %v", ros)
+	}
+	cur, err := f.p.Plane.CurrentRelease(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg = b.post("/console/releases/"+cur.ID+"/rollout", url.Values{"csrf": {tok}})
+	if after := b.get(pg.location); !strings.Contains(after.body, "started") {
+		t.Errorf("Roll out: no confirmation: %s", after.body)
+	}
+	ros, err := f.p.Runner.List(context.Background(), 10)
+	if err != nil || len(ros) != 1 || ros[0].Release != cur.ID {
+		t.Fatalf("rollouts after Roll out: %v, %v", ros, err)
+	}
+	if !contains(f.audited(t, ""), "rollout.start") {
+		t.Errorf("rollout start not audited")
+	}
+	_ = rollout.StateRunning
+}
+
+// TestEnvironmentsPage: an environment shows with its expiry and the time
+// left; a tenant does not show there.
+func TestEnvironmentsPage(t *testing.T) {
+	f := newFixture(t, 0)
+	f.sp.Tenant(t, "acme")
+	f.sp.Env(t, "preview", "test", 2*time.Hour)
+	b := f.browser(t)
+	b.signIn()
+	body := b.get("/console/environments").body
+	if !strings.Contains(body, "preview") || !regexpMust(`data-expires="[^"]+">[12]h [0-5]\dm [0-5]\ds left</time>`).MatchString(body) {
+		t.Errorf("environments page lacks the environment with its time left:\n%s", body)
+	}
+	if strings.Contains(body, `href="/console/tenants/acme"`) {
+		t.Errorf("a tenant is listed among environments")
+	}
+}
+
+// TestLiveLogs: the logs event stream sends a tenant's new log line as a
+// table row, escaped; it sends nothing of another tenant.
+func TestLiveLogs(t *testing.T) {
+	f := newFixture(t, 0)
+	acme := f.sp.Tenant(t, "acme")
+	globex := f.sp.Tenant(t, "globex")
+	b := f.browser(t)
+	b.signIn()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	since := time.Now().UTC().Format(time.RFC3339Nano)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+"/console/tenants/acme/logs/events?since="+url.QueryEscape(since), nil)
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, ct)
+	}
+	globex.POST(t, "/findings", `{"severity":"globex-only","app":"x"}`)
+	acme.POST(t, "/findings", `{"severity":"<img src=x id=injected>","app":"x"}`)
+	sc := bufio.NewScanner(resp.Body)
+	var got strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		got.WriteString(line + "\n")
+		if strings.Contains(line, "rejected finding") {
+			break
+		}
+	}
+	s := got.String()
+	if !strings.Contains(s, "event: log") || !strings.Contains(s, "&lt;img src=x id=injected&gt;") {
+		t.Fatalf("stream did not send acme's line escaped:\n%s", s)
+	}
+	if strings.Contains(s, "<img") || strings.Contains(s, "globex-only") {
+		t.Errorf("stream sent raw HTML or another tenant's line:\n%s", s)
+	}
+	_ = silo.KindTenant
+}
