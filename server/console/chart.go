@@ -14,7 +14,7 @@ type Chart struct {
 	First, Last   string // the first and last day, under the axis
 	PlotLeft      int
 	PlotBottom    int
-	Empty         bool
+	Empty         bool // no value above zero: the template says so
 }
 
 // Bar is one day's bar; Over, if non-zero, is drawn over it (errors over
@@ -46,12 +46,13 @@ func barChart(title string, days []string, values, over []float64, format func(f
 		c.First, c.Last = days[0], days[len(days)-1]
 	}
 	c.Summary = fmt.Sprintf("%s, %s to %s: total %s, highest day %s", title, c.First, c.Last, format(total), format(peak))
+	plotH := float64(h - top - bottom)
 	if peak == 0 {
 		c.Empty = true
-		peak = 1
+		c.Grid = []GridLine{{Y: float64(h - bottom), Label: format(0)}}
+		return c
 	}
 	scale := niceCeil(peak)
-	plotH := float64(h - top - bottom)
 	for i := 0; i <= 2; i++ {
 		v := scale * float64(i) / 2
 		c.Grid = append(c.Grid, GridLine{Y: float64(h-bottom) - plotH*v/scale, Label: format(v)})

@@ -140,7 +140,13 @@ func (c *Console) logsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	p.Entries = es
 	since := time.Now() // log entries carry the wall clock
 	if len(es) > 0 {
-		since = es[len(es)-1].Time.Add(time.Nanosecond) // the next one on
+		since = time.Time{}
+		for _, e := range es {
+			if e.Time.After(since) {
+				since = e.Time
+			}
+		}
+		since = since.Add(time.Nanosecond) // the next one on
 	}
 	p.Since = since.UTC().Format(time.RFC3339Nano)
 	c.render(w, http.StatusOK, "logs", s, p)

@@ -148,7 +148,7 @@ func TestEnvironmentsPage(t *testing.T) {
 	b := f.browser(t)
 	b.signIn()
 	body := b.get("/console/environments").body
-	if !strings.Contains(body, "preview") || !regexpMust(`data-expires="[^"]+">[12]h [0-5]\dm [0-5]\ds left</time>`).MatchString(body) {
+	if !strings.Contains(body, "preview") || !regexpMust(`data-left="[^"]+">[12]h [0-5]\dm [0-5]\ds left</time>`).MatchString(body) {
 		t.Errorf("environments page lacks the environment with its time left:\n%s", body)
 	}
 	if strings.Contains(body, `href="/console/tenants/acme"`) {

@@ -51,13 +51,14 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprint(n)
 	},
-	"logtime": func(t time.Time) string { return t.UTC().Format("01-02 15:04:05") },
-	"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"left":    left,
-	"gates":   gates,
-	"frag":    func(ros []rollout.Rollout, csrf string) rolloutsView { return rolloutsView{Rollouts: ros, CSRF: csrf} },
-	"usd2":    func(a, b float64) string { return fmt.Sprintf("$%.2f", a+b) },
-	"active":  func(s rollout.State) bool { return s.Active() },
+	"logtime":     func(t time.Time) string { return t.UTC().Format("01-02 15:04:05") },
+	"rfc3339":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"left":        left,
+	"secondsLeft": func(now, t time.Time) int64 { return int64(t.Sub(now) / time.Second) },
+	"gates":       gates,
+	"frag":        func(ros []rollout.Rollout, csrf string) rolloutsView { return rolloutsView{Rollouts: ros, CSRF: csrf} },
+	"usd2":        func(a, b float64) string { return fmt.Sprintf("$%.2f", a+b) },
+	"active":      func(s rollout.State) bool { return s.Active() },
 }
 
 func parsePages() (map[string]*template.Template, error) {

@@ -21,16 +21,20 @@
       while (rows.rows.length > 1000) { rows.deleteRow(0); }
     });
   }
+  // Countdowns count from the time left as the server saw it when it
+  // rendered the page, so a browser whose clock is off still counts right.
+  var loaded = Date.now();
   function pad(n) { return n < 10 ? "0" + n : "" + n; }
   function tick() {
-    var ts = document.querySelectorAll("time[data-expires]");
+    var ts = document.querySelectorAll("time[data-left]");
+    var gone = Math.floor((Date.now() - loaded) / 1000);
     for (var i = 0; i < ts.length; i++) {
-      var left = Math.round((Date.parse(ts[i].getAttribute("data-expires")) - Date.now()) / 1000);
+      var left = parseInt(ts[i].getAttribute("data-left"), 10) - gone;
       if (isNaN(left)) { continue; }
       if (left <= 0) { ts[i].textContent = "expired; being torn down"; continue; }
       var d = Math.floor(left / 86400), h = Math.floor(left % 86400 / 3600), m = Math.floor(left % 3600 / 60), s = left % 60;
       ts[i].textContent = (d > 0 ? d + "d " : "") + h + "h " + pad(m) + "m " + pad(s) + "s left";
     }
   }
-  if (document.querySelector("time[data-expires]")) { tick(); setInterval(tick, 1000); }
+  if (document.querySelector("time[data-left]")) { tick(); setInterval(tick, 1000); }
 })();
