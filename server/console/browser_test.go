@@ -3,9 +3,9 @@ package console_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
