@@ -489,6 +489,13 @@ func (s *Server) fleetRoutes() {
 		_, res, err := ProveFleet(r.Context(), s.cfg.Store, o.Provider)
 		return http.StatusOK, res, err
 	})
+	s.handle("GET /v1/verify/probe", func(r *http.Request) (int, any, error) {
+		p, err := LastProbe(r.Context(), s.cfg.Store)
+		if err == nil && p == nil {
+			err = silo.Errorf(silo.CodeNotFound, "no live probe has run yet; silo verify --probe runs one against a serving silo")
+		}
+		return http.StatusOK, p, err
+	})
 	s.handle("POST /v1/verify/probe", func(r *http.Request) (int, any, error) {
 		o := s.ops()
 		if o.Probe == nil {

@@ -9,6 +9,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/usage"
 	"github.com/silo-run/silo/usage/storage"
 )
@@ -158,5 +159,13 @@ func (c *Client) Usage(ctx context.Context, q usage.Query) (usage.Report, error)
 func (c *Client) Stored(ctx context.Context, id silo.AccountID) ([]storage.Used, error) {
 	var out []storage.Used
 	err := c.call(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(string(id))+"/storage", nil, &out)
+	return out, err
+}
+
+// LastProbe returns the last live probe run recorded (GET
+// /v1/verify/probe); CodeNotFound before the first.
+func (c *Client) LastProbe(ctx context.Context) (report.Probe, error) {
+	var out report.Probe
+	err := c.call(ctx, http.MethodGet, "/v1/verify/probe", nil, &out)
 	return out, err
 }

@@ -3,6 +3,7 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,8 +11,11 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
+	"github.com/silo-run/silo/store"
 )
 
 // TestSignInRateLimit: after five wrong tokens from one address even the
@@ -195,4 +199,26 @@ func TestLiveLogs(t *testing.T) {
 		t.Errorf("stream sent raw HTML or another tenant's line:\n%s", s)
 	}
 	_ = silo.KindTenant
+}
+
+// TestIsolationShowsLastProbe: before any live probe the isolation page
+// says none has run; after one is recorded it shows its counts.
+func TestIsolationShowsLastProbe(t *testing.T) {
+	f := newFixture(t, 0)
+	b := f.browser(t)
+	b.signIn()
+	if body := b.get("/console/isolation").body; !strings.Contains(body, "No live probe has run yet") {
+		t.Errorf("before a probe: the page does not say none has run")
+	}
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	rec, _ := json.Marshal(report.Probe{Status: report.ProbePassed, At: &at, Attempts: 41, Controls: 17})
+	if err := f.p.Store.Update(context.Background(), func(tx store.Tx) error { return tx.PutSetting(server.SettingLastProbe, string(rec)) }); err != nil {
+		t.Fatal(err)
+	}
+	body := b.get("/console/isolation").body
+	for _, want := range []string{"Passed, 2026-03-01 12:00 UTC", "<dt>Attacks attempted</dt><dd>41</dd>", "<dt>Controls (allowed calls that must work)</dt><dd>17</dd>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("isolation page lacks %q", want)
+		}
+	}
 }

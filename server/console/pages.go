@@ -14,6 +14,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
@@ -514,6 +515,8 @@ type IsolationPage struct {
 	AuditError  string
 	AuditCount  int
 	Recent      []store.AuditEntry // newest first
+	Probe       *report.Probe      // the last live probe run; nil before the first
+	ProbeErr    string
 }
 
 func (c *Console) isolation(w http.ResponseWriter, r *http.Request, s *session) {
@@ -529,6 +532,11 @@ func (c *Console) isolation(w http.ResponseWriter, r *http.Request, s *session) 
 			p.Findings = append(p.Findings, fmt.Sprint(ce))
 		}
 		p.Findings = append(p.Findings, res.Incomplete...)
+	}
+	if pr, err := c.api.LastProbe(r.Context()); err == nil {
+		p.Probe = &pr
+	} else if silo.ErrorCode(err) != silo.CodeNotFound {
+		p.ProbeErr = silo.UserMessage(err)
 	}
 	n, err := c.api.VerifyAudit(r.Context())
 	p.AuditCount, p.AuditIntact = n, err == nil
