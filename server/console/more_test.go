@@ -11,6 +11,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/server"
@@ -220,5 +221,67 @@ func TestIsolationShowsLastProbe(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("isolation page lacks %q", want)
 		}
+	}
+}
+
+// TestFleetParamAndSort: the parameter filter lists exactly the accounts
+// with that parameter (key=value, or key for any value) across pages;
+// sorting orders a page's rows by requests.
+func TestFleetParamAndSort(t *testing.T) {
+	f := newFixture(t, 2)
+	ctx := context.Background()
+	for _, c := range []struct{ id, plan string }{{"a1", "pro"}, {"a2", "free"}, {"a3", "pro"}, {"a4", ""}, {"a5", "pro"}} {
+		req := control.CreateRequest{ID: c.id}
+		if c.plan != "" {
+			req.Params = map[string]string{"plan": c.plan}
+		}
+		if _, err := f.p.Plane.CreateAccount(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := f.browser(t)
+	b.signIn()
+	rowID := regexpMust(`<a href="/console/tenants/([^"]+)" class="mono strong">`)
+	nextLink := regexpMust(`<a href="/console/\?([^"]+)" rel="next"`)
+	collect := func(q string) []string {
+		var got []string
+		for next, i := "/console/?"+q, 0; next != ""; i++ {
+			if i > 10 {
+				t.Fatalf("more than 10 pages for %q", q)
+			}
+			pg := b.get(next)
+			for _, m := range rowID.FindAllStringSubmatch(pg.body, -1) {
+				got = append(got, m[1])
+			}
+			next = ""
+			if m := nextLink.FindStringSubmatch(pg.body); m != nil {
+				next = "/console/?" + strings.ReplaceAll(m[1], "&amp;", "&")
+			}
+		}
+		return got
+	}
+	for q, want := range map[string]string{
+		"param=plan%3Dpro":  "a1 a3 a5",
+		"param=plan%3Dfree": "a2",
+		"param=plan":        "a1 a2 a3 a5",
+		"param=plan%3Dnone": "",
+	} {
+		if got := strings.Join(collect(q), " "); got != want {
+			t.Errorf("%s: %q, want %q", q, got, want)
+		}
+	}
+	// Sorting by requests puts the busier account of a page first.
+	deltas := []store.UsageDelta{
+		{Account: "a1", Function: "f", Counters: store.Counters{Requests: 3}},
+		{Account: "a2", Function: "f", Counters: store.Counters{Requests: 9}},
+	}
+	if err := f.p.Store.Update(ctx, func(tx store.Tx) error { return tx.AddUsage(f.clock.Now(), deltas) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rowID.FindAllString(b.get("/console/?sort=requests").body, 2), " "); !strings.Contains(got, "a2") || strings.Index(got, "a2") > strings.Index(got, "a1") {
+		t.Errorf("sorted by requests: %q, want a2 before a1", got)
+	}
+	if got := strings.Join(rowID.FindAllString(b.get("/console/").body, 2), " "); strings.Index(got, "a1") > strings.Index(got, "a2") {
+		t.Errorf("by ID: %q, want a1 before a2", got)
 	}
 }
