@@ -101,7 +101,7 @@ func TestTenantExtras(t *testing.T) {
 	b.signIn()
 	body := b.get("/console/tenants/acme").body
 	for _, want := range []string{
-		"Stored data", `<td class="mono">findings</td>`,
+		"Stored data", `<td class="mono">findings</td>`, "Per month",
 		"Requests per day", "<svg viewBox=", `class="bar"`,
 		"finding stored", "Verifies: signed by this installation", "/.well-known/silo/isolation-report",
 		"Edit parameters", "plan=pro</textarea>",

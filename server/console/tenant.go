@@ -24,21 +24,23 @@ const tenantLogs = 20
 // TenantExtras are the parts of the tenant page read beside the account:
 // each is nil or empty when it cannot be read, and the page says so.
 type TenantExtras struct {
-	Limits   *control.AccountLimits
-	Stored   []storedRow
-	Charts   []Chart
-	Days     []usage.Line // the chart's days, newest first, for the table under it
-	Logs     []logs.Entry // newest last
-	LogsErr  string
-	Report   *reportCheck
-	ParamsTx string // the parameters as key=value lines, for the form
+	Limits     *control.AccountLimits
+	Stored     []storedRow
+	StoredCost float64 // all of Stored per 30 days
+	Charts     []Chart
+	Days       []usage.Line // the chart's days, newest first, for the table under it
+	Logs       []logs.Entry // newest last
+	LogsErr    string
+	Report     *reportCheck
+	ParamsTx   string // the parameters as key=value lines, for the form
 }
 
 // storedRow is one table or bucket with its bytes and the share of its
 // limit used.
 type storedRow struct {
 	storage.Used
-	Pct int // of the limit, 0 without one
+	Pct      int     // of the limit, 0 without one
+	PerMonth float64 // what it costs per 30 days at the server's prices
 }
 
 // reportCheck is the outcome of checking the account's signed report the
@@ -62,17 +64,19 @@ func (c *Console) tenantExtras(ctx context.Context, a silo.Account) TenantExtras
 	if l, err := c.api.Limits(ctx, a.ID); err == nil {
 		x.Limits = &l
 	}
+	prices := usage.DefaultPrices()
+	if a.Kind != silo.KindProduction {
+		x.Charts, x.Days, prices = c.charts(ctx, a.ID)
+	}
 	if us, err := c.api.Stored(ctx, a.ID); err == nil {
 		for _, u := range us {
-			r := storedRow{Used: u}
+			r := storedRow{Used: u, PerMonth: prices.StoredPerMonth(u.Bytes, u.Kind == "bucket")}
 			if u.Limit > 0 {
 				r.Pct = int(min(100, u.Bytes*100/int64(u.Limit)))
 			}
 			x.Stored = append(x.Stored, r)
+			x.StoredCost += r.PerMonth
 		}
-	}
-	if a.Kind != silo.KindProduction {
-		x.Charts, x.Days = c.charts(ctx, a.ID)
 	}
 	es, err := c.api.Logs(ctx, a.ID, logs.Query{Last: tenantLogs})
 	if err != nil {
@@ -113,13 +117,13 @@ func (c *Console) checkReport(ctx context.Context, id silo.AccountID) *reportChe
 
 // charts reads the account's usage by day over the last chartDays days
 // and draws requests (with errors) and cost per day.
-func (c *Console) charts(ctx context.Context, id silo.AccountID) ([]Chart, []usage.Line) {
+func (c *Console) charts(ctx context.Context, id silo.AccountID) ([]Chart, []usage.Line, usage.Prices) {
 	now := c.cfg.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	first := today.AddDate(0, 0, -(chartDays - 1))
 	rep, err := c.api.Usage(ctx, usage.Query{Account: id, Since: first, Until: now, By: usage.ByDay})
 	if err != nil {
-		return nil, nil
+		return nil, nil, usage.DefaultPrices()
 	}
 	byDay := map[string]usage.Line{}
 	for _, l := range rep.Lines {
@@ -141,5 +145,5 @@ func (c *Console) charts(ctx context.Context, id silo.AccountID) ([]Chart, []usa
 	return []Chart{
 		barChart("Requests per day", days, req, errs, func(v float64) string { return fmt.Sprintf("%.0f", v) }),
 		barChart("Estimated cost per day (usage and idle floor)", days, cost, nil, func(v float64) string { return fmt.Sprintf("$%.4f", v) }),
-	}, table
+	}, table, rep.Prices
 }
