@@ -393,6 +393,18 @@ func TestEscaping(t *testing.T) {
 	}
 	b := f.browser(t)
 	b.signIn()
+	// A parameter value the stack refuses comes back in the error message.
+	tok := b.csrf("/console/tenants/x0")
+	for _, v := range corpus {
+		pg := b.post("/console/tenants/x0/params", url.Values{"csrf": {tok}, "params": {"plan=" + v}})
+		body := b.get(pg.location).body
+		if strings.Contains(body, v) {
+			t.Errorf("param error: %q appears unescaped", v)
+		}
+		if !strings.Contains(body, `class="flash err"`) || !strings.Contains(body, html.EscapeString(strings.ReplaceAll(v, `"`, `\"`))) {
+			t.Errorf("param error: %q is not shown escaped", v)
+		}
+	}
 	for i, v := range corpus {
 		for _, path := range []string{"/console/", fmt.Sprintf("/console/tenants/x%d", i)} {
 			body := b.get(path).body
