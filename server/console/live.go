@@ -47,8 +47,12 @@ func stream(w http.ResponseWriter) http.Flusher {
 }
 
 // event writes one event whose data is an HTML fragment (one data line
-// per line of it).
-func event(w http.ResponseWriter, name string, html []byte) {
+// per line of it). id, if not empty, is what the browser sends back as
+// Last-Event-ID when it reconnects.
+func event(w http.ResponseWriter, name, id string, html []byte) {
+	if id != "" {
+		fmt.Fprintf(w, "id: %s\n", id)
+	}
 	fmt.Fprintf(w, "event: %s\n", name)
 	for _, line := range bytes.Split(bytes.TrimRight(html, "\n"), []byte("\n")) {
 		fmt.Fprintf(w, "data: %s\n", line)
@@ -105,7 +109,7 @@ func (c *Console) rolloutsEvents(w http.ResponseWriter, r *http.Request, s *sess
 			return err
 		}
 		if !bytes.Equal(b, last) {
-			event(w, "rollouts", b)
+			event(w, "rollouts", "", b)
 			last = b
 		}
 		return nil
@@ -159,6 +163,11 @@ func (c *Console) logsEvents(w http.ResponseWriter, r *http.Request, s *session)
 	if err != nil {
 		since = time.Now()
 	}
+	// A reconnecting browser says which line it had last: go on after it,
+	// so that no line shows twice.
+	if last, err := time.Parse(time.RFC3339Nano, r.Header.Get("Last-Event-ID")); err == nil {
+		since = last.Add(time.Nanosecond)
+	}
 	seen := map[string]bool{} // entries at exactly since, already sent
 	c.live(w, r, func() error {
 		es, err := c.api.Logs(r.Context(), id, logs.Query{Since: since})
@@ -186,7 +195,7 @@ func (c *Console) logsEvents(w http.ResponseWriter, r *http.Request, s *session)
 		if err != nil {
 			return err
 		}
-		event(w, "log", b)
+		event(w, "log", fresh[len(fresh)-1].Time.UTC().Format(time.RFC3339Nano), b)
 		return nil
 	})
 }

@@ -199,6 +199,32 @@ func TestLiveLogs(t *testing.T) {
 	if strings.Contains(s, "<img") || strings.Contains(s, "globex-only") {
 		t.Errorf("stream sent raw HTML or another tenant's line:\n%s", s)
 	}
+	// Reconnecting with the last event's ID goes on after it: the line
+	// already shown is not sent again, a new one is.
+	m := regexpMust(`(?m)^id: (.+)$`).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("log events carry no id:\n%s", s)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+"/console/tenants/acme/logs/events?since="+url.QueryEscape(since), nil)
+	req.Header.Set("Last-Event-ID", m[1])
+	resp2, err := b.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	acme.POST(t, "/findings", `{"severity":"low","app":"after-reconnect"}`)
+	sc = bufio.NewScanner(resp2.Body)
+	got.Reset()
+	for sc.Scan() {
+		got.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "after-reconnect") {
+			break
+		}
+	}
+	if s := got.String(); strings.Contains(s, "rejected finding") || !strings.Contains(s, "after-reconnect") {
+		t.Errorf("after reconnecting: want the new line alone:\n%s", s)
+	}
 	_ = silo.KindTenant
 }
 
