@@ -105,13 +105,6 @@ func New(cfg Config) *Tracker {
 	return &Tracker{cfg: cfg, accts: map[silo.AccountID]*account{}}
 }
 
-// Forget drops what the tracker holds of an account (after it is deleted).
-func (t *Tracker) Forget(acct silo.AccountID) {
-	t.mu.Lock()
-	delete(t.accts, acct)
-	t.mu.Unlock()
-}
-
 func (t *Tracker) account(acct silo.AccountID) *account {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -124,8 +117,11 @@ func (t *Tracker) account(acct silo.AccountID) *account {
 }
 
 // Data returns d, the data plane of acct, with its writes counted and held
-// under acct's limit.
+// under acct's limit. A nil Tracker returns d as it is.
 func (t *Tracker) Data(acct silo.AccountID, d provider.Data) provider.Data {
+	if t == nil || d == nil {
+		return d
+	}
 	return &data{Data: d, t: t, acct: acct, a: t.account(acct)}
 }
 
