@@ -186,6 +186,9 @@ func TestConsoleInChromium(t *testing.T) {
 	// A month of acme's usage, as the meter rolls it up (the charts), and a
 	// few real requests through the gateway (today's usage and the logs).
 	seedUsage(t, f, "acme")
+	if _, err := f.p.Plane.UpdateParams(ctx, "acme", nil, "Acme Corp."); err != nil {
+		t.Fatalf("name acme: %v", err)
+	}
 	for i := range 12 {
 		body := `{"severity":"high","app":"github","title":"Leaked token in CI logs"}`
 		if i%5 == 4 {
@@ -425,6 +428,7 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Errorf("the log line with HTML is not shown as text")
 		}
 		b.do("viewport", chromedp.EmulateViewport(1280, 860))
+		run(b, "no scrollbar", chromedp.Evaluate[bool](`document.documentElement.style.overflow = "hidden", true`))
 		png := run(b, "screenshot", chromedp.CaptureScreenshot())
 		if err := os.WriteFile(filepath.Join(b.shot, "readme.png"), png, 0o644); err != nil {
 			t.Fatal(err)
