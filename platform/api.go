@@ -45,7 +45,8 @@ func (p *Platform) API() (*server.Server, error) {
 		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Gate: p.Plane.Gate, Prices: p.cfg.Usage.Prices,
 		Ops: server.Ops{Provider: p.Provider, Envs: Envs{p}, LogDir: p.Logs.Dir(), LogKeys: p.Logs.Keys(),
 			ReportKey: key, ReportKeys: published,
-			Probe: func(ctx context.Context) (any, error) { return p.Probe(ctx) }},
+			Probe:  func(ctx context.Context) (any, error) { return p.Probe(ctx) },
+			Stored: p.StoredBytes},
 	})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/usage/storage"
 )
 
 // reports is the gateway's ReportSource: each account's signed isolation
@@ -79,4 +80,34 @@ func (rs *reports) Report(ctx context.Context, acct silo.AccountID, format strin
 	rs.cache[acct] = c
 	rs.mu.Unlock()
 	return b, nil
+}
+
+// StoredBytes returns the bytes account id stores in each table and bucket
+// it holds, with its storage limit (see package usage/storage).
+//
+// # Errors
+//
+// CodeNotFound for an unknown account; the provider's.
+func (p *Platform) StoredBytes(ctx context.Context, id silo.AccountID) ([]storage.Used, error) {
+	d, err := p.Plane.Show(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var tables, buckets []string
+	for _, r := range d.Resources {
+		switch r.Type {
+		case silo.TypeTable:
+			tables = append(tables, r.Name)
+		case silo.TypeBucket:
+			buckets = append(buckets, r.Name)
+		}
+	}
+	if len(tables)+len(buckets) == 0 {
+		return nil, nil
+	}
+	data, err := p.Provider.Data(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return p.Stored.Stored(ctx, id, data, tables, buckets)
 }

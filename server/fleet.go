@@ -22,6 +22,7 @@ import (
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/usage/storage"
 )
 
 // Ops are the parts of the running platform that the plan-free fleet
@@ -53,6 +54,9 @@ type Ops struct {
 	// and records its outcome (POST /v1/verify/probe); it returns the
 	// probe report, encoded as JSON for the client.
 	Probe func(ctx context.Context) (any, error)
+	// Stored returns the bytes an account stores in each of its tables and
+	// buckets, with its storage limit (GET /v1/accounts/{id}/storage).
+	Stored func(ctx context.Context, id silo.AccountID) ([]storage.Used, error)
 }
 
 // Envs manages environment accounts (kind environment, with a TTL).
@@ -485,6 +489,13 @@ func (s *Server) fleetRoutes() {
 		}
 		_, res, err := ProveFleet(r.Context(), s.cfg.Store, o.Provider)
 		return http.StatusOK, res, err
+	})
+	s.handle("GET /v1/verify/probe", func(r *http.Request) (int, any, error) {
+		p, err := LastProbe(r.Context(), s.cfg.Store)
+		if err == nil && p == nil {
+			err = silo.Errorf(silo.CodeNotFound, "no live probe has run yet; silo verify --probe runs one against a serving silo")
+		}
+		return http.StatusOK, p, err
 	})
 	s.handle("POST /v1/verify/probe", func(r *http.Request) (int, any, error) {
 		o := s.ops()

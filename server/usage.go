@@ -9,7 +9,9 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/usage"
+	"github.com/silo-run/silo/usage/storage"
 )
 
 // routeUsage serves the limits and usage endpoints:
@@ -17,7 +19,23 @@ import (
 //	GET /v1/accounts/{id}/limits   the account's plan, override and effective limits
 //	PUT /v1/accounts/{id}/limits   set the override (silo.Limits; {} removes it)
 //	GET /v1/usage                  a page of a usage report (see UsageQuery)
+//	GET /v1/accounts/{id}/storage  bytes stored per table and bucket ([]storage.Used)
 func (s *Server) routeUsage() {
+	s.handle("GET /v1/accounts/{id}/storage", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		o := s.ops()
+		if o.Stored == nil {
+			return 0, nil, missing("the storage tracker")
+		}
+		us, err := o.Stored(r.Context(), id)
+		if us == nil {
+			us = []storage.Used{}
+		}
+		return http.StatusOK, us, err
+	})
 	s.handle("GET /v1/accounts/{id}/limits", func(r *http.Request) (int, any, error) {
 		id, err := accountID(r)
 		if err != nil {
@@ -134,5 +152,20 @@ func (c *Client) Usage(ctx context.Context, q usage.Query) (usage.Report, error)
 	}
 	var out usage.Report
 	err := c.call(ctx, http.MethodGet, "/v1/usage?"+v.Encode(), nil, &out)
+	return out, err
+}
+
+// Stored returns the bytes an account stores per table and bucket.
+func (c *Client) Stored(ctx context.Context, id silo.AccountID) ([]storage.Used, error) {
+	var out []storage.Used
+	err := c.call(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(string(id))+"/storage", nil, &out)
+	return out, err
+}
+
+// LastProbe returns the last live probe run recorded (GET
+// /v1/verify/probe); CodeNotFound before the first.
+func (c *Client) LastProbe(ctx context.Context) (report.Probe, error) {
+	var out report.Probe
+	err := c.call(ctx, http.MethodGet, "/v1/verify/probe", nil, &out)
 	return out, err
 }

@@ -26,6 +26,10 @@ type Prices struct {
 	// AccountPerMonth is the floor of an idle account: what it costs per
 	// 30 days with no request at all.
 	AccountPerMonth float64 `json:"account_per_month"`
+	// PerGBMonthTable and PerGBMonthBucket are charged per GB (2^30
+	// bytes) stored for 30 days in tables and in buckets.
+	PerGBMonthTable  float64 `json:"per_gb_month_table"`
+	PerGBMonthBucket float64 `json:"per_gb_month_bucket"`
 	// Source says where the figures come from.
 	Source string `json:"source"`
 }
@@ -38,8 +42,10 @@ func DefaultPrices() Prices {
 		PerMillionRequests: 1.00 + 0.20, // API Gateway HTTP API + Lambda requests
 		PerGBSecond:        0.0000166667,
 		PerGBOut:           0.09,
-		AccountPerMonth:    1.00, // one KMS customer managed key per account
-		Source:             "AWS us-east-1 on-demand list prices as published by AWS (API Gateway HTTP API, Lambda x86, data transfer out, KMS); estimates, check the current price list",
+		AccountPerMonth:    1.00,  // one KMS customer managed key per account
+		PerGBMonthTable:    0.25,  // DynamoDB Standard table class storage
+		PerGBMonthBucket:   0.023, // S3 Standard storage
+		Source:             "AWS us-east-1 on-demand list prices as published by AWS (API Gateway HTTP API, Lambda x86, data transfer out, KMS, DynamoDB Standard and S3 Standard storage); estimates, check the current price list",
 	}
 }
 
@@ -57,7 +63,7 @@ func LoadPrices(path string) (Prices, error) {
 	if err := json.Unmarshal(data, &p); err != nil {
 		return Prices{}, silo.Errorf(silo.CodeInvalid, "the price file %s is not a JSON object of prices: %v", path, err)
 	}
-	for name, v := range map[string]float64{"per_million_requests": p.PerMillionRequests, "per_gb_second": p.PerGBSecond, "per_gb_out": p.PerGBOut, "account_per_month": p.AccountPerMonth} {
+	for name, v := range map[string]float64{"per_million_requests": p.PerMillionRequests, "per_gb_second": p.PerGBSecond, "per_gb_out": p.PerGBOut, "account_per_month": p.AccountPerMonth, "per_gb_month_table": p.PerGBMonthTable, "per_gb_month_bucket": p.PerGBMonthBucket} {
 		if v < 0 {
 			return Prices{}, silo.Errorf(silo.CodeInvalid, "the price file %s sets %s to %v; prices must not be negative", path, name, v)
 		}
@@ -79,4 +85,14 @@ func (p Prices) Cost(c store.Counters) float64 {
 // Floor is the account floor over a window of d.
 func (p Prices) Floor(d time.Duration) float64 {
 	return p.AccountPerMonth * d.Hours() / (30 * 24)
+}
+
+// StoredPerMonth is what bytes stored in a table (bucket false) or a
+// bucket cost per 30 days at these prices.
+func (p Prices) StoredPerMonth(bytes int64, bucket bool) float64 {
+	gb := float64(bytes) / (1 << 30)
+	if bucket {
+		return gb * p.PerGBMonthBucket
+	}
+	return gb * p.PerGBMonthTable
 }

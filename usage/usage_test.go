@@ -244,3 +244,18 @@ func TestLoadPrices(t *testing.T) {
 		t.Errorf("missing file: got %v, want invalid", err)
 	}
 }
+
+// TestStoredPerMonth: stored bytes are priced per GB (2^30 bytes) and 30
+// days, at the table or the bucket price.
+func TestStoredPerMonth(t *testing.T) {
+	p := Prices{PerGBMonthTable: 0.25, PerGBMonthBucket: 0.023}
+	for _, tc := range []struct {
+		bytes  int64
+		bucket bool
+		want   float64
+	}{{1 << 30, false, 0.25}, {1 << 30, true, 0.023}, {512 << 20, false, 0.125}, {0, true, 0}} {
+		if got := p.StoredPerMonth(tc.bytes, tc.bucket); got != tc.want {
+			t.Errorf("%d bytes (bucket %v): $%v, want $%v", tc.bytes, tc.bucket, got, tc.want)
+		}
+	}
+}

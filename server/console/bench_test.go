@@ -17,7 +17,8 @@ import (
 // BenchmarkFleetPage measures the server time of the console's fleet page
 // over 10,000 tenants (first page, with a month of usage per row; a page
 // deep in the fleet, without usage; an ID-prefix search; a state filter
-// that matches few), each beside its baseline: the API's own
+// that matches few; a parameter filter, common and matching none), each
+// beside its baseline: the API's own
 // GET /v1/accounts for the same page as JSON, in the same run.
 //
 //	go test ./server/console -run '^$' -bench BenchmarkFleetPage -benchtime 200x
@@ -69,6 +70,10 @@ func BenchmarkFleetPage(b *testing.B) {
 		{"deep", "/console/?after=t07500", "/v1/accounts?limit=51&after=t07500"},
 		{"prefix", "/console/?q=t0512", "/v1/accounts?limit=51&after=t0511~"},
 		{"suspended", "/console/?state=suspended", "/v1/accounts?limit=51&state=suspended"},
+		// A parameter a third of the fleet has, and one none has: the page
+		// then reads its bound of accounts (5,000) and links on.
+		{"param", "/console/?param=plan%3Dpro", "/v1/accounts?limit=500"},
+		{"param-none", "/console/?param=plan%3Dplatinum", "/v1/accounts?limit=5000"},
 	} {
 		b.Run(tc.name+"/console", func(b *testing.B) {
 			for b.Loop() {

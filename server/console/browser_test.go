@@ -2,8 +2,10 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +14,9 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
+	"github.com/silo-run/silo/store"
 )
 
 // chromium starts headless Chromium for the test, or skips the test when
@@ -93,7 +97,22 @@ func (b *tab) location() string { b.t.Helper(); return run(b, "location", chrome
 // screenshot saves the page as <name>.png.
 func (b *tab) screenshot(name string) {
 	b.t.Helper()
-	png := run(b, "screenshot "+name, chromedp.FullScreenshot(100))
+	// A page that has just loaded may not have laid out yet ("0 width"):
+	// wait for it and try again.
+	var png []byte
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		var err error
+		png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err == nil {
+			break
+		}
+		if i == 4 {
+			b.t.Fatalf("screenshot %s: %v", name, err)
+		}
+		b.do("wait for layout", chromedp.WaitReady(chromedp.CSS("main")), chromedp.Sleep(200*time.Millisecond))
+	}
 	p := filepath.Join(b.shot, name+".png")
 	if err := os.WriteFile(p, png, 0o644); err != nil {
 		b.t.Fatal(err)
@@ -108,7 +127,7 @@ func TestConsoleInChromium(t *testing.T) {
 	bctx := chromium(t)
 	f := newFixture(t, 0)
 	ctx := context.Background()
-	f.sp.Tenant(t, "acme", silotest.Param("plan", "pro"))
+	acme := f.sp.Tenant(t, "acme", silotest.Param("plan", "pro"))
 	f.sp.Tenant(t, "globex")
 	f.sp.Tenant(t, "doomed")
 	// The XSS corpus, through display names (free text) and key names.
@@ -163,6 +182,24 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Fatalf("rollout %s never baked its canary ring: %+v", ro.ID, r)
 		}
 	}
+
+	// A month of acme's usage, as the meter rolls it up (the charts), and a
+	// few real requests through the gateway (today's usage and the logs).
+	seedUsage(t, f, "acme")
+	if _, err := f.p.Plane.UpdateParams(ctx, "acme", nil, "Acme Corp."); err != nil {
+		t.Fatalf("name acme: %v", err)
+	}
+	for i := range 12 {
+		body := `{"severity":"high","app":"github","title":"Leaked token in CI logs"}`
+		if i%5 == 4 {
+			body = `{"severity":"<img src=x id=injected>","app":"github"}` // logged as rejected: HTML in a log line
+		}
+		acme.POST(t, "/findings", body)
+	}
+	if err := f.p.Usage.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.sp.Env(t, "preview", "demo", 3*time.Hour)
 
 	shots := os.Getenv("SILO_CONSOLE_SCREENSHOTS")
 	if shots == "" {
@@ -224,7 +261,7 @@ func TestConsoleInChromium(t *testing.T) {
 		b.t = t
 		for _, path := range []string{"/console/", "/console/tenants/xss-a", "/console/tenants/xss-b", "/console/tenants/xss-c", "/console/tenants/xss-d", "/console/tenants/xss-f"} {
 			b.open(path)
-			n := run(b, "injected", chromedp.Evaluate[int](`document.querySelectorAll("#injected, img, svg, script").length`))
+			n := run(b, "injected", chromedp.Evaluate[int](`document.querySelectorAll('#injected, img, script:not([src="/console/static/console.js"]), [onload], [onerror]').length`))
 			if n != 0 {
 				t.Errorf("%s: %d injected elements, want 0", path, n)
 			}
@@ -321,10 +358,10 @@ func TestConsoleInChromium(t *testing.T) {
 			}
 		}
 		b.screenshot("releases")
-		refresh := `document.querySelector('meta[http-equiv="refresh"]') !== null`
-		if !run(b, "refresh", chromedp.Evaluate[bool](refresh)) {
-			t.Errorf("a running rollout's page does not refresh itself")
-		}
+		// Live: the page holds an event stream; a pause made elsewhere (the
+		// API, as the CLI does) shows on the page without a reload.
+		b.do("wait for the stream", chromedp.WaitVisible(chromedp.CSS("#live-state.on")))
+		run(b, "mark page", chromedp.Evaluate[bool](`document.body.dataset.old = "1", true`))
 		r, err := f.p.Runner.Get(ctx, ro.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -332,14 +369,24 @@ func TestConsoleInChromium(t *testing.T) {
 		if r.State != rollout.StateRunning {
 			t.Skipf("rollout %s is %s already; pause needs a running one", ro.ID, r.State)
 		}
+		cli := server.NewClient(f.srv.URL, f.token, nil)
+		if _, err := cli.Pause(ctx, ro.ID); err != nil {
+			t.Fatalf("pause through the API: %v", err)
+		}
+		b.do("the page shows the pause", chromedp.WaitVisible(chromedp.CSS(`#rollouts article[data-state="paused"] form[action$="/resume"] button`)))
+		if !run(b, "same page", chromedp.Evaluate[bool](`document.body.dataset.old === "1"`)) {
+			t.Errorf("the page was reloaded to show the pause; want it updated in place")
+		}
+		b.screenshot("releases-live")
+		b.submit(`form[action$="/resume"] button`)
+		if r, _ := f.p.Runner.Get(ctx, ro.ID); r.State != rollout.StateRunning {
+			t.Errorf("after Resume: %s, want running", r.State)
+		}
 		b.submit(`form[action$="/pause"] button`)
 		if r, _ := f.p.Runner.Get(ctx, ro.ID); r.State != rollout.StatePaused {
 			t.Errorf("after Pause: %s, want paused", r.State)
 		}
 		b.submit(`form[action$="/resume"] button`)
-		if r, _ := f.p.Runner.Get(ctx, ro.ID); r.State != rollout.StateRunning {
-			t.Errorf("after Resume: %s, want running", r.State)
-		}
 		b.submit(`form[action$="/abort"] button`)
 		if r, _ := f.p.Runner.Get(ctx, ro.ID); r.State != rollout.StateAborted {
 			t.Errorf("after Abort: %s, want aborted", r.State)
@@ -350,9 +397,6 @@ func TestConsoleInChromium(t *testing.T) {
 				t.Errorf("audit log lacks %s", w)
 			}
 		}
-		if run(b, "refresh", chromedp.Evaluate[bool](refresh)) {
-			t.Errorf("with no rollout running the page still refreshes itself")
-		}
 		b.screenshot("releases-aborted")
 		b.submit(`form[action$="/` + ro.ID + `/rollback"] button`)
 		if txt := b.text(); !strings.Contains(txt, "rolls back "+ro.ID) {
@@ -362,6 +406,87 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Errorf("roll back not audited")
 		}
 		b.screenshot("releases-rollback")
+	})
+
+	t.Run("tenant page", func(t *testing.T) {
+		b.t = t
+		b.open("/console/tenants/acme")
+		txt := b.text()
+		for _, want := range []string{"Requests per day", "Stored data", "findings", "Verifies: signed by this installation", "finding stored"} {
+			if !strings.Contains(txt, want) {
+				t.Errorf("tenant page lacks %q", want)
+			}
+		}
+		// One bar per day of the month seeded, plus today's real requests.
+		if n := run(b, "bars", chromedp.Evaluate[int](`document.querySelectorAll("figure.chart:first-of-type rect.bar").length`)); n != 30 {
+			t.Errorf("requests chart has %d bars, want 30", n)
+		}
+		if n := run(b, "injected", chromedp.Evaluate[int](`document.querySelectorAll('#injected, img').length`)); n != 0 {
+			t.Errorf("a log line's HTML became %d elements", n)
+		}
+		if !strings.Contains(txt, `severity "<img src=x id=injected>"`) {
+			t.Errorf("the log line with HTML is not shown as text")
+		}
+		b.do("viewport", chromedp.EmulateViewport(1280, 860))
+		run(b, "no scrollbar", chromedp.Evaluate[bool](`document.documentElement.style.overflow = "hidden", true`))
+		png := run(b, "screenshot", chromedp.CaptureScreenshot())
+		if err := os.WriteFile(filepath.Join(b.shot, "readme.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b.do("viewport back", chromedp.EmulateViewport(1280, 900))
+
+		// Parameters: edited in the page, applied and audited.
+		b.open("/console/tenants/globex")
+		b.do("open the form", chromedp.Click(chromedp.CSS("details.edit summary")))
+		b.do("edit", chromedp.SetValue(chromedp.CSS("#params"), "plan=enterprise"))
+		b.submit(`form[action$="/params"] button`)
+		if got := f.account(t, "globex").Params["plan"]; got != "enterprise" {
+			t.Errorf("after editing: plan %q, want enterprise", got)
+		}
+		if !contains(f.audited(t, "globex"), "account.update") {
+			t.Errorf("parameter edit not audited")
+		}
+	})
+
+	t.Run("logs", func(t *testing.T) {
+		b.t = t
+		b.open("/console/tenants/acme/logs")
+		b.do("wait for the stream", chromedp.WaitVisible(chromedp.CSS("#live-state.on")))
+		before := run(b, "rows", chromedp.Evaluate[int](`document.querySelectorAll("#log-rows tr").length`))
+		run(b, "mark page", chromedp.Evaluate[bool](`document.body.dataset.old = "1", true`))
+		plain, _, err := f.p.Plane.IssueKey(ctx, "acme", "logs-test") // the first key was revoked above
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := f.sp.Client("acme", plain).POST(t, "/findings", `{"severity":"<svg/onload=alert(1) id=injected>","app":"github"}`); r.Status != 400 {
+			t.Fatalf("POST a finding to log: %d %s", r.Status, r.Body)
+		}
+		run(b, "new line", chromedp.Poll[bool](`document.querySelectorAll("#log-rows tr").length > `+fmt.Sprint(before), chromedp.WithPollingTimeout(15*time.Second)))
+		if !run(b, "same page", chromedp.Evaluate[bool](`document.body.dataset.old === "1"`)) {
+			t.Errorf("the logs page reloaded; want the line added in place")
+		}
+		if after := run(b, "rows", chromedp.Evaluate[int](`document.querySelectorAll("#log-rows tr").length`)); after != before+1 {
+			t.Errorf("%d rows after one new line, want %d (no line twice)", after, before+1)
+		}
+		if n := run(b, "injected", chromedp.Evaluate[int](`document.querySelectorAll('#injected, svg[onload], img').length`)); n != 0 {
+			t.Errorf("a streamed log line's HTML became %d elements", n)
+		}
+		if txt := b.text(); !strings.Contains(txt, "<svg/onload=alert(1) id=injected>") {
+			t.Errorf("the streamed line is not shown as text")
+		}
+		b.screenshot("logs")
+	})
+
+	t.Run("environments", func(t *testing.T) {
+		b.t = t
+		b.open("/console/environments")
+		first := run(b, "ttl", chromedp.Text(chromedp.CSS("time.ttl")))
+		if !regexpMust(`^[23]h [0-5]\dm [0-5]\ds left$`).MatchString(first) {
+			t.Errorf("time left %q, want about 3h", first)
+		}
+		// It counts down in the page, without a reload.
+		run(b, "tick", chromedp.Poll[bool](`document.querySelector("time.ttl").textContent !== `+strconv.Quote(first), chromedp.WithPollingTimeout(5*time.Second)))
+		b.screenshot("environments")
 	})
 
 	t.Run("isolation", func(t *testing.T) {
@@ -375,4 +500,25 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		b.screenshot("isolation")
 	})
+}
+
+// seedUsage writes 30 days of hourly usage for an account into the store,
+// as the meter rolls it up: a working-day pattern with a few errors.
+func seedUsage(t *testing.T, f *fixture, id silo.AccountID) {
+	t.Helper()
+	now := f.clock.Now().UTC()
+	for d := 29; d >= 1; d-- {
+		day := now.AddDate(0, 0, -d)
+		at := time.Date(day.Year(), day.Month(), day.Day(), 12, 0, 0, 0, time.UTC)
+		req := int64(800 + 600*((d*7)%5) + 90*(d%4))
+		if wd := at.Weekday(); wd == time.Saturday || wd == time.Sunday {
+			req /= 4
+		}
+		ds := []store.UsageDelta{{Account: id, Function: "ingest", Counters: store.Counters{
+			Requests: req, Errors: req / int64(40+d), DurationMicros: req * 3_000, MemoryMiBMicros: req * 3_000 * 128,
+			BytesIn: req * 400, BytesOut: req * 900}}}
+		if err := f.p.Store.Update(context.Background(), func(tx store.Tx) error { return tx.AddUsage(at, ds) }); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -73,6 +73,7 @@ type Console struct {
 	mu     sync.Mutex
 	byID   map[string]*session
 	static http.Handler
+	tries  *limiter
 }
 
 // session is one signed-in browser.
@@ -124,6 +125,7 @@ func New(cfg Config) (*Console, error) {
 		mux:    http.NewServeMux(),
 		byID:   map[string]*session{},
 		static: http.StripPrefix("/console/static/", http.FileServerFS(st)),
+		tries:  newLimiter(),
 	}
 	c.routes()
 	return c, nil
@@ -132,7 +134,7 @@ func New(cfg Config) (*Console, error) {
 // ServeHTTP serves one console request.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
@@ -298,8 +300,14 @@ func (c *Console) routes() {
 	})
 	c.mux.HandleFunc("POST /console/signin", func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		addr, now := clientAddr(r), c.cfg.Now()
+		if d := c.tries.wait(addr, now); d > 0 {
+			c.tooMany(w, d)
+			return
+		}
 		id, ok := c.signIn(r.PostFormValue("token"))
 		if !ok {
+			c.tries.fail(addr, now)
 			c.render(w, http.StatusUnauthorized, "signin", nil, map[string]any{"Error": "That is not the operator token. It is in the server's data dir, file operator.token."})
 			return
 		}
@@ -320,4 +328,9 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /console/releases", c.authed(c.releases))
 	c.mux.HandleFunc("POST /console/rollouts/{rid}/{op}", c.authed(c.rolloutAction))
 	c.mux.HandleFunc("GET /console/isolation", c.authed(c.isolation))
+	c.mux.HandleFunc("GET /console/releases/events", c.authed(c.rolloutsEvents))
+	c.mux.HandleFunc("POST /console/releases/{rid}/rollout", c.authed(c.startRollout))
+	c.mux.HandleFunc("GET /console/tenants/{id}/logs", c.authed(c.logsPage))
+	c.mux.HandleFunc("GET /console/tenants/{id}/logs/events", c.authed(c.logsEvents))
+	c.mux.HandleFunc("GET /console/environments", c.authed(c.envsPage))
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/server/console"
@@ -52,11 +51,6 @@ func newFixture(t testing.TB, pageSize int, opts ...silotest.Option) *fixture {
 	if err != nil {
 		t.Fatalf("api: %v", err)
 	}
-	key, err := report.LoadOrCreateKey(p.Config().DataDir)
-	if err != nil {
-		t.Fatalf("report key: %v", err)
-	}
-	api.SetOps(server.Ops{Provider: p.Provider, ReportKey: key})
 	tok, err := server.LoadOrCreateToken(p.Config().DataDir)
 	if err != nil {
 		t.Fatalf("token: %v", err)

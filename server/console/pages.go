@@ -13,9 +13,12 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/fanout"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
+	"github.com/silo-run/silo/usage/storage"
 )
 
 var funcs = template.FuncMap{
@@ -39,15 +42,30 @@ var funcs = template.FuncMap{
 		sort.Strings(out)
 		return out
 	},
-	"usd":    func(f float64) string { return fmt.Sprintf("$%.4f", f) },
-	"usd2":   func(a, b float64) string { return fmt.Sprintf("$%.2f", a+b) },
-	"active": func(s rollout.State) bool { return s.Active() },
+	"usd": func(f float64) string { return fmt.Sprintf("$%.4f", f) },
+	"bytes": func(n any) string {
+		switch v := n.(type) {
+		case int64:
+			return storage.Human(v)
+		case uint64:
+			return storage.Human(int64(v))
+		}
+		return fmt.Sprint(n)
+	},
+	"logtime":     func(t time.Time) string { return t.UTC().Format("01-02 15:04:05") },
+	"rfc3339":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"left":        left,
+	"secondsLeft": func(now, t time.Time) int64 { return int64(t.Sub(now) / time.Second) },
+	"gates":       gates,
+	"frag":        func(ros []rollout.Rollout, csrf string) rolloutsView { return rolloutsView{Rollouts: ros, CSRF: csrf} },
+	"usd2":        func(a, b float64) string { return fmt.Sprintf("$%.2f", a+b) },
+	"active":      func(s rollout.State) bool { return s.Active() },
 }
 
 func parsePages() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "fleet", "tenant", "releases", "isolation"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+	for _, name := range []string{"signin", "fleet", "tenant", "releases", "isolation", "logs", "envs"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/logrows.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse console template %s: %w", name, err)
 		}
@@ -61,7 +79,8 @@ type view struct {
 	Page    string
 	CSRF    string
 	Flash   *flash
-	Refresh int // seconds; 0: no refresh
+	Refresh int    // seconds; 0: no refresh
+	Live    string // the page's event stream, for console.js; "" for none
 	Data    any
 }
 
@@ -74,6 +93,9 @@ func (c *Console) render(w http.ResponseWriter, status int, page string, s *sess
 	}
 	if m, ok := data.(interface{ refresh() int }); ok {
 		v.Refresh = m.refresh()
+	}
+	if m, ok := data.(interface{ live() string }); ok {
+		v.Live = m.live()
 	}
 	var buf bytes.Buffer
 	if err := c.pages[page].Execute(&buf, v); err != nil {
@@ -106,6 +128,10 @@ func (c *Console) back(w http.ResponseWriter, r *http.Request, s *session, to st
 // FleetPage is the data of the fleet page.
 type FleetPage struct {
 	Query, Kind, State string
+	Param              string // key=value, or key for any value
+	Sort               string // the page's rows by: id, requests, errors, cost
+	Sorts              []string
+	Scanned            int // when the page ended early: accounts read looking for Param
 	Accounts           []silo.Account
 	Usage              map[silo.AccountID]*accountUsage
 	Next               string // URL of the next page, "" on the last
@@ -124,42 +150,113 @@ func fleetAfter(q string) string {
 	return q[:len(q)-1] + string(q[len(q)-1]-1) + "~"
 }
 
+// fleetScan bounds how many accounts one fleet page reads while it looks
+// for accounts with a parameter; past it the page ends early and its next
+// link goes on from where the scan stopped.
+const fleetScan = 5000
+
 func (c *Console) fleet(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
 	p := FleetPage{
 		Query: strings.ToLower(strings.TrimSpace(q.Get("q"))), Kind: q.Get("kind"), State: q.Get("state"),
+		Param: strings.TrimSpace(q.Get("param")), Sort: q.Get("sort"),
 		Kinds:  []silo.Kind{silo.KindTenant, silo.KindDeveloper, silo.KindEnvironment, silo.KindProduction},
 		States: []silo.State{silo.StateProvisioning, silo.StateActive, silo.StateSuspended, silo.StateDeleting},
+		Sorts:  []string{"id", "requests", "errors", "cost"},
+	}
+	pk, pv, byParam := strings.Cut(p.Param, "=")
+	if p.Param != "" && !byParam {
+		pk, byParam = p.Param, true // any value
+		pv = "\x00any"
 	}
 	after := q.Get("after")
 	if after == "" {
 		after = fleetAfter(p.Query)
 	}
 	size := c.cfg.PageSize
-	as, err := c.api.Accounts(r.Context(), store.Filter{Kind: silo.Kind(p.Kind), State: silo.State(p.State), After: silo.AccountID(after), Limit: size + 1})
-	if err != nil {
-		c.fail(w, "fleet", s, err)
-		return
-	}
-	for i, a := range as {
-		if !strings.HasPrefix(string(a.ID), p.Query) { // sorted by ID: no later one matches
-			as = as[:i]
+	var as []silo.Account
+	scanned, more := 0, false
+	for {
+		batch := size + 1
+		if byParam {
+			batch = 500
+		}
+		got, err := c.api.Accounts(r.Context(), store.Filter{Kind: silo.Kind(p.Kind), State: silo.State(p.State), After: silo.AccountID(after), Limit: batch})
+		if err != nil {
+			c.fail(w, "fleet", s, err)
+			return
+		}
+		done := len(got) < batch
+		for i, a := range got {
+			if !strings.HasPrefix(string(a.ID), p.Query) { // sorted by ID: no later one matches
+				got, done = got[:i], true
+				break
+			}
+		}
+		scanned += len(got)
+		for _, a := range got {
+			if v, ok := a.Params[pk]; !byParam || ok && (pv == "\x00any" || v == pv) {
+				as = append(as, a)
+			}
+			after = string(a.ID)
+			if len(as) > size {
+				break
+			}
+		}
+		if len(as) > size || done {
+			break
+		}
+		if scanned >= fleetScan {
+			more = true
 			break
 		}
 	}
-	if len(as) > size {
+	next := ""
+	switch {
+	case len(as) > size:
 		as = as[:size]
-		next := url.Values{"after": {string(as[size-1].ID)}}
-		for k, v := range map[string]string{"q": p.Query, "kind": p.Kind, "state": p.State} {
-			if v != "" {
-				next.Set(k, v)
+		next = string(as[size-1].ID)
+	case more:
+		next = after
+		p.Scanned = scanned
+	}
+	if next != "" {
+		v := url.Values{"after": {next}}
+		for k, x := range map[string]string{"q": p.Query, "kind": p.Kind, "state": p.State, "param": p.Param, "sort": p.Sort} {
+			if x != "" {
+				v.Set(k, x)
 			}
 		}
-		p.Next = "/console/?" + next.Encode()
+		p.Next = "/console/?" + v.Encode()
 	}
 	p.Accounts = as
 	p.Usage = c.usageOf(r.Context(), as)
+	sortFleet(p.Accounts, p.Usage, p.Sort)
 	c.render(w, http.StatusOK, "fleet", s, p)
+}
+
+// sortFleet orders a page's rows by a column, largest first (by ID, the
+// order they come in, otherwise). Accounts without usage go last.
+func sortFleet(as []silo.Account, u map[silo.AccountID]*accountUsage, by string) {
+	key := func(a silo.Account) float64 {
+		x := u[a.ID]
+		if x == nil {
+			return -1
+		}
+		switch by {
+		case "requests":
+			return float64(x.Requests)
+		case "errors":
+			return float64(x.Errors)
+		case "cost":
+			return x.Cost + x.Floor
+		}
+		return 0
+	}
+	if by != "requests" && by != "errors" && by != "cost" {
+		return
+	}
+	sort.SliceStable(as, func(i, j int) bool { return key(as[i]) > key(as[j]) })
 }
 
 // TenantPage is the data of the tenant page.
@@ -171,6 +268,7 @@ type TenantPage struct {
 	Secrets   []string
 	Problems  []string
 	Usage     *accountUsage
+	X         TenantExtras
 }
 
 // resourceRow is one recorded resource and its state against the
@@ -210,6 +308,7 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
 	if d.Account.Kind != silo.KindProduction { // not billed to a tenant
 		p.Usage = c.usage(r.Context(), id)
 	}
+	p.X = c.tenantExtras(r.Context(), d.Account)
 	c.render(w, http.StatusOK, "tenant", s, p)
 }
 
@@ -296,6 +395,21 @@ func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *sessio
 		name := strings.TrimSpace(r.PostFormValue("name"))
 		err = c.api.SetSecret(ctx, id, name, []byte(r.PostFormValue("value")))
 		f = flash{OK: "Secret " + name + " set."}
+	case "params":
+		var set map[string]string
+		var d control.Detail
+		if set, err = parseParams(r.PostFormValue("params")); err == nil {
+			d, err = c.api.Show(ctx, id)
+		}
+		if err == nil {
+			for k := range d.Account.Params { // a line removed removes the parameter
+				if _, ok := set[k]; !ok {
+					set[k] = ""
+				}
+			}
+			_, err = c.api.UpdateParams(ctx, id, set, "")
+		}
+		f = flash{OK: "Parameters of " + string(id) + " updated; the account was planned and applied again."}
 	case "suspend":
 		_, err = c.api.Suspend(ctx, id)
 		f = flash{OK: string(id) + " is suspended."}
@@ -319,6 +433,24 @@ func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *sessio
 		f = flash{Err: silo.UserMessage(err)}
 	}
 	c.back(w, r, s, page, f)
+}
+
+// parseParams reads the parameter form: one key=value a line; blank lines
+// are skipped.
+func parseParams(text string) (map[string]string, error) {
+	out := map[string]string{}
+	for i, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, silo.Errorf(silo.CodeInvalid, "line %d of the parameters is not key=value; nothing was changed", i+1)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
 }
 
 func (c *Console) revokeKey(w http.ResponseWriter, r *http.Request, s *session) {
@@ -368,6 +500,8 @@ type releaseRow struct {
 	Current bool
 }
 
+func (p ReleasesPage) live() string { return "/console/releases/events" }
+
 func (p ReleasesPage) refresh() int {
 	if p.Running {
 		return 5
@@ -395,6 +529,17 @@ func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
 		p.Running = p.Running || ro.State == rollout.StateRunning
 	}
 	c.render(w, http.StatusOK, "releases", s, p)
+}
+
+// startRollout starts rolling a release out over the fleet, as silo
+// rollout start does.
+func (c *Console) startRollout(w http.ResponseWriter, r *http.Request, s *session) {
+	ro, err := c.api.StartRollout(r.Context(), r.PathValue("rid"))
+	if err != nil {
+		c.back(w, r, s, "/console/releases", flash{Err: silo.UserMessage(err)})
+		return
+	}
+	c.back(w, r, s, "/console/releases", flash{OK: "Rollout " + ro.ID + " of release " + ro.Release + " started."})
 }
 
 func (c *Console) rolloutAction(w http.ResponseWriter, r *http.Request, s *session) {
@@ -441,6 +586,8 @@ type IsolationPage struct {
 	AuditError  string
 	AuditCount  int
 	Recent      []store.AuditEntry // newest first
+	Probe       *report.Probe      // the last live probe run; nil before the first
+	ProbeErr    string
 }
 
 func (c *Console) isolation(w http.ResponseWriter, r *http.Request, s *session) {
@@ -456,6 +603,11 @@ func (c *Console) isolation(w http.ResponseWriter, r *http.Request, s *session) 
 			p.Findings = append(p.Findings, fmt.Sprint(ce))
 		}
 		p.Findings = append(p.Findings, res.Incomplete...)
+	}
+	if pr, err := c.api.LastProbe(r.Context()); err == nil {
+		p.Probe = &pr
+	} else if silo.ErrorCode(err) != silo.CodeNotFound {
+		p.ProbeErr = silo.UserMessage(err)
 	}
 	n, err := c.api.VerifyAudit(r.Context())
 	p.AuditCount, p.AuditIntact = n, err == nil

@@ -393,6 +393,18 @@ func TestEscaping(t *testing.T) {
 	}
 	b := f.browser(t)
 	b.signIn()
+	// A parameter value the stack refuses comes back in the error message.
+	tok := b.csrf("/console/tenants/x0")
+	for _, v := range corpus {
+		pg := b.post("/console/tenants/x0/params", url.Values{"csrf": {tok}, "params": {"plan=" + v}})
+		body := b.get(pg.location).body
+		if strings.Contains(body, v) {
+			t.Errorf("param error: %q appears unescaped", v)
+		}
+		if !strings.Contains(body, `class="flash err"`) || !strings.Contains(body, html.EscapeString(strings.ReplaceAll(v, `"`, `\"`))) {
+			t.Errorf("param error: %q is not shown escaped", v)
+		}
+	}
 	for i, v := range corpus {
 		for _, path := range []string{"/console/", fmt.Sprintf("/console/tenants/x%d", i)} {
 			body := b.get(path).body
@@ -459,8 +471,9 @@ func TestSecureCookie(t *testing.T) {
 	}
 }
 
-// TestHeaders: pages forbid scripts, framing and sniffing; the one
-// stylesheet is served from the binary.
+// TestHeaders: pages allow only the console's own script (no inline
+// script, nothing from elsewhere) and forbid framing and sniffing; the one
+// stylesheet and the one script are served from the binary.
 func TestHeaders(t *testing.T) {
 	f := newFixture(t, 0)
 	b := f.browser(t)
@@ -469,8 +482,9 @@ func TestHeaders(t *testing.T) {
 		if pg.status != http.StatusOK {
 			t.Fatalf("GET %s: %d", p, pg.status)
 		}
-		if csp := pg.header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "default-src 'none';") || strings.Contains(csp, "script-src") {
-			t.Errorf("%s: CSP %q, want default-src 'none' and no script source", p, csp)
+		csp := pg.header.Get("Content-Security-Policy")
+		if !strings.HasPrefix(csp, "default-src 'none';") || !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "unsafe") || strings.Contains(csp, "http") {
+			t.Errorf("%s: CSP %q, want default-src 'none', scripts from the console only, nothing inline", p, csp)
 		}
 		if pg.header.Get("X-Frame-Options") != "DENY" || pg.header.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%s: headers %v", p, pg.header)
@@ -479,7 +493,14 @@ func TestHeaders(t *testing.T) {
 	if css := b.get("/console/static/console.css"); !strings.HasPrefix(css.header.Get("Content-Type"), "text/css") || !strings.Contains(css.body, ".grid") {
 		t.Errorf("stylesheet: %q", css.header.Get("Content-Type"))
 	}
-	if pg := b.get("/console/signin"); strings.Contains(pg.body, "<script") || strings.Contains(pg.body, "http://") || strings.Contains(pg.body, "https://") {
-		t.Errorf("the sign-in page loads something from elsewhere or has a script")
+	if js := b.get("/console/static/console.js"); !strings.HasPrefix(js.header.Get("Content-Type"), "text/javascript") || !strings.Contains(js.body, "EventSource") {
+		t.Errorf("script: %d %q", js.status, js.header.Get("Content-Type"))
+	}
+	pg := b.get("/console/signin")
+	if strings.Contains(pg.body, "http://") || strings.Contains(pg.body, "https://") {
+		t.Errorf("the sign-in page loads something from elsewhere")
+	}
+	if scripts := regexpMust(`<script[^>]*>`).FindAllString(pg.body, -1); len(scripts) != 1 || scripts[0] != `<script src="/console/static/console.js" defer>` {
+		t.Errorf("the sign-in page's scripts: %q, want the console's own script alone, no inline script", scripts)
 	}
 }

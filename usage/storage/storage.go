@@ -105,13 +105,6 @@ func New(cfg Config) *Tracker {
 	return &Tracker{cfg: cfg, accts: map[silo.AccountID]*account{}}
 }
 
-// Forget drops what the tracker holds of an account (after it is deleted).
-func (t *Tracker) Forget(acct silo.AccountID) {
-	t.mu.Lock()
-	delete(t.accts, acct)
-	t.mu.Unlock()
-}
-
 func (t *Tracker) account(acct silo.AccountID) *account {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -124,8 +117,11 @@ func (t *Tracker) account(acct silo.AccountID) *account {
 }
 
 // Data returns d, the data plane of acct, with its writes counted and held
-// under acct's limit.
+// under acct's limit. A nil Tracker returns d as it is.
 func (t *Tracker) Data(acct silo.AccountID, d provider.Data) provider.Data {
+	if t == nil || d == nil {
+		return d
+	}
 	return &data{Data: d, t: t, acct: acct, a: t.account(acct)}
 }
 
@@ -273,7 +269,7 @@ func refusal(kind, name string, l Limit, bytes, delta int64) error {
 	}
 	return silo.Errorf(silo.CodeTooLarge,
 		"storage limit: %s %q holds %s, may hold %s per %s under %s; delete data or raise the limit (larger plan, or silo limits set --storage)",
-		kind, clip(name), human(bytes), human(int64(l.Bytes)), kind, from)
+		kind, clip(name), Human(bytes), Human(int64(l.Bytes)), kind, from)
 }
 
 func clip(s string) string {
@@ -283,8 +279,8 @@ func clip(s string) string {
 	return s
 }
 
-// human formats a byte count: exact below 1 KiB, else with one decimal.
-func human(n int64) string {
+// Human formats a byte count: exact below 1 KiB, else with one decimal.
+func Human(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

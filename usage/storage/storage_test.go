@@ -16,7 +16,7 @@ import (
 // open returns the data plane of a new account of a real local provider,
 // with the example stack applied (tables findings and sessions, bucket
 // uploads).
-func open(t *testing.T, id silo.AccountID) (provider.Provider, provider.Data) {
+func open(t testing.TB, id silo.AccountID) (provider.Provider, provider.Data) {
 	t.Helper()
 	p, err := local.New(local.Config{Dir: t.TempDir()})
 	if err != nil {
