@@ -417,7 +417,7 @@ func (p *Provider) AWSAccountID(ctx context.Context, id silo.AccountID) (string,
 
 // Ref returns the 12-digit ID of the AWS account behind account id, the
 // path of organization IDs from the root to its parent, and the name of
-// that OU.
+// that OU (none while the account is still in the root).
 //
 // # Errors
 //
@@ -438,7 +438,7 @@ func (p *Provider) Ref(ctx context.Context, id silo.AccountID) (provider.Account
 	}
 	parent := parents.Parents[0]
 	if parent.Type == orgtypes.ParentTypeRoot {
-		ref.Path, ref.Unit = aws.ToString(parent.Id)+"/", "root"
+		ref.Path = aws.ToString(parent.Id) + "/" // in no OU yet (a creation a crash cut short)
 		return ref, nil
 	}
 	root, err := p.root(ctx, id)
