@@ -164,6 +164,7 @@ func TestFunctionRoleHasExactlyItsGrants(t *testing.T) {
 		"dynamodb:Query " + ddb + o.prod + ":table/silo.intel",
 		"s3:ListBucket arn:aws:s3:::" + bucketOf(o.prod, "feeds"),
 		"s3:GetObject arn:aws:s3:::" + bucketOf(o.prod, "feeds") + "/*",
+		"kms:Decrypt arn:aws:kms:" + region + ":" + o.prod + ":key/* via dynamodb." + region + ".amazonaws.com,s3." + region + ".amazonaws.com",
 	}
 	wantSet := map[string]bool{}
 	for _, w := range want {
