@@ -371,6 +371,9 @@ func resources(s Snapshot, h hop, st start, checked *int) []Finding {
 				if !ok {
 					continue
 				}
+				if r.Kind == Key && pr.action == "kms:Decrypt" && onlyThroughStores(h, arn, acc) {
+					continue
+				}
 				problem, inv := crossing(st.who, a, pr, r.Exported)
 				if problem == "" && h.role != nil && h.role.Declared != nil && beyondDeclared(h, pr.action, arn, acc) {
 					problem, inv = "the execution role "+h.role.ARN+" holds a grant its function does not declare", "I1"
@@ -386,6 +389,46 @@ func resources(s Snapshot, h hop, st start, checked *int) []Finding {
 		}
 	}
 	return out
+}
+
+// stores are the services through which a kms:Decrypt is no reach of its
+// own: S3 and DynamoDB decrypt only what their own resource policies let
+// the caller read, and those are checked on their own.
+var stores = []string{"s3.", "dynamodb."}
+
+// onlyThroughStores reports whether hop h may decrypt with key resource
+// only through S3 or DynamoDB: never directly, nor through any other
+// service a policy names.
+func onlyThroughStores(h hop, resource string, acc Access) bool {
+	vias := []string{"", "other.amazonaws.com"}
+	docs := append([]Doc(nil), acc.Identity...)
+	if acc.Resource != nil {
+		docs = append(docs, *acc.Resource)
+	}
+	for _, d := range docs {
+		for _, st := range d.Policy.Statements {
+			for _, c := range st.Conditions {
+				if c.Key == "kms:viaservice" {
+					vias = append(vias, c.Values...)
+				}
+			}
+		}
+	}
+	for _, via := range vias {
+		store := false
+		for _, s := range stores {
+			store = store || strings.HasPrefix(via, s)
+		}
+		if store {
+			continue
+		}
+		p := h.p
+		p.ViaService, p.ViaKnown = via, true
+		if ok, _ := Decide(p, "kms:Decrypt", resource, acc); ok {
+			return false
+		}
+	}
+	return true
 }
 
 // beyondDeclared reports whether the role of hop h may do action on

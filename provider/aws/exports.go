@@ -173,7 +173,9 @@ func (p *Provider) reexport(ctx context.Context, id silo.AccountID, m *member, t
 
 // applyExport attaches the export resource policy (ExportPolicy) to the
 // exported table or bucket of the production account, or removes it when
-// the export is deleted or now names another resource. A config export
+// the export is deleted or now names another resource; while any table or
+// bucket is exported, production's data key policy holds
+// ExportKeyStatement (exportkey.go). A config export
 // gets no policy: SSM parameters have none (docs/aws.md). In an account
 // outside OU production an export is only recorded: no other account may
 // share anything.
@@ -205,7 +207,11 @@ func (p *Provider) applyExport(ctx context.Context, id silo.AccountID, m *member
 		}
 	}
 	if c.Op == silo.OpDelete || next.Table == "" && next.Bucket == "" {
-		return nil
+		others, err := m.exportsRemain(ctx, id, c.Name)
+		if err != nil {
+			return err
+		}
+		return p.shareKey(ctx, id, m, others)
 	}
 	orgID, paths, err := p.readerPaths(ctx, id)
 	if err != nil {
@@ -218,7 +224,10 @@ func (p *Provider) applyExport(ctx context.Context, id silo.AccountID, m *member
 		if isCode(err, "ResourceNotFoundException") {
 			return silo.Errorf(silo.CodeNotFound, "export %s shares table %s, which account %s does not hold; declare the table in production", c.Name, next.Table, id)
 		}
-		return fail(id, "share table "+next.Table+" with the tenants (export "+c.Name+")", err)
+		if err != nil {
+			return fail(id, "share table "+next.Table+" with the tenants (export "+c.Name+")", err)
+		}
+		return p.shareKey(ctx, id, m, true)
 	}
 	b := bucketName(m.id, next.Bucket)
 	doc, _ := json.Marshal(Policy{Version: "2012-10-17", Statement: append(
@@ -228,7 +237,10 @@ func (p *Provider) applyExport(ctx context.Context, id silo.AccountID, m *member
 	if isCode(err, "NoSuchBucket") {
 		return silo.Errorf(silo.CodeNotFound, "export %s shares bucket %s, which account %s does not hold; declare the bucket in production", c.Name, next.Bucket, id)
 	}
-	return fail(id, "share bucket "+next.Bucket+" with the tenants (export "+c.Name+")", err)
+	if err != nil {
+		return fail(id, "share bucket "+next.Bucket+" with the tenants (export "+c.Name+")", err)
+	}
+	return p.shareKey(ctx, id, m, true)
 }
 
 func withSid(sts []Statement, sid string) []Statement {

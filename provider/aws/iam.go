@@ -86,6 +86,7 @@ func DeployerPolicy(region, awsID string) Policy {
 		{Sid: "BucketPolicies", Effect: "Allow", Action: []string{
 			"s3:DeleteBucketPolicy", "s3:GetBucketPolicy", "s3:PutBucketPolicy",
 		}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*"}},
+		{Sid: "KeyPolicy", Effect: "Allow", Action: []string{"kms:PutKeyPolicy"}, Resource: []string{arn("kms", "key/*")}},
 		{Sid: "ReadPolicies", Effect: "Allow", Action: []string{
 			"iam:GetPolicy", "iam:GetPolicyVersion", "iam:GetRole", "iam:GetRolePolicy",
 			"iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "kms:GetKeyPolicy",

@@ -86,7 +86,8 @@ type ExportRef struct {
 // granted secret, kms:Decrypt on the account's data key only through
 // Secrets Manager and S3 (kms:ViaService; kms:GenerateDataKey through S3 for
 // a writable bucket), and the read actions on each granted production
-// export (exports). Nothing else: a function with no grants gets no
+// export (exports) with kms:Decrypt on production's keys through DynamoDB
+// and S3. Nothing else: a function with no grants gets no
 // statement, and the caller then deletes the policy.
 func FunctionPolicy(region, awsID, keyARN string, fs silo.FunctionSpec, exports map[string]ExportRef) Policy {
 	arn := func(account, service, resource string) string {
@@ -137,10 +138,14 @@ func FunctionPolicy(region, awsID, keyARN string, fs silo.FunctionSpec, exports 
 		sts = append(sts, Statement{Sid: "DataKey", Effect: "Allow", Action: keyActions, Resource: []string{keyARN},
 			Condition: map[string]map[string][]string{"StringEquals": {"kms:ViaService": viaServices}}})
 	}
+	exportKeys := map[string]bool{} // production accounts whose key the exports need
 	for _, name := range sorted(fs.Exports) {
 		ref, ok := exports[name]
 		if !ok {
 			continue
+		}
+		if ref.Spec.Table != "" || ref.Spec.Bucket != "" {
+			exportKeys[ref.Account] = true
 		}
 		switch e := ref.Spec; {
 		case e.Table != "":
@@ -151,6 +156,15 @@ func FunctionPolicy(region, awsID, keyARN string, fs silo.FunctionSpec, exports 
 			add(sid("ExportObjects", name), objectRead, bucket+"/*")
 		}
 		// A config export has no cross-account grant (docs/aws.md).
+	}
+	for _, acct := range sortedBoolKeys(exportKeys) {
+		// Across accounts KMS wants the caller's own policy to allow the
+		// key too; production's key policy does its part (exportkey.go).
+		sts = append(sts, Statement{Sid: sid("ExportKey", acct), Effect: "Allow", Action: []string{"kms:Decrypt"},
+			Resource: []string{arn(acct, "kms", "key/*")},
+			Condition: map[string]map[string][]string{"StringEquals": {"kms:ViaService": {
+				"dynamodb." + region + ".amazonaws.com", "s3." + region + ".amazonaws.com",
+			}}}})
 	}
 	return Policy{Version: "2012-10-17", Statement: sts}
 }
@@ -173,6 +187,15 @@ func sid(prefix, name string) string {
 }
 
 func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedBoolKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

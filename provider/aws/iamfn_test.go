@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 	silo "github.com/silo-run/silo"
@@ -64,6 +65,13 @@ func newTrustOrg(t *testing.T, extra ...string) trustOrg {
 	for _, id := range extra {
 		must(p.CreateAccount(ctx, silo.AccountID(id), silo.KindTenant))
 	}
+	// The emulator's default key policy names account 000000000000; AWS's
+	// names the key's own account. Put AWS's back, so that the account's
+	// principals may use their key through IAM as on AWS.
+	for _, id := range append([]string{"production", "acme"}, extra...) {
+		a := trustOrg{org: org}.account(awsIDOf(t, p, silo.AccountID(id)))
+		a.keyPolicy(t, `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::`+a.id+`:root"},"Action":["kms:*"],"Resource":["*"]}]}`)
+	}
 	for _, r := range []silo.Resource{
 		mkRes(t, silo.TypeTable, "intel", map[string]any{}),
 		mkRes(t, silo.TypeBucket, "feeds", map[string]any{}),
@@ -87,15 +95,7 @@ func newTrustOrg(t *testing.T, extra ...string) trustOrg {
 			apply(t, p, silo.AccountID(id), silo.OpCreate, r)
 		}
 	}
-	o := trustOrg{p: p, org: org, prod: awsIDOf(t, p, "production"), acme: awsIDOf(t, p, "acme")}
-	// The emulator's default key policy names account 000000000000; AWS's
-	// names the key's own account. Put AWS's back, so that the account's
-	// principals may use their key through IAM as on AWS.
-	for _, id := range append([]string{"production", "acme"}, extra...) {
-		a := o.account(awsIDOf(t, p, silo.AccountID(id)))
-		a.keyPolicy(t, `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::`+a.id+`:root"},"Action":"kms:*","Resource":"*"}]}`)
-	}
-	return o
+	return trustOrg{p: p, org: org, prod: awsIDOf(t, p, "production"), acme: awsIDOf(t, p, "acme")}
 }
 
 func (o trustOrg) iam(awsID string) *iam.Client {
@@ -164,6 +164,7 @@ func TestFunctionRoleHasExactlyItsGrants(t *testing.T) {
 		"dynamodb:Query " + ddb + o.prod + ":table/silo.intel",
 		"s3:ListBucket arn:aws:s3:::" + bucketOf(o.prod, "feeds"),
 		"s3:GetObject arn:aws:s3:::" + bucketOf(o.prod, "feeds") + "/*",
+		"kms:Decrypt arn:aws:kms:" + region + ":" + o.prod + ":key/* via dynamodb." + region + ".amazonaws.com,s3." + region + ".amazonaws.com",
 	}
 	wantSet := map[string]bool{}
 	for _, w := range want {
@@ -238,6 +239,14 @@ func TestExportPoliciesShareReadOnlyWithTheOrgPaths(t *testing.T) {
 			}
 		}
 	}
+	// Production's key lets the reader OUs decrypt, through S3 and
+	// DynamoDB only.
+	prodKey := o.account(o.prod)
+	if kp := keyStatement(t, prodKey); kp == nil {
+		t.Errorf("production's key policy does not share decryption with the readers")
+	} else if via := kp.Condition["StringEquals"]["kms:ViaService"]; len(via) != 2 || !strings.HasPrefix(via[0], "dynamodb.") || !strings.HasPrefix(via[1], "s3.") {
+		t.Errorf("production's key is shared beyond S3 and DynamoDB: %v", kp.Condition)
+	}
 	// Replacing the exported table recreates it with its export policy.
 	apply(t, o.p, "production", silo.OpReplace, mkRes(t, silo.TypeTable, "intel", map[string]any{}))
 	if _, err := ddb.GetResourcePolicy(ctx, &dynamodb.GetResourcePolicyInput{ResourceArn: aws.String(tableARN)}); err != nil {
@@ -260,6 +269,23 @@ func TestExportPoliciesShareReadOnlyWithTheOrgPaths(t *testing.T) {
 	if _, err := s3c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(bucketOf(o.prod, "feeds"))}); err == nil {
 		t.Errorf("the bucket policy outlived its export")
 	}
+	if kp := keyStatement(t, prodKey); kp != nil {
+		t.Errorf("production's key is still shared with no export left: %+v", kp)
+	}
+}
+
+// keyStatement returns the statement of the account's data key policy that
+// shares decryption with the readers of exports, nil if none.
+func keyStatement(t *testing.T, a account) *siloaws.Statement {
+	t.Helper()
+	out, err := a.kms.GetKeyPolicy(context.Background(), &kms.GetKeyPolicyInput{KeyId: aws.String(a.dataKey(t)), PolicyName: aws.String("default")})
+	ok(t, "get the key policy", err)
+	for _, st := range decodePolicy(t, aws.ToString(out.Policy)).Statement {
+		if st.Sid == "SiloExportDecrypt" {
+			return &st
+		}
+	}
+	return nil
 }
 
 func TestFunctionWithAnUndeployedExportIsRefused(t *testing.T) {

@@ -2,6 +2,7 @@ package aws_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -293,6 +294,27 @@ func TestMutationsAreCaught(t *testing.T) {
 			},
 			func(t *testing.T) { prod.bucketPolicy(t, prod.bucket("feeds"), restore) },
 			[]string{"I1", "any principal of account " + acme.id, "s3:PutObject", prod.bucket("feeds")}},
+		{"production key shared without kms:ViaService",
+			func(t *testing.T) {
+				out, err := prod.kms.GetKeyPolicy(context.Background(), &kms.GetKeyPolicyInput{KeyId: aws.String(prod.dataKey(t)), PolicyName: aws.String("default")})
+				ok(t, "get the key policy", err)
+				restore = aws.ToString(out.Policy)
+				doc := decodePolicy(t, restore)
+				found := false
+				for i := range doc.Statement {
+					if doc.Statement[i].Sid == "SiloExportDecrypt" {
+						delete(doc.Statement[i].Condition["StringEquals"], "kms:ViaService")
+						found = true
+					}
+				}
+				if !found {
+					t.Fatalf("production's key policy does not share decryption: %s", restore)
+				}
+				b, _ := json.Marshal(doc)
+				prod.keyPolicy(t, string(b))
+			},
+			func(t *testing.T) { prod.keyPolicy(t, restore) },
+			[]string{"I1", "any principal of account " + acme.id, "kms:Decrypt", ":" + prod.id + ":key/"}},
 		{"export policy without the org-path condition",
 			func(t *testing.T) {
 				restore = prod.getTablePolicy(t, "intel")
