@@ -121,6 +121,7 @@ var allowedImports = map[string][]string{
 	"provider":          {"."},
 	"logs":              {"."},
 	"internal/fanout":   {},
+	"isolation/iam":     {},
 	"internal/envelope": {"."},
 	"internal/build":    {"."},
 	"internal/apikey":   {".", "store"},
@@ -138,14 +139,14 @@ var allowedImports = map[string][]string{
 	"store/postgres/pgtest": {},
 	"store/storetest":       {".", "store"},
 	"provider/local":        {".", "provider", "internal/envelope"},
-	"provider/aws":          {".", "provider"},
+	"provider/aws":          {".", "provider", "isolation/iam"},
 	"provider/aws/awstest":  {},
 	"provider/providertest": {".", "provider"},
 
 	// The control plane: plans and applies over the contracts, never over
 	// an implementation, the runtime or the data plane.
 	"engine":           {".", "spec", "store", "provider", "internal/fanout"},
-	"isolation":        {".", "engine", "provider", "store"},
+	"isolation":        {".", "engine", "provider", "store", "isolation/iam"},
 	"isolation/report": {".", "isolation", "provider"},
 	"rollout":          {".", "engine", "spec", "store", "provider", "internal/fanout"},
 	"control":          {".", "engine", "spec", "store", "provider", "isolation", "usage", "internal/apikey"},
@@ -153,17 +154,18 @@ var allowedImports = map[string][]string{
 	// The data plane: the sandbox, the HTTP gateway, and the directory
 	// between them and the store. The gateway knows neither the runtime
 	// nor the control plane.
-	"runtime":   {".", "provider", "sdk/fn/abi"},
-	"gateway":   {".", "store", "internal/apikey"},
-	"dataplane": {".", "gateway", "isolation", "provider", "store"},
+	"runtime":       {".", "provider", "sdk/fn/abi"},
+	"usage/storage": {".", "provider"},
+	"gateway":       {".", "store", "internal/apikey"},
+	"dataplane":     {".", "gateway", "isolation", "provider", "store"},
 
 	// Serving and wiring: the API over the control plane, the console over
 	// the API, and the platform that builds the whole.
-	"server":         {".", "control", "engine", "isolation", "isolation/report", "logs", "provider", "rollout", "spec", "store", "usage"},
-	"server/console": {".", "server", "rollout", "store", "usage", "internal/fanout"},
+	"server":         {".", "control", "engine", "isolation", "isolation/report", "logs", "provider", "rollout", "spec", "store", "usage", "usage/storage"},
+	"server/console": {".", "control", "isolation/report", "logs", "server", "rollout", "store", "usage", "usage/storage", "internal/fanout"},
 	"platform": {".", "control", "dataplane", "engine", "gateway", "internal/build", "isolation", "isolation/probe",
 		"isolation/report", "logs", "provider", "provider/local", "rollout", "runtime", "server", "server/console",
-		"spec", "store", "store/sqlite", "usage"},
+		"spec", "store", "store/sqlite", "usage", "usage/storage", "internal/envelope"},
 	"isolation/probe": {".", "control", "internal/build", "isolation", "isolation/report", "logs", "provider", "runtime", "store"},
 	"silotest":        {".", "control", "gateway", "logs", "platform", "rollout"},
 
@@ -172,6 +174,7 @@ var allowedImports = map[string][]string{
 	"cmd/silo": {".", "control", "engine", "isolation", "isolation/probe", "isolation/report", "logs", "platform",
 		"provider", "provider/aws", "provider/local", "rollout", "sdk", "server", "spec", "store", "store/postgres",
 		"store/sqlite", "usage"},
+	"cmd/silo-lambda": {".", "gateway", "internal/apikey", "isolation", "provider", "provider/aws", "runtime", "store"},
 	"bench": {".", "control", "engine", "gateway", "internal/build", "platform", "provider/local", "runtime",
 		"sdk/fn/abi", "spec", "store", "store/sqlite"},
 
