@@ -322,6 +322,7 @@ func (c *Console) routes() {
 	}))
 	c.mux.HandleFunc("GET /console/{$}", c.authed(c.fleet))
 	c.mux.HandleFunc("GET /console/tenants/{id}", c.authed(c.tenant))
+	c.mux.HandleFunc("POST /console/tenants", c.authed(c.createTenant))
 	c.mux.HandleFunc("GET /console/tenants/{id}/report", c.authed(c.report))
 	c.mux.HandleFunc("POST /console/tenants/{id}/{action}", c.authed(c.tenantAction))
 	c.mux.HandleFunc("POST /console/tenants/{id}/keys/{key}/revoke", c.authed(c.revokeKey))

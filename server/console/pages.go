@@ -378,6 +378,29 @@ func (c *Console) usageOf(ctx context.Context, as []silo.Account) map[silo.Accou
 	return out
 }
 
+// createTenant onboards a tenant from the fleet page's form, as silo
+// tenant create does, and shows its first API key once on its page.
+func (c *Console) createTenant(w http.ResponseWriter, r *http.Request, s *session) {
+	id := strings.ToLower(strings.TrimSpace(r.PostFormValue("id")))
+	params, err := parseParams(r.PostFormValue("params"))
+	if err != nil {
+		c.back(w, r, s, "/console/", flash{Err: silo.UserMessage(err)})
+		return
+	}
+	if len(params) == 0 {
+		params = nil
+	}
+	cr, err := c.api.CreateAccount(r.Context(), control.CreateRequest{ID: id, Kind: silo.KindTenant, Name: strings.TrimSpace(r.PostFormValue("name")), Params: params, WithKey: true})
+	if err != nil {
+		c.back(w, r, s, "/console/", flash{Err: silo.UserMessage(err)})
+		return
+	}
+	c.back(w, r, s, "/console/tenants/"+url.PathEscape(string(cr.Account.ID)), flash{
+		OK:  "Tenant " + string(cr.Account.ID) + " is onboarded on the current release. Copy its first API key now: it is not shown again.",
+		Key: cr.Key,
+	})
+}
+
 // tenantAction serves the tenant page's forms: keys, secrets, suspend,
 // resume, delete.
 func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *session) {
