@@ -255,6 +255,19 @@ func TestConsoleInChromium(t *testing.T) {
 		if txt := b.text(); rows != 1 || !strings.Contains(txt, "globex") {
 			t.Errorf("search glo: %d rows, want globex alone", rows)
 		}
+		// Onboard a tenant from the fleet page.
+		b.open("/console/")
+		b.do("open the form", chromedp.Click(chromedp.CSS("details.new summary")))
+		b.do("fill", chromedp.SendKeys(chromedp.CSS(`form[action="/console/tenants"] input[name=id]`), "initech"),
+			chromedp.SendKeys(chromedp.CSS(`form[action="/console/tenants"] input[name=name]`), "Initech"))
+		b.screenshot("fleet-new-tenant")
+		b.submit(`form[action="/console/tenants"] button`)
+		if key := run(b, "first key", chromedp.Value(chromedp.CSS("#newkey"))); !strings.HasPrefix(key, "sk_initech_") {
+			t.Errorf("after onboarding: key %q, want initech's first key shown", key)
+		}
+		if a := f.account(t, "initech"); a.State != silo.StateActive {
+			t.Errorf("onboarded tenant is %s", a.State)
+		}
 	})
 
 	t.Run("escaping", func(t *testing.T) {

@@ -9,9 +9,12 @@
 // on every state-changing form. Every page and action goes through the
 // control-plane API in process (server.Client over the API's handler), so
 // an action is validated and audited exactly as the same action from the
-// CLI. Pages are html/template (auto-escaping); the one stylesheet is
-// embedded; nothing loads from elsewhere, and reading works without
-// JavaScript.
+// CLI. Pages are html/template (auto-escaping); the one stylesheet and the
+// one script are embedded and nothing loads from elsewhere. Every page
+// reads completely without JavaScript; with it, the releases and logs
+// pages update in place from server-sent events (live.go) carrying HTML
+// fragments rendered by the same templates, and times to live count down.
+// Sign-in attempts are limited per client address (signin.go).
 //
 // It imports package server for its client only, never a store, provider
 // or runtime implementation, and it never shows a secret value (I3).
@@ -322,6 +325,7 @@ func (c *Console) routes() {
 	}))
 	c.mux.HandleFunc("GET /console/{$}", c.authed(c.fleet))
 	c.mux.HandleFunc("GET /console/tenants/{id}", c.authed(c.tenant))
+	c.mux.HandleFunc("POST /console/tenants", c.authed(c.createTenant))
 	c.mux.HandleFunc("GET /console/tenants/{id}/report", c.authed(c.report))
 	c.mux.HandleFunc("POST /console/tenants/{id}/{action}", c.authed(c.tenantAction))
 	c.mux.HandleFunc("POST /console/tenants/{id}/keys/{key}/revoke", c.authed(c.revokeKey))

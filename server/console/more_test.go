@@ -311,3 +311,49 @@ func TestFleetParamAndSort(t *testing.T) {
 		t.Errorf("by ID: %q, want a1 before a2", got)
 	}
 }
+
+// TestCreateTenant: the fleet page's form onboards a tenant on the current
+// release, audited, and its page shows the first API key once; a bad ID
+// and an existing one change nothing and say why.
+func TestCreateTenant(t *testing.T) {
+	f := newFixture(t, 0)
+	b := f.browser(t)
+	b.signIn()
+	tok := b.csrf("/console/")
+	pg := b.post("/console/tenants", url.Values{"csrf": {tok}, "id": {"initech"}, "name": {"Initech"}, "params": {"plan=pro"}})
+	if pg.status != http.StatusSeeOther || pg.location != "/console/tenants/initech" {
+		t.Fatalf("create: %d to %q", pg.status, pg.location)
+	}
+	body := b.get(pg.location).body
+	m := regexpMust(`id="newkey" readonly value="(sk_initech_[^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("the first key is not shown")
+	}
+	if again := b.get("/console/tenants/initech").body; strings.Contains(again, m[1]) {
+		t.Errorf("the first key is shown a second time")
+	}
+	a := f.account(t, "initech")
+	if a.State != silo.StateActive || a.Params["plan"] != "pro" || a.Name != "Initech" || a.Release == "" {
+		t.Errorf("created account: %+v", a)
+	}
+	if r := f.sp.Client("initech", m[1]).GET(t, "/health"); r.Status != 200 {
+		t.Errorf("the new tenant's key on its route: %d", r.Status)
+	}
+	if got := f.audited(t, "initech"); len(got) == 0 {
+		t.Errorf("onboarding not audited")
+	}
+	for _, bad := range []url.Values{
+		{"id": {"Bad ID!"}},
+		{"id": {"initech"}},
+		{"id": {"hooli"}, "params": {"plan=platinum"}},
+	} {
+		bad.Set("csrf", tok)
+		pg := b.post("/console/tenants", bad)
+		if after := b.get(pg.location).body; !strings.Contains(after, `class="flash err"`) {
+			t.Errorf("create %v: no error shown", bad)
+		}
+	}
+	if _, err := f.p.Plane.Account(context.Background(), "hooli"); err == nil {
+		t.Errorf("a tenant with a refused parameter was created")
+	}
+}
