@@ -123,6 +123,9 @@ data dir, and later commands on it use the same provider.`,
 			if err := p.LoadCurrent(ctx); err != nil && !errors.Is(err, silo.ErrNotFound) {
 				return err
 			}
+			if _, err := p.API(); err != nil { // writes the operator token before the address is printed
+				return err
+			}
 			served := make(chan error, 1)
 			go func() { served <- p.Serve(ctx, ln) }()
 			for p.APIAddr() == "" {

@@ -168,6 +168,16 @@ func testDeleteTableDropsData(t *testing.T, p provider.Provider) {
 // function's artifact digest and grants intact when decoded.
 func testSpecsRoundTrip(t *testing.T, p provider.Provider) {
 	ctx := context.Background()
+	// The function below reads the production export threat-intel, so
+	// production deploys it first, as the engine orders a fleet: a provider
+	// may refuse a grant on an export it cannot find (AWS writes the
+	// export's ARN into the function's execution role).
+	createKind(t, p, "production", silo.KindProduction)
+	intel, err := silo.NewResource(silo.TypeTable, "intel", nil)
+	must(t, "NewResource", err)
+	export, err := silo.NewResource(silo.TypeExport, "threat-intel", silo.ExportSpec{Table: "intel"})
+	must(t, "NewResource", err)
+	ApplyAll(t, p, "production", []silo.Resource{intel, export})
 	create(t, p, "acme")
 	fn := silo.FunctionSpec{
 		Artifact: strings.Repeat("0123456789abcdef", 4), Handler: "main", Memory: 64 << 20, Timeout: 5e9, Concurrency: 4,

@@ -121,8 +121,14 @@ const maxPending = 20
 // provider reports it pending, as the engine does.
 func create(t testing.TB, p provider.Provider, id silo.AccountID) {
 	t.Helper()
+	createKind(t, p, id, silo.KindTenant)
+}
+
+// createKind is create for an account of any kind.
+func createKind(t testing.TB, p provider.Provider, id silo.AccountID, kind silo.Kind) {
+	t.Helper()
 	for i := 1; ; i++ {
-		err := p.CreateAccount(context.Background(), id, silo.KindTenant)
+		err := p.CreateAccount(context.Background(), id, kind)
 		if !provider.IsPending(err) {
 			must(t, "CreateAccount("+string(id)+")", err)
 			return
