@@ -80,7 +80,7 @@ type fnOrg struct {
 
 func newFnOrg(t *testing.T, artifacts map[string]build.Artifact) *fnOrg {
 	t.Helper()
-	org := awstest.NewOrg(t)
+	org := awstest.NewFunctionOrg(t)
 	p, err := New(Config{
 		AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PollInterval: time.Millisecond,
 		Functions: &FunctionCode{

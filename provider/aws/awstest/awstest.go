@@ -133,6 +133,8 @@ type Org struct {
 	t     testing.TB
 	front *front
 
+	lambda bool // member accounts get a Lambda front (NewFunctionOrg)
+
 	mu      sync.Mutex
 	members map[string]*process     // AWS account ID → its kumo
 	fronts  map[string]*lambdaFront // AWS account ID → the Lambda front before its kumo
@@ -152,6 +154,17 @@ func NewOrg(t testing.TB) *Org {
 	return o
 }
 
+// NewFunctionOrg is NewOrg for tests that deploy functions: each member
+// account's kumo sits behind a front that serves the Lambda versions and
+// aliases kumo lacks (lambdafront.go), and Function and RuntimeAPI let a
+// test run what an alias names.
+func NewFunctionOrg(t testing.TB) *Org {
+	t.Helper()
+	o := NewOrg(t)
+	o.lambda = true
+	return o
+}
+
 // Config returns an AWS config for the emulated organization: its region
 // and static credentials (kumo does not check them).
 func (o *Org) Config() aws.Config {
@@ -162,9 +175,9 @@ func (o *Org) Config() aws.Config {
 }
 
 // Endpoint returns the endpoint of an AWS account: "" is the management
-// account; a member account's kumo is started on first use, behind a
-// front that serves the Lambda versions and aliases kumo lacks
-// (lambdafront.go). An ID the organization did not create fails the test.
+// account; a member account's kumo is started on first use (behind its
+// Lambda front in a NewFunctionOrg). An ID the organization did not create
+// fails the test.
 func (o *Org) Endpoint(account string) string {
 	if account == "" {
 		return o.front.url
@@ -174,12 +187,18 @@ func (o *Org) Endpoint(account string) string {
 	if f, ok := o.fronts[account]; ok {
 		return f.url
 	}
+	if p, ok := o.members[account]; ok {
+		return p.url
+	}
 	if !o.front.created(account) {
 		o.t.Errorf("the provider asked for the endpoint of account %q, which the organization never created", account)
 		return "http://127.0.0.1:1"
 	}
 	p := start(o.t)
 	o.members[account] = p
+	if !o.lambda {
+		return p.url
+	}
 	f := newLambdaFront(o.t, p, account)
 	o.fronts[account] = f
 	return f.url
