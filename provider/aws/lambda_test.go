@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/apikey"
@@ -154,8 +156,8 @@ func (o *fnOrg) awsID(t *testing.T, acct silo.AccountID) string {
 // Lambda would: the package unpacked in a task root, the function's
 // environment plus the credentials of its execution role, its bootstrap
 // serving the account's Runtime API. It ends with the test, or when stop
-// is called.
-func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) (stop func()) {
+// is called; out holds what it wrote once stop has returned.
+func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) (stop func(), out *bytes.Buffer) {
 	t.Helper()
 	awsID := o.awsID(t, acct)
 	code, ok := o.org.Function(awsID, lambdaName(fn), liveAlias)
@@ -188,7 +190,7 @@ func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) (stop fu
 	for k, v := range code.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	out := &bytes.Buffer{}
+	out = &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -204,7 +206,7 @@ func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) (stop fu
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return stop, out
 }
 
 type reply struct {
@@ -503,7 +505,7 @@ func TestSmokeFailsABadReleaseAndRollbackRestores(t *testing.T) {
 	bad := silo.FunctionSpec{Artifact: list.Digest, Timeout: 2 * time.Second}
 
 	mustApply(t, o.p, "acme", silo.TypeFunction, "list", good)
-	stop := o.startHost(t, "acme", "list")
+	stop, _ := o.startHost(t, "acme", "list")
 	var err error
 	for i := 0; i < 200; i++ { // until the host polls kumo's Runtime API
 		if err = o.p.Smoke(ctx, "acme", "list"); err == nil {
@@ -517,7 +519,7 @@ func TestSmokeFailsABadReleaseAndRollbackRestores(t *testing.T) {
 
 	mustApply(t, o.p, "acme", silo.TypeFunction, "list", bad)
 	stop()
-	stop = o.startHost(t, "acme", "list")
+	stop, _ = o.startHost(t, "acme", "list")
 	err = o.p.Smoke(ctx, "acme", "list")
 	if silo.ErrorCode(err) != silo.CodeFailedCheck || !strings.Contains(silo.UserMessage(err), "smoke function list of acme answered 503") {
 		t.Fatalf("smoke on the bad release: %v, want CodeFailedCheck naming the function, tenant and status", err)
@@ -531,5 +533,72 @@ func TestSmokeFailsABadReleaseAndRollbackRestores(t *testing.T) {
 	o.startHost(t, "acme", "list")
 	if err := o.p.Smoke(ctx, "acme", "list"); err != nil {
 		t.Fatalf("smoke after rollback: %v", err)
+	}
+}
+
+// TestLogsReadTheHostsLines reads back, through Provider.Logs, the lines a
+// real silo Lambda host wrote while serving a request, put into the
+// function's log group as Lambda puts a function's output (the emulator
+// does not collect it). Lambda's own lines and a line naming another
+// account are left out.
+func TestLogsReadTheHostsLines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Lambda host and the example's functions")
+	}
+	if _, err := lambdaHost(); err != nil {
+		t.Fatal(err)
+	}
+	arts := map[string]build.Artifact{"ingest": example(t, "ingest"), "list": example(t, "list")}
+	o := newFnOrg(t, arts)
+	ctx := context.Background()
+	start := time.Now().Add(-time.Second)
+	key := o.deployFindings(t, "acme", arts)
+	stop, out := o.startHost(t, "acme", "ingest")
+	r := o.callReady(t, "acme", "POST", "/findings", key, `{"severity":"high","title":"leak"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST /findings: %d %s", r.status, r.body)
+	}
+	stop()
+
+	// Lambda's part: the host's stdout, line by line, into the function's
+	// log group, with its own START line; plus a forged line.
+	awsID := o.awsID(t, "acme")
+	cwl := o.p.member(awsID).cwl
+	group, stream := aws.String("/aws/lambda/"+lambdaName("ingest")), aws.String("2026/01/01/[1]abc")
+	if _, err := cwl.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: group}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cwl.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: group, LogStreamName: stream}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	events := []cwltypes.InputLogEvent{{Timestamp: aws.Int64(now), Message: aws.String("START RequestId: 1 Version: 1")}}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		events = append(events, cwltypes.InputLogEvent{Timestamp: aws.Int64(now), Message: aws.String(line)})
+	}
+	forged := `{"time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","level":"INFO","msg":"forged","account":"globex"}`
+	events = append(events, cwltypes.InputLogEvent{Timestamp: aws.Int64(now), Message: aws.String(forged)})
+	if _, err := cwl.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: group, LogStreamName: stream, LogEvents: events}); err != nil {
+		t.Fatal(err)
+	}
+
+	lines, err := o.p.Logs(ctx, "acme", start, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored *LogLine
+	for i, l := range lines {
+		if l.Account != "acme" || strings.HasPrefix(l.Msg, "START") || l.Msg == "forged" {
+			t.Errorf("Logs returned a line it should leave out: %+v", l)
+		}
+		if l.Msg == "finding stored" {
+			stored = &lines[i]
+		}
+	}
+	if stored == nil {
+		t.Fatalf("Logs lacks the function's line \"finding stored\"; got %+v\nhost output:\n%s", lines, out)
+	}
+	if stored.Function != "ingest" || stored.Level != "INFO" || stored.RequestID == "" || stored.Attrs["severity"] != "high" {
+		t.Errorf("the line reads %+v; want function ingest, level INFO, a request ID and severity=high", *stored)
 	}
 }
