@@ -53,7 +53,7 @@ func (e *buildError) Error() string {
 }
 
 // example builds a function of examples/findings.
-func example(t *testing.T, fn string) build.Artifact {
+func example(t testing.TB, fn string) build.Artifact {
 	t.Helper()
 	cache := os.Getenv("SILO_TEST_CACHE")
 	if cache == "" {
@@ -80,7 +80,7 @@ type fnOrg struct {
 	p   *Provider
 }
 
-func newFnOrg(t *testing.T, artifacts map[string]build.Artifact) *fnOrg {
+func newFnOrg(t testing.TB, artifacts map[string]build.Artifact) *fnOrg {
 	t.Helper()
 	org := awstest.NewFunctionOrg(t)
 	p, err := New(Config{
@@ -104,7 +104,7 @@ func newFnOrg(t *testing.T, artifacts map[string]build.Artifact) *fnOrg {
 	return &fnOrg{org: org, p: p}
 }
 
-func mustApply(t *testing.T, p *Provider, acct silo.AccountID, typ silo.ResourceType, name string, spec any) {
+func mustApply(t testing.TB, p *Provider, acct silo.AccountID, typ silo.ResourceType, name string, spec any) {
 	t.Helper()
 	r, err := silo.NewResource(typ, name, spec)
 	if err != nil {
@@ -118,7 +118,7 @@ func mustApply(t *testing.T, p *Provider, acct silo.AccountID, typ silo.Resource
 // deployFindings creates tenant acct with the example app's findings table,
 // plan config and the ingest and list functions behind their routes, and
 // returns a key of the tenant.
-func (o *fnOrg) deployFindings(t *testing.T, acct silo.AccountID, arts map[string]build.Artifact) string {
+func (o *fnOrg) deployFindings(t testing.TB, acct silo.AccountID, arts map[string]build.Artifact) string {
 	t.Helper()
 	ctx := context.Background()
 	if err := o.p.CreateAccount(ctx, acct, silo.KindTenant); err != nil {
@@ -143,7 +143,7 @@ func (o *fnOrg) deployFindings(t *testing.T, acct silo.AccountID, arts map[strin
 	return plain
 }
 
-func (o *fnOrg) awsID(t *testing.T, acct silo.AccountID) string {
+func (o *fnOrg) awsID(t testing.TB, acct silo.AccountID) string {
 	t.Helper()
 	id, err := o.p.awsID(context.Background(), acct)
 	if err != nil {
@@ -157,7 +157,7 @@ func (o *fnOrg) awsID(t *testing.T, acct silo.AccountID) string {
 // environment plus the credentials of its execution role, its bootstrap
 // serving the account's Runtime API. It ends with the test, or when stop
 // is called; out holds what it wrote once stop has returned.
-func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) (stop func(), out *bytes.Buffer) {
+func (o *fnOrg) startHost(t testing.TB, acct silo.AccountID, fn string) (stop func(), out *bytes.Buffer) {
 	t.Helper()
 	awsID := o.awsID(t, acct)
 	code, ok := o.org.Function(awsID, lambdaName(fn), liveAlias)
