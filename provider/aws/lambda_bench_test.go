@@ -168,4 +168,3 @@ func benchSetup(b *testing.B) (*benchOrg, func(fn string) time.Duration) {
 	}
 	return o, invoke
 }
-
