@@ -602,3 +602,37 @@ func TestLogsReadTheHostsLines(t *testing.T) {
 		t.Errorf("the line reads %+v; want function ingest, level INFO, a request ID and severity=high", *stored)
 	}
 }
+
+// TestRouteToAMissingFunction applies a route before its function: one
+// clear error that changes nothing; after the function, the same route
+// applies.
+func TestRouteToAMissingFunction(t *testing.T) {
+	list := example(t, "list")
+	o := newFnOrg(t, map[string]build.Artifact{"list": list})
+	ctx := context.Background()
+	if err := o.p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	route, err := silo.NewResource(silo.TypeRoute, "GET /findings", silo.RouteSpec{Method: "GET", Path: "/findings", Function: "list"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = o.p.Apply(ctx, "acme", silo.Change{Op: silo.OpCreate, Type: silo.TypeRoute, Name: route.Name, Desired: &route})
+	if silo.ErrorCode(err) != silo.CodeInvalid || !strings.Contains(silo.UserMessage(err), "function list, which is not deployed") {
+		t.Fatalf("route before its function: %v, want CodeInvalid naming the function", err)
+	}
+	if rs, err := o.p.Resources(ctx, "acme"); err != nil || len(rs) != 0 {
+		t.Fatalf("resources after the refused route: %v, %v; want none", rs, err)
+	}
+	if u, err := o.p.URL(ctx, "acme"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Fatalf("URL after the refused route: %q, %v; want CodeNotFound (no API created)", u, err)
+	}
+	if _, err := lambdaHost(); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, o.p, "acme", silo.TypeFunction, "list", silo.FunctionSpec{Artifact: list.Digest})
+	mustApply(t, o.p, "acme", silo.TypeRoute, route.Name, silo.RouteSpec{Method: "GET", Path: "/findings", Function: "list"})
+	if u, err := o.p.URL(ctx, "acme"); err != nil || !strings.HasPrefix(u, "https://") {
+		t.Errorf("URL after the route: %q, %v; want the API's https endpoint", u, err)
+	}
+}
