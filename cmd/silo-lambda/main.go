@@ -16,7 +16,7 @@
 //
 // Build it with
 //
-//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bootstrap ./cmd/silo-lambda
+//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -ldflags='-s -w' -o bootstrap ./cmd/silo-lambda
 //
 // This command is the only package that imports github.com/aws/aws-lambda-go.
 package main

@@ -75,8 +75,21 @@ func (m *member) httpAPI(ctx context.Context, id silo.AccountID, create bool) (s
 }
 
 // integration returns the ID of the API's integration with function fn's
-// live alias, creating it and allowing the API to invoke the alias.
+// live alias, creating it if needed, and allows the API to invoke the
+// alias (again: deleting and creating the function drops its permissions).
 func (p *Provider) integration(ctx context.Context, id silo.AccountID, m *member, apiID, fn string) (string, error) {
+	_, err := m.fn.AddPermission(ctx, &lambda.AddPermissionInput{
+		FunctionName: aws.String(lambdaName(fn)), Qualifier: aws.String(liveAlias),
+		StatementId: aws.String("silo-ingress"), Action: aws.String("lambda:InvokeFunction"),
+		Principal: aws.String("apigateway.amazonaws.com"),
+		SourceArn: aws.String("arn:aws:execute-api:" + p.cfg.AWS.Region + ":" + m.id + ":" + apiID + "/*"),
+	})
+	if isCode(err, "ResourceNotFoundException") {
+		return "", errNoFunction(id, fn)
+	}
+	if err != nil && !isCode(err, "ResourceConflictException") {
+		return "", fail(id, "let the HTTP API invoke function "+fn, err)
+	}
 	uri := p.aliasARN(m.id, fn)
 	in := &apigatewayv2.GetIntegrationsInput{ApiId: aws.String(apiID)}
 	for {
@@ -94,15 +107,6 @@ func (p *Provider) integration(ctx context.Context, id silo.AccountID, m *member
 		}
 		in.NextToken = out.NextToken
 	}
-	_, err := m.fn.AddPermission(ctx, &lambda.AddPermissionInput{
-		FunctionName: aws.String(lambdaName(fn)), Qualifier: aws.String(liveAlias),
-		StatementId: aws.String("silo-ingress"), Action: aws.String("lambda:InvokeFunction"),
-		Principal: aws.String("apigateway.amazonaws.com"),
-		SourceArn: aws.String("arn:aws:execute-api:" + p.cfg.AWS.Region + ":" + m.id + ":" + apiID + "/*"),
-	})
-	if err != nil && !isCode(err, "ResourceConflictException") {
-		return "", fail(id, "let the HTTP API invoke function "+fn, err)
-	}
 	out, err := m.api.CreateIntegration(ctx, &apigatewayv2.CreateIntegrationInput{
 		ApiId: aws.String(apiID), IntegrationType: apitypes.IntegrationTypeAwsProxy,
 		IntegrationUri: aws.String(uri), PayloadFormatVersion: aws.String("2.0"),
@@ -111,6 +115,10 @@ func (p *Provider) integration(ctx context.Context, id silo.AccountID, m *member
 		return "", fail(id, "connect the HTTP API to function "+fn, err)
 	}
 	return aws.ToString(out.IntegrationId), nil
+}
+
+func errNoFunction(id silo.AccountID, fn string) error {
+	return silo.Errorf(silo.CodeInvalid, "a route of account %s points at function %s, which is not deployed there; apply the function first", id, clip(fn))
 }
 
 // routes returns the API's routes by key.
@@ -138,6 +146,14 @@ func (p *Provider) deployRoute(ctx context.Context, id silo.AccountID, m *member
 	var rs silo.RouteSpec
 	if err := json.Unmarshal(r.Spec, &rs); err != nil || rs.Path == "" || rs.Function == "" {
 		return silo.Errorf(silo.CodeInvalid, "route %s: its spec needs a path and a function", r.Name)
+	}
+	// The function first, so that a route to a missing one creates nothing.
+	_, err := m.fn.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: aws.String(lambdaName(rs.Function)), Name: aws.String(liveAlias)})
+	if isCode(err, "ResourceNotFoundException") {
+		return errNoFunction(id, rs.Function)
+	}
+	if err != nil {
+		return fail(id, "read the alias of function "+rs.Function, err)
 	}
 	apiID, _, err := m.httpAPI(ctx, id, true)
 	if err != nil {

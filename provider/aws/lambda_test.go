@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/apikey"
@@ -51,7 +53,7 @@ func (e *buildError) Error() string {
 }
 
 // example builds a function of examples/findings.
-func example(t *testing.T, fn string) build.Artifact {
+func example(t testing.TB, fn string) build.Artifact {
 	t.Helper()
 	cache := os.Getenv("SILO_TEST_CACHE")
 	if cache == "" {
@@ -78,9 +80,9 @@ type fnOrg struct {
 	p   *Provider
 }
 
-func newFnOrg(t *testing.T, artifacts map[string]build.Artifact) *fnOrg {
+func newFnOrg(t testing.TB, artifacts map[string]build.Artifact) *fnOrg {
 	t.Helper()
-	org := awstest.NewOrg(t)
+	org := awstest.NewFunctionOrg(t)
 	p, err := New(Config{
 		AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PollInterval: time.Millisecond,
 		Functions: &FunctionCode{
@@ -102,7 +104,7 @@ func newFnOrg(t *testing.T, artifacts map[string]build.Artifact) *fnOrg {
 	return &fnOrg{org: org, p: p}
 }
 
-func mustApply(t *testing.T, p *Provider, acct silo.AccountID, typ silo.ResourceType, name string, spec any) {
+func mustApply(t testing.TB, p *Provider, acct silo.AccountID, typ silo.ResourceType, name string, spec any) {
 	t.Helper()
 	r, err := silo.NewResource(typ, name, spec)
 	if err != nil {
@@ -116,7 +118,7 @@ func mustApply(t *testing.T, p *Provider, acct silo.AccountID, typ silo.Resource
 // deployFindings creates tenant acct with the example app's findings table,
 // plan config and the ingest and list functions behind their routes, and
 // returns a key of the tenant.
-func (o *fnOrg) deployFindings(t *testing.T, acct silo.AccountID, arts map[string]build.Artifact) string {
+func (o *fnOrg) deployFindings(t testing.TB, acct silo.AccountID, arts map[string]build.Artifact) string {
 	t.Helper()
 	ctx := context.Background()
 	if err := o.p.CreateAccount(ctx, acct, silo.KindTenant); err != nil {
@@ -141,7 +143,7 @@ func (o *fnOrg) deployFindings(t *testing.T, acct silo.AccountID, arts map[strin
 	return plain
 }
 
-func (o *fnOrg) awsID(t *testing.T, acct silo.AccountID) string {
+func (o *fnOrg) awsID(t testing.TB, acct silo.AccountID) string {
 	t.Helper()
 	id, err := o.p.awsID(context.Background(), acct)
 	if err != nil {
@@ -154,8 +156,8 @@ func (o *fnOrg) awsID(t *testing.T, acct silo.AccountID) string {
 // Lambda would: the package unpacked in a task root, the function's
 // environment plus the credentials of its execution role, its bootstrap
 // serving the account's Runtime API. It ends with the test, or when stop
-// is called.
-func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) (stop func()) {
+// is called; out holds what it wrote once stop has returned.
+func (o *fnOrg) startHost(t testing.TB, acct silo.AccountID, fn string) (stop func(), out *bytes.Buffer) {
 	t.Helper()
 	awsID := o.awsID(t, acct)
 	code, ok := o.org.Function(awsID, lambdaName(fn), liveAlias)
@@ -188,7 +190,7 @@ func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) (stop fu
 	for k, v := range code.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	out := &bytes.Buffer{}
+	out = &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -204,7 +206,7 @@ func (o *fnOrg) startHost(t *testing.T, acct silo.AccountID, fn string) (stop fu
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return stop, out
 }
 
 type reply struct {
@@ -503,7 +505,7 @@ func TestSmokeFailsABadReleaseAndRollbackRestores(t *testing.T) {
 	bad := silo.FunctionSpec{Artifact: list.Digest, Timeout: 2 * time.Second}
 
 	mustApply(t, o.p, "acme", silo.TypeFunction, "list", good)
-	stop := o.startHost(t, "acme", "list")
+	stop, _ := o.startHost(t, "acme", "list")
 	var err error
 	for i := 0; i < 200; i++ { // until the host polls kumo's Runtime API
 		if err = o.p.Smoke(ctx, "acme", "list"); err == nil {
@@ -517,7 +519,7 @@ func TestSmokeFailsABadReleaseAndRollbackRestores(t *testing.T) {
 
 	mustApply(t, o.p, "acme", silo.TypeFunction, "list", bad)
 	stop()
-	stop = o.startHost(t, "acme", "list")
+	stop, _ = o.startHost(t, "acme", "list")
 	err = o.p.Smoke(ctx, "acme", "list")
 	if silo.ErrorCode(err) != silo.CodeFailedCheck || !strings.Contains(silo.UserMessage(err), "smoke function list of acme answered 503") {
 		t.Fatalf("smoke on the bad release: %v, want CodeFailedCheck naming the function, tenant and status", err)
@@ -531,5 +533,106 @@ func TestSmokeFailsABadReleaseAndRollbackRestores(t *testing.T) {
 	o.startHost(t, "acme", "list")
 	if err := o.p.Smoke(ctx, "acme", "list"); err != nil {
 		t.Fatalf("smoke after rollback: %v", err)
+	}
+}
+
+// TestLogsReadTheHostsLines reads back, through Provider.Logs, the lines a
+// real silo Lambda host wrote while serving a request, put into the
+// function's log group as Lambda puts a function's output (the emulator
+// does not collect it). Lambda's own lines and a line naming another
+// account are left out.
+func TestLogsReadTheHostsLines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Lambda host and the example's functions")
+	}
+	if _, err := lambdaHost(); err != nil {
+		t.Fatal(err)
+	}
+	arts := map[string]build.Artifact{"ingest": example(t, "ingest"), "list": example(t, "list")}
+	o := newFnOrg(t, arts)
+	ctx := context.Background()
+	start := time.Now().Add(-time.Second)
+	key := o.deployFindings(t, "acme", arts)
+	stop, out := o.startHost(t, "acme", "ingest")
+	r := o.callReady(t, "acme", "POST", "/findings", key, `{"severity":"high","title":"leak"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST /findings: %d %s", r.status, r.body)
+	}
+	stop()
+
+	// Lambda's part: the host's stdout, line by line, into the function's
+	// log group, with its own START line; plus a forged line.
+	awsID := o.awsID(t, "acme")
+	cwl := o.p.member(awsID).cwl
+	group, stream := aws.String("/aws/lambda/"+lambdaName("ingest")), aws.String("2026/01/01/[1]abc")
+	if _, err := cwl.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: group}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cwl.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: group, LogStreamName: stream}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	events := []cwltypes.InputLogEvent{{Timestamp: aws.Int64(now), Message: aws.String("START RequestId: 1 Version: 1")}}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		events = append(events, cwltypes.InputLogEvent{Timestamp: aws.Int64(now), Message: aws.String(line)})
+	}
+	forged := `{"time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","level":"INFO","msg":"forged","account":"globex"}`
+	events = append(events, cwltypes.InputLogEvent{Timestamp: aws.Int64(now), Message: aws.String(forged)})
+	if _, err := cwl.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: group, LogStreamName: stream, LogEvents: events}); err != nil {
+		t.Fatal(err)
+	}
+
+	lines, err := o.p.Logs(ctx, "acme", start, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored *LogLine
+	for i, l := range lines {
+		if l.Account != "acme" || strings.HasPrefix(l.Msg, "START") || l.Msg == "forged" {
+			t.Errorf("Logs returned a line it should leave out: %+v", l)
+		}
+		if l.Msg == "finding stored" {
+			stored = &lines[i]
+		}
+	}
+	if stored == nil {
+		t.Fatalf("Logs lacks the function's line \"finding stored\"; got %+v\nhost output:\n%s", lines, out)
+	}
+	if stored.Function != "ingest" || stored.Level != "INFO" || stored.RequestID == "" || stored.Attrs["severity"] != "high" {
+		t.Errorf("the line reads %+v; want function ingest, level INFO, a request ID and severity=high", *stored)
+	}
+}
+
+// TestRouteToAMissingFunction applies a route before its function: one
+// clear error that changes nothing; after the function, the same route
+// applies.
+func TestRouteToAMissingFunction(t *testing.T) {
+	list := example(t, "list")
+	o := newFnOrg(t, map[string]build.Artifact{"list": list})
+	ctx := context.Background()
+	if err := o.p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	route, err := silo.NewResource(silo.TypeRoute, "GET /findings", silo.RouteSpec{Method: "GET", Path: "/findings", Function: "list"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = o.p.Apply(ctx, "acme", silo.Change{Op: silo.OpCreate, Type: silo.TypeRoute, Name: route.Name, Desired: &route})
+	if silo.ErrorCode(err) != silo.CodeInvalid || !strings.Contains(silo.UserMessage(err), "function list, which is not deployed") {
+		t.Fatalf("route before its function: %v, want CodeInvalid naming the function", err)
+	}
+	if rs, err := o.p.Resources(ctx, "acme"); err != nil || len(rs) != 0 {
+		t.Fatalf("resources after the refused route: %v, %v; want none", rs, err)
+	}
+	if u, err := o.p.URL(ctx, "acme"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Fatalf("URL after the refused route: %q, %v; want CodeNotFound (no API created)", u, err)
+	}
+	if _, err := lambdaHost(); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, o.p, "acme", silo.TypeFunction, "list", silo.FunctionSpec{Artifact: list.Digest})
+	mustApply(t, o.p, "acme", silo.TypeRoute, route.Name, silo.RouteSpec{Method: "GET", Path: "/findings", Function: "list"})
+	if u, err := o.p.URL(ctx, "acme"); err != nil || !strings.HasPrefix(u, "https://") {
+		t.Errorf("URL after the route: %q, %v; want the API's https endpoint", u, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -93,8 +94,9 @@ type member struct {
 	ssm *ssm.Client
 	sm  *secretsmanager.Client
 	kms *kms.Client
-	fn  *lambda.Client       // functions (lambda.go)
-	api *apigatewayv2.Client // ingress (ingress.go)
+	fn  *lambda.Client         // functions (lambda.go)
+	api *apigatewayv2.Client   // ingress (ingress.go)
+	cwl *cloudwatchlogs.Client // functions' logs (lambdalogs.go)
 
 	mu     sync.Mutex
 	keyARN string // the data key, once known
@@ -152,6 +154,7 @@ func (p *Provider) clients(awsID, role string) *member {
 		kms: kms.NewFromConfig(cfg, func(o *kms.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
 		fn:  lambda.NewFromConfig(cfg, func(o *lambda.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
 		api: apigatewayv2.NewFromConfig(cfg, func(o *apigatewayv2.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
+		cwl: cloudwatchlogs.NewFromConfig(cfg, func(o *cloudwatchlogs.Options) { p.endpoint(&o.BaseEndpoint, awsID) }),
 	}
 	p.members[key] = m
 	return m

@@ -134,9 +134,12 @@ type Org struct {
 	t     testing.TB
 	front *front
 
+	lambda bool // member accounts get a Lambda front (NewFunctionOrg)
+
 	mu      sync.Mutex
 	members map[string]*process     // AWS account ID → its kumo
-	fronts  map[string]*lambdaFront // AWS account ID → the Lambda front before its kumo
+	fronts  map[string]*lambdaFront // AWS account ID → the Lambda front before its member front
+	urls    map[string]string       // AWS account ID → its endpoint: the outermost front
 }
 
 // NewOrg starts the management account's kumo and its Organizations front
@@ -144,12 +147,23 @@ type Org struct {
 // would before installing silo. Processes end with t.
 func NewOrg(t testing.TB) *Org {
 	t.Helper()
-	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}}
+	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, urls: map[string]string{}}
 	o.front = newFront(t, start(t))
 	org := organizations.NewFromConfig(o.Config(), func(op *organizations.Options) { op.BaseEndpoint = aws.String(o.front.url) })
 	if _, err := org.CreateOrganization(context.Background(), &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
 		t.Fatalf("create the emulated organization: %v", err)
 	}
+	return o
+}
+
+// NewFunctionOrg is NewOrg for tests that deploy functions: each member
+// account's kumo sits behind a front that serves the Lambda versions and
+// aliases kumo lacks (lambdafront.go), and Function and RuntimeAPI let a
+// test run what an alias names.
+func NewFunctionOrg(t testing.TB) *Org {
+	t.Helper()
+	o := NewOrg(t)
+	o.lambda = true
 	return o
 }
 
@@ -163,17 +177,17 @@ func (o *Org) Config() aws.Config {
 }
 
 // Endpoint returns the endpoint of an AWS account: "" is the management
-// account; a member account's kumo is started on first use, behind a
-// front that serves the Lambda versions and aliases kumo lacks
-// (lambdafront.go). An ID the organization did not create fails the test.
+// account; a member account's kumo is started on first use, behind its
+// member front (and its Lambda front in a NewFunctionOrg). An ID the organization did not create
+// fails the test.
 func (o *Org) Endpoint(account string) string {
 	if account == "" {
 		return o.front.url
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if f, ok := o.fronts[account]; ok {
-		return f.url
+	if u, ok := o.urls[account]; ok {
+		return u
 	}
 	if !o.front.created(account) {
 		o.t.Errorf("the provider asked for the endpoint of account %q, which the organization never created", account)
@@ -181,10 +195,14 @@ func (o *Org) Endpoint(account string) string {
 	}
 	p := start(o.t)
 	o.members[account] = p
-	mf := newMemberFront(o.t, p)
-	f := newLambdaFront(o.t, &process{url: mf.url}, account)
-	o.fronts[account] = f
-	return f.url
+	u := newMemberFront(o.t, p).url
+	if o.lambda {
+		f := newLambdaFront(o.t, &process{url: u}, account)
+		o.fronts[account] = f
+		u = f.url
+	}
+	o.urls[account] = u
+	return u
 }
 
 // SlowCreations makes every account creation requested from now on answer

@@ -57,6 +57,9 @@ func newLambdaFront(t testing.TB, kumo *process, account string) *lambdaFront {
 	t.Helper()
 	target, _ := url.Parse(kumo.url)
 	f := &lambdaFront{account: account, proxy: httputil.NewSingleHostReverseProxy(target), fns: map[string]*frontFn{}}
+	// A connection per request: no race between kumo closing an idle
+	// connection and the front reusing it for a call that cannot be retried.
+	f.proxy.Transport = &http.Transport{DisableKeepAlives: true}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

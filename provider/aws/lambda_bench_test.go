@@ -1,0 +1,170 @@
+package aws
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/silo-run/silo/internal/build"
+	"github.com/silo-run/silo/provider/aws/awstest"
+)
+
+// go test ./provider/aws -run '^$' -bench LambdaHost -benchtime 50x
+//
+// BenchmarkLambdaHost measures, side by side in one run against the
+// emulator's Runtime API, the silo Lambda host running the example's list
+// function (GET /findings over 10 findings) and a native Go Lambda handler
+// doing the same work (testdata/nativefn: one DynamoDB Query, the items as
+// JSON). Each iteration invokes both warm (lambda:Invoke, so the emulator's
+// own cost is in both); host/native is the ratio of their mean latencies.
+// BenchmarkLambdaHostColdStart starts a fresh process of each and
+// measures process start to first response.
+func BenchmarkLambdaHost(b *testing.B) {
+	o, invoke := benchSetup(b)
+	defer o.stopAll()
+	var host, native time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		host += invoke(lambdaName("list"))
+		native += invoke("native")
+	}
+	b.StopTimer()
+	report(b, host, native)
+}
+
+func BenchmarkLambdaHostColdStart(b *testing.B) {
+	o, invoke := benchSetup(b)
+	defer o.stopAll()
+	var host, native time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		o.stopAll()
+		t0 := time.Now()
+		o.startList()
+		invoke(lambdaName("list"))
+		host += time.Since(t0)
+		t0 = time.Now()
+		o.startNative()
+		invoke("native")
+		native += time.Since(t0)
+	}
+	b.StopTimer()
+	report(b, host, native)
+}
+
+func report(b *testing.B, host, native time.Duration) {
+	n := float64(b.N)
+	b.ReportMetric(float64(host.Microseconds())/n, "host-µs/op")
+	b.ReportMetric(float64(native.Microseconds())/n, "native-µs/op")
+	b.ReportMetric(float64(host)/float64(native), "host/native")
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f, err := strconv.ParseFloat(strings.Fields(string(l))[0], 64); err == nil {
+			b.ReportMetric(f, "load1")
+		}
+	}
+}
+
+type benchOrg struct {
+	*fnOrg
+	b           *testing.B
+	awsID       string
+	native      string // the native handler's binary
+	startList   func()
+	startNative func()
+	stops       []func()
+}
+
+func (o *benchOrg) stopAll() {
+	for _, s := range o.stops {
+		s()
+	}
+	o.stops = nil
+}
+
+// benchSetup deploys the example's list function and the native baseline
+// in one tenant account with 10 findings, starts both, and returns an
+// invoke that times one warm call.
+func benchSetup(b *testing.B) (*benchOrg, func(fn string) time.Duration) {
+	if _, err := lambdaHost(); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	arts := map[string]build.Artifact{"ingest": example(b, "ingest"), "list": example(b, "list")}
+	o := &benchOrg{fnOrg: newFnOrg(b, arts), b: b}
+	o.deployFindings(b, "acme", arts)
+	o.awsID = o.fnOrg.awsID(b, "acme")
+	d, err := o.p.Data(ctx, "acme")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		v := `{"id":"f-` + strconv.Itoa(i) + `","severity":"high","app":"github","status":"open","remediation":"manual"}`
+		if err := d.Put(ctx, "findings", "f-"+strconv.Itoa(i), []byte(v)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	o.native = filepath.Join(b.TempDir(), "nativefn")
+	if out, err := exec.Command("go", "build", "-trimpath", "-o", o.native, "./testdata/nativefn").CombinedOutput(); err != nil {
+		b.Fatalf("build the native baseline: %v\n%s", err, out)
+	}
+	m := o.p.member(o.awsID)
+	_, err = m.fn.CreateFunction(ctx, &lambda.CreateFunctionInput{
+		FunctionName: aws.String("native"), Role: aws.String(functionRoleARN(o.awsID, "native")),
+		Runtime: lambdatypes.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
+		Code: &lambdatypes.FunctionCode{ZipFile: []byte("native")}, Timeout: aws.Int32(3),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	o.startList = func() {
+		stop, _ := o.startHost(b, "acme", "list")
+		o.stops = append(o.stops, stop)
+	}
+	o.startNative = func() {
+		cmd := exec.Command(o.native)
+		cmd.Env = []string{
+			"AWS_LAMBDA_RUNTIME_API=" + o.org.RuntimeAPI(o.awsID, "native"),
+			"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=AKIDEMULATED", "AWS_SECRET_ACCESS_KEY=emulated",
+			"AWS_EC2_METADATA_DISABLED=true", "SILO_AWS_ENDPOINT=" + o.org.Endpoint(o.awsID),
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		o.stops = append(o.stops, func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	payload, _ := json.Marshal(map[string]any{"silo_invoke": map[string]string{"method": "GET", "path": "/findings"}})
+	invoke := func(fn string) time.Duration {
+		t0 := time.Now()
+		out, err := m.fn.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: payload})
+		d := time.Since(t0)
+		if err != nil || out.FunctionError != nil || !strings.Contains(string(out.Payload), `"statusCode":200`) || !strings.Contains(string(out.Payload), "f-9") {
+			b.Fatalf("invoke %s: %v %s", fn, err, out.Payload)
+		}
+		return d
+	}
+	o.startList()
+	o.startNative()
+	// Until both poll the Runtime API.
+	for _, fn := range []string{lambdaName("list"), "native"} {
+		for i := 0; ; i++ {
+			out, err := m.fn.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: payload})
+			if err == nil && out.FunctionError == nil {
+				break
+			}
+			if i == 200 {
+				b.Fatalf("%s never answered: %v", fn, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return o, invoke
+}
