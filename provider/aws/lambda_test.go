@@ -76,8 +76,9 @@ func lambdaArch() string {
 
 // fnOrg is an emulated organization whose provider deploys functions.
 type fnOrg struct {
-	org *awstest.Org
-	p   *Provider
+	org  *awstest.Org
+	p    *Provider
+	prod sync.Once
 }
 
 func newFnOrg(t testing.TB, artifacts map[string]build.Artifact) *fnOrg {
@@ -121,6 +122,13 @@ func mustApply(t testing.TB, p *Provider, acct silo.AccountID, typ silo.Resource
 func (o *fnOrg) deployFindings(t testing.TB, acct silo.AccountID, arts map[string]build.Artifact) string {
 	t.Helper()
 	ctx := context.Background()
+	o.prod.Do(func() { // the example's production section: ingest reads its export
+		if err := o.p.CreateAccount(ctx, "production", silo.KindProduction); err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, o.p, "production", silo.TypeTable, "threat-intel", struct{}{})
+		mustApply(t, o.p, "production", silo.TypeExport, "threat-intel", silo.ExportSpec{Table: "threat-intel"})
+	})
 	if err := o.p.CreateAccount(ctx, acct, silo.KindTenant); err != nil {
 		t.Fatal(err)
 	}
