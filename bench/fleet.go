@@ -21,7 +21,7 @@ import (
 )
 
 var scenarios = []scenario{
-	{"fleet", fleetScenario}, {"gateway", gatewayScenario}, {"coldstart", coldstartScenario}, {"hostcall", hostcallScenario}, {"noisy", noisyScenario}, {"idle-memory", idleMemoryScenario},
+	{"fleet", fleetScenario}, {"gateway", gatewayScenario}, {"entry", entryScenario}, {"coldstart", coldstartScenario}, {"hostcall", hostcallScenario}, {"noisy", noisyScenario}, {"idle-memory", idleMemoryScenario},
 	{"metering", meteringScenario}, {"usage-size", usageSizeScenario}, {"writes", writesScenario}, {"cli-scale", cliScaleScenario},
 }
 
