@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -107,18 +108,24 @@ func entryScenario(ctx context.Context, cfg config) ([]row, error) {
 	d := benchDuration()
 	load0 := loadAvg()
 	var base loadResult
+	var baseCPU time.Duration
 	got := make([]loadResult, len(paths))
+	gotCPU := make([]time.Duration, len(paths))
 	const rounds = 4
 	for round := 0; round < rounds; round++ {
 		for i, p := range paths {
+			cpu0 := processCPU()
 			addLoad(&base, closedLoop(c, helloReq, workers, d/rounds, 200))
+			baseCPU += processCPU() - cpu0
 			stop := func() {}
 			if round == rounds-1 && i == 0 {
 				if stop, err = profile("entry-go"); err != nil {
 					return nil, err
 				}
 			}
+			cpu0 = processCPU()
 			addLoad(&got[i], closedLoop(c, p.req, workers, d/rounds, p.want))
+			gotCPU[i] += processCPU() - cpu0
 			stop()
 		}
 	}
@@ -135,6 +142,25 @@ func entryScenario(ctx context.Context, cfg config) ([]row, error) {
 		rows = append(rows, row{"entry", fmt.Sprintf("%s req/s (%d workers, %s; %s)", p.name, workers, d, load),
 			fmt.Sprintf("%.0f", got[i].rps()), fmt.Sprintf("%.0f (bare net/http hello)", base.rps()),
 			fmt.Sprintf("%.2f×", got[i].rps()/base.rps()), goals[i]})
+		fnCPU, helloCPU := perRequest(gotCPU[i], got[i].ok), perRequest(baseCPU, base.ok)
+		rows = append(rows, row{"entry", p.name + ": CPU per request (client and server, this process)",
+			us(fnCPU), us(helloCPU) + " (bare net/http hello)", ratio(fnCPU, helloCPU), ""})
 	}
 	return rows, nil
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func perRequest(cpu time.Duration, n int64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return cpu / time.Duration(n)
 }
