@@ -48,7 +48,8 @@ func main() {}
 // a constant .wasm, and the gateway with no route (no function), all from
 // the same client with 16 workers. The Go function is the silo init
 // scaffold's, its handler replaced. With SILO_BENCH_CPUPROFILE the last
-// round of the Go guest is profiled (.entry-go.pprof).
+// round of the Go guest and of the .wasm are profiled (.entry-go.pprof,
+// .entry-wasm.pprof).
 func entryScenario(ctx context.Context, cfg config) ([]row, error) {
 	const workers = 16
 	app := filepath.Join(cfg.dir, "entry")
@@ -118,8 +119,8 @@ func entryScenario(ctx context.Context, cfg config) ([]row, error) {
 			addLoad(&base, closedLoop(c, helloReq, workers, d/rounds, 200))
 			baseCPU += processCPU() - cpu0
 			stop := func() {}
-			if round == rounds-1 && i == 0 {
-				if stop, err = profile("entry-go"); err != nil {
+			if round == rounds-1 && i < 2 {
+				if stop, err = profile([]string{"entry-go", "entry-wasm"}[i]); err != nil {
 					return nil, err
 				}
 			}
