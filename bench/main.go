@@ -6,6 +6,7 @@
 //	go run ./bench -tenants 10000           # the documented full size
 //	go run ./bench -scenario onboard,plan
 //	go run ./bench -scenario writes,cli-scale        # table writes; a command on 50 vs 5,000 accounts
+//	go run ./bench -burn -scenario gateway,noisy     # next to one busy-loop process per core
 //
 // Microbenchmarks live in Benchmark* functions next to their packages
 // (go test -bench . ./runtime ./gateway ./isolation ...); this harness runs the
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"text/tabwriter"
 )
@@ -39,6 +41,7 @@ type config struct {
 }
 
 func main() {
+	burnIfAsked()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -51,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.dir, "dir", "", "work directory (default: a temporary directory, removed afterwards)")
 	fs.StringVar(&cfg.stack, "stack", "examples/findings/silo.yaml", "the stack onboarded")
 	fs.StringVar(&which, "scenario", "all", "comma-separated scenarios: "+strings.Join(names(), ","))
+	var burn bool
+	fs.BoolVar(&burn, "burn", false, "run the scenarios next to one CPU-burning process (a busy loop) per core")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -63,6 +68,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer os.RemoveAll(d)
 		cfg.dir = d
 	}
+	if burn {
+		stop, err := startBurners()
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		defer stop()
+	}
+	load0 := loadAvg()
 	var rows []row
 	for _, s := range scenarios {
 		if which != "all" && !strings.Contains(","+which+",", ","+s.name+",") {
@@ -82,6 +96,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.scenario, r.metric, r.value, orDash(r.baseline), orDash(r.ratio), orDash(r.goal))
 	}
 	tw.Flush()
+	neighbour := "none"
+	if burn {
+		neighbour = fmt.Sprintf("one busy-loop process per core (%d)", goruntime.NumCPU())
+	}
+	fmt.Fprintf(stdout, "load average (1 min): %s before, %s after; CPU-burning neighbour: %s\n", load0, loadAvg(), neighbour)
 	return 0
 }
 

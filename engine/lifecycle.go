@@ -86,14 +86,7 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 	done := 0
 	if provErr == nil {
 		e.hook("provider", a.ID, nil)
-		for i, c := range p.Changes {
-			if provErr = e.cfg.Provider.Apply(ctx, a.ID, c); provErr != nil {
-				provErr = fmt.Errorf("%s %s: %w", c.Op, c.Key(), provErr)
-				break
-			}
-			e.hook("provider", a.ID, &p.Changes[i])
-			done++
-		}
+		done, provErr = e.applyAll(ctx, a.ID, p.Changes)
 	}
 	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		cur, err := tx.Account(a.ID)
@@ -268,4 +261,44 @@ func (e *Engine) markDeleted(tx store.Tx, id silo.AccountID) error {
 	}
 	a.State, a.StackHash, a.Release, a.Updated = silo.StateDeleted, "", "", e.cfg.Now()
 	return tx.UpdateAccount(a)
+}
+
+// batchApplier is a provider that applies several changes to one account
+// at once, with fewer durable writes than one Apply per change (the local
+// provider writes its manifest once). It returns how many changes, from the
+// first, it applied; with an error that count is below len(cs).
+type batchApplier interface {
+	ApplyBatch(ctx context.Context, id silo.AccountID, cs []silo.Change) (int, error)
+}
+
+// applyAll applies a new account's changes in order: in one batch if the
+// provider takes batches, else one by one. It returns how many were applied
+// and the error of the first that was not, naming the change.
+func (e *Engine) applyAll(ctx context.Context, id silo.AccountID, cs []silo.Change) (done int, err error) {
+	if b, ok := e.cfg.Provider.(batchApplier); ok && len(cs) > 0 {
+		done, err = b.ApplyBatch(ctx, id, cs)
+		done = min(max(done, 0), len(cs))
+		if err == nil && done < len(cs) {
+			err = fmt.Errorf("the provider applied %d of %d changes without an error", done, len(cs))
+		}
+		for i := range done {
+			e.hook("provider", id, &cs[i])
+		}
+		if err != nil {
+			if done < len(cs) {
+				c := cs[done]
+				return done, fmt.Errorf("%s %s: %w", c.Op, c.Key(), err)
+			}
+			return done, err
+		}
+		return done, nil
+	}
+	for i, c := range cs {
+		if err := e.cfg.Provider.Apply(ctx, id, c); err != nil {
+			return done, fmt.Errorf("%s %s: %w", c.Op, c.Key(), err)
+		}
+		e.hook("provider", id, &cs[i])
+		done++
+	}
+	return done, nil
 }

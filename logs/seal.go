@@ -222,7 +222,7 @@ const (
 // others in attrDropped; if it is still too long its message is halved until
 // it fits. e is modified accordingly.
 func clipRecord(e *Entry) ([]byte, error) {
-	line, err := json.Marshal(e)
+	line, err := marshalEntry(e)
 	if err != nil || len(line) <= maxRecord {
 		return line, err
 	}

@@ -64,51 +64,108 @@ func (a *account) writeManifest(m manifest) error {
 //
 // CodeNotFound if the account does not exist; CodeInvalid for an unknown
 // op or type, a bad name, or a spec that does not decode.
-func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) (err error) {
+func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) error {
+	_, err := p.ApplyBatch(ctx, id, []silo.Change{c})
+	return err
+}
+
+// ApplyBatch makes the changes to the account in order, as Apply would one
+// by one, under one lock of the account and with one write of the manifest
+// (temp file, fsync, rename, directory fsync) for the whole batch instead of
+// one per change. It returns how many changes, from the first, were applied
+// and recorded; on an error that count is below len(cs) and the manifest
+// holds exactly those. Each effect still happens before its manifest entry
+// is written, so repeating a batch interrupted by a crash converges, as a
+// repeated Apply does.
+//
+// # Errors
+//
+// As Apply's, for the first change that fails; ctx is checked between
+// changes.
+func (p *Provider) ApplyBatch(ctx context.Context, id silo.AccountID, cs []silo.Change) (done int, err error) {
 	if err := parseID(id); err != nil {
-		return err
+		return 0, err
 	}
 	defer func() { err = p.damageErr(id, err) }()
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
-	if c.Op == silo.OpNoop {
-		return nil
+	// Bad input changes nothing: every name is checked before the first
+	// effect. A batch of no-ops needs no lock.
+	work := false
+	for _, c := range cs {
+		if c.Op == silo.OpNoop {
+			continue
+		}
+		if err := validateName(c.Type, c.Name); err != nil {
+			return 0, err
+		}
+		work = true
 	}
-	if err := validateName(c.Type, c.Name); err != nil {
-		return err
+	if !work {
+		return len(cs), nil
 	}
 	a := p.ref(id)
 	defer p.unref(a)
 	unlock, err := p.lockAccount(a)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer unlock()
 	if err := p.checkExists(a); err != nil {
-		return err
+		return 0, err
 	}
 	m, err := a.manifest()
 	if err != nil {
-		return err
+		return 0, err
+	}
+	dirty := false
+	for _, c := range cs {
+		if done > 0 {
+			if err = ctx.Err(); err != nil {
+				break
+			}
+		}
+		var changed bool
+		if changed, err = p.applyLocked(a, m, c); err != nil {
+			break
+		}
+		dirty = dirty || changed
+		done++
+	}
+	if dirty {
+		if werr := a.writeManifest(m); werr != nil {
+			// Nothing of the batch is recorded; the effects stay and a
+			// repeated apply records them.
+			return 0, fmt.Errorf("record the resources of %s: %w", id, werr)
+		}
+	}
+	return done, err
+}
+
+// applyLocked makes the effect of c and updates m (not written) with the
+// account locked. It reports whether m changed.
+func (p *Provider) applyLocked(a *account, m manifest, c silo.Change) (bool, error) {
+	if c.Op == silo.OpNoop {
+		return false, nil
 	}
 	key := c.Key()
 	switch c.Op {
 	case silo.OpDelete:
 		if err := p.remove(a, c.Type, c.Name); err != nil {
-			return fmt.Errorf("apply %s to %s: %w", key, id, err)
+			return false, fmt.Errorf("apply %s to %s: %w", key, a.id, err)
 		}
 		if _, ok := m[key]; !ok {
-			return nil
+			return false, nil
 		}
 		delete(m, key)
 	case silo.OpCreate, silo.OpUpdate, silo.OpReplace:
 		r := c.Desired
 		if r == nil {
-			return silo.Errorf(silo.CodeInvalid, "%s %s: the change has no desired resource", c.Op, key)
+			return false, silo.Errorf(silo.CodeInvalid, "%s %s: the change has no desired resource", c.Op, key)
 		}
 		if r.Type != c.Type || r.Name != c.Name {
-			return silo.Errorf(silo.CodeInvalid, "%s %s: the desired resource is %s", c.Op, key, r.Key())
+			return false, silo.Errorf(silo.CodeInvalid, "%s %s: the desired resource is %s", c.Op, key, r.Key())
 		}
 		res := *r
 		if res.Hash == "" {
@@ -116,23 +173,20 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 		}
 		if c.Op == silo.OpReplace && (c.Type == silo.TypeTable || c.Type == silo.TypeBucket) {
 			if err := p.remove(a, c.Type, c.Name); err != nil {
-				return fmt.Errorf("apply %s to %s: %w", key, id, err)
+				return false, fmt.Errorf("apply %s to %s: %w", key, a.id, err)
 			}
 		}
 		if err := p.ensure(a, res); err != nil {
-			return err
+			return false, err
 		}
 		if old, ok := m[key]; ok && old.Hash == res.Hash && bytes.Equal(old.Spec, res.Spec) {
-			return nil
+			return false, nil
 		}
 		m[key] = res
 	default:
-		return silo.Errorf(silo.CodeInvalid, "unknown change op %q for %s", c.Op, key)
+		return false, silo.Errorf(silo.CodeInvalid, "unknown change op %q for %s", c.Op, key)
 	}
-	if err := a.writeManifest(m); err != nil {
-		return fmt.Errorf("apply %s to %s: %w", key, id, err)
-	}
-	return nil
+	return true, nil
 }
 
 // ensure makes the effect of resource r exist.

@@ -36,6 +36,33 @@ func BenchmarkCreateAccountApplyStack(b *testing.B) {
 	b.ReportMetric(float64(p.OpenStores()), "open-stores")
 }
 
+// BenchmarkCreateAccountApplyBatch is BenchmarkCreateAccountApplyStack with
+// the stack applied in one ApplyBatch (one manifest write), as the engine
+// does when it creates an account.
+func BenchmarkCreateAccountApplyBatch(b *testing.B) {
+	ctx := context.Background()
+	p, err := local.New(local.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	var cs []silo.Change
+	for _, r := range providertest.Stack(b) {
+		cs = append(cs, silo.Change{Op: silo.OpCreate, Type: r.Type, Name: r.Name, Desired: &r})
+	}
+	i := 0
+	for b.Loop() {
+		id := silo.AccountID(fmt.Sprintf("t%d", i))
+		i++
+		if err := p.CreateAccount(ctx, id, silo.KindTenant); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := p.ApplyBatch(ctx, id, cs); err != nil || n != len(cs) {
+			b.Fatalf("ApplyBatch = %d, %v", n, err)
+		}
+	}
+}
+
 // BenchmarkReapplyStack measures a repeated (no-change) apply of the stack.
 func BenchmarkReapplyStack(b *testing.B) {
 	ctx := context.Background()
