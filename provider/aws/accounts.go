@@ -185,6 +185,11 @@ func (p *Provider) waitCreated(ctx context.Context, id silo.AccountID, st *orgty
 			return nil, createFailed(id, st.FailureReason)
 		}
 		if polled && time.Now().After(deadline) {
+			if since := aws.ToTime(st.RequestedTimestamp); !since.IsZero() && time.Since(since) > p.cfg.StuckAfter {
+				return nil, &silo.Error{Code: silo.CodeUnavailable, Err: provider.ErrPending, Message: fmt.Sprintf(
+					"AWS has been creating the AWS account of account %s since %s, longer than %s; silo keeps waiting for it (the next apply resumes), but if it does not finish look at the request in the AWS Organizations console or ask AWS Support",
+					id, since.UTC().Format(time.RFC3339), p.cfg.StuckAfter)}
+			}
 			return nil, provider.Pending(id, p.Name())
 		}
 		// Full jitter over the upper half: [wait/2, wait).
@@ -286,13 +291,20 @@ func (p *Provider) live(ctx context.Context, id silo.AccountID) (map[silo.Accoun
 		}
 		for _, a := range page.Accounts {
 			name, ok := strings.CutPrefix(aws.ToString(a.Name), p.cfg.NamePrefix)
-			if !ok || !active(a) {
+			if !ok {
 				continue
 			}
 			if _, err := silo.ParseID(name); err != nil {
 				continue
 			}
-			if prev, dup := out[silo.AccountID(name)]; dup && prev != aws.ToString(a.Id) {
+			prev, dup := out[silo.AccountID(name)]
+			if !active(a) {
+				if !dup && (a.State == orgtypes.AccountStateClosed || a.State == orgtypes.AccountStatePendingClosure) {
+					out[silo.AccountID(name)] = closedMark + aws.ToString(a.Id)
+				}
+				continue
+			}
+			if dup && !strings.HasPrefix(prev, closedMark) && prev != aws.ToString(a.Id) {
 				out[silo.AccountID(name)] = ambiguous
 				continue
 			}
@@ -302,8 +314,12 @@ func (p *Provider) live(ctx context.Context, id silo.AccountID) (map[silo.Accoun
 	return out, nil
 }
 
-// ambiguous marks, in live's answer, a name that two active accounts share.
-const ambiguous = "ambiguous"
+// ambiguous marks, in live's answer, a name that two active accounts share;
+// closedMark starts the answer for a name only a closed account has.
+const (
+	ambiguous  = "ambiguous"
+	closedMark = "closed:"
+)
 
 // active reports whether an account is open: State ACTIVE, or, from an API
 // that predates State, Status ACTIVE.
@@ -334,7 +350,7 @@ func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error)
 	// that starts with N accounts lists the organization once, not N times.
 	p.mu.Lock()
 	for k, v := range all {
-		if v != ambiguous {
+		if v != ambiguous && !strings.HasPrefix(v, closedMark) {
 			p.ids[k] = v
 		}
 	}
@@ -342,6 +358,12 @@ func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error)
 	awsID, ok := all[id]
 	if !ok {
 		return "", errNoAccount(id)
+	}
+	if closed, ok := strings.CutPrefix(awsID, closedMark); ok {
+		// Closed outside silo, or by a deletion silo did not finish
+		// recording: CodeNotFound, so that a deletion is done and a
+		// creation starts afresh, with a message that says what happened.
+		return "", silo.Errorf(silo.CodeNotFound, "the AWS account %s of account %s is closed, so silo cannot reach it; if it was closed outside silo, delete the account in silo (silo tenant delete %s) or create it again", closed, id, id)
 	}
 	if awsID == ambiguous {
 		// Never guess: the wrong guess would put a tenant's data into
@@ -358,8 +380,10 @@ func (p *Provider) Accounts(ctx context.Context) ([]silo.AccountID, error) {
 		return nil, err
 	}
 	ids := make([]silo.AccountID, 0, len(all))
-	for id := range all {
-		ids = append(ids, id)
+	for id, awsID := range all {
+		if !strings.HasPrefix(awsID, closedMark) {
+			ids = append(ids, id)
+		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids, nil

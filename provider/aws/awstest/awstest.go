@@ -137,6 +137,8 @@ type Org struct {
 	mu      sync.Mutex
 	members map[string]*process     // AWS account ID → its kumo
 	fronts  map[string]*lambdaFront // AWS account ID → the Lambda front before its kumo
+
+	memberFaults map[string]*faults // AWS account ID → the faults its member front injects
 }
 
 // NewOrg starts the management account's kumo and its Organizations front
@@ -144,7 +146,7 @@ type Org struct {
 // would before installing silo. Processes end with t.
 func NewOrg(t testing.TB) *Org {
 	t.Helper()
-	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}}
+	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, memberFaults: map[string]*faults{}}
 	o.front = newFront(t, start(t))
 	org := organizations.NewFromConfig(o.Config(), func(op *organizations.Options) { op.BaseEndpoint = aws.String(o.front.url) })
 	if _, err := org.CreateOrganization(context.Background(), &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
@@ -182,6 +184,7 @@ func (o *Org) Endpoint(account string) string {
 	p := start(o.t)
 	o.members[account] = p
 	mf := newMemberFront(o.t, p)
+	o.memberFaults[account] = mf.faults
 	f := newLambdaFront(o.t, &process{url: mf.url}, account)
 	o.fronts[account] = f
 	return f.url
@@ -195,6 +198,16 @@ func (o *Org) SlowCreations(n int) {
 	o.front.mu.Lock()
 	defer o.front.mu.Unlock()
 	o.front.slow = n
+}
+
+// FinishCreations makes every account creation in progress succeed at its
+// next poll.
+func (o *Org) FinishCreations() {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	for req := range o.front.pending {
+		o.front.pending[req] = 0
+	}
 }
 
 // Function returns the code and environment that qualifier (a version, an

@@ -36,6 +36,7 @@ type front struct {
 	parents  map[string]string         // account ID → parent, once moved
 	closed   map[string]bool
 	calls    map[string]int // Organizations operation → calls
+	faults   *faults
 }
 
 const orgTarget = "AWSOrganizationsV20161128."
@@ -49,6 +50,7 @@ func newFront(t testing.TB, kumo *process) *front {
 		parents:  map[string]string{},
 		closed:   map[string]bool{},
 		calls:    map[string]int{},
+		faults:   newFaults(),
 	}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
@@ -69,6 +71,14 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op, isOrg := strings.CutPrefix(r.Header.Get("X-Amz-Target"), orgTarget)
+	if isOrg {
+		f.mu.Lock()
+		f.calls[op]++
+		f.mu.Unlock()
+	}
+	if f.faults.answer(w, r, body) {
+		return
+	}
 	if !isOrg {
 		f.forward(w, r, body, nil)
 		return
@@ -81,9 +91,6 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 			in[k] = s
 		}
 	}
-	f.mu.Lock()
-	f.calls[op]++
-	f.mu.Unlock()
 	switch op {
 	case "CreateAccount":
 		f.forward(w, r, body, f.createAccount)
@@ -190,7 +197,7 @@ func (f *front) listInProgress(w http.ResponseWriter, in map[string]any) {
 			continue
 		}
 		if state == "IN_PROGRESS" {
-			out = append(out, map[string]any{"Id": id, "AccountName": st["AccountName"], "State": state})
+			out = append(out, map[string]any{"Id": id, "AccountName": st["AccountName"], "State": state, "RequestedTimestamp": st["RequestedTimestamp"]})
 		} else {
 			out = append(out, st)
 		}
