@@ -148,6 +148,7 @@ func NewOrg(t testing.TB) *Org {
 	t.Helper()
 	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, memberFaults: map[string]*faults{}}
 	o.front = newFront(t, start(t))
+	o.front.remote = o.serveEndpoint
 	org := organizations.NewFromConfig(o.Config(), func(op *organizations.Options) { op.BaseEndpoint = aws.String(o.front.url) })
 	if _, err := org.CreateOrganization(context.Background(), &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
 		t.Fatalf("create the emulated organization: %v", err)

@@ -37,6 +37,7 @@ type front struct {
 	closed   map[string]bool
 	calls    map[string]int // Organizations operation → calls
 	faults   *faults
+	remote   http.HandlerFunc // answers Remote
 }
 
 const orgTarget = "AWSOrganizationsV20161128."
@@ -65,6 +66,10 @@ func (f *front) created(account string) bool {
 }
 
 func (f *front) serve(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, endpointPath) && f.remote != nil {
+		f.remote(w, r)
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
