@@ -389,43 +389,6 @@ func (p *Provider) Accounts(ctx context.Context) ([]silo.AccountID, error) {
 	return ids, nil
 }
 
-// DeleteAccount crypto-shreds and closes the account, in this order: every
-// customer-managed KMS key of the account is scheduled for deletion (the
-// shortest window AWS allows, 7 days; from now on nothing encrypted under
-// it can be decrypted), then its tables, buckets, parameters and secrets
-// are deleted, then the account is closed. Each step is idempotent, so a
-// call interrupted part way is completed by calling again.
-func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
-	if err := parseID(id); err != nil {
-		return err
-	}
-	l := p.lockOf(id)
-	l.Lock()
-	defer l.Unlock()
-	awsID, err := p.awsID(ctx, id)
-	if silo.ErrorCode(err) == silo.CodeNotFound {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	m := p.member(awsID)
-	if err := m.shredKeys(ctx, id); err != nil {
-		return err
-	}
-	if err := m.deleteData(ctx, id); err != nil {
-		return err
-	}
-	_, err = p.org.CloseAccount(ctx, &organizations.CloseAccountInput{AccountId: aws.String(awsID)})
-	if err != nil && !isCode(err, "AccountAlreadyClosedException") {
-		return fail(id, "close the AWS account", err)
-	}
-	p.mu.Lock()
-	delete(p.ids, id)
-	p.mu.Unlock()
-	return nil
-}
-
 // AWSAccountID returns the 12-digit ID of the AWS account behind account
 // id, for operators and tests.
 //

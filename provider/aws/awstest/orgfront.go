@@ -37,7 +37,8 @@ type front struct {
 	closed   map[string]bool
 	calls    map[string]int // Organizations operation → calls
 	faults   *faults
-	remote   http.HandlerFunc // answers Remote
+	remote   http.HandlerFunc             // answers Remote
+	tags     map[string]map[string]string // account ID → tags set by TagResource
 }
 
 const orgTarget = "AWSOrganizationsV20161128."
@@ -52,6 +53,7 @@ func newFront(t testing.TB, kumo *process) *front {
 		closed:   map[string]bool{},
 		calls:    map[string]int{},
 		faults:   newFaults(),
+		tags:     map[string]map[string]string{},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
@@ -137,9 +139,65 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	case "ListAccounts", "DescribeAccount":
 		f.forward(w, r, body, f.overlay)
+	case "TagResource", "UntagResource", "ListTagsForResource":
+		f.tagCall(w, op, raw)
 	default:
 		f.forward(w, r, body, nil)
 	}
+}
+
+// tagCall serves the Organizations tag calls on accounts, which kumo
+// lacks. One page.
+func (f *front) tagCall(w http.ResponseWriter, op string, in map[string]any) {
+	a, _ := in["ResourceId"].(string)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.accounts[a] {
+		orgError(w, "TargetNotFoundException", "no such account")
+		return
+	}
+	tags := f.tags[a]
+	if tags == nil {
+		tags = map[string]string{}
+		f.tags[a] = tags
+	}
+	switch op {
+	case "TagResource":
+		list, _ := in["Tags"].([]any)
+		for _, x := range list {
+			if t, ok := x.(map[string]any); ok {
+				k, _ := t["Key"].(string)
+				v, _ := t["Value"].(string)
+				tags[k] = v
+			}
+		}
+		reply(w, map[string]any{})
+	case "UntagResource":
+		keys, _ := in["TagKeys"].([]any)
+		for _, k := range keys {
+			if k, ok := k.(string); ok {
+				delete(tags, k)
+			}
+		}
+		reply(w, map[string]any{})
+	default:
+		out := []any{}
+		for k, v := range tags {
+			out = append(out, map[string]string{"Key": k, "Value": v})
+		}
+		reply(w, map[string]any{"Tags": out})
+	}
+}
+
+// Tags returns the tags TagResource set on an account.
+func (o *Org) Tags(account string) map[string]string {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range o.front.tags[account] {
+		out[k] = v
+	}
+	return out
 }
 
 // createAccount records kumo's finished status and answers IN_PROGRESS.
