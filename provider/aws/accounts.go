@@ -53,6 +53,12 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 		return err
 	}
 	if awsID == "" {
+		awsID, err = p.claim(ctx, id, kind)
+		if err != nil {
+			return err
+		}
+	}
+	if awsID == "" {
 		if awsID, err = p.createMember(ctx, id, kind); err != nil {
 			return err
 		}
@@ -145,13 +151,18 @@ func (p *Provider) ensureInOU(ctx context.Context, id silo.AccountID, kind silo.
 	if err != nil {
 		return err
 	}
-	_, err = p.org.MoveAccount(ctx, &organizations.MoveAccountInput{
+	return p.move(ctx, id, awsID, aws.ToString(parents.Parents[0].Id), ou, ouNames[kind])
+}
+
+// move moves an account from parent from to OU to (named name).
+func (p *Provider) move(ctx context.Context, id silo.AccountID, awsID, from, to, name string) error {
+	_, err := p.org.MoveAccount(ctx, &organizations.MoveAccountInput{
 		AccountId:           aws.String(awsID),
-		SourceParentId:      parents.Parents[0].Id,
-		DestinationParentId: aws.String(ou),
+		SourceParentId:      aws.String(from),
+		DestinationParentId: aws.String(to),
 	})
 	if err != nil && !isCode(err, "DuplicateAccountException") {
-		return fail(id, "move the AWS account into OU "+ouNames[kind], err)
+		return fail(id, "move the AWS account into OU "+name, err)
 	}
 	return nil
 }
@@ -237,8 +248,14 @@ func (p *Provider) root(ctx context.Context, id silo.AccountID) (string, error) 
 // ou returns the ID of the OU for kind, creating it under the root if
 // missing.
 func (p *Provider) ou(ctx context.Context, id silo.AccountID, kind silo.Kind) (string, error) {
+	return p.ouNamed(ctx, id, ouNames[kind])
+}
+
+// ouNamed returns the ID of the OU name under the root, creating it if
+// missing.
+func (p *Provider) ouNamed(ctx context.Context, id silo.AccountID, name string) (string, error) {
 	p.mu.Lock()
-	ouID := p.ous[kind]
+	ouID := p.ous[name]
 	p.mu.Unlock()
 	if ouID != "" {
 		return ouID, nil
@@ -247,7 +264,6 @@ func (p *Provider) ou(ctx context.Context, id silo.AccountID, kind silo.Kind) (s
 	if err != nil {
 		return "", err
 	}
-	name := ouNames[kind]
 	pages := organizations.NewListOrganizationalUnitsForParentPaginator(p.org, &organizations.ListOrganizationalUnitsForParentInput{ParentId: aws.String(root)})
 	for pages.HasMorePages() && ouID == "" {
 		out, err := pages.NextPage(ctx)
@@ -266,14 +282,14 @@ func (p *Provider) ou(ctx context.Context, id silo.AccountID, kind silo.Kind) (s
 		})
 		switch {
 		case isCode(err, "DuplicateOrganizationalUnitException"):
-			return p.ou(ctx, id, kind) // created concurrently: list again
+			return p.ouNamed(ctx, id, name) // created concurrently: list again
 		case err != nil:
 			return "", fail(id, "create the organizational unit "+name, err)
 		}
 		ouID = aws.ToString(out.OrganizationalUnit.Id)
 	}
 	p.mu.Lock()
-	p.ous[kind] = ouID
+	p.ous[name] = ouID
 	p.mu.Unlock()
 	return ouID, nil
 }

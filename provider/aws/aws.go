@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/account"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -102,6 +103,9 @@ type Config struct {
 	// (faults.go).
 	MaxAttempts int
 	MaxBackoff  time.Duration
+	// PoolSize is how many accounts the warm pool keeps created ahead
+	// (pool.go); 0, the default, keeps none and never claims.
+	PoolSize int
 }
 
 func (c *Config) setDefaults() error {
@@ -142,12 +146,15 @@ func (c *Config) setDefaults() error {
 // from AWS Organizations (by account name, see Config.NamePrefix), which
 // resources an account holds from the account itself.
 type Provider struct {
-	cfg Config
-	org *organizations.Client
-	sts *sts.Client
+	cfg  Config
+	org  *organizations.Client
+	sts  *sts.Client
+	acct *account.Client // renames claimed pool accounts
+
+	poolMu sync.Mutex // serializes FillPool and claims
 
 	mu      sync.Mutex
-	ous     map[silo.Kind]string           // kind → OU ID
+	ous     map[string]string              // OU name → ID
 	ids     map[silo.AccountID]string      // silo ID → AWS account ID, for live accounts
 	members map[string]*member             // role@AWS account ID → clients
 	locks   map[silo.AccountID]*sync.Mutex // serializes create/delete of one account
@@ -166,12 +173,13 @@ func New(cfg Config) (*Provider, error) {
 	cfg.AWS.Retryer = cfg.retryer()
 	p := &Provider{
 		cfg:     cfg,
-		ous:     map[silo.Kind]string{},
+		ous:     map[string]string{},
 		ids:     map[silo.AccountID]string{},
 		members: map[string]*member{},
 		locks:   map[silo.AccountID]*sync.Mutex{},
 	}
 	p.org = organizations.NewFromConfig(cfg.AWS, func(o *organizations.Options) { p.endpoint(&o.BaseEndpoint, "") })
+	p.acct = account.NewFromConfig(cfg.AWS, func(o *account.Options) { p.endpoint(&o.BaseEndpoint, "") })
 	p.sts = sts.NewFromConfig(cfg.AWS, func(o *sts.Options) { p.endpoint(&o.BaseEndpoint, "") })
 	return p, nil
 }

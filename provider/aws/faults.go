@@ -109,6 +109,7 @@ func deniedCall(err error) (action, service string) {
 // iamPrefix maps the SDK's service IDs to the prefixes of IAM actions.
 var iamPrefix = map[string]string{
 	"Organizations":   "organizations",
+	"Account":         "account",
 	"STS":             "sts",
 	"IAM":             "iam",
 	"DynamoDB":        "dynamodb",

@@ -39,6 +39,7 @@ type front struct {
 	faults   *faults
 	remote   http.HandlerFunc             // answers Remote
 	tags     map[string]map[string]string // account ID → tags set by TagResource
+	names    map[string]string            // account ID → name set by PutAccountName
 }
 
 const orgTarget = "AWSOrganizationsV20161128."
@@ -54,6 +55,7 @@ func newFront(t testing.TB, kumo *process) *front {
 		calls:    map[string]int{},
 		faults:   newFaults(),
 		tags:     map[string]map[string]string{},
+		names:    map[string]string{},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
@@ -84,6 +86,13 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 	}
 	if f.faults.answer(w, r, body) {
+		return
+	}
+	if r.URL.Path == "/putAccountName" {
+		f.mu.Lock()
+		f.calls["PutAccountName"]++
+		f.mu.Unlock()
+		f.putAccountName(w, body)
 		return
 	}
 	if !isOrg {
@@ -143,6 +152,29 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		f.tagCall(w, op, raw)
 	default:
 		f.forward(w, r, body, nil)
+	}
+}
+
+// putAccountName serves the Account Management API's PutAccountName
+// (kumo lacks that API): the new name shows in ListAccounts and
+// DescribeAccount.
+func (f *front) putAccountName(w http.ResponseWriter, body []byte) {
+	var in struct{ AccountId, AccountName string }
+	json.Unmarshal(body, &in)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case !f.accounts[in.AccountId] || f.closed[in.AccountId]:
+		w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(map[string]string{"message": "no such account"})
+	case in.AccountName == "" || len(in.AccountName) > 50:
+		w.Header().Set("X-Amzn-ErrorType", "ValidationException")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]string{"message": "invalid account name"})
+	default:
+		f.names[in.AccountId] = in.AccountName
+		w.WriteHeader(http.StatusOK)
 	}
 }
 
@@ -328,8 +360,12 @@ func (f *front) overlay(out map[string]any) {
 		}
 	}
 	mark := func(a map[string]any) {
-		if id, _ := a["Id"].(string); f.closed[id] {
+		id, _ := a["Id"].(string)
+		if f.closed[id] {
 			a["Status"], a["State"] = "SUSPENDED", "CLOSED"
+		}
+		if name, ok := f.names[id]; ok {
+			a["Name"] = name
 		}
 	}
 	if a, ok := out["Account"].(map[string]any); ok {
