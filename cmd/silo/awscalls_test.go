@@ -29,7 +29,6 @@ func (c *awsCalls) take() map[string]int {
 	return out
 }
 
-
 func format(m map[string]int) string {
 	var parts []string
 	for k, n := range m {
