@@ -31,9 +31,9 @@ func TestCrashRecovery(t *testing.T) {
 		crashChild(t)
 		return
 	}
-	for _, prov := range []string{"local", "aws"} {
+	for _, prov := range []string{"local", "aws", "aws-pool"} {
 		t.Run(prov, func(t *testing.T) {
-			if prov == "aws" && testing.Short() {
+			if prov != "local" && testing.Short() {
 				t.Skip("starts two kumo processes per kill point")
 			}
 			for _, phase := range []string{"create", "apply", "delete"} {
@@ -63,18 +63,27 @@ func TestCrashRecovery(t *testing.T) {
 func crashOnce(t *testing.T, prov, phase string, n int) bool {
 	dir := t.TempDir()
 	var org *awstest.Org
-	if prov == "aws" {
+	pool := 0
+	if prov != "local" {
 		org = awstest.NewOrg(t) // fresh per kill point; its processes end with the subtest
 	}
-	if phase != "create" {
-		runChild(t, dir, org, "create", 0) // set up without crashing
+	if prov == "aws-pool" {
+		// One account created ahead: the onboarding claims it, and a
+		// kill in the middle of the claim must not cost a second account.
+		pool = 1
+		if err := awsProvider(t, org.URL(), pool, nil).FillPool(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	killed := runChild(t, dir, org, phase, n)
+	if phase != "create" {
+		runChild(t, dir, org, pool, "create", 0) // set up without crashing
+	}
+	killed := runChild(t, dir, org, pool, phase, n)
 	var e *env
 	if org == nil {
 		e = open(t, dir, nil)
 	} else {
-		e = openOn(t, dir, awsProvider(t, org.URL(), nil), nil)
+		e = openOn(t, dir, awsProvider(t, org.URL(), pool, nil), nil)
 	}
 	if _, err := e.eng.Recover(context.Background()); err != nil {
 		t.Fatalf("%s kill at step %d: recover: %v", phase, n, err)
@@ -84,21 +93,23 @@ func crashOnce(t *testing.T, prov, phase string, n int) bool {
 }
 
 // awsProvider returns an AWS provider on the emulated organization at url
-// (awstest.Org.URL); onCall, if set, sees every AWS call.
-func awsProvider(t testing.TB, url string, onCall func(op string)) *siloaws.Provider {
+// (awstest.Org.URL) with a warm pool of pool accounts; onCall, if set,
+// sees every AWS call.
+func awsProvider(t testing.TB, url string, pool int, onCall func(op string)) *siloaws.Provider {
 	cfg, endpoint := awstest.Remote(url)
 	if onCall != nil {
 		awstest.OnCall(&cfg, onCall)
 	}
-	p, err := siloaws.New(siloaws.Config{AWS: cfg, Email: "aws@example.com", Endpoint: endpoint, PollInterval: time.Millisecond})
+	p, err := siloaws.New(siloaws.Config{AWS: cfg, Email: "aws@example.com", Endpoint: endpoint, PollInterval: time.Millisecond, PoolSize: pool})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-// checkOneAWSAccount checks that the organization was asked for acme's
-// account once, however often the process died.
+// checkOneAWSAccount checks that the organization was asked for one
+// account (acme's, or the warm pool's that acme took), however often the
+// process died.
 func checkOneAWSAccount(t *testing.T, e *env, org *awstest.Org) {
 	t.Helper()
 	if n := org.OrgCalls()["CreateAccount"]; n != 1 {
@@ -108,12 +119,12 @@ func checkOneAWSAccount(t *testing.T, e *env, org *awstest.Org) {
 
 // runChild runs one phase in a child process that SIGKILLs itself at step n
 // (0: never). It reports whether the child was killed.
-func runChild(t *testing.T, dir string, org *awstest.Org, phase string, n int) bool {
+func runChild(t *testing.T, dir string, org *awstest.Org, pool int, phase string, n int) bool {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashRecovery$")
 	cmd.Env = append(os.Environ(), "SILO_CRASH_CHILD=1", "SILO_CRASH_DIR="+dir, "SILO_CRASH_PHASE="+phase, "SILO_CRASH_AT="+strconv.Itoa(n))
 	if org != nil {
-		cmd.Env = append(cmd.Env, "SILO_CRASH_ORG="+org.URL())
+		cmd.Env = append(cmd.Env, "SILO_CRASH_ORG="+org.URL(), "SILO_CRASH_POOL="+strconv.Itoa(pool))
 	}
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -152,7 +163,8 @@ func crashChild(t *testing.T) {
 	hook := func(engine.Step) { step() }
 	var e *env
 	if url := os.Getenv("SILO_CRASH_ORG"); url != "" {
-		e = openOn(t, dir, awsProvider(t, url, func(op string) {
+		pool, _ := strconv.Atoi(os.Getenv("SILO_CRASH_POOL"))
+		e = openOn(t, dir, awsProvider(t, url, pool, func(op string) {
 			if mutating(op) {
 				step()
 			}
