@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
@@ -55,4 +56,55 @@ func TestPoolCommand(t *testing.T) {
 	// Twin: the local provider has no pool.
 	local := newCLI(t)
 	local.fails("the warm pool exists on the AWS provider only", "pool")
+}
+
+// TestServerFillsThePool: silo server with --aws-pool-size 1 creates one
+// pool account in the background; with the default size it creates none.
+func TestServerFillsThePool(t *testing.T) {
+	for _, size := range []string{"1", ""} {
+		awsEnv(t, true)
+		org := emulateAWS(t)
+		c := newCLI(t)
+		ctx, stop := context.WithCancel(context.Background())
+		args := []string{"--data-dir", c.dataDir, "--file", c.file, "server", "--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com",
+			"--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}
+		if size != "" {
+			args = append(args, "--aws-pool-size", size)
+		}
+		var out, errOut lockedBuffer
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, args, strings.NewReader(""), &out, &errOut) }()
+		p, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := func() int {
+			st, err := p.Pool(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(st.Ready)
+		}
+		if size != "" {
+			for deadline := time.Now().Add(time.Minute); ready() < 1; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("silo server --aws-pool-size 1 made no pool account: %s", errOut.String())
+				}
+			}
+		} else {
+			for deadline := time.Now().Add(time.Minute); !strings.Contains(errOut.String(), "API on"); time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("silo server did not start: %s", errOut.String())
+				}
+			}
+			time.Sleep(200 * time.Millisecond) // the refill's first pass runs at start
+			if n := ready(); n != 0 {
+				t.Errorf("silo server without a pool size made %d pool accounts", n)
+			}
+		}
+		stop()
+		if code := <-done; code != 0 {
+			t.Errorf("silo server exited %d: %s", code, errOut.String())
+		}
+	}
 }

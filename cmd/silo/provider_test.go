@@ -170,7 +170,13 @@ func TestServerOnTheAWSProvider(t *testing.T) {
 		}
 	}
 	url := api.FindStringSubmatch(errOut.String())[1]
+	// The server names the API once it listens; it writes the token when
+	// it starts serving, a moment later.
 	token, err := os.ReadFile(filepath.Join(c.dataDir, "operator.token"))
+	for deadline := time.Now().Add(time.Minute); err != nil && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		token, err = os.ReadFile(filepath.Join(c.dataDir, "operator.token"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
