@@ -141,6 +141,26 @@ func checkFault(t *testing.T, err error, code silo.Code, says ...string) {
 	}
 }
 
+// TestFailedCreationIsNamed: a creation AWS fails for the account quota
+// is one clear error naming the account; once the quota allows, the next
+// call creates it.
+func TestFailedCreationIsNamed(t *testing.T) {
+	ctx := context.Background()
+	p, org := newAWS(t, quick)
+	org.FailCreations("ACCOUNT_LIMIT_EXCEEDED")
+	checkFault(t, p.CreateAccount(ctx, "acme", silo.KindTenant), silo.CodeUnavailable, "account acme", "quota")
+	if ids, err := p.Accounts(ctx); err != nil || len(ids) != 0 {
+		t.Errorf("Accounts after a failed creation = %v, %v; want none", ids, err)
+	}
+	org.FailCreations("")
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatalf("CreateAccount once the quota allows: %v", err)
+	}
+	if ids, err := p.Accounts(ctx); err != nil || len(ids) != 1 {
+		t.Errorf("Accounts = %v, %v; want acme", ids, err)
+	}
+}
+
 // TestStuckCreationIsReportedAndResumed: a creation AWS does not finish
 // is reported as stuck, naming the account, and stays pending; once AWS
 // finishes it, the next call completes the same account.

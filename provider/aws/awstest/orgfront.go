@@ -40,6 +40,8 @@ type front struct {
 	remote   http.HandlerFunc             // answers Remote
 	tags     map[string]map[string]string // account ID → tags set by TagResource
 	names    map[string]string            // account ID → name set by PutAccountName
+	failWith string                       // FailCreations' reason for the next creations
+	failed   map[string]bool              // account IDs of creations that failed: never listed
 }
 
 const orgTarget = "AWSOrganizationsV20161128."
@@ -56,6 +58,7 @@ func newFront(t testing.TB, kumo *process) *front {
 		faults:   newFaults(),
 		tags:     map[string]map[string]string{},
 		names:    map[string]string{},
+		failed:   map[string]bool{},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
@@ -241,9 +244,16 @@ func (f *front) createAccount(out map[string]any) {
 	id, _ := st["Id"].(string)
 	acct, _ := st["AccountId"].(string)
 	f.mu.Lock()
+	if f.failWith != "" {
+		// As AWS does: the request fails at a later poll, and no account
+		// appears.
+		st = map[string]any{"Id": id, "AccountName": st["AccountName"], "State": "FAILED", "FailureReason": f.failWith, "RequestedTimestamp": st["RequestedTimestamp"]}
+		f.failed[acct] = true
+	} else {
+		f.accounts[acct] = true
+	}
 	f.statuses[id] = st
 	f.pending[id] = f.slow
-	f.accounts[acct] = true
 	f.mu.Unlock()
 	out["CreateAccountStatus"] = map[string]any{
 		"Id": id, "AccountName": st["AccountName"], "State": "IN_PROGRESS", "RequestedTimestamp": st["RequestedTimestamp"],
@@ -381,7 +391,7 @@ func (f *front) overlay(out map[string]any) {
 		if !ok {
 			continue
 		}
-		if id, _ := a["Id"].(string); pending[id] {
+		if id, _ := a["Id"].(string); pending[id] || f.failed[id] {
 			continue
 		}
 		mark(a)
@@ -434,6 +444,15 @@ func orgError(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("X-Amzn-ErrorType", code)
 	w.WriteHeader(http.StatusBadRequest)
 	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}
+
+// FailCreations makes every account creation requested from now on fail
+// with reason (such as "ACCOUNT_LIMIT_EXCEEDED") at its first poll; ""
+// lets them succeed again.
+func (o *Org) FailCreations(reason string) {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	o.front.failWith = reason
 }
 
 // Parent returns the parent the account was moved to, or "" if it was
