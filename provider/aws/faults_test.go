@@ -40,7 +40,6 @@ func TestFaultsGiveOneClearErrorAndResume(t *testing.T) {
 		account  bool // inject in acme's AWS account rather than the management account
 		op       string
 		fault    awstest.Fault
-		edit     func(*siloaws.Config)
 		act      func(*siloaws.Provider) error
 		code     silo.Code
 		says     []string
@@ -72,11 +71,7 @@ func TestFaultsGiveOneClearErrorAndResume(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			edits := []func(*siloaws.Config){quick}
-			if tt.edit != nil {
-				edits = append(edits, tt.edit)
-			}
-			p, org := newAWS(t, edits...)
+			p, org := newAWS(t, quick)
 			where := ""
 			if tt.existing {
 				if err := create(p); err != nil {

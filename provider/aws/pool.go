@@ -60,7 +60,7 @@ func (p *Provider) Pool(ctx context.Context) (PoolStatus, error) {
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return st, fail(poolID, "list the organization's accounts", err)
+			return st, fail("", "list the organization's accounts", err)
 		}
 		for _, a := range page.Accounts {
 			if p.isPoolName(aws.ToString(a.Name)) && active(a) {
@@ -83,7 +83,7 @@ func (p *Provider) poolInFlight(ctx context.Context) ([]orgtypes.CreateAccountSt
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, fail(poolID, "list the account creations in progress", err)
+			return nil, fail("", "list the account creations in progress", err)
 		}
 		for _, st := range page.CreateAccountStatuses {
 			if p.isPoolName(aws.ToString(st.AccountName)) {
@@ -139,7 +139,7 @@ func (p *Provider) FillPool(ctx context.Context) error {
 			Tags:                   []orgtypes.Tag{{Key: aws.String("silo:pool"), Value: aws.String("ready")}},
 		})
 		if err != nil {
-			return fail(poolID, "create a warm pool account", err)
+			return fail("", "create a warm pool account", err)
 		}
 		if err := p.finishPoolAccount(ctx, out.CreateAccountStatus); err != nil && !provider.IsPending(err) {
 			return err
