@@ -161,6 +161,7 @@ Every command accepts --output json for scripts.`,
 	pf.StringVar(&g.prov.email, "aws-email", os.Getenv("SILO_AWS_EMAIL"), "AWS provider: the mailbox member accounts are registered under, plus-addressed per account ($SILO_AWS_EMAIL)")
 	pf.StringVar(&g.prov.principal, "aws-principal", os.Getenv("SILO_AWS_PRINCIPAL"), "AWS provider: ARN of silo's principal in the management account; each account then gets a deployer role trusted by it alone ($SILO_AWS_PRINCIPAL)")
 	pf.StringVar(&g.prov.dataPrincipal, "aws-data-principal", os.Getenv("SILO_AWS_DATA_PRINCIPAL"), "AWS provider: ARN of the data plane's principal, trusted by each account's data role ($SILO_AWS_DATA_PRINCIPAL)")
+	pf.StringVar(&g.prov.poolSize, "aws-pool-size", os.Getenv("SILO_AWS_POOL_SIZE"), "AWS provider: accounts the warm pool keeps created ahead for onboarding, refilled by silo server (default 0: none) ($SILO_AWS_POOL_SIZE)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.output != "text" && g.output != "json" && (g.output != "csv" || cmd.Name() != "usage") {
 			return usageError{fmt.Sprintf("--output must be text or json (csv for silo usage), not %q", g.output)}
@@ -172,7 +173,7 @@ Every command accepts --output json for scripts.`,
 		newTenantCmd(g), newEnvCmd(g),
 		newPlanCmd(g), newApplyCmd(g), newDriftCmd(g), newDoctorCmd(g), newBuildCmd(g),
 		newKeysCmd(g), newSecretCmd(g), newAuditCmd(g), newRotateCmd(g),
-		newVerifyCmd(g), newReportCmd(g),
+		newVerifyCmd(g), newReportCmd(g), newPoolCmd(g),
 		newDevCmd(g), newLogsCmd(g),
 		newServerCmd(g), newDeployCmd(g), newRolloutCmd(g), newReleaseCmd(g),
 		newVersionCmd(g), newUsageCmd(g), newLimitsCmd(g),

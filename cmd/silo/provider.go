@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	silo "github.com/silo-run/silo"
@@ -35,22 +36,25 @@ type awsChoice struct {
 	Email         string `json:"email"`
 	Principal     string `json:"principal,omitempty"`
 	DataPrincipal string `json:"data_principal,omitempty"`
+	// PoolSize is how many accounts the warm pool keeps created ahead.
+	PoolSize int `json:"pool_size,omitempty"`
 }
 
 // providerFlags are --provider and the --aws-* flags (or their $SILO_*
 // variables) as given; empty when not given.
 type providerFlags struct {
 	name, region, email, principal, dataPrincipal string
+	poolSize                                      string
 }
 
 func (f providerFlags) awsGiven() bool {
-	return f.region != "" || f.email != "" || f.principal != "" || f.dataPrincipal != ""
+	return f.region != "" || f.email != "" || f.principal != "" || f.dataPrincipal != "" || f.poolSize != ""
 }
 
 // loadAWS builds the AWS provider; tests point it at an emulated
 // organization.
 var loadAWS = func(ctx context.Context, c awsChoice) (provider.Provider, error) {
-	p, err := siloaws.Load(ctx, c.Region, siloaws.Config{Email: c.Email, Principal: c.Principal, DataPrincipal: c.DataPrincipal})
+	p, err := siloaws.Load(ctx, c.Region, siloaws.Config{Email: c.Email, Principal: c.Principal, DataPrincipal: c.DataPrincipal, PoolSize: c.PoolSize})
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +114,13 @@ func resolveChoice(saved providerChoice, f providerFlags) (providerChoice, error
 		if *s.flag != "" {
 			*s.into = *s.flag
 		}
+	}
+	if f.poolSize != "" {
+		n, err := strconv.Atoi(f.poolSize)
+		if err != nil || n < 0 || n > maxPoolSize {
+			return c, silo.Errorf(silo.CodeInvalid, "--aws-pool-size must be a whole number from 0 to %d, not %q", maxPoolSize, f.poolSize)
+		}
+		a.PoolSize = n
 	}
 	switch {
 	case a.Region == "":

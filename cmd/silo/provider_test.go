@@ -19,7 +19,7 @@ import (
 // files, no instance role; static credentials unless creds is false.
 func awsEnv(t *testing.T, creds bool) {
 	t.Helper()
-	for _, k := range []string{"SILO_PROVIDER", "SILO_AWS_REGION", "SILO_AWS_EMAIL", "SILO_AWS_PRINCIPAL", "SILO_AWS_DATA_PRINCIPAL",
+	for _, k := range []string{"SILO_PROVIDER", "SILO_AWS_REGION", "SILO_AWS_EMAIL", "SILO_AWS_PRINCIPAL", "SILO_AWS_DATA_PRINCIPAL", "SILO_AWS_POOL_SIZE",
 		"AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
 		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
 		t.Setenv(k, "")
@@ -89,7 +89,7 @@ func emulateAWS(t *testing.T) *awstest.Org {
 	loadAWS = func(ctx context.Context, c awsChoice) (provider.Provider, error) {
 		cfg := org.Config()
 		cfg.Region = c.Region
-		p, err := siloaws.New(siloaws.Config{AWS: cfg, Email: c.Email, Principal: c.Principal, DataPrincipal: c.DataPrincipal, Endpoint: org.Endpoint, PollInterval: time.Millisecond})
+		p, err := siloaws.New(siloaws.Config{AWS: cfg, Email: c.Email, Principal: c.Principal, DataPrincipal: c.DataPrincipal, PoolSize: c.PoolSize, Endpoint: org.Endpoint, PollInterval: time.Millisecond})
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +170,13 @@ func TestServerOnTheAWSProvider(t *testing.T) {
 		}
 	}
 	url := api.FindStringSubmatch(errOut.String())[1]
+	// The server names the API once it listens; it writes the token when
+	// it starts serving, a moment later.
 	token, err := os.ReadFile(filepath.Join(c.dataDir, "operator.token"))
+	for deadline := time.Now().Add(time.Minute); err != nil && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		token, err = os.ReadFile(filepath.Join(c.dataDir, "operator.token"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

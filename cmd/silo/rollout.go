@@ -128,6 +128,7 @@ data dir, and later commands on it use the same provider.`,
 			}
 			served := make(chan error, 1)
 			go func() { served <- p.Serve(ctx, ln) }()
+			go fillPool(ctx, g, p.Config().Provider)
 			for p.APIAddr() == "" {
 				select {
 				case err := <-served:

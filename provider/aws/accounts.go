@@ -53,6 +53,12 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 		return err
 	}
 	if awsID == "" {
+		awsID, err = p.claim(ctx, id, kind)
+		if err != nil {
+			return err
+		}
+	}
+	if awsID == "" {
 		if awsID, err = p.createMember(ctx, id, kind); err != nil {
 			return err
 		}
@@ -145,13 +151,18 @@ func (p *Provider) ensureInOU(ctx context.Context, id silo.AccountID, kind silo.
 	if err != nil {
 		return err
 	}
-	_, err = p.org.MoveAccount(ctx, &organizations.MoveAccountInput{
+	return p.move(ctx, id, awsID, aws.ToString(parents.Parents[0].Id), ou, ouNames[kind])
+}
+
+// move moves an account from parent from to OU to (named name).
+func (p *Provider) move(ctx context.Context, id silo.AccountID, awsID, from, to, name string) error {
+	_, err := p.org.MoveAccount(ctx, &organizations.MoveAccountInput{
 		AccountId:           aws.String(awsID),
-		SourceParentId:      parents.Parents[0].Id,
-		DestinationParentId: aws.String(ou),
+		SourceParentId:      aws.String(from),
+		DestinationParentId: aws.String(to),
 	})
 	if err != nil && !isCode(err, "DuplicateAccountException") {
-		return fail(id, "move the AWS account into OU "+ouNames[kind], err)
+		return fail(id, "move the AWS account into OU "+name, err)
 	}
 	return nil
 }
@@ -185,6 +196,11 @@ func (p *Provider) waitCreated(ctx context.Context, id silo.AccountID, st *orgty
 			return nil, createFailed(id, st.FailureReason)
 		}
 		if polled && time.Now().After(deadline) {
+			if since := aws.ToTime(st.RequestedTimestamp); !since.IsZero() && time.Since(since) > p.cfg.StuckAfter {
+				return nil, &silo.Error{Code: silo.CodeUnavailable, Err: provider.ErrPending, Message: fmt.Sprintf(
+					"AWS has been creating the AWS account of account %s since %s, longer than %s; silo keeps waiting for it (the next apply resumes), but if it does not finish look at the request in the AWS Organizations console or ask AWS Support",
+					id, since.UTC().Format(time.RFC3339), p.cfg.StuckAfter)}
+			}
 			return nil, provider.Pending(id, p.Name())
 		}
 		// Full jitter over the upper half: [wait/2, wait).
@@ -232,8 +248,14 @@ func (p *Provider) root(ctx context.Context, id silo.AccountID) (string, error) 
 // ou returns the ID of the OU for kind, creating it under the root if
 // missing.
 func (p *Provider) ou(ctx context.Context, id silo.AccountID, kind silo.Kind) (string, error) {
+	return p.ouNamed(ctx, id, ouNames[kind])
+}
+
+// ouNamed returns the ID of the OU name under the root, creating it if
+// missing.
+func (p *Provider) ouNamed(ctx context.Context, id silo.AccountID, name string) (string, error) {
 	p.mu.Lock()
-	ouID := p.ous[kind]
+	ouID := p.ous[name]
 	p.mu.Unlock()
 	if ouID != "" {
 		return ouID, nil
@@ -242,7 +264,6 @@ func (p *Provider) ou(ctx context.Context, id silo.AccountID, kind silo.Kind) (s
 	if err != nil {
 		return "", err
 	}
-	name := ouNames[kind]
 	pages := organizations.NewListOrganizationalUnitsForParentPaginator(p.org, &organizations.ListOrganizationalUnitsForParentInput{ParentId: aws.String(root)})
 	for pages.HasMorePages() && ouID == "" {
 		out, err := pages.NextPage(ctx)
@@ -261,14 +282,14 @@ func (p *Provider) ou(ctx context.Context, id silo.AccountID, kind silo.Kind) (s
 		})
 		switch {
 		case isCode(err, "DuplicateOrganizationalUnitException"):
-			return p.ou(ctx, id, kind) // created concurrently: list again
+			return p.ouNamed(ctx, id, name) // created concurrently: list again
 		case err != nil:
 			return "", fail(id, "create the organizational unit "+name, err)
 		}
 		ouID = aws.ToString(out.OrganizationalUnit.Id)
 	}
 	p.mu.Lock()
-	p.ous[kind] = ouID
+	p.ous[name] = ouID
 	p.mu.Unlock()
 	return ouID, nil
 }
@@ -286,13 +307,20 @@ func (p *Provider) live(ctx context.Context, id silo.AccountID) (map[silo.Accoun
 		}
 		for _, a := range page.Accounts {
 			name, ok := strings.CutPrefix(aws.ToString(a.Name), p.cfg.NamePrefix)
-			if !ok || !active(a) {
+			if !ok {
 				continue
 			}
 			if _, err := silo.ParseID(name); err != nil {
 				continue
 			}
-			if prev, dup := out[silo.AccountID(name)]; dup && prev != aws.ToString(a.Id) {
+			prev, dup := out[silo.AccountID(name)]
+			if !active(a) {
+				if !dup && (a.State == orgtypes.AccountStateClosed || a.State == orgtypes.AccountStatePendingClosure) {
+					out[silo.AccountID(name)] = closedMark + aws.ToString(a.Id)
+				}
+				continue
+			}
+			if dup && !strings.HasPrefix(prev, closedMark) && prev != aws.ToString(a.Id) {
 				out[silo.AccountID(name)] = ambiguous
 				continue
 			}
@@ -302,8 +330,12 @@ func (p *Provider) live(ctx context.Context, id silo.AccountID) (map[silo.Accoun
 	return out, nil
 }
 
-// ambiguous marks, in live's answer, a name that two active accounts share.
-const ambiguous = "ambiguous"
+// ambiguous marks, in live's answer, a name that two active accounts share;
+// closedMark starts the answer for a name only a closed account has.
+const (
+	ambiguous  = "ambiguous"
+	closedMark = "closed:"
+)
 
 // active reports whether an account is open: State ACTIVE, or, from an API
 // that predates State, Status ACTIVE.
@@ -334,7 +366,7 @@ func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error)
 	// that starts with N accounts lists the organization once, not N times.
 	p.mu.Lock()
 	for k, v := range all {
-		if v != ambiguous {
+		if v != ambiguous && !strings.HasPrefix(v, closedMark) {
 			p.ids[k] = v
 		}
 	}
@@ -342,6 +374,12 @@ func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error)
 	awsID, ok := all[id]
 	if !ok {
 		return "", errNoAccount(id)
+	}
+	if closed, ok := strings.CutPrefix(awsID, closedMark); ok {
+		// Closed outside silo, or by a deletion silo did not finish
+		// recording: CodeNotFound, so that a deletion is done and a
+		// creation starts afresh, with a message that says what happened.
+		return "", silo.Errorf(silo.CodeNotFound, "the AWS account %s of account %s is closed, so silo cannot reach it; if it was closed outside silo, delete the account in silo (silo tenant delete %s) or create it again", closed, id, id)
 	}
 	if awsID == ambiguous {
 		// Never guess: the wrong guess would put a tenant's data into
@@ -358,48 +396,13 @@ func (p *Provider) Accounts(ctx context.Context) ([]silo.AccountID, error) {
 		return nil, err
 	}
 	ids := make([]silo.AccountID, 0, len(all))
-	for id := range all {
-		ids = append(ids, id)
+	for id, awsID := range all {
+		if !strings.HasPrefix(awsID, closedMark) {
+			ids = append(ids, id)
+		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids, nil
-}
-
-// DeleteAccount crypto-shreds and closes the account, in this order: every
-// customer-managed KMS key of the account is scheduled for deletion (the
-// shortest window AWS allows, 7 days; from now on nothing encrypted under
-// it can be decrypted), then its tables, buckets, parameters and secrets
-// are deleted, then the account is closed. Each step is idempotent, so a
-// call interrupted part way is completed by calling again.
-func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
-	if err := parseID(id); err != nil {
-		return err
-	}
-	l := p.lockOf(id)
-	l.Lock()
-	defer l.Unlock()
-	awsID, err := p.awsID(ctx, id)
-	if silo.ErrorCode(err) == silo.CodeNotFound {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	m := p.member(awsID)
-	if err := m.shredKeys(ctx, id); err != nil {
-		return err
-	}
-	if err := m.deleteData(ctx, id); err != nil {
-		return err
-	}
-	_, err = p.org.CloseAccount(ctx, &organizations.CloseAccountInput{AccountId: aws.String(awsID)})
-	if err != nil && !isCode(err, "AccountAlreadyClosedException") {
-		return fail(id, "close the AWS account", err)
-	}
-	p.mu.Lock()
-	delete(p.ids, id)
-	p.mu.Unlock()
-	return nil
 }
 
 // AWSAccountID returns the 12-digit ID of the AWS account behind account

@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/account"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -93,6 +94,18 @@ type Config struct {
 	// CreateAccount returns provider.Pending and the creation goes on in
 	// AWS; the next call resumes it.
 	PollInterval, PollTimeout time.Duration
+	// StuckAfter is how long a creation may stay in progress in AWS before
+	// silo reports it as stuck (default 1 h; AWS documents minutes).
+	// The account stays pending: silo keeps waiting for it.
+	StuckAfter time.Duration
+	// MaxAttempts bounds the attempts of one AWS call (default 5);
+	// MaxBackoff the wait between two (default 20 s). Waits are jittered
+	// (faults.go).
+	MaxAttempts int
+	MaxBackoff  time.Duration
+	// PoolSize is how many accounts the warm pool keeps created ahead
+	// (pool.go); 0, the default, keeps none and never claims.
+	PoolSize int
 }
 
 func (c *Config) setDefaults() error {
@@ -107,6 +120,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.PollTimeout <= 0 {
 		c.PollTimeout = time.Minute
+	}
+	if c.StuckAfter <= 0 {
+		c.StuckAfter = time.Hour
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = defaultMaxAttempts
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = defaultMaxBackoff
 	}
 	at := strings.IndexByte(c.Email, '@')
 	if at <= 0 || at != strings.LastIndexByte(c.Email, '@') || at == len(c.Email)-1 {
@@ -124,12 +146,15 @@ func (c *Config) setDefaults() error {
 // from AWS Organizations (by account name, see Config.NamePrefix), which
 // resources an account holds from the account itself.
 type Provider struct {
-	cfg Config
-	org *organizations.Client
-	sts *sts.Client
+	cfg  Config
+	org  *organizations.Client
+	sts  *sts.Client
+	acct *account.Client // renames claimed pool accounts
+
+	poolMu sync.Mutex // serializes FillPool and claims
 
 	mu      sync.Mutex
-	ous     map[silo.Kind]string           // kind → OU ID
+	ous     map[string]string              // OU name → ID
 	ids     map[silo.AccountID]string      // silo ID → AWS account ID, for live accounts
 	members map[string]*member             // role@AWS account ID → clients
 	locks   map[silo.AccountID]*sync.Mutex // serializes create/delete of one account
@@ -145,14 +170,16 @@ func New(cfg Config) (*Provider, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	cfg.AWS.Retryer = cfg.retryer()
 	p := &Provider{
 		cfg:     cfg,
-		ous:     map[silo.Kind]string{},
+		ous:     map[string]string{},
 		ids:     map[silo.AccountID]string{},
 		members: map[string]*member{},
 		locks:   map[silo.AccountID]*sync.Mutex{},
 	}
 	p.org = organizations.NewFromConfig(cfg.AWS, func(o *organizations.Options) { p.endpoint(&o.BaseEndpoint, "") })
+	p.acct = account.NewFromConfig(cfg.AWS, func(o *account.Options) { p.endpoint(&o.BaseEndpoint, "") })
 	p.sts = sts.NewFromConfig(cfg.AWS, func(o *sts.Options) { p.endpoint(&o.BaseEndpoint, "") })
 	return p, nil
 }
@@ -205,34 +232,6 @@ func isCode(err error, codes ...string) bool {
 		}
 	}
 	return false
-}
-
-// fail turns an error from AWS at step of account id ("" for the
-// organization as a whole) into the error a user sees: one sentence naming
-// the account and the step, never the AWS text, which stays in the chain
-// for logs.
-func fail(id silo.AccountID, step string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var se *silo.Error
-	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	of := " of account " + string(id)
-	if id == "" {
-		of = ""
-	}
-	cause := fmt.Errorf("%s%s: %w", step, of, err)
-	switch apiCode(err) {
-	case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-		"ProvisionedThroughputExceededException", "ServiceUnavailable", "SlowDown",
-		"ConcurrentModificationException", "LimitExceededException":
-		return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("AWS is busy and refused to %s%s; try again in a minute", step, of), Err: cause}
-	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AccessDeniedForDependencyException":
-		return &silo.Error{Code: silo.CodeInternal, Message: fmt.Sprintf("AWS denied silo the right to %s%s; check the management and deployer role permissions (docs/aws.md)", step, of), Err: cause}
-	}
-	return &silo.Error{Code: silo.CodeInternal, Message: fmt.Sprintf("AWS failed to %s%s; try again, and see the server log if it persists", step, of), Err: cause}
 }
 
 func errNoAccount(id silo.AccountID) error {

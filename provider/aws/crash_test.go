@@ -106,6 +106,8 @@ func TestDeleteAccountResumesAfterCrash(t *testing.T) {
 		{"before the tables are deleted", "DynamoDB.DeleteTable", false},
 		{"before the bucket is deleted", "S3.DeleteBucket", false},
 		{"before the secrets are deleted", "Secrets Manager.DeleteSecret", false},
+		{"after the account is marked offboarding", "Organizations.TagResource", true},
+		{"after the first role is denied", "IAM.PutRolePolicy", true},
 		{"before the account is closed", "Organizations.CloseAccount", false},
 	}
 	for _, step := range steps {

@@ -140,6 +140,8 @@ type Org struct {
 	members map[string]*process     // AWS account ID → its kumo
 	fronts  map[string]*lambdaFront // AWS account ID → the Lambda front before its member front
 	urls    map[string]string       // AWS account ID → its endpoint: the outermost front
+
+	memberFaults map[string]*faults // AWS account ID → the faults its member front injects
 }
 
 // NewOrg starts the management account's kumo and its Organizations front
@@ -147,8 +149,9 @@ type Org struct {
 // would before installing silo. Processes end with t.
 func NewOrg(t testing.TB) *Org {
 	t.Helper()
-	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, urls: map[string]string{}}
+	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, urls: map[string]string{}, memberFaults: map[string]*faults{}}
 	o.front = newFront(t, start(t))
+	o.front.remote = o.serveEndpoint
 	org := organizations.NewFromConfig(o.Config(), func(op *organizations.Options) { op.BaseEndpoint = aws.String(o.front.url) })
 	if _, err := org.CreateOrganization(context.Background(), &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
 		t.Fatalf("create the emulated organization: %v", err)
@@ -195,7 +198,9 @@ func (o *Org) Endpoint(account string) string {
 	}
 	p := start(o.t)
 	o.members[account] = p
-	u := newMemberFront(o.t, p).url
+	mf := newMemberFront(o.t, p)
+	o.memberFaults[account] = mf.faults
+	u := mf.url
 	if o.lambda {
 		f := newLambdaFront(o.t, &process{url: u}, account)
 		o.fronts[account] = f
@@ -213,6 +218,16 @@ func (o *Org) SlowCreations(n int) {
 	o.front.mu.Lock()
 	defer o.front.mu.Unlock()
 	o.front.slow = n
+}
+
+// FinishCreations makes every account creation in progress succeed at its
+// next poll.
+func (o *Org) FinishCreations() {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	for req := range o.front.pending {
+		o.front.pending[req] = 0
+	}
 }
 
 // Function returns the code and environment that qualifier (a version, an

@@ -22,12 +22,13 @@ type memberFront struct {
 
 	mu       sync.Mutex
 	policies map[string]string // table ARN → policy document
+	faults   *faults
 }
 
 const ddbTarget = "DynamoDB_20120810."
 
 func newMemberFront(t testing.TB, kumo *process) *memberFront {
-	f := &memberFront{kumo: kumo, policies: map[string]string{}}
+	f := &memberFront{kumo: kumo, policies: map[string]string{}, faults: newFaults()}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
@@ -38,6 +39,9 @@ func (f *memberFront) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if f.faults.answer(w, r, body) {
 		return
 	}
 	op, _ := strings.CutPrefix(r.Header.Get("X-Amz-Target"), ddbTarget)

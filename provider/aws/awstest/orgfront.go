@@ -36,6 +36,12 @@ type front struct {
 	parents  map[string]string         // account ID → parent, once moved
 	closed   map[string]bool
 	calls    map[string]int // Organizations operation → calls
+	faults   *faults
+	remote   http.HandlerFunc             // answers Remote
+	tags     map[string]map[string]string // account ID → tags set by TagResource
+	names    map[string]string            // account ID → name set by PutAccountName
+	failWith string                       // FailCreations' reason for the next creations
+	failed   map[string]bool              // account IDs of creations that failed: never listed
 }
 
 const orgTarget = "AWSOrganizationsV20161128."
@@ -49,6 +55,10 @@ func newFront(t testing.TB, kumo *process) *front {
 		parents:  map[string]string{},
 		closed:   map[string]bool{},
 		calls:    map[string]int{},
+		faults:   newFaults(),
+		tags:     map[string]map[string]string{},
+		names:    map[string]string{},
+		failed:   map[string]bool{},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
@@ -63,12 +73,31 @@ func (f *front) created(account string) bool {
 }
 
 func (f *front) serve(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, endpointPath) && f.remote != nil {
+		f.remote(w, r)
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	op, isOrg := strings.CutPrefix(r.Header.Get("X-Amz-Target"), orgTarget)
+	if isOrg {
+		f.mu.Lock()
+		f.calls[op]++
+		f.mu.Unlock()
+	}
+	if f.faults.answer(w, r, body) {
+		return
+	}
+	if r.URL.Path == "/putAccountName" {
+		f.mu.Lock()
+		f.calls["PutAccountName"]++
+		f.mu.Unlock()
+		f.putAccountName(w, body)
+		return
+	}
 	if !isOrg {
 		f.forward(w, r, body, nil)
 		return
@@ -81,9 +110,6 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 			in[k] = s
 		}
 	}
-	f.mu.Lock()
-	f.calls[op]++
-	f.mu.Unlock()
 	switch op {
 	case "CreateAccount":
 		f.forward(w, r, body, f.createAccount)
@@ -125,9 +151,88 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	case "ListAccounts", "DescribeAccount":
 		f.forward(w, r, body, f.overlay)
+	case "TagResource", "UntagResource", "ListTagsForResource":
+		f.tagCall(w, op, raw)
 	default:
 		f.forward(w, r, body, nil)
 	}
+}
+
+// putAccountName serves the Account Management API's PutAccountName
+// (kumo lacks that API): the new name shows in ListAccounts and
+// DescribeAccount.
+func (f *front) putAccountName(w http.ResponseWriter, body []byte) {
+	var in struct{ AccountId, AccountName string }
+	json.Unmarshal(body, &in)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case !f.accounts[in.AccountId] || f.closed[in.AccountId]:
+		w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(map[string]string{"message": "no such account"})
+	case in.AccountName == "" || len(in.AccountName) > 50:
+		w.Header().Set("X-Amzn-ErrorType", "ValidationException")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]string{"message": "invalid account name"})
+	default:
+		f.names[in.AccountId] = in.AccountName
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// tagCall serves the Organizations tag calls on accounts, which kumo
+// lacks. One page.
+func (f *front) tagCall(w http.ResponseWriter, op string, in map[string]any) {
+	a, _ := in["ResourceId"].(string)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.accounts[a] {
+		orgError(w, "TargetNotFoundException", "no such account")
+		return
+	}
+	tags := f.tags[a]
+	if tags == nil {
+		tags = map[string]string{}
+		f.tags[a] = tags
+	}
+	switch op {
+	case "TagResource":
+		list, _ := in["Tags"].([]any)
+		for _, x := range list {
+			if t, ok := x.(map[string]any); ok {
+				k, _ := t["Key"].(string)
+				v, _ := t["Value"].(string)
+				tags[k] = v
+			}
+		}
+		reply(w, map[string]any{})
+	case "UntagResource":
+		keys, _ := in["TagKeys"].([]any)
+		for _, k := range keys {
+			if k, ok := k.(string); ok {
+				delete(tags, k)
+			}
+		}
+		reply(w, map[string]any{})
+	default:
+		out := []any{}
+		for k, v := range tags {
+			out = append(out, map[string]string{"Key": k, "Value": v})
+		}
+		reply(w, map[string]any{"Tags": out})
+	}
+}
+
+// Tags returns the tags TagResource set on an account.
+func (o *Org) Tags(account string) map[string]string {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range o.front.tags[account] {
+		out[k] = v
+	}
+	return out
 }
 
 // createAccount records kumo's finished status and answers IN_PROGRESS.
@@ -139,9 +244,16 @@ func (f *front) createAccount(out map[string]any) {
 	id, _ := st["Id"].(string)
 	acct, _ := st["AccountId"].(string)
 	f.mu.Lock()
+	if f.failWith != "" {
+		// As AWS does: the request fails at a later poll, and no account
+		// appears.
+		st = map[string]any{"Id": id, "AccountName": st["AccountName"], "State": "FAILED", "FailureReason": f.failWith, "RequestedTimestamp": st["RequestedTimestamp"]}
+		f.failed[acct] = true
+	} else {
+		f.accounts[acct] = true
+	}
 	f.statuses[id] = st
 	f.pending[id] = f.slow
-	f.accounts[acct] = true
 	f.mu.Unlock()
 	out["CreateAccountStatus"] = map[string]any{
 		"Id": id, "AccountName": st["AccountName"], "State": "IN_PROGRESS", "RequestedTimestamp": st["RequestedTimestamp"],
@@ -190,7 +302,7 @@ func (f *front) listInProgress(w http.ResponseWriter, in map[string]any) {
 			continue
 		}
 		if state == "IN_PROGRESS" {
-			out = append(out, map[string]any{"Id": id, "AccountName": st["AccountName"], "State": state})
+			out = append(out, map[string]any{"Id": id, "AccountName": st["AccountName"], "State": state, "RequestedTimestamp": st["RequestedTimestamp"]})
 		} else {
 			out = append(out, st)
 		}
@@ -258,8 +370,12 @@ func (f *front) overlay(out map[string]any) {
 		}
 	}
 	mark := func(a map[string]any) {
-		if id, _ := a["Id"].(string); f.closed[id] {
+		id, _ := a["Id"].(string)
+		if f.closed[id] {
 			a["Status"], a["State"] = "SUSPENDED", "CLOSED"
+		}
+		if name, ok := f.names[id]; ok {
+			a["Name"] = name
 		}
 	}
 	if a, ok := out["Account"].(map[string]any); ok {
@@ -275,7 +391,7 @@ func (f *front) overlay(out map[string]any) {
 		if !ok {
 			continue
 		}
-		if id, _ := a["Id"].(string); pending[id] {
+		if id, _ := a["Id"].(string); pending[id] || f.failed[id] {
 			continue
 		}
 		mark(a)
@@ -328,6 +444,15 @@ func orgError(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("X-Amzn-ErrorType", code)
 	w.WriteHeader(http.StatusBadRequest)
 	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}
+
+// FailCreations makes every account creation requested from now on fail
+// with reason (such as "ACCOUNT_LIMIT_EXCEEDED") at its first poll; ""
+// lets them succeed again.
+func (o *Org) FailCreations(reason string) {
+	o.front.mu.Lock()
+	defer o.front.mu.Unlock()
+	o.front.failWith = reason
 }
 
 // Parent returns the parent the account was moved to, or "" if it was

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
+	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/spf13/cobra"
+)
+
+// maxPoolSize bounds --aws-pool-size: every pool account is a real AWS
+// account, and organizations start with a quota of 10.
+const maxPoolSize = 100
+
+// pooler is a provider with a warm pool of accounts (the AWS provider).
+type pooler interface {
+	Pool(ctx context.Context) (siloaws.PoolStatus, error)
+	FillPool(ctx context.Context) error
+}
+
+// poolRefill is how often silo server tops up the warm pool; a claim makes
+// the pool one short until then.
+const poolRefill = 10 * time.Second
+
+// fillPool tops up the provider's warm pool now and every poolRefill until
+// ctx ends, if the provider has one. A failure is logged once per distinct
+// message and retried at the next tick.
+func fillPool(ctx context.Context, g *globals, prov provider.Provider) {
+	p, ok := prov.(pooler)
+	if !ok {
+		return
+	}
+	last := ""
+	for {
+		err := p.FillPool(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if msg := silo.UserMessage(err); err != nil && msg != last {
+			fmt.Fprintf(g.stderr, "silo server: warm pool: %s\n", msg)
+			last = msg
+		} else if err == nil {
+			last = ""
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(poolRefill):
+		}
+	}
+}
+
+func newPoolCmd(g *globals) *cobra.Command {
+	var fill bool
+	cmd := &cobra.Command{
+		Use:   "pool",
+		Short: "Show the AWS provider's warm pool of accounts created ahead for onboarding",
+		Long: `pool shows the warm pool: its size (--aws-pool-size, saved in the data dir), the AWS
+accounts ready to be claimed by the next onboardings, and how many AWS is still creating.
+silo server refills it every 10 seconds; --fill tops it up now and waits (AWS takes minutes
+per account).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			prov, save, err := openProvider(ctx, g, nil)
+			if err != nil {
+				return err
+			}
+			p, ok := prov.(pooler)
+			if !ok {
+				return silo.Errorf(silo.CodeInvalid, "the warm pool exists on the AWS provider only; this data dir uses the local provider, which creates accounts at once")
+			}
+			if err := os.MkdirAll(g.dataDir, 0o700); err != nil {
+				return fmt.Errorf("create the data dir: %w", err)
+			}
+			if err := save(); err != nil {
+				return err
+			}
+			if fill {
+				if err := p.FillPool(ctx); err != nil {
+					return err
+				}
+			}
+			st, err := p.Pool(ctx)
+			if err != nil {
+				return err
+			}
+			return g.print(st, func(w io.Writer) {
+				ready := "none"
+				if len(st.Ready) > 0 {
+					ready = strings.Join(st.Ready, ", ")
+				}
+				fmt.Fprintf(w, "Size      %d\nReady     %d (%s)\nCreating  %d\n", st.Size, len(st.Ready), ready, st.Creating)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&fill, "fill", false, "top the pool up now and wait for AWS")
+	return cmd
+}

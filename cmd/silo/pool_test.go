@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/provider/aws/awstest"
+)
+
+// TestPoolCommand: --aws-pool-size is saved with the provider choice,
+// silo pool --fill fills the pool, an onboarding takes a pool account
+// without asking AWS for a new one, and silo pool shows it one short.
+func TestPoolCommand(t *testing.T) {
+	awsEnv(t, true)
+	org := emulateAWS(t)
+	c := newCLI(t)
+	aws := []string{"--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com"}
+	c.fails("--aws-pool-size must be a whole number from 0 to 100", append(aws, "--aws-pool-size", "-1", "pool")...)
+	if _, err := os.Stat(filepath.Join(c.dataDir, providerFile)); !os.IsNotExist(err) {
+		t.Errorf("a refused pool size saved the choice: %v", err)
+	}
+	out := c.ok(append(aws, "--aws-pool-size", "2", "pool", "--fill")...)
+	if !strings.Contains(out, "Size      2") || !strings.Contains(out, "Ready     2") {
+		t.Errorf("silo pool --fill:\n%s", out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(c.dataDir, providerFile)); !strings.Contains(string(b), `"pool_size": 2`) {
+		t.Errorf("the pool size is not saved: %s", b)
+	}
+	created := org.OrgCalls()["CreateAccount"]
+	c.ok("tenant", "create", "acme", "--no-key")
+	if n := org.OrgCalls()["CreateAccount"]; n != created {
+		t.Errorf("onboarding from the pool called CreateAccount %d times, want 0", n-created)
+	}
+	// The onboarding took a pool account for acme, and one for the
+	// production account if it made that too.
+	p, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := p.Accounts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("pool"); !strings.Contains(out, fmt.Sprintf("Ready     %d", 2-len(held))) || len(held) == 0 {
+		t.Errorf("silo pool after onboarding %v:\n%s", held, out)
+	}
+	if out := c.ok("tenant", "list"); strings.Contains(out, "pool") {
+		t.Errorf("tenant list shows pool accounts:\n%s", out)
+	}
+	// Twin: the local provider has no pool.
+	local := newCLI(t)
+	local.fails("the warm pool exists on the AWS provider only", "pool")
+}
+
+// TestServerFillsThePool: silo server with --aws-pool-size 1 creates one
+// pool account in the background; with the default size it creates none.
+func TestServerFillsThePool(t *testing.T) {
+	for _, size := range []string{"1", ""} {
+		awsEnv(t, true)
+		org := emulateAWS(t)
+		c := newCLI(t)
+		ctx, stop := context.WithCancel(context.Background())
+		args := []string{"--data-dir", c.dataDir, "--file", c.file, "server", "--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com",
+			"--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}
+		if size != "" {
+			args = append(args, "--aws-pool-size", size)
+		}
+		var out, errOut lockedBuffer
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, args, strings.NewReader(""), &out, &errOut) }()
+		p, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := func() int {
+			st, err := p.Pool(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(st.Ready)
+		}
+		if size != "" {
+			for deadline := time.Now().Add(time.Minute); ready() < 1; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("silo server --aws-pool-size 1 made no pool account: %s", errOut.String())
+				}
+			}
+		} else {
+			for deadline := time.Now().Add(time.Minute); !strings.Contains(errOut.String(), "API on"); time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("silo server did not start: %s", errOut.String())
+				}
+			}
+			time.Sleep(200 * time.Millisecond) // the refill's first pass runs at start
+			if n := ready(); n != 0 {
+				t.Errorf("silo server without a pool size made %d pool accounts", n)
+			}
+		}
+		stop()
+		if code := <-done; code != 0 {
+			t.Errorf("silo server exited %d: %s", code, errOut.String())
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package awstest
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// Fault is an AWS error the emulated organization answers instead of
+// serving a call, as AWS would on a throttled, failing or denied call.
+type Fault struct {
+	// Code is the AWS error code, such as "ThrottlingException",
+	// "AccessDeniedException" or "InternalFailure".
+	Code string
+	// Status is the HTTP status (default 400; 5xx for a failing service).
+	Status int
+	// Times is how many matching calls fail; 0 or less: every call until
+	// the fault is cleared.
+	Times int
+	// Fields are added to a JSON error body, e.g. {"Reason":
+	// "ACCOUNT_NUMBER_LIMIT_EXCEEDED"} for Organizations'
+	// ConstraintViolationException.
+	Fields map[string]string
+}
+
+// faults holds the faults injected in one account's front.
+type faults struct {
+	mu    sync.Mutex
+	by    map[string]*Fault // operation ("*" for every one) → fault
+	fired map[string]int    // operation → calls answered with its fault
+}
+
+// Inject makes calls of operation op (such as "CreateAccount",
+// "DeleteTable" or "AssumeRole"; "*" for every call) to account ("" for
+// the management account) fail with f until it has failed f.Times calls or
+// Clear is called. It matches the JSON protocols (X-Amz-Target: DynamoDB,
+// KMS, SSM, Secrets Manager, Organizations) and the query protocol (IAM,
+// STS); S3's REST calls are not matched. A member account's kumo is
+// started if not yet running.
+func (o *Org) Inject(account, op string, f Fault) {
+	fs := o.faultsOf(account)
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.by[op] = &f
+}
+
+// Clear removes every fault injected in account.
+func (o *Org) Clear(account string) {
+	fs := o.faultsOf(account)
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	clear(fs.by)
+}
+
+// Faulted returns how many calls of op to account were answered with an
+// injected fault.
+func (o *Org) Faulted(account, op string) int {
+	fs := o.faultsOf(account)
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.fired[op]
+}
+
+func (o *Org) faultsOf(account string) *faults {
+	if account == "" {
+		return o.front.faults
+	}
+	o.Endpoint(account) // starts the account's kumo and fronts
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.memberFaults[account]
+}
+
+func newFaults() *faults {
+	return &faults{by: map[string]*Fault{}, fired: map[string]int{}}
+}
+
+// operation returns the AWS operation of a request, and whether it uses the
+// query protocol; "" for a REST call.
+func operation(r *http.Request, body []byte) (op string, query bool) {
+	if t := r.Header.Get("X-Amz-Target"); t != "" {
+		_, op, _ = strings.Cut(t, ".")
+		return op, false
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		v, _ := url.ParseQuery(string(body))
+		return v.Get("Action"), true
+	}
+	return "", false
+}
+
+// answer writes the injected fault for the request, if one matches, and
+// reports whether it did.
+func (fs *faults) answer(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	if fs == nil {
+		return false
+	}
+	op, query := operation(r, body)
+	if op == "" {
+		return false
+	}
+	fs.mu.Lock()
+	f, key := fs.by[op], op
+	if f == nil {
+		f, key = fs.by["*"], "*"
+	}
+	if f == nil {
+		fs.mu.Unlock()
+		return false
+	}
+	fault := *f
+	if f.Times > 0 {
+		if f.Times--; f.Times == 0 {
+			delete(fs.by, key)
+		}
+	}
+	fs.fired[op]++
+	fs.mu.Unlock()
+	status := fault.Status
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	msg := "injected fault " + fault.Code
+	if query {
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(status)
+		type errXML struct {
+			Type    string `xml:"Type"`
+			Code    string `xml:"Code"`
+			Message string `xml:"Message"`
+		}
+		xml.NewEncoder(w).Encode(struct {
+			XMLName xml.Name `xml:"ErrorResponse"`
+			Error   errXML   `xml:"Error"`
+		}{Error: errXML{Type: "Sender", Code: fault.Code, Message: msg}})
+		return true
+	}
+	out := map[string]string{"__type": fault.Code, "message": msg}
+	for k, v := range fault.Fields {
+		out[k] = v
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", fault.Code)
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(out)
+	return true
+}

@@ -1,0 +1,122 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+	"github.com/aws/smithy-go"
+	silo "github.com/silo-run/silo"
+)
+
+// Retries. Every client of the provider retries a throttled call, a 5xx
+// answer and a broken connection with the SDK's standard retryer: full
+// jitter over an exponential backoff capped at Config.MaxBackoff, at most
+// Config.MaxAttempts attempts per call, and a token bucket per client that
+// stops retrying when most recent calls failed. Organizations' and IAM's
+// ConcurrentModificationException is retried too (AWS says "try again").
+const (
+	defaultMaxAttempts = 5
+	defaultMaxBackoff  = 20 * time.Second
+)
+
+func (c *Config) retryer() func() aws.Retryer {
+	return func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = c.MaxAttempts
+			o.MaxBackoff = c.MaxBackoff
+			o.Retryables = append(o.Retryables, retry.RetryableErrorCode{Codes: map[string]struct{}{
+				"ConcurrentModificationException": {},
+			}})
+		})
+	}
+}
+
+// fail turns an error from AWS at step of account id ("" for the
+// organization as a whole) into the error a user sees: one sentence naming
+// the account and the step (and, when AWS denied a call, the IAM action),
+// never the AWS text, which stays in the chain for logs.
+func fail(id silo.AccountID, step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *silo.Error
+	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	of := " of account " + string(id)
+	if id == "" {
+		of = ""
+	}
+	cause := fmt.Errorf("%s%s: %w", step, of, err)
+	e := func(code silo.Code, format string, args ...any) error {
+		return &silo.Error{Code: code, Message: fmt.Sprintf(format, args...), Err: cause}
+	}
+	var limit *orgtypes.ConstraintViolationException
+	if errors.As(err, &limit) && limit.Reason == orgtypes.ConstraintViolationExceptionReasonAccountNumberLimitExceeded {
+		return e(silo.CodeUnavailable, "AWS refused to %s%s: the organization has reached its account quota; close unused accounts or ask AWS for a higher quota (Service Quotas, AWS Organizations)", step, of)
+	}
+	switch apiCode(err) {
+	case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+		"ProvisionedThroughputExceededException", "ServiceUnavailable", "SlowDown",
+		"ConcurrentModificationException", "LimitExceededException":
+		return e(silo.CodeUnavailable, "AWS is busy and refused to %s%s; silo retried and gave up; try again in a minute", step, of)
+	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AccessDeniedForDependencyException":
+		action, where := deniedCall(err)
+		if action == "" {
+			return e(silo.CodeInternal, "AWS denied silo the right to %s%s; check the management and deployer role permissions (docs/aws.md)", step, of)
+		}
+		if where == "STS" {
+			return e(silo.CodeInternal, "AWS denied silo %s to %s%s: the management principal may not assume the account's role, or the role does not trust it; check both (docs/aws.md)", action, step, of)
+		}
+		return e(silo.CodeInternal, "AWS denied silo %s to %s%s; grant that action to the principal silo uses there (docs/aws.md lists the policies)", action, step, of)
+	case "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
+		"SignatureDoesNotMatch", "InvalidSignatureException", "IncompleteSignature", "AuthFailure":
+		return e(silo.CodeInvalid, "AWS refused silo's credentials when trying to %s%s; check the management account's credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that they have not expired", step, of)
+	}
+	var gaveUp *retry.MaxAttemptsError
+	if errors.As(err, &gaveUp) {
+		return e(silo.CodeUnavailable, "AWS kept failing to %s%s; silo retried and gave up; try again in a minute, and see the server log if it persists", step, of)
+	}
+	return e(silo.CodeInternal, "AWS failed to %s%s; try again, and see the server log if it persists", step, of)
+}
+
+// deniedCall returns the IAM action of the innermost AWS call in err (the
+// call AWS answered: an AssumeRole under a DynamoDB call, say) and its
+// service, or "".
+func deniedCall(err error) (action, service string) {
+	var inner *smithy.OperationError
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if oe, ok := e.(*smithy.OperationError); ok {
+			inner = oe
+		}
+	}
+	if inner == nil {
+		return "", ""
+	}
+	prefix, ok := iamPrefix[inner.ServiceID]
+	if !ok {
+		prefix = strings.ToLower(strings.ReplaceAll(inner.ServiceID, " ", ""))
+	}
+	return prefix + ":" + inner.OperationName, inner.ServiceID
+}
+
+// iamPrefix maps the SDK's service IDs to the prefixes of IAM actions.
+var iamPrefix = map[string]string{
+	"Organizations":   "organizations",
+	"Account":         "account",
+	"STS":             "sts",
+	"IAM":             "iam",
+	"DynamoDB":        "dynamodb",
+	"S3":              "s3",
+	"SSM":             "ssm",
+	"Secrets Manager": "secretsmanager",
+	"KMS":             "kms",
+	"Lambda":          "lambda",
+	"ApiGatewayV2":    "apigateway",
+}
