@@ -4,7 +4,9 @@
 // store's hourly roll-ups (store.Tx.AddUsage), which PruneUsage rolls up
 // into daily totals and deletes by the configured retention. Report reads
 // them back for `silo usage` and the API, and a PriceTable turns them into a
-// cost estimate.
+// cost estimate. Once an hour the meter also samples the bytes each
+// account stores in each table and bucket (Config.Stored) into the store's
+// stored-bytes history, priced as byte-hours per GB-month.
 //
 // It imports the root silo package, store and the standard library; it must
 // not import the gateway, the runtime, providers or any storage
@@ -43,6 +45,11 @@ type Config struct {
 	// kept. Defaults 90 and 400 days.
 	HourlyRetention time.Duration
 	DailyRetention  time.Duration
+	// Stored, if set, returns the bytes each account stores now in each
+	// of its tables and buckets (with an error, those it could read). The meter samples it once in each UTC
+	// hour, at the hour's first flush, into the store's stored-bytes
+	// history (store.Tx.SetStored).
+	Stored func(ctx context.Context) ([]store.StoredSample, error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives flush failures. Default: discard.
@@ -99,6 +106,7 @@ type Meter struct {
 	perAcct map[silo.AccountID]int64 // requests in pending, by account
 	gen     uint64                   // flushes written
 	lastPrn time.Time                // last prune
+	sampled int64                    // Unix hour of the last stored-bytes sample
 
 	flushMu sync.Mutex // one flush at a time
 	stop    chan struct{}
@@ -199,12 +207,51 @@ func (m *Meter) Flush(ctx context.Context) error {
 	if prune {
 		m.lastPrn = now
 	}
+	sample := m.cfg.Stored != nil && m.sampled != now.Unix()/3600
 	m.mu.Unlock()
+	if sample {
+		if err := m.SampleStored(ctx); err != nil {
+			return err
+		}
+	}
 	if prune {
 		if err := m.Prune(ctx); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// storedBatch bounds the samples written in one transaction.
+const storedBatch = 1000
+
+// SampleStored records what Config.Stored returns as the stored bytes of
+// the current hour (a second sample in an hour replaces the first). Flush
+// calls it once an hour; on an error it records what the source returned
+// and the next flush samples the hour again.
+//
+// # Errors
+//
+// Config.Stored's or the store's error, wrapped.
+func (m *Meter) SampleStored(ctx context.Context) error {
+	if m.cfg.Stored == nil {
+		return nil
+	}
+	now := m.cfg.Now()
+	ss, srcErr := m.cfg.Stored(ctx)
+	for len(ss) > 0 {
+		n := min(len(ss), storedBatch)
+		if err := m.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.SetStored(now, ss[:n]) }); err != nil {
+			return fmt.Errorf("sample stored bytes: %w", err)
+		}
+		ss = ss[n:]
+	}
+	if srcErr != nil { // what it returned is kept; the next flush samples again
+		return fmt.Errorf("sample stored bytes: %w", srcErr)
+	}
+	m.mu.Lock()
+	m.sampled = now.Unix() / 3600
+	m.mu.Unlock()
 	return nil
 }
 

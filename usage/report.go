@@ -73,11 +73,17 @@ type Line struct {
 	Day      string         `json:"day,omitempty"` // YYYY-MM-DD
 	store.Counters
 	GBSeconds float64 `json:"gb_seconds"`
-	// Cost is the estimated cost of the usage, Floor the share of the
-	// idle account's floor (on account and day lines only), in US
-	// dollars.
-	Cost  float64 `json:"cost_usd"`
-	Floor float64 `json:"floor_usd"`
+	// TableByteHours and BucketByteHours are the bytes the account stored
+	// in its tables and in its buckets times the hours it held them, from
+	// hourly samples (store.Tx.SetStored); on account and day lines only.
+	TableByteHours  int64 `json:"table_byte_hours"`
+	BucketByteHours int64 `json:"bucket_byte_hours"`
+	// Cost is the estimated cost of the usage, stored bytes included;
+	// StorageCost is the stored bytes' part of it; Floor the share of the
+	// idle account's floor (on account and day lines only). In US dollars.
+	Cost        float64 `json:"cost_usd"`
+	StorageCost float64 `json:"storage_usd"`
+	Floor       float64 `json:"floor_usd"`
 }
 
 func (l Line) key() string { return string(l.Account) + "\x00" + l.Function + "\x00" + l.Day }
@@ -109,6 +115,8 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		k := l.key()
 		if have, ok := lines[k]; ok {
 			have.Counters = have.Counters.Add(l.Counters)
+			have.TableByteHours += l.TableByteHours
+			have.BucketByteHours += l.BucketByteHours
 			return
 		}
 		lines[k] = &l
@@ -154,6 +162,11 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		last := days[len(days)-1]
 		sq.After = &store.UsageCursor{Day: last.Day, Account: last.Account, Function: last.Function}
 	}
+	if q.By != ByFunction {
+		if err := addStored(ctx, st, q, from, to, add); err != nil {
+			return Report{}, err
+		}
+	}
 	after, err := base64.RawURLEncoding.DecodeString(q.After)
 	if err != nil || !validKey(string(after)) {
 		return Report{}, silo.Errorf(silo.CodeInvalid, "the usage page cursor %q is not one this server returned; start again without it", q.After)
@@ -173,7 +186,8 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		}
 		l := *lines[k]
 		l.GBSeconds = GBSeconds(l.Counters)
-		l.Cost = p.Cost(l.Counters)
+		l.StorageCost = p.StoredCost(l.TableByteHours, l.BucketByteHours)
+		l.Cost = p.Cost(l.Counters) + l.StorageCost
 		switch q.By {
 		case ByAccount:
 			l.Floor = p.Floor(to.Sub(from))
@@ -183,6 +197,40 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		r.Lines = append(r.Lines, l)
 	}
 	return r, nil
+}
+
+// addStored adds the stored-bytes days that q selects to their account's
+// or day's line.
+func addStored(ctx context.Context, st store.Store, q Query, from, to time.Time, add func(Line)) error {
+	sq := store.UsageQuery{Account: q.Account, From: from, To: to, Limit: 5000}
+	for {
+		var days []store.StoredDay
+		err := st.View(ctx, func(tx store.Tx) error {
+			var err error
+			days, err = tx.Stored(sq)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range days {
+			l := Line{Account: d.Account}
+			if q.By == ByDay {
+				l.Day = d.Day.Format(time.DateOnly)
+			}
+			if d.Kind == store.StoredBucket {
+				l.BucketByteHours = d.ByteHours
+			} else {
+				l.TableByteHours = d.ByteHours
+			}
+			add(l)
+		}
+		if len(days) < sq.Limit {
+			return nil
+		}
+		last := days[len(days)-1]
+		sq.After = &store.UsageCursor{Day: last.Day, Account: last.Account, Function: store.StoredResource(last.Kind, last.Name)}
+	}
 }
 
 func validKey(s string) bool { return s == "" || strings.Count(s, "\x00") == 2 }
