@@ -107,6 +107,7 @@ type Meter struct {
 	gen     uint64                   // flushes written
 	lastPrn time.Time                // last prune
 	sampled int64                    // Unix hour of the last stored-bytes sample
+	retry   time.Time                // after a failed sample, when to sample again
 
 	flushMu sync.Mutex // one flush at a time
 	stop    chan struct{}
@@ -165,7 +166,11 @@ func (m *Meter) Pending(acct silo.AccountID) (requests int64, gen uint64) {
 // # Errors
 //
 // The store's error, wrapped.
-func (m *Meter) Flush(ctx context.Context) error {
+func (m *Meter) Flush(ctx context.Context) error { return m.flush(ctx, true) }
+
+// flush is Flush; sample false leaves the stored-bytes sample out (on
+// Close: no provider reads while the server stops).
+func (m *Meter) flush(ctx context.Context, sample bool) error {
 	m.flushMu.Lock()
 	defer m.flushMu.Unlock()
 	now := m.cfg.Now()
@@ -207,7 +212,7 @@ func (m *Meter) Flush(ctx context.Context) error {
 	if prune {
 		m.lastPrn = now
 	}
-	sample := m.cfg.Stored != nil && m.sampled != now.Unix()/3600
+	sample = sample && m.cfg.Stored != nil && m.sampled != now.Unix()/3600 && !now.Before(m.retry)
 	m.mu.Unlock()
 	if sample {
 		if err := m.SampleStored(ctx); err != nil {
@@ -222,13 +227,17 @@ func (m *Meter) Flush(ctx context.Context) error {
 	return nil
 }
 
-// storedBatch bounds the samples written in one transaction.
-const storedBatch = 1000
+// storedBatch bounds the samples written in one transaction; sampleRetry
+// is how long after a failed sample the next is taken.
+const (
+	storedBatch = 1000
+	sampleRetry = 5 * time.Minute
+)
 
 // SampleStored records what Config.Stored returns as the stored bytes of
 // the current hour (a second sample in an hour replaces the first). Flush
 // calls it once an hour; on an error it records what the source returned
-// and the next flush samples the hour again.
+// and the first flush 5 minutes later samples the hour again.
 //
 // # Errors
 //
@@ -246,7 +255,10 @@ func (m *Meter) SampleStored(ctx context.Context) error {
 		}
 		ss = ss[n:]
 	}
-	if srcErr != nil { // what it returned is kept; the next flush samples again
+	if srcErr != nil { // what it returned is kept; a later flush samples again
+		m.mu.Lock()
+		m.retry = now.Add(sampleRetry)
+		m.mu.Unlock()
 		return fmt.Errorf("sample stored bytes: %w", srcErr)
 	}
 	m.mu.Lock()
@@ -292,7 +304,8 @@ func (m *Meter) Start() {
 	}()
 }
 
-// Close stops the periodic flush and flushes what is left.
+// Close stops the periodic flush and flushes what is left (without a
+// stored-bytes sample).
 //
 // # Errors
 //
@@ -303,5 +316,5 @@ func (m *Meter) Close(ctx context.Context) error {
 		<-m.done
 		m.stop = nil
 	}
-	return m.Flush(ctx)
+	return m.flush(ctx, false)
 }

@@ -128,12 +128,30 @@ func TestStoredByteHours(t *testing.T) {
 	src.err = nil
 	src.mu.Unlock()
 	src.set(store.StoredSample{Account: "gamma", Kind: store.StoredTable, Name: "t", Bytes: 9})
-	clk.t = clk.t.Add(10 * time.Minute)
+	calls := src.calls
+	clk.t = clk.t.Add(time.Minute) // too soon: no sample
+	if err := m.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if src.calls != calls {
+		t.Errorf("a flush a minute after a failed sample sampled again; want it to wait 5 minutes")
+	}
+	clk.t = clk.t.Add(5 * time.Minute)
 	if err := m.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got := gamma(); len(got) != 1 || got[0].ByteHours != 9 || got[0].SampledHours != 1 {
 		t.Errorf("gamma after a failed and a good sample of one hour: got %+v, want 9 byte-hours over 1 hour (replaced, not added)", got)
+	}
+
+	// Close flushes without sampling: no provider reads while the server stops.
+	clk.t = clk.t.Add(time.Hour)
+	calls = src.calls
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if src.calls != calls {
+		t.Errorf("Close sampled the stored bytes; want no sample on Close")
 	}
 }
 
