@@ -29,13 +29,18 @@ type Query struct {
 	// By groups the lines: ByAccount (default), ByFunction or ByDay.
 	By string `json:"by,omitempty"`
 	// After is the Next of the previous page; Limit bounds the lines of a
-	// page (default and maximum 1000).
+	// page (default DefaultLines, at most MaxLines).
 	After string `json:"after,omitempty"`
 	Limit int    `json:"limit,omitempty"`
 }
 
-// MaxLines is the most lines one page of a report holds.
-const MaxLines = 1000
+// DefaultLines is how many lines a page holds unless Limit says; MaxLines
+// is the most one page holds (a fleet of 10,000 accounts in one page of
+// account lines).
+const (
+	DefaultLines = 1000
+	MaxLines     = 10_000
+)
 
 // Check validates q and fills in its defaults.
 //
@@ -53,9 +58,10 @@ func (q *Query) Check() error {
 	if q.Limit < 0 {
 		return silo.Errorf(silo.CodeInvalid, "usage page limit %d is negative", q.Limit)
 	}
-	if q.Limit == 0 || q.Limit > MaxLines {
-		q.Limit = MaxLines
+	if q.Limit == 0 {
+		q.Limit = DefaultLines
 	}
+	q.Limit = min(q.Limit, MaxLines)
 	if q.Until.IsZero() || q.Since.IsZero() {
 		return silo.Errorf(silo.CodeInvalid, "a usage report needs a start and an end; pass --since (e.g. 30d)")
 	}

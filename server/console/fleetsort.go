@@ -146,7 +146,7 @@ func (c *Console) fleetUsage(ctx context.Context) (map[silo.AccountID]*accountUs
 		return x
 	}
 	for _, since := range []time.Time{yesterday, month} {
-		q := usage.Query{Since: since, Until: now}
+		q := usage.Query{Since: since, Until: now, Limit: usage.MaxLines}
 		for {
 			rep, err := c.api.Usage(ctx, q)
 			if err != nil {
@@ -188,10 +188,17 @@ func sortFleet(as []silo.Account, u map[silo.AccountID]*accountUsage, by string)
 		return x.Cost + x.Floor
 	}
 	states := map[silo.State]int{silo.StateProvisioning: 0, silo.StateActive: 1, silo.StateSuspended: 2, silo.StateDeleting: 3}
+	var names map[silo.AccountID]string
+	if by == "name" {
+		names = make(map[silo.AccountID]string, len(as))
+		for _, a := range as {
+			names[a.ID] = strings.ToLower(fleetName(a))
+		}
+	}
 	slices.SortStableFunc(as, func(a, b silo.Account) int {
 		switch by {
 		case "name":
-			if d := strings.Compare(strings.ToLower(fleetName(a)), strings.ToLower(fleetName(b))); d != 0 {
+			if d := strings.Compare(names[a.ID], names[b.ID]); d != 0 {
 				return d
 			}
 		case "state":
