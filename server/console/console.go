@@ -79,7 +79,7 @@ type Console struct {
 	tries  *limiter
 
 	fleetMu sync.Mutex // one fleet usage summary at a time
-	fleetU  fleetUsage
+	fleetU  map[string]fleetUsage // by window
 }
 
 // session is one signed-in browser.

@@ -22,17 +22,25 @@ var fleetSorts = []string{"id", "name", "state", "requests", "errors", "cost"}
 // written a minute at a time, so a fresher one would show nothing new.
 const fleetUsageTTL = time.Minute
 
-// fleetUsage is the usage of every account, as of at.
+// fleetUsage is the usage of every account over one window, as of at.
 type fleetUsage struct {
 	at time.Time
 	m  map[silo.AccountID]*accountUsage
 }
 
+// The windows of the fleet's usage summary: requests and errors of
+// yesterday and today, and the cost of this month.
+const (
+	windowDays  = "days"
+	windowMonth = "month"
+)
+
 // fleetSorted serves the fleet page sorted by a column over every account
 // that matches the filters: it reads them all (the registry a few thousand
-// at a time), sorts them, and shows the page asked for by number. The
-// usage columns come from one summary of the fleet's usage, read with two
-// fleet-wide usage reports and reused for a minute.
+// at a time), sorts them, and shows the page asked for by number. A usage
+// column sorts by a summary of the fleet's usage over its window, read
+// with one fleet-wide usage report and reused for a minute; the page's
+// rows show their own usage as the pages in ID order do.
 func (c *Console) fleetSorted(w http.ResponseWriter, r *http.Request, s *session, p FleetPage) {
 	if !slices.Contains(fleetSorts, p.Sort) {
 		c.fail(w, "fleet", s, silo.Errorf(silo.CodeInvalid, "the fleet cannot be sorted by %q; use %s", p.Sort, strings.Join(fleetSorts, ", ")))
@@ -54,11 +62,14 @@ func (c *Console) fleetSorted(w http.ResponseWriter, r *http.Request, s *session
 	}
 	var u map[silo.AccountID]*accountUsage
 	switch p.Sort {
-	case "requests", "errors", "cost":
-		if u, err = c.fleetUsage(r.Context()); err != nil {
-			c.fail(w, "fleet", s, err)
-			return
-		}
+	case "requests", "errors":
+		u, err = c.fleetUsage(r.Context(), windowDays)
+	case "cost":
+		u, err = c.fleetUsage(r.Context(), windowMonth)
+	}
+	if err != nil {
+		c.fail(w, "fleet", s, err)
+		return
 	}
 	sortFleet(as, u, p.Sort)
 	size := c.cfg.PageSize
@@ -81,16 +92,7 @@ func (c *Console) fleetSorted(w http.ResponseWriter, r *http.Request, s *session
 		p.Prev = link(min(page-1, p.Pages))
 	}
 	p.Page, p.Total, p.Accounts = page, len(as), as[from:to]
-	if u == nil {
-		p.Usage = c.usageOf(r.Context(), p.Accounts)
-	} else {
-		p.Usage = make(map[silo.AccountID]*accountUsage, len(p.Accounts))
-		for _, a := range p.Accounts {
-			if a.Kind != silo.KindProduction {
-				p.Usage[a.ID] = u[a.ID]
-			}
-		}
-	}
+	p.Usage = c.usageOf(r.Context(), p.Accounts)
 	c.render(w, http.StatusOK, "fleet", s, p)
 }
 
@@ -124,49 +126,39 @@ func (c *Console) matching(ctx context.Context, p FleetPage) ([]silo.Account, er
 	}
 }
 
-// fleetUsage returns the usage of every account but production: requests
-// and errors of yesterday and today, and the cost of this month, as the
-// rows of the fleet page show them (see Console.usage).
-func (c *Console) fleetUsage(ctx context.Context) (map[silo.AccountID]*accountUsage, error) {
+// fleetUsage returns the usage of every account but production over a
+// window: windowDays sets Requests and Errors (yesterday and today),
+// windowMonth Cost and Floor (this month), as Console.usage counts them.
+func (c *Console) fleetUsage(ctx context.Context, window string) (map[silo.AccountID]*accountUsage, error) {
 	c.fleetMu.Lock()
 	defer c.fleetMu.Unlock()
 	now := c.cfg.Now().UTC()
-	if c.fleetU.m != nil && now.Sub(c.fleetU.at) < fleetUsageTTL && !now.Before(c.fleetU.at) {
-		return c.fleetU.m, nil
+	if got, ok := c.fleetU[window]; ok && now.Sub(got.at) < fleetUsageTTL && !now.Before(got.at) {
+		return got.m, nil
 	}
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	yesterday, month := today.AddDate(0, 0, -1), time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	q := usage.Query{Since: today.AddDate(0, 0, -1), Until: now, Limit: usage.MaxLines}
+	if window == windowMonth {
+		q.Since = time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
 	m := map[silo.AccountID]*accountUsage{}
-	get := func(id silo.AccountID) *accountUsage {
-		x := m[id]
-		if x == nil {
-			x = &accountUsage{}
-			m[id] = x
+	for {
+		rep, err := c.api.Usage(ctx, q)
+		if err != nil {
+			return nil, err
 		}
-		return x
-	}
-	for _, since := range []time.Time{yesterday, month} {
-		q := usage.Query{Since: since, Until: now, Limit: usage.MaxLines}
-		for {
-			rep, err := c.api.Usage(ctx, q)
-			if err != nil {
-				return nil, err
-			}
-			for _, l := range rep.Lines {
-				x := get(l.Account)
-				if since.Equal(yesterday) {
-					x.Requests, x.Errors = l.Requests, l.Errors
-				} else {
-					x.Cost, x.Floor = l.Cost, l.Floor
-				}
-			}
-			if rep.Next == "" {
-				break
-			}
-			q.After = rep.Next
+		for _, l := range rep.Lines {
+			m[l.Account] = &accountUsage{Requests: l.Requests, Errors: l.Errors, Cost: l.Cost, Floor: l.Floor}
 		}
+		if rep.Next == "" {
+			break
+		}
+		q.After = rep.Next
 	}
-	c.fleetU = fleetUsage{at: now, m: m}
+	if c.fleetU == nil {
+		c.fleetU = map[string]fleetUsage{}
+	}
+	c.fleetU[window] = fleetUsage{at: now, m: m}
 	return m, nil
 }
 
