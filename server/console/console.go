@@ -78,7 +78,7 @@ type Console struct {
 	static http.Handler
 	tries  *limiter
 
-	fleetMu sync.Mutex // one fleet usage summary at a time
+	fleetMu sync.Mutex            // one fleet usage summary at a time
 	fleetU  map[string]fleetUsage // by window
 }
 
