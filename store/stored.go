@@ -77,7 +77,10 @@ func CheckStoredSample(s StoredSample) error {
 // every number is an unsigned varint.
 //
 //	storedHourly: 3 bytes, a bitmap of the hours sampled (bit h of byte
-//	              h/8), then each sampled hour's bytes.
+//	              h/8), then for each sampled hour its bytes less the
+//	              previous sampled hour's (the first: less 0), as a
+//	              signed (zig-zag) varint: a size that holds still costs
+//	              one byte an hour.
 //	storedDaily:  the day's byte-hours, then its sampled hours.
 const (
 	storedHourly = 1
@@ -95,10 +98,13 @@ func EncodeStored(hours *[24]int64, sampled *[24]bool, byteHours, sampledHours i
 		return binary.AppendUvarint(b, uint64(max(sampledHours, 0)))
 	}
 	b := []byte{storedHourly, 0, 0, 0}
+	var prev int64
 	for h := range sampled {
 		if sampled[h] {
+			v := max(hours[h], 0)
 			b[1+h/8] |= 1 << (h % 8)
-			b = binary.AppendUvarint(b, uint64(max(hours[h], 0)))
+			b = binary.AppendVarint(b, v-prev)
+			prev = v
 		}
 	}
 	return b
@@ -138,14 +144,18 @@ func DecodeStored(b []byte, d *StoredDay) error {
 		b = b[4:]
 		var hours [24]int64
 		var sampled [24]bool
+		var prev int64
 		for h := range hours {
 			if mask[h/8]&(1<<(h%8)) == 0 {
 				continue
 			}
-			v, err := get()
-			if err != nil {
-				return err
+			delta, n := binary.Varint(b)
+			if n <= 0 || prev+delta < 0 || prev+delta > 1<<62 {
+				return errStoredData
 			}
+			b = b[n:]
+			v := prev + delta
+			prev = v
 			hours[h], sampled[h] = v, true
 			d.ByteHours += v
 			d.SampledHours++
