@@ -155,6 +155,14 @@ func usageSizeScenario(ctx context.Context, cfg config) ([]row, error) {
 	for i := range ds {
 		ds[i].Account, ds[i].Function = silo.AccountID(fmt.Sprintf("tenant-%05d", i)), "ingest"
 	}
+	// Each tenant also holds two tables and a bucket (as the example stack
+	// does), sampled every hour, each sample a different size.
+	ss := make([]store.StoredSample, 0, 3*cfg.tenants)
+	for i := range ds {
+		for _, r := range [][2]string{{store.StoredTable, "findings"}, {store.StoredTable, "sessions"}, {store.StoredBucket, "uploads"}} {
+			ss = append(ss, store.StoredSample{Account: ds[i].Account, Kind: r[0], Name: r[1]})
+		}
+	}
 	began := time.Now()
 	for h := range days * 24 {
 		for i := range ds {
@@ -162,7 +170,16 @@ func usageSizeScenario(ctx context.Context, cfg config) ([]row, error) {
 			n := int64(1 + (i*7+h*13)%5000)
 			ds[i].Counters = store.Counters{Requests: n, Errors: n / 50, DurationMicros: n * 4200, MemoryMiBMicros: n * 4200 * 64, BytesIn: n * 310, BytesOut: n * 2900}
 		}
-		if err := st.Update(ctx, func(tx store.Tx) error { return tx.AddUsage(start.Add(time.Duration(h)*time.Hour), ds) }); err != nil {
+		for j := range ss { // 1 MiB to 1 GiB, growing by the hour
+			ss[j].Bytes = int64(1+(j*7919)%1024)<<20 + int64(h)*int64(1+j%97)*4096
+		}
+		if err := st.Update(ctx, func(tx store.Tx) error {
+			at := start.Add(time.Duration(h) * time.Hour)
+			if err := tx.AddUsage(at, ds); err != nil {
+				return err
+			}
+			return tx.SetStored(at, ss)
+		}); err != nil {
 			st.Close()
 			return nil, err
 		}
@@ -179,9 +196,9 @@ func usageSizeScenario(ctx context.Context, cfg config) ([]row, error) {
 	}
 	rows := int64(cfg.tenants) * days
 	return []row{
-		{"usage-size", fmt.Sprintf("SQLite bytes for %d tenants × %d days of hourly usage (1 function, every hour)", cfg.tenants, days),
+		{"usage-size", fmt.Sprintf("SQLite bytes for %d tenants × %d days of hourly usage (1 function, 2 tables and a bucket, every hour)", cfg.tenants, days),
 			fmt.Sprintf("%.1f MiB", float64(size)/(1<<20)), "1 GiB", fmt.Sprintf("%.3f×", float64(size)/(1<<30)), "well under 1× at 10000 tenants"},
-		{"usage-size", "bytes per tenant-day (24 hourly roll-ups)", fmt.Sprintf("%.0f", float64(size)/float64(rows)), "", "", ""},
+		{"usage-size", "bytes per tenant-day (24 hourly roll-ups of a function and 3 stored-bytes samples)", fmt.Sprintf("%.0f", float64(size)/float64(rows)), "", "", ""},
 		{"usage-size", "time to write it (one transaction per hour of all tenants)", fill.Round(time.Second).String(), "", "", ""},
 	}, nil
 }

@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/gateway"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
@@ -47,6 +49,7 @@ func (p *Platform) wireUsage(gc *gateway.Config) error {
 	m, err := usage.New(usage.Config{
 		Store: p.Store, Flush: p.cfg.Usage.Flush, Now: p.cfg.Now, Logger: p.cfg.Logger,
 		HourlyRetention: p.cfg.Usage.HourlyRetention, DailyRetention: p.cfg.Usage.DailyRetention,
+		Stored: p.storedSamples,
 	})
 	if err != nil {
 		return err
@@ -70,6 +73,70 @@ func (p *Platform) closeUsage() error {
 // UsageReport builds a usage report with the platform's prices.
 func (p *Platform) UsageReport(ctx context.Context, q usage.Query) (usage.Report, error) {
 	return p.Plane.Usage(ctx, q, p.cfg.Usage.Prices)
+}
+
+// storedSamples is the meter's hourly stored-bytes sample: for every
+// account not deleted, the bytes in each table and bucket it holds, as the
+// storage tracker counts them. An account whose sizes cannot be read is
+// left out and named in the error; the others are returned.
+func (p *Platform) storedSamples(ctx context.Context) ([]store.StoredSample, error) {
+	var out []store.StoredSample
+	var errs []error
+	f := store.Filter{Limit: 500}
+	for {
+		type acct struct {
+			id              silo.AccountID
+			tables, buckets []string
+		}
+		var page []acct
+		var last silo.AccountID
+		err := p.Store.View(ctx, func(tx store.Tx) error {
+			as, err := tx.Accounts(f)
+			if err != nil {
+				return err
+			}
+			for _, a := range as {
+				last = a.ID
+				rs, err := tx.Resources(a.ID)
+				if err != nil {
+					return err
+				}
+				x := acct{id: a.ID}
+				for _, r := range rs {
+					switch r.Type {
+					case silo.TypeTable:
+						x.tables = append(x.tables, r.Name)
+					case silo.TypeBucket:
+						x.buckets = append(x.buckets, r.Name)
+					}
+				}
+				if len(x.tables)+len(x.buckets) > 0 {
+					page = append(page, x)
+				}
+			}
+			if len(as) < f.Limit {
+				last = ""
+			}
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		for _, a := range page {
+			us, err := p.Stored.Current(ctx, a.id, func(ctx context.Context) (provider.Data, error) { return p.Provider.Data(ctx, a.id) }, a.tables, a.buckets)
+			if err != nil { // the others are still sampled
+				errs = append(errs, fmt.Errorf("stored bytes of %s: %w", a.id, err))
+				continue
+			}
+			for _, u := range us {
+				out = append(out, store.StoredSample{Account: a.id, Kind: u.Kind, Name: u.Name, Bytes: u.Bytes})
+			}
+		}
+		if last == "" {
+			return out, errors.Join(errs...)
+		}
+		f.After = last
+	}
 }
 
 // gatewayMeter adapts the gateway's records to the meter, adding the

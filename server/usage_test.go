@@ -78,12 +78,20 @@ func TestLimitsAndUsageAPI(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.Update(ctx, func(tx store.Tx) error { // 1 GiB of table for the hour
+		return tx.SetStored(now, []store.StoredSample{{Account: "acme", Kind: store.StoredTable, Name: "findings", Bytes: 1 << 30}})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	rep, err := c.Usage(ctx, usage.Query{Since: now.AddDate(0, 0, -1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rep.Lines) != 2 || rep.Lines[0].Account != "acme" || rep.Lines[0].Requests != 42 || rep.Lines[1].Account != "globex" || rep.Lines[1].Requests != 0 || rep.Lines[1].Floor <= 0 {
 		t.Fatalf("fleet report: got %+v, want acme with 42 requests and idle globex with its floor", rep.Lines)
+	}
+	if l := rep.Lines[0]; l.TableByteHours != 1<<30 || l.StorageCost != rep.Prices.StoredCost(1<<30, 0) || l.StorageCost <= 0 || rep.Lines[1].TableByteHours != 0 {
+		t.Fatalf("fleet report: got acme %d table byte-hours costing %v, globex %d; want 1 GiB-hour priced, none for globex", l.TableByteHours, l.StorageCost, rep.Lines[1].TableByteHours)
 	}
 	var fns []string
 	q := usage.Query{Account: "acme", Since: now.AddDate(0, 0, -1), By: usage.ByFunction, Limit: 1}

@@ -138,7 +138,19 @@ type Tx interface {
 	// PruneUsage rolls the hours of each day before hourlyBefore up into
 	// the day's total and deletes the days before dailyBefore. It reports
 	// how many days it rolled up and how many it deleted.
+	// It applies the same retention to the stored-bytes days, and counts
+	// those too.
 	PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted int64, err error)
+
+	// SetStored records each sample as the bytes its account stores in
+	// its table or bucket during the hour holding at (UTC); a second
+	// sample of the same hour replaces the first, so sampling twice in an
+	// hour never counts it twice. Like AddUsage, the account need not be
+	// in the registry; PurgeAccount removes its rows.
+	SetStored(at time.Time, ss []StoredSample) error
+	// Stored lists stored-bytes days matching q, oldest first, then by
+	// account, kind and name (q.After.Function is StoredResource's form).
+	Stored(q UsageQuery) ([]StoredDay, error)
 }
 
 // Filter selects accounts. Zero fields match everything; deleted accounts are

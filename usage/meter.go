@@ -4,7 +4,9 @@
 // store's hourly roll-ups (store.Tx.AddUsage), which PruneUsage rolls up
 // into daily totals and deletes by the configured retention. Report reads
 // them back for `silo usage` and the API, and a PriceTable turns them into a
-// cost estimate.
+// cost estimate. Once an hour the meter also samples the bytes each
+// account stores in each table and bucket (Config.Stored) into the store's
+// stored-bytes history, priced as byte-hours per GB-month.
 //
 // It imports the root silo package, store and the standard library; it must
 // not import the gateway, the runtime, providers or any storage
@@ -43,6 +45,11 @@ type Config struct {
 	// kept. Defaults 90 and 400 days.
 	HourlyRetention time.Duration
 	DailyRetention  time.Duration
+	// Stored, if set, returns the bytes each account stores now in each
+	// of its tables and buckets (with an error, those it could read). The meter samples it once in each UTC
+	// hour, at the hour's first flush, into the store's stored-bytes
+	// history (store.Tx.SetStored).
+	Stored func(ctx context.Context) ([]store.StoredSample, error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives flush failures. Default: discard.
@@ -99,6 +106,8 @@ type Meter struct {
 	perAcct map[silo.AccountID]int64 // requests in pending, by account
 	gen     uint64                   // flushes written
 	lastPrn time.Time                // last prune
+	sampled int64                    // Unix hour of the last stored-bytes sample
+	retry   time.Time                // after a failed sample, when to sample again
 
 	flushMu sync.Mutex // one flush at a time
 	stop    chan struct{}
@@ -157,7 +166,11 @@ func (m *Meter) Pending(acct silo.AccountID) (requests int64, gen uint64) {
 // # Errors
 //
 // The store's error, wrapped.
-func (m *Meter) Flush(ctx context.Context) error {
+func (m *Meter) Flush(ctx context.Context) error { return m.flush(ctx, true) }
+
+// flush is Flush; sample false leaves the stored-bytes sample out (on
+// Close: no provider reads while the server stops).
+func (m *Meter) flush(ctx context.Context, sample bool) error {
 	m.flushMu.Lock()
 	defer m.flushMu.Unlock()
 	now := m.cfg.Now()
@@ -199,12 +212,58 @@ func (m *Meter) Flush(ctx context.Context) error {
 	if prune {
 		m.lastPrn = now
 	}
+	sample = sample && m.cfg.Stored != nil && m.sampled != now.Unix()/3600 && !now.Before(m.retry)
 	m.mu.Unlock()
+	if sample {
+		if err := m.SampleStored(ctx); err != nil {
+			return err
+		}
+	}
 	if prune {
 		if err := m.Prune(ctx); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// storedBatch bounds the samples written in one transaction; sampleRetry
+// is how long after a failed sample the next is taken.
+const (
+	storedBatch = 1000
+	sampleRetry = 5 * time.Minute
+)
+
+// SampleStored records what Config.Stored returns as the stored bytes of
+// the current hour (a second sample in an hour replaces the first). Flush
+// calls it once an hour; on an error it records what the source returned
+// and the first flush 5 minutes later samples the hour again.
+//
+// # Errors
+//
+// Config.Stored's or the store's error, wrapped.
+func (m *Meter) SampleStored(ctx context.Context) error {
+	if m.cfg.Stored == nil {
+		return nil
+	}
+	now := m.cfg.Now()
+	ss, srcErr := m.cfg.Stored(ctx)
+	for len(ss) > 0 {
+		n := min(len(ss), storedBatch)
+		if err := m.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.SetStored(now, ss[:n]) }); err != nil {
+			return fmt.Errorf("sample stored bytes: %w", err)
+		}
+		ss = ss[n:]
+	}
+	if srcErr != nil { // what it returned is kept; a later flush samples again
+		m.mu.Lock()
+		m.retry = now.Add(sampleRetry)
+		m.mu.Unlock()
+		return fmt.Errorf("sample stored bytes: %w", srcErr)
+	}
+	m.mu.Lock()
+	m.sampled = now.Unix() / 3600
+	m.mu.Unlock()
 	return nil
 }
 
@@ -245,7 +304,8 @@ func (m *Meter) Start() {
 	}()
 }
 
-// Close stops the periodic flush and flushes what is left.
+// Close stops the periodic flush and flushes what is left (without a
+// stored-bytes sample).
 //
 // # Errors
 //
@@ -256,5 +316,5 @@ func (m *Meter) Close(ctx context.Context) error {
 		<-m.done
 		m.stop = nil
 	}
-	return m.Flush(ctx)
+	return m.flush(ctx, false)
 }

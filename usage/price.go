@@ -87,6 +87,14 @@ func (p Prices) Floor(d time.Duration) float64 {
 	return p.AccountPerMonth * d.Hours() / (30 * 24)
 }
 
+// StoredCost is what tableByteHours of bytes held in tables and
+// bucketByteHours in buckets cost at these prices: byte-hours over 2^30 ×
+// 720 (a GB-month of 30 days) times the price per GB-month.
+func (p Prices) StoredCost(tableByteHours, bucketByteHours int64) float64 {
+	const gbMonth = (1 << 30) * 720
+	return float64(tableByteHours)/gbMonth*p.PerGBMonthTable + float64(bucketByteHours)/gbMonth*p.PerGBMonthBucket
+}
+
 // StoredPerMonth is what bytes stored in a table (bucket false) or a
 // bucket cost per 30 days at these prices.
 func (p Prices) StoredPerMonth(bytes int64, bucket bool) float64 {

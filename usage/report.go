@@ -29,13 +29,18 @@ type Query struct {
 	// By groups the lines: ByAccount (default), ByFunction or ByDay.
 	By string `json:"by,omitempty"`
 	// After is the Next of the previous page; Limit bounds the lines of a
-	// page (default and maximum 1000).
+	// page (default DefaultLines, at most MaxLines).
 	After string `json:"after,omitempty"`
 	Limit int    `json:"limit,omitempty"`
 }
 
-// MaxLines is the most lines one page of a report holds.
-const MaxLines = 1000
+// DefaultLines is how many lines a page holds unless Limit says; MaxLines
+// is the most one page holds (a fleet of 10,000 accounts in one page of
+// account lines).
+const (
+	DefaultLines = 1000
+	MaxLines     = 10_000
+)
 
 // Check validates q and fills in its defaults.
 //
@@ -53,9 +58,10 @@ func (q *Query) Check() error {
 	if q.Limit < 0 {
 		return silo.Errorf(silo.CodeInvalid, "usage page limit %d is negative", q.Limit)
 	}
-	if q.Limit == 0 || q.Limit > MaxLines {
-		q.Limit = MaxLines
+	if q.Limit == 0 {
+		q.Limit = DefaultLines
 	}
+	q.Limit = min(q.Limit, MaxLines)
 	if q.Until.IsZero() || q.Since.IsZero() {
 		return silo.Errorf(silo.CodeInvalid, "a usage report needs a start and an end; pass --since (e.g. 30d)")
 	}
@@ -73,11 +79,17 @@ type Line struct {
 	Day      string         `json:"day,omitempty"` // YYYY-MM-DD
 	store.Counters
 	GBSeconds float64 `json:"gb_seconds"`
-	// Cost is the estimated cost of the usage, Floor the share of the
-	// idle account's floor (on account and day lines only), in US
-	// dollars.
-	Cost  float64 `json:"cost_usd"`
-	Floor float64 `json:"floor_usd"`
+	// TableByteHours and BucketByteHours are the bytes the account stored
+	// in its tables and in its buckets times the hours it held them, from
+	// hourly samples (store.Tx.SetStored); on account and day lines only.
+	TableByteHours  int64 `json:"table_byte_hours"`
+	BucketByteHours int64 `json:"bucket_byte_hours"`
+	// Cost is the estimated cost of the usage, stored bytes included;
+	// StorageCost is the stored bytes' part of it; Floor the share of the
+	// idle account's floor (on account and day lines only). In US dollars.
+	Cost        float64 `json:"cost_usd"`
+	StorageCost float64 `json:"storage_usd"`
+	Floor       float64 `json:"floor_usd"`
 }
 
 func (l Line) key() string { return string(l.Account) + "\x00" + l.Function + "\x00" + l.Day }
@@ -109,6 +121,8 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		k := l.key()
 		if have, ok := lines[k]; ok {
 			have.Counters = have.Counters.Add(l.Counters)
+			have.TableByteHours += l.TableByteHours
+			have.BucketByteHours += l.BucketByteHours
 			return
 		}
 		lines[k] = &l
@@ -154,6 +168,11 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		last := days[len(days)-1]
 		sq.After = &store.UsageCursor{Day: last.Day, Account: last.Account, Function: last.Function}
 	}
+	if q.By != ByFunction {
+		if err := addStored(ctx, st, q, from, to, add); err != nil {
+			return Report{}, err
+		}
+	}
 	after, err := base64.RawURLEncoding.DecodeString(q.After)
 	if err != nil || !validKey(string(after)) {
 		return Report{}, silo.Errorf(silo.CodeInvalid, "the usage page cursor %q is not one this server returned; start again without it", q.After)
@@ -173,7 +192,8 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		}
 		l := *lines[k]
 		l.GBSeconds = GBSeconds(l.Counters)
-		l.Cost = p.Cost(l.Counters)
+		l.StorageCost = p.StoredCost(l.TableByteHours, l.BucketByteHours)
+		l.Cost = p.Cost(l.Counters) + l.StorageCost
 		switch q.By {
 		case ByAccount:
 			l.Floor = p.Floor(to.Sub(from))
@@ -183,6 +203,40 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		r.Lines = append(r.Lines, l)
 	}
 	return r, nil
+}
+
+// addStored adds the stored-bytes days that q selects to their account's
+// or day's line.
+func addStored(ctx context.Context, st store.Store, q Query, from, to time.Time, add func(Line)) error {
+	sq := store.UsageQuery{Account: q.Account, From: from, To: to, Limit: 5000}
+	for {
+		var days []store.StoredDay
+		err := st.View(ctx, func(tx store.Tx) error {
+			var err error
+			days, err = tx.Stored(sq)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range days {
+			l := Line{Account: d.Account}
+			if q.By == ByDay {
+				l.Day = d.Day.Format(time.DateOnly)
+			}
+			if d.Kind == store.StoredBucket {
+				l.BucketByteHours = d.ByteHours
+			} else {
+				l.TableByteHours = d.ByteHours
+			}
+			add(l)
+		}
+		if len(days) < sq.Limit {
+			return nil
+		}
+		last := days[len(days)-1]
+		sq.After = &store.UsageCursor{Day: last.Day, Account: last.Account, Function: store.StoredResource(last.Kind, last.Name)}
+	}
 }
 
 func validKey(s string) bool { return s == "" || strings.Count(s, "\x00") == 2 }

@@ -59,9 +59,11 @@ func newUsageCmd(g *globals) *cobra.Command {
 		Use:   "usage [TENANT] [--since 30d] [--until DATE] [--by function|day] [--output text|json|csv]",
 		Short: "Show metered usage and its estimated cost, per tenant, function or day (billing export)",
 		Long: `Show what each account used over whole UTC days: requests, errors, duration,
-GB-seconds (declared memory x time), bytes in and out, and the estimated cost
-under the server's price table, including each account's floor (what an idle
-account costs). With --output csv it writes one line per row for billing
+GB-seconds (declared memory x time), bytes in and out, the bytes stored in its
+tables and buckets over time (GiB-hours, from an hourly sample; on account and
+day rows, not per function), and the estimated cost under the server's price
+table, stored bytes included, with each account's floor (what an idle account
+costs). With --output csv it writes one line per row for billing
 exports; json and csv hold every page.
 
   silo usage --since 30d                       every tenant
@@ -112,13 +114,19 @@ exports; json and csv hold every page.
 	return cmd
 }
 
-var usageHeader = []string{"account", "function", "day", "requests", "errors", "duration_s", "gb_seconds", "bytes_in", "bytes_out", "cost_usd", "floor_usd"}
+var usageHeader = []string{"account", "function", "day", "requests", "errors", "duration_s", "gb_seconds", "bytes_in", "bytes_out",
+	"table_byte_hours", "bucket_byte_hours", "storage_usd", "cost_usd", "floor_usd"}
 
 func usageRow(l usage.Line) []string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
-	return []string{string(l.Account), l.Function, l.Day, strconv.FormatInt(l.Requests, 10), strconv.FormatInt(l.Errors, 10),
-		f(float64(l.DurationMicros) / 1e6), f(l.GBSeconds), strconv.FormatInt(l.BytesIn, 10), strconv.FormatInt(l.BytesOut, 10), f(l.Cost), f(l.Floor)}
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	return []string{string(l.Account), l.Function, l.Day, i(l.Requests), i(l.Errors),
+		f(float64(l.DurationMicros) / 1e6), f(l.GBSeconds), i(l.BytesIn), i(l.BytesOut),
+		i(l.TableByteHours), i(l.BucketByteHours), f(l.StorageCost), f(l.Cost), f(l.Floor)}
 }
+
+// gibHours is byte-hours as GiB-hours.
+func gibHours(bh int64) float64 { return float64(bh) / (1 << 30) }
 
 func writeUsageCSV(w io.Writer, rep usage.Report) error {
 	cw := csv.NewWriter(w)
@@ -136,15 +144,15 @@ func writeUsageCSV(w io.Writer, rep usage.Report) error {
 
 func writeUsageText(w io.Writer, rep usage.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "ACCOUNT\tFUNCTION\tDAY\tREQUESTS\tERRORS\tGB-S\tBYTES IN\tBYTES OUT\tCOST $\tFLOOR $\t")
-	var cost, floor float64
+	fmt.Fprintln(tw, "ACCOUNT\tFUNCTION\tDAY\tREQUESTS\tERRORS\tGB-S\tBYTES IN\tBYTES OUT\tTABLE GIB-H\tBUCKET GIB-H\tCOST $\tFLOOR $\t")
+	var cost, storage, floor float64
 	for _, l := range rep.Lines {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.3f\t%d\t%d\t%.4f\t%.4f\t\n", l.Account, orDash(l.Function), orDash(l.Day),
-			l.Requests, l.Errors, l.GBSeconds, l.BytesIn, l.BytesOut, l.Cost, l.Floor)
-		cost, floor = cost+l.Cost, floor+l.Floor
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.3f\t%d\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t\n", l.Account, orDash(l.Function), orDash(l.Day),
+			l.Requests, l.Errors, l.GBSeconds, l.BytesIn, l.BytesOut, gibHours(l.TableByteHours), gibHours(l.BucketByteHours), l.Cost, l.Floor)
+		cost, storage, floor = cost+l.Cost, storage+l.StorageCost, floor+l.Floor
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "total: $%.4f usage + $%.4f floors, %s to %s (UTC days); prices: %s\n", cost, floor,
+	fmt.Fprintf(w, "total: $%.4f usage (of which $%.4f stored bytes) + $%.4f floors, %s to %s (UTC days); prices: %s\n", cost, storage, floor,
 		rep.Query.Since.UTC().Format(time.DateOnly), rep.Query.Until.UTC().Format(time.DateOnly), rep.Prices.Source)
 }
 

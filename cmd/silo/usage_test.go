@@ -1,12 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/sqlite"
 	"github.com/silo-run/silo/usage"
 )
 
@@ -61,8 +70,16 @@ func TestUsageCommand(t *testing.T) {
 	if len(rows) != 3 || strings.Join(rows[0], ",") != strings.Join(usageHeader, ",") || rows[1][0] != "acme" || rows[2][0] != "globex" {
 		t.Fatalf("usage csv: got %v, want the header, acme and globex", rows)
 	}
-	if rows[1][3] != "0" || rows[1][10] == "0.000000" {
-		t.Errorf("idle acme: got %v, want 0 requests and a floor", rows[1])
+	col := func(name string) int {
+		t.Helper()
+		i := slices.Index(usageHeader, name)
+		if i < 0 {
+			t.Fatalf("no column %s in %v", name, usageHeader)
+		}
+		return i
+	}
+	if rows[1][col("requests")] != "0" || rows[1][col("floor_usd")] == "0.000000" || rows[1][col("table_byte_hours")] != "0" {
+		t.Errorf("idle acme: got %v, want 0 requests, no stored bytes and a floor", rows[1])
 	}
 	var rep usage.Report
 	if err := json.Unmarshal([]byte(c.ok("-o", "json", "usage", "acme", "--since", "2d", "--by", "day")), &rep); err != nil {
@@ -77,6 +94,66 @@ func TestUsageCommand(t *testing.T) {
 	c.fails(`--since "yesterday" is not a window`, "usage", "--since", "yesterday")
 	c.fails(`cannot be grouped by "week"`, "usage", "--since", "7d", "--by", "week")
 	c.fails("--output must be text or json", "tenant", "list", "-o", "csv")
+}
+
+// TestUsageStoredBytes: 2 GiB held in a table for 12 hours of yesterday
+// and 1 KiB in a bucket for 3 are 24 GiB-hours and 3 KiB-hours in every
+// form of silo usage, priced per GB-month; a function grouping has no
+// stored bytes.
+func TestUsageStoredBytes(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	st, err := sqlite.Open(context.Background(), filepath.Join(c.dataDir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	for h := range 12 {
+		err := st.Update(context.Background(), func(tx store.Tx) error {
+			ss := []store.StoredSample{{Account: "acme", Kind: store.StoredTable, Name: "findings", Bytes: 2 << 30}}
+			if h < 3 {
+				ss = append(ss, store.StoredSample{Account: "acme", Kind: store.StoredBucket, Name: "uploads", Bytes: 1024})
+			}
+			return tx.SetStored(day.Add(time.Duration(h)*time.Hour), ss)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	wantCost := 24.0/720*0.25 + 3*1024.0/(1<<30)/720*0.023
+	var rep usage.Report
+	if err := json.Unmarshal([]byte(c.ok("-o", "json", "usage", "acme", "--since", "3d")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Lines) != 1 || rep.Lines[0].TableByteHours != 24<<30 || rep.Lines[0].BucketByteHours != 3*1024 {
+		t.Fatalf("usage acme json: got %+v, want 24 GiB-hours of table and 3 KiB-hours of bucket", rep.Lines)
+	}
+	if l := rep.Lines[0]; math.Abs(l.StorageCost-wantCost) > 1e-12 || math.Abs(l.Cost-wantCost) > 1e-12 {
+		t.Errorf("usage acme json: storage $%v, cost $%v; want both $%v", l.StorageCost, l.Cost, wantCost)
+	}
+	rows, err := csv.NewReader(strings.NewReader(c.ok("usage", "acme", "--since", "3d", "--by", "day", "-o", "csv"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tbh []string
+	for _, r := range rows[1:] {
+		tbh = append(tbh, r[slices.Index(usageHeader, "table_byte_hours")])
+	}
+	if want := []string{"0", "0", strconv.Itoa(24 << 30), "0"}; !slices.Equal(tbh, want) {
+		t.Errorf("usage acme --by day csv: table byte-hours %v, want %v (yesterday only)", tbh, want)
+	}
+	if out := c.ok("usage", "acme", "--since", "3d"); !strings.Contains(out, "24.0000") || !strings.Contains(out, fmt.Sprintf("of which $%.4f stored bytes", wantCost)) {
+		t.Errorf("usage acme text:\n%s\nwant 24 table GiB-hours and $%.4f of stored bytes", out, wantCost)
+	}
+	if err := json.Unmarshal([]byte(c.ok("-o", "json", "usage", "acme", "--since", "3d", "--by", "function")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range rep.Lines {
+		if l.TableByteHours != 0 || l.StorageCost != 0 {
+			t.Errorf("usage by function: got stored bytes on %+v, want none", l)
+		}
+	}
 }
 
 func TestUsageThroughAServer(t *testing.T) {

@@ -17,7 +17,8 @@ import (
 // BenchmarkFleetPage measures the server time of the console's fleet page
 // over 10,000 tenants (first page, with a month of usage per row; a page
 // deep in the fleet, without usage; an ID-prefix search; a state filter
-// that matches few; a parameter filter, common and matching none), each
+// that matches few; a parameter filter, common and matching none; sorted
+// over the whole fleet by name and by cost), each
 // beside its baseline: the API's own
 // GET /v1/accounts for the same page as JSON, in the same run.
 //
@@ -74,9 +75,20 @@ func BenchmarkFleetPage(b *testing.B) {
 		// then reads its bound of accounts (5,000) and links on.
 		{"param", "/console/?param=plan%3Dpro", "/v1/accounts?limit=500"},
 		{"param-none", "/console/?param=plan%3Dplatinum", "/v1/accounts?limit=5000"},
+		// Sorted over the whole fleet: every account read and sorted for
+		// each page. By cost the usage summary is reused for a minute
+		// (warm), or read again for every page (cold: the clock moves a
+		// minute each time). The baseline reads the fleet's accounts as JSON.
+		{"sort-name", "/console/?sort=name&page=100", "/v1/accounts?limit=10001"},
+		{"sort-cost", "/console/?sort=cost", "/v1/accounts?limit=10001"},
+		{"sort-cost-deep", "/console/?sort=cost&page=150", "/v1/accounts?limit=10001"},
+		{"sort-cost-cold", "/console/?sort=cost", "/v1/accounts?limit=10001"},
 	} {
 		b.Run(tc.name+"/console", func(b *testing.B) {
 			for b.Loop() {
+				if strings.HasSuffix(tc.name, "-cold") {
+					f.clock.Advance(time.Minute)
+				}
 				get(b, h, tc.console, func(r *http.Request) { r.AddCookie(cookie) })
 			}
 		})

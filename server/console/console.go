@@ -77,6 +77,9 @@ type Console struct {
 	byID   map[string]*session
 	static http.Handler
 	tries  *limiter
+
+	fleetMu sync.Mutex            // one fleet usage summary at a time
+	fleetU  map[string]fleetUsage // by window
 }
 
 // session is one signed-in browser.

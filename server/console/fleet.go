@@ -3,7 +3,6 @@ package console
 import (
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 
 	silo "github.com/silo-run/silo"
@@ -14,9 +13,12 @@ import (
 type FleetPage struct {
 	Query, Kind, State string
 	Param              string // key=value, or key for any value
-	Sort               string // the page's rows by: id, requests, errors, cost
+	Sort               string // the fleet by: id (default), name, state, requests, errors, cost
 	Sorts              []string
-	Scanned            int // when the page ended early: accounts read looking for Param
+	Page               int    // 1-based, when sorted by other than id
+	Prev               string // URL of the previous page, "" on the first (sorted by other than id)
+	Total, Pages       int    // accounts matching and pages, when sorted by other than id
+	Scanned            int    // when the page ended early: accounts read looking for Param
 	Accounts           []silo.Account
 	Usage              map[silo.AccountID]*accountUsage
 	Next               string // URL of the next page, "" on the last
@@ -47,12 +49,16 @@ func (c *Console) fleet(w http.ResponseWriter, r *http.Request, s *session) {
 		Param: strings.TrimSpace(q.Get("param")), Sort: q.Get("sort"),
 		Kinds:  []silo.Kind{silo.KindTenant, silo.KindDeveloper, silo.KindEnvironment, silo.KindProduction},
 		States: []silo.State{silo.StateProvisioning, silo.StateActive, silo.StateSuspended, silo.StateDeleting},
-		Sorts:  []string{"id", "requests", "errors", "cost"},
+		Sorts:  fleetSorts,
 	}
 	pk, pv, byParam := strings.Cut(p.Param, "=")
 	if p.Param != "" && !byParam {
 		pk, byParam = p.Param, true // any value
 		pv = "\x00any"
+	}
+	if p.Sort != "" && p.Sort != "id" {
+		c.fleetSorted(w, r, s, p)
+		return
 	}
 	after := q.Get("after")
 	if after == "" {
@@ -116,30 +122,5 @@ func (c *Console) fleet(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	p.Accounts = as
 	p.Usage = c.usageOf(r.Context(), as)
-	sortFleet(p.Accounts, p.Usage, p.Sort)
 	c.render(w, http.StatusOK, "fleet", s, p)
-}
-
-// sortFleet orders a page's rows by a column, largest first (by ID, the
-// order they come in, otherwise). Accounts without usage go last.
-func sortFleet(as []silo.Account, u map[silo.AccountID]*accountUsage, by string) {
-	key := func(a silo.Account) float64 {
-		x := u[a.ID]
-		if x == nil {
-			return -1
-		}
-		switch by {
-		case "requests":
-			return float64(x.Requests)
-		case "errors":
-			return float64(x.Errors)
-		case "cost":
-			return x.Cost + x.Floor
-		}
-		return 0
-	}
-	if by != "requests" && by != "errors" && by != "cost" {
-		return
-	}
-	sort.SliceStable(as, func(i, j int) bool { return key(as[i]) > key(as[j]) })
 }

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/internal/fanout"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/internal/fanout"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"

@@ -220,6 +220,9 @@ func (t *tx) PurgeAccount(id silo.AccountID) error {
 	if _, err := t.exec(op, `DELETE FROM usage WHERE account = $1`, string(id)); err != nil {
 		return err
 	}
+	if _, err := t.exec(op, `DELETE FROM stored_usage WHERE account = $1`, string(id)); err != nil {
+		return err
+	}
 	_, err = t.exec(op, `DELETE FROM accounts WHERE id = $1`, string(id))
 	return err
 }

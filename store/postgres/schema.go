@@ -150,6 +150,18 @@ CREATE TABLE rollout_steps (
 	PRIMARY KEY (rollout, ring, account, step)
 );
 `,
+	// 4: stored bytes (see the SQLite schema).
+	`
+CREATE TABLE stored_usage (
+	day      bigint  NOT NULL,
+	account  text    COLLATE "C" NOT NULL,
+	resource text    COLLATE "C" NOT NULL,
+	rolled   boolean NOT NULL,
+	data     bytea   NOT NULL,
+	PRIMARY KEY (day, account, resource)
+);
+CREATE INDEX stored_usage_account ON stored_usage (account, day);
+`,
 }
 
 // upgrades move data after the migration of the same number (1-based) ran,

@@ -273,6 +273,9 @@ func (t *tx) PurgeAccount(id silo.AccountID) error {
 	if _, err := t.exec("purge usage of "+string(id), `DELETE FROM usage WHERE account = ?`, id); err != nil {
 		return err
 	}
+	if _, err := t.exec("purge stored bytes of "+string(id), `DELETE FROM stored_usage WHERE account = ?`, id); err != nil {
+		return err
+	}
 	_, err = t.exec("purge account "+string(id), `DELETE FROM accounts WHERE id = ?`, id)
 	return err
 }

@@ -176,5 +176,9 @@ func (t *tx) PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted in
 			return 0, 0, err
 		}
 	}
-	return int64(len(days)), deleted, nil
+	sr, sd, err := t.pruneStored(hourlyBefore, dailyBefore)
+	if err != nil {
+		return 0, 0, err
+	}
+	return int64(len(days)) + sr, deleted + sd, nil
 }

@@ -160,6 +160,55 @@ func (t *Tracker) Stored(ctx context.Context, acct silo.AccountID, d provider.Da
 	return out, nil
 }
 
+// Current returns the bytes acct stores now in each of the named tables
+// and buckets, for the hourly stored-bytes sample: the count the tracker
+// keeps for those it has met (not read again when older than Recount, so
+// sampling every account each hour does not scan every table), and a read
+// for those it has not, through the Data that data returns (called only
+// then, at most once). A missing table or bucket is left out.
+//
+// # Errors
+//
+// data's and the provider's.
+func (t *Tracker) Current(ctx context.Context, acct silo.AccountID, data func(context.Context) (provider.Data, error), tables, buckets []string) ([]Used, error) {
+	a := t.account(acct)
+	var d provider.Data
+	var out []Used
+	for _, kn := range [][2]any{{"table", tables}, {"bucket", buckets}} {
+		kind := kn[0].(string)
+		for _, name := range kn[1].([]string) {
+			a.mu.Lock()
+			s := a.sizes[kind+"/"+name]
+			known := s != nil && s.known
+			var n int64
+			if known {
+				n = s.bytes
+			}
+			a.mu.Unlock()
+			if !known {
+				if d == nil {
+					var err error
+					if d, err = data(ctx); err != nil {
+						return nil, err
+					}
+				}
+				s, err := t.size(ctx, a, d, kind, name)
+				if errors.Is(err, silo.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				a.mu.Lock()
+				n = s.bytes
+				a.mu.Unlock()
+			}
+			out = append(out, Used{Kind: kind, Name: name, Bytes: n})
+		}
+	}
+	return out, nil
+}
+
 // limit returns the account's limit, read within LimitRefresh.
 func (t *Tracker) limit(ctx context.Context, acct silo.AccountID, a *account) (Limit, error) {
 	if t.cfg.Limit == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -138,5 +139,47 @@ func TestLimit(t *testing.T) {
 	tr2 := storage.New(storage.Config{Limit: func(context.Context, silo.AccountID) (storage.Limit, error) { return lim, nil }})
 	if err := tr2.Data("acme", raw).Put(ctx, "findings", "k3", make([]byte, 10_000)); err != nil {
 		t.Errorf("without a limit: %v", err)
+	}
+}
+
+// TestCurrent: the hourly sample reads a table or bucket the tracker has
+// not met, takes the counted size of those it has without reading again
+// (even past Recount), and opens the account's data only when it must.
+func TestCurrent(t *testing.T) {
+	ctx := context.Background()
+	_, raw := open(t, "acme")
+	if err := raw.Put(ctx, "findings", "before", []byte("0123456789")); err != nil { // 6 + 10
+		t.Fatal(err)
+	}
+	clk := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
+	tr := storage.New(storage.Config{Recount: time.Minute, Now: func() time.Time { return clk }})
+	opened := 0
+	data := func(context.Context) (provider.Data, error) { opened++; return raw, nil }
+	current := func() map[string]int64 {
+		t.Helper()
+		us, err := tr.Current(ctx, "acme", data, []string{"findings", "missing"}, []string{"uploads"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, u := range us {
+			out[u.Kind+"/"+u.Name] = u.Bytes
+		}
+		return out
+	}
+	if got := current(); got["table/findings"] != 16 || got["bucket/uploads"] != 0 || len(got) != 2 || opened != 1 {
+		t.Errorf("first sample: got %v after %d opens, want findings 16, uploads 0, missing left out, one open", got, opened)
+	}
+	if err := tr.Data("acme", raw).Put(ctx, "findings", "k", []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	// Written behind the tracker's back: a read would see it, the count does not.
+	if err := raw.Put(ctx, "findings", "hidden", []byte("xxxxxxxxxx")); err != nil {
+		t.Fatal(err)
+	}
+	clk = clk.Add(time.Hour) // past Recount
+	opened = 0
+	if got := current(); got["table/findings"] != 20 || opened != 1 {
+		t.Errorf("second sample: got %v after %d opens, want findings 20 from the count (the missing table is read again, so one open)", got, opened)
 	}
 }
