@@ -24,6 +24,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/apikey"
 	"github.com/silo-run/silo/internal/build"
+	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/provider/aws/awstest"
 )
 
@@ -145,7 +146,7 @@ func (o *fnOrg) deployFindings(t testing.TB, acct silo.AccountID, arts map[strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.p.PutAPIKey(ctx, acct, APIKey{ID: k.ID, Account: k.Account, Hash: k.Hash}); err != nil {
+	if err := o.p.PutAPIKey(ctx, acct, k.ID, k.Hash, nil); err != nil {
 		t.Fatal(err)
 	}
 	return plain
@@ -366,7 +367,7 @@ func TestHostileGuestsContainedInLambdaHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.p.PutAPIKey(ctx, "acme", APIKey{ID: k.ID, Account: k.Account, Hash: k.Hash}); err != nil {
+	if err := o.p.PutAPIKey(ctx, "acme", k.ID, k.Hash, nil); err != nil {
 		t.Fatal(err)
 	}
 	o.startHost(t, "acme", "guest")
@@ -594,7 +595,7 @@ func TestLogsReadTheHostsLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stored *LogLine
+	var stored *logs.Entry
 	for i, l := range lines {
 		if l.Account != "acme" || strings.HasPrefix(l.Msg, "START") || l.Msg == "forged" {
 			t.Errorf("Logs returned a line it should leave out: %+v", l)
