@@ -198,6 +198,9 @@ func (p *Provider) deployFunction(ctx context.Context, id silo.AccountID, m *mem
 	if p.cfg.Endpoint != nil {
 		env.Variables["SILO_AWS_ENDPOINT"] = p.cfg.Endpoint(m.id)
 	}
+	if err := p.exportEnv(ctx, id, fs.Exports, env.Variables); err != nil {
+		return err
+	}
 	role := aws.String(functionRoleARN(m.id, r.Name))
 	if !exists {
 		_, err := m.fn.CreateFunction(ctx, &lambda.CreateFunctionInput{
