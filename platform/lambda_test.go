@@ -94,7 +94,9 @@ func (r runsLambda) Smoke(ctx context.Context, acct silo.AccountID, fn string) e
 	return r.Provider.Smoke(ctx, acct, fn)
 }
 
-func newLambdaOrg(t *testing.T) *lambdaOrg {
+// newLambdaOrg starts it; the provider waits at most pollTimeout for AWS
+// to create an account (0: its default, a minute).
+func newLambdaOrg(t *testing.T, pollTimeout time.Duration) *lambdaOrg {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the Lambda host and functions")
@@ -112,7 +114,7 @@ func newLambdaOrg(t *testing.T) *lambdaOrg {
 	}
 	var artifacts string // the platform's, once it is open
 	prov, err := siloaws.New(siloaws.Config{
-		AWS: o.org.Config(), Email: "aws@example.com", Endpoint: o.org.Endpoint, PollInterval: time.Millisecond,
+		AWS: o.org.Config(), Email: "aws@example.com", Endpoint: o.org.Endpoint, PollInterval: time.Millisecond, PollTimeout: pollTimeout,
 		Functions: &siloaws.FunctionCode{
 			Arch: arch,
 			Host: func(ctx context.Context, arch string) ([]byte, error) { return lambdaHost() },
@@ -305,7 +307,7 @@ rollout:
 // rolled back by the rollout runner (the alias moves back), and the
 // account's logs are read from the provider.
 func TestFunctionsOnLambdaThroughThePlatform(t *testing.T) {
-	o := newLambdaOrg(t)
+	o := newLambdaOrg(t, 0)
 	ctx := context.Background()
 	pp := o.p.Platform()
 	app := silotest.CopyExample(t)
@@ -467,6 +469,48 @@ func TestFunctionsOnLambdaThroughThePlatform(t *testing.T) {
 			t.Errorf("following acme's logs: %+v, %v; want the guest's line", followed, err)
 		}
 	})
+}
+
+// TestKeyOfAnAccountStillBeingCreated: a key issued while AWS is still
+// creating the account (the first key of an onboarding that returned
+// provisioning) is written into the account once the creation finishes.
+func TestKeyOfAnAccountStillBeingCreated(t *testing.T) {
+	o := newLambdaOrg(t, time.Millisecond)
+	ctx := context.Background()
+	pp := o.p.Platform()
+	app := silotest.CopyExample(t)
+	lambdaApp(t, app, true)
+	o.p.Deploy(t, app)
+	o.org.SlowCreations(2) // AWS answers IN_PROGRESS to the first two polls
+	c, err := pp.CreateAccount(ctx, control.CreateRequest{ID: "hooli", WithKey: true})
+	if err != nil || c.Account.State != silo.StateProvisioning || c.Key == "" {
+		t.Fatalf("create hooli: %+v, %v; want it provisioning, with its first key", c, err)
+	}
+	var rep control.ResumeReport
+	for i := 0; i < 5 && len(rep.Resumed) == 0; i++ { // the server's reaper pass, until AWS is done
+		if rep, err = pp.Plane.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rep.Resumed) != 1 {
+		t.Fatalf("resume: %+v; want hooli finished", rep)
+	}
+	awsID := o.awsID("hooli")
+	t.Setenv("AWS_REGION", awstest.Region)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEMULATED")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "emulated")
+	h, err := siloaws.NewHost(ctx, siloaws.HostConfig{Account: "hooli", AWSAccount: awsID, Function: "list", Endpoint: o.org.Endpoint(awsID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := h.APIKey(ctx, c.KeyID)
+	if err != nil || k.Account != "hooli" || k.Revoked != nil {
+		t.Fatalf("hooli's first key in its account: %+v, %v; want its record, not revoked", k, err)
+	}
+	// Twin: a key never issued has no record.
+	if _, err := h.APIKey(ctx, "sk_hooli_0000"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("a key never issued: %v, want no record", err)
+	}
 }
 
 // ringReasons joins the rings' failure reasons.
