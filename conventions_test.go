@@ -139,7 +139,7 @@ var allowedImports = map[string][]string{
 	"store/postgres/pgtest": {},
 	"store/storetest":       {".", "store"},
 	"provider/local":        {".", "provider", "internal/envelope"},
-	"provider/aws":          {".", "provider", "isolation/iam"},
+	"provider/aws":          {".", "logs", "provider", "isolation/iam"},
 	"provider/aws/awstest":  {},
 	"provider/providertest": {".", "provider"},
 

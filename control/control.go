@@ -60,6 +60,10 @@ type Config struct {
 	// the store (store/postgres implements it); the method that made the
 	// change returns only once the announcement is committed.
 	Feed store.Feed
+	// Ingress, if set, is the provider's own entry point into each
+	// account (see Ingress): Show reports the account's URL, and every
+	// key issued or revoked is written into the account as well.
+	Ingress Ingress
 }
 
 // Plane is the control plane. Safe for concurrent use.
@@ -335,8 +339,12 @@ type Detail struct {
 	// Ref is the provider's own reference to the account (an AWS account
 	// ID and OU path; the local account directory); nil while the
 	// provider holds no such account (provisioning, deleted, lost).
-	Ref   *provider.AccountRef `json:"ref,omitempty"`
-	Drift []silo.DriftItem     `json:"drift"`
+	Ref *provider.AccountRef `json:"ref,omitempty"`
+	// URL is where the provider serves the account's routes (with an
+	// Ingress, once the account has routes); empty when silo's gateway
+	// serves them.
+	URL   string           `json:"url,omitempty"`
+	Drift []silo.DriftItem `json:"drift"`
 	// Problems is what is wrong with the account and what to do (see
 	// AccountProblems); when it is not empty, DataKey and Drift may be
 	// missing.
@@ -369,6 +377,7 @@ func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
 	if ref, err := p.cfg.Provider.Ref(ctx, id); err == nil {
 		d.Ref = &ref
 	}
+	d.URL = p.accountURL(ctx, id)
 	if d.Problems = p.AccountProblems(ctx, d.Account); len(d.Problems) > 0 {
 		d.DataKey, _ = p.cfg.Provider.KeyInfo(ctx, id)
 		d.Drift, _ = p.Engine.Drift(ctx, id)
@@ -434,20 +443,40 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 }
 
 // IssueKey issues a new API key for an account and returns it in plain
-// text; only its hash is stored.
+// text; only its hash is stored. With an Ingress, the key's record is
+// written into the account first, so a key the caller receives works
+// there; a failure there issues nothing.
 func (p *Plane) IssueKey(ctx context.Context, id silo.AccountID, name string) (string, store.APIKey, error) {
 	plain, k, err := apikey.New(id)
 	if err != nil {
 		return "", k, err
 	}
 	k.Name, k.Created = name, p.cfg.Now().UTC()
+	check := func(a silo.Account) error {
+		if a.Kind == silo.KindProduction || a.State == silo.StateDeleted || a.State == silo.StateDeleting {
+			return silo.Errorf(silo.CodeInvalid, "account %s cannot have API keys (it is %s %s)", id, a.State, a.Kind)
+		}
+		return nil
+	}
+	if p.cfg.Ingress != nil {
+		a, err := p.Account(ctx, id)
+		if err != nil {
+			return "", k, err
+		}
+		if err := check(a); err != nil {
+			return "", k, err
+		}
+		if err := p.putKeyRecord(ctx, a, k); err != nil {
+			return "", k, err
+		}
+	}
 	err = p.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		a, err := tx.Account(id)
 		if err != nil {
 			return err
 		}
-		if a.Kind == silo.KindProduction || a.State == silo.StateDeleted || a.State == silo.StateDeleting {
-			return silo.Errorf(silo.CodeInvalid, "account %s cannot have API keys (it is %s %s)", id, a.State, a.Kind)
+		if err := check(a); err != nil {
+			return err
 		}
 		if err := tx.PutKey(k); err != nil {
 			return err
@@ -483,6 +512,9 @@ func (p *Plane) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) 
 // RevokeKeyAfter revokes one key of an account once grace has passed (now,
 // for 0): until then the key keeps working, so that clients can move to a
 // new one. A key already due to be revoked earlier keeps its earlier time.
+// With an Ingress, the revocation is written into the account first, and
+// again on every call, so a call repeated after a failure there completes
+// it.
 //
 // # Errors
 //
@@ -492,16 +524,40 @@ func (p *Plane) RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID str
 	if grace < 0 || grace > MaxKeyGrace {
 		return silo.Errorf(silo.CodeInvalid, "a key's grace period must be between 0 and %s, not %s", MaxKeyGrace, grace)
 	}
-	err := p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+	now := p.cfg.Now().UTC()
+	at := now.Add(grace)
+	key := func(tx store.Tx) (store.APIKey, error) {
 		k, err := tx.Key(keyID)
 		if errors.Is(err, silo.ErrNotFound) || (err == nil && k.Account != id) {
-			return silo.Errorf(silo.CodeNotFound, "account %s has no key %q; silo keys list %s shows its keys", id, keyID, id)
+			return k, silo.Errorf(silo.CodeNotFound, "account %s has no key %q; silo keys list %s shows its keys", id, keyID, id)
 		}
+		return k, err
+	}
+	if p.cfg.Ingress != nil {
+		var k store.APIKey
+		var a silo.Account
+		if err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			if k, err = key(tx); err != nil {
+				return err
+			}
+			a, err = tx.Account(id)
+			return err
+		}); err != nil {
+			return err
+		}
+		if k.Revoked == nil || k.Revoked.After(at) {
+			k.Revoked = &at
+		}
+		if err := p.putKeyRecord(ctx, a, k); err != nil {
+			return err
+		}
+	}
+	err := p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		k, err := key(tx)
 		if err != nil {
 			return err
 		}
-		now := p.cfg.Now().UTC()
-		at := now.Add(grace)
 		if k.Revoked != nil && !k.Revoked.After(at) {
 			return nil
 		}

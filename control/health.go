@@ -204,5 +204,8 @@ func (p *Plane) resumeOne(ctx context.Context, a silo.Account, rel engine.Releas
 	if err != nil {
 		return err
 	}
-	return p.Engine.Apply(ctx, plan)
+	if err := p.Engine.Apply(ctx, plan); err != nil {
+		return err
+	}
+	return p.pushKeys(ctx, a.ID) // keys issued while it was being created
 }

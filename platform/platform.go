@@ -152,8 +152,10 @@ type Config struct {
 	// sealing each account's function logs under its data key (logSealer;
 	// without it log lines are plain JSON in DataDir/logs, removed with the
 	// account), refusing requests to an account whose files are damaged
-	// (damageReporter), and checking that a deleted account's directory
-	// is gone (accountDirs).
+	// (damageReporter), checking that a deleted account's directory
+	// is gone (accountDirs), and, for a provider that runs the functions
+	// itself (hostedFunctions), taking the account's URL, its API key
+	// records, the rings' smoke tests and the function logs from it.
 	Provider provider.Provider
 	// Local tunes the local provider when Provider is nil: IdleTimeout
 	// (how long an account's store file stays open and memory-mapped after
@@ -388,9 +390,14 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	if cfg.BuildCache != "off" {
 		b = &cachedBuilder{cache: cfg.BuildCache, out: p.artifacts}
 	}
+	var ingress control.Ingress
+	var smoke rollout.Smoke = smoker{p}
+	if h := hosted(p.Provider); h != nil { // the provider runs the functions
+		ingress, smoke = h, h
+	}
 	p.Plane = control.New(control.Config{
 		Store: p.Store, Provider: planeProv, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
-		AuditWitness: witness, Feed: p.feed,
+		AuditWitness: witness, Feed: p.feed, Ingress: ingress,
 		OnChange: func(c store.Change) { p.Invalidate(c.Account) },
 	})
 	if !cfg.OpenLostRegistry {
@@ -435,7 +442,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	if p.Runner, err = rollout.New(rollout.Config{
 		Store: p.Store, Engine: p.Plane.Engine, Provider: p.Provider,
-		Metrics: runtimeMetrics{p.Runtime}, Smoke: smoker{p}, Clock: cfg.Clock,
+		Metrics: runtimeMetrics{p.Runtime}, Smoke: smoke, Clock: cfg.Clock,
 		Logger: cfg.Logger, Owner: p.runnerOwner(), Actor: cfg.Actor,
 		Hook: func(e rollout.Event) {
 			if e.Account != "" && e.Point == "finished" {

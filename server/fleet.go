@@ -43,6 +43,10 @@ type Ops struct {
 	// LogKeys opens the sealed records in LogDir (logs.Store.Keys of the
 	// store that writes them); nil reads plain records only.
 	LogKeys logs.Keys
+	// Logs, if set, reads and follows the accounts' function logs instead
+	// of LogDir: a provider that runs the functions itself keeps them
+	// (platform.Platform's ReadLogs and FollowLogs).
+	Logs LogSource
 	// ReportKey signs isolation reports (report.LoadOrCreateKey in the
 	// server's data dir); readers check them against ReportKeys.
 	ReportKey ed25519.PrivateKey
@@ -603,6 +607,13 @@ func (s *Server) fleetRoutes() {
 	s.mux.HandleFunc("GET /v1/accounts/{id}/logs", s.logs)
 }
 
+// LogSource reads an account's function log lines (oldest first) and
+// follows them until ctx is done.
+type LogSource interface {
+	ReadLogs(ctx context.Context, id silo.AccountID, q logs.Query) ([]logs.Entry, error)
+	FollowLogs(ctx context.Context, id silo.AccountID, q logs.Query, fn func(logs.Entry) error) error
+}
+
 // logs answers an account's log lines as a JSON array, or with follow=true
 // as a stream of JSON lines (application/x-ndjson): the retained lines,
 // then each new one, until the client goes away.
@@ -613,7 +624,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		q, err = LogQuery(r.URL.Query(), s.cfg.Now())
 	}
-	if err == nil && o.LogDir == "" {
+	if err == nil && o.LogDir == "" && o.Logs == nil {
 		err = missing("the log directory")
 	}
 	if err == nil {
@@ -624,7 +635,11 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("follow") != "true" {
-		es, err := logs.ReadWith(o.LogDir, o.LogKeys, id, q)
+		read := func() ([]logs.Entry, error) { return logs.ReadWith(o.LogDir, o.LogKeys, id, q) }
+		if o.Logs != nil {
+			read = func() ([]logs.Entry, error) { return o.Logs.ReadLogs(r.Context(), id, q) }
+		}
+		es, err := read()
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -643,7 +658,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		fl.Flush()
 	}
 	enc := json.NewEncoder(w)
-	_ = logs.FollowWith(r.Context(), o.LogDir, o.LogKeys, id, q, 0, func(e logs.Entry) error {
+	send := func(e logs.Entry) error {
 		if err := enc.Encode(e); err != nil {
 			return err
 		}
@@ -651,5 +666,10 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 		return nil
-	})
+	}
+	if o.Logs != nil {
+		_ = o.Logs.FollowLogs(r.Context(), id, q, send)
+		return
+	}
+	_ = logs.FollowWith(r.Context(), o.LogDir, o.LogKeys, id, q, 0, send)
 }

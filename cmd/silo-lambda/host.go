@@ -75,6 +75,9 @@ type cachedKey struct {
 type bundle struct {
 	Wasm []byte
 	Spec silo.FunctionSpec
+	// Exports are the specs of the production exports the function reads,
+	// by name (from its environment; empty if it reads none).
+	Exports map[string]silo.ExportSpec
 }
 
 // newHost compiles the module once (the container keeps it for every
@@ -109,17 +112,18 @@ func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, log 
 		limits: runtime.Limits{MemoryPages: pages, Timeout: b.Spec.Timeout, Concurrency: 1},
 		log:    log, now: time.Now, cache: map[string]cachedKey{},
 	}
-	if h.pol, err = policyOf(acct, fn, b.Spec); err != nil {
+	if h.pol, err = policyOf(acct, fn, b.Spec, b.Exports); err != nil {
 		rt.Close(ctx)
 		return nil, err
 	}
 	return h, nil
 }
 
-// bind gives the host the account's data plane and key records: the
+// bind gives the host the account's data plane, production's for the
+// function's export reads (nil if it reads none) and the key records: the
 // guest's host calls reach data through the decision point.
-func (h *host) bind(data provider.Data, keys keySource) {
-	h.guest = isolation.FunctionHost(h.pol, h.acct, h.fn, data, nil, h.log)
+func (h *host) bind(data, production provider.Data, keys keySource) {
+	h.guest = isolation.FunctionHost(h.pol, h.acct, h.fn, data, production, h.log)
 	h.keys = keys
 }
 
@@ -127,8 +131,9 @@ func (h *host) bind(data provider.Data, keys keySource) {
 // container runs: its grants, over the resources they name. On AWS the
 // function's execution role holds exactly the same grants, so IAM enforces
 // them again; the decision point gives the same answers and messages as
-// the local runtime.
-func policyOf(acct silo.AccountID, fn string, fs silo.FunctionSpec) (*isolation.Policy, error) {
+// the local runtime. Production's part of the policy holds the exports the
+// function reads, and nothing else of production.
+func policyOf(acct silo.AccountID, fn string, fs silo.FunctionSpec, exports map[string]silo.ExportSpec) (*isolation.Policy, error) {
 	rs := []silo.Resource{}
 	add := func(t silo.ResourceType, name string, spec any) error {
 		r, err := silo.NewResource(t, name, spec)
@@ -159,6 +164,21 @@ func policyOf(acct silo.AccountID, fn string, fs silo.FunctionSpec) (*isolation.
 	}
 	pol := isolation.NewPolicy()
 	pol.Set(ap)
+	if len(exports) > 0 && acct != silo.ProductionID {
+		var prs []silo.Resource
+		for name, es := range exports {
+			r, err := silo.NewResource(silo.TypeExport, name, es)
+			if err != nil {
+				return nil, err
+			}
+			prs = append(prs, r)
+		}
+		pp, err := isolation.Compile(silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction, State: silo.StateActive}, prs)
+		if err != nil {
+			return nil, err
+		}
+		pol.Set(pp)
+	}
 	return pol, nil
 }
 

@@ -42,6 +42,12 @@ const (
 	envAWSAccount = "SILO_AWS_ACCOUNT"
 	envFunction   = "SILO_FUNCTION"
 	envEndpoint   = "SILO_AWS_ENDPOINT" // the emulator only; empty on Lambda
+	// The production exports the function reads: production's AWS account,
+	// the exports' specs by name (JSON) and, on the emulator, production's
+	// endpoint.
+	envProduction         = "SILO_PRODUCTION_AWS_ACCOUNT"
+	envExports            = "SILO_EXPORTS"
+	envProductionEndpoint = "SILO_PRODUCTION_AWS_ENDPOINT"
 )
 
 func main() {
@@ -87,15 +93,21 @@ func load(ctx context.Context, getenv func(string) string, log *slog.Logger) (*h
 	if err := json.Unmarshal(spec, &b.Spec); err != nil {
 		return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its spec does not decode; deploy it again", fn, acct), Err: err}
 	}
+	if e := getenv(envExports); e != "" {
+		if err := json.Unmarshal([]byte(e), &b.Exports); err != nil {
+			return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: the production exports in %s do not decode; deploy it again", fn, acct, envExports), Err: err}
+		}
+	}
 	h, err := newHost(ctx, acct, fn, b, log)
 	if err != nil {
 		return nil, err
 	}
-	ah, err := siloaws.NewHost(ctx, siloaws.HostConfig{Account: acct, AWSAccount: getenv(envAWSAccount), Function: fn, Endpoint: getenv(envEndpoint)})
+	ah, err := siloaws.NewHost(ctx, siloaws.HostConfig{Account: acct, AWSAccount: getenv(envAWSAccount), Function: fn, Endpoint: getenv(envEndpoint),
+		Production: getenv(envProduction), ProductionEndpoint: getenv(envProductionEndpoint)})
 	if err != nil {
 		h.close(ctx)
 		return nil, err
 	}
-	h.bind(ah.Data(), ah)
+	h.bind(ah.Data(), ah.Production(), ah)
 	return h, nil
 }

@@ -249,18 +249,14 @@ func (l localAPI) DeleteEnv(ctx context.Context, id silo.AccountID) error {
 	return platform.Envs{P: l.a.Platform}.DeleteEnv(ctx, id)
 }
 
+// Logs reads the data dir's log files, or the provider's logs when it runs
+// the functions itself (platform.Platform.ReadLogs).
 func (l localAPI) Logs(ctx context.Context, id silo.AccountID, q logs.Query) ([]logs.Entry, error) {
-	if _, err := l.a.plane.Account(ctx, id); err != nil {
-		return nil, err
-	}
-	return l.a.Logs.Read(id, q)
+	return l.a.Platform.ReadLogs(ctx, id, q)
 }
 
 func (l localAPI) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Query, fn func(logs.Entry) error) error {
-	if _, err := l.a.plane.Account(ctx, id); err != nil {
-		return err
-	}
-	return l.a.Logs.Follow(ctx, id, q, 0, fn)
+	return l.a.Platform.FollowLogs(ctx, id, q, fn)
 }
 
 // localOnly refuses --server for a command that works on the local data dir

@@ -29,7 +29,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 gave the request (also returned to the client as X-Request-Id), the message and its attributes.
 Logs are kept per account with a bounded size (the oldest lines go first). Locally this reads
 the data dir's log files, so it works while silo up or silo dev runs; with --server it reads
-them on the server and prints them the same way (text, or JSON lines with -o json).
+them on the server and prints them the same way (text, or JSON lines with -o json). When the
+provider runs the functions itself (AWS, functions on Lambda), the lines come from the account's
+CloudWatch Logs instead, and -f asks for new ones every 2 seconds.
 
 Flags:
   -f, --follow           keep printing new lines as they are written

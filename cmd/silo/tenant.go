@@ -193,6 +193,9 @@ func printDetail(w io.Writer, d control.Detail) {
 	if r := d.Ref; r != nil {
 		fmt.Fprintf(w, "Provider   %s\n", formatRef(*r))
 	}
+	if d.URL != "" {
+		fmt.Fprintf(w, "URL        %s\n", d.URL)
+	}
 	fmt.Fprintf(w, "Params     %s\n", formatParams(a.Params))
 	fmt.Fprintf(w, "Release    %s\n", orDash(a.Release))
 	if a.Expires != nil {

@@ -40,31 +40,34 @@ func validKeyID(id string) bool {
 	return strings.HasPrefix(id, "sk_") && len(id) <= 100 && storageName(id)
 }
 
-// PutAPIKey stores the record of an API key of account id in that
-// account, or replaces it (to revoke the key, put it with Revoked set).
-// The key must be bound to id.
+// PutAPIKey stores the record of API key keyID of account id in that
+// account, or replaces it: hash is the SHA-256 of the full key (never the
+// key), revoked when the key stops working (nil: not revoked; to revoke
+// the key, put it again with revoked set). It satisfies control.Ingress
+// with URL.
 //
 // # Errors
 //
-// CodeInvalid for a malformed key ID, a key bound to another account or a
-// hash that is not a SHA-256; CodeNotFound if the account does not exist.
-func (p *Provider) PutAPIKey(ctx context.Context, id silo.AccountID, k APIKey) error {
+// CodeInvalid for a malformed key ID, a key ID bound to another account
+// or a hash that is not a SHA-256; CodeNotFound if the account does not
+// exist.
+func (p *Provider) PutAPIKey(ctx context.Context, id silo.AccountID, keyID string, hash []byte, revoked *time.Time) error {
 	if err := parseID(id); err != nil {
 		return err
 	}
-	if !validKeyID(k.ID) || len(k.Hash) != 32 {
-		return silo.Errorf(silo.CodeInvalid, "API key %q: a key record needs an sk_ ID and a SHA-256 hash", clip(k.ID))
+	if !validKeyID(keyID) || len(hash) != 32 {
+		return silo.Errorf(silo.CodeInvalid, "API key %q: a key record needs an sk_ ID and a SHA-256 hash", clip(keyID))
 	}
-	if k.Account != id {
-		return silo.Errorf(silo.CodeInvalid, "API key %s is bound to account %q, not %s; a key is stored only in its own account", k.ID, k.Account, id)
+	if !strings.HasPrefix(keyID, "sk_"+string(id)+"_") {
+		return silo.Errorf(silo.CodeInvalid, "API key %s is not a key of account %s; a key is stored only in its own account", keyID, id)
 	}
 	awsID, err := p.awsID(ctx, id)
 	if err != nil {
 		return err
 	}
-	rec, _ := json.Marshal(apiKeyRecord{Account: k.Account, Hash: hex.EncodeToString(k.Hash), Revoked: k.Revoked})
-	if err := p.member(awsID).putParam(ctx, apiKeyParam(k.ID), string(rec)); err != nil {
-		return fail(id, "store API key "+k.ID, err)
+	rec, _ := json.Marshal(apiKeyRecord{Account: id, Hash: hex.EncodeToString(hash), Revoked: revoked})
+	if err := p.member(awsID).putParam(ctx, apiKeyParam(keyID), string(rec)); err != nil {
+		return fail(id, "store API key "+keyID, err)
 	}
 	return nil
 }

@@ -5,8 +5,9 @@
 // encrypted under the account's own KMS key (docs/aws.md).
 //
 // It is the only package of the project that imports aws-sdk-go-v2, and it
-// imports only the root silo package, provider and isolation/iam (the SDK-free
-// policy evaluator, whose Snapshot it fills) besides. Its test harness
+// imports only the root silo package, provider, logs (the entry type of
+// function logs) and isolation/iam (the SDK-free policy evaluator, whose
+// Snapshot it fills) besides. Its test harness
 // (awstest) emulates an organization with one kumo process per account.
 package aws
 

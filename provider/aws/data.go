@@ -46,7 +46,15 @@ type data struct {
 	id    silo.AccountID
 	awsID string
 	own   *member // set when the caller runs inside the account (hostdata.go)
+	// tablePrefix, if set, goes before each DynamoDB table name: a table
+	// ARN's "arn:aws:dynamodb:<region>:<account>:table/", so that a host
+	// in another account reaches production's exported tables by ARN
+	// (hostexports.go).
+	tablePrefix string
 }
+
+// table is the name DynamoDB calls table by.
+func (d *data) table(table string) string { return d.tablePrefix + tableName(table) }
 
 // Data returns the data plane of account id.
 //
@@ -126,7 +134,7 @@ func (d *data) Get(ctx context.Context, table, key string) ([]byte, error) {
 	if !storageName(table) {
 		return nil, errNoTable(d.id, table)
 	}
-	out, err := d.m().ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(tableName(table)), Key: itemKey(key), ConsistentRead: aws.Bool(true)})
+	out, err := d.m().ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table(table)), Key: itemKey(key), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return nil, d.tableErr("get", table, err)
 	}
@@ -148,7 +156,7 @@ func (d *data) Put(ctx context.Context, table, key string, v []byte) error {
 	if len(v) > 0 {
 		item[attrValue] = &ddbtypes.AttributeValueMemberB{Value: v}
 	}
-	_, err := d.m().ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(tableName(table)), Item: item})
+	_, err := d.m().ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table(table)), Item: item})
 	return d.tableErr("put", table, err)
 }
 
@@ -161,7 +169,7 @@ func (d *data) Delete(ctx context.Context, table, key string) error {
 	if !storageName(table) {
 		return errNoTable(d.id, table)
 	}
-	_, err := d.m().ddb.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(tableName(table)), Key: itemKey(key)})
+	_, err := d.m().ddb.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(d.table(table)), Key: itemKey(key)})
 	return d.tableErr("delete", table, err)
 }
 
@@ -175,7 +183,7 @@ func (d *data) Scan(ctx context.Context, table, prefix, after string, limit int)
 		return nil, errNoTable(d.id, table)
 	}
 	in := &dynamodb.QueryInput{
-		TableName:                aws.String(tableName(table)),
+		TableName:                aws.String(d.table(table)),
 		ConsistentRead:           aws.Bool(true),
 		ExpressionAttributeNames: map[string]string{"#p": attrPartition, "#k": attrKey},
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{

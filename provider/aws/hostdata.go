@@ -27,6 +27,10 @@ type HostConfig struct {
 	// the regional endpoints. It exists for the emulator; on Lambda it is
 	// empty.
 	Endpoint string
+	// Production is the 12-digit AWS account ID of silo's production
+	// account, set when the function reads production exports;
+	// ProductionEndpoint is its Endpoint (the emulator only).
+	Production, ProductionEndpoint string
 }
 
 var awsAccountID = regexp.MustCompile(`^[0-9]{12}$`)
@@ -39,6 +43,7 @@ var awsAccountID = regexp.MustCompile(`^[0-9]{12}$`)
 type Host struct {
 	cfg  HostConfig
 	data *data
+	prod *data // production's exports, when the function reads any (hostexports.go)
 }
 
 // NewHost returns the data plane of the account the caller runs in, reached
@@ -63,27 +68,39 @@ func NewHost(ctx context.Context, hc HostConfig) (*Host, error) {
 	if cfg.Region == "" {
 		return nil, silo.Errorf(silo.CodeInvalid, "the function's environment has no AWS region (AWS_REGION)")
 	}
+	if hc.Production != "" && !awsAccountID.MatchString(hc.Production) {
+		return nil, silo.Errorf(silo.CodeInvalid, "the silo Lambda host needs production's 12-digit AWS account ID to read its exports (got %q); redeploy the function", hc.Production)
+	}
 	return newHost(hc, cfg), nil
 }
 
 func newHost(hc HostConfig, cfg aws.Config) *Host {
+	h := &Host{cfg: hc, data: &data{id: hc.Account, awsID: hc.AWSAccount, own: hostMember(hc.AWSAccount, hc.Endpoint, cfg)}}
+	if hc.Production != "" {
+		h.prod = productionData(hc, cfg)
+	}
+	return h
+}
+
+// hostMember returns the clients of AWS account awsID as the host reaches
+// it: with the credentials of cfg, at endpoint if not empty.
+func hostMember(awsID, endpoint string, cfg aws.Config) *member {
 	ep := func(base **string) {
-		if hc.Endpoint != "" {
-			*base = aws.String(hc.Endpoint)
+		if endpoint != "" {
+			*base = aws.String(endpoint)
 		}
 	}
-	m := &member{
-		id:  hc.AWSAccount,
+	return &member{
+		id:  awsID,
 		ddb: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { ep(&o.BaseEndpoint) }),
 		s3: s3.NewFromConfig(cfg, func(o *s3.Options) {
 			ep(&o.BaseEndpoint)
-			o.UsePathStyle = hc.Endpoint != ""
+			o.UsePathStyle = endpoint != ""
 		}),
 		ssm: ssm.NewFromConfig(cfg, func(o *ssm.Options) { ep(&o.BaseEndpoint) }),
 		sm:  secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { ep(&o.BaseEndpoint) }),
 		kms: kms.NewFromConfig(cfg, func(o *kms.Options) { ep(&o.BaseEndpoint) }),
 	}
-	return &Host{cfg: hc, data: &data{id: hc.Account, awsID: hc.AWSAccount, own: m}}
 }
 
 // Data returns the account's data plane: the same mapping of tables,

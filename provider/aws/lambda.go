@@ -48,6 +48,12 @@ const (
 	defaultGuestTimeout = 10 * time.Second
 )
 
+// RunsFunctions reports whether the provider runs functions itself, on
+// Lambda behind each account's HTTP API (Config.Functions is set), so that
+// its Smoke, Logs, URL and API key records apply rather than silo's own
+// runtime and gateway.
+func (p *Provider) RunsFunctions() bool { return p.cfg.Functions != nil }
+
 // lambdaName is the name of function fn's Lambda function and of its
 // execution role: fnPrefix and the name when it fits Lambda's rules
 // (letters, digits, '-' and '_', at most 64 characters), else fnPrefix and
@@ -191,6 +197,9 @@ func (p *Provider) deployFunction(ctx context.Context, id silo.AccountID, m *mem
 	}}
 	if p.cfg.Endpoint != nil {
 		env.Variables["SILO_AWS_ENDPOINT"] = p.cfg.Endpoint(m.id)
+	}
+	if err := p.exportEnv(ctx, id, fs.Exports, env.Variables); err != nil {
+		return err
 	}
 	role := aws.String(functionRoleARN(m.id, r.Name))
 	if !exists {

@@ -24,6 +24,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/apikey"
 	"github.com/silo-run/silo/internal/build"
+	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/provider/aws/awstest"
 )
 
@@ -145,7 +146,7 @@ func (o *fnOrg) deployFindings(t testing.TB, acct silo.AccountID, arts map[strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.p.PutAPIKey(ctx, acct, APIKey{ID: k.ID, Account: k.Account, Hash: k.Hash}); err != nil {
+	if err := o.p.PutAPIKey(ctx, acct, k.ID, k.Hash, nil); err != nil {
 		t.Fatal(err)
 	}
 	return plain
@@ -307,6 +308,28 @@ func TestFunctionsServeTenantsEndToEnd(t *testing.T) {
 		}
 	}
 
+	t.Run("functions read production's export", func(t *testing.T) {
+		// Production's table, exported to the tenants (deployFindings).
+		pd, err := o.p.Data(context.Background(), silo.ProductionID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pd.Put(context.Background(), "threat-intel", "cve:CVE-2024-3094", []byte(`{"threat_level":"critical","known_exploited":true}`)); err != nil {
+			t.Fatal(err)
+		}
+		for _, acct := range []silo.AccountID{"acme", "globex"} {
+			r := o.call(t, acct, "POST", "/findings", keys[acct], `{"severity":"high","cve":"CVE-2024-3094"}`)
+			if r.status != http.StatusCreated || !strings.Contains(r.body, `"known_exploited":true`) {
+				t.Errorf("POST /findings with a known CVE on %s: %d %s, want 201 enriched from production's export", acct, r.status, r.body)
+			}
+			// Twin: a CVE production does not hold is not enriched.
+			r = o.call(t, acct, "POST", "/findings", keys[acct], `{"severity":"low","cve":"CVE-1999-0001"}`)
+			if r.status != http.StatusCreated || strings.Contains(r.body, `"known_exploited":true`) {
+				t.Errorf("POST /findings with an unknown CVE on %s: %d %s, want 201 without enrichment", acct, r.status, r.body)
+			}
+		}
+	})
+
 	t.Run("a key is worthless on another tenant's API", func(t *testing.T) {
 		for _, c := range []struct{ api, key silo.AccountID }{{"acme", "globex"}, {"globex", "acme"}} {
 			r := o.call(t, c.api, "GET", "/findings", keys[c.key], "")
@@ -366,7 +389,7 @@ func TestHostileGuestsContainedInLambdaHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.p.PutAPIKey(ctx, "acme", APIKey{ID: k.ID, Account: k.Account, Hash: k.Hash}); err != nil {
+	if err := o.p.PutAPIKey(ctx, "acme", k.ID, k.Hash, nil); err != nil {
 		t.Fatal(err)
 	}
 	o.startHost(t, "acme", "guest")
@@ -594,7 +617,7 @@ func TestLogsReadTheHostsLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stored *LogLine
+	var stored *logs.Entry
 	for i, l := range lines {
 		if l.Account != "acme" || strings.HasPrefix(l.Msg, "START") || l.Msg == "forged" {
 			t.Errorf("Logs returned a line it should leave out: %+v", l)

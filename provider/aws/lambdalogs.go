@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/logs"
 )
 
 // logGroupPrefix starts the CloudWatch Logs group Lambda writes each of
@@ -19,20 +20,9 @@ const logGroupPrefix = "/aws/lambda/" + fnPrefix
 // maxLogLines caps what one Logs call returns.
 const maxLogLines = 10000
 
-// LogLine is one line the silo Lambda host wrote for a function of the
-// account (its JSON lines on stdout, which Lambda sends to CloudWatch
-// Logs): the fields of the local log's entries.
-type LogLine struct {
-	Time      time.Time
-	Level     string // DEBUG, INFO, WARN or ERROR
-	Account   silo.AccountID
-	Function  string
-	RequestID string
-	Msg       string
-	Attrs     map[string]string
-}
-
-// Logs returns the log lines of account id's functions written at or after
+// Logs returns the log lines of account id's functions (the JSON lines the
+// silo Lambda host writes on stdout, which Lambda sends to CloudWatch
+// Logs, read back as the local log's entries) written at or after
 // since, oldest first, at most limit (1000 if limit <= 0, at most 10000),
 // read from CloudWatch Logs in the account through the deployer role.
 // Lambda's own lines (START, END, REPORT) and lines naming another account
@@ -43,7 +33,7 @@ type LogLine struct {
 //
 // CodeNotFound if the account does not exist; CodeUnavailable if AWS
 // throttles the reads.
-func (p *Provider) Logs(ctx context.Context, id silo.AccountID, since time.Time, limit int) ([]LogLine, error) {
+func (p *Provider) Logs(ctx context.Context, id silo.AccountID, since time.Time, limit int) ([]logs.Entry, error) {
 	if err := parseID(id); err != nil {
 		return nil, err
 	}
@@ -71,7 +61,7 @@ func (p *Provider) Logs(ctx context.Context, id silo.AccountID, since time.Time,
 		}
 		gin.NextToken = out.NextToken
 	}
-	var lines []LogLine
+	var lines []logs.Entry
 	for _, g := range groups {
 		in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(g), StartTime: aws.Int64(since.UnixMilli())}
 		for n := 0; n < limit; {
@@ -105,10 +95,10 @@ func (p *Provider) Logs(ctx context.Context, id silo.AccountID, since time.Time,
 
 // parseLogLine reads one JSON line of the host (log/slog's JSON handler);
 // false for anything else.
-func parseLogLine(msg string) (LogLine, bool) {
+func parseLogLine(msg string) (logs.Entry, bool) {
 	var raw map[string]any
 	if json.Unmarshal([]byte(msg), &raw) != nil {
-		return LogLine{}, false
+		return logs.Entry{}, false
 	}
 	str := func(k string) string {
 		s, _ := raw[k].(string)
@@ -117,9 +107,9 @@ func parseLogLine(msg string) (LogLine, bool) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, str("time"))
 	if err != nil {
-		return LogLine{}, false
+		return logs.Entry{}, false
 	}
-	l := LogLine{Time: t, Level: str("level"), Account: silo.AccountID(str("account")), Function: str("function"), RequestID: str("request_id"), Msg: str("msg")}
+	l := logs.Entry{Time: t, Level: str("level"), Account: silo.AccountID(str("account")), Function: str("function"), RequestID: str("request_id"), Msg: str("msg")}
 	for k, v := range raw {
 		if l.Attrs == nil {
 			l.Attrs = map[string]string{}
