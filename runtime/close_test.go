@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,5 +112,63 @@ func waitGate(t *testing.T, g *gate, n int) {
 			t.Fatalf("%d host calls in the gate after a minute, want %d", in, n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// Closing the runtime while it compiles a module waits for the
+// compilation, and the invocation then fails as shut down. Closing
+// wazero's runtime under a compilation dropped its store's maps under the
+// call, and the compilation panicked (assignment to entry in nil map),
+// taking the process down. It runs in a child process: without the guard
+// the child crashes instead of failing.
+func TestCloseDuringCompilation(t *testing.T) {
+	if inSubprocess(t) {
+		return
+	}
+	for _, closeIt := range []bool{true, false} {
+		e := newEnv(t, Config{})
+		entered, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		compileHook = func() {
+			once.Do(func() { close(entered); <-release })
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.rt.Invoke(context.Background(), Invocation{Account: "acme", Function: "api", Digest: e.guest,
+				Host: e.hosts["acme"], Request: Request{Path: "/echo"}})
+			done <- err
+		}()
+		<-entered
+		closed := make(chan error, 1)
+		if closeIt {
+			go func() { closed <- e.rt.Close(context.Background()) }()
+			// Give Close the time to run under the compilation if
+			// nothing holds it back; with the guard it waits.
+			select {
+			case err := <-closed:
+				closed <- err
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		close(release)
+		err := <-done
+		compileHook = nil
+		if closeIt {
+			if err := <-closed; err != nil {
+				t.Fatal(err)
+			}
+			wantCode(t, err, silo.CodeUnavailable)
+			if !strings.Contains(err.Error(), "shutting down") {
+				t.Fatalf("got error %q, want one saying the runtime is shutting down", err)
+			}
+			continue
+		}
+		// Must: without Close the compilation finishes and the call runs.
+		if err != nil {
+			t.Fatalf("invocation without Close: %v", err)
+		}
+		if err := e.rt.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -59,6 +60,9 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		return err
 	}
 	cm, err := e.compiled1(ctx, a)
+	if errors.Is(err, errShutdown) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("compile %.12s: %w", a.digest, err)
 	}
@@ -76,7 +80,10 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	if key.clock {
 		mc = mc.WithSysWalltime()
 	}
-	mod, err := e.rt.InstantiateModule(withMemoryAllocator(ctx, r.mem, a.dataEnd, func(m heldMemory) { in.mem = m }), cm, mc)
+	mod, err := e.instantiate(withMemoryAllocator(ctx, r.mem, a.dataEnd, func(m heldMemory) { in.mem = m }), cm, mc)
+	if errors.Is(err, errShutdown) {
+		return err
+	}
 	if err != nil {
 		if c.stopped {
 			return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) while starting; make its initialization faster or raise its timeout", key.fn, key.lim.Timeout)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	silo "github.com/silo-run/silo"
@@ -195,6 +196,39 @@ type engine struct {
 	rt       wazero.Runtime
 	mu       sync.Mutex
 	compiled map[string]wazero.CompiledModule
+
+	// life orders compiling and instantiating (read side) before closing
+	// (write side): wazero's runtime must not be closed while it compiles
+	// or instantiates (its store's maps are dropped under the call).
+	life   sync.RWMutex
+	closed bool
+}
+
+// errShutdown is the error of work that reaches an engine once Close has
+// closed it.
+var errShutdown = silo.Errorf(silo.CodeUnavailable, "the function runtime is shutting down; try again")
+
+// compileHook, if set, runs before each compilation; tests use it to
+// close the runtime while a compilation is under way.
+var compileHook func()
+
+// close closes the engine's wazero runtime once no compilation or
+// instantiation is under way.
+func (e *engine) close(ctx context.Context) error {
+	e.life.Lock()
+	defer e.life.Unlock()
+	e.closed = true
+	return e.rt.Close(ctx)
+}
+
+// instantiate instantiates cm unless the engine is closed.
+func (e *engine) instantiate(ctx context.Context, cm wazero.CompiledModule, mc wazero.ModuleConfig) (api.Module, error) {
+	e.life.RLock()
+	defer e.life.RUnlock()
+	if e.closed {
+		return nil, errShutdown
+	}
+	return e.rt.InstantiateModule(ctx, cm, mc)
 }
 
 type artifact struct {
@@ -279,7 +313,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	var errs []error
 	for _, e := range engines {
-		errs = append(errs, e.rt.Close(ctx))
+		errs = append(errs, e.close(ctx))
 	}
 	errs = append(errs, r.cache.Close(ctx))
 	return errors.Join(errs...)
@@ -313,10 +347,18 @@ func (r *Runtime) engine(ctx context.Context, pages uint32) (*engine, error) {
 }
 
 func (e *engine) compiled1(ctx context.Context, a *artifact) (wazero.CompiledModule, error) {
+	e.life.RLock()
+	defer e.life.RUnlock()
+	if e.closed {
+		return nil, errShutdown
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if cm := e.compiled[a.digest]; cm != nil {
 		return cm, nil
+	}
+	if compileHook != nil {
+		compileHook()
 	}
 	cm, err := e.rt.CompileModule(ctx, a.wasm)
 	if err != nil {
