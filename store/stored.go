@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,47 +74,75 @@ func CheckStoredSample(s StoredSample) error {
 	return nil
 }
 
-// The stored forms of a stored-bytes day. Both begin with a format byte;
-// every number is an unsigned varint.
+// The stored form of one account's stored-bytes day: one entry per table
+// or bucket, in StoredResource order (buckets, then tables, each by name).
+// An entry is a head byte (its form, plus storedBucket for a bucket), the
+// name's length as an unsigned varint and the name, then its body:
 //
 //	storedHourly: 3 bytes, a bitmap of the hours sampled (bit h of byte
 //	              h/8), then for each sampled hour its bytes less the
 //	              previous sampled hour's (the first: less 0), as a
 //	              signed (zig-zag) varint: a size that holds still costs
 //	              one byte an hour.
-//	storedDaily:  the day's byte-hours, then its sampled hours.
+//	storedDaily:  the day's byte-hours, then its sampled hours, as
+//	              unsigned varints.
+//
+// One row per account and day, rather than per table or bucket, stores
+// the key and index once for all of them.
 const (
 	storedHourly = 1
 	storedDaily  = 2
+	storedBucket = 4
 )
 
 var errStoredData = errors.New("damaged stored-bytes record")
 
-// EncodeStored returns the stored form of a day: hourly if sampled is
-// given, else daily with byteHours and sampledHours.
-func EncodeStored(hours *[24]int64, sampled *[24]bool, byteHours, sampledHours int64) []byte {
-	if sampled == nil {
-		b := []byte{storedDaily}
-		b = binary.AppendUvarint(b, uint64(max(byteHours, 0)))
-		return binary.AppendUvarint(b, uint64(max(sampledHours, 0)))
-	}
-	b := []byte{storedHourly, 0, 0, 0}
-	var prev int64
-	for h := range sampled {
-		if sampled[h] {
-			v := max(hours[h], 0)
-			b[1+h/8] |= 1 << (h % 8)
-			b = binary.AppendVarint(b, v-prev)
-			prev = v
+// EncodeStored returns the stored form of one account's day from its
+// tables' and buckets' days (each hourly if Sampled is set, else daily
+// with ByteHours and SampledHours), and whether every one is rolled up.
+// days must be of one account and day, each table or bucket at most once.
+func EncodeStored(days []StoredDay) (b []byte, rolled bool) {
+	days = slices.Clone(days)
+	slices.SortFunc(days, func(a, b StoredDay) int {
+		return strings.Compare(StoredResource(a.Kind, a.Name), StoredResource(b.Kind, b.Name))
+	})
+	rolled = true
+	for _, d := range days {
+		head := byte(storedDaily)
+		if d.Sampled != nil {
+			head, rolled = storedHourly, false
+		}
+		if d.Kind == StoredBucket {
+			head |= storedBucket
+		}
+		b = append(b, head)
+		b = binary.AppendUvarint(b, uint64(len(d.Name)))
+		b = append(b, d.Name...)
+		if d.Sampled == nil {
+			b = binary.AppendUvarint(b, uint64(max(d.ByteHours, 0)))
+			b = binary.AppendUvarint(b, uint64(max(d.SampledHours, 0)))
+			continue
+		}
+		mask := len(b)
+		b = append(b, 0, 0, 0)
+		var prev int64
+		for h := range d.Sampled {
+			if d.Sampled[h] {
+				v := max(d.Hours[h], 0)
+				b[mask+h/8] |= 1 << (h % 8)
+				b = binary.AppendVarint(b, v-prev)
+				prev = v
+			}
 		}
 	}
-	return b
+	return b, rolled
 }
 
-// DecodeStored reads a stored day into d's Hours, Sampled, ByteHours and
-// SampledHours (Hours and Sampled nil once rolled up).
-func DecodeStored(b []byte, d *StoredDay) error {
-	get := func() (int64, error) {
+// DecodeStored reads the stored form of acct's day into one StoredDay per
+// table and bucket, in StoredResource order (Hours and Sampled nil once
+// rolled up).
+func DecodeStored(b []byte, acct silo.AccountID, day time.Time) ([]StoredDay, error) {
+	uvarint := func() (int64, error) {
 		x, n := binary.Uvarint(b)
 		if n <= 0 || x > 1<<62 {
 			return 0, errStoredData
@@ -121,81 +150,146 @@ func DecodeStored(b []byte, d *StoredDay) error {
 		b = b[n:]
 		return int64(x), nil
 	}
-	if len(b) == 0 {
-		return errStoredData
-	}
-	d.Hours, d.Sampled, d.ByteHours, d.SampledHours = nil, nil, 0, 0
-	switch b[0] {
-	case storedDaily:
+	var out []StoredDay
+	last := ""
+	for len(b) > 0 {
+		head := b[0]
 		b = b[1:]
-		var err error
-		if d.ByteHours, err = get(); err != nil {
-			return err
+		d := StoredDay{Account: acct, Kind: StoredTable, Day: day}
+		if head&storedBucket != 0 {
+			d.Kind = StoredBucket
 		}
-		if d.SampledHours, err = get(); err != nil || d.SampledHours > 24 || len(b) != 0 {
-			return errStoredData
+		n, err := uvarint()
+		if err != nil || n == 0 || n > int64(len(b)) {
+			return nil, errStoredData
 		}
-		return nil
-	case storedHourly:
-		if len(b) < 4 {
-			return errStoredData
+		d.Name, b = string(b[:n]), b[n:]
+		r := StoredResource(d.Kind, d.Name)
+		if r <= last {
+			return nil, errStoredData
 		}
-		mask := b[1:4]
-		b = b[4:]
-		var hours [24]int64
-		var sampled [24]bool
-		var prev int64
-		for h := range hours {
-			if mask[h/8]&(1<<(h%8)) == 0 {
-				continue
+		last = r
+		switch head &^ storedBucket {
+		case storedDaily:
+			if d.ByteHours, err = uvarint(); err != nil {
+				return nil, err
 			}
-			delta, n := binary.Varint(b)
-			if n <= 0 || prev+delta < 0 || prev+delta > 1<<62 {
-				return errStoredData
+			if d.SampledHours, err = uvarint(); err != nil || d.SampledHours > 24 {
+				return nil, errStoredData
 			}
-			b = b[n:]
-			v := prev + delta
-			prev = v
-			hours[h], sampled[h] = v, true
-			d.ByteHours += v
-			d.SampledHours++
+		case storedHourly:
+			if len(b) < 3 {
+				return nil, errStoredData
+			}
+			mask := b[:3]
+			b = b[3:]
+			var hours [24]int64
+			var sampled [24]bool
+			var prev int64
+			for h := range hours {
+				if mask[h/8]&(1<<(h%8)) == 0 {
+					continue
+				}
+				delta, n := binary.Varint(b)
+				if n <= 0 || prev+delta < 0 || prev+delta > 1<<62 {
+					return nil, errStoredData
+				}
+				b = b[n:]
+				prev += delta
+				hours[h], sampled[h] = prev, true
+				d.ByteHours += prev
+				d.SampledHours++
+			}
+			d.Hours, d.Sampled = &hours, &sampled
+		default:
+			return nil, errStoredData
 		}
-		if len(b) != 0 {
-			return errStoredData
-		}
-		d.Hours, d.Sampled = &hours, &sampled
-		return nil
+		out = append(out, d)
 	}
-	return errStoredData
+	if len(out) == 0 {
+		return nil, errStoredData
+	}
+	return out, nil
 }
 
-// SetStoredHour returns the stored form of a day with the given hour's
-// sample set to bytes (a second sample of an hour replaces the first). A
-// day already rolled up keeps its total: its hours are past the retention
-// and no longer take samples.
+// SetStoredHour returns the stored form of an account's day with the
+// given hour's sample of each table or bucket of ss (all of that account)
+// set to its bytes (a second sample of an hour replaces the first), and
+// whether the day is all rolled up. A table or bucket whose day is already
+// rolled up keeps its total: its hours are past the retention and no
+// longer take samples.
 //
 // # Errors
 //
 // An error wrapping a damaged stored form.
-func SetStoredHour(stored []byte, hour int, bytes int64) ([]byte, error) {
-	var d StoredDay
-	if stored == nil {
-		d.Hours, d.Sampled = &[24]int64{}, &[24]bool{}
-	} else if err := DecodeStored(stored, &d); err != nil {
-		return nil, fmt.Errorf("set stored bytes: %w", err)
+func SetStoredHour(stored []byte, hour int, ss []StoredSample) ([]byte, bool, error) {
+	var days []StoredDay
+	if stored != nil {
+		var err error
+		if days, err = DecodeStored(stored, "", time.Time{}); err != nil {
+			return nil, false, fmt.Errorf("set stored bytes: %w", err)
+		}
 	}
-	if d.Sampled == nil {
-		return stored, nil
+	for _, s := range ss {
+		i := slices.IndexFunc(days, func(d StoredDay) bool { return d.Kind == s.Kind && d.Name == s.Name })
+		if i < 0 {
+			days = append(days, StoredDay{Kind: s.Kind, Name: s.Name, Hours: &[24]int64{}, Sampled: &[24]bool{}})
+			i = len(days) - 1
+		}
+		if d := days[i]; d.Sampled != nil {
+			d.Hours[hour], d.Sampled[hour] = s.Bytes, true
+		}
 	}
-	d.Hours[hour], d.Sampled[hour] = bytes, true
-	return EncodeStored(d.Hours, d.Sampled, 0, 0), nil
+	b, rolled := EncodeStored(days)
+	return b, rolled, nil
 }
 
-// RollUpStored returns the daily form of a stored day.
+// RollUpStored returns the daily form of an account's stored day.
 func RollUpStored(stored []byte) ([]byte, error) {
-	var d StoredDay
-	if err := DecodeStored(stored, &d); err != nil {
+	days, err := DecodeStored(stored, "", time.Time{})
+	if err != nil {
 		return nil, fmt.Errorf("roll up stored bytes: %w", err)
 	}
-	return EncodeStored(nil, nil, d.ByteHours, d.SampledHours), nil
+	for i := range days {
+		days[i].Hours, days[i].Sampled = nil, nil
+	}
+	b, _ := EncodeStored(days)
+	return b, nil
+}
+
+// StoredByAccount groups samples by account, in the order each account
+// first appears, keeping their order within it.
+func StoredByAccount(ss []StoredSample) [][]StoredSample {
+	var out [][]StoredSample
+	at := map[silo.AccountID]int{}
+	for _, s := range ss {
+		i, ok := at[s.Account]
+		if !ok {
+			i = len(out)
+			at[s.Account] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], s)
+	}
+	return out
+}
+
+// AppendStored appends to out the days of one stored row (acct's day)
+// that come after the cursor after (nil: all), while out holds fewer than
+// limit (0: no limit).
+func AppendStored(out []StoredDay, data []byte, acct silo.AccountID, day time.Time, after *UsageCursor, limit int) ([]StoredDay, error) {
+	days, err := DecodeStored(data, acct, day)
+	if err != nil {
+		return out, err
+	}
+	for _, d := range days {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		if after != nil && DayNumber(after.Day) == DayNumber(day) && after.Account == acct && StoredResource(d.Kind, d.Name) <= after.Function {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }

@@ -155,10 +155,9 @@ CREATE TABLE rollout_steps (
 CREATE TABLE stored_usage (
 	day      bigint  NOT NULL,
 	account  text    COLLATE "C" NOT NULL,
-	resource text    COLLATE "C" NOT NULL,
 	rolled   boolean NOT NULL,
 	data     bytea   NOT NULL,
-	PRIMARY KEY (day, account, resource)
+	PRIMARY KEY (day, account)
 );
 CREATE INDEX stored_usage_account ON stored_usage (account, day);
 `,

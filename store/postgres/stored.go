@@ -18,24 +18,25 @@ func (t *tx) SetStored(at time.Time, ss []store.StoredSample) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	day, hour := store.DayNumber(at), at.UTC().Hour()
 	for _, s := range ss {
 		if err := store.CheckStoredSample(s); err != nil {
 			return err
 		}
-		res := store.StoredResource(s.Kind, s.Name)
+	}
+	day, hour := store.DayNumber(at), at.UTC().Hour()
+	for _, as := range store.StoredByAccount(ss) {
+		acct := string(as[0].Account)
 		var old []byte
-		err := t.queryRow(`SELECT data FROM stored_usage WHERE day = $1 AND account = $2 AND resource = $3 FOR UPDATE`,
-			day, string(s.Account), res).Scan(&old)
+		err := t.queryRow(`SELECT data FROM stored_usage WHERE day = $1 AND account = $2 FOR UPDATE`, day, acct).Scan(&old)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return t.err(op, err)
 		}
-		data, err := store.SetStoredHour(old, hour, s.Bytes)
+		data, rolled, err := store.SetStoredHour(old, hour, as)
 		if err != nil {
-			return fmt.Errorf("%s of %s/%s: %w", op, s.Account, res, err)
+			return fmt.Errorf("%s of %s: %w", op, acct, err)
 		}
-		if _, err := t.exec(op, `INSERT INTO stored_usage (day, account, resource, rolled, data) VALUES ($1, $2, $3, false, $4)
-			ON CONFLICT (day, account, resource) DO UPDATE SET data = excluded.data`, day, string(s.Account), res, data); err != nil {
+		if _, err := t.exec(op, `INSERT INTO stored_usage (day, account, rolled, data) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (day, account) DO UPDATE SET rolled = excluded.rolled, data = excluded.data`, day, acct, rolled, data); err != nil {
 			return err
 		}
 	}
@@ -51,41 +52,41 @@ func (t *tx) Stored(q store.UsageQuery) ([]store.StoredDay, error) {
 	if !q.To.IsZero() {
 		to = store.DayNumber(q.To)
 	}
-	cDay, cAcct, cRes := int64(math.MinInt64), "", ""
+	var after store.UsageCursor
+	cDay := int64(math.MinInt64)
 	if q.After != nil {
-		cDay, cAcct, cRes = store.DayNumber(q.After.Day), string(q.After.Account), q.After.Function
+		after, cDay = *q.After, store.DayNumber(q.After.Day)
 	}
+	// Each row holds one or more days (one per table or bucket); the
+	// cursor's row may hold none past the cursor, so one row more than the
+	// limit always holds enough.
 	var limit *int64
 	if q.Limit > 0 {
-		l := int64(q.Limit)
+		l := int64(q.Limit) + 1
 		limit = &l
 	}
-	acct, args := "", []any{from, to, cDay, cAcct, cRes, limit}
+	acct, args := "", []any{from, to, cDay, string(after.Account), limit}
 	if q.Account != "" {
-		acct, args = `account = $7 AND `, append(args, string(q.Account))
+		acct, args = `account = $6 AND `, append(args, string(q.Account))
 	}
-	rows, err := t.tx.Query(t.ctx, `SELECT day, account, resource, data FROM stored_usage
-		WHERE `+acct+`day >= $1 AND day < $2 AND (day, account, resource) > ($3, $4, $5)
-		ORDER BY day, account, resource LIMIT $6`, args...)
+	rows, err := t.tx.Query(t.ctx, `SELECT day, account, data FROM stored_usage
+		WHERE `+acct+`day >= $1 AND day < $2 AND (day, account) >= ($3, $4)
+		ORDER BY day, account LIMIT $5`, args...)
 	if err != nil {
 		return nil, t.err(op, err)
 	}
 	defer rows.Close()
 	var out []store.StoredDay
-	for rows.Next() {
-		var d store.StoredDay
+	for rows.Next() && (q.Limit <= 0 || len(out) < q.Limit) {
 		var day int64
-		var acct, res string
+		var acct string
 		var data []byte
-		if err := rows.Scan(&day, &acct, &res, &data); err != nil {
+		if err := rows.Scan(&day, &acct, &data); err != nil {
 			return nil, t.err(op, err)
 		}
-		d.Account, d.Day = silo.AccountID(acct), store.DayTime(day)
-		d.Kind, d.Name = store.SplitStoredResource(res)
-		if err := store.DecodeStored(data, &d); err != nil {
-			return nil, fmt.Errorf("%s of %s/%s on %s: %w", op, d.Account, res, d.Day.Format(time.DateOnly), err)
+		if out, err = store.AppendStored(out, data, silo.AccountID(acct), store.DayTime(day), q.After, q.Limit); err != nil {
+			return nil, fmt.Errorf("%s of %s on %s: %w", op, acct, store.DayTime(day).Format(time.DateOnly), err)
 		}
-		out = append(out, d)
 	}
 	return out, t.err(op, rows.Err())
 }
@@ -98,19 +99,19 @@ func (t *tx) pruneStored(hourlyBefore, dailyBefore time.Time) (rolled, deleted i
 		return 0, 0, err
 	}
 	deleted = tag.RowsAffected()
-	rows, err := t.tx.Query(t.ctx, `SELECT day, account, resource, data FROM stored_usage WHERE day < $1 AND NOT rolled FOR UPDATE`, store.DayNumber(hourlyBefore))
+	rows, err := t.tx.Query(t.ctx, `SELECT day, account, data FROM stored_usage WHERE day < $1 AND NOT rolled FOR UPDATE`, store.DayNumber(hourlyBefore))
 	if err != nil {
 		return 0, 0, t.err(op, err)
 	}
 	type day struct {
-		n         int64
-		acct, res string
-		data      []byte
+		n    int64
+		acct string
+		data []byte
 	}
 	var days []day
 	for rows.Next() {
 		var d day
-		if err := rows.Scan(&d.n, &d.acct, &d.res, &d.data); err != nil {
+		if err := rows.Scan(&d.n, &d.acct, &d.data); err != nil {
 			rows.Close()
 			return 0, 0, t.err(op, err)
 		}
@@ -123,9 +124,9 @@ func (t *tx) pruneStored(hourlyBefore, dailyBefore time.Time) (rolled, deleted i
 	for _, d := range days {
 		data, err := store.RollUpStored(d.data)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s of %s/%s: %w", op, d.acct, d.res, err)
+			return 0, 0, fmt.Errorf("%s of %s: %w", op, d.acct, err)
 		}
-		if _, err := t.exec(op, `UPDATE stored_usage SET rolled = true, data = $1 WHERE day = $2 AND account = $3 AND resource = $4`, data, d.n, d.acct, d.res); err != nil {
+		if _, err := t.exec(op, `UPDATE stored_usage SET rolled = true, data = $1 WHERE day = $2 AND account = $3`, data, d.n, d.acct); err != nil {
 			return 0, 0, err
 		}
 	}

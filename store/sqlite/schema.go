@@ -144,18 +144,16 @@ CREATE TABLE rollout_steps (
 	PRIMARY KEY (rollout, ring, account, step)
 ) WITHOUT ROWID;
 `,
-	// 4: stored bytes. A row is one UTC day of one table or bucket of one
-	// account (resource is store.StoredResource's "kind/name"); data is
-	// store.EncodeStored's form (each hour's sampled bytes, or the day's
-	// byte-hours once rolled up).
+	// 4: stored bytes. A row is one UTC day of one account; data is
+	// store.EncodeStored's form, holding each of its tables and buckets
+	// (each hour's sampled bytes, or the day's byte-hours once rolled up).
 	`
 CREATE TABLE stored_usage (
 	day      INTEGER NOT NULL,               -- days since the Unix epoch, UTC
 	account  TEXT    NOT NULL,
-	resource TEXT    NOT NULL,
-	rolled   INTEGER NOT NULL,               -- 1 once the hours are rolled up
+	rolled   INTEGER NOT NULL,               -- 1 once every hour is rolled up
 	data     BLOB    NOT NULL,
-	PRIMARY KEY (day, account, resource)
+	PRIMARY KEY (day, account)
 ) WITHOUT ROWID;
 CREATE INDEX stored_usage_account ON stored_usage (account, day);
 `,

@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
 )
 
@@ -17,24 +18,25 @@ func (t *tx) SetStored(at time.Time, ss []store.StoredSample) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	day, hour := store.DayNumber(at), at.UTC().Hour()
 	for _, s := range ss {
 		if err := store.CheckStoredSample(s); err != nil {
 			return err
 		}
-		res := store.StoredResource(s.Kind, s.Name)
+	}
+	day, hour := store.DayNumber(at), at.UTC().Hour()
+	for _, as := range store.StoredByAccount(ss) {
+		acct := as[0].Account
 		var old []byte
-		err := t.tx.QueryRowContext(t.ctx, `SELECT data FROM stored_usage WHERE day = ? AND account = ? AND resource = ?`,
-			day, s.Account, res).Scan(&old)
+		err := t.tx.QueryRowContext(t.ctx, `SELECT data FROM stored_usage WHERE day = ? AND account = ?`, day, acct).Scan(&old)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return t.s.dbErr(op, err)
 		}
-		data, err := store.SetStoredHour(old, hour, s.Bytes)
+		data, rolled, err := store.SetStoredHour(old, hour, as)
 		if err != nil {
-			return fmt.Errorf("%s of %s/%s: %w", op, s.Account, res, err)
+			return fmt.Errorf("%s of %s: %w", op, acct, err)
 		}
-		if _, err := t.exec(op, `INSERT INTO stored_usage (day, account, resource, rolled, data) VALUES (?, ?, ?, 0, ?)
-			ON CONFLICT (day, account, resource) DO UPDATE SET data = excluded.data`, day, s.Account, res, data); err != nil {
+		if _, err := t.exec(op, `INSERT INTO stored_usage (day, account, rolled, data) VALUES (?, ?, ?, ?)
+			ON CONFLICT (day, account) DO UPDATE SET rolled = excluded.rolled, data = excluded.data`, day, acct, rolled, data); err != nil {
 			return err
 		}
 	}
@@ -50,41 +52,41 @@ func (t *tx) Stored(q store.UsageQuery) ([]store.StoredDay, error) {
 	if !q.To.IsZero() {
 		to = store.DayNumber(q.To)
 	}
-	cDay, cAcct, cRes := int64(math.MinInt64), "", ""
+	var after store.UsageCursor
+	cDay := int64(math.MinInt64)
 	if q.After != nil {
-		cDay, cAcct, cRes = store.DayNumber(q.After.Day), string(q.After.Account), q.After.Function
+		after, cDay = *q.After, store.DayNumber(q.After.Day)
 	}
+	// Each row holds one or more days (one per table or bucket); the
+	// cursor's row may hold none past the cursor, so one row more than the
+	// limit always holds enough.
 	limit := int64(-1)
 	if q.Limit > 0 {
-		limit = int64(q.Limit)
+		limit = int64(q.Limit) + 1
 	}
 	where, args := `day >= ? AND day < ?`, []any{from, to}
 	if q.Account != "" {
 		where, args = `account = ? AND `+where, append([]any{q.Account}, args...)
 	}
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, resource, data FROM stored_usage
-		WHERE `+where+` AND (day, account, resource) > (?, ?, ?)
-		ORDER BY day, account, resource LIMIT ?`,
-		append(args, cDay, cAcct, cRes, limit)...)
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, data FROM stored_usage
+		WHERE `+where+` AND (day, account) >= (?, ?)
+		ORDER BY day, account LIMIT ?`,
+		append(args, cDay, string(after.Account), limit)...)
 	if err != nil {
 		return nil, t.s.dbErr(op, err)
 	}
 	defer rows.Close()
 	var out []store.StoredDay
-	for rows.Next() {
-		var d store.StoredDay
+	for rows.Next() && (q.Limit <= 0 || len(out) < q.Limit) {
 		var day int64
-		var res string
+		var acct string
 		var data []byte
-		if err := rows.Scan(&day, &d.Account, &res, &data); err != nil {
+		if err := rows.Scan(&day, &acct, &data); err != nil {
 			return nil, t.s.dbErr(op, err)
 		}
-		d.Day = store.DayTime(day)
-		d.Kind, d.Name = store.SplitStoredResource(res)
-		if err := store.DecodeStored(data, &d); err != nil {
-			return nil, fmt.Errorf("%s of %s/%s on %s: %w", op, d.Account, res, d.Day.Format(time.DateOnly), err)
+		if out, err = store.AppendStored(out, data, silo.AccountID(acct), store.DayTime(day), q.After, q.Limit); err != nil {
+			return nil, fmt.Errorf("%s of %s on %s: %w", op, acct, store.DayTime(day).Format(time.DateOnly), err)
 		}
-		out = append(out, d)
 	}
 	return out, t.s.dbErr(op, rows.Err())
 }
@@ -97,19 +99,19 @@ func (t *tx) pruneStored(hourlyBefore, dailyBefore time.Time) (rolled, deleted i
 		return 0, 0, err
 	}
 	deleted, _ = res.RowsAffected()
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, resource, data FROM stored_usage WHERE day < ? AND rolled = 0`, store.DayNumber(hourlyBefore))
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, data FROM stored_usage WHERE day < ? AND rolled = 0`, store.DayNumber(hourlyBefore))
 	if err != nil {
 		return 0, 0, t.s.dbErr(op, err)
 	}
 	type day struct {
-		n         int64
-		acct, res string
-		data      []byte
+		n    int64
+		acct string
+		data []byte
 	}
 	var days []day
 	for rows.Next() {
 		var d day
-		if err := rows.Scan(&d.n, &d.acct, &d.res, &d.data); err != nil {
+		if err := rows.Scan(&d.n, &d.acct, &d.data); err != nil {
 			rows.Close()
 			return 0, 0, t.s.dbErr(op, err)
 		}
@@ -122,9 +124,9 @@ func (t *tx) pruneStored(hourlyBefore, dailyBefore time.Time) (rolled, deleted i
 	for _, d := range days {
 		data, err := store.RollUpStored(d.data)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s of %s/%s: %w", op, d.acct, d.res, err)
+			return 0, 0, fmt.Errorf("%s of %s: %w", op, d.acct, err)
 		}
-		if _, err := t.exec(op, `UPDATE stored_usage SET rolled = 1, data = ? WHERE day = ? AND account = ? AND resource = ?`, data, d.n, d.acct, d.res); err != nil {
+		if _, err := t.exec(op, `UPDATE stored_usage SET rolled = 1, data = ? WHERE day = ? AND account = ?`, data, d.n, d.acct); err != nil {
 			return 0, 0, err
 		}
 	}

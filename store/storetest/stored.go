@@ -16,6 +16,7 @@ var storedTests = []struct {
 }{
 	{"StoredHours", testStoredHours},
 	{"StoredRefused", testStoredRefused},
+	{"StoredMerged", testStoredMerged},
 	{"StoredPaging", testStoredPaging},
 	{"StoredRetention", testStoredRetention},
 	{"StoredPurge", testStoredPurge},
@@ -68,6 +69,49 @@ func testStoredHours(t *testing.T, s store.Store) {
 	}
 }
 
+func testStoredMerged(t *testing.T, s store.Store) {
+	// One account's tables and buckets share a day's record: samples of
+	// some of them, in separate writes, leave the others' hours alone.
+	setStored(t, s, day0.Add(1*time.Hour), sample("acme", store.StoredTable, "b", 10), sample("acme", store.StoredTable, "a", 20))
+	setStored(t, s, day0.Add(2*time.Hour), sample("acme", store.StoredBucket, "z", 5), sample("other", store.StoredTable, "a", 7))
+	setStored(t, s, day0.Add(2*time.Hour+time.Minute), sample("acme", store.StoredTable, "b", 30))
+	setStored(t, s, day0.Add(2*time.Hour+2*time.Minute), sample("acme", store.StoredTable, "b", 40))
+	got := readStored(t, s, store.UsageQuery{Account: "acme"})
+	want := []struct {
+		kind, name         string
+		byteHours, sampled int64
+	}{{store.StoredBucket, "z", 5, 1}, {store.StoredTable, "a", 20, 1}, {store.StoredTable, "b", 10 + 40, 2}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d stored days, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		if g := got[i]; g.Account != "acme" || g.Kind != w.kind || g.Name != w.name || g.ByteHours != w.byteHours || g.SampledHours != w.sampled {
+			t.Errorf("day %d: got %s %s %q %d byte-hours over %d hours, want %s %q %d over %d", i, g.Account, g.Kind, g.Name, g.ByteHours, g.SampledHours, w.kind, w.name, w.byteHours, w.sampled)
+		}
+	}
+	// A table first sampled on a day already rolled up takes hours of its
+	// own, beside the rolled-up totals, until the next prune rolls it up.
+	update(t, s, func(tx store.Tx) error {
+		_, _, err := tx.PruneUsage(day0.AddDate(0, 0, 1), day0)
+		return err
+	})
+	setStored(t, s, day0.Add(5*time.Hour), sample("acme", store.StoredTable, "new", 3), sample("acme", store.StoredTable, "a", 1000))
+	got = readStored(t, s, store.UsageQuery{Account: "acme"})
+	if len(got) != 4 || got[1].Name != "a" || got[1].ByteHours != 20 || got[1].Hours != nil || got[3].Name != "new" || got[3].ByteHours != 3 || got[3].Hours == nil {
+		t.Fatalf("after a new table on a rolled-up day: got %+v, want a at 20 rolled up, new at 3 hourly", got)
+	}
+	var rolled int64
+	update(t, s, func(tx store.Tx) error {
+		var err error
+		rolled, _, err = tx.PruneUsage(day0.AddDate(0, 0, 1), day0)
+		return err
+	})
+	got = readStored(t, s, store.UsageQuery{Account: "acme"})
+	if rolled != 1 || len(got) != 4 || got[3].Hours != nil || got[3].ByteHours != 3 {
+		t.Errorf("second prune: rolled %d, got %+v; want acme's day rolled again with new at 3", rolled, got)
+	}
+}
+
 func testStoredRefused(t *testing.T, s store.Store) {
 	setStored(t, s, day0, sample("acme", store.StoredTable, "orders", 10))
 	for _, bad := range []store.StoredSample{
@@ -91,25 +135,29 @@ func testStoredPaging(t *testing.T, s store.Store) {
 			setStored(t, s, day0.AddDate(0, 0, d), sample(a, store.StoredTable, "t", 1), sample(a, store.StoredBucket, "b", 2))
 		}
 	}
-	var all []store.StoredDay
-	q := store.UsageQuery{Limit: 5}
-	for {
-		page := readStored(t, s, q)
-		all = append(all, page...)
-		if len(page) < q.Limit {
-			break
+	// Pages of 1 end on every day's last table or bucket; pages of 5 end
+	// inside an account's day.
+	for _, limit := range []int{1, 5} {
+		var all []store.StoredDay
+		q := store.UsageQuery{Limit: limit}
+		for {
+			page := readStored(t, s, q)
+			all = append(all, page...)
+			if len(page) < q.Limit {
+				break
+			}
+			l := page[len(page)-1]
+			q.After = &store.UsageCursor{Day: l.Day, Account: l.Account, Function: store.StoredResource(l.Kind, l.Name)}
 		}
-		l := page[len(page)-1]
-		q.After = &store.UsageCursor{Day: l.Day, Account: l.Account, Function: store.StoredResource(l.Kind, l.Name)}
-	}
-	if len(all) != 12 {
-		t.Fatalf("paged %d stored days, want 12", len(all))
-	}
-	if f := all[0]; f.Account != "acme" || f.Kind != store.StoredBucket || !f.Day.Equal(day0) {
-		t.Errorf("first: got %s %s on %s, want acme's bucket on %s", f.Account, f.Kind, f.Day, day0)
-	}
-	if l := all[11]; l.Account != "beta" || l.Kind != store.StoredTable || !l.Day.Equal(day0.AddDate(0, 0, 2)) {
-		t.Errorf("last: got %s %s on %s, want beta's table on the third day", l.Account, l.Kind, l.Day)
+		if len(all) != 12 {
+			t.Fatalf("paged %d stored days by %d, want 12", len(all), limit)
+		}
+		if f := all[0]; f.Account != "acme" || f.Kind != store.StoredBucket || !f.Day.Equal(day0) {
+			t.Errorf("first: got %s %s on %s, want acme's bucket on %s", f.Account, f.Kind, f.Day, day0)
+		}
+		if l := all[11]; l.Account != "beta" || l.Kind != store.StoredTable || !l.Day.Equal(day0.AddDate(0, 0, 2)) {
+			t.Errorf("last: got %s %s on %s, want beta's table on the third day", l.Account, l.Kind, l.Day)
+		}
 	}
 	if got := readStored(t, s, store.UsageQuery{Account: "beta", From: day0.AddDate(0, 0, 1), To: day0.AddDate(0, 0, 2)}); len(got) != 2 || got[0].Account != "beta" {
 		t.Errorf("beta's second day: got %+v, want its bucket and table", got)
