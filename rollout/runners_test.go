@@ -133,11 +133,15 @@ func twoRunners(t *testing.T, dir string, st1, st2 store.Store) {
 	if err := runners[other].Run(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	phase(0)
-	if _, err := runners[other].Resume(ctx, id); err != nil {
-		t.Fatal(err)
+	// When the first part left fewer than ten accounts, the other runner
+	// finished the rollout alone; else both run it to its end.
+	if r, _ = runners[0].Get(ctx, id); r.State != rollout.StateSucceeded {
+		phase(0)
+		if _, err := runners[other].Resume(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		both()
 	}
-	both()
 	if r, _ = runners[0].Get(ctx, id); r.State != rollout.StateSucceeded {
 		t.Fatalf("rollout: %s (%s), want succeeded", r.State, r.Reason)
 	}
