@@ -28,6 +28,7 @@ var lambdaHost = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	lambdaHostDir = dir
 	bin := filepath.Join(dir, "silo-lambda")
 	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, "github.com/silo-run/silo/cmd/silo-lambda")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
@@ -36,6 +37,17 @@ var lambdaHost = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// lambdaHostDir holds the host lambdaHost built; TestMain removes it.
+var lambdaHostDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if lambdaHostDir != "" {
+		os.RemoveAll(lambdaHostDir)
+	}
+	os.Exit(code)
+}
 
 // hostArch is this machine's Lambda architecture.
 func hostArch() string {
