@@ -155,12 +155,9 @@ func (p *Platform) load(ctx context.Context, digest string) error {
 	if _, ok := p.loaded.Load(digest); ok {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(p.artifacts, digest+".wasm"))
-	if errors.Is(err, os.ErrNotExist) {
-		return silo.Errorf(silo.CodeUnavailable, "function module %.12s is missing from %s; run silo apply to rebuild it", digest, p.artifacts)
-	}
+	b, err := ReadArtifact(p.cfg.DataDir, digest)
 	if err != nil {
-		return fmt.Errorf("read artifact %.12s: %w", digest, err)
+		return err
 	}
 	got, err := p.Runtime.Compile(ctx, b)
 	if err != nil {
@@ -171,6 +168,29 @@ func (p *Platform) load(ctx context.Context, digest string) error {
 	}
 	p.loaded.Store(digest, true)
 	return nil
+}
+
+// ReadArtifact reads the built function module whose SHA-256 is digest
+// (hex) from the artifacts of data dir dataDir, where the platform keeps
+// them: what a provider that runs functions itself deploys.
+//
+// # Errors
+//
+// CodeInvalid for a digest that is not 64 hex digits; CodeUnavailable if
+// the module is missing.
+func ReadArtifact(dataDir, digest string) ([]byte, error) {
+	if !validDigest(digest) {
+		return nil, silo.Errorf(silo.CodeInvalid, "function artifact %q is not a digest; deploy again", digest)
+	}
+	dir := filepath.Join(dataDir, artifactDir)
+	b, err := os.ReadFile(filepath.Join(dir, digest+".wasm"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, silo.Errorf(silo.CodeUnavailable, "function module %.12s is missing from %s; run silo apply to rebuild it", digest, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read artifact %.12s: %w", digest, err)
+	}
+	return b, nil
 }
 
 func validDigest(s string) bool {

@@ -21,7 +21,7 @@
 //
 //	state.db              control-plane store (SQLite; absent when Config.Store is given)
 //	accounts/             local provider: one directory per account (absent when Config.Provider is given)
-//	artifacts/            built function modules, <digest>.wasm
+//	artifacts/            built function modules, <digest>.wasm (ReadArtifact)
 //	cache/compiled/       the runtime's compiled machine code, by digest
 //	cache/builds/         source fingerprint → artifact digest (see Config.BuildCache)
 //	logs/                 per-account function logs, <account>.log
@@ -63,6 +63,10 @@ import (
 	"github.com/silo-run/silo/usage"
 	"github.com/silo-run/silo/usage/storage"
 )
+
+// artifactDir is the directory of the built function modules in the data
+// dir.
+const artifactDir = "artifacts"
 
 // Config configures a Platform. Zero fields take the defaults noted; Validate
 // fills them in.
@@ -330,7 +334,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		}
 		return nil, err
 	}
-	p := &Platform{cfg: cfg, artifacts: filepath.Join(cfg.DataDir, "artifacts"), Policy: isolation.NewPolicy()}
+	p := &Platform{cfg: cfg, artifacts: filepath.Join(cfg.DataDir, artifactDir), Policy: isolation.NewPolicy()}
 	ok := false
 	defer func() {
 		if !ok {

@@ -59,14 +59,15 @@ func TestNoChangePlanOnAWS(t *testing.T) {
 	calls := &awsCalls{counts: map[string]int{}}
 	old := loadAWS
 	t.Cleanup(func() { loadAWS = old })
-	loadAWS = func(ctx context.Context, c awsChoice) (provider.Provider, error) {
-		cfg := org.Config()
-		awstest.OnCall(&cfg, func(op string) {
+	loadAWS = func(ctx context.Context, region string, cfg siloaws.Config) (provider.Provider, error) {
+		cfg.AWS = org.Config()
+		awstest.OnCall(&cfg.AWS, func(op string) {
 			calls.mu.Lock()
 			calls.counts[op]++
 			calls.mu.Unlock()
 		})
-		p, err := siloaws.New(siloaws.Config{AWS: cfg, Email: c.Email, Endpoint: org.Endpoint, PollInterval: time.Millisecond})
+		cfg.Endpoint, cfg.PollInterval = org.Endpoint, time.Millisecond
+		p, err := siloaws.New(cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -4,67 +4,78 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
-	"github.com/silo-run/silo/provider"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
 )
 
-// emulateLambda is emulateAWS with the functions on Lambda: the provider
-// deploys each function with the silo Lambda host built here and the
-// data dir's artifacts. It returns the organization and the provider the
-// last command built.
-func emulateLambda(t *testing.T, dataDir string) (*awstest.Org, **siloaws.Provider) {
+// lambdaHost builds the silo Lambda host for this machine once per test
+// binary (the emulated Lambda runs it here) and returns its path and the
+// flags that pass it to the CLI.
+var lambdaHost = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "silo-lambda-")
+	if err != nil {
+		return "", err
+	}
+	lambdaHostDir = dir
+	bin := filepath.Join(dir, "silo-lambda")
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, "github.com/silo-run/silo/cmd/silo-lambda")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/silo-lambda: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// lambdaHostDir holds the host lambdaHost built; TestMain removes it.
+var lambdaHostDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if lambdaHostDir != "" {
+		os.RemoveAll(lambdaHostDir)
+	}
+	os.Exit(code)
+}
+
+// hostArch is this machine's Lambda architecture.
+func hostArch() string {
+	if goruntime.GOARCH == "amd64" {
+		return "x86_64"
+	}
+	return goruntime.GOARCH
+}
+
+// emulateLambda is emulateAWS on an organization that runs functions on
+// Lambda. It returns the organization, the provider the last command
+// built, and the flags that give the CLI the silo Lambda host built here:
+// the CLI's own settings configure the provider's functions.
+func emulateLambda(t *testing.T) (*awstest.Org, **siloaws.Provider, []string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the Lambda host")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, "github.com/silo-run/silo/cmd/silo-lambda")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/silo-lambda: %v\n%s", err, out)
-	}
-	host, err := os.ReadFile(bin)
+	host, err := lambdaHost()
 	if err != nil {
 		t.Fatal(err)
-	}
-	arch := "x86_64"
-	if goruntime.GOARCH != "amd64" {
-		arch = goruntime.GOARCH
 	}
 	org := awstest.NewFunctionOrg(t)
 	var last *siloaws.Provider
 	old := loadAWS
 	t.Cleanup(func() { loadAWS = old })
-	loadAWS = func(ctx context.Context, c awsChoice) (provider.Provider, error) {
-		cfg := org.Config()
-		cfg.Region = c.Region
-		p, err := siloaws.New(siloaws.Config{AWS: cfg, Email: c.Email, Endpoint: org.Endpoint, PollInterval: time.Millisecond,
-			Functions: &siloaws.FunctionCode{
-				Arch: arch,
-				Host: func(ctx context.Context, arch string) ([]byte, error) { return host, nil },
-				Artifact: func(ctx context.Context, digest string) ([]byte, error) {
-					return os.ReadFile(filepath.Join(dataDir, "artifacts", digest+".wasm"))
-				},
-			}})
-		if err != nil {
-			return nil, err
-		}
-		last = p
-		return p, p.Check(ctx)
-	}
-	return org, &last
+	loadAWS = emulatedLoad(org, func(p *siloaws.Provider) { last = p })
+	return org, &last, []string{"--aws-lambda-host", host, "--aws-lambda-arch", hostArch()}
 }
 
 // TestTenantOnLambda: with the functions on Lambda, silo tenant show prints
@@ -75,9 +86,9 @@ func emulateLambda(t *testing.T, dataDir string) (*awstest.Org, **siloaws.Provid
 func TestTenantOnLambda(t *testing.T) {
 	awsEnv(t, true)
 	c := newCLI(t)
-	org, prov := emulateLambda(t, c.dataDir)
+	org, prov, hostFlags := emulateLambda(t)
 	var created control.Created
-	out := c.ok("--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com", "tenant", "create", "acme", "-o", "json")
+	out := c.ok(append(append([]string{"--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com"}, hostFlags...), "tenant", "create", "acme", "-o", "json")...)
 	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Key == "" {
 		t.Fatalf("tenant create -o json: %s (%v); want the first key", out, err)
 	}
@@ -135,5 +146,48 @@ func TestTenantOnLambda(t *testing.T) {
 	}
 	if _, err := h.APIKey(ctx, "sk_globex_1234"); silo.ErrorCode(err) != silo.CodeNotFound {
 		t.Errorf("globex's key in acme's account: %v, want no record", err)
+	}
+}
+
+// TestLambdaHostSetting: --aws-lambda-host puts a tenant's functions on
+// Lambda in its own AWS account; the setting is saved in the data dir and
+// a later command without it puts the next tenant's there too. Its twin:
+// without the setting the provider runs no function and Lambda holds none.
+func TestLambdaHostSetting(t *testing.T) {
+	awsEnv(t, true)
+	ctx := context.Background()
+	onLambda := func(org *awstest.Org, p *siloaws.Provider, tenant string) bool {
+		t.Helper()
+		awsID, err := p.AWSAccountID(ctx, silo.AccountID(tenant))
+		if err != nil {
+			t.Fatalf("%s's AWS account: %v", tenant, err)
+		}
+		_, ok := org.Function(awsID, "silo-fn-list", "live")
+		return ok
+	}
+
+	org, prov, hostFlags := emulateLambda(t)
+	c := newCLI(t)
+	c.ok(append(append([]string{"--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com"}, hostFlags...), "tenant", "create", "acme", "--no-key")...)
+	if !(*prov).RunsFunctions() || !onLambda(org, *prov, "acme") {
+		t.Fatalf("with --aws-lambda-host, acme's function list is not on Lambda (provider runs functions: %v)", (*prov).RunsFunctions())
+	}
+	var saved providerChoice
+	b, err := os.ReadFile(filepath.Join(c.dataDir, providerFile))
+	if err := errors.Join(err, json.Unmarshal(b, &saved)); err != nil || saved.AWS == nil || saved.AWS.LambdaHost != hostFlags[1] || saved.AWS.LambdaArch != hostArch() {
+		t.Fatalf("saved choice = %s, %v; want the host %s for %s", b, err, hostFlags[1], hostArch())
+	}
+	*prov = nil
+	c.ok("tenant", "create", "globex", "--no-key") // no flags: the saved host
+	if *prov == nil || !onLambda(org, *prov, "globex") {
+		t.Errorf("a later command without the flags did not put globex's function on Lambda")
+	}
+
+	// Twin: the same organization's Lambda, without the host.
+	org, prov, _ = emulateLambda(t)
+	local := newCLI(t)
+	local.ok("--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com", "tenant", "create", "acme", "--no-key")
+	if (*prov).RunsFunctions() || onLambda(org, *prov, "acme") {
+		t.Errorf("without --aws-lambda-host, acme's function is on Lambda (provider runs functions: %v)", (*prov).RunsFunctions())
 	}
 }

@@ -38,23 +38,33 @@ type awsChoice struct {
 	DataPrincipal string `json:"data_principal,omitempty"`
 	// PoolSize is how many accounts the warm pool keeps created ahead.
 	PoolSize int `json:"pool_size,omitempty"`
+	// LambdaHost, if set, is the path of the silo Lambda host built for
+	// linux and LambdaArch: functions then run on Lambda (lambdahost.go).
+	LambdaHost string `json:"lambda_host,omitempty"`
+	LambdaArch string `json:"lambda_arch,omitempty"`
 }
 
 // providerFlags are --provider and the --aws-* flags (or their $SILO_*
 // variables) as given; empty when not given.
 type providerFlags struct {
 	name, region, email, principal, dataPrincipal string
-	poolSize                                      string
+	poolSize, lambdaHost, lambdaArch              string
 }
 
 func (f providerFlags) awsGiven() bool {
-	return f.region != "" || f.email != "" || f.principal != "" || f.dataPrincipal != "" || f.poolSize != ""
+	return f.region != "" || f.email != "" || f.principal != "" || f.dataPrincipal != "" || f.poolSize != "" || f.lambdaHost != "" || f.lambdaArch != ""
 }
 
-// loadAWS builds the AWS provider; tests point it at an emulated
-// organization.
-var loadAWS = func(ctx context.Context, c awsChoice) (provider.Provider, error) {
-	p, err := siloaws.Load(ctx, c.Region, siloaws.Config{Email: c.Email, Principal: c.Principal, DataPrincipal: c.DataPrincipal, PoolSize: c.PoolSize})
+// awsConfig is the AWS provider's configuration for the choice c of data
+// dir dataDir, but for the AWS SDK's, which Load finds.
+func awsConfig(c awsChoice, dataDir string) siloaws.Config {
+	return siloaws.Config{Email: c.Email, Principal: c.Principal, DataPrincipal: c.DataPrincipal, PoolSize: c.PoolSize, Functions: functionCode(c, dataDir)}
+}
+
+// loadAWS builds the AWS provider in region with cfg; tests point it at an
+// emulated organization.
+var loadAWS = func(ctx context.Context, region string, cfg siloaws.Config) (provider.Provider, error) {
+	p, err := siloaws.Load(ctx, region, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +96,8 @@ func readChoice(dataDir string) (providerChoice, error) {
 // # Errors
 //
 // CodeInvalid for an unknown provider, --aws-* flags without the AWS
-// provider, or the AWS provider without a region or an email.
+// provider, the AWS provider without a region or an email, or a silo
+// Lambda host that is missing or not built for linux and its architecture.
 func resolveChoice(saved providerChoice, f providerFlags) (providerChoice, error) {
 	c := saved
 	if c.Name == "" {
@@ -122,11 +133,34 @@ func resolveChoice(saved providerChoice, f providerFlags) (providerChoice, error
 		}
 		a.PoolSize = n
 	}
+	if f.lambdaHost != "" {
+		abs, err := filepath.Abs(f.lambdaHost)
+		if err != nil {
+			return c, silo.Errorf(silo.CodeInvalid, "--aws-lambda-host %s: %v", f.lambdaHost, err)
+		}
+		a.LambdaHost = abs // later commands may run from another directory
+	}
+	if f.lambdaArch != "" {
+		a.LambdaArch = f.lambdaArch
+	}
+	if a.LambdaArch == "" && a.LambdaHost != "" {
+		a.LambdaArch = "arm64"
+	}
+	if _, ok := lambdaMachines[a.LambdaArch]; a.LambdaArch != "" && !ok {
+		return c, silo.Errorf(silo.CodeInvalid, "--aws-lambda-arch must be arm64 or x86_64, not %q", a.LambdaArch)
+	}
 	switch {
 	case a.Region == "":
 		return c, silo.Errorf(silo.CodeInvalid, "the AWS provider needs a region: pass --aws-region (or set SILO_AWS_REGION), e.g. --aws-region eu-west-1")
 	case a.Email == "":
 		return c, silo.Errorf(silo.CodeInvalid, "the AWS provider needs an email address to register member accounts under: pass --aws-email (or set SILO_AWS_EMAIL), e.g. --aws-email aws-accounts@example.com")
+	case a.LambdaArch != "" && a.LambdaHost == "":
+		return c, silo.Errorf(silo.CodeInvalid, "--aws-lambda-arch applies to the silo Lambda host: pass --aws-lambda-host with it")
+	}
+	if a.LambdaHost != "" {
+		if _, err := readLambdaHost(a.LambdaHost, a.LambdaArch); err != nil {
+			return c, err
+		}
 	}
 	c.AWS = &a
 	return c, nil
@@ -171,7 +205,7 @@ func openProvider(ctx context.Context, g *globals, st store.Store) (provider.Pro
 	if c.Name == "local" {
 		return nil, save, nil
 	}
-	p, err := loadAWS(ctx, *c.AWS)
+	p, err := loadAWS(ctx, c.AWS.Region, awsConfig(*c.AWS, g.dataDir))
 	if err != nil {
 		return nil, noop, err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ import (
 // files, no instance role; static credentials unless creds is false.
 func awsEnv(t *testing.T, creds bool) {
 	t.Helper()
-	for _, k := range []string{"SILO_PROVIDER", "SILO_AWS_REGION", "SILO_AWS_EMAIL", "SILO_AWS_PRINCIPAL", "SILO_AWS_DATA_PRINCIPAL", "SILO_AWS_POOL_SIZE",
+	for _, k := range []string{"SILO_PROVIDER", "SILO_AWS_REGION", "SILO_AWS_EMAIL", "SILO_AWS_PRINCIPAL", "SILO_AWS_DATA_PRINCIPAL", "SILO_AWS_POOL_SIZE", "SILO_AWS_LAMBDA_HOST", "SILO_AWS_LAMBDA_ARCH",
 		"AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
 		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
 		t.Setenv(k, "")
@@ -41,6 +42,21 @@ func awsEnv(t *testing.T, creds bool) {
 func TestProviderBadInput(t *testing.T) {
 	awsEnv(t, true)
 	aws := []string{"--provider", "aws", "--aws-region", "eu-west-1", "--aws-email", "aws@example.com"}
+	withHost := func(flags ...string) []string { return append(append([]string{}, aws...), flags...) }
+	notELF := filepath.Join(t.TempDir(), "silo-lambda")
+	if err := os.WriteFile(notELF, []byte("#!/bin/sh\necho not a host\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// This test binary is an ELF executable for linux and this machine:
+	// the wrong architecture for the other one.
+	thisMachine, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherArch, otherWant := []string{}, "is built for amd64, not arm64 (--aws-lambda-arch arm64)" // the default
+	if goruntime.GOARCH != "amd64" {
+		otherArch, otherWant = []string{"--aws-lambda-arch", "x86_64"}, "not amd64 (--aws-lambda-arch x86_64)"
+	}
 	cases := []struct {
 		name  string
 		env   map[string]string
@@ -55,6 +71,13 @@ func TestProviderBadInput(t *testing.T) {
 		{"aws settings for local", nil, []string{"--aws-region", "eu-west-1"}, true, "pass --provider aws with them"},
 		{"no region from the environment", map[string]string{"SILO_PROVIDER": "aws", "SILO_AWS_EMAIL": "aws@example.com"}, nil, true, "needs a region"},
 		{"no credentials", nil, aws, false, "no AWS credentials found"},
+		{"lambda host missing", nil, withHost("--aws-lambda-host", filepath.Join(t.TempDir(), "none")), true, "none: no such file; build it with GOOS=linux GOARCH=arm64"},
+		{"lambda host not an ELF", nil, withHost("--aws-lambda-host", notELF), true, "silo-lambda is not an ELF executable: want the silo Lambda host, an ELF executable for linux/arm64"},
+		{"lambda host for another architecture", nil, withHost(append([]string{"--aws-lambda-host", thisMachine}, otherArch...)...), true, otherWant},
+		{"unknown lambda architecture", nil, withHost("--aws-lambda-host", thisMachine, "--aws-lambda-arch", "mips"), true, "--aws-lambda-arch must be arm64 or x86_64"},
+		{"lambda architecture without a host", nil, withHost("--aws-lambda-arch", "x86_64"), true, "pass --aws-lambda-host with it"},
+		{"lambda host for local", nil, []string{"--aws-lambda-host", thisMachine}, true, "pass --provider aws with them"},
+		{"lambda host from the environment for local", map[string]string{"SILO_AWS_LAMBDA_HOST": thisMachine}, nil, true, "pass --provider aws with them"},
 		{"unreachable", map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_MAX_ATTEMPTS": "1"}, aws, true, "cannot reach AWS Organizations in region eu-west-1"},
 	}
 	for _, tc := range cases {
@@ -98,16 +121,26 @@ func emulateAWS(t *testing.T) *awstest.Org {
 	org := awstest.NewOrg(t)
 	old := loadAWS
 	t.Cleanup(func() { loadAWS = old })
-	loadAWS = func(ctx context.Context, c awsChoice) (provider.Provider, error) {
-		cfg := org.Config()
-		cfg.Region = c.Region
-		p, err := siloaws.New(siloaws.Config{AWS: cfg, Email: c.Email, Principal: c.Principal, DataPrincipal: c.DataPrincipal, PoolSize: c.PoolSize, Endpoint: org.Endpoint, PollInterval: time.Millisecond})
+	loadAWS = emulatedLoad(org, nil)
+	return org
+}
+
+// emulatedLoad builds the provider the CLI configured on org, as loadAWS
+// does on AWS; each provider built is sent to built if it is not nil.
+func emulatedLoad(org *awstest.Org, built func(*siloaws.Provider)) func(context.Context, string, siloaws.Config) (provider.Provider, error) {
+	return func(ctx context.Context, region string, cfg siloaws.Config) (provider.Provider, error) {
+		cfg.AWS = org.Config()
+		cfg.AWS.Region = region
+		cfg.Endpoint, cfg.PollInterval = org.Endpoint, time.Millisecond
+		p, err := siloaws.New(cfg)
 		if err != nil {
 			return nil, err
 		}
+		if built != nil {
+			built(p)
+		}
 		return p, p.Check(ctx)
 	}
-	return org
 }
 
 // TestProviderChoiceIsSaved: the AWS provider selected once is saved in

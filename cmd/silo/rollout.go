@@ -95,11 +95,14 @@ other before the API call returns, and exactly one runs each rollout at a time (
 docs/operations.md). The local provider keeps every account on this machine's data dir; it does
 not spread accounts over machines. With --provider aws (and --aws-region, --aws-email, ...) every
 account is an AWS Organizations member account instead (docs/aws.md); the choice is saved in the
-data dir, and later commands on it use the same provider.`,
+data dir, and later commands on it use the same provider. Functions run in this server unless
+--aws-lambda-host names the silo Lambda host built for linux (cmd/silo-lambda): then each
+tenant's functions run on Lambda in its own AWS account, behind its own HTTP API.`,
 		Example: `  silo server --listen 127.0.0.1:7070 --gateway 127.0.0.1:8080 &
   silo deploy --server http://127.0.0.1:7070
   silo server --store postgres://silo@db:5432/silo?sslmode=disable --listen 127.0.0.1:7071 --gateway 127.0.0.1:8081
-  silo server --provider aws --aws-region eu-west-1 --aws-email aws-accounts@example.com`,
+  silo server --provider aws --aws-region eu-west-1 --aws-email aws-accounts@example.com
+  silo server --provider aws --aws-region eu-west-1 --aws-email aws-accounts@example.com --aws-lambda-host ./silo-lambda`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
