@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/silo-run/silo/control"
+	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/silotest"
 )
@@ -102,7 +103,12 @@ func TestGatesOnLambdaReadTheHostsCounters(t *testing.T) {
 				}
 				var events []cwltypes.InputLogEvent
 				now := time.Now().UnixMilli()
-				for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				// Lambda's own line and a record naming another account,
+				// which count for nothing.
+				lines = append(lines, "START RequestId: 1 Version: 2",
+					string(siloaws.InvocationRecord{Account: "hooli", Function: "list", Release: rel.ID, Status: 200, Micros: 10}.Line()))
+				for _, line := range lines {
 					events = append(events, cwltypes.InputLogEvent{Timestamp: aws.Int64(now), Message: aws.String(line)})
 				}
 				if _, err := cwl.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: group, LogStreamName: stream, LogEvents: events}); err != nil {
