@@ -259,6 +259,10 @@ type Change struct {
 	Name    string       `json:"name"`
 	Desired *Resource    `json:"desired,omitempty"` // nil for delete
 	Current *Resource    `json:"current,omitempty"` // nil for create
+	// Release is the release the change applies, set by the engine as it
+	// applies the plan (a provider that runs functions tells them the
+	// release they serve under); not stored with the plan.
+	Release string `json:"-"`
 }
 
 // Key returns "type/name".

@@ -282,6 +282,7 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 			applyErr = err
 			break
 		}
+		c.Release = p.Release
 		if err := e.cfg.Provider.Apply(ctx, p.Account, c); err != nil {
 			applyErr = fmt.Errorf("%s %s: %w", c.Op, c.Key(), err)
 			break

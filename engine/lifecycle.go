@@ -86,6 +86,9 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 	done := 0
 	if provErr == nil {
 		e.hook("provider", a.ID, nil)
+		for i := range p.Changes {
+			p.Changes[i].Release = p.Release
+		}
 		done, provErr = e.applyAll(ctx, a.ID, p.Changes)
 	}
 	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {

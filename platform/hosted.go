@@ -15,14 +15,15 @@ import (
 // inside each account, behind the account's own entry point (the AWS
 // provider with functions on Lambda). The platform then takes from it what
 // its own runtime and gateway would otherwise give: the account's URL and
-// its API key records (control.Ingress), a ring's smoke test, and the
-// functions' logs.
+// its API key records (control.Ingress), a ring's smoke test, the
+// functions' request metrics for the rings' gates, and the functions' logs.
 type hostedFunctions interface {
 	// RunsFunctions is false when the provider records functions but
 	// leaves running them to silo's runtime.
 	RunsFunctions() bool
 	control.Ingress
 	rollout.Smoke
+	rollout.Metrics
 	// Logs returns the account's function log lines at or after since,
 	// oldest first, at most limit.
 	Logs(ctx context.Context, id silo.AccountID, since time.Time, limit int) ([]logs.Entry, error)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -74,6 +75,7 @@ type lambdaOrg struct {
 
 type lambdaProc struct {
 	zip  []byte
+	env  map[string]string
 	cmd  *exec.Cmd
 	out  *bytes.Buffer
 	done chan struct{}
@@ -173,7 +175,7 @@ func (o *lambdaOrg) ensureHost(acct silo.AccountID, fn string) *lambdaProc {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if h := o.hosts[key]; h != nil {
-		if bytes.Equal(h.zip, code.Zip) {
+		if bytes.Equal(h.zip, code.Zip) && maps.Equal(h.env, code.Env) {
 			return h
 		}
 		o.stop(key, h)
@@ -203,7 +205,7 @@ func (o *lambdaOrg) ensureHost(acct silo.AccountID, fn string) *lambdaProc {
 	for k, v := range code.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	h := &lambdaProc{zip: code.Zip, cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
+	h := &lambdaProc{zip: code.Zip, env: code.Env, cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = h.out, h.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -396,8 +396,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	var ingress control.Ingress
 	var smoke rollout.Smoke = smoker{p}
+	var metrics rollout.Metrics            // the runtime's, once it runs
 	if h := hosted(p.Provider); h != nil { // the provider runs the functions
-		ingress, smoke = h, h
+		ingress, smoke, metrics = h, h, h
 	}
 	p.Plane = control.New(control.Config{
 		Store: p.Store, Provider: planeProv, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
@@ -444,9 +445,12 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	if p.Runtime, err = runtime.New(rc); err != nil {
 		return nil, err
 	}
+	if metrics == nil {
+		metrics = runtimeMetrics{p.Runtime}
+	}
 	if p.Runner, err = rollout.New(rollout.Config{
 		Store: p.Store, Engine: p.Plane.Engine, Provider: p.Provider,
-		Metrics: runtimeMetrics{p.Runtime}, Smoke: smoke, Clock: cfg.Clock,
+		Metrics: metrics, Smoke: smoke, Clock: cfg.Clock,
 		Logger: cfg.Logger, Owner: p.runnerOwner(), Actor: cfg.Actor,
 		Hook: func(e rollout.Event) {
 			if e.Account != "" && e.Point == "finished" {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -59,6 +60,13 @@ type host struct {
 	keys   keySource
 	log    *slog.Logger
 	now    func() time.Time
+	// release is the release the function's version serves under (from its
+	// environment; "" if silo did not say); rec takes one metrics line per
+	// invocation (siloaws.InvocationRecord), which Lambda sends to
+	// CloudWatch Logs with the rest of the output.
+	release string
+	rec     io.Writer
+	recMu   sync.Mutex
 
 	mu    sync.Mutex
 	cache map[string]cachedKey
@@ -265,19 +273,39 @@ func (h *host) run(ctx context.Context, req runtime.Request) events.APIGatewayV2
 		ctx, cancel = context.WithDeadline(ctx, d.Add(-responseMargin))
 		defer cancel()
 	}
+	start := time.Now()
 	resp, err := h.rt.Invoke(ctx, runtime.Invocation{
 		Account: h.acct, Function: h.fn, Digest: h.digest, Handler: h.spec.Handler, Limits: h.limits,
 		Host: h.guest, Request: req,
 	})
+	took := time.Since(start)
 	if err != nil {
 		code := silo.ErrorCode(err)
 		if code == silo.CodeInternal {
 			h.log.LogAttrs(ctx, slog.LevelError, "invocation failed", slog.String("account", string(h.acct)),
 				slog.String("function", h.fn), slog.String("request_id", req.ID), slog.Any("err", err))
 		}
-		return failure(code, silo.UserMessage(err), req.ID)
+		out := failure(code, silo.UserMessage(err), req.ID)
+		h.record(out.StatusCode, true, took)
+		return out
 	}
-	return response(resp, req.ID)
+	out := response(resp, req.ID)
+	h.record(out.StatusCode, false, took)
+	return out
+}
+
+// record writes the invocation's metrics line: the release, the status
+// answered, whether the invocation failed, its duration; never anything of
+// the request or the answer.
+func (h *host) record(status int, failed bool, took time.Duration) {
+	if h.rec == nil {
+		return
+	}
+	line := siloaws.InvocationRecord{Account: h.acct, Function: h.fn, Release: h.release, Status: status, Failed: failed,
+		Micros: took.Microseconds()}.Line()
+	h.recMu.Lock()
+	defer h.recMu.Unlock()
+	h.rec.Write(line)
 }
 
 // authenticate checks the request's API key against the key records of

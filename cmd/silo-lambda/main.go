@@ -41,6 +41,7 @@ const (
 	envAccount    = "SILO_ACCOUNT"
 	envAWSAccount = "SILO_AWS_ACCOUNT"
 	envFunction   = "SILO_FUNCTION"
+	envRelease    = "SILO_RELEASE"      // the release the version serves under
 	envEndpoint   = "SILO_AWS_ENDPOINT" // the emulator only; empty on Lambda
 	// The production exports the function reads: production's AWS account,
 	// the exports' specs by name (JSON) and, on the emulator, production's
@@ -64,6 +65,9 @@ func main() {
 func setup(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) (*host, int) {
 	log := slog.New(slog.NewJSONHandler(stdout, nil))
 	h, err := load(ctx, getenv, log)
+	if h != nil {
+		h.rec = stdout
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "silo-lambda: %s\n", silo.UserMessage(err))
 		log.Error("start", "err", err)
@@ -102,6 +106,7 @@ func load(ctx context.Context, getenv func(string) string, log *slog.Logger) (*h
 	if err != nil {
 		return nil, err
 	}
+	h.release = getenv(envRelease)
 	ah, err := siloaws.NewHost(ctx, siloaws.HostConfig{Account: acct, AWSAccount: getenv(envAWSAccount), Function: fn, Endpoint: getenv(envEndpoint),
 		Production: getenv(envProduction), ProductionEndpoint: getenv(envProductionEndpoint)})
 	if err != nil {

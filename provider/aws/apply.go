@@ -118,7 +118,7 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 	if err := p.applyTrust(ctx, id, m, c, res); err != nil {
 		return err
 	}
-	if err := p.deployCompute(ctx, id, m, res); err != nil {
+	if err := p.deployCompute(ctx, id, m, res, c.Release); err != nil {
 		return err
 	}
 	rec, _ := json.Marshal(record{Type: res.Type, Name: res.Name, Hash: res.Hash, Spec: string(res.Spec)})

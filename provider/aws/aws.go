@@ -159,6 +159,8 @@ type Provider struct {
 	ids     map[silo.AccountID]string      // silo ID → AWS account ID, for live accounts
 	members map[string]*member             // role@AWS account ID → clients
 	locks   map[silo.AccountID]*sync.Mutex // serializes create/delete of one account
+
+	gates gateMetrics // the functions' invocation counters (lambdametrics.go)
 }
 
 // New returns a provider for the organization whose management account

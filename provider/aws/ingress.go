@@ -237,14 +237,15 @@ func (p *Provider) URL(ctx context.Context, id silo.AccountID) (string, error) {
 
 // deployCompute is the Lambda and API Gateway part of applying r: a
 // function runs on Lambda, a route is a route of the account's HTTP API.
-// Without Config.Functions both are records only.
-func (p *Provider) deployCompute(ctx context.Context, id silo.AccountID, m *member, r silo.Resource) error {
+// Without Config.Functions both are records only. release is the release
+// the change applies (silo.Change.Release).
+func (p *Provider) deployCompute(ctx context.Context, id silo.AccountID, m *member, r silo.Resource, release string) error {
 	if p.cfg.Functions == nil {
 		return nil
 	}
 	switch r.Type {
 	case silo.TypeFunction:
-		return p.deployFunction(ctx, id, m, r)
+		return p.deployFunction(ctx, id, m, r, release)
 	case silo.TypeRoute:
 		return p.deployRoute(ctx, id, m, r)
 	}

@@ -139,11 +139,17 @@ func bundle(host, wasm, spec []byte) ([]byte, error) {
 }
 
 // versionTag names what a version of a function runs: the resource's hash
-// (spec, artifact, grants) and the package's bytes (the host). It is the
-// version's description, so applying a spec that a version already runs
-// only moves the alias.
-func versionTag(hash string, pkg []byte) string {
-	sum := sha256.Sum256(append([]byte(hash+"\x00"), pkg...))
+// (spec, artifact, grants), the package's bytes (the host) and the release
+// its environment names (its invocations count toward that release's
+// rollout gates, lambdametrics.go). It is the version's description, so
+// applying a spec that a version already runs under the same release only
+// moves the alias.
+func versionTag(hash, release string, pkg []byte) string {
+	b := []byte(hash + "\x00")
+	if release != "" {
+		b = append(b, release+"\x00"...)
+	}
+	sum := sha256.Sum256(append(b, pkg...))
 	return "silo " + hex.EncodeToString(sum[:])
 }
 
@@ -151,8 +157,9 @@ func versionTag(hash string, pkg []byte) string {
 // published version running exactly r and its package, or updates the
 // function (creating it first if needed) and publishes one, then points
 // the alias at it. A rollback applies the old spec again and so only moves
-// the alias back.
-func (p *Provider) deployFunction(ctx context.Context, id silo.AccountID, m *member, r silo.Resource) error {
+// the alias back. release, if set, is in the function's environment
+// (SILO_RELEASE): the host's metrics records name it.
+func (p *Provider) deployFunction(ctx context.Context, id silo.AccountID, m *member, r silo.Resource, release string) error {
 	fc := p.cfg.Functions
 	var fs silo.FunctionSpec
 	if err := json.Unmarshal(r.Spec, &fs); err != nil {
@@ -182,7 +189,7 @@ func (p *Provider) deployFunction(ctx context.Context, id silo.AccountID, m *mem
 		return silo.Errorf(silo.CodeInvalid, "function %s: its package is %d MiB, over the 50 MiB Lambda takes directly; make the module smaller", r.Name, len(pkg)>>20)
 	}
 	name := aws.String(lambdaName(r.Name))
-	tag := versionTag(r.Hash, pkg)
+	tag := versionTag(r.Hash, release, pkg)
 	step := func(s string) string { return s + " of function " + r.Name }
 
 	versions, exists, err := m.versions(ctx, id, r.Name)
@@ -195,6 +202,9 @@ func (p *Provider) deployFunction(ctx context.Context, id silo.AccountID, m *mem
 	env := &lambdatypes.Environment{Variables: map[string]string{
 		"SILO_ACCOUNT": string(id), "SILO_AWS_ACCOUNT": m.id, "SILO_FUNCTION": r.Name,
 	}}
+	if release != "" {
+		env.Variables["SILO_RELEASE"] = release
+	}
 	if p.cfg.Endpoint != nil {
 		env.Variables["SILO_AWS_ENDPOINT"] = p.cfg.Endpoint(m.id)
 	}

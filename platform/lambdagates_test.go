@@ -1,0 +1,186 @@
+package platform_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
+	"github.com/silo-run/silo/control"
+	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/silotest"
+)
+
+// gatedLambdaApp is lambdaApp with list's timeout set to timeout (so that
+// each release changes list, whose versions then name their release) and a
+// ring gated on list's traffic: at most 20% errors, at least 10 requests,
+// baked for bake.
+func gatedLambdaApp(t *testing.T, dir string, grant bool, timeout string, bake time.Duration) {
+	t.Helper()
+	lambdaApp(t, dir, grant)
+	p := filepath.Join(dir, "silo.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(b), "timeout: 2s", "timeout: "+timeout, 1)
+	y = strings.Replace(y, "      bake: 0s\n      gates: {smoke: list}\n",
+		"      bake: "+bake.String()+"\n      gates: {max_error_rate: 0.2, min_requests: 10}\n", 1)
+	if !strings.Contains(y, "min_requests") {
+		t.Fatalf("the ring's gates were not set in:\n%s", y)
+	}
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGatesOnLambdaReadTheHostsCounters rolls releases out to a tenant
+// whose functions run on Lambda, gated on error rate and traffic: while a
+// ring bakes, the test sends requests to the tenant's API and, as Lambda
+// would, puts the host's output into the function's log group, from which
+// the provider's Snapshot counts the release's requests. A release that
+// errors fails its gate and is rolled back; a healthy one with enough
+// traffic passes; one with too little traffic is inconclusive.
+func TestGatesOnLambdaReadTheHostsCounters(t *testing.T) {
+	o := newLambdaOrg(t, 0)
+	ctx := context.Background()
+	pp := o.p.Platform()
+	app := silotest.CopyExample(t)
+	const bake = time.Minute // on the platform's fake clock
+	gatedLambdaApp(t, app, true, "2s", bake)
+	o.p.Deploy(t, app)
+	c, err := pp.CreateAccount(ctx, control.CreateRequest{ID: "acme", WithKey: true})
+	if err != nil {
+		t.Fatalf("create acme: %v", err)
+	}
+	awsID := o.awsID("acme")
+	cwl := cloudwatchlogs.NewFromConfig(o.org.Config(), func(opt *cloudwatchlogs.Options) { opt.BaseEndpoint = aws.String(o.org.Endpoint(awsID)) })
+	group := aws.String("/aws/lambda/silo-fn-list")
+	if _, err := cwl.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: group}); err != nil {
+		t.Fatal(err)
+	}
+	streams := 0
+
+	// roll builds the app as it now is and rolls it out; while the ring
+	// bakes it sends n requests to GET /findings and puts the host's
+	// output into list's log group. It returns the finished (or paused)
+	// rollout and the statuses answered.
+	roll := func(t *testing.T, n int) (rollout.Rollout, map[int]int) {
+		t.Helper()
+		rel, err := pp.Build(ctx, app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := pp.Runner.Start(ctx, rel.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		statuses := map[int]int{}
+		sent := false
+		deadline := time.Now().Add(5 * time.Minute)
+		for r.State == rollout.StateRunning && time.Now().Before(deadline) {
+			if !sent && r.Rings[r.Ring].Phase == rollout.PhaseBaking {
+				sent = true
+				h := o.ensureHost("acme", "list") // Lambda's containers of the new version
+				for range n {
+					st, _ := o.call("acme", "GET", "/findings", c.Key)
+					statuses[st]++
+				}
+				o.mu.Lock()
+				out := h.out.String()
+				o.mu.Unlock()
+				streams++
+				stream := aws.String("2026/01/01/[" + string(rune('0'+streams)) + "]gates")
+				if _, err := cwl.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: group, LogStreamName: stream}); err != nil {
+					t.Fatal(err)
+				}
+				var events []cwltypes.InputLogEvent
+				now := time.Now().UnixMilli()
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				// Lambda's own line and a record naming another account,
+				// which count for nothing.
+				lines = append(lines, "START RequestId: 1 Version: 2",
+					string(siloaws.InvocationRecord{Account: "hooli", Function: "list", Release: rel.ID, Status: 200, Micros: 10}.Line()))
+				for _, line := range lines {
+					events = append(events, cwltypes.InputLogEvent{Timestamp: aws.Int64(now), Message: aws.String(line)})
+				}
+				if _, err := cwl.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: group, LogStreamName: stream, LogEvents: events}); err != nil {
+					t.Fatal(err)
+				}
+				// The provider reads its counters again at most every 5
+				// seconds: wait until they hold the requests, then end the
+				// bake on the platform's clock.
+				for until := time.Now().Add(time.Minute); time.Now().Before(until); time.Sleep(500 * time.Millisecond) {
+					if s, err := o.prov.Snapshot("acme", rel.ID); err == nil && s.Requests >= uint64(n) {
+						break
+					}
+				}
+				o.p.Clock().Advance(bake)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if r, err = pp.Runner.Get(ctx, r.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !sent {
+			t.Fatalf("rollout of %s: %s (%s %s) before its ring baked", rel.ID, r.State, r.Reason, ringReasons(r))
+		}
+		return r, statuses
+	}
+
+	t.Run("a release that errors fails its gate and is rolled back", func(t *testing.T) {
+		before, err := o.prov.LiveVersion(ctx, "acme", "list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gatedLambdaApp(t, app, false, "3s", bake)
+		r, statuses := roll(t, 12)
+		if statuses[http.StatusServiceUnavailable] != 12 {
+			t.Fatalf("the bad release answered %v, want 12 × 503", statuses)
+		}
+		if r.State != rollout.StateFailed || !strings.Contains(r.Reason+ringReasons(r), "error rate") {
+			t.Fatalf("rollout of the bad release: %s (%s %s), want failed by its error rate", r.State, r.Reason, ringReasons(r))
+		}
+		s, err := o.prov.Snapshot("acme", r.Release)
+		if err != nil || s.Requests != 12 || s.Errors != 12 || s.Quantile(0.99) <= 0 {
+			t.Errorf("the bad release's metrics on Lambda: %+v, %v; want 12 requests, 12 errors, a latency", s, err)
+		}
+		if v, err := o.prov.LiveVersion(ctx, "acme", "list"); err != nil || v != before {
+			t.Errorf("live version of list after the rollback: %q, %v; want %q again", v, err, before)
+		}
+	})
+
+	t.Run("a healthy release with enough traffic passes its gate", func(t *testing.T) {
+		gatedLambdaApp(t, app, true, "4s", bake)
+		r, statuses := roll(t, 12)
+		if statuses[http.StatusOK] != 12 {
+			t.Fatalf("the healthy release answered %v, want 12 × 200", statuses)
+		}
+		if r.State != rollout.StateSucceeded {
+			t.Fatalf("rollout of the healthy release: %s (%s %s), want succeeded", r.State, r.Reason, ringReasons(r))
+		}
+		s, err := o.prov.Snapshot("acme", r.Release)
+		if err != nil || s.Requests != 12 || s.Errors != 0 {
+			t.Errorf("the healthy release's metrics on Lambda: %+v, %v; want 12 requests, no errors", s, err)
+		}
+	})
+
+	t.Run("too little traffic is inconclusive", func(t *testing.T) {
+		gatedLambdaApp(t, app, true, "5s", bake)
+		r, statuses := roll(t, 2)
+		if statuses[http.StatusOK] != 2 {
+			t.Fatalf("the release answered %v, want 2 × 200", statuses)
+		}
+		if r.State != rollout.StatePaused || !strings.Contains(r.Reason, "inconclusive") {
+			t.Fatalf("rollout with 2 requests: %s (%s %s), want paused as inconclusive", r.State, r.Reason, ringReasons(r))
+		}
+	})
+
+}
