@@ -23,10 +23,24 @@ type hostedFunctions interface {
 	RunsFunctions() bool
 	control.Ingress
 	rollout.Smoke
-	rollout.Metrics
+	// Invocations returns the counters of the requests an account's
+	// functions served under release.
+	Invocations(id silo.AccountID, release string) (provider.Invocations, error)
 	// Logs returns the account's function log lines at or after since,
 	// oldest first, at most limit.
 	Logs(ctx context.Context, id silo.AccountID, since time.Time, limit int) ([]logs.Entry, error)
+}
+
+// hostedMetrics gives the rollout gates the requests counted by a provider
+// that runs the functions itself.
+type hostedMetrics struct{ h hostedFunctions }
+
+func (m hostedMetrics) Snapshot(id silo.AccountID, release string) (rollout.Stats, error) {
+	s, err := m.h.Invocations(id, release)
+	if err != nil {
+		return rollout.Stats{}, err
+	}
+	return rollout.Stats{Requests: s.Requests, Errors: s.Errors, Latency: s.Latency}, nil
 }
 
 // hosted returns prov as hostedFunctions when it runs the functions

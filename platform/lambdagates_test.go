@@ -118,7 +118,7 @@ func TestGatesOnLambdaReadTheHostsCounters(t *testing.T) {
 				// seconds: wait until they hold the requests, then end the
 				// bake on the platform's clock.
 				for until := time.Now().Add(time.Minute); time.Now().Before(until); time.Sleep(500 * time.Millisecond) {
-					if s, err := o.prov.Snapshot("acme", rel.ID); err == nil && s.Requests >= uint64(n) {
+					if s, err := o.prov.Invocations("acme", rel.ID); err == nil && s.Requests >= uint64(n) {
 						break
 					}
 				}
@@ -148,8 +148,8 @@ func TestGatesOnLambdaReadTheHostsCounters(t *testing.T) {
 		if r.State != rollout.StateFailed || !strings.Contains(r.Reason+ringReasons(r), "error rate") {
 			t.Fatalf("rollout of the bad release: %s (%s %s), want failed by its error rate", r.State, r.Reason, ringReasons(r))
 		}
-		s, err := o.prov.Snapshot("acme", r.Release)
-		if err != nil || s.Requests != 12 || s.Errors != 12 || s.Quantile(0.99) <= 0 {
+		s, err := o.prov.Invocations("acme", r.Release)
+		if err != nil || s.Requests != 12 || s.Errors != 12 || len(s.Latency) == 0 {
 			t.Errorf("the bad release's metrics on Lambda: %+v, %v; want 12 requests, 12 errors, a latency", s, err)
 		}
 		if v, err := o.prov.LiveVersion(ctx, "acme", "list"); err != nil || v != before {
@@ -166,7 +166,7 @@ func TestGatesOnLambdaReadTheHostsCounters(t *testing.T) {
 		if r.State != rollout.StateSucceeded {
 			t.Fatalf("rollout of the healthy release: %s (%s %s), want succeeded", r.State, r.Reason, ringReasons(r))
 		}
-		s, err := o.prov.Snapshot("acme", r.Release)
+		s, err := o.prov.Invocations("acme", r.Release)
 		if err != nil || s.Requests != 12 || s.Errors != 0 {
 			t.Errorf("the healthy release's metrics on Lambda: %+v, %v; want 12 requests, no errors", s, err)
 		}

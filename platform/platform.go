@@ -398,7 +398,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	var smoke rollout.Smoke = smoker{p}
 	var metrics rollout.Metrics            // the runtime's, once it runs
 	if h := hosted(p.Provider); h != nil { // the provider runs the functions
-		ingress, smoke, metrics = h, h, h
+		ingress, smoke, metrics = h, h, hostedMetrics{h}
 	}
 	p.Plane = control.New(control.Config{
 		Store: p.Store, Provider: planeProv, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,

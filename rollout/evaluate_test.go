@@ -4,11 +4,12 @@ import (
 	"testing"
 	"time"
 
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/spec"
 )
 
 func stats(requests, errors uint64, latency time.Duration) *Stats {
-	return &Stats{Requests: requests, Errors: errors, Latency: map[int]uint64{BucketOf(latency): requests}}
+	return &Stats{Requests: requests, Errors: errors, Latency: map[int]uint64{silo.LatencyBucket(latency): requests}}
 }
 
 func TestEvaluate(t *testing.T) {

@@ -3,7 +3,6 @@ package rollout
 import (
 	"context"
 	"math"
-	"math/bits"
 	"sync"
 	"time"
 
@@ -30,10 +29,10 @@ type Smoke interface {
 	Smoke(ctx context.Context, acct silo.AccountID, fn string) error
 }
 
-// NumBuckets is the number of latency histogram buckets: four per power of
-// two of nanoseconds (log-linear, a quantile is known within 19%), the same
-// layout as the runtime's per-account histogram.
-const NumBuckets = 64 * 4
+// NumBuckets is the number of latency histogram buckets, silo's latency
+// layout (silo.LatencyBucket), the same as the runtime's per-account
+// histogram.
+const NumBuckets = silo.LatencyBuckets
 
 // Stats are cumulative request metrics of one account or the sum over many.
 type Stats struct {
@@ -56,29 +55,6 @@ func StatsFromBuckets(requests, errors uint64, buckets []uint64) Stats {
 		}
 	}
 	return s
-}
-
-// BucketOf returns the histogram bucket of a duration.
-func BucketOf(d time.Duration) int {
-	ns := uint64(max(d, 1))
-	e := 63 - bits.LeadingZeros64(ns)
-	var frac uint64
-	if e >= 2 {
-		frac = (ns >> (e - 2)) & 3
-	} else {
-		frac = (ns << (2 - e)) & 3
-	}
-	return e*4 + int(frac)
-}
-
-// BucketBound returns the upper bound of bucket i.
-func BucketBound(i int) time.Duration {
-	e, f := i/4, i%4
-	v := math.Ldexp(1+float64(f+1)/4, e)
-	if v > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(v)
 }
 
 // Add returns s plus o.
@@ -139,10 +115,10 @@ func (s Stats) Quantile(q float64) time.Duration {
 	for i := 0; i < NumBuckets; i++ {
 		seen += s.Latency[i]
 		if seen >= rank {
-			return BucketBound(i)
+			return silo.LatencyBucketBound(i)
 		}
 	}
-	return BucketBound(NumBuckets - 1)
+	return silo.LatencyBucketBound(NumBuckets - 1)
 }
 
 // Recorder is an in-process Metrics: the gateway or a load generator calls
@@ -180,7 +156,7 @@ func (r *Recorder) Record(acct silo.AccountID, release string, latency time.Dura
 	if failed {
 		s.Errors++
 	}
-	s.Latency[BucketOf(latency)]++
+	s.Latency[silo.LatencyBucket(latency)]++
 }
 
 // SetFailing makes Snapshot fail (true) or work again (false).

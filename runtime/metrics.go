@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"math"
-	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -153,34 +152,8 @@ func (a *account) sem(fn string, n int) chan struct{} {
 	return ch
 }
 
-// Durations are kept in a log-linear histogram: 4 buckets per power of two of
-// nanoseconds, so a quantile is known within 19%.
-const (
-	subBuckets = 4
-	nBuckets   = 64 * subBuckets
-)
-
-func bucketOf(d time.Duration) int {
-	ns := uint64(max(d, 1))
-	e := 63 - bits.LeadingZeros64(ns) // floor(log2)
-	var frac uint64
-	if e >= 2 {
-		frac = (ns >> (e - 2)) & 3
-	} else {
-		frac = (ns << (2 - e)) & 3
-	}
-	return e*subBuckets + int(frac)
-}
-
-// bucketUpper returns the upper bound of bucket i.
-func bucketUpper(i int) time.Duration {
-	e, f := i/subBuckets, i%subBuckets
-	v := math.Ldexp(1+float64(f+1)/subBuckets, e)
-	if v > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(v)
-}
+// Durations are kept in silo's latency histogram (silo.LatencyBucket).
+const nBuckets = silo.LatencyBuckets
 
 type metrics struct {
 	count, errors, status5xx atomic.Uint64
@@ -251,7 +224,7 @@ func (m *metrics) add(d time.Duration, in, out, status int, err error) {
 	}
 	m.bytesIn.Add(uint64(in))
 	m.bytesOut.Add(uint64(out))
-	m.buckets[bucketOf(d)].Add(1)
+	m.buckets[silo.LatencyBucket(d)].Add(1)
 }
 
 // MetricsSnapshot is an account's invocation metrics since the Runtime
@@ -268,7 +241,7 @@ type MetricsSnapshot struct {
 }
 
 // Bound returns the upper duration bound of histogram bucket i.
-func (MetricsSnapshot) Bound(i int) time.Duration { return bucketUpper(i) }
+func (MetricsSnapshot) Bound(i int) time.Duration { return silo.LatencyBucketBound(i) }
 
 // Quantile returns the duration under which a fraction q (0..1) of the
 // invocations finished, as the upper bound of its bucket (within 19%); 0 if
@@ -287,10 +260,10 @@ func (s MetricsSnapshot) Quantile(q float64) time.Duration {
 	for i, c := range s.Durations {
 		seen += c
 		if seen >= rank {
-			return bucketUpper(i)
+			return silo.LatencyBucketBound(i)
 		}
 	}
-	return bucketUpper(nBuckets - 1)
+	return silo.LatencyBucketBound(nBuckets - 1)
 }
 
 // Sub returns s minus an earlier snapshot: the metrics of the window between

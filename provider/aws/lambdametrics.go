@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/provider"
 )
 
 // InvocationRecord is the metrics line the silo Lambda host writes to its
@@ -75,19 +76,19 @@ type gateMetrics struct {
 
 type acctMetrics struct {
 	mu     sync.Mutex
-	read   time.Time                 // when the last read finished
-	start  int64                     // the counters' start (ms)
-	cursor map[string]int64          // log group → newest line read (ms)
-	seen   map[string]int64          // event already counted → its time (ms)
-	stats  map[string]*rollout.Stats // release → counters
+	read   time.Time                        // when the last read finished
+	start  int64                            // the counters' start (ms)
+	cursor map[string]int64                 // log group → newest line read (ms)
+	seen   map[string]int64                 // event already counted → its time (ms)
+	stats  map[string]*provider.Invocations // release → counters
 }
 
-// Snapshot returns the requests account id's functions served on Lambda
+// Invocations returns the requests account id's functions served on Lambda
 // under release, counted from the host's metrics lines
 // (InvocationRecord) in the account's CloudWatch Logs groups
 // (/aws/lambda/silo-fn-*, through the deployer role): errors are failed
-// invocations and 5xx answers, the latency histogram is rollout's
-// (rollout.BucketOf). It satisfies rollout.Metrics. The counters start an
+// invocations and 5xx answers, the latency histogram is silo's
+// (silo.LatencyBucket); the platform gives them to the rollout gates. The counters start an
 // hour before the account's first Snapshot and only grow; a read is reused
 // for 5 seconds, and each read takes at most 50 pages per log group,
 // going on from there the next time.
@@ -96,9 +97,9 @@ type acctMetrics struct {
 //
 // CodeNotFound if the account does not exist; CodeUnavailable if AWS
 // throttles the reads.
-func (p *Provider) Snapshot(id silo.AccountID, release string) (rollout.Stats, error) {
+func (p *Provider) Invocations(id silo.AccountID, release string) (provider.Invocations, error) {
 	if err := parseID(id); err != nil {
-		return rollout.Stats{}, err
+		return provider.Invocations{}, err
 	}
 	p.gates.mu.Lock()
 	if p.gates.accts == nil {
@@ -107,7 +108,7 @@ func (p *Provider) Snapshot(id silo.AccountID, release string) (rollout.Stats, e
 	a := p.gates.accts[id]
 	if a == nil {
 		a = &acctMetrics{start: time.Now().Add(-metricsLookback).UnixMilli(), cursor: map[string]int64{},
-			seen: map[string]int64{}, stats: map[string]*rollout.Stats{}}
+			seen: map[string]int64{}, stats: map[string]*provider.Invocations{}}
 		p.gates.accts[id] = a
 	}
 	p.gates.mu.Unlock()
@@ -118,15 +119,15 @@ func (p *Provider) Snapshot(id silo.AccountID, release string) (rollout.Stats, e
 		ctx, cancel := context.WithTimeout(context.Background(), metricsReadTimeout)
 		defer cancel()
 		if err := p.readMetrics(ctx, id, a); err != nil {
-			return rollout.Stats{}, err
+			return provider.Invocations{}, err
 		}
 		a.read = time.Now()
 	}
 	s := a.stats[release]
 	if s == nil {
-		return rollout.Stats{}, nil
+		return provider.Invocations{}, nil
 	}
-	return rollout.Stats{}.Add(*s), nil
+	return provider.Invocations{Requests: s.Requests, Errors: s.Errors, Latency: maps.Clone(s.Latency)}, nil
 }
 
 // readMetrics adds the metrics lines written since the last read to a;
@@ -181,14 +182,14 @@ func (p *Provider) readMetrics(ctx context.Context, id silo.AccountID, a *acctMe
 				newest = max(newest, ts)
 				s := a.stats[r.Release]
 				if s == nil {
-					s = &rollout.Stats{Latency: map[int]uint64{}}
+					s = &provider.Invocations{Latency: map[int]uint64{}}
 					a.stats[r.Release] = s
 				}
 				s.Requests++
 				if r.Failed || r.Status >= 500 {
 					s.Errors++
 				}
-				s.Latency[rollout.BucketOf(time.Duration(r.Micros)*time.Microsecond)]++
+				s.Latency[silo.LatencyBucket(time.Duration(r.Micros)*time.Microsecond)]++
 			}
 			if out.NextToken == nil || len(out.Events) == 0 {
 				break
