@@ -1,0 +1,53 @@
+package platform
+
+import (
+	"context"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/envelope"
+	"github.com/silo-run/silo/provider"
+)
+
+// What the platform uses of a provider beyond the provider contract, when
+// the provider offers it: small optional interfaces, checked at Open.
+
+// logSealer is a provider that seals an account's function logs under its
+// data key (the local provider).
+type logSealer interface {
+	LogSealer(id silo.AccountID) (*envelope.Sealer, error)
+}
+
+// damageReporter is a provider that knows when an account's files are
+// damaged (the local provider).
+type damageReporter interface {
+	Damaged(id silo.AccountID) error
+}
+
+// accountDirs is a provider that keeps accounts in a directory (the local
+// provider).
+type accountDirs interface {
+	Dir() string
+}
+
+// logsOnDelete removes an account's logs once the provider has deleted the
+// account, for providers that do not call back as the local one does.
+type logsOnDelete struct {
+	provider.Provider
+	remove func(silo.AccountID) error
+}
+
+func (l logsOnDelete) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+	if err := l.Provider.DeleteAccount(ctx, id); err != nil {
+		return err
+	}
+	return l.remove(id)
+}
+
+// damaged returns the provider's report of damage to an account's files,
+// nil if it has none or keeps no files.
+func (p *Platform) damaged(id silo.AccountID) error {
+	if d, ok := p.Provider.(damageReporter); ok {
+		return d.Damaged(id)
+	}
+	return nil
+}
