@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -99,14 +101,14 @@ func FunctionPolicy(region, awsID, keyARN string, fs silo.FunctionSpec, exports 
 	}
 	var viaServices []string
 	var keyActions = []string{"kms:Decrypt"}
-	for _, t := range sortedKeys(fs.Tables) {
+	for _, t := range slices.Sorted(maps.Keys(fs.Tables)) {
 		actions := tableRead
 		if fs.Tables[t] == "read-write" {
 			actions = append(append([]string(nil), tableRead...), tableWrite...)
 		}
 		add(sid("Table", t), actions, arn(awsID, "dynamodb", "table/"+tableName(t)))
 	}
-	for _, b := range sortedKeys(fs.Buckets) {
+	for _, b := range slices.Sorted(maps.Keys(fs.Buckets)) {
 		bucket := "arn:aws:s3:::" + bucketName(awsID, b)
 		add(sid("Bucket", b), bucketRead, bucket)
 		actions := objectRead
@@ -157,7 +159,7 @@ func FunctionPolicy(region, awsID, keyARN string, fs silo.FunctionSpec, exports 
 		}
 		// A config export has no cross-account grant (docs/aws.md).
 	}
-	for _, acct := range sortedBoolKeys(exportKeys) {
+	for _, acct := range slices.Sorted(maps.Keys(exportKeys)) {
 		// Across accounts KMS wants the caller's own policy to allow the
 		// key too; production's key policy does its part (exportkey.go).
 		sts = append(sts, Statement{Sid: sid("ExportKey", acct), Effect: "Allow", Action: []string{"kms:Decrypt"},
@@ -184,24 +186,6 @@ func tagValue(key string) string {
 func sid(prefix, name string) string {
 	sum := sha256.Sum256([]byte(name))
 	return prefix + hex.EncodeToString(sum[:6])
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedBoolKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func sorted(s []string) []string {

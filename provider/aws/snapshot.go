@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -135,7 +137,7 @@ func (p *Provider) readAccount(ctx context.Context, id silo.AccountID, a *iameva
 			}
 		}
 	}
-	for _, t := range sortedSet(tables) {
+	for _, t := range slices.Sorted(maps.Keys(tables)) {
 		arn := "arn:aws:dynamodb:" + region + ":" + a.ID + ":table/" + tableName(t)
 		r := iameval.Resource{Kind: iameval.Table, Name: t, ARN: arn, Exported: exported["table/"+t]}
 		got, err := m.ddb.GetResourcePolicy(ctx, &dynamodb.GetResourcePolicyInput{ResourceArn: aws.String(arn)})
@@ -157,7 +159,7 @@ func (p *Provider) readAccount(ctx context.Context, id silo.AccountID, a *iameva
 	for _, rec := range exportedBuckets(exported) {
 		names[bucketName(a.ID, rec)] = rec
 	}
-	for _, b := range sortedBools(buckets) {
+	for _, b := range slices.Sorted(maps.Keys(buckets)) {
 		r := iameval.Resource{Kind: iameval.Bucket, Name: b, ARN: "arn:aws:s3:::" + b}
 		if n, ok := names[b]; ok {
 			r.Name, r.Exported = n, true
@@ -177,7 +179,7 @@ func (p *Provider) readAccount(ctx context.Context, id silo.AccountID, a *iameva
 	if err != nil {
 		return err
 	}
-	for _, name := range sortedMap(configs) {
+	for _, name := range slices.Sorted(maps.Keys(configs)) {
 		a.Resources = append(a.Resources, iameval.Resource{Kind: iameval.Config, Name: name, ARN: "arn:aws:ssm:" + region + ":" + a.ID + ":parameter" + name})
 	}
 	secrets := secretsmanager.NewListSecretsPaginator(m.sm, &secretsmanager.ListSecretsInput{
@@ -371,25 +373,5 @@ func exportedBuckets(exported map[string]bool) []string {
 			out = append(out, b)
 		}
 	}
-	return out
-}
-
-func sortedSet(m map[string]bool) []string { return sortedBools(m) }
-
-func sortedBools(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedMap(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
