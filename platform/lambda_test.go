@@ -31,30 +31,8 @@ import (
 	"github.com/silo-run/silo/silotest"
 )
 
-// lambdaHost builds cmd/silo-lambda for this machine once per test binary.
-var lambdaHost = sync.OnceValues(func() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "silo-lambda-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, "github.com/silo-run/silo/cmd/silo-lambda")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, &hostBuildError{out: string(out), err: err}
-	}
-	return os.ReadFile(bin)
-})
-
-type hostBuildError struct {
-	out string
-	err error
-}
-
-func (e *hostBuildError) Error() string {
-	return "go build ./cmd/silo-lambda: " + e.err.Error() + "\n" + e.out
-}
+// lambdaHost is the silo Lambda host the emulated Lambda runs.
+var lambdaHost = awstest.LambdaHost
 
 // lambdaOrg is a platform whose AWS provider runs the functions on Lambda
 // in the emulated organization. The emulator runs no function itself, so

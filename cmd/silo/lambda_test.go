@@ -5,9 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
@@ -24,18 +22,17 @@ import (
 // binary (the emulated Lambda runs it here) and returns its path and the
 // flags that pass it to the CLI.
 var lambdaHost = sync.OnceValues(func() (string, error) {
+	host, err := awstest.LambdaHost()
+	if err != nil {
+		return "", err
+	}
 	dir, err := os.MkdirTemp("", "silo-lambda-")
 	if err != nil {
 		return "", err
 	}
 	lambdaHostDir = dir
 	bin := filepath.Join(dir, "silo-lambda")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, "github.com/silo-run/silo/cmd/silo-lambda")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/silo-lambda: %v\n%s", err, out)
-	}
-	return bin, nil
+	return bin, os.WriteFile(bin, host, 0o755)
 })
 
 // lambdaHostDir holds the host lambdaHost built; TestMain removes it.

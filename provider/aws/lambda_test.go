@@ -28,30 +28,8 @@ import (
 	"github.com/silo-run/silo/provider/aws/awstest"
 )
 
-// lambdaHost builds cmd/silo-lambda for this machine once per test binary.
-var lambdaHost = sync.OnceValues(func() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "silo-lambda-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bin, "github.com/silo-run/silo/cmd/silo-lambda")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, &buildError{out: string(out), err: err}
-	}
-	return os.ReadFile(bin)
-})
-
-type buildError struct {
-	out string
-	err error
-}
-
-func (e *buildError) Error() string {
-	return "go build ./cmd/silo-lambda: " + e.err.Error() + "\n" + e.out
-}
+// lambdaHost is the silo Lambda host the emulated Lambda runs.
+var lambdaHost = awstest.LambdaHost
 
 // example builds a function of examples/findings.
 func example(t testing.TB, fn string) build.Artifact {
