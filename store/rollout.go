@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -88,6 +89,25 @@ func NotFoundRollout(id string) error {
 // rollout.
 func ConflictActive(id, active string) error {
 	return silo.Errorf(silo.CodeConflict, "rollout %s cannot be active while rollout %s is; wait for it, or stop it with silo rollout abort %s", id, active, active)
+}
+
+// CheckActive refuses to make r active while another rollout is: active
+// reads the store's active rollout (Tx.ActiveRollout). Both stores call it
+// before writing a rollout.
+func CheckActive(r Rollout, active func() (Rollout, error)) error {
+	if !r.Active {
+		return nil
+	}
+	a, err := active()
+	switch {
+	case errors.Is(err, silo.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case a.ID != r.ID:
+		return ConflictActive(r.ID, a.ID)
+	}
+	return nil
 }
 
 // ConflictRolloutVersion is the silo.CodeConflict error for a stale

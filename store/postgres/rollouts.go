@@ -75,23 +75,6 @@ func statusText(r store.Rollout) *string {
 	return &v
 }
 
-// checkActive refuses to make r active while another rollout is.
-func (t *tx) checkActive(r store.Rollout) error {
-	if !r.Active {
-		return nil
-	}
-	a, err := t.ActiveRollout()
-	switch {
-	case errors.Is(err, silo.ErrNotFound):
-		return nil
-	case err != nil:
-		return err
-	case a.ID != r.ID:
-		return store.ConflictActive(r.ID, a.ID)
-	}
-	return nil
-}
-
 func (t *tx) CreateRollout(r store.Rollout) error {
 	op := "store rollout " + r.ID
 	if err := t.writable(op); err != nil {
@@ -100,7 +83,7 @@ func (t *tx) CreateRollout(r store.Rollout) error {
 	if err := store.PrepareRollout(&r, now()); err != nil {
 		return err
 	}
-	if err := t.checkActive(r); err != nil {
+	if err := store.CheckActive(r, t.ActiveRollout); err != nil {
 		return err
 	}
 	res, err := t.exec(op, `INSERT INTO rollouts (`+rolloutCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
@@ -122,7 +105,7 @@ func (t *tx) UpdateRollout(r store.Rollout) error {
 	if err := store.PrepareRollout(&r, now()); err != nil {
 		return err
 	}
-	if err := t.checkActive(r); err != nil {
+	if err := store.CheckActive(r, t.ActiveRollout); err != nil {
 		return err
 	}
 	res, err := t.exec(op, `UPDATE rollouts SET release = $1, previous = $2, rollback_of = $3, state = $4, active = $5, owner = $6, lease = $7, updated = $8, status = $9, version = version + 1

@@ -74,23 +74,6 @@ func statusText(r store.Rollout) any {
 	return string(r.Status)
 }
 
-// checkActive refuses to make r active while another rollout is.
-func (t *tx) checkActive(r store.Rollout) error {
-	if !r.Active {
-		return nil
-	}
-	a, err := t.ActiveRollout()
-	switch {
-	case errors.Is(err, silo.ErrNotFound):
-		return nil
-	case err != nil:
-		return err
-	case a.ID != r.ID:
-		return store.ConflictActive(r.ID, a.ID)
-	}
-	return nil
-}
-
 func (t *tx) CreateRollout(r store.Rollout) error {
 	op := "store rollout " + r.ID
 	if err := t.writable(op); err != nil {
@@ -99,7 +82,7 @@ func (t *tx) CreateRollout(r store.Rollout) error {
 	if err := store.PrepareRollout(&r, now()); err != nil {
 		return err
 	}
-	if err := t.checkActive(r); err != nil {
+	if err := store.CheckActive(r, t.ActiveRollout); err != nil {
 		return err
 	}
 	res, err := t.exec(op, `INSERT INTO rollouts (`+rolloutCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
@@ -121,7 +104,7 @@ func (t *tx) UpdateRollout(r store.Rollout) error {
 	if err := store.PrepareRollout(&r, now()); err != nil {
 		return err
 	}
-	if err := t.checkActive(r); err != nil {
+	if err := store.CheckActive(r, t.ActiveRollout); err != nil {
 		return err
 	}
 	res, err := t.exec(op, `UPDATE rollouts SET release = ?, previous = ?, rollback_of = ?, state = ?, active = ?, owner = ?, lease = ?, updated = ?, status = ?, version = version + 1
