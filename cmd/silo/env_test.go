@@ -99,6 +99,14 @@ func TestEnvCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, `"request_id":"r2"`) || strings.Contains(out, "r1") {
 		t.Errorf("silo logs -n 1 -o json: %v\n%s", err, out)
 	}
+	// The global flags every other command takes are accepted here too.
+	out, _, err = runCLI(t, "logs", "demo-acme", "--provider", "local", "--store", "", "--data-dir", dir, "--request", "r1")
+	if err != nil || !strings.Contains(out, "[r1] finding stored") {
+		t.Errorf("silo logs with --provider and --store: %v\n%s", err, out)
+	}
+	if _, _, err := runCLI(t, "logs", "demo-acme", "--no-such-flag", "--data-dir", dir); err == nil {
+		t.Errorf("silo logs with an unknown flag: got success")
+	}
 	if _, _, err := runCLI(t, "logs", "../etc", "--data-dir", dir); err == nil {
 		t.Errorf("silo logs with a bad account: got success")
 	}

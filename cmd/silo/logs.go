@@ -39,10 +39,9 @@ Flags:
       --request ID       only lines of this request ID
       --since DURATION   only lines newer than this, e.g. 10m
   -n, --lines N          only the last N lines (0: all retained)
-      --data-dir DIR     the data dir ($SILO_DATA_DIR, default ./.silo)
       --server URL       read the logs on this control-plane server ($SILO_SERVER)
-      --token TOKEN      operator token for --server ($SILO_TOKEN)
-  -o, --output FORMAT    text or json (one JSON object per line)`,
+  -o, --output FORMAT    text or json (one JSON object per line)
+  and every global flag (--data-dir, --store, --provider, --aws-*, ...: see silo --help)`,
 		Example: `  silo logs acme
   silo logs acme -f --function ingest
   silo logs acme --since 10m --request 5KX3...`,
@@ -57,11 +56,17 @@ Flags:
 			fs.StringVar(&request, "request", "", "")
 			fs.DurationVar(&since, "since", 0, "")
 			fs.IntVarP(&last, "lines", "n", 0, "")
-			fs.StringVar(&g.dataDir, "data-dir", g.dataDir, "")
-			fs.StringVarP(&g.output, "output", "o", g.output, "")
-			fs.StringVar(&g.server, "server", g.server, "")
-			fs.StringVar(&g.token, "token", g.token, "")
-			fs.StringVar(&g.file, "file", g.file, "") // accepted like every command's; -f is --follow here
+			// Every global flag is accepted as on any other command
+			// (--data-dir, --store, --provider, --aws-*, ...), bound to the
+			// same settings; only --file loses its -f, which is --follow here.
+			cmd.Root().PersistentFlags().VisitAll(func(f *pflag.Flag) {
+				if f.Shorthand == "f" {
+					c := *f
+					c.Shorthand = ""
+					f = &c
+				}
+				fs.AddFlag(f)
+			})
 			help := fs.BoolP("help", "h", false, "")
 			if err := fs.Parse(args); err != nil {
 				return usageError{err.Error() + "; see silo logs --help"}
