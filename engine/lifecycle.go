@@ -27,6 +27,21 @@ import (
 // silo.ErrConflict if the ID is taken or a second production account is
 // requested; CodeInvalid if the parameters do not fit the stack.
 func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release) (silo.Account, error) {
+	return e.CreateAccountThen(ctx, a, rel, nil)
+}
+
+// CreateAccountThen is CreateAccount with then, if not nil, run inside the
+// transaction that records the provider's results and makes the account
+// active (only when the account does become active), with the account as
+// it will be stored. The control plane issues an account's first API key
+// there, so onboarding commits twice instead of three times. An error from
+// then rolls that transaction back: the account stays provisioning with its
+// intents pending, as after any failed commit, and Recover confirms them.
+//
+// The first transaction asks the store to hold the audit witness back until
+// the second one (see witnessDeferrer), so the witness is written once per
+// onboarding.
+func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Release, then func(store.Tx, silo.Account) error) (silo.Account, error) {
 	now := e.cfg.Now()
 	a.State, a.Created, a.Updated, a.Version = silo.StateProvisioning, now, now, 1
 	p := silo.Plan{Account: a.ID, Kind: a.Kind, Version: 1}
@@ -76,6 +91,9 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 		}
 		detail, _ := json.Marshal(map[string]any{"kind": a.Kind, "params": a.Params, "release": rel.ID})
 		_, err = tx.AppendAudit(store.AuditEvent{Time: now, Actor: e.cfg.Actor, Action: "account.create", Account: a.ID, Detail: detail})
+		if d, ok := tx.(witnessDeferrer); ok && err == nil {
+			d.DeferWitness()
+		}
 		return err
 	})
 	if err != nil {
@@ -124,8 +142,13 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 		if err := tx.UpdateAccount(cur); err != nil {
 			return err
 		}
+		cur.Version++
+		if then != nil {
+			if err := then(tx, cur); err != nil {
+				return err
+			}
+		}
 		a = cur
-		a.Version++
 		return nil
 	})
 	if err != nil {
@@ -140,6 +163,15 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 	}
 	return a, nil
 }
+
+// witnessDeferrer is a store transaction whose audit witness (see
+// isolation.WitnessedStore) may be written after the next commit of the
+// store instead of after this one. CreateAccount's first transaction asks
+// for it: its second transaction follows at once (whatever the provider
+// did), and the witness written after it covers both. A crash in between
+// leaves the witness behind the log, which the audit check accepts, as it
+// accepts a crash between any commit and its witness write.
+type witnessDeferrer interface{ DeferWitness() }
 
 func errText(err error) string {
 	if err == nil {
