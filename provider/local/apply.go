@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -119,6 +120,9 @@ func (p *Provider) ApplyBatch(ctx context.Context, id silo.AccountID, cs []silo.
 	if err != nil {
 		return 0, err
 	}
+	if err := p.newStore(a, cs); err != nil {
+		return 0, err
+	}
 	dirty := false
 	for _, c := range cs {
 		if done > 0 {
@@ -132,6 +136,15 @@ func (p *Provider) ApplyBatch(ctx context.Context, id silo.AccountID, cs []silo.
 		}
 		dirty = dirty || changed
 		done++
+	}
+	// The effects' files are synced; their directory entries are made
+	// durable here, once, before the manifest that records them (the
+	// manifest's own rename is synced by writeManifest).
+	if a.unsynced {
+		if serr := syncDir(a.dir); serr != nil {
+			return 0, fmt.Errorf("record the resources of %s: %w", id, serr)
+		}
+		a.unsynced = false
 	}
 	if dirty {
 		if werr := a.writeManifest(m); werr != nil {
@@ -245,13 +258,91 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 			return nil
 		}
 		cfg[r.Name] = value
-		return p.writeCached(a, fileConfig, cfg)
+		return p.replaceCached(a, fileConfig, cfg)
 	case silo.TypeSecret, silo.TypeFunction, silo.TypeRoute, silo.TypeExport, silo.TypeSchedule:
 		// Recorded in the manifest only: a secret's slot is declared by its
 		// entry, function artifacts live in the shared artifact store.
 	default:
 		return silo.Errorf(silo.CodeInvalid, "unknown resource type %q for %s", r.Type, r.Name)
 	}
+	return nil
+}
+
+// newStore creates the table store of an account that has none, with every
+// table the batch creates, in one pass with one sync: the store is built
+// under a temporary name without bbolt's syncs (its set-up, each commit and
+// each growth of the file sync by themselves: 4 syncs for a store of one
+// table), synced once, closed and renamed to data.db; the rename is made
+// durable by ApplyBatch's directory sync before the manifest. A crash before
+// the rename leaves a temporary file, removed by the next newStore; a crash
+// after it and before the manifest leaves a store whose tables are not yet
+// recorded, which the repeated batch finds and keeps (ensure creates only
+// missing tables). A batch that stops at a change before one of its tables
+// leaves that table in the store but not in the manifest, as a crash would;
+// the next apply records it. Without a table to create, or with a store in
+// place, newStore does nothing, and ensure works as for any later apply.
+func (p *Provider) newStore(a *account, cs []silo.Change) error {
+	var tables []string
+	for _, c := range cs {
+		if c.Op == silo.OpCreate && c.Type == silo.TypeTable {
+			tables = append(tables, c.Name)
+		}
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	path := filepath.Join(a.dir, fileDB)
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil // a store, or something in its place that ensure reports
+	}
+	stale, _ := filepath.Glob(filepath.Join(a.dir, ".tmp-"+fileDB+"-*"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
+	f, err := os.CreateTemp(a.dir, ".tmp-"+fileDB+"-*")
+	if err != nil {
+		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+	}
+	tmp := f.Name()
+	f.Close()
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(tmp)
+		}
+	}()
+	db, _, err := openBolt(tmp, bbolt.Options{
+		Timeout:        storeLockWait,
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+		NoSync:         true,
+		NoGrowSync:     true,
+	})
+	if err != nil {
+		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, t := range tables {
+			if _, err := tx.CreateBucketIfNotExists([]byte(t)); err != nil {
+				return fmt.Errorf("table %s: %w", t, err)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = db.Sync()
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+	}
+	ok = true
+	a.unsynced = true
 	return nil
 }
 

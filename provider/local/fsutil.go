@@ -23,7 +23,19 @@ const (
 // writeFile replaces dir/name with data durably: it writes a temporary file
 // in dir, syncs it, renames it over name and syncs dir. A full disk is a
 // CodeUnavailable error naming the file (diskErr).
-func writeFile(dir, name string, data []byte) (err error) {
+func writeFile(dir, name string, data []byte) error {
+	if err := replaceFile(dir, name, data); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// replaceFile is writeFile without the directory sync: the contents are on
+// disk before the rename, so after a crash name holds either the old or the
+// new contents, never a torn file, but the rename itself is durable only
+// once dir is synced. The caller syncs dir before anything that depends on
+// the new contents (the manifest that records them: ApplyBatch).
+func replaceFile(dir, name string, data []byte) (err error) {
 	defer func() {
 		if err != nil {
 			err = diskErr(filepath.Join(dir, name), err)
@@ -53,7 +65,7 @@ func writeFile(dir, name string, data []byte) (err error) {
 		return fmt.Errorf("rename %s: %w", name, err)
 	}
 	ok = true
-	return syncDir(dir)
+	return nil
 }
 
 // writeJSON writes v as JSON to dir/name with writeFile.

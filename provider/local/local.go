@@ -387,26 +387,54 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 	if err := p.toTrash(a.dir, string(id)); err != nil {
 		return fmt.Errorf("create account %s: %w", id, err)
 	}
-	if err := os.Mkdir(a.dir, dirMode); err != nil {
-		return fmt.Errorf("create account %s: %w", id, err)
-	}
-	m := p.currentMaster()
-	dk, wrapped, err := m.NewDataKey(id)
-	if err != nil {
-		return fmt.Errorf("create account %s: %w", id, err)
-	}
-	ring := keyRing{{id: envelope.Fingerprint(wrapped), master: m.Fingerprint(), wrapped: wrapped}}
-	if err := writeStorageKey(a.dir, id, dk, ring[0].id); err != nil {
-		return fmt.Errorf("create account %s: %w", id, err)
-	}
-	if err := writeFile(a.dir, fileDataKey, ring.encode()); err != nil {
-		return fmt.Errorf("create account %s: %w", id, err)
-	}
-	if err := syncDir(p.accounts); err != nil {
+	if err := p.stageAccount(a); err != nil {
 		return fmt.Errorf("create account %s: %w", id, err)
 	}
 	p.log.Info("account created", "account", id, "kind", kind)
 	return nil
+}
+
+// stagePrefix names the directory in accounts/ where an account is put
+// together before it is renamed into place; not an account ID, so never
+// listed as an account.
+const stagePrefix = ".new-"
+
+// stageAccount creates the account directory with its storage key and data
+// key: both are written into a staging directory (accounts/.new-<id>),
+// each synced, the staging directory synced, then renamed to accounts/<id>
+// and accounts/ synced. The account appears whole or not at all: its name
+// holds the storage key whenever it holds the data key, with four syncs
+// (storage key, data key, staging directory, accounts/) where writing the
+// keys in place took five (each key's file and directory, then accounts/).
+// A crash leaves either the account or a staging directory, which the next
+// creation of that ID moves to the trash.
+func (p *Provider) stageAccount(a *account) error {
+	stage := filepath.Join(p.accounts, stagePrefix+string(a.id))
+	if err := p.toTrash(stage, stagePrefix+string(a.id)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(stage, dirMode); err != nil {
+		return err
+	}
+	m := p.currentMaster()
+	dk, wrapped, err := m.NewDataKey(a.id)
+	if err != nil {
+		return err
+	}
+	ring := keyRing{{id: envelope.Fingerprint(wrapped), master: m.Fingerprint(), wrapped: wrapped}}
+	if err := writeStorageKey(stage, a.id, dk, ring[0].id); err != nil {
+		return err
+	}
+	if err := replaceFile(stage, fileDataKey, ring.encode()); err != nil {
+		return err
+	}
+	if err := syncDir(stage); err != nil {
+		return err
+	}
+	if err := os.Rename(stage, a.dir); err != nil {
+		return fmt.Errorf("move the new account into place: %w", err)
+	}
+	return syncDir(p.accounts)
 }
 
 // DeleteAccount crypto-shreds the account's data key (overwrites it with
