@@ -100,15 +100,10 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 		return a, fmt.Errorf("create account %s: %w", a.ID, err)
 	}
 	e.hook("journaled", a.ID, nil)
-	provErr := e.cfg.Provider.CreateAccount(ctx, a.ID, a.Kind)
-	done := 0
-	if provErr == nil {
-		e.hook("provider", a.ID, nil)
-		for i := range p.Changes {
-			p.Changes[i].Release = p.Release
-		}
-		done, provErr = e.applyAll(ctx, a.ID, p.Changes)
+	for i := range p.Changes {
+		p.Changes[i].Release = p.Release
 	}
+	done, provErr := e.createInProvider(ctx, a, p.Changes)
 	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		cur, err := tx.Account(a.ID)
 		if err != nil {
@@ -296,6 +291,47 @@ func (e *Engine) markDeleted(tx store.Tx, id silo.AccountID) error {
 	}
 	a.State, a.StackHash, a.Release, a.Updated = silo.StateDeleted, "", "", e.cfg.Now()
 	return tx.UpdateAccount(a)
+}
+
+// accountBuilder is a provider that creates an account with its first
+// changes applied in one step, with fewer durable writes than
+// CreateAccount followed by ApplyBatch (the local provider puts the account
+// together in a staging directory and renames it into place). It returns
+// how many changes, from the first, it applied; with an error that count is
+// below len(cs). For an account that exists it applies cs as a batch.
+type accountBuilder interface {
+	CreateAccountWith(ctx context.Context, id silo.AccountID, kind silo.Kind, cs []silo.Change) (int, error)
+}
+
+// createInProvider creates a new account in the provider and applies its
+// changes: in one step if the provider builds accounts, else CreateAccount
+// and then applyAll. It returns how many changes were applied and the
+// error of the first step that failed, naming the change.
+func (e *Engine) createInProvider(ctx context.Context, a silo.Account, cs []silo.Change) (int, error) {
+	b, ok := e.cfg.Provider.(accountBuilder)
+	if !ok || len(cs) == 0 {
+		if err := e.cfg.Provider.CreateAccount(ctx, a.ID, a.Kind); err != nil {
+			return 0, err
+		}
+		e.hook("provider", a.ID, nil)
+		return e.applyAll(ctx, a.ID, cs)
+	}
+	done, err := b.CreateAccountWith(ctx, a.ID, a.Kind, cs)
+	done = min(max(done, 0), len(cs))
+	if err == nil && done < len(cs) {
+		err = fmt.Errorf("the provider applied %d of %d changes without an error", done, len(cs))
+	}
+	if err == nil || done > 0 {
+		e.hook("provider", a.ID, nil) // the account exists
+	}
+	for i := range done {
+		e.hook("provider", a.ID, &cs[i])
+	}
+	if err != nil && done < len(cs) && done > 0 {
+		c := cs[done]
+		return done, fmt.Errorf("%s %s: %w", c.Op, c.Key(), err)
+	}
+	return done, err
 }
 
 // batchApplier is a provider that applies several changes to one account

@@ -46,11 +46,23 @@ func (a *account) manifest() (manifest, error) {
 }
 
 func (a *account) writeManifest(m manifest) error {
+	if err := a.replaceManifest(m); err != nil {
+		return err
+	}
+	return syncDir(a.dir)
+}
+
+// replaceManifest is writeManifest without the directory sync (replaceFile).
+func (a *account) replaceManifest(m manifest) error {
 	entries := make(map[string]manifestEntry, len(m))
 	for k, r := range m {
 		entries[k] = manifestEntry{Type: r.Type, Name: r.Name, Hash: r.Hash, Spec: string(r.Spec)}
 	}
-	return writeJSON(a.dir, fileResources, entries)
+	b, err := json.MarshalIndent(entries, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", fileResources, err)
+	}
+	return replaceFile(a.dir, fileResources, append(b, '\n'))
 }
 
 // Apply makes one change to one resource of the account. Effects by type:

@@ -98,3 +98,81 @@ func TestNewStoreAfterAnInterruptedOne(t *testing.T) {
 		t.Errorf("put into a table never created: %v; want not found", err)
 	}
 }
+
+// TestCreateAccountWith: creating an account with its changes in one step
+// leaves it as CreateAccount followed by ApplyBatch does (resources,
+// tables, bucket, config), with nothing of the staging directory left; a
+// failing change creates the account with the changes before it; a bad
+// name creates nothing; on an account that exists it applies the changes
+// as a batch.
+func TestCreateAccountWith(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := local.New(local.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	newAccount(t, p, "two")
+	if n, err := p.ApplyBatch(ctx, "two", onboardChanges()); err != nil || n != len(onboardChanges()) {
+		t.Fatalf("ApplyBatch = %d, %v", n, err)
+	}
+	if n, err := p.CreateAccountWith(ctx, "one", silo.KindTenant, onboardChanges()); err != nil || n != len(onboardChanges()) {
+		t.Fatalf("CreateAccountWith = %d, %v; want %d, nil", n, err, len(onboardChanges()))
+	}
+	want, err := p.Resources(ctx, "two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Resources(ctx, "one")
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("resources created in one step:\n%v (%v)\nin two:\n%v", got, err, want)
+	}
+	d, err := p.Data(ctx, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"findings", "audit"} {
+		if err := d.Put(ctx, table, "k", []byte("v")); err != nil {
+			t.Errorf("put into table %s: %v", table, err)
+		}
+	}
+	if err := d.PutBlob(ctx, "reports", "r1", []byte("x")); err != nil {
+		t.Errorf("put into bucket: %v", err)
+	}
+	if v, err := d.Config(ctx, "plan"); err != nil || v != "pro" {
+		t.Errorf("config plan = %q, %v; want pro", v, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "accounts", ".new-*")); len(left) != 0 {
+		t.Errorf("staging directories left: %v", left)
+	}
+
+	cs := onboardChanges()
+	cs[3] = createChange(silo.TypeConfig, "plan", `{"value":42}`) // not a string
+	if n, err := p.CreateAccountWith(ctx, "part", silo.KindTenant, cs); silo.ErrorCode(err) != silo.CodeInvalid || n != 3 {
+		t.Fatalf("CreateAccountWith with a bad config spec = %d, %v; want 3, an invalid-input error", n, err)
+	}
+	if rs, err := p.Resources(ctx, "part"); err != nil || len(rs) != 3 {
+		t.Fatalf("resources of the account whose fourth change failed: %v, %v; want the first 3", rs, err)
+	}
+
+	cs = onboardChanges()
+	cs[4] = createChange(silo.TypeTable, "bad/name", "")
+	if n, err := p.CreateAccountWith(ctx, "none", silo.KindTenant, cs); silo.ErrorCode(err) != silo.CodeInvalid || n != 0 {
+		t.Fatalf("CreateAccountWith with a bad name = %d, %v; want 0, an invalid-input error", n, err)
+	}
+	if _, err := p.Data(ctx, "none"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Fatalf("the account of the rejected creation: %v; want not found", err)
+	}
+
+	more := []silo.Change{createChange(silo.TypeTable, "extra", "")}
+	if n, err := p.CreateAccountWith(ctx, "one", silo.KindTenant, more); err != nil || n != 1 {
+		t.Fatalf("CreateAccountWith on an existing account = %d, %v; want 1, nil", n, err)
+	}
+	if err := d.Put(ctx, "findings", "k2", []byte("v")); err != nil {
+		t.Errorf("the existing account lost its table: %v", err)
+	}
+	if rs, err := p.Resources(ctx, "one"); err != nil || len(rs) != len(onboardChanges())+1 {
+		t.Errorf("resources after applying one more: %d, %v; want %d", len(rs), err, len(onboardChanges())+1)
+	}
+}
