@@ -342,6 +342,7 @@ func (p *Provider) newStore(a *account, cs []silo.Change) error {
 		return nil
 	})
 	if err == nil {
+		countSync(tmp)
 		err = db.Sync()
 	}
 	if cerr := db.Close(); err == nil {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 
 	silo "github.com/silo-run/silo"
@@ -55,7 +56,7 @@ func replaceFile(dir, name string, data []byte) (err error) {
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := syncFile(tmp); err != nil {
 		return fmt.Errorf("sync %s: %w", name, err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -126,13 +127,31 @@ func diskErr(path string, err error) error {
 	return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("cannot write %s: %s", path, why), Err: err}
 }
 
+// onSync, if set, is called with the path of every file or directory the
+// provider syncs itself, before the sync (bbolt's own syncs inside its
+// commits are not seen). Tests count onboarding's syncs with it
+// (TestOnboardingSyncs); it is never set otherwise.
+var onSync atomic.Pointer[func(path string)]
+
+func countSync(path string) {
+	if f := onSync.Load(); f != nil {
+		(*f)(path)
+	}
+}
+
+// syncFile syncs f (a file or a directory) to disk.
+func syncFile(f *os.File) error {
+	countSync(f.Name())
+	return f.Sync()
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := syncFile(d); err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
@@ -161,7 +180,7 @@ func shred(path string) error {
 		_, err = f.WriteAt(junk, 0)
 	}
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -283,5 +302,5 @@ func scrub(f *os.File) error {
 	if _, err := f.WriteAt(make([]byte, st.Size()), 0); err != nil {
 		return err
 	}
-	return f.Sync()
+	return syncFile(f)
 }

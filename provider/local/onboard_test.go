@@ -176,3 +176,57 @@ func TestCreateAccountWith(t *testing.T) {
 		t.Errorf("resources after applying one more: %d, %v; want %d", len(rs), err, len(onboardChanges())+1)
 	}
 }
+
+// exampleChanges are the changes of a tenant of the example stack: a table,
+// a config, a secret, three functions, four routes.
+func exampleChanges() []silo.Change {
+	return []silo.Change{
+		createChange(silo.TypeTable, "findings", ""),
+		createChange(silo.TypeConfig, "plan", `{"value":"free"}`),
+		createChange(silo.TypeSecret, "github-token", ""),
+		createChange(silo.TypeFunction, "ingest", `{"artifact":"sha256:aa"}`),
+		createChange(silo.TypeFunction, "list", `{"artifact":"sha256:bb"}`),
+		createChange(silo.TypeFunction, "smoke", `{"artifact":"sha256:cc"}`),
+		createChange(silo.TypeRoute, "POST /findings", `{"method":"POST","path":"/findings","function":"ingest"}`),
+		createChange(silo.TypeRoute, "GET /findings", `{"method":"GET","path":"/findings","function":"list"}`),
+	}
+}
+
+// TestOnboardingSyncs counts, through the provider's sync hook, the syncs of
+// onboarding a tenant of the example stack: in one step (CreateAccountWith)
+// each of the five files once, the staging directory and accounts/ (7; the
+// table store's set-up adds one sync inside bbolt, not counted here); in
+// two (CreateAccount, then ApplyBatch) the two keys, the staging directory,
+// accounts/, the table store, config.json, the account directory before
+// the manifest, the manifest and the account directory after it (9). A
+// sync added on this path fails the test: say why in its comment, and
+// count it here.
+func TestOnboardingSyncs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := local.New(local.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	stop := local.CountSyncs(dir)
+	n, err := p.CreateAccountWith(ctx, "acme", silo.KindTenant, exampleChanges())
+	one := stop()
+	if err != nil || n != len(exampleChanges()) {
+		t.Fatalf("CreateAccountWith = %d, %v", n, err)
+	}
+	if len(one) != 7 {
+		t.Errorf("onboarding in one step synced %d times, want 7: %q", len(one), one)
+	}
+
+	stop = local.CountSyncs(dir)
+	newAccount(t, p, "globex")
+	n, err = p.ApplyBatch(ctx, "globex", exampleChanges())
+	two := stop()
+	if err != nil || n != len(exampleChanges()) {
+		t.Fatalf("ApplyBatch = %d, %v", n, err)
+	}
+	if len(two) != 9 {
+		t.Errorf("onboarding in two steps synced %d times, want 9: %q", len(two), two)
+	}
+}
