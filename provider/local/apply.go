@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -281,17 +282,18 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 }
 
 // newStore creates the table store of an account that has none, with every
-// table the batch creates, in one pass with one sync: the store is built
-// under a temporary name without bbolt's syncs (its set-up, each commit and
-// each growth of the file sync by themselves: 4 syncs for a store of one
-// table), synced once, closed and renamed to data.db; the rename is made
-// durable by ApplyBatch's directory sync before the manifest. A crash before
-// the rename leaves a temporary file, removed by the next newStore; a crash
-// after it and before the manifest leaves a store whose tables are not yet
-// recorded, which the repeated batch finds and keeps (ensure creates only
-// missing tables). A batch that stops at a change before one of its tables
-// leaves that table in the store but not in the manifest, as a crash would;
-// the next apply records it. Without a table to create, or with a store in
+// table the batch creates: a copy of the empty store of those tables
+// (storeImage) is written under a temporary name, synced once and renamed
+// to data.db; the rename is made durable by the directory sync before the
+// manifest (ApplyBatch's, or the staging directory's). bbolt creating the
+// file in place syncs at its set-up, at each commit and at each growth of
+// the file: 4 syncs for a store of one table. A crash before the rename
+// leaves a temporary file, removed by the next newStore; a crash after it
+// and before the manifest leaves a store whose tables are not yet recorded,
+// which the repeated batch finds and keeps (ensure creates only missing
+// tables). A batch that stops at a change before one of its tables leaves
+// that table in the store but not in the manifest, as a crash would; the
+// next apply records it. Without a table to create, or with a store in
 // place, newStore does nothing, and ensure works as for any later apply.
 func (p *Provider) newStore(a *account, cs []silo.Change) error {
 	var tables []string
@@ -311,19 +313,60 @@ func (p *Provider) newStore(a *account, cs []silo.Change) error {
 	for _, f := range stale {
 		os.Remove(f)
 	}
+	img, err := p.storeImage(a.dir, tables)
+	if err != nil {
+		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+	}
 	f, err := os.CreateTemp(a.dir, ".tmp-"+fileDB+"-*")
 	if err != nil {
 		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
 	}
 	tmp := f.Name()
+	_, err = f.Write(img)
+	if err == nil {
+		err = syncFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+	}
+	a.unsynced = true
+	return nil
+}
+
+// maxImages bounds the store images a provider keeps (one per set of
+// tables: one or two per stack in use).
+const maxImages = 16
+
+// storeImage returns the bytes of a new table store holding exactly the
+// given tables. Every new store of a stack is the same empty file, so it is
+// built once per set of tables in a process: bbolt builds it in a scratch
+// file in dir with its syncs off (its set-up syncs the scratch file once),
+// it is copied out whole (bbolt.Tx.WriteTo) and the scratch file removed.
+// Writing the copy into a new account then costs one sync. The image holds
+// bucket names only, never data.
+func (p *Provider) storeImage(dir string, tables []string) ([]byte, error) {
+	tables = slices.Clone(tables)
+	slices.Sort(tables)
+	tables = slices.Compact(tables)
+	key := strings.Join(tables, "\x00")
+	if v, ok := p.images.Load(key); ok {
+		return v.([]byte), nil
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+fileDB+"-*")
+	if err != nil {
+		return nil, err
+	}
+	scratch := f.Name()
 	f.Close()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	db, _, err := openBolt(tmp, bbolt.Options{
+	defer os.Remove(scratch)
+	db, _, err := openBolt(scratch, bbolt.Options{
 		Timeout:        storeLockWait,
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
@@ -331,32 +374,33 @@ func (p *Provider) newStore(a *account, cs []silo.Change) error {
 		NoGrowSync:     true,
 	})
 	if err != nil {
-		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+		return nil, err
 	}
+	var img bytes.Buffer
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, t := range tables {
-			if _, err := tx.CreateBucketIfNotExists([]byte(t)); err != nil {
+			if _, err := tx.CreateBucket([]byte(t)); err != nil {
 				return fmt.Errorf("table %s: %w", t, err)
 			}
 		}
 		return nil
 	})
 	if err == nil {
-		countSync(tmp)
-		err = db.Sync()
+		err = db.View(func(tx *bbolt.Tx) error {
+			_, err := tx.WriteTo(&img)
+			return err
+		})
 	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+		return nil, err
 	}
-	ok = true
-	a.unsynced = true
-	return nil
+	if p.imageCount.Add(1) <= maxImages {
+		p.images.Store(key, img.Bytes())
+	}
+	return img.Bytes(), nil
 }
 
 // remove undoes the effect of resource typ/name; a missing one is a no-op.

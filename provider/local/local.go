@@ -183,6 +183,11 @@ type Provider struct {
 	// and reading it: tests write there (nil in production).
 	afterOpen func(path string)
 
+	// images holds the empty table stores built so far, by their tables
+	// (see storeImage); imageCount bounds them.
+	images     sync.Map
+	imageCount atomic.Int64
+
 	stop chan struct{}
 	done chan struct{}
 }

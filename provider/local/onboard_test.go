@@ -230,3 +230,48 @@ func TestOnboardingSyncs(t *testing.T) {
 		t.Errorf("onboarding in two steps synced %d times, want 9: %q", len(two), two)
 	}
 }
+
+// TestNewStoresShareNothing: new accounts' table stores are copies of one
+// empty store per set of tables; what one account writes is never in the
+// store of an account created after it (the twin: the writer reads its own
+// value back), and a different set of tables gets its own store.
+func TestNewStoresShareNothing(t *testing.T) {
+	ctx := context.Background()
+	p := newLocal(t)
+	if _, err := p.CreateAccountWith(ctx, "acme", silo.KindTenant, exampleChanges()); err != nil {
+		t.Fatal(err)
+	}
+	a, err := p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(ctx, "findings", "canary", []byte("acme's")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := a.Get(ctx, "findings", "canary"); err != nil || string(v) != "acme's" {
+		t.Fatalf("acme reads its own value: %q, %v", v, err)
+	}
+	if _, err := p.CreateAccountWith(ctx, "globex", silo.KindTenant, exampleChanges()); err != nil {
+		t.Fatal(err)
+	}
+	g, err := p.Data(ctx, "globex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := g.Get(ctx, "findings", "canary"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Fatalf("globex reads acme's key: %q, %v; want not found", v, err)
+	}
+	if _, err := p.CreateAccountWith(ctx, "initech", silo.KindTenant, []silo.Change{createChange(silo.TypeTable, "other", "")}); err != nil {
+		t.Fatal(err)
+	}
+	i, err := p.Data(ctx, "initech")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := i.Put(ctx, "other", "k", []byte("v")); err != nil {
+		t.Errorf("put into initech's own table: %v", err)
+	}
+	if err := i.Put(ctx, "findings", "k", []byte("v")); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("put into a table of the other set: %v; want not found", err)
+	}
+}
