@@ -281,11 +281,31 @@ func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, 
 		exp := p.cfg.Now().Add(req.TTL).UTC()
 		a.Expires = &exp
 	}
-	a, err = p.Engine.CreateAccount(ctx, a, rel)
+	// Without an Ingress (whose key record must be written into the
+	// account once it exists), the first key is stored in the transaction
+	// that makes the account active: one commit fewer per onboarding.
+	var plain string
+	var key *store.APIKey
+	var then func(store.Tx, silo.Account) error
+	if req.WithKey && p.cfg.Ingress == nil {
+		var k store.APIKey
+		if plain, k, err = p.newKey(a.ID, "default"); err != nil {
+			return Created{}, err
+		}
+		then = func(tx store.Tx, _ silo.Account) error {
+			key = &k
+			return p.putKey(tx, k)
+		}
+	}
+	a, err = p.Engine.CreateAccountThen(ctx, a, rel, then)
 	err = p.announceAfter(ctx, err, store.Change{Account: a.ID, What: "create"})
 	out := Created{Account: a}
 	if err != nil {
 		return out, err
+	}
+	if key != nil && a.State == silo.StateActive {
+		out.Key, out.KeyID = plain, key.ID
+		return out, nil
 	}
 	if req.WithKey {
 		key, k, err := p.IssueKey(ctx, a.ID, "default")

@@ -14,6 +14,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/sqlite"
@@ -178,7 +179,8 @@ func TestKillMidCreateChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := control.New(control.Config{Store: st, Provider: prov, Hook: func(s engine.Step) {
+	ws := isolation.WithWitness(st, filepath.Join(dir, isolation.WitnessFile))
+	p := control.New(control.Config{Store: ws, Provider: prov, Hook: func(s engine.Step) {
 		if s.Account == "t8" && s.Point == point {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
@@ -208,6 +210,10 @@ func TestKillMidCreate(t *testing.T) {
 			if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: "acme"}); err != nil {
 				t.Fatal(err)
 			}
+			witness := filepath.Join(dir, isolation.WitnessFile)
+			if _, err := isolation.StartWitness(ctx, st, witness); err != nil {
+				t.Fatal(err)
+			}
 			prov.Close()
 			st.Close()
 
@@ -219,7 +225,12 @@ func TestKillMidCreate(t *testing.T) {
 				t.Fatalf("child: %v, want killed by SIGKILL\n%s", err, out)
 			}
 
-			p, _, prov = planeOn(t, dir, "state.db")
+			p, st, prov = planeOn(t, dir, "state.db")
+			// The onboarding's witness write waits for its second commit:
+			// killed before it, the witness is behind the log, which verifies.
+			if res, err := isolation.VerifyAudit(ctx, st, witness); err != nil || res.Witness == nil || res.Witness.Seq >= res.Head.Seq {
+				t.Fatalf("VerifyAudit after the kill: %+v, %v; want the log accepted with the witness behind it", res, err)
+			}
 			a, err := p.Account(ctx, "t8")
 			if err != nil || a.State != silo.StateProvisioning {
 				t.Fatalf("t8 after the kill: %+v, %v; want provisioning", a, err)

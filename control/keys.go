@@ -15,11 +15,10 @@ import (
 // written into the account first, so a key the caller receives works
 // there; a failure there issues nothing.
 func (p *Plane) IssueKey(ctx context.Context, id silo.AccountID, name string) (string, store.APIKey, error) {
-	plain, k, err := apikey.New(id)
+	plain, k, err := p.newKey(id, name)
 	if err != nil {
 		return "", k, err
 	}
-	k.Name, k.Created = name, p.cfg.Now().UTC()
 	check := func(a silo.Account) error {
 		if a.Kind == silo.KindProduction || a.State == silo.StateDeleted || a.State == silo.StateDeleting {
 			return silo.Errorf(silo.CodeInvalid, "account %s cannot have API keys (it is %s %s)", id, a.State, a.Kind)
@@ -46,16 +45,32 @@ func (p *Plane) IssueKey(ctx context.Context, id silo.AccountID, name string) (s
 		if err := check(a); err != nil {
 			return err
 		}
-		if err := tx.PutKey(k); err != nil {
-			return err
-		}
-		_, err = tx.AppendAudit(store.AuditEvent{Time: k.Created, Actor: p.cfg.Actor, Action: "key.issue", Account: id, Detail: jsonDetail(map[string]string{"key_id": k.ID, "name": name})})
-		return err
+		return p.putKey(tx, k)
 	})
 	if err = p.announceAfter(ctx, err, store.Change{Account: id, What: "key"}); err != nil {
 		return "", k, err
 	}
 	return plain, k, nil
+}
+
+// newKey makes a key for account id named name: its plain text and its
+// record, not yet stored.
+func (p *Plane) newKey(id silo.AccountID, name string) (string, store.APIKey, error) {
+	plain, k, err := apikey.New(id)
+	if err != nil {
+		return "", k, err
+	}
+	k.Name, k.Created = name, p.cfg.Now().UTC()
+	return plain, k, nil
+}
+
+// putKey stores key k with its audit event in tx.
+func (p *Plane) putKey(tx store.Tx, k store.APIKey) error {
+	if err := tx.PutKey(k); err != nil {
+		return err
+	}
+	_, err := tx.AppendAudit(store.AuditEvent{Time: k.Created, Actor: p.cfg.Actor, Action: "key.issue", Account: k.Account, Detail: jsonDetail(map[string]string{"key_id": k.ID, "name": k.Name})})
+	return err
 }
 
 // Keys lists an account's keys (never their secrets).

@@ -27,6 +27,21 @@ import (
 // silo.ErrConflict if the ID is taken or a second production account is
 // requested; CodeInvalid if the parameters do not fit the stack.
 func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release) (silo.Account, error) {
+	return e.CreateAccountThen(ctx, a, rel, nil)
+}
+
+// CreateAccountThen is CreateAccount with then, if not nil, run inside the
+// transaction that records the provider's results and makes the account
+// active (only when the account does become active), with the account as
+// it will be stored. The control plane issues an account's first API key
+// there, so onboarding commits twice instead of three times. An error from
+// then rolls that transaction back: the account stays provisioning with its
+// intents pending, as after any failed commit, and Recover confirms them.
+//
+// The first transaction asks the store to hold the audit witness back until
+// the second one (see witnessDeferrer), so the witness is written once per
+// onboarding.
+func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Release, then func(store.Tx, silo.Account) error) (silo.Account, error) {
 	now := e.cfg.Now()
 	a.State, a.Created, a.Updated, a.Version = silo.StateProvisioning, now, now, 1
 	p := silo.Plan{Account: a.ID, Kind: a.Kind, Version: 1}
@@ -76,21 +91,19 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 		}
 		detail, _ := json.Marshal(map[string]any{"kind": a.Kind, "params": a.Params, "release": rel.ID})
 		_, err = tx.AppendAudit(store.AuditEvent{Time: now, Actor: e.cfg.Actor, Action: "account.create", Account: a.ID, Detail: detail})
+		if d, ok := tx.(witnessDeferrer); ok && err == nil {
+			d.DeferWitness()
+		}
 		return err
 	})
 	if err != nil {
 		return a, fmt.Errorf("create account %s: %w", a.ID, err)
 	}
 	e.hook("journaled", a.ID, nil)
-	provErr := e.cfg.Provider.CreateAccount(ctx, a.ID, a.Kind)
-	done := 0
-	if provErr == nil {
-		e.hook("provider", a.ID, nil)
-		for i := range p.Changes {
-			p.Changes[i].Release = p.Release
-		}
-		done, provErr = e.applyAll(ctx, a.ID, p.Changes)
+	for i := range p.Changes {
+		p.Changes[i].Release = p.Release
 	}
+	done, provErr := e.createInProvider(ctx, a, p.Changes)
 	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		cur, err := tx.Account(a.ID)
 		if err != nil {
@@ -124,8 +137,13 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 		if err := tx.UpdateAccount(cur); err != nil {
 			return err
 		}
+		cur.Version++
+		if then != nil {
+			if err := then(tx, cur); err != nil {
+				return err
+			}
+		}
 		a = cur
-		a.Version++
 		return nil
 	})
 	if err != nil {
@@ -140,6 +158,15 @@ func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release)
 	}
 	return a, nil
 }
+
+// witnessDeferrer is a store transaction whose audit witness (see
+// isolation.WitnessedStore) may be written after the next commit of the
+// store instead of after this one. CreateAccount's first transaction asks
+// for it: its second transaction follows at once (whatever the provider
+// did), and the witness written after it covers both. A crash in between
+// leaves the witness behind the log, which the audit check accepts, as it
+// accepts a crash between any commit and its witness write.
+type witnessDeferrer interface{ DeferWitness() }
 
 func errText(err error) string {
 	if err == nil {
@@ -264,6 +291,47 @@ func (e *Engine) markDeleted(tx store.Tx, id silo.AccountID) error {
 	}
 	a.State, a.StackHash, a.Release, a.Updated = silo.StateDeleted, "", "", e.cfg.Now()
 	return tx.UpdateAccount(a)
+}
+
+// accountBuilder is a provider that creates an account with its first
+// changes applied in one step, with fewer durable writes than
+// CreateAccount followed by ApplyBatch (the local provider puts the account
+// together in a staging directory and renames it into place). It returns
+// how many changes, from the first, it applied; with an error that count is
+// below len(cs). For an account that exists it applies cs as a batch.
+type accountBuilder interface {
+	CreateAccountWith(ctx context.Context, id silo.AccountID, kind silo.Kind, cs []silo.Change) (int, error)
+}
+
+// createInProvider creates a new account in the provider and applies its
+// changes: in one step if the provider builds accounts, else CreateAccount
+// and then applyAll. It returns how many changes were applied and the
+// error of the first step that failed, naming the change.
+func (e *Engine) createInProvider(ctx context.Context, a silo.Account, cs []silo.Change) (int, error) {
+	b, ok := e.cfg.Provider.(accountBuilder)
+	if !ok || len(cs) == 0 {
+		if err := e.cfg.Provider.CreateAccount(ctx, a.ID, a.Kind); err != nil {
+			return 0, err
+		}
+		e.hook("provider", a.ID, nil)
+		return e.applyAll(ctx, a.ID, cs)
+	}
+	done, err := b.CreateAccountWith(ctx, a.ID, a.Kind, cs)
+	done = min(max(done, 0), len(cs))
+	if err == nil && done < len(cs) {
+		err = fmt.Errorf("the provider applied %d of %d changes without an error", done, len(cs))
+	}
+	if err == nil || done > 0 {
+		e.hook("provider", a.ID, nil) // the account exists
+	}
+	for i := range done {
+		e.hook("provider", a.ID, &cs[i])
+	}
+	if err != nil && done < len(cs) && done > 0 {
+		c := cs[done]
+		return done, fmt.Errorf("%s %s: %w", c.Op, c.Key(), err)
+	}
+	return done, err
 }
 
 // batchApplier is a provider that applies several changes to one account

@@ -44,6 +44,34 @@ func ReadWitness(path string) (Witness, error) {
 // WriteWitness writes a witness file atomically: temp file, fsync, rename,
 // directory fsync. The file is 0600.
 func WriteWitness(path string, w Witness) error {
+	if err := writeWitness(path, w); err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// advanceWitness replaces an existing witness with a later head: temp file,
+// fsync, rename, without the directory fsync of WriteWitness. The new
+// file's contents are on disk before the rename, so after a power loss the
+// name holds either the new witness or the one it replaced, never a torn
+// file; the old one is behind the log, which VerifyAudit accepts (as it
+// accepts a crash between a commit and its witness write). The rename
+// reaches the disk with the file system's next journal commit or the next
+// directory sync of the data dir. Creating a witness (EnsureWitness, silo
+// audit witness) keeps the directory fsync: a witness lost there would be
+// reported as deleted.
+func advanceWitness(path string, w Witness) error { return writeWitness(path, w) }
+
+func writeWitness(path string, w Witness) error {
 	b, err := json.Marshal(w)
 	if err != nil {
 		return err
@@ -70,14 +98,6 @@ func WriteWitness(path string, w Witness) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write audit witness: %w", err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
 	return nil
 }
 
@@ -88,6 +108,12 @@ func WriteWitness(path string, w Witness) error {
 // again (OnError is told), so that a deleted witness stays missing and
 // VerifyAudit reports it. A crash between the commit and the witness write
 // leaves the witness behind the log, which VerifyAudit accepts.
+//
+// An Update whose transaction calls DeferWitness leaves the write to the
+// next committed Update, whatever that one appends (the engine's onboarding
+// commits twice in a row and asks for it in the first): the witness is
+// then written once for both. A witness that moves forward is written
+// without a directory sync (see advanceWitness).
 type WitnessedStore struct {
 	store.Store
 	path string
@@ -95,8 +121,9 @@ type WitnessedStore struct {
 	// the commit stands, and the next successful write catches up.
 	OnError func(error)
 
-	mu   sync.Mutex
-	last int64
+	mu       sync.Mutex
+	last     int64
+	deferred *store.AuditEntry // the newest head whose write was deferred
 }
 
 // WithWitness wraps s so that each audit append commit advances the witness
@@ -110,21 +137,32 @@ func WithWitness(s store.Store, path string) *WitnessedStore {
 	return w
 }
 
-// Update runs fn like the wrapped store and, if it committed audit entries,
-// advances the witness.
+// Update runs fn like the wrapped store and, if it committed audit entries
+// or an earlier Update deferred its witness write, advances the witness.
 func (w *WitnessedStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 	var head *store.AuditEntry
+	var deferred bool
 	err := w.Store.Update(ctx, func(tx store.Tx) error {
-		head = nil // fn may be retried
-		return fn(&witnessTx{Tx: tx, head: &head})
+		head, deferred = nil, false // fn may be retried
+		return fn(&witnessTx{Tx: tx, head: &head, deferred: &deferred})
 	})
-	if err != nil || head == nil {
+	if err != nil {
 		return err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if head.Seq <= w.last {
-		return nil // no witness, or a later commit already moved it past this one
+	if head != nil && deferred {
+		if w.deferred == nil || head.Seq > w.deferred.Seq {
+			w.deferred = head
+		}
+		return nil
+	}
+	if w.deferred != nil && (head == nil || w.deferred.Seq > head.Seq) {
+		head = w.deferred
+	}
+	w.deferred = nil
+	if head == nil || head.Seq <= w.last {
+		return nil // nothing new, no witness, or a later commit already moved it past this one
 	}
 	if _, err := os.Lstat(w.path); errors.Is(err, os.ErrNotExist) {
 		if w.OnError != nil {
@@ -132,7 +170,7 @@ func (w *WitnessedStore) Update(ctx context.Context, fn func(store.Tx) error) er
 		}
 		return nil
 	}
-	if werr := WriteWitness(w.path, Witness{Seq: head.Seq, Hash: head.Hash}); werr != nil {
+	if werr := advanceWitness(w.path, Witness{Seq: head.Seq, Hash: head.Hash}); werr != nil {
 		if w.OnError != nil {
 			w.OnError(werr)
 		}
@@ -144,7 +182,8 @@ func (w *WitnessedStore) Update(ctx context.Context, fn func(store.Tx) error) er
 
 type witnessTx struct {
 	store.Tx
-	head **store.AuditEntry
+	head     **store.AuditEntry
+	deferred *bool
 }
 
 func (t *witnessTx) AppendAudit(e store.AuditEvent) (store.AuditEntry, error) {
@@ -154,6 +193,11 @@ func (t *witnessTx) AppendAudit(e store.AuditEvent) (store.AuditEntry, error) {
 	}
 	return ent, err
 }
+
+// DeferWitness leaves the witness write of this transaction's audit entries
+// to the next committed Update of the store. Until then a crash leaves the
+// witness behind the log, which VerifyAudit accepts.
+func (t *witnessTx) DeferWitness() { *t.deferred = true }
 
 // AuditResult is the outcome of VerifyAudit.
 type AuditResult struct {

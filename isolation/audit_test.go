@@ -211,3 +211,65 @@ func TestWitnessFileMode(t *testing.T) {
 		t.Fatalf("got %+v %v", w, err)
 	}
 }
+
+// TestDeferredWitness: a commit whose transaction defers its witness leaves
+// the witness where it was (behind the log, which verifies), and the next
+// commit writes it, even one that appends nothing. The twin: a commit that
+// does not defer writes it at once.
+func TestDeferredWitness(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dbPath, witness := filepath.Join(dir, "state.db"), filepath.Join(dir, isolation.WitnessFile)
+	st, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := isolation.EnsureWitness(ctx, st, witness); err != nil {
+		t.Fatal(err)
+	}
+	ws := isolation.WithWitness(st, witness)
+	ws.OnError = func(err error) { t.Errorf("witness: %v", err) }
+	seq := func() int64 {
+		t.Helper()
+		w, err := isolation.ReadWitness(witness)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Seq
+	}
+	appendAudit(t, ws, 1)
+	if got := seq(); got != 1 {
+		t.Fatalf("witness after a commit that does not defer: seq %d, want 1", got)
+	}
+	err = ws.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.AppendAudit(store.AuditEvent{Time: time.Unix(1700000002, 0), Actor: "cli:test", Action: "account.create", Account: "t2"}); err != nil {
+			return err
+		}
+		d, ok := tx.(interface{ DeferWitness() })
+		if !ok {
+			t.Fatalf("a witnessed store's transaction (%T) cannot defer its witness", tx)
+		}
+		d.DeferWitness()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seq(); got != 1 {
+		t.Fatalf("witness after a deferring commit: seq %d, want 1 (left for the next commit)", got)
+	}
+	if res, err := isolation.VerifyAudit(ctx, st, witness); err != nil || res.Head.Seq != 2 {
+		t.Fatalf("VerifyAudit with the witness behind: %+v, %v; want the log of 2 accepted", res, err)
+	}
+	err = ws.Update(ctx, func(tx store.Tx) error { return tx.PutSetting("current_release", "r1") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seq(); got != 2 {
+		t.Fatalf("witness after the next commit (no audit entry): seq %d, want 2", got)
+	}
+	if _, err := isolation.VerifyAudit(ctx, st, witness); err != nil {
+		t.Fatal(err)
+	}
+}

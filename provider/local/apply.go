@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -45,11 +47,23 @@ func (a *account) manifest() (manifest, error) {
 }
 
 func (a *account) writeManifest(m manifest) error {
+	if err := a.replaceManifest(m); err != nil {
+		return err
+	}
+	return syncDir(a.dir)
+}
+
+// replaceManifest is writeManifest without the directory sync (replaceFile).
+func (a *account) replaceManifest(m manifest) error {
 	entries := make(map[string]manifestEntry, len(m))
 	for k, r := range m {
 		entries[k] = manifestEntry{Type: r.Type, Name: r.Name, Hash: r.Hash, Spec: string(r.Spec)}
 	}
-	return writeJSON(a.dir, fileResources, entries)
+	b, err := json.MarshalIndent(entries, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", fileResources, err)
+	}
+	return replaceFile(a.dir, fileResources, append(b, '\n'))
 }
 
 // Apply makes one change to one resource of the account. Effects by type:
@@ -119,6 +133,9 @@ func (p *Provider) ApplyBatch(ctx context.Context, id silo.AccountID, cs []silo.
 	if err != nil {
 		return 0, err
 	}
+	if err := p.newStore(a, cs); err != nil {
+		return 0, err
+	}
 	dirty := false
 	for _, c := range cs {
 		if done > 0 {
@@ -132,6 +149,15 @@ func (p *Provider) ApplyBatch(ctx context.Context, id silo.AccountID, cs []silo.
 		}
 		dirty = dirty || changed
 		done++
+	}
+	// The effects' files are synced; their directory entries are made
+	// durable here, once, before the manifest that records them (the
+	// manifest's own rename is synced by writeManifest).
+	if a.unsynced {
+		if serr := syncDir(a.dir); serr != nil {
+			return 0, fmt.Errorf("record the resources of %s: %w", id, serr)
+		}
+		a.unsynced = false
 	}
 	if dirty {
 		if werr := a.writeManifest(m); werr != nil {
@@ -245,7 +271,7 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 			return nil
 		}
 		cfg[r.Name] = value
-		return p.writeCached(a, fileConfig, cfg)
+		return p.replaceCached(a, fileConfig, cfg)
 	case silo.TypeSecret, silo.TypeFunction, silo.TypeRoute, silo.TypeExport, silo.TypeSchedule:
 		// Recorded in the manifest only: a secret's slot is declared by its
 		// entry, function artifacts live in the shared artifact store.
@@ -253,6 +279,128 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 		return silo.Errorf(silo.CodeInvalid, "unknown resource type %q for %s", r.Type, r.Name)
 	}
 	return nil
+}
+
+// newStore creates the table store of an account that has none, with every
+// table the batch creates: a copy of the empty store of those tables
+// (storeImage) is written under a temporary name, synced once and renamed
+// to data.db; the rename is made durable by the directory sync before the
+// manifest (ApplyBatch's, or the staging directory's). bbolt creating the
+// file in place syncs at its set-up, at each commit and at each growth of
+// the file: 4 syncs for a store of one table. A crash before the rename
+// leaves a temporary file, removed by the next newStore; a crash after it
+// and before the manifest leaves a store whose tables are not yet recorded,
+// which the repeated batch finds and keeps (ensure creates only missing
+// tables). A batch that stops at a change before one of its tables leaves
+// that table in the store but not in the manifest, as a crash would; the
+// next apply records it. Without a table to create, or with a store in
+// place, newStore does nothing, and ensure works as for any later apply.
+func (p *Provider) newStore(a *account, cs []silo.Change) error {
+	var tables []string
+	for _, c := range cs {
+		if c.Op == silo.OpCreate && c.Type == silo.TypeTable {
+			tables = append(tables, c.Name)
+		}
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	path := filepath.Join(a.dir, fileDB)
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil // a store, or something in its place that ensure reports
+	}
+	stale, _ := filepath.Glob(filepath.Join(a.dir, ".tmp-"+fileDB+"-*"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
+	img, err := p.storeImage(a.dir, tables)
+	if err != nil {
+		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+	}
+	f, err := os.CreateTemp(a.dir, ".tmp-"+fileDB+"-*")
+	if err != nil {
+		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+	}
+	tmp := f.Name()
+	_, err = f.Write(img)
+	if err == nil {
+		err = syncFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+	}
+	a.unsynced = true
+	return nil
+}
+
+// maxImages bounds the store images a provider keeps (one per set of
+// tables: one or two per stack in use).
+const maxImages = 16
+
+// storeImage returns the bytes of a new table store holding exactly the
+// given tables. Every new store of a stack is the same empty file, so it is
+// built once per set of tables in a process: bbolt builds it in a scratch
+// file in dir with its syncs off (its set-up syncs the scratch file once),
+// it is copied out whole (bbolt.Tx.WriteTo) and the scratch file removed.
+// Writing the copy into a new account then costs one sync. The image holds
+// bucket names only, never data.
+func (p *Provider) storeImage(dir string, tables []string) ([]byte, error) {
+	tables = slices.Clone(tables)
+	slices.Sort(tables)
+	tables = slices.Compact(tables)
+	key := strings.Join(tables, "\x00")
+	if v, ok := p.images.Load(key); ok {
+		return v.([]byte), nil
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+fileDB+"-*")
+	if err != nil {
+		return nil, err
+	}
+	scratch := f.Name()
+	f.Close()
+	defer os.Remove(scratch)
+	db, _, err := openBolt(scratch, bbolt.Options{
+		Timeout:        storeLockWait,
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+		NoSync:         true,
+		NoGrowSync:     true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var img bytes.Buffer
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, t := range tables {
+			if _, err := tx.CreateBucket([]byte(t)); err != nil {
+				return fmt.Errorf("table %s: %w", t, err)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = db.View(func(tx *bbolt.Tx) error {
+			_, err := tx.WriteTo(&img)
+			return err
+		})
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p.imageCount.Add(1) <= maxImages {
+		p.images.Store(key, img.Bytes())
+	}
+	return img.Bytes(), nil
 }
 
 // remove undoes the effect of resource typ/name; a missing one is a no-op.

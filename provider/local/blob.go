@@ -205,7 +205,7 @@ func syncRootDir(root *os.Root, dir string) error {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	defer f.Close()
-	if err := f.Sync(); err != nil {
+	if err := syncFile(f); err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil

@@ -317,3 +317,19 @@ func (p *Provider) writeCached(a *account, name string, v any) error {
 	defer p.invalidate(a.id)
 	return writeJSON(a.dir, name, v)
 }
+
+// replaceCached is writeCached without the directory sync (replaceFile): for
+// an effect of ApplyBatch, which syncs the directory once before it writes
+// the manifest. The caller holds the account's lock.
+func (p *Provider) replaceCached(a *account, name string, v any) error {
+	defer p.invalidate(a.id)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	if err := replaceFile(a.dir, name, append(b, '\n')); err != nil {
+		return err
+	}
+	a.unsynced = true
+	return nil
+}

@@ -3,6 +3,8 @@ package local
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 )
 
 // WrappedKeys returns the wrapped data keys in the key ring of the account
@@ -41,4 +43,25 @@ func DecodeWrappedKeys(b []byte) ([][]byte, error) {
 		out[i] = e.wrapped
 	}
 	return out, nil
+}
+
+// CountSyncs records the paths under dir that the provider syncs until the
+// returned function is called, which returns them. One count at a time.
+func CountSyncs(dir string) (stop func() []string) {
+	var mu sync.Mutex
+	var paths []string
+	f := func(path string) {
+		if rel, err := filepath.Rel(dir, path); err == nil && !strings.HasPrefix(rel, "..") {
+			mu.Lock()
+			paths = append(paths, rel)
+			mu.Unlock()
+		}
+	}
+	onSync.Store(&f)
+	return func() []string {
+		onSync.Store(nil)
+		mu.Lock()
+		defer mu.Unlock()
+		return paths
+	}
 }

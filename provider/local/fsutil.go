@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 
 	silo "github.com/silo-run/silo"
@@ -23,7 +24,19 @@ const (
 // writeFile replaces dir/name with data durably: it writes a temporary file
 // in dir, syncs it, renames it over name and syncs dir. A full disk is a
 // CodeUnavailable error naming the file (diskErr).
-func writeFile(dir, name string, data []byte) (err error) {
+func writeFile(dir, name string, data []byte) error {
+	if err := replaceFile(dir, name, data); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// replaceFile is writeFile without the directory sync: the contents are on
+// disk before the rename, so after a crash name holds either the old or the
+// new contents, never a torn file, but the rename itself is durable only
+// once dir is synced. The caller syncs dir before anything that depends on
+// the new contents (the manifest that records them: ApplyBatch).
+func replaceFile(dir, name string, data []byte) (err error) {
 	defer func() {
 		if err != nil {
 			err = diskErr(filepath.Join(dir, name), err)
@@ -43,7 +56,7 @@ func writeFile(dir, name string, data []byte) (err error) {
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := syncFile(tmp); err != nil {
 		return fmt.Errorf("sync %s: %w", name, err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -53,7 +66,7 @@ func writeFile(dir, name string, data []byte) (err error) {
 		return fmt.Errorf("rename %s: %w", name, err)
 	}
 	ok = true
-	return syncDir(dir)
+	return nil
 }
 
 // writeJSON writes v as JSON to dir/name with writeFile.
@@ -114,13 +127,31 @@ func diskErr(path string, err error) error {
 	return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("cannot write %s: %s", path, why), Err: err}
 }
 
+// onSync, if set, is called with the path of every file or directory the
+// provider syncs itself, before the sync (bbolt's own syncs inside its
+// commits are not seen). Tests count onboarding's syncs with it
+// (TestOnboardingSyncs); it is never set otherwise.
+var onSync atomic.Pointer[func(path string)]
+
+func countSync(path string) {
+	if f := onSync.Load(); f != nil {
+		(*f)(path)
+	}
+}
+
+// syncFile syncs f (a file or a directory) to disk.
+func syncFile(f *os.File) error {
+	countSync(f.Name())
+	return f.Sync()
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := syncFile(d); err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
@@ -149,7 +180,7 @@ func shred(path string) error {
 		_, err = f.WriteAt(junk, 0)
 	}
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -271,5 +302,5 @@ func scrub(f *os.File) error {
 	if _, err := f.WriteAt(make([]byte, st.Size()), 0); err != nil {
 		return err
 	}
-	return f.Sync()
+	return syncFile(f)
 }

@@ -190,7 +190,7 @@ func (p *Provider) writeRing(a *account, r keyRing) error {
 		junk := make([]byte, st.Size())
 		rand.Read(junk)
 		if _, err = old.WriteAt(junk, 0); err == nil {
-			err = old.Sync()
+			err = syncFile(old)
 		}
 	}
 	if err != nil {

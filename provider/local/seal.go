@@ -201,7 +201,9 @@ func writeStorageKey(dir string, id silo.AccountID, dk *envelope.DataKey, keyID 
 	if err != nil {
 		return fmt.Errorf("seal storage key of %s: %w", id, err)
 	}
-	return writeFile(dir, fileStorageKey, []byte(encodeSecret(keyID, env)+"\n"))
+	// The caller syncs dir: a new account's once both keys are in it
+	// (stageAccount), a migrated account's before its data is sealed.
+	return replaceFile(dir, fileStorageKey, []byte(encodeSecret(keyID, env)+"\n"))
 }
 
 // resealStorageKey reseals storage.key of a under dk (ring entry keyID),
@@ -292,6 +294,9 @@ func (p *Provider) migrateAccount(id silo.AccountID) error {
 			return err
 		}
 		if err := writeStorageKey(a.dir, id, dk, keyID); err != nil {
+			return err
+		}
+		if err := syncDir(a.dir); err != nil {
 			return err
 		}
 	}
@@ -475,7 +480,7 @@ func writeRootFile(root *os.Root, key string, data []byte) error {
 	}
 	_, err = f.Write(data)
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -27,6 +27,11 @@ type account struct {
 	// (commit.go).
 	commits committer
 
+	// unsynced says that an effect of the apply under way renamed or
+	// created an entry in dir without syncing dir; ApplyBatch syncs it
+	// once before it writes the manifest. Guarded by mu.
+	unsynced bool
+
 	// Guarded by Provider.mu.
 	refs     int
 	db       *bbolt.DB
