@@ -62,7 +62,8 @@ func newPoolCmd(g *globals) *cobra.Command {
 		Use:   "pool",
 		Short: "Show the AWS provider's warm pool of accounts created ahead for onboarding",
 		Long: `pool shows the warm pool: its size (--aws-pool-size, saved in the data dir), the AWS
-accounts ready to be claimed by the next onboardings, and how many AWS is still creating.
+accounts ready to be claimed by the next onboardings, how many AWS is still creating, and
+the pool accounts a claim moved out of the pool but has not finished (see docs/aws.md).
 silo server refills it every 10 seconds; --fill tops it up now and waits (AWS takes minutes
 per account).`,
 		Args: cobra.NoArgs,
@@ -97,6 +98,13 @@ per account).`,
 					ready = strings.Join(st.Ready, ", ")
 				}
 				fmt.Fprintf(w, "Size      %d\nReady     %d (%s)\nCreating  %d\n", st.Size, len(st.Ready), ready, st.Creating)
+				for _, tk := range st.Taken {
+					owner := fmt.Sprintf("no owner named yet; returned to the pool once the claim is %v old", siloaws.DefaultClaimTimeout)
+					if tk.Account != "" {
+						owner = "claimed for " + string(tk.Account) + "; its next onboarding finishes the claim"
+					}
+					fmt.Fprintf(w, "Taken     %s (%s)\n", tk.AWSAccountID, owner)
+				}
 			})
 		},
 	}

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	silo "github.com/silo-run/silo"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
+	"github.com/silo-run/silo/store/postgres/pgtest"
 )
 
 // TestPoolCommand: --aws-pool-size is saved with the provider choice,
@@ -105,6 +108,56 @@ func TestServerFillsThePool(t *testing.T) {
 		stop()
 		if code := <-done; code != 0 {
 			t.Errorf("silo server exited %d: %s", code, errOut.String())
+		}
+	}
+}
+
+// TestPoolWithSharedStore: the warm pool runs with a store several servers
+// share. Two data dirs over one PostgreSQL store and one organization
+// (two silo servers' CLIs) each fill and claim from the pool: each tenant
+// gets an AWS account of its own, both from the pool.
+func TestPoolWithSharedStore(t *testing.T) {
+	awsEnv(t, true)
+	org := emulateAWS(t)
+	store := pgtest.Fresh(t)
+	aws := []string{"--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com", "--store", store}
+	a, b := newCLI(t), newCLI(t)
+	if out := a.ok(append(aws, "--aws-pool-size", "2", "pool", "--fill")...); !strings.Contains(out, "Ready     2") {
+		t.Fatalf("silo pool --fill with a shared store:\n%s", out)
+	}
+	b.ok(append(aws, "--aws-pool-size", "2", "pool")...)
+	created := org.OrgCalls()["CreateAccount"]
+	a.ok("--store", store, "tenant", "create", "acme", "--no-key")
+	b.ok("--store", store, "tenant", "create", "globex", "--no-key")
+	p, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	acme, err := p.AWSAccountID(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	globex, err := p.AWSAccountID(ctx, "globex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acme == globex {
+		t.Errorf("acme and globex share AWS account %s", acme)
+	}
+	held, err := p.Accounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each onboarding claims (or creates, once the pool is empty) one
+	// account per silo account it made: the tenants and a production
+	// account if the first onboarding made one.
+	if n := org.OrgCalls()["CreateAccount"] - created; n != max(0, len(held)-2) {
+		t.Errorf("onboarding %v called CreateAccount %d times, want %d (the pool held 2)", held, n, max(0, len(held)-2))
+	}
+	for _, id := range []silo.AccountID{"acme", "globex"} {
+		if !slices.Contains(held, id) {
+			t.Errorf("Accounts = %v; want %s", held, id)
 		}
 	}
 }

@@ -187,11 +187,6 @@ func openProvider(ctx context.Context, g *globals, st store.Store) (provider.Pro
 	if err != nil {
 		return nil, noop, err
 	}
-	if c.Name == "aws" && c.AWS.PoolSize > 0 && g.store != "" {
-		// Claims of pool accounts are serialized within one process only:
-		// two servers sharing a store could take the same pool account.
-		return nil, noop, silo.Errorf(silo.CodeInvalid, "the warm pool serves one server: with a shared --store two servers could claim the same pool account; set --aws-pool-size 0 (SILO_AWS_POOL_SIZE=0) or use the data dir's own store")
-	}
 	if err := refuseSwitch(ctx, g, st, saved.Name, c.Name); err != nil {
 		return nil, noop, err
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/silo-run/silo/provider"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
-	"github.com/silo-run/silo/store/postgres/pgtest"
 )
 
 // awsEnv isolates the AWS SDK's sources from the machine: no profile, no
@@ -101,17 +100,6 @@ func TestProviderBadInput(t *testing.T) {
 	}
 	// A data dir whose accounts are local refuses the AWS provider.
 	c.fails("are on the local provider; silo does not move them to the aws provider", append(aws, "tenant", "list")...)
-
-	// The warm pool with a store several servers share is refused (two
-	// servers could claim one pool account); its twin, the pool on the
-	// data dir's own store, is TestProviderChoiceIsSaved's and the pool
-	// tests'.
-	awsEnv(t, true)
-	c = newCLI(t)
-	c.fails("the warm pool serves one server", append(aws, "--aws-pool-size", "2", "--store", pgtest.Fresh(t), "tenant", "create", "acme")...)
-	if _, err := os.Stat(filepath.Join(c.dataDir, providerFile)); !os.IsNotExist(err) {
-		t.Errorf("a refused pool wrote %s: %v", providerFile, err)
-	}
 }
 
 // emulateAWS makes the CLI's AWS provider reach an emulated organization,

@@ -45,6 +45,9 @@ const (
 	MaxScanLimit     = 1000
 )
 
+// DefaultClaimTimeout is Config.ClaimTimeout's default.
+const DefaultClaimTimeout = 10 * time.Minute
+
 // Config configures the provider. The zero value of every field but AWS
 // and Email has a default.
 type Config struct {
@@ -107,6 +110,12 @@ type Config struct {
 	// PoolSize is how many accounts the warm pool keeps created ahead
 	// (pool.go); 0, the default, keeps none and never claims.
 	PoolSize int
+	// ClaimTimeout is how long a claim of a pool account may stay between
+	// moving the account out of the pool and naming its owner before any
+	// server returns the account to the pool, and how long a returned
+	// account rests before a claim takes it again (default
+	// DefaultClaimTimeout; see pool.go). Servers' clocks must agree to well within it.
+	ClaimTimeout time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -121,6 +130,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.PollTimeout <= 0 {
 		c.PollTimeout = time.Minute
+	}
+	if c.ClaimTimeout <= 0 {
+		c.ClaimTimeout = DefaultClaimTimeout
 	}
 	if c.StuckAfter <= 0 {
 		c.StuckAfter = time.Hour
@@ -152,7 +164,7 @@ type Provider struct {
 	sts  *sts.Client
 	acct *account.Client // renames claimed pool accounts
 
-	poolMu sync.Mutex // serializes FillPool and claims
+	poolMu sync.Mutex // serializes FillPool within the process (claims need no lock: pool.go)
 
 	mu      sync.Mutex
 	ous     map[string]string              // OU name → ID

@@ -106,11 +106,15 @@ func BenchmarkOnboarding(b *testing.B) {
 }
 
 // BenchmarkFleetApply onboards $SILO_BENCH_FLEET tenants (default 20), one
-// kumo process each, then applies the example stack to all of them with 8
-// at a time, and reports the fleet apply's seconds, the time per account,
-// the resident memory of the idle and the loaded member kumo processes,
-// and the load average. The baseline in the same run is the apply of one
-// account alone.
+// kumo process each, 8 onboardings at a time, then applies the example
+// stack to all of them with 8 at a time, and reports the fleet apply's
+// seconds, the time per account, the memory of the member kumo processes
+// idle and loaded (mean resident set, which counts the shared binary in
+// every process, and the sum of their proportional set sizes, which
+// counts it once), the onboarding's seconds and the load average. The
+// baseline in the same run is the apply of one account alone.
+// $SILO_BENCH_KUMO_ENV (space-separated, such as "GOGC=25") is added to
+// the member kumo processes' environment.
 func BenchmarkFleetApply(b *testing.B) {
 	n := 20
 	if s := os.Getenv("SILO_BENCH_FLEET"); s != "" {
@@ -121,43 +125,64 @@ func BenchmarkFleetApply(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		p, org := newAWS(b, func(c *siloaws.Config) {})
+		org.SetMemberEnv(strings.Fields(os.Getenv("SILO_BENCH_KUMO_ENV"))...)
 		ids := make([]silo.AccountID, n)
 		for i := range ids {
 			ids[i] = silo.AccountID(fmt.Sprintf("t%d", i))
-			if err := p.CreateAccount(ctx, ids[i], silo.KindTenant); err != nil {
-				b.Fatal(err)
-			}
 		}
-		idle := meanRSS(org.PIDs()[1:])
 		start := time.Now()
+		// The first onboarding alone creates the OUs.
+		if err := p.CreateAccount(ctx, ids[0], silo.KindTenant); err != nil {
+			b.Fatal(err)
+		}
+		eachBounded(8, ids[1:], func(id silo.AccountID) {
+			if err := p.CreateAccount(ctx, id, silo.KindTenant); err != nil {
+				b.Error(err)
+			}
+		})
+		if b.Failed() {
+			b.FailNow()
+		}
+		onboard := time.Since(start)
+		idle, idlePss := meanRSS(org.PIDs()[1:]), sumPssMiB(org.PIDs()[1:])
+		start = time.Now()
 		providertest.ApplyAll(b, p, ids[0], stack)
 		one := time.Since(start)
 		b.StartTimer()
 		start = time.Now()
-		sem := make(chan struct{}, 8)
-		var wg sync.WaitGroup
-		for _, id := range ids[1:] {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				providertest.ApplyAll(b, p, id, stack)
-			}()
-		}
-		wg.Wait()
+		eachBounded(8, ids[1:], func(id silo.AccountID) { providertest.ApplyAll(b, p, id, stack) })
 		fleet := time.Since(start)
 		b.StopTimer()
 		per := fleet / time.Duration(n-1)
 		b.ReportMetric(float64(n), "accounts")
+		b.ReportMetric(onboard.Seconds(), "onboard-s")
 		b.ReportMetric(fleet.Seconds(), "fleet-s")
 		b.ReportMetric(float64(per.Milliseconds()), "ms/account")
 		b.ReportMetric(float64(per)/float64(one), "per-account/alone")
-		b.ReportMetric(idle, "idle-kumo-MiB")
-		b.ReportMetric(meanRSS(org.PIDs()[1:]), "loaded-kumo-MiB")
+		b.ReportMetric(idle, "idle-kumo-RSS-MiB")
+		b.ReportMetric(meanRSS(org.PIDs()[1:]), "loaded-kumo-RSS-MiB")
+		b.ReportMetric(idlePss/1024, "idle-kumo-Pss-sum-GiB")
+		b.ReportMetric(sumPssMiB(org.PIDs()[1:])/1024, "loaded-kumo-Pss-sum-GiB")
 		b.ReportMetric(float64(runtime.NumCPU()), "cpus")
 		b.ReportMetric(loadavg(), "load")
 	}
+}
+
+// eachBounded calls f for every id, at most k at a time, and returns when
+// all calls have.
+func eachBounded(k int, ids []silo.AccountID, f func(silo.AccountID)) {
+	sem := make(chan struct{}, k)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f(id)
+		}()
+	}
+	wg.Wait()
 }
 
 func meanRSS(pids []int) float64 {
@@ -172,4 +197,28 @@ func meanRSS(pids []int) float64 {
 		return -1
 	}
 	return sum / float64(k)
+}
+
+// sumPssMiB returns the sum of the processes' proportional set sizes in
+// MiB (a page shared by k processes counts 1/k in each), or -1 if none
+// could be read.
+func sumPssMiB(pids []int) float64 {
+	sum, k := 0.0, 0
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "Pss:"); ok {
+				kb, _ := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+				sum += kb / 1024
+				k++
+			}
+		}
+	}
+	if k == 0 {
+		return -1
+	}
+	return sum
 }

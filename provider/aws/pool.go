@@ -4,8 +4,10 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"math/rand/v2"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/account"
@@ -20,23 +22,44 @@ import (
 // named NamePrefix+"pool."+8 hex digits (a name that is no silo ID, so no
 // lookup mistakes one for an account) in OU "pool". FillPool tops it up
 // (a running server calls it in the background); CreateAccount claims a
-// pool account before it asks AWS for a new one:
+// pool account before it asks AWS for a new one.
 //
-//  1. tag it silo:account and silo:kind (informational);
-//  2. move it from where it is into the OU of its kind;
-//  3. rename it NamePrefix+id (Account Management PutAccountName).
+// Several servers may claim from one pool at once, so a claim takes an
+// account with a compare-and-swap that AWS performs: MoveAccount from OU
+// "pool" (SourceParentId) into the OU of the account's kind. AWS moves an
+// account out of a parent once; a second claimer of the same account is
+// answered that the account is no longer under the source parent, or is
+// already in the destination, and tries the next pool account. A claim:
 //
-// The rename is the commit point: before it the account is still a pool
-// account, which the next claim takes (from whatever OU step 2 left it
-// in); after it, the account is the tenant's by name, and the rest of
-// CreateAccount (roles, data key) resumes on it as on any account a crash
-// left half done. Claims and fills are serialized within a process; two
-// processes claiming at once could take the same pool account (see
-// docs/aws.md).
+//  1. tags the pool account silo:claiming with the time (written before
+//     the move, by every claimer that tries the account);
+//  2. moves it from OU "pool" into the OU of its kind: the one claimer
+//     whose move succeeds owns the account;
+//  3. tags it silo:claimed-by with the silo account (the owner alone
+//     writes this tag);
+//  4. renames it NamePrefix+id (Account Management PutAccountName): the
+//     commit point, after which the account is the tenant's by name.
+//
+// A claim that stopped after step 3 is finished by the next CreateAccount
+// of the same account, which finds the pool account claimed for it. One
+// that stopped between steps 2 and 3 left an account out of the pool
+// that names no owner: once its silo:claiming time is older than
+// Config.ClaimTimeout, the next claim or FillPool on any server moves it
+// back into OU "pool" (again a compare-and-swap, from the OU it is in) and
+// tags it silo:returned; a returned account rests ClaimTimeout before a
+// claim takes it again, so that a second server still returning it from
+// an older reading cannot pull it from under a newer claim. Both rules
+// assume that no server pauses longer than half of ClaimTimeout between
+// reading the organization and acting on what it read (a claim that
+// notices it did gives the account up).
 const (
 	poolOU   = "pool"
 	poolPart = "pool."
 	poolID   = silo.AccountID("pool") // names the pool in errors
+
+	tagClaiming  = "silo:claiming"
+	tagClaimedBy = "silo:claimed-by"
+	tagReturned  = "silo:returned"
 )
 
 // PoolStatus is the warm pool as AWS shows it.
@@ -45,32 +68,131 @@ type PoolStatus struct {
 	Size int `json:"size"`
 	// Ready are the AWS account IDs of the pool accounts ready to claim.
 	Ready []string `json:"ready"`
-	// Creating is how many pool accounts AWS is still creating.
+	// Creating is how many pool accounts AWS is still creating, or has
+	// created but FillPool has not yet moved into OU "pool".
 	Creating int `json:"creating"`
+	// Taken are the pool accounts a claim moved out of OU "pool" and has
+	// not renamed yet, sorted by AWS account ID.
+	Taken []PoolTaken `json:"taken"`
+}
+
+// PoolTaken is a pool account a claim moved out of the pool.
+type PoolTaken struct {
+	AWSAccountID string `json:"aws_account_id"`
+	// Account is the silo account it was claimed for; its next
+	// CreateAccount finishes the claim. "" if the claim stopped before
+	// saying: the account goes back to the pool once Since is older than
+	// Config.ClaimTimeout.
+	Account silo.AccountID `json:"account,omitempty"`
+	// Since is when the claim began (zero if unknown).
+	Since time.Time `json:"since,omitzero"`
+}
+
+// poolAccount is one active pool account as a scan read it.
+type poolAccount struct {
+	awsID     string
+	parent    string // the ID of its root or OU
+	inRoot    bool
+	claimedBy silo.AccountID // tag silo:claimed-by; read outside OU pool only
+	claiming  time.Time      // tag silo:claiming; read outside OU pool only
 }
 
 func (p *Provider) isPoolName(name string) bool {
 	return strings.HasPrefix(name, p.cfg.NamePrefix+poolPart)
 }
 
-// Pool returns the warm pool's state.
-func (p *Provider) Pool(ctx context.Context) (PoolStatus, error) {
-	st := PoolStatus{Size: p.cfg.PoolSize, Ready: []string{}}
+// scanPool returns the ID of OU "pool" and the active pool accounts with
+// their parents; for those outside OU "pool" and the root, their claim
+// tags. It costs one ListParents per pool account.
+func (p *Provider) scanPool(ctx context.Context, id silo.AccountID) (string, []poolAccount, error) {
+	var accts []poolAccount
 	pages := organizations.NewListAccountsPaginator(p.org, &organizations.ListAccountsInput{})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return st, fail("", "list the organization's accounts", err)
+			return "", nil, fail(id, "list the organization's accounts", err)
 		}
 		for _, a := range page.Accounts {
 			if p.isPoolName(aws.ToString(a.Name)) && active(a) {
-				st.Ready = append(st.Ready, aws.ToString(a.Id))
+				accts = append(accts, poolAccount{awsID: aws.ToString(a.Id)})
 			}
 		}
 	}
+	if len(accts) == 0 {
+		return "", nil, nil
+	}
+	pool, err := p.ouNamed(ctx, id, poolOU)
+	if err != nil {
+		return "", nil, err
+	}
+	for i := range accts {
+		a := &accts[i]
+		parents, err := p.org.ListParents(ctx, &organizations.ListParentsInput{ChildId: aws.String(a.awsID)})
+		if err != nil {
+			return "", nil, fail(id, "find the OU of a warm pool account", err)
+		}
+		if len(parents.Parents) == 0 {
+			continue
+		}
+		a.parent = aws.ToString(parents.Parents[0].Id)
+		a.inRoot = parents.Parents[0].Type == orgtypes.ParentTypeRoot
+		if a.parent == pool || a.inRoot {
+			continue
+		}
+		tags, err := p.poolTags(ctx, id, a.awsID)
+		if err != nil {
+			return "", nil, err
+		}
+		a.claimedBy = silo.AccountID(tags[tagClaimedBy])
+		a.claiming, _ = time.Parse(time.RFC3339Nano, tags[tagClaiming])
+	}
+	return pool, accts, nil
+}
+
+// poolTags returns the tags of pool account awsID.
+func (p *Provider) poolTags(ctx context.Context, id silo.AccountID, awsID string) (map[string]string, error) {
+	out := map[string]string{}
+	pages := organizations.NewListTagsForResourcePaginator(p.org, &organizations.ListTagsForResourceInput{ResourceId: aws.String(awsID)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fail(id, "read the tags of a warm pool account", err)
+		}
+		for _, t := range page.Tags {
+			out[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
+	}
+	return out, nil
+}
+
+// abandoned reports whether a is out of the pool with no owner named and
+// its claim began more than ClaimTimeout ago (or at an unknown time).
+func (p *Provider) abandoned(a poolAccount, pool string) bool {
+	return a.parent != pool && !a.inRoot && a.parent != "" && a.claimedBy == "" &&
+		time.Since(a.claiming) > p.cfg.ClaimTimeout
+}
+
+// Pool returns the warm pool's state.
+func (p *Provider) Pool(ctx context.Context) (PoolStatus, error) {
+	st := PoolStatus{Size: p.cfg.PoolSize, Ready: []string{}, Taken: []PoolTaken{}}
+	pool, accts, err := p.scanPool(ctx, "")
+	if err != nil {
+		return st, err
+	}
+	for _, a := range accts {
+		switch {
+		case a.parent == pool:
+			st.Ready = append(st.Ready, a.awsID)
+		case a.inRoot:
+			st.Creating++
+		default:
+			st.Taken = append(st.Taken, PoolTaken{AWSAccountID: a.awsID, Account: a.claimedBy, Since: a.claiming})
+		}
+	}
 	sort.Strings(st.Ready)
+	sort.Slice(st.Taken, func(i, j int) bool { return st.Taken[i].AWSAccountID < st.Taken[j].AWSAccountID })
 	inFlight, err := p.poolInFlight(ctx)
-	st.Creating = len(inFlight)
+	st.Creating += len(inFlight)
 	return st, err
 }
 
@@ -94,12 +216,16 @@ func (p *Provider) poolInFlight(ctx context.Context) ([]orgtypes.CreateAccountSt
 	return out, nil
 }
 
-// FillPool waits for the pool creations in progress and asks AWS for as
-// many new pool accounts as the pool lacks, one at a time (AWS allows
-// few creations in flight), each waited for as CreateAccount waits
-// (PollTimeout) and moved into OU "pool". A creation that outlasts the
-// wait is left to AWS and counted as creating; the next FillPool waits for
-// it again.
+// FillPool returns to the pool the accounts abandoned claims left out of
+// it, moves into OU "pool" the ones a crash left in the root, waits for
+// the pool creations in progress and asks AWS for as many new pool
+// accounts as the pool lacks, one at a time (AWS allows few creations in
+// flight), each waited for as CreateAccount waits (PollTimeout) and moved
+// into OU "pool". A creation that outlasts the wait is left to AWS and
+// counted as creating; the next FillPool waits for it again. Accounts out
+// of the pool that name no owner yet count as the pool's (they come
+// back). Fills are serialized within a process; two servers filling at
+// once may create an account or two more than the size.
 //
 // # Errors
 //
@@ -110,15 +236,34 @@ func (p *Provider) FillPool(ctx context.Context) error {
 	}
 	p.poolMu.Lock()
 	defer p.poolMu.Unlock()
-	st, err := p.Pool(ctx)
+	pool, accts, err := p.scanPool(ctx, poolID)
 	if err != nil {
 		return err
+	}
+	ready := 0
+	for _, a := range accts {
+		switch {
+		case a.parent == pool:
+			ready++
+		case a.inRoot:
+			if err := p.move(ctx, poolID, a.awsID, a.parent, pool, poolOU); err != nil {
+				return err
+			}
+			ready++
+		case p.abandoned(a, pool):
+			if _, err := p.giveBack(ctx, poolID, a, pool); err != nil {
+				return err
+			}
+			ready++
+		case a.claimedBy == "":
+			ready++ // a claim in its last steps, or abandoned recently
+		}
 	}
 	inFlight, err := p.poolInFlight(ctx)
 	if err != nil {
 		return err
 	}
-	ready, creating := len(st.Ready), 0
+	creating := 0
 	for _, req := range inFlight {
 		err := p.finishPoolAccount(ctx, &req)
 		switch {
@@ -167,45 +312,130 @@ func (p *Provider) finishPoolAccount(ctx context.Context, st *orgtypes.CreateAcc
 	return p.move(ctx, poolID, awsID, root, ou, poolOU)
 }
 
-// claim takes a ready pool account for account id of kind, or returns ""
-// if the pool is empty or not configured.
+// giveBack moves an abandoned pool account from the OU it is in back into
+// OU "pool", after tagging it silo:returned with the time. It reports
+// false, with no error, if another server moved the account first.
+func (p *Provider) giveBack(ctx context.Context, id silo.AccountID, a poolAccount, pool string) (bool, error) {
+	if err := p.tagPool(ctx, id, a.awsID, "return an abandoned warm pool account", tagReturned, stamp(time.Now())); err != nil {
+		return false, err
+	}
+	return p.casMove(ctx, id, a.awsID, a.parent, pool, "return an abandoned warm pool account to OU "+poolOU)
+}
+
+// casMove moves account awsID from parent from to parent to, and reports
+// whether it did: false, with no error, if the account is no longer under
+// from (another server moved it first).
+func (p *Provider) casMove(ctx context.Context, id silo.AccountID, awsID, from, to, step string) (bool, error) {
+	_, err := p.org.MoveAccount(ctx, &organizations.MoveAccountInput{
+		AccountId:           aws.String(awsID),
+		SourceParentId:      aws.String(from),
+		DestinationParentId: aws.String(to),
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case isCode(err, movedAway...):
+		return false, nil
+	default:
+		return false, fail(id, step, err)
+	}
+}
+
+// movedAway are the answers of a MoveAccount whose account is no longer
+// under its source parent: AWS documents SourceParentNotFoundException and
+// AccountNotFoundException for a source or account it cannot find,
+// DuplicateAccountException for an account already in the destination,
+// and ConcurrentModificationException for a move racing another change.
+var movedAway = []string{"SourceParentNotFoundException", "AccountNotFoundException", "DuplicateAccountException", "ConcurrentModificationException"}
+
+// tagPool sets tag key to value on pool account awsID.
+func (p *Provider) tagPool(ctx context.Context, id silo.AccountID, awsID, step string, kv ...string) error {
+	var tags []orgtypes.Tag
+	for i := 0; i+1 < len(kv); i += 2 {
+		tags = append(tags, orgtypes.Tag{Key: aws.String(kv[i]), Value: aws.String(kv[i+1])})
+	}
+	_, err := p.org.TagResource(ctx, &organizations.TagResourceInput{ResourceId: aws.String(awsID), Tags: tags})
+	return fail(id, step, err)
+}
+
+// claim takes a pool account for account id of kind, or returns "" if the
+// pool has none to give or is not configured. A pool account an earlier
+// claim moved out for id is finished first.
 func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind) (string, error) {
 	if p.cfg.PoolSize <= 0 {
 		return "", nil
 	}
-	p.poolMu.Lock()
-	defer p.poolMu.Unlock()
-	st, err := p.Pool(ctx)
-	if err != nil || len(st.Ready) == 0 {
+	pool, accts, err := p.scanPool(ctx, id)
+	if err != nil || len(accts) == 0 {
 		return "", err
 	}
-	awsID := st.Ready[0]
-	_, err = p.org.TagResource(ctx, &organizations.TagResourceInput{ResourceId: aws.String(awsID), Tags: []orgtypes.Tag{
-		{Key: aws.String("silo:account"), Value: aws.String(string(id))},
-		{Key: aws.String("silo:kind"), Value: aws.String(string(kind))},
-	}})
-	if err != nil {
-		return "", fail(id, "tag the warm pool account it takes", err)
-	}
-	parents, err := p.org.ListParents(ctx, &organizations.ListParentsInput{ChildId: aws.String(awsID)})
-	if err != nil {
-		return "", fail(id, "find the OU of the warm pool account it takes", err)
+	var ready []poolAccount
+	for _, a := range accts {
+		switch {
+		case a.claimedBy == id && a.parent != pool && !a.inRoot:
+			return a.awsID, p.rename(ctx, id, a.awsID)
+		case a.parent == pool:
+			ready = append(ready, a)
+		case p.abandoned(a, pool):
+			if _, err := p.giveBack(ctx, id, a, pool); err != nil {
+				return "", err
+			}
+		}
 	}
 	ou, err := p.ou(ctx, id, kind)
 	if err != nil {
 		return "", err
 	}
-	if len(parents.Parents) > 0 && aws.ToString(parents.Parents[0].Id) != ou {
-		if err := p.move(ctx, id, awsID, aws.ToString(parents.Parents[0].Id), ou, ouNames[kind]); err != nil {
-			return "", err
+	// Claimers on other servers start at other accounts.
+	rand.Shuffle(len(ready), func(i, j int) { ready[i], ready[j] = ready[j], ready[i] })
+	for _, a := range ready {
+		won, err := p.take(ctx, id, kind, a.awsID, pool, ou)
+		if err != nil || won {
+			return a.awsID, err
 		}
 	}
-	_, err = p.acct.PutAccountName(ctx, &account.PutAccountNameInput{AccountId: aws.String(awsID), AccountName: aws.String(p.cfg.NamePrefix + string(id))})
-	if err != nil {
-		return "", fail(id, "rename the warm pool account it takes", err)
-	}
-	return awsID, nil
+	return "", nil
 }
+
+// take tries to claim pool account awsID, in OU pool, for id by moving it
+// into OU ou, and reports whether it did.
+func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, awsID, pool, ou string) (bool, error) {
+	tags, err := p.poolTags(ctx, id, awsID)
+	if err != nil {
+		return false, err
+	}
+	if returned, err := time.Parse(time.RFC3339Nano, tags[tagReturned]); err == nil && time.Since(returned) < p.cfg.ClaimTimeout {
+		return false, nil // returned lately: it rests (see the top of this file)
+	}
+	began := time.Now()
+	if err := p.tagPool(ctx, id, awsID, "tag the warm pool account it takes", tagClaiming, stamp(began)); err != nil {
+		return false, err
+	}
+	won, err := p.casMove(ctx, id, awsID, pool, ou, "move the warm pool account it takes into OU "+ouNames[kind])
+	if err != nil || !won {
+		return false, err
+	}
+	if time.Since(began) > p.cfg.ClaimTimeout/2 {
+		// Too slow: another server may soon return the account to the
+		// pool, so it is left to be returned.
+		return false, nil
+	}
+	err = p.tagPool(ctx, id, awsID, "tag the warm pool account it takes",
+		tagClaimedBy, string(id), "silo:account", string(id), "silo:kind", string(kind))
+	if err != nil {
+		return false, err
+	}
+	return true, p.rename(ctx, id, awsID)
+}
+
+// rename names pool account awsID NamePrefix+id: the claim's commit point.
+func (p *Provider) rename(ctx context.Context, id silo.AccountID, awsID string) error {
+	_, err := p.acct.PutAccountName(ctx, &account.PutAccountNameInput{AccountId: aws.String(awsID), AccountName: aws.String(p.cfg.NamePrefix + string(id))})
+	return fail(id, "rename the warm pool account it takes", err)
+}
+
+// stamp formats t for a tag.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // nonce returns 8 random hex digits.
 func nonce() string {

@@ -3,6 +3,7 @@ package aws_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	silo "github.com/silo-run/silo"
@@ -78,19 +79,26 @@ func TestOnboardingFromTheWarmPool(t *testing.T) {
 	}
 }
 
-// TestClaimResumesAfterCrash stops a claim at each of its steps and checks
+// TestPoolClaimResumesAfterCrash stops a claim at each of its steps and checks
 // that a restarted provider onboards the account with one AWS account,
-// the pool's, and no CreateAccount call.
-func TestClaimResumesAfterCrash(t *testing.T) {
+// the pool's, and no CreateAccount call. A claim stopped after its move
+// and before it tagged the owner left an account no one can tell is
+// whose: it stays out of the pool until ClaimTimeout has passed (the
+// twin: a FillPool before then leaves it where it is and creates no
+// account in its place), then FillPool returns it, and after its rest
+// the next onboarding takes it (and not one during its rest).
+func TestPoolClaimResumesAfterCrash(t *testing.T) {
+	const timeout = time.Second
 	steps := []struct {
-		name  string
-		op    string
-		after bool
+		name      string
+		op        string
+		after     bool
+		abandoned bool // the claim named no owner: returned after ClaimTimeout
 	}{
-		{"after the tag", "Organizations.TagResource", true},
-		{"after the move", "Organizations.MoveAccount", true},
-		{"before the rename", "Account.PutAccountName", false},
-		{"after the rename", "Account.PutAccountName", true},
+		{"after the claiming tag", "Organizations.TagResource", true, false},
+		{"after the move", "Organizations.MoveAccount", true, true},
+		{"before the rename", "Account.PutAccountName", false, false},
+		{"after the rename", "Account.PutAccountName", true, false},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
@@ -110,15 +118,49 @@ func TestClaimResumesAfterCrash(t *testing.T) {
 			if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err == nil || !c.fired {
 				t.Fatalf("CreateAccount with a crash at %s: %v, fired %v", step.op, err, c.fired)
 			}
-			restarted, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PoolSize: 1})
+			restarted, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PoolSize: 1, ClaimTimeout: timeout})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if step.abandoned {
+				// Must not: before ClaimTimeout the account is a claim in
+				// progress, neither returned nor replaced.
+				if err := restarted.FillPool(ctx); err != nil {
+					t.Fatal(err)
+				}
+				mid, err := restarted.Pool(ctx)
+				if err != nil || len(mid.Ready) != 0 || len(mid.Taken) != 1 || mid.Taken[0].AWSAccountID != st.Ready[0] || mid.Taken[0].Account != "" {
+					t.Fatalf("pool before ClaimTimeout = %+v, %v; want %s taken with no owner, none ready", mid, err, st.Ready[0])
+				}
+				// Must: after it, FillPool returns the account, which
+				// rests ClaimTimeout before a claim takes it.
+				time.Sleep(timeout + 100*time.Millisecond)
+				if err := restarted.FillPool(ctx); err != nil {
+					t.Fatal(err)
+				}
+				back, err := restarted.Pool(ctx)
+				if err != nil || !cmp.Equal(back.Ready, st.Ready) || len(back.Taken) != 0 {
+					t.Fatalf("pool after ClaimTimeout = %+v, %v; want %v ready again", back, err, st.Ready)
+				}
+				// Must not: while it rests, an onboarding passes it by
+				// and asks AWS for an account of its own.
+				if err := restarted.CreateAccount(ctx, "globex", silo.KindTenant); err != nil {
+					t.Fatal(err)
+				}
+				if got := awsIDOf(t, restarted, "globex"); got == st.Ready[0] {
+					t.Errorf("globex took the pool account %s while it rested", got)
+				}
+				time.Sleep(timeout + 100*time.Millisecond)
 			}
 			if err := restarted.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
 				t.Fatalf("CreateAccount after the crash: %v", err)
 			}
-			if n := org.OrgCalls()["CreateAccount"]; n != 1 {
-				t.Errorf("CreateAccount called %d times in all, want 1 (the pool's)", n)
+			want := 1 // the pool's
+			if step.abandoned {
+				want++ // globex's
+			}
+			if n := org.OrgCalls()["CreateAccount"]; n != want {
+				t.Errorf("CreateAccount called %d times in all, want %d", n, want)
 			}
 			if got := awsIDOf(t, restarted, "acme"); got != st.Ready[0] {
 				t.Errorf("acme is AWS account %s, want the pool's %s", got, st.Ready[0])
@@ -128,6 +170,9 @@ func TestClaimResumesAfterCrash(t *testing.T) {
 			}
 			if _, err := restarted.KeyInfo(ctx, "acme"); err != nil {
 				t.Errorf("KeyInfo(acme): %v", err)
+			}
+			if after, err := restarted.Pool(ctx); err != nil || len(after.Taken) != 0 {
+				t.Errorf("pool after the resumed claim = %+v, %v; want nothing taken", after, err)
 			}
 		})
 	}

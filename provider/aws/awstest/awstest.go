@@ -78,9 +78,9 @@ type process struct {
 	out *bytes.Buffer
 }
 
-// start runs kumo on a free local port and waits until it accepts
-// connections. t.Cleanup kills it.
-func start(t testing.TB) *process {
+// start runs kumo on a free local port, with env added to its
+// environment, and waits until it accepts connections. t.Cleanup kills it.
+func start(t testing.TB, env ...string) *process {
 	t.Helper()
 	bin := Kumo(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -95,6 +95,7 @@ func start(t testing.TB) *process {
 	// KUMO_HOST and KUMO_PORT tell kumo its own address, which execute-api
 	// calls to invoke a function.
 	cmd.Env = append(cleanEnv(), "KUMO_LOG_LEVEL=error", "KUMO_HOST=127.0.0.1", "KUMO_PORT="+port)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start kumo: %v", err)
@@ -141,7 +142,9 @@ type Org struct {
 	fronts  map[string]*lambdaFront // AWS account ID → the Lambda front before its member front
 	urls    map[string]string       // AWS account ID → its endpoint: the outermost front
 
-	memberFaults map[string]*faults // AWS account ID → the faults its member front injects
+	memberFaults map[string]*faults       // AWS account ID → the faults its member front injects
+	starting     map[string]chan struct{} // AWS account ID → closed once its kumo started (or failed)
+	memberEnv    []string                 // added to member kumo processes' environment
 }
 
 // NewOrg starts the management account's kumo and its Organizations front
@@ -149,7 +152,7 @@ type Org struct {
 // would before installing silo. Processes end with t.
 func NewOrg(t testing.TB) *Org {
 	t.Helper()
-	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, urls: map[string]string{}, memberFaults: map[string]*faults{}}
+	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, urls: map[string]string{}, memberFaults: map[string]*faults{}, starting: map[string]chan struct{}{}}
 	o.front = newFront(t, start(t))
 	o.front.remote = o.serveEndpoint
 	org := organizations.NewFromConfig(o.Config(), func(op *organizations.Options) { op.BaseEndpoint = aws.String(o.front.url) })
@@ -182,32 +185,69 @@ func (o *Org) Config() aws.Config {
 // Endpoint returns the endpoint of an AWS account: "" is the management
 // account; a member account's kumo is started on first use, behind its
 // member front (and its Lambda front in a NewFunctionOrg). An ID the organization did not create
-// fails the test.
+// fails the test. Several accounts' kumo processes start concurrently; a
+// second caller for an account that is starting waits for it.
 func (o *Org) Endpoint(account string) string {
 	if account == "" {
 		return o.front.url
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if u, ok := o.urls[account]; ok {
+		o.mu.Unlock()
 		return u
 	}
+	if ready, ok := o.starting[account]; ok {
+		o.mu.Unlock()
+		<-ready
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if u, ok := o.urls[account]; ok {
+			return u
+		}
+		return "http://127.0.0.1:1" // its start failed the test
+	}
 	if !o.front.created(account) {
+		o.mu.Unlock()
 		o.t.Errorf("the provider asked for the endpoint of account %q, which the organization never created", account)
 		return "http://127.0.0.1:1"
 	}
-	p := start(o.t)
-	o.members[account] = p
+	ready := make(chan struct{})
+	o.starting[account] = ready
+	env := o.memberEnv
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		delete(o.starting, account)
+		o.mu.Unlock()
+		close(ready)
+	}()
+
+	p := start(o.t, env...)
 	mf := newMemberFront(o.t, p)
-	o.memberFaults[account] = mf.faults
 	u := mf.url
+	var lf *lambdaFront
 	if o.lambda {
-		f := newLambdaFront(o.t, &process{url: u}, account)
-		o.fronts[account] = f
-		u = f.url
+		lf = newLambdaFront(o.t, &process{url: u}, account)
+		u = lf.url
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.members[account] = p
+	o.memberFaults[account] = mf.faults
+	if lf != nil {
+		o.fronts[account] = lf
 	}
 	o.urls[account] = u
 	return u
+}
+
+// SetMemberEnv adds environment settings (such as "GOGC=50") to the member
+// accounts' kumo processes started from now on; the management account's
+// kumo keeps the default.
+func (o *Org) SetMemberEnv(env ...string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.memberEnv = append(o.memberEnv, env...)
 }
 
 // SlowCreations makes every account creation requested from now on answer

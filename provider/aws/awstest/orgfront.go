@@ -136,7 +136,7 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	case "ListParents":
 		f.listParents(w, r, in["ChildId"])
 	case "MoveAccount":
-		f.moveAccount(w, in)
+		f.moveAccount(w, r, in)
 	case "CloseAccount":
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -260,20 +260,45 @@ func (f *front) createAccount(out map[string]any) {
 	}
 }
 
-func (f *front) moveAccount(w http.ResponseWriter, in map[string]string) {
+// moveAccount serves MoveAccount as the AWS API reference describes it:
+// the account moves only if it is under SourceParentId (its OU once
+// moved, else the root), so that MoveAccount is a compare-and-swap on the
+// account's parent. An account already in the destination is answered
+// DuplicateAccountException, one under another parent
+// SourceParentNotFoundException; AWS's own choice between those errors is
+// not documented further, and the provider treats both, with
+// AccountNotFoundException and ConcurrentModificationException, as "moved
+// by someone else". Moving back to the root is allowed.
+func (f *front) moveAccount(w http.ResponseWriter, r *http.Request, in map[string]string) {
+	f.mu.Lock()
+	root := f.root
+	f.mu.Unlock()
+	if root == "" {
+		var err error
+		if root, err = f.readRoot(r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a, src, dst := in["AccountId"], in["SourceParentId"], in["DestinationParentId"]
 	cur, moved := f.parents[a]
+	if !moved {
+		cur = root
+	}
 	switch {
-	case !f.accounts[a]:
+	case !f.accounts[a] || f.closed[a]:
 		orgError(w, "AccountNotFoundException", "no such account")
-	case moved && cur == dst:
-		orgError(w, "DuplicateAccountException", "the account is already in the destination")
-	case moved && cur != src || !moved && !strings.HasPrefix(src, "r-"):
-		orgError(w, "SourceParentNotFoundException", "the account is not in the source parent")
-	case !strings.HasPrefix(dst, "ou-"):
+	case dst != root && !strings.HasPrefix(dst, "ou-"):
 		orgError(w, "DestinationParentNotFoundException", "no such destination")
+	case cur == dst:
+		orgError(w, "DuplicateAccountException", "the account is already in the destination")
+	case cur != src:
+		orgError(w, "SourceParentNotFoundException", "the account is not in the source parent")
+	case dst == root:
+		delete(f.parents, a)
+		reply(w, map[string]any{})
 	default:
 		f.parents[a] = dst
 		reply(w, map[string]any{})

@@ -1,0 +1,318 @@
+package aws_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	silo "github.com/silo-run/silo"
+	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/provider/aws/awstest"
+)
+
+// serverOn returns another provider on org, as a second silo server over
+// the same organization would build it.
+func serverOn(t *testing.T, org *awstest.Org, edit ...func(*siloaws.Config)) *siloaws.Provider {
+	t.Helper()
+	cfg := siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PollInterval: time.Millisecond}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	p, err := siloaws.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// rendezvous holds the first k Organizations MoveAccount calls made after
+// arm until all k have arrived, so that k claimers move one pool account
+// at the same moment, and records the error codes AWS answered them.
+type rendezvous struct {
+	k int
+
+	mu      sync.Mutex
+	armed   bool
+	arrived int
+	all     chan struct{}
+	codes   []string // the answers to the held calls: "" for success
+}
+
+func newRendezvous(k int) *rendezvous { return &rendezvous{k: k, all: make(chan struct{})} }
+
+func (r *rendezvous) arm() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.armed = true
+}
+
+// met reports whether all k calls arrived together.
+func (r *rendezvous) met() bool {
+	select {
+	case <-r.all:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *rendezvous) install(cfg *siloaws.Config) {
+	cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, func(s *middleware.Stack) error {
+		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("silo-rendezvous", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx) != "Organizations.MoveAccount" {
+				return next.HandleInitialize(ctx, in)
+			}
+			r.mu.Lock()
+			held := r.armed && r.arrived < r.k
+			if held {
+				if r.arrived++; r.arrived == r.k {
+					close(r.all)
+				}
+			}
+			r.mu.Unlock()
+			if !held {
+				return next.HandleInitialize(ctx, in)
+			}
+			select {
+			case <-r.all:
+			case <-time.After(20 * time.Second): // met reports it
+			}
+			out, md, err := next.HandleInitialize(ctx, in)
+			code := ""
+			var ae smithy.APIError
+			if errors.As(err, &ae) {
+				code = ae.ErrorCode()
+			} else if err != nil {
+				code = err.Error()
+			}
+			r.mu.Lock()
+			r.codes = append(r.codes, code)
+			r.mu.Unlock()
+			return out, md, err
+		}), middleware.After)
+	})
+}
+
+// TestTwoServersRaceForOnePoolAccount makes two providers (two silo
+// servers over one organization) claim the pool's only account at the
+// same moment: both move it out of OU "pool" together. Exactly one claim
+// wins it; the other is answered that the account is gone and onboards
+// with a new AWS account. Without the compare-and-swap (a move that
+// ignored its source, or a claim that took "already in the destination"
+// for success) both would rename the one account and one tenant would be
+// left without an account of its own. The claimers are of one kind (AWS
+// answers the loser that the account is already in the destination) and
+// of two kinds (that it is no longer under the source parent).
+func TestTwoServersRaceForOnePoolAccount(t *testing.T) {
+	for _, kinds := range [][2]silo.Kind{{silo.KindTenant, silo.KindTenant}, {silo.KindTenant, silo.KindDeveloper}} {
+		t.Run(string(kinds[0])+"-"+string(kinds[1]), func(t *testing.T) { raceForOnePoolAccount(t, kinds) })
+	}
+}
+
+func raceForOnePoolAccount(t *testing.T, kinds [2]silo.Kind) {
+	ctx := context.Background()
+	r := newRendezvous(2)
+	p1, org := newAWS(t, pooled(1), r.install)
+	p2 := serverOn(t, org, pooled(1), r.install)
+	if err := p1.FillPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p1.Pool(ctx)
+	if err != nil || len(st.Ready) != 1 {
+		t.Fatalf("pool = %+v, %v; want 1 ready", st, err)
+	}
+	pooledID := st.Ready[0]
+	r.arm()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, c := range []struct {
+		p  *siloaws.Provider
+		id silo.AccountID
+	}{{p1, "acme"}, {p2, "globex"}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.p.CreateAccount(ctx, c.id, kinds[i])
+		}()
+	}
+	wg.Wait()
+	if !r.met() {
+		t.Fatalf("the two claims did not move the pool account at the same moment (codes %v); the test did not race", r.codes)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("CreateAccount #%d: %v", i+1, err)
+		}
+	}
+	// Must not: one AWS account for both. Must: each its own, one of them
+	// the pool's.
+	fresh := serverOn(t, org)
+	acme, globex := awsIDOf(t, fresh, "acme"), awsIDOf(t, fresh, "globex")
+	if acme == globex {
+		t.Fatalf("acme and globex share AWS account %s", acme)
+	}
+	if (acme == pooledID) == (globex == pooledID) {
+		t.Errorf("acme is %s, globex %s; want exactly one of them the pool's %s", acme, globex, pooledID)
+	}
+	if n := org.OrgCalls()["CreateAccount"]; n != 2 {
+		t.Errorf("Organizations.CreateAccount called %d times, want 2 (the pool's and the loser's)", n)
+	}
+	slices.Sort(r.codes)
+	if len(r.codes) != 2 || r.codes[0] != "" || r.codes[1] == "" {
+		t.Errorf("the held moves were answered %q; want one success and one refusal", r.codes)
+	}
+	units := ous(t, accountClients(org, ""))
+	for i, a := range []string{acme, globex} {
+		want := map[silo.Kind]string{silo.KindTenant: "tenants", silo.KindDeveloper: "developers"}[kinds[i]]
+		if got := org.Parent(a); got != units[want] {
+			t.Errorf("AWS account %s is in %q, want OU %s %q", a, got, want, units[want])
+		}
+	}
+	for _, id := range []silo.AccountID{"acme", "globex"} {
+		if _, err := fresh.KeyInfo(ctx, id); err != nil {
+			t.Errorf("KeyInfo(%s): %v", id, err)
+		}
+	}
+	if after, err := fresh.Pool(ctx); err != nil || len(after.Ready) != 0 || len(after.Taken) != 0 {
+		t.Errorf("pool after the race = %+v, %v; want empty, nothing left taken", after, err)
+	}
+}
+
+// TestTwoServersClaimFromOnePool onboards 12 tenants at once, 6 through
+// each of two providers, from a pool of 6: no pool account goes to two
+// tenants, every tenant gets one AWS account of its own, and every pool
+// account is either a tenant's or still ready (none left out of the pool).
+func TestTwoServersClaimFromOnePool(t *testing.T) {
+	ctx := context.Background()
+	const size, tenants = 6, 12
+	p1, org := newAWS(t, pooled(size))
+	p2 := serverOn(t, org, pooled(size))
+	if err := p1.FillPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p1.Pool(ctx)
+	if err != nil || len(st.Ready) != size {
+		t.Fatalf("pool = %+v, %v; want %d ready", st, err, size)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, tenants)
+	for i := range tenants {
+		p := []*siloaws.Provider{p1, p2}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.CreateAccount(ctx, silo.AccountID(fmt.Sprintf("t%d", i)), silo.KindTenant)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	fresh := serverOn(t, org)
+	owner := map[string]silo.AccountID{}
+	for i := range tenants {
+		id := silo.AccountID(fmt.Sprintf("t%d", i))
+		a := awsIDOf(t, fresh, id)
+		if prev, dup := owner[a]; dup {
+			t.Errorf("AWS account %s belongs to %s and %s", a, prev, id)
+		}
+		owner[a] = id
+	}
+	ids, err := fresh.Accounts(ctx)
+	if err != nil || len(ids) != tenants {
+		t.Errorf("Accounts = %v, %v; want the %d tenants", ids, err, tenants)
+	}
+	after, err := fresh.Pool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Taken) != 0 {
+		t.Errorf("pool accounts left out of the pool: %+v", after.Taken)
+	}
+	claimed := 0
+	for _, a := range st.Ready {
+		_, isTenant := owner[a]
+		if isTenant {
+			claimed++
+		}
+		if isTenant == slices.Contains(after.Ready, a) {
+			t.Errorf("pool account %s: a tenant's %v, still ready %v; want exactly one", a, isTenant, !isTenant)
+		}
+	}
+	if claimed == 0 {
+		t.Errorf("no tenant was onboarded from the pool")
+	}
+	if n, want := org.OrgCalls()["CreateAccount"], size+tenants-claimed; n != want {
+		t.Errorf("Organizations.CreateAccount called %d times, want %d (%d for the pool, one per tenant not served from it)", n, want, size)
+	}
+}
+
+// slowMoves delays every Organizations MoveAccount answer by d, as a
+// server paused between its claim's steps would be.
+func slowMoves(d time.Duration) func(*siloaws.Config) {
+	return func(cfg *siloaws.Config) {
+		cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("silo-slow-move", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				if awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx) == "Organizations.MoveAccount" {
+					time.Sleep(d)
+				}
+				return out, md, err
+			}), middleware.After)
+		})
+	}
+}
+
+// TestPoolSlowClaimGivesUp: a claim that took more than half of ClaimTimeout
+// to move its pool account (another server may already count the account
+// as abandoned) does not go on to own it: the account stays out of the
+// pool with no owner, to be returned, and the onboarding asks AWS for an
+// account of its own. Its twin, a claim at normal speed, takes the pool
+// account.
+func TestPoolSlowClaimGivesUp(t *testing.T) {
+	const timeout = 2 * time.Second
+	for _, slow := range []bool{true, false} {
+		t.Run(fmt.Sprintf("slow=%v", slow), func(t *testing.T) {
+			ctx := context.Background()
+			delay := time.Duration(0)
+			if slow {
+				delay = timeout/2 + 200*time.Millisecond
+			}
+			p, _ := newAWS(t, pooled(1), func(c *siloaws.Config) { c.ClaimTimeout = timeout }, slowMoves(delay))
+			if err := p.FillPool(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st, err := p.Pool(ctx)
+			if err != nil || len(st.Ready) != 1 {
+				t.Fatalf("pool = %+v, %v; want 1 ready", st, err)
+			}
+			if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+				t.Fatal(err)
+			}
+			got := awsIDOf(t, p, "acme")
+			after, err := p.Pool(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slow {
+				if got != st.Ready[0] || len(after.Taken) != 0 {
+					t.Errorf("acme is %s (pool after: %+v); want the pool's %s, nothing left taken", got, after, st.Ready[0])
+				}
+				return
+			}
+			if got == st.Ready[0] {
+				t.Errorf("a claim slower than half of ClaimTimeout kept the pool account %s", got)
+			}
+			if len(after.Taken) != 1 || after.Taken[0].AWSAccountID != st.Ready[0] || after.Taken[0].Account != "" {
+				t.Errorf("pool after a slow claim = %+v; want %s taken with no owner", after, st.Ready[0])
+			}
+		})
+	}
+}
