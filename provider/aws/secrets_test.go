@@ -147,6 +147,9 @@ func TestSecretSizeLimit(t *testing.T) {
 				}
 				return
 			}
+			if err == nil {
+				t.Fatalf("PutSecret of %d bytes succeeded; want CodeInvalid naming signing_key and %s", len(tt.value), tt.limit)
+			}
 			msg := silo.UserMessage(err)
 			if silo.ErrorCode(err) != silo.CodeInvalid || !strings.Contains(msg, "signing_key") || !strings.Contains(msg, tt.limit) {
 				t.Errorf("PutSecret = %v; want CodeInvalid naming signing_key and %s", err, tt.limit)
