@@ -16,6 +16,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go/middleware"
 	silo "github.com/silo-run/silo"
+	iameval "github.com/silo-run/silo/isolation/iam"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
 )
@@ -285,6 +286,17 @@ func TestLegacySecretsMoveToSSM(t *testing.T) {
 	if got := legacyNames(t, c); len(got) != 1 || got[0] != "silo/secret/api_token" {
 		t.Errorf("Secrets Manager after the Apply holds %v; want only silo/secret/api_token (ingest still reads it)", got)
 	}
+	// silo verify sees the copy, and reports ingest's old grant as
+	// beyond what the current silo declares, until ingest is deployed
+	// again.
+	snap, err := p.IAMSnapshot(ctx)
+	ok(t, "IAMSnapshot", err)
+	if got := secretKinds(snap, awsID); got["legacy-secret silo/secret/api_token"] != 1 || got["secret /silo-secret/api_token"] != 1 || got["secret /silo-secret/other_token"] != 1 {
+		t.Errorf("secrets in the snapshot = %v; want both parameters and the one Secrets Manager copy", got)
+	}
+	if !reported(iameval.Verify(snap), "secretsmanager:GetSecretValue", siloaws.FunctionRole("ingest"), "does not declare") {
+		t.Errorf("silo verify does not report ingest's Secrets Manager grant of the earlier silo")
+	}
 	// PutSecret keeps the copy ingest reads current.
 	ok(t, "PutSecret", p.PutSecret(ctx, "acme", "api_token", []byte("new-api")))
 	if v := legacyValue(t, c, "api_token"); v != "new-api" {
@@ -301,6 +313,41 @@ func TestLegacySecretsMoveToSSM(t *testing.T) {
 			t.Errorf("Secret(%s) after the move = %q, %v; want %s", name, v, err, want)
 		}
 	}
+	snap, err = p.IAMSnapshot(ctx)
+	ok(t, "IAMSnapshot", err)
+	if got := secretKinds(snap, awsID); len(got) != 2 || got["legacy-secret silo/secret/api_token"] != 0 {
+		t.Errorf("secrets in the snapshot after the move = %v; want the two parameters only", got)
+	}
+	if reported(iameval.Verify(snap), "secretsmanager:GetSecretValue") {
+		t.Errorf("silo verify still reports a Secrets Manager grant after ingest is deployed again")
+	}
+}
+
+// secretKinds counts the secrets of AWS account awsID in snap, by kind
+// and name.
+func secretKinds(snap iameval.Snapshot, awsID string) map[string]int {
+	out := map[string]int{}
+	for _, a := range snap.Accounts {
+		if a.ID != awsID {
+			continue
+		}
+		for _, r := range a.Resources {
+			if r.Kind == iameval.Secret || r.Kind == iameval.LegacySecret {
+				out[string(r.Kind)+" "+r.Name]++
+			}
+		}
+	}
+	return out
+}
+
+// reported reports whether a finding of r names every part.
+func reported(r iameval.Result, parts ...string) bool {
+	for _, f := range r.Findings {
+		if containsAll(f.String(), parts) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestLegacySecretsMoveNeedsTheDataRole: when the value cannot be read
@@ -339,3 +386,42 @@ func TestLegacySecretsMoveNeedsTheDataRole(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestLambdaHostReadsSecretsFromSSM: the host, with the function's own
+// credentials, reads a secret from its parameter; it has no Secrets
+// Manager fallback (its execution role grants none), while the data
+// plane's handle does (the twin).
+func TestLambdaHostReadsSecretsFromSSM(t *testing.T) {
+	ctx := context.Background()
+	p, org := newAWS(t)
+	ok(t, "create acme", p.CreateAccount(ctx, "acme", silo.KindTenant))
+	for _, name := range []string{"api_token", "old_token"} {
+		apply(t, p, "acme", silo.OpCreate, mkRes(t, silo.TypeSecret, name, map[string]any{}))
+	}
+	ok(t, "PutSecret", p.PutSecret(ctx, "acme", "api_token", []byte("tok-123")))
+	key, err := p.KeyInfo(ctx, "acme")
+	ok(t, "KeyInfo", err)
+	awsID := awsIDOf(t, p, "acme")
+	legacySecret(t, accountClients(org, awsID), key.WrappedBy, "old_token", []byte("old"))
+
+	t.Setenv("AWS_REGION", awstest.Region)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEMULATED")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "emulated")
+	h, err := siloaws.NewHost(ctx, siloaws.HostConfig{Account: "acme", AWSAccount: awsID, Function: "ingest", Endpoint: org.Endpoint(awsID)})
+	ok(t, "NewHost", err)
+	if v, err := h.Data().Secret(ctx, "api_token"); err != nil || string(v) != "tok-123" {
+		t.Errorf("host Secret(api_token) = %q, %v; want tok-123", v, err)
+	}
+	if _, err := h.Data().Secret(ctx, "old_token"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("host Secret(old_token), only in Secrets Manager = %v; want CodeNotFound", err)
+	}
+	// An earlier silo's secret is made after this provider saw none; a
+	// restarted one, as after an upgrade, has not looked yet.
+	restarted, err := newProviderOn(t, org)
+	ok(t, "restart", err)
+	d, err := restarted.Data(ctx, "acme")
+	ok(t, "Data", err)
+	if v, err := d.Secret(ctx, "old_token"); err != nil || string(v) != "old" {
+		t.Errorf("data plane Secret(old_token) = %q, %v; want old, from Secrets Manager", v, err)
+	}
+}
