@@ -39,7 +39,7 @@ func onAWS(t *testing.T) (*silotest.Platform, *siloaws.Provider, *awstest.Org) {
 // TestExampleOnTheAWSProvider runs the example app on the AWS provider:
 // three tenants onboarded (an AWS member account each), an update applied,
 // functions called through the gateway (in the platform's runtime, against
-// each account's DynamoDB table and Secrets Manager secret), and one tenant
+// each account's DynamoDB table and secret parameter), and one tenant
 // offboarded (its AWS account closed, nothing of it left).
 func TestExampleOnTheAWSProvider(t *testing.T) {
 	ctx := context.Background()
@@ -66,7 +66,7 @@ func TestExampleOnTheAWSProvider(t *testing.T) {
 	// Calls through the gateway reach each account's own data.
 	resp := acme.POST(t, "/findings", `{"severity":"high","app":"github","cve":"CVE-2024-3094"}`)
 	if resp.Status != http.StatusCreated || !strings.Contains(string(resp.Body), `"remediation":"available"`) {
-		t.Fatalf("acme POST /findings: %s; want 201 with remediation available (acme's secret, from Secrets Manager)", resp)
+		t.Fatalf("acme POST /findings: %s; want 201 with remediation available (acme's secret, from its SSM SecureString parameter)", resp)
 	}
 	if !strings.Contains(string(resp.Body), `"known_exploited":true`) {
 		t.Errorf("acme POST /findings: %s; want the enrichment from production's export", resp)

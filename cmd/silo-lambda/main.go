@@ -10,8 +10,8 @@
 // package with all of its guards (memory, table and size limits, the
 // deadline, instrumented checkpoints against loop-free recursion, log
 // limits), its host calls bound through the decision point to the
-// account's data plane (DynamoDB, S3, SSM, Secrets Manager), reached with
-// the function's own execution role. Logs are JSON lines on stdout, which
+// account's data plane (DynamoDB, S3, and SSM for config and SecureString
+// secrets), reached with the function's own execution role. Logs are JSON lines on stdout, which
 // Lambda sends to CloudWatch Logs.
 //
 // Build it with

@@ -51,8 +51,11 @@ const (
 	Table  ResourceKind = "table"
 	Bucket ResourceKind = "bucket"
 	Config ResourceKind = "config"
-	Secret ResourceKind = "secret"
+	Secret ResourceKind = "secret" // an SSM SecureString parameter
 	Key    ResourceKind = "key"
+	// LegacySecret is a Secrets Manager secret, as an earlier silo stored
+	// secrets, until it is moved to SSM.
+	LegacySecret ResourceKind = "legacy-secret"
 )
 
 // Resource is a resource of an account. Exported marks a production
@@ -65,8 +68,9 @@ type Resource struct {
 	Exported bool         `json:"exported,omitempty"`
 }
 
-// probe is one action checked on a resource: on the ARN, or on its
-// objects (a bucket's "<arn>/*"). read marks the actions an export allows
+// probe is one action checked on a resource: on the ARN, on its
+// objects (a bucket's "<arn>/*"), or on its parent path (a parameter's
+// path, which ssm:GetParametersByPath reads with everything below it). read marks the actions an export allows
 // (reads), data those the control plane must not hold (I3): reading table
 // items, objects or secret values, or decrypting. Listing object keys and
 // reading config values, which the control plane writes itself, are reads
@@ -75,20 +79,25 @@ type probe struct {
 	action     string
 	objects    bool
 	read, data bool
+	parent     bool
 }
 
 var probes = map[ResourceKind][]probe{
 	Table: {
-		{"dynamodb:GetItem", false, true, true}, {"dynamodb:Query", false, true, true}, {"dynamodb:Scan", false, true, true},
-		{"dynamodb:PutItem", false, false, false}, {"dynamodb:DeleteItem", false, false, false}, {"dynamodb:PutResourcePolicy", false, false, false},
+		{"dynamodb:GetItem", false, true, true, false}, {"dynamodb:Query", false, true, true, false}, {"dynamodb:Scan", false, true, true, false},
+		{"dynamodb:PutItem", false, false, false, false}, {"dynamodb:DeleteItem", false, false, false, false}, {"dynamodb:PutResourcePolicy", false, false, false, false},
 	},
 	Bucket: {
-		{"s3:ListBucket", false, true, false}, {"s3:GetObject", true, true, true},
-		{"s3:PutObject", true, false, false}, {"s3:DeleteObject", true, false, false}, {"s3:PutBucketPolicy", false, false, false},
+		{"s3:ListBucket", false, true, false, false}, {"s3:GetObject", true, true, true, false},
+		{"s3:PutObject", true, false, false, false}, {"s3:DeleteObject", true, false, false, false}, {"s3:PutBucketPolicy", false, false, false, false},
 	},
-	Config: {{"ssm:GetParameter", false, true, false}, {"ssm:PutParameter", false, false, false}},
-	Secret: {{"secretsmanager:GetSecretValue", false, true, true}, {"secretsmanager:PutSecretValue", false, false, false}},
-	Key:    {{"kms:Decrypt", false, true, true}, {"kms:PutKeyPolicy", false, false, false}},
+	Config: {{"ssm:GetParameter", false, true, false, false}, {"ssm:PutParameter", false, false, false, false}},
+	Secret: {
+		{"ssm:GetParameter", false, true, true, false}, {"ssm:GetParameters", false, true, true, false},
+		{"ssm:GetParametersByPath", false, true, true, true}, {"ssm:PutParameter", false, false, false, false},
+	},
+	LegacySecret: {{"secretsmanager:GetSecretValue", false, true, true, false}, {"secretsmanager:PutSecretValue", false, false, false, false}},
+	Key:          {{"kms:Decrypt", false, true, true, false}, {"kms:PutKeyPolicy", false, false, false, false}},
 }
 
 // Finding is one counterexample: Principal, through the roles in Via, may
@@ -363,6 +372,9 @@ func resources(s Snapshot, h hop, st start, checked *int) []Finding {
 				arn := r.ARN
 				if pr.objects {
 					arn += "/*"
+				}
+				if pr.parent {
+					arn = arn[:strings.LastIndex(arn, "/")]
 				}
 				acc := h.access
 				acc.Resource, acc.ResourceAccount, acc.PolicyRequired = r.Policy, a.ID, r.Kind == Key

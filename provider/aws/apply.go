@@ -41,7 +41,9 @@ type record struct {
 // of the production account its resource policy (applyTrust); with
 // Config.Functions a function runs on Lambda under that role and a route is
 // a route of the account's HTTP API (lambda.go, ingress.go), without it they
-// are only recorded, as schedules are. Every resource has a record, an SSM parameter under
+// are only recorded, as schedules are. Each Apply first moves the secrets
+// an earlier silo kept in Secrets Manager to SSM, and again after a
+// function's deployment (migrateSecrets). Every resource has a record, an SSM parameter under
 // /silo/resource/ holding its type, name, spec and hash, written after the
 // effect, so repeating an Apply interrupted by a crash converges.
 //
@@ -91,6 +93,9 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 		return err
 	}
 	m := p.member(awsID)
+	if err := p.migrateSecrets(ctx, id, m); err != nil {
+		return err
+	}
 	if c.Op == silo.OpDelete {
 		if err := p.removeCompute(ctx, id, m, c.Type, c.Name); err != nil {
 			return err
@@ -127,6 +132,11 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 			return silo.Errorf(silo.CodeInvalid, "%s: its spec is %d bytes; the AWS provider keeps specs of up to 8 KiB", key, len(res.Spec))
 		}
 		return fail(id, "record "+key, err)
+	}
+	if res.Type == silo.TypeFunction {
+		// The function may have been the last to read a secret through
+		// Secrets Manager.
+		return p.migrateSecrets(ctx, id, m)
 	}
 	return nil
 }
@@ -297,7 +307,13 @@ func (m *member) remove(ctx context.Context, id silo.AccountID, typ silo.Resourc
 			return fail(id, "delete config "+name, err)
 		}
 	case silo.TypeSecret:
-		return m.deleteSecret(ctx, id, secretName(name))
+		_, err := m.ssm.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(secretParam(name))})
+		if err != nil && !isCode(err, "ParameterNotFound") {
+			return fail(id, "delete secret "+name, err)
+		}
+		if !m.noLegacy() {
+			return m.deleteLegacySecret(ctx, id, legacySecretName(name))
+		}
 	case silo.TypeFunction, silo.TypeRoute, silo.TypeExport, silo.TypeSchedule:
 	default:
 		return silo.Errorf(silo.CodeInvalid, "unknown resource type %q for %s", typ, name)
@@ -475,14 +491,16 @@ func (m *member) tables(ctx context.Context, id silo.AccountID) (map[string]bool
 	return out, nil
 }
 
-// PutSecret stores value as the secret name in Secrets Manager, encrypted
-// under the account's data key. The secret must be declared (its record
-// exists).
+// PutSecret stores value as the secret name, an SSM SecureString parameter
+// encrypted under the account's data key (secrets.go). The secret must be
+// declared (its record exists). Neither the value nor any AWS message
+// about it appears in an error.
 //
 // # Errors
 //
 // CodeNotFound if the account does not exist or the secret is not declared;
-// CodeInvalid if value is larger than MaxSecretSize.
+// CodeInvalid if value does not fit a standard-tier parameter: text over
+// MaxSecretSize bytes, other data over MaxBinarySecretSize.
 func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error {
 	if err := parseID(id); err != nil {
 		return err
@@ -490,8 +508,8 @@ func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string
 	if err := validateName(silo.TypeSecret, name); err != nil {
 		return err
 	}
-	if len(value) > MaxSecretSize {
-		return silo.Errorf(silo.CodeInvalid, "secret %s is %d bytes; the limit is %d bytes (64 KiB)", name, len(value), MaxSecretSize)
+	if err := checkSecretSize(name, value); err != nil {
+		return err
 	}
 	awsID, err := p.awsID(ctx, id)
 	if err != nil {
@@ -509,7 +527,7 @@ func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string
 	if err != nil {
 		return err
 	}
-	return m.putSecret(ctx, id, secretName(name), keyARN, value)
+	return m.putSecret(ctx, id, name, keyARN, value)
 }
 
 // KeyInfo describes the account's data key: its KMS key ARN and the

@@ -1,8 +1,8 @@
 // Package aws is silo's AWS provider: an account is an AWS Organizations
 // member account in an organizational unit per kind, reached through a
 // deployer role; its tables are DynamoDB tables, its buckets S3 buckets,
-// its config SSM parameters and its secrets Secrets Manager secrets, all
-// encrypted under the account's own KMS key (docs/aws.md).
+// its config SSM parameters and its secrets SSM SecureString parameters,
+// all encrypted under the account's own KMS key (docs/aws.md).
 //
 // It is the only package of the project that imports aws-sdk-go-v2, and it
 // imports only the root silo package, provider, logs (the entry type of
@@ -33,9 +33,13 @@ import (
 // Limits the provider holds every account to, the same as the local
 // provider's, so that one silo.yaml behaves the same on both.
 const (
-	// MaxSecretSize is the largest secret value PutSecret accepts; it is
-	// also the largest value Secrets Manager stores.
-	MaxSecretSize = 64 << 10
+	// MaxSecretSize is the largest secret value PutSecret accepts when it
+	// is text (UTF-8 without control characters but tab and line breaks):
+	// a standard-tier SSM parameter holds 4 KB. Other data is stored as
+	// base64, so MaxBinarySecretSize bytes of it fit. The local provider
+	// takes 64 KiB of either.
+	MaxSecretSize       = maxParamValue
+	MaxBinarySecretSize = (maxParamValue - len(binaryMark)) / 4 * 3
 	// MaxKeySize is the longest table or blob key, in bytes (the largest
 	// DynamoDB sort key and S3 object key).
 	MaxKeySize = provider.MaxKeySize

@@ -105,7 +105,7 @@ func TestDeleteAccountResumesAfterCrash(t *testing.T) {
 		{"after the key is scheduled for deletion", "KMS.ScheduleKeyDeletion", true},
 		{"before the tables are deleted", "DynamoDB.DeleteTable", false},
 		{"before the bucket is deleted", "S3.DeleteBucket", false},
-		{"before the secrets are deleted", "Secrets Manager.DeleteSecret", false},
+		{"before the secrets are deleted", "SSM.DescribeParameters", true},
 		{"after the account is marked offboarding", "Organizations.TagResource", true},
 		{"after the first role is denied", "IAM.PutRolePolicy", true},
 		{"before the account is closed", "Organizations.CloseAccount", false},

@@ -13,8 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -331,65 +329,4 @@ func (d *data) Config(ctx context.Context, key string) (string, error) {
 		return "", fail(d.id, "decode config "+key, err)
 	}
 	return v, nil
-}
-
-// Secret returns the secret name, decrypted by Secrets Manager with the
-// account's data key.
-//
-// # Errors
-//
-// CodeNotFound if the secret has no value (undeclared, or never put).
-func (d *data) Secret(ctx context.Context, name string) ([]byte, error) {
-	if validateName(silo.TypeSecret, name) != nil {
-		return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s", clip(name), d.id)
-	}
-	out, err := d.m().sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretName(name))})
-	if isCode(err, "ResourceNotFoundException") {
-		return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with PutSecret", clip(name), d.id)
-	}
-	if err != nil {
-		return nil, fail(d.id, "read secret "+name, err)
-	}
-	if out.SecretBinary != nil {
-		return out.SecretBinary, nil
-	}
-	return []byte{}, nil // stored empty, as emptySecret
-}
-
-// emptySecret is the SecretString that stands for an empty value: Secrets
-// Manager needs a non-empty value, and every non-empty value is stored as
-// SecretBinary, so a secret holding a SecretString reads as empty.
-const emptySecret = "-"
-
-// putSecret sets the value of the Secrets Manager secret name, creating it
-// under key keyARN if missing.
-func (m *member) putSecret(ctx context.Context, id silo.AccountID, name, keyARN string, v []byte) error {
-	put := &secretsmanager.PutSecretValueInput{SecretId: aws.String(name)}
-	create := &secretsmanager.CreateSecretInput{
-		Name:     aws.String(name),
-		KmsKeyId: aws.String(keyARN),
-		Tags:     []smtypes.Tag{{Key: aws.String(tagAccount), Value: aws.String(string(id))}},
-	}
-	if len(v) == 0 {
-		put.SecretString, create.SecretString = aws.String(emptySecret), aws.String(emptySecret)
-	} else {
-		put.SecretBinary, create.SecretBinary = v, v
-	}
-	for attempt := 0; attempt < 3; attempt++ {
-		_, err := m.sm.PutSecretValue(ctx, put)
-		if err == nil {
-			return nil
-		}
-		if !isCode(err, "ResourceNotFoundException") {
-			return fail(id, "store a secret", err)
-		}
-		_, err = m.sm.CreateSecret(ctx, create)
-		if err == nil {
-			return nil
-		}
-		if !isCode(err, "ResourceExistsException") { // created concurrently: put again
-			return fail(id, "create a secret", err)
-		}
-	}
-	return silo.Errorf(silo.CodeUnavailable, "a secret of account %s kept changing while it was stored; try again", id)
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -98,14 +97,13 @@ func hostMember(awsID, endpoint string, cfg aws.Config) *member {
 			o.UsePathStyle = endpoint != ""
 		}),
 		ssm: ssm.NewFromConfig(cfg, func(o *ssm.Options) { ep(&o.BaseEndpoint) }),
-		sm:  secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { ep(&o.BaseEndpoint) }),
 		kms: kms.NewFromConfig(cfg, func(o *kms.Options) { ep(&o.BaseEndpoint) }),
 	}
 }
 
 // Data returns the account's data plane: the same mapping of tables,
-// buckets, config and secrets onto DynamoDB, S3, SSM and Secrets Manager
-// as Provider.Data, without assuming any role.
+// buckets, config and secrets onto DynamoDB, S3 and SSM as Provider.Data,
+// without assuming any role.
 func (h *Host) Data() provider.Data { return h.data }
 
 // Account returns silo's account the host serves.

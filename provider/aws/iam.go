@@ -38,16 +38,19 @@ type Statement struct {
 
 // Unscoped lists the actions of the deployer policy that IAM cannot scope
 // to a resource, so they are granted on "*": listing and creating KMS
-// keys, listing tables, buckets and secrets.
-var Unscoped = []string{"dynamodb:ListTables", "iam:ListRoles", "kms:CreateKey", "kms:ListKeys", "s3:ListAllMyBuckets", "secretsmanager:ListSecrets"}
+// keys, listing tables, buckets, parameters' metadata (never values) and
+// the Secrets Manager secrets of an earlier silo.
+var Unscoped = []string{"dynamodb:ListTables", "iam:ListRoles", "kms:CreateKey", "kms:ListKeys", "s3:ListAllMyBuckets", "secretsmanager:ListSecrets", "ssm:DescribeParameters"}
 
 // DeployerPolicy returns the policy of the deployer role of AWS account
 // awsID in region: exactly the control plane's calls, each on silo's
 // resources of that account only (tables silo.*, buckets
-// silo-<account>-*, parameters under /silo, secrets under silo/secret/,
-// the account's KMS keys and the alias alias/silo-data), plus Unscoped on
-// "*". It reads no table value, blob or secret and cannot decrypt (I3):
-// secrets are written (kms:GenerateDataKey) but never read. It manages
+// silo-<account>-*, parameters under /silo, secret parameters under
+// /silo-secret/, the account's KMS keys and the alias alias/silo-data),
+// plus Unscoped on "*". It reads no table value, blob or secret and cannot
+// decrypt (I3): secrets are written (ssm:PutParameter, kms:Encrypt) but
+// never read, and the Secrets Manager secrets of an earlier silo are
+// updated and deleted, never read (secrets.go). It manages
 // the functions' execution roles (path /silo/, names silo-fn-*), the
 // export resource policies of silo's tables and buckets, and reads every
 // role and key policy of the account for silo verify.
@@ -68,11 +71,13 @@ func DeployerPolicy(region, awsID string) Policy {
 			"ssm:DeleteParameter", "ssm:DeleteParameters", "ssm:GetParameter", "ssm:GetParametersByPath", "ssm:PutParameter",
 		}, Resource: []string{arn("ssm", "parameter"+siloPath), arn("ssm", "parameter"+siloPath+"/*")}},
 		{Sid: "Secrets", Effect: "Allow", Action: []string{
-			"secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:PutSecretValue",
-			"secretsmanager:TagResource",
-		}, Resource: []string{arn("secretsmanager", "secret:"+secretPrefix+"*")}},
+			"ssm:AddTagsToResource", "ssm:DeleteParameter", "ssm:DeleteParameters", "ssm:PutParameter",
+		}, Resource: []string{arn("ssm", "parameter"+secretPath+"*")}},
+		{Sid: "LegacySecrets", Effect: "Allow", Action: []string{
+			"secretsmanager:DeleteSecret", "secretsmanager:PutSecretValue",
+		}, Resource: []string{arn("secretsmanager", "secret:"+legacySecretPrefix+"*")}},
 		{Sid: "Keys", Effect: "Allow", Action: []string{
-			"kms:CreateAlias", "kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKey",
+			"kms:CreateAlias", "kms:CreateGrant", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
 			"kms:ScheduleKeyDeletion", "kms:TagResource",
 		}, Resource: []string{arn("kms", "key/*")}},
 		{Sid: "KeyAlias", Effect: "Allow", Action: []string{"kms:CreateAlias"}, Resource: []string{arn("kms", keyAlias)}},
@@ -100,7 +105,9 @@ func DeployerPolicy(region, awsID string) Policy {
 
 // DataPolicy returns the policy of the data role of AWS account awsID in
 // region: exactly the data plane's calls on silo's tables, objects, config
-// parameters and secrets of that account, and the use of its keys.
+// parameters and secret parameters of that account, and the use of its
+// keys; and reading the Secrets Manager secrets of an earlier silo, which
+// the data plane falls back to and the next Apply moves (secrets.go).
 func DataPolicy(region, awsID string) Policy {
 	arn := func(service, resource string) string {
 		return "arn:aws:" + service + ":" + region + ":" + awsID + ":" + resource
@@ -114,7 +121,8 @@ func DataPolicy(region, awsID string) Policy {
 			"s3:DeleteObject", "s3:GetObject", "s3:PutObject",
 		}, Resource: []string{"arn:aws:s3:::" + bucketPrefix(awsID) + "*/*"}},
 		{Sid: "Config", Effect: "Allow", Action: []string{"ssm:GetParameter"}, Resource: []string{arn("ssm", "parameter"+configPath+"*")}},
-		{Sid: "Secrets", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue"}, Resource: []string{arn("secretsmanager", "secret:"+secretPrefix+"*")}},
+		{Sid: "Secrets", Effect: "Allow", Action: []string{"ssm:GetParameter"}, Resource: []string{arn("ssm", "parameter"+secretPath+"*")}},
+		{Sid: "LegacySecrets", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue"}, Resource: []string{arn("secretsmanager", "secret:"+legacySecretPrefix+"*")}},
 		{Sid: "Keys", Effect: "Allow", Action: []string{"kms:Decrypt", "kms:GenerateDataKey"}, Resource: []string{arn("kms", "key/*")}},
 	}}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -28,6 +29,53 @@ const (
 // reads are the actions that read tenant data; the control plane's
 // deployer role must have none of them (I3).
 var reads = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem", "s3:GetObject", "secretsmanager:GetSecretValue", "kms:Decrypt"}
+
+// paramReads are the SSM actions that return parameter values: the
+// deployer holds them on /silo (config and records), never on a secret.
+var paramReads = []string{"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"}
+
+// readsSecrets returns the statements of doc that let a paramReads action
+// reach a secret parameter (or, through GetParametersByPath, the path
+// above one) of account awsID.
+func readsSecrets(doc siloaws.Policy, awsID string) []string {
+	secret := "arn:aws:ssm:us-east-1:" + awsID + ":parameter/silo-secret/api_token"
+	var out []string
+	for _, st := range doc.Statement {
+		for _, a := range st.Action {
+			if !slices.Contains(paramReads, a) && a != "ssm:*" && a != "*" {
+				continue
+			}
+			for _, r := range st.Resource {
+				for _, target := range []string{secret, secret[:strings.LastIndex(secret, "/")]} {
+					if wildMatch(r, target) {
+						out = append(out, st.Sid+": "+a+" on "+r)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// wildMatch matches an IAM resource pattern ('*' any run, '?' one
+// character, '/' included) against s.
+func wildMatch(pattern, s string) bool {
+	if pattern == "" {
+		return s == ""
+	}
+	switch pattern[0] {
+	case '*':
+		for i := 0; i <= len(s); i++ {
+			if wildMatch(pattern[1:], s[i:]) {
+				return true
+			}
+		}
+		return false
+	case '?':
+		return s != "" && wildMatch(pattern[1:], s[1:])
+	}
+	return s != "" && s[0] == pattern[0] && wildMatch(pattern[1:], s[1:])
+}
 
 func actions(doc siloaws.Policy) map[string]bool {
 	out := map[string]bool{}
@@ -163,7 +211,7 @@ func TestDeployerRoleHasExactlySilosGrants(t *testing.T) {
 		"wildcard action": func(d *siloaws.Policy) { d.Statement[0].Action = append(d.Statement[0].Action, "dynamodb:*") },
 		"any table":       func(d *siloaws.Policy) { d.Statement[0].Resource = []string{"*"} },
 		"another account": func(d *siloaws.Policy) {
-			d.Statement[4].Resource = []string{"arn:aws:secretsmanager:us-east-1:999999999999:secret:silo/secret/*"}
+			d.Statement[4].Resource = []string{"arn:aws:ssm:us-east-1:999999999999:parameter/silo-secret/*"}
 		},
 		"any bucket": func(d *siloaws.Policy) { d.Statement[2].Resource = []string{"arn:aws:s3:::*/*"} },
 		"write any role": func(d *siloaws.Policy) {
@@ -186,6 +234,20 @@ func TestDeployerRoleHasExactlySilosGrants(t *testing.T) {
 			t.Errorf("the deployer role may %s: the control plane could read tenant data", a)
 		}
 	}
+	if found := readsSecrets(doc, awsID); len(found) != 0 {
+		t.Errorf("the deployer role may read secret parameters:\n%s", strings.Join(found, "\n"))
+	}
+	// Twin: the check sees a deployer whose parameter grant covers the
+	// secrets' path.
+	wide := siloaws.DeployerPolicy("us-east-1", awsID)
+	for i := range wide.Statement {
+		if wide.Statement[i].Sid == "Parameters" {
+			wide.Statement[i].Resource = []string{"arn:aws:ssm:us-east-1:" + awsID + ":parameter/silo*"}
+		}
+	}
+	if len(readsSecrets(wide, awsID)) == 0 {
+		t.Errorf("a deployer granted ssm:GetParameter on parameter/silo* is not seen reading secrets")
+	}
 	dataRole, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("silo-data")})
 	if err != nil {
 		t.Fatalf("GetRole silo-data: %v", err)
@@ -205,7 +267,10 @@ func TestDeployerRoleHasExactlySilosGrants(t *testing.T) {
 	if found := overbroad(ddoc, awsID); len(found) != 0 {
 		t.Errorf("the data policy reaches beyond silo's resources of %s:\n%s", awsID, strings.Join(found, "\n"))
 	}
-	for _, a := range []string{"dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "secretsmanager:GetSecretValue", "kms:Decrypt"} {
+	if len(readsSecrets(ddoc, awsID)) == 0 {
+		t.Errorf("the data role may not read secret parameters; the data plane needs it")
+	}
+	for _, a := range []string{"dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "ssm:GetParameter", "kms:Decrypt"} {
 		if !actions(ddoc)[a] {
 			t.Errorf("the data role may not %s; the data plane needs it", a)
 		}

@@ -70,7 +70,7 @@ var (
 	objectWrite = []string{"s3:DeleteObject", "s3:PutObject"}
 	bucketRead  = []string{"s3:ListBucket"}
 	configRead  = []string{"ssm:GetParameter", "ssm:GetParameters"}
-	secretRead  = []string{"secretsmanager:GetSecretValue"}
+	secretRead  = []string{"ssm:GetParameter"}
 )
 
 // ExportRef is a production export as a function grant needs it: the AWS
@@ -84,10 +84,10 @@ type ExportRef struct {
 // function of AWS account awsID with grants fs: the named DynamoDB actions
 // on each granted table (read: GetItem, Query; read-write: also PutItem,
 // DeleteItem), S3 object actions on each granted bucket, ssm:GetParameter(s)
-// on each granted config parameter, secretsmanager:GetSecretValue on each
-// granted secret, kms:Decrypt on the account's data key only through
-// Secrets Manager and S3 (kms:ViaService; kms:GenerateDataKey through S3 for
-// a writable bucket), and the read actions on each granted production
+// on each granted config parameter, ssm:GetParameter on each granted
+// secret's SecureString parameter, kms:Decrypt on the account's data key
+// only through SSM and S3 (kms:ViaService; kms:GenerateDataKey through S3
+// for a writable bucket), and the read actions on each granted production
 // export (exports) with kms:Decrypt on production's keys through DynamoDB
 // and S3. Nothing else: a function with no grants gets no
 // statement, and the caller then deletes the policy.
@@ -129,11 +129,12 @@ func FunctionPolicy(region, awsID, keyARN string, fs silo.FunctionSpec, exports 
 	if len(fs.Secrets) > 0 {
 		var res []string
 		for _, s := range sorted(fs.Secrets) {
-			// Secrets Manager appends "-" and six characters to the name.
-			res = append(res, arn(awsID, "secretsmanager", "secret:"+secretName(s)+"-??????"))
+			res = append(res, arn(awsID, "ssm", "parameter"+secretParam(s)))
 		}
 		add("Secrets", secretRead, res...)
-		viaServices = appendOnce(viaServices, "secretsmanager."+region+".amazonaws.com")
+		// SSM decrypts a SecureString parameter with the caller's own
+		// kms:Decrypt, through SSM only.
+		viaServices = appendOnce(viaServices, "ssm."+region+".amazonaws.com")
 	}
 	if len(viaServices) > 0 && keyARN != "" {
 		sort.Strings(viaServices)

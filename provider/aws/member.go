@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	silo "github.com/silo-run/silo"
 )
@@ -33,7 +32,6 @@ const (
 	tablePrefix   = "silo."
 	configPath    = "/silo/config/"
 	recordPath    = "/silo/resource/"
-	secretPrefix  = "silo/secret/"
 	siloPath      = "/silo"
 	tagAccount    = "silo:account"
 	tagResource   = "silo:resource"
@@ -58,10 +56,7 @@ func recordParam(t silo.ResourceType, name string) string {
 	return recordPath + string(t) + "/" + encode(name)
 }
 
-func secretName(name string) string { return secretPrefix + encode(name) }
-
-// encode maps a resource name to the characters SSM parameter and Secrets
-// Manager names allow: letters, digits, '_' and '-' are kept, every other
+// encode maps a resource name to the characters SSM parameter names allow: letters, digits, '_' and '-' are kept, every other
 // byte becomes ".XX". A name whose encoding is too long becomes "h." and
 // its SHA-256; the name itself is kept in the resource record.
 func encode(name string) string {
@@ -92,14 +87,17 @@ type member struct {
 	ddb *dynamodb.Client
 	s3  *s3.Client
 	ssm *ssm.Client
+	// sm reaches the secrets an earlier silo kept in Secrets Manager
+	// (secrets.go); nil in the Lambda host, which reads SSM only.
 	sm  *secretsmanager.Client
 	kms *kms.Client
 	fn  *lambda.Client         // functions (lambda.go)
 	api *apigatewayv2.Client   // ingress (ingress.go)
 	cwl *cloudwatchlogs.Client // functions' logs (lambdalogs.go)
 
-	mu     sync.Mutex
-	keyARN string // the data key, once known
+	mu         sync.Mutex
+	keyARN     string // the data key, once known
+	legacyGone bool   // no Secrets Manager secret of an earlier silo is left
 }
 
 // roleConfig returns the AWS config of role in account awsID, assumed
@@ -241,7 +239,7 @@ func (m *member) shredKeys(ctx context.Context, id silo.AccountID) error {
 }
 
 // deleteData deletes every table, bucket, parameter and secret silo made
-// in the account.
+// in the account, the Secrets Manager secrets of an earlier silo too.
 func (m *member) deleteData(ctx context.Context, id silo.AccountID) error {
 	tables := dynamodb.NewListTablesPaginator(m.ddb, &dynamodb.ListTablesInput{})
 	for tables.HasMorePages() {
@@ -282,21 +280,24 @@ func (m *member) deleteData(ctx context.Context, id silo.AccountID) error {
 			}
 		}
 	}
-	secrets := secretsmanager.NewListSecretsPaginator(m.sm, &secretsmanager.ListSecretsInput{
-		Filters: []smtypes.Filter{{Key: smtypes.FilterNameStringTypeName, Values: []string{secretPrefix}}},
-	})
-	for secrets.HasMorePages() {
-		page, err := secrets.NextPage(ctx)
-		if err != nil {
-			return fail(id, "list the secrets", err)
+	secrets, err := m.secretParams(ctx, id)
+	if err != nil {
+		return err
+	}
+	for len(secrets) > 0 {
+		n := min(len(secrets), 10) // DeleteParameters takes up to 10 names
+		if _, err := m.ssm.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: secrets[:n]}); err != nil {
+			return fail(id, "delete the secrets", err)
 		}
-		for _, s := range page.SecretList {
-			if !strings.HasPrefix(aws.ToString(s.Name), secretPrefix) {
-				continue
-			}
-			if err := m.deleteSecret(ctx, id, aws.ToString(s.Name)); err != nil {
-				return err
-			}
+		secrets = secrets[n:]
+	}
+	legacy, err := m.legacySecrets(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, name := range legacy {
+		if err := m.deleteLegacySecret(ctx, id, name); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -364,14 +365,6 @@ func (m *member) deleteTable(ctx context.Context, id silo.AccountID, name string
 	w := dynamodb.NewTableNotExistsWaiter(m.ddb)
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(tableName(name))}, waitTable); err != nil {
 		return fail(id, "wait for the deletion of table "+name, err)
-	}
-	return nil
-}
-
-func (m *member) deleteSecret(ctx context.Context, id silo.AccountID, name string) error {
-	_, err := m.sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)})
-	if err != nil && !isCode(err, "ResourceNotFoundException") {
-		return fail(id, "delete a secret", err)
 	}
 	return nil
 }

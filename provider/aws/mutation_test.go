@@ -259,10 +259,22 @@ func TestMutationsAreCaught(t *testing.T) {
 			[]string{"I3", "the control plane", "s3:GetObject", acme.bucket("uploads")}},
 		{"control plane reads secret values",
 			func(t *testing.T) {
-				acme.putRolePolicy(t, "silo-deployer", "extra", allow("", `["secretsmanager:GetSecretValue"]`, "*"))
+				acme.putRolePolicy(t, "silo-deployer", "extra", allow("", `["ssm:GetParameter"]`, "*"))
 			},
 			func(t *testing.T) { acme.deleteRolePolicy(t, "silo-deployer", "extra") },
-			[]string{"I3", "the control plane", "secretsmanager:GetSecretValue", "silo/secret/api_token"}},
+			[]string{"I3", "the control plane", "ssm:GetParameter", ":parameter/silo-secret/api_token"}},
+		{"control plane reads the secrets' path",
+			func(t *testing.T) {
+				acme.putRolePolicy(t, "silo-deployer", "extra", allow("", `"ssm:GetParametersByPath"`, "arn:aws:ssm:us-east-1:"+acme.id+":parameter/silo-secret"))
+			},
+			func(t *testing.T) { acme.deleteRolePolicy(t, "silo-deployer", "extra") },
+			[]string{"I3", "the control plane", "ssm:GetParametersByPath", acme.id + ":parameter/silo-secret"}},
+		{"control plane decrypts with any key",
+			func(t *testing.T) {
+				acme.putRolePolicy(t, "silo-deployer", "extra", allow("", `"kms:Decrypt"`, "*"))
+			},
+			func(t *testing.T) { acme.deleteRolePolicy(t, "silo-deployer", "extra") },
+			[]string{"I3", "the control plane", "kms:Decrypt", ":" + acme.id + ":key/"}},
 		{"wildcard KMS key policy",
 			func(t *testing.T) { restore = acme.keyPolicy(t, allow(`"*"`, `"kms:*"`, "*")) },
 			func(t *testing.T) { acme.keyPolicy(t, restore) },
@@ -337,10 +349,16 @@ func TestMutationsAreCaught(t *testing.T) {
 			[]string{"I1", "any principal of account " + acme.id, "dynamodb:GetItem", prod.tableARN("internal"), "unexported"}},
 		{"execution role granted another function's secret",
 			func(t *testing.T) {
-				acme.putRolePolicy(t, list, "extra", allow("", `"secretsmanager:GetSecretValue"`, "arn:aws:secretsmanager:us-east-1:"+acme.id+":secret:silo/secret/api_token-??????"))
+				acme.putRolePolicy(t, list, "extra", allow("", `"ssm:GetParameter"`, "arn:aws:ssm:us-east-1:"+acme.id+":parameter/silo-secret/api_token"))
 			},
 			func(t *testing.T) { acme.deleteRolePolicy(t, list, "extra") },
-			[]string{"I1", "a Lambda function of account " + acme.id, list, "secretsmanager:GetSecretValue", "silo/secret/api_token", "does not declare"}},
+			[]string{"I1", "a Lambda function of account " + acme.id, list, "ssm:GetParameter", ":parameter/silo-secret/api_token", "does not declare"}},
+		{"execution role reading every secret of its account",
+			func(t *testing.T) {
+				acme.putRolePolicy(t, ingest, "extra", allow("", `"ssm:GetParameters"`, "arn:aws:ssm:us-east-1:"+acme.id+":parameter/silo-secret/*"))
+			},
+			func(t *testing.T) { acme.deleteRolePolicy(t, ingest, "extra") },
+			[]string{"I1", ingest, "ssm:GetParameters", ":parameter/silo-secret/other_token", "does not declare"}},
 		{"execution role writing a table it only reads",
 			func(t *testing.T) {
 				acme.putRolePolicy(t, ingest, "extra", allow("", `"dynamodb:PutItem"`, acme.tableARN("sessions")))
@@ -353,6 +371,10 @@ func TestMutationsAreCaught(t *testing.T) {
 			},
 			func(t *testing.T) { acme.deleteRolePolicy(t, ingest, "extra") },
 			[]string{"I1", ingest, "kms:Decrypt", ":" + acme.id + ":key/", "does not declare"}},
+		{"execution role decrypting with any key",
+			func(t *testing.T) { acme.putRolePolicy(t, ingest, "extra", allow("", `"kms:Decrypt"`, "*")) },
+			func(t *testing.T) { acme.deleteRolePolicy(t, ingest, "extra") },
+			[]string{"I1", ingest, "kms:Decrypt", ":" + acme.id + ":key/", "does not declare"}},
 		{"sts:AssumeRole on *",
 			func(t *testing.T) { acme.putRolePolicy(t, ingest, "extra", allow("", `"sts:AssumeRole"`, "*")) },
 			func(t *testing.T) { acme.deleteRolePolicy(t, ingest, "extra") },
@@ -362,7 +384,7 @@ func TestMutationsAreCaught(t *testing.T) {
 				acme.putRolePolicy(t, ingest, "extra", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}]}`)
 			},
 			func(t *testing.T) { acme.deleteRolePolicy(t, ingest, "extra") },
-			[]string{"I1", ingest, "secretsmanager:GetSecretValue", "silo/secret/other_token", "does not declare"}},
+			[]string{"I1", ingest, "ssm:GetParameter", ":parameter/silo-secret/other_token", "does not declare"}},
 		{"attached managed policy the emulator cannot return",
 			func(t *testing.T) {
 				out, err := acme.iam.CreatePolicy(context.Background(), &iam.CreatePolicyInput{PolicyName: aws.String("admin"), PolicyDocument: aws.String(allow("", `"*"`, "*"))})

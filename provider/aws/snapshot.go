@@ -16,8 +16,6 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	silo "github.com/silo-run/silo"
 	iameval "github.com/silo-run/silo/isolation/iam"
 )
@@ -29,8 +27,10 @@ import (
 // and which production resources are exported. A function's execution role
 // carries the policy its recorded grants make (Declared). What AWS does not
 // return is listed in the account's Problems, which makes the proof
-// unverifiable rather than passing. Secrets Manager resource policies and
-// SSM parameters' RAM shares are not read: silo sets neither, and the
+// unverifiable rather than passing. Secrets are listed by name from their
+// parameters' metadata: no value, not even encrypted, enters the snapshot.
+// SSM parameters' RAM shares and the resource policies of Secrets Manager
+// secrets an earlier silo left are not read: silo sets neither, and the
 // verifier treats those resources as reachable through identity policies
 // only (docs/aws.md).
 func (p *Provider) IAMSnapshot(ctx context.Context) (iameval.Snapshot, error) {
@@ -182,20 +182,21 @@ func (p *Provider) readAccount(ctx context.Context, id silo.AccountID, a *iameva
 	for _, name := range slices.Sorted(maps.Keys(configs)) {
 		a.Resources = append(a.Resources, iameval.Resource{Kind: iameval.Config, Name: name, ARN: "arn:aws:ssm:" + region + ":" + a.ID + ":parameter" + name})
 	}
-	secrets := secretsmanager.NewListSecretsPaginator(m.sm, &secretsmanager.ListSecretsInput{
-		Filters: []smtypes.Filter{{Key: smtypes.FilterNameStringTypeName, Values: []string{secretPrefix}}},
-	})
-	for secrets.HasMorePages() {
-		page, err := secrets.NextPage(ctx)
-		if err != nil {
-			return fail(id, "list the secrets", err)
-		}
-		for _, s := range page.SecretList {
-			name := aws.ToString(s.Name)
-			if strings.HasPrefix(name, secretPrefix) {
-				a.Resources = append(a.Resources, iameval.Resource{Kind: iameval.Secret, Name: name, ARN: "arn:aws:secretsmanager:" + region + ":" + a.ID + ":secret:" + name + "-??????"})
-			}
-		}
+	secrets, err := m.secretParams(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, name := range secrets {
+		a.Resources = append(a.Resources, iameval.Resource{Kind: iameval.Secret, Name: name, ARN: "arn:aws:ssm:" + region + ":" + a.ID + ":parameter" + name})
+	}
+	// Secrets an earlier silo kept in Secrets Manager, until moved.
+	legacy, err := m.legacySecrets(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, name := range legacy {
+		// Secrets Manager appends "-" and six characters to the name.
+		a.Resources = append(a.Resources, iameval.Resource{Kind: iameval.LegacySecret, Name: name, ARN: "arn:aws:secretsmanager:" + region + ":" + a.ID + ":secret:" + name + "-??????"})
 	}
 	// Keys.
 	keys := kms.NewListKeysPaginator(m.kms, &kms.ListKeysInput{})

@@ -168,8 +168,8 @@ type holdings struct {
 	KeyState string
 	Tables   []string
 	Buckets  int
-	Params   int
-	Secrets  int
+	Params   int // under /silo
+	Secrets  int // under /silo-secret, and in Secrets Manager
 	Closed   bool
 }
 
@@ -201,11 +201,20 @@ func holdingsOf(t *testing.T, org *awstest.Org, awsID, keyARN string) holdings {
 		}
 		h.Params += len(page.Parameters)
 	}
-	secrets, err := c.sm.ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
+	// Secrets: SecureString parameters, and any Secrets Manager secret.
+	secrets := ssm.NewGetParametersByPathPaginator(c.ssm, &ssm.GetParametersByPathInput{Path: aws.String("/silo-secret"), Recursive: aws.Bool(true)})
+	for secrets.HasMorePages() {
+		page, err := secrets.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Secrets += len(page.Parameters)
+	}
+	legacy, err := c.sm.ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.Secrets = len(secrets.SecretList)
+	h.Secrets += len(legacy.SecretList)
 	h.Closed = org.Closed(awsID)
 	return h
 }

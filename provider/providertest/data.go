@@ -1,6 +1,7 @@
 package providertest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -282,7 +283,7 @@ func testBlobTraversal(t *testing.T, p provider.Provider) {
 	}
 }
 
-func testConfigAndSecrets(t *testing.T, p provider.Provider) {
+func testConfigAndSecrets(t *testing.T, p provider.Provider, limit int) {
 	ctx := context.Background()
 	create(t, p, "acme")
 	ApplyAll(t, p, "acme", Stack(t))
@@ -306,8 +307,25 @@ func testConfigAndSecrets(t *testing.T, p provider.Provider) {
 	if diff := cmp.Diff([]byte("tok-456"), v); diff != "" {
 		t.Errorf("Secret (-want +got):\n%s", diff)
 	}
-	wantCode(t, "PutSecret over 64 KiB", p.PutSecret(ctx, "acme", "api_token", make([]byte, 64<<10+1)), silo.CodeInvalid)
-	must(t, "PutSecret exactly 64 KiB", p.PutSecret(ctx, "acme", "api_token", make([]byte, 64<<10)))
+	wantCode(t, "PutSecret one byte over the limit", p.PutSecret(ctx, "acme", "api_token", bytes.Repeat([]byte("s"), limit+1)), silo.CodeInvalid)
+	must(t, "PutSecret at the limit", p.PutSecret(ctx, "acme", "api_token", bytes.Repeat([]byte("s"), limit)))
+	if v, err := d.Secret(ctx, "api_token"); err != nil || len(v) != limit {
+		t.Errorf("Secret at the limit = %d bytes, %v; want %d", len(v), err, limit)
+	}
+	// Any bytes come back as they went in, including text that looks like
+	// an encoding.
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	for _, want := range [][]byte{all, []byte("base64:AAAA"), []byte(" line one\n\tline two \r\n")} {
+		must(t, "PutSecret", p.PutSecret(ctx, "acme", "api_token", want))
+		v, err := d.Secret(ctx, "api_token")
+		must(t, "Secret", err)
+		if diff := cmp.Diff(want, v); diff != "" {
+			t.Errorf("Secret of %q (-want +got):\n%s", want, diff)
+		}
+	}
 	must(t, "PutSecret empty", p.PutSecret(ctx, "acme", "api_token", nil))
 	if v, err := d.Secret(ctx, "api_token"); err != nil || len(v) != 0 {
 		t.Errorf("empty Secret = %q, %v", v, err)
