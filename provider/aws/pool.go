@@ -51,12 +51,13 @@ import (
 // Otherwise, once its latest claiming time is older than ClaimTimeout,
 // the next claim or FillPool on any server clears its claiming keys,
 // moves it back into OU "pool" (again a compare-and-swap, from the OU it
-// is in) and tags it silo:returned; a returned account rests ClaimTimeout before a
-// claim takes it again, so that a second server still returning it from
-// an older reading cannot pull it from under a newer claim. Both rules
-// assume that no server pauses longer than half of ClaimTimeout between
-// reading the organization and acting on what it read (a claim that
-// notices it did gives the account up).
+// is in) and tags it silo:returned; a returned account rests
+// ClaimTimeout before a claim takes it again, so that a second server
+// still returning it from an older reading cannot pull it from under a
+// newer claim. These rules assume that no server pauses longer than half
+// of ClaimTimeout between reading the organization and acting on what it
+// read (a claim that notices it did gives the account up), and that the
+// servers' clocks agree to well within it.
 const (
 	poolOU   = "pool"
 	poolPart = "pool."
@@ -87,9 +88,10 @@ type PoolTaken struct {
 	// Account is the silo account it was claimed for; its next
 	// CreateAccount finishes the claim. "" if the claim stopped before
 	// saying: the account goes back to the pool once Since is older than
-	// Config.ClaimTimeout.
+	// Config.ClaimTimeout, unless the one account that tried it finishes
+	// the claim before half of that.
 	Account silo.AccountID `json:"account,omitempty"`
-	// Since is when the claim began (zero if unknown).
+	// Since is when the latest claim of it began (zero if unknown).
 	Since time.Time `json:"since,omitzero"`
 }
 
