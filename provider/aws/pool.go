@@ -31,8 +31,9 @@ import (
 // answered that the account is no longer under the source parent, or is
 // already in the destination, and tries the next pool account. A claim:
 //
-//  1. tags the pool account silo:claiming with the time (written before
-//     the move, by every claimer that tries the account);
+//  1. tags the pool account silo:claiming:<id> with the time (written
+//     before the move, by every claimer that tries the account, each
+//     under its own key);
 //  2. moves it from OU "pool" into the OU of its kind: the one claimer
 //     whose move succeeds owns the account;
 //  3. tags it silo:claimed-by with the silo account (the owner alone
@@ -43,21 +44,26 @@ import (
 // A claim that stopped after step 3 is finished by the next CreateAccount
 // of the same account, which finds the pool account claimed for it. One
 // that stopped between steps 2 and 3 left an account out of the pool
-// that names no owner: once its silo:claiming time is older than
-// Config.ClaimTimeout, the next claim or FillPool on any server moves it
-// back into OU "pool" (again a compare-and-swap, from the OU it is in) and
-// tags it silo:returned; a returned account rests ClaimTimeout before a
-// claim takes it again, so that a second server still returning it from
-// an older reading cannot pull it from under a newer claim. Both rules
-// assume that no server pauses longer than half of ClaimTimeout between
-// reading the organization and acting on what it read (a claim that
-// notices it did gives the account up).
+// that names no owner. If its only silo:claiming key is the account's
+// own, that claim won the move (the winner's key was written before its
+// move, so it is there), and the next CreateAccount of the account
+// finishes the claim, if it comes within half of Config.ClaimTimeout.
+// Otherwise, once its latest claiming time is older than ClaimTimeout,
+// the next claim or FillPool on any server clears its claiming keys,
+// moves it back into OU "pool" (again a compare-and-swap, from the OU it
+// is in) and tags it silo:returned; a returned account rests
+// ClaimTimeout before a claim takes it again, so that a second server
+// still returning it from an older reading cannot pull it from under a
+// newer claim. These rules assume that no server pauses longer than half
+// of ClaimTimeout between reading the organization and acting on what it
+// read (a claim that notices it did gives the account up), and that the
+// servers' clocks agree to well within it.
 const (
 	poolOU   = "pool"
 	poolPart = "pool."
 	poolID   = silo.AccountID("pool") // names the pool in errors
 
-	tagClaiming  = "silo:claiming"
+	tagClaiming  = "silo:claiming:" // + the silo account
 	tagClaimedBy = "silo:claimed-by"
 	tagReturned  = "silo:returned"
 )
@@ -82,9 +88,10 @@ type PoolTaken struct {
 	// Account is the silo account it was claimed for; its next
 	// CreateAccount finishes the claim. "" if the claim stopped before
 	// saying: the account goes back to the pool once Since is older than
-	// Config.ClaimTimeout.
+	// Config.ClaimTimeout, unless the one account that tried it finishes
+	// the claim before half of that.
 	Account silo.AccountID `json:"account,omitempty"`
-	// Since is when the claim began (zero if unknown).
+	// Since is when the latest claim of it began (zero if unknown).
 	Since time.Time `json:"since,omitzero"`
 }
 
@@ -93,8 +100,27 @@ type poolAccount struct {
 	awsID     string
 	parent    string // the ID of its root or OU
 	inRoot    bool
-	claimedBy silo.AccountID // tag silo:claimed-by; read outside OU pool only
-	claiming  time.Time      // tag silo:claiming; read outside OU pool only
+	claimedBy silo.AccountID               // tag silo:claimed-by; read outside OU pool only
+	claimants map[silo.AccountID]time.Time // tags silo:claiming:<id>; read outside OU pool only
+}
+
+// latest returns the time of a's latest claim attempt; zero if none.
+func (a poolAccount) latest() time.Time {
+	var t time.Time
+	for _, at := range a.claimants {
+		if at.After(t) {
+			t = at
+		}
+	}
+	return t
+}
+
+// wonBy reports whether a claim for id won a and stopped before naming
+// its owner: a is out of the pool with no owner, and id's is the only
+// claiming key on it.
+func (a poolAccount) wonBy(id silo.AccountID) bool {
+	_, ok := a.claimants[id]
+	return a.claimedBy == "" && ok && len(a.claimants) == 1
 }
 
 func (p *Provider) isPoolName(name string) bool {
@@ -144,7 +170,12 @@ func (p *Provider) scanPool(ctx context.Context, id silo.AccountID) (string, []p
 			return "", nil, err
 		}
 		a.claimedBy = silo.AccountID(tags[tagClaimedBy])
-		a.claiming, _ = time.Parse(time.RFC3339Nano, tags[tagClaiming])
+		a.claimants = map[silo.AccountID]time.Time{}
+		for k, v := range tags {
+			if claimant, ok := strings.CutPrefix(k, tagClaiming); ok {
+				a.claimants[silo.AccountID(claimant)], _ = time.Parse(time.RFC3339Nano, v)
+			}
+		}
 	}
 	return pool, accts, nil
 }
@@ -169,7 +200,7 @@ func (p *Provider) poolTags(ctx context.Context, id silo.AccountID, awsID string
 // its claim began more than ClaimTimeout ago (or at an unknown time).
 func (p *Provider) abandoned(a poolAccount, pool string) bool {
 	return a.parent != pool && !a.inRoot && a.parent != "" && a.claimedBy == "" &&
-		time.Since(a.claiming) > p.cfg.ClaimTimeout
+		time.Since(a.latest()) > p.cfg.ClaimTimeout
 }
 
 // Pool returns the warm pool's state.
@@ -186,7 +217,7 @@ func (p *Provider) Pool(ctx context.Context) (PoolStatus, error) {
 		case a.inRoot:
 			st.Creating++
 		default:
-			st.Taken = append(st.Taken, PoolTaken{AWSAccountID: a.awsID, Account: a.claimedBy, Since: a.claiming})
+			st.Taken = append(st.Taken, PoolTaken{AWSAccountID: a.awsID, Account: a.claimedBy, Since: a.latest()})
 		}
 	}
 	sort.Strings(st.Ready)
@@ -313,9 +344,20 @@ func (p *Provider) finishPoolAccount(ctx context.Context, st *orgtypes.CreateAcc
 }
 
 // giveBack moves an abandoned pool account from the OU it is in back into
-// OU "pool", after tagging it silo:returned with the time. It reports
-// false, with no error, if another server moved the account first.
+// OU "pool", after clearing its claiming tags and tagging it silo:returned
+// with the time. It reports false, with no error, if another server moved
+// the account first.
 func (p *Provider) giveBack(ctx context.Context, id silo.AccountID, a poolAccount, pool string) (bool, error) {
+	if len(a.claimants) > 0 {
+		keys := make([]string, 0, len(a.claimants))
+		for claimant := range a.claimants {
+			keys = append(keys, tagClaiming+string(claimant))
+		}
+		_, err := p.org.UntagResource(ctx, &organizations.UntagResourceInput{ResourceId: aws.String(a.awsID), TagKeys: keys})
+		if err != nil {
+			return false, fail(id, "return an abandoned warm pool account", err)
+		}
+	}
 	if err := p.tagPool(ctx, id, a.awsID, "return an abandoned warm pool account", tagReturned, stamp(time.Now())); err != nil {
 		return false, err
 	}
@@ -372,10 +414,21 @@ func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind)
 	var ready []poolAccount
 	for _, a := range accts {
 		switch {
-		case a.claimedBy == id && a.parent != pool && !a.inRoot:
+		case a.parent == pool || a.inRoot:
+			if a.parent == pool {
+				ready = append(ready, a)
+			}
+		case a.claimedBy == id:
 			return a.awsID, p.rename(ctx, id, a.awsID)
-		case a.parent == pool:
-			ready = append(ready, a)
+		case a.wonBy(id) && time.Since(a.claimants[id]) < p.cfg.ClaimTimeout/2:
+			// This account's own claim moved it and stopped: finish it
+			// while no server may yet count it abandoned.
+			err := p.tagPool(ctx, id, a.awsID, "tag the warm pool account it takes",
+				tagClaimedBy, string(id), "silo:account", string(id), "silo:kind", string(kind))
+			if err != nil {
+				return "", err
+			}
+			return a.awsID, p.rename(ctx, id, a.awsID)
 		case p.abandoned(a, pool):
 			if _, err := p.giveBack(ctx, id, a, pool); err != nil {
 				return "", err
@@ -408,7 +461,7 @@ func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, 
 		return false, nil // returned lately: it rests (see the top of this file)
 	}
 	began := time.Now()
-	if err := p.tagPool(ctx, id, awsID, "tag the warm pool account it takes", tagClaiming, stamp(began)); err != nil {
+	if err := p.tagPool(ctx, id, awsID, "tag the warm pool account it takes", tagClaiming+string(id), stamp(began)); err != nil {
 		return false, err
 	}
 	won, err := p.casMove(ctx, id, awsID, pool, ou, "move the warm pool account it takes into OU "+ouNames[kind])

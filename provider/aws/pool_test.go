@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	silo "github.com/silo-run/silo"
 	siloaws "github.com/silo-run/silo/provider/aws"
+	"github.com/silo-run/silo/provider/aws/awstest"
 )
 
 func pooled(n int) func(*siloaws.Config) {
@@ -79,93 +80,37 @@ func TestOnboardingFromTheWarmPool(t *testing.T) {
 	}
 }
 
-// TestPoolClaimResumesAfterCrash stops a claim at each of its steps and checks
-// that a restarted provider onboards the account with one AWS account,
-// the pool's, and no CreateAccount call. A claim stopped after its move
-// and before it tagged the owner left an account no one can tell is
-// whose: it stays out of the pool until ClaimTimeout has passed (the
-// twin: a FillPool before then leaves it where it is and creates no
-// account in its place), then FillPool returns it, and after its rest
-// the next onboarding takes it (and not one during its rest).
+// TestPoolClaimResumesAfterCrash stops a claim at each of its steps and
+// checks that a restarted provider onboards the account with one AWS
+// account, the pool's, and no CreateAccount call. Stopped after the move,
+// the account names no owner yet; its only claiming tag is acme's, so
+// acme's next onboarding finishes the claim.
 func TestPoolClaimResumesAfterCrash(t *testing.T) {
-	const timeout = time.Second
 	steps := []struct {
-		name      string
-		op        string
-		after     bool
-		abandoned bool // the claim named no owner: returned after ClaimTimeout
+		name  string
+		op    string
+		after bool
 	}{
-		{"after the claiming tag", "Organizations.TagResource", true, false},
-		{"after the move", "Organizations.MoveAccount", true, true},
-		{"before the rename", "Account.PutAccountName", false, false},
-		{"after the rename", "Account.PutAccountName", true, false},
+		{"after the claiming tag", "Organizations.TagResource", true},
+		{"after the move", "Organizations.MoveAccount", true},
+		{"before the rename", "Account.PutAccountName", false},
+		{"after the rename", "Account.PutAccountName", true},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
 			ctx := context.Background()
-			c := &crasher{}
-			p, org := newAWS(t, pooled(1), c.install)
-			if err := p.FillPool(ctx); err != nil {
-				t.Fatal(err)
-			}
-			st, _ := p.Pool(ctx)
-			if len(st.Ready) != 1 {
-				t.Fatalf("pool = %+v; want 1 ready", st)
-			}
-			c.mu.Lock()
-			c.op, c.after = step.op, step.after
-			c.mu.Unlock()
-			if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err == nil || !c.fired {
-				t.Fatalf("CreateAccount with a crash at %s: %v, fired %v", step.op, err, c.fired)
-			}
-			restarted, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PoolSize: 1, ClaimTimeout: timeout})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if step.abandoned {
-				// Must not: before ClaimTimeout the account is a claim in
-				// progress, neither returned nor replaced.
-				if err := restarted.FillPool(ctx); err != nil {
-					t.Fatal(err)
-				}
-				mid, err := restarted.Pool(ctx)
-				if err != nil || len(mid.Ready) != 0 || len(mid.Taken) != 1 || mid.Taken[0].AWSAccountID != st.Ready[0] || mid.Taken[0].Account != "" {
-					t.Fatalf("pool before ClaimTimeout = %+v, %v; want %s taken with no owner, none ready", mid, err, st.Ready[0])
-				}
-				// Must: after it, FillPool returns the account, which
-				// rests ClaimTimeout before a claim takes it.
-				time.Sleep(timeout + 100*time.Millisecond)
-				if err := restarted.FillPool(ctx); err != nil {
-					t.Fatal(err)
-				}
-				back, err := restarted.Pool(ctx)
-				if err != nil || !cmp.Equal(back.Ready, st.Ready) || len(back.Taken) != 0 {
-					t.Fatalf("pool after ClaimTimeout = %+v, %v; want %v ready again", back, err, st.Ready)
-				}
-				// Must not: while it rests, an onboarding passes it by
-				// and asks AWS for an account of its own.
-				if err := restarted.CreateAccount(ctx, "globex", silo.KindTenant); err != nil {
-					t.Fatal(err)
-				}
-				if got := awsIDOf(t, restarted, "globex"); got == st.Ready[0] {
-					t.Errorf("globex took the pool account %s while it rested", got)
-				}
-				time.Sleep(timeout + 100*time.Millisecond)
-			}
+			_, org, pooledID := crashedClaim(t, step.op, step.after)
+			restarted := serverOn(t, org, pooled(1))
 			if err := restarted.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
 				t.Fatalf("CreateAccount after the crash: %v", err)
 			}
-			want := 1 // the pool's
-			if step.abandoned {
-				want++ // globex's
+			if n := org.OrgCalls()["CreateAccount"]; n != 1 {
+				t.Errorf("CreateAccount called %d times in all, want 1 (the pool's)", n)
 			}
-			if n := org.OrgCalls()["CreateAccount"]; n != want {
-				t.Errorf("CreateAccount called %d times in all, want %d", n, want)
+			if got := awsIDOf(t, restarted, "acme"); got != pooledID {
+				t.Errorf("acme is AWS account %s, want the pool's %s", got, pooledID)
 			}
-			if got := awsIDOf(t, restarted, "acme"); got != st.Ready[0] {
-				t.Errorf("acme is AWS account %s, want the pool's %s", got, st.Ready[0])
-			}
-			if got, want := org.Parent(st.Ready[0]), ous(t, accountClients(org, ""))["tenants"]; got != want {
+			if got, want := org.Parent(pooledID), ous(t, accountClients(org, ""))["tenants"]; got != want {
 				t.Errorf("acme is in %q, want OU tenants %q", got, want)
 			}
 			if _, err := restarted.KeyInfo(ctx, "acme"); err != nil {
@@ -173,6 +118,93 @@ func TestPoolClaimResumesAfterCrash(t *testing.T) {
 			}
 			if after, err := restarted.Pool(ctx); err != nil || len(after.Taken) != 0 {
 				t.Errorf("pool after the resumed claim = %+v, %v; want nothing taken", after, err)
+			}
+		})
+	}
+}
+
+// crashedClaim fills a pool of one and onboards acme from it, stopped at
+// op (after AWS performed it if after); it returns the provider, the
+// organization and the pool account's AWS ID.
+func crashedClaim(t *testing.T, op string, after bool) (*siloaws.Provider, *awstest.Org, string) {
+	t.Helper()
+	ctx := context.Background()
+	c := &crasher{}
+	p, org := newAWS(t, pooled(1), c.install)
+	if err := p.FillPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := p.Pool(ctx)
+	if len(st.Ready) != 1 {
+		t.Fatalf("pool = %+v; want 1 ready", st)
+	}
+	c.mu.Lock()
+	c.op, c.after = op, after
+	c.mu.Unlock()
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err == nil || !c.fired {
+		t.Fatalf("CreateAccount with a crash at %s: %v, fired %v", op, err, c.fired)
+	}
+	return p, org, st.Ready[0]
+}
+
+// TestPoolAbandonedClaimReturns stops acme's claim after its move, before
+// it named the owner, and acme does not come back in time. Another
+// tenant's onboarding does not take the account (must not), nor does
+// acme's once half of ClaimTimeout has passed (must not: a server may
+// soon count it abandoned); both get accounts of their own. Once
+// ClaimTimeout has passed (before it a refill leaves the account alone),
+// a refill in one variant and the next claim in the other return the
+// account to the pool (must); it rests ClaimTimeout, an onboarding during
+// the rest passes it by (must not), and the next one after it takes it
+// (must).
+func TestPoolAbandonedClaimReturns(t *testing.T) {
+	const timeout = 2 * time.Second
+	for _, returner := range []string{"refill", "claim"} {
+		t.Run(returner, func(t *testing.T) {
+			ctx := context.Background()
+			_, org, pooledID := crashedClaim(t, "Organizations.MoveAccount", true)
+			crashed := time.Now()
+			restarted := serverOn(t, org, pooled(1), func(c *siloaws.Config) { c.ClaimTimeout = timeout })
+			onboard := func(id silo.AccountID) string {
+				t.Helper()
+				if err := restarted.CreateAccount(ctx, id, silo.KindTenant); err != nil {
+					t.Fatal(err)
+				}
+				return awsIDOf(t, restarted, id)
+			}
+			if err := restarted.FillPool(ctx); err != nil {
+				t.Fatal(err)
+			}
+			mid, err := restarted.Pool(ctx)
+			if err != nil || len(mid.Ready) != 0 || len(mid.Taken) != 1 || mid.Taken[0].AWSAccountID != pooledID || mid.Taken[0].Account != "" {
+				t.Fatalf("pool before ClaimTimeout = %+v, %v; want %s taken with no owner, none ready", mid, err, pooledID)
+			}
+			if got := onboard("globex"); got == pooledID {
+				t.Errorf("globex took the account acme's claim moved")
+			}
+			time.Sleep(time.Until(crashed.Add(timeout/2 + 100*time.Millisecond)))
+			if got := onboard("acme"); got == pooledID {
+				t.Errorf("acme finished its claim after half of ClaimTimeout")
+			}
+			time.Sleep(time.Until(crashed.Add(timeout + 100*time.Millisecond)))
+			if returner == "refill" {
+				if err := restarted.FillPool(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := onboard("initech"); got == pooledID {
+				t.Errorf("initech took the pool account %s while it rested", got)
+			}
+			back, err := restarted.Pool(ctx)
+			if err != nil || !cmp.Equal(back.Ready, []string{pooledID}) || len(back.Taken) != 0 {
+				t.Fatalf("pool after ClaimTimeout = %+v, %v; want %s ready again", back, err, pooledID)
+			}
+			time.Sleep(timeout + 100*time.Millisecond)
+			if got := onboard("umbrella"); got != pooledID {
+				t.Errorf("umbrella is AWS account %s, want the returned pool account %s", got, pooledID)
+			}
+			if n := org.OrgCalls()["CreateAccount"]; n != 4 {
+				t.Errorf("CreateAccount called %d times in all, want 4 (the pool's, globex's, acme's, initech's)", n)
 			}
 		})
 	}

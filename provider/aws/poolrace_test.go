@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,5 +315,81 @@ func TestPoolSlowClaimGivesUp(t *testing.T) {
 				t.Errorf("pool after a slow claim = %+v; want %s taken with no owner", after, st.Ready[0])
 			}
 		})
+	}
+}
+
+// crashAfterMove returns an edit that stops the provider after its first
+// Organizations MoveAccount once *armed, whatever AWS answered, as a
+// process killed then would.
+func crashAfterMove(armed *atomic.Bool) func(*siloaws.Config) {
+	return func(cfg *siloaws.Config) {
+		var once sync.Once
+		cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("silo-crash-after-move", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				if armed.Load() && awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx) == "Organizations.MoveAccount" {
+					crash := false
+					once.Do(func() { crash = true })
+					if crash {
+						return middleware.InitializeOutput{}, md, errCrash
+					}
+				}
+				return out, md, err
+			}), middleware.After)
+		})
+	}
+}
+
+// TestPoolRaceThenCrashIsNotAdopted: two servers race for the pool's only
+// account and both stop right after their moves, the winner's done, the
+// loser's refused, neither knowing which. The account now carries both
+// claiming tags and names no owner, so neither tenant's next onboarding
+// may finish the claim (the other could be the winner, still running):
+// both get accounts of their own and the pool account stays out of the
+// pool, to be returned after ClaimTimeout. Its twin, one claiming tag, is
+// TestPoolClaimResumesAfterCrash "after the move", where the onboarding
+// finishes the claim.
+func TestPoolRaceThenCrashIsNotAdopted(t *testing.T) {
+	ctx := context.Background()
+	r := newRendezvous(2)
+	var armed atomic.Bool
+	p1, org := newAWS(t, pooled(1), r.install, crashAfterMove(&armed))
+	p2 := serverOn(t, org, pooled(1), r.install, crashAfterMove(&armed))
+	if err := p1.FillPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p1.Pool(ctx)
+	if err != nil || len(st.Ready) != 1 {
+		t.Fatalf("pool = %+v, %v; want 1 ready", st, err)
+	}
+	r.arm()
+	armed.Store(true)
+	var wg sync.WaitGroup
+	for i, id := range []silo.AccountID{"acme", "globex"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := []*siloaws.Provider{p1, p2}[i].CreateAccount(ctx, id, silo.KindTenant); err == nil {
+				t.Errorf("CreateAccount(%s) went on after its crash", id)
+			}
+		}()
+	}
+	wg.Wait()
+	if !r.met() {
+		t.Fatalf("the two claims did not move the pool account at the same moment (codes %v)", r.codes)
+	}
+	restarted := serverOn(t, org, pooled(1))
+	for _, id := range []silo.AccountID{"acme", "globex"} {
+		if err := restarted.CreateAccount(ctx, id, silo.KindTenant); err != nil {
+			t.Fatalf("CreateAccount(%s) after the crash: %v", id, err)
+		}
+	}
+	acme, globex := awsIDOf(t, restarted, "acme"), awsIDOf(t, restarted, "globex")
+	if acme == globex || acme == st.Ready[0] || globex == st.Ready[0] {
+		t.Errorf("acme is %s, globex %s; want two new accounts, neither the pool's %s", acme, globex, st.Ready[0])
+	}
+	after, err := restarted.Pool(ctx)
+	if err != nil || len(after.Taken) != 1 || after.Taken[0].AWSAccountID != st.Ready[0] || after.Taken[0].Account != "" {
+		t.Errorf("pool after = %+v, %v; want %s taken with no owner", after, err, st.Ready[0])
 	}
 }

@@ -83,12 +83,8 @@ type process struct {
 func start(t testing.TB, env ...string) *process {
 	t.Helper()
 	bin := Kumo(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
+	t.Cleanup(func() { releaseAddr(addr) })
 	_, port, _ := net.SplitHostPort(addr)
 	out := &bytes.Buffer{}
 	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", port)
@@ -116,6 +112,40 @@ func start(t testing.TB, env ...string) *process {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// handed are the addresses freeAddr gave to kumo processes still running
+// (or starting) in this test binary.
+var (
+	handedMu sync.Mutex
+	handed   = map[string]bool{}
+)
+
+// freeAddr returns a free local address no other kumo of this binary
+// holds: several kumo processes start at once, and the kernel may give a
+// port closed by one caller to the next before the first kumo bound it.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handed[addr] {
+			handed[addr] = true
+			return addr
+		}
+	}
+}
+
+func releaseAddr(addr string) {
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	delete(handed, addr)
 }
 
 // cleanEnv is the environment without KUMO_ settings (a data dir would
