@@ -1,9 +1,9 @@
 package runtime
 
 import (
+	"context"
 	"testing"
 
-	"context"
 	"github.com/tetratelabs/wazero"
 )
 
