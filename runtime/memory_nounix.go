@@ -24,3 +24,8 @@ func (*memPool) trim(time.Time) {}
 func (*memPool) close()         {}
 func (*memPool) len() int       { return 0 }
 func (*memPool) mappings() int  { return 0 }
+
+func mapImage(n int) ([]byte, error) { return make([]byte, n), nil }
+func unmapImage([]byte)              {}
+
+func populate([]byte) {}

@@ -212,3 +212,24 @@ func (p *memPool) len() int {
 	defer p.mu.Unlock()
 	return len(p.free)
 }
+
+// mapImage returns n bytes outside the Go heap for a snapshot's image
+// (snapshot.go).
+func mapImage(n int) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		return nil, err
+	}
+	populate(b)
+	return b, nil
+}
+
+// unmapImage gives back what mapImage returned.
+func unmapImage(b []byte) {
+	if len(b) > 0 {
+		_ = syscall.Munmap(b)
+	}
+}
