@@ -176,14 +176,16 @@ func BenchmarkHostCallConfig(b *testing.B) {
 // serving node, where instances come and go); "fresh" maps a new one, as
 // the first cold start after a quiet spell does. "snapshot" starts the
 // instance from the snapshot the first one gave (snapshot.go), "init"
-// runs the data segments and _initialize (snapshots off).
+// runs the data segments and _initialize (snapshots off), "capture" runs
+// them and takes a snapshot (the first instance of a key).
 func BenchmarkColdStart(b *testing.B) {
-	for _, snap := range []bool{true, false} {
+	for _, mode := range []string{"snapshot", "init", "capture"} {
+		snap := mode == "snapshot"
 		for _, fresh := range []bool{false, true} {
-			name := map[bool]string{true: "snapshot", false: "init"}[snap] + "/" + map[bool]string{false: "recycled", true: "fresh"}[fresh]
+			name := mode + "/" + map[bool]string{false: "recycled", true: "fresh"}[fresh]
 			b.Run(name, func(b *testing.B) {
 				cfg := Config{}
-				if !snap {
+				if mode == "init" {
 					cfg.SnapshotMemory = -1
 				}
 				e := newEnv(b, cfg)
@@ -196,6 +198,9 @@ func BenchmarkColdStart(b *testing.B) {
 					e.rt.sweep(time.Now().Add(time.Second + e.rt.cfg.IdleTimeout))
 					if fresh {
 						e.rt.mem.trim(time.Now().Add(time.Hour))
+					}
+					if mode == "capture" {
+						e.rt.snap.trim(time.Now().Add(time.Hour))
 					}
 					b.StartTimer()
 					e.must(b, "acme", req, 200)

@@ -54,3 +54,31 @@ func zeroWritten(b []byte) {
 		i = j
 	}
 }
+
+// touchedPages reports, for each system page of b (which starts on a page
+// boundary), whether it may hold anything but zeros: whether it is in
+// memory or in swap, read from /proc/self/pagemap (bits 63 and 62). A page
+// that is neither was never written, or was dropped and reads zero. It
+// returns nil if it cannot tell.
+func touchedPages(b []byte) []bool {
+	page := os.Getpagesize()
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if len(b) == 0 || addr%uintptr(page) != 0 {
+		return nil
+	}
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	n := (len(b) + page - 1) / page
+	raw := make([]byte, 8*n)
+	if _, err := f.ReadAt(raw, int64(addr/uintptr(page))*8); err != nil {
+		return nil
+	}
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = raw[8*i+7]&0xC0 != 0 // present or swapped
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,9 +106,12 @@ func capture(mod api.Module, globals []string) (*snapshot, error) {
 		return nil, errors.New("memory unreadable")
 	}
 	s := &snapshot{pages: pages}
+	// Pages never written read zero: skip them without reading them (a
+	// read would fault each one in).
+	touched, sysPage := touchedPages(buf), os.Getpagesize()
 	var total uint32
 	for off := 0; off < len(buf); off += snapPage {
-		if bytes.Equal(buf[off:off+snapPage], zeroPage[:]) {
+		if touched != nil && !touched[off/sysPage] || bytes.Equal(buf[off:off+snapPage], zeroPage[:]) {
 			continue
 		}
 		if n := len(s.runs); n > 0 && s.runs[n-1].off+s.runs[n-1].n == uint32(off) {
