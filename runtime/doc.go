@@ -120,8 +120,11 @@
 // first request: its memory's non-zero pages and its mutable globals.
 // Later new instances of the same key start from it: instantiated without
 // data segments or start functions, memory and globals written in
-// (snapshot.go; Compile prepares each module for it, snapshotmod.go). A
-// Go guest's snapshot holds about 1.8 MiB outside the Go heap. Snapshots
+// (snapshot.go; Compile prepares each module for it, snapshotmod.go): into
+// a recycled memory they are copied, over a new one (on Linux) they are
+// mapped copy-on-write from a memfd, remapped anonymous before the memory
+// is recycled (TestSnapshotCopyOnWriteRecycled). A Go guest's snapshot
+// holds about 1.8 MiB outside the Go heap. Snapshots
 // are never used for another account or artifact
 // (TestSnapshotNotSharedAcrossAccounts, TestSnapshotNotSharedAcrossArtifacts),
 // hold nothing a request wrote (TestSnapshotHoldsNoRequestState), and an

@@ -6,6 +6,8 @@ import (
 	"os"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // mapNoReserve keeps a reservation from counting against the commit limit
@@ -82,3 +84,49 @@ func touchedPages(b []byte) []bool {
 	}
 	return out
 }
+
+// imageFile returns a memfd of n bytes and a shared mapping of it, to hold
+// a snapshot's image (snapshot.go) so that fresh memories can map it
+// copy-on-write (mapCOW).
+func imageFile(n int) ([]byte, int, error) {
+	fd, err := unix.MemfdCreate("silo-snapshot", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, -1, err
+	}
+	if err := unix.Ftruncate(fd, int64(n)); err != nil {
+		unix.Close(fd)
+		return nil, -1, err
+	}
+	b, err := unix.Mmap(fd, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return nil, -1, err
+	}
+	populate(b)
+	return b, fd, nil
+}
+
+// mapCOW maps len(dst) bytes of fd at off over dst, privately: dst reads
+// the file's bytes and a write copies the page first. dst and off are
+// page-aligned.
+func mapCOW(dst []byte, fd int, off int64) error {
+	_, _, errno := unix.Syscall6(unix.SYS_MMAP, uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(len(dst)),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED, uintptr(fd), uintptr(off))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// mapAnon maps fresh anonymous memory over dst, which then reads zero
+// (what mapCOW put there is gone, and so are the page copies).
+func mapAnon(dst []byte) error {
+	_, _, errno := unix.Syscall6(unix.SYS_MMAP, uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(len(dst)),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE, ^uintptr(0), 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+func closeImageFile(fd int) { unix.Close(fd) }

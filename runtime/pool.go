@@ -108,7 +108,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	}
 	switch {
 	case snap != nil:
-		if err := snap.restore(mod, a.globals); err != nil {
+		if err := snap.restore(mod, in.mem, a.globals); err != nil {
 			mod.Close(ctx)
 			return fmt.Errorf("instance of %.12s from its snapshot: %w", a.digest, err)
 		}
