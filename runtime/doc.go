@@ -115,9 +115,12 @@
 //
 // # Snapshots
 //
-// The first instance of an account's function (per artifact, memory cap
-// and wall clock grant) gives a snapshot right after its init, before its
-// first request: its memory's non-zero pages and its mutable globals.
+// The second new instance of an account's function within
+// Config.SnapshotTimeout (per artifact, memory cap and wall clock grant)
+// gives a snapshot right after its init, before its first request: its
+// memory's non-zero pages and its mutable globals (not the first: taking
+// it costs about as much as the init, so a function started once after a
+// quiet spell does not pay for it).
 // Later new instances of the same key start from it: instantiated without
 // data segments or start functions, memory and globals written in
 // (snapshot.go; Compile prepares each module for it, snapshotmod.go): into

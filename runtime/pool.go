@@ -114,7 +114,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		}
 		r.snap.starts.Add(1)
 		in.snap = snap
-	case a.restart:
+	case a.restart && r.snap.wants(skey, time.Now()):
 		// Right after init, before any request: see snapshot.go.
 		if s, err := capture(mod, a.globals); err != nil {
 			r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "no snapshot of the new instance", slog.String("account", string(key.acct)),

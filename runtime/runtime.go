@@ -98,10 +98,10 @@ type Config struct {
 	MaxRequestSize  int
 	MaxResponseSize int
 	// SnapshotMemory caps the bytes held by snapshots of initialised
-	// instances (snapshot.go): once an account's first instance of a
-	// function has run its init, later new instances start from a copy of
-	// it instead of running the init again. Default 128 MiB; negative
-	// turns snapshots off.
+	// instances (snapshot.go): once an account's second new instance of a
+	// function in a while has run its init, later new instances start from
+	// a copy of it instead of running the init again. Default 128 MiB;
+	// negative turns snapshots off.
 	SnapshotMemory int
 	// SnapshotTimeout is how long a snapshot is kept while no instance
 	// starts from it or serves an invocation. Default 4×IdleTimeout.

@@ -17,9 +17,10 @@ import (
 // Snapshots of initialised instances. A cold start used to copy a Go
 // guest's data segments (about 1.5 MB) into the new memory and run the Go
 // runtime's _initialize; most of it is the same every time. So once the
-// first instance of a key (account, artifact, memory cap, wall clock
-// grant) has run _initialize, and before it serves any request, the
-// runtime copies what it holds: the memory's size, its non-zero 4 KiB
+// second instance within SnapshotTimeout of a key (account, artifact,
+// memory cap, wall clock grant) has run _initialize, and before it serves
+// any request, the runtime copies what it holds (not the first: taking a
+// snapshot costs about as much as the init, see snapStore.wants): the memory's size, its non-zero 4 KiB
 // pages and every mutable global. Later instances of the same key are
 // instantiated without data segments or start functions (the module is
 // prepared for it at Compile: snapshotmod.go), their memory grown to the
@@ -217,15 +218,32 @@ func (s *snapshot) bytes() int64 {
 type snapStore struct {
 	mu     sync.Mutex
 	m      map[snapKey]*snapshot
-	size   int64 // bytes held
-	max    int64 // Config.SnapshotMemory
+	seen   map[snapKey]int64 // keys whose last instance ran init without taking a snapshot, and when
+	size   int64             // bytes held
+	max    int64             // Config.SnapshotMemory
 	closed bool
 
 	starts atomic.Int64 // instances started from a snapshot
 }
 
 func newSnapStore(max int) *snapStore {
-	return &snapStore{m: map[snapKey]*snapshot{}, max: int64(max)}
+	return &snapStore{m: map[snapKey]*snapshot{}, seen: map[snapKey]int64{}, max: int64(max)}
+}
+
+// wants reports whether a new instance of k that runs its init should
+// take a snapshot: only the second within SnapshotTimeout does. Taking
+// one costs the instance about as much as its init (the image is pages
+// the process never used), so a function started once after a quiet
+// spell does not pay for a snapshot it would never use.
+func (st *snapStore) wants(k snapKey, now time.Time) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.seen[k]; ok {
+		delete(st.seen, k)
+		return true
+	}
+	st.seen[k] = now.UnixNano()
+	return false
 }
 
 // take returns k's snapshot, to be given back with done, or nil.
@@ -301,6 +319,11 @@ func (st *snapStore) trim(cutoff time.Time) {
 	for k, s := range st.m {
 		if s.used.Load() < cutoff.UnixNano() {
 			free = st.drop(k, free)
+		}
+	}
+	for k, at := range st.seen {
+		if at < cutoff.UnixNano() {
+			delete(st.seen, k)
 		}
 	}
 	st.mu.Unlock()

@@ -41,6 +41,8 @@ func snapshotMaps(t *testing.T, buf []byte) int {
 func TestSnapshotCopyOnWriteRecycled(t *testing.T) {
 	e := newEnv(t, Config{IdleTimeout: time.Hour})
 	greeting := Request{Path: "/init/greeting"}
+	e.must(t, "acme", greeting, 200)
+	e.rt.Evict("acme")
 	e.must(t, "acme", greeting, 200) // init and snapshot
 	e.rt.Evict("acme")
 	e.rt.mem.trim(time.Now().Add(time.Hour)) // the next memory is new
