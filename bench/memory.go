@@ -200,18 +200,20 @@ func idleMemoryScenario(ctx context.Context, cfg config) ([]row, error) {
 	}, nil
 }
 
-// waitNoInstances waits (at most 3×idle + 10 s) until the runtime holds no
+// waitNoInstances waits (at most 6×idle + 10 s) until the runtime holds no
 // instance, nor any recycled memory (which an idle runtime gives back one
-// sweep after the evictions).
+// sweep after the evictions), nor any snapshot.
 func waitNoInstances(lp *livePlatform, idle time.Duration) error {
-	limit := time.Now().Add(3*idle + 10*time.Second)
+	// Snapshots outlive instances: they go once unused for
+	// 4×IdleTimeout (runtime.Config.SnapshotTimeout).
+	limit := time.Now().Add(6*idle + 10*time.Second)
 	for {
 		s := lp.p.Runtime.Stats()
-		if s.Instances == 0 && s.PooledMemories == 0 {
+		if s.Instances == 0 && s.PooledMemories == 0 && s.Snapshots == 0 {
 			return nil
 		}
 		if time.Now().After(limit) {
-			return fmt.Errorf("%d instances and %d pooled memories still held %s past the idle timeout", s.Instances, s.PooledMemories, 2*idle+10*time.Second)
+			return fmt.Errorf("%d instances, %d pooled memories and %d snapshots still held %s past the idle timeout", s.Instances, s.PooledMemories, s.Snapshots, 6*idle+10*time.Second)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

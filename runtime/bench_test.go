@@ -174,24 +174,47 @@ func BenchmarkHostCallConfig(b *testing.B) {
 // its first response: instantiate, Go runtime init, handler. "recycled"
 // gets the zeroed memory of the instance closed just before (as on a
 // serving node, where instances come and go); "fresh" maps a new one, as
-// the first cold start after a quiet spell does.
+// the first cold start after a quiet spell does. "snapshot" starts the
+// instance from the snapshot the first one gave (snapshot.go), "init"
+// runs the data segments and _initialize (snapshots off), "capture" runs
+// them and takes a snapshot (the second instance of a key in a while).
 func BenchmarkColdStart(b *testing.B) {
-	for _, fresh := range []bool{false, true} {
-		b.Run(map[bool]string{false: "recycled", true: "fresh"}[fresh], func(b *testing.B) {
-			e := newEnv(b, Config{})
-			req := Request{Path: "/ping"}
-			e.must(b, "acme", req, 200)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				e.rt.sweep(time.Now().Add(time.Hour + e.rt.cfg.IdleTimeout))
-				if fresh {
-					e.rt.mem.trim(time.Now().Add(time.Hour))
+	for _, mode := range []string{"snapshot", "init", "capture"} {
+		snap := mode == "snapshot"
+		for _, fresh := range []bool{false, true} {
+			name := mode + "/" + map[bool]string{false: "recycled", true: "fresh"}[fresh]
+			b.Run(name, func(b *testing.B) {
+				cfg := Config{}
+				if mode == "init" {
+					cfg.SnapshotMemory = -1
 				}
-				b.StartTimer()
+				e := newEnv(b, cfg)
+				req := Request{Path: "/ping"}
 				e.must(b, "acme", req, 200)
-			}
-		})
+				e.rt.Evict("acme")
+				e.must(b, "acme", req, 200) // the second instance takes the snapshot
+				starts := e.rt.Stats().SnapshotStarts
+				key := snapKey{acct: "acme", digest: e.guest, pages: linearPages(e.rt.artifacts[e.guest], e.rt.cfg.Limits)}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					e.rt.sweep(time.Now().Add(time.Second + e.rt.cfg.IdleTimeout))
+					if fresh {
+						e.rt.mem.trim(time.Now().Add(time.Hour))
+					}
+					if mode == "capture" {
+						e.rt.snap.trim(time.Now().Add(time.Hour))
+						e.rt.snap.wants(key, time.Now()) // as if an instance had started before
+					}
+					b.StartTimer()
+					e.must(b, "acme", req, 200)
+				}
+				b.StopTimer()
+				if got, want := e.rt.Stats().SnapshotStarts-starts, map[bool]int64{true: int64(b.N), false: 0}[snap]; got != want {
+					b.Fatalf("%d instances started from a snapshot, want %d", got, want)
+				}
+			})
+		}
 	}
 }
 

@@ -226,6 +226,7 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *cod
 				return nil, fmt.Errorf("uses global %d, which it does not declare", i)
 			}
 		case op == 0x25 || op == 0x26:
+			st.stateOps = st.stateOps || op == 0x26 // table.set
 			r.u32()
 		case op >= 0x28 && op <= 0x3E:
 			r.u32()
@@ -244,7 +245,11 @@ func rewriteFunc(out, f []byte, shift func(uint32) uint32, check []byte, st *cod
 		case op == 0xD0:
 			r.byte()
 		case op == 0xFC:
-			switch sub := r.u32(); {
+			sub := r.u32()
+			// memory.init, data.drop and the table instructions but
+			// table.size change state outside memory and globals.
+			st.stateOps = st.stateOps || sub >= 8 && sub <= 17 && sub != 10 && sub != 11 && sub != 16
+			switch {
 			case sub <= 7:
 			case sub == 8: // memory.init
 				r.u32()

@@ -63,6 +63,13 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 		return "", err
 	}
 	a := &artifact{digest: digest, wasm: inst, dataEnd: dataEnd(m), hostPages: hostPages(hostBytes(m))}
+	if r.cfg.SnapshotMemory > 0 {
+		// A module that cannot be prepared is still run, from its init
+		// every time.
+		if rw, globals, err := restartable(m, inst); err == nil {
+			a.wasm, a.restart, a.globals = rw, true, globals
+		}
+	}
 	if len(m.memories) == 1 {
 		a.minPages = uint32(m.memories[0].min)
 	}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tetratelabs/wazero/experimental"
 )
@@ -55,6 +56,19 @@ type heldMemory interface {
 	hold() bool
 	// unhold ends the use, and completes a Free that came meanwhile.
 	unhold()
+}
+
+// errNoCOW: the platform cannot map a snapshot copy-on-write.
+var errNoCOW = errors.New("no copy-on-write mappings on this platform")
+
+// cowMemory is a linear memory a snapshot's image may be mapped into
+// copy-on-write (snapshot.go, memory_unix.go).
+type cowMemory interface {
+	// fresh reports whether no instance used the memory before.
+	fresh() bool
+	// mappedCOW records that [off, off+n) maps a snapshot's file; it is
+	// remapped as anonymous memory before the memory is reused.
+	mappedCOW(off, n uint32)
 }
 
 // heapMemory is a linear memory on the Go heap: the fallback when a

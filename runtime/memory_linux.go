@@ -6,6 +6,8 @@ import (
 	"os"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // mapNoReserve keeps a reservation from counting against the commit limit
@@ -54,3 +56,77 @@ func zeroWritten(b []byte) {
 		i = j
 	}
 }
+
+// touchedPages reports, for each system page of b (which starts on a page
+// boundary), whether it may hold anything but zeros: whether it is in
+// memory or in swap, read from /proc/self/pagemap (bits 63 and 62). A page
+// that is neither was never written, or was dropped and reads zero. It
+// returns nil if it cannot tell.
+func touchedPages(b []byte) []bool {
+	page := os.Getpagesize()
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if len(b) == 0 || addr%uintptr(page) != 0 {
+		return nil
+	}
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	n := (len(b) + page - 1) / page
+	raw := make([]byte, 8*n)
+	if _, err := f.ReadAt(raw, int64(addr/uintptr(page))*8); err != nil {
+		return nil
+	}
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = raw[8*i+7]&0xC0 != 0 // present or swapped
+	}
+	return out
+}
+
+// imageFile returns a memfd of n bytes and a shared mapping of it, to hold
+// a snapshot's image (snapshot.go) so that fresh memories can map it
+// copy-on-write (mapCOW).
+func imageFile(n int) ([]byte, int, error) {
+	fd, err := unix.MemfdCreate("silo-snapshot", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, -1, err
+	}
+	if err := unix.Ftruncate(fd, int64(n)); err != nil {
+		unix.Close(fd)
+		return nil, -1, err
+	}
+	b, err := unix.Mmap(fd, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return nil, -1, err
+	}
+	populate(b)
+	return b, fd, nil
+}
+
+// mapCOW maps len(dst) bytes of fd at off over dst, privately: dst reads
+// the file's bytes and a write copies the page first. dst and off are
+// page-aligned.
+func mapCOW(dst []byte, fd int, off int64) error {
+	_, _, errno := unix.Syscall6(unix.SYS_MMAP, uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(len(dst)),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED, uintptr(fd), uintptr(off))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// mapAnon maps fresh anonymous memory over dst, which then reads zero
+// (what mapCOW put there is gone, and so are the page copies).
+func mapAnon(dst []byte) error {
+	_, _, errno := unix.Syscall6(unix.SYS_MMAP, uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(len(dst)),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE, ^uintptr(0), 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+func closeImageFile(fd int) { unix.Close(fd) }

@@ -24,3 +24,15 @@ func (*memPool) trim(time.Time) {}
 func (*memPool) close()         {}
 func (*memPool) len() int       { return 0 }
 func (*memPool) mappings() int  { return 0 }
+
+func mapImage(n int) ([]byte, error) { return make([]byte, n), nil }
+func unmapImage([]byte)              {}
+
+func populate([]byte) {}
+
+func touchedPages([]byte) []bool { return nil }
+
+func imageFile(int) ([]byte, int, error) { return nil, -1, errNoCOW }
+func mapCOW([]byte, int, int64) error    { return errNoCOW }
+func mapAnon(dst []byte) error           { clear(dst); return nil }
+func closeImageFile(int)                 {}

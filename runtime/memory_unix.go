@@ -36,7 +36,7 @@ func (p *memPool) alloc(capacity, maximum, prefault uint64) experimental.LinearM
 	}
 	p.mapped.Add(1)
 	populate(b[:min(prefault, capacity, maximum)])
-	return &mmapMemory{buf: b, pool: p, held: true}
+	return &mmapMemory{buf: b, pool: p, held: true, new: true}
 }
 
 // mmapMemory is a linear memory in its own private anonymous mapping of
@@ -52,9 +52,11 @@ func (p *memPool) alloc(capacity, maximum, prefault uint64) experimental.LinearM
 // whoever frees the handle.
 type mmapMemory struct {
 	buf    []byte
-	high   uint64    // the largest size handed out: the guest wrote nothing beyond it
-	pool   *memPool  // where Free recycles it
-	pooled time.Time // when it entered the pool
+	high   uint64      // the largest size handed out: the guest wrote nothing beyond it
+	pool   *memPool    // where Free recycles it
+	pooled time.Time   // when it entered the pool
+	new    bool        // a new mapping: no instance used it before
+	cow    [][2]uint32 // ranges mapping a snapshot's file (mapCOW)
 
 	mu        sync.Mutex
 	held      bool // a worker runs guest or host code on it
@@ -87,6 +89,9 @@ func (m *mmapMemory) Free() {
 		m.release()
 	}
 }
+
+func (m *mmapMemory) fresh() bool             { return m.new }
+func (m *mmapMemory) mappedCOW(off, n uint32) { m.cow = append(m.cow, [2]uint32{off, n}) }
 
 func (m *mmapMemory) hold() bool {
 	m.mu.Lock()
@@ -173,6 +178,15 @@ func (p *memPool) put(m *mmapMemory) bool {
 	if full {
 		return false
 	}
+	// Ranges mapping a snapshot's file first become anonymous memory
+	// again: zeroing them in place would leave them the file's, and
+	// MADV_DONTNEED would bring the file's bytes back.
+	for _, r := range m.cow {
+		if mapAnon(m.buf[r[0]:r[0]+r[1]]) != nil {
+			return false
+		}
+	}
+	m.cow = nil
 	zeroWritten(m.buf[:m.high])
 	m.high = 0
 	m.pooled = time.Now()
@@ -211,4 +225,25 @@ func (p *memPool) len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.free)
+}
+
+// mapImage returns n bytes outside the Go heap for a snapshot's image
+// (snapshot.go).
+func mapImage(n int) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		return nil, err
+	}
+	populate(b)
+	return b, nil
+}
+
+// unmapImage gives back what mapImage returned.
+func unmapImage(b []byte) {
+	if len(b) > 0 {
+		_ = syscall.Munmap(b)
+	}
 }

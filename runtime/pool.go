@@ -29,6 +29,7 @@ type instance struct {
 	call      atomic.Pointer[call] // the invocation running, for nanosleep
 	mem       heldMemory           // the linear memory, if it must be held (heldMemory); used by the worker only
 	lastUsed  time.Time
+	snap      *snapshot // the snapshot it started from or gave; release marks it used
 	logw      *logWriter
 	jobs      chan *job     // to the worker; closed on eviction
 	done      chan struct{} // from the worker: the job finished
@@ -69,18 +70,33 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	in.call.Store(c)
 	logw := &logWriter{rt: r, acct: key.acct, fn: key.fn, in: in}
 	in.logw = logw
+	skey := snapKey{acct: key.acct, digest: a.digest, pages: linearPages(a, key.lim), clock: key.clock}
+	var snap *snapshot
+	if a.restart {
+		if snap = r.snap.take(skey, time.Now()); snap != nil {
+			defer r.snap.done(snap)
+		}
+	}
 	mc := wazero.NewModuleConfig().
 		WithName("").
-		WithStartFunctions(abi.ExportInitialize).
 		WithStdout(logw).WithStderr(logw).
 		WithRandSource(rand.Reader).
 		WithSysNanotime().
 		WithNanosleep(in.nanosleep).
 		WithOsyield(func() {})
+	prefault := a.dataEnd
+	switch {
+	case snap != nil: // memory and globals come from the snapshot
+		mc, prefault = mc.WithStartFunctions(), 0
+	case a.restart: // the data segments are copied by exportInitData
+		mc = mc.WithStartFunctions(exportInitData, abi.ExportInitialize)
+	default:
+		mc = mc.WithStartFunctions(abi.ExportInitialize)
+	}
 	if key.clock {
 		mc = mc.WithSysWalltime()
 	}
-	mod, err := e.instantiate(withMemoryAllocator(ctx, r.mem, a.dataEnd, func(m heldMemory) { in.mem = m }), cm, mc)
+	mod, err := e.instantiate(withMemoryAllocator(ctx, r.mem, prefault, func(m heldMemory) { in.mem = m }), cm, mc)
 	if errors.Is(err, errShutdown) {
 		return err
 	}
@@ -89,6 +105,24 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 			return failure(silo.CodeUnavailable, err, "function %q timed out (limit %s) while starting; make its initialization faster or raise its timeout", key.fn, key.lim.Timeout)
 		}
 		return failure(silo.CodeInternal, err, "function %q failed to start (its init panicked, trapped or ran out of memory); see its logs", key.fn)
+	}
+	switch {
+	case snap != nil:
+		if err := snap.restore(mod, in.mem, a.globals); err != nil {
+			mod.Close(ctx)
+			return fmt.Errorf("instance of %.12s from its snapshot: %w", a.digest, err)
+		}
+		r.snap.starts.Add(1)
+		in.snap = snap
+	case a.restart && r.snap.wants(skey, time.Now()):
+		// Right after init, before any request: see snapshot.go.
+		if s, err := capture(mod, a.globals); err != nil {
+			r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "no snapshot of the new instance", slog.String("account", string(key.acct)),
+				slog.String("function", key.fn), slog.String("error", err.Error()))
+		} else {
+			r.snap.put(skey, s, time.Now())
+			in.snap = s
+		}
 	}
 	stackLeft, _ := mod.ExportedGlobal(stackExport).(api.MutableGlobal)
 	if stackLeft == nil {
@@ -137,6 +171,9 @@ func (in *instance) nanosleep(ns int64) {
 
 func (r *Runtime) release(key poolKey, in *instance) {
 	in.lastUsed = time.Now()
+	if in.snap != nil {
+		in.snap.used.Store(in.lastUsed.UnixNano())
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -228,6 +265,7 @@ func (r *Runtime) sweep(now time.Time) {
 	// Memories recycled by the previous sweep or earlier and not taken
 	// since go back to the system; this sweep's evictions refill the pool.
 	r.mem.trim(now.Add(-r.cfg.IdleTimeout / 4))
+	r.snap.trim(now.Add(-r.cfg.SnapshotTimeout))
 	for _, in := range old {
 		r.evict(context.Background(), in)
 	}
@@ -275,6 +313,8 @@ type Stats struct {
 	Modules        int                    // compiled artifacts
 	Accounts       int                    // accounts holding per-account state (not dropped as idle)
 	PooledMemories int                    // linear memories of closed instances kept, zeroed, for new ones
+	Snapshots      int                    // snapshots of initialised instances kept for new ones
+	SnapshotStarts int64                  // instances started from a snapshot so far
 	IdlePerAccount map[silo.AccountID]int // idle instances per account
 }
 
@@ -283,7 +323,7 @@ type Stats struct {
 func (r *Runtime) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Instances: int(r.live.Load()), Modules: len(r.artifacts), Accounts: len(r.accounts), PooledMemories: r.mem.len(), IdlePerAccount: map[silo.AccountID]int{}}
+	s := Stats{Instances: int(r.live.Load()), Modules: len(r.artifacts), Accounts: len(r.accounts), PooledMemories: r.mem.len(), Snapshots: r.snap.len(), SnapshotStarts: r.snap.starts.Load(), IdlePerAccount: map[silo.AccountID]int{}}
 	for k, p := range r.pools {
 		s.Idle += len(p.idle)
 		s.IdlePerAccount[k.acct] += len(p.idle)

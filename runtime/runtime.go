@@ -97,6 +97,15 @@ type Config struct {
 	// host-call results. Default 16 MiB each.
 	MaxRequestSize  int
 	MaxResponseSize int
+	// SnapshotMemory caps the bytes held by snapshots of initialised
+	// instances (snapshot.go): once an account's second new instance of a
+	// function in a while has run its init, later new instances start from
+	// a copy of it instead of running the init again. Default 128 MiB;
+	// negative turns snapshots off.
+	SnapshotMemory int
+	// SnapshotTimeout is how long a snapshot is kept while no instance
+	// starts from it or serves an invocation. Default 4×IdleTimeout.
+	SnapshotTimeout time.Duration
 }
 
 // Limits bounds one function's invocations.
@@ -152,6 +161,12 @@ func (c *Config) setDefaults() {
 	if c.MaxResponseSize <= 0 {
 		c.MaxResponseSize = 16 << 20
 	}
+	if c.SnapshotMemory == 0 {
+		c.SnapshotMemory = 128 << 20
+	}
+	if c.SnapshotTimeout <= 0 {
+		c.SnapshotTimeout = 4 * c.IdleTimeout
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -184,6 +199,7 @@ type Runtime struct {
 
 	live atomic.Int64 // instances alive, busy or idle
 	mem  *memPool     // linear memories of closed instances, for reuse
+	snap *snapStore   // snapshots of initialised instances
 	cpus *cpus        // the accounts' CPU shares
 
 	stop chan struct{}
@@ -237,6 +253,10 @@ type artifact struct {
 	dataEnd   uint64 // end of the data segments: prefaulted at instantiation
 	hostPages uint32 // hostBytes in pages, taken off the memory limit
 	minPages  uint32 // the memory's declared minimum
+	// restart: instances may start from a snapshot (snapshot.go); globals
+	// names the exports of the module's mutable globals.
+	restart bool
+	globals []string
 }
 
 type poolKey struct {
@@ -271,6 +291,7 @@ func New(cfg Config) (*Runtime, error) {
 		accounts:  map[silo.AccountID]*account{},
 		frozen:    map[silo.AccountID]*frozenMetrics{},
 		mem:       newMemPool(),
+		snap:      newSnapStore(max(cfg.SnapshotMemory, 0)),
 		cpus:      &cpus{shared: cfg.AccountCPU, alone: max(cfg.AccountCPU, goruntime.GOMAXPROCS(0))},
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -300,6 +321,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	r.mem.close() // instances closed from here on unmap their memories at once
+	r.snap.close()
 	pools := r.pools
 	r.pools = map[poolKey]*pool{}
 	engines := r.engines

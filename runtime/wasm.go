@@ -142,6 +142,7 @@ type codeStats struct {
 	maxDepth  uint32          // deepest block nesting of one function
 	nesting   uint64          // the sum, over every block, loop and if, of its depth
 	maxFrame  uint64          // the highest frame cost of one function (stack.go)
+	stateOps  bool            // it changes tables or data segments (snapshot.go)
 }
 
 func (m *module) growsTable(i uint32) bool { return m.code.grows[i] }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	mrand "math/rand/v2"
 	"os"
 	"strconv"
 	"time"
@@ -15,6 +16,14 @@ import (
 var marker string
 
 var sink [][]byte
+
+// Read once, at init: the account's greeting (a host call made by
+// _initialize) and a draw from the Go runtime's random state, which init
+// seeds from the host's random source.
+var (
+	initGreeting = fn.Config("greeting")
+	initRand     = mrand.Uint64()
+)
 
 func recurse(n int) int {
 	if n == 0 {
@@ -150,6 +159,10 @@ func init() {
 			return fn.Text(200, "set")
 		case "/residue/get":
 			return fn.Text(200, marker)
+		case "/init/greeting":
+			return fn.Text(200, initGreeting)
+		case "/init/rand":
+			return fn.Text(200, strconv.FormatUint(initRand, 10))
 		}
 		return fn.Text(404, "no such path")
 	})

@@ -1,0 +1,347 @@
+package runtime
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+
+	silo "github.com/silo-run/silo"
+)
+
+// Snapshots of initialised instances. A cold start used to copy a Go
+// guest's data segments (about 1.5 MB) into the new memory and run the Go
+// runtime's _initialize; most of it is the same every time. So once the
+// second instance within SnapshotTimeout of a key (account, artifact,
+// memory cap, wall clock grant) has run _initialize, and before it serves
+// any request, the runtime copies what it holds (not the first: taking a
+// snapshot costs about as much as the init, see snapStore.wants): the memory's size, its non-zero 4 KiB
+// pages and every mutable global. Later instances of the same key are
+// instantiated without data segments or start functions (the module is
+// prepared for it at Compile: snapshotmod.go), their memory grown to the
+// snapshot's size, its pages written in and their globals set.
+//
+// What an instance holds besides its memory and globals, and why the
+// snapshot does not need it:
+//
+//   - tables: the element segments fill them at every instantiation, and a
+//     module whose code changes a table or a data segment is never
+//     snapshotted (the Go linker emits no such instruction);
+//   - WASI state: each instance gets its own (stdout and stderr to its log
+//     writer, no preopened files, its clocks and crypto/rand's source).
+//     The monotonic clock is the process's, so a restored Go runtime reads
+//     later times than it recorded at init, as a long-lived instance does;
+//     snapshots live in memory only and die with the process;
+//   - the guards: the fuel global is restored with the value it had after
+//     init, the call stack budget is set before every call, the deadline,
+//     the CPU share and the log line limit belong to the invocation, and
+//     the memory cap is the key's (instances of another cap get their own
+//     snapshot).
+//
+// Isolation. A snapshot is taken right after _initialize, before the
+// first request, and is used only for the same account, artifact, memory
+// cap and clock grant: never another account's, never memory a request
+// has touched. Its image lives outside the Go heap and is unmapped when
+// the snapshot is dropped. Instances started from one snapshot share what
+// the Go runtime drew from random_get at init: the map hash seed and the
+// state behind math/rand's and math/rand/v2's top-level functions, so two
+// such instances produce the same math/rand sequence (crypto/rand is
+// unaffected: it asks the host every time). All of them belong to one
+// account, which is the isolation boundary; a guest that needs values
+// unique across instances must use crypto/rand, as it should anyway. A
+// guest that reads its configuration at init keeps the values read when
+// the snapshot was taken, as a warm instance does; a snapshot lasts until
+// it has been unused for Config.SnapshotTimeout.
+//
+// Fresh memory: on Linux the image is kept in a memfd, and a memory no
+// instance used before gets the image's runs mapped over it privately,
+// copy-on-write (on a VM, a page the process never used costs ≈ 8 µs at
+// its first write; most of a Go guest's data is only read). Such ranges
+// are mapped anonymous again before the memory is zeroed and recycled
+// (memPool.put): zeroing in place would only copy pages, and
+// MADV_DONTNEED on a private file mapping brings the file's bytes back.
+// A recycled memory gets the image copied into the pages it has.
+//
+// Memory: snapshots hold at most Config.SnapshotMemory bytes together
+// (the least recently used go first); the idle sweep drops those unused
+// for Config.SnapshotTimeout.
+
+// snapKey names the instances that may share a snapshot.
+type snapKey struct {
+	acct   silo.AccountID
+	digest string
+	pages  uint32 // the linear memory cap (linearPages)
+	clock  bool   // wall clock granted
+}
+
+// snapshot is an initialised instance's memory and mutable globals.
+type snapshot struct {
+	pages   uint32    // memory size, in 64 KiB pages
+	runs    []snapRun // the non-zero 4 KiB pages
+	image   []byte    // their bytes, back to back, outside the Go heap
+	fd      int       // a memfd holding image (mapped shared), or -1
+	globals []uint64  // in artifact.globals order
+	used    atomic.Int64
+
+	// guarded by snapStore.mu
+	refs    int  // restores under way
+	dropped bool // out of the store; unmapped when refs reaches 0
+}
+
+// snapRun is a run of non-zero pages: n bytes at off in memory, at at in
+// the image.
+type snapRun struct{ off, n, at uint32 }
+
+const snapPage = 4096
+
+var zeroPage [snapPage]byte
+
+// capture copies mod's memory and mutable globals. It is called right
+// after _initialize, before the instance serves anything.
+func capture(mod api.Module, globals []string) (*snapshot, error) {
+	mem := mod.Memory()
+	if mem == nil {
+		return nil, errors.New("no memory")
+	}
+	pages, _ := mem.Grow(0)
+	if pages >= 1<<16 {
+		return nil, errors.New("memory of 4 GiB")
+	}
+	buf, ok := mem.Read(0, pages*65536)
+	if !ok {
+		return nil, errors.New("memory unreadable")
+	}
+	s := &snapshot{pages: pages, fd: -1}
+	// Pages never written read zero: skip them without reading them (a
+	// read would fault each one in).
+	touched, sysPage := touchedPages(buf), os.Getpagesize()
+	var total uint32
+	for off := 0; off < len(buf); off += snapPage {
+		if touched != nil && !touched[off/sysPage] || bytes.Equal(buf[off:off+snapPage], zeroPage[:]) {
+			continue
+		}
+		if n := len(s.runs); n > 0 && s.runs[n-1].off+s.runs[n-1].n == uint32(off) {
+			s.runs[n-1].n += snapPage
+		} else {
+			s.runs = append(s.runs, snapRun{off: uint32(off), n: snapPage, at: total})
+		}
+		total += snapPage
+	}
+	var err error
+	if os.Getpagesize() == snapPage {
+		s.image, s.fd, err = imageFile(int(total))
+	}
+	if s.image == nil && total > 0 {
+		if s.image, err = mapImage(int(total)); err != nil {
+			return nil, fmt.Errorf("map snapshot image: %w", err)
+		}
+	}
+	for _, r := range s.runs {
+		copy(s.image[r.at:r.at+r.n], buf[r.off:r.off+r.n])
+	}
+	for _, name := range globals {
+		g := mod.ExportedGlobal(name)
+		if g == nil {
+			s.free()
+			return nil, fmt.Errorf("no global %s", name)
+		}
+		s.globals = append(s.globals, g.Get())
+	}
+	return s, nil
+}
+
+// free gives back the image.
+func (s *snapshot) free() {
+	unmapImage(s.image)
+	if s.fd >= 0 {
+		closeImageFile(s.fd)
+	}
+}
+
+// restore makes mod, instantiated without data segments or start
+// functions, what the snapshot's instance was after _initialize. A
+// memory no instance has used gets the image mapped copy-on-write (the
+// pages the guest only reads are never copied: on a VM a page the
+// process never used is dear); a recycled one gets it copied into pages
+// it has already.
+func (s *snapshot) restore(mod api.Module, held heldMemory, globals []string) error {
+	mem := mod.Memory()
+	if mem == nil {
+		return errors.New("no memory")
+	}
+	if cur, _ := mem.Grow(0); cur < s.pages {
+		if _, ok := mem.Grow(s.pages - cur); !ok {
+			return fmt.Errorf("memory cannot grow to the snapshot's %d pages", s.pages)
+		}
+	}
+	buf, ok := mem.Read(0, s.pages*65536)
+	if !ok {
+		return errors.New("memory unreadable")
+	}
+	cm, _ := held.(cowMemory)
+	cow := s.fd >= 0 && cm != nil && cm.fresh()
+	for _, r := range s.runs {
+		if cow {
+			if err := mapCOW(buf[r.off:r.off+r.n], s.fd, int64(r.at)); err == nil {
+				cm.mappedCOW(r.off, r.n)
+				continue
+			}
+			cow = false
+		}
+		// Map the run's pages in one go (a system call instead of a
+		// fault per page on fresh memory; nothing to do on recycled
+		// memory), then copy.
+		dst := buf[r.off : r.off+r.n]
+		populate(dst)
+		copy(dst, s.image[r.at:r.at+r.n])
+	}
+	for i, name := range globals {
+		g, ok := mod.ExportedGlobal(name).(api.MutableGlobal)
+		if !ok {
+			return fmt.Errorf("no mutable global %s", name)
+		}
+		g.Set(s.globals[i])
+	}
+	return nil
+}
+
+func (s *snapshot) bytes() int64 {
+	return int64(len(s.image)) + int64(len(s.runs))*12 + int64(len(s.globals))*8
+}
+
+// snapStore holds the snapshots.
+type snapStore struct {
+	mu     sync.Mutex
+	m      map[snapKey]*snapshot
+	seen   map[snapKey]int64 // keys whose last instance ran init without taking a snapshot, and when
+	size   int64             // bytes held
+	max    int64             // Config.SnapshotMemory
+	closed bool
+
+	starts atomic.Int64 // instances started from a snapshot
+}
+
+func newSnapStore(max int) *snapStore {
+	return &snapStore{m: map[snapKey]*snapshot{}, seen: map[snapKey]int64{}, max: int64(max)}
+}
+
+// wants reports whether a new instance of k that runs its init should
+// take a snapshot: only the second within SnapshotTimeout does. Taking
+// one costs the instance about as much as its init (the image is pages
+// the process never used), so a function started once after a quiet
+// spell does not pay for a snapshot it would never use.
+func (st *snapStore) wants(k snapKey, now time.Time) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.seen[k]; ok {
+		delete(st.seen, k)
+		return true
+	}
+	st.seen[k] = now.UnixNano()
+	return false
+}
+
+// take returns k's snapshot, to be given back with done, or nil.
+func (st *snapStore) take(k snapKey, now time.Time) *snapshot {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s := st.m[k]
+	if s != nil {
+		s.refs++
+		s.used.Store(now.UnixNano())
+	}
+	return s
+}
+
+// done gives back a snapshot from take.
+func (st *snapStore) done(s *snapshot) {
+	st.mu.Lock()
+	s.refs--
+	free := s.refs == 0 && s.dropped
+	st.mu.Unlock()
+	if free {
+		s.free()
+	}
+}
+
+// put keeps s as k's snapshot, dropping the least recently used ones to
+// stay within max. It drops s instead if k has one already (two first
+// instances started at once) or s alone is over max.
+func (st *snapStore) put(k snapKey, s *snapshot, now time.Time) {
+	s.used.Store(now.UnixNano())
+	st.mu.Lock()
+	if st.closed || st.m[k] != nil || s.bytes() > st.max {
+		st.mu.Unlock()
+		s.free()
+		return
+	}
+	var free []*snapshot
+	for st.size+s.bytes() > st.max && len(st.m) > 0 {
+		var oldest snapKey
+		var at int64
+		for k2, s2 := range st.m {
+			if u := s2.used.Load(); at == 0 || u < at {
+				oldest, at = k2, u
+			}
+		}
+		free = st.drop(oldest, free)
+	}
+	st.m[k] = s
+	st.size += s.bytes()
+	st.mu.Unlock()
+	for _, s := range free {
+		s.free()
+	}
+}
+
+// drop removes k's snapshot (st.mu held) and appends it to free if no
+// restore uses it.
+func (st *snapStore) drop(k snapKey, free []*snapshot) []*snapshot {
+	s := st.m[k]
+	delete(st.m, k)
+	st.size -= s.bytes()
+	s.dropped = true
+	if s.refs == 0 {
+		free = append(free, s)
+	}
+	return free
+}
+
+// trim drops the snapshots unused since before cutoff.
+func (st *snapStore) trim(cutoff time.Time) {
+	st.mu.Lock()
+	var free []*snapshot
+	for k, s := range st.m {
+		if s.used.Load() < cutoff.UnixNano() {
+			free = st.drop(k, free)
+		}
+	}
+	for k, at := range st.seen {
+		if at < cutoff.UnixNano() {
+			delete(st.seen, k)
+		}
+	}
+	st.mu.Unlock()
+	for _, s := range free {
+		s.free()
+	}
+}
+
+// close drops every snapshot; later puts drop theirs.
+func (st *snapStore) close() {
+	st.mu.Lock()
+	st.closed = true
+	st.mu.Unlock()
+	st.trim(time.Now().Add(time.Hour))
+}
+
+func (st *snapStore) len() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.m)
+}
