@@ -516,7 +516,7 @@ func (p *Provider) applyStaged(sa *account, cs []silo.Change) (done int, err err
 	if err := p.newStore(sa, cs); err != nil {
 		return 0, fmt.Errorf("%w: %w", errNotCreated, err)
 	}
-	defer p.closeDBLocked(sa) // opened by ensure to check its tables; closed before the rename
+	defer p.closeDBLocked(sa) // if ensure opened it; closed before the rename
 	m := manifest{}
 	for _, c := range cs {
 		if _, err = p.applyLocked(sa, m, c); err != nil {
