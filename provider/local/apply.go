@@ -136,6 +136,7 @@ func (p *Provider) ApplyBatch(ctx context.Context, id silo.AccountID, cs []silo.
 	if err := p.newStore(a, cs); err != nil {
 		return 0, err
 	}
+	defer func() { a.fresh = nil }()
 	dirty := false
 	for _, c := range cs {
 		if done > 0 {
@@ -225,6 +226,9 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 	}
 	switch r.Type {
 	case silo.TypeTable:
+		if slices.Contains(a.fresh, r.Name) {
+			return nil // in the store newStore has just built
+		}
 		db, err := p.acquireDBLocked(a, true, nil)
 		if err != nil {
 			return err
@@ -337,6 +341,7 @@ func (p *Provider) newStore(a *account, cs []silo.Change) error {
 		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
 	}
 	a.unsynced = true
+	a.fresh = tables
 	return nil
 }
 
@@ -407,6 +412,7 @@ func (p *Provider) storeImage(dir string, tables []string) ([]byte, error) {
 func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error {
 	switch typ {
 	case silo.TypeTable:
+		a.fresh = slices.DeleteFunc(slices.Clone(a.fresh), func(n string) bool { return n == name })
 		db, err := p.acquireDBLocked(a, false, nil)
 		if errors.Is(err, errNoStore) {
 			return nil

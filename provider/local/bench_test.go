@@ -63,6 +63,30 @@ func BenchmarkCreateAccountApplyBatch(b *testing.B) {
 	}
 }
 
+// BenchmarkCreateAccountWith is BenchmarkCreateAccountApplyBatch in one
+// step (CreateAccountWith: the account built in a staging directory and
+// renamed into place), as the engine now creates an account.
+func BenchmarkCreateAccountWith(b *testing.B) {
+	ctx := context.Background()
+	p, err := local.New(local.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	var cs []silo.Change
+	for _, r := range providertest.Stack(b) {
+		cs = append(cs, silo.Change{Op: silo.OpCreate, Type: r.Type, Name: r.Name, Desired: &r})
+	}
+	i := 0
+	for b.Loop() {
+		id := silo.AccountID(fmt.Sprintf("t%d", i))
+		i++
+		if n, err := p.CreateAccountWith(ctx, id, silo.KindTenant, cs); err != nil || n != len(cs) {
+			b.Fatalf("CreateAccountWith = %d, %v", n, err)
+		}
+	}
+}
+
 // BenchmarkReapplyStack measures a repeated (no-change) apply of the stack.
 func BenchmarkReapplyStack(b *testing.B) {
 	ctx := context.Background()

@@ -366,8 +366,8 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 // CreateAccount followed by ApplyBatch would, and returns how many changes,
 // from the first, were applied. A new account is put together whole in its
 // staging directory, effects and manifest included, and renamed into place
-// (see stageAccount): with the example stack 8 syncs where the two calls
-// take 10. If a change fails, the account is created with the changes
+// (see stageAccount): with the example stack 7 syncs where the two calls
+// take 9 (TestOnboardingSyncs). If a change fails, the account is created with the changes
 // before it (the count says how many); if the account cannot be created,
 // the count is 0 and nothing of it is left. For an account that exists it
 // is ApplyBatch.
@@ -516,7 +516,7 @@ func (p *Provider) applyStaged(sa *account, cs []silo.Change) (done int, err err
 	if err := p.newStore(sa, cs); err != nil {
 		return 0, fmt.Errorf("%w: %w", errNotCreated, err)
 	}
-	defer p.closeDBLocked(sa) // opened by ensure to check its tables; closed before the rename
+	defer p.closeDBLocked(sa) // if ensure opened it; closed before the rename
 	m := manifest{}
 	for _, c := range cs {
 		if _, err = p.applyLocked(sa, m, c); err != nil {
