@@ -136,16 +136,28 @@ func (p *Provider) inFlight(ctx context.Context, id silo.AccountID) (*orgtypes.C
 	return nil, nil
 }
 
-// ensureInOU moves the account from the root into the OU of kind, unless
-// it is in an OU already (a call that crashed after the creation left it
-// in the root).
+// ensureInOU moves the account into the OU of kind from the root (a call
+// that crashed after the creation left it there) or from OU "pool" (a
+// claim finished late, after another server had returned the account to
+// the pool: the account is the tenant's by name, but the pool OU grants
+// none of the tenant OU's access). An account in any other OU stays where
+// it is: an operator may have moved it on purpose.
 func (p *Provider) ensureInOU(ctx context.Context, id silo.AccountID, kind silo.Kind, awsID string) error {
 	parents, err := p.org.ListParents(ctx, &organizations.ListParentsInput{ChildId: aws.String(awsID)})
 	if err != nil {
 		return fail(id, "find the OU of the AWS account", err)
 	}
-	if len(parents.Parents) == 0 || parents.Parents[0].Type != orgtypes.ParentTypeRoot {
+	if len(parents.Parents) == 0 {
 		return nil
+	}
+	if parents.Parents[0].Type != orgtypes.ParentTypeRoot {
+		if p.cfg.PoolSize <= 0 {
+			return nil
+		}
+		pool, err := p.ouNamed(ctx, id, poolOU)
+		if err != nil || aws.ToString(parents.Parents[0].Id) != pool {
+			return err
+		}
 	}
 	ou, err := p.ou(ctx, id, kind)
 	if err != nil {

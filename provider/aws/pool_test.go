@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/google/go-cmp/cmp"
 	silo "github.com/silo-run/silo"
 	siloaws "github.com/silo-run/silo/provider/aws"
@@ -118,6 +120,59 @@ func TestPoolClaimResumesAfterCrash(t *testing.T) {
 			}
 			if after, err := restarted.Pool(ctx); err != nil || len(after.Taken) != 0 {
 				t.Errorf("pool after the resumed claim = %+v, %v; want nothing taken", after, err)
+			}
+		})
+	}
+}
+
+// TestLateClaimLeavesNoTenantInThePool: a claim that renamed the account
+// after another server had returned it to OU pool (a server paused past
+// the claim timeout) leaves a tenant's account in OU pool; the tenant's
+// next CreateAccount moves it into OU tenants. The twin: an account an
+// operator moved into an OU of their own stays there.
+func TestLateClaimLeavesNoTenantInThePool(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name   string
+		into   string // the OU the account is moved into after the claim
+		wantOU string
+	}{
+		{"returned to the pool", "pool", "tenants"},
+		{"moved by an operator", "regulated", "regulated"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, org := newAWS(t, pooled(1))
+			if err := p.FillPool(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+				t.Fatal(err)
+			}
+			awsID := awsIDOf(t, p, "acme")
+			c := accountClients(org, "")
+			into := ous(t, c)[tt.into]
+			if into == "" {
+				roots, err := c.org.ListRoots(ctx, &organizations.ListRootsInput{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := c.org.CreateOrganizationalUnit(ctx, &organizations.CreateOrganizationalUnitInput{ParentId: roots.Roots[0].Id, Name: aws.String(tt.into)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				into = aws.ToString(out.OrganizationalUnit.Id)
+			}
+			_, err := c.org.MoveAccount(ctx, &organizations.MoveAccountInput{AccountId: aws.String(awsID),
+				SourceParentId: aws.String(org.Parent(awsID)), DestinationParentId: aws.String(into)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+				t.Fatalf("CreateAccount again: %v", err)
+			}
+			want := ous(t, c)[tt.wantOU]
+			if got := org.Parent(awsID); got != want {
+				t.Errorf("acme is in %q, want OU %s %q", got, tt.wantOU, want)
 			}
 		})
 	}
