@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -53,6 +54,13 @@ const (
 
 func main() {
 	ctx := context.Background()
+	if len(os.Args) == 3 && os.Args[1] == "prepare" {
+		if err := prepare(ctx, os.Args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "silo-lambda prepare: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	h, code := setup(ctx, os.Getenv, os.Stdout, os.Stderr)
 	if h == nil {
 		os.Exit(code)
@@ -85,11 +93,13 @@ func load(ctx context.Context, getenv func(string) string, log *slog.Logger) (*h
 	if root == "" {
 		root = "/var/task"
 	}
-	var b bundle
-	var err error
-	if b.Wasm, err = os.ReadFile(filepath.Join(root, "function.wasm")); err != nil {
-		return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its package holds no module; deploy it again", fn, acct), Err: err}
-	}
+	b := bundle{wasm: sync.OnceValues(func() ([]byte, error) {
+		wasm, err := os.ReadFile(filepath.Join(root, "function.wasm"))
+		if err != nil {
+			return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its package holds no module; deploy it again", fn, acct), Err: err}
+		}
+		return wasm, nil
+	})}
 	spec, err := os.ReadFile(filepath.Join(root, "function.json"))
 	if err != nil {
 		return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its package holds no spec; deploy it again", fn, acct), Err: err}
@@ -102,7 +112,13 @@ func load(ctx context.Context, getenv func(string) string, log *slog.Logger) (*h
 			return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: the production exports in %s do not decode; deploy it again", fn, acct, envExports), Err: err}
 		}
 	}
-	h, err := newHost(ctx, acct, fn, b, log)
+	b.prepared, b.code = readPrepared(root, b.Spec, log)
+	if b.prepared == nil {
+		if _, err := b.wasm(); err != nil {
+			return nil, err
+		}
+	}
+	h, err := newHost(ctx, acct, fn, b, getenv(envEngine), log)
 	if err != nil {
 		return nil, err
 	}

@@ -146,6 +146,20 @@ func (o *fnOrg) awsID(t testing.TB, acct silo.AccountID) string {
 // is called; out holds what it wrote once stop has returned.
 func (o *fnOrg) startHost(t testing.TB, acct silo.AccountID, fn string) (stop func(), out *bytes.Buffer) {
 	t.Helper()
+	return o.startHostWith(t, acct, fn, hostOptions{})
+}
+
+// hostOptions change how startHostWith runs a package.
+type hostOptions struct {
+	env []string // added to the function's environment
+	// unpacked, if set, changes the unpacked task root before the host
+	// starts (say, to drop or damage the prepared part).
+	unpacked func(t testing.TB, root string)
+}
+
+// startHostWith is startHost with options.
+func (o *fnOrg) startHostWith(t testing.TB, acct silo.AccountID, fn string, opt hostOptions) (stop func(), out *bytes.Buffer) {
+	t.Helper()
 	awsID := o.awsID(t, acct)
 	code, ok := o.org.Function(awsID, lambdaName(fn), liveAlias)
 	if !ok {
@@ -163,20 +177,26 @@ func (o *fnOrg) startHost(t testing.TB, acct silo.AccountID, fn string) (stop fu
 		}
 		b, _ := io.ReadAll(rc)
 		rc.Close()
-		if err := os.WriteFile(filepath.Join(root, f.Name), b, f.Mode().Perm()); err != nil {
+		p := filepath.Join(root, filepath.FromSlash(f.Name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, f.Mode().Perm()); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if opt.unpacked != nil {
+		opt.unpacked(t, root)
 	}
 	cmd := exec.Command(filepath.Join(root, "bootstrap"))
 	cmd.Env = []string{
 		"AWS_LAMBDA_RUNTIME_API=" + o.org.RuntimeAPI(awsID, lambdaName(fn)),
 		"LAMBDA_TASK_ROOT=" + root,
 		"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=AKIDEMULATED", "AWS_SECRET_ACCESS_KEY=emulated",
-		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + root,
+		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + root, "TMPDIR=" + t.TempDir(),
 	}
 	for k, v := range code.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	cmd.Env = append(cmd.Env, opt.env...)
 	out = &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
