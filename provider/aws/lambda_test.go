@@ -358,7 +358,8 @@ func TestFunctionsServeTenantsEndToEnd(t *testing.T) {
 // guest on Lambda: a loop without end, a memory bomb, a deep recursion and
 // an exit are each stopped by the guards the host shares with the local
 // runtime, answered with an error, and the same host process answers the
-// next request.
+// next request. It runs on the package's machine code and on the
+// interpreter (which serves first when there is none).
 func TestHostileGuestsContainedInLambdaHost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the Lambda host and the runtime's test guest")
@@ -390,26 +391,37 @@ func TestHostileGuestsContainedInLambdaHost(t *testing.T) {
 	if err := o.p.PutAPIKey(ctx, "acme", k.ID, k.Hash, nil); err != nil {
 		t.Fatal(err)
 	}
-	o.startHost(t, "acme", "guest")
-	if r := o.callReady(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
-		t.Fatalf("GET /echo: %d %s, want 200", r.status, r.body)
-	}
-	for _, c := range []struct {
-		path string
-		want int
-	}{
-		{"/loop", http.StatusServiceUnavailable},                 // the deadline, through the checkpoints
-		{"/sleep", http.StatusServiceUnavailable},                // the deadline, in a sleep
-		{"/membomb", http.StatusInternalServerError},             // the memory limit
-		{"/recurse?n=100000000", http.StatusInternalServerError}, // the call stack cap
-		{"/exit", http.StatusInternalServerError},                // an exit discards the instance only
+	for _, c := range []struct{ engine, want string }{
+		{"", `"code":"precompiled"`},            // the package's machine code
+		{"interpreter", `"code":"interpreter"`}, // what serves first without it
 	} {
-		if r := o.call(t, "acme", "GET", c.path, plain, ""); r.status != c.want {
-			t.Errorf("GET %s: %d %s, want %d", c.path, r.status, r.body, c.want)
-		}
-		if r := o.call(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
-			t.Fatalf("GET /echo after %s: %d %s, want 200 from the same host", c.path, r.status, r.body)
-		}
+		t.Run("code "+strings.Trim(c.want[7:], `"`), func(t *testing.T) {
+			stop, out := o.startHostWith(t, "acme", "guest", hostOptions{env: []string{"SILO_LAMBDA_ENGINE=" + c.engine}})
+			if r := o.callReady(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
+				t.Fatalf("GET /echo: %d %s, want 200", r.status, r.body)
+			}
+			for _, c := range []struct {
+				path string
+				want int
+			}{
+				{"/loop", http.StatusServiceUnavailable},                 // the deadline, through the checkpoints
+				{"/sleep", http.StatusServiceUnavailable},                // the deadline, in a sleep
+				{"/membomb", http.StatusInternalServerError},             // the memory limit
+				{"/recurse?n=100000000", http.StatusInternalServerError}, // the call stack cap
+				{"/exit", http.StatusInternalServerError},                // an exit discards the instance only
+			} {
+				if r := o.call(t, "acme", "GET", c.path, plain, ""); r.status != c.want {
+					t.Errorf("GET %s: %d %s, want %d", c.path, r.status, r.body, c.want)
+				}
+				if r := o.call(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
+					t.Fatalf("GET /echo after %s: %d %s, want 200 from the same host", c.path, r.status, r.body)
+				}
+			}
+			stop()
+			if !strings.Contains(out.String(), c.want) {
+				t.Errorf("the host did not serve from the code wanted (%s):\n%s", c.want, out)
+			}
+		})
 	}
 }
 
