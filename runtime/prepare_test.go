@@ -4,10 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/build"
 )
 
 // onInterpreter makes newEnv's runtimes run guests on wazero's interpreter
@@ -146,4 +149,85 @@ func TestProbeCache(t *testing.T) {
 	if hit, err := ProbeCache(ctx, other); err != nil || hit {
 		t.Fatalf("probe of another machine's cache: %v, %v; want a miss", hit, err)
 	}
+}
+
+// BenchmarkStartPhases splits what a Lambda host pays at start to make the
+// example's list function runnable (go test ./runtime -run '^$' -bench
+// StartPhases -benchtime 5x), each phase in a fresh runtime, in ms:
+// prepare (parse, instrument, validate: what a prepared package saves),
+// load (CompilePrepared from a warm file cache: wazero's decode and
+// validation plus loading the machine code), decode (the same module
+// compiled again on another engine of the runtime, found in memory:
+// wazero's decode and validation alone), interp (CompilePrepared on the
+// interpreter) and compile (CompilePrepared to machine code, no cache).
+func BenchmarkStartPhases(b *testing.B) {
+	ctx := context.Background()
+	a, err := build.Function(ctx, filepath.Join("..", "examples", "findings", "functions", "list"), filepath.Join(os.TempDir(), "silo-test-cache", "builds"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	wasm, err := os.ReadFile(a.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	warm := b.TempDir()
+	rt, err := New(Config{CacheDir: warm})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := rt.Prepare(wasm)
+	if err == nil {
+		_, err = rt.CompilePrepared(ctx, p)
+	}
+	rt.Close(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	phases := map[string]time.Duration{}
+	timed := func(name string, f func() error) {
+		t0 := time.Now()
+		if err := f(); err != nil {
+			b.Fatalf("%s: %v", name, err)
+		}
+		phases[name] += time.Since(t0)
+	}
+	fresh := func(cfg Config) *Runtime {
+		rt, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return rt
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rt := fresh(Config{})
+		timed("prepare", func() error { _, err := rt.Prepare(wasm); return err })
+		rt.Close(ctx)
+		rt = fresh(Config{CacheDir: warm})
+		timed("load", func() error { _, err := rt.CompilePrepared(ctx, p); return err })
+		timed("decode", func() error {
+			e, err := rt.engine(ctx, 4096)
+			if err == nil {
+				_, err = e.compiled1(ctx, rt.artifacts[p.Digest])
+			}
+			return err
+		})
+		rt.Close(ctx)
+		rt = fresh(Config{Interpreter: true})
+		timed("interp", func() error { _, err := rt.CompilePrepared(ctx, p); return err })
+		rt.Close(ctx)
+		rt = fresh(Config{})
+		timed("compile", func() error { _, err := rt.CompilePrepared(ctx, p); return err })
+		rt.Close(ctx)
+	}
+	b.StopTimer()
+	for name, d := range phases {
+		b.ReportMetric(float64(d.Microseconds())/1000/float64(b.N), name+"-ms")
+	}
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f, err := strconv.ParseFloat(strings.Fields(string(l))[0], 64); err == nil {
+			b.ReportMetric(f, "load1")
+		}
+	}
+	b.ReportMetric(float64(len(wasm))/1e6, "module-MB")
 }

@@ -155,6 +155,9 @@ type hostOptions struct {
 	// unpacked, if set, changes the unpacked task root before the host
 	// starts (say, to drop or damage the prepared part).
 	unpacked func(t testing.TB, root string)
+	// started, if set, is called just before the process starts (once the
+	// package is unpacked).
+	started func()
 }
 
 // startHostWith is startHost with options.
@@ -199,6 +202,9 @@ func (o *fnOrg) startHostWith(t testing.TB, acct silo.AccountID, fn string, opt 
 	cmd.Env = append(cmd.Env, opt.env...)
 	out = &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	if opt.started != nil {
+		opt.started()
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
