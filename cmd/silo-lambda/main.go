@@ -2,10 +2,13 @@
 // (provided.al2023, linux/arm64 or linux/amd64) that runs a silo function's
 // .wasm module on AWS Lambda, in the tenant's own AWS account.
 //
-// The function's deployment package (provider/aws, lambda.go) holds this
+// The function's deployment package (provider/aws, lambdapkg.go) holds this
 // program as "bootstrap", the module as "function.wasm" and the function's
-// spec as "function.json". At start the host compiles the module once; every
-// invocation (an API Gateway HTTP API event, payload format 2.0) is checked
+// spec as "function.json" and, when it was built on the function's
+// architecture, the module prepared by "bootstrap prepare DIR" (validated,
+// instrumented and compiled to machine code) under "prepared/". At start the
+// host loads that code, or else serves on wazero's interpreter while it
+// compiles the module in the background (code.go); every invocation (an API Gateway HTTP API event, payload format 2.0) is checked
 // against the account's own API key records, then runs in the runtime
 // package with all of its guards (memory, table and size limits, the
 // deadline, instrumented checkpoints against loop-free recursion, log
