@@ -170,7 +170,9 @@ func (o *lambdaOrg) ensureHost(acct silo.AccountID, fn string) *lambdaProc {
 		}
 		b, _ := io.ReadAll(rc)
 		rc.Close()
-		if err := os.WriteFile(filepath.Join(root, f.Name), b, f.Mode().Perm()); err != nil {
+		p := filepath.Join(root, filepath.FromSlash(f.Name)) // the prepared part is in a directory
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, f.Mode().Perm()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,7 +180,7 @@ func (o *lambdaOrg) ensureHost(acct silo.AccountID, fn string) *lambdaProc {
 	cmd.Env = []string{
 		"AWS_LAMBDA_RUNTIME_API=" + o.org.RuntimeAPI(awsID, name), "LAMBDA_TASK_ROOT=" + root,
 		"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=AKIDEMULATED", "AWS_SECRET_ACCESS_KEY=emulated",
-		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + root,
+		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + root, "TMPDIR=" + t.TempDir(),
 	}
 	for k, v := range code.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -134,8 +134,10 @@ func TestCloseDuringCompilation(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() {
+			// A memory limit other than the default: the module is compiled
+			// again, for the engine of that limit, under the invocation.
 			_, err := e.rt.Invoke(context.Background(), Invocation{Account: "acme", Function: "api", Digest: e.guest,
-				Host: e.hosts["acme"], Request: Request{Path: "/echo"}})
+				Limits: Limits{MemoryPages: 256}, Host: e.hosts["acme"], Request: Request{Path: "/echo"}})
 			done <- err
 		}()
 		<-entered

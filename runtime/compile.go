@@ -45,22 +45,36 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 		return "", silo.Errorf(silo.CodeInvalid, "function module is %d bytes, over the %d byte limit; make it smaller (e.g. build with -ldflags=-s, drop dependencies)", len(wasm), r.cfg.MaxModuleSize)
 	}
 	digest := Digest(wasm)
-	r.mu.Lock()
-	_, ok := r.artifacts[digest]
-	r.mu.Unlock()
-	if ok {
+	if r.loaded(digest) {
 		return digest, nil
 	}
+	a, err := r.prepare(wasm, digest)
+	if err != nil {
+		return "", err
+	}
+	return r.load(ctx, a)
+}
+
+// loaded reports whether the module digest is compiled and kept.
+func (r *Runtime) loaded(digest string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.artifacts[digest] != nil
+}
+
+// prepare validates and instruments a module: the part of Compile that
+// does not depend on the machine.
+func (r *Runtime) prepare(wasm []byte, digest string) (*artifact, error) {
 	m, err := parseModule(wasm)
 	if err != nil {
-		return "", silo.Errorf(silo.CodeInvalid, "function module is not valid wasm: %v; build it with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared", err)
+		return nil, silo.Errorf(silo.CodeInvalid, "function module is not valid wasm: %v; build it with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared", err)
 	}
 	inst, err := instrument(m, fuel, int32(r.cfg.MaxCallStack))
 	if err != nil {
-		return "", silo.Errorf(silo.CodeInvalid, "function module cannot be instrumented: %v", err)
+		return nil, silo.Errorf(silo.CodeInvalid, "function module cannot be instrumented: %v", err)
 	}
 	if err := r.validate(m); err != nil {
-		return "", err
+		return nil, err
 	}
 	a := &artifact{digest: digest, wasm: inst, dataEnd: dataEnd(m), hostPages: hostPages(hostBytes(m))}
 	if r.cfg.SnapshotMemory > 0 {
@@ -73,7 +87,14 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 	if len(m.memories) == 1 {
 		a.minPages = uint32(m.memories[0].min)
 	}
-	e, err := r.engine(ctx, r.cfg.Limits.MemoryPages)
+	return a, nil
+}
+
+// load compiles an instrumented artifact and keeps it. It compiles on the
+// engine an invocation under the default limits uses, so that the first
+// such invocation does not decode the module a second time.
+func (r *Runtime) load(ctx context.Context, a *artifact) (string, error) {
+	e, err := r.engine(ctx, max(linearPages(a, r.cfg.Limits), 1))
 	if err != nil {
 		return "", err
 	}
@@ -85,9 +106,9 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 		return "", err
 	}
 	r.mu.Lock()
-	r.artifacts[digest] = a
+	r.artifacts[a.digest] = a
 	r.mu.Unlock()
-	return digest, nil
+	return a.digest, nil
 }
 
 // allowedWASI are the WASI calls Go's wasip1 port needs. Without preopened

@@ -92,6 +92,7 @@ func newEnv(t testing.TB, cfg Config) *env {
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = cacheDir
 	}
+	cfg.Interpreter = cfg.Interpreter || onInterpreter
 	rt, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

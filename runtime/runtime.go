@@ -40,6 +40,12 @@ type Config struct {
 	// CacheDir holds compiled machine code keyed by module digest, shared by
 	// every account and kept across restarts. "" keeps it in memory only.
 	CacheDir string
+	// Interpreter runs guests on wazero's interpreter instead of compiling
+	// them to machine code: Compile takes a fraction of the time, guests run
+	// many times slower. Every guard holds on both (they are in the
+	// instrumented module and the runtime, not in the engine). The Lambda
+	// host uses it to serve while it compiles. Default false.
+	Interpreter bool
 	// Logger receives guest logs and runtime events. Default: slog.Default().
 	Logger *slog.Logger
 	// IdleTimeout is how long an unused instance is kept warm. Default 1m.
@@ -350,8 +356,11 @@ func (r *Runtime) engine(ctx context.Context, pages uint32) (*engine, error) {
 	if e := r.engines[pages]; e != nil {
 		return e, nil
 	}
-	rc := wazero.NewRuntimeConfigCompiler().
-		WithCompilationCache(r.cache).
+	rc := wazero.NewRuntimeConfigCompiler()
+	if r.cfg.Interpreter {
+		rc = wazero.NewRuntimeConfigInterpreter()
+	}
+	rc = rc.WithCompilationCache(r.cache).
 		WithMemoryLimitPages(pages).
 		WithCloseOnContextDone(false) // our own checkpoints stop guests; see doc.go
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)

@@ -7,13 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -49,17 +49,20 @@ type keySource interface {
 // the local runtime with every guard of the runtime package, its host calls
 // bound to the account's data plane through the decision point.
 type host struct {
-	rt     *runtime.Runtime
-	digest string
-	acct   silo.AccountID
-	fn     string
-	spec   silo.FunctionSpec
-	limits runtime.Limits
-	pol    *isolation.Policy
-	guest  runtime.Host
-	keys   keySource
-	log    *slog.Logger
-	now    func() time.Time
+	// code serves the invocations that start; it changes once if the host
+	// starts on the interpreter (code.go). compiling counts the background
+	// compilation.
+	code      atomic.Pointer[code]
+	compiling sync.WaitGroup
+	acct      silo.AccountID
+	fn        string
+	spec      silo.FunctionSpec
+	limits    runtime.Limits
+	pol       *isolation.Policy
+	guest     runtime.Host
+	keys      keySource
+	log       *slog.Logger
+	now       func() time.Time
 	// release is the release the function's version serves under (from its
 	// environment; "" if silo did not say); rec takes one metrics line per
 	// invocation (siloaws.InvocationRecord), which Lambda sends to
@@ -79,49 +82,35 @@ type cachedKey struct {
 }
 
 // bundle is what the deployed code holds besides the host: the module and
-// the function's spec (lambda.go in provider/aws writes them).
+// the function's spec (lambda.go in provider/aws writes them), and maybe
+// the module prepared ahead with its machine code (code.go).
 type bundle struct {
-	Wasm []byte
+	wasm func() ([]byte, error) // the module, read when needed
 	Spec silo.FunctionSpec
 	// Exports are the specs of the production exports the function reads,
 	// by name (from its environment; empty if it reads none).
 	Exports map[string]silo.ExportSpec
+	// prepared is the package's prepared module, if the host can trust it
+	// (readPrepared); code the directory of its machine code ("" if none).
+	prepared *runtime.Prepared
+	code     string
 }
 
-// newHost compiles the module once (the container keeps it for every
-// invocation); bind then gives it the account's data plane.
-func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, log *slog.Logger) (*host, error) {
-	pages := uint32(0)
-	if b.Spec.Memory > 0 {
-		pages = uint32((b.Spec.Memory + 65535) / 65536)
-	}
-	cfg := runtime.Config{
-		Logger: log,
-		// Lambda freezes an idle container; an instance is kept for as
-		// long as the container lives.
-		IdleTimeout: time.Hour,
-		Limits:      runtime.Limits{Concurrency: 1},
-	}
-	if pages > 4096 {
-		cfg.MaxMemoryPages = pages
-	}
-	rt, err := runtime.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("start the runtime: %w", err)
-	}
-	digest, err := rt.Compile(ctx, b.Wasm)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, &silo.Error{Code: silo.ErrorCode(err), Err: err,
-			Message: fmt.Sprintf("function %s of account %s: compile its module: %s", fn, acct, silo.UserMessage(err))}
-	}
+// newHost makes the module runnable once (the container keeps it for
+// every invocation) on the engine chosen (envEngine; code.go); bind then
+// gives it the account's data plane.
+func newHost(ctx context.Context, acct silo.AccountID, fn string, b bundle, engine string, log *slog.Logger) (*host, error) {
+	_, pages := runtimeConfig(b.Spec, log)
 	h := &host{
-		rt: rt, digest: digest, acct: acct, fn: fn, spec: b.Spec,
+		acct: acct, fn: fn, spec: b.Spec,
 		limits: runtime.Limits{MemoryPages: pages, Timeout: b.Spec.Timeout, Concurrency: 1},
 		log:    log, now: time.Now, cache: map[string]cachedKey{},
 	}
+	var err error
 	if h.pol, err = policyOf(acct, fn, b.Spec, b.Exports); err != nil {
-		rt.Close(ctx)
+		return nil, err
+	}
+	if err := h.start(ctx, b, engine); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -190,8 +179,12 @@ func policyOf(acct silo.AccountID, fn string, fs silo.FunctionSpec, exports map[
 	return pol, nil
 }
 
-// close stops the runtime.
-func (h *host) close(ctx context.Context) error { return h.rt.Close(ctx) }
+// close stops the runtime; a background compilation still running is
+// dropped when it ends.
+func (h *host) close(ctx context.Context) error {
+	h.code.Load().close()
+	return nil
+}
 
 // event is what Lambda hands the host: an API Gateway HTTP API request
 // (payload format 2.0), or a direct invocation by silo's control plane
@@ -274,10 +267,12 @@ func (h *host) run(ctx context.Context, req runtime.Request) events.APIGatewayV2
 		defer cancel()
 	}
 	start := time.Now()
-	resp, err := h.rt.Invoke(ctx, runtime.Invocation{
-		Account: h.acct, Function: h.fn, Digest: h.digest, Handler: h.spec.Handler, Limits: h.limits,
+	c := h.acquire()
+	resp, err := c.rt.Invoke(ctx, runtime.Invocation{
+		Account: h.acct, Function: h.fn, Digest: c.digest, Handler: h.spec.Handler, Limits: h.limits,
 		Host: h.guest, Request: req,
 	})
+	c.mu.RUnlock()
 	took := time.Since(start)
 	if err != nil {
 		code := silo.ErrorCode(err)

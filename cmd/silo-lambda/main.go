@@ -2,10 +2,13 @@
 // (provided.al2023, linux/arm64 or linux/amd64) that runs a silo function's
 // .wasm module on AWS Lambda, in the tenant's own AWS account.
 //
-// The function's deployment package (provider/aws, lambda.go) holds this
+// The function's deployment package (provider/aws, lambdapkg.go) holds this
 // program as "bootstrap", the module as "function.wasm" and the function's
-// spec as "function.json". At start the host compiles the module once; every
-// invocation (an API Gateway HTTP API event, payload format 2.0) is checked
+// spec as "function.json" and, when it was built on the function's
+// architecture, the module prepared by "bootstrap prepare DIR" (validated,
+// instrumented and compiled to machine code) under "prepared/". At start the
+// host loads that code, or else serves on wazero's interpreter while it
+// compiles the module in the background (code.go); every invocation (an API Gateway HTTP API event, payload format 2.0) is checked
 // against the account's own API key records, then runs in the runtime
 // package with all of its guards (memory, table and size limits, the
 // deadline, instrumented checkpoints against loop-free recursion, log
@@ -29,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -53,6 +57,13 @@ const (
 
 func main() {
 	ctx := context.Background()
+	if len(os.Args) == 3 && os.Args[1] == "prepare" {
+		if err := prepare(ctx, os.Args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "silo-lambda prepare: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	h, code := setup(ctx, os.Getenv, os.Stdout, os.Stderr)
 	if h == nil {
 		os.Exit(code)
@@ -85,11 +96,13 @@ func load(ctx context.Context, getenv func(string) string, log *slog.Logger) (*h
 	if root == "" {
 		root = "/var/task"
 	}
-	var b bundle
-	var err error
-	if b.Wasm, err = os.ReadFile(filepath.Join(root, "function.wasm")); err != nil {
-		return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its package holds no module; deploy it again", fn, acct), Err: err}
-	}
+	b := bundle{wasm: sync.OnceValues(func() ([]byte, error) {
+		wasm, err := os.ReadFile(filepath.Join(root, "function.wasm"))
+		if err != nil {
+			return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its package holds no module; deploy it again", fn, acct), Err: err}
+		}
+		return wasm, nil
+	})}
 	spec, err := os.ReadFile(filepath.Join(root, "function.json"))
 	if err != nil {
 		return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: its package holds no spec; deploy it again", fn, acct), Err: err}
@@ -102,7 +115,13 @@ func load(ctx context.Context, getenv func(string) string, log *slog.Logger) (*h
 			return nil, &silo.Error{Code: silo.CodeInvalid, Message: fmt.Sprintf("function %s of account %s: the production exports in %s do not decode; deploy it again", fn, acct, envExports), Err: err}
 		}
 	}
-	h, err := newHost(ctx, acct, fn, b, log)
+	b.prepared, b.code = readPrepared(root, b.Spec, log)
+	if b.prepared == nil {
+		if _, err := b.wasm(); err != nil {
+			return nil, err
+		}
+	}
+	h, err := newHost(ctx, acct, fn, b, getenv(envEngine), log)
 	if err != nil {
 		return nil, err
 	}

@@ -177,6 +177,7 @@ type Provider struct {
 	locks   map[silo.AccountID]*sync.Mutex // serializes create/delete of one account
 
 	gates gateMetrics // the functions' invocation counters (lambdametrics.go)
+	pkgs  packages    // the functions' deployment packages (lambdapkg.go)
 }
 
 // New returns a provider for the organization whose management account

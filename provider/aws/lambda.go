@@ -1,8 +1,6 @@
 package aws
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -108,36 +106,6 @@ func settingsOf(fn string, fs silo.FunctionSpec) (settings, error) {
 	return settings{memoryMiB: int32(mem), timeoutSec: int32(sec)}, nil
 }
 
-// bundle builds the deployment package: the host as "bootstrap", the
-// module as "function.wasm" and the spec as "function.json". The archive
-// is deterministic (fixed times and order), so the same inputs give the
-// same bytes and the same version tag.
-func bundle(host, wasm, spec []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode uint32
-		data []byte
-	}{{"bootstrap", 0o755, host}, {"function.json", 0o644, spec}, {"function.wasm", 0o644, wasm}} {
-		h := &zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)}
-		h.SetMode(0o644)
-		h.ExternalAttrs = (f.mode | 0o100000) << 16
-		h.CreatorVersion = 3 << 8 // Unix, so the mode bits count
-		w, err := zw.CreateHeader(h)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := w.Write(f.data); err != nil {
-			return nil, err
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
 // versionTag names what a version of a function runs: the resource's hash
 // (spec, artifact, grants), the package's bytes (the host) and the release
 // its environment names (its invocations count toward that release's
@@ -181,7 +149,7 @@ func (p *Provider) deployFunction(ctx context.Context, id silo.AccountID, m *mem
 	if err != nil {
 		return fmt.Errorf("function %s of account %s: read the silo Lambda host for %s: %w", r.Name, id, arch, err)
 	}
-	pkg, err := bundle(host, wasm, r.Spec)
+	pkg, err := p.pkgs.get(ctx, arch, host, wasm, r.Spec)
 	if err != nil {
 		return fmt.Errorf("function %s of account %s: package: %w", r.Name, id, err)
 	}

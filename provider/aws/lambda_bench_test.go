@@ -1,11 +1,13 @@
 package aws
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/build"
 	"github.com/silo-run/silo/provider/aws/awstest"
 )
@@ -41,24 +44,120 @@ func BenchmarkLambdaHost(b *testing.B) {
 	report(b, host, native)
 }
 
+// BenchmarkLambdaHostColdStart starts, in each round and in turn, a fresh
+// host process for each way the host can start, and a fresh native
+// handler, and times process start (the package unpacked, as Lambda has
+// it before it starts the process) to first response (lambda:Invoke
+// returning). The ways: "precompiled" (the package as built on a machine
+// of the function's architecture: the host loads the machine code in it);
+// "interpreter" (the package without its prepared part, as built on a
+// machine of the other architecture: the host serves on the interpreter
+// while it compiles); "compile" (SILO_LAMBDA_ENGINE=compiler: compile to
+// machine code before serving, the host's behaviour before packages held
+// code). "proc" is the host's process alone: started without its
+// environment, it exits at once (exec to exit). Each reports its mean,
+// p50 and max (the p99 of so few samples) in ms; setup-ms and first-ms
+// are the host's own figures from its log (start to module ready; the
+// first invocation, instantiation included).
 func BenchmarkLambdaHostColdStart(b *testing.B) {
 	o, invoke := benchSetup(b)
 	defer o.stopAll()
-	var host, native time.Duration
+	crossArch := func(t testing.TB, root string) { os.RemoveAll(filepath.Join(root, "prepared")) }
+	ways := []struct {
+		name string
+		opt  hostOptions
+	}{
+		{"precompiled", hostOptions{}},
+		{"interpreter", hostOptions{unpacked: crossArch}},
+		{"compile", hostOptions{env: []string{"SILO_LAMBDA_ENGINE=compiler"}}},
+	}
+	samples := map[string][]time.Duration{}
+	setup, first := map[string][]time.Duration{}, map[string][]time.Duration{}
+	host := o.hostBinary()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		for _, w := range ways {
+			o.stopAll()
+			var t0 time.Time
+			opt := w.opt
+			opt.started = func() { t0 = time.Now() }
+			stop, out := o.startHostWith(b, "acme", "list", opt)
+			invoke(lambdaName("list"))
+			samples[w.name] = append(samples[w.name], time.Since(t0))
+			stop()
+			s, f := hostFigures(out.String())
+			setup[w.name], first[w.name] = append(setup[w.name], s), append(first[w.name], f)
+		}
 		o.stopAll()
 		t0 := time.Now()
-		o.startList()
-		invoke(lambdaName("list"))
-		host += time.Since(t0)
-		t0 = time.Now()
 		o.startNative()
 		invoke("native")
-		native += time.Since(t0)
+		samples["native"] = append(samples["native"], time.Since(t0))
+		o.stopAll()
+
+		t0 = time.Now()
+		exec.Command(host).Run() // refuses at once: no SILO_ACCOUNT
+		samples["proc"] = append(samples["proc"], time.Since(t0))
 	}
 	b.StopTimer()
-	report(b, host, native)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	for name, ds := range samples {
+		slices.Sort(ds)
+		var sum time.Duration
+		for _, d := range ds {
+			sum += d
+		}
+		b.ReportMetric(ms(sum/time.Duration(len(ds))), name+"-mean-ms")
+		b.ReportMetric(ms(ds[len(ds)/2]), name+"-p50-ms")
+		b.ReportMetric(ms(ds[len(ds)-1]), name+"-max-ms")
+		if s := setup[name]; len(s) > 0 {
+			slices.Sort(s)
+			slices.Sort(first[name])
+			b.ReportMetric(ms(s[len(s)/2]), name+"-setup-p50-ms")
+			b.ReportMetric(ms(first[name][len(s)/2]), name+"-first-p50-ms")
+		}
+	}
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f, err := strconv.ParseFloat(strings.Fields(string(l))[0], 64); err == nil {
+			b.ReportMetric(f, "load1")
+		}
+	}
+}
+
+// hostFigures reads from a host's output how long its start took (its
+// "module ready" line) and its first invocation (its first metrics record).
+func hostFigures(out string) (setup, first time.Duration) {
+	for _, line := range strings.Split(out, "\n") {
+		var l struct {
+			Msg    string `json:"msg"`
+			TookMS int64  `json:"took_ms"`
+			Func   string `json:"function"`
+			Micros int64  `json:"us"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		switch {
+		case l.Msg == "module ready":
+			setup = time.Duration(l.TookMS) * time.Millisecond
+		case l.Msg == "" && l.Func != "" && first == 0:
+			first = time.Duration(l.Micros) * time.Microsecond
+		}
+	}
+	return setup, first
+}
+
+// hostBinary writes the Lambda host to a file and returns its path.
+func (o *benchOrg) hostBinary() string {
+	bin, err := lambdaHost()
+	if err != nil {
+		o.b.Fatal(err)
+	}
+	p := filepath.Join(o.b.TempDir(), "bootstrap")
+	if err := os.WriteFile(p, bin, 0o755); err != nil {
+		o.b.Fatal(err)
+	}
+	return p
 }
 
 func report(b *testing.B, host, native time.Duration) {
@@ -75,12 +174,13 @@ func report(b *testing.B, host, native time.Duration) {
 
 type benchOrg struct {
 	*fnOrg
-	b           *testing.B
-	awsID       string
-	native      string // the native handler's binary
-	startList   func()
-	startNative func()
-	stops       []func()
+	b             *testing.B
+	awsID         string
+	native        string // the native handler's binary
+	startList     func()
+	startNative   func()
+	startHostWith func(b testing.TB, acct silo.AccountID, fn string, opt hostOptions) (func(), *bytes.Buffer)
+	stops         []func()
 }
 
 func (o *benchOrg) stopAll() {
@@ -128,6 +228,11 @@ func benchSetup(b *testing.B) (*benchOrg, func(fn string) time.Duration) {
 	o.startList = func() {
 		stop, _ := o.startHost(b, "acme", "list")
 		o.stops = append(o.stops, stop)
+	}
+	o.startHostWith = func(b testing.TB, acct silo.AccountID, fn string, opt hostOptions) (func(), *bytes.Buffer) {
+		stop, out := o.fnOrg.startHostWith(b, acct, fn, opt)
+		o.stops = append(o.stops, stop)
+		return stop, out
 	}
 	o.startNative = func() {
 		cmd := exec.Command(o.native)

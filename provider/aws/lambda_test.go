@@ -146,6 +146,23 @@ func (o *fnOrg) awsID(t testing.TB, acct silo.AccountID) string {
 // is called; out holds what it wrote once stop has returned.
 func (o *fnOrg) startHost(t testing.TB, acct silo.AccountID, fn string) (stop func(), out *bytes.Buffer) {
 	t.Helper()
+	return o.startHostWith(t, acct, fn, hostOptions{})
+}
+
+// hostOptions change how startHostWith runs a package.
+type hostOptions struct {
+	env []string // added to the function's environment
+	// unpacked, if set, changes the unpacked task root before the host
+	// starts (say, to drop or damage the prepared part).
+	unpacked func(t testing.TB, root string)
+	// started, if set, is called just before the process starts (once the
+	// package is unpacked).
+	started func()
+}
+
+// startHostWith is startHost with options.
+func (o *fnOrg) startHostWith(t testing.TB, acct silo.AccountID, fn string, opt hostOptions) (stop func(), out *bytes.Buffer) {
+	t.Helper()
 	awsID := o.awsID(t, acct)
 	code, ok := o.org.Function(awsID, lambdaName(fn), liveAlias)
 	if !ok {
@@ -163,22 +180,31 @@ func (o *fnOrg) startHost(t testing.TB, acct silo.AccountID, fn string) (stop fu
 		}
 		b, _ := io.ReadAll(rc)
 		rc.Close()
-		if err := os.WriteFile(filepath.Join(root, f.Name), b, f.Mode().Perm()); err != nil {
+		p := filepath.Join(root, filepath.FromSlash(f.Name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, f.Mode().Perm()); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if opt.unpacked != nil {
+		opt.unpacked(t, root)
 	}
 	cmd := exec.Command(filepath.Join(root, "bootstrap"))
 	cmd.Env = []string{
 		"AWS_LAMBDA_RUNTIME_API=" + o.org.RuntimeAPI(awsID, lambdaName(fn)),
 		"LAMBDA_TASK_ROOT=" + root,
 		"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=AKIDEMULATED", "AWS_SECRET_ACCESS_KEY=emulated",
-		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + root,
+		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + root, "TMPDIR=" + t.TempDir(),
 	}
 	for k, v := range code.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	cmd.Env = append(cmd.Env, opt.env...)
 	out = &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	if opt.started != nil {
+		opt.started()
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +364,8 @@ func TestFunctionsServeTenantsEndToEnd(t *testing.T) {
 // guest on Lambda: a loop without end, a memory bomb, a deep recursion and
 // an exit are each stopped by the guards the host shares with the local
 // runtime, answered with an error, and the same host process answers the
-// next request.
+// next request. It runs on the package's machine code and on the
+// interpreter (which serves first when there is none).
 func TestHostileGuestsContainedInLambdaHost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the Lambda host and the runtime's test guest")
@@ -370,26 +397,37 @@ func TestHostileGuestsContainedInLambdaHost(t *testing.T) {
 	if err := o.p.PutAPIKey(ctx, "acme", k.ID, k.Hash, nil); err != nil {
 		t.Fatal(err)
 	}
-	o.startHost(t, "acme", "guest")
-	if r := o.callReady(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
-		t.Fatalf("GET /echo: %d %s, want 200", r.status, r.body)
-	}
-	for _, c := range []struct {
-		path string
-		want int
-	}{
-		{"/loop", http.StatusServiceUnavailable},                 // the deadline, through the checkpoints
-		{"/sleep", http.StatusServiceUnavailable},                // the deadline, in a sleep
-		{"/membomb", http.StatusInternalServerError},             // the memory limit
-		{"/recurse?n=100000000", http.StatusInternalServerError}, // the call stack cap
-		{"/exit", http.StatusInternalServerError},                // an exit discards the instance only
+	for _, c := range []struct{ engine, want string }{
+		{"", `"code":"precompiled"`},            // the package's machine code
+		{"interpreter", `"code":"interpreter"`}, // what serves first without it
 	} {
-		if r := o.call(t, "acme", "GET", c.path, plain, ""); r.status != c.want {
-			t.Errorf("GET %s: %d %s, want %d", c.path, r.status, r.body, c.want)
-		}
-		if r := o.call(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
-			t.Fatalf("GET /echo after %s: %d %s, want 200 from the same host", c.path, r.status, r.body)
-		}
+		t.Run("code "+strings.Trim(c.want[7:], `"`), func(t *testing.T) {
+			stop, out := o.startHostWith(t, "acme", "guest", hostOptions{env: []string{"SILO_LAMBDA_ENGINE=" + c.engine}})
+			if r := o.callReady(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
+				t.Fatalf("GET /echo: %d %s, want 200", r.status, r.body)
+			}
+			for _, c := range []struct {
+				path string
+				want int
+			}{
+				{"/loop", http.StatusServiceUnavailable},                 // the deadline, through the checkpoints
+				{"/sleep", http.StatusServiceUnavailable},                // the deadline, in a sleep
+				{"/membomb", http.StatusInternalServerError},             // the memory limit
+				{"/recurse?n=100000000", http.StatusInternalServerError}, // the call stack cap
+				{"/exit", http.StatusInternalServerError},                // an exit discards the instance only
+			} {
+				if r := o.call(t, "acme", "GET", c.path, plain, ""); r.status != c.want {
+					t.Errorf("GET %s: %d %s, want %d", c.path, r.status, r.body, c.want)
+				}
+				if r := o.call(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
+					t.Fatalf("GET /echo after %s: %d %s, want 200 from the same host", c.path, r.status, r.body)
+				}
+			}
+			stop()
+			if !strings.Contains(out.String(), c.want) {
+				t.Errorf("the host did not serve from the code wanted (%s):\n%s", c.want, out)
+			}
+		})
 	}
 }
 
