@@ -14,7 +14,7 @@ import (
 
 // instrumentVersion names the instrumenter's output format; it is part of
 // Prepared.Settings. Change it whenever instrument's output changes.
-const instrumentVersion = 1
+const instrumentVersion = 2
 
 // Prepared is a module validated and instrumented by Prepare, with what
 // Invoke needs to know of it: the part of Compile that depends neither on
@@ -28,6 +28,11 @@ type Prepared struct {
 	DataEnd   uint64 `json:"data_end"`
 	HostPages uint32 `json:"host_pages"`
 	MinPages  uint32 `json:"min_pages"`
+	// Restart is set when Module was rewritten so that instances may
+	// start from a snapshot (Config.SnapshotMemory); Globals then names
+	// the exports of its mutable globals.
+	Restart bool     `json:"restart,omitempty"`
+	Globals []string `json:"globals,omitempty"`
 	// Settings are the runtime's settings the module was checked and
 	// instrumented under; CompilePrepared refuses it under others.
 	Settings string `json:"settings"`
@@ -37,8 +42,8 @@ type Prepared struct {
 // instrumenter and the caps the module was checked against.
 func (r *Runtime) settings() string {
 	c := r.cfg
-	return fmt.Sprintf("instrument v%d, fuel %d, call stack %d, module %d, table %d, heap %d, memory %d",
-		instrumentVersion, fuel, c.MaxCallStack, c.MaxModuleSize, c.MaxTableSize, c.MaxInstanceHeap, c.MaxMemoryPages)
+	return fmt.Sprintf("instrument v%d, fuel %d, call stack %d, module %d, table %d, heap %d, memory %d, snapshots %t",
+		instrumentVersion, fuel, c.MaxCallStack, c.MaxModuleSize, c.MaxTableSize, c.MaxInstanceHeap, c.MaxMemoryPages, c.SnapshotMemory > 0)
 }
 
 // Prepare validates and instruments a module as Compile does, without
@@ -56,7 +61,7 @@ func (r *Runtime) Prepare(wasm []byte) (Prepared, error) {
 		return Prepared{}, err
 	}
 	return Prepared{Digest: a.digest, Module: a.wasm, Sum: Digest(a.wasm), DataEnd: a.dataEnd, HostPages: a.hostPages,
-		MinPages: a.minPages, Settings: r.settings()}, nil
+		MinPages: a.minPages, Restart: a.restart, Globals: a.globals, Settings: r.settings()}, nil
 }
 
 // CompilePrepared compiles a module Prepare prepared, without validating or
@@ -93,7 +98,8 @@ func (r *Runtime) CompilePrepared(ctx context.Context, p Prepared) (string, erro
 	if !bearsInstrumentation(m) {
 		return "", silo.Errorf(silo.CodeInvalid, "the prepared module is not instrumented; prepare it again")
 	}
-	return r.load(ctx, &artifact{digest: p.Digest, wasm: p.Module, dataEnd: p.DataEnd, hostPages: p.HostPages, minPages: p.MinPages})
+	return r.load(ctx, &artifact{digest: p.Digest, wasm: p.Module, dataEnd: p.DataEnd, hostPages: p.HostPages, minPages: p.MinPages,
+		restart: p.Restart, globals: p.Globals})
 }
 
 // bearsInstrumentation reports whether m bears instrument's marks: it imports the
