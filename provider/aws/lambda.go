@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -370,14 +371,48 @@ func (p *Provider) Smoke(ctx context.Context, id silo.AccountID, fn string) erro
 	if err != nil {
 		return fail(id, "invoke smoke function "+fn, err)
 	}
+	if out.FunctionError != nil {
+		return smokeFailed(id, fn, rid, out.Payload)
+	}
 	var resp struct {
 		StatusCode int `json:"statusCode"`
 	}
-	if out.FunctionError != nil || json.Unmarshal(out.Payload, &resp) != nil || resp.StatusCode == 0 {
+	if json.Unmarshal(out.Payload, &resp) != nil || resp.StatusCode == 0 {
 		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s failed on Lambda (request %s); see its logs", fn, id, rid)
 	}
 	if resp.StatusCode >= 400 {
 		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s answered %d (request %s); see its logs", fn, id, resp.StatusCode, rid)
 	}
 	return nil
+}
+
+// HostStartError is the error type the silo Lambda host posts to Lambda's
+// Runtime API when it cannot start (its module does not compile, its
+// package lacks a file): Lambda answers the function's invocations with
+// it, and its message is the host's own line naming the tenant, the
+// function and the step, which holds no AWS text.
+const HostStartError = "silo.Start"
+
+// smokeFailed is the error of a smoke invocation that Lambda reports as
+// failed (payload: Lambda's error document): the host's own reason when it
+// could not start, a timeout when Lambda stopped it, else a failure
+// without Lambda's text (which names Lambda's internals, not the
+// function's).
+func smokeFailed(id silo.AccountID, fn, rid string, payload []byte) error {
+	var e struct {
+		Type    string `json:"errorType"`
+		Message string `json:"errorMessage"`
+	}
+	json.Unmarshal(payload, &e)
+	switch e.Type {
+	case HostStartError:
+		msg := strings.Join(strings.Fields(e.Message), " ")
+		if len(msg) > 400 {
+			msg = msg[:400] + "…"
+		}
+		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s did not start on Lambda: %s", fn, id, msg)
+	case "Sandbox.Timedout":
+		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s ran past its Lambda timeout and was stopped by Lambda (request %s); see its logs", fn, id, rid)
+	}
+	return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s failed on Lambda (request %s); see its logs", fn, id, rid)
 }
