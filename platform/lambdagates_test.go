@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -183,4 +184,135 @@ func TestGatesOnLambdaReadTheHostsCounters(t *testing.T) {
 		}
 	})
 
+}
+
+// latencyLambdaApp is lambdaApp with guest's handler set to handler
+// ("handle", or the guest's "slow", which answers a second late) and its
+// timeout to timeout (so that each release changes guest, whose versions
+// then name their release), and a ring gated on p99 latency: at most 400%
+// over the previous release's, at least 10 requests, baked for bake.
+func latencyLambdaApp(t *testing.T, dir, handler, timeout string, bake time.Duration) {
+	t.Helper()
+	lambdaApp(t, dir, true)
+	p := filepath.Join(dir, "silo.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(b), "    source: ./functions/guest\n    timeout: 2s\n",
+		"    source: ./functions/guest\n    handler: "+handler+"\n    timeout: "+timeout+"\n", 1)
+	y = strings.Replace(y, "      bake: 0s\n      gates: {smoke: list}\n",
+		"      bake: "+bake.String()+"\n      gates: {max_p99_increase: 400%, min_requests: 10}\n", 1)
+	if !strings.Contains(y, "handler: "+handler) || !strings.Contains(y, "max_p99_increase") {
+		t.Fatalf("the guest's handler or the ring's gates were not set in:\n%s", y)
+	}
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLatencyGateOnLambda rolls releases out to a tenant whose functions
+// run on Lambda, gated on p99 latency against the previous release, from
+// the host's own counters (the host's output put into CloudWatch Logs as
+// Lambda would): a release whose function answers a second late fails
+// max_p99_increase and is rolled back (the alias is back on the old
+// version); its twin, a release as fast as the previous one, passes.
+func TestLatencyGateOnLambda(t *testing.T) {
+	p := silotest.NewAWS(t)
+	org, prov := p.AWS()
+	ctx := context.Background()
+	pp := p.Platform()
+	app := silotest.CopyExample(t)
+	const bake = time.Minute // on the platform's fake clock
+	latencyLambdaApp(t, app, "handle", "2s", bake)
+	p.Deploy(t, app)
+	acme := p.Tenant(t, "acme")
+	awsID, err := prov.AWSAccountID(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// traffic sends n requests to the guest under release and puts the
+	// host's output into CloudWatch Logs, then waits until the provider's
+	// counters hold them.
+	traffic := func(t *testing.T, release string, n int) {
+		t.Helper()
+		for range n {
+			if r := acme.GET(t, "/log"); r.Status != http.StatusOK {
+				t.Fatalf("GET /log: %s, want 200", r)
+			}
+		}
+		if err := org.ShipLogs(ctx, awsID); err != nil {
+			t.Fatal(err)
+		}
+		for until := time.Now().Add(time.Minute); time.Now().Before(until); time.Sleep(500 * time.Millisecond) {
+			if s, err := prov.Invocations("acme", release); err == nil && s.Requests >= uint64(n) {
+				return
+			}
+		}
+		t.Fatalf("the provider did not count %d requests of release %s", n, release)
+	}
+	// roll builds the app as it now is and rolls it out, sending n
+	// requests while the ring bakes.
+	roll := func(t *testing.T, n int) rollout.Rollout {
+		t.Helper()
+		rel, err := pp.Build(ctx, app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := pp.Runner.Start(ctx, rel.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := false
+		for deadline := time.Now().Add(5 * time.Minute); r.State == rollout.StateRunning && time.Now().Before(deadline); {
+			if !sent && r.Rings[r.Ring].Phase == rollout.PhaseBaking {
+				sent = true
+				traffic(t, rel.ID, n)
+				p.Clock().Advance(bake)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if r, err = pp.Runner.Get(ctx, r.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !sent {
+			t.Fatalf("rollout of %s: %s (%s %s) before its ring baked", rel.ID, r.State, r.Reason, ringReasons(r))
+		}
+		return r
+	}
+
+	acc, err := pp.Plane.Account(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The previous release's latency. Each release's first request on a
+	// new container instantiates the module, and with fewer than 100
+	// requests p99 is the slowest one; 200 requests put that first one
+	// above p99, for the fast releases alike.
+	traffic(t, acc.Release, 200)
+	before, err := prov.LiveVersion(ctx, "acme", "guest")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a slow release fails its latency gate and is rolled back", func(t *testing.T) {
+		latencyLambdaApp(t, app, "slow", "3s", bake)
+		r := roll(t, 12)
+		if r.State != rollout.StateFailed || !strings.Contains(r.Reason+ringReasons(r), "p99 latency") {
+			b, _ := json.Marshal(r.Rings)
+			t.Fatalf("rollout of the slow release: %s (%s %s), want failed by its p99 latency; rings: %s", r.State, r.Reason, ringReasons(r), b)
+		}
+		if v, err := prov.LiveVersion(ctx, "acme", "guest"); err != nil || v != before {
+			t.Errorf("live version of guest after the rollback: %q, %v; want %q again", v, err, before)
+		}
+	})
+
+	t.Run("a release as fast as the previous one passes", func(t *testing.T) {
+		latencyLambdaApp(t, app, "handle", "4s", bake)
+		r := roll(t, 200)
+		if r.State != rollout.StateSucceeded {
+			t.Fatalf("rollout of the fast release: %s (%s %s), want succeeded", r.State, r.Reason, ringReasons(r))
+		}
+	})
 }
