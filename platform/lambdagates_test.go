@@ -419,3 +419,68 @@ func TestGatesCountOnlyTheFunctionsTheReleaseChanged(t *testing.T) {
 		}
 	})
 }
+
+// TestThrottledRolloutOnLambdaResumes rolls a release out while AWS
+// throttles every UpdateFunctionCode of the tenant's account: the ring
+// fails with one clear error naming the tenant, the function and the step
+// and no AWS text, and is rolled back; once AWS serves the call again, a
+// rollout of the same release completes.
+func TestThrottledRolloutOnLambdaResumes(t *testing.T) {
+	g := newLambdaRig(t, 0, func(dir string) { lambdaApp(t, dir, true) })
+	ctx := context.Background()
+	pp := g.p.Platform()
+	before, err := g.prov.LiveVersion(ctx, "acme", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(filepath.Join(g.app, "silo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The release changes list's timeout, so applying it updates list's code.
+	if err := os.WriteFile(filepath.Join(g.app, "silo.yaml"), []byte(strings.Replace(string(y), "timeout: 2s", "timeout: 3s", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := pp.Build(ctx, g.app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(t *testing.T) rollout.Rollout {
+		t.Helper()
+		r, err := pp.Runner.Start(ctx, rel.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Minute); r.State == rollout.StateRunning && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			if r, err = pp.Runner.Get(ctx, r.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return r
+	}
+
+	g.org.Inject(g.awsID, "UpdateFunctionCode", awstest.Fault{Code: "TooManyRequestsException", Status: http.StatusTooManyRequests})
+	r := run(t)
+	why := r.Reason + " " + ringReasons(r)
+	if r.State != rollout.StateFailed || !strings.Contains(why, "AWS is busy and refused to update the code of function list of account acme") {
+		t.Fatalf("rollout while AWS throttles: %s (%s), want failed naming acme, list and the step", r.State, why)
+	}
+	for _, s := range []string{"TooManyRequests", "injected fault", "api error", "StatusCode"} {
+		if strings.Contains(why, s) {
+			t.Errorf("the rollout's failure %q holds AWS text %q", why, s)
+		}
+	}
+	if v, err := g.prov.LiveVersion(ctx, "acme", "list"); err != nil || v != before {
+		t.Errorf("live version of list after the failed rollout: %q, %v; want %q", v, err, before)
+	}
+
+	g.org.Clear(g.awsID)
+	r = run(t)
+	if r.State != rollout.StateSucceeded {
+		t.Fatalf("the same release once AWS serves again: %s (%s %s), want succeeded", r.State, r.Reason, ringReasons(r))
+	}
+	if v, err := g.prov.LiveVersion(ctx, "acme", "list"); err != nil || v == before {
+		t.Errorf("live version of list after the rollout: %q, %v; want a new version", v, err)
+	}
+}
