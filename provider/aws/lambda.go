@@ -306,6 +306,31 @@ func (m *member) pointAlias(ctx context.Context, id silo.AccountID, fn, version 
 	return nil
 }
 
+// liveIsOurs reports whether function fn and its live alias exist, and
+// whether the alias points at a version silo published (its description
+// is one of silo's version tags): a function deleted or re-pointed outside
+// silo is drift.
+func (m *member) liveIsOurs(ctx context.Context, id silo.AccountID, fn string) (exists, ours bool, err error) {
+	out, err := m.fn.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: aws.String(lambdaName(fn)), Name: aws.String(liveAlias)})
+	if isCode(err, "ResourceNotFoundException") {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fail(id, "read the alias of function "+fn, err)
+	}
+	versions, found, err := m.versions(ctx, id, fn)
+	if err != nil || !found {
+		return found, false, err
+	}
+	live := aws.ToString(out.FunctionVersion)
+	for tag, v := range versions {
+		if v == live && strings.HasPrefix(tag, "silo ") {
+			return true, true, nil
+		}
+	}
+	return true, false, nil
+}
+
 // LiveVersion returns the version function fn's live alias points at in
 // account id: what its routes run.
 //

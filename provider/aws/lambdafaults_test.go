@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/apikey"
 	"github.com/silo-run/silo/internal/build"
@@ -318,4 +320,74 @@ func applyFn(p *Provider, fn string, spec silo.FunctionSpec) error {
 		return err
 	}
 	return p.Apply(context.Background(), "acme", silo.Change{Op: silo.OpUpdate, Type: silo.TypeFunction, Name: fn, Desired: &r})
+}
+
+// TestResourcesShowLambdaDrift changes a function on Lambda outside silo:
+// its live alias moved to a version silo did not publish shows with an
+// empty hash (drift, applied again), and a function deleted outside silo
+// is left out (created again). The control: as silo applied it, the
+// function shows with its hash, and applying it again restores it.
+func TestResourcesShowLambdaDrift(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Lambda host and an example function")
+	}
+	if _, err := lambdaHost(); err != nil {
+		t.Fatal(err)
+	}
+	arts := map[string]build.Artifact{"list": example(t, "list")}
+	o := newFnOrg(t, arts)
+	ctx := context.Background()
+	if err := o.p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	spec := silo.FunctionSpec{Artifact: arts["list"].Digest, Timeout: 2 * time.Second}
+	mustApply(t, o.p, "acme", silo.TypeFunction, "list", spec)
+	want, err := silo.NewResource(silo.TypeFunction, "list", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := func(t *testing.T) (silo.Resource, bool) {
+		t.Helper()
+		rs, err := o.p.Resources(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Type == silo.TypeFunction && r.Name == "list" {
+				return r, true
+			}
+		}
+		return silo.Resource{}, false
+	}
+	if r, ok := shown(t); !ok || r.Hash != want.Hash {
+		t.Fatalf("list as silo applied it: %+v, shown %v; want its hash %s", r, ok, want.Hash)
+	}
+
+	fn := o.p.member(o.awsID(t, "acme")).fn
+	name := aws.String(lambdaName("list"))
+	v, err := fn.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: name, Description: aws.String("by hand")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fn.UpdateAlias(ctx, &lambda.UpdateAliasInput{FunctionName: name, Name: aws.String(liveAlias), FunctionVersion: v.Version}); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := shown(t); !ok || r.Hash != "" {
+		t.Errorf("list re-pointed by hand: %+v, shown %v; want it shown with an empty hash", r, ok)
+	}
+	mustApply(t, o.p, "acme", silo.TypeFunction, "list", spec)
+	if r, ok := shown(t); !ok || r.Hash != want.Hash {
+		t.Errorf("list applied again: %+v, shown %v; want its hash again", r, ok)
+	}
+
+	if _, err := fn.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: name}); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := shown(t); ok {
+		t.Errorf("list deleted by hand is still shown: %+v", r)
+	}
+	mustApply(t, o.p, "acme", silo.TypeFunction, "list", spec)
+	if r, ok := shown(t); !ok || r.Hash != want.Hash {
+		t.Errorf("list created again: %+v, shown %v; want its hash", r, ok)
+	}
 }
