@@ -167,7 +167,7 @@ var allowedImports = map[string][]string{
 		"isolation/report", "logs", "provider", "provider/local", "rollout", "runtime", "server", "server/console",
 		"spec", "store", "store/sqlite", "usage", "usage/storage", "internal/envelope"},
 	"isolation/probe": {".", "control", "internal/build", "isolation", "isolation/report", "logs", "provider", "runtime", "store"},
-	"silotest":        {".", "control", "gateway", "logs", "platform", "rollout"},
+	"silotest":        {".", "control", "gateway", "logs", "platform", "provider/aws", "provider/aws/awstest", "rollout"},
 
 	// Commands and measurement: the only packages that pick
 	// implementations.

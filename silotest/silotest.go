@@ -61,6 +61,7 @@ type Platform struct {
 	srv   *httptest.Server
 	clock *Clock
 	t     TB
+	aws   *onAWS // set by NewAWS
 }
 
 // Option configures New.
@@ -244,9 +245,13 @@ func (p *Platform) finish(t TB, tn *Tenant, o tenantOpts) {
 	}
 }
 
-// Logs returns the retained function log of an account, oldest first.
+// Logs returns the retained function log of an account, oldest first (on
+// AWS, what its functions wrote on Lambda, read from CloudWatch Logs).
 func (p *Platform) Logs(t TB, acct silo.AccountID) []logs.Entry {
 	t.Helper()
+	if p.aws != nil {
+		return p.aws.logs(t, p, acct)
+	}
 	es, err := p.p.Logs.Read(acct, logs.Query{})
 	if err != nil {
 		t.Fatalf("silotest: read logs of %s: %v", acct, err)
@@ -254,8 +259,21 @@ func (p *Platform) Logs(t TB, acct silo.AccountID) []logs.Entry {
 	return es
 }
 
-// Metrics returns what the gateway metered for an account.
+// Metrics returns what the gateway metered for an account (nothing on
+// AWS, where requests go to the tenant's own API: see Requests).
 func (p *Platform) Metrics(acct silo.AccountID) gateway.Metrics { return p.p.Metrics(acct) }
+
+// Requests returns how many requests an account's functions served: what
+// the gateway metered, or on AWS what the silo Lambda host counted under
+// the account's release (the counters the rollout gates read; the
+// provider reads them again at most every 5 seconds).
+func (p *Platform) Requests(t TB, acct silo.AccountID) uint64 {
+	t.Helper()
+	if p.aws != nil {
+		return p.aws.requests(t, p, acct)
+	}
+	return uint64(p.p.Metrics(acct).Requests)
+}
 
 // Tenant is a client of one account through the gateway, over real HTTP,
 // authenticated with the account's key.
@@ -303,7 +321,8 @@ func WithKey(key string) RequestOption {
 	}
 }
 
-// ByPath addresses the tenant as /t/<tenant>/... instead of by Host header.
+// ByPath addresses the tenant as /t/<tenant>/... instead of by Host header
+// (silo's gateway only: on AWS each tenant has its own API).
 func ByPath() RequestOption {
 	return func(r *http.Request) {
 		tn := strings.TrimSuffix(r.Host, ".localhost")
@@ -347,6 +366,9 @@ func (tn *Tenant) Do(t TB, method, path, body string, opts ...RequestOption) *Re
 	}
 	for _, o := range opts {
 		o(req)
+	}
+	if tn.p.aws != nil {
+		return tn.p.aws.do(t, tn.p, tn, req, body)
 	}
 	resp, err := tn.p.srv.Client().Do(req)
 	if err != nil {

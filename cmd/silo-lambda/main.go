@@ -25,14 +25,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -64,11 +68,33 @@ func main() {
 		}
 		return
 	}
-	h, code := setup(ctx, os.Getenv, os.Stdout, os.Stderr)
+	var why bytes.Buffer
+	h, code := setup(ctx, os.Getenv, os.Stdout, io.MultiWriter(os.Stderr, &why))
 	if h == nil {
+		initError(os.Getenv("AWS_LAMBDA_RUNTIME_API"), strings.TrimSpace(strings.TrimPrefix(why.String(), "silo-lambda: ")))
 		os.Exit(code)
 	}
 	lambda.StartWithOptions(h.serve, lambda.WithContext(ctx))
+}
+
+// initError tells Lambda's Runtime API at api why the host cannot start
+// (POST /runtime/init/error, as a custom runtime does), so that the
+// function's invocations fail with that message rather than with Lambda's
+// "Runtime exited"; best effort, for at most two seconds.
+func initError(api, msg string) {
+	if api == "" {
+		return
+	}
+	body, _ := json.Marshal(map[string]string{"errorType": siloaws.HostStartError, "errorMessage": msg})
+	req, err := http.NewRequest(http.MethodPost, "http://"+api+"/2018-06-01/runtime/init/error", bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Lambda-Runtime-Function-Error-Type", siloaws.HostStartError)
+	c := &http.Client{Timeout: 2 * time.Second}
+	if resp, err := c.Do(req); err == nil {
+		resp.Body.Close()
+	}
 }
 
 // setup reads the environment and the deployment package and returns the

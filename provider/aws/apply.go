@@ -391,6 +391,20 @@ func (p *Provider) Resources(ctx context.Context, id silo.AccountID) ([]silo.Res
 				continue
 			}
 			r = heldConfig(r, held)
+		case silo.TypeFunction:
+			if p.cfg.Functions == nil {
+				break
+			}
+			exists, ours, err := m.liveIsOurs(ctx, id, r.Name)
+			if err != nil {
+				return nil, err
+			}
+			if !exists {
+				continue // deleted outside silo: the engine creates it again
+			}
+			if !ours {
+				r.Hash = "" // the alias runs a version silo did not publish
+			}
 		}
 		out = append(out, r)
 	}

@@ -103,7 +103,16 @@ func deniedCall(err error) (action, service string) {
 	if !ok {
 		prefix = strings.ToLower(strings.ReplaceAll(inner.ServiceID, " ", ""))
 	}
-	return prefix + ":" + inner.OperationName, inner.ServiceID
+	action = prefix + ":" + inner.OperationName
+	if a, ok := iamAction[action]; ok {
+		action = a
+	}
+	return action, inner.ServiceID
+}
+
+// iamAction maps the API operations whose IAM action has another name.
+var iamAction = map[string]string{
+	"lambda:Invoke": "lambda:InvokeFunction",
 }
 
 // iamPrefix maps the SDK's service IDs to the prefixes of IAM actions.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -273,6 +274,31 @@ func (m *member) pointAlias(ctx context.Context, id silo.AccountID, fn, version 
 	return nil
 }
 
+// liveIsOurs reports whether function fn and its live alias exist, and
+// whether the alias points at a version silo published (its description
+// is one of silo's version tags): a function deleted or re-pointed outside
+// silo is drift.
+func (m *member) liveIsOurs(ctx context.Context, id silo.AccountID, fn string) (exists, ours bool, err error) {
+	out, err := m.fn.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: aws.String(lambdaName(fn)), Name: aws.String(liveAlias)})
+	if isCode(err, "ResourceNotFoundException") {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fail(id, "read the alias of function "+fn, err)
+	}
+	versions, found, err := m.versions(ctx, id, fn)
+	if err != nil || !found {
+		return found, false, err
+	}
+	live := aws.ToString(out.FunctionVersion)
+	for tag, v := range versions {
+		if v == live && strings.HasPrefix(tag, "silo ") {
+			return true, true, nil
+		}
+	}
+	return true, false, nil
+}
+
 // LiveVersion returns the version function fn's live alias points at in
 // account id: what its routes run.
 //
@@ -338,14 +364,48 @@ func (p *Provider) Smoke(ctx context.Context, id silo.AccountID, fn string) erro
 	if err != nil {
 		return fail(id, "invoke smoke function "+fn, err)
 	}
+	if out.FunctionError != nil {
+		return smokeFailed(id, fn, rid, out.Payload)
+	}
 	var resp struct {
 		StatusCode int `json:"statusCode"`
 	}
-	if out.FunctionError != nil || json.Unmarshal(out.Payload, &resp) != nil || resp.StatusCode == 0 {
+	if json.Unmarshal(out.Payload, &resp) != nil || resp.StatusCode == 0 {
 		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s failed on Lambda (request %s); see its logs", fn, id, rid)
 	}
 	if resp.StatusCode >= 400 {
 		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s answered %d (request %s); see its logs", fn, id, resp.StatusCode, rid)
 	}
 	return nil
+}
+
+// HostStartError is the error type the silo Lambda host posts to Lambda's
+// Runtime API when it cannot start (its module does not compile, its
+// package lacks a file): Lambda answers the function's invocations with
+// it, and its message is the host's own line naming the tenant, the
+// function and the step, which holds no AWS text.
+const HostStartError = "silo.Start"
+
+// smokeFailed is the error of a smoke invocation that Lambda reports as
+// failed (payload: Lambda's error document): the host's own reason when it
+// could not start, a timeout when Lambda stopped it, else a failure
+// without Lambda's text (which names Lambda's internals, not the
+// function's).
+func smokeFailed(id silo.AccountID, fn, rid string, payload []byte) error {
+	var e struct {
+		Type    string `json:"errorType"`
+		Message string `json:"errorMessage"`
+	}
+	json.Unmarshal(payload, &e)
+	switch e.Type {
+	case HostStartError:
+		msg := strings.Join(strings.Fields(e.Message), " ")
+		if len(msg) > 400 {
+			msg = msg[:400] + "…"
+		}
+		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s did not start on Lambda: %s", fn, id, msg)
+	case "Sandbox.Timedout":
+		return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s ran past its Lambda timeout and was stopped by Lambda (request %s); see its logs", fn, id, rid)
+	}
+	return silo.Errorf(silo.CodeFailedCheck, "smoke function %s of %s failed on Lambda (request %s); see its logs", fn, id, rid)
 }

@@ -60,10 +60,10 @@ type fnOrg struct {
 	prod sync.Once
 }
 
-func newFnOrg(t testing.TB, artifacts map[string]build.Artifact) *fnOrg {
+func newFnOrg(t testing.TB, artifacts map[string]build.Artifact, opts ...func(*Config)) *fnOrg {
 	t.Helper()
 	org := awstest.NewFunctionOrg(t)
-	p, err := New(Config{
+	cfg := Config{
 		AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PollInterval: time.Millisecond,
 		Functions: &FunctionCode{
 			Arch: lambdaArch(),
@@ -77,7 +77,11 @@ func newFnOrg(t testing.TB, artifacts map[string]build.Artifact) *fnOrg {
 				return nil, silo.Errorf(silo.CodeNotFound, "no artifact %s", digest)
 			},
 		},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,9 @@ func (p *Provider) Logs(ctx context.Context, id silo.AccountID, since time.Time,
 	}
 	var lines []logs.Entry
 	for _, g := range groups {
-		in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(g), StartTime: aws.Int64(since.UnixMilli())}
+		// 10,000 events a page: AWS's default and most (the emulator
+		// answers 50 without a next page otherwise).
+		in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(g), StartTime: aws.Int64(since.UnixMilli()), Limit: aws.Int32(10000)}
 		for n := 0; n < limit; {
 			out, err := m.cwl.FilterLogEvents(ctx, in)
 			if isCode(err, "ResourceNotFoundException") {

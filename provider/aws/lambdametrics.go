@@ -159,7 +159,9 @@ func (p *Provider) readMetrics(ctx context.Context, id silo.AccountID, a *acctMe
 			from = max(c-metricsLag.Milliseconds(), a.start)
 		}
 		newest := a.cursor[g]
-		in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(g), StartTime: aws.Int64(from)}
+		// The page size is asked for: 10,000 is AWS's default and most,
+		// and the emulator otherwise answers 50 events without a next page.
+		in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(g), StartTime: aws.Int64(from), Limit: aws.Int32(10000)}
 		for range maxMetricsPages {
 			out, err := m.cwl.FilterLogEvents(ctx, in)
 			if isCode(err, "ResourceNotFoundException") {

@@ -175,6 +175,8 @@ type Org struct {
 	memberFaults map[string]*faults       // AWS account ID → the faults its member front injects
 	starting     map[string]chan struct{} // AWS account ID → closed once its kumo started (or failed)
 	memberEnv    []string                 // added to member kumo processes' environment
+
+	containers map[string]*Container // account/function → its running container (Run)
 }
 
 // NewOrg starts the management account's kumo and its Organizations front
@@ -257,7 +259,7 @@ func (o *Org) Endpoint(account string) string {
 	u := mf.url
 	var lf *lambdaFront
 	if o.lambda {
-		lf = newLambdaFront(o.t, &process{url: u}, account)
+		lf = newLambdaFront(o.t, &process{url: u}, p, account, mf.faults)
 		u = lf.url
 	}
 	o.mu.Lock()
@@ -315,17 +317,18 @@ func (o *Org) Function(account, name, qualifier string) (FunctionCode, bool) {
 }
 
 // RuntimeAPI returns what a handler process of Lambda function name in AWS
-// account sets AWS_LAMBDA_RUNTIME_API to: the account's kumo and the
-// function's Runtime API prefix. The account's kumo must be running.
+// account sets AWS_LAMBDA_RUNTIME_API to: the account's Lambda front (which
+// passes the calls to its kumo) and the function's Runtime API prefix. The
+// account's kumo must be running.
 func (o *Org) RuntimeAPI(account, name string) string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	p := o.members[account]
-	if p == nil {
-		o.t.Errorf("no kumo runs for account %q", account)
+	f := o.fronts[account]
+	if f == nil {
+		o.t.Errorf("no Lambda front runs for account %q", account)
 		return "127.0.0.1:1"
 	}
-	return strings.TrimPrefix(p.url, "http://") + "/_runtime/" + name
+	return strings.TrimPrefix(f.url, "http://") + runtimePrefix + name
 }
 
 // PIDs returns the process IDs of the organization's kumo processes, the

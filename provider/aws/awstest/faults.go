@@ -37,8 +37,10 @@ type faults struct {
 // "DeleteTable" or "AssumeRole"; "*" for every call) to account ("" for
 // the management account) fail with f until it has failed f.Times calls or
 // Clear is called. It matches the JSON protocols (X-Amz-Target: DynamoDB,
-// KMS, SSM, Secrets Manager, Organizations) and the query protocol (IAM,
-// STS); S3's REST calls are not matched. A member account's kumo is
+// KMS, SSM, Secrets Manager, Organizations), the query protocol (IAM,
+// STS) and, in a NewFunctionOrg, Lambda's REST calls by their operation
+// name ("UpdateFunctionCode", "Invoke", "PublishVersion", ...); S3's REST
+// calls are not matched. A member account's kumo is
 // started if not yet running.
 func (o *Org) Inject(account, op string, f Fault) {
 	fs := o.faultsOf(account)
@@ -100,6 +102,16 @@ func (fs *faults) answer(w http.ResponseWriter, r *http.Request, body []byte) bo
 	}
 	op, query := operation(r, body)
 	if op == "" {
+		return false
+	}
+	return fs.answerOp(w, op, query)
+}
+
+// answerOp writes the injected fault for operation op, if one matches, in
+// the query protocol's XML or else in JSON (as the JSON and REST-JSON
+// protocols answer), and reports whether it did.
+func (fs *faults) answerOp(w http.ResponseWriter, op string, query bool) bool {
+	if fs == nil {
 		return false
 	}
 	fs.mu.Lock()

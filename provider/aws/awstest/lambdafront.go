@@ -23,13 +23,23 @@ import (
 // and settings as they pass through, so that a test can run the code a
 // version or alias names (Org.Function). Everything else goes to kumo
 // unchanged, Host header included (execute-api is virtual-hosted).
+//
+// It also plays two parts of Lambda that kumo does not: the Runtime API
+// of a function's handler processes passes through it (Org.RuntimeAPI), so
+// that an initialization error a handler posts (/runtime/init/error) is
+// what every invocation of the function answers, as on Lambda, until a
+// handler polls for work again; and it answers the faults injected for
+// Lambda's operations (Org.Inject).
 type lambdaFront struct {
 	url     string
 	account string
 	proxy   *httputil.ReverseProxy
+	runtime *httputil.ReverseProxy // straight to kumo's Runtime API
+	faults  *faults
 
-	mu  sync.Mutex
-	fns map[string]*frontFn
+	mu      sync.Mutex
+	fns     map[string]*frontFn
+	initErr map[string][]byte // function → the init error its handler posted
 }
 
 // FunctionCode is one version of a function as a test runs it: its
@@ -53,13 +63,22 @@ type frontVersion struct {
 
 const lambdaPrefix = "/2015-03-31/functions"
 
-func newLambdaFront(t testing.TB, kumo *process, account string) *lambdaFront {
+// newLambdaFront serves before next (the member front), whose kumo is
+// kumo, and injects faults.
+func newLambdaFront(t testing.TB, next, kumo *process, account string, faults *faults) *lambdaFront {
 	t.Helper()
-	target, _ := url.Parse(kumo.url)
-	f := &lambdaFront{account: account, proxy: httputil.NewSingleHostReverseProxy(target), fns: map[string]*frontFn{}}
+	target, _ := url.Parse(next.url)
+	rt, _ := url.Parse(kumo.url)
+	f := &lambdaFront{account: account, proxy: httputil.NewSingleHostReverseProxy(target), runtime: httputil.NewSingleHostReverseProxy(rt),
+		faults: faults, fns: map[string]*frontFn{}, initErr: map[string][]byte{}}
 	// A connection per request: no race between kumo closing an idle
 	// connection and the front reusing it for a call that cannot be retried.
 	f.proxy.Transport = &http.Transport{DisableKeepAlives: true}
+	f.runtime.Transport = &http.Transport{DisableKeepAlives: true}
+	f.runtime.FlushInterval = -1
+	// A handler's poll ends when its container is stopped: not worth a
+	// line in the test's output.
+	f.runtime.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { w.WriteHeader(http.StatusBadGateway) }
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +92,10 @@ func newLambdaFront(t testing.TB, kumo *process, account string) *lambdaFront {
 
 // ServeHTTP serves the calls kumo lacks and forwards the rest.
 func (f *lambdaFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, runtimePrefix); ok {
+		f.serveRuntime(w, r, rest)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, lambdaPrefix)
 	if !ok {
 		f.proxy.ServeHTTP(w, r)
@@ -84,7 +107,24 @@ func (f *lambdaFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			parts[i] = u
 		}
 	}
+	if f.faults.answerOp(w, lambdaOperation(r.Method, parts), false) {
+		return
+	}
 	switch {
+	case len(parts) == 2 && parts[1] == "invocations" && r.Method == http.MethodPost:
+		f.mu.Lock()
+		payload, failed := f.initErr[parts[0]]
+		f.mu.Unlock()
+		if !failed {
+			f.proxy.ServeHTTP(w, r)
+			return
+		}
+		// As Lambda answers while the function's runtime cannot start: the
+		// invocation fails with the error the runtime posted.
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Amz-Function-Error", "Unhandled")
+		w.WriteHeader(http.StatusOK)
+		w.Write(payload)
 	case len(parts) == 1 && parts[0] == "" && r.Method == http.MethodPost:
 		f.createFunction(w, r)
 	case len(parts) == 2 && parts[1] == "code" && r.Method == http.MethodPut:
@@ -104,6 +144,66 @@ func (f *lambdaFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		f.proxy.ServeHTTP(w, r)
 	}
+}
+
+const runtimePrefix = "/_runtime/"
+
+// serveRuntime passes a handler's Runtime API call (rest: the function's
+// name and the API's path) to kumo, keeping the init error it posts.
+func (f *lambdaFront) serveRuntime(w http.ResponseWriter, r *http.Request, rest string) {
+	name, path, _ := strings.Cut(rest, "/")
+	switch {
+	case strings.HasSuffix(path, "/runtime/init/error") && r.Method == http.MethodPost:
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		f.mu.Lock()
+		f.initErr[name] = body
+		f.mu.Unlock()
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "OK"})
+		return
+	case strings.HasSuffix(path, "/runtime/invocation/next"):
+		// A handler that polls for work has started.
+		f.mu.Lock()
+		delete(f.initErr, name)
+		f.mu.Unlock()
+	}
+	f.runtime.ServeHTTP(w, r)
+}
+
+// lambdaOperation names the Lambda API operation of a REST call, given the
+// path after /2015-03-31/functions split at '/'; "" for one it does not
+// name.
+func lambdaOperation(method string, parts []string) string {
+	get, post, put, del := method == http.MethodGet, method == http.MethodPost, method == http.MethodPut, method == http.MethodDelete
+	n := len(parts)
+	switch {
+	case n == 1 && parts[0] == "" && post:
+		return "CreateFunction"
+	case n == 1 && get:
+		return "GetFunction"
+	case n == 1 && del:
+		return "DeleteFunction"
+	case n == 2 && parts[1] == "code" && put:
+		return "UpdateFunctionCode"
+	case n == 2 && parts[1] == "configuration" && put:
+		return "UpdateFunctionConfiguration"
+	case n == 2 && parts[1] == "configuration" && get:
+		return "GetFunctionConfiguration"
+	case n == 2 && parts[1] == "invocations" && post:
+		return "Invoke"
+	case n == 2 && parts[1] == "versions" && post:
+		return "PublishVersion"
+	case n == 2 && parts[1] == "versions" && get:
+		return "ListVersionsByFunction"
+	case n == 2 && parts[1] == "policy" && post:
+		return "AddPermission"
+	case n == 2 && parts[1] == "aliases" && post:
+		return "CreateAlias"
+	case n == 3 && parts[1] == "aliases" && get:
+		return "GetAlias"
+	case n == 3 && parts[1] == "aliases" && put:
+		return "UpdateAlias"
+	}
+	return ""
 }
 
 // fnConfig is the part of CreateFunction and UpdateFunction* bodies the

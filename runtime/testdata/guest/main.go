@@ -182,4 +182,16 @@ func nop() {}
 //go:wasmexport config1
 func config1() { fn.Config("greeting") }
 
+// slow is a handler a function may name instead of handle (silo.yaml
+// handler: slow): it answers 200 a second late, whatever the request, so a
+// release that names it is slow.
+//
+//go:wasmexport slow
+func slow(ptr, n uint32) uint64 {
+	return fn.Serve(ptr, n, func(r *fn.Request) *fn.Response {
+		time.Sleep(time.Second)
+		return fn.Text(200, "slow")
+	})
+}
+
 func main() {}
