@@ -92,6 +92,9 @@ func (p *Provider) Apply(ctx context.Context, id silo.AccountID, c silo.Change) 
 	if err != nil {
 		return err
 	}
+	if err := p.ensureRolesCurrent(ctx, id, awsID); err != nil {
+		return err
+	}
 	m := p.member(awsID)
 	if err := p.migrateSecrets(ctx, id, m); err != nil {
 		return err
@@ -527,6 +530,9 @@ func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string
 	}
 	awsID, err := p.awsID(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := p.ensureRolesCurrent(ctx, id, awsID); err != nil {
 		return err
 	}
 	m := p.member(awsID)

@@ -2,6 +2,8 @@ package aws
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -172,5 +174,61 @@ func (p *Provider) ensureDeployer(ctx context.Context, id silo.AccountID, awsID 
 			return fail(id, "grant the role "+r.name, err)
 		}
 	}
+	// The tag says which version of both roles the account holds; it is
+	// written last, so an account whose roles are half written is
+	// written again by the next ensureRolesCurrent.
+	_, err := c.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(deployerRole),
+		Tags: []iamtypes.Tag{{Key: aws.String(tagRoles), Value: aws.String(p.rolesDigest(awsID))}}})
+	if err != nil {
+		return fail(id, "tag the role "+deployerRole, err)
+	}
+	p.member(awsID).setRolesCurrent()
 	return nil
+}
+
+// tagRoles, on the deployer role, is the digest of the deployer and data
+// roles' trust and permission policies as this version of silo writes
+// them (rolesDigest).
+const tagRoles = "silo:roles"
+
+// rolesDigest returns the digest of the deployer and data roles of
+// account awsID as ensureDeployer writes them.
+func (p *Provider) rolesDigest(awsID string) string {
+	dataPrincipal := p.cfg.DataPrincipal
+	if dataPrincipal == "" {
+		dataPrincipal = p.cfg.Principal
+	}
+	b, _ := json.Marshal([]any{
+		trustPolicy(p.cfg.Principal), DeployerPolicy(p.cfg.AWS.Region, awsID),
+		trustPolicy(dataPrincipal), DataPolicy(p.cfg.AWS.Region, awsID),
+	})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// ensureRolesCurrent writes the account's deployer and data roles again
+// if they are not the ones this version of silo writes: an account
+// created by an earlier version keeps that version's policies until then
+// (a new grant, such as the secrets' in SSM, would be refused by AWS). It
+// reads the deployer role (its tags) once per account and process, through
+// the access role; nothing to do without Config.Principal (the access
+// role is used throughout).
+func (p *Provider) ensureRolesCurrent(ctx context.Context, id silo.AccountID, awsID string) error {
+	if p.cfg.Principal == "" || p.member(awsID).rolesAreCurrent() {
+		return nil
+	}
+	c := iam.NewFromConfig(p.roleConfig(awsID, p.cfg.AccessRole), func(o *iam.Options) { p.endpoint(&o.BaseEndpoint, awsID) })
+	out, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(deployerRole)})
+	if err != nil && !isCode(err, "NoSuchEntity") {
+		return fail(id, "read the role "+deployerRole, err)
+	}
+	if out != nil && out.Role != nil {
+		for _, t := range out.Role.Tags {
+			if aws.ToString(t.Key) == tagRoles && aws.ToString(t.Value) == p.rolesDigest(awsID) {
+				p.member(awsID).setRolesCurrent()
+				return nil
+			}
+		}
+	}
+	return p.ensureDeployer(ctx, id, awsID)
 }

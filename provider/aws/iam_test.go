@@ -10,9 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/google/go-cmp/cmp"
@@ -310,5 +312,65 @@ func TestWithoutPrincipalNoDeployerRole(t *testing.T) {
 	c := iam.NewFromConfig(org.Config(), func(o *iam.Options) { o.BaseEndpoint = aws.String(org.Endpoint(awsIDOf(t, p, "acme"))) })
 	if _, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("silo-deployer")}); err == nil {
 		t.Errorf("a deployer role exists although no principal was configured")
+	}
+}
+
+// TestRolesWrittenAgainAfterAnUpgrade: an account whose deployer role
+// holds an earlier version's policy (and its roles tag) gets this
+// version's policy written again by the next change applied to it, by a
+// provider that never created it (a restarted, upgraded server). The
+// twin: an account whose roles are current is not written again.
+func TestRolesWrittenAgainAfterAnUpgrade(t *testing.T) {
+	ctx := context.Background()
+	withRoles := func(c *siloaws.Config) { c.Principal = principal; c.DataPrincipal = dataPrincipal }
+	p, org := newAWS(t, withRoles)
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	awsID := awsIDOf(t, p, "acme")
+	c := iam.NewFromConfig(org.Config(), func(o *iam.Options) { o.BaseEndpoint = aws.String(org.Endpoint(awsID)) })
+	deployer := aws.String("silo-deployer")
+	policy := func() siloaws.Policy {
+		t.Helper()
+		out, err := c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: deployer, PolicyName: deployer})
+		if err != nil {
+			t.Fatalf("GetRolePolicy: %v", err)
+		}
+		return decodePolicy(t, aws.ToString(out.PolicyDocument))
+	}
+	stack := providertest.Stack(t)
+
+	// An earlier version's deployer: fewer grants, another roles tag.
+	old := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:GetParameter"],"Resource":["arn:aws:ssm:us-east-1:` + awsID + `:parameter/silo/*"]}]}`
+	if _, err := c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: deployer, PolicyName: deployer, PolicyDocument: aws.String(old)}); err != nil {
+		t.Fatal(err)
+	}
+	// (The emulator serves no UntagRole: the tag names another version
+	// instead of being absent; both differ from this version's.)
+	if _, err := c.TagRole(ctx, &iam.TagRoleInput{RoleName: deployer, Tags: []iamtypes.Tag{{Key: aws.String("silo:roles"), Value: aws.String("earlier")}}}); err != nil {
+		t.Fatal(err)
+	}
+	upgraded, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PollInterval: time.Millisecond,
+		Principal: principal, DataPrincipal: dataPrincipal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, upgraded, "acme", stack[:1])
+	if diff := cmp.Diff(siloaws.DeployerPolicy("us-east-1", awsID), policy()); diff != "" {
+		t.Errorf("after the upgraded server's apply, the deployer policy is not this version's (-want +got):\n%s", diff)
+	}
+
+	// Twin: roles current, so a third server applying writes no role.
+	var calls callCounter
+	cfg := siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint, PollInterval: time.Millisecond,
+		Principal: principal, DataPrincipal: dataPrincipal}
+	calls.install(&cfg)
+	third, err := siloaws.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, third, "acme", stack[1:2])
+	if got, _ := calls.take(); strings.Contains(got, "IAM.PutRolePolicy") || !strings.Contains(got, "IAM.GetRole=1") {
+		t.Errorf("applying to an account with current roles made these calls: %s; want one GetRole and no PutRolePolicy", got)
 	}
 }

@@ -98,6 +98,21 @@ type member struct {
 	mu         sync.Mutex
 	keyARN     string // the data key, once known
 	legacyGone bool   // no Secrets Manager secret of an earlier silo is left
+	// rolesCurrent: the account's deployer and data roles are this
+	// version's (ensureRolesCurrent).
+	rolesCurrent bool
+}
+
+func (m *member) rolesAreCurrent() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rolesCurrent
+}
+
+func (m *member) setRolesCurrent() {
+	m.mu.Lock()
+	m.rolesCurrent = true
+	m.mu.Unlock()
 }
 
 // roleConfig returns the AWS config of role in account awsID, assumed
