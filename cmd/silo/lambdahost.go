@@ -57,6 +57,22 @@ func readLambdaHost(path, arch string) ([]byte, error) {
 	return b, nil
 }
 
+// elfArch returns the Lambda architecture the host at path is built
+// for, read from its ELF header: the setting --aws-lambda-arch need not
+// repeat it. arm64, the cheaper Lambda architecture, for a file that is
+// no ELF executable for either (readLambdaHost then says what is wrong).
+func elfArch(path string) string {
+	if f, err := elf.Open(path); err == nil {
+		defer f.Close()
+		for arch, m := range lambdaMachines {
+			if f.Machine == m {
+				return arch
+			}
+		}
+	}
+	return "arm64"
+}
+
 // machineName names an ELF machine as GOARCH does, where silo builds for it.
 func machineName(m elf.Machine) string {
 	for arch, em := range lambdaMachines {

@@ -163,7 +163,7 @@ Every command accepts --output json for scripts.`,
 	pf.StringVar(&g.prov.dataPrincipal, "aws-data-principal", os.Getenv("SILO_AWS_DATA_PRINCIPAL"), "AWS provider: ARN of the data plane's principal, trusted by each account's data role ($SILO_AWS_DATA_PRINCIPAL)")
 	pf.StringVar(&g.prov.poolSize, "aws-pool-size", os.Getenv("SILO_AWS_POOL_SIZE"), "AWS provider: accounts the warm pool keeps created ahead for onboarding, refilled by silo server (default 0: none) ($SILO_AWS_POOL_SIZE)")
 	pf.StringVar(&g.prov.lambdaHost, "aws-lambda-host", os.Getenv("SILO_AWS_LAMBDA_HOST"), "AWS provider: the silo Lambda host (cmd/silo-lambda) built for linux; functions then run on Lambda behind each tenant's HTTP API, not in the server (default: in the server) ($SILO_AWS_LAMBDA_HOST)")
-	pf.StringVar(&g.prov.lambdaArch, "aws-lambda-arch", os.Getenv("SILO_AWS_LAMBDA_ARCH"), "AWS provider: the Lambda architecture the host is built for, arm64 or x86_64 (default arm64) ($SILO_AWS_LAMBDA_ARCH)")
+	pf.StringVar(&g.prov.lambdaArch, "aws-lambda-arch", os.Getenv("SILO_AWS_LAMBDA_ARCH"), "AWS provider: the Lambda architecture, arm64 or x86_64 (default: the one the host is built for, read from the file) ($SILO_AWS_LAMBDA_ARCH)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.output != "text" && g.output != "json" && (g.output != "csv" || cmd.Name() != "usage") {
 			return usageError{fmt.Sprintf("--output must be text or json (csv for silo usage), not %q", g.output)}

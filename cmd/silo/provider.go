@@ -144,7 +144,7 @@ func resolveChoice(saved providerChoice, f providerFlags) (providerChoice, error
 		a.LambdaArch = f.lambdaArch
 	}
 	if a.LambdaArch == "" && a.LambdaHost != "" {
-		a.LambdaArch = "arm64"
+		a.LambdaArch = elfArch(a.LambdaHost)
 	}
 	if _, ok := lambdaMachines[a.LambdaArch]; a.LambdaArch != "" && !ok {
 		return c, silo.Errorf(silo.CodeInvalid, "--aws-lambda-arch must be arm64 or x86_64, not %q", a.LambdaArch)

@@ -52,7 +52,7 @@ func TestProviderBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherArch, otherWant := []string{}, "is built for amd64, not arm64 (--aws-lambda-arch arm64)" // the default
+	otherArch, otherWant := []string{"--aws-lambda-arch", "arm64"}, "is built for amd64, not arm64 (--aws-lambda-arch arm64)"
 	if goruntime.GOARCH != "amd64" {
 		otherArch, otherWant = []string{"--aws-lambda-arch", "x86_64"}, "not amd64 (--aws-lambda-arch x86_64)"
 	}
@@ -91,6 +91,12 @@ func TestProviderBadInput(t *testing.T) {
 				t.Errorf("a refused provider left the data dir behind: %v", err)
 			}
 		})
+	}
+	// Twin of "another architecture": without --aws-lambda-arch the
+	// architecture is the host's own, read from its ELF header.
+	c0, err := resolveChoice(providerChoice{}, providerFlags{name: "aws", region: "eu-west-1", email: "aws@example.com", lambdaHost: thisMachine})
+	if err != nil || c0.AWS.LambdaArch != hostArch() {
+		t.Errorf("a host built for this machine and no --aws-lambda-arch: got %+v, %v; want architecture %s", c0.AWS, err, hostArch())
 	}
 	// Twin: the default (local) provider creates the tenant, and saves no choice.
 	c := newCLI(t)
