@@ -142,15 +142,29 @@ func (o *Org) start(account, name string, code FunctionCode) (*Container, error)
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(root, filepath.Base(f.Name)), b, f.Mode().Perm()); err != nil {
+		// The package keeps its prepared code in a directory (the host's
+		// start paths, provider/aws lambda.go); no name leaves the root.
+		p := filepath.Join(root, filepath.FromSlash(f.Name))
+		if !strings.HasPrefix(p, root+string(filepath.Separator)) {
+			return nil, fmt.Errorf("the deployment package names %q, outside its root", f.Name)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return nil, err
 		}
+		if err := os.WriteFile(p, b, f.Mode().Perm()); err != nil {
+			return nil, err
+		}
+	}
+	// Lambda's /tmp: the only place a function may write.
+	tmp := filepath.Join(root, ".tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, err
 	}
 	cmd := exec.Command(filepath.Join(root, "bootstrap"))
 	cmd.Env = []string{
 		"AWS_LAMBDA_RUNTIME_API=" + o.RuntimeAPI(account, name), "LAMBDA_TASK_ROOT=" + root,
 		"AWS_REGION=" + Region, "AWS_ACCESS_KEY_ID=AKIDEMULATED", "AWS_SECRET_ACCESS_KEY=emulated",
-		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + root,
+		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + root, "TMPDIR=" + tmp,
 	}
 	for k, v := range code.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
