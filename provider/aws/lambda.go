@@ -151,6 +151,9 @@ func (p *Provider) deployFunction(ctx context.Context, id silo.AccountID, m *mem
 		return fmt.Errorf("function %s of account %s: read the silo Lambda host for %s: %w", r.Name, id, arch, err)
 	}
 	pkg, err := p.pkgs.get(ctx, arch, host, wasm, r.Spec)
+	if code := silo.ErrorCode(err); code == silo.CodeInvalid {
+		return &silo.Error{Code: code, Err: err, Message: fmt.Sprintf("function %s of account %s: package it: %s", r.Name, id, silo.UserMessage(err))}
+	}
 	if err != nil {
 		return fmt.Errorf("function %s of account %s: package: %w", r.Name, id, err)
 	}

@@ -145,8 +145,37 @@ func TestLambdaBadInputGivesOneClearError(t *testing.T) {
 		resume func(t *testing.T) error
 	}{
 		{
+			name: "a module the host refuses when it is packaged",
+			act: func(t *testing.T) outcome {
+				if !canPrepare(lambdaArch()) {
+					t.Skip("this machine cannot run the host it packages")
+				}
+				r, err := silo.NewResource(silo.TypeFunction, "broken", silo.FunctionSpec{Artifact: arts["bad"].Digest, Timeout: 2 * time.Second,
+					Tables: map[string]string{"findings": "read"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = o.p.Apply(ctx, "acme", silo.Change{Op: silo.OpCreate, Type: silo.TypeFunction, Name: "broken", Desired: &r})
+				if _, ok := o.org.Function(awsID, lambdaName("broken"), liveAlias); ok {
+					t.Errorf("a function whose module the host refuses was published")
+				}
+				return errOutcome(err)
+			},
+			code: silo.CodeInvalid,
+			says: []string{"function broken of account acme", "the silo Lambda host refuses the module: function module is not valid wasm"},
+			resume: func(t *testing.T) error {
+				mustApply(t, o.p, "acme", silo.TypeFunction, "broken", list(2*time.Second))
+				return smoke(t, "broken")
+			},
+		},
+		{
+			// A server on another architecture than the function's packages
+			// no prepared code: the host meets the module at its start.
 			name: "a module the host cannot compile",
 			act: func(t *testing.T) outcome {
+				prepares := canPrepare
+				canPrepare = func(string) bool { return false }
+				t.Cleanup(func() { canPrepare = prepares })
 				mustApply(t, o.p, "acme", silo.TypeFunction, "broken", silo.FunctionSpec{Artifact: arts["bad"].Digest, Timeout: 2 * time.Second,
 					Tables: map[string]string{"findings": "read"}})
 				c := run(t, "broken")

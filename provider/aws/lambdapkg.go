@@ -103,7 +103,7 @@ func (ps *packages) get(ctx context.Context, arch string, host, wasm, spec []byt
 // prepared part; a module the host refuses, an error.
 func bundle(ctx context.Context, arch string, host, wasm, spec []byte) ([]byte, error) {
 	files := []pkgFile{{"bootstrap", 0o755, host}, {"function.json", 0o644, spec}, {"function.wasm", 0o644, wasm}}
-	if goruntime.GOOS == "linux" && arch == lambdaArchOf(goruntime.GOARCH) {
+	if canPrepare(arch) {
 		prepared, err := prepare(ctx, host, wasm, spec)
 		if err != nil {
 			return nil, err
@@ -111,6 +111,12 @@ func bundle(ctx context.Context, arch string, host, wasm, spec []byte) ([]byte, 
 		files = append(files, prepared...)
 	}
 	return zipFiles(files)
+}
+
+// canPrepare reports whether this machine can run the host built for
+// Lambda architecture arch, and so prepare its packages.
+var canPrepare = func(arch string) bool {
+	return goruntime.GOOS == "linux" && arch == lambdaArchOf(goruntime.GOARCH)
 }
 
 // lambdaArchOf is the Lambda architecture of GOARCH goarch ("" if none).
