@@ -358,7 +358,7 @@ func gatewayScenario(ctx context.Context, cfg config) ([]row, error) {
 	s := lp.p.Runtime.Stats()
 	return []row{
 		{"gateway", fmt.Sprintf("GET /findings req/s (%d workers, %s, warm list fn)", workers, d), fmt.Sprintf("%.0f", gw.rps()),
-			fmt.Sprintf("%.0f (bare net/http hello)", base.rps()), fmt.Sprintf("%.2f×", gw.rps()/base.rps()), "≥ 0.75×"},
+			fmt.Sprintf("%.0f (bare net/http hello)", base.rps()), fmt.Sprintf("%.2f×", gw.rps()/base.rps()), "≥ 0.65×"},
 		{"gateway", fmt.Sprintf("authenticated request, no route (404), req/s (%s)", d/2), fmt.Sprintf("%.0f", bare.rps()),
 			fmt.Sprintf("%.0f (bare net/http hello)", base.rps()), fmt.Sprintf("%.2f×", bare.rps()/base.rps()), "(gateway alone, no function)"},
 		{"gateway", "instances after the run", strconv.Itoa(s.Instances), "", "", ""},
