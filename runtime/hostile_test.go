@@ -121,6 +121,15 @@ func TestMemoryBomb(t *testing.T) {
 	// page limit, Go's allocator gives up, the instance is discarded.
 	_, err := e.invokeLim(t, "acme", Limits{MemoryPages: 256}, Request{Path: "/membomb"})
 	wantCode(t, err, silo.CodeInternal)
+	if msg := silo.UserMessage(err); !strings.Contains(msg, "probably ran out of memory") || !strings.Contains(msg, "limit") {
+		t.Errorf("memory bomb: %q; want it to say the memory is at its limit", msg)
+	}
+	// Twin: a trap with memory to spare says nothing of memory.
+	trap := e.compile(t, hostileSpec{handle: opUnreachable}.build())
+	_, err = e.invokeDigest("acme", trap, Limits{MemoryPages: 256}, "/")
+	if msg := silo.UserMessage(err); !strings.Contains(msg, "crashed (it trapped)") || strings.Contains(msg, "memory") {
+		t.Errorf("trap: %q; want a crash that says nothing of memory", msg)
+	}
 	e.must(t, "acme", Request{Path: "/echo"}, 200)
 	e.must(t, "globex", Request{Path: "/echo"}, 200)
 

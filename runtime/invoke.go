@@ -381,5 +381,27 @@ func (r *Runtime) guestError(inv Invocation, in *instance, c *call, err error) e
 	if int32(uint32(in.stackLeft.Get())) < 0 {
 		return failure(silo.CodeInternal, err, "function %q recursed deeper than its call stack allows (%s of frames); make its recursion shallower or iterative", inv.Function, sizeString(uint64(r.cfg.MaxCallStack)))
 	}
+	if used, limit, full := r.memoryFull(in); full {
+		return failure(silo.CodeInternal, err, "function %q crashed (it trapped) with its memory at %s of its %s limit: it probably ran out of memory; raise its memory in silo.yaml or make it use less, and see its logs",
+			inv.Function, sizeString(used), sizeString(limit))
+	}
 	return failure(silo.CodeInternal, err, "function %q crashed (it trapped); see its logs", inv.Function)
+}
+
+// memoryFull reports the linear memory in's guest uses and may use (the
+// invocation's memory limit less the host's share), and whether it is
+// within a tenth of the limit: a trap there is most likely the guest's
+// allocator giving up (Go's throws "out of memory" and traps), which the
+// trap itself does not say.
+func (r *Runtime) memoryFull(in *instance) (used, limit uint64, full bool) {
+	r.mu.Lock()
+	a := r.artifacts[in.key.digest]
+	r.mu.Unlock()
+	m := in.mod.Memory()
+	if a == nil || m == nil {
+		return 0, 0, false
+	}
+	limit = uint64(linearPages(a, in.key.lim)) * 65536
+	used = uint64(m.Size())
+	return used, limit, limit > 0 && used >= limit-limit/10
 }

@@ -239,7 +239,7 @@ func TestLambdaBadInputGivesOneClearError(t *testing.T) {
 			// The runtime's own message, as locally; the guest's "out of
 			// memory" is in its log.
 			code: silo.CodeInternal,
-			says: []string{`function "guest" crashed`, "see its logs"},
+			says: []string{`function "guest" crashed`, "probably ran out of memory", "see its logs"},
 			resume: func(t *testing.T) error {
 				if r := o.call(t, "acme", "GET", "/echo", key, ""); r.status != http.StatusOK {
 					return silo.Errorf(silo.CodeInternal, "GET /echo: %d %s", r.status, r.body)
