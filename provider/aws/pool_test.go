@@ -264,3 +264,35 @@ func TestPoolAbandonedClaimReturns(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolMoveRacingAnotherChange: AWS answers a MoveAccount that races
+// another change of the account with ConcurrentModificationException; the
+// claim leaves that account in the pool (the move did not happen) and
+// takes the other one. The twin is the untouched pool account: still ready.
+func TestPoolMoveRacingAnotherChange(t *testing.T) {
+	ctx := context.Background()
+	p, org := newAWS(t, pooled(2))
+	if err := p.FillPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	created := org.OrgCalls()["CreateAccount"]
+	org.Inject("", "MoveAccount", awstest.Fault{Code: "ConcurrentModificationException", Times: 1})
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatalf("CreateAccount with the first move refused: %v", err)
+	}
+	if n := org.Faulted("", "MoveAccount"); n != 1 {
+		t.Fatalf("the fault answered %d moves, want 1", n)
+	}
+	if n := org.OrgCalls()["CreateAccount"]; n != created {
+		t.Errorf("the claim created %d accounts; want the pool's other one taken", n-created)
+	}
+	units := ous(t, accountClients(org, ""))
+	acme := awsIDOf(t, p, "acme")
+	if got := org.Parent(acme); got != units["tenants"] {
+		t.Errorf("acme is in %q, want OU tenants %q", got, units["tenants"])
+	}
+	st, err := p.Pool(ctx)
+	if err != nil || len(st.Ready) != 1 || st.Ready[0] == acme || len(st.Taken) != 0 {
+		t.Errorf("pool after the claim = %+v, %v; want the other account ready and nothing taken", st, err)
+	}
+}
