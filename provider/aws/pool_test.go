@@ -266,9 +266,13 @@ func TestPoolAbandonedClaimReturns(t *testing.T) {
 }
 
 // TestPoolMoveRacingAnotherChange: AWS answers a MoveAccount that races
-// another change of the account with ConcurrentModificationException; the
-// claim leaves that account in the pool (the move did not happen) and
-// takes the other one. The twin is the untouched pool account: still ready.
+// another change of the account with ConcurrentModificationException, here
+// to every attempt of the SDK at the claim's first move. The onboarding
+// still takes exactly one pool account and creates none, and the other
+// pool account stays ready with nothing left half claimed. (Whether the
+// claim moves on to the next account, as for a lost race, or the
+// provider's retries move the same one after the fault is gone, both are
+// safe; this holds either way.)
 func TestPoolMoveRacingAnotherChange(t *testing.T) {
 	ctx := context.Background()
 	p, org := newAWS(t, pooled(2))
@@ -276,15 +280,16 @@ func TestPoolMoveRacingAnotherChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	created := org.OrgCalls()["CreateAccount"]
-	org.Inject("", "MoveAccount", awstest.Fault{Code: "ConcurrentModificationException", Times: 1})
+	// Three answers: the SDK's attempts at the one move.
+	org.Inject("", "MoveAccount", awstest.Fault{Code: "ConcurrentModificationException", Times: 3})
 	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
 		t.Fatalf("CreateAccount with the first move refused: %v", err)
 	}
-	if n := org.Faulted("", "MoveAccount"); n != 1 {
-		t.Fatalf("the fault answered %d moves, want 1", n)
+	if n := org.Faulted("", "MoveAccount"); n != 3 {
+		t.Fatalf("the fault answered %d move attempts, want 3", n)
 	}
 	if n := org.OrgCalls()["CreateAccount"]; n != created {
-		t.Errorf("the claim created %d accounts; want the pool's other one taken", n-created)
+		t.Errorf("the claim created %d accounts; want a pool account taken", n-created)
 	}
 	units := ous(t, accountClients(org, ""))
 	acme := awsIDOf(t, p, "acme")
