@@ -41,15 +41,7 @@ func BenchmarkCreateAccountApplyStack(b *testing.B) {
 // does when it creates an account.
 func BenchmarkCreateAccountApplyBatch(b *testing.B) {
 	ctx := context.Background()
-	p, err := local.New(local.Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	var cs []silo.Change
-	for _, r := range providertest.Stack(b) {
-		cs = append(cs, silo.Change{Op: silo.OpCreate, Type: r.Type, Name: r.Name, Desired: &r})
-	}
+	p, cs := stackBench(b)
 	i := 0
 	for b.Loop() {
 		id := silo.AccountID(fmt.Sprintf("t%d", i))
@@ -68,15 +60,7 @@ func BenchmarkCreateAccountApplyBatch(b *testing.B) {
 // renamed into place), as the engine now creates an account.
 func BenchmarkCreateAccountWith(b *testing.B) {
 	ctx := context.Background()
-	p, err := local.New(local.Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	var cs []silo.Change
-	for _, r := range providertest.Stack(b) {
-		cs = append(cs, silo.Change{Op: silo.OpCreate, Type: r.Type, Name: r.Name, Desired: &r})
-	}
+	p, cs := stackBench(b)
 	i := 0
 	for b.Loop() {
 		id := silo.AccountID(fmt.Sprintf("t%d", i))
@@ -299,4 +283,19 @@ var warmConfigs = []struct {
 }{
 	{"recheck-every-call", local.Config{CacheRecheck: -1}},
 	{"recheck-1s", local.Config{}},
+}
+
+// stackBench returns a provider in a fresh directory, closed with b, and
+// the changes that create the conformance stack.
+func stackBench(b *testing.B) (*local.Provider, []silo.Change) {
+	p, err := local.New(local.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	var cs []silo.Change
+	for _, r := range providertest.Stack(b) {
+		cs = append(cs, silo.Change{Op: silo.OpCreate, Type: r.Type, Name: r.Name, Desired: &r})
+	}
+	return p, cs
 }
