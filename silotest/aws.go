@@ -24,7 +24,7 @@ import (
 // account), with functions on Lambda: every account is an AWS account of
 // the organization, its functions run in the silo Lambda host
 // (cmd/silo-lambda) behind the account's own HTTP API, and its data is in
-// DynamoDB, S3, SSM and Secrets Manager.
+// DynamoDB, S3 and SSM (secrets as SecureString parameters).
 //
 // A Tenant's requests then go to the tenant's own API (the URL silo shows
 // for it, on the account's emulator), not to silo's gateway. The emulator
