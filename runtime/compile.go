@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -99,6 +100,9 @@ func (r *Runtime) load(ctx context.Context, a *artifact) (string, error) {
 		return "", err
 	}
 	cm, err := e.compiled1(ctx, a)
+	if errors.Is(err, errNoCode) {
+		return "", err
+	}
 	if err != nil {
 		return "", silo.Errorf(silo.CodeInvalid, "function module does not compile: %v", err)
 	}

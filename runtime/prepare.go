@@ -2,12 +2,9 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
+	"os"
 	"path/filepath"
-
-	"github.com/tetratelabs/wazero"
 
 	silo "github.com/silo-run/silo"
 )
@@ -36,6 +33,12 @@ type Prepared struct {
 	// Settings are the runtime's settings the module was checked and
 	// instrumented under; CompilePrepared refuses it under others.
 	Settings string `json:"settings"`
+	// Skeleton, set by PrepareCode, is Module without its function bodies
+	// (skeleton.go): when it is set, CompilePrepared loads Module's machine
+	// code from the cache through it and does not read Module. It marshals
+	// without Skeleton, which the caller keeps next to it.
+	Skeleton    []byte `json:"-"`
+	SkeletonSum string `json:"skeleton_sum,omitempty"` // the SHA-256 of Skeleton
 }
 
 // settings names what Prepare's output depends on besides the module: the
@@ -70,36 +73,131 @@ func (r *Runtime) Prepare(wasm []byte) (Prepared, error) {
 // that Module is the module prepared (its SHA-256) and that it bears the
 // instrumentation (the checkpoint import and the stack budget export).
 //
+// If p.Skeleton is set (PrepareCode), it loads the module's machine code
+// from the compilation cache (Config.CacheDir) through the skeleton instead,
+// with the same checks on the skeleton, and fails if the cache does not
+// hold that code for this machine.
+//
 // # Notes
 //
 // It cannot tell a module instrumented by another program with the same
-// settings from one this program instrumented: the caller must know that
-// p comes from Prepare of the same build (the Lambda host checks the build
-// ID the package names).
+// settings from one this program instrumented, nor machine code compiled
+// by another program: the caller must know that p and the cache come from
+// the same build (the Lambda host checks the build ID the package names).
 //
 // # Errors
 //
 // CodeInvalid if p was prepared under other settings, is not what was
-// prepared or does not compile; CodeUnavailable after Close.
+// prepared or does not compile; CodeUnavailable if the cache holds no code
+// for p's skeleton on this machine (another CPU, another wazero version), or
+// after Close.
 func (r *Runtime) CompilePrepared(ctx context.Context, p Prepared) (string, error) {
 	if p.Settings != r.settings() {
 		return "", silo.Errorf(silo.CodeInvalid, "the prepared module was checked under other runtime settings (%s, here %s); prepare it again", p.Settings, r.settings())
 	}
-	if Digest(p.Module) != p.Sum {
+	wasm, sum := p.Module, p.Sum
+	if p.Skeleton != nil {
+		if r.cfg.CacheDir == "" || r.cfg.Interpreter {
+			return "", silo.Errorf(silo.CodeInvalid, "the prepared module's machine code is in a compilation cache, which this runtime does not use; set CacheDir, without Interpreter")
+		}
+		wasm, sum = p.Skeleton, p.SkeletonSum
+	}
+	if Digest(wasm) != sum {
 		return "", silo.Errorf(silo.CodeInvalid, "the prepared module is not the one prepared (its SHA-256 differs); prepare it again")
 	}
 	if r.loaded(p.Digest) {
 		return p.Digest, nil
 	}
-	m, err := parseModule(p.Module)
+	m, err := parseModule(wasm)
 	if err != nil {
 		return "", silo.Errorf(silo.CodeInvalid, "the prepared module is not valid wasm: %v; prepare it again", err)
 	}
 	if !bearsInstrumentation(m) {
 		return "", silo.Errorf(silo.CodeInvalid, "the prepared module is not instrumented; prepare it again")
 	}
-	return r.load(ctx, &artifact{digest: p.Digest, wasm: p.Module, dataEnd: p.DataEnd, hostPages: p.HostPages, minPages: p.MinPages,
-		restart: p.Restart, globals: p.Globals})
+	return r.load(ctx, &artifact{digest: p.Digest, wasm: wasm, skeleton: p.Skeleton != nil, dataEnd: p.DataEnd, hostPages: p.HostPages,
+		minPages: p.MinPages, restart: p.Restart, globals: p.Globals})
+}
+
+// PrepareCode compiles p's module to machine code and writes it into dir, a
+// compilation cache (Config.CacheDir) for a runtime of this configuration on
+// a machine like this one, filed under the key of p's skeleton; it sets
+// p.Skeleton and p.SkeletonSum. dir may hold other code. CompilePrepared of
+// p with dir as its cache then loads that code without decoding the
+// module's function bodies.
+//
+// # Errors
+//
+// Those of CompilePrepared for p without a skeleton, and of the file system.
+func (r *Runtime) PrepareCode(ctx context.Context, p *Prepared, dir string) error {
+	skel, err := skeleton(p.Module)
+	if err != nil {
+		return silo.Errorf(silo.CodeInvalid, "the prepared module is not valid wasm: %v; prepare it again", err)
+	}
+	scratch, err := os.MkdirTemp("", "silo-prepare-")
+	if err != nil {
+		return fmt.Errorf("prepare machine code: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+	// Each compiled alone into an empty cache: the one file it gets is its
+	// code, filed under its key.
+	compileInto := func(name string, compile func(*Runtime) error) (string, error) {
+		cfg := r.cfg
+		cfg.CacheDir, cfg.Interpreter = filepath.Join(scratch, name), false
+		rt, err := New(cfg)
+		if err != nil {
+			return "", err
+		}
+		err = compile(rt)
+		rt.Close(ctx)
+		if err != nil {
+			return "", err
+		}
+		st, err := readCacheState(cfg.CacheDir)
+		if err != nil {
+			return "", err
+		}
+		if len(st) != 1 {
+			return "", fmt.Errorf("prepare machine code: the cache holds %d files, want 1", len(st))
+		}
+		for path := range st {
+			return filepath.Rel(cfg.CacheDir, path)
+		}
+		panic("unreachable")
+	}
+	whole := *p
+	whole.Skeleton = nil
+	code, err := compileInto("whole", func(rt *Runtime) error { _, err := rt.CompilePrepared(ctx, whole); return err })
+	if err != nil {
+		return err
+	}
+	key, err := compileInto("skeleton", func(rt *Runtime) error {
+		e, err := rt.engine(ctx, max(linearPages(&artifact{hostPages: p.HostPages}, rt.cfg.Limits), 1))
+		if err != nil {
+			return err
+		}
+		cm, err := e.rt.CompileModule(ctx, skel)
+		if err != nil {
+			return fmt.Errorf("compile the skeleton: %w", err)
+		}
+		return cm.Close(ctx)
+	})
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(scratch, "whole", code))
+	if err != nil {
+		return fmt.Errorf("prepare machine code: %w", err)
+	}
+	dst := filepath.Join(dir, key)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("prepare machine code: %w", err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		return fmt.Errorf("prepare machine code: %w", err)
+	}
+	p.Skeleton, p.SkeletonSum = skel, Digest(skel)
+	return nil
 }
 
 // bearsInstrumentation reports whether m bears instrument's marks: it imports the
@@ -113,58 +211,4 @@ func bearsInstrumentation(m *module) bool {
 		stack = stack || e.name == stackExport && e.kind == 3
 	}
 	return checkpoint && stack
-}
-
-// probeModule is the smallest module with code: one function that returns.
-var probeModule = []byte{
-	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
-	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // types: () -> ()
-	0x03, 0x02, 0x01, 0x00, // functions: one of type 0
-	0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: no locals, end
-}
-
-// ProbeCache compiles a probe module into the compilation cache in dir
-// (Config.CacheDir) and reports whether the cache already held its code.
-// Machine code is cached under a key of the module, the wazero version and
-// the CPU features the code may use, so when ProbeCache found the probe in
-// a cache filled on another machine (where it was run too), the modules
-// compiled there with the same build are found as well; when it did not,
-// they will not be (another CPU or wazero version), and ProbeCache has
-// added the probe.
-//
-// # Errors
-//
-// Those of the file system, if dir cannot be read or written.
-func ProbeCache(ctx context.Context, dir string) (bool, error) {
-	before, err := cacheEntries(dir)
-	if err != nil {
-		return false, err
-	}
-	c, err := wazero.NewCompilationCacheWithDir(dir)
-	if err != nil {
-		return false, fmt.Errorf("open compilation cache %s: %w", dir, err)
-	}
-	defer c.Close(ctx)
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(c).WithCloseOnContextDone(false))
-	defer rt.Close(ctx)
-	if _, err := rt.CompileModule(ctx, probeModule); err != nil {
-		return false, fmt.Errorf("compile the probe module into %s: %w", dir, err)
-	}
-	after, err := cacheEntries(dir)
-	return after == before, err
-}
-
-// cacheEntries counts the files and links under dir.
-func cacheEntries(dir string) (int, error) {
-	n := 0
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			n++
-		}
-		return err
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("read compilation cache %s: %w", dir, err)
-	}
-	return n, nil
 }

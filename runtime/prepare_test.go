@@ -52,7 +52,8 @@ func TestInterpreterIsUsed(t *testing.T) {
 		dir := t.TempDir()
 		e := newEnv(t, Config{CacheDir: dir, Interpreter: interp})
 		e.must(t, "acme", Request{Path: "/echo"}, 200)
-		n, err := cacheEntries(dir)
+		st, err := readCacheState(dir)
+		n := len(st)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,33 +122,84 @@ func TestPrepareThenCompilePrepared(t *testing.T) {
 	}
 }
 
-// TestProbeCache: a cache that already holds the probe (here: from an
-// earlier probe, as a package carries it from the machine it was built
-// on) reports a hit; an empty one, and one whose entries were compiled
-// elsewhere under another key, a miss.
-func TestProbeCache(t *testing.T) {
+// TestSkeletonLoadsTheModulesCode: the skeleton PrepareCode made, compiled
+// from the cache it wrote, runs the whole module's machine code (the guest
+// answers; a skeleton's own code would trap at the first call). The twins:
+// the same skeleton with a cache that lacks the code (an empty one, as on
+// a machine of another CPU) or holds it damaged is refused with one error,
+// and nothing wazero wrote for it stays in the cache, so a second attempt
+// is refused too; a runtime without a cache, or on the interpreter (which
+// would run the skeleton's own code), refuses it.
+func TestSkeletonLoadsTheModulesCode(t *testing.T) {
 	ctx := context.Background()
+	e := newEnv(t, Config{})
+	prep, err := e.rt.Prepare(guestWasm)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	if hit, err := ProbeCache(ctx, dir); err != nil || hit {
-		t.Fatalf("first probe: %v, %v; want a miss", hit, err)
+	if err := e.rt.PrepareCode(ctx, &prep, dir); err != nil {
+		t.Fatal(err)
 	}
-	if hit, err := ProbeCache(ctx, dir); err != nil || !hit {
-		t.Fatalf("second probe: %v, %v; want a hit", hit, err)
+	if len(prep.Skeleton) >= len(prep.Module)/2 || prep.SkeletonSum != Digest(prep.Skeleton) {
+		t.Fatalf("skeleton of %d bytes (sum %s) for a module of %d", len(prep.Skeleton), prep.SkeletonSum, len(prep.Module))
 	}
-	// Another machine's entries: the same files under other names (another
-	// key: other CPU features or wazero version).
-	other := t.TempDir()
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(dir, p)
-			os.MkdirAll(filepath.Join(other, filepath.Dir(rel)), 0o700)
-			b, _ := os.ReadFile(p)
-			os.WriteFile(filepath.Join(other, rel+"0"), b, 0o600)
+	withCache := func(t *testing.T, dir string) *Runtime {
+		rt, err := New(Config{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return err
-	})
-	if hit, err := ProbeCache(ctx, other); err != nil || hit {
-		t.Fatalf("probe of another machine's cache: %v, %v; want a miss", hit, err)
+		t.Cleanup(func() { rt.Close(ctx) })
+		return rt
+	}
+	rt := withCache(t, dir)
+	if d, err := rt.CompilePrepared(ctx, prep); err != nil || d != prep.Digest {
+		t.Fatalf("CompilePrepared of the skeleton: %s, %v; want %s", d, err, prep.Digest)
+	}
+	e.rt = rt
+	e.must(t, "acme", Request{Path: "/echo"}, 200)
+
+	damaged := t.TempDir()
+	st, err := readCacheState(dir)
+	if err != nil || len(st) != 1 {
+		t.Fatalf("PrepareCode's cache: %d files, %v; want 1", len(st), err)
+	}
+	for p := range st {
+		rel, _ := filepath.Rel(dir, p)
+		b, _ := os.ReadFile(p)
+		b[len(b)/2] ^= 0xff
+		os.MkdirAll(filepath.Join(damaged, filepath.Dir(rel)), 0o700)
+		os.WriteFile(filepath.Join(damaged, rel), b, 0o600)
+	}
+	for _, c := range []struct {
+		name string
+		dir  string
+		code silo.Code
+	}{
+		{"empty cache", t.TempDir(), silo.CodeUnavailable},
+		{"damaged code", damaged, silo.CodeInvalid},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for try := range 2 {
+				_, err := withCache(t, c.dir).CompilePrepared(ctx, prep)
+				if silo.ErrorCode(err) != c.code {
+					t.Fatalf("try %d: %v; want %v", try, err, c.code)
+				}
+			}
+		})
+	}
+	for name, cfg := range map[string]Config{"no cache": {}, "interpreter": {CacheDir: dir, Interpreter: true}} {
+		t.Run(name, func(t *testing.T) {
+			rt, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rt.Close(ctx)
+			_, err = rt.CompilePrepared(ctx, prep)
+			if silo.ErrorCode(err) != silo.CodeInvalid || !strings.Contains(err.Error(), "set CacheDir, without Interpreter") {
+				t.Fatalf("got %v; want CodeInvalid naming CacheDir and Interpreter", err)
+			}
+		})
 	}
 }
 
@@ -159,7 +211,9 @@ func TestProbeCache(t *testing.T) {
 // validation plus loading the machine code), decode (the same module
 // compiled again on another engine of the runtime, found in memory:
 // wazero's decode and validation alone), interp (CompilePrepared on the
-// interpreter) and compile (CompilePrepared to machine code, no cache).
+// interpreter), compile (CompilePrepared to machine code, no cache) and
+// skeleton (CompilePrepared of the skeleton PrepareCode made: the machine
+// code from a warm file cache, without decoding the function bodies).
 func BenchmarkStartPhases(b *testing.B) {
 	ctx := context.Background()
 	a, err := build.Function(ctx, filepath.Join("..", "examples", "findings", "functions", "list"), filepath.Join(os.TempDir(), "silo-test-cache", "builds"))
@@ -180,6 +234,16 @@ func BenchmarkStartPhases(b *testing.B) {
 		_, err = rt.CompilePrepared(ctx, p)
 	}
 	rt.Close(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	codeDir := b.TempDir()
+	sk := p
+	rt, err = New(Config{})
+	if err == nil {
+		err = rt.PrepareCode(ctx, &sk, codeDir)
+		rt.Close(ctx)
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -212,6 +276,9 @@ func BenchmarkStartPhases(b *testing.B) {
 			}
 			return err
 		})
+		rt.Close(ctx)
+		rt = fresh(Config{CacheDir: codeDir})
+		timed("skeleton", func() error { _, err := rt.CompilePrepared(ctx, sk); return err })
 		rt.Close(ctx)
 		rt = fresh(Config{Interpreter: true})
 		timed("interp", func() error { _, err := rt.CompilePrepared(ctx, p); return err })

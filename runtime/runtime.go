@@ -216,6 +216,7 @@ type Runtime struct {
 // because wazero sets the limit per runtime. All share one compilation cache.
 type engine struct {
 	rt       wazero.Runtime
+	cacheDir string // Config.CacheDir
 	mu       sync.Mutex
 	compiled map[string]wazero.CompiledModule
 
@@ -229,6 +230,10 @@ type engine struct {
 // errShutdown is the error of work that reaches an engine once Close has
 // closed it.
 var errShutdown = silo.Errorf(silo.CodeUnavailable, "the function runtime is shutting down; try again")
+
+// errNoCode: the compilation cache holds no machine code for a skeleton
+// (skeleton.go) on this machine.
+var errNoCode = silo.Errorf(silo.CodeUnavailable, "the compilation cache holds no machine code for the prepared module on this machine (it was compiled for another CPU or wazero version); compile the module")
 
 // compileHook, if set, runs before each compilation; tests use it to
 // close the runtime while a compilation is under way.
@@ -256,6 +261,7 @@ func (e *engine) instantiate(ctx context.Context, cm wazero.CompiledModule, mc w
 type artifact struct {
 	digest    string
 	wasm      []byte // instrumented
+	skeleton  bool   // wasm is a skeleton: compile only from the cache (skeleton.go)
 	dataEnd   uint64 // end of the data segments: prefaulted at instantiation
 	hostPages uint32 // hostBytes in pages, taken off the memory limit
 	minPages  uint32 // the memory's declared minimum
@@ -372,7 +378,7 @@ func (r *Runtime) engine(ctx context.Context, pages uint32) (*engine, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate host module: %w", err)
 	}
-	e := &engine{rt: rt, compiled: map[string]wazero.CompiledModule{}}
+	e := &engine{rt: rt, cacheDir: r.cfg.CacheDir, compiled: map[string]wazero.CompiledModule{}}
 	r.engines[pages] = e
 	return e, nil
 }
@@ -391,9 +397,22 @@ func (e *engine) compiled1(ctx context.Context, a *artifact) (wazero.CompiledMod
 	if compileHook != nil {
 		compileHook()
 	}
+	var before cacheState
+	if a.skeleton {
+		var err error
+		if before, err = readCacheState(e.cacheDir); err != nil {
+			return nil, err
+		}
+	}
 	cm, err := e.rt.CompileModule(ctx, a.wasm)
 	if err != nil {
 		return nil, err
+	}
+	if a.skeleton {
+		if same, err := before.unchanged(e.cacheDir); !same || err != nil {
+			cm.Close(ctx)
+			return nil, errors.Join(errNoCode, err, before.forget(e.cacheDir))
+		}
 	}
 	e.compiled[a.digest] = cm
 	return cm, nil

@@ -45,7 +45,8 @@ const (
 	preparedDir      = "prepared"
 	preparedManifest = "prepared/manifest.json"
 	preparedModule   = "prepared/function.wasm"
-	preparedCode     = "prepared/code" // a wazero compilation cache
+	preparedSkeleton = "prepared/skeleton.wasm" // of the prepared module (runtime.Runtime.PrepareCode)
+	preparedCode     = "prepared/code"          // a wazero compilation cache
 )
 
 // manifest describes the prepared part of a package.
@@ -111,6 +112,7 @@ func (h *host) start(ctx context.Context, b bundle, engine string) error {
 		ready(c)
 		return nil
 	case "interpreter":
+		b.code = ""
 		c, err := h.compile(ctx, b, true, pathInterpreter)
 		if err != nil {
 			return err
@@ -160,23 +162,16 @@ func (h *host) start(ctx context.Context, b bundle, engine string) error {
 }
 
 // compile loads the module into a new runtime: on the interpreter, or as
-// machine code, from the package's code if b.code is set (when the probe
-// finds that code valid on this machine). It takes the prepared module if
-// the package holds one the runtime takes, else the module.
+// machine code, from the package's code if b.code is set (through the
+// prepared module's skeleton: the runtime refuses it if that code is not
+// for this machine). Without the package's code it takes the prepared
+// module if the package holds one the runtime takes, else the module.
 func (h *host) compile(ctx context.Context, b bundle, interpreter bool, path string) (*code, error) {
 	cfg, _ := runtimeConfig(b.Spec, h.log)
 	cfg.Interpreter = interpreter
 	if b.code != "" {
 		dir, err := linkCode(b.code)
 		if err != nil {
-			return nil, err
-		}
-		hit, err := runtime.ProbeCache(ctx, dir)
-		if err == nil && !hit {
-			err = errors.New("it was compiled for another CPU or wazero version")
-		}
-		if err != nil {
-			os.RemoveAll(dir)
 			return nil, err
 		}
 		cfg.CacheDir = dir
@@ -188,7 +183,15 @@ func (h *host) compile(ctx context.Context, b bundle, interpreter bool, path str
 	}
 	var digest string
 	if b.prepared != nil {
-		if digest, err = rt.CompilePrepared(ctx, *b.prepared); err != nil && b.code == "" {
+		p := *b.prepared
+		if b.code == "" {
+			p.Skeleton = nil
+			p.Module, err = b.preparedModule()
+		}
+		if err == nil {
+			digest, err = rt.CompilePrepared(ctx, p)
+		}
+		if err != nil && b.code == "" {
 			h.log.LogAttrs(ctx, slog.LevelWarn, "the package's prepared module is refused; using the module", slog.String("account", string(h.acct)),
 				slog.String("function", h.fn), slog.Any("err", err))
 		}
@@ -284,11 +287,13 @@ func linkCode(src string) (string, error) {
 	return dir, nil
 }
 
-// readPrepared returns the package's prepared module and code directory
-// if the package holds them and they were made by this very build for
-// this module (the spec's artifact); else nil and "". Anything else is
-// logged and ignored: the host then prepares the module itself.
-func readPrepared(root string, fs silo.FunctionSpec, log *slog.Logger) (*runtime.Prepared, string) {
+// readPrepared returns the package's prepared module (without its Module:
+// readModule reads it) and code directory if the package holds them and
+// they were made by this very build for this module (the spec's artifact);
+// else nil and "". The prepared module holds its skeleton when the
+// package holds code. Anything else is logged and ignored: the host then
+// prepares the module itself.
+func readPrepared(root string, fs silo.FunctionSpec, log *slog.Logger) (_ *runtime.Prepared, codeDir string) {
 	b, err := os.ReadFile(filepath.Join(root, preparedManifest))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ""
@@ -308,14 +313,24 @@ func readPrepared(root string, fs silo.FunctionSpec, log *slog.Logger) (*runtime
 	if m.Prepared.Digest != fs.Artifact {
 		return refuse("it was prepared from another module", nil)
 	}
-	if m.Prepared.Module, err = os.ReadFile(filepath.Join(root, preparedModule)); err != nil {
-		return refuse("it is missing", err)
+	codeDir = filepath.Join(root, preparedCode)
+	if st, err := os.Stat(codeDir); err != nil || !st.IsDir() || m.Prepared.SkeletonSum == "" {
+		return &m.Prepared, ""
 	}
-	codeDir := filepath.Join(root, preparedCode)
-	if st, err := os.Stat(codeDir); err != nil || !st.IsDir() {
-		codeDir = ""
+	if m.Prepared.Skeleton, err = os.ReadFile(filepath.Join(root, preparedSkeleton)); err != nil {
+		log.Warn("the package's machine code is not used: the prepared module's skeleton is missing", "err", err)
+		return &m.Prepared, ""
 	}
 	return &m.Prepared, codeDir
+}
+
+// readModule reads the package's prepared module.
+func readModule(root string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(root, preparedModule))
+	if err != nil {
+		return nil, fmt.Errorf("read the prepared module: %w", err)
+	}
+	return b, nil
 }
 
 // buildID returns the Go build ID of the running executable (its ELF
@@ -364,9 +379,7 @@ func prepare(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	codeDir := filepath.Join(dir, preparedCode)
 	cfg, _ := runtimeConfig(fs, slog.New(slog.DiscardHandler))
-	cfg.CacheDir = codeDir
 	rt, err := runtime.New(cfg)
 	if err != nil {
 		return err
@@ -376,18 +389,17 @@ func prepare(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := rt.CompilePrepared(ctx, p); err != nil {
-		return err
-	}
-	if _, err := runtime.ProbeCache(ctx, codeDir); err != nil {
+	if err := rt.PrepareCode(ctx, &p, filepath.Join(dir, preparedCode)); err != nil {
 		return err
 	}
 	m, err := json.Marshal(manifest{BuildID: id, Prepared: p})
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, preparedModule), p.Module, 0o644); err != nil {
-		return err
+	for name, b := range map[string][]byte{preparedModule: p.Module, preparedSkeleton: p.Skeleton, preparedManifest: m} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
 	}
-	return os.WriteFile(filepath.Join(dir, preparedManifest), m, 0o644)
+	return nil
 }

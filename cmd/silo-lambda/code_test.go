@@ -87,26 +87,21 @@ func TestPreparedPackageIsLoaded(t *testing.T) {
 
 	damage := map[string]func(t *testing.T, root string){
 		"damaged machine code": func(t *testing.T, root string) {
-			files, _ := filepath.Glob(filepath.Join(root, preparedCode, "*", "*"))
-			for _, f := range files {
+			for _, f := range codeFiles(t, root) {
 				b, _ := os.ReadFile(f)
-				if len(b) > 1<<20 { // the module's code, not the probe's
-					b[len(b)/2] ^= 0xff
-					os.WriteFile(f, b, 0o644)
-					return
-				}
+				b[len(b)/2] ^= 0xff
+				os.WriteFile(f, b, 0o644)
 			}
-			t.Fatalf("no machine code in %v", files)
 		},
 		"code for another CPU": func(t *testing.T, root string) {
-			// The probe's entry under another key, as wazero names it on a
-			// machine with other CPU features; the module's entry is left.
-			files, _ := filepath.Glob(filepath.Join(root, preparedCode, "*", "*"))
-			for _, f := range files {
-				if st, err := os.Stat(f); err == nil && st.Size() < 1<<20 {
-					os.Rename(f, f[:len(f)-1]+"x")
-				}
+			// The code under another key, as wazero names it on a machine
+			// with other CPU features.
+			for _, f := range codeFiles(t, root) {
+				os.Rename(f, f[:len(f)-1]+"x")
 			}
+		},
+		"no skeleton": func(t *testing.T, root string) {
+			os.Remove(filepath.Join(root, preparedSkeleton))
 		},
 		"another build": func(t *testing.T, root string) {
 			rewrite(t, root, func(m *manifest) { m.BuildID = "another" })
@@ -133,6 +128,16 @@ func TestPreparedPackageIsLoaded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// codeFiles returns the files of the package's machine code.
+func codeFiles(t *testing.T, root string) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(root, preparedCode, "*", "*"))
+	if len(files) == 0 {
+		t.Fatal("no machine code in the package")
+	}
+	return files
 }
 
 func rewrite(t *testing.T, root string, f func(*manifest)) {

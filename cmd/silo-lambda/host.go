@@ -91,9 +91,11 @@ type bundle struct {
 	// by name (from its environment; empty if it reads none).
 	Exports map[string]silo.ExportSpec
 	// prepared is the package's prepared module, if the host can trust it
-	// (readPrepared); code the directory of its machine code ("" if none).
-	prepared *runtime.Prepared
-	code     string
+	// (readPrepared), without its Module, which preparedModule reads; code
+	// the directory of its machine code ("" if none).
+	prepared       *runtime.Prepared
+	preparedModule func() ([]byte, error)
+	code           string
 }
 
 // newHost makes the module runnable once (the container keeps it for

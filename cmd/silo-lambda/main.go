@@ -6,8 +6,9 @@
 // program as "bootstrap", the module as "function.wasm" and the function's
 // spec as "function.json" and, when it was built on the function's
 // architecture, the module prepared by "bootstrap prepare DIR" (validated,
-// instrumented and compiled to machine code) under "prepared/". At start the
-// host loads that code, or else serves on wazero's interpreter while it
+// instrumented and compiled to machine code, with the module's skeleton to
+// load that code through) under "prepared/". At start the host loads that
+// code, or else serves on wazero's interpreter while it
 // compiles the module in the background (code.go); every invocation (an API Gateway HTTP API event, payload format 2.0) is checked
 // against the account's own API key records, then runs in the runtime
 // package with all of its guards (memory, table and size limits, the
@@ -142,18 +143,31 @@ func load(ctx context.Context, getenv func(string) string, log *slog.Logger) (*h
 		}
 	}
 	b.prepared, b.code = readPrepared(root, b.Spec, log)
+	b.preparedModule = sync.OnceValues(func() ([]byte, error) { return readModule(root) })
 	if b.prepared == nil {
 		if _, err := b.wasm(); err != nil {
 			return nil, err
 		}
 	}
+	// The AWS clients are made while the module loads: both are a part of
+	// every cold start, and neither waits for the other.
+	type awsHost struct {
+		h   *siloaws.Host
+		err error
+	}
+	made := make(chan awsHost, 1)
+	go func() {
+		ah, err := siloaws.NewHost(ctx, siloaws.HostConfig{Account: acct, AWSAccount: getenv(envAWSAccount), Function: fn, Endpoint: getenv(envEndpoint),
+			Production: getenv(envProduction), ProductionEndpoint: getenv(envProductionEndpoint)})
+		made <- awsHost{ah, err}
+	}()
 	h, err := newHost(ctx, acct, fn, b, getenv(envEngine), log)
+	a := <-made
 	if err != nil {
 		return nil, err
 	}
 	h.release = getenv(envRelease)
-	ah, err := siloaws.NewHost(ctx, siloaws.HostConfig{Account: acct, AWSAccount: getenv(envAWSAccount), Function: fn, Endpoint: getenv(envEndpoint),
-		Production: getenv(envProduction), ProductionEndpoint: getenv(envProductionEndpoint)})
+	ah, err := a.h, a.err
 	if err != nil {
 		h.close(ctx)
 		return nil, err

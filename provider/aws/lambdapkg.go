@@ -23,9 +23,10 @@ import (
 // module as "function.wasm", the spec as "function.json" and, when the
 // package is built on linux on the function's architecture, the module
 // prepared ahead by the host itself ("bootstrap prepare", cmd/silo-lambda):
-// under "prepared/" the module validated and instrumented, its machine code
-// (a wazero compilation cache) and a manifest naming the host's build. The
-// host then loads that code at start instead of compiling (docs/aws.md,
+// under "prepared/" the module validated and instrumented, its skeleton
+// (runtime.Runtime.PrepareCode), its machine code (a wazero compilation
+// cache) and a manifest naming the host's build. The host then loads that
+// code at start instead of validating and compiling the module (docs/aws.md,
 // "The package"). The archive is deterministic (fixed times and order; the
 // host's compiler output is deterministic), so the same inputs give the
 // same bytes and the same version tag.

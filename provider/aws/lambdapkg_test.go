@@ -53,7 +53,7 @@ func TestLambdaPackagePreparedOnItsArchitecture(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := zipNames(t, pkg)
-	for _, want := range []string{"bootstrap", "function.json", "function.wasm", "prepared/manifest.json", "prepared/function.wasm"} {
+	for _, want := range []string{"bootstrap", "function.json", "function.wasm", "prepared/manifest.json", "prepared/function.wasm", "prepared/skeleton.wasm"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("the package holds %v, want %s", names, want)
 		}
