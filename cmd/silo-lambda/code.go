@@ -87,6 +87,12 @@ func runtimeConfig(fs silo.FunctionSpec, log *slog.Logger) (runtime.Config, uint
 		// The invocations' limits, so that the module is compiled on the
 		// engine they run on (one wazero runtime per memory limit).
 		Limits: runtime.Limits{Concurrency: 1, MemoryPages: pages},
+		// Lambda hands a container one invocation at a time, so one that
+		// finds the slot taken waits only for the guest before it, which
+		// is answered at its deadline and stopped soon after (on a slow
+		// CPU share, not always within the runtime's default wait): it
+		// waits for that guest instead of being refused.
+		QueueWait: max(fs.Timeout, time.Second),
 	}
 	if pages > 4096 {
 		cfg.MaxMemoryPages = pages

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/silo-run/silo/internal/build"
 	"github.com/silo-run/silo/runtime"
@@ -211,5 +212,28 @@ func TestEngineChoice(t *testing.T) {
 	}, &stdout, &stderr)
 	if h != nil || !strings.Contains(stderr.String(), "SILO_LAMBDA_ENGINE is \"jit\"") {
 		t.Errorf("an unknown engine: %s, want a refusal naming it", stderr.String())
+	}
+}
+
+// TestInvocationWaitsForTheGuestBeforeIt: an invocation that arrives while
+// the container's one slot is still held by the guest before it (one that
+// sleeps past its deadline, 5 s here, and is answered then) waits for it and
+// is served, instead of being refused as too many.
+func TestInvocationWaitsForTheGuestBeforeIt(t *testing.T) {
+	_, getenv := taskRoot(t, true)
+	h, _ := start(t, getenv)
+	echo(t, h)
+	first := make(chan int, 1)
+	go func() {
+		resp, _ := h.serve(context.Background(), event{Invoke: &directInvoke{Method: "GET", Path: "/sleep", RequestID: "r-sleep"}})
+		first <- resp.StatusCode
+	}()
+	time.Sleep(2 * time.Second) // the sleeper holds the slot
+	resp, _ := h.serve(context.Background(), event{Invoke: &directInvoke{Method: "GET", Path: "/echo", RequestID: "r-2"}})
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /echo while another invocation runs: %d %s, want 200 once it is done", resp.StatusCode, resp.Body)
+	}
+	if code := <-first; code != 503 {
+		t.Errorf("GET /sleep: %d, want 503 at its deadline", code)
 	}
 }
