@@ -3,8 +3,10 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	silo "github.com/silo-run/silo"
 )
@@ -157,13 +159,11 @@ func (r *Runtime) PrepareCode(ctx context.Context, p *Prepared, dir string) erro
 		if err != nil {
 			return "", err
 		}
-		if len(st) != 1 {
-			return "", fmt.Errorf("prepare machine code: the cache holds %d files, want 1", len(st))
+		files := slices.Collect(maps.Keys(st))
+		if len(files) != 1 {
+			return "", fmt.Errorf("prepare machine code: the cache holds %d files, want 1", len(files))
 		}
-		for path := range st {
-			return filepath.Rel(cfg.CacheDir, path)
-		}
-		panic("unreachable")
+		return filepath.Rel(cfg.CacheDir, files[0])
 	}
 	whole := *p
 	whole.Skeleton = nil
