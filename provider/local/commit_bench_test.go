@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider/providertest"
@@ -36,6 +38,7 @@ func BenchmarkPutConcurrent(b *testing.B) {
 			b.Cleanup(func() { beforeGroup = nil })
 			var n atomic.Int64
 			b.SetParallelism(8) // 16 writers on 2 cores
+			cpu0 := processCPU()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -45,9 +48,24 @@ func BenchmarkPutConcurrent(b *testing.B) {
 					}
 				}
 			})
+			b.StopTimer()
+			if w := n.Load(); w > 0 {
+				b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(w), "cpu-µs/write")
+			}
 			if g := groups.Load(); g > 0 {
 				b.ReportMetric(float64(n.Load())/float64(g), "writes/commit")
 			}
 		})
 	}
+}
+
+// processCPU is the user and system CPU time this process has used: a
+// figure per write that the machine's load does not inflate the way it
+// inflates wall time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
