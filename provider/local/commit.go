@@ -1,6 +1,7 @@
 package local
 
 import (
+	"fmt"
 	"sync"
 
 	"go.etcd.io/bbolt"
@@ -57,7 +58,7 @@ const maxGroup = 256
 // it. A failing fn gets its own error; the others are unaffected by it.
 func (p *Provider) commit(a *account, db *bbolt.DB, fn func(*bbolt.Tx) error) error {
 	if oneTxn {
-		return p.runTx(a, db, true, fn)
+		return commitErr(a, p.runTx(a, db, true, fn))
 	}
 	c := &a.commits
 	r := &writeReq{db: db, fn: fn, done: make(chan writeResult, 1)}
@@ -138,12 +139,21 @@ func (p *Provider) runGroup(a *account, group []*writeReq) {
 			group[failed].done <- writeResult{err: err}
 			group = append(group[:failed:failed], group[failed+1:]...)
 		default:
+			err = commitErr(a, err)
 			for _, q := range group {
 				q.done <- writeResult{err: err}
 			}
 			return
 		}
 	}
+}
+
+// commitErr is the error every writer of a failed commit gets: a full
+// disk, an exceeded quota or a read-only file system says so (and names
+// the store, not its path on the server); other errors are returned as
+// they are.
+func commitErr(a *account, err error) error {
+	return diskErr(fmt.Sprintf("the tables of account %s (%s)", a.id, fileDB), err)
 }
 
 // beforeGroup, if set (by tests only), is called with the size of each
