@@ -1,8 +1,12 @@
 package local
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"syscall"
+
+	silo "github.com/silo-run/silo"
 
 	"go.etcd.io/bbolt"
 )
@@ -149,11 +153,15 @@ func (p *Provider) runGroup(a *account, group []*writeReq) {
 }
 
 // commitErr is the error every writer of a failed commit gets: a full
-// disk, an exceeded quota or a read-only file system says so (and names
-// the store, not its path on the server); other errors are returned as
-// they are.
+// disk, an exceeded quota, a read-only file system or an I/O error (a
+// failed sync) says so, naming the store rather than its path on the
+// server; other errors are returned as they are.
 func commitErr(a *account, err error) error {
-	return diskErr(fmt.Sprintf("the tables of account %s (%s)", a.id, fileDB), err)
+	what := fmt.Sprintf("the tables of account %s (%s)", a.id, fileDB)
+	if errors.Is(err, syscall.EIO) {
+		return &silo.Error{Code: silo.CodeUnavailable, Err: err, Message: fmt.Sprintf("cannot write %s: the disk reported an I/O error, so these writes may not be saved; check the disk (the kernel log says more), then retry", what)}
+	}
+	return diskErr(what, err)
 }
 
 // beforeGroup, if set (by tests only), is called with the size of each
