@@ -52,14 +52,8 @@ func TestFailedCommitFailsItsWholeGroup(t *testing.T) {
 	const writers = 8
 	value := make([]byte, 64<<10) // new pages: the commit must grow the store
 	put := func(i int) error { return d.Put(ctx, "findings", fmt.Sprintf("k%d", i), value) }
-	sizes := holdFirstGroup(t, p, "acme", writers-1)
-	errs := make([]error, writers)
-	var wg sync.WaitGroup
-	for i := range writers {
-		wg.Go(func() { errs[i] = put(i) })
-	}
-	wg.Wait()
-	if got := sizes(); len(got) != 2 || got[1] != writers-1 {
+	errs, sizes := sharedCommit(t, p, "acme", writers, put)
+	if got := sizes; len(got) != 2 || got[1] != writers-1 {
 		t.Fatalf("commit group sizes = %v, want [1 %d]: the test needs a shared commit", got, writers-1)
 	}
 	for i, err := range errs {
@@ -85,6 +79,7 @@ func TestFailedCommitFailsItsWholeGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	unread("after freeing space")
+	var wg sync.WaitGroup
 	for i := range writers {
 		wg.Go(func() { errs[i] = put(i) })
 	}
@@ -133,23 +128,19 @@ func TestSyncFailChild(t *testing.T) {
 		return
 	}
 	const writers = 8
-	holdFirstGroup(t, p, "acme", writers-1)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i := range writers {
-		wg.Go(func() {
-			key := fmt.Sprintf("k%d", i)
-			err := d.Put(ctx, "findings", key, []byte("v"))
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil {
-				fmt.Println("ack", key)
-				return
-			}
+	sharedCommit(t, p, "acme", writers, func(i int) error {
+		key := fmt.Sprintf("k%d", i)
+		err := d.Put(ctx, "findings", key, []byte("v"))
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			fmt.Println("ack", key)
+		} else {
 			fmt.Printf("err %s %s %s\n", key, silo.ErrorCode(err), silo.UserMessage(err))
-		})
-	}
-	wg.Wait()
+		}
+		return err
+	})
 }
 
 // failSyncs installs, on every thread of this process, a seccomp filter
