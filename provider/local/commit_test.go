@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -103,6 +104,51 @@ func TestWritesShareCommits(t *testing.T) {
 	}
 	if got := sizes; len(got) != 2 || got[0] != 1 || got[1] != writers-1 {
 		t.Errorf("commit group sizes = %v, want [1 %d] (%d writes in 2 transactions)", got, writers-1, writers)
+	}
+}
+
+// TestRunnableWritersJoinTheCommit: two writers ready to run at once on
+// one processor share a commit: the first to run yields before it takes
+// its group, so the second queues in time. Without the yield the first
+// commits alone, and the second waits for a commit of its own.
+func TestRunnableWritersJoinTheCommit(t *testing.T) {
+	ctx := context.Background()
+	p := newTestProvider(t, Config{})
+	stackAccount(t, p, "acme")
+	d, err := p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The store is opened and the key ring cached first: the writes below
+	// make no system call before their commit, so neither lets the other
+	// run except by yielding.
+	if err := d.Put(ctx, "findings", "warm", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var mu sync.Mutex
+	var sizes []int
+	beforeGroup = func(size int) {
+		mu.Lock()
+		sizes = append(sizes, size)
+		mu.Unlock()
+	}
+	defer func() { beforeGroup = nil }()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Go(func() { errs[i] = d.Put(ctx, "findings", fmt.Sprintf("k%d", i), []byte("v")) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("put k%d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) != 1 || sizes[0] != 2 {
+		t.Errorf("commit group sizes = %v, want [2]: two writers ready at once share one commit", sizes)
 	}
 }
 
