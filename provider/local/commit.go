@@ -171,6 +171,9 @@ func (p *Provider) runGroup(a *account, group []*writeReq) {
 // failed sync) says so, naming the store rather than its path on the
 // server; other errors are returned as they are.
 func commitErr(a *account, err error) error {
+	if err == nil {
+		return nil
+	}
 	what := fmt.Sprintf("the tables of account %s (%s)", a.id, fileDB)
 	if errors.Is(err, syscall.EIO) {
 		return &silo.Error{Code: silo.CodeUnavailable, Err: err, Message: fmt.Sprintf("cannot write %s: the disk reported an I/O error, so these writes may not be saved; check the disk (the kernel log says more), then retry", what)}
