@@ -110,7 +110,11 @@ func TestWritesShareCommits(t *testing.T) {
 // TestRunnableWritersJoinTheCommit: two writers ready to run at once on
 // one processor share a commit: the first to run yields before it takes
 // its group, so the second queues in time. Without the yield the first
-// commits alone, and the second waits for a commit of its own.
+// commits alone and the second waits for a commit of its own, every time.
+// A system call on the way (the value's random nonce, a recheck of the
+// cached key ring) can hand the processor over early and split a pair
+// whatever the commit does, so the test runs ten pairs and wants most of
+// them shared.
 func TestRunnableWritersJoinTheCommit(t *testing.T) {
 	ctx := context.Background()
 	p := newTestProvider(t, Config{})
@@ -119,9 +123,7 @@ func TestRunnableWritersJoinTheCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The store is opened and the key ring cached first: the writes below
-	// make no system call before their commit, so neither lets the other
-	// run except by yielding.
+	// The store is opened and the key ring cached first.
 	if err := d.Put(ctx, "findings", "warm", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
@@ -134,21 +136,33 @@ func TestRunnableWritersJoinTheCommit(t *testing.T) {
 		mu.Unlock()
 	}
 	defer func() { beforeGroup = nil }()
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i := range 2 {
-		wg.Go(func() { errs[i] = d.Put(ctx, "findings", fmt.Sprintf("k%d", i), []byte("v")) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("put k%d: %v", i, err)
+	const pairs = 10
+	var all [][]int
+	shared := 0
+	for round := range pairs {
+		mu.Lock()
+		sizes = nil
+		mu.Unlock()
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range 2 {
+			wg.Go(func() { errs[i] = d.Put(ctx, "findings", fmt.Sprintf("r%d-k%d", round, i), []byte("v")) })
 		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: put k%d: %v", round, i, err)
+			}
+		}
+		mu.Lock()
+		all = append(all, sizes)
+		if len(sizes) == 1 && sizes[0] == 2 {
+			shared++
+		}
+		mu.Unlock()
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(sizes) != 1 || sizes[0] != 2 {
-		t.Errorf("commit group sizes = %v, want [2]: two writers ready at once share one commit", sizes)
+	if shared <= pairs/2 {
+		t.Errorf("%d of %d pairs of writers ready at once shared a commit (group sizes %v), want most of them", shared, pairs, all)
 	}
 }
 
