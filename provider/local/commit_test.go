@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,13 +18,14 @@ import (
 	"github.com/silo-run/silo/provider/providertest"
 )
 
-// holdFirstGroup makes the first commit of the test wait until n more
-// writes are queued behind it, so the next commit must carry them together
-// whatever the scheduling; it returns the sizes of the groups committed.
-func holdFirstGroup(t *testing.T, p *Provider, id silo.AccountID, n int) func() []int {
+// sharedCommit runs write(0) alone, holds its commit until write(1) …
+// write(n-1), started meanwhile, are all queued behind it, so that they
+// share the next commit whatever the scheduling, and returns each write's
+// error and the sizes of the groups committed.
+func sharedCommit(t *testing.T, p *Provider, id silo.AccountID, n int, write func(i int) error) (errs []error, sizes []int) {
 	t.Helper()
 	var mu sync.Mutex
-	var sizes []int
+	held := make(chan struct{})
 	first := true
 	beforeGroup = func(size int) {
 		mu.Lock()
@@ -34,24 +36,36 @@ func holdFirstGroup(t *testing.T, p *Provider, id silo.AccountID, n int) func() 
 		if !hold {
 			return
 		}
+		close(held)
 		a := p.ref(id)
 		defer p.unref(a)
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 			a.commits.mu.Lock()
 			queued := len(a.commits.pending)
 			a.commits.mu.Unlock()
-			if queued >= n {
+			if queued >= n-1 {
 				return
 			}
 		}
-		t.Errorf("only some of %d writes queued behind the first commit", n)
+		t.Errorf("only some of %d writes queued behind the first commit", n-1)
 	}
-	t.Cleanup(func() { beforeGroup = nil })
-	return func() []int {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]int(nil), sizes...)
+	defer func() { beforeGroup = nil }()
+	errs = make([]error, n)
+	var wg sync.WaitGroup
+	wg.Go(func() { errs[0] = write(0) })
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		wg.Wait()
+		t.Fatalf("the first write never reached a commit: %v", errs[0])
 	}
+	for i := 1; i < n; i++ {
+		wg.Go(func() { errs[i] = write(i) })
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return errs, sizes
 }
 
 func stackAccount(t *testing.T, p *Provider, id silo.AccountID) {
@@ -74,15 +88,9 @@ func TestWritesShareCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	const writers = 16
-	sizes := holdFirstGroup(t, p, "acme", writers-1)
-	var wg sync.WaitGroup
-	errs := make([]error, writers)
-	for i := range writers {
-		wg.Go(func() {
-			errs[i] = d.Put(ctx, "findings", fmt.Sprintf("k%02d", i), []byte(fmt.Sprintf("v%02d", i)))
-		})
-	}
-	wg.Wait()
+	errs, sizes := sharedCommit(t, p, "acme", writers, func(i int) error {
+		return d.Put(ctx, "findings", fmt.Sprintf("k%02d", i), []byte(fmt.Sprintf("v%02d", i)))
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("put k%02d: %v", i, err)
@@ -94,8 +102,67 @@ func TestWritesShareCommits(t *testing.T) {
 			t.Errorf("get k%02d = %q, %v; want %q", i, got, err, want)
 		}
 	}
-	if got := sizes(); len(got) != 2 || got[0] != 1 || got[1] != writers-1 {
+	if got := sizes; len(got) != 2 || got[0] != 1 || got[1] != writers-1 {
 		t.Errorf("commit group sizes = %v, want [1 %d] (%d writes in 2 transactions)", got, writers-1, writers)
+	}
+}
+
+// TestRunnableWritersJoinTheCommit: two writers ready to run at once on
+// one processor share a commit: the first to run yields before it takes
+// its group, so the second queues in time. Without the yield the first
+// commits alone and the second waits for a commit of its own, every time.
+// A system call on the way (the value's random nonce, a recheck of the
+// cached key ring) can hand the processor over early and split a pair
+// whatever the commit does, so the test runs ten pairs and wants most of
+// them shared.
+func TestRunnableWritersJoinTheCommit(t *testing.T) {
+	ctx := context.Background()
+	p := newTestProvider(t, Config{})
+	stackAccount(t, p, "acme")
+	d, err := p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The store is opened and the key ring cached first.
+	if err := d.Put(ctx, "findings", "warm", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var mu sync.Mutex
+	var sizes []int
+	beforeGroup = func(size int) {
+		mu.Lock()
+		sizes = append(sizes, size)
+		mu.Unlock()
+	}
+	defer func() { beforeGroup = nil }()
+	const pairs = 10
+	var all [][]int
+	shared := 0
+	for round := range pairs {
+		mu.Lock()
+		sizes = nil
+		mu.Unlock()
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range 2 {
+			wg.Go(func() { errs[i] = d.Put(ctx, "findings", fmt.Sprintf("r%d-k%d", round, i), []byte("v")) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: put k%d: %v", round, i, err)
+			}
+		}
+		mu.Lock()
+		all = append(all, sizes)
+		if len(sizes) == 1 && sizes[0] == 2 {
+			shared++
+		}
+		mu.Unlock()
+	}
+	if shared <= pairs/2 {
+		t.Errorf("%d of %d pairs of writers ready at once shared a commit (group sizes %v), want most of them", shared, pairs, all)
 	}
 }
 
@@ -111,21 +178,15 @@ func TestFailingWriteLeavesItsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	const writers = 8
-	sizes := holdFirstGroup(t, p, "acme", writers-1)
-	var wg sync.WaitGroup
-	errs := make([]error, writers)
-	for i := range writers {
-		wg.Go(func() {
-			table := "findings"
-			if i == 5 {
-				// Not caught before the transaction: validateStorageName
-				// passes, the bucket is missing.
-				table = "missing"
-			}
-			errs[i] = d.Put(ctx, table, fmt.Sprintf("k%d", i), []byte("v"))
-		})
-	}
-	wg.Wait()
+	errs, sizes := sharedCommit(t, p, "acme", writers, func(i int) error {
+		table := "findings"
+		if i == 5 {
+			// Not caught before the transaction: validateStorageName
+			// passes, the bucket is missing.
+			table = "missing"
+		}
+		return d.Put(ctx, table, fmt.Sprintf("k%d", i), []byte("v"))
+	})
 	for i, err := range errs {
 		if i == 5 {
 			if c := silo.ErrorCode(err); c != silo.CodeNotFound {
@@ -142,7 +203,7 @@ func TestFailingWriteLeavesItsGroup(t *testing.T) {
 	}
 	// The second commit carried all 7 queued writes; it was rolled back
 	// once for the failing write and retried with the other 6.
-	if got := sizes(); len(got) != 3 || got[1] != writers-1 || got[2] != writers-2 {
+	if got := sizes; len(got) != 3 || got[1] != writers-1 || got[2] != writers-2 {
 		t.Errorf("commit group sizes = %v, want [1 %d %d]", got, writers-1, writers-2)
 	}
 }
