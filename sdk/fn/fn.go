@@ -152,7 +152,7 @@ func Text(status int, s string) *Response {
 // JSON returns a response whose body is v encoded as JSON. If v cannot be
 // encoded it returns a 500 response saying so.
 func JSON(status int, v any) *Response {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		return Text(500, "encode response: "+err.Error())
 	}
