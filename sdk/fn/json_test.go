@@ -33,6 +33,8 @@ func TestMarshalJSONSameAsEncodingJSON(t *testing.T) {
 		{"more than 8 keys", map[string]int{"k9": 9, "k1": 1, "k5": 5, "k3": 3, "k7": 7, "k2": 2, "k8": 8, "k4": 4, "k6": 6, "k0": 0}, true},
 		{"string map", map[string]string{"a": "1", "b": ""}, true},
 		{"nested", map[string]any{"list": []any{1, "two", 3.5, []string{"x"}, map[string]any{"z": []int{1, -2}}}}, true},
+		{"list of objects", []map[string]any{{"id": "1", "n": 2}, {"id": "<2>", "tags": []string{"a"}}, nil}, true},
+		{"list of objects with a struct", []map[string]any{{"s": struct{}{}}}, false},
 		{"nil map and slices", map[string]any{"m": map[string]any(nil), "s": []any(nil), "ss": []string(nil), "i": []int(nil)}, true},
 		{"empty map and slices", map[string]any{"m": map[string]any{}, "s": []any{}}, true},
 		{"html and controls", "<a href=\"x\">&amp;</a>\\\b\f\n\r\t\x00\x01\x1f\x7f", true},
