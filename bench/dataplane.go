@@ -340,15 +340,20 @@ func gatewayScenario(ctx context.Context, cfg config) ([]row, error) {
 		}
 	}
 	const rounds = 4
+	var baseCPU, gwCPU time.Duration
 	for round := 0; round < rounds; round++ {
+		cpu0 := processCPU()
 		add(&base, closedLoop(c, helloReq, workers, d/rounds, 200))
+		baseCPU += processCPU() - cpu0
 		stopProfile := func() {}
 		if round == rounds-1 {
 			if stopProfile, err = profile("gateway"); err != nil {
 				return nil, err
 			}
 		}
+		cpu0 = processCPU()
 		add(&gw, closedLoop(c, gwReq, workers, d/rounds, 200))
+		gwCPU += processCPU() - cpu0
 		stopProfile()
 	}
 	add(&bare, closedLoop(c, noRoute, workers, d/2, 404))
@@ -359,6 +364,8 @@ func gatewayScenario(ctx context.Context, cfg config) ([]row, error) {
 	return []row{
 		{"gateway", fmt.Sprintf("GET /findings req/s (%d workers, %s, warm list fn)", workers, d), fmt.Sprintf("%.0f", gw.rps()),
 			fmt.Sprintf("%.0f (bare net/http hello)", base.rps()), fmt.Sprintf("%.2f×", gw.rps()/base.rps()), "≥ 0.65×"},
+		{"gateway", "GET /findings: CPU per request (client and server, this process)", us(perRequest(gwCPU, gw.ok)),
+			us(perRequest(baseCPU, base.ok)) + " (bare net/http hello)", ratio(perRequest(gwCPU, gw.ok), perRequest(baseCPU, base.ok)), ""},
 		{"gateway", fmt.Sprintf("authenticated request, no route (404), req/s (%s)", d/2), fmt.Sprintf("%.0f", bare.rps()),
 			fmt.Sprintf("%.0f (bare net/http hello)", base.rps()), fmt.Sprintf("%.2f×", bare.rps()/base.rps()), "(gateway alone, no function)"},
 		{"gateway", "instances after the run", strconv.Itoa(s.Instances), "", "", ""},

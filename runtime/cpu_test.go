@@ -275,3 +275,40 @@ func TestCPUShare(t *testing.T) {
 		t.Fatalf("after every release: active %d, running %d/%d; want 0", c.active.Load(), a.running, b.running)
 	}
 }
+
+// An invocation waiting for its account's CPU share holds no instance: a
+// busy function runs on as many instances as run guest code at once, not
+// one per waiting request (each a separate guest heap, cold in the
+// processor's caches when its turn comes).
+func TestWaitingForCPUHoldsNoInstance(t *testing.T) {
+	e := newEnv(t, Config{AccountCPU: 1})
+	defer e.holdCPU(t, "globex")()
+	release := e.holdCPU(t, "acme") // acme's one slot while globex is busy
+	before := e.rt.Stats().Instances
+	const n = 6
+	done := make(chan []error, 1)
+	go func() { done <- e.concurrently("acme", e.hosts["acme"], n, Request{Path: "/ping"}) }()
+	e.rt.mu.Lock()
+	share := &e.rt.accounts["acme"].cpu
+	e.rt.mu.Unlock()
+	for waiting := 0; waiting < n; {
+		select {
+		case errs := <-done:
+			release()
+			t.Fatalf("acme's invocations ended while its CPU slot was held: %v", errs)
+		case <-time.After(time.Millisecond):
+		}
+		share.mu.Lock()
+		waiting = len(share.waiting)
+		share.mu.Unlock()
+	}
+	release()
+	// Must: once the slot is free, every waiting invocation runs.
+	mustAll(t, <-done)
+	// They ran one at a time: on the instance the holder frees, or on
+	// one more if a waiter takes its turn before that instance is back in
+	// the pool. Taking an instance before the CPU slot gave each its own.
+	if got := e.rt.Stats().Instances - before; got > 1 {
+		t.Fatalf("%d invocations that waited for one CPU slot left %d new instances, want at most 1", n, got)
+	}
+}

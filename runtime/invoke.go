@@ -132,9 +132,19 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 	if d, ok := ctx.Deadline(); ok && d.Before(c.deadline) {
 		c.deadline = d
 	}
+	// The CPU slot is taken before the instance: an invocation waiting for
+	// its account's CPU share holds no instance, so a busy function cycles
+	// through as many instances as run at once (a few, warm in the
+	// processor's caches) rather than one per waiting request, each a
+	// separate guest heap.
+	if !c.takeCPU() {
+		sem.release()
+		return Response{}, r.ctxError(ctx, inv, lim)
+	}
 	key := poolKey{acct: inv.Account, fn: inv.Function, digest: inv.Digest, lim: lim, clock: inv.WallClock}
 	in, err := r.take(key)
 	if err != nil {
+		c.leaveCPU()
 		sem.release()
 		return Response{}, err
 	}
@@ -243,9 +253,8 @@ func (r *Runtime) ctxError(ctx context.Context, inv Invocation, lim Limits) erro
 // failed or stopped invocation, an abandoned one, or eviction (jobs closed).
 func (r *Runtime) worker(in *instance) {
 	for j := range in.jobs {
-		if !j.c.takeCPU() {
-			j.err = r.ctxError(j.ctx, j.inv, in.key.lim)
-		}
+		// j holds its CPU slot (taken in invoke); a host call waiting for
+		// I/O gives it back meanwhile and takes it again.
 		// The worker holds the instance's linear memory while it runs
 		// code on it, so that closing the module meanwhile (Close) does not
 		// take the memory from under the guest (heldMemory).

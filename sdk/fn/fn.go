@@ -77,13 +77,42 @@ func (r *Request) QueryValues(k string) []string { return values(r.query, k) }
 
 // HeaderValue returns the first value of header field k (any case), or "".
 func (r *Request) HeaderValue(k string) string {
-	v, _ := abi.Lookup(r.header, abi.CanonicalHeaderKey(k))
-	return v
+	for i := 0; i+1 < len(r.header); i += 2 {
+		if sameFold(r.header[i], k) {
+			return r.header[i+1]
+		}
+	}
+	return ""
 }
 
 // HeaderValues returns every value of header field k (any case).
 func (r *Request) HeaderValues(k string) []string {
-	return values(r.header, abi.CanonicalHeaderKey(k))
+	var vs []string
+	for i := 0; i+1 < len(r.header); i += 2 {
+		if sameFold(r.header[i], k) {
+			vs = append(vs, r.header[i+1])
+		}
+	}
+	return vs
+}
+
+// sameFold reports whether a and b are equal up to ASCII case, which for a
+// canonical key a is whether b's canonical form is a; it does not allocate
+// (a Go wasm guest pays dearly for the two allocations of canonicalizing b).
+func sameFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c, d := a[i], b[i]
+		if c == d {
+			continue
+		}
+		if l := c | 0x20; l != d|0x20 || l < 'a' || l > 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 // Params returns the path parameters as a new map.
@@ -152,7 +181,7 @@ func Text(status int, s string) *Response {
 // JSON returns a response whose body is v encoded as JSON. If v cannot be
 // encoded it returns a 500 response saying so.
 func JSON(status int, v any) *Response {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		return Text(500, "encode response: "+err.Error())
 	}

@@ -30,6 +30,9 @@ func TestRequestAccessors(t *testing.T) {
 		{"HeaderValue any case", got.HeaderValue("X-TRACE"), "t1"},
 		{"HeaderValue canonical", got.HeaderValue("Accept"), "*/*"},
 		{"HeaderValue missing", got.HeaderValue("Authorization"), ""},
+		{"HeaderValue lower case", got.HeaderValue("accept"), "*/*"},
+		{"HeaderValue folds letters only", got.HeaderValue("x\rtrace"), ""},
+		{"HeaderValue longer key", got.HeaderValue("x-trace-"), ""},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)

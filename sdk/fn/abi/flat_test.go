@@ -1,6 +1,8 @@
 package abi
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -39,6 +41,10 @@ func TestDecodeFlat(t *testing.T) {
 			Header: map[string][]string{"Content-Type": {"application/json"}, "Accept": {"*/*", "text/plain"}},
 			Body:   []byte(`{"x":1}`)},
 		{Method: "GET", Path: "/", Query: map[string][]string{"novalue": {}}},
+		// Lengths of two and three varint bytes.
+		{ID: strings.Repeat("i", 200), Method: "PUT", Path: "/long",
+			Header: map[string][]string{"X-Long": {strings.Repeat("v", 300)}, strings.Repeat("K", 130): {"k"}},
+			Body:   bytes.Repeat([]byte("b"), 20000)},
 	} {
 		b := AppendRequest(nil, r)
 		var f FlatRequest

@@ -1,0 +1,226 @@
+package fn
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+)
+
+// marshalJSON is json.Marshal with a direct path for the values handlers
+// return most: strings, booleans, ints, float64s, nil, and maps with string
+// keys and slices of those (map[string]any, map[string]string, []any,
+// []map[string]any, ...), nested. Go compiled to wasm pays dearly for
+// encoding/json's reflection, pooled state and sorted reflect.Values: the
+// direct path writes the same bytes (TestMarshalJSONSameAsEncodingJSON) in
+// well under half the time. Anything else (structs, pointers, named types,
+// values with their own MarshalJSON, NaN) goes to json.Marshal whole, so its
+// errors are encoding/json's.
+func marshalJSON(v any) ([]byte, error) {
+	if b, ok := appendJSON(make([]byte, 0, 64), v, 0); ok {
+		return b, nil
+	}
+	return json.Marshal(v)
+}
+
+// maxJSONDepth bounds the direct path's recursion: deeper values (or a map
+// that contains itself) go to json.Marshal, which reports cycles.
+const maxJSONDepth = 32
+
+// appendJSON appends the JSON encoding of v to b; ok is false when v is not
+// a value the direct path handles, and b is then garbage.
+func appendJSON(b []byte, v any, depth int) (_ []byte, ok bool) {
+	if depth > maxJSONDepth {
+		return b, false
+	}
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), true
+	case string:
+		return appendJSONString(b, v), true
+	case bool:
+		return strconv.AppendBool(b, v), true
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), true
+	case int64:
+		return strconv.AppendInt(b, v, 10), true
+	case float64:
+		return appendJSONFloat(b, v)
+	case map[string]any:
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		return appendJSONObject(b, v, depth, appendJSON)
+	case map[string]string:
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		return appendJSONObject(b, v, depth, appendJSONStringValue)
+	case map[string]bool:
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		return appendJSONObject(b, v, depth, appendJSONBool)
+	case map[string]int:
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		return appendJSONObject(b, v, depth, appendJSONInt)
+	case []any:
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		return appendJSONArray(b, v, depth, appendJSON)
+	case []string:
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		return appendJSONArray(b, v, depth, appendJSONStringValue)
+	case []int:
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		return appendJSONArray(b, v, depth, appendJSONInt)
+	case []map[string]any:
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		return appendJSONArray(b, v, depth, appendJSONMap)
+	}
+	return b, false
+}
+
+// The element encoders of the typed maps and slices (no boxing of each
+// value into an interface, which would allocate).
+func appendJSONStringValue(b []byte, s string, _ int) ([]byte, bool) {
+	return appendJSONString(b, s), true
+}
+
+func appendJSONBool(b []byte, v bool, _ int) ([]byte, bool) { return strconv.AppendBool(b, v), true }
+
+func appendJSONInt(b []byte, v int, _ int) ([]byte, bool) {
+	return strconv.AppendInt(b, int64(v), 10), true
+}
+
+// appendJSONMap is appendJSON for the elements of a []map[string]any (a map
+// converts to an interface without allocating).
+func appendJSONMap(b []byte, m map[string]any, depth int) ([]byte, bool) {
+	return appendJSON(b, m, depth)
+}
+
+// appendJSONObject writes m with its keys sorted, as encoding/json does.
+func appendJSONObject[V any](b []byte, m map[string]V, depth int, value func([]byte, V, int) ([]byte, bool)) ([]byte, bool) {
+	var small [8]string
+	keys := small[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	if len(keys) > 1 {
+		slices.Sort(keys)
+	}
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		var ok bool
+		if b, ok = value(b, m[k], depth+1); !ok {
+			return b, false
+		}
+	}
+	return append(b, '}'), true
+}
+
+func appendJSONArray[V any](b []byte, s []V, depth int, value func([]byte, V, int) ([]byte, bool)) ([]byte, bool) {
+	b = append(b, '[')
+	for i := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = value(b, s[i], depth+1); !ok {
+			return b, false
+		}
+	}
+	return append(b, ']'), true
+}
+
+// appendJSONFloat is encoding/json's float64 encoding; NaN and infinities
+// are not JSON and go to json.Marshal for its error.
+func appendJSONFloat(b []byte, f float64) ([]byte, bool) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return b, false
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// Clean up e-09 to e-9, as encoding/json does.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString is encoding/json's string encoding with HTML escaping
+// (its default): <, > and & are escaped, invalid UTF-8 becomes U+FFFD, and
+// U+2028 and U+2029 are escaped.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
