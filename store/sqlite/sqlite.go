@@ -109,10 +109,7 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	}
 	base := abs + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(" + sync + ")"
 
-	s.w, err = sql.Open("sqlite", base+"&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", abs, err)
-	}
+	s.w = openDB(base + "&_txlock=immediate")
 	s.w.SetMaxOpenConns(1)
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
@@ -137,11 +134,7 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	// Accounts10k/list 48-56 ms and 48-52 ms. Idle memory after 1,000
 	// tenants were served once (go run ./bench -scenario idle-memory
 	// -tenants 1000): SQLite's residue +4.1 MiB -> +0.6 MiB.
-	s.r, err = sql.Open("sqlite", base+"&_pragma=query_only(1)&_pragma=cache_size(-64)")
-	if err != nil {
-		s.w.Close()
-		return nil, fmt.Errorf("open %s: %w", abs, err)
-	}
+	s.r = openDB(base + "&_pragma=query_only(1)&_pragma=cache_size(-64)")
 	n := max(4, runtime.GOMAXPROCS(0))
 	s.r.SetMaxOpenConns(n)
 	s.r.SetMaxIdleConns(n)
