@@ -32,7 +32,7 @@ type manifestEntry struct {
 
 func (a *account) manifest() (manifest, error) {
 	var entries map[string]manifestEntry
-	if err := readJSON(a.dir, fileResources, &entries); err != nil {
+	if err := a.readJSON(fileResources, &entries); err != nil {
 		return nil, fmt.Errorf("account %s: %w", a.id, err)
 	}
 	m := make(manifest, len(entries))
@@ -63,7 +63,7 @@ func (a *account) replaceManifest(m manifest) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", fileResources, err)
 	}
-	return replaceFile(a.dir, fileResources, append(b, '\n'))
+	return a.putFile(fileResources, append(b, '\n'))
 }
 
 // Apply makes one change to one resource of the account. Effects by type:
@@ -268,7 +268,7 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 			return silo.Errorf(silo.CodeInvalid, "config %s: spec needs a string \"value\"", r.Name)
 		}
 		cfg := map[string]string{}
-		if err := readJSON(a.dir, fileConfig, &cfg); err != nil {
+		if err := a.readJSON(fileConfig, &cfg); err != nil {
 			return err
 		}
 		if old, ok := cfg[r.Name]; ok && old == value {
@@ -439,7 +439,7 @@ func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error 
 		return p.toTrash(filepath.Join(a.dir, dirBlobs, name), string(a.id)+"-bucket-"+name)
 	case silo.TypeConfig:
 		cfg := map[string]string{}
-		if err := readJSON(a.dir, fileConfig, &cfg); err != nil {
+		if err := a.readJSON(fileConfig, &cfg); err != nil {
 			return err
 		}
 		if _, ok := cfg[name]; !ok {
