@@ -10,7 +10,7 @@
 // Layout under Config.Dir:
 //
 //	master.key                   master key (0600), wraps every data key
-//	accounts/<id>/data.key       the account's key ring (wrapped data keys, see keyring.go); its presence makes the account exist
+//	accounts/<id>/data.key       the account's key ring (wrapped data keys, see keyring.go); its presence makes the account exist; a new account's also holds its first storage.key, config.json and resources.json until they are written as files (keyring.go, held.go)
 //	accounts/<id>/storage.key    the storage key, sealed under the data key; table values, blobs and logs are sealed under keys derived from it (seal.go)
 //	accounts/<id>/data.db        bbolt store, one bucket per table (created with the first table), values sealed
 //	accounts/<id>/blobs/<bucket>/ one directory per bucket, each blob sealed

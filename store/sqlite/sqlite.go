@@ -9,7 +9,9 @@
 // # Durability
 //
 // The database runs in WAL mode with synchronous=FULL, so a transaction that
-// Update reports as committed survives a process crash or power loss. Writers
+// Update reports as committed survives a process crash or power loss. The
+// log is not checkpointed when the store closes (wal.go): state.db-wal is
+// part of the state between processes. Writers
 // go through a single connection that begins with BEGIN IMMEDIATE; readers
 // (View) use a separate pool of query-only connections and run concurrently
 // with the writer. Open reads the settings back and refuses to start if the
