@@ -222,10 +222,10 @@ func newStorageKey(id silo.AccountID, dk *envelope.DataKey, keyID string) ([]byt
 // resealStorageKey reseals storage.key of a under dk (ring entry keyID),
 // opening it with the ring old. A data-key rotation calls it with both keys
 // in the ring, so a crash on either side of the write leaves it readable.
+//
+// It runs after the rotation's first writeRing, which wrote a new account's
+// storage key out of data.key into storage.key (settle).
 func (p *Provider) resealStorageKey(a *account, old keyRing, dk *envelope.DataKey, keyID string) error {
-	if err := p.settle(a); err != nil { // storage.key out of data.key (keyring.go)
-		return err
-	}
 	b, err := os.ReadFile(filepath.Join(a.dir, fileStorageKey))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // migrated at the next start
