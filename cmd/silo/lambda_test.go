@@ -39,6 +39,13 @@ var lambdaHost = sync.OnceValues(func() (string, error) {
 var lambdaHostDir string
 
 func TestMain(m *testing.M) {
+	if args := os.Getenv(cliArgsEnv); args != "" { // a child running silo (syncs_test.go)
+		var full []string
+		if err := json.Unmarshal([]byte(args), &full); err != nil {
+			os.Exit(2)
+		}
+		os.Exit(run(context.Background(), full, strings.NewReader(""), os.Stdout, os.Stderr))
+	}
 	code := m.Run()
 	if lambdaHostDir != "" {
 		os.RemoveAll(lambdaHostDir)

@@ -32,7 +32,7 @@ type manifestEntry struct {
 
 func (a *account) manifest() (manifest, error) {
 	var entries map[string]manifestEntry
-	if err := readJSON(a.dir, fileResources, &entries); err != nil {
+	if err := a.readJSON(fileResources, &entries); err != nil {
 		return nil, fmt.Errorf("account %s: %w", a.id, err)
 	}
 	m := make(manifest, len(entries))
@@ -63,7 +63,7 @@ func (a *account) replaceManifest(m manifest) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", fileResources, err)
 	}
-	return replaceFile(a.dir, fileResources, append(b, '\n'))
+	return a.putFile(fileResources, append(b, '\n'))
 }
 
 // Apply makes one change to one resource of the account. Effects by type:
@@ -268,7 +268,7 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 			return silo.Errorf(silo.CodeInvalid, "config %s: spec needs a string \"value\"", r.Name)
 		}
 		cfg := map[string]string{}
-		if err := readJSON(a.dir, fileConfig, &cfg); err != nil {
+		if err := a.readJSON(fileConfig, &cfg); err != nil {
 			return err
 		}
 		if old, ok := cfg[r.Name]; ok && old == value {
@@ -351,11 +351,12 @@ const maxImages = 16
 
 // storeImage returns the bytes of a new table store holding exactly the
 // given tables. Every new store of a stack is the same empty file, so it is
-// built once per set of tables in a process: bbolt builds it in a scratch
-// file in dir with its syncs off (its set-up syncs the scratch file once),
-// it is copied out whole (bbolt.Tx.WriteTo) and the scratch file removed.
-// Writing the copy into a new account then costs one sync. The image holds
-// bucket names only, never data.
+// built once per set of tables in a process: bbolt adds the tables with its
+// syncs off to an empty store written into a scratch file in dir
+// (emptyStore: bbolt's own set-up of a new file would sync it), it is
+// copied out whole (bbolt.Tx.WriteTo) and the scratch file removed. The
+// scratch file is never synced: only the copy in the account is, once.
+// The image holds bucket names only, never data.
 func (p *Provider) storeImage(dir string, tables []string) ([]byte, error) {
 	tables = slices.Clone(tables)
 	slices.Sort(tables)
@@ -369,8 +370,14 @@ func (p *Provider) storeImage(dir string, tables []string) ([]byte, error) {
 		return nil, err
 	}
 	scratch := f.Name()
-	f.Close()
 	defer os.Remove(scratch)
+	_, err = f.Write(emptyStore(os.Getpagesize()))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
 	db, _, err := openBolt(scratch, bbolt.Options{
 		Timeout:        storeLockWait,
 		NoFreelistSync: true,
@@ -432,7 +439,7 @@ func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error 
 		return p.toTrash(filepath.Join(a.dir, dirBlobs, name), string(a.id)+"-bucket-"+name)
 	case silo.TypeConfig:
 		cfg := map[string]string{}
-		if err := readJSON(a.dir, fileConfig, &cfg); err != nil {
+		if err := a.readJSON(fileConfig, &cfg); err != nil {
 			return err
 		}
 		if _, ok := cfg[name]; !ok {

@@ -110,6 +110,8 @@ type cachedFile struct {
 	trusted bool        // fi identifies the content at a recheck (cacheable)
 	m       map[string]string
 	ring    keyRing                            // slotRing only
+	held    map[string][]byte                  // slotRing only: the files data.key holds (keyring.go)
+	from    *cachedFile                        // slotConfig only: the ring whose copy of config.json this is (fi nil)
 	keys    []atomic.Pointer[envelope.DataKey] // slotRing only: ring[i] unwrapped, once used
 	storage atomic.Pointer[storageKeys]        // slotRing only: the storage keys, once used (seal.go)
 	checked atomic.Int64                       // Provider.now() before the last stat or read that found the file unchanged
@@ -195,11 +197,27 @@ func (p *Provider) load(ac *acctCache, id silo.AccountID, slot int, force bool) 
 			ac.files[slot].CompareAndSwap(c, nil)
 			return nil, errNoAccount(id)
 		}
-		if c != nil && c.fi == nil {
+		// A new account's config.json is in its data.key until written
+		// (keyring.go): the copy is served, bound to the ring it came from.
+		var from *cachedFile
+		if slot == slotConfig {
+			r, err := p.load(ac, id, slotRing, force)
+			if err != nil && silo.ErrorCode(err) != silo.CodeNotFound {
+				return nil, err
+			}
+			from = r
+		}
+		if c != nil && c.fi == nil && c.from == from {
 			c.checked.Store(now)
 			return c, nil
 		}
-		return p.store(ac, slot, &cachedFile{gen: gen, m: map[string]string{}}, now), nil
+		nc := &cachedFile{gen: gen, m: map[string]string{}, from: from}
+		if from != nil && from.held[fileConfig] != nil {
+			if err := json.Unmarshal(from.held[fileConfig], &nc.m); err != nil {
+				return nil, p.markDamaged(id, fileDataKey, "its copy of "+fileConfig+" is not valid JSON: "+err.Error())
+			}
+		}
+		return p.store(ac, slot, nc, now), nil
 	}
 	fi, err := os.Stat(path)
 	switch {
@@ -257,7 +275,7 @@ func decodeSlot(slot int, b []byte) (*cachedFile, string) {
 	nc := &cachedFile{}
 	if slot == slotRing {
 		var err error
-		if nc.ring, err = decodeRing(b); err != nil {
+		if nc.ring, nc.held, err = decodeAccount(b); err != nil {
 			return nil, err.Error()
 		}
 		if why := ringDamage(nc.ring); why != "" {
@@ -314,6 +332,9 @@ func readFileInfo(path string, afterOpen func(path string)) ([]byte, os.FileInfo
 // this process's cached copy once the file is in place (even if the write
 // failed part way, as the file may have been replaced).
 func (p *Provider) writeCached(a *account, name string, v any) error {
+	if a.held != nil {
+		return p.replaceCached(a, name, v)
+	}
 	defer p.invalidate(a.id)
 	return writeJSON(a.dir, name, v)
 }
@@ -327,9 +348,9 @@ func (p *Provider) replaceCached(a *account, name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
 	}
-	if err := replaceFile(a.dir, name, append(b, '\n')); err != nil {
+	if err := a.putFile(name, append(b, '\n')); err != nil {
 		return err
 	}
-	a.unsynced = true
+	a.unsynced = a.held == nil
 	return nil
 }

@@ -49,18 +49,25 @@ func (p *Provider) CheckAccount(ctx context.Context, id silo.AccountID) error {
 	} else if r, err := p.readRingNoFollow(a); err != nil {
 		add(err)
 	} else {
+		ok := true
 		for _, e := range r {
 			if _, _, err := p.unwrapEntry(id, e); err != nil {
 				add(err)
+				ok = false
 				break
 			}
+		}
+		// The storage key (storage.key, or a new account's copy in
+		// data.key) opens with the ring.
+		if _, _, err := p.keysOf(id, true); ok && err != nil {
+			add(err)
 		}
 	}
 
 	// The JSON files.
 	for _, name := range []string{fileConfig, fileResources} {
 		var m map[string]any
-		add(readJSON(a.dir, name, &m))
+		add(a.readJSON(name, &m))
 	}
 	sec := map[string]string{}
 	if err := readJSON(a.dir, fileSecrets, &sec); err != nil {
@@ -103,7 +110,7 @@ func (p *Provider) readRingNoFollow(a *account) (keyRing, error) {
 	if err != nil {
 		return nil, &fileDamage{name: fileDataKey, reason: err.Error()}
 	}
-	r, err := decodeRing(b)
+	r, _, err := decodeAccount(b)
 	if err != nil {
 		return nil, &fileDamage{name: fileDataKey, reason: err.Error()}
 	}

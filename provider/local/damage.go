@@ -44,12 +44,13 @@ func (e *DamageError) Error() string {
 
 // remedies says what to do about a damaged file, by file name.
 var remedies = map[string]string{
-	fileDB:        "restore it from a backup of the data dir (see docs/operations.md); the other accounts are not affected",
-	fileDataKey:   "restore it from a backup of the data dir; master.key is not at fault, and without this file the account's secrets cannot be read",
-	fileConfig:    "restore it from a backup of the data dir (see docs/operations.md)",
-	fileSecrets:   "restore it from a backup of the data dir, or move it away and set each of the account's secrets again (silo secret set)",
-	fileResources: "restore it from a backup of the data dir (see docs/operations.md)",
-	dirBlobs:      "restore it from a backup of the data dir; it must be a directory holding one directory per bucket",
+	fileDB:         "restore it from a backup of the data dir (see docs/operations.md); the other accounts are not affected",
+	fileDataKey:    "restore it from a backup of the data dir; master.key is not at fault, and without this file the account's secrets cannot be read",
+	fileStorageKey: "restore it and data.key together from a backup of the data dir; without it the account's tables, blobs and logs cannot be read",
+	fileConfig:     "restore it from a backup of the data dir (see docs/operations.md)",
+	fileSecrets:    "restore it from a backup of the data dir, or move it away and set each of the account's secrets again (silo secret set)",
+	fileResources:  "restore it from a backup of the data dir (see docs/operations.md)",
+	dirBlobs:       "restore it from a backup of the data dir; it must be a directory holding one directory per bucket",
 }
 
 // damage is one damaged file, as it was when found damaged.
@@ -321,9 +322,12 @@ func (p *Provider) unwrapFailed(id silo.AccountID, e ringEntry, err error) error
 // (stale), data.key is not the ring secrets.json was written with, or a
 // rotation replaced both between two reads (the caller retries); else the
 // value in secrets.json is damaged.
-func (p *Provider) secretFailed(id silo.AccountID, name, keyID string, stale bool) error {
+func (p *Provider) secretFailed(id silo.AccountID, file, name, keyID string, stale bool) error {
 	if stale { // maybe a rotation between two reads: the caller retries, so nothing is recorded
 		return silo.Errorf(silo.CodeUnavailable, "secret %s of account %s is sealed under data key %s, which %s does not hold; if this persists, data.key and secrets.json are not from the same moment: restore both from the same backup: %w", name, id, keyID, filepath.Join(p.accounts, string(id), fileDataKey), envelope.ErrDecrypt)
+	}
+	if file != fileSecrets {
+		return p.markDamagedErr(id, file, "the storage key in it does not decrypt", envelope.ErrDecrypt)
 	}
 	return p.markDamagedErr(id, fileSecrets, fmt.Sprintf("the value of secret %s does not decrypt", name), envelope.ErrDecrypt)
 }

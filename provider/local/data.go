@@ -259,7 +259,7 @@ func (d *data) Secret(ctx context.Context, name string) ([]byte, error) {
 		if !ok {
 			return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with PutSecret", clip(name), d.id)
 		}
-		pt, stale, err := d.p.openSecret(d.id, r.ring, r.keys, name, enc)
+		pt, stale, err := d.p.openSecret(d.id, r.ring, r.keys, fileSecrets, name, enc)
 		if stale && attempt < 3 {
 			continue
 		}

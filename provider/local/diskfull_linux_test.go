@@ -3,7 +3,9 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,7 +102,11 @@ func TestDamagedKeyRingBlamesTheRightFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b[len(b)-5] ^= 0xff // inside the wrapped key
+		end := len(b) // the end of the ring: the file's, or the account file's ring's
+		if bytes.HasPrefix(b, []byte(accountMagic)) {
+			end = len(accountMagic) + 4 + int(binary.BigEndian.Uint32(b[len(accountMagic):]))
+		}
+		b[end-5] ^= 0xff // inside the wrapped key
 		if err := os.WriteFile(path, b, fileMode); err != nil {
 			t.Fatal(err)
 		}

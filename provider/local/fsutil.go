@@ -80,23 +80,29 @@ func writeJSON(dir, name string, v any) error {
 
 // readJSON decodes dir/name into v; a missing file leaves v untouched.
 func readJSON(dir, name string, v any) error {
+	_, err := readJSONFound(dir, name, v)
+	return err
+}
+
+// readJSONFound is readJSON that also reports whether the file was there.
+func readJSONFound(dir, name string, v any) (bool, error) {
 	b, err := readNoFollow(filepath.Join(dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if errors.Is(err, syscall.EISDIR) {
-		return &fileDamage{name: name, reason: "a directory is in its place"}
+		return true, &fileDamage{name: name, reason: "a directory is in its place"}
 	}
 	if errors.Is(err, syscall.ELOOP) {
-		return &fileDamage{name: name, reason: "a link is in its place (never followed)"}
+		return true, &fileDamage{name: name, reason: "a link is in its place (never followed)"}
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
+		return true, fmt.Errorf("read %s: %w", name, err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return &fileDamage{name: name, reason: "not valid JSON: " + err.Error()}
+		return true, &fileDamage{name: name, reason: "not valid JSON: " + err.Error()}
 	}
-	return nil
+	return true, nil
 }
 
 // readNoFollow reads the file at path; a link there is not followed (ELOOP).

@@ -16,6 +16,22 @@ package local
 // always reported), wrapped by an unrecorded master key. It is read as is
 // and rewritten in the new format by the first rotation.
 //
+// A new account's data.key also holds its first storage.key, config.json
+// and resources.json (the account file, written once: one file and one
+// sync where four files took four):
+//
+//	"silo-account-v1\n"
+//	u32 len (big endian), the ring in the format above, magic included
+//	repeated: u8 len, file name | u32 len, the file's bytes
+//
+// A file of the account directory, once written, takes the place of its
+// copy in data.key (a write never removes one of these files), and the
+// first write of data.key (a rotation) writes the copies out as files
+// first (settle): the copies are never newer than the files and never
+// outlive the ring they were written with. Crypto-shredding is unchanged:
+// the storage key in data.key is sealed under the data key next to it, and
+// both are overwritten together.
+//
 // Each value in secrets.json is "<key ID>:<base64 envelope>"; a value with
 // no ID (written before rotation) is tried under every key in the ring.
 //
@@ -39,6 +55,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,7 +65,74 @@ import (
 	"github.com/silo-run/silo/provider"
 )
 
-const ringMagic = "silo-keyring-v2\n"
+const (
+	ringMagic    = "silo-keyring-v2\n"
+	accountMagic = "silo-account-v1\n"
+)
+
+// heldFiles are the files a new account's data.key holds (accountMagic),
+// in the order they are written.
+var heldFiles = []string{fileStorageKey, fileConfig, fileResources}
+
+// encodeAccount returns the account file: the ring r and the files held,
+// or the ring alone if held is empty.
+func encodeAccount(r keyRing, held map[string][]byte) []byte {
+	ring := r.encode()
+	if len(held) == 0 {
+		return ring
+	}
+	b := binary.BigEndian.AppendUint32([]byte(accountMagic), uint32(len(ring)))
+	b = append(b, ring...)
+	for _, name := range heldFiles {
+		if data, ok := held[name]; ok {
+			b = append(b, byte(len(name)))
+			b = append(b, name...)
+			b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
+			b = append(b, data...)
+		}
+	}
+	return b
+}
+
+// decodeAccount decodes data.key: its ring and the files it holds (nil
+// when it is a ring alone).
+func decodeAccount(b []byte) (keyRing, map[string][]byte, error) {
+	if !bytes.HasPrefix(b, []byte(accountMagic)) {
+		r, err := decodeRing(b)
+		return r, nil, err
+	}
+	b = b[len(accountMagic):]
+	if len(b) < 4 || uint64(len(b)-4) < uint64(binary.BigEndian.Uint32(b)) {
+		return nil, nil, errors.New("truncated account file")
+	}
+	n := int(binary.BigEndian.Uint32(b))
+	if !bytes.HasPrefix(b[4:4+n], []byte(ringMagic)) {
+		return nil, nil, errors.New("account file without a key ring")
+	}
+	r, err := decodeRing(b[4 : 4+n])
+	if err != nil {
+		return nil, nil, err
+	}
+	b = b[4+n:]
+	held := map[string][]byte{}
+	for len(b) > 0 {
+		if len(b) < 1+int(b[0])+4 {
+			return nil, nil, errors.New("truncated account file")
+		}
+		name := string(b[1 : 1+b[0]])
+		b = b[1+b[0]:]
+		size := binary.BigEndian.Uint32(b)
+		if uint64(len(b)-4) < uint64(size) {
+			return nil, nil, errors.New("truncated account file")
+		}
+		if !slices.Contains(heldFiles, name) {
+			return nil, nil, fmt.Errorf("account file holds an unknown file %q", name)
+		}
+		held[name] = bytes.Clone(b[4 : 4+size])
+		b = b[4+size:]
+	}
+	return r, held, nil
+}
 
 // Rotation steps passed to Config.OnRotateStep, each after its change is
 // durable.
@@ -142,7 +226,7 @@ func (p *Provider) readRing(a *account) (keyRing, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read data key of %s: %w", a.id, err)
 		}
-		r, err := decodeRing(b)
+		r, _, err := decodeAccount(b)
 		if err == nil && ringDamage(r) == "" {
 			return r, nil
 		}
@@ -163,10 +247,61 @@ func errDamagedRing(id silo.AccountID, path string, err error) error {
 }
 
 // writeRing replaces the account's data.key durably and overwrites the
-// blocks of the file it replaced, so keys left out of r are destroyed. It
+// blocks of the file it replaced, so keys left out of r are destroyed. The
+// files a new account's data.key holds are written out first (settle). It
 // drops this process's cached copy once the file is in place (even if the
-// write failed part way).
+// write failed part way). The caller holds the account's lock.
 func (p *Provider) writeRing(a *account, r keyRing) error {
+	if err := p.settle(a); err != nil {
+		return err
+	}
+	return p.replaceRing(a, r)
+}
+
+// settle writes out the files the account's data.key holds (those of a new
+// account: keyring.go) that are not in the directory already, each synced,
+// syncs the directory, then replaces data.key with its ring alone. A crash
+// in between leaves files equal to the copies, which data.key still holds.
+// Nothing to do for a data.key that is a ring alone. The caller holds the
+// account's lock.
+func (p *Provider) settle(a *account) error {
+	path := filepath.Join(a.dir, fileDataKey)
+	b, err := readNoFollow(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read data key of %s: %w", a.id, err)
+	}
+	r, held, err := decodeAccount(b)
+	if err != nil {
+		return errDamagedRing(a.id, path, err)
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	for _, name := range heldFiles {
+		data, ok := held[name]
+		if !ok {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(a.dir, name)); err == nil {
+			continue // written since: it took the copy's place
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("write out %s of %s: %w", name, a.id, err)
+		}
+		if err := replaceFile(a.dir, name, data); err != nil {
+			return fmt.Errorf("write out %s of %s: %w", name, a.id, err)
+		}
+	}
+	if err := syncDir(a.dir); err != nil {
+		return fmt.Errorf("write out the files of %s: %w", a.id, err)
+	}
+	return p.replaceRing(a, r)
+}
+
+// replaceRing is writeRing once data.key holds no files.
+func (p *Provider) replaceRing(a *account, r keyRing) error {
 	defer p.invalidate(a.id)
 	path := filepath.Join(a.dir, fileDataKey)
 	old, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -355,13 +490,13 @@ func decodeSecret(v string) (string, []byte, error) {
 // rewrapped it after r was read); the caller reads both again. keys, if not
 // nil, holds the unwrapped keys of r (cached with it, see cache.go): nil
 // ones are unwrapped and stored there.
-func (p *Provider) openSecret(acct silo.AccountID, r keyRing, keys []atomic.Pointer[envelope.DataKey], name, enc string) (pt []byte, stale bool, err error) {
+func (p *Provider) openSecret(acct silo.AccountID, r keyRing, keys []atomic.Pointer[envelope.DataKey], file, name, enc string) (pt []byte, stale bool, err error) {
 	id, env, err := decodeSecret(enc)
 	if err != nil {
-		return nil, false, p.secretFailed(acct, name, "", false)
+		return nil, false, p.secretFailed(acct, file, name, "", false)
 	}
 	if id != "" && !r.has(id) {
-		return nil, true, p.secretFailed(acct, name, id, true)
+		return nil, true, p.secretFailed(acct, file, name, id, true)
 	}
 	err = nil
 	for i, e := range r {
@@ -385,7 +520,7 @@ func (p *Provider) openSecret(acct silo.AccountID, r keyRing, keys []atomic.Poin
 			return pt, false, nil
 		}
 	}
-	return nil, false, p.secretFailed(acct, name, id, false)
+	return nil, false, p.secretFailed(acct, file, name, id, false)
 }
 
 func (p *Provider) step(name string, id silo.AccountID) error {
@@ -458,7 +593,7 @@ func (p *Provider) RotateDataKey(ctx context.Context, id silo.AccountID) error {
 	if len(sec) > 0 {
 		out := make(map[string]string, len(sec))
 		for name, enc := range sec {
-			pt, _, err := p.openSecret(id, old, nil, name, enc)
+			pt, _, err := p.openSecret(id, old, nil, fileSecrets, name, enc)
 			if err != nil {
 				return silo.Errorf(silo.CodeInternal, "rotate data key of %s: secret %s does not decrypt, so the old key is kept; restore secrets.json or set the secret again: %w", id, name, err)
 			}

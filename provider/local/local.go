@@ -10,7 +10,7 @@
 // Layout under Config.Dir:
 //
 //	master.key                   master key (0600), wraps every data key
-//	accounts/<id>/data.key       the account's key ring (wrapped data keys, see keyring.go); its presence makes the account exist
+//	accounts/<id>/data.key       the account's key ring (wrapped data keys, see keyring.go); its presence makes the account exist; a new account's also holds its first storage.key, config.json and resources.json until they are written as files (keyring.go, held.go)
 //	accounts/<id>/storage.key    the storage key, sealed under the data key; table values, blobs and logs are sealed under keys derived from it (seal.go)
 //	accounts/<id>/data.db        bbolt store, one bucket per table (created with the first table), values sealed
 //	accounts/<id>/blobs/<bucket>/ one directory per bucket, each blob sealed
@@ -455,10 +455,13 @@ var errNotCreated = errors.New("not created")
 // key and the effects and manifest of the changes cs: all of it is written
 // into a staging directory (accounts/.new-<id>), each file synced, then the
 // staging directory synced once, renamed to accounts/<id> and accounts/
-// synced. The account appears whole or not at all: its name holds the
-// storage key whenever it holds the data key, and the manifest and every
-// effect it records, with one directory sync for all of them where writing
-// in place needs one per key, one before the manifest and one after it.
+// synced. The storage key, config.json and the manifest are not files of
+// their own: data.key holds them with the ring (keyring.go), so the
+// account file is one write and one sync, written last. The account
+// appears whole or not at all: its name holds the storage key whenever it
+// holds the data key, and the manifest and every effect it records, with
+// one directory sync for all of them where writing in place needs one per
+// key, one before the manifest and one after it.
 // A crash leaves either the account or a staging directory, which the next
 // creation of that ID moves to the trash.
 //
@@ -483,18 +486,19 @@ func (p *Provider) stageAccount(a *account, cs []silo.Change) (done int, err err
 		return notCreated(err)
 	}
 	ring := keyRing{{id: envelope.Fingerprint(wrapped), master: m.Fingerprint(), wrapped: wrapped}}
-	if err := writeStorageKey(stage, a.id, dk, ring[0].id); err != nil {
+	sk, err := newStorageKey(a.id, dk, ring[0].id)
+	if err != nil {
 		return notCreated(err)
 	}
-	if err := replaceFile(stage, fileDataKey, ring.encode()); err != nil {
-		return notCreated(err)
-	}
+	sa := &account{id: a.id, dir: stage, held: map[string][]byte{fileStorageKey: sk}}
 	var applyErr error
 	if len(cs) > 0 {
-		sa := &account{id: a.id, dir: stage}
 		if done, applyErr = p.applyStaged(sa, cs); errors.Is(applyErr, errNotCreated) {
 			return notCreated(applyErr)
 		}
+	}
+	if err := replaceFile(stage, fileDataKey, encodeAccount(ring, sa.held)); err != nil {
+		return notCreated(err)
 	}
 	if err := syncDir(stage); err != nil {
 		return notCreated(err)

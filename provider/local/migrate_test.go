@@ -3,6 +3,8 @@ package local
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +21,21 @@ import (
 func legacyAccount(t *testing.T, dir string, id silo.AccountID, values, blobs map[string]string) {
 	t.Helper()
 	acct := filepath.Join(dir, "accounts", string(id))
-	if err := os.Remove(filepath.Join(acct, fileStorageKey)); err != nil {
+	// An older silo's account has no storage key: neither storage.key nor
+	// a copy in data.key (keyring.go), which keeps its ring alone.
+	if err := os.Remove(filepath.Join(acct, fileStorageKey)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(acct, fileDataKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, held, err := decodeAccount(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(held, fileStorageKey)
+	if err := os.WriteFile(filepath.Join(acct, fileDataKey), encodeAccount(ring, held), fileMode); err != nil {
 		t.Fatal(err)
 	}
 	db, err := bbolt.Open(filepath.Join(acct, fileDB), 0o600, nil)

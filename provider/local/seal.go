@@ -86,14 +86,18 @@ func errNoStorageKey(id silo.AccountID, dir string) error {
 // the ring r. stale reports that storage.key names a key not in r, or a key
 // of r did not unwrap: the caller reads the ring again.
 func (p *Provider) openStorageKey(id silo.AccountID, r *cachedFile) (sk *storageKeys, stale bool, err error) {
+	file := fileStorageKey
 	b, err := os.ReadFile(filepath.Join(p.accounts, string(id), fileStorageKey))
+	if held, ok := r.held[fileStorageKey]; ok && errors.Is(err, fs.ErrNotExist) {
+		file, b, err = fileDataKey, held, nil // a new account's, in data.key (keyring.go)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, true, errNoStorageKey(id, p.cfg.Dir)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("read storage key of %s: %w", id, err)
 	}
-	raw, stale, err := p.openSecret(id, r.ring, r.keys, labelStorageKey, strings.TrimSpace(string(b)))
+	raw, stale, err := p.openSecret(id, r.ring, r.keys, file, labelStorageKey, strings.TrimSpace(string(b)))
 	if err != nil {
 		return nil, stale, silo.Errorf(silo.CodeInternal, "the storage key of account %s does not open with its data key; restore %s and %s together from backup: %w", id, fileStorageKey, fileDataKey, err)
 	}
@@ -192,23 +196,35 @@ func (sk *storageKeys) openBlob(id silo.AccountID, bucket, key string, env []byt
 	return v, nil
 }
 
-// writeStorageKey creates the storage key of a new account, sealed under dk
-// (the ring entry keyID), and writes storage.key.
+// writeStorageKey creates the storage key of an account migrated to
+// encryption at rest, sealed under dk (the ring entry keyID), and writes
+// storage.key; the caller syncs dir before its data is sealed.
 func writeStorageKey(dir string, id silo.AccountID, dk *envelope.DataKey, keyID string) error {
+	b, err := newStorageKey(id, dk, keyID)
+	if err != nil {
+		return err
+	}
+	return replaceFile(dir, fileStorageKey, b)
+}
+
+// newStorageKey creates a storage key sealed under dk (the ring entry
+// keyID) and returns the contents of storage.key for it.
+func newStorageKey(id silo.AccountID, dk *envelope.DataKey, keyID string) ([]byte, error) {
 	raw := envelope.NewStorageKey()
 	defer clear(raw)
 	env, err := dk.Seal(labelStorageKey, raw)
 	if err != nil {
-		return fmt.Errorf("seal storage key of %s: %w", id, err)
+		return nil, fmt.Errorf("seal storage key of %s: %w", id, err)
 	}
-	// The caller syncs dir: a new account's once both keys are in it
-	// (stageAccount), a migrated account's before its data is sealed.
-	return replaceFile(dir, fileStorageKey, []byte(encodeSecret(keyID, env)+"\n"))
+	return []byte(encodeSecret(keyID, env) + "\n"), nil
 }
 
 // resealStorageKey reseals storage.key of a under dk (ring entry keyID),
 // opening it with the ring old. A data-key rotation calls it with both keys
 // in the ring, so a crash on either side of the write leaves it readable.
+//
+// It runs after the rotation's first writeRing, which wrote a new account's
+// storage key out of data.key into storage.key (settle).
 func (p *Provider) resealStorageKey(a *account, old keyRing, dk *envelope.DataKey, keyID string) error {
 	b, err := os.ReadFile(filepath.Join(a.dir, fileStorageKey))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -217,7 +233,7 @@ func (p *Provider) resealStorageKey(a *account, old keyRing, dk *envelope.DataKe
 	if err != nil {
 		return fmt.Errorf("read storage key of %s: %w", a.id, err)
 	}
-	raw, _, err := p.openSecret(a.id, old, nil, labelStorageKey, strings.TrimSpace(string(b)))
+	raw, _, err := p.openSecret(a.id, old, nil, fileStorageKey, labelStorageKey, strings.TrimSpace(string(b)))
 	if err != nil {
 		return silo.Errorf(silo.CodeInternal, "the storage key of account %s does not open, so the old data key is kept; restore %s from backup: %w", a.id, fileStorageKey, err)
 	}
@@ -261,8 +277,13 @@ func (p *Provider) migrateAll() error {
 		if !exists(filepath.Join(dir, fileDataKey)) {
 			continue // not an account: the remains of a create or delete
 		}
-		if exists(filepath.Join(dir, fileStorageKey)) && !exists(filepath.Join(dir, fileMigrating)) {
-			continue
+		if !exists(filepath.Join(dir, fileMigrating)) {
+			if exists(filepath.Join(dir, fileStorageKey)) {
+				continue
+			}
+			if held, err := readHeld(dir); err == nil && held[fileStorageKey] != nil {
+				continue // a new account's storage key, in data.key (keyring.go)
+			}
 		}
 		if err := p.migrateAccount(id); err != nil {
 			return fmt.Errorf("local provider: encrypt the data of account %s at rest: %w", id, err)
@@ -285,6 +306,11 @@ func (p *Provider) migrateAccount(id silo.AccountID) error {
 		return err
 	}
 	defer unlock()
+	// A storage key in data.key (keyring.go) is one: written out, it is
+	// found below.
+	if err := p.settle(a); err != nil {
+		return err
+	}
 	if !exists(filepath.Join(a.dir, fileStorageKey)) {
 		if err := writeFile(a.dir, fileMigrating, nil); err != nil {
 			return err

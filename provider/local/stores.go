@@ -31,6 +31,9 @@ type account struct {
 	// created an entry in dir without syncing dir; ApplyBatch syncs it
 	// once before it writes the manifest. Guarded by mu.
 	unsynced bool
+	// held, while the account is staged (stageAccount), holds the files
+	// its data.key will hold (held.go); nil otherwise.
+	held map[string][]byte
 	// fresh names the tables of the store newStore has just built for
 	// the apply under way, which ensure need not open the store to find.
 	// Guarded by mu; cleared when the apply ends.

@@ -215,5 +215,10 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := sqlTx.Commit(); err != nil {
 		return s.openErr("commit schema migration", err)
 	}
+	// The log outlives the process (wal.go); a new or upgraded schema goes
+	// into the database file at once.
+	if _, err := s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return s.openErr("checkpoint schema migration", err)
+	}
 	return nil
 }

@@ -9,7 +9,9 @@
 // # Durability
 //
 // The database runs in WAL mode with synchronous=FULL, so a transaction that
-// Update reports as committed survives a process crash or power loss. Writers
+// Update reports as committed survives a process crash or power loss. The
+// log is not checkpointed when the store closes (wal.go): state.db-wal is
+// part of the state between processes. Writers
 // go through a single connection that begins with BEGIN IMMEDIATE; readers
 // (View) use a separate pool of query-only connections and run concurrently
 // with the writer. Open reads the settings back and refuses to start if the
@@ -109,10 +111,7 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	}
 	base := abs + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(" + sync + ")"
 
-	s.w, err = sql.Open("sqlite", base+"&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", abs, err)
-	}
+	s.w = openDB(base + "&_txlock=immediate")
 	s.w.SetMaxOpenConns(1)
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
@@ -137,11 +136,7 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	// Accounts10k/list 48-56 ms and 48-52 ms. Idle memory after 1,000
 	// tenants were served once (go run ./bench -scenario idle-memory
 	// -tenants 1000): SQLite's residue +4.1 MiB -> +0.6 MiB.
-	s.r, err = sql.Open("sqlite", base+"&_pragma=query_only(1)&_pragma=cache_size(-64)")
-	if err != nil {
-		s.w.Close()
-		return nil, fmt.Errorf("open %s: %w", abs, err)
-	}
+	s.r = openDB(base + "&_pragma=query_only(1)&_pragma=cache_size(-64)")
 	n := max(4, runtime.GOMAXPROCS(0))
 	s.r.SetMaxOpenConns(n)
 	s.r.SetMaxIdleConns(n)
