@@ -39,7 +39,12 @@ import (
 //  3. tags it silo:claimed-by with the silo account (the owner alone
 //     writes this tag);
 //  4. renames it NamePrefix+id (Account Management PutAccountName): the
-//     commit point, after which the account is the tenant's by name.
+//     commit point, after which the account is the tenant's by name;
+//     then removes its own silo:claiming key.
+//
+// A claimer whose move AWS refuses removes its silo:claiming key again,
+// so that a claim leaves no key of its own behind unless it stopped in
+// the middle.
 //
 // A claim that stopped after step 3 is finished by the next CreateAccount
 // of the same account, which finds the pool account claimed for it. One
@@ -419,7 +424,7 @@ func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind)
 				ready = append(ready, a)
 			}
 		case a.claimedBy == id:
-			return a.awsID, p.rename(ctx, id, a.awsID)
+			return a.awsID, p.commit(ctx, id, a.awsID)
 		case a.wonBy(id) && time.Since(a.claimants[id]) < p.cfg.ClaimTimeout/2:
 			// This account's own claim moved it and stopped: finish it
 			// while no server may yet count it abandoned.
@@ -428,7 +433,7 @@ func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind)
 			if err != nil {
 				return "", err
 			}
-			return a.awsID, p.rename(ctx, id, a.awsID)
+			return a.awsID, p.commit(ctx, id, a.awsID)
 		case p.abandoned(a, pool):
 			if _, err := p.giveBack(ctx, id, a, pool); err != nil {
 				return "", err
@@ -465,8 +470,13 @@ func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, 
 		return false, err
 	}
 	won, err := p.casMove(ctx, id, awsID, pool, ou, "move the warm pool account it takes into OU "+ouNames[kind])
-	if err != nil || !won {
+	if err != nil {
 		return false, err
+	}
+	if !won {
+		// Another claim took it: this claim's key would only stand in the
+		// way of the winner's (poolAccount.wonBy).
+		return false, p.untagClaim(ctx, id, awsID)
 	}
 	if time.Since(began) > p.cfg.ClaimTimeout/2 {
 		// Too slow: another server may soon return the account to the
@@ -478,13 +488,23 @@ func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, 
 	if err != nil {
 		return false, err
 	}
-	return true, p.rename(ctx, id, awsID)
+	return true, p.commit(ctx, id, awsID)
 }
 
-// rename names pool account awsID NamePrefix+id: the claim's commit point.
-func (p *Provider) rename(ctx context.Context, id silo.AccountID, awsID string) error {
+// commit names pool account awsID NamePrefix+id, the claim's commit point,
+// then removes the claim's silo:claiming key: the account is id's.
+func (p *Provider) commit(ctx context.Context, id silo.AccountID, awsID string) error {
 	_, err := p.acct.PutAccountName(ctx, &account.PutAccountNameInput{AccountId: aws.String(awsID), AccountName: aws.String(p.cfg.NamePrefix + string(id))})
-	return fail(id, "rename the warm pool account it takes", err)
+	if err != nil {
+		return fail(id, "rename the warm pool account it takes", err)
+	}
+	return p.untagClaim(ctx, id, awsID)
+}
+
+// untagClaim removes the silo:claiming key of id's claim from awsID.
+func (p *Provider) untagClaim(ctx context.Context, id silo.AccountID, awsID string) error {
+	_, err := p.org.UntagResource(ctx, &organizations.UntagResourceInput{ResourceId: aws.String(awsID), TagKeys: []string{tagClaiming + string(id)}})
+	return fail(id, "remove its claiming tag from a warm pool account", err)
 }
 
 // stamp formats t for a tag.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,6 +185,24 @@ func raceForOnePoolAccount(t *testing.T, kinds [2]silo.Kind) {
 	if after, err := fresh.Pool(ctx); err != nil || len(after.Ready) != 0 || len(after.Taken) != 0 {
 		t.Errorf("pool after the race = %+v, %v; want empty, nothing left taken", after, err)
 	}
+	// Must not: a claiming tag left on the account, the winner's or the
+	// loser's. The twin, where both stay because both claims stopped, is
+	// TestPoolRaceThenCrashIsNotAdopted.
+	if keys := claimingKeys(org.Tags(pooledID)); len(keys) != 0 {
+		t.Errorf("the pool account the race was for still carries %v; want no claiming tag", keys)
+	}
+}
+
+// claimingKeys returns the silo:claiming keys among tags, sorted.
+func claimingKeys(tags map[string]string) []string {
+	var out []string
+	for k := range tags {
+		if strings.HasPrefix(k, "silo:claiming:") {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TestTwoServersClaimFromOnePool onboards 12 tenants at once, 6 through
@@ -383,6 +402,9 @@ func TestPoolRaceThenCrashIsNotAdopted(t *testing.T) {
 		if err := restarted.CreateAccount(ctx, id, silo.KindTenant); err != nil {
 			t.Fatalf("CreateAccount(%s) after the crash: %v", id, err)
 		}
+	}
+	if keys := claimingKeys(org.Tags(st.Ready[0])); !slices.Equal(keys, []string{"silo:claiming:acme", "silo:claiming:globex"}) {
+		t.Errorf("after both claims stopped the pool account carries claiming tags %v; want acme's and globex's", keys)
 	}
 	acme, globex := awsIDOf(t, restarted, "acme"), awsIDOf(t, restarted, "globex")
 	if acme == globex || acme == st.Ready[0] || globex == st.Ready[0] {
