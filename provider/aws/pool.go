@@ -260,8 +260,9 @@ func (p *Provider) poolInFlight(ctx context.Context) ([]orgtypes.CreateAccountSt
 // into OU "pool". A creation that outlasts the wait is left to AWS and
 // counted as creating; the next FillPool waits for it again. Accounts out
 // of the pool that name no owner yet count as the pool's (they come
-// back). Fills are serialized within a process; two servers filling at
-// once may create an account or two more than the size.
+// back). Fills are serialized within a process; servers filling at once
+// count the pool again before each creation, so that together they create
+// at most one account each more than the size.
 //
 // # Errors
 //
@@ -295,6 +296,14 @@ func (p *Provider) FillPool(ctx context.Context) error {
 			ready++ // a claim in its last steps, or abandoned recently
 		}
 	}
+	return p.growPool(ctx, ready)
+}
+
+// growPool creates pool accounts until the pool holds PoolSize: ready
+// counts the accounts it holds besides the creations in progress. After
+// each creation it counts the pool again (poolCount), for another server
+// may be filling it too; it never creates more than the pool lacked.
+func (p *Provider) growPool(ctx context.Context, ready int) error {
 	inFlight, err := p.poolInFlight(ctx)
 	if err != nil {
 		return err
@@ -325,8 +334,28 @@ func (p *Provider) FillPool(ctx context.Context) error {
 		if err := p.finishPoolAccount(ctx, out.CreateAccountStatus); err != nil && !provider.IsPending(err) {
 			return err
 		}
+		if have, err := p.poolCount(ctx); err != nil || have >= p.cfg.PoolSize {
+			return err
+		}
 	}
 	return nil
+}
+
+// poolCount returns how many accounts the pool holds or AWS is creating
+// for it, as FillPool counts them, without changing anything.
+func (p *Provider) poolCount(ctx context.Context) (int, error) {
+	pool, accts, err := p.scanPool(ctx, poolID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range accts {
+		if a.parent == pool || a.inRoot || a.claimedBy == "" {
+			n++
+		}
+	}
+	inFlight, err := p.poolInFlight(ctx)
+	return n + len(inFlight), err
 }
 
 // finishPoolAccount waits for a pool account's creation and moves it from

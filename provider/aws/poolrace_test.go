@@ -38,7 +38,8 @@ func serverOn(t *testing.T, org *awstest.Org, edit ...func(*siloaws.Config)) *si
 // arm until all k have arrived, so that k claimers move one pool account
 // at the same moment, and records the error codes AWS answered them.
 type rendezvous struct {
-	k int
+	k  int
+	op string // service.operation of the calls held
 
 	mu      sync.Mutex
 	armed   bool
@@ -47,7 +48,12 @@ type rendezvous struct {
 	codes   []string // the answers to the held calls: "" for success
 }
 
-func newRendezvous(k int) *rendezvous { return &rendezvous{k: k, all: make(chan struct{})} }
+func newRendezvous(k int) *rendezvous { return newRendezvousOn(k, "MoveAccount") }
+
+// newRendezvousOn holds k calls of Organizations operation op instead.
+func newRendezvousOn(k int, op string) *rendezvous {
+	return &rendezvous{k: k, op: "Organizations." + op, all: make(chan struct{})}
+}
 
 func (r *rendezvous) arm() {
 	r.mu.Lock()
@@ -68,7 +74,7 @@ func (r *rendezvous) met() bool {
 func (r *rendezvous) install(cfg *siloaws.Config) {
 	cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, func(s *middleware.Stack) error {
 		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("silo-rendezvous", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx) != "Organizations.MoveAccount" {
+			if awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx) != r.op {
 				return next.HandleInitialize(ctx, in)
 			}
 			r.mu.Lock()
@@ -413,5 +419,44 @@ func TestPoolRaceThenCrashIsNotAdopted(t *testing.T) {
 	after, err := restarted.Pool(ctx)
 	if err != nil || len(after.Taken) != 1 || after.Taken[0].AWSAccountID != st.Ready[0] || after.Taken[0].Account != "" {
 		t.Errorf("pool after = %+v, %v; want %s taken with no owner", after, err, st.Ready[0])
+	}
+}
+
+// TestTwoServersFillOnePool makes two providers fill an empty pool of 3 at
+// the same moment: both counted it empty and their first creations are
+// held until both arrive. Each counts the pool again after each creation,
+// so together they create at most one account more than the size (each
+// server's last); without the recount each created 3, twice the size.
+// The twin: the pool is full.
+func TestTwoServersFillOnePool(t *testing.T) {
+	ctx := context.Background()
+	const size = 3
+	r := newRendezvousOn(2, "CreateAccount")
+	p1, org := newAWS(t, pooled(size), r.install)
+	p2 := serverOn(t, org, pooled(size), r.install)
+	r.arm()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, p := range []*siloaws.Provider{p1, p2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.FillPool(ctx)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if !r.met() {
+		t.Fatalf("the two fills did not create at the same moment (codes %v); the test did not race", r.codes)
+	}
+	st, err := p1.Pool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := org.OrgCalls()["CreateAccount"]
+	if len(st.Ready) < size || created > size+1 {
+		t.Errorf("two fills at once: %d ready, %d CreateAccount calls; want at least %d ready and at most %d calls", len(st.Ready), created, size, size+1)
 	}
 }
