@@ -16,19 +16,29 @@ import (
 // A tenant returned by a rollback runs the release it ran before, named as
 // that release everywhere: the registry and silo tenant show say its ID,
 // the release keeps its note, it is the current release, and the tenant
-// serves that release's version. Both ways back are covered: a gate that
-// rolls a broken canary back, and an operator's rollback of a release that
-// went out.
+// serves that release's version; on Lambda, the live version of each
+// function names that release (SILO_RELEASE, under which its invocations
+// count). Both ways back are covered, on both providers: a gate that rolls
+// a broken canary back, and an operator's rollback of a release that went
+// out.
 func TestRollbackReturnsTheEarlierRelease(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
+		aws      bool
 		operator bool // the rollout of B succeeds and the operator rolls it back
 	}{
-		{"gate rolls back", false},
-		{"operator rolls back", true},
+		{"local/gate rolls back", false, false},
+		{"local/operator rolls back", false, true},
+		{"aws/gate rolls back", true, false},
+		{"aws/operator rolls back", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := silotest.New(t)
+			var p *silotest.Platform
+			if tc.aws {
+				p = silotest.NewAWS(t)
+			} else {
+				p = silotest.New(t)
+			}
 			app := silotest.CopyExample(t)
 			ctx := context.Background()
 			pp := p.Platform()
@@ -71,6 +81,11 @@ func TestRollbackReturnsTheEarlierRelease(t *testing.T) {
 			for range 40 {
 				acme.GET(t, "/findings?fail=1")
 			}
+			// The gate counts what the provider counted: on Lambda, once
+			// the host's output reached CloudWatch Logs.
+			for until := time.Now().Add(time.Minute); p.Requests(t, "acme") < 40 && time.Now().Before(until); {
+				time.Sleep(500 * time.Millisecond)
+			}
 			p.Clock().Advance(time.Minute)
 			r = waitRollout(t, pp.Runner, r.ID, "done", func(r rollout.Rollout) bool { return r.State != rollout.StateRunning })
 			want := rollout.StateFailed
@@ -84,6 +99,10 @@ func TestRollbackReturnsTheEarlierRelease(t *testing.T) {
 				if body := string(acme.GET(t, "/findings").Body); !strings.Contains(body, `"version":"v2"`) {
 					t.Fatalf("after B went out acme serves %s, want v2", body)
 				}
+				// The twin of the check after the rollback: list, the one
+				// function B changed, runs under B (the others keep the
+				// release they were deployed under).
+				checkLiveRelease(t, p, "acme", relB.ID, "silo-fn-list")
 				back, err := pp.Runner.Rollback(ctx, r.ID)
 				if err != nil {
 					t.Fatal(err)
@@ -105,6 +124,7 @@ func TestRollbackReturnsTheEarlierRelease(t *testing.T) {
 				if d.Account.Release != relA {
 					t.Errorf("tenant show %s: release %q, want %s (A)", id, d.Account.Release, relA)
 				}
+				checkLiveRelease(t, p, id, relA)
 			}
 			if err := pp.Store.View(ctx, func(tx store.Tx) error {
 				cur, err := tx.CurrentRelease()
@@ -126,5 +146,31 @@ func TestRollbackReturnsTheEarlierRelease(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// checkLiveRelease checks, on Lambda, that the live version of each of
+// acct's Lambda functions fns (all of them if none) names release rel
+// (SILO_RELEASE); on the local provider the registry is all there is.
+func checkLiveRelease(t *testing.T, p *silotest.Platform, acct silo.AccountID, rel string, fns ...string) {
+	t.Helper()
+	org, prov := p.AWS()
+	if org == nil {
+		return
+	}
+	awsID, err := prov.AWSAccountID(context.Background(), acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fns) == 0 {
+		fns = org.Functions(awsID)
+	}
+	if len(fns) == 0 {
+		t.Fatalf("%s has no function on Lambda", acct)
+	}
+	for _, fn := range fns {
+		if code, ok := org.Function(awsID, fn, "live"); !ok || code.Env["SILO_RELEASE"] != rel {
+			t.Errorf("function %s of %s: the live version names release %q, want %s", fn, acct, code.Env["SILO_RELEASE"], rel)
+		}
 	}
 }
