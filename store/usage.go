@@ -228,6 +228,37 @@ func CheckUsageFunction(name string) error {
 	return nil
 }
 
+// DayTable is a table of days a store keeps, one row per day and key:
+// its name, the columns of its key after day, how its hours roll up, and
+// what its pruning is called in errors.
+type DayTable struct {
+	Name   string
+	Key    []string
+	RollUp func([]byte) ([]byte, error)
+	Op     string
+}
+
+// DayTables are the tables of days of every store: usage and stored bytes.
+func DayTables() []DayTable {
+	return []DayTable{
+		{Name: "usage", Key: []string{"account", "function"}, RollUp: RollUp, Op: "prune usage"},
+		{Name: "stored_usage", Key: []string{"account"}, RollUp: RollUpStored, Op: "prune stored bytes"},
+	}
+}
+
+// PruneDays runs prune, a store's pruning of one table of days (see
+// Tx.PruneUsage), over DayTables and adds up what it rolled and deleted.
+func PruneDays(prune func(DayTable) (rolled, deleted int64, err error)) (rolled, deleted int64, err error) {
+	for _, dt := range DayTables() {
+		r, d, err := prune(dt)
+		if err != nil {
+			return 0, 0, err
+		}
+		rolled, deleted = rolled+r, deleted+d
+	}
+	return rolled, deleted, nil
+}
+
 // RolledDay is a row of a table of days (usage, stored bytes) as a store
 // reads it to roll its hours up: its day number, the other columns of its
 // key, and its stored form.

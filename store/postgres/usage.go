@@ -134,27 +134,14 @@ func (t *tx) PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted in
 	if err := t.writable("prune usage"); err != nil {
 		return 0, 0, err
 	}
-	for _, d := range []struct {
-		op, table string
-		key       []string
-		roll      func([]byte) ([]byte, error)
-	}{
-		{"prune usage", "usage", []string{"account", "function"}, store.RollUp},
-		{"prune stored bytes", "stored_usage", []string{"account"}, store.RollUpStored},
-	} {
-		r, n, err := t.prune(d.op, d.table, d.key, hourlyBefore, dailyBefore, d.roll)
-		if err != nil {
-			return 0, 0, err
-		}
-		rolled, deleted = rolled+r, deleted+n
-	}
-	return rolled, deleted, nil
+	return store.PruneDays(func(dt store.DayTable) (int64, int64, error) { return t.prune(dt, hourlyBefore, dailyBefore) })
 }
 
-// prune applies PruneUsage's retention to table, a table of days keyed by
-// day and the columns key: it deletes the days before dailyBefore and rolls
-// each day before hourlyBefore that still holds hours up with roll.
-func (t *tx) prune(op, table string, key []string, hourlyBefore, dailyBefore time.Time, roll func([]byte) ([]byte, error)) (rolled, deleted int64, err error) {
+// prune applies PruneUsage's retention to the table of days dt: it deletes
+// the days before dailyBefore and rolls each day before hourlyBefore that
+// still holds hours up.
+func (t *tx) prune(dt store.DayTable, hourlyBefore, dailyBefore time.Time) (rolled, deleted int64, err error) {
+	op, table, key := dt.Op, dt.Name, dt.Key
 	tag, err := t.exec(op, `DELETE FROM `+table+` WHERE day < $1`, store.DayNumber(dailyBefore))
 	if err != nil {
 		return 0, 0, err
@@ -183,7 +170,7 @@ func (t *tx) prune(op, table string, key []string, hourlyBefore, dailyBefore tim
 		match[i] = fmt.Sprintf("%s = $%d", k, i+3)
 	}
 	for _, d := range days {
-		data, err := roll(d.Data)
+		data, err := dt.RollUp(d.Data)
 		if err != nil {
 			return 0, 0, fmt.Errorf("%s of %s: %w", op, d, err)
 		}
