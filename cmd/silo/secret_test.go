@@ -29,17 +29,7 @@ func TestSecretValueNeverComesBack(t *testing.T) {
 	rand.Read(nb[:])
 	canary := "canary-" + hex.EncodeToString(nb[:])
 
-	put := func(account, name string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPut, f.url+"/v1/accounts/"+account+"/secrets/"+name, strings.NewReader(canary))
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b) + strings.Join(resp.Header.Values("Location"), "")
-	}
+	put := func(account, name string) (int, string) { return putSecret(t, f.url, f.token, account, name, canary) }
 	for _, tc := range []struct {
 		name, account, secret string
 		wantOK                bool
@@ -129,15 +119,7 @@ func itoa(n int) string {
 func TestSecretSizeLimit(t *testing.T) {
 	f := startRemote(t)
 	put := func(value string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPut, f.url+"/v1/accounts/demo-acme/secrets/github-token", strings.NewReader(value))
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return putSecret(t, f.url, f.token, "demo-acme", "github-token", value)
 	}
 	cli := func(value string) (int, string) {
 		var out, errOut bytes.Buffer
@@ -172,4 +154,19 @@ func TestSecretSizeLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// putSecret sets a secret through the control-plane API at url and returns
+// the status and what came back (the body and any Location header).
+func putSecret(t *testing.T, url, token, account, name, value string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, url+"/v1/accounts/"+account+"/secrets/"+name, strings.NewReader(value))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b) + strings.Join(resp.Header.Values("Location"), "")
 }
