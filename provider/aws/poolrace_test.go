@@ -460,3 +460,94 @@ func TestTwoServersFillOnePool(t *testing.T) {
 		t.Errorf("two fills at once: %d ready, %d CreateAccount calls; want at least %d ready and at most %d calls", len(st.Ready), created, size, size+1)
 	}
 }
+
+// crashAfterWonMove returns an edit that stops a provider after the first
+// Organizations MoveAccount that AWS carried out once *armed, of all the
+// providers given the same once, as a process killed then would; refused
+// moves and later ones go on.
+func crashAfterWonMove(armed *atomic.Bool, once *sync.Once) func(*siloaws.Config) {
+	return func(cfg *siloaws.Config) {
+		cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("silo-crash-after-won-move", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				if err == nil && armed.Load() && awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx) == "Organizations.MoveAccount" {
+					crash := false
+					once.Do(func() { crash = true })
+					if crash {
+						return middleware.InitializeOutput{}, md, errCrash
+					}
+				}
+				return out, md, err
+			}), middleware.After)
+		})
+	}
+}
+
+// TestPoolRaceWinnerCrashIsAdopted: two servers race for the pool's only
+// account; the winner stops right after its move, the loser runs to its
+// end (an account of its own) and takes its claiming tag back. The account
+// then carries the winner's tag alone, so the winner's retry finishes the
+// claim on the pool's account with no new AWS account. Its twin, where the
+// loser stopped too and both tags stay, is TestPoolRaceThenCrashIsNotAdopted.
+func TestPoolRaceWinnerCrashIsAdopted(t *testing.T) {
+	ctx := context.Background()
+	r := newRendezvous(2)
+	var armed atomic.Bool
+	var once sync.Once
+	p1, org := newAWS(t, pooled(1), r.install, crashAfterWonMove(&armed, &once))
+	p2 := serverOn(t, org, pooled(1), r.install, crashAfterWonMove(&armed, &once))
+	if err := p1.FillPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p1.Pool(ctx)
+	if err != nil || len(st.Ready) != 1 {
+		t.Fatalf("pool = %+v, %v; want 1 ready", st, err)
+	}
+	pooledID := st.Ready[0]
+	r.arm()
+	armed.Store(true)
+	ids := []silo.AccountID{"acme", "globex"}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, p := range []*siloaws.Provider{p1, p2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.CreateAccount(ctx, ids[i], silo.KindTenant)
+		}()
+	}
+	wg.Wait()
+	if !r.met() {
+		t.Fatalf("the two claims did not move the pool account at the same moment (codes %v)", r.codes)
+	}
+	winner, loser := -1, -1 // the winner's claim stopped with an error
+	for i, err := range errs {
+		if err != nil {
+			winner = i
+		} else {
+			loser = i
+		}
+	}
+	if winner < 0 || loser < 0 {
+		t.Fatalf("CreateAccount = %v; want one claim stopped after its move and one finished", errs)
+	}
+	if keys := claimingKeys(org.Tags(pooledID)); !slices.Equal(keys, []string{"silo:claiming:" + string(ids[winner])}) {
+		t.Errorf("after the race the pool account carries claiming tags %v; want the winner's (%s) alone", keys, ids[winner])
+	}
+	restarted := serverOn(t, org, pooled(1))
+	if err := restarted.CreateAccount(ctx, ids[winner], silo.KindTenant); err != nil {
+		t.Fatalf("CreateAccount(%s) after its crash: %v", ids[winner], err)
+	}
+	if got := awsIDOf(t, restarted, ids[winner]); got != pooledID {
+		t.Errorf("%s is AWS account %s, want the pool's %s", ids[winner], got, pooledID)
+	}
+	if got := awsIDOf(t, restarted, ids[loser]); got == pooledID {
+		t.Errorf("%s, which lost the race, is the pool's account %s too", ids[loser], pooledID)
+	}
+	if n := org.OrgCalls()["CreateAccount"]; n != 2 {
+		t.Errorf("Organizations.CreateAccount called %d times, want 2 (the pool's and the loser's)", n)
+	}
+	if keys := claimingKeys(org.Tags(pooledID)); len(keys) != 0 {
+		t.Errorf("after the finished claim the account carries %v; want no claiming tag", keys)
+	}
+}
