@@ -1,12 +1,9 @@
 package platform_test
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,10 +33,9 @@ var lambdaHost = awstest.LambdaHost
 
 // lambdaOrg is a platform whose AWS provider runs the functions on Lambda
 // in the emulated organization. The emulator runs no function itself, so
-// the harness plays Lambda's part: it runs the silo Lambda host of the
-// code a function's live alias names as a child process serving the
-// account's Runtime API, and starts it anew when the alias has moved (as
-// Lambda starts containers of a new version) before each smoke test.
+// the harness plays Lambda's part (awstest.Org.Run): a container of the
+// code a function's live alias names serves the account's Runtime API,
+// started anew when the alias has moved, before each smoke test.
 type lambdaOrg struct {
 	t    *testing.T
 	p    *silotest.Platform
@@ -47,16 +43,7 @@ type lambdaOrg struct {
 	org  *awstest.Org
 
 	mu     sync.Mutex
-	hosts  map[string]*lambdaProc // account/function → its running host
-	smokes int                    // smoke tests run through the provider
-}
-
-type lambdaProc struct {
-	zip  []byte
-	env  map[string]string
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	done chan struct{}
+	smokes int // smoke tests run through the provider
 }
 
 // runsLambda is the AWS provider as the platform sees it, with the
@@ -87,7 +74,7 @@ func newLambdaOrg(t *testing.T, pollTimeout time.Duration) *lambdaOrg {
 	if _, err := lambdaHost(); err != nil {
 		t.Fatal(err)
 	}
-	o := &lambdaOrg{t: t, org: awstest.NewFunctionOrg(t), hosts: map[string]*lambdaProc{}}
+	o := &lambdaOrg{t: t, org: awstest.NewFunctionOrg(t)}
 	arch := "x86_64"
 	if goruntime.GOARCH != "amd64" {
 		arch = goruntime.GOARCH
@@ -109,13 +96,6 @@ func newLambdaOrg(t *testing.T, pollTimeout time.Duration) *lambdaOrg {
 	o.prov = prov
 	o.p = silotest.New(t, silotest.WithConfig(func(c *platform.Config) { c.Provider = runsLambda{Provider: prov, o: o} }))
 	artifacts = filepath.Join(o.p.Platform().Config().DataDir, "artifacts")
-	t.Cleanup(func() {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		for k, h := range o.hosts {
-			o.stop(k, h)
-		}
-	})
 	return o
 }
 
@@ -128,71 +108,14 @@ func (o *lambdaOrg) awsID(acct silo.AccountID) string {
 	return id
 }
 
-// stop ends a host; o.mu is held.
-func (o *lambdaOrg) stop(key string, h *lambdaProc) {
-	h.cmd.Process.Kill()
-	<-h.done
-	if o.t.Failed() {
-		o.t.Logf("silo-lambda %s:\n%s", key, h.out)
-	}
-	delete(o.hosts, key)
-}
-
-// ensureHost makes the host of function fn of acct run the code its live
-// alias names, and returns what that host has written so far.
-func (o *lambdaOrg) ensureHost(acct silo.AccountID, fn string) *lambdaProc {
-	t := o.t
-	awsID := o.awsID(acct)
-	name := "silo-fn-" + fn
-	code, ok := o.org.Function(awsID, name, "live")
+// ensureHost makes the container of function fn of acct run the code its
+// live alias names, and returns it.
+func (o *lambdaOrg) ensureHost(acct silo.AccountID, fn string) *awstest.Container {
+	c, ok := o.org.Run(o.awsID(acct), "silo-fn-"+fn, "live")
 	if !ok {
-		t.Errorf("function %s of %s has no live alias", fn, acct)
-		return nil
+		o.t.Errorf("function %s of %s has no live alias", fn, acct)
 	}
-	key := string(acct) + "/" + fn
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if h := o.hosts[key]; h != nil {
-		if bytes.Equal(h.zip, code.Zip) && maps.Equal(h.env, code.Env) {
-			return h
-		}
-		o.stop(key, h)
-	}
-	root := t.TempDir()
-	zr, err := zip.NewReader(bytes.NewReader(code.Zip), int64(len(code.Zip)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(rc)
-		rc.Close()
-		p := filepath.Join(root, filepath.FromSlash(f.Name)) // the prepared part is in a directory
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, b, f.Mode().Perm()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command(filepath.Join(root, "bootstrap"))
-	cmd.Env = []string{
-		"AWS_LAMBDA_RUNTIME_API=" + o.org.RuntimeAPI(awsID, name), "LAMBDA_TASK_ROOT=" + root,
-		"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=AKIDEMULATED", "AWS_SECRET_ACCESS_KEY=emulated",
-		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + root, "TMPDIR=" + t.TempDir(),
-	}
-	for k, v := range code.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	h := &lambdaProc{zip: code.Zip, env: code.Env, cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = h.out, h.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(h.done) }()
-	o.hosts[key] = h
-	return h
+	return c
 }
 
 // call sends a request to acct's own HTTP API (execute-api on the
@@ -401,9 +324,7 @@ func TestFunctionsOnLambdaThroughThePlatform(t *testing.T) {
 			t.Fatalf("GET /log: %d %s, want 200", st, body)
 		}
 		// Lambda's part: the host's output into the function's log group.
-		o.mu.Lock()
-		out := guest.out.String()
-		o.mu.Unlock()
+		out := guest.Output()
 		awsID := o.awsID("acme")
 		cwl := cloudwatchlogs.NewFromConfig(o.org.Config(), func(opt *cloudwatchlogs.Options) { opt.BaseEndpoint = aws.String(o.org.Endpoint(awsID)) })
 		group, stream := aws.String("/aws/lambda/silo-fn-guest"), aws.String("2026/01/01/[1]abc")

@@ -96,9 +96,7 @@ func TestGatesOnLambdaReadTheHostsCounters(t *testing.T) {
 					st, _ := o.call("acme", "GET", "/findings", c.Key)
 					statuses[st]++
 				}
-				o.mu.Lock()
-				out := h.out.String()
-				o.mu.Unlock()
+				out := h.Output()
 				streams++
 				stream := aws.String("2026/01/01/[" + string(rune('0'+streams)) + "]gates")
 				if _, err := cwl.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: group, LogStreamName: stream}); err != nil {

@@ -34,6 +34,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
@@ -378,9 +379,12 @@ func (s *Server) routes() {
 		if err != nil {
 			return 0, nil, err
 		}
-		v, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 64<<10))
+		// Read past the limit so that a value too large is refused with
+		// its size (provider.CheckSecretSize, in SetSecret).
+		const maxRead = 64 << 10
+		v, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxRead))
 		if err != nil {
-			return 0, nil, silo.Errorf(silo.CodeInvalid, "a secret value is at most 64 KiB")
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "secret %s is over %d bytes; a secret holds at most %d bytes; keep large data in a bucket and in the secret only what opens it", r.PathValue("name"), maxRead, provider.MaxSecretSize)
 		}
 		return http.StatusNoContent, nil, s.cfg.Plane.SetSecret(r.Context(), id, r.PathValue("name"), v)
 	})

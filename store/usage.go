@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -72,6 +74,23 @@ type UsageCursor struct {
 	Day      time.Time      `json:"day"`
 	Account  silo.AccountID `json:"account"`
 	Function string         `json:"function"`
+}
+
+// Days returns the stored day numbers q reads: from (included) to to
+// (excluded), each unbounded when its time is zero, and the day of its
+// cursor (math.MinInt64 without one).
+func (q UsageQuery) Days() (from, to, after int64) {
+	from, to, after = DayNumber(q.From), math.MaxInt64, math.MinInt64
+	if q.From.IsZero() {
+		from = math.MinInt64
+	}
+	if !q.To.IsZero() {
+		to = DayNumber(q.To)
+	}
+	if q.After != nil {
+		after = DayNumber(q.After.Day)
+	}
+	return from, to, after
 }
 
 // DayNumber is a UTC day as stored: days since the Unix epoch.
@@ -208,3 +227,68 @@ func CheckUsageFunction(name string) error {
 	}
 	return nil
 }
+
+// DayTable is a table of days a store keeps, one row per day and key:
+// its name, the columns of its key after day, how its hours roll up, and
+// what its pruning is called in errors.
+type DayTable struct {
+	Name   string
+	Key    []string
+	RollUp func([]byte) ([]byte, error)
+	Op     string
+}
+
+// DayTables are the tables of days of every store: usage and stored bytes.
+func DayTables() []DayTable {
+	return []DayTable{
+		{Name: "usage", Key: []string{"account", "function"}, RollUp: RollUp, Op: "prune usage"},
+		{Name: "stored_usage", Key: []string{"account"}, RollUp: RollUpStored, Op: "prune stored bytes"},
+	}
+}
+
+// PruneDays runs prune, a store's pruning of one table of days (see
+// Tx.PruneUsage), over DayTables and adds up what it rolled and deleted.
+func PruneDays(prune func(DayTable) (rolled, deleted int64, err error)) (rolled, deleted int64, err error) {
+	for _, dt := range DayTables() {
+		r, d, err := prune(dt)
+		if err != nil {
+			return 0, 0, err
+		}
+		rolled, deleted = rolled+r, deleted+d
+	}
+	return rolled, deleted, nil
+}
+
+// RolledDay is a row of a table of days (usage, stored bytes) as a store
+// reads it to roll its hours up: its day number, the other columns of its
+// key, and its stored form.
+type RolledDay struct {
+	Day  int64
+	Key  []string
+	Data []byte
+}
+
+// NewRolledDay returns a row to scan whose key has n columns after the day.
+func NewRolledDay(n int) RolledDay { return RolledDay{Key: make([]string, n)} }
+
+// Dest returns the scan destinations of the row: day, key columns, data.
+func (d *RolledDay) Dest() []any {
+	out := []any{&d.Day}
+	for i := range d.Key {
+		out = append(out, &d.Key[i])
+	}
+	return append(out, &d.Data)
+}
+
+// Args returns the arguments of the update that stores data as the row's
+// new form: data, day, key columns.
+func (d RolledDay) Args(data []byte) []any {
+	out := []any{data, d.Day}
+	for _, k := range d.Key {
+		out = append(out, k)
+	}
+	return out
+}
+
+// String names the row's key after its day, "acme/list".
+func (d RolledDay) String() string { return strings.Join(d.Key, "/") }

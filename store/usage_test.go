@@ -1,7 +1,9 @@
 package store
 
 import (
+	"math"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -44,5 +46,30 @@ func TestUsageCodec(t *testing.T) {
 	}
 	if _, _, err := DecodeUsage([]byte{9, 0}); err == nil {
 		t.Errorf("unknown format byte: decoded without error")
+	}
+}
+
+// TestUsageQueryDays: the day numbers a query reads, each bound open when
+// its time is zero.
+func TestUsageQueryDays(t *testing.T) {
+	d1 := time.Date(2026, 12, 1, 15, 4, 0, 0, time.UTC)
+	d5 := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	n1, n5 := DayNumber(d1), DayNumber(d5)
+	for _, tc := range []struct {
+		name            string
+		q               UsageQuery
+		from, to, after int64
+	}{
+		{"no bounds", UsageQuery{}, math.MinInt64, math.MaxInt64, math.MinInt64},
+		{"from", UsageQuery{From: d1}, n1, math.MaxInt64, math.MinInt64},
+		{"to", UsageQuery{To: d5}, math.MinInt64, n5, math.MinInt64},
+		{"both and a cursor", UsageQuery{From: d1, To: d5, After: &UsageCursor{Day: d1.Add(24 * time.Hour)}}, n1, n5, n1 + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			from, to, after := tc.q.Days()
+			if from != tc.from || to != tc.to || after != tc.after {
+				t.Errorf("Days() = %d, %d, %d; want %d, %d, %d", from, to, after, tc.from, tc.to, tc.after)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
 )
 
@@ -126,6 +127,11 @@ func printKeys(w io.Writer, keys []store.APIKey) {
 	}
 }
 
+// maxSecretRead is how much of standard input silo secret set reads: more
+// than a secret holds (provider.MaxSecretSize), so that a value too large
+// is refused with its size.
+const maxSecretRead = 64 << 10
+
 func newSecretCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "secret",
@@ -140,16 +146,21 @@ readable only by that tenant's functions that are granted it. The control plane 
 		Example: "  silo secret set acme github-token < token.txt",
 		Args:    exactArgs(2, "a tenant ID and a secret name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			val, err := io.ReadAll(io.LimitReader(g.stdin, 64<<10+1))
+			val, err := io.ReadAll(io.LimitReader(g.stdin, maxSecretRead+1))
 			if err != nil {
 				return err
 			}
-			if len(val) > 64<<10 {
-				return silo.Errorf(silo.CodeInvalid, "secret value is over 64 KiB; store large data in a bucket")
+			if len(val) > maxSecretRead {
+				return silo.Errorf(silo.CodeInvalid, "secret %s is over %d bytes; a secret holds at most %d bytes; keep large data in a bucket and in the secret only what opens it", args[1], maxSecretRead, provider.MaxSecretSize)
 			}
 			val = bytes.TrimSuffix(val, []byte("\n"))
 			if len(val) == 0 {
 				return silo.Errorf(silo.CodeInvalid, "no value on standard input; pipe it in: silo secret set %s %s < file", args[0], args[1])
+			}
+			// Refused here as the provider would refuse it, before the
+			// server is asked.
+			if err := provider.CheckSecretSize(args[1], val); err != nil {
+				return err
 			}
 			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/sqlite"
 )
@@ -28,17 +29,7 @@ func TestSecretValueNeverComesBack(t *testing.T) {
 	rand.Read(nb[:])
 	canary := "canary-" + hex.EncodeToString(nb[:])
 
-	put := func(account, name string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPut, f.url+"/v1/accounts/"+account+"/secrets/"+name, strings.NewReader(canary))
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b) + strings.Join(resp.Header.Values("Location"), "")
-	}
+	put := func(account, name string) (int, string) { return putSecret(t, f.url, f.token, account, name, canary) }
 	for _, tc := range []struct {
 		name, account, secret string
 		wantOK                bool
@@ -119,4 +110,63 @@ func TestSecretValueNeverComesBack(t *testing.T) {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestSecretSizeLimit: silo secret set and the API refuse a value larger
+// than every provider holds with one error naming the secret, its size and
+// the limit, and take a value at the limit (a trailing newline of the CLI's
+// input not counted); a value past what is read is refused too.
+func TestSecretSizeLimit(t *testing.T) {
+	f := startRemote(t)
+	put := func(value string) (int, string) {
+		return putSecret(t, f.url, f.token, "demo-acme", "github-token", value)
+	}
+	cli := func(value string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{"secret", "set", "demo-acme", "github-token", "--data-dir", f.client, "--server", f.url, "--token", f.token}, strings.NewReader(value), &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	at, over := strings.Repeat("k", provider.MaxSecretSize), strings.Repeat("k", provider.MaxSecretSize+1)
+	huge := strings.Repeat("k", 64<<10+1)
+	for _, tc := range []struct {
+		name  string
+		do    func(string) (int, string)
+		value string
+		want  []string // in the error; none: it is set
+	}{
+		{"API at the limit", put, at, nil},
+		{"API one byte over", put, over, []string{"github-token", "4097 bytes", "at most 4096 bytes", "bucket"}},
+		{"API past what is read", put, huge, []string{"github-token", "over 65536 bytes", "at most 4096 bytes", "bucket"}},
+		{"CLI at the limit, with a newline", cli, at + "\n", nil},
+		{"CLI one byte over", cli, over, []string{"github-token", "4097 bytes", "at most 4096 bytes", "bucket"}},
+		{"CLI past what is read", cli, huge, []string{"github-token", "over 65536 bytes", "at most 4096 bytes", "bucket"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, msg := tc.do(tc.value)
+			ok := code == 0 || code == http.StatusNoContent
+			if ok != (tc.want == nil) {
+				t.Fatalf("got %d %s; want success %v", code, msg, tc.want == nil)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not say %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+// putSecret sets a secret through the control-plane API at url and returns
+// the status and what came back (the body and any Location header).
+func putSecret(t *testing.T, url, token, account, name, value string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, url+"/v1/accounts/"+account+"/secrets/"+name, strings.NewReader(value))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b) + strings.Join(resp.Header.Values("Location"), "")
 }

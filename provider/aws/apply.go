@@ -516,8 +516,8 @@ func (m *member) tables(ctx context.Context, id silo.AccountID) (map[string]bool
 // # Errors
 //
 // CodeNotFound if the account does not exist or the secret is not declared;
-// CodeInvalid if value does not fit a standard-tier parameter: text over
-// MaxSecretSize bytes, other data over MaxBinarySecretSize.
+// CodeInvalid if value is larger than every provider holds
+// (provider.CheckSecretSize), before any AWS call.
 func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error {
 	if err := parseID(id); err != nil {
 		return err
@@ -525,7 +525,7 @@ func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string
 	if err := validateName(silo.TypeSecret, name); err != nil {
 		return err
 	}
-	if err := checkSecretSize(name, value); err != nil {
+	if err := provider.CheckSecretSize(name, value); err != nil {
 		return err
 	}
 	awsID, err := p.awsID(ctx, id)

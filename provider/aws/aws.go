@@ -33,13 +33,6 @@ import (
 // Limits the provider holds every account to, the same as the local
 // provider's, so that one silo.yaml behaves the same on both.
 const (
-	// MaxSecretSize is the largest secret value PutSecret accepts when it
-	// is text (UTF-8 without control characters but tab and line breaks):
-	// a standard-tier SSM parameter holds 4 KB. Other data is stored as
-	// base64, so MaxBinarySecretSize bytes of it fit. The local provider
-	// takes 64 KiB of either.
-	MaxSecretSize       = maxParamValue
-	MaxBinarySecretSize = (maxParamValue - len(binaryMark)) / 4 * 3
 	// MaxKeySize is the longest table or blob key, in bytes (the largest
 	// DynamoDB sort key and S3 object key).
 	MaxKeySize = provider.MaxKeySize

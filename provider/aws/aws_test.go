@@ -44,7 +44,7 @@ func TestConformance(t *testing.T) {
 		p, org := newAWS(t, func(c *siloaws.Config) { c.Principal, c.PollTimeout = principal, time.Millisecond })
 		org.SlowCreations(1)
 		return p
-	}, providertest.CreatesPending(), providertest.SecretLimit(siloaws.MaxSecretSize))
+	}, providertest.CreatesPending())
 }
 
 // newProviderOn returns a second provider on org, as a restarted server.

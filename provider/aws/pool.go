@@ -39,7 +39,12 @@ import (
 //  3. tags it silo:claimed-by with the silo account (the owner alone
 //     writes this tag);
 //  4. renames it NamePrefix+id (Account Management PutAccountName): the
-//     commit point, after which the account is the tenant's by name.
+//     commit point, after which the account is the tenant's by name;
+//     then removes its own silo:claiming key.
+//
+// A claimer whose move AWS refuses removes its silo:claiming key again,
+// so that a claim leaves no key of its own behind unless it stopped in
+// the middle.
 //
 // A claim that stopped after step 3 is finished by the next CreateAccount
 // of the same account, which finds the pool account claimed for it. One
@@ -255,8 +260,9 @@ func (p *Provider) poolInFlight(ctx context.Context) ([]orgtypes.CreateAccountSt
 // into OU "pool". A creation that outlasts the wait is left to AWS and
 // counted as creating; the next FillPool waits for it again. Accounts out
 // of the pool that name no owner yet count as the pool's (they come
-// back). Fills are serialized within a process; two servers filling at
-// once may create an account or two more than the size.
+// back). Fills are serialized within a process; servers filling at once
+// count the pool again before each creation, so that together they create
+// at most one account each more than the size.
 //
 // # Errors
 //
@@ -290,6 +296,14 @@ func (p *Provider) FillPool(ctx context.Context) error {
 			ready++ // a claim in its last steps, or abandoned recently
 		}
 	}
+	return p.growPool(ctx, ready)
+}
+
+// growPool creates pool accounts until the pool holds PoolSize: ready
+// counts the accounts it holds besides the creations in progress. After
+// each creation it counts the pool again (poolCount), for another server
+// may be filling it too; it never creates more than the pool lacked.
+func (p *Provider) growPool(ctx context.Context, ready int) error {
 	inFlight, err := p.poolInFlight(ctx)
 	if err != nil {
 		return err
@@ -320,8 +334,28 @@ func (p *Provider) FillPool(ctx context.Context) error {
 		if err := p.finishPoolAccount(ctx, out.CreateAccountStatus); err != nil && !provider.IsPending(err) {
 			return err
 		}
+		if have, err := p.poolCount(ctx); err != nil || have >= p.cfg.PoolSize {
+			return err
+		}
 	}
 	return nil
+}
+
+// poolCount returns how many accounts the pool holds or AWS is creating
+// for it, as FillPool counts them, without changing anything.
+func (p *Provider) poolCount(ctx context.Context) (int, error) {
+	pool, accts, err := p.scanPool(ctx, poolID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range accts {
+		if a.parent == pool || a.inRoot || a.claimedBy == "" {
+			n++
+		}
+	}
+	inFlight, err := p.poolInFlight(ctx)
+	return n + len(inFlight), err
 }
 
 // finishPoolAccount waits for a pool account's creation and moves it from
@@ -419,7 +453,7 @@ func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind)
 				ready = append(ready, a)
 			}
 		case a.claimedBy == id:
-			return a.awsID, p.rename(ctx, id, a.awsID)
+			return a.awsID, p.commit(ctx, id, a.awsID)
 		case a.wonBy(id) && time.Since(a.claimants[id]) < p.cfg.ClaimTimeout/2:
 			// This account's own claim moved it and stopped: finish it
 			// while no server may yet count it abandoned.
@@ -428,7 +462,7 @@ func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind)
 			if err != nil {
 				return "", err
 			}
-			return a.awsID, p.rename(ctx, id, a.awsID)
+			return a.awsID, p.commit(ctx, id, a.awsID)
 		case p.abandoned(a, pool):
 			if _, err := p.giveBack(ctx, id, a, pool); err != nil {
 				return "", err
@@ -465,8 +499,13 @@ func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, 
 		return false, err
 	}
 	won, err := p.casMove(ctx, id, awsID, pool, ou, "move the warm pool account it takes into OU "+ouNames[kind])
-	if err != nil || !won {
+	if err != nil {
 		return false, err
+	}
+	if !won {
+		// Another claim took it: this claim's key would only stand in the
+		// way of the winner's (poolAccount.wonBy).
+		return false, p.untagClaim(ctx, id, awsID)
 	}
 	if time.Since(began) > p.cfg.ClaimTimeout/2 {
 		// Too slow: another server may soon return the account to the
@@ -478,13 +517,23 @@ func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, 
 	if err != nil {
 		return false, err
 	}
-	return true, p.rename(ctx, id, awsID)
+	return true, p.commit(ctx, id, awsID)
 }
 
-// rename names pool account awsID NamePrefix+id: the claim's commit point.
-func (p *Provider) rename(ctx context.Context, id silo.AccountID, awsID string) error {
+// commit names pool account awsID NamePrefix+id, the claim's commit point,
+// then removes the claim's silo:claiming key: the account is id's.
+func (p *Provider) commit(ctx context.Context, id silo.AccountID, awsID string) error {
 	_, err := p.acct.PutAccountName(ctx, &account.PutAccountNameInput{AccountId: aws.String(awsID), AccountName: aws.String(p.cfg.NamePrefix + string(id))})
-	return fail(id, "rename the warm pool account it takes", err)
+	if err != nil {
+		return fail(id, "rename the warm pool account it takes", err)
+	}
+	return p.untagClaim(ctx, id, awsID)
+}
+
+// untagClaim removes the silo:claiming key of id's claim from awsID.
+func (p *Provider) untagClaim(ctx context.Context, id silo.AccountID, awsID string) error {
+	_, err := p.org.UntagResource(ctx, &organizations.UntagResourceInput{ResourceId: aws.String(awsID), TagKeys: []string{tagClaiming + string(id)}})
+	return fail(id, "remove its claiming tag from a warm pool account", err)
 }
 
 // stamp formats t for a tag.

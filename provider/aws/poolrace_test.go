@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,7 +38,8 @@ func serverOn(t *testing.T, org *awstest.Org, edit ...func(*siloaws.Config)) *si
 // arm until all k have arrived, so that k claimers move one pool account
 // at the same moment, and records the error codes AWS answered them.
 type rendezvous struct {
-	k int
+	k  int
+	op string // service.operation of the calls held
 
 	mu      sync.Mutex
 	armed   bool
@@ -46,7 +48,12 @@ type rendezvous struct {
 	codes   []string // the answers to the held calls: "" for success
 }
 
-func newRendezvous(k int) *rendezvous { return &rendezvous{k: k, all: make(chan struct{})} }
+func newRendezvous(k int) *rendezvous { return newRendezvousOn(k, "MoveAccount") }
+
+// newRendezvousOn holds k calls of Organizations operation op instead.
+func newRendezvousOn(k int, op string) *rendezvous {
+	return &rendezvous{k: k, op: "Organizations." + op, all: make(chan struct{})}
+}
 
 func (r *rendezvous) arm() {
 	r.mu.Lock()
@@ -67,7 +74,7 @@ func (r *rendezvous) met() bool {
 func (r *rendezvous) install(cfg *siloaws.Config) {
 	cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, func(s *middleware.Stack) error {
 		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("silo-rendezvous", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx) != "Organizations.MoveAccount" {
+			if awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx) != r.op {
 				return next.HandleInitialize(ctx, in)
 			}
 			r.mu.Lock()
@@ -184,6 +191,24 @@ func raceForOnePoolAccount(t *testing.T, kinds [2]silo.Kind) {
 	if after, err := fresh.Pool(ctx); err != nil || len(after.Ready) != 0 || len(after.Taken) != 0 {
 		t.Errorf("pool after the race = %+v, %v; want empty, nothing left taken", after, err)
 	}
+	// Must not: a claiming tag left on the account, the winner's or the
+	// loser's. The twin, where both stay because both claims stopped, is
+	// TestPoolRaceThenCrashIsNotAdopted.
+	if keys := claimingKeys(org.Tags(pooledID)); len(keys) != 0 {
+		t.Errorf("the pool account the race was for still carries %v; want no claiming tag", keys)
+	}
+}
+
+// claimingKeys returns the silo:claiming keys among tags, sorted.
+func claimingKeys(tags map[string]string) []string {
+	var out []string
+	for k := range tags {
+		if strings.HasPrefix(k, "silo:claiming:") {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TestTwoServersClaimFromOnePool onboards 12 tenants at once, 6 through
@@ -384,6 +409,9 @@ func TestPoolRaceThenCrashIsNotAdopted(t *testing.T) {
 			t.Fatalf("CreateAccount(%s) after the crash: %v", id, err)
 		}
 	}
+	if keys := claimingKeys(org.Tags(st.Ready[0])); !slices.Equal(keys, []string{"silo:claiming:acme", "silo:claiming:globex"}) {
+		t.Errorf("after both claims stopped the pool account carries claiming tags %v; want acme's and globex's", keys)
+	}
 	acme, globex := awsIDOf(t, restarted, "acme"), awsIDOf(t, restarted, "globex")
 	if acme == globex || acme == st.Ready[0] || globex == st.Ready[0] {
 		t.Errorf("acme is %s, globex %s; want two new accounts, neither the pool's %s", acme, globex, st.Ready[0])
@@ -391,5 +419,135 @@ func TestPoolRaceThenCrashIsNotAdopted(t *testing.T) {
 	after, err := restarted.Pool(ctx)
 	if err != nil || len(after.Taken) != 1 || after.Taken[0].AWSAccountID != st.Ready[0] || after.Taken[0].Account != "" {
 		t.Errorf("pool after = %+v, %v; want %s taken with no owner", after, err, st.Ready[0])
+	}
+}
+
+// TestTwoServersFillOnePool makes two providers fill an empty pool of 3 at
+// the same moment: both counted it empty and their first creations are
+// held until both arrive. Each counts the pool again after each creation,
+// so together they create at most one account more than the size (each
+// server's last); without the recount each created 3, twice the size.
+// The twin: the pool is full.
+func TestTwoServersFillOnePool(t *testing.T) {
+	ctx := context.Background()
+	const size = 3
+	r := newRendezvousOn(2, "CreateAccount")
+	p1, org := newAWS(t, pooled(size), r.install)
+	p2 := serverOn(t, org, pooled(size), r.install)
+	r.arm()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, p := range []*siloaws.Provider{p1, p2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.FillPool(ctx)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if !r.met() {
+		t.Fatalf("the two fills did not create at the same moment (codes %v); the test did not race", r.codes)
+	}
+	st, err := p1.Pool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := org.OrgCalls()["CreateAccount"]
+	if len(st.Ready) < size || created > size+1 {
+		t.Errorf("two fills at once: %d ready, %d CreateAccount calls; want at least %d ready and at most %d calls", len(st.Ready), created, size, size+1)
+	}
+}
+
+// crashAfterWonMove returns an edit that stops a provider after the first
+// Organizations MoveAccount that AWS carried out once *armed, of all the
+// providers given the same once, as a process killed then would; refused
+// moves and later ones go on.
+func crashAfterWonMove(armed *atomic.Bool, once *sync.Once) func(*siloaws.Config) {
+	return func(cfg *siloaws.Config) {
+		cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("silo-crash-after-won-move", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				if err == nil && armed.Load() && awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx) == "Organizations.MoveAccount" {
+					crash := false
+					once.Do(func() { crash = true })
+					if crash {
+						return middleware.InitializeOutput{}, md, errCrash
+					}
+				}
+				return out, md, err
+			}), middleware.After)
+		})
+	}
+}
+
+// TestPoolRaceWinnerCrashIsAdopted: two servers race for the pool's only
+// account; the winner stops right after its move, the loser runs to its
+// end (an account of its own) and takes its claiming tag back. The account
+// then carries the winner's tag alone, so the winner's retry finishes the
+// claim on the pool's account with no new AWS account. Its twin, where the
+// loser stopped too and both tags stay, is TestPoolRaceThenCrashIsNotAdopted.
+func TestPoolRaceWinnerCrashIsAdopted(t *testing.T) {
+	ctx := context.Background()
+	r := newRendezvous(2)
+	var armed atomic.Bool
+	var once sync.Once
+	p1, org := newAWS(t, pooled(1), r.install, crashAfterWonMove(&armed, &once))
+	p2 := serverOn(t, org, pooled(1), r.install, crashAfterWonMove(&armed, &once))
+	if err := p1.FillPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p1.Pool(ctx)
+	if err != nil || len(st.Ready) != 1 {
+		t.Fatalf("pool = %+v, %v; want 1 ready", st, err)
+	}
+	pooledID := st.Ready[0]
+	r.arm()
+	armed.Store(true)
+	ids := []silo.AccountID{"acme", "globex"}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, p := range []*siloaws.Provider{p1, p2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.CreateAccount(ctx, ids[i], silo.KindTenant)
+		}()
+	}
+	wg.Wait()
+	if !r.met() {
+		t.Fatalf("the two claims did not move the pool account at the same moment (codes %v)", r.codes)
+	}
+	winner, loser := -1, -1 // the winner's claim stopped with an error
+	for i, err := range errs {
+		if err != nil {
+			winner = i
+		} else {
+			loser = i
+		}
+	}
+	if winner < 0 || loser < 0 {
+		t.Fatalf("CreateAccount = %v; want one claim stopped after its move and one finished", errs)
+	}
+	if keys := claimingKeys(org.Tags(pooledID)); !slices.Equal(keys, []string{"silo:claiming:" + string(ids[winner])}) {
+		t.Errorf("after the race the pool account carries claiming tags %v; want the winner's (%s) alone", keys, ids[winner])
+	}
+	restarted := serverOn(t, org, pooled(1))
+	if err := restarted.CreateAccount(ctx, ids[winner], silo.KindTenant); err != nil {
+		t.Fatalf("CreateAccount(%s) after its crash: %v", ids[winner], err)
+	}
+	if got := awsIDOf(t, restarted, ids[winner]); got != pooledID {
+		t.Errorf("%s is AWS account %s, want the pool's %s", ids[winner], got, pooledID)
+	}
+	if got := awsIDOf(t, restarted, ids[loser]); got == pooledID {
+		t.Errorf("%s, which lost the race, is the pool's account %s too", ids[loser], pooledID)
+	}
+	if n := org.OrgCalls()["CreateAccount"]; n != 2 {
+		t.Errorf("Organizations.CreateAccount called %d times, want 2 (the pool's and the loser's)", n)
+	}
+	if keys := claimingKeys(org.Tags(pooledID)); len(keys) != 0 {
+		t.Errorf("after the finished claim the account carries %v; want no claiming tag", keys)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -17,6 +16,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
 )
 
 // A secret is an SSM SecureString parameter of the standard tier (free to
@@ -33,11 +33,8 @@ import (
 // Apply (migrateSecrets).
 const (
 	secretPath         = "/silo-secret/"
-	binaryMark         = "base64:"
+	binaryMark         = provider.SecretBinaryMark
 	legacySecretPrefix = "silo/secret/"
-	// maxParamValue is the largest value of a standard-tier parameter:
-	// 4 KB. AWS counts characters; silo counts bytes, which is never more.
-	maxParamValue = 4096
 )
 
 func secretParam(name string) string { return secretPath + encode(name) }
@@ -46,7 +43,7 @@ func legacySecretName(name string) string { return legacySecretPrefix + encode(n
 
 // encodeSecret returns the parameter value that stores v.
 func encodeSecret(v []byte) string {
-	if isText(v) && !strings.HasPrefix(string(v), binaryMark) {
+	if provider.SecretText(v) && !strings.HasPrefix(string(v), binaryMark) {
 		return string(v)
 	}
 	return binaryMark + base64.StdEncoding.EncodeToString(v)
@@ -58,32 +55,6 @@ func decodeSecret(s string) ([]byte, error) {
 		return base64.StdEncoding.DecodeString(b64)
 	}
 	return []byte(s), nil
-}
-
-// isText reports whether v is non-empty UTF-8 with no control character
-// but tab, newline and carriage return: what a parameter value holds as is.
-func isText(v []byte) bool {
-	if len(v) == 0 || !utf8.Valid(v) {
-		return false
-	}
-	for _, r := range string(v) {
-		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// checkSecretSize returns a CodeInvalid error naming secret name if v does
-// not fit a standard-tier parameter once encoded.
-func checkSecretSize(name string, v []byte) error {
-	if len(encodeSecret(v)) <= maxParamValue {
-		return nil
-	}
-	if isText(v) {
-		return silo.Errorf(silo.CodeInvalid, "secret %s is %d bytes; on AWS a secret is an SSM SecureString parameter of the standard tier, which holds at most %d bytes of text (%d bytes of other data, stored as base64); shorten it or keep large data in a bucket", clip(name), len(v), MaxSecretSize, MaxBinarySecretSize)
-	}
-	return silo.Errorf(silo.CodeInvalid, "secret %s is %d bytes that are not text; on AWS such a secret is stored as base64 in an SSM SecureString parameter of the standard tier, which holds at most %d bytes of it (%d bytes of text); shorten it or keep large data in a bucket", clip(name), len(v), MaxBinarySecretSize, MaxSecretSize)
 }
 
 // secretErr is an AWS error on a secret's parameter with nothing but its

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	silo "github.com/silo-run/silo"
 	iameval "github.com/silo-run/silo/isolation/iam"
+	"github.com/silo-run/silo/provider"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
 )
@@ -133,10 +134,10 @@ func TestSecretSizeLimit(t *testing.T) {
 		value []byte
 		limit string // in the error; "" if the value fits
 	}{
-		{"text at the limit", text(siloaws.MaxSecretSize), ""},
-		{"text one byte over", text(siloaws.MaxSecretSize + 1), "4096 bytes"},
-		{"binary at the limit", binary(siloaws.MaxBinarySecretSize), ""},
-		{"binary one byte over", binary(siloaws.MaxBinarySecretSize + 1), "3066 bytes"},
+		{"text at the limit", text(provider.MaxSecretSize), ""},
+		{"text one byte over", text(provider.MaxSecretSize + 1), "4096 bytes"},
+		{"binary at the limit", binary(provider.MaxBinarySecretSize), ""},
+		{"binary one byte over", binary(provider.MaxBinarySecretSize + 1), "3066 bytes"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := p.PutSecret(ctx, "acme", "signing_key", tt.value)

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
 	"go.etcd.io/bbolt"
 )
 
@@ -494,7 +495,8 @@ func (p *Provider) Resources(ctx context.Context, id silo.AccountID) (_ []silo.R
 // # Errors
 //
 // CodeNotFound if the account does not exist or the secret is not declared;
-// CodeInvalid if value is larger than MaxSecretSize.
+// CodeInvalid if value is larger than every provider holds
+// (provider.CheckSecretSize).
 func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string, value []byte) (err error) {
 	if err := parseID(id); err != nil {
 		return err
@@ -503,8 +505,8 @@ func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string
 	if err := validateName(silo.TypeSecret, name); err != nil {
 		return err
 	}
-	if len(value) > MaxSecretSize {
-		return silo.Errorf(silo.CodeInvalid, "secret %s is %d bytes; the limit is %d bytes (64 KiB)", name, len(value), MaxSecretSize)
+	if err := provider.CheckSecretSize(name, value); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err

@@ -70,8 +70,6 @@ const (
 
 // Limits.
 const (
-	// MaxSecretSize is the largest secret value PutSecret accepts.
-	MaxSecretSize = 64 << 10
 	// MaxKeySize is the longest table or blob key, in bytes.
 	MaxKeySize = provider.MaxKeySize
 	// DefaultScanLimit is the limit used by Scan and ListBlobs when given

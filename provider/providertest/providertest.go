@@ -32,8 +32,7 @@ import (
 type Option func(*options)
 
 type options struct {
-	pending     bool
-	secretLimit int
+	pending bool
 }
 
 // CreatesPending tells Run that the provider's first CreateAccount of an
@@ -42,16 +41,10 @@ type options struct {
 // later call finishes it. The suite then requires exactly that.
 func CreatesPending() Option { return func(o *options) { o.pending = true } }
 
-// SecretLimit tells Run the largest secret value of text the provider
-// takes, if not the local provider's 64 KiB (the AWS provider keeps
-// secrets in 4 KB SSM parameters). The suite requires a value of text that
-// long to be stored and one byte more to be refused with CodeInvalid.
-func SecretLimit(n int) Option { return func(o *options) { o.secretLimit = n } }
-
 // Run runs the conformance suite. newProvider returns a fresh, empty
 // provider for each subtest; it should register its own cleanup.
 func Run(t *testing.T, newProvider func(t *testing.T) provider.Provider, opts ...Option) {
-	o := options{secretLimit: 64 << 10}
+	var o options
 	for _, f := range opts {
 		f(&o)
 	}
@@ -70,7 +63,7 @@ func Run(t *testing.T, newProvider func(t *testing.T) provider.Provider, opts ..
 		{"Scan", testScan},
 		{"Blobs", testBlobs},
 		{"BlobTraversal", testBlobTraversal},
-		{"ConfigAndSecrets", func(t *testing.T, p provider.Provider) { testConfigAndSecrets(t, p, o.secretLimit) }},
+		{"ConfigAndSecrets", func(t *testing.T, p provider.Provider) { testConfigAndSecrets(t, p) }},
 		{"KeyInfo", testKeyInfo},
 		{"Isolation", testIsolation},
 		{"DeleteAccount", testDeleteAccount},

@@ -3,7 +3,6 @@ package postgres
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,17 +44,10 @@ func (t *tx) SetStored(at time.Time, ss []store.StoredSample) error {
 
 func (t *tx) Stored(q store.UsageQuery) ([]store.StoredDay, error) {
 	const op = "read stored bytes"
-	from, to := store.DayNumber(q.From), int64(math.MaxInt64)
-	if q.From.IsZero() {
-		from = math.MinInt64
-	}
-	if !q.To.IsZero() {
-		to = store.DayNumber(q.To)
-	}
+	from, to, cDay := q.Days()
 	var after store.UsageCursor
-	cDay := int64(math.MinInt64)
 	if q.After != nil {
-		after, cDay = *q.After, store.DayNumber(q.After.Day)
+		after = *q.After
 	}
 	// Each row holds one or more days (one per table or bucket); the
 	// cursor's row may hold none past the cursor, so one row more than the
@@ -89,46 +81,4 @@ func (t *tx) Stored(q store.UsageQuery) ([]store.StoredDay, error) {
 		}
 	}
 	return out, t.err(op, rows.Err())
-}
-
-// pruneStored applies PruneUsage's retention to the stored-bytes days.
-func (t *tx) pruneStored(hourlyBefore, dailyBefore time.Time) (rolled, deleted int64, err error) {
-	const op = "prune stored bytes"
-	tag, err := t.exec(op, `DELETE FROM stored_usage WHERE day < $1`, store.DayNumber(dailyBefore))
-	if err != nil {
-		return 0, 0, err
-	}
-	deleted = tag.RowsAffected()
-	rows, err := t.tx.Query(t.ctx, `SELECT day, account, data FROM stored_usage WHERE day < $1 AND NOT rolled FOR UPDATE`, store.DayNumber(hourlyBefore))
-	if err != nil {
-		return 0, 0, t.err(op, err)
-	}
-	type day struct {
-		n    int64
-		acct string
-		data []byte
-	}
-	var days []day
-	for rows.Next() {
-		var d day
-		if err := rows.Scan(&d.n, &d.acct, &d.data); err != nil {
-			rows.Close()
-			return 0, 0, t.err(op, err)
-		}
-		days = append(days, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, 0, t.err(op, err)
-	}
-	for _, d := range days {
-		data, err := store.RollUpStored(d.data)
-		if err != nil {
-			return 0, 0, fmt.Errorf("%s of %s: %w", op, d.acct, err)
-		}
-		if _, err := t.exec(op, `UPDATE stored_usage SET rolled = true, data = $1 WHERE day = $2 AND account = $3`, data, d.n, d.acct); err != nil {
-			return 0, 0, err
-		}
-	}
-	return int64(len(days)), deleted, nil
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"strings"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -89,16 +89,10 @@ func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
 
 func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
 	const op = "read usage"
-	from, to := store.DayNumber(q.From), int64(math.MaxInt64)
-	if q.From.IsZero() {
-		from = math.MinInt64
-	}
-	if !q.To.IsZero() {
-		to = store.DayNumber(q.To)
-	}
-	cDay, cAcct, cFn := int64(math.MinInt64), "", ""
+	from, to, cDay := q.Days()
+	cAcct, cFn := "", ""
 	if q.After != nil {
-		cDay, cAcct, cFn = store.DayNumber(q.After.Day), string(q.After.Account), q.After.Function
+		cAcct, cFn = string(q.After.Account), q.After.Function
 	}
 	limit := int64(-1)
 	if q.Limit > 0 {
@@ -136,28 +130,31 @@ func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
 }
 
 func (t *tx) PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted int64, err error) {
-	const op = "prune usage"
-	if err := t.writable(op); err != nil {
+	if err := t.writable("prune usage"); err != nil {
 		return 0, 0, err
 	}
-	res, err := t.exec(op, `DELETE FROM usage WHERE day < ?`, store.DayNumber(dailyBefore))
+	return store.PruneDays(func(dt store.DayTable) (int64, int64, error) { return t.prune(dt, hourlyBefore, dailyBefore) })
+}
+
+// prune applies PruneUsage's retention to the table of days dt: it deletes
+// the days before dailyBefore and rolls each day before hourlyBefore that
+// still holds hours up.
+func (t *tx) prune(dt store.DayTable, hourlyBefore, dailyBefore time.Time) (rolled, deleted int64, err error) {
+	op, table, key := dt.Op, dt.Name, dt.Key
+	res, err := t.exec(op, `DELETE FROM `+table+` WHERE day < ?`, store.DayNumber(dailyBefore))
 	if err != nil {
 		return 0, 0, err
 	}
 	deleted, _ = res.RowsAffected()
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, function, data FROM usage WHERE day < ? AND rolled = 0`, store.DayNumber(hourlyBefore))
+	cols := strings.Join(key, ", ")
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, `+cols+`, data FROM `+table+` WHERE day < ? AND rolled = 0`, store.DayNumber(hourlyBefore))
 	if err != nil {
 		return 0, 0, t.s.dbErr(op, err)
 	}
-	type day struct {
-		n        int64
-		acct, fn string
-		data     []byte
-	}
-	var days []day
+	var days []store.RolledDay
 	for rows.Next() {
-		var d day
-		if err := rows.Scan(&d.n, &d.acct, &d.fn, &d.data); err != nil {
+		d := store.NewRolledDay(len(key))
+		if err := rows.Scan(d.Dest()...); err != nil {
 			rows.Close()
 			return 0, 0, t.s.dbErr(op, err)
 		}
@@ -167,18 +164,15 @@ func (t *tx) PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted in
 	if err := rows.Err(); err != nil {
 		return 0, 0, t.s.dbErr(op, err)
 	}
+	match := strings.Join(key, " = ? AND ") + " = ?"
 	for _, d := range days {
-		data, err := store.RollUp(d.data)
+		data, err := dt.RollUp(d.Data)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s of %s/%s: %w", op, d.acct, d.fn, err)
+			return 0, 0, fmt.Errorf("%s of %s: %w", op, d, err)
 		}
-		if _, err := t.exec(op, `UPDATE usage SET rolled = 1, data = ? WHERE day = ? AND account = ? AND function = ?`, data, d.n, d.acct, d.fn); err != nil {
+		if _, err := t.exec(op, `UPDATE `+table+` SET rolled = 1, data = ? WHERE day = ? AND `+match, d.Args(data)...); err != nil {
 			return 0, 0, err
 		}
 	}
-	sr, sd, err := t.pruneStored(hourlyBefore, dailyBefore)
-	if err != nil {
-		return 0, 0, err
-	}
-	return int64(len(days)) + sr, deleted + sd, nil
+	return int64(len(days)), deleted, nil
 }
