@@ -97,7 +97,10 @@ func imageFile(n int) ([]byte, int, error) {
 		unix.Close(fd)
 		return nil, -1, err
 	}
-	b, err := unix.Mmap(fd, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	// syscall.Mmap, not x/sys/unix's: syscall.Munmap, which drops the
+	// image (unmapImage), unmaps only mappings syscall made and refuses
+	// the others, which then stay mapped with their pages.
+	b, err := syscall.Mmap(fd, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	if err != nil {
 		unix.Close(fd)
 		return nil, -1, err

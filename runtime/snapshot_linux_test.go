@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	silo "github.com/silo-run/silo"
 )
 
 // snapshotMaps counts the mappings of a snapshot's file inside buf's
@@ -80,5 +82,46 @@ func TestSnapshotCopyOnWriteRecycled(t *testing.T) {
 	e.must(t, "globex", Request{Path: "/residue/get"}, 200)
 	if containsIn(e.memoryOf(t, "globex"), "hello acme") {
 		t.Fatal("globex's instance on acme's recycled memory holds acme's greeting")
+	}
+}
+
+// snapshotFiles counts the process's mappings of snapshots' files.
+func snapshotFiles(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "silo-snapshot")
+}
+
+// A dropped snapshot's file is mapped nowhere once its instances are gone:
+// its pages go back to the system.
+func TestSnapshotUnmappedWhenDropped(t *testing.T) {
+	e := newEnv(t, Config{IdleTimeout: time.Hour})
+	before := snapshotFiles(t)
+	for _, acct := range []silo.AccountID{"acme", "globex"} {
+		e.must(t, acct, Request{Path: "/ping"}, 200)
+		for range 2 { // the second instance takes the snapshot, the third starts from it
+			if _, err := e.cold(t, acct, Request{Path: "/ping"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Must: kept snapshots and their instances map the files.
+	if s := e.rt.Stats(); s.Snapshots != 2 || s.SnapshotStarts != 2 {
+		t.Fatalf("%d snapshots, %d starts from one; want 2 and 2", s.Snapshots, s.SnapshotStarts)
+	}
+	if n := snapshotFiles(t) - before; n == 0 {
+		t.Fatal("no mapping of a snapshot's file while two are kept: the probe sees nothing")
+	}
+	// Must not: once dropped and their instances closed, nothing maps them.
+	e.rt.sweep(time.Now().Add(10 * time.Hour))
+	e.rt.sweep(time.Now().Add(20 * time.Hour))
+	if s := e.rt.Stats(); s.Snapshots != 0 || s.Instances != 0 {
+		t.Fatalf("after the sweeps: %d snapshots, %d instances; want none", s.Snapshots, s.Instances)
+	}
+	if n := snapshotFiles(t) - before; n != 0 {
+		t.Fatalf("%d mappings of dropped snapshots' files remain", n)
 	}
 }
