@@ -52,6 +52,9 @@ func TestFleetCommandsGoOnPastABadAccount(t *testing.T) {
 	if out := c.ok("drift", "--all"); !strings.Contains(out, "no drift in 4 account(s)") {
 		t.Fatalf("drift before: %s", out)
 	}
+	// A new account's manifest is held in its account file (data.key) until
+	// it is first written as its own file, as a key rotation does.
+	c.ok("rotate", "data-key", "--all")
 	// acme: a truncated manifest.
 	m := c.accountFile("acme", "resources.json")
 	b, err := os.ReadFile(m)
