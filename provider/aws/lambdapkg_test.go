@@ -29,6 +29,24 @@ func zipNames(t *testing.T, pkg []byte) []string {
 	return names
 }
 
+// unzippedSize returns the bytes of pkg's files, unzipped, and logs each
+// file of its prepared part.
+func unzippedSize(t *testing.T, pkg []byte) uint64 {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(pkg), int64(len(pkg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, f := range zr.File {
+		n += f.UncompressedSize64
+		if strings.HasPrefix(f.Name, "prepared/") {
+			t.Logf("  %s: %d bytes, %d zipped", f.Name, f.UncompressedSize64, f.CompressedSize64)
+		}
+	}
+	return n
+}
+
 // TestLambdaPackagePreparedOnItsArchitecture: packaged on a machine of the
 // function's architecture, the package holds the module prepared by the
 // host and its machine code, and two builds give the same bytes (so an
@@ -68,7 +86,7 @@ func TestLambdaPackagePreparedOnItsArchitecture(t *testing.T) {
 	if !bytes.Equal(pkg, again) {
 		t.Error("two packages of the same inputs differ")
 	}
-	t.Logf("package: %d bytes (host %d, module %d)", len(pkg), len(host), len(wasm))
+	t.Logf("package: %d bytes zipped, %d unzipped (host %d, module %d)", len(pkg), unzippedSize(t, pkg), len(host), len(wasm))
 
 	other := "arm64"
 	if lambdaArch() == "arm64" {
