@@ -25,11 +25,7 @@ import (
 // acknowledged: no key of the failed group is readable, then or after
 // space is freed. The twin: once space is freed the same writes succeed.
 func TestFailedCommitFailsItsWholeGroup(t *testing.T) {
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v); run as root to test a full disk", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	dir := smallDisk(t, "2m")
 	ctx := context.Background()
 	p := newTestProvider(t, Config{Dir: filepath.Join(dir, "silo")})
 	stackAccount(t, p, "acme")

@@ -15,16 +15,25 @@ import (
 	silo "github.com/silo-run/silo"
 )
 
+// smallDisk mounts a tmpfs of size (mount's size= option) on a new
+// directory and returns it, or skips the test where the machine does not
+// let it mount one.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v); run as root to test a full disk", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	return dir
+}
+
 // TestDiskFullNamesTheFile: on a full file system (a 1 MiB tmpfs, where
 // the machine lets the test mount one), setting a secret fails with an
 // error that names secrets.json and says the disk is full, not "internal
 // error"; once space is freed the same call succeeds (the twin).
 func TestDiskFullNamesTheFile(t *testing.T) {
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v); run as root to test a full disk", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	dir := smallDisk(t, "1m")
 	ctx := context.Background()
 	p := newTestProvider(t, Config{Dir: filepath.Join(dir, "silo")})
 	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {

@@ -174,23 +174,7 @@ const settleKillEnv = "SILO_TEST_SETTLE_KILL"
 // TestSettleKillChild is the child of TestSettleKill9: it rotates acme's
 // data key and SIGKILLs itself just before the n-th sync.
 func TestSettleKillChild(t *testing.T) {
-	v := os.Getenv(settleKillEnv)
-	if v == "" {
-		t.Skip("run by TestSettleKill9")
-	}
-	ns, dir, _ := strings.Cut(v, "|")
-	n, _ := strconv.Atoi(ns)
-	p, err := New(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := 0
-	kill := func(string) {
-		if count++; count == n {
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		}
-	}
-	onSync.Store(&kill)
+	p := killAtSync(t, settleKillEnv, "TestSettleKill9")
 	if err := p.RotateDataKey(context.Background(), "acme"); err != nil {
 		t.Fatal(err)
 	}

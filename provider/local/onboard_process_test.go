@@ -34,12 +34,14 @@ func onboardChangesInternal() []silo.Change {
 	}
 }
 
-// TestOnboardKillChild is the child of TestOnboardKill9: it creates acme
-// with its changes and SIGKILLs itself just before the n-th sync.
-func TestOnboardKillChild(t *testing.T) {
-	v := os.Getenv(onboardKillEnv)
+// killAtSync is the set-up of a child that kills itself at a sync: env
+// holds "n|dir"; it opens the provider on dir and SIGKILLs the process just
+// before its n-th sync from then on. It skips unless parent started it.
+func killAtSync(t *testing.T, env, parent string) *Provider {
+	t.Helper()
+	v := os.Getenv(env)
 	if v == "" {
-		t.Skip("run by TestOnboardKill9")
+		t.Skip("run by " + parent)
 	}
 	ns, dir, _ := strings.Cut(v, "|")
 	n, _ := strconv.Atoi(ns)
@@ -54,6 +56,13 @@ func TestOnboardKillChild(t *testing.T) {
 		}
 	}
 	onSync.Store(&kill)
+	return p
+}
+
+// TestOnboardKillChild is the child of TestOnboardKill9: it creates acme
+// with its changes and SIGKILLs itself just before the n-th sync.
+func TestOnboardKillChild(t *testing.T) {
+	p := killAtSync(t, onboardKillEnv, "TestOnboardKill9")
 	if _, err := p.CreateAccountWith(context.Background(), "acme", silo.KindTenant, onboardChangesInternal()); err != nil {
 		t.Fatal(err)
 	}
