@@ -276,6 +276,83 @@ func TestCPUShare(t *testing.T) {
 	}
 }
 
+// waitFor polls until s has n waiters.
+func waitFor(s *cpuShare, n int) {
+	for {
+		s.mu.Lock()
+		w := len(s.waiting)
+		s.mu.Unlock()
+		if w == n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// When the other account stops wanting CPU, an account's limit rises from
+// shared to alone at once: its waiter gets the slot that is now its own,
+// not only when one of its account's slots comes back.
+func TestCPUShareOtherAccountLeaves(t *testing.T) {
+	c := &cpus{shared: 1, alone: 2}
+	a, b := &cpuShare{cpus: c}, &cpuShare{cpus: c}
+	never := make(chan struct{})
+	if !b.take(never) || !a.take(never) {
+		t.Fatal("each account's first slot")
+	}
+	got := make(chan bool, 1)
+	go func() { got <- a.take(never) }()
+	waitFor(a, 1)
+	// Must not: while b runs, a is at its shared limit.
+	select {
+	case <-got:
+		t.Fatal("a's waiter got a slot while b wanted CPU")
+	case <-time.After(20 * time.Millisecond):
+	}
+	// Must: b's last slot comes back, a is alone, its waiter runs while
+	// a's first slot is still held.
+	b.release()
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("a's waiter gave up")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a's waiter still waits for a slot after b left (a alone may run 2)")
+	}
+	a.release()
+	a.release()
+	if c.active.Load() != 0 || len(c.queued) != 0 {
+		t.Fatalf("after every release: active %d, %d shares queued; want 0", c.active.Load(), len(c.queued))
+	}
+}
+
+// The same through the runtime: an account's invocation waiting for its
+// share while another account held a slot runs as soon as that other
+// account's invocation ends, next to the account's own invocation that
+// still holds its slot.
+func TestCPUWaiterRunsWhenOtherAccountEnds(t *testing.T) {
+	if goruntime.GOMAXPROCS(0) < 2 {
+		t.Skip("an account alone may run as many as the shared limit with one P")
+	}
+	e := newEnv(t, Config{AccountCPU: 1})
+	releaseGlobex := e.holdCPU(t, "globex")
+	releaseAcme := e.holdCPU(t, "acme")
+	defer releaseAcme()
+	done := make(chan []error, 1)
+	go func() { done <- e.concurrently("acme", e.hosts["acme"], 1, Request{Path: "/ping"}) }()
+	e.rt.mu.Lock()
+	share := &e.rt.accounts["acme"].cpu
+	e.rt.mu.Unlock()
+	waitFor(share, 1)
+	releaseGlobex()
+	select {
+	case errs := <-done:
+		mustAll(t, errs)
+	case <-time.After(5 * time.Second): // well within the invocation's 10 s timeout
+		t.Fatal("acme's invocation still waits for CPU after globex's ended, while acme alone may use every P")
+	}
+}
+
 // An invocation waiting for its account's CPU share holds no instance: a
 // busy function runs on as many instances as run guest code at once, not
 // one per waiting request (each a separate guest heap, cold in the
