@@ -74,8 +74,8 @@ func noisyScenario(ctx context.Context, cfg config) ([]row, error) {
 	// Warm-up; then the quiet tenant alone (the baseline of every phase)
 	// and next to one busy loop per core, in alternating segments, so that
 	// both sides see the same machine: its other load drifts during a run,
-	// and one stretch alone followed by one next to the burners compared
-	// that drift as much as the burners. Each side's samples are pooled,
+	// and a single stretch alone followed by a single stretch next to the
+	// burners measured that drift as much as the burners. Each side's samples are pooled,
 	// with what the kernel and the Go runtime accounted to this process
 	// meanwhile (the mechanism of the tail: schedstat.go).
 	quiet(time.Second)
