@@ -141,6 +141,7 @@ type Store struct {
 	mu     sync.Mutex
 	files  map[silo.AccountID]*logFile
 	closed bool
+	writes int // write calls made, for tests
 }
 
 type logFile struct {
@@ -233,10 +234,86 @@ func (s *Store) Files(acct silo.AccountID) []string {
 //
 // # Errors
 //
-// CodeInvalid for an entry without a valid account ID.
+// CodeInvalid for an entry without a valid account ID; CodeNotFound if the
+// account does not exist or is deleted while the line is written (the line
+// is dropped).
 func (s *Store) Append(e Entry) error {
-	if _, err := silo.ParseID(string(e.Account)); err != nil {
+	line, c, err := s.record(&e, nil)
+	if err != nil {
 		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
+	}
+	return s.writeLocked(e.Account, c, line, []int{len(line)})
+}
+
+// AppendAll writes es as Append would write each of them, in order, but with
+// one write per account (and one more per rotation) instead of one per line:
+// the lines of one account reach its file together. Lines of an account that
+// does not exist, or that is deleted while they are written, are dropped
+// without error, as its log went with it.
+//
+// # Errors
+//
+// CodeInvalid for entries without a valid account ID (the others are still
+// written); the errors of writing an account's file (its lines from the first
+// that could not be written are lost).
+func (s *Store) AppendAll(es []Entry) error {
+	var errs []error
+	type batch struct {
+		acct silo.AccountID
+		c    Cipher
+		buf  []byte
+		ends []int
+	}
+	var batches []*batch
+	byAcct := map[silo.AccountID]*batch{}
+	for i := range es {
+		e := es[i]
+		b := byAcct[e.Account]
+		var c Cipher // the account's key, looked up once per batch
+		if b != nil {
+			c = b.c
+		}
+		line, c, err := s.record(&e, c)
+		if silo.ErrorCode(err) == silo.CodeNotFound {
+			continue // the account does not exist: neither does its log
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if b == nil {
+			b = &batch{acct: e.Account, c: c}
+			byAcct[e.Account] = b
+			batches = append(batches, b)
+		}
+		b.buf = append(b.buf, line...)
+		b.ends = append(b.ends, len(b.buf))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
+	}
+	for _, b := range batches {
+		err := s.writeLocked(b.acct, b.c, b.buf, b.ends)
+		if err != nil && silo.ErrorCode(err) != silo.CodeNotFound {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// record validates and stamps e and returns its line, newline included,
+// sealed under the account's key (c if given, else looked up) with Keys,
+// and the Cipher it was sealed with (nil without Keys).
+func (s *Store) record(e *Entry, c Cipher) ([]byte, Cipher, error) {
+	if _, err := silo.ParseID(string(e.Account)); err != nil {
+		return nil, nil, err
 	}
 	if e.Time.IsZero() {
 		e.Time = s.cfg.Now()
@@ -245,49 +322,69 @@ func (s *Store) Append(e Entry) error {
 	if e.Level == "" {
 		e.Level = "INFO"
 	}
-	line, err := clipRecord(&e)
+	line, err := clipRecord(e)
 	if err != nil {
-		return fmt.Errorf("encode log entry: %w", err)
+		return nil, nil, fmt.Errorf("encode log entry: %w", err)
 	}
-	var c Cipher
 	if s.cfg.Keys != nil {
-		if c, err = s.cfg.Keys(e.Account); err != nil {
-			return fmt.Errorf("log of %s: %w", e.Account, err)
+		if c == nil {
+			if c, err = s.cfg.Keys(e.Account); err != nil {
+				return nil, nil, fmt.Errorf("log of %s: %w", e.Account, err)
+			}
 		}
 		if line, err = sealLine(c, e.Account, line); err != nil {
-			return fmt.Errorf("log of %s: %w", e.Account, err)
+			return nil, nil, fmt.Errorf("log of %s: %w", e.Account, err)
 		}
 	}
-	line = append(line, '\n')
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
-	}
+	return append(line, '\n'), c, nil
+}
+
+// writeLocked appends the lines of acct in buf, the i-th ending at ends[i],
+// sealed under c (nil without Keys), rotating the file before any line
+// that would take it past MaxBytes. The lines between two rotations are
+// written with one write.
+func (s *Store) writeLocked(acct silo.AccountID, c Cipher, buf []byte, ends []int) error {
 	if c != nil {
 		// The account may have been deleted (and re-created) since c was
 		// taken: a line of the previous account must not remove the new
 		// one's files.
-		if cur, err := s.cfg.Keys(e.Account); err != nil || cur.ID() != c.ID() {
-			return silo.Errorf(silo.CodeNotFound, "logs: account %s was deleted while its line was written; the line is dropped", e.Account)
+		if cur, err := s.cfg.Keys(acct); err != nil || cur.ID() != c.ID() {
+			return silo.Errorf(silo.CodeNotFound, "logs: account %s was deleted while its lines were written; they are dropped", acct)
 		}
 	}
-	lf, err := s.fileLocked(e.Account, c)
+	lf, err := s.fileLocked(acct, c)
 	if err != nil {
 		return err
 	}
-	if lf.size > 0 && lf.size+int64(len(line)) > s.cfg.MaxBytes {
-		if err := s.rotateLocked(e.Account, lf); err != nil {
-			return err
+	from, start := 0, 0 // from: the first line not written yet; start: the current line
+	for _, end := range ends {
+		if size := lf.size + int64(start-from); size > 0 && size+int64(end-start) > s.cfg.MaxBytes {
+			if err := s.writeFile(acct, lf, buf[from:start]); err != nil {
+				return err
+			}
+			if err := s.rotateLocked(acct, lf); err != nil {
+				return err
+			}
+			if lf, err = s.fileLocked(acct, c); err != nil {
+				return err
+			}
+			from = start
 		}
-		if lf, err = s.fileLocked(e.Account, c); err != nil {
-			return err
-		}
+		start = end
 	}
-	n, err := lf.f.Write(line)
+	return s.writeFile(acct, lf, buf[from:start])
+}
+
+// writeFile writes b at the end of lf with one write.
+func (s *Store) writeFile(acct silo.AccountID, lf *logFile, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	n, err := lf.f.Write(b)
 	lf.size += int64(n)
+	s.writes++
 	if err != nil {
-		return fmt.Errorf("append log of %s: %w", e.Account, err)
+		return fmt.Errorf("append log of %s: %w", acct, err)
 	}
 	return nil
 }
