@@ -135,11 +135,11 @@ func TestAppendAllRotatesAsAppend(t *testing.T) {
 	// One write per segment: count the rotations Append's rule makes.
 	size, segments := int64(0), 1
 	for _, e := range es[:7] {
-		line, _, _ := batch.record(&e, nil)
+		line, _, _ := batch.record(&e, nil, nil)
 		size += int64(len(line))
 	}
 	for _, e := range es[7:] {
-		line, _, _ := batch.record(&e, nil)
+		line, _, _ := batch.record(&e, nil, nil)
 		if size > 0 && size+int64(len(line)) > max {
 			size, segments = 0, segments+1
 		}
@@ -155,7 +155,7 @@ func TestAppendAllRotatesAsAppend(t *testing.T) {
 
 type keys map[silo.AccountID]Cipher
 
-func (k keys) add(t *testing.T, id silo.AccountID) Cipher {
+func (k keys) add(t testing.TB, id silo.AccountID) Cipher {
 	t.Helper()
 	c, err := envelope.Derive(envelope.NewStorageKey(), id, envelope.PurposeLog)
 	if err != nil {

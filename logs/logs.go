@@ -141,7 +141,8 @@ type Store struct {
 	mu     sync.Mutex
 	files  map[silo.AccountID]*logFile
 	closed bool
-	writes int // write calls made, for tests
+	buf    []byte // the lines of one write (AppendAll)
+	writes int    // write calls made, for tests
 }
 
 type logFile struct {
@@ -238,7 +239,7 @@ func (s *Store) Files(acct silo.AccountID) []string {
 // account does not exist or is deleted while the line is written (the line
 // is dropped).
 func (s *Store) Append(e Entry) error {
-	line, c, err := s.record(&e, nil)
+	line, c, err := s.record(&e, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -247,7 +248,7 @@ func (s *Store) Append(e Entry) error {
 	if s.closed {
 		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
 	}
-	return s.writeLocked(e.Account, c, line, []int{len(line)})
+	return s.writeLocked(e.Account, c, [][]byte{line})
 }
 
 // AppendAll writes es as Append would write each of them, in order, but with
@@ -264,35 +265,35 @@ func (s *Store) Append(e Entry) error {
 func (s *Store) AppendAll(es []Entry) error {
 	var errs []error
 	type batch struct {
-		acct silo.AccountID
-		c    Cipher
-		buf  []byte
-		ends []int
+		acct  silo.AccountID
+		c     Cipher
+		ad    []byte // recordAD of acct
+		lines [][]byte
 	}
 	var batches []*batch
 	byAcct := map[silo.AccountID]*batch{}
+	var e Entry
 	for i := range es {
-		e := es[i]
+		e = es[i]
 		b := byAcct[e.Account]
-		var c Cipher // the account's key, looked up once per batch
+		var c Cipher // the account's key and AD, made once per batch
+		var ad []byte
 		if b != nil {
-			c = b.c
+			c, ad = b.c, b.ad
 		}
-		line, c, err := s.record(&e, c)
-		if silo.ErrorCode(err) == silo.CodeNotFound {
-			continue // the account does not exist: neither does its log
-		}
+		line, c, err := s.record(&e, c, ad)
 		if err != nil {
-			errs = append(errs, err)
+			if silo.ErrorCode(err) != silo.CodeNotFound { // else the account does not exist: neither does its log
+				errs = append(errs, err)
+			}
 			continue
 		}
 		if b == nil {
-			b = &batch{acct: e.Account, c: c}
+			b = &batch{acct: e.Account, c: c, ad: recordAD(e.Account)}
 			byAcct[e.Account] = b
 			batches = append(batches, b)
 		}
-		b.buf = append(b.buf, line...)
-		b.ends = append(b.ends, len(b.buf))
+		b.lines = append(b.lines, line)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -300,7 +301,7 @@ func (s *Store) AppendAll(es []Entry) error {
 		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
 	}
 	for _, b := range batches {
-		err := s.writeLocked(b.acct, b.c, b.buf, b.ends)
+		err := s.writeLocked(b.acct, b.c, b.lines)
 		if err != nil && silo.ErrorCode(err) != silo.CodeNotFound {
 			errs = append(errs, err)
 		}
@@ -310,8 +311,9 @@ func (s *Store) AppendAll(es []Entry) error {
 
 // record validates and stamps e and returns its line, newline included,
 // sealed under the account's key (c if given, else looked up) with Keys,
-// and the Cipher it was sealed with (nil without Keys).
-func (s *Store) record(e *Entry, c Cipher) ([]byte, Cipher, error) {
+// and the Cipher it was sealed with (nil without Keys). ad is the account's
+// recordAD, or nil.
+func (s *Store) record(e *Entry, c Cipher, ad []byte) ([]byte, Cipher, error) {
 	if _, err := silo.ParseID(string(e.Account)); err != nil {
 		return nil, nil, err
 	}
@@ -332,18 +334,21 @@ func (s *Store) record(e *Entry, c Cipher) ([]byte, Cipher, error) {
 				return nil, nil, fmt.Errorf("log of %s: %w", e.Account, err)
 			}
 		}
-		if line, err = sealLine(c, e.Account, line); err != nil {
+		if ad == nil {
+			ad = recordAD(e.Account)
+		}
+		if line, err = sealLine(c, ad, line); err != nil {
 			return nil, nil, fmt.Errorf("log of %s: %w", e.Account, err)
 		}
 	}
 	return append(line, '\n'), c, nil
 }
 
-// writeLocked appends the lines of acct in buf, the i-th ending at ends[i],
-// sealed under c (nil without Keys), rotating the file before any line
-// that would take it past MaxBytes. The lines between two rotations are
-// written with one write.
-func (s *Store) writeLocked(acct silo.AccountID, c Cipher, buf []byte, ends []int) error {
+// writeLocked appends lines (each ending with a newline) to the log of
+// acct, sealed under c (nil without Keys), rotating the file before any
+// line that would take it past MaxBytes. The lines between two rotations
+// are written with one write.
+func (s *Store) writeLocked(acct silo.AccountID, c Cipher, lines [][]byte) error {
 	if c != nil {
 		// The account may have been deleted (and re-created) since c was
 		// taken: a line of the previous account must not remove the new
@@ -356,29 +361,46 @@ func (s *Store) writeLocked(acct silo.AccountID, c Cipher, buf []byte, ends []in
 	if err != nil {
 		return err
 	}
-	from, start := 0, 0 // from: the first line not written yet; start: the current line
-	for _, end := range ends {
-		if size := lf.size + int64(start-from); size > 0 && size+int64(end-start) > s.cfg.MaxBytes {
-			if err := s.writeFile(acct, lf, buf[from:start]); err != nil {
+	for rotated := false; len(lines) > 0; rotated = true {
+		// The lines that fit before the next rotation; after a rotation,
+		// at least one.
+		n, size := 0, lf.size
+		for ; n < len(lines); n++ {
+			if size > 0 && size+int64(len(lines[n])) > s.cfg.MaxBytes && (n > 0 || !rotated) {
+				break
+			}
+			size += int64(len(lines[n]))
+		}
+		if n > 0 {
+			if err := s.writeFile(acct, lf, lines[:n]); err != nil {
 				return err
 			}
+			lines = lines[n:]
+		}
+		if len(lines) > 0 {
 			if err := s.rotateLocked(acct, lf); err != nil {
 				return err
 			}
 			if lf, err = s.fileLocked(acct, c); err != nil {
 				return err
 			}
-			from = start
 		}
-		start = end
 	}
-	return s.writeFile(acct, lf, buf[from:start])
+	return nil
 }
 
-// writeFile writes b at the end of lf with one write.
-func (s *Store) writeFile(acct silo.AccountID, lf *logFile, b []byte) error {
-	if len(b) == 0 {
-		return nil
+// writeFile writes lines at the end of lf with one write.
+func (s *Store) writeFile(acct silo.AccountID, lf *logFile, lines [][]byte) error {
+	b := lines[0]
+	if len(lines) > 1 {
+		s.buf = s.buf[:0]
+		for _, l := range lines {
+			s.buf = append(s.buf, l...)
+		}
+		b = s.buf
+		if cap(s.buf) > 1<<20 {
+			s.buf = nil // do not keep a rare large batch's buffer
+		}
 	}
 	n, err := lf.f.Write(b)
 	lf.size += int64(n)
