@@ -162,8 +162,8 @@ func (d *Directory) View(ctx context.Context, id silo.AccountID) (*View, error) 
 	d.mu.Lock()
 	v := d.views[id]
 	d.mu.Unlock()
-	if v != nil && d.fresh(v.read) {
-		v.used.Store(time.Now().UnixNano())
+	if now := time.Now(); v != nil && now.Sub(v.read) < d.cfg.Refresh {
+		v.used.Store(now.UnixNano())
 		return v, v.err
 	}
 	v, err := d.load(ctx, id)

@@ -28,11 +28,12 @@ func (a accessLog) WriteAccess(entries []gateway.AccessEntry) {
 		case e.Status >= 400:
 			level = slog.LevelWarn
 		}
+		status := strconv.Itoa(e.Status)
 		es[i] = logs.Entry{
 			Time: e.Time, Level: logs.LevelString(level), Account: e.Account, Function: e.Function, RequestID: e.RequestID,
-			Msg: e.Method + " " + e.Path + " " + strconv.Itoa(e.Status),
+			Msg: e.Method + " " + e.Path + " " + status,
 			Attrs: map[string]string{
-				"source": "gateway", "status": strconv.Itoa(e.Status), "release": e.Release,
+				"source": "gateway", "status": status, "release": e.Release,
 				"duration_ms": strconv.FormatFloat(float64(e.Duration.Microseconds())/1000, 'f', 3, 64),
 			},
 		}
