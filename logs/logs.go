@@ -6,6 +6,9 @@
 // previous one), so an account never holds more than about 2×MaxBytes of logs,
 // and always holds at least its most recent MaxBytes minus one line.
 //
+// Append writes one line and returns once it is written; AppendAll (the
+// gateway's access log) writes a batch with one write per account.
+//
 // Readers (silo logs, silotest) read the files directly, so they work from
 // another process while the platform runs; Follow polls for new lines and
 // survives rotation.
