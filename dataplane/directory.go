@@ -402,7 +402,14 @@ func (d *Directory) Key(ctx context.Context, id string) (store.APIKey, error) {
 	if ok && d.fresh(e.read) {
 		return e.k, e.err
 	}
-	e = keyEntry{read: time.Now()}
+	return d.loadKey(ctx, id)
+}
+
+// loadKey reads a key from the store into the cache. (Apart from Key, so
+// that the entry the store's closure fills is not allocated on every
+// cached call.)
+func (d *Directory) loadKey(ctx context.Context, id string) (store.APIKey, error) {
+	e := keyEntry{read: time.Now()}
 	err := d.cfg.Store.View(ctx, func(tx store.Tx) error {
 		var err error
 		e.k, err = tx.Key(id)
