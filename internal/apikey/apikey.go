@@ -148,6 +148,7 @@ func Check(k store.APIKey, plaintext string, now time.Time) error {
 	}
 	var buf [maxKeyLen]byte // parse bounds the length: hashed without an allocation
 	sum := sha256.Sum256(buf[:copy(buf[:], plaintext)])
+	clear(buf[:])
 	match := subtle.ConstantTimeCompare(sum[:], k.Hash) == 1
 	if !match || id != k.ID {
 		return silo.Errorf(silo.CodeUnauthenticated, "invalid API key; check that the key is complete and has not been replaced")
