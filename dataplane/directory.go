@@ -162,8 +162,8 @@ func (d *Directory) View(ctx context.Context, id silo.AccountID) (*View, error) 
 	d.mu.Lock()
 	v := d.views[id]
 	d.mu.Unlock()
-	if v != nil && d.fresh(v.read) {
-		v.used.Store(time.Now().UnixNano())
+	if now := time.Now(); v != nil && now.Sub(v.read) < d.cfg.Refresh {
+		v.used.Store(now.UnixNano())
 		return v, v.err
 	}
 	v, err := d.load(ctx, id)
@@ -402,7 +402,14 @@ func (d *Directory) Key(ctx context.Context, id string) (store.APIKey, error) {
 	if ok && d.fresh(e.read) {
 		return e.k, e.err
 	}
-	e = keyEntry{read: time.Now()}
+	return d.loadKey(ctx, id)
+}
+
+// loadKey reads a key from the store into the cache. (Apart from Key, so
+// that the entry the store's closure fills is not allocated on every
+// cached call.)
+func (d *Directory) loadKey(ctx context.Context, id string) (store.APIKey, error) {
+	e := keyEntry{read: time.Now()}
 	err := d.cfg.Store.View(ctx, func(tx store.Tx) error {
 		var err error
 		e.k, err = tx.Key(id)

@@ -24,7 +24,7 @@ type fixture struct {
 // newFixture opens a real SQLite store and local provider with production
 // and the accounts given, each declaring table findings and a function
 // ingest that writes it.
-func newFixture(t *testing.T, states map[silo.AccountID]silo.State) *fixture {
+func newFixture(t testing.TB, states map[silo.AccountID]silo.State) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "state.db"))

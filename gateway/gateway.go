@@ -527,7 +527,7 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		Method:     r.Method,
 		Path:       path,
 		PathParams: params,
-		Query:      r.URL.Query(),
+		Query:      query(r.URL),
 		Header:     forwardHeader(r.Header),
 		Body:       body,
 		RequestID:  rid,
@@ -561,6 +561,15 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 		n, _ := w.Write(resp.Body)
 		m.out += int64(n)
 	}
+}
+
+// query returns the parsed query of u; nil without one (url.URL.Query
+// would allocate an empty map).
+func query(u *url.URL) url.Values {
+	if u.RawQuery == "" {
+		return nil
+	}
+	return u.Query()
 }
 
 // router returns the compiled routes of acct, compiling only when the

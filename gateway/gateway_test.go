@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -70,7 +71,7 @@ var echo = InvokerFunc(func(ctx context.Context, acct silo.AccountID, fn string,
 	case "cookie":
 		return Response{Header: http.Header{"Set-Cookie": {"s=1; Domain=localhost"}, "X-Request-Id": {"forged"}, "X-Fn": {"yes"}}, Body: []byte("ok")}, nil
 	}
-	b, _ := json.Marshal(seen{Account: acct, Function: fn, Path: req.Path, Params: req.PathParams, Header: req.Header, Body: string(req.Body), RequestID: req.RequestID})
+	b, _ := json.Marshal(seen{Account: acct, Function: fn, Path: req.Path, Params: req.PathParams, Query: req.Query, Header: req.Header, Body: string(req.Body), RequestID: req.RequestID})
 	return Response{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: b}, nil
 })
 
@@ -79,6 +80,7 @@ type seen struct {
 	Function  string
 	Path      string
 	Params    map[string]string
+	Query     url.Values
 	Header    http.Header
 	Body      string
 	RequestID string
@@ -546,6 +548,29 @@ func TestHeaders(t *testing.T) {
 	}
 	if c.header.Get("X-Fn") != "yes" {
 		t.Errorf("control: function's own header dropped")
+	}
+}
+
+// TestQueryForwarded: the function gets the request's query, every value of
+// each parameter in order; a request without one gets an empty query.
+func TestQueryForwarded(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	for _, tc := range []struct {
+		path string
+		want url.Values
+	}{
+		{"/echo?a=1&b=x%20y&a=3", url.Values{"a": {"1", "3"}, "b": {"x y"}}},
+		{"/echo?flag", url.Values{"flag": {""}}},
+		{"/echo", url.Values{}},
+	} {
+		r := f.do(call{host: "acme.localhost", path: tc.path, key: f.keys["acme"]})
+		var s seen
+		if err := json.Unmarshal(r.body, &s); r.status != 200 || err != nil {
+			t.Fatalf("%s: %d %s", tc.path, r.status, r.body)
+		}
+		if fmt.Sprint(s.Query) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: function saw query %v, want %v", tc.path, s.Query, tc.want)
+		}
 	}
 }
 

@@ -89,8 +89,10 @@ func tenantFromHost(host, base string) (string, problem) {
 	if name == "" || name == base {
 		return "", problemNone
 	}
-	if _, err := netip.ParseAddr(name); err == nil {
-		return "", problemNone
+	if maybeIP(name) {
+		if _, err := netip.ParseAddr(name); err == nil {
+			return "", problemNone
+		}
 	}
 	label, ok := strings.CutSuffix(name, "."+base)
 	if !ok {
@@ -100,6 +102,21 @@ func tenantFromHost(host, base string) (string, problem) {
 		return "", problemTenant
 	}
 	return label, problemNone
+}
+
+// maybeIP reports whether name could be an IP address: an IPv6 address has
+// a ':', an IPv4 address only digits and dots. Most host names are neither,
+// and netip.ParseAddr allocates the error that says so.
+func maybeIP(name string) bool {
+	if strings.IndexByte(name, ':') >= 0 {
+		return true
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // validPort reports whether s is "" or ":" followed by 1–5 digits.
@@ -135,10 +152,12 @@ func splitPath(escPath string) ([]string, bool) {
 	if !strings.HasPrefix(escPath, "/") {
 		return nil, false
 	}
-	raw := strings.Split(escPath[1:], "/")
-	segs := make([]string, len(raw))
-	for i, s := range raw {
-		if s == "" && i != len(raw)-1 {
+	rest := escPath[1:]
+	segs := make([]string, strings.Count(rest, "/")+1)
+	for i := range segs {
+		s, tail, _ := strings.Cut(rest, "/")
+		rest = tail
+		if s == "" && i != len(segs)-1 {
 			return nil, false
 		}
 		if strings.IndexByte(s, '%') >= 0 {

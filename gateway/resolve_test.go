@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -30,6 +31,11 @@ func TestResolve(t *testing.T) {
 		{"[::1", "/x", target{}, problemHost},
 		{"[zz]", "/x", target{}, problemHost},
 		{"::1", "/x", target{}, problemHost},
+		{"::1:8080", "/x", target{"", "/x", false}, problemNone},
+		{"127.0.0.1:8080", "/t/acme/x", target{"acme", "/x", true}, problemNone},
+		{"10.0.0.1", "/x", target{"", "/x", false}, problemNone},
+		{"10.0.0.1.localhost", "/x", target{}, problemTenant},
+		{"1.2.3", "/x", target{}, problemHost},
 		{"acme.localhost:", "/x", target{}, problemHost},
 		{"acme.localhost:1234567", "/x", target{}, problemHost},
 		{"acme.localhost.evil.com", "/x", target{}, problemHost},
@@ -50,6 +56,19 @@ func TestResolve(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzMaybeIP: every host name netip.ParseAddr reads as an address passes
+// maybeIP, so that skipping ParseAddr for the others changes nothing.
+func FuzzMaybeIP(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "::1", "fe80::1%eth0", "::ffff:1.2.3.4", "acme.localhost", "1.2.3", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := netip.ParseAddr(s); err == nil && !maybeIP(s) {
+			t.Fatalf("maybeIP(%q) = false for an address", s)
+		}
+	})
 }
 
 func FuzzResolve(f *testing.F) {

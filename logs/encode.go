@@ -16,7 +16,8 @@ func marshalEntry(e *Entry) ([]byte, error) {
 		!plain(e.Function) || !plain(e.RequestID) || !plain(e.Msg) {
 		return json.Marshal(e)
 	}
-	keys := make([]string, 0, len(e.Attrs))
+	var small [8]string // most entries have a few attributes: no allocation
+	keys := small[:0]
 	for k, v := range e.Attrs {
 		if !plain(k) || !plain(v) {
 			return json.Marshal(e)
@@ -24,7 +25,9 @@ func marshalEntry(e *Entry) ([]byte, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	n := 96 + len(e.Level) + len(e.Account) + len(e.Function) + len(e.RequestID) + len(e.Msg)
+	// The fixed parts (the names, quotes and punctuation, and a time of
+	// at most 35 bytes) take at most 128 bytes with the newline Append adds.
+	n := 128 + len(e.Level) + len(e.Account) + len(e.Function) + len(e.RequestID) + len(e.Msg)
 	for k, v := range e.Attrs {
 		n += len(k) + len(v) + 6
 	}

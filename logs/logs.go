@@ -6,6 +6,9 @@
 // previous one), so an account never holds more than about 2×MaxBytes of logs,
 // and always holds at least its most recent MaxBytes minus one line.
 //
+// Append writes one line and returns once it is written; AppendAll (the
+// gateway's access log) writes a batch with one write per account.
+//
 // Readers (silo logs, silotest) read the files directly, so they work from
 // another process while the platform runs; Follow polls for new lines and
 // survives rotation.
@@ -141,6 +144,8 @@ type Store struct {
 	mu     sync.Mutex
 	files  map[silo.AccountID]*logFile
 	closed bool
+	buf    []byte // the lines of one write (AppendAll)
+	writes int    // write calls made, for tests
 }
 
 type logFile struct {
@@ -233,10 +238,87 @@ func (s *Store) Files(acct silo.AccountID) []string {
 //
 // # Errors
 //
-// CodeInvalid for an entry without a valid account ID.
+// CodeInvalid for an entry without a valid account ID; CodeNotFound if the
+// account does not exist or is deleted while the line is written (the line
+// is dropped).
 func (s *Store) Append(e Entry) error {
-	if _, err := silo.ParseID(string(e.Account)); err != nil {
+	line, c, err := s.record(&e, nil, nil)
+	if err != nil {
 		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
+	}
+	return s.writeLocked(e.Account, c, [][]byte{line})
+}
+
+// AppendAll writes es as Append would write each of them, in order, but with
+// one write per account (and one more per rotation) instead of one per line:
+// the lines of one account reach its file together. Lines of an account that
+// does not exist, or that is deleted while they are written, are dropped
+// without error, as its log went with it.
+//
+// # Errors
+//
+// CodeInvalid for entries without a valid account ID (the others are still
+// written); the errors of writing an account's file (its lines from the first
+// that could not be written are lost).
+func (s *Store) AppendAll(es []Entry) error {
+	var errs []error
+	type batch struct {
+		acct  silo.AccountID
+		c     Cipher
+		ad    []byte // recordAD of acct
+		lines [][]byte
+	}
+	var batches []*batch
+	byAcct := map[silo.AccountID]*batch{}
+	var e Entry
+	for i := range es {
+		e = es[i]
+		b := byAcct[e.Account]
+		var c Cipher // the account's key and AD, made once per batch
+		var ad []byte
+		if b != nil {
+			c, ad = b.c, b.ad
+		}
+		line, c, err := s.record(&e, c, ad)
+		if err != nil {
+			if silo.ErrorCode(err) != silo.CodeNotFound { // else the account does not exist: neither does its log
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if b == nil {
+			b = &batch{acct: e.Account, c: c, ad: recordAD(e.Account)}
+			byAcct[e.Account] = b
+			batches = append(batches, b)
+		}
+		b.lines = append(b.lines, line)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
+	}
+	for _, b := range batches {
+		err := s.writeLocked(b.acct, b.c, b.lines)
+		if err != nil && silo.ErrorCode(err) != silo.CodeNotFound {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// record validates and stamps e and returns its line, newline included,
+// sealed under the account's key (c if given, else looked up) with Keys,
+// and the Cipher it was sealed with (nil without Keys). ad is the account's
+// recordAD, or nil.
+func (s *Store) record(e *Entry, c Cipher, ad []byte) ([]byte, Cipher, error) {
+	if _, err := silo.ParseID(string(e.Account)); err != nil {
+		return nil, nil, err
 	}
 	if e.Time.IsZero() {
 		e.Time = s.cfg.Now()
@@ -245,49 +327,89 @@ func (s *Store) Append(e Entry) error {
 	if e.Level == "" {
 		e.Level = "INFO"
 	}
-	line, err := clipRecord(&e)
+	line, err := clipRecord(e)
 	if err != nil {
-		return fmt.Errorf("encode log entry: %w", err)
+		return nil, nil, fmt.Errorf("encode log entry: %w", err)
 	}
-	var c Cipher
 	if s.cfg.Keys != nil {
-		if c, err = s.cfg.Keys(e.Account); err != nil {
-			return fmt.Errorf("log of %s: %w", e.Account, err)
+		if c == nil {
+			if c, err = s.cfg.Keys(e.Account); err != nil {
+				return nil, nil, fmt.Errorf("log of %s: %w", e.Account, err)
+			}
 		}
-		if line, err = sealLine(c, e.Account, line); err != nil {
-			return fmt.Errorf("log of %s: %w", e.Account, err)
+		if ad == nil {
+			ad = recordAD(e.Account)
+		}
+		if line, err = sealLine(c, ad, line); err != nil {
+			return nil, nil, fmt.Errorf("log of %s: %w", e.Account, err)
 		}
 	}
-	line = append(line, '\n')
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
-	}
+	return append(line, '\n'), c, nil
+}
+
+// writeLocked appends lines (each ending with a newline) to the log of
+// acct, sealed under c (nil without Keys), rotating the file before any
+// line that would take it past MaxBytes. The lines between two rotations
+// are written with one write.
+func (s *Store) writeLocked(acct silo.AccountID, c Cipher, lines [][]byte) error {
 	if c != nil {
 		// The account may have been deleted (and re-created) since c was
 		// taken: a line of the previous account must not remove the new
 		// one's files.
-		if cur, err := s.cfg.Keys(e.Account); err != nil || cur.ID() != c.ID() {
-			return silo.Errorf(silo.CodeNotFound, "logs: account %s was deleted while its line was written; the line is dropped", e.Account)
+		if cur, err := s.cfg.Keys(acct); err != nil || cur.ID() != c.ID() {
+			return silo.Errorf(silo.CodeNotFound, "logs: account %s was deleted while its lines were written; they are dropped", acct)
 		}
 	}
-	lf, err := s.fileLocked(e.Account, c)
+	lf, err := s.fileLocked(acct, c)
 	if err != nil {
 		return err
 	}
-	if lf.size > 0 && lf.size+int64(len(line)) > s.cfg.MaxBytes {
-		if err := s.rotateLocked(e.Account, lf); err != nil {
-			return err
+	for rotated := false; len(lines) > 0; rotated = true {
+		// The lines that fit before the next rotation; after a rotation,
+		// at least one.
+		n, size := 0, lf.size
+		for ; n < len(lines); n++ {
+			if size > 0 && size+int64(len(lines[n])) > s.cfg.MaxBytes && (n > 0 || !rotated) {
+				break
+			}
+			size += int64(len(lines[n]))
 		}
-		if lf, err = s.fileLocked(e.Account, c); err != nil {
-			return err
+		if n > 0 {
+			if err := s.writeFile(acct, lf, lines[:n]); err != nil {
+				return err
+			}
+			lines = lines[n:]
+		}
+		if len(lines) > 0 {
+			if err := s.rotateLocked(acct, lf); err != nil {
+				return err
+			}
+			if lf, err = s.fileLocked(acct, c); err != nil {
+				return err
+			}
 		}
 	}
-	n, err := lf.f.Write(line)
+	return nil
+}
+
+// writeFile writes lines at the end of lf with one write.
+func (s *Store) writeFile(acct silo.AccountID, lf *logFile, lines [][]byte) error {
+	b := lines[0]
+	if len(lines) > 1 {
+		s.buf = s.buf[:0]
+		for _, l := range lines {
+			s.buf = append(s.buf, l...)
+		}
+		b = s.buf
+		if cap(s.buf) > 1<<20 {
+			s.buf = nil // do not keep a rare large batch's buffer
+		}
+	}
+	n, err := lf.f.Write(b)
 	lf.size += int64(n)
+	s.writes++
 	if err != nil {
-		return fmt.Errorf("append log of %s: %w", e.Account, err)
+		return fmt.Errorf("append log of %s: %w", acct, err)
 	}
 	return nil
 }

@@ -26,16 +26,18 @@ const sealedPrefix = "~1 "
 // follows, so a line copied into another account's file does not open.
 const labelAD = "silo/logs/v1\x00"
 
-func recordAD(acct silo.AccountID) []byte { return append([]byte(labelAD), acct...) }
+func recordAD(acct silo.AccountID) []byte {
+	return append(append(make([]byte, 0, len(labelAD)+len(acct)), labelAD...), acct...)
+}
 
 // sealLine returns the sealed form of one JSON record (without newline):
-// "~1 <key ID> <base64 envelope>".
-func sealLine(c Cipher, acct silo.AccountID, record []byte) ([]byte, error) {
-	env, err := c.Seal(record, recordAD(acct))
+// "~1 <key ID> <base64 envelope>". ad is the account's recordAD.
+func sealLine(c Cipher, ad, record []byte) ([]byte, error) {
+	env, err := c.Seal(record, ad)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(sealedPrefix)+len(c.ID())+1+base64.RawStdEncoding.EncodedLen(len(env)))
+	out := make([]byte, 0, len(sealedPrefix)+len(c.ID())+1+base64.RawStdEncoding.EncodedLen(len(env))+1) // +1: the newline Append adds
 	out = append(out, sealedPrefix...)
 	out = append(out, c.ID()...)
 	out = append(out, ' ')
@@ -180,6 +182,7 @@ func sealFile(path string, c Cipher, acct silo.AccountID) error {
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	w := bufio.NewWriter(tmp)
+	ad := recordAD(acct)
 	r := bufio.NewReader(in)
 	for {
 		line, err := r.ReadBytes('\n')
@@ -188,7 +191,7 @@ func sealFile(path string, c Cipher, acct silo.AccountID) error {
 		}
 		line = line[:len(line)-1]
 		if len(line) > 0 && line[0] == '{' {
-			if line, err = sealLine(c, acct, line); err != nil {
+			if line, err = sealLine(c, ad, line); err != nil {
 				return err
 			}
 		}

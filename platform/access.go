@@ -1,12 +1,9 @@
 package platform
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 
-	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/gateway"
 	"github.com/silo-run/silo/logs"
 )
@@ -22,7 +19,8 @@ type accessLog struct {
 }
 
 func (a accessLog) WriteAccess(entries []gateway.AccessEntry) {
-	for _, e := range entries {
+	es := make([]logs.Entry, len(entries))
+	for i, e := range entries {
 		level := slog.LevelInfo
 		switch {
 		case e.Status >= 500:
@@ -30,19 +28,19 @@ func (a accessLog) WriteAccess(entries []gateway.AccessEntry) {
 		case e.Status >= 400:
 			level = slog.LevelWarn
 		}
-		err := a.logs.Append(logs.Entry{
+		status := strconv.Itoa(e.Status)
+		es[i] = logs.Entry{
 			Time: e.Time, Level: logs.LevelString(level), Account: e.Account, Function: e.Function, RequestID: e.RequestID,
-			Msg: fmt.Sprintf("%s %s %d", e.Method, e.Path, e.Status),
+			Msg: e.Method + " " + e.Path + " " + status,
 			Attrs: map[string]string{
-				"source": "gateway", "status": strconv.Itoa(e.Status), "release": e.Release,
+				"source": "gateway", "status": status, "release": e.Release,
 				"duration_ms": strconv.FormatFloat(float64(e.Duration.Microseconds())/1000, 'f', 3, 64),
 			},
-		})
-		if errors.Is(err, silo.ErrNotFound) {
-			continue // the account was deleted after these requests: its log went with it
 		}
-		if err != nil {
-			a.logger.Error("platform: write access log", "account", e.Account, "error", err)
-		}
+	}
+	// One write per account: the lines of accounts deleted after these
+	// requests are dropped, as their logs went with them.
+	if err := a.logs.AppendAll(es); err != nil {
+		a.logger.Error("platform: write access log", "error", err)
 	}
 }

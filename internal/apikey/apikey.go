@@ -79,6 +79,15 @@ var errMalformed = silo.Errorf(silo.CodeUnauthenticated, "malformed API key; sen
 // CodeUnauthenticated if plaintext is not a well-formed key. The message
 // never echoes the input, which may be a mistyped secret.
 func Parse(plaintext string) (id string, err error) {
+	id, err = parse(plaintext)
+	if err != nil {
+		return "", err
+	}
+	return strings.Clone(id), nil // not a substring: the ID must not keep the secret in memory
+}
+
+// parse is Parse returning the ID as a substring of plaintext.
+func parse(plaintext string) (id string, err error) {
 	if len(plaintext) > maxKeyLen || !strings.HasPrefix(plaintext, prefix) {
 		return "", errMalformed
 	}
@@ -120,7 +129,7 @@ func Parse(plaintext string) (id string, err error) {
 	if last := sec[secLen-1]; last != 'a' && last != 'q' {
 		return "", errMalformed
 	}
-	return prefix + acct + "_" + kid, nil
+	return plaintext[:len(prefix)+len(acct)+1+idLen], nil
 }
 
 // Check authenticates plaintext against the stored key k at time now. The
@@ -133,11 +142,13 @@ func Parse(plaintext string) (id string, err error) {
 // k is revoked. Revocation is reported only to a caller holding the right
 // secret, so the message cannot be used to probe key IDs.
 func Check(k store.APIKey, plaintext string, now time.Time) error {
-	id, err := Parse(plaintext)
+	id, err := parse(plaintext)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256([]byte(plaintext))
+	var buf [maxKeyLen]byte // parse bounds the length: hashed without an allocation
+	sum := sha256.Sum256(buf[:copy(buf[:], plaintext)])
+	clear(buf[:])
 	match := subtle.ConstantTimeCompare(sum[:], k.Hash) == 1
 	if !match || id != k.ID {
 		return silo.Errorf(silo.CodeUnauthenticated, "invalid API key; check that the key is complete and has not been replaced")
