@@ -32,8 +32,9 @@ type AccessLog interface {
 }
 
 // Access log batching: entries wait in memory until accessBatch of them
-// are there or accessFlushEvery has passed, and are then handed to the
-// AccessLog off the request path. While the AccessLog is slower than the
+// are there or accessFlushEvery has passed since the first of them came,
+// and are then handed to the AccessLog off the request path; with nothing
+// pending, the writer sleeps (an idle gateway does not wake up). While the AccessLog is slower than the
 // requests, at most accessMaxPending wait; newer ones are dropped and
 // counted (Metrics is unaffected; the operator's log says how many).
 const (
@@ -50,13 +51,16 @@ type accessLog struct {
 	mu      sync.Mutex
 	pending []AccessEntry
 	dropped int
+	flushes int           // calls of flush, for tests
+	first   chan struct{} // an entry came while none was pending
 	full    chan struct{} // a batch is ready
 	stop    chan struct{}
 	done    chan struct{}
 }
 
 func newAccessLog(out AccessLog, onDrop func(int)) *accessLog {
-	a := &accessLog{out: out, log: onDrop, full: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	a := &accessLog{out: out, log: onDrop, first: make(chan struct{}, 1), full: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go a.run()
 	return a
 }
@@ -72,26 +76,44 @@ func (a *accessLog) add(e AccessEntry) {
 	a.pending = append(a.pending, e)
 	n := len(a.pending)
 	a.mu.Unlock()
-	if n == accessBatch {
-		select {
-		case a.full <- struct{}{}:
-		default:
-		}
+	switch n {
+	case 1:
+		signal(a.first)
+	case accessBatch:
+		signal(a.full)
+	}
+}
+
+// signal wakes the writer without blocking (ch has room for one).
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
 func (a *accessLog) run() {
 	defer close(a.done)
-	t := time.NewTicker(accessFlushEvery)
-	defer t.Stop()
+	t := time.NewTimer(accessFlushEvery)
+	t.Stop()
 	var spare []AccessEntry
 	for {
+		select { // nothing pending: no timer
+		case <-a.stop:
+			a.flush(spare)
+			return
+		case <-a.first:
+		case <-a.full:
+		}
+		t.Reset(accessFlushEvery)
 		select {
 		case <-a.stop:
+			t.Stop()
 			a.flush(spare)
 			return
 		case <-t.C:
 		case <-a.full:
+			t.Stop()
 		}
 		spare = a.flush(spare)
 	}
@@ -105,6 +127,7 @@ func (a *accessLog) flush(spare []AccessEntry) []AccessEntry {
 	a.pending = spare[:0]
 	dropped := a.dropped
 	a.dropped = 0
+	a.flushes++
 	a.mu.Unlock()
 	if dropped > 0 {
 		a.log(dropped)
