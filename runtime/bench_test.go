@@ -195,10 +195,13 @@ func BenchmarkHostCallConfig(b *testing.B) {
 // serving node, where instances come and go); "fresh" maps a new one, as
 // the first cold start after a quiet spell does. "snapshot" starts the
 // instance from the snapshot the first one gave (snapshot.go), "init"
-// runs the data segments and _initialize (snapshots off), "capture" runs
-// them and takes a snapshot (the second instance of a key in a while).
+// runs the data segments and _initialize (snapshots off), "first" does it
+// with snapshots on but none kept (the first instance after a quiet
+// spell: its data segments come from the artifact's image,
+// memory_data.go), "capture" runs them and takes a snapshot (the second
+// instance of a key in a while).
 func BenchmarkColdStart(b *testing.B) {
-	for _, mode := range []string{"snapshot", "init", "capture"} {
+	for _, mode := range []string{"snapshot", "init", "first", "capture"} {
 		snap := mode == "snapshot"
 		for _, fresh := range []bool{false, true} {
 			name := mode + "/" + map[bool]string{false: "recycled", true: "fresh"}[fresh]
@@ -221,9 +224,12 @@ func BenchmarkColdStart(b *testing.B) {
 					if fresh {
 						e.rt.mem.trim(time.Now().Add(time.Hour))
 					}
-					if mode == "capture" {
+					switch mode {
+					case "capture":
 						e.rt.snap.trim(time.Now().Add(time.Hour))
 						e.rt.snap.wants(key, time.Now()) // as if an instance had started before
+					case "first":
+						e.rt.snap.trim(time.Now().Add(time.Hour)) // the snapshot and the last start forgotten
 					}
 					b.StartTimer()
 					e.must(b, "acme", req, 200)

@@ -92,6 +92,8 @@ func (m *mmapMemory) Free() {
 
 func (m *mmapMemory) fresh() bool             { return m.new }
 func (m *mmapMemory) mappedCOW(off, n uint32) { m.cow = append(m.cow, [2]uint32{off, n}) }
+func (m *mmapMemory) cowRanges() [][2]uint32  { return m.cow }
+func (m *mmapMemory) reserved() []byte        { return m.buf }
 
 func (m *mmapMemory) hold() bool {
 	m.mu.Lock()

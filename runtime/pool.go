@@ -85,9 +85,12 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		WithNanosleep(in.nanosleep).
 		WithOsyield(func() {})
 	prefault := a.dataEnd
+	var data *dataImage
 	switch {
 	case snap != nil: // memory and globals come from the snapshot
 		mc, prefault = mc.WithStartFunctions(), 0
+	case a.data != nil: // the allocator writes the data segments in
+		mc, prefault, data = mc.WithStartFunctions(abi.ExportInitialize), 0, a.data
 	case a.restart: // the data segments are copied by exportInitData
 		mc = mc.WithStartFunctions(exportInitData, abi.ExportInitialize)
 	default:
@@ -96,7 +99,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	if key.clock {
 		mc = mc.WithSysWalltime()
 	}
-	mod, err := e.instantiate(withMemoryAllocator(ctx, r.mem, prefault, func(m heldMemory) { in.mem = m }), cm, mc)
+	mod, err := e.instantiate(withMemoryAllocator(ctx, r.mem, prefault, data, func(m heldMemory) { in.mem = m }), cm, mc)
 	if errors.Is(err, errShutdown) {
 		return err
 	}
@@ -116,7 +119,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		in.snap = snap
 	case a.restart && r.snap.wants(skey, time.Now()):
 		// Right after init, before any request: see snapshot.go.
-		if s, err := capture(mod, a.globals); err != nil {
+		if s, err := capture(mod, in.mem, a.globals); err != nil {
 			r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "no snapshot of the new instance", slog.String("account", string(key.acct)),
 				slog.String("function", key.fn), slog.String("error", err.Error()))
 		} else {

@@ -102,8 +102,10 @@ const snapPage = 4096
 var zeroPage [snapPage]byte
 
 // capture copies mod's memory and mutable globals. It is called right
-// after _initialize, before the instance serves anything.
-func capture(mod api.Module, globals []string) (*snapshot, error) {
+// after _initialize, before the instance serves anything. held is the
+// memory's handle, if the runtime allocated it (memory_data.go may have
+// mapped ranges of it from a file).
+func capture(mod api.Module, held heldMemory, globals []string) (*snapshot, error) {
 	mem := mod.Memory()
 	if mem == nil {
 		return nil, errors.New("no memory")
@@ -120,6 +122,15 @@ func capture(mod api.Module, globals []string) (*snapshot, error) {
 	// Pages never written read zero: skip them without reading them (a
 	// read would fault each one in).
 	touched, sysPage := touchedPages(buf), os.Getpagesize()
+	// A page mapped from a file holds the file's bytes whether or not it
+	// was ever touched.
+	if cm, ok := held.(cowMemory); ok && touched != nil {
+		for _, r := range cm.cowRanges() {
+			for off := int(r[0]); off < int(r[0]+r[1]) && off < len(buf); off += sysPage {
+				touched[off/sysPage] = true
+			}
+		}
+	}
 	var total uint32
 	for off := 0; off < len(buf); off += snapPage {
 		if touched != nil && !touched[off/sysPage] || bytes.Equal(buf[off:off+snapPage], zeroPage[:]) {
@@ -134,7 +145,7 @@ func capture(mod api.Module, globals []string) (*snapshot, error) {
 	}
 	var err error
 	if os.Getpagesize() == snapPage {
-		s.image, s.fd, err = imageFile(int(total))
+		s.image, s.fd, err = imageFile("silo-snapshot", int(total))
 	}
 	if s.image == nil && total > 0 {
 		if s.image, err = mapImage(int(total)); err != nil {
