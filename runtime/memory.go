@@ -24,9 +24,10 @@ import (
 // linear memories, if the platform has one: a memory recycled by pool, or
 // else a new one whose first prefault bytes (the module's data segments,
 // which instantiation writes at once) are mapped in one go where the
-// platform can. If data is not nil, the new memory gets the data segments
-// written in (memory_data.go). A memory that must outlive its module's Free while a guest
-// still runs on it (see heldMemory) is handed to held, already held.
+// platform can. If data is not nil, the new memory gets the data
+// segments written in (memory_data.go). A memory that must outlive its
+// module's Free while a guest still runs on it (see heldMemory) is handed
+// to held, already held.
 func withMemoryAllocator(ctx context.Context, pool *memPool, prefault uint64, data *dataImage, held func(heldMemory)) context.Context {
 	if !haveMmap {
 		return ctx
@@ -94,4 +95,9 @@ func (m *heapMemory) Reallocate(size uint64) []byte {
 
 func (m *heapMemory) Free() { m.buf = nil }
 
-func (m *heapMemory) reserved() []byte { return m.buf[:cap(m.buf)] }
+func (m *heapMemory) reserve(n uint64) []byte {
+	if n > uint64(cap(m.buf)) {
+		return nil
+	}
+	return m.buf[:n]
+}

@@ -76,9 +76,14 @@ func newDataImage(segs []dataSeg, minBytes uint64) *dataImage {
 	return d
 }
 
-// reservedMemory is a linear memory whose bytes up to its capacity can
-// be written before wazero sizes it.
-type reservedMemory interface{ reserved() []byte }
+// reservedMemory is a linear memory whose first bytes can be written
+// before wazero sizes it.
+type reservedMemory interface {
+	// reserve returns the first n bytes, to be written (they count as
+	// written when the memory is recycled, whatever wazero does next),
+	// or nil if the memory has fewer.
+	reserve(n uint64) []byte
+}
 
 // writeTo puts the data segments into mem, a new linear memory whose
 // initial size holds them (newDataImage checked it). It keeps d alive
@@ -89,12 +94,12 @@ func (d *dataImage) writeTo(mem experimental.LinearMemory) {
 	if !ok {
 		return
 	}
-	buf := r.reserved()
-	cm, _ := mem.(cowMemory)
 	end := uint64(d.start) + uint64(len(d.image))
-	if end > uint64(len(buf)) {
+	buf := r.reserve(end)
+	if buf == nil {
 		return // a memory under the segments' size: instantiation fails
 	}
+	cm, _ := mem.(cowMemory)
 	dst := buf[d.start:end]
 	if cm != nil && cm.fresh() {
 		if err := mapCOW(dst, d.fd, 0); err == nil {

@@ -265,3 +265,40 @@ func TestDataImageWithinInitialMemory(t *testing.T) {
 		}
 	}
 }
+
+// The data segments a memory gets before wazero sizes it count as
+// written: a memory freed right after, whatever wazero did, goes back to
+// the pool reading zero, on a new memory (mapped) and a recycled one
+// (copied).
+func TestDataImageWrittenBytesZeroedOnRecycle(t *testing.T) {
+	const size = 1 << 20
+	seg := bytes.Repeat([]byte("silo"), 2048)
+	d := newDataImage([]dataSeg{{off: 8192, b: seg}}, size)
+	if d == nil {
+		t.Skip("no data image on this machine")
+	}
+	p := newMemPool()
+	for _, round := range []string{"new memory", "recycled memory"} {
+		m, ok := p.alloc(size, 4*size, 0).(*mmapMemory)
+		if !ok {
+			t.Skip("no mapping for a linear memory on this machine")
+		}
+		if round == "new memory" != m.fresh() {
+			t.Fatalf("%s: fresh() = %v", round, m.fresh())
+		}
+		d.writeTo(m)
+		// Must: the segment is there.
+		if !bytes.Equal(m.buf[8192:8192+len(seg)], seg) {
+			t.Fatalf("%s: the data segment was not written", round)
+		}
+		m.Free() // no Reallocate: as if wazero had failed at once
+		m.unhold()
+		if p.len() != 1 {
+			t.Fatalf("%s: %d pooled memories, want 1", round, p.len())
+		}
+		// Must not: any of it left in the pooled memory.
+		if bytes.Contains(m.buf[:size], []byte("silo")) {
+			t.Fatalf("%s: the pooled memory still holds the data segment", round)
+		}
+	}
+}
