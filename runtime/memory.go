@@ -24,11 +24,11 @@ import (
 // linear memories, if the platform has one: a memory recycled by pool, or
 // else a new one whose first prefault bytes (the module's data segments,
 // which instantiation writes at once) are mapped in one go where the
-// platform can. If data is not nil, the new memory gets the data
-// segments written in (memory_data.go). A memory that must outlive its
-// module's Free while a guest still runs on it (see heldMemory) is handed
-// to held, already held.
-func withMemoryAllocator(ctx context.Context, pool *memPool, prefault uint64, data *dataImage, held func(heldMemory)) context.Context {
+// platform can. If fill is not nil, it is given the new memory first
+// (to write the data segments or a snapshot in: memory_data.go,
+// snapshot.go). A memory that must outlive its module's Free while a guest
+// still runs on it (see heldMemory) is handed to held, already held.
+func withMemoryAllocator(ctx context.Context, pool *memPool, prefault uint64, fill func(experimental.LinearMemory), held func(heldMemory)) context.Context {
 	if !haveMmap {
 		return ctx
 	}
@@ -37,8 +37,8 @@ func withMemoryAllocator(ctx context.Context, pool *memPool, prefault uint64, da
 		if h, ok := m.(heldMemory); ok {
 			held(h)
 		}
-		if data != nil {
-			data.writeTo(m)
+		if fill != nil {
+			fill(m)
 		}
 		return m
 	}))
