@@ -81,8 +81,8 @@ func (r *Runtime) prepare(wasm []byte, digest string) (*artifact, error) {
 	if r.cfg.SnapshotMemory > 0 {
 		// A module that cannot be prepared is still run, from its init
 		// every time.
-		if rw, globals, err := restartable(m, inst); err == nil {
-			a.wasm, a.restart, a.globals = rw, true, globals
+		if rw, globals, segs, err := restartable(m, inst); err == nil {
+			a.wasm, a.restart, a.globals, a.segs = rw, true, globals, segs
 		}
 	}
 	if len(m.memories) == 1 {
@@ -109,6 +109,10 @@ func (r *Runtime) load(ctx context.Context, a *artifact) (string, error) {
 	if err := checkExports(cm); err != nil {
 		return "", err
 	}
+	if a.restart {
+		a.data = newDataImage(a.segs, uint64(a.minPages)*65536)
+	}
+	a.segs = nil // they hold the instrumented module's bytes
 	r.mu.Lock()
 	r.artifacts[a.digest] = a
 	r.mu.Unlock()

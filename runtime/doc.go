@@ -137,4 +137,10 @@
 // math/rand's top-level functions); crypto/rand is unaffected. They are
 // kept at most Config.SnapshotMemory bytes in all, and dropped once unused
 // for Config.SnapshotTimeout (Stats.Snapshots).
+//
+// An instance that runs its init (no snapshot kept) gets its data
+// segments from its artifact's image: mapped copy-on-write over a new
+// memory (on Linux), copied into a recycled one (memory_data.go,
+// TestDataImageOnNewMemory). The image holds only the module's own data,
+// the same for every account; it lives as long as the compiled artifact.
 package runtime

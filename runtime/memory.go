@@ -24,9 +24,11 @@ import (
 // linear memories, if the platform has one: a memory recycled by pool, or
 // else a new one whose first prefault bytes (the module's data segments,
 // which instantiation writes at once) are mapped in one go where the
-// platform can. A memory that must outlive its module's Free while a guest
+// platform can. If fill is not nil, it is given the new memory first
+// (to write the data segments or a snapshot in: memory_data.go,
+// snapshot.go). A memory that must outlive its module's Free while a guest
 // still runs on it (see heldMemory) is handed to held, already held.
-func withMemoryAllocator(ctx context.Context, pool *memPool, prefault uint64, held func(heldMemory)) context.Context {
+func withMemoryAllocator(ctx context.Context, pool *memPool, prefault uint64, fill func(experimental.LinearMemory), held func(heldMemory)) context.Context {
 	if !haveMmap {
 		return ctx
 	}
@@ -34,6 +36,9 @@ func withMemoryAllocator(ctx context.Context, pool *memPool, prefault uint64, he
 		m := pool.alloc(capacity, maximum, prefault)
 		if h, ok := m.(heldMemory); ok {
 			held(h)
+		}
+		if fill != nil {
+			fill(m)
 		}
 		return m
 	}))
@@ -69,6 +74,8 @@ type cowMemory interface {
 	// mappedCOW records that [off, off+n) maps a snapshot's file; it is
 	// remapped as anonymous memory before the memory is reused.
 	mappedCOW(off, n uint32)
+	// cowRanges returns the ranges mappedCOW recorded.
+	cowRanges() [][2]uint32
 }
 
 // heapMemory is a linear memory on the Go heap: the fallback when a
@@ -87,3 +94,10 @@ func (m *heapMemory) Reallocate(size uint64) []byte {
 }
 
 func (m *heapMemory) Free() { m.buf = nil }
+
+func (m *heapMemory) reserve(n uint64) []byte {
+	if n > uint64(cap(m.buf)) {
+		return nil
+	}
+	return m.buf[:n]
+}

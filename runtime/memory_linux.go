@@ -85,11 +85,11 @@ func touchedPages(b []byte) []bool {
 	return out
 }
 
-// imageFile returns a memfd of n bytes and a shared mapping of it, to hold
+// imageFile returns a memfd of n bytes named name and a shared mapping of it, to hold
 // a snapshot's image (snapshot.go) so that fresh memories can map it
 // copy-on-write (mapCOW).
-func imageFile(n int) ([]byte, int, error) {
-	fd, err := unix.MemfdCreate("silo-snapshot", unix.MFD_CLOEXEC)
+func imageFile(name string, n int) ([]byte, int, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, -1, err
 	}

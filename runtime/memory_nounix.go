@@ -32,7 +32,7 @@ func populate([]byte) {}
 
 func touchedPages([]byte) []bool { return nil }
 
-func imageFile(int) ([]byte, int, error) { return nil, -1, errNoCOW }
-func mapCOW([]byte, int, int64) error    { return errNoCOW }
-func mapAnon(dst []byte) error           { clear(dst); return nil }
-func closeImageFile(int)                 {}
+func imageFile(string, int) ([]byte, int, error) { return nil, -1, errNoCOW }
+func mapCOW([]byte, int, int64) error            { return errNoCOW }
+func mapAnon(dst []byte) error                   { clear(dst); return nil }
+func closeImageFile(int)                         {}

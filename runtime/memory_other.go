@@ -13,7 +13,7 @@ func zeroWritten(b []byte) { clear(b) }
 func touchedPages([]byte) []bool { return nil }
 
 // No memfd here: snapshots are copied into new memories.
-func imageFile(int) ([]byte, int, error) { return nil, -1, errNoCOW }
-func mapCOW([]byte, int, int64) error    { return errNoCOW }
-func mapAnon(dst []byte) error           { clear(dst); return nil }
-func closeImageFile(int)                 {}
+func imageFile(string, int) ([]byte, int, error) { return nil, -1, errNoCOW }
+func mapCOW([]byte, int, int64) error            { return errNoCOW }
+func mapAnon(dst []byte) error                   { clear(dst); return nil }
+func closeImageFile(int)                         {}

@@ -92,6 +92,15 @@ func (m *mmapMemory) Free() {
 
 func (m *mmapMemory) fresh() bool             { return m.new }
 func (m *mmapMemory) mappedCOW(off, n uint32) { m.cow = append(m.cow, [2]uint32{off, n}) }
+func (m *mmapMemory) cowRanges() [][2]uint32  { return m.cow }
+
+func (m *mmapMemory) reserve(n uint64) []byte {
+	if n > uint64(len(m.buf)) {
+		return nil
+	}
+	m.high = max(m.high, n)
+	return m.buf[:n]
+}
 
 func (m *mmapMemory) hold() bool {
 	m.mu.Lock()

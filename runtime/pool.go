@@ -12,6 +12,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/sdk/fn/abi"
@@ -85,9 +86,17 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		WithNanosleep(in.nanosleep).
 		WithOsyield(func() {})
 	prefault := a.dataEnd
+	var fill func(experimental.LinearMemory)
+	var filled chan bool // from snap.prefill, if the allocator ran it
 	switch {
 	case snap != nil: // memory and globals come from the snapshot
 		mc, prefault = mc.WithStartFunctions(), 0
+		fill = func(m experimental.LinearMemory) {
+			filled = make(chan bool, 1)
+			snap.prefill(m, filled)
+		}
+	case a.data != nil: // the allocator writes the data segments in
+		mc, prefault, fill = mc.WithStartFunctions(abi.ExportInitialize), 0, a.data.writeTo
 	case a.restart: // the data segments are copied by exportInitData
 		mc = mc.WithStartFunctions(exportInitData, abi.ExportInitialize)
 	default:
@@ -96,7 +105,8 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	if key.clock {
 		mc = mc.WithSysWalltime()
 	}
-	mod, err := e.instantiate(withMemoryAllocator(ctx, r.mem, prefault, func(m heldMemory) { in.mem = m }), cm, mc)
+	mod, err := e.instantiate(withMemoryAllocator(ctx, r.mem, prefault, fill, func(m heldMemory) { in.mem = m }), cm, mc)
+	prefilled := filled != nil && <-filled // before anything uses or frees the memory
 	if errors.Is(err, errShutdown) {
 		return err
 	}
@@ -108,7 +118,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 	}
 	switch {
 	case snap != nil:
-		if err := snap.restore(mod, in.mem, a.globals); err != nil {
+		if err := snap.restore(mod, in.mem, a.globals, prefilled); err != nil {
 			mod.Close(ctx)
 			return fmt.Errorf("instance of %.12s from its snapshot: %w", a.digest, err)
 		}
@@ -116,7 +126,7 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		in.snap = snap
 	case a.restart && r.snap.wants(skey, time.Now()):
 		// Right after init, before any request: see snapshot.go.
-		if s, err := capture(mod, a.globals); err != nil {
+		if s, err := capture(mod, in.mem, a.globals); err != nil {
 			r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "no snapshot of the new instance", slog.String("account", string(key.acct)),
 				slog.String("function", key.fn), slog.String("error", err.Error()))
 		} else {

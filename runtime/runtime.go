@@ -269,6 +269,11 @@ type artifact struct {
 	// names the exports of the module's mutable globals.
 	restart bool
 	globals []string
+	// data: the data segments to map into a new memory instead of
+	// running exportInitData (memory_data.go), or nil; segs: what
+	// restartable found, until load makes data of them.
+	data *dataImage
+	segs []dataSeg
 }
 
 type poolKey struct {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 
 	silo "github.com/silo-run/silo"
 )
@@ -102,8 +104,10 @@ const snapPage = 4096
 var zeroPage [snapPage]byte
 
 // capture copies mod's memory and mutable globals. It is called right
-// after _initialize, before the instance serves anything.
-func capture(mod api.Module, globals []string) (*snapshot, error) {
+// after _initialize, before the instance serves anything. held is the
+// memory's handle, if the runtime allocated it (memory_data.go may have
+// mapped ranges of it from a file).
+func capture(mod api.Module, held heldMemory, globals []string) (*snapshot, error) {
 	mem := mod.Memory()
 	if mem == nil {
 		return nil, errors.New("no memory")
@@ -120,6 +124,15 @@ func capture(mod api.Module, globals []string) (*snapshot, error) {
 	// Pages never written read zero: skip them without reading them (a
 	// read would fault each one in).
 	touched, sysPage := touchedPages(buf), os.Getpagesize()
+	// A page mapped from a file holds the file's bytes whether or not it
+	// was ever touched.
+	if cm, ok := held.(cowMemory); ok && touched != nil {
+		for _, r := range cm.cowRanges() {
+			for off := int(r[0]); off < int(r[0]+r[1]) && off < len(buf); off += sysPage {
+				touched[off/sysPage] = true
+			}
+		}
+	}
 	var total uint32
 	for off := 0; off < len(buf); off += snapPage {
 		if touched != nil && !touched[off/sysPage] || bytes.Equal(buf[off:off+snapPage], zeroPage[:]) {
@@ -134,7 +147,7 @@ func capture(mod api.Module, globals []string) (*snapshot, error) {
 	}
 	var err error
 	if os.Getpagesize() == snapPage {
-		s.image, s.fd, err = imageFile(int(total))
+		s.image, s.fd, err = imageFile("silo-snapshot", int(total))
 	}
 	if s.image == nil && total > 0 {
 		if s.image, err = mapImage(int(total)); err != nil {
@@ -155,6 +168,32 @@ func capture(mod api.Module, globals []string) (*snapshot, error) {
 	return s, nil
 }
 
+// write puts the snapshot's pages into buf, a new memory of at least
+// s.pages. A memory no instance has used (cm.fresh) gets the image mapped
+// copy-on-write (the pages the guest only reads are never copied: on a VM
+// a page the process never used is dear); a recycled one gets it copied
+// into pages it has already.
+func (s *snapshot) write(buf []byte, cm cowMemory) {
+	fresh := cm == nil || cm.fresh()
+	cow := s.fd >= 0 && cm != nil && fresh
+	for _, r := range s.runs {
+		if cow {
+			if err := mapCOW(buf[r.off:r.off+r.n], s.fd, int64(r.at)); err == nil {
+				cm.mappedCOW(r.off, r.n)
+				continue
+			}
+			cow = false
+		}
+		dst := buf[r.off : r.off+r.n]
+		if fresh {
+			// Map the run's pages in one go: a system call instead of
+			// a fault per page (a recycled memory has them).
+			populate(dst)
+		}
+		copy(dst, s.image[r.at:r.at+r.n])
+	}
+}
+
 // free gives back the image.
 func (s *snapshot) free() {
 	unmapImage(s.image)
@@ -163,13 +202,39 @@ func (s *snapshot) free() {
 	}
 }
 
+// prefill writes the snapshot's pages into mem, a new linear memory, as
+// soon as the allocator hands it out, on a goroutine of its own while
+// wazero goes on instantiating the module (filling its table takes about
+// as long as the copy). It sends on done whether it wrote them: false if
+// mem cannot take them before wazero sizes it (restore then writes
+// them), true once written. The worker waits for it before it uses or
+// frees the memory.
+func (s *snapshot) prefill(mem experimental.LinearMemory, done chan<- bool) {
+	var buf []byte
+	if r, ok := mem.(reservedMemory); ok {
+		buf = r.reserve(uint64(s.pages) * 65536)
+	}
+	if buf == nil {
+		done <- false
+		return
+	}
+	cm, _ := mem.(cowMemory)
+	if goruntime.GOMAXPROCS(0) == 1 {
+		s.write(buf, cm)
+		done <- true
+		return
+	}
+	go func() {
+		s.write(buf, cm)
+		done <- true
+	}()
+}
+
 // restore makes mod, instantiated without data segments or start
-// functions, what the snapshot's instance was after _initialize. A
-// memory no instance has used gets the image mapped copy-on-write (the
-// pages the guest only reads are never copied: on a VM a page the
-// process never used is dear); a recycled one gets it copied into pages
-// it has already.
-func (s *snapshot) restore(mod api.Module, held heldMemory, globals []string) error {
+// functions, what the snapshot's instance was after _initialize: its
+// memory grown to the snapshot's size, the pages written in unless
+// prefill did, the globals set.
+func (s *snapshot) restore(mod api.Module, held heldMemory, globals []string, prefilled bool) error {
 	mem := mod.Memory()
 	if mem == nil {
 		return errors.New("no memory")
@@ -179,26 +244,13 @@ func (s *snapshot) restore(mod api.Module, held heldMemory, globals []string) er
 			return fmt.Errorf("memory cannot grow to the snapshot's %d pages", s.pages)
 		}
 	}
-	buf, ok := mem.Read(0, s.pages*65536)
-	if !ok {
-		return errors.New("memory unreadable")
-	}
-	cm, _ := held.(cowMemory)
-	cow := s.fd >= 0 && cm != nil && cm.fresh()
-	for _, r := range s.runs {
-		if cow {
-			if err := mapCOW(buf[r.off:r.off+r.n], s.fd, int64(r.at)); err == nil {
-				cm.mappedCOW(r.off, r.n)
-				continue
-			}
-			cow = false
+	if !prefilled {
+		buf, ok := mem.Read(0, s.pages*65536)
+		if !ok {
+			return errors.New("memory unreadable")
 		}
-		// Map the run's pages in one go (a system call instead of a
-		// fault per page on fresh memory; nothing to do on recycled
-		// memory), then copy.
-		dst := buf[r.off : r.off+r.n]
-		populate(dst)
-		copy(dst, s.image[r.at:r.at+r.n])
+		cm, _ := held.(cowMemory)
+		s.write(buf, cm)
 	}
 	for i, name := range globals {
 		g, ok := mod.ExportedGlobal(name).(api.MutableGlobal)

@@ -48,7 +48,7 @@ func TestSnapshotRestartable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := restartable(m, inst); err == nil || !strings.Contains(err.Error(), "changes tables") {
+	if _, _, _, err := restartable(m, inst); err == nil || !strings.Contains(err.Error(), "changes tables") {
 		t.Fatalf("restartable: %v, want an error naming the table change", err)
 	}
 	// Must: it still runs, from its init every time.

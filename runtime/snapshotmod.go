@@ -38,19 +38,20 @@ const (
 )
 
 // restartable returns the instrumented module inst rewritten as described
-// above and the export names of its mutable globals, in index order, or
-// an error saying why the module cannot be snapshotted (inst is then used
-// as it is). m is the original module, as instrument read it.
-func restartable(m *module, inst []byte) ([]byte, []string, error) {
+// above, the export names of its mutable globals, in index order, and the
+// data segments exportInitData copies (their bytes are inst's), or an
+// error saying why the module cannot be snapshotted (inst is then used as
+// it is). m is the original module, as instrument read it.
+func restartable(m *module, inst []byte) ([]byte, []string, []dataSeg, error) {
 	if m.code.stateOps {
-		return nil, nil, errors.New("its code changes tables or data segments")
+		return nil, nil, nil, errors.New("its code changes tables or data segments")
 	}
 	if len(m.memories) != 1 {
-		return nil, nil, errors.New("it defines no memory")
+		return nil, nil, nil, errors.New("it defines no memory")
 	}
 	im, err := parseModule(inst)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var types, funcs, code, data, dataCount, globals, exports *section
 	for i := range im.sections {
@@ -65,7 +66,7 @@ func restartable(m *module, inst []byte) ([]byte, []string, error) {
 		case 7:
 			exports = s
 		case 8:
-			return nil, nil, errors.New("it has a start section")
+			return nil, nil, nil, errors.New("it has a start section")
 		case 10:
 			code = s
 		case 11:
@@ -75,7 +76,7 @@ func restartable(m *module, inst []byte) ([]byte, []string, error) {
 		}
 	}
 	if types == nil || funcs == nil || code == nil || exports == nil {
-		return nil, nil, errors.New("it lacks a type, function, code or export section")
+		return nil, nil, nil, errors.New("it lacks a type, function, code or export section")
 	}
 
 	// Mutable globals: their export names.
@@ -90,23 +91,24 @@ func restartable(m *module, inst []byte) ([]byte, []string, error) {
 				continue
 			}
 			if vt != i32 && vt != i64 && vt != 0x7D && vt != 0x7C { // i32, i64, f32, f64
-				return nil, nil, fmt.Errorf("mutable global %d is of type 0x%x", i, vt)
+				return nil, nil, nil, fmt.Errorf("mutable global %d is of type 0x%x", i, vt)
 			}
 			names = append(names, exportGlobal+strconv.Itoa(int(im.globalImports+i)))
 		}
 		if r.err != nil {
-			return nil, nil, fmt.Errorf("global section: %w", r.err)
+			return nil, nil, nil, fmt.Errorf("global section: %w", r.err)
 		}
 	}
 	for _, e := range im.exports {
 		if e.name == exportInitData || len(e.name) > len(exportGlobal) && e.name[:len(exportGlobal)] == exportGlobal {
-			return nil, nil, fmt.Errorf("it exports %q, a name the runtime uses", e.name)
+			return nil, nil, nil, fmt.Errorf("it exports %q, a name the runtime uses", e.name)
 		}
 	}
 
 	// Data: active segments become passive; the init function copies them.
 	var segs uint32
 	var newData []byte
+	var segList []dataSeg
 	initBody := []byte{0} // no locals
 	if data != nil {
 		r := &reader{b: data.body}
@@ -122,23 +124,24 @@ func restartable(m *module, inst []byte) ([]byte, []string, error) {
 				continue
 			case 2:
 				if r.u32() != 0 {
-					return nil, nil, errors.New("a data segment is for a memory other than 0")
+					return nil, nil, nil, errors.New("a data segment is for a memory other than 0")
 				}
 			case 0:
 			default:
-				return nil, nil, fmt.Errorf("data segment flags %d", flags)
+				return nil, nil, nil, fmt.Errorf("data segment flags %d", flags)
 			}
 			if r.byte() != 0x41 {
-				return nil, nil, errors.New("a data segment's offset is not a constant")
+				return nil, nil, nil, errors.New("a data segment's offset is not a constant")
 			}
 			off := r.sleb(5)
 			if r.byte() != 0x0B {
-				return nil, nil, errors.New("a data segment's offset is not a constant")
+				return nil, nil, nil, errors.New("a data segment's offset is not a constant")
 			}
 			b := r.bytes(int(r.u32()))
 			newData = append(newData, 1)
 			newData = appendU32(newData, uint32(len(b)))
 			newData = append(newData, b...)
+			segList = append(segList, dataSeg{off: uint32(off), b: b})
 			// i32.const off; i32.const 0; i32.const len; memory.init i 0; data.drop i
 			initBody = append(initBody, 0x41)
 			initBody = appendSLEB(initBody, off)
@@ -150,12 +153,12 @@ func restartable(m *module, inst []byte) ([]byte, []string, error) {
 			initBody = appendU32(initBody, i)
 		}
 		if r.err != nil || r.off != len(data.body) {
-			return nil, nil, errors.New("data section: malformed")
+			return nil, nil, nil, errors.New("data section: malformed")
 		}
 	}
 	initBody = append(initBody, 0x0B)
 	if dataCount != nil && (&reader{b: dataCount.body}).u32() != segs {
-		return nil, nil, errors.New("its data count does not match its data section")
+		return nil, nil, nil, errors.New("its data count does not match its data section")
 	}
 
 	typeCount, typeRest := vecSplit(types.body)
@@ -193,7 +196,7 @@ func restartable(m *module, inst []byte) ([]byte, []string, error) {
 		}
 		out = appendSection(out, s.id, body)
 	}
-	return out, names, nil
+	return out, names, segList, nil
 }
 
 // vecSplit splits a vec section body into its count and the rest.
