@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
+	"log/slog"
 	goruntime "runtime"
 	"slices"
 	"sync"
@@ -150,6 +152,66 @@ func BenchmarkRawWazeroCall(b *testing.B) {
 	}
 }
 
+// gatewayHeader is the header a request carries through the gateway from a
+// Go client, as the runtime hands it to a guest.
+var gatewayHeader = map[string][]string{"User-Agent": {"Go-http-client/1.1"}, "Accept-Encoding": {"gzip"},
+	"X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Host": {"acme.localhost"}, "X-Forwarded-Proto": {"http"}}
+
+// BenchmarkGuestRequest is a guest's share of a request as the gateway
+// sends it (request ID, forwarded header fields): raw wazero calls of
+// silo_alloc and handle into the instrumented test guest, with the env's
+// real host (DataHost on the local provider) answering host calls.
+// cpu-ns/op is the CPU time of the calling thread, which runs the guest
+// and its host calls (load-robust, unlike ns/op; the local provider's
+// committer, which a table write waits for, runs elsewhere).
+//
+//   - const: a handler that returns fn.JSON of a constant map (bench
+//     -scenario entry's Go guest);
+//   - scaffold: the silo init scaffold's hello (table Get and Put, one
+//     fn.Log line, one fn.Config read, fn.JSON);
+//   - scaffold-nowrite: the same without the Put.
+func BenchmarkGuestRequest(b *testing.B) {
+	e := newEnv(b, Config{Logger: slog.New(slog.DiscardHandler)})
+	mod, done := rawInstance(b, instrumented(b, guestWasm))
+	defer done()
+	host := &e.hosts["acme"].(*blockingHost).DataHost
+	host.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	c := &call{rt: e.rt, host: host, acct: "acme", fn: "api", cpu: &cpuShare{cpus: &cpus{shared: 1, alone: 1}},
+		deadline: time.Now().Add(time.Hour), yieldAt: time.Now().Add(time.Hour)}
+	ctx := context.WithValue(context.Background(), callKey{}, c)
+	alloc, h := mod.ExportedFunction("silo_alloc"), mod.ExportedFunction("handle")
+	for _, path := range []string{"/const", "/scaffold", "/scaffold-nowrite"} {
+		req := abi.AppendRequest(nil, &abi.Request{ID: "01JEYQ7Z4V9M2K8T3N6P5R1S0A", Method: "GET", Path: path, Header: gatewayHeader})
+		b.Run(path[1:], func(b *testing.B) {
+			goruntime.LockOSThread()
+			defer goruntime.UnlockOSThread()
+			st := make([]uint64, 2)
+			cpu0 := threadCPU()
+			for i := 0; i < b.N; i++ {
+				c.logs = 0
+				if !c.takeCPU() {
+					b.Fatal("no CPU slot")
+				}
+				st[0] = uint64(len(req))
+				if err := alloc.CallWithStack(ctx, st); err != nil {
+					b.Fatal(err)
+				}
+				p := uint32(st[0])
+				mod.Memory().Write(p, req)
+				st[0], st[1] = uint64(p), uint64(len(req))
+				if err := h.CallWithStack(ctx, st); err != nil {
+					b.Fatal(err)
+				}
+				c.leaveCPU()
+				if resp, ok := mod.Memory().Read(uint32(st[0]>>32), uint32(st[0])); !ok || len(resp) == 0 || resp[0] != 200&0x7f|0x80 {
+					b.Fatalf("%s: not a 200 response: %q", path, resp)
+				}
+			}
+			b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
 // staticConfigHost is the real DataHost with Config answered from memory, to
 // separate the runtime's host round trip from the provider's own cost (the
 // local provider reads its config file on every call).
@@ -174,7 +236,8 @@ func BenchmarkHostCallConfig(b *testing.B) {
 		{"config/local-provider", "config1", &real},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			c := &call{rt: e.rt, host: v.host, acct: "acme", fn: "api", deadline: time.Now().Add(time.Hour)}
+			c := &call{rt: e.rt, host: v.host, acct: "acme", fn: "api", deadline: time.Now().Add(time.Hour),
+				cpu: &cpuShare{cpus: &cpus{shared: 1, alone: 1}}}
 			ctx := context.WithValue(context.Background(), callKey{}, c)
 			f := mod.ExportedFunction(v.export)
 			stack := make([]uint64, 1)

@@ -27,6 +27,7 @@
 package fn
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -341,19 +342,49 @@ func logf(level int32, msg string, kv []any) {
 	if !logEnabled(level) {
 		return // the platform would drop the line: do not build it
 	}
-	s := make([]string, 0, len(kv)+1)
+	hostLog(level, msg, kv)
+}
+
+// appendLogAttrs appends the attributes kv (key, value, key, value...) as
+// abi pairs to b, formatting each value as toString does; val is scratch
+// space for one value. It returns both, grown, for reuse.
+func appendLogAttrs(b, val []byte, kv []any) ([]byte, []byte) {
+	b = binary.AppendUvarint(b, uint64((len(kv)+1)/2))
 	for i := 0; i < len(kv); i += 2 {
 		k, ok := kv[i].(string)
 		if !ok {
 			k = "!BADKEY"
 		}
-		v := "!MISSING"
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		val = val[:0]
 		if i+1 < len(kv) {
-			v = toString(kv[i+1])
+			val = appendValue(val, kv[i+1])
+		} else {
+			val = append(val, "!MISSING"...)
 		}
-		s = append(s, k, v)
+		b = binary.AppendUvarint(b, uint64(len(val)))
+		b = append(b, val...)
 	}
-	hostLog(level, msg, s)
+	return b, val
+}
+
+// appendValue appends toString(v) to b, without allocating for the common
+// kinds of value.
+func appendValue(b []byte, v any) []byte {
+	switch v := v.(type) {
+	case string:
+		return append(b, v...)
+	case int:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case bool:
+		return strconv.AppendBool(b, v)
+	case []byte:
+		return append(b, v...)
+	}
+	return append(b, toString(v)...)
 }
 
 func toString(v any) string {
@@ -382,13 +413,23 @@ func toString(v any) string {
 // request's strings and body alias req, which the caller gives to this
 // request alone.
 func serve(h Handler, req []byte, out []byte) []byte {
+	// The request and its pairs are one allocation when the pairs fit
+	// (a request through the gateway carries a handful of header fields).
+	box := new(requestBox)
 	var f abi.FlatRequest
-	if err := abi.DecodeFlat(req, &f); err != nil {
+	if err := abi.DecodeFlat(req, &f, box.pairs[:]); err != nil {
 		return abi.AppendResponse(out, &abi.Response{Status: 400, Body: []byte("malformed request")})
 	}
-	r := &Request{ID: f.ID, Method: f.Method, Path: f.Path, Body: f.Body, params: f.Params, query: f.Query, header: f.Header}
+	r := &box.Request
+	*r = Request{ID: f.ID, Method: f.Method, Path: f.Path, Body: f.Body, params: f.Params, query: f.Query, header: f.Header}
 	resp := call(h, r)
 	return abi.AppendResponse(out, (*abi.Response)(resp))
+}
+
+// requestBox is a request with room for its key, value pairs.
+type requestBox struct {
+	Request
+	pairs [16]string
 }
 
 func call(h Handler, r *Request) (resp *Response) {

@@ -47,33 +47,69 @@ func TestDecodeFlat(t *testing.T) {
 			Body:   bytes.Repeat([]byte("b"), 20000)},
 	} {
 		b := AppendRequest(nil, r)
-		var f FlatRequest
-		if err := DecodeFlat(b, &f); err != nil {
-			t.Fatalf("%+v: %v", r, err)
-		}
-		want, err := DecodeRequest(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A key without values has no pair: it reads as absent, as with
-		// url.Values.Get (net/http never sends one).
-		for k, vs := range want.Query {
-			if len(vs) == 0 {
-				delete(want.Query, k)
+		for _, space := range [][]string{nil, make([]string, 1), make([]string, 64)} {
+			var f FlatRequest
+			if err := DecodeFlat(b, &f, space); err != nil {
+				t.Fatalf("%+v: %v", r, err)
 			}
+			checkFlat(t, r, b, &f)
 		}
-		if len(want.Query) == 0 {
-			want.Query = nil
+	}
+}
+
+// checkFlat compares DecodeFlat's result f with DecodeRequest's of b.
+func checkFlat(t *testing.T, r *Request, b []byte, f *FlatRequest) {
+	t.Helper()
+	want, err := DecodeRequest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A key without values has no pair: it reads as absent, as with
+	// url.Values.Get (net/http never sends one).
+	for k, vs := range want.Query {
+		if len(vs) == 0 {
+			delete(want.Query, k)
 		}
-		if diff := cmp.Diff(want, flatMaps(&f), cmp.Comparer(func(a, b []byte) bool { return string(a) == string(b) })); diff != "" {
-			t.Errorf("DecodeFlat and DecodeRequest differ (-DecodeRequest +DecodeFlat):\n%s", diff)
-		}
-		if v, ok := Lookup(f.Query, "q"); len(r.Query["q"]) > 0 && (!ok || v != "a") {
-			t.Errorf("Lookup(q) = %q, %v; want the first value a", v, ok)
-		}
-		if _, ok := Lookup(f.Query, "missing"); ok {
-			t.Error("Lookup of a missing key found it")
-		}
+	}
+	if len(want.Query) == 0 {
+		want.Query = nil
+	}
+	if diff := cmp.Diff(want, flatMaps(f), cmp.Comparer(func(a, b []byte) bool { return string(a) == string(b) })); diff != "" {
+		t.Errorf("DecodeFlat and DecodeRequest differ (-DecodeRequest +DecodeFlat):\n%s", diff)
+	}
+	if v, ok := Lookup(f.Query, "q"); len(r.Query["q"]) > 0 && (!ok || v != "a") {
+		t.Errorf("Lookup(q) = %q, %v; want the first value a", v, ok)
+	}
+	if _, ok := Lookup(f.Query, "missing"); ok {
+		t.Error("Lookup of a missing key found it")
+	}
+}
+
+// TestDecodeFlatSpace: pairs go to the caller's space when it has room,
+// without allocating, and to a new slice otherwise, leaving space alone.
+func TestDecodeFlatSpace(t *testing.T) {
+	b := AppendRequest(nil, &Request{Method: "GET", Path: "/x", Params: map[string]string{"a": "b"},
+		Query: map[string][]string{"q": {"1", "2"}}, Header: map[string][]string{"X": {"y"}}})
+	var f FlatRequest
+	room := make([]string, 8)
+	if n := testing.AllocsPerRun(100, func() { DecodeFlat(b, &f, room) }); n != 0 {
+		t.Errorf("DecodeFlat with room for the pairs made %v allocations, want 0", n)
+	}
+	if &f.Params[0] != &room[0] || &f.Header[0] != &room[6] {
+		t.Error("DecodeFlat with room for the pairs did not put them there")
+	}
+	if cap(f.Header) != len(f.Header) {
+		t.Errorf("the last pairs have capacity %d for %d pairs: appending would write into the caller's space", cap(f.Header), len(f.Header))
+	}
+	small := make([]string, 7)
+	if err := DecodeFlat(b, &f, small); err != nil {
+		t.Fatal(err)
+	}
+	if &f.Params[0] == &small[0] || small[0] != "" {
+		t.Error("DecodeFlat used space too small for the pairs")
+	}
+	if n := testing.AllocsPerRun(100, func() { DecodeFlat(b, &f, nil) }); n != 1 {
+		t.Errorf("DecodeFlat without space made %v allocations, want 1 (the pairs)", n)
 	}
 }
 
@@ -81,20 +117,20 @@ func TestDecodeFlatMalformed(t *testing.T) {
 	good := AppendRequest(nil, &Request{Method: "GET", Path: "/x", Params: map[string]string{"a": "b"},
 		Query: map[string][]string{"q": {"1"}}, Header: map[string][]string{"X": {"y"}}, Body: []byte("b")})
 	var f FlatRequest
-	if err := DecodeFlat(good, &f); err != nil {
+	if err := DecodeFlat(good, &f, nil); err != nil {
 		t.Fatalf("twin: good request: %v", err)
 	}
 	for i := 0; i < len(good); i++ {
-		if err := DecodeFlat(good[:i], &f); err == nil {
+		if err := DecodeFlat(good[:i], &f, nil); err == nil {
 			t.Errorf("truncated at %d: no error", i)
 		}
 	}
-	if err := DecodeFlat(append(good, 0), &f); err == nil {
+	if err := DecodeFlat(append(good, 0), &f, nil); err == nil {
 		t.Error("trailing byte: no error")
 	}
 	// Hostile counts are bounded by the bytes left: no huge allocation.
 	hostile := append([]byte{Version, 0, 0, 0}, 0xff, 0xff, 0xff, 0xff, 0x0f)
-	if err := DecodeFlat(hostile, &f); err == nil {
+	if err := DecodeFlat(hostile, &f, nil); err == nil {
 		t.Error("huge params count: no error")
 	}
 }
@@ -103,7 +139,7 @@ func FuzzDecodeFlat(f *testing.F) {
 	f.Add(AppendRequest(nil, &Request{Method: "GET", Path: "/", Query: map[string][]string{"a": {"1", "2"}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr FlatRequest
-		errFlat := DecodeFlat(b, &fr)
+		errFlat := DecodeFlat(b, &fr, nil)
 		r, err := DecodeRequest(b)
 		if (errFlat == nil) != (err == nil) {
 			t.Fatalf("DecodeFlat error %v, DecodeRequest error %v", errFlat, err)
