@@ -12,11 +12,12 @@ import (
 // DecodeRequest's.
 func flatMaps(f *FlatRequest) *Request {
 	r := &Request{ID: f.ID, Method: f.Method, Path: f.Path, Body: f.Body}
-	for i := 0; i < len(f.Params); i += 2 {
+	params := f.Params.AppendTo(nil)
+	for i := 0; i < len(params); i += 2 {
 		if r.Params == nil {
 			r.Params = map[string]string{}
 		}
-		r.Params[f.Params[i]] = f.Params[i+1]
+		r.Params[params[i]] = params[i+1]
 	}
 	multi := func(pairs []string) map[string][]string {
 		var m map[string][]string
@@ -28,7 +29,7 @@ func flatMaps(f *FlatRequest) *Request {
 		}
 		return m
 	}
-	r.Query, r.Header = multi(f.Query), multi(f.Header)
+	r.Query, r.Header = multi(f.Query.AppendTo(nil)), multi(f.Header.AppendTo(nil))
 	return r
 }
 
@@ -47,13 +48,11 @@ func TestDecodeFlat(t *testing.T) {
 			Body:   bytes.Repeat([]byte("b"), 20000)},
 	} {
 		b := AppendRequest(nil, r)
-		for _, space := range [][]string{nil, make([]string, 1), make([]string, 64)} {
-			var f FlatRequest
-			if err := DecodeFlat(b, &f, space); err != nil {
-				t.Fatalf("%+v: %v", r, err)
-			}
-			checkFlat(t, r, b, &f)
+		var f FlatRequest
+		if err := DecodeFlat(b, &f); err != nil {
+			t.Fatalf("%+v: %v", r, err)
 		}
+		checkFlat(t, r, b, &f)
 	}
 }
 
@@ -77,39 +76,29 @@ func checkFlat(t *testing.T, r *Request, b []byte, f *FlatRequest) {
 	if diff := cmp.Diff(want, flatMaps(f), cmp.Comparer(func(a, b []byte) bool { return string(a) == string(b) })); diff != "" {
 		t.Errorf("DecodeFlat and DecodeRequest differ (-DecodeRequest +DecodeFlat):\n%s", diff)
 	}
-	if v, ok := Lookup(f.Query, "q"); len(r.Query["q"]) > 0 && (!ok || v != "a") {
+	if v, ok := f.Query.Lookup("q"); len(r.Query["q"]) > 0 && (!ok || v != "a") {
 		t.Errorf("Lookup(q) = %q, %v; want the first value a", v, ok)
 	}
-	if _, ok := Lookup(f.Query, "missing"); ok {
+	if _, ok := f.Query.Lookup("missing"); ok {
 		t.Error("Lookup of a missing key found it")
 	}
 }
 
-// TestDecodeFlatSpace: pairs go to the caller's space when it has room,
-// without allocating, and to a new slice otherwise, leaving space alone.
-func TestDecodeFlatSpace(t *testing.T) {
+// TestDecodeFlatAllocates: checking a request and reading its pairs
+// allocate nothing.
+func TestDecodeFlatAllocates(t *testing.T) {
 	b := AppendRequest(nil, &Request{Method: "GET", Path: "/x", Params: map[string]string{"a": "b"},
-		Query: map[string][]string{"q": {"1", "2"}}, Header: map[string][]string{"X": {"y"}}})
+		Query: map[string][]string{"q": {"1", "2"}}, Header: map[string][]string{"X": {"y"}, "Y": {"z"}}})
 	var f FlatRequest
-	room := make([]string, 8)
-	if n := testing.AllocsPerRun(100, func() { DecodeFlat(b, &f, room) }); n != 0 {
-		t.Errorf("DecodeFlat with room for the pairs made %v allocations, want 0", n)
+	if n := testing.AllocsPerRun(100, func() {
+		DecodeFlat(b, &f)
+		f.Header.Lookup("Y")
+		f.Query.Lookup("q")
+	}); n != 0 {
+		t.Errorf("DecodeFlat and Lookup made %v allocations, want 0", n)
 	}
-	if &f.Params[0] != &room[0] || &f.Header[0] != &room[6] {
-		t.Error("DecodeFlat with room for the pairs did not put them there")
-	}
-	if cap(f.Header) != len(f.Header) {
-		t.Errorf("the last pairs have capacity %d for %d pairs: appending would write into the caller's space", cap(f.Header), len(f.Header))
-	}
-	small := make([]string, 7)
-	if err := DecodeFlat(b, &f, small); err != nil {
-		t.Fatal(err)
-	}
-	if &f.Params[0] == &small[0] || small[0] != "" {
-		t.Error("DecodeFlat used space too small for the pairs")
-	}
-	if n := testing.AllocsPerRun(100, func() { DecodeFlat(b, &f, nil) }); n != 1 {
-		t.Errorf("DecodeFlat without space made %v allocations, want 1 (the pairs)", n)
+	if v, ok := f.Header.Lookup("Y"); !ok || v != "z" {
+		t.Errorf("Lookup(Y) = %q, %v; want z", v, ok)
 	}
 }
 
@@ -117,20 +106,20 @@ func TestDecodeFlatMalformed(t *testing.T) {
 	good := AppendRequest(nil, &Request{Method: "GET", Path: "/x", Params: map[string]string{"a": "b"},
 		Query: map[string][]string{"q": {"1"}}, Header: map[string][]string{"X": {"y"}}, Body: []byte("b")})
 	var f FlatRequest
-	if err := DecodeFlat(good, &f, nil); err != nil {
+	if err := DecodeFlat(good, &f); err != nil {
 		t.Fatalf("twin: good request: %v", err)
 	}
 	for i := 0; i < len(good); i++ {
-		if err := DecodeFlat(good[:i], &f, nil); err == nil {
+		if err := DecodeFlat(good[:i], &f); err == nil {
 			t.Errorf("truncated at %d: no error", i)
 		}
 	}
-	if err := DecodeFlat(append(good, 0), &f, nil); err == nil {
+	if err := DecodeFlat(append(good, 0), &f); err == nil {
 		t.Error("trailing byte: no error")
 	}
 	// Hostile counts are bounded by the bytes left: no huge allocation.
 	hostile := append([]byte{Version, 0, 0, 0}, 0xff, 0xff, 0xff, 0xff, 0x0f)
-	if err := DecodeFlat(hostile, &f, nil); err == nil {
+	if err := DecodeFlat(hostile, &f); err == nil {
 		t.Error("huge params count: no error")
 	}
 }
@@ -139,7 +128,7 @@ func FuzzDecodeFlat(f *testing.F) {
 	f.Add(AppendRequest(nil, &Request{Method: "GET", Path: "/", Query: map[string][]string{"a": {"1", "2"}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr FlatRequest
-		errFlat := DecodeFlat(b, &fr, nil)
+		errFlat := DecodeFlat(b, &fr)
 		r, err := DecodeRequest(b)
 		if (errFlat == nil) != (err == nil) {
 			t.Fatalf("DecodeFlat error %v, DecodeRequest error %v", errFlat, err)
@@ -147,8 +136,8 @@ func FuzzDecodeFlat(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(fr.Params)%2 != 0 || len(fr.Query)%2 != 0 || len(fr.Header)%2 != 0 {
-			t.Fatal("odd number of pair elements")
+		if got := len(fr.Params.AppendTo(nil)) / 2; got != fr.Params.Len() || got < len(r.Params) {
+			t.Fatalf("%d params read in place of %d, DecodeRequest has %d", got, fr.Params.Len(), len(r.Params))
 		}
 		if fr.ID != r.ID || fr.Path != r.Path || string(fr.Body) != string(r.Body) {
 			t.Fatalf("DecodeFlat %+v differs from DecodeRequest %+v", fr, r)
