@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
+	"log/slog"
 	goruntime "runtime"
 	"slices"
 	"sync"
@@ -150,6 +152,109 @@ func BenchmarkRawWazeroCall(b *testing.B) {
 	}
 }
 
+// rawInstances instantiates n instances of wasm in one plain wazero runtime
+// (one compiled module, as the runtime shares it between the instances of
+// a function) with WASI and the silo host module.
+func rawInstances(b *testing.B, wasm []byte, n int) []api.Module {
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+	b.Cleanup(func() { rt.Close(ctx) })
+	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+	r := &Runtime{cfg: Config{}}
+	r.cfg.setDefaults()
+	if err := r.instantiateHost(ctx, rt); err != nil {
+		b.Fatal(err)
+	}
+	cm, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mods := make([]api.Module, n)
+	for i := range mods {
+		mods[i], err = rt.InstantiateModule(ctx, cm, wazero.NewModuleConfig().WithName(fmt.Sprint("guest-", i)).
+			WithStartFunctions("_initialize").WithRandSource(rand.Reader).WithSysNanotime())
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return mods
+}
+
+// gatewayHeader is the header a request carries through the gateway from a
+// Go client, as the runtime hands it to a guest.
+var gatewayHeader = map[string][]string{"User-Agent": {"Go-http-client/1.1"}, "Accept-Encoding": {"gzip"},
+	"X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Host": {"acme.localhost"}, "X-Forwarded-Proto": {"http"}}
+
+// BenchmarkGuestRequest is a guest's share of a request as the gateway
+// sends it (request ID, forwarded header fields): raw wazero calls of
+// silo_alloc and handle into the instrumented test guest, with the env's
+// real host (DataHost on the local provider) answering host calls.
+// cpu-ns/op is the CPU time of the calling thread, which runs the guest
+// and its host calls (load-robust, unlike ns/op; the local provider's
+// committer, which a table write waits for, runs elsewhere).
+//
+//   - const: a handler that returns fn.JSON of a constant map (bench
+//     -scenario entry's Go guest);
+//   - scaffold: the silo init scaffold's hello (table Get and Put, one
+//     fn.Log line, one fn.Config read, fn.JSON);
+//   - scaffold-nowrite: the same without the Put.
+//
+// "1-instance" sends every request to one instance; "16-instances" takes
+// them in turn, as a busy function's requests spread over its pool: each
+// instance's heap is then colder in the processor's caches.
+func BenchmarkGuestRequest(b *testing.B) {
+	e := newEnv(b, Config{Logger: slog.New(slog.DiscardHandler)})
+	mods := rawInstances(b, instrumented(b, guestWasm), 16)
+	host := &e.hosts["acme"].(*blockingHost).DataHost
+	host.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	c := &call{rt: e.rt, host: host, acct: "acme", fn: "api", cpu: &cpuShare{cpus: &cpus{shared: 1, alone: 1}},
+		deadline: time.Now().Add(time.Hour), yieldAt: time.Now().Add(time.Hour)}
+	ctx := context.WithValue(context.Background(), callKey{}, c)
+	type fns struct{ alloc, handle api.Function }
+	var exports []fns
+	for _, m := range mods {
+		exports = append(exports, fns{m.ExportedFunction("silo_alloc"), m.ExportedFunction("handle")})
+	}
+	for _, v := range []struct {
+		path      string
+		instances int
+	}{{"/const", 1}, {"/const", 16}, {"/scaffold-nowrite", 1}, {"/scaffold-nowrite", 16}, {"/scaffold", 1}} {
+		req := abi.AppendRequest(nil, &abi.Request{ID: "01JEYQ7Z4V9M2K8T3N6P5R1S0A", Method: "GET", Path: v.path, Header: gatewayHeader})
+		name := fmt.Sprintf("%s/%d-instance", v.path[1:], v.instances)
+		if v.instances > 1 {
+			name += "s"
+		}
+		b.Run(name, func(b *testing.B) {
+			goruntime.LockOSThread()
+			defer goruntime.UnlockOSThread()
+			st := make([]uint64, 2)
+			cpu0 := threadCPU()
+			for i := 0; i < b.N; i++ {
+				mod, f := mods[i%v.instances], exports[i%v.instances]
+				c.logs = 0
+				if !c.takeCPU() {
+					b.Fatal("no CPU slot")
+				}
+				st[0] = uint64(len(req))
+				if err := f.alloc.CallWithStack(ctx, st); err != nil {
+					b.Fatal(err)
+				}
+				p := uint32(st[0])
+				mod.Memory().Write(p, req)
+				st[0], st[1] = uint64(p), uint64(len(req))
+				if err := f.handle.CallWithStack(ctx, st); err != nil {
+					b.Fatal(err)
+				}
+				c.leaveCPU()
+				if resp, ok := mod.Memory().Read(uint32(st[0]>>32), uint32(st[0])); !ok || len(resp) == 0 || resp[0] != 200&0x7f|0x80 {
+					b.Fatalf("%s: not a 200 response: %q", v.path, resp)
+				}
+			}
+			b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
 // staticConfigHost is the real DataHost with Config answered from memory, to
 // separate the runtime's host round trip from the provider's own cost (the
 // local provider reads its config file on every call).
@@ -174,7 +279,8 @@ func BenchmarkHostCallConfig(b *testing.B) {
 		{"config/local-provider", "config1", &real},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			c := &call{rt: e.rt, host: v.host, acct: "acme", fn: "api", deadline: time.Now().Add(time.Hour)}
+			c := &call{rt: e.rt, host: v.host, acct: "acme", fn: "api", deadline: time.Now().Add(time.Hour),
+				cpu: &cpuShare{cpus: &cpus{shared: 1, alone: 1}}}
 			ctx := context.WithValue(context.Background(), callKey{}, c)
 			f := mod.ExportedFunction(v.export)
 			stack := make([]uint64, 1)

@@ -27,6 +27,7 @@
 package fn
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -45,7 +46,7 @@ type Request struct {
 
 	// Key, value pairs in the order the host sent them; a multi-valued
 	// query parameter or header field repeats its key.
-	params, query, header []string
+	params, query, header pairs
 }
 
 // NewRequest returns a request for method and path, to build requests for
@@ -55,46 +56,31 @@ func NewRequest(method, path string, body []byte) *Request {
 }
 
 // WithParam adds path parameter k and returns r.
-func (r *Request) WithParam(k, v string) *Request { r.params = append(r.params, k, v); return r }
+func (r *Request) WithParam(k, v string) *Request { r.params.add(k, v); return r }
 
 // WithQuery adds value v to query parameter k and returns r.
-func (r *Request) WithQuery(k, v string) *Request { r.query = append(r.query, k, v); return r }
+func (r *Request) WithQuery(k, v string) *Request { r.query.add(k, v); return r }
 
 // WithHeader adds value v to header field k (any case) and returns r.
 func (r *Request) WithHeader(k, v string) *Request {
-	r.header = append(r.header, abi.CanonicalHeaderKey(k), v)
+	r.header.add(abi.CanonicalHeaderKey(k), v)
 	return r
 }
 
 // Param returns the path parameter k (from the route, e.g. {id}), or "".
-func (r *Request) Param(k string) string { v, _ := abi.Lookup(r.params, k); return v }
+func (r *Request) Param(k string) string { return r.params.lookup(k, false) }
 
 // QueryValue returns the first value of query parameter k, or "".
-func (r *Request) QueryValue(k string) string { v, _ := abi.Lookup(r.query, k); return v }
+func (r *Request) QueryValue(k string) string { return r.query.lookup(k, false) }
 
 // QueryValues returns every value of query parameter k.
-func (r *Request) QueryValues(k string) []string { return values(r.query, k) }
+func (r *Request) QueryValues(k string) []string { return r.query.values(k, false) }
 
 // HeaderValue returns the first value of header field k (any case), or "".
-func (r *Request) HeaderValue(k string) string {
-	for i := 0; i+1 < len(r.header); i += 2 {
-		if sameFold(r.header[i], k) {
-			return r.header[i+1]
-		}
-	}
-	return ""
-}
+func (r *Request) HeaderValue(k string) string { return r.header.lookup(k, true) }
 
 // HeaderValues returns every value of header field k (any case).
-func (r *Request) HeaderValues(k string) []string {
-	var vs []string
-	for i := 0; i+1 < len(r.header); i += 2 {
-		if sameFold(r.header[i], k) {
-			vs = append(vs, r.header[i+1])
-		}
-	}
-	return vs
-}
+func (r *Request) HeaderValues(k string) []string { return r.header.values(k, true) }
 
 // sameFold reports whether a and b are equal up to ASCII case, which for a
 // canonical key a is whether b's canonical form is a; it does not allocate
@@ -117,37 +103,95 @@ func sameFold(a, b string) bool {
 
 // Params returns the path parameters as a new map.
 func (r *Request) Params() map[string]string {
-	m := make(map[string]string, len(r.params)/2)
-	for i := 0; i+1 < len(r.params); i += 2 {
-		if _, ok := m[r.params[i]]; !ok {
-			m[r.params[i]] = r.params[i+1]
+	m := make(map[string]string, r.params.len())
+	for it := r.params.iter(); ; {
+		k, v, ok := it.next()
+		if !ok {
+			return m
+		}
+		if _, dup := m[k]; !dup {
+			m[k] = v
 		}
 	}
-	return m
 }
 
 // Query returns the query parameters as a new map.
-func (r *Request) Query() map[string][]string { return multi(r.query) }
+func (r *Request) Query() map[string][]string { return r.query.multi() }
 
 // Header returns the header fields (canonical keys) as a new map.
-func (r *Request) Header() map[string][]string { return multi(r.header) }
+func (r *Request) Header() map[string][]string { return r.header.multi() }
 
-func values(pairs []string, k string) []string {
-	var vs []string
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i] == k {
-			vs = append(vs, pairs[i+1])
-		}
-	}
-	return vs
+// pairs are the key, value pairs of one part of a request: those the host
+// sent, read in place where they lie in the request the guest was given
+// (nothing is decoded that the handler does not ask for), then those added
+// with the With methods.
+type pairs struct {
+	sent  abi.Pairs
+	added []string // key, value, key, value...
 }
 
-func multi(pairs []string) map[string][]string {
-	m := make(map[string][]string, len(pairs)/2)
-	for i := 0; i+1 < len(pairs); i += 2 {
-		m[pairs[i]] = append(m[pairs[i]], pairs[i+1])
+func (p *pairs) add(k, v string) { p.added = append(p.added, k, v) }
+
+// len is the number of keys, at most (a hint).
+func (p *pairs) len() int { return p.sent.Len() + len(p.added)/2 }
+
+func (p *pairs) iter() pairIter { return pairIter{sent: p.sent.Iter(), added: p.added} }
+
+// lookup returns the value of the first pair with key k (equal up to ASCII
+// case if fold), or "".
+func (p *pairs) lookup(k string, fold bool) string {
+	for it := p.iter(); ; {
+		key, v, ok := it.next()
+		if !ok {
+			return ""
+		}
+		if key == k || fold && sameFold(key, k) {
+			return v
+		}
 	}
-	return m
+}
+
+// values returns the values of every pair with key k.
+func (p *pairs) values(k string, fold bool) []string {
+	var vs []string
+	for it := p.iter(); ; {
+		key, v, ok := it.next()
+		if !ok {
+			return vs
+		}
+		if key == k || fold && sameFold(key, k) {
+			vs = append(vs, v)
+		}
+	}
+}
+
+func (p *pairs) multi() map[string][]string {
+	m := make(map[string][]string, p.len())
+	for it := p.iter(); ; {
+		k, v, ok := it.next()
+		if !ok {
+			return m
+		}
+		m[k] = append(m[k], v)
+	}
+}
+
+// pairIter reads the pairs sent, then those added.
+type pairIter struct {
+	sent  abi.PairIter
+	added []string
+}
+
+func (it *pairIter) next() (k, v string, ok bool) {
+	if k, v, ok = it.sent.Next(); ok {
+		return k, v, true
+	}
+	if len(it.added) < 2 {
+		return "", "", false
+	}
+	k, v = it.added[0], it.added[1]
+	it.added = it.added[2:]
+	return k, v, true
 }
 
 // Response is the function's answer. ContentType is its Content-Type
@@ -341,19 +385,49 @@ func logf(level int32, msg string, kv []any) {
 	if !logEnabled(level) {
 		return // the platform would drop the line: do not build it
 	}
-	s := make([]string, 0, len(kv)+1)
+	hostLog(level, msg, kv)
+}
+
+// appendLogAttrs appends the attributes kv (key, value, key, value...) as
+// abi pairs to b, formatting each value as toString does; val is scratch
+// space for one value. It returns both, grown, for reuse.
+func appendLogAttrs(b, val []byte, kv []any) ([]byte, []byte) {
+	b = binary.AppendUvarint(b, uint64((len(kv)+1)/2))
 	for i := 0; i < len(kv); i += 2 {
 		k, ok := kv[i].(string)
 		if !ok {
 			k = "!BADKEY"
 		}
-		v := "!MISSING"
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		val = val[:0]
 		if i+1 < len(kv) {
-			v = toString(kv[i+1])
+			val = appendValue(val, kv[i+1])
+		} else {
+			val = append(val, "!MISSING"...)
 		}
-		s = append(s, k, v)
+		b = binary.AppendUvarint(b, uint64(len(val)))
+		b = append(b, val...)
 	}
-	hostLog(level, msg, s)
+	return b, val
+}
+
+// appendValue appends toString(v) to b, without allocating for the common
+// kinds of value.
+func appendValue(b []byte, v any) []byte {
+	switch v := v.(type) {
+	case string:
+		return append(b, v...)
+	case int:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case bool:
+		return strconv.AppendBool(b, v)
+	case []byte:
+		return append(b, v...)
+	}
+	return append(b, toString(v)...)
 }
 
 func toString(v any) string {
@@ -386,7 +460,8 @@ func serve(h Handler, req []byte, out []byte) []byte {
 	if err := abi.DecodeFlat(req, &f); err != nil {
 		return abi.AppendResponse(out, &abi.Response{Status: 400, Body: []byte("malformed request")})
 	}
-	r := &Request{ID: f.ID, Method: f.Method, Path: f.Path, Body: f.Body, params: f.Params, query: f.Query, header: f.Header}
+	r := &Request{ID: f.ID, Method: f.Method, Path: f.Path, Body: f.Body,
+		params: pairs{sent: f.Params}, query: pairs{sent: f.Query}, header: pairs{sent: f.Header}}
 	resp := call(h, r)
 	return abi.AppendResponse(out, (*abi.Response)(resp))
 }

@@ -211,11 +211,19 @@ func exportScan(export, prefix, after string, limit int) ([]KV, error) {
 
 func logEnabled(int32) bool { return true }
 
-func hostLog(level int32, msg string, kv []string) {
+func hostLog(level int32, msg string, kv []any) {
 	names := map[int32]string{abi.LevelDebug: "DEBUG", abi.LevelInfo: "INFO", abi.LevelWarn: "WARN", abi.LevelError: "ERROR"}
 	line := names[level] + " " + msg
-	for i := 0; i+1 < len(kv); i += 2 {
-		line += " " + kv[i] + "=" + kv[i+1]
+	for i := 0; i < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			k = "!BADKEY"
+		}
+		v := "!MISSING"
+		if i+1 < len(kv) {
+			v = toString(kv[i+1])
+		}
+		line += " " + k + "=" + v
 	}
 	local.Lock()
 	defer local.Unlock()

@@ -279,13 +279,19 @@ func exportScan(export, prefix, after string, limit int) ([]KV, error) {
 	return abi.DecodeKVsInPlace(b) // b is this call's own copy
 }
 
-func hostLog(level int32, msg string, kv []string) {
-	attrs := abi.AppendPairs(nil, kv...)
+// logAttrs and logVal are the encoding buffers of log lines, reused: the
+// host copies a line before the call returns.
+var logAttrs, logVal []byte
+
+func hostLog(level int32, msg string, kv []any) {
+	logAttrs, logVal = appendLogAttrs(logAttrs[:0], logVal, kv)
 	mp, ml := sp(msg)
-	ap, al := bp(attrs)
+	ap, al := bp(logAttrs)
 	hostLogCall(level, mp, ml, ap, al)
 	runtime.KeepAlive(msg)
-	runtime.KeepAlive(attrs)
+	if cap(logAttrs) > scratchKeep || cap(logVal) > scratchKeep {
+		logAttrs, logVal = nil, nil
+	}
 }
 
 func logEnabled(level int32) bool { return hostLogEnabled(level) != 0 }

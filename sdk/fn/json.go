@@ -109,16 +109,51 @@ func appendJSONMap(b []byte, m map[string]any, depth int) ([]byte, bool) {
 	return appendJSON(b, m, depth)
 }
 
-// appendJSONObject writes m with its keys sorted, as encoding/json does.
+// appendJSONObject writes m with its keys sorted, as encoding/json does. A
+// map of up to 8 entries is read once, keys with their values, and sorted
+// in place: looking each key up again costs a Go wasm guest a string hash
+// (in software) per key.
 func appendJSONObject[V any](b []byte, m map[string]V, depth int, value func([]byte, V, int) ([]byte, bool)) ([]byte, bool) {
-	var small [8]string
-	keys := small[:0]
+	if len(m) > 8 {
+		return appendJSONObjectLarge(b, m, depth, value)
+	}
+	var keys [8]string
+	var vals [8]V
+	n := 0
+	for k, v := range m {
+		if n == len(keys) {
+			return appendJSONObjectLarge(b, m, depth, value) // changed under us
+		}
+		// Insertion sort: at most 8 entries.
+		j := n
+		for ; j > 0 && keys[j-1] > k; j-- {
+			keys[j], vals[j] = keys[j-1], vals[j-1]
+		}
+		keys[j], vals[j] = k, v
+		n++
+	}
+	b = append(b, '{')
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, keys[i])
+		b = append(b, ':')
+		var ok bool
+		if b, ok = value(b, vals[i], depth+1); !ok {
+			return b, false
+		}
+	}
+	return append(b, '}'), true
+}
+
+// appendJSONObjectLarge is appendJSONObject for a map of any size.
+func appendJSONObjectLarge[V any](b []byte, m map[string]V, depth int, value func([]byte, V, int) ([]byte, bool)) ([]byte, bool) {
+	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	if len(keys) > 1 {
-		slices.Sort(keys)
-	}
+	slices.Sort(keys)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {

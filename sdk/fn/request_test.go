@@ -75,3 +75,24 @@ func TestResponseContentType(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestAddToSent: pairs added to a request the host sent come after
+// the sent ones, which are read where they lie in the encoded request.
+func TestRequestAddToSent(t *testing.T) {
+	var got *Request
+	Call(func(r *Request) *Response { got = r; return nil },
+		NewRequest("GET", "/", nil).WithHeader("Accept", "*/*").WithQuery("q", "sent"))
+	got.WithHeader("accept", "text/plain").WithQuery("q", "added").WithParam("id", "7")
+	if v := got.HeaderValue("accept"); v != "*/*" {
+		t.Errorf("HeaderValue(accept) = %q, want the sent value */*", v)
+	}
+	if vs := got.HeaderValues("Accept"); !slices.Equal(vs, []string{"*/*", "text/plain"}) {
+		t.Errorf("HeaderValues(Accept) = %q, want the sent value, then the added one", vs)
+	}
+	if diff := cmp.Diff(map[string][]string{"q": {"sent", "added"}}, got.Query()); diff != "" {
+		t.Errorf("Query (-want +got):\n%s", diff)
+	}
+	if got.Param("id") != "7" {
+		t.Errorf("Param(id) = %q, want the added 7", got.Param("id"))
+	}
+}

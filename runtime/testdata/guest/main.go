@@ -39,6 +39,23 @@ func init() {
 			return fn.Text(200, strconv.Itoa(time.Now().Year()))
 		case "/ping":
 			return fn.Text(200, "pong")
+		case "/const":
+			return fn.JSON(200, map[string]bool{"ok": true})
+		case "/scaffold", "/scaffold-nowrite":
+			// The silo init scaffold's hello (its table is items here);
+			// /scaffold-nowrite is the same without the table write.
+			n := 0
+			if b, err := fn.Table("items").Get("count"); err == nil {
+				n, _ = strconv.Atoi(string(b))
+			}
+			n++
+			if r.Path == "/scaffold" {
+				if err := fn.Table("items").Put("count", []byte(strconv.Itoa(n))); err != nil {
+					fn.Log.Error("count visit", "error", err)
+				}
+			}
+			fn.Log.Info("hello", "visits", n)
+			return fn.JSON(200, map[string]any{"message": fn.Config("greeting"), "visits": n})
 		case "/echo":
 			return fn.JSON(200, map[string]any{
 				"method": r.Method, "path": r.Path, "id": r.Param("id"),
