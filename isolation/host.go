@@ -214,8 +214,8 @@ func (h *Host) Enabled(ctx context.Context, level slog.Level) bool {
 // Log records a guest log line in the account's own log, labelled with the
 // account and function. It reaches no resource, so it is not decided.
 func (h *Host) Log(ctx context.Context, level slog.Level, msg string, attrs map[string]string) {
-	as := make([]slog.Attr, 0, len(attrs)+2)
-	as = append(as, slog.String("account", string(h.pr.Account)), slog.String("function", h.pr.Name))
+	var buf [8]slog.Attr // a line's attributes, on the stack when they fit
+	as := append(buf[:0], slog.String("account", string(h.pr.Account)), slog.String("function", h.pr.Name))
 	for k, v := range attrs {
 		if k == "account" || k == "function" {
 			k = "guest." + k // a guest cannot relabel its lines

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/gateway"
 )
 
 // Pin holds an account as a running invocation does, for tests; call the
@@ -17,3 +18,9 @@ func (p *Platform) Pin(ctx context.Context, id silo.AccountID) (func(), error) {
 
 // Held reports how many accounts the directory holds a view or a policy of.
 func (p *Platform) Held() (views, policies int) { return p.dir.Held() }
+
+// Invoke runs function fn of account acct as the gateway does after it has
+// routed a request (the gateway's metering and access log aside).
+func (p *Platform) Invoke(ctx context.Context, acct silo.AccountID, fn string, req gateway.Request) (gateway.Response, error) {
+	return p.invoke(ctx, acct, fn, req)
+}

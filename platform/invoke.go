@@ -144,11 +144,11 @@ func (p *Platform) logError(acct silo.AccountID, fn, reqID, msg string, err erro
 // reading it from the artifact directory (compiled code comes from the
 // compile cache when it is there).
 func (p *Platform) load(ctx context.Context, digest string) error {
+	if _, ok := p.loaded.Load(digest); ok { // only digests are stored
+		return nil
+	}
 	if !validDigest(digest) {
 		return silo.Errorf(silo.CodeInvalid, "function artifact %q is not a digest; deploy again", digest)
-	}
-	if _, ok := p.loaded.Load(digest); ok {
-		return nil
 	}
 	p.compileMu.Lock()
 	defer p.compileMu.Unlock()
