@@ -15,13 +15,7 @@ import (
 // lines (sealed, 8 accounts) one Append at a time with one AppendAll; ns/op
 // and allocs/op are per line. Run: go test ./logs -run=^$ -bench=AccessLines
 func BenchmarkAppendAccessLines(b *testing.B) {
-	k := keys{}
-	var accts []silo.AccountID
-	for i := range 8 {
-		a := silo.AccountID("tenant" + strconv.Itoa(i))
-		k.add(b, a)
-		accts = append(accts, a)
-	}
+	k, accts := benchAccounts(b, 8)
 	batch := make([]Entry, 256)
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	for i := range batch {
@@ -65,13 +59,7 @@ func BenchmarkAppendAccessLines(b *testing.B) {
 // 16 goroutines each Append lines of one of 4 accounts; ns/op is per line.
 // Run: go test ./logs -run=^$ -bench=AppendParallel
 func BenchmarkAppendParallel(b *testing.B) {
-	k := keys{}
-	var accts []silo.AccountID
-	for i := range 4 {
-		a := silo.AccountID("tenant" + strconv.Itoa(i))
-		k.add(b, a)
-		accts = append(accts, a)
-	}
+	k, accts := benchAccounts(b, 4)
 	s, err := Open(Config{Dir: b.TempDir(), Keys: k.get, MaxBytes: 64 << 20})
 	if err != nil {
 		b.Fatal(err)
@@ -102,4 +90,16 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchAccounts makes n accounts with keys.
+func benchAccounts(b *testing.B, n int) (keys, []silo.AccountID) {
+	k := keys{}
+	var accts []silo.AccountID
+	for i := range n {
+		a := silo.AccountID("tenant" + strconv.Itoa(i))
+		k.add(b, a)
+		accts = append(accts, a)
+	}
+	return k, accts
 }
