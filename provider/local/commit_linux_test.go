@@ -27,12 +27,7 @@ import (
 func TestFailedCommitFailsItsWholeGroup(t *testing.T) {
 	dir := smallDisk(t, "2m")
 	ctx := context.Background()
-	p := newTestProvider(t, Config{Dir: filepath.Join(dir, "silo")})
-	stackAccount(t, p, "acme")
-	d, err := p.Data(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, d := acmeData(t, Config{Dir: filepath.Join(dir, "silo")})
 	filler := filepath.Join(dir, "filler")
 	f, err := os.Create(filler)
 	if err != nil {
@@ -197,13 +192,7 @@ func TestFailedSyncAcknowledgesNoWrite(t *testing.T) {
 		t.Skip("re-executes the test binary")
 	}
 	ctx := context.Background()
-	dir := t.TempDir()
-	p, err := New(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stackAccount(t, p, "acme")
-	p.Close()
+	dir := stackedDir(t)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSyncFailChild$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), syncFailChildEnv+"="+dir)
@@ -239,7 +228,7 @@ func TestFailedSyncAcknowledgesNoWrite(t *testing.T) {
 	}
 	t.Logf("the error of each writer: %s", first)
 
-	p = newTestProvider(t, Config{Dir: dir})
+	p := newTestProvider(t, Config{Dir: dir})
 	d, err := p.Data(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/provider/providertest"
 )
 
@@ -76,17 +77,39 @@ func stackAccount(t *testing.T, p *Provider, id silo.AccountID) {
 	providertest.ApplyAll(t, p, id, providertest.Stack(t))
 }
 
+// acmeData returns a provider configured with cfg and the data of its
+// account acme, with the test stack applied.
+func acmeData(t *testing.T, cfg Config) (*Provider, provider.Data) {
+	t.Helper()
+	p := newTestProvider(t, cfg)
+	stackAccount(t, p, "acme")
+	d, err := p.Data(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, d
+}
+
+// stackedDir returns a data directory holding account acme with the test
+// stack applied, its provider closed (for a child process to open).
+func stackedDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	p, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stackAccount(t, p, "acme")
+	p.Close()
+	return dir
+}
+
 // TestWritesShareCommits shows concurrent writes to one account committed
 // in shared transactions, each write answered with its own result and
 // readable afterwards.
 func TestWritesShareCommits(t *testing.T) {
 	ctx := context.Background()
-	p := newTestProvider(t, Config{})
-	stackAccount(t, p, "acme")
-	d, err := p.Data(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, d := acmeData(t, Config{})
 	const writers = 16
 	errs, sizes := sharedCommit(t, p, "acme", writers, func(i int) error {
 		return d.Put(ctx, "findings", fmt.Sprintf("k%02d", i), []byte(fmt.Sprintf("v%02d", i)))
@@ -117,12 +140,7 @@ func TestWritesShareCommits(t *testing.T) {
 // them shared.
 func TestRunnableWritersJoinTheCommit(t *testing.T) {
 	ctx := context.Background()
-	p := newTestProvider(t, Config{})
-	stackAccount(t, p, "acme")
-	d, err := p.Data(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, d := acmeData(t, Config{})
 	// The store is opened and the key ring cached first.
 	if err := d.Put(ctx, "findings", "warm", []byte("v")); err != nil {
 		t.Fatal(err)
@@ -171,12 +189,7 @@ func TestRunnableWritersJoinTheCommit(t *testing.T) {
 // of its group is committed.
 func TestFailingWriteLeavesItsGroup(t *testing.T) {
 	ctx := context.Background()
-	p := newTestProvider(t, Config{})
-	stackAccount(t, p, "acme")
-	d, err := p.Data(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, d := acmeData(t, Config{})
 	const writers = 8
 	errs, sizes := sharedCommit(t, p, "acme", writers, func(i int) error {
 		table := "findings"
@@ -254,13 +267,7 @@ func TestAckedWritesSurviveKill9(t *testing.T) {
 		t.Skip("re-executes the test binary")
 	}
 	ctx := context.Background()
-	dir := t.TempDir()
-	p, err := New(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stackAccount(t, p, "acme")
-	p.Close()
+	dir := stackedDir(t)
 
 	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestWriterChild$", "-test.count=1")
