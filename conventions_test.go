@@ -128,9 +128,10 @@ var allowedImports = map[string][]string{
 	"usage":             {".", "store"},
 
 	// The SDK functions are built with: never the host's packages.
-	"sdk":        {},
-	"sdk/fn/abi": {},
-	"sdk/fn":     {"sdk/fn/abi"},
+	"sdk":         {},
+	"sdk/fn/abi":  {},
+	"sdk/jsonstr": {},
+	"sdk/fn":      {"sdk/fn/abi", "sdk/jsonstr"},
 
 	// Implementations behind the store and provider contracts, and the
 	// suites every implementation passes: none knows another.
@@ -156,7 +157,7 @@ var allowedImports = map[string][]string{
 	// nor the control plane.
 	"runtime":       {".", "provider", "sdk/fn/abi"},
 	"usage/storage": {".", "provider"},
-	"gateway":       {".", "store", "internal/apikey"},
+	"gateway":       {".", "store", "internal/apikey", "sdk/jsonstr"},
 	"dataplane":     {".", "gateway", "isolation", "provider", "store"},
 
 	// Serving and wiring: the API over the control plane, the console over

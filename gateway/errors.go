@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"time"
-	"unicode/utf8"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/sdk/jsonstr"
 )
 
 // errorBody is the shape of every error response:
@@ -31,70 +31,14 @@ type errorDetail struct {
 // newline.
 func appendErrorBody(b []byte, code silo.Code, msg, rid string) []byte {
 	b = append(b, `{"error":{"code":`...)
-	b = appendJSONString(b, string(code))
+	b = jsonstr.Append(b, string(code))
 	b = append(b, `,"message":`...)
-	b = appendJSONString(b, msg)
+	b = jsonstr.Append(b, msg)
 	if rid != "" {
 		b = append(b, `,"request_id":`...)
-		b = appendJSONString(b, rid)
+		b = jsonstr.Append(b, rid)
 	}
 	return append(b, "}}\n"...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s quoted as encoding/json.Marshal does: HTML
-// characters, control characters, U+2028 and U+2029 escaped, invalid UTF-8
-// replaced by U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // Header values of every error response, shared: net/http only reads them.

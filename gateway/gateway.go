@@ -14,8 +14,9 @@
 //
 // It declares the two small interfaces it consumes, Invoker and Directory.
 // It imports the root silo package, store (for the APIKey record),
-// internal/apikey and the standard library; it must not import the runtime,
-// wazero, providers, the engine or any storage implementation.
+// internal/apikey, sdk/jsonstr and the standard library; it must not
+// import the runtime, wazero, providers, the engine or any storage
+// implementation.
 package gateway
 
 import (

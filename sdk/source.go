@@ -1,5 +1,5 @@
-// Package sdk carries the source of the function SDK (package sdk/fn and its
-// ABI) inside the silo binary, so that `silo init` can give a project
+// Package sdk carries the source of the function SDK (package sdk/fn, its
+// ABI and its JSON string encoder) inside the silo binary, so that `silo init` can give a project
 // outside a silo checkout a module to build its functions against, with no
 // download.
 //
@@ -8,7 +8,8 @@ package sdk
 
 import "embed"
 
-// Source holds sdk/fn and sdk/fn/abi, rooted at "fn".
+// Source holds sdk/fn, sdk/fn/abi and sdk/jsonstr, rooted at "fn" and
+// "jsonstr".
 //
-//go:embed fn/*.go fn/abi/*.go
+//go:embed fn/*.go fn/abi/*.go jsonstr/*.go
 var Source embed.FS

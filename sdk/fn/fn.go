@@ -22,8 +22,9 @@
 // Outside wasm (GOOS != wasip1) the package runs against an in-memory store
 // so handlers can be unit-tested with Serve; see the examples.
 //
-// It imports only the standard library and sdk/fn/abi; it must never import
-// the runtime, wazero or any silo server package.
+// It imports only the standard library, sdk/fn/abi and sdk/jsonstr (a
+// JSON string encoder it shares with the gateway); it must never import the
+// runtime, wazero or any silo server package.
 package fn
 
 import (

@@ -5,7 +5,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/silo-run/silo/sdk/jsonstr"
 )
 
 // marshalJSON is json.Marshal with a direct path for the values handlers
@@ -38,7 +39,7 @@ func appendJSON(b []byte, v any, depth int) (_ []byte, ok bool) {
 	case nil:
 		return append(b, "null"...), true
 	case string:
-		return appendJSONString(b, v), true
+		return jsonstr.Append(b, v), true
 	case bool:
 		return strconv.AppendBool(b, v), true
 	case int:
@@ -94,7 +95,7 @@ func appendJSON(b []byte, v any, depth int) (_ []byte, ok bool) {
 // The element encoders of the typed maps and slices (no boxing of each
 // value into an interface, which would allocate).
 func appendJSONStringValue(b []byte, s string, _ int) ([]byte, bool) {
-	return appendJSONString(b, s), true
+	return jsonstr.Append(b, s), true
 }
 
 func appendJSONBool(b []byte, v bool, _ int) ([]byte, bool) { return strconv.AppendBool(b, v), true }
@@ -137,7 +138,7 @@ func appendJSONObject[V any](b []byte, m map[string]V, depth int, value func([]b
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, keys[i])
+		b = jsonstr.Append(b, keys[i])
 		b = append(b, ':')
 		var ok bool
 		if b, ok = value(b, vals[i], depth+1); !ok {
@@ -159,7 +160,7 @@ func appendJSONObjectLarge[V any](b []byte, m map[string]V, depth int, value fun
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsonstr.Append(b, k)
 		b = append(b, ':')
 		var ok bool
 		if b, ok = value(b, m[k], depth+1); !ok {
@@ -202,60 +203,4 @@ func appendJSONFloat(b []byte, f float64) ([]byte, bool) {
 		}
 	}
 	return b, true
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString is encoding/json's string encoding with HTML escaping
-// (its default): <, > and & are escaped, invalid UTF-8 becomes U+FFFD, and
-// U+2028 and U+2029 are escaped.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
