@@ -158,6 +158,13 @@ type Data interface {
 	Get(ctx context.Context, table, key string) ([]byte, error)
 	Put(ctx context.Context, table, key string, value []byte) error
 	Delete(ctx context.Context, table, key string) error
+	// Add adds delta to the integer stored at key and returns the sum, as
+	// one atomic step: concurrent Adds to a key lose no increment. The
+	// value is a base-10 integer as text (what Get returns and Put may
+	// write, e.g. "42"); a missing key counts as 0. CodeInvalid, with the
+	// value unchanged, when the stored value is not such an integer or the
+	// sum would overflow an int64.
+	Add(ctx context.Context, table, key string, delta int64) (int64, error)
 	// Scan returns up to limit pairs whose keys start with prefix and sort
 	// after the key after, in key order.
 	Scan(ctx context.Context, table, prefix, after string, limit int) ([]KV, error)

@@ -88,6 +88,8 @@ func testTableData(t *testing.T, p provider.Provider) {
 		wantNotFound(t, fmt.Sprintf("Get from table %q", table), err)
 		wantNotFound(t, fmt.Sprintf("Put into table %q", table), d.Put(ctx, table, "k", []byte("v")))
 		wantNotFound(t, fmt.Sprintf("Delete from table %q", table), d.Delete(ctx, table, "k"))
+		_, err = d.Add(ctx, table, "k", 1)
+		wantNotFound(t, fmt.Sprintf("Add in table %q", table), err)
 		_, err = d.Scan(ctx, table, "", "", 10)
 		wantNotFound(t, fmt.Sprintf("Scan table %q", table), err)
 	}
@@ -423,4 +425,16 @@ func testIsolation(t *testing.T, p provider.Provider) {
 	must(t, "A Put a-only", a.Put(ctx, "a-only", "k", []byte("v")))
 	_, err = b.Get(ctx, "a-only", "k")
 	wantNotFound(t, "B Get from A's table", err)
+	// Counters: B's Add of the same key counts in B's table only.
+	if n, err := a.Add(ctx, "findings", "count", 5); err != nil || n != 5 {
+		t.Errorf("control: A Add = %d, %v; want 5", n, err)
+	}
+	if n, err := b.Add(ctx, "findings", "count", 1); err != nil || n != 1 {
+		t.Errorf("B Add = %d, %v; want 1 (its own counter)", n, err)
+	}
+	if v, err := a.Get(ctx, "findings", "count"); err != nil || string(v) != "5" {
+		t.Errorf("A's counter after B's Add = %q, %v; want 5", v, err)
+	}
+	_, err = b.Add(ctx, "a-only", "k", 1)
+	wantNotFound(t, "B Add in A's table", err)
 }

@@ -61,6 +61,7 @@ func Run(t *testing.T, newProvider func(t *testing.T) provider.Provider, opts ..
 		{"ApplyUnknownAccount", testApplyUnknownAccount},
 		{"TableData", testTableData},
 		{"Scan", testScan},
+		{"Counters", testCounters},
 		{"Blobs", testBlobs},
 		{"BlobTraversal", testBlobTraversal},
 		{"ConfigAndSecrets", func(t *testing.T, p provider.Provider) { testConfigAndSecrets(t, p) }},
