@@ -3,6 +3,7 @@ package aws
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -28,11 +29,16 @@ import (
 // table's throughput is that of one partition key: DynamoDB splits a hot
 // partition by sort-key range, but one table of one tenant should not
 // count on more than about 3,000 reads and 1,000 writes per second. The
-// value is the binary attribute v, absent for an empty value.
+// value is the binary attribute v, absent for an empty value. Every Put
+// and Add also writes w, a fresh random string, the write stamp: Add's
+// conditional write compares it to know that the item is unchanged since
+// Add read it (the emulator compares no binary attribute in a condition,
+// so comparing v could not be tested; docs/aws.md).
 const (
 	attrPartition = "p"
 	attrKey       = "k"
 	attrValue     = "v"
+	attrStamp     = "w"
 	partition     = "0"
 )
 
@@ -111,6 +117,16 @@ func itemKey(key string) map[string]ddbtypes.AttributeValue {
 	}
 }
 
+// newItem returns the item that stores v at key, with a fresh write stamp.
+func newItem(key string, v []byte) map[string]ddbtypes.AttributeValue {
+	item := itemKey(key)
+	if len(v) > 0 {
+		item[attrValue] = &ddbtypes.AttributeValueMemberB{Value: v}
+	}
+	item[attrStamp] = &ddbtypes.AttributeValueMemberS{Value: rand.Text()}
+	return item
+}
+
 // value returns the value of an item; an empty value is stored without v.
 func value(item map[string]ddbtypes.AttributeValue) []byte {
 	if b, ok := item[attrValue].(*ddbtypes.AttributeValueMemberB); ok {
@@ -150,11 +166,7 @@ func (d *data) Put(ctx context.Context, table, key string, v []byte) error {
 	if !storageName(table) {
 		return errNoTable(d.id, table)
 	}
-	item := itemKey(key)
-	if len(v) > 0 {
-		item[attrValue] = &ddbtypes.AttributeValueMemberB{Value: v}
-	}
-	_, err := d.m().ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table(table)), Item: item})
+	_, err := d.m().ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table(table)), Item: newItem(key, v)})
 	return d.tableErr("put", table, err)
 }
 

@@ -28,9 +28,10 @@ type Fault struct {
 
 // faults holds the faults injected in one account's front.
 type faults struct {
-	mu    sync.Mutex
-	by    map[string]*Fault // operation ("*" for every one) → fault
-	fired map[string]int    // operation → calls answered with its fault
+	mu     sync.Mutex
+	by     map[string]*Fault // operation ("*" for every one) → fault
+	fired  map[string]int    // operation → calls answered with its fault
+	before map[string]func() // operation → what runs before its next call
 }
 
 // Inject makes calls of operation op (such as "CreateAccount",
@@ -47,6 +48,19 @@ func (o *Org) Inject(account, op string, f Fault) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.by[op] = &f
+}
+
+// Before makes fn run once, when the next call of operation op to account
+// ("" for the management account) arrives, before the call is served, as
+// another client's calls landing between two of the caller's: fn may call
+// the account itself (its calls, of op too, are served as usual). Such a
+// call is matched like Inject's faults, and an injected fault still
+// answers it after fn returns.
+func (o *Org) Before(account, op string, fn func()) {
+	fs := o.faultsOf(account)
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.before[op] = fn
 }
 
 // Clear removes every fault injected in account.
@@ -77,7 +91,7 @@ func (o *Org) faultsOf(account string) *faults {
 }
 
 func newFaults() *faults {
-	return &faults{by: map[string]*Fault{}, fired: map[string]int{}}
+	return &faults{by: map[string]*Fault{}, fired: map[string]int{}, before: map[string]func(){}}
 }
 
 // operation returns the AWS operation of a request, and whether it uses the
@@ -115,6 +129,12 @@ func (fs *faults) answerOp(w http.ResponseWriter, op string, query bool) bool {
 		return false
 	}
 	fs.mu.Lock()
+	if fn := fs.before[op]; fn != nil {
+		delete(fs.before, op)
+		fs.mu.Unlock()
+		fn()
+		fs.mu.Lock()
+	}
 	f, key := fs.by[op], op
 	if f == nil {
 		f, key = fs.by["*"], "*"
