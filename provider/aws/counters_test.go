@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	silo "github.com/silo-run/silo"
@@ -62,15 +63,15 @@ func TestAddRetriesALostRace(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			ran := false
+			var ran atomic.Bool // set on the emulator front's goroutine
 			org.Before(awsID, "PutItem", func() {
-				ran = true
+				ran.Store(true)
 				if err := tt.between(key); err != nil {
 					t.Errorf("the write between: %v", err)
 				}
 			})
 			got, err := d.Add(ctx, "findings", key, 1)
-			if !ran {
+			if !ran.Load() {
 				t.Fatal("no write landed between Add's read and its write")
 			}
 			if err != nil || got != tt.want {
