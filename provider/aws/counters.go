@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
 )
 
 // Add's retries: a write that lost a race is retried, after a jittered
@@ -74,15 +75,12 @@ func (d *data) addOnce(ctx context.Context, table, key string, delta int64) (int
 		return 0, d.tableErr("add", table, err)
 	}
 	in := &dynamodb.PutItemInput{TableName: name, ExpressionAttributeNames: map[string]string{}}
-	var old int64
+	var v []byte
 	if out.Item == nil {
 		in.ConditionExpression = aws.String("attribute_not_exists(#k)")
 		in.ExpressionAttributeNames["#k"] = attrKey
 	} else {
-		v := value(out.Item)
-		if old, err = strconv.ParseInt(string(v), 10, 64); err != nil {
-			return 0, silo.Errorf(silo.CodeInvalid, "the value of key %q in table %q is not a base-10 integer, so Add cannot add to it; Put an integer such as \"0\" there first, or count under another key", clip(key), table)
-		}
+		v = value(out.Item)
 		if stamp, ok := out.Item[attrStamp].(*ddbtypes.AttributeValueMemberS); ok {
 			in.ConditionExpression = aws.String("#w = :w")
 			in.ExpressionAttributeNames["#w"] = attrStamp
@@ -95,9 +93,9 @@ func (d *data) addOnce(ctx context.Context, table, key string, delta int64) (int
 			in.ExpressionAttributeValues = map[string]ddbtypes.AttributeValue{":v": &ddbtypes.AttributeValueMemberB{Value: v}}
 		}
 	}
-	sum := old + delta
-	if (delta > 0 && sum < old) || (delta < 0 && sum > old) {
-		return 0, silo.Errorf(silo.CodeInvalid, "adding %d to %d, the value of key %q in table %q, would overflow a 64-bit integer", delta, old, clip(key), table)
+	sum, err := provider.Sum(table, key, v, out.Item != nil, delta)
+	if err != nil {
+		return 0, err
 	}
 	in.Item = newItem(key, []byte(strconv.FormatInt(sum, 10)))
 	_, err = d.m().ddb.PutItem(ctx, in)

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -77,6 +78,26 @@ func (d *data) Put(ctx context.Context, table, key string, v []byte) error {
 		return err
 	}
 	return d.write(ctx, "table", table, old, int64(len(key)+len(v)), func() error { return d.Data.Put(ctx, table, key, v) })
+}
+
+// Add adds to the integer at key, counted against the table's limit like
+// a Put of the sum (provider.Sum) it is expected to store.
+func (d *data) Add(ctx context.Context, table, key string, delta int64) (int64, error) {
+	v0, err := d.Data.Get(ctx, table, key)
+	old, err := sizeOf(key, v0, err)
+	if err != nil {
+		return 0, err
+	}
+	sum, err := provider.Sum(table, key, v0, old >= 0, delta)
+	if err != nil {
+		return 0, err
+	}
+	n := int64(len(key) + len(strconv.FormatInt(sum, 10)))
+	err = d.write(ctx, "table", table, old, n, func() (err error) {
+		sum, err = d.Data.Add(ctx, table, key, delta)
+		return err
+	})
+	return sum, err
 }
 
 // Delete removes key; the table's size shrinks by it.

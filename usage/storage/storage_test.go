@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -69,8 +70,17 @@ func TestCountsBytes(t *testing.T) {
 		{"overwrite larger", func() error { return d.Put(ctx, "findings", "k1", []byte("abcdefgh")) }, map[string]int64{"table/findings": 26, "table/sessions": 0, "bucket/uploads": 0}},
 		{"overwrite smaller", func() error { return d.Put(ctx, "findings", "k1", []byte("a")) }, map[string]int64{"table/findings": 19, "table/sessions": 0, "bucket/uploads": 0}},
 		{"delete", func() error { return d.Delete(ctx, "findings", "before") }, map[string]int64{"table/findings": 3, "table/sessions": 0, "bucket/uploads": 0}},
-		{"blob", func() error { return d.PutBlob(ctx, "uploads", "a/b.txt", make([]byte, 1000)) }, map[string]int64{"table/findings": 3, "table/sessions": 0, "bucket/uploads": 1007}},
-		{"blob delete", func() error { return d.DeleteBlob(ctx, "uploads", "a/b.txt") }, map[string]int64{"table/findings": 3, "table/sessions": 0, "bucket/uploads": 0}},
+		{"add creates", func() error { _, err := d.Add(ctx, "sessions", "n", 9); return err }, map[string]int64{"table/findings": 3, "table/sessions": 2, "bucket/uploads": 0}},
+		{"add grows", func() error { _, err := d.Add(ctx, "sessions", "n", 991); return err }, map[string]int64{"table/findings": 3, "table/sessions": 5, "bucket/uploads": 0}},
+		{"add shrinks", func() error { _, err := d.Add(ctx, "sessions", "n", -999); return err }, map[string]int64{"table/findings": 3, "table/sessions": 2, "bucket/uploads": 0}},
+		{"add refused", func() error {
+			if _, err := d.Add(ctx, "findings", "k1", 1); silo.ErrorCode(err) != silo.CodeInvalid {
+				return fmt.Errorf("Add to a value that is not an integer: %v, want CodeInvalid", err)
+			}
+			return nil
+		}, map[string]int64{"table/findings": 3, "table/sessions": 2, "bucket/uploads": 0}},
+		{"blob", func() error { return d.PutBlob(ctx, "uploads", "a/b.txt", make([]byte, 1000)) }, map[string]int64{"table/findings": 3, "table/sessions": 2, "bucket/uploads": 1007}},
+		{"blob delete", func() error { return d.DeleteBlob(ctx, "uploads", "a/b.txt") }, map[string]int64{"table/findings": 3, "table/sessions": 2, "bucket/uploads": 0}},
 	}
 	for _, s := range steps {
 		if err := s.do(); err != nil {
@@ -119,6 +129,14 @@ func TestLimit(t *testing.T) {
 	if _, err := raw.Get(ctx, "findings", "k2"); !errors.Is(err, silo.ErrNotFound) {
 		t.Errorf("the refused value was written: %v", err)
 	}
+	// An Add counts as the Put of its sum: refused when that goes over,
+	// and nothing is written.
+	if _, err := d.Add(ctx, "findings", "n", 1); silo.ErrorCode(err) != silo.CodeTooLarge {
+		t.Errorf("an Add over the limit: %v, want CodeTooLarge", err)
+	}
+	if _, err := raw.Get(ctx, "findings", "n"); !errors.Is(err, silo.ErrNotFound) {
+		t.Errorf("the refused Add was written: %v", err)
+	}
 	// The limit is per table: another table and the bucket have their own.
 	if err := d.Put(ctx, "sessions", "s", make([]byte, 99)); err != nil {
 		t.Errorf("another table under its own limit: %v", err)
@@ -132,6 +150,9 @@ func TestLimit(t *testing.T) {
 	}
 	if err := d.Put(ctx, "findings", "k2", []byte("x")); err != nil {
 		t.Errorf("a write under the limit after shrinking: %v", err)
+	}
+	if n, err := d.Add(ctx, "findings", "n", 1); err != nil || n != 1 {
+		t.Errorf("an Add under the limit after shrinking = %d, %v; want 1", n, err)
 	}
 	// A raised limit applies after the refresh; without a limit nothing is
 	// refused.
