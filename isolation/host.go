@@ -74,6 +74,17 @@ func (h *Host) Put(ctx context.Context, table, key string, v []byte) error {
 	return h.own.Put(ctx, table, key, v)
 }
 
+// Add adds to the integer at key and returns the sum: it reads as well as
+// writes (table.read and table.write).
+func (h *Host) Add(ctx context.Context, table, key string, delta int64) (int64, error) {
+	for _, act := range []Action{ActTableRead, ActTableWrite} {
+		if err := h.check(act, silo.TypeTable, table); err != nil {
+			return 0, err
+		}
+	}
+	return h.own.Add(ctx, table, key, delta)
+}
+
 // Delete deletes a key (table.write).
 func (h *Host) Delete(ctx context.Context, table, key string) error {
 	if err := h.check(ActTableWrite, silo.TypeTable, table); err != nil {

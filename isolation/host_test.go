@@ -94,6 +94,21 @@ func TestFunctionHost(t *testing.T) {
 	if kvs, err := acmeList.Scan(ctx, "findings", "", "", 10); err != nil || len(kvs) != 1 {
 		t.Errorf("list scan: got %v %v, want 1 pair", kvs, err)
 	}
+	// Counters: Add reads and writes, so it needs read-write.
+	for _, h := range []*isolation.Host{acmeIngest, globexIngest} {
+		if n, err := h.Add(ctx, "findings", "visits", 1); err != nil || n != 1 {
+			t.Errorf("ingest add: got %d %v, want 1 (each account counts its own)", n, err)
+		}
+	}
+	_, err = acmeList.Add(ctx, "findings", "visits", 1)
+	forbidden(t, "list add (read grant)", err)
+	_, err = acmeList.Add(ctx, "scans", "visits", 1)
+	forbidden(t, "list add to an ungranted table", err)
+	_, err = acmeIngest.Add(ctx, "../globex/findings", "visits", 1)
+	forbidden(t, "add by traversal table name", err)
+	if v, err := acmeList.Get(ctx, "findings", "visits"); err != nil || string(v) != "1" {
+		t.Errorf("acme's counter after the refused adds: got %q %v, want 1", v, err)
+	}
 	_, err = acmeIngest.Get(ctx, "../globex/findings", "f1")
 	forbidden(t, "traversal table name", err)
 	_, err = acmeIngest.Get(ctx, "*", "f1")
@@ -143,10 +158,14 @@ func TestFunctionHost(t *testing.T) {
 	forbidden(t, "export that does not exist", err)
 	_, err = acmeList.Get(ctx, "catalog", "rule-1")
 	forbidden(t, "production table as own table", err)
+	_, err = acmeIngest.Add(ctx, "catalog", "rule-1", 1)
+	forbidden(t, "add to a production table", err)
 
 	// Production reaches nothing of a tenant even when handed its handle.
 	_, err = refresh.Get(ctx, "findings", "f1")
 	forbidden(t, "production reads findings", err)
+	_, err = refresh.Add(ctx, "findings", "visits", 1)
+	forbidden(t, "production adds to findings", err)
 	if v, err := refresh.ExportGet(ctx, "catalog", "rule-1"); err == nil && string(v) != "check TLS" {
 		t.Errorf("production export read went elsewhere: %q", v)
 	}
@@ -167,6 +186,8 @@ func TestFunctionHostDeniesWithEmptyPolicy(t *testing.T) {
 	_, d := liveFleet(t)
 	h := isolation.FunctionHost(isolation.NewPolicy(), "acme", "ingest", d["acme"], d[silo.ProductionID], nil)
 	forbidden(t, "empty policy put", h.Put(context.Background(), "findings", "k", []byte("v")))
-	_, err := h.ExportGet(context.Background(), "catalog", "k")
+	_, err := h.Add(context.Background(), "findings", "k", 1)
+	forbidden(t, "empty policy add", err)
+	_, err = h.ExportGet(context.Background(), "catalog", "k")
 	forbidden(t, "empty policy export", err)
 }

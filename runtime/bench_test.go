@@ -195,9 +195,9 @@ var gatewayHeader = map[string][]string{"User-Agent": {"Go-http-client/1.1"}, "A
 //
 //   - const: a handler that returns fn.JSON of a constant map (bench
 //     -scenario entry's Go guest);
-//   - scaffold: the silo init scaffold's hello (table Get and Put, one
-//     fn.Log line, one fn.Config read, fn.JSON);
-//   - scaffold-nowrite: the same without the Put.
+//   - scaffold: the silo init scaffold's hello (one table Add, one fn.Log
+//     line, one fn.Config read, fn.JSON);
+//   - scaffold-nowrite: the same without the Add.
 //
 // "1-instance" sends every request to one instance; "16-instances" takes
 // them in turn, as a busy function's requests spread over its pool: each

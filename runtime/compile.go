@@ -142,6 +142,7 @@ var hostSigs = map[string]funcType{
 	abi.ImportKVGet:      sig(6, i64),
 	abi.ImportKVPut:      sig(6, i64),
 	abi.ImportKVDelete:   sig(4, i64),
+	abi.ImportKVAdd:      {params: []byte{i32, i32, i32, i32, i64, i32, i32}, results: []byte{i64}},
 	abi.ImportKVScan:     sig(9, i64),
 	abi.ImportBlobGet:    sig(6, i64),
 	abi.ImportBlobPut:    sig(6, i64),

@@ -39,6 +39,11 @@ func (h *DataHost) Put(ctx context.Context, table, key string, v []byte) error {
 	return h.Data.Put(ctx, table, key, v)
 }
 
+// Add adds to the integer at key in the account's table.
+func (h *DataHost) Add(ctx context.Context, table, key string, delta int64) (int64, error) {
+	return h.Data.Add(ctx, table, key, delta)
+}
+
 // Delete removes key from the account's table.
 func (h *DataHost) Delete(ctx context.Context, table, key string) error {
 	return h.Data.Delete(ctx, table, key)

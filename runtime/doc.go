@@ -17,7 +17,7 @@
 // init) and handlers "name(ptr, len i32) i64" (default "handle") that take an
 // encoded abi.Request and return ptr<<32|len of an encoded abi.Response. It
 // may import from host module "silo" only: take, kv_get, kv_put, kv_delete,
-// kv_scan, blob_get, blob_put, blob_delete, blob_list, config_get,
+// kv_add, kv_scan, blob_get, blob_put, blob_delete, blob_list, config_get,
 // secret_get, export_get, export_scan, log, log_enabled. None takes an account: the
 // invocation's Host decides what a call reaches. Host errors reach the guest
 // as a status (not found, denied, invalid, unavailable, internal, too large)

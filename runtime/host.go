@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	goruntime "runtime"
@@ -31,6 +32,9 @@ type Host interface {
 	Get(ctx context.Context, table, key string) ([]byte, error)
 	Put(ctx context.Context, table, key string, v []byte) error
 	Delete(ctx context.Context, table, key string) error
+	// Add adds delta to the integer at key and returns the sum, atomically
+	// (provider.Data.Add).
+	Add(ctx context.Context, table, key string, delta int64) (int64, error)
 	Scan(ctx context.Context, table, prefix, after string, limit int) ([]provider.KV, error)
 
 	GetBlob(ctx context.Context, bucket, key string) ([]byte, error)
@@ -130,7 +134,7 @@ func (c *call) status(ctx context.Context, op string, err error) (abi.Status, st
 // doesIO names the host calls that may wait on storage: an invocation
 // gives its CPU slot back for their duration.
 var doesIO = map[string]bool{
-	abi.ImportKVGet: true, abi.ImportKVPut: true, abi.ImportKVDelete: true, abi.ImportKVScan: true,
+	abi.ImportKVGet: true, abi.ImportKVPut: true, abi.ImportKVDelete: true, abi.ImportKVAdd: true, abi.ImportKVScan: true,
 	abi.ImportBlobGet: true, abi.ImportBlobPut: true, abi.ImportBlobDelete: true, abi.ImportBlobList: true,
 	abi.ImportSecretGet: true, abi.ImportExportGet: true, abi.ImportExportScan: true,
 }
@@ -207,6 +211,15 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 			return
 		}
 		c.done1(ctx, s, "kv_delete", c.host.Delete(ctx, t, k))
+	})
+	add(abi.ImportKVAdd, func(ctx context.Context, c *call, mem api.Memory, s []uint64) {
+		t, k, ok := str2(mem, s)
+		if !ok {
+			s[0] = negStatus(abi.Invalid)
+			return
+		}
+		n, err := c.host.Add(ctx, t, k, int64(s[4]))
+		c.out(ctx, mem, s, 5, "kv_add", binary.LittleEndian.AppendUint64(make([]byte, 0, 8), uint64(n)), err)
 	})
 	add(abi.ImportKVScan, func(ctx context.Context, c *call, mem api.Memory, s []uint64) {
 		t, p, ok := str2(mem, s)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +43,8 @@ func TestHostCalls(t *testing.T) {
 		want string
 	}{
 		{"kv", Request{Path: "/kv", Params: map[string]string{"key": "k1"}, Body: []byte("v1")}, `{"n":1,"value":"v1"}`},
+		{"add", Request{Path: "/kv/add", Params: map[string]string{"key": "n"}, Query: url.Values{"d": {"-12"}}}, "-12"},
+		{"add again", Request{Path: "/kv/add", Params: map[string]string{"key": "n"}, Query: url.Values{"d": {"5"}}}, "-7"},
 		{"blob", Request{Path: "/blob", Params: map[string]string{"key": "x"}, Body: []byte("data")}, `{"keys":["a/x"],"value":"data"}`},
 		{"config", Request{Path: "/config", Query: url.Values{"k": {"greeting"}}}, "hello acme"},
 		{"secret", Request{Path: "/secret", Query: url.Values{"n": {"api-key"}}}, "secret-of-acme"},
@@ -48,7 +52,7 @@ func TestHostCalls(t *testing.T) {
 		{"log", Request{ID: "req-log", Path: "/log"}, "logged"},
 		{"big response", Request{Path: "/big", Query: url.Values{"n": {"100000"}}}, strings.Repeat("\x00", 100000)},
 		{"big request and host result through take", Request{Path: "/kv", Params: map[string]string{"key": "big"}, Body: []byte(strings.Repeat("x", 300000))},
-			`{"n":2,"value":"` + strings.Repeat("x", 300000) + `"}`},
+			`{"n":3,"value":"` + strings.Repeat("x", 300000) + `"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,5 +228,50 @@ func TestConfigChangeSeenByWarmInstance(t *testing.T) {
 	}
 	if s := e.rt.Stats(); s.Instances != 1 {
 		t.Errorf("%d instances; the test means one warm instance", s.Instances)
+	}
+}
+
+// TestHostCallAdd: kv_add returns the sum to the guest, concurrent
+// invocations lose no increment, a refusal reaches the guest as invalid
+// with the provider's message (and changes nothing), and each account
+// counts in its own table.
+func TestHostCallAdd(t *testing.T) {
+	e := newEnv(t, Config{})
+	add := func(key string, d int) Request {
+		return Request{Path: "/kv/add", Params: map[string]string{"key": key}, Query: url.Values{"d": {strconv.Itoa(d)}}}
+	}
+	const n = 24
+	var wg sync.WaitGroup
+	sums := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := e.invoke(t, "acme", add("hits", 1))
+			if err != nil || resp.Status != 200 {
+				t.Errorf("concurrent add: %v, %d %s", err, resp.Status, resp.Body)
+				return
+			}
+			sums[i] = string(resp.Body)
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(sums, func(a, b string) int { x, _ := strconv.Atoi(a); y, _ := strconv.Atoi(b); return x - y })
+	for i, s := range sums {
+		if s != strconv.Itoa(i+1) {
+			t.Fatalf("sums of %d concurrent adds of 1: %v, want 1..%d each once", n, sums, n)
+		}
+	}
+	if got := e.must(t, "globex", add("hits", 1), 200); got != "1" {
+		t.Errorf("globex's first add = %s, want 1 (its own counter)", got)
+	}
+	// Not an integer: invalid, the provider's message, value unchanged.
+	e.must(t, "acme", Request{Path: "/kv", Params: map[string]string{"key": "word"}, Body: []byte("high")}, 200)
+	got := e.must(t, "acme", add("word", 1), 400)
+	if !strings.Contains(got, "not a base-10 integer") {
+		t.Errorf("add to a word: %q, want the provider's reason", got)
+	}
+	if v, err := e.hosts["acme"].Get(context.Background(), "items", "word"); err != nil || string(v) != "high" {
+		t.Errorf("after a refused add: %q, %v; want it unchanged", v, err)
 	}
 }

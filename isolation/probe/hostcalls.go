@@ -121,6 +121,7 @@ func (r *run) hostCalls(ctx context.Context, rep *Report) error {
 		{"A writes its own table", op{Op: "kv.put", Name: tblProbe, Key: "own", Value: []byte(own)}, wantOK},
 		{"A reads back what it wrote", op{Op: "kv.get", Name: tblProbe, Key: "own"}, wantValue(own)},
 		{"A deletes from its own table", op{Op: "kv.delete", Name: tblProbe, Key: "own"}, wantOK},
+		{"A adds to its own counter", op{Op: "kv.add", Name: tblProbe, Key: keyCounter}, wantValue(a.count)},
 		{"A reads its own blob", op{Op: "blob.get", Name: bktProbe, Key: keyMarker}, wantValue(a.blob)},
 		{"A lists its own bucket", op{Op: "blob.list", Name: bktProbe, Prefix: "dir/"}, wantContains("dir/" + keyMarker)},
 		{"A writes its own bucket", op{Op: "blob.put", Name: bktProbe, Key: "own", Value: []byte(own)}, wantOK},
@@ -181,11 +182,21 @@ func (r *run) hostCalls(ctx context.Context, rep *Report) error {
 		aOps = append(aOps, o)
 		aPend = append(aPend, c.add(t, "A: "+describe(o), o, ""))
 	}
+	// An add to a key named by a fresh marker: wherever it lands, the
+	// marker turns up as a key there.
+	addAt := func(t *tally, o op) {
+		wn++
+		o.Op, o.Key = "kv.add", fmt.Sprintf("a%d-%s-by-%s", wn, r.nonce, a.id)
+		aOps = append(aOps, o)
+		aPend = append(aPend, c.add(t, "A: "+describe(o), o, o.Key))
+	}
 	for _, n := range nameCorpus(b.id, tblProbe) {
 		read(ht, op{Op: "kv.get", Name: n, Key: keyMarker})
 		read(ht, op{Op: "kv.scan", Name: n})
 		write(ht, op{Op: "kv.put", Name: n, Key: keyMarker})
 		read(ht, op{Op: "kv.delete", Name: n, Key: "dir/" + keyMarker})
+		read(ht, op{Op: "kv.add", Name: n, Key: keyCounter}) // answers the value before the add
+		addAt(ht, op{Name: n})
 	}
 	for _, n := range nameCorpus(b.id, bktProbe) {
 		read(ht, op{Op: "blob.get", Name: n, Key: keyMarker})
@@ -212,6 +223,7 @@ func (r *run) hostCalls(ctx context.Context, rep *Report) error {
 		read(ht, op{Op: "kv.scan", Name: tblProbe, Prefix: k})
 		write(ht, op{Op: "kv.put", Name: tblProbe, Key: k})
 		read(ht, op{Op: "kv.delete", Name: tblProbe, Key: k})
+		read(ht, op{Op: "kv.add", Name: tblProbe, Key: k})
 		read(ht, op{Op: "blob.get", Name: bktProbe, Key: k})
 		read(ht, op{Op: "blob.list", Name: bktProbe, Prefix: k})
 		write(ht, op{Op: "blob.put", Name: bktProbe, Key: k})
@@ -232,6 +244,7 @@ func (r *run) hostCalls(ctx context.Context, rep *Report) error {
 			"production:" + t, "../../../production/tables/" + t, "..%2fproduction%2f" + t} {
 			write(tp, op{Op: "kv.put", Name: n, Key: "probe-" + r.nonce})
 			read(tp, op{Op: "kv.delete", Name: n, Key: "probe-" + r.nonce})
+			addAt(tp, op{Name: n})
 		}
 	}
 	prodBuckets := r.prod.buckets
@@ -295,6 +308,7 @@ func (r *run) hostCalls(ctx context.Context, rep *Report) error {
 	ht.control("B reads its own planted markers", joinProblems(wantContains(b.kv)(bDump), wantContains(b.blob)(bDump)))
 	ht.attempt("A's and production's deletes removed B's planted table keys", "", presentIn(dumps[string(b.id)], b.kv, 2))
 	ht.attempt("A's and production's deletes removed B's planted blobs", "", presentIn(dumps[string(b.id)], b.blob, 2))
+	ht.attempt("A's and production's adds changed B's counter", "", presentIn(dumps[string(b.id)], b.count, 1))
 
 	for _, p := range c.list {
 		breach := p.breach
@@ -344,6 +358,8 @@ func (r *run) productionProbe(ctx context.Context, pt *tally, c *checks) ([]*pen
 			ops = append(ops, op{Op: "kv.get", Name: n, Key: keyMarker}, op{Op: "kv.scan", Name: n})
 			wn++
 			ops = append(ops, op{Op: "kv.put", Name: n, Key: keyMarker, Value: []byte(fmt.Sprintf("p%d-%s-by-production", wn, r.nonce))})
+			wn++
+			ops = append(ops, op{Op: "kv.add", Name: n, Key: keyCounter}, op{Op: "kv.add", Name: n, Key: fmt.Sprintf("p%d-%s-by-production", wn, r.nonce)})
 		}
 		for _, n := range nameCorpus(other.id, bktProbe) {
 			if _, ok := fs.Buckets[n]; !ok {
@@ -401,8 +417,11 @@ func (r *run) productionProbe(ctx context.Context, pt *tally, c *checks) ([]*pen
 	for i := 0; i < nAttempts; i++ {
 		o := ops[i]
 		m := ""
-		if strings.HasSuffix(o.Op, ".put") {
+		switch {
+		case strings.HasSuffix(o.Op, ".put"):
 			m = string(o.Value)
+		case o.Op == "kv.add" && o.Key != keyCounter:
+			m = o.Key // the add's key is its marker
 		}
 		p := c.add(pt, "production: "+describe(o), o, m)
 		pend = append(pend, p)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -101,6 +102,7 @@ const (
 	cfgMarker   = "probe-cfg"
 	secProbe    = "probe-secret"
 	keyMarker   = "marker"
+	keyCounter  = "counter" // an integer, for the counter (kv.add) attempts
 )
 
 // acct is one probe account and what the probe planted in it.
@@ -108,13 +110,14 @@ type acct struct {
 	id     silo.AccountID
 	key    string
 	kv     string // value of keyMarker in probe-table
+	count  string // value of keyCounter in probe-table: a random integer
 	blob   string // blob keyMarker in probe-bucket
 	secret string
 	cfg    string // value of config probe-cfg
 }
 
 func (a *acct) markers() map[string]string {
-	return map[string]string{"table value": a.kv, "blob": a.blob, "secret": a.secret, "config value": a.cfg}
+	return map[string]string{"table value": a.kv, "counter": a.count, "blob": a.blob, "secret": a.secret, "config value": a.cfg}
 }
 
 // prodInfo is what the probe learned about the production account.
@@ -210,7 +213,7 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	r.appDir = dir
 	r.digest = runtime.Digest(r.t.Guest)
-	for _, a := range []*acct{r.a, r.b} {
+	for i, a := range []*acct{r.a, r.b} {
 		if err := r.createProbeAccount(ctx, a); err != nil {
 			return err
 		}
@@ -221,6 +224,11 @@ func (r *run) setup(ctx context.Context) error {
 		a.blob = "blob-marker-" + r.nonce + "-" + string(a.id)
 		a.secret = "secret-marker-" + r.nonce + "-" + string(a.id)
 		a.cfg = "cfg-of-" + string(a.id)
+		var n [4]byte
+		rand.Read(n[:])
+		// Ten digits, unlike any other value the probe plants; A's and B's
+		// differ in the first digit.
+		a.count = fmt.Sprintf("%d%09d", 7+i, binary.BigEndian.Uint32(n[:])%1e9)
 		if err := r.t.Control.SetSecret(ctx, a.id, secProbe, []byte(a.secret)); err != nil {
 			return fmt.Errorf("probe: set the secret of %s: %w", a.id, err)
 		}
@@ -230,6 +238,7 @@ func (r *run) setup(ctx context.Context) error {
 		res, err := r.batch(ctx, a, []op{
 			{Op: "kv.put", Name: tblProbe, Key: keyMarker, Value: []byte(a.kv)},
 			{Op: "kv.put", Name: tblProbe, Key: "dir/" + keyMarker, Value: []byte(a.kv)},
+			{Op: "kv.put", Name: tblProbe, Key: keyCounter, Value: []byte(a.count)},
 			{Op: "blob.put", Name: bktProbe, Key: keyMarker, Value: []byte(a.blob)},
 			{Op: "blob.put", Name: bktProbe, Key: "dir/" + keyMarker, Value: []byte(a.blob)},
 		})

@@ -169,6 +169,16 @@ func TestProbeSuiteCatchesHostBoundToWrongAccount(t *testing.T) {
 	if !found {
 		t.Errorf("no failure says B's secret came back to A:\n%s", strings.Join(rep.Failures, "\n"))
 	}
+	// Counters: B's counter moved, and an add's marker key landed in B.
+	for _, want := range []string{"adds changed B's counter", "A: kv.add name="} {
+		found = false
+		for _, f := range rep.Failures {
+			found = found || strings.Contains(f, want)
+		}
+		if !found {
+			t.Errorf("no failure says %q:\n%s", want, strings.Join(rep.Failures, "\n"))
+		}
+	}
 	assertGone(t, sp)
 }
 

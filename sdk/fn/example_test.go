@@ -44,6 +44,24 @@ func ExampleTable() {
 }
 
 // Buckets hold blobs by key.
+// Add counts: one atomic step, so concurrent invocations each count once.
+// The value is base-10 text; a missing key counts as 0.
+func ExampleTableRef_Add() {
+	fn.LocalReset()
+	visits := fn.Table("visits")
+	n, _ := visits.Add("count", 1)
+	n, _ = visits.Add("count", 2)
+	v, _ := visits.Get("count")
+	fmt.Println(n, string(v))
+
+	_ = visits.Put("name", []byte("ada"))
+	_, err := visits.Add("name", 1)
+	fmt.Println(errors.Is(err, fn.ErrInvalid))
+	// Output:
+	// 3 3
+	// true
+}
+
 func ExampleBucket() {
 	fn.LocalReset()
 	raw := fn.Bucket("raw")

@@ -288,6 +288,16 @@ func (t TableRef) Put(key string, v []byte) error { return kvPut(t.name, key, v)
 // Delete removes key. Deleting a missing key is not an error.
 func (t TableRef) Delete(key string) error { return kvDelete(t.name, key) }
 
+// Add adds delta to the integer stored at key and returns the sum, in one
+// step: concurrent invocations adding to one key lose no increment, as a
+// Get then a Put would. The value is stored as base-10 text ("42", what Get
+// returns); a missing key counts as 0. An error with status Invalid, and
+// the value unchanged, when the stored value is not an integer or the sum
+// would overflow an int64.
+//
+//	visits, err := fn.Table("visits").Add("count", 1)
+func (t TableRef) Add(key string, delta int64) (int64, error) { return kvAdd(t.name, key, delta) }
+
 // Scan returns up to limit pairs whose keys start with prefix and sort after
 // after, in key order. Pass the last key as after to page.
 func (t TableRef) Scan(prefix, after string, limit int) ([]KV, error) {

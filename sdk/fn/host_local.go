@@ -3,7 +3,9 @@
 package fn
 
 import (
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -131,6 +133,24 @@ func kvPut(table, key string, v []byte) error {
 	defer local.Unlock()
 	put(&local.tables, table, key, v)
 	return nil
+}
+
+func kvAdd(table, key string, delta int64) (int64, error) {
+	local.Lock()
+	defer local.Unlock()
+	var n int64
+	if v, ok := local.tables[table][key]; ok {
+		var err error
+		if n, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+			return 0, &Error{Status: abi.Invalid, Message: "the value of key " + strconv.Quote(key) + " is not a base-10 integer"}
+		}
+	}
+	if (delta > 0 && n > math.MaxInt64-delta) || (delta < 0 && n < math.MinInt64-delta) {
+		return 0, &Error{Status: abi.Invalid, Message: "the sum is outside the 64-bit integer range"}
+	}
+	n += delta
+	put(&local.tables, table, key, strconv.AppendInt(nil, n, 10))
+	return n, nil
 }
 
 func kvDelete(table, key string) error {

@@ -3,6 +3,7 @@
 package fn
 
 import (
+	"encoding/binary"
 	"runtime"
 	"strings"
 	"unsafe"
@@ -21,6 +22,9 @@ func hostKVPut(tp, tl, kp, kl, vp, vl uint32) int64
 
 //go:wasmimport silo kv_delete
 func hostKVDelete(tp, tl, kp, kl uint32) int64
+
+//go:wasmimport silo kv_add
+func hostKVAdd(tp, tl, kp, kl uint32, delta int64, op, oc uint32) int64
 
 //go:wasmimport silo kv_scan
 func hostKVScan(tp, tl, pp, pl, ap, al, limit, op, oc uint32) int64
@@ -147,6 +151,22 @@ func kvDelete(table, key string) error {
 	runtime.KeepAlive(table)
 	runtime.KeepAlive(key)
 	return status(r)
+}
+
+func kvAdd(table, key string, delta int64) (int64, error) {
+	tp, tl := sp(table)
+	kp, kl := sp(key)
+	op, oc := out()
+	r := hostKVAdd(tp, tl, kp, kl, delta, op, oc)
+	runtime.KeepAlive(table)
+	runtime.KeepAlive(key)
+	if r < 0 {
+		return 0, hostError(abi.Status(-r))
+	}
+	if r != 8 {
+		return 0, &Error{Status: abi.Internal, Message: "malformed kv_add result"}
+	}
+	return int64(binary.LittleEndian.Uint64(scratch)), nil
 }
 
 func kvScan(table, prefix, after string, limit int) ([]KV, error) {

@@ -43,16 +43,14 @@ func init() {
 			return fn.JSON(200, map[string]bool{"ok": true})
 		case "/scaffold", "/scaffold-nowrite":
 			// The silo init scaffold's hello (its table is items here);
-			// /scaffold-nowrite is the same without the table write.
-			n := 0
-			if b, err := fn.Table("items").Get("count"); err == nil {
-				n, _ = strconv.Atoi(string(b))
-			}
-			n++
+			// /scaffold-nowrite is the same without its table call.
+			var n int64
+			var err error
 			if r.Path == "/scaffold" {
-				if err := fn.Table("items").Put("count", []byte(strconv.Itoa(n))); err != nil {
-					fn.Log.Error("count visit", "error", err)
-				}
+				n, err = fn.Table("items").Add("count", 1)
+			}
+			if err != nil {
+				fn.Log.Error("count visit", "error", err)
 			}
 			fn.Log.Info("hello", "visits", n)
 			return fn.JSON(200, map[string]any{"message": fn.Config("greeting"), "visits": n})
@@ -75,6 +73,18 @@ func init() {
 				return fn.Text(500, "scan: "+err.Error())
 			}
 			return fn.JSON(200, map[string]any{"value": string(v), "n": len(kvs)})
+		case "/kv/add":
+			d, _ := strconv.ParseInt(r.QueryValue("d"), 10, 64)
+			n, err := fn.Table("items").Add(r.Param("key"), d)
+			switch {
+			case errors.Is(err, fn.ErrInvalid):
+				return fn.Text(400, err.Error())
+			case errors.Is(err, fn.ErrDenied):
+				return fn.Text(403, err.Error())
+			case err != nil:
+				return fn.Text(500, err.Error())
+			}
+			return fn.Text(200, strconv.FormatInt(n, 10))
 		case "/kv/get":
 			v, err := fn.Table(r.QueryValue("table")).Get(r.Param("key"))
 			switch {

@@ -45,6 +45,7 @@ const (
 	ImportKVGet      = "kv_get"      // (table, key, out) -> i64
 	ImportKVPut      = "kv_put"      // (table, key, value) -> i64
 	ImportKVDelete   = "kv_delete"   // (table, key) -> i64
+	ImportKVAdd      = "kv_add"      // (table, key, delta i64, out) -> i64: the sum, 8 bytes little-endian
 	ImportKVScan     = "kv_scan"     // (table, prefix, after, limit i32, out) -> i64 (EncodeKVs)
 	ImportBlobGet    = "blob_get"    // (bucket, key, out) -> i64
 	ImportBlobPut    = "blob_put"    // (bucket, key, value) -> i64

@@ -12,6 +12,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 
 	"github.com/silo-run/silo/sdk/fn"
 )
@@ -108,6 +109,11 @@ func run(o op) result {
 		err = fn.Table(o.Name).Put(o.Key, o.Value)
 	case "kv.delete":
 		err = fn.Table(o.Name).Delete(o.Key)
+	case "kv.add": // answers the value before the add
+		var n int64
+		if n, err = fn.Table(o.Name).Add(o.Key, 1); err == nil {
+			vals = [][]byte{strconv.AppendInt(nil, n-1, 10)}
+		}
 	case "kv.scan":
 		var kvs []fn.KV
 		kvs, err = fn.Table(o.Name).Scan(o.Prefix, "", lim)
