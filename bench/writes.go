@@ -14,8 +14,8 @@ import (
 	"github.com/silo-run/silo/platform"
 )
 
-// writesScenario: the `silo init` scaffold's hello (one table read and one
-// table write per request) through the gateway, against a bare net/http
+// writesScenario: the `silo init` scaffold's hello (one table Add, a
+// durable write, per request) through the gateway, against a bare net/http
 // hello-world driven by the same client, at 4 and 16 clients. The gateway's
 // rate limits are raised (startPlatform) so the limiter is not what is
 // measured, and a request waiting for one of the runtime's concurrency
@@ -24,7 +24,7 @@ import (
 // (provider/local/commit.go).
 //
 // With function concurrency 16 the same run also serves the scaffold's
-// hello with its table write removed (GET /nowrite, everything else
+// hello with its table call removed (GET /nowrite, everything else
 // unchanged), so the CPU a durable write adds to a request is measured next
 // to the request without it. With SILO_BENCH_CPUPROFILE the last 16-client
 // round of each is profiled (.writes-<concurrency>.pprof,
@@ -74,29 +74,26 @@ func loadAvg() string {
 	return f[0]
 }
 
-// The scaffold's table write, as silo init writes it; addNoWrite removes
+// The scaffold's table write, as silo init writes it; addNoWrite replaces
 // it to build the diagnostic function.
-const scaffoldPut = `		if err := fn.Table("visits").Put("count", []byte(strconv.Itoa(n))); err != nil {
-			fn.Log.Error("count visit", "error", err)
-		}
-`
+const scaffoldAdd = `n, err := fn.Table("visits").Add("count", 1)`
 
 // addNoWrite adds to the scaffold in app a function nowrite, the scaffold's
-// hello without its table write, served at GET /nowrite with concurrency
-// conc.
+// hello without its table write (its count always 0), served at GET
+// /nowrite with concurrency conc.
 func addNoWrite(app string, conc int) error {
 	src, err := os.ReadFile(filepath.Join(app, "functions/hello/main.go"))
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(string(src), scaffoldPut) {
-		return fmt.Errorf("the scaffold's hello has no table write to remove (bench/writes.go expects %q)", scaffoldPut)
+	if !strings.Contains(string(src), scaffoldAdd) {
+		return fmt.Errorf("the scaffold's hello has no table write to remove (bench/writes.go expects %q)", scaffoldAdd)
 	}
 	dir := filepath.Join(app, "functions/nowrite")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(strings.Replace(string(src), scaffoldPut, "", 1)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(strings.Replace(string(src), scaffoldAdd, "n, err := int64(0), error(nil)", 1)), 0o644); err != nil {
 		return err
 	}
 	spec := filepath.Join(app, "silo.yaml")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/silo-run/silo/logs"
@@ -147,5 +148,34 @@ func TestInitScaffoldServes(t *testing.T) {
 	resp := acme.GET(t, "/hello")
 	if resp.Status != 200 || !strings.Contains(string(resp.Body), "Hello, acme (plan pro)") || !strings.Contains(string(resp.Body), `"visits":1`) {
 		t.Errorf("GET /hello: got %s", resp)
+	}
+	// Concurrent visits are each counted once: the answers are 2..21, each
+	// once (a Get then a Put would count some twice).
+	const clients, each = 4, 5
+	var mu sync.Mutex
+	seen := map[int]int{}
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				var body struct{ Visits int }
+				resp := acme.GET(t, "/hello")
+				if resp.Status != 200 || json.Unmarshal(resp.Body, &body) != nil {
+					t.Errorf("concurrent GET /hello: got %s", resp)
+					return
+				}
+				mu.Lock()
+				seen[body.Visits]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for n := 2; n <= 1+clients*each; n++ {
+		if seen[n] != 1 {
+			t.Errorf("after %d concurrent visits, visit %d was answered %d times, want once (all: %v)", clients*each, n, seen[n], seen)
+		}
 	}
 }

@@ -48,20 +48,13 @@ const initFunction = `// Command hello is an example silo function: it greets th
 // counts visits in the tenant's own visits table.
 package main
 
-import (
-	"strconv"
-
-	"github.com/silo-run/silo/sdk/fn"
-)
+import "github.com/silo-run/silo/sdk/fn"
 
 func init() {
 	fn.Handle(func(r *fn.Request) *fn.Response {
-		n := 0
-		if b, err := fn.Table("visits").Get("count"); err == nil {
-			n, _ = strconv.Atoi(string(b))
-		}
-		n++
-		if err := fn.Table("visits").Put("count", []byte(strconv.Itoa(n))); err != nil {
+		// Add is atomic: concurrent visits are each counted once.
+		n, err := fn.Table("visits").Add("count", 1)
+		if err != nil {
 			fn.Log.Error("count visit", "error", err)
 		}
 		fn.Log.Info("hello", "visits", n)
