@@ -42,6 +42,7 @@ type config struct {
 
 func main() {
 	burnIfAsked()
+	quietClientIfAsked()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
