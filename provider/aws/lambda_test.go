@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -409,6 +410,20 @@ func TestHostileGuestsContainedInLambdaHost(t *testing.T) {
 			stop, out := o.startHostWith(t, "acme", "guest", hostOptions{env: []string{"SILO_LAMBDA_ENGINE=" + c.engine}})
 			if r := o.callReady(t, "acme", "GET", "/echo", plain, ""); r.status != http.StatusOK {
 				t.Fatalf("GET /echo: %d %s, want 200", r.status, r.body)
+			}
+			// A counter in the tenant's DynamoDB table, through the
+			// function's own role: two Adds, the second sees the first.
+			var sums [2]int
+			for i := range sums {
+				r := o.call(t, "acme", "GET", "/kv/add?key=hits&d=5", plain, "")
+				n, err := strconv.Atoi(r.body)
+				if r.status != http.StatusOK || err != nil {
+					t.Fatalf("GET /kv/add: %d %s, want 200 and the sum", r.status, r.body)
+				}
+				sums[i] = n
+			}
+			if sums[1] != sums[0]+5 || sums[0]%5 != 0 {
+				t.Errorf("two Adds of 5 on Lambda answered %v; want consecutive multiples of 5", sums)
 			}
 			for _, c := range []struct {
 				path string

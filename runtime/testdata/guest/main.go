@@ -75,7 +75,11 @@ func init() {
 			return fn.JSON(200, map[string]any{"value": string(v), "n": len(kvs)})
 		case "/kv/add":
 			d, _ := strconv.ParseInt(r.QueryValue("d"), 10, 64)
-			n, err := fn.Table("items").Add(r.Param("key"), d)
+			key := r.Param("key")
+			if key == "" {
+				key = r.QueryValue("key") // under a catch-all route
+			}
+			n, err := fn.Table("items").Add(key, d)
 			switch {
 			case errors.Is(err, fn.ErrInvalid):
 				return fn.Text(400, err.Error())
