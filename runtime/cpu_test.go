@@ -382,10 +382,12 @@ func TestWaitingForCPUHoldsNoInstance(t *testing.T) {
 	release()
 	// Must: once the slot is free, every waiting invocation runs.
 	mustAll(t, <-done)
-	// They ran one at a time: on the instance the holder frees, or on
-	// one more if a waiter takes its turn before that instance is back in
-	// the pool. Taking an instance before the CPU slot gave each its own.
-	if got := e.rt.Stats().Instances - before; got > 1 {
-		t.Fatalf("%d invocations that waited for one CPU slot left %d new instances, want at most 1", n, got)
+	// They ran one at a time, mostly on the instance the holder frees: a
+	// waiter whose turn comes before the previous invocation has put its
+	// instance back starts one more (a race, lost more often under the race
+	// detector). Taking an instance before the CPU slot gives each waiter
+	// its own: n.
+	if got := e.rt.Stats().Instances - before; got > n/2 {
+		t.Fatalf("%d invocations that waited for one CPU slot left %d new instances, want at most %d", n, got, n/2)
 	}
 }
