@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/provider/local"
 )
 
 // writesScenario: the `silo init` scaffold's hello (one table Add, a
@@ -164,10 +165,18 @@ func scaffoldLoad(ctx context.Context, cfg config, app string, conc int) ([]row,
 
 	// The paths measured next to bare hello, in this order in each round.
 	type path struct {
-		name, phase string
-		req         *http.Request
-		got         loadResult
-		cpu         time.Duration
+		name, phase     string
+		req             *http.Request
+		got             loadResult
+		cpu             time.Duration
+		commits, writes int64 // the local provider's, meanwhile
+	}
+	prov, _ := lp.p.Provider.(*local.Provider)
+	committed := func() (int64, int64) {
+		if prov == nil {
+			return 0, 0
+		}
+		return prov.Commits()
 	}
 	d := benchDuration()
 	var rows []row
@@ -206,8 +215,11 @@ func scaffoldLoad(ctx context.Context, cfg config, app string, conc int) ([]row,
 					}
 				}
 				cpu0 = processCPU()
+				c0, w0 := committed()
 				addLoad(&p.got, closedLoop(c, p.req, workers, d/rounds, 200))
 				p.cpu += processCPU() - cpu0
+				c1, w1 := committed()
+				p.commits, p.writes = p.commits+c1-c0, p.writes+w1-w0
 				stop()
 			}
 		}
@@ -231,6 +243,10 @@ func scaffoldLoad(ctx context.Context, cfg config, app string, conc int) ([]row,
 			fc := perRequest(p.cpu, p.got.ok)
 			rows = append(rows, row{"writes", fmt.Sprintf("  CPU per request of GET %s (client and server, this process)", p.req.URL.Path),
 				us(fc), us(bc) + " (bare net/http hello)", ratio(fc, bc), ""})
+			if p.commits > 0 {
+				rows = append(rows, row{"writes", fmt.Sprintf("  table writes per commit during GET %s (group commit, provider/local)", p.req.URL.Path),
+					fmt.Sprintf("%.1f (%d writes in %d commits)", float64(p.writes)/float64(p.commits), p.writes, p.commits), "", "", ""})
+			}
 		}
 	}
 	return rows, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	silo "github.com/silo-run/silo"
@@ -47,6 +48,23 @@ type writeResult struct {
 	lead bool
 }
 
+// commitCount counts the write transactions committed and the writes
+// they carried (Provider.Commits).
+type commitCount struct{ commits, writes atomic.Int64 }
+
+func (n *commitCount) add(writes int) {
+	n.commits.Add(1)
+	n.writes.Add(int64(writes))
+}
+
+// Commits returns how many table-write transactions this Provider has
+// committed and how many writes (Put, Delete, Add) they carried, so that
+// writes/commits is the mean size of a commit group. A transaction rolled
+// back and retried without a failing write counts once, when it commits.
+func (p *Provider) Commits() (commits, writes int64) {
+	return p.committed.commits.Load(), p.committed.writes.Load()
+}
+
 // committer queues the writes of one account.
 type committer struct {
 	mu      sync.Mutex
@@ -68,7 +86,11 @@ const maxGroup = 256
 // it. A failing fn gets its own error; the others are unaffected by it.
 func (p *Provider) commit(a *account, db *bbolt.DB, fn func(*bbolt.Tx) error) error {
 	if oneTxn {
-		return commitErr(a, p.runTx(a, db, true, fn))
+		err := p.runTx(a, db, true, fn)
+		if err == nil {
+			p.committed.add(1)
+		}
+		return commitErr(a, err)
 	}
 	c := &a.commits
 	r := &writeReq{db: db, fn: fn, done: make(chan writeResult, 1)}
@@ -149,6 +171,7 @@ func (p *Provider) runGroup(a *account, group []*writeReq) {
 		})
 		switch {
 		case err == nil:
+			p.committed.add(len(group))
 			for _, q := range group {
 				q.done <- writeResult{}
 			}

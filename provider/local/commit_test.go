@@ -111,6 +111,7 @@ func TestWritesShareCommits(t *testing.T) {
 	ctx := context.Background()
 	p, d := acmeData(t, Config{})
 	const writers = 16
+	c0, w0 := p.Commits()
 	errs, sizes := sharedCommit(t, p, "acme", writers, func(i int) error {
 		return d.Put(ctx, "findings", fmt.Sprintf("k%02d", i), []byte(fmt.Sprintf("v%02d", i)))
 	})
@@ -127,6 +128,9 @@ func TestWritesShareCommits(t *testing.T) {
 	}
 	if got := sizes; len(got) != 2 || got[0] != 1 || got[1] != writers-1 {
 		t.Errorf("commit group sizes = %v, want [1 %d] (%d writes in 2 transactions)", got, writers-1, writers)
+	}
+	if c, w := p.Commits(); c-c0 != 2 || w-w0 != writers {
+		t.Errorf("Commits counted %d transactions and %d writes, want 2 and %d", c-c0, w-w0, writers)
 	}
 }
 
@@ -191,6 +195,7 @@ func TestFailingWriteLeavesItsGroup(t *testing.T) {
 	ctx := context.Background()
 	p, d := acmeData(t, Config{})
 	const writers = 8
+	c0, w0 := p.Commits()
 	errs, sizes := sharedCommit(t, p, "acme", writers, func(i int) error {
 		table := "findings"
 		if i == 5 {
@@ -218,6 +223,11 @@ func TestFailingWriteLeavesItsGroup(t *testing.T) {
 	// once for the failing write and retried with the other 6.
 	if got := sizes; len(got) != 3 || got[1] != writers-1 || got[2] != writers-2 {
 		t.Errorf("commit group sizes = %v, want [1 %d %d]", got, writers-1, writers-2)
+	}
+	// Counted as committed: the first write alone, then the retried group
+	// without the failing write; not the attempt rolled back.
+	if c, w := p.Commits(); c-c0 != 2 || w-w0 != writers-1 {
+		t.Errorf("Commits counted %d transactions and %d writes, want 2 and %d", c-c0, w-w0, writers-1)
 	}
 }
 

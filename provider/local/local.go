@@ -160,6 +160,9 @@ type Provider struct {
 	accounts string     // Dir/accounts
 	trash    string     // Dir/trash
 
+	// committed counts the table-write transactions (commit.go).
+	committed commitCount
+
 	mu     sync.Mutex // guards accts, open and every account's db, users, lastUsed, refs
 	accts  map[silo.AccountID]*account
 	open   int
