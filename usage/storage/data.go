@@ -92,12 +92,18 @@ func (d *data) Add(ctx context.Context, table, key string, delta int64) (int64, 
 	if err != nil {
 		return 0, err
 	}
+	// Counted at the sum this read predicts: when other writes of the key
+	// come between, the sum stored may be a few digits longer or shorter
+	// (Put's count has the same race).
 	n := int64(len(key) + len(strconv.FormatInt(sum, 10)))
 	err = d.write(ctx, "table", table, old, n, func() (err error) {
 		sum, err = d.Data.Add(ctx, table, key, delta)
 		return err
 	})
-	return sum, err
+	if err != nil {
+		return 0, err
+	}
+	return sum, nil
 }
 
 // Delete removes key; the table's size shrinks by it.
