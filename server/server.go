@@ -663,8 +663,24 @@ func (s *Server) postRelease(r *http.Request) (int, any, error) {
 			return 0, nil, silo.Errorf(silo.CodeFailedCheck, "release %s refused by the gate: %s", rel.ID, silo.UserMessage(err))
 		}
 	}
-	if err := s.cfg.Store.Update(r.Context(), func(tx store.Tx) error { return tx.PutRelease(stored) }); err != nil {
+	// The answer is the release as stored. Releases are immutable: the
+	// same inputs again answer it as first stored (its note and time),
+	// with 200 rather than 201.
+	status := http.StatusOK
+	err = s.cfg.Store.Update(r.Context(), func(tx store.Tx) error {
+		_, err := tx.Release(rel.ID)
+		if errors.Is(err, silo.ErrNotFound) {
+			status = http.StatusCreated
+			err = tx.PutRelease(stored)
+		}
+		if err != nil {
+			return err
+		}
+		stored, err = tx.Release(rel.ID)
+		return err
+	})
+	if err != nil {
 		return 0, nil, fmt.Errorf("store release %s: %w", rel.ID, err)
 	}
-	return http.StatusCreated, ReleaseInfo{ID: rel.ID, Artifacts: stored.Artifacts, Created: stored.Created, Note: stored.Note}, nil
+	return status, ReleaseInfo{ID: rel.ID, Artifacts: stored.Artifacts, Created: stored.Created, Note: stored.Note}, nil
 }

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -182,9 +184,22 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// First deploy: no accounts yet; it makes the release current.
-	v1 := upload(t, c, spec, "wasm v1")
-	if again := upload(t, c, spec, "wasm v1"); again.ID != v1.ID {
-		t.Fatalf("same inputs gave release %s, then %s", v1.ID, again.ID)
+	d1, err := c.PutArtifact(ctx, []byte("wasm v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: spec, Artifacts: map[string]string{"ingest": d1}, Note: "first"})
+	if err != nil || v1.Note != "first" {
+		t.Fatalf("upload with a note: %+v, %v; want the note back", v1, err)
+	}
+	// The same inputs again are the same release, as first stored: the
+	// answer says so rather than echo a note that was not kept.
+	again, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: spec, Artifacts: map[string]string{"ingest": d1}, Note: "second"})
+	if err != nil || again.ID != v1.ID || again.Note != "first" || !again.Created.Equal(v1.Created) {
+		t.Fatalf("same inputs again: %+v, %v; want release %s as first stored (note \"first\", created %s)", again, err, v1.ID, v1.Created)
+	}
+	if got, err := c.Release(ctx, v1.ID); err != nil || got.Note != "first" {
+		t.Fatalf("release %s after a second upload: note %q, %v; want \"first\"", v1.ID, got.Note, err)
 	}
 	r, err := c.StartRollout(ctx, v1.ID)
 	if err != nil {
@@ -299,5 +314,41 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if n, err := c.VerifyAudit(ctx); err != nil || n == 0 {
 		t.Fatalf("audit verify: %d, %v", n, err)
+	}
+}
+
+// TestReleaseUploadAgainAnswersTheStoredRelease: a release's first upload
+// is 201 with what was stored; the same inputs again (another note) are
+// the same immutable release, answered 200 as first stored.
+func TestReleaseUploadAgainAnswersTheStoredRelease(t *testing.T) {
+	f := start(t)
+	d, err := f.client.PutArtifact(context.Background(), []byte("wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(note string) (int, server.ReleaseInfo) {
+		t.Helper()
+		body, _ := json.Marshal(server.ReleaseRequest{Spec: spec, Artifacts: map[string]string{"ingest": d}, Note: note})
+		req, _ := http.NewRequest(http.MethodPost, f.url+"/v1/releases", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ri server.ReleaseInfo
+		if err := json.NewDecoder(resp.Body).Decode(&ri); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, ri
+	}
+	st, first := post("first")
+	if st != http.StatusCreated || first.Note != "first" {
+		t.Fatalf("first upload: %d %+v, want 201 with its note", st, first)
+	}
+	st, again := post("second")
+	if st != http.StatusOK || again.ID != first.ID || again.Note != "first" || !again.Created.Equal(first.Created) {
+		t.Fatalf("same inputs again: %d %+v, want 200 and release %s as first stored (note %q, created %s)", st, again, first.ID, first.Note, first.Created)
 	}
 }
