@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 )
 
@@ -113,7 +114,7 @@ func startQuietClient(req *http.Request, rate int) (*quietProc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start the quiet client: %w", err)
 	}
-	spec, err := json.Marshal(quietSpec{URL: req.URL.String(), Host: req.Host, Key: req.Header.Get("Authorization")[len("Bearer "):], Rate: rate})
+	spec, err := json.Marshal(quietSpec{URL: req.URL.String(), Host: req.Host, Key: strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer "), Rate: rate})
 	if err != nil {
 		return nil, err
 	}

@@ -73,8 +73,8 @@ func TestHostErrorsAreSafe(t *testing.T) {
 	if !strings.Contains(got, "not found") {
 		t.Errorf("not-found message %q", got)
 	}
-	// Invalid key: the guest sees a status and a user message, no Go error chain.
-	got = e.must(t, "acme", Request{Path: "/kv/get", Params: map[string]string{"key": ""}, Query: url.Values{"table": {"items"}}}, 500)
+	// Invalid key: the guest sees the invalid status and a user message, no Go error chain.
+	got = e.must(t, "acme", Request{Path: "/kv/get", Params: map[string]string{"key": ""}, Query: url.Values{"table": {"items"}}}, 400)
 	if !strings.Contains(got, "invalid key") {
 		t.Errorf("invalid-key message %q", got)
 	}

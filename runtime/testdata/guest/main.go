@@ -25,6 +25,23 @@ var (
 	initRand     = mrand.Uint64()
 )
 
+// errorResponse answers a host call's error with the HTTP status of its
+// kind, so tests see which kind the guest got.
+func errorResponse(err error) *fn.Response {
+	status := 500
+	switch {
+	case errors.Is(err, fn.ErrNotFound):
+		status = 404
+	case errors.Is(err, fn.ErrInvalid):
+		status = 400
+	case errors.Is(err, fn.ErrDenied):
+		status = 403
+	case errors.Is(err, fn.ErrUnavailable):
+		status = 503
+	}
+	return fn.Text(status, err.Error())
+}
+
 func recurse(n int) int {
 	if n == 0 {
 		return 0
@@ -80,26 +97,14 @@ func init() {
 				key = r.QueryValue("key") // under a catch-all route
 			}
 			n, err := fn.Table("items").Add(key, d)
-			switch {
-			case errors.Is(err, fn.ErrInvalid):
-				return fn.Text(400, err.Error())
-			case errors.Is(err, fn.ErrDenied):
-				return fn.Text(403, err.Error())
-			case err != nil:
-				return fn.Text(500, err.Error())
+			if err != nil {
+				return errorResponse(err)
 			}
 			return fn.Text(200, strconv.FormatInt(n, 10))
 		case "/kv/get":
 			v, err := fn.Table(r.QueryValue("table")).Get(r.Param("key"))
-			switch {
-			case errors.Is(err, fn.ErrNotFound):
-				return fn.Text(404, err.Error())
-			case errors.Is(err, fn.ErrDenied):
-				return fn.Text(403, err.Error())
-			case errors.Is(err, fn.ErrUnavailable):
-				return fn.Text(503, err.Error())
-			case err != nil:
-				return fn.Text(500, err.Error())
+			if err != nil {
+				return errorResponse(err)
 			}
 			return fn.Bytes(200, "application/octet-stream", v)
 		case "/blob":
