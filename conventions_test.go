@@ -119,8 +119,9 @@ var allowedImports = map[string][]string{
 	"spec":              {"."},
 	"store":             {"."},
 	"provider":          {"."},
-	"logs":              {"."},
+	"logs":              {".", "internal/batch"},
 	"internal/fanout":   {},
+	"internal/batch":    {},
 	"isolation/iam":     {},
 	"internal/envelope": {"."},
 	"internal/build":    {"."},
@@ -157,7 +158,7 @@ var allowedImports = map[string][]string{
 	// nor the control plane.
 	"runtime":       {".", "provider", "sdk/fn/abi"},
 	"usage/storage": {".", "provider"},
-	"gateway":       {".", "store", "internal/apikey", "sdk/jsonstr"},
+	"gateway":       {".", "store", "internal/apikey", "internal/batch", "sdk/jsonstr"},
 	"dataplane":     {".", "gateway", "isolation", "provider", "store"},
 
 	// Serving and wiring: the API over the control plane, the console over

@@ -112,34 +112,3 @@ func TestAccessLogBatches(t *testing.T) {
 		}
 	}
 }
-
-// TestAccessLogSleepsWhenIdle: with nothing pending the writer does not
-// wake up; an entry is still written without a full batch and without
-// Close.
-func TestAccessLogSleepsWhenIdle(t *testing.T) {
-	sink := &collected{}
-	a := newAccessLog(sink, func(int) {})
-	defer a.close()
-	flushes := func() int {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return a.flushes
-	}
-	time.Sleep(5 * accessFlushEvery)
-	if n := flushes(); n != 0 {
-		t.Errorf("an idle access log woke up %d times, want 0", n)
-	}
-	a.add(AccessEntry{Account: "acme", RequestID: "r1"})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, ok := sink.byRequest("r1"); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a lone entry was not written")
-		}
-	}
-	time.Sleep(5 * accessFlushEvery)
-	if n := flushes(); n > 2 {
-		t.Errorf("the access log woke up %d times for one entry, want at most 2", n)
-	}
-}

@@ -14,7 +14,8 @@
 //
 // It declares the two small interfaces it consumes, Invoker and Directory.
 // It imports the root silo package, store (for the APIKey record),
-// internal/apikey, sdk/jsonstr and the standard library; it must not
+// internal/apikey, internal/batch (for the access log), sdk/jsonstr and
+// the standard library; it must not
 // import the runtime, wazero, providers, the engine or any storage
 // implementation.
 package gateway
@@ -34,6 +35,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/apikey"
+	"github.com/silo-run/silo/internal/batch"
 	"github.com/silo-run/silo/store"
 )
 
@@ -129,7 +131,7 @@ type Gateway struct {
 	retiredMu sync.Mutex
 	retired   map[silo.AccountID]Metrics // meters of dropped tenants
 
-	access    *accessLog // nil without Config.AccessLog
+	access    *batch.Queue[AccessEntry] // nil without Config.AccessLog
 	closeOnce sync.Once
 }
 

@@ -71,7 +71,7 @@ func TestImports(t *testing.T) {
 			t.Errorf("gateway depends on third-party package %s", dep)
 		}
 		switch {
-		case dep == "github.com/silo-run/silo", dep == "github.com/silo-run/silo/store", dep == "github.com/silo-run/silo/internal/apikey", dep == "github.com/silo-run/silo/sdk/jsonstr", dep == "github.com/silo-run/silo/gateway":
+		case dep == "github.com/silo-run/silo", dep == "github.com/silo-run/silo/store", dep == "github.com/silo-run/silo/internal/apikey", dep == "github.com/silo-run/silo/sdk/jsonstr", dep == "github.com/silo-run/silo/internal/batch", dep == "github.com/silo-run/silo/gateway":
 		case strings.HasPrefix(dep, "github.com/silo-run/silo"):
 			t.Errorf("gateway depends on %s", dep)
 		}

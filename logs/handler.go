@@ -12,7 +12,9 @@ import (
 // "request_id" attributes into the Entry's fields and every other attribute
 // into Attrs. Records without a valid account are dropped: a log line that
 // names no account belongs to no tenant. Groups are flattened with dots.
-// Records below min are dropped (nil keeps every level).
+// Records below min are dropped (nil keeps every level). Records are
+// queued and written in batches (see the package doc); Handle returns
+// without waiting for the write.
 func (s *Store) Handler(min slog.Leveler) slog.Handler {
 	if min == nil {
 		min = slog.LevelDebug - 4
@@ -41,7 +43,7 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	if _, err := silo.ParseID(string(e.Account)); err != nil {
 		return nil
 	}
-	return h.s.Append(e)
+	return h.s.enqueue(e)
 }
 
 func (h *handler) put(e *Entry, prefix string, a slog.Attr) {

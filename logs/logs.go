@@ -7,7 +7,13 @@
 // and always holds at least its most recent MaxBytes minus one line.
 //
 // Append writes one line and returns once it is written; AppendAll (the
-// gateway's access log) writes a batch with one write per account.
+// gateway's access log) writes a batch with one write per account. The
+// slog Handler (the functions' log lines) does not wait for the write: its
+// lines are queued and written in batches off the request path
+// (internal/batch), at most batch.DefaultEvery after they were logged.
+// Read, Follow, AppendAll, Remove and Close first write what is queued, so
+// within the process a line is read after it was logged, and the lines of
+// a request come before the gateway's access line for it.
 //
 // Readers (silo logs, silotest) read the files directly, so they work from
 // another process while the platform runs; Follow polls for new lines and
@@ -48,6 +54,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/batch"
 )
 
 // DefaultMaxBytes is the default size at which an account's log file is
@@ -122,6 +129,11 @@ type Config struct {
 	// Keys, if set, gives the key each account's records are sealed
 	// under. Nil stores plain JSON lines.
 	Keys Keys
+	// Failed, if set, is told why lines logged through the Handler could
+	// not be written (Append and AppendAll return their errors instead),
+	// and how many were dropped because the disk was slower than the
+	// functions logging.
+	Failed func(error)
 }
 
 // Cipher seals and opens the records of one account. ID names the key: two
@@ -146,6 +158,16 @@ type Store struct {
 	closed bool
 	buf    []byte // the lines of one write (AppendAll)
 	writes int    // write calls made, for tests
+
+	queue *batch.Queue[queued] // the Handler's lines, waiting to be written
+}
+
+// queued is a line logged through the Handler, with the Cipher of its
+// account when it was logged (nil without Keys): it is never sealed under
+// the key of a later account with the same ID.
+type queued struct {
+	e Entry
+	c Cipher
 }
 
 type logFile struct {
@@ -180,6 +202,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, files: map[silo.AccountID]*logFile{}}
+	s.queue = batch.New(batch.Config[queued]{Write: s.writeQueued, Dropped: s.dropped})
 	if cfg.Keys != nil {
 		if err := s.sealLegacy(); err != nil {
 			return nil, err
@@ -266,6 +289,79 @@ func (s *Store) Append(e Entry) error {
 // written); the errors of writing an account's file (its lines from the first
 // that could not be written are lost).
 func (s *Store) AppendAll(es []Entry) error {
+	s.queue.Flush() // the functions' lines first: they were logged before
+	items := make([]queued, len(es))
+	var errs []error
+	ciphers := map[silo.AccountID]Cipher{} // looked up once per account
+	for i, e := range es {
+		items[i].e = e
+		if s.cfg.Keys == nil {
+			continue
+		}
+		c, ok := ciphers[e.Account]
+		if !ok {
+			var err error
+			if c, err = s.cipher(e.Account); err != nil && silo.ErrorCode(err) != silo.CodeNotFound {
+				errs = append(errs, err)
+			}
+			ciphers[e.Account] = c
+		}
+		items[i].c = c // nil: no such account (or no valid ID), dropped by write
+	}
+	return errors.Join(append(errs, s.write(items))...)
+}
+
+// cipher returns the Cipher of acct's records. The error has
+// silo.CodeNotFound if the account does not exist.
+func (s *Store) cipher(acct silo.AccountID) (Cipher, error) {
+	if _, err := silo.ParseID(string(acct)); err != nil {
+		return nil, err
+	}
+	c, err := s.cfg.Keys(acct)
+	if err != nil {
+		return nil, fmt.Errorf("log of %s: %w", acct, err)
+	}
+	return c, nil
+}
+
+// queue validates and stamps e and queues it for the next batch, with its
+// account's Cipher as it is now.
+func (s *Store) enqueue(e Entry) error {
+	if _, err := silo.ParseID(string(e.Account)); err != nil {
+		return err
+	}
+	if e.Time.IsZero() {
+		e.Time = s.cfg.Now()
+	}
+	var c Cipher
+	if s.cfg.Keys != nil {
+		var err error
+		if c, err = s.cipher(e.Account); err != nil {
+			return err
+		}
+	}
+	s.queue.Add(queued{e: e, c: c})
+	return nil
+}
+
+// writeQueued writes a batch of the Handler's lines.
+func (s *Store) writeQueued(items []queued) {
+	if err := s.write(items); err != nil && s.cfg.Failed != nil {
+		s.cfg.Failed(err)
+	}
+}
+
+func (s *Store) dropped(n int) {
+	if s.cfg.Failed != nil {
+		s.cfg.Failed(fmt.Errorf("%d function log lines dropped: they were logged faster than the disk took them", n))
+	}
+}
+
+// write writes items with one write per account and key (and one more per
+// rotation). With Keys, an item without a Cipher is skipped (its account
+// does not exist); so are the lines of an account that is deleted while
+// they are written, as its log went with it.
+func (s *Store) write(items []queued) error {
 	var errs []error
 	type batch struct {
 		acct  silo.AccountID
@@ -274,27 +370,31 @@ func (s *Store) AppendAll(es []Entry) error {
 		lines [][]byte
 	}
 	var batches []*batch
-	byAcct := map[silo.AccountID]*batch{}
-	var e Entry
-	for i := range es {
-		e = es[i]
-		b := byAcct[e.Account]
-		var c Cipher // the account's key and AD, made once per batch
-		var ad []byte
-		if b != nil {
-			c, ad = b.c, b.ad
+	byKey := map[string]*batch{} // account and key ID
+	for i := range items {
+		it := &items[i]
+		if s.cfg.Keys != nil && it.c == nil {
+			continue
 		}
-		line, c, err := s.record(&e, c, ad)
+		key := string(it.e.Account)
+		if it.c != nil {
+			key += "\x00" + it.c.ID()
+		}
+		b := byKey[key]
+		if b == nil {
+			b = &batch{acct: it.e.Account, c: it.c}
+			if it.c != nil {
+				b.ad = recordAD(it.e.Account)
+			}
+			byKey[key] = b
+			batches = append(batches, b)
+		}
+		line, _, err := s.record(&it.e, b.c, b.ad)
 		if err != nil {
 			if silo.ErrorCode(err) != silo.CodeNotFound { // else the account does not exist: neither does its log
 				errs = append(errs, err)
 			}
 			continue
-		}
-		if b == nil {
-			b = &batch{acct: e.Account, c: c, ad: recordAD(e.Account)}
-			byAcct[e.Account] = b
-			batches = append(batches, b)
 		}
 		b.lines = append(b.lines, line)
 	}
@@ -304,6 +404,9 @@ func (s *Store) AppendAll(es []Entry) error {
 		return silo.Errorf(silo.CodeUnavailable, "logs: store is closed")
 	}
 	for _, b := range batches {
+		if len(b.lines) == 0 {
+			continue
+		}
 		err := s.writeLocked(b.acct, b.c, b.lines)
 		if err != nil && silo.ErrorCode(err) != silo.CodeNotFound {
 			errs = append(errs, err)
@@ -470,6 +573,7 @@ func (s *Store) Remove(acct silo.AccountID) error {
 	if _, err := silo.ParseID(string(acct)); err != nil {
 		return err
 	}
+	s.queue.Flush() // or a line queued before would bring a file back
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.removeLocked(acct)
@@ -489,8 +593,10 @@ func (s *Store) removeLocked(acct silo.AccountID) error {
 	return errors.Join(errs...)
 }
 
-// Close closes the open files. Append fails after Close.
+// Close writes the Handler's queued lines and closes the open files.
+// Append fails after Close; the Handler's later lines are dropped.
 func (s *Store) Close() error {
+	s.queue.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
@@ -554,13 +660,17 @@ func ReadWith(dir string, keys Keys, acct silo.AccountID, q Query) ([]Entry, err
 	return out, nil
 }
 
-// Read is ReadWith on the store's directory and Keys.
+// Read is ReadWith on the store's directory and Keys, after the
+// Handler's queued lines are written.
 func (s *Store) Read(acct silo.AccountID, q Query) ([]Entry, error) {
+	s.queue.Flush()
 	return ReadWith(s.cfg.Dir, s.cfg.Keys, acct, q)
 }
 
-// Follow is FollowWith on the store's directory and Keys.
+// Follow is FollowWith on the store's directory and Keys, after the
+// Handler's queued lines are written (later ones come with the next batch).
 func (s *Store) Follow(ctx context.Context, acct silo.AccountID, q Query, poll time.Duration, fn func(Entry) error) error {
+	s.queue.Flush()
 	return FollowWith(ctx, s.cfg.Dir, s.cfg.Keys, acct, q, poll, fn)
 }
 

@@ -385,7 +385,8 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 			return c, nil
 		}
 	}
-	if p.Logs, err = logs.Open(logs.Config{Dir: filepath.Join(cfg.DataDir, "logs"), MaxBytes: cfg.LogMaxBytes, Now: cfg.Now, Keys: logKeys}); err != nil {
+	logFailed := func(err error) { cfg.Logger.Error("platform: write function log lines", "error", err) }
+	if p.Logs, err = logs.Open(logs.Config{Dir: filepath.Join(cfg.DataDir, "logs"), MaxBytes: cfg.LogMaxBytes, Now: cfg.Now, Keys: logKeys, Failed: logFailed}); err != nil {
 		return nil, err
 	}
 	p.guestLog = slog.New(p.Logs.Handler(cfg.LogLevel))
