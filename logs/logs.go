@@ -324,7 +324,7 @@ func (s *Store) cipher(acct silo.AccountID) (Cipher, error) {
 	return c, nil
 }
 
-// queue validates and stamps e and queues it for the next batch, with its
+// enqueue validates and stamps e and queues it for the next batch, with its
 // account's Cipher as it is now.
 func (s *Store) enqueue(e Entry) error {
 	if _, err := silo.ParseID(string(e.Account)); err != nil {
