@@ -10,7 +10,9 @@
 // gateway's access log) writes a batch with one write per account. The
 // slog Handler (the functions' log lines) does not wait for the write: its
 // lines are queued and written in batches off the request path
-// (internal/batch), at most batch.DefaultEvery after they were logged.
+// (internal/batch), at most batch.DefaultEvery after they were logged; none
+// is dropped: while the disk is slower than the functions logging, a
+// logging function writes the queue itself.
 // Read, Follow, AppendAll, Remove and Close first write what is queued, so
 // within the process a line is read after it was logged, and the lines of
 // a request come before the gateway's access line for it.
@@ -130,9 +132,7 @@ type Config struct {
 	// under. Nil stores plain JSON lines.
 	Keys Keys
 	// Failed, if set, is told why lines logged through the Handler could
-	// not be written (Append and AppendAll return their errors instead),
-	// and how many were dropped because the disk was slower than the
-	// functions logging.
+	// not be written (Append and AppendAll return their errors instead).
 	Failed func(error)
 }
 
@@ -202,7 +202,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, files: map[silo.AccountID]*logFile{}}
-	s.queue = batch.New(batch.Config[queued]{Write: s.writeQueued, Dropped: s.dropped})
+	s.queue = batch.New(batch.Config[queued]{Write: s.writeQueued})
 	if cfg.Keys != nil {
 		if err := s.sealLegacy(); err != nil {
 			return nil, err
@@ -340,7 +340,7 @@ func (s *Store) enqueue(e Entry) error {
 			return err
 		}
 	}
-	s.queue.Add(queued{e: e, c: c})
+	s.queue.AddWaiting(queued{e: e, c: c})
 	return nil
 }
 
@@ -348,12 +348,6 @@ func (s *Store) enqueue(e Entry) error {
 func (s *Store) writeQueued(items []queued) {
 	if err := s.write(items); err != nil && s.cfg.Failed != nil {
 		s.cfg.Failed(err)
-	}
-}
-
-func (s *Store) dropped(n int) {
-	if s.cfg.Failed != nil {
-		s.cfg.Failed(fmt.Errorf("%d function log lines dropped: they were logged faster than the disk took them", n))
 	}
 }
 

@@ -7,10 +7,12 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/batch"
 )
 
 // TestHandlerWritesInBatches: lines logged through the Handler are written
@@ -128,5 +130,52 @@ func TestHandlerWriteFailureIsReported(t *testing.T) {
 	defer mu.Unlock()
 	if len(failed) != 1 || !strings.Contains(failed[0].Error(), "acme") {
 		t.Fatalf("Failed told %v, want one error naming acme's log", failed)
+	}
+}
+
+// TestHandlerDropsNoLine: while the writer cannot write, lines past the
+// queue's bound hold the logging goroutine (must not be dropped); once it
+// can, every line is written (must).
+func TestHandlerDropsNoLine(t *testing.T) {
+	k := keys{}
+	k.add(t, "acme")
+	var lookups atomic.Int64 // one per line logged, while the writer is held
+	s := openStore(t, Config{MaxBytes: 64 << 20, Keys: func(id silo.AccountID) (Cipher, error) {
+		lookups.Add(1)
+		return k.get(id)
+	}})
+	log := slog.New(s.Handler(nil))
+	// More than the writer can hold in its hands (at most the queue's
+	// bound) and the queue together.
+	n := 2*batch.DefaultMaxPending + 100
+	s.mu.Lock() // the writer waits for it
+	held := true
+	defer func() {
+		if held {
+			s.mu.Unlock()
+		}
+	}()
+	done := make(chan struct{})
+	go func() {
+		for i := range n {
+			log.Info(fmt.Sprint("line ", i), "account", "acme")
+		}
+		close(done)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); lookups.Load() <= int64(batch.DefaultMaxPending); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the queue did not fill within 30 s")
+		}
+	}
+	select {
+	case <-done:
+		t.Error("every line was logged while the writer could not write: the lines past the bound were dropped")
+	default:
+	}
+	s.mu.Unlock()
+	held = false
+	<-done
+	if got := msgs(t, s, "acme"); len(got) != n || got[n-1] != fmt.Sprint("line ", n-1) {
+		t.Errorf("read %d lines, want %d", len(got), n)
 	}
 }

@@ -5,8 +5,9 @@
 // A value waits in memory until Size of them are there or Every has passed
 // since the first of them came; a goroutine then hands them to Write. With
 // nothing pending that goroutine sleeps: an idle process does not wake up.
-// While Write is slower than Add, at most MaxPending values wait and newer
-// ones are dropped and counted.
+// While Write is slower than the values come, at most MaxPending wait:
+// Add then drops newer ones and counts them, AddWaiting writes the waiting
+// ones on its caller's goroutine first.
 //
 // It imports only the standard library.
 package batch
@@ -73,9 +74,23 @@ func New[T any](cfg Config[T]) *Queue[T] {
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// Add queues v. It never waits for Write. After Close, v is dropped.
-func (q *Queue[T]) Add(v T) {
+// Add queues v. It never waits for Write: with MaxPending values waiting,
+// v is dropped and counted. After Close, v is dropped.
+func (q *Queue[T]) Add(v T) { q.add(v, false) }
+
+// AddWaiting queues v like Add, but with MaxPending values waiting it
+// first writes them on the caller's goroutine: nothing is dropped, and a
+// producer faster than Write is held to its pace. After Close, v is
+// dropped.
+func (q *Queue[T]) AddWaiting(v T) { q.add(v, true) }
+
+func (q *Queue[T]) add(v T, wait bool) {
 	q.mu.Lock()
+	for !q.closed && len(q.pending) >= q.cfg.MaxPending && wait {
+		q.mu.Unlock()
+		q.Flush()
+		q.mu.Lock()
+	}
 	if q.closed {
 		q.mu.Unlock()
 		return

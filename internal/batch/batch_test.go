@@ -167,6 +167,48 @@ func TestDropsOverMaxPending(t *testing.T) {
 	}
 }
 
+// TestAddWaitingDropsNothing: AddWaiting past MaxPending waits for the
+// stuck Write (must not return while it is stuck, must not drop), then
+// every value is written in order (must).
+func TestAddWaitingDropsNothing(t *testing.T) {
+	s := &sink{block: make(chan struct{})}
+	dropped := 0
+	q := New(Config[int]{Write: s.write, Size: 1, MaxPending: 4, Dropped: func(n int) { dropped += n }})
+	q.AddWaiting(0) // taken by the writer, which blocks in Write
+	waitFor(t, "the writer took the first value", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.pending) == 0
+	})
+	done := make(chan struct{})
+	go func() {
+		for i := 1; i <= 10; i++ {
+			q.AddWaiting(i)
+		}
+		close(done)
+	}()
+	waitFor(t, "MaxPending values waiting", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.pending) == 4
+	})
+	select {
+	case <-done:
+		t.Fatal("AddWaiting returned past MaxPending while Write was stuck")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(s.block)
+	<-done
+	q.Close()
+	got, _ := s.snapshot()
+	if want := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}; !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v", got, want)
+	}
+	if dropped != 0 {
+		t.Errorf("%d dropped, want 0", dropped)
+	}
+}
+
 // TestClose: Close writes what is pending (must) and drops what comes
 // after it (must not be written); a second Close is harmless.
 func TestClose(t *testing.T) {
