@@ -287,6 +287,7 @@ type keepLogs struct{ *platform.Platform }
 
 func (k keepLogs) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	path := logs.Path(k.Logs.Dir(), id)
+	_, _ = k.Logs.Read(id, logs.Query{}) // writes the queued lines first
 	b, rerr := os.ReadFile(path)
 	err := k.Platform.DeleteAccount(ctx, id)
 	if rerr == nil {
