@@ -184,8 +184,9 @@ func (q *Queue[T]) Flush() {
 	q.mu.Unlock()
 }
 
-// Flushes reports how many times a batch was taken (empty ones included).
-func (q *Queue[T]) Flushes() int {
+// flushCount reports how many times a batch was taken (empty ones
+// included), for tests.
+func (q *Queue[T]) flushCount() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.flushes

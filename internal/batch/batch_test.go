@@ -120,15 +120,15 @@ func TestSleepsWhenIdle(t *testing.T) {
 	defer q.Close()
 	q.Add(1)
 	waitFor(t, "a lone value written", func() bool { got, _ := s.snapshot(); return len(got) == 1 })
-	base := q.Flushes()
+	base := q.flushCount()
 	time.Sleep(10 * every)
-	if n := q.Flushes() - base; n != 0 {
+	if n := q.flushCount() - base; n != 0 {
 		t.Errorf("an idle queue woke up %d times, want 0", n)
 	}
 	q.Add(2)
 	waitFor(t, "a second lone value written", func() bool { got, _ := s.snapshot(); return len(got) == 2 })
 	time.Sleep(10 * every)
-	if n := q.Flushes() - base; n > 2 {
+	if n := q.flushCount() - base; n > 2 {
 		t.Errorf("the queue woke up %d times for one value, want at most 2", n)
 	}
 }
