@@ -53,6 +53,15 @@ func (g *Gateway) Close() error {
 	return nil
 }
 
+// FlushAccessLog hands the access log entries queued so far to the
+// AccessLog before it returns: a reader of the log calls it to see every
+// request that finished before.
+func (g *Gateway) FlushAccessLog() {
+	if g.access != nil {
+		g.access.Flush()
+	}
+}
+
 // logAccess queues the access log entry of one authenticated request.
 func (g *Gateway) logAccess(e AccessEntry) {
 	if g.access != nil {

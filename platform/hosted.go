@@ -61,7 +61,9 @@ const followEvery = 2 * time.Second
 
 // ReadLogs returns an account's function log lines matching q, oldest
 // first: from the provider when it runs the functions (see
-// hostedFunctions), else from the platform's own log store.
+// hostedFunctions), else from the platform's own log store, with every
+// line logged and every request finished before the call (the gateway's
+// access lines and the functions' queued lines are written first).
 //
 // # Errors
 //
@@ -72,6 +74,7 @@ func (p *Platform) ReadLogs(ctx context.Context, id silo.AccountID, q logs.Query
 	}
 	h := hosted(p.Provider)
 	if h == nil {
+		p.Gateway.FlushAccessLog() // the requests that finished before
 		return p.Logs.Read(id, q)
 	}
 	es, err := h.Logs(ctx, id, q.Since, maxHostedLogLines)
@@ -90,6 +93,7 @@ func (p *Platform) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Que
 	}
 	h := hosted(p.Provider)
 	if h == nil {
+		p.Gateway.FlushAccessLog()
 		return p.Logs.Follow(ctx, id, q, 0, fn)
 	}
 	var last time.Time

@@ -245,13 +245,15 @@ func (p *Platform) finish(t TB, tn *Tenant, o tenantOpts) {
 	}
 }
 
-// Logs returns the retained function log of an account, oldest first (on
-// AWS, what its functions wrote on Lambda, read from CloudWatch Logs).
+// Logs returns the retained function log of an account, oldest first, with
+// the access line of every request that finished before (on AWS, what its
+// functions wrote on Lambda, read from CloudWatch Logs).
 func (p *Platform) Logs(t TB, acct silo.AccountID) []logs.Entry {
 	t.Helper()
 	if p.aws != nil {
 		return p.aws.logs(t, p, acct)
 	}
+	p.p.Gateway.FlushAccessLog() // every request that finished before is in it
 	es, err := p.p.Logs.Read(acct, logs.Query{})
 	if err != nil {
 		t.Fatalf("silotest: read logs of %s: %v", acct, err)
