@@ -324,12 +324,10 @@ func (s *Store) cipher(acct silo.AccountID) (Cipher, error) {
 	return c, nil
 }
 
-// enqueue validates and stamps e and queues it for the next batch, with its
-// account's Cipher as it is now.
+// enqueue stamps e and queues it for the next batch, with its account's
+// Cipher as it is now. The account ID is checked once: by cipher with
+// Keys, else by record when the batch is written.
 func (s *Store) enqueue(e Entry) error {
-	if _, err := silo.ParseID(string(e.Account)); err != nil {
-		return err
-	}
 	if e.Time.IsZero() {
 		e.Time = s.cfg.Now()
 	}
