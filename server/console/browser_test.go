@@ -89,7 +89,10 @@ func (b *tab) submit(sel string) {
 
 func (b *tab) text() string {
 	b.t.Helper()
-	return run(b, "page text", chromedp.Text(chromedp.CSS("body")))
+	// Evaluated in the page, not through a DOM node ID: an ID taken as a
+	// submitted form's answer replaces the document is stale ("No node with
+	// given id found").
+	return run(b, "page text", chromedp.Evaluate[string](`document.body.innerText`))
 }
 
 func (b *tab) location() string { b.t.Helper(); return run(b, "location", chromedp.Location()) }
@@ -207,7 +210,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	b := &tab{t: t, ctx: bctx, base: f.srv.URL, shot: shots}
 
-	t.Run("sign in", func(t *testing.T) {
+	signedIn := t.Run("sign in", func(t *testing.T) {
 		b.t = t
 		b.open("/console/tenants/acme")
 		if got := b.location(); got != f.srv.URL+"/console/signin" {
@@ -228,6 +231,9 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Errorf("the session cookie is readable from script: %q", got)
 		}
 	})
+	if !signedIn {
+		t.Fatal("every other page needs a session")
+	}
 
 	t.Run("fleet", func(t *testing.T) {
 		b.t = t
