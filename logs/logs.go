@@ -14,8 +14,11 @@
 // is dropped: while the disk is slower than the functions logging, a
 // logging function writes the queue itself.
 // Read, Follow, AppendAll, Remove and Close first write what is queued, so
-// within the process a line is read after it was logged, and the lines of
-// a request come before the gateway's access line for it.
+// within the process a line is read after it was logged, and in a file the
+// lines of a request come before the gateway's access line for it. Readers
+// give lines in time order (each line's own time; the file's order among
+// equal times), so a request's access line, stamped when the request
+// arrived, comes before the lines its function logged.
 //
 // Readers (silo logs, silotest) read the files directly, so they work from
 // another process while the platform runs; Follow polls for new lines and
@@ -40,12 +43,8 @@
 package logs
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -598,198 +597,4 @@ func (s *Store) Close() error {
 		delete(s.files, id)
 	}
 	return errors.Join(errs...)
-}
-
-// Query selects entries. Zero fields match everything.
-type Query struct {
-	Function  string
-	RequestID string
-	Since     time.Time // entries at or after
-	// Last keeps only the last Last matching entries (0: all retained).
-	Last int
-}
-
-func (q Query) match(e Entry) bool {
-	return (q.Function == "" || e.Function == q.Function) &&
-		(q.RequestID == "" || e.RequestID == q.RequestID) &&
-		(q.Since.IsZero() || !e.Time.Before(q.Since))
-}
-
-// Read returns the retained plain (unsealed) entries of an account that
-// match q, oldest first: ReadWith without Keys.
-func Read(dir string, acct silo.AccountID, q Query) ([]Entry, error) {
-	return ReadWith(dir, nil, acct, q)
-}
-
-// ReadWith returns the retained entries of an account that match q, oldest
-// first. It reads the files directly, so it works while another process
-// writes them. With keys, only records sealed under the account's current
-// key are returned (plain lines too without keys); an account without logs,
-// or that does not exist, has none (no error).
-func ReadWith(dir string, keys Keys, acct silo.AccountID, q Query) ([]Entry, error) {
-	if _, err := silo.ParseID(string(acct)); err != nil {
-		return nil, err
-	}
-	dec, err := decoderOf(keys, acct)
-	if err != nil || dec == nil {
-		return nil, err
-	}
-	var out []Entry
-	p := Path(dir, acct)
-	for _, f := range []string{p + ".1", p} {
-		b, err := os.ReadFile(f)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read log of %s: %w", acct, err)
-		}
-		out = appendLines(out, b, q, dec)
-	}
-	if q.Last > 0 && len(out) > q.Last {
-		out = out[len(out)-q.Last:]
-	}
-	return out, nil
-}
-
-// Read is ReadWith on the store's directory and Keys, after the
-// Handler's queued lines are written.
-func (s *Store) Read(acct silo.AccountID, q Query) ([]Entry, error) {
-	s.queue.Flush()
-	return ReadWith(s.cfg.Dir, s.cfg.Keys, acct, q)
-}
-
-// Follow is FollowWith on the store's directory and Keys, after the
-// Handler's queued lines are written (later ones come with the next batch).
-func (s *Store) Follow(ctx context.Context, acct silo.AccountID, q Query, poll time.Duration, fn func(Entry) error) error {
-	s.queue.Flush()
-	return FollowWith(ctx, s.cfg.Dir, s.cfg.Keys, acct, q, poll, fn)
-}
-
-func appendLines(out []Entry, b []byte, q Query, dec *decoder) []Entry {
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			break // a partial last line: not written completely yet
-		}
-		line := b[:i]
-		b = b[i+1:]
-		if e, ok := dec.decode(line); ok && q.match(e) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// Follow is FollowWith without Keys: plain records only.
-func Follow(ctx context.Context, dir string, acct silo.AccountID, q Query, poll time.Duration, fn func(Entry) error) error {
-	return FollowWith(ctx, dir, nil, acct, q, poll, fn)
-}
-
-// FollowWith calls fn for every retained entry of acct matching q, then for
-// each new one as it is written, until ctx is done (then it returns nil) or
-// fn returns an error. It polls the file every poll (250ms if zero) and
-// follows rotation. keys selects records as in ReadWith, with the account's
-// key as it was when FollowWith began.
-func FollowWith(ctx context.Context, dir string, keys Keys, acct silo.AccountID, q Query, poll time.Duration, fn func(Entry) error) error {
-	if poll <= 0 {
-		poll = 250 * time.Millisecond
-	}
-	if _, err := silo.ParseID(string(acct)); err != nil {
-		return err
-	}
-	dec, err := decoderOf(keys, acct)
-	if err != nil {
-		return err
-	}
-	if dec == nil { // the account does not exist: nothing to follow
-		<-ctx.Done()
-		return nil
-	}
-	p := Path(dir, acct)
-	var old []Entry
-	if b, err := os.ReadFile(p + ".1"); err == nil {
-		old = appendLines(old, b, q, dec)
-	}
-	var ino os.FileInfo
-	if st, err := os.Stat(p); err == nil {
-		ino = st
-	}
-	offset, err := readFrom(p, 0, q, dec, func(e Entry) error { old = append(old, e); return nil })
-	if err != nil {
-		return fmt.Errorf("follow log of %s: %w", acct, err)
-	}
-	if q.Last > 0 && len(old) > q.Last {
-		old = old[len(old)-q.Last:]
-	}
-	for _, e := range old {
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	q.Last = 0
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		st, err := os.Stat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			offset, ino = 0, nil
-		case err != nil:
-			return fmt.Errorf("follow log of %s: %w", acct, err)
-		default:
-			if ino != nil && !os.SameFile(ino, st) || st.Size() < offset {
-				// Rotated: finish the old file (now .1) first, then start over.
-				if prev, err := os.Stat(p + ".1"); err == nil && ino != nil && os.SameFile(ino, prev) {
-					if _, err := readFrom(p+".1", offset, q, dec, fn); err != nil {
-						return err
-					}
-				}
-				offset = 0
-			}
-			ino = st
-			if st.Size() > offset {
-				n, err := readFrom(p, offset, q, dec, fn)
-				offset += n
-				if err != nil {
-					return err
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// readFrom calls fn for each complete line of file p after offset and
-// returns how many bytes it consumed.
-func readFrom(p string, offset int64, q Query, dec *decoder, fn func(Entry) error) (int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, nil
-		}
-		return 0, err
-	}
-	defer f.Close()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return 0, err
-	}
-	r := bufio.NewReader(f)
-	var n int64
-	for {
-		line, err := r.ReadBytes('\n')
-		if err != nil { // EOF: an incomplete line stays for the next poll
-			return n, nil
-		}
-		n += int64(len(line))
-		if e, ok := dec.decode(bytes.TrimSuffix(line, []byte("\n"))); ok && q.match(e) {
-			if err := fn(e); err != nil {
-				return n, err
-			}
-		}
-	}
 }

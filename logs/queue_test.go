@@ -2,6 +2,7 @@ package logs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -47,10 +48,10 @@ func TestHandlerWritesInBatches(t *testing.T) {
 	}
 }
 
-// TestHandlerLinesPrecedeLaterBatches: a function's lines come before the
-// access line the gateway writes after them (AppendAll writes the queue
-// first), and Remove leaves no file behind a queued line. Twin: without
-// a Remove, the queued line is written within the batch interval.
+// TestHandlerLinesPrecedeLaterBatches: in the file, a function's lines come
+// before the access line the gateway writes after them (AppendAll writes
+// the queue first), and Remove leaves no file behind a queued line. Twin:
+// without a Remove, the queued line is written within the batch interval.
 func TestHandlerLinesPrecedeLaterBatches(t *testing.T) {
 	s := openStore(t, Config{})
 	log := slog.New(s.Handler(nil))
@@ -58,8 +59,8 @@ func TestHandlerLinesPrecedeLaterBatches(t *testing.T) {
 	if err := s.AppendAll([]Entry{{Account: "acme", Msg: "GET /x 200"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := msgs(t, s, "acme"); fmt.Sprint(got) != "[function line GET /x 200]" {
-		t.Errorf("acme reads %q, want the function's line first", got)
+	if got := fileMsgs(t, s, "acme"); fmt.Sprint(got) != "[function line GET /x 200]" {
+		t.Errorf("acme's file holds %q, want the function's line first", got)
 	}
 
 	log.Info("late line", "account", "globex")
@@ -178,4 +179,23 @@ func TestHandlerDropsNoLine(t *testing.T) {
 	if got := msgs(t, s, "acme"); len(got) != n || got[n-1] != fmt.Sprint("line ", n-1) {
 		t.Errorf("read %d lines, want %d", len(got), n)
 	}
+}
+
+// fileMsgs returns the messages of acct's plain log file in the order the
+// file holds them (readers sort by time).
+func fileMsgs(t *testing.T, s *Store, acct silo.AccountID) []string {
+	t.Helper()
+	b, err := os.ReadFile(Path(s.Dir(), acct))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		var e Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		out = append(out, e.Msg)
+	}
+	return out
 }
