@@ -27,9 +27,13 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Short: "Show an account's function logs (-f follows them)",
 		Long: `Show the function logs of one account: timestamp, level, function, the request ID the gateway
 gave the request (also returned to the client as X-Request-Id), the message and its attributes.
-Logs are kept per account with a bounded size (the oldest lines go first). Locally this reads
-the data dir's log files, so it works while silo up or silo dev runs; with --server it reads
-them on the server and prints them the same way (text, or JSON lines with -o json). When the
+Lines are shown in time order; a request's access line (method, path, status, duration) is
+stamped when the request arrived, so it comes before its function's lines. Logs are kept per
+account with a bounded size (the oldest lines go first). While silo up or silo server runs on
+the data dir (or with --server), the lines come from that server, which first writes what is
+pending, so every request that finished before is there; otherwise (silo dev included) this
+reads the data dir's log files, which hold a line within about 100 ms of its logging. Either
+way they print the same (text, or JSON lines with -o json). When the
 provider runs the functions itself (AWS, functions on Lambda), the lines come from the account's
 CloudWatch Logs instead, and -f asks for new ones every 2 seconds.
 
