@@ -45,11 +45,14 @@ func sealLine(c Cipher, ad, record []byte) ([]byte, error) {
 }
 
 // decoder turns stored lines of one account into entries: sealed lines under
-// its key with c, plain lines without.
+// its key with c, plain lines without. It is for one goroutine (env is
+// reused from line to line).
 type decoder struct {
 	c    Cipher
 	acct silo.AccountID
 	tag  []byte // sealedPrefix + key ID + " "
+	ad   []byte // recordAD(acct)
+	env  []byte
 }
 
 // decoderOf returns the decoder of acct under keys; nil (and no error) if
@@ -65,27 +68,28 @@ func decoderOf(keys Keys, acct silo.AccountID) (*decoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log key of %s: %w", acct, err)
 	}
-	return &decoder{c: c, acct: acct, tag: []byte(sealedPrefix + c.ID() + " ")}, nil
+	return &decoder{c: c, acct: acct, tag: []byte(sealedPrefix + c.ID() + " "), ad: recordAD(acct)}, nil
 }
 
 func (d *decoder) decode(line []byte) (Entry, bool) {
 	var e Entry
 	if d.c == nil {
-		return e, len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &e) == nil
+		return e, len(line) > 0 && line[0] == '{' && unmarshalEntry(line, &e) == nil
 	}
 	rest, ok := bytes.CutPrefix(line, d.tag)
 	if !ok {
 		return e, false // plain, or sealed under another key: not this account's
 	}
-	env, err := base64.RawStdEncoding.DecodeString(string(rest))
+	env, err := base64.RawStdEncoding.AppendDecode(d.env[:0], rest)
+	d.env = env
 	if err != nil {
 		return e, false
 	}
-	pt, err := d.c.Open(env, recordAD(d.acct))
+	pt, err := d.c.Open(env, d.ad)
 	if err != nil {
 		return e, false
 	}
-	return e, json.Unmarshal(pt, &e) == nil
+	return e, unmarshalEntry(pt, &e) == nil
 }
 
 // firstLine returns the start of the first line of the file at path (nil if
