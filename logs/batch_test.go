@@ -32,11 +32,7 @@ func msgs(t *testing.T, s *Store, acct silo.AccountID) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Msg)
-	}
-	return out
+	return messages(es)
 }
 
 // TestAppendAllWritesEveryLineInOrder: a batch interleaving accounts

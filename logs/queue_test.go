@@ -2,7 +2,6 @@ package logs
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -189,13 +188,5 @@ func fileMsgs(t *testing.T, s *Store, acct silo.AccountID) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-		var e Entry
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		out = append(out, e.Msg)
-	}
-	return out
+	return messages(appendLines(nil, b, Query{}, &decoder{acct: acct}))
 }

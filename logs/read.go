@@ -20,7 +20,8 @@ type Query struct {
 	Function  string
 	RequestID string
 	Since     time.Time // entries at or after
-	// Last keeps only the last Last matching entries (0: all retained).
+	// Last keeps only the latest Last matching entries by time (0: all
+	// retained).
 	Last int
 }
 
@@ -37,8 +38,8 @@ func Read(dir string, acct silo.AccountID, q Query) ([]Entry, error) {
 }
 
 // ReadWith returns the retained entries of an account that match q, oldest
-// first (byTime). It reads the files directly, so it works while another process
-// writes them. With keys, only records sealed under the account's current
+// first (byTime). It reads the files directly, so it works while another
+// process writes them. With keys, only records sealed under the account's current
 // key are returned (plain lines too without keys); an account without logs,
 // or that does not exist, has none (no error).
 func ReadWith(dir string, keys Keys, acct silo.AccountID, q Query) ([]Entry, error) {
