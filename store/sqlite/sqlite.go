@@ -14,7 +14,8 @@
 // part of the state between processes. Writers
 // go through a single connection that begins with BEGIN IMMEDIATE; readers
 // (View) use a separate pool of query-only connections and run concurrently
-// with the writer. Open reads the settings back and refuses to start if the
+// with the writer. Every connection keeps the statements it ran, prepared,
+// and runs them again (stmtcache.go). Open reads the settings back and refuses to start if the
 // database does not honour them. Open checks the file's header and schema,
 // not every page (that would make every command cost as much as the whole
 // fleet): a damaged page is reported as a corrupted state file by the

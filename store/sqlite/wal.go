@@ -38,14 +38,22 @@ import (
 // Reads after that cost the same (docs/benchmarks.md, "Onboarding").
 
 // connector opens connections through drv, whose hook turns the checkpoint
-// at close off on each.
+// at close off on each, and makes each keep its statements
+// (stmtcache.go).
 type connector struct {
 	drv *sqlite.Driver
 	dsn string
 }
 
-func (c connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c connector) Driver() driver.Driver                        { return c.drv }
+func (c connector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := c.drv.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return wrapConn(conn), nil
+}
+
+func (c connector) Driver() driver.Driver { return c.drv }
 
 // openDB is sql.Open("sqlite", dsn) with the checkpoint at close turned off
 // on every connection.
