@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	goruntime "runtime"
 	"sync"
@@ -79,6 +81,22 @@ type snapKey struct {
 	digest string
 	pages  uint32 // the linear memory cap (linearPages)
 	clock  bool   // wall clock granted
+}
+
+// hash returns k's hash under seed.
+func (k snapKey) hash(seed maphash.Seed) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.WriteString(string(k.acct))
+	h.WriteByte(0)
+	h.WriteString(k.digest)
+	var b [5]byte
+	binary.LittleEndian.PutUint32(b[:4], k.pages)
+	if k.clock {
+		b[4] = 1
+	}
+	h.Write(b[:])
+	return h.Sum64()
 }
 
 // snapshot is an initialised instance's memory and mutable globals.
@@ -268,18 +286,25 @@ func (s *snapshot) bytes() int64 {
 
 // snapStore holds the snapshots.
 type snapStore struct {
-	mu     sync.Mutex
-	m      map[snapKey]*snapshot
-	seen   map[snapKey]int64 // keys whose last instance ran init without taking a snapshot, and when
-	size   int64             // bytes held
-	max    int64             // Config.SnapshotMemory
+	mu sync.Mutex
+	m  map[snapKey]*snapshot
+	// seen: keys whose last instance ran init without taking a snapshot,
+	// and when; by hash (snapKey.hash), so that the map holds no string of
+	// the account's: the first request of each of many tenants would
+	// otherwise keep its header's bytes, and the heap span under them,
+	// for SnapshotTimeout after the tenant went idle. Two keys of one hash
+	// would only take a snapshot one start early.
+	seen   map[uint64]int64
+	seed   maphash.Seed
+	size   int64 // bytes held
+	max    int64 // Config.SnapshotMemory
 	closed bool
 
 	starts atomic.Int64 // instances started from a snapshot
 }
 
 func newSnapStore(max int) *snapStore {
-	return &snapStore{m: map[snapKey]*snapshot{}, seen: map[snapKey]int64{}, max: int64(max)}
+	return &snapStore{m: map[snapKey]*snapshot{}, seen: map[uint64]int64{}, seed: maphash.MakeSeed(), max: int64(max)}
 }
 
 // wants reports whether a new instance of k that runs its init should
@@ -290,11 +315,12 @@ func newSnapStore(max int) *snapStore {
 func (st *snapStore) wants(k snapKey, now time.Time) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if _, ok := st.seen[k]; ok {
-		delete(st.seen, k)
+	h := k.hash(st.seed)
+	if _, ok := st.seen[h]; ok {
+		delete(st.seen, h)
 		return true
 	}
-	st.seen[k] = now.UnixNano()
+	st.seen[h] = now.UnixNano()
 	return false
 }
 

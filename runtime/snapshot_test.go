@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -270,4 +272,63 @@ func TestSnapshotLimits(t *testing.T) {
 	if s := tiny.rt.Stats(); s.Snapshots != 0 {
 		t.Fatalf("over SnapshotMemory: %d snapshots kept, want 0", s.Snapshots)
 	}
+}
+
+// TestSnapStoreWants: the second start of a key within the timeout takes
+// a snapshot, the first does not, and a start of another account,
+// artifact, memory cap or clock grant is a first start of its own key.
+func TestSnapStoreWants(t *testing.T) {
+	st := newSnapStore(1 << 20)
+	now := time.Now()
+	k := snapKey{acct: "acme", digest: "d1", pages: 16}
+	others := []snapKey{
+		{acct: "globex", digest: "d1", pages: 16},
+		{acct: "acme", digest: "d2", pages: 16},
+		{acct: "acme", digest: "d1", pages: 17},
+		{acct: "acme", digest: "d1", pages: 16, clock: true},
+	}
+	for i, want := range []bool{false, true, false, true} {
+		if got := st.wants(k, now); got != want {
+			t.Fatalf("start %d of %v: wants %v, want %v", i+1, k, got, want)
+		}
+	}
+	for _, o := range others {
+		if st.wants(o, now) {
+			t.Fatalf("first start of %v wants a snapshot", o)
+		}
+	}
+	st.trim(now.Add(time.Nanosecond))
+	if st.wants(k, now) {
+		t.Fatalf("start of %v after its record was trimmed wants a snapshot", k)
+	}
+}
+
+// TestSnapStoreKeepsNoAccountString: what wants records does not keep
+// the account's string reachable. The gateway's account ID is a slice of
+// the request's Host header or path; kept for SnapshotTimeout, one per
+// tenant, each kept the heap span under it from being freed after a
+// serving peak (benchmarks-dataplane.md, "Eleventh round"). Fails if the
+// store records the key itself.
+func TestSnapStoreKeepsNoAccountString(t *testing.T) {
+	st := newSnapStore(1 << 20)
+	collected := make(chan struct{})
+	func() {
+		host := []byte("tenant-with-a-long-name.localhost:8080")
+		acct := silo.AccountID(host[:23]) // a string of its own, as a request's is
+		goruntime.AddCleanup(unsafe.StringData(string(acct)), func(struct{}) { close(collected) }, struct{}{})
+		st.wants(snapKey{acct: acct, digest: "d1", pages: 16}, time.Now())
+	}()
+	for range 20 {
+		goruntime.GC()
+		select {
+		case <-collected:
+			if len(st.seen) != 1 {
+				t.Fatalf("the store holds %d records, want 1", len(st.seen))
+			}
+			return
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Fatal("the account's string is still reachable after 20 collections: the store keeps it")
 }
