@@ -49,8 +49,9 @@ type driverStmt interface {
 }
 
 // stmtConn is a driver connection that keeps its prepared statements.
-// database/sql uses a connection from one goroutine at a time, so it
-// needs no lock.
+// database/sql makes one call at a time on a connection, under its own
+// lock (closing a query's rows from the goroutine that watches the
+// query's context included), so it needs no lock of its own.
 type stmtConn struct {
 	driverConn
 	stmts map[string]*keptStmt
@@ -105,11 +106,11 @@ func (c *stmtConn) take(ctx context.Context, q string) (*keptStmt, error) {
 
 func (c *stmtConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
 	k, err := c.take(ctx, q)
-	if err != nil || k == nil {
-		if err == nil {
-			return c.driverConn.ExecContext(ctx, q, args)
-		}
+	if err != nil {
 		return nil, err
+	}
+	if k == nil {
+		return c.driverConn.ExecContext(ctx, q, args)
 	}
 	defer func() { k.busy = false }()
 	return k.s.ExecContext(ctx, args)
@@ -117,11 +118,11 @@ func (c *stmtConn) ExecContext(ctx context.Context, q string, args []driver.Name
 
 func (c *stmtConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	k, err := c.take(ctx, q)
-	if err != nil || k == nil {
-		if err == nil {
-			return c.driverConn.QueryContext(ctx, q, args)
-		}
+	if err != nil {
 		return nil, err
+	}
+	if k == nil {
+		return c.driverConn.QueryContext(ctx, q, args)
 	}
 	r, err := k.s.QueryContext(ctx, args)
 	if err != nil {
