@@ -23,6 +23,7 @@ const (
 	CodeInternal        Code = "internal"           // a bug or a broken environment
 	CodeTooLarge        Code = "too_large"          // a request body over the limit
 	CodeNotAllowed      Code = "method_not_allowed" // an HTTP method the route does not serve
+	CodeNeedsConfirm    Code = "needs_confirmation" // it destroys data; repeat it confirmed to go ahead
 )
 
 // httpStatus maps every error code to its HTTP status: the one table, used
@@ -36,6 +37,7 @@ var httpStatus = map[Code]int{
 	CodeConflict:        http.StatusConflict,
 	CodeTooLarge:        http.StatusRequestEntityTooLarge,
 	CodeFailedCheck:     http.StatusUnprocessableEntity,
+	CodeNeedsConfirm:    http.StatusConflict,
 	CodeTooMany:         http.StatusTooManyRequests,
 	CodeInternal:        http.StatusInternalServerError,
 	CodeUnavailable:     http.StatusServiceUnavailable,

@@ -267,3 +267,9 @@ type Change struct {
 
 // Key returns "type/name".
 func (c Change) Key() string { return string(c.Type) + "/" + c.Name }
+
+// DestroysData reports whether c deletes or replaces a resource that holds
+// tenant data: a table, a bucket or a secret.
+func (c Change) DestroysData() bool {
+	return (c.Op == OpDelete || c.Op == OpReplace) && (c.Type == TypeTable || c.Type == TypeBucket || c.Type == TypeSecret)
+}

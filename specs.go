@@ -1,6 +1,10 @@
 package silo
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // The data shapes of the engine's work, shared by every layer: the spec of
 // each resource type as the engine encodes it into Resource.Spec (providers,
@@ -86,6 +90,35 @@ func (p Plan) Counts() map[Op]int {
 		m[OpNoop] = p.Unchanged
 	}
 	return m
+}
+
+// DataLoss describes the changes of plans that destroy data (see
+// Change.DestroysData), e.g. "deletes table/notes in acme, globex", naming
+// at most three accounts per change; "" when there are none.
+func DataLoss(plans []Plan) string {
+	where := map[string][]string{}
+	var order []string
+	for _, p := range plans {
+		for _, c := range p.Changes {
+			if !c.DestroysData() {
+				continue
+			}
+			k := string(c.Op) + "s " + c.Key()
+			if where[k] == nil {
+				order = append(order, k)
+			}
+			where[k] = append(where[k], string(p.Account))
+		}
+	}
+	parts := make([]string, len(order))
+	for i, k := range order {
+		accts := where[k]
+		if len(accts) > 3 {
+			accts = append(accts[:3:3], fmt.Sprintf("%d more", len(where[k])-3))
+		}
+		parts[i] = fmt.Sprintf("%s in %s", k, strings.Join(accts, ", "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // DriftItem is one difference between recorded state and the provider.

@@ -290,7 +290,7 @@ func TestFunctionsOnLambdaThroughThePlatform(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := pp.Runner.Start(ctx, rel.ID)
+		r, err := pp.Runner.Start(ctx, rel.ID, rollout.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -81,7 +81,7 @@ func TestGatesOnLambdaReadTheHostsCounters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := pp.Runner.Start(ctx, rel.ID)
+		r, err := pp.Runner.Start(ctx, rel.ID, rollout.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +274,7 @@ func (g *lambdaRig) roll(t *testing.T, bake func(release string)) rollout.Rollou
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := pp.Runner.Start(ctx, rel.ID)
+	r, err := pp.Runner.Start(ctx, rel.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func TestThrottledRolloutOnLambdaResumes(t *testing.T) {
 	}
 	run := func(t *testing.T) rollout.Rollout {
 		t.Helper()
-		r, err := pp.Runner.Start(ctx, rel.ID)
+		r, err := pp.Runner.Start(ctx, rel.ID, rollout.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

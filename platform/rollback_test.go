@@ -72,7 +72,7 @@ func TestRollbackReturnsTheEarlierRelease(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := pp.Runner.Start(ctx, relB.ID)
+			r, err := pp.Runner.Start(ctx, relB.ID, rollout.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +104,7 @@ func TestRollbackReturnsTheEarlierRelease(t *testing.T) {
 				// function B changed, runs under B (the others keep the
 				// release they were deployed under).
 				checkLiveRelease(t, p, "acme", relB.ID, "silo-fn-list")
-				back, err := pp.Runner.Rollback(ctx, r.ID)
+				back, err := pp.Runner.Rollback(ctx, r.ID, rollout.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -98,7 +98,7 @@ func TestGateBaselineAfterBrokenRelease(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				r, err := pp.Runner.Start(ctx, rel.ID)
+				r, err := pp.Runner.Start(ctx, rel.ID, rollout.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}

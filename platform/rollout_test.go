@@ -59,7 +59,7 @@ func TestRolloutThroughRings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := pp.Runner.Start(ctx, rel.ID)
+	r, err := pp.Runner.Start(ctx, rel.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,7 +197,7 @@ rollout:
 		t.Fatal(err)
 	}
 	a.startRunner()
-	r, err := a.p.Runner.Start(ctx, rel.ID)
+	r, err := a.p.Runner.Start(ctx, rel.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func TestBaselineAfterRollback(t *testing.T) {
 				traffic(t, e, 400, map[string]profile{v1.ID: good, v2.ID: awful})
 				e.clock.Advance(5 * time.Minute)
 			}
-			r, err := e.run.Start(ctx, v2.ID)
+			r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,7 +47,7 @@ func TestBaselineAfterRollback(t *testing.T) {
 				traffic(t, e, 200, map[string]profile{v1.ID: good, v3.ID: tc.next})
 				e.clock.Advance(5 * time.Minute)
 			}
-			r, err = e.run.Start(ctx, v3.ID)
+			r, err = e.run.Start(ctx, v3.ID, rollout.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

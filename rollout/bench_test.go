@@ -44,7 +44,7 @@ func BenchmarkRollout(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		v := release(b, e, ungated(), "sha256:"+strconv.Itoa(1000+i))
 		t0 := time.Now()
-		r, err := e.run.Start(ctx, v.ID)
+		r, err := e.run.Start(ctx, v.ID, rollout.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -53,7 +53,7 @@ func BenchmarkRollout(b *testing.B) {
 		}
 		change += time.Since(t0)
 		t0 = time.Now()
-		if r, err = e.run.Start(ctx, v.ID); err != nil {
+		if r, err = e.run.Start(ctx, v.ID, rollout.Options{}); err != nil {
 			b.Fatal(err)
 		}
 		if r = drive(b, e, r.ID); r.State != rollout.StateSucceeded {
@@ -85,7 +85,7 @@ func BenchmarkDetectToRollback(b *testing.B) {
 	ctx := context.Background()
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
-		r, err := e.run.Start(ctx, v2.ID)
+		r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func BenchmarkResume(b *testing.B) {
 	v1 := release(b, e, ungated(), "sha256:1111")
 	v2 := release(b, e, ungated(), "sha256:2222")
 	seed(b, e, v1, n, n/20)
-	if _, err := e.run.Start(context.Background(), v2.ID); err != nil {
+	if _, err := e.run.Start(context.Background(), v2.ID, rollout.Options{}); err != nil {
 		b.Fatal(err)
 	}
 	e.prov.Close()

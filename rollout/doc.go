@@ -43,6 +43,14 @@
 // keep, to the release that account ran before. When a rollout stops, each
 // ring records how many of its accounts run which release.
 //
+// An operator's rollout (Start) and rollback (Rollback) are planned for
+// every account they would move before anything starts; one that would
+// delete or replace a table, bucket or secret is refused with
+// silo.CodeNeedsConfirm unless Options.AllowDataLoss confirms it. Only the
+// latest rollout can be rolled back, once: rolling back an earlier one
+// would return the accounts a later rollout moved as well. A failing
+// ring's own rollback needs no confirmation.
+//
 // It depends on the engine and on the store and provider contracts, never on
 // their implementations, on the runtime or on the server; health metrics and
 // smoke tests come in through the small Metrics and Smoke interfaces it

@@ -92,7 +92,7 @@ func TestKill(t *testing.T) {
 		v1 := release(t, e, src, "sha256:1111")
 		v2 := release(t, e, src, "sha256:2222")
 		seed(t, e, v1, killTenants, killTenants/20)
-		r, err := e.run.Start(ctx, v2.ID)
+		r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

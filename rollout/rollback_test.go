@@ -52,7 +52,7 @@ func TestRollbackReturnsEarlierRings(t *testing.T) {
 				traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: tc.target})
 				e.clock.Advance(5 * time.Minute)
 			}
-			r, err := e.run.Start(ctx, v2.ID)
+			r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +119,7 @@ func TestAbortStopsRing(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	r, err := e.run.Start(ctx, v2.ID)
+	r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestOperatorRollbackReturnsWhatItMoved(t *testing.T) {
 		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
 		e.clock.Advance(5 * time.Minute)
 	}
-	r, err := e.run.Start(ctx, v2.ID)
+	r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestOperatorRollbackReturnsWhatItMoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rb, err := e.run.Rollback(ctx, r.ID)
+	rb, err := e.run.Rollback(ctx, r.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestFirstDeployFailureStops(t *testing.T) {
 		traffic(t, e, 100, map[string]profile{v2.ID: bad})
 		e.clock.Advance(5 * time.Minute)
 	}
-	r, err := e.run.Start(ctx, v2.ID)
+	r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

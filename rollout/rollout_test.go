@@ -360,7 +360,7 @@ func TestGates(t *testing.T) {
 				e.rec.SetFailing(tc.outage)
 				e.clock.Advance(5 * time.Minute)
 			}
-			r, err := e.run.Start(ctx, v2.ID)
+			r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -429,7 +429,7 @@ func TestFailureBudget(t *testing.T) {
 					p["region"] = "us"
 				}
 			})
-			r, err := e.run.Start(ctx, v2.ID)
+			r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -501,13 +501,13 @@ func TestOperatorControls(t *testing.T) {
 		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
 		e.clock.Advance(5 * time.Minute)
 	}
-	r, err := e.run.Start(ctx, v2.ID)
+	r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id = r.ID
 	// A second deploy is refused with a message naming the active rollout.
-	if _, err := e.run.Start(ctx, v1.ID); silo.ErrorCode(err) != silo.CodeConflict {
+	if _, err := e.run.Start(ctx, v1.ID, rollout.Options{}); silo.ErrorCode(err) != silo.CodeConflict {
 		t.Fatalf("second deploy: %v, want conflict", err)
 	}
 	if r = drive(t, e, id); r.State != rollout.StatePaused {
@@ -531,7 +531,7 @@ func TestOperatorControls(t *testing.T) {
 	}
 	checkFleet(t, e, map[string]engine.Release{v2.ID: v2})
 	// Rolling back the whole fleet is a rollout of its own.
-	rb, err := e.run.Rollback(ctx, id)
+	rb, err := e.run.Rollback(ctx, id, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,7 +543,7 @@ func TestOperatorControls(t *testing.T) {
 	}
 	checkFleet(t, e, map[string]engine.Release{v1.ID: v1})
 	// Abort leaves accounts where they are.
-	r, err = e.run.Start(ctx, v2.ID)
+	r, err = e.run.Start(ctx, v2.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +553,7 @@ func TestOperatorControls(t *testing.T) {
 	if r = drive(t, e, r.ID); r.State != rollout.StateAborted {
 		t.Fatalf("state after abort = %s", r.State)
 	}
-	if _, err := e.run.Start(ctx, v2.ID); err != nil {
+	if _, err := e.run.Start(ctx, v2.ID, rollout.Options{}); err != nil {
 		t.Fatalf("deploy after abort: %v", err)
 	}
 	if _, err := e.run.Get(ctx, "ro-999999"); !errors.Is(err, silo.ErrNotFound) {
@@ -566,7 +566,8 @@ func TestOperatorControls(t *testing.T) {
 // changes once, in the pass that applies it (the plan that finds the change
 // is the one applied), and each account it leaves alone once too; a
 // second rollout of the same release plans each account once and applies
-// nothing.
+// nothing. (Start plans each account once more, to find data it would
+// destroy; that is counted apart.)
 func TestPlanOncePerPass(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, t.TempDir(), opts{})
@@ -583,10 +584,18 @@ func TestPlanOncePerPass(t *testing.T) {
 		e.mu.Lock()
 		e.plans, e.applies = map[silo.AccountID]int{}, map[silo.AccountID]int{}
 		e.mu.Unlock()
-		r, err := e.run.Start(ctx, target.ID)
+		r, err := e.run.Start(ctx, target.ID, rollout.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		e.mu.Lock()
+		for _, id := range ids {
+			if e.plans[id] != 1 {
+				t.Errorf("starting rollout %s planned %s %d times, want once", r.ID, id, e.plans[id])
+			}
+		}
+		e.plans = map[silo.AccountID]int{}
+		e.mu.Unlock()
 		if got := drive(t, e, r.ID); got.State != rollout.StateSucceeded {
 			t.Fatalf("rollout %s: %s (%s)", r.ID, got.State, got.Reason)
 		}

@@ -127,11 +127,31 @@ func (rn *Runner) poke() {
 //
 // silo.ErrNotFound for an unknown release; CodeConflict when another
 // rollout is active (a second deploy is refused, not queued: the message
-// names the active rollout and how to stop it).
-func (rn *Runner) Start(ctx context.Context, releaseID string) (Rollout, error) {
+// names the active rollout and how to stop it); CodeNeedsConfirm when the
+// rollout would delete or replace a table, bucket or secret of an account
+// it moves and opt does not allow it.
+func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rollout, error) {
 	rel, err := rn.release(ctx, releaseID)
 	if err != nil {
 		return Rollout{}, err
+	}
+	if !opt.AllowDataLoss {
+		rings := ringsOf(rel.Stack, false)
+		what, err := rn.dataLoss(ctx, func(_ store.Tx, as []silo.Account) (map[silo.AccountID]string, error) {
+			to := map[silo.AccountID]string{}
+			for _, a := range as {
+				if ringOf(rings, rel.Stack, a) >= 0 {
+					to[a.ID] = rel.ID
+				}
+			}
+			return to, nil
+		})
+		if err != nil {
+			return Rollout{}, err
+		}
+		if what != "" {
+			return Rollout{}, silo.Errorf(silo.CodeNeedsConfirm, "the rollout of release %s destroys data (%s), which cannot be undone; no account was changed. Confirm it to go ahead: silo deploy --yes (API: \"allow_data_loss\": true)", rel.ID, what)
+		}
 	}
 	return rn.create(ctx, rel, "", nil)
 }
@@ -168,8 +188,8 @@ func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf str
 			if err != nil {
 				return err
 			}
-			if orig.Previous == "" {
-				return silo.Errorf(silo.CodeInvalid, "rollout %s has no previous release to return to (it was the first deploy)", rollbackOf)
+			if err := rollbackable(tx, orig); err != nil {
+				return err
 			}
 			r.Release, r.Previous = orig.Previous, orig.Release
 			orig.RolledBackBy = r.ID
@@ -301,23 +321,44 @@ func (rn *Runner) Abort(ctx context.Context, id string) (Rollout, error) {
 // Rollback starts a rollback rollout that returns every account the
 // rollout moved to its previous release, ring by ring with the same claims,
 // budget and live verification. The rollout, if active, stops and is marked
-// rolled_back. It returns the new rollback rollout.
+// rolled_back. It returns the new rollback rollout. Only the latest rollout
+// can be rolled back, once.
 //
 // # Errors
 //
 // CodeInvalid if the rollout had no previous release; CodeConflict if
-// another rollout is active.
-func (rn *Runner) Rollback(ctx context.Context, id string) (Rollout, error) {
+// another rollout is active, if the rollout was rolled back already or a
+// later one ran; CodeNeedsConfirm when returning the accounts would delete
+// or replace a table, bucket or secret and opt does not allow it.
+func (rn *Runner) Rollback(ctx context.Context, id string, opt Options) (Rollout, error) {
 	orig, err := rn.Get(ctx, id)
 	if err != nil {
 		return orig, err
 	}
-	if orig.Previous == "" {
-		return orig, silo.Errorf(silo.CodeInvalid, "rollout %s has no previous release to return to (it was the first deploy)", id)
+	if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error { return rollbackable(tx, orig) }); err != nil {
+		return orig, err
 	}
 	rel, err := rn.release(ctx, orig.Previous)
 	if err != nil {
 		return orig, err
+	}
+	if !opt.AllowDataLoss {
+		back := Rollout{Release: rel.ID, Rings: ringsOf(rel.Stack, true)}
+		what, err := rn.dataLoss(ctx, func(tx store.Tx, as []silo.Account) (map[silo.AccountID]string, error) {
+			var mine []silo.Account
+			for _, a := range as {
+				if ringOf(back.Rings, rel.Stack, a) >= 0 {
+					mine = append(mine, a)
+				}
+			}
+			return undoTargets(tx, back, orig, mine)
+		})
+		if err != nil {
+			return orig, err
+		}
+		if what != "" {
+			return orig, silo.Errorf(silo.CodeNeedsConfirm, "rolling back rollout %s returns accounts to release %s, which destroys data (%s) and cannot be undone; no account was changed. Confirm it to go ahead: silo rollout rollback %s --yes (API: \"allow_data_loss\": true)", id, rel.ID, what, id)
+		}
 	}
 	st, err := rn.stackOf(ctx, id)
 	if err != nil {

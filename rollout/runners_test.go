@@ -98,7 +98,7 @@ func twoRunners(t *testing.T, dir string, st1, st2 store.Store) {
 		}
 		runners = append(runners, rn)
 	}
-	r, err := runners[0].Start(ctx, v2.ID)
+	r, err := runners[0].Start(ctx, v2.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

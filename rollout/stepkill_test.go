@@ -186,7 +186,7 @@ func stepKillOnce(t *testing.T, at int) (kind string, total int) {
 	v1 := release(t, e, src, "sha256:1111")
 	v2 := release(t, e, src, "sha256:2222")
 	seed(t, e, v1, stepKillTenants, stepKillCanary)
-	r, err := e.run.Start(ctx, v2.ID)
+	r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

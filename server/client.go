@@ -259,10 +259,12 @@ func (c *Client) Release(ctx context.Context, id string) (ReleaseInfo, error) {
 }
 
 // StartRollout starts a rollout of a stored release. A second concurrent
-// deploy is refused with CodeConflict and a message naming the active one.
-func (c *Client) StartRollout(ctx context.Context, release string) (rollout.Rollout, error) {
+// deploy is refused with CodeConflict and a message naming the active one,
+// a rollout that destroys data without opt allowing it with
+// CodeNeedsConfirm.
+func (c *Client) StartRollout(ctx context.Context, release string, opt rollout.Options) (rollout.Rollout, error) {
 	var out rollout.Rollout
-	err := c.call(ctx, http.MethodPost, "/v1/rollouts", StartRequest{Release: release}, &out)
+	err := c.call(ctx, http.MethodPost, "/v1/rollouts", StartRequest{Release: release, AllowDataLoss: opt.AllowDataLoss}, &out)
 	return out, err
 }
 
@@ -295,9 +297,12 @@ func (c *Client) Abort(ctx context.Context, id string) (rollout.Rollout, error) 
 	return c.op(ctx, id, "abort")
 }
 
-// Rollback starts a rollback rollout and returns it.
-func (c *Client) Rollback(ctx context.Context, id string) (rollout.Rollout, error) {
-	return c.op(ctx, id, "rollback")
+// Rollback starts a rollback rollout and returns it. One that destroys
+// data without opt allowing it is refused with CodeNeedsConfirm.
+func (c *Client) Rollback(ctx context.Context, id string, opt rollout.Options) (rollout.Rollout, error) {
+	var out rollout.Rollout
+	err := c.call(ctx, http.MethodPost, "/v1/rollouts/"+esc(id)+"/rollback", RollbackRequest{AllowDataLoss: opt.AllowDataLoss}, &out)
+	return out, err
 }
 
 func (c *Client) op(ctx context.Context, id, op string) (rollout.Rollout, error) {

@@ -38,7 +38,7 @@ func startFleet(t *testing.T) (*server.Client, *logs.Store, string) {
 	f.srv.SetOps(server.Ops{Provider: f.prov, LogDir: lg.Dir(), ReportKey: key})
 	c := f.client
 	v1 := upload(t, c, spec, "wasm v1")
-	r, err := c.StartRollout(ctx, v1.ID)
+	r, err := c.StartRollout(ctx, v1.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -241,6 +241,15 @@ type ReleaseInfo struct {
 // StartRequest is the body of POST /v1/rollouts.
 type StartRequest struct {
 	Release string `json:"release"`
+	// AllowDataLoss confirms a rollout that deletes or replaces tables,
+	// buckets or secrets (rollout.Options); without it such a rollout is
+	// refused with needs_confirmation, naming what it would destroy.
+	AllowDataLoss bool `json:"allow_data_loss,omitempty"`
+}
+
+// RollbackRequest is the optional body of POST /v1/rollouts/{rid}/rollback.
+type RollbackRequest struct {
+	AllowDataLoss bool `json:"allow_data_loss,omitempty"` // as in StartRequest
 }
 
 // AuditResult is the answer to GET /v1/audit/verify.
@@ -441,7 +450,7 @@ func (s *Server) routes() {
 		if err := decode(r, &req); err != nil {
 			return 0, nil, err
 		}
-		ro, err := s.cfg.Runner.Start(r.Context(), req.Release)
+		ro, err := s.cfg.Runner.Start(r.Context(), req.Release, rollout.Options{AllowDataLoss: req.AllowDataLoss})
 		return http.StatusCreated, ro, err
 	})
 	s.handle("GET /v1/rollouts", func(r *http.Request) (int, any, error) {
@@ -466,7 +475,20 @@ func (s *Server) routes() {
 	s.handle("POST /v1/rollouts/{rid}/pause", op(s.cfg.Runner.Pause))
 	s.handle("POST /v1/rollouts/{rid}/resume", op(s.cfg.Runner.Resume))
 	s.handle("POST /v1/rollouts/{rid}/abort", op(s.cfg.Runner.Abort))
-	s.handle("POST /v1/rollouts/{rid}/rollback", op(s.cfg.Runner.Rollback))
+	s.handle("POST /v1/rollouts/{rid}/rollback", func(r *http.Request) (int, any, error) {
+		id, err := s.rolloutID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		var req RollbackRequest
+		if r.ContentLength != 0 {
+			if err := decode(r, &req); err != nil {
+				return 0, nil, err
+			}
+		}
+		ro, err := s.cfg.Runner.Rollback(r.Context(), id, rollout.Options{AllowDataLoss: req.AllowDataLoss})
+		return http.StatusOK, ro, err
+	})
 	s.handle("GET /v1/audit", func(r *http.Request) (int, any, error) {
 		q := r.URL.Query()
 		var after int64

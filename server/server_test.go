@@ -201,7 +201,7 @@ func TestEndToEnd(t *testing.T) {
 	if got, err := c.Release(ctx, v1.ID); err != nil || got.Note != "first" {
 		t.Fatalf("release %s after a second upload: note %q, %v; want \"first\"", v1.ID, got.Note, err)
 	}
-	r, err := c.StartRollout(ctx, v1.ID)
+	r, err := c.StartRollout(ctx, v1.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,11 +278,11 @@ func TestEndToEnd(t *testing.T) {
 	v2 := upload(t, c, spec, "wasm v2")
 	f.cancel() // stop the runner so the first rollout stays active
 	time.Sleep(50 * time.Millisecond)
-	r2, err := c.StartRollout(ctx, v2.ID)
+	r2, err := c.StartRollout(ctx, v2.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.StartRollout(ctx, v2.ID); code(err) != silo.CodeConflict || !strings.Contains(err.Error(), r2.ID) {
+	if _, err := c.StartRollout(ctx, v2.ID, rollout.Options{}); code(err) != silo.CodeConflict || !strings.Contains(err.Error(), r2.ID) {
 		t.Fatalf("second deploy: %v, want conflict naming %s", err, r2.ID)
 	}
 	go f.runner.Run(context.Background(), r2.ID)

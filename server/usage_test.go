@@ -31,7 +31,7 @@ func TestLimitsAndUsageAPI(t *testing.T) {
 	f := start(t)
 	c := f.client
 	rel := upload(t, c, plansSpec, "wasm plans")
-	r, err := c.StartRollout(ctx, rel.ID)
+	r, err := c.StartRollout(ctx, rel.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

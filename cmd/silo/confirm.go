@@ -9,6 +9,7 @@ import (
 	"golang.org/x/term"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/rollout"
 )
 
 // confirm asks before an operation that destroys data. With --yes it goes
@@ -37,33 +38,20 @@ func (g *globals) interactive() bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// destroyed describes the data-destroying changes of plans, e.g.
-// "deletes table/notes in acme, globex", or "" when there are none.
-func destroyed(plans []silo.Plan) string {
-	where := map[string][]string{}
-	var order []string
-	for _, p := range plans {
-		for _, c := range p.Changes {
-			if !destroysData(c) {
-				continue
-			}
-			k := string(c.Op) + "s " + c.Key()
-			if where[k] == nil {
-				order = append(order, k)
-			}
-			where[k] = append(where[k], string(p.Account))
-		}
+// confirmDataLoss runs start, a rollout or a rollback, confirmed with yes.
+// Refused because it would destroy data (CodeNeedsConfirm), it asks on a
+// terminal for "yes" and runs start again confirmed; elsewhere the refusal
+// stands, and its message says what it would destroy and to rerun with
+// --yes.
+func (g *globals) confirmDataLoss(yes bool, start func(rollout.Options) (rollout.Rollout, error)) (rollout.Rollout, error) {
+	r, err := start(rollout.Options{AllowDataLoss: yes})
+	if yes || silo.ErrorCode(err) != silo.CodeNeedsConfirm || !g.interactive() {
+		return r, err
 	}
-	if len(order) == 0 {
-		return ""
+	fmt.Fprintf(g.stdout, "%s\nType \"yes\" to go ahead: ", silo.UserMessage(err))
+	line, _ := bufio.NewReader(g.stdin).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return r, silo.Errorf(silo.CodeFailedCheck, "not confirmed; nothing was changed")
 	}
-	parts := make([]string, len(order))
-	for i, k := range order {
-		accts := where[k]
-		if len(accts) > 3 {
-			accts = append(accts[:3:3], fmt.Sprintf("%d more", len(where[k])-3))
-		}
-		parts[i] = fmt.Sprintf("%s in %s", k, strings.Join(accts, ", "))
-	}
-	return strings.Join(parts, "; ")
+	return start(rollout.Options{AllowDataLoss: true})
 }

@@ -219,7 +219,7 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 				}
 				plans = sum.Plans
 			}
-			if what := destroyed(plans); what != "" {
+			if what := silo.DataLoss(plans); what != "" {
 				if err := g.confirm(yes, "This apply destroys data ("+what+")", "yes"); err != nil {
 					return err
 				}

@@ -10,15 +10,6 @@ import (
 	silo "github.com/silo-run/silo"
 )
 
-// holdsData is the resource types whose deletion destroys tenant data.
-var holdsData = map[silo.ResourceType]bool{silo.TypeTable: true, silo.TypeBucket: true, silo.TypeSecret: true}
-
-// destroysData reports whether c deletes or replaces a resource holding
-// tenant data (a table, a bucket or a secret).
-func destroysData(c silo.Change) bool {
-	return (c.Op == silo.OpDelete || c.Op == silo.OpReplace) && holdsData[c.Type]
-}
-
 // printChangeDetail writes, under a plan line, each attribute of c that
 // changes, as before → after, and a warning when the change destroys data.
 func printChangeDetail(w io.Writer, c silo.Change) {
@@ -53,7 +44,7 @@ func printChangeDetail(w io.Writer, c silo.Change) {
 			fmt.Fprintf(w, "        %s: %s → (none)\n", k, b)
 		}
 	}
-	if destroysData(c) {
+	if c.DestroysData() {
 		fmt.Fprintf(w, "        ! destroys the %s's data in this account\n", c.Type)
 	}
 }

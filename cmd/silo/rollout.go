@@ -150,7 +150,7 @@ tenant's functions run on Lambda in its own AWS account, behind its own HTTP API
 }
 
 func newDeployCmd(g *globals) *cobra.Command {
-	var detach bool
+	var detach, yes bool
 	cmd := &cobra.Command{
 		Use:   "deploy",
 		Short: "Build silo.yaml into a release and roll it out ring by ring, following progress",
@@ -188,7 +188,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 				return err
 			}
 			if c == nil {
-				r, err := rn.Start(ctx, rel.ID)
+				r, err := g.confirmDataLoss(yes, func(opt rollout.Options) (rollout.Rollout, error) { return rn.Start(ctx, rel.ID, opt) })
 				if err != nil {
 					return err
 				}
@@ -198,7 +198,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 			if err != nil {
 				return err
 			}
-			r, err := c.StartRollout(ctx, id)
+			r, err := g.confirmDataLoss(yes, func(opt rollout.Options) (rollout.Rollout, error) { return c.StartRollout(ctx, id, opt) })
 			if err != nil {
 				return err
 			}
@@ -212,6 +212,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 		},
 	}
 	cmd.Flags().BoolVar(&detach, "detach", false, "start the rollout and return without following it")
+	cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if the release deletes or replaces a table, bucket or secret")
 	return cmd
 }
 
@@ -353,10 +354,11 @@ func printRollouts(g *globals, rs []rollout.Rollout) error {
 // server.
 type rolloutOp struct {
 	name, short string
-	local       func(*rollout.Runner) func(context.Context, string) (rollout.Rollout, error)
-	remote      func(*server.Client) func(context.Context, string) (rollout.Rollout, error)
+	local       func(*rollout.Runner, context.Context, string, rollout.Options) (rollout.Rollout, error)
+	remote      func(*server.Client, context.Context, string, rollout.Options) (rollout.Rollout, error)
 	// latest makes the operation default to the latest rollout, finished
-	// or not (rollback: undo the last deploy), instead of the active one.
+	// or not (rollback: undo the last deploy), instead of the active one,
+	// and gives it --yes for a rollback that destroys data.
 	latest bool
 }
 
@@ -471,7 +473,8 @@ func newRolloutCmd(g *globals) *cobra.Command {
 		if o.latest {
 			dflt, remoteDflt = "the latest rollout", "latest"
 		}
-		return &cobra.Command{
+		var yes bool
+		cmd := &cobra.Command{
 			Use: o.name + " [ID]", Short: o.short + " (default: " + dflt + ")", Args: maxArgs(1, "at most one rollout ID"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				ctx := cmd.Context()
@@ -488,7 +491,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 					if id == "" {
 						id = remoteDflt
 					}
-					r, err = o.remote(c)(ctx, id)
+					r, err = g.confirmDataLoss(yes, func(opt rollout.Options) (rollout.Rollout, error) { return o.remote(c, ctx, id, opt) })
 				} else {
 					a, rn, err2 := localRunner(ctx, g)
 					if err2 != nil {
@@ -500,7 +503,8 @@ func newRolloutCmd(g *globals) *cobra.Command {
 							return err
 						}
 					}
-					if r, err = o.local(rn)(ctx, id); err == nil && r.State == rollout.StateRunning {
+					r, err = g.confirmDataLoss(yes, func(opt rollout.Options) (rollout.Rollout, error) { return o.local(rn, ctx, id, opt) })
+					if err == nil && r.State == rollout.StateRunning {
 						// Resumed, or a rollback started: no server drives
 						// it, so this command does.
 						return runHere(ctx, g, rn, r.ID)
@@ -512,20 +516,35 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				return printRollout(g, r)
 			},
 		}
+		if o.latest {
+			cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if returning the accounts deletes or replaces a table, bucket or secret")
+		}
+		return cmd
 	}
 	cmd.AddCommand(status, list,
 		op(rolloutOp{"pause", "Pause a rollout after the account steps in flight",
-			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Pause },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Pause }, false}),
+			func(r *rollout.Runner, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
+				return r.Pause(ctx, id)
+			},
+			func(c *server.Client, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
+				return c.Pause(ctx, id)
+			}, false}),
 		op(rolloutOp{"resume", "Resume a paused rollout",
-			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Resume },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.ResumeRollout }, false}),
+			func(r *rollout.Runner, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
+				return r.Resume(ctx, id)
+			},
+			func(c *server.Client, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
+				return c.ResumeRollout(ctx, id)
+			}, false}),
 		op(rolloutOp{"abort", "Stop a rollout for good, leaving accounts where they are",
-			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Abort },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Abort }, false}),
-		op(rolloutOp{"rollback", "Return every account the rollout moved to the release it ran before",
-			func(r *rollout.Runner) func(context.Context, string) (rollout.Rollout, error) { return r.Rollback },
-			func(c *server.Client) func(context.Context, string) (rollout.Rollout, error) { return c.Rollback }, true}),
+			func(r *rollout.Runner, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
+				return r.Abort(ctx, id)
+			},
+			func(c *server.Client, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
+				return c.Abort(ctx, id)
+			}, false}),
+		op(rolloutOp{"rollback", "Return every account the latest rollout moved to the release it ran before",
+			(*rollout.Runner).Rollback, (*server.Client).Rollback, true}),
 	)
 	return cmd
 }

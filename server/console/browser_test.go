@@ -169,7 +169,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
-	ro, err := f.p.Runner.Start(ctx, next.ID)
+	ro, err := f.p.Runner.Start(ctx, next.ID, rollout.Options{})
 	if err != nil {
 		t.Fatalf("start rollout: %v", err)
 	}

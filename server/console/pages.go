@@ -421,9 +421,9 @@ func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 // startRollout starts rolling a release out over the fleet, as silo
-// rollout start does.
+// deploy does. One that destroys data needs the form's confirmation.
 func (c *Console) startRollout(w http.ResponseWriter, r *http.Request, s *session) {
-	ro, err := c.api.StartRollout(r.Context(), r.PathValue("rid"))
+	ro, err := c.api.StartRollout(r.Context(), r.PathValue("rid"), dataLossConfirmed(r))
 	if err != nil {
 		c.back(w, r, s, "/console/releases", flash{Err: silo.UserMessage(err)})
 		return
@@ -447,7 +447,7 @@ func (c *Console) rolloutAction(w http.ResponseWriter, r *http.Request, s *sessi
 		ro, err = c.api.Abort(ctx, id)
 		done = "Rollout " + id + " is aborted; accounts stay where they are."
 	case "rollback":
-		ro, err = c.api.Rollback(ctx, id)
+		ro, err = c.api.Rollback(ctx, id, dataLossConfirmed(r))
 		done = "Rollout " + ro.ID + " rolls back " + id + "."
 	default:
 		http.NotFound(w, r)
@@ -458,6 +458,12 @@ func (c *Console) rolloutAction(w http.ResponseWriter, r *http.Request, s *sessi
 		return
 	}
 	c.back(w, r, s, "/console/releases", flash{OK: done})
+}
+
+// dataLossConfirmed reads the confirmation a rollout or rollback form
+// carries for deleting or replacing tables, buckets and secrets.
+func dataLossConfirmed(r *http.Request) rollout.Options {
+	return rollout.Options{AllowDataLoss: r.PostFormValue("allow_data_loss") == "yes"}
 }
 
 // IsolationPage is the data of the isolation page.
