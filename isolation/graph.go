@@ -100,8 +100,13 @@ const MaxCounterexamples = 1000
 
 // Result is the outcome of Verify.
 type Result struct {
-	Status          Status           `json:"status"`
-	Accounts        int              `json:"accounts"`
+	Status Status `json:"status"`
+	// Accounts is how many accounts the proof holds over: every account
+	// but the deleted ones, the fleet silo tenant list shows.
+	Accounts int `json:"accounts"`
+	// Deleted is how many deleted accounts were checked for I5 (no live
+	// key, no data key); they hold nothing else to prove about.
+	Deleted         int              `json:"deleted"`
 	Principals      int              `json:"principals"`
 	Resources       int              `json:"resources"`
 	Edges           int              `json:"edges"`
