@@ -204,6 +204,14 @@ func (p *Provider) applyLocked(a *account, m manifest, c silo.Change) (bool, err
 				return false, fmt.Errorf("apply %s to %s: %w", key, a.id, err)
 			}
 		}
+		if _, ok := m[key]; ok && c.Type == silo.TypeBucket && c.Op != silo.OpReplace {
+			// Recorded, so its directory was made: a missing one was
+			// deleted, and making it anew would hide that its blobs are
+			// gone.
+			if err := p.lostBucketsLocked(a, m, c.Name); err != nil {
+				return false, err
+			}
+		}
 		if err := p.ensure(a, res); err != nil {
 			return false, err
 		}
@@ -313,6 +321,9 @@ func (p *Provider) newStore(a *account, cs []silo.Change) error {
 	path := filepath.Join(a.dir, fileDB)
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		return nil // a store, or something in its place that ensure reports
+	}
+	if err := p.lostStore(a); err != nil {
+		return err // deleted: a new store would hide that its tables are gone
 	}
 	stale, _ := filepath.Glob(filepath.Join(a.dir, ".tmp-"+fileDB+"-*"))
 	for _, f := range stale {

@@ -18,9 +18,11 @@ import (
 // data.key (and unwraps each of its keys with the master key, which tells
 // a damaged data.key from a wrong master.key), config.json, secrets.json
 // (the form of each value; no value is decrypted) and resources.json, walks
-// the structure of data.db (see checkStore) unless another process has it
-// open (that process checked it when it opened it; it is reported as not
-// checked), and checks that blobs/ and each bucket in it are directories.
+// the structure of data.db (see checkStore) unless a process has it open
+// (it was checked when it was opened), and checks that blobs/ and each
+// bucket in it are directories. A data.db or bucket directory that is
+// missing though the manifest records tables or the bucket (deleted: its
+// data is gone) is damage too.
 // Damage found is recorded as for damage found in use (see Damaged).
 //
 // # Errors
@@ -84,9 +86,16 @@ func (p *Provider) CheckAccount(ctx context.Context, id silo.AccountID) error {
 	// data.db, unless open: here (checked when opened) or elsewhere.
 	add(p.checkStoreFile(a))
 
-	// blobs/ and its buckets.
+	// blobs/ and its buckets: each is a directory, and each bucket the
+	// manifest records is there.
 	blobs := filepath.Join(a.dir, dirBlobs)
-	if fi, err := os.Lstat(blobs); err == nil {
+	fi, err := os.Lstat(blobs)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		for _, e := range unjoin(p.lostBuckets(a, "")) {
+			add(e)
+		}
+	}
+	if err == nil {
 		if !fi.IsDir() {
 			add(p.markDamaged(id, dirBlobs, "it is a "+kindOf(fi)+", not a directory"))
 		} else if ents, err := os.ReadDir(blobs); err == nil {
@@ -133,14 +142,23 @@ func (p *Provider) checkStoreFile(a *account) error {
 	p.mu.Lock()
 	open := a.db != nil
 	p.mu.Unlock()
+	path := filepath.Join(a.dir, fileDB)
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		// Deleted (even while open here: the open store is the unlinked
+		// file, which is gone once closed).
+		err := p.lostStore(a)
+		if fd := (*fileDamage)(nil); errors.As(err, &fd) {
+			return nil // resources.json does not read: reported on its own
+		}
+		return err
+	}
 	if open {
 		return nil
 	}
-	path := filepath.Join(a.dir, fileDB)
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil // no tables yet
+		return nil // no tables yet (or deleted since the look above; the next check reports it)
 	case errors.Is(err, syscall.ELOOP):
 		return damagedf("not a regular file (a link; never followed)")
 	case err != nil:
@@ -166,4 +184,16 @@ func (p *Provider) checkStoreFile(a *account) error {
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	return checkStore(f, st.Size())
+}
+
+// unjoin returns the errors an errors.Join error holds, err alone if it is
+// not one, or none for nil.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -29,7 +30,7 @@ import (
 // gets is a *silo.Error (CodeUnavailable) whose cause is a *DamageError.
 type DamageError struct {
 	Account silo.AccountID
-	File    string // the file's name in the account directory, such as "data.db"
+	File    string // the file's path in the account directory, such as "data.db" or "blobs/uploads"
 	Path    string // the file's path
 	Reason  string // what is wrong with it
 	Remedy  string // what the operator should do
@@ -53,6 +54,10 @@ var remedies = map[string]string{
 	dirBlobs:       "restore it from a backup of the data dir; it must be a directory holding one directory per bucket",
 }
 
+// remedyBucket says what to do about a missing bucket directory
+// (blobs/<bucket>).
+const remedyBucket = "restore it from a backup of the data dir (see docs/operations.md); the other accounts are not affected"
+
 // damage is one damaged file, as it was when found damaged.
 type damage struct {
 	fi  os.FileInfo // nil: the file was not there (or not readable)
@@ -74,7 +79,11 @@ func (p *Provider) markDamaged(id silo.AccountID, name, reason string) error {
 // markDamagedErr is markDamaged with the underlying error cause.
 func (p *Provider) markDamagedErr(id silo.AccountID, name, reason string, cause error) error {
 	path := filepath.Join(p.accounts, string(id), name)
-	de := &DamageError{Account: id, File: name, Path: path, Reason: reason, Remedy: remedies[name], Err: cause}
+	remedy, ok := remedies[name]
+	if !ok && strings.HasPrefix(name, dirBlobs+"/") {
+		remedy = remedyBucket
+	}
+	de := &DamageError{Account: id, File: name, Path: path, Reason: reason, Remedy: remedy, Err: cause}
 	err := &silo.Error{
 		Code:    silo.CodeUnavailable,
 		Message: fmt.Sprintf("account %s is out of service: its file %s is damaged (%s); %s", id, name, reason, de.Remedy),

@@ -136,10 +136,11 @@ var errNoStore = errors.New("account has no store file")
 
 // acquireDB returns the account's open store, opening it if needed, and
 // marks it in use until releaseDB. With create false a missing store file is
-// errNoStore rather than created. ring is the account's key ring as the
-// caller just loaded it (nil: none): the open store is used as it is while
-// the ring is the copy it was last found current under; after the ring
-// changed (a write of this process, or data.key replaced by another
+// errNoStore rather than created; a missing one while the account's
+// manifest records tables is damage (lostStore), with create true too.
+// ring is the account's key ring as the caller just loaded it (nil: none):
+// the open store is used as it is while the ring is the copy it was last
+// found current under; after the ring changed (a write of this process, or data.key replaced by another
 // process, which may have deleted and re-created the account) one stat
 // checks that the store file at the account's path is still the one open,
 // and else the open one (unlinked) is closed and the new one opened.
@@ -194,16 +195,21 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 	if err := p.damagedFile(a.id, fileDB); err != nil {
 		return nil, err // the file found damaged is still there
 	}
-	if !create {
-		fi, err := os.Lstat(path)
-		if errors.Is(err, fs.ErrNotExist) {
+	switch st, err := os.Lstat(path); {
+	case errors.Is(err, fs.ErrNotExist):
+		// Not there though the account has tables (deleted): bbolt
+		// would start a new, empty store, and the tables and their data
+		// would be silently gone.
+		if err := p.lostStore(a); err != nil {
+			return nil, err
+		}
+		if !create {
 			return nil, errNoStore
 		}
-		if err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-			// bbolt would start a new, empty store in it: the tables and
-			// their data would be silently gone.
-			return nil, p.markDamaged(a.id, fileDB, "it is empty (0 bytes) though the account has tables")
-		}
+	case !create && err == nil && st.Mode().IsRegular() && st.Size() == 0:
+		// bbolt would start a new, empty store in it: the tables and
+		// their data would be silently gone.
+		return nil, p.markDamaged(a.id, fileDB, "it is empty (0 bytes) though the account has tables")
 	}
 	// openBolt checks the file's structure before bbolt maps it: bbolt
 	// trusts its file, and a damaged one would panic in a goroutine of its
