@@ -159,6 +159,41 @@ func TestAccountProblemsNameDamage(t *testing.T) {
 	}
 }
 
+// TestAccountProblemsNameADeletedStore: an account whose table store was
+// deleted (its stack has tables) is reported, by what silo doctor and silo
+// drift both run, with the file, that it is missing and the restore from a
+// backup; the other account, whose store is there, has no problem.
+func TestAccountProblemsNameADeletedStore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, st, _ := planeOn(t, dir, "state.db")
+	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"acme", "globex"} {
+		if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, "accounts", "accounts", "acme", "data.db")); err != nil {
+		t.Fatal(err)
+	}
+	acme, _ := p.Account(ctx, "acme")
+	globex, _ := p.Account(ctx, "globex")
+	probs := p.AccountProblems(ctx, acme)
+	if len(probs) != 1 {
+		t.Fatalf("AccountProblems(acme) = %v, want one problem", probs)
+	}
+	for _, want := range []string{"data.db", "missing", "restore it from a backup", "docs/operations.md"} {
+		if !strings.Contains(probs[0].String(), want) {
+			t.Errorf("AccountProblems(acme) = %q, want it to say %q", probs[0], want)
+		}
+	}
+	if probs := p.AccountProblems(ctx, globex); len(probs) != 0 {
+		t.Errorf("AccountProblems(globex) = %v, want none", probs)
+	}
+}
+
 const killEnv = "SILO_TEST_KILL_MID_CREATE"
 
 // TestKillMidCreateChild is the child of TestKillMidCreate: it creates
