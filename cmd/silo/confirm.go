@@ -51,7 +51,7 @@ func (g *globals) confirmDataLoss(yes bool, start func(rollout.Options) (rollout
 	fmt.Fprintf(g.stdout, "%s\nType \"yes\" to go ahead: ", silo.UserMessage(err))
 	line, _ := bufio.NewReader(g.stdin).ReadString('\n')
 	if strings.TrimSpace(line) != "yes" {
-		return r, silo.Errorf(silo.CodeFailedCheck, "not confirmed; nothing was changed")
+		return r, silo.Errorf(silo.CodeFailedCheck, "not confirmed; no account was changed")
 	}
 	return start(rollout.Options{AllowDataLoss: true})
 }
