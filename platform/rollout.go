@@ -35,7 +35,7 @@ func (s smoker) Smoke(ctx context.Context, acct silo.AccountID, fn string) error
 		return err
 	}
 	if resp.Status >= 400 {
-		return silo.Errorf(silo.CodeFailedCheck, "smoke function %q of %s answered %d (request %s); see silo logs %s", fn, acct, resp.Status, rid, acct)
+		return silo.Errorf(silo.CodeFailedCheck, "smoke function %q of %s answered %d (request %s); the lines it logged, if any, are in silo logs %s --function %s", fn, acct, resp.Status, rid, acct, fn)
 	}
 	return nil
 }

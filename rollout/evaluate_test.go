@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -22,19 +23,24 @@ func TestEvaluate(t *testing.T) {
 		win    *Stats
 		want   string
 		judged int
+		says   string
 	}{
-		{"healthy baseline, healthy target", gates, stats(1000, 1, 4*ms), stats(500, 2, 4*ms), Pass, 3},
-		{"healthy baseline, 20% errors", gates, stats(1000, 1, 4*ms), stats(500, 100, 4*ms), Fail, 2},
-		{"unhealthy baseline, 20% errors", gates, stats(1000, 500, 4*ms), stats(500, 100, 4*ms), Fail, 2},
-		{"unhealthy baseline, healthy target", gates, stats(1000, 500, 4*ms), stats(500, 10, 4*ms), Pass, 3},
-		{"+300ms", gates, stats(1000, 1, 4*ms), stats(500, 1, 304*ms), Fail, 3},
-		{"too little traffic", gates, stats(1000, 1, 4*ms), stats(50, 0, 4*ms), Inconclusive, 1},
-		{"no gates", spec.Gates{}, nil, &Stats{}, Pass, 0},
+		{"healthy baseline, healthy target", gates, stats(1000, 1, 4*ms), stats(500, 2, 4*ms), Pass, 3, ""},
+		{"healthy baseline, 20% errors", gates, stats(1000, 1, 4*ms), stats(500, 100, 4*ms), Fail, 2, ""},
+		{"unhealthy baseline, 20% errors", gates, stats(1000, 500, 4*ms), stats(500, 100, 4*ms), Fail, 2, ""},
+		{"unhealthy baseline, healthy target", gates, stats(1000, 500, 4*ms), stats(500, 10, 4*ms), Pass, 3, ""},
+		{"+300ms", gates, stats(1000, 1, 4*ms), stats(500, 1, 304*ms), Fail, 3, ""},
+		{"too little traffic", gates, stats(1000, 1, 4*ms), stats(50, 0, 4*ms), Inconclusive, 1, ""},
+		{"no gates", spec.Gates{}, nil, &Stats{}, Pass, 0, "no gates"},
+		{"a smoke function only", spec.Gates{Smoke: "smoke"}, nil, &Stats{}, Pass, 0, "smoke function smoke ran"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := evaluate(tc.gates, tc.prev, *tc.win, nil)
 			if v.Result != tc.want || len(v.Judged) != tc.judged {
 				t.Errorf("got %s judged %v (%s), want %s judging %d gate(s)", v.Result, v.Judged, v.Reason, tc.want, tc.judged)
+			}
+			if !strings.Contains(v.Reason, tc.says) {
+				t.Errorf("reason %q, want it to say %q", v.Reason, tc.says)
 			}
 		})
 	}

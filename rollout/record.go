@@ -241,6 +241,11 @@ func save(tx store.Tx, r *Rollout, now time.Time) error {
 // bad baseline never lets a bad release through.
 func evaluate(g spec.Gates, prev *Stats, win Stats, metricsErr error) Verdict {
 	if g.MaxErrorRate == 0 && g.MaxP99Increase == 0 && g.MinRequests == 0 {
+		if g.Smoke != "" {
+			// The smoke ran at each account's apply; an account whose smoke
+			// failed is a failure of the ring, against its budget.
+			return Verdict{Result: Pass, Reason: "smoke function " + g.Smoke + " ran after each account's apply; no metric gates"}
+		}
 		return Verdict{Result: Pass, Reason: "no gates"}
 	}
 	if metricsErr != nil {
