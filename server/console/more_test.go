@@ -105,10 +105,22 @@ func TestTenantExtras(t *testing.T) {
 		"Requests per day", "<svg viewBox=", `class="bar"`,
 		"finding stored", "Verifies: signed by this installation", "/.well-known/silo/isolation-report",
 		"Edit parameters", "plan=pro</textarea>",
+		"Create API key", "Download (HTML)",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("tenant page lacks %q", want)
 		}
+	}
+	// The production account takes no keys and has no tenant report: its
+	// page offers neither.
+	prod := b.get("/console/tenants/production").body
+	for _, bad := range []string{"Create API key", "Download (HTML)", "Download signed isolation report"} {
+		if strings.Contains(prod, bad) {
+			t.Errorf("the production account's page offers %q, which always fails there", bad)
+		}
+	}
+	if !strings.Contains(prod, "takes no API keys") {
+		t.Errorf("the production account's page does not say why it has no key form")
 	}
 }
 
