@@ -217,20 +217,36 @@ func usageErrors(cmd *cobra.Command) {
 	}
 }
 
-// readOnly lists the commands that only read. Run outside an installation
-// they say so instead of creating an empty data dir to read from. (silo logs
-// parses its own flags and checks after parsing them.)
-var readOnly = map[string]bool{
+// needsInstallation lists the commands that work on an installation that
+// exists: those that only read it, and those that change only what it
+// already holds (an account, a key, a rollout). Run outside an installation
+// they say so instead of creating an empty data dir to read from or to fail
+// in. (silo logs parses its own flags and checks after parsing them.) The
+// commands not listed create an installation (silo up, silo tenant create,
+// silo apply, ...) or need no data dir (silo report verify, silo version).
+var needsInstallation = map[string]bool{
+	// Only read.
 	"silo tenant list": true, "silo tenant show": true, "silo keys list": true,
-	"silo plan": true, "silo drift": true, "silo verify": true, "silo audit verify": true,
-	"silo release list": true, "silo release show": true, "silo rollout status": true,
-	"silo report": true, "silo audit list": true,
+	"silo plan": true, "silo drift": true, "silo verify": true, "silo doctor": true,
+	"silo audit list": true, "silo audit verify": true, "silo audit checkpoint": true,
+	"silo release list": true, "silo release show": true,
+	"silo rollout list": true, "silo rollout status": true,
+	"silo report": true, "silo report key": true,
+	"silo env list": true, "silo usage": true, "silo limits show": true,
+	// Change only what an installation holds.
+	"silo tenant update": true, "silo tenant suspend": true, "silo tenant resume": true, "silo tenant delete": true,
+	"silo keys create": true, "silo keys revoke": true, "silo keys rotate": true, "silo secret set": true,
+	"silo limits set": true, "silo limits clear": true,
+	"silo env delete": true, "silo env reap": true,
+	"silo rotate data-key": true, "silo rotate master-key": true, "silo report key rotate": true,
+	"silo audit witness": true,
+	"silo rollout pause": true, "silo rollout resume": true, "silo rollout abort": true, "silo rollout rollback": true,
 }
 
-// mustExistForReading refuses a read-only command on a data dir that does
-// not exist (unless it goes to a server).
+// mustExistForReading refuses a command of needsInstallation on a data dir
+// that does not exist (unless it goes to a server).
 func (g *globals) mustExistForReading(cmd *cobra.Command) error {
-	if !readOnly[cmd.CommandPath()] {
+	if !needsInstallation[cmd.CommandPath()] {
 		return nil
 	}
 	return g.requireInstallation()
