@@ -73,6 +73,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	code, exit, msg := errorCode(err), 1, userMessage(err)
 	var se statusError
 	if errors.As(err, &se) {
+		if se.outcome {
+			return se.code // the command printed its result; it is not an error
+		}
 		code, exit, msg = "status", se.code, se.msg
 	}
 	var ue usageError
@@ -81,6 +84,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if ue.msg == "" {
 			msg += "; see silo --help"
 		}
+	}
+	if !g.json() && outputFlag(args) == "json" {
+		// The call failed before --output was parsed (an unknown command
+		// or flag, a flag value that does not parse): it still asked for
+		// JSON.
+		g.output = "json"
 	}
 	if g.json() {
 		// Scripts that asked for JSON get the error as JSON too, on stderr so
@@ -111,10 +120,33 @@ func errorCode(err error) silo.Code {
 type usageError struct{ msg string }
 
 // statusError ends a command with a documented exit status other than 1
-// or 2 (see the command's help), after printing msg.
+// or 2 (see the command's help), after printing msg. An outcome is not an
+// error: the command printed its result on stdout, and nothing more is
+// printed.
 type statusError struct {
-	code int
-	msg  string
+	code    int
+	msg     string
+	outcome bool
+}
+
+// outputFlag returns the value the last --output (-o) in args gives, ""
+// if none: what the call asked for, read without the flag parser, for an
+// error that comes before the flags are parsed.
+func outputFlag(args []string) string {
+	out := ""
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return out
+		case (a == "--output" || a == "-o") && i+1 < len(args):
+			out = args[i+1]
+		case strings.HasPrefix(a, "--output="):
+			out = strings.TrimPrefix(a, "--output=")
+		case strings.HasPrefix(a, "-o") && !strings.HasPrefix(a, "--"):
+			out = strings.TrimPrefix(strings.TrimPrefix(a, "-o"), "=")
+		}
+	}
+	return out
 }
 
 func (s statusError) Error() string { return s.msg }

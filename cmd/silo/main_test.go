@@ -50,6 +50,12 @@ func TestJSONErrors(t *testing.T) {
 	}{
 		{[]string{"-o", "json", "tenant", "show", "nosuch"}, "not_found", `no account "nosuch"`, 1},
 		{[]string{"-o", "json", "keys", "rotate", "acme"}, "usage", "needs a tenant ID and a key ID", 2},
+		// Errors that come before the flags are parsed still honour them.
+		{[]string{"--output", "json", "nosuchcmd"}, "usage", `unknown command "nosuchcmd"`, 2},
+		{[]string{"tenant", "list", "--bogus", "--output", "json"}, "usage", "unknown flag: --bogus", 2},
+		{[]string{"tenant", "list", "--bogus", "-ojson"}, "usage", "unknown flag: --bogus", 2},
+		{[]string{"tenant", "list", "--bogus", "--output=json"}, "usage", "unknown flag: --bogus", 2},
+		{[]string{"logs", "acme", "--since", "1x", "--output", "json"}, "usage", "--since", 2},
 	} {
 		exit, stdout, stderr := c.run(tc.args...)
 		var got struct {

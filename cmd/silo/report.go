@@ -96,7 +96,8 @@ The command never reads keys from the data dir or the current directory by itsel
 
 Exit status: 0 the report is intact and signed by the key you gave; 1 it is not intact, or it
 was signed by another key, or the key could not be read; 3 it is intact but you gave no --key,
-so who signed it was not checked. Use - to read the report from stdin.`,
+so who signed it was not checked (an outcome, not an error: the result is on stdout, with
+"signer_checked": false in JSON, and nothing on stderr). Use - to read the report from stdin.`,
 		Example: `  silo report verify acme-isolation.html --key 3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29
   silo report verify acme-isolation.html --key report-signing-key.pem
   silo report verify acme-isolation.json --key https://example.com/.well-known/silo-report-key.pem`,
@@ -132,7 +133,9 @@ so who signed it was not checked. Use - to read the report from stdin.`,
 				}); err != nil {
 					return err
 				}
-				return statusError{code: exitUnpinned, msg: "the report is intact, but who signed it was not checked; pass --key with the key the operator publishes"}
+				// An outcome, not an error: the result is on stdout (with
+				// --output json, "signer_checked": false), stderr stays empty.
+				return statusError{code: exitUnpinned, outcome: true}
 			}
 			if _, err := report.CheckSigner(v, trusted); err != nil {
 				return err

@@ -73,12 +73,12 @@ func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
 		{"genuine, sha256: prefix", genuine, "sha256:" + strings.ToUpper(k.Fingerprint), 0, "intact and signed by the key you gave"},
 		{"genuine, key file", genuine, pemFile, 0, "intact and signed by the key you gave"},
 		{"genuine, URL", genuine, keySrv.URL + "/key.pem", 0, "intact and signed by the key you gave"},
-		{"genuine, no key", genuine, "", exitUnpinned, "who signed it was not checked"},
+		{"genuine, no key", genuine, "", exitUnpinned, "NOT CHECKED: who signed it"},
 		{"genuine, foreign key", genuine, otherFP, 1, "which is not the key you trust"},
 		{"genuine, foreign key by URL", genuine, keySrv.URL + "/other.pem", 1, "which is not the key you trust"},
 		{"forged, fingerprint", forged, k.Fingerprint, 1, "which is not the key you trust"},
 		{"forged, key file", forged, pemFile, 1, "which is not the key you trust"},
-		{"forged, no key", forged, "", exitUnpinned, "who signed it was not checked"},
+		{"forged, no key", forged, "", exitUnpinned, "NOT CHECKED: who signed it"},
 		{"key URL missing", genuine, keySrv.URL + "/none.pem", 1, "404"},
 		{"key not a key", genuine, genuine, 1, "neither a fingerprint"},
 		{"key plain http off loopback", genuine, "http://example.com/key.pem", 1, "plain http"},
@@ -96,6 +96,21 @@ func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
 				t.Errorf("a failing check printed success: %s", out)
 			}
 		})
+	}
+
+	// Exit 3 is an outcome, not an error: the result is on stdout, in JSON
+	// too, and stderr stays empty; a failing check (its twin) is an error.
+	code, out, errOut := c.run("report", "verify", genuine, "-o", "json")
+	var res struct {
+		Valid         bool `json:"valid"`
+		SignerChecked bool `json:"signer_checked"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); code != exitUnpinned || err != nil || !res.Valid || res.SignerChecked || errOut != "" {
+		t.Errorf("report verify -o json without --key: exit %d, stdout %q (%v), stderr %q; want exit 3, the result on stdout, nothing on stderr", code, out, err, errOut)
+	}
+	code, out, errOut = c.run("report", "verify", genuine, "--key", otherFP, "-o", "json")
+	if code != 1 || out != "" || !json.Valid([]byte(errOut)) {
+		t.Errorf("report verify -o json with a foreign key: exit %d, stdout %q, stderr %q; want exit 1, an error object on stderr only", code, out, errOut)
 	}
 
 	// A .silo directory shipped next to the forgery, holding the forger's
