@@ -12,12 +12,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/platform"
 )
 
 func main() {
@@ -38,7 +40,10 @@ type globals struct {
 	prov    providerFlags // --provider, --aws-* / $SILO_PROVIDER, $SILO_AWS_*: see provider.go
 	stdin   io.Reader
 	stdout  io.Writer
-	stderr  io.Writer
+	// newDataDir is the data dir when it did not exist before the command
+	// ran (noteNewDataDir), else "".
+	newDataDir string
+	stderr     io.Writer
 }
 
 func (g *globals) json() bool { return g.output == "json" }
@@ -70,7 +75,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
+	g.forgetNewDataDir()
 	code, exit, msg := errorCode(err), 1, userMessage(err)
+	if ctx.Err() != nil {
+		// Interrupted (Ctrl-C, SIGTERM): whatever failed on the way out (a
+		// request, a build) failed because of it.
+		code, msg = silo.CodeUnavailable, "interrupted"
+	}
 	var se statusError
 	if errors.As(err, &se) {
 		if se.outcome {
@@ -197,6 +208,7 @@ Every command accepts --output json for scripts.`,
 	pf.StringVar(&g.prov.lambdaHost, "aws-lambda-host", os.Getenv("SILO_AWS_LAMBDA_HOST"), "AWS provider: the silo Lambda host (cmd/silo-lambda) built for linux; functions then run on Lambda behind each tenant's HTTP API, not in the server (default: in the server) ($SILO_AWS_LAMBDA_HOST)")
 	pf.StringVar(&g.prov.lambdaArch, "aws-lambda-arch", os.Getenv("SILO_AWS_LAMBDA_ARCH"), "AWS provider: the Lambda architecture, arm64 or x86_64 (default: the one the host is built for, read from the file) ($SILO_AWS_LAMBDA_ARCH)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		g.noteNewDataDir(cmd)
 		if g.output != "text" && g.output != "json" && (g.output != "csv" || cmd.Name() != "usage") {
 			return usageError{fmt.Sprintf("--output must be text or json (csv for silo usage), not %q", g.output)}
 		}
@@ -294,6 +306,45 @@ func (g *globals) requireInstallation() error {
 		return nil
 	}
 	return silo.Errorf(silo.CodeNotFound, "no silo installation in %s (the directory does not exist); run this in your project's directory, pass --data-dir or --server, or start one with silo tenant create or silo up", g.dataDir)
+}
+
+// noteNewDataDir remembers that the data dir does not exist before cmd
+// runs, so that forgetNewDataDir can take back what a failed cmd created.
+// (A command that parses its own flags is left out: its data dir is not
+// known yet.)
+func (g *globals) noteNewDataDir(cmd *cobra.Command) {
+	if cmd.DisableFlagParsing || g.store != "" || g.server != "" || os.Getenv("SILO_SERVER") != "" {
+		return
+	}
+	if _, err := os.Lstat(g.dataDir); errors.Is(err, os.ErrNotExist) {
+		g.newDataDir = g.dataDir
+	}
+}
+
+// forgetNewDataDir removes the data dir a failed command created, so that
+// the failure changes nothing, as long as it holds no account: no account
+// in its registry or its local provider, no provider choice (accounts on
+// AWS) and no running server.
+func (g *globals) forgetNewDataDir() {
+	dir := g.newDataDir
+	if dir == "" || dir != g.dataDir {
+		return
+	}
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return
+	}
+	for _, f := range []string{providerFile, platform.ServerFile} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
+			return
+		}
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "accounts", "accounts")); len(entries) > 0 || (err != nil && !errors.Is(err, os.ErrNotExist)) {
+		return
+	}
+	if n, err := registeredAccounts(context.Background(), dir, nil); n > 0 || err != nil {
+		return
+	}
+	os.RemoveAll(dir)
 }
 
 func envOr(k, def string) string {
