@@ -55,10 +55,15 @@ request.`,
 			if kind != platform.EnvTest && kind != platform.EnvDemo {
 				return usageError{fmt.Sprintf("--kind must be test or demo, not %q", kind)}
 			}
-			if ttl <= 0 {
-				return usageError{"--ttl is required, e.g. --ttl 2h"}
+			switch {
+			case !cmd.Flags().Changed("ttl"):
+				return usageError{fmt.Sprintf("--ttl is required: how long the environment lives before it is torn down, e.g. --ttl 2h (at most %s); see silo env create --help", hours(platform.MaxEnvTTL))}
+			case ttl <= 0:
+				return usageError{fmt.Sprintf("--ttl must be positive, e.g. --ttl 2h, not %s", ttl)}
+			case ttl > platform.MaxEnvTTL:
+				return usageError{fmt.Sprintf("--ttl must be at most %s, not %s", hours(platform.MaxEnvTTL), ttl)}
 			}
-			if _, err := silo.ParseTenantID(args[0]); err != nil {
+			if _, err := tenantIDArg(args[0]); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -84,7 +89,7 @@ request.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&kind, "kind", platform.EnvTest, "what the environment is for: test or demo")
-	f.DurationVar(&ttl, "ttl", 0, "time to live, e.g. 2h; the server tears the environment down after it")
+	f.DurationVar(&ttl, "ttl", 0, "time to live (required), e.g. 2h, at most 720h; the server tears the environment down after it")
 	f.StringArrayVarP(&params, "param", "p", nil, "tenant parameter NAME=VALUE (repeatable)")
 	f.StringVar(&seed, "seed", "", "directory of fixture data to load")
 	return cmd

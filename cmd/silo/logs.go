@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/logs"
 )
 
@@ -85,7 +84,7 @@ Flags:
 			if len(args) != 1 {
 				return usageError{"silo logs needs an account ID; see silo logs --help"}
 			}
-			id, err := silo.ParseID(args[0])
+			id, err := idArg(args[0])
 			if err != nil {
 				return err
 			}

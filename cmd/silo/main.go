@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -373,4 +374,30 @@ func maxArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// idArg parses an account ID given as an argument. An argument that is not
+// an ID is a wrong call (exit 2), as a flag value that does not parse is;
+// an ID that names no account is the command's failure (exit 1).
+func idArg(s string) (silo.AccountID, error) {
+	id, err := silo.ParseID(s)
+	if err != nil {
+		return "", usageError{silo.UserMessage(err)}
+	}
+	return id, nil
+}
+
+// tenantIDArg is idArg for the ID of a new account: reserved names such as
+// production are refused too.
+func tenantIDArg(s string) (silo.TenantID, error) {
+	id, err := silo.ParseTenantID(s)
+	if err != nil {
+		return "", usageError{silo.UserMessage(err)}
+	}
+	return id, nil
+}
+
+// hours writes a whole number of hours as 720h rather than 720h0m0s.
+func hours(d time.Duration) string {
+	return strings.TrimSuffix(d.String(), "0m0s")
 }

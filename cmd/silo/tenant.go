@@ -50,6 +50,9 @@ a first API key, printed once.`,
 			if err != nil {
 				return err
 			}
+			if _, err := tenantIDArg(args[0]); err != nil {
+				return err
+			}
 			api, done, err := openAPI(cmd.Context(), g)
 			if err != nil {
 				return err

@@ -70,24 +70,28 @@ exports; json and csv hold every page.
   silo usage acme --since 2026-03-01 --by day  one tenant, per day
   silo usage --since 30d --by function -o csv > usage.csv`,
 		Args: maxArgs(1, "at most one tenant"),
+		PreRunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if _, err := idArg(args[0]); err != nil {
+					return err
+				}
+			}
+			_, _, err := usageWindow(since, until, by, time.Now())
+			return err
+		},
 		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
 			now := time.Now()
 			q := usage.Query{By: by, Until: now}
 			if len(args) == 1 {
-				id, err := silo.ParseID(args[0])
+				id, err := idArg(args[0])
 				if err != nil {
 					return err
 				}
 				q.Account = id
 			}
 			var err error
-			if q.Since, err = control.Since(since, now); err != nil {
+			if q.Since, q.Until, err = usageWindow(since, until, by, now); err != nil {
 				return err
-			}
-			if until != "" {
-				if q.Until, err = control.Since(until, now); err != nil {
-					return err
-				}
 			}
 			var lines []usage.Line
 			var rep usage.Report
@@ -112,6 +116,24 @@ exports; json and csv hold every page.
 	cmd.Flags().StringVar(&until, "until", "", "end of the window, same forms (default now)")
 	cmd.Flags().StringVar(&by, "by", "", "group by account (default), function or day")
 	return cmd
+}
+
+// usageWindow reads --since, --until and --by; a value that does not parse
+// is a usage error.
+func usageWindow(since, until, by string, now time.Time) (from, to time.Time, err error) {
+	if by != "" && by != "account" && by != "function" && by != "day" {
+		return from, to, usageError{fmt.Sprintf("--by must be account, function or day, not %q", by)}
+	}
+	if from, err = control.Since(since, now); err != nil {
+		return from, to, usageError{silo.UserMessage(err)}
+	}
+	to = now
+	if until != "" {
+		if to, err = control.Since(until, now); err != nil {
+			return from, to, usageError{fmt.Sprintf("--until %q is not a time; write a number of days or hours ago (30d, 12h) or a date (2026-03-01)", until)}
+		}
+	}
+	return from, to, nil
 }
 
 var usageHeader = []string{"account", "function", "day", "requests", "errors", "duration_s", "gb_seconds", "bytes_in", "bytes_out",
@@ -176,6 +198,12 @@ func newLimitsCmd(g *globals) *cobra.Command {
 		Use:   "set TENANT [--rate N] [--burst N] [--concurrency N] [--storage SIZE] [--invocations N]",
 		Short: "Override some of a tenant's limits (the rest keep the plan's); the gateway applies it within two seconds, without a restart",
 		Args:  exactArgs(1, "a tenant"),
+		PreRunE: func(*cobra.Command, []string) error {
+			if err := set.Check(); err != nil {
+				return usageError{silo.UserMessage(err) + "; see silo limits set --help"}
+			}
+			return nil
+		},
 		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
 			if storage != "" {
 				n, err := parseSize(storage)

@@ -92,7 +92,7 @@ func TestUsageCommand(t *testing.T) {
 		t.Errorf("usage with the default window:\n%s\nwant acme listed", out)
 	}
 	c.fails(`--since "yesterday" is not a window`, "usage", "--since", "yesterday")
-	c.fails(`cannot be grouped by "week"`, "usage", "--since", "7d", "--by", "week")
+	c.fails(`--by must be account, function or day, not "week"`, "usage", "--since", "7d", "--by", "week")
 	c.fails("--output must be text or json", "tenant", "list", "-o", "csv")
 }
 

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestBadFlagValuesExit2: a flag value that does not parse or is out of its
+// range is a wrong call (exit 2), whoever checks it. So is an argument that
+// is not an account ID (upper case, reserved for a new account); a
+// well-formed ID that names no account is the command's failure (exit 1).
+// The twins with good values succeed; the refused calls change nothing.
+func TestBadFlagValuesExit2(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme", "--param", "plan=pro")
+	before := c.ok("tenant", "list", "--kind", "all", "-o", "json")
+	for _, tc := range []struct {
+		args []string
+		exit int
+		want string
+	}{
+		{[]string{"limits", "set", "acme", "--storage", "10GB"}, 2, `--storage "10GB" is not a size`},
+		{[]string{"limits", "set", "acme", "--rate", "-5"}, 2, "limit rate -5 is out of range"},
+		{[]string{"limits", "set", "acme", "--burst", "-1"}, 2, "limit burst -1 is out of range"},
+		{[]string{"limits", "set", "acme", "--rate", "NaN"}, 2, "limit rate NaN is out of range"},
+		{[]string{"limits", "set", "acme", "--concurrency", "200000"}, 2, "limit concurrency 200000 is out of range"},
+		{[]string{"env", "create", "e1", "--kind", "prod", "--ttl", "2h"}, 2, "--kind must be test or demo"},
+		{[]string{"env", "create", "e1", "--ttl", "2"}, 2, `invalid argument "2" for "--ttl"`},
+		{[]string{"env", "create", "e1", "--ttl", "10000h"}, 2, "--ttl must be at most 720h"},
+		{[]string{"env", "create", "e1", "--ttl", "-1h"}, 2, "--ttl must be positive"},
+		{[]string{"env", "create", "e1", "--ttl", "0s"}, 2, "--ttl must be positive"},
+		{[]string{"env", "create", "e1"}, 2, "--ttl is required"},
+		{[]string{"env", "create", "E1", "--ttl", "2h"}, 2, `invalid ID "E1"`},
+		{[]string{"usage", "--since", "30"}, 2, `--since "30" is not a window`},
+		{[]string{"usage", "--until", "30"}, 2, `--until "30" is not a time`},
+		{[]string{"usage", "--by", "week"}, 2, "--by must be account, function or day"},
+		{[]string{"usage", "ACME"}, 2, `invalid ID "ACME"`},
+		{[]string{"tenant", "create", "BAD"}, 2, `invalid ID "BAD"`},
+		{[]string{"tenant", "create", "production"}, 2, "reserved"},
+		{[]string{"logs", "BAD"}, 2, `invalid ID "BAD"`},
+		{[]string{"keys", "rotate", "acme", "k", "--grace", "800h"}, 2, "--grace must be between"},
+		// The twins: good values, and a well-formed ID naming no account.
+		{[]string{"tenant", "show", "nosuch"}, 1, `no account "nosuch"`},
+		{[]string{"usage", "acme", "--since", "30d", "--until", "1h", "--by", "day"}, 0, ""},
+		{[]string{"limits", "show", "acme"}, 0, ""},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, errOut := c.run(tc.args...)
+			if code != tc.exit || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("silo %s: exit %d, stderr %q; want exit %d with %q", strings.Join(tc.args, " "), code, errOut, tc.exit, tc.want)
+			}
+		})
+	}
+	if after := c.ok("tenant", "list", "--kind", "all", "-o", "json"); after != before {
+		t.Fatalf("refused calls changed the registry:\nbefore %s\nafter  %s", before, after)
+	}
+	// The README's examples, with the TTL they need.
+	c.ok("limits", "set", "acme", "--rate", "5")
+	c.ok("env", "create", "demo-acme", "--kind", "demo", "--ttl", "72h", "--param", "plan=pro")
+}
