@@ -58,3 +58,21 @@ func TestBadFlagValuesExit2(t *testing.T) {
 	c.ok("limits", "set", "acme", "--rate", "5")
 	c.ok("env", "create", "demo-acme", "--kind", "demo", "--ttl", "72h", "--param", "plan=pro")
 }
+
+// TestTenantUpdateSaysWhatChanged: a new name changes no resource, and the
+// output says the name was changed rather than "no changes"; a parameter
+// that changes resources (the twin) also shows the plan applied.
+func TestTenantUpdateSaysWhatChanged(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	out := c.ok("tenant", "update", "acme", "--name", "Acme Corp")
+	if !strings.Contains(out, `updated acme: name "Acme Corp"`) || strings.Contains(out, "no changes") {
+		t.Fatalf("tenant update --name:\n%s\nwant it to say the name was changed", out)
+	}
+	if show := c.ok("tenant", "show", "acme"); !strings.Contains(show, "Acme Corp") {
+		t.Fatalf("tenant show after the update:\n%s", show)
+	}
+	if out := c.ok("tenant", "update", "acme", "--param", "plan=pro"); !strings.Contains(out, "updated acme: plan=pro") {
+		t.Fatalf("tenant update --param:\n%s", out)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -265,7 +266,27 @@ func newTenantUpdate(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.print(p, func(w io.Writer) { printPlan(w, p, true) })
+			return g.print(p, func(w io.Writer) {
+				// What the account got comes first: a new name or parameter
+				// may change none of its resources.
+				var set []string
+				if name != "" {
+					set = append(set, fmt.Sprintf("name %q", name))
+				}
+				for _, k := range slices.Sorted(maps.Keys(ps)) {
+					if ps[k] == "" {
+						set = append(set, k+" unset")
+					} else {
+						set = append(set, k+"="+ps[k])
+					}
+				}
+				fmt.Fprintf(w, "updated %s: %s\n", p.Account, strings.Join(set, ", "))
+				if !p.Touches() {
+					fmt.Fprintf(w, "%s: its resources need no change\n", p.Account)
+					return
+				}
+				printPlan(w, p, true)
+			})
 		},
 	}
 	cmd.Flags().StringArrayVarP(&params, "param", "p", nil, "tenant parameter NAME=VALUE (repeatable; empty VALUE unsets)")
