@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -74,5 +76,39 @@ func TestTenantUpdateSaysWhatChanged(t *testing.T) {
 	}
 	if out := c.ok("tenant", "update", "acme", "--param", "plan=pro"); !strings.Contains(out, "updated acme: plan=pro") {
 		t.Fatalf("tenant update --param:\n%s", out)
+	}
+}
+
+// TestApplyReportsWhatPlanSaid: a release that changes the tenants and only
+// the production account's release label is planned as two changes, and
+// apply --all reports both: production (applied before the rest of the
+// fleet) included.
+func TestApplyReportsWhatPlanSaid(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	c := &cli{t: t, dataDir: filepath.Join(dir, "demo", ".silo"), file: filepath.Join(dir, "demo", "silo.yaml")}
+	c.ok("init", "demo")
+	c.ok("tenant", "create", "acme")
+	spec, err := os.ReadFile(c.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(spec), "tables:\n  visits: {}", "tables:\n  visits: {}\n  notes: {}", 1)
+	if changed == string(spec) {
+		t.Fatalf("the scaffold's silo.yaml has no visits table:\n%s", spec)
+	}
+	if err := os.WriteFile(c.file, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan := c.ok("plan", "--all")
+	if !strings.Contains(plan, "production (production)") || !strings.Contains(plan, "2 of 2 account(s) would change") {
+		t.Fatalf("plan --all:\n%s\nwant production and acme to change", plan)
+	}
+	out := c.ok("apply", "--all")
+	if !strings.Contains(out, "production (production)") || !strings.Contains(out, "acme (tenant)") || !strings.Contains(out, "2 account(s) changed") {
+		t.Fatalf("apply --all after a plan of:\n%s\nsays:\n%s\nwant production and acme, 2 account(s) changed", plan, out)
+	}
+	if out := c.ok("plan", "--all"); !strings.Contains(out, "nothing to do") {
+		t.Fatalf("plan --all after apply --all:\n%s", out)
 	}
 }

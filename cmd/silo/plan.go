@@ -235,6 +235,15 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 			}
 			var results []silo.Plan
 			var failed []string
+			if one == "" {
+				// EnsureProduction applied production's plan before the
+				// rest of the fleet, which then finds nothing to do there.
+				for _, p := range plans {
+					if p.Account == silo.ProductionID && p.Touches() {
+						results = append(results, p)
+					}
+				}
+			}
 			if one != "" {
 				p := plan
 				if one == silo.ProductionID {
@@ -256,7 +265,9 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 						failed = append(failed, fmt.Sprintf("%s: %s", r.Plan.Account, userMessage(r.Err)))
 						return
 					}
-					results = append(results, r.Plan)
+					if r.Plan.Account != silo.ProductionID || len(results) == 0 || results[0].Account != silo.ProductionID {
+						results = append(results, r.Plan)
+					}
 				})
 				if err != nil && len(failed) == 0 {
 					return err
