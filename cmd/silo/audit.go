@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -216,8 +217,8 @@ in another account). silo audit verify --checkpoint FILE then proves the log ext
 The signing key is --key FILE, else $SILO_AUDIT_KEY: a file holding a base64 ed25519 seed, mode
 0600, kept apart from the data dir (create one with: head -c 32 /dev/urandom | base64 > FILE;
 chmod 600 FILE). Without either, the report signing key in the data dir signs, and the command
-says so: the checkpoint then shows which installation made it, but someone who can write the
-data dir could sign others.`,
+notes so on stderr (it is not an error): the checkpoint then shows which installation made it,
+but someone who can write the data dir could sign others.`,
 		Example: `  silo audit checkpoint --key /etc/silo/audit.key --out /mnt/audit/$(date -u +%F).json
   silo audit checkpoint --key /etc/silo/audit.key | aws s3 cp - s3://audit-bucket/silo/$(date -u +%FT%H%M).json`,
 		Args: exactArgs(0, "no arguments"),
@@ -233,10 +234,7 @@ data dir could sign others.`,
 			var err error
 			note := ""
 			if keyPath != "" {
-				if key, err = report.LoadKey(keyPath); err != nil {
-					if errors.Is(err, os.ErrNotExist) {
-						return silo.Errorf(silo.CodeNotFound, "no signing key at %s; create one with: head -c 32 /dev/urandom | base64 > %s; chmod 600 %s", keyPath, keyPath, keyPath)
-					}
+				if key, err = loadCheckpointKey(keyPath); err != nil {
 					return err
 				}
 			} else {
@@ -246,7 +244,7 @@ data dir could sign others.`,
 				if key, err = report.LoadOrCreateKey(g.dataDir); err != nil {
 					return err
 				}
-				note = "signed with the report signing key in the data dir; pass --key or set $SILO_AUDIT_KEY to sign with a key kept apart from it"
+				note = "note: signed with the report signing key in the data dir, which whoever can write the data dir can use too; pass --key FILE (or set $SILO_AUDIT_KEY) to sign with a key kept apart from it"
 			}
 			st, err := openStateReadOnly(ctx, g)
 			if err != nil {
@@ -266,7 +264,7 @@ data dir could sign others.`,
 				return err
 			}
 			if note != "" {
-				fmt.Fprintf(g.stderr, "silo: %s\n", note)
+				fmt.Fprintln(g.stderr, note)
 			}
 			if out != "" && out != "-" {
 				fmt.Fprintf(g.stderr, "checkpoint of %s written to %s\n", c, out)
@@ -277,6 +275,36 @@ data dir could sign others.`,
 	cmd.Flags().StringVar(&keyPath, "key", "", "signing key file (base64 ed25519 seed, mode 0600) kept apart from the data dir ($SILO_AUDIT_KEY)")
 	cmd.Flags().StringVar(&out, "out", "", "write the checkpoint to this new file instead of stdout")
 	return cmd
+}
+
+// loadCheckpointKey reads the checkpoint signing key the user named: a
+// file holding a base64 ed25519 seed, mode 0600.
+//
+// # Errors
+//
+// CodeNotFound or CodeInvalid naming the file and how to make a good one.
+func loadCheckpointKey(path string) (ed25519.PrivateKey, error) {
+	create := fmt.Sprintf("head -c 32 /dev/urandom | base64 > %s; chmod 600 %s", path, path)
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, silo.Errorf(silo.CodeNotFound, "no signing key at %s; create one with: %s", path, create)
+	case err != nil:
+		return nil, silo.Errorf(silo.CodeInvalid, "cannot read the signing key %s: %v", path, unwrapPathErr(err))
+	case !fi.Mode().IsRegular():
+		return nil, silo.Errorf(silo.CodeInvalid, "the signing key %s is not a file; pass the file holding the key, or create one with: %s", path, create)
+	case fi.Mode().Perm()&0o077 != 0:
+		return nil, silo.Errorf(silo.CodeInvalid, "the signing key %s is readable by other users (mode %v); run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, silo.Errorf(silo.CodeInvalid, "cannot read the signing key %s: %v", path, unwrapPathErr(err))
+	}
+	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, silo.Errorf(silo.CodeInvalid, "%s is not a checkpoint signing key: it must hold a base64 ed25519 seed (32 bytes); create one with: %s", path, create)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // writeNew writes b to a file that must not exist yet, synced.

@@ -116,3 +116,43 @@ func TestAuditVerifySeesDeletedState(t *testing.T) {
 	empty := newCLI(t)
 	empty.fails("no silo installation in", "audit", "verify")
 }
+
+// TestAuditCheckpointKeyMessages: a checkpoint key the user names is judged
+// as that (never as the report signing key, never "restore it from a
+// backup"); without --key the checkpoint is made, with a note that does not
+// read as an error. The twin, a good key, prints nothing on stderr.
+func TestAuditCheckpointKeyMessages(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.key", base64.StdEncoding.EncodeToString(make([]byte, ed25519.SeedSize))+"\n", 0o600)
+	for _, tc := range []struct {
+		name, key, want string
+	}{
+		{"not a key", write("bad.key", "hello\n", 0o600), "bad.key is not a checkpoint signing key: it must hold a base64 ed25519 seed (32 bytes); create one with: head -c 32 /dev/urandom"},
+		{"readable by others", write("open.key", base64.StdEncoding.EncodeToString(make([]byte, ed25519.SeedSize)), 0o644), "open.key is readable by other users (mode -rw-r--r--); run chmod 600"},
+		{"missing", filepath.Join(dir, "none.key"), "no signing key at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := c.run("audit", "checkpoint", "--key", tc.key)
+			if code != 1 || out != "" || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "report signing key") || strings.Contains(errOut, "backup") {
+				t.Fatalf("audit checkpoint --key %s: exit %d, stdout %q, stderr %q; want exit 1 with %q", tc.key, code, out, errOut, tc.want)
+			}
+		})
+	}
+	code, out, errOut := c.run("audit", "checkpoint", "--key", good)
+	if code != 0 || out == "" || errOut != "" {
+		t.Fatalf("audit checkpoint --key good.key: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = c.run("audit", "checkpoint")
+	if code != 0 || out == "" || !strings.HasPrefix(errOut, "note: signed with the report signing key") || strings.Contains(errOut, "silo:") {
+		t.Fatalf("audit checkpoint without --key: exit %d, stdout %q, stderr %q; want the checkpoint and a note", code, out, errOut)
+	}
+}
