@@ -259,15 +259,20 @@ func (l localAPI) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Quer
 	return l.a.Platform.FollowLogs(ctx, id, q, fn)
 }
 
-// localOnly refuses --server for a command that works on the local data dir
-// only, saying what to use instead. (A server found serving the data dir
-// does not count: such commands are safe beside it, except those that
-// refuse with notServed.)
+// localOnly refuses --server (or $SILO_SERVER) for a command that works on
+// the local data dir only, saying what to run instead: instead against the
+// server, or the same command without the setting that names the server.
+// (A server found serving the data dir does not count: such commands are
+// safe beside it, except those that refuse with notServed.)
 func localOnly(g *globals, instead string) error {
-	if g.server == "" && os.Getenv("SILO_SERVER") == "" {
+	url, named, drop := g.server, "--server", "drop --server"
+	if url == "" {
+		url, named, drop = os.Getenv("SILO_SERVER"), "$SILO_SERVER", "unset SILO_SERVER"
+	}
+	if url == "" {
 		return nil
 	}
-	return silo.Errorf(silo.CodeInvalid, "this command works on the local data dir only; against a server use %s", instead)
+	return silo.Errorf(silo.CodeInvalid, "this command works on a local data dir, not through a server, and %s names one (%s); %s, or %s to run it on the local data dir", named, url, instead, drop)
 }
 
 // notServed refuses a command that would open the data dir's account stores

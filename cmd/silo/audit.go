@@ -224,7 +224,7 @@ but someone who can write the data dir could sign others.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := localOnly(g, "silo audit checkpoint on the server's host"); err != nil {
+			if err := localOnly(g, "run silo audit checkpoint on the server's host"); err != nil {
 				return err
 			}
 			if keyPath == "" {
@@ -340,7 +340,7 @@ latest checkpoint first (silo audit verify --checkpoint FILE reports the missing
 proving the log extends the checkpoint). It refuses when a witness exists.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := localOnly(g, "silo audit witness on the server's host"); err != nil {
+			if err := localOnly(g, "run silo audit witness on the server's host"); err != nil {
 				return err
 			}
 			st, err := openStateReadOnly(cmd.Context(), g)

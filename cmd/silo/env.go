@@ -186,7 +186,7 @@ func newEnvReap(g *globals) *cobra.Command {
 		Short: "Tear down every expired environment now (the server does this on its own)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := localOnly(g, "nothing: the server tears expired environments down by itself"); err != nil {
+			if err := localOnly(g, "the server tears expired environments down by itself"); err != nil {
 				return err
 			}
 			p, err := openPlatform(cmd.Context(), g, "", "")

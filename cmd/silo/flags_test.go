@@ -112,3 +112,20 @@ func TestApplyReportsWhatPlanSaid(t *testing.T) {
 		t.Fatalf("plan --all after apply --all:\n%s", out)
 	}
 }
+
+// TestLocalOnlyCommandsSayWhatToRun: with $SILO_SERVER exported (as the
+// README's releases section has it), silo rotate says which setting names
+// a server and what to run instead; with it unset (the twin) it works.
+func TestLocalOnlyCommandsSayWhatToRun(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	t.Setenv("SILO_SERVER", "http://127.0.0.1:1")
+	for _, args := range [][]string{{"rotate", "data-key", "acme"}, {"rotate", "data-key", "--all"}, {"rotate", "master-key"}} {
+		c.fails("$SILO_SERVER names one (http://127.0.0.1:1); to rotate the server's keys, run silo "+strings.Join(args[:2], " ")+" on the server's machine with --data-dir set to its data dir, or unset SILO_SERVER to run it on the local data dir", args...)
+	}
+	t.Setenv("SILO_SERVER", "")
+	c.fails("--server names one (http://127.0.0.1:1); to rotate the server's keys", "--server", "http://127.0.0.1:1", "rotate", "master-key")
+	for _, args := range [][]string{{"rotate", "data-key", "acme"}, {"rotate", "master-key"}} {
+		c.ok(args...)
+	}
+}

@@ -167,7 +167,7 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 			if err != nil {
 				return err
 			}
-			if err := localOnly(g, "silo deploy (it builds here, uploads the release and rolls it out ring by ring)"); err != nil {
+			if err := localOnly(g, "against the server use silo deploy (it builds here, uploads the release and rolls it out ring by ring)"); err != nil {
 				return err
 			}
 			if err := notServed(g, "use silo deploy, which rolls the release out through it"); err != nil {
@@ -379,7 +379,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 		Short: "Build every function in silo.yaml into a content-addressed artifact and store the release",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := localOnly(g, "silo deploy (it builds here and uploads the release)"); err != nil {
+			if err := localOnly(g, "against the server use silo deploy (it builds here and uploads the release)"); err != nil {
 				return err
 			}
 			a, err := openApp(cmd.Context(), g)

@@ -273,7 +273,7 @@ keep verifying against it. Publish the new key before you hand out reports signe
 works on the local data dir and refuses while silo up or silo server serves it.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := localOnly(g, "silo report key rotate on the server's host, with the server stopped"); err != nil {
+			if err := localOnly(g, "run silo report key rotate on the server's host, with the server stopped"); err != nil {
 				return err
 			}
 			if err := notServed(g, "the server keeps the key it started with"); err != nil {

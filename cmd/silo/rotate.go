@@ -39,7 +39,7 @@ Only fingerprints are printed, never keys.`,
 			if all == (len(args) == 1) || len(args) > 1 {
 				return usageError{"silo rotate data-key needs exactly one of an account ID or --all; see silo rotate data-key --help"}
 			}
-			if err := localOnly(g, "the server's own silo rotate data-key"); err != nil {
+			if err := localOnly(g, "to rotate the server's keys, run silo rotate data-key on the server's machine with --data-dir set to its data dir"); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -91,7 +91,7 @@ re-encrypted: their data keys do not change) and destroys the old master key. Ba
 afterwards: backups of the old one no longer open anything.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := localOnly(g, "the server's own silo rotate master-key"); err != nil {
+			if err := localOnly(g, "to rotate the server's keys, run silo rotate master-key on the server's machine with --data-dir set to its data dir"); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
