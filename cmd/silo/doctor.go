@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/server"
 )
@@ -80,7 +82,7 @@ was lost, to report.`,
 					fmt.Fprintf(w, "control plane: %s\n", rep.Registry)
 				}
 				for _, p := range rep.Problems {
-					fmt.Fprintf(w, "%s\n", p)
+					fmt.Fprintln(w, problemLine(p))
 				}
 				if rep.Registry == "" {
 					for _, id := range rep.Orphans {
@@ -123,4 +125,14 @@ func checkStateFile(ctx context.Context, g *globals) error {
 	}
 	defer st.Close()
 	return checkStore(ctx, st)
+}
+
+// problemLine is p as one line: the account, the problem and what to do,
+// the fix left out when the problem says it already (a provider's message
+// that names docs/operations.md, and a fix that says to see it).
+func problemLine(p control.Problem) string {
+	if p.Fix == "" || strings.Contains(p.Problem, strings.TrimPrefix(p.Fix, "see ")) {
+		return fmt.Sprintf("%s: %s", p.Account, p.Problem)
+	}
+	return p.String()
 }

@@ -129,3 +129,47 @@ func TestLocalOnlyCommandsSayWhatToRun(t *testing.T) {
 		c.ok(args...)
 	}
 }
+
+// TestRawErrorsDoNotReachUsers: an unreachable PostgreSQL store or server,
+// and a damaged account file, each come out as one sentence saying what to
+// do: no driver message over several lines, no Go request or dial, no log
+// lines, no hint twice. The twin, a healthy installation, is silent.
+func TestRawErrorsDoNotReachUsers(t *testing.T) {
+	t.Setenv("SILO_SERVER", "")
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	c.ok("rotate", "data-key", "acme") // writes resources.json as a file of its own
+	for _, args := range [][]string{{"doctor"}, {"drift", "--all"}} {
+		if code, _, errOut := c.run(args...); code != 0 || errOut != "" {
+			t.Fatalf("twin: silo %s on a healthy installation: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(c.dataDir, "accounts", "accounts", "acme", "resources.json"), []byte("{bad"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args    []string
+		want    string // on stderr, or on stdout for doctor and drift
+		outLine string
+	}{
+		{[]string{"--store", "postgres://nobody@127.0.0.1:1/x", "tenant", "list"}, "cannot connect to the PostgreSQL store at 127.0.0.1:1/x (connection refused); check that it is running and that --store (or $SILO_STORE) is right", ""},
+		{[]string{"--server", "http://127.0.0.1:1", "--token", "t", "tenant", "list"}, "cannot reach the silo server at http://127.0.0.1:1 (connection refused); check that silo server runs there", ""},
+		{[]string{"doctor"}, "silo doctor found 1 problem(s)", "acme: account acme is out of service: its file resources.json is damaged"},
+		{[]string{"drift", "--all"}, "1 problem(s)", "acme: account acme is out of service: its file resources.json is damaged"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := c.run(tc.args...)
+			if code != 1 || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+				t.Fatalf("silo %s: exit %d, stderr %q; want exit 1 and one line with %q", strings.Join(tc.args, " "), code, errOut, tc.want)
+			}
+			for _, bad := range []string{"\t", "time=", "level=", `Get "`, "dial tcp", "failed to connect", "user="} {
+				if strings.Contains(errOut, bad) {
+					t.Errorf("silo %s: stderr holds %q: %q", strings.Join(tc.args, " "), bad, errOut)
+				}
+			}
+			if tc.outLine != "" && (!strings.Contains(out, tc.outLine) || strings.Count(out, "docs/operations.md") != 1) {
+				t.Errorf("silo %s: stdout %q; want %q with docs/operations.md named once", strings.Join(tc.args, " "), out, tc.outLine)
+			}
+		})
+	}
+}

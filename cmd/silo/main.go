@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -167,6 +168,16 @@ func (u usageError) Error() string { return u.msg }
 
 // userMessage is the one sentence a user sees for err.
 func userMessage(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) {
+		// A request to the server that got no answer: the Go client's
+		// message names the request and the dial; say where and why.
+		server := ue.URL
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			server = u.Scheme + "://" + u.Host
+		}
+		return fmt.Sprintf("cannot reach the silo server at %s (%s); check that silo server runs there and that --server (or $SILO_SERVER) is right", server, rootCause(err))
+	}
 	var se *silo.Error
 	if errors.As(err, &se) && se.Message != "" {
 		return se.Message

@@ -349,7 +349,7 @@ every account, on the local data dir or (with --server) on the server.`,
 					}
 				}
 				for _, p := range rep.Problems {
-					fmt.Fprintf(w, "%s\n", p)
+					fmt.Fprintln(w, problemLine(p))
 				}
 				for _, id := range rep.Orphans {
 					fmt.Fprintf(w, "%s: held by the provider but not in the registry; restore the control-plane state (state.db) from a backup that has it (docs/operations.md)\n", id)

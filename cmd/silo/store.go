@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	neturl "net/url"
 	"strings"
 
 	silo "github.com/silo-run/silo"
@@ -26,7 +27,7 @@ func openStore(ctx context.Context, url string) (store.Store, error) {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		st, err := postgres.Open(ctx, url)
 		if err != nil {
-			return nil, err
+			return nil, storeError(url, err)
 		}
 		return st, nil
 	default:
@@ -40,4 +41,44 @@ func redact(url string) string {
 		return "…" + url[at:]
 	}
 	return url
+}
+
+// storeError is the one sentence for a PostgreSQL store that cannot be
+// opened: the driver's own message spans lines and names its internals,
+// so a connection that fails is said with its innermost cause only.
+func storeError(url string, err error) error {
+	if !strings.HasPrefix(silo.UserMessage(err), "cannot connect to PostgreSQL") {
+		return err // a DSN that does not parse, a schema a newer silo wrote: already one sentence
+	}
+	where := redact(url)
+	if u, perr := neturl.Parse(url); perr == nil {
+		where = u.Host + u.Path
+	}
+	return silo.Errorf(silo.CodeUnavailable, "cannot connect to the PostgreSQL store at %s (%s); check that it is running and that --store (or $SILO_STORE) is right", where, rootCause(err))
+}
+
+// rootCause is the innermost error of err's chain on one line, without
+// the SQLSTATE a PostgreSQL server adds: "connection refused", "password
+// authentication failed for user silo".
+func rootCause(err error) string {
+	for {
+		var next error
+		switch e := err.(type) {
+		case interface{ Unwrap() error }:
+			next = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			if es := e.Unwrap(); len(es) > 0 {
+				next = es[len(es)-1]
+			}
+		}
+		if next == nil {
+			break
+		}
+		err = next
+	}
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if i := strings.Index(msg, " (SQLSTATE"); i >= 0 {
+		msg = msg[:i]
+	}
+	return strings.TrimPrefix(msg, "FATAL: ")
 }

@@ -119,6 +119,11 @@ func findApp(g *globals, explicit bool) (string, error) {
 // data dir, a copy of the data dir alone opens nothing).
 func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...func(*platform.Config)) (*platform.Platform, error) {
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: logLevel()}))
+	if listen == "" && api == "" && os.Getenv("SILO_DEBUG") == "" {
+		// A command that serves nothing reports what went wrong itself (in
+		// its output, or as its error); log lines would say it twice.
+		log = slog.New(slog.DiscardHandler)
+	}
 	cfg := platform.Config{DataDir: g.dataDir, Listen: listen, APIListen: api, Logger: log, Actor: actor()}
 	for _, o := range opts {
 		o(&cfg)
