@@ -152,7 +152,7 @@ func TestRawErrorsDoNotReachUsers(t *testing.T) {
 		want    string // on stderr, or on stdout for doctor and drift
 		outLine string
 	}{
-		{[]string{"--store", "postgres://nobody@127.0.0.1:1/x", "tenant", "list"}, "cannot connect to the PostgreSQL store at 127.0.0.1:1/x (connection refused); check that it is running and that --store (or $SILO_STORE) is right", ""},
+		{[]string{"--store", "postgres://nobody@127.0.0.1:1/x", "tenant", "list"}, "cannot connect to PostgreSQL at 127.0.0.1:1/x (connection refused); check that it is running and that --store (or $SILO_STORE) is right", ""},
 		{[]string{"--server", "http://127.0.0.1:1", "--token", "t", "tenant", "list"}, "cannot reach the silo server at http://127.0.0.1:1 (connection refused); check that silo server runs there", ""},
 		{[]string{"doctor"}, "silo doctor found 1 problem(s)", "acme: account acme is out of service: its file resources.json is damaged"},
 		{[]string{"drift", "--all"}, "1 problem(s)", "acme: account acme is out of service: its file resources.json is damaged"},

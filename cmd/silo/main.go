@@ -169,7 +169,7 @@ func (u usageError) Error() string { return u.msg }
 // userMessage is the one sentence a user sees for err.
 func userMessage(err error) string {
 	var ue *url.Error
-	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) {
+	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) && strings.HasPrefix(silo.UserMessage(err), "cannot reach the silo server at ") {
 		// A request to the server that got no answer: the Go client's
 		// message names the request and the dial; say where and why.
 		server := ue.URL

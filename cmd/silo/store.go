@@ -54,7 +54,7 @@ func storeError(url string, err error) error {
 	if u, perr := neturl.Parse(url); perr == nil {
 		where = u.Host + u.Path
 	}
-	return silo.Errorf(silo.CodeUnavailable, "cannot connect to the PostgreSQL store at %s (%s); check that it is running and that --store (or $SILO_STORE) is right", where, rootCause(err))
+	return silo.Errorf(silo.CodeUnavailable, "cannot connect to PostgreSQL at %s (%s); check that it is running and that --store (or $SILO_STORE) is right", where, rootCause(err))
 }
 
 // rootCause is the innermost error of err's chain on one line, without
