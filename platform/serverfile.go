@@ -34,28 +34,54 @@ func Running(dataDir string) (RunningServer, bool) {
 	if json.Unmarshal(b, &rs) != nil || rs.URL == "" || rs.PID <= 0 {
 		return RunningServer{}, false
 	}
-	if err := syscall.Kill(rs.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return RunningServer{}, false
-	}
-	return rs, true
+	return rs, alive(rs.PID)
+}
+
+// alive reports whether process pid exists.
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // announce writes ServerFile naming this process's API at addr, and
-// returns a func that removes it again unless another process has replaced
-// it since.
+// returns a func that takes it back unless another server has replaced it
+// since. Several servers share a data dir on one PostgreSQL store: the
+// file names the last one started, and taking it back names again the
+// server it named before, if that one still runs, so that commands on the
+// data dir keep finding a server while one does.
 func (p *Platform) announce(addr string) (remove func()) {
 	path := filepath.Join(p.cfg.DataDir, ServerFile)
 	rs := RunningServer{URL: "http://" + addr, Gateway: "http://" + p.Addr(), BaseDomain: p.cfg.BaseDomain, PID: os.Getpid()}
-	b, _ := json.Marshal(rs)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil || os.Rename(tmp, path) != nil {
-		os.Remove(tmp)
+	prev, hadPrev := Running(p.cfg.DataDir)
+	if err := writeServerFile(path, rs); err != nil {
 		p.cfg.Logger.Warn("cannot write the server file; other commands on this data dir will not find this server", "path", path)
 		return func() {}
 	}
 	return func() {
-		if cur, ok := Running(p.cfg.DataDir); ok && cur == rs || !ok {
-			os.Remove(path)
+		if cur, ok := Running(p.cfg.DataDir); ok && cur != rs {
+			return // another server's now
 		}
+		if hadPrev && prev != rs && alive(prev.PID) && writeServerFile(path, prev) == nil {
+			return
+		}
+		os.Remove(path)
 	}
+}
+
+// writeServerFile replaces the file at path with rs, atomically.
+func writeServerFile(path string, rs RunningServer) error {
+	b, err := json.Marshal(rs)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
