@@ -343,6 +343,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	var err error
 	p.db, p.stateName = cfg.Store, "the PostgreSQL control-plane database"
 	if p.db == nil {
+		if err := stateMoved(cfg.DataDir); err != nil {
+			return nil, err
+		}
 		p.stateName = filepath.Join(cfg.DataDir, "state.db")
 		db, err := sqlite.Open(ctx, p.stateName)
 		if err != nil {

@@ -112,6 +112,22 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 			t.Errorf("tenant list on the copy: %s, want %s", list, id)
 		}
 	}
+	// Without --store the data dir's SQLite state is refused now: it is
+	// out of date, and changing it beside servers on PostgreSQL would split
+	// the fleet. Removing the record makes it usable again on purpose.
+	c.fails("copied to …@", "tenant", "list")
+	c.fails("pass --store or set SILO_STORE", "tenant", "create", "hooli")
+	if _, err := os.Stat(filepath.Join(c.dataDir, "accounts", "accounts", "hooli")); !os.IsNotExist(err) {
+		t.Errorf("a refused tenant create on the moved state made an account: %v", err)
+	}
+	if err := os.Rename(filepath.Join(c.dataDir, "store-moved.json"), filepath.Join(c.dataDir, "moved.bak")); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("tenant", "list")
+	if err := os.Rename(filepath.Join(c.dataDir, "moved.bak"), filepath.Join(c.dataDir, "store-moved.json")); err != nil {
+		t.Fatal(err)
+	}
+
 	// A second migrate is refused: the target is not empty.
 	c.fails("is not empty", "store", "migrate", "--to", dsn)
 	if diff := cmp.Diff(want.Audit, dump(t, dst).Audit); diff != "" {

@@ -5,9 +5,11 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/store"
 )
 
@@ -25,9 +27,11 @@ recorded resources, the journal, API keys, releases and which is current, rollou
 steps, settings, and the audit log)
 into the PostgreSQL database --to names, in one transaction. The target must be empty; the audit
 chain keeps every sequence number and hash, so silo audit verify and earlier checkpoints still
-hold. The SQLite state is left as it was. Stop silo up or silo server on the data dir first;
-afterwards start the servers with --store (or $SILO_STORE) set to the same URL.`,
-		Example: `  silo server stop ...   # stop whatever serves the data dir
+hold. The SQLite state is left as it was, and the data dir records the move (store-moved.json):
+every command on the data dir without --store then refuses, naming the database. Stop silo up or
+silo server on the data dir first; afterwards start the servers with --store (or $SILO_STORE) set
+to the same URL.`,
+		Example: `  # stop the silo up or silo server that serves the data dir (Ctrl-C or kill), then:
   silo store migrate --to postgres://silo@db:5432/silo?sslmode=require
   SILO_STORE=postgres://silo@db:5432/silo?sslmode=require silo server`,
 		Args: exactArgs(0, "no arguments"),
@@ -56,10 +60,13 @@ afterwards start the servers with --store (or $SILO_STORE) set to the same URL.`
 			if err != nil {
 				return err
 			}
+			if err := platform.MarkStoreMoved(g.dataDir, platform.StoreMoved{To: redact(to), At: time.Now()}); err != nil {
+				return fmt.Errorf("the state was copied, but %s could not be written, so commands without --store would still use the SQLite state: %w", platform.StoreMovedFile, err)
+			}
 			return g.print(n, func(w io.Writer) {
 				fmt.Fprintf(w, "copied %s into PostgreSQL: %d accounts, %d resources, %d keys, %d releases, %d rollouts (%d steps), %d journal intents, %d settings, %d audit entries\n",
 					filepath.Join(g.dataDir, "state.db"), n.Accounts, n.Resources, n.Keys, n.Releases, n.Rollouts, n.Steps, n.Intents, n.Settings, n.Audit)
-				fmt.Fprintf(w, "start the servers with --store %s (or SILO_STORE); the SQLite state is left unchanged\n", redact(to))
+				fmt.Fprintf(w, "start the servers with --store %s (or SILO_STORE); the SQLite state is left unchanged and no longer used\n", redact(to))
 			})
 		},
 	}

@@ -1,0 +1,59 @@
+package platform
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	silo "github.com/silo-run/silo"
+)
+
+// StoreMovedFile, in the data dir, records that silo store migrate copied
+// the data dir's SQLite control plane (state.db) into PostgreSQL. From then
+// on the SQLite state is out of date, and a platform opened on it (no
+// Config.Store) is refused rather than serving and changing a stale copy
+// beside the servers on PostgreSQL.
+const StoreMovedFile = "store-moved.json"
+
+// StoreMoved is what StoreMovedFile holds.
+type StoreMoved struct {
+	To string    `json:"to"` // the database, without its credentials
+	At time.Time `json:"at"`
+}
+
+// MarkStoreMoved writes StoreMovedFile in dataDir.
+func MarkStoreMoved(dataDir string, m StoreMoved) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dataDir, StoreMovedFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// stateMoved refuses the data dir's SQLite state once StoreMovedFile is
+// there.
+func stateMoved(dataDir string) error {
+	path := filepath.Join(dataDir, StoreMovedFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var m StoreMoved
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		m = StoreMoved{To: "a PostgreSQL database"}
+	}
+	when := ""
+	if !m.At.IsZero() {
+		when = " on " + m.At.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	return silo.Errorf(silo.CodeFailedCheck, "the control plane of %s was copied to %s by silo store migrate%s, so its SQLite state is out of date; pass --store or set SILO_STORE to that database (to use the SQLite state again on purpose, remove %s)", dataDir, m.To, when, path)
+}
