@@ -40,8 +40,11 @@ func (p *Plane) AccountProblems(ctx context.Context, a silo.Account) []Problem {
 	case silo.StateDeleted:
 		return nil
 	case silo.StateProvisioning:
-		add("its onboarding did not finish (it has no release yet)",
-			fmt.Sprintf("a running silo server or silo up finishes it by itself; else run silo apply %s to finish it, or silo tenant delete %s to roll it back", a.ID, a.ID))
+		fix := fmt.Sprintf("a running silo server or silo up finishes it by itself; else run silo apply %s to finish it, or silo tenant delete %s to roll it back", a.ID, a.ID)
+		if a.Kind == silo.KindProduction { // never deleted: finishing it is the only way
+			fix = fmt.Sprintf("a running silo server or silo up finishes it by itself; else run silo apply %s to finish it once what stopped it is fixed", a.ID)
+		}
+		add("its onboarding did not finish (it has no release yet)", fix)
 	case silo.StateDeleting:
 		add("its deletion did not finish",
 			fmt.Sprintf("a running silo server or silo up finishes it by itself; else run silo tenant delete %s again", a.ID))

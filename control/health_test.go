@@ -352,3 +352,30 @@ func TestRecoverGoesOnPastAnUnreadableAccount(t *testing.T) {
 		t.Fatalf("pending after Recover: %+v; want acme's change only", pending)
 	}
 }
+
+// TestUnfinishedOnboardingFix: an onboarding that did not finish is
+// reported with what to run; rolling it back by deleting the account is
+// offered for a tenant, never for the production account, which cannot be
+// deleted.
+func TestUnfinishedOnboardingFix(t *testing.T) {
+	p, _, _ := planeOn(t, t.TempDir(), "state.db")
+	for _, tc := range []struct {
+		acct       silo.Account
+		wantDelete bool
+	}{
+		{silo.Account{ID: "acme", Kind: silo.KindTenant, State: silo.StateProvisioning}, true},
+		{silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction, State: silo.StateProvisioning}, false},
+	} {
+		probs := p.AccountProblems(context.Background(), tc.acct)
+		if len(probs) == 0 || !strings.Contains(probs[0].Problem, "onboarding did not finish") {
+			t.Fatalf("AccountProblems(%s) = %v, want the unfinished onboarding first", tc.acct.ID, probs)
+		}
+		fix := probs[0].Fix
+		if !strings.Contains(fix, "silo apply "+string(tc.acct.ID)) {
+			t.Errorf("%s: fix %q does not say silo apply", tc.acct.ID, fix)
+		}
+		if got := strings.Contains(fix, "silo tenant delete"); got != tc.wantDelete {
+			t.Errorf("%s: fix %q offers silo tenant delete: %v, want %v", tc.acct.ID, fix, got, tc.wantDelete)
+		}
+	}
+}
