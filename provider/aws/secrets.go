@@ -146,7 +146,7 @@ func (d *data) Secret(ctx context.Context, name string) ([]byte, error) {
 		if m.sm != nil && !m.noLegacy() {
 			return m.legacySecret(ctx, d.id, name)
 		}
-		return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with PutSecret", clip(name), d.id)
+		return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with silo secret set %s %s", clip(name), d.id, d.id, clip(name))
 	}
 	if err != nil {
 		return nil, fail(d.id, "read secret "+name, secretErr(err))
@@ -163,7 +163,7 @@ func (d *data) Secret(ctx context.Context, name string) ([]byte, error) {
 func (m *member) legacySecret(ctx context.Context, id silo.AccountID, name string) ([]byte, error) {
 	out, err := m.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(legacySecretName(name))})
 	if isCode(err, "ResourceNotFoundException") {
-		return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with PutSecret", clip(name), id)
+		return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with silo secret set %s %s", clip(name), id, id, clip(name))
 	}
 	if err != nil {
 		return nil, fail(id, "read secret "+name+" from Secrets Manager", secretErr(err))

@@ -301,7 +301,7 @@ func (d *data) Secret(ctx context.Context, name string) ([]byte, error) {
 		}
 		enc, ok := sec.m[name]
 		if !ok {
-			return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with PutSecret", clip(name), d.id)
+			return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s; set it with silo secret set %s %s", clip(name), d.id, d.id, clip(name))
 		}
 		pt, stale, err := d.p.openSecret(d.id, r.ring, r.keys, fileSecrets, name, enc)
 		if stale && attempt < 3 {
