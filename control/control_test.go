@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,7 +145,7 @@ func TestKeysAreShownOnceAndRevocable(t *testing.T) {
 	if keys[0].Revoked == nil {
 		t.Fatal("key not revoked")
 	}
-	if _, _, err := p.IssueKey(ctx, silo.ProductionID, "x"); silo.ErrorCode(err) != silo.CodeInvalid {
-		t.Fatalf("key for production: got %v, want invalid", err)
+	if _, _, err := p.IssueKey(ctx, silo.ProductionID, "x"); silo.ErrorCode(err) != silo.CodeInvalid || !strings.Contains(silo.UserMessage(err), "takes no API keys") {
+		t.Fatalf("key for production: got %v, want invalid, saying it takes no API keys", err)
 	}
 }

@@ -15,6 +15,9 @@ import (
 // written into the account first, so a key the caller receives works
 // there; a failure there issues nothing.
 func (p *Plane) IssueKey(ctx context.Context, id silo.AccountID, name string) (string, store.APIKey, error) {
+	if id == silo.ProductionID {
+		return "", store.APIKey{}, silo.Errorf(silo.CodeInvalid, "the production account takes no API keys: tenants read its exports with their own keys")
+	}
 	plain, k, err := p.newKey(id, name)
 	if err != nil {
 		return "", k, err
