@@ -280,9 +280,14 @@ func (p *Platform) Seed(ctx context.Context, id silo.AccountID, dir string) erro
 		if err != nil {
 			return fmt.Errorf("read seed %s: %w", f, err)
 		}
+		rel := "tables/" + filepath.Base(f) // as the user named it: dir may be a server's copy
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(b, &m); err != nil {
-			return silo.Errorf(silo.CodeInvalid, "seed file %s is not a JSON object of key → value: %v", f, err)
+			where := ""
+			if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
+				where = fmt.Sprintf(" (at byte %d)", se.Offset)
+			}
+			return silo.Errorf(silo.CodeInvalid, "seed file %s is not a JSON object of key → value%s; fix it and run again", rel, where)
 		}
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -296,7 +301,7 @@ func (p *Platform) Seed(ctx context.Context, id silo.AccountID, dir string) erro
 				v = []byte(s)
 			}
 			if err := data.Put(ctx, table, k, v); err != nil {
-				return silo.Errorf(silo.ErrorCode(err), "seed %s of %s from %s: %w", table, id, f, err)
+				return silo.Errorf(silo.ErrorCode(err), "seed %s of %s from %s: %w", table, id, rel, err)
 			}
 			n++
 		}

@@ -54,6 +54,22 @@ func TestEnvCommands(t *testing.T) {
 	if _, _, err := runCLI(t, "env", "create", "e2e-417", "--kind", "test", "--ttl", "2h", "--data-dir", dir); err != nil {
 		t.Fatalf("second env create: %v", err)
 	}
+	// A seed file that is not JSON is named as the user laid it out, with
+	// where it breaks, and no environment is left behind.
+	bad := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(bad, "tables"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bad, "tables", "findings.json"), []byte(`{bad}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCLI(t, "env", "create", "demo-bad", "--kind", "demo", "--ttl", "1h", "--seed", bad, "--data-dir", dir, "--file", app)
+	if err == nil || !strings.Contains(err.Error(), "seed file tables/findings.json is not a JSON object of key → value (at byte 2)") || strings.Contains(err.Error(), "invalid character") {
+		t.Errorf("env create with a broken seed file: %v", err)
+	}
+	if out, _, _ := runCLI(t, "env", "list", "--data-dir", dir); strings.Contains(out, "demo-bad") {
+		t.Errorf("a failed env create left its environment:\n%s", out)
+	}
 	// Must-not twins: bad kind, missing TTL, taken name.
 	for _, args := range [][]string{
 		{"env", "create", "x1", "--kind", "prod", "--ttl", "1h"},
