@@ -87,13 +87,7 @@ func TestRollbackOnlyLatestOnce(t *testing.T) {
 	seed(t, e, v1, 5, 1)
 	var ros []rollout.Rollout
 	for _, v := range []engine.Release{v2, v3} {
-		r, err := e.run.Start(ctx, v.ID, rollout.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r = drive(t, e, r.ID); r.State != rollout.StateSucceeded {
-			t.Fatalf("rollout %s: %s (%s)", r.ID, r.State, r.Reason)
-		}
+		r := succeeds(t, e)(e.run.Start(ctx, v.ID, rollout.Options{}))
 		ros = append(ros, r)
 	}
 	refused := func(id string, opt rollout.Options, code silo.Code, says string, on engine.Release) {
@@ -111,13 +105,7 @@ func TestRollbackOnlyLatestOnce(t *testing.T) {
 	refused(ros[0].ID, rollout.Options{AllowDataLoss: true}, silo.CodeConflict, "not the latest: "+ros[1].ID, v3)
 
 	// The latest one goes back to v2, which also has notes: nothing lost.
-	back, err := e.run.Rollback(ctx, ros[1].ID, rollout.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if back = drive(t, e, back.ID); back.State != rollout.StateSucceeded {
-		t.Fatalf("rollback %s: %s (%s)", back.ID, back.State, back.Reason)
-	}
+	back := succeeds(t, e)(e.run.Rollback(ctx, ros[1].ID, rollout.Options{}))
 	for acct, rel := range releases(t, e) {
 		if rel != v2.ID {
 			t.Errorf("%s on %s after the rollback, want %s", acct, rel, v2.ID)
@@ -129,13 +117,7 @@ func TestRollbackOnlyLatestOnce(t *testing.T) {
 	if _, err := e.run.Start(ctx, v1.ID, rollout.Options{}); silo.ErrorCode(err) != silo.CodeNeedsConfirm {
 		t.Fatalf("Start(v1) from v2 = %v, want %s", err, silo.CodeNeedsConfirm)
 	}
-	r, err := e.run.Start(ctx, v1.ID, rollout.Options{AllowDataLoss: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r = drive(t, e, r.ID); r.State != rollout.StateSucceeded {
-		t.Fatalf("rollout %s: %s (%s)", r.ID, r.State, r.Reason)
-	}
+	succeeds(t, e)(e.run.Start(ctx, v1.ID, rollout.Options{AllowDataLoss: true}))
 	checkFleet(t, e, map[string]engine.Release{v1.ID: v1})
 }
 
@@ -147,14 +129,8 @@ func TestRollbackNeedsConfirmToDestroy(t *testing.T) {
 	v1 := release(t, e, ungated(), "sha256:1111")
 	v2 := release(t, e, withNotes(), "sha256:2222")
 	seed(t, e, v1, 5, 1)
-	r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r = drive(t, e, r.ID); r.State != rollout.StateSucceeded {
-		t.Fatalf("rollout %s: %s (%s)", r.ID, r.State, r.Reason)
-	}
-	_, err = e.run.Rollback(ctx, r.ID, rollout.Options{})
+	r := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+	_, err := e.run.Rollback(ctx, r.ID, rollout.Options{})
 	if silo.ErrorCode(err) != silo.CodeNeedsConfirm || !strings.Contains(silo.UserMessage(err), "deletes table/notes in") {
 		t.Fatalf("Rollback = %v, want %s naming table/notes", err, silo.CodeNeedsConfirm)
 	}
@@ -162,12 +138,21 @@ func TestRollbackNeedsConfirmToDestroy(t *testing.T) {
 		t.Fatalf("rollout after a refused rollback: %s, rolled back by %q", got.State, got.RolledBackBy)
 	}
 	checkFleet(t, e, map[string]engine.Release{v2.ID: v2})
-	back, err := e.run.Rollback(ctx, r.ID, rollout.Options{AllowDataLoss: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if back = drive(t, e, back.ID); back.State != rollout.StateSucceeded {
-		t.Fatalf("rollback %s: %s (%s)", back.ID, back.State, back.Reason)
-	}
+	succeeds(t, e)(e.run.Rollback(ctx, r.ID, rollout.Options{AllowDataLoss: true}))
 	checkFleet(t, e, map[string]engine.Release{v1.ID: v1})
+}
+
+// succeeds drives the rollout that start returned to its end and fails the
+// test unless it succeeded.
+func succeeds(t *testing.T, e *env) func(rollout.Rollout, error) rollout.Rollout {
+	return func(r rollout.Rollout, err error) rollout.Rollout {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r = drive(t, e, r.ID); r.State != rollout.StateSucceeded {
+			t.Fatalf("rollout %s: %s (%s)", r.ID, r.State, r.Reason)
+		}
+		return r
+	}
 }
