@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
 )
@@ -263,7 +264,9 @@ func errNoAccount(id silo.AccountID) error {
 // CodeInvalid if the sources give no region or no credentials, or cfg
 // lacks the email.
 func Load(ctx context.Context, region string, cfg Config) (*Provider, error) {
-	var opts []func(*config.LoadOptions) error
+	// The SDK's own log lines (a fallback to IMDSv1, a retry) would reach
+	// the user's terminal raw; what fails comes back as an error instead.
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
