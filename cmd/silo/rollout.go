@@ -268,7 +268,11 @@ func printRollout(g *globals, r rollout.Rollout) error {
 		case i == r.Ring && r.State == rollout.StateRunning:
 			mark = "▸"
 		}
-		fmt.Fprintf(w, "  ring %-12s %s %-12s %d/%d applied, %d unchanged, %d failed", ring.Name, mark, ring.Phase, ring.Applied, ring.Members, ring.Unchanged, ring.Failed)
+		phase := string(ring.Phase)
+		if ring.Phase == rollout.PhaseWaiting && !r.State.Active() {
+			phase = "not reached" // the rollout stopped before this ring
+		}
+		fmt.Fprintf(w, "  ring %-12s %s %-12s %d/%d applied, %d unchanged, %d failed", ring.Name, mark, phase, ring.Applied, ring.Members, ring.Unchanged, ring.Failed)
 		if ring.RolledBack > 0 {
 			fmt.Fprintf(w, ", %d rolled back", ring.RolledBack)
 		}

@@ -122,6 +122,35 @@ func TestVerdictText(t *testing.T) {
 	}
 }
 
+// A ring a stopped rollout never reached says so; while the rollout runs,
+// a ring ahead is waiting.
+func TestRingNotReached(t *testing.T) {
+	rings := []rollout.RingStatus{{Name: "production", Phase: rollout.PhasePromoted}, {Name: "canary", Phase: rollout.PhaseRolledBack}, {Name: "everyone", Phase: rollout.PhaseWaiting}}
+	for _, tc := range []struct {
+		state rollout.State
+		want  string
+	}{
+		{rollout.StateFailed, "not reached"},
+		{rollout.StateAborted, "not reached"},
+		{rollout.StateRunning, "waiting"},
+	} {
+		var out strings.Builder
+		r := rollout.Rollout{ID: "ro-000002", Release: "r-2", Previous: "r-1", State: tc.state, Ring: 1, Rings: rings}
+		if err := printRollout(&globals{stdout: &out}, r); err != nil {
+			t.Fatal(err)
+		}
+		var line string
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, "ring everyone") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, tc.want) {
+			t.Errorf("%s rollout: the ring ahead reads %q, want %q", tc.state, line, tc.want)
+		}
+	}
+}
+
 // Against a server, rollout list answers like the local one, and an
 // operation without an ID names the active rollout ("active"), which is a
 // clear error when there is none.
