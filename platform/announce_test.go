@@ -106,7 +106,7 @@ func TestAPIChangesHoldOnTheNextRequest(t *testing.T) {
 
 // sharedPlatform opens a platform on the PostgreSQL database dsn and the
 // data dir dir, shared with other platforms (several servers).
-func sharedPlatform(t *testing.T, dsn, dir string) *silotest.Platform {
+func sharedPlatform(t *testing.T, dsn, dir string, opts ...func(*platform.Config)) *silotest.Platform {
 	t.Helper()
 	st, err := postgres.Open(context.Background(), dsn)
 	if err != nil {
@@ -116,7 +116,89 @@ func sharedPlatform(t *testing.T, dsn, dir string) *silotest.Platform {
 		noRefresh(c)
 		c.Store, c.DataDir = st, dir
 		c.Local.IdleTimeout = time.Second // the servers share the accounts' files
+		for _, o := range opts {
+			o(c)
+		}
 	}))
+}
+
+// eventually sends requests with send until one answers with a body that
+// contains want, for at most 5 s (the servers of these tests would not read
+// again by themselves for an hour, so only an announcement gets there).
+func eventually(t *testing.T, what string, send func() *silotest.Response, want string) {
+	t.Helper()
+	start := time.Now()
+	for {
+		resp := send()
+		if resp.Status < 300 && strings.Contains(string(resp.Body), want) {
+			t.Logf("%s held on the other server after %v", what, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("%s: the other server still answers %s, want a body with %s", what, resp, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSecretAndConfigChangesHoldOnAnotherServer runs two platforms on one
+// PostgreSQL database and one data dir, whose local providers would trust
+// the config and secrets they read for an hour. A secret set and a
+// parameter updated (config) through one server's API are served by the
+// other server's functions once the change's announcement arrives: the
+// announcement drops the provider's cached files, not only the gateway's
+// view. The server that made the change serves it too.
+func TestSecretAndConfigChangesHoldOnAnotherServer(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	dir := filepath.Join(t.TempDir(), "silo")
+	noRecheck := func(c *platform.Config) { c.Local.CacheRecheck = time.Hour }
+	a := sharedPlatform(t, dsn, dir, noRecheck)
+	b := sharedPlatform(t, dsn, dir, noRecheck)
+	a.Deploy(t, app)
+	onB := b.Tenant(t, "acme") // b creates it: its files are cached there
+	onA := a.Client(onB.ID, onB.Key)
+	api := apiClient(t, a.Platform())
+	ctx := context.Background()
+	ingest := func(tn *silotest.Tenant) func() *silotest.Response {
+		return func() *silotest.Response { return tn.POST(t, "/findings", `{"severity":"high","app":"github"}`) }
+	}
+	list := func(tn *silotest.Tenant) func() *silotest.Response {
+		return func() *silotest.Response { return tn.GET(t, "/findings") }
+	}
+
+	// Before the changes, b serves (and caches) what the account holds.
+	for _, c := range []struct {
+		what string
+		send func() *silotest.Response
+		want string
+	}{
+		{"no secret on b", ingest(onB), `"remediation":"manual"`},
+		{"the default plan on b", list(onB), `"plan":"free"`},
+	} {
+		if resp := c.send(); resp.Status >= 300 || !strings.Contains(string(resp.Body), c.want) {
+			t.Fatalf("%s: got %s, want a body with %s", c.what, resp, c.want)
+		}
+	}
+
+	// b keeps using the account from here on, so its cached files stay
+	// warm (an account unused for about a second is dropped from the cache
+	// anyway); a uses it only at the end, as a request there waits for b
+	// to close the account's table file.
+	if err := api.SetSecret(ctx, "acme", "github-token", []byte("ghp_new")); err != nil {
+		t.Fatalf("SetSecret: %v", err)
+	}
+	eventually(t, "the secret set through a", ingest(onB), `"remediation":"available"`)
+	if _, err := api.UpdateParams(ctx, "acme", map[string]string{"plan": "pro"}, ""); err != nil {
+		t.Fatalf("UpdateParams: %v", err)
+	}
+	eventually(t, "the plan updated through a", list(onB), `"plan":"pro"`)
+
+	if resp := ingest(onA)(); !strings.Contains(string(resp.Body), `"remediation":"available"`) {
+		t.Errorf("on a, the server that set the secret: got %s, want remediation available", resp)
+	}
+	if resp := list(onA)(); !strings.Contains(string(resp.Body), `"plan":"pro"`) {
+		t.Errorf("on a, the server that updated the plan: got %s, want plan pro", resp)
+	}
 }
 
 // TestChangesHoldOnAnotherServer runs two platforms on one PostgreSQL

@@ -29,6 +29,13 @@ type accountDirs interface {
 	Dir() string
 }
 
+// cacheForgetter is a provider that caches account files the data plane
+// reads (config, secrets) and can be told to read them again (the local
+// provider).
+type cacheForgetter interface {
+	Forget(id silo.AccountID)
+}
+
 // logsOnDelete removes an account's logs once the provider has deleted the
 // account, for providers that do not call back as the local one does.
 type logsOnDelete struct {

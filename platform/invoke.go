@@ -21,9 +21,15 @@ import (
 // through the data plane's directory (package dataplane).
 
 // Invalidate makes the gateway read an account (every account if id is "")
-// afresh from the store on its next request. Methods of Platform that change
-// accounts call it; call it after changing the store by other means.
+// afresh from the store on its next request, and the provider read its
+// config and secrets afresh (when it caches them: the local provider).
+// Methods of Platform that change accounts call it, and so does every
+// change announced by a server sharing the store; call it after changing
+// the store or the account by other means.
 func (p *Platform) Invalidate(id silo.AccountID) {
+	if f, ok := p.Provider.(cacheForgetter); ok {
+		f.Forget(id)
+	}
 	if p.dir != nil { // changes made while Open runs, before the gateway exists
 		p.dir.Invalidate(id)
 	}

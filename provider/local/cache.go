@@ -29,7 +29,11 @@ package local
 // a write and stored what it read before the write is never served after
 // the write returned. DeleteAccount drops the account's entry after its
 // files are gone: the next read finds nothing cached, stats data.key and
-// returns CodeNotFound.
+// returns CodeNotFound. Forget bumps the generation the same way for a
+// change another process made and told this one about (servers sharing the
+// data dir and a PostgreSQL store announce their changes; the platform
+// calls Forget when an announcement arrives), so that change too is seen
+// at once rather than within CacheRecheck.
 //
 // Secret's retry, when a value names a key no longer in the ring (a
 // data-key rotation, here or in another process, between or after the two
@@ -158,6 +162,24 @@ func (p *Provider) invalidate(id silo.AccountID) {
 			ac.files[i].Store(nil)
 		}
 	}
+}
+
+// Forget drops what this process has cached of the account's config.json,
+// secrets.json and data.key (of every account if id is ""), so that the
+// next call reads the files. A change made by another process on the same
+// directory is otherwise seen only within Config.CacheRecheck; a caller
+// told of such a change (a server sharing the data dir announced it) calls
+// Forget to see it at once. A read already running does not keep what it
+// read. It is safe for concurrent use.
+func (p *Provider) Forget(id silo.AccountID) {
+	if id != "" {
+		p.invalidate(id)
+		return
+	}
+	p.cache.Range(func(k, _ any) bool {
+		p.invalidate(k.(silo.AccountID))
+		return true
+	})
 }
 
 // sweepCache drops the entries not used for about IdleTimeout; the janitor
