@@ -107,34 +107,37 @@ func (p *Plane) SetLimitOverride(ctx context.Context, id silo.AccountID, l silo.
 }
 
 // Usage builds a usage report (see package usage) priced with prices; every
-// account in the registry but production and deleted ones is listed, with
-// its floor, even without usage.
+// account in the registry but production that existed in the window,
+// deleted ones included, is listed even without usage, with its floor for
+// the time it existed (from its creation to its deletion or now).
 //
 // # Errors
 //
 // CodeInvalid for a bad query, CodeNotFound for a missing account.
 func (p *Plane) Usage(ctx context.Context, q usage.Query, prices usage.Prices) (usage.Report, error) {
+	now := p.cfg.Now()
 	if q.Until.IsZero() {
-		q.Until = p.cfg.Now()
+		q.Until = now
 	}
-	var ids []silo.AccountID
+	var lives []usage.Lifetime
 	if q.Account != "" {
-		if _, err := p.Account(ctx, q.Account); err != nil {
+		a, err := p.Account(ctx, q.Account)
+		if err != nil {
 			return usage.Report{}, err
 		}
-		ids = []silo.AccountID{q.Account}
+		lives = []usage.Lifetime{usage.LifetimeOf(a, now)}
 	} else {
-		as, err := p.Accounts(ctx, store.Filter{})
+		as, err := p.Accounts(ctx, store.Filter{IncludeDeleted: true})
 		if err != nil {
 			return usage.Report{}, err
 		}
 		for _, a := range as {
 			if a.Kind != silo.KindProduction {
-				ids = append(ids, a.ID)
+				lives = append(lives, usage.LifetimeOf(a, now))
 			}
 		}
 	}
-	return usage.Build(ctx, p.cfg.Store, q, prices, ids)
+	return usage.Build(ctx, p.cfg.Store, q, prices, lives)
 }
 
 // Since parses a usage window start: a number of days ("30d"), hours

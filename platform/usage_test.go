@@ -3,11 +3,15 @@ package platform_test
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/silotest"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
@@ -193,5 +197,58 @@ func TestMonthlyInvocationsThroughPlatform(t *testing.T) {
 	}
 	if r := acme.GET(t, "/hello"); r.Status != 429 || r.Header.Get("X-Silo-Limit") != "invocations" {
 		t.Fatalf("request 7 of 6 this month: got %s, want 429 naming invocations", r)
+	}
+}
+
+// TestUsageFloorFollowsLifetimes: through the platform, an account's floor
+// in a usage report covers the time from its onboarding to its deletion or
+// now, however far back the report starts; a deleted account is still
+// listed for the time it existed, and a new one only on the days it has
+// existed.
+func TestUsageFloorFollowsLifetimes(t *testing.T) {
+	p := silotest.New(t)
+	p.Deploy(t, app)
+	pp := p.Platform()
+	ctx := context.Background()
+	p.Tenant(t, "acme")
+	p.Clock().Advance(6 * time.Hour)
+	p.Tenant(t, "hooli")
+	p.Clock().Advance(2 * time.Hour)
+	if err := pp.Plane.DeleteAccount(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	p.Clock().Advance(time.Hour)
+	hour := usage.DefaultPrices().AccountPerMonth / 720
+	now := p.Clock().Now()
+
+	for _, since := range []string{"30d", "100000d"} {
+		start, err := control.Since(since, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := pp.UsageReport(ctx, usage.Query{Since: start})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[silo.AccountID]float64{}
+		for _, l := range r.Lines {
+			got[l.Account] = l.Floor
+		}
+		want := map[silo.AccountID]float64{"acme": 8 * hour, "hooli": 3 * hour}
+		if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-12)); diff != "" {
+			t.Errorf("since %s, floors by account (-want +got):\n%s", since, diff)
+		}
+		r, err = pp.UsageReport(ctx, usage.Query{Account: "hooli", Since: start, By: usage.ByDay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var days []string
+		var sum float64
+		for _, l := range r.Lines {
+			days, sum = append(days, l.Day), sum+l.Floor
+		}
+		if today := now.UTC().Format(time.DateOnly); len(days) != 1 || days[0] != today || math.Abs(sum-3*hour) > 1e-12 {
+			t.Errorf("since %s, hooli by day: got days %v with floors summing to %v, want %s alone with %v", since, days, sum, today, 3*hour)
+		}
 	}
 }

@@ -103,19 +103,73 @@ type Report struct {
 	Next string `json:"next,omitempty"`
 }
 
+// Lifetime is when an account existed, which is when it costs its floor:
+// from From (its creation) to To (its deletion, or now for an account that
+// still exists). A zero From or To leaves that end open (the report's
+// window bounds it).
+type Lifetime struct {
+	Account  silo.AccountID
+	From, To time.Time
+}
+
+// LifetimeOf is the lifetime of a as of now: from its creation until its
+// deletion (a deleted account's last update) or, while it exists, now.
+func LifetimeOf(a silo.Account, now time.Time) Lifetime {
+	l := Lifetime{Account: a.ID, From: a.Created, To: now}
+	if a.State == silo.StateDeleted {
+		l.To = a.Updated
+	}
+	return l
+}
+
+// touches reports whether the account existed for some time in [start,
+// end), or was created and deleted at one moment of it.
+func (l Lifetime) touches(start, end time.Time) bool {
+	from, to := l.From, l.To
+	if from.IsZero() || from.Before(start) {
+		from = start
+	}
+	if to.IsZero() || to.After(end) {
+		to = end
+	}
+	return from.Before(end) && (to.After(from) || to.Equal(from) && l.From.Equal(l.To))
+}
+
+// within is how long of [start, end) the account existed.
+func (l Lifetime) within(start, end time.Time) time.Duration {
+	if !l.From.IsZero() && l.From.After(start) {
+		start = l.From
+	}
+	if !l.To.IsZero() && l.To.Before(end) {
+		end = l.To
+	}
+	return max(end.Sub(start), 0)
+}
+
 // Build reads the usage that q selects from st and prices it. accounts are
 // the accounts to list even without usage (an idle account still costs its
-// floor); with q.Account set only that one is listed.
+// floor) with when each existed: an account is listed only if it existed
+// in the window, on day lines only on the days it existed, and its floor is
+// charged only for the time it existed (an account created an hour ago
+// costs an hour of floor, a deleted one nothing after its deletion). With
+// q.Account set only that one is listed. Lines of an account not in
+// accounts (usage of the production account) carry no floor.
 //
 // # Errors
 //
 // CodeInvalid for a bad query; the store's errors, wrapped.
-func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []silo.AccountID) (Report, error) {
+func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []Lifetime) (Report, error) {
 	if err := q.Check(); err != nil {
 		return Report{}, err
 	}
 	from := q.Since.UTC().Truncate(24 * time.Hour)
 	to := q.Until.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
+	lives := map[silo.AccountID]Lifetime{}
+	for _, a := range accounts {
+		if (q.Account == "" || a.Account == q.Account) && a.touches(from, to) {
+			lives[a.Account] = a
+		}
+	}
 	lines := map[string]*Line{}
 	add := func(l Line) {
 		k := l.key()
@@ -128,16 +182,17 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		lines[k] = &l
 	}
 	if q.By != ByFunction {
-		for _, a := range accounts {
-			if q.Account != "" && a != q.Account {
+		for id, a := range lives {
+			if q.By == ByAccount {
+				add(Line{Account: id})
 				continue
 			}
-			if q.By == ByAccount {
-				add(Line{Account: a})
-			} else {
-				for d := from; d.Before(to); d = d.AddDate(0, 0, 1) {
-					add(Line{Account: a, Day: d.Format(time.DateOnly)})
-				}
+			d := from
+			if a.From.After(d) {
+				d = a.From.UTC().Truncate(24 * time.Hour)
+			}
+			for ; d.Before(to) && a.touches(d, d.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
+				add(Line{Account: id, Day: d.Format(time.DateOnly)})
 			}
 		}
 	}
@@ -194,11 +249,15 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []si
 		l.GBSeconds = GBSeconds(l.Counters)
 		l.StorageCost = p.StoredCost(l.TableByteHours, l.BucketByteHours)
 		l.Cost = p.Cost(l.Counters) + l.StorageCost
-		switch q.By {
-		case ByAccount:
-			l.Floor = p.Floor(to.Sub(from))
-		case ByDay:
-			l.Floor = p.Floor(24 * time.Hour)
+		if a, ok := lives[l.Account]; ok {
+			switch q.By {
+			case ByAccount:
+				l.Floor = p.Floor(a.within(from, to))
+			case ByDay:
+				if d, err := time.Parse(time.DateOnly, l.Day); err == nil {
+					l.Floor = p.Floor(a.within(d, d.AddDate(0, 0, 1)))
+				}
+			}
 		}
 		r.Lines = append(r.Lines, l)
 	}

@@ -59,7 +59,7 @@ func TestStoredByteHours(t *testing.T) {
 	}
 	p := DefaultPrices()
 	q := Query{Since: day, Until: day.Add(24 * time.Hour)}
-	r, err := Build(context.Background(), st, q, p, []silo.AccountID{"acme", "beta", "idle"})
+	r, err := Build(context.Background(), st, q, p, always("acme", "beta", "idle"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestStoredByteHours(t *testing.T) {
 		t.Errorf("idle account: got %+v, want no storage and its floor", i)
 	}
 	q.By, q.Account = ByDay, "acme"
-	if r, err = Build(context.Background(), st, q, p, []silo.AccountID{"acme"}); err != nil {
+	if r, err = Build(context.Background(), st, q, p, always("acme")); err != nil {
 		t.Fatal(err)
 	}
 	if len(r.Lines) != 2 {
@@ -196,7 +196,7 @@ func TestStoredRetention(t *testing.T) {
 			t.Errorf("%s: rolled up %v, want rolled up only before day 6", d.Day.Format(time.DateOnly), rolled)
 		}
 	}
-	r, err := Build(context.Background(), st, Query{Since: day, Until: clk.t}, DefaultPrices(), []silo.AccountID{"acme"})
+	r, err := Build(context.Background(), st, Query{Since: day, Until: clk.t}, DefaultPrices(), always("acme"))
 	if err != nil {
 		t.Fatal(err)
 	}

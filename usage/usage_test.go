@@ -2,6 +2,7 @@ package usage
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -168,7 +169,7 @@ func TestReport(t *testing.T) {
 	add(day.Add(-24*time.Hour), "acme", "list", store.Counters{Requests: 99}) // before the window
 	p := Prices{PerMillionRequests: 2, PerGBSecond: 0.5, PerGBOut: 3, AccountPerMonth: 30}
 	q := Query{Since: day, Until: day.Add(24 * time.Hour)}
-	r, err := Build(context.Background(), st, q, p, []silo.AccountID{"acme", "idle"})
+	r, err := Build(context.Background(), st, q, p, always("acme", "idle"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestReport(t *testing.T) {
 	}
 
 	q.By = ByFunction
-	r, err = Build(context.Background(), st, q, p, []silo.AccountID{"acme", "idle"})
+	r, err = Build(context.Background(), st, q, p, always("acme", "idle"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestReport(t *testing.T) {
 	q.By, q.Limit = ByDay, 1
 	var days []string
 	for range 10 {
-		r, err = Build(context.Background(), st, q, p, []silo.AccountID{"acme", "idle"})
+		r, err = Build(context.Background(), st, q, p, always("acme", "idle"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,6 +214,111 @@ func TestReport(t *testing.T) {
 		if _, err := Build(context.Background(), st, bad, p, nil); silo.ErrorCode(err) != silo.CodeInvalid {
 			t.Errorf("Build(%+v): got %v, want invalid", bad, err)
 		}
+	}
+}
+
+// always is accounts that existed before and after any window of a test.
+func always(ids ...silo.AccountID) []Lifetime {
+	out := make([]Lifetime, len(ids))
+	for i, id := range ids {
+		out[i] = Lifetime{Account: id}
+	}
+	return out
+}
+
+// TestFloorCoversLifetime: an account's floor is charged for the time it
+// existed in the window, from its creation to its deletion or now, on
+// account lines and on day lines; an account is listed only on the days it
+// existed, and not at all if it did not exist in the window. A window that
+// starts long before any account (100,000 days back) charges each account
+// its whole lifetime, no more.
+func TestFloorCoversLifetime(t *testing.T) {
+	st := openStore(t)
+	at := func(month time.Month, day, hour int) time.Time {
+		return time.Date(2026, month, day, hour, 0, 0, 0, time.UTC)
+	}
+	now := at(3, 2, 12)
+	p := Prices{AccountPerMonth: 720} // $1 an hour
+	cases := []struct {
+		name  string
+		life  Lifetime
+		floor float64            // by account over Mar 1 09:00 to now; -1: not listed
+		days  map[string]float64 // by day over the same window
+		// over the window that starts 100,000 days back: the floor (the
+		// whole lifetime) and how many day lines
+		lifeFloor float64
+		lifeDays  int
+	}{
+		{"existed throughout", Lifetime{From: at(2, 1, 0), To: now}, 36,
+			map[string]float64{"2026-03-01": 24, "2026-03-02": 12}, 28*24 + 36, 28 + 2},
+		{"created in the window", Lifetime{From: at(3, 1, 18), To: now}, 18,
+			map[string]float64{"2026-03-01": 6, "2026-03-02": 12}, 18, 2},
+		{"created an hour ago", Lifetime{From: at(3, 2, 11), To: now}, 1,
+			map[string]float64{"2026-03-02": 1}, 1, 1},
+		{"created now", Lifetime{From: now, To: now}, 0,
+			map[string]float64{"2026-03-02": 0}, 0, 1},
+		{"deleted in the window", Lifetime{From: at(2, 1, 0), To: at(3, 1, 6)}, 6,
+			map[string]float64{"2026-03-01": 6}, 28*24 + 6, 28 + 1},
+		{"created and deleted in the window", Lifetime{From: at(3, 2, 1), To: at(3, 2, 3)}, 2,
+			map[string]float64{"2026-03-02": 2}, 2, 1},
+		{"deleted at the window's first midnight", Lifetime{From: at(2, 27, 12), To: at(3, 1, 0)}, -1, nil, 36, 2},
+		{"deleted before the window", Lifetime{From: at(1, 1, 0), To: at(2, 19, 15)}, -1, nil, (31+18)*24 + 15, 31 + 19},
+	}
+	var lives []Lifetime
+	for i := range cases {
+		cases[i].life.Account = silo.AccountID(fmt.Sprintf("acct-%d", i))
+		lives = append(lives, cases[i].life)
+	}
+	report := func(since time.Time) (map[silo.AccountID]float64, map[silo.AccountID]map[string]float64) {
+		t.Helper()
+		floors, days := map[silo.AccountID]float64{}, map[silo.AccountID]map[string]float64{}
+		r, err := Build(context.Background(), st, Query{Since: since, Until: now}, p, lives)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range r.Lines {
+			floors[l.Account] = l.Floor
+		}
+		r, err = Build(context.Background(), st, Query{Since: since, Until: now, By: ByDay, Limit: MaxLines}, p, lives)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range r.Lines {
+			if days[l.Account] == nil {
+				days[l.Account] = map[string]float64{}
+			}
+			days[l.Account][l.Day] = l.Floor
+		}
+		return floors, days
+	}
+	approx := cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })
+	floors, days := report(at(3, 1, 9))
+	far, farDays := report(now.AddDate(0, 0, -100_000))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, listed := floors[c.life.Account]
+			switch {
+			case c.floor < 0 && listed:
+				t.Errorf("by account: listed with floor %v, want not listed", got)
+			case c.floor >= 0 && !listed:
+				t.Errorf("by account: not listed, want floor %v", c.floor)
+			case listed && math.Abs(got-c.floor) > 1e-9:
+				t.Errorf("by account: floor %v, want %v", got, c.floor)
+			}
+			if diff := cmp.Diff(c.days, days[c.life.Account], approx); diff != "" {
+				t.Errorf("by day, floor per day (-want +got):\n%s", diff)
+			}
+			if got := far[c.life.Account]; math.Abs(got-c.lifeFloor) > 1e-9 {
+				t.Errorf("since 100,000 days back, by account: floor %v, want %v (the lifetime)", got, c.lifeFloor)
+			}
+			var sum float64
+			for _, f := range farDays[c.life.Account] {
+				sum += f
+			}
+			if n := len(farDays[c.life.Account]); n != c.lifeDays || math.Abs(sum-c.lifeFloor) > 1e-9 {
+				t.Errorf("since 100,000 days back, by day: %d lines, floors summing to %v; want %d, %v", n, sum, c.lifeDays, c.lifeFloor)
+			}
+		})
 	}
 }
 
