@@ -147,11 +147,23 @@ func writeErr(w http.ResponseWriter, err error) {
 	writeJSON(w, Status(b.Error.Code), b)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers status with v as JSON. v is encoded before anything is
+// written, so a value that cannot be encoded is answered with 500 and an
+// internal error, never with status and an empty body; the encoding error
+// is returned for the caller to log.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		var e ErrorBody
+		e.Error.Code, e.Error.Message = silo.CodeInternal, silo.UserMessage(err)
+		status, err = http.StatusInternalServerError, fmt.Errorf("encode the answer: %w", err)
+		b, _ = json.Marshal(e) // strings only: always encodes
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
+	return err
 }
 
 // handler adapts a func returning (value, error) to an http.HandlerFunc.
@@ -169,7 +181,9 @@ func (s *Server) handle(pattern string, fn func(r *http.Request) (int, any, erro
 			w.WriteHeader(status)
 			return
 		}
-		writeJSON(w, status, v)
+		if err := writeJSON(w, status, v); err != nil {
+			s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
 	})
 }
 
