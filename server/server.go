@@ -202,6 +202,25 @@ func accountID(r *http.Request) (silo.AccountID, error) {
 	return silo.ParseID(r.PathValue("id"))
 }
 
+// cursor reads the after of GET /v1/accounts: the ID of the last account of
+// the previous page, or any string of printable ASCII that sorts where the
+// next page starts (the console pages from just before a prefix, "ac~").
+// Account IDs are ASCII, so nothing else can be a position among them.
+//
+// # Errors
+//
+// CodeInvalid for any other byte (non-ASCII, control characters, a
+// space), which could match no account and which PostgreSQL refuses to
+// compare (a byte sequence that is not UTF-8, NUL).
+func cursor(s string) (silo.AccountID, error) {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return "", silo.Errorf(silo.CodeInvalid, "after=%q is not an account ID; pass the id of the last account of the previous page", s)
+		}
+	}
+	return silo.AccountID(s), nil
+}
+
 // CreateAccountRequest is the body of POST /v1/accounts.
 type CreateAccountRequest struct {
 	ID      string            `json:"id"`
@@ -294,7 +313,11 @@ func (s *Server) routes() {
 	})
 	s.handle("GET /v1/accounts", func(r *http.Request) (int, any, error) {
 		q := r.URL.Query()
-		f := store.Filter{Kind: silo.Kind(q.Get("kind")), State: silo.State(q.Get("state")), After: silo.AccountID(q.Get("after"))}
+		after, err := cursor(q.Get("after"))
+		if err != nil {
+			return 0, nil, err
+		}
+		f := store.Filter{Kind: silo.Kind(q.Get("kind")), State: silo.State(q.Get("state")), After: after}
 		if l := q.Get("limit"); l != "" {
 			n, err := strconv.Atoi(l)
 			if err != nil || n < 0 {

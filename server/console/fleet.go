@@ -37,6 +37,19 @@ func fleetAfter(q string) string {
 	return q[:len(q)-1] + string(q[len(q)-1]-1) + "~"
 }
 
+// idPrefix reports whether q can begin an account ID: IDs are DNS labels
+// ([a-z0-9-]), so a query with any other character (a space, an accent,
+// bytes that are not UTF-8) matches no account, and the fleet page lists
+// none without asking the API.
+func idPrefix(q string) bool {
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
 // fleetScan bounds how many accounts one fleet page reads while it looks
 // for accounts with a parameter; past it the page ends early and its next
 // link goes on from where the scan stopped.
@@ -55,6 +68,10 @@ func (c *Console) fleet(w http.ResponseWriter, r *http.Request, s *session) {
 	if p.Param != "" && !byParam {
 		pk, byParam = p.Param, true // any value
 		pv = "\x00any"
+	}
+	if !idPrefix(p.Query) {
+		c.render(w, http.StatusOK, "fleet", s, p)
+		return
 	}
 	if p.Sort != "" && p.Sort != "id" {
 		c.fleetSorted(w, r, s, p)
