@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -145,18 +146,22 @@ func (p *Plane) Usage(ctx context.Context, q usage.Query, prices usage.Prices) (
 //
 // # Errors
 //
-// CodeInvalid saying how to write it.
+// CodeInvalid saying how to write it; one wrapping usage.ErrTooEarly for a
+// number of days that reaches back before usage.Earliest (the year 1).
 func Since(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}
-	if n, unit, ok := count(s); ok {
-		switch unit {
-		case "d":
-			return now.AddDate(0, 0, -n), nil
-		case "h":
-			return now.Add(-time.Duration(n) * time.Hour), nil
+	if n, unit, ok := count(s); ok && (unit == "d" || unit == "h") {
+		t := now.AddDate(0, 0, -n)
+		if unit == "h" { // in whole days first: n hours may not fit a time.Duration
+			t = now.UTC().AddDate(0, 0, -n/24).Add(-time.Duration(n%24) * time.Hour)
 		}
+		if t.Before(usage.Earliest) {
+			return time.Time{}, &silo.Error{Code: silo.CodeInvalid, Err: usage.ErrTooEarly,
+				Message: fmt.Sprintf("--since %q reaches back before the year 1; write fewer days (100000d is about 270 years, longer than any account has existed) or a date (2026-03-01)", s)}
+		}
+		return t, nil
 	}
 	return time.Time{}, silo.Errorf(silo.CodeInvalid, "--since %q is not a window; write a number of days or hours (30d, 12h) or a date (2026-03-01)", s)
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -92,7 +94,11 @@ func UsageQuery(v url.Values, now time.Time) (usage.Query, error) {
 			return t, nil
 		}
 		t, err := control.Since(s, now)
-		if err != nil {
+		switch {
+		case errors.Is(err, usage.ErrTooEarly):
+			return time.Time{}, &silo.Error{Code: silo.CodeInvalid, Err: err,
+				Message: fmt.Sprintf("%s=%q reaches back before the year 1; write fewer days (100000d is about 270 years, longer than any account has existed) or a date such as 2026-03-01", name, s)}
+		case err != nil:
 			return time.Time{}, silo.Errorf(silo.CodeInvalid, "%s=%q is not a time; write 30d, 12h, 2026-03-01 or an RFC 3339 time", name, s)
 		}
 		return t, nil

@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -42,6 +43,15 @@ const (
 	MaxLines     = 10_000
 )
 
+// Earliest is the earliest time a usage window may start or end: the
+// first moment of the year 1, the earliest an RFC 3339 time (the API's
+// form) can name. Every account, and so every usage, is much later.
+var Earliest = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ErrTooEarly marks a usage window that starts before Earliest. Test
+// with errors.Is.
+var ErrTooEarly = errors.New("usage window starts before the year 1")
+
 // Check validates q and fills in its defaults.
 //
 // # Errors
@@ -64,6 +74,10 @@ func (q *Query) Check() error {
 	q.Limit = min(q.Limit, MaxLines)
 	if q.Until.IsZero() || q.Since.IsZero() {
 		return silo.Errorf(silo.CodeInvalid, "a usage report needs a start and an end; pass --since (e.g. 30d)")
+	}
+	if q.Since.Before(Earliest) || q.Until.Before(Earliest) {
+		return &silo.Error{Code: silo.CodeInvalid, Err: ErrTooEarly,
+			Message: "the usage window reaches back before the year 1; start it later (30d, or a date such as 2026-03-01)"}
 	}
 	if q.Until.Before(q.Since) {
 		return silo.Errorf(silo.CodeInvalid, "the usage window ends (%s) before it starts (%s)", q.Until.Format(time.DateOnly), q.Since.Format(time.DateOnly))
