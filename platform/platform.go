@@ -504,15 +504,18 @@ func (p *Platform) Addr() string {
 //
 // CodeUnavailable with what to do when an address is taken.
 func (p *Platform) Listen() (net.Listener, error) {
+	// The messages name the flag of each command that sets the address:
+	// silo up and silo dev take the gateway's as --listen, silo server as
+	// --gateway (its --listen is the API's).
 	ln, err := net.Listen("tcp", p.cfg.Listen)
 	if err != nil {
-		return nil, silo.Errorf(silo.CodeUnavailable, "cannot listen on %s: %v; stop what uses it or pass --listen ADDR", p.cfg.Listen, unwrapOp(err))
+		return nil, silo.Errorf(silo.CodeUnavailable, "cannot listen on %s for the tenant gateway: %v; stop what uses it or choose another gateway address (silo server --gateway ADDR, silo up --listen ADDR)", p.cfg.Listen, unwrapOp(err))
 	}
 	var aln net.Listener
 	if p.cfg.APIListen != "" {
 		if aln, err = net.Listen("tcp", p.cfg.APIListen); err != nil {
 			ln.Close()
-			return nil, silo.Errorf(silo.CodeUnavailable, "cannot listen on %s for the control-plane API: %v; choose another address", p.cfg.APIListen, unwrapOp(err))
+			return nil, silo.Errorf(silo.CodeUnavailable, "cannot listen on %s for the control-plane API: %v; stop what uses it or choose another API address (silo server --listen ADDR, silo up --api ADDR)", p.cfg.APIListen, unwrapOp(err))
 		}
 	}
 	p.mu.Lock()
