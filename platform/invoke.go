@@ -91,7 +91,12 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 	} else if !errors.Is(err, silo.ErrNotFound) {
 		return gateway.Response{}, err
 	}
-	host := isolation.FunctionHost(p.Policy, acct, fn, p.Stored.Data(acct, v.Data), prod, p.guestLog)
+	data := p.Stored.Data(acct, v.Data)
+	watch := p.watchTables(data)
+	if watch != nil {
+		data = watch
+	}
+	host := isolation.FunctionHost(p.Policy, acct, fn, data, prod, p.guestLog)
 	pages := uint32(0)
 	if fs.Memory > 0 {
 		pages = uint32((fs.Memory + 65535) / 65536)
@@ -112,6 +117,7 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 		return gateway.Response{}, derr
 	}
 	if err != nil {
+		err = dataWaitError(watch, fn, fs.Timeout, err)
 		p.logError(acct, fn, req.RequestID, "invocation failed", err)
 		return gateway.Response{}, err
 	}
