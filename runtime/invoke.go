@@ -149,7 +149,7 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 		return Response{}, err
 	}
 	j.ctx = context.WithValue(ctx, callKey{}, c)
-	r.dispatch(task{in, j})
+	in.jobs <- j
 	select {
 	case <-in.done:
 	case <-ctx.Done():
@@ -247,47 +247,52 @@ func (r *Runtime) ctxError(ctx context.Context, inv Invocation, lim Limits) erro
 	return failure(silo.CodeUnavailable, ctx.Err(), "function %q was cancelled (the client went away or the server is stopping)", inv.Function)
 }
 
-// run serves one job on its instance, on a worker's goroutine
-// (workers.go). The first job of an instance instantiates the module. A
-// failed or stopped invocation, and an abandoned one, discard the
-// instance; otherwise the invoker puts it back in its pool.
-func (r *Runtime) run(in *instance, j *job) {
-	// j holds its CPU slot (taken in invoke); a host call waiting for
-	// I/O gives it back meanwhile and takes it again.
-	// The worker holds the instance's linear memory while it runs
-	// code on it, so that closing the module meanwhile (Close) does not
-	// take the memory from under the guest (heldMemory).
-	held := false
-	if j.err == nil && in.mod == nil {
-		j.err = r.instantiate(j.ctx, in, j.art, j.c)
-		held = in.mem != nil // allocated held
-	} else if j.err == nil && in.mem != nil {
-		if held = in.mem.hold(); !held {
-			j.err = silo.Errorf(silo.CodeUnavailable, "the function runtime is shutting down; try again")
+// worker runs an instance's invocations one at a time on one goroutine,
+// whose stack stays grown between invocations. The first job instantiates
+// the module. The worker ends when the instance is discarded: after a
+// failed or stopped invocation, an abandoned one, or eviction (jobs closed).
+func (r *Runtime) worker(in *instance) {
+	for j := range in.jobs {
+		// j holds its CPU slot (taken in invoke); a host call waiting for
+		// I/O gives it back meanwhile and takes it again.
+		// The worker holds the instance's linear memory while it runs
+		// code on it, so that closing the module meanwhile (Close) does not
+		// take the memory from under the guest (heldMemory).
+		held := false
+		if j.err == nil && in.mod == nil {
+			j.err = r.instantiate(j.ctx, in, j.art, j.c)
+			held = in.mem != nil // allocated held
+		} else if j.err == nil && in.mem != nil {
+			if held = in.mem.hold(); !held {
+				j.err = silo.Errorf(silo.CodeUnavailable, "the function runtime is shutting down; try again")
+			}
 		}
-	}
-	if j.err == nil {
-		in.logw.n.Store(0)
-		in.call.Store(j.c)
-		j.resp, j.err = r.exec(j.ctx, in, j.c, j.inv)
-		in.call.Store(nil)
-	}
-	if held {
-		in.mem.unhold()
-	}
-	j.c.leaveCPU()
-	bad := j.err != nil || j.c.stopped
-	if bad {
-		r.discard(context.Background(), in)
-	}
-	j.sem.release()
-	if !j.state.CompareAndSwap(jobRunning, jobFinished) {
-		if !bad {
+		if j.err == nil {
+			in.logw.n.Store(0)
+			in.call.Store(j.c)
+			j.resp, j.err = r.exec(j.ctx, in, j.c, j.inv)
+			in.call.Store(nil)
+		}
+		if held {
+			in.mem.unhold()
+		}
+		j.c.leaveCPU()
+		bad := j.err != nil || j.c.stopped
+		if bad {
 			r.discard(context.Background(), in)
 		}
-		return // abandoned: nobody waits
+		j.sem.release()
+		if !j.state.CompareAndSwap(jobRunning, jobFinished) {
+			if !bad {
+				r.discard(context.Background(), in)
+			}
+			return // abandoned: nobody waits
+		}
+		in.done <- struct{}{}
+		if bad {
+			return
+		}
 	}
-	in.done <- struct{}{}
 }
 
 func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocation) (Response, error) {

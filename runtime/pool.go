@@ -32,11 +32,12 @@ type instance struct {
 	lastUsed  time.Time
 	snap      *snapshot // the snapshot it started from or gave; release marks it used
 	logw      *logWriter
+	jobs      chan *job     // to the worker; closed on eviction
 	done      chan struct{} // from the worker: the job finished
 }
 
-// take returns an idle instance of key, or a new one that its first job
-// instantiates.
+// take returns an idle instance of key, or a new one whose worker will
+// instantiate it on its first job.
 func (r *Runtime) take(key poolKey) (*instance, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -49,7 +50,9 @@ func (r *Runtime) take(key poolKey) (*instance, error) {
 		p.idle = p.idle[:len(p.idle)-1]
 		return in, nil
 	}
-	return &instance{key: key, handlers: map[string]api.Function{}, done: make(chan struct{}, 1)}, nil
+	in := &instance{key: key, handlers: map[string]api.Function{}, jobs: make(chan *job, 1), done: make(chan struct{}, 1)}
+	go r.worker(in)
+	return in, nil
 }
 
 func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c *call) error {
@@ -184,7 +187,7 @@ func (r *Runtime) release(key poolKey, in *instance) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		r.discard(context.Background(), in)
+		r.evict(context.Background(), in)
 		return
 	}
 	p := r.pools[key]
@@ -196,14 +199,20 @@ func (r *Runtime) release(key poolKey, in *instance) {
 	r.mu.Unlock()
 }
 
-// discard closes an instance. It is called once per instance: by the
-// worker of a bad or abandoned invocation, or for an idle instance (by
-// sweep or Close).
+// discard closes an instance. It is called once per instance: by its worker
+// after a bad or abandoned invocation, or for an idle instance (by sweep or
+// Close), which also ends its worker.
 func (r *Runtime) discard(ctx context.Context, in *instance) {
 	if in.mod != nil {
 		in.mod.Close(ctx)
 		r.live.Add(-1)
 	}
+}
+
+// evict discards an idle instance and ends its worker.
+func (r *Runtime) evict(ctx context.Context, in *instance) {
+	r.discard(ctx, in)
+	close(in.jobs)
 }
 
 func (r *Runtime) reaper() {
@@ -268,7 +277,7 @@ func (r *Runtime) sweep(now time.Time) {
 	r.mem.trim(now.Add(-r.cfg.IdleTimeout / 4))
 	r.snap.trim(now.Add(-r.cfg.SnapshotTimeout))
 	for _, in := range old {
-		r.discard(context.Background(), in)
+		r.evict(context.Background(), in)
 	}
 }
 
@@ -287,7 +296,7 @@ func (r *Runtime) Evict(acct silo.AccountID) int {
 	}
 	r.mu.Unlock()
 	for _, in := range old {
-		r.discard(context.Background(), in)
+		r.evict(context.Background(), in)
 	}
 	return len(old)
 }

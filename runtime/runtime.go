@@ -208,9 +208,8 @@ type Runtime struct {
 	snap *snapStore   // snapshots of initialised instances
 	cpus *cpus        // the accounts' CPU shares
 
-	tasks chan task // to an idle worker (workers.go)
-	stop  chan struct{}
-	done  chan struct{}
+	stop chan struct{}
+	done chan struct{}
 }
 
 // engine is one wazero runtime; there is one per distinct memory limit
@@ -311,7 +310,6 @@ func New(cfg Config) (*Runtime, error) {
 		mem:       newMemPool(),
 		snap:      newSnapStore(max(cfg.SnapshotMemory, 0)),
 		cpus:      &cpus{shared: cfg.AccountCPU, alone: max(cfg.AccountCPU, goruntime.GOMAXPROCS(0))},
-		tasks:     make(chan task),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -349,7 +347,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	<-r.done
 	for _, p := range pools {
 		for _, in := range p.idle {
-			r.discard(ctx, in)
+			r.evict(ctx, in)
 		}
 	}
 	var errs []error
