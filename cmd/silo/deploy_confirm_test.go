@@ -17,16 +17,7 @@ import (
 // table, and the rollback of the latest rollout, need no confirmation.
 func TestDeployConfirmsDataLoss(t *testing.T) {
 	hasNotes := regexp.MustCompile(`(?m)^\s*table\s+notes\s`)
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
-	dir := filepath.Join(t.TempDir(), "app")
-	if _, _, err := runCLI(t, "init", dir); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "silo.yaml")
-	src, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file, src := initProject(t)
 	withNotes := strings.Replace(string(src), "tables:\n  visits: {}\n", "tables:\n  visits: {}\n  notes: {}\n", 1)
 	if withNotes == string(src) {
 		t.Fatal("the scaffold's tables section moved; update this test")
@@ -64,4 +55,21 @@ func TestDeployConfirmsDataLoss(t *testing.T) {
 	if out := c.ok("tenant", "show", "acme"); !hasNotes.MatchString(out) {
 		t.Errorf("tenant show after the rollback: %s; want notes back", out)
 	}
+}
+
+// initProject makes a silo init project for a test and returns its silo.yaml
+// and what the scaffold wrote in it.
+func initProject(t *testing.T) (file string, src []byte) {
+	t.Helper()
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	dir := filepath.Join(t.TempDir(), "app")
+	if _, _, err := runCLI(t, "init", dir); err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(dir, "silo.yaml")
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, src
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/silo-run/silo/rollout"
-	"github.com/silo-run/silo/silotest"
 )
 
 // gatedRing is a rollout section whose only ring is gated on traffic that a
@@ -29,16 +28,7 @@ rollout:
 // active rollout; rollout list lists; an aborted ring says stopped, and a
 // ring without gates says nothing was measured.
 func TestRolloutCommands(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
-	dir := filepath.Join(t.TempDir(), "app")
-	if _, _, err := runCLI(t, "init", dir); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "silo.yaml")
-	src, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file, src := initProject(t)
 	if err := os.WriteFile(file, append(src, gatedRing...), 0o644); err != nil {
 		t.Fatal(err)
 	}
