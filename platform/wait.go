@@ -82,10 +82,12 @@ func (w *tableWatch) waited(d time.Duration) bool {
 }
 
 // watchTables wraps an account's data-plane handle for one invocation,
-// when the provider keeps the accounts' files in the data dir (shared with
-// the other silo processes on it); nil when it does not.
+// when the provider keeps the accounts' files in the data dir and other
+// servers may share it (a PostgreSQL store); nil otherwise. On SQLite a
+// data dir has one server, so no table call waits for another, and the
+// request path pays nothing for the watch.
 func (p *Platform) watchTables(d provider.Data) *tableWatch {
-	if _, ok := p.Provider.(accountDirs); !ok || d == nil {
+	if _, ok := p.Provider.(accountDirs); !ok || d == nil || p.cfg.Store == nil {
 		return nil
 	}
 	return &tableWatch{Data: d}
