@@ -136,16 +136,7 @@ func TestResumeFinishesInterruptedOnboarding(t *testing.T) {
 // problem.
 func TestAccountProblemsNameDamage(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	p, st, _ := planeOn(t, dir, "state.db")
-	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"acme", "globex"} {
-		if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: id}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p, _, dir := acmeAndGlobex(t)
 	if err := os.WriteFile(filepath.Join(dir, "accounts", "accounts", "acme", "resources.json"), []byte(`{"table/t": {"ty`), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -165,16 +156,7 @@ func TestAccountProblemsNameDamage(t *testing.T) {
 // backup; the other account, whose store is there, has no problem.
 func TestAccountProblemsNameADeletedStore(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	p, st, _ := planeOn(t, dir, "state.db")
-	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"acme", "globex"} {
-		if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: id}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p, _, dir := acmeAndGlobex(t)
 	if err := os.Remove(filepath.Join(dir, "accounts", "accounts", "acme", "data.db")); err != nil {
 		t.Fatal(err)
 	}
@@ -310,16 +292,7 @@ func TestKillMidCreate(t *testing.T) {
 // stays pending until acme is repaired, and the platform can start.
 func TestRecoverGoesOnPastAnUnreadableAccount(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	p, st, _ := planeOn(t, dir, "state.db")
-	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"acme", "globex"} {
-		if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: id}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p, st, dir := acmeAndGlobex(t)
 	long := time.Now().Add(-time.Hour)
 	res, err := silo.NewResource(silo.TypeTable, "t2", map[string]any{})
 	if err != nil {
@@ -378,4 +351,22 @@ func TestUnfinishedOnboardingFix(t *testing.T) {
 			t.Errorf("%s: fix %q offers silo tenant delete: %v, want %v", tc.acct.ID, fix, got, tc.wantDelete)
 		}
 	}
+}
+
+// acmeAndGlobex returns a plane on a fresh data dir, its store and the
+// dir, with tenants acme and globex on a current release.
+func acmeAndGlobex(t *testing.T) (*control.Plane, store.Store, string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, st, _ := planeOn(t, dir, "state.db")
+	if err := p.SetCurrent(ctx, release(t, st, nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"acme", "globex"} {
+		if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p, st, dir
 }
