@@ -6,8 +6,10 @@
 // (orgfront.go), and one before each member account's kumo the DynamoDB
 // resource policy calls (memberfront.go); docs/aws.md lists them.
 //
-// It is imported by tests only. Like provider/aws it may import
-// aws-sdk-go-v2; it must not import any other project package but the root.
+// It is imported by tests, and by cmd/silo-aws-emulator, which offers one
+// organization to silo on this machine (Serve). Like provider/aws it may
+// import aws-sdk-go-v2; it must not import any other project package but
+// the root.
 package awstest
 
 import (
@@ -20,7 +22,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,6 +33,18 @@ import (
 // Region is the region the emulated organization lives in.
 const Region = "us-east-1"
 
+// T is what the emulation needs of its owner: a test's testing.TB, or the
+// emulator command's own. Cleanup runs when the owner ends; Fatal and
+// Fatalf end the owner.
+type T interface {
+	Helper()
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+}
+
 var (
 	kumoOnce sync.Once
 	kumoPath string
@@ -40,7 +53,7 @@ var (
 
 // Kumo returns the path of the kumo binary, built once per test binary from
 // the tool dependency in go.mod. It fails t if kumo cannot be built.
-func Kumo(t testing.TB) string {
+func Kumo(t T) string {
 	t.Helper()
 	kumoOnce.Do(func() {
 		// "go tool -n" builds the tool into the build cache if needed and
@@ -79,8 +92,11 @@ type process struct {
 }
 
 // start runs kumo on a free local port, with env added to its
-// environment, and waits until it accepts connections. t.Cleanup kills it.
-func start(t testing.TB, env ...string) *process {
+// environment, and waits until it accepts connections. t.Cleanup kills it;
+// with withParent, so does the kernel when the thread that started it ends
+// (an emulator killed by SIGKILL leaves no kumo running; not in tests,
+// where a thread that ends must not take a kumo with it).
+func start(t T, withParent bool, env ...string) *process {
 	t.Helper()
 	bin := Kumo(t)
 	addr := freeAddr(t)
@@ -93,6 +109,9 @@ func start(t testing.TB, env ...string) *process {
 	cmd.Env = append(cleanEnv(), "KUMO_LOG_LEVEL=error", "KUMO_HOST=127.0.0.1", "KUMO_PORT="+port)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = out, out
+	if withParent {
+		cmd.SysProcAttr = childAttr()
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start kumo: %v", err)
 	}
@@ -124,7 +143,7 @@ var (
 // freeAddr returns a free local address no other kumo of this binary
 // holds: several kumo processes start at once, and the kernel may give a
 // port closed by one caller to the next before the first kumo bound it.
-func freeAddr(t testing.TB) string {
+func freeAddr(t T) string {
 	t.Helper()
 	handedMu.Lock()
 	defer handedMu.Unlock()
@@ -162,10 +181,11 @@ func cleanEnv() []string {
 
 // Org is an emulated AWS organization. It is safe for concurrent use.
 type Org struct {
-	t     testing.TB
+	t     T
 	front *front
 
-	lambda bool // member accounts get a Lambda front (NewFunctionOrg)
+	lambda  bool // member accounts get a Lambda front (NewFunctionOrg)
+	serving bool // offered to other processes (Serve)
 
 	mu      sync.Mutex
 	members map[string]*process     // AWS account ID → its kumo
@@ -182,10 +202,28 @@ type Org struct {
 // NewOrg starts the management account's kumo and its Organizations front
 // and creates the organization (with all features), as an administrator
 // would before installing silo. Processes end with t.
-func NewOrg(t testing.TB) *Org {
+func NewOrg(t T) *Org {
 	t.Helper()
-	o := &Org{t: t, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, urls: map[string]string{}, memberFaults: map[string]*faults{}, starting: map[string]chan struct{}{}}
-	o.front = newFront(t, start(t))
+	return newOrg(t, "127.0.0.1:0", false)
+}
+
+// Serve is NewOrg for a process that offers the organization to others
+// (cmd/silo-aws-emulator): its management front listens on addr, and
+// every account is reached there, as every account of AWS is reached at
+// one endpoint per service. A call signed with credentials that an
+// AssumeRole into a member account returned goes to that account's kumo
+// (route.go), so silo needs nothing but AWS_ENDPOINT_URL set to URL.
+func Serve(t T, addr string) *Org {
+	t.Helper()
+	o := newOrg(t, addr, true)
+	o.front.member = o.Endpoint
+	return o
+}
+
+func newOrg(t T, addr string, serving bool) *Org {
+	t.Helper()
+	o := &Org{t: t, serving: serving, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, urls: map[string]string{}, memberFaults: map[string]*faults{}, starting: map[string]chan struct{}{}}
+	o.front = newFront(t, start(t, serving), addr)
 	o.front.remote = o.serveEndpoint
 	org := organizations.NewFromConfig(o.Config(), func(op *organizations.Options) { op.BaseEndpoint = aws.String(o.front.url) })
 	if _, err := org.CreateOrganization(context.Background(), &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
@@ -198,7 +236,7 @@ func NewOrg(t testing.TB) *Org {
 // account's kumo sits behind a front that serves the Lambda versions and
 // aliases kumo lacks (lambdafront.go), and Function and RuntimeAPI let a
 // test run what an alias names.
-func NewFunctionOrg(t testing.TB) *Org {
+func NewFunctionOrg(t T) *Org {
 	t.Helper()
 	o := NewOrg(t)
 	o.lambda = true
@@ -254,7 +292,7 @@ func (o *Org) Endpoint(account string) string {
 		close(ready)
 	}()
 
-	p := start(o.t, env...)
+	p := start(o.t, o.serving, env...)
 	mf := newMemberFront(o.t, p)
 	u := mf.url
 	var lf *lambdaFront

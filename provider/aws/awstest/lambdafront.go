@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // lambdaFront stands before a member account's kumo and serves the Lambda
@@ -65,7 +64,7 @@ const lambdaPrefix = "/2015-03-31/functions"
 
 // newLambdaFront serves before next (the member front), whose kumo is
 // kumo, and injects faults.
-func newLambdaFront(t testing.TB, next, kumo *process, account string, faults *faults) *lambdaFront {
+func newLambdaFront(t T, next, kumo *process, account string, faults *faults) *lambdaFront {
 	t.Helper()
 	target, _ := url.Parse(next.url)
 	rt, _ := url.Parse(kumo.url)

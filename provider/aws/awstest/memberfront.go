@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // memberFront stands before a member account's kumo. kumo v0.33.1 does not
@@ -27,11 +25,9 @@ type memberFront struct {
 
 const ddbTarget = "DynamoDB_20120810."
 
-func newMemberFront(t testing.TB, kumo *process) *memberFront {
+func newMemberFront(t T, kumo *process) *memberFront {
 	f := &memberFront{kumo: kumo, policies: map[string]string{}, faults: newFaults()}
-	srv := httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	f.url = serveOn(t, "127.0.0.1:0", f.serve)
 	return f
 }
 

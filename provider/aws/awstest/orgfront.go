@@ -1,15 +1,14 @@
 package awstest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // front stands before the management account's kumo. kumo v0.33.1 serves
@@ -38,6 +37,8 @@ type front struct {
 	calls    map[string]int // Organizations operation → calls
 	faults   *faults
 	remote   http.HandlerFunc             // answers Remote
+	member   func(account string) string  // a member account's endpoint, for route.go (Serve); nil: no routing
+	keys     map[string]string            // access key ID AssumeRole returned → its member account (route.go)
 	tags     map[string]map[string]string // account ID → tags set by TagResource
 	names    map[string]string            // account ID → name set by PutAccountName
 	failWith string                       // FailCreations' reason for the next creations
@@ -46,7 +47,7 @@ type front struct {
 
 const orgTarget = "AWSOrganizationsV20161128."
 
-func newFront(t testing.TB, kumo *process) *front {
+func newFront(t T, kumo *process, addr string) *front {
 	f := &front{
 		kumo:     kumo,
 		statuses: map[string]map[string]any{},
@@ -59,11 +60,26 @@ func newFront(t testing.TB, kumo *process) *front {
 		tags:     map[string]map[string]string{},
 		names:    map[string]string{},
 		failed:   map[string]bool{},
+		keys:     map[string]string{},
 	}
-	srv := httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	f.url = serveOn(t, addr, f.serve)
 	return f
+}
+
+// serveOn serves h on addr (host:port, port 0 for a free one) until t
+// ends, and returns its URL.
+func serveOn(t T, addr string, h http.HandlerFunc) string {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 func (f *front) created(account string) bool {
@@ -80,6 +96,9 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if f.routed(w, r, body) {
 		return
 	}
 	op, isOrg := strings.CutPrefix(r.Header.Get("X-Amz-Target"), orgTarget)
@@ -428,35 +447,19 @@ func (f *front) overlay(out map[string]any) {
 // forward sends the request to kumo; edit, if set, rewrites a successful
 // JSON answer.
 func (f *front) forward(w http.ResponseWriter, r *http.Request, body []byte, edit func(map[string]any)) {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, f.kumo.url+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	req.Header = r.Header.Clone()
-	req.Host = r.Host // execute-api is virtual-hosted
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if edit != nil && resp.StatusCode == http.StatusOK {
-		var m map[string]any
-		if json.Unmarshal(out, &m) == nil {
+	var edited func([]byte) []byte
+	if edit != nil {
+		edited = func(out []byte) []byte {
+			var m map[string]any
+			if json.Unmarshal(out, &m) != nil {
+				return out
+			}
 			edit(m)
-			out, _ = json.Marshal(m)
+			b, _ := json.Marshal(m)
+			return b
 		}
 	}
-	for k, vs := range resp.Header {
-		if k == "Content-Length" {
-			continue
-		}
-		w.Header()[k] = vs
-	}
-	w.WriteHeader(resp.StatusCode)
-	w.Write(out)
+	proxy(w, r, body, f.kumo.url, edited)
 }
 
 func reply(w http.ResponseWriter, v any) {
