@@ -92,34 +92,63 @@ func (p Plan) Counts() map[Op]int {
 	return m
 }
 
-// DataLoss describes the changes of plans that destroy data (see
-// Change.DestroysData), e.g. "deletes table/notes in acme, globex", naming
-// at most three accounts per change; "" when there are none.
-func DataLoss(plans []Plan) string {
-	where := map[string][]string{}
-	var order []string
+// Loss is one change that destroys data (see Change.DestroysData) and
+// every account whose plan makes it, in plan order.
+type Loss struct {
+	Op       Op           `json:"op"` // OpDelete or OpReplace
+	Type     ResourceType `json:"type"`
+	Name     string       `json:"name"`
+	Accounts []AccountID  `json:"accounts"`
+}
+
+// Key returns "type/name".
+func (l Loss) Key() string { return string(l.Type) + "/" + l.Name }
+
+// Losses returns the changes of plans that destroy data, one Loss per
+// operation and resource in the order first met; nil when there are none.
+func Losses(plans []Plan) []Loss {
+	var out []Loss
+	at := map[string]int{}
 	for _, p := range plans {
 		for _, c := range p.Changes {
 			if !c.DestroysData() {
 				continue
 			}
-			k := string(c.Op) + "s " + c.Key()
-			if where[k] == nil {
-				order = append(order, k)
+			k := string(c.Op) + " " + c.Key()
+			i, ok := at[k]
+			if !ok {
+				i = len(out)
+				at[k] = i
+				out = append(out, Loss{Op: c.Op, Type: c.Type, Name: c.Name})
 			}
-			where[k] = append(where[k], string(p.Account))
+			out[i].Accounts = append(out[i].Accounts, p.Account)
 		}
 	}
-	parts := make([]string, len(order))
-	for i, k := range order {
-		accts := where[k]
-		if len(accts) > 3 {
-			accts = append(accts[:3:3], fmt.Sprintf("%d more", len(where[k])-3))
+	return out
+}
+
+// DescribeLosses describes losses in one line, e.g. "deletes table/notes
+// in acme, globex", naming at most three accounts per change; "" when
+// there are none.
+func DescribeLosses(losses []Loss) string {
+	parts := make([]string, len(losses))
+	for i, l := range losses {
+		accts := make([]string, 0, 4)
+		for j, a := range l.Accounts {
+			if j == 3 {
+				accts = append(accts, fmt.Sprintf("%d more", len(l.Accounts)-3))
+				break
+			}
+			accts = append(accts, string(a))
 		}
-		parts[i] = fmt.Sprintf("%s in %s", k, strings.Join(accts, ", "))
+		parts[i] = fmt.Sprintf("%ss %s in %s", l.Op, l.Key(), strings.Join(accts, ", "))
 	}
 	return strings.Join(parts, "; ")
 }
+
+// DataLoss describes the changes of plans that destroy data:
+// DescribeLosses(Losses(plans)).
+func DataLoss(plans []Plan) string { return DescribeLosses(Losses(plans)) }
 
 // DriftItem is one difference between recorded state and the provider.
 type DriftItem struct {
