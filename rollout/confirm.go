@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/store"
 )
 
@@ -18,10 +19,104 @@ type Options struct {
 	AllowDataLoss bool
 }
 
-// dataLoss plans every live account that the rollout would move and
-// describes what those plans destroy ("" if nothing). moves maps a page of
-// accounts to the release each would move to, leaving out those that stay.
-func (rn *Runner) dataLoss(ctx context.Context, moves func(store.Tx, []silo.Account) (map[silo.AccountID]string, error)) (string, error) {
+// Preview is what starting a rollout or a rollback would destroy, computed
+// by the same planning that refuses it (see PreviewStart and
+// PreviewRollback).
+type Preview struct {
+	// Release is the release the accounts would move to.
+	Release string `json:"release"`
+	// Accounts is the number of accounts planned: the live accounts the
+	// rollout's rings select (for a rollback, those it would return) that
+	// can take Release.
+	Accounts int `json:"accounts"`
+	// Losses are the tables, buckets and secrets the plans delete or
+	// replace, each with every account where; empty when nothing is
+	// destroyed.
+	Losses []silo.Loss `json:"losses"`
+}
+
+// PreviewStart returns what Start(ctx, releaseID, Options{}) would plan
+// and destroy; it changes nothing. Start refuses, unless its Options allow
+// data loss, exactly when Losses is not empty. The fleet may change between
+// a preview and a Start, so Start plans again.
+//
+// # Errors
+//
+// silo.ErrNotFound for an unknown release; a store or engine error when
+// an account cannot be read or planned.
+func (rn *Runner) PreviewStart(ctx context.Context, releaseID string) (Preview, error) {
+	rel, err := rn.release(ctx, releaseID)
+	if err != nil {
+		return Preview{}, err
+	}
+	return rn.startPreview(ctx, rel)
+}
+
+// PreviewRollback returns what Rollback(ctx, id, Options{}) would plan
+// and destroy; it changes nothing. Rollback refuses, unless its Options
+// allow data loss, exactly when Losses is not empty.
+//
+// # Errors
+//
+// As Rollback's before it starts anything: silo.ErrNotFound for an unknown
+// rollout; CodeInvalid if the rollout had no previous release;
+// CodeConflict if it was rolled back already or a later one ran.
+func (rn *Runner) PreviewRollback(ctx context.Context, id string) (Preview, error) {
+	orig, rel, err := rn.rollbackTarget(ctx, id)
+	if err != nil {
+		return Preview{}, err
+	}
+	return rn.rollbackPreview(ctx, orig, rel)
+}
+
+// startPreview plans the accounts a rollout of rel would move: those its
+// rings select.
+func (rn *Runner) startPreview(ctx context.Context, rel engine.Release) (Preview, error) {
+	rings := ringsOf(rel.Stack, false)
+	return rn.preview(ctx, rel.ID, func(_ store.Tx, as []silo.Account) (map[silo.AccountID]string, error) {
+		to := map[silo.AccountID]string{}
+		for _, a := range as {
+			if ringOf(rings, rel.Stack, a) >= 0 {
+				to[a.ID] = rel.ID
+			}
+		}
+		return to, nil
+	})
+}
+
+// rollbackPreview plans the accounts a rollback of orig to rel would
+// return.
+func (rn *Runner) rollbackPreview(ctx context.Context, orig Rollout, rel engine.Release) (Preview, error) {
+	back := Rollout{Release: rel.ID, Rings: ringsOf(rel.Stack, true)}
+	return rn.preview(ctx, rel.ID, func(tx store.Tx, as []silo.Account) (map[silo.AccountID]string, error) {
+		var mine []silo.Account
+		for _, a := range as {
+			if ringOf(back.Rings, rel.Stack, a) >= 0 {
+				mine = append(mine, a)
+			}
+		}
+		return undoTargets(tx, back, orig, mine)
+	})
+}
+
+// rollbackTarget returns rollout id and the release rolling it back
+// returns to, or why it cannot be rolled back.
+func (rn *Runner) rollbackTarget(ctx context.Context, id string) (Rollout, engine.Release, error) {
+	orig, err := rn.Get(ctx, id)
+	if err != nil {
+		return orig, engine.Release{}, err
+	}
+	if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error { return rollbackable(tx, orig) }); err != nil {
+		return orig, engine.Release{}, err
+	}
+	rel, err := rn.release(ctx, orig.Previous)
+	return orig, rel, err
+}
+
+// preview plans every live account that the rollout would move and
+// returns what those plans destroy. moves maps a page of accounts to the
+// release each would move to, leaving out those that stay.
+func (rn *Runner) preview(ctx context.Context, release string, moves func(store.Tx, []silo.Account) (map[silo.AccountID]string, error)) (Preview, error) {
 	var plans []silo.Plan
 	f := store.Filter{Limit: 1000}
 	for {
@@ -42,7 +137,7 @@ func (rn *Runner) dataLoss(ctx context.Context, moves func(store.Tx, []silo.Acco
 			to, err = moves(tx, live)
 			return err
 		}); err != nil {
-			return "", err
+			return Preview{}, err
 		}
 		for _, a := range page {
 			id, ok := to[a.ID]
@@ -51,7 +146,7 @@ func (rn *Runner) dataLoss(ctx context.Context, moves func(store.Tx, []silo.Acco
 			}
 			rel, err := rn.release(ctx, id)
 			if err != nil {
-				return "", err
+				return Preview{}, err
 			}
 			p, err := rn.cfg.Engine.PlanAccount(ctx, a, rel)
 			if silo.ErrorCode(err) == silo.CodeInvalid {
@@ -60,12 +155,16 @@ func (rn *Runner) dataLoss(ctx context.Context, moves func(store.Tx, []silo.Acco
 				continue
 			}
 			if err != nil {
-				return "", fmt.Errorf("plan %s for release %s: %w", a.ID, id, err)
+				return Preview{}, fmt.Errorf("plan %s for release %s: %w", a.ID, id, err)
 			}
 			plans = append(plans, p)
 		}
 		if len(page) < f.Limit {
-			return silo.DataLoss(plans), nil
+			losses := silo.Losses(plans)
+			if losses == nil {
+				losses = []silo.Loss{}
+			}
+			return Preview{Release: release, Accounts: len(plans), Losses: losses}, nil
 		}
 		f.After = page[len(page)-1].ID
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/rollout"
@@ -36,6 +37,17 @@ func TestStartNeedsConfirmToDestroy(t *testing.T) {
 			v1 := release(t, e, tc.from, "sha256:1111")
 			v2 := release(t, e, tc.to, "sha256:2222")
 			seed(t, e, v1, 5, 1)
+			// The preview finds what the refusal finds, and changes nothing.
+			pv, err := e.run.PreviewStart(ctx, v2.ID)
+			if err != nil {
+				t.Fatalf("PreviewStart: %v", err)
+			}
+			if got, want := len(pv.Losses) > 0, tc.wantCode == silo.CodeNeedsConfirm || tc.allow; got != want {
+				t.Errorf("PreviewStart losses %v, want some: %v", pv.Losses, want)
+			}
+			if rs, err := e.run.List(ctx, 0); err != nil || len(rs) != 0 {
+				t.Errorf("rollouts after a preview: %v, %v; want none", rs, err)
+			}
 			r, err := e.run.Start(ctx, v2.ID, rollout.Options{AllowDataLoss: tc.allow})
 			if tc.wantCode != "" {
 				if silo.ErrorCode(err) != tc.wantCode {
@@ -140,6 +152,59 @@ func TestRollbackNeedsConfirmToDestroy(t *testing.T) {
 	checkFleet(t, e, map[string]engine.Release{v2.ID: v2})
 	succeeds(t, e)(e.run.Rollback(ctx, r.ID, rollout.Options{AllowDataLoss: true}))
 	checkFleet(t, e, map[string]engine.Release{v1.ID: v1})
+}
+
+// The previews list every table a rollout or rollback would delete, with
+// every account where, and the number of accounts planned; the twins: a
+// release that only adds lists nothing, and a rollback that cannot run is
+// refused by its preview as by Rollback.
+func TestPreviewListsWhatIsDestroyed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), opts{})
+	v1 := release(t, e, ungated(), "sha256:1111")
+	v2 := release(t, e, withNotes(), "sha256:2222")
+	seed(t, e, v1, 5, 1)
+	notes := func(rel string, accts ...silo.AccountID) rollout.Preview {
+		return rollout.Preview{Release: rel, Accounts: 6, Losses: []silo.Loss{{Op: silo.OpDelete, Type: silo.TypeTable, Name: "notes", Accounts: accts}}}
+	}
+	// Production is planned too, but its section declares no tables.
+	all := []silo.AccountID{tenant(0), tenant(1), tenant(2), tenant(3), tenant(4)}
+
+	pv, err := e.run.PreviewStart(ctx, v2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rollout.Preview{Release: v2.ID, Accounts: 6, Losses: []silo.Loss{}}, pv); diff != "" {
+		t.Errorf("PreviewStart of a release that adds a table (-want +got):\n%s", diff)
+	}
+	r := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+
+	pv, err = e.run.PreviewStart(ctx, v1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(notes(v1.ID, all...), pv); diff != "" {
+		t.Errorf("PreviewStart of a release without notes (-want +got):\n%s", diff)
+	}
+	pv, err = e.run.PreviewRollback(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(notes(v1.ID, all...), pv); diff != "" {
+		t.Errorf("PreviewRollback (-want +got):\n%s", diff)
+	}
+	if got := get(t, e, r.ID); got.RolledBackBy != "" {
+		t.Errorf("rollout %s rolled back by %s after a preview, want not", r.ID, got.RolledBackBy)
+	}
+	checkFleet(t, e, map[string]engine.Release{v2.ID: v2})
+
+	if _, err := e.run.PreviewStart(ctx, "r-doesnotexist"); silo.ErrorCode(err) != silo.CodeNotFound {
+		t.Errorf("PreviewStart of an unknown release = %v, want %s", err, silo.CodeNotFound)
+	}
+	succeeds(t, e)(e.run.Rollback(ctx, r.ID, rollout.Options{AllowDataLoss: true}))
+	if _, err := e.run.PreviewRollback(ctx, r.ID); silo.ErrorCode(err) != silo.CodeConflict {
+		t.Errorf("PreviewRollback of a rolled-back rollout = %v, want %s", err, silo.CodeConflict)
+	}
 }
 
 // succeeds drives the rollout that start returned to its end and fails the

@@ -46,7 +46,10 @@
 // An operator's rollout (Start) and rollback (Rollback) are planned for
 // every account they would move before anything starts; one that would
 // delete or replace a table, bucket or secret is refused with
-// silo.CodeNeedsConfirm unless Options.AllowDataLoss confirms it. Only the
+// silo.CodeNeedsConfirm unless Options.AllowDataLoss confirms it;
+// PreviewStart and PreviewRollback return what that planning finds, every
+// table, bucket and secret with every account where, without starting
+// anything, so a caller can show it before asking. Only the
 // latest rollout can be rolled back, once: rolling back an earlier one
 // would return the accounts a later rollout moved as well. A failing
 // ring's own rollback needs no confirmation.

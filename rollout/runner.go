@@ -136,21 +136,12 @@ func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rol
 		return Rollout{}, err
 	}
 	if !opt.AllowDataLoss {
-		rings := ringsOf(rel.Stack, false)
-		what, err := rn.dataLoss(ctx, func(_ store.Tx, as []silo.Account) (map[silo.AccountID]string, error) {
-			to := map[silo.AccountID]string{}
-			for _, a := range as {
-				if ringOf(rings, rel.Stack, a) >= 0 {
-					to[a.ID] = rel.ID
-				}
-			}
-			return to, nil
-		})
+		pv, err := rn.startPreview(ctx, rel)
 		if err != nil {
 			return Rollout{}, err
 		}
-		if what != "" {
-			return Rollout{}, silo.Errorf(silo.CodeNeedsConfirm, "the rollout of release %s destroys data (%s), which cannot be undone; no account was changed. Confirm it to go ahead: silo deploy --yes (API: \"allow_data_loss\": true)", rel.ID, what)
+		if len(pv.Losses) > 0 {
+			return Rollout{}, silo.Errorf(silo.CodeNeedsConfirm, "the rollout of release %s destroys data (%s), which cannot be undone; no account was changed. Confirm it to go ahead: silo deploy --yes (API: \"allow_data_loss\": true)", rel.ID, silo.DescribeLosses(pv.Losses))
 		}
 	}
 	return rn.create(ctx, rel, "", nil)
@@ -331,33 +322,17 @@ func (rn *Runner) Abort(ctx context.Context, id string) (Rollout, error) {
 // later one ran; CodeNeedsConfirm when returning the accounts would delete
 // or replace a table, bucket or secret and opt does not allow it.
 func (rn *Runner) Rollback(ctx context.Context, id string, opt Options) (Rollout, error) {
-	orig, err := rn.Get(ctx, id)
-	if err != nil {
-		return orig, err
-	}
-	if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error { return rollbackable(tx, orig) }); err != nil {
-		return orig, err
-	}
-	rel, err := rn.release(ctx, orig.Previous)
+	orig, rel, err := rn.rollbackTarget(ctx, id)
 	if err != nil {
 		return orig, err
 	}
 	if !opt.AllowDataLoss {
-		back := Rollout{Release: rel.ID, Rings: ringsOf(rel.Stack, true)}
-		what, err := rn.dataLoss(ctx, func(tx store.Tx, as []silo.Account) (map[silo.AccountID]string, error) {
-			var mine []silo.Account
-			for _, a := range as {
-				if ringOf(back.Rings, rel.Stack, a) >= 0 {
-					mine = append(mine, a)
-				}
-			}
-			return undoTargets(tx, back, orig, mine)
-		})
+		pv, err := rn.rollbackPreview(ctx, orig, rel)
 		if err != nil {
 			return orig, err
 		}
-		if what != "" {
-			return orig, silo.Errorf(silo.CodeNeedsConfirm, "rolling back rollout %s returns accounts to release %s, which destroys data (%s) and cannot be undone; no account was changed. Confirm it to go ahead: silo rollout rollback %s --yes (API: \"allow_data_loss\": true)", id, rel.ID, what, id)
+		if len(pv.Losses) > 0 {
+			return orig, silo.Errorf(silo.CodeNeedsConfirm, "rolling back rollout %s returns accounts to release %s, which destroys data (%s) and cannot be undone; no account was changed. Confirm it to go ahead: silo rollout rollback %s --yes (API: \"allow_data_loss\": true)", id, rel.ID, silo.DescribeLosses(pv.Losses), id)
 		}
 	}
 	st, err := rn.stackOf(ctx, id)
