@@ -268,6 +268,22 @@ func (c *Client) StartRollout(ctx context.Context, release string, opt rollout.O
 	return out, err
 }
 
+// PreviewRollout returns what StartRollout of release would destroy (see
+// rollout.Runner.PreviewStart); nothing changes.
+func (c *Client) PreviewRollout(ctx context.Context, release string) (rollout.Preview, error) {
+	var out rollout.Preview
+	err := c.call(ctx, http.MethodGet, "/v1/rollouts/preview?release="+url.QueryEscape(release), nil, &out)
+	return out, err
+}
+
+// PreviewRollback returns what Rollback of rollout id would destroy (see
+// rollout.Runner.PreviewRollback); nothing changes.
+func (c *Client) PreviewRollback(ctx context.Context, id string) (rollout.Preview, error) {
+	var out rollout.Preview
+	err := c.call(ctx, http.MethodGet, "/v1/rollouts/"+esc(id)+"/rollback/preview", nil, &out)
+	return out, err
+}
+
 // Rollout returns a rollout; id may be "active" or "latest".
 func (c *Client) Rollout(ctx context.Context, id string) (rollout.Rollout, error) {
 	var out rollout.Rollout

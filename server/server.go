@@ -1,6 +1,7 @@
 // Package server is the control-plane HTTP API: accounts, keys, secrets
 // (write-only), releases and their content-addressed artifacts, rollouts
-// (start, status, follow, pause, resume, abort, rollback), audit
+// (start, status, follow, pause, resume, abort, rollback, and a preview
+// of what a start or rollback would destroy), audit
 // verification, plans and drift, the fleet's isolation proof, signed
 // tenant reports, environments and accounts' function logs, as JSON over HTTP behind an operator bearer token. Client is
 // the Go client the CLI uses with --server. docs/api.md documents every
@@ -548,6 +549,7 @@ func (s *Server) routes() {
 		n, err := s.cfg.Plane.VerifyAudit(r.Context())
 		return http.StatusOK, AuditResult{Entries: n, Intact: err == nil}, err
 	})
+	s.previewRoutes()
 	s.fleetRoutes()
 }
 

@@ -1,0 +1,104 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/rollout"
+)
+
+// The preview endpoints answer what a rollout or a rollback would destroy,
+// as the refusal finds it, and change nothing: a release that adds a table
+// destroys nothing (the must-not), one that drops it lists the table and
+// the account (the must), and so does rolling back the rollout that added
+// it.
+func TestPreviewEndpoints(t *testing.T) {
+	ctx := context.Background()
+	f := start(t)
+	c := f.client
+	v1 := upload(t, c, spec, "wasm v1")
+	if r, err := c.StartRollout(ctx, v1.ID, rollout.Options{}); err != nil || follow(t, c, r.ID).State != rollout.StateSucceeded {
+		t.Fatalf("first deploy: %v", err)
+	}
+	if _, err := c.CreateAccount(ctx, control.CreateRequest{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := upload(t, c, strings.Replace(spec, "tables: {findings: {}}", "tables: {findings: {}, notes: {}}", 1), "wasm v1")
+
+	pv, err := c.PreviewRollout(ctx, v2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Release != v2.ID || pv.Accounts == 0 || len(pv.Losses) != 0 {
+		t.Errorf("preview of a release that adds a table: %+v; want accounts planned, no losses", pv)
+	}
+	// The JSON says "losses": [] rather than null.
+	if got := getJSON(t, f, "/v1/rollouts/preview?release="+v2.ID); string(got["losses"]) != "[]" {
+		t.Errorf(`"losses" = %s, want []`, got["losses"])
+	}
+	r2, err := c.StartRollout(ctx, v2.ID, rollout.Options{})
+	if err != nil || follow(t, c, r2.ID).State != rollout.StateSucceeded {
+		t.Fatalf("deploy v2: %v", err)
+	}
+
+	notes := []silo.Loss{{Op: silo.OpDelete, Type: silo.TypeTable, Name: "notes", Accounts: []silo.AccountID{"acme"}}}
+	for name, get := range map[string]func() (rollout.Preview, error){
+		"rollout of v1":   func() (rollout.Preview, error) { return c.PreviewRollout(ctx, v1.ID) },
+		"rollback":        func() (rollout.Preview, error) { return c.PreviewRollback(ctx, r2.ID) },
+		"rollback latest": func() (rollout.Preview, error) { return c.PreviewRollback(ctx, "latest") },
+	} {
+		pv, err := get()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if diff := cmp.Diff(notes, pv.Losses); diff != "" || pv.Release != v1.ID {
+			t.Errorf("%s: release %s, losses (-want +got):\n%s", name, pv.Release, diff)
+		}
+	}
+	if _, err := c.Rollback(ctx, r2.ID, rollout.Options{}); code(err) != silo.CodeNeedsConfirm || !strings.Contains(err.Error(), "deletes table/notes in acme") {
+		t.Errorf("rollback unconfirmed: %v; want %s naming table/notes in acme, as previewed", err, silo.CodeNeedsConfirm)
+	}
+	if ro, err := c.Rollout(ctx, r2.ID); err != nil || ro.RolledBackBy != "" {
+		t.Errorf("after previews and a refusal: rolled back by %q (%v), want not", ro.RolledBackBy, err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		get  func() (rollout.Preview, error)
+		want silo.Code
+	}{
+		{"no release", func() (rollout.Preview, error) { return c.PreviewRollout(ctx, "") }, silo.CodeInvalid},
+		{"unknown release", func() (rollout.Preview, error) { return c.PreviewRollout(ctx, "r-doesnotexist") }, silo.CodeNotFound},
+		{"unknown rollout", func() (rollout.Preview, error) { return c.PreviewRollback(ctx, "ro-999999") }, silo.CodeNotFound},
+		{"not the latest", func() (rollout.Preview, error) { return c.PreviewRollback(ctx, "ro-000001") }, silo.CodeConflict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := tc.get(); code(err) != tc.want {
+				t.Errorf("got %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// getJSON GETs path with the operator token and decodes a JSON object.
+func getJSON(t *testing.T, f *fixture, path string) map[string]json.RawMessage {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]json.RawMessage
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		t.Fatalf("GET %s: %s", path, resp.Status)
+	}
+	return out
+}
