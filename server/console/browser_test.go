@@ -417,6 +417,16 @@ func TestConsoleInChromium(t *testing.T) {
 			}
 		}
 		b.screenshot("releases-aborted")
+		// Roll back… shows what it would destroy first: nothing here (the
+		// release changed a timeout), so no checkbox.
+		b.submit(`a[href$="/` + ro.ID + `/rollback"]`)
+		if txt := b.text(); !strings.Contains(txt, "Nothing would be deleted") {
+			t.Errorf("rollback's confirm step does not say nothing would be deleted: %s", txt)
+		}
+		if run(b, "count checkboxes", chromedp.Evaluate[int](`document.querySelectorAll("input[name=allow_data_loss]").length`)) != 0 {
+			t.Errorf("rollback's confirm step offers to delete data when it deletes none")
+		}
+		b.screenshot("releases-rollback-confirm")
 		b.submit(`form[action$="/` + ro.ID + `/rollback"] button`)
 		if txt := b.text(); !strings.Contains(txt, "rolls back "+ro.ID) {
 			t.Errorf("Roll back: no confirmation on the page")

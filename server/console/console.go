@@ -14,7 +14,9 @@
 // reads completely without JavaScript; with it, the releases and logs
 // pages update in place from server-sent events (live.go) carrying HTML
 // fragments rendered by the same templates, and times to live count down.
-// Sign-in attempts are limited per client address (signin.go).
+// Sign-in attempts are limited per client address (signin.go). A rollout
+// or rollback starts from a confirm step that lists what it would destroy,
+// from the API's preview (confirm.go).
 //
 // It imports package server for its client only, never a store, provider
 // or runtime implementation, and it never shows a secret value (I3).
@@ -336,7 +338,9 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("POST /console/rollouts/{rid}/{op}", c.authed(c.rolloutAction))
 	c.mux.HandleFunc("GET /console/isolation", c.authed(c.isolation))
 	c.mux.HandleFunc("GET /console/releases/events", c.authed(c.rolloutsEvents))
+	c.mux.HandleFunc("GET /console/releases/{rid}/rollout", c.authed(c.confirmRollout))
 	c.mux.HandleFunc("POST /console/releases/{rid}/rollout", c.authed(c.startRollout))
+	c.mux.HandleFunc("GET /console/rollouts/{rid}/rollback", c.authed(c.confirmRollback))
 	c.mux.HandleFunc("GET /console/tenants/{id}/logs", c.authed(c.logsPage))
 	c.mux.HandleFunc("GET /console/tenants/{id}/logs/events", c.authed(c.logsEvents))
 	c.mux.HandleFunc("GET /console/environments", c.authed(c.envsPage))

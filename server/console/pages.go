@@ -64,7 +64,7 @@ var funcs = template.FuncMap{
 
 func parsePages() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "fleet", "tenant", "releases", "isolation", "logs", "envs"} {
+	for _, name := range []string{"signin", "fleet", "tenant", "releases", "confirm", "isolation", "logs", "envs"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/logrows.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse console template %s: %w", name, err)
@@ -420,35 +420,23 @@ func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
 	c.render(w, http.StatusOK, "releases", s, p)
 }
 
-// startRollout starts rolling a release out over the fleet, as silo
-// deploy does. One that destroys data needs the form's confirmation.
-func (c *Console) startRollout(w http.ResponseWriter, r *http.Request, s *session) {
-	ro, err := c.api.StartRollout(r.Context(), r.PathValue("rid"), dataLossConfirmed(r))
-	if err != nil {
-		c.back(w, r, s, "/console/releases", flash{Err: silo.UserMessage(err)})
-		return
-	}
-	c.back(w, r, s, "/console/releases", flash{OK: "Rollout " + ro.ID + " of release " + ro.Release + " started."})
-}
-
 func (c *Console) rolloutAction(w http.ResponseWriter, r *http.Request, s *session) {
 	id, ctx := r.PathValue("rid"), r.Context()
-	var ro rollout.Rollout
 	var err error
 	var done string
 	switch r.PathValue("op") {
 	case "pause":
-		ro, err = c.api.Pause(ctx, id)
+		_, err = c.api.Pause(ctx, id)
 		done = "Rollout " + id + " is paused."
 	case "resume":
-		ro, err = c.api.ResumeRollout(ctx, id)
+		_, err = c.api.ResumeRollout(ctx, id)
 		done = "Rollout " + id + " resumes."
 	case "abort":
-		ro, err = c.api.Abort(ctx, id)
+		_, err = c.api.Abort(ctx, id)
 		done = "Rollout " + id + " is aborted; accounts stay where they are."
 	case "rollback":
-		ro, err = c.api.Rollback(ctx, id, dataLossConfirmed(r))
-		done = "Rollout " + ro.ID + " rolls back " + id + "."
+		c.rollback(w, r, s)
+		return
 	default:
 		http.NotFound(w, r)
 		return
@@ -458,12 +446,6 @@ func (c *Console) rolloutAction(w http.ResponseWriter, r *http.Request, s *sessi
 		return
 	}
 	c.back(w, r, s, "/console/releases", flash{OK: done})
-}
-
-// dataLossConfirmed reads the confirmation a rollout or rollback form
-// carries for deleting or replacing tables, buckets and secrets.
-func dataLossConfirmed(r *http.Request) rollout.Options {
-	return rollout.Options{AllowDataLoss: r.PostFormValue("allow_data_loss") == "yes"}
 }
 
 // IsolationPage is the data of the isolation page.

@@ -1,0 +1,199 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/silotest"
+)
+
+// TestConfirmStepListsWhatIsDestroyed: before a rollout or a rollback, its
+// confirm step lists every table, bucket or secret it would delete, with
+// the accounts, and only then offers the checkbox; a harmless one says
+// nothing would be deleted and offers none. Unconfirmed, or confirmed for
+// a list that has since changed, nothing starts and the list is shown
+// again; confirmed for the list as it stands, it starts.
+func TestConfirmStepListsWhatIsDestroyed(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	f.sp.Tenant(t, "globex")
+	f.sp.Tenant(t, "initech")
+	cur, err := f.p.Plane.CurrentRelease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := build(t, f, "  findings: {description: \"Findings reported by the tenant's scanners.\"}\n", "  notes: {}\n")
+	b := f.browser(t)
+	b.signIn()
+	tok := b.csrf("/console/releases")
+
+	// A release that adds a table destroys nothing: no list, no checkbox.
+	pg := b.get("/console/releases/" + notes.ID + "/rollout")
+	if pg.status != http.StatusOK || !strings.Contains(pg.body, `id="no-loss"`) {
+		t.Fatalf("confirm step of a release that adds a table (%d): does not say nothing would be deleted:\n%s", pg.status, pg.body)
+	}
+	if strings.Contains(pg.body, `name="allow_data_loss"`) || strings.Contains(pg.body, `id="losses"`) {
+		t.Errorf("confirm step of a release that adds a table lists losses or offers the checkbox")
+	}
+	if !strings.Contains(b.get("/console/releases").body, `href="/console/releases/`+notes.ID+`/rollout"`) {
+		t.Errorf("the releases page does not link release %s to its confirm step", notes.ID)
+	}
+	pg = b.post("/console/releases/"+notes.ID+"/rollout", url.Values{"csrf": {tok}})
+	if pg.location != "/console/releases" || !strings.Contains(b.get(pg.location).body, "started") {
+		t.Fatalf("Roll out of a harmless release: to %q, not started", pg.location)
+	}
+	ro := finished(t, f)
+
+	// Back to the first release would delete notes: both pages list it.
+	for _, path := range []string{"/console/releases/" + cur.ID + "/rollout", "/console/rollouts/" + ro.ID + "/rollback"} {
+		pg = b.get(path)
+		if pg.status != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, pg.status)
+		}
+		if got := losses(pg.body); got != "delete table/notes: globex initech" {
+			t.Errorf("GET %s lists %q, want delete table/notes: globex initech", path, got)
+		}
+		if !strings.Contains(pg.body, `name="allow_data_loss"`) {
+			t.Errorf("GET %s: no checkbox to confirm the loss", path)
+		}
+	}
+
+	// Unconfirmed: nothing starts, back to the list.
+	rollback := "/console/rollouts/" + ro.ID + "/rollback"
+	pg = b.post(rollback, url.Values{"csrf": {tok}})
+	if pg.location != rollback {
+		t.Errorf("unconfirmed rollback: to %q, want back to %s", pg.location, rollback)
+	}
+	if after := b.get(pg.location).body; !strings.Contains(after, `class="flash err"`) || losses(after) == "" {
+		t.Errorf("unconfirmed rollback: no error or no list on the page it leads to")
+	}
+	notRolledBack(t, f, ro.ID)
+	pg = b.post("/console/releases/"+cur.ID+"/rollout", url.Values{"csrf": {tok}})
+	if pg.location != "/console/releases/"+cur.ID+"/rollout" {
+		t.Errorf("unconfirmed rollout: to %q, want back to its confirm step", pg.location)
+	}
+	if ros, _ := f.p.Runner.List(ctx, 10); len(ros) != 1 {
+		t.Errorf("an unconfirmed rollout started: %d rollouts, want 1", len(ros))
+	}
+
+	// Confirmed for a list that has since grown (a new tenant on the
+	// release): nothing starts, and the list shows it.
+	stale := digest(t, b.get(rollback).body)
+	f.sp.Tenant(t, "hooli")
+	pg = b.post(rollback, url.Values{"csrf": {tok}, "allow_data_loss": {"yes"}, "losses": {stale}})
+	if pg.location != rollback {
+		t.Errorf("rollback confirmed for a stale list: to %q, want back to %s", pg.location, rollback)
+	}
+	notRolledBack(t, f, ro.ID)
+	now := b.get(rollback).body
+	if got := losses(now); got != "delete table/notes: globex hooli initech" {
+		t.Errorf("after a new tenant the list is %q, want it named too", got)
+	}
+
+	// Confirmed for the list as it stands: the rollback starts.
+	pg = b.post(rollback, url.Values{"csrf": {tok}, "allow_data_loss": {"yes"}, "losses": {digest(t, now)}})
+	if pg.location != "/console/releases" || !strings.Contains(b.get(pg.location).body, "rolls back "+ro.ID) {
+		t.Fatalf("confirmed rollback: to %q, not started", pg.location)
+	}
+	if r, err := f.p.Runner.Get(ctx, ro.ID); err != nil || r.RolledBackBy == "" {
+		t.Errorf("rollout %s after a confirmed rollback: not rolled back (%v)", ro.ID, err)
+	}
+
+	// A confirm step that cannot be shown says why, with no form.
+	for path, want := range map[string]int{
+		"/console/releases/r-doesnotexist/rollout": http.StatusNotFound,
+		rollback: http.StatusConflict, // rolled back already
+	} {
+		pg := b.get(path)
+		if pg.status != want || !strings.Contains(pg.body, `id="preview-error"`) || strings.Contains(pg.body, `method="post" action="`+path+`"`) {
+			t.Errorf("GET %s: %d, want %d with the reason and no form", path, pg.status, want)
+		}
+	}
+}
+
+// build builds the example with one line of silo.yaml (after) added after
+// another (at) and returns the release.
+func build(t *testing.T, f *fixture, at, after string) engine.Release {
+	t.Helper()
+	app := silotest.CopyExample(t)
+	y, err := os.ReadFile(filepath.Join(app, "silo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(y), at) {
+		t.Fatalf("silo.yaml has no line %q", at)
+	}
+	if err := os.WriteFile(filepath.Join(app, "silo.yaml"), []byte(strings.Replace(string(y), at, at+after, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := f.p.Build(context.Background(), app)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return rel
+}
+
+// finished waits for the latest rollout to succeed and returns it.
+func finished(t *testing.T, f *fixture) rollout.Rollout {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ros, err := f.p.Runner.List(context.Background(), 1)
+		if err != nil || len(ros) == 0 {
+			t.Fatalf("rollouts: %v, %v", ros, err)
+		}
+		if r := ros[0]; !r.State.Active() {
+			if r.State != rollout.StateSucceeded {
+				t.Fatalf("rollout %s: %s (%s)", r.ID, r.State, r.Reason)
+			}
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rollout %s still %s", ros[0].ID, ros[0].State)
+		}
+	}
+}
+
+func notRolledBack(t *testing.T, f *fixture, id string) {
+	t.Helper()
+	if r, err := f.p.Runner.Get(context.Background(), id); err != nil || r.RolledBackBy != "" {
+		t.Errorf("rollout %s rolled back by %q (%v), want not", id, r.RolledBackBy, err)
+	}
+}
+
+var (
+	lossRow    = regexp.MustCompile(`(?s)<tr><td class="bad">([^<]+)</td><td class="mono">([^<]+)</td><td>(.*?)</td></tr>`)
+	lossAcct   = regexp.MustCompile(`<li><a class="mono" href="[^"]+">([^<]+)</a></li>`)
+	lossDigest = regexp.MustCompile(`name="losses" value="([^"]*)"`)
+)
+
+// losses reads the confirm step's list as "op type/name: accounts; …".
+func losses(body string) string {
+	var out []string
+	for _, m := range lossRow.FindAllStringSubmatch(body, -1) {
+		var accts []string
+		for _, a := range lossAcct.FindAllStringSubmatch(m[3], -1) {
+			accts = append(accts, a[1])
+		}
+		out = append(out, m[1]+" "+m[2]+": "+strings.Join(accts, " "))
+	}
+	return strings.Join(out, "; ")
+}
+
+// digest returns the confirm step's digest of its list.
+func digest(t *testing.T, body string) string {
+	t.Helper()
+	m := lossDigest.FindStringSubmatch(body)
+	if m == nil || m[1] == "" {
+		t.Fatalf("confirm step has no digest of its list")
+	}
+	return m[1]
+}
