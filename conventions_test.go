@@ -176,7 +176,8 @@ var allowedImports = map[string][]string{
 	"cmd/silo": {".", "control", "engine", "isolation", "isolation/probe", "isolation/report", "logs", "platform",
 		"provider", "provider/aws", "provider/local", "rollout", "sdk", "server", "spec", "store", "store/postgres",
 		"store/sqlite", "usage"},
-	"cmd/silo-lambda": {".", "gateway", "internal/apikey", "isolation", "provider", "provider/aws", "runtime", "store"},
+	"cmd/silo-lambda":       {".", "gateway", "internal/apikey", "isolation", "provider", "provider/aws", "runtime", "store"},
+	"cmd/silo-aws-emulator": {"provider/aws/awstest"},
 	"bench": {".", "control", "engine", "gateway", "internal/build", "platform", "provider/local", "runtime",
 		"sdk/fn/abi", "spec", "store", "store/sqlite"},
 
