@@ -79,7 +79,7 @@ func Kumo(t T) string {
 		}
 	})
 	if kumoErr != nil {
-		t.Fatalf("kumo, the AWS emulator, is not available: %v", kumoErr)
+		t.Fatalf("kumo, the AWS emulator, is not available: it is built from the tool dependency in silo's go.mod, so run this from a clone of silo (with the go command on PATH); building it failed: %v", kumoErr)
 	}
 	return kumoPath
 }
