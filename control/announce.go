@@ -62,3 +62,27 @@ func (p *Plane) SetState(ctx context.Context, id silo.AccountID, next silo.State
 func (p *Plane) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	return p.announceAfter(ctx, p.Engine.DeleteAccount(ctx, id), store.Change{Account: id, What: "delete"})
 }
+
+// DeleteTenant deletes a tenant's account as DeleteAccount does: it is what
+// silo tenant delete and DELETE /v1/accounts/{id} run. Developer and
+// environment accounts are refused, naming the command that deletes them
+// (silo env delete, which verifies the teardown); the engine refuses the
+// production account.
+//
+// # Errors
+//
+// CodeNotFound for an unknown account, CodeInvalid for a developer or an
+// environment account, CodeForbidden for the production account.
+func (p *Plane) DeleteTenant(ctx context.Context, id silo.AccountID) error {
+	a, err := p.Account(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch a.Kind {
+	case silo.KindDeveloper:
+		return silo.Errorf(silo.CodeInvalid, "%s is a developer account, not a tenant; delete it with silo env delete %s", id, id)
+	case silo.KindEnvironment:
+		return silo.Errorf(silo.CodeInvalid, "%s is an environment, not a tenant; delete it with silo env delete %s", id, id)
+	}
+	return p.DeleteAccount(ctx, id)
+}

@@ -80,19 +80,21 @@ func (e Envs) Envs(ctx context.Context) ([]silo.Account, error) {
 	return envs, err
 }
 
-// DeleteEnv tears an environment down and verifies the provider holds
-// nothing of it.
+// DeleteEnv tears an environment or a developer account down and verifies
+// the provider holds nothing of it. Tenants are deleted with silo tenant
+// delete (control.Plane.DeleteTenant); the engine refuses the production
+// account.
 //
 // # Errors
 //
-// CodeInvalid when id is not an environment.
+// CodeInvalid for a tenant, CodeForbidden for the production account.
 func (e Envs) DeleteEnv(ctx context.Context, id silo.AccountID) error {
 	a, err := e.P.Plane.Account(ctx, id)
 	if err != nil {
 		return err
 	}
-	if a.Kind != silo.KindEnvironment {
-		return silo.Errorf(silo.CodeInvalid, "%s is a %s account, not an environment; use silo tenant delete", id, a.Kind)
+	if a.Kind == silo.KindTenant {
+		return silo.Errorf(silo.CodeInvalid, "%s is a tenant, not an environment or a developer account; delete it with silo tenant delete %s", id, id)
 	}
 	if err := e.P.DeleteAccount(ctx, id); err != nil {
 		return err

@@ -165,7 +165,9 @@ func (c *Client) Resume(ctx context.Context, id silo.AccountID) (silo.Account, e
 	return out, err
 }
 
-// DeleteAccount destroys an account and its data key.
+// DeleteAccount destroys a tenant's account and its data key; the server
+// refuses a developer or environment account (DeleteEnv deletes those) and
+// the production account.
 func (c *Client) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	return c.call(ctx, http.MethodDelete, "/v1/accounts/"+esc(string(id)), nil, nil)
 }
@@ -443,8 +445,8 @@ func (c *Client) Envs(ctx context.Context) ([]silo.Account, error) {
 	return out, err
 }
 
-// DeleteEnv tears an environment down on the server; the server verifies
-// nothing of it is left.
+// DeleteEnv tears an environment or a developer account down on the
+// server; the server verifies nothing of it is left.
 func (c *Client) DeleteEnv(ctx context.Context, id silo.AccountID) error {
 	return c.call(ctx, http.MethodDelete, "/v1/environments/"+esc(string(id)), nil, nil)
 }

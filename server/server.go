@@ -377,10 +377,7 @@ func (s *Server) routes() {
 		if err != nil {
 			return 0, nil, err
 		}
-		if _, err := s.cfg.Plane.Account(r.Context(), id); err != nil {
-			return 0, nil, err
-		}
-		return http.StatusNoContent, nil, s.cfg.Plane.DeleteAccount(r.Context(), id)
+		return http.StatusNoContent, nil, s.cfg.Plane.DeleteTenant(r.Context(), id)
 	})
 	s.handle("POST /v1/accounts/{id}/keys", func(r *http.Request) (int, any, error) {
 		id, err := accountID(r)

@@ -32,7 +32,7 @@ type controlAPI interface {
 	UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (silo.Plan, error)
 	Suspend(ctx context.Context, id silo.AccountID) (silo.Account, error)
 	Resume(ctx context.Context, id silo.AccountID) (silo.Account, error)
-	DeleteAccount(ctx context.Context, id silo.AccountID) error
+	DeleteAccount(ctx context.Context, id silo.AccountID) error // a tenant's; see control.Plane.DeleteTenant
 	IssueKey(ctx context.Context, id silo.AccountID, name string) (string, store.APIKey, error)
 	Keys(ctx context.Context, id silo.AccountID) ([]store.APIKey, error)
 	RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error
@@ -166,7 +166,7 @@ func (l localAPI) Resume(ctx context.Context, id silo.AccountID) (silo.Account, 
 }
 
 func (l localAPI) DeleteAccount(ctx context.Context, id silo.AccountID) error {
-	return l.a.plane.DeleteAccount(ctx, id)
+	return l.a.plane.DeleteTenant(ctx, id)
 }
 
 func (l localAPI) IssueKey(ctx context.Context, id silo.AccountID, name string) (string, store.APIKey, error) {

@@ -23,7 +23,8 @@ func newEnvCmd(g *globals) *cobra.Command {
 		Short: "Create, list and delete environments: throwaway accounts for tests and demos",
 		Long: `An environment is an account of kind environment, created from the current release, optionally
 seeded with fixture data, that lives for a TTL: the server (silo up, silo server) tears it down
-when it expires, and checks that nothing of it is left in the provider.`,
+when it expires, and checks that nothing of it is left in the provider. silo env delete also
+deletes a developer account (dev-NAME, made by silo dev and silo up).`,
 	}
 	cmd.AddCommand(newEnvCreate(g), newEnvList(g), newEnvDelete(g), newEnvReap(g))
 	return cmd
@@ -157,8 +158,13 @@ func newEnvList(g *globals) *cobra.Command {
 func newEnvDelete(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete NAME",
-		Short: "Tear an environment down now and verify nothing of it is left",
-		Args:  exactArgs(1, "an environment name"),
+		Short: "Tear an environment or a developer account down now and verify nothing of it is left",
+		Long: `Tear an environment or a developer account (dev-NAME) down now: its data key is destroyed,
+its resources, data and logs are removed, and silo checks that the provider holds nothing of it.
+Tenants are deleted with silo tenant delete.`,
+		Example: `  silo env delete e2e-417
+  silo env delete dev-alice`,
+		Args: exactArgs(1, "an environment name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			id, err := silo.ParseID(args[0])
@@ -174,7 +180,7 @@ func newEnvDelete(g *globals) *cobra.Command {
 				return err
 			}
 			return g.print(map[string]any{"deleted": id, "verified": true}, func(w io.Writer) {
-				fmt.Fprintf(w, "deleted environment %s; verified: the provider holds nothing of it\n", id)
+				fmt.Fprintf(w, "deleted %s; verified: the provider holds nothing of it\n", id)
 			})
 		},
 	}

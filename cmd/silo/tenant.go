@@ -316,8 +316,9 @@ func newTenantDelete(g *globals) *cobra.Command {
 		Short: "Delete a tenant: its account and data are destroyed and its data key is shredded",
 		Long: `Delete a tenant. Its account, resources and data are destroyed, its data key is destroyed
 first (crypto-shredding: anything left anywhere can no longer be decrypted), and its API keys are
-revoked. This cannot be undone. The production account cannot be deleted. At a terminal it asks
-for the tenant ID to be typed; elsewhere it needs --yes.`,
+revoked. This cannot be undone. The production account cannot be deleted, and developer and
+environment accounts are deleted with silo env delete. At a terminal it asks for the tenant ID to
+be typed; elsewhere it needs --yes.`,
 		Args: exactArgs(1, "a tenant ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			id := silo.AccountID(args[0])
@@ -329,7 +330,7 @@ for the tenant ID to be typed; elsewhere it needs --yes.`,
 					return err
 				}
 				i := slices.IndexFunc(accts, func(a silo.Account) bool { return a.ID == id })
-				if i < 0 || accts[i].Kind == silo.KindProduction {
+				if i < 0 || accts[i].Kind != silo.KindTenant {
 					return api.DeleteAccount(ctx, id)
 				}
 				if err := g.confirm(false, fmt.Sprintf("Deleting %s destroys its account and all its data", id), string(id)); err != nil {

@@ -310,7 +310,17 @@ func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *sessio
 			c.back(w, r, s, page, flash{Err: "Nothing was deleted: type the account ID " + string(id) + " exactly to confirm."})
 			return
 		}
-		if err = c.api.DeleteAccount(ctx, id); err == nil {
+		// A tenant goes as silo tenant delete, a developer or environment
+		// account as silo env delete (the API's tenant delete refuses them).
+		var d control.Detail
+		if d, err = c.api.Show(ctx, id); err == nil {
+			if d.Account.Kind == silo.KindDeveloper || d.Account.Kind == silo.KindEnvironment {
+				err = c.api.DeleteEnv(ctx, id)
+			} else {
+				err = c.api.DeleteAccount(ctx, id)
+			}
+		}
+		if err == nil {
 			c.back(w, r, s, "/console/", flash{OK: string(id) + " is deleted; its data key is destroyed."})
 			return
 		}

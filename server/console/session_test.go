@@ -12,6 +12,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/server/console"
+	"github.com/silo-run/silo/silotest"
 )
 
 func TestSignIn(t *testing.T) {
@@ -250,6 +251,7 @@ var (
 func TestTenantActions(t *testing.T) {
 	f := newFixture(t, 0)
 	f.sp.Tenant(t, "acme")
+	f.sp.Tenant(t, "dev-ann", silotest.Kind(silo.KindDeveloper))
 	b := f.browser(t)
 	b.signIn()
 	tok := b.csrf("/console/tenants/acme")
@@ -315,6 +317,12 @@ func TestTenantActions(t *testing.T) {
 	post("/console/tenants/acme/delete", url.Values{"confirm": {"acme"}})
 	if got := f.account(t, "acme").State; got != silo.StateDeleted {
 		t.Errorf("after delete: %s, want deleted", got)
+	}
+	// A developer account's page deletes it too (as silo env delete: the
+	// API's tenant delete refuses it).
+	post("/console/tenants/dev-ann/delete", url.Values{"confirm": {"dev-ann"}})
+	if got := f.account(t, "dev-ann").State; got != silo.StateDeleted {
+		t.Errorf("developer account after delete: %s, want deleted", got)
 	}
 
 	want := []string{"key.issue", "key.revoke", "account.suspend", "account.resume", "account.delete"}
