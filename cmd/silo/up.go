@@ -57,6 +57,9 @@ type upSummary struct {
 	// Held says why the app's release was built but not deployed (rollouts
 	// manage the fleet); Release is then the release the fleet is on.
 	Held string `json:"held,omitempty"`
+	// Developer says why the developer account is not among Accounts (it
+	// was deleted) and how to get one again.
+	Developer string `json:"developer,omitempty"`
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -67,10 +70,10 @@ func newUpCmd(g *globals) *cobra.Command {
 		Long: `silo up starts everything on the embedded default in one process: it builds the app
 (./silo.yaml if there is one, else examples/findings of this repository, or --file), creates the
 production account and seeds its shared data on first run, creates the demo tenants acme
-(plan=pro) and globex on a new data dir and your developer account dev-$USER, serves the gateway
-and prints each tenant's URL and a fresh API key. Later runs reuse the data dir: nothing is
-created twice, a tenant you deleted stays deleted, and each run replaces the previous run's
-"silo-up" keys. Until the first rollout (silo deploy) it applies the app to every account; once
+(plan=pro) and globex on a new data dir and your developer account dev-$USER when the data dir
+never had it, serves the gateway and prints each tenant's URL and a fresh API key. Later runs
+reuse the data dir: nothing is created twice, an account you deleted stays deleted (silo dev
+creates your developer account again), and each run replaces the previous run's "silo-up" keys. Until the first rollout (silo deploy) it applies the app to every account; once
 rollouts manage the fleet it changes no account's release and says so when the app differs from
 what the fleet runs. While it runs, other silo commands on the same data
 dir (silo tenant, keys, deploy, logs, ...) go through its control-plane API instead of opening
@@ -227,41 +230,53 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 	host, port := urlHost(ln.Addr())
 	route := firstRoute(dep.Release.Stack)
 	// add shows an account with a fresh silo-up key, creating it if create
-	// is set and it does not exist. An account that exists is left as it
-	// is: its release is the rollouts' (or silo dev's) business.
-	add := func(req control.CreateRequest, create bool) error {
+	// is set and the registry has never held it. An account that exists is
+	// left as it is: its release is the rollouts' (or silo dev's) business.
+	// One the registry holds as deleted (or being deleted) stays so, and
+	// add reports it as deleted.
+	add := func(req control.CreateRequest, create bool) (deleted bool, err error) {
 		a, err := p.Plane.Account(ctx, silo.AccountID(req.ID))
-		gone := errors.Is(err, silo.ErrNotFound) || (err == nil && (a.State == silo.StateDeleted || a.State == silo.StateDeleting))
+		never := errors.Is(err, silo.ErrNotFound)
 		switch {
-		case err != nil && !gone:
-			return err
-		case gone && !create:
-			return nil
-		case gone:
+		case err != nil && !never:
+			return false, err
+		case never && create:
 			if a, err = p.EnsureAccount(ctx, req); err != nil {
-				return fmt.Errorf("%s: %w", req.ID, err)
+				return false, fmt.Errorf("%s: %w", req.ID, err)
 			}
+		case never:
+			return false, nil
+		case a.State == silo.StateDeleted || a.State == silo.StateDeleting:
+			return true, nil
 		}
 		key, err := p.IssueKey(ctx, a.ID, upKeyName)
 		if err != nil {
-			return err
+			return false, err
 		}
 		sum.Accounts = append(sum.Accounts, upAccount{
 			ID: a.ID, Kind: a.Kind, Params: a.Params, Key: key,
 			URL:  fmt.Sprintf("http://%s.%s%s%s", a.ID, host, port, route),
 			Path: fmt.Sprintf("http://%s%s/t/%s%s", host, port, a.ID, route),
 		})
-		return nil
+		return false, nil
 	}
 	// The demo tenants are created on a new data dir only: one the user
 	// deleted stays deleted.
 	for _, t := range demoTenants {
-		if err := add(control.CreateRequest{ID: t.id, Kind: silo.KindTenant, Params: fitParams(dep.Release.Stack, t.params)}, fresh); err != nil {
+		if _, err := add(control.CreateRequest{ID: t.id, Kind: silo.KindTenant, Params: fitParams(dep.Release.Stack, t.params)}, fresh); err != nil {
 			return err
 		}
 	}
-	if err := add(control.CreateRequest{ID: string(platform.DevAccount(userName())), Kind: silo.KindDeveloper, Name: "developer"}, true); err != nil {
+	// The developer account is created whenever the registry has never
+	// held it (a new data dir, or a developer new to it); one the user
+	// deleted stays deleted too, and silo dev makes it again.
+	dev := platform.DevAccount(userName())
+	deleted, err := add(control.CreateRequest{ID: string(dev), Kind: silo.KindDeveloper, Name: "developer"}, true)
+	if err != nil {
 		return err
+	}
+	if deleted {
+		sum.Developer = fmt.Sprintf("your developer account %s was deleted, so silo up leaves it out; silo dev creates it again", dev)
 	}
 	sum.Startup = time.Since(start).Round(time.Millisecond).String()
 	if err := g.print(sum, func(w io.Writer) { printUp(w, sum, host, port) }); err != nil {
@@ -332,6 +347,9 @@ func printUp(w io.Writer, s upSummary, host, port string) {
 	fmt.Fprintf(w, "  data dir  %s\n\n", s.DataDir)
 	if s.Held != "" {
 		fmt.Fprintf(w, "  note: %s\n\n", s.Held)
+	}
+	if s.Developer != "" {
+		fmt.Fprintf(w, "  note: %s\n\n", s.Developer)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, a := range s.Accounts {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/silotest"
@@ -125,5 +126,60 @@ func TestUpInAUserProject(t *testing.T) {
 	}
 	if sum = up(); sum.Held != "" || sum.Release != v2 {
 		t.Errorf("silo up with the fleet's own release: release %s, held %q; want %s and no note", sum.Release, sum.Held, v2)
+	}
+}
+
+// silo up creates the developer account on a data dir that never had it,
+// also one made by silo tenant create (the must twin), but not again once
+// the user deleted it: it says so and how to get it back, and silo dev
+// does create it again.
+func TestUpLeavesADeletedDeveloperAccountDeleted(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Setenv("USER", "tester")
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+
+	sum, stop := startUp(t, c.dataDir, "--file", c.file)
+	stop()
+	if got := strings.Join(upIDs(sum), ","); got != "acme,dev-tester" || sum.Developer != "" {
+		t.Fatalf("silo up on a data dir without a developer account: showed %s (note %q), want acme,dev-tester", got, sum.Developer)
+	}
+
+	c.ok("env", "delete", "dev-tester")
+	sum, stop = startUp(t, c.dataDir, "--file", c.file)
+	stop()
+	const note = "your developer account dev-tester was deleted, so silo up leaves it out; silo dev creates it again"
+	if got := strings.Join(upIDs(sum), ","); got != "acme" || sum.Developer != note {
+		t.Errorf("silo up after the developer account was deleted: showed %s, note %q; want acme and %q", got, sum.Developer, note)
+	}
+	if st := accountState(t, c, "dev-tester"); st != silo.StateDeleted {
+		t.Errorf("dev-tester after silo up: %s, want deleted", st)
+	}
+	var text strings.Builder
+	printUp(&text, sum, "localhost", ":8080")
+	if !strings.Contains(text.String(), "  note: "+note+"\n") {
+		t.Errorf("silo up's text output lacks the note:\n%s", text.String())
+	}
+
+	// silo dev creates it again, as the note says.
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runCmd(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--data-dir", c.dataDir, "--file", c.file}, &out, &errOut)
+	}()
+	for !strings.Contains(out.String(), "dev-tester is live") {
+		select {
+		case err := <-done:
+			t.Fatalf("silo dev exited early: %v\nstdout: %s\nstderr: %s", err, out.String(), errOut.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("silo dev after Ctrl-C: %v", err)
+	}
+	if st := accountState(t, c, "dev-tester"); st != silo.StateActive {
+		t.Errorf("dev-tester after silo dev: %s, want active", st)
 	}
 }
