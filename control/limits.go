@@ -82,7 +82,9 @@ func (p *Plane) Limits(ctx context.Context, id silo.AccountID) (AccountLimits, e
 //
 // # Errors
 //
-// CodeNotFound for a missing account, CodeInvalid for limits out of range.
+// CodeNotFound for a missing account, CodeInvalid for limits out of range
+// and for limits on the production account, which the gateway never
+// serves (removing an override there is allowed).
 func (p *Plane) SetLimitOverride(ctx context.Context, id silo.AccountID, l silo.Limits) (AccountLimits, error) {
 	if err := l.Check(); err != nil {
 		return AccountLimits{}, err
@@ -94,6 +96,12 @@ func (p *Plane) SetLimitOverride(ctx context.Context, id silo.AccountID, l silo.
 		}
 		if err != nil {
 			return err
+		}
+		if a.Kind == silo.KindProduction && !l.IsZero() {
+			// Limits bound the gateway's requests and the writes of the
+			// functions they run; the gateway never serves production, and
+			// nothing else runs its functions.
+			return silo.Errorf(silo.CodeInvalid, "the production account takes no limits, because the gateway never serves it; set limits on a tenant, developer or environment account")
 		}
 		if err := tx.PutLimitOverride(id, l); err != nil {
 			return err

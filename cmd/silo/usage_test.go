@@ -19,6 +19,8 @@ import (
 	"github.com/silo-run/silo/usage"
 )
 
+const productionLimits = "the production account takes no limits, because the gateway never serves it; set limits on a tenant, developer or environment account"
+
 // TestLimitsCommands: limits set overrides only the limits given (the
 // rest keep the earlier override), show reads them back, clear removes the
 // override; bad input is one clear error and changes nothing.
@@ -49,6 +51,19 @@ func TestLimitsCommands(t *testing.T) {
 	c.fails("needs at least one of --rate", "limits", "set", "acme")
 	c.fails(`--storage "1GB" is not a size`, "limits", "set", "acme", "--storage", "1GB")
 	c.fails(`no account "nobody"`, "limits", "set", "nobody", "--rate", "5")
+	// The production account takes no limits (the gateway never serves
+	// it): refused with one sentence, nothing written, not even an audit
+	// entry.
+	before := stateOf(t, c)
+	if code, out, errOut := c.run("limits", "set", "production", "--rate", "5"); code != 1 || out != "" || errOut != "silo: "+productionLimits+"\n" {
+		t.Errorf("limits set production: exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, productionLimits)
+	}
+	if after := stateOf(t, c); after != before {
+		t.Errorf("a refused limits set production changed the control plane:\nbefore: %s\nafter:  %s", before, after)
+	}
+	if l = read("show", "production"); !l.Override.IsZero() {
+		t.Errorf("production after the refusal: got %+v, want no override", l)
+	}
 	if l = read("show", "acme"); l.Override.Rate != 50 || l.Override.Concurrency != 3 {
 		t.Fatalf("after refused changes: got %+v, want the override unchanged", l)
 	}
@@ -167,4 +182,8 @@ func TestUsageThroughAServer(t *testing.T) {
 		t.Fatalf("usage through a server:\n%s", out)
 	}
 	f.same("limits", "show", "demo-acme")
+	if code, _, errOut := f.remoteRun("limits", "set", "production", "--rate", "5"); code != 1 || errOut != "silo: "+productionLimits+"\n" {
+		t.Errorf("remote limits set production: exit %d, stderr %q; want exit 1 and %q", code, errOut, productionLimits)
+	}
+	f.remote("limits", "set", "demo-acme", "--rate", "5") // the twin
 }
