@@ -13,8 +13,9 @@ import (
 // openStore opens the control-plane store that --store (or $SILO_STORE)
 // names: nil for "" (the platform then opens SQLite in the data dir), a
 // PostgreSQL store for a postgres:// or postgresql:// URL. Opening a
-// PostgreSQL store brings its schema up to date; it refuses a schema
-// written by a newer silo.
+// PostgreSQL store brings silo's tables there up to date (an empty schema
+// gets them with the first change written, so a refused command leaves it
+// empty); it refuses a schema written by a newer silo.
 //
 // # Errors
 //

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/silotest"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/postgres"
 	"github.com/silo-run/silo/store/postgres/pgtest"
@@ -42,6 +43,9 @@ func TestStoreFlagBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.PutSetting("x", "1") }); err != nil {
+		t.Fatal(err) // the first write creates silo's tables
+	}
 	st.Close()
 	pgtest.Exec(t, newer, "UPDATE silo_schema SET version = 99")
 	c.fails("run a newer silo", "--store", newer, "tenant", "list")
@@ -53,6 +57,48 @@ func TestStoreFlagBadInput(t *testing.T) {
 	}
 	if _, err := os.Stat(stateDB); !os.IsNotExist(err) {
 		t.Errorf("with --store postgres://..., state.db: %v, want none", err)
+	}
+}
+
+// TestRefusedCommandLeavesAnEmptyDatabaseEmpty: a command with --store on
+// an empty PostgreSQL schema that is refused once the store is open (no
+// such account, the production account, no release) or that only reads
+// creates none of silo's tables; the must twin: the first command that
+// changes something creates them and its change is there.
+func TestRefusedCommandLeavesAnEmptyDatabaseEmpty(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	dsn := pgtest.Fresh(t)
+	c := newCLI(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tenant", "delete", "nosuch", "--yes"}, `no account "nosuch"`},
+		{[]string{"tenant", "delete", "production", "--yes"}, `no account "production"`},
+		{[]string{"limits", "set", "production", "--rate", "5"}, `no account "production"`},
+		{[]string{"env", "delete", "nosuch"}, `no account "nosuch"`},
+		{[]string{"keys", "create", "nosuch"}, `not found`},
+		{[]string{"tenant", "update", "nosuch", "--param", "plan=pro"}, "no release yet"},
+		{[]string{"rollout", "abort"}, "no rollout is active"},
+	} {
+		c.fails(tc.want, append([]string{"--store", dsn}, tc.args...)...)
+		if n := pgtest.Tables(t, dsn); n != 0 {
+			t.Fatalf("after the refused silo %s the database holds %d tables, want none", strings.Join(tc.args, " "), n)
+		}
+	}
+	if out := c.ok("--store", dsn, "tenant", "list"); !strings.Contains(out, "(none)") {
+		t.Errorf("tenant list on an empty database: %s", out)
+	}
+	if n := pgtest.Tables(t, dsn); n != 0 {
+		t.Fatalf("after tenant list the database holds %d tables, want none", n)
+	}
+
+	c.ok("--store", dsn, "tenant", "create", "acme")
+	if n := pgtest.Tables(t, dsn); n == 0 {
+		t.Fatal("tenant create wrote no tables")
+	}
+	if out := c.ok("--store", dsn, "tenant", "list"); !strings.Contains(out, "acme") {
+		t.Errorf("tenant list after tenant create: %s", out)
 	}
 }
 

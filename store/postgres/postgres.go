@@ -32,6 +32,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,14 +53,23 @@ type Store struct {
 	// maxAttempts bounds how often Update runs fn when transactions keep
 	// failing to serialize.
 	maxAttempts int
+	// ready is set once silo's tables exist at this silo's version; until
+	// then the database holds none of them (see Open).
+	ready atomic.Bool
 }
 
 var _ store.Store = (*Store)(nil)
 
 // Open connects to the database named by dsn (a PostgreSQL URL or key=value
-// string; a search_path parameter selects the schema) and brings the schema
-// up to date. Schema changes are applied in one transaction under an
-// advisory lock, so servers starting together do not race.
+// string; a search_path parameter selects the schema) and brings silo's
+// tables there up to date. Schema changes are applied in one transaction
+// under an advisory lock, so servers starting together do not race.
+//
+// A schema that holds no silo tables yet is left untouched by Open: the
+// tables are created in the transaction of the first Update, so they are
+// there only once something is written, and a command that fails before
+// (or whose write fails) leaves the schema as empty as it found it. A View
+// before that sees an empty store.
 //
 // # Errors
 //
@@ -83,7 +93,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, silo.Errorf(silo.CodeUnavailable, "cannot connect to PostgreSQL at %s:%d/%s: %w; check that it is running and that the DSN is right", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.prepare(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -93,6 +103,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // View runs fn in a read-only REPEATABLE READ transaction: fn sees one
 // consistent snapshot. Write methods of the Tx return an error.
 func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
+	if !s.ready.Load() {
+		return s.viewEmpty(ctx, fn)
+	}
 	pgTx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return dbErr("begin view", err)
@@ -127,8 +143,13 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return userErr(silo.CodeUnavailable, err, "the state database is busy with concurrent changes; try again")
 }
 
-// try runs fn once; retry reports a serialization failure.
+// try runs fn once; retry reports a serialization failure, or that
+// another process created silo's tables while this one was about to.
 func (s *Store) try(ctx context.Context, fn func(store.Tx) error) (retry bool, err error) {
+	if err := s.prepare(ctx); err != nil {
+		return false, err
+	}
+	create := !s.ready.Load()
 	pgTx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
 		return retryable(err), dbErr("begin update", err)
@@ -139,6 +160,14 @@ func (s *Store) try(ctx context.Context, fn func(store.Tx) error) (retry bool, e
 			pgTx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
+	if create {
+		// The first write creates the tables, in its own transaction.
+		if err := s.create(ctx, pgTx); errors.Is(err, errTablesExist) {
+			return true, err
+		} else if err != nil {
+			return false, err
+		}
+	}
 	t := &tx{ctx: ctx, tx: pgTx}
 	err = fn(t)
 	if t.mustRetry || retryable(err) {
@@ -147,9 +176,15 @@ func (s *Store) try(ctx context.Context, fn func(store.Tx) error) (retry bool, e
 	if err != nil {
 		return false, err
 	}
+	if create && !t.wrote {
+		return false, nil // nothing to keep: the tables wait for a write
+	}
 	done = true
 	if err := pgTx.Commit(ctx); err != nil {
 		return retryable(err), dbErr("commit", err)
+	}
+	if create {
+		s.ready.Store(true)
 	}
 	return false, nil
 }

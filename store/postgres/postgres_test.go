@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	silo "github.com/silo-run/silo"
@@ -305,6 +306,9 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Update(context.Background(), func(tx store.Tx) error { return tx.PutSetting("x", "1") }); err != nil {
+		t.Fatal(err) // the first write creates the tables
+	}
 	s.Close()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -331,4 +335,91 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatalf("Open at this silo's version: %v", err)
 	}
 	s.Close()
+}
+
+// silo's tables are created by the first write that commits, in its own
+// transaction: Open, reads and a write that fails leave an empty schema
+// empty (a refused command changes nothing), reads see an empty store, and
+// the tables come with the first write that succeeds (the must twin),
+// once however many stores race to make it.
+func TestTablesComeWithTheFirstWrite(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tables := func() int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var as []silo.Account
+	if err := s.View(ctx, func(tx store.Tx) error {
+		var err error
+		as, err = tx.Accounts(store.Filter{})
+		return err
+	}); err != nil || len(as) != 0 {
+		t.Fatalf("View on an empty schema: %v, %v; want no accounts and no error", as, err)
+	}
+	refused := errors.New("refused")
+	if err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PutSetting("x", "1"); err != nil {
+			return err
+		}
+		return refused
+	}); !errors.Is(err, refused) {
+		t.Fatalf("a failing Update: got %v, want its error", err)
+	}
+	if err := s.Update(ctx, func(tx store.Tx) error {
+		_, _, err := tx.PruneUsage(time.Now(), time.Now()) // changes no row
+		return err
+	}); err != nil {
+		t.Fatalf("an Update that changes nothing: %v", err)
+	}
+	if n := tables(); n != 0 {
+		t.Fatalf("after Open, a View, a failed Update and one that changed nothing the schema holds %d tables, want none", n)
+	}
+
+	// Several stores write at once: one creates the tables, every write
+	// lands.
+	const writers = 4
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			w, err := Open(ctx, dsn)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer w.Close()
+			errs <- w.Update(ctx, func(tx store.Tx) error { return tx.PutSetting(fmt.Sprintf("w%d", i), "1") })
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent first write: %v", err)
+		}
+	}
+	if n := tables(); n == 0 {
+		t.Fatal("after writes that succeeded the schema holds no tables")
+	}
+	var settings map[string]string
+	if err := s.View(ctx, func(tx store.Tx) error {
+		var err error
+		settings, err = tx.(store.Lister).Settings()
+		return err
+	}); err != nil || len(settings) != writers || settings["x"] != "" {
+		t.Errorf("settings after the writes: %v, %v; want w0..w%d and not the failed x", settings, err, writers-1)
+	}
 }

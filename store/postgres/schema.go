@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
 )
@@ -183,6 +185,105 @@ func upgradeLegacy(t *tx) error {
 	return err
 }
 
+// errTablesExist says that another process created silo's tables while
+// this one was about to.
+var errTablesExist = errors.New("silo's tables were created meanwhile")
+
+// prepare finds out, until it is known, whether silo's tables exist in the
+// store's schema, and if so brings them up to date (migrate) and marks the
+// store ready. Without them it changes nothing: the first Update creates
+// them (create).
+func (s *Store) prepare(ctx context.Context) error {
+	if s.ready.Load() {
+		return nil
+	}
+	if s.schema == "" {
+		var schema *string
+		if err := s.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			return dbErr("read current schema", err)
+		}
+		if schema == nil {
+			return silo.Errorf(silo.CodeInvalid, "the PostgreSQL search_path names no existing schema; create the schema or fix search_path in the DSN")
+		}
+		s.schema = *schema // set by Open, before the Store is shared
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, tablesExist).Scan(&exists); err != nil {
+		return dbErr("look for silo's tables", err)
+	}
+	if !exists {
+		return nil
+	}
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+// tablesExist reports whether silo's schema version table is in the
+// current schema. to_regclass reads the catalog as committed now, not as a
+// transaction's snapshot saw it.
+const tablesExist = `SELECT to_regclass(quote_ident(current_schema()) || '.silo_schema') IS NOT NULL`
+
+// lockSchema takes the advisory lock that orders schema changes in the
+// store's schema, until pgTx ends.
+func (s *Store) lockSchema(ctx context.Context, pgTx pgx.Tx) error {
+	if _, err := pgTx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('silo-schema:' || $1))`, s.schema); err != nil {
+		return dbErr("lock schema", err)
+	}
+	return nil
+}
+
+// create creates silo's tables within pgTx, which they then live or die
+// with. It returns errTablesExist when another process created them first.
+func (s *Store) create(ctx context.Context, pgTx pgx.Tx) error {
+	if err := s.lockSchema(ctx, pgTx); err != nil {
+		return err
+	}
+	var exists bool
+	if err := pgTx.QueryRow(ctx, tablesExist).Scan(&exists); err != nil {
+		return dbErr("look for silo's tables", err)
+	}
+	if exists {
+		return errTablesExist
+	}
+	if _, err := pgTx.Exec(ctx, `CREATE TABLE silo_schema (version int NOT NULL)`); err != nil {
+		// The catalog this transaction reads may not show tables committed
+		// while it waited for the lock: CREATE TABLE does.
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P07" {
+			return errTablesExist
+		}
+		return dbErr("create schema version table", err)
+	}
+	if _, err := pgTx.Exec(ctx, `INSERT INTO silo_schema (version) VALUES (0)`); err != nil {
+		return dbErr("init schema version", err)
+	}
+	return s.apply(ctx, pgTx, 0)
+}
+
+// viewEmpty runs a View's fn on a schema that holds no silo tables yet: on
+// tables created in a transaction that is rolled back afterwards, so fn
+// sees an empty store and the schema stays empty.
+func (s *Store) viewEmpty(ctx context.Context, fn func(store.Tx) error) error {
+	pgTx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return dbErr("begin view", err)
+	}
+	defer pgTx.Rollback(context.WithoutCancel(ctx))
+	if err := s.create(ctx, pgTx); errors.Is(err, errTablesExist) {
+		pgTx.Rollback(context.WithoutCancel(ctx))
+		if err := s.prepare(ctx); err != nil {
+			return err
+		}
+		return s.View(ctx, fn)
+	} else if err != nil {
+		return err
+	}
+	return fn(&tx{ctx: ctx, tx: pgTx, readOnly: true})
+}
+
 // migrate applies missing migrations in one transaction, holding an
 // advisory lock named after the schema so that servers starting together
 // apply them once.
@@ -192,19 +293,8 @@ func (s *Store) migrate(ctx context.Context) error {
 		return dbErr("begin schema migration", err)
 	}
 	defer pgTx.Rollback(context.WithoutCancel(ctx))
-	var schema *string
-	if err := pgTx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-		return dbErr("read current schema", err)
-	}
-	if schema == nil {
-		return silo.Errorf(silo.CodeInvalid, "the PostgreSQL search_path names no existing schema; create the schema or fix search_path in the DSN")
-	}
-	s.schema = *schema
-	if _, err := pgTx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('silo-schema:' || $1))`, *schema); err != nil {
-		return dbErr("lock schema", err)
-	}
-	if _, err := pgTx.Exec(ctx, `CREATE TABLE IF NOT EXISTS silo_schema (version int NOT NULL)`); err != nil {
-		return dbErr("create schema version table", err)
+	if err := s.lockSchema(ctx, pgTx); err != nil {
+		return err
 	}
 	var have int
 	err = pgTx.QueryRow(ctx, `SELECT version FROM silo_schema`).Scan(&have)
@@ -217,26 +307,35 @@ func (s *Store) migrate(ctx context.Context) error {
 		return dbErr("read schema version", err)
 	}
 	if have > len(migrations) {
-		return silo.Errorf(silo.CodeUnavailable, "the PostgreSQL schema %s has version %d but this silo knows only up to %d; run a newer silo", *schema, have, len(migrations))
+		return silo.Errorf(silo.CodeUnavailable, "the PostgreSQL schema %s has version %d but this silo knows only up to %d; run a newer silo", s.schema, have, len(migrations))
 	}
 	if have == len(migrations) {
 		return nil
 	}
+	if err := s.apply(ctx, pgTx, have); err != nil {
+		return err
+	}
+	if err := pgTx.Commit(ctx); err != nil {
+		return dbErr("commit schema migration", err)
+	}
+	return nil
+}
+
+// apply runs the migrations after have, with their upgrades, within pgTx
+// and records the new version.
+func (s *Store) apply(ctx context.Context, pgTx pgx.Tx, have int) error {
 	for i := have; i < len(migrations); i++ {
 		if _, err := pgTx.Exec(ctx, migrations[i]); err != nil {
 			return dbErr(fmt.Sprintf("apply schema migration %d", i+1), err)
 		}
 		if up := upgrades[i+1]; up != nil {
 			if err := up(&tx{ctx: ctx, tx: pgTx}); err != nil {
-				return fmt.Errorf("upgrade the PostgreSQL schema %s to version %d: %w", *schema, i+1, err)
+				return fmt.Errorf("upgrade the PostgreSQL schema %s to version %d: %w", s.schema, i+1, err)
 			}
 		}
 	}
 	if _, err := pgTx.Exec(ctx, `UPDATE silo_schema SET version = $1`, len(migrations)); err != nil {
 		return dbErr("set schema version", err)
-	}
-	if err := pgTx.Commit(ctx); err != nil {
-		return dbErr("commit schema migration", err)
 	}
 	return nil
 }

@@ -131,6 +131,7 @@ func (t *tx) AddIntent(in store.Intent) (int64, error) {
 	if err != nil {
 		return 0, t.err(op, err)
 	}
+	t.wrote = true
 	return seq, nil
 }
 

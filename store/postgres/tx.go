@@ -20,6 +20,9 @@ type tx struct {
 	// mustRetry is set when a statement failed to serialize: the
 	// transaction is dead and Update runs fn again, whatever fn returned.
 	mustRetry bool
+	// wrote is set once a statement changed a row: an Update that would
+	// create silo's tables commits only then.
+	wrote bool
 }
 
 var _ store.Tx = (*tx)(nil)
@@ -36,6 +39,9 @@ func (t *tx) err(op string, err error) error {
 
 func (t *tx) exec(op, q string, args ...any) (pgconn.CommandTag, error) {
 	tag, err := t.tx.Exec(t.ctx, q, args...)
+	if err == nil && tag.RowsAffected() > 0 {
+		t.wrote = true
+	}
 	return tag, t.err(op, err)
 }
 

@@ -88,3 +88,19 @@ func Exec(t testing.TB, dsn, sql string) {
 		t.Fatalf("exec %q: %v", sql, err)
 	}
 }
+
+// Tables counts the tables in the schema dsn's search_path selects.
+func Tables(t testing.TB, dsn string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&n); err != nil {
+		t.Fatalf("count tables: %v", err)
+	}
+	return n
+}
