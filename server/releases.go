@@ -1,0 +1,216 @@
+package server
+
+// This file holds the helpers of the release, artifact and rollout routes
+// (routes, server.go).
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
+)
+
+// rolloutID resolves "active" and "latest" to a rollout's ID.
+func (s *Server) rolloutID(r *http.Request) (string, error) {
+	id := r.PathValue("rid")
+	if id != "active" && id != "latest" {
+		return id, nil
+	}
+	if id == "active" {
+		ro, err := s.cfg.Runner.Active(r.Context())
+		return ro.ID, err
+	}
+	rs, err := s.cfg.Runner.List(r.Context(), 1)
+	if err != nil {
+		return "", err
+	}
+	if len(rs) == 0 {
+		return "", silo.Errorf(silo.CodeNotFound, "no rollout yet; silo deploy starts one")
+	}
+	return rs[0].ID, nil
+}
+
+func (s *Server) rollout(r *http.Request) (rollout.Rollout, error) {
+	id, err := s.rolloutID(r)
+	if err != nil {
+		return rollout.Rollout{}, err
+	}
+	return s.cfg.Runner.Get(r.Context(), id)
+}
+
+// follow streams the rollout as JSON lines (or server-sent events when the
+// client accepts text/event-stream) until it stops running.
+func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
+	id, err := s.rolloutID(r)
+	if err == nil {
+		_, err = s.cfg.Runner.Get(r.Context(), id)
+	}
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	sse := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	if sse {
+		w.Header().Set("Content-Type", "text/event-stream")
+	} else {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	_ = s.cfg.Runner.Watch(r.Context(), id, func(ro rollout.Rollout) error {
+		b, err := json.Marshal(ro)
+		if err != nil {
+			return err
+		}
+		if sse {
+			_, err = fmt.Fprintf(w, "event: rollout\ndata: %s\n\n", b)
+		} else {
+			_, err = fmt.Fprintf(w, "%s\n", b)
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		return err
+	})
+}
+
+func (s *Server) artifactPath(digest string) (string, error) {
+	if len(digest) != 64 || strings.Trim(digest, "0123456789abcdef") != "" {
+		return "", silo.Errorf(silo.CodeInvalid, "artifact digest %q is not a lower-case hex SHA-256", clip(digest))
+	}
+	return filepath.Join(s.cfg.ArtifactDir, digest+".wasm"), nil
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:77] + "..."
+	}
+	return s
+}
+
+// putArtifact stores a content-addressed artifact: the body must hash to
+// the digest in the path. Written as temp + fsync + rename + dir fsync.
+func (s *Server) putArtifact(r *http.Request) (int, any, error) {
+	digest := r.PathValue("digest")
+	p, err := s.artifactPath(digest)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := os.Stat(p); err == nil {
+		io.Copy(io.Discard, io.LimitReader(r.Body, s.cfg.MaxArtifactSize))
+		return http.StatusOK, map[string]string{"digest": digest}, nil
+	}
+	f, err := os.CreateTemp(s.cfg.ArtifactDir, ".upload-*")
+	if err != nil {
+		return 0, nil, fmt.Errorf("store artifact: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r.Body, s.cfg.MaxArtifactSize+1))
+	if err != nil {
+		return 0, nil, silo.Errorf(silo.CodeInvalid, "reading the artifact failed: %v", err)
+	}
+	if n > s.cfg.MaxArtifactSize {
+		return 0, nil, silo.Errorf(silo.CodeInvalid, "the artifact is larger than %d bytes", s.cfg.MaxArtifactSize)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+		return 0, nil, silo.Errorf(silo.CodeInvalid, "the artifact's SHA-256 is %s, not %s; upload the bytes the digest names", got, digest)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, nil, fmt.Errorf("store artifact: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, nil, fmt.Errorf("store artifact: %w", err)
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return 0, nil, fmt.Errorf("store artifact: %w", err)
+	}
+	if d, err := os.Open(s.cfg.ArtifactDir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return http.StatusCreated, map[string]string{"digest": digest}, nil
+}
+
+// postRelease validates and stores a release: the spec parses, every
+// function has an uploaded artifact, and the gate (if any) accepts it.
+// Nothing changes on refusal; the same inputs give the same release ID.
+func (s *Server) postRelease(r *http.Request) (int, any, error) {
+	var req ReleaseRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	st, err := spec.Parse("silo.yaml", []byte(req.Spec))
+	if err != nil {
+		return 0, nil, silo.Errorf(silo.CodeInvalid, "the release's silo.yaml is invalid:\n%v", err)
+	}
+	need := map[string]bool{}
+	for name := range st.Functions {
+		need[engine.ArtifactKey(false, name)] = true
+	}
+	for name := range st.Production.Functions {
+		need[engine.ArtifactKey(true, name)] = true
+	}
+	for k := range need {
+		d, ok := req.Artifacts[k]
+		if !ok {
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "function %q has no artifact in the release; build it and upload it", k)
+		}
+		p, err := s.artifactPath(d)
+		if err != nil {
+			return 0, nil, err
+		}
+		if _, err := os.Stat(p); err != nil {
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "artifact %s of function %q was not uploaded; PUT /v1/artifacts/%s first", d, k, d)
+		}
+	}
+	for k := range req.Artifacts {
+		if !need[k] {
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "artifact %q names no function of the release", k)
+		}
+	}
+	rel, stored, err := engine.NewRelease(st, req.Artifacts, s.cfg.Now())
+	if err != nil {
+		return 0, nil, err
+	}
+	stored.Note = req.Note
+	if s.cfg.Gate != nil {
+		if err := s.cfg.Gate(r.Context(), rel); err != nil {
+			return 0, nil, silo.Errorf(silo.CodeFailedCheck, "release %s refused by the gate: %s", rel.ID, silo.UserMessage(err))
+		}
+	}
+	// The answer is the release as stored. Releases are immutable: the
+	// same inputs again answer it as first stored (its note and time),
+	// with 200 rather than 201.
+	status := http.StatusOK
+	err = s.cfg.Store.Update(r.Context(), func(tx store.Tx) error {
+		_, err := tx.Release(rel.ID)
+		if errors.Is(err, silo.ErrNotFound) {
+			status = http.StatusCreated
+			err = tx.PutRelease(stored)
+		}
+		if err != nil {
+			return err
+		}
+		stored, err = tx.Release(rel.ID)
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("store release %s: %w", rel.ID, err)
+	}
+	return status, ReleaseInfo{ID: rel.ID, Artifacts: stored.Artifacts, Created: stored.Created, Note: stored.Note}, nil
+}
