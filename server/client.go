@@ -52,7 +52,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return silo.Errorf(silo.CodeUnavailable, "cannot reach the silo server at %s: %w; is silo server running there?", c.base, err)
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	return decodeResponse(resp, out)
@@ -339,7 +339,7 @@ func (c *Client) Follow(ctx context.Context, id string, fn func(rollout.Rollout)
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return silo.Errorf(silo.CodeUnavailable, "cannot reach the silo server at %s: %w", c.base, err)
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -491,7 +491,7 @@ func (c *Client) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Query
 		if ctx.Err() != nil {
 			return nil
 		}
-		return silo.Errorf(silo.CodeUnavailable, "cannot reach the silo server at %s: %w", c.base, err)
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -515,4 +515,24 @@ func (c *Client) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Query
 		return silo.Errorf(silo.CodeUnavailable, "lost the connection to the server (%v); run silo logs %s -f again", err, id)
 	}
 	return silo.Errorf(silo.CodeUnavailable, "the server ended the log stream of %s; run silo logs %s -f again", id, id)
+}
+
+// UnreachableError is the cause of a CodeUnavailable error for a request
+// that got no answer from the server: where the client sent it, and the
+// transport's error.
+type UnreachableError struct {
+	Server string // the server's base URL
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the silo server at %s: %v", e.Server, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// unreachable is the error for a request to the server that got no
+// answer (err, from the transport).
+func (c *Client) unreachable(err error) error {
+	return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("cannot reach the silo server at %s; is silo server running there?", c.base), Err: &UnreachableError{Server: c.base, Err: err}}
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/server"
 )
 
 func main() {
@@ -168,15 +168,10 @@ func (u usageError) Error() string { return u.msg }
 
 // userMessage is the one sentence a user sees for err.
 func userMessage(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) && strings.HasPrefix(silo.UserMessage(err), "cannot reach the silo server at ") {
-		// A request to the server that got no answer: the Go client's
-		// message names the request and the dial; say where and why.
-		server := ue.URL
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			server = u.Scheme + "://" + u.Host
-		}
-		return fmt.Sprintf("cannot reach the silo server at %s (%s); check that silo server runs there and that --server (or $SILO_SERVER) is right", server, rootCause(err))
+	var ue *server.UnreachableError
+	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) {
+		// A request to the server that got no answer: say where and why.
+		return fmt.Sprintf("cannot reach the silo server at %s (%s); check that silo server runs there and that --server (or $SILO_SERVER) is right", ue.Server, rootCause(ue.Err))
 	}
 	var se *silo.Error
 	if errors.As(err, &se) && se.Message != "" {
