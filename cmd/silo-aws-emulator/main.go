@@ -9,7 +9,8 @@
 //	go run ./cmd/silo-aws-emulator
 //
 // It prints the settings to give silo and runs until interrupted; its
-// accounts and their data are kept in memory and are gone when it stops.
+// accounts and their data are kept in memory and are gone when it stops,
+// unless --data-dir names a directory to keep them in across restarts.
 // docs/aws.md ("Try it on an emulated organization") has the walk-through
 // and what the emulator does not do.
 package main
@@ -39,8 +40,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("silo-aws-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:4566", "the address to serve the organization on (host:port; port 0 for a free one)")
+	dir := fs.String("data-dir", "", "keep the organization in this directory across restarts (default: in memory, gone when it stops)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: silo-aws-emulator [--listen ADDR]\n\nRuns an emulated AWS organization for trying silo's AWS provider on this machine.\n\n")
+		fmt.Fprintf(stderr, "usage: silo-aws-emulator [--listen ADDR] [--data-dir DIR]\n\nRuns an emulated AWS organization for trying silo's AWS provider on this machine.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -57,10 +59,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o := &owner{out: stdout, err: stderr, fatal: make(chan struct{})}
 	status := o.run(func() {
 		fmt.Fprintln(stdout, "starting the management account (the first run builds kumo, which takes a few minutes)...")
-		org := awstest.Serve(o, *listen)
+		org := awstest.Serve(o, *listen, *dir)
+		kept := "Its accounts and their data are kept in memory: they are gone when this stops."
+		if *dir != "" {
+			kept = fmt.Sprintf("Its accounts and their data are kept in %s: run again with the same --data-dir to go on with them.", *dir)
+		}
 		fmt.Fprintf(stdout, `
 An emulated AWS organization serves at %[1]s (region %[2]s).
-Its accounts and their data are kept in memory: they are gone when this stops.
+%[3]s
 
 In another shell, give silo its address and any credentials (the emulator checks none),
 then use the AWS provider on a new data dir:
@@ -70,7 +76,7 @@ then use the AWS provider on a new data dir:
   silo tenant show acme --data-dir ./aws-try
 
 Ctrl-C stops the organization.
-`, org.URL(), awstest.Region)
+`, org.URL(), awstest.Region, kept)
 	})
 	if status != 0 {
 		return status

@@ -20,21 +20,37 @@ import (
 // AWS_ENDPOINT_URL pointing at an organization offered as
 // cmd/silo-aws-emulator offers it (awstest.Serve), creates a tenant whose
 // stack and secret land in its own member account's kumo, not in the
-// management account's.
+// management account's, and stay there when the organization, kept in a
+// directory, is stopped and started again.
 func TestEmulatedOrganizationThroughEndpointURL(t *testing.T) {
 	awsEnv(t, true)
-	org := awstest.Serve(t, "127.0.0.1:0")
-	t.Setenv("AWS_ENDPOINT_URL", org.URL())
+	dir := t.TempDir()
 	c := newCLI(t)
-	c.ok("--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com", "tenant", "create", "acme", "--no-key")
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"--data-dir", c.dataDir, "--file", c.file, "secret", "set", "acme", "github-token"}, strings.NewReader("s3cret\n"), &out, &errOut); code != 0 {
-		t.Fatalf("silo secret set: exit %d: %s", code, errOut.String())
+	var acme string
+	// The first run of the organization ends with its subtest; the
+	// second goes on with what the first kept in dir.
+	t.Run("first run", func(t *testing.T) {
+		org := awstest.Serve(t, "127.0.0.1:0", dir)
+		t.Setenv("AWS_ENDPOINT_URL", org.URL())
+		c := &cli{t: t, dataDir: c.dataDir, file: c.file}
+		c.ok("--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com", "tenant", "create", "acme", "--no-key")
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{"--data-dir", c.dataDir, "--file", c.file, "secret", "set", "acme", "github-token"}, strings.NewReader("s3cret\n"), &out, &errOut); code != 0 {
+			t.Fatalf("silo secret set: exit %d: %s", code, errOut.String())
+		}
+		var d struct{ Ref provider.AccountRef }
+		if err := json.Unmarshal([]byte(c.ok("tenant", "show", "acme", "-o", "json")), &d); err != nil || len(d.Ref.ID) != 12 || d.Ref.Provider != "aws" {
+			t.Fatalf("tenant show -o json: ref %+v, %v", d.Ref, err)
+		}
+		acme = d.Ref.ID
+	})
+	if t.Failed() {
+		return
 	}
-
-	var d struct{ Ref provider.AccountRef }
-	if err := json.Unmarshal([]byte(c.ok("tenant", "show", "acme", "-o", "json")), &d); err != nil || len(d.Ref.ID) != 12 || d.Ref.Provider != "aws" {
-		t.Fatalf("tenant show -o json: ref %+v, %v", d.Ref, err)
+	org := awstest.Serve(t, "127.0.0.1:0", dir)
+	t.Setenv("AWS_ENDPOINT_URL", org.URL())
+	if plan := c.ok("plan", "--all"); !strings.Contains(plan, "no changes") && !strings.Contains(plan, "nothing to do") {
+		t.Errorf("after the organization restarted, silo plan --all:\n%s", plan)
 	}
 
 	ctx := context.Background()
@@ -61,10 +77,10 @@ func TestEmulatedOrganizationThroughEndpointURL(t *testing.T) {
 		return n
 	}
 	// Must: the tenant's table and secret are in its member account.
-	if got := tables(org.Endpoint(d.Ref.ID)); len(got) == 0 || !strings.HasPrefix(got[0], "silo.") {
-		t.Errorf("tables of acme's AWS account %s = %v, want its silo tables", d.Ref.ID, got)
+	if got := tables(org.Endpoint(acme)); len(got) == 0 || !strings.HasPrefix(got[0], "silo.") {
+		t.Errorf("tables of acme's AWS account %s = %v, want its silo tables", acme, got)
 	}
-	if n := secrets(org.Endpoint(d.Ref.ID)); n != 1 {
+	if n := secrets(org.Endpoint(acme)); n != 1 {
 		t.Errorf("acme's AWS account holds %d secret parameters, want 1", n)
 	}
 	// Must not: nothing of it is in the management account.

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -91,12 +92,22 @@ type process struct {
 	out *bytes.Buffer
 }
 
-// start runs kumo on a free local port, with env added to its
-// environment, and waits until it accepts connections. t.Cleanup kills it;
-// with withParent, so does the kernel when the thread that started it ends
-// (an emulator killed by SIGKILL leaves no kumo running; not in tests,
-// where a thread that ends must not take a kumo with it).
-func start(t T, withParent bool, env ...string) *process {
+// kumoOpts are how a kumo process is run.
+type kumoOpts struct {
+	// withParent: the kernel also ends the process when the thread that
+	// started it ends (an emulator killed by SIGKILL leaves no kumo
+	// running; not in tests, where a thread that ends must not take a kumo
+	// with it).
+	withParent bool
+	// dataDir, if set, is where kumo keeps its state across restarts; the
+	// process is then stopped with SIGTERM, so that it writes it out.
+	dataDir string
+	env     []string // added to its environment
+}
+
+// start runs kumo on a free local port and waits until it accepts
+// connections. t.Cleanup stops it.
+func start(t T, o kumoOpts) *process {
 	t.Helper()
 	bin := Kumo(t)
 	addr := freeAddr(t)
@@ -107,19 +118,22 @@ func start(t T, withParent bool, env ...string) *process {
 	// KUMO_HOST and KUMO_PORT tell kumo its own address, which execute-api
 	// calls to invoke a function.
 	cmd.Env = append(cleanEnv(), "KUMO_LOG_LEVEL=error", "KUMO_HOST=127.0.0.1", "KUMO_PORT="+port)
-	cmd.Env = append(cmd.Env, env...)
+	if o.dataDir != "" {
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			t.Fatalf("make kumo's data dir: %v", err)
+		}
+		cmd.Env = append(cmd.Env, "KUMO_DATA_DIR="+o.dataDir)
+	}
+	cmd.Env = append(cmd.Env, o.env...)
 	cmd.Stdout, cmd.Stderr = out, out
-	if withParent {
+	if o.withParent {
 		cmd.SysProcAttr = childAttr()
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start kumo: %v", err)
 	}
 	p := &process{url: "http://" + addr, cmd: cmd, out: out}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	t.Cleanup(func() { stop(cmd, o.dataDir != "") })
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -131,6 +145,25 @@ func start(t T, withParent bool, env ...string) *process {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// stop ends a kumo process: at once, or, gracefully, with SIGTERM and up
+// to 10 s to write its state out.
+func stop(cmd *exec.Cmd, gracefully bool) {
+	if gracefully && cmd.Process.Signal(syscall.SIGTERM) == nil {
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+			return
+		case <-time.After(10 * time.Second):
+		}
+		cmd.Process.Kill()
+		<-done
+		return
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
 }
 
 // handed are the addresses freeAddr gave to kumo processes still running
@@ -184,8 +217,9 @@ type Org struct {
 	t     T
 	front *front
 
-	lambda  bool // member accounts get a Lambda front (NewFunctionOrg)
-	serving bool // offered to other processes (Serve)
+	lambda  bool   // member accounts get a Lambda front (NewFunctionOrg)
+	serving bool   // offered to other processes (Serve)
+	dir     string // where the organization is kept across restarts (Serve); "": in memory
 
 	mu      sync.Mutex
 	members map[string]*process     // AWS account ID → its kumo
@@ -204,7 +238,7 @@ type Org struct {
 // would before installing silo. Processes end with t.
 func NewOrg(t T) *Org {
 	t.Helper()
-	return newOrg(t, "127.0.0.1:0", false)
+	return newOrg(t, "127.0.0.1:0", false, "")
 }
 
 // Serve is NewOrg for a process that offers the organization to others
@@ -213,22 +247,36 @@ func NewOrg(t T) *Org {
 // one endpoint per service. A call signed with credentials that an
 // AssumeRole into a member account returned goes to that account's kumo
 // (route.go), so silo needs nothing but AWS_ENDPOINT_URL set to URL.
-func Serve(t T, addr string) *Org {
+//
+// With dir set, the organization is kept there across restarts: each
+// account's kumo keeps its state in a directory of its own
+// (dir/management, dir/accounts/<ID>) and the front its own in
+// dir/organization.json; Serve on the same dir goes on with it. Without
+// it, everything is in memory and ends with t.
+func Serve(t T, addr, dir string) *Org {
 	t.Helper()
-	o := newOrg(t, addr, true)
+	o := newOrg(t, addr, true, dir)
 	o.front.member = o.Endpoint
 	return o
 }
 
-func newOrg(t T, addr string, serving bool) *Org {
+func newOrg(t T, addr string, serving bool, dir string) *Org {
 	t.Helper()
-	o := &Org{t: t, serving: serving, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, urls: map[string]string{}, memberFaults: map[string]*faults{}, starting: map[string]chan struct{}{}}
-	o.front = newFront(t, start(t, serving), addr)
+	o := &Org{t: t, serving: serving, dir: dir, members: map[string]*process{}, fronts: map[string]*lambdaFront{}, urls: map[string]string{}, memberFaults: map[string]*faults{}, starting: map[string]chan struct{}{}}
+	kumo := kumoOpts{withParent: serving}
+	if dir != "" {
+		kumo.dataDir = filepath.Join(dir, "management")
+	}
+	o.front = newFront(t, start(t, kumo), addr)
 	o.front.remote = o.serveEndpoint
+	if dir != "" && o.front.keep(filepath.Join(dir, "organization.json")) {
+		return o // an organization kept from an earlier run
+	}
 	org := organizations.NewFromConfig(o.Config(), func(op *organizations.Options) { op.BaseEndpoint = aws.String(o.front.url) })
 	if _, err := org.CreateOrganization(context.Background(), &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
 		t.Fatalf("create the emulated organization: %v", err)
 	}
+	o.front.save()
 	return o
 }
 
@@ -292,7 +340,11 @@ func (o *Org) Endpoint(account string) string {
 		close(ready)
 	}()
 
-	p := start(o.t, o.serving, env...)
+	kumo := kumoOpts{withParent: o.serving, env: env}
+	if o.dir != "" {
+		kumo.dataDir = filepath.Join(o.dir, "accounts", account)
+	}
+	p := start(o.t, kumo)
 	mf := newMemberFront(o.t, p)
 	u := mf.url
 	var lf *lambdaFront

@@ -23,8 +23,10 @@ import (
 // accounts as CLOSED in kumo's ListAccounts and DescribeAccount answers.
 // Everything else, STS included, goes to kumo unchanged.
 type front struct {
-	url  string
-	kumo *process
+	url       string
+	kumo      *process
+	t         T
+	stateFile string // where the state is kept (orgstate.go); "": nowhere
 
 	mu       sync.Mutex
 	statuses map[string]map[string]any // request ID → kumo's final status
@@ -49,6 +51,7 @@ const orgTarget = "AWSOrganizationsV20161128."
 
 func newFront(t T, kumo *process, addr string) *front {
 	f := &front{
+		t:        t,
 		kumo:     kumo,
 		statuses: map[string]map[string]any{},
 		pending:  map[string]int{},
@@ -101,6 +104,7 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	if f.routed(w, r, body) {
 		return
 	}
+	defer f.save()
 	op, isOrg := strings.CutPrefix(r.Header.Get("X-Amz-Target"), orgTarget)
 	if isOrg {
 		f.mu.Lock()

@@ -53,6 +53,7 @@ func (f *front) routed(w http.ResponseWriter, r *http.Request, body []byte) bool
 			f.mu.Lock()
 			f.keys[string(m[1])] = account
 			f.mu.Unlock()
+			f.save()
 		}
 		return out
 	})
