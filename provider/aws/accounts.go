@@ -349,6 +349,12 @@ const (
 	closedMark = "closed:"
 )
 
+// reachable reports whether live's answer for a name is one AWS account
+// silo can reach: neither shared by two active accounts nor closed.
+func reachable(awsID string) bool {
+	return awsID != ambiguous && !strings.HasPrefix(awsID, closedMark)
+}
+
 // active reports whether an account is open: State ACTIVE, or, from an API
 // that predates State, Status ACTIVE.
 func active(a orgtypes.Account) bool {
@@ -378,7 +384,7 @@ func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error)
 	// that starts with N accounts lists the organization once, not N times.
 	p.mu.Lock()
 	for k, v := range all {
-		if v != ambiguous && !strings.HasPrefix(v, closedMark) {
+		if reachable(v) {
 			p.ids[k] = v
 		}
 	}

@@ -123,3 +123,34 @@ func TestResumedOffboardingToleratesDeniedRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotAfterOffboarding: once an account is deleted (its AWS account
+// closed, still listed by Organizations), the IAM snapshot silo verify
+// reads leaves it out and still reads every live account.
+func TestSnapshotAfterOffboarding(t *testing.T) {
+	ctx := context.Background()
+	p, _ := newAWS(t)
+	for _, id := range []silo.AccountID{"acme", "globex"} {
+		if err := p.CreateAccount(ctx, id, silo.KindTenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acme, err := p.AWSAccountID(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.DeleteAccount(ctx, "globex"); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := p.IAMSnapshot(ctx)
+	if err != nil {
+		t.Fatalf("IAMSnapshot after globex was deleted: %v", err)
+	}
+	var got []string
+	for _, a := range snap.Accounts {
+		got = append(got, a.Silo+"="+a.ID)
+	}
+	if want := []string{"acme=" + acme}; !slices.Equal(got, want) {
+		t.Errorf("snapshot accounts = %v, want %v", got, want)
+	}
+}
