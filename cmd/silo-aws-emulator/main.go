@@ -68,8 +68,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 An emulated AWS organization serves at %[1]s (region %[2]s).
 %[3]s
 
-In another shell, give silo its address and any credentials (the emulator checks none),
-then use the AWS provider on a new data dir:
+In another shell, in your project's directory (one with a silo.yaml: silo init demo && cd demo
+makes one), give silo its address and any credentials (the emulator checks none), then use the
+AWS provider on a new data dir:
 
   export AWS_ENDPOINT_URL=%[1]s AWS_REGION=%[2]s AWS_ACCESS_KEY_ID=emulated AWS_SECRET_ACCESS_KEY=emulated
   silo tenant create acme --provider aws --aws-region %[2]s --aws-email aws@example.com --data-dir ./aws-try

@@ -330,8 +330,11 @@ func (g *globals) noteNewDataDir(cmd *cobra.Command) {
 
 // forgetNewDataDir removes the data dir a failed command created, so that
 // the failure changes nothing, as long as it holds no account: no account
-// in its registry or its local provider, no provider choice (accounts on
-// AWS) and no running server.
+// in its registry or its local provider, and no running server. A saved
+// provider choice goes with it: an AWS account silo creates is registered
+// before it is asked for, so an empty registry means none was (the warm
+// pool's accounts, which hold nothing, are found by any data dir with the
+// same settings).
 func (g *globals) forgetNewDataDir() {
 	dir := g.newDataDir
 	if dir == "" || dir != g.dataDir {
@@ -340,10 +343,8 @@ func (g *globals) forgetNewDataDir() {
 	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
 		return
 	}
-	for _, f := range []string{providerFile, platform.ServerFile} {
-		if _, err := os.Lstat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
-			return
-		}
+	if _, err := os.Lstat(filepath.Join(dir, platform.ServerFile)); !errors.Is(err, os.ErrNotExist) {
+		return
 	}
 	if entries, err := os.ReadDir(filepath.Join(dir, "accounts", "accounts")); len(entries) > 0 || (err != nil && !errors.Is(err, os.ErrNotExist)) {
 		return

@@ -234,3 +234,26 @@ func TestServerOnTheAWSProvider(t *testing.T) {
 		t.Errorf("silo server exited %d after Ctrl-C: %s", code, errOut.String())
 	}
 }
+
+// TestFailedAWSCommandLeavesNoDataDir: a command that selects the AWS
+// provider on a new data dir and then fails before any account is
+// registered leaves no data dir (no saved choice a later command would
+// silently inherit); the same command that succeeds keeps it.
+func TestFailedAWSCommandLeavesNoDataDir(t *testing.T) {
+	awsEnv(t, true)
+	emulateAWS(t)
+	c := newCLI(t)
+	aws := []string{"--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com"}
+	c.file = filepath.Join(t.TempDir(), "silo.yaml") // no such file: refused after the provider check
+	c.fails("silo.yaml here and no release yet", append(aws, "tenant", "create", "acme")...)
+	if _, err := os.Lstat(c.dataDir); !os.IsNotExist(err) {
+		t.Errorf("the failed command left the data dir %s: %v", c.dataDir, err)
+	}
+	// Twin: with the stack, the same command keeps the data dir and its
+	// saved choice.
+	c.file = newCLI(t).file
+	c.ok(append(aws, "tenant", "create", "acme", "--no-key")...)
+	if _, err := os.Stat(filepath.Join(c.dataDir, providerFile)); err != nil {
+		t.Errorf("after a tenant was created on AWS: %v", err)
+	}
+}
