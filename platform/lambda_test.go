@@ -120,17 +120,18 @@ func (o *lambdaOrg) ensureHost(acct silo.AccountID, fn string) *awstest.Containe
 
 // call sends a request to acct's own HTTP API (execute-api on the
 // account's emulator, addressed by the API's host name from the URL the
-// control plane shows), retried while no host polls for the function yet.
+// control plane shows: the provider's, which TestFunctionsOnLambda checks
+// Show gives), retried while no host polls for the function yet.
 func (o *lambdaOrg) call(acct silo.AccountID, method, path, key string) (int, string) {
 	t := o.t
 	t.Helper()
-	d, err := o.p.Platform().Plane.Show(context.Background(), acct)
+	api, err := o.prov.URL(context.Background(), acct)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(d.URL)
+	u, err := url.Parse(api)
 	if err != nil || u.Host == "" {
-		t.Fatalf("the URL silo shows for %s is %q", acct, d.URL)
+		t.Fatalf("the URL silo shows for %s is %q", acct, api)
 	}
 	for i := 0; ; i++ {
 		req, err := http.NewRequest(method, o.org.Endpoint(o.awsID(acct))+path, nil)
