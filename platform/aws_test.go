@@ -42,6 +42,7 @@ func onAWS(t *testing.T) (*silotest.Platform, *siloaws.Provider, *awstest.Org) {
 // each account's DynamoDB table and secret parameter), and one tenant
 // offboarded (its AWS account closed, nothing of it left).
 func TestExampleOnTheAWSProvider(t *testing.T) {
+	t.Parallel() // its own emulated organization and platform
 	ctx := context.Background()
 	p, prov, _ := onAWS(t)
 	app := silotest.CopyExample(t)
@@ -143,6 +144,7 @@ func TestExampleOnTheAWSProvider(t *testing.T) {
 // pending (not failed), and the next recovery pass finishes it; a second
 // pass changes nothing.
 func TestPendingCreationOnAWS(t *testing.T) {
+	t.Parallel() // its own emulated organization and platform
 	ctx := context.Background()
 	p, prov, org := onAWS(t)
 	app := silotest.CopyExample(t)

@@ -213,6 +213,7 @@ rollout:
 // rolled back by the rollout runner (the alias moves back), and the
 // account's logs are read from the provider.
 func TestFunctionsOnLambdaThroughThePlatform(t *testing.T) {
+	t.Parallel() // its own emulated organization and platform
 	o := newLambdaOrg(t, 0)
 	ctx := context.Background()
 	pp := o.p.Platform()

@@ -52,6 +52,7 @@ func gatedLambdaApp(t *testing.T, dir string, grant bool, timeout string, bake t
 // errors fails its gate and is rolled back; a healthy one with enough
 // traffic passes; one with too little traffic is inconclusive.
 func TestGatesOnLambdaReadTheHostsCounters(t *testing.T) {
+	t.Parallel() // its own emulated organization and platform
 	o := newLambdaOrg(t, 0)
 	ctx := context.Background()
 	pp := o.p.Platform()
@@ -377,6 +378,8 @@ func changedOnlyApp(t *testing.T, dir, listTimeout, guestTimeout string, bake ti
 // changes guest too, fails the gate with the same traffic and is rolled
 // back.
 func TestGatesCountOnlyTheFunctionsTheReleaseChanged(t *testing.T) {
+	t.Parallel() // its own emulated organization and platform
+
 	const bake = time.Minute // on the platform's fake clock
 	g := newLambdaRig(t, bake, func(dir string) { changedOnlyApp(t, dir, "2s", "2s", bake) })
 	ctx := context.Background()
@@ -424,6 +427,7 @@ func TestGatesCountOnlyTheFunctionsTheReleaseChanged(t *testing.T) {
 // and no AWS text, and is rolled back; once AWS serves the call again, a
 // rollout of the same release completes.
 func TestThrottledRolloutOnLambdaResumes(t *testing.T) {
+	t.Parallel() // its own emulated organization and platform
 	g := newLambdaRig(t, 0, func(dir string) { lambdaApp(t, dir, true) })
 	ctx := context.Background()
 	pp := g.p.Platform()

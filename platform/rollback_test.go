@@ -24,6 +24,7 @@ import (
 // and TestLatencyGateOnLambda holds it; each case costs most of a minute
 // on the emulator).
 func TestRollbackReturnsTheEarlierRelease(t *testing.T) {
+	t.Parallel() // its own emulated organization and platform
 	for _, tc := range []struct {
 		name     string
 		aws      bool

@@ -122,8 +122,12 @@ func (s *node) get(t *testing.T, tenant silo.AccountID, key, path string) (int, 
 // to each account exactly once (one release.apply audit event per
 // account), and the audit chain verifies.
 func TestTwoServersShareOneRollout(t *testing.T) {
+	t.Parallel() // each mode has its own schema, data dir and clock
 	for _, mode := range []string{"stop", "kill"} {
-		t.Run(mode, func(t *testing.T) { twoServersShareOneRollout(t, mode) })
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			twoServersShareOneRollout(t, mode)
+		})
 	}
 }
 
