@@ -192,3 +192,31 @@ func TestPendingCreationOnAWS(t *testing.T) {
 		t.Errorf("AWS accounts: %v, %v; want hooli and production, one each", ids, err)
 	}
 }
+
+// TestFunctionWaitingForAWSIsNotBlamed: when the account's DynamoDB keeps
+// failing, the function's table call is retried until its deadline, and
+// the gateway says the function waited for AWS, not that it is slow; once
+// AWS answers again, the same request succeeds.
+func TestFunctionWaitingForAWSIsNotBlamed(t *testing.T) {
+	t.Parallel() // its own emulated organization and platform
+	ctx := context.Background()
+	p, prov, org := onAWS(t)
+	p.Deploy(t, silotest.CopyExample(t))
+	acme := p.Tenant(t, "acme")
+	awsID, err := prov.AWSAccountID(ctx, acme.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org.Inject(awsID, "Query", awstest.Fault{Code: "InternalServerError", Status: http.StatusInternalServerError})
+	resp := acme.GET(t, "/findings")
+	if resp.Status != http.StatusServiceUnavailable || !strings.Contains(string(resp.Body), "timed out waiting for its account's data: the aws provider's table calls got no answer in time") {
+		t.Errorf("GET /findings while DynamoDB fails: %s; want 503 naming the wait for AWS", resp)
+	}
+	if strings.Contains(string(resp.Body), "make it faster") {
+		t.Errorf("GET /findings while DynamoDB fails blames the function: %s", resp)
+	}
+	org.Clear(awsID)
+	if resp := acme.GET(t, "/findings"); resp.Status != http.StatusOK {
+		t.Errorf("GET /findings once DynamoDB answers: %s; want 200", resp)
+	}
+}

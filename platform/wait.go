@@ -13,10 +13,12 @@ import (
 // from one that was slow. With the local provider, an account's table file
 // is open in one process at a time: a request that reaches a server while
 // another server sharing the data dir has the file open waits for it
-// (README, "Several servers on PostgreSQL"), and when the wait outlasts the
-// function's timeout the runtime can only say the function timed out. The
-// invocation's table calls are watched, and an invocation that failed while
-// a table call was blocked for long is reported as what it is.
+// (README, "Several servers on PostgreSQL"). With a provider whose data is
+// remote (AWS), a table call that gets no answer is retried until the
+// function's deadline. In both cases the runtime can only say the function
+// timed out, and would send the operator to make it faster. The
+// invocation's table calls are watched, and an invocation that failed
+// while a table call was blocked for long is reported as what it is.
 
 // maxDataWait is how long one table call may take before an invocation
 // that fails during or after it is put down to the wait (half the
@@ -30,6 +32,7 @@ const maxDataWait = time.Second
 // file) block. A guest makes one host call at a time.
 type tableWatch struct {
 	provider.Data
+	remote  string       // the provider's name if its data is remote (not in the data dir); "" for the local provider
 	running atomic.Int64 // Unix nanoseconds at which the running table call began; 0: none
 	longest atomic.Int64 // the longest table call that returned, in nanoseconds
 }
@@ -81,21 +84,28 @@ func (w *tableWatch) waited(d time.Duration) bool {
 	return w.longest.Load() >= int64(d)
 }
 
-// watchTables wraps an account's data-plane handle for one invocation,
-// when the provider keeps the accounts' files in the data dir and other
-// servers may share it (a PostgreSQL store); nil otherwise. On SQLite a
-// data dir has one server, so no table call waits for another, and the
-// request path pays nothing for the watch.
+// watchTables wraps an account's data-plane handle for one invocation:
+// always when the provider's data is remote, and for the local provider
+// when other servers may share its data dir (a PostgreSQL store); nil
+// otherwise. On SQLite a data dir has one server, so no local table call
+// waits for another, and the request path pays nothing for the watch.
 func (p *Platform) watchTables(d provider.Data) *tableWatch {
-	if _, ok := p.Provider.(accountDirs); !ok || d == nil || p.cfg.Store == nil {
+	if d == nil {
 		return nil
 	}
-	return &tableWatch{Data: d}
+	if _, local := p.Provider.(accountDirs); local {
+		if p.cfg.Store == nil {
+			return nil
+		}
+		return &tableWatch{Data: d}
+	}
+	return &tableWatch{Data: d, remote: p.Provider.Name()}
 }
 
 // dataWaitError returns err, or, when the invocation failed while one of
-// its table calls was blocked for long (w), an error that says the
-// account's data is in use elsewhere, with err as its cause.
+// its table calls was blocked for long (w), an error that says what the
+// call waited for (the account's data in use elsewhere, or a remote
+// provider that did not answer), with err as its cause.
 func dataWaitError(w *tableWatch, fn string, timeout time.Duration, err error) error {
 	if w == nil || err == nil {
 		return err
@@ -106,6 +116,10 @@ func dataWaitError(w *tableWatch, fn string, timeout time.Duration, err error) e
 	}
 	if !w.waited(d) {
 		return err
+	}
+	if w.remote != "" {
+		return &silo.Error{Code: silo.CodeUnavailable, Err: err,
+			Message: "function \"" + fn + "\" timed out waiting for its account's data: the " + w.remote + " provider's table calls got no answer in time (the service unreachable, failing or throttling); retry once it answers"}
 	}
 	return &silo.Error{Code: silo.CodeUnavailable, Err: err,
 		Message: "function \"" + fn + "\" timed out waiting for its account's data, which another silo server on this data dir is using (its table file is open there); retry, and see docs/operations.md#several-servers-behind-a-load-balancer"}
