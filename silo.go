@@ -41,6 +41,19 @@ const (
 // Kinds lists every account kind.
 var Kinds = []Kind{KindProduction, KindTenant, KindDeveloper, KindEnvironment}
 
+// DeleteCommand returns the command that deletes account id of kind k
+// ("silo tenant delete acme", "silo env delete dev-ann"), or "" for the
+// production account, which is never deleted.
+func DeleteCommand(k Kind, id AccountID) string {
+	switch k {
+	case KindProduction:
+		return ""
+	case KindDeveloper, KindEnvironment:
+		return "silo env delete " + string(id)
+	}
+	return "silo tenant delete " + string(id)
+}
+
 // Valid reports whether k is one of Kinds.
 func (k Kind) Valid() bool {
 	for _, v := range Kinds {

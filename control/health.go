@@ -40,21 +40,26 @@ func (p *Plane) AccountProblems(ctx context.Context, a silo.Account) []Problem {
 	case silo.StateDeleted:
 		return nil
 	case silo.StateProvisioning:
-		fix := fmt.Sprintf("a running silo server or silo up finishes it by itself; else run silo apply %s to finish it, or silo tenant delete %s to roll it back", a.ID, a.ID)
-		if a.Kind == silo.KindProduction { // never deleted: finishing it is the only way
-			fix = fmt.Sprintf("a running silo server or silo up finishes it by itself; else run silo apply %s to finish it once what stopped it is fixed", a.ID)
+		fix := fmt.Sprintf("a running silo server or silo up finishes it by itself; else run silo apply %s to finish it", a.ID)
+		if del := silo.DeleteCommand(a.Kind, a.ID); del != "" { // production is never deleted: finishing it is the only way
+			fix += ", or " + del + " to roll it back"
+		} else {
+			fix += " once what stopped it is fixed"
 		}
 		add("its onboarding did not finish (it has no release yet)", fix)
 	case silo.StateDeleting:
 		add("its deletion did not finish",
-			fmt.Sprintf("a running silo server or silo up finishes it by itself; else run silo tenant delete %s again", a.ID))
+			fmt.Sprintf("a running silo server or silo up finishes it by itself; else run %s again", silo.DeleteCommand(a.Kind, a.ID)))
 	}
 	_, err := p.cfg.Provider.Resources(ctx, a.ID)
 	switch {
 	case errors.Is(err, silo.ErrNotFound):
 		if a.State != silo.StateProvisioning && a.State != silo.StateDeleting {
-			add("the provider holds no account for it (its data and data key are gone)",
-				fmt.Sprintf("restore the account from a backup of the data dir (docs/operations.md), or run silo tenant delete %s", a.ID))
+			fix := "restore the account from a backup of the data dir (docs/operations.md)"
+			if del := silo.DeleteCommand(a.Kind, a.ID); del != "" {
+				fix += ", or run " + del
+			}
+			add("the provider holds no account for it (its data and data key are gone)", fix)
 		}
 		return out
 	case err != nil:

@@ -70,7 +70,7 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 					return silo.Errorf(silo.CodeConflict, "the production account exists already; there is exactly one")
 				}
 				if old, oerr := tx.Account(a.ID); oerr == nil && old.State == silo.StateProvisioning {
-					return silo.Errorf(silo.CodeConflict, "account %s exists already, in state provisioning: its onboarding did not finish; a running silo server finishes it by itself, else run silo apply %s (or silo tenant delete %s to roll it back)", a.ID, a.ID, a.ID)
+					return silo.Errorf(silo.CodeConflict, "account %s exists already, in state provisioning: its onboarding did not finish; a running silo server finishes it by itself, else run silo apply %s (or %s to roll it back)", a.ID, a.ID, silo.DeleteCommand(old.Kind, a.ID))
 				}
 				return silo.Errorf(silo.CodeConflict, "account %s exists already; choose another ID or use silo tenant show %s", a.ID, a.ID)
 			}
@@ -154,7 +154,11 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 		return a, nil // provisioning; the caller shows the state
 	}
 	if provErr != nil {
-		return a, silo.Errorf(silo.ErrorCode(provErr), "account %s was registered but provisioning failed (%w); it stays in state provisioning and silo apply will finish it", a.ID, provErr)
+		back := "" // production is never deleted: finishing it is the only way
+		if del := silo.DeleteCommand(a.Kind, a.ID); del != "" {
+			back = " (" + del + " rolls it back)"
+		}
+		return a, silo.Errorf(silo.ErrorCode(provErr), "account %s was registered but provisioning failed (%w); it stays in state provisioning: a running silo server or silo up finishes it by itself, else silo apply %s does once the cause is fixed%s", a.ID, provErr, a.ID, back)
 	}
 	return a, nil
 }

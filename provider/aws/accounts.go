@@ -315,7 +315,7 @@ func (p *Provider) live(ctx context.Context, id silo.AccountID) (map[silo.Accoun
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, fail(id, "list the organization's accounts", err)
+			return nil, fail("", "list the organization's accounts", err)
 		}
 		for _, a := range page.Accounts {
 			name, ok := strings.CutPrefix(aws.ToString(a.Name), p.cfg.NamePrefix)
