@@ -315,7 +315,7 @@ func (p *Provider) live(ctx context.Context, id silo.AccountID) (map[silo.Accoun
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, fail("", "list the organization's accounts", err)
+			return nil, fail(id, listStep(id), err)
 		}
 		for _, a := range page.Accounts {
 			name, ok := strings.CutPrefix(aws.ToString(a.Name), p.cfg.NamePrefix)
@@ -348,6 +348,15 @@ const (
 	ambiguous  = "ambiguous"
 	closedMark = "closed:"
 )
+
+// listStep names the step of listing the organization's accounts in a
+// failure (fail), for account id ("" when it is for none).
+func listStep(id silo.AccountID) string {
+	if id == "" {
+		return "list the organization's accounts"
+	}
+	return "find the AWS account" // fail adds " of account <id>"
+}
 
 // reachable reports whether live's answer for a name is one AWS account
 // silo can reach: neither shared by two active accounts nor closed.

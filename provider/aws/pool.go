@@ -141,7 +141,7 @@ func (p *Provider) scanPool(ctx context.Context, id silo.AccountID) (string, []p
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return "", nil, fail("", "list the organization's accounts", err)
+			return "", nil, fail(id, listStep(id), err)
 		}
 		for _, a := range page.Accounts {
 			if p.isPoolName(aws.ToString(a.Name)) && active(a) {
