@@ -24,14 +24,15 @@ type pooler interface {
 	FillPool(ctx context.Context) error
 }
 
-// poolRefill is how often silo server tops up the warm pool; a claim makes
-// the pool one short until then.
+// poolRefill is how often silo server and silo up top up the warm pool; a
+// claim makes the pool one short until then.
 const poolRefill = 10 * time.Second
 
 // fillPool tops up the provider's warm pool now and every poolRefill until
 // ctx ends, if the provider has one. A failure is logged once per distinct
-// message and retried at the next tick.
-func fillPool(ctx context.Context, g *globals, prov provider.Provider) {
+// message, after the name of the command that serves (silo server, silo
+// up), and retried at the next tick.
+func fillPool(ctx context.Context, g *globals, serving string, prov provider.Provider) {
 	p, ok := prov.(pooler)
 	if !ok {
 		return
@@ -43,7 +44,7 @@ func fillPool(ctx context.Context, g *globals, prov provider.Provider) {
 			return
 		}
 		if msg := silo.UserMessage(err); err != nil && msg != last {
-			fmt.Fprintf(g.stderr, "silo server: warm pool: %s\n", msg)
+			fmt.Fprintf(g.stderr, "%s: warm pool: %s\n", serving, msg)
 			last = msg
 		} else if err == nil {
 			last = ""
@@ -64,8 +65,8 @@ func newPoolCmd(g *globals) *cobra.Command {
 		Long: `pool shows the warm pool: its size (--aws-pool-size, saved in the data dir), the AWS
 accounts ready to be claimed by the next onboardings, how many AWS is still creating, and
 the pool accounts a claim moved out of the pool but has not finished (see docs/aws.md).
-silo server refills it every 10 seconds; --fill tops it up now and waits (AWS takes minutes
-per account).`,
+silo server and silo up refill it every 10 seconds, to the size they started with; --fill
+tops it up now and waits (AWS takes minutes per account).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -82,6 +83,9 @@ per account).`,
 			}
 			if err := save(); err != nil {
 				return err
+			}
+			if rs, ok := runningServer(g.dataDir); ok && g.prov.poolSize != "" {
+				fmt.Fprintf(g.stderr, "note: the pool size is saved, but the server running on this data dir (%s) keeps the size it started with until it restarts\n", rs.URL)
 			}
 			if fill {
 				if err := p.FillPool(ctx); err != nil {

@@ -61,18 +61,26 @@ func TestPoolCommand(t *testing.T) {
 	local.fails("the warm pool exists on the AWS provider only", "pool")
 }
 
-// TestServerFillsThePool: silo server with --aws-pool-size 1 creates one
-// pool account in the background; with the default size it creates none.
+// TestServerFillsThePool: silo server, and silo up, with --aws-pool-size
+// 1 create one pool account in the background; with the default size
+// silo server creates none. A pool size saved while a server runs is
+// saved with a note that the server keeps its own until it restarts; with
+// no server, no note.
 func TestServerFillsThePool(t *testing.T) {
-	for _, size := range []string{"1", ""} {
+	for _, c := range []struct{ serve, size string }{{"server", "1"}, {"server", ""}, {"up", "1"}} {
 		awsEnv(t, true)
 		org := emulateAWS(t)
-		c := newCLI(t)
+		cl := newCLI(t)
 		ctx, stop := context.WithCancel(context.Background())
-		args := []string{"--data-dir", c.dataDir, "--file", c.file, "server", "--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com",
-			"--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}
-		if size != "" {
-			args = append(args, "--aws-pool-size", size)
+		args := []string{"--data-dir", cl.dataDir, "--file", cl.file, c.serve, "--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com", "--listen", "127.0.0.1:0"}
+		started := "API on" // on stderr
+		if c.serve == "server" {
+			args = append(args, "--gateway", "127.0.0.1:0")
+		} else {
+			started = "silo is up" // on stdout
+		}
+		if c.size != "" {
+			args = append(args, "--aws-pool-size", c.size)
 		}
 		var out, errOut lockedBuffer
 		done := make(chan int, 1)
@@ -88,26 +96,40 @@ func TestServerFillsThePool(t *testing.T) {
 			}
 			return len(st.Ready)
 		}
-		if size != "" {
+		for deadline := time.Now().Add(time.Minute); !strings.Contains(errOut.String()+out.String(), started); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("silo %s did not start: %s", c.serve, errOut.String())
+			}
+		}
+		if c.size != "" {
 			for deadline := time.Now().Add(time.Minute); ready() < 1; time.Sleep(50 * time.Millisecond) {
 				if time.Now().After(deadline) {
-					t.Fatalf("silo server --aws-pool-size 1 made no pool account: %s", errOut.String())
+					t.Fatalf("silo %s --aws-pool-size 1 made no pool account: %s", c.serve, errOut.String())
 				}
 			}
 		} else {
-			for deadline := time.Now().Add(time.Minute); !strings.Contains(errOut.String(), "API on"); time.Sleep(50 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("silo server did not start: %s", errOut.String())
-				}
-			}
 			time.Sleep(200 * time.Millisecond) // the refill's first pass runs at start
 			if n := ready(); n != 0 {
 				t.Errorf("silo server without a pool size made %d pool accounts", n)
 			}
 		}
+		if c.serve == "server" && c.size != "" {
+			note := "keeps the size it started with until it restarts"
+			if _, _, errText := cl.run("--aws-pool-size", "2", "pool"); !strings.Contains(errText, note) {
+				t.Errorf("silo pool --aws-pool-size 2 beside a running server: stderr %q, want the note", errText)
+			}
+			stop()
+			if code := <-done; code != 0 {
+				t.Errorf("silo server exited %d: %s", code, errOut.String())
+			}
+			if _, _, errText := cl.run("--aws-pool-size", "2", "pool"); strings.Contains(errText, note) {
+				t.Errorf("silo pool --aws-pool-size 2 with no server running: stderr %q, want no note", errText)
+			}
+			continue
+		}
 		stop()
 		if code := <-done; code != 0 {
-			t.Errorf("silo server exited %d: %s", code, errOut.String())
+			t.Errorf("silo %s exited %d: %s", c.serve, code, errOut.String())
 		}
 	}
 }

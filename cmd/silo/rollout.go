@@ -131,7 +131,7 @@ tenant's functions run on Lambda in its own AWS account, behind its own HTTP API
 			}
 			served := make(chan error, 1)
 			go func() { served <- p.Serve(ctx, ln) }()
-			go fillPool(ctx, g, p.Config().Provider)
+			go fillPool(ctx, g, "silo server", p.Config().Provider)
 			for p.APIAddr() == "" {
 				select {
 				case err := <-served:

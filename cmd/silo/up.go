@@ -282,6 +282,7 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 	if err := g.print(sum, func(w io.Writer) { printUp(w, sum, host, port) }); err != nil {
 		return err
 	}
+	go fillPool(ctx, g, "silo up", p.Config().Provider)
 	err = p.Serve(ctx, ln)
 	if !g.json() {
 		fmt.Fprintln(g.stdout, "stopped; state is in", sum.DataDir)
