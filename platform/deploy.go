@@ -387,26 +387,76 @@ func (p *Platform) CreateAccount(ctx context.Context, req control.CreateRequest)
 }
 
 // IssueKey issues a fresh API key named name for an account and revokes
-// every earlier active key of the account with that name, so a command that
-// runs again (silo up, silo dev) leaves exactly one such key. It returns the
-// key in plain text (shown once; only its hash is stored).
+// the key an earlier IssueKey of that name issued for it, so a command that
+// runs again (silo up, silo dev) leaves exactly one key of its own: the
+// earlier key is revoked at once, also while a rotation's grace still lets
+// it work. Only keys IssueKey issued are replaced, as the data dir records
+// them (issuedKeysFile): a key made otherwise, a rotated-in key that
+// inherited the name included, is left alone. Where the data dir has no
+// record of the name for the account (written by an earlier silo), every
+// active key of that name is revoked, as then. It returns the key in plain
+// text (shown once; only its hash is stored).
 func (p *Platform) IssueKey(ctx context.Context, id silo.AccountID, name string) (string, error) {
-	keys, err := p.Plane.Keys(ctx, id)
+	issued, err := p.issuedKeys()
 	if err != nil {
 		return "", err
 	}
-	plain, _, err := p.Plane.IssueKey(ctx, id, name)
-	if err != nil {
-		return "", err
-	}
-	for _, k := range keys {
-		if k.Name == name && k.Revoked == nil {
-			if err := p.Plane.RevokeKey(ctx, id, k.ID); err != nil {
-				return "", err
+	var earlier []string
+	if prev, ok := issued[name+"/"+string(id)]; ok {
+		earlier = []string{prev}
+	} else {
+		keys, err := p.Plane.Keys(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		for _, k := range keys {
+			if k.Name == name && k.Revoked == nil {
+				earlier = append(earlier, k.ID)
 			}
 		}
 	}
-	return plain, nil
+	plain, k, err := p.Plane.IssueKey(ctx, id, name)
+	if err != nil {
+		return "", err
+	}
+	for _, keyID := range earlier {
+		if err := p.Plane.RevokeKey(ctx, id, keyID); err != nil && !errors.Is(err, silo.ErrNotFound) {
+			return "", err
+		}
+	}
+	issued[name+"/"+string(id)] = k.ID
+	return plain, p.writeIssuedKeys(issued)
+}
+
+// issuedKeysFile, in the data dir, records the key IssueKey last issued
+// for each name and account ("silo-up/acme": key ID).
+const issuedKeysFile = "issued-keys.json"
+
+func (p *Platform) issuedKeys() (map[string]string, error) {
+	m := map[string]string{}
+	b, err := os.ReadFile(filepath.Join(p.cfg.DataDir, issuedKeysFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return m, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the record of issued keys: %w; remove %s to start it again", err, filepath.Join(p.cfg.DataDir, issuedKeysFile))
+	}
+	return m, nil
+}
+
+func (p *Platform) writeIssuedKeys(m map[string]string) error {
+	b, _ := json.MarshalIndent(m, "", "  ")
+	path := filepath.Join(p.cfg.DataDir, issuedKeysFile)
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		return fmt.Errorf("record the issued key: %w", err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return fmt.Errorf("record the issued key: %w", err)
+	}
+	return nil
 }
 
 // RevokeKey revokes a key; the gateway refuses it from the next request.

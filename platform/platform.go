@@ -26,6 +26,7 @@
 //	cache/builds/         source fingerprint → artifact digest (see Config.BuildCache)
 //	logs/                 per-account function logs, <account>.log
 //	operator.token        the control-plane API's operator token (created when the API is used)
+//	issued-keys.json      the key IssueKey last issued per name and account (silo up, silo dev)
 //	provider.json         cmd/silo's saved provider choice (with --provider aws; not read here)
 //
 // It may import every package of the project except cmd/ and silotest; no

@@ -153,6 +153,44 @@ func TestDeployIsIdempotentAndKeysRotate(t *testing.T) {
 	if resp := acme.GET(t, "/findings"); resp.Status != 200 {
 		t.Errorf("acme's first key (another name) is untouched: got %s, want 200", resp)
 	}
+
+	// A rotation of k2 (as silo keys rotate does it: a new key of the
+	// same name, k2 revoked after a grace): the next IssueKey revokes k2
+	// at once and leaves the rotated-in key alone.
+	plane := p.Platform().Plane
+	keys, err := plane.Keys(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k2ID string
+	for _, k := range keys {
+		if k.Name == "silo-up" && k.Revoked == nil {
+			k2ID = k.ID
+		}
+	}
+	rotated, _, err := plane.IssueKey(ctx, "acme", "silo-up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plane.RevokeKeyAfter(ctx, "acme", k2ID, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if resp := acme.GET(t, "/findings", silotest.WithKey(k2)); resp.Status != 200 {
+		t.Fatalf("k2 in its grace: got %s, want 200", resp)
+	}
+	k3, err := p.Platform().IssueKey(ctx, "acme", "silo-up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := acme.GET(t, "/findings", silotest.WithKey(k2)); resp.Status != http.StatusUnauthorized {
+		t.Errorf("the replaced silo-up key, in a rotation's grace: got %s, want 401", resp)
+	}
+	if resp := acme.GET(t, "/findings", silotest.WithKey(rotated)); resp.Status != 200 {
+		t.Errorf("the key a rotation issued under the same name: got %s, want 200", resp)
+	}
+	if resp := acme.GET(t, "/findings", silotest.WithKey(k3)); resp.Status != 200 {
+		t.Errorf("the new silo-up key: got %s, want 200", resp)
+	}
 }
 
 func TestDevAccount(t *testing.T) {

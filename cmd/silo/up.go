@@ -73,7 +73,7 @@ production account and seeds its shared data on first run, creates the demo tena
 (plan=pro) and globex on a new data dir and your developer account dev-$USER when the data dir
 never had it, serves the gateway and prints each tenant's URL and a fresh API key. Later runs
 reuse the data dir: nothing is created twice, an account you deleted stays deleted (silo dev
-creates your developer account again), and each run replaces the previous run's "silo-up" keys. Until the first rollout (silo deploy) it applies the app to every account; once
+creates your developer account again), and each run revokes the "silo-up" keys the previous run printed (a key made by silo keys rotate is left alone). Until the first rollout (silo deploy) it applies the app to every account; once
 rollouts manage the fleet it changes no account's release and says so when the app differs from
 what the fleet runs. While it runs, other silo commands on the same data
 dir (silo tenant, keys, deploy, logs, ...) go through its control-plane API instead of opening
