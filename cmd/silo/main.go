@@ -40,6 +40,9 @@ type globals struct {
 	token   string
 	store   string        // --store / $SILO_STORE: the control-plane store ("" is SQLite in the data dir)
 	prov    providerFlags // --provider, --aws-* / $SILO_PROVIDER, $SILO_AWS_*: see provider.go
+	// provFlag is the first of --provider and --aws-* given on the command
+	// line ("" if none; their $SILO_* variables do not count).
+	provFlag string
 	stdin   io.Reader
 	stdout  io.Writer
 	// newDataDir is the data dir when it did not exist before the command
@@ -216,6 +219,12 @@ Every command accepts --output json for scripts.`,
 	pf.StringVar(&g.prov.lambdaArch, "aws-lambda-arch", os.Getenv("SILO_AWS_LAMBDA_ARCH"), "AWS provider: the Lambda architecture, arm64 or x86_64 (default: the one the host is built for, read from the file) ($SILO_AWS_LAMBDA_ARCH)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		g.noteNewDataDir(cmd)
+		for _, name := range providerFlagNames {
+			if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+				g.provFlag = "--" + name
+				break
+			}
+		}
 		if g.output != "text" && g.output != "json" && (g.output != "csv" || cmd.Name() != "usage") {
 			return usageError{fmt.Sprintf("--output must be text or json (csv for silo usage), not %q", g.output)}
 		}

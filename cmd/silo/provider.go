@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	silo "github.com/silo-run/silo"
@@ -50,6 +51,9 @@ type providerFlags struct {
 	name, region, email, principal, dataPrincipal string
 	poolSize, lambdaHost, lambdaArch              string
 }
+
+// providerFlagNames are the flags of providerFlags.
+var providerFlagNames = []string{"provider", "aws-region", "aws-email", "aws-principal", "aws-data-principal", "aws-pool-size", "aws-lambda-host", "aws-lambda-arch"}
 
 func (f providerFlags) awsGiven() bool {
 	return f.region != "" || f.email != "" || f.principal != "" || f.dataPrincipal != "" || f.poolSize != "" || f.lambdaHost != "" || f.lambdaArch != ""
@@ -195,7 +199,13 @@ func openProvider(ctx context.Context, g *globals, st store.Store) (provider.Pro
 			return nil // the default needs no file
 		}
 		b, _ := json.MarshalIndent(c, "", "  ")
-		return writeFileAtomic(filepath.Join(g.dataDir, providerFile), append(b, '\n'))
+		if err := writeFileAtomic(filepath.Join(g.dataDir, providerFile), append(b, '\n')); err != nil {
+			return err
+		}
+		if changed := changedSettings(saved, c); saved.Name != "" && len(changed) > 0 {
+			fmt.Fprintf(g.stderr, "note: the data dir now saves %s; every later command on it uses that\n", strings.Join(changed, ", "))
+		}
+		return nil
 	}
 	if c.Name == "local" {
 		return nil, save, nil
@@ -205,6 +215,40 @@ func openProvider(ctx context.Context, g *globals, st store.Store) (provider.Pro
 		return nil, noop, err
 	}
 	return p, save, nil
+}
+
+// changedSettings names the provider settings that differ between the
+// saved choice and c ("region eu-west-1 (was us-east-1)").
+func changedSettings(saved, c providerChoice) []string {
+	var out []string
+	diff := func(name, was, now string) {
+		if was != now {
+			out = append(out, fmt.Sprintf("%s %s (was %s)", name, orNone(now), orNone(was)))
+		}
+	}
+	diff("provider", saved.Name, c.Name)
+	var a, b awsChoice
+	if saved.AWS != nil {
+		a = *saved.AWS
+	}
+	if c.AWS != nil {
+		b = *c.AWS
+	}
+	diff("region", a.Region, b.Region)
+	diff("email", a.Email, b.Email)
+	diff("principal", a.Principal, b.Principal)
+	diff("data principal", a.DataPrincipal, b.DataPrincipal)
+	diff("pool size", strconv.Itoa(a.PoolSize), strconv.Itoa(b.PoolSize))
+	diff("Lambda host", a.LambdaHost, b.LambdaHost)
+	diff("Lambda architecture", a.LambdaArch, b.LambdaArch)
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // refuseSwitch refuses to put a data dir's accounts on another provider

@@ -257,3 +257,24 @@ func TestFailedAWSCommandLeavesNoDataDir(t *testing.T) {
 		t.Errorf("after a tenant was created on AWS: %v", err)
 	}
 }
+
+// TestChangedProviderSettingIsSaid: a later flag that changes a saved
+// provider setting says so, as what every later command uses; a command
+// without one, or with the saved value, says nothing.
+func TestChangedProviderSettingIsSaid(t *testing.T) {
+	awsEnv(t, true)
+	emulateAWS(t)
+	c := newCLI(t)
+	aws := []string{"--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com"}
+	c.ok(append(aws, "tenant", "create", "acme", "--no-key")...)
+	const note = "note: the data dir now saves"
+	for _, args := range [][]string{{"tenant", "list"}, append(aws, "tenant", "list")} {
+		if _, _, errOut := c.run(args...); strings.Contains(errOut, note) {
+			t.Errorf("silo %s: stderr %q; want no note", strings.Join(args, " "), errOut)
+		}
+	}
+	_, _, errOut := c.run("--aws-pool-size", "3", "tenant", "list")
+	if !strings.Contains(errOut, note+" pool size 3 (was 0); every later command on it uses that") {
+		t.Errorf("silo --aws-pool-size 3 tenant list: stderr %q; want the note", errOut)
+	}
+}

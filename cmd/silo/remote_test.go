@@ -274,3 +274,21 @@ func TestCommandsAgainstAServer(t *testing.T) {
 		t.Errorf("verify --probe --server: exit %d, %q", code, errOut)
 	}
 }
+
+// TestProviderFlagsThroughAServer: --provider or an --aws-* flag on a
+// command that runs through a server is refused (the server keeps the
+// provider it started with, so the flag would be dropped); the same
+// command without it, or with $SILO_PROVIDER set as for every server,
+// runs.
+func TestProviderFlagsThroughAServer(t *testing.T) {
+	f := startRemote(t)
+	for _, flags := range [][]string{{"--provider", "local"}, {"--aws-region", "eu-west-1"}} {
+		code, _, errOut := f.remoteRun(append(flags, "tenant", "list")...)
+		if code == 0 || !strings.Contains(errOut, flags[0]+" applies to commands on a data dir no server serves") {
+			t.Errorf("silo %s tenant list through a server: exit %d, stderr %q; want the refusal", strings.Join(flags, " "), code, errOut)
+		}
+	}
+	f.remote("tenant", "list")
+	t.Setenv("SILO_PROVIDER", "local")
+	f.remote("tenant", "list")
+}

@@ -37,6 +37,11 @@ func remote(g *globals) (*server.Client, error) {
 		}
 		url = rs.URL
 	}
+	if g.provFlag != "" {
+		// The server reaches accounts through the provider it started
+		// with; a flag here would be dropped without a word.
+		return nil, silo.Errorf(silo.CodeInvalid, "%s applies to commands on a data dir no server serves, and this one runs through the silo server at %s, which keeps the provider settings it started with; drop %s, or restart the server with it", g.provFlag, url, g.provFlag)
+	}
 	tok := g.token
 	if tok == "" {
 		tok = os.Getenv("SILO_TOKEN")
