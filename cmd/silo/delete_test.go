@@ -77,8 +77,15 @@ func TestDeleteGoesByKind(t *testing.T) {
 	if out := c.ok("tenant", "delete", "acme", "--yes"); !strings.Contains(out, "deleted acme") {
 		t.Errorf("tenant delete acme: %s", out)
 	}
-	for _, id := range []string{"e2e-1", "dev-ann"} {
-		if out := c.ok("env", "delete", id); out != "deleted "+id+"; verified: the provider holds nothing of it\n" {
+	// A developer account is deleted only when confirmed (--yes, or its
+	// name typed at a terminal); an environment goes without asking.
+	c.fails("Deleting the developer account dev-ann destroys its account and all its data, which cannot be undone; nothing was changed. Rerun with --yes to confirm", "env", "delete", "dev-ann")
+	if st := accountState(t, c, "dev-ann"); st != silo.StateActive {
+		t.Errorf("dev-ann after an unconfirmed env delete: %s, want active", st)
+	}
+	for _, args := range [][]string{{"e2e-1"}, {"dev-ann", "--yes"}} {
+		id := args[0]
+		if out := c.ok(append([]string{"env", "delete"}, args...)...); out != "deleted "+id+"; verified: the provider holds nothing of it\n" {
 			t.Errorf("env delete %s: %q", id, out)
 		}
 	}
@@ -121,7 +128,7 @@ func TestDeleteGoesByKindThroughAServer(t *testing.T) {
 	}
 
 	f.remote("tenant", "delete", "acme", "--yes")
-	f.remote("env", "delete", "dev-ann")
+	f.remote("env", "delete", "dev-ann", "--yes")
 	f.remote("env", "delete", "demo-acme")
 	for _, id := range []silo.AccountID{"dev-ann", "demo-acme", "acme"} {
 		if d, err := cl.Show(ctx, id); err != nil || d.Account.State != silo.StateDeleted {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/store"
 )
 
 func newEnvCmd(g *globals) *cobra.Command {
@@ -156,14 +158,17 @@ func newEnvList(g *globals) *cobra.Command {
 }
 
 func newEnvDelete(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var yes bool
+	cmd := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Tear an environment or a developer account down now and verify nothing of it is left",
 		Long: `Tear an environment or a developer account (dev-NAME) down now: its data key is destroyed,
 its resources, data and logs are removed, and silo checks that the provider holds nothing of it.
-Tenants are deleted with silo tenant delete.`,
+An environment goes without asking (it is made to be torn down, by scripts too); a developer
+account holds a developer's own work, so at a terminal it asks for the name to be typed, and
+elsewhere it needs --yes. Tenants are deleted with silo tenant delete.`,
 		Example: `  silo env delete e2e-417
-  silo env delete dev-alice`,
+  silo env delete dev-alice --yes`,
 		Args: exactArgs(1, "an environment name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -176,6 +181,19 @@ Tenants are deleted with silo tenant delete.`,
 				return err
 			}
 			defer done()
+			if !yes {
+				// Ask only about a developer account that may be deleted;
+				// the delete itself says why not otherwise.
+				accts, err := api.Accounts(ctx, store.Filter{Kind: silo.KindDeveloper})
+				if err != nil {
+					return err
+				}
+				if slices.ContainsFunc(accts, func(a silo.Account) bool { return a.ID == id }) {
+					if err := g.confirm(false, fmt.Sprintf("Deleting the developer account %s destroys its account and all its data", id), string(id)); err != nil {
+						return err
+					}
+				}
+			}
 			if err := api.DeleteEnv(ctx, id); err != nil {
 				return err
 			}
@@ -184,6 +202,8 @@ Tenants are deleted with silo tenant delete.`,
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "delete a developer account without asking")
+	return cmd
 }
 
 func newEnvReap(g *globals) *cobra.Command {

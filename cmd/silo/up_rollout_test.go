@@ -145,7 +145,7 @@ func TestUpLeavesADeletedDeveloperAccountDeleted(t *testing.T) {
 		t.Fatalf("silo up on a data dir without a developer account: showed %s (note %q), want acme,dev-tester", got, sum.Developer)
 	}
 
-	c.ok("env", "delete", "dev-tester")
+	c.ok("env", "delete", "dev-tester", "--yes")
 	sum, stop = startUp(t, c.dataDir, "--file", c.file)
 	stop()
 	const note = "your developer account dev-tester was deleted, so silo up leaves it out; silo dev creates it again"
