@@ -43,8 +43,8 @@ type globals struct {
 	// provFlag is the first of --provider and --aws-* given on the command
 	// line ("" if none; their $SILO_* variables do not count).
 	provFlag string
-	stdin   io.Reader
-	stdout  io.Writer
+	stdin    io.Reader
+	stdout   io.Writer
 	// newDataDir is the data dir when it did not exist before the command
 	// ran (noteNewDataDir), else "".
 	newDataDir string
