@@ -44,6 +44,9 @@ func newAuditListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if es == nil {
+				es = []store.AuditEntry{} // JSON: [], not null
+			}
 			return g.print(es, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tACCOUNT\tDETAIL")

@@ -576,6 +576,9 @@ func newReleaseCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if rs == nil {
+				rs = []server.ReleaseInfo{} // JSON: [], not null
+			}
 			return g.print(rs, func(w io.Writer) {
 				for _, r := range rs {
 					cur := ""
