@@ -234,6 +234,40 @@ func (p *Plane) EnsureProduction(ctx context.Context, rel engine.Release) (silo.
 	return a, p.announceAfter(ctx, p.Engine.Apply(ctx, plan), store.Change{Account: silo.ProductionID, What: "release"})
 }
 
+// CheckCreate returns the error CreateAccount refuses req with on rel
+// before it writes anything: an ID that is not a tenant ID, a kind that
+// cannot be created (an empty kind is a tenant), parameters rel's stack
+// does not accept. A caller that must store rel first (the first account
+// of a new installation) checks with it, so that a refused request stores
+// nothing.
+//
+// # Errors
+//
+// CodeInvalid, one sentence for the first problem found.
+func CheckCreate(rel engine.Release, req CreateRequest) error {
+	if req.Kind == "" {
+		req.Kind = silo.KindTenant
+	}
+	if _, err := checkRequest(req); err != nil {
+		return err
+	}
+	_, err := rel.Stack.ResolveParams(req.Params)
+	return err
+}
+
+// checkRequest checks what CreateAccount refuses without a release: the
+// ID and the kind.
+func checkRequest(req CreateRequest) (silo.TenantID, error) {
+	tid, err := silo.ParseTenantID(req.ID)
+	if err != nil {
+		return "", err
+	}
+	if req.Kind == silo.KindProduction || !req.Kind.Valid() {
+		return "", silo.Errorf(silo.CodeInvalid, "cannot create an account of kind %q; use tenant, developer or environment (the one production account is created automatically)", req.Kind)
+	}
+	return tid, nil
+}
+
 // CreateRequest asks for a new tenant, developer or environment account.
 type CreateRequest struct {
 	ID      string
@@ -256,15 +290,12 @@ type Created struct {
 // environment on the current release, creating the production account first
 // if it does not exist.
 func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, error) {
-	tid, err := silo.ParseTenantID(req.ID)
-	if err != nil {
-		return Created{}, err
-	}
 	if req.Kind == "" {
 		req.Kind = silo.KindTenant
 	}
-	if req.Kind == silo.KindProduction || !req.Kind.Valid() {
-		return Created{}, silo.Errorf(silo.CodeInvalid, "cannot create an account of kind %q; use tenant, developer or environment (the one production account is created automatically)", req.Kind)
+	tid, err := checkRequest(req)
+	if err != nil {
+		return Created{}, err
 	}
 	rel, err := p.CurrentRelease(ctx)
 	if err != nil {

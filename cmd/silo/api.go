@@ -139,7 +139,8 @@ func (l localAPI) CreateAccount(ctx context.Context, req control.CreateRequest) 
 	if _, err := silo.ParseTenantID(req.ID); err != nil {
 		return control.Created{}, err
 	}
-	if err := l.a.currentOrBootstrap(ctx, l.g); err != nil {
+	check := func(rel engine.Release) error { return control.CheckCreate(rel, req) }
+	if err := l.a.currentOrBootstrap(ctx, l.g, check); err != nil {
 		return control.Created{}, err
 	}
 	return l.a.plane.CreateAccount(ctx, req)

@@ -77,14 +77,25 @@ func (a *app) prepare(ctx context.Context, g *globals) (rel engine.Release, keep
 }
 
 // currentOrBootstrap makes the spec file's release current when there is no
-// current release yet (the first tenant of a new installation).
-func (a *app) currentOrBootstrap(ctx context.Context, g *globals) error {
+// current release yet (the first tenant of a new installation), once check
+// accepts it: a request the release refuses (a parameter it does not know)
+// stores neither the release nor anything else.
+func (a *app) currentOrBootstrap(ctx context.Context, g *globals, check func(engine.Release) error) error {
 	_, err := a.plane.CurrentRelease(ctx)
 	if !errors.Is(err, silo.ErrNotFound) {
 		return err
 	}
-	_, err = a.release(ctx, g, true)
-	return err
+	rel, keep, err := a.prepare(ctx, g)
+	if err != nil {
+		return err
+	}
+	if err := check(rel); err != nil {
+		return err
+	}
+	if err := keep(ctx); err != nil {
+		return err
+	}
+	return a.plane.SetCurrent(ctx, rel)
 }
 
 func logLevel() slog.Level {

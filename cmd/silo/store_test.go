@@ -62,17 +62,23 @@ func TestStoreFlagBadInput(t *testing.T) {
 
 // TestRefusedCommandLeavesAnEmptyDatabaseEmpty: a command with --store on
 // an empty PostgreSQL schema that is refused once the store is open (no
-// such account, the production account, no release) or that only reads
-// creates none of silo's tables; the must twin: the first command that
-// changes something creates them and its change is there.
+// such account, the production account, no release, a parameter the
+// release does not accept) or that only reads creates none of silo's
+// tables; the must twin: the first command that changes something creates
+// them and its change is there.
 func TestRefusedCommandLeavesAnEmptyDatabaseEmpty(t *testing.T) {
 	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
 	dsn := pgtest.Fresh(t)
 	c := newCLI(t)
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		t.Fatal(err) // an installation's data dir, so that each command reaches the store
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"tenant", "create", "acme", "--param", "plan=bogus"}, `"bogus" is not one of free, pro, enterprise`},
+		{[]string{"tenant", "create", "acme", "--param", "tier=gold"}, `"tier"`},
 		{[]string{"tenant", "delete", "nosuch", "--yes"}, `no account "nosuch"`},
 		{[]string{"tenant", "delete", "production", "--yes"}, `no account "production"`},
 		{[]string{"limits", "set", "production", "--rate", "5"}, `no account "production"`},
@@ -93,12 +99,53 @@ func TestRefusedCommandLeavesAnEmptyDatabaseEmpty(t *testing.T) {
 		t.Fatalf("after tenant list the database holds %d tables, want none", n)
 	}
 
-	c.ok("--store", dsn, "tenant", "create", "acme")
+	c.ok("--store", dsn, "tenant", "create", "acme", "--param", "plan=pro")
 	if n := pgtest.Tables(t, dsn); n == 0 {
 		t.Fatal("tenant create wrote no tables")
 	}
+	var releases, audit int
+	pgtest.QueryRow(t, dsn, "SELECT (SELECT count(*) FROM releases), (SELECT count(*) FROM audit WHERE action = 'release.current')", &releases, &audit)
+	if releases != 1 || audit != 1 {
+		t.Errorf("after the first tenant create: %d releases, %d release.current audit entries; want 1 and 1", releases, audit)
+	}
 	if out := c.ok("--store", dsn, "tenant", "list"); !strings.Contains(out, "acme") {
 		t.Errorf("tenant list after tenant create: %s", out)
+	}
+}
+
+// TestRefusedFirstTenantStoresNothing: on an installation without a
+// release yet, on SQLite and on PostgreSQL, a tenant create whose
+// parameters the spec file's release refuses stores neither the release
+// nor an audit entry; the twin, the same create with a parameter the
+// release accepts, stores the release, makes it current and audits that.
+func TestRefusedFirstTenantStoresNothing(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			c := newCLI(t)
+			var st []string
+			if backend == "postgres" {
+				st = []string{"--store", pgtest.Fresh(t)}
+			}
+			if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			c.fails(`"bogus" is not one of`, append(st, "tenant", "create", "acme", "--param", "plan=bogus")...)
+			if out := c.ok(append(st, "release", "list", "-o", "json")...); strings.TrimSpace(out) != "[]" {
+				t.Errorf("release list after the refused create: %s, want []", out)
+			}
+			if out := c.ok(append(st, "audit", "list", "-o", "json")...); strings.TrimSpace(out) != "[]" {
+				t.Errorf("audit list after the refused create: %s, want []", out)
+			}
+
+			c.ok(append(st, "tenant", "create", "acme", "--param", "plan=pro")...)
+			if out := c.ok(append(st, "release", "list")...); strings.Count(out, "r-") != 1 || !strings.Contains(out, "current") {
+				t.Errorf("release list after the first tenant: %s, want one release, current", out)
+			}
+			if out := c.ok(append(st, "audit", "list")...); !strings.Contains(out, "release.current") || !strings.Contains(out, "account.create") {
+				t.Errorf("audit list after the first tenant: %s, want release.current and account.create", out)
+			}
+		})
 	}
 }
 

@@ -104,3 +104,18 @@ func Tables(t testing.TB, dsn string) int {
 	}
 	return n
 }
+
+// QueryRow runs one query on dsn and scans its one row into dest, for tests
+// that check what silo wrote.
+func QueryRow(t testing.TB, dsn, sql string, dest ...any) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, sql).Scan(dest...); err != nil {
+		t.Fatalf("query %q: %v", sql, err)
+	}
+}
