@@ -313,9 +313,12 @@ func (g *globals) mustExistForReading(cmd *cobra.Command) error {
 }
 
 // requireInstallation returns an error unless the command goes to a server
-// or a store of its own, or the data dir exists.
+// or the data dir exists. With --store too the data dir must exist: it holds
+// the installation's keys, witness, provider choice and local accounts, so a
+// command on a data dir that does not exist would read (or make) another
+// installation beside the one the store serves.
 func (g *globals) requireInstallation() error {
-	if g.server != "" || os.Getenv("SILO_SERVER") != "" || g.store != "" {
+	if g.server != "" || os.Getenv("SILO_SERVER") != "" {
 		return nil
 	}
 	if _, err := os.Stat(g.dataDir); !errors.Is(err, os.ErrNotExist) {
@@ -329,7 +332,7 @@ func (g *globals) requireInstallation() error {
 // (A command that parses its own flags is left out: its data dir is not
 // known yet.)
 func (g *globals) noteNewDataDir(cmd *cobra.Command) {
-	if cmd.DisableFlagParsing || g.store != "" || g.server != "" || os.Getenv("SILO_SERVER") != "" {
+	if cmd.DisableFlagParsing || g.server != "" || os.Getenv("SILO_SERVER") != "" {
 		return
 	}
 	if _, err := os.Lstat(g.dataDir); errors.Is(err, os.ErrNotExist) {
@@ -339,11 +342,12 @@ func (g *globals) noteNewDataDir(cmd *cobra.Command) {
 
 // forgetNewDataDir removes the data dir a failed command created, so that
 // the failure changes nothing, as long as it holds no account: no account
-// in its registry or its local provider, and no running server. A saved
-// provider choice goes with it: an AWS account silo creates is registered
-// before it is asked for, so an empty registry means none was (the warm
-// pool's accounts, which hold nothing, are found by any data dir with the
-// same settings).
+// in its registry (state.db, or the --store database) or its local
+// provider, and no running server. A saved provider choice goes with it:
+// an AWS account silo creates is registered before it is asked for, so an
+// empty registry means none was (the warm pool's accounts, which hold
+// nothing, are found by any data dir with the same settings). A registry
+// that cannot be read keeps the data dir.
 func (g *globals) forgetNewDataDir() {
 	dir := g.newDataDir
 	if dir == "" || dir != g.dataDir {
@@ -358,10 +362,25 @@ func (g *globals) forgetNewDataDir() {
 	if entries, err := os.ReadDir(filepath.Join(dir, "accounts", "accounts")); len(entries) > 0 || (err != nil && !errors.Is(err, os.ErrNotExist)) {
 		return
 	}
-	if n, err := registeredAccounts(context.Background(), dir, nil); n > 0 || err != nil {
+	if n, err := g.registryAccounts(dir); n > 0 || err != nil {
 		return
 	}
 	os.RemoveAll(dir)
+}
+
+// registryAccounts counts the accounts in the registry of the data dir
+// dir: the --store database when one is given, else its state.db.
+func (g *globals) registryAccounts(dir string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := openStore(ctx, g.store)
+	if err != nil {
+		return 0, err
+	}
+	if st != nil {
+		defer st.Close()
+	}
+	return registeredAccounts(ctx, dir, st)
 }
 
 func envOr(k, def string) string {
