@@ -555,10 +555,8 @@ func (s *Server) fleetRoutes() {
 			return 0, nil, missing("environments")
 		}
 		var req CreateEnvRequest
-		dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxSeed*4/3+maxJSON))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return 0, nil, silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON for this endpoint: %v", err)
+		if err := decodeLimit(r, &req, maxSeed*4/3+maxJSON); err != nil {
+			return 0, nil, err
 		}
 		ttl, err := time.ParseDuration(req.TTL)
 		if err != nil || ttl <= 0 {

@@ -104,6 +104,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token)), mux: http.NewServeMux()}
 	s.routes()
 	s.routeUsage()
+	s.mux.HandleFunc("/", s.noRoute) // what no route serves: 404 or 405, as JSON
 	return s, nil
 }
 
@@ -183,17 +184,6 @@ func (s *Server) handle(pattern string, fn func(r *http.Request) (int, any, erro
 			s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 	})
-}
-
-const maxJSON = 4 << 20
-
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxJSON))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON for this endpoint: %v", err)
-	}
-	return nil
 }
 
 func accountID(r *http.Request) (silo.AccountID, error) {
