@@ -115,10 +115,13 @@ func (p *Plane) SetLimitOverride(ctx context.Context, id silo.AccountID, l silo.
 	return p.Limits(ctx, id)
 }
 
-// Usage builds a usage report (see package usage) priced with prices; every
-// account in the registry but production that existed in the window,
-// deleted ones included, is listed even without usage, with its floor for
-// the time it existed (from its creation to its deletion or now).
+// Usage builds a usage report (see package usage) priced with prices. A
+// report of every account (q.Account empty) is a per-tenant billing
+// export: every account in the registry but production that existed in the
+// window, deleted ones included, is listed, even without usage, with its
+// floor for the time it existed (from its creation to its deletion or
+// now); the production account is left out, usage and all. A report of one
+// account lists that one, production included when named.
 //
 // # Errors
 //

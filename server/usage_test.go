@@ -79,7 +79,10 @@ func TestLimitsAndUsageAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := st.Update(ctx, func(tx store.Tx) error { // 1 GiB of table for the hour
-		return tx.SetStored(now, []store.StoredSample{{Account: "acme", Kind: store.StoredTable, Name: "findings", Bytes: 1 << 30}})
+		return tx.SetStored(now, []store.StoredSample{
+			{Account: "acme", Kind: store.StoredTable, Name: "findings", Bytes: 1 << 30},
+			{Account: silo.ProductionID, Kind: store.StoredTable, Name: "findings", Bytes: 1 << 20},
+		})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +90,18 @@ func TestLimitsAndUsageAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The production account's stored bytes are not part of the fleet's
+	// (per-tenant) report.
 	if len(rep.Lines) != 2 || rep.Lines[0].Account != "acme" || rep.Lines[0].Requests != 42 || rep.Lines[1].Account != "globex" || rep.Lines[1].Requests != 0 || rep.Lines[1].Floor <= 0 {
-		t.Fatalf("fleet report: got %+v, want acme with 42 requests and idle globex with its floor", rep.Lines)
+		t.Fatalf("fleet report: got %+v, want acme with 42 requests and idle globex with its floor, no production", rep.Lines)
+	}
+	// The twin: asked for by name, the production account's own usage.
+	prod, err := c.Usage(ctx, usage.Query{Account: silo.ProductionID, Since: now.AddDate(0, 0, -1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prod.Lines) != 1 || prod.Lines[0].Account != silo.ProductionID || prod.Lines[0].TableByteHours != 1<<20 || prod.Lines[0].Cost <= 0 {
+		t.Fatalf("production report: got %+v, want its 1 MiB-hour of table, priced", prod.Lines)
 	}
 	if l := rep.Lines[0]; l.TableByteHours != 1<<30 || l.StorageCost != rep.Prices.StoredCost(1<<30, 0) || l.StorageCost <= 0 || rep.Lines[1].TableByteHours != 0 {
 		t.Fatalf("fleet report: got acme %d table byte-hours costing %v, globex %d; want 1 GiB-hour priced, none for globex", l.TableByteHours, l.StorageCost, rep.Lines[1].TableByteHours)

@@ -166,8 +166,10 @@ func (l Lifetime) within(start, end time.Time) time.Duration {
 // in the window, on day lines only on the days it existed, and its floor is
 // charged only for the time it existed (an account created an hour ago
 // costs an hour of floor, a deleted one nothing after its deletion). With
-// q.Account set only that one is listed. Lines of an account not in
-// accounts (usage of the production account) carry no floor.
+// q.Account empty the report holds these accounts only: usage recorded for
+// any other (the production account's, which a per-tenant billing export
+// leaves out) is not listed. With q.Account set only that one is listed,
+// whether in accounts or not; if not, it carries no floor.
 //
 // # Errors
 //
@@ -184,8 +186,15 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []Li
 			lives[a.Account] = a
 		}
 	}
+	listed := map[silo.AccountID]bool{}
+	for _, a := range accounts {
+		listed[a.Account] = true
+	}
 	lines := map[string]*Line{}
 	add := func(l Line) {
+		if q.Account == "" && !listed[l.Account] {
+			return // not one of the accounts the report is about
+		}
 		k := l.key()
 		if have, ok := lines[k]; ok {
 			have.Counters = have.Counters.Add(l.Counters)

@@ -217,6 +217,51 @@ func TestReport(t *testing.T) {
 	}
 }
 
+// TestReportListsTheGivenAccounts: a report of every account lists the
+// accounts it is given only, so usage recorded for another (the production
+// account, which control leaves out of a billing export) is not listed,
+// by account, function or day; the twin: a report of that one account,
+// asked for by name, lists its usage, without a floor.
+func TestReportListsTheGivenAccounts(t *testing.T) {
+	st := openStore(t)
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	if err := st.Update(context.Background(), func(tx store.Tx) error {
+		return tx.AddUsage(day.Add(time.Hour), []store.UsageDelta{
+			{Account: "acme", Function: "ingest", Counters: store.Counters{Requests: 3}},
+			{Account: silo.ProductionID, Function: "sync", Counters: store.Counters{Requests: 7}},
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update(context.Background(), func(tx store.Tx) error {
+		return tx.SetStored(day.Add(time.Hour), []store.StoredSample{{Account: silo.ProductionID, Kind: store.StoredTable, Name: "intel", Bytes: 1 << 30}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultPrices()
+	for _, by := range []string{ByAccount, ByFunction, ByDay} {
+		r, err := Build(context.Background(), st, Query{Since: day, Until: day, By: by}, p, always("acme"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range r.Lines {
+			if l.Account != "acme" {
+				t.Errorf("every account by %q: got a line of %s (%+v), want acme's only", by, l.Account, l)
+			}
+		}
+		if len(r.Lines) != 1 || r.Lines[0].Requests != 3 {
+			t.Errorf("every account by %q: got %+v, want acme's one line with 3 requests", by, r.Lines)
+		}
+	}
+	r, err := Build(context.Background(), st, Query{Account: silo.ProductionID, Since: day, Until: day}, p, always("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Lines) != 1 || r.Lines[0].Account != silo.ProductionID || r.Lines[0].Requests != 7 || r.Lines[0].TableByteHours != 1<<30 || r.Lines[0].Floor != 0 {
+		t.Errorf("the production account by name: got %+v, want its 7 requests and 1 GiB-hour, no floor", r.Lines)
+	}
+}
+
 // always is accounts that existed before and after any window of a test.
 func always(ids ...silo.AccountID) []Lifetime {
 	out := make([]Lifetime, len(ids))

@@ -64,10 +64,12 @@ tables and buckets over time (GiB-hours, from an hourly sample; on account and
 day rows, not per function), and the estimated cost under the server's price
 table, stored bytes included, with each account's floor (what an idle account
 costs). With --output csv it writes one line per row for billing
-exports; json and csv hold every page.
+exports; json and csv hold every page. The production account is not a
+tenant: it is left out unless named.
 
   silo usage --since 30d                       every tenant
   silo usage acme --since 2026-03-01 --by day  one tenant, per day
+  silo usage production --since 30d            the production account's own cost
   silo usage --since 30d --by function -o csv > usage.csv`,
 		Args: maxArgs(1, "at most one tenant"),
 		PreRunE: func(_ *cobra.Command, args []string) error {

@@ -128,7 +128,10 @@ func TestUsageStoredBytes(t *testing.T) {
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	for h := range 12 {
 		err := st.Update(context.Background(), func(tx store.Tx) error {
-			ss := []store.StoredSample{{Account: "acme", Kind: store.StoredTable, Name: "findings", Bytes: 2 << 30}}
+			ss := []store.StoredSample{
+				{Account: "acme", Kind: store.StoredTable, Name: "findings", Bytes: 2 << 30},
+				{Account: "production", Kind: store.StoredTable, Name: "intel", Bytes: 1 << 30},
+			}
 			if h < 3 {
 				ss = append(ss, store.StoredSample{Account: "acme", Kind: store.StoredBucket, Name: "uploads", Bytes: 1024})
 			}
@@ -141,6 +144,20 @@ func TestUsageStoredBytes(t *testing.T) {
 	st.Close()
 	wantCost := 24.0/720*0.25 + 3*1024.0/(1<<30)/720*0.023
 	var rep usage.Report
+	// The billing export of every account leaves the production account
+	// out; named, its own stored bytes are reported.
+	if err := json.Unmarshal([]byte(c.ok("-o", "json", "usage", "--since", "3d")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Lines) != 1 || rep.Lines[0].Account != "acme" {
+		t.Errorf("usage of every account: got %+v, want acme's line only, no production", rep.Lines)
+	}
+	if err := json.Unmarshal([]byte(c.ok("-o", "json", "usage", "production", "--since", "3d")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Lines) != 1 || rep.Lines[0].Account != "production" || rep.Lines[0].TableByteHours != 12<<30 {
+		t.Errorf("usage production: got %+v, want its 12 GiB-hours of table", rep.Lines)
+	}
 	if err := json.Unmarshal([]byte(c.ok("-o", "json", "usage", "acme", "--since", "3d")), &rep); err != nil {
 		t.Fatal(err)
 	}
