@@ -52,7 +52,10 @@
 // anything, so a caller can show it before asking. Only the
 // latest rollout can be rolled back, once: rolling back an earlier one
 // would return the accounts a later rollout moved as well. A failing
-// ring's own rollback needs no confirmation.
+// ring's own rollback needs no confirmation. A rollback's rings are those
+// of the release it returns to, which need not select every account the
+// rollout it undoes moved, and a last ring over every account they leave
+// out: which accounts move is decided per account, never by ring.
 //
 // It depends on the engine and on the store and provider contracts, never on
 // their implementations, on the runtime or on the server; health metrics and

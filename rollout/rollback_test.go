@@ -221,3 +221,82 @@ func TestFirstDeployFailureStops(t *testing.T) {
 		t.Errorf("canary ring: phase %s, releases %v; want stopped with 2 on %s", canary.Phase, canary.Releases, v2.ID)
 	}
 }
+
+// A rollback returns every account the rollout moved whichever rings the
+// release it returns to declares: here the rolled-back release has a
+// developers ring and, in one case, the previous release has none, so only
+// the rollback's last ring ("rest") selects the developer accounts. The
+// preview plans the same accounts. The twin: a developer on a build of her
+// own that the rollout never touched stays there in both cases.
+func TestRollbackReturnsAccountsTheTargetRingsLeaveOut(t *testing.T) {
+	devRing := "    - name: developers\n      select: {kind: developer}\n    - name: canary\n"
+	withDevs := replaceOnce(fmtStack("", "0"), "    - name: canary\n", devRing)
+	for _, tc := range []struct {
+		name     string
+		previous string // silo.yaml of the release rolled back to
+		rings    []string
+	}{
+		{"previous release selects no developer", fmtStack("", "0"), []string{"production", "canary", "everyone", "rest"}},
+		{"previous release selects developers", withDevs, []string{"production", "developers", "canary", "everyone", "rest"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, t.TempDir(), opts{})
+			v1 := release(t, e, tc.previous, "sha256:1111")
+			own := release(t, e, withDevs, "sha256:0de0")
+			carol := release(t, e, withDevs, "sha256:ca01")
+			v2 := release(t, e, withDevs, "sha256:2222")
+			seed(t, e, v1, 6, 2)
+			for id, rel := range map[silo.AccountID]engine.Release{"dev-root": v1, "dev-bob": own} {
+				if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: id, Kind: silo.KindDeveloper}, rel); err != nil {
+					t.Fatal(err)
+				}
+			}
+			traffic(t, e, 200, map[string]profile{v1.ID: good})
+			e.onBake = func(string) {
+				traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
+				e.clock.Advance(5 * time.Minute)
+			}
+			r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r = drive(t, e, r.ID); r.State != rollout.StateSucceeded {
+				t.Fatalf("rollout: %s (%s), want succeeded", r.State, r.Reason)
+			}
+			if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: "dev-carol", Kind: silo.KindDeveloper}, carol); err != nil {
+				t.Fatal(err)
+			}
+			pv, err := e.run.PreviewRollback(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// production, six tenants, dev-root and dev-bob; not dev-carol.
+			if pv.Accounts != 9 {
+				t.Errorf("preview plans %d accounts, want 9", pv.Accounts)
+			}
+			rb, err := e.run.Rollback(ctx, r.ID, rollout.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rb = drive(t, e, rb.ID); rb.State != rollout.StateSucceeded {
+				t.Fatalf("rollback: %s (%s), want succeeded", rb.State, rb.Reason)
+			}
+			var rings []string
+			for _, ring := range rb.Rings {
+				rings = append(rings, ring.Name)
+			}
+			if diff := cmp.Diff(tc.rings, rings); diff != "" {
+				t.Errorf("rollback rings (-want +got):\n%s", diff)
+			}
+			want := map[silo.AccountID]string{silo.ProductionID: v1.ID, "dev-root": v1.ID, "dev-bob": own.ID, "dev-carol": carol.ID}
+			for i := 0; i < 6; i++ {
+				want[tenant(i)] = v1.ID
+			}
+			if diff := cmp.Diff(want, releases(t, e)); diff != "" {
+				t.Errorf("releases after the rollback (-want +got):\n%s", diff)
+			}
+			checkFleet(t, e, map[string]engine.Release{v1.ID: v1, own.ID: own, carol.ID: carol})
+		})
+	}
+}

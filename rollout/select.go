@@ -13,7 +13,10 @@ import (
 
 // ringsOf returns the rings of a rollout of a release with stack st: the
 // production account first, then the stack's rings (or one ring
-// "everyone"). A rollback rollout's rings have no bake and no gates.
+// "everyone"). A rollback rollout's rings have no bake and no gates, and
+// end with a ring over every account the others leave out (see
+// rollbackRest): the rollout it undoes moved accounts by its own rings,
+// which st, the stack of the release it returns to, may not share.
 func ringsOf(st *spec.Stack, rollback bool) []RingStatus {
 	rings := []RingStatus{{Name: "production", Select: spec.Selector{Kind: silo.KindProduction, Percent: 100}, Concurrency: 1}}
 	src := st.Rollout.Rings
@@ -29,10 +32,36 @@ func ringsOf(st *spec.Stack, rollback bool) []RingStatus {
 		}
 		rings = append(rings, rs)
 	}
+	if rollback {
+		if rest, ok := rollbackRest(src); ok {
+			rings = append(rings, rest)
+		}
+	}
 	for i := range rings {
 		rings[i].Phase = PhaseWaiting
 	}
 	return rings
+}
+
+// rollbackRest returns the last ring of a rollback rollout whose rings
+// src leave some account out: it selects every account no earlier ring
+// does, so that undoTargets decides for each whether it returns (an account
+// the rolled-back rollout moved, or one on its release) or stays (one on a
+// release of its own). It is named "rest", or "rest-2", ... when a ring of
+// src is named so. ok is false when a ring of src selects every account.
+func rollbackRest(src []spec.Ring) (RingStatus, bool) {
+	names := map[string]bool{}
+	for _, r := range src {
+		if r.Select.Kind == "" && len(r.Select.Params) == 0 && r.Select.Percent >= 100 {
+			return RingStatus{}, false
+		}
+		names[r.Name] = true
+	}
+	name := "rest"
+	for n := 2; names[name]; n++ {
+		name = fmt.Sprintf("rest-%d", n)
+	}
+	return RingStatus{Name: name, Select: spec.Selector{Percent: 100}, Concurrency: spec.DefaultRingConcurrency}, true
 }
 
 // ringOf returns the index of the first ring selecting a, or -1.
