@@ -11,6 +11,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
 
@@ -47,8 +48,9 @@ type Env struct {
 // # Errors
 //
 // CodeInvalid for a bad purpose or TTL or parameters that do not fit the
-// stack; CodeConflict when the name is taken; CodeNotFound when there is no
-// release yet.
+// stack, or a seed directory that holds nothing silo loads (see
+// server.ScanSeed); CodeConflict when the name is taken; CodeNotFound when
+// there is no release yet or no seed directory.
 func (p *Platform) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
 	if req.Purpose != EnvTest && req.Purpose != EnvDemo {
 		return Env{}, silo.Errorf(silo.CodeInvalid, "environment kind %q is not test or demo", req.Purpose)
@@ -57,8 +59,10 @@ func (p *Platform) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
 		return Env{}, silo.Errorf(silo.CodeInvalid, "environment TTL %s is out of range; give a duration from 1m to %s, e.g. --ttl 2h", req.TTL, MaxEnvTTL)
 	}
 	if req.Seed != "" {
-		if st, err := os.Stat(req.Seed); err != nil || !st.IsDir() {
-			return Env{}, silo.Errorf(silo.CodeNotFound, "seed directory %s does not exist; it holds tables/<table>.json and buckets/<bucket>/...", req.Seed)
+		// Before the account exists: a seed that would load nothing is
+		// refused with nothing created.
+		if _, err := server.ScanSeed(req.Seed); err != nil {
+			return Env{}, err
 		}
 	}
 	c, err := p.CreateAccount(ctx, control.CreateRequest{

@@ -98,6 +98,13 @@ func TestCreateEnvRefusesBadInput(t *testing.T) {
 	p := silotest.New(t)
 	p.Deploy(t, app)
 	ctx := context.Background()
+	deeper := t.TempDir() // the layout one level deeper: nothing silo loads
+	if err := os.MkdirAll(filepath.Join(deeper, "demo", "tables"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(deeper, "demo", "tables", "findings.json"), []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		req  platform.EnvRequest
@@ -106,6 +113,7 @@ func TestCreateEnvRefusesBadInput(t *testing.T) {
 		{"no ttl", platform.EnvRequest{Name: "e1", Purpose: "test"}, silo.CodeInvalid},
 		{"bad purpose", platform.EnvRequest{Name: "e1", Purpose: "prod", TTL: time.Hour}, silo.CodeInvalid},
 		{"missing seed", platform.EnvRequest{Name: "e1", Purpose: "demo", TTL: time.Hour, Seed: "/nonexistent"}, silo.CodeNotFound},
+		{"seed that loads nothing", platform.EnvRequest{Name: "e1", Purpose: "demo", TTL: time.Hour, Params: map[string]string{"plan": "enterprise"}, Seed: deeper}, silo.CodeInvalid},
 		{"bad param", platform.EnvRequest{Name: "e1", Purpose: "demo", TTL: time.Hour, Params: map[string]string{"plan": "platinum"}}, silo.CodeInvalid},
 	}
 	for _, tc := range tests {
@@ -115,7 +123,8 @@ func TestCreateEnvRefusesBadInput(t *testing.T) {
 			}
 		})
 	}
-	// The "must" twin: a valid request works.
+	// The "must" twin: a valid request works, under the name every refused
+	// one asked for (none of them created e1).
 	e, err := p.Platform().CreateEnv(ctx, platform.EnvRequest{Name: "e1", Purpose: "demo", TTL: time.Hour, Params: map[string]string{"plan": "enterprise"}})
 	if err != nil || e.Key == "" || e.Account.Kind != silo.KindEnvironment || e.Account.Expires == nil {
 		t.Fatalf("valid environment: got %+v, %v", e, err)

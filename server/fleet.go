@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -319,101 +316,6 @@ func TenantReport(ctx context.Context, st store.Store, plane *control.Plane, pro
 		return signed.JSON()
 	}
 	return signed.HTML()
-}
-
-// maxSeed bounds the uploaded seed files of one environment.
-const maxSeed = 32 << 20
-
-// WriteSeed writes uploaded seed files into a new temporary directory and
-// returns it; remove it with os.RemoveAll when done.
-//
-// # Errors
-//
-// CodeInvalid for a path outside tables/*.json and buckets/<bucket>/...
-func WriteSeed(files map[string][]byte) (string, error) {
-	dir, err := os.MkdirTemp("", "silo-seed-*")
-	if err != nil {
-		return "", fmt.Errorf("seed temp dir: %w", err)
-	}
-	for name, b := range files {
-		clean := path.Clean(name)
-		parts := strings.Split(clean, "/")
-		ok := clean == name && !strings.HasPrefix(clean, "/") && !strings.Contains(name, "\\") && len(parts) >= 2
-		for _, p := range parts {
-			ok = ok && p != ".." && p != "." && p != ""
-		}
-		if ok {
-			ok = (parts[0] == "tables" && len(parts) == 2 && strings.HasSuffix(parts[1], ".json")) || (parts[0] == "buckets" && len(parts) >= 3)
-		}
-		if !ok {
-			os.RemoveAll(dir)
-			return "", silo.Errorf(silo.CodeInvalid, "seed file %q is not tables/<table>.json or buckets/<bucket>/<key>", clip(name))
-		}
-		p := filepath.Join(dir, filepath.FromSlash(clean))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			os.RemoveAll(dir)
-			return "", fmt.Errorf("seed dir: %w", err)
-		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			os.RemoveAll(dir)
-			return "", fmt.Errorf("seed file: %w", err)
-		}
-	}
-	return dir, nil
-}
-
-// ReadSeed reads a local fixture directory into the files of a
-// CreateEnvRequest: tables/*.json and every regular file under
-// buckets/<bucket>/.
-//
-// # Errors
-//
-// CodeNotFound when dir does not exist; CodeInvalid when it holds more than
-// 32 MiB of seed files.
-func ReadSeed(dir string) (map[string][]byte, error) {
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, silo.Errorf(silo.CodeNotFound, "seed directory %s does not exist; it holds tables/<table>.json and buckets/<bucket>/...", dir)
-	}
-	out := map[string][]byte{}
-	total := 0
-	add := func(p string) error {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return fmt.Errorf("read seed %s: %w", p, err)
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		total += len(b)
-		if total > maxSeed {
-			return silo.Errorf(silo.CodeInvalid, "seed directory %s holds more than %d MiB; seed large data after creating the environment", dir, maxSeed>>20)
-		}
-		out[filepath.ToSlash(rel)] = b
-		return nil
-	}
-	tables, _ := filepath.Glob(filepath.Join(dir, "tables", "*.json"))
-	for _, t := range tables {
-		if err := add(t); err != nil {
-			return nil, err
-		}
-	}
-	buckets, _ := os.ReadDir(filepath.Join(dir, "buckets"))
-	for _, b := range buckets {
-		if !b.IsDir() {
-			continue
-		}
-		err := filepath.WalkDir(filepath.Join(dir, "buckets", b.Name()), func(p string, d os.DirEntry, err error) error {
-			if err != nil || !d.Type().IsRegular() {
-				return err
-			}
-			return add(p)
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // LogQuery parses the query of GET /v1/accounts/{id}/logs: function,

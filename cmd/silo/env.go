@@ -44,9 +44,10 @@ func newEnvCreate(g *globals) *cobra.Command {
 		Short: "Create an environment from the current release, with a TTL and an API key",
 		Long: `Create an environment account NAME on the current release (the first time: the release built
 from silo.yaml). --seed DIR loads fixture data: DIR/tables/<table>.json holds a JSON object of
-key → value for each table, DIR/buckets/<bucket>/ the files of each bucket. With --server the
-environment is created on the server, and the seed files (at most 32 MiB) are uploaded with the
-request.`,
+key → value for each table, DIR/buckets/<bucket>/ the files of each bucket; a DIR that holds
+neither is refused before anything is created, and other files in DIR are named and ignored. With
+--server the environment is created on the server, and the seed files (at most 32 MiB) are
+uploaded with the request.`,
 		Example: `  silo env create e2e-417 --kind test --ttl 2h
   silo env create demo-acme --kind demo --ttl 72h --param plan=enterprise --seed ./fixtures/demo`,
 		Args: exactArgs(1, "an environment name"),
@@ -69,6 +70,14 @@ request.`,
 			if _, err := tenantIDArg(args[0]); err != nil {
 				return err
 			}
+			var lay server.SeedLayout
+			if seed != "" {
+				// Before anything is created or opened: a seed directory
+				// that loads nothing changes nothing.
+				if lay, err = server.ScanSeed(seed); err != nil {
+					return err
+				}
+			}
 			ctx := cmd.Context()
 			api, done, err := openAPI(ctx, g)
 			if err != nil {
@@ -79,11 +88,14 @@ request.`,
 			if err != nil {
 				return err
 			}
+			if len(lay.Ignored) > 0 {
+				fmt.Fprintf(g.stderr, "ignored in %s: %s (silo loads only tables/<table>.json and buckets/<bucket>/<key>)\n", seed, server.SeedList(lay.Ignored))
+			}
 			return g.print(e, func(w io.Writer) {
 				fmt.Fprintf(w, "created %s environment %s (release %s), expires %s (in %s)\n", kind, e.Account.ID, e.Account.Release,
 					e.Account.Expires.Local().Format(time.DateTime), ttl)
 				if seed != "" {
-					fmt.Fprintf(w, "seeded from %s\n", seed)
+					fmt.Fprintf(w, "seeded from %s: %s, %s\n", seed, plural(len(lay.Tables), "table file"), plural(len(lay.Objects), "bucket object"))
 				}
 				printURL(w, g, e.Account.ID)
 				fmt.Fprintf(w, "API key (shown once, store it now): %s\n", e.Key)
@@ -254,4 +266,12 @@ func printURL(w io.Writer, g *globals, id silo.AccountID) {
 	}
 	_, port, _ := net.SplitHostPort(u.Host)
 	fmt.Fprintf(w, "URL  http://%s/  (or %s/t/%s/)\n", net.JoinHostPort(string(id)+"."+rs.BaseDomain, port), rs.Gateway, id)
+}
+
+// plural says n nouns: "1 table file", "2 table files".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -195,3 +195,47 @@ func TestInitScaffoldServes(t *testing.T) {
 		}
 	}
 }
+
+// A --seed directory that holds nothing silo loads (the example app's
+// fixtures/, whose layout sits in fixtures/demo) is refused with the
+// directory meant, before anything is created: not the environment, not
+// even the data directory. The twin: the directory meant seeds the
+// environment and names the file beside its tables that it ignores.
+func TestEnvCreateSeedLayout(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	c := newCLI(t)
+	fixtures := filepath.Join(filepath.Dir(c.file), "fixtures")
+	c.fails("seed directory "+fixtures+" holds nothing silo loads: it expects tables/<table>.json and buckets/<bucket>/<key>, and found demo/tables/findings.json: did you mean --seed "+filepath.Join(fixtures, "demo")+"?",
+		"env", "create", "demo-acme", "--kind", "demo", "--ttl", "1h", "--param", "plan=pro", "--seed", fixtures)
+	if _, err := os.Stat(c.dataDir); !os.IsNotExist(err) {
+		t.Fatalf("the refused env create left its data directory: %v", err)
+	}
+
+	seed := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(fixtures, "demo", "tables", "findings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"tables/findings.json": b, "README.md": []byte("fixtures")} {
+		p := filepath.Join(seed, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := c.run("env", "create", "demo-acme", "--kind", "demo", "--ttl", "1h", "--param", "plan=pro", "--seed", seed)
+	if code != 0 {
+		t.Fatalf("env create with the directory meant: exit %d\n%s%s", code, out, errOut)
+	}
+	if want := "seeded from " + seed + ": 1 table file, 0 bucket objects\n"; !strings.Contains(out, want) {
+		t.Errorf("env create output:\n%s\nwant it to contain %q", out, want)
+	}
+	if want := "ignored in " + seed + ": README.md (silo loads only tables/<table>.json and buckets/<bucket>/<key>)"; !strings.Contains(errOut, want) {
+		t.Errorf("env create stderr %q, want it to contain %q", errOut, want)
+	}
+	if out := c.ok("env", "list"); !strings.Contains(out, "demo-acme") {
+		t.Errorf("env list after a seeded create:\n%s", out)
+	}
+}
