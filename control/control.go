@@ -442,6 +442,13 @@ func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
 
 // UpdateParams changes an account's parameters and applies the current
 // release with them.
+//
+// # Errors
+//
+// CodeConflict, with nothing recorded, for a deleted (or deleting)
+// account; CodeInvalid for the production account or parameters that do
+// not fit the current release; an apply error after the change is
+// recorded.
 func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (silo.Plan, error) {
 	rel, err := p.CurrentRelease(ctx)
 	if err != nil {
@@ -455,6 +462,10 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 		}
 		if a.Kind == silo.KindProduction {
 			return silo.Errorf(silo.CodeInvalid, "the production account has no parameters")
+		}
+		if a.State == silo.StateDeleted || a.State == silo.StateDeleting {
+			// Refused before anything is written: nothing to apply to.
+			return silo.Errorf(silo.CodeConflict, "account %s is %s and its parameters cannot change", id, a.State)
 		}
 		params := map[string]string{}
 		for k, v := range a.Params {
