@@ -33,6 +33,11 @@ type TenantExtras struct {
 	LogsErr    string
 	Report     *reportCheck
 	ParamsTx   string // the parameters as key=value lines, for the form
+	// ReadOnly is set for an account that is deleted or being deleted:
+	// its page shows what was recorded and offers no action that needs a
+	// live account (parameters, keys, secrets, suspend, the report). Only
+	// a deletion that did not finish can be run again.
+	ReadOnly bool
 }
 
 // storedRow is one table or bucket with its bytes and the share of its
@@ -54,7 +59,7 @@ type reportCheck struct {
 }
 
 func (c *Console) tenantExtras(ctx context.Context, a silo.Account) TenantExtras {
-	var x TenantExtras
+	x := TenantExtras{ReadOnly: a.State == silo.StateDeleted || a.State == silo.StateDeleting}
 	lines := make([]string, 0, len(a.Params))
 	for k, v := range a.Params {
 		lines = append(lines, k+"="+v)
@@ -83,7 +88,7 @@ func (c *Console) tenantExtras(ctx context.Context, a silo.Account) TenantExtras
 		x.LogsErr = silo.UserMessage(err)
 	}
 	x.Logs = es
-	if a.Kind != silo.KindProduction {
+	if a.Kind != silo.KindProduction && !x.ReadOnly {
 		x.Report = c.checkReport(ctx, a.ID)
 	}
 	return x
