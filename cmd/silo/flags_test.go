@@ -27,7 +27,7 @@ func TestBadFlagValuesExit2(t *testing.T) {
 		{[]string{"limits", "set", "acme", "--rate", "NaN"}, 2, "limit rate NaN is out of range"},
 		{[]string{"limits", "set", "acme", "--concurrency", "200000"}, 2, "limit concurrency 200000 is out of range"},
 		{[]string{"env", "create", "e1", "--kind", "prod", "--ttl", "2h"}, 2, "--kind must be test or demo"},
-		{[]string{"env", "create", "e1", "--ttl", "2"}, 2, `invalid argument "2" for "--ttl"`},
+		{[]string{"env", "create", "e1", "--ttl", "2"}, 2, `--ttl "2" is not a duration; write a number and a unit, e.g. 90s, 30m or 2h; see silo env create --help`},
 		{[]string{"env", "create", "e1", "--ttl", "10000h"}, 2, "--ttl must be at most 720h"},
 		{[]string{"env", "create", "e1", "--ttl", "-1h"}, 2, "--ttl must be positive"},
 		{[]string{"env", "create", "e1", "--ttl", "0s"}, 2, "--ttl must be positive"},

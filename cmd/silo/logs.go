@@ -72,7 +72,7 @@ Flags:
 			})
 			help := fs.BoolP("help", "h", false, "")
 			if err := fs.Parse(args); err != nil {
-				return usageError{err.Error() + "; see silo logs --help"}
+				return usageError{flagError(err) + "; see silo logs --help"}
 			}
 			if *help {
 				return cmd.Help()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/platform"
@@ -135,6 +136,29 @@ func errorCode(err error) silo.Code {
 
 type usageError struct{ msg string }
 
+// flagError is what a user reads for an error of the flag parser: for a
+// value that does not parse, what the flag takes, in place of the parser's
+// own text (a strconv or time error).
+func flagError(err error) string {
+	var iv *pflag.InvalidValueError
+	if !errors.As(err, &iv) {
+		return err.Error()
+	}
+	want := map[string]string{
+		"int":      "a whole number",
+		"int64":    "a whole number",
+		"uint":     "a whole number, 0 or more",
+		"uint64":   "a whole number, 0 or more",
+		"float64":  "a number",
+		"bool":     "true or false",
+		"duration": "a duration; write a number and a unit, e.g. 90s, 30m or 2h",
+	}[iv.GetFlag().Value.Type()]
+	if want == "" {
+		return err.Error()
+	}
+	return fmt.Sprintf("--%s %q is not %s", iv.GetFlag().Name, iv.GetValue(), want)
+}
+
 // statusError ends a command with a documented exit status other than 1
 // or 2 (see the command's help), after printing msg. An outcome is not an
 // error: the command printed its result on stdout, and nothing more is
@@ -200,7 +224,7 @@ Every command accepts --output json for scripts.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usageError{fmt.Sprintf("%s; see %s --help", err, cmd.CommandPath())}
+		return usageError{fmt.Sprintf("%s; see %s --help", flagError(err), cmd.CommandPath())}
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.dataDir, "data-dir", envOr("SILO_DATA_DIR", ".silo"), "directory holding the control-plane state and the local accounts ($SILO_DATA_DIR)")
