@@ -43,17 +43,29 @@ func (l Limits) Over(o Limits) Limits {
 func (l Limits) IsZero() bool { return l == Limits{} }
 
 // Check reports the first field of l out of range, as an *Error with
-// CodeInvalid saying how to fix it.
-func (l Limits) Check() error {
+// CodeInvalid saying how to fix it. A zero field is in range: it sets no
+// bound (see Limits).
+func (l Limits) Check() error { return l.check(func(string) bool { return false }) }
+
+// CheckGiven is Check for limits a user gave field by field, such as the
+// flags of silo limits set: a field given reports whether the named field
+// (rate, burst, concurrency, storage or invocations) was given, and a field
+// given as 0 is out of range too, since 0 is no limit a user can ask for
+// (every limit is above 0) and would otherwise be dropped as "not set".
+func (l Limits) CheckGiven(given func(field string) bool) error { return l.check(given) }
+
+func (l Limits) check(given func(string) bool) error {
 	switch {
-	case l.Rate < 0 || l.Rate > 1e6 || l.Rate != l.Rate:
+	case l.Rate < 0 || l.Rate > 1e6 || l.Rate != l.Rate || l.Rate == 0 && given("rate"):
 		return Errorf(CodeInvalid, "limit rate %v is out of range; use requests per second above 0 and at most 1000000", l.Rate)
-	case l.Burst < 0 || l.Burst > 1e7:
+	case l.Burst < 0 || l.Burst > 1e7 || l.Burst == 0 && given("burst"):
 		return Errorf(CodeInvalid, "limit burst %d is out of range; use a whole number from 1 to 10000000", l.Burst)
-	case l.Concurrency < 0 || l.Concurrency > 1e5:
+	case l.Concurrency < 0 || l.Concurrency > 1e5 || l.Concurrency == 0 && given("concurrency"):
 		return Errorf(CodeInvalid, "limit concurrency %d is out of range; use a whole number from 1 to 100000", l.Concurrency)
-	case l.Invocations < 0:
-		return Errorf(CodeInvalid, "limit invocations %d is negative; use a whole number of requests per month", l.Invocations)
+	case l.Storage == 0 && given("storage"):
+		return Errorf(CodeInvalid, "limit storage 0 is out of range; use a size above 0, e.g. 10GiB")
+	case l.Invocations < 0 || l.Invocations == 0 && given("invocations"):
+		return Errorf(CodeInvalid, "limit invocations %d is out of range; use a whole number of requests per month from 1", l.Invocations)
 	}
 	return nil
 }

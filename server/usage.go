@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -51,8 +53,8 @@ func (s *Server) routeUsage() {
 		if err != nil {
 			return 0, nil, err
 		}
-		var l silo.Limits
-		if err := decode(r, &l); err != nil {
+		l, err := decodeLimits(r)
+		if err != nil {
 			return 0, nil, err
 		}
 		out, err := s.cfg.Plane.SetLimitOverride(r.Context(), id, l)
@@ -174,4 +176,28 @@ func (c *Client) LastProbe(ctx context.Context) (report.Probe, error) {
 	var out report.Probe
 	err := c.call(ctx, http.MethodGet, "/v1/verify/probe", nil, &out)
 	return out, err
+}
+
+// decodeLimits reads the limits object of PUT /v1/accounts/{id}/limits. A
+// field given as 0 is refused as out of range, as a negative one is: 0 is
+// what an absent field means, and a limit the caller gave is never dropped.
+func decodeLimits(r *http.Request) (silo.Limits, error) {
+	var raw json.RawMessage
+	if err := decode(r, &raw); err != nil {
+		return silo.Limits{}, err
+	}
+	var l silo.Limits
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return l, silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON for this endpoint: %v", err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return l, silo.Errorf(silo.CodeInvalid, "the request body is not a limits object: %v", err)
+	}
+	return l, l.CheckGiven(func(f string) bool {
+		v, ok := fields[f]
+		return ok && string(v) != "null"
+	})
 }

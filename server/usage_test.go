@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -132,5 +134,70 @@ func TestLimitsAndUsageAPI(t *testing.T) {
 	}
 	if _, err := c.Usage(ctx, usage.Query{Account: "nobody", Since: now}); code(err) != silo.CodeNotFound {
 		t.Errorf("usage of a missing account: got %v, want not found", err)
+	}
+}
+
+// TestLimitOfZeroIsRefused: a limits object that gives a field as 0 is
+// refused as out of range, as a negative value is, and changes nothing: 0
+// is what an absent field means, so taking it would drop the caller's
+// limit. The twins: the same fields above 0, and null (absent), are taken.
+func TestLimitOfZeroIsRefused(t *testing.T) {
+	ctx := context.Background()
+	f := start(t)
+	r, err := f.client.StartRollout(ctx, upload(t, f.client, spec, "wasm").ID, rollout.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r = follow(t, f.client, r.ID); r.State != rollout.StateSucceeded {
+		t.Fatalf("deploy: %s (%s)", r.State, r.Reason)
+	}
+	if _, err := f.client.CreateAccount(ctx, control.CreateRequest{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPut, f.url+"/v1/accounts/acme/limits", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		body string
+		want string
+	}{
+		{`{"rate": 0}`, "limit rate 0 is out of range; use requests per second above 0"},
+		{`{"rate": 0, "burst": 3}`, "limit rate 0 is out of range"},
+		{`{"burst": 0}`, "limit burst 0 is out of range"},
+		{`{"concurrency": 0}`, "limit concurrency 0 is out of range"},
+		{`{"storage": 0}`, "limit storage 0 is out of range"},
+		{`{"invocations": 0}`, "limit invocations 0 is out of range"},
+		{`{"invocations": -1}`, "limit invocations -1 is out of range"},
+	} {
+		if status, body := put(tc.body); status != http.StatusBadRequest || !strings.Contains(body, tc.want) {
+			t.Errorf("PUT %s: %d %s; want 400 with %q", tc.body, status, body, tc.want)
+		}
+	}
+	if l, err := f.client.Limits(ctx, "acme"); err != nil || l.Override != (silo.Limits{}) {
+		t.Fatalf("after the refused PUTs: override %+v, %v; want none", l.Override, err)
+	}
+	for _, tc := range []struct {
+		body string
+		want silo.Limits
+	}{
+		{`{"rate": 0.5, "burst": 3, "concurrency": 1, "storage": 1024, "invocations": 1}`, silo.Limits{Rate: 0.5, Burst: 3, Concurrency: 1, Storage: 1024, Invocations: 1}},
+		{`{"rate": null, "burst": 3}`, silo.Limits{Burst: 3}},
+		{`{}`, silo.Limits{}},
+	} {
+		if status, body := put(tc.body); status != http.StatusOK {
+			t.Fatalf("PUT %s: %d %s; want 200", tc.body, status, body)
+		}
+		if l, err := f.client.Limits(ctx, "acme"); err != nil || l.Override != tc.want {
+			t.Fatalf("after PUT %s: override %+v, %v; want %+v", tc.body, l.Override, err, tc.want)
+		}
 	}
 }

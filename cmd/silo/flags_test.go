@@ -173,3 +173,54 @@ func TestRawErrorsDoNotReachUsers(t *testing.T) {
 		})
 	}
 }
+
+// TestLimitOfZeroIsRefused: silo limits set takes no limit of 0 (every
+// limit is above 0; 0 is how an override says "not set"), so a flag given
+// as 0 gets the range error a negative value gets and nothing changes,
+// never silently dropped beside another flag or reported as not given. A
+// flag value that does not parse says what the flag takes, in one sentence
+// without the parser's own text. The twins: the same flags above 0 are set.
+func TestLimitOfZeroIsRefused(t *testing.T) {
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	c.ok("limits", "set", "acme", "--burst", "7")
+	before := c.ok("limits", "show", "acme", "-o", "json")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rate", "0"}, "silo: limit rate 0 is out of range; use requests per second above 0 and at most 1000000; see silo limits set --help\n"},
+		{[]string{"--rate", "0", "--burst", "3"}, "silo: limit rate 0 is out of range; use requests per second above 0 and at most 1000000; see silo limits set --help\n"},
+		{[]string{"--burst", "0"}, "silo: limit burst 0 is out of range; use a whole number from 1 to 10000000; see silo limits set --help\n"},
+		{[]string{"--concurrency", "0"}, "silo: limit concurrency 0 is out of range; use a whole number from 1 to 100000; see silo limits set --help\n"},
+		{[]string{"--storage", "0KiB"}, "silo: limit storage 0 is out of range; use a size above 0, e.g. 10GiB; see silo limits set --help\n"},
+		{[]string{"--storage", ""}, "silo: --storage \"\" is not a size; write a whole number and KiB, MiB, GiB or TiB (e.g. 10GiB)\n"},
+		{[]string{"--invocations", "0"}, "silo: limit invocations 0 is out of range; use a whole number of requests per month from 1; see silo limits set --help\n"},
+		{[]string{"--invocations", "-2"}, "silo: limit invocations -2 is out of range; use a whole number of requests per month from 1; see silo limits set --help\n"},
+		{[]string{"--invocations", "1.5"}, "silo: --invocations \"1.5\" is not a whole number; see silo limits set --help\n"},
+		{[]string{"--burst", "many"}, "silo: --burst \"many\" is not a whole number; see silo limits set --help\n"},
+		{[]string{"--rate", "fast"}, "silo: --rate \"fast\" is not a number; see silo limits set --help\n"},
+		{nil, "silo: silo limits set needs at least one of --rate, --burst, --concurrency, --storage, --invocations (silo limits clear removes the override)\n"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, errOut := c.run(append([]string{"limits", "set", "acme"}, tc.args...)...)
+			if code != 2 || errOut != tc.want {
+				t.Fatalf("silo limits set acme %s: exit %d, stderr %q; want exit 2, %q", strings.Join(tc.args, " "), code, errOut, tc.want)
+			}
+		})
+	}
+	if after := c.ok("limits", "show", "acme", "-o", "json"); after != before {
+		t.Fatalf("refused calls changed the limits:\nbefore %s\nafter  %s", before, after)
+	}
+	c.ok("limits", "set", "acme", "--rate", "0.5", "--concurrency", "1", "--storage", "1KiB", "--invocations", "1")
+	want := `"override": {
+    "rate": 0.5,
+    "burst": 7,
+    "concurrency": 1,
+    "storage": 1024,
+    "invocations": 1
+  }`
+	if got := c.ok("limits", "show", "acme", "-o", "json"); !strings.Contains(got, want) {
+		t.Fatalf("limits after setting each above 0:\n%s\nwant %s", got, want)
+	}
+}

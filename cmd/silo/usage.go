@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -200,23 +201,26 @@ func newLimitsCmd(g *globals) *cobra.Command {
 		Use:   "set TENANT [--rate N] [--burst N] [--concurrency N] [--storage SIZE] [--invocations N]",
 		Short: "Override some of a tenant's limits (the rest keep the plan's); the gateway applies it within two seconds, without a restart",
 		Args:  exactArgs(1, "a tenant"),
-		PreRunE: func(*cobra.Command, []string) error {
-			if err := set.Check(); err != nil {
-				return usageError{silo.UserMessage(err) + "; see silo limits set --help"}
-			}
-			return nil
-		},
-		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
-			if storage != "" {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Every flag given is checked before anything is read: a limit
+			// of 0 is out of range like a negative one, not dropped.
+			if cmd.Flags().Changed("storage") {
 				n, err := parseSize(storage)
 				if err != nil {
 					return err
 				}
 				set.Storage = n
 			}
-			if set.IsZero() {
+			given := func(field string) bool { return cmd.Flags().Changed(field) }
+			if err := set.CheckGiven(given); err != nil {
+				return usageError{silo.UserMessage(err) + "; see silo limits set --help"}
+			}
+			if !slices.ContainsFunc([]string{"rate", "burst", "concurrency", "storage", "invocations"}, given) {
 				return usageError{"silo limits set needs at least one of --rate, --burst, --concurrency, --storage, --invocations (silo limits clear removes the override)"}
 			}
+			return nil
+		},
+		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
 			id := silo.AccountID(args[0])
 			old, err := api.Limits(ctx, id)
 			if err != nil {
