@@ -71,10 +71,10 @@ func (p *Plane) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 //
 // # Errors
 //
-// CodeNotFound for an unknown account, CodeInvalid for a developer or an
+// CodeNotFound for an unknown or a deleted account, CodeInvalid for a developer or an
 // environment account, CodeForbidden for the production account.
 func (p *Plane) DeleteTenant(ctx context.Context, id silo.AccountID) error {
-	a, err := p.Account(ctx, id)
+	a, err := p.LiveAccount(ctx, id)
 	if err != nil {
 		return err
 	}

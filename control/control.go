@@ -362,6 +362,21 @@ func (p *Plane) Account(ctx context.Context, id silo.AccountID) (silo.Account, e
 	return a, err
 }
 
+// LiveAccount returns one account that is not deleted: what an action on
+// an account looks it up with.
+//
+// # Errors
+//
+// CodeNotFound for an account the registry never held, and for a deleted
+// one (engine.Live's answer, saying how to start over under its ID).
+func (p *Plane) LiveAccount(ctx context.Context, id silo.AccountID) (silo.Account, error) {
+	a, err := p.Account(ctx, id)
+	if err != nil {
+		return a, err
+	}
+	return a, engine.Live(a)
+}
+
 // Accounts lists accounts. An unknown kind or state in f is an error with
 // code CodeInvalid, not an empty list.
 func (p *Plane) Accounts(ctx context.Context, f store.Filter) ([]silo.Account, error) {
@@ -460,12 +475,15 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 		if a, err = tx.Account(id); err != nil {
 			return err
 		}
+		if err := engine.Live(a); err != nil {
+			return err
+		}
 		if a.Kind == silo.KindProduction {
 			return silo.Errorf(silo.CodeInvalid, "the production account has no parameters")
 		}
-		if a.State == silo.StateDeleted || a.State == silo.StateDeleting {
+		if a.State == silo.StateDeleting {
 			// Refused before anything is written: nothing to apply to.
-			return silo.Errorf(silo.CodeConflict, "account %s is %s and its parameters cannot change", id, a.State)
+			return silo.Errorf(silo.CodeConflict, "account %s is being deleted and its parameters cannot change", id)
 		}
 		params := map[string]string{}
 		for k, v := range a.Params {
@@ -507,12 +525,12 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 // account's data key. The value is never stored in the control plane, never
 // logged and never returned.
 func (p *Plane) SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error {
-	a, err := p.Account(ctx, id)
+	a, err := p.LiveAccount(ctx, id)
 	if err != nil {
 		return err
 	}
-	if a.State == silo.StateDeleted || a.State == silo.StateDeleting {
-		return silo.Errorf(silo.CodeInvalid, "account %s is %s", id, a.State)
+	if a.State == silo.StateDeleting {
+		return silo.Errorf(silo.CodeInvalid, "account %s is being deleted; its secrets are going with it", id)
 	}
 	if err := p.cfg.Provider.PutSecret(ctx, id, name, value); err != nil {
 		return p.announceAfter(ctx, err, store.Change{Account: id, What: "secret"})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/internal/apikey"
 	"github.com/silo-run/silo/store"
 )
@@ -23,6 +24,9 @@ func (p *Plane) IssueKey(ctx context.Context, id silo.AccountID, name string) (s
 		return "", k, err
 	}
 	check := func(a silo.Account) error {
+		if err := engine.Live(a); err != nil {
+			return err
+		}
 		if a.Kind == silo.KindProduction || a.State == silo.StateDeleted || a.State == silo.StateDeleting {
 			return silo.Errorf(silo.CodeInvalid, "account %s cannot have API keys (it is %s %s)", id, a.State, a.Kind)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
@@ -50,9 +51,9 @@ func PlanLimits(st *spec.Stack, a silo.Account) (string, silo.Limits) {
 //
 // # Errors
 //
-// CodeNotFound for a missing account; the store's errors.
+// CodeNotFound for a missing or a deleted account; the store's errors.
 func (p *Plane) Limits(ctx context.Context, id silo.AccountID) (AccountLimits, error) {
-	a, err := p.Account(ctx, id)
+	a, err := p.LiveAccount(ctx, id)
 	if err != nil {
 		return AccountLimits{}, err
 	}
@@ -82,7 +83,7 @@ func (p *Plane) Limits(ctx context.Context, id silo.AccountID) (AccountLimits, e
 //
 // # Errors
 //
-// CodeNotFound for a missing account, CodeInvalid for limits out of range
+// CodeNotFound for a missing or a deleted account, CodeInvalid for limits out of range
 // and for limits on the production account, which the gateway never
 // serves (removing an override there is allowed).
 func (p *Plane) SetLimitOverride(ctx context.Context, id silo.AccountID, l silo.Limits) (AccountLimits, error) {
@@ -91,10 +92,13 @@ func (p *Plane) SetLimitOverride(ctx context.Context, id silo.AccountID, l silo.
 	}
 	err := p.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		a, err := tx.Account(id)
-		if errors.Is(err, silo.ErrNotFound) || err == nil && a.State == silo.StateDeleted {
-			return silo.Errorf(silo.CodeNotFound, "no account %s; silo tenant list shows the accounts", id)
+		if errors.Is(err, silo.ErrNotFound) {
+			return silo.Errorf(silo.CodeNotFound, "no account %q; silo tenant list shows the accounts", id)
 		}
 		if err != nil {
+			return err
+		}
+		if err := engine.Live(a); err != nil {
 			return err
 		}
 		if a.Kind == silo.KindProduction && !l.IsZero() {

@@ -103,7 +103,11 @@ type Release struct {
 
 // PlanAccount plans release rel for account a. If the desired resources hash
 // to the account's StackHash the plan is empty and no recorded state is read.
+// A deleted account is not planned: it gets Live's error.
 func (e *Engine) PlanAccount(ctx context.Context, a silo.Account, rel Release) (silo.Plan, error) {
+	if err := Live(a); err != nil {
+		return silo.Plan{Account: a.ID, Kind: a.Kind}, err
+	}
 	desired, err := e.desired(rel, a)
 	if err != nil {
 		return silo.Plan{}, err
@@ -241,6 +245,9 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 		seqs = seqs[:0]
 		a, err := tx.Account(p.Account)
 		if err != nil {
+			return err
+		}
+		if err := Live(a); err != nil {
 			return err
 		}
 		if a.Version != p.Version {

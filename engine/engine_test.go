@@ -241,6 +241,65 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// TestDeletedAccountTakesNoAction: a deleted account is not planned, a plan
+// made before its deletion is not applied, and it is neither deleted again
+// nor suspended: each gets the one answer, which names the command that
+// makes a new account under the ID, and the account stays as deleted. The
+// twin, a live account, takes each.
+func TestDeletedAccountTakesNoAction(t *testing.T) {
+	ctx := context.Background()
+	e := open(t, t.TempDir(), nil)
+	v1, v2 := release(t, stackV1, "sha256:aaaa"), release(t, stackV2, "sha256:aaaa")
+	for _, a := range []silo.Account{{ID: silo.ProductionID, Kind: silo.KindProduction}, {ID: "acme", Kind: silo.KindTenant}, {ID: "dev-ann", Kind: silo.KindDeveloper}} {
+		if _, err := e.eng.CreateAccount(ctx, a, v1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale, err := e.eng.PlanAccount(ctx, account(t, e, "dev-ann"), v2)
+	if err != nil || !stale.Touches() {
+		t.Fatalf("plan of dev-ann: %+v, %v; want changes", stale, err)
+	}
+	if err := e.eng.DeleteAccount(ctx, "dev-ann"); err != nil {
+		t.Fatal(err)
+	}
+	deleted := account(t, e, "dev-ann")
+	const want = "account dev-ann was deleted; silo dev --user ann makes a new, empty developer account under that ID"
+	for name, err := range map[string]error{
+		"plan":   func() error { _, err := e.eng.PlanAccount(ctx, deleted, v2); return err }(),
+		"apply":  e.eng.Apply(ctx, stale),
+		"delete": e.eng.DeleteAccount(ctx, "dev-ann"),
+		"suspend": func() error {
+			_, err := e.eng.SetState(ctx, "dev-ann", silo.StateSuspended, "account.suspend")
+			return err
+		}(),
+	} {
+		if silo.ErrorCode(err) != silo.CodeNotFound || silo.UserMessage(err) != want {
+			t.Errorf("%s of the deleted account: %v; want not_found, %q", name, err, want)
+		}
+	}
+	if a := account(t, e, "dev-ann"); a.State != silo.StateDeleted || a.Version != deleted.Version {
+		t.Fatalf("dev-ann after the refusals: %s, version %d; want deleted, version %d", a.State, a.Version, deleted.Version)
+	}
+	if err := engine.Live(account(t, e, "acme")); err != nil {
+		t.Fatalf("a live account: %v", err)
+	}
+
+	// The twin: a live account is planned, applied, suspended and deleted.
+	p, err := e.eng.PlanAccount(ctx, account(t, e, "acme"), v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.eng.Apply(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.eng.SetState(ctx, "acme", silo.StateSuspended, "account.suspend"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.eng.DeleteAccount(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBadParamsChangeNothing(t *testing.T) {
 	ctx := context.Background()
 	e := open(t, t.TempDir(), nil)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -179,6 +180,27 @@ func errText(err error) string {
 	return err.Error()
 }
 
+// Live returns nil for an account that is not deleted. For a deleted one it
+// returns the one answer every action on it gets (plan, apply, a state
+// change, new parameters, limits, API keys, secrets, a data key rotation,
+// drift, a report): CodeNotFound, saying that the account was deleted and
+// which command makes a new, empty account under its ID. What is kept of a
+// deleted account (its registry row, its revoked keys, its usage, the audit
+// log) is still read by the commands that show it.
+func Live(a silo.Account) error {
+	if a.State != silo.StateDeleted {
+		return nil
+	}
+	again, what := "silo tenant create "+string(a.ID), "tenant"
+	switch a.Kind {
+	case silo.KindEnvironment:
+		again, what = "silo env create "+string(a.ID), "environment"
+	case silo.KindDeveloper:
+		again, what = "silo dev --user "+strings.TrimPrefix(string(a.ID), "dev-"), "developer account"
+	}
+	return silo.Errorf(silo.CodeNotFound, "account %s was deleted; %s makes a new, empty %s under that ID", a.ID, again, what)
+}
+
 // SetState moves an account to another lifecycle state (suspend, resume),
 // with an audit event in the same transaction.
 func (e *Engine) SetState(ctx context.Context, id silo.AccountID, next silo.State, action string) (silo.Account, error) {
@@ -187,6 +209,9 @@ func (e *Engine) SetState(ctx context.Context, id silo.AccountID, next silo.Stat
 		var err error
 		a, err = tx.Account(id)
 		if err != nil {
+			return err
+		}
+		if err := Live(a); err != nil {
 			return err
 		}
 		if a.State == next {
@@ -222,8 +247,8 @@ func (e *Engine) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 		if a.Kind == silo.KindProduction {
 			return silo.Errorf(silo.CodeForbidden, "the production account cannot be deleted; it holds the resources every tenant reads")
 		}
-		if a.State == silo.StateDeleted {
-			return silo.Errorf(silo.CodeNotFound, "account %s is already deleted", id)
+		if err := Live(a); err != nil {
+			return err
 		}
 		if a.State != silo.StateDeleting {
 			a.State, a.Updated = silo.StateDeleting, now

@@ -89,7 +89,7 @@ func (e Envs) Envs(ctx context.Context) ([]silo.Account, error) {
 //
 // CodeInvalid for a tenant, CodeForbidden for the production account.
 func (e Envs) DeleteEnv(ctx context.Context, id silo.AccountID) error {
-	a, err := e.P.Plane.Account(ctx, id)
+	a, err := e.P.Plane.LiveAccount(ctx, id)
 	if err != nil {
 		return err
 	}

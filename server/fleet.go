@@ -148,7 +148,7 @@ func missing(what string) error {
 //
 // # Errors
 //
-// CodeNotFound for an unknown account.
+// CodeNotFound for an unknown or a deleted account.
 func PlanRelease(ctx context.Context, plane *control.Plane, rel engine.Release, one silo.AccountID) (PlanSummary, error) {
 	sum := PlanSummary{Release: rel.ID, Plans: []silo.Plan{}}
 	add := func(p silo.Plan, err error) error {
@@ -183,7 +183,7 @@ func PlanRelease(ctx context.Context, plane *control.Plane, rel engine.Release, 
 //
 // # Errors
 //
-// CodeNotFound for an unknown account.
+// CodeNotFound for an unknown or a deleted account.
 func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (DriftReport, error) {
 	out := DriftReport{Drift: map[silo.AccountID][]silo.DriftItem{}}
 	ids := []silo.AccountID{one}
@@ -196,7 +196,7 @@ func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (
 		for _, a := range accts {
 			ids = append(ids, a.ID)
 		}
-	} else if _, err := plane.Account(ctx, one); err != nil {
+	} else if _, err := plane.LiveAccount(ctx, one); err != nil {
 		return out, err
 	}
 	out.Accounts = len(ids)
@@ -274,18 +274,18 @@ func LastProbe(ctx context.Context, st store.Store) (*report.Probe, error) {
 //
 // # Errors
 //
-// CodeNotFound for an unknown account; CodeInvalid for the production
-// account, a deleted one, or a format other than html or json.
+// CodeNotFound for an unknown or a deleted account; CodeInvalid for the
+// production account or a format other than html or json.
 func TenantReport(ctx context.Context, st store.Store, plane *control.Plane, prov provider.Provider, key ed25519.PrivateKey, id silo.AccountID, format string, now time.Time) ([]byte, error) {
 	if format != "html" && format != "json" {
 		return nil, silo.Errorf(silo.CodeInvalid, "report format must be html or json, not %q", format)
 	}
-	acct, err := plane.Account(ctx, id)
+	acct, err := plane.LiveAccount(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if acct.Kind == silo.KindProduction || acct.State == silo.StateDeleted {
-		return nil, silo.Errorf(silo.CodeInvalid, "account %s is the %s %s account; reports are for live tenant, developer and environment accounts", id, acct.State, acct.Kind)
+	if acct.Kind == silo.KindProduction {
+		return nil, silo.Errorf(silo.CodeInvalid, "account %s is the production account; reports are for tenant, developer and environment accounts", id)
 	}
 	f, res, err := ProveFleet(ctx, st, prov)
 	if err != nil {

@@ -223,7 +223,7 @@ func TestRotateKeys(t *testing.T) {
 	if out := c.ok("rotate", "master-key"); !strings.Contains(out, "master key rotated") {
 		t.Fatalf("rotate master-key: %s", out)
 	}
-	c.fails("account nobody does not exist", "rotate", "data-key", "nobody")
+	c.fails(`no account "nobody"; silo tenant list shows the accounts`, "rotate", "data-key", "nobody")
 	if out := c.ok("audit", "verify"); !strings.Contains(out, "intact") {
 		t.Fatalf("audit verify after rotation: %s", out)
 	}

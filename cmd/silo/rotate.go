@@ -57,6 +57,11 @@ Only fingerprints are printed, never keys.`,
 					return err
 				}
 			} else {
+				// One account is looked up as every action looks it up: a
+				// deleted one says so, not that the provider lacks it.
+				if _, err := a.plane.LiveAccount(ctx, silo.AccountID(args[0])); err != nil {
+					return err
+				}
 				ids = []silo.AccountID{silo.AccountID(args[0])}
 			}
 			done := []rotatedKey{}
