@@ -455,15 +455,18 @@ func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
 	return d, err
 }
 
-// UpdateParams changes an account's parameters and applies the current
-// release with them.
+// UpdateParams changes an account's parameters (and its name, if name is
+// not empty) and applies them: to a tenant with the current release, as
+// onboarding would; to a developer or an environment account with the
+// release it runs (a developer's own build, which silo dev applies), so
+// that a parameter never moves such an account to another release.
 //
 // # Errors
 //
-// CodeConflict, with nothing recorded, for a deleted (or deleting)
-// account; CodeInvalid for the production account or parameters that do
-// not fit the current release; an apply error after the change is
-// recorded.
+// CodeNotFound for an unknown or a deleted account and CodeConflict for one
+// being deleted, with nothing recorded; CodeInvalid for the production
+// account and for parameters that do not fit the release; an apply error
+// after the change is recorded.
 func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (silo.Plan, error) {
 	rel, err := p.CurrentRelease(ctx)
 	if err != nil {
@@ -472,7 +475,9 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 	var a silo.Account
 	err = p.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		var err error
-		if a, err = tx.Account(id); err != nil {
+		if a, err = tx.Account(id); errors.Is(err, silo.ErrNotFound) {
+			return silo.Errorf(silo.CodeNotFound, "no account %q; silo tenant list shows the accounts", id)
+		} else if err != nil {
 			return err
 		}
 		if err := engine.Live(a); err != nil {
@@ -484,6 +489,11 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 		if a.State == silo.StateDeleting {
 			// Refused before anything is written: nothing to apply to.
 			return silo.Errorf(silo.CodeConflict, "account %s is being deleted and its parameters cannot change", id)
+		}
+		// Read in the same transaction as the account, so that the
+		// release is the one it runs when the parameters change.
+		if rel, err = ownRelease(tx, a, rel); err != nil {
+			return err
 		}
 		params := map[string]string{}
 		for k, v := range a.Params {
@@ -519,6 +529,25 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 		return plan, p.announceAfter(ctx, err, store.Change{Account: id, What: "params"})
 	}
 	return plan, p.announceAfter(ctx, p.Engine.Apply(ctx, plan), store.Change{Account: id, What: "params"})
+}
+
+// ownRelease returns the release a parameter change applies to a (see
+// UpdateParams): the one a runs for a developer or an environment account
+// (a developer's own build, the release an environment was made for), else
+// (and while a runs none yet) current.
+func ownRelease(tx store.Tx, a silo.Account, current engine.Release) (engine.Release, error) {
+	if a.Kind != silo.KindDeveloper && a.Kind != silo.KindEnvironment || a.Release == "" || a.Release == current.ID {
+		return current, nil
+	}
+	r, err := tx.Release(a.Release)
+	if err != nil {
+		return current, fmt.Errorf("read release %s of account %s: %w", a.Release, a.ID, err)
+	}
+	rel, err := engine.LoadRelease(r)
+	if err != nil {
+		return current, fmt.Errorf("load release %s of account %s: %w", a.Release, a.ID, err)
+	}
+	return rel, nil
 }
 
 // SetSecret stores a secret value in an account, encrypted under the
