@@ -45,14 +45,23 @@ func (p *Plane) announceAfter(ctx context.Context, err error, c store.Change) er
 }
 
 // SetState moves an account to another lifecycle state (suspend, resume)
-// through the engine, with the audit action given, and announces it.
+// through the engine, with the audit action given, and announces it: what
+// silo tenant suspend and resume run, on the data dir and through the API.
 //
 // # Errors
 //
-// The engine's: CodeNotFound for an unknown account, CodeInvalid for a
-// transition the lifecycle does not allow.
+// CodeNotFound for an unknown or a deleted account, CodeForbidden for the
+// production account, CodeConflict for a transition the lifecycle does not
+// allow.
 func (p *Plane) SetState(ctx context.Context, id silo.AccountID, next silo.State, action string) (silo.Account, error) {
-	a, err := p.Engine.SetState(ctx, id, next, action)
+	a, err := p.LiveAccount(ctx, id)
+	if err != nil {
+		return a, err
+	}
+	if a.Kind == silo.KindProduction {
+		return a, silo.Errorf(silo.CodeForbidden, "the production account cannot be suspended or resumed: the gateway never serves it; suspend a tenant, developer account or environment")
+	}
+	a, err = p.Engine.SetState(ctx, id, next, action)
 	return a, p.announceAfter(ctx, err, store.Change{Account: id, What: "state"})
 }
 

@@ -346,14 +346,7 @@ func (s *Server) routes() {
 			if err != nil {
 				return 0, nil, err
 			}
-			a, err := s.cfg.Plane.Account(r.Context(), id)
-			if err != nil {
-				return 0, nil, err
-			}
-			if a.Kind == silo.KindProduction {
-				return 0, nil, silo.Errorf(silo.CodeForbidden, "the production account cannot be suspended or resumed")
-			}
-			a, err = s.cfg.Plane.SetState(r.Context(), id, next, action)
+			a, err := s.cfg.Plane.SetState(r.Context(), id, next, action)
 			return http.StatusOK, a, err
 		}
 	}

@@ -24,7 +24,11 @@ func newTenantCmd(g *globals) *cobra.Command {
 		Use:   "tenant",
 		Short: "Create, list, show, update, suspend, resume and delete tenants",
 		Long: `A tenant is a customer. Each tenant owns one isolated account holding its own copy of the
-stack in silo.yaml, with its own data key. Tenant IDs are DNS labels (a-z, 0-9, '-').`,
+stack in silo.yaml, with its own data key. Tenant IDs are DNS labels (a-z, 0-9, '-').
+
+list (with --kind), show, update, suspend and resume also take developer accounts and
+environments, as the console's account page does; update keeps such an account on the release it
+runs. delete deletes tenants only: silo env delete deletes the others, verifying their teardown.`,
 	}
 	cmd.AddCommand(newTenantCreate(g, silo.KindTenant), newTenantList(g), newTenantShow(g), newTenantUpdate(g),
 		newTenantState(g, "suspend", silo.StateSuspended, "Suspend a tenant: its requests get 403 until resumed; its data is kept"),
@@ -246,7 +250,7 @@ func newTenantUpdate(g *globals) *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
 		Use:     "update ID",
-		Short:   "Change a tenant's parameters or name and apply the current release with them",
+		Short:   "Change an account's parameters or name and apply them: a tenant with the current release, a developer account or environment with the release it runs",
 		Example: "  silo tenant update acme --param plan=enterprise\n  silo tenant update acme --param ring=   # unset: back to the default",
 		Args:    exactArgs(1, "a tenant ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {

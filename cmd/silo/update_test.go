@@ -70,3 +70,39 @@ func TestTenantUpdateKeepsADevelopersBuild(t *testing.T) {
 		t.Fatalf("acme after the update: %s on %s, want active on %s", st, rel, current)
 	}
 }
+
+// TestSuspendTakesWhatTheREADMESays: silo tenant suspend and resume take
+// tenants, developer accounts and environments, and refuse the production
+// account with the same sentence on the data dir and through a server
+// (before, the data dir suspended it). Nothing changes on a refusal.
+func TestSuspendTakesWhatTheREADMESays(t *testing.T) {
+	const want = "silo: the production account cannot be suspended or resumed: the gateway never serves it; suspend a tenant, developer account or environment\n"
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	c.ok("env", "create", "demo-acme", "--kind", "demo", "--ttl", "1h")
+	createDeveloper(t, c, "dev-ann")
+	f := startRemote(t) // holds the environment demo-acme
+	f.remote("tenant", "create", "acme")
+	type runner func(args ...string) (int, string, string)
+	for name, run := range map[string]runner{"data dir": c.run, "server": f.remoteRun} {
+		for _, verb := range []string{"suspend", "resume"} {
+			if code, out, errOut := run("tenant", verb, "production"); code != 1 || out != "" || errOut != want {
+				t.Errorf("%s: silo tenant %s production: exit %d, stdout %q, stderr %q; want exit 1, %q", name, verb, code, out, errOut, want)
+			}
+		}
+		if code, out, _ := run("tenant", "list", "--kind", "production"); code != 0 || !strings.Contains(out, "production  active") {
+			t.Errorf("%s: production after the refusals:\n%s\nwant active", name, out)
+		}
+		// The twins: a tenant and an environment are suspended and resumed.
+		for _, id := range []string{"acme", "demo-acme"} {
+			for _, verb := range []string{"suspend", "resume"} {
+				if code, out, errOut := run("tenant", verb, id); code != 0 || errOut != "" {
+					t.Errorf("%s: silo tenant %s %s: exit %d, stdout %q, stderr %q; want it done", name, verb, id, code, out, errOut)
+				}
+			}
+		}
+	}
+	if out := c.ok("tenant", "suspend", "dev-ann"); out != "dev-ann is suspended\n" {
+		t.Errorf("tenant suspend dev-ann: %q", out)
+	}
+}
