@@ -96,7 +96,7 @@ func TestCommandsOnADeletedAccountThroughAServer(t *testing.T) {
 	if _, err := cl.CreateAccount(ctx, control.CreateRequest{ID: "dev-ann", Kind: silo.KindDeveloper, Name: "developer"}); err != nil {
 		t.Fatal(err)
 	}
-	f.remote("env", "delete", "dev-ann")
+	f.remote("env", "delete", "dev-ann", "--yes")
 	const want = "account dev-ann was deleted; silo dev --user ann makes a new, empty developer account under that ID"
 	state := func() string { // the registry and the audit log
 		return f.remote("tenant", "list", "--kind", "all", "--all", "-o", "json") + f.remote("audit", "list", "-o", "json")

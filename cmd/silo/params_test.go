@@ -21,9 +21,9 @@ func TestUpdateParamsOfDeletedAccount(t *testing.T) {
 	c.ok("env", "delete", "gone1")
 
 	before := stateOf(t, c)
-	c.fails("silo: account gone1 is deleted and its parameters cannot change\n", "tenant", "update", "gone1", "--param", "plan=pro")
-	c.fails("silo: account gone1 is deleted and its parameters cannot change\n", "tenant", "update", "gone1", "--name", "Gone")
-	c.fails("silo: account gone1 is deleted and cannot become suspended\n", "tenant", "suspend", "gone1")
+	c.fails("silo: account gone1 was deleted; silo env create gone1 makes a new, empty environment under that ID\n", "tenant", "update", "gone1", "--param", "plan=pro")
+	c.fails("silo: account gone1 was deleted; silo env create gone1 makes a new, empty environment under that ID\n", "tenant", "update", "gone1", "--name", "Gone")
+	c.fails("silo: account gone1 was deleted; silo env create gone1 makes a new, empty environment under that ID\n", "tenant", "suspend", "gone1")
 	if diff := cmp.Diff(before, stateOf(t, c)); diff != "" {
 		t.Fatalf("a refused update changed the state (-before +after):\n%s", diff)
 	}

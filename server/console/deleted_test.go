@@ -63,7 +63,7 @@ func TestDeletedAccountPageIsReadOnly(t *testing.T) {
 	if pg.status != http.StatusSeeOther {
 		t.Fatalf("save the deleted account's parameters: %d", pg.status)
 	}
-	if after := b.get(pg.location).body; !strings.Contains(after, "account gone1 is deleted and its parameters cannot change") {
+	if after := b.get(pg.location).body; !strings.Contains(after, "account gone1 was deleted; silo env create gone1 makes a new, empty environment under that ID") {
 		t.Errorf("saving a deleted account's parameters: no refusal shown")
 	}
 	if got := f.account(t, "gone1").Params["plan"]; got != "pro" {
