@@ -147,30 +147,9 @@ func TestAbortStopsRing(t *testing.T) {
 // a release of its own (dev-carol).
 func TestOperatorRollbackReturnsWhatItMoved(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, t.TempDir(), opts{})
 	src := replaceOnce(fmtStack("", "0"), "    - name: canary\n", "    - name: developers\n      select: {kind: developer}\n    - name: canary\n")
-	v1 := release(t, e, src, "sha256:1111")
-	own := release(t, e, src, "sha256:0de0")
-	carol := release(t, e, src, "sha256:ca01")
-	v2 := release(t, e, src, "sha256:2222")
-	seed(t, e, v1, 6, 2)
-	for id, rel := range map[silo.AccountID]engine.Release{"dev-root": v1, "dev-bob": own} {
-		if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: id, Kind: silo.KindDeveloper}, rel); err != nil {
-			t.Fatal(err)
-		}
-	}
-	traffic(t, e, 200, map[string]profile{v1.ID: good})
-	e.onBake = func(string) {
-		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
-		e.clock.Advance(5 * time.Minute)
-	}
-	r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r = drive(t, e, r.ID); r.State != rollout.StateSucceeded {
-		t.Fatalf("rollout: %s (%s), want succeeded", r.State, r.Reason)
-	}
+	e, r, rels := rolledOutToDevelopers(t, src, src)
+	v1, own, carol, v2 := rels.v1, rels.own, rels.carol, rels.v2
 	// After the rollout: a tenant on the new release, a developer on her own build.
 	for id, acct := range map[silo.AccountID]struct {
 		kind silo.Kind
@@ -241,29 +220,8 @@ func TestRollbackReturnsAccountsTheTargetRingsLeaveOut(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			e := newEnv(t, t.TempDir(), opts{})
-			v1 := release(t, e, tc.previous, "sha256:1111")
-			own := release(t, e, withDevs, "sha256:0de0")
-			carol := release(t, e, withDevs, "sha256:ca01")
-			v2 := release(t, e, withDevs, "sha256:2222")
-			seed(t, e, v1, 6, 2)
-			for id, rel := range map[silo.AccountID]engine.Release{"dev-root": v1, "dev-bob": own} {
-				if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: id, Kind: silo.KindDeveloper}, rel); err != nil {
-					t.Fatal(err)
-				}
-			}
-			traffic(t, e, 200, map[string]profile{v1.ID: good})
-			e.onBake = func(string) {
-				traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
-				e.clock.Advance(5 * time.Minute)
-			}
-			r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r = drive(t, e, r.ID); r.State != rollout.StateSucceeded {
-				t.Fatalf("rollout: %s (%s), want succeeded", r.State, r.Reason)
-			}
+			e, r, rels := rolledOutToDevelopers(t, tc.previous, withDevs)
+			v1, own, carol := rels.v1, rels.own, rels.carol
 			if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: "dev-carol", Kind: silo.KindDeveloper}, carol); err != nil {
 				t.Fatal(err)
 			}
@@ -299,4 +257,42 @@ func TestRollbackReturnsAccountsTheTargetRingsLeaveOut(t *testing.T) {
 			checkFleet(t, e, map[string]engine.Release{v1.ID: v1, own.ID: own, carol.ID: carol})
 		})
 	}
+}
+
+// devReleases are the releases of rolledOutToDevelopers.
+type devReleases struct{ v1, own, carol, v2 engine.Release }
+
+// rolledOutToDevelopers makes a fleet on v1 (of silo.yaml previous: six
+// tenants, dev-root) with dev-bob on a build of his own (own), and rolls
+// v2 (of src, as are own and carol) out to success under good traffic;
+// it returns the environment, the rollout and the releases.
+func rolledOutToDevelopers(t *testing.T, previous, src string) (*env, rollout.Rollout, devReleases) {
+	t.Helper()
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), opts{})
+	rels := devReleases{
+		v1:    release(t, e, previous, "sha256:1111"),
+		own:   release(t, e, src, "sha256:0de0"),
+		carol: release(t, e, src, "sha256:ca01"),
+		v2:    release(t, e, src, "sha256:2222"),
+	}
+	seed(t, e, rels.v1, 6, 2)
+	for id, rel := range map[silo.AccountID]engine.Release{"dev-root": rels.v1, "dev-bob": rels.own} {
+		if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: id, Kind: silo.KindDeveloper}, rel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	traffic(t, e, 200, map[string]profile{rels.v1.ID: good})
+	e.onBake = func(string) {
+		traffic(t, e, 100, map[string]profile{rels.v1.ID: good, rels.v2.ID: good})
+		e.clock.Advance(5 * time.Minute)
+	}
+	r, err := e.run.Start(ctx, rels.v2.ID, rollout.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r = drive(t, e, r.ID); r.State != rollout.StateSucceeded {
+		t.Fatalf("rollout: %s (%s), want succeeded", r.State, r.Reason)
+	}
+	return e, r, rels
 }
