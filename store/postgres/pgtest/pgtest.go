@@ -78,30 +78,18 @@ func WithSearchPath(t testing.TB, dsn, schema string) string {
 // would not write itself (a schema version from a newer silo, say).
 func Exec(t testing.TB, dsn, sql string) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("exec %q: %v", sql, err)
-	}
+	withConn(t, dsn, func(ctx context.Context, conn *pgx.Conn) {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("exec %q: %v", sql, err)
+		}
+	})
 }
 
 // Tables counts the tables in the schema dsn's search_path selects.
 func Tables(t testing.TB, dsn string) int {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
 	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&n); err != nil {
-		t.Fatalf("count tables: %v", err)
-	}
+	QueryRow(t, dsn, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`, &n)
 	return n
 }
 
@@ -109,13 +97,21 @@ func Tables(t testing.TB, dsn string) int {
 // that check what silo wrote.
 func QueryRow(t testing.TB, dsn, sql string, dest ...any) {
 	t.Helper()
+	withConn(t, dsn, func(ctx context.Context, conn *pgx.Conn) {
+		if err := conn.QueryRow(ctx, sql).Scan(dest...); err != nil {
+			t.Fatalf("query %q: %v", sql, err)
+		}
+	})
+}
+
+// withConn calls fn with a connection to dsn, closed after.
+func withConn(t testing.TB, dsn string, fn func(context.Context, *pgx.Conn)) {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	if err := conn.QueryRow(ctx, sql).Scan(dest...); err != nil {
-		t.Fatalf("query %q: %v", sql, err)
-	}
+	fn(ctx, conn)
 }
