@@ -41,6 +41,12 @@ func TestBadFlagValuesExit2(t *testing.T) {
 		{[]string{"tenant", "create", "production"}, 2, "reserved"},
 		{[]string{"logs", "BAD"}, 2, `invalid ID "BAD"`},
 		{[]string{"keys", "rotate", "acme", "k", "--grace", "800h"}, 2, "--grace must be between"},
+		{[]string{"tenant", "show", "Bad"}, 2, `invalid ID "Bad"`},
+		{[]string{"keys", "list", "Bad"}, 2, `invalid ID "Bad"`},
+		{[]string{"limits", "show", "Bad"}, 2, `invalid ID "Bad"`},
+		{[]string{"plan", "Bad"}, 2, `invalid ID "Bad"`},
+		{[]string{"tenant", "list", "--store", "mysql://x"}, 2, "--store must be empty"},
+		{[]string{"tenant", "list", "--provider", "gcp"}, 2, "--provider must be local or aws"},
 		// The twins: good values, and a well-formed ID naming no account.
 		{[]string{"tenant", "show", "nosuch"}, 1, `no account "nosuch"`},
 		{[]string{"usage", "acme", "--since", "30d", "--until", "1h", "--by", "day"}, 0, ""},

@@ -28,7 +28,7 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 	create := &cobra.Command{
 		Use:   "create TENANT",
 		Short: "Issue a new API key (printed once)",
-		Args:  exactArgs(1, "a tenant ID"),
+		Args:  accountArgs(1, "a tenant ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			plain, k, err := api.IssueKey(ctx, silo.AccountID(args[0]), name)
 			if err != nil {
@@ -43,7 +43,7 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 	list := &cobra.Command{
 		Use:   "list TENANT",
 		Short: "List a tenant's keys (IDs and state, never the keys)",
-		Args:  exactArgs(1, "a tenant ID"),
+		Args:  accountArgs(1, "a tenant ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			keys, err := api.Keys(ctx, silo.AccountID(args[0]))
 			if err != nil {
@@ -58,7 +58,7 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 	revoke := &cobra.Command{
 		Use:   "revoke TENANT KEY-ID",
 		Short: "Revoke a key; requests with it get 401 from then on",
-		Args:  exactArgs(2, "a tenant ID and a key ID"),
+		Args:  accountArgs(2, "a tenant ID and a key ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			if err := api.RevokeKey(ctx, silo.AccountID(args[0]), args[1]); err != nil {
 				return err
@@ -70,7 +70,7 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 	rotate := &cobra.Command{
 		Use:   "rotate TENANT KEY-ID",
 		Short: "Issue a new key with the old one's name, then revoke the old one",
-		Args:  exactArgs(2, "a tenant ID and a key ID"),
+		Args:  accountArgs(2, "a tenant ID and a key ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			if grace < 0 || grace > control.MaxKeyGrace {
 				return usageError{fmt.Sprintf("--grace must be between 0 and %s; see silo keys rotate --help", control.MaxKeyGrace)}
@@ -144,7 +144,7 @@ func newSecretCmd(g *globals) *cobra.Command {
 input (one trailing newline is removed), encrypted with AES-256-GCM under the tenant's data key, and
 readable only by that tenant's functions that are granted it. The control plane never reads it back.`,
 		Example: "  silo secret set acme github-token < token.txt",
-		Args:    exactArgs(2, "a tenant ID and a secret name"),
+		Args:    accountArgs(2, "a tenant ID and a secret name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			val, err := io.ReadAll(io.LimitReader(g.stdin, maxSecretRead+1))
 			if err != nil {

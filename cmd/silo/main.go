@@ -425,6 +425,19 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 	}
 }
 
+// accountArgs is exactArgs for a command whose first argument is an account
+// ID: one that is not an ID is a wrong call (exit 2, idArg) before the
+// command runs.
+func accountArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := exactArgs(n, names)(cmd, args); err != nil {
+			return err
+		}
+		_, err := idArg(args[0])
+		return err
+	}
+}
+
 // maxArgs is cobra.MaximumNArgs with a usage error like exactArgs'.
 func maxArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

@@ -23,7 +23,8 @@ func targetFilter(all bool, args []string) (store.Filter, silo.AccountID, error)
 	case all && len(args) == 0:
 		return store.Filter{}, "", nil
 	case !all && len(args) == 1:
-		return store.Filter{}, silo.AccountID(args[0]), nil
+		id, err := idArg(args[0])
+		return store.Filter{}, id, err
 	}
 	return store.Filter{}, "", usageError{"name one account, or pass --all for the whole fleet"}
 }

@@ -119,7 +119,7 @@ func resolveChoice(saved providerChoice, f providerFlags) (providerChoice, error
 		return c, nil
 	case "aws":
 	default:
-		return c, silo.Errorf(silo.CodeInvalid, "--provider must be local or aws, not %q", c.Name)
+		return c, usageError{fmt.Sprintf("--provider must be local or aws, not %q", c.Name)}
 	}
 	a := awsChoice{}
 	if saved.Name == "aws" && saved.AWS != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	neturl "net/url"
 	"strings"
 
@@ -32,7 +33,7 @@ func openStore(ctx context.Context, url string) (store.Store, error) {
 		}
 		return st, nil
 	default:
-		return nil, silo.Errorf(silo.CodeInvalid, "--store must be empty (SQLite in the data dir) or a PostgreSQL URL such as postgres://silo@db:5432/silo?sslmode=require, not %q", redact(url))
+		return nil, usageError{fmt.Sprintf("--store must be empty (SQLite in the data dir) or a PostgreSQL URL such as postgres://silo@db:5432/silo?sslmode=require, not %q", redact(url))}
 	}
 }
 

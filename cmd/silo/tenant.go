@@ -166,7 +166,7 @@ func newTenantShow(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show ID",
 		Short: "Show a tenant: account, kind, params, release, resources and their state, keys, data key",
-		Args:  exactArgs(1, "a tenant ID"),
+		Args:  accountArgs(1, "a tenant ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			d, err := api.Show(ctx, silo.AccountID(args[0]))
 			if err != nil {
@@ -252,7 +252,7 @@ func newTenantUpdate(g *globals) *cobra.Command {
 		Use:     "update ID",
 		Short:   "Change an account's parameters or name and apply them: a tenant with the current release, a developer account or environment with the release it runs",
 		Example: "  silo tenant update acme --param plan=enterprise\n  silo tenant update acme --param ring=   # unset: back to the default",
-		Args:    exactArgs(1, "a tenant ID"),
+		Args:    accountArgs(1, "a tenant ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ps, err := parseParams(params)
 			if err != nil {
@@ -302,7 +302,7 @@ func newTenantState(g *globals, verb string, to silo.State, short string) *cobra
 	return &cobra.Command{
 		Use:   verb + " ID",
 		Short: short,
-		Args:  exactArgs(1, "a tenant ID"),
+		Args:  accountArgs(1, "a tenant ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			acct, err := setState(ctx, api, silo.AccountID(args[0]), to)
 			if err != nil {
@@ -323,7 +323,7 @@ first (crypto-shredding: anything left anywhere can no longer be decrypted), and
 revoked. This cannot be undone. The production account cannot be deleted, and developer and
 environment accounts are deleted with silo env delete. At a terminal it asks for the tenant ID to
 be typed; elsewhere it needs --yes.`,
-		Args: exactArgs(1, "a tenant ID"),
+		Args: accountArgs(1, "a tenant ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			id := silo.AccountID(args[0])
 			if !yes {

@@ -186,7 +186,7 @@ func newLimitsCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use:   "show TENANT",
 		Short: "Show a tenant's plan, its plan's limits, the override and the limits in effect",
-		Args:  exactArgs(1, "a tenant"),
+		Args:  accountArgs(1, "a tenant"),
 		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
 			l, err := api.Limits(ctx, silo.AccountID(args[0]))
 			if err != nil {
@@ -200,7 +200,7 @@ func newLimitsCmd(g *globals) *cobra.Command {
 	setCmd := &cobra.Command{
 		Use:   "set TENANT [--rate N] [--burst N] [--concurrency N] [--storage SIZE] [--invocations N]",
 		Short: "Override some of a tenant's limits (the rest keep the plan's); the gateway applies it within two seconds, without a restart",
-		Args:  exactArgs(1, "a tenant"),
+		Args:  accountArgs(1, "a tenant"),
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			// Every flag given is checked before anything is read: a limit
 			// of 0 is out of range like a negative one, not dropped.
@@ -241,7 +241,7 @@ func newLimitsCmd(g *globals) *cobra.Command {
 	clear := &cobra.Command{
 		Use:   "clear TENANT",
 		Short: "Remove a tenant's override: its plan's limits apply again",
-		Args:  exactArgs(1, "a tenant"),
+		Args:  accountArgs(1, "a tenant"),
 		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
 			l, err := api.SetLimitOverride(ctx, silo.AccountID(args[0]), silo.Limits{})
 			if err != nil {
