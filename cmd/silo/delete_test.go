@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -76,6 +77,12 @@ func TestDeleteGoesByKind(t *testing.T) {
 	// The twins: each command deletes its own kinds.
 	if out := c.ok("tenant", "delete", "acme", "--yes"); !strings.Contains(out, "deleted acme") {
 		t.Errorf("tenant delete acme: %s", out)
+	}
+	// silo env list shows what env delete takes: the environment and the
+	// developer account, not the tenant.
+	list := c.ok("env", "list")
+	if !regexp.MustCompile(`(?m)^dev-ann +developer `).MatchString(list) || !strings.Contains(list, "e2e-1") || strings.Contains(list, "acme") {
+		t.Errorf("env list:\n%s\nwant e2e-1 and dev-ann (developer), not acme", list)
 	}
 	// A developer account is deleted only when confirmed (--yes, or its
 	// name typed at a terminal); an environment goes without asking.

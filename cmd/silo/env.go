@@ -130,7 +130,7 @@ func bootstrapRelease(ctx context.Context, g *globals, p *platform.Platform, exp
 func newEnvList(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List environments with their purpose, state and expiry",
+		Short: "List environments and developer accounts (what silo env delete takes) with their purpose, state and expiry",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			api, done, err := openAPI(cmd.Context(), g)
@@ -142,9 +142,11 @@ func newEnvList(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if envs == nil {
-				envs = []silo.Account{}
+			devs, err := api.Accounts(cmd.Context(), store.Filter{Kind: silo.KindDeveloper})
+			if err != nil {
+				return err
 			}
+			envs = append(append([]silo.Account{}, envs...), devs...)
 			now := time.Now()
 			return g.print(envs, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -158,7 +160,11 @@ func newEnvList(g *globals) *cobra.Command {
 							exp = "expired; torn down by the next reaper run"
 						}
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, orDash(a.Name), a.State, orDash(a.Release), formatParams(a.Params), exp)
+					purpose := orDash(a.Name)
+					if a.Kind == silo.KindDeveloper {
+						purpose = "developer"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, purpose, a.State, orDash(a.Release), formatParams(a.Params), exp)
 				}
 				tw.Flush()
 				if len(envs) == 0 {
