@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -117,7 +118,21 @@ Flags:
 				return err
 			}
 			if len(es) == 0 && !g.json() {
-				fmt.Fprintf(g.stderr, "no logs for %s yet\n", id)
+				var by []string
+				if function != "" {
+					by = append(by, "--function "+function)
+				}
+				if request != "" {
+					by = append(by, "--request "+request)
+				}
+				if since > 0 {
+					by = append(by, "--since "+since.String())
+				}
+				if len(by) > 0 {
+					fmt.Fprintf(g.stderr, "no log line of %s matches %s\n", id, strings.Join(by, " "))
+				} else {
+					fmt.Fprintf(g.stderr, "no logs for %s yet\n", id)
+				}
 			}
 			for _, e := range es {
 				if err := show(e); err != nil {
