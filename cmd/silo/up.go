@@ -43,6 +43,10 @@ type upAccount struct {
 	URL    string            `json:"url"`
 	Path   string            `json:"path_url"`
 	Key    string            `json:"key"`
+	// Problems are what silo doctor would report for the account (its
+	// provider account gone, an onboarding unfinished, a damaged file),
+	// each with its fix; the gateway refuses its requests until then.
+	Problems []string `json:"problems,omitempty"`
 }
 
 type upSummary struct {
@@ -253,8 +257,15 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 		if err != nil {
 			return false, err
 		}
+		var problems []string
+		for _, pr := range p.Plane.AccountProblems(ctx, a) {
+			if pr.Fix != "" {
+				pr.Problem += "; " + pr.Fix
+			}
+			problems = append(problems, pr.Problem)
+		}
 		sum.Accounts = append(sum.Accounts, upAccount{
-			ID: a.ID, Kind: a.Kind, Params: a.Params, Key: key,
+			ID: a.ID, Kind: a.Kind, Params: a.Params, Key: key, Problems: problems,
 			URL:  fmt.Sprintf("http://%s.%s%s%s", a.ID, host, port, route),
 			Path: fmt.Sprintf("http://%s%s/t/%s%s", host, port, a.ID, route),
 		})
@@ -361,6 +372,9 @@ func printUp(w io.Writer, s upSummary, host, port string) {
 		fmt.Fprintf(tw, "  %s\t(%s)\t%s\n", a.ID, what, a.URL)
 		fmt.Fprintf(tw, "  \t\t%s\n", a.Path)
 		fmt.Fprintf(tw, "  \tkey\t%s\n", a.Key)
+		for _, pr := range a.Problems {
+			fmt.Fprintf(tw, "  \tproblem\t%s\n", pr)
+		}
 	}
 	tw.Flush()
 	if len(s.Accounts) > 1 {

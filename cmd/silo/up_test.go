@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -325,5 +326,27 @@ func TestCommandsGoThroughRunningUp(t *testing.T) {
 	stop = func() {}
 	if _, err := os.Stat(filepath.Join(dir, platform.ServerFile)); !os.IsNotExist(err) {
 		t.Errorf("%s after silo up stopped: %v, want it removed", platform.ServerFile, err)
+	}
+}
+
+// TestUpShowsAnAccountsProblems: an account whose provider account is gone
+// is shown by silo up with the problem silo doctor reports and its fix;
+// an account without one shows none.
+func TestUpShowsAnAccountsProblems(t *testing.T) {
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Setenv("USER", "tester")
+	dir := t.TempDir()
+	_, stop := startUp(t, dir)
+	stop()
+	if err := os.RemoveAll(filepath.Join(dir, "accounts", "accounts", "globex")); err != nil {
+		t.Fatal(err)
+	}
+	sum, stop := startUp(t, dir)
+	defer stop()
+	for _, a := range sum.Accounts {
+		gone := slices.ContainsFunc(a.Problems, func(p string) bool { return strings.Contains(p, "the provider holds no account for it") })
+		if gone != (a.ID == "globex") {
+			t.Errorf("silo up shows %s with problems %q; want the provider's missing account for globex only", a.ID, a.Problems)
+		}
 	}
 }
