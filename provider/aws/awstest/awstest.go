@@ -122,6 +122,9 @@ func start(t T, o kumoOpts) *process {
 		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 			t.Fatalf("make kumo's data dir: %v", err)
 		}
+		if err := repairSnapshot(o.dataDir); err != nil {
+			t.Fatalf("read kumo's state in %s: %v", o.dataDir, err)
+		}
 		cmd.Env = append(cmd.Env, "KUMO_DATA_DIR="+o.dataDir)
 	}
 	cmd.Env = append(cmd.Env, o.env...)
