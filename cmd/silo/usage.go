@@ -177,8 +177,14 @@ func writeUsageText(w io.Writer, rep usage.Report) {
 		cost, storage, floor = cost+l.Cost, storage+l.StorageCost, floor+l.Floor
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "total: $%.4f usage (of which $%.4f stored bytes) + $%.4f floors, %s to %s (UTC days); prices: %s\n", cost, storage, floor,
-		rep.Query.Since.UTC().Format(time.DateOnly), rep.Query.Until.UTC().Format(time.DateOnly), rep.Prices.Source)
+	window := fmt.Sprintf("%s to %s (UTC days); prices: %s", rep.Query.Since.UTC().Format(time.DateOnly), rep.Query.Until.UTC().Format(time.DateOnly), rep.Prices.Source)
+	if rep.Query.By == usage.ByFunction {
+		// Function lines carry neither stored bytes nor floors, which
+		// belong to accounts: a total of them would read as $0.
+		fmt.Fprintf(w, "total: $%.4f usage of the functions (stored bytes and floors are an account's: see --by account or --by day), %s\n", cost, window)
+		return
+	}
+	fmt.Fprintf(w, "total: $%.4f usage (of which $%.4f stored bytes) + $%.4f floors, %s\n", cost, storage, floor, window)
 }
 
 func newLimitsCmd(g *globals) *cobra.Command {

@@ -191,6 +191,11 @@ func TestUsageStoredBytes(t *testing.T) {
 			t.Errorf("usage by function: got stored bytes on %+v, want none", l)
 		}
 	}
+	// The text total by function does not claim $0 of stored bytes and
+	// floors; by account it totals both.
+	if out := c.ok("usage", "acme", "--since", "3d", "--by", "function"); !strings.Contains(out, "usage of the functions (stored bytes and floors are an account's") || strings.Contains(out, "floors,") {
+		t.Errorf("usage acme --by function text:\n%s\nwant a total of the functions' usage only", out)
+	}
 }
 
 func TestUsageThroughAServer(t *testing.T) {
