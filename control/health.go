@@ -145,6 +145,13 @@ func (p *Plane) CheckRegistry(ctx context.Context, stateFile string) error {
 		}
 		names = append(names, string(id))
 	}
+	if p.cfg.Provider.Name() != "local" {
+		// A remote provider's accounts may be another installation's: an
+		// organization serves one installation (docs/aws.md).
+		return silo.Errorf(silo.CodeFailedCheck,
+			"the control-plane state %s holds no accounts, but the %s provider holds %d (%s): either this installation's state was lost (stop every silo process on this data dir and restore %s from a backup, see docs/operations.md), or another installation uses the same organization (one organization serves one installation: use that installation's data dir, or another organization); silo will not start on an empty registry while accounts exist",
+			stateFile, p.cfg.Provider.Name(), len(held), strings.Join(names, ", "), stateFile)
+	}
 	return silo.Errorf(silo.CodeFailedCheck,
 		"the control-plane state %s holds no accounts, but the provider holds %d (%s): the state was lost or replaced; stop every silo process on this data dir and restore %s from a backup (see docs/operations.md); silo will not start on an empty registry while accounts exist",
 		stateFile, len(held), strings.Join(names, ", "), stateFile)

@@ -278,3 +278,18 @@ func TestChangedProviderSettingIsSaid(t *testing.T) {
 		t.Errorf("silo --aws-pool-size 3 tenant list: stderr %q; want the note", errOut)
 	}
 }
+
+// TestSecondInstallationOnOneOrganization: a new data dir beside an
+// organization that holds another installation's accounts is refused,
+// saying that one organization serves one installation; the installation
+// that holds them goes on.
+func TestSecondInstallationOnOneOrganization(t *testing.T) {
+	awsEnv(t, true)
+	emulateAWS(t)
+	aws := []string{"--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com"}
+	first := newCLI(t)
+	first.ok(append(aws, "tenant", "create", "acme", "--no-key")...)
+	second := newCLI(t)
+	second.fails("or another installation uses the same organization (one organization serves one installation", append(aws, "tenant", "create", "globex", "--no-key")...)
+	first.ok("tenant", "show", "acme")
+}
