@@ -67,8 +67,13 @@ var _ server.Envs = Envs{}
 
 // CreateEnv creates an environment (see Platform.CreateEnv).
 func (e Envs) CreateEnv(ctx context.Context, req server.EnvRequest) (server.Env, error) {
-	env, err := e.P.CreateEnv(ctx, EnvRequest{Name: req.Name, Purpose: req.Purpose, TTL: req.TTL, Params: req.Params, Seed: req.SeedDir})
+	env, err := e.P.CreateEnv(ctx, EnvOf(req))
 	return server.Env{Account: env.Account, Key: env.Key}, err
+}
+
+// EnvOf is the platform's request for the API's.
+func EnvOf(req server.EnvRequest) EnvRequest {
+	return EnvRequest{Name: req.Name, Purpose: req.Purpose, TTL: req.TTL, Params: req.Params, Seed: req.SeedDir}
 }
 
 // Envs lists the environments that are not deleted (never nil).

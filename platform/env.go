@@ -52,23 +52,10 @@ type Env struct {
 // server.ScanSeed); CodeConflict when the name is taken; CodeNotFound when
 // there is no release yet or no seed directory.
 func (p *Platform) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
-	if req.Purpose != EnvTest && req.Purpose != EnvDemo {
-		return Env{}, silo.Errorf(silo.CodeInvalid, "environment kind %q is not test or demo", req.Purpose)
+	if err := CheckEnv(req); err != nil {
+		return Env{}, err
 	}
-	if req.TTL <= 0 || req.TTL > MaxEnvTTL {
-		return Env{}, silo.Errorf(silo.CodeInvalid, "environment TTL %s is out of range; give a duration from 1m to %s, e.g. --ttl 2h", req.TTL, MaxEnvTTL)
-	}
-	if req.Seed != "" {
-		// Before the account exists: a seed that would load nothing is
-		// refused with nothing created.
-		if _, err := server.ScanSeed(req.Seed); err != nil {
-			return Env{}, err
-		}
-	}
-	c, err := p.CreateAccount(ctx, control.CreateRequest{
-		ID: req.Name, Kind: silo.KindEnvironment, Name: req.Purpose + " environment",
-		Params: req.Params, TTL: req.TTL, WithKey: true,
-	})
+	c, err := p.CreateAccount(ctx, req.account())
 	if err != nil {
 		return Env{Account: c.Account}, err
 	}
@@ -81,6 +68,33 @@ func (p *Platform) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
 		}
 	}
 	return Env{Account: c.Account, Key: c.Key}, nil
+}
+
+// CheckEnv returns the error CreateEnv refuses req with before anything is
+// created: a purpose or a TTL out of range, a seed directory that would
+// load nothing. The account request itself is checked as CreateAccount's
+// (control.CheckCreate with req.account()).
+func CheckEnv(req EnvRequest) error {
+	if req.Purpose != EnvTest && req.Purpose != EnvDemo {
+		return silo.Errorf(silo.CodeInvalid, "environment kind %q is not test or demo", req.Purpose)
+	}
+	if req.TTL <= 0 || req.TTL > MaxEnvTTL {
+		return silo.Errorf(silo.CodeInvalid, "environment TTL %s is out of range; give a duration from 1m to %s, e.g. --ttl 2h", req.TTL, MaxEnvTTL)
+	}
+	if req.Seed != "" {
+		if _, err := server.ScanSeed(req.Seed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// account is the account CreateEnv creates for req.
+func (req EnvRequest) account() control.CreateRequest {
+	return control.CreateRequest{
+		ID: req.Name, Kind: silo.KindEnvironment, Name: req.Purpose + " environment",
+		Params: req.Params, TTL: req.TTL, WithKey: true,
+	}
 }
 
 // Envs lists the environment accounts that are not deleted.

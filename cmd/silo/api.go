@@ -234,9 +234,17 @@ func (l localAPI) Report(ctx context.Context, id silo.AccountID, format string) 
 }
 
 // CreateEnv makes the spec file's release current first when there is none
-// yet (the first account of a new installation).
+// yet (the first account of a new installation), once the request is
+// checked against it: a refused request stores nothing.
 func (l localAPI) CreateEnv(ctx context.Context, req server.EnvRequest) (server.Env, error) {
-	if err := bootstrapRelease(ctx, l.g, l.a.Platform, l.g.file != "silo.yaml"); err != nil {
+	env := platform.EnvOf(req)
+	check := func(rel engine.Release) error {
+		if err := platform.CheckEnv(env); err != nil {
+			return err
+		}
+		return control.CheckCreate(rel, control.CreateRequest{ID: env.Name, Kind: silo.KindEnvironment, Params: env.Params})
+	}
+	if err := l.a.currentOrBootstrap(ctx, l.g, check); err != nil {
 		return server.Env{}, err
 	}
 	return platform.Envs{P: l.a.Platform}.CreateEnv(ctx, req)

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -108,23 +106,6 @@ uploaded with the request.`,
 	f.StringArrayVarP(&params, "param", "p", nil, "tenant parameter NAME=VALUE (repeatable)")
 	f.StringVar(&seed, "seed", "", "directory of fixture data to load")
 	return cmd
-}
-
-// bootstrapRelease makes the app's release current when there is none yet.
-func bootstrapRelease(ctx context.Context, g *globals, p *platform.Platform, explicit bool) error {
-	_, err := p.Plane.CurrentRelease(ctx)
-	if !errors.Is(err, silo.ErrNotFound) {
-		return err
-	}
-	spec, ferr := platform.SpecPath(g.file)
-	if ferr != nil {
-		if explicit {
-			return ferr
-		}
-		return silo.Errorf(silo.CodeNotFound, "no release yet and no %s here; run silo up or silo apply first, or pass --file", g.file)
-	}
-	_, err = p.Deploy(ctx, spec)
-	return err
 }
 
 func newEnvList(g *globals) *cobra.Command {

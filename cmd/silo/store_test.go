@@ -131,6 +131,10 @@ func TestRefusedFirstTenantStoresNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.fails(`"bogus" is not one of`, append(st, "tenant", "create", "acme", "--param", "plan=bogus")...)
+			// The same for the first environment: its parameters, and its
+			// seed directory, are checked before the release is stored.
+			c.fails(`"bogus" is not one of`, append(st, "env", "create", "e1", "--ttl", "1h", "--param", "plan=bogus")...)
+			c.fails("holds nothing silo loads", append(st, "env", "create", "e1", "--ttl", "1h", "--seed", t.TempDir())...)
 			if out := c.ok(append(st, "release", "list", "-o", "json")...); strings.TrimSpace(out) != "[]" {
 				t.Errorf("release list after the refused create: %s, want []", out)
 			}
