@@ -73,8 +73,8 @@ func TestConfirmStepListsWhatIsDestroyed(t *testing.T) {
 	if pg.location != rollback {
 		t.Errorf("unconfirmed rollback: to %q, want back to %s", pg.location, rollback)
 	}
-	if after := b.get(pg.location).body; !strings.Contains(after, `class="flash err"`) || losses(after) == "" {
-		t.Errorf("unconfirmed rollback: no error or no list on the page it leads to")
+	if after := b.get(pg.location).body; !strings.Contains(after, `class="flash err"`) || !strings.Contains(after, "tick the box to confirm") || losses(after) == "" {
+		t.Errorf("unconfirmed rollback: no error saying to tick the box, or no list, on the page it leads to")
 	}
 	notRolledBack(t, f, ro.ID)
 	pg = b.post("/console/releases/"+cur.ID+"/rollout", url.Values{"csrf": {tok}})
