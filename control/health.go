@@ -62,6 +62,8 @@ func (p *Plane) AccountProblems(ctx context.Context, a silo.Account) []Problem {
 			add("the provider holds no account for it (its data and data key are gone)", fix)
 		}
 		return out
+	case silo.ErrorCode(err) == silo.CodeConflict:
+		add(silo.UserMessage(err), "") // says what to do itself (another installation's account)
 	case err != nil:
 		add(silo.UserMessage(err), "see docs/operations.md")
 	}

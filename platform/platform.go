@@ -378,6 +378,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		planeProv = p.Provider
 	} else {
 		planeProv = logsOnDelete{Provider: p.Provider, remove: removeLogs}
+		if b, ok := p.Provider.(installationBinder); ok {
+			b.BindInstallation(control.InstallationID(p.db))
+		}
 	}
 	var logKeys logs.Keys
 	if s, ok := p.Provider.(logSealer); ok {
@@ -481,6 +484,14 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	go p.sweepLoop()
 	ok = true
 	return p, nil
+}
+
+// installationBinder is a provider that tells this installation's accounts
+// from another's (the AWS provider, provider/aws/installation.go); it is
+// given the installation's ID, kept in the control plane's store, before
+// any other call.
+type installationBinder interface {
+	BindInstallation(func(ctx context.Context, create bool) (string, error))
 }
 
 // Config returns the platform's configuration with defaults filled in.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -57,6 +58,43 @@ func fillPool(ctx context.Context, g *globals, serving string, prov provider.Pro
 	}
 }
 
+// errNoPool refuses silo pool on the local provider.
+var errNoPool = silo.Errorf(silo.CodeInvalid, "the warm pool exists on the AWS provider only; this data dir uses the local provider, which creates accounts at once")
+
+// openPooler returns the data dir's provider for silo pool, and what to
+// call when done. To fill the pool it opens the platform, which gives the
+// provider this installation's ID to tag the pool accounts with
+// (provider/aws/installation.go); to show it, the provider alone.
+func openPooler(ctx context.Context, g *globals, fill bool) (provider.Provider, func(), error) {
+	if fill {
+		saved, err := readChoice(g.dataDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		if c, err := resolveChoice(saved, g.prov); err != nil || c.Name != "aws" {
+			return nil, nil, cmp.Or(err, errNoPool)
+		}
+		plat, err := openPlatform(ctx, g, "", "")
+		if err != nil {
+			return nil, nil, err
+		}
+		return plat.Provider, func() { plat.Close() }, nil
+	}
+	prov, save, err := openProvider(ctx, g, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, ok := prov.(pooler); ok {
+		if err := os.MkdirAll(g.dataDir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("create the data dir: %w", err)
+		}
+		if err := save(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return prov, func() {}, nil
+}
+
 func newPoolCmd(g *globals) *cobra.Command {
 	var fill bool
 	cmd := &cobra.Command{
@@ -70,19 +108,14 @@ tops it up now and waits (AWS takes minutes per account).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			prov, save, err := openProvider(ctx, g, nil)
+			prov, done, err := openPooler(ctx, g, fill)
 			if err != nil {
 				return err
 			}
+			defer done()
 			p, ok := prov.(pooler)
 			if !ok {
-				return silo.Errorf(silo.CodeInvalid, "the warm pool exists on the AWS provider only; this data dir uses the local provider, which creates accounts at once")
-			}
-			if err := os.MkdirAll(g.dataDir, 0o700); err != nil {
-				return fmt.Errorf("create the data dir: %w", err)
-			}
-			if err := save(); err != nil {
-				return err
+				return errNoPool
 			}
 			if rs, ok := runningServer(g.dataDir); ok && g.prov.poolSize != "" {
 				fmt.Fprintf(g.stderr, "note: the pool size is saved, but the server running on this data dir (%s) keeps the size it started with until it restarts\n", rs.URL)

@@ -293,3 +293,35 @@ func TestSecondInstallationOnOneOrganization(t *testing.T) {
 	second.fails("or another installation uses the same organization (one organization serves one installation", append(aws, "tenant", "create", "globex", "--no-key")...)
 	first.ok("tenant", "show", "acme")
 }
+
+// TestOldDataDirLeavesTheNewInstallationsAccountsAlone: a data dir whose
+// organization was replaced (an in-memory emulator restarted, say) still
+// lists acme; a new installation on the new organization has made its own
+// acme there. The old data dir's commands must not act on the new acme
+// (one of them once deleted it); the new installation goes on.
+func TestOldDataDirLeavesTheNewInstallationsAccountsAlone(t *testing.T) {
+	awsEnv(t, true)
+	aws := []string{"--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com"}
+	stale := newCLI(t)
+	t.Run("old organization", func(t *testing.T) {
+		emulateAWS(t)
+		c := &cli{t: t, dataDir: stale.dataDir, file: stale.file}
+		c.ok(append(aws, "tenant", "create", "acme", "--no-key")...)
+	})
+	if t.Failed() {
+		return
+	}
+	emulateAWS(t)
+	current := newCLI(t)
+	current.ok(append(aws, "tenant", "create", "acme", "--no-key")...)
+	const refusal = "belongs to another silo installation"
+	stale.fails(refusal, "tenant", "delete", "acme", "--yes")
+	if show := stale.ok("tenant", "show", "acme"); !strings.Contains(show, refusal) {
+		t.Errorf("the old data dir's tenant show acme does not say the account %s:\n%s", refusal, show)
+	}
+	// Must: the new installation's acme is untouched and its own to delete.
+	if show := current.ok("tenant", "show", "acme"); !strings.Contains(show, "State      active") {
+		t.Errorf("the new installation's acme after the old data dir's tries:\n%s", show)
+	}
+	current.ok("tenant", "delete", "acme", "--yes")
+}

@@ -65,6 +65,9 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 	} else if err := p.ensureInOU(ctx, id, kind, awsID); err != nil {
 		return err
 	}
+	if err := p.tagOwned(ctx, id, awsID); err != nil {
+		return err
+	}
 	if err := p.ensureDeployer(ctx, id, awsID); err != nil {
 		return err
 	}
@@ -73,6 +76,7 @@ func (p *Provider) CreateAccount(ctx context.Context, id silo.AccountID, kind si
 	}
 	p.mu.Lock()
 	p.ids[id] = awsID
+	p.owners[awsID] = true // created, claimed or checked and tagged above
 	p.mu.Unlock()
 	return nil
 }
@@ -85,7 +89,8 @@ func (p *Provider) createMember(ctx context.Context, id silo.AccountID, kind sil
 	if err != nil {
 		return "", err
 	}
-	if st == nil {
+	found := st != nil
+	if !found {
 		if st, err = p.requestAccount(ctx, id, kind); err != nil {
 			return "", err
 		}
@@ -95,20 +100,30 @@ func (p *Provider) createMember(ctx context.Context, id silo.AccountID, kind sil
 		return "", err
 	}
 	awsID := aws.ToString(st.AccountId)
+	if found {
+		// Another installation's creation may bear the same name.
+		if err := p.checkOwner(ctx, id, awsID); err != nil {
+			return "", err
+		}
+	}
 	return awsID, p.ensureInOU(ctx, id, kind, awsID)
 }
 
 // requestAccount asks Organizations for a new account named for id.
 func (p *Provider) requestAccount(ctx context.Context, id silo.AccountID, kind silo.Kind) (*orgtypes.CreateAccountStatus, error) {
+	tags, err := p.installationTags(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out, err := p.org.CreateAccount(ctx, &organizations.CreateAccountInput{
 		AccountName:            aws.String(p.cfg.NamePrefix + string(id)),
 		Email:                  aws.String(p.email(id)),
 		RoleName:               aws.String(p.cfg.AccessRole),
 		IamUserAccessToBilling: orgtypes.IAMUserAccessToBillingDeny,
-		Tags: []orgtypes.Tag{
-			{Key: aws.String("silo:account"), Value: aws.String(string(id))},
-			{Key: aws.String("silo:kind"), Value: aws.String(string(kind))},
-		},
+		Tags: append(tags,
+			orgtypes.Tag{Key: aws.String("silo:account"), Value: aws.String(string(id))},
+			orgtypes.Tag{Key: aws.String("silo:kind"), Value: aws.String(string(kind))},
+		),
 	})
 	if err != nil {
 		return nil, fail(id, "create the AWS account", err)
@@ -383,7 +398,7 @@ func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error)
 	awsID := p.ids[id]
 	p.mu.Unlock()
 	if awsID != "" {
-		return awsID, nil
+		return awsID, p.checkOwner(ctx, id, awsID)
 	}
 	all, err := p.live(ctx, id)
 	if err != nil {
@@ -412,6 +427,9 @@ func (p *Provider) awsID(ctx context.Context, id silo.AccountID) (string, error)
 		// Never guess: the wrong guess would put a tenant's data into
 		// another account.
 		return "", silo.Errorf(silo.CodeInternal, "several active AWS accounts are named %s%s, so silo cannot tell which is account %s; close the ones silo did not create (docs/aws.md)", p.cfg.NamePrefix, id, id)
+	}
+	if err := p.checkOwner(ctx, id, awsID); err != nil {
+		return "", err
 	}
 	return awsID, nil
 }

@@ -170,6 +170,10 @@ type Provider struct {
 	members map[string]*member             // role@AWS account ID → clients
 	locks   map[silo.AccountID]*sync.Mutex // serializes create/delete of one account
 
+	installation   InstallationID  // the installation it works for (installation.go)
+	installationID string          // its ID, once known
+	owners         map[string]bool // AWS account ID → tagged as this installation's, once read
+
 	gates gateMetrics // the functions' invocation counters (lambdametrics.go)
 	pkgs  packages    // the functions' deployment packages (lambdapkg.go)
 }
@@ -191,6 +195,7 @@ func New(cfg Config) (*Provider, error) {
 		ids:     map[silo.AccountID]string{},
 		members: map[string]*member{},
 		locks:   map[silo.AccountID]*sync.Mutex{},
+		owners:  map[string]bool{},
 	}
 	p.org = organizations.NewFromConfig(cfg.AWS, func(o *organizations.Options) { p.endpoint(&o.BaseEndpoint, "") })
 	p.acct = account.NewFromConfig(cfg.AWS, func(o *account.Options) { p.endpoint(&o.BaseEndpoint, "") })

@@ -95,19 +95,8 @@ func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 // offboarding reports whether a deletion of the account already got to
 // denying its roles.
 func (p *Provider) offboarding(ctx context.Context, id silo.AccountID, awsID string) (bool, error) {
-	pages := organizations.NewListTagsForResourcePaginator(p.org, &organizations.ListTagsForResourceInput{ResourceId: aws.String(awsID)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return false, fail(id, "read the tags of the AWS account", err)
-		}
-		for _, t := range page.Tags {
-			if aws.ToString(t.Key) == tagOffboarding && aws.ToString(t.Value) == denyingRoles {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
+	tags, err := p.tags(ctx, id, awsID, "read the tags of the AWS account")
+	return tags[tagOffboarding] == denyingRoles, err
 }
 
 // denyRoles puts silo-deny-all on every role of the account, through the

@@ -106,6 +106,7 @@ type poolAccount struct {
 	parent    string // the ID of its root or OU
 	inRoot    bool
 	claimedBy silo.AccountID               // tag silo:claimed-by; read outside OU pool only
+	owner     *string                      // tag silo:installation if read and set (installation.go)
 	claimants map[silo.AccountID]time.Time // tags silo:claiming:<id>; read outside OU pool only
 }
 
@@ -170,11 +171,14 @@ func (p *Provider) scanPool(ctx context.Context, id silo.AccountID) (string, []p
 		if a.parent == pool || a.inRoot {
 			continue
 		}
-		tags, err := p.poolTags(ctx, id, a.awsID)
+		tags, err := p.tags(ctx, id, a.awsID, "read the tags of a warm pool account")
 		if err != nil {
 			return "", nil, err
 		}
 		a.claimedBy = silo.AccountID(tags[tagClaimedBy])
+		if v, ok := tags[tagInstallation]; ok {
+			a.owner = &v
+		}
 		a.claimants = map[silo.AccountID]time.Time{}
 		for k, v := range tags {
 			if claimant, ok := strings.CutPrefix(k, tagClaiming); ok {
@@ -185,20 +189,9 @@ func (p *Provider) scanPool(ctx context.Context, id silo.AccountID) (string, []p
 	return pool, accts, nil
 }
 
-// poolTags returns the tags of pool account awsID.
-func (p *Provider) poolTags(ctx context.Context, id silo.AccountID, awsID string) (map[string]string, error) {
-	out := map[string]string{}
-	pages := organizations.NewListTagsForResourcePaginator(p.org, &organizations.ListTagsForResourceInput{ResourceId: aws.String(awsID)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, fail(id, "read the tags of a warm pool account", err)
-		}
-		for _, t := range page.Tags {
-			out[aws.ToString(t.Key)] = aws.ToString(t.Value)
-		}
-	}
-	return out, nil
+// foreign reports whether a bears another installation's ID than ours.
+func (a poolAccount) foreign(ours string) bool {
+	return a.owner != nil && *a.owner != ours
 }
 
 // abandoned reports whether a is out of the pool with no owner named and
@@ -277,9 +270,15 @@ func (p *Provider) FillPool(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ours, err := p.ours(ctx, true)
+	if err != nil {
+		return err
+	}
 	ready := 0
 	for _, a := range accts {
 		switch {
+		case a.foreign(ours):
+			// Another installation's (installation.go): left alone.
 		case a.parent == pool:
 			ready++
 		case a.inRoot:
@@ -308,6 +307,10 @@ func (p *Provider) growPool(ctx context.Context, ready int) error {
 	if err != nil {
 		return err
 	}
+	tags, err := p.installationTags(ctx)
+	if err != nil {
+		return err
+	}
 	creating := 0
 	for _, req := range inFlight {
 		err := p.finishPoolAccount(ctx, &req)
@@ -326,7 +329,7 @@ func (p *Provider) growPool(ctx context.Context, ready int) error {
 			Email:                  aws.String(p.email(poolID)),
 			RoleName:               aws.String(p.cfg.AccessRole),
 			IamUserAccessToBilling: orgtypes.IAMUserAccessToBillingDeny,
-			Tags:                   []orgtypes.Tag{{Key: aws.String("silo:pool"), Value: aws.String("ready")}},
+			Tags:                   append(tags, orgtypes.Tag{Key: aws.String("silo:pool"), Value: aws.String("ready")}),
 		})
 		if err != nil {
 			return fail("", "create a warm pool account", err)
@@ -445,9 +448,15 @@ func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind)
 	if err != nil || len(accts) == 0 {
 		return "", err
 	}
+	ours, err := p.ours(ctx, true)
+	if err != nil {
+		return "", err
+	}
 	var ready []poolAccount
 	for _, a := range accts {
 		switch {
+		case a.foreign(ours):
+			// Another installation's (installation.go): never claimed.
 		case a.parent == pool || a.inRoot:
 			if a.parent == pool {
 				ready = append(ready, a)
@@ -457,8 +466,7 @@ func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind)
 		case a.wonBy(id) && time.Since(a.claimants[id]) < p.cfg.ClaimTimeout/2:
 			// This account's own claim moved it and stopped: finish it
 			// while no server may yet count it abandoned.
-			err := p.tagPool(ctx, id, a.awsID, "tag the warm pool account it takes",
-				tagClaimedBy, string(id), "silo:account", string(id), "silo:kind", string(kind))
+			err := p.tagPool(ctx, id, a.awsID, "tag the warm pool account it takes", claimedTags(id, kind, ours)...)
 			if err != nil {
 				return "", err
 			}
@@ -476,7 +484,7 @@ func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind)
 	// Claimers on other servers start at other accounts.
 	rand.Shuffle(len(ready), func(i, j int) { ready[i], ready[j] = ready[j], ready[i] })
 	for _, a := range ready {
-		won, err := p.take(ctx, id, kind, a.awsID, pool, ou)
+		won, err := p.take(ctx, id, kind, a.awsID, pool, ou, ours)
 		if err != nil || won {
 			return a.awsID, err
 		}
@@ -486,10 +494,13 @@ func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind)
 
 // take tries to claim pool account awsID, in OU pool, for id by moving it
 // into OU ou, and reports whether it did.
-func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, awsID, pool, ou string) (bool, error) {
-	tags, err := p.poolTags(ctx, id, awsID)
+func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, awsID, pool, ou, ours string) (bool, error) {
+	tags, err := p.tags(ctx, id, awsID, "read the tags of a warm pool account")
 	if err != nil {
 		return false, err
+	}
+	if owner, ok := tags[tagInstallation]; ok && owner != ours {
+		return false, nil // another installation's pool account (installation.go)
 	}
 	if returned, err := time.Parse(time.RFC3339Nano, tags[tagReturned]); err == nil && time.Since(returned) < p.cfg.ClaimTimeout {
 		return false, nil // returned lately: it rests (see the top of this file)
@@ -512,12 +523,21 @@ func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, 
 		// pool, so it is left to be returned.
 		return false, nil
 	}
-	err = p.tagPool(ctx, id, awsID, "tag the warm pool account it takes",
-		tagClaimedBy, string(id), "silo:account", string(id), "silo:kind", string(kind))
+	err = p.tagPool(ctx, id, awsID, "tag the warm pool account it takes", claimedTags(id, kind, ours)...)
 	if err != nil {
 		return false, err
 	}
 	return true, p.commit(ctx, id, awsID)
+}
+
+// claimedTags are the tags, as keys and values, that make a pool account
+// account id's of kind, for installation ours ("" for none).
+func claimedTags(id silo.AccountID, kind silo.Kind, ours string) []string {
+	kv := []string{tagClaimedBy, string(id), "silo:account", string(id), "silo:kind", string(kind)}
+	if ours != "" {
+		kv = append(kv, tagInstallation, ours)
+	}
+	return kv
 }
 
 // commit names pool account awsID NamePrefix+id, the claim's commit point,

@@ -135,7 +135,7 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch op {
 	case "CreateAccount":
-		f.forward(w, r, body, f.createAccount)
+		f.forward(w, r, body, func(out map[string]any) { f.createAccount(out, raw["Tags"]) })
 	case "DescribeCreateAccountStatus":
 		req := in["CreateAccountRequestId"]
 		f.mu.Lock()
@@ -222,13 +222,7 @@ func (f *front) tagCall(w http.ResponseWriter, op string, in map[string]any) {
 	switch op {
 	case "TagResource":
 		list, _ := in["Tags"].([]any)
-		for _, x := range list {
-			if t, ok := x.(map[string]any); ok {
-				k, _ := t["Key"].(string)
-				v, _ := t["Value"].(string)
-				tags[k] = v
-			}
-		}
+		setTags(tags, list)
 		reply(w, map[string]any{})
 	case "UntagResource":
 		keys, _ := in["TagKeys"].([]any)
@@ -247,7 +241,18 @@ func (f *front) tagCall(w http.ResponseWriter, op string, in map[string]any) {
 	}
 }
 
-// Tags returns the tags TagResource set on an account.
+// setTags sets the tags of an Organizations request's Tags list on tags.
+func setTags(tags map[string]string, list []any) {
+	for _, x := range list {
+		if t, ok := x.(map[string]any); ok {
+			k, _ := t["Key"].(string)
+			v, _ := t["Value"].(string)
+			tags[k] = v
+		}
+	}
+}
+
+// Tags returns the tags CreateAccount or TagResource set on an account.
 func (o *Org) Tags(account string) map[string]string {
 	o.front.mu.Lock()
 	defer o.front.mu.Unlock()
@@ -258,8 +263,9 @@ func (o *Org) Tags(account string) map[string]string {
 	return out
 }
 
-// createAccount records kumo's finished status and answers IN_PROGRESS.
-func (f *front) createAccount(out map[string]any) {
+// createAccount records kumo's finished status and the request's tags
+// (kumo drops them), and answers IN_PROGRESS.
+func (f *front) createAccount(out map[string]any, tags any) {
 	st, _ := out["CreateAccountStatus"].(map[string]any)
 	if st == nil {
 		return
@@ -274,6 +280,9 @@ func (f *front) createAccount(out map[string]any) {
 		f.failed[acct] = true
 	} else {
 		f.accounts[acct] = true
+		list, _ := tags.([]any)
+		f.tags[acct] = map[string]string{}
+		setTags(f.tags[acct], list)
 	}
 	f.statuses[id] = st
 	f.pending[id] = f.slow
