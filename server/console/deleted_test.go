@@ -2,6 +2,8 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,7 +12,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
 )
 
@@ -50,7 +54,7 @@ func TestDeletedAccountPageIsReadOnly(t *testing.T) {
 			t.Errorf("the deleted account's page offers %q, which cannot work there", bad)
 		}
 	}
-	for _, want := range []string{`<span class="state s-deleted">deleted</span>`, "gone1 is deleted: its data key is destroyed and nothing on this page can change it", "A deleted account has no isolation report."} {
+	for _, want := range []string{`<span class="state s-deleted">deleted</span>`, "gone1 is deleted: its data key is destroyed and nothing on this page can change it", `id="no-report"`} {
 		if !strings.Contains(gone.body, want) {
 			t.Errorf("the deleted account's page lacks %q", want)
 		}
@@ -79,5 +83,79 @@ func TestDeletedAccountPageIsReadOnly(t *testing.T) {
 	}
 	if got := f.account(t, "acme").Params["plan"]; got != "free" {
 		t.Errorf("the live account's plan after saving: %q, want free", got)
+	}
+}
+
+// A deleted account has no isolation report, and the console and the API
+// say so in the same words: the API answers GET of its report with
+// not_found and the one sentence every request about a deleted account
+// gets; the account's page shows that sentence where the report would be,
+// and the console's report URL (an old tab) downloads nothing and leads
+// back to that page. The twin: a live account's report is served by the
+// API, verifies on its page, and downloads from the console.
+func TestDeletedAccountHasNoReport(t *testing.T) {
+	f := newFixture(t, 0)
+	f.sp.Tenant(t, "acme", silotest.Param("plan", "pro"))
+	f.sp.Env(t, "gone1", platform.EnvTest, time.Hour, silotest.Param("plan", "pro"))
+	if err := f.p.DeleteAccount(context.Background(), "gone1"); err != nil {
+		t.Fatal(err)
+	}
+	const why = "account gone1 was deleted; silo env create gone1 makes a new, empty environment under that ID"
+	api := func(id string) (int, http.Header, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, f.srv.URL+"/v1/accounts/"+id+"/report?format=json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Header, b
+	}
+	status, _, body := api("gone1")
+	var e server.ErrorBody
+	if err := json.Unmarshal(body, &e); err != nil || status != http.StatusNotFound || e.Error.Code != silo.CodeNotFound || e.Error.Message != why {
+		t.Errorf("API report of the deleted account: %d %s, want 404 not_found %q", status, body, why)
+	}
+	if status, _, body := api("acme"); status != http.StatusOK || !json.Valid(body) {
+		t.Errorf("API report of the live account: %d %.200s, want 200 and the report", status, body)
+	}
+
+	b := f.browser(t)
+	b.signIn()
+	gone := b.get("/console/tenants/gone1").body
+	if want := `<p class="muted" id="no-report">No isolation report: ` + why + `.</p>`; !strings.Contains(gone, want) {
+		t.Errorf("the deleted account's page does not say why it has no report in the API's words; want %s", want)
+	}
+	if strings.Contains(gone, "Does not verify") || strings.Contains(gone, "Verifies:") {
+		t.Errorf("the deleted account's page shows a verdict on a report it has not got")
+	}
+	for _, path := range []string{"/console/tenants/gone1/report", "/console/tenants/gone1/report?format=json"} {
+		pg := b.get(path)
+		if pg.status != http.StatusSeeOther || pg.location != "/console/tenants/gone1" || pg.header.Get("Content-Disposition") != "" {
+			t.Errorf("GET %s: %d to %q (Content-Disposition %q), want 303 back to the account's page, no download", path, pg.status, pg.location, pg.header.Get("Content-Disposition"))
+			continue
+		}
+		if after := b.get(pg.location).body; !strings.Contains(after, `<div class="flash err" role="alert">`+why+`</div>`) {
+			t.Errorf("GET %s: the page it leads to does not say %q", path, why)
+		}
+	}
+
+	live := b.get("/console/tenants/acme").body
+	if !strings.Contains(live, "Verifies: signed by this installation") || strings.Contains(live, `id="no-report"`) {
+		t.Errorf("the live account's page does not show its report verifying")
+	}
+	for _, format := range []string{"html", "json"} {
+		pg := b.get("/console/tenants/acme/report?format=" + format)
+		if pg.status != http.StatusOK || !strings.HasPrefix(pg.header.Get("Content-Disposition"), "attachment") || pg.body == "" {
+			t.Errorf("console report of the live account (%s): %d, Content-Disposition %q, want 200 and a download", format, pg.status, pg.header.Get("Content-Disposition"))
+		}
 	}
 }

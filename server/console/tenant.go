@@ -50,12 +50,14 @@ type storedRow struct {
 
 // reportCheck is the outcome of checking the account's signed report the
 // way a reader does: its integrity, then its signer against the keys the
-// installation publishes.
+// installation publishes. None is set instead when the API has no report
+// of the account to give (a deleted account), in the API's words.
 type reportCheck struct {
 	OK        bool
 	Signer    string
 	Generated time.Time
 	Err       string
+	None      string
 }
 
 func (c *Console) tenantExtras(ctx context.Context, a silo.Account) TenantExtras {
@@ -88,16 +90,21 @@ func (c *Console) tenantExtras(ctx context.Context, a silo.Account) TenantExtras
 		x.LogsErr = silo.UserMessage(err)
 	}
 	x.Logs = es
-	if a.Kind != silo.KindProduction && !x.ReadOnly {
+	if a.Kind != silo.KindProduction && a.State != silo.StateDeleting {
 		x.Report = c.checkReport(ctx, a.ID)
 	}
 	return x
 }
 
 // checkReport fetches the account's signed report and checks it as
-// `silo report verify` does.
+// `silo report verify` does. For a deleted account the API has none, and
+// its answer says why (the one answer every request about a deleted
+// account gets); the page shows that answer, word for word.
 func (c *Console) checkReport(ctx context.Context, id silo.AccountID) *reportCheck {
 	b, err := c.api.Report(ctx, id, "json")
+	if silo.ErrorCode(err) == silo.CodeNotFound {
+		return &reportCheck{None: silo.UserMessage(err)}
+	}
 	if err != nil {
 		return &reportCheck{Err: silo.UserMessage(err)}
 	}
