@@ -154,7 +154,23 @@ func article(value string) string {
 // methods, else 404. It is the mux's catch-all ("/"), so that no request
 // gets the mux's plain-text answers.
 func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
-	var allow []string
+	allow := s.methods(r)
+	if len(allow) == 0 {
+		writeErr(w, silo.Errorf(silo.CodeNotFound, "no such endpoint: %s %s; see docs/api.md", r.Method, clip(r.URL.Path)))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeErr(w, silo.Errorf(silo.CodeNotAllowed, "%s is not allowed on %s; use %s (see docs/api.md)", r.Method, clip(r.URL.Path), orList(allow)))
+}
+
+// methods returns the methods some route serves r's path with: none for
+// a path no route serves. A request whose own method has a route is
+// answered without probing the others.
+func (s *Server) methods(r *http.Request) []string {
+	if _, pattern := s.mux.Handler(r); pattern != "" && pattern != "/" {
+		return []string{r.Method}
+	}
+	var out []string
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		if m == r.Method {
 			continue
@@ -162,15 +178,10 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 		probe := r.Clone(r.Context())
 		probe.Method = m
 		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
-			allow = append(allow, m)
+			out = append(out, m)
 		}
 	}
-	if len(allow) == 0 {
-		writeErr(w, silo.Errorf(silo.CodeNotFound, "no such endpoint: %s %s; see docs/api.md", r.Method, clip(r.URL.Path)))
-		return
-	}
-	w.Header().Set("Allow", strings.Join(allow, ", "))
-	writeErr(w, silo.Errorf(silo.CodeNotAllowed, "%s is not allowed on %s; use %s (see docs/api.md)", r.Method, clip(r.URL.Path), orList(allow)))
+	return out
 }
 
 // orList joins words as "a, b or c".

@@ -411,7 +411,7 @@ func (s *Server) fleetRoutes() {
 		rep, err := o.Probe(r.Context())
 		return http.StatusOK, rep, err
 	})
-	s.mux.HandleFunc("GET /v1/report-key", func(w http.ResponseWriter, r *http.Request) {
+	s.route("GET /v1/report-key", func(w http.ResponseWriter, r *http.Request) {
 		o := s.ops()
 		if len(o.ReportKeys) == 0 {
 			writeErr(w, missing("the report signing key"))
@@ -420,7 +420,7 @@ func (s *Server) fleetRoutes() {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Write(report.PublicPEM(o.ReportKeys...))
 	})
-	s.mux.HandleFunc("GET /v1/accounts/{id}/report", func(w http.ResponseWriter, r *http.Request) {
+	s.route("GET /v1/accounts/{id}/report", func(w http.ResponseWriter, r *http.Request) {
 		o := s.ops()
 		id, err := accountID(r)
 		var b []byte
@@ -504,7 +504,7 @@ func (s *Server) fleetRoutes() {
 		}
 		return http.StatusNoContent, nil, o.Envs.DeleteEnv(r.Context(), id)
 	})
-	s.mux.HandleFunc("GET /v1/accounts/{id}/logs", s.logs)
+	s.route("GET /v1/accounts/{id}/logs", s.logs)
 }
 
 // LogSource reads an account's function log lines (oldest first) and

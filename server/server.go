@@ -47,8 +47,9 @@ type Config struct {
 	// ArtifactDir holds uploaded artifacts as <hex sha256>.wasm, the layout
 	// of local builds. Required.
 	ArtifactDir string
-	// Token is the operator token every request but /v1/health must carry
-	// as "Authorization: Bearer <token>". Required; see LoadOrCreateToken.
+	// Token is the operator token every request to an endpoint but
+	// /v1/health must carry as "Authorization: Bearer <token>" (a path no
+	// endpoint serves is 404 without it). Required; see LoadOrCreateToken.
 	Token  string
 	Logger *slog.Logger
 	// Gate, if set, checks a release before it is stored (e.g. the isolation
@@ -66,10 +67,11 @@ type Config struct {
 
 // Server serves the control-plane API. Safe for concurrent use.
 type Server struct {
-	cfg   Config
-	token [32]byte
-	mux   *http.ServeMux
-	opsMu sync.Mutex // guards cfg.Ops
+	cfg      Config
+	token    [32]byte
+	mux      *http.ServeMux
+	patterns []string   // of every route, in the order registered
+	opsMu    sync.Mutex // guards cfg.Ops
 
 	console http.Handler // set once by SetConsole, before serving
 }
@@ -111,10 +113,20 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the API's HTTP handler.
 func (s *Server) Handler() http.Handler { return s }
 
-// ServeHTTP authenticates and serves one request.
+// ServeHTTP authenticates and serves one request. A path no route serves
+// is answered 404 before the token is checked; any other request without
+// the operator token is 401.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.console != nil && (r.URL.Path == "/" || r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/")) {
 		s.console.ServeHTTP(w, r)
+		return
+	}
+	if len(s.methods(r)) == 0 {
+		// No route serves the path with any method: it is 404 with or
+		// without a token, so that a client is not told to authenticate
+		// for an endpoint that does not exist. A path some route serves
+		// needs the token whatever the method (405 only with it).
+		s.noRoute(w, r)
 		return
 	}
 	if r.URL.Path != "/v1/health" {
@@ -165,9 +177,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return err
 }
 
-// handler adapts a func returning (value, error) to an http.HandlerFunc.
+// route registers h for pattern ("METHOD /path"). Every endpoint is
+// registered through it, so that patterns lists them all.
+func (s *Server) route(pattern string, h http.HandlerFunc) {
+	s.mux.HandleFunc(pattern, h)
+	s.patterns = append(s.patterns, pattern)
+}
+
+// handle adapts a func returning (value, error) to a route.
 func (s *Server) handle(pattern string, fn func(r *http.Request) (int, any, error)) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.route(pattern, func(w http.ResponseWriter, r *http.Request) {
 		status, v, err := fn(r)
 		if err != nil {
 			if silo.ErrorCode(err) == silo.CodeInternal {
@@ -280,7 +299,7 @@ type AuditResult struct {
 }
 
 func (s *Server) routes() {
-	s.mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
+	s.route("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.handle("POST /v1/accounts", func(r *http.Request) (int, any, error) {
@@ -476,7 +495,7 @@ func (s *Server) routes() {
 		ro, err := s.rollout(r)
 		return http.StatusOK, ro, err
 	})
-	s.mux.HandleFunc("GET /v1/rollouts/{rid}/follow", s.follow)
+	s.route("GET /v1/rollouts/{rid}/follow", s.follow)
 	op := func(fn func(context.Context, string) (rollout.Rollout, error)) func(r *http.Request) (int, any, error) {
 		return func(r *http.Request) (int, any, error) {
 			id, err := s.rolloutID(r)
