@@ -2,7 +2,11 @@ package rollout
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
@@ -15,8 +19,16 @@ type Options struct {
 	// AllowDataLoss confirms that the rollout may delete or replace tables,
 	// buckets and secrets (silo.Change.DestroysData). Without it, a rollout
 	// whose plans would is refused before it starts, with
-	// silo.CodeNeedsConfirm and what it would destroy.
+	// silo.CodeNeedsConfirm and what it would destroy. Alone, it confirms
+	// whatever the planning as the rollout starts finds.
 	AllowDataLoss bool
+	// LossesDigest, if set, is the Digest of the Preview the operator
+	// looked at. The rollout starts only if what its own planning, as it
+	// starts, would destroy has that digest; otherwise it is refused with
+	// silo.CodeConflict, naming what it would destroy now, and nothing
+	// starts. It confirms nothing by itself: losses still need
+	// AllowDataLoss.
+	LossesDigest string
 }
 
 // Preview is what starting a rollout or a rollback would destroy, computed
@@ -33,12 +45,70 @@ type Preview struct {
 	// replace, each with every account where; empty when nothing is
 	// destroyed.
 	Losses []silo.Loss `json:"losses"`
+	// Digest identifies Losses, every account included (an empty list
+	// has one too). Passed back as Options.LossesDigest, it makes the
+	// start or rollback go ahead only for exactly these losses.
+	Digest string `json:"losses_digest"`
+}
+
+// digestLen is the length of a Preview's Digest: 16 bytes, in hex.
+const digestLen = 32
+
+// lossDigest is the Digest of losses: the SHA-256 of their JSON,
+// shortened to 16 bytes.
+func lossDigest(losses []silo.Loss) string {
+	if losses == nil {
+		losses = []silo.Loss{}
+	}
+	b, _ := json.Marshal(losses) // strings only: always encodes
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:digestLen/2])
+}
+
+// confirm refuses a start or a rollback that opt does not confirm,
+// planning it with preview as it starts: silo.CodeInvalid for a
+// LossesDigest that no preview gives; silo.CodeConflict when
+// opt.LossesDigest is set and what it would destroy now differs from what
+// was previewed (again says where to look again); refuse(pv) when it would
+// destroy data and opt does not allow it. With AllowDataLoss and no
+// digest nothing is planned.
+func confirm(opt Options, preview func() (Preview, error), again string, refuse func(Preview) error) error {
+	if d := opt.LossesDigest; d != "" && (len(d) != digestLen || strings.Trim(d, "0123456789abcdef") != "") {
+		return silo.Errorf(silo.CodeInvalid, "losses digest %q is not one a preview gives (%d lower-case hex digits); pass the losses_digest of %s", clip(d), digestLen, again)
+	}
+	if opt.AllowDataLoss && opt.LossesDigest == "" {
+		return nil
+	}
+	pv, err := preview()
+	if err != nil {
+		return err
+	}
+	if opt.LossesDigest != "" && opt.LossesDigest != pv.Digest {
+		now := "it would destroy nothing"
+		if len(pv.Losses) > 0 {
+			now = "it now " + silo.DescribeLosses(pv.Losses)
+		}
+		return silo.Errorf(silo.CodeConflict, "what would be lost changed since you confirmed: %s; nothing was started. Look again (%s) and confirm what it lists", now, again)
+	}
+	if len(pv.Losses) > 0 && !opt.AllowDataLoss {
+		return refuse(pv)
+	}
+	return nil
+}
+
+// clip shortens s, an operator's input quoted back, to 40 bytes.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
 }
 
 // PreviewStart returns what Start(ctx, releaseID, Options{}) would plan
 // and destroy; it changes nothing. Start refuses, unless its Options allow
 // data loss, exactly when Losses is not empty. The fleet may change between
-// a preview and a Start, so Start plans again.
+// a preview and a Start, so Start plans again; given the preview's Digest
+// (Options.LossesDigest) it refuses when what it finds differs.
 //
 // # Errors
 //
@@ -164,7 +234,7 @@ func (rn *Runner) preview(ctx context.Context, release string, moves func(store.
 			if losses == nil {
 				losses = []silo.Loss{}
 			}
-			return Preview{Release: release, Accounts: len(plans), Losses: losses}, nil
+			return Preview{Release: release, Accounts: len(plans), Losses: losses, Digest: lossDigest(losses)}, nil
 		}
 		f.After = page[len(page)-1].ID
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/rollout"
@@ -174,7 +175,7 @@ func TestPreviewListsWhatIsDestroyed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(rollout.Preview{Release: v2.ID, Accounts: 6, Losses: []silo.Loss{}}, pv); diff != "" {
+	if diff := cmp.Diff(rollout.Preview{Release: v2.ID, Accounts: 6, Losses: []silo.Loss{}}, pv, noDigest); diff != "" {
 		t.Errorf("PreviewStart of a release that adds a table (-want +got):\n%s", diff)
 	}
 	r := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
@@ -183,14 +184,14 @@ func TestPreviewListsWhatIsDestroyed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(notes(v1.ID, all...), pv); diff != "" {
+	if diff := cmp.Diff(notes(v1.ID, all...), pv, noDigest); diff != "" {
 		t.Errorf("PreviewStart of a release without notes (-want +got):\n%s", diff)
 	}
 	pv, err = e.run.PreviewRollback(ctx, r.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(notes(v1.ID, all...), pv); diff != "" {
+	if diff := cmp.Diff(notes(v1.ID, all...), pv, noDigest); diff != "" {
 		t.Errorf("PreviewRollback (-want +got):\n%s", diff)
 	}
 	if got := get(t, e, r.ID); got.RolledBackBy != "" {
@@ -206,6 +207,161 @@ func TestPreviewListsWhatIsDestroyed(t *testing.T) {
 		t.Errorf("PreviewRollback of a rolled-back rollout = %v, want %s", err, silo.CodeConflict)
 	}
 }
+
+// A start or rollback given the digest of the preview the operator
+// confirmed goes ahead only for exactly what was previewed: a tenant
+// created in between (on the release whose table the start deletes)
+// changes what would be lost, and the confirmed start is refused with
+// conflict, naming what it would destroy now, and starts and deletes
+// nothing. The twin: confirmed for a preview taken after the change, it
+// runs. A digest alone confirms no loss, and one no preview gives is
+// refused as invalid.
+func TestConfirmedLossesMustStillHold(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		preview func(e *env, r rollout.Rollout, v1 engine.Release) (rollout.Preview, error)
+		start   func(e *env, r rollout.Rollout, v1 engine.Release, opt rollout.Options) (rollout.Rollout, error)
+		again   func(r rollout.Rollout, v1 engine.Release) string
+	}{
+		{
+			name: "rollout",
+			preview: func(e *env, _ rollout.Rollout, v1 engine.Release) (rollout.Preview, error) {
+				return e.run.PreviewStart(context.Background(), v1.ID)
+			},
+			start: func(e *env, _ rollout.Rollout, v1 engine.Release, opt rollout.Options) (rollout.Rollout, error) {
+				return e.run.Start(context.Background(), v1.ID, opt)
+			},
+			again: func(_ rollout.Rollout, v1 engine.Release) string { return "GET /v1/rollouts/preview?release=" + v1.ID },
+		},
+		{
+			name: "rollback",
+			preview: func(e *env, r rollout.Rollout, _ engine.Release) (rollout.Preview, error) {
+				return e.run.PreviewRollback(context.Background(), r.ID)
+			},
+			start: func(e *env, r rollout.Rollout, _ engine.Release, opt rollout.Options) (rollout.Rollout, error) {
+				return e.run.Rollback(context.Background(), r.ID, opt)
+			},
+			again: func(r rollout.Rollout, _ engine.Release) string {
+				return "GET /v1/rollouts/" + r.ID + "/rollback/preview"
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, t.TempDir(), opts{})
+			v1 := release(t, e, ungated(), "sha256:1111")
+			v2 := release(t, e, withNotes(), "sha256:2222") // adds notes
+			seed(t, e, v1, 5, 1)
+			r := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+
+			shown, err := tc.preview(e, r, v1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(shown.Losses) != 1 || len(shown.Losses[0].Accounts) != 5 || shown.Digest == "" {
+				t.Fatalf("preview: %+v; want table/notes in the 5 tenants, with a digest", shown)
+			}
+			unchanged := func(when string) {
+				t.Helper()
+				if rs, err := e.run.List(ctx, 0); err != nil || len(rs) != 1 {
+					t.Errorf("%s: %d rollouts (%v), want only the first", when, len(rs), err)
+				}
+				if got := get(t, e, r.ID); got.RolledBackBy != "" {
+					t.Errorf("%s: rollout %s rolled back by %s", when, r.ID, got.RolledBackBy)
+				}
+				for id, rel := range releases(t, e) {
+					if rel != v2.ID {
+						t.Errorf("%s: %s on %s, want %s", when, id, rel, v2.ID)
+					}
+				}
+				checkFleet(t, e, map[string]engine.Release{v2.ID: v2}) // notes still held everywhere
+			}
+
+			// The digest alone confirms nothing; one no preview gives is
+			// refused before anything is planned.
+			for _, bad := range []struct {
+				opt  rollout.Options
+				code silo.Code
+				says string
+			}{
+				{rollout.Options{LossesDigest: shown.Digest}, silo.CodeNeedsConfirm, "deletes table/notes in"},
+				{rollout.Options{AllowDataLoss: true, LossesDigest: "yes"}, silo.CodeInvalid, "is not one a preview gives"},
+			} {
+				if _, err := tc.start(e, r, v1, bad.opt); silo.ErrorCode(err) != bad.code || !strings.Contains(silo.UserMessage(err), bad.says) {
+					t.Errorf("with %+v: %v, want %s saying %q", bad.opt, err, bad.code, bad.says)
+				}
+			}
+			unchanged("after the refusals")
+
+			// A tenant arrives on v2 between the preview and the start.
+			if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: "t09999", Kind: silo.KindTenant}, v2); err != nil {
+				t.Fatal(err)
+			}
+			_, err = tc.start(e, r, v1, rollout.Options{AllowDataLoss: true, LossesDigest: shown.Digest})
+			want := "what would be lost changed since you confirmed: it now deletes table/notes in t00000, t00001, t00002, 3 more; nothing was started. Look again (" + tc.again(r, v1) + ") and confirm what it lists"
+			if silo.ErrorCode(err) != silo.CodeConflict || silo.UserMessage(err) != want {
+				t.Fatalf("confirmed for the stale preview: %v, want %s %q", err, silo.CodeConflict, want)
+			}
+			unchanged("after the stale confirmation")
+
+			// Confirmed for what it would destroy now, it runs.
+			now, err := tc.preview(e, r, v1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if now.Digest == shown.Digest || len(now.Losses[0].Accounts) != 6 {
+				t.Fatalf("preview after the new tenant: %+v; want the 6 tenants, under another digest", now)
+			}
+			succeeds(t, e)(tc.start(e, r, v1, rollout.Options{AllowDataLoss: true, LossesDigest: now.Digest}))
+			for id, rel := range releases(t, e) {
+				if rel != v1.ID {
+					t.Errorf("%s on %s after the confirmed start, want %s", id, rel, v1.ID)
+				}
+			}
+			checkFleet(t, e, map[string]engine.Release{v1.ID: v1})
+		})
+	}
+}
+
+// A start confirmed for a preview that destroyed nothing is refused with
+// conflict, not merely asked to confirm, when by the time it starts it
+// would destroy something (a tenant on a release with a table the new one
+// lacks); the twin: confirmed for that nothing while nothing changed, it
+// starts.
+func TestConfirmedNothingToLoseMustStillHold(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), opts{})
+	v1 := release(t, e, ungated(), "sha256:1111")
+	v2 := release(t, e, ungated(), "sha256:2222")
+	extra := release(t, e, replaceOnce(ungated(), "tables: {findings: {}}", "tables: {findings: {}, extra: {}}"), "sha256:3333")
+	seed(t, e, v1, 3, 1)
+
+	nothing, err := e.run.PreviewStart(ctx, v2.ID)
+	if err != nil || len(nothing.Losses) != 0 || nothing.Digest == "" {
+		t.Fatalf("PreviewStart: %+v, %v; want no losses, with a digest", nothing, err)
+	}
+	if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: "t09999", Kind: silo.KindTenant}, extra); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.run.Start(ctx, v2.ID, rollout.Options{LossesDigest: nothing.Digest})
+	if silo.ErrorCode(err) != silo.CodeConflict || !strings.Contains(silo.UserMessage(err), "changed since you confirmed: it now deletes table/extra in t09999") {
+		t.Fatalf("Start confirmed for nothing after a change = %v, want %s naming table/extra in t09999", err, silo.CodeConflict)
+	}
+	if rs, err := e.run.List(ctx, 0); err != nil || len(rs) != 0 {
+		t.Fatalf("rollouts after the refusal: %v, %v; want none", rs, err)
+	}
+	checkFleet(t, e, map[string]engine.Release{v1.ID: v1, extra.ID: extra})
+
+	// The twin, after the tenant is gone again.
+	if err := e.eng.DeleteAccount(ctx, "t09999"); err != nil {
+		t.Fatal(err)
+	}
+	succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{LossesDigest: nothing.Digest}))
+	checkFleet(t, e, map[string]engine.Release{v2.ID: v2})
+}
+
+// noDigest compares previews but for their digest (TestLossDigest).
+var noDigest = cmpopts.IgnoreFields(rollout.Preview{}, "Digest")
 
 // succeeds drives the rollout that start returned to its end and fails the
 // test unless it succeeded.

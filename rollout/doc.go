@@ -49,7 +49,11 @@
 // silo.CodeNeedsConfirm unless Options.AllowDataLoss confirms it;
 // PreviewStart and PreviewRollback return what that planning finds, every
 // table, bucket and secret with every account where, without starting
-// anything, so a caller can show it before asking. Only the
+// anything, so a caller can show it before asking. The preview's digest,
+// passed back as Options.LossesDigest, makes the start go ahead only if
+// its own planning still finds exactly what was shown (silo.CodeConflict
+// otherwise), so a change between asking and starting (another release,
+// a new account) destroys nothing the operator did not see. Only the
 // latest rollout can be rolled back, once: rolling back an earlier one
 // would return the accounts a later rollout moved as well. A failing
 // ring's own rollback needs no confirmation. A rollback's rings are those

@@ -129,20 +129,23 @@ func (rn *Runner) poke() {
 // rollout is active (a second deploy is refused, not queued: the message
 // names the active rollout and how to stop it); CodeNeedsConfirm when the
 // rollout would delete or replace a table, bucket or secret of an account
-// it moves and opt does not allow it.
+// it moves and opt does not allow it; CodeConflict, too, when
+// opt.LossesDigest is set and what the rollout would destroy is no longer
+// what was previewed; CodeInvalid for a LossesDigest no preview gives.
+//
+// # Notes
+//
+// What it would destroy is planned before the rollout is recorded, not
+// in the same transaction: a change in that instant is not seen.
 func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rollout, error) {
 	rel, err := rn.release(ctx, releaseID)
 	if err != nil {
 		return Rollout{}, err
 	}
-	if !opt.AllowDataLoss {
-		pv, err := rn.startPreview(ctx, rel)
-		if err != nil {
-			return Rollout{}, err
-		}
-		if len(pv.Losses) > 0 {
-			return Rollout{}, silo.Errorf(silo.CodeNeedsConfirm, "the rollout of release %s destroys data (%s), which cannot be undone; no account was changed. Confirm it to go ahead: silo deploy --yes (API: \"allow_data_loss\": true)", rel.ID, silo.DescribeLosses(pv.Losses))
-		}
+	if err := confirm(opt, func() (Preview, error) { return rn.startPreview(ctx, rel) }, "GET /v1/rollouts/preview?release="+rel.ID, func(pv Preview) error {
+		return silo.Errorf(silo.CodeNeedsConfirm, "the rollout of release %s destroys data (%s), which cannot be undone; no account was changed. Confirm it to go ahead: silo deploy --yes (API: \"allow_data_loss\": true)", rel.ID, silo.DescribeLosses(pv.Losses))
+	}); err != nil {
+		return Rollout{}, err
 	}
 	return rn.create(ctx, rel, "", nil)
 }
@@ -320,20 +323,17 @@ func (rn *Runner) Abort(ctx context.Context, id string) (Rollout, error) {
 // CodeInvalid if the rollout had no previous release; CodeConflict if
 // another rollout is active, if the rollout was rolled back already or a
 // later one ran; CodeNeedsConfirm when returning the accounts would delete
-// or replace a table, bucket or secret and opt does not allow it.
+// or replace a table, bucket or secret and opt does not allow it; as
+// Start's, CodeConflict and CodeInvalid for opt.LossesDigest.
 func (rn *Runner) Rollback(ctx context.Context, id string, opt Options) (Rollout, error) {
 	orig, rel, err := rn.rollbackTarget(ctx, id)
 	if err != nil {
 		return orig, err
 	}
-	if !opt.AllowDataLoss {
-		pv, err := rn.rollbackPreview(ctx, orig, rel)
-		if err != nil {
-			return orig, err
-		}
-		if len(pv.Losses) > 0 {
-			return orig, silo.Errorf(silo.CodeNeedsConfirm, "rolling back rollout %s returns accounts to release %s, which destroys data (%s) and cannot be undone; no account was changed. Confirm it to go ahead: silo rollout rollback %s --yes (API: \"allow_data_loss\": true)", id, rel.ID, silo.DescribeLosses(pv.Losses), id)
-		}
+	if err := confirm(opt, func() (Preview, error) { return rn.rollbackPreview(ctx, orig, rel) }, "GET /v1/rollouts/"+id+"/rollback/preview", func(pv Preview) error {
+		return silo.Errorf(silo.CodeNeedsConfirm, "rolling back rollout %s returns accounts to release %s, which destroys data (%s) and cannot be undone; no account was changed. Confirm it to go ahead: silo rollout rollback %s --yes (API: \"allow_data_loss\": true)", id, rel.ID, silo.DescribeLosses(pv.Losses), id)
+	}); err != nil {
+		return orig, err
 	}
 	st, err := rn.stackOf(ctx, id)
 	if err != nil {

@@ -263,10 +263,11 @@ func (c *Client) Release(ctx context.Context, id string) (ReleaseInfo, error) {
 // StartRollout starts a rollout of a stored release. A second concurrent
 // deploy is refused with CodeConflict and a message naming the active one,
 // a rollout that destroys data without opt allowing it with
-// CodeNeedsConfirm.
+// CodeNeedsConfirm, and one that would destroy other than the preview
+// opt.LossesDigest names with CodeConflict.
 func (c *Client) StartRollout(ctx context.Context, release string, opt rollout.Options) (rollout.Rollout, error) {
 	var out rollout.Rollout
-	err := c.call(ctx, http.MethodPost, "/v1/rollouts", StartRequest{Release: release, AllowDataLoss: opt.AllowDataLoss}, &out)
+	err := c.call(ctx, http.MethodPost, "/v1/rollouts", StartRequest{Release: release, AllowDataLoss: opt.AllowDataLoss, LossesDigest: opt.LossesDigest}, &out)
 	return out, err
 }
 
@@ -316,10 +317,12 @@ func (c *Client) Abort(ctx context.Context, id string) (rollout.Rollout, error) 
 }
 
 // Rollback starts a rollback rollout and returns it. One that destroys
-// data without opt allowing it is refused with CodeNeedsConfirm.
+// data without opt allowing it is refused with CodeNeedsConfirm, one that
+// would destroy other than the preview opt.LossesDigest names with
+// CodeConflict.
 func (c *Client) Rollback(ctx context.Context, id string, opt rollout.Options) (rollout.Rollout, error) {
 	var out rollout.Rollout
-	err := c.call(ctx, http.MethodPost, "/v1/rollouts/"+esc(id)+"/rollback", RollbackRequest{AllowDataLoss: opt.AllowDataLoss}, &out)
+	err := c.call(ctx, http.MethodPost, "/v1/rollouts/"+esc(id)+"/rollback", RollbackRequest{AllowDataLoss: opt.AllowDataLoss, LossesDigest: opt.LossesDigest}, &out)
 	return out, err
 }
 

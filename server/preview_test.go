@@ -11,6 +11,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/server"
 )
 
 // The preview endpoints answer what a rollout or a rollback would destroy,
@@ -101,4 +102,88 @@ func getJSON(t *testing.T, f *fixture, path string) map[string]json.RawMessage {
 		t.Fatalf("GET %s: %s", path, resp.Status)
 	}
 	return out
+}
+
+// post sends body as JSON to path with the operator token and returns the
+// status and the decoded error object, if the answer is one.
+func post(t *testing.T, f *fixture, path, body string) (int, server.ErrorBody) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var eb server.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&eb)
+	return resp.StatusCode, eb
+}
+
+// A start or rollback sent with the losses_digest of the preview it
+// confirms is refused with 409 conflict, and nothing starts, when a
+// tenant created since makes it destroy more than the preview listed; the
+// twins: sent with the digest of a preview taken after the change, each
+// starts, and allow_data_loss alone still confirms whatever is found.
+func TestConfirmedLossesOverAPI(t *testing.T) {
+	ctx := context.Background()
+	f := start(t)
+	c := f.client
+	v1 := upload(t, c, spec, "wasm v1")
+	if r, err := c.StartRollout(ctx, v1.ID, rollout.Options{}); err != nil || follow(t, c, r.ID).State != rollout.StateSucceeded {
+		t.Fatalf("first deploy: %v", err)
+	}
+	if _, err := c.CreateAccount(ctx, control.CreateRequest{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := upload(t, c, strings.Replace(spec, "tables: {findings: {}}", "tables: {findings: {}, notes: {}}", 1), "wasm v1")
+	r2, err := c.StartRollout(ctx, v2.ID, rollout.Options{})
+	if err != nil || follow(t, c, r2.ID).State != rollout.StateSucceeded {
+		t.Fatalf("deploy v2: %v", err)
+	}
+
+	digest := func(path string) string {
+		t.Helper()
+		var d string
+		if err := json.Unmarshal(getJSON(t, f, path)["losses_digest"], &d); err != nil || len(d) != 32 {
+			t.Fatalf("GET %s: losses_digest %q (%v), want 32 hex digits", path, d, err)
+		}
+		return d
+	}
+	startPreview, rollbackPreview := "/v1/rollouts/preview?release="+v1.ID, "/v1/rollouts/"+r2.ID+"/rollback/preview"
+	shownStart, shownRollback := digest(startPreview), digest(rollbackPreview)
+	if _, err := c.CreateAccount(ctx, control.CreateRequest{ID: "globex"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, body, again string }{
+		{"/v1/rollouts", `{"release":"` + v1.ID + `","allow_data_loss":true,"losses_digest":"` + shownStart + `"}`, startPreview},
+		{"/v1/rollouts/" + r2.ID + "/rollback", `{"allow_data_loss":true,"losses_digest":"` + shownRollback + `"}`, "/v1/rollouts/" + r2.ID + "/rollback/preview"},
+	} {
+		status, eb := post(t, f, tc.path, tc.body)
+		want := "what would be lost changed since you confirmed: it now deletes table/notes in acme, globex; nothing was started. Look again (GET " + tc.again + ") and confirm what it lists"
+		if status != http.StatusConflict || eb.Error.Code != silo.CodeConflict || eb.Error.Message != want {
+			t.Errorf("POST %s confirmed for the stale preview: %d %+v, want 409 conflict %q", tc.path, status, eb, want)
+		}
+	}
+	if ros, err := c.Rollouts(ctx); err != nil || len(ros) != 2 || ros[0].RolledBackBy != "" {
+		t.Fatalf("after the refusals: %d rollouts (%v), latest rolled back by %q; want 2, not rolled back", len(ros), err, ros[0].RolledBackBy)
+	}
+
+	// The twins: the digest of the list as it stands starts the rollback;
+	// allow_data_loss alone, without a digest, starts the rollout.
+	if status, eb := post(t, f, "/v1/rollouts/"+r2.ID+"/rollback", `{"allow_data_loss":true,"losses_digest":"`+digest(rollbackPreview)+`"}`); status != http.StatusOK {
+		t.Fatalf("rollback confirmed for the current preview: %d %+v, want 200", status, eb)
+	}
+	if r := follow(t, c, "latest"); r.State != rollout.StateSucceeded {
+		t.Fatalf("rollback: %s (%s)", r.State, r.Reason)
+	}
+	if status, eb := post(t, f, "/v1/rollouts", `{"release":"`+v2.ID+`","losses_digest":"`+digest("/v1/rollouts/preview?release="+v2.ID)+`"}`); status != http.StatusCreated {
+		t.Fatalf("rollout that destroys nothing, confirmed for its preview: %d %+v, want 201", status, eb)
+	}
+	if r := follow(t, c, "latest"); r.State != rollout.StateSucceeded {
+		t.Fatalf("rollout of v2: %s (%s)", r.State, r.Reason)
+	}
+	if status, eb := post(t, f, "/v1/rollouts", `{"release":"`+v1.ID+`","allow_data_loss":true}`); status != http.StatusCreated {
+		t.Fatalf("rollout with allow_data_loss alone: %d %+v, want 201", status, eb)
+	}
 }

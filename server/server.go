@@ -284,12 +284,21 @@ type StartRequest struct {
 	// AllowDataLoss confirms a rollout that deletes or replaces tables,
 	// buckets or secrets (rollout.Options); without it such a rollout is
 	// refused with needs_confirmation, naming what it would destroy.
+	// Alone, it confirms whatever the rollout's planning finds as it
+	// starts.
 	AllowDataLoss bool `json:"allow_data_loss,omitempty"`
+	// LossesDigest, optional, is the losses_digest of the preview the
+	// caller showed (GET /v1/rollouts/preview): the rollout starts only if
+	// it would destroy exactly that, else it is refused with conflict.
+	LossesDigest string `json:"losses_digest,omitempty"`
 }
 
-// RollbackRequest is the optional body of POST /v1/rollouts/{rid}/rollback.
+// RollbackRequest is the optional body of POST /v1/rollouts/{rid}/rollback,
+// its fields as in StartRequest (the preview being GET
+// /v1/rollouts/{rid}/rollback/preview).
 type RollbackRequest struct {
-	AllowDataLoss bool `json:"allow_data_loss,omitempty"` // as in StartRequest
+	AllowDataLoss bool   `json:"allow_data_loss,omitempty"`
+	LossesDigest  string `json:"losses_digest,omitempty"`
 }
 
 // AuditResult is the answer to GET /v1/audit/verify.
@@ -484,7 +493,7 @@ func (s *Server) routes() {
 		if err := decode(r, &req); err != nil {
 			return 0, nil, err
 		}
-		ro, err := s.cfg.Runner.Start(r.Context(), req.Release, rollout.Options{AllowDataLoss: req.AllowDataLoss})
+		ro, err := s.cfg.Runner.Start(r.Context(), req.Release, rollout.Options{AllowDataLoss: req.AllowDataLoss, LossesDigest: req.LossesDigest})
 		return http.StatusCreated, ro, err
 	})
 	s.handle("GET /v1/rollouts", func(r *http.Request) (int, any, error) {
@@ -520,7 +529,7 @@ func (s *Server) routes() {
 				return 0, nil, err
 			}
 		}
-		ro, err := s.cfg.Runner.Rollback(r.Context(), id, rollout.Options{AllowDataLoss: req.AllowDataLoss})
+		ro, err := s.cfg.Runner.Rollback(r.Context(), id, rollout.Options{AllowDataLoss: req.AllowDataLoss, LossesDigest: req.LossesDigest})
 		return http.StatusOK, ro, err
 	})
 	s.handle("GET /v1/audit", func(r *http.Request) (int, any, error) {

@@ -1,9 +1,6 @@
 package console
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"net/http"
 
 	silo "github.com/silo-run/silo"
@@ -14,8 +11,10 @@ import (
 // page lists what it would destroy, as the API's preview (and so the
 // rollout package's planning, which refuses it) finds it, and offers the
 // "delete this data" checkbox only when there is something to delete. The
-// form carries a digest of what was listed; a confirmed start whose
-// preview no longer matches it goes back to the list instead of starting.
+// form carries the preview's digest of what was listed, and the console
+// always sends it with the start: the rollout package plans again as it
+// starts and refuses (conflict) when what it would destroy is no longer
+// what was listed, and the console goes back to the list.
 
 // lossShown is how many accounts of one loss the page names; the rest are
 // counted.
@@ -30,7 +29,7 @@ type ConfirmPage struct {
 	Release  string // the release the accounts would move to
 	Accounts int    // accounts planned
 	Losses   []lossRow
-	Digest   string // of the preview's losses, sent back with the form
+	Digest   string // the preview's losses_digest, sent back with the form
 }
 
 // lossRow is one table, bucket or secret that would be deleted or
@@ -65,7 +64,7 @@ func (c *Console) confirm(w http.ResponseWriter, s *session, p ConfirmPage, pv r
 		c.render(w, code.HTTPStatus(), "confirm", s, p)
 		return
 	}
-	p.Release, p.Accounts, p.Losses, p.Digest = pv.Release, pv.Accounts, lossRows(pv.Losses), lossDigest(pv.Losses)
+	p.Release, p.Accounts, p.Losses, p.Digest = pv.Release, pv.Accounts, lossRows(pv.Losses), pv.Digest
 	c.render(w, http.StatusOK, "confirm", s, p)
 }
 
@@ -83,77 +82,58 @@ func lossRows(ls []silo.Loss) []lossRow {
 	return out
 }
 
-// lossDigest identifies what a preview would destroy, every account
-// included.
-func lossDigest(ls []silo.Loss) string {
-	if len(ls) == 0 {
-		return ""
-	}
-	b, _ := json.Marshal(ls) // strings only: always encodes
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
-}
-
-// confirmedLoss reads a rollout or rollback form: whether it confirms
-// destroying data, and if so whether what it confirms (its digest) is
-// what preview finds now. A form that confirms something else, or nothing
-// in particular, is not confirmed: ok is false and the caller shows the
-// list again. When preview finds nothing to destroy, no loss is allowed.
-func (c *Console) confirmedLoss(r *http.Request, preview func() (rollout.Preview, error)) (opt rollout.Options, ok bool, err error) {
-	if r.PostFormValue("allow_data_loss") != "yes" {
-		return rollout.Options{}, true, nil
-	}
-	pv, err := preview()
-	if err != nil {
-		return rollout.Options{}, false, err
-	}
-	if len(pv.Losses) == 0 {
-		// Nothing to confirm now; should that change, the API refuses.
-		return rollout.Options{}, true, nil
-	}
-	if r.PostFormValue("losses") != lossDigest(pv.Losses) {
-		return rollout.Options{}, false, nil
-	}
-	return rollout.Options{AllowDataLoss: true}, true, nil
+// confirmation reads a rollout or rollback form: the digest of the list
+// it showed, and whether its box was ticked. A ticked box on a form that
+// does not say which list it confirms confirms nothing: ok is false and
+// the caller shows the list again.
+func confirmation(r *http.Request) (opt rollout.Options, ok bool) {
+	opt = rollout.Options{AllowDataLoss: r.PostFormValue("allow_data_loss") == "yes", LossesDigest: r.PostFormValue("losses")}
+	return opt, !opt.AllowDataLoss || opt.LossesDigest != ""
 }
 
 // startRollout starts rolling a release out over the fleet, as silo
-// deploy does. One that destroys data starts only confirmed, for what its
-// confirm step listed.
+// deploy does, for what its confirm step listed.
 func (c *Console) startRollout(w http.ResponseWriter, r *http.Request, s *session) {
-	id, ctx := r.PathValue("rid"), r.Context()
-	opt, ok, err := c.confirmedLoss(r, func() (rollout.Preview, error) { return c.api.PreviewRollout(ctx, id) })
-	if err == nil && ok {
+	id := r.PathValue("rid")
+	opt, ok := confirmation(r)
+	var err error
+	if ok {
 		var ro rollout.Rollout
-		if ro, err = c.api.StartRollout(ctx, id, opt); err == nil {
+		if ro, err = c.api.StartRollout(r.Context(), id, opt); err == nil {
 			c.back(w, r, s, "/console/releases", flash{OK: "Rollout " + ro.ID + " of release " + ro.Release + " started."})
 			return
 		}
 	}
-	c.notStarted(w, r, s, "/console/releases/"+id+"/rollout", ok, err)
+	c.notStarted(w, r, s, "/console/releases/"+id+"/rollout", opt, ok, err)
 }
 
 // rollback starts rolling back a rollout, confirmed as startRollout.
 func (c *Console) rollback(w http.ResponseWriter, r *http.Request, s *session) {
-	id, ctx := r.PathValue("rid"), r.Context()
-	opt, ok, err := c.confirmedLoss(r, func() (rollout.Preview, error) { return c.api.PreviewRollback(ctx, id) })
-	if err == nil && ok {
+	id := r.PathValue("rid")
+	opt, ok := confirmation(r)
+	var err error
+	if ok {
 		var ro rollout.Rollout
-		if ro, err = c.api.Rollback(ctx, id, opt); err == nil {
+		if ro, err = c.api.Rollback(r.Context(), id, opt); err == nil {
 			c.back(w, r, s, "/console/releases", flash{OK: "Rollout " + ro.ID + " rolls back " + id + "."})
 			return
 		}
 	}
-	c.notStarted(w, r, s, "/console/rollouts/"+id+"/rollback", ok, err)
+	c.notStarted(w, r, s, "/console/rollouts/"+id+"/rollback", opt, ok, err)
 }
 
 // notStarted answers a rollout or rollback that did not start: back to its
-// confirm step (review) when what it would destroy is not what the form
-// confirmed, else to the releases page with the API's message.
-func (c *Console) notStarted(w http.ResponseWriter, r *http.Request, s *session, review string, ok bool, err error) {
+// confirm step (review) when the form did not confirm what it would
+// destroy, or when the API refuses a form that carried its list's digest
+// as a conflict (what it would destroy is no longer what was listed, or
+// another rollout runs: the message says which, and the step shows the
+// list as it stands), else to the releases page with the API's message.
+func (c *Console) notStarted(w http.ResponseWriter, r *http.Request, s *session, review string, opt rollout.Options, ok bool, err error) {
 	switch {
-	case err == nil && !ok:
-		c.back(w, r, s, review, flash{Err: "Nothing was started: what it would delete has changed since the list was shown. Review the list below."})
+	case !ok:
+		c.back(w, r, s, review, flash{Err: "Nothing was started: the form did not say which list it confirms. Review the list below and confirm it."})
+	case silo.ErrorCode(err) == silo.CodeConflict && opt.LossesDigest != "":
+		c.back(w, r, s, review, flash{Err: silo.UserMessage(err)})
 	case silo.ErrorCode(err) == silo.CodeNeedsConfirm:
 		c.back(w, r, s, review, flash{Err: "Nothing was started: it would delete the data listed below; tick the box to confirm."})
 	default:

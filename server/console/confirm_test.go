@@ -19,9 +19,11 @@ import (
 // TestConfirmStepListsWhatIsDestroyed: before a rollout or a rollback, its
 // confirm step lists every table, bucket or secret it would delete, with
 // the accounts, and only then offers the checkbox; a harmless one says
-// nothing would be deleted and offers none. Unconfirmed, or confirmed for
-// a list that has since changed, nothing starts and the list is shown
-// again; confirmed for the list as it stands, it starts.
+// nothing would be deleted and offers none. Unconfirmed, ticked without
+// the list's digest, or confirmed for a list that has since changed (the
+// rollout package refuses it, given the digest the console sends),
+// nothing starts and the list is shown again; confirmed for the list as
+// it stands, it starts.
 func TestConfirmStepListsWhatIsDestroyed(t *testing.T) {
 	f := newFixture(t, 0)
 	ctx := context.Background()
@@ -47,7 +49,7 @@ func TestConfirmStepListsWhatIsDestroyed(t *testing.T) {
 	if !strings.Contains(b.get("/console/releases").body, `href="/console/releases/`+notes.ID+`/rollout"`) {
 		t.Errorf("the releases page does not link release %s to its confirm step", notes.ID)
 	}
-	pg = b.post("/console/releases/"+notes.ID+"/rollout", url.Values{"csrf": {tok}})
+	pg = b.post("/console/releases/"+notes.ID+"/rollout", url.Values{"csrf": {tok}, "losses": {digest(t, pg.body)}})
 	if pg.location != "/console/releases" || !strings.Contains(b.get(pg.location).body, "started") {
 		t.Fatalf("Roll out of a harmless release: to %q, not started", pg.location)
 	}
@@ -85,8 +87,18 @@ func TestConfirmStepListsWhatIsDestroyed(t *testing.T) {
 		t.Errorf("an unconfirmed rollout started: %d rollouts, want 1", len(ros))
 	}
 
+	// Ticked on a form that does not say which list it confirms: nothing
+	// starts, back to the list.
+	pg = b.post(rollback, url.Values{"csrf": {tok}, "allow_data_loss": {"yes"}})
+	if pg.location != rollback || !strings.Contains(b.get(pg.location).body, "did not say which list it confirms") {
+		t.Errorf("rollback ticked without the list's digest: to %q, want back to %s saying why", pg.location, rollback)
+	}
+	notRolledBack(t, f, ro.ID)
+
 	// Confirmed for a list that has since grown (a new tenant on the
-	// release): nothing starts, and the list shows it.
+	// release): the rollout package, planning again as it starts, refuses
+	// it; nothing starts, and the list shows the tenant with the API's
+	// reason above it.
 	stale := digest(t, b.get(rollback).body)
 	f.sp.Tenant(t, "hooli")
 	pg = b.post(rollback, url.Values{"csrf": {tok}, "allow_data_loss": {"yes"}, "losses": {stale}})
@@ -97,6 +109,9 @@ func TestConfirmStepListsWhatIsDestroyed(t *testing.T) {
 	now := b.get(rollback).body
 	if got := losses(now); got != "delete table/notes: globex hooli initech" {
 		t.Errorf("after a new tenant the list is %q, want it named too", got)
+	}
+	if want := "what would be lost changed since you confirmed: it now deletes table/notes in globex, hooli, initech; nothing was started."; !strings.Contains(now, want) {
+		t.Errorf("rollback confirmed for a stale list: the page does not say %q", want)
 	}
 
 	// Confirmed for the list as it stands: the rollback starts.
