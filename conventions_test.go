@@ -3,16 +3,25 @@ package silo_test
 import (
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"maps"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // pkg is the part of `go list -json` the convention tests read.
 type pkg struct {
 	ImportPath string
+	Dir        string
+	GoFiles    []string
 	Doc        string
 	Imports    []string
 	Standard   bool
@@ -263,5 +272,201 @@ func TestImportLayeringCatches(t *testing.T) {
 		if !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, want) }) {
 			t.Errorf("the check missed %q; it reported %v", want, errs)
 		}
+	}
+}
+
+// messageArgs names the calls whose argument (by index) is the start of a
+// message a user reads after "silo: ": an error's text, or a refusal's.
+// A method is named ".name"; a function of another package "pkg.Name"; a
+// function of the same package its bare name.
+var messageArgs = map[string]int{
+	"fmt.Errorf":  0,
+	"errors.New":  0,
+	"silo.Errorf": 1,
+	"Errorf":      1, // the root package's own
+	"userErr":     2, // store/sqlite, store/postgres
+	"failure":     2, // runtime
+	"damagedf":    0, // provider/local
+	".errorf":     1, // spec's decoder
+	".at":         2, // spec's decoder
+	"missing":     4, // spec (server's one-argument missing is left alone by its arity)
+	".confirm":    1, // cmd/silo: what the refusal says would happen
+	".fail":       2, // gateway: the message of an error response
+}
+
+// messageFields names the composite literals whose field (by name, or "0"
+// for the first positional element) is such a message.
+var messageFields = map[string]string{
+	"silo.Error":  "Message",
+	"Error":       "Message",
+	"usageError":  "0",
+	"storeDamage": "reason",
+	"statusError": "msg",
+}
+
+// properNouns may start a message with a capital letter: names that are
+// written so wherever they stand. A word in capitals (an acronym such as
+// AWS, KMS, TTL, an HTTP method, a SILO_ variable) may always start one.
+var properNouns = map[string]bool{
+	"PostgreSQL": true, "SQLite": true, "Lambda": true, "Go": true, "DynamoDB": true,
+	// The IAM policy language's element names, as a policy document spells them.
+	"Effect": true, "Action": true, "Resource": true, "Principal": true, "Condition": true,
+}
+
+// capitalisedMessages returns, for the Go source files given by name, each
+// message (see messageArgs, messageFields) that starts with a capital
+// letter where the first word is neither a proper noun nor an acronym, as
+// "file:line: message".
+func capitalisedMessages(t *testing.T, fset *token.FileSet, files []*ast.File) []string {
+	t.Helper()
+	var out []string
+	var name func(ast.Expr) string
+	check := func(e ast.Expr) {
+		for { // the start of "a" + b, of fmt.Sprintf("a", b)
+			if b, ok := e.(*ast.BinaryExpr); ok && b.Op == token.ADD {
+				e = b.X
+				continue
+			}
+			if c, ok := e.(*ast.CallExpr); ok && name(c.Fun) == "fmt.Sprintf" && len(c.Args) > 0 {
+				e = c.Args[0]
+				continue
+			}
+			break
+		}
+		lit, ok := e.(*ast.BasicLit)
+		if !ok || lit.Kind != token.STRING {
+			return
+		}
+		s, err := strconv.Unquote(lit.Value)
+		if err != nil {
+			t.Fatalf("%s: %v", fset.Position(lit.Pos()), err)
+		}
+		if !capitalised(s) {
+			return
+		}
+		out = append(out, fmt.Sprintf("%s: %q", fset.Position(lit.Pos()), s))
+	}
+	name = func(e ast.Expr) string {
+		switch e := e.(type) {
+		case *ast.Ident:
+			return e.Name
+		case *ast.SelectorExpr:
+			if x, ok := e.X.(*ast.Ident); ok && (x.Name == "fmt" || x.Name == "errors" || x.Name == "silo") {
+				return x.Name + "." + e.Sel.Name
+			}
+			return "." + e.Sel.Name
+		}
+		return ""
+	}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CallExpr:
+				if i, ok := messageArgs[name(n.Fun)]; ok && i < len(n.Args) {
+					check(n.Args[i])
+				}
+			case *ast.CompositeLit:
+				field, ok := messageFields[name(n.Type)]
+				if !ok {
+					return true
+				}
+				for i, el := range n.Elts {
+					if kv, ok := el.(*ast.KeyValueExpr); ok {
+						if k, ok := kv.Key.(*ast.Ident); ok && k.Name == field {
+							check(kv.Value)
+						}
+					} else if field == "0" && i == 0 {
+						check(el)
+					}
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// capitalised reports whether message s starts with a capital letter that
+// is not that of a proper noun or an acronym.
+func capitalised(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	if !unicode.IsUpper(r) {
+		return false
+	}
+	end := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' })
+	word := s
+	if end >= 0 {
+		word = s[:end]
+	}
+	if properNouns[word] {
+		return false
+	}
+	acronym := strings.TrimSuffix(word, "s") // IDs, ARNs
+	return len(acronym) < 2 || strings.ToUpper(acronym) != acronym
+}
+
+// TestMessagesStartLowerCase: what follows "silo: " starts lower case (Go
+// error style), unless it starts with a proper noun or an acronym.
+func TestMessagesStartLowerCase(t *testing.T) {
+	fset := token.NewFileSet()
+	var files []*ast.File
+	for _, p := range listPackages(t) {
+		for _, name := range p.GoFiles {
+			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, parser.SkipObjectResolution)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, f)
+		}
+	}
+	if len(files) < 100 {
+		t.Fatalf("parsed %d files; the tree is bigger than that", len(files))
+	}
+	for _, m := range capitalisedMessages(t, fset, files) {
+		t.Errorf("%s starts with a capital; start it lower case, or add a proper noun to properNouns", m)
+	}
+}
+
+// TestMessagesStartLowerCaseCatches: the check reports a capitalised
+// message in each form it reads (must), and nothing for messages that start
+// lower case or with a proper noun or an acronym (must not).
+func TestMessagesStartLowerCaseCatches(t *testing.T) {
+	const src = `package p
+
+func f() {
+	_ = fmt.Errorf("The account %s is gone", id)
+	_ = errors.New("Account missing")
+	_ = silo.Errorf(silo.CodeInvalid, "Tenant %s: bad", id)
+	_ = silo.Errorf(silo.CodeInvalid, "Release " + id + " is bad")
+	_ = &silo.Error{Code: c, Message: fmt.Sprintf("Nothing was changed: %s", why)}
+	_ = usageError{"Name one account"}
+	_ = g.confirm(yes, fmt.Sprintf("Deleting %s destroys it", id), "yes")
+
+	_ = fmt.Errorf("the account %s is gone", id)
+	_ = silo.Errorf(silo.CodeUnavailable, "AWS refused to create account %s", id)
+	_ = silo.Errorf(silo.CodeUnavailable, "PostgreSQL is unavailable")
+	_ = errors.New("SILO_SERVER is not a URL")
+	_ = fmt.Errorf("IDs must be unique")
+	_ = usageError{"name one account"}
+	_ = fmt.Sprintf("Not a message at all")
+	_ = t.Errorf("Not a message a user reads")
+}
+`
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "p.go", src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := capitalisedMessages(t, fset, []*ast.File{f})
+	var lines []int
+	for _, m := range got {
+		var line int
+		if _, err := fmt.Sscanf(m, "p.go:%d:", &line); err != nil {
+			t.Fatalf("%q: %v", m, err)
+		}
+		lines = append(lines, line)
+	}
+	if want := []int{4, 5, 6, 7, 8, 9, 10}; !slices.Equal(lines, want) {
+		t.Fatalf("the check reported lines %v, want %v:\n%s", lines, want, strings.Join(got, "\n"))
 	}
 }

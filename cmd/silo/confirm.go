@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -15,7 +17,9 @@ import (
 // confirm asks before an operation that destroys data. With --yes it goes
 // ahead; on a terminal it asks for the word want to be typed; otherwise
 // (a script, a pipe) it refuses with what to rerun, so that nothing is
-// destroyed by a command that was never meant to.
+// destroyed by a command that was never meant to. what says what would be
+// destroyed, lower case as it follows "silo: " in the refusal; the prompt
+// at a terminal starts it as a sentence.
 func (g *globals) confirm(yes bool, what, want string) error {
 	if yes {
 		return nil
@@ -23,7 +27,8 @@ func (g *globals) confirm(yes bool, what, want string) error {
 	if !g.interactive() {
 		return silo.Errorf(silo.CodeFailedCheck, "%s, which cannot be undone; nothing was changed. Rerun with --yes to confirm", what)
 	}
-	fmt.Fprintf(g.stdout, "%s, which cannot be undone.\nType %q to go ahead: ", what, want)
+	r, n := utf8.DecodeRuneInString(what)
+	fmt.Fprintf(g.stdout, "%c%s, which cannot be undone.\nType %q to go ahead: ", unicode.ToUpper(r), what[n:], want)
 	line, _ := bufio.NewReader(g.stdin).ReadString('\n')
 	if strings.TrimSpace(line) != want {
 		return silo.Errorf(silo.CodeFailedCheck, "not confirmed; nothing was changed")

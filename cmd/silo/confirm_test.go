@@ -48,10 +48,10 @@ var dropVisits = []string{"    tables: {visits: read-write}\n", "", "tables:\n  
 func TestDestroyingDataNeedsConfirmation(t *testing.T) {
 	c := scaffold(t)
 	before := stateOf(t, c)
-	c.fails("Deleting globex destroys its account and all its data, which cannot be undone; nothing was changed. Rerun with --yes", "tenant", "delete", "globex")
+	c.fails("deleting globex destroys its account and all its data, which cannot be undone; nothing was changed. Rerun with --yes", "tenant", "delete", "globex")
 	c.edit(dropVisits...)
-	c.fails("This apply destroys data (deletes table/visits in acme, globex)", "apply", "--all")
-	c.fails("This apply destroys data (deletes table/visits in acme)", "apply", "acme")
+	c.fails("this apply destroys data (deletes table/visits in acme, globex)", "apply", "--all")
+	c.fails("this apply destroys data (deletes table/visits in acme)", "apply", "acme")
 	if d := cmp.Diff(before, stateOf(t, c)); d != "" {
 		t.Fatalf("refused commands changed the state (-before +after):\n%s", d)
 	}

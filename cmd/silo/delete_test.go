@@ -86,7 +86,7 @@ func TestDeleteGoesByKind(t *testing.T) {
 	}
 	// A developer account is deleted only when confirmed (--yes, or its
 	// name typed at a terminal); an environment goes without asking.
-	c.fails("Deleting the developer account dev-ann destroys its account and all its data, which cannot be undone; nothing was changed. Rerun with --yes to confirm", "env", "delete", "dev-ann")
+	c.fails("deleting the developer account dev-ann destroys its account and all its data, which cannot be undone; nothing was changed. Rerun with --yes to confirm", "env", "delete", "dev-ann")
 	if st := accountState(t, c, "dev-ann"); st != silo.StateActive {
 		t.Errorf("dev-ann after an unconfirmed env delete: %s, want active", st)
 	}

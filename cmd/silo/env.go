@@ -188,7 +188,7 @@ elsewhere it needs --yes. Tenants are deleted with silo tenant delete.`,
 					return err
 				}
 				if slices.ContainsFunc(accts, func(a silo.Account) bool { return a.ID == id }) {
-					if err := g.confirm(false, fmt.Sprintf("Deleting the developer account %s destroys its account and all its data", id), string(id)); err != nil {
+					if err := g.confirm(false, fmt.Sprintf("deleting the developer account %s destroys its account and all its data", id), string(id)); err != nil {
 						return err
 					}
 				}

@@ -221,7 +221,7 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 				plans = sum.Plans
 			}
 			if what := silo.DataLoss(plans); what != "" {
-				if err := g.confirm(yes, "This apply destroys data ("+what+")", "yes"); err != nil {
+				if err := g.confirm(yes, "this apply destroys data ("+what+")", "yes"); err != nil {
 					return err
 				}
 			}

@@ -130,7 +130,7 @@ func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes bool)
 		return nil, silo.Errorf(silo.CodeConflict, "the fleet changed since the plan was made (%s); nothing was changed. Make a new plan with silo plan --all --out FILE", d)
 	}
 	if what := silo.DataLoss(sp.Plans); what != "" {
-		if err := g.confirm(yes, "This plan destroys data ("+what+")", "yes"); err != nil {
+		if err := g.confirm(yes, "this plan destroys data ("+what+")", "yes"); err != nil {
 			return nil, err
 		}
 	}

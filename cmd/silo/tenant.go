@@ -337,7 +337,7 @@ be typed; elsewhere it needs --yes.`,
 				if i < 0 || accts[i].Kind != silo.KindTenant {
 					return api.DeleteAccount(ctx, id)
 				}
-				if err := g.confirm(false, fmt.Sprintf("Deleting %s destroys its account and all its data", id), string(id)); err != nil {
+				if err := g.confirm(false, fmt.Sprintf("deleting %s destroys its account and all its data", id), string(id)); err != nil {
 					return err
 				}
 			}
