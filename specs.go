@@ -80,6 +80,13 @@ func (p Plan) Empty() bool { return len(p.Changes) == 0 }
 // only the account's release label.
 func (p Plan) Touches() bool { return !p.Empty() || p.Release != p.FromRelease || p.Provision }
 
+// ReleaseOnly reports whether applying the plan moves the account to the
+// plan's release and changes none of its resources: the account's release
+// label is all it writes. A release that changes only the tenants' stack
+// (a function's code, say) is such a plan for the production account,
+// which carries only the shared offers.
+func (p Plan) ReleaseOnly() bool { return p.Touches() && p.Empty() && !p.Provision }
+
 // Counts returns the number of changes per operation.
 func (p Plan) Counts() map[Op]int {
 	m := map[Op]int{}

@@ -100,11 +100,18 @@ type CreateEnvRequest struct {
 
 // PlanSummary is the plan of a release over the fleet or one account.
 type PlanSummary struct {
-	Release  string      `json:"release"`
-	Accounts int         `json:"accounts"`
-	Changed  int         `json:"changed"`
-	Plans    []silo.Plan `json:"plans"`
-	Errors   []string    `json:"errors,omitempty"`
+	Release  string `json:"release"`
+	Accounts int    `json:"accounts"`
+	// Changed counts the accounts whose resources would change (or that
+	// would be provisioned).
+	Changed int `json:"changed"`
+	// ReleaseOnly counts the accounts that would run the release with no
+	// resource change: applying it moves only their release label
+	// (silo.Plan.ReleaseOnly).
+	ReleaseOnly int `json:"release_only"`
+	// Plans are the plans that write anything: Changed and ReleaseOnly.
+	Plans  []silo.Plan `json:"plans"`
+	Errors []string    `json:"errors,omitempty"`
 }
 
 // DriftReport is the drift of one account or all: the provider's holdings
@@ -157,10 +164,15 @@ func PlanRelease(ctx context.Context, plane *control.Plane, rel engine.Release, 
 			sum.Errors = append(sum.Errors, fmt.Sprintf("%s: %s", p.Account, silo.UserMessage(err)))
 			return nil
 		}
-		if p.Touches() {
+		switch {
+		case p.ReleaseOnly():
+			sum.ReleaseOnly++
+		case p.Touches():
 			sum.Changed++
-			sum.Plans = append(sum.Plans, p)
+		default:
+			return nil
 		}
+		sum.Plans = append(sum.Plans, p)
 		return nil
 	}
 	if one != "" {

@@ -86,9 +86,9 @@ func TestTenantUpdateSaysWhatChanged(t *testing.T) {
 }
 
 // TestApplyReportsWhatPlanSaid: a release that changes the tenants and only
-// the production account's release label is planned as two changes, and
-// apply --all reports both: production (applied before the rest of the
-// fleet) included.
+// the production account's release label is planned as one change and one
+// account moving to the release, and apply --all reports both: production
+// (applied before the rest of the fleet) included.
 func TestApplyReportsWhatPlanSaid(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
@@ -107,12 +107,12 @@ func TestApplyReportsWhatPlanSaid(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan := c.ok("plan", "--all")
-	if !strings.Contains(plan, "production (production)") || !strings.Contains(plan, "2 of 2 account(s) would change") {
-		t.Fatalf("plan --all:\n%s\nwant production and acme to change", plan)
+	if !strings.Contains(plan, "production (production): would run release") || !strings.Contains(plan, "1 of 2 account(s) would change; 1 would run it with no resource changes") {
+		t.Fatalf("plan --all:\n%s\nwant acme to change and production to run the release", plan)
 	}
 	out := c.ok("apply", "--all")
-	if !strings.Contains(out, "production (production)") || !strings.Contains(out, "acme (tenant)") || !strings.Contains(out, "2 account(s) changed") {
-		t.Fatalf("apply --all after a plan of:\n%s\nsays:\n%s\nwant production and acme, 2 account(s) changed", plan, out)
+	if !strings.Contains(out, "production (production): runs release") || !strings.Contains(out, "acme (tenant)") || !strings.Contains(out, "1 account(s) changed, 1 moved to it with no resource changes") {
+		t.Fatalf("apply --all after a plan of:\n%s\nsays:\n%s\nwant acme changed and production moved to the release", plan, out)
 	}
 	if out := c.ok("plan", "--all"); !strings.Contains(out, "nothing to do") {
 		t.Fatalf("plan --all after apply --all:\n%s", out)

@@ -106,11 +106,15 @@ func printSummary(w io.Writer, s planSummary) {
 	for _, e := range s.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
-	if s.Changed == 0 && len(s.Errors) == 0 {
+	if s.Changed == 0 && s.ReleaseOnly == 0 && len(s.Errors) == 0 {
 		fmt.Fprintf(w, "nothing to do: %d account(s) current with release %s\n", s.Accounts, s.Release)
 		return
 	}
-	fmt.Fprintf(w, "release %s: %d of %d account(s) would change\n", s.Release, s.Changed, s.Accounts)
+	fmt.Fprintf(w, "release %s: %d of %d account(s) would change", s.Release, s.Changed, s.Accounts)
+	if s.ReleaseOnly > 0 {
+		fmt.Fprintf(w, "; %d would run it with no resource changes", s.ReleaseOnly)
+	}
+	fmt.Fprintln(w)
 }
 
 func printPlan(w io.Writer, p silo.Plan, applied bool) {
@@ -120,6 +124,18 @@ func printPlan(w io.Writer, p silo.Plan, applied bool) {
 	}
 	if !p.Touches() {
 		fmt.Fprintf(w, "%s: no changes\n", p.Account)
+		return
+	}
+	if p.ReleaseOnly() {
+		runs := "would run"
+		if applied {
+			runs = "runs"
+		}
+		was := "none"
+		if p.FromRelease != "" {
+			was = p.FromRelease
+		}
+		fmt.Fprintf(w, "%s (%s): %s release %s (was %s), no resource changes\n", p.Account, p.Kind, runs, p.Release, was)
 		return
 	}
 	fmt.Fprintf(w, "%s (%s): %s → %s\n", p.Account, p.Kind, orDash(p.FromRelease), p.Release)
@@ -136,8 +152,8 @@ func printPlan(w io.Writer, p silo.Plan, applied bool) {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[op], op))
 		}
 	}
-	if len(parts) == 0 {
-		parts = append(parts, "release label only")
+	if len(parts) == 0 { // an interrupted onboarding of an account that holds nothing
+		parts = append(parts, "provision the account")
 	}
 	fmt.Fprintf(w, "  %s %s\n", verb, strings.Join(parts, ", "))
 }
@@ -303,7 +319,17 @@ func printApplied(g *globals, release string, results []silo.Plan, failed []stri
 			fmt.Fprintf(w, "failed: %s\n", f)
 		}
 		if len(results) > 0 || len(failed) > 0 {
-			fmt.Fprintf(w, "release %s is current; %d account(s) changed\n", release, len(results))
+			moved := 0
+			for _, p := range results {
+				if p.ReleaseOnly() {
+					moved++
+				}
+			}
+			fmt.Fprintf(w, "release %s is current; %d account(s) changed", release, len(results)-moved)
+			if moved > 0 {
+				fmt.Fprintf(w, ", %d moved to it with no resource changes", moved)
+			}
+			fmt.Fprintln(w)
 		}
 	})
 }

@@ -37,17 +37,25 @@ type remoteFixture struct {
 
 func startRemote(t *testing.T) *remoteFixture {
 	t.Helper()
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
-	t.Setenv("SILO_SERVER", "")
-	t.Setenv("SILO_TOKEN", "")
 	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &remoteFixture{t: t, dir: filepath.Join(t.TempDir(), "server"), client: filepath.Join(t.TempDir(), "client"),
-		file: filepath.Join(wd, "..", "..", "examples", "findings", "silo.yaml")}
-	// The first environment, created locally, makes the spec's release current.
-	f.local("env", "create", "demo-acme", "--kind", "demo", "--ttl", "72h", "--param", "plan=enterprise")
+	return startRemoteOn(t, filepath.Join(wd, "..", "..", "examples", "findings", "silo.yaml"), func(f *remoteFixture) {
+		// The first environment, created locally, makes the spec's release current.
+		f.local("env", "create", "demo-acme", "--kind", "demo", "--ttl", "72h", "--param", "plan=enterprise")
+	})
+}
+
+// startRemoteOn is startRemote for the app of silo.yaml file, whose
+// installation setup makes (running commands locally) before it is served.
+func startRemoteOn(t *testing.T, file string, setup func(*remoteFixture)) *remoteFixture {
+	t.Helper()
+	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Setenv("SILO_SERVER", "")
+	t.Setenv("SILO_TOKEN", "")
+	f := &remoteFixture{t: t, dir: filepath.Join(t.TempDir(), "server"), client: filepath.Join(t.TempDir(), "client"), file: file}
+	setup(f)
 	g := &globals{dataDir: f.dir, stdout: io.Discard, stderr: io.Discard}
 	p, err := openPlatform(context.Background(), g, "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
