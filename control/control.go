@@ -216,22 +216,55 @@ func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
 // EnsureProduction creates the production account on first use and applies
 // rel to it. It returns the account.
 func (p *Plane) EnsureProduction(ctx context.Context, rel engine.Release) (silo.Account, error) {
+	a, _, err := p.ensureProduction(ctx, rel)
+	return a, err
+}
+
+// ensureProduction is EnsureProduction, also reporting whether this call
+// created the production account.
+func (p *Plane) ensureProduction(ctx context.Context, rel engine.Release) (silo.Account, bool, error) {
 	a, err := p.Account(ctx, silo.ProductionID)
 	if errors.Is(err, silo.ErrNotFound) {
 		a, err := p.Engine.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction, Name: "Production"}, rel)
-		return a, p.announceAfter(ctx, err, store.Change{Account: silo.ProductionID, What: "create"})
+		return a, err == nil, p.announceAfter(ctx, err, store.Change{Account: silo.ProductionID, What: "create"})
 	}
 	if err != nil {
-		return a, err
+		return a, false, err
 	}
 	plan, err := p.Engine.PlanAccount(ctx, a, rel)
 	if err != nil {
-		return a, err
+		return a, false, err
 	}
 	if len(plan.Changes) == 0 {
-		return a, p.Engine.Apply(ctx, plan)
+		return a, false, p.Engine.Apply(ctx, plan)
 	}
-	return a, p.announceAfter(ctx, p.Engine.Apply(ctx, plan), store.Change{Account: silo.ProductionID, What: "release"})
+	return a, false, p.announceAfter(ctx, p.Engine.Apply(ctx, plan), store.Change{Account: silo.ProductionID, What: "release"})
+}
+
+// productionStays is the error of an account's creation that failed (err)
+// after the same request created the production account: that account
+// stays, and the error says so.
+//
+// The production account is not taken back. It is the installation's, not
+// the failed account's: the failed account, once registered, stays (in
+// state provisioning, to be finished or deleted; see
+// engine.CreateAccountThen), to run beside it and read its shared offers.
+// On a hosted provider it is a real account, slow to create and costly to
+// close (an AWS member account cannot be closed and created again at
+// will), so taking it back would make every retry create and close one.
+// And no lock keeps another command, or a server on the same store, from
+// starting to use it between its creation and this failure.
+func productionStays(kind silo.Kind, id silo.AccountID, err error) error {
+	what := string(kind)
+	if kind == silo.KindDeveloper {
+		what = "developer account"
+	}
+	const stays = "the production account was created and stays (it serves every account of the installation); %s %s was not created: "
+	var se *silo.Error
+	if errors.As(err, &se) && se.Message != "" {
+		return &silo.Error{Code: se.Code, Message: fmt.Sprintf(stays+"%s", what, id, se.Message), Err: err}
+	}
+	return fmt.Errorf(stays+"%w", what, id, err) // internal: its text stays out of what the API shows
 }
 
 // CheckCreate returns the error CreateAccount refuses req with on rel
@@ -289,6 +322,12 @@ type Created struct {
 // CreateAccount onboards an account of kind tenant, developer or
 // environment on the current release, creating the production account first
 // if it does not exist.
+//
+// # Errors
+//
+// What CheckCreate refuses, before anything is written. If the account's
+// creation fails after this call created the production account, the
+// production account stays and the error says so (see productionStays).
 func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, error) {
 	if req.Kind == "" {
 		req.Kind = silo.KindTenant
@@ -304,7 +343,8 @@ func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, 
 	if _, err := rel.Stack.ResolveParams(req.Params); err != nil {
 		return Created{}, err
 	}
-	if _, err := p.EnsureProduction(ctx, rel); err != nil {
+	_, madeProduction, err := p.ensureProduction(ctx, rel)
+	if err != nil {
 		return Created{}, fmt.Errorf("production account: %w", err)
 	}
 	a := silo.Account{ID: silo.AccountID(tid), Kind: req.Kind, Name: req.Name, Params: req.Params}
@@ -329,6 +369,9 @@ func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, 
 		}
 	}
 	a, err = p.Engine.CreateAccountThen(ctx, a, rel, then)
+	if err != nil && madeProduction {
+		err = productionStays(a.Kind, a.ID, err)
+	}
 	err = p.announceAfter(ctx, err, store.Change{Account: a.ID, What: "create"})
 	out := Created{Account: a}
 	if err != nil {

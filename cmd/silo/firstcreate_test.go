@@ -1,0 +1,61 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	silo "github.com/silo-run/silo"
+)
+
+// blockAccount makes the local provider's creation of account id fail
+// with a real error: a file stands where its directory goes.
+func blockAccount(t *testing.T, c *cli, id string) {
+	t.Helper()
+	dir := filepath.Join(c.dataDir, "accounts", "accounts")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, id), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFailedFirstTenantSaysProductionStays: on a fresh installation, a
+// tenant create whose tenant the provider cannot create (after the
+// request's checks passed) made the production account first; that account
+// stays, and the error says so (must). A tenant that fails later, on an
+// installation whose production account was there before, says nothing of
+// production (must not).
+func TestFailedFirstTenantSaysProductionStays(t *testing.T) {
+	c := newCLI(t)
+	blockAccount(t, c, "acme")
+	code, _, errOut := c.run("tenant", "create", "acme")
+	want := "silo: the production account was created and stays (it serves every account of the installation); tenant acme was not created: account acme was registered but provisioning failed ("
+	if code != 1 || !strings.HasPrefix(errOut, want) || !strings.Contains(errOut, "silo tenant delete acme rolls it back") {
+		t.Fatalf("first tenant create that fails: exit %d, stderr %q; want exit 1 and %q...", code, errOut, want)
+	}
+	if st := accountState(t, c, silo.ProductionID); st != silo.StateActive {
+		t.Errorf("the production account is %s after the failed create, want active, as the error says", st)
+	}
+	if st := accountState(t, c, "acme"); st != silo.StateProvisioning {
+		t.Errorf("acme is %s after the failed create, want provisioning, as the error says", st)
+	}
+
+	blockAccount(t, c, "beta")
+	code, _, errOut = c.run("tenant", "create", "beta")
+	if code != 1 || !strings.HasPrefix(errOut, "silo: account beta was registered but provisioning failed (") || strings.Contains(errOut, "production") {
+		t.Fatalf("a later tenant create that fails: exit %d, stderr %q; want exit 1, beta's failure and no word of production", code, errOut)
+	}
+
+	// Once the cause is gone, silo apply finishes the tenant, as the error
+	// said, on the production account that stayed.
+	if err := os.Remove(filepath.Join(c.dataDir, "accounts", "accounts", "acme")); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("apply", "acme")
+	if st := accountState(t, c, "acme"); st != silo.StateActive {
+		t.Errorf("acme is %s after silo apply acme, want active", st)
+	}
+}
