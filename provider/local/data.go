@@ -175,6 +175,24 @@ func (d *data) Put(ctx context.Context, table, key string, value []byte) error {
 // on the value read there): a few hundred nanoseconds for an integer, again
 // if the commit group is retried.
 func (d *data) Add(ctx context.Context, table, key string, delta int64) (int64, error) {
+	return d.AddMetered(ctx, table, key, delta, nil)
+}
+
+// AddMetered is Add with admit, if not nil, called inside its write
+// transaction once the sum is known and before it is written, with the
+// size of the value the key holds (-1: none) and of the one that replaces
+// it, each counting the key's and the plaintext's bytes. A storage meter
+// counts the write there from the value it replaces, without reading that
+// value in a transaction of its own first; an error from admit refuses the
+// Add: nothing is written and AddMetered returns that error.
+//
+// # Notes
+//
+// admit runs while the account's commit is held: it must be quick and must
+// not call the provider. It is called again if the commit group is retried
+// (commit.go), so each call supersedes the one before; when AddMetered
+// returns an error the write was not made, whatever admit last allowed.
+func (d *data) AddMetered(ctx context.Context, table, key string, delta int64, admit func(old, n int64) error) (int64, error) {
 	if err := validateKey(key); err != nil {
 		return 0, err
 	}
@@ -194,7 +212,17 @@ func (d *data) Add(ctx context.Context, table, key string, delta int64) (int64, 
 		if sum, refused = provider.Sum(table, key, old, env != nil, delta); refused != nil {
 			return nil // nothing written, and the group's other writes go on
 		}
-		sealed, err := sk.sealValue(table, key, strconv.AppendInt(nil, sum, 10))
+		digits := strconv.AppendInt(nil, sum, 10)
+		if admit != nil {
+			size := int64(-1)
+			if env != nil {
+				size = int64(len(key) + len(old))
+			}
+			if refused = admit(size, int64(len(key)+len(digits))); refused != nil {
+				return nil
+			}
+		}
+		sealed, err := sk.sealValue(table, key, digits)
 		if err == nil {
 			err = b.Put([]byte(key), sealed)
 		}

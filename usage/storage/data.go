@@ -80,9 +80,57 @@ func (d *data) Put(ctx context.Context, table, key string, v []byte) error {
 	return d.write(ctx, "table", table, old, int64(len(key)+len(v)), func() error { return d.Data.Put(ctx, table, key, v) })
 }
 
+// meteredAdder is a Data whose Add lets the caller count, and refuse, the
+// write inside the provider's transaction from the value it replaces
+// (provider/local's AddMetered): no read of the old value before it, and a
+// count exact however many Adds of the key run at once.
+type meteredAdder interface {
+	AddMetered(ctx context.Context, table, key string, delta int64, admit func(old, n int64) error) (int64, error)
+}
+
 // Add adds to the integer at key, counted against the table's limit like
-// a Put of the sum (provider.Sum) it is expected to store.
+// a Put of the sum (provider.Sum) it stores.
 func (d *data) Add(ctx context.Context, table, key string, delta int64) (int64, error) {
+	ma, ok := d.Data.(meteredAdder)
+	if !ok {
+		return d.addRead(ctx, table, key, delta)
+	}
+	s, err := d.t.size(ctx, d.a, d.Data, "table", table)
+	if err != nil {
+		return 0, err
+	}
+	lim, err := d.t.limit(ctx, d.acct, d.a)
+	if err != nil {
+		return 0, err
+	}
+	var counted int64 // what the last admit added to the size
+	sum, err := ma.AddMetered(ctx, table, key, delta, func(old, n int64) error {
+		d.a.mu.Lock()
+		defer d.a.mu.Unlock()
+		s.bytes -= counted // a retried commit group admits the write again
+		counted = 0
+		delta := n - max(old, 0)
+		if delta > 0 && lim.Bytes > 0 && s.bytes+delta > int64(lim.Bytes) {
+			return refusal("table", table, lim, s.bytes, delta)
+		}
+		s.bytes += delta
+		counted = delta
+		return nil
+	})
+	if err != nil {
+		d.a.mu.Lock()
+		s.bytes -= counted
+		d.a.mu.Unlock()
+		return 0, err
+	}
+	return sum, nil
+}
+
+// addRead is Add through a Data without AddMetered: the old value is read
+// first and the write counted at the sum that read predicts. When other
+// writes of the key come between, the sum stored may be a few digits longer
+// or shorter (Put's count has the same race).
+func (d *data) addRead(ctx context.Context, table, key string, delta int64) (int64, error) {
 	v0, err := d.Data.Get(ctx, table, key)
 	old, err := sizeOf(key, v0, err)
 	if err != nil {
@@ -92,9 +140,6 @@ func (d *data) Add(ctx context.Context, table, key string, delta int64) (int64, 
 	if err != nil {
 		return 0, err
 	}
-	// Counted at the sum this read predicts: when other writes of the key
-	// come between, the sum stored may be a few digits longer or shorter
-	// (Put's count has the same race).
 	n := int64(len(key) + len(strconv.FormatInt(sum, 10)))
 	err = d.write(ctx, "table", table, old, n, func() (err error) {
 		sum, err = d.Data.Add(ctx, table, key, delta)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,7 +53,21 @@ func stored(t *testing.T, tr *storage.Tracker, id silo.AccountID, d provider.Dat
 
 // TestCountsBytes: sizes follow puts, overwrites and deletes exactly, and
 // data written before the tracker met the account is counted.
+// Both of Add's paths are covered: the local provider's Add counted in
+// its transaction (AddMetered), and a Data with only the interface's
+// methods, whose old value the tracker reads first.
 func TestCountsBytes(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(map[bool]string{false: "metered", true: "read-first"}[plain], func(t *testing.T) {
+			testCountsBytes(t, plain)
+		})
+	}
+}
+
+// plainData hides every method of a Data beyond provider.Data's.
+type plainData struct{ provider.Data }
+
+func testCountsBytes(t *testing.T, plain bool) {
 	ctx := context.Background()
 	_, raw := open(t, "acme")
 	if err := raw.Put(ctx, "findings", "before", []byte("0123456789")); err != nil { // 6 + 10
@@ -60,6 +75,9 @@ func TestCountsBytes(t *testing.T) {
 	}
 	tr := storage.New(storage.Config{})
 	d := tr.Data("acme", raw)
+	if plain {
+		d = tr.Data("acme", plainData{raw})
+	}
 	steps := []struct {
 		name string
 		do   func() error
@@ -99,6 +117,39 @@ func TestCountsBytes(t *testing.T) {
 	// A fresh tracker reads the same sizes from the provider.
 	if got := stored(t, storage.New(storage.Config{}), "acme", raw); got["table/findings"] != 3 {
 		t.Errorf("recounted findings: %d bytes, want 3", got["table/findings"])
+	}
+}
+
+// TestAddConcurrent: Adds of one key from many goroutines at once, across
+// the lengths of the sum (9 to 10, 99 to 100, 999 to 1000), are counted
+// exactly: each is counted from the value it replaced, in its transaction.
+// Counted from a read before the write, concurrent Adds that read the same
+// value each count the digit it adds.
+func TestAddConcurrent(t *testing.T) {
+	ctx := context.Background()
+	_, raw := open(t, "acme")
+	tr := storage.New(storage.Config{Limit: func(context.Context, silo.AccountID) (storage.Limit, error) {
+		return storage.Limit{Bytes: 1 << 20}, nil
+	}})
+	d := tr.Data("acme", raw)
+	const writers, adds = 16, 100
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range adds {
+				if _, err := d.Add(ctx, "sessions", "count", 1); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if v, err := raw.Get(ctx, "sessions", "count"); err != nil || string(v) != "1600" {
+		t.Fatalf("count = %q, %v; want 1600", v, err)
+	}
+	if got, want := stored(t, tr, "acme", raw)["table/sessions"], int64(len("count")+len("1600")); got != want {
+		t.Errorf("table/sessions = %d bytes after %d concurrent Adds, want %d", got, writers*adds, want)
 	}
 }
 
