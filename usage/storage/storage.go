@@ -16,7 +16,9 @@
 // sharing the store) and, for a bucket with more blobs than one listing
 // returns (1,000 keys with the local and AWS providers), the blobs past the first listing. Two
 // concurrent writes of one new key may both count it until the size is
-// read again (after Config.Recount).
+// read again (after Config.Recount); an Add through a provider that admits
+// it inside its own transaction (the local provider's AddMetered) is
+// counted exactly, from the value it replaced.
 //
 // It imports the root package and provider (the Data interface) only.
 package storage
