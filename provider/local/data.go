@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/envelope"
 	"github.com/silo-run/silo/provider"
 	"go.etcd.io/bbolt"
 )
@@ -143,6 +144,17 @@ func (d *data) Get(ctx context.Context, table, key string) ([]byte, error) {
 // Put sets key in table to value, sealed under the account's table key with
 // the table and key as additional data (seal.go).
 func (d *data) Put(ctx context.Context, table, key string, value []byte) error {
+	return d.PutMetered(ctx, table, key, value, nil)
+}
+
+// PutMetered is Put with admit, if not nil, called inside its write
+// transaction before the value is written, as AddMetered's is: with the
+// size of the value the key holds (-1: none) and of the new one, each
+// counting the key's and the plaintext's bytes (a stored value's plaintext
+// is sized from its envelope, not opened). An error from admit refuses the
+// Put: nothing is written and PutMetered returns that error. The Notes of
+// AddMetered apply.
+func (d *data) PutMetered(ctx context.Context, table, key string, value []byte, admit func(old, n int64) error) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
@@ -161,12 +173,32 @@ func (d *data) Put(ctx context.Context, table, key string, value []byte) error {
 		sealedWith = sk
 		return nil
 	}
-	return d.withTable(ctx, table, true, seal, func(b *bbolt.Bucket, _ *storageKeys) error {
+	var refused error
+	err := d.withTable(ctx, table, true, seal, func(b *bbolt.Bucket, _ *storageKeys) error {
+		refused = nil
+		if admit != nil {
+			if refused = admit(storedSize(key, b.Get([]byte(key))), int64(len(key)+len(value))); refused != nil {
+				return nil // nothing written, and the group's other writes go on
+			}
+		}
 		if err := b.Put([]byte(key), env); err != nil {
 			return fmt.Errorf("put %q in table %s of %s: %w", clip(key), table, d.id, err)
 		}
 		return nil
 	})
+	if err == nil {
+		err = refused
+	}
+	return err
+}
+
+// storedSize is the size a meter counts for the sealed value env of key:
+// the key's and the plaintext's bytes, -1 when there is no value.
+func storedSize(key string, env []byte) int64 {
+	if env == nil {
+		return -1
+	}
+	return int64(len(key) + max(len(env)-envelope.Overhead, 0))
 }
 
 // Add adds delta to the integer at key in table (provider.Sum) in one
@@ -243,12 +275,31 @@ func (d *data) AddMetered(ctx context.Context, table, key string, delta int64, a
 // Delete removes key from table; a missing key is not an error, a missing
 // table is CodeNotFound.
 func (d *data) Delete(ctx context.Context, table, key string) error {
+	return d.DeleteMetered(ctx, table, key, nil)
+}
+
+// DeleteMetered is Delete with admit, if not nil, called inside its write
+// transaction with the size of the value the key holds (-1: none), as
+// PutMetered's is, and -1 for the new one. An error from admit refuses the
+// Delete. The Notes of AddMetered apply.
+func (d *data) DeleteMetered(ctx context.Context, table, key string, admit func(old, n int64) error) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
-	return d.withTable(ctx, table, true, nil, func(b *bbolt.Bucket, _ *storageKeys) error {
+	var refused error
+	err := d.withTable(ctx, table, true, nil, func(b *bbolt.Bucket, _ *storageKeys) error {
+		refused = nil
+		if admit != nil {
+			if refused = admit(storedSize(key, b.Get([]byte(key))), -1); refused != nil {
+				return nil
+			}
+		}
 		return b.Delete([]byte(key))
 	})
+	if err == nil {
+		err = refused
+	}
+	return err
 }
 
 // Scan returns up to limit pairs (DefaultScanLimit if limit <= 0, at most

@@ -14,11 +14,15 @@
 //
 // What it does not see: writes made by another process (another server
 // sharing the store) and, for a bucket with more blobs than one listing
-// returns (1,000 keys with the local and AWS providers), the blobs past the first listing. Two
-// concurrent writes of one new key may both count it until the size is
-// read again (after Config.Recount); an Add through a provider that admits
-// it inside its own transaction (the local provider's AddMetered) is
-// counted exactly, from the value it replaced.
+// returns (1,000 keys with the local and AWS providers), the blobs past the first listing.
+//
+// A table write through a provider that lets it be admitted inside its own
+// transaction (the local provider's AddMetered, PutMetered and
+// DeleteMetered) is counted there, from the value it replaces, and so
+// exactly however many writes of a key run at once. Through another
+// provider (AWS) the tracker reads the old value first, and two concurrent
+// writes of one key may both count the change from it until the size is
+// read again (after Config.Recount).
 //
 // It imports the root package and provider (the Data interface) only.
 package storage
