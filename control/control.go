@@ -242,8 +242,10 @@ func (p *Plane) ensureProduction(ctx context.Context, rel engine.Release) (silo.
 }
 
 // productionStays is the error of an account's creation that failed (err)
-// after the same request created the production account: that account
-// stays, and the error says so.
+// after the same request created the production account on release rel:
+// that account stays, and so does rel as the current release (stored, and
+// made current with its audit event, by whoever started the installation:
+// the production account runs it), and the error says so.
 //
 // The production account is not taken back. It is the installation's, not
 // the failed account's: the failed account, once registered, stays (in
@@ -253,18 +255,19 @@ func (p *Plane) ensureProduction(ctx context.Context, rel engine.Release) (silo.
 // close (an AWS member account cannot be closed and created again at
 // will), so taking it back would make every retry create and close one.
 // And no lock keeps another command, or a server on the same store, from
-// starting to use it between its creation and this failure.
-func productionStays(kind silo.Kind, id silo.AccountID, err error) error {
+// starting to use it between its creation and this failure. The release
+// stays current for the same reasons: the production account runs it.
+func productionStays(kind silo.Kind, id silo.AccountID, rel string, err error) error {
 	what := string(kind)
 	if kind == silo.KindDeveloper {
 		what = "developer account"
 	}
-	const stays = "the production account was created and stays (it serves every account of the installation); %s %s was not created: "
+	stays := fmt.Sprintf("the production account was created on release %s and stays, and %s stays the current release (they serve every account of the installation); %s %s was not created: ", rel, rel, what, id)
 	var se *silo.Error
 	if errors.As(err, &se) && se.Message != "" {
-		return &silo.Error{Code: se.Code, Message: fmt.Sprintf(stays+"%s", what, id, se.Message), Err: err}
+		return &silo.Error{Code: se.Code, Message: stays + se.Message, Err: err}
 	}
-	return fmt.Errorf(stays+"%w", what, id, err) // internal: its text stays out of what the API shows
+	return fmt.Errorf("%s%w", stays, err) // internal: its text stays out of what the API shows
 }
 
 // CheckCreate returns the error CreateAccount refuses req with on rel
@@ -370,7 +373,7 @@ func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, 
 	}
 	a, err = p.Engine.CreateAccountThen(ctx, a, rel, then)
 	if err != nil && madeProduction {
-		err = productionStays(a.Kind, a.ID, err)
+		err = productionStays(a.Kind, a.ID, rel.ID, err)
 	}
 	err = p.announceAfter(ctx, err, store.Change{Account: a.ID, What: "create"})
 	out := Created{Account: a}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,15 +25,27 @@ func blockAccount(t *testing.T, c *cli, id string) {
 
 // TestFailedFirstTenantSaysProductionStays: on a fresh installation, a
 // tenant create whose tenant the provider cannot create (after the
-// request's checks passed) made the production account first; that account
-// stays, and the error says so (must). A tenant that fails later, on an
-// installation whose production account was there before, says nothing of
-// production (must not).
+// request's checks passed) stored the release built from silo.yaml, made
+// it current and made the production account on it first; that account
+// and the current release stay, and the error says so, naming the release
+// (must). A tenant that fails later, on an installation whose production
+// account was there before, says nothing of production (must not).
 func TestFailedFirstTenantSaysProductionStays(t *testing.T) {
 	c := newCLI(t)
 	blockAccount(t, c, "acme")
 	code, _, errOut := c.run("tenant", "create", "acme")
-	want := "silo: the production account was created and stays (it serves every account of the installation); tenant acme was not created: account acme was registered but provisioning failed ("
+	var rels []struct {
+		ID      string
+		Current bool
+	}
+	if err := json.Unmarshal([]byte(c.ok("release", "list", "-o", "json")), &rels); err != nil {
+		t.Fatal(err)
+	}
+	if len(rels) != 1 || !rels[0].Current {
+		t.Fatalf("releases after the failed first create: %+v; want one, current, as the error says", rels)
+	}
+	rel := rels[0].ID
+	want := "silo: the production account was created on release " + rel + " and stays, and " + rel + " stays the current release (they serve every account of the installation); tenant acme was not created: account acme was registered but provisioning failed ("
 	if code != 1 || !strings.HasPrefix(errOut, want) || !strings.Contains(errOut, "silo tenant delete acme rolls it back") {
 		t.Fatalf("first tenant create that fails: exit %d, stderr %q; want exit 1 and %q...", code, errOut, want)
 	}

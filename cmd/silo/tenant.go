@@ -47,8 +47,8 @@ func newTenantCreate(g *globals, kind silo.Kind) *cobra.Command {
 		Long: `Create a tenant. silo registers it, creates its account in the provider with a fresh data
 key, applies the current release (the first time: the release built from silo.yaml), and issues
 a first API key, printed once. The first account of an installation creates the production
-account before it; if the tenant's creation then fails, the production account stays, and the
-error says so.`,
+account before it; if the tenant's creation then fails, the production account and the current
+release stay, and the error says so.`,
 		Example: `  silo tenant create acme --param plan=pro
   silo tenant create globex --name "Globex Corp"`,
 		Args: exactArgs(1, "a tenant ID"),
