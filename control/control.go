@@ -215,6 +215,17 @@ func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
 
 // EnsureProduction creates the production account on first use and applies
 // rel to it. It returns the account.
+//
+// Two callers at once (two commands on one data dir, two servers on one
+// store) may both find no production account: one creates it, and the
+// other goes on with that one, waiting while it is being created (see
+// awaitProduction).
+//
+// # Errors
+//
+// silo.CodeUnavailable when another command or server is still creating
+// the production account after productionWait; the provider's and the
+// store's errors otherwise.
 func (p *Plane) EnsureProduction(ctx context.Context, rel engine.Release) (silo.Account, error) {
 	a, _, err := p.ensureProduction(ctx, rel)
 	return a, err
@@ -225,8 +236,16 @@ func (p *Plane) EnsureProduction(ctx context.Context, rel engine.Release) (silo.
 func (p *Plane) ensureProduction(ctx context.Context, rel engine.Release) (silo.Account, bool, error) {
 	a, err := p.Account(ctx, silo.ProductionID)
 	if errors.Is(err, silo.ErrNotFound) {
-		a, err := p.Engine.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction, Name: "Production"}, rel)
-		return a, err == nil, p.announceAfter(ctx, err, store.Change{Account: silo.ProductionID, What: "create"})
+		a, err = p.Engine.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction, Name: "Production"}, rel)
+		if !errors.Is(err, engine.ErrProductionExists) {
+			return a, err == nil, p.announceAfter(ctx, err, store.Change{Account: silo.ProductionID, What: "create"})
+		}
+		// Another command or server registered it since the look above
+		// (nothing was written here): go on with that one, as if found.
+		a, err = p.Account(ctx, silo.ProductionID)
+	}
+	if err == nil {
+		a, err = p.awaitProduction(ctx, a)
 	}
 	if err != nil {
 		return a, false, err
@@ -239,6 +258,63 @@ func (p *Plane) ensureProduction(ctx context.Context, rel engine.Release) (silo.
 		return a, false, p.Engine.Apply(ctx, plan)
 	}
 	return a, false, p.announceAfter(ctx, p.Engine.Apply(ctx, plan), store.Change{Account: silo.ProductionID, What: "release"})
+}
+
+// productionWait bounds how long awaitProduction waits for another command
+// or server that is creating the production account (a variable for
+// tests); productionPoll is how often it looks.
+var productionWait = 10 * time.Second
+
+const productionPoll = 25 * time.Millisecond
+
+// awaitProduction returns the production account a once no process is
+// creating it: at once when it is not provisioning, or provisioning with no
+// pending intent (a creation a crash or the provider left unfinished, which
+// the caller's apply finishes, as Resume does); otherwise, while another
+// command or server is between registering it and making it active, it
+// looks again every productionPoll. The wait holds no lock and no
+// transaction (each look is a read of its own), so the other command
+// finishes undisturbed; applying beside it instead would make the same
+// provider calls twice at once. On the local provider a creation takes
+// well under productionWait; a slower one (a hosted provider) gets a
+// retryable silo.CodeUnavailable.
+func (p *Plane) awaitProduction(ctx context.Context, a silo.Account) (silo.Account, error) {
+	var timeout <-chan time.Time
+	for {
+		if a.State != silo.StateProvisioning {
+			return a, nil
+		}
+		busy := false
+		err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			if a, err = tx.Account(silo.ProductionID); err != nil {
+				return err
+			}
+			pending, err := tx.PendingIntents()
+			for _, in := range pending {
+				busy = busy || in.Account == silo.ProductionID
+			}
+			return err
+		})
+		if err != nil {
+			return a, fmt.Errorf("look at the production account: %w", err)
+		}
+		if a.State != silo.StateProvisioning || !busy {
+			return a, nil
+		}
+		if timeout == nil {
+			t := time.NewTimer(productionWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return a, ctx.Err()
+		case <-timeout:
+			return a, silo.Errorf(silo.CodeUnavailable, "another command or server is creating the production account at this moment; try again once it finishes")
+		case <-time.After(productionPoll):
+		}
+	}
 }
 
 // productionStays is the error of an account's creation that failed (err)
@@ -331,6 +407,8 @@ type Created struct {
 // What CheckCreate refuses, before anything is written. If the account's
 // creation fails after this call created the production account, the
 // production account stays and the error says so (see productionStays).
+// CodeUnavailable, with nothing written, while another command or server
+// is still creating the production account (see EnsureProduction).
 func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, error) {
 	if req.Kind == "" {
 		req.Kind = silo.KindTenant

@@ -26,10 +26,17 @@ import (
 // # Errors
 //
 // silo.ErrConflict if the ID is taken or a second production account is
-// requested; CodeInvalid if the parameters do not fit the stack.
+// requested (the latter also matches ErrProductionExists, before anything
+// was written); CodeInvalid if the parameters do not fit the stack.
 func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release) (silo.Account, error) {
 	return e.CreateAccountThen(ctx, a, rel, nil)
 }
+
+// ErrProductionExists is matched (errors.Is) by CreateAccount's error when
+// it was asked for a production account and one is registered already:
+// another command or server created it first, and nothing was written.
+// Its code is silo.CodeConflict.
+var ErrProductionExists = errors.New("the production account exists already")
 
 // CreateAccountThen is CreateAccount with then, if not nil, run inside the
 // transaction that records the provider's results and makes the account
@@ -68,7 +75,7 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 		if err := tx.CreateAccount(a); err != nil {
 			if errors.Is(err, silo.ErrConflict) {
 				if a.Kind == silo.KindProduction {
-					return silo.Errorf(silo.CodeConflict, "the production account exists already; there is exactly one")
+					return &silo.Error{Code: silo.CodeConflict, Message: "the production account exists already; there is exactly one", Err: ErrProductionExists}
 				}
 				if old, oerr := tx.Account(a.ID); oerr == nil && old.State == silo.StateProvisioning {
 					return silo.Errorf(silo.CodeConflict, "account %s exists already, in state provisioning: its onboarding did not finish; a running silo server finishes it by itself, else run silo apply %s (or %s to roll it back)", a.ID, a.ID, silo.DeleteCommand(old.Kind, a.ID))
