@@ -43,20 +43,77 @@ func (g *globals) interactive() bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// lossShown is how many accounts of one loss the terminal prompt names;
+// the rest are counted (the console names as many).
+const lossShown = 50
+
+// lossConfirm is how confirmDataLoss asks at a terminal: preview returns
+// what the start would destroy (and fixes which rollout a default ID
+// names, so that the start acts on the one previewed); heading says what
+// is being started, as a sentence, for the preview; again names the
+// command to run again.
+type lossConfirm struct {
+	preview func() (rollout.Preview, error)
+	heading func(rollout.Preview) string
+	again   string
+}
+
 // confirmDataLoss runs start, a rollout or a rollback, confirmed with yes.
-// Refused because it would destroy data (CodeNeedsConfirm), it asks on a
-// terminal for "yes" and runs start again confirmed; elsewhere the refusal
-// stands, and its message says what it would destroy and to rerun with
-// --yes.
-func (g *globals) confirmDataLoss(yes bool, start func(rollout.Options) (rollout.Rollout, error)) (rollout.Rollout, error) {
+// Refused because it would destroy data (CodeNeedsConfirm), at a terminal
+// it previews what it would destroy, shows that list, asks for "yes", and
+// starts again confirmed for that list only (its digest,
+// rollout.Options.LossesDigest): if the fleet changed in between (a tenant
+// created, another release), nothing starts and the error names what it
+// would destroy now. Elsewhere the refusal stands, and its message says
+// what it would destroy and to rerun with --yes; --yes confirms whatever
+// the planning as it starts finds. lc is nil for operations that never
+// destroy data.
+func (g *globals) confirmDataLoss(yes bool, lc *lossConfirm, start func(rollout.Options) (rollout.Rollout, error)) (rollout.Rollout, error) {
 	r, err := start(rollout.Options{AllowDataLoss: yes})
-	if yes || silo.ErrorCode(err) != silo.CodeNeedsConfirm || !g.interactive() {
+	if yes || silo.ErrorCode(err) != silo.CodeNeedsConfirm || lc == nil || !g.interactive() {
 		return r, err
 	}
-	fmt.Fprintf(g.stdout, "%s\nType \"yes\" to go ahead: ", silo.UserMessage(err))
+	pv, err := lc.preview()
+	if err != nil {
+		return r, err
+	}
+	if len(pv.Losses) == 0 {
+		// What it would destroy went away since the refusal: start it
+		// unconfirmed, refused again if that changes once more.
+		return start(rollout.Options{})
+	}
+	fmt.Fprintf(g.stdout, "%s, which cannot be undone:\n", lc.heading(pv))
+	for _, l := range pv.Losses {
+		accts := l.Accounts
+		more := ""
+		if len(accts) > lossShown {
+			accts, more = accts[:lossShown], fmt.Sprintf(" and %d more", len(l.Accounts)-lossShown)
+		}
+		names := make([]string, len(accts))
+		for i, a := range accts {
+			names[i] = string(a)
+		}
+		fmt.Fprintf(g.stdout, "  %ss %s in %s%s\n", l.Op, l.Key(), strings.Join(names, ", "), more)
+	}
+	fmt.Fprint(g.stdout, "Type \"yes\" to go ahead: ")
 	line, _ := bufio.NewReader(g.stdin).ReadString('\n')
 	if strings.TrimSpace(line) != "yes" {
 		return r, silo.Errorf(silo.CodeFailedCheck, "not confirmed; no account was changed")
 	}
-	return start(rollout.Options{AllowDataLoss: true})
+	r, err = start(rollout.Options{AllowDataLoss: true, LossesDigest: pv.Digest})
+	if silo.ErrorCode(err) != silo.CodeConflict {
+		return r, err
+	}
+	// Refused as a conflict: another rollout started, or what it would
+	// destroy is no longer what was shown. Said the second way, in the
+	// CLI's words.
+	now, perr := lc.preview()
+	if perr != nil || now.Digest == pv.Digest {
+		return r, err
+	}
+	what := "it would destroy nothing"
+	if len(now.Losses) > 0 {
+		what = "it now " + silo.DescribeLosses(now.Losses)
+	}
+	return r, silo.Errorf(silo.CodeConflict, "what would be lost changed since you confirmed: %s; nothing was started. Run %s again to see the new list and confirm it", what, lc.again)
 }

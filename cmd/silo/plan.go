@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -170,8 +172,10 @@ bounded concurrency. Before every provider call an intent is committed to the jo
 interrupted apply is recovered on the next start.
 
 A change that destroys data (deleting or replacing a table, bucket or secret) is applied only when
-confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a plan; silo apply
---plan FILE applies exactly those changes, and refuses if any account changed since.`,
+confirmed: typed at a terminal, for the list shown (if planning again after the answer finds
+other data to destroy, nothing changes), or --yes, for whatever the plan finds as it runs. silo
+plan --all --out FILE saves a plan; silo apply --plan FILE applies exactly those changes, and
+refuses if any account changed since.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if planFile != "" {
@@ -240,6 +244,12 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 				if err := g.confirm(yes, "this apply destroys data ("+what+")", "yes"); err != nil {
 					return err
 				}
+				if !yes {
+					// Typed at a terminal: go ahead only for what was shown.
+					if err := sameLosses(ctx, a, rel, one, silo.Losses(plans)); err != nil {
+						return err
+					}
+				}
 			}
 			if err := keep(ctx); err != nil {
 				return err
@@ -300,9 +310,33 @@ confirmed: typed at a terminal, or --yes. silo plan --all --out FILE saves a pla
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "apply to every account")
-	cmd.Flags().BoolVar(&yes, "yes", false, "apply changes that destroy data (deleting or replacing a table, bucket or secret) without asking")
+	cmd.Flags().BoolVar(&yes, "yes", false, "apply changes that destroy data (deleting or replacing a table, bucket or secret) without asking, whatever the plan finds as it runs")
 	cmd.Flags().StringVar(&planFile, "plan", "", "apply exactly the plan saved by silo plan --all --out FILE; refused if the fleet changed since")
 	return cmd
+}
+
+// sameLosses refuses an apply confirmed at a terminal for the losses shown
+// when planning rel (for account one, or the fleet) now destroys other
+// data: an account was created or changed while the question waited for an
+// answer. Nothing is changed then. The engine plans each account again as
+// it applies (ApplyFleet; EnsureProduction for the production account) and
+// takes no list to keep to, so this looks once more right before anything
+// changes: only a change in the instant between this planning and the
+// apply's is not caught, as for a rollout's start.
+func sameLosses(ctx context.Context, a *app, rel engine.Release, one silo.AccountID, confirmed []silo.Loss) error {
+	sum, err := server.PlanRelease(ctx, a.plane, rel, one)
+	if err != nil {
+		return err
+	}
+	now := silo.Losses(sum.Plans)
+	if reflect.DeepEqual(now, confirmed) {
+		return nil
+	}
+	what := "it would destroy nothing"
+	if len(now) > 0 {
+		what = "it now " + silo.DescribeLosses(now)
+	}
+	return silo.Errorf(silo.CodeConflict, "what would be lost changed since you confirmed: %s; nothing was changed. Run silo apply again to see the new list and confirm it", what)
 }
 
 // printApplied prints what an apply changed and what failed.

@@ -192,8 +192,15 @@ server-side rollout: reattach with silo rollout status --follow.`,
 			if err != nil {
 				return err
 			}
+			lc := &lossConfirm{
+				heading: func(pv rollout.Preview) string {
+					return fmt.Sprintf("Rolling out release %s destroys data", pv.Release)
+				},
+				again: "silo deploy",
+			}
 			if c == nil {
-				r, err := g.confirmDataLoss(yes, func(opt rollout.Options) (rollout.Rollout, error) { return rn.Start(ctx, rel.ID, opt) })
+				lc.preview = func() (rollout.Preview, error) { return rn.PreviewStart(ctx, rel.ID) }
+				r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return rn.Start(ctx, rel.ID, opt) })
 				if err != nil {
 					return err
 				}
@@ -203,7 +210,8 @@ server-side rollout: reattach with silo rollout status --follow.`,
 			if err != nil {
 				return err
 			}
-			r, err := g.confirmDataLoss(yes, func(opt rollout.Options) (rollout.Rollout, error) { return c.StartRollout(ctx, id, opt) })
+			lc.preview = func() (rollout.Preview, error) { return c.PreviewRollout(ctx, id) }
+			r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return c.StartRollout(ctx, id, opt) })
 			if err != nil {
 				return err
 			}
@@ -217,7 +225,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 		},
 	}
 	cmd.Flags().BoolVar(&detach, "detach", false, "start the rollout and return without following it")
-	cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if the release deletes or replaces a table, bucket or secret")
+	cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if the release deletes or replaces a table, bucket or secret (whatever the planning as it starts finds; at a terminal, without --yes, it starts only for the list it showed)")
 	return cmd
 }
 
@@ -496,11 +504,32 @@ func newRolloutCmd(g *globals) *cobra.Command {
 					return err
 				}
 				var r rollout.Rollout
+				var lc *lossConfirm
+				if o.latest { // a rollback: it may destroy data
+					lc = &lossConfirm{heading: func(pv rollout.Preview) string {
+						return fmt.Sprintf("Rolling back rollout %s returns accounts to release %s and destroys data", id, pv.Release)
+					}}
+				}
 				if c != nil {
 					if id == "" {
 						id = remoteDflt
 					}
-					r, err = g.confirmDataLoss(yes, func(opt rollout.Options) (rollout.Rollout, error) { return o.remote(c, ctx, id, opt) })
+					if lc != nil {
+						lc.preview = func() (rollout.Preview, error) {
+							if id == "active" || id == "latest" {
+								// The rollout previewed is the one confirmed, even
+								// if another becomes the latest meanwhile.
+								ro, err := c.Rollout(ctx, id)
+								if err != nil {
+									return rollout.Preview{}, err
+								}
+								id = ro.ID
+							}
+							lc.again = "silo rollout rollback " + id
+							return c.PreviewRollback(ctx, id)
+						}
+					}
+					r, err = g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return o.remote(c, ctx, id, opt) })
 				} else {
 					a, rn, err2 := localRunner(ctx, g)
 					if err2 != nil {
@@ -512,7 +541,11 @@ func newRolloutCmd(g *globals) *cobra.Command {
 							return err
 						}
 					}
-					r, err = g.confirmDataLoss(yes, func(opt rollout.Options) (rollout.Rollout, error) { return o.local(rn, ctx, id, opt) })
+					if lc != nil {
+						lc.again = "silo rollout rollback " + id
+						lc.preview = func() (rollout.Preview, error) { return rn.PreviewRollback(ctx, id) }
+					}
+					r, err = g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return o.local(rn, ctx, id, opt) })
 					if err == nil && r.State == rollout.StateRunning {
 						// Resumed, or a rollback started: no server drives
 						// it, so this command does.
@@ -526,7 +559,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			},
 		}
 		if o.latest {
-			cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if returning the accounts deletes or replaces a table, bucket or secret")
+			cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if returning the accounts deletes or replaces a table, bucket or secret (whatever the planning as it starts finds)")
 		}
 		return cmd
 	}

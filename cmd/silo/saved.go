@@ -122,16 +122,31 @@ func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes bool)
 	if _, err := a.plane.Account(ctx, silo.ProductionID); err != nil {
 		return nil, silo.Errorf(silo.CodeFailedCheck, "there is no production account yet; run silo apply --all once, then plan again")
 	}
-	now, err := a.plane.Accounts(ctx, store.Filter{})
-	if err != nil {
-		return nil, err
+	unmoved := func() error {
+		now, err := a.plane.Accounts(ctx, store.Filter{})
+		if err != nil {
+			return err
+		}
+		if d := sp.moved(now); d != "" {
+			return silo.Errorf(silo.CodeConflict, "the fleet changed since the plan was made (%s); nothing was changed. Make a new plan with silo plan --all --out FILE", d)
+		}
+		return nil
 	}
-	if d := sp.moved(now); d != "" {
-		return nil, silo.Errorf(silo.CodeConflict, "the fleet changed since the plan was made (%s); nothing was changed. Make a new plan with silo plan --all --out FILE", d)
+	if err := unmoved(); err != nil {
+		return nil, err
 	}
 	if what := silo.DataLoss(sp.Plans); what != "" {
 		if err := g.confirm(yes, "this plan destroys data ("+what+")", "yes"); err != nil {
 			return nil, err
+		}
+		if !yes {
+			// Typed at a terminal: the fleet may have moved while the
+			// question waited. Each plan is applied only to the account
+			// version it was made for, but one that moved would stop the
+			// apply midway, after the accounts before it.
+			if err := unmoved(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := a.plane.SetCurrent(ctx, rel); err != nil {
