@@ -54,7 +54,7 @@ func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, *storageKey
 		return nil, nil, errNoAccount(d.id)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("account %s: %w", d.id, err)
+		return nil, nil, d.p.damageErr(d.id, fmt.Errorf("account %s: %w", d.id, err))
 	}
 	if ring.fi == nil || !sameFile(ring.fi, fi) {
 		if _, sk, err = d.p.keysOf(d.id, true); err != nil {

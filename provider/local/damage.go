@@ -13,6 +13,7 @@ package local
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -288,7 +289,8 @@ func (p *Provider) storeErr(a *account, err error) error { return p.damageErr(a.
 
 // damageErr records a damaged file of account id that err reports (a
 // *storeDamage or *fileDamage), and returns the DamageError in its place;
-// other errors are returned as they are.
+// an error of the file system is replaced by what a user should see
+// (osErr); other errors are returned as they are.
 func (p *Provider) damageErr(id silo.AccountID, err error) error {
 	var sd *storeDamage
 	if errors.As(err, &sd) {
@@ -298,7 +300,61 @@ func (p *Provider) damageErr(id silo.AccountID, err error) error {
 	if errors.As(err, &fd) {
 		return p.markDamaged(id, fd.name, fd.reason)
 	}
+	var se *silo.Error
+	if errors.As(err, &se) && se.Message != "" {
+		return err
+	}
+	if oe := p.osErr(id, err); oe != nil {
+		return oe
+	}
 	return err
+}
+
+// osErr returns the error a user sees in place of err when err is an error
+// of the file system about a file of account id, or nil when it is not.
+// err names the file's full path in the system's words ("stat /…/data.key:
+// not a directory"); it stays the cause, for logs, and the message names the
+// account, the file within its directory and what to do. Something in the
+// place of a file (a directory, a link) is damage (markDamagedErr); a file
+// where a directory should be (the account's own directory, or one in it)
+// stops every file beneath it.
+func (p *Provider) osErr(id silo.AccountID, err error) error {
+	var path string
+	var pe *fs.PathError
+	var le *os.LinkError
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &pe):
+		path = pe.Path
+	case errors.As(err, &le):
+		path = le.Old
+	case errors.As(err, &errno):
+	default:
+		return nil
+	}
+	name := "its directory"
+	if rel, rerr := filepath.Rel(filepath.Join(p.accounts, string(id)), path); path != "" && rerr == nil && !strings.HasPrefix(rel, "..") {
+		if rel != "." {
+			name = rel
+		}
+	} else if path != "" {
+		name = filepath.Base(path)
+	}
+	switch {
+	case errors.Is(err, syscall.ENOTDIR):
+		return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("the local files of account %s are damaged (%s cannot be reached: a file is where a directory should be); move that file away and restore the account's directory from a backup of the data dir (see docs/operations.md), or delete the account", id, name), Err: err}
+	case errors.Is(err, syscall.EISDIR):
+		return p.markDamagedErr(id, name, "a directory is in its place", err)
+	case errors.Is(err, syscall.ELOOP):
+		return p.markDamagedErr(id, name, "a link is in its place (never followed)", err)
+	case errors.Is(err, fs.ErrPermission):
+		return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("the local files of account %s cannot be used (%s: permission denied); give the user silo runs as read and write access to the data dir", id, name), Err: err}
+	}
+	why := "an error of the file system"
+	if errors.As(err, &errno) {
+		why = errno.Error()
+	}
+	return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("the local files of account %s could not be used (%s: %s); check the disk, and if it persists restore the data dir from a backup (see docs/operations.md)", id, name, why), Err: err}
 }
 
 // wrappedKeySize is the size of a data key wrapped by a master key.

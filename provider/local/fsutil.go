@@ -164,10 +164,12 @@ func syncDir(dir string) error {
 }
 
 // shred overwrites the file at path with random bytes of the same length,
-// syncs it and removes it. A missing file is not an error.
+// syncs it and removes it. A missing file is not an error, nor is a file
+// where a directory of path should be, or a directory at path: no key is
+// there to destroy (the caller removes the account's directory next).
 func shred(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
 		return nil
 	}
 	if errors.Is(err, syscall.ELOOP) { // a link in a key's place: remove it, never write its target

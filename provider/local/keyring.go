@@ -224,7 +224,7 @@ func (p *Provider) readRing(a *account) (keyRing, error) {
 			return nil, errNoAccount(a.id)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read data key of %s: %w", a.id, err)
+			return nil, p.damageErr(a.id, fmt.Errorf("read data key of %s: %w", a.id, err))
 		}
 		r, _, err := decodeAccount(b)
 		if err == nil && ringDamage(r) == "" {
@@ -271,7 +271,7 @@ func (p *Provider) settle(a *account) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read data key of %s: %w", a.id, err)
+		return p.damageErr(a.id, fmt.Errorf("read data key of %s: %w", a.id, err))
 	}
 	r, held, err := decodeAccount(b)
 	if err != nil {

@@ -327,7 +327,7 @@ func (p *Provider) checkExists(a *account) error {
 		return errNoAccount(a.id)
 	}
 	if err != nil {
-		return fmt.Errorf("account %s: %w", a.id, err)
+		return p.damageErr(a.id, fmt.Errorf("account %s: %w", a.id, err))
 	}
 	return nil
 }
@@ -562,14 +562,14 @@ func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 	defer p.dropCache(id) // after the files are gone, so nothing is cached again
 	defer p.damaged.Delete(id)
 	if err := p.closeDBLocked(a); err != nil {
-		return fmt.Errorf("delete account %s: %w", id, err)
+		return p.damageErr(id, fmt.Errorf("delete account %s: %w", id, err))
 	}
 	if _, err := os.Lstat(a.dir); err == nil {
 		if err := shredKeys(a.dir); err != nil { // every key of the ring, and any copy of an interrupted write
-			return fmt.Errorf("delete account %s: %w", id, err)
+			return p.damageErr(id, fmt.Errorf("delete account %s: %w", id, err))
 		}
 		if err := p.toTrash(a.dir, string(id)); err != nil {
-			return fmt.Errorf("delete account %s: %w", id, err)
+			return p.damageErr(id, fmt.Errorf("delete account %s: %w", id, err))
 		}
 		p.log.Info("account deleted", "account", id)
 	}
