@@ -109,6 +109,33 @@ func (t *Template) For(acct silo.Account) ([]silo.Resource, error) {
 	return out, nil
 }
 
+// Shape returns the resources every tenant, developer and environment
+// account holds under the release, with the values of config entries that
+// interpolate the account (${tenant.id}, ${param.NAME}) left empty. Nothing
+// else depends on the account: names, functions and their grants, routes
+// and schedules are the same for every account of every kind but
+// production, so Shape is what an account not created yet will hold, as
+// far as access goes.
+//
+// # Errors
+//
+// CodeInvalid if a function has no artifact.
+func (t *Template) Shape() ([]silo.Resource, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
+	out := make([]silo.Resource, len(t.static), len(t.static)+len(t.dynamic))
+	copy(out, t.static)
+	for _, k := range t.dynamic {
+		r, err := silo.NewResource(silo.TypeConfig, k, silo.ConfigSpec{})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // ArtifactKey is the key of a function's artifact in a release: production
 // functions are prefixed with "production." so they cannot collide with
 // per-account functions of the same name.

@@ -14,7 +14,7 @@ import (
 
 // testStack is the findings app: every account gets tables findings and
 // scans, bucket uploads, config region, secret api-token, functions ingest
-// and list, two routes; production shares catalog (table), rules (bucket)
+// and list, two routes, a nightly schedule of ingest; production shares catalog (table), rules (bucket)
 // and version (config), and keeps internal to itself.
 func testStack() *spec.Stack {
 	return &spec.Stack{
@@ -32,7 +32,8 @@ func testStack() *spec.Stack {
 				Tables:  map[string]spec.Access{"findings": spec.AccessRead},
 				Exports: []string{"catalog", "rules", "version"}},
 		},
-		Routes: []spec.Route{{Method: "POST", Path: "/findings", Function: "ingest"}, {Method: "GET", Path: "/findings", Function: "list"}},
+		Routes:    []spec.Route{{Method: "POST", Path: "/findings", Function: "ingest"}, {Method: "GET", Path: "/findings", Function: "list"}},
+		Schedules: map[string]spec.Schedule{"nightly": {Function: "ingest", Cron: "0 3 * * *"}},
 		Production: spec.Production{
 			Tables:  map[string]spec.Table{"catalog": {}, "internal": {}},
 			Buckets: map[string]spec.Bucket{"rules-files": {}},

@@ -23,6 +23,7 @@ const (
 	NodeConfig   NodeKind = "config"
 	NodeSecret   NodeKind = "secret"
 	NodeExport   NodeKind = "export"
+	NodeSchedule NodeKind = "schedule" // a schedule: it calls a function of its account
 )
 
 // AnyAccount is the account of a node that stands for every account: the

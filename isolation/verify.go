@@ -15,7 +15,8 @@ import (
 //
 //   - I1: no edge from a principal of account A to a resource of another
 //     account, except export.read on a production export; every grant names a
-//     resource its own account declares; no write into production.
+//     resource its own account declares; no write into production; every
+//     route and schedule calls a function its own account declares.
 //   - I2: no edge from a production principal or export to another account;
 //     only the production account has kind production.
 //   - I3: operators hold only control.* actions, never secret.read.
@@ -42,7 +43,12 @@ func BuildGraph(ctx context.Context, f *Fleet) []Edge {
 
 // Gate checks a proposed release against the fleet before anything is
 // applied: it computes what every live account would hold under rel
-// (engine.Desired) and verifies the fleet as it would then be.
+// (engine.Desired) and verifies the fleet as it would then be. A fleet
+// with no live tenant, developer or environment account gets a stand-in
+// tenant (StandIn) holding what every such account would hold under rel
+// (engine.Template.Shape), so the per-account part of a release is proved
+// before the first account is created on it: accounts are created on the
+// current release without passing the gate again.
 //
 // # Errors
 //
@@ -77,6 +83,31 @@ func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 		as.Resources = rs
 		as.Account.Release = rel.ID
 	}
+	standIn := silo.AccountID("")
+	if _, prod := memo["production"]; len(memo) == 0 || len(memo) == 1 && prod {
+		t, err := engine.Compile(rel.Stack, rel.Artifacts)
+		if err != nil {
+			return Result{}, fmt.Errorf("gate release %s: %w", rel.ID, err)
+		}
+		rs, err := t.Shape()
+		if err != nil {
+			return Result{}, fmt.Errorf("gate release %s for new accounts: %w", rel.ID, err)
+		}
+		if _, ok := memo["production"]; !ok {
+			// The first account created on rel creates production too.
+			prod := silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction, State: silo.StateActive, Release: rel.ID}
+			prs, err := t.For(prod)
+			if err != nil {
+				return Result{}, fmt.Errorf("gate release %s for the production account: %w", rel.ID, err)
+			}
+			g.Accounts = append(g.Accounts, AccountState{Account: prod, Resources: prs, HasDataKey: true})
+		}
+		standIn = freeID(g, StandIn)
+		g.Accounts = append(g.Accounts, AccountState{
+			Account:   silo.Account{ID: standIn, Kind: silo.KindTenant, State: silo.StateActive, Release: rel.ID},
+			Resources: rs, HasDataKey: true,
+		})
+	}
 	res := Verify(ctx, g)
 	if res.Status == StatusViolated {
 		first := ""
@@ -86,10 +117,31 @@ func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 			if len(c.Path) > 0 {
 				first += " (" + c.Path[len(c.Path)-1].Origin + ")"
 			}
+			if standIn != "" && (Result{Counterexamples: res.Counterexamples[:1]}).Involving(standIn) != nil {
+				first += fmt.Sprintf(" (%s stands for every account created on this release)", standIn)
+			}
 		}
 		return res, silo.Errorf(silo.CodeFailedCheck, "release %s refused: it would break isolation in %d place(s); first: %s; fix silo.yaml and build again", rel.ID, res.Violations, first)
 	}
 	return res, nil
+}
+
+// StandIn is the ID Gate gives the stand-in tenant it adds to a fleet that
+// has no live tenant, developer or environment account (or, if an account
+// of that ID was ever recorded, StandIn with a number appended).
+const StandIn silo.AccountID = "new-account"
+
+// freeID returns id, or id-2, id-3, ... if an account of f has it.
+func freeID(f *Fleet, id silo.AccountID) silo.AccountID {
+	taken := make(map[silo.AccountID]bool, len(f.Accounts))
+	for _, as := range f.Accounts {
+		taken[as.Account.ID] = true
+	}
+	out := id
+	for i := 2; taken[out]; i++ {
+		out = silo.AccountID(fmt.Sprintf("%s-%d", id, i))
+	}
+	return out
 }
 
 func memoKey(a silo.Account) string {
@@ -281,6 +333,9 @@ func (v *verifier) account(as *AccountState) {
 		case silo.TypeExport:
 			v.res.Resources++
 			v.export(as, r)
+		case silo.TypeSchedule:
+			v.res.Resources++
+			v.schedule(as, r)
 		default:
 			v.violate("I1", fmt.Sprintf("account %s holds resource %s of unknown type %q: the verifier cannot tell what it reaches", id, r.Key(), r.Type), nil)
 		}
@@ -467,6 +522,33 @@ func (v *verifier) route(as *AccountState, r silo.Resource, gw Node) {
 		v.violate("I4", fmt.Sprintf("route %q of %s calls a function of %s", r.Name, id, acct), path)
 	case !v.declared(id, silo.TypeFunction, name):
 		v.violate("I1", fmt.Sprintf("route %q of %s points at function %q, which the account does not declare", r.Name, id, name), path)
+	}
+}
+
+// schedule checks a schedule: it calls one function, which must be a
+// function its own account declares. The platform runs a schedule as a call
+// of that function in the schedule's account; a schedule naming another
+// account's function (a path), a pattern, or a function its account does
+// not declare could only mean a run outside the account, so each is a
+// counterexample.
+func (v *verifier) schedule(as *AccountState, r silo.Resource) {
+	id := as.Account.ID
+	sn := Node{Account: id, Kind: NodeSchedule, Name: r.Name}
+	origin := "silo.yaml schedules." + r.Name + ".function"
+	var ss silo.ScheduleSpec
+	if err := strictJSON(r.Spec, &ss); err != nil {
+		v.violate("I1", fmt.Sprintf("schedule %q of %s has a spec the verifier cannot read (%v): an unknown field could make it run elsewhere, so it fails closed", r.Name, id, err),
+			[]Edge{{From: sn, To: Node{Account: id, Kind: NodeAccount}, Action: "call", Origin: "recorded resource " + r.Key() + " of " + string(id)}})
+		return
+	}
+	acct, name, problem := resolve(id, ss.Function)
+	e := Edge{From: sn, To: Node{Account: acct, Kind: NodeFunction, Name: name}, Action: "call", Origin: origin}
+	v.edge(e)
+	switch {
+	case problem != "":
+		v.violate("I1", fmt.Sprintf("schedule %q of %s calls %q, which is %s: a schedule runs a function of its own account only", r.Name, id, ss.Function, problem), []Edge{e})
+	case !v.declared(id, silo.TypeFunction, name):
+		v.violate("I1", fmt.Sprintf("schedule %q of %s calls function %q, which its account does not declare", r.Name, id, name), []Edge{e})
 	}
 }
 

@@ -170,6 +170,18 @@ func mutations() []mutation {
 		{"resource of unknown type", "I1", func(t *testing.T, f *isolation.Fleet) {
 			setResource(t, f, "acme", silo.ResourceType("peering"), "globex", []byte(`{}`))
 		}},
+		{"schedule calling another account's function", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.TypeSchedule, "nightly", mustJSON(silo.ScheduleSpec{Function: "globex/ingest", Cron: "0 3 * * *"}))
+		}},
+		{"schedule calling a wildcard", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.TypeSchedule, "nightly", mustJSON(silo.ScheduleSpec{Function: "*", Every: "1m0s"}))
+		}},
+		{"schedule calling a missing function", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.TypeSchedule, "nightly", mustJSON(silo.ScheduleSpec{Function: "purge", Cron: "0 3 * * *"}))
+		}},
+		{"unknown field in a schedule spec", "I1", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.TypeSchedule, "nightly", []byte(`{"function":"ingest","cron":"0 3 * * *","account":"globex"}`))
+		}},
 		{"table declared with a path name", "I1", func(t *testing.T, f *isolation.Fleet) {
 			setResource(t, f, "acme", silo.TypeTable, "../globex/findings", []byte(`{}`))
 		}},
@@ -302,4 +314,65 @@ func BenchmarkGate10k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestGateStandsInForNewAccounts: a fleet with no tenant yet cannot let a
+// release become current whose per-account part crosses accounts, since
+// accounts are then created on it without passing the gate again. Must
+// not: the cross-account release is refused with only production in the
+// fleet (and with no account at all), naming the stand-in; must: the
+// clean release passes, and the stand-in is not added to the fleet.
+func TestGateStandsInForNewAccounts(t *testing.T) {
+	ctx := context.Background()
+	onlyProd := testFleet(t, 0)
+	if len(onlyProd.Accounts) != 1 {
+		t.Fatalf("fixture: got %d accounts, want production only", len(onlyProd.Accounts))
+	}
+	bad := testStack()
+	sch := bad.Schedules["nightly"]
+	sch.Function = "acme/ingest"
+	bad.Schedules["nightly"] = sch
+	badRel := engine.Release{ID: "r-bad", Stack: bad, Artifacts: testArtifacts}
+	for _, tc := range []struct {
+		name  string
+		fleet *isolation.Fleet
+	}{
+		{"production only", onlyProd},
+		{"no account", &isolation.Fleet{Operators: []isolation.Operator{isolation.ControlPlane()}, DataKeysKnown: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := isolation.Gate(ctx, badRel, tc.fleet)
+			if silo.ErrorCode(err) != silo.CodeFailedCheck || r.Proved() {
+				t.Fatalf("cross-account schedule: got %v %v, want failed_check", r.Status, err)
+			}
+			if msg := silo.UserMessage(err); !strings.Contains(msg, string(isolation.StandIn)) || !strings.Contains(msg, "every account created on this release") {
+				t.Errorf("refusal does not name the stand-in: %s", msg)
+			}
+			if r, err := isolation.Gate(ctx, testRelease(t), tc.fleet); err != nil || !r.Proved() {
+				t.Fatalf("clean release: got %v %v, want proved", r.Status, err)
+			}
+		})
+	}
+	if len(onlyProd.Accounts) != 1 {
+		t.Fatalf("the gate changed the fleet: %d accounts", len(onlyProd.Accounts))
+	}
+	// An account once recorded as new-account does not clash with the stand-in.
+	taken := testFleet(t, 0)
+	taken.Accounts = append(taken.Accounts, isolation.AccountState{Account: silo.Account{ID: isolation.StandIn, Kind: silo.KindTenant, State: silo.StateDeleted}})
+	if r, err := isolation.Gate(ctx, testRelease(t), taken); err != nil || !r.Proved() {
+		t.Fatalf("clean release beside a deleted %s: got %v %v (%v), want proved", isolation.StandIn, r.Status, err, r.Counterexamples)
+	}
+}
+
+// TestScheduleEdge: a schedule is an edge of the access graph, from the
+// schedule to the function it calls in its own account.
+func TestScheduleEdge(t *testing.T) {
+	f := testFleet(t, 1)
+	want := isolation.Edge{From: isolation.Node{Account: "acme", Kind: isolation.NodeSchedule, Name: "nightly"}, To: isolation.Node{Account: "acme", Kind: isolation.NodeFunction, Name: "ingest"}, Action: "call", Origin: "silo.yaml schedules.nightly.function"}
+	for _, e := range isolation.BuildGraph(context.Background(), f) {
+		if e == want {
+			return
+		}
+	}
+	t.Fatalf("no edge %v", want)
 }

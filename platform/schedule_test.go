@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
 )
 
@@ -81,4 +85,57 @@ func TestSchedules(t *testing.T) {
 	if slices.ContainsFunc(runs(t, acme), func(k string) bool { return strings.HasPrefix(k, "forged") }) {
 		t.Fatal("a client's request was recorded as a scheduled run")
 	}
+}
+
+// TestSchedulesPassTheIsolationGate deploys the example app with a
+// schedule, onboards tenants, and deploys a change: the isolation gate
+// proves the fleet with its schedules (each calls a function of its own
+// account) and lets the release through, and silo verify's proof holds.
+func TestSchedulesPassTheIsolationGate(t *testing.T) {
+	ctx := context.Background()
+	app := silotest.CopyExample(t)
+	yml := filepath.Join(app, "silo.yaml")
+	src, err := os.ReadFile(yml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withSchedule := func(every string) {
+		t.Helper()
+		y := strings.Replace(string(src), "\nroutes:\n", "\nschedules:\n  ticker: {function: smoke, every: "+every+"}\n\nroutes:\n", 1)
+		if y == string(src) {
+			t.Fatal("the example has no routes section; update the test")
+		}
+		if err := os.WriteFile(yml, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withSchedule("1m")
+	p := silotest.New(t)
+	p.Deploy(t, app)
+	p.Tenant(t, "acme")
+	p.Tenant(t, "globex")
+	withSchedule("2m")
+	if _, err := p.Platform().Deploy(ctx, app); err != nil {
+		t.Fatalf("deploy a change of an app with a schedule: %v", err)
+	}
+	pp := p.Platform()
+	_, res, err := server.ProveFleet(ctx, pp.Store, pp.Provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status == isolation.StatusViolated {
+		t.Fatalf("verify: got %s, want no counterexample: %v", res.Status, res.Counterexamples)
+	}
+	if n := len(isolation.BuildGraph(ctx, mustFleet(t, pp))); n != res.Edges {
+		t.Fatalf("graph: %d edges, proof counted %d", n, res.Edges)
+	}
+}
+
+func mustFleet(t *testing.T, pp *platform.Platform) *isolation.Fleet {
+	t.Helper()
+	f, err := isolation.LoadFleet(context.Background(), pp.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
