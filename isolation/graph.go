@@ -2,6 +2,7 @@ package isolation
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	silo "github.com/silo-run/silo"
@@ -74,6 +75,10 @@ type Counterexample struct {
 	Invariant string `json:"invariant"` // "I1".."I5"
 	Problem   string `json:"problem"`
 	Path      []Edge `json:"path,omitempty"`
+	// Accounts are the accounts the counterexample names: the one its
+	// problem is about, the others it names, and those of every node of
+	// its path (AnyAccount for a path that reaches every account), sorted.
+	Accounts []silo.AccountID `json:"accounts,omitempty"`
 }
 
 func (c Counterexample) String() string {
@@ -119,16 +124,28 @@ type Result struct {
 // Proved reports whether every invariant holds.
 func (r Result) Proved() bool { return r.Status == StatusProved }
 
-// Involving returns the counterexamples whose path touches account id.
+// Involving returns the counterexamples that involve account id: those
+// that name it (Counterexample.Accounts: as the account a problem is about,
+// as another account the problem names, or on the path) or name every
+// account (AnyAccount).
 func (r Result) Involving(id silo.AccountID) []Counterexample {
 	var out []Counterexample
 	for _, c := range r.Counterexamples {
-		for _, e := range c.Path {
-			if e.From.Account == id || e.To.Account == id || e.To.Account == AnyAccount {
-				out = append(out, c)
-				break
-			}
+		if c.involves(id) {
+			out = append(out, c)
 		}
 	}
 	return out
+}
+
+func (c Counterexample) involves(id silo.AccountID) bool {
+	if slices.Contains(c.Accounts, id) || slices.Contains(c.Accounts, AnyAccount) {
+		return true
+	}
+	for _, e := range c.Path { // a counterexample built without Accounts
+		if e.From.Account == id || e.To.Account == id || e.From.Account == AnyAccount || e.To.Account == AnyAccount {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package isolation
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -199,7 +200,7 @@ func newVerifier(f *Fleet, emit func(Edge)) *verifier {
 	for i := range f.Accounts {
 		as := &f.Accounts[i]
 		if _, dup := v.byID[as.Account.ID]; dup {
-			v.violate("I4", fmt.Sprintf("account ID %q is recorded twice: its keys and data could belong to either", as.Account.ID), nil)
+			v.violate("I4", fmt.Sprintf("account ID %q is recorded twice: its keys and data could belong to either", as.Account.ID), nil, as.Account.ID)
 			continue
 		}
 		v.byID[as.Account.ID] = as
@@ -220,11 +221,36 @@ func newVerifier(f *Fleet, emit func(Edge)) *verifier {
 	return v
 }
 
-func (v *verifier) violate(inv, problem string, path []Edge) {
+// violate records a violation: its path, and the accounts it names
+// besides those on the path (the account a problem is about, the other
+// account a key names).
+func (v *verifier) violate(inv, problem string, path []Edge, named ...silo.AccountID) {
 	v.res.Violations++
 	if len(v.res.Counterexamples) < MaxCounterexamples {
-		v.res.Counterexamples = append(v.res.Counterexamples, Counterexample{Invariant: inv, Problem: problem, Path: path})
+		c := Counterexample{Invariant: inv, Problem: problem, Path: path}
+		c.Accounts = namedAccounts(path, named)
+		v.res.Counterexamples = append(v.res.Counterexamples, c)
 	}
+}
+
+// namedAccounts returns the accounts of a counterexample: those named and
+// those of every node of its path, each once, sorted.
+func namedAccounts(path []Edge, named []silo.AccountID) []silo.AccountID {
+	var out []silo.AccountID
+	add := func(id silo.AccountID) {
+		if id != "" && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	for _, id := range named {
+		add(id)
+	}
+	for _, e := range path {
+		add(e.From.Account)
+		add(e.To.Account)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (v *verifier) edge(e Edge) {
@@ -272,7 +298,7 @@ func (v *verifier) run(ctx context.Context) {
 	prods := 0
 	for i := range v.f.Accounts {
 		if i%256 == 0 && ctx.Err() != nil {
-			v.violate("I1", "verification was interrupted before every account was checked", nil)
+			v.violate("I1", "verification was interrupted before every account was checked", nil, AnyAccount)
 			return
 		}
 		as := &v.f.Accounts[i]
@@ -298,17 +324,17 @@ func (v *verifier) account(as *AccountState) {
 	a := as.Account
 	id := a.ID
 	if _, err := silo.ParseID(string(id)); err != nil {
-		v.violate("I1", fmt.Sprintf("account ID %q is not a DNS label, so it cannot be isolated by name", id), nil)
+		v.violate("I1", fmt.Sprintf("account ID %q is not a DNS label, so it cannot be isolated by name", id), nil, id)
 	}
 	if !a.Kind.Valid() {
-		v.violate("I1", fmt.Sprintf("account %s has unknown kind %q", id, a.Kind), nil)
+		v.violate("I1", fmt.Sprintf("account %s has unknown kind %q", id, a.Kind), nil, id)
 	}
 	if (a.Kind == silo.KindProduction) != (id == silo.ProductionID) {
-		v.violate("I2", fmt.Sprintf("account %s has kind %s: only the account named production may have kind production, and it must", id, a.Kind), nil)
+		v.violate("I2", fmt.Sprintf("account %s has kind %s: only the account named production may have kind production, and it must", id, a.Kind), nil, id)
 	}
 	if a.State == silo.StateDeleted {
 		if v.f.DataKeysKnown && as.HasDataKey {
-			v.violate("I5", fmt.Sprintf("deleted account %s still has a data key in the provider: its data is recoverable; run silo tenant delete %s again", id, id), nil)
+			v.violate("I5", fmt.Sprintf("deleted account %s still has a data key in the provider: its data is recoverable; run silo tenant delete %s again", id, id), nil, id)
 		}
 		return // a deleted account runs nothing: its principals are gone
 	}
@@ -337,7 +363,7 @@ func (v *verifier) account(as *AccountState) {
 			v.res.Resources++
 			v.schedule(as, r)
 		default:
-			v.violate("I1", fmt.Sprintf("account %s holds resource %s of unknown type %q: the verifier cannot tell what it reaches", id, r.Key(), r.Type), nil)
+			v.violate("I1", fmt.Sprintf("account %s holds resource %s of unknown type %q: the verifier cannot tell what it reaches", id, r.Key(), r.Type), nil, id)
 		}
 	}
 }
@@ -632,7 +658,7 @@ func (v *verifier) keys() {
 		v.res.Principals++
 		path := []Edge{e}
 		if prev, ok := seen[k.ID]; ok && prev != k.Account {
-			v.violate("I4", fmt.Sprintf("API key %s is bound to two accounts (%s and %s)", k.ID, displayAccount(prev), displayAccount(k.Account)), path)
+			v.violate("I4", fmt.Sprintf("API key %s is bound to two accounts (%s and %s)", k.ID, displayAccount(prev), displayAccount(k.Account)), path, prev)
 		}
 		seen[k.ID] = k.Account
 		as := v.byID[k.Account]
@@ -650,7 +676,7 @@ func (v *verifier) keys() {
 			v.violate("I2", fmt.Sprintf("API key %s is bound to the production account, which no key may reach", k.ID), path)
 		}
 		if named, ok := keyAccount(k.ID); !ok || named != k.Account {
-			v.violate("I4", fmt.Sprintf("API key %s names account %q but is bound to %s: a key must be bound to exactly the one account it names", k.ID, named, k.Account), path)
+			v.violate("I4", fmt.Sprintf("API key %s names account %q but is bound to %s: a key must be bound to exactly the one account it names", k.ID, named, k.Account), path, named)
 		}
 		switch {
 		case k.Revoked:

@@ -376,3 +376,49 @@ func TestScheduleEdge(t *testing.T) {
 	}
 	t.Fatalf("no edge %v", want)
 }
+
+// TestInvolvingNamesEveryAccount: a counterexample involves every account
+// it names, with a path or without one, and no other. Must: the account a
+// pathless problem is about, and both accounts of a key that names one and
+// is bound to another; must not: a third account.
+func TestInvolvingNamesEveryAccount(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*testing.T, *isolation.Fleet)
+		in, out []silo.AccountID
+	}{
+		{"resource of unknown type (no path)", func(t *testing.T, f *isolation.Fleet) {
+			setResource(t, f, "acme", silo.ResourceType("peering"), "x", []byte(`{}`))
+		}, []silo.AccountID{"acme"}, []silo.AccountID{"globex", "t00002"}},
+		{"deleted account with a data key (no path)", func(t *testing.T, f *isolation.Fleet) {
+			acct(t, f, "globex").Account.State = silo.StateDeleted
+			f.Keys = f.Keys[:1] // acme's only: globex's key is gone
+		}, []silo.AccountID{"globex"}, []silo.AccountID{"acme", "t00002"}},
+		{"key naming one account, bound to another", func(t *testing.T, f *isolation.Fleet) {
+			f.Keys = append(f.Keys, isolation.Key{ID: "sk_acme_ffffffffffffffff", Account: "globex"})
+		}, []silo.AccountID{"acme", "globex"}, []silo.AccountID{"t00002"}},
+		{"cross-account grant (path)", func(t *testing.T, f *isolation.Fleet) {
+			mutateFn(t, f, "globex", "list", func(fs *silo.FunctionSpec) { fs.Tables["acme/findings"] = "read" })
+		}, []silo.AccountID{"acme", "globex"}, []silo.AccountID{"t00002"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testFleet(t, 3)
+			tc.mutate(t, f)
+			r := isolation.Verify(ctx, f)
+			if r.Violations != 1 {
+				t.Fatalf("got %d violations, want 1: %v", r.Violations, r.Counterexamples)
+			}
+			for _, id := range tc.in {
+				if got := r.Involving(id); len(got) != 1 {
+					t.Errorf("Involving(%s): got %d, want the counterexample %q", id, len(got), r.Counterexamples[0].Problem)
+				}
+			}
+			for _, id := range tc.out {
+				if got := r.Involving(id); len(got) != 0 {
+					t.Errorf("Involving(%s): got %v, want none", id, got)
+				}
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/silo-run/silo/gateway"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/silotest"
+	"github.com/silo-run/silo/store"
 )
 
 // TestOwnIsolationReport: through the real gateway a tenant fetches its own
@@ -97,6 +98,54 @@ func TestOwnIsolationReport(t *testing.T) {
 		t.Fatalf("the deploy did not move acme to a new release")
 	}
 	check(fetch(acme), b.Release)
+}
+
+// TestOwnReportNamesOwnProblems: a problem the verifier finds about one
+// account, with no access path (a recorded resource of a type it does not
+// know), is on that account's signed report fetched through the gateway,
+// and that account is not told the problems are elsewhere; the other
+// tenant's report lists none and says they are elsewhere.
+func TestOwnReportNamesOwnProblems(t *testing.T) {
+	ctx := context.Background()
+	p := silotest.New(t)
+	p.Deploy(t, "../examples/findings")
+	acme := p.Tenant(t, "acme")
+	globex := p.Tenant(t, "globex")
+	odd, err := silo.NewResource(silo.ResourceType("peering"), "x", struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Platform().Store.Update(ctx, func(tx store.Tx) error { return tx.PutResource("acme", odd) }); err != nil {
+		t.Fatal(err)
+	}
+	own := func(tn *silotest.Tenant) (problems []string, summary string) {
+		t.Helper()
+		r := tn.GET(t, gateway.ReportPath)
+		if r.Status != 200 {
+			t.Fatalf("%s's report: %d %s", tn.ID, r.Status, r.Body)
+		}
+		if _, err := report.VerifyReport(r.Body); err != nil {
+			t.Fatalf("%s's report does not verify: %v", tn.ID, err)
+		}
+		var rep struct {
+			Report struct {
+				Summary []string
+				Proof   struct{ Counterexamples []string }
+			}
+		}
+		if err := json.Unmarshal(r.Body, &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep.Report.Proof.Counterexamples, strings.Join(rep.Report.Summary, " ")
+	}
+	problems, summary := own(acme)
+	if len(problems) != 1 || !strings.Contains(problems[0], "account acme holds resource peering/x") || strings.Contains(summary, "elsewhere") {
+		t.Errorf("acme's report: problems %q, summary %q; want its own problem and no \"elsewhere\"", problems, summary)
+	}
+	problems, summary = own(globex)
+	if len(problems) != 0 || !strings.Contains(summary, "problems elsewhere") {
+		t.Errorf("globex's report: problems %q, summary %q; want none, elsewhere", problems, summary)
+	}
 }
 
 // TestStorageLimit: a function's writes are held under the tenant's storage

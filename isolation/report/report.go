@@ -216,13 +216,15 @@ func Build(ctx context.Context, in Input) Report {
 // own account and the shared production account.
 func redact(ce isolation.Counterexample, own silo.AccountID) string {
 	p := ce.Problem
+	ids := append([]silo.AccountID(nil), ce.Accounts...)
 	for _, e := range ce.Path {
-		for _, id := range []silo.AccountID{e.From.Account, e.To.Account} {
-			if id == "" || id == own || id == silo.ProductionID || id == isolation.AnyAccount {
-				continue
-			}
-			p = replaceWord(p, string(id), "another account")
+		ids = append(ids, e.From.Account, e.To.Account)
+	}
+	for _, id := range ids {
+		if id == "" || id == own || id == silo.ProductionID || id == isolation.AnyAccount {
+			continue
 		}
+		p = replaceWord(p, string(id), "another account")
 	}
 	return p
 }
@@ -305,6 +307,10 @@ func summary(r Report, in Input) []string {
 		s = append(s, fmt.Sprintf("Isolation was last proved on %s: every isolation rule held for your account and for every other account of this installation.", day(r.Proof.At)))
 	case r.Proof.Status == isolation.StatusViolated && len(r.Proof.Counterexamples) > 0:
 		s = append(s, fmt.Sprintf("Isolation was last checked on %s and %s involving your account: see Proof and probes below.", day(r.Proof.At), problems(len(r.Proof.Counterexamples))))
+	case r.Proof.Status == isolation.StatusViolated && in.Proof.Violations > len(in.Proof.Counterexamples):
+		// Past isolation.MaxCounterexamples the proof keeps counting but
+		// no longer records which accounts a problem names.
+		s = append(s, fmt.Sprintf("Isolation was last checked on %s: the check found more problems in this installation than it records, so it cannot tell whether one involves your account, and it did not prove every rule.", day(r.Proof.At)))
 	case r.Proof.Status == isolation.StatusViolated:
 		s = append(s, fmt.Sprintf("Isolation was last checked on %s: no problem involves your account, but the check found problems elsewhere in this installation, so it did not prove every rule.", day(r.Proof.At)))
 	default:

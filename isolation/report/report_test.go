@@ -268,3 +268,56 @@ func TestProblemsDoNotNameOtherCustomers(t *testing.T) {
 		t.Errorf("got %q, want [%q]", r.Proof.Counterexamples, want)
 	}
 }
+
+// TestProblemsNamingTheAccountAreItsOwn: a problem the verifier found
+// about acme with no path (a resource of a type it does not know) is on
+// acme's report, and acme is not told the problems are elsewhere; globex,
+// which the problem does not name, is told so. A key problem naming both
+// is on both, each naming only its own account.
+func TestProblemsNamingTheAccountAreItsOwn(t *testing.T) {
+	ctx := t.Context()
+	fleet := &isolation.Fleet{DataKeysKnown: true, Operators: []isolation.Operator{isolation.ControlPlane()}}
+	for _, id := range []silo.AccountID{"acme", "globex", "initech"} {
+		fleet.Accounts = append(fleet.Accounts, isolation.AccountState{Account: silo.Account{ID: id, Kind: silo.KindTenant, State: silo.StateActive}, HasDataKey: true})
+	}
+	fleet.Accounts[0].Resources = []silo.Resource{res(t, silo.ResourceType("peering"), "x", struct{}{})}
+	fleet.Keys = []isolation.Key{{ID: "sk_globex_0123456789abcdef", Account: "initech"}}
+	proof := isolation.Verify(ctx, fleet)
+	if proof.Violations != 2 {
+		t.Fatalf("fixture: got %d violations, want 2: %v", proof.Violations, proof.Counterexamples)
+	}
+	build := func(id silo.AccountID) report.Report {
+		in := testInput(t)
+		in.Account.ID, in.Keys, in.Proof = id, nil, proof
+		return report.Build(ctx, in)
+	}
+	for _, tc := range []struct {
+		id        silo.AccountID
+		want      string // the one problem on the report, "" for none
+		elsewhere bool
+	}{
+		{"acme", `I1: account acme holds resource peering/x of unknown type "peering": the verifier cannot tell what it reaches`, false},
+		{"globex", `I4: API key sk_globex_0123456789abcdef names account "globex" but is bound to another account: a key must be bound to exactly the one account it names`, false},
+		{"initech", `I4: API key sk_another account_0123456789abcdef names account "another account" but is bound to initech: a key must be bound to exactly the one account it names`, false},
+	} {
+		r := build(tc.id)
+		if len(r.Proof.Counterexamples) != 1 || r.Proof.Counterexamples[0] != tc.want {
+			t.Errorf("%s: got problems %q, want [%q]", tc.id, r.Proof.Counterexamples, tc.want)
+		}
+		if strings.Contains(strings.Join(r.Summary, " "), "elsewhere") {
+			t.Errorf("%s: the summary says the problems are elsewhere: %s", tc.id, r.Summary)
+		}
+	}
+	// Must-not twin: an account no problem names is told they are elsewhere.
+	fleet.Accounts = append(fleet.Accounts, isolation.AccountState{Account: silo.Account{ID: "umbrella", Kind: silo.KindTenant, State: silo.StateActive}, HasDataKey: true})
+	proof = isolation.Verify(ctx, fleet)
+	r := build("umbrella")
+	if len(r.Proof.Counterexamples) != 0 || !strings.Contains(strings.Join(r.Summary, " "), "no problem involves your account, but the check found problems elsewhere") {
+		t.Errorf("umbrella: got problems %q and summary %q, want none, elsewhere", r.Proof.Counterexamples, r.Summary)
+	}
+	// Past what the proof records, nobody is told the problems are elsewhere.
+	proof.Counterexamples, proof.Violations = nil, 2
+	if r := build("umbrella"); strings.Contains(strings.Join(r.Summary, " "), "elsewhere") || !strings.Contains(strings.Join(r.Summary, " "), "cannot tell whether one involves your account") {
+		t.Errorf("unrecorded problems: summary %q", r.Summary)
+	}
+}
