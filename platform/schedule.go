@@ -26,6 +26,16 @@ import (
 // not started twice; runs missed while no server ran are not made up for
 // (after a pause, each schedule runs once, for its latest due time).
 // Failures go to the account's log.
+//
+// Several servers on one store run each due run once: before it starts,
+// a run is claimed in the store (store.Tx.ClaimScheduleRun) for its
+// account, schedule and due time, and the server that does not win the
+// claim skips it. The claim is held for the function's timeout plus
+// scheduleClaimMargin, or until the run ends. Runs are at most once: a
+// server that dies holding a claim takes that one run with it (the run
+// may have done part of its work, so it is not started again elsewhere),
+// and the schedule's next due time after the claim expired is claimed and
+// run as usual.
 
 // maxScheduleJitter bounds how long after its due time an account's run
 // starts.
@@ -38,6 +48,10 @@ const scheduleTick = time.Second
 // wait their turn (a nightly schedule of a large fleet is not a flood).
 const maxScheduledRuns = 16
 
+// scheduleClaimMargin is how long a run's claim outlasts its function's
+// timeout: time to load the function and to record the end of the run.
+const scheduleClaimMargin = time.Minute
+
 // scheduler is the state of the schedules.
 type scheduler struct {
 	mu       sync.Mutex
@@ -46,6 +60,7 @@ type scheduler struct {
 	running  map[runKey]bool // runs in flight
 	releases map[string]*spec.Stack
 	slots    chan struct{} // maxScheduledRuns
+	owner    string        // this server, in the store's claims
 	wg       sync.WaitGroup
 }
 
@@ -86,7 +101,7 @@ func (p *Platform) RunSchedules(ctx context.Context, now time.Time) (int, error)
 		return 0, nil // nothing can be due yet: the window grows until something is
 	}
 	if s.running == nil {
-		s.running, s.slots = map[runKey]bool{}, make(chan struct{}, maxScheduledRuns)
+		s.running, s.slots, s.owner = map[runKey]bool{}, make(chan struct{}, maxScheduledRuns), p.runnerOwner()
 	}
 	if len(s.releases) > 64 || s.releases == nil {
 		s.releases = map[string]*spec.Stack{} // releases no account runs any more go
@@ -128,7 +143,11 @@ func (p *Platform) RunSchedules(ctx context.Context, now time.Time) (int, error)
 			s.running[k] = true
 			started++
 			s.wg.Add(1)
-			go p.runSchedule(ctx, k, sch, due)
+			hold := spec.MaxTimeout
+			if fn, ok := st.Functions[sch.Function]; ok && fn.Timeout > 0 {
+				hold = fn.Timeout
+			}
+			go p.runSchedule(ctx, k, sch, due, hold+scheduleClaimMargin)
 		}
 	}
 	s.last, s.nextScan = now, next
@@ -179,8 +198,10 @@ func (s *scheduler) stack(ctx context.Context, p *Platform, id string) (*spec.St
 	return rel.Stack, nil
 }
 
-// runSchedule invokes the schedule's function in the account.
-func (p *Platform) runSchedule(ctx context.Context, k runKey, sch spec.Schedule, due time.Time) {
+// runSchedule claims the run in the store and, if this server won the
+// claim, invokes the schedule's function in the account; the claim is
+// held for hold at most.
+func (p *Platform) runSchedule(ctx context.Context, k runKey, sch spec.Schedule, due time.Time, hold time.Duration) {
 	defer p.sched.wg.Done()
 	defer func() {
 		p.sched.mu.Lock()
@@ -193,6 +214,25 @@ func (p *Platform) runSchedule(ctx context.Context, k runKey, sch spec.Schedule,
 	case <-ctx.Done():
 		return
 	}
+	now := p.cfg.Now()
+	c := store.ScheduleClaim{Account: k.acct, Schedule: k.name, Due: due, Owner: p.sched.owner, Until: now.Add(hold)}
+	err := p.Store.Update(ctx, func(tx store.Tx) error { return tx.ClaimScheduleRun(c, now) })
+	switch {
+	case silo.ErrorCode(err) == silo.CodeConflict:
+		return // another server runs it, or ran it
+	case err != nil:
+		// Without a claim the run cannot be known to happen once: it is
+		// skipped, like a run missed while no server ran.
+		if ctx.Err() == nil {
+			p.cfg.Logger.Warn("schedules: claim run", "account", k.acct, "schedule", k.name, "error", err)
+		}
+		return
+	}
+	defer func() {
+		if err := p.Store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error { return tx.FinishScheduleRun(c) }); err != nil {
+			p.cfg.Logger.Warn("schedules: finish run", "account", k.acct, "schedule", k.name, "error", err)
+		}
+	}()
 	rid := rand.Text()
 	resp, err := p.invoke(ctx, k.acct, sch.Function, gateway.Request{
 		Method: http.MethodPost, Path: "/", RequestID: rid,

@@ -6,14 +6,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
+	"github.com/silo-run/silo/store"
+	"github.com/silo-run/silo/store/postgres/pgtest"
 )
 
 // runs lists the scheduled runs the tick function recorded in tn's account.
@@ -138,4 +143,90 @@ func mustFleet(t *testing.T, pp *platform.Platform) *isolation.Fleet {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// TestSchedulesRunOnceAcrossServers runs two platforms (two servers) on one
+// PostgreSQL database and one data dir, on one fake clock, each running
+// its schedules as its own timer would: every due run happens once per
+// account, not once per server. The must twin is TestSchedules: a single
+// server runs every due run. A server that dies holding a claim loses that
+// one run (at most once); the schedule's next due time runs as usual.
+func TestSchedulesRunOnceAcrossServers(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Fresh(t)
+	dir := filepath.Join(t.TempDir(), "silo")
+	clock := rollout.NewManualClock(silotest.Start)
+	a := openServer(t, dsn, dir, clock)
+	b := openServer(t, dsn, dir, clock)
+	if _, err := a.p.Deploy(ctx, filepath.Join("testdata", "sched")); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[silo.AccountID]string{}
+	for _, id := range []string{"acme", "globex", "initech"} {
+		c, err := a.p.CreateAccount(ctx, control.CreateRequest{ID: id, WithKey: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[c.Account.ID] = c.Key
+	}
+	both := func() {
+		t.Helper()
+		var wg sync.WaitGroup
+		for _, s := range []*node{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.p.RunSchedules(ctx, clock.Now()); err != nil {
+					t.Errorf("run schedules: %v", err)
+				}
+				s.p.WaitSchedules()
+			}()
+		}
+		wg.Wait()
+	}
+	both() // 09:00: the schedules count from here on both servers
+	q := func(hhmm string) string { return "quarter-hour@2026-01-05T" + hhmm + ":00Z" }
+	check := func(want, gone []string) {
+		t.Helper()
+		for id, key := range keys {
+			st, body := b.get(t, id, key, "/runs")
+			if st != 200 {
+				t.Fatalf("GET /runs of %s: %d %s", id, st, body)
+			}
+			if strings.Contains(body, "×") {
+				t.Fatalf("%s ran a due time more than once: %q", id, body)
+			}
+			runs := strings.Split(body, "\n")
+			for _, w := range want {
+				if !slices.Contains(runs, w) {
+					t.Errorf("%s's runs %q lack %s", id, runs, w)
+				}
+			}
+			for _, g := range gone {
+				if slices.Contains(runs, g) {
+					t.Errorf("%s's runs %q hold %s", id, runs, g)
+				}
+			}
+		}
+	}
+	advance := func(d time.Duration) {
+		t.Helper()
+		for range int(d / time.Minute) { // minute by minute, as servers scanning every second
+			clock.Advance(time.Minute)
+			both()
+		}
+	}
+	advance(50 * time.Minute) // 09:50
+	check([]string{q("09:15"), q("09:30"), q("09:45")}, nil)
+
+	// A server that died holding the claims of 10:00 (until 10:07): that
+	// run is lost, the next ones run.
+	for id := range keys {
+		c := store.ScheduleClaim{Account: id, Schedule: "quarter-hour", Due: silotest.Start.Add(time.Hour), Owner: "a server that died", Until: silotest.Start.Add(67 * time.Minute)}
+		if err := a.p.Store.Update(ctx, func(tx store.Tx) error { return tx.ClaimScheduleRun(c, clock.Now()) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advance(42 * time.Minute) // 10:32
+	check([]string{q("10:15"), q("10:30")}, []string{q("10:00")})
 }

@@ -142,6 +142,20 @@ type Tx interface {
 	// those too.
 	PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted int64, err error)
 
+	// ClaimScheduleRun claims the run of c.Schedule in c.Account due at
+	// c.Due for c.Owner, held until c.Until unless finished before. Of
+	// several servers claiming one due time, one wins; the others get
+	// silo.ErrConflict and claim nothing. A claim is also silo.ErrConflict
+	// when a later due time of the schedule was claimed already, or when
+	// the run of an earlier one is still claimed: not finished, and held
+	// after now. A missing account is silo.ErrNotFound; PurgeAccount
+	// removes its claims.
+	ClaimScheduleRun(c ScheduleClaim, now time.Time) error
+	// FinishScheduleRun marks the run c claimed as finished, so that the
+	// next due time of the schedule can be claimed before c.Until. A claim
+	// no longer held (a later due time claimed since) is left as it is.
+	FinishScheduleRun(c ScheduleClaim) error
+
 	// SetStored records each sample as the bytes its account stores in
 	// its table or bucket during the hour holding at (UTC); a second
 	// sample of the same hour replaces the first, so sampling twice in an
@@ -151,6 +165,17 @@ type Tx interface {
 	// Stored lists stored-bytes days matching q, oldest first, then by
 	// account, kind and name (q.After.Function is StoredResource's form).
 	Stored(q UsageQuery) ([]StoredDay, error)
+}
+
+// ScheduleClaim is a server's claim of one scheduled run: the run of a
+// schedule in an account for one due time. Claims are what make a run
+// happen once across the servers sharing a store.
+type ScheduleClaim struct {
+	Account  silo.AccountID
+	Schedule string
+	Due      time.Time
+	Owner    string    // the server that claimed it
+	Until    time.Time // the claim holds until then unless finished before
 }
 
 // Filter selects accounts. Zero fields match everything; deleted accounts are

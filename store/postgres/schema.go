@@ -163,6 +163,18 @@ CREATE TABLE stored_usage (
 );
 CREATE INDEX stored_usage_account ON stored_usage (account, day);
 `,
+	// 5: scheduled-run claims (see the SQLite schema).
+	`
+CREATE TABLE schedule_runs (
+	account  text COLLATE "C" NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	schedule text COLLATE "C" NOT NULL,
+	due      timestamptz NOT NULL,
+	owner    text        NOT NULL,
+	until    timestamptz NOT NULL,
+	finished boolean     NOT NULL,
+	PRIMARY KEY (account, schedule)
+);
+`,
 }
 
 // upgrades move data after the migration of the same number (1-based) ran,

@@ -157,6 +157,20 @@ CREATE TABLE stored_usage (
 ) WITHOUT ROWID;
 CREATE INDEX stored_usage_account ON stored_usage (account, day);
 `,
+	// 5: scheduled-run claims: the last due time of each schedule of each
+	// account that a server claimed (store.ScheduleClaim), so that a run
+	// happens once across the servers sharing the store.
+	`
+CREATE TABLE schedule_runs (
+	account  TEXT    NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+	schedule TEXT    NOT NULL,
+	due      INTEGER NOT NULL,               -- Unix microseconds
+	owner    TEXT    NOT NULL,
+	until    INTEGER NOT NULL,               -- Unix microseconds
+	finished INTEGER NOT NULL,               -- 1 once the run ended
+	PRIMARY KEY (account, schedule)
+) WITHOUT ROWID;
+`,
 }
 
 // upgrades move data after the migration of the same number (1-based) ran,
