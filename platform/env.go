@@ -120,6 +120,7 @@ func (p *Platform) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 // The first failure; Reap goes on with the other accounts past it.
 // CodeFailedCheck when the provider still holds a deleted account.
 func (p *Platform) Reap(ctx context.Context) ([]silo.AccountID, error) {
+	ctx = store.WithActor(ctx, ActorReaper)
 	accts, err := p.Envs(ctx)
 	if err != nil {
 		return nil, err

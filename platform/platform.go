@@ -93,7 +93,10 @@ type Config struct {
 	// DataDir/operator.token. Empty: no API (the CLI works on the data dir
 	// directly).
 	APIListen string
-	// Actor names who acts in audit events. Default "platform".
+	// Actor names who acts in audit events that no caller is named for.
+	// Default "platform". The API names its caller, the console its
+	// session, and the platform's own loops themselves (ActorRollout,
+	// ActorReaper, ActorScheduler).
 	Actor string
 	// BuildCache is a directory remembering which artifact a function's
 	// sources built to, keyed by a fingerprint of those sources and the Go
@@ -256,6 +259,13 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// The actors the platform's own loops record in the audit log.
+const (
+	ActorRollout   = "silo:rollout-gate" // the rollout runner: rings applied, gates judged, rollbacks
+	ActorReaper    = "silo:reaper"       // expired environments torn down
+	ActorScheduler = "silo:scheduler"    // scheduled runs
+)
 
 // idleTimeout is the runtime's idle timeout with its default filled in.
 func (c *Config) idleTimeout() time.Duration {
@@ -589,7 +599,7 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer wg.Done(); p.scheduleLoop(bg) }()
 	go func() {
 		defer wg.Done()
-		if err := p.Runner.Serve(bg); err != nil && bg.Err() == nil {
+		if err := p.Runner.Serve(store.WithActor(bg, ActorRollout)); err != nil && bg.Err() == nil {
 			p.cfg.Logger.Error("rollout runner stopped", "error", err)
 		}
 	}()

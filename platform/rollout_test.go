@@ -7,6 +7,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/silotest"
 )
@@ -84,5 +85,24 @@ func TestRolloutThroughRings(t *testing.T) {
 	}
 	if body := string(globex.GET(t, "/findings").Body); !strings.Contains(body, `"version":"v2"`) {
 		t.Errorf("after the rollout globex got %s, want v2", body)
+	}
+	// The audit log names who acted: whoever started the rollout (here the
+	// platform's own actor: no caller named), the runner for what its rings
+	// and gates did.
+	es, err := pp.Plane.AuditLog(ctx, 0, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	actors := map[string]string{}
+	for _, e := range es {
+		if e.Event.Action == "release.apply" && e.Event.Account != "globex" {
+			continue
+		}
+		actors[e.Event.Action] = e.Event.Actor
+	}
+	for action, want := range map[string]string{"rollout.start": "silotest", "release.apply": platform.ActorRollout, "rollout.succeed": platform.ActorRollout} {
+		if got := actors[action]; got != want {
+			t.Errorf("%s: got actor %q, want %q", action, got, want)
+		}
 	}
 }

@@ -90,6 +90,7 @@ func jitter(acct silo.AccountID, name string, s spec.Schedule) time.Duration {
 // run in the background (WaitSchedules waits for them). Serve calls it
 // every second with Config.Now; tests call it with times of their own.
 func (p *Platform) RunSchedules(ctx context.Context, now time.Time) (int, error) {
+	ctx = store.WithActor(ctx, ActorScheduler)
 	s := &p.sched
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,8 +137,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, silo.Errorf(silo.CodeUnauthenticated, "missing or wrong operator token; send Authorization: Bearer <token> (the token is in the server's data dir, file operator.token)"))
 			return
 		}
+		// The caller acts in the audit log: a console session calling in
+		// process has named itself already; otherwise it is the token's
+		// holder, named by a hash of the token (TokenActor).
+		if store.ActorOf(r.Context(), "") == "" {
+			r = r.WithContext(store.WithActor(r.Context(), TokenActor(tok)))
+		}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// TokenActor names the holder of an operator token in audit events:
+// "api:token-" and the first 8 hex digits of the token's SHA-256, never the
+// token itself. A new token (delete operator.token) gets a new name.
+func TokenActor(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return "api:token-" + hex.EncodeToString(h[:4])
 }
 
 // Status returns the HTTP status of an error code (silo.Code.HTTPStatus:

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -58,4 +59,28 @@ func VerifyChain(prev string, after int64, entries []AuditEntry) (int, error) {
 		prev = e.Hash
 	}
 	return len(entries), nil
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying who acts: the API caller, a console
+// session, one of the platform's own loops. Every audit event appended in a
+// transaction run with that context (View or Update) records actor in
+// place of the event's own Actor, which then only names the process's
+// default (for instance cli:USER). An empty actor leaves ctx as it is.
+func WithActor(ctx context.Context, actor string) context.Context {
+	if actor == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorOf returns the actor ctx carries (WithActor), or def.
+func ActorOf(ctx context.Context, def string) string {
+	if ctx != nil {
+		if a, ok := ctx.Value(actorKey{}).(string); ok {
+			return a
+		}
+	}
+	return def
 }

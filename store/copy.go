@@ -43,6 +43,8 @@ func Copy(ctx context.Context, dst, src Store) (Copied, error) {
 		return Copied{}, fmt.Errorf("read source store: %w", err)
 	}
 	var n Copied
+	// Entries keep their own actors: their hashes must stay as they are.
+	ctx = context.WithValue(ctx, actorKey{}, nil)
 	err := dst.Update(ctx, func(tx Tx) error {
 		n = Copied{}
 		if err := empty(tx); err != nil {

@@ -112,7 +112,8 @@ type Tx interface {
 	Steps(rollout string) ([]RolloutStep, error)
 
 	// AppendAudit appends an event to the audit log, chaining its hash to the
-	// previous entry, and returns the stored entry.
+	// previous entry, and returns the stored entry. An actor carried by the
+	// transaction's context (WithActor) replaces e.Actor.
 	AppendAudit(e AuditEvent) (AuditEntry, error)
 	// Audit returns entries with Seq > after, up to limit, in order.
 	Audit(after int64, limit int) ([]AuditEntry, error)

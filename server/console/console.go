@@ -40,6 +40,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/store"
 )
 
 //go:embed templates/*.html
@@ -87,6 +88,7 @@ type Console struct {
 // session is one signed-in browser.
 type session struct {
 	csrf    string
+	actor   string // in audit events: console:session-<a hash of its ID>
 	expires time.Time
 	flash   *flash // shown once, on the next page
 }
@@ -207,7 +209,7 @@ func (c *Console) signIn(token string) (id string, ok bool) {
 		}
 	}
 	id = newID()
-	c.byID[id] = &session{csrf: newID(), expires: now.Add(c.cfg.SessionTTL)}
+	c.byID[id] = &session{csrf: newID(), actor: sessionActor(id), expires: now.Add(c.cfg.SessionTTL)}
 	return id, true
 }
 
@@ -291,8 +293,16 @@ func (c *Console) authed(fn func(w http.ResponseWriter, r *http.Request, s *sess
 				return
 			}
 		}
-		fn(w, r, s)
+		// What the session does through the API is its own in the audit log.
+		fn(w, r.WithContext(store.WithActor(r.Context(), s.actor)), s)
 	}
+}
+
+// sessionActor names a session in audit events without its ID, which is
+// the cookie's secret: a hash of it, as the API's caller is named.
+func sessionActor(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return "console:session-" + hex.EncodeToString(h[:4])
 }
 
 func (c *Console) routes() {

@@ -17,6 +17,7 @@ func (t *tx) AppendAudit(e store.AuditEvent) (store.AuditEntry, error) {
 	if err := t.writable(op); err != nil {
 		return store.AuditEntry{}, err
 	}
+	e.Actor = store.ActorOf(t.ctx, e.Actor)
 	e, err := store.PrepareAuditEvent(e, time.Now())
 	if err != nil {
 		return store.AuditEntry{}, err
