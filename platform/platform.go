@@ -267,6 +267,14 @@ const (
 	ActorScheduler = "silo:scheduler"    // scheduled runs
 )
 
+// ServeRollouts runs the rollout runner (Runner.Serve) until ctx is done,
+// as ActorRollout: what it does by itself is recorded in the audit log as
+// the rollout gate's. Serve calls it; tests that run the runner without
+// Serve call it too.
+func (p *Platform) ServeRollouts(ctx context.Context) error {
+	return p.Runner.Serve(store.WithActor(ctx, ActorRollout))
+}
+
 // idleTimeout is the runtime's idle timeout with its default filled in.
 func (c *Config) idleTimeout() time.Duration {
 	if c.Runtime.IdleTimeout > 0 {
@@ -599,7 +607,7 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer wg.Done(); p.scheduleLoop(bg) }()
 	go func() {
 		defer wg.Done()
-		if err := p.Runner.Serve(store.WithActor(bg, ActorRollout)); err != nil && bg.Err() == nil {
+		if err := p.ServeRollouts(bg); err != nil && bg.Err() == nil {
 			p.cfg.Logger.Error("rollout runner stopped", "error", err)
 		}
 	}()

@@ -40,7 +40,6 @@ import (
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/rollout"
-	"github.com/silo-run/silo/store"
 )
 
 // TB is the part of testing.TB that silotest uses; *testing.T and
@@ -115,7 +114,7 @@ func New(t TB, opts ...Option) *Platform {
 	sp.srv = httptest.NewServer(p.Handler())
 	ctx, stop := context.WithCancel(context.Background())
 	runner := make(chan struct{})
-	go func() { defer close(runner); p.Runner.Serve(store.WithActor(ctx, platform.ActorRollout)) }()
+	go func() { defer close(runner); p.ServeRollouts(ctx) }()
 	t.Cleanup(func() {
 		stop()
 		<-runner
