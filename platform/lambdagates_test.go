@@ -425,7 +425,8 @@ func TestGatesCountOnlyTheFunctionsTheReleaseChanged(t *testing.T) {
 // throttles every UpdateFunctionCode of the tenant's account: the ring
 // fails with one clear error naming the tenant, the function and the step
 // and no AWS text, and is rolled back; once AWS serves the call again, a
-// rollout of the same release completes.
+// rollout of the same release, confirmed as the retry of a failed one,
+// completes.
 func TestThrottledRolloutOnLambdaResumes(t *testing.T) {
 	t.Parallel() // its own emulated organization and platform
 	g := newLambdaRig(t, 0, func(dir string) { lambdaApp(t, dir, true) })
@@ -447,9 +448,9 @@ func TestThrottledRolloutOnLambdaResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(t *testing.T) rollout.Rollout {
+	run := func(t *testing.T, opt rollout.Options) rollout.Rollout {
 		t.Helper()
-		r, err := pp.Runner.Start(ctx, rel.ID, rollout.Options{})
+		r, err := pp.Runner.Start(ctx, rel.ID, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -463,7 +464,7 @@ func TestThrottledRolloutOnLambdaResumes(t *testing.T) {
 	}
 
 	g.org.Inject(g.awsID, "UpdateFunctionCode", awstest.Fault{Code: "TooManyRequestsException", Status: http.StatusTooManyRequests})
-	r := run(t)
+	r := run(t, rollout.Options{})
 	why := r.Reason + " " + ringReasons(r)
 	if r.State != rollout.StateFailed || !strings.Contains(why, "AWS is busy and refused to update the code of function list of account acme") {
 		t.Fatalf("rollout while AWS throttles: %s (%s), want failed naming acme, list and the step", r.State, why)
@@ -478,7 +479,7 @@ func TestThrottledRolloutOnLambdaResumes(t *testing.T) {
 	}
 
 	g.org.Clear(g.awsID)
-	r = run(t)
+	r = run(t, rollout.Options{RetryFailed: true})
 	if r.State != rollout.StateSucceeded {
 		t.Fatalf("the same release once AWS serves again: %s (%s %s), want succeeded", r.State, r.Reason, ringReasons(r))
 	}

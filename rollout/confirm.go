@@ -29,6 +29,73 @@ type Options struct {
 	// starts. It confirms nothing by itself: losses still need
 	// AllowDataLoss.
 	LossesDigest string
+	// RetryFailed confirms a rollout of a release whose latest rollout
+	// failed (its gates, budget or live verification rolled it back; see
+	// Failures). Without it, Start refuses such a release with
+	// silo.CodeFailedCheck, naming the rollout and why it failed. The
+	// rollout it starts goes through every ring and gate like any other.
+	RetryFailed bool
+}
+
+// Failure is why a release's latest rollout failed.
+type Failure struct {
+	Rollout string `json:"rollout"`
+	Reason  string `json:"reason"`
+}
+
+// Failures returns, for each release whose latest rollout (a rollback
+// rollout aside) failed, that rollout and why: the releases Start refuses
+// without Options.RetryFailed. A release rolled out again with success is
+// not in it.
+func (rn *Runner) Failures(ctx context.Context) (map[string]Failure, error) {
+	rs, err := rn.List(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Failure{}
+	seen := map[string]bool{}
+	for _, r := range rs { // newest first
+		if r.RollbackOf != "" || seen[r.Release] {
+			continue
+		}
+		seen[r.Release] = true
+		if failed(r) {
+			out[r.Release] = Failure{Rollout: r.ID, Reason: r.Reason}
+		}
+	}
+	return out, nil
+}
+
+// failed reports whether r ended failed: in state failed, or (recorded
+// before a failed rollout could no longer be rolled back) rolled back by
+// an operator after a ring of it had rolled back on its own.
+func failed(r Rollout) bool {
+	if r.State == StateFailed {
+		return true
+	}
+	for _, ring := range r.Rings {
+		if ring.Phase == PhaseRolledBack {
+			return true
+		}
+	}
+	return false
+}
+
+// reship refuses a rollout of rel when its latest rollout failed, unless
+// opt confirms it.
+func (rn *Runner) reship(ctx context.Context, rel string, opt Options) error {
+	if opt.RetryFailed {
+		return nil
+	}
+	fs, err := rn.Failures(ctx)
+	if err != nil {
+		return err
+	}
+	f, ok := fs[rel]
+	if !ok {
+		return nil
+	}
+	return silo.Errorf(silo.CodeFailedCheck, "release %s failed in rollout %s (%s); no account was changed. Deploy a fixed release, or, to roll this one out again through the rings and their gates, confirm it: silo deploy --retry-failed (API: \"retry_failed\": true)", rel, f.Rollout, f.Reason)
 }
 
 // Preview is what starting a rollout or a rollback would destroy, computed
@@ -49,6 +116,9 @@ type Preview struct {
 	// has one too). Passed back as Options.LossesDigest, it makes the
 	// start or rollback go ahead only for exactly these losses.
 	Digest string `json:"losses_digest"`
+	// Failure, in a rollout's preview, says why the release's latest
+	// rollout failed: starting it needs Options.RetryFailed.
+	Failure *Failure `json:"failure,omitempty"`
 }
 
 // digestLen is the length of a Preview's Digest: 16 bytes, in hex.
@@ -105,7 +175,8 @@ func clip(s string) string {
 }
 
 // PreviewStart returns what Start(ctx, releaseID, Options{}) would plan
-// and destroy; it changes nothing. Start refuses, unless its Options allow
+// and destroy, and why the release's latest rollout failed if it did
+// (Start then needs Options.RetryFailed); it changes nothing. Start refuses, unless its Options allow
 // data loss, exactly when Losses is not empty. The fleet may change between
 // a preview and a Start, so Start plans again; given the preview's Digest
 // (Options.LossesDigest) it refuses when what it finds differs.
@@ -119,7 +190,15 @@ func (rn *Runner) PreviewStart(ctx context.Context, releaseID string) (Preview, 
 	if err != nil {
 		return Preview{}, err
 	}
-	return rn.startPreview(ctx, rel)
+	pv, err := rn.startPreview(ctx, rel)
+	if err != nil {
+		return pv, err
+	}
+	fs, err := rn.Failures(ctx)
+	if f, ok := fs[rel.ID]; ok {
+		pv.Failure = &f
+	}
+	return pv, err
 }
 
 // PreviewRollback returns what Rollback(ctx, id, Options{}) would plan
@@ -130,7 +209,8 @@ func (rn *Runner) PreviewStart(ctx context.Context, releaseID string) (Preview, 
 //
 // As Rollback's before it starts anything: silo.ErrNotFound for an unknown
 // rollout; CodeInvalid if the rollout had no previous release;
-// CodeConflict if it was rolled back already or a later one ran.
+// CodeConflict if it was rolled back already (by an operator or by its
+// own gates), a later one ran, or it is a rollback itself.
 func (rn *Runner) PreviewRollback(ctx context.Context, id string) (Preview, error) {
 	orig, rel, err := rn.rollbackTarget(ctx, id)
 	if err != nil {
@@ -244,9 +324,27 @@ func (rn *Runner) preview(ctx context.Context, release string, moves func(store.
 // orig: once it was rolled back, or once a later rollout ran (rolling orig
 // back would return the accounts that one moved as well, to a release two
 // steps back).
+//
+// Nor is a rollout rolled back that was rolled back by its own gates (it
+// failed: its accounts are back already, and a rollback would be a no-op
+// that still counts as the latest rollout), or one that is itself a
+// rollback: rolling that back would ship the release it undid, one an
+// operator or a gate rejected, to every account with no gate in the way.
+// Shipping that release again is a new rollout of it (Start), through the
+// rings and their gates.
 func rollbackable(tx store.Tx, orig Rollout) error {
 	if orig.RolledBackBy != "" {
 		return silo.Errorf(silo.CodeConflict, "rollout %s was rolled back already, by %s; silo rollout list shows what ran since", orig.ID, orig.RolledBackBy)
+	}
+	if orig.RollbackOf != "" {
+		return silo.Errorf(silo.CodeConflict, "rollout %s is the rollback of %s and cannot be rolled back: that would ship release %s, which %s was rolled back from, to the fleet without the gates of its rings; nothing was changed. To ship release %s again, roll it out anew through the rings and their gates (silo deploy, or POST /v1/rollouts)", orig.ID, orig.RollbackOf, orig.Previous, orig.RollbackOf, orig.Previous)
+	}
+	if orig.State == StateFailed {
+		back := "it returned its accounts to release " + orig.Previous + " already"
+		if orig.Previous == "" {
+			back = "as the first deploy it had no release to return its accounts to"
+		}
+		return silo.Errorf(silo.CodeConflict, "rollout %s failed (%s) and %s: there is nothing to roll back; nothing was changed. Fix the release and deploy it (silo deploy)", orig.ID, orig.Reason, back)
 	}
 	latest, err := tx.Rollouts(1)
 	if err != nil {

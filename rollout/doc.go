@@ -55,7 +55,11 @@
 // otherwise), so a change between asking and starting (another release,
 // a new account) destroys nothing the operator did not see. Only the
 // latest rollout can be rolled back, once: rolling back an earlier one
-// would return the accounts a later rollout moved as well. A failing
+// would return the accounts a later rollout moved as well. A failed
+// rollout (rolled back by its own gates) and a rollback rollout cannot be
+// rolled back: the one is back already, the other would ship the release
+// it undid with no gate. A release whose latest rollout failed starts
+// again only with Options.RetryFailed, through every ring and gate. A failing
 // ring's own rollback needs no confirmation. A rollback's rings are those
 // of the release it returns to, which need not select every account the
 // rollout it undoes moved, and a last ring over every account they leave

@@ -131,7 +131,9 @@ func (rn *Runner) poke() {
 // rollout would delete or replace a table, bucket or secret of an account
 // it moves and opt does not allow it; CodeConflict, too, when
 // opt.LossesDigest is set and what the rollout would destroy is no longer
-// what was previewed; CodeInvalid for a LossesDigest no preview gives.
+// what was previewed; CodeInvalid for a LossesDigest no preview gives;
+// CodeFailedCheck for a release whose latest rollout failed (Failures)
+// unless opt.RetryFailed confirms it.
 //
 // # Notes
 //
@@ -140,6 +142,9 @@ func (rn *Runner) poke() {
 func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rollout, error) {
 	rel, err := rn.release(ctx, releaseID)
 	if err != nil {
+		return Rollout{}, err
+	}
+	if err := rn.reship(ctx, rel.ID, opt); err != nil {
 		return Rollout{}, err
 	}
 	if err := confirm(opt, func() (Preview, error) { return rn.startPreview(ctx, rel) }, "GET /v1/rollouts/preview?release="+rel.ID, func(pv Preview) error {
@@ -193,7 +198,7 @@ func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf str
 				if err := where(tx, &orig, origStack); err != nil {
 					return err
 				}
-			} else if orig.State == StateSucceeded || orig.State == StateFailed || orig.State == StateAborted {
+			} else if orig.State == StateSucceeded || orig.State == StateAborted {
 				orig.State = StateRolledBack
 			}
 			if err := save(tx, &orig, now); err != nil {
@@ -321,8 +326,9 @@ func (rn *Runner) Abort(ctx context.Context, id string) (Rollout, error) {
 // # Errors
 //
 // CodeInvalid if the rollout had no previous release; CodeConflict if
-// another rollout is active, if the rollout was rolled back already or a
-// later one ran; CodeNeedsConfirm when returning the accounts would delete
+// another rollout is active, if the rollout was rolled back already (by
+// an operator, or by its own gates: it failed) or a later one ran, or if
+// it is itself a rollback (see rollbackable); CodeNeedsConfirm when returning the accounts would delete
 // or replace a table, bucket or secret and opt does not allow it; as
 // Start's, CodeConflict and CodeInvalid for opt.LossesDigest.
 func (rn *Runner) Rollback(ctx context.Context, id string, opt Options) (Rollout, error) {

@@ -263,11 +263,12 @@ func (c *Client) Release(ctx context.Context, id string) (ReleaseInfo, error) {
 // StartRollout starts a rollout of a stored release. A second concurrent
 // deploy is refused with CodeConflict and a message naming the active one,
 // a rollout that destroys data without opt allowing it with
-// CodeNeedsConfirm, and one that would destroy other than the preview
-// opt.LossesDigest names with CodeConflict.
+// CodeNeedsConfirm, one that would destroy other than the preview
+// opt.LossesDigest names with CodeConflict, and one of a release whose
+// latest rollout failed without opt.RetryFailed with CodeFailedCheck.
 func (c *Client) StartRollout(ctx context.Context, release string, opt rollout.Options) (rollout.Rollout, error) {
 	var out rollout.Rollout
-	err := c.call(ctx, http.MethodPost, "/v1/rollouts", StartRequest{Release: release, AllowDataLoss: opt.AllowDataLoss, LossesDigest: opt.LossesDigest}, &out)
+	err := c.call(ctx, http.MethodPost, "/v1/rollouts", StartRequest{Release: release, AllowDataLoss: opt.AllowDataLoss, LossesDigest: opt.LossesDigest, RetryFailed: opt.RetryFailed}, &out)
 	return out, err
 }
 

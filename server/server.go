@@ -306,6 +306,10 @@ type StartRequest struct {
 	// caller showed (GET /v1/rollouts/preview): the rollout starts only if
 	// it would destroy exactly that, else it is refused with conflict.
 	LossesDigest string `json:"losses_digest,omitempty"`
+	// RetryFailed confirms a rollout of a release whose latest rollout
+	// failed (rollout.Options.RetryFailed); without it such a rollout is
+	// refused with failed_check, naming that rollout and why it failed.
+	RetryFailed bool `json:"retry_failed,omitempty"`
 }
 
 // RollbackRequest is the optional body of POST /v1/rollouts/{rid}/rollback,
@@ -508,7 +512,7 @@ func (s *Server) routes() {
 		if err := decode(r, &req); err != nil {
 			return 0, nil, err
 		}
-		ro, err := s.cfg.Runner.Start(r.Context(), req.Release, rollout.Options{AllowDataLoss: req.AllowDataLoss, LossesDigest: req.LossesDigest})
+		ro, err := s.cfg.Runner.Start(r.Context(), req.Release, rollout.Options{AllowDataLoss: req.AllowDataLoss, LossesDigest: req.LossesDigest, RetryFailed: req.RetryFailed})
 		return http.StatusCreated, ro, err
 	})
 	s.handle("GET /v1/rollouts", func(r *http.Request) (int, any, error) {

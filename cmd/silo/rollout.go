@@ -155,7 +155,7 @@ tenant's functions run on Lambda in its own AWS account, behind its own HTTP API
 }
 
 func newDeployCmd(g *globals) *cobra.Command {
-	var detach, yes bool
+	var detach, yes, retry bool
 	cmd := &cobra.Command{
 		Use:   "deploy",
 		Short: "Build silo.yaml into a release and roll it out ring by ring, following progress",
@@ -200,7 +200,10 @@ server-side rollout: reattach with silo rollout status --follow.`,
 			}
 			if c == nil {
 				lc.preview = func() (rollout.Preview, error) { return rn.PreviewStart(ctx, rel.ID) }
-				r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return rn.Start(ctx, rel.ID, opt) })
+				r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) {
+					opt.RetryFailed = retry
+					return rn.Start(ctx, rel.ID, opt)
+				})
 				if err != nil {
 					return err
 				}
@@ -211,7 +214,10 @@ server-side rollout: reattach with silo rollout status --follow.`,
 				return err
 			}
 			lc.preview = func() (rollout.Preview, error) { return c.PreviewRollout(ctx, id) }
-			r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return c.StartRollout(ctx, id, opt) })
+			r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) {
+				opt.RetryFailed = retry
+				return c.StartRollout(ctx, id, opt)
+			})
 			if err != nil {
 				return err
 			}
@@ -226,6 +232,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 	}
 	cmd.Flags().BoolVar(&detach, "detach", false, "start the rollout and return without following it")
 	cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if the release deletes or replaces a table, bucket or secret (whatever the planning as it starts finds; at a terminal, without --yes, it starts only for the list it showed)")
+	cmd.Flags().BoolVar(&retry, "retry-failed", false, "roll out a release whose latest rollout failed, through the rings and their gates again")
 	return cmd
 }
 
