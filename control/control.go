@@ -63,6 +63,11 @@ type Config struct {
 	// account (see Ingress): Show reports the account's URL, and every
 	// key issued or revoked is written into the account as well.
 	Ingress Ingress
+	// Placement, if set, names the release a new account gets instead of
+	// the current one; "" keeps the current one. The rollout runner's
+	// ReleaseFor is it: during a rollout, an account whose ring has begun
+	// gets the rollout's release.
+	Placement func(ctx context.Context, a silo.Account) (string, error)
 }
 
 // Plane is the control plane. Safe for concurrent use.
@@ -399,8 +404,9 @@ type Created struct {
 }
 
 // CreateAccount onboards an account of kind tenant, developer or
-// environment on the current release, creating the production account first
-// if it does not exist.
+// environment on the current release (or the one Config.Placement names),
+// creating the production account first if it does not exist. It changes
+// no other account: an existing production account stays on its release.
 //
 // # Errors
 //
@@ -417,18 +423,22 @@ func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, 
 	if err != nil {
 		return Created{}, err
 	}
-	rel, err := p.CurrentRelease(ctx)
+	cur, err := p.CurrentRelease(ctx)
+	if err != nil {
+		return Created{}, err
+	}
+	a := silo.Account{ID: silo.AccountID(tid), Kind: req.Kind, Name: req.Name, Params: req.Params}
+	rel, err := p.placement(ctx, a, cur)
 	if err != nil {
 		return Created{}, err
 	}
 	if _, err := rel.Stack.ResolveParams(req.Params); err != nil {
 		return Created{}, err
 	}
-	_, madeProduction, err := p.ensureProduction(ctx, rel)
+	madeProduction, err := p.productionFor(ctx, cur)
 	if err != nil {
 		return Created{}, fmt.Errorf("production account: %w", err)
 	}
-	a := silo.Account{ID: silo.AccountID(tid), Kind: req.Kind, Name: req.Name, Params: req.Params}
 	if req.TTL > 0 {
 		exp := p.cfg.Now().Add(req.TTL).UTC()
 		a.Expires = &exp

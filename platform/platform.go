@@ -429,6 +429,12 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		Store: p.Store, Provider: planeProv, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
 		AuditWitness: witness, Feed: p.feed, Ingress: ingress,
 		OnChange: func(c store.Change) { p.Invalidate(c.Account) },
+		Placement: func(ctx context.Context, a silo.Account) (string, error) {
+			if p.Runner == nil { // not yet made: no rollout runs
+				return "", nil
+			}
+			return p.Runner.ReleaseFor(ctx, a)
+		},
 	})
 	if !cfg.OpenLostRegistry {
 		if err := p.Plane.CheckRegistry(ctx, p.stateName); err != nil {

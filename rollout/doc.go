@@ -60,7 +60,14 @@
 // rolled back: the one is back already, the other would ship the release
 // it undid with no gate. A release whose latest rollout failed starts
 // again only with Options.RetryFailed, through every ring and gate. A failing
-// ring's own rollback needs no confirmation. A rollback's rings are those
+// ring's own rollback needs no confirmation.
+//
+// An account created during a rollout gets the rollout's release once the
+// ring that selects it has begun, the current release before (ReleaseFor,
+// which control.Plane asks through its Placement). Before a rollout
+// succeeds, every account of its rings must still be recorded on its
+// release (those whose apply failed within budget aside); otherwise the
+// last ring fails and every ring returns its accounts. A rollback's rings are those
 // of the release it returns to, which need not select every account the
 // rollout it undoes moved, and a last ring over every account they leave
 // out: which accounts move is decided per account, never by ring.

@@ -35,7 +35,10 @@ func (rn *Runner) drive(ctx context.Context, id string) error {
 			return err
 		}
 		if r.Ring >= len(r.Rings) {
-			return rn.finish(ctx, r)
+			if err := rn.finish(ctx, r); err != nil {
+				return err
+			}
+			continue // succeeded, or a ring rolls back (see finish)
 		}
 		i := r.Ring
 		ring := r.Rings[i]
@@ -290,6 +293,46 @@ func (rn *Runner) verifying(ctx context.Context, r Rollout, target engine.Releas
 	}
 }
 
+// strays lists the accounts of r's rings, all promoted, that the registry
+// no longer says run r's release, leaving out those whose apply step
+// failed (within a ring's budget): an account moved after its ring was
+// verified. One read of the registry; no provider call.
+func (rn *Runner) strays(ctx context.Context, r Rollout) ([]string, error) {
+	target, err := rn.release(ctx, r.Release)
+	if err != nil {
+		return nil, err
+	}
+	var bad []string
+	err = rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+		f := store.Filter{Limit: 1000}
+		for {
+			page, err := tx.Accounts(f)
+			if err != nil {
+				return fmt.Errorf("list accounts: %w", err)
+			}
+			for _, a := range page {
+				i := ringOf(r.Rings, target.Stack, a)
+				if i < 0 || a.Release == r.Release || a.State == silo.StateDeleting || a.State == silo.StateDeleted {
+					continue
+				}
+				st, err := tx.Step(stepKey(r.ID, r.Rings[i].Name, a.ID, "apply"))
+				if err == nil && st.State == store.IntentFailed {
+					continue
+				}
+				if err != nil && !errors.Is(err, silo.ErrNotFound) {
+					return err
+				}
+				bad = append(bad, fmt.Sprintf("%s (ring %s) runs release %q", a.ID, r.Rings[i].Name, a.Release))
+			}
+			if len(page) < f.Limit {
+				return nil
+			}
+			f.After = page[len(page)-1].ID
+		}
+	})
+	return bad, err
+}
+
 // verifyLive checks, for every account of the ring that did not fail, that
 // the provider holds exactly the resources of the target release, and that
 // the registry says it runs it.
@@ -449,6 +492,24 @@ func (rn *Runner) rollingBack(ctx context.Context, r Rollout, target engine.Rele
 }
 
 func (rn *Runner) finish(ctx context.Context, r Rollout) error {
+	if r.RollbackOf == "" && len(r.Rings) > 0 {
+		bad, err := rn.strays(ctx, r)
+		if err != nil {
+			return err
+		}
+		if len(bad) > 0 {
+			// Caught, as a ring's live verification would: the last ring
+			// fails, and every ring returns its accounts.
+			last := len(r.Rings) - 1
+			_, err := rn.mutate(ctx, r.ID, func(_ store.Tx, cur *Rollout) error {
+				cur.Ring = last
+				cur.Rings[last].Phase = PhaseRollingBack
+				cur.Reason = fmt.Sprintf("before succeeding, %d account(s) of promoted rings no longer run release %s: %s", len(bad), r.Release, strings.Join(bad[:min(len(bad), maxFailures)], "; "))
+				return nil
+			})
+			return err
+		}
+	}
 	_, err := rn.mutate(ctx, r.ID, func(tx store.Tx, cur *Rollout) error {
 		cur.State, cur.Reason = StateSucceeded, ""
 		if _, err := tx.SetCurrentRelease(cur.Release); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	silo "github.com/silo-run/silo"
@@ -181,4 +182,41 @@ func where(tx store.Tx, r *Rollout, st *spec.Stack) error {
 		r.Rings[i].Releases = counts[i]
 	}
 	return nil
+}
+
+// ReleaseFor returns the release an account created now should get, a
+// not yet in the registry: while a rollout is active, the rollout's
+// target when the ring that selects a has begun (applying, baking,
+// verifying or promoted), so that a new account never holds a ring back
+// or runs a release its ring has left; "" otherwise (no rollout is
+// active, its ring has not begun and will move it when it does, the ring
+// is rolling back or stopped, or no ring selects it): the caller then
+// uses the current release.
+//
+// # Notes
+//
+// An account decided "" in the instant its ring begins may be registered
+// after the ring listed its accounts: the ring's live verification then
+// finds it on the old release and fails the ring, which rolls back.
+func (rn *Runner) ReleaseFor(ctx context.Context, a silo.Account) (string, error) {
+	r, err := rn.Active(ctx)
+	if errors.Is(err, silo.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	rel, err := rn.release(ctx, r.Release)
+	if err != nil {
+		return "", err
+	}
+	i := ringOf(r.Rings, rel.Stack, a)
+	if i < 0 {
+		return "", nil
+	}
+	switch r.Rings[i].Phase {
+	case PhaseApplying, PhaseBaking, PhaseVerifying, PhasePromoted:
+		return r.Release, nil
+	}
+	return "", nil
 }
