@@ -224,7 +224,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 			if detach {
 				return printRollout(g, r)
 			}
-			if err := c.Follow(ctx, r.ID, func(r rollout.Rollout) error { return printRollout(g, r) }); err != nil {
+			if err := c.Follow(ctx, r.ID, followPrinter(g)); err != nil {
 				return err
 			}
 			return outcome(ctx, func() (rollout.Rollout, error) { return c.Rollout(ctx, r.ID) })
@@ -241,7 +241,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 func runHere(ctx context.Context, g *globals, rn *rollout.Runner, id string) error {
 	done := make(chan error, 1)
 	go func() { done <- rn.Run(ctx, id) }()
-	werr := rn.Watch(ctx, id, func(r rollout.Rollout) error { return printRollout(g, r) })
+	werr := rn.Watch(ctx, id, followPrinter(g))
 	if err := <-done; err != nil {
 		return err
 	}
@@ -266,13 +266,39 @@ func outcome(ctx context.Context, get func() (rollout.Rollout, error)) error {
 	return silo.Errorf(silo.CodeFailedCheck, "rollout %s %s: %s", r.ID, r.State, r.Reason)
 }
 
+// followPrinter returns what a follow prints each state of a rollout with:
+// printRollout, but a summary only when it differs from the last one
+// printed (a lease renewal during a bake changes the record, not what the
+// summary says). JSON lines are every state.
+func followPrinter(g *globals) func(rollout.Rollout) error {
+	var last string
+	return func(r rollout.Rollout) error {
+		if g.json() {
+			return printRollout(g, r)
+		}
+		var b strings.Builder
+		writeRollout(&b, r)
+		if b.String() == last {
+			return nil
+		}
+		last = b.String()
+		_, err := io.WriteString(g.stdout, last)
+		return err
+	}
+}
+
 // printRollout prints one state of a rollout: JSON lines with --output
 // json, a ring-by-ring summary otherwise.
 func printRollout(g *globals, r rollout.Rollout) error {
 	if g.json() { // one JSON object per line, so a follow is a JSON-lines stream
 		return json.NewEncoder(g.stdout).Encode(r)
 	}
-	w := g.stdout
+	writeRollout(g.stdout, r)
+	return nil
+}
+
+// writeRollout writes a rollout's ring-by-ring summary.
+func writeRollout(w io.Writer, r rollout.Rollout) {
 	fmt.Fprintf(w, "rollout %s  %s → %s  %s", r.ID, orDash(r.Previous), r.Release, r.State)
 	if r.Reason != "" {
 		fmt.Fprintf(w, ": %s", r.Reason)
@@ -307,7 +333,6 @@ func printRollout(g *globals, r rollout.Rollout) error {
 			fmt.Fprintf(w, "  %-17s   accounts: %s\n", "", whereText(ring.Releases, r))
 		}
 	}
-	return nil
 }
 
 // verdictText says what a ring's gates judged, with only the figures that
@@ -423,7 +448,8 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			if c != nil {
 				if follow {
 					var last rollout.Rollout
-					if err := c.Follow(ctx, id, func(r rollout.Rollout) error { last = r; return printRollout(g, r) }); err != nil {
+					show := followPrinter(g)
+					if err := c.Follow(ctx, id, func(r rollout.Rollout) error { last = r; return show(r) }); err != nil {
 						return err
 					}
 					return outcome(ctx, func() (rollout.Rollout, error) { return c.Rollout(ctx, last.ID) })
@@ -450,7 +476,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				id = rs[0].ID
 			}
 			if follow {
-				if err := rn.Watch(ctx, id, func(r rollout.Rollout) error { return printRollout(g, r) }); err != nil {
+				if err := rn.Watch(ctx, id, followPrinter(g)); err != nil {
 					return err
 				}
 				return outcome(ctx, func() (rollout.Rollout, error) { return rn.Get(ctx, id) })

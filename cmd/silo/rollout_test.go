@@ -172,3 +172,35 @@ func TestRolloutCommandsAgainstAServer(t *testing.T) {
 		t.Errorf("remote rollout rollback after an aborted rollout: %s; want a rollback rollout ro-000002", out)
 	}
 }
+
+// A follow prints a rollout's summary when what it says changes, not at
+// every change of the record (a bake renews the lease every few
+// seconds): the must-not, a renewal prints nothing; the must, a new phase
+// and the end print again. JSON lines carry every state.
+func TestFollowPrintsChangesOnly(t *testing.T) {
+	baking := rollout.Rollout{ID: "ro-000001", Release: "r-2", Previous: "r-1", State: rollout.StateRunning, Ring: 1, Version: 5,
+		Rings: []rollout.RingStatus{{Name: "production", Phase: rollout.PhasePromoted}, {Name: "canary", Phase: rollout.PhaseBaking}}}
+	renewed := baking
+	renewed.Version, renewed.Lease = 6, time.Unix(100, 0)
+	done := baking
+	done.Version, done.State, done.Rings = 7, rollout.StateSucceeded, []rollout.RingStatus{{Name: "production", Phase: rollout.PhasePromoted}, {Name: "canary", Phase: rollout.PhasePromoted}}
+	for _, tc := range []struct {
+		output string
+		blocks int // how many times "rollout ro-000001" (or its JSON) is printed
+	}{{"text", 2}, {"json", 4}} {
+		var out strings.Builder
+		show := followPrinter(&globals{stdout: &out, output: tc.output})
+		for _, r := range []rollout.Rollout{baking, renewed, renewed, done} {
+			if err := show(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := "rollout ro-000001"
+		if tc.output == "json" {
+			want = `"id":"ro-000001"`
+		}
+		if got := strings.Count(out.String(), want); got != tc.blocks {
+			t.Errorf("%s: printed %d states, want %d:\n%s", tc.output, got, tc.blocks, out.String())
+		}
+	}
+}
