@@ -112,7 +112,10 @@ type RingStatus struct {
 	WindowStart *Stats    `json:"window_start,omitempty"`
 	BakeStart   time.Time `json:"bake_start,omitzero"`
 	BakeUntil   time.Time `json:"bake_until,omitzero"`
-	Verdict     *Verdict  `json:"verdict,omitempty"`
+	// BakeLeft is the bake time a ring paused while baking has left; the
+	// bake resumes with it (BakeUntil moves) when the rollout resumes.
+	BakeLeft time.Duration `json:"bake_left,omitempty"`
+	Verdict  *Verdict      `json:"verdict,omitempty"`
 	// Releases counts the ring's accounts by the release they run,
 	// recorded in the transaction that stopped the rollout (succeeded,
 	// failed, paused, aborted, rolled back) and cleared when it resumes:

@@ -271,7 +271,9 @@ func (rn *Runner) List(ctx context.Context, limit int) ([]Rollout, error) {
 }
 
 // Pause stops a running rollout after the account steps in flight; Resume
-// continues it. Pausing a paused rollout is a no-op.
+// continues it. Pausing a paused rollout is a no-op. A ring baking when
+// paused keeps the bake time it had left (RingStatus.BakeLeft) until
+// Resume.
 //
 // # Errors
 //
@@ -283,6 +285,7 @@ func (rn *Runner) Pause(ctx context.Context, id string) (Rollout, error) {
 			return nil
 		case StateRunning:
 			r.State, r.Reason = StatePaused, "paused by an operator"
+			holdBake(r, rn.cfg.Clock.Now())
 			return nil
 		}
 		return silo.Errorf(silo.CodeConflict, "rollout %s is %s and cannot be paused", r.ID, r.State)
@@ -290,7 +293,9 @@ func (rn *Runner) Pause(ctx context.Context, id string) (Rollout, error) {
 }
 
 // Resume continues a paused rollout. A ring paused on an inconclusive gate
-// bakes again before its gates are read again.
+// bakes again before its gates are read again; a ring an operator paused
+// while it baked bakes for the time it had left (a pause stops the bake
+// clock).
 func (rn *Runner) Resume(ctx context.Context, id string) (Rollout, error) {
 	return rn.operate(ctx, id, "rollout.resume", func(r *Rollout) error {
 		switch r.State {
@@ -298,6 +303,7 @@ func (rn *Runner) Resume(ctx context.Context, id string) (Rollout, error) {
 			return nil
 		case StatePaused:
 			r.State, r.Reason = StateRunning, ""
+			resumeBake(r, rn.cfg.Clock.Now())
 			return nil
 		}
 		return silo.Errorf(silo.CodeConflict, "rollout %s is %s and cannot be resumed; start a new deploy instead", r.ID, r.State)
@@ -346,6 +352,29 @@ func (rn *Runner) Rollback(ctx context.Context, id string, opt Options) (Rollout
 		return orig, err
 	}
 	return rn.create(ctx, rel, id, st)
+}
+
+// holdBake stops the bake clock of r's ring in progress, if it bakes:
+// what is left of the bake is kept for resumeBake.
+func holdBake(r *Rollout, now time.Time) {
+	if r.Ring >= len(r.Rings) {
+		return
+	}
+	rs := &r.Rings[r.Ring]
+	if rs.Phase == PhaseBaking && !rs.BakeUntil.IsZero() && now.Before(rs.BakeUntil) {
+		rs.BakeLeft = rs.BakeUntil.Sub(now)
+	}
+}
+
+// resumeBake restarts the bake clock holdBake stopped: the ring bakes for
+// the time it had left, from now.
+func resumeBake(r *Rollout, now time.Time) {
+	if r.Ring >= len(r.Rings) {
+		return
+	}
+	if rs := &r.Rings[r.Ring]; rs.BakeLeft > 0 {
+		rs.BakeUntil, rs.BakeLeft = now.UTC().Add(rs.BakeLeft), 0
+	}
 }
 
 func (rn *Runner) operate(ctx context.Context, id, action string, fn func(*Rollout) error) (Rollout, error) {

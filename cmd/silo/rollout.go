@@ -325,7 +325,9 @@ func writeRollout(w io.Writer, r rollout.Rollout) {
 		if v := ring.Verdict; v != nil && v.Result != "" {
 			fmt.Fprintf(w, "  %s", verdictText(*v))
 		}
-		if ring.Phase == rollout.PhaseBaking && !ring.BakeUntil.IsZero() {
+		if ring.Phase == rollout.PhaseBaking && ring.BakeLeft > 0 {
+			fmt.Fprintf(w, "  bake paused, %s left", ring.BakeLeft.Round(time.Second))
+		} else if ring.Phase == rollout.PhaseBaking && !ring.BakeUntil.IsZero() {
 			fmt.Fprintf(w, "  bake until %s", ring.BakeUntil.Format(time.TimeOnly))
 		}
 		fmt.Fprintln(w)
