@@ -142,9 +142,10 @@ type Config struct {
 	// (debug.FreeOSMemory, at most once per IdleTimeout/2; see releaser).
 	Runtime runtime.Config
 	// OpenLostRegistry opens the platform even when the control-plane
-	// registry holds no account while the provider holds some (a lost or
-	// replaced state.db), which Open otherwise refuses. Only silo doctor
-	// sets it, to report.
+	// registry and the provider's accounts do not belong together (a lost
+	// or replaced state.db, a data dir that is not the installation's:
+	// see CheckRegistry), which Open otherwise refuses; the journal is then
+	// not recovered. Only silo doctor sets it, to report.
 	OpenLostRegistry bool
 	// Usage tunes metering, its retention and the prices of usage
 	// reports (see usage.go).
@@ -436,21 +437,23 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 			return p.Runner.ReleaseFor(ctx, a)
 		},
 	})
-	if !cfg.OpenLostRegistry {
-		if err := p.Plane.CheckRegistry(ctx, p.stateName); err != nil {
-			if cfg.Store != nil && silo.ErrorCode(err) == silo.CodeFailedCheck {
-				return nil, silo.Errorf(silo.CodeFailedCheck, "the PostgreSQL control-plane database holds no accounts, but the provider in %s holds some: this data dir's state is elsewhere; if it is still in %s, copy it with silo store migrate --to <the same URL> (no --store), else restore the database from a backup (see docs/operations.md)", cfg.DataDir, filepath.Join(cfg.DataDir, "state.db"))
-			}
+	// A registry and accounts that do not belong together are refused
+	// before recovery, which would act on them (doctor opens anyway, to
+	// report, and recovers nothing).
+	if err := p.CheckRegistry(ctx); err != nil {
+		if !cfg.OpenLostRegistry || silo.ErrorCode(err) != silo.CodeFailedCheck {
 			return nil, err
 		}
-	}
-	if _, err := p.Plane.Engine.Recover(ctx); err != nil {
-		return nil, fmt.Errorf("recover journal: %w", err)
-	}
-	// Onboardings a crash left half done are finished now (and by Serve's
-	// background loop later); one that fails is logged, not fatal.
-	if _, err := p.Plane.Resume(ctx); err != nil {
-		cfg.Logger.Warn("finish interrupted onboardings", "error", err)
+	} else {
+		if _, err := p.Plane.Engine.Recover(ctx); err != nil {
+			return nil, fmt.Errorf("recover journal: %w", err)
+		}
+		// Onboardings a crash left half done are finished now (and by
+		// Serve's background loop later); one that fails is logged, not
+		// fatal.
+		if _, err := p.Plane.Resume(ctx); err != nil {
+			cfg.Logger.Warn("finish interrupted onboardings", "error", err)
+		}
 	}
 	rc := cfg.Runtime
 	rc.CacheDir = cfg.CompileCache

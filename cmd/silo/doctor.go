@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -28,7 +27,10 @@ func newDoctorCmd(g *globals) *cobra.Command {
 		Use:   "doctor",
 		Short: "Check the control plane and every account's files, and say what is wrong and what to do",
 		Long: `Doctor checks that the control-plane registry is not empty while the provider holds
-accounts (a lost state.db), that every account the provider holds is in the registry, and, for
+accounts (a lost state.db), that the data dir holds the registry's accounts (with the local
+provider: not a data dir other than the installation's, nor one whose account files were lost;
+either is reported alone, as the one cause), that every account the provider holds is in the
+registry, and, for
 every account, that its onboarding or deletion is not left half done, that every file of it
 (key ring, config, secrets, resource manifest, table store, blob directories) is intact, and
 that what the provider holds matches recorded state. Each finding names the account, the file
@@ -60,11 +62,12 @@ was lost, to report.`,
 					return err
 				}
 				defer p.Close()
-				state := filepath.Join(p.Config().DataDir, "state.db")
-				if err := p.Plane.CheckRegistry(ctx, state); err != nil {
+				if err := p.CheckRegistry(ctx); err != nil {
+					// The cause is the whole registry or data dir: what each
+					// account's check would suggest (apply it, delete it)
+					// would act on the wrong thing.
 					rep.Registry = silo.UserMessage(err)
-				}
-				if rep.DriftReport, err = server.FleetDrift(ctx, p.Plane, ""); err != nil {
+				} else if rep.DriftReport, err = server.FleetDrift(ctx, p.Plane, ""); err != nil {
 					return err
 				}
 			}

@@ -46,7 +46,8 @@ func TestStoreReadOnlyOutsideAnInstallation(t *testing.T) {
 // creates a data dir and then fails takes it back while the database holds
 // no account (nothing in the data dir can belong to one); while the
 // database holds accounts, the data dir is kept (its saved provider choice
-// and keys may be theirs). The twin of both: a command that succeeds keeps
+// and keys may be theirs), and the command is refused as being on a data
+// dir other than the installation's. The twin of both: a command that succeeds keeps
 // the data dir it made.
 func TestStoreFailedCommandTakesBackItsDataDir(t *testing.T) {
 	t.Setenv("SILO_SERVER", "")
@@ -69,7 +70,7 @@ func TestStoreFailedCommandTakesBackItsDataDir(t *testing.T) {
 	}
 
 	second := newCLI(t)
-	second.fails(`"bogus" is not one of`, "--store", dsn, "tenant", "create", "globex", "--param", "plan=bogus")
+	second.fails("is not the one the installation's servers use", "--store", dsn, "tenant", "create", "globex", "--param", "plan=bogus")
 	if _, err := os.Stat(second.dataDir); err != nil {
 		t.Errorf("a failed command on a new data dir, with accounts in the database, removed the data dir: %v", err)
 	}
