@@ -40,7 +40,8 @@ func MarkStoreMoved(dataDir string, m StoreMoved) error {
 }
 
 // stateMoved refuses the data dir's SQLite state once StoreMovedFile is
-// there.
+// there. There is no way back that keeps the changes made on PostgreSQL:
+// the refusal says what removing the file would do.
 func stateMoved(dataDir string) error {
 	path := filepath.Join(dataDir, StoreMovedFile)
 	b, err := os.ReadFile(path)
@@ -55,5 +56,5 @@ func stateMoved(dataDir string) error {
 	if !m.At.IsZero() {
 		when = " on " + m.At.UTC().Format("2006-01-02 15:04 UTC")
 	}
-	return silo.Errorf(silo.CodeFailedCheck, "the control plane of %s was copied to %s by silo store migrate%s, so its SQLite state is out of date; pass --store or set SILO_STORE to that database (to use the SQLite state again on purpose, remove %s)", dataDir, m.To, when, path)
+	return silo.Errorf(silo.CodeFailedCheck, "the control plane of %s was copied to %s by silo store migrate%s, so its SQLite state is out of date: every change since is only in that database; pass --store or set SILO_STORE to that database (silo cannot move the state back to SQLite: removing %s would make silo use the SQLite state as it was then, undoing every change since in the registry, and silo apply would then roll the accounts back to it; see docs/operations.md)", dataDir, m.To, when, path)
 }

@@ -28,7 +28,8 @@ steps, settings, and the audit log)
 into the PostgreSQL database --to names, in one transaction. The target must be empty; the audit
 chain keeps every sequence number and hash, so silo audit verify and earlier checkpoints still
 hold. The SQLite state is left as it was, and the data dir records the move (store-moved.json):
-every command on the data dir without --store then refuses, naming the database. Stop silo up or
+every command on the data dir without --store then refuses, naming the database. There is no
+migration back: the SQLite state stays as it was at the migration. Stop silo up or
 silo server on the data dir first; afterwards start the servers with --store (or $SILO_STORE) set
 to the same URL.`,
 		Example: `  # stop the silo up or silo server that serves the data dir (Ctrl-C or kill), then:
