@@ -179,6 +179,11 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 	if !strings.Contains(out, "3 accounts") && !strings.Contains(out, "4 accounts") {
 		t.Errorf("store migrate: %s, want the count of accounts copied", out)
 	}
+	// The URL is said as the one given, not printed redacted (which could
+	// not be pasted) nor with its password.
+	if !strings.Contains(out, "start the servers with --store (or $SILO_STORE) set to the same URL you gave --to") || strings.Contains(out, "…@") {
+		t.Errorf("store migrate: %s, want how to start the servers without a redacted URL", out)
+	}
 	ctx := context.Background()
 	src, err := sqlite.Open(ctx, filepath.Join(c.dataDir, "state.db"))
 	if err != nil {

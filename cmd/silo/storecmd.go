@@ -67,7 +67,7 @@ to the same URL.`,
 			return g.print(n, func(w io.Writer) {
 				fmt.Fprintf(w, "copied %s into PostgreSQL: %d accounts, %d resources, %d keys, %d releases, %d rollouts (%d steps), %d journal intents, %d settings, %d audit entries\n",
 					filepath.Join(g.dataDir, "state.db"), n.Accounts, n.Resources, n.Keys, n.Releases, n.Rollouts, n.Steps, n.Intents, n.Settings, n.Audit)
-				fmt.Fprintf(w, "start the servers with --store %s (or SILO_STORE); the SQLite state is left unchanged and no longer used\n", redact(to))
+				fmt.Fprintln(w, "start the servers with --store (or $SILO_STORE) set to the same URL you gave --to; the SQLite state is left unchanged and no longer used")
 			})
 		},
 	}
