@@ -20,7 +20,7 @@ const StoreMovedFile = "store-moved.json"
 
 // StoreMoved is what StoreMovedFile holds.
 type StoreMoved struct {
-	To string    `json:"to"` // the database, without its credentials
+	To string    `json:"to"` // the database URL, its password replaced by xxxxx
 	At time.Time `json:"at"`
 }
 

@@ -232,6 +232,8 @@ Every command accepts --output json for scripts.`,
 	pf.StringVarP(&g.file, "file", "f", "silo.yaml", "the stack spec")
 	pf.StringVar(&g.server, "server", "", "control-plane server URL; commands run there instead of on the local data dir ($SILO_SERVER)")
 	pf.StringVar(&g.store, "store", os.Getenv("SILO_STORE"), "control-plane store: empty for SQLite in the data dir, or postgres://user@host:5432/db?sslmode=... for PostgreSQL shared by several servers ($SILO_STORE)")
+	// Help shows the default $SILO_STORE gives without its password.
+	pf.Lookup("store").DefValue = redact(g.store)
 	pf.StringVar(&g.token, "token", "", "operator token for --server ($SILO_TOKEN; default: read from the data dir)")
 	pf.StringVar(&g.prov.name, "provider", os.Getenv("SILO_PROVIDER"), "where accounts live: local (default, in the data dir) or aws (an AWS Organizations member account each); saved in the data dir, later commands follow ($SILO_PROVIDER)")
 	pf.StringVar(&g.prov.region, "aws-region", os.Getenv("SILO_AWS_REGION"), "AWS provider: the organization's region, e.g. eu-west-1 ($SILO_AWS_REGION)")

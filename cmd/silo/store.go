@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	neturl "net/url"
+	"regexp"
 	"strings"
 
 	silo "github.com/silo-run/silo"
@@ -37,13 +38,32 @@ func openStore(ctx context.Context, url string) (store.Store, error) {
 	}
 }
 
-// redact hides what could be a password in a store URL shown in an error.
-func redact(url string) string {
-	if at := strings.LastIndex(url, "@"); at >= 0 {
-		return "…" + url[at:]
+// redact hides what could be a password in a store URL shown in help or
+// in an error: a URL's password and password parameter become xxxxx
+// (postgres://silo:xxxxx@db:5432/silo); in anything that does not parse as
+// a URL, every password=... and all before the last @.
+func redact(s string) string {
+	// A URL whose @ is not where its user information ends (a password
+	// holding / ? or #) is cut at the last @ below.
+	if u, err := neturl.Parse(s); err == nil && u.Scheme != "" && u.Opaque == "" && (u.User != nil || !strings.Contains(s, "@")) {
+		if _, ok := u.User.Password(); ok {
+			u.User = neturl.UserPassword(u.User.Username(), "xxxxx")
+		}
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
 	}
-	return url
+	if at := strings.LastIndex(s, "@"); at >= 0 {
+		s = "…" + s[at:]
+	}
+	return passwordParam.ReplaceAllString(s, "${1}xxxxx")
 }
+
+// passwordParam is a password=... setting of a key=value connection
+// string.
+var passwordParam = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
 
 // storeError is the one sentence for a PostgreSQL store that cannot be
 // opened: the driver's own message spans lines and names its internals,

@@ -218,7 +218,7 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 	// out of date, and changing it beside servers on PostgreSQL would split
 	// the fleet. Removing the record makes it usable again on purpose.
 	c.ok("--store", dsn, "tenant", "create", "hooli") // a change made on PostgreSQL only
-	c.fails("copied to …@", "tenant", "list")
+	c.fails("copied to postgres://postgres@127.0.0.1", "tenant", "list")
 	c.fails("pass --store or set SILO_STORE", "tenant", "create", "pied")
 	if _, err := os.Stat(filepath.Join(c.dataDir, "accounts", "accounts", "pied")); !os.IsNotExist(err) {
 		t.Errorf("a refused tenant create on the moved state made an account: %v", err)
