@@ -49,7 +49,7 @@ type Config struct {
 	// of local builds. Required.
 	ArtifactDir string
 	// Token is the operator token every request to an endpoint but
-	// /v1/health must carry as "Authorization: Bearer <token>" (a path no
+	// /v1/health and /v1/report-key must carry as "Authorization: Bearer <token>" (a path no
 	// endpoint serves is 404 without it). Required; see LoadOrCreateToken.
 	Token  string
 	Logger *slog.Logger
@@ -114,9 +114,15 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the API's HTTP handler.
 func (s *Server) Handler() http.Handler { return s }
 
+// publicPaths are the endpoints served without the operator token: the
+// health check, and the public keys that check the installation's signed
+// reports, which customers' reviewers fetch (they hold no secret, and a
+// reviewer has no token).
+var publicPaths = map[string]bool{"/v1/health": true, "/v1/report-key": true}
+
 // ServeHTTP authenticates and serves one request. A path no route serves
 // is answered 404 before the token is checked; any other request without
-// the operator token is 401.
+// the operator token is 401, but to publicPaths.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.console != nil && (r.URL.Path == "/" || r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/")) {
 		s.console.ServeHTTP(w, r)
@@ -130,7 +136,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.noRoute(w, r)
 		return
 	}
-	if r.URL.Path != "/v1/health" {
+	if !publicPaths[r.URL.Path] {
 		tok, ok := bearerToken(r.Header.Values("Authorization"))
 		got := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(got[:], s.token[:]) != 1 {

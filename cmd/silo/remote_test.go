@@ -224,6 +224,13 @@ func TestCommandsAgainstAServer(t *testing.T) {
 	if code != 0 || !strings.Contains(verifyOut.String(), "intact and signed by the key you gave") {
 		t.Errorf("report verify of the server's report against its published key: exit %d\n%s", code, verifyOut.String())
 	}
+	// A customer's reviewer, who has no operator token, checks it against
+	// the key the server serves at GET /v1/report-key.
+	verifyOut.Reset()
+	code = run(context.Background(), []string{"report", "verify", "-", "--key", f.url + "/v1/report-key"}, strings.NewReader(rep), &verifyOut, io.Discard)
+	if code != 0 || !strings.Contains(verifyOut.String(), "intact and signed by the key you gave") {
+		t.Errorf("report verify against --key %s/v1/report-key, without a token: exit %d\n%s", f.url, code, verifyOut.String())
+	}
 	if html := f.remote("report", "demo-acme"); !strings.Contains(html, "<html") {
 		t.Errorf("remote html report: %.200s", html)
 	}
