@@ -95,7 +95,9 @@ that names any key and verifies with it; only the key you got yourself tells you
 The command never reads keys from the data dir or the current directory by itself.
 
 Exit status: 0 the report is intact and signed by the key you gave; 1 it is not intact, or it
-was signed by another key, or the key could not be read; 3 it is intact but you gave no --key,
+was signed by another key; 2 the call was wrong: the report file cannot be read, or --key gives
+no key (not a fingerprint nor a readable key file, a URL that is not https, cannot be fetched or
+does not serve a key); 3 it is intact but you gave no --key,
 so who signed it was not checked (an outcome, not an error: the result is on stdout, with
 "signer_checked": false in JSON, and nothing on stderr). Use - to read the report from stdin.`,
 		Example: `  silo report verify acme-isolation.html --key 3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29
@@ -111,12 +113,14 @@ so who signed it was not checked (an outcome, not an error: the result is on std
 				data, err = os.ReadFile(args[0])
 			}
 			if err != nil {
-				return silo.Errorf(silo.CodeInvalid, "cannot read report %s: %v", args[0], unwrapPathErr(err))
+				return usageError{fmt.Sprintf("cannot read report %s: %v", args[0], unwrapPathErr(err))}
 			}
 			var trusted []string
 			if pin != "" {
+				// A --key that gives no key is a wrong call (exit 2), never
+				// the exit 1 of a report that fails its check.
 				if trusted, err = loadPin(cmd.Context(), pin); err != nil {
-					return err
+					return usageError{silo.UserMessage(err)}
 				}
 			}
 			v, err := report.VerifyReport(data)

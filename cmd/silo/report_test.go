@@ -79,9 +79,13 @@ func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
 		{"forged, fingerprint", forged, k.Fingerprint, 1, "which is not the key you trust"},
 		{"forged, key file", forged, pemFile, 1, "which is not the key you trust"},
 		{"forged, no key", forged, "", exitUnpinned, "NOT CHECKED: who signed it"},
-		{"key URL missing", genuine, keySrv.URL + "/none.pem", 1, "404"},
-		{"key not a key", genuine, genuine, 1, "neither a fingerprint"},
-		{"key plain http off loopback", genuine, "http://example.com/key.pem", 1, "plain http"},
+		// A --key that gives no key is a wrong call (2), never the 1 of
+		// a report that fails its check.
+		{"key URL missing", genuine, keySrv.URL + "/none.pem", 2, "404"},
+		{"key not a key", genuine, genuine, 2, "the key at " + genuine},
+		{"key typo", genuine, "deadbeef", 2, "--key deadbeef is neither a fingerprint (64 hex digits) nor a readable key file"},
+		{"key plain http off loopback", genuine, "http://example.com/key.pem", 2, "plain http"},
+		{"report file missing", filepath.Join(dir, "nosuch.json"), k.Fingerprint, 2, "cannot read report"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"report", "verify", tc.file}
@@ -92,7 +96,7 @@ func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
 			if code != tc.wantCode || !strings.Contains(out+errOut, tc.want) {
 				t.Errorf("exit %d, want %d, and output to contain %q\nstdout: %s\nstderr: %s", code, tc.wantCode, tc.want, out, errOut)
 			}
-			if tc.wantCode == 1 && strings.Contains(out, "intact and signed by the key you gave") {
+			if tc.wantCode != 0 && strings.Contains(out, "intact and signed by the key you gave") {
 				t.Errorf("a failing check printed success: %s", out)
 			}
 		})
