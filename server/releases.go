@@ -190,7 +190,10 @@ func (s *Server) postRelease(r *http.Request) (int, any, error) {
 	stored.Note = req.Note
 	if s.cfg.Gate != nil {
 		if err := s.cfg.Gate(r.Context(), rel); err != nil {
-			return 0, nil, silo.Errorf(silo.CodeFailedCheck, "release %s refused by the gate: %s", rel.ID, silo.UserMessage(err))
+			// One sentence: the gate's reason, without the "release X
+			// refused: " the isolation gate starts its own with.
+			why := strings.TrimPrefix(silo.UserMessage(err), "release "+rel.ID+" refused: ")
+			return 0, nil, silo.Errorf(silo.CodeFailedCheck, "release %s refused by the gate: %s", rel.ID, why)
 		}
 	}
 	// The answer is the release as stored. Releases are immutable: the
