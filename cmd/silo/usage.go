@@ -68,6 +68,13 @@ costs). With --output csv it writes one line per row for billing
 exports; json and csv hold every page. The production account is not a
 tenant: it is left out unless named.
 
+With --by function, the requests of an account that ran no function are on
+a row of their own, named (no function) in text and csv ("" in json): the
+gateway admitted them past the account's limits, then no route matched them
+or it refused them without running a function (a suspended, not yet ready or
+expired account, a failure to read its routes). Requests refused by a limit
+are not metered.
+
   silo usage --since 30d                       every tenant
   silo usage acme --since 2026-03-01 --by day  one tenant, per day
   silo usage production --since 30d            the production account's own cost
@@ -142,10 +149,25 @@ func usageWindow(since, until, by string, now time.Time) (from, to time.Time, er
 var usageHeader = []string{"account", "function", "day", "requests", "errors", "duration_s", "gb_seconds", "bytes_in", "bytes_out",
 	"table_byte_hours", "bucket_byte_hours", "storage_usd", "cost_usd", "floor_usd"}
 
-func usageRow(l usage.Line) []string {
+// noFunction names, on --by function rows, the requests of an account
+// that ran no function: the gateway admitted them past the account's
+// limits, then no route matched them or it refused them (a suspended, not
+// yet ready or expired account, a failure to read its routes). Requests
+// refused by a limit are not metered.
+const noFunction = "(no function)"
+
+// lineFunction is l's function as a row shows it.
+func lineFunction(l usage.Line, by string) string {
+	if by == usage.ByFunction && l.Function == "" {
+		return noFunction
+	}
+	return l.Function
+}
+
+func usageRow(l usage.Line, by string) []string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
-	return []string{string(l.Account), l.Function, l.Day, i(l.Requests), i(l.Errors),
+	return []string{string(l.Account), lineFunction(l, by), l.Day, i(l.Requests), i(l.Errors),
 		f(float64(l.DurationMicros) / 1e6), f(l.GBSeconds), i(l.BytesIn), i(l.BytesOut),
 		i(l.TableByteHours), i(l.BucketByteHours), f(l.StorageCost), f(l.Cost), f(l.Floor)}
 }
@@ -159,7 +181,7 @@ func writeUsageCSV(w io.Writer, rep usage.Report) error {
 		return err
 	}
 	for _, l := range rep.Lines {
-		if err := cw.Write(usageRow(l)); err != nil {
+		if err := cw.Write(usageRow(l, rep.Query.By)); err != nil {
 			return err
 		}
 	}
@@ -172,7 +194,7 @@ func writeUsageText(w io.Writer, rep usage.Report) {
 	fmt.Fprintln(tw, "ACCOUNT\tFUNCTION\tDAY\tREQUESTS\tERRORS\tGB-S\tBYTES IN\tBYTES OUT\tTABLE GIB-H\tBUCKET GIB-H\tCOST $\tFLOOR $\t")
 	var cost, storage, floor float64
 	for _, l := range rep.Lines {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.3f\t%d\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t\n", l.Account, orDash(l.Function), orDash(l.Day),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.3f\t%d\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t\n", l.Account, orDash(lineFunction(l, rep.Query.By)), orDash(l.Day),
 			l.Requests, l.Errors, l.GBSeconds, l.BytesIn, l.BytesOut, gibHours(l.TableByteHours), gibHours(l.BucketByteHours), l.Cost, l.Floor)
 		cost, storage, floor = cost+l.Cost, storage+l.StorageCost, floor+l.Floor
 	}

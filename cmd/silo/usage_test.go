@@ -109,6 +109,45 @@ func TestUsageCommand(t *testing.T) {
 	if out := c.ok("usage"); !strings.Contains(out, "acme") { // --since defaults to 30d
 		t.Errorf("usage with the default window:\n%s\nwant acme listed", out)
 	}
+	// Requests the gateway admitted but answered without running a
+	// function (no route matched) are on a row of their own by function, named
+	// so in csv and text; by account they count on the account's row.
+	st, err := sqlite.Open(context.Background(), filepath.Join(c.dataDir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(context.Background(), func(tx store.Tx) error {
+		return tx.AddUsage(time.Now(), []store.UsageDelta{
+			{Account: "acme", Function: "", Counters: store.Counters{Requests: 2}},
+			{Account: "acme", Function: "ingest", Counters: store.Counters{Requests: 3}},
+		})
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err = csv.NewReader(strings.NewReader(c.ok("usage", "acme", "--since", "1d", "--by", "function", "-o", "csv"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fns []string
+	for _, r := range rows[1:] {
+		fns = append(fns, r[col("function")]+"="+r[col("requests")])
+	}
+	if want := []string{"(no function)=2", "ingest=3"}; !slices.Equal(fns, want) {
+		t.Errorf("usage acme --by function csv: functions %v, want %v", fns, want)
+	}
+	if out := c.ok("usage", "acme", "--since", "1d", "--by", "function"); !strings.Contains(out, "(no function)") {
+		t.Errorf("usage acme --by function:\n%s\nwant the (no function) row", out)
+	}
+	rows, err = csv.NewReader(strings.NewReader(c.ok("usage", "acme", "--since", "1d", "-o", "csv"))).ReadAll()
+	if err != nil || len(rows) != 2 || rows[1][col("function")] != "" || rows[1][col("requests")] != "5" {
+		t.Errorf("usage acme csv by account: %v %v; want one row, no function, 5 requests", rows, err)
+	}
+	if out := c.ok("usage", "--help"); !strings.Contains(out, "named (no function) in text and csv") {
+		t.Errorf("usage --help does not explain the (no function) row:\n%s", out)
+	}
+
 	c.fails(`--since "yesterday" is not a window`, "usage", "--since", "yesterday")
 	c.fails(`--by must be account, function or day, not "week"`, "usage", "--since", "7d", "--by", "week")
 	c.fails("--output must be text or json", "tenant", "list", "-o", "csv")
