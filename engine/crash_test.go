@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -192,5 +193,36 @@ func crashChild(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecoverRemovesWhatAnInterruptedDeletionLeft: a deletion killed
+// inside the local provider, after it shredded the account's keys and
+// before it moved the directory away, leaves a directory without data.key;
+// the recovery that finishes the deletion (the next start, or another
+// server on the same store) removes it. The twin: before the recovery the
+// directory is there, with its table file.
+func TestRecoverRemovesWhatAnInterruptedDeletionLeft(t *testing.T) {
+	dir := t.TempDir()
+	runChild(t, dir, nil, 0, "create", 0)
+	if !runChild(t, dir, nil, 0, "delete", 1) {
+		t.Fatal("the deletion was not killed at its first step")
+	}
+	acct := filepath.Join(dir, "accounts", "accounts", "acme")
+	if err := os.Remove(filepath.Join(acct, "data.key")); err != nil { // what the shred did before the kill
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(acct, "data.db")); err != nil {
+		t.Fatalf("before the recovery, the account's table file: %v; want it there", err)
+	}
+	e := open(t, dir, nil)
+	if _, err := e.eng.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a := account(t, e, "acme"); a.State != silo.StateDeleted {
+		t.Errorf("after the recovery acme is %s, want deleted", a.State)
+	}
+	if _, err := os.Lstat(acct); !os.IsNotExist(err) {
+		t.Errorf("after the recovery the account's directory %s: %v; want it gone", acct, err)
 	}
 }

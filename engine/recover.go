@@ -167,6 +167,16 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 		} else {
 			rep.Abandoned++
 		}
+		if ok && in.Action == "delete-account" {
+			// The provider no longer holds the account, but a deletion
+			// cut off inside the provider may have left what it had not
+			// removed yet (the local provider: the account's directory,
+			// its keys shredded); deleting again removes it, and is a
+			// no-op otherwise.
+			if err := e.cfg.Provider.DeleteAccount(ctx, in.Account); err != nil {
+				e.cfg.Logger.Error("recover: could not remove what an interrupted deletion left", "account", in.Account, "error", err)
+			}
+		}
 	}
 	for _, id := range deletions {
 		if err := e.DeleteAccount(ctx, id); err != nil {
