@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"strconv"
 	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/gateway"
+	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/runtime"
 )
@@ -30,14 +32,45 @@ type smoker struct{ p *Platform }
 func (s smoker) Smoke(ctx context.Context, acct silo.AccountID, fn string) error {
 	s.p.Invalidate(acct) // the account was just applied
 	rid := "smoke-" + rand.Text()
+	start := time.Now()
 	resp, err := s.p.invoke(ctx, acct, fn, gateway.Request{Method: "GET", Path: "/", RequestID: rid})
+	status := resp.Status
+	if err != nil {
+		status = 0 // no answer; the invocation's failure is logged by invoke
+	}
+	s.logRun(acct, fn, rid, status, time.Since(start))
 	if err != nil {
 		return err
 	}
 	if resp.Status >= 400 {
-		return silo.Errorf(silo.CodeFailedCheck, "smoke function %q of %s answered %d (request %s); the lines it logged, if any, are in silo logs %s --function %s", fn, acct, resp.Status, rid, acct, fn)
+		return silo.Errorf(silo.CodeFailedCheck, "smoke function %q of %s answered %d; its lines and the smoke check's own are in silo logs %s --request %s", fn, acct, resp.Status, acct, rid)
 	}
 	return nil
+}
+
+// logRun writes the smoke check's own line into the account's log, as the
+// gateway's access line for a request (source "smoke"), so that silo logs
+// ID --request RID or --function FN finds the run whatever the function
+// logged. status 0 is an invocation that gave no answer.
+func (s smoker) logRun(acct silo.AccountID, fn, rid string, status int, d time.Duration) {
+	level, result := slog.LevelInfo, "passed"
+	switch {
+	case status == 0:
+		level, result = slog.LevelError, "failed: no answer"
+	case status >= 400:
+		level, result = slog.LevelError, "failed: answered "+strconv.Itoa(status)
+	}
+	e := logs.Entry{
+		Time: s.p.cfg.Now(), Level: logs.LevelString(level), Account: acct, Function: fn, RequestID: rid,
+		Msg: "smoke check GET / " + result,
+		Attrs: map[string]string{
+			"source": "smoke", "status": strconv.Itoa(status),
+			"duration_ms": strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 3, 64),
+		},
+	}
+	if err := s.p.Logs.Append(e); err != nil {
+		s.p.cfg.Logger.Error("platform: write the smoke check's log line", "account", acct, "error", err)
+	}
 }
 
 // nowClock is a rollout.Clock reading a Now function; Until polls it.
