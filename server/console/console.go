@@ -34,7 +34,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,13 +94,26 @@ type session struct {
 	actor   string // in audit events: console:session-<a hash of its ID>
 	expires time.Time
 	flash   *flash // shown once, on the next page
+	// keys are new API keys in plain text, shown on every page of the
+	// session until the user dismisses each (or the session ends): a
+	// message that comes after one cannot take it away.
+	keys []newKey
 }
 
 // flash is a message carried across a redirect. Key, when set, is a new
-// API key in plain text, shown once.
+// API key in plain text, for the session's keys (KeyOf says whose).
 type flash struct {
-	OK  string
-	Err string
+	OK    string
+	Err   string
+	Key   string
+	KeyOf string
+}
+
+// newKey is a new API key awaiting its user's copy. ID names it in the
+// form that dismisses it.
+type newKey struct {
+	ID  string
+	Of  string
 	Key string
 }
 
@@ -238,11 +254,37 @@ func (c *Console) signOut(id string) {
 	c.mu.Unlock()
 }
 
-// setFlash stores a message for the session's next page.
+// setFlash stores a message for the session's next page, and a new key
+// among the session's keys.
 func (c *Console) setFlash(s *session, f flash) {
 	c.mu.Lock()
+	if f.Key != "" {
+		s.keys = append(s.keys, newKey{ID: newID(), Of: f.KeyOf, Key: f.Key})
+		f.Key, f.KeyOf = "", ""
+	}
 	s.flash = &f
 	c.mu.Unlock()
+}
+
+// shownKeys returns the session's new keys not dismissed yet.
+func (c *Console) shownKeys(s *session) []newKey {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(s.keys)
+}
+
+// dismissKey forgets the session's new key the form names, and goes back
+// to the page the form was on.
+func (c *Console) dismissKey(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PostFormValue("key")
+	c.mu.Lock()
+	s.keys = slices.DeleteFunc(s.keys, func(k newKey) bool { return k.ID == id })
+	c.mu.Unlock()
+	back := "/console/"
+	if u, err := url.Parse(r.Referer()); err == nil && strings.HasPrefix(u.Path, "/console/") {
+		back = u.Path
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 // takeFlash returns and clears the session's message.
@@ -341,6 +383,7 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /console/{$}", c.authed(c.fleet))
 	c.mux.HandleFunc("GET /console/tenants/{id}", c.authed(c.tenant))
 	c.mux.HandleFunc("POST /console/tenants", c.authed(c.createTenant))
+	c.mux.HandleFunc("POST /console/keys/dismiss", c.authed(c.dismissKey))
 	c.mux.HandleFunc("GET /console/tenants/{id}/report", c.authed(c.report))
 	c.mux.HandleFunc("POST /console/tenants/{id}/{action}", c.authed(c.tenantAction))
 	c.mux.HandleFunc("POST /console/tenants/{id}/keys/{key}/revoke", c.authed(c.revokeKey))

@@ -336,14 +336,30 @@ func TestCreateTenant(t *testing.T) {
 	if pg.status != http.StatusSeeOther || pg.location != "/console/tenants/initech" {
 		t.Fatalf("create: %d to %q", pg.status, pg.location)
 	}
-	body := b.get(pg.location).body
-	m := regexpMust(`id="newkey" readonly value="(sk_initech_[^"]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("the first key is not shown")
+	// Another form sent before the tenant page is loaded (a second tab, a
+	// refused onboarding) does not take the key away: its message comes
+	// with the key, which stays on every page until it is dismissed.
+	if pg := b.post("/console/tenants", url.Values{"csrf": {tok}, "id": {"Bad_ID"}}); pg.status != http.StatusSeeOther {
+		t.Fatalf("refused create: %d", pg.status)
 	}
-	if again := b.get("/console/tenants/initech").body; strings.Contains(again, m[1]) {
-		t.Errorf("the first key is shown a second time")
+	body := b.get("/console/tenants/initech").body
+	m := regexpMust(`id="newkey-([^"]+)" readonly value="(sk_initech_[^"]+)"`).FindStringSubmatch(body)
+	if m == nil || !strings.Contains(body, `class="flash err"`) || !strings.Contains(body, "New first API key of initech") {
+		t.Fatalf("after onboarding and a refused onboarding, the tenant page shows no key or no error:\n%s", body)
 	}
+	if again := b.get("/console/").body; !strings.Contains(again, m[2]) {
+		t.Errorf("the first key is gone from the next page before it was dismissed")
+	}
+	if pg := b.post("/console/keys/dismiss", url.Values{"csrf": {"wrong"}, "key": {m[1]}}); pg.status != http.StatusForbidden {
+		t.Errorf("dismiss without the form's token: %d, want 403", pg.status)
+	}
+	if pg := b.post("/console/keys/dismiss", url.Values{"csrf": {tok}, "key": {m[1]}}); pg.status != http.StatusSeeOther {
+		t.Fatalf("dismiss: %d", pg.status)
+	}
+	if again := b.get("/console/tenants/initech").body; strings.Contains(again, m[2]) {
+		t.Errorf("the first key is shown after it was dismissed")
+	}
+	m = m[1:]
 	a := f.account(t, "initech")
 	if a.State != silo.StateActive || a.Params["plan"] != "pro" || a.Name != "Initech" || a.Release == "" {
 		t.Errorf("created account: %+v", a)

@@ -79,8 +79,9 @@ type view struct {
 	Page    string
 	CSRF    string
 	Flash   *flash
-	Refresh int    // seconds; 0: no refresh
-	Live    string // the page's event stream, for console.js; "" for none
+	Keys    []newKey // new API keys, shown until dismissed
+	Refresh int      // seconds; 0: no refresh
+	Live    string   // the page's event stream, for console.js; "" for none
 	Data    any
 }
 
@@ -90,6 +91,7 @@ func (c *Console) render(w http.ResponseWriter, status int, page string, s *sess
 	if s != nil {
 		v.CSRF = s.csrf
 		v.Flash = c.takeFlash(s)
+		v.Keys = c.shownKeys(s)
 	}
 	if m, ok := data.(interface{ refresh() int }); ok {
 		v.Refresh = m.refresh()
@@ -258,8 +260,9 @@ func (c *Console) createTenant(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	c.back(w, r, s, "/console/tenants/"+url.PathEscape(string(cr.Account.ID)), flash{
-		OK:  "Tenant " + string(cr.Account.ID) + " is onboarded on the current release. Copy its first API key now: it is not shown again.",
-		Key: cr.Key,
+		OK:    "Tenant " + string(cr.Account.ID) + " is onboarded on the current release. Copy its first API key now: it is not shown again once you dismiss it.",
+		Key:   cr.Key,
+		KeyOf: "first API key of " + string(cr.Account.ID),
 	})
 }
 
@@ -279,7 +282,7 @@ func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *sessio
 		}
 		var plain string
 		plain, _, err = c.api.IssueKey(ctx, id, name)
-		f = flash{OK: "API key " + name + " created. Copy it now: it is not shown again.", Key: plain}
+		f = flash{OK: "API key " + name + " created. Copy it now: it is not shown again once you dismiss it.", Key: plain, KeyOf: "API key " + name + " of " + string(id)}
 	case "secrets":
 		name := strings.TrimSpace(r.PostFormValue("name"))
 		err = c.api.SetSecret(ctx, id, name, []byte(r.PostFormValue("value")))

@@ -266,13 +266,15 @@ func TestTenantActions(t *testing.T) {
 	}
 
 	pg := post("/console/tenants/acme/keys", url.Values{"name": {"ci"}})
-	m := regexpMust(`id="newkey" readonly value="([^"]+)"`).FindStringSubmatch(pg.body)
+	m := regexpMust(`id="newkey-([^"]+)" readonly value="([^"]+)"`).FindStringSubmatch(pg.body)
 	if m == nil {
 		t.Fatalf("the new key is not shown after creating it")
 	}
-	if again := b.get("/console/tenants/acme"); strings.Contains(again.body, m[1]) {
-		t.Errorf("the new key is shown a second time")
+	b.post("/console/keys/dismiss", url.Values{"csrf": {tok}, "key": {m[1]}})
+	if again := b.get("/console/tenants/acme"); strings.Contains(again.body, m[2]) {
+		t.Errorf("the new key is shown after it was dismissed")
 	}
+	m = m[1:]
 	keys, err := f.p.Plane.Keys(t.Context(), "acme")
 	if err != nil {
 		t.Fatal(err)
