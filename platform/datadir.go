@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -37,10 +38,12 @@ func (p *Platform) CheckRegistry(ctx context.Context) error {
 }
 
 // checkAccountsHere is CheckRegistry's second check. It reads at most
-// liveSample live accounts of the registry, so that it costs the same at
-// every start whatever the fleet's size.
+// liveSample live accounts of each state and looks for their files until
+// it finds one, so that it costs little at every start whatever the
+// fleet's size.
 func (p *Platform) checkAccountsHere(ctx context.Context) error {
-	if p.Provider.Name() != "local" {
+	d, ok := p.Provider.(accountDirs)
+	if !ok {
 		return nil // the accounts are outside the data dir
 	}
 	const liveSample = 100
@@ -66,12 +69,10 @@ func (p *Platform) checkAccountsHere(ctx context.Context) error {
 	if err != nil || len(live) == 0 {
 		return err
 	}
-	held, err := p.Provider.Accounts(ctx)
-	if err != nil {
-		return err
-	}
+	// One look per account, stopping at the first held (the local
+	// provider's layout: an account exists while its data.key does).
 	for _, id := range live {
-		if slices.Contains(held, id) {
+		if _, err := os.Lstat(filepath.Join(d.Dir(), "accounts", string(id), "data.key")); err == nil {
 			return nil
 		}
 	}
