@@ -52,6 +52,13 @@ func (rn *Runner) Failures(ctx context.Context) (map[string]Failure, error) {
 	if err != nil {
 		return nil, err
 	}
+	return FailuresOf(rs), nil
+}
+
+// FailuresOf is Failures over rollouts rs, newest first: a list that
+// holds only the latest rollouts (GET /v1/rollouts) knows the failures of
+// the releases those rolled out.
+func FailuresOf(rs []Rollout) map[string]Failure {
 	out := map[string]Failure{}
 	seen := map[string]bool{}
 	for _, r := range rs { // newest first
@@ -63,7 +70,7 @@ func (rn *Runner) Failures(ctx context.Context) (map[string]Failure, error) {
 			out[r.Release] = Failure{Rollout: r.ID, Reason: r.Reason}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // failed reports whether r ended failed: in state failed, or (recorded

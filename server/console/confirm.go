@@ -30,6 +30,9 @@ type ConfirmPage struct {
 	Accounts int    // accounts planned
 	Losses   []lossRow
 	Digest   string // the preview's losses_digest, sent back with the form
+	// Failure, on a rollout's step, is why the release's latest rollout
+	// failed: the form then asks to ship it again (retry_failed).
+	Failure *rollout.Failure
 }
 
 // lossRow is one table, bucket or secret that would be deleted or
@@ -64,7 +67,7 @@ func (c *Console) confirm(w http.ResponseWriter, s *session, p ConfirmPage, pv r
 		c.render(w, code.HTTPStatus(), "confirm", s, p)
 		return
 	}
-	p.Release, p.Accounts, p.Losses, p.Digest = pv.Release, pv.Accounts, lossRows(pv.Losses), pv.Digest
+	p.Release, p.Accounts, p.Losses, p.Digest, p.Failure = pv.Release, pv.Accounts, lossRows(pv.Losses), pv.Digest, pv.Failure
 	c.render(w, http.StatusOK, "confirm", s, p)
 }
 
@@ -87,7 +90,7 @@ func lossRows(ls []silo.Loss) []lossRow {
 // does not say which list it confirms confirms nothing: ok is false and
 // the caller shows the list again.
 func confirmation(r *http.Request) (opt rollout.Options, ok bool) {
-	opt = rollout.Options{AllowDataLoss: r.PostFormValue("allow_data_loss") == "yes", LossesDigest: r.PostFormValue("losses")}
+	opt = rollout.Options{AllowDataLoss: r.PostFormValue("allow_data_loss") == "yes", LossesDigest: r.PostFormValue("losses"), RetryFailed: r.PostFormValue("retry_failed") == "yes"}
 	return opt, !opt.AllowDataLoss || opt.LossesDigest != ""
 }
 
@@ -104,7 +107,7 @@ func (c *Console) startRollout(w http.ResponseWriter, r *http.Request, s *sessio
 			return
 		}
 	}
-	c.notStarted(w, r, s, "/console/releases/"+id+"/rollout", opt, ok, err)
+	c.notStarted(w, r, s, "/console/releases/"+id+"/rollout", true, opt, ok, err)
 }
 
 // rollback starts rolling back a rollout, confirmed as startRollout.
@@ -119,7 +122,7 @@ func (c *Console) rollback(w http.ResponseWriter, r *http.Request, s *session) {
 			return
 		}
 	}
-	c.notStarted(w, r, s, "/console/rollouts/"+id+"/rollback", opt, ok, err)
+	c.notStarted(w, r, s, "/console/rollouts/"+id+"/rollback", false, opt, ok, err)
 }
 
 // notStarted answers a rollout or rollback that did not start: back to its
@@ -127,12 +130,18 @@ func (c *Console) rollback(w http.ResponseWriter, r *http.Request, s *session) {
 // destroy, or when the API refuses a form that carried its list's digest
 // as a conflict (what it would destroy is no longer what was listed, or
 // another rollout runs: the message says which, and the step shows the
-// list as it stands), else to the releases page with the API's message.
-func (c *Console) notStarted(w http.ResponseWriter, r *http.Request, s *session, review string, opt rollout.Options, ok bool, err error) {
+// list as it stands), or refuses a start that did not confirm shipping a
+// release whose last rollout failed, else to the releases page with the
+// API's message.
+func (c *Console) notStarted(w http.ResponseWriter, r *http.Request, s *session, review string, start bool, opt rollout.Options, ok bool, err error) {
 	switch {
 	case !ok:
 		c.back(w, r, s, review, flash{Err: "Nothing was started: the form did not say which list it confirms. Review the list below and confirm it."})
 	case silo.ErrorCode(err) == silo.CodeConflict && opt.LossesDigest != "":
+		c.back(w, r, s, review, flash{Err: silo.UserMessage(err)})
+	case silo.ErrorCode(err) == silo.CodeFailedCheck && start && !opt.RetryFailed:
+		// Refused without the box (a failure since the step was shown, or
+		// a gate's refusal): the step shows the failure and the box.
 		c.back(w, r, s, review, flash{Err: silo.UserMessage(err)})
 	case silo.ErrorCode(err) == silo.CodeNeedsConfirm:
 		c.back(w, r, s, review, flash{Err: "Nothing was started: it would delete the data listed below; tick the box to confirm."})

@@ -212,3 +212,91 @@ func digest(t *testing.T, body string) string {
 	}
 	return m[1]
 }
+
+// TestReleaseThatFailedShipsAgainOnlyConfirmed: a release whose rollout
+// failed (its smoke gate) is marked so on the releases page, and its
+// confirm step says why and asks, with a box, to ship it again; without
+// the box nothing starts and the step is shown again, with it the
+// rollout starts. A release that never failed asks nothing of the kind.
+func TestReleaseThatFailedShipsAgainOnlyConfirmed(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	f.sp.Tenant(t, "globex")
+	cur, err := f.p.Plane.CurrentRelease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := silotest.CopyExample(t)
+	smoke := filepath.Join(app, "functions", "smoke", "main.go")
+	src, err := os.ReadFile(smoke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hook = "func handle(r *fn.Request) *fn.Response {\n"
+	if !strings.Contains(string(src), hook) {
+		t.Fatalf("%s has no %q", smoke, hook)
+	}
+	broken := strings.Replace(string(src), hook, hook+"\treturn finding.Error(503, \"broken on purpose\")\n", 1)
+	if err := os.WriteFile(smoke, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := f.p.Build(ctx, app)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	first, err := f.p.Runner.Start(ctx, bad.ID, rollout.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, err := f.p.Runner.Get(ctx, first.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.State.Active() {
+			if r.State != rollout.StateFailed {
+				t.Fatalf("rollout of a release whose smoke check fails: %s (%s), want failed", r.State, r.Reason)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rollout %s still %s", r.ID, r.State)
+		}
+	}
+	b := f.browser(t)
+	b.signIn()
+	tok := b.csrf("/console/releases")
+	if page := b.get("/console/releases").body; !strings.Contains(page, `its last rollout <span class="mono">`+first.ID+`</span> failed`) || !strings.Contains(page, "Roll out again…") {
+		t.Errorf("the releases page does not mark release %s as failed in rollout %s", bad.ID, first.ID)
+	}
+	review := "/console/releases/" + bad.ID + "/rollout"
+	pg := b.get(review)
+	if !strings.Contains(pg.body, `id="failed-before"`) || !strings.Contains(pg.body, `name="retry_failed"`) {
+		t.Fatalf("the confirm step of a failed release does not say so or asks nothing:\n%s", pg.body)
+	}
+	count := func() int {
+		ros, err := f.p.Runner.List(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ros)
+	}
+	before := count()
+	// Must not: without the box, nothing starts.
+	pg = b.post(review, url.Values{"csrf": {tok}, "losses": {digest(t, pg.body)}})
+	if pg.location != review || !strings.Contains(b.get(pg.location).body, first.ID) {
+		t.Errorf("a failed release rolled out without the box: to %q, want back to %s naming %s", pg.location, review, first.ID)
+	}
+	if n := count(); n != before {
+		t.Errorf("a failed release rolled out without the box started a rollout (%d rollouts, want %d)", n, before)
+	}
+	// Must: with it, the rollout starts.
+	pg = b.post(review, url.Values{"csrf": {tok}, "losses": {digest(t, b.get(review).body)}, "retry_failed": {"yes"}})
+	if pg.location != "/console/releases" || count() != before+1 {
+		t.Errorf("a failed release rolled out with the box: to %q, %d rollouts, want /console/releases and %d", pg.location, count(), before+1)
+	}
+	// A release that never failed asks nothing of the kind.
+	if good := b.get("/console/releases/" + cur.ID + "/rollout").body; strings.Contains(good, `name="retry_failed"`) || strings.Contains(good, `id="failed-before"`) {
+		t.Errorf("the confirm step of release %s, which never failed, asks to ship it again", cur.ID)
+	}
+}

@@ -400,6 +400,7 @@ type releaseRow struct {
 	Created time.Time
 	Note    string
 	Current bool
+	Failure *rollout.Failure // its latest rollout failed (of the rollouts the page lists)
 }
 
 func (p ReleasesPage) live() string { return "/console/releases/events" }
@@ -423,8 +424,13 @@ func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	var p ReleasesPage
+	failures := rollout.FailuresOf(ros)
 	for _, x := range rels {
-		p.Releases = append(p.Releases, releaseRow{ID: x.ID, Created: x.Created, Note: x.Note, Current: x.Current})
+		row := releaseRow{ID: x.ID, Created: x.Created, Note: x.Note, Current: x.Current}
+		if f, ok := failures[x.ID]; ok {
+			row.Failure = &f
+		}
+		p.Releases = append(p.Releases, row)
 	}
 	p.Rollouts = ros
 	for _, ro := range ros {
