@@ -84,7 +84,12 @@ func (b *tab) open(path string) {
 func (b *tab) submit(sel string) {
 	b.t.Helper()
 	run(b, "mark page", chromedp.Evaluate[bool](`document.body.dataset.old = "1", true`))
-	b.do("click "+sel, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitReady(chromedp.CSS("body:not([data-old]) main")))
+	// Clicked in the page, not through a DOM node ID: the page's event
+	// stream may replace the form between a query and a click ("Could not
+	// find node with given id").
+	b.do("wait for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
+	run(b, "click "+sel, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q).click(), true`, sel)))
+	b.do("the answer to "+sel, chromedp.WaitReady(chromedp.CSS("body:not([data-old]) main")))
 }
 
 func (b *tab) text() string {
