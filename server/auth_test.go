@@ -19,7 +19,17 @@ import (
 // not one).
 func answer(t *testing.T, f *fixture, method, path string, tok bool) (int, server.ErrorBody) {
 	t.Helper()
-	req, err := http.NewRequest(method, f.url+path, nil)
+	resp, b := send(t, f, method, path, "", tok)
+	var eb server.ErrorBody
+	_ = json.Unmarshal(b, &eb)
+	return resp.StatusCode, eb
+}
+
+// send sends one request with body, and the operator token when tok is
+// set, and returns the answer and its body (read and closed).
+func send(t *testing.T, f *fixture, method, path, body string, tok bool) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,10 +41,11 @@ func answer(t *testing.T, f *fixture, method, path string, tok bool) (int, serve
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var eb server.ErrorBody
-	_ = json.Unmarshal(b, &eb)
-	return resp.StatusCode, eb
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
 }
 
 var (

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,21 +19,7 @@ func TestErrorsAreJSON(t *testing.T) {
 	f := start(t)
 	do := func(t *testing.T, method, path, body string) (*http.Response, []byte) {
 		t.Helper()
-		req, err := http.NewRequest(method, f.url+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, b
+		return send(t, f, method, path, body, true)
 	}
 	for _, tc := range []struct {
 		name, method, path, body string

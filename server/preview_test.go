@@ -90,15 +90,9 @@ func TestPreviewEndpoints(t *testing.T) {
 // getJSON GETs path with the operator token and decodes a JSON object.
 func getJSON(t *testing.T, f *fixture, path string) map[string]json.RawMessage {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, f.url+path, nil)
-	req.Header.Set("Authorization", "Bearer "+f.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, b := send(t, f, http.MethodGet, path, "", true)
 	var out map[string]json.RawMessage
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil {
 		t.Fatalf("GET %s: %s", path, resp.Status)
 	}
 	return out
@@ -108,15 +102,9 @@ func getJSON(t *testing.T, f *fixture, path string) map[string]json.RawMessage {
 // status and the decoded error object, if the answer is one.
 func post(t *testing.T, f *fixture, path, body string) (int, server.ErrorBody) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, f.url+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+f.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, b := send(t, f, http.MethodPost, path, body, true)
 	var eb server.ErrorBody
-	json.NewDecoder(resp.Body).Decode(&eb)
+	json.Unmarshal(b, &eb)
 	return resp.StatusCode, eb
 }
 

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -156,14 +155,7 @@ func TestLimitOfZeroIsRefused(t *testing.T) {
 	}
 	put := func(body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPut, f.url+"/v1/accounts/acme/limits", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := send(t, f, http.MethodPut, "/v1/accounts/acme/limits", body, true)
 		return resp.StatusCode, string(b)
 	}
 	for _, tc := range []struct {
