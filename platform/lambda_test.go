@@ -81,7 +81,7 @@ func newLambdaOrg(t *testing.T, pollTimeout time.Duration) *lambdaOrg {
 	}
 	var artifacts string // the platform's, once it is open
 	prov, err := siloaws.New(siloaws.Config{
-		AWS: o.org.Config(), Email: "aws@example.com", Endpoint: o.org.Endpoint, PollInterval: time.Millisecond, PollTimeout: pollTimeout,
+		AWS: o.org.Config(), Email: "aws@example.com", Endpoint: o.org.Endpoint, PollInterval: 2 * time.Millisecond, PollTimeout: pollTimeout, // a first wait past a 1 ms timeout: one poll per call
 		Functions: &siloaws.FunctionCode{
 			Arch: arch,
 			Host: func(ctx context.Context, arch string) ([]byte, error) { return lambdaHost() },

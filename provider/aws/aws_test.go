@@ -37,11 +37,14 @@ func newAWS(t testing.TB, edit ...func(*siloaws.Config)) (*siloaws.Provider, *aw
 // TestConformance runs the suite with a deployer role (Config.Principal),
 // the setup docs/aws.md recommends; the other tests run without. Every
 // creation outlasts the provider's wait once (the organization answers
-// IN_PROGRESS to the first poll, the provider waits 1 ms), so every
+// IN_PROGRESS to the first poll, the provider waits 1 ms and its first
+// wait between polls is longer, so each call polls once), so every
 // account of the suite is created in two calls, the first one pending.
 func TestConformance(t *testing.T) {
 	providertest.Run(t, func(t *testing.T) provider.Provider {
-		p, org := newAWS(t, func(c *siloaws.Config) { c.Principal, c.PollTimeout = principal, time.Millisecond })
+		p, org := newAWS(t, func(c *siloaws.Config) {
+			c.Principal, c.PollInterval, c.PollTimeout = principal, 2*time.Millisecond, time.Millisecond
+		})
 		org.SlowCreations(1)
 		return p
 	}, providertest.CreatesPending())

@@ -149,7 +149,7 @@ func TestAnotherInstallationsCreationInFlight(t *testing.T) {
 	ctx := context.Background()
 	_, org := newAWS(t)
 	org.SlowCreations(1)
-	quick := func(c *siloaws.Config) { c.PollTimeout = time.Millisecond }
+	quick := func(c *siloaws.Config) { c.PollInterval, c.PollTimeout = 2*time.Millisecond, time.Millisecond } // one poll per call
 	first, second := installed(t, org, quick), installed(t, org)
 	if err := first.CreateAccount(ctx, "acme", silo.KindTenant); !provider.IsPending(err) {
 		t.Fatalf("the first CreateAccount(acme) = %v, want it pending", err)
