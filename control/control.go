@@ -110,6 +110,17 @@ func (p *Plane) BuildRelease(ctx context.Context, path string) (engine.Release, 
 	return rel, p.PutRelease(ctx, stored)
 }
 
+// BuildProbeRelease is BuildRelease for silo verify --probe: the release
+// is marked as a probe build (engine.NewProbeRelease), so it is left out
+// of release lists and runs only in the probe's throwaway accounts.
+func (p *Plane) BuildProbeRelease(ctx context.Context, path string) (engine.Release, error) {
+	rel, stored, err := p.prepare(ctx, path, engine.NewProbeRelease)
+	if err != nil {
+		return rel, err
+	}
+	return rel, p.PutRelease(ctx, stored)
+}
+
 // PutRelease stores a release made by PrepareRelease. Storing one that is
 // stored already changes nothing (releases are content-addressed).
 func (p *Plane) PutRelease(ctx context.Context, stored store.Release) error {
@@ -124,6 +135,11 @@ func (p *Plane) PutRelease(ctx context.Context, stored store.Release) error {
 // that may still refuse (a plan to confirm, say) stores it with PutRelease
 // only once it goes ahead.
 func (p *Plane) PrepareRelease(ctx context.Context, path string) (engine.Release, store.Release, error) {
+	return p.prepare(ctx, path, engine.NewRelease)
+}
+
+// prepare builds the app at path into a release made by newRelease.
+func (p *Plane) prepare(ctx context.Context, path string, newRelease func(*spec.Stack, map[string]string, time.Time) (engine.Release, store.Release, error)) (engine.Release, store.Release, error) {
 	st, err := spec.Load(path)
 	if err != nil {
 		return engine.Release{}, store.Release{}, err
@@ -151,7 +167,7 @@ func (p *Plane) PrepareRelease(ctx context.Context, path string) (engine.Release
 			return engine.Release{}, store.Release{}, err
 		}
 	}
-	return engine.NewRelease(st, arts, p.cfg.Now())
+	return newRelease(st, arts, p.cfg.Now())
 }
 
 // CurrentRelease returns the release new accounts get and fleet applies

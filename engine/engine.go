@@ -99,6 +99,8 @@ type Release struct {
 	ID        string
 	Stack     *spec.Stack
 	Artifacts map[string]string
+	// Probe marks a build of silo verify --probe (store.Release.Probe).
+	Probe bool
 }
 
 // PlanAccount plans release rel for account a. If the desired resources hash
@@ -253,6 +255,9 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 		if a.Version != p.Version {
 			return silo.Errorf(silo.CodeConflict, "account %s changed since the plan was made; plan again", p.Account)
 		}
+		if err := checkShip(tx, p.Release, a); err != nil {
+			return err
+		}
 		now := e.cfg.Now()
 		// Claim the account: bumping its version makes a concurrent apply
 		// of the same plan fail the check above.
@@ -345,6 +350,20 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 		return silo.Errorf(silo.ErrorCode(applyErr), "apply to account %s stopped at %w; fix the cause and run silo apply again", p.Account, applyErr)
 	}
 	return nil
+}
+
+// checkShip refuses to apply stored release id to account a when the rule
+// for probe releases (store.CheckShip) forbids it. A release that is not
+// stored is not a probe build.
+func checkShip(tx store.Tx, id string, a silo.Account) error {
+	rel, err := tx.Release(id)
+	if errors.Is(err, silo.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return store.CheckShip(rel.ID, rel.Probe, &a)
 }
 
 func record(tx store.Tx, a silo.AccountID, c silo.Change) error {

@@ -72,6 +72,11 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 				return err
 			}
 		}
+		if rel.Stack != nil {
+			if err := checkShip(tx, rel.ID, a); err != nil {
+				return err
+			}
+		}
 		if err := tx.CreateAccount(a); err != nil {
 			if errors.Is(err, silo.ErrConflict) {
 				if a.Kind == silo.KindProduction {

@@ -165,11 +165,16 @@ func (p *Platform) DeployIfUnmanaged(ctx context.Context, path string) (Deployed
 // Build builds the app at path into a stored release (not made current) and
 // loads every function module into the runtime, so no request compiles.
 func (p *Platform) Build(ctx context.Context, path string) (engine.Release, error) {
+	return p.build(ctx, path, p.Plane.BuildRelease)
+}
+
+// build is Build, storing the release with buildRelease.
+func (p *Platform) build(ctx context.Context, path string, buildRelease func(context.Context, string) (engine.Release, error)) (engine.Release, error) {
 	sp, err := SpecPath(path)
 	if err != nil {
 		return engine.Release{}, err
 	}
-	rel, err := p.Plane.BuildRelease(ctx, sp)
+	rel, err := buildRelease(ctx, sp)
 	if err != nil {
 		return rel, err
 	}
@@ -194,6 +199,23 @@ func (p *Platform) DeployTo(ctx context.Context, path string, id silo.AccountID)
 	if err != nil {
 		return silo.Plan{}, err
 	}
+	return p.applyTo(ctx, rel, id)
+}
+
+// DeployProbe is DeployTo for silo verify --probe: the app at path is
+// built into a probe release (control.Plane.BuildProbeRelease), which
+// applies only to the probe's throwaway accounts (store.CheckShip refuses
+// any other account).
+func (p *Platform) DeployProbe(ctx context.Context, path string, id silo.AccountID) (silo.Plan, error) {
+	rel, err := p.build(ctx, path, p.Plane.BuildProbeRelease)
+	if err != nil {
+		return silo.Plan{}, err
+	}
+	return p.applyTo(ctx, rel, id)
+}
+
+// applyTo applies rel to account id only.
+func (p *Platform) applyTo(ctx context.Context, rel engine.Release, id silo.AccountID) (silo.Plan, error) {
 	a, err := p.Plane.Account(ctx, id)
 	if err != nil {
 		return silo.Plan{}, err

@@ -190,10 +190,11 @@ func clip(s string) string {
 //
 // # Errors
 //
-// silo.ErrNotFound for an unknown release; a store or engine error when
+// silo.ErrNotFound for an unknown release; CodeInvalid for a release
+// silo verify --probe built (store.CheckShip); a store or engine error when
 // an account cannot be read or planned.
 func (rn *Runner) PreviewStart(ctx context.Context, releaseID string) (Preview, error) {
-	rel, err := rn.release(ctx, releaseID)
+	rel, err := rn.shippable(ctx, releaseID)
 	if err != nil {
 		return Preview{}, err
 	}

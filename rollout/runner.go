@@ -125,7 +125,8 @@ func (rn *Runner) poke() {
 //
 // # Errors
 //
-// silo.ErrNotFound for an unknown release; CodeConflict when another
+// silo.ErrNotFound for an unknown release; CodeInvalid for a release
+// silo verify --probe built (store.CheckShip); CodeConflict when another
 // rollout is active (a second deploy is refused, not queued: the message
 // names the active rollout and how to stop it); CodeNeedsConfirm when the
 // rollout would delete or replace a table, bucket or secret of an account
@@ -140,7 +141,7 @@ func (rn *Runner) poke() {
 // What it would destroy is planned before the rollout is recorded, not
 // in the same transaction: a change in that instant is not seen.
 func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rollout, error) {
-	rel, err := rn.release(ctx, releaseID)
+	rel, err := rn.shippable(ctx, releaseID)
 	if err != nil {
 		return Rollout{}, err
 	}
@@ -459,6 +460,17 @@ func (rn *Runner) release(ctx context.Context, id string) (engine.Release, error
 	rn.rels[id] = rel
 	rn.mu.Unlock()
 	return rel, nil
+}
+
+// shippable returns stored release id to start a rollout of, refusing a
+// probe release (store.CheckShip) before anything is planned, so that
+// refusal is the one error a rollout of it gets.
+func (rn *Runner) shippable(ctx context.Context, id string) (engine.Release, error) {
+	rel, err := rn.release(ctx, id)
+	if err != nil {
+		return rel, err
+	}
+	return rel, store.CheckShip(rel.ID, rel.Probe, nil)
 }
 
 // Watch calls fn with the rollout now and after every change until it is no

@@ -246,10 +246,15 @@ func (c *Client) UploadRelease(ctx context.Context, req ReleaseRequest) (Release
 	return out, err
 }
 
-// Releases lists releases, newest first.
-func (c *Client) Releases(ctx context.Context, limit int) ([]ReleaseInfo, error) {
+// Releases lists up to limit releases, newest first; the builds of silo
+// verify --probe only when probes is set (ReleaseInfo.Probe marks them).
+func (c *Client) Releases(ctx context.Context, limit int, probes bool) ([]ReleaseInfo, error) {
 	var out []ReleaseInfo
-	err := c.call(ctx, http.MethodGet, "/v1/releases?limit="+strconv.Itoa(max(limit, 1)), nil, &out)
+	path := "/v1/releases?limit=" + strconv.Itoa(max(limit, 1))
+	if probes {
+		path += "&probes=true"
+	}
+	err := c.call(ctx, http.MethodGet, path, nil, &out)
 	return out, err
 }
 

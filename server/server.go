@@ -296,7 +296,16 @@ type ReleaseInfo struct {
 	Created   time.Time         `json:"created"`
 	Note      string            `json:"note,omitempty"`
 	Current   bool              `json:"current,omitempty"`
-	Stack     json.RawMessage   `json:"stack,omitempty"` // on show only
+	// Probe marks a build of silo verify --probe, listed only when asked
+	// for (probes=true) and never rolled out (store.CheckShip).
+	Probe bool            `json:"probe,omitempty"`
+	Stack json.RawMessage `json:"stack,omitempty"` // on show only
+}
+
+// NewReleaseInfo describes stored release r, current when its ID is
+// current (without its stack).
+func NewReleaseInfo(r store.Release, current string) ReleaseInfo {
+	return ReleaseInfo{ID: r.ID, Artifacts: r.Artifacts, Created: r.Created, Note: r.Note, Current: r.ID == current, Probe: r.Probe}
 }
 
 // StartRequest is the body of POST /v1/rollouts.
@@ -486,12 +495,13 @@ func (s *Server) routes() {
 			}
 			limit = n
 		}
+		probes := r.URL.Query().Get("probes") == "true"
 		out := []ReleaseInfo{}
 		err := s.cfg.Store.View(r.Context(), func(tx store.Tx) error {
 			cur, _ := tx.CurrentRelease()
-			rs, err := tx.Releases(limit)
+			rs, err := tx.Releases(limit, probes)
 			for _, x := range rs {
-				out = append(out, ReleaseInfo{ID: x.ID, Artifacts: x.Artifacts, Created: x.Created, Note: x.Note, Current: x.ID == cur})
+				out = append(out, NewReleaseInfo(x, cur))
 			}
 			return err
 		})
@@ -508,7 +518,8 @@ func (s *Server) routes() {
 				return err
 			}
 			cur, _ := tx.CurrentRelease()
-			out = ReleaseInfo{ID: x.ID, Artifacts: x.Artifacts, Created: x.Created, Note: x.Note, Current: x.ID == cur, Stack: x.Stack}
+			out = NewReleaseInfo(x, cur)
+			out.Stack = x.Stack
 			return nil
 		})
 		return http.StatusOK, out, err

@@ -295,7 +295,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("%s after deploy: release %s drift %v err %v", id, d.Account.Release, d.Drift, err)
 		}
 	}
-	rels, err := c.Releases(ctx, 10)
+	rels, err := c.Releases(ctx, 10, false)
 	if err != nil || len(rels) != 2 {
 		t.Fatalf("releases = %v, %v", rels, err)
 	}

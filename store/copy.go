@@ -90,7 +90,7 @@ func (s *snapshot) read(tx Tx) error {
 			s.keys = append(s.keys, ks[i])
 		}
 	}
-	if s.releases, err = tx.Releases(0); err != nil {
+	if s.releases, err = tx.Releases(0, true); err != nil {
 		return err
 	}
 	if s.current, err = tx.CurrentRelease(); err != nil && !errors.Is(err, silo.ErrNotFound) {
@@ -139,7 +139,7 @@ func empty(tx Tx) error {
 	if err != nil {
 		return err
 	}
-	rs, err := tx.Releases(1)
+	rs, err := tx.Releases(1, true)
 	if err != nil {
 		return err
 	}

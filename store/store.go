@@ -73,18 +73,21 @@ type Tx interface {
 	// PutRelease stores a release; storing the same ID again is a no-op.
 	PutRelease(r Release) error
 	Release(id string) (Release, error)
-	// Releases lists releases, newest first.
-	Releases(limit int) ([]Release, error)
+	// Releases lists up to limit releases (all when limit <= 0), newest
+	// first; the live probe's (Release.Probe) only when probes is set.
+	Releases(limit int, probes bool) ([]Release, error)
 	// CurrentRelease returns the ID of the current release: the one new
 	// accounts get and rollouts start from. silo.ErrNotFound if none is.
 	CurrentRelease() (string, error)
 	// SetCurrentRelease makes the stored release id current and returns the
 	// one it replaces ("" if none). It is the only way the current release
-	// changes. A release that is not stored is silo.ErrNotFound.
+	// changes. A release that is not stored is silo.ErrNotFound; a probe
+	// release is refused (CheckShip).
 	SetCurrentRelease(id string) (previous string, err error)
 
 	// CreateRollout stores a new rollout with Version 1. An ID already used,
-	// or an Active rollout while another is active, is silo.ErrConflict.
+	// or an Active rollout while another is active, is silo.ErrConflict; a
+	// rollout of a stored probe release is refused (CheckShip).
 	CreateRollout(r Rollout) error
 	// UpdateRollout writes r, which must carry the Version it was read with;
 	// the stored Version is incremented. A stale Version, or making r
@@ -230,6 +233,10 @@ type Release struct {
 	Artifacts map[string]string `json:"artifacts"` // function name → artifact digest
 	Created   time.Time         `json:"created"`
 	Note      string            `json:"note,omitempty"`
+	// Probe marks a release silo verify --probe built for its throwaway
+	// accounts: it is listed only when asked for and never shipped
+	// (CheckShip).
+	Probe bool `json:"probe,omitempty"`
 }
 
 // AuditEvent is a control-plane mutation to record. It never holds a secret

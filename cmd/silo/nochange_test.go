@@ -47,7 +47,7 @@ func stateOf(t *testing.T, c *cli) string {
 		if out.Accounts, err = tx.Accounts(store.Filter{IncludeDeleted: true}); err != nil {
 			return err
 		}
-		rs, err := tx.Releases(0)
+		rs, err := tx.Releases(0, true)
 		for _, r := range rs {
 			out.Releases = append(out.Releases, r.ID)
 		}

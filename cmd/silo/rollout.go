@@ -628,8 +628,12 @@ func newRolloutCmd(g *globals) *cobra.Command {
 
 func newReleaseCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "release", Short: "List and show releases"}
+	var probes bool
 	list := &cobra.Command{
-		Use: "list", Short: "List releases, newest first", Args: exactArgs(0, "no arguments"),
+		Use: "list [--probes]", Short: "List releases, newest first", Args: exactArgs(0, "no arguments"),
+		Long: `release list lists the releases, newest first. The releases silo verify --probe builds for its
+throwaway accounts are left out; --probes lists them too, marked "probe build". They are never
+rolled out or made current.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := remote(g)
 			if err != nil {
@@ -637,9 +641,9 @@ func newReleaseCmd(g *globals) *cobra.Command {
 			}
 			var rs []server.ReleaseInfo
 			if c != nil {
-				rs, err = c.Releases(cmd.Context(), 50)
+				rs, err = c.Releases(cmd.Context(), 50, probes)
 			} else {
-				rs, err = localReleases(cmd.Context(), g, "")
+				rs, err = localReleases(cmd.Context(), g, "", probes)
 			}
 			if err != nil {
 				return err
@@ -653,11 +657,15 @@ func newReleaseCmd(g *globals) *cobra.Command {
 					if r.Current {
 						cur = "  (current)"
 					}
+					if r.Probe {
+						cur = "  (probe build of silo verify --probe)"
+					}
 					fmt.Fprintf(w, "%s  %s  %d artifact(s)%s\n", r.ID, r.Created.Format(time.DateTime), len(r.Artifacts), cur)
 				}
 			})
 		},
 	}
+	list.Flags().BoolVar(&probes, "probes", false, "also list the releases silo verify --probe built for its throwaway accounts (marked; never rolled out)")
 	show := &cobra.Command{
 		Use: "show ID", Short: "Show a release: its artifacts and stack", Args: exactArgs(1, "a release ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -670,7 +678,7 @@ func newReleaseCmd(g *globals) *cobra.Command {
 				r, err = c.Release(cmd.Context(), args[0])
 			} else {
 				var rs []server.ReleaseInfo
-				rs, err = localReleases(cmd.Context(), g, args[0])
+				rs, err = localReleases(cmd.Context(), g, args[0], true)
 				if err == nil {
 					r = rs[0]
 				}
@@ -680,6 +688,9 @@ func newReleaseCmd(g *globals) *cobra.Command {
 			}
 			return g.print(r, func(w io.Writer) {
 				fmt.Fprintf(w, "release %s  created %s  current %v\n", r.ID, r.Created.Format(time.DateTime), r.Current)
+				if r.Probe {
+					fmt.Fprintln(w, "  a probe build of silo verify --probe, for its throwaway accounts only: it is never rolled out or made current")
+				}
 				for k, d := range r.Artifacts {
 					fmt.Fprintf(w, "  %-24s %s\n", k, d)
 				}
@@ -690,8 +701,9 @@ func newReleaseCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// localReleases lists releases (or shows one) from the local data dir.
-func localReleases(ctx context.Context, g *globals, id string) ([]server.ReleaseInfo, error) {
+// localReleases lists releases (or shows one) from the local data dir,
+// those silo verify --probe built only when probes is set.
+func localReleases(ctx context.Context, g *globals, id string, probes bool) ([]server.ReleaseInfo, error) {
 	a, err := openApp(ctx, g)
 	if err != nil {
 		return nil, err
@@ -712,12 +724,12 @@ func localReleases(ctx context.Context, g *globals, id string) ([]server.Release
 			rs = []store.Release{r}
 		} else {
 			var err error
-			if rs, err = tx.Releases(50); err != nil {
+			if rs, err = tx.Releases(50, probes); err != nil {
 				return err
 			}
 		}
 		for _, r := range rs {
-			ri := server.ReleaseInfo{ID: r.ID, Artifacts: r.Artifacts, Created: r.Created, Note: r.Note, Current: r.ID == cur}
+			ri := server.NewReleaseInfo(r, cur)
 			if id != "" {
 				ri.Stack = r.Stack
 			}

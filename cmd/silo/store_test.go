@@ -272,7 +272,7 @@ func dump(t *testing.T, s store.Store) state {
 			}
 			sort.Slice(st.Keys[a.ID], func(i, j int) bool { return st.Keys[a.ID][i].ID < st.Keys[a.ID][j].ID })
 		}
-		if st.Releases, err = tx.Releases(0); err != nil {
+		if st.Releases, err = tx.Releases(0, true); err != nil {
 			return err
 		}
 		l := tx.(store.Lister)

@@ -10,6 +10,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/store"
 )
 
 // LogStore is the platform's store of function logs. *logs.Store
@@ -38,7 +39,7 @@ const keyCanary = "canary"
 // that show the reads can succeed).
 func (r *run) deletion(ctx context.Context, rep *Report) error {
 	t := newTally("deletion", "a deleted account leaves nothing: its table, blob, secret and log canaries are gone with it, its key is worthless, and an account re-created with the same ID starts empty")
-	d := &acct{id: silo.AccountID("probe-" + r.nonce + "-d")}
+	d := &acct{id: store.ProbeAccountID(r.nonce, "d")}
 	canary := map[string]string{
 		"table value": "canary-kv-" + r.nonce,
 		"blob":        "canary-blob-" + r.nonce,
@@ -200,7 +201,7 @@ func (r *run) goneAttempts(ctx context.Context, t *tally, id silo.AccountID, key
 
 // deployProbe deploys the probe app to a.
 func (r *run) deployProbe(ctx context.Context, a *acct) error {
-	if _, err := r.t.Control.DeployTo(ctx, r.appDir, a.id); err != nil {
+	if _, err := r.t.Control.DeployProbe(ctx, r.appDir, a.id); err != nil {
 		return fmt.Errorf("probe: deploy the probe function to %s: %w", a.id, err)
 	}
 	return nil

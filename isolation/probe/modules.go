@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
 )
 
 // hostileModules deploys, to a throwaway account of its own, function
@@ -23,7 +24,7 @@ import (
 // pass. The hostile modules are never invoked, even if deployed.
 func (r *run) hostileModules(ctx context.Context, rep *Report) error {
 	t := newTally("hostile-modules", "deploy: modules declaring tables, element segments or globals that would cost the host 68 MiB or more per instance are refused; the same within the budget deploy and answer")
-	m := &acct{id: silo.AccountID("probe-" + r.nonce + "-m")}
+	m := &acct{id: store.ProbeAccountID(r.nonce, "m")}
 	if err := r.createProbeAccount(ctx, m); err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func (r *run) hostileModules(ctx context.Context, rep *Report) error {
 			return err
 		}
 		problem := ""
-		if _, err := r.t.Control.DeployTo(ctx, dir, m.id); err != nil {
+		if _, err := r.t.Control.DeployProbe(ctx, dir, m.id); err != nil {
 			problem = "deploy refused: " + errMsg(err)
 		} else {
 			resp, err := r.send(ctx, rawReq{method: "GET", target: "/", host: r.host(m.id), auth: "Bearer " + m.key})
@@ -56,7 +57,7 @@ func (r *run) hostileModules(ctx context.Context, rep *Report) error {
 			return err
 		}
 		breach, outcome := "", "refused"
-		_, err := r.t.Control.DeployTo(ctx, dir, m.id)
+		_, err := r.t.Control.DeployProbe(ctx, dir, m.id)
 		switch {
 		case err == nil:
 			breach, outcome = "the module was deployed", "deployed"
@@ -91,9 +92,10 @@ var moduleCases = []struct {
 
 // writeModuleApp writes an app of one function, module.wasm, routed at /.
 func writeModuleApp(dir string, module []byte) error {
-	app := "version: 1\nname: silo-probe-module\n" +
-		"functions:\n  module:\n    source: ./module.wasm\n    timeout: 5s\n" +
-		"routes:\n  - {method: GET, path: /, function: module}\n"
+	fn := store.ProbeModuleAppFunction
+	app := "version: 1\nname: " + store.ProbeModuleApp + "\n" +
+		"functions:\n  " + fn + ":\n    source: ./module.wasm\n    timeout: 5s\n" +
+		"routes:\n  - {method: GET, path: /, function: " + fn + "}\n"
 	if err := os.WriteFile(filepath.Join(dir, "silo.yaml"), []byte(app), 0o644); err != nil {
 		return fmt.Errorf("write probe module app: %w", err)
 	}

@@ -29,8 +29,9 @@ import (
 type Control interface {
 	// CreateAccount onboards an account on the current release.
 	CreateAccount(ctx context.Context, req control.CreateRequest) (control.Created, error)
-	// DeployTo builds the app at path and applies it to one account only.
-	DeployTo(ctx context.Context, path string, id silo.AccountID) (silo.Plan, error)
+	// DeployProbe builds the app at path into a probe release (marked as
+	// such, see store.CheckShip) and applies it to one probe account only.
+	DeployProbe(ctx context.Context, path string, id silo.AccountID) (silo.Plan, error)
 	// IssueKey issues an API key named name and returns it in plain text.
 	IssueKey(ctx context.Context, id silo.AccountID, name string) (string, error)
 	// RevokeKey revokes a key by its public ID.
@@ -94,7 +95,7 @@ type Target struct {
 
 // The probe stack's names.
 const (
-	fnProbe     = "probe"
+	fnProbe     = store.ProbeAppFunction
 	fnProdProbe = "silo-probe"
 	tblProbe    = "probe-table"
 	bktProbe    = "probe-bucket"
@@ -175,8 +176,8 @@ func Run(ctx context.Context, t Target) (Report, error) {
 	if r.logf == nil {
 		r.logf = func(string, ...any) {}
 	}
-	r.a = &acct{id: silo.AccountID("probe-" + r.nonce + "-a")}
-	r.b = &acct{id: silo.AccountID("probe-" + r.nonce + "-b")}
+	r.a = &acct{id: store.ProbeAccountID(r.nonce, "a")}
+	r.b = &acct{id: store.ProbeAccountID(r.nonce, "b")}
 
 	var rep Report
 	err := r.setup(ctx)
@@ -217,7 +218,7 @@ func (r *run) setup(ctx context.Context) error {
 		if err := r.createProbeAccount(ctx, a); err != nil {
 			return err
 		}
-		if _, err := r.t.Control.DeployTo(ctx, dir, a.id); err != nil {
+		if _, err := r.t.Control.DeployProbe(ctx, dir, a.id); err != nil {
 			return fmt.Errorf("probe: deploy the probe function to %s: %w", a.id, err)
 		}
 		a.kv = "kv-marker-" + r.nonce + "-" + string(a.id)
@@ -311,8 +312,8 @@ func (r *run) writeApp(dir string) error {
 	}
 	sort.Strings(names)
 	var b strings.Builder
-	b.WriteString("version: 1\nname: silo-probe\n")
-	b.WriteString("functions:\n  probe:\n    source: ./probe.wasm\n    timeout: 10s\n")
+	fmt.Fprintf(&b, "version: 1\nname: %s\n", store.ProbeApp)
+	fmt.Fprintf(&b, "functions:\n  %s:\n    source: ./probe.wasm\n    timeout: 10s\n", fnProbe)
 	fmt.Fprintf(&b, "    tables: {%s: read-write}\n    buckets: {%s: read-write}\n", tblProbe, bktProbe)
 	fmt.Fprintf(&b, "    config: [%s, %s]\n    secrets: [%s]\n", cfgWhoami, cfgMarker, secProbe)
 	if len(names) > 0 {

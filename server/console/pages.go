@@ -413,7 +413,7 @@ func (p ReleasesPage) refresh() int {
 }
 
 func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
-	rels, err := c.api.Releases(r.Context(), 50)
+	rels, err := c.api.Releases(r.Context(), 50, false)
 	if err != nil {
 		c.fail(w, "releases", s, err)
 		return

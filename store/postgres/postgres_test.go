@@ -423,3 +423,33 @@ func TestTablesComeWithTheFirstWrite(t *testing.T) {
 		t.Errorf("settings after the writes: %v, %v; want w0..w%d and not the failed x", settings, err, writers-1)
 	}
 }
+
+// TestUpgradeMarksLegacyProbes: a schema of version 5, written by a silo
+// that did not mark the releases silo verify --probe builds, opens with
+// exactly the probe's releases marked (storetest.CheckLegacyProbes).
+func TestUpgradeMarksLegacyProbes(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	ctx := context.Background()
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.LegacyProbeData(t, s)
+	s.Close()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{`ALTER TABLE releases DROP COLUMN probe`, `UPDATE silo_schema SET version = 5`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("take the schema back to version 5: %v", err)
+		}
+	}
+	s, err = Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open of a version 5 schema: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckLegacyProbes(t, s)
+}

@@ -13,7 +13,7 @@ import (
 func scanRelease(r pgx.Row) (store.Release, error) {
 	var rel store.Release
 	var stack, artifacts []byte
-	if err := r.Scan(&rel.ID, &stack, &artifacts, &rel.Created, &rel.Note); err != nil {
+	if err := r.Scan(&rel.ID, &stack, &artifacts, &rel.Created, &rel.Note, &rel.Probe); err != nil {
 		return rel, err
 	}
 	if len(stack) > 0 {
@@ -47,13 +47,13 @@ func (t *tx) PutRelease(r store.Release) error {
 	if len(r.Stack) > 0 {
 		stack = r.Stack
 	}
-	_, err := t.exec(op, `INSERT INTO releases (id, stack, artifacts, created, note) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
-		r.ID, stack, artifacts, ts(r.Created), r.Note)
+	_, err := t.exec(op, `INSERT INTO releases (id, stack, artifacts, created, note, probe) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+		r.ID, stack, artifacts, ts(r.Created), r.Note, r.Probe)
 	return err
 }
 
 func (t *tx) Release(id string) (store.Release, error) {
-	r, err := scanRelease(t.queryRow(`SELECT id, stack, artifacts, created, note FROM releases WHERE id = $1`, id))
+	r, err := scanRelease(t.queryRow(`SELECT id, stack, artifacts, created, note, probe FROM releases WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Release{}, silo.Errorf(silo.CodeNotFound, "release %q not found", id)
 	}
@@ -63,8 +63,12 @@ func (t *tx) Release(id string) (store.Release, error) {
 	return r, nil
 }
 
-func (t *tx) Releases(limit int) ([]store.Release, error) {
-	q := `SELECT id, stack, artifacts, created, note FROM releases ORDER BY created DESC, id DESC`
+func (t *tx) Releases(limit int, probes bool) ([]store.Release, error) {
+	q := `SELECT id, stack, artifacts, created, note, probe FROM releases`
+	if !probes {
+		q += ` WHERE NOT probe`
+	}
+	q += ` ORDER BY created DESC, id DESC`
 	var args []any
 	if limit > 0 {
 		q += " LIMIT $1"

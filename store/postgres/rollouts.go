@@ -28,7 +28,11 @@ func (t *tx) SetCurrentRelease(id string) (string, error) {
 	if err := t.writable(op); err != nil {
 		return "", err
 	}
-	if _, err := t.Release(id); err != nil {
+	rel, err := t.Release(id)
+	if err != nil {
+		return "", err
+	}
+	if err := store.CheckShip(rel.ID, rel.Probe, nil); err != nil {
 		return "", err
 	}
 	prev, err := t.CurrentRelease()
@@ -84,6 +88,9 @@ func (t *tx) CreateRollout(r store.Rollout) error {
 		return err
 	}
 	if err := store.CheckActive(r, t.ActiveRollout); err != nil {
+		return err
+	}
+	if err := store.CheckRolloutRelease(r, t.Release); err != nil {
 		return err
 	}
 	res, err := t.exec(op, `INSERT INTO rollouts (`+rolloutCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,

@@ -175,12 +175,18 @@ CREATE TABLE schedule_runs (
 	PRIMARY KEY (account, schedule)
 );
 `,
+	// 6: the probe-build mark of releases (see the SQLite schema).
+	`
+ALTER TABLE releases ADD COLUMN probe boolean NOT NULL DEFAULT false;
+`,
 }
 
-// upgrades move data after the migration of the same number (1-based) ran,
-// in the same transaction.
+// upgrades move data for the migration of the same number (1-based), in
+// the same transaction. They run in order once every migration ran, as
+// they use the tx methods, which read and write the newest schema.
 var upgrades = map[int]func(t *tx) error{
 	3: upgradeLegacy,
+	6: markLegacyProbes,
 }
 
 // upgradeLegacy moves the current release, rollouts and their steps out of
@@ -194,6 +200,17 @@ func upgradeLegacy(t *tx) error {
 		return nil
 	}
 	_, err = t.exec("delete the settings moved", `DELETE FROM settings WHERE name = ANY($1)`, moved)
+	return err
+}
+
+// markLegacyProbes marks the releases the live probe built before releases
+// carried the mark (store.LegacyProbes).
+func markLegacyProbes(t *tx) error {
+	ids, err := store.LegacyProbes(t)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	_, err = t.exec("mark the probe's releases", `UPDATE releases SET probe = true WHERE id = ANY($1)`, ids)
 	return err
 }
 
@@ -340,6 +357,8 @@ func (s *Store) apply(ctx context.Context, pgTx pgx.Tx, have int) error {
 		if _, err := pgTx.Exec(ctx, migrations[i]); err != nil {
 			return dbErr(fmt.Sprintf("apply schema migration %d", i+1), err)
 		}
+	}
+	for i := have; i < len(migrations); i++ {
 		if up := upgrades[i+1]; up != nil {
 			if err := up(&tx{ctx: ctx, tx: pgTx}); err != nil {
 				return fmt.Errorf("upgrade the PostgreSQL schema %s to version %d: %w", s.schema, i+1, err)

@@ -15,7 +15,7 @@ func scanRelease(r scanner) (store.Release, error) {
 	var stack []byte
 	var artifacts string
 	var created int64
-	if err := r.Scan(&rel.ID, &stack, &artifacts, &created, &rel.Note); err != nil {
+	if err := r.Scan(&rel.ID, &stack, &artifacts, &created, &rel.Note, &rel.Probe); err != nil {
 		return rel, err
 	}
 	if len(stack) > 0 {
@@ -50,13 +50,13 @@ func (t *tx) PutRelease(r store.Release) error {
 	if len(r.Stack) > 0 {
 		stack = r.Stack
 	}
-	_, err := t.exec(op, `INSERT INTO releases (id, stack, artifacts, created, note) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		r.ID, stack, artifacts, micros(r.Created), r.Note)
+	_, err := t.exec(op, `INSERT INTO releases (id, stack, artifacts, created, note, probe) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		r.ID, stack, artifacts, micros(r.Created), r.Note, r.Probe)
 	return err
 }
 
 func (t *tx) Release(id string) (store.Release, error) {
-	r, err := scanRelease(t.tx.QueryRowContext(t.ctx, `SELECT id, stack, artifacts, created, note FROM releases WHERE id = ?`, id))
+	r, err := scanRelease(t.tx.QueryRowContext(t.ctx, `SELECT id, stack, artifacts, created, note, probe FROM releases WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Release{}, silo.Errorf(silo.CodeNotFound, "release %q not found", id)
 	}
@@ -66,8 +66,12 @@ func (t *tx) Release(id string) (store.Release, error) {
 	return r, nil
 }
 
-func (t *tx) Releases(limit int) ([]store.Release, error) {
-	q := `SELECT id, stack, artifacts, created, note FROM releases ORDER BY created DESC, id DESC`
+func (t *tx) Releases(limit int, probes bool) ([]store.Release, error) {
+	q := `SELECT id, stack, artifacts, created, note, probe FROM releases`
+	if !probes {
+		q += ` WHERE NOT probe`
+	}
+	q += ` ORDER BY created DESC, id DESC`
 	var args []any
 	if limit > 0 {
 		q += " LIMIT ?"

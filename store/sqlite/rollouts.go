@@ -27,7 +27,11 @@ func (t *tx) SetCurrentRelease(id string) (string, error) {
 	if err := t.writable(op); err != nil {
 		return "", err
 	}
-	if _, err := t.Release(id); err != nil {
+	rel, err := t.Release(id)
+	if err != nil {
+		return "", err
+	}
+	if err := store.CheckShip(rel.ID, rel.Probe, nil); err != nil {
 		return "", err
 	}
 	prev, err := t.CurrentRelease()
@@ -83,6 +87,9 @@ func (t *tx) CreateRollout(r store.Rollout) error {
 		return err
 	}
 	if err := store.CheckActive(r, t.ActiveRollout); err != nil {
+		return err
+	}
+	if err := store.CheckRolloutRelease(r, t.Release); err != nil {
 		return err
 	}
 	res, err := t.exec(op, `INSERT INTO rollouts (`+rolloutCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,

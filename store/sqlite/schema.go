@@ -171,12 +171,20 @@ CREATE TABLE schedule_runs (
 	PRIMARY KEY (account, schedule)
 ) WITHOUT ROWID;
 `,
+	// 6: the mark of a release silo verify --probe built for its throwaway
+	// accounts (store.Release.Probe), set on the ones built before it
+	// (store.LegacyProbes).
+	`
+ALTER TABLE releases ADD COLUMN probe INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
-// upgrades move data after the migration of the same number (1-based) ran,
-// in the same transaction.
+// upgrades move data for the migration of the same number (1-based), in
+// the same transaction. They run in order once every migration ran, as
+// they use the tx methods, which read and write the newest schema.
 var upgrades = map[int]func(t *tx) error{
 	3: upgradeLegacy,
+	6: markLegacyProbes,
 }
 
 // upgradeLegacy moves the current release, rollouts and their steps out of
@@ -188,6 +196,21 @@ func upgradeLegacy(t *tx) error {
 	}
 	for _, name := range moved {
 		if _, err := t.exec("delete setting "+name, `DELETE FROM settings WHERE name = ?`, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markLegacyProbes marks the releases the live probe built before releases
+// carried the mark (store.LegacyProbes).
+func markLegacyProbes(t *tx) error {
+	ids, err := store.LegacyProbes(t)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := t.exec("mark release "+id+" as a probe build", `UPDATE releases SET probe = 1 WHERE id = ?`, id); err != nil {
 			return err
 		}
 	}
@@ -216,6 +239,8 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := sqlTx.ExecContext(ctx, migrations[i]); err != nil {
 			return s.openErr(fmt.Sprintf("apply schema migration %d", i+1), err)
 		}
+	}
+	for i := have; i < len(migrations); i++ {
 		if up := upgrades[i+1]; up != nil {
 			if err := up(&tx{s: s, ctx: ctx, tx: sqlTx}); err != nil {
 				return fmt.Errorf("upgrade the state file %s to schema version %d: %w", s.path, i+1, err)

@@ -506,3 +506,34 @@ func TestUpgradeFromSchema2(t *testing.T) {
 	defer s.Close()
 	storetest.CheckUpgraded(t, s)
 }
+
+// TestUpgradeMarksLegacyProbes: a state file of schema 5, written by a silo
+// that did not mark the releases silo verify --probe builds, opens with
+// exactly the probe's releases marked (storetest.CheckLegacyProbes); the
+// operator's releases, and the probe-shaped ones that were shipped, stay
+// listed.
+func TestUpgradeMarksLegacyProbes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.LegacyProbeData(t, s)
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`ALTER TABLE releases DROP COLUMN probe`, `PRAGMA user_version = 5`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("take the state file back to schema 5: %v", err)
+		}
+	}
+	db.Close()
+	s, err = Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open of a schema 5 file: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckLegacyProbes(t, s)
+}

@@ -36,14 +36,14 @@ func testReleases(t *testing.T, s store.Store) {
 		if d := cmp.Diff(r1, got, cmpOpts...); d != "" {
 			t.Errorf("Release(rel-1) (-want +got):\n%s", d)
 		}
-		all, err := tx.Releases(0)
+		all, err := tx.Releases(0, false)
 		if err != nil {
 			return err
 		}
 		if d := cmp.Diff([]store.Release{r3, r2, r1}, all, cmpOpts...); d != "" {
 			t.Errorf("Releases(0) (-want +got):\n%s", d)
 		}
-		two, err := tx.Releases(2)
+		two, err := tx.Releases(2, false)
 		if err != nil {
 			return err
 		}

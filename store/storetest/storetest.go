@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Keys", testKeys},
 		{"Releases", testReleases},
 		{"CurrentRelease", testCurrentRelease},
+		{"ProbeReleases", testProbeReleases},
 		{"Rollouts", testRollouts},
 		{"Steps", testSteps},
 		{"Audit", testAudit},
