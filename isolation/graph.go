@@ -112,7 +112,13 @@ type Result struct {
 	Accounts int `json:"accounts"`
 	// Deleted is how many deleted accounts were checked for I5 (no live
 	// key, no data key); they hold nothing else to prove about.
-	Deleted         int              `json:"deleted"`
+	Deleted int `json:"deleted"`
+	// DeletedKeys is how many API keys of those deleted accounts were
+	// checked for I5 (none may be live). They are not in Principals.
+	DeletedKeys int `json:"deleted_keys"`
+	// Principals counts the functions and API keys of the accounts in
+	// Accounts (not deleted), API keys bound to no existing account, and
+	// the operators.
 	Principals      int              `json:"principals"`
 	Resources       int              `json:"resources"`
 	Edges           int              `json:"edges"`

@@ -654,14 +654,20 @@ func (v *verifier) keys() {
 	seen := make(map[string]silo.AccountID, len(v.f.Keys))
 	for _, k := range v.f.Keys {
 		e := keyEdge(k)
-		v.edge(e)
-		v.res.Principals++
+		as := v.byID[k.Account]
+		if as != nil && as.Account.State == silo.StateDeleted {
+			// Checked for I5 (it must not be live), but a deleted account
+			// runs nothing: the key is no principal and reaches nothing.
+			v.res.DeletedKeys++
+		} else {
+			v.edge(e)
+			v.res.Principals++
+		}
 		path := []Edge{e}
 		if prev, ok := seen[k.ID]; ok && prev != k.Account {
 			v.violate("I4", fmt.Sprintf("API key %s is bound to two accounts (%s and %s)", k.ID, displayAccount(prev), displayAccount(k.Account)), path, prev)
 		}
 		seen[k.ID] = k.Account
-		as := v.byID[k.Account]
 		switch {
 		case k.Account == "":
 			v.violate("I4", fmt.Sprintf("API key %s is bound to no account", k.ID), path)

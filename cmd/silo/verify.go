@@ -141,12 +141,14 @@ func printResult(w io.Writer, r isolation.Result, took time.Duration) {
 	case isolation.StatusProved:
 		fmt.Fprintf(w, "proved: I1-I5 hold over %d accounts (%d principals, %d resources, %d access edges) in %s\n",
 			r.Accounts, r.Principals, r.Resources, r.Edges, took.Round(time.Millisecond))
+		printDeleted(w, r)
 		return
 	case isolation.StatusIncomplete:
 		fmt.Fprintf(w, "incomplete: no counterexample over %d accounts, but not everything could be checked:\n", r.Accounts)
 		for _, s := range r.Incomplete {
 			fmt.Fprintf(w, "  - %s\n", s)
 		}
+		printDeleted(w, r)
 		return
 	}
 	fmt.Fprintf(w, "NOT PROVED: %d counterexample(s) over %d accounts (%d access edges)\n", r.Violations, r.Accounts, r.Edges)
@@ -155,6 +157,14 @@ func printResult(w io.Writer, r isolation.Result, took time.Duration) {
 	}
 	if r.Violations > len(r.Counterexamples) {
 		fmt.Fprintf(w, "\n... and %d more\n", r.Violations-len(r.Counterexamples))
+	}
+}
+
+// printDeleted says what of the deleted accounts was checked besides the
+// accounts counted: for I5 only, so they are not in those counts.
+func printDeleted(w io.Writer, r isolation.Result) {
+	if r.Deleted > 0 {
+		fmt.Fprintf(w, "also checked for I5: %d key(s) of %d deleted account(s), not counted above\n", r.DeletedKeys, r.Deleted)
 	}
 }
 
