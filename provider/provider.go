@@ -22,10 +22,10 @@
 // by Pending) instead of waiting: the creation goes on without the
 // caller, and calling CreateAccount again later resumes it and, once the
 // provider has finished, completes it. Until then the account is not
-// usable (Apply, Resources, Data, KeyInfo, PutSecret and Ref return
-// silo.ErrNotFound, Accounts does not list it). The engine keeps such an
-// account in state provisioning and tries again on the next apply or
-// recovery.
+// usable (Apply, Resources, Data, KeyInfo, PutSecret, DeleteSecret,
+// SecretNames and Ref return silo.ErrNotFound, Accounts does not list
+// it). The engine keeps such an account in state provisioning and tries
+// again on the next apply or recovery.
 //
 // It imports only the root silo package and the standard library.
 package provider
@@ -127,6 +127,30 @@ type Provider interface {
 	// the secret name, which must be declared (a TypeSecret resource). Values
 	// are write-only through the control plane.
 	PutSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error
+
+	// DeleteSecret removes the value of the secret name from the account:
+	// the account's functions then read it as a secret never set
+	// (silo.ErrNotFound from Data.Secret). The declaration stays, so the
+	// secret can be set again. The name need not be declared any more: a
+	// value left under a name no longer declared is deleted too. It
+	// reports whether there was a value; deleting a secret without one
+	// changes nothing and is no error (false).
+	//
+	// # Errors
+	//
+	// CodeInvalid for a malformed ID or name; silo.ErrNotFound if the
+	// account does not exist (or is still being created).
+	DeleteSecret(ctx context.Context, id silo.AccountID, name string) (deleted bool, err error)
+
+	// SecretNames returns the names of the account's secrets that hold a
+	// value, sorted, declared or not. It reads names only, never a value
+	// (I3).
+	//
+	// # Errors
+	//
+	// CodeInvalid for a malformed ID; silo.ErrNotFound if the account does
+	// not exist (or is still being created).
+	SecretNames(ctx context.Context, id silo.AccountID) ([]string, error)
 
 	// KeyInfo describes the account's data key without revealing it.
 	KeyInfo(ctx context.Context, id silo.AccountID) (KeyInfo, error)

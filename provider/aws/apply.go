@@ -310,13 +310,8 @@ func (m *member) remove(ctx context.Context, id silo.AccountID, typ silo.Resourc
 			return fail(id, "delete config "+name, err)
 		}
 	case silo.TypeSecret:
-		_, err := m.ssm.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(secretParam(name))})
-		if err != nil && !isCode(err, "ParameterNotFound") {
-			return fail(id, "delete secret "+name, err)
-		}
-		if !m.noLegacy() {
-			return m.deleteLegacySecret(ctx, id, legacySecretName(name))
-		}
+		_, err := m.deleteSecret(ctx, id, name)
+		return err
 	case silo.TypeFunction, silo.TypeRoute, silo.TypeExport, silo.TypeSchedule:
 	default:
 		return silo.Errorf(silo.CodeInvalid, "unknown resource type %q for %s", typ, name)

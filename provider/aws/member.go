@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -72,6 +73,27 @@ func encode(name string) string {
 	if b.Len() > maxEncodedLen {
 		sum := sha256.Sum256([]byte(name))
 		return "h." + hex.EncodeToString(sum[:])
+	}
+	return b.String()
+}
+
+// decode undoes encode: each ".XX" becomes the byte it stands for. A
+// hashed name ("h." and a SHA-256) cannot be undone and is returned as
+// it is, as is any malformed escape.
+func decode(enc string) string {
+	if strings.HasPrefix(enc, "h.") {
+		return enc
+	}
+	var b strings.Builder
+	for i := 0; i < len(enc); i++ {
+		if enc[i] == '.' && i+2 < len(enc) {
+			if v, err := strconv.ParseUint(enc[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(enc[i])
 	}
 	return b.String()
 }
@@ -311,7 +333,7 @@ func (m *member) deleteData(ctx context.Context, id silo.AccountID) error {
 		return err
 	}
 	for _, name := range legacy {
-		if err := m.deleteLegacySecret(ctx, id, name); err != nil {
+		if _, err := m.deleteLegacySecret(ctx, id, name); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -291,7 +292,7 @@ func (p *Provider) migrateSecrets(ctx context.Context, id silo.AccountID, m *mem
 			}
 		}
 		// Undeclared: its slot was deleted; nothing reads it.
-		if err := m.deleteLegacySecret(ctx, id, smName); err != nil {
+		if _, err := m.deleteLegacySecret(ctx, id, smName); err != nil {
 			return err
 		}
 	}
@@ -337,13 +338,103 @@ func (p *Provider) legacyReaders(ctx context.Context, id silo.AccountID, m *memb
 }
 
 // deleteLegacySecret deletes the Secrets Manager secret smName at once
-// (no recovery window); a missing one is no error.
-func (m *member) deleteLegacySecret(ctx context.Context, id silo.AccountID, smName string) error {
+// (no recovery window) and reports whether it was there; a missing one is
+// no error.
+func (m *member) deleteLegacySecret(ctx context.Context, id silo.AccountID, smName string) (bool, error) {
 	_, err := m.sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(smName), ForceDeleteWithoutRecovery: aws.Bool(true)})
-	if err != nil && !isCode(err, "ResourceNotFoundException") {
-		return fail(id, "delete a secret in Secrets Manager", err)
+	if isCode(err, "ResourceNotFoundException") {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, fail(id, "delete a secret in Secrets Manager", err)
+	}
+	return true, nil
+}
+
+// deleteSecret deletes the value of secret name: its parameter and, while
+// the account may hold them, its Secrets Manager copy of an earlier silo
+// (which the data plane reads when the parameter is missing). It reports
+// whether either was there; a missing one is no error.
+func (m *member) deleteSecret(ctx context.Context, id silo.AccountID, name string) (bool, error) {
+	_, err := m.ssm.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(secretParam(name))})
+	found := err == nil
+	if err != nil && !isCode(err, "ParameterNotFound") {
+		return false, fail(id, "delete secret "+name, secretErr(err))
+	}
+	if m.sm != nil && !m.noLegacy() {
+		legacy, err := m.deleteLegacySecret(ctx, id, legacySecretName(name))
+		if err != nil {
+			return found, err
+		}
+		found = found || legacy
+	}
+	return found, nil
+}
+
+// DeleteSecret deletes the value of the secret name from the account
+// (deleteSecret): its functions then read it as never set. It reports
+// whether there was a value. The name need not be declared.
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID or name; CodeNotFound if the account
+// does not exist.
+func (p *Provider) DeleteSecret(ctx context.Context, id silo.AccountID, name string) (bool, error) {
+	if err := parseID(id); err != nil {
+		return false, err
+	}
+	if err := validateName(silo.TypeSecret, name); err != nil {
+		return false, err
+	}
+	awsID, err := p.awsID(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if err := p.ensureRolesCurrent(ctx, id, awsID); err != nil {
+		return false, err
+	}
+	return p.member(awsID).deleteSecret(ctx, id, name)
+}
+
+// SecretNames returns the names of the account's secrets that hold a
+// value, sorted: those of its secret parameters (from their metadata,
+// DescribeParameters, which returns no value) and of the Secrets Manager
+// copies of an earlier silo not yet moved (ListSecrets, names only). A
+// name too long to be kept in a parameter's name (encode) is listed as
+// its hashed form.
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID; CodeNotFound if the account does not
+// exist.
+func (p *Provider) SecretNames(ctx context.Context, id silo.AccountID) ([]string, error) {
+	if err := parseID(id); err != nil {
+		return nil, err
+	}
+	awsID, err := p.awsID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m := p.member(awsID)
+	params, err := m.secretParams(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, param := range params {
+		names = append(names, decode(strings.TrimPrefix(param, secretPath)))
+	}
+	if m.sm != nil && !m.noLegacy() {
+		legacy, err := m.legacySecrets(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, smName := range legacy {
+			names = append(names, decode(strings.TrimPrefix(smName, legacySecretPrefix)))
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }
 
 // secretParams returns the names of the account's secret parameters,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -387,6 +388,52 @@ func TestLegacySecretsMoveNeedsTheDataRole(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDeleteSecretRemovesTheLegacyCopy: in an account an earlier silo
+// left a Secrets Manager copy in (which the data plane reads while the
+// parameter is missing), SecretNames lists the copy and DeleteSecret
+// deletes it, so the secret then reads as never set; the other copy,
+// not deleted, still reads (the twin).
+func TestDeleteSecretRemovesTheLegacyCopy(t *testing.T) {
+	ctx := context.Background()
+	p, org := newAWS(t, func(c *siloaws.Config) { c.Principal, c.DataPrincipal = principal, dataPrincipal })
+	ok(t, "create acme", p.CreateAccount(ctx, "acme", silo.KindTenant))
+	apply(t, p, "acme", silo.OpCreate, mkRes(t, silo.TypeSecret, "api_token", map[string]any{}))
+	apply(t, p, "acme", silo.OpCreate, mkRes(t, silo.TypeSecret, "other_token", map[string]any{}))
+	key, err := p.KeyInfo(ctx, "acme")
+	ok(t, "KeyInfo", err)
+	c := accountClients(org, awsIDOf(t, p, "acme"))
+	legacySecret(t, c, key.WrappedBy, "api_token", []byte("old-api"))
+	legacySecret(t, c, key.WrappedBy, "other_token", []byte("old-other"))
+	p, err = newProviderOn(t, org) // the upgraded silo, before any Apply
+	ok(t, "restart", err)
+	d, err := p.Data(ctx, "acme")
+	ok(t, "Data", err)
+
+	names, err := p.SecretNames(ctx, "acme")
+	ok(t, "SecretNames", err)
+	if want := []string{"api_token", "other_token"}; !slices.Equal(names, want) {
+		t.Errorf("SecretNames with Secrets Manager copies = %v; want %v", names, want)
+	}
+	deleted, err := p.DeleteSecret(ctx, "acme", "api_token")
+	if err != nil || !deleted {
+		t.Fatalf("DeleteSecret of a Secrets Manager copy = %v, %v; want true, nil", deleted, err)
+	}
+	if v, err := d.Secret(ctx, "api_token"); !errors.Is(err, silo.ErrNotFound) {
+		t.Errorf("Secret after DeleteSecret = %q, %v; want silo.ErrNotFound", v, err)
+	}
+	if got := legacyNames(t, c); !slices.Equal(got, []string{"silo/secret/other_token"}) {
+		t.Errorf("Secrets Manager after DeleteSecret holds %v; want only silo/secret/other_token", got)
+	}
+	if v, err := d.Secret(ctx, "other_token"); err != nil || string(v) != "old-other" {
+		t.Errorf("control: Secret(other_token) = %q, %v; want old-other", v, err)
+	}
+	names, err = p.SecretNames(ctx, "acme")
+	ok(t, "SecretNames", err)
+	if want := []string{"other_token"}; !slices.Equal(names, want) {
+		t.Errorf("SecretNames after DeleteSecret = %v; want %v", names, want)
+	}
+}
 
 // TestLambdaHostReadsSecretsFromSSM: the host, with the function's own
 // credentials, reads a secret from its parameter; it has no Secrets

@@ -460,15 +460,8 @@ func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error 
 		delete(cfg, name)
 		return p.writeCached(a, fileConfig, cfg)
 	case silo.TypeSecret:
-		sec := map[string]string{}
-		if err := readJSON(a.dir, fileSecrets, &sec); err != nil {
-			return err
-		}
-		if _, ok := sec[name]; !ok {
-			return nil
-		}
-		delete(sec, name)
-		return p.writeCached(a, fileSecrets, sec)
+		_, err := p.dropSecret(a, name)
+		return err
 	case silo.TypeFunction, silo.TypeRoute, silo.TypeExport, silo.TypeSchedule:
 		return nil
 	}

@@ -7,7 +7,7 @@
 //
 // The cases live by subject: accounts.go (lifecycle, references, pending
 // creation), apply.go (resources and their specs), data.go (the data
-// plane and isolation).
+// plane and isolation), secrets.go (deleting and listing secrets).
 //
 // Every "must not" check has a "must" twin next to it, so a provider (or a
 // harness) that fails everything cannot pass.
@@ -65,6 +65,8 @@ func Run(t *testing.T, newProvider func(t *testing.T) provider.Provider, opts ..
 		{"Blobs", testBlobs},
 		{"BlobTraversal", testBlobTraversal},
 		{"ConfigAndSecrets", func(t *testing.T, p provider.Provider) { testConfigAndSecrets(t, p) }},
+		{"DeleteSecret", testDeleteSecret},
+		{"SecretNames", testSecretNames},
 		{"KeyInfo", testKeyInfo},
 		{"Isolation", testIsolation},
 		{"DeleteAccount", testDeleteAccount},
