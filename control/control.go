@@ -700,27 +700,6 @@ func ownRelease(tx store.Tx, a silo.Account, current engine.Release) (engine.Rel
 	return rel, nil
 }
 
-// SetSecret stores a secret value in an account, encrypted under the
-// account's data key. The value is never stored in the control plane, never
-// logged and never returned.
-func (p *Plane) SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error {
-	a, err := p.LiveAccount(ctx, id)
-	if err != nil {
-		return err
-	}
-	if a.State == silo.StateDeleting {
-		return silo.Errorf(silo.CodeInvalid, "account %s is being deleted; its secrets are going with it", id)
-	}
-	if err := p.cfg.Provider.PutSecret(ctx, id, name, value); err != nil {
-		return p.announceAfter(ctx, err, store.Change{Account: id, What: "secret"})
-	}
-	err = p.cfg.Store.Update(ctx, func(tx store.Tx) error {
-		_, err := tx.AppendAudit(store.AuditEvent{Time: p.cfg.Now(), Actor: p.cfg.Actor, Action: "secret.set", Account: id, Detail: jsonDetail(map[string]any{"name": name, "bytes": len(value)})})
-		return err
-	})
-	return p.announceAfter(ctx, err, store.Change{Account: id, What: "secret"})
-}
-
 // AuditLog returns up to limit audit entries after sequence number after,
 // oldest first, those of account acct only when acct is not empty. limit is
 // capped at 1000.

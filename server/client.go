@@ -220,6 +220,22 @@ func (c *Client) SetSecret(ctx context.Context, id silo.AccountID, name string, 
 	return c.do(ctx, http.MethodPut, "/v1/accounts/"+esc(string(id))+"/secrets/"+esc(name), bytes.NewReader(value), "application/octet-stream", nil)
 }
 
+// DeleteSecret removes a secret's value from an account and reports
+// whether there was one (false: it was not set, and nothing changed).
+func (c *Client) DeleteSecret(ctx context.Context, id silo.AccountID, name string) (bool, error) {
+	var out DeletedSecret
+	err := c.call(ctx, http.MethodDelete, "/v1/accounts/"+esc(string(id))+"/secrets/"+esc(name), nil, &out)
+	return out.Deleted, err
+}
+
+// Secrets lists an account's secrets: declared, set, or both (never a
+// value).
+func (c *Client) Secrets(ctx context.Context, id silo.AccountID) ([]control.SecretState, error) {
+	var out []control.SecretState
+	err := c.call(ctx, http.MethodGet, "/v1/accounts/"+esc(string(id))+"/secrets", nil, &out)
+	return out, err
+}
+
 // VerifyAudit checks the audit log's hash chain on the server.
 func (c *Client) VerifyAudit(ctx context.Context) (int, error) {
 	var out AuditResult

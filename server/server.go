@@ -279,6 +279,15 @@ type IssuedKey struct {
 	Info  store.APIKey `json:"info"`
 }
 
+// DeletedSecret is the answer to DELETE /v1/accounts/{id}/secrets/{name}:
+// Deleted says whether the account held a value (false: it was not set,
+// and nothing changed).
+type DeletedSecret struct {
+	Account silo.AccountID `json:"account"`
+	Secret  string         `json:"secret"`
+	Deleted bool           `json:"deleted"`
+}
+
 // ReleaseRequest is the body of POST /v1/releases: the silo.yaml text and
 // the digest of every function's artifact (function name, "production."
 // prefixed for production functions → hex SHA-256), each uploaded first
@@ -473,6 +482,23 @@ func (s *Server) routes() {
 			return 0, nil, silo.Errorf(silo.CodeInvalid, "secret %s is over %d bytes; a secret holds at most %d bytes; keep large data in a bucket and in the secret only what opens it", r.PathValue("name"), maxRead, provider.MaxSecretSize)
 		}
 		return http.StatusNoContent, nil, s.cfg.Plane.SetSecret(r.Context(), id, r.PathValue("name"), v)
+	})
+	s.handle("DELETE /v1/accounts/{id}/secrets/{name}", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		name := r.PathValue("name")
+		deleted, err := s.cfg.Plane.DeleteSecret(r.Context(), id, name)
+		return http.StatusOK, DeletedSecret{Account: id, Secret: name, Deleted: deleted}, err
+	})
+	s.handle("GET /v1/accounts/{id}/secrets", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		ss, err := s.cfg.Plane.Secrets(r.Context(), id)
+		return http.StatusOK, ss, err
 	})
 	s.handle("PUT /v1/artifacts/{digest}", s.putArtifact)
 	s.handle("HEAD /v1/artifacts/{digest}", func(r *http.Request) (int, any, error) {

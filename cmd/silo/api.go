@@ -38,6 +38,8 @@ type controlAPI interface {
 	RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error
 	RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID string, grace time.Duration) error
 	SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error
+	DeleteSecret(ctx context.Context, id silo.AccountID, name string) (bool, error)
+	Secrets(ctx context.Context, id silo.AccountID) ([]control.SecretState, error)
 	VerifyAudit(ctx context.Context) (int, error)
 	AuditLog(ctx context.Context, after int64, limit int, acct silo.AccountID) ([]store.AuditEntry, error)
 
@@ -188,6 +190,14 @@ func (l localAPI) RevokeKey(ctx context.Context, id silo.AccountID, keyID string
 
 func (l localAPI) SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error {
 	return l.a.plane.SetSecret(ctx, id, name, value)
+}
+
+func (l localAPI) DeleteSecret(ctx context.Context, id silo.AccountID, name string) (bool, error) {
+	return l.a.plane.DeleteSecret(ctx, id, name)
+}
+
+func (l localAPI) Secrets(ctx context.Context, id silo.AccountID) ([]control.SecretState, error) {
+	return l.a.plane.Secrets(ctx, id)
 }
 
 func (l localAPI) VerifyAudit(ctx context.Context) (int, error) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
-	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
 )
 
@@ -125,56 +123,4 @@ func printKeys(w io.Writer, keys []store.APIKey) {
 	if len(keys) == 0 {
 		fmt.Fprintln(w, "  (none)")
 	}
-}
-
-// maxSecretRead is how much of standard input silo secret set reads: more
-// than a secret holds (provider.MaxSecretSize), so that a value too large
-// is refused with its size.
-const maxSecretRead = 64 << 10
-
-func newSecretCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "secret",
-		Short: "Set a tenant's secrets (write-only: values are never printed back)",
-	}
-	set := &cobra.Command{
-		Use:   "set TENANT NAME < value",
-		Short: "Set a secret from standard input; it is encrypted under the tenant's data key",
-		Long: `Set a secret declared in silo.yaml (secrets:) for one tenant. The value is read from standard
-input (one trailing newline is removed), encrypted with AES-256-GCM under the tenant's data key, and
-readable only by that tenant's functions that are granted it. The control plane never reads it back.`,
-		Example: "  silo secret set acme github-token < token.txt",
-		Args:    accountArgs(2, "a tenant ID and a secret name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			val, err := io.ReadAll(io.LimitReader(g.stdin, maxSecretRead+1))
-			if err != nil {
-				return err
-			}
-			if len(val) > maxSecretRead {
-				return silo.Errorf(silo.CodeInvalid, "secret %s is over %d bytes; a secret holds at most %d bytes; keep large data in a bucket and in the secret only what opens it", args[1], maxSecretRead, provider.MaxSecretSize)
-			}
-			val = bytes.TrimSuffix(val, []byte("\n"))
-			if len(val) == 0 {
-				return silo.Errorf(silo.CodeInvalid, "no value on standard input; pipe it in: silo secret set %s %s < file", args[0], args[1])
-			}
-			// Refused here as the provider would refuse it, before the
-			// server is asked.
-			if err := provider.CheckSecretSize(args[1], val); err != nil {
-				return err
-			}
-			api, done, err := openAPI(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer done()
-			if err := api.SetSecret(cmd.Context(), silo.AccountID(args[0]), args[1], val); err != nil {
-				return err
-			}
-			return g.print(map[string]any{"account": args[0], "secret": args[1], "bytes": len(val)}, func(w io.Writer) {
-				fmt.Fprintf(w, "secret %s set for %s (%d bytes)\n", args[1], args[0], len(val))
-			})
-		},
-	}
-	cmd.AddCommand(set)
-	return cmd
 }

@@ -318,11 +318,11 @@ var needsInstallation = map[string]bool{
 	"silo release list": true, "silo release show": true,
 	"silo rollout list": true, "silo rollout status": true,
 	"silo report": true, "silo report key": true,
-	"silo env list": true, "silo usage": true, "silo limits show": true,
+	"silo env list": true, "silo usage": true, "silo limits show": true, "silo secret list": true,
 	// Change only what an installation holds.
 	"silo tenant update": true, "silo tenant suspend": true, "silo tenant resume": true, "silo tenant delete": true,
 	"silo keys create": true, "silo keys revoke": true, "silo keys rotate": true, "silo secret set": true,
-	"silo limits set": true, "silo limits clear": true,
+	"silo secret delete": true, "silo limits set": true, "silo limits clear": true,
 	"silo env delete": true, "silo env reap": true,
 	"silo rotate data-key": true, "silo rotate master-key": true, "silo report key rotate": true,
 	"silo audit witness": true,
