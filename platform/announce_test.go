@@ -22,6 +22,14 @@ import (
 // returns a client of it.
 func apiClient(t *testing.T, p *platform.Platform) *server.Client {
 	t.Helper()
+	url, tok := apiServer(t, p)
+	return server.NewClient(url, tok, http.DefaultClient)
+}
+
+// apiServer serves p's control-plane API and returns its URL and the
+// operator token.
+func apiServer(t *testing.T, p *platform.Platform) (url, token string) {
+	t.Helper()
 	api, err := p.API()
 	if err != nil {
 		t.Fatalf("API: %v", err)
@@ -32,7 +40,7 @@ func apiClient(t *testing.T, p *platform.Platform) *server.Client {
 	if err != nil {
 		t.Fatalf("read operator token: %v", err)
 	}
-	return server.NewClient(srv.URL, strings.TrimSpace(string(tok)), srv.Client())
+	return srv.URL, strings.TrimSpace(string(tok))
 }
 
 // noRefresh makes the gateway trust what it read for an hour, so that only
