@@ -133,10 +133,13 @@ type TenantPage struct {
 	Resources []resourceRow
 	Extra     []string // held by the provider, not recorded (drift)
 	Keys      []store.APIKey
-	Secrets   []string
-	Problems  []string
-	Usage     *accountUsage
-	X         TenantExtras
+	Secrets   []string // declared: the names the set form offers
+	// SecretStates says which secrets hold a value (never the value);
+	// nil when the provider could not tell (the page then lists Secrets).
+	SecretStates []control.SecretState
+	Problems     []string
+	Usage        *accountUsage
+	X            TenantExtras
 }
 
 // resourceRow is one recorded resource and its state against the
@@ -172,6 +175,11 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	for _, pr := range d.Problems {
 		p.Problems = append(p.Problems, fmt.Sprint(pr))
+	}
+	if d.Account.State != silo.StateDeleted {
+		if ss, err := c.api.Secrets(r.Context(), id); err == nil {
+			p.SecretStates = ss
+		}
 	}
 	if d.Account.Kind != silo.KindProduction { // not billed to a tenant
 		p.Usage = c.usage(r.Context(), id)
@@ -266,8 +274,8 @@ func (c *Console) createTenant(w http.ResponseWriter, r *http.Request, s *sessio
 	})
 }
 
-// tenantAction serves the tenant page's forms: keys, secrets, suspend,
-// resume, delete.
+// tenantAction serves the tenant page's forms: keys, secrets (set and
+// delete), suspend, resume, delete.
 func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *session) {
 	id := silo.AccountID(r.PathValue("id"))
 	page := "/console/tenants/" + url.PathEscape(string(id))
@@ -287,6 +295,14 @@ func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *sessio
 		name := strings.TrimSpace(r.PostFormValue("name"))
 		err = c.api.SetSecret(ctx, id, name, []byte(r.PostFormValue("value")))
 		f = flash{OK: "Secret " + name + " set."}
+	case "secret-delete":
+		name := r.PostFormValue("name")
+		var deleted bool
+		deleted, err = c.api.DeleteSecret(ctx, id, name)
+		f = flash{OK: "Secret " + name + " deleted; the account's functions now read it as never set."}
+		if !deleted {
+			f = flash{OK: "Secret " + name + " was not set; nothing was deleted."}
+		}
 	case "params":
 		var set map[string]string
 		var d control.Detail
