@@ -63,6 +63,32 @@ func TestSecretValueNeverComesBack(t *testing.T) {
 		}
 	}
 
+	// Listing the account's secrets names the secret (the twin), never
+	// its value, through the CLI and the API.
+	for _, args := range [][]string{
+		{"secret", "list", "demo-acme", "--data-dir", f.client, "--server", f.url, "--token", f.token},
+		{"secret", "list", "demo-acme", "-o", "json", "--data-dir", f.client, "--server", f.url, "--token", f.token},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, strings.NewReader(""), &out, &errOut); code != 0 {
+			t.Fatalf("silo %s: exit %d: %s", strings.Join(args, " "), code, errOut.String())
+		}
+		if said := out.String() + errOut.String(); strings.Contains(said, canary) || !strings.Contains(said, "github-token") {
+			t.Errorf("silo %s printed the secret's value or not its name:\n%s", strings.Join(args, " "), said)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.url+"/v1/accounts/demo-acme/secrets", nil)
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.Contains(string(listed), canary) || !strings.Contains(string(listed), `"set":true`) {
+		t.Errorf("GET the account's secrets: %d %s; want the secret listed as set, without its value", resp.StatusCode, listed)
+	}
+
 	// The audit log: no event carries the value; the secret.set events are
 	// there (the twin).
 	st, err := sqlite.Open(context.Background(), filepath.Join(f.dir, "state.db"))
