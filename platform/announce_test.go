@@ -155,7 +155,8 @@ func eventually(t *testing.T, what string, send func() *silotest.Response, want 
 // parameter updated (config) through one server's API are served by the
 // other server's functions once the change's announcement arrives: the
 // announcement drops the provider's cached files, not only the gateway's
-// view. The server that made the change serves it too.
+// view. The server that made the change serves it too. A secret deleted
+// through one server then reads as never set on the other.
 func TestSecretAndConfigChangesHoldOnAnotherServer(t *testing.T) {
 	dsn := pgtest.Fresh(t)
 	dir := filepath.Join(t.TempDir(), "silo")
@@ -207,6 +208,14 @@ func TestSecretAndConfigChangesHoldOnAnotherServer(t *testing.T) {
 	if resp := list(onA)(); !strings.Contains(string(resp.Body), `"plan":"pro"`) {
 		t.Errorf("on a, the server that updated the plan: got %s, want plan pro", resp)
 	}
+
+	// A secret deleted through a reads as never set on b too (b's first
+	// request waits for a to close the account's table file, which a's
+	// requests above opened: about Local.IdleTimeout).
+	if deleted, err := api.DeleteSecret(ctx, "acme", "github-token"); err != nil || !deleted {
+		t.Fatalf("DeleteSecret = %v, %v; want true, nil", deleted, err)
+	}
+	eventually(t, "the secret deleted through a", ingest(onB), `"remediation":"manual"`)
 }
 
 // TestChangesHoldOnAnotherServer runs two platforms on one PostgreSQL
