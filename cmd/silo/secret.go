@@ -161,6 +161,9 @@ func setSecretFleet(ctx context.Context, g *globals, api controlAPI, kinds []sil
 		}
 		accts = append(accts, as...)
 	}
+	if len(accts) == 0 {
+		return silo.Errorf(silo.CodeNotFound, "no account of kind %s to set secret %s in; silo tenant list shows the accounts", joinKinds(kinds), name)
+	}
 	slices.SortFunc(accts, func(a, b silo.Account) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	out := make([]fleetOutcome, len(accts))
 	sem := make(chan struct{}, fleetSecretWorkers)
@@ -197,9 +200,6 @@ func setSecretFleet(ctx context.Context, g *globals, api controlAPI, kinds []sil
 	report := map[string]any{"secret": name, "bytes": len(val), "kinds": kinds, "accounts": out}
 	if err := g.print(report, func(w io.Writer) { printFleetOutcomes(w, name, len(val), set, out) }); err != nil {
 		return err
-	}
-	if len(accts) == 0 {
-		return silo.Errorf(silo.CodeNotFound, "no account of kind %s to set secret %s in; silo tenant list shows the accounts", joinKinds(kinds), name)
 	}
 	if len(failed) > 0 {
 		return silo.Errorf(silo.CodeFailedCheck, "secret %s was not set in %d of %d accounts (%s); each one's reason is listed above: fix it and run silo secret set ACCOUNT %s < file for that account", name, len(failed), len(accts), strings.Join(failed, ", "), name)

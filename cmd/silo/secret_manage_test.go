@@ -177,6 +177,7 @@ func TestSecretSetAll(t *testing.T) {
 		{"v", []string{"secret", "set", "acme", "github-token", "--kinds", "tenant"}, 2, "--kinds goes with --all"},
 		{"v", []string{"secret", "set", "--all", "--kinds", "tenants", "github-token"}, 2, `unknown account kind "tenants"`},
 		{"", []string{"secret", "set", "--all", "github-token"}, 1, "no value on standard input; pipe it in: silo secret set --all github-token < file"},
+		{"v", []string{"secret", "set", "--all", "--kinds", "developer", "github-token"}, 1, "no account of kind developer to set secret github-token in"},
 	} {
 		code, out, errOut := f.remoteIn(tc.stdin, tc.args...)
 		if code != tc.exit || !strings.Contains(errOut, tc.want) || out != "" {
