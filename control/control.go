@@ -205,18 +205,6 @@ func (p *Plane) Release(ctx context.Context, id string) (engine.Release, error) 
 	return engine.LoadRelease(r)
 }
 
-// Gate refuses a release that would open a path across accounts: it
-// verifies the fleet as it would be under rel (isolation.Gate) before
-// anything is applied.
-func (p *Plane) Gate(ctx context.Context, rel engine.Release) error {
-	f, err := isolation.LoadFleet(ctx, p.cfg.Store)
-	if err != nil {
-		return fmt.Errorf("load fleet for the isolation gate: %w", err)
-	}
-	_, err = isolation.Gate(ctx, rel, f)
-	return err
-}
-
 // SetCurrent makes rel the current release, with an audit event, after the
 // isolation gate passed it.
 func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
@@ -426,7 +414,10 @@ type Created struct {
 //
 // # Errors
 //
-// What CheckCreate refuses, before anything is written. If the account's
+// What CheckCreate refuses, before anything is written; CodeFailedCheck,
+// before anything is written, when the account would break isolation under
+// its release (GateAccount: a current release that never passed the gate).
+// If the account's
 // creation fails after this call created the production account, the
 // production account stays and the error says so (see productionStays).
 // CodeUnavailable, with nothing written, while another command or server
@@ -449,6 +440,9 @@ func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, 
 		return Created{}, err
 	}
 	if _, err := rel.Stack.ResolveParams(req.Params); err != nil {
+		return Created{}, err
+	}
+	if err := p.GateAccount(ctx, rel, a); err != nil {
 		return Created{}, err
 	}
 	madeProduction, err := p.productionFor(ctx, cur)
@@ -615,8 +609,9 @@ func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
 //
 // CodeNotFound for an unknown or a deleted account and CodeConflict for one
 // being deleted, with nothing recorded; CodeInvalid for the production
-// account and for parameters that do not fit the release; an apply error
-// after the change is recorded.
+// account and for parameters that do not fit the release; CodeFailedCheck,
+// with nothing recorded, when the account would break isolation under the
+// release (GateAccount); an apply error after the change is recorded.
 func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (silo.Plan, error) {
 	rel, err := p.CurrentRelease(ctx)
 	if err != nil {
@@ -660,6 +655,9 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 			return err
 		}
 		a.Params = params
+		if err := gateAccount(ctx, tx, rel, a); err != nil {
+			return err
+		}
 		if name != "" {
 			a.Name = name
 		}

@@ -30,6 +30,13 @@ routes:
 
 func open(t *testing.T) (*control.Plane, store.Store) {
 	t.Helper()
+	p, st, _ := openWithProvider(t)
+	return p, st
+}
+
+// openWithProvider is open, also returning the local provider.
+func openWithProvider(t *testing.T) (*control.Plane, store.Store, *local.Provider) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"))
@@ -41,7 +48,7 @@ func open(t *testing.T) (*control.Plane, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { prov.Close(); st.Close() })
-	return control.New(control.Config{Store: st, Provider: prov}), st
+	return control.New(control.Config{Store: st, Provider: prov}), st, prov
 }
 
 // release builds a release of the test stack, changed by mutate, and
@@ -55,7 +62,14 @@ func release(t *testing.T, st store.Store, mutate func(*spec.Stack)) engine.Rele
 	if mutate != nil {
 		mutate(stk)
 	}
-	rel, stored, err := engine.NewRelease(stk, map[string]string{"f": "sha256:aa"}, time.Now())
+	arts := map[string]string{}
+	for name := range stk.Functions {
+		arts[name] = "sha256:aa"
+	}
+	for name := range stk.Production.Functions {
+		arts[engine.ArtifactKey(true, name)] = "sha256:aa"
+	}
+	rel, stored, err := engine.NewRelease(stk, arts, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

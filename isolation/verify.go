@@ -113,11 +113,7 @@ func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 	if res.Status == StatusViolated {
 		first := ""
 		if len(res.Counterexamples) > 0 {
-			c := res.Counterexamples[0]
-			first = c.Invariant + ": " + c.Problem
-			if len(c.Path) > 0 {
-				first += " (" + c.Path[len(c.Path)-1].Origin + ")"
-			}
+			first = describe(res.Counterexamples[0])
 			if standIn != "" && (Result{Counterexamples: res.Counterexamples[:1]}).Involving(standIn) != nil {
 				first += fmt.Sprintf(" (%s stands for every account created on this release)", standIn)
 			}

@@ -1,0 +1,61 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/isolation"
+	"github.com/silo-run/silo/store"
+)
+
+// Gate refuses a release that would open a path across accounts: it
+// verifies the fleet as it would be under rel (isolation.Gate) before
+// anything is applied.
+func (p *Plane) Gate(ctx context.Context, rel engine.Release) error {
+	f, err := isolation.LoadFleet(ctx, p.cfg.Store)
+	if err != nil {
+		return fmt.Errorf("load fleet for the isolation gate: %w", err)
+	}
+	_, err = isolation.Gate(ctx, rel, f)
+	return err
+}
+
+// GateAccount refuses to create account a on rel, or to apply rel to it
+// again, when what a would hold under rel opens a path across accounts
+// (isolation.GateAccount, against the production account as recorded).
+// Every onboarding and parameter change runs it before it writes anything,
+// so a current release that never passed Gate reaches no account.
+func (p *Plane) GateAccount(ctx context.Context, rel engine.Release, a silo.Account) error {
+	return p.cfg.Store.View(ctx, func(tx store.Tx) error { return gateAccount(ctx, tx, rel, a) })
+}
+
+// gateAccount is GateAccount in transaction tx.
+func gateAccount(ctx context.Context, tx store.Tx, rel engine.Release, a silo.Account) error {
+	prod, err := productionState(tx)
+	if err != nil {
+		return err
+	}
+	_, err = isolation.GateAccount(ctx, rel, a, prod)
+	return err
+}
+
+// productionState returns the production account with its recorded
+// resources, or nil while there is none (or only a deleted or unfinished
+// one: the onboarding creates it on its release then).
+func productionState(tx store.Tx) (*isolation.AccountState, error) {
+	a, err := tx.Account(silo.ProductionID)
+	if errors.Is(err, silo.ErrNotFound) || err == nil && a.State != silo.StateActive {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the production account for the isolation gate: %w", err)
+	}
+	rs, err := tx.Resources(a.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read the production account's resources for the isolation gate: %w", err)
+	}
+	return &isolation.AccountState{Account: a, Resources: rs, HasDataKey: true}, nil
+}
