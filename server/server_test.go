@@ -48,6 +48,7 @@ type fixture struct {
 	runner *rollout.Runner
 	srv    *server.Server
 	prov   *local.Provider
+	store  store.Store
 	cancel context.CancelFunc
 }
 
@@ -80,7 +81,7 @@ func start(t *testing.T) *fixture {
 	done := make(chan struct{})
 	go func() { run.Serve(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; hs.Close(); prov.Close(); st.Close() })
-	return &fixture{url: hs.URL, dir: dir, token: tok, client: server.NewClient(hs.URL, tok, nil), runner: run, srv: srv, prov: prov, cancel: cancel}
+	return &fixture{url: hs.URL, dir: dir, token: tok, client: server.NewClient(hs.URL, tok, nil), runner: run, srv: srv, prov: prov, store: st, cancel: cancel}
 }
 
 func code(err error) silo.Code { return silo.ErrorCode(err) }
