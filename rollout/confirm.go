@@ -88,10 +88,14 @@ func failed(r Rollout) bool {
 	return false
 }
 
-// reship refuses a rollout of rel when its latest rollout failed, unless
-// opt confirms it.
-func (rn *Runner) reship(ctx context.Context, rel string, opt Options) error {
-	if opt.RetryFailed {
+// Reship is the rule for shipping again a release whose latest rollout
+// failed (Failures): it refuses release rel then, unless retry confirms
+// it, with silo.CodeFailedCheck naming the rollout and why it failed;
+// again says how to confirm ("to ..., confirm it: <command>"). Start keeps
+// it (Options.RetryFailed), and so does silo apply, which makes a release
+// current and applies it to every account at once, without rings.
+func (rn *Runner) Reship(ctx context.Context, rel string, retry bool, again string) error {
+	if retry {
 		return nil
 	}
 	fs, err := rn.Failures(ctx)
@@ -102,7 +106,7 @@ func (rn *Runner) reship(ctx context.Context, rel string, opt Options) error {
 	if !ok {
 		return nil
 	}
-	return silo.Errorf(silo.CodeFailedCheck, "release %s failed in rollout %s (%s); no account was changed. Deploy a fixed release, or, to roll this one out again through the rings and their gates, confirm it: silo deploy --retry-failed (API: \"retry_failed\": true)", rel, f.Rollout, f.Reason)
+	return silo.Errorf(silo.CodeFailedCheck, "release %s failed in rollout %s (%s); no account was changed. Deploy a fixed release, or, %s", rel, f.Rollout, f.Reason, again)
 }
 
 // Preview is what starting a rollout or a rollback would destroy, computed

@@ -145,7 +145,7 @@ func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rol
 	if err != nil {
 		return Rollout{}, err
 	}
-	if err := rn.reship(ctx, rel.ID, opt); err != nil {
+	if err := rn.Reship(ctx, rel.ID, opt.RetryFailed, "to roll this one out again through the rings and their gates, confirm it: silo deploy --retry-failed (API: \"retry_failed\": true)"); err != nil {
 		return Rollout{}, err
 	}
 	if err := confirm(opt, func() (Preview, error) { return rn.startPreview(ctx, rel) }, "GET /v1/rollouts/preview?release="+rel.ID, func(pv Preview) error {

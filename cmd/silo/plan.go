@@ -161,7 +161,7 @@ func printPlan(w io.Writer, p silo.Plan, applied bool) {
 }
 
 func newApplyCmd(g *globals) *cobra.Command {
-	var all, yes bool
+	var all, yes, retry bool
 	var planFile string
 	cmd := &cobra.Command{
 		Use:   "apply [ACCOUNT | --all]",
@@ -175,7 +175,11 @@ A change that destroys data (deleting or replacing a table, bucket or secret) is
 confirmed: typed at a terminal, for the list shown (if planning again after the answer finds
 other data to destroy, nothing changes), or --yes, for whatever the plan finds as it runs. silo
 plan --all --out FILE saves a plan; silo apply --plan FILE applies exactly those changes, and
-refuses if any account changed since.`,
+refuses if any account changed since.
+
+The release passes the isolation gate before it becomes current. A release whose latest rollout
+failed (silo rollout list) is refused unless --retry-failed confirms it: apply puts it on every
+account it applies to at once, with no ring and no health gate.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if planFile != "" {
@@ -205,7 +209,7 @@ refuses if any account changed since.`,
 				if err != nil {
 					return err
 				}
-				results, err := applySaved(ctx, g, a, sp, yes)
+				results, err := applySaved(ctx, g, a, sp, yes, retry)
 				if err != nil && len(results) == 0 {
 					return err
 				}
@@ -224,6 +228,9 @@ refuses if any account changed since.`,
 			}
 			rel, keep, err := a.prepare(ctx, g)
 			if err != nil {
+				return err
+			}
+			if err := a.reship(ctx, rel.ID, retry); err != nil {
 				return err
 			}
 			var plan silo.Plan
@@ -312,7 +319,15 @@ refuses if any account changed since.`,
 	cmd.Flags().BoolVar(&all, "all", false, "apply to every account")
 	cmd.Flags().BoolVar(&yes, "yes", false, "apply changes that destroy data (deleting or replacing a table, bucket or secret) without asking, whatever the plan finds as it runs")
 	cmd.Flags().StringVar(&planFile, "plan", "", "apply exactly the plan saved by silo plan --all --out FILE; refused if the fleet changed since")
+	cmd.Flags().BoolVar(&retry, "retry-failed", false, "apply a release whose latest rollout failed, to every account at once, without rings or health gates")
 	return cmd
+}
+
+// reship refuses to apply release rel when its latest rollout failed,
+// unless retry (--retry-failed) confirms it: the rule a rollout's start
+// keeps (rollout.Runner.Reship).
+func (a *app) reship(ctx context.Context, rel string, retry bool) error {
+	return a.Runner.Reship(ctx, rel, retry, "to make this one current and apply it at once, with no ring and no health gate, confirm it: silo apply --retry-failed")
 }
 
 // sameLosses refuses an apply confirmed at a terminal for the losses shown

@@ -113,11 +113,15 @@ func (sp savedPlan) moved(now []silo.Account) string {
 
 // applySaved applies exactly the plans of sp, after checking that the fleet
 // has not moved since and that data-destroying changes are confirmed. It
-// makes the plan's release current first, as silo apply does.
-func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes bool) ([]silo.Plan, error) {
+// makes the plan's release current first, as silo apply does, and
+// refuses a release whose latest rollout failed unless retry confirms it.
+func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes, retry bool) ([]silo.Plan, error) {
 	rel, err := a.plane.Release(ctx, sp.Release)
 	if err != nil {
 		return nil, silo.Errorf(silo.CodeNotFound, "release %s, which the plan was made for, is not stored here; make a new plan with silo plan --all --out FILE", sp.Release)
+	}
+	if err := a.reship(ctx, rel.ID, retry); err != nil {
+		return nil, err
 	}
 	if _, err := a.plane.Account(ctx, silo.ProductionID); err != nil {
 		return nil, silo.Errorf(silo.CodeFailedCheck, "there is no production account yet; run silo apply --all once, then plan again")
