@@ -223,7 +223,9 @@ func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
 }
 
 // EnsureProduction creates the production account on first use and applies
-// rel to it. It returns the account.
+// rel to it. It returns the account. check, if not nil, is asked about the
+// plan that applies rel to an existing production account before it is
+// applied; what it refuses is returned, and production is not changed.
 //
 // Two callers at once (two commands on one data dir, two servers on one
 // store) may both find no production account: one creates it, and the
@@ -235,14 +237,14 @@ func (p *Plane) SetCurrent(ctx context.Context, rel engine.Release) error {
 // silo.CodeUnavailable when another command or server is still creating
 // the production account after productionWait; the provider's and the
 // store's errors otherwise.
-func (p *Plane) EnsureProduction(ctx context.Context, rel engine.Release) (silo.Account, error) {
-	a, _, err := p.ensureProduction(ctx, rel)
+func (p *Plane) EnsureProduction(ctx context.Context, rel engine.Release, check func(silo.Plan) error) (silo.Account, error) {
+	a, _, err := p.ensureProduction(ctx, rel, check)
 	return a, err
 }
 
 // ensureProduction is EnsureProduction, also reporting whether this call
 // created the production account.
-func (p *Plane) ensureProduction(ctx context.Context, rel engine.Release) (silo.Account, bool, error) {
+func (p *Plane) ensureProduction(ctx context.Context, rel engine.Release, check func(silo.Plan) error) (silo.Account, bool, error) {
 	a, err := p.Account(ctx, silo.ProductionID)
 	if errors.Is(err, silo.ErrNotFound) {
 		a, err = p.Engine.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction, Name: "Production"}, rel)
@@ -262,6 +264,11 @@ func (p *Plane) ensureProduction(ctx context.Context, rel engine.Release) (silo.
 	plan, err := p.Engine.PlanAccount(ctx, a, rel)
 	if err != nil {
 		return a, false, err
+	}
+	if check != nil && plan.Touches() {
+		if err := check(plan); err != nil {
+			return a, false, err
+		}
 	}
 	if len(plan.Changes) == 0 {
 		return a, false, p.Engine.Apply(ctx, plan)

@@ -76,7 +76,7 @@ func TestOnboardingCommitsTwiceWithOneWitness(t *testing.T) {
 	if err := p.SetCurrent(ctx, release(t, cc, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.EnsureProduction(ctx, mustCurrent(t, p)); err != nil {
+	if _, err := p.EnsureProduction(ctx, mustCurrent(t, p), nil); err != nil {
 		t.Fatal(err)
 	}
 	before = seq()

@@ -39,6 +39,6 @@ func (p *Plane) productionFor(ctx context.Context, rel engine.Release) (bool, er
 	if err != nil && !errors.Is(err, silo.ErrNotFound) {
 		return false, err
 	}
-	_, made, err := p.ensureProduction(ctx, rel)
+	_, made, err := p.ensureProduction(ctx, rel, nil)
 	return made, err
 }

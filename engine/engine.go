@@ -412,8 +412,12 @@ func (e *Engine) PlanFleet(ctx context.Context, rel Release, f store.Filter, fn 
 // ApplyFleet plans and applies rel to every account matching f with bounded
 // concurrency, calling progress (serialized) for each account that had
 // something to do. It returns the number of accounts changed and the first
-// error; it keeps going past failures of single accounts.
-func (e *Engine) ApplyFleet(ctx context.Context, rel Release, f store.Filter, progress func(FleetResult)) (int, error) {
+// error; it keeps going past failures of single accounts. check, if not
+// nil, is asked about each plan that changes something before it is
+// applied: a plan it refuses is that account's error, and nothing is
+// applied to the account (what an operator confirmed is held to this way,
+// as each account is planned again).
+func (e *Engine) ApplyFleet(ctx context.Context, rel Release, f store.Filter, check func(silo.Plan) error, progress func(FleetResult)) (int, error) {
 	var (
 		mu      sync.Mutex
 		first   error
@@ -440,6 +444,12 @@ func (e *Engine) ApplyFleet(ctx context.Context, rel Release, f store.Filter, pr
 		}
 		if !p.Touches() {
 			return nil
+		}
+		if check != nil {
+			if err := check(p); err != nil {
+				report(FleetResult{Plan: p, Err: err})
+				return nil
+			}
 		}
 		return g.Go(ctx, func() { report(FleetResult{Plan: p, Err: e.Apply(ctx, p)}) })
 	})

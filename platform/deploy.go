@@ -84,13 +84,13 @@ func (p *Platform) Deploy(ctx context.Context, path string) (Deployed, error) {
 	if err := p.Plane.SetCurrent(ctx, rel); err != nil {
 		return out, err
 	}
-	if _, err := p.Plane.EnsureProduction(ctx, rel); err != nil {
+	if _, err := p.Plane.EnsureProduction(ctx, rel, nil); err != nil {
 		return out, fmt.Errorf("production account: %w", err)
 	}
 	if out.Seeded, err = p.seedProduction(ctx, rel); err != nil {
 		return out, err
 	}
-	_, err = p.Plane.Engine.ApplyFleet(ctx, rel, store.Filter{}, func(r engine.FleetResult) {
+	_, err = p.Plane.Engine.ApplyFleet(ctx, rel, store.Filter{}, nil, func(r engine.FleetResult) {
 		if provider.IsPending(r.Err) {
 			out.Pending = append(out.Pending, r.Plan.Account)
 			return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -157,5 +158,65 @@ func setCurrentIn(t *testing.T, st store.Store, id string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// silo apply ACCOUNT brings the production account to the release too, so
+// what that destroys in production is shown and needs confirming like the
+// account's own losses: without --yes (and without a terminal) it is
+// refused naming it, and nothing changes (must not); with --yes it goes
+// ahead (must), and an apply that destroys nothing needs no --yes (must).
+func TestApplyOneAccountConfirmsProductionLosses(t *testing.T) {
+	c := scaffold(t) // acme and globex
+	hasCatalog := regexp.MustCompile(`(?m)^\s*table\s+catalog\s`)
+	withCatalog := []string{"tables:\n  visits: {}\n", "tables:\n  visits: {}\n\nproduction:\n  tables:\n    catalog: {}\n"}
+	c.edit(withCatalog...)
+	c.ok("apply", "acme") // adds catalog to production: nothing lost
+	if out := c.ok("tenant", "show", "production"); !hasCatalog.MatchString(out) {
+		t.Fatalf("production after adding catalog: %s", out)
+	}
+	c.edit("\nproduction:\n  tables:\n    catalog: {}\n", "")
+
+	before := stateOf(t, c)
+	c.fails("this apply destroys data (deletes table/catalog in production)", "apply", "acme")
+	if after := stateOf(t, c); after != before {
+		t.Errorf("a refused apply changed the state:\n%s", cmp.Diff(before, after))
+	}
+	out := c.ok("apply", "acme", "--yes")
+	if !strings.Contains(out, "production (production)") {
+		t.Errorf("apply acme --yes: %s; want production listed as changed", out)
+	}
+	if out := c.ok("tenant", "show", "production"); hasCatalog.MatchString(out) {
+		t.Errorf("production after apply acme --yes: %s; want catalog gone", out)
+	}
+}
+
+// An apply that showed no loss destroys none: silo apply acme finds
+// nothing to lose, but before it changes anything another command gives
+// production a table the release does not have; planned again as the
+// apply reaches it, production would lose that table, so it is not
+// changed and the apply fails naming it (must not). The twin, the same
+// apply with nothing moving in between, goes through without --yes: see
+// TestApplyOneAccountConfirmsProductionLosses.
+func TestApplyHoldsProductionToWhatWasShown(t *testing.T) {
+	c := scaffold(t) // acme and globex
+	hasCatalog := regexp.MustCompile(`(?m)^\s*table\s+catalog\s`)
+	src, err := os.ReadFile(c.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &cli{t: t, dataDir: c.dataDir, file: filepath.Join(filepath.Dir(c.file), "catalog.yaml")}
+	withCatalog := strings.Replace(string(src), "tables:\n  visits: {}\n", "tables:\n  visits: {}\n\nproduction:\n  tables:\n    catalog: {}\n", 1)
+	if err := os.WriteFile(other.file, []byte(withCatalog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	applyConfirmed = func() {
+		applyConfirmed = func() {} // the other apply is not raced in turn
+		other.ok("apply", "production")
+	}
+	defer func() { applyConfirmed = func() {} }()
+	c.fails("planned again to be applied, it deletes table/catalog in production, which was not shown; account production was not changed", "apply", "acme")
+	if out := c.ok("tenant", "show", "production"); !hasCatalog.MatchString(out) {
+		t.Errorf("production after the refused apply: %s; want catalog kept", out)
 	}
 }
