@@ -53,7 +53,7 @@ func openWithProvider(t *testing.T) (*control.Plane, store.Store, *local.Provide
 
 // release builds a release of the test stack, changed by mutate, and
 // stores it.
-func release(t *testing.T, st store.Store, mutate func(*spec.Stack)) engine.Release {
+func release(t testing.TB, st store.Store, mutate func(*spec.Stack)) engine.Release {
 	t.Helper()
 	stk, err := spec.Parse("silo.yaml", []byte(stack))
 	if err != nil {

@@ -61,7 +61,7 @@ func GateAccount(ctx context.Context, rel engine.Release, a silo.Account, prod *
 	if n == 0 {
 		return res, nil
 	}
-	return res, silo.Errorf(silo.CodeFailedCheck, "release %s would break isolation in %s in %d place(s); first: %s; nothing was changed. Deploy a release that passes the isolation gate (silo deploy and silo apply check it; silo verify proves the fleet)", rel.ID, where, n, describe(mine[0]))
+	return res, silo.Errorf(silo.CodeFailedCheck, "release %s would break isolation in %s in %d place(s); first: %s; nothing was changed. Deploy a release that passes the isolation gate: fix silo.yaml, deploy it (silo deploy, or silo apply --all), then check the fleet with silo verify", rel.ID, where, n, describe(mine[0]))
 }
 
 // describe says what a counterexample breaks, and where its last edge
