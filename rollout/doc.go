@@ -59,7 +59,9 @@
 // rollout (rolled back by its own gates) and a rollback rollout cannot be
 // rolled back: the one is back already, the other would ship the release
 // it undid with no gate. A release whose latest rollout failed starts
-// again only with Options.RetryFailed, through every ring and gate. A failing
+// again only with Options.RetryFailed, through every ring and gate; Reship
+// is that rule, and silo apply, which ships a release to the fleet at once,
+// keeps it too (--retry-failed). A failing
 // ring's own rollback needs no confirmation.
 //
 // An account created during a rollout gets the rollout's release once the
