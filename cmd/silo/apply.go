@@ -20,13 +20,15 @@ func newApplyCmd(g *globals) *cobra.Command {
 		Use:   "apply [ACCOUNT | --all]",
 		Short: "Build silo.yaml into a release, make it current and apply it",
 		Long: `Apply builds the release from silo.yaml, makes it the current release, creates the
-production account if needed, and applies the release to one account or the whole fleet with
-bounded concurrency. Before every provider call an intent is committed to the journal; an
-interrupted apply is recovered on the next start.
+production account if needed, and applies the release to one account (and the production
+account) or the whole fleet with bounded concurrency. Before every provider call an intent is
+committed to the journal; an interrupted apply is recovered on the next start.
 
 A change that destroys data (deleting or replacing a table, bucket or secret) is applied only when
 confirmed: typed at a terminal, for the list shown (if planning again after the answer finds
-other data to destroy, nothing changes), or --yes, for whatever the plan finds as it runs. silo
+other data to destroy, nothing changes; an account that, planned again as the apply reaches it,
+would destroy what the list did not show is not changed, and the apply fails naming it), or
+--yes, for whatever the plan finds as it runs. silo
 plan --all --out FILE saves a plan; silo apply --plan FILE applies exactly those changes, and
 refuses if any account changed since.
 
