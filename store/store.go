@@ -58,6 +58,11 @@ type Tx interface {
 	AddIntent(in Intent) (int64, error)
 	// FinishIntent marks an intent done or failed.
 	FinishIntent(seq int64, state IntentState, errText string) error
+	// TouchIntents sets Updated to at on those of the intents seqs that
+	// are still pending (the others, and unknown ones, are left alone):
+	// the heartbeat of a process still working on them (see engine's
+	// Recover).
+	TouchIntents(seqs []int64, at time.Time) error
 	// PendingIntents returns intents not yet finished, oldest first.
 	PendingIntents() ([]Intent, error)
 	// IntentByKey returns the intent with key k.

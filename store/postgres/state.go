@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	silo "github.com/silo-run/silo"
@@ -151,6 +152,18 @@ func (t *tx) FinishIntent(seq int64, state store.IntentState, errText string) er
 		return silo.Errorf(silo.CodeNotFound, "intent %d not found", seq)
 	}
 	return nil
+}
+
+func (t *tx) TouchIntents(seqs []int64, at time.Time) error {
+	op := "touch pending intents"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	_, err := t.exec(op, `UPDATE intents SET updated = $1 WHERE seq = ANY($2) AND state = 'pending'`, ts(at), seqs)
+	return err
 }
 
 func (t *tx) PendingIntents() ([]store.Intent, error) {

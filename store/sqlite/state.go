@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
@@ -145,6 +146,19 @@ func (t *tx) FinishIntent(seq int64, state store.IntentState, errText string) er
 	}
 	if affected(res) != 1 {
 		return silo.Errorf(silo.CodeNotFound, "intent %d not found", seq)
+	}
+	return nil
+}
+
+func (t *tx) TouchIntents(seqs []int64, at time.Time) error {
+	op := "touch pending intents"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	for _, seq := range seqs {
+		if _, err := t.exec(op, `UPDATE intents SET updated = ? WHERE seq = ? AND state = 'pending'`, micros(at), seq); err != nil {
+			return err
+		}
 	}
 	return nil
 }

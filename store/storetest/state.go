@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	silo "github.com/silo-run/silo"
@@ -149,4 +150,34 @@ func testIntents(t *testing.T, s store.Store) {
 	wantCode(t, "FinishIntent(missing)", err, silo.CodeNotFound)
 	err = s.Update(context.Background(), func(tx store.Tx) error { return tx.FinishIntent(seqs[2], "maybe", "") })
 	wantCode(t, "FinishIntent(bad state)", err, silo.CodeInvalid)
+
+	// TouchIntents moves the pending intent's Updated only: the finished
+	// ones keep theirs, an unknown seq is no error.
+	updated := func() map[string]time.Time {
+		t.Helper()
+		out := map[string]time.Time{}
+		view(t, s, func(tx store.Tx) error {
+			for _, k := range []string{"apply/acme/table/findings/h1", "create-account/beta", "apply/acme/function/ingest/h2"} {
+				in, err := tx.IntentByKey(k)
+				if err != nil {
+					return err
+				}
+				out[k] = in.Updated
+			}
+			return nil
+		})
+		return out
+	}
+	before := updated()
+	update(t, s, func(tx store.Tx) error { return tx.TouchIntents(append(seqs, seqs[2]+100), at(30)) })
+	after := updated()
+	for k, u := range after {
+		want := before[k]
+		if k == "apply/acme/function/ingest/h2" {
+			want = at(30)
+		}
+		if !u.Equal(want) {
+			t.Errorf("after TouchIntents, %s was updated %v, want %v", k, u, want)
+		}
+	}
 }
