@@ -11,15 +11,11 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -41,21 +37,31 @@ type Config struct {
 	Concurrency int
 	// Actor names who is acting in audit events; "cli" if empty.
 	Actor string
-	// RecoverGrace is how old a pending intent of a process on another host
-	// must be before Recover reconciles it (that process may still be
-	// working on it). Intents of this host are reconciled as soon as their
-	// process is gone. 2 minutes if zero.
+	// RecoverGrace is how long a pending intent of a process on another
+	// host must have gone without a heartbeat before Recover reconciles
+	// it (that process may still be working on it). Intents of this host
+	// are reconciled as soon as their process is gone. 2 minutes if zero.
 	RecoverGrace time.Duration
+	// Heartbeat is how often an operation under way moves the Updated
+	// time of its pending intents to Now, so that Recover on another host
+	// leaves them alone (see ownerLive). RecoverGrace/4 if zero; it must
+	// stay well below RecoverGrace.
+	Heartbeat time.Duration
+	// Host names this machine in the owner of each intent (see
+	// newAttempt); os.Hostname if empty. Tests give two engines on one
+	// store two hosts to stand for two machines.
+	Host string
 	// Hook, if set, is called at each step boundary of an apply: after the
 	// intents commit ("journaled"), after each provider call ("provider"),
-	// and after the results commit ("recorded"). Progress displays and
+	// and after the results commit ("recorded"); and by Recover before it
+	// looks at each pending intent ("recovering"). Progress displays and
 	// crash tests use it. It must not block.
 	Hook func(Step)
 }
 
 // Step is a step boundary reported to Config.Hook.
 type Step struct {
-	Point   string // "journaled", "provider", "recorded"
+	Point   string // "journaled", "provider", "recorded", "recovering"
 	Account silo.AccountID
 	Change  *silo.Change // for "provider"
 }
@@ -91,6 +97,10 @@ func New(cfg Config) *Engine {
 	if cfg.RecoverGrace <= 0 {
 		cfg.RecoverGrace = 2 * time.Minute
 	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = cfg.RecoverGrace / 4
+	}
+	cfg.Host = ownerHost(cfg.Host)
 	return &Engine{cfg: cfg}
 }
 
@@ -215,23 +225,6 @@ func intentKey(a silo.AccountID, version int64, attempt string, c silo.Change) s
 	return fmt.Sprintf("apply/%s/v%d/%s/%s", a, version, attempt, c.Key())
 }
 
-// newAttempt returns an attempt nonce naming its owner: host~pid~random.
-// Recover uses the owner to leave alone the intents of a process that is
-// still running (another CLI command, silo up, a second server).
-func newAttempt() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return fmt.Sprintf("%s~%d~%s", hostname, os.Getpid(), hex.EncodeToString(b[:]))
-}
-
-var hostname = func() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "localhost"
-	}
-	return strings.NewReplacer("/", "_", "~", "_").Replace(h)
-}()
-
 // Apply applies a plan. It journals one intent per change in one
 // transaction, makes the provider calls in order, then records the results,
 // the account's new release and an audit event in a second transaction. If
@@ -242,7 +235,7 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 		return nil
 	}
 	var seqs []int64
-	attempt := newAttempt()
+	attempt := e.newAttempt()
 	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		seqs = seqs[:0]
 		a, err := tx.Account(p.Account)
@@ -278,6 +271,7 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 	if err != nil {
 		return fmt.Errorf("apply %s: %w", p.Account, err)
 	}
+	release := e.hold(ctx, seqs...)
 	e.hook("journaled", p.Account, nil)
 	done := 0
 	var applyErr error
@@ -302,6 +296,7 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 		e.hook("provider", p.Account, &p.Changes[i])
 		done++
 	}
+	release()
 	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		for i, c := range p.Changes {
 			if i >= done {

@@ -63,7 +63,7 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 	}
 	var seqs []int64
 	var createSeq int64
-	attempt := newAttempt()
+	attempt := e.newAttempt()
 	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		seqs = seqs[:0]
 		if old, err := tx.Account(a.ID); err == nil && old.State == silo.StateDeleted {
@@ -112,11 +112,13 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 	if err != nil {
 		return a, fmt.Errorf("create account %s: %w", a.ID, err)
 	}
+	release := e.hold(ctx, append([]int64{createSeq}, seqs...)...)
 	e.hook("journaled", a.ID, nil)
 	for i := range p.Changes {
 		p.Changes[i].Release = p.Release
 	}
 	done, provErr := e.createInProvider(ctx, a, p.Changes)
+	release()
 	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		cur, err := tx.Account(a.ID)
 		if err != nil {
@@ -248,10 +250,37 @@ func (e *Engine) SetState(ctx context.Context, id silo.AccountID, next silo.Stat
 // recorded resources and keys are purged and it is marked deleted. The
 // production account cannot be deleted.
 func (e *Engine) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+	_, err := e.deleteAccount(ctx, id, nil)
+	return err
+}
+
+// errSettled is deleteAccount's error when the interrupted deletion it was
+// to resume was taken over by another process first: nothing was written.
+var errSettled = errors.New("another process settled the intent first")
+
+// deleteAccount is DeleteAccount; with resumes, the pending intent of an
+// interrupted deletion of id (see Recover), it first claims that intent:
+// the transaction that journals this deletion finishes it, if it is still
+// pending and its owner still not alive, and otherwise writes nothing and
+// deleteAccount returns errSettled. So of several servers recovering at
+// once one resumes the deletion, and a crash leaves either the old intent
+// pending or the new one, never neither. It reports whether it finished
+// resumes (as failed: the new deletion replaces it).
+func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *store.Intent) (claimed bool, err error) {
 	now := e.cfg.Now()
 	var seq int64
-	attempt := newAttempt()
-	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+	attempt := e.newAttempt()
+	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		if resumes != nil {
+			if ok, err := e.claim(tx, *resumes); err != nil {
+				return err
+			} else if !ok {
+				return errSettled
+			}
+			if err := tx.FinishIntent(resumes.Seq, store.IntentFailed, "interrupted; the deletion was resumed by "+attempt); err != nil {
+				return err
+			}
+		}
 		a, err := tx.Account(id)
 		if err != nil {
 			return err
@@ -275,14 +304,20 @@ func (e *Engine) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 		_, err = tx.AppendAudit(store.AuditEvent{Time: now, Actor: e.cfg.Actor, Action: "account.delete", Account: id})
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("delete account %s: %w", id, err)
+	if errors.Is(err, errSettled) {
+		return false, err
 	}
+	if err != nil {
+		return false, fmt.Errorf("delete account %s: %w", id, err)
+	}
+	claimed = resumes != nil
+	release := e.hold(ctx, seq)
 	e.hook("journaled", id, nil)
 	provErr := e.cfg.Provider.DeleteAccount(ctx, id)
 	if provErr == nil {
 		e.hook("provider", id, nil)
 	}
+	release()
 	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		if provErr != nil {
 			return tx.FinishIntent(seq, store.IntentFailed, provErr.Error())
@@ -293,12 +328,12 @@ func (e *Engine) DeleteAccount(ctx context.Context, id silo.AccountID) error {
 		return e.markDeleted(tx, id)
 	})
 	if err != nil {
-		return fmt.Errorf("record deletion of %s: %w", id, err)
+		return claimed, fmt.Errorf("record deletion of %s: %w", id, err)
 	}
 	if provErr != nil {
-		return silo.Errorf(silo.ErrorCode(provErr), "account %s is marked deleting but the provider could not destroy it (%w); run the delete again", id, provErr)
+		return claimed, silo.Errorf(silo.ErrorCode(provErr), "account %s is marked deleting but the provider could not destroy it (%w); run the delete again", id, provErr)
 	}
-	return nil
+	return claimed, nil
 }
 
 func (e *Engine) markDeleted(tx store.Tx, id silo.AccountID) error {

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
@@ -20,43 +16,21 @@ type RecoveryReport struct {
 	Abandoned int `json:"abandoned"` // the provider had not: marked failed, the next plan redoes them
 	Resumed   int `json:"resumed"`   // accounts whose provisioning or deletion was finished
 	Skipped   int `json:"skipped"`   // intents of a process that may still be running
+	Settled   int `json:"settled"`   // intents another process settled meanwhile (another server recovering)
 }
 
-// ownerLive reports whether the process that journaled intent in may still
-// be working on it: a live process of this host, or a process of another
-// host within the grace period. Intents whose key names no owner (those of
-// other journal users, such as rollout claims) are reconciled as before.
-func (e *Engine) ownerLive(in store.Intent) bool {
-	var attempt string
-	parts := strings.Split(in.Key, "/")
-	switch in.Action {
-	case "apply":
-		if len(parts) > 3 {
-			attempt = parts[3]
-		}
-	case "create-account", "delete-account":
-		if len(parts) > 2 {
-			attempt = parts[2]
-		}
+// claim reports, inside the transaction that is to settle intent in,
+// whether this process may: in is still pending and its owner still not
+// alive (see ownerLive). Read again in that transaction, it makes the
+// settling of one intent happen once however many servers recover at
+// once: the store serializes their transactions, and the later ones find
+// it finished, or renewed by its owner.
+func (e *Engine) claim(tx store.Tx, in store.Intent) (bool, error) {
+	cur, err := tx.IntentByKey(in.Key)
+	if err != nil {
+		return false, fmt.Errorf("read intent %d again: %w", in.Seq, err)
 	}
-	f := strings.Split(attempt, "~")
-	if len(f) != 3 {
-		return false
-	}
-	if f[0] != hostname {
-		return e.cfg.Now().Sub(in.Updated) < e.cfg.RecoverGrace
-	}
-	pid, err := strconv.Atoi(f[1])
-	if err != nil || pid <= 0 {
-		return false
-	}
-	return pid == os.Getpid() || processAlive(pid)
-}
-
-// processAlive reports whether a process with the given ID exists.
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	return cur.State == store.IntentPending && !e.ownerLive(cur), nil
 }
 
 // Recover reconciles intents left pending by a crash — intents whose process
@@ -69,7 +43,12 @@ func processAlive(pid int) bool {
 // until the next apply, which completes them (control.Plane.Resume does
 // that by itself). An account whose provider files cannot be read keeps its
 // intents pending (counted as Skipped, and logged) and the others are
-// reconciled; so does a deletion that fails.
+// reconciled; a deletion that fails is logged and counted as Skipped too.
+//
+// Recover may run in several processes at once (servers sharing one store
+// run it periodically): each intent is claimed in the transaction that
+// settles it (see claim), and one that another process settled first is
+// counted as Settled and left alone.
 func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 	var rep RecoveryReport
 	var pending []store.Intent
@@ -110,8 +89,9 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 		actual[id] = m
 		return m, nil
 	}
-	var deletions []silo.AccountID
+	var deletions []store.Intent
 	for _, in := range pending {
+		e.hook("recovering", in.Account, in.Change)
 		if e.ownerLive(in) {
 			rep.Skipped++
 			continue
@@ -123,7 +103,10 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 		case "delete-account":
 			ok = !exists[in.Account]
 			if !ok {
-				deletions = append(deletions, in.Account)
+				// Resumed below, claiming the intent in the same
+				// transaction that journals the new deletion.
+				deletions = append(deletions, in)
+				continue
 			}
 		case "apply":
 			m, err := held(in.Account)
@@ -143,7 +126,12 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 				ok = has && r.Hash == c.Desired.Hash
 			}
 		}
+		claimed := false
 		err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+			var err error
+			if claimed, err = e.claim(tx, in); err != nil || !claimed {
+				return err
+			}
 			if !ok {
 				return tx.FinishIntent(in.Seq, store.IntentFailed, "interrupted; the provider had not completed it, so the next plan redoes it")
 			}
@@ -162,6 +150,10 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 		if err != nil {
 			return rep, fmt.Errorf("reconcile intent %d (%s): %w", in.Seq, in.Key, err)
 		}
+		if !claimed {
+			rep.Settled++
+			continue
+		}
 		if ok {
 			rep.Confirmed++
 		} else {
@@ -178,11 +170,21 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 			}
 		}
 	}
-	for _, id := range deletions {
-		if err := e.DeleteAccount(ctx, id); err != nil {
+	for _, in := range deletions {
+		claimed, err := e.deleteAccount(ctx, in.Account, &in)
+		if errors.Is(err, errSettled) {
+			rep.Settled++
+			continue
+		}
+		if claimed {
+			rep.Abandoned++ // the new deletion replaced it
+		}
+		if err != nil {
 			// The other deletions go on; this one stays in state
-			// deleting with its intent pending, for the next recovery.
-			e.cfg.Logger.Error("recover: could not finish the deletion of an account", "account", id, "error", err)
+			// deleting (its intent finished failed, or still pending
+			// when the store could not be written), and the error
+			// logged says what failed.
+			e.cfg.Logger.Error("recover: could not finish the deletion of an account", "account", in.Account, "error", err)
 			rep.Skipped++
 			continue
 		}
