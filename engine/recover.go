@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
@@ -17,6 +18,17 @@ type RecoveryReport struct {
 	Resumed   int `json:"resumed"`   // accounts whose provisioning or deletion was finished
 	Skipped   int `json:"skipped"`   // intents of a process that may still be running
 	Settled   int `json:"settled"`   // intents another process settled meanwhile (another server recovering)
+	// Changed lists the accounts whose recorded state Recover changed
+	// (resources recorded, deletions finished), once each: caches of
+	// them are stale.
+	Changed []silo.AccountID `json:"changed,omitempty"`
+}
+
+// changed adds id to Changed once.
+func (r *RecoveryReport) changed(id silo.AccountID) {
+	if !slices.Contains(r.Changed, id) {
+		r.Changed = append(r.Changed, id)
+	}
 }
 
 // claim reports, inside the transaction that is to settle intent in,
@@ -156,6 +168,7 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 		}
 		if ok {
 			rep.Confirmed++
+			rep.changed(in.Account)
 		} else {
 			rep.Abandoned++
 		}
@@ -189,6 +202,7 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 			continue
 		}
 		rep.Resumed++
+		rep.changed(in.Account)
 	}
 	return rep, nil
 }

@@ -188,8 +188,8 @@ func (p *Platform) reapLoop(ctx context.Context) {
 		if _, err := p.Reap(ctx); err != nil && ctx.Err() == nil {
 			p.cfg.Logger.Warn("reaper", "error", err)
 		}
-		if _, err := p.Plane.Resume(ctx); err != nil && ctx.Err() == nil {
-			p.cfg.Logger.Warn("finish interrupted onboardings", "error", err)
+		if _, err := p.Recover(ctx); err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Warn("recover interrupted work", "error", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -112,9 +112,11 @@ type Config struct {
 	// it again. Changes made through this Platform take effect at once;
 	// changes made by another process (the CLI) within Refresh. Default 1s.
 	Refresh time.Duration
-	// ReapEvery is how often the reaper looks for expired environments.
-	// Default 10s. The reaper compares expiry with Now, so a fake clock
-	// drives it; call Reap to run it at once.
+	// ReapEvery is how often the reaper looks for expired environments,
+	// and how often a serving platform recovers work interrupted in any
+	// process on its store (Recover). Default 10s. The reaper compares
+	// expiry with Now, so a fake clock drives it; call Reap or Recover to
+	// run either at once.
 	ReapEvery time.Duration
 	// LogMaxBytes bounds each account's log (see package logs). Default
 	// logs.DefaultMaxBytes.
@@ -315,6 +317,7 @@ type Platform struct {
 	sched     scheduler
 
 	degradedLog sync.Map // account → the damage last logged for it (degraded)
+	recovers    bool     // the registry check passed: Recover may act (see Open)
 
 	compileMu sync.Mutex // serializes loading artifacts into the runtime
 	loaded    sync.Map   // digest → true once compiled by Runtime
@@ -445,14 +448,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 			return nil, err
 		}
 	} else {
-		if _, err := p.Plane.Engine.Recover(ctx); err != nil {
-			return nil, fmt.Errorf("recover journal: %w", err)
-		}
-		// Onboardings a crash left half done are finished now (and by
-		// Serve's background loop later); one that fails is logged, not
-		// fatal.
-		if _, err := p.Plane.Resume(ctx); err != nil {
-			cfg.Logger.Warn("finish interrupted onboardings", "error", err)
+		p.recovers = true
+		if _, err := p.Recover(ctx); err != nil {
+			return nil, err
 		}
 	}
 	rc := cfg.Runtime
@@ -569,8 +567,8 @@ func (p *Platform) Listen() (net.Listener, error) {
 // Serve serves the gateway on ln (nil: Listen first), the control-plane
 // API on Config.APIListen if set (named in DataDir/server.json while it
 // serves, see Running), and runs the rollout runner, the schedules
-// (RunSchedules) and the
-// environment reaper, until ctx is done; then it shuts the servers down
+// (RunSchedules), the environment reaper and the recovery of interrupted
+// work (Recover, every ReapEvery), until ctx is done; then it shuts the servers down
 // gracefully (in-flight requests finish, for at most 10 seconds), waits for
 // the background work to stop and returns nil. It does not Close the
 // platform.
