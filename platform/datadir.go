@@ -2,30 +2,42 @@ package platform
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/store"
 )
 
 // CheckRegistry checks that the control-plane registry and the accounts
 // the provider holds belong together, as Open does before it recovers or
 // serves anything: the registry is not empty while the provider holds
-// accounts (control.Plane.CheckRegistry), and the local provider in the
-// data dir holds at least one of the registry's live (active or
-// suspended) accounts. The second fails for a data dir that is not the
-// one the installation's servers use (a server started on a shared
-// PostgreSQL store with another --data-dir) or whose account files were
-// lost: every account would then look gone, and what each account's
-// problem suggests (apply, delete) would act on the shared registry for a
-// cause that is the whole data dir.
+// accounts (control.Plane.CheckRegistry); the data dir belongs to the
+// store's installation (the installation ID recorded in the data dir, see
+// checkInstallation); and the local provider in the data dir holds at
+// least one of the registry's live (active or suspended) accounts. The
+// last two fail for a data dir that is not the one the installation's
+// servers use (a server started on a shared PostgreSQL store with another
+// --data-dir) or whose account files were lost: every account would then
+// look gone, and what each account's problem suggests (apply, delete)
+// would act on the shared registry for a cause that is the whole data dir.
+//
+// Once the checks pass, a data dir that records no installation ID yet (a
+// new one, or one of a silo version before the record) records the
+// store's, making one if the store has none.
 //
 // # Errors
 //
-// CodeFailedCheck, one sentence saying which of the two and what to do.
+// CodeFailedCheck, one sentence saying which check failed and what to do;
+// the store's errors, and CodeUnavailable when the record cannot be
+// written.
 func (p *Platform) CheckRegistry(ctx context.Context) error {
 	cfg := p.cfg
 	if err := p.Plane.CheckRegistry(ctx, p.stateName); err != nil {
@@ -34,14 +46,120 @@ func (p *Platform) CheckRegistry(ctx context.Context) error {
 		}
 		return err
 	}
-	return p.checkAccountsHere(ctx)
+	here, err := p.checkInstallation(ctx)
+	if err != nil {
+		return err
+	}
+	if err := p.checkAccountsHere(ctx, here != ""); err != nil {
+		return err
+	}
+	if here != "" {
+		return nil
+	}
+	id, err := control.InstallationID(p.db)(ctx, true)
+	if err != nil {
+		return fmt.Errorf("read the installation ID: %w", err)
+	}
+	return writeInstallationFile(filepath.Join(cfg.DataDir, InstallationFile), id)
 }
 
-// checkAccountsHere is CheckRegistry's second check. It reads at most
+// InstallationFile is the file in the data dir that records the ID of the
+// installation (control.InstallationID) whose store the data dir was first
+// opened with.
+const InstallationFile = "installation.id"
+
+// checkInstallation compares the installation ID recorded in the data dir
+// with the store's and returns it when both are there and agree. It
+// returns "" when either is missing (a data dir or a store of a silo
+// version before the record, a new data dir): CheckRegistry then relies on
+// the accounts sample and records the ID.
+//
+// # Errors
+//
+// CodeFailedCheck when they differ, naming both, or when the file holds no
+// ID.
+func (p *Platform) checkInstallation(ctx context.Context) (string, error) {
+	path := filepath.Join(p.cfg.DataDir, InstallationFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", silo.Errorf(silo.CodeFailedCheck, "cannot read %s, which records the installation this data dir belongs to: %v; restore it from a backup of the data dir (docs/operations.md)", path, unwrapPath(err))
+	}
+	here := strings.TrimSpace(string(b))
+	if !validInstallationID(here) {
+		return "", silo.Errorf(silo.CodeFailedCheck, "%s does not hold an installation ID (32 hex digits); restore it from a backup of the data dir, or remove it to have silo check the data dir by its accounts and record the ID again (docs/operations.md)", path)
+	}
+	id, err := control.InstallationID(p.db)(ctx, false)
+	if err != nil {
+		return "", fmt.Errorf("read the installation ID: %w", err)
+	}
+	if id == "" {
+		return "", nil
+	}
+	if id != here && p.cfg.Store == nil {
+		return "", silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) belongs to installation %s, but %s is installation %s's: the state was replaced by another installation's; stop every silo process on this data dir and restore %s from the backup that matches this data dir (docs/operations.md)", p.cfg.DataDir, here, p.stateName, id, p.stateName)
+	}
+	if id != here {
+		return "", silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) belongs to installation %s, but the PostgreSQL control-plane database is installation %s's: point --data-dir (or $SILO_DATA_DIR) at the data dir installation %s's servers use, or --store at installation %s's database; silo will not start on the data dir and the store of two installations (docs/operations.md)", p.cfg.DataDir, here, id, id, here)
+	}
+	return here, nil
+}
+
+// validInstallationID reports whether id has the form control.InstallationID
+// makes: 32 lower-case hex digits.
+func validInstallationID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil && strings.ToLower(id) == id
+}
+
+// writeInstallationFile records id in the file at path durably: temp file,
+// fsync, rename, directory fsync.
+func writeInstallationFile(path, id string) error {
+	fail := func(err error) error {
+		return silo.Errorf(silo.CodeUnavailable, "cannot record the installation ID in %s: %v; make the data dir writable", path, unwrapPath(err))
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".installation-*")
+	if err != nil {
+		return fail(err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.WriteString(id + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// checkAccountsHere is CheckRegistry's last check. It reads at most
 // liveSample live accounts of each state and looks for their files until
 // it finds one, so that it costs little at every start whatever the
-// fleet's size.
-func (p *Platform) checkAccountsHere(ctx context.Context) error {
+// fleet's size. bound says the data dir records the store's installation:
+// it is the right data dir, and only its account files can be missing.
+func (p *Platform) checkAccountsHere(ctx context.Context, bound bool) error {
 	d, ok := p.Provider.(accountDirs)
 	if !ok {
 		return nil // the accounts are outside the data dir
@@ -86,8 +204,21 @@ func (p *Platform) checkAccountsHere(ctx context.Context) error {
 		names = append(names, string(id))
 	}
 	accounts := filepath.Join(p.cfg.DataDir, "accounts")
+	if p.cfg.Store != nil && bound {
+		return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from a backup of the data dir (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, n, strings.Join(names, ", "), accounts, accounts)
+	}
 	if p.cfg.Store != nil {
 		return silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) is not the one the installation's servers use, or its account files were lost: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; point --data-dir (or $SILO_DATA_DIR) at the data dir the other servers use, or stop every silo process and restore that data dir from a backup (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, n, strings.Join(names, ", "), accounts)
 	}
 	return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: %s holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from the backup that matches %s (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, p.stateName, n, strings.Join(names, ", "), accounts, accounts, p.stateName)
+}
+
+// unwrapPath returns the cause of a file system error without the path
+// (messages name the path themselves).
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

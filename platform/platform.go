@@ -25,6 +25,7 @@
 //	cache/compiled/       the runtime's compiled machine code, by digest
 //	cache/builds/         source fingerprint → artifact digest (see Config.BuildCache)
 //	logs/                 per-account function logs, <account>.log
+//	installation.id       the installation ID of the store the data dir belongs to (see CheckRegistry)
 //	operator.token        the control-plane API's operator token (created when the API is used)
 //	issued-keys.json      the key IssueKey last issued per name and account (silo up, silo dev)
 //	provider.json         cmd/silo's saved provider choice (with --provider aws; not read here)
