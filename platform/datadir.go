@@ -31,7 +31,8 @@ import (
 //
 // Once the checks pass, a data dir that records no installation ID yet (a
 // new one, or one of a silo version before the record) records the
-// store's, making one if the store has none.
+// store's, making one if the store has none and holds accounts (see
+// recordInstallation).
 //
 // # Errors
 //
@@ -56,11 +57,34 @@ func (p *Platform) CheckRegistry(ctx context.Context) error {
 	if here != "" {
 		return nil
 	}
-	id, err := control.InstallationID(p.db)(ctx, true)
+	return p.recordInstallation(ctx)
+}
+
+// recordInstallation records the store's installation ID in the data dir,
+// making the ID first if the store has none and holds accounts. A store
+// without accounts is left as it is, and the data dir records nothing yet
+// (the first open after the first account is created does): a first
+// command that is refused must leave a new store empty.
+func (p *Platform) recordInstallation(ctx context.Context) error {
+	ids := control.InstallationID(p.db)
+	id, err := ids(ctx, false)
 	if err != nil {
 		return fmt.Errorf("read the installation ID: %w", err)
 	}
-	return writeInstallationFile(filepath.Join(cfg.DataDir, InstallationFile), id)
+	if id == "" {
+		var n int
+		if err := p.db.View(ctx, func(tx store.Tx) error {
+			var err error
+			n, err = tx.CountAccounts(store.Filter{IncludeDeleted: true, Limit: 1})
+			return err
+		}); err != nil || n == 0 {
+			return err
+		}
+		if id, err = ids(ctx, true); err != nil {
+			return fmt.Errorf("make the installation ID: %w", err)
+		}
+	}
+	return writeInstallationFile(filepath.Join(p.cfg.DataDir, InstallationFile), id)
 }
 
 // InstallationFile is the file in the data dir that records the ID of the

@@ -49,27 +49,41 @@ func storeID(t *testing.T, st store.Store) string {
 	return id
 }
 
-// TestDataDirRecordsItsInstallation: the first open of a data dir records
-// the store's installation ID (made then: the store had none) in the data
-// dir; the next open finds them matching and starts, the record unchanged.
+// TestDataDirRecordsItsInstallation: opening a new, empty installation
+// records nothing and leaves its store without an ID (a refused first
+// command must leave it empty); once it holds an account, the next open
+// makes the store's installation ID and records it in the data dir, and
+// the open after that finds them matching, the record unchanged.
 func TestDataDirRecordsItsInstallation(t *testing.T) {
+	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "silo")
 	p, err := openOn(t, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := storeID(t, p.Store)
-	p.Close()
-	if id == "" || recorded(t, dir) != id {
-		t.Fatalf("after the first open the data dir records %q and the store holds %q; want the same ID", recorded(t, dir), id)
+	if got, id := recorded(t, dir), storeID(t, p.Store); got != "" || id != "" {
+		t.Fatalf("a new installation records %q and its store holds %q; want neither", got, id)
 	}
-	p, err = openOn(t, dir, nil)
-	if err != nil {
-		t.Fatalf("second open of the same data dir: %v", err)
+	if _, err := p.Deploy(ctx, filepath.Join("testdata", "sched")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: "acme"}); err != nil {
+		t.Fatal(err)
 	}
 	p.Close()
-	if got := recorded(t, dir); got != id {
-		t.Errorf("after the second open the data dir records %q, want %q", got, id)
+	var id string
+	for i := range 2 {
+		p, err = openOn(t, dir, nil)
+		if err != nil {
+			t.Fatalf("open %d of the installation: %v", i+2, err)
+		}
+		if i == 0 {
+			id = storeID(t, p.Store)
+		}
+		p.Close()
+		if id == "" || recorded(t, dir) != id {
+			t.Fatalf("after open %d the data dir records %q and the store holds %q; want the same ID", i+2, recorded(t, dir), id)
+		}
 	}
 }
 
@@ -92,11 +106,20 @@ func TestDataDirOfAnotherInstallation(t *testing.T) {
 	}
 	var ids [2]string
 	for i := range dirs {
+		// Each store has its ID (as an AWS installation's gets at its
+		// first account): the first open records it.
+		st, err := postgres.Open(ctx, dsn[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids[i], err = control.InstallationID(st)(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
 		p, err := open(dirs[i], dsn[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids[i] = storeID(t, p.Store)
 		p.Close()
 	}
 	if ids[0] == ids[1] || recorded(t, dirs[0]) != ids[0] || recorded(t, dirs[1]) != ids[1] {
@@ -153,11 +176,11 @@ func TestOldDataDirWithoutInstallationFile(t *testing.T) {
 	if _, err := p.CreateAccount(ctx, control.CreateRequest{ID: "acme"}); err != nil {
 		t.Fatal(err)
 	}
-	id := storeID(t, p.Store)
 	p.Close()
-	file := filepath.Join(dir, platform.InstallationFile)
-	if err := os.Remove(file); err != nil {
-		t.Fatal(err)
+	// Recorded at the next open, so the data dir is as an older version
+	// left it: accounts, no installation.id.
+	if got := recorded(t, dir); got != "" {
+		t.Fatalf("before the next open the data dir records %q, want nothing", got)
 	}
 
 	accounts := filepath.Join(dir, "accounts")
@@ -182,8 +205,9 @@ func TestOldDataDirWithoutInstallationFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("old data dir with its account files: %v", err)
 	}
+	id := storeID(t, p.Store)
 	p.Close()
-	if got := recorded(t, dir); got != id {
+	if got := recorded(t, dir); id == "" || got != id {
 		t.Errorf("the old data dir now records %q, want the store's %q", got, id)
 	}
 }
