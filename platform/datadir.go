@@ -21,13 +21,16 @@ import (
 // serves anything: the registry is not empty while the provider holds
 // accounts (control.Plane.CheckRegistry); the data dir belongs to the
 // store's installation (the installation ID recorded in the data dir, see
-// checkInstallation); and the local provider in the data dir holds at
-// least one of the registry's live (active or suspended) accounts. The
-// last two fail for a data dir that is not the one the installation's
-// servers use (a server started on a shared PostgreSQL store with another
-// --data-dir) or whose account files were lost: every account would then
-// look gone, and what each account's problem suggests (apply, delete)
-// would act on the shared registry for a cause that is the whole data dir.
+// checkInstallation); and the provider (the local provider in the data
+// dir, or an AWS organization) holds at least one of the registry's live
+// (active or suspended) accounts. The last two fail for a data dir that is
+// not the one the installation's servers use (a server started on a
+// shared PostgreSQL store with another --data-dir), whose account files
+// were lost, or whose provider is another (an emptied) organization:
+// every account would then look gone, what each account's problem
+// suggests (apply, delete) would act on the shared registry for a cause
+// that is the whole data dir, and finishing a half-done onboarding would
+// create the account in the wrong place.
 //
 // Once the checks pass, a data dir that records no installation ID yet (a
 // new one, or one of a silo version before the record) records the
@@ -180,14 +183,13 @@ func writeInstallationFile(path, id string) error {
 
 // checkAccountsHere is CheckRegistry's last check. It reads at most
 // liveSample live accounts of each state and looks for their files until
-// it finds one, so that it costs little at every start whatever the
-// fleet's size. bound says the data dir records the store's installation:
+// it finds one (for a provider that keeps the accounts elsewhere, such as
+// AWS, for them in its list of accounts, read once), so that it costs
+// little at every start whatever the fleet's size. A provider holding none
+// of them is refused: Resume would otherwise create the installation's
+// half-onboarded accounts in it. bound says the data dir records the store's installation:
 // it is the right data dir, and only its account files can be missing.
 func (p *Platform) checkAccountsHere(ctx context.Context, bound bool) error {
-	d, ok := p.Provider.(accountDirs)
-	if !ok {
-		return nil // the accounts are outside the data dir
-	}
 	const liveSample = 100
 	var live []silo.AccountID
 	n := 0
@@ -211,10 +213,25 @@ func (p *Platform) checkAccountsHere(ctx context.Context, bound bool) error {
 	if err != nil || len(live) == 0 {
 		return err
 	}
-	// One look per account, stopping at the first held (the local
-	// provider's layout: an account exists while its data.key does).
+	d, local := p.Provider.(accountDirs)
+	held := func(id silo.AccountID) bool {
+		// The local provider's layout: an account exists while its
+		// data.key does.
+		_, err := os.Lstat(filepath.Join(d.Dir(), "accounts", string(id), "data.key"))
+		return err == nil
+	}
+	if !local {
+		// A provider holding the accounts elsewhere (an AWS
+		// organization) is asked for its list, once.
+		ids, err := p.Provider.Accounts(ctx)
+		if err != nil {
+			return fmt.Errorf("list the %s provider's accounts: %w", p.Provider.Name(), err)
+		}
+		held = func(id silo.AccountID) bool { return slices.Contains(ids, id) }
+	}
+	// One look per account, stopping at the first held.
 	for _, id := range live {
-		if _, err := os.Lstat(filepath.Join(d.Dir(), "accounts", string(id), "data.key")); err == nil {
+		if held(id) {
 			return nil
 		}
 	}
@@ -226,6 +243,9 @@ func (p *Platform) checkAccountsHere(ctx context.Context, bound bool) error {
 			break
 		}
 		names = append(names, string(id))
+	}
+	if !local {
+		return silo.Errorf(silo.CodeFailedCheck, "the %s provider holds none of the %d live account(s) of %s (%s): it is not this installation's organization, or the installation's accounts in it were lost; point the provider at the installation's own organization, or restore its accounts; silo will not start (nor create accounts) on an organization that holds none of the installation's", p.Provider.Name(), n, p.stateName, strings.Join(names, ", "))
 	}
 	accounts := filepath.Join(p.cfg.DataDir, "accounts")
 	if p.cfg.Store != nil && bound {
