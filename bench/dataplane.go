@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,7 +72,23 @@ func flagGiven(name string) bool {
 // profile starts a CPU profile of a phase when SILO_BENCH_CPUPROFILE names
 // a file prefix (the harness has no -cpuprofile flag); the profile goes to
 // <prefix>.<phase>.pprof, overwritten by later rounds of the same phase.
+//
+// With SILO_BENCH_TRACE naming a file prefix, the same phases are traced
+// instead (runtime/trace, <prefix>.<phase>.trace): which goroutine wakes
+// which, per request (go tool trace). A trace and a profile are not taken
+// together, each disturbing the other.
 func profile(phase string) (stop func(), err error) {
+	if prefix := os.Getenv("SILO_BENCH_TRACE"); prefix != "" {
+		f, err := os.Create(prefix + "." + phase + ".trace")
+		if err != nil {
+			return nil, err
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return func() { trace.Stop(); f.Close() }, nil
+	}
 	prefix := os.Getenv("SILO_BENCH_CPUPROFILE")
 	if prefix == "" {
 		return func() {}, nil

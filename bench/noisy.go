@@ -102,10 +102,20 @@ func noisyScenario(ctx context.Context, cfg config) ([]row, error) {
 		aloneSched, busySched schedCount
 	)
 	burnLoad0 := loadAvg()
-	for range rounds {
+	for round := range rounds {
+		// The last round's in-process segments are profiled or traced
+		// (SILO_BENCH_CPUPROFILE, SILO_BENCH_TRACE: .noisy-alone, .noisy-busy).
+		last := round == rounds-1
+		stop := func() {}
+		if last {
+			if stop, err = profile("noisy-alone"); err != nil {
+				return nil, err
+			}
+		}
 		s0 := readSched()
 		lat, errs, _ := quiet(seg)
 		aloneSched = aloneSched.add(readSched().since(s0))
+		stop()
 		base, baseErrs = append(base, lat...), baseErrs+errs
 		if err := outside(&outAlone, seg); err != nil {
 			return nil, err
@@ -114,9 +124,16 @@ func noisyScenario(ctx context.Context, cfg config) ([]row, error) {
 		if err != nil {
 			return nil, err
 		}
+		if last {
+			if stop, err = profile("noisy-busy"); err != nil {
+				stopBurn()
+				return nil, err
+			}
+		}
 		s0 = readSched()
 		lat, errs, first := quiet(seg)
 		busySched = busySched.add(readSched().since(s0))
+		stop()
 		err = outside(&outBusy, seg)
 		stopBurn()
 		if err != nil {

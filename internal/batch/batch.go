@@ -5,6 +5,9 @@
 // A value waits in memory until Size of them are there or Every has passed
 // since the first of them came; a goroutine then hands them to Write. With
 // nothing pending that goroutine sleeps: an idle process does not wake up.
+// The first value of a batch starts its timer rather than waking the
+// goroutine, so a batch costs the goroutine one wake-up: when it is full
+// or its Every has passed.
 // While Write is slower than the values come, at most MaxPending wait:
 // Add then drops newer ones and counts them, AddWaiting writes the waiting
 // ones on its caller's goroutine first.
@@ -51,9 +54,10 @@ type Queue[T any] struct {
 	spare   []T // the last batch's slice, emptied, for reuse
 	dropped int
 	flushes int
+	wakes   int // of the writer goroutine, for tests
 	started bool
 	closed  bool
-	first   chan struct{} // a value came while none was pending
+	every   *time.Timer   // started by a batch's first value, stopped by its Flush
 	full    chan struct{} // a batch is ready
 	stop    chan struct{}
 	done    chan struct{}
@@ -70,8 +74,10 @@ func New[T any](cfg Config[T]) *Queue[T] {
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = DefaultMaxPending
 	}
-	return &Queue[T]{cfg: cfg, first: make(chan struct{}, 1), full: make(chan struct{}, 1),
+	q := &Queue[T]{cfg: cfg, every: time.NewTimer(cfg.Every), full: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	q.every.Stop()
+	return q
 }
 
 // Add queues v. It never waits for Write: with MaxPending values waiting,
@@ -105,56 +111,32 @@ func (q *Queue[T]) add(v T, wait bool) {
 		go q.run()
 	}
 	q.pending = append(q.pending, v)
-	n := len(q.pending)
-	q.mu.Unlock()
-	switch n {
+	switch len(q.pending) {
 	case 1:
-		signal(q.first)
+		q.every.Reset(q.cfg.Every)
 	case q.cfg.Size:
-		signal(q.full)
+		select { // wake the writer without blocking (full has room for one)
+		case q.full <- struct{}{}:
+		default:
+		}
 	}
-}
-
-// signal wakes the writer without blocking (ch has room for one).
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
+	q.mu.Unlock()
 }
 
 func (q *Queue[T]) run() {
 	defer close(q.done)
-	t := time.NewTimer(q.cfg.Every)
-	t.Stop()
 	for {
-		select { // nothing pending: no timer
+		select { // nothing pending: no timer running
 		case <-q.stop:
 			return
-		case <-q.first:
+		case <-q.every.C:
 		case <-q.full:
 		}
-		// Both signals may be waiting: a full batch is written now, not
-		// after a wait for a signal already taken.
-		if !q.isFull() {
-			t.Reset(q.cfg.Every)
-			select {
-			case <-q.stop:
-				t.Stop()
-				return
-			case <-t.C:
-			case <-q.full:
-				t.Stop()
-			}
-		}
+		q.mu.Lock()
+		q.wakes++
+		q.mu.Unlock()
 		q.Flush()
 	}
-}
-
-func (q *Queue[T]) isFull() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.pending) >= q.cfg.Size
 }
 
 // Flush writes the values pending now before it returns, after any batch
@@ -166,6 +148,7 @@ func (q *Queue[T]) Flush() {
 	batch := q.pending
 	q.pending = q.spare[:0]
 	q.spare = nil
+	q.every.Stop() // the next value starts the next batch's timer
 	dropped := q.dropped
 	q.dropped = 0
 	q.flushes++
@@ -202,6 +185,7 @@ func (q *Queue[T]) Close() {
 	}
 	q.closed = true
 	started := q.started
+	q.every.Stop()
 	q.mu.Unlock()
 	if started {
 		close(q.stop)

@@ -133,6 +133,38 @@ func TestSleepsWhenIdle(t *testing.T) {
 	}
 }
 
+// TestOneWakeUpPerBatch: a lone value is written when its Every has passed
+// (must), and the writer goroutine wakes up once for it (must not wake
+// up a second time: the value starts the batch's timer itself instead of
+// waking the writer to start it); a full batch is one wake-up too.
+func TestOneWakeUpPerBatch(t *testing.T) {
+	s := &sink{}
+	const every = 20 * time.Millisecond
+	q := New(Config[int]{Write: s.write, Size: 4, Every: every})
+	defer q.Close()
+	wakes := func() int {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.wakes
+	}
+	for i := 1; i <= 3; i++ {
+		q.Add(i)
+		waitFor(t, fmt.Sprintf("lone value %d written", i), func() bool { got, _ := s.snapshot(); return len(got) == i })
+		time.Sleep(3 * every)
+		if n := wakes(); n != i {
+			t.Fatalf("after %d lone values the writer woke up %d times, want %d", i, n, i)
+		}
+	}
+	for i := range 4 {
+		q.Add(10 + i)
+	}
+	waitFor(t, "a full batch written", func() bool { got, _ := s.snapshot(); return len(got) == 7 })
+	time.Sleep(3 * every)
+	if n := wakes(); n != 4 {
+		t.Errorf("a full batch woke the writer %d times, want 1", n-3)
+	}
+}
+
 // TestDropsOverMaxPending: while Write is stuck, values past MaxPending
 // are dropped and counted (must), and the ones before them are written
 // once it returns (must not be lost).
