@@ -4,28 +4,53 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	silo "github.com/silo-run/silo"
 )
 
 // Copied counts what Copy copied.
 type Copied struct {
-	Accounts  int `json:"accounts"`
-	Resources int `json:"resources"`
-	Keys      int `json:"keys"`
-	Releases  int `json:"releases"`
-	Rollouts  int `json:"rollouts"`
-	Steps     int `json:"steps"`
-	Intents   int `json:"intents"`
-	Settings  int `json:"settings"`
-	Audit     int `json:"audit"`
+	Accounts       int    `json:"accounts"`
+	Resources      int    `json:"resources"`
+	LimitOverrides int    `json:"limit_overrides"`
+	Keys           int    `json:"keys"`
+	Releases       int    `json:"releases"`
+	CurrentRelease string `json:"current_release,omitempty"`
+	Rollouts       int    `json:"rollouts"`
+	Steps          int    `json:"steps"`
+	Intents        int    `json:"intents"`
+	Settings       int    `json:"settings"`
+	Usage          int    `json:"usage_days"`        // rows: one function of one account on one day
+	Stored         int    `json:"stored_bytes_days"` // rows: one account on one day
+	ScheduleRuns   int    `json:"schedule_runs"`
+	Audit          int    `json:"audit"`
+}
+
+// Tables returns how many rows Copy wrote into each table of the SQLite
+// schema (store/sqlite): every table it has is one Copy copies.
+func (n Copied) Tables() map[string]int {
+	current := 0
+	if n.CurrentRelease != "" {
+		current = 1
+	}
+	return map[string]int{
+		"accounts": n.Accounts, "resources": n.Resources, "limit_overrides": n.LimitOverrides,
+		"api_keys": n.Keys, "releases": n.Releases, "current_release": current,
+		"rollouts": n.Rollouts, "rollout_steps": n.Steps, "intents": n.Intents,
+		"settings": n.Settings, "usage": n.Usage, "stored_usage": n.Stored,
+		"schedule_runs": n.ScheduleRuns, "audit": n.Audit,
+	}
 }
 
 // Copy copies the whole control-plane state of src into dst, which must be
-// empty: the registry (deleted accounts included), recorded resources, API
-// keys (hashes), releases and which is current, rollouts with their steps,
-// the journal, the settings and the audit log. It reads src in one snapshot and writes dst
-// in one transaction, so dst gets all of it or nothing.
+// empty: the registry (deleted accounts included), recorded resources,
+// limit overrides, API keys (hashes), releases and which is current,
+// rollouts with their steps, the journal, the settings, metered usage and
+// stored bytes, schedule claims and the audit log. It reads src in one
+// snapshot and writes dst in one transaction, so dst gets all of it or
+// nothing.
 //
 // Audit entries are appended to dst's chain in order, and each must come
 // out with the same sequence number and hash as in src: the chain, and any
@@ -65,6 +90,9 @@ type snapshot struct {
 	steps     []RolloutStep
 	intents   []Intent
 	settings  map[string]string
+	overrides map[silo.AccountID]silo.Limits
+	days      [][]DayRow // by DayTables
+	runs      []ScheduleRun
 	audit     []AuditEntry
 }
 
@@ -78,8 +106,15 @@ func (s *snapshot) read(tx Tx) error {
 		return err
 	}
 	s.resources = map[silo.AccountID][]silo.Resource{}
+	s.overrides = map[silo.AccountID]silo.Limits{}
 	for _, a := range s.accounts {
 		if s.resources[a.ID], err = tx.Resources(a.ID); err != nil {
+			return err
+		}
+		switch l, err := tx.LimitOverride(a.ID); {
+		case err == nil:
+			s.overrides[a.ID] = l
+		case !errors.Is(err, silo.ErrNotFound):
 			return err
 		}
 		ks, err := tx.Keys(a.ID)
@@ -110,6 +145,16 @@ func (s *snapshot) read(tx Tx) error {
 		return err
 	}
 	if s.settings, err = l.Settings(); err != nil {
+		return err
+	}
+	for _, dt := range DayTables() {
+		rows, err := l.DayRows(dt, 0)
+		if err != nil {
+			return err
+		}
+		s.days = append(s.days, rows)
+	}
+	if s.runs, err = l.ScheduleRuns(); err != nil {
 		return err
 	}
 	for after := int64(0); ; {
@@ -155,8 +200,17 @@ func empty(tx Tx) error {
 	if err != nil {
 		return err
 	}
-	if len(as)+len(es)+len(rs)+len(ros)+len(ins)+len(set) > 0 {
-		return silo.Errorf(silo.CodeConflict, "the target store is not empty (it holds accounts, releases, rollouts, journal, settings or audit entries); copy into a new database or schema")
+	days := 0
+	for _, dt := range DayTables() {
+		rows, err := l.DayRows(dt, 1)
+		if err != nil {
+			return err
+		}
+		days += len(rows)
+	}
+	// Limit overrides and schedule claims belong to accounts.
+	if len(as)+len(es)+len(rs)+len(ros)+len(ins)+len(set)+days > 0 {
+		return silo.Errorf(silo.CodeConflict, "the target store is not empty (it holds accounts, releases, rollouts, journal, settings, usage or audit entries); copy into a new database or schema")
 	}
 	return nil
 }
@@ -172,6 +226,12 @@ func (s *snapshot) write(tx Tx, n *Copied) error {
 				return fmt.Errorf("copy resource %s/%s of %s: %w", r.Type, r.Name, a.ID, err)
 			}
 			n.Resources++
+		}
+		if l, ok := s.overrides[a.ID]; ok {
+			if err := tx.PutLimitOverride(a.ID, l); err != nil {
+				return fmt.Errorf("copy the limit override of %s: %w", a.ID, err)
+			}
+			n.LimitOverrides++
 		}
 	}
 	for _, k := range s.keys {
@@ -190,6 +250,7 @@ func (s *snapshot) write(tx Tx, n *Copied) error {
 		if _, err := tx.SetCurrentRelease(s.current); err != nil {
 			return fmt.Errorf("copy the current release %s: %w", s.current, err)
 		}
+		n.CurrentRelease = s.current
 	}
 	for i := len(s.rollouts) - 1; i >= 0; i-- { // oldest first
 		if err := tx.CreateRollout(s.rollouts[i]); err != nil {
@@ -221,6 +282,9 @@ func (s *snapshot) write(tx Tx, n *Copied) error {
 		}
 		n.Settings++
 	}
+	if err := s.writeUsage(tx, n); err != nil {
+		return err
+	}
 	for _, e := range s.audit {
 		got, err := tx.AppendAudit(e.Event)
 		if err != nil {
@@ -230,6 +294,43 @@ func (s *snapshot) write(tx Tx, n *Copied) error {
 			return silo.Errorf(silo.CodeFailedCheck, "audit entry %d would not keep its place in the chain (seq %d, hash %.12s, want seq %d, hash %.12s); nothing was copied", e.Seq, got.Seq, got.Hash, e.Seq, e.Hash)
 		}
 		n.Audit++
+	}
+	return nil
+}
+
+// writeUsage writes the metered usage and stored bytes, as stored, and the
+// schedule claims: the claim of each schedule's last run, finished or held
+// by its owner until it was.
+func (s *snapshot) writeUsage(tx Tx, n *Copied) error {
+	l, ok := tx.(Lister)
+	if !ok {
+		return silo.Errorf(silo.CodeInvalid, "the target store cannot store usage as it is, so it cannot be copied into")
+	}
+	for i, dt := range DayTables() {
+		for _, r := range s.days[i] {
+			if err := l.PutDayRow(dt, r); err != nil {
+				return fmt.Errorf("copy %s of %s on %s: %w", dt.Name, strings.Join(r.Key, "/"), DayTime(r.Day).Format(time.DateOnly), err)
+			}
+			switch dt.Name {
+			case "usage":
+				n.Usage++
+			case "stored_usage":
+				n.Stored++
+			}
+		}
+	}
+	for _, r := range s.runs {
+		// The target holds no claim yet: this one is the first, whatever
+		// the time now.
+		if err := tx.ClaimScheduleRun(r.ScheduleClaim, r.Due); err != nil {
+			return fmt.Errorf("copy the run of schedule %s of %s: %w", r.Schedule, r.Account, err)
+		}
+		if r.Finished {
+			if err := tx.FinishScheduleRun(r.ScheduleClaim); err != nil {
+				return fmt.Errorf("copy the run of schedule %s of %s: %w", r.Schedule, r.Account, err)
+			}
+		}
+		n.ScheduleRuns++
 	}
 	return nil
 }

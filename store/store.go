@@ -296,7 +296,8 @@ type Feed interface {
 const ChangeResync = "resync"
 
 // Lister is implemented by the Tx of stores that can be copied whole (silo
-// store migrate): it lists what Tx reads one at a time. store/sqlite and
+// store migrate): it lists what Tx reads one at a time or not at all, and
+// writes the rows of days as they are stored. store/sqlite and
 // store/postgres implement it.
 type Lister interface {
 	// Journal returns up to limit intents with Seq > after, in order,
@@ -304,4 +305,29 @@ type Lister interface {
 	Journal(after int64, limit int) ([]Intent, error)
 	// Settings returns every installation setting by name.
 	Settings() (map[string]string, error)
+	// ScheduleRuns returns every schedule's last claimed run, by account
+	// and schedule.
+	ScheduleRuns() ([]ScheduleRun, error)
+	// DayRows returns up to limit rows (0: all) of the table of days dt in
+	// their stored form, by day and key.
+	DayRows(dt DayTable, limit int) ([]DayRow, error)
+	// PutDayRow inserts r into the table of days dt as it is (for a copy
+	// into an empty store); a row of the same day and key is an error.
+	PutDayRow(dt DayTable, r DayRow) error
+}
+
+// ScheduleRun is a stored schedule claim and whether its run finished.
+type ScheduleRun struct {
+	ScheduleClaim
+	Finished bool
+}
+
+// DayRow is one stored row of a table of days (DayTable): its day number,
+// the other columns of its key in DayTable.Key's order, whether its hours
+// are rolled up, and its stored form.
+type DayRow struct {
+	Day    int64
+	Key    []string
+	Rolled bool
+	Data   []byte
 }

@@ -46,6 +46,8 @@ func TestBadFlagValuesExit2(t *testing.T) {
 		{[]string{"limits", "show", "Bad"}, 2, `invalid ID "Bad"`},
 		{[]string{"plan", "Bad"}, 2, `invalid ID "Bad"`},
 		{[]string{"tenant", "list", "--store", "mysql://x"}, 2, "--store must be empty"},
+		{[]string{"store", "migrate", "--to", "mysql://x"}, 2, "--to mysql://x is not a PostgreSQL URL"},
+		{[]string{"store", "migrate"}, 2, "store migrate needs --to postgres://"},
 		{[]string{"tenant", "list", "--provider", "gcp"}, 2, "--provider must be local or aws"},
 		// The twins: good values, and a well-formed ID naming no account.
 		{[]string{"tenant", "show", "nosuch"}, 1, `no account "nosuch"`},

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -154,9 +155,11 @@ func TestRefusedFirstTenantStoresNothing(t *testing.T) {
 }
 
 // TestStoreMigrateRoundTrip builds a fleet of the example app on SQLite
-// (tenants, a suspended and a deleted one, keys issued and revoked), copies
-// it into PostgreSQL with silo store migrate, and finds the same registry,
-// resources, keys, releases, journal, settings and audit chain there; the
+// (tenants, a suspended and a deleted one, keys issued and revoked, a limit
+// override, metered usage and stored bytes, schedule claims), copies it
+// into PostgreSQL with silo store migrate, and finds the same registry,
+// resources, keys, releases, journal, settings, limit overrides, usage,
+// schedule claims and audit chain there; the
 // CLI then works on the copy with --store, and a second migrate into the
 // now non-empty database is refused and changes nothing.
 func TestStoreMigrateRoundTrip(t *testing.T) {
@@ -168,7 +171,9 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 	c.ok("keys", "create", "acme", "--name", "ci")
 	c.ok("tenant", "suspend", "globex")
 	c.ok("tenant", "delete", "initech", "--yes")
+	c.ok("limits", "set", "acme", "--rate", "7")
 	c.ok("audit", "verify")
+	meter(t, filepath.Join(c.dataDir, "state.db"))
 
 	// Pointing the data dir at an empty database before migrating is
 	// refused with what to do, and writes nothing there.
@@ -176,8 +181,10 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 	c.fails("copy it with silo store migrate", "--store", dsn, "tenant", "create", "hooli")
 
 	out := c.ok("store", "migrate", "--to", dsn)
-	if !strings.Contains(out, "3 accounts") && !strings.Contains(out, "4 accounts") {
-		t.Errorf("store migrate: %s, want the count of accounts copied", out)
+	for _, want := range []string{" accounts", "1 limit overrides", "2 usage days", "1 stored-bytes days", "2 schedule claims"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("store migrate: %s, want %q among the counts copied", out, want)
+		}
 	}
 	// The URL is said as the one given, not printed redacted (which could
 	// not be pasted) nor with its password.
@@ -196,7 +203,7 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 	}
 	defer dst.Close()
 	want, got := dump(t, src), dump(t, dst)
-	if len(want.Audit) == 0 || len(want.Accounts) < 4 {
+	if len(want.Audit) == 0 || len(want.Accounts) < 4 || len(want.Overrides) != 1 || len(want.Usage) != 2 || len(want.Runs) != 2 {
 		t.Fatalf("the source fleet is too small to show anything: %d accounts, %d audit entries", len(want.Accounts), len(want.Audit))
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(silo.Account{}, "Version"), cmpopts.EquateEmpty()); diff != "" {
@@ -207,6 +214,12 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 	// the data dir's witness.
 	if out := c.ok("--store", dsn, "audit", "verify"); !strings.Contains(out, "intact") {
 		t.Errorf("audit verify on the copy: %s", out)
+	}
+	if out := c.ok("--store", dsn, "limits", "show", "acme"); !strings.Contains(out, "7") {
+		t.Errorf("limits show on the copy: %s, want the rate override 7", out)
+	}
+	if out := c.ok("--store", dsn, "usage", "acme", "--since", "30d", "--by", "function", "--output", "csv"); !strings.Contains(out, "acme,hello,,154,") {
+		t.Errorf("usage on the copy: %s, want the 154 requests metered before the move", out)
 	}
 	list := c.ok("--store", dsn, "tenant", "list")
 	for _, id := range []string{"acme", "globex"} {
@@ -252,12 +265,59 @@ type state struct {
 	Releases  []store.Release
 	Journal   []string // key state error, in order
 	Settings  map[string]string
+	Overrides map[silo.AccountID]silo.Limits
+	Usage     []store.UsageDay
+	Stored    []store.StoredDay
+	Runs      []store.ScheduleRun
 	Audit     []store.AuditEntry
+}
+
+// meter records, in the SQLite state at path, what a served fleet holds
+// beside the registry: acme's usage on two days (the older rolled up),
+// its stored bytes, and two schedule claims (one finished).
+func meter(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	err = s.Update(ctx, func(tx store.Tx) error {
+		d := store.UsageDelta{Account: "acme", Function: "hello", Counters: store.Counters{Requests: 77}}
+		for _, at := range []time.Time{now, now.Add(-10 * 24 * time.Hour)} {
+			if err := tx.AddUsage(at, []store.UsageDelta{d}); err != nil {
+				return err
+			}
+		}
+		if _, _, err := tx.PruneUsage(now.Add(-5*24*time.Hour), now.Add(-100*24*time.Hour)); err != nil {
+			return err
+		}
+		if err := tx.SetStored(now, []store.StoredSample{{Account: "acme", Kind: store.StoredTable, Name: "visits", Bytes: 4096}}); err != nil {
+			return err
+		}
+		for i, name := range []string{"nightly", "hourly"} {
+			c := store.ScheduleClaim{Account: "acme", Schedule: name, Due: now.Add(time.Duration(i) * time.Hour).Truncate(time.Second), Owner: "server-a", Until: now.Add(2 * time.Hour).Truncate(time.Second)}
+			if err := tx.ClaimScheduleRun(c, c.Due); err != nil {
+				return err
+			}
+			if i == 0 {
+				if err := tx.FinishScheduleRun(c); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func dump(t *testing.T, s store.Store) state {
 	t.Helper()
-	st := state{Resources: map[silo.AccountID][]silo.Resource{}, Keys: map[silo.AccountID][]store.APIKey{}}
+	st := state{Resources: map[silo.AccountID][]silo.Resource{}, Keys: map[silo.AccountID][]store.APIKey{}, Overrides: map[silo.AccountID]silo.Limits{}}
 	err := s.View(context.Background(), func(tx store.Tx) error {
 		var err error
 		if st.Accounts, err = tx.Accounts(store.Filter{IncludeDeleted: true}); err != nil {
@@ -271,6 +331,9 @@ func dump(t *testing.T, s store.Store) state {
 				return err
 			}
 			sort.Slice(st.Keys[a.ID], func(i, j int) bool { return st.Keys[a.ID][i].ID < st.Keys[a.ID][j].ID })
+			if l, err := tx.LimitOverride(a.ID); err == nil {
+				st.Overrides[a.ID] = l
+			}
 		}
 		if st.Releases, err = tx.Releases(0, true); err != nil {
 			return err
@@ -284,6 +347,15 @@ func dump(t *testing.T, s store.Store) state {
 			st.Journal = append(st.Journal, i.Key+" "+string(i.State)+" "+i.Error)
 		}
 		if st.Settings, err = l.Settings(); err != nil {
+			return err
+		}
+		if st.Usage, err = tx.Usage(store.UsageQuery{}); err != nil {
+			return err
+		}
+		if st.Stored, err = tx.Stored(store.UsageQuery{}); err != nil {
+			return err
+		}
+		if st.Runs, err = l.ScheduleRuns(); err != nil {
 			return err
 		}
 		st.Audit, err = tx.Audit(0, 100000)

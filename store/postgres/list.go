@@ -1,6 +1,12 @@
 package postgres
 
-import "github.com/silo-run/silo/store"
+import (
+	"fmt"
+	"strings"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+)
 
 var _ store.Lister = (*tx)(nil)
 
@@ -49,4 +55,75 @@ func (t *tx) Settings() (map[string]string, error) {
 		return nil, t.err("list settings", err)
 	}
 	return out, nil
+}
+
+// ScheduleRuns returns every schedule's last claimed run.
+func (t *tx) ScheduleRuns() ([]store.ScheduleRun, error) {
+	const op = "list schedule runs"
+	rows, err := t.tx.Query(t.ctx, `SELECT account, schedule, due, owner, until, finished FROM schedule_runs ORDER BY account, schedule`)
+	if err != nil {
+		return nil, t.err(op, err)
+	}
+	defer rows.Close()
+	var out []store.ScheduleRun
+	for rows.Next() {
+		var r store.ScheduleRun
+		var acct string
+		if err := rows.Scan(&acct, &r.Schedule, &r.Due, &r.Owner, &r.Until, &r.Finished); err != nil {
+			return nil, t.err(op, err)
+		}
+		r.Account, r.Due, r.Until = silo.AccountID(acct), r.Due.UTC(), r.Until.UTC()
+		out = append(out, r)
+	}
+	return out, t.err(op, rows.Err())
+}
+
+// DayRows returns the rows of the table of days dt as stored.
+func (t *tx) DayRows(dt store.DayTable, limit int) ([]store.DayRow, error) {
+	op := "list " + dt.Name
+	cols := strings.Join(dt.Key, ", ")
+	// The table's name and key are the store's own (store.DayTables).
+	q, args := `SELECT day, `+cols+`, rolled, data FROM `+dt.Name+` ORDER BY day, `+cols, []any{}
+	if limit > 0 {
+		q += ` LIMIT $1`
+		args = append(args, limit)
+	}
+	rows, err := t.tx.Query(t.ctx, q, args...)
+	if err != nil {
+		return nil, t.err(op, err)
+	}
+	defer rows.Close()
+	var out []store.DayRow
+	for rows.Next() {
+		r := store.DayRow{Key: make([]string, len(dt.Key))}
+		dest := []any{&r.Day}
+		for i := range r.Key {
+			dest = append(dest, &r.Key[i])
+		}
+		if err := rows.Scan(append(dest, &r.Rolled, &r.Data)...); err != nil {
+			return nil, t.err(op, err)
+		}
+		out = append(out, r)
+	}
+	return out, t.err(op, rows.Err())
+}
+
+// PutDayRow inserts a row of the table of days dt as it is.
+func (t *tx) PutDayRow(dt store.DayTable, r store.DayRow) error {
+	op := "store a row of " + dt.Name
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if len(r.Key) != len(dt.Key) {
+		return silo.Errorf(silo.CodeInvalid, "%s: the row has %d key columns; want %d", op, len(r.Key), len(dt.Key))
+	}
+	args, marks := []any{r.Day}, "$1"
+	for _, k := range r.Key {
+		args = append(args, k)
+		marks += fmt.Sprintf(", $%d", len(args))
+	}
+	marks += fmt.Sprintf(", $%d, $%d", len(args)+1, len(args)+2)
+	_, err := t.exec(op, `INSERT INTO `+dt.Name+` (day, `+strings.Join(dt.Key, ", ")+`, rolled, data) VALUES (`+marks+`)`,
+		append(args, r.Rolled, r.Data)...)
+	return err
 }

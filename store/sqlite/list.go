@@ -1,6 +1,11 @@
 package sqlite
 
-import "github.com/silo-run/silo/store"
+import (
+	"strings"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/store"
+)
 
 var _ store.Lister = (*tx)(nil)
 
@@ -47,4 +52,72 @@ func (t *tx) Settings() (map[string]string, error) {
 		return nil, t.s.dbErr("list settings", err)
 	}
 	return out, nil
+}
+
+// ScheduleRuns returns every schedule's last claimed run.
+func (t *tx) ScheduleRuns() ([]store.ScheduleRun, error) {
+	const op = "list schedule runs"
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT account, schedule, due, owner, until, finished FROM schedule_runs ORDER BY account, schedule`)
+	if err != nil {
+		return nil, t.s.dbErr(op, err)
+	}
+	defer rows.Close()
+	var out []store.ScheduleRun
+	for rows.Next() {
+		var r store.ScheduleRun
+		var due, until int64
+		if err := rows.Scan(&r.Account, &r.Schedule, &due, &r.Owner, &until, &r.Finished); err != nil {
+			return nil, t.s.dbErr(op, err)
+		}
+		r.Due, r.Until = fromMicros(due), fromMicros(until)
+		out = append(out, r)
+	}
+	return out, t.s.dbErr(op, rows.Err())
+}
+
+// DayRows returns the rows of the table of days dt as stored.
+func (t *tx) DayRows(dt store.DayTable, limit int) ([]store.DayRow, error) {
+	op := "list " + dt.Name
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	cols := strings.Join(dt.Key, ", ")
+	// The table's name and key are the store's own (store.DayTables).
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, `+cols+`, rolled, data FROM `+dt.Name+` ORDER BY day, `+cols+` LIMIT ?`, limit)
+	if err != nil {
+		return nil, t.s.dbErr(op, err)
+	}
+	defer rows.Close()
+	var out []store.DayRow
+	for rows.Next() {
+		r := store.DayRow{Key: make([]string, len(dt.Key))}
+		dest := []any{&r.Day}
+		for i := range r.Key {
+			dest = append(dest, &r.Key[i])
+		}
+		if err := rows.Scan(append(dest, &r.Rolled, &r.Data)...); err != nil {
+			return nil, t.s.dbErr(op, err)
+		}
+		out = append(out, r)
+	}
+	return out, t.s.dbErr(op, rows.Err())
+}
+
+// PutDayRow inserts a row of the table of days dt as it is.
+func (t *tx) PutDayRow(dt store.DayTable, r store.DayRow) error {
+	op := "store a row of " + dt.Name
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if len(r.Key) != len(dt.Key) {
+		return silo.Errorf(silo.CodeInvalid, "%s: the row has %d key columns; want %d", op, len(r.Key), len(dt.Key))
+	}
+	args := []any{r.Day}
+	for _, k := range r.Key {
+		args = append(args, k)
+	}
+	marks := strings.Repeat(", ?", len(dt.Key))
+	_, err := t.exec(op, `INSERT INTO `+dt.Name+` (day, `+strings.Join(dt.Key, ", ")+`, rolled, data) VALUES (?`+marks+`, ?, ?)`,
+		append(args, r.Rolled, r.Data)...)
+	return err
 }

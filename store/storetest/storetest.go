@@ -68,6 +68,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Cleanup(func() { s.Close() })
 		testCopy(t, s, open)
 	})
+	t.Run("CopyEverything", func(t *testing.T) {
+		s := open(t)
+		t.Cleanup(func() { s.Close() })
+		testCopyEverything(t, s, open)
+	})
 }
 
 // T0 is the base time of the suite, at microsecond precision as the
