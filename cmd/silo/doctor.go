@@ -19,6 +19,7 @@ import (
 // doctorReport is what silo doctor found.
 type doctorReport struct {
 	Registry string `json:"registry,omitempty"` // why the registry cannot be trusted, if it cannot
+	Audit    string `json:"audit,omitempty"`    // why the audit log is not intact, if it is not
 	server.DriftReport
 }
 
@@ -33,7 +34,8 @@ either is reported alone, as the one cause), that every account the provider hol
 registry, and, for
 every account, that its onboarding or deletion is not left half done, that every file of it
 (key ring, config, secrets, resource manifest, table store, blob directories) is intact, and
-that what the provider holds matches recorded state. Each finding names the account, the file
+that what the provider holds matches recorded state; and that the audit log's hash chain is
+intact and reaches its witnessed head (as silo audit verify checks). Each finding names the account, the file
 and what to do (docs/operations.md has the procedures). It exits non-zero if it found anything.
 
 It first reads the whole control-plane state file (state.db) and checks every page of it, which
@@ -52,8 +54,21 @@ was lost, to report.`,
 			if err != nil {
 				return err
 			}
+			// verifyAudit is the audit log's check: a broken log is a
+			// finding, an unreachable store an error.
+			verifyAudit := func(verify func(context.Context) (int, error)) error {
+				_, err := verify(ctx)
+				if silo.ErrorCode(err) == silo.CodeFailedCheck {
+					rep.Audit = silo.UserMessage(err)
+					return nil
+				}
+				return err
+			}
 			if c != nil {
 				if rep.DriftReport, err = c.Drift(ctx, ""); err != nil {
+					return err
+				}
+				if err := verifyAudit(c.VerifyAudit); err != nil {
 					return err
 				}
 			} else {
@@ -69,10 +84,15 @@ was lost, to report.`,
 					rep.Registry = silo.UserMessage(err)
 				} else if rep.DriftReport, err = server.FleetDrift(ctx, p.Plane, ""); err != nil {
 					return err
+				} else if err := verifyAudit(p.Plane.VerifyAudit); err != nil {
+					return err
 				}
 			}
 			n := len(rep.Problems) + len(rep.Orphans) + len(rep.Drift)
 			if rep.Registry != "" {
+				n++
+			}
+			if rep.Audit != "" {
 				n++
 			}
 			ids := make([]silo.AccountID, 0, len(rep.Drift))
@@ -83,6 +103,9 @@ was lost, to report.`,
 			if err := g.print(rep, func(w io.Writer) {
 				if rep.Registry != "" {
 					fmt.Fprintf(w, "control plane: %s\n", rep.Registry)
+				}
+				if rep.Audit != "" {
+					fmt.Fprintf(w, "%s; silo audit verify says the same, and isolation reports say the log is not intact; see docs/operations.md (A broken audit log)\n", rep.Audit)
 				}
 				for _, p := range rep.Problems {
 					fmt.Fprintln(w, problemLine(p))

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,43 +162,46 @@ func TestRotationKeepsOldReportsVerifiable(t *testing.T) {
 	}
 }
 
-// Reports of format 1, issued before format 2, still verify byte for byte
-// and against their signer's key only.
-func TestFormat1ReportsStillVerify(t *testing.T) {
-	pem, err := os.ReadFile("testdata/v1-signer.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pins, err := report.ParsePin(pem)
-	if err != nil {
-		t.Fatal(err)
-	}
+// Reports of formats 1 and 2, issued before format 3, still verify byte
+// for byte and against their signer's key only.
+func TestOlderFormatsStillVerify(t *testing.T) {
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	for _, file := range []string{"testdata/v1-report.json", "testdata/v1-report.html"} {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, err := report.VerifyReport(data)
-			if err != nil {
-				t.Fatalf("format 1 report: %v", err)
-			}
-			if v.Format != 1 || v.Tenant != "acme" {
-				t.Errorf("got format %d tenant %s", v.Format, v.Tenant)
-			}
-			if _, err := report.CheckSigner(v, pins); err != nil {
-				t.Errorf("against its signer: %v", err)
-			}
-			if _, err := report.CheckSigner(v, []string{report.Fingerprint(other.Public().(ed25519.PublicKey))}); err == nil {
-				t.Errorf("verified against a foreign key")
-			}
-			i := strings.Index(string(data), "acme")
-			edited := append([]byte(nil), data...)
-			edited[i] = 'X'
-			if _, err := report.VerifyReport(edited); err == nil {
-				t.Errorf("an edited format 1 report verified")
-			}
-		})
+	for _, format := range []int{1, 2} {
+		pem, err := os.ReadFile(fmt.Sprintf("testdata/v%d-signer.pem", format))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pins, err := report.ParsePin(pem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ext := range []string{"json", "html"} {
+			file := fmt.Sprintf("testdata/v%d-report.%s", format, ext)
+			t.Run(filepath.Base(file), func(t *testing.T) {
+				data, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, err := report.VerifyReport(data)
+				if err != nil {
+					t.Fatalf("format %d report: %v", format, err)
+				}
+				if v.Format != format || v.Tenant != "acme" {
+					t.Errorf("got format %d tenant %s", v.Format, v.Tenant)
+				}
+				if _, err := report.CheckSigner(v, pins); err != nil {
+					t.Errorf("against its signer: %v", err)
+				}
+				if _, err := report.CheckSigner(v, []string{report.Fingerprint(other.Public().(ed25519.PublicKey))}); err == nil {
+					t.Errorf("verified against a foreign key")
+				}
+				i := strings.Index(string(data), "acme")
+				edited := append([]byte(nil), data...)
+				edited[i] = 'X'
+				if _, err := report.VerifyReport(edited); err == nil {
+					t.Errorf("an edited format %d report verified", format)
+				}
+			})
+		}
 	}
 }

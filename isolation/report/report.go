@@ -26,8 +26,9 @@ import (
 )
 
 // FormatVersion is the version of the report format this silo writes.
-// VerifyReport also reads format 1.
-const FormatVersion = 2
+// VerifyReport also reads formats 1 and 2 (format 2 is format 3 without
+// Audit).
+const FormatVersion = 3
 
 // Report is the content of an isolation report. It holds no maps, so its JSON
 // encoding is canonical: the bytes that are signed.
@@ -46,6 +47,9 @@ type Report struct {
 	Encryption Encryption     `json:"encryption"`
 	Proof      Proof          `json:"proof"`
 	Probe      Probe          `json:"probe"`
+	// Audit is the state of the operators' audit log when the report was
+	// made; nil only in a format 2 report, which did not say.
+	Audit *Audit `json:"audit,omitempty"`
 	// PublicKey is the installation's ed25519 public key, base64; the report
 	// is signed with the matching private key.
 	PublicKey string `json:"public_key"`
@@ -96,6 +100,15 @@ type Proof struct {
 	Counterexamples []string `json:"counterexamples"`
 }
 
+// Audit is what the check of the operators' audit log found when the report
+// was made (isolation.VerifyAudit): whether the whole hash chain verified
+// and reached its recorded head, and how many entries, from the first,
+// verified before the check ended.
+type Audit struct {
+	Intact   bool `json:"intact"`
+	Verified int  `json:"verified"`
+}
+
 // The statuses of a live probe run.
 const (
 	ProbeNotRun = "not run"
@@ -141,6 +154,8 @@ type Input struct {
 	ProvedAt time.Time
 	// Probe is the last live probe, nil if none ran.
 	Probe *Probe
+	// Audit is the check of the audit log made with the report.
+	Audit Audit
 	Now   time.Time
 }
 
@@ -153,6 +168,7 @@ func Build(ctx context.Context, in Input) Report {
 		Encryption: Encryption(in.DataKey),
 		Proof:      Proof{Status: in.Proof.Status, At: in.ProvedAt.UTC().Truncate(time.Second), Counterexamples: []string{}},
 		Probe:      Probe{Status: ProbeNotRun},
+		Audit:      &in.Audit,
 	}
 	if r.Name == "" {
 		r.Name = string(a.ID)
@@ -316,13 +332,21 @@ func summary(r Report, in Input) []string {
 	default:
 		s = append(s, fmt.Sprintf("Isolation was last checked on %s but the proof could not be completed, so nothing is claimed from it.", day(r.Proof.At)))
 	}
-	s = append(s, probeSentence(r.Probe))
+	s = append(s, probeSentence(r.Probe), auditSentence(in.Audit))
 	rel := r.Release
 	if rel == "" {
 		rel = "none yet"
 	}
 	s = append(s, fmt.Sprintf("Your account runs release %s.", rel))
 	return s
+}
+
+// auditSentence says what the check of the operators' audit log found.
+func auditSentence(a Audit) string {
+	if a.Intact {
+		return fmt.Sprintf("The operators' actions on this installation are recorded in a hash-chained audit log, which was verified intact when this report was made: entries 1 to %d, up to its last recorded entry.", a.Verified)
+	}
+	return fmt.Sprintf("The operators' audit log is NOT intact: when this report was made, entries 1 to %d chained together, but the check of the log failed after them (an entry was edited, deleted or cut off, or the log no longer reaches its recorded end), so it cannot be relied on as a record of the operators' actions.", a.Verified)
 }
 
 // probeSentence says exactly what the last live probe found.

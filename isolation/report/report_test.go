@@ -41,6 +41,7 @@ func testInput(t *testing.T) report.Input {
 		DataKey:  provider.KeyInfo{Algorithm: "AES-256-GCM, envelope", Fingerprint: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", WrappedBy: "local master key 1234"},
 		Proof:    isolation.Result{Status: isolation.StatusProved, Accounts: 42, Edges: 1234},
 		ProvedAt: now.Add(-time.Minute),
+		Audit:    report.Audit{Intact: true, Verified: 62},
 		Now:      now,
 	}
 }
@@ -78,6 +79,54 @@ func TestBuildSaysItPlainly(t *testing.T) {
 		if strings.Contains(a.Who, "fedcba") {
 			t.Errorf("a revoked key is listed as reaching the account: %v", a)
 		}
+	}
+}
+
+// TestAuditStateSaidTruthfully: a report made while the audit log is
+// intact says it was verified, up to which entry; one made while it is
+// broken says it is NOT intact, in its summary and on its page, and never
+// that it verified. Both are signed reports that verify.
+func TestAuditStateSaidTruthfully(t *testing.T) {
+	key, err := report.LoadOrCreateKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		audit      report.Audit
+		want, page string
+		never      string
+	}{
+		{"intact", report.Audit{Intact: true, Verified: 62},
+			"audit log, which was verified intact when this report was made: entries 1 to 62", `intact</span>: entries 1 to 62 verified`, "NOT intact"},
+		{"broken", report.Audit{Intact: false, Verified: 9},
+			"The operators' audit log is NOT intact: when this report was made, entries 1 to 9 chained together, but the check of the log failed after them", `NOT intact</span>: entries 1 to 9 chain together`, "verified intact"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := testInput(t)
+			in.Audit = tc.audit
+			s, err := report.Sign(report.Build(context.Background(), in), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := strings.Join(s.Report.Summary, "\n")
+			if !strings.Contains(all, tc.want) || strings.Contains(all, tc.never) {
+				t.Errorf("summary:\n%s\nwant %q and not %q", all, tc.want, tc.never)
+			}
+			if s.Report.Audit == nil || *s.Report.Audit != tc.audit {
+				t.Errorf("report's audit: %+v, want %+v", s.Report.Audit, tc.audit)
+			}
+			html, err := s.HTML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(html), tc.page) {
+				t.Errorf("page lacks %q", tc.page)
+			}
+			if _, err := report.VerifyReport(html); err != nil {
+				t.Errorf("the page does not verify: %v", err)
+			}
+		})
 	}
 }
 
@@ -321,5 +370,44 @@ func TestProblemsNamingTheAccountAreItsOwn(t *testing.T) {
 	proof.Counterexamples, proof.Violations = nil, 2
 	if r := build("umbrella"); strings.Contains(strings.Join(r.Summary, " "), "elsewhere") || !strings.Contains(strings.Join(r.Summary, " "), "cannot tell whether one involves your account") {
 		t.Errorf("unrecorded problems: summary %q", r.Summary)
+	}
+}
+
+// TestFormatAndAuditStateAgree: a format 3 report that does not state the
+// audit log's state, or a format 2 report that does, is refused even when
+// its signature holds (a signer leaving a broken log unsaid); the twins,
+// a format 3 report stating it and a format 2 report not, verify.
+func TestFormatAndAuditStateAgree(t *testing.T) {
+	key, err := report.LoadOrCreateKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		format int
+		audit  *report.Audit
+		want   string // "" when it verifies
+	}{
+		{"format 3 with the audit state", report.FormatVersion, &report.Audit{Intact: true, Verified: 3}, ""},
+		{"format 3 without", report.FormatVersion, nil, "does not state the audit log's state"},
+		{"format 2 without", 2, nil, ""},
+		{"format 2 with", 2, &report.Audit{Intact: true, Verified: 3}, "format 2 did not"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := report.Build(context.Background(), testInput(t))
+			r.Format, r.Audit = tc.format, tc.audit
+			s, err := report.Sign(r, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.JSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = report.VerifyReport(b)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("VerifyReport: %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -128,10 +128,17 @@ func VerifyReport(data []byte) (Verified, error) {
 		}
 		r := s.Report
 		return Verified{Format: 1, Tenant: r.Tenant, Name: r.Name, Generated: r.Generated, PublicKey: r.PublicKey, Signer: KeyFingerprint(r.PublicKey)}, nil
-	case FormatVersion:
+	case 2, FormatVersion:
 		var s Signed
 		if err := strictDecode(embedded, &s); err != nil {
 			return Verified{}, err
+		}
+		// Format 2 did not state the audit log's state; format 3 always does.
+		if s.Report.Format == 2 && s.Report.Audit != nil {
+			return Verified{}, silo.Errorf(silo.CodeFailedCheck, "the report has format 2 but states the audit log's state, which format 2 did not; it was made to mislead")
+		}
+		if s.Report.Format == FormatVersion && s.Report.Audit == nil {
+			return Verified{}, silo.Errorf(silo.CodeFailedCheck, "the report has format %d but does not state the audit log's state; it was made to mislead", FormatVersion)
 		}
 		if err := checkSignature(s.Report.PublicKey, s.Signature, s.Report); err != nil {
 			return Verified{}, err
