@@ -30,7 +30,11 @@ func TestEvaluate(t *testing.T) {
 		{"unhealthy baseline, 20% errors", gates, stats(1000, 500, 4*ms), stats(500, 100, 4*ms), Fail, 2, ""},
 		{"unhealthy baseline, healthy target", gates, stats(1000, 500, 4*ms), stats(500, 10, 4*ms), Pass, 3, ""},
 		{"+300ms", gates, stats(1000, 1, 4*ms), stats(500, 1, 304*ms), Fail, 3, ""},
-		{"too little traffic", gates, stats(1000, 1, 4*ms), stats(50, 0, 4*ms), Inconclusive, 1, ""},
+		{"too little traffic", gates, stats(1000, 1, 4*ms), stats(50, 0, 4*ms), Inconclusive, 1, "50 request(s) in the bake window, fewer than min_requests 100"},
+		// Without min_requests, a metric gate still needs 1 request; the
+		// reason names the gate the ring set, not a min_requests it did not.
+		{"no traffic, min_requests unset", spec.Gates{MaxErrorRate: 0.05, Smoke: "smoke"}, nil, &Stats{}, Inconclusive, 1, "no request in the bake window: max_error_rate needs at least 1 request to judge"},
+		{"one request, min_requests unset", spec.Gates{MaxErrorRate: 0.05}, nil, stats(1, 0, 4*ms), Pass, 2, ""},
 		{"no gates", spec.Gates{}, nil, &Stats{}, Pass, 0, "no gates"},
 		{"a smoke function only", spec.Gates{Smoke: "smoke"}, nil, &Stats{}, Pass, 0, "smoke function smoke ran"},
 	} {
@@ -38,6 +42,9 @@ func TestEvaluate(t *testing.T) {
 			v := evaluate(tc.gates, tc.prev, *tc.win, nil)
 			if v.Result != tc.want || len(v.Judged) != tc.judged {
 				t.Errorf("got %s judged %v (%s), want %s judging %d gate(s)", v.Result, v.Judged, v.Reason, tc.want, tc.judged)
+			}
+			if tc.gates.MinRequests == 0 && strings.Contains(v.Reason, "min_requests") {
+				t.Errorf("reason %q names min_requests, which the ring did not set", v.Reason)
 			}
 			if !strings.Contains(v.Reason, tc.says) {
 				t.Errorf("reason %q, want it to say %q", v.Reason, tc.says)

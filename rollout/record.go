@@ -3,6 +3,7 @@ package rollout
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -242,6 +243,22 @@ func save(tx store.Tx, r *Rollout, now time.Time) error {
 // A previous release whose own error rate is over max_error_rate is not a
 // healthy baseline: the target is then held to max_error_rate alone, so a
 // bad baseline never lets a bad release through.
+// metricGates names the gates of g read from the traffic, "max_error_rate
+// and max_p99_increase".
+func metricGates(g spec.Gates) string {
+	var names []string
+	if g.MaxErrorRate > 0 {
+		names = append(names, "max_error_rate")
+	}
+	if g.MaxP99Increase > 0 {
+		names = append(names, "max_p99_increase")
+	}
+	if len(names) == 0 {
+		return "a metric gate"
+	}
+	return strings.Join(names, " and ")
+}
+
 func evaluate(g spec.Gates, prev *Stats, win Stats, metricsErr error) Verdict {
 	if g.MaxErrorRate == 0 && g.MaxP99Increase == 0 && g.MinRequests == 0 {
 		if g.Smoke != "" {
@@ -262,6 +279,9 @@ func evaluate(g spec.Gates, prev *Stats, win Stats, metricsErr error) Verdict {
 	}
 	if win.Requests < minReq {
 		v.Result, v.Reason = Inconclusive, fmt.Sprintf("%d request(s) in the bake window, fewer than min_requests %d: too little traffic to judge", win.Requests, minReq)
+		if g.MinRequests == 0 { // the floor of 1, not a min_requests the ring set
+			v.Reason = fmt.Sprintf("no request in the bake window: %s needs at least 1 request to judge", metricGates(g))
+		}
 		return v
 	}
 	if g.MaxErrorRate > 0 {
