@@ -55,7 +55,9 @@ func bodyError(err error, into reflect.Type) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON: it ends before the value does")
 	case errors.As(err, &syntax):
-		return silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON at byte %d: %s", syntax.Offset, syntax.Error())
+		// The decoder's own text ("invalid character 'o' in literal
+		// null") speaks of its parser, not of the request.
+		return silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON: it breaks at byte %d; send a JSON object (see docs/api.md)", syntax.Offset)
 	case errors.As(err, &typ):
 		if typ.Field == "" {
 			return silo.Errorf(silo.CodeInvalid, "the request body must be %s, not %s (see docs/api.md)", jsonType(typ.Type), article(typ.Value))

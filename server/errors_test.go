@@ -37,7 +37,8 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"unknown field", "POST", "/v1/accounts", `{"id":"acme","plann":"pro"}`, 400, silo.CodeInvalid, `the request body has the unknown field "plann"; docs/api.md lists the endpoint's fields`, ""},
 		{"empty body", "POST", "/v1/accounts", ``, 400, silo.CodeInvalid, "the request body is empty; send a JSON object (see docs/api.md)", ""},
 		{"cut short", "POST", "/v1/accounts", `{"id":`, 400, silo.CodeInvalid, "the request body is not valid JSON: it ends before the value does", ""},
-		{"not JSON", "POST", "/v1/accounts", `{id: acme}`, 400, silo.CodeInvalid, "the request body is not valid JSON at byte 2: invalid character 'i' looking for beginning of object key string", ""},
+		{"not JSON", "POST", "/v1/accounts", `{id: acme}`, 400, silo.CodeInvalid, "the request body is not valid JSON: it breaks at byte 2; send a JSON object (see docs/api.md)", ""},
+		{"not JSON at all", "POST", "/v1/rollouts", `not json`, 400, silo.CodeInvalid, "the request body is not valid JSON: it breaks at byte 2; send a JSON object (see docs/api.md)", ""},
 		{"too large", "PUT", "/v1/accounts/acme/limits", `{"rate":` + strings.Repeat(" ", 5<<20) + `1}`, 413, silo.CodeTooLarge, "the request body is over 4 MiB; send less", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

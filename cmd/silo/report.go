@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -212,7 +215,7 @@ func fetchKey(ctx context.Context, raw string) ([]byte, error) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, silo.Errorf(silo.CodeUnavailable, "cannot fetch the key from %s: %v", raw, err)
+		return nil, keyFetchError(raw, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -223,6 +226,31 @@ func fetchKey(ctx context.Context, raw string) ([]byte, error) {
 		return nil, silo.Errorf(silo.CodeUnavailable, "cannot fetch the key from %s: %v", raw, err)
 	}
 	return b, nil
+}
+
+// keyFetchError is the one sentence for a key fetch that got no answer:
+// why, in the reader's terms rather than the HTTP client's.
+func keyFetchError(raw string, err error) error {
+	var (
+		cert *tls.CertificateVerificationError
+		dns  *net.DNSError
+		why  string
+	)
+	switch {
+	case errors.Is(err, http.ErrSchemeMismatch):
+		why = "the server there answers plain http, not https; give the address it serves over https (plain http is accepted from this machine only)"
+	case errors.Is(err, context.DeadlineExceeded):
+		why = "no answer within 15 seconds"
+	case errors.As(err, &cert):
+		why = "its certificate is not one this machine trusts"
+	case errors.As(err, &dns):
+		why = "its host name is not known"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		why = "nothing listens at that address"
+	default:
+		why = rootCause(err)
+	}
+	return silo.Errorf(silo.CodeUnavailable, "cannot fetch the key from %s: %s; check the address, or pass the key file or fingerprint the installation publishes", raw, why)
 }
 
 func newReportKeyCmd(g *globals) *cobra.Command {

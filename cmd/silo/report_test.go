@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -85,6 +86,9 @@ func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
 		{"key not a key", genuine, genuine, 2, "the key at " + genuine},
 		{"key typo", genuine, "deadbeef", 2, "--key deadbeef is neither a fingerprint (64 hex digits) nor a readable key file"},
 		{"key plain http off loopback", genuine, "http://example.com/key.pem", 2, "plain http"},
+		// The HTTP client's own text never reaches the reader.
+		{"key URL https to a plain http server", genuine, "https://" + strings.TrimPrefix(keySrv.URL, "http://") + "/key.pem", 2, "the server there answers plain http, not https; give the address it serves over https"},
+		{"key URL nothing listening", genuine, "http://" + closedAddr(t) + "/key.pem", 2, "nothing listens at that address"},
 		{"report file missing", filepath.Join(dir, "nosuch.json"), k.Fingerprint, 2, "cannot read report"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,6 +99,9 @@ func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
 			code, out, errOut := c.run(args...)
 			if code != tc.wantCode || !strings.Contains(out+errOut, tc.want) {
 				t.Errorf("exit %d, want %d, and output to contain %q\nstdout: %s\nstderr: %s", code, tc.wantCode, tc.want, out, errOut)
+			}
+			if strings.Contains(errOut, `Get "`) || strings.Contains(errOut, "http: ") {
+				t.Errorf("the HTTP client's text reached the reader: %s", errOut)
 			}
 			if tc.wantCode != 0 && strings.Contains(out, "intact and signed by the key you gave") {
 				t.Errorf("a failing check printed success: %s", out)
@@ -189,4 +196,16 @@ func runBare(args ...string) (int, string, string) {
 	var out, errOut strings.Builder
 	code := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
 	return code, out.String(), errOut.String()
+}
+
+// closedAddr is a loopback address nothing listens at.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
