@@ -69,7 +69,7 @@ const followEvery = 2 * time.Second
 //
 // CodeNotFound for an unknown account; the provider's errors.
 func (p *Platform) ReadLogs(ctx context.Context, id silo.AccountID, q logs.Query) ([]logs.Entry, error) {
-	if _, err := p.Plane.Account(ctx, id); err != nil {
+	if _, err := p.Plane.LiveAccount(ctx, id); err != nil { // a deleted account's logs went with it
 		return nil, err
 	}
 	h := hosted(p.Provider)
@@ -88,7 +88,7 @@ func (p *Platform) ReadLogs(ctx context.Context, id silo.AccountID, q logs.Query
 // for each new one, until ctx is done or fn fails. With a provider that
 // runs the functions it asks the provider for new lines every 2 seconds.
 func (p *Platform) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Query, fn func(logs.Entry) error) error {
-	if _, err := p.Plane.Account(ctx, id); err != nil {
+	if _, err := p.Plane.LiveAccount(ctx, id); err != nil { // a deleted account's logs went with it
 		return err
 	}
 	h := hosted(p.Provider)

@@ -547,7 +547,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		err = missing("the log directory")
 	}
 	if err == nil {
-		_, err = s.cfg.Plane.Account(r.Context(), id)
+		_, err = s.cfg.Plane.LiveAccount(r.Context(), id) // a deleted account's logs went with it
 	}
 	if err != nil {
 		writeErr(w, err)

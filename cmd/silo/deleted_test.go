@@ -51,7 +51,9 @@ func TestCommandsOnADeletedAccount(t *testing.T) {
 		{[]string{"env", "delete", "gone1"}, deletedEnv},
 		{[]string{"keys", "create", "gone1"}, deletedEnv},
 		{[]string{"report", "gone1"}, deletedEnv},
+		{[]string{"logs", "gone1"}, deletedEnv}, // its logs went with it: never "no logs yet"
 		{[]string{"plan", "t1"}, deletedTenant},
+		{[]string{"logs", "t1"}, deletedTenant},
 		{[]string{"tenant", "update", "t1", "--name", "T One"}, deletedTenant},
 		{[]string{"tenant", "delete", "t1"}, deletedTenant},
 		{[]string{"env", "delete", "t1"}, deletedTenant},
@@ -74,7 +76,7 @@ func TestCommandsOnADeletedAccount(t *testing.T) {
 		{"plan", "acme"}, {"apply", "acme"}, {"drift", "acme"}, {"rotate", "data-key", "acme"},
 		{"limits", "set", "acme", "--rate", "2"}, {"limits", "show", "acme"},
 		{"tenant", "update", "acme", "--param", "plan=pro"}, {"tenant", "suspend", "acme"}, {"tenant", "resume", "acme"},
-		{"keys", "create", "acme"}, {"report", "acme"}, {"tenant", "delete", "acme", "--yes"},
+		{"keys", "create", "acme"}, {"report", "acme"}, {"logs", "acme"}, {"tenant", "delete", "acme", "--yes"},
 	} {
 		c.ok(args...)
 	}
@@ -107,7 +109,7 @@ func TestCommandsOnADeletedAccountThroughAServer(t *testing.T) {
 		{"limits", "set", "dev-ann", "--rate", "2"}, {"limits", "show", "dev-ann"},
 		{"tenant", "update", "dev-ann", "--param", "plan=pro"}, {"tenant", "suspend", "dev-ann"}, {"tenant", "resume", "dev-ann"},
 		{"tenant", "delete", "dev-ann", "--yes"}, {"env", "delete", "dev-ann"},
-		{"keys", "create", "dev-ann"}, {"report", "dev-ann"},
+		{"keys", "create", "dev-ann"}, {"report", "dev-ann"}, {"logs", "dev-ann"},
 	} {
 		if code, out, errOut := f.remoteRun(args...); code != 1 || errOut != "silo: "+want+"\n" || out != "" {
 			t.Errorf("remote silo %s: exit %d, stdout %q, stderr %q; want exit 1, %q", strings.Join(args, " "), code, out, errOut, want)
@@ -128,7 +130,7 @@ func TestCommandsOnADeletedAccountThroughAServer(t *testing.T) {
 		{"plan", "demo-acme"}, {"drift", "demo-acme"},
 		{"limits", "set", "demo-acme", "--rate", "2"}, {"limits", "show", "demo-acme"},
 		{"tenant", "update", "demo-acme", "--param", "plan=pro"}, {"tenant", "suspend", "demo-acme"}, {"tenant", "resume", "demo-acme"},
-		{"keys", "create", "demo-acme"}, {"report", "demo-acme"},
+		{"keys", "create", "demo-acme"}, {"report", "demo-acme"}, {"logs", "demo-acme"},
 	} {
 		f.remote(args...)
 	}
