@@ -94,7 +94,7 @@ account it applies to at once, with no ring and no health gate.`,
 			}
 			confirmed := silo.Losses(plans)
 			if len(confirmed) > 0 {
-				if err := g.confirm(yes, "this apply destroys data ("+silo.DescribeLosses(confirmed)+")", "yes"); err != nil {
+				if err := g.confirmLosses(yes, "this apply destroys data", confirmed); err != nil {
 					return err
 				}
 				if !yes {

@@ -47,6 +47,54 @@ func (g *globals) interactive() bool {
 // the rest are counted (the console names as many).
 const lossShown = 50
 
+// printLosses prints each loss on a line of its own, naming up to
+// lossShown accounts; past that it counts the rest and says where to see
+// them (seeAll).
+func (g *globals) printLosses(losses []silo.Loss, seeAll string) {
+	for _, l := range losses {
+		accts := l.Accounts
+		more := ""
+		if len(accts) > lossShown {
+			accts, more = accts[:lossShown], fmt.Sprintf(" and %d more (%s)", len(l.Accounts)-lossShown, seeAll)
+		}
+		names := make([]string, len(accts))
+		for i, a := range accts {
+			names[i] = string(a)
+		}
+		fmt.Fprintf(g.stdout, "  %ss %s in %s%s\n", l.Op, l.Key(), strings.Join(names, ", "), more)
+	}
+}
+
+// confirmLosses asks for "yes" before an apply that destroys data, as
+// confirm does, listing at a terminal every loss with the accounts it
+// happens in (printLosses), so that no account is confirmed unnamed.
+// Elsewhere the refusal names the losses in one line and how to see
+// every account.
+func (g *globals) confirmLosses(yes bool, what string, losses []silo.Loss) error {
+	if yes || len(losses) == 0 {
+		return nil
+	}
+	const seeAll = "silo plan --all lists every account"
+	if !g.interactive() {
+		see := ""
+		for _, l := range losses {
+			if len(l.Accounts) > 3 { // DescribeLosses names 3
+				see = " (" + seeAll + ")"
+			}
+		}
+		return silo.Errorf(silo.CodeFailedCheck, "%s (%s%s), which cannot be undone; nothing was changed. Rerun with --yes to confirm", what, silo.DescribeLosses(losses), see)
+	}
+	r, n := utf8.DecodeRuneInString(what)
+	fmt.Fprintf(g.stdout, "%c%s, which cannot be undone:\n", unicode.ToUpper(r), what[n:])
+	g.printLosses(losses, seeAll)
+	fmt.Fprint(g.stdout, "Type \"yes\" to go ahead: ")
+	line, _ := bufio.NewReader(g.stdin).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return silo.Errorf(silo.CodeFailedCheck, "not confirmed; nothing was changed")
+	}
+	return nil
+}
+
 // lossConfirm is how confirmDataLoss asks at a terminal: preview returns
 // what the start would destroy (and fixes which rollout a default ID
 // names, so that the start acts on the one previewed); heading says what
@@ -83,18 +131,7 @@ func (g *globals) confirmDataLoss(yes bool, lc *lossConfirm, start func(rollout.
 		return start(rollout.Options{})
 	}
 	fmt.Fprintf(g.stdout, "%s, which cannot be undone:\n", lc.heading(pv))
-	for _, l := range pv.Losses {
-		accts := l.Accounts
-		more := ""
-		if len(accts) > lossShown {
-			accts, more = accts[:lossShown], fmt.Sprintf(" and %d more", len(l.Accounts)-lossShown)
-		}
-		names := make([]string, len(accts))
-		for i, a := range accts {
-			names[i] = string(a)
-		}
-		fmt.Fprintf(g.stdout, "  %ss %s in %s%s\n", l.Op, l.Key(), strings.Join(names, ", "), more)
-	}
+	g.printLosses(pv.Losses, "GET /v1/rollouts/preview?release=… lists every account")
 	fmt.Fprint(g.stdout, "Type \"yes\" to go ahead: ")
 	line, _ := bufio.NewReader(g.stdin).ReadString('\n')
 	if strings.TrimSpace(line) != "yes" {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	silo "github.com/silo-run/silo"
@@ -71,5 +72,38 @@ func TestConfirmAtATerminal(t *testing.T) {
 				t.Errorf("globex is %s after typing %q", st, tc.typed)
 			}
 		})
+	}
+}
+
+// TestDataLossPromptNamesEveryAccount: at a terminal, apply's data-loss
+// question names every account that loses data (five here, where the
+// one-line form names three and counts the rest), so no account is
+// confirmed unnamed; "no" changes nothing. Off a terminal the refusal,
+// which names three, says how to see every account; the twin with three
+// accounts or fewer does not.
+func TestDataLossPromptNamesEveryAccount(t *testing.T) {
+	c := scaffold(t) // acme, globex
+	for _, id := range []string{"hooli", "initech", "umbrella"} {
+		c.ok("tenant", "create", id)
+	}
+	c.edit(dropVisits...)
+	before := stateOf(t, c)
+
+	tty, term := openTerminal(t)
+	if _, err := tty.WriteString("no\n"); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"--data-dir", c.dataDir, "--file", c.file, "apply", "--all"}, term, &out, &errOut)
+	want := "This apply destroys data, which cannot be undone:\n  deletes table/visits in acme, globex, hooli, initech, umbrella\nType \"yes\" to go ahead: "
+	if !strings.HasPrefix(out.String(), want) || code != 1 {
+		t.Errorf("apply --all at a terminal: exit %d, stdout %q; want it to start with %q", code, out.String(), want)
+	}
+	c.fails("deletes table/visits in acme, globex, hooli, 2 more (silo plan --all lists every account)", "apply", "--all")
+	if code, _, errOut := c.run("apply", "acme"); code != 1 || strings.Contains(errOut, "silo plan --all lists") {
+		t.Errorf("apply acme: exit %d, %q; want the refusal without how to see more accounts", code, errOut)
+	}
+	if d := cmp.Diff(before, stateOf(t, c)); d != "" {
+		t.Fatalf("refused applies changed the state (-before +after):\n%s", d)
 	}
 }

@@ -139,8 +139,8 @@ func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes, retr
 	if err := unmoved(); err != nil {
 		return nil, err
 	}
-	if what := silo.DataLoss(sp.Plans); what != "" {
-		if err := g.confirm(yes, "this plan destroys data ("+what+")", "yes"); err != nil {
+	if losses := silo.Losses(sp.Plans); len(losses) > 0 {
+		if err := g.confirmLosses(yes, "this plan destroys data", losses); err != nil {
 			return nil, err
 		}
 		if !yes {
