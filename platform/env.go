@@ -61,10 +61,13 @@ func (p *Platform) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
 	}
 	if req.Seed != "" {
 		if err := p.Seed(ctx, c.Account.ID, req.Seed); err != nil {
-			if derr := p.DeleteAccount(ctx, c.Account.ID); derr != nil {
-				err = errors.Join(err, derr)
+			id := c.Account.ID
+			if derr := p.DeleteAccount(ctx, id); derr != nil {
+				return Env{}, &silo.Error{Code: silo.ErrorCode(err), Err: errors.Join(err, derr),
+					Message: fmt.Sprintf("%s; the environment %s was created but could not be deleted again (%s): delete it with silo env delete %s", silo.UserMessage(err), id, silo.UserMessage(derr), id)}
 			}
-			return Env{}, err
+			return Env{}, &silo.Error{Code: silo.ErrorCode(err), Err: err,
+				Message: fmt.Sprintf("%s; the environment %s was deleted again, so nothing is left of it: fix the seed and run silo env create again", silo.UserMessage(err), id)}
 		}
 	}
 	return Env{Account: c.Account, Key: c.Key}, nil

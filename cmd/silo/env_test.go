@@ -70,6 +70,23 @@ func TestEnvCommands(t *testing.T) {
 	if out, _, _ := runCLI(t, "env", "list", "--data-dir", dir); strings.Contains(out, "demo-bad") {
 		t.Errorf("a failed env create left its environment:\n%s", out)
 	}
+	// A seed file for a table the app does not declare fails after the
+	// environment was created: the error says it was deleted again, and
+	// it is gone.
+	undeclared := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(undeclared, "tables"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(undeclared, "tables", "nosuch.json"), []byte(`{"a":"b"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCLI(t, "env", "create", "demo-nosuch", "--kind", "demo", "--ttl", "1h", "--seed", undeclared, "--data-dir", dir, "--file", app)
+	if err == nil || !strings.Contains(err.Error(), `table "nosuch" does not exist in account demo-nosuch`) || !strings.Contains(err.Error(), "the environment demo-nosuch was deleted again, so nothing is left of it") {
+		t.Errorf("env create with a seed for an undeclared table: %v; want the cause and that the environment was deleted again", err)
+	}
+	if out, _, _ := runCLI(t, "env", "list", "--data-dir", dir); strings.Contains(out, "demo-nosuch") {
+		t.Errorf("a failed env create left its environment:\n%s", out)
+	}
 	// Must-not twins: bad kind, missing TTL, taken name.
 	for _, args := range [][]string{
 		{"env", "create", "x1", "--kind", "prod", "--ttl", "1h"},
