@@ -232,7 +232,18 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 		sum.Console = sum.API + "/console/"
 	}
 	host, port := urlHost(ln.Addr())
-	route := firstRoute(dep.Release.Stack)
+	// routeOf is the first route of the release an account runs: under
+	// rollouts that may be another release than the app's.
+	routeOf := func(a silo.Account) (string, error) {
+		if a.Release == "" || a.Release == dep.Release.ID {
+			return firstRoute(dep.Release.Stack), nil
+		}
+		rel, err := p.Plane.Release(ctx, a.Release)
+		if err != nil {
+			return "", fmt.Errorf("%s: read release %s: %w", a.ID, a.Release, err)
+		}
+		return firstRoute(rel.Stack), nil
+	}
 	// add shows an account with a fresh silo-up key, creating it if create
 	// is set and the registry has never held it. An account that exists is
 	// left as it is: its release is the rollouts' (or silo dev's) business.
@@ -252,6 +263,10 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 			return false, nil
 		case a.State == silo.StateDeleted || a.State == silo.StateDeleting:
 			return true, nil
+		}
+		route, err := routeOf(a)
+		if err != nil {
+			return false, err
 		}
 		key, err := p.IssueKey(ctx, a.ID, upKeyName)
 		if err != nil {

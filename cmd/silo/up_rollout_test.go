@@ -111,14 +111,22 @@ func TestUpInAUserProject(t *testing.T) {
 	if sum.Release != v2 || !strings.Contains(sum.Held, "rollout ro-000001 did not roll out (rolled_back") {
 		t.Errorf("silo up says release %s, held %q; want %s and why the app's release is held", sum.Release, sum.Held, v2)
 	}
-	// An edit no rollout has seen is not applied either: silo deploy takes it.
+	// An edit no rollout has seen is not applied either: silo deploy takes
+	// it. Its new first route (/echo) is not printed: the accounts' release
+	// serves /hello only.
 	fourth := strings.Replace(src, "Hello, ", "Howdy, ", 1)
+	fourth = strings.Replace(fourth, "routes:\n", "routes:\n  - {method: GET, path: /echo, function: hello}\n", 1)
 	if err := os.WriteFile(file, []byte(fourth), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sum = up()
 	if got, _ := releaseOf(t, c, "acme"); got != v2 || !strings.Contains(sum.Held, "roll the change out with silo deploy") {
 		t.Errorf("silo up with a new edit: acme on %s (want %s), held %q", got, v2, sum.Held)
+	}
+	for _, a := range sum.Accounts {
+		if !strings.HasSuffix(a.URL, "/hello") || !strings.HasSuffix(a.Path, "/hello") {
+			t.Errorf("silo up printed %s and %s for %s; want the route of the release it runs (/hello), not silo.yaml's new /echo", a.URL, a.Path, a.ID)
+		}
 	}
 	// Twin: silo.yaml back to what the fleet runs: nothing to say.
 	if err := os.WriteFile(file, []byte(edited), 0o644); err != nil {
