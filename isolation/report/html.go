@@ -138,7 +138,7 @@ footer { margin-top: 2.5rem; font-size: 0.85rem; color: #444; border-top: 1px so
 {{- end}}
 <tr><td>Last live probe</td><td>{{with .R.Probe}}{{if .At}}{{if eq .Status "passed"}}<span class="ok">passed</span>{{else if eq .Status "breached"}}<span class="bad">breached</span>{{else}}<span class="warn">{{.Status}}</span>{{end}} on {{day .At}}: {{.Attempts}} attempts to cross accounts, {{.Breaches}} succeeded; {{.Controls}} control checks, {{.ControlsFailed}} failed{{if .NotApplicable}}; {{.NotApplicable}} did not apply{{end}}{{else}}not run{{end}}{{end}}</td></tr>
 {{- with .R.Audit}}
-<tr><td>Operators' audit log</td><td>{{if .Intact}}<span class="ok">intact</span>: entries 1 to {{.Verified}} verified, up to its last recorded entry{{else}}<span class="bad">NOT intact</span>: entries 1 to {{.Verified}} chain together, and the check failed after them{{end}}</td></tr>
+<tr><td>Operators' audit log</td><td>{{if .Intact}}<span class="ok">intact</span>: verified up to its last recorded entry{{else}}<span class="bad">NOT intact</span>: the check of its hash chain failed{{end}}</td></tr>
 {{- end}}
 </table>
 <p>The proof reads every permission recorded for every account and checks each rule above against all of them. The live probes attack a running installation from two throwaway accounts: each attempt tries to reach the other account's data, and each control check is an access that must work, to show the probes can see; a failed control check means the probes could not check something, not that anything was reached.</p>

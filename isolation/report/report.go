@@ -102,11 +102,11 @@ type Proof struct {
 
 // Audit is what the check of the operators' audit log found when the report
 // was made (isolation.VerifyAudit): whether the whole hash chain verified
-// and reached its recorded head, and how many entries, from the first,
-// verified before the check ended.
+// and reached its recorded head. How many entries the log holds is not
+// said: it counts the operators' actions across the installation, a figure
+// a tenant's report does not give.
 type Audit struct {
-	Intact   bool `json:"intact"`
-	Verified int  `json:"verified"`
+	Intact bool `json:"intact"`
 }
 
 // The statuses of a live probe run.
@@ -344,9 +344,9 @@ func summary(r Report, in Input) []string {
 // auditSentence says what the check of the operators' audit log found.
 func auditSentence(a Audit) string {
 	if a.Intact {
-		return fmt.Sprintf("The operators' actions on this installation are recorded in a hash-chained audit log, which was verified intact when this report was made: entries 1 to %d, up to its last recorded entry.", a.Verified)
+		return "The operators' actions on this installation are recorded in a hash-chained audit log, which was verified intact, up to its last recorded entry, when this report was made."
 	}
-	return fmt.Sprintf("The operators' audit log is NOT intact: when this report was made, entries 1 to %d chained together, but the check of the log failed after them (an entry was edited, deleted or cut off, or the log no longer reaches its recorded end), so it cannot be relied on as a record of the operators' actions.", a.Verified)
+	return "The operators' audit log is NOT intact: when this report was made, the check of its hash chain failed (an entry was edited, deleted or cut off, or the log no longer reaches its recorded end), so it cannot be relied on as a record of the operators' actions."
 }
 
 // probeSentence says exactly what the last live probe found.
