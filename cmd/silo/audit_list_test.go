@@ -11,6 +11,7 @@ import (
 // TestAuditList lists the audit log whole, by account and by page, locally
 // and (the same output) through a server; a bad --limit is a usage error.
 func TestAuditList(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("tenant", "create", "globex")
@@ -61,6 +62,7 @@ func TestAuditList(t *testing.T) {
 }
 
 func TestAuditListThroughAServer(t *testing.T) {
+	t.Parallel()
 	f := startRemote(t)
 	if out := f.same("audit", "list"); !strings.Contains(out, "account.create") {
 		t.Fatalf("audit list through a server:\n%s", out)

@@ -19,6 +19,7 @@ import (
 // the loss keeps being reported until the operator restarts the witness on
 // purpose.
 func TestAuditVerifyOnlyReads(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	witness := filepath.Join(c.dataDir, isolation.WitnessFile)
@@ -44,6 +45,7 @@ func TestAuditVerifyOnlyReads(t *testing.T) {
 // data dir (log and witness together) is consistent by itself; only a
 // checkpoint exported before it was put back shows it.
 func TestAuditCheckpointCatchesAReplayedDataDir(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	backup := t.TempDir()
@@ -96,6 +98,7 @@ func copyStateFiles(t *testing.T, from, to string) {
 // accounts and witness) deleted while the provider still holds the
 // accounts is reported, and verifying creates no state file.
 func TestAuditVerifySeesDeletedState(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	for _, name := range []string{"state.db", "state.db-wal", "state.db-shm", isolation.WitnessFile} {
@@ -122,6 +125,7 @@ func TestAuditVerifySeesDeletedState(t *testing.T) {
 // backup"); without --key the checkpoint is made, with a note that does not
 // read as an error. The twin, a good key, prints nothing on stderr.
 func TestAuditCheckpointKeyMessages(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	dir := t.TempDir()

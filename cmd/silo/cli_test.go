@@ -66,6 +66,7 @@ func (c *cli) fails(want string, args ...string) {
 }
 
 func TestTenantLifecycleThroughTheCLI(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	out := c.ok("tenant", "create", "acme", "--param", "plan=pro")
 	if !strings.Contains(out, "created tenant acme") || !strings.Contains(out, "API key (shown once") {
@@ -137,6 +138,7 @@ func TestTenantLifecycleThroughTheCLI(t *testing.T) {
 }
 
 func TestBadInputGetsOneClearError(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	before := c.ok("tenant", "list", "-o", "json")
@@ -207,6 +209,7 @@ func TestInitOutsideACheckout(t *testing.T) {
 // TestRotateKeys rotates a tenant's data key and the master key through
 // the CLI: fingerprints change, the audit log records both and stays intact.
 func TestRotateKeys(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	var before, after struct {

@@ -44,6 +44,7 @@ func openTerminal(t *testing.T) (tty, term *os.File) {
 // the tenant's ID to be typed; a wrong word refuses and changes nothing
 // (must not), the ID deletes (must).
 func TestConfirmAtATerminal(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("tenant", "create", "globex")

@@ -65,6 +65,7 @@ var hasNotes = regexp.MustCompile(`(?m)^\s*table\s+notes\s`)
 // and changes nothing (must not). Asked again, the list names the new
 // tenant and "yes" starts the deploy (must).
 func TestDeployAtATerminalStartsForTheListShown(t *testing.T) {
+	t.Parallel()
 	c, _ := notesApp(t)
 	args := []string{"--data-dir", c.dataDir, "--file", c.file, "deploy"}
 	code, out, errOut := atTerminal(t, args, func() { c.ok("tenant", "create", "initech") }, "yes")
@@ -100,6 +101,7 @@ func TestDeployAtATerminalStartsForTheListShown(t *testing.T) {
 // rollback asks would lose it too, so the rollback does not start (must
 // not); asked again, it does (must).
 func TestRollbackAtATerminalStartsForTheListShown(t *testing.T) {
+	t.Parallel()
 	c, withNotes := notesApp(t)
 	writeFile(t, c.file, withNotes)
 	args := []string{"--data-dir", c.dataDir, "--file", c.file, "rollout", "rollback"}
@@ -128,6 +130,7 @@ func TestRollbackAtATerminalStartsForTheListShown(t *testing.T) {
 // digest, so a tenant created on the server while the deploy asks stops it
 // (must not), and the deploy asked again starts (must).
 func TestDeployAtATerminalThroughAServer(t *testing.T) {
+	t.Parallel()
 	file, src := initProject(t)
 	withNotes := strings.Replace(string(src), "tables:\n  visits: {}\n", "tables:\n  visits: {}\n  notes: {}\n", 1)
 	f := startRemoteOn(t, file, func(f *remoteFixture) {
@@ -159,6 +162,7 @@ func TestDeployAtATerminalThroughAServer(t *testing.T) {
 // the apply does not go ahead and changes nothing (must not); asked
 // again, it applies (must).
 func TestApplyAtATerminalAppliesTheListShown(t *testing.T) {
+	t.Parallel()
 	c := scaffold(t) // acme and globex
 	c.edit(dropVisits...)
 	args := []string{"--data-dir", c.dataDir, "--file", c.file, "apply", "--all"}
@@ -193,6 +197,7 @@ var hasVisits = regexp.MustCompile(`(?m)^\s*table\s+visits\s`)
 // changes, is refused before it applies to any account (must not); made
 // again and confirmed while nothing moves, it applies (must).
 func TestSavedPlanAtATerminalAppliesTheFleetItWasMadeFor(t *testing.T) {
+	t.Parallel()
 	c := scaffold(t) // acme and globex
 	c.edit(dropVisits...)
 	plan := filepath.Join(t.TempDir(), "plan.json")

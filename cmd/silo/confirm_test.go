@@ -10,13 +10,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/silotest"
 )
 
 // scaffold makes a silo init app with tenant acme (and globex) on it.
 func scaffold(t *testing.T) *cli {
 	t.Helper()
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
 	dir := filepath.Join(t.TempDir(), "app")
 	if _, _, err := runCLI(t, "init", dir); err != nil {
 		t.Fatal(err)
@@ -46,6 +44,7 @@ var dropVisits = []string{"    tables: {visits: read-write}\n", "", "tables:\n  
 // terminal) apply and tenant delete refuse and change nothing; with --yes
 // (the twins) they go ahead. A change that destroys nothing needs no word.
 func TestDestroyingDataNeedsConfirmation(t *testing.T) {
+	t.Parallel()
 	c := scaffold(t)
 	before := stateOf(t, c)
 	c.fails("deleting globex destroys its account and all its data, which cannot be undone; nothing was changed. Rerun with --yes", "tenant", "delete", "globex")
@@ -68,6 +67,7 @@ func TestDestroyingDataNeedsConfirmation(t *testing.T) {
 // A saved plan is applied exactly, and refused when the fleet moved since it
 // was made; the twin applies it when nothing moved.
 func TestSavedPlan(t *testing.T) {
+	t.Parallel()
 	c := scaffold(t)
 	plan := filepath.Join(t.TempDir(), "plan.json")
 	c.edit(`"Hello, `, `"Hi, `)

@@ -9,14 +9,13 @@ import (
 	"testing"
 
 	"github.com/silo-run/silo/server"
-	"github.com/silo-run/silo/silotest"
 )
 
 // TestUpServesConsole: silo up prints the console's URL, which sends a
 // browser without a session to the sign-in page and lets the operator
 // token in (and nothing else).
 func TestUpServesConsole(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	dir := t.TempDir()
 	sum, stop := startUp(t, dir)
 	defer stop()

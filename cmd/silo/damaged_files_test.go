@@ -21,6 +21,7 @@ var osText = regexp.MustCompile(`\b(stat|lstat|open|read|write|rename|shred|mkdi
 // updates (must); and deleting acme, one of the fixes the messages name,
 // works.
 func TestDamagedAccountFilesSayWhatToDo(t *testing.T) {
+	t.Parallel()
 	drift, rotate, report, doctor := []string{"drift", "acme"}, []string{"rotate", "data-key", "acme"}, []string{"report", "acme"}, []string{"doctor"}
 	all := [][]string{drift, rotate, report, {"tenant", "update", "acme", "--param", "plan=pro"}, doctor}
 	for _, tc := range []struct {

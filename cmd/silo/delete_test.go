@@ -9,7 +9,6 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/server"
-	"github.com/silo-run/silo/silotest"
 )
 
 // createDeveloper registers a developer account on the CLI's data dir, as
@@ -40,7 +39,7 @@ func accountState(t *testing.T, c *cli, id silo.AccountID) silo.State {
 // the command that deletes it, exit status 1, and nothing deleted. The
 // twins: each deletes its own kinds.
 func TestDeleteGoesByKind(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("env", "create", "e2e-1", "--kind", "test", "--ttl", "1h")
@@ -108,6 +107,7 @@ func TestDeleteGoesByKind(t *testing.T) {
 // developer account and an environment, and silo env delete --server
 // refuses a tenant; the twins delete each.
 func TestDeleteGoesByKindThroughAServer(t *testing.T) {
+	t.Parallel()
 	f := startRemote(t) // holds the environment demo-acme
 	ctx := context.Background()
 	cl := server.NewClient(f.url, f.token, nil)

@@ -23,6 +23,7 @@ const (
 // command the sentence names does make a new account under the ID. The
 // twins: the same commands on a live tenant succeed.
 func TestCommandsOnADeletedAccount(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("env", "create", "gone1", "--kind", "test", "--ttl", "1h")
@@ -92,6 +93,7 @@ func TestCommandsOnADeletedAccount(t *testing.T) {
 // API as from the CLI, and nothing changes; the twin, the live environment,
 // takes the same commands.
 func TestCommandsOnADeletedAccountThroughAServer(t *testing.T) {
+	t.Parallel()
 	f := startRemote(t) // holds the environment demo-acme
 	ctx := context.Background()
 	cl := server.NewClient(f.url, f.token, nil)

@@ -6,8 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/silo-run/silo/silotest"
 )
 
 // silo deploy of a release that deletes a table is refused without --yes
@@ -16,6 +14,7 @@ import (
 // rollout that is not the latest. The twins: a deploy that only adds a
 // table, and the rollback of the latest rollout, need no confirmation.
 func TestDeployConfirmsDataLoss(t *testing.T) {
+	t.Parallel()
 	hasNotes := regexp.MustCompile(`(?m)^\s*table\s+notes\s`)
 	file, src := initProject(t)
 	withNotes := strings.Replace(string(src), "tables:\n  visits: {}\n", "tables:\n  visits: {}\n  notes: {}\n", 1)
@@ -61,7 +60,6 @@ func TestDeployConfirmsDataLoss(t *testing.T) {
 // and what the scaffold wrote in it.
 func initProject(t *testing.T) (file string, src []byte) {
 	t.Helper()
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
 	dir := filepath.Join(t.TempDir(), "app")
 	if _, _, err := runCLI(t, "init", dir); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 // diagnostics with their positions, as silo plan does, while an internal
 // error (the twin) is not spelled out.
 func TestDevShowsSpecErrors(t *testing.T) {
+	t.Parallel()
 	_, specErr := spec.Parse("silo.yaml", []byte("app: demo\nfunctions:\n  hello:\n    memory: 12 parsecs\n"))
 	for _, tc := range []struct {
 		name      string

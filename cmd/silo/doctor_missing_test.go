@@ -11,6 +11,7 @@ import (
 // from a backup and exit non-zero; globex (and acme before the deletion,
 // the twin) have nothing to report.
 func TestDoctorAndDriftReportADeletedStore(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("tenant", "create", "globex")
@@ -39,6 +40,7 @@ func TestDoctorAndDriftReportADeletedStore(t *testing.T) {
 // (production and the tenants), not every account ever deleted; a deleted
 // tenant does not raise it.
 func TestVerifyCountsTheLiveFleet(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	for _, id := range []string{"acme", "globex", "initech"} {
 		c.ok("tenant", "create", id)

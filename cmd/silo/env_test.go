@@ -24,7 +24,7 @@ func runCLI(t *testing.T, args ...string) (string, string, error) {
 // TestEnvCommands creates a seeded demo environment and a test environment,
 // lists them, deletes one (teardown verified), and reads an account's logs.
 func TestEnvCommands(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	dir := t.TempDir()
 	app, err := filepath.Abs("../../examples/findings/silo.yaml")
 	if err != nil {
@@ -147,6 +147,7 @@ func TestEnvCommands(t *testing.T) {
 }
 
 func TestInit(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "demo")
 	out, _, err := runCLI(t, "init", dir)
 	if err != nil {
@@ -171,6 +172,7 @@ func TestInit(t *testing.T) {
 
 // TestInitScaffoldServes deploys what silo init writes and calls its route.
 func TestInitScaffoldServes(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "demo")
 	if _, _, err := runCLI(t, "init", dir); err != nil {
 		t.Fatal(err)
@@ -219,7 +221,7 @@ func TestInitScaffoldServes(t *testing.T) {
 // even the data directory. The twin: the directory meant seeds the
 // environment and names the file beside its tables that it ignores.
 func TestEnvCreateSeedLayout(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	c := newCLI(t)
 	fixtures := filepath.Join(filepath.Dir(c.file), "fixtures")
 	c.fails("seed directory "+fixtures+" holds nothing silo loads: it expects tables/<table>.json and buckets/<bucket>/<key>, and found demo/tables/findings.json: did you mean --seed "+filepath.Join(fixtures, "demo")+"?",

@@ -17,6 +17,7 @@ func (c *cli) accountFile(id, name string) string {
 // showing an empty fleet, and silo doctor says the same; before, the same
 // commands list the tenants (the twin).
 func TestLostStateRefusesToStart(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("tenant", "create", "globex")
@@ -45,6 +46,7 @@ func TestLostStateRefusesToStart(t *testing.T) {
 // both with what to do and still report globex's drift (which sorts
 // between them); before the damage both report nothing (the twin).
 func TestFleetCommandsGoOnPastABadAccount(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	for _, id := range []string{"acme", "globex", "initech"} {
 		c.ok("tenant", "create", id)
@@ -100,6 +102,7 @@ func TestFleetCommandsGoOnPastABadAccount(t *testing.T) {
 // acme as not rotated with why, and exits non-zero; with nothing damaged
 // every account is rotated (the twin).
 func TestRotateAllGoesOnPastABadAccount(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	for _, id := range []string{"acme", "globex"} {
 		c.ok("tenant", "create", id)
@@ -127,6 +130,7 @@ func TestRotateAllGoesOnPastABadAccount(t *testing.T) {
 // --all and doctor list globex as held by the provider but not in the
 // registry; with the matching state.db they list nothing (the twin).
 func TestDriftListsAccountsTheRegistryLost(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	state := filepath.Join(c.dataDir, "state.db")

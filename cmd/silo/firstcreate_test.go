@@ -31,6 +31,7 @@ func blockAccount(t *testing.T, c *cli, id string) {
 // (must). A tenant that fails later, on an installation whose production
 // account was there before, says nothing of production (must not).
 func TestFailedFirstTenantSaysProductionStays(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	blockAccount(t, c, "acme")
 	code, _, errOut := c.run("tenant", "create", "acme")

@@ -13,6 +13,7 @@ import (
 // well-formed ID that names no account is the command's failure (exit 1).
 // The twins with good values succeed; the refused calls change nothing.
 func TestBadFlagValuesExit2(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme", "--param", "plan=pro")
 	before := c.ok("tenant", "list", "--kind", "all", "-o", "json")
@@ -73,6 +74,7 @@ func TestBadFlagValuesExit2(t *testing.T) {
 // output says the name was changed rather than "no changes"; a parameter
 // that changes resources (the twin) also shows the plan applied.
 func TestTenantUpdateSaysWhatChanged(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	out := c.ok("tenant", "update", "acme", "--name", "Acme Corp")
@@ -143,7 +145,7 @@ func TestLocalOnlyCommandsSayWhatToRun(t *testing.T) {
 // do: no driver message over several lines, no Go request or dial, no log
 // lines, no hint twice. The twin, a healthy installation, is silent.
 func TestRawErrorsDoNotReachUsers(t *testing.T) {
-	t.Setenv("SILO_SERVER", "")
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("rotate", "data-key", "acme") // writes resources.json as a file of its own
@@ -189,6 +191,7 @@ func TestRawErrorsDoNotReachUsers(t *testing.T) {
 // flag value that does not parse says what the flag takes, in one sentence
 // without the parser's own text. The twins: the same flags above 0 are set.
 func TestLimitOfZeroIsRefused(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("limits", "set", "acme", "--burst", "7")

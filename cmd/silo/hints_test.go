@@ -33,6 +33,7 @@ var helpHint = regexp.MustCompile(`see (silo(?: [a-z][a-z-]*)*) --help`)
 // The usage error of every command with positional arguments names a help
 // command that exists: its own.
 func TestArgHintsNameRealCommands(t *testing.T) {
+	t.Parallel()
 	root := newRoot(&globals{})
 	paths := commandPaths(root)
 	checked := 0
@@ -73,6 +74,7 @@ var cmdMention = regexp.MustCompile(`\bsilo ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?`)
 // Every "silo X --help" and every "silo GROUP SUB" that the sources print
 // (messages, help texts) names a command that exists.
 func TestMessagesNameRealCommands(t *testing.T) {
+	t.Parallel()
 	root := newRoot(&globals{})
 	paths := commandPaths(root)
 	var lits []string

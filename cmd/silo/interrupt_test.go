@@ -16,7 +16,7 @@ import (
 // had just created is not left behind. The twins, not interrupted, report
 // their own failure.
 func TestInterruptedCommandSaysSo(t *testing.T) {
-	t.Setenv("SILO_SERVER", "")
+	t.Parallel()
 	interrupted, cancel := context.WithCancelCause(context.Background())
 	cancel(errors.New("interrupt signal received"))
 	for _, tc := range []struct {
@@ -47,7 +47,7 @@ func TestInterruptedCommandSaysSo(t *testing.T) {
 // and fails takes back the data dir it created; one that succeeds (the
 // twin) keeps it, and a later failure on it keeps it too.
 func TestFailedCreateLeavesNoDataDir(t *testing.T) {
-	t.Setenv("SILO_SERVER", "")
+	t.Parallel()
 	c := newCLI(t)
 	good := c.file
 	c.file = filepath.Join(t.TempDir(), "silo.yaml")

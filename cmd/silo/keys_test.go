@@ -14,6 +14,7 @@ import (
 // the old key, names its output fields like tenant create, and refuses a
 // key that is revoked already.
 func TestKeysRotate(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	var created map[string]string

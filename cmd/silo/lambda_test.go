@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -16,6 +17,7 @@ import (
 	"github.com/silo-run/silo/control"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
+	"github.com/silo-run/silo/silotest"
 )
 
 // lambdaHost builds the silo Lambda host for this machine once per test
@@ -45,6 +47,17 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 		os.Exit(run(context.Background(), full, strings.NewReader(""), os.Stdout, os.Stderr))
+	}
+	// The CLI's environment, the same for every test. The data dirs the
+	// tests make share one build and compile cache, as a user's data dirs
+	// do with $SILO_CACHE_DIR: the example's functions are built once,
+	// keyed by their content, not again for each new data dir. No server
+	// or token of the machine's reaches a command.
+	for k, v := range map[string]string{"SILO_CACHE_DIR": silotest.CacheDir(), "SILO_SERVER": "", "SILO_TOKEN": ""} {
+		if err := os.Setenv(k, v); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 	}
 	code := m.Run()
 	if lambdaHostDir != "" {

@@ -8,6 +8,7 @@ import (
 // TestLogsSayWhatMatchedNothing: with no line to show, silo logs says
 // whether the account has none yet or the filters given matched none.
 func TestLogsSayWhatMatchedNothing(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme", "--no-key")
 	for _, tc := range []struct {

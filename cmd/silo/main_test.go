@@ -13,6 +13,7 @@ import (
 // TestUsageErrors checks that every way of calling silo wrongly exits 2 with
 // a hint, and that a command's own failure exits 1.
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	for _, tc := range []struct {
@@ -41,6 +42,7 @@ func TestUsageErrors(t *testing.T) {
 // TestJSONErrors checks that with --output json an error is one JSON object
 // on stderr, with nothing on stdout, and that success is plain JSON on stdout.
 func TestJSONErrors(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	for _, tc := range []struct {
@@ -84,7 +86,7 @@ func TestJSONErrors(t *testing.T) {
 // one (its twin) does create one. Every command is classified, so that a new
 // command has to be decided.
 func TestReadOnlyCommandsCreateNothing(t *testing.T) {
-	t.Setenv("SILO_SERVER", "")
+	t.Parallel()
 	// The commands that create an installation, or need none.
 	creates := map[string]bool{
 		"silo": true, "silo up": true, "silo init": true, "silo store migrate": true, "silo tenant create": true,
@@ -139,6 +141,7 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"version", "-o", "json"}, strings.NewReader(""), &out, &errOut); code != 0 {
 		t.Fatalf("silo version: exit %d, %s", code, errOut.String())
@@ -152,6 +155,7 @@ func TestVersion(t *testing.T) {
 // TestListFilters checks that an unknown --kind or --state is an error, not
 // an empty table, and that known ones (the twins) list what they select.
 func TestListFilters(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.fails(`unknown account kind "tenants"`, "tenant", "list", "--kind", "tenants")

@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/silo-run/silo/silotest"
 	"github.com/silo-run/silo/store"
 )
 
@@ -66,7 +65,7 @@ func stateOf(t *testing.T, c *cli) string {
 // nothing: validation comes before any change. The twin: the same commands
 // with good arguments do change the state.
 func TestRefusedCommandsChangeNothing(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "app")
 	if _, _, err := runCLI(t, "init", dir); err != nil {
 		t.Fatal(err)

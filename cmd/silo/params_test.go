@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/silo-run/silo/silotest"
 )
 
 // Editing the parameters of a deleted account is refused up front, in the
@@ -14,7 +12,7 @@ import (
 // recorded: not the parameters, not an audit entry. The twin: the same edit
 // of a live account is applied and recorded.
 func TestUpdateParamsOfDeletedAccount(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("env", "create", "gone1", "--kind", "test", "--ttl", "1h")
 	c.ok("env", "create", "live1", "--kind", "test", "--ttl", "1h")

@@ -20,6 +20,7 @@ import (
 // the API's plan endpoint (silo plan --server) says what the local plan
 // says.
 func TestPlanCountsResourceChanges(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "demo")
 	if _, _, err := runCLI(t, "init", dir); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 // before → after and warns when a change destroys data, on the scaffold of
 // silo init edited the way a user would; the twin is the unchanged plan.
 func TestPlanShowsAttributes(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "demo")
 	if _, _, err := runCLI(t, "init", dir); err != nil {
 		t.Fatal(err)

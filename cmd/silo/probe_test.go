@@ -11,7 +11,6 @@ import (
 
 	"github.com/silo-run/silo/isolation/probe"
 	"github.com/silo-run/silo/isolation/report"
-	"github.com/silo-run/silo/silotest"
 )
 
 // TestProbeOnAFreshScaffold: the app silo init writes has no production
@@ -19,7 +18,7 @@ import (
 // are reported as not applicable, and the run passes. The isolation report
 // then says the probes passed.
 func TestProbeOnAFreshScaffold(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	c := newCLI(t)
 	app := filepath.Join(t.TempDir(), "demo")
 	c.ok("init", app)
@@ -55,7 +54,6 @@ func TestProbeOnAFreshScaffold(t *testing.T) {
 // runs the probes in silo up, against its gateway, and passes; the outcome
 // is recorded where silo up's reports read it.
 func TestProbeAgainstARunningUp(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
 	t.Setenv("USER", "tester")
 	dir := t.TempDir()
 	_, stop := startUp(t, dir)

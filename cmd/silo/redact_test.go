@@ -16,7 +16,6 @@ import (
 func TestHelpAndErrorsHideTheStorePassword(t *testing.T) {
 	const secret = "hunter2"
 	t.Setenv("SILO_STORE", "postgres://silo:"+secret+"@127.0.0.1:1/x?sslmode=disable")
-	t.Setenv("SILO_SERVER", "")
 	c := newCLI(t)
 
 	var paths [][]string
@@ -61,6 +60,7 @@ func TestHelpAndErrorsHideTheStorePassword(t *testing.T) {
 // TestRedact: the password of a store URL is hidden, whatever its form;
 // the rest is kept where it can be told apart.
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"", ""},
 		{"postgres://silo@db:5432/silo?sslmode=require", "postgres://silo@db:5432/silo?sslmode=require"},

@@ -17,7 +17,6 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/server"
-	"github.com/silo-run/silo/silotest"
 )
 
 // remoteFixture is one installation served in-process over real HTTP
@@ -51,9 +50,6 @@ func startRemote(t *testing.T) *remoteFixture {
 // installation setup makes (running commands locally) before it is served.
 func startRemoteOn(t *testing.T, file string, setup func(*remoteFixture)) *remoteFixture {
 	t.Helper()
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
-	t.Setenv("SILO_SERVER", "")
-	t.Setenv("SILO_TOKEN", "")
 	f := &remoteFixture{t: t, dir: filepath.Join(t.TempDir(), "server"), client: filepath.Join(t.TempDir(), "client"), file: file}
 	setup(f)
 	g := &globals{dataDir: f.dir, stdout: io.Discard, stderr: io.Discard}

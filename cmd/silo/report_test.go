@@ -146,6 +146,7 @@ func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
 // keys (which list the old key after the new one), new reports name the new
 // key, and the new key alone does not vouch for old reports.
 func TestReportKeyRotation(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	dir := t.TempDir()

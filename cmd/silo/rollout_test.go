@@ -28,6 +28,7 @@ rollout:
 // active rollout; rollout list lists; an aborted ring says stopped, and a
 // ring without gates says nothing was measured.
 func TestRolloutCommands(t *testing.T) {
+	t.Parallel()
 	file, src := initProject(t)
 	if err := os.WriteFile(file, append(src, gatedRing...), 0o644); err != nil {
 		t.Fatal(err)
@@ -90,6 +91,7 @@ func TestRolloutCommands(t *testing.T) {
 }
 
 func TestVerdictText(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		v    rollout.Verdict
@@ -115,6 +117,7 @@ func TestVerdictText(t *testing.T) {
 // A ring a stopped rollout never reached says so; while the rollout runs,
 // a ring ahead is waiting.
 func TestRingNotReached(t *testing.T) {
+	t.Parallel()
 	rings := []rollout.RingStatus{{Name: "production", Phase: rollout.PhasePromoted}, {Name: "canary", Phase: rollout.PhaseRolledBack}, {Name: "everyone", Phase: rollout.PhaseWaiting}}
 	for _, tc := range []struct {
 		state rollout.State
@@ -145,6 +148,7 @@ func TestRingNotReached(t *testing.T) {
 // operation without an ID names the active rollout ("active"), which is a
 // clear error when there is none.
 func TestRolloutCommandsAgainstAServer(t *testing.T) {
+	t.Parallel()
 	f := startRemote(t)
 	if out := f.same("rollout", "list"); !strings.Contains(out, "no rollout yet") {
 		t.Errorf("rollout list: %s", out)
@@ -178,6 +182,7 @@ func TestRolloutCommandsAgainstAServer(t *testing.T) {
 // seconds): the must-not, a renewal prints nothing; the must, a new phase
 // and the end print again. JSON lines carry every state.
 func TestFollowPrintsChangesOnly(t *testing.T) {
+	t.Parallel()
 	baking := rollout.Rollout{ID: "ro-000001", Release: "r-2", Previous: "r-1", State: rollout.StateRunning, Ring: 1, Version: 5,
 		Rings: []rollout.RingStatus{{Name: "production", Phase: rollout.PhasePromoted}, {Name: "canary", Phase: rollout.PhaseBaking}}}
 	renewed := baking

@@ -24,6 +24,7 @@ import (
 // twins show the harness sees what it looks for: the secret.set events are
 // there, with the value's length.
 func TestSecretValueNeverComesBack(t *testing.T) {
+	t.Parallel()
 	f := startRemote(t)
 	var nb [12]byte
 	rand.Read(nb[:])
@@ -143,6 +144,7 @@ func itoa(n int) string {
 // the limit, and take a value at the limit (a trailing newline of the CLI's
 // input not counted); a value past what is read is refused too.
 func TestSecretSizeLimit(t *testing.T) {
+	t.Parallel()
 	f := startRemote(t)
 	put := func(value string) (int, string) {
 		return putSecret(t, f.url, f.token, "demo-acme", "github-token", value)

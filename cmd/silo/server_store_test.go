@@ -40,6 +40,7 @@ func (l *lockedBuffer) String() string {
 // silo server on it is refused with the SQLite default and starts with a
 // PostgreSQL store, serving its own API.
 func TestSecondServerOnPostgres(t *testing.T) {
+	t.Parallel()
 	dsn := pgtest.Fresh(t)
 	c := newCLI(t)
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {

@@ -14,6 +14,7 @@ import (
 // reads is refused by that command. Each on an intact copy first: the
 // controls.
 func TestStateFileCheckedByDoctor(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	os.MkdirAll(c.dataDir, 0o700)
 	c.ok("tenant", "list") // creates the state file, every table empty

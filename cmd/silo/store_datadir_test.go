@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/silo-run/silo/silotest"
 	"github.com/silo-run/silo/store/postgres/pgtest"
 )
 
@@ -16,8 +15,7 @@ import (
 // the database. The twin: once tenant create made the installation, each
 // command reads it.
 func TestStoreReadOnlyOutsideAnInstallation(t *testing.T) {
-	t.Setenv("SILO_SERVER", "")
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	dsn := pgtest.Fresh(t)
 	c := newCLI(t)
 	commands := [][]string{
@@ -50,8 +48,7 @@ func TestStoreReadOnlyOutsideAnInstallation(t *testing.T) {
 // dir other than the installation's. The twin of both: a command that succeeds keeps
 // the data dir it made.
 func TestStoreFailedCommandTakesBackItsDataDir(t *testing.T) {
-	t.Setenv("SILO_SERVER", "")
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	dsn := pgtest.Fresh(t)
 
 	refused := newCLI(t)

@@ -13,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/silotest"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/postgres"
 	"github.com/silo-run/silo/store/postgres/pgtest"
@@ -26,6 +25,7 @@ import (
 // data dir or the database. The twin: the same command on a good database
 // works and creates no state.db (the state is in PostgreSQL).
 func TestStoreFlagBadInput(t *testing.T) {
+	t.Parallel()
 	dsn := pgtest.Fresh(t)
 	c := newCLI(t)
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
@@ -68,7 +68,7 @@ func TestStoreFlagBadInput(t *testing.T) {
 // tables; the must twin: the first command that changes something creates
 // them and its change is there.
 func TestRefusedCommandLeavesAnEmptyDatabaseEmpty(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	dsn := pgtest.Fresh(t)
 	c := newCLI(t)
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
@@ -120,7 +120,7 @@ func TestRefusedCommandLeavesAnEmptyDatabaseEmpty(t *testing.T) {
 // nor an audit entry; the twin, the same create with a parameter the
 // release accepts, stores the release, makes it current and audits that.
 func TestRefusedFirstTenantStoresNothing(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			c := newCLI(t)
@@ -163,6 +163,7 @@ func TestRefusedFirstTenantStoresNothing(t *testing.T) {
 // CLI then works on the copy with --store, and a second migrate into the
 // now non-empty database is refused and changes nothing.
 func TestStoreMigrateRoundTrip(t *testing.T) {
+	t.Parallel()
 	dsn := pgtest.Fresh(t)
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme", "--param", "plan=pro")

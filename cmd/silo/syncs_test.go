@@ -33,6 +33,7 @@ var syncCall = regexp.MustCompile(`(?m)^\d+ +(fsync|fdatasync|sync_file_range)\(
 // tenant exists afterwards. Skipped where strace is missing or may not
 // trace.
 func TestTenantCreateSyncs(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the example's functions")
 	}

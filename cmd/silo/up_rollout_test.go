@@ -9,7 +9,6 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
-	"github.com/silo-run/silo/silotest"
 )
 
 // releaseOf reads an account's release (and state) from the data dir.
@@ -43,7 +42,6 @@ func upIDs(s upSummary) []string {
 // The twins: a new data dir gets the demo tenants (TestUp), and before any
 // rollout silo up applies silo.yaml to the fleet.
 func TestUpInAUserProject(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
 	t.Setenv("USER", "tester")
 	dir := filepath.Join(t.TempDir(), "app")
 	if _, _, err := runCLI(t, "init", dir); err != nil {
@@ -142,7 +140,6 @@ func TestUpInAUserProject(t *testing.T) {
 // the user deleted it: it says so and how to get it back, and silo dev
 // does create it again.
 func TestUpLeavesADeletedDeveloperAccountDeleted(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
 	t.Setenv("USER", "tester")
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")

@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/silo-run/silo/platform"
-	"github.com/silo-run/silo/silotest"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
@@ -125,7 +124,6 @@ func keyOf(t *testing.T, s upSummary, id string) string {
 // a cancelled context, runs it again on the same data dir and checks that
 // nothing was lost, nothing was created twice and the keys were replaced.
 func TestUp(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
 	t.Setenv("USER", "tester")
 	dir := t.TempDir()
 
@@ -180,7 +178,6 @@ func TestUp(t *testing.T) {
 // BenchmarkUpStart measures silo up from start to serving on an existing
 // data dir (the second and later runs: everything built and cached).
 func BenchmarkUpStart(b *testing.B) {
-	b.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
 	dir := b.TempDir()
 	for i := 0; i <= b.N; i++ {
 		if i == 1 {
@@ -210,7 +207,7 @@ func BenchmarkUpStart(b *testing.B) {
 // tenants get only the parameters it declares, and the printed URLs use its
 // route.
 func TestUpServesAnotherApp(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	app := filepath.Join(t.TempDir(), "hello")
 	if _, _, err := runCLI(t, "init", app); err != nil {
 		t.Fatal(err)
@@ -245,7 +242,6 @@ func mustRead(t *testing.T, p string) string {
 // server.json), commands that would open its account stores beside it
 // refuse with what to do instead, and a stale server.json is ignored.
 func TestCommandsGoThroughRunningUp(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
 	t.Setenv("USER", "tester")
 	dir := t.TempDir()
 	sum, stop := startUp(t, dir)
@@ -333,7 +329,6 @@ func TestCommandsGoThroughRunningUp(t *testing.T) {
 // is shown by silo up with the problem silo doctor reports and its fix;
 // an account without one shows none.
 func TestUpShowsAnAccountsProblems(t *testing.T) {
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
 	t.Setenv("USER", "tester")
 	dir := t.TempDir()
 	_, stop := startUp(t, dir)

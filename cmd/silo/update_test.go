@@ -76,6 +76,7 @@ func TestTenantUpdateKeepsADevelopersBuild(t *testing.T) {
 // account with the same sentence on the data dir and through a server
 // (before, the data dir suspended it). Nothing changes on a refusal.
 func TestSuspendTakesWhatTheREADMESays(t *testing.T) {
+	t.Parallel()
 	const want = "silo: the production account cannot be suspended or resumed: the gateway never serves it; suspend a tenant, developer account or environment\n"
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")

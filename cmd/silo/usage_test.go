@@ -25,6 +25,7 @@ const productionLimits = "the production account takes no limits, because the ga
 // rest keep the earlier override), show reads them back, clear removes the
 // override; bad input is one clear error and changes nothing.
 func TestLimitsCommands(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	var l control.AccountLimits
@@ -75,6 +76,7 @@ func TestLimitsCommands(t *testing.T) {
 // TestUsageCommand: silo usage exports every tenant, idle ones with their
 // floor, as CSV and JSON; bad windows and groupings are one clear error.
 func TestUsageCommand(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("tenant", "create", "globex")
@@ -158,6 +160,7 @@ func TestUsageCommand(t *testing.T) {
 // form of silo usage, priced per GB-month; a function grouping has no
 // stored bytes.
 func TestUsageStoredBytes(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	st, err := sqlite.Open(context.Background(), filepath.Join(c.dataDir, "state.db"))
@@ -238,6 +241,7 @@ func TestUsageStoredBytes(t *testing.T) {
 }
 
 func TestUsageThroughAServer(t *testing.T) {
+	t.Parallel()
 	f := startRemote(t)
 	if out := f.same("usage", "--since", "3d"); !strings.Contains(out, "demo-acme") {
 		t.Fatalf("usage through a server:\n%s", out)

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/silo-run/silo/silotest"
 	"github.com/silo-run/silo/store/postgres/pgtest"
 )
 
@@ -19,8 +18,7 @@ import (
 // dir the same commands work, and one missing function module is still
 // reported with its own fix.
 func TestDataDirWithoutTheRegistrysAccounts(t *testing.T) {
-	t.Setenv("SILO_SERVER", "")
-	t.Setenv("SILO_CACHE_DIR", silotest.CacheDir())
+	t.Parallel()
 	server := []string{"server", "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}
 	for _, tc := range []struct {
 		name string
