@@ -4,6 +4,8 @@ import (
 	"context"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
 )
 
@@ -67,31 +69,48 @@ func (p *Plane) SetState(ctx context.Context, id silo.AccountID, next silo.State
 
 // DeleteAccount deletes an account and its data (engine.DeleteAccount:
 // crypto-shredding, I5) and announces it, also when the deletion stopped
-// part way (the account is then deleting, which is not served).
-func (p *Plane) DeleteAccount(ctx context.Context, id silo.AccountID) error {
-	return p.announceAfter(ctx, p.Engine.DeleteAccount(ctx, id), store.Change{Account: id, What: "delete"})
+// part way (the account is then deleting, which is not served). It returns
+// what the provider reported it did.
+func (p *Plane) DeleteAccount(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	del, err := p.Engine.DeleteAccount(ctx, id)
+	return del, p.announceAfter(ctx, err, store.Change{Account: id, What: "delete"})
 }
 
 // DeleteTenant deletes a tenant's account as DeleteAccount does: it is what
 // silo tenant delete and DELETE /v1/accounts/{id} run. Developer and
 // environment accounts are refused, naming the command that deletes them
 // (silo env delete, which verifies the teardown); the engine refuses the
-// production account.
+// production account. A deleted tenant whose data the provider still holds
+// is destroyed (engine.DeleteAccount); any other deleted tenant is refused.
 //
 // # Errors
 //
-// CodeNotFound for an unknown or a deleted account, CodeInvalid for a developer or an
-// environment account, CodeForbidden for the production account.
-func (p *Plane) DeleteTenant(ctx context.Context, id silo.AccountID) error {
-	a, err := p.LiveAccount(ctx, id)
+// CodeNotFound for an unknown account or a deleted one the provider does
+// not hold, CodeInvalid for a developer or an environment account,
+// CodeForbidden for the production account.
+func (p *Plane) DeleteTenant(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	a, err := p.Account(ctx, id)
 	if err != nil {
-		return err
+		return provider.Deletion{}, err
 	}
-	switch a.Kind {
-	case silo.KindDeveloper:
-		return silo.Errorf(silo.CodeInvalid, "%s is a developer account, not a tenant; delete it with silo env delete %s", id, id)
-	case silo.KindEnvironment:
-		return silo.Errorf(silo.CodeInvalid, "%s is an environment, not a tenant; delete it with silo env delete %s", id, id)
+	if a.State != silo.StateDeleted {
+		switch a.Kind {
+		case silo.KindDeveloper:
+			return provider.Deletion{}, silo.Errorf(silo.CodeInvalid, "%s is a developer account, not a tenant; delete it with silo env delete %s", id, id)
+		case silo.KindEnvironment:
+			return provider.Deletion{}, silo.Errorf(silo.CodeInvalid, "%s is an environment, not a tenant; delete it with silo env delete %s", id, id)
+		}
+	} else if a.Kind != silo.KindTenant {
+		// What is left of a deleted developer account or environment is
+		// destroyed by the command that deletes it (silo.DeleteCommand).
+		return provider.Deletion{}, engine.Live(a)
 	}
 	return p.DeleteAccount(ctx, id)
+}
+
+// DestroyOrphan destroys an account the provider holds that the registry
+// does not know (engine.DestroyOrphan, audited) and announces it.
+func (p *Plane) DestroyOrphan(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	del, err := p.Engine.DestroyOrphan(ctx, id)
+	return del, p.announceAfter(ctx, err, store.Change{Account: id, What: "delete"})
 }

@@ -554,7 +554,9 @@ type Detail struct {
 	DataKey   provider.KeyInfo `json:"data_key"`
 	// Ref is the provider's own reference to the account (an AWS account
 	// ID and OU path; the local account directory); nil while the
-	// provider holds no such account (provisioning, deleted, lost).
+	// provider holds no such account (provisioning, deleted, lost). Set for
+	// a deleted account whose deletion did not destroy what the provider
+	// holds (silo tenant delete destroys it).
 	Ref *provider.AccountRef `json:"ref,omitempty"`
 	// URL is where the provider serves the account's routes (with an
 	// Ingress, once the account has routes); empty when silo's gateway
@@ -584,8 +586,15 @@ func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
 	if errors.Is(err, silo.ErrNotFound) {
 		return d, silo.Errorf(silo.CodeNotFound, "no account %q; silo tenant list shows the accounts", id)
 	}
-	if err != nil || d.Account.State == silo.StateDeleted {
+	if err != nil {
 		return d, err
+	}
+	if d.Account.State == silo.StateDeleted {
+		// What a deletion that did not destroy it left in the provider.
+		if ref, err := p.cfg.Provider.Ref(ctx, id); err == nil {
+			d.Ref = &ref
+		}
+		return d, nil
 	}
 	// An account half created, half deleted or with damaged files is
 	// shown with what is wrong rather than refused: every command agrees

@@ -25,6 +25,10 @@ type Problem struct {
 	Account silo.AccountID `json:"account"`
 	Problem string         `json:"problem"`
 	Fix     string         `json:"fix"`
+	// Missing marks the problem of a live account the provider holds
+	// nothing of; a fleet check weighs these together (a data dir that is
+	// an older copy misses every account created since).
+	Missing bool `json:"missing,omitempty"`
 }
 
 func (p Problem) String() string { return fmt.Sprintf("%s: %s; %s", p.Account, p.Problem, p.Fix) }
@@ -55,11 +59,15 @@ func (p *Plane) AccountProblems(ctx context.Context, a silo.Account) []Problem {
 	switch {
 	case errors.Is(err, silo.ErrNotFound):
 		if a.State != silo.StateProvisioning && a.State != silo.StateDeleting {
-			fix := "restore the account from a backup of the data dir (docs/operations.md)"
+			// Deleting is the last way out, never the first: the cause is
+			// as often a data dir that is not the installation's (an older
+			// copy, another server's) as lost files, and a delete on a
+			// shared registry cuts the live tenant off.
+			fix := "first check that this is the data dir the installation's servers use (not an older copy or another machine's); if it is, restore the account from a backup of the data dir (docs/operations.md)"
 			if del := silo.DeleteCommand(a.Kind, a.ID); del != "" {
-				fix += ", or run " + del
+				fix += "; only if no backup has it, run " + del + " to record it deleted"
 			}
-			add("the provider holds no account for it (its data and data key are gone)", fix)
+			out = append(out, Problem{Account: a.ID, Problem: "the provider holds no account for it (its data and data key are not here)", Fix: fix, Missing: true})
 		}
 		return out
 	case silo.ErrorCode(err) == silo.CodeConflict:
@@ -89,30 +97,47 @@ func unjoin(err error) []error {
 }
 
 // Orphans returns the accounts the provider holds that the registry does
-// not know (or records as deleted): data and keys no command reaches.
-func (p *Plane) Orphans(ctx context.Context) ([]silo.AccountID, error) {
+// not know: data and keys no command reaches (silo orphan destroy
+// destroys one; restoring the control-plane state that has it brings it
+// back). An account the provider holds that the registry records as
+// deleted is not an orphan: it is returned as a Problem whose fix deletes
+// it again, which destroys it.
+func (p *Plane) Orphans(ctx context.Context) ([]silo.AccountID, []Problem, error) {
 	held, err := p.cfg.Provider.Accounts(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list provider accounts: %w", err)
+		return nil, nil, fmt.Errorf("list provider accounts: %w", err)
 	}
-	known := map[silo.AccountID]bool{}
+	known := map[silo.AccountID]silo.Account{}
 	err = p.cfg.Store.View(ctx, func(tx store.Tx) error {
-		accts, err := tx.Accounts(store.Filter{})
+		accts, err := tx.Accounts(store.Filter{IncludeDeleted: true})
 		for _, a := range accts {
-			known[a.ID] = true
+			known[a.ID] = a
 		}
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []silo.AccountID
+	var orphans []silo.AccountID
+	var remains []Problem
 	for _, id := range held {
-		if !known[id] {
-			out = append(out, id)
+		a, ok := known[id]
+		switch {
+		case !ok:
+			orphans = append(orphans, id)
+		case a.State == silo.StateDeleted:
+			remains = append(remains, Problem{Account: id,
+				Problem: "it was deleted, but the provider still holds its data and data key (its deletion did not destroy them)",
+				Fix:     "run " + silo.DeleteCommand(a.Kind, id) + " to destroy them"})
 		}
 	}
-	return out, nil
+	return orphans, remains, nil
+}
+
+// OrphanFix is what to do about the orphan id, as silo doctor and silo
+// drift say it.
+func OrphanFix(id silo.AccountID) string {
+	return "restore the control-plane state that has it (docs/operations.md), or, if its data is not wanted, destroy it with " + engine.DestroyOrphanCommand(id)
 }
 
 // CheckRegistry refuses a registry that holds no account at all while the

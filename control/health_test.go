@@ -64,11 +64,11 @@ func TestCheckRegistryRefusesALostRegistry(t *testing.T) {
 	if silo.ErrorCode(err) != silo.CodeFailedCheck || !strings.Contains(err.Error(), "acme") || !strings.Contains(err.Error(), "restore state-new.db") {
 		t.Fatalf("lost registry: CheckRegistry = %v, want a failed check naming the accounts and the restore", err)
 	}
-	orphans, err := lost.Orphans(ctx)
+	orphans, _, err := lost.Orphans(ctx)
 	if err != nil || len(orphans) != 3 { // acme, globex, production
 		t.Fatalf("Orphans = %v, %v; want acme, globex and production", orphans, err)
 	}
-	if orphans, err := p.Orphans(ctx); err != nil || len(orphans) != 0 {
+	if orphans, _, err := p.Orphans(ctx); err != nil || len(orphans) != 0 {
 		t.Fatalf("Orphans of the full registry = %v, %v; want none", orphans, err)
 	}
 }

@@ -189,7 +189,7 @@ func crashChild(t *testing.T) {
 			err = e.eng.Apply(ctx, p)
 		}
 	case "delete":
-		err = e.eng.DeleteAccount(ctx, "acme")
+		_, err = e.eng.DeleteAccount(ctx, "acme")
 	}
 	if err != nil {
 		t.Fatal(err)

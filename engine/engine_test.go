@@ -219,10 +219,10 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("drift = %+v, %v; want table/cache missing", d, err)
 	}
 
-	if err := e.eng.DeleteAccount(ctx, silo.ProductionID); !errors.Is(err, silo.ErrForbidden) {
+	if _, err := e.eng.DeleteAccount(ctx, silo.ProductionID); !errors.Is(err, silo.ErrForbidden) {
 		t.Fatalf("delete production: got %v, want forbidden", err)
 	}
-	if err := e.eng.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := e.eng.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	if a := account(t, e, "acme"); a.State != silo.StateDeleted {
@@ -259,7 +259,7 @@ func TestDeletedAccountTakesNoAction(t *testing.T) {
 	if err != nil || !stale.Touches() {
 		t.Fatalf("plan of dev-ann: %+v, %v; want changes", stale, err)
 	}
-	if err := e.eng.DeleteAccount(ctx, "dev-ann"); err != nil {
+	if _, err := e.eng.DeleteAccount(ctx, "dev-ann"); err != nil {
 		t.Fatal(err)
 	}
 	deleted := account(t, e, "dev-ann")
@@ -267,7 +267,7 @@ func TestDeletedAccountTakesNoAction(t *testing.T) {
 	for name, err := range map[string]error{
 		"plan":   func() error { _, err := e.eng.PlanAccount(ctx, deleted, v2); return err }(),
 		"apply":  e.eng.Apply(ctx, stale),
-		"delete": e.eng.DeleteAccount(ctx, "dev-ann"),
+		"delete": func() error { _, err := e.eng.DeleteAccount(ctx, "dev-ann"); return err }(),
 		"suspend": func() error {
 			_, err := e.eng.SetState(ctx, "dev-ann", silo.StateSuspended, "account.suspend")
 			return err
@@ -295,7 +295,7 @@ func TestDeletedAccountTakesNoAction(t *testing.T) {
 	if _, err := e.eng.SetState(ctx, "acme", silo.StateSuspended, "account.suspend"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.eng.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := e.eng.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -356,7 +356,7 @@ func converge(t *testing.T, e *env, phase string, org *awstest.Org) {
 	}
 	if phase == "delete" {
 		if a.State == silo.StateDeleting {
-			if err := e.eng.DeleteAccount(ctx, "acme"); err != nil {
+			if _, err := e.eng.DeleteAccount(ctx, "acme"); err != nil {
 				t.Fatal(err)
 			}
 			a = account(t, e, "acme")

@@ -23,11 +23,18 @@ import (
 // which a serving platform runs every few seconds, or silo apply) calls the
 // provider again, which resumes the creation, and applies the stack.
 //
+// A new account never takes over what the provider already holds under
+// its ID (see refuseHeld): only the journal's own resume of a creation
+// this registry started (an account in state provisioning, finished by
+// Apply) completes an account the provider holds.
+//
 // # Errors
 //
 // silo.ErrConflict if the ID is taken or a second production account is
 // requested (the latter also matches ErrProductionExists, before anything
-// was written); CodeInvalid if the parameters do not fit the stack.
+// was written), or if the provider already holds an account under the ID
+// that the registry does not know or records as deleted (nothing written);
+// CodeInvalid if the parameters do not fit the stack.
 func (e *Engine) CreateAccount(ctx context.Context, a silo.Account, rel Release) (silo.Account, error) {
 	return e.CreateAccountThen(ctx, a, rel, nil)
 }
@@ -60,6 +67,9 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 		}
 		p.Release, p.DesiredHash = rel.ID, silo.SetHash(desired)
 		p.Changes, p.Unchanged = Diff(desired, nil)
+	}
+	if err := e.refuseHeld(ctx, a); err != nil {
+		return a, err
 	}
 	var seqs []int64
 	var createSeq int64
@@ -178,6 +188,113 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 	return a, nil
 }
 
+// refuseHeld refuses the creation of account a when the provider already
+// holds an account under its ID that the registry does not know (an
+// orphan: e.g. one created after the backup of the control-plane state
+// that was restored) or records as deleted (a deletion recorded without
+// the provider destroying it). Creating it would hand the new account the
+// old one's data and data key, which may be another customer's. Nothing
+// is written. An ID the registry holds live is left to the registration,
+// which refuses it as taken; so is one a concurrent creation registers
+// while the provider is asked.
+//
+// # Errors
+//
+// CodeConflict saying what the provider holds and the two ways out.
+func (e *Engine) refuseHeld(ctx context.Context, a silo.Account) error {
+	registered := func() (silo.Account, bool, error) {
+		var old silo.Account
+		err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			old, err = tx.Account(a.ID)
+			return err
+		})
+		if errors.Is(err, silo.ErrNotFound) {
+			return old, false, nil
+		}
+		return old, err == nil, err
+	}
+	old, known, err := registered()
+	if err != nil || known && old.State != silo.StateDeleted {
+		return err
+	}
+	held, err := e.holds(ctx, a.ID)
+	if err != nil || !held {
+		return err
+	}
+	if old, known, err = registered(); err != nil || known && old.State != silo.StateDeleted {
+		return err // registered since: the registration says it is taken
+	}
+	if known {
+		return silo.Errorf(silo.CodeConflict, "account %s was deleted, but the provider still holds its data and data key: its deletion did not destroy them; run %s to destroy them, then create it again; nothing was created", a.ID, silo.DeleteCommand(old.Kind, a.ID))
+	}
+	return silo.Errorf(silo.CodeConflict, "the provider already holds an account named %s that the registry does not know: restore the control-plane state that has it (docs/operations.md), or destroy the orphan with %s; nothing was created", a.ID, DestroyOrphanCommand(a.ID))
+}
+
+// DestroyOrphanCommand is the command that destroys the orphan id (see
+// DestroyOrphan), as errors and silo doctor name it.
+func DestroyOrphanCommand(id silo.AccountID) string {
+	return "silo orphan destroy " + string(id) + " --yes"
+}
+
+// DestroyOrphan destroys an account the provider holds that the registry
+// does not know (an orphan), with its data and its data key, after an
+// audit event (account.destroy-orphan) records who asked. It is the
+// deliberate way out of refuseHeld's refusal when the orphan's data is not
+// wanted; restoring the control-plane state that has the account is the
+// other.
+//
+// # Errors
+//
+// CodeConflict for an account the registry knows (it names the command
+// that deletes it), CodeNotFound when the provider holds nothing under id;
+// nothing is written for either. The provider's error, with the audit
+// event kept, when it could not destroy the orphan: run it again.
+func (e *Engine) DestroyOrphan(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	if _, err := silo.ParseID(string(id)); err != nil {
+		return provider.Deletion{}, err
+	}
+	known := func(tx store.Tx) error {
+		a, err := tx.Account(id)
+		switch {
+		case errors.Is(err, silo.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		case a.Kind == silo.KindProduction:
+			return silo.Errorf(silo.CodeConflict, "account %s is the registry's production account, not an orphan; it cannot be deleted", id)
+		case a.State == silo.StateDeleted:
+			return silo.Errorf(silo.CodeConflict, "account %s is in the registry, as deleted, so it is not an orphan; %s destroys what the provider still holds of it", id, silo.DeleteCommand(a.Kind, id))
+		}
+		return silo.Errorf(silo.CodeConflict, "account %s is in the registry (%s), so it is not an orphan; delete it with %s", id, a.State, silo.DeleteCommand(a.Kind, id))
+	}
+	if err := e.cfg.Store.View(ctx, known); err != nil {
+		return provider.Deletion{}, err
+	}
+	held, err := e.holds(ctx, id)
+	if err != nil {
+		return provider.Deletion{}, err
+	}
+	if !held {
+		return provider.Deletion{}, silo.Errorf(silo.CodeNotFound, "the provider holds no account named %s, so there is nothing to destroy; silo doctor lists the orphans", id)
+	}
+	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		if err := known(tx); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(store.AuditEvent{Time: e.cfg.Now(), Actor: e.cfg.Actor, Action: "account.destroy-orphan", Account: id})
+		return err
+	})
+	if err != nil {
+		return provider.Deletion{}, fmt.Errorf("destroy orphan %s: %w", id, err)
+	}
+	del, err := e.cfg.Provider.DeleteAccount(ctx, id)
+	if err != nil {
+		return del, silo.Errorf(silo.ErrorCode(err), "the provider could not destroy the orphan %s (%w); run the command again", id, err)
+	}
+	return del, nil
+}
+
 // witnessDeferrer is a store transaction whose audit witness (see
 // isolation.WitnessedStore) may be written after the next commit of the
 // store instead of after this one. CreateAccount's first transaction asks
@@ -247,11 +364,18 @@ func (e *Engine) SetState(ctx context.Context, id silo.AccountID, next silo.Stat
 
 // DeleteAccount destroys an account: it is marked deleting (with an intent
 // and an audit event), the provider destroys it and its data key, then its
-// recorded resources and keys are purged and it is marked deleted. The
-// production account cannot be deleted.
-func (e *Engine) DeleteAccount(ctx context.Context, id silo.AccountID) error {
-	_, err := e.deleteAccount(ctx, id, nil)
-	return err
+// recorded resources and keys are purged and it is marked deleted. It
+// returns what the provider reported it did (provider.Deletion), so that
+// the caller says exactly that. The production account cannot be deleted.
+//
+// An account already deleted whose data the provider still holds (its
+// deletion was recorded without destroying them, e.g. from an older copy
+// of the data dir on a shared store) is destroyed the same way, with an
+// audit event saying so; a deleted account the provider does not hold gets
+// Live's error, and nothing is written.
+func (e *Engine) DeleteAccount(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	del, _, err := e.deleteAccount(ctx, id, nil)
+	return del, err
 }
 
 // errSettled is deleteAccount's error when the interrupted deletion it was
@@ -266,7 +390,11 @@ var errSettled = errors.New("another process settled the intent first")
 // once one resumes the deletion, and a crash leaves either the old intent
 // pending or the new one, never neither. It reports whether it finished
 // resumes (as failed: the new deletion replaces it).
-func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *store.Intent) (claimed bool, err error) {
+func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *store.Intent) (del provider.Deletion, claimed bool, err error) {
+	remains, err := e.deletedButHeld(ctx, id)
+	if err != nil {
+		return provider.Deletion{}, false, fmt.Errorf("delete account %s: %w", id, err)
+	}
 	now := e.cfg.Now()
 	var seq int64
 	attempt := e.newAttempt()
@@ -288,10 +416,10 @@ func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *
 		if a.Kind == silo.KindProduction {
 			return silo.Errorf(silo.CodeForbidden, "the production account cannot be deleted; it holds the resources every tenant reads")
 		}
-		if err := Live(a); err != nil {
-			return err
+		if a.State == silo.StateDeleted && !remains {
+			return Live(a)
 		}
-		if a.State != silo.StateDeleting {
+		if a.State != silo.StateDeleting && a.State != silo.StateDeleted {
 			a.State, a.Updated = silo.StateDeleting, now
 			if err := tx.UpdateAccount(a); err != nil {
 				return err
@@ -301,19 +429,23 @@ func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *
 		if err != nil {
 			return err
 		}
-		_, err = tx.AppendAudit(store.AuditEvent{Time: now, Actor: e.cfg.Actor, Action: "account.delete", Account: id})
+		ev := store.AuditEvent{Time: now, Actor: e.cfg.Actor, Action: "account.delete", Account: id}
+		if a.State == silo.StateDeleted {
+			ev.Detail, _ = json.Marshal(map[string]string{"finishes": "the account was deleted, but the provider still held it"})
+		}
+		_, err = tx.AppendAudit(ev)
 		return err
 	})
 	if errors.Is(err, errSettled) {
-		return false, err
+		return provider.Deletion{}, false, err
 	}
 	if err != nil {
-		return false, fmt.Errorf("delete account %s: %w", id, err)
+		return provider.Deletion{}, false, fmt.Errorf("delete account %s: %w", id, err)
 	}
 	claimed = resumes != nil
 	release := e.hold(ctx, seq)
 	e.hook("journaled", id, nil)
-	provErr := e.cfg.Provider.DeleteAccount(ctx, id)
+	del, provErr := e.cfg.Provider.DeleteAccount(ctx, id)
 	if provErr == nil {
 		e.hook("provider", id, nil)
 	}
@@ -328,12 +460,43 @@ func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *
 		return e.markDeleted(tx, id)
 	})
 	if err != nil {
-		return claimed, fmt.Errorf("record deletion of %s: %w", id, err)
+		return del, claimed, fmt.Errorf("record deletion of %s: %w", id, err)
 	}
 	if provErr != nil {
-		return claimed, silo.Errorf(silo.ErrorCode(provErr), "account %s is marked deleting but the provider could not destroy it (%w); run the delete again", id, provErr)
+		if remains {
+			return del, claimed, silo.Errorf(silo.ErrorCode(provErr), "account %s was deleted, but the provider could not destroy what it still holds of it (%w); run the delete again", id, provErr)
+		}
+		return del, claimed, silo.Errorf(silo.ErrorCode(provErr), "account %s is marked deleting but the provider could not destroy it (%w); run the delete again", id, provErr)
 	}
-	return claimed, nil
+	return del, claimed, nil
+}
+
+// deletedButHeld reports whether account id is recorded as deleted while
+// the provider still holds it. It returns the registry's error for an
+// unknown account (the deletion's transaction would return it too).
+func (e *Engine) deletedButHeld(ctx context.Context, id silo.AccountID) (bool, error) {
+	var a silo.Account
+	err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		a, err = tx.Account(id)
+		return err
+	})
+	if err != nil || a.State != silo.StateDeleted {
+		return false, err
+	}
+	return e.holds(ctx, id)
+}
+
+// holds reports whether the provider holds an account under id.
+func (e *Engine) holds(ctx context.Context, id silo.AccountID) (bool, error) {
+	_, err := e.cfg.Provider.Ref(ctx, id)
+	if errors.Is(err, silo.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look for account %s in the provider: %w", id, err)
+	}
+	return true, nil
 }
 
 func (e *Engine) markDeleted(tx store.Tx, id silo.AccountID) error {

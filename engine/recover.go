@@ -178,13 +178,13 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 			// removed yet (the local provider: the account's directory,
 			// its keys shredded); deleting again removes it, and is a
 			// no-op otherwise.
-			if err := e.cfg.Provider.DeleteAccount(ctx, in.Account); err != nil {
+			if _, err := e.cfg.Provider.DeleteAccount(ctx, in.Account); err != nil {
 				e.cfg.Logger.Error("recover: could not remove what an interrupted deletion left", "account", in.Account, "error", err)
 			}
 		}
 	}
 	for _, in := range deletions {
-		claimed, err := e.deleteAccount(ctx, in.Account, &in)
+		_, claimed, err := e.deleteAccount(ctx, in.Account, &in)
 		if errors.Is(err, errSettled) {
 			rep.Settled++
 			continue

@@ -202,7 +202,7 @@ func TestRecoverHeartbeatAcrossHosts(t *testing.T) {
 	})
 	b := twin(e, "host-b", c, nil)
 	deleted := make(chan error, 1)
-	go func() { deleted <- a.DeleteAccount(ctx, "acme") }()
+	go func() { _, err := a.DeleteAccount(ctx, "acme"); deleted <- err }()
 	<-inside
 	c.advance(10 * grace)
 	waitHeartbeat(t, e, "acme", c.Now())

@@ -330,7 +330,7 @@ func (v *verifier) account(as *AccountState) {
 	}
 	if a.State == silo.StateDeleted {
 		if v.f.DataKeysKnown && as.HasDataKey {
-			v.violate("I5", fmt.Sprintf("deleted account %s still has a data key in the provider: its data is recoverable; run silo tenant delete %s again", id, id), nil, id)
+			v.violate("I5", fmt.Sprintf("deleted account %s still has a data key in the provider: its data is recoverable; run %s again, which destroys it", id, silo.DeleteCommand(a.Kind, id)), nil, id)
 		}
 		return // a deleted account runs nothing: its principals are gone
 	}

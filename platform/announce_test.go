@@ -104,7 +104,7 @@ func TestAPIChangesHoldOnTheNextRequest(t *testing.T) {
 		t.Errorf("right after the resumption returned: got %s, want 200", resp)
 	}
 
-	if err := api.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := api.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatalf("DeleteAccount: %v", err)
 	}
 	if resp := acme.GET(t, "/findings", silotest.WithKey(second)); resp.Status == http.StatusOK {

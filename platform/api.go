@@ -8,6 +8,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/isolation/probe"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/server"
@@ -88,15 +89,21 @@ func (e Envs) Envs(ctx context.Context) ([]silo.Account, error) {
 // DeleteEnv tears an environment or a developer account down and verifies
 // the provider holds nothing of it. Tenants are deleted with silo tenant
 // delete (control.Plane.DeleteTenant); the engine refuses the production
-// account.
+// account. A deleted one whose data the provider still holds is destroyed
+// (engine.DeleteAccount); any other deleted account is refused.
 //
 // # Errors
 //
-// CodeInvalid for a tenant, CodeForbidden for the production account.
+// CodeInvalid for a tenant, CodeForbidden for the production account,
+// CodeNotFound for an unknown account or a deleted one the provider does
+// not hold.
 func (e Envs) DeleteEnv(ctx context.Context, id silo.AccountID) error {
-	a, err := e.P.Plane.LiveAccount(ctx, id)
+	a, err := e.P.Plane.Account(ctx, id)
 	if err != nil {
 		return err
+	}
+	if a.Kind == silo.KindTenant && a.State == silo.StateDeleted {
+		return engine.Live(a)
 	}
 	if a.Kind == silo.KindTenant {
 		return silo.Errorf(silo.CodeInvalid, "%s is a tenant, not an environment or a developer account; delete it with silo tenant delete %s", id, id)

@@ -108,7 +108,7 @@ func (p *Platform) Envs(ctx context.Context) ([]silo.Account, error) {
 // DeleteAccount destroys an account through the engine (its data key is
 // shredded, its resources removed) and removes its logs.
 func (p *Platform) DeleteAccount(ctx context.Context, id silo.AccountID) error {
-	if err := p.Plane.DeleteAccount(ctx, id); err != nil {
+	if _, err := p.Plane.DeleteAccount(ctx, id); err != nil {
 		return err
 	}
 	return p.Logs.Remove(id)

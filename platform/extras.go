@@ -43,11 +43,12 @@ type logsOnDelete struct {
 	remove func(silo.AccountID) error
 }
 
-func (l logsOnDelete) DeleteAccount(ctx context.Context, id silo.AccountID) error {
-	if err := l.Provider.DeleteAccount(ctx, id); err != nil {
-		return err
+func (l logsOnDelete) DeleteAccount(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	del, err := l.Provider.DeleteAccount(ctx, id)
+	if err != nil {
+		return del, err
 	}
-	return l.remove(id)
+	return del, l.remove(id)
 }
 
 // damaged returns the provider's report of damage to an account's files,

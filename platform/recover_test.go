@@ -59,7 +59,7 @@ func TestRecoverChild(t *testing.T) {
 			}
 		},
 	})
-	err = p.DeleteAccount(ctx, "acme")
+	_, err = p.DeleteAccount(ctx, "acme")
 	t.Fatalf("DeleteAccount returned (%v); it should have stopped inside the deletion", err)
 }
 

@@ -214,7 +214,7 @@ func TestUsageFloorFollowsLifetimes(t *testing.T) {
 	p.Clock().Advance(6 * time.Hour)
 	p.Tenant(t, "hooli")
 	p.Clock().Advance(2 * time.Hour)
-	if err := pp.Plane.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := pp.Plane.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	p.Clock().Advance(time.Hour)

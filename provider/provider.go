@@ -101,9 +101,10 @@ type Provider interface {
 	Ref(ctx context.Context, id silo.AccountID) (AccountRef, error)
 
 	// DeleteAccount destroys an account: its resources, its data and its data
-	// key (crypto-shredding, I5). Deleting an account that does not exist is a
-	// no-op.
-	DeleteAccount(ctx context.Context, id silo.AccountID) error
+	// key (crypto-shredding, I5), and says what it did. Deleting an account
+	// that does not exist is a no-op, reported as such (Deletion.Destroyed
+	// false).
+	DeleteAccount(ctx context.Context, id silo.AccountID) (Deletion, error)
 
 	// Accounts lists the accounts the provider holds, sorted by ID.
 	Accounts(ctx context.Context) ([]silo.AccountID, error)
@@ -159,6 +160,32 @@ type Provider interface {
 	// account's tables, buckets, config and secrets and nothing else; it is
 	// given to the runtime's decision point, never to a guest directly.
 	Data(ctx context.Context, id silo.AccountID) (Data, error)
+}
+
+// Deletion is what a DeleteAccount call did, in the provider's own words,
+// so that a command reports exactly that and nothing more.
+type Deletion struct {
+	// Destroyed is true when the provider held the account, or what an
+	// interrupted deletion left of it, and destroyed it; false when it held
+	// nothing under the ID.
+	Destroyed bool `json:"destroyed"`
+	// Key says what this call did to the account's data key, for people:
+	// "data key destroyed" (local), "data key scheduled for deletion ..."
+	// (AWS KMS). Empty when the call found no data key to act on (none was
+	// held, or an earlier call had already acted on it).
+	Key string `json:"key,omitempty"`
+}
+
+// String says what the deletion did, for people: "account destroyed, "
+// and Key; or that nothing was destroyed.
+func (d Deletion) String() string {
+	switch {
+	case !d.Destroyed:
+		return "the provider held no account under that ID, so nothing was destroyed"
+	case d.Key == "":
+		return "account destroyed (an earlier, interrupted deletion had already dealt with its data key)"
+	}
+	return "account destroyed, " + d.Key
 }
 
 // KeyInfo describes an account's data key.

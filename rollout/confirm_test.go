@@ -353,7 +353,7 @@ func TestConfirmedNothingToLoseMustStillHold(t *testing.T) {
 	checkFleet(t, e, map[string]engine.Release{v1.ID: v1, extra.ID: extra})
 
 	// The twin, after the tenant is gone again.
-	if err := e.eng.DeleteAccount(ctx, "t09999"); err != nil {
+	if _, err := e.eng.DeleteAccount(ctx, "t09999"); err != nil {
 		t.Fatal(err)
 	}
 	succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{LossesDigest: nothing.Digest}))

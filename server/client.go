@@ -19,6 +19,7 @@ import (
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
 )
@@ -165,11 +166,23 @@ func (c *Client) Resume(ctx context.Context, id silo.AccountID) (silo.Account, e
 	return out, err
 }
 
-// DeleteAccount destroys a tenant's account and its data key; the server
-// refuses a developer or environment account (DeleteEnv deletes those) and
-// the production account.
-func (c *Client) DeleteAccount(ctx context.Context, id silo.AccountID) error {
-	return c.call(ctx, http.MethodDelete, "/v1/accounts/"+esc(string(id)), nil, nil)
+// DeleteAccount destroys a tenant's account and its data key and returns
+// what the provider reported it did; the server refuses a developer or
+// environment account (DeleteEnv deletes those) and the production
+// account.
+func (c *Client) DeleteAccount(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	var out Deleted
+	err := c.call(ctx, http.MethodDelete, "/v1/accounts/"+esc(string(id)), nil, &out)
+	return out.Deletion, err
+}
+
+// DestroyOrphan destroys an account the provider holds that the registry
+// does not know (control.Plane.DestroyOrphan) and returns what the
+// provider reported it did.
+func (c *Client) DestroyOrphan(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	var out Deleted
+	err := c.call(ctx, http.MethodDelete, "/v1/orphans/"+esc(string(id)), nil, &out)
+	return out.Deletion, err
 }
 
 // IssueKey issues an API key; the plain key is returned once.

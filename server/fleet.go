@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -126,6 +129,10 @@ type DriftReport struct {
 	// Orphans are accounts the provider holds that the registry does not
 	// know (fleet drift only).
 	Orphans []silo.AccountID `json:"orphans,omitempty"`
+	// DataDir, when not empty, says why the provider's accounts look like
+	// an older copy of the installation's data dir, and what to check
+	// before acting on the problems (fleet drift only).
+	DataDir string `json:"data_dir,omitempty"`
 }
 
 // SettingLastProbe is the store setting holding the last live probe
@@ -212,6 +219,7 @@ func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (
 		return out, err
 	}
 	out.Accounts = len(ids)
+	created := map[silo.AccountID]time.Time{} // the live accounts
 	// One account that cannot be read does not stop the others: each
 	// one's problems are reported and the fleet goes on.
 	for _, id := range ids {
@@ -219,6 +227,9 @@ func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (
 		if err != nil {
 			out.Problems = append(out.Problems, control.Problem{Account: id, Problem: silo.UserMessage(err), Fix: "see docs/operations.md"})
 			continue
+		}
+		if a.State == silo.StateActive || a.State == silo.StateSuspended {
+			created[id] = a.Created
 		}
 		probs := plane.AccountProblems(ctx, a)
 		out.Problems = append(out.Problems, probs...)
@@ -237,13 +248,55 @@ func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (
 		}
 	}
 	if one == "" {
-		orphans, err := plane.Orphans(ctx)
+		orphans, remains, err := plane.Orphans(ctx)
 		if err != nil {
 			return out, err
 		}
 		out.Orphans = orphans
+		out.Problems = append(out.Problems, remains...)
+		out.DataDir = olderCopy(out.Problems, created)
 	}
 	return out, nil
+}
+
+// olderCopy returns why the provider's accounts look like an older copy
+// of the installation's, or "": some live accounts are missing (Problem
+// Missing) while others are held, and every missing one was created after
+// every held one, as when the data dir is a copy taken before they were.
+// created maps each live account to when it was created.
+func olderCopy(probs []control.Problem, created map[silo.AccountID]time.Time) string {
+	missing := map[silo.AccountID]bool{}
+	for _, p := range probs {
+		if p.Missing {
+			missing[p.Account] = true
+		}
+	}
+	if len(missing) == 0 || len(missing) == len(created) {
+		return "" // all missing is refused at start (platform.CheckRegistry)
+	}
+	var newestHeld, oldestMissing time.Time
+	for id, t := range created {
+		switch {
+		case missing[id] && (oldestMissing.IsZero() || t.Before(oldestMissing)):
+			oldestMissing = t
+		case !missing[id] && t.After(newestHeld):
+			newestHeld = t
+		}
+	}
+	if !oldestMissing.After(newestHeld) {
+		return ""
+	}
+	ids := slices.Sorted(maps.Keys(missing))
+	names := make([]string, 0, 6)
+	for i, id := range ids {
+		if i == 5 {
+			names = append(names, "...")
+			break
+		}
+		names = append(names, string(id))
+	}
+	return fmt.Sprintf("this data dir may be an older copy of the installation's: the %d account(s) it lacks (%s) are exactly the ones created after the newest it holds (%s); check that --data-dir (or $SILO_DATA_DIR) is the data dir the installation's servers use before acting on any line below, and delete nothing until you have",
+		len(ids), strings.Join(names, ", "), newestHeld.UTC().Format(time.RFC3339))
 }
 
 // ProveFleet loads the fleet (recorded state plus the provider's data

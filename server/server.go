@@ -259,6 +259,13 @@ type CreateAccountRequest struct {
 	WithKey bool              `json:"with_key,omitempty"`
 }
 
+// Deleted is the answer to DELETE /v1/accounts/{id} and DELETE
+// /v1/orphans/{id}: the account and what the provider reported it did.
+type Deleted struct {
+	Account silo.AccountID `json:"deleted"`
+	provider.Deletion
+}
+
 // UpdateAccountRequest is the body of PATCH /v1/accounts/{id}: parameters
 // to set ("" removes one) and an optional new display name.
 type UpdateAccountRequest struct {
@@ -428,7 +435,16 @@ func (s *Server) routes() {
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusNoContent, nil, s.cfg.Plane.DeleteTenant(r.Context(), id)
+		del, err := s.cfg.Plane.DeleteTenant(r.Context(), id)
+		return http.StatusOK, Deleted{Account: id, Deletion: del}, err
+	})
+	s.handle("DELETE /v1/orphans/{id}", func(r *http.Request) (int, any, error) {
+		id, err := accountID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		del, err := s.cfg.Plane.DestroyOrphan(r.Context(), id)
+		return http.StatusOK, Deleted{Account: id, Deletion: del}, err
 	})
 	s.handle("POST /v1/accounts/{id}/keys", func(r *http.Request) (int, any, error) {
 		id, err := accountID(r)

@@ -310,7 +310,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("pausing a finished rollout: %v, want conflict", err)
 	}
 
-	if err := c.DeleteAccount(ctx, "globex"); err != nil {
+	if _, err := c.DeleteAccount(ctx, "globex"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := c.VerifyAudit(ctx); err != nil || n == 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
@@ -32,7 +33,8 @@ type controlAPI interface {
 	UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (silo.Plan, error)
 	Suspend(ctx context.Context, id silo.AccountID) (silo.Account, error)
 	Resume(ctx context.Context, id silo.AccountID) (silo.Account, error)
-	DeleteAccount(ctx context.Context, id silo.AccountID) error // a tenant's; see control.Plane.DeleteTenant
+	DeleteAccount(ctx context.Context, id silo.AccountID) (provider.Deletion, error) // a tenant's; see control.Plane.DeleteTenant
+	DestroyOrphan(ctx context.Context, id silo.AccountID) (provider.Deletion, error)
 	IssueKey(ctx context.Context, id silo.AccountID, name string) (string, store.APIKey, error)
 	Keys(ctx context.Context, id silo.AccountID) ([]store.APIKey, error)
 	RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error
@@ -168,8 +170,12 @@ func (l localAPI) Resume(ctx context.Context, id silo.AccountID) (silo.Account, 
 	return l.a.plane.SetState(ctx, id, silo.StateActive, "account.resume")
 }
 
-func (l localAPI) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+func (l localAPI) DeleteAccount(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
 	return l.a.plane.DeleteTenant(ctx, id)
+}
+
+func (l localAPI) DestroyOrphan(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	return l.a.plane.DestroyOrphan(ctx, id)
 }
 
 func (l localAPI) IssueKey(ctx context.Context, id silo.AccountID, name string) (string, store.APIKey, error) {

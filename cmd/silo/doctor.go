@@ -89,6 +89,9 @@ was lost, to report.`,
 				}
 			}
 			n := len(rep.Problems) + len(rep.Orphans) + len(rep.Drift)
+			if rep.DataDir != "" {
+				n++
+			}
 			if rep.Registry != "" {
 				n++
 			}
@@ -107,14 +110,7 @@ was lost, to report.`,
 				if rep.Audit != "" {
 					fmt.Fprintf(w, "%s; silo audit verify says the same, and isolation reports say the log is not intact; see docs/operations.md (A broken audit log)\n", rep.Audit)
 				}
-				for _, p := range rep.Problems {
-					fmt.Fprintln(w, problemLine(p))
-				}
-				if rep.Registry == "" {
-					for _, id := range rep.Orphans {
-						fmt.Fprintf(w, "%s: held by the provider but not in the registry; restore the control-plane state (state.db) from a backup that has it (docs/operations.md)\n", id)
-					}
-				}
+				printFindings(w, rep.DriftReport)
 				for _, id := range ids {
 					for _, it := range rep.Drift[id] {
 						fmt.Fprintf(w, "%s: %s %s; silo apply %s restores recorded state\n", id, it.Key, it.Kind, id)
@@ -151,6 +147,22 @@ func checkStateFile(ctx context.Context, g *globals) error {
 	}
 	defer st.Close()
 	return checkStore(ctx, st)
+}
+
+// printFindings prints, one a line, what a fleet check found beyond
+// drift: first why the data dir may be an older copy (which the other
+// lines must be read against), then each account's problem and each
+// orphan, with what to do.
+func printFindings(w io.Writer, rep server.DriftReport) {
+	if rep.DataDir != "" {
+		fmt.Fprintf(w, "data dir: %s\n", rep.DataDir)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(w, problemLine(p))
+	}
+	for _, id := range rep.Orphans {
+		fmt.Fprintf(w, "%s: held by the provider but not in the registry; %s\n", id, control.OrphanFix(id))
+	}
 }
 
 // problemLine is p as one line: the account, the problem and what to do,

@@ -198,12 +198,7 @@ every account, on the local data dir or (with --server) on the server.`,
 						fmt.Fprintf(w, "%s: %s %s\n", id, it.Key, it.Kind)
 					}
 				}
-				for _, p := range rep.Problems {
-					fmt.Fprintln(w, problemLine(p))
-				}
-				for _, id := range rep.Orphans {
-					fmt.Fprintf(w, "%s: held by the provider but not in the registry; restore the control-plane state (state.db) from a backup that has it (docs/operations.md)\n", id)
-				}
+				printFindings(w, rep)
 				if n == 0 && len(rep.Problems) == 0 && len(rep.Orphans) == 0 {
 					fmt.Fprintf(w, "no drift in %d account(s)\n", rep.Accounts)
 				}

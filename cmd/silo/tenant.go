@@ -16,6 +16,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/provider"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
 
@@ -321,38 +322,66 @@ func newTenantDelete(g *globals) *cobra.Command {
 		Use:   "delete ID",
 		Short: "Delete a tenant: its account and data are destroyed and its data key is shredded",
 		Long: `Delete a tenant. Its account, resources and data are destroyed, its data key is destroyed
-first (crypto-shredding: anything left anywhere can no longer be decrypted), and its API keys are
-revoked. This cannot be undone. The production account cannot be deleted, and developer and
-environment accounts are deleted with silo env delete. At a terminal it asks for the tenant ID to
-be typed; elsewhere it needs --yes.`,
+first (crypto-shredding: anything left anywhere can no longer be decrypted; on AWS the KMS key is
+scheduled for deletion, unusable from then on), and its API keys are revoked. This cannot be
+undone. It says what the provider did: when the provider held nothing under the ID, it says that
+nothing was destroyed. A tenant already deleted whose data and data key the provider still holds
+(silo verify and silo doctor report it) is destroyed by deleting it again. The production account
+cannot be deleted, and developer and environment accounts are deleted with silo env delete. At a
+terminal it asks for the tenant ID to be typed; elsewhere it needs --yes.`,
 		Args: accountArgs(1, "a tenant ID"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
 			id := silo.AccountID(args[0])
 			if !yes {
 				// Ask only about an account that exists and may be deleted;
 				// the delete itself says why not otherwise.
-				accts, err := api.Accounts(ctx, store.Filter{})
+				accts, err := api.Accounts(ctx, store.Filter{IncludeDeleted: true})
 				if err != nil {
 					return err
 				}
 				i := slices.IndexFunc(accts, func(a silo.Account) bool { return a.ID == id })
-				if i < 0 || accts[i].Kind != silo.KindTenant {
-					return api.DeleteAccount(ctx, id)
+				what := fmt.Sprintf("deleting %s destroys its account and all its data", id)
+				ask := i >= 0 && accts[i].Kind == silo.KindTenant
+				if ask && accts[i].State == silo.StateDeleted {
+					// Ask only when the provider still holds what its
+					// deletion left: deleting it again destroys that.
+					d, err := api.Show(ctx, id)
+					if err != nil {
+						return err
+					}
+					if ask = d.Ref != nil; ask {
+						what = fmt.Sprintf("%s was deleted, but the provider still holds its data and data key (%s); deleting it again destroys them", id, d.Ref.ID)
+					}
 				}
-				if err := g.confirm(false, fmt.Sprintf("deleting %s destroys its account and all its data", id), string(id)); err != nil {
+				if !ask {
+					_, err := api.DeleteAccount(ctx, id)
+					return err
+				}
+				if err := g.confirm(false, what, string(id)); err != nil {
 					return err
 				}
 			}
-			if err := api.DeleteAccount(ctx, id); err != nil {
+			del, err := api.DeleteAccount(ctx, id)
+			if err != nil {
 				return err
 			}
-			return g.print(map[string]string{"deleted": string(id)}, func(w io.Writer) {
-				fmt.Fprintf(w, "deleted %s: account destroyed, data key destroyed\n", id)
-			})
+			return printDeletion(g, id, del, "deleted")
 		}),
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete without asking")
 	return cmd
+}
+
+// printDeletion prints what deleting account id did, as the provider
+// reported it (provider.Deletion): what was destroyed, or that nothing was.
+func printDeletion(g *globals, id silo.AccountID, del provider.Deletion, verb string) error {
+	return g.print(server.Deleted{Account: id, Deletion: del}, func(w io.Writer) {
+		if !del.Destroyed && verb == "deleted" {
+			fmt.Fprintf(w, "deleted %s in the registry, its API keys revoked: %s\n", id, del)
+			return
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", verb, id, del)
+	})
 }
 
 func setState(ctx context.Context, api controlAPI, id silo.AccountID, to silo.State) (silo.Account, error) {

@@ -130,11 +130,11 @@ func TestDeleteAccountResumesAfterCrash(t *testing.T) {
 			c.mu.Lock()
 			c.op, c.after = step.op, step.after
 			c.mu.Unlock()
-			if err := p.DeleteAccount(ctx, "acme"); err == nil || !c.fired {
+			if _, err := p.DeleteAccount(ctx, "acme"); err == nil || !c.fired {
 				t.Fatalf("DeleteAccount with a crash at %s: got %v, fired %v; want the crash", step.op, err, c.fired)
 			}
 			restarted, _ := newProviderOn(t, org)
-			if err := restarted.DeleteAccount(ctx, "acme"); err != nil {
+			if _, err := restarted.DeleteAccount(ctx, "acme"); err != nil {
 				t.Fatalf("DeleteAccount after the crash: %v", err)
 			}
 			gone := holdings{KeyState: "PendingDeletion", Tables: []string{}, Closed: true}

@@ -207,7 +207,7 @@ func TestClosedAccountIsNamed(t *testing.T) {
 	if ids, err := restarted.Accounts(ctx); err != nil || len(ids) != 1 || ids[0] != "globex" {
 		t.Errorf("Accounts = %v, %v; want globex", ids, err)
 	}
-	if err := restarted.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := restarted.DeleteAccount(ctx, "acme"); err != nil {
 		t.Errorf("DeleteAccount of a closed account: %v", err)
 	}
 	if err := restarted.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {

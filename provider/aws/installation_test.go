@@ -68,7 +68,7 @@ func TestAnotherInstallationsAccountIsLeftAlone(t *testing.T) {
 		"AWSAccountID":  func() error { _, err := second.AWSAccountID(ctx, "acme"); return err },
 		"KeyInfo":       func() error { _, err := second.KeyInfo(ctx, "acme"); return err },
 		"CreateAccount": func() error { return second.CreateAccount(ctx, "acme", silo.KindTenant) },
-		"DeleteAccount": func() error { return second.DeleteAccount(ctx, "acme") },
+		"DeleteAccount": func() error { _, err := second.DeleteAccount(ctx, "acme"); return err },
 	} {
 		err := call()
 		if silo.ErrorCode(err) != silo.CodeConflict || !strings.Contains(silo.UserMessage(err), refusal) {
@@ -79,7 +79,7 @@ func TestAnotherInstallationsAccountIsLeftAlone(t *testing.T) {
 	if _, err := first.KeyInfo(ctx, "acme"); err != nil {
 		t.Errorf("the first installation's KeyInfo(acme) after the second's tries: %v", err)
 	}
-	if err := first.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := first.DeleteAccount(ctx, "acme"); err != nil {
 		t.Errorf("the first installation's DeleteAccount(acme): %v", err)
 	}
 }

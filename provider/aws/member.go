@@ -246,8 +246,9 @@ func (m *member) key(ctx context.Context, id silo.AccountID) (string, error) {
 }
 
 // shredKeys schedules every customer-managed key of the account for
-// deletion.
-func (m *member) shredKeys(ctx context.Context, id silo.AccountID) error {
+// deletion and returns how many it scheduled (keys already pending
+// deletion are not counted).
+func (m *member) shredKeys(ctx context.Context, id silo.AccountID) (scheduled int, err error) {
 	m.mu.Lock()
 	m.keyARN = ""
 	m.mu.Unlock()
@@ -255,24 +256,27 @@ func (m *member) shredKeys(ctx context.Context, id silo.AccountID) error {
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return fail(id, "list the KMS keys", err)
+			return scheduled, fail(id, "list the KMS keys", err)
 		}
 		for _, k := range page.Keys {
 			d, err := m.kms.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: k.KeyId})
 			if err != nil {
-				return fail(id, "read a KMS key", err)
+				return scheduled, fail(id, "read a KMS key", err)
 			}
 			md := d.KeyMetadata
 			if md.KeyManager == kmstypes.KeyManagerTypeAws || md.KeyState == kmstypes.KeyStatePendingDeletion {
 				continue
 			}
 			_, err = m.kms.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: k.KeyId, PendingWindowInDays: aws.Int32(7)})
-			if err != nil && !isCode(err, "KMSInvalidStateException", "NotFoundException") {
-				return fail(id, "schedule the deletion of the data key", err)
+			switch {
+			case err == nil:
+				scheduled++
+			case !isCode(err, "KMSInvalidStateException", "NotFoundException"):
+				return scheduled, fail(id, "schedule the deletion of the data key", err)
 			}
 		}
 	}
-	return nil
+	return scheduled, nil
 }
 
 // deleteData deletes every table, bucket, parameter and secret silo made

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider"
 )
 
 // Offboarding marks. The account's tag tagOffboarding, set in
@@ -44,53 +45,67 @@ func DenyAllPolicy() Policy {
 //
 // Each step is idempotent, so a call interrupted part way is completed by
 // calling again; once the tag is set, steps 1 and 2 are done and are
-// skipped (the deployer role may already be denied).
-func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+// skipped (the deployer role may already be denied). It reports the
+// account destroyed when silo held an active AWS account for it, and the
+// data key scheduled for deletion when this call scheduled one (KMS
+// deletes a key only after its waiting period: the words say so).
+func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	var d provider.Deletion
 	if err := parseID(id); err != nil {
-		return err
+		return d, err
 	}
 	l := p.lockOf(id)
 	l.Lock()
 	defer l.Unlock()
 	awsID, err := p.awsID(ctx, id)
 	if silo.ErrorCode(err) == silo.CodeNotFound {
-		return nil
+		return d, nil
 	}
 	if err != nil {
-		return err
+		return d, err
 	}
 	denying, err := p.offboarding(ctx, id, awsID)
 	if err != nil {
-		return err
+		return d, err
 	}
 	if !denying {
 		m := p.member(awsID)
-		if err := m.shredKeys(ctx, id); err != nil {
-			return err
+		scheduled, err := m.shredKeys(ctx, id)
+		if err != nil {
+			return d, err
+		}
+		if scheduled > 0 {
+			d.Key = keyScheduled
 		}
 		if err := m.deleteData(ctx, id); err != nil {
-			return err
+			return d, err
 		}
-		_, err := p.org.TagResource(ctx, &organizations.TagResourceInput{
+		_, err = p.org.TagResource(ctx, &organizations.TagResourceInput{
 			ResourceId: aws.String(awsID),
 			Tags:       []orgtypes.Tag{{Key: aws.String(tagOffboarding), Value: aws.String(denyingRoles)}},
 		})
 		if err != nil {
-			return fail(id, "mark the AWS account as offboarding", err)
+			return d, fail(id, "mark the AWS account as offboarding", err)
 		}
 	}
 	if err := p.denyRoles(ctx, id, awsID, denying); err != nil {
-		return err
+		return d, err
 	}
 	_, err = p.org.CloseAccount(ctx, &organizations.CloseAccountInput{AccountId: aws.String(awsID)})
 	if err != nil && !isCode(err, "AccountAlreadyClosedException") {
-		return fail(id, "close the AWS account", err)
+		return d, fail(id, "close the AWS account", err)
 	}
 	p.mu.Lock()
 	delete(p.ids, id)
 	p.mu.Unlock()
-	return nil
+	d.Destroyed = true
+	return d, nil
 }
+
+// keyScheduled is what DeleteAccount reports it did to the data key: KMS
+// never deletes a key at once, but a key pending deletion can no longer
+// be used.
+const keyScheduled = "data key scheduled for deletion (unusable from now on; AWS KMS deletes it after its 7-day waiting period)"
 
 // offboarding reports whether a deletion of the account already got to
 // denying its roles.

@@ -42,7 +42,7 @@ func TestOffboardingOrder(t *testing.T) {
 	mu.Lock()
 	ops = nil
 	mu.Unlock()
-	if err := p.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := p.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	first := func(op string) int {
@@ -105,12 +105,12 @@ func TestResumedOffboardingToleratesDeniedRoles(t *testing.T) {
 		}
 		providertest.ApplyAll(t, p, "acme", providertest.Stack(t))
 		awsID := awsIDOf(t, p, "acme")
-		if err := p.DeleteAccount(ctx, "acme"); err == nil || !c.fired {
+		if _, err := p.DeleteAccount(ctx, "acme"); err == nil || !c.fired {
 			t.Fatalf("DeleteAccount with a crash at %s: %v", c.op, err)
 		}
 		org.Inject(awsID, "ListRoles", awstest.Fault{Code: "AccessDenied", Status: 403})
 		restarted, _ := newProviderOn(t, org)
-		err := restarted.DeleteAccount(ctx, "acme")
+		_, err := restarted.DeleteAccount(ctx, "acme")
 		if marked {
 			if err != nil || !org.Closed(awsID) {
 				t.Errorf("resumed after the roles were denied: %v, closed %v; want closed", err, org.Closed(awsID))
@@ -139,7 +139,7 @@ func TestSnapshotAfterOffboarding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.DeleteAccount(ctx, "globex"); err != nil {
+	if _, err := p.DeleteAccount(ctx, "globex"); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := p.IAMSnapshot(ctx)

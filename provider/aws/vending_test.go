@@ -261,7 +261,7 @@ func TestDeleteAccountShredsDeletesAndCloses(t *testing.T) {
 	if diff := cmp.Diff(full, holdingsOf(t, org, acme, acmeKey)); diff != "" {
 		t.Errorf("acme before delete (-want +got):\n%s", diff)
 	}
-	if err := p.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := p.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	gone := holdings{KeyState: string(kmstypes.KeyStatePendingDeletion), Tables: []string{}, Closed: true}

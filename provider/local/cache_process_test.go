@@ -118,7 +118,7 @@ func TestCacheSeesAnotherProvider(t *testing.T) {
 
 			age(t, p1, "acme")
 			wantConfig(t, d1, "plan", "biz")
-			if err := p2.DeleteAccount(ctx, "acme"); err != nil {
+			if _, err := p2.DeleteAccount(ctx, "acme"); err != nil {
 				t.Fatal(err)
 			}
 			see("account deleted by the other provider: Config", func() error {

@@ -375,7 +375,7 @@ func TestCacheInProcess(t *testing.T) {
 	// Deleted here: gone at once. Re-created: empty.
 	setConfig(t, p, "acme", "plan", "pro")
 	wantConfig(t, d, "plan", "pro")
-	if err := p.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := p.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := p.cache.Load(silo.AccountID("acme")); ok {
@@ -398,7 +398,7 @@ func TestCacheInProcess(t *testing.T) {
 	// until this provider re-creates it.
 	setConfig(t, p, "acme", "plan", "pro")
 	wantConfig(t, d, "plan", "pro")
-	if err := other.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := other.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	wantConfig(t, d, "plan", "pro")

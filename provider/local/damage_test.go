@@ -355,7 +355,7 @@ func TestLockFilesDoNotPileUp(t *testing.T) {
 					t.Fatal(err)
 				}
 				setConfig(t, p, id, "plan", "pro")
-				if err := p.DeleteAccount(ctx, id); err != nil {
+				if _, err := p.DeleteAccount(ctx, id); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -64,7 +64,7 @@ func TestDeleteDestroysKeysInPlace(t *testing.T) {
 	}
 	storageBefore, _ := os.ReadFile(links["acme"]["storage.key"])
 
-	if err := p.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := p.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	if unwraps("acme") {
@@ -106,7 +106,7 @@ func TestDeleteCrashAfterShred(t *testing.T) {
 	if err := os.WriteFile(trash, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.DeleteAccount(ctx, "acme"); err == nil {
+	if _, err := p.DeleteAccount(ctx, "acme"); err == nil {
 		t.Fatal("DeleteAccount succeeded with the trash blocked; the test crashes nothing")
 	}
 	acct := filepath.Join(dir, "accounts", "acme")

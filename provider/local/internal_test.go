@@ -137,7 +137,7 @@ func TestConcurrent(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			p.CreateAccount(ctx, "churn", silo.KindTenant)
 			providertest.ApplyAll(t, p, "churn", providertest.Stack(t)[:3])
-			if err := p.DeleteAccount(ctx, "churn"); err != nil {
+			if _, err := p.DeleteAccount(ctx, "churn"); err != nil {
 				t.Errorf("DeleteAccount: %v", err)
 			}
 		}

@@ -544,41 +544,48 @@ func (p *Provider) applyStaged(sa *account, cs []silo.Change) (done int, err err
 // calls Config.OnDeleteAccount (which removes the account's logs). A crash
 // in between leaves a directory without data.key: invisible, and cleared by
 // the next CreateAccount of that ID or New. Deleting a missing account only
-// calls OnDeleteAccount.
-func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) error {
+// calls OnDeleteAccount. It reports the account destroyed when its
+// directory was there, and its data key destroyed when data.key was.
+func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
+	var d provider.Deletion
 	if err := parseID(id); err != nil {
-		return err
+		return d, err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return d, err
 	}
 	a := p.ref(id)
 	defer p.unref(a)
 	unlock, err := p.lockAccount(a)
 	if err != nil {
-		return err
+		return d, err
 	}
 	defer unlock()
 	defer p.dropCache(id) // after the files are gone, so nothing is cached again
 	defer p.damaged.Delete(id)
 	if err := p.closeDBLocked(a); err != nil {
-		return p.damageErr(id, fmt.Errorf("delete account %s: %w", id, err))
+		return d, p.damageErr(id, fmt.Errorf("delete account %s: %w", id, err))
 	}
 	if _, err := os.Lstat(a.dir); err == nil {
+		_, keyErr := os.Lstat(filepath.Join(a.dir, fileDataKey))
 		if err := shredKeys(a.dir); err != nil { // every key of the ring, and any copy of an interrupted write
-			return p.damageErr(id, fmt.Errorf("delete account %s: %w", id, err))
+			return d, p.damageErr(id, fmt.Errorf("delete account %s: %w", id, err))
+		}
+		if keyErr == nil {
+			d.Key = "data key destroyed"
 		}
 		if err := p.toTrash(a.dir, string(id)); err != nil {
-			return p.damageErr(id, fmt.Errorf("delete account %s: %w", id, err))
+			return d, p.damageErr(id, fmt.Errorf("delete account %s: %w", id, err))
 		}
+		d.Destroyed = true
 		p.log.Info("account deleted", "account", id)
 	}
 	if p.cfg.OnDeleteAccount != nil {
 		if err := p.cfg.OnDeleteAccount(id); err != nil {
-			return fmt.Errorf("delete account %s: %w", id, err)
+			return d, fmt.Errorf("delete account %s: %w", id, err)
 		}
 	}
-	return nil
+	return d, nil
 }
 
 // Accounts lists the accounts that exist, sorted by ID.

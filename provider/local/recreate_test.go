@@ -40,7 +40,7 @@ func TestBlobAfterAnotherProcessRecreated(t *testing.T) {
 	}
 	check("before", "v1") // warms both caches
 
-	if err := b.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := b.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {

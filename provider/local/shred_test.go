@@ -282,7 +282,7 @@ func TestCryptoShredding(t *testing.T) {
 		}
 	}
 
-	if err := p.DeleteAccount(ctx, "acme"); err != nil {
+	if _, err := p.DeleteAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	if hits := findCanaries(t, dir, all); len(hits) != 0 {

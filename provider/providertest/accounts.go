@@ -52,8 +52,9 @@ func testInvalidIDs(t *testing.T, p provider.Provider) {
 	for _, id := range []silo.AccountID{"", "../acme", "Acme", "a/b", "-x", "a\x00", ".", silo.AccountID(strings.Repeat("a", 64))} {
 		t.Run(fmt.Sprintf("%q", id), func(t *testing.T) {
 			wantCode(t, "CreateAccount", p.CreateAccount(ctx, id, silo.KindTenant), silo.CodeInvalid)
-			wantCode(t, "DeleteAccount", p.DeleteAccount(ctx, id), silo.CodeInvalid)
-			_, err := p.Data(ctx, id)
+			_, err := p.DeleteAccount(ctx, id)
+			wantCode(t, "DeleteAccount", err, silo.CodeInvalid)
+			_, err = p.Data(ctx, id)
 			wantCode(t, "Data", err, silo.CodeInvalid)
 			_, err = p.Resources(ctx, id)
 			wantCode(t, "Resources", err, silo.CodeInvalid)
@@ -91,9 +92,20 @@ func testDeleteAccount(t *testing.T, p provider.Provider) {
 	before, err := p.KeyInfo(ctx, "acme")
 	must(t, "KeyInfo", err)
 
-	must(t, "DeleteAccount", p.DeleteAccount(ctx, "acme"))
-	must(t, "DeleteAccount again", p.DeleteAccount(ctx, "acme"))
-	must(t, "DeleteAccount never existed", p.DeleteAccount(ctx, "never"))
+	// Each call reports what it did: the first destroyed the account and
+	// acted on its data key; the next ones found nothing to destroy.
+	del, err := p.DeleteAccount(ctx, "acme")
+	must(t, "DeleteAccount", err)
+	if !del.Destroyed || del.Key == "" {
+		t.Errorf("DeleteAccount of a held account reported %+v; want it destroyed, with what was done to its data key", del)
+	}
+	for _, id := range []silo.AccountID{"acme", "never"} {
+		del, err := p.DeleteAccount(ctx, id)
+		must(t, "DeleteAccount of "+string(id)+", which the provider does not hold", err)
+		if del != (provider.Deletion{}) {
+			t.Errorf("DeleteAccount of %s, which the provider does not hold, reported %+v; want nothing destroyed", id, del)
+		}
+	}
 
 	ids, err := p.Accounts(ctx)
 	must(t, "Accounts", err)
@@ -167,7 +179,8 @@ func testRef(t *testing.T, p provider.Provider) {
 	if diff := cmp.Diff(acme, ref("acme")); diff != "" {
 		t.Errorf("Ref(acme) changed between two calls (-first +second):\n%s", diff)
 	}
-	must(t, "DeleteAccount", p.DeleteAccount(ctx, "acme"))
+	_, err = p.DeleteAccount(ctx, "acme")
+	must(t, "DeleteAccount", err)
 	_, err = p.Ref(ctx, "acme")
 	wantNotFound(t, "Ref of a deleted account", err)
 	// Twin: the other account keeps its reference.

@@ -15,6 +15,7 @@ import (
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/internal/fanout"
 	"github.com/silo-run/silo/isolation/report"
+	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
@@ -332,15 +333,18 @@ func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *sessio
 		// A tenant goes as silo tenant delete, a developer or environment
 		// account as silo env delete (the API's tenant delete refuses them).
 		var d control.Detail
+		done := "the provider holds nothing of it."
 		if d, err = c.api.Show(ctx, id); err == nil {
 			if d.Account.Kind == silo.KindDeveloper || d.Account.Kind == silo.KindEnvironment {
 				err = c.api.DeleteEnv(ctx, id)
 			} else {
-				err = c.api.DeleteAccount(ctx, id)
+				var del provider.Deletion
+				del, err = c.api.DeleteAccount(ctx, id)
+				done = del.String() + "."
 			}
 		}
 		if err == nil {
-			c.back(w, r, s, "/console/", flash{OK: string(id) + " is deleted; its data key is destroyed."})
+			c.back(w, r, s, "/console/", flash{OK: string(id) + " is deleted: " + done})
 			return
 		}
 	default:
