@@ -216,3 +216,35 @@ func TestDoctorWithoutAnOlderCopy(t *testing.T) {
 		t.Errorf("doctor with acme's files lost: exit %d\n%s\nwant %q and no older-copy line", code, out, want)
 	}
 }
+
+// TestOrphanAndDeletionOnAWS, on the emulated organization: silo tenant
+// delete says what KMS did to the data key (scheduled for deletion, not
+// destroyed); after an older state.db is restored, the member account zed
+// is an orphan that silo tenant create refuses, and silo orphan destroy
+// closes it, after which (the must twin) zed is created anew.
+func TestOrphanAndDeletionOnAWS(t *testing.T) {
+	awsEnv(t, true)
+	emulateAWS(t)
+	aws := []string{"--provider", "aws", "--aws-region", "eu-west-1", "--aws-email", "aws@example.com"}
+	c := newCLI(t)
+	c.ok(append(aws, "tenant", "create", "acme", "--no-key")...)
+	const scheduled = "data key scheduled for deletion (unusable from now on; AWS KMS deletes it after its 7-day waiting period)"
+	if out := c.ok("tenant", "delete", "acme", "--yes"); out != "deleted acme: account destroyed, "+scheduled+"\n" {
+		t.Errorf("tenant delete acme on AWS: %q", out)
+	}
+
+	backup := t.TempDir()
+	copyState(t, c.dataDir, backup)
+	c.ok("tenant", "create", "zed", "--no-key")
+	copyState(t, backup, c.dataDir)
+	before := c.ok("tenant", "list", "--kind", "all", "--all", "-o", "json") + c.ok("audit", "list", "-o", "json")
+	c.fails("the provider already holds an account named zed that the registry does not know: restore the control-plane state that has it (docs/operations.md), or destroy the orphan with silo orphan destroy zed --yes; nothing was created", "tenant", "create", "zed", "--no-key")
+	if after := c.ok("tenant", "list", "--kind", "all", "--all", "-o", "json") + c.ok("audit", "list", "-o", "json"); after != before {
+		t.Fatalf("the refused create changed the registry or the audit log:\nbefore %s\nafter  %s", before, after)
+	}
+	if out := c.ok("orphan", "destroy", "zed", "--yes"); out != "destroyed orphan zed: account destroyed, "+scheduled+"\n" {
+		t.Errorf("orphan destroy zed on AWS: %q", out)
+	}
+	c.ok("tenant", "create", "zed", "--no-key")
+	c.ok("verify")
+}
