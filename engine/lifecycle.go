@@ -200,7 +200,9 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 //
 // # Errors
 //
-// CodeConflict saying what the provider holds and the two ways out.
+// CodeConflict saying what the provider holds and the two ways out; the
+// provider's error, saying that nothing was created, when it cannot say
+// whether it holds the ID (damaged files, AWS unreachable).
 func (e *Engine) refuseHeld(ctx context.Context, a silo.Account) error {
 	registered := func() (silo.Account, bool, error) {
 		var old silo.Account
@@ -219,8 +221,13 @@ func (e *Engine) refuseHeld(ctx context.Context, a silo.Account) error {
 		return err
 	}
 	held, err := e.holds(ctx, a.ID)
-	if err != nil || !held {
-		return err
+	if err != nil {
+		// Unknown is not "not held": go on only once the provider can say.
+		return &silo.Error{Code: silo.ErrorCode(err), Err: err,
+			Message: fmt.Sprintf("the provider cannot say whether it already holds an account named %s, so nothing was created: %s", a.ID, silo.UserMessage(err))}
+	}
+	if !held {
+		return nil
 	}
 	if old, known, err = registered(); err != nil || known && old.State != silo.StateDeleted {
 		return err // registered since: the registration says it is taken

@@ -10,8 +10,8 @@ import (
 	silo "github.com/silo-run/silo"
 )
 
-// blockAccount makes the local provider's creation of account id fail
-// with a real error: a file stands where its directory goes.
+// blockAccount makes the local provider unable to say whether it holds
+// account id, with a real error: a file stands where its directory goes.
 func blockAccount(t *testing.T, c *cli, id string) {
 	t.Helper()
 	dir := filepath.Join(c.dataDir, "accounts", "accounts")
@@ -25,11 +25,13 @@ func blockAccount(t *testing.T, c *cli, id string) {
 
 // TestFailedFirstTenantSaysProductionStays: on a fresh installation, a
 // tenant create whose tenant the provider cannot create (after the
-// request's checks passed) stored the release built from silo.yaml, made
-// it current and made the production account on it first; that account
-// and the current release stay, and the error says so, naming the release
-// (must). A tenant that fails later, on an installation whose production
-// account was there before, says nothing of production (must not).
+// request's checks passed: here the provider cannot say whether it
+// already holds the ID, which refuses the tenant before it is registered)
+// stored the release built from silo.yaml, made it current and made the
+// production account on it first; that account and the current release
+// stay, and the error says so, naming the release (must). A tenant that
+// fails later, on an installation whose production account was there
+// before, says nothing of production (must not).
 func TestFailedFirstTenantSaysProductionStays(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
@@ -46,30 +48,28 @@ func TestFailedFirstTenantSaysProductionStays(t *testing.T) {
 		t.Fatalf("releases after the failed first create: %+v; want one, current, as the error says", rels)
 	}
 	rel := rels[0].ID
-	want := "silo: the production account was created on release " + rel + " and stays, and " + rel + " stays the current release (they serve every account of the installation); tenant acme was not created: account acme was registered but provisioning failed ("
-	if code != 1 || !strings.HasPrefix(errOut, want) || !strings.Contains(errOut, "silo tenant delete acme rolls it back") {
+	want := "silo: the production account was created on release " + rel + " and stays, and " + rel + " stays the current release (they serve every account of the installation); tenant acme was not created: the provider cannot say whether it already holds an account named acme, so nothing was created: the local files of account acme are damaged"
+	if code != 1 || !strings.HasPrefix(errOut, want) {
 		t.Fatalf("first tenant create that fails: exit %d, stderr %q; want exit 1 and %q...", code, errOut, want)
 	}
 	if st := accountState(t, c, silo.ProductionID); st != silo.StateActive {
 		t.Errorf("the production account is %s after the failed create, want active, as the error says", st)
 	}
-	if st := accountState(t, c, "acme"); st != silo.StateProvisioning {
-		t.Errorf("acme is %s after the failed create, want provisioning, as the error says", st)
-	}
+	c.fails(`no account "acme"`, "tenant", "show", "acme")
 
 	blockAccount(t, c, "beta")
 	code, _, errOut = c.run("tenant", "create", "beta")
-	if code != 1 || !strings.HasPrefix(errOut, "silo: account beta was registered but provisioning failed (") || strings.Contains(errOut, "production") {
+	if code != 1 || !strings.HasPrefix(errOut, "silo: the provider cannot say whether it already holds an account named beta, so nothing was created: ") || strings.Contains(errOut, "production") {
 		t.Fatalf("a later tenant create that fails: exit %d, stderr %q; want exit 1, beta's failure and no word of production", code, errOut)
 	}
 
-	// Once the cause is gone, silo apply finishes the tenant, as the error
-	// said, on the production account that stayed.
+	// Once the cause is gone, the tenant is created on the production
+	// account that stayed.
 	if err := os.Remove(filepath.Join(c.dataDir, "accounts", "accounts", "acme")); err != nil {
 		t.Fatal(err)
 	}
-	c.ok("apply", "acme")
+	c.ok("tenant", "create", "acme")
 	if st := accountState(t, c, "acme"); st != silo.StateActive {
-		t.Errorf("acme is %s after silo apply acme, want active", st)
+		t.Errorf("acme is %s after silo tenant create acme, want active", st)
 	}
 }
