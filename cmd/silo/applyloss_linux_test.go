@@ -18,7 +18,7 @@ func TestApplyHoldsEachAccountToTheListShown(t *testing.T) {
 	defer func() { applyConfirmed = func() {} }()
 	args := []string{"--data-dir", c.dataDir, "--file", c.file, "apply", "--all"}
 	code, out, errOut := atTerminal(t, args, nil, "yes")
-	if !strings.Contains(out, "This apply destroys data (deletes table/visits in acme, globex), which cannot be undone.\n"+prompt) {
+	if !strings.Contains(out, "This apply destroys data, which cannot be undone:\n  deletes table/visits in acme, globex\n"+prompt) {
 		t.Errorf("stdout %q, want the list and the prompt", out)
 	}
 	want := "initech: what would be lost changed since you confirmed: planned again to be applied, it deletes table/visits in initech, which was not shown; account initech was not changed. Run silo apply again to see the new list and confirm it"

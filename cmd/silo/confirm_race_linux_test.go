@@ -167,7 +167,7 @@ func TestApplyAtATerminalAppliesTheListShown(t *testing.T) {
 	c.edit(dropVisits...)
 	args := []string{"--data-dir", c.dataDir, "--file", c.file, "apply", "--all"}
 	code, out, errOut := atTerminal(t, args, func() { c.ok("tenant", "create", "initech") }, "yes")
-	if !strings.HasSuffix(out, "This apply destroys data (deletes table/visits in acme, globex), which cannot be undone.\n"+prompt) {
+	if !strings.HasSuffix(out, "This apply destroys data, which cannot be undone:\n  deletes table/visits in acme, globex\n"+prompt) {
 		t.Errorf("stdout %q, want the list and the prompt", out)
 	}
 	want := "silo: what would be lost changed since you confirmed: it now deletes table/visits in acme, globex, initech; nothing was changed. Run silo apply again to see the new list and confirm it\n"
@@ -180,7 +180,7 @@ func TestApplyAtATerminalAppliesTheListShown(t *testing.T) {
 		}
 	}
 	code, out, errOut = atTerminal(t, args, nil, "yes")
-	if code != 0 || !strings.Contains(out, "deletes table/visits in acme, globex, initech), which cannot be undone.\n"+prompt) {
+	if code != 0 || !strings.Contains(out, "  deletes table/visits in acme, globex, initech\n"+prompt) {
 		t.Fatalf("apply confirmed for the list shown: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 	for _, id := range []string{"acme", "globex", "initech"} {
