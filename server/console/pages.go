@@ -15,7 +15,6 @@ import (
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/internal/fanout"
 	"github.com/silo-run/silo/isolation/report"
-	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
@@ -338,9 +337,8 @@ func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *sessio
 			if d.Account.Kind == silo.KindDeveloper || d.Account.Kind == silo.KindEnvironment {
 				err = c.api.DeleteEnv(ctx, id)
 			} else {
-				var del provider.Deletion
-				del, err = c.api.DeleteAccount(ctx, id)
-				done = del.String() + "."
+				del, derr := c.api.DeleteAccount(ctx, id)
+				err, done = derr, del.String()+"."
 			}
 		}
 		if err == nil {
