@@ -333,9 +333,12 @@ func (rn *Runner) preview(ctx context.Context, release string, moves func(store.
 }
 
 // rollbackable refuses to roll back orig when that would undo more than
-// orig: once it was rolled back, or once a later rollout ran (rolling orig
-// back would return the accounts that one moved as well, to a release two
-// steps back).
+// orig: once it was rolled back, or once a later rollout that moved
+// accounts ran (rolling orig back would return the accounts that one moved
+// as well, to a release two steps back). A later rollout that moved no
+// account (movedNothing) does not stand in the way, and such a rollout is
+// not rolled back itself: there is nothing to undo, and a rollback would
+// still count as the latest rollout.
 //
 // Nor is a rollout rolled back that was rolled back by its own gates (it
 // failed: its accounts are back already, and a rollback would be a no-op
@@ -358,12 +361,22 @@ func rollbackable(tx store.Tx, orig Rollout) error {
 		}
 		return silo.Errorf(silo.CodeConflict, "rollout %s failed (%s) and %s: there is nothing to roll back; nothing was changed. Fix the release and deploy it (silo deploy)", orig.ID, orig.Reason, back)
 	}
-	latest, err := tx.Rollouts(1)
+	nothing, err := movedNothing(tx, orig)
 	if err != nil {
 		return err
 	}
-	if len(latest) > 0 && latest[0].ID != orig.ID {
-		l := latest[0]
+	l, ok, err := latestMoving(tx)
+	if err != nil {
+		return err
+	}
+	if nothing {
+		next := "No earlier rollout moved an account either"
+		if ok {
+			next = fmt.Sprintf("The latest rollout that moved accounts is %s (release %s): silo rollout rollback %s", l.ID, l.Release, l.ID)
+		}
+		return silo.Errorf(silo.CodeConflict, "rollout %s moved no account (release %s was current already): there is nothing to roll back; nothing was changed. %s", orig.ID, orig.Release, next)
+	}
+	if ok && l.ID != orig.ID {
 		return silo.Errorf(silo.CodeConflict, "rollout %s is not the latest: %s (release %s) ran after it, and rolling %s back would undo that one too; roll back the latest instead (silo rollout rollback %s)", orig.ID, l.ID, l.Release, orig.ID, l.ID)
 	}
 	if orig.Previous == "" {

@@ -55,7 +55,10 @@
 // otherwise), so a change between asking and starting (another release,
 // a new account) destroys nothing the operator did not see. Only the
 // latest rollout can be rolled back, once: rolling back an earlier one
-// would return the accounts a later rollout moved as well. A failed
+// would return the accounts a later rollout moved as well. A start of the
+// current release that every account its rings select runs records
+// nothing (UpToDate); a rollout that moved no account is neither rolled
+// back nor counted as the latest. A failed
 // rollout (rolled back by its own gates) and a rollback rollout cannot be
 // rolled back: the one is back already, the other would ship the release
 // it undid with no gate. A release whose latest rollout failed starts

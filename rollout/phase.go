@@ -82,12 +82,18 @@ func (rn *Runner) setPhase(ctx context.Context, r Rollout, phase Phase, fn func(
 
 // snapshot sums the metrics the accounts served under release.
 func (rn *Runner) snapshot(ids []silo.AccountID, release string) (Stats, error) {
+	return rn.snapshotEach(ids, func(silo.AccountID) string { return release })
+}
+
+// snapshotEach is snapshot with each account's figures under the release
+// releaseOf names for it.
+func (rn *Runner) snapshotEach(ids []silo.AccountID, releaseOf func(silo.AccountID) string) (Stats, error) {
 	var sum Stats
 	if rn.cfg.Metrics == nil {
 		return sum, silo.Errorf(silo.CodeUnavailable, "no metrics source is configured")
 	}
 	for _, id := range ids {
-		s, err := rn.cfg.Metrics.Snapshot(id, release)
+		s, err := rn.cfg.Metrics.Snapshot(id, releaseOf(id))
 		if err != nil {
 			return sum, err
 		}
@@ -102,10 +108,13 @@ func gated(g spec.Gates) bool { return g.MaxErrorRate > 0 || g.MaxP99Increase > 
 // touch: what they served under the previous release, the current one when
 // the rollout started (a release that a rollout promoted, or that the fleet
 // was rolled back to). Requests served under any other release, such as a
-// broken one that was rolled back, are not part of it.
+// broken one that was rolled back, are not part of it. A rollout of the
+// release that was current already (Previous is its Release: it moves the
+// accounts that lag) measures each account under the release it runs.
 func (rn *Runner) begin(ctx context.Context, r Rollout, target engine.Release) error {
 	ring := r.Rings[r.Ring]
 	var touched []silo.AccountID
+	ran := map[silo.AccountID]string{}
 	n := 0
 	unsel, err := rn.members(ctx, r, r.Ring, target.Stack, func(as []silo.Account) error {
 		n += len(as)
@@ -116,6 +125,7 @@ func (rn *Runner) begin(ctx context.Context, r Rollout, target engine.Release) e
 			p, err := rn.cfg.Engine.PlanAccount(ctx, a, target)
 			if err == nil && p.Touches() {
 				touched = append(touched, a.ID)
+				ran[a.ID] = a.Release
 			}
 		}
 		return nil
@@ -125,7 +135,11 @@ func (rn *Runner) begin(ctx context.Context, r Rollout, target engine.Release) e
 	}
 	var base *Stats
 	if gated(ring.Gates) && len(touched) > 0 && r.Previous != "" {
-		if s, err := rn.snapshot(touched, r.Previous); err == nil {
+		baseline := func(silo.AccountID) string { return r.Previous }
+		if r.Previous == r.Release {
+			baseline = func(id silo.AccountID) string { return ran[id] }
+		}
+		if s, err := rn.snapshotEach(touched, baseline); err == nil {
 			base = &s
 		}
 	}

@@ -134,7 +134,10 @@ func (rn *Runner) poke() {
 // opt.LossesDigest is set and what the rollout would destroy is no longer
 // what was previewed; CodeInvalid for a LossesDigest no preview gives;
 // CodeFailedCheck for a release whose latest rollout failed (Failures)
-// unless opt.RetryFailed confirms it.
+// unless opt.RetryFailed confirms it. A *UpToDate, not a failure, when
+// releaseID is current and every account its rings select runs it: no
+// rollout is recorded. A current release that some of those accounts do
+// not run is rolled out to them (the rollout's Previous is its Release).
 //
 // # Notes
 //
@@ -176,6 +179,16 @@ func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf str
 		n, err := tx.CountRollouts()
 		if err != nil {
 			return err
+		}
+		if rollbackOf == "" {
+			// Checked with the recording, so that a release made
+			// current meanwhile records nothing either.
+			if u, err := upToDate(tx, rel); err != nil || u != nil {
+				if err == nil {
+					err = u
+				}
+				return err
+			}
 		}
 		prev, err := tx.CurrentRelease()
 		if err != nil && !errors.Is(err, silo.ErrNotFound) {

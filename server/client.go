@@ -299,11 +299,30 @@ func (c *Client) Release(ctx context.Context, id string) (ReleaseInfo, error) {
 // a rollout that destroys data without opt allowing it with
 // CodeNeedsConfirm, one that would destroy other than the preview
 // opt.LossesDigest names with CodeConflict, and one of a release whose
-// latest rollout failed without opt.RetryFailed with CodeFailedCheck.
+// latest rollout failed without opt.RetryFailed with CodeFailedCheck. A
+// release current on every account its rings select starts nothing: the
+// error is then a *rollout.UpToDate, as Runner.Start's.
 func (c *Client) StartRollout(ctx context.Context, release string, opt rollout.Options) (rollout.Rollout, error) {
+	var raw json.RawMessage
 	var out rollout.Rollout
-	err := c.call(ctx, http.MethodPost, "/v1/rollouts", StartRequest{Release: release, AllowDataLoss: opt.AllowDataLoss, LossesDigest: opt.LossesDigest, RetryFailed: opt.RetryFailed}, &out)
-	return out, err
+	err := c.call(ctx, http.MethodPost, "/v1/rollouts", StartRequest{Release: release, AllowDataLoss: opt.AllowDataLoss, LossesDigest: opt.LossesDigest, RetryFailed: opt.RetryFailed}, &raw)
+	if err != nil {
+		return out, err
+	}
+	var none struct {
+		Started *bool `json:"started"`
+		rollout.UpToDate
+	}
+	if err := json.Unmarshal(raw, &none); err != nil {
+		return out, fmt.Errorf("read the server's answer: %w", err)
+	}
+	if none.Started != nil && !*none.Started {
+		return out, &none.UpToDate
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return out, fmt.Errorf("read the server's answer: %w", err)
+	}
+	return out, nil
 }
 
 // PreviewRollout returns what StartRollout of release would destroy (see

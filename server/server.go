@@ -324,6 +324,16 @@ func NewReleaseInfo(r store.Release, current string) ReleaseInfo {
 	return ReleaseInfo{ID: r.ID, Artifacts: r.Artifacts, Created: r.Created, Note: r.Note, Current: r.ID == current, Probe: r.Probe}
 }
 
+// NothingStarted is the body of POST /v1/rollouts answered 200 OK: the
+// release is current and every account its rings select runs it already
+// (rollout.UpToDate), so no rollout was recorded. Started is always false;
+// a rollout that starts is answered 201 Created with the rollout.
+type NothingStarted struct {
+	Started bool   `json:"started"`
+	Message string `json:"message"`
+	rollout.UpToDate
+}
+
 // StartRequest is the body of POST /v1/rollouts.
 type StartRequest struct {
 	Release string `json:"release"`
@@ -572,6 +582,9 @@ func (s *Server) routes() {
 			return 0, nil, err
 		}
 		ro, err := s.cfg.Runner.Start(r.Context(), req.Release, rollout.Options{AllowDataLoss: req.AllowDataLoss, LossesDigest: req.LossesDigest, RetryFailed: req.RetryFailed})
+		if u, ok := errors.AsType[*rollout.UpToDate](err); ok {
+			return http.StatusOK, NothingStarted{Message: u.Error(), UpToDate: *u}, nil
+		}
 		return http.StatusCreated, ro, err
 	})
 	s.handle("GET /v1/rollouts", func(r *http.Request) (int, any, error) {

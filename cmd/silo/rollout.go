@@ -204,7 +204,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 					opt.RetryFailed = retry
 					return rn.Start(ctx, rel.ID, opt)
 				})
-				if err != nil {
+				if done, err := nothingStarted(g, err); done || err != nil {
 					return err
 				}
 				return runHere(ctx, g, rn, r.ID)
@@ -218,7 +218,7 @@ server-side rollout: reattach with silo rollout status --follow.`,
 				opt.RetryFailed = retry
 				return c.StartRollout(ctx, id, opt)
 			})
-			if err != nil {
+			if done, err := nothingStarted(g, err); done || err != nil {
 				return err
 			}
 			if detach {
@@ -234,6 +234,22 @@ server-side rollout: reattach with silo rollout status --follow.`,
 	cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if the release deletes or replaces a table, bucket or secret (whatever the planning as it starts finds; at a terminal, without --yes, it starts only for the list it showed)")
 	cmd.Flags().BoolVar(&retry, "retry-failed", false, "roll out a release whose latest rollout failed, through the rings and their gates again")
 	return cmd
+}
+
+// nothingStarted answers a deploy that started no rollout because its
+// release is current on every account (rollout.UpToDate): it says so and
+// succeeds, so that a re-run of an unchanged deploy (a CI re-run) passes.
+// done is true then; otherwise err is the start's error, if any.
+func nothingStarted(g *globals, err error) (done bool, _ error) {
+	u, ok := errors.AsType[*rollout.UpToDate](err)
+	if !ok {
+		return false, err
+	}
+	if g.json() {
+		return true, json.NewEncoder(g.stdout).Encode(server.NothingStarted{Message: u.Error(), UpToDate: *u})
+	}
+	_, err = fmt.Fprintln(g.stdout, u.Error())
+	return true, err
 }
 
 // runHere drives a rollout in this process (no server runs it), printing

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"net/http"
 
 	silo "github.com/silo-run/silo"
@@ -102,7 +103,12 @@ func (c *Console) startRollout(w http.ResponseWriter, r *http.Request, s *sessio
 	var err error
 	if ok {
 		var ro rollout.Rollout
-		if ro, err = c.api.StartRollout(r.Context(), id, opt); err == nil {
+		ro, err = c.api.StartRollout(r.Context(), id, opt)
+		if u, none := errors.AsType[*rollout.UpToDate](err); none {
+			c.back(w, r, s, "/console/releases", flash{OK: "Nothing was started: " + u.Error() + "."})
+			return
+		}
+		if err == nil {
 			c.back(w, r, s, "/console/releases", flash{OK: "Rollout " + ro.ID + " of release " + ro.Release + " started."})
 			return
 		}
