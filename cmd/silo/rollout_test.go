@@ -149,7 +149,10 @@ func TestRingNotReached(t *testing.T) {
 // clear error when there is none.
 func TestRolloutCommandsAgainstAServer(t *testing.T) {
 	t.Parallel()
-	f := startRemote(t)
+	file, src := initProject(t)
+	f := startRemoteOn(t, file, func(f *remoteFixture) {
+		f.local("tenant", "create", "acme") // makes the app's release current
+	})
 	if out := f.same("rollout", "list"); !strings.Contains(out, "no rollout yet") {
 		t.Errorf("rollout list: %s", out)
 	}
@@ -163,7 +166,14 @@ func TestRolloutCommandsAgainstAServer(t *testing.T) {
 	if code, _, errOut := f.remoteRun("rollout", "rollback"); code != 1 || !strings.Contains(errOut, "no rollout yet") {
 		t.Errorf("remote rollout rollback before any rollout: exit %d, %s", code, errOut)
 	}
+	// The release the server runs already: nothing to roll out, exit 0.
+	if out := f.remote("deploy", "--detach"); !strings.Contains(out, "nothing to roll out") {
+		t.Errorf("deploy --detach of the unchanged app: %s", out)
+	}
 	// Twin: a rollout started on the server is the active one.
+	if err := os.WriteFile(file, []byte(strings.Replace(string(src), "Hello, ", "Hi, ", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := f.remote("deploy", "--detach")
 	if !strings.Contains(out, "ro-000001") {
 		t.Fatalf("deploy --detach: %s", out)
