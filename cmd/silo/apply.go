@@ -30,7 +30,8 @@ other data to destroy, nothing changes; an account that, planned again as the ap
 would destroy what the list did not show is not changed, and the apply fails naming it), or
 --yes, for whatever the plan finds as it runs. silo
 plan --all --out FILE saves a plan; silo apply --plan FILE applies exactly those changes, and
-refuses if any account changed since.
+refuses if any account changed since or if the file's changes are not what silo plans now
+(an edited file).
 
 The release passes the isolation gate before it becomes current. A release whose latest rollout
 failed (silo rollout list) is refused unless --retry-failed confirms it: apply puts it on every

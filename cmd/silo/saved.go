@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
 
@@ -139,6 +141,9 @@ func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes, retr
 	if err := unmoved(); err != nil {
 		return nil, err
 	}
+	if err := sp.replanned(ctx, a, rel); err != nil {
+		return nil, err
+	}
 	if losses := silo.Losses(sp.Plans); len(losses) > 0 {
 		if err := g.confirmLosses(yes, "this plan destroys data", losses); err != nil {
 			return nil, err
@@ -164,4 +169,49 @@ func applySaved(ctx context.Context, g *globals, a *app, sp savedPlan, yes, retr
 		done = append(done, p)
 	}
 	return done, nil
+}
+
+// replanned plans the fleet for rel again and refuses the saved plan
+// unless its plans are exactly those: the same accounts, each with the
+// same changes, against the same version. A plan file edited by hand (a
+// change removed, say) would otherwise be applied and record the account
+// on rel while it holds what rel does not declare.
+func (sp savedPlan) replanned(ctx context.Context, a *app, rel engine.Release) error {
+	sum, err := server.PlanRelease(ctx, a.plane, rel, "")
+	if err != nil {
+		return err
+	}
+	if len(sum.Errors) > 0 {
+		return silo.Errorf(silo.CodeInvalid, "%d account(s) cannot be planned now; nothing was changed. See silo plan --all", len(sum.Errors))
+	}
+	now := map[silo.AccountID]silo.Plan{}
+	for _, p := range sum.Plans {
+		now[p.Account] = p
+	}
+	var differ []silo.AccountID
+	saved := map[silo.AccountID]bool{}
+	for _, p := range sp.Plans {
+		saved[p.Account] = true
+		if q, ok := now[p.Account]; !ok || !samePlan(p, q) {
+			differ = append(differ, p.Account)
+		}
+	}
+	for id := range now {
+		if !saved[id] {
+			differ = append(differ, id)
+		}
+	}
+	if len(differ) == 0 {
+		return nil
+	}
+	slices.Sort(differ)
+	return silo.Errorf(silo.CodeConflict, "the plan file does not match what silo plans for %s now: it was edited or the fleet changed; nothing was changed. Make it again with silo plan --all --out FILE", differ[0])
+}
+
+// samePlan reports whether two plans of one account make the same changes
+// from the same account version to the same release.
+func samePlan(p, q silo.Plan) bool {
+	a, errA := json.Marshal(p)
+	b, errB := json.Marshal(q)
+	return errA == nil && errB == nil && string(a) == string(b)
 }
