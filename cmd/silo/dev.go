@@ -24,6 +24,12 @@ developer, created on first use) running the app's sources as they are on disk: 
 to a Go source, silo.yaml or go.mod is rebuilt and applied to that account only. A build error is
 printed and the last good version keeps serving. The account's function logs stream below.
 
+Unlike silo apply and silo deploy, silo dev does not ask before a change that deletes or
+replaces a table, bucket or secret of your developer account (renaming a table in silo.yaml,
+say): the account is your scratch copy and the loop is live. The log says plainly what was
+destroyed ("! data destroyed in your developer account, unasked: ..."). No other account is
+changed.
+
 The app is ./silo.yaml, else examples/findings of this repository, or --file. Stop silo up first
 (or give silo dev another --listen and --data-dir): both serve the same data dir.`,
 		Example: `  silo dev
@@ -103,6 +109,10 @@ func printDevEvent(g *globals, ev platform.DevEvent) {
 	case "watching":
 	case "live":
 		fmt.Fprintf(w, "✓ live in %s: release %s (%s) after %s\n", ev.Took.Round(time.Millisecond), ev.Release, planCounts(ev), what)
+		if lost := silo.DataLoss([]silo.Plan{ev.Plan}); lost != "" {
+			// silo dev does not ask (see its help): it says what is gone.
+			fmt.Fprintf(w, "! data destroyed in your developer account, unasked: %s; what it held is gone\n", lost)
+		}
 	case "unchanged":
 		fmt.Fprintf(w, "· no change (%s): release %s keeps serving\n", what, ev.Release)
 	default:
