@@ -153,6 +153,32 @@ func DescribeLosses(losses []Loss) string {
 	return strings.Join(parts, "; ")
 }
 
+// Unconfirmed returns the changes of p that destroy data and that
+// confirmed does not list for p's account: what a plan made again, as an
+// account is applied, would destroy beyond what the operator confirmed.
+func Unconfirmed(p Plan, confirmed []Loss) []Change {
+	var more []Change
+	for _, c := range p.Changes {
+		if c.DestroysData() && !confirmedFor(confirmed, p.Account, c) {
+			more = append(more, c)
+		}
+	}
+	return more
+}
+
+func confirmedFor(confirmed []Loss, acct AccountID, c Change) bool {
+	for _, l := range confirmed {
+		if l.Op == c.Op && l.Type == c.Type && l.Name == c.Name {
+			for _, a := range l.Accounts {
+				if a == acct {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // DataLoss describes the changes of plans that destroy data:
 // DescribeLosses(Losses(plans)).
 func DataLoss(plans []Plan) string { return DescribeLosses(Losses(plans)) }

@@ -18,6 +18,7 @@ import (
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/provider"
+	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
 
@@ -75,22 +76,52 @@ type Deployed struct {
 // when some accounts failed to apply (Deployed.Failed says which; the rest
 // are applied).
 func (p *Platform) Deploy(ctx context.Context, path string) (Deployed, error) {
+	return p.deploy(ctx, path, nil)
+}
+
+// Confirm is asked by DeployIfUnmanaged, once the release is built and
+// before anything changes, with what applying it would destroy (the
+// tables, buckets and secrets it deletes or replaces, with every account
+// where), and only when that is not nothing. It returns nil to go ahead,
+// or the error the deploy returns, having changed nothing. The deploy
+// then holds each account, planned again as it is applied, to that list:
+// one that would destroy more is not changed (silo.CodeConflict).
+type Confirm func(losses []silo.Loss) error
+
+// deploy is Deploy, asking confirm (nil: nobody) before it destroys data.
+func (p *Platform) deploy(ctx context.Context, path string, confirm Confirm) (Deployed, error) {
 	out := Deployed{Failed: map[silo.AccountID]string{}}
-	rel, err := p.Build(ctx, path)
+	// The release is stored only once confirmed: a refused deploy stores
+	// nothing either.
+	var stored store.Release
+	rel, err := p.build(ctx, path, func(ctx context.Context, sp string) (engine.Release, error) {
+		rel, st, err := p.Plane.PrepareRelease(ctx, sp)
+		stored = st
+		return rel, err
+	})
 	if err != nil {
 		return out, err
 	}
 	out.Release = rel
+	var hold func(silo.Plan) error
+	if confirm != nil {
+		if hold, err = p.confirmed(ctx, rel, confirm); err != nil {
+			return out, err
+		}
+	}
+	if err := p.Plane.PutRelease(ctx, stored); err != nil {
+		return out, err
+	}
 	if err := p.Plane.SetCurrent(ctx, rel); err != nil {
 		return out, err
 	}
-	if _, err := p.Plane.EnsureProduction(ctx, rel, nil); err != nil {
+	if _, err := p.Plane.EnsureProduction(ctx, rel, hold); err != nil {
 		return out, fmt.Errorf("production account: %w", err)
 	}
 	if out.Seeded, err = p.seedProduction(ctx, rel); err != nil {
 		return out, err
 	}
-	_, err = p.Plane.Engine.ApplyFleet(ctx, rel, store.Filter{}, nil, func(r engine.FleetResult) {
+	_, err = p.Plane.Engine.ApplyFleet(ctx, rel, store.Filter{}, hold, func(r engine.FleetResult) {
 		if provider.IsPending(r.Err) {
 			out.Pending = append(out.Pending, r.Plan.Account)
 			return
@@ -111,22 +142,48 @@ func (p *Platform) Deploy(ctx context.Context, path string) (Deployed, error) {
 	return out, err
 }
 
+// confirmed plans every account for rel and, when that destroys data,
+// asks confirm; it returns the check that holds each account to what was
+// confirmed.
+func (p *Platform) confirmed(ctx context.Context, rel engine.Release, confirm Confirm) (func(silo.Plan) error, error) {
+	sum, err := server.PlanRelease(ctx, p.Plane, rel, "")
+	if err != nil {
+		return nil, err
+	}
+	if len(sum.Errors) > 0 {
+		return nil, silo.Errorf(silo.CodeInvalid, "%d account(s) cannot be planned for release %s (%s); nothing was changed", len(sum.Errors), rel.ID, sum.Errors[0])
+	}
+	losses := silo.Losses(sum.Plans)
+	if len(losses) > 0 {
+		if err := confirm(losses); err != nil {
+			return nil, err
+		}
+	}
+	return func(pl silo.Plan) error {
+		if more := silo.Unconfirmed(pl, losses); len(more) > 0 {
+			return silo.Errorf(silo.CodeConflict, "what would be lost changed since it was confirmed: planned again to be applied, it %s, which was not shown; account %s was not changed", silo.DataLoss([]silo.Plan{{Account: pl.Account, Changes: more}}), pl.Account)
+		}
+		return nil
+	}, nil
+}
+
 // DeployIfUnmanaged is Deploy for silo up: it deploys the app at path
-// directly only while no rollout has ever run on this installation. Once
+// directly only while no rollout has ever run on this installation, asking
+// confirm before it destroys data (see Confirm). Once
 // rollouts manage the fleet it builds the release (loading its modules) and
 // changes nothing: accounts stay where the rollouts put them. When the
 // release is not the current one, Held says why, in a sentence naming what
 // to do: a rollout is active, the release
 // is one a rollout rolled back or did not finish, or it is simply not
 // rolled out yet (silo deploy takes it through the rings).
-func (p *Platform) DeployIfUnmanaged(ctx context.Context, path string) (Deployed, error) {
+func (p *Platform) DeployIfUnmanaged(ctx context.Context, path string, confirm Confirm) (Deployed, error) {
 	out := Deployed{Failed: map[silo.AccountID]string{}}
 	rs, err := p.Runner.List(ctx, 0)
 	if err != nil {
 		return out, err
 	}
 	if len(rs) == 0 {
-		return p.Deploy(ctx, path)
+		return p.deploy(ctx, path, confirm)
 	}
 	rel, err := p.Build(ctx, path)
 	if err != nil {

@@ -251,19 +251,8 @@ func sameLosses(ctx context.Context, a *app, rel engine.Release, one silo.Accoun
 // bucket or secret that confirmed does not list for its account is
 // refused (CodeConflict) and the account is not changed.
 func heldTo(confirmed []silo.Loss) func(silo.Plan) error {
-	ok := map[string]bool{}
-	for _, l := range confirmed {
-		for _, acct := range l.Accounts {
-			ok[string(acct)+" "+string(l.Op)+" "+l.Key()] = true
-		}
-	}
 	return func(p silo.Plan) error {
-		var more []silo.Change
-		for _, c := range p.Changes {
-			if c.DestroysData() && !ok[string(p.Account)+" "+string(c.Op)+" "+c.Key()] {
-				more = append(more, c)
-			}
-		}
+		more := silo.Unconfirmed(p, confirmed)
 		if len(more) == 0 {
 			return nil
 		}

@@ -68,6 +68,7 @@ type upSummary struct {
 
 func newUpCmd(g *globals) *cobra.Command {
 	var listen, api string
+	var yes bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole platform locally: the example app, demo tenants and the gateway",
@@ -79,16 +80,19 @@ never had it, serves the gateway and prints each tenant's URL and a fresh API ke
 reuse the data dir: nothing is created twice, an account you deleted stays deleted (silo dev
 creates your developer account again), and each run revokes the "silo-up" keys the previous run printed (a key made by silo keys rotate is left alone). Until the first rollout (silo deploy) it applies the app to every account; once
 rollouts manage the fleet it changes no account's release and says so when the app differs from
-what the fleet runs. While it runs, other silo commands on the same data
+what the fleet runs. A change to the app that deletes or replaces a table, bucket or secret of an
+account is applied then only when you confirm it, as silo apply asks: typed at a terminal, or
+--yes; otherwise silo up refuses, naming what would be lost, and changes nothing. While it runs, other silo commands on the same data
 dir (silo tenant, keys, deploy, logs, ...) go through its control-plane API instead of opening
 the data dir beside it. Ctrl-C stops it cleanly.`,
 		Example: `  go run ./cmd/silo up
   silo up --listen 127.0.0.1:9090 --data-dir /tmp/silo`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runUp(cmd.Context(), g, listen, api, cmd.Flags().Changed("file"))
+			return runUp(cmd.Context(), g, listen, api, cmd.Flags().Changed("file"), yes)
 		},
 	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "before the first rollout, apply the app even if it deletes or replaces a table, bucket or secret of an account")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address the gateway listens on")
 	cmd.Flags().StringVar(&api, "api", "127.0.0.1:0", "address of the control-plane API (default: a free loopback port); other silo commands on this data dir go through it, and silo deploy --server from elsewhere")
 	return cmd
@@ -192,7 +196,7 @@ func userName() string {
 	return "user"
 }
 
-func runUp(ctx context.Context, g *globals, listen, api string, explicitFile bool) error {
+func runUp(ctx context.Context, g *globals, listen, api string, explicitFile, yes bool) error {
 	start := time.Now()
 	spec, err := findApp(g, explicitFile)
 	if err != nil {
@@ -219,7 +223,9 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile boo
 	if cerr != nil && !fresh {
 		return cerr
 	}
-	dep, err := p.DeployIfUnmanaged(ctx, spec)
+	dep, err := p.DeployIfUnmanaged(ctx, spec, func(losses []silo.Loss) error {
+		return g.confirm(yes, relPath(spec)+" "+silo.DescribeLosses(losses), "yes")
+	})
 	if err != nil {
 		return err
 	}
