@@ -323,7 +323,14 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 		if err != nil {
 			return err
 		}
-		a.StackHash, a.Release, a.Updated = p.DesiredHash, p.Release, e.cfg.Now()
+		// The hash of what is recorded now, not the plan's word for it: a
+		// plan whose changes do not reach its DesiredHash (one edited by
+		// hand) leaves an account that the next plan diffs in full.
+		held, err := tx.Resources(p.Account)
+		if err != nil {
+			return err
+		}
+		a.StackHash, a.Release, a.Updated = silo.SetHash(held), p.Release, e.cfg.Now()
 		if a.State == silo.StateProvisioning {
 			a.State = silo.StateActive
 		}
