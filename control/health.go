@@ -126,12 +126,32 @@ func (p *Plane) Orphans(ctx context.Context) ([]silo.AccountID, []Problem, error
 		case !ok:
 			orphans = append(orphans, id)
 		case a.State == silo.StateDeleted:
-			remains = append(remains, Problem{Account: id,
-				Problem: "it was deleted, but the provider still holds its data and data key (its deletion did not destroy them)",
-				Fix:     "run " + silo.DeleteCommand(a.Kind, id) + " to destroy them"})
+			remains = append(remains, HeldAfterDeletion(a))
 		}
 	}
 	return orphans, remains, nil
+}
+
+// HeldAfterDeletion is the problem of deleted account a while the provider
+// still holds its data and data key (a deletion recorded from an older copy
+// of the data dir on a shared store), as silo doctor and the console say it.
+func HeldAfterDeletion(a silo.Account) Problem {
+	return Problem{Account: a.ID,
+		Problem: "it was deleted, but the provider still holds its data and data key (its deletion did not destroy them)",
+		Fix:     "run " + silo.DeleteCommand(a.Kind, a.ID) + " to destroy them"}
+}
+
+// DeletedNotice is what is true of deleted account a, in the words the API
+// and the CLI use: while the provider still holds it (held, as Detail.Ref
+// says), HeldAfterDeletion; otherwise the one answer every action on it
+// gets (engine.Live), which says how to start over under its ID. Neither
+// claims its data key is destroyed: a Ref the provider could not read
+// leaves held false without proving the key gone.
+func DeletedNotice(a silo.Account, held bool) string {
+	if held {
+		return HeldAfterDeletion(a).String()
+	}
+	return silo.UserMessage(engine.Live(a))
 }
 
 // OrphanFix is what to do about the orphan id, as silo doctor and silo

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +56,7 @@ func TestDeletedAccountPageIsReadOnly(t *testing.T) {
 			t.Errorf("the deleted account's page offers %q, which cannot work there", bad)
 		}
 	}
-	for _, want := range []string{`<span class="state s-deleted">deleted</span>`, "gone1 is deleted: its data key is destroyed and nothing on this page can change it", `id="no-report"`} {
+	for _, want := range []string{`<span class="state s-deleted">deleted</span>`, `<div class="flash" id="deleted">account gone1 was deleted; silo env create gone1 makes a new, empty environment under that ID. Nothing on this page can change it`, `id="no-report"`} {
 		if !strings.Contains(gone.body, want) {
 			t.Errorf("the deleted account's page lacks %q", want)
 		}
@@ -83,6 +85,76 @@ func TestDeletedAccountPageIsReadOnly(t *testing.T) {
 	}
 	if got := f.account(t, "acme").Params["plan"]; got != "free" {
 		t.Errorf("the live account's plan after saving: %q, want free", got)
+	}
+}
+
+// The page of a deleted account says only what is true of it. A deletion
+// can be recorded while the provider still holds the account (one run from
+// an older copy of the data dir on a shared store): its page then says so
+// in silo doctor's words, with the command that destroys what is left. The twin: an account whose
+// deletion destroyed it gets the API's answer for a deleted account. Neither
+// page claims the data key is destroyed.
+func TestDeletedAccountPageSaysWhetherTheProviderHoldsIt(t *testing.T) {
+	f := newFixture(t, 0)
+	f.sp.Tenant(t, "held1")
+	f.sp.Tenant(t, "gone1")
+	// The account as the provider holds it, put back after its deletion
+	// is recorded: what a delete from an older data dir copy leaves.
+	dir := filepath.Join(f.p.Config().DataDir, "accounts", "accounts", "held1") // the local provider's directory of the account
+	kept := t.TempDir()
+	copyTree(t, dir, kept)
+	for _, id := range []silo.AccountID{"held1", "gone1"} {
+		if err := f.p.DeleteAccount(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyTree(t, kept, dir)
+
+	b := f.browser(t)
+	b.signIn()
+	held := b.get("/console/tenants/held1").body
+	want := `<div class="flash" id="deleted">held1: it was deleted, but the provider still holds its data and data key (its deletion did not destroy them); run silo tenant delete held1 to destroy them. Nothing on this page can change it`
+	if !strings.Contains(held, want) {
+		t.Errorf("the page of a deleted account the provider still holds lacks %q", want)
+	}
+	gone := b.get("/console/tenants/gone1").body
+	if want := `<div class="flash" id="deleted">account gone1 was deleted; silo tenant create gone1 makes a new, empty tenant under that ID. Nothing on this page can change it`; !strings.Contains(gone, want) {
+		t.Errorf("the page of a deleted account the provider no longer holds lacks %q", want)
+	}
+	if strings.Contains(gone, "still holds") {
+		t.Errorf("the page of a deleted account the provider no longer holds says the provider holds it")
+	}
+	for name, body := range map[string]string{"held1": held, "gone1": gone} {
+		if strings.Contains(body, "destroyed") {
+			t.Errorf("the page of deleted account %s claims something is destroyed, which it cannot know", name)
+		}
+	}
+}
+
+// copyTree copies the directory tree src into dst (regular files and
+// directories only).
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o700)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o600)
+	})
+	if err != nil {
+		t.Fatalf("copy %s to %s: %v", src, dst, err)
 	}
 }
 

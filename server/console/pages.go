@@ -138,8 +138,11 @@ type TenantPage struct {
 	// nil when the provider could not tell (the page then lists Secrets).
 	SecretStates []control.SecretState
 	Problems     []string
-	Usage        *accountUsage
-	X            TenantExtras
+	// Deleted is what is true of a deleted account (control.DeletedNotice):
+	// whether the provider still holds it, as far as the page can tell.
+	Deleted string
+	Usage   *accountUsage
+	X       TenantExtras
 }
 
 // resourceRow is one recorded resource and its state against the
@@ -176,10 +179,10 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
 	for _, pr := range d.Problems {
 		p.Problems = append(p.Problems, fmt.Sprint(pr))
 	}
-	if d.Account.State != silo.StateDeleted {
-		if ss, err := c.api.Secrets(r.Context(), id); err == nil {
-			p.SecretStates = ss
-		}
+	if d.Account.State == silo.StateDeleted {
+		p.Deleted = control.DeletedNotice(d.Account, d.Ref != nil)
+	} else if ss, err := c.api.Secrets(r.Context(), id); err == nil {
+		p.SecretStates = ss
 	}
 	if d.Account.Kind != silo.KindProduction { // not billed to a tenant
 		p.Usage = c.usage(r.Context(), id)
