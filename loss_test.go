@@ -54,3 +54,29 @@ func TestLosses(t *testing.T) {
 		})
 	}
 }
+
+// ShortList names at most n accounts and counts the rest; the twins: a
+// list of n or fewer is named whole, with no count.
+func TestShortList(t *testing.T) {
+	ids := []silo.AccountID{"acme", "globex", "hooli", "initech"}
+	for _, tc := range []struct {
+		name string
+		ids  []silo.AccountID
+		n    int
+		want string
+	}{
+		{"none", nil, 5, ""},
+		{"fewer than n", ids[:2], 5, "acme, globex"},
+		{"exactly n", ids, 4, "acme, globex, hooli, initech"},
+		{"one more than n", ids, 3, "acme, globex, hooli, 1 more"},
+		{"many more than n", ids, 1, "acme, 3 more"},
+		{"n is 0", ids, 0, "4 more"},
+		{"n is negative", ids, -1, "4 more"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := silo.ShortList(tc.ids, tc.n); got != tc.want {
+				t.Errorf("ShortList(%v, %d) = %q, want %q", tc.ids, tc.n, got, tc.want)
+			}
+		})
+	}
+}

@@ -140,15 +140,7 @@ func Losses(plans []Plan) []Loss {
 func DescribeLosses(losses []Loss) string {
 	parts := make([]string, len(losses))
 	for i, l := range losses {
-		accts := make([]string, 0, 4)
-		for j, a := range l.Accounts {
-			if j == 3 {
-				accts = append(accts, fmt.Sprintf("%d more", len(l.Accounts)-3))
-				break
-			}
-			accts = append(accts, string(a))
-		}
-		parts[i] = fmt.Sprintf("%ss %s in %s", l.Op, l.Key(), strings.Join(accts, ", "))
+		parts[i] = fmt.Sprintf("%ss %s in %s", l.Op, l.Key(), ShortList(l.Accounts, 3))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -177,6 +169,21 @@ func confirmedFor(confirmed []Loss, acct AccountID, c Change) bool {
 		}
 	}
 	return false
+}
+
+// ShortList joins ids with ", ", naming the first n and counting the rest:
+// ShortList([acme globex hooli initech], 2) is "acme, globex, 2 more". It
+// is how a message names accounts that may be many.
+func ShortList[ID ~string](ids []ID, n int) string {
+	shown := ids[:min(len(ids), max(n, 0))]
+	names := make([]string, 0, len(shown)+1)
+	for _, id := range shown {
+		names = append(names, string(id))
+	}
+	if more := len(ids) - len(shown); more > 0 {
+		names = append(names, fmt.Sprintf("%d more", more))
+	}
+	return strings.Join(names, ", ")
 }
 
 // DataLoss describes the changes of plans that destroy data:

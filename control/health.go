@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
@@ -184,24 +183,17 @@ func (p *Plane) CheckRegistry(ctx context.Context, stateFile string) error {
 	if err != nil || len(held) == 0 {
 		return err
 	}
-	names := make([]string, 0, 5)
-	for i, id := range held {
-		if i == 5 {
-			names = append(names, "...")
-			break
-		}
-		names = append(names, string(id))
-	}
+	names := silo.ShortList(held, 5)
 	if p.cfg.Provider.Name() != "local" {
 		// A remote provider's accounts may be another installation's: an
 		// organization serves one installation (docs/aws.md).
 		return silo.Errorf(silo.CodeFailedCheck,
 			"the control-plane state %s holds no accounts, but the %s provider holds %d (%s): either this installation's state was lost (stop every silo process on this data dir and restore %s from a backup, see docs/operations.md), or another installation uses the same organization (one organization serves one installation: use that installation's data dir, or another organization); silo will not start on an empty registry while accounts exist",
-			stateFile, p.cfg.Provider.Name(), len(held), strings.Join(names, ", "), stateFile)
+			stateFile, p.cfg.Provider.Name(), len(held), names, stateFile)
 	}
 	return silo.Errorf(silo.CodeFailedCheck,
 		"the control-plane state %s holds no accounts, but the provider holds %d (%s): the state was lost or replaced; stop every silo process on this data dir and restore %s from a backup (see docs/operations.md); silo will not start on an empty registry while accounts exist",
-		stateFile, len(held), strings.Join(names, ", "), stateFile)
+		stateFile, len(held), names, stateFile)
 }
 
 // ResumeReport says what Resume did.

@@ -236,25 +236,18 @@ func (p *Platform) checkAccountsHere(ctx context.Context, bound bool) error {
 		}
 	}
 	slices.Sort(live)
-	names := make([]string, 0, 6)
-	for i, id := range live {
-		if i == 5 {
-			names = append(names, "...")
-			break
-		}
-		names = append(names, string(id))
-	}
+	names := silo.ShortList(live, 5)
 	if !local {
-		return silo.Errorf(silo.CodeFailedCheck, "the %s provider holds none of the %d live account(s) of %s (%s): it is not this installation's organization, or the installation's accounts in it were lost; point the provider at the installation's own organization, or restore its accounts; silo will not start (nor create accounts) on an organization that holds none of the installation's", p.Provider.Name(), n, p.stateName, strings.Join(names, ", "))
+		return silo.Errorf(silo.CodeFailedCheck, "the %s provider holds none of the %d live account(s) of %s (%s): it is not this installation's organization, or the installation's accounts in it were lost; point the provider at the installation's own organization, or restore its accounts; silo will not start (nor create accounts) on an organization that holds none of the installation's", p.Provider.Name(), n, p.stateName, names)
 	}
 	accounts := filepath.Join(p.cfg.DataDir, "accounts")
 	if p.cfg.Store != nil && bound {
-		return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from a backup of the data dir (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, n, strings.Join(names, ", "), accounts, accounts)
+		return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from a backup of the data dir (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, n, names, accounts, accounts)
 	}
 	if p.cfg.Store != nil {
-		return silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) is not the one the installation's servers use, or its account files were lost: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; point --data-dir (or $SILO_DATA_DIR) at the data dir the other servers use, or stop every silo process and restore that data dir from a backup (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, n, strings.Join(names, ", "), accounts)
+		return silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) is not the one the installation's servers use, or its account files were lost: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; point --data-dir (or $SILO_DATA_DIR) at the data dir the other servers use, or stop every silo process and restore that data dir from a backup (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, n, names, accounts)
 	}
-	return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: %s holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from the backup that matches %s (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, p.stateName, n, strings.Join(names, ", "), accounts, accounts, p.stateName)
+	return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: %s holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from the backup that matches %s (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, p.stateName, n, names, accounts, accounts, p.stateName)
 }
 
 // unwrapPath returns the cause of a file system error without the path

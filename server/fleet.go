@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -287,16 +286,9 @@ func olderCopy(probs []control.Problem, created map[silo.AccountID]time.Time) st
 		return ""
 	}
 	ids := slices.Sorted(maps.Keys(missing))
-	names := make([]string, 0, 6)
-	for i, id := range ids {
-		if i == 5 {
-			names = append(names, "...")
-			break
-		}
-		names = append(names, string(id))
-	}
+	names := silo.ShortList(ids, 5)
 	return fmt.Sprintf("this data dir may be an older copy of the installation's: the %d account(s) it lacks (%s) are exactly the ones created after the newest it holds (%s); check that --data-dir (or $SILO_DATA_DIR) is the data dir the installation's servers use before acting on any line below, and delete nothing until you have",
-		len(ids), strings.Join(names, ", "), newestHeld.UTC().Format(time.RFC3339))
+		len(ids), names, newestHeld.UTC().Format(time.RFC3339))
 }
 
 // ProveFleet loads the fleet (recorded state plus the provider's data

@@ -52,16 +52,11 @@ const lossShown = 50
 // them (seeAll).
 func (g *globals) printLosses(losses []silo.Loss, seeAll string) {
 	for _, l := range losses {
-		accts := l.Accounts
 		more := ""
-		if len(accts) > lossShown {
-			accts, more = accts[:lossShown], fmt.Sprintf(" and %d more (%s)", len(l.Accounts)-lossShown, seeAll)
+		if len(l.Accounts) > lossShown {
+			more = " (" + seeAll + ")"
 		}
-		names := make([]string, len(accts))
-		for i, a := range accts {
-			names[i] = string(a)
-		}
-		fmt.Fprintf(g.stdout, "  %ss %s in %s%s\n", l.Op, l.Key(), strings.Join(names, ", "), more)
+		fmt.Fprintf(g.stdout, "  %ss %s in %s%s\n", l.Op, l.Key(), silo.ShortList(l.Accounts, lossShown), more)
 	}
 }
 
