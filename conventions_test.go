@@ -131,6 +131,7 @@ var allowedImports = map[string][]string{
 	"logs":              {".", "internal/batch"},
 	"internal/fanout":   {},
 	"internal/batch":    {},
+	"internal/durable":  {},
 	"isolation/iam":     {},
 	"internal/envelope": {"."},
 	"internal/build":    {"."},
@@ -157,7 +158,7 @@ var allowedImports = map[string][]string{
 	// The control plane: plans and applies over the contracts, never over
 	// an implementation, the runtime or the data plane.
 	"engine":           {".", "spec", "store", "provider", "internal/fanout"},
-	"isolation":        {".", "engine", "provider", "store", "isolation/iam"},
+	"isolation":        {".", "engine", "provider", "store", "isolation/iam", "internal/durable"},
 	"isolation/report": {".", "isolation", "provider"},
 	"rollout":          {".", "engine", "spec", "store", "provider", "internal/fanout"},
 	"control":          {".", "engine", "spec", "store", "provider", "isolation", "usage", "internal/apikey"},
@@ -176,7 +177,7 @@ var allowedImports = map[string][]string{
 	"server/console": {".", "control", "isolation/report", "logs", "server", "rollout", "store", "usage", "usage/storage", "internal/fanout"},
 	"platform": {".", "control", "dataplane", "engine", "gateway", "internal/build", "isolation", "isolation/probe",
 		"isolation/report", "logs", "provider", "provider/local", "rollout", "runtime", "server", "server/console",
-		"spec", "store", "store/sqlite", "usage", "usage/storage", "internal/envelope"},
+		"spec", "store", "store/sqlite", "usage", "usage/storage", "internal/envelope", "internal/durable"},
 	"isolation/probe": {".", "control", "internal/build", "isolation", "isolation/report", "logs", "provider", "runtime", "store"},
 	"silotest":        {".", "control", "gateway", "logs", "platform", "provider/aws", "provider/aws/awstest", "rollout"},
 

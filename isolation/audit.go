@@ -11,6 +11,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/store"
 )
 
@@ -48,12 +49,7 @@ func WriteWitness(path string, w Witness) error {
 		return err
 	}
 	dir := filepath.Dir(path)
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
@@ -76,26 +72,7 @@ func writeWitness(path string, w Witness) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".witness-*")
-	if err != nil {
-		return fmt.Errorf("write audit witness: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err = f.Write(append(b, '\n')); err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write audit witness: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := durable.WriteFile(path, append(b, '\n'), 0o600, false); err != nil {
 		return fmt.Errorf("write audit witness: %w", err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/store"
 )
 
@@ -150,32 +151,7 @@ func writeInstallationFile(path, id string) error {
 	fail := func(err error) error {
 		return silo.Errorf(silo.CodeUnavailable, "cannot record the installation ID in %s: %v; make the data dir writable", path, unwrapPath(err))
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".installation-*")
-	if err != nil {
-		return fail(err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.WriteString(id + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return fail(err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fail(err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := durable.WriteFile(path, []byte(id+"\n"), 0o600, true); err != nil {
 		return fail(err)
 	}
 	return nil
