@@ -190,8 +190,13 @@ func TestGatesOnLambdaReadTheHostsCounters(t *testing.T) {
 // latencyLambdaApp is lambdaApp with guest's handler set to handler
 // ("handle", or the guest's "slow", which answers a second late) and its
 // timeout to timeout (so that each release changes guest, whose versions
-// then name their release), and a ring gated on p99 latency: at most 400%
-// over the previous release's, at least 10 requests, baked for bake.
+// then name their release), and a ring gated on p99 latency, at least 10
+// requests, baked for bake. The gate allows 4000% over the previous
+// release's p99 (41×): the slow handler's second is ≈ 2000× a fast
+// release's p99 of ≈ 0.5 ms, so the margin is ≈ 45× either way, and a
+// fast release's p99, the second-slowest of 200 requests, may grow with
+// the machine's load without failing the gate (it measured 8× its
+// baseline once at load ≈ 30).
 func latencyLambdaApp(t *testing.T, dir, handler, timeout string, bake time.Duration) {
 	t.Helper()
 	lambdaApp(t, dir, true)
@@ -203,7 +208,7 @@ func latencyLambdaApp(t *testing.T, dir, handler, timeout string, bake time.Dura
 	y := strings.Replace(string(b), "    source: ./functions/guest\n    timeout: 2s\n",
 		"    source: ./functions/guest\n    handler: "+handler+"\n    timeout: "+timeout+"\n", 1)
 	y = strings.Replace(y, "      bake: 0s\n      gates: {smoke: list}\n",
-		"      bake: "+bake.String()+"\n      gates: {max_p99_increase: 400%, min_requests: 10}\n", 1)
+		"      bake: "+bake.String()+"\n      gates: {max_p99_increase: 4000%, min_requests: 10}\n", 1)
 	if !strings.Contains(y, "handler: "+handler) || !strings.Contains(y, "max_p99_increase") {
 		t.Fatalf("the guest's handler or the ring's gates were not set in:\n%s", y)
 	}
