@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -39,7 +41,11 @@ release) and diffs each account's desired resources against its recorded state b
 An unchanged account costs microseconds. Nothing is changed.
 
 With --server it builds the release here, uploads it (as silo deploy does, without starting a
-rollout) and plans it on the server; without a silo.yaml it plans the server's current release.`,
+rollout) and plans it on the server.
+
+Without a silo.yaml (run from another directory, or no --file) it plans the current release and
+says so first: "nothing to do" then means the fleet runs the current release, not that your
+changes need nothing.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, one, err := targetFilter(all, args)
@@ -60,6 +66,9 @@ rollout) and plans it on the server; without a silo.yaml it plans the server's c
 			rel, err := api.StageRelease(ctx)
 			if err != nil {
 				return err
+			}
+			if _, err := os.Stat(g.file); errors.Is(err, os.ErrNotExist) {
+				fmt.Fprintf(g.stderr, "there is no %s here: planning the current release instead; to plan your changes, run silo plan in the project's directory or pass --file\n", g.file)
 			}
 			var before []silo.Account
 			if out != "" {

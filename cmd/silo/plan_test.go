@@ -104,3 +104,42 @@ func TestPlanCountsResourceChanges(t *testing.T) {
 		t.Errorf("plan --all after apply --all:\n%s", out)
 	}
 }
+
+// TestPlanWithoutSpecSaysSo: silo plan where there is no silo.yaml (run
+// from another directory) plans the current release, and says so before
+// its "nothing to do", so a user in the wrong directory is not told their
+// change needs nothing; its twin, a plan of the silo.yaml given, says
+// nothing of the kind.
+func TestPlanWithoutSpecSaysSo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	app, err := filepath.Abs("../../examples/findings/silo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, err := runCLI(t, "tenant", "create", "acme", "--data-dir", dir, "--file", app); err != nil {
+		t.Fatalf("tenant create: %v\n%s%s", err, out, errOut)
+	}
+	const note = "there is no "
+	for _, tc := range []struct {
+		name string
+		file string
+		note bool
+	}{
+		{"the project's silo.yaml", app, false},
+		{"no silo.yaml", filepath.Join(t.TempDir(), "silo.yaml"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, err := runCLI(t, "plan", "--all", "--data-dir", dir, "--file", tc.file)
+			if err != nil {
+				t.Fatalf("plan --all: %v\n%s%s", err, out, errOut)
+			}
+			if !strings.Contains(out, "nothing to do") {
+				t.Errorf("plan --all printed %q, want nothing to do (the fleet runs the current release)", out)
+			}
+			if got := strings.Contains(errOut, note+tc.file+" here: planning the current release instead"); got != tc.note {
+				t.Errorf("plan --all with %s: said %q on stderr; want the no-silo.yaml note: %v", tc.name, errOut, tc.note)
+			}
+		})
+	}
+}
