@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,7 +58,11 @@ func remote(g *globals) (*server.Client, error) {
 }
 
 // runningServer returns the silo up or silo server serving dataDir
-// (platform.ServerFile), if its API answers.
+// (platform.ServerFile): its process is alive and its API is there. Only a
+// definite no counts as not serving (nothing listens at its address: the
+// PID was reused, or it is exiting; or something else answers there): an
+// API too busy to answer within a second is still serving the data dir,
+// and opening its stores beside it is what this check is for.
 func runningServer(dataDir string) (platform.RunningServer, bool) {
 	rs, ok := platform.Running(dataDir)
 	if !ok {
@@ -66,10 +71,10 @@ func runningServer(dataDir string) (platform.RunningServer, bool) {
 	c := http.Client{Timeout: time.Second}
 	resp, err := c.Get(rs.URL + "/v1/health")
 	if err != nil {
-		return rs, false
+		return rs, !errors.Is(err, syscall.ECONNREFUSED)
 	}
 	resp.Body.Close()
-	return rs, resp.StatusCode == http.StatusOK
+	return rs, resp.StatusCode != http.StatusNotFound
 }
 
 // localRunner opens the local installation; its platform carries the
