@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -71,15 +72,21 @@ const sharedOriginPolicy = "sandbox allow-scripts allow-forms allow-popups allow
 // copyResponseHeader copies into h the fields of a function's response
 // that pass AllowedResponseHeader, every value of each, skipping values
 // with control characters; shared adds sharedOriginPolicy. Every function
-// response gets X-Content-Type-Options: nosniff.
+// response gets X-Content-Type-Options: nosniff. A field h does not have
+// yet and whose values all pass takes from's list itself, capped at its
+// length so that an append to either copies it.
 func copyResponseHeader(h, from http.Header, shared bool) {
 	for k, vs := range from {
 		ck := http.CanonicalHeaderKey(k)
 		if !AllowedResponseHeader(ck) {
 			continue
 		}
+		if h[ck] == nil && !slices.ContainsFunc(vs, controlChars) {
+			h[ck] = vs[:len(vs):len(vs)]
+			continue
+		}
 		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n\x00") {
+			if controlChars(v) {
 				continue
 			}
 			h[ck] = append(h[ck], v)
@@ -90,6 +97,10 @@ func copyResponseHeader(h, from http.Header, shared bool) {
 		h.Add("Content-Security-Policy", sharedOriginPolicy)
 	}
 }
+
+// controlChars reports whether v holds a character that would split or
+// end a header field.
+func controlChars(v string) bool { return strings.ContainsAny(v, "\r\n\x00") }
 
 // readBody reads the whole body, at most max bytes.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {

@@ -136,3 +136,26 @@ func TestKeySchemeCaseInsensitive(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyResponseHeaderOwnLists: a field the response header takes over
+// from the function's list is capped at its length, so the gateway's own
+// additions (the shared origin's sandbox) never write into the function's
+// backing array; a value with a control character is dropped either way.
+func TestCopyResponseHeaderOwnLists(t *testing.T) {
+	csp := make([]string, 1, 4) // spare capacity an append would use
+	csp[0] = "default-src 'self'"
+	from := http.Header{"Content-Security-Policy": csp, "X-Split": {"a\r\nSet-Cookie: s=1"}, "X-Ok": {"1", "b\x00"}}
+	h := http.Header{}
+	copyResponseHeader(h, from, true)
+	want := http.Header{
+		"Content-Security-Policy": {"default-src 'self'", sharedOriginPolicy},
+		"X-Ok":                    {"1"},
+		"X-Content-Type-Options":  {"nosniff"},
+	}
+	if diff := cmp.Diff(want, h); diff != "" {
+		t.Errorf("response header (-want +got):\n%s", diff)
+	}
+	if spare := csp[:2][1]; spare != "" {
+		t.Errorf("the function's list was written past its length: %q", spare)
+	}
+}

@@ -387,19 +387,45 @@ func (d *decoder) bytes() []byte {
 
 func (d *decoder) string() string { return string(d.bytes()) }
 
+// multi decodes a map of string lists. Its keys and values are substrings
+// of one string, and its lists share one backing array, each capped at its
+// own length (an append to one cannot overwrite the next): three
+// allocations with the map, however many fields.
 func (d *decoder) multi() map[string][]string {
 	n := d.count()
 	if n == 0 {
 		return nil
 	}
-	m := make(map[string][]string, n)
+	// First pass: where the entries end and how many values they hold.
+	start, vals := d.b, 0
 	for i := 0; i < n && d.err == nil; i++ {
-		k := d.string()
+		d.bytes()
 		c := d.count()
-		vs := make([]string, 0, c)
+		vals += c
 		for j := 0; j < c && d.err == nil; j++ {
-			vs = append(vs, d.string())
+			d.bytes()
 		}
+	}
+	if d.err != nil {
+		return nil
+	}
+	s := string(start[:len(start)-len(d.b)])
+	all := make([]string, vals)
+	m := make(map[string][]string, n)
+	e := decoder{b: start[:len(s)]}
+	at := func(b []byte) string { // b's place in s
+		off := len(s) - len(e.b) - len(b)
+		return s[off : off+len(b)]
+	}
+	vi := 0
+	for i := 0; i < n; i++ {
+		k := at(e.bytes())
+		c := e.count()
+		vs := all[vi : vi+c : vi+c]
+		for j := range vs {
+			vs[j] = at(e.bytes())
+		}
+		vi += c
 		m[k] = vs
 	}
 	return m

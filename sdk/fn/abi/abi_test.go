@@ -74,3 +74,37 @@ func TestCanonicalHeaderKey(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeResponseSharesNothingWritable: the decoded header's lists share
+// one backing array and its strings one string, yet an append to one list
+// leaves the next intact, and the strings do not alias the encoded bytes
+// (the host reads them from guest memory, which the guest writes next).
+func TestDecodeResponseSharesNothingWritable(t *testing.T) {
+	want := map[string][]string{"Vary": {"Accept", "Origin"}, "Content-Type": {"text/plain"}, "X-Empty": {},
+		"X-Many": {"one", "two", "three"}}
+	b := AppendResponse(nil, &Response{Status: 200, Header: want})
+	r, err := DecodeResponse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range r.Header {
+		r.Header[k] = append(r.Header[k], "new")
+	}
+	for k, vs := range want {
+		if diff := cmp.Diff(append(vs, "new"), r.Header[k]); diff != "" {
+			t.Errorf("%s after appending to every list (-want +got):\n%s", k, diff)
+		}
+	}
+	for i := range b {
+		b[i] = 'x'
+	}
+	if got := r.Header["X-Many"][2]; got != "three" {
+		t.Errorf("X-Many[2] = %q after the encoded bytes changed, want three", got)
+	}
+	// The map (two allocations for up to 8 fields), the strings and the
+	// lists, with the Response: five, not one per key, list and value.
+	b = AppendResponse(nil, &Response{Status: 200, Header: want})
+	if n := testing.AllocsPerRun(100, func() { DecodeResponse(b) }); n > 5 {
+		t.Errorf("DecodeResponse of 4 fields and 6 values made %v allocations, want at most 5", n)
+	}
+}
