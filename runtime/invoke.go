@@ -120,7 +120,8 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 		return Response{}, err
 	}
 
-	// The job, its call and its copy of the invocation are one allocation.
+	// The job, its call, its context and its copy of the invocation are one
+	// allocation.
 	now := time.Now()
 	j := &job{inv: inv, art: a, sem: sem}
 	j.c = &j.call
@@ -148,7 +149,8 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 		sem.release()
 		return Response{}, err
 	}
-	j.ctx = context.WithValue(ctx, callKey{}, c)
+	j.vctx = callCtx{Context: ctx, c: c}
+	j.ctx = &j.vctx
 	in.jobs <- j
 	select {
 	case <-in.done:
@@ -223,7 +225,8 @@ func (r *Runtime) acquireSlots(ctx context.Context, acct *account, inv Invocatio
 
 // job is one invocation handed to an instance's worker goroutine.
 type job struct {
-	ctx   context.Context
+	ctx   context.Context // &vctx
+	vctx  callCtx
 	c     *call // &call
 	call  call
 	inv   Invocation
@@ -232,6 +235,21 @@ type job struct {
 	resp  Response
 	err   error
 	state atomic.Int32
+}
+
+// callCtx is the invocation's context carrying its call (callOf), as
+// context.WithValue(ctx, callKey{}, c) would, kept inside the job instead
+// of allocated next to it.
+type callCtx struct {
+	context.Context
+	c *call
+}
+
+func (x *callCtx) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return x.c
+	}
+	return x.Context.Value(key)
 }
 
 const (
