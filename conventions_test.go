@@ -133,8 +133,8 @@ var allowedImports = map[string][]string{
 	"internal/batch":    {},
 	"internal/durable":  {},
 	"isolation/iam":     {},
-	"internal/envelope": {"."},
-	"internal/build":    {"."},
+	"internal/envelope": {".", "internal/durable"},
+	"internal/build":    {".", "internal/durable"},
 	"internal/apikey":   {".", "store"},
 	"usage":             {".", "store"},
 
@@ -150,7 +150,7 @@ var allowedImports = map[string][]string{
 	"store/postgres":        {".", "store"},
 	"store/postgres/pgtest": {},
 	"store/storetest":       {".", "store"},
-	"provider/local":        {".", "provider", "internal/envelope"},
+	"provider/local":        {".", "provider", "internal/envelope", "internal/durable"},
 	"provider/aws":          {".", "logs", "provider", "isolation/iam"},
 	"provider/aws/awstest":  {},
 	"provider/providertest": {".", "provider"},
@@ -159,7 +159,7 @@ var allowedImports = map[string][]string{
 	// an implementation, the runtime or the data plane.
 	"engine":           {".", "spec", "store", "provider", "internal/fanout"},
 	"isolation":        {".", "engine", "provider", "store", "isolation/iam", "internal/durable"},
-	"isolation/report": {".", "isolation", "provider"},
+	"isolation/report": {".", "isolation", "provider", "internal/durable"},
 	"rollout":          {".", "engine", "spec", "store", "provider", "internal/fanout"},
 	"control":          {".", "engine", "spec", "store", "provider", "isolation", "usage", "internal/apikey"},
 
@@ -173,7 +173,7 @@ var allowedImports = map[string][]string{
 
 	// Serving and wiring: the API over the control plane, the console over
 	// the API, and the platform that builds the whole.
-	"server":         {".", "control", "engine", "isolation", "isolation/report", "logs", "provider", "rollout", "spec", "store", "usage", "usage/storage"},
+	"server":         {".", "control", "engine", "isolation", "isolation/report", "logs", "provider", "rollout", "spec", "store", "usage", "usage/storage", "internal/durable"},
 	"server/console": {".", "control", "isolation/report", "logs", "server", "rollout", "store", "usage", "usage/storage", "internal/fanout"},
 	"platform": {".", "control", "dataplane", "engine", "gateway", "internal/build", "isolation", "isolation/probe",
 		"isolation/report", "logs", "provider", "provider/local", "rollout", "runtime", "server", "server/console",
@@ -183,7 +183,7 @@ var allowedImports = map[string][]string{
 
 	// Commands and measurement: the only packages that pick
 	// implementations.
-	"cmd/silo": {".", "control", "engine", "isolation", "isolation/probe", "isolation/report", "logs", "platform",
+	"cmd/silo": {".", "control", "engine", "internal/durable", "isolation", "isolation/probe", "isolation/report", "logs", "platform",
 		"provider", "provider/aws", "provider/local", "rollout", "sdk", "server", "spec", "store", "store/postgres",
 		"store/sqlite", "usage"},
 	"cmd/silo-lambda":       {".", "gateway", "internal/apikey", "isolation", "provider", "provider/aws", "runtime", "store"},

@@ -655,17 +655,20 @@ func (p *Plane) verifyChain(ctx context.Context) (int, error) {
 }
 
 // DataDirWritable checks that dir exists (creating it) and is writable, and
-// says what to do if not.
-func DataDirWritable(dir string) error {
+// says what to do if not, naming the data dir as the user gave it (name).
+func DataDirWritable(dir, name string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return silo.Errorf(silo.CodeUnavailable, "cannot create data dir %s: %v; choose a writable --data-dir", dir, unwrapPath(err))
+		return silo.Errorf(silo.CodeUnavailable, "cannot create the data dir %s: %v; choose a writable --data-dir", name, unwrapPath(err))
 	}
 	f, err := os.CreateTemp(dir, ".probe-*")
-	if err != nil {
-		return silo.Errorf(silo.CodeUnavailable, "cannot write to data dir %s: %v; choose a writable --data-dir", dir, unwrapPath(err))
+	if err == nil {
+		f.Close()
+		err = os.Remove(f.Name())
 	}
-	f.Close()
-	return os.Remove(f.Name())
+	if err != nil {
+		return silo.Errorf(silo.CodeUnavailable, "cannot write to the data dir %s: %v; choose a writable --data-dir, or make this one writable by the user running silo", name, unwrapPath(err))
+	}
+	return nil
 }
 
 func unwrapPath(err error) error {

@@ -166,7 +166,8 @@ func OrphanFix(id silo.AccountID) string {
 //
 // # Errors
 //
-// CodeFailedCheck naming the accounts and how to restore.
+// CodeFailedCheck naming the accounts and how to restore; stateFile names
+// the state for the user ("the data dir's control-plane state (state.db)").
 func (p *Plane) CheckRegistry(ctx context.Context, stateFile string) error {
 	var n int
 	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
@@ -188,11 +189,11 @@ func (p *Plane) CheckRegistry(ctx context.Context, stateFile string) error {
 		// A remote provider's accounts may be another installation's: an
 		// organization serves one installation (docs/aws.md).
 		return silo.Errorf(silo.CodeFailedCheck,
-			"the control-plane state %s holds no accounts, but the %s provider holds %d (%s): either this installation's state was lost (stop every silo process on this data dir and restore %s from a backup, see docs/operations.md), or another installation uses the same organization (one organization serves one installation: use that installation's data dir, or another organization); silo will not start on an empty registry while accounts exist",
+			"%s holds no accounts, but the %s provider holds %d (%s): either this installation's state was lost (stop every silo process on this data dir and restore %s from a backup, see docs/operations.md), or another installation uses the same organization (one organization serves one installation: use that installation's data dir, or another organization); silo will not start on an empty registry while accounts exist",
 			stateFile, p.cfg.Provider.Name(), len(held), names, stateFile)
 	}
 	return silo.Errorf(silo.CodeFailedCheck,
-		"the control-plane state %s holds no accounts, but the provider holds %d (%s): the state was lost or replaced; stop every silo process on this data dir and restore %s from a backup (see docs/operations.md); silo will not start on an empty registry while accounts exist",
+		"%s holds no accounts, but the provider holds %d (%s): the state was lost or replaced; stop every silo process on this data dir and restore %s from a backup (see docs/operations.md); silo will not start on an empty registry while accounts exist",
 		stateFile, len(held), names, stateFile)
 }
 

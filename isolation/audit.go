@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -45,14 +44,7 @@ func ReadWitness(path string) (Witness, error) {
 // WriteWitness writes a witness file atomically: temp file, fsync, rename,
 // directory fsync. The file is 0600.
 func WriteWitness(path string, w Witness) error {
-	if err := writeWitness(path, w); err != nil {
-		return err
-	}
-	dir := filepath.Dir(path)
-	if err := durable.SyncDir(dir); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return writeWitness(path, w, durable.Options{})
 }
 
 // advanceWitness replaces an existing witness with a later head: temp file,
@@ -65,14 +57,16 @@ func WriteWitness(path string, w Witness) error {
 // directory sync of the data dir. Creating a witness (EnsureWitness, silo
 // audit witness) keeps the directory fsync: a witness lost there would be
 // reported as deleted.
-func advanceWitness(path string, w Witness) error { return writeWitness(path, w) }
+func advanceWitness(path string, w Witness) error {
+	return writeWitness(path, w, durable.Options{NoDirSync: true})
+}
 
-func writeWitness(path string, w Witness) error {
+func writeWitness(path string, w Witness, o durable.Options) error {
 	b, err := json.Marshal(w)
 	if err != nil {
 		return err
 	}
-	if err := durable.WriteFile(path, append(b, '\n'), 0o600, false); err != nil {
+	if err := durable.WriteFile(path, append(b, '\n'), o); err != nil {
 		return fmt.Errorf("write audit witness: %w", err)
 	}
 	return nil

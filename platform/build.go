@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/silo-run/silo/internal/durable"
+
 	"github.com/silo-run/silo/internal/build"
 )
 
@@ -123,23 +125,13 @@ func place(src, dst string) error {
 	return os.Rename(tmp.Name(), dst)
 }
 
+// writeAtomic writes a build cache entry; the directory is not synced: a
+// lost entry is a build again.
 func writeAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return durable.WriteFile(path, b, durable.Options{NoDirSync: true})
 }
 
 // fingerprint returns the cache key of the function whose Go main package is

@@ -47,7 +47,7 @@ func (p *Platform) CheckRegistry(ctx context.Context) error {
 	cfg := p.cfg
 	if err := p.Plane.CheckRegistry(ctx, p.stateName); err != nil {
 		if cfg.Store != nil && silo.ErrorCode(err) == silo.CodeFailedCheck {
-			return silo.Errorf(silo.CodeFailedCheck, "the PostgreSQL control-plane database holds no accounts, but the provider in %s holds some: this data dir's state is elsewhere; if it is still in %s, copy it with silo store migrate --to <the same URL> (no --store), else restore the database from a backup (see docs/operations.md)", cfg.DataDir, filepath.Join(cfg.DataDir, "state.db"))
+			return silo.Errorf(silo.CodeFailedCheck, "the PostgreSQL control-plane database holds no accounts, but the provider in the data dir %s holds some: this data dir's state is elsewhere; if it is still in the data dir's state.db, copy it with silo store migrate --to <the same URL> (no --store), else restore the database from a backup (see docs/operations.md)", cfg.dataDirName)
 		}
 		return err
 	}
@@ -88,7 +88,10 @@ func (p *Platform) recordInstallation(ctx context.Context) error {
 			return fmt.Errorf("make the installation ID: %w", err)
 		}
 	}
-	return writeInstallationFile(filepath.Join(p.cfg.DataDir, InstallationFile), id)
+	if err := durable.WriteFile(filepath.Join(p.cfg.DataDir, InstallationFile), []byte(id+"\n"), durable.Options{}); err != nil {
+		return silo.Errorf(silo.CodeUnavailable, "cannot write %s: %v; make the data dir writable by the user running silo", p.installationRecord(), durable.Cause(err))
+	}
+	return nil
 }
 
 // InstallationFile is the file in the data dir that records the ID of the
@@ -113,11 +116,15 @@ func (p *Platform) checkInstallation(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	if err != nil {
-		return "", silo.Errorf(silo.CodeFailedCheck, "cannot read %s, which records the installation this data dir belongs to: %v; restore it from a backup of the data dir (docs/operations.md)", path, unwrapPath(err))
+		fix := "restore " + InstallationFile + " from a backup of the data dir (docs/operations.md)"
+		if errors.Is(err, fs.ErrPermission) {
+			fix = "check the owner and permissions of the data dir and its files: run silo as the user that owns them"
+		}
+		return "", silo.Errorf(silo.CodeFailedCheck, "cannot read %s, which says which installation the data dir belongs to: %v; %s", p.installationRecord(), durable.Cause(err), fix)
 	}
 	here := strings.TrimSpace(string(b))
 	if !validInstallationID(here) {
-		return "", silo.Errorf(silo.CodeFailedCheck, "%s does not hold an installation ID (32 hex digits); restore it from a backup of the data dir, or remove it to have silo check the data dir by its accounts and record the ID again (docs/operations.md)", path)
+		return "", silo.Errorf(silo.CodeFailedCheck, "%s does not hold an installation ID (32 hex digits); restore %s from a backup of the data dir, or remove it to have silo check the data dir by its accounts and record the ID again (docs/operations.md)", p.installationRecord(), InstallationFile)
 	}
 	id, err := control.InstallationID(p.db)(ctx, false)
 	if err != nil {
@@ -127,10 +134,10 @@ func (p *Platform) checkInstallation(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	if id != here && p.cfg.Store == nil {
-		return "", silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) belongs to installation %s, but %s is installation %s's: the state was replaced by another installation's; stop every silo process on this data dir and restore %s from the backup that matches this data dir (docs/operations.md)", p.cfg.DataDir, here, p.stateName, id, p.stateName)
+		return "", silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) belongs to installation %s, but %s is installation %s's: the state was replaced by another installation's; stop every silo process on this data dir and restore %s from the backup that matches this data dir (docs/operations.md)", p.cfg.dataDirName, here, p.stateName, id, p.stateName)
 	}
 	if id != here {
-		return "", silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) belongs to installation %s, but the PostgreSQL control-plane database is installation %s's: point --data-dir (or $SILO_DATA_DIR) at the data dir installation %s's servers use, or --store at installation %s's database; silo will not start on the data dir and the store of two installations (docs/operations.md)", p.cfg.DataDir, here, id, id, here)
+		return "", silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) belongs to installation %s, but the PostgreSQL control-plane database is installation %s's: point --data-dir (or $SILO_DATA_DIR) at the data dir installation %s's servers use, or --store at installation %s's database; silo will not start on the data dir and the store of two installations (docs/operations.md)", p.cfg.dataDirName, here, id, id, here)
 	}
 	return here, nil
 }
@@ -145,16 +152,10 @@ func validInstallationID(id string) bool {
 	return err == nil && strings.ToLower(id) == id
 }
 
-// writeInstallationFile records id in the file at path durably: temp file,
-// fsync, rename, directory fsync.
-func writeInstallationFile(path, id string) error {
-	fail := func(err error) error {
-		return silo.Errorf(silo.CodeUnavailable, "cannot record the installation ID in %s: %v; make the data dir writable", path, unwrapPath(err))
-	}
-	if err := durable.WriteFile(path, []byte(id+"\n"), 0o600, true); err != nil {
-		return fail(err)
-	}
-	return nil
+// installationRecord names InstallationFile for users: what it is, and
+// the data dir as they gave it.
+func (p *Platform) installationRecord() string {
+	return fmt.Sprintf("the installation record (%s) in the data dir %s", InstallationFile, p.cfg.dataDirName)
 }
 
 // checkAccountsHere is CheckRegistry's last check. It reads at most
@@ -216,22 +217,12 @@ func (p *Platform) checkAccountsHere(ctx context.Context, bound bool) error {
 	if !local {
 		return silo.Errorf(silo.CodeFailedCheck, "the %s provider holds none of the %d live account(s) of %s (%s): it is not this installation's organization, or the installation's accounts in it were lost; point the provider at the installation's own organization, or restore its accounts; silo will not start (nor create accounts) on an organization that holds none of the installation's", p.Provider.Name(), n, p.stateName, names)
 	}
-	accounts := filepath.Join(p.cfg.DataDir, "accounts")
+	accounts := "its accounts directory (accounts)"
 	if p.cfg.Store != nil && bound {
-		return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from a backup of the data dir (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, n, names, accounts, accounts)
+		return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from a backup of the data dir (docs/operations.md); no account needs deleting or applying", p.cfg.dataDirName, n, names, accounts, accounts)
 	}
 	if p.cfg.Store != nil {
-		return silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) is not the one the installation's servers use, or its account files were lost: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; point --data-dir (or $SILO_DATA_DIR) at the data dir the other servers use, or stop every silo process and restore that data dir from a backup (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, n, names, accounts)
+		return silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) is not the one the installation's servers use, or its account files were lost: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; point --data-dir (or $SILO_DATA_DIR) at the data dir the other servers use, or stop every silo process and restore that data dir from a backup (docs/operations.md); no account needs deleting or applying", p.cfg.dataDirName, n, names, accounts)
 	}
-	return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: %s holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from the backup that matches %s (docs/operations.md); no account needs deleting or applying", p.cfg.DataDir, p.stateName, n, names, accounts, accounts, p.stateName)
-}
-
-// unwrapPath returns the cause of a file system error without the path
-// (messages name the path themselves).
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
+	return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: %s holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from the backup that matches %s (docs/operations.md); no account needs deleting or applying", p.cfg.dataDirName, p.stateName, n, names, accounts, accounts, p.stateName)
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/silo-run/silo/internal/durable"
+
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
@@ -528,12 +530,8 @@ func (p *Platform) issuedKeys() (map[string]string, error) {
 
 func (p *Platform) writeIssuedKeys(m map[string]string) error {
 	b, _ := json.MarshalIndent(m, "", "  ")
-	path := filepath.Join(p.cfg.DataDir, issuedKeysFile)
-	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
-		return fmt.Errorf("record the issued key: %w", err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		return fmt.Errorf("record the issued key: %w", err)
+	if err := durable.WriteFile(filepath.Join(p.cfg.DataDir, issuedKeysFile), b, durable.Options{}); err != nil {
+		return silo.Errorf(silo.CodeUnavailable, "cannot write the record of issued keys (%s) in the data dir %s: %v; make the data dir writable by the user running silo", issuedKeysFile, p.cfg.dataDirName, durable.Cause(err))
 	}
 	return nil
 }

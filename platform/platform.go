@@ -72,8 +72,12 @@ const artifactDir = "artifacts"
 // Config configures a Platform. Zero fields take the defaults noted; Validate
 // fills them in.
 type Config struct {
-	// DataDir holds everything the platform stores. Required.
+	// DataDir holds everything the platform stores. Required. Validate
+	// makes it absolute; messages name it as given (dataDirName).
 	DataDir string
+	// dataDirName is DataDir as the caller gave it, before Validate made
+	// it absolute: the name the user chose, for messages.
+	dataDirName string
 	// Listen is the gateway's address for Serve. Default "127.0.0.1:8080";
 	// use "127.0.0.1:0" for a random port (see Addr).
 	Listen string
@@ -202,6 +206,9 @@ type Config struct {
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return silo.Errorf(silo.CodeInvalid, "platform: no data directory given; set --data-dir")
+	}
+	if c.dataDirName == "" {
+		c.dataDirName = c.DataDir
 	}
 	dir, err := filepath.Abs(c.DataDir)
 	if err != nil {
@@ -351,7 +358,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		}
 		return nil, err
 	}
-	if err := control.DataDirWritable(cfg.DataDir); err != nil {
+	if err := control.DataDirWritable(cfg.DataDir, cfg.dataDirName); err != nil {
 		if cfg.Store != nil {
 			cfg.Store.Close()
 		}
@@ -370,8 +377,8 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		if err := stateMoved(cfg.DataDir); err != nil {
 			return nil, err
 		}
-		p.stateName = filepath.Join(cfg.DataDir, "state.db")
-		db, err := sqlite.Open(ctx, p.stateName)
+		p.stateName = "the data dir's control-plane state (state.db)"
+		db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "state.db"))
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/silo-run/silo/internal/durable"
 )
 
 // ServerFile, in the data dir, names the control-plane API that a running
@@ -68,20 +70,13 @@ func (p *Platform) announce(addr string) (remove func()) {
 	}
 }
 
-// writeServerFile replaces the file at path with rs, atomically.
+// writeServerFile replaces the file at path with rs, atomically; the
+// directory is not synced: after a power loss no server runs, whatever the
+// file says.
 func writeServerFile(path string, rs RunningServer) error {
 	b, err := json.Marshal(rs)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return durable.WriteFile(path, b, durable.Options{NoDirSync: true})
 }

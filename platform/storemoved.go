@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/silo-run/silo/internal/durable"
+
 	silo "github.com/silo-run/silo"
 )
 
@@ -30,13 +32,7 @@ func MarkStoreMoved(dataDir string, m StoreMoved) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dataDir, StoreMovedFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return durable.WriteFile(filepath.Join(dataDir, StoreMovedFile), b, durable.Options{})
 }
 
 // stateMoved refuses the data dir's SQLite state once StoreMovedFile is

@@ -5,11 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 )
 
 // TokenFile is the name of the operator token file in the data dir.
@@ -49,31 +51,12 @@ func LoadOrCreateToken(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", silo.Errorf(silo.CodeUnavailable, "cannot create data dir %s: %v", dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".token-*")
+	err := durable.WriteFile(p, []byte(tok+"\n"), durable.Options{Exclusive: true}) // never replaces a token written meanwhile
+	if errors.Is(err, fs.ErrExist) {
+		return LoadOrCreateToken(dir)
+	}
 	if err != nil {
-		return "", silo.Errorf(silo.CodeUnavailable, "cannot write operator token in %s: %v", dir, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(tok + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("write operator token: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", fmt.Errorf("write operator token: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("write operator token: %w", err)
-	}
-	if err := os.Link(f.Name(), p); err != nil { // never replaces a token written meanwhile
-		if errors.Is(err, os.ErrExist) {
-			return LoadOrCreateToken(dir)
-		}
-		return "", fmt.Errorf("write operator token: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+		return "", silo.Errorf(silo.CodeUnavailable, "cannot write the operator token in %s: %v", dir, durable.Cause(err))
 	}
 	return tok, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/store"
@@ -193,7 +194,7 @@ func openSQLiteState(ctx context.Context, g *globals) (*sqlite.Store, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, silo.Errorf(silo.CodeNotFound, "no control-plane state at %s; pass --data-dir or set $SILO_DATA_DIR", g.dataDir)
 		}
-		return nil, silo.Errorf(silo.CodeUnavailable, "cannot read %s: %v", path, unwrapPathErr(err))
+		return nil, silo.Errorf(silo.CodeUnavailable, "cannot read the data dir's control-plane state (state.db) in %s: %v; run silo as the user that owns the data dir", g.dataDir, durable.Cause(err))
 	}
 	return sqlite.Open(ctx, path)
 }
@@ -310,24 +311,15 @@ func loadCheckpointKey(path string) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
-// writeNew writes b to a file that must not exist yet, synced.
+// writeNew writes b to a file that must not exist yet, synced, mode 0644
+// (internal/durable, exclusive): a crash leaves no file or all of it.
 func writeNew(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return silo.Errorf(silo.CodeConflict, "%s exists already; checkpoints are never overwritten, choose a new name", path)
-		}
-		return silo.Errorf(silo.CodeInvalid, "cannot write %s: %v", path, unwrapPathErr(err))
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	err := durable.WriteFile(path, b, durable.Options{Exclusive: true, NoDirSync: true, Perm: 0o644})
+	if errors.Is(err, os.ErrExist) {
+		return silo.Errorf(silo.CodeConflict, "%s exists already; checkpoints are never overwritten, choose a new name", path)
 	}
 	if err != nil {
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
+		return silo.Errorf(silo.CodeInvalid, "cannot write %s: %v", path, durable.Cause(err))
 	}
 	return nil
 }

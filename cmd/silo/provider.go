@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/provider"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/store"
@@ -86,10 +87,10 @@ func readChoice(dataDir string) (providerChoice, error) {
 		return c, nil // no choice saved; a data dir that is not a directory is refused when opened
 	}
 	if err != nil {
-		return c, fmt.Errorf("read the data dir's provider choice: %w", err)
+		return c, silo.Errorf(silo.CodeUnavailable, "cannot read the data dir's provider settings (%s) in %s: %v; run silo as the user that owns the data dir", providerFile, dataDir, durable.Cause(err))
 	}
 	if err := json.Unmarshal(b, &c); err != nil || (c.Name != "local" && c.Name != "aws") || (c.Name == "aws" && c.AWS == nil) {
-		return c, silo.Errorf(silo.CodeInvalid, "%s is damaged (want {\"provider\": \"local\"} or {\"provider\": \"aws\", \"aws\": {...}}); fix it, or pass --provider with its settings", filepath.Join(dataDir, providerFile))
+		return c, silo.Errorf(silo.CodeInvalid, "the data dir's provider settings (%s) in %s are damaged (want {\"provider\": \"local\"} or {\"provider\": \"aws\", \"aws\": {...}}); fix the file, or pass --provider with its settings", providerFile, dataDir)
 	}
 	return c, nil
 }
@@ -199,8 +200,8 @@ func openProvider(ctx context.Context, g *globals, st store.Store) (provider.Pro
 			return nil // the default needs no file
 		}
 		b, _ := json.MarshalIndent(c, "", "  ")
-		if err := writeFileAtomic(filepath.Join(g.dataDir, providerFile), append(b, '\n')); err != nil {
-			return err
+		if err := durable.WriteFile(filepath.Join(g.dataDir, providerFile), append(b, '\n'), durable.Options{}); err != nil {
+			return silo.Errorf(silo.CodeUnavailable, "cannot save the data dir's provider settings (%s) in %s: %v; make the data dir writable", providerFile, g.dataDir, durable.Cause(err))
 		}
 		if changed := changedSettings(saved, c); saved.Name != "" && len(changed) > 0 {
 			fmt.Fprintf(g.stderr, "note: the data dir now saves %s; every later command on it uses that\n", strings.Join(changed, ", "))
@@ -306,18 +307,4 @@ func registeredAccounts(ctx context.Context, dataDir string, st store.Store) (in
 		return err
 	})
 	return n, err
-}
-
-// writeFileAtomic writes path through a temporary file and a rename, so a
-// crash leaves the old content or the new, never a part.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
 }

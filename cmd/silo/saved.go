@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
 )
@@ -45,29 +45,17 @@ func newSavedPlan(release string, before []silo.Account, plans []silo.Plan) (sav
 	return sp, nil
 }
 
-// write saves the plan to path (temp file + rename, mode 0600).
+// write saves the plan to path (internal/durable: temp file, fsync,
+// rename; mode 0600).
 func (sp savedPlan) write(path string) error {
 	b, err := json.MarshalIndent(sp, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".silo-plan-*")
-	if err != nil {
-		return silo.Errorf(silo.CodeInvalid, "cannot write the plan next to %s: %v; choose another --out", path, err)
+	if err := durable.WriteFile(path, append(b, '\n'), durable.Options{NoDirSync: true}); err != nil {
+		return silo.Errorf(silo.CodeInvalid, "cannot write the plan to %s: %v; choose another --out", path, durable.Cause(err))
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write plan %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write plan %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write plan %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 // readSavedPlan reads a plan file written by silo plan --out.
@@ -78,7 +66,7 @@ func readSavedPlan(path string) (savedPlan, error) {
 		return sp, silo.Errorf(silo.CodeNotFound, "no plan file %s; write one with silo plan --all --out %s", path, path)
 	}
 	if err != nil {
-		return sp, silo.Errorf(silo.CodeInvalid, "cannot read the plan file %s: %v", path, err)
+		return sp, silo.Errorf(silo.CodeInvalid, "cannot read the plan file %s: %v", path, durable.Cause(err))
 	}
 	if json.Unmarshal(b, &sp) != nil || sp.Format != planFormat || sp.Release == "" || sp.Fleet == nil {
 		return sp, silo.Errorf(silo.CodeInvalid, "%s is not a plan written by silo plan --out; write one with silo plan --all --out FILE", path)

@@ -14,11 +14,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/silo-run/silo/internal/durable"
 
 	silo "github.com/silo-run/silo"
 )
@@ -96,31 +97,8 @@ func store(b []byte, outDir string) (Artifact, error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return Artifact{}, fmt.Errorf("create %s: %w", outDir, err)
 	}
-	f, err := os.CreateTemp(outDir, ".artifact-*")
-	if err != nil {
-		return Artifact{}, fmt.Errorf("create temp in %s: %w", outDir, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := io.Copy(f, bytes.NewReader(b)); err != nil {
-		f.Close()
-		return Artifact{}, fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return Artifact{}, fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return Artifact{}, fmt.Errorf("close %s: %w", f.Name(), err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return Artifact{}, fmt.Errorf("chmod %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), a.Path); err != nil {
-		return Artifact{}, fmt.Errorf("store artifact %s: %w", a.Path, err)
-	}
-	if d, err := os.Open(outDir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := durable.WriteFile(a.Path, b, durable.Options{Perm: 0o644}); err != nil {
+		return Artifact{}, fmt.Errorf("store artifact %s: %w", a.Digest, err)
 	}
 	return a, nil
 }

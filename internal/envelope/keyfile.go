@@ -11,6 +11,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 )
 
 // LoadOrCreateMaster returns the master key kept in the file at path,
@@ -96,15 +97,16 @@ func DropPreviousMasters(path string) error {
 }
 
 // shredStaleTemps overwrites and removes temporary master key files left by
-// a write that crashed before its rename, once a minute old (younger ones
-// may be in flight in another process), and never the key file itself.
+// a write that crashed before its rename (durable.Temps, and the names of
+// silo versions before it), once a minute old (younger ones may be in
+// flight in another process), and never the key file itself.
 func shredStaleTemps(path string) error {
 	cur, err := os.Lstat(path)
 	if err != nil {
 		return err
 	}
-	tmps, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".master.key.tmp-*"))
-	for _, tmp := range tmps {
+	older, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+	for _, tmp := range append(durable.Temps(path), older...) {
 		st, err := os.Lstat(tmp)
 		if err != nil || !st.Mode().IsRegular() || os.SameFile(st, cur) || time.Since(st.ModTime()) < time.Minute {
 			continue
@@ -127,7 +129,7 @@ func shredStaleTemps(path string) error {
 			return fmt.Errorf("shred %s: %w", tmp, err)
 		}
 	}
-	return syncDir(filepath.Dir(path))
+	return durable.SyncDir(filepath.Dir(path))
 }
 
 // readMasterFile returns the checked raw content of the master key file.
@@ -151,12 +153,11 @@ func readMasterFile(path string) ([]byte, error) {
 	return raw, nil
 }
 
-// replaceKeyFile replaces path with data (mode 0600) durably. With shredOld
-// the file it replaces is overwritten with random bytes and synced after the
-// rename (through a descriptor opened before it), so its blocks no longer
-// hold the keys left out of data.
+// replaceKeyFile replaces path with data (mode 0600) durably, refusing a
+// link in its place. With shredOld the file it replaces is overwritten with
+// random bytes and synced after the rename (through a descriptor opened
+// before it), so its blocks no longer hold the keys left out of data.
 func replaceKeyFile(path string, data []byte, shredOld bool) error {
-	dir := filepath.Dir(path)
 	var old *os.File
 	if shredOld {
 		f, err := os.OpenFile(path, os.O_RDWR|noFollow, 0)
@@ -166,15 +167,7 @@ func replaceKeyFile(path string, data []byte, shredOld bool) error {
 		old = f
 		defer old.Close()
 	}
-	tmp, err := writeTemp(dir, data)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.WriteFile(path, data, durable.Options{NoFollow: true}); err != nil {
 		return err
 	}
 	if old != nil {
@@ -232,8 +225,7 @@ func loadMasters(path string) ([]*Master, error) {
 }
 
 func createKeyFile(path string) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	key := make([]byte, KeySize)
@@ -241,47 +233,5 @@ func createKeyFile(path string) error {
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
-	tmp, err := writeTemp(dir, key)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// writeTemp writes data to a new temporary key file in dir, mode 0600,
-// synced to disk, and returns its name; the caller renames or links it into
-// place and removes the name afterwards.
-func writeTemp(dir string, data []byte) (string, error) {
-	tmp, err := os.CreateTemp(dir, ".master.key.tmp-*")
-	if err != nil {
-		return "", err
-	}
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	return tmp.Name(), nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.WriteFile(path, key, durable.Options{Exclusive: true})
 }

@@ -9,11 +9,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 )
 
 // KeyFile is the name of the installation's report signing key in the data
@@ -22,7 +24,8 @@ const KeyFile = "report-signing.key"
 
 // LoadOrCreateKey returns the installation's ed25519 signing key stored in
 // dir/KeyFile, generating it on first use. The file holds the base64 seed and
-// has mode 0600; it is written as temp file + fsync + rename.
+// has mode 0600; it is written as temp file + fsync + link + directory fsync
+// (internal/durable).
 //
 // # Errors
 //
@@ -37,52 +40,16 @@ func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
 	if _, err := rand.Read(seed); err != nil {
 		return nil, fmt.Errorf("generate report key: %w", err)
 	}
-	tmp, err := writeTemp(dir, base64.StdEncoding.EncodeToString(seed)+"\n")
-	if err != nil {
-		return nil, err
+	// Exclusive: if another process created the key meanwhile, keep theirs
+	// and use it.
+	err := durable.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(seed)+"\n"), durable.Options{Exclusive: true})
+	if errors.Is(err, fs.ErrExist) {
+		return LoadKey(path)
 	}
-	defer os.Remove(tmp)
-	// Link, not rename: if another process created the key meanwhile, keep
-	// theirs and use it.
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return LoadKey(path)
-		}
+	if err != nil {
 		return nil, fmt.Errorf("write report key: %w", err)
 	}
-	syncDir(dir)
 	return ed25519.NewKeyFromSeed(seed), nil
-}
-
-// writeTemp writes content to a new 0600 temp file in dir, synced, and
-// returns its path.
-func writeTemp(dir, content string) (string, error) {
-	f, err := os.CreateTemp(dir, ".report-key-*")
-	if err != nil {
-		return "", fmt.Errorf("write report key: %w", err)
-	}
-	_, err = f.WriteString(content)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("write report key: %w", err)
-	}
-	return f.Name(), nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // LoadKey reads a signing key file written by LoadOrCreateKey.
@@ -179,15 +146,9 @@ func RotateKey(dir string) (old, nu ed25519.PublicKey, err error) {
 	if _, err := rand.Read(seed); err != nil {
 		return nil, nil, fmt.Errorf("generate report key: %w", err)
 	}
-	tmp, err := writeTemp(dir, base64.StdEncoding.EncodeToString(seed)+"\n")
-	if err != nil {
-		return nil, nil, err
-	}
-	defer os.Remove(tmp)
-	if err := os.Rename(tmp, filepath.Join(dir, KeyFile)); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, KeyFile), []byte(base64.StdEncoding.EncodeToString(seed)+"\n"), durable.Options{}); err != nil {
 		return nil, nil, fmt.Errorf("write report key: %w", err)
 	}
-	syncDir(dir)
 	return old, ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
 }
 

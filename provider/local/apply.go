@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/provider"
 	"go.etcd.io/bbolt"
 )
@@ -325,32 +326,15 @@ func (p *Provider) newStore(a *account, cs []silo.Change) error {
 	if err := p.lostStore(a); err != nil {
 		return err // deleted: a new store would hide that its tables are gone
 	}
-	stale, _ := filepath.Glob(filepath.Join(a.dir, ".tmp-"+fileDB+"-*"))
-	for _, f := range stale {
+	for _, f := range durable.Temps(path) {
 		os.Remove(f)
 	}
 	img, err := p.storeImage(a.dir, tables)
 	if err != nil {
 		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
 	}
-	f, err := os.CreateTemp(a.dir, ".tmp-"+fileDB+"-*")
-	if err != nil {
-		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
-	}
-	tmp := f.Name()
-	_, err = f.Write(img)
-	if err == nil {
-		err = syncFile(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
+	if err := replaceFile(a.dir, fileDB, img); err != nil {
+		return fmt.Errorf("create the table store of %s: %w", a.id, err)
 	}
 	a.unsynced = true
 	a.fresh = tables

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 )
 
 const (
@@ -25,10 +26,7 @@ const (
 // in dir, syncs it, renames it over name and syncs dir. A full disk is a
 // CodeUnavailable error naming the file (diskErr).
 func writeFile(dir, name string, data []byte) error {
-	if err := replaceFile(dir, name, data); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return durableWrite(dir, name, data, durable.Options{})
 }
 
 // replaceFile is writeFile without the directory sync: the contents are on
@@ -36,36 +34,19 @@ func writeFile(dir, name string, data []byte) error {
 // new contents, never a torn file, but the rename itself is durable only
 // once dir is synced. The caller syncs dir before anything that depends on
 // the new contents (the manifest that records them: ApplyBatch).
-func replaceFile(dir, name string, data []byte) (err error) {
-	defer func() {
-		if err != nil {
-			err = diskErr(filepath.Join(dir, name), err)
-		}
-	}()
-	tmp, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+func replaceFile(dir, name string, data []byte) error {
+	return durableWrite(dir, name, data, durable.Options{NoDirSync: true})
+}
+
+// durableWrite writes dir/name with durable.WriteFile (mode 0600), its
+// syncs counted (onSync).
+func durableWrite(dir, name string, data []byte, o durable.Options) error {
+	path := filepath.Join(dir, name)
+	o.Perm = fileMode
+	o.BeforeSync = countSync
+	if err := durable.WriteFile(path, data, o); err != nil {
+		return diskErr(path, fmt.Errorf("write %s: %w", name, err))
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := syncFile(tmp); err != nil {
-		return fmt.Errorf("sync %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("rename %s: %w", name, err)
-	}
-	ok = true
 	return nil
 }
 
@@ -152,12 +133,8 @@ func syncFile(f *os.File) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := syncFile(d); err != nil {
+	countSync(dir)
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil

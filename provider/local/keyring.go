@@ -61,6 +61,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/internal/envelope"
 	"github.com/silo-run/silo/provider"
 )
@@ -314,7 +315,7 @@ func (p *Provider) replaceRing(a *account, r keyRing) error {
 	if err := writeFile(a.dir, fileDataKey, r.encode()); err != nil {
 		return fmt.Errorf("write data key of %s: %w", a.id, err)
 	}
-	if err := shredStaleTemps(a.dir, ".tmp-"+fileDataKey+"-*"); err != nil {
+	if err := shredStaleTemps(path); err != nil {
 		return err
 	}
 	if old == nil {
@@ -338,12 +339,12 @@ func (p *Provider) replaceRing(a *account, r keyRing) error {
 // leftover of a crashed write rather than one in flight in another process.
 const staleAge = time.Minute
 
-// shredStaleTemps shreds the temporary files matching pattern in dir that
-// were last written staleAge ago or more: copies of keys left by a write
-// that crashed between creating its temporary file and renaming it.
-func shredStaleTemps(dir, pattern string) error {
-	tmps, _ := filepath.Glob(filepath.Join(dir, pattern))
-	for _, path := range tmps {
+// shredStaleTemps shreds the temporary files of writes to the file at key
+// (durable.Temps) that were last written staleAge ago or more: copies of
+// keys left by a write that crashed between creating its temporary file and
+// renaming it.
+func shredStaleTemps(key string) error {
+	for _, path := range durable.Temps(key) {
 		if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() && time.Since(st.ModTime()) >= staleAge {
 			if err := shred(path); err != nil {
 				return err
@@ -359,9 +360,8 @@ func shredStaleTemps(dir, pattern string) error {
 // of either.
 func shredKeys(dir string) error {
 	paths := []string{filepath.Join(dir, fileDataKey), filepath.Join(dir, fileStorageKey)}
-	for _, name := range []string{fileDataKey, fileStorageKey} {
-		tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-"+name+"-*"))
-		paths = append(paths, tmps...)
+	for _, key := range paths[:2] {
+		paths = append(paths, durable.Temps(key)...)
 	}
 	for _, path := range paths {
 		if err := shred(path); err != nil {

@@ -574,23 +574,27 @@ func TestRotateShredsStaleTemps(t *testing.T) {
 		}
 	}
 	staleKey, freshKey := filepath.Join(acme, ".tmp-data.key-1"), filepath.Join(acme, ".tmp-data.key-2")
-	staleMaster, freshMaster := filepath.Join(dir, ".master.key.tmp-1"), filepath.Join(dir, ".master.key.tmp-2")
+	staleMaster, freshMaster := filepath.Join(dir, ".tmp-master.key-1"), filepath.Join(dir, ".tmp-master.key-2")
+	// The names of temporary master keys before internal/durable.
+	staleOlder, freshOlder := filepath.Join(dir, ".master.key.tmp-1"), filepath.Join(dir, ".master.key.tmp-2")
 	plant(staleKey, key, true)
 	plant(freshKey, key, false)
 	plant(staleMaster, master, true)
 	plant(freshMaster, master, false)
+	plant(staleOlder, master, true)
+	plant(freshOlder, master, false)
 	if err := p.RotateDataKey(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.RotateMasterKey(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{staleKey, staleMaster} {
+	for _, path := range []string{staleKey, staleMaster, staleOlder} {
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
 			t.Errorf("stale %s survived the rotation: %v", filepath.Base(path), err)
 		}
 	}
-	for _, path := range []string{freshKey, freshMaster} {
+	for _, path := range []string{freshKey, freshMaster, freshOlder} {
 		if _, err := os.Stat(path); err != nil {
 			t.Errorf("control: fresh %s was removed: %v", filepath.Base(path), err)
 		}
