@@ -19,7 +19,8 @@ const TokenFile = "operator.token"
 
 // LoadOrCreateToken returns the operator token stored in dir/operator.token,
 // generating a random one (256 bits, hex) on first run. The file is written
-// 0600 as temp + fsync + rename + dir fsync.
+// 0600 as temp + fsync + link + dir fsync (internal/durable, exclusive: a
+// token another process wrote meanwhile is kept and returned).
 //
 // # Errors
 //
