@@ -57,6 +57,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Dropped, if set, is told how many accounts each Idle or Sweep dropped.
 	Dropped func(n int)
+	// Wait bounds how long a request waits for a read of the store (an
+	// account's view or a key): past it, the request fails with
+	// CodeUnavailable saying that silo could not read the account in
+	// time, and the next request reads again. Default 5s.
+	Wait time.Duration
 }
 
 // Directory is the data plane's view of the store. It is safe for
@@ -71,6 +76,10 @@ type Config struct {
 type Directory struct {
 	cfg Config
 	gw  atomic.Pointer[Forgetter]
+
+	// Reads of the store, one at a time per account and per key.
+	viewReads flight[silo.AccountID, *View]
+	keyReads  flight[string, keyEntry]
 
 	mu       sync.Mutex
 	views    map[silo.AccountID]*View
@@ -117,6 +126,9 @@ func New(cfg Config) (*Directory, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = time.Minute
 	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = 5 * time.Second
+	}
 	if cfg.Dropped == nil {
 		cfg.Dropped = func(int) {}
 	}
@@ -138,26 +150,41 @@ func (d *Directory) gateway() Forgetter {
 }
 
 // Invalidate forgets what was read about an account (all accounts if id is
-// "") and every cached key, so the next request reads the store. The
-// policies stay installed until the reload replaces them (or the idle sweep
-// drops them), so running invocations keep deciding.
+// "") and its cached keys, so the next request reads the store. Keys that
+// were not found are forgotten too (one may have been created since); the
+// keys of other accounts, and their views, are kept: a rollout announces
+// each account it moves, and the requests of the others go on from the
+// cache. The policies stay installed until the reload replaces them (or
+// the idle sweep drops them), so running invocations keep deciding.
 func (d *Directory) Invalidate(id silo.AccountID) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// Reads running now began before the change: they are not cached, and
+	// the requests that come after read again (flight.forget). A key read
+	// does not know its account before it ends, so all of them are.
+	d.viewReads.forget(id, id == "")
+	d.keyReads.forget("", true)
 	if id == "" {
 		d.views, d.peakViews = map[silo.AccountID]*View{}, 0
-	} else {
-		delete(d.views, id)
+		d.keys, d.peakKeys = map[string]keyEntry{}, 0
+		return
 	}
-	d.keys, d.peakKeys = map[string]keyEntry{}, 0
+	delete(d.views, id)
+	for kid, e := range d.keys {
+		if e.err != nil || e.k.Account == id {
+			delete(d.keys, kid)
+		}
+	}
 }
 
 func (d *Directory) fresh(t time.Time) bool { return time.Since(t) < d.cfg.Refresh }
 
 // View returns the account's view, reading the store when the cached one is
-// older than Refresh. Reading an account also (re)installs its policy, and
-// that of production, in the decision point. A missing or deleted account
-// is silo.ErrNotFound.
+// older than Refresh. Reading an account also (re)installs its policy in
+// the decision point; production's is read with production's view, which
+// only a function that reads production exports needs. A missing or
+// deleted account is silo.ErrNotFound. Concurrent calls for one account
+// share one read, which waits at most Config.Wait (then: CodeUnavailable).
 func (d *Directory) View(ctx context.Context, id silo.AccountID) (*View, error) {
 	d.mu.Lock()
 	v := d.views[id]
@@ -166,16 +193,21 @@ func (d *Directory) View(ctx context.Context, id silo.AccountID) (*View, error) 
 		v.used.Store(now.UnixNano())
 		return v, v.err
 	}
-	v, err := d.load(ctx, id)
+	v, err := d.viewReads.do(ctx, id, d.cfg.Wait, accountWhat(id), func(ctx context.Context, stale func() bool) (*View, error) {
+		return d.load(ctx, id, stale)
+	})
 	if err != nil {
 		return nil, err
 	}
-	if id != silo.ProductionID {
-		if _, err := d.View(ctx, silo.ProductionID); err != nil && !errors.Is(err, silo.ErrNotFound) {
-			return nil, err
-		}
-	}
 	return v, v.err
+}
+
+// accountWhat names what a view read reads, for waitError.
+func accountWhat(id silo.AccountID) string {
+	if id == silo.ProductionID {
+		return "the production account's exports"
+	}
+	return "account " + string(id) + "'s configuration"
 }
 
 // Pin returns the account's view like View, and holds the account's policy
@@ -309,8 +341,10 @@ func (d *Directory) MemoryMiB(acct silo.AccountID, fn string) int64 {
 
 // load reads an account and its recorded resources, installs its policy
 // (isolation.Policy.Compile decides which accounts hold one: none for an
-// account deleted or being deleted) and caches the view.
-func (d *Directory) load(ctx context.Context, id silo.AccountID) (*View, error) {
+// account deleted or being deleted) and caches the view, unless the read
+// went stale meanwhile (Invalidate): then it only returns the view, and Pin
+// reads again.
+func (d *Directory) load(ctx context.Context, id silo.AccountID, stale func() bool) (*View, error) {
 	v := &View{read: time.Now()}
 	v.used.Store(v.read.UnixNano())
 	var rs []silo.Resource
@@ -362,6 +396,10 @@ func (d *Directory) load(ctx context.Context, id silo.AccountID) (*View, error) 
 		}
 	}
 	d.mu.Lock()
+	if stale() {
+		d.mu.Unlock()
+		return v, nil
+	}
 	if ap != nil {
 		d.cfg.Policy.Set(ap)
 		d.policies[id] = struct{}{}
@@ -402,13 +440,19 @@ func (d *Directory) Key(ctx context.Context, id string) (store.APIKey, error) {
 	if ok && d.fresh(e.read) {
 		return e.k, e.err
 	}
-	return d.loadKey(ctx, id)
+	e, err := d.keyReads.do(ctx, id, d.cfg.Wait, "the API key", func(ctx context.Context, stale func() bool) (keyEntry, error) {
+		return d.loadKey(ctx, id, stale)
+	})
+	if err != nil {
+		return store.APIKey{}, err
+	}
+	return e.k, e.err
 }
 
 // loadKey reads a key from the store into the cache. (Apart from Key, so
 // that the entry the store's closure fills is not allocated on every
 // cached call.)
-func (d *Directory) loadKey(ctx context.Context, id string) (store.APIKey, error) {
+func (d *Directory) loadKey(ctx context.Context, id string, stale func() bool) (keyEntry, error) {
 	e := keyEntry{read: time.Now()}
 	err := d.cfg.Store.View(ctx, func(tx store.Tx) error {
 		var err error
@@ -419,14 +463,16 @@ func (d *Directory) loadKey(ctx context.Context, id string) (store.APIKey, error
 	case errors.Is(err, silo.ErrNotFound):
 		e.err = silo.Errorf(silo.CodeNotFound, "no key %s", id)
 	case err != nil:
-		return store.APIKey{}, err
+		return keyEntry{}, err
 	}
 	d.mu.Lock()
-	if len(d.keys) > 100000 {
-		d.keys, d.peakKeys = map[string]keyEntry{}, 0 // unknown key IDs must not grow it without bound
+	if !stale() {
+		if len(d.keys) > 100000 {
+			d.keys, d.peakKeys = map[string]keyEntry{}, 0 // unknown key IDs must not grow it without bound
+		}
+		d.keys[id] = e
+		grew(len(d.keys), &d.peakKeys)
 	}
-	d.keys[id] = e
-	grew(len(d.keys), &d.peakKeys)
 	d.mu.Unlock()
-	return e.k, e.err
+	return e, nil
 }

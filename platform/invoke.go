@@ -85,11 +85,16 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 	if err := p.degraded(acct, fn, req.RequestID); err != nil {
 		return gateway.Response{}, err
 	}
+	// Production's view (its data handle and, in the decision point, its
+	// exports) only for a function that lists exports: no other can read
+	// production, so no other waits for it.
 	var prod provider.Data
-	if pv, err := p.dir.View(ctx, silo.ProductionID); err == nil {
-		prod = pv.Data
-	} else if !errors.Is(err, silo.ErrNotFound) {
-		return gateway.Response{}, err
+	if len(fs.Exports) > 0 && acct != silo.ProductionID {
+		if pv, err := p.dir.View(ctx, silo.ProductionID); err == nil {
+			prod = pv.Data
+		} else if !errors.Is(err, silo.ErrNotFound) {
+			return gateway.Response{}, err
+		}
 	}
 	data := p.Stored.Data(acct, v.Data)
 	watch := p.watchTables(data)
