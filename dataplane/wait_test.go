@@ -3,6 +3,7 @@ package dataplane_test
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -12,6 +13,8 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/dataplane"
+	"github.com/silo-run/silo/gateway"
+	"github.com/silo-run/silo/internal/apikey"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/store"
@@ -167,24 +170,7 @@ func TestTenantViewDoesNotReadProduction(t *testing.T) {
 // (must).
 func TestStalledReadFailsWithinWait(t *testing.T) {
 	_, dir, st := newGated(t, 50*time.Millisecond)
-	// Take every reader connection (the store keeps max(4, GOMAXPROCS)).
-	pool := max(4, runtime.GOMAXPROCS(0))
-	release := make(chan struct{})
-	var in sync.WaitGroup
-	var held sync.WaitGroup
-	in.Add(pool)
-	for range pool {
-		held.Add(1)
-		go func() {
-			defer held.Done()
-			_ = st.View(context.Background(), func(store.Tx) error {
-				in.Done()
-				<-release
-				return nil
-			})
-		}()
-	}
-	in.Wait()
+	release := holdReaders(t, st)
 
 	for _, tc := range []struct {
 		name, want string
@@ -222,8 +208,7 @@ func TestStalledReadFailsWithinWait(t *testing.T) {
 		})
 	}
 
-	close(release)
-	held.Wait()
+	release()
 	if v, err := dir.View(context.Background(), "acme"); err != nil || v.Account.ID != "acme" {
 		t.Fatalf("View once the store is free = %v, %v", v, err)
 	}
@@ -282,4 +267,71 @@ func setState(t *testing.T, st store.Store, id silo.AccountID, s silo.State) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestGatewaySaysSiloWaited: through the real gateway, a request of a
+// tenant whose view silo cannot read in time (every reader connection of
+// the store taken) gets 503 saying silo could not read the account, not
+// that the function was slow (must not); once the store is free, the same
+// request reaches the function (must).
+func TestGatewaySaysSiloWaited(t *testing.T) {
+	_, dir, st := newGated(t, 50*time.Millisecond)
+	plain, key, err := apikey.New("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.PutKey(key) }); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Config{BaseDomain: "localhost"}, dir, gateway.InvokerFunc(func(ctx context.Context, acct silo.AccountID, fn string, req gateway.Request) (gateway.Response, error) {
+		return gateway.Response{Body: []byte("ran " + fn)}, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() (int, string) {
+		r := httptest.NewRequest("POST", "http://localhost/t/acme/findings", nil)
+		r.Header.Set("Authorization", "Bearer "+plain)
+		w := httptest.NewRecorder()
+		gw.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	if _, err := dir.Key(context.Background(), key.ID); err != nil { // cached: the key is not what waits
+		t.Fatal(err)
+	}
+	release := holdReaders(t, st)
+	code, body := get()
+	if code != 503 || !strings.Contains(body, "silo could not read account acme's configuration within 50ms") || strings.Contains(body, "function") {
+		t.Errorf("with the store stuck: %d %s; want 503 saying silo could not read the account", code, body)
+	}
+	release()
+	if code, body := get(); code != 200 || body != "ran ingest" {
+		t.Errorf("with the store free: %d %s; want 200 from the function", code, body)
+	}
+}
+
+// holdReaders takes every reader connection of st (it keeps max(4,
+// GOMAXPROCS)) until the returned function is called.
+func holdReaders(t *testing.T, st *sqlite.Store) func() {
+	t.Helper()
+	pool := max(4, runtime.GOMAXPROCS(0))
+	release := make(chan struct{})
+	var in, held sync.WaitGroup
+	in.Add(pool)
+	for range pool {
+		held.Add(1)
+		go func() {
+			defer held.Done()
+			_ = st.View(context.Background(), func(store.Tx) error {
+				in.Done()
+				<-release
+				return nil
+			})
+		}()
+	}
+	in.Wait()
+	var once sync.Once
+	stop := func() { once.Do(func() { close(release); held.Wait() }) }
+	t.Cleanup(stop)
+	return stop
 }

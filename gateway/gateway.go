@@ -469,9 +469,16 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 	m.admitted = true
 
 	a, err := g.dir.Account(ctx, acct)
+	var se *silo.Error
 	switch {
 	case errors.Is(err, silo.ErrNotFound):
 		fail(silo.CodeNotFound, msgNoTenant)
+		return
+	case errors.As(err, &se) && se.Code == silo.CodeUnavailable && se.Message != "":
+		// The directory says what it waited for (the request is the
+		// account's own by now).
+		g.log.ErrorContext(ctx, "gateway: look up account", "account", acct, "request_id", rid, "error", logDetail(err))
+		fail(se.Code, se.Message)
 		return
 	case err != nil:
 		unavailable("look up account", err)
