@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,7 +111,8 @@ func gated(g spec.Gates) bool { return g.MaxErrorRate > 0 || g.MaxP99Increase > 
 // was rolled back to). Requests served under any other release, such as a
 // broken one that was rolled back, are not part of it. A rollout of the
 // release that was current already (Previous is its Release: it moves the
-// accounts that lag) measures each account under the release it runs.
+// accounts that lag) measures each account under the release it runs, and
+// records which those are (RingStatus.BaselineReleases); see baselineOf.
 func (rn *Runner) begin(ctx context.Context, r Rollout, target engine.Release) error {
 	ring := r.Rings[r.Ring]
 	var touched []silo.AccountID
@@ -134,21 +136,53 @@ func (rn *Runner) begin(ctx context.Context, r Rollout, target engine.Release) e
 		return err
 	}
 	var base *Stats
-	if gated(ring.Gates) && len(touched) > 0 && r.Previous != "" {
-		baseline := func(silo.AccountID) string { return r.Previous }
-		if r.Previous == r.Release {
-			baseline = func(id silo.AccountID) string { return ran[id] }
-		}
-		if s, err := rn.snapshotEach(touched, baseline); err == nil {
-			base = &s
+	var from []string
+	if gated(ring.Gates) && len(touched) > 0 {
+		measured, releaseOf := baselineOf(r, touched, ran)
+		if len(measured) > 0 {
+			if s, err := rn.snapshotEach(measured, releaseOf); err == nil {
+				base = &s
+				from = releasesOf(measured, releaseOf)
+			}
 		}
 	}
 	return rn.setPhase(ctx, r, PhaseApplying, func(rs *RingStatus, cur *Rollout) {
-		rs.Members, rs.Baseline = n, base
+		rs.Members, rs.Baseline, rs.BaselineReleases = n, base, from
 		if r.Ring == 0 {
 			cur.Unselected = unsel
 		}
 	})
+}
+
+// baselineOf returns the touched accounts whose figures make a ring's
+// baseline, and the release each is measured under: the rollout's
+// Previous, or, for a rollout of the release that was current already,
+// the release each account ran (ran). An account whose baseline release
+// would be the target itself, or none, is left out: a gate never compares
+// a release with itself.
+func baselineOf(r Rollout, touched []silo.AccountID, ran map[silo.AccountID]string) ([]silo.AccountID, func(silo.AccountID) string) {
+	releaseOf := func(silo.AccountID) string { return r.Previous }
+	if r.Previous == r.Release {
+		releaseOf = func(id silo.AccountID) string { return ran[id] }
+	}
+	var out []silo.AccountID
+	for _, id := range touched {
+		if rel := releaseOf(id); rel != "" && rel != r.Release {
+			out = append(out, id)
+		}
+	}
+	return out, releaseOf
+}
+
+// releasesOf returns the releases ids are measured under, sorted, each
+// once.
+func releasesOf(ids []silo.AccountID, releaseOf func(silo.AccountID) string) []string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, releaseOf(id))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (rn *Runner) applying(ctx context.Context, r Rollout, target engine.Release) error {
@@ -272,7 +306,7 @@ func (rn *Runner) verifying(ctx context.Context, r Rollout, target engine.Releas
 		}
 		v = evaluate(ring.Gates, ring.Baseline, win, merr)
 		if ring.Baseline != nil && len(v.Judged) > 0 {
-			v.PrevRelease = r.Previous
+			v.PrevRelease, v.PrevReleases = prevReleases(ring)
 		}
 	}
 	if v.Result == Pass {

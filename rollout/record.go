@@ -109,10 +109,15 @@ type RingStatus struct {
 	// Baseline is the touched accounts' cumulative metrics before the ring
 	// was updated (the previous release); WindowStart is the snapshot when
 	// the bake began.
-	Baseline    *Stats    `json:"baseline,omitempty"`
-	WindowStart *Stats    `json:"window_start,omitempty"`
-	BakeStart   time.Time `json:"bake_start,omitzero"`
-	BakeUntil   time.Time `json:"bake_until,omitzero"`
+	Baseline *Stats `json:"baseline,omitempty"`
+	// BaselineReleases are the releases Baseline was served by, sorted:
+	// the rollout's Previous, or, for a rollout of the release that was
+	// current already, the release each lagging account ran. Never the
+	// rollout's Release.
+	BaselineReleases []string  `json:"baseline_releases,omitempty"`
+	WindowStart      *Stats    `json:"window_start,omitempty"`
+	BakeStart        time.Time `json:"bake_start,omitzero"`
+	BakeUntil        time.Time `json:"bake_until,omitzero"`
 	// BakeLeft is the bake time a ring paused while baking has left; the
 	// bake resumes with it (BakeUntil moves) when the rollout resumes.
 	BakeLeft time.Duration `json:"bake_left,omitempty"`
@@ -133,8 +138,13 @@ type Verdict struct {
 	// gates or no account changed: the figures below are then not
 	// measurements.
 	Judged []string `json:"judged,omitempty"`
-	// PrevRelease is the release the Prev figures were served by.
+	// PrevRelease is the release the Prev figures were served by; when
+	// they were served by several (a rollout of the current release to the
+	// accounts that lag, each measured under the release it ran),
+	// PrevReleases lists them and PrevRelease is empty. Neither is ever
+	// the rollout's own release.
 	PrevRelease   string        `json:"prev_release,omitempty"`
+	PrevReleases  []string      `json:"prev_releases,omitempty"`
 	Requests      uint64        `json:"requests"`
 	ErrorRate     float64       `json:"error_rate"`
 	PrevErrorRate float64       `json:"prev_error_rate"`
@@ -148,6 +158,18 @@ const (
 	Fail         = "fail"
 	Inconclusive = "inconclusive"
 )
+
+// prevReleases returns what a verdict of ring names as the release its
+// Prev figures were served by: the one release, or the several.
+func prevReleases(ring RingStatus) (string, []string) {
+	switch from := ring.BaselineReleases; {
+	case len(from) == 1:
+		return from[0], nil
+	case len(from) > 1:
+		return "", from
+	}
+	return "", nil
+}
 
 // budget returns how many account failures the ring tolerates.
 func (r RingStatus) budget() int {

@@ -359,7 +359,7 @@ func writeRollout(w io.Writer, r rollout.Rollout) {
 }
 
 // verdictText says what a ring's gates judged, with only the figures that
-// were measured.
+// were measured, and which release the previous figures are of.
 func verdictText(v rollout.Verdict) string {
 	if len(v.Judged) == 0 {
 		return fmt.Sprintf("%s: %s, nothing measured", v.Result, v.Reason)
@@ -378,7 +378,14 @@ func verdictText(v rollout.Verdict) string {
 			parts = append(parts, fmt.Sprintf("p99 %s (previous %s)", rollout.Round(v.P99), rollout.Round(v.PrevP99)))
 		}
 	}
-	return v.Result + ": " + strings.Join(parts, ", ")
+	s := v.Result + ": " + strings.Join(parts, ", ")
+	switch {
+	case v.PrevRelease != "":
+		s += "; previous = release " + v.PrevRelease
+	case len(v.PrevReleases) > 0:
+		s += "; previous = the release each account ran (" + strings.Join(v.PrevReleases, ", ") + ")"
+	}
+	return s
 }
 
 // whereText lists how many accounts run each release, naming the

@@ -103,6 +103,10 @@ func TestVerdictText(t *testing.T) {
 			"pass: 812 requests, error rate 0.1% (previous 0.2%), p99 50.3ms (previous 41.9ms)"},
 		{"error rate only", rollout.Verdict{Result: rollout.Pass, Judged: []string{"min_requests", "max_error_rate"}, Requests: 10},
 			"pass: 10 requests, error rate 0.0% (previous 0.0%)"},
+		{"against one release", rollout.Verdict{Result: rollout.Pass, Judged: []string{"min_requests", "max_error_rate"}, Requests: 10, PrevRelease: "r-1"},
+			"pass: 10 requests, error rate 0.0% (previous 0.0%); previous = release r-1"},
+		{"against the release each lagging account ran", rollout.Verdict{Result: rollout.Pass, Judged: []string{"min_requests", "max_error_rate"}, Requests: 10, PrevReleases: []string{"r-0", "r-1"}},
+			"pass: 10 requests, error rate 0.0% (previous 0.0%); previous = the release each account ran (r-0, r-1)"},
 		{"failed", rollout.Verdict{Result: rollout.Fail, Reason: "error rate 20.0% exceeds ...", Judged: []string{"min_requests", "max_error_rate"}},
 			"fail: error rate 20.0% exceeds ..."},
 	} {
