@@ -33,7 +33,14 @@ type Config struct {
 	Metrics Metrics
 	// Smoke runs a ring's smoke function; nil with a ring that names one
 	// fails that ring's accounts.
-	Smoke  Smoke
+	Smoke Smoke
+	// Gate, if set, checks a release against the fleet before Start
+	// records a rollout of it (control.Plane.Gate: the isolation gate, the
+	// one a server runs on every uploaded release and silo apply on every
+	// release it makes current). Every rollout start, from a server or
+	// from silo deploy on a data dir, passes through it; a rollback does
+	// not (it returns accounts to the release they ran).
+	Gate   func(ctx context.Context, rel engine.Release) error
 	Clock  Clock // WallClock if nil
 	Logger *slog.Logger
 	// Owner names this runner in leases. Give a restarted server the same
@@ -134,7 +141,9 @@ func (rn *Runner) poke() {
 // opt.LossesDigest is set and what the rollout would destroy is no longer
 // what was previewed; CodeInvalid for a LossesDigest no preview gives;
 // CodeFailedCheck for a release whose latest rollout failed (Failures)
-// unless opt.RetryFailed confirms it. A *UpToDate, not a failure, when
+// unless opt.RetryFailed confirms it; Config.Gate's error (CodeFailedCheck
+// for a release that would break isolation) before anything is planned or
+// recorded. A *UpToDate, not a failure, when
 // releaseID is current and every account its rings select runs it: no
 // rollout is recorded. A current release that some of those accounts do
 // not run is rolled out to them (the rollout's Previous is its Release).
@@ -150,6 +159,11 @@ func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rol
 	}
 	if err := rn.Reship(ctx, rel.ID, opt.RetryFailed, "to roll this one out again through the rings and their gates, confirm it: silo deploy --retry-failed (API: \"retry_failed\": true)"); err != nil {
 		return Rollout{}, err
+	}
+	if rn.cfg.Gate != nil {
+		if err := rn.cfg.Gate(ctx, rel); err != nil {
+			return Rollout{}, err
+		}
 	}
 	if err := confirm(opt, func() (Preview, error) { return rn.startPreview(ctx, rel) }, "GET /v1/rollouts/preview?release="+rel.ID, func(pv Preview) error {
 		return silo.Errorf(silo.CodeNeedsConfirm, "the rollout of release %s destroys data (%s), which cannot be undone; no account was changed. Confirm it to go ahead: silo deploy --yes (API: \"allow_data_loss\": true)", rel.ID, silo.DescribeLosses(pv.Losses))

@@ -167,7 +167,11 @@ func newDeployCmd(g *globals) *cobra.Command {
 		Long: `deploy builds the functions locally into a content-addressed release, uploads it to the
 server (--server / $SILO_SERVER) and starts a rollout there, then follows it. Without a server it
 runs the rollout in this process on the local data dir. Interrupting the follow does not stop a
-server-side rollout: reattach with silo rollout status --follow.`,
+server-side rollout: reattach with silo rollout status --follow.
+
+Either way the release passes the isolation gate (the fleet as it would be under the release, as
+silo verify proves it) before it is stored and again as its rollout starts; a release it refuses
+is neither stored nor rolled out, and no account changes.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -193,8 +197,20 @@ server-side rollout: reattach with silo rollout status --follow.`,
 			if !errors.Is(err, silo.ErrNotFound) {
 				return err
 			}
-			rel, err := a.plane.BuildRelease(ctx, g.file)
+			rel, stored, err := a.plane.PrepareRelease(ctx, g.file)
 			if err != nil {
+				return err
+			}
+			if c == nil {
+				// The isolation gate a server runs on an uploaded release,
+				// before it is stored: a refused release is not stored
+				// here either. The rollout's start runs it once more,
+				// against the fleet as it is then (rollout.Config.Gate).
+				if err := a.plane.Gate(ctx, rel); err != nil {
+					return err
+				}
+			}
+			if err := a.plane.PutRelease(ctx, stored); err != nil {
 				return err
 			}
 			lc := &lossConfirm{
