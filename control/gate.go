@@ -32,14 +32,38 @@ func (p *Plane) GateAccount(ctx context.Context, rel engine.Release, a silo.Acco
 	return p.cfg.Store.View(ctx, func(tx store.Tx) error { return gateAccount(ctx, tx, rel, a) })
 }
 
+// GateBuild is GateAccount for a developer's own build, applied to
+// account a alone (silo dev): the same gate, against the production
+// account as recorded (a build applied to one account does not change
+// it), with a refusal that says to fix the build rather than to deploy
+// a release.
+func (p *Plane) GateBuild(ctx context.Context, rel engine.Release, a silo.Account) error {
+	return p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		return gateWith(ctx, tx, rel, a, func(why string) error {
+			return silo.Errorf(silo.CodeFailedCheck, "%s. Fix silo.yaml and save it again: %s keeps running what it ran until a build passes", why, a.ID)
+		})
+	})
+}
+
 // gateAccount is GateAccount in transaction tx.
 func gateAccount(ctx context.Context, tx store.Tx, rel engine.Release, a silo.Account) error {
+	return gateWith(ctx, tx, rel, a, func(why string) error {
+		return silo.Errorf(silo.CodeFailedCheck, "%s. Deploy a release that passes the isolation gate: fix silo.yaml, deploy it (silo deploy, or silo apply --all), then check the fleet with silo verify", why)
+	})
+}
+
+// gateWith runs isolation.GateAccount in transaction tx; a refusal is
+// the error refused makes of the gate's reason, saying what to do.
+func gateWith(ctx context.Context, tx store.Tx, rel engine.Release, a silo.Account, refused func(why string) error) error {
 	prod, err := productionState(tx)
 	if err != nil {
 		return err
 	}
 	_, err = isolation.GateAccount(ctx, rel, a, prod)
-	return err
+	if silo.ErrorCode(err) != silo.CodeFailedCheck {
+		return err
+	}
+	return refused(silo.UserMessage(err))
 }
 
 // productionState returns the production account with its recorded

@@ -25,8 +25,9 @@ import (
 //
 // # Errors
 //
-// CodeFailedCheck, naming rel, a and the first counterexample, with what
-// to do; the error of engine.Desired if a's resources cannot be computed.
+// CodeFailedCheck, naming rel, a and the first counterexample (callers add
+// what to do, which depends on where rel comes from); the error of
+// engine.Desired if a's resources cannot be computed.
 func GateAccount(ctx context.Context, rel engine.Release, a silo.Account, prod *AccountState) (Result, error) {
 	t, err := engine.Compile(rel.Stack, rel.Artifacts)
 	if err != nil {
@@ -61,7 +62,7 @@ func GateAccount(ctx context.Context, rel engine.Release, a silo.Account, prod *
 	if n == 0 {
 		return res, nil
 	}
-	return res, silo.Errorf(silo.CodeFailedCheck, "release %s would break isolation in %s in %d place(s); first: %s; nothing was changed. Deploy a release that passes the isolation gate: fix silo.yaml, deploy it (silo deploy, or silo apply --all), then check the fleet with silo verify", rel.ID, where, n, describe(mine[0]))
+	return res, silo.Errorf(silo.CodeFailedCheck, "release %s would break isolation in %s in %d place(s); first: %s; nothing was changed", rel.ID, where, n, describe(mine[0]))
 }
 
 // describe says what a counterexample breaks, and where its last edge

@@ -252,10 +252,33 @@ func (p *Platform) build(ctx context.Context, path string, buildRelease func(con
 
 // DeployTo builds the app at path and applies the release to one account
 // only, without making it current: what silo dev does for a developer
-// account. The account must exist.
+// account. The account must exist. The build passes the per-account
+// isolation gate first (control.Plane.GateBuild: the account as the build
+// makes it, beside the production account as recorded, which a build
+// applied to one account does not change).
+//
+// # Errors
+//
+// Those of Build; CodeFailedCheck when the build would break isolation in
+// the account: the build is not stored and the account is not changed.
 func (p *Platform) DeployTo(ctx context.Context, path string, id silo.AccountID) (silo.Plan, error) {
-	rel, err := p.Build(ctx, path)
+	var stored store.Release
+	rel, err := p.build(ctx, path, func(ctx context.Context, sp string) (engine.Release, error) {
+		rel, st, err := p.Plane.PrepareRelease(ctx, sp)
+		stored = st
+		return rel, err
+	})
 	if err != nil {
+		return silo.Plan{}, err
+	}
+	a, err := p.Plane.Account(ctx, id)
+	if err != nil {
+		return silo.Plan{}, err
+	}
+	if err := p.Plane.GateBuild(ctx, rel, a); err != nil {
+		return silo.Plan{Account: id, Release: rel.ID}, err
+	}
+	if err := p.Plane.PutRelease(ctx, stored); err != nil {
 		return silo.Plan{}, err
 	}
 	return p.applyTo(ctx, rel, id)

@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/silotest"
 )
@@ -205,5 +207,113 @@ func TestGuestStdioReachesAccountLog(t *testing.T) {
 	}
 	if es := p.Logs(t, "globex"); len(es) != 0 {
 		t.Errorf("globex's log holds %d lines, want none: %+v", len(es), es)
+	}
+}
+
+// TestDevGatesTheBuild: silo dev applies a build only once the per-account
+// isolation gate passed it, for the developer account as recorded (its
+// kind and parameters), beside the production account as recorded. A
+// build that differs from what the fleet runs (it drops a plan a tenant
+// is on, which the fleet's gate refuses) goes live: it is for the
+// developer's account alone. A build granting a production export that
+// production does not export is refused with what to do: the build is
+// not stored, the account keeps its release and keeps serving. The twin:
+// the fix goes live.
+func TestDevGatesTheBuild(t *testing.T) {
+	ctx := context.Background()
+	p := silotest.New(t)
+	app := silotest.CopyExample(t)
+	p.Deploy(t, app)
+	d, events, stop := startDev(t, p, app)
+	defer stop()
+	pl := p.Platform()
+	key, err := pl.IssueKey(ctx, d.Account, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := p.Client(d.Account, key)
+
+	// A tenant on a plan the developer's build drops: the build differs
+	// from what the fleet runs, legitimately, and goes to dev-tester alone
+	// (on the default plan), so it is gated for dev-tester alone.
+	if _, err := pl.CreateAccount(ctx, control.CreateRequest{ID: "acme", Params: map[string]string{"plan": "enterprise"}}); err != nil {
+		t.Fatal(err)
+	}
+	yml := filepath.Join(app, "silo.yaml")
+	src, err := os.ReadFile(yml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noEnterprise := strings.Replace(string(src), "enum: [free, pro, enterprise]", "enum: [free, pro]", 1)
+	if noEnterprise == string(src) {
+		t.Fatal("the example's plan param moved; update the test")
+	}
+	if err := os.WriteFile(yml, []byte(noEnterprise), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edit(t, app, "v2")
+	e := next(t, events)
+	if e.Kind != "live" {
+		t.Fatalf("after an edit that drops a plan a tenant is on: got %s (%v), want live", e.Kind, e.Err)
+	}
+	build, err := pl.Plane.Release(ctx, e.Release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Plane.Gate(ctx, build); err == nil {
+		t.Errorf("the fleet's gate passed build %s, which acme's plan does not fit; want it refused (the build is for dev-tester alone)", build.ID)
+	}
+	before, err := pl.Plane.Account(ctx, d.Account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = []byte(noEnterprise)
+	bad := strings.Replace(string(src), "    config: [plan]\n  smoke:", "    config: [plan]\n    exports: [unshipped]\n  smoke:", 1)
+	bad = strings.Replace(bad, "    threat-intel: {table: threat-intel}\n", "    threat-intel: {table: threat-intel}\n    unshipped: {table: threat-intel}\n", 1)
+	if bad == string(src) || strings.Count(bad, "unshipped") != 2 {
+		t.Fatal("the example's list function or production exports moved; update the test")
+	}
+	if err := os.WriteFile(yml, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e = next(t, events)
+	msg := silo.UserMessage(e.Err)
+	if e.Kind != "failed" || silo.ErrorCode(e.Err) != silo.CodeFailedCheck {
+		t.Fatalf("a build granting an export production does not have: got %s (%v), want failed_check", e.Kind, e.Err)
+	}
+	for _, s := range []string{"would break isolation in account " + string(d.Account), `export "unshipped"`, "Fix silo.yaml and save it again"} {
+		if !strings.Contains(msg, s) {
+			t.Errorf("refusal %q does not say %q", msg, s)
+		}
+	}
+	after, err := pl.Plane.Account(ctx, d.Account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Release != before.Release || after.Version != before.Version {
+		t.Errorf("refused build changed %s: %s v%d → %s v%d", d.Account, before.Release, before.Version, after.Release, after.Version)
+	}
+	if _, err := pl.Plane.Release(ctx, e.Release); !errors.Is(err, silo.ErrNotFound) {
+		t.Errorf("refused build %s was stored (%v)", e.Release, err)
+	}
+	if resp := dev.GET(t, "/findings"); resp.Status != 200 || !strings.Contains(string(resp.Body), `"version":"v2"`) {
+		t.Fatalf("the last good version must keep serving: got %s", resp)
+	}
+
+	if err := os.WriteFile(yml, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edit(t, app, "v3")
+	for {
+		e := next(t, events)
+		if e.Kind == "live" {
+			break
+		}
+		if e.Kind == "failed" && silo.ErrorCode(e.Err) == silo.CodeFailedCheck {
+			t.Fatalf("the fixed build was refused: %v", e.Err)
+		}
+	}
+	if resp := dev.GET(t, "/findings"); !strings.Contains(string(resp.Body), `"version":"v3"`) {
+		t.Fatalf("after the fix: got %s, want version v3", resp)
 	}
 }
