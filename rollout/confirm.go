@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -46,19 +47,40 @@ type Failure struct {
 // Failures returns, for each release whose latest rollout (a rollback
 // rollout aside) failed, that rollout and why: the releases Start refuses
 // without Options.RetryFailed. A release rolled out again with success is
-// not in it.
+// not in it, nor one made current since its rollout failed (see
+// FailuresOf).
 func (rn *Runner) Failures(ctx context.Context) (map[string]Failure, error) {
 	rs, err := rn.List(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
-	return FailuresOf(rs), nil
+	var cur string
+	err = rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		if cur, err = tx.CurrentRelease(); errors.Is(err, silo.ErrNotFound) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return FailuresOf(rs, cur), nil
 }
 
-// FailuresOf is Failures over rollouts rs, newest first: a list that
-// holds only the latest rollouts (GET /v1/rollouts) knows the failures of
-// the releases those rolled out.
-func FailuresOf(rs []Rollout) map[string]Failure {
+// FailuresOf is Failures over rollouts rs, newest first, with current the
+// current release ("" for none): a list that holds only the latest
+// rollouts (GET /v1/rollouts) knows the failures of the releases those
+// rolled out.
+//
+// A failed rollout leaves the release that was current as it started
+// current. So a release whose latest rollout failed, and which is current
+// now though that rollout did not start from it, was made current since,
+// by an operator who confirmed it (silo apply --retry-failed): its latest
+// outcome is that success, and it is not a failure. A failed rollout of
+// the release that was current already (moving the accounts that lag)
+// stays its failure.
+func FailuresOf(rs []Rollout, current string) map[string]Failure {
 	out := map[string]Failure{}
 	seen := map[string]bool{}
 	for _, r := range rs { // newest first
@@ -66,7 +88,7 @@ func FailuresOf(rs []Rollout) map[string]Failure {
 			continue
 		}
 		seen[r.Release] = true
-		if failed(r) {
+		if failed(r) && !(r.Release == current && r.Previous != r.Release) {
 			out[r.Release] = Failure{Rollout: r.ID, Reason: r.Reason}
 		}
 	}

@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/store"
 )
 
 // A rollout its own gates rolled back cannot be rolled back again, and a
@@ -113,5 +115,74 @@ func TestNoRollbackOfARollback(t *testing.T) {
 	// Rolled back by hand, v3 did not fail: it starts again unasked.
 	if _, err := e.run.Start(ctx, v3.ID, rollout.Options{}); err != nil {
 		t.Errorf("Start(rolled back, not failed, release) = %v, want it started", err)
+	}
+}
+
+// A release whose rollout failed and that an operator then made current
+// and applied at once (silo apply --retry-failed) is not refused for that
+// failure any more: its latest outcome is the success. A start of it says
+// it is current on every account, and PreviewStart names no failure. The
+// twins: before the apply it is refused; and once a rollout of it to the
+// accounts that lag fails, its latest outcome is a failure again, and it
+// is refused again.
+func TestReleaseMadeCurrentAfterItsFailureShips(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), opts{})
+	src := fmtStack("", "0")
+	v1 := release(t, e, src, "sha256:1111")
+	v2 := release(t, e, src, "sha256:2222") // fails its canary gates
+	seed(t, e, v1, 4, 2)
+	traffic(t, e, 200, map[string]profile{v1.ID: good})
+	e.onBake = func(string) {
+		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: bad})
+		e.clock.Advance(5 * time.Minute)
+	}
+	r1, err := e.run.Start(ctx, v2.ID, rollout.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1 = drive(t, e, r1.ID); r1.State != rollout.StateFailed {
+		t.Fatalf("rollout of the bad release: %s (%s), want failed", r1.State, r1.Reason)
+	}
+	if _, err := e.run.Start(ctx, v2.ID, rollout.Options{}); silo.ErrorCode(err) != silo.CodeFailedCheck || !strings.Contains(silo.UserMessage(err), "failed in rollout "+r1.ID) {
+		t.Fatalf("Start(release whose latest rollout failed) = %v, want failed_check naming %s", err, r1.ID)
+	}
+
+	// silo apply --all --retry-failed: current, and on every account.
+	if err := e.store.Update(ctx, func(tx store.Tx) error { _, err := tx.SetCurrentRelease(v2.ID); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.eng.ApplyFleet(ctx, v2, store.Filter{}, nil, func(r engine.FleetResult) {
+		if r.Err != nil {
+			t.Errorf("apply %s: %v", r.Plan.Account, r.Err)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.run.Reship(ctx, v2.ID, false, "confirm it"); err != nil {
+		t.Errorf("Reship(release made current since its rollout failed) = %v, want nil", err)
+	}
+	if pv, err := e.run.PreviewStart(ctx, v2.ID); err != nil || pv.Failure != nil {
+		t.Errorf("PreviewStart = %+v, %v; want no failure", pv.Failure, err)
+	}
+	_, err = e.run.Start(ctx, v2.ID, rollout.Options{})
+	if _, ok := errors.AsType[*rollout.UpToDate](err); !ok {
+		t.Fatalf("Start(release made current since its rollout failed) = %v, want *UpToDate", err)
+	}
+
+	// An account that lags: its rollout fails; the release is refused again.
+	if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: "t-lag", Kind: silo.KindTenant, Params: map[string]string{"ring": "canary"}}, v1); err != nil {
+		t.Fatal(err)
+	}
+	traffic(t, e, 200, map[string]profile{v1.ID: good, v2.ID: bad})
+	r2, err := e.run.Start(ctx, v2.ID, rollout.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2 = drive(t, e, r2.ID); r2.State != rollout.StateFailed || r2.Previous != v2.ID {
+		t.Fatalf("catch-up rollout: %s (%s) from %s, want failed from %s", r2.State, r2.Reason, r2.Previous, v2.ID)
+	}
+	if _, err := e.run.Start(ctx, v2.ID, rollout.Options{}); silo.ErrorCode(err) != silo.CodeFailedCheck || !strings.Contains(silo.UserMessage(err), "failed in rollout "+r2.ID) {
+		t.Errorf("Start after the failed catch-up = %v, want failed_check naming %s", err, r2.ID)
 	}
 }

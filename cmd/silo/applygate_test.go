@@ -31,8 +31,10 @@ rollout:
 
 // silo apply of a release whose latest rollout failed is refused, in each
 // of its forms (the fleet, one account, a saved plan), naming the rollout
-// and --retry-failed, and changes nothing; confirmed with --retry-failed
-// it makes the release current and applies it.
+// and --retry-failed, and changes nothing, and so is silo deploy of it;
+// confirmed with --retry-failed apply makes the release current and
+// applies it, and then neither a deploy nor an apply of it is refused for
+// the failure before (rollout.FailuresOf).
 func TestApplyRefusesAReleaseWhoseRolloutFailed(t *testing.T) {
 	file, src := initProject(t)
 	write := func(s string) {
@@ -60,6 +62,8 @@ func TestApplyRefusesAReleaseWhoseRolloutFailed(t *testing.T) {
 		c.fails("failed in rollout ro-000001", args...)
 		c.fails("silo apply --retry-failed", args...)
 	}
+	c.fails("failed in rollout ro-000001", "deploy")
+	c.fails("silo deploy --retry-failed", "deploy")
 	if after := stateOf(t, c); after != before {
 		t.Errorf("a refused apply changed the state:\n%s", cmp.Diff(before, after))
 	}
@@ -71,6 +75,12 @@ func TestApplyRefusesAReleaseWhoseRolloutFailed(t *testing.T) {
 	if after := stateOf(t, c); after == before {
 		t.Error("apply --all --retry-failed changed nothing")
 	}
+	// Made current by the operator since it failed: a deploy of it is not
+	// refused for that failure, nor an apply; every account runs it.
+	if out := c.ok("deploy"); !strings.Contains(out, "is already current on every account; nothing to roll out") {
+		t.Errorf("deploy of the release apply --retry-failed made current: %s; want it current on every account", out)
+	}
+	c.ok("apply", "--all")
 }
 
 // A current release that never passed the isolation gate (stored and made

@@ -445,7 +445,13 @@ func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	var p ReleasesPage
-	failures := rollout.FailuresOf(ros)
+	cur := ""
+	for _, x := range rels {
+		if x.Current {
+			cur = x.ID
+		}
+	}
+	failures := rollout.FailuresOf(ros, cur)
 	for _, x := range rels {
 		row := releaseRow{ID: x.ID, Created: x.Created, Note: x.Note, Current: x.Current}
 		if f, ok := failures[x.ID]; ok {
