@@ -40,7 +40,7 @@ func (p *Plane) GateAccount(ctx context.Context, rel engine.Release, a silo.Acco
 func (p *Plane) GateBuild(ctx context.Context, rel engine.Release, a silo.Account) error {
 	return p.cfg.Store.View(ctx, func(tx store.Tx) error {
 		return gateWith(ctx, tx, rel, a, func(why string) error {
-			return silo.Errorf(silo.CodeFailedCheck, "%s. Fix silo.yaml and save it again: %s keeps running what it ran until a build passes", why, a.ID)
+			return silo.Errorf(silo.CodeFailedCheck, "%s. Fix silo.yaml and save it again: %s keeps running what it ran until a build passes (silo dev changes your account alone: a production export the build reads must be deployed first, with silo deploy)", why, a.ID)
 		})
 	})
 }
