@@ -162,7 +162,8 @@ type Provider struct {
 	sts  *sts.Client
 	acct *account.Client // renames claimed pool accounts
 
-	poolMu sync.Mutex // serializes FillPool within the process (claims need no lock: pool.go)
+	poolMu sync.Mutex       // serializes FillPool within the process (claims need no lock: pool.go)
+	now    func() time.Time // the clock the warm pool's claims are timed by (time.Now; tests set their own)
 
 	mu      sync.Mutex
 	ous     map[string]string              // OU name → ID
@@ -191,6 +192,7 @@ func New(cfg Config) (*Provider, error) {
 	cfg.AWS.Retryer = cfg.retryer()
 	p := &Provider{
 		cfg:     cfg,
+		now:     time.Now,
 		ous:     map[string]string{},
 		ids:     map[silo.AccountID]string{},
 		members: map[string]*member{},

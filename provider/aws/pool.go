@@ -198,7 +198,7 @@ func (a poolAccount) foreign(ours string) bool {
 // its claim began more than ClaimTimeout ago (or at an unknown time).
 func (p *Provider) abandoned(a poolAccount, pool string) bool {
 	return a.parent != pool && !a.inRoot && a.parent != "" && a.claimedBy == "" &&
-		time.Since(a.latest()) > p.cfg.ClaimTimeout
+		p.now().Sub(a.latest()) > p.cfg.ClaimTimeout
 }
 
 // Pool returns the warm pool's state.
@@ -395,7 +395,7 @@ func (p *Provider) giveBack(ctx context.Context, id silo.AccountID, a poolAccoun
 			return false, fail(id, "return an abandoned warm pool account", err)
 		}
 	}
-	if err := p.tagPool(ctx, id, a.awsID, "return an abandoned warm pool account", tagReturned, stamp(time.Now())); err != nil {
+	if err := p.tagPool(ctx, id, a.awsID, "return an abandoned warm pool account", tagReturned, stamp(p.now())); err != nil {
 		return false, err
 	}
 	return p.casMove(ctx, id, a.awsID, a.parent, pool, "return an abandoned warm pool account to OU "+poolOU)
@@ -463,7 +463,7 @@ func (p *Provider) claim(ctx context.Context, id silo.AccountID, kind silo.Kind)
 			}
 		case a.claimedBy == id:
 			return a.awsID, p.commit(ctx, id, a.awsID)
-		case a.wonBy(id) && time.Since(a.claimants[id]) < p.cfg.ClaimTimeout/2:
+		case a.wonBy(id) && p.now().Sub(a.claimants[id]) < p.cfg.ClaimTimeout/2:
 			// This account's own claim moved it and stopped: finish it
 			// while no server may yet count it abandoned.
 			err := p.tagPool(ctx, id, a.awsID, "tag the warm pool account it takes", claimedTags(id, kind, ours)...)
@@ -502,10 +502,10 @@ func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, 
 	if owner, ok := tags[tagInstallation]; ok && owner != ours {
 		return false, nil // another installation's pool account (installation.go)
 	}
-	if returned, err := time.Parse(time.RFC3339Nano, tags[tagReturned]); err == nil && time.Since(returned) < p.cfg.ClaimTimeout {
+	if returned, err := time.Parse(time.RFC3339Nano, tags[tagReturned]); err == nil && p.now().Sub(returned) < p.cfg.ClaimTimeout {
 		return false, nil // returned lately: it rests (see the top of this file)
 	}
-	began := time.Now()
+	began := p.now()
 	if err := p.tagPool(ctx, id, awsID, "tag the warm pool account it takes", tagClaiming+string(id), stamp(began)); err != nil {
 		return false, err
 	}
@@ -518,7 +518,7 @@ func (p *Provider) take(ctx context.Context, id silo.AccountID, kind silo.Kind, 
 		// way of the winner's (poolAccount.wonBy).
 		return false, p.untagClaim(ctx, id, awsID)
 	}
-	if time.Since(began) > p.cfg.ClaimTimeout/2 {
+	if p.now().Sub(began) > p.cfg.ClaimTimeout/2 {
 		// Too slow: another server may soon return the account to the
 		// pool, so it is left to be returned.
 		return false, nil

@@ -2,6 +2,7 @@ package aws_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,32 @@ import (
 
 func pooled(n int) func(*siloaws.Config) {
 	return func(c *siloaws.Config) { c.PoolSize = n }
+}
+
+// testClock is a clock for a provider's warm pool (siloaws.SetClock) that
+// stands still while the provider works, however long that takes on a
+// busy machine, and moves only when the test moves it.
+type testClock struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.at
+}
+
+func (c *testClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at = t
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at = c.at.Add(d)
 }
 
 // TestOnboardingFromTheWarmPool fills a pool of two, onboards from it with
@@ -211,15 +238,20 @@ func crashedClaim(t *testing.T, op string, after bool) (*siloaws.Provider, *awst
 // a refill in one variant and the next claim in the other return the
 // account to the pool (must); it rests ClaimTimeout, an onboarding during
 // the rest passes it by (must not), and the next one after it takes it
-// (must).
+// (must). The restarted server's clock is the test's: it stands still
+// while the server works, however long that takes, and moves only where
+// the test moves it.
 func TestPoolAbandonedClaimReturns(t *testing.T) {
-	const timeout = 2 * time.Second
+	const timeout = time.Hour // longer than any run of the test: only the test's clock gets past it
 	for _, returner := range []string{"refill", "claim"} {
 		t.Run(returner, func(t *testing.T) {
 			ctx := context.Background()
 			_, org, pooledID := crashedClaim(t, "Organizations.MoveAccount", true)
 			crashed := time.Now()
 			restarted := serverOn(t, org, pooled(1), func(c *siloaws.Config) { c.ClaimTimeout = timeout })
+			clock := &testClock{at: crashed}
+			siloaws.SetClock(restarted, clock.now)
+			after := func(d time.Duration) { clock.set(crashed.Add(d)) }
 			onboard := func(id silo.AccountID) string {
 				t.Helper()
 				if err := restarted.CreateAccount(ctx, id, silo.KindTenant); err != nil {
@@ -237,11 +269,11 @@ func TestPoolAbandonedClaimReturns(t *testing.T) {
 			if got := onboard("globex"); got == pooledID {
 				t.Errorf("globex took the account acme's claim moved")
 			}
-			time.Sleep(time.Until(crashed.Add(timeout/2 + 100*time.Millisecond)))
+			after(timeout/2 + time.Millisecond)
 			if got := onboard("acme"); got == pooledID {
 				t.Errorf("acme finished its claim after half of ClaimTimeout")
 			}
-			time.Sleep(time.Until(crashed.Add(timeout + 100*time.Millisecond)))
+			after(timeout + time.Millisecond)
 			if returner == "refill" {
 				if err := restarted.FillPool(ctx); err != nil {
 					t.Fatal(err)
@@ -254,7 +286,7 @@ func TestPoolAbandonedClaimReturns(t *testing.T) {
 			if err != nil || !cmp.Equal(back.Ready, []string{pooledID}) || len(back.Taken) != 0 {
 				t.Fatalf("pool after ClaimTimeout = %+v, %v; want %s ready again", back, err, pooledID)
 			}
-			time.Sleep(timeout + 100*time.Millisecond)
+			after(2*timeout + 2*time.Millisecond) // ClaimTimeout after it was returned, and a little
 			if got := onboard("umbrella"); got != pooledID {
 				t.Errorf("umbrella is AWS account %s, want the returned pool account %s", got, pooledID)
 			}

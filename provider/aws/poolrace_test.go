@@ -280,15 +280,15 @@ func TestTwoServersClaimFromOnePool(t *testing.T) {
 	}
 }
 
-// slowMoves delays every Organizations MoveAccount answer by d, as a
-// server paused between its claim's steps would be.
-func slowMoves(d time.Duration) func(*siloaws.Config) {
+// slowMoves moves clock on by d at every Organizations MoveAccount
+// answer, as a server paused for d between its claim's steps would see.
+func slowMoves(clock *testClock, d time.Duration) func(*siloaws.Config) {
 	return func(cfg *siloaws.Config) {
 		cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, func(s *middleware.Stack) error {
 			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("silo-slow-move", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 				out, md, err := next.HandleInitialize(ctx, in)
 				if awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx) == "Organizations.MoveAccount" {
-					time.Sleep(d)
+					clock.advance(d)
 				}
 				return out, md, err
 			}), middleware.After)
@@ -301,17 +301,21 @@ func slowMoves(d time.Duration) func(*siloaws.Config) {
 // as abandoned) does not go on to own it: the account stays out of the
 // pool with no owner, to be returned, and the onboarding asks AWS for an
 // account of its own. Its twin, a claim at normal speed, takes the pool
-// account.
+// account. The provider's clock is the test's, so that only the move
+// takes time, and only as much as the test says, however busy the
+// machine.
 func TestPoolSlowClaimGivesUp(t *testing.T) {
-	const timeout = 2 * time.Second
+	const timeout = time.Hour
 	for _, slow := range []bool{true, false} {
 		t.Run(fmt.Sprintf("slow=%v", slow), func(t *testing.T) {
 			ctx := context.Background()
 			delay := time.Duration(0)
 			if slow {
-				delay = timeout/2 + 200*time.Millisecond
+				delay = timeout/2 + time.Millisecond
 			}
-			p, _ := newAWS(t, pooled(1), func(c *siloaws.Config) { c.ClaimTimeout = timeout }, slowMoves(delay))
+			clock := &testClock{at: time.Now()}
+			p, _ := newAWS(t, pooled(1), func(c *siloaws.Config) { c.ClaimTimeout = timeout }, slowMoves(clock, delay))
+			siloaws.SetClock(p, clock.now)
 			if err := p.FillPool(ctx); err != nil {
 				t.Fatal(err)
 			}
