@@ -103,7 +103,7 @@ func (p *Plane) DeleteTenant(ctx context.Context, id silo.AccountID) (provider.D
 	} else if a.Kind != silo.KindTenant {
 		// What is left of a deleted developer account or environment is
 		// destroyed by the command that deletes it (silo.DeleteCommand).
-		return provider.Deletion{}, engine.Live(a)
+		return provider.Deletion{}, p.Engine.Answer(ctx, engine.Live(a))
 	}
 	return p.DeleteAccount(ctx, id)
 }

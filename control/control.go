@@ -400,7 +400,7 @@ func (p *Plane) LiveAccount(ctx context.Context, id silo.AccountID) (silo.Accoun
 	if err != nil {
 		return a, err
 	}
-	return a, engine.Live(a)
+	return a, p.Engine.Answer(ctx, engine.Live(a))
 }
 
 // Accounts lists accounts. An unknown kind or state in f is an error with
@@ -504,6 +504,9 @@ func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
 // with nothing recorded, when the account would break isolation under the
 // release (GateAccount); an apply error after the change is recorded.
 func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[string]string, name string) (silo.Plan, error) {
+	if err := p.Engine.Refusing(); err != nil {
+		return silo.Plan{}, err // nothing recorded: the apply that follows would be refused
+	}
 	rel, err := p.CurrentRelease(ctx)
 	if err != nil {
 		return silo.Plan{}, err
@@ -561,7 +564,7 @@ func (p *Plane) UpdateParams(ctx context.Context, id silo.AccountID, set map[str
 		return err
 	})
 	if err != nil {
-		return silo.Plan{}, err
+		return silo.Plan{}, p.Engine.Answer(ctx, err)
 	}
 	plan, err := p.Engine.PlanAccount(ctx, a, rel)
 	if err != nil {

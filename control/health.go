@@ -141,16 +141,12 @@ func HeldAfterDeletion(a silo.Account) Problem {
 }
 
 // DeletedNotice is what is true of deleted account a, in the words the API
-// and the CLI use: while the provider still holds it (held, as Detail.Ref
-// says), HeldAfterDeletion; otherwise the one answer every action on it
-// gets (engine.Live), which says how to start over under its ID. Neither
-// claims its data key is destroyed: a Ref the provider could not read
-// leaves held false without proving the key gone.
+// and the CLI use (engine.DeletedAnswer): while the provider still holds it
+// (held, as Detail.Ref says), that a creation under its ID is refused until
+// deleting it again destroys what is left; otherwise the command that
+// starts over under its ID. Neither claims its data key is destroyed.
 func DeletedNotice(a silo.Account, held bool) string {
-	if held {
-		return HeldAfterDeletion(a).String()
-	}
-	return silo.UserMessage(engine.Live(a))
+	return silo.UserMessage(engine.DeletedAnswer(a, held, nil))
 }
 
 // OrphanFix is what to do about the orphan id, as silo doctor and silo

@@ -38,7 +38,7 @@ func (p *Plane) IssueKey(ctx context.Context, id silo.AccountID, name string) (s
 			return "", k, err
 		}
 		if err := check(a); err != nil {
-			return "", k, err
+			return "", k, p.Engine.Answer(ctx, err)
 		}
 		if err := p.putKeyRecord(ctx, a, k); err != nil {
 			return "", k, err
@@ -55,7 +55,7 @@ func (p *Plane) IssueKey(ctx context.Context, id silo.AccountID, name string) (s
 		return p.putKey(tx, k)
 	})
 	if err = p.announceAfter(ctx, err, store.Change{Account: id, What: "key"}); err != nil {
-		return "", k, err
+		return "", k, p.Engine.Answer(ctx, err)
 	}
 	return plain, k, nil
 }

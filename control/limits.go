@@ -114,7 +114,7 @@ func (p *Plane) SetLimitOverride(ctx context.Context, id silo.AccountID, l silo.
 		return err
 	})
 	if err != nil {
-		return AccountLimits{}, err
+		return AccountLimits{}, p.Engine.Answer(ctx, err)
 	}
 	return p.Limits(ctx, id)
 }

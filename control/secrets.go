@@ -73,6 +73,9 @@ func (p *Plane) DeleteSecret(ctx context.Context, id silo.AccountID, name string
 // secretsWritable refuses a change of the secrets of an account that is
 // unknown, deleted or being deleted.
 func (p *Plane) secretsWritable(ctx context.Context, id silo.AccountID) error {
+	if err := p.Engine.Refusing(); err != nil {
+		return err // the provider is not the installation's: see engine.Engine.Refuse
+	}
 	a, err := p.LiveAccount(ctx, id)
 	if err != nil {
 		return err

@@ -78,6 +78,30 @@ func (e *Engine) hook(point string, a silo.AccountID, c *silo.Change) {
 type Engine struct {
 	cfg       Config
 	templates sync.Map // release ID → *Template
+
+	mu      sync.Mutex
+	refusal error // see Refuse
+}
+
+// Refuse makes the engine refuse, with err, every change it would make in
+// the provider (creating, applying to, deleting an account or an orphan)
+// until Refuse(nil): before anything is written, so a refused change
+// leaves the registry as it was. Reads (plans, drift, Ref) go on. The
+// serving platform sets it while its provider no longer holds the
+// installation's accounts (an emptied or another organization), where a
+// change would create accounts in the wrong place or record the real ones
+// as gone. Safe for concurrent use.
+func (e *Engine) Refuse(err error) {
+	e.mu.Lock()
+	e.refusal = err
+	e.mu.Unlock()
+}
+
+// Refusing returns the error Refuse set, nil while changes are allowed.
+func (e *Engine) Refusing() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.refusal
 }
 
 // New returns an Engine.
@@ -118,7 +142,7 @@ type Release struct {
 // A deleted account is not planned: it gets Live's error.
 func (e *Engine) PlanAccount(ctx context.Context, a silo.Account, rel Release) (silo.Plan, error) {
 	if err := Live(a); err != nil {
-		return silo.Plan{Account: a.ID, Kind: a.Kind}, err
+		return silo.Plan{Account: a.ID, Kind: a.Kind}, e.Answer(ctx, err)
 	}
 	desired, err := e.desired(rel, a)
 	if err != nil {
@@ -234,6 +258,9 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 	if !p.Touches() {
 		return nil
 	}
+	if err := e.Refusing(); err != nil {
+		return err
+	}
 	var seqs []int64
 	attempt := e.newAttempt()
 	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
@@ -269,7 +296,7 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("apply %s: %w", p.Account, err)
+		return fmt.Errorf("apply %s: %w", p.Account, e.Answer(ctx, err))
 	}
 	release := e.hold(ctx, seqs...)
 	e.hook("journaled", p.Account, nil)

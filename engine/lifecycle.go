@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -67,6 +68,9 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 		}
 		p.Release, p.DesiredHash = rel.ID, silo.SetHash(desired)
 		p.Changes, p.Unchanged = Diff(desired, nil)
+	}
+	if err := e.Refusing(); err != nil {
+		return a, err
 	}
 	if err := e.refuseHeld(ctx, a); err != nil {
 		return a, err
@@ -192,9 +196,12 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 // holds an account under its ID that the registry does not know (an
 // orphan: e.g. one created after the backup of the control-plane state
 // that was restored) or records as deleted (a deletion recorded without
-// the provider destroying it). Creating it would hand the new account the
-// old one's data and data key, which may be another customer's. Nothing
-// is written. An ID the registry holds live is left to the registration,
+// the provider destroying it), or is still creating one under it (a
+// provider whose creations outlast CreateAccount, such as AWS: Ref does
+// not see the account until the creation finishes). Creating it would
+// hand the new account the old one's data and data key, which may be
+// another customer's, or wait for the creation in progress and take its
+// account over. Nothing is written. An ID the registry holds live is left to the registration,
 // which refuses it as taken; so is one a concurrent creation registers
 // while the provider is asked.
 //
@@ -226,16 +233,41 @@ func (e *Engine) refuseHeld(ctx context.Context, a silo.Account) error {
 		return &silo.Error{Code: silo.ErrorCode(err), Err: err,
 			Message: fmt.Sprintf("the provider cannot say whether it already holds an account named %s, so nothing was created: %s", a.ID, silo.UserMessage(err))}
 	}
-	if !held {
+	var creating bool
+	var since time.Time
+	if c, ok := e.cfg.Provider.(creations); ok && !held {
+		// Not held yet is not free: a creation under the ID may still be
+		// under way, and a CreateAccount would wait for it and take its
+		// account over.
+		if since, creating, err = c.CreationInProgress(ctx, a.ID); err != nil {
+			return &silo.Error{Code: silo.ErrorCode(err), Err: err,
+				Message: fmt.Sprintf("the provider cannot say whether it is already creating an account named %s, so nothing was created: %s", a.ID, silo.UserMessage(err))}
+		}
+	}
+	if !held && !creating {
 		return nil
 	}
 	if old, known, err = registered(); err != nil || known && old.State != silo.StateDeleted {
 		return err // registered since: the registration says it is taken
 	}
+	if creating {
+		when := ""
+		if !since.IsZero() {
+			when = " (requested " + since.UTC().Format(time.RFC3339) + ")"
+		}
+		return silo.Errorf(silo.CodeConflict, "a creation of account %s is still in progress at the %s provider%s, and this registry did not start it (another installation's, or one started by state this installation lost); wait until it finishes and try again, and the answer then says what to do with the account it made; nothing was created", a.ID, e.cfg.Provider.Name(), when)
+	}
 	if known {
 		return silo.Errorf(silo.CodeConflict, "account %s was deleted, but the provider still holds its data and data key: its deletion did not destroy them; run %s to destroy them, then create it again; nothing was created", a.ID, silo.DeleteCommand(old.Kind, a.ID))
 	}
 	return silo.Errorf(silo.CodeConflict, "the provider already holds an account named %s that the registry does not know: restore the control-plane state that has it (docs/operations.md), or destroy the orphan with %s; nothing was created", a.ID, DestroyOrphanCommand(a.ID))
+}
+
+// creations is a provider whose account creations go on after
+// CreateAccount returns (provider.Pending): it says whether one under an
+// ID is in progress, which Ref does not see (the AWS provider).
+type creations interface {
+	CreationInProgress(ctx context.Context, id silo.AccountID) (since time.Time, ok bool, err error)
 }
 
 // DestroyOrphanCommand is the command that destroys the orphan id (see
@@ -259,6 +291,9 @@ func DestroyOrphanCommand(id silo.AccountID) string {
 // event kept, when it could not destroy the orphan: run it again.
 func (e *Engine) DestroyOrphan(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
 	if _, err := silo.ParseID(string(id)); err != nil {
+		return provider.Deletion{}, err
+	}
+	if err := e.Refusing(); err != nil {
 		return provider.Deletion{}, err
 	}
 	known := func(tx store.Tx) error {
@@ -322,13 +357,34 @@ func errText(err error) string {
 // returns the one answer every action on it gets (plan, apply, a state
 // change, new parameters, limits, API keys, secrets, a data key rotation,
 // drift, a report): CodeNotFound, saying that the account was deleted and
-// which command makes a new, empty account under its ID. What is kept of a
-// deleted account (its registry row, its revoked keys, its usage, the audit
-// log) is still read by the commands that show it.
+// which command makes a new, empty account under its ID, with the account
+// as its cause (*Deleted). That is true only while the provider holds
+// nothing of the account: callers pass the answer through Engine.Answer,
+// which asks the provider. What is kept of a deleted account (its registry
+// row, its revoked keys, its usage, the audit log) is still read by the
+// commands that show it.
 func Live(a silo.Account) error {
 	if a.State != silo.StateDeleted {
 		return nil
 	}
+	return DeletedAnswer(a, false, nil)
+}
+
+// Deleted is the cause (errors.As) of Live's answer: the deleted account
+// an action was refused for.
+type Deleted struct{ Account silo.Account }
+
+func (d *Deleted) Error() string { return "account " + string(d.Account.ID) + " was deleted" }
+
+// DeletedAnswer is what is true of deleted account a, as the error an
+// action on it gets (CodeNotFound, caused by *Deleted): while the provider
+// still holds it (held: a deletion that did not destroy its data and data
+// key, after which a creation under its ID is refused), the command that
+// destroys what is left and then the one that starts over; when the
+// provider could not say (look, its error), that starting over waits for
+// its answer; otherwise the command that makes a new, empty account under
+// its ID. None claims the data key is destroyed.
+func DeletedAnswer(a silo.Account, held bool, look error) error {
 	again, what := "silo tenant create "+string(a.ID), "tenant"
 	switch a.Kind {
 	case silo.KindEnvironment:
@@ -336,7 +392,32 @@ func Live(a silo.Account) error {
 	case silo.KindDeveloper:
 		again, what = "silo dev --user "+strings.TrimPrefix(string(a.ID), "dev-"), "developer account"
 	}
-	return silo.Errorf(silo.CodeNotFound, "account %s was deleted; %s makes a new, empty %s under that ID", a.ID, again, what)
+	msg := fmt.Sprintf("account %s was deleted; %s makes a new, empty %s under that ID", a.ID, again, what)
+	switch {
+	case held:
+		msg = fmt.Sprintf("account %s was deleted, but the provider still holds its data and data key (its deletion did not destroy them), so %s is refused; %s destroys them, and then %s makes a new, empty %s under that ID", a.ID, again, silo.DeleteCommand(a.Kind, a.ID), again, what)
+	case look != nil:
+		msg = fmt.Sprintf("account %s was deleted; whether the provider still holds its data and data key could not be read (%s), and %s makes a new, empty %s under that ID only once the provider says it holds nothing of it (silo doctor shows what it holds)", a.ID, silo.UserMessage(look), again, what)
+	}
+	return &silo.Error{Code: silo.CodeNotFound, Message: msg, Err: &Deleted{Account: a}}
+}
+
+// Answer returns err as its caller should read it: Live's answer for a
+// deleted account is told, with one question to the provider, whether the
+// provider still holds that account (DeletedAnswer); any other error is
+// returned as it is. Only an err whose message is Live's (its first
+// *silo.Error is caused by *Deleted) is changed.
+func (e *Engine) Answer(ctx context.Context, err error) error {
+	var se *silo.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	d, ok := se.Err.(*Deleted)
+	if !ok {
+		return err
+	}
+	held, look := e.holds(ctx, d.Account.ID)
+	return DeletedAnswer(d.Account, held, look)
 }
 
 // SetState moves an account to another lifecycle state (suspend, resume),
@@ -366,7 +447,7 @@ func (e *Engine) SetState(ctx context.Context, id silo.AccountID, next silo.Stat
 		_, err = tx.AppendAudit(store.AuditEvent{Time: a.Updated, Actor: e.cfg.Actor, Action: action, Account: id})
 		return err
 	})
-	return a, err
+	return a, e.Answer(ctx, err)
 }
 
 // DeleteAccount destroys an account: it is marked deleting (with an intent
@@ -398,6 +479,9 @@ var errSettled = errors.New("another process settled the intent first")
 // pending or the new one, never neither. It reports whether it finished
 // resumes (as failed: the new deletion replaces it).
 func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *store.Intent) (del provider.Deletion, claimed bool, err error) {
+	if err := e.Refusing(); err != nil {
+		return provider.Deletion{}, false, err
+	}
 	remains, err := e.deletedButHeld(ctx, id)
 	if err != nil {
 		return provider.Deletion{}, false, fmt.Errorf("delete account %s: %w", id, err)

@@ -103,7 +103,7 @@ func (e Envs) DeleteEnv(ctx context.Context, id silo.AccountID) error {
 		return err
 	}
 	if a.Kind == silo.KindTenant && a.State == silo.StateDeleted {
-		return engine.Live(a)
+		return e.P.Plane.Engine.Answer(ctx, engine.Live(a))
 	}
 	if a.Kind == silo.KindTenant {
 		return silo.Errorf(silo.CodeInvalid, "%s is a tenant, not an environment or a developer account; delete it with silo tenant delete %s", id, id)

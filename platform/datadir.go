@@ -167,10 +167,33 @@ func (p *Platform) installationRecord() string {
 // half-onboarded accounts in it. bound says the data dir records the store's installation:
 // it is the right data dir, and only its account files can be missing.
 func (p *Platform) checkAccountsHere(ctx context.Context, bound bool) error {
+	n, live, ok, err := p.liveHeld(ctx)
+	if err != nil || ok {
+		return err
+	}
+	_, local := p.Provider.(accountDirs)
+	names := silo.ShortList(live, 5)
+	if !local {
+		return silo.Errorf(silo.CodeFailedCheck, "the %s provider holds none of the %d live account(s) of %s (%s): it is not this installation's organization, or the installation's accounts in it were lost; point the provider at the installation's own organization, or restore its accounts; silo will not start (nor create accounts) on an organization that holds none of the installation's", p.Provider.Name(), n, p.stateName, names)
+	}
+	accounts := "its accounts directory (accounts)"
+	if p.cfg.Store != nil && bound {
+		return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from a backup of the data dir (docs/operations.md); no account needs deleting or applying", p.cfg.dataDirName, n, names, accounts, accounts)
+	}
+	if p.cfg.Store != nil {
+		return silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) is not the one the installation's servers use, or its account files were lost: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; point --data-dir (or $SILO_DATA_DIR) at the data dir the other servers use, or stop every silo process and restore that data dir from a backup (docs/operations.md); no account needs deleting or applying", p.cfg.dataDirName, n, names, accounts)
+	}
+	return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: %s holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from the backup that matches %s (docs/operations.md); no account needs deleting or applying", p.cfg.dataDirName, p.stateName, n, names, accounts, accounts, p.stateName)
+}
+
+// liveHeld reads at most liveSample live accounts of each state (n counts
+// them all) and reports whether the provider holds any of them, looking
+// until it finds one: for the local provider at each account's files, for
+// a provider that keeps the accounts elsewhere (AWS) in its list of
+// accounts, read once. It returns the sample, sorted.
+func (p *Platform) liveHeld(ctx context.Context) (n int, live []silo.AccountID, held bool, err error) {
 	const liveSample = 100
-	var live []silo.AccountID
-	n := 0
-	err := p.db.View(ctx, func(tx store.Tx) error {
+	err = p.db.View(ctx, func(tx store.Tx) error {
 		for _, st := range []silo.State{silo.StateActive, silo.StateSuspended} {
 			c, err := tx.CountAccounts(store.Filter{State: st})
 			if err != nil {
@@ -188,10 +211,10 @@ func (p *Platform) checkAccountsHere(ctx context.Context, bound bool) error {
 		return nil
 	})
 	if err != nil || len(live) == 0 {
-		return err
+		return n, live, true, err
 	}
 	d, local := p.Provider.(accountDirs)
-	held := func(id silo.AccountID) bool {
+	holds := func(id silo.AccountID) bool {
 		// The local provider's layout: an account exists while its
 		// data.key does.
 		_, err := os.Lstat(filepath.Join(d.Dir(), "accounts", string(id), "data.key"))
@@ -202,27 +225,16 @@ func (p *Platform) checkAccountsHere(ctx context.Context, bound bool) error {
 		// organization) is asked for its list, once.
 		ids, err := p.Provider.Accounts(ctx)
 		if err != nil {
-			return fmt.Errorf("list the %s provider's accounts: %w", p.Provider.Name(), err)
+			return n, live, false, fmt.Errorf("list the %s provider's accounts: %w", p.Provider.Name(), err)
 		}
-		held = func(id silo.AccountID) bool { return slices.Contains(ids, id) }
+		holds = func(id silo.AccountID) bool { return slices.Contains(ids, id) }
 	}
 	// One look per account, stopping at the first held.
 	for _, id := range live {
-		if held(id) {
-			return nil
+		if holds(id) {
+			return n, live, true, nil
 		}
 	}
 	slices.Sort(live)
-	names := silo.ShortList(live, 5)
-	if !local {
-		return silo.Errorf(silo.CodeFailedCheck, "the %s provider holds none of the %d live account(s) of %s (%s): it is not this installation's organization, or the installation's accounts in it were lost; point the provider at the installation's own organization, or restore its accounts; silo will not start (nor create accounts) on an organization that holds none of the installation's", p.Provider.Name(), n, p.stateName, names)
-	}
-	accounts := "its accounts directory (accounts)"
-	if p.cfg.Store != nil && bound {
-		return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from a backup of the data dir (docs/operations.md); no account needs deleting or applying", p.cfg.dataDirName, n, names, accounts, accounts)
-	}
-	if p.cfg.Store != nil {
-		return silo.Errorf(silo.CodeFailedCheck, "this data dir (%s) is not the one the installation's servers use, or its account files were lost: the PostgreSQL control-plane database holds %d live account(s) (%s) and %s holds none of them; point --data-dir (or $SILO_DATA_DIR) at the data dir the other servers use, or stop every silo process and restore that data dir from a backup (docs/operations.md); no account needs deleting or applying", p.cfg.dataDirName, n, names, accounts)
-	}
-	return silo.Errorf(silo.CodeFailedCheck, "the account files of this data dir (%s) were lost or moved: %s holds %d live account(s) (%s) and %s holds none of them; stop every silo process on this data dir and restore %s from the backup that matches %s (docs/operations.md); no account needs deleting or applying", p.cfg.dataDirName, p.stateName, n, names, accounts, accounts, p.stateName)
+	return n, live, false, nil
 }

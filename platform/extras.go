@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/envelope"
@@ -36,11 +37,27 @@ type cacheForgetter interface {
 	Forget(id silo.AccountID)
 }
 
+// creations is a provider whose account creations go on after
+// CreateAccount returns (the AWS provider): the engine asks it, through
+// logsOnDelete, before it registers a new account.
+type creations interface {
+	CreationInProgress(ctx context.Context, id silo.AccountID) (time.Time, bool, error)
+}
+
 // logsOnDelete removes an account's logs once the provider has deleted the
 // account, for providers that do not call back as the local one does.
 type logsOnDelete struct {
 	provider.Provider
 	remove func(silo.AccountID) error
+}
+
+// CreationInProgress is the provider's, when it has it: the engine
+// refuses a new account while a creation under its ID is under way.
+func (l logsOnDelete) CreationInProgress(ctx context.Context, id silo.AccountID) (time.Time, bool, error) {
+	if c, ok := l.Provider.(creations); ok {
+		return c.CreationInProgress(ctx, id)
+	}
+	return time.Time{}, false, nil
 }
 
 func (l logsOnDelete) DeleteAccount(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {

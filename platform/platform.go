@@ -326,6 +326,7 @@ type Platform struct {
 
 	degradedLog sync.Map // account → the damage last logged for it (degraded)
 	recovers    bool     // the registry check passed: Recover may act (see Open)
+	sampled     silo.AccountID // the last account checkProvider asked about; guarded by mu
 
 	compileMu sync.Mutex // serializes loading artifacts into the runtime
 	loaded    sync.Map   // digest → true once compiled by Runtime
@@ -457,7 +458,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		}
 	} else {
 		p.recovers = true
-		if _, err := p.Recover(ctx); err != nil {
+		if _, err := p.recover(ctx); err != nil { // CheckRegistry just made checkProvider's check
 			return nil, err
 		}
 	}

@@ -132,6 +132,11 @@ type DriftReport struct {
 	// an older copy of the installation's data dir, and what to check
 	// before acting on the problems (fleet drift only).
 	DataDir string `json:"data_dir,omitempty"`
+	// Provider, when not empty, says why the server refuses every change
+	// in the provider: it holds none of the installation's live accounts
+	// any more (an emptied organization, or another one), and what to do
+	// (fleet drift only; see engine.Engine.Refuse).
+	Provider string `json:"provider,omitempty"`
 }
 
 // SettingLastProbe is the store setting holding the last live probe
@@ -254,6 +259,9 @@ func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (
 		out.Orphans = orphans
 		out.Problems = append(out.Problems, remains...)
 		out.DataDir = olderCopy(out.Problems, created)
+		if err := plane.Engine.Refusing(); err != nil {
+			out.Provider = silo.UserMessage(err)
+		}
 	}
 	return out, nil
 }

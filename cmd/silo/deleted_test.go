@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,6 +87,47 @@ func TestCommandsOnADeletedAccount(t *testing.T) {
 	c.ok("tenant", "create", "t1")
 	c.ok("plan", "gone1")
 	c.ok("tenant", "update", "t1", "--name", "T One")
+}
+
+// TestCommandsOnADeletedAccountTheProviderStillHolds: a deletion recorded
+// while the provider still holds the account (one run from an older copy
+// of the data dir on a shared store) leaves an ID that silo tenant create
+// refuses; every command that acts on the account says so, and names the
+// deletion that destroys what is left, never that a creation makes a new,
+// empty tenant. The twins: once deleted again, the same commands give the
+// answer that names the creation, and the creation works.
+func TestCommandsOnADeletedAccountTheProviderStillHolds(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.ok("tenant", "create", "h1")
+	dir := filepath.Join(c.dataDir, "accounts", "accounts", "h1") // the local provider's directory of the account
+	kept := t.TempDir()
+	copyDir(t, dir, kept)
+	c.ok("tenant", "delete", "h1", "--yes")
+	copyDir(t, kept, dir)
+
+	const (
+		held = "silo: account h1 was deleted, but the provider still holds its data and data key (its deletion did not destroy them), so silo tenant create h1 is refused; silo tenant delete h1 destroys them, and then silo tenant create h1 makes a new, empty tenant under that ID\n"
+		gone = "silo: account h1 was deleted; silo tenant create h1 makes a new, empty tenant under that ID\n"
+	)
+	commands := [][]string{
+		{"plan", "h1"}, {"apply", "h1"}, {"drift", "h1"}, {"rotate", "data-key", "h1"},
+		{"limits", "set", "h1", "--rate", "2"}, {"limits", "show", "h1"},
+		{"tenant", "update", "h1", "--param", "plan=pro"}, {"tenant", "suspend", "h1"}, {"tenant", "resume", "h1"},
+		{"env", "delete", "h1"}, {"keys", "create", "h1"}, {"report", "h1"}, {"logs", "h1"},
+	}
+	for _, want := range []string{held, gone} {
+		for _, args := range commands {
+			if code, out, errOut := c.run(args...); code != 1 || errOut != want || out != "" {
+				t.Errorf("silo %s: exit %d, stdout %q, stderr %q; want exit 1, %q", strings.Join(args, " "), code, out, errOut, want)
+			}
+		}
+		if want == held {
+			c.fails("silo tenant delete h1 to destroy them, then create it again; nothing was created", "tenant", "create", "h1")
+			c.ok("tenant", "delete", "h1", "--yes") // what the answer says destroys what is left
+		}
+	}
+	c.ok("tenant", "create", "h1")
 }
 
 // TestCommandsOnADeletedAccountThroughAServer: through a server the deleted

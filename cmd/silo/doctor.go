@@ -92,6 +92,9 @@ was lost, to report.`,
 			if rep.DataDir != "" {
 				n++
 			}
+			if rep.Provider != "" {
+				n++
+			}
 			if rep.Registry != "" {
 				n++
 			}
@@ -106,6 +109,9 @@ was lost, to report.`,
 			if err := g.print(rep, func(w io.Writer) {
 				if rep.Registry != "" {
 					fmt.Fprintf(w, "control plane: %s\n", rep.Registry)
+				}
+				if rep.Provider != "" {
+					fmt.Fprintf(w, "provider: %s\n", rep.Provider)
 				}
 				if rep.Audit != "" {
 					fmt.Fprintf(w, "%s; silo audit verify says the same, and isolation reports say the log is not intact; see docs/operations.md (A broken audit log)\n", rep.Audit)

@@ -151,6 +151,28 @@ func (p *Provider) inFlight(ctx context.Context, id silo.AccountID) (*orgtypes.C
 	return nil, nil
 }
 
+// CreationInProgress reports whether Organizations is still creating an
+// account under the name silo gives account id (a CreateAccount request in
+// state IN_PROGRESS), and since when. Until it finishes, Ref and Accounts
+// answer as if there were no such account; a new account under id must
+// not be registered meanwhile (engine.CreateAccount refuses it), or a
+// later CreateAccount would wait for that creation and take its account
+// over. It lists the creations in progress: one call while there are few.
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID; the list failing, as AWS errors do.
+func (p *Provider) CreationInProgress(ctx context.Context, id silo.AccountID) (time.Time, bool, error) {
+	if err := parseID(id); err != nil {
+		return time.Time{}, false, err
+	}
+	st, err := p.inFlight(ctx, id)
+	if err != nil || st == nil {
+		return time.Time{}, false, err
+	}
+	return aws.ToTime(st.RequestedTimestamp), true, nil
+}
+
 // ensureInOU moves the account into the OU of kind from the root (a call
 // that crashed after the creation left it there) or from OU "pool" (a
 // claim finished late, after another server had returned the account to
@@ -448,6 +470,41 @@ func (p *Provider) Accounts(ctx context.Context) ([]silo.AccountID, error) {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids, nil
+}
+
+// Holds reports, with one fresh question to Organizations
+// (DescribeAccount), whether the AWS account of account id is still an
+// active member of the organization: false for one closed or gone from
+// it (an emptied organization, or credentials that now reach another).
+// The AWS account ID is the one silo knew (a listing of the organization
+// learns it, once, for an account not met yet); one found closed or gone
+// is forgotten, so the next lookup lists again. The serving platform asks
+// it about a few accounts at a time (platform.Platform.Recover).
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID; AWS errors as fail translates them.
+func (p *Provider) Holds(ctx context.Context, id silo.AccountID) (bool, error) {
+	awsID, err := p.AWSAccountID(ctx, id)
+	if silo.ErrorCode(err) == silo.CodeNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	out, err := p.org.DescribeAccount(ctx, &organizations.DescribeAccountInput{AccountId: aws.String(awsID)})
+	if err != nil && !isCode(err, "AccountNotFoundException") {
+		return false, fail(id, "describe the AWS account", err)
+	}
+	if err == nil && out.Account != nil && active(*out.Account) {
+		return true, nil
+	}
+	p.mu.Lock()
+	if p.ids[id] == awsID {
+		delete(p.ids, id)
+	}
+	p.mu.Unlock()
+	return false, nil
 }
 
 // AWSAccountID returns the 12-digit ID of the AWS account behind account

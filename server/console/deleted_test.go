@@ -91,7 +91,8 @@ func TestDeletedAccountPageIsReadOnly(t *testing.T) {
 // The page of a deleted account says only what is true of it. A deletion
 // can be recorded while the provider still holds the account (one run from
 // an older copy of the data dir on a shared store): its page then says so
-// in silo doctor's words, with the command that destroys what is left. The twin: an account whose
+// in the API's words: a creation under its ID is refused, and deleting it
+// again destroys what is left. The twin: an account whose
 // deletion destroyed it gets the API's answer for a deleted account. Neither
 // page claims the data key is destroyed.
 func TestDeletedAccountPageSaysWhetherTheProviderHoldsIt(t *testing.T) {
@@ -113,7 +114,7 @@ func TestDeletedAccountPageSaysWhetherTheProviderHoldsIt(t *testing.T) {
 	b := f.browser(t)
 	b.signIn()
 	held := b.get("/console/tenants/held1").body
-	want := `<div class="flash" id="deleted">held1: it was deleted, but the provider still holds its data and data key (its deletion did not destroy them); run silo tenant delete held1 to destroy them. Nothing on this page can change it`
+	want := `<div class="flash" id="deleted">account held1 was deleted, but the provider still holds its data and data key (its deletion did not destroy them), so silo tenant create held1 is refused; silo tenant delete held1 destroys them, and then silo tenant create held1 makes a new, empty tenant under that ID. Nothing on this page can change it`
 	if !strings.Contains(held, want) {
 		t.Errorf("the page of a deleted account the provider still holds lacks %q", want)
 	}
