@@ -143,4 +143,3 @@ func copyTree(t *testing.T, src, dst string) {
 		t.Fatalf("copy %s to %s: %v", src, dst, err)
 	}
 }
-

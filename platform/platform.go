@@ -324,8 +324,8 @@ type Platform struct {
 	guestLog  *slog.Logger
 	sched     scheduler
 
-	degradedLog sync.Map // account → the damage last logged for it (degraded)
-	recovers    bool     // the registry check passed: Recover may act (see Open)
+	degradedLog sync.Map       // account → the damage last logged for it (degraded)
+	recovers    bool           // the registry check passed: Recover may act (see Open)
 	sampled     silo.AccountID // the last account checkProvider asked about; guarded by mu
 
 	compileMu sync.Mutex // serializes loading artifacts into the runtime
