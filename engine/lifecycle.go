@@ -447,7 +447,7 @@ func (e *Engine) SetState(ctx context.Context, id silo.AccountID, next silo.Stat
 		_, err = tx.AppendAudit(store.AuditEvent{Time: a.Updated, Actor: e.cfg.Actor, Action: action, Account: id})
 		return err
 	})
-	return a, e.Answer(ctx, err)
+	return a, err
 }
 
 // DeleteAccount destroys an account: it is marked deleting (with an intent
