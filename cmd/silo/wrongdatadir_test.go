@@ -46,7 +46,7 @@ func TestDataDirWithoutTheRegistrysAccounts(t *testing.T) {
 				t.Fatal(err)
 			}
 			return &cli{t: t, dataDir: real.dataDir + "-copy", file: real.file}, nil
-		}, filepath.Join("data-copy", "state.db") + " holds 3 live account(s) (acme, globex, production)"},
+		}, "the data dir's control-plane state (state.db) holds 3 live account(s) (acme, globex, production)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			real := newCLI(t)
