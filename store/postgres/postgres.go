@@ -14,6 +14,17 @@
 // single head row that AppendAudit locks (SELECT ... FOR UPDATE), so appends
 // from any number of transactions and servers form one chain.
 //
+// View runs on a pool of its own (readers), apart from the pool that
+// Update, schema changes and Announce use (writers): a write that waits
+// for a lock (the audit head row, say) holds a writer connection while it
+// waits, and enough of them would otherwise leave a request that only reads
+// waiting for a connection. Each pool has the DSN's pool_max_conns
+// connections (pgx's default: the greater of 4 and the number of CPUs), at
+// least max(4, GOMAXPROCS); Listen adds one. A View
+// that begins after an Update has returned sees what it wrote, whichever
+// connection either runs on: PostgreSQL makes a commit visible to every
+// snapshot taken after it.
+//
 // Expected conflicts (a duplicate ID, a stale Version, a duplicate intent key)
 // are detected without raising an SQL error, so the transaction stays usable
 // after the caller handles them.
@@ -46,7 +57,8 @@ import (
 // concurrent use, and several Stores (in one process or many) may share one
 // database.
 type Store struct {
-	pool *pgxpool.Pool
+	// pool runs Update, schema changes and Announce; readers runs View.
+	pool, readers *pgxpool.Pool
 	// schema is the schema the store lives in (current_schema() at Open);
 	// it names the channel of the change feed.
 	schema string
@@ -81,27 +93,31 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, silo.Errorf(silo.CodeInvalid, "the PostgreSQL DSN cannot be parsed: %w; write it as postgres://user@host:5432/db?sslmode=disable", err)
 	}
-	if cfg.MaxConns < 4 {
-		cfg.MaxConns = int32(max(4, runtime.GOMAXPROCS(0)))
-	}
+	cfg.MaxConns = max(cfg.MaxConns, int32(max(4, runtime.GOMAXPROCS(0))))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, silo.Errorf(silo.CodeInvalid, "the PostgreSQL DSN is not usable: %w", err)
 	}
-	s := &Store{pool: pool, maxAttempts: 60}
-	if err := pool.Ping(ctx); err != nil {
+	readers, err := pgxpool.NewWithConfig(ctx, cfg.Copy())
+	if err != nil {
 		pool.Close()
+		return nil, silo.Errorf(silo.CodeInvalid, "the PostgreSQL DSN is not usable: %w", err)
+	}
+	s := &Store{pool: pool, readers: readers, maxAttempts: 60}
+	if err := pool.Ping(ctx); err != nil {
+		s.Close()
 		return nil, silo.Errorf(silo.CodeUnavailable, "cannot connect to PostgreSQL at %s:%d/%s: %w; check that it is running and that the DSN is right", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
 	if err := s.prepare(ctx); err != nil {
-		pool.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// View runs fn in a read-only REPEATABLE READ transaction: fn sees one
-// consistent snapshot. Write methods of the Tx return an error.
+// View runs fn in a read-only REPEATABLE READ transaction, on a reader
+// connection: fn sees one consistent snapshot, which includes every Update
+// that returned before View began. Write methods of the Tx return an error.
 func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 	if err := s.prepare(ctx); err != nil {
 		return err
@@ -109,7 +125,7 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 	if !s.ready.Load() {
 		return s.viewEmpty(ctx, fn)
 	}
-	pgTx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	pgTx, err := s.readers.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return dbErr("begin view", err)
 	}
@@ -189,9 +205,10 @@ func (s *Store) try(ctx context.Context, fn func(store.Tx) error) (retry bool, e
 	return false, nil
 }
 
-// Close closes every connection of the pool; it waits for transactions in
-// progress to end.
+// Close closes every connection of both pools; it waits for transactions
+// in progress to end.
 func (s *Store) Close() error {
+	s.readers.Close()
 	s.pool.Close()
 	return nil
 }
