@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"sync"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/gateway"
@@ -23,4 +24,16 @@ func (p *Platform) Held() (views, policies int) { return p.dir.Held() }
 // routed a request (the gateway's metering and access log aside).
 func (p *Platform) Invoke(ctx context.Context, acct silo.AccountID, fn string, req gateway.Request) (gateway.Response, error) {
 	return p.invoke(ctx, acct, fn, req)
+}
+
+// HoldCompilations makes every compilation of a function module from now
+// on wait, before it reads the module, until the returned function is
+// called, and forgets which modules are compiled, so the next request for
+// each compiles it again. The returned function also removes the hold.
+func (p *Platform) HoldCompilations() (release func()) {
+	held := make(chan struct{})
+	compileHook = func(string) { <-held }
+	p.loaded.Clear()
+	var once sync.Once
+	return func() { once.Do(func() { close(held) }) }
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/runtime"
+	"github.com/silo-run/silo/spec"
 )
 
 // This file is the platform's invoker: it runs a function of an account
@@ -75,7 +76,7 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 	if !ok {
 		return gateway.Response{}, silo.Errorf(silo.CodeNotFound, "the route's function %q is not deployed in this account; deploy again", fn)
 	}
-	if err := p.load(ctx, fs.Artifact); err != nil {
+	if err := p.loadFor(ctx, fn, fs.Artifact, fs.Timeout); err != nil {
 		p.logError(acct, fn, req.RequestID, "load function", err)
 		return gateway.Response{}, err
 	}
@@ -157,9 +158,21 @@ func (p *Platform) logError(acct silo.AccountID, fn, reqID, msg string, err erro
 		slog.String("request_id", reqID), slog.String("error", silo.UserMessage(err)), slog.String("source", "platform"))
 }
 
+// compileHook, if set, runs in a compilation before it reads the module;
+// tests use it to hold a compilation under way.
+var compileHook func(digest string)
+
+// compiling is one compilation of a function module, under way in the
+// background; done is closed when err is set.
+type compiling struct {
+	done chan struct{}
+	err  error
+}
+
 // load makes sure the runtime has compiled the artifact with this digest,
 // reading it from the artifact directory (compiled code comes from the
-// compile cache when it is there).
+// compile cache when it is there). It waits for the compilation until
+// ctx is done.
 func (p *Platform) load(ctx context.Context, digest string) error {
 	if _, ok := p.loaded.Load(digest); ok { // only digests are stored
 		return nil
@@ -167,16 +180,88 @@ func (p *Platform) load(ctx context.Context, digest string) error {
 	if !validDigest(digest) {
 		return silo.Errorf(silo.CodeInvalid, "function artifact %q is not a digest; deploy again", digest)
 	}
-	p.compileMu.Lock()
-	defer p.compileMu.Unlock()
+	c := p.compile(digest)
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return fmt.Errorf("load function module %.12s: %w", digest, ctx.Err())
+	}
+}
+
+// loadFor is load for an invocation of function fn: it waits for the
+// compilation (its own, or another request's of the same module) until
+// ctx is done or for bound (the function's timeout), whichever comes
+// first, and then returns a CodeUnavailable error saying the function is
+// still being prepared; the compilation goes on, for the requests after.
+func (p *Platform) loadFor(ctx context.Context, fn, digest string, bound time.Duration) error {
 	if _, ok := p.loaded.Load(digest); ok {
 		return nil
+	}
+	if !validDigest(digest) {
+		return silo.Errorf(silo.CodeInvalid, "function artifact %q is not a digest; deploy again", digest)
+	}
+	if bound <= 0 {
+		bound = spec.DefaultTimeout
+	}
+	c := p.compile(digest)
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	var why error
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		why = ctx.Err()
+	case <-t.C:
+		why = fmt.Errorf("compilation not done after %v", bound)
+	}
+	return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("silo is still preparing function %s; try again shortly", fn),
+		Err: fmt.Errorf("load function module %.12s: %w", digest, why)}
+}
+
+// compile returns the compilation of the module with this digest, starting
+// it if none is under way. Compilations run in the background, one at a
+// time, whoever waits for them; a failed one is forgotten, so the next
+// request tries again.
+func (p *Platform) compile(digest string) *compiling {
+	p.compilesMu.Lock()
+	defer p.compilesMu.Unlock()
+	if c := p.compiles[digest]; c != nil {
+		return c
+	}
+	if p.compiles == nil {
+		p.compiles = map[string]*compiling{}
+	}
+	c := &compiling{done: make(chan struct{})}
+	p.compiles[digest] = c
+	p.compilations.Add(1)
+	go func() {
+		defer p.compilations.Done()
+		p.compileMu.Lock()
+		c.err = p.compile1(digest)
+		p.compileMu.Unlock()
+		p.compilesMu.Lock()
+		delete(p.compiles, digest)
+		p.compilesMu.Unlock()
+		close(c.done)
+	}()
+	return c
+}
+
+// compile1 compiles the module with this digest, unless it is by now.
+func (p *Platform) compile1(digest string) error {
+	if _, ok := p.loaded.Load(digest); ok {
+		return nil
+	}
+	if compileHook != nil {
+		compileHook(digest)
 	}
 	b, err := ReadArtifact(p.cfg.DataDir, digest)
 	if err != nil {
 		return err
 	}
-	got, err := p.Runtime.Compile(ctx, b)
+	got, err := p.Runtime.Compile(context.Background(), b)
 	if err != nil {
 		return err
 	}

@@ -328,8 +328,11 @@ type Platform struct {
 	recovers    bool           // the registry check passed: Recover may act (see Open)
 	sampled     silo.AccountID // the last account checkProvider asked about; guarded by mu
 
-	compileMu sync.Mutex // serializes loading artifacts into the runtime
-	loaded    sync.Map   // digest → true once compiled by Runtime
+	compileMu    sync.Mutex            // one compilation at a time (compile)
+	compilesMu   sync.Mutex            // guards compiles
+	compiles     map[string]*compiling // digest → its compilation under way
+	compilations sync.WaitGroup        // compilations under way, for Close
+	loaded       sync.Map              // digest → true once compiled by Runtime
 
 	stopSweep chan struct{} // closed by Close: ends sweepLoop
 	swept     chan struct{} // closed when sweepLoop has ended
@@ -682,6 +685,7 @@ func (p *Platform) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, p.Runtime.Close(ctx))
 		cancel()
+		p.compilations.Wait() // one under way ends as the runtime closes
 	}
 	if p.Gateway != nil {
 		errs = append(errs, p.Gateway.Close()) // writes the last access log lines
