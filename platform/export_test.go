@@ -32,8 +32,9 @@ func (p *Platform) Invoke(ctx context.Context, acct silo.AccountID, fn string, r
 // each compiles it again. The returned function also removes the hold.
 func (p *Platform) HoldCompilations() (release func()) {
 	held := make(chan struct{})
-	compileHook = func(string) { <-held }
+	hold := func(string) { <-held }
+	compileHook.Store(&hold)
 	p.loaded.Clear()
 	var once sync.Once
-	return func() { once.Do(func() { close(held) }) }
+	return func() { once.Do(func() { compileHook.Store(nil); close(held) }) }
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -160,7 +161,7 @@ func (p *Platform) logError(acct silo.AccountID, fn, reqID, msg string, err erro
 
 // compileHook, if set, runs in a compilation before it reads the module;
 // tests use it to hold a compilation under way.
-var compileHook func(digest string)
+var compileHook atomic.Pointer[func(digest string)]
 
 // compiling is one compilation of a function module, under way in the
 // background; done is closed when err is set.
@@ -254,8 +255,8 @@ func (p *Platform) compile1(digest string) error {
 	if _, ok := p.loaded.Load(digest); ok {
 		return nil
 	}
-	if compileHook != nil {
-		compileHook(digest)
+	if hook := compileHook.Load(); hook != nil {
+		(*hook)(digest)
 	}
 	b, err := ReadArtifact(p.cfg.DataDir, digest)
 	if err != nil {
