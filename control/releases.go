@@ -52,8 +52,23 @@ func (p *Plane) PrepareRelease(ctx context.Context, path string) (engine.Release
 	return p.prepare(ctx, path, engine.NewRelease)
 }
 
+// Build loads silo.yaml at path and builds every function with b into a
+// release, as BuildRelease does, without a Plane and without storing
+// anything: what a client of a remote server builds before uploading the
+// release's artifacts and spec (the server parses and stores it).
+func Build(ctx context.Context, b Builder, path string, now func() time.Time) (engine.Release, error) {
+	rel, _, err := build(ctx, b, path, engine.NewRelease, now)
+	return rel, err
+}
+
 // prepare builds the app at path into a release made by newRelease.
 func (p *Plane) prepare(ctx context.Context, path string, newRelease func(*spec.Stack, map[string]string, time.Time) (engine.Release, store.Release, error)) (engine.Release, store.Release, error) {
+	return build(ctx, p.cfg.Builder, path, newRelease, p.cfg.Now)
+}
+
+// build is the one place an app becomes a release: it loads silo.yaml at
+// path, builds each function with b and makes the release with newRelease.
+func build(ctx context.Context, b Builder, path string, newRelease func(*spec.Stack, map[string]string, time.Time) (engine.Release, store.Release, error), now func() time.Time) (engine.Release, store.Release, error) {
 	st, err := spec.Load(path)
 	if err != nil {
 		return engine.Release{}, store.Release{}, err
@@ -64,7 +79,7 @@ func (p *Plane) prepare(ctx context.Context, path string, newRelease func(*spec.
 		if !filepath.IsAbs(src) {
 			src = filepath.Join(st.Dir, src)
 		}
-		d, err := p.cfg.Builder.Build(ctx, src)
+		d, err := b.Build(ctx, src)
 		if err != nil {
 			return silo.Errorf(silo.ErrorCode(err), "build function %q: %w", key, err)
 		}
@@ -81,7 +96,7 @@ func (p *Plane) prepare(ctx context.Context, path string, newRelease func(*spec.
 			return engine.Release{}, store.Release{}, err
 		}
 	}
-	return newRelease(st, arts, p.cfg.Now())
+	return newRelease(st, arts, now())
 }
 
 // CurrentRelease returns the release new accounts get and fleet applies

@@ -15,11 +15,29 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
-	"github.com/silo-run/silo/internal/durable"
-
+	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/internal/build"
+	"github.com/silo-run/silo/internal/durable"
 )
+
+// BuildRelease builds the app whose silo.yaml is at path into a release
+// without an installation: no data dir, store or provider is opened. It is
+// what a client of a remote server builds before uploading the release.
+// cache is a build cache directory (see Config.BuildCache; it may be shared
+// with platforms): the artifacts are kept in it, at BuiltArtifact, and an
+// unchanged function is not rebuilt.
+func BuildRelease(ctx context.Context, path, cache string) (engine.Release, error) {
+	b := &cachedBuilder{cache: cache, out: filepath.Join(cache, "artifacts")}
+	return control.Build(ctx, b, path, time.Now)
+}
+
+// BuiltArtifact is where BuildRelease with cache keeps the artifact digest.
+func BuiltArtifact(cache, digest string) string {
+	return filepath.Join(cache, "artifacts", digest+".wasm")
+}
 
 // artifactBuilder builds every function with the Go toolchain (its build
 // cache makes an unchanged rebuild cost a link).

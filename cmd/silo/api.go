@@ -81,28 +81,31 @@ func (r remoteAPI) StageRelease(ctx context.Context) (string, error) {
 	if _, err := os.Stat(r.g.file); errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
-	a, err := openApp(ctx, r.g)
-	if err != nil {
-		return "", err
-	}
-	defer a.Close()
-	rel, err := a.plane.BuildRelease(ctx, r.g.file)
-	if err != nil {
-		return "", err
-	}
-	return uploadRelease(ctx, a, r.Client, r.g.file, rel)
+	return uploadRelease(ctx, r.g, r.Client)
 }
 
-// uploadRelease sends a release built locally to the server: its artifacts
+// uploadRelease builds the spec file into a release here, without opening
+// the local installation (a machine that only talks to a server, a CI
+// runner say, needs no data dir, and a data dir whose control plane moved
+// is not read), and sends it to the server: its artifacts
 // (content-addressed, so a repeat upload is cheap) and the silo.yaml it was
 // built from. The server parses and gates it; it returns the release ID.
-func uploadRelease(ctx context.Context, a *app, c *server.Client, file string, rel engine.Release) (string, error) {
-	spec, err := os.ReadFile(file)
+func uploadRelease(ctx context.Context, g *globals, c *server.Client) (string, error) {
+	cache, done, err := remoteBuildCache(g)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	rel, err := platform.BuildRelease(ctx, g.file, cache)
+	if err != nil {
+		return "", err
+	}
+	spec, err := os.ReadFile(g.file)
 	if err != nil {
 		return "", err
 	}
 	for name, d := range rel.Artifacts {
-		b, err := os.ReadFile(filepath.Join(a.dir, "artifacts", d+".wasm"))
+		b, err := os.ReadFile(platform.BuiltArtifact(cache, d))
 		if err != nil {
 			return "", fmt.Errorf("read artifact of %s: %w", name, err)
 		}
@@ -112,6 +115,24 @@ func uploadRelease(ctx context.Context, a *app, c *server.Client, file string, r
 	}
 	info, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: string(spec), Artifacts: rel.Artifacts})
 	return info.ID, err
+}
+
+// remoteBuildCache returns the build cache a release uploaded to a server
+// is built in: $SILO_CACHE_DIR's, else the data dir's when the data dir
+// exists (the cache local commands use), else a temporary one that done
+// removes, so that a machine with no data dir gets none.
+func remoteBuildCache(g *globals) (dir string, done func(), err error) {
+	if c := os.Getenv("SILO_CACHE_DIR"); c != "" {
+		return filepath.Join(c, "builds"), func() {}, nil
+	}
+	if fi, err := os.Stat(g.dataDir); err == nil && fi.IsDir() {
+		return filepath.Join(g.dataDir, "cache", "builds"), func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", "silo-build-*")
+	if err != nil {
+		return "", nil, fmt.Errorf("make a build directory: %w", err)
+	}
+	return tmp, func() { os.RemoveAll(tmp) }, nil
 }
 
 // openAPI returns the server's client with --server (or $SILO_SERVER), else

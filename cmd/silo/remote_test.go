@@ -27,6 +27,7 @@ type remoteFixture struct {
 	t       *testing.T
 	dir     string // the server's data dir
 	client  string // the remote CLI's own data dir
+	store   string // the server's --store, if setup sets it
 	file    string
 	url     string
 	token   string
@@ -52,7 +53,7 @@ func startRemoteOn(t *testing.T, file string, setup func(*remoteFixture)) *remot
 	t.Helper()
 	f := &remoteFixture{t: t, dir: filepath.Join(t.TempDir(), "server"), client: filepath.Join(t.TempDir(), "client"), file: file}
 	setup(f)
-	g := &globals{dataDir: f.dir, stdout: io.Discard, stderr: io.Discard}
+	g := &globals{dataDir: f.dir, store: f.store, stdout: io.Discard, stderr: io.Discard}
 	p, err := openPlatform(context.Background(), g, "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

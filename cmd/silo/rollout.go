@@ -77,6 +77,18 @@ func runningServer(dataDir string) (platform.RunningServer, bool) {
 	return rs, resp.StatusCode != http.StatusNotFound
 }
 
+// noActiveRollout refuses a second deploy while the rollout Active (or the
+// server's "active" rollout) returned is running.
+func noActiveRollout(act rollout.Rollout, err error) error {
+	if err == nil {
+		return silo.Errorf(silo.CodeConflict, "rollout %s of release %s is %s; wait for it (silo rollout status %s --follow), or stop it with silo rollout abort %s", act.ID, act.Release, act.State, act.ID, act.ID)
+	}
+	if !errors.Is(err, silo.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
 // localRunner opens the local installation; its platform carries the
 // rollout runner, wired to the runtime's metrics and smoke functions.
 func localRunner(ctx context.Context, g *globals) (*app, *rollout.Runner, error) {
@@ -179,40 +191,6 @@ is neither stored nor rolled out, and no account changes.`,
 			if err != nil {
 				return err
 			}
-			a, rn, err := localRunner(ctx, g)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			// A second deploy is refused before it builds anything.
-			var act rollout.Rollout
-			if c != nil {
-				act, err = c.Rollout(ctx, "active")
-			} else {
-				act, err = rn.Active(ctx)
-			}
-			if err == nil {
-				return silo.Errorf(silo.CodeConflict, "rollout %s of release %s is %s; wait for it (silo rollout status %s --follow), or stop it with silo rollout abort %s", act.ID, act.Release, act.State, act.ID, act.ID)
-			}
-			if !errors.Is(err, silo.ErrNotFound) {
-				return err
-			}
-			rel, stored, err := a.plane.PrepareRelease(ctx, g.file)
-			if err != nil {
-				return err
-			}
-			if c == nil {
-				// The isolation gate a server runs on an uploaded release,
-				// before it is stored: a refused release is not stored
-				// here either. The rollout's start runs it once more,
-				// against the fleet as it is then (rollout.Config.Gate).
-				if err := a.plane.Gate(ctx, rel); err != nil {
-					return err
-				}
-			}
-			if err := a.plane.PutRelease(ctx, stored); err != nil {
-				return err
-			}
 			lc := &lossConfirm{
 				heading: func(pv rollout.Preview) string {
 					return fmt.Sprintf("Rolling out release %s destroys data", pv.Release)
@@ -220,6 +198,28 @@ is neither stored nor rolled out, and no account changes.`,
 				again: "silo deploy",
 			}
 			if c == nil {
+				a, rn, err := localRunner(ctx, g)
+				if err != nil {
+					return err
+				}
+				defer a.Close()
+				if err := noActiveRollout(rn.Active(ctx)); err != nil { // before building anything
+					return err
+				}
+				rel, stored, err := a.plane.PrepareRelease(ctx, g.file)
+				if err != nil {
+					return err
+				}
+				// The isolation gate a server runs on an uploaded release,
+				// before it is stored: a refused release is not stored
+				// here either. The rollout's start runs it once more,
+				// against the fleet as it is then (rollout.Config.Gate).
+				if err := a.plane.Gate(ctx, rel); err != nil {
+					return err
+				}
+				if err := a.plane.PutRelease(ctx, stored); err != nil {
+					return err
+				}
 				lc.preview = func() (rollout.Preview, error) { return rn.PreviewStart(ctx, rel.ID) }
 				r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) {
 					opt.RetryFailed = retry
@@ -230,7 +230,10 @@ is neither stored nor rolled out, and no account changes.`,
 				}
 				return runHere(ctx, g, rn, r.ID)
 			}
-			id, err := uploadRelease(ctx, a, c, g.file, rel)
+			if err := noActiveRollout(c.Rollout(ctx, "active")); err != nil { // before building anything
+				return err
+			}
+			id, err := uploadRelease(ctx, g, c)
 			if err != nil {
 				return err
 			}
