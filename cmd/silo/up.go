@@ -20,6 +20,7 @@ import (
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/usage"
 )
 
@@ -42,7 +43,10 @@ type upAccount struct {
 	Params map[string]string `json:"params,omitempty"`
 	URL    string            `json:"url"`
 	Path   string            `json:"path_url"`
-	Key    string            `json:"key"`
+	// Key is the fresh silo-up key of a demo tenant or of the developer
+	// account; "" for another account, which keeps the keys it has.
+	Key   string     `json:"key,omitempty"`
+	State silo.State `json:"state"`
 	// Problems are what silo doctor would report for the account (its
 	// provider account gone, an onboarding unfinished, a damaged file),
 	// each with its fix; the gateway refuses its requests until then.
@@ -64,7 +68,14 @@ type upSummary struct {
 	// Developer says why the developer account is not among Accounts (it
 	// was deleted) and how to get one again.
 	Developer string `json:"developer,omitempty"`
+	// More counts the other accounts served but left out of Accounts (at
+	// most upOthersShown are listed; silo tenant list --kind all lists all).
+	More int `json:"more_accounts,omitempty"`
 }
+
+// upOthersShown caps the accounts silo up lists besides those it issues a
+// key for, so that a data dir with a large fleet prints a screenful.
+const upOthersShown = 10
 
 func newUpCmd(g *globals) *cobra.Command {
 	var listen, api string
@@ -76,7 +87,8 @@ func newUpCmd(g *globals) *cobra.Command {
 (./silo.yaml if there is one, else examples/findings of this repository, or --file), creates the
 production account and seeds its shared data on first run, creates the demo tenants acme
 (plan=pro) and globex on a new data dir and your developer account dev-$USER when the data dir
-never had it, serves the gateway and prints each tenant's URL and a fresh API key. Later runs
+never had it, serves the gateway and prints the URL and a fresh API key of each of those, and
+the URLs of the other accounts it serves (the first ten; silo keys create ID gives one a key). Later runs
 reuse the data dir: nothing is created twice, an account you deleted stays deleted (silo dev
 creates your developer account again), and each run revokes the "silo-up" keys the previous run printed (a key made by silo keys rotate is left alone). Until the first rollout (silo deploy) it applies the app to every account; once
 rollouts manage the fleet it changes no account's release and says so when the app differs from
@@ -250,6 +262,28 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile, ye
 		}
 		return firstRoute(rel.Stack), nil
 	}
+	// show lists account a, with key if silo up issued one.
+	listed := map[silo.AccountID]bool{}
+	show := func(a silo.Account, key string) error {
+		route, err := routeOf(a)
+		if err != nil {
+			return err
+		}
+		var problems []string
+		for _, pr := range p.Plane.AccountProblems(ctx, a) {
+			if pr.Fix != "" {
+				pr.Problem += "; " + pr.Fix
+			}
+			problems = append(problems, pr.Problem)
+		}
+		listed[a.ID] = true
+		sum.Accounts = append(sum.Accounts, upAccount{
+			ID: a.ID, Kind: a.Kind, Params: a.Params, Key: key, State: a.State, Problems: problems,
+			URL:  fmt.Sprintf("http://%s.%s%s%s", a.ID, host, port, route),
+			Path: fmt.Sprintf("http://%s%s/t/%s%s", host, port, a.ID, route),
+		})
+		return nil
+	}
 	// add shows an account with a fresh silo-up key, creating it if create
 	// is set and the registry has never held it. An account that exists is
 	// left as it is: its release is the rollouts' (or silo dev's) business.
@@ -270,27 +304,11 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile, ye
 		case a.State == silo.StateDeleted || a.State == silo.StateDeleting:
 			return true, nil
 		}
-		route, err := routeOf(a)
-		if err != nil {
-			return false, err
-		}
 		key, err := p.IssueKey(ctx, a.ID, upKeyName)
 		if err != nil {
 			return false, err
 		}
-		var problems []string
-		for _, pr := range p.Plane.AccountProblems(ctx, a) {
-			if pr.Fix != "" {
-				pr.Problem += "; " + pr.Fix
-			}
-			problems = append(problems, pr.Problem)
-		}
-		sum.Accounts = append(sum.Accounts, upAccount{
-			ID: a.ID, Kind: a.Kind, Params: a.Params, Key: key, Problems: problems,
-			URL:  fmt.Sprintf("http://%s.%s%s%s", a.ID, host, port, route),
-			Path: fmt.Sprintf("http://%s%s/t/%s%s", host, port, a.ID, route),
-		})
-		return false, nil
+		return false, show(a, key)
 	}
 	// The demo tenants are created on a new data dir only: one the user
 	// deleted stays deleted.
@@ -309,6 +327,26 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile, ye
 	}
 	if deleted {
 		sum.Developer = fmt.Sprintf("your developer account %s was deleted, so silo up leaves it out; silo dev creates it again", dev)
+	}
+	// Every other account the gateway routes to is listed too (up to
+	// upOthersShown), without a key: its keys are its own business. One
+	// that is not active shows its state.
+	all, err := p.Plane.Accounts(ctx, store.Filter{})
+	if err != nil {
+		return err
+	}
+	others := 0
+	for _, a := range all {
+		if listed[a.ID] || a.Kind == silo.KindProduction { // the registry lists no deleted account
+			continue
+		}
+		if others++; others > upOthersShown {
+			sum.More++
+			continue
+		}
+		if err := show(a, ""); err != nil {
+			return err
+		}
 	}
 	sum.Startup = time.Since(start).Round(time.Millisecond).String()
 	if err := g.print(sum, func(w io.Writer) { printUp(w, sum, host, port) }); err != nil {
@@ -387,19 +425,35 @@ func printUp(w io.Writer, s upSummary, host, port string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, a := range s.Accounts {
 		what := string(a.Kind)
+		if a.State != silo.StateActive {
+			what += ", " + string(a.State)
+		}
 		if len(a.Params) > 0 {
 			what += ", " + formatParams(a.Params)
 		}
 		fmt.Fprintf(tw, "  %s\t(%s)\t%s\n", a.ID, what, a.URL)
 		fmt.Fprintf(tw, "  \t\t%s\n", a.Path)
-		fmt.Fprintf(tw, "  \tkey\t%s\n", a.Key)
+		if a.Key != "" {
+			fmt.Fprintf(tw, "  \tkey\t%s\n", a.Key)
+		} else {
+			fmt.Fprintf(tw, "  \tkey\tno key issued: silo keys create %s\n", a.ID)
+		}
 		for _, pr := range a.Problems {
 			fmt.Fprintf(tw, "  \tproblem\t%s\n", pr)
 		}
 	}
 	tw.Flush()
-	if len(s.Accounts) > 1 {
-		a, b := s.Accounts[0], s.Accounts[1]
+	if s.More > 0 {
+		fmt.Fprintf(w, "  ... and %d more accounts: silo tenant list --kind all lists every one\n", s.More)
+	}
+	var keyed []upAccount
+	for _, a := range s.Accounts {
+		if a.Key != "" {
+			keyed = append(keyed, a)
+		}
+	}
+	if len(keyed) > 1 {
+		a, b := keyed[0], keyed[1]
 		fmt.Fprintf(w, "\nTry:\n")
 		if strings.HasSuffix(a.URL, "/findings") {
 			fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' -d '{\"severity\":\"high\",\"app\":\"github\"}' %s\n", a.Key, a.URL)
