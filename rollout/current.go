@@ -97,9 +97,9 @@ func movedNothing(tx store.Tx, r Rollout) (bool, error) {
 	return true, nil
 }
 
-// latestMoving returns the newest rollout that moved an account (see
-// movedNothing), the one a rollback may undo; ok is false when there is
-// none.
+// latestMoving returns the newest rollout that left an account moved (see
+// leftNothing), the only one a rollback may undo; ok is false when there
+// is none.
 func latestMoving(tx store.Tx) (r Rollout, ok bool, err error) {
 	recs, err := tx.Rollouts(0)
 	if err != nil {
@@ -110,7 +110,7 @@ func latestMoving(tx store.Tx) (r Rollout, ok bool, err error) {
 		if err != nil {
 			return r, false, err
 		}
-		nothing, err := movedNothing(tx, r)
+		nothing, err := leftNothing(tx, r)
 		if err != nil {
 			return r, false, err
 		}

@@ -121,12 +121,16 @@ func TestRedeployMovesOnlyLaggingAccounts(t *testing.T) {
 	if silo.ErrorCode(err) != silo.CodeConflict {
 		t.Fatalf("Rollback(no-op rollout) = %v, want conflict", err)
 	}
-	// r2 was rolled back already: r1 is the latest that moved accounts
-	// that can be named.
-	for _, s := range []string{noop.ID + " moved no account", "nothing to roll back", "nothing was changed", "silo rollout rollback"} {
+	// The latest rollout that moved accounts is the rollback of r2, which
+	// cannot be rolled back: the refusal names no rollback, but the way to
+	// another release.
+	for _, s := range []string{noop.ID + " moved no account", "nothing to roll back", "nothing was changed", "No rollout can be rolled back now", "silo deploy --release"} {
 		if !strings.Contains(silo.UserMessage(err), s) {
 			t.Errorf("refusal %q does not say %q", silo.UserMessage(err), s)
 		}
+	}
+	if strings.Contains(silo.UserMessage(err), "silo rollout rollback") {
+		t.Errorf("refusal %q names a rollback, and none would start", silo.UserMessage(err))
 	}
 	if _, err := e.run.PreviewRollback(ctx, noop.ID); silo.ErrorCode(err) != silo.CodeConflict {
 		t.Errorf("PreviewRollback(no-op rollout) = %v, want conflict", err)

@@ -54,14 +54,18 @@
 // its own planning still finds exactly what was shown (silo.CodeConflict
 // otherwise), so a change between asking and starting (another release,
 // a new account) destroys nothing the operator did not see. Only the
-// latest rollout can be rolled back, once: rolling back an earlier one
-// would return the accounts a later rollout moved as well. A start of the
-// current release that every account its rings select runs records
-// nothing (UpToDate); a rollout that moved no account is neither rolled
-// back nor counted as the latest. A failed
-// rollout (rolled back by its own gates) and a rollback rollout cannot be
-// rolled back: the one is back already, the other would ship the release
-// it undid with no gate. A release whose latest rollout failed starts
+// latest rollout that left accounts moved can be rolled back, once:
+// rolling back an earlier one would return the accounts a later rollout
+// moved as well. A start of the current release that every account its
+// rings select runs records nothing (UpToDate); a rollout that left every
+// account where it was (it moved none, or it failed and its gates returned
+// every account it moved) is neither rolled back nor counted as the
+// latest. A failed rollout that left accounts on its release (a ring with
+// on_rollback: keep, or an account that failed to return) is rolled back
+// like any other, which returns those. A rollback rollout cannot be rolled
+// back: that would ship the release it undid with no gate. List marks the
+// one rollout a rollback may undo (Rollout.CanRollBack), and a refusal
+// advises only a command that starts. A release whose latest rollout failed starts
 // again only with Options.RetryFailed, through every ring and gate; Reship
 // is that rule, and silo apply, which ships a release to the fleet at once,
 // keeps it too (--retry-failed). A failing
@@ -74,8 +78,12 @@
 // release (those whose apply failed within budget aside); otherwise the
 // last ring fails and every ring returns its accounts. A rollback's rings are those
 // of the release it returns to, which need not select every account the
-// rollout it undoes moved, and a last ring over every account they leave
-// out: which accounts move is decided per account, never by ring.
+// rollout it undoes moved, and a last ring "rest" over every account they
+// leave out: which accounts move is decided per account, never by ring. A
+// rollback moves the accounts the rollout it undoes applied to (back to
+// the release each ran before) and the accounts created on its release
+// since it began; an account that ran that release before it began and
+// that it did not move (a developer's own build of the same sources) stays.
 //
 // It depends on the engine and on the store and provider contracts, never on
 // their implementations, on the runtime or on the server; health metrics and

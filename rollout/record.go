@@ -84,6 +84,10 @@ type Rollout struct {
 	Version int64     `json:"version"`
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+	// CanRollBack is set, by List and MarkRollback, on the one rollout a
+	// rollback may undo now (Rollback would not refuse it for its place
+	// among the rollouts); it is not stored.
+	CanRollBack bool `json:"can_roll_back,omitempty"`
 }
 
 // RingStatus is the state of one ring of a rollout.

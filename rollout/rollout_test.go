@@ -91,17 +91,19 @@ func newEnv(t testing.TB, dir string, o opts) *env {
 	}
 	t.Cleanup(func() { prov.Close() })
 	e.prov = prov
-	e.eng = engine.New(engine.Config{Store: e.store, Provider: prov, Concurrency: 16, Hook: func(s engine.Step) {
+	var clock rollout.Clock = e.clock
+	if o.wall {
+		clock = rollout.WallClock{}
+	}
+	// One clock for the engine and the runner, as a server has: an
+	// account's Created and a rollout's are comparable.
+	e.eng = engine.New(engine.Config{Store: e.store, Provider: prov, Concurrency: 16, Now: clock.Now, Hook: func(s engine.Step) {
 		if s.Point == "provider" && s.Change != nil {
 			e.mu.Lock()
 			e.applies[s.Account]++
 			e.mu.Unlock()
 		}
 	}})
-	var clock rollout.Clock = e.clock
-	if o.wall {
-		clock = rollout.WallClock{}
-	}
 	e.run, err = rollout.New(rollout.Config{Store: e.store, Engine: planCounter{e.eng, e}, Provider: prov, Metrics: e.rec, Clock: clock,
 		Owner: o.owner, Poll: 20 * time.Millisecond, LeaseTTL: 2 * time.Second,
 		Hook: func(ev rollout.Event) {

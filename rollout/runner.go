@@ -278,7 +278,8 @@ func (rn *Runner) Active(ctx context.Context) (Rollout, error) {
 	return r, err
 }
 
-// List returns up to limit rollouts, newest first (all when limit <= 0).
+// List returns up to limit rollouts, newest first (all when limit <= 0),
+// the one a rollback may undo now marked CanRollBack.
 func (rn *Runner) List(ctx context.Context, limit int) ([]Rollout, error) {
 	out := []Rollout{}
 	err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
@@ -293,7 +294,7 @@ func (rn *Runner) List(ctx context.Context, limit int) ([]Rollout, error) {
 			}
 			out = append(out, r)
 		}
-		return nil
+		return markUndoable(tx, out)
 	})
 	return out, err
 }

@@ -23,10 +23,20 @@ type stepResult struct {
 
 // undoTargets returns, for accounts of a rollback rollout r of rollout
 // orig, the release each returns to: an account orig applied to returns to
-// the release it ran before orig (its apply step's From), an account on orig's
-// release or already on r's goes to r's release, and any other account (a
-// developer's own build that orig never touched) is left alone: it is not
-// in the map.
+// the release it ran before orig (its apply step's From); an account
+// created since orig began on orig's release (it got the release from
+// orig, or as the current release after it), or one already on r's, goes
+// to r's release; any other account is left alone: it is not in the map.
+// Left alone so is an account that ran orig's release before orig began
+// and that orig did not move: a developer's own build of the same sources,
+// which has the same content-addressed release ID.
+//
+// # Notes
+//
+// An account's Created and orig's come from the clocks of the servers
+// that created them; servers whose clocks differ by more than the time
+// from orig's start to its first ring may misplace an account created in
+// between.
 func undoTargets(tx store.Tx, r, orig Rollout, as []silo.Account) (map[silo.AccountID]string, error) {
 	out := map[silo.AccountID]string{}
 	for _, a := range as {
@@ -45,7 +55,7 @@ func undoTargets(tx store.Tx, r, orig Rollout, as []silo.Account) (map[silo.Acco
 			out[a.ID] = from
 			break
 		}
-		if _, ok := out[a.ID]; !ok && (a.Release == orig.Release || a.Release == r.Release) {
+		if _, ok := out[a.ID]; !ok && ((a.Release == orig.Release && !a.Created.Before(orig.Created)) || a.Release == r.Release) {
 			out[a.ID] = r.Release
 		}
 	}
