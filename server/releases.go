@@ -42,12 +42,20 @@ func (s *Server) rolloutID(r *http.Request) (string, error) {
 	return rs[0].ID, nil
 }
 
+// rollout answers GET /v1/rollouts/{rid}: the rollout, marked
+// can_roll_back as the list marks it.
 func (s *Server) rollout(r *http.Request) (rollout.Rollout, error) {
 	id, err := s.rolloutID(r)
 	if err != nil {
 		return rollout.Rollout{}, err
 	}
-	return s.cfg.Runner.Get(r.Context(), id)
+	ro, err := s.cfg.Runner.Get(r.Context(), id)
+	if err != nil {
+		return ro, err
+	}
+	one := []rollout.Rollout{ro}
+	err = s.cfg.Runner.MarkRollback(r.Context(), one)
+	return one[0], err
 }
 
 // follow streams the rollout as JSON lines (or server-sent events when the
