@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	silo "github.com/silo-run/silo"
@@ -197,8 +198,12 @@ func shipAgain(tx store.Tx, rel string) (string, error) {
 		}
 		rs = append(rs, r)
 	}
+	cur, err := tx.CurrentRelease()
+	if err != nil && !errors.Is(err, silo.ErrNotFound) {
+		return "", err
+	}
 	cmd := "silo deploy --release " + rel
-	if _, ok := FailuresOf(rs)[rel]; ok {
+	if _, ok := FailuresOf(rs, cur)[rel]; ok {
 		cmd += " --retry-failed"
 	}
 	return cmd + " (API: POST /v1/rollouts)", nil

@@ -173,6 +173,7 @@ tenant's functions run on Lambda in its own AWS account, behind its own HTTP API
 
 func newDeployCmd(g *globals) *cobra.Command {
 	var detach, yes, retry bool
+	var release string
 	cmd := &cobra.Command{
 		Use:   "deploy",
 		Short: "Build silo.yaml into a release and roll it out ring by ring, following progress",
@@ -183,7 +184,14 @@ server-side rollout: reattach with silo rollout status --follow.
 
 Either way the release passes the isolation gate (the fleet as it would be under the release, as
 silo verify proves it) before it is stored and again as its rollout starts; a release it refuses
-is neither stored nor rolled out, and no account changes.`,
+is neither stored nor rolled out, and no account changes.
+
+--release ID rolls out a release built before (silo release list) instead of building silo.yaml:
+the way back to an earlier release when silo rollout rollback cannot take you there (a rollback
+undoes only the latest rollout that moved accounts, once). It goes through the rings and gates of
+that release like any rollout.`,
+		Example: `  silo deploy
+  silo deploy --release r-4f2a9c0d1e2b3a4c   # an earlier release, through its rings and gates`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -197,6 +205,9 @@ is neither stored nor rolled out, and no account changes.`,
 				},
 				again: "silo deploy",
 			}
+			if release != "" {
+				lc.again += " --release " + release
+			}
 			if c == nil {
 				a, rn, err := localRunner(ctx, g)
 				if err != nil {
@@ -206,24 +217,29 @@ is neither stored nor rolled out, and no account changes.`,
 				if err := noActiveRollout(rn.Active(ctx)); err != nil { // before building anything
 					return err
 				}
-				rel, stored, err := a.plane.PrepareRelease(ctx, g.file)
-				if err != nil {
-					return err
+				id := release
+				if id == "" {
+					rel, stored, err := a.plane.PrepareRelease(ctx, g.file)
+					if err != nil {
+						return err
+					}
+					// The isolation gate a server runs on an uploaded
+					// release, before it is stored: a refused release is
+					// not stored here either. The rollout's start runs it
+					// once more, against the fleet as it is then
+					// (rollout.Config.Gate), for --release too.
+					if err := a.plane.Gate(ctx, rel); err != nil {
+						return err
+					}
+					if err := a.plane.PutRelease(ctx, stored); err != nil {
+						return err
+					}
+					id = rel.ID
 				}
-				// The isolation gate a server runs on an uploaded release,
-				// before it is stored: a refused release is not stored
-				// here either. The rollout's start runs it once more,
-				// against the fleet as it is then (rollout.Config.Gate).
-				if err := a.plane.Gate(ctx, rel); err != nil {
-					return err
-				}
-				if err := a.plane.PutRelease(ctx, stored); err != nil {
-					return err
-				}
-				lc.preview = func() (rollout.Preview, error) { return rn.PreviewStart(ctx, rel.ID) }
+				lc.preview = func() (rollout.Preview, error) { return rn.PreviewStart(ctx, id) }
 				r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) {
 					opt.RetryFailed = retry
-					return rn.Start(ctx, rel.ID, opt)
+					return rn.Start(ctx, id, opt)
 				})
 				if done, err := nothingStarted(g, err); done || err != nil {
 					return err
@@ -233,9 +249,11 @@ is neither stored nor rolled out, and no account changes.`,
 			if err := noActiveRollout(c.Rollout(ctx, "active")); err != nil { // before building anything
 				return err
 			}
-			id, err := uploadRelease(ctx, g, c)
-			if err != nil {
-				return err
+			id := release // the server holds it: nothing local is needed
+			if id == "" {
+				if id, err = uploadRelease(ctx, g, c); err != nil {
+					return err
+				}
 			}
 			lc.preview = func() (rollout.Preview, error) { return c.PreviewRollout(ctx, id) }
 			r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) {
@@ -257,6 +275,7 @@ is neither stored nor rolled out, and no account changes.`,
 	cmd.Flags().BoolVar(&detach, "detach", false, "start the rollout and return without following it")
 	cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if the release deletes or replaces a table, bucket or secret (whatever the planning as it starts finds; at a terminal, without --yes, it starts only for the list it showed)")
 	cmd.Flags().BoolVar(&retry, "retry-failed", false, "roll out a release whose latest rollout failed, through the rings and their gates again")
+	cmd.Flags().StringVar(&release, "release", "", "roll out this release, built before (silo release list), instead of building silo.yaml")
 	return cmd
 }
 
@@ -442,6 +461,9 @@ func printRollouts(g *globals, rs []rollout.Rollout) error {
 			fmt.Fprintf(w, "%s  %s  %s → %s  %s", r.ID, r.Created.Format(time.DateTime), orDash(r.Previous), r.Release, r.State)
 			if r.Reason != "" {
 				fmt.Fprintf(w, ": %s", r.Reason)
+			}
+			if r.CanRollBack {
+				fmt.Fprint(w, "  (silo rollout rollback undoes it)")
 			}
 			fmt.Fprintln(w)
 		}
