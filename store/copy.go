@@ -13,6 +13,7 @@ import (
 // Copied counts what Copy copied.
 type Copied struct {
 	Accounts       int    `json:"accounts"`
+	PurgedAccounts int    `json:"purged_accounts"` // kept for their usage
 	Resources      int    `json:"resources"`
 	LimitOverrides int    `json:"limit_overrides"`
 	Keys           int    `json:"keys"`
@@ -36,7 +37,7 @@ func (n Copied) Tables() map[string]int {
 		current = 1
 	}
 	return map[string]int{
-		"accounts": n.Accounts, "resources": n.Resources, "limit_overrides": n.LimitOverrides,
+		"accounts": n.Accounts, "purged_accounts": n.PurgedAccounts, "resources": n.Resources, "limit_overrides": n.LimitOverrides,
 		"api_keys": n.Keys, "releases": n.Releases, "current_release": current,
 		"rollouts": n.Rollouts, "rollout_steps": n.Steps, "intents": n.Intents,
 		"settings": n.Settings, "usage": n.Usage, "stored_usage": n.Stored,
@@ -45,7 +46,8 @@ func (n Copied) Tables() map[string]int {
 }
 
 // Copy copies the whole control-plane state of src into dst, which must be
-// empty: the registry (deleted accounts included), recorded resources,
+// empty: the registry (deleted accounts included, and the purged ones
+// whose usage is kept), recorded resources,
 // limit overrides, API keys (hashes), releases and which is current,
 // rollouts with their steps, the journal, the settings, metered usage and
 // stored bytes, schedule claims and the audit log. It reads src in one
@@ -82,6 +84,7 @@ func Copy(ctx context.Context, dst, src Store) (Copied, error) {
 
 type snapshot struct {
 	accounts  []silo.Account
+	purged    []silo.Account
 	resources map[silo.AccountID][]silo.Resource
 	keys      []APIKey
 	releases  []Release
@@ -103,6 +106,9 @@ func (s *snapshot) read(tx Tx) error {
 	}
 	var err error
 	if s.accounts, err = tx.Accounts(Filter{IncludeDeleted: true}); err != nil {
+		return err
+	}
+	if s.purged, err = tx.PurgedAccounts(""); err != nil {
 		return err
 	}
 	s.resources = map[silo.AccountID][]silo.Resource{}
@@ -200,7 +206,11 @@ func empty(tx Tx) error {
 	if err != nil {
 		return err
 	}
-	days := 0
+	purged, err := tx.PurgedAccounts("")
+	if err != nil {
+		return err
+	}
+	days := len(purged)
 	for _, dt := range DayTables() {
 		rows, err := l.DayRows(dt, 1)
 		if err != nil {
@@ -232,6 +242,18 @@ func (s *snapshot) write(tx Tx, n *Copied) error {
 				return fmt.Errorf("copy the limit override of %s: %w", a.ID, err)
 			}
 			n.LimitOverrides++
+		}
+	}
+	if len(s.purged) > 0 {
+		l, ok := tx.(Lister)
+		if !ok {
+			return silo.Errorf(silo.CodeInvalid, "the target store cannot store purged accounts, so it cannot be copied into")
+		}
+		for _, a := range s.purged {
+			if err := l.PutPurgedAccount(a); err != nil {
+				return fmt.Errorf("copy purged account %s created %s: %w", a.ID, a.Created.Format(time.RFC3339), err)
+			}
+			n.PurgedAccounts++
 		}
 	}
 	for _, k := range s.keys {

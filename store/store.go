@@ -43,8 +43,16 @@ type Tx interface {
 	// UpdateAccount writes a, which must carry the Version it was read with;
 	// the stored Version is incremented. A stale Version is silo.ErrConflict.
 	UpdateAccount(a silo.Account) error
-	// PurgeAccount removes a deleted account's row, recorded resources and keys.
+	// PurgeAccount removes a deleted account's row, recorded resources,
+	// keys, limit override and schedule claims, so that a new account can
+	// take its ID. What was metered for it (usage, stored bytes) is kept,
+	// under its creation time, for billing the days before its deletion;
+	// the account is listed by PurgedAccounts until its usage is pruned.
 	PurgeAccount(id silo.AccountID) error
+	// PurgedAccounts lists the purged accounts that had the ID id (every
+	// ID when empty) as they were when purged (state deleted, Updated
+	// their deletion), by ID and creation time.
+	PurgedAccounts(id silo.AccountID) ([]silo.Account, error)
 
 	// Resources returns the recorded resources of an account, sorted by key.
 	Resources(id silo.AccountID) ([]silo.Resource, error)
@@ -139,8 +147,9 @@ type Tx interface {
 	PutLimitOverride(id silo.AccountID, l silo.Limits) error
 
 	// AddUsage adds each delta to the hour holding at (UTC) of its account
-	// and function. The account need not be in the registry (metering
-	// does not wait for it); PurgeAccount removes an account's usage.
+	// (ID and creation time) and function. The account need not be in the
+	// registry (metering does not wait for it); PurgeAccount keeps its
+	// usage apart from a new account's with the same ID.
 	AddUsage(at time.Time, ds []UsageDelta) error
 	// Usage lists stored usage days matching q (see UsageQuery).
 	Usage(q UsageQuery) ([]UsageDay, error)
@@ -148,7 +157,8 @@ type Tx interface {
 	// the day's total and deletes the days before dailyBefore. It reports
 	// how many days it rolled up and how many it deleted.
 	// It applies the same retention to the stored-bytes days, and counts
-	// those too.
+	// those too, and forgets the purged accounts deleted before
+	// dailyBefore (their usage is gone by then).
 	PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted int64, err error)
 
 	// ClaimScheduleRun claims the run of c.Schedule in c.Account due at
@@ -169,10 +179,11 @@ type Tx interface {
 	// its table or bucket during the hour holding at (UTC); a second
 	// sample of the same hour replaces the first, so sampling twice in an
 	// hour never counts it twice. Like AddUsage, the account need not be
-	// in the registry; PurgeAccount removes its rows.
+	// in the registry; PurgeAccount keeps its rows, as it keeps usage.
 	SetStored(at time.Time, ss []StoredSample) error
 	// Stored lists stored-bytes days matching q, oldest first, then by
-	// account, kind and name (q.After.Function is StoredResource's form).
+	// account, its creation time, kind and name (q.After.Function is
+	// StoredResource's form).
 	Stored(q UsageQuery) ([]StoredDay, error)
 }
 
@@ -314,6 +325,9 @@ type Lister interface {
 	// PutDayRow inserts r into the table of days dt as it is (for a copy
 	// into an empty store); a row of the same day and key is an error.
 	PutDayRow(dt DayTable, r DayRow) error
+	// PutPurgedAccount records a as a purged account (see PurgedAccounts)
+	// as it is, for a copy into an empty store.
+	PutPurgedAccount(a silo.Account) error
 }
 
 // ScheduleRun is a stored schedule claim and whether its run finished.

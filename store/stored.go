@@ -22,6 +22,9 @@ const (
 // held for the whole hour: it is that hour's byte-hours.
 type StoredSample struct {
 	Account silo.AccountID
+	// Created is the account's creation time (see UsageDelta.Created);
+	// zero means the account registered under the ID when it is stored.
+	Created time.Time
 	Kind    string // StoredTable or StoredBucket
 	Name    string
 	Bytes   int64
@@ -34,6 +37,7 @@ type StoredSample struct {
 // are.
 type StoredDay struct {
 	Account silo.AccountID `json:"account"`
+	Created time.Time      `json:"created,omitzero"` // see UsageDay.Created
 	Kind    string         `json:"kind"`
 	Name    string         `json:"name"`
 	Day     time.Time      `json:"day"` // midnight UTC
@@ -257,27 +261,45 @@ func RollUpStored(stored []byte) ([]byte, error) {
 	return b, nil
 }
 
-// StoredByAccount groups samples by account, in the order each account
-// first appears, keeping their order within it.
-func StoredByAccount(ss []StoredSample) [][]StoredSample {
+// StoredByAccount groups samples by account (an ID and a creation time),
+// in the order each account first appears, keeping their order within it.
+// A sample without a creation time takes the one created(id) returns: the
+// stores pass CreatedOf.
+//
+// # Errors
+//
+// created's error.
+func StoredByAccount(ss []StoredSample, created func(silo.AccountID) (int64, error)) ([][]StoredSample, error) {
+	type acct struct {
+		id      silo.AccountID
+		created int64
+	}
 	var out [][]StoredSample
-	at := map[silo.AccountID]int{}
+	at := map[acct]int{}
 	for _, s := range ss {
-		i, ok := at[s.Account]
+		k := acct{s.Account, CreatedKey(s.Created)}
+		if k.created == 0 {
+			n, err := created(s.Account)
+			if err != nil {
+				return nil, err
+			}
+			k.created, s.Created = n, CreatedTime(n)
+		}
+		i, ok := at[k]
 		if !ok {
 			i = len(out)
-			at[s.Account] = i
+			at[k] = i
 			out = append(out, nil)
 		}
 		out[i] = append(out[i], s)
 	}
-	return out
+	return out, nil
 }
 
-// AppendStored appends to out the days of one stored row (acct's day)
-// that come after the cursor after (nil: all), while out holds fewer than
-// limit (0: no limit).
-func AppendStored(out []StoredDay, data []byte, acct silo.AccountID, day time.Time, after *UsageCursor, limit int) ([]StoredDay, error) {
+// AppendStored appends to out the days of one stored row (the day of the
+// account acct created at created) that come after the cursor after (nil:
+// all), while out holds fewer than limit (0: no limit).
+func AppendStored(out []StoredDay, data []byte, acct silo.AccountID, created, day time.Time, after *UsageCursor, limit int) ([]StoredDay, error) {
 	days, err := DecodeStored(data, acct, day)
 	if err != nil {
 		return out, err
@@ -286,9 +308,10 @@ func AppendStored(out []StoredDay, data []byte, acct silo.AccountID, day time.Ti
 		if limit > 0 && len(out) >= limit {
 			break
 		}
-		if after != nil && DayNumber(after.Day) == DayNumber(day) && after.Account == acct && StoredResource(d.Kind, d.Name) <= after.Function {
+		if after != nil && DayNumber(after.Day) == DayNumber(day) && after.Account == acct && after.Created.Equal(created) && StoredResource(d.Kind, d.Name) <= after.Function {
 			continue
 		}
+		d.Created = created
 		out = append(out, d)
 	}
 	return out, nil

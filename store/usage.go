@@ -40,8 +40,13 @@ func (c Counters) Add(o Counters) Counters {
 func (c Counters) IsZero() bool { return c == Counters{} }
 
 // UsageDelta is usage to add to one hour of one function of one account.
+// Created is the account's creation time: an ID whose account was deleted
+// may be taken by a new account, and each keeps its own usage (see
+// PurgeAccount). Zero means the account registered under the ID when the
+// usage is added, if any.
 type UsageDelta struct {
 	Account  silo.AccountID
+	Created  time.Time
 	Function string
 	Counters
 }
@@ -50,17 +55,24 @@ type UsageDelta struct {
 // day. Hours holds the day's hourly roll-ups while they are kept; once they
 // are older than the hourly retention only Total, the daily roll-up, is.
 type UsageDay struct {
-	Account  silo.AccountID `json:"account"`
-	Function string         `json:"function"`
+	Account silo.AccountID `json:"account"`
+	// Created is the creation time of the account the usage is of, which
+	// tells apart the accounts that had the same ID one after the other;
+	// zero when the usage was metered for an ID no account held.
+	Created  time.Time `json:"created,omitzero"`
+	Function string    `json:"function"`
 	Day      time.Time      `json:"day"` // midnight UTC
 	Hours    *[24]Counters  `json:"hours,omitempty"`
 	Total    Counters       `json:"total"`
 }
 
-// UsageQuery selects usage days for reading, oldest first, then by account
-// and function. Zero fields match everything.
+// UsageQuery selects usage days for reading, oldest first, then by account,
+// the account's creation time and function. Zero fields match everything.
 type UsageQuery struct {
 	Account silo.AccountID
+	// Created selects the usage of the account created then (with
+	// Account: of one account, not of the others that had its ID).
+	Created time.Time
 	From    time.Time // first day included (truncated to its UTC day)
 	To      time.Time // first day excluded; zero: no end
 	// After pages: only days after this (Day, Account, Function) in the
@@ -73,6 +85,7 @@ type UsageQuery struct {
 type UsageCursor struct {
 	Day      time.Time      `json:"day"`
 	Account  silo.AccountID `json:"account"`
+	Created  time.Time      `json:"created,omitzero"`
 	Function string         `json:"function"`
 }
 
@@ -91,6 +104,47 @@ func (q UsageQuery) Days() (from, to, after int64) {
 		after = DayNumber(q.After.Day)
 	}
 	return from, to, after
+}
+
+// CreatedKey is an account's creation time as the tables of days store it
+// with each row: Unix microseconds, 0 for the zero time (usage of an ID no
+// account held).
+func CreatedKey(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// CreatedTime is CreatedKey's inverse, in UTC.
+func CreatedTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(n).UTC()
+}
+
+// CreatedOf returns the stored creation time of the account registered
+// under id, 0 if none is; seen caches the answers of one transaction. The
+// stores use it for usage and samples added without a creation time.
+//
+// # Errors
+//
+// The store's error reading the account.
+func CreatedOf(tx Tx, id silo.AccountID, seen map[silo.AccountID]int64) (int64, error) {
+	if n, ok := seen[id]; ok {
+		return n, nil
+	}
+	a, err := tx.Account(id)
+	switch {
+	case errors.Is(err, silo.ErrNotFound):
+		seen[id] = 0
+	case err != nil:
+		return 0, err
+	default:
+		seen[id] = CreatedKey(a.Created)
+	}
+	return seen[id], nil
 }
 
 // DayNumber is a UTC day as stored: days since the Unix epoch.
@@ -241,8 +295,8 @@ type DayTable struct {
 // DayTables are the tables of days of every store: usage and stored bytes.
 func DayTables() []DayTable {
 	return []DayTable{
-		{Name: "usage", Key: []string{"account", "function"}, RollUp: RollUp, Op: "prune usage"},
-		{Name: "stored_usage", Key: []string{"account"}, RollUp: RollUpStored, Op: "prune stored bytes"},
+		{Name: "usage", Key: []string{"account", "created", "function"}, RollUp: RollUp, Op: "prune usage"},
+		{Name: "stored_usage", Key: []string{"account", "created"}, RollUp: RollUpStored, Op: "prune stored bytes"},
 	}
 }
 

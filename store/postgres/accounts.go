@@ -215,14 +215,59 @@ func (t *tx) PurgeAccount(id silo.AccountID) error {
 	if err := store.CheckPurge(a); err != nil {
 		return err
 	}
-	// Resources, keys and the limit override go with it (ON DELETE
-	// CASCADE); usage rows have no foreign key, so they are deleted here.
-	if _, err := t.exec(op, `DELETE FROM usage WHERE account = $1`, string(id)); err != nil {
-		return err
-	}
-	if _, err := t.exec(op, `DELETE FROM stored_usage WHERE account = $1`, string(id)); err != nil {
+	// Resources, keys, the limit override and schedule claims go with it
+	// (ON DELETE CASCADE). Its usage and stored bytes stay, under its
+	// creation time, with the account as it was, to bill.
+	if err := t.PutPurgedAccount(a); err != nil {
 		return err
 	}
 	_, err = t.exec(op, `DELETE FROM accounts WHERE id = $1`, string(id))
 	return err
+}
+
+func (t *tx) PutPurgedAccount(a silo.Account) error {
+	op := "keep the usage of account " + string(a.ID)
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if err := store.CheckAccount(a); err != nil {
+		return err
+	}
+	params, err := encodeParams(a.Params)
+	if err != nil {
+		return fmt.Errorf("%s: encode params: %w", op, err)
+	}
+	_, err = t.exec(op, `INSERT INTO purged_accounts (id, created, deleted, kind, name, params) VALUES ($1, $2, $3, $4, $5, $6)`,
+		string(a.ID), a.Created, a.Updated, string(a.Kind), a.Name, params)
+	return err
+}
+
+func (t *tx) PurgedAccounts(id silo.AccountID) ([]silo.Account, error) {
+	const op = "list purged accounts"
+	q, args := `SELECT id, created, deleted, kind, name, params FROM purged_accounts`, []any{}
+	if id != "" {
+		q, args = q+` WHERE id = $1`, append(args, string(id))
+	}
+	rows, err := t.tx.Query(t.ctx, q+` ORDER BY id, created`, args...)
+	if err != nil {
+		return nil, t.err(op, err)
+	}
+	defer rows.Close()
+	var out []silo.Account
+	for rows.Next() {
+		a := silo.Account{State: silo.StateDeleted}
+		var id, kind string
+		var params []byte
+		if err := rows.Scan(&id, &a.Created, &a.Updated, &kind, &a.Name, &params); err != nil {
+			return nil, t.err(op, err)
+		}
+		a.ID, a.Kind, a.Created, a.Updated = silo.AccountID(id), silo.Kind(kind), a.Created.UTC(), a.Updated.UTC()
+		if len(params) > 0 {
+			if err := json.Unmarshal(params, &a.Params); err != nil {
+				return nil, fmt.Errorf("decode params of purged account %s: %w", a.ID, err)
+			}
+		}
+		out = append(out, a)
+	}
+	return out, t.err(op, rows.Err())
 }

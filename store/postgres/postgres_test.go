@@ -441,7 +441,7 @@ func TestUpgradeMarksLegacyProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	for _, q := range []string{`ALTER TABLE releases DROP COLUMN probe`, `UPDATE silo_schema SET version = 5`} {
+	for _, q := range append(schema6, `ALTER TABLE releases DROP COLUMN probe`, `UPDATE silo_schema SET version = 5`) {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatalf("take the schema back to version 5: %v", err)
 		}
@@ -452,4 +452,48 @@ func TestUpgradeMarksLegacyProbes(t *testing.T) {
 	}
 	defer s.Close()
 	storetest.CheckLegacyProbes(t, s)
+}
+
+// schema6 takes a schema of version 7 back to version 6: usage and stored
+// bytes kept per ID, no purged accounts. Each ID must have one account's
+// rows only.
+var schema6 = []string{
+	`DROP TABLE purged_accounts`,
+	`ALTER TABLE usage DROP CONSTRAINT usage_pkey`,
+	`ALTER TABLE usage DROP COLUMN created`,
+	`ALTER TABLE usage ADD PRIMARY KEY (day, account, function)`,
+	`ALTER TABLE stored_usage DROP CONSTRAINT stored_usage_pkey`,
+	`ALTER TABLE stored_usage DROP COLUMN created`,
+	`ALTER TABLE stored_usage ADD PRIMARY KEY (day, account)`,
+	`UPDATE silo_schema SET version = 6`,
+}
+
+// TestUpgradeKeepsUsagePerAccount: a schema of version 6, which kept usage
+// per ID, opens with each row under the account registered with its ID
+// (storetest.CheckUsageUpgraded).
+func TestUpgradeKeepsUsagePerAccount(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	ctx := context.Background()
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.UsageByIDData(t, s)
+	s.Close()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range schema6 {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("take the schema back to version 6: %v", err)
+		}
+	}
+	s, err = Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open of a version 6 schema: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckUsageUpgraded(t, s)
 }

@@ -179,6 +179,31 @@ CREATE TABLE schedule_runs (
 	`
 ALTER TABLE releases ADD COLUMN probe boolean NOT NULL DEFAULT false;
 `,
+	// 7: usage and stored bytes kept per account, not per ID, and the
+	// purged accounts whose usage is kept (see the SQLite schema).
+	`
+ALTER TABLE usage ADD COLUMN created bigint NOT NULL DEFAULT 0;
+UPDATE usage u SET created = (extract(epoch FROM a.created) * 1000000)::bigint FROM accounts a WHERE a.id = u.account;
+ALTER TABLE usage DROP CONSTRAINT usage_pkey;
+ALTER TABLE usage ADD PRIMARY KEY (day, account, created, function);
+ALTER TABLE usage ALTER COLUMN created DROP DEFAULT;
+
+ALTER TABLE stored_usage ADD COLUMN created bigint NOT NULL DEFAULT 0;
+UPDATE stored_usage u SET created = (extract(epoch FROM a.created) * 1000000)::bigint FROM accounts a WHERE a.id = u.account;
+ALTER TABLE stored_usage DROP CONSTRAINT stored_usage_pkey;
+ALTER TABLE stored_usage ADD PRIMARY KEY (day, account, created);
+ALTER TABLE stored_usage ALTER COLUMN created DROP DEFAULT;
+
+CREATE TABLE purged_accounts (
+	id      text COLLATE "C" NOT NULL,
+	created timestamptz NOT NULL,
+	deleted timestamptz NOT NULL,
+	kind    text  NOT NULL,
+	name    text  NOT NULL DEFAULT '',
+	params  jsonb,
+	PRIMARY KEY (id, created)
+);
+`,
 }
 
 // upgrades move data for the migration of the same number (1-based), in

@@ -23,10 +23,15 @@ func (t *tx) SetStored(at time.Time, ss []store.StoredSample) error {
 		}
 	}
 	day, hour := store.DayNumber(at), at.UTC().Hour()
-	for _, as := range store.StoredByAccount(ss) {
-		acct := string(as[0].Account)
+	seen := map[silo.AccountID]int64{}
+	byAcct, err := store.StoredByAccount(ss, func(id silo.AccountID) (int64, error) { return store.CreatedOf(t, id, seen) })
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	for _, as := range byAcct {
+		acct, created := string(as[0].Account), store.CreatedKey(as[0].Created)
 		var old []byte
-		err := t.queryRow(`SELECT data FROM stored_usage WHERE day = $1 AND account = $2 FOR UPDATE`, day, acct).Scan(&old)
+		err := t.queryRow(`SELECT data FROM stored_usage WHERE day = $1 AND account = $2 AND created = $3 FOR UPDATE`, day, acct, created).Scan(&old)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return t.err(op, err)
 		}
@@ -34,8 +39,8 @@ func (t *tx) SetStored(at time.Time, ss []store.StoredSample) error {
 		if err != nil {
 			return fmt.Errorf("%s of %s: %w", op, acct, err)
 		}
-		if _, err := t.exec(op, `INSERT INTO stored_usage (day, account, rolled, data) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (day, account) DO UPDATE SET rolled = excluded.rolled, data = excluded.data`, day, acct, rolled, data); err != nil {
+		if _, err := t.exec(op, `INSERT INTO stored_usage (day, account, created, rolled, data) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (day, account, created) DO UPDATE SET rolled = excluded.rolled, data = excluded.data`, day, acct, created, rolled, data); err != nil {
 			return err
 		}
 	}
@@ -57,26 +62,31 @@ func (t *tx) Stored(q store.UsageQuery) ([]store.StoredDay, error) {
 		l := int64(q.Limit) + 1
 		limit = &l
 	}
-	acct, args := "", []any{from, to, cDay, string(after.Account), limit}
+	where, args := "", []any{from, to, cDay, string(after.Account), store.CreatedKey(after.Created), limit}
 	if q.Account != "" {
-		acct, args = `account = $6 AND `, append(args, string(q.Account))
+		args = append(args, string(q.Account))
+		where += fmt.Sprintf(`account = $%d AND `, len(args))
 	}
-	rows, err := t.tx.Query(t.ctx, `SELECT day, account, data FROM stored_usage
-		WHERE `+acct+`day >= $1 AND day < $2 AND (day, account) >= ($3, $4)
-		ORDER BY day, account LIMIT $5`, args...)
+	if !q.Created.IsZero() {
+		args = append(args, store.CreatedKey(q.Created))
+		where += fmt.Sprintf(`created = $%d AND `, len(args))
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT day, account, created, data FROM stored_usage
+		WHERE `+where+`day >= $1 AND day < $2 AND (day, account, created) >= ($3, $4, $5)
+		ORDER BY day, account, created LIMIT $6`, args...)
 	if err != nil {
 		return nil, t.err(op, err)
 	}
 	defer rows.Close()
 	var out []store.StoredDay
 	for rows.Next() && (q.Limit <= 0 || len(out) < q.Limit) {
-		var day int64
+		var day, created int64
 		var acct string
 		var data []byte
-		if err := rows.Scan(&day, &acct, &data); err != nil {
+		if err := rows.Scan(&day, &acct, &created, &data); err != nil {
 			return nil, t.err(op, err)
 		}
-		if out, err = store.AppendStored(out, data, silo.AccountID(acct), store.DayTime(day), q.After, q.Limit); err != nil {
+		if out, err = store.AppendStored(out, data, silo.AccountID(acct), store.CreatedTime(created), store.DayTime(day), q.After, q.Limit); err != nil {
 			return nil, fmt.Errorf("%s of %s on %s: %w", op, acct, store.DayTime(day).Format(time.DateOnly), err)
 		}
 	}

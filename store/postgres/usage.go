@@ -62,6 +62,7 @@ func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
 		return err
 	}
 	day, hour := store.DayNumber(at), at.UTC().Hour()
+	seen := map[silo.AccountID]int64{}
 	for _, d := range ds {
 		if err := store.CheckUsageFunction(d.Function); err != nil {
 			return err
@@ -69,9 +70,16 @@ func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
 		if d.Counters.IsZero() {
 			continue
 		}
+		created := store.CreatedKey(d.Created)
+		if created == 0 {
+			var err error
+			if created, err = store.CreatedOf(t, d.Account, seen); err != nil {
+				return fmt.Errorf("%s of %s: %w", op, d.Account, err)
+			}
+		}
 		var old []byte
-		err := t.queryRow(`SELECT data FROM usage WHERE day = $1 AND account = $2 AND function = $3 FOR UPDATE`,
-			day, string(d.Account), d.Function).Scan(&old)
+		err := t.queryRow(`SELECT data FROM usage WHERE day = $1 AND account = $2 AND created = $3 AND function = $4 FOR UPDATE`,
+			day, string(d.Account), created, d.Function).Scan(&old)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return t.err(op, err)
 		}
@@ -79,8 +87,8 @@ func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
 		if err != nil {
 			return fmt.Errorf("%s of %s/%s: %w", op, d.Account, d.Function, err)
 		}
-		if _, err := t.exec(op, `INSERT INTO usage (day, account, function, rolled, data) VALUES ($1, $2, $3, false, $4)
-			ON CONFLICT (day, account, function) DO UPDATE SET data = excluded.data`, day, string(d.Account), d.Function, data); err != nil {
+		if _, err := t.exec(op, `INSERT INTO usage (day, account, created, function, rolled, data) VALUES ($1, $2, $3, $4, false, $5)
+			ON CONFLICT (day, account, created, function) DO UPDATE SET data = excluded.data`, day, string(d.Account), created, d.Function, data); err != nil {
 			return err
 		}
 	}
@@ -90,9 +98,9 @@ func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
 func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
 	const op = "read usage"
 	from, to, cDay := q.Days()
-	cAcct, cFn := "", ""
+	cAcct, cCreated, cFn := "", int64(0), ""
 	if q.After != nil {
-		cAcct, cFn = string(q.After.Account), q.After.Function
+		cAcct, cCreated, cFn = string(q.After.Account), store.CreatedKey(q.After.Created), q.After.Function
 	}
 	var limit *int64
 	if q.Limit > 0 {
@@ -101,13 +109,18 @@ func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
 	}
 	// One account's rows come from the index on (account, day); the
 	// fleet's from the primary key, in its order.
-	acct, args := "", []any{from, to, cDay, cAcct, cFn, limit}
+	where, args := "", []any{from, to, cDay, cAcct, cCreated, cFn, limit}
 	if q.Account != "" {
-		acct, args = `account = $7 AND `, append(args, string(q.Account))
+		args = append(args, string(q.Account))
+		where += fmt.Sprintf(`account = $%d AND `, len(args))
 	}
-	rows, err := t.tx.Query(t.ctx, `SELECT day, account, function, data FROM usage
-		WHERE `+acct+`day >= $1 AND day < $2 AND (day, account, function) > ($3, $4, $5)
-		ORDER BY day, account, function LIMIT $6`, args...)
+	if !q.Created.IsZero() {
+		args = append(args, store.CreatedKey(q.Created))
+		where += fmt.Sprintf(`created = $%d AND `, len(args))
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT day, account, created, function, data FROM usage
+		WHERE `+where+`day >= $1 AND day < $2 AND (day, account, created, function) > ($3, $4, $5, $6)
+		ORDER BY day, account, created, function LIMIT $7`, args...)
 	if err != nil {
 		return nil, t.err(op, err)
 	}
@@ -115,13 +128,13 @@ func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
 	var out []store.UsageDay
 	for rows.Next() {
 		var u store.UsageDay
-		var day int64
+		var day, created int64
 		var acct string
 		var data []byte
-		if err := rows.Scan(&day, &acct, &u.Function, &data); err != nil {
+		if err := rows.Scan(&day, &acct, &created, &u.Function, &data); err != nil {
 			return nil, t.err(op, err)
 		}
-		u.Account, u.Day = silo.AccountID(acct), store.DayTime(day)
+		u.Account, u.Day, u.Created = silo.AccountID(acct), store.DayTime(day), store.CreatedTime(created)
 		if u.Hours, u.Total, err = store.DecodeUsage(data); err != nil {
 			return nil, fmt.Errorf("%s of %s/%s on %s: %w", op, u.Account, u.Function, u.Day.Format(time.DateOnly), err)
 		}
@@ -134,7 +147,12 @@ func (t *tx) PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted in
 	if err := t.writable("prune usage"); err != nil {
 		return 0, 0, err
 	}
-	return store.PruneDays(func(dt store.DayTable) (int64, int64, error) { return t.prune(dt, hourlyBefore, dailyBefore) })
+	rolled, deleted, err = store.PruneDays(func(dt store.DayTable) (int64, int64, error) { return t.prune(dt, hourlyBefore, dailyBefore) })
+	if err != nil {
+		return 0, 0, err
+	}
+	_, err = t.exec("forget purged accounts", `DELETE FROM purged_accounts WHERE deleted < $1`, store.DayTime(store.DayNumber(dailyBefore)))
+	return rolled, deleted, err
 }
 
 // prune applies PruneUsage's retention to the table of days dt: it deletes

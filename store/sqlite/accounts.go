@@ -267,15 +267,59 @@ func (t *tx) PurgeAccount(id silo.AccountID) error {
 	if err := store.CheckPurge(a); err != nil {
 		return err
 	}
-	// Resources, keys and the limit override go with it (ON DELETE
-	// CASCADE); usage rows have no foreign key (metering does not wait for
-	// the registry), so they are deleted here.
-	if _, err := t.exec("purge usage of "+string(id), `DELETE FROM usage WHERE account = ?`, id); err != nil {
-		return err
-	}
-	if _, err := t.exec("purge stored bytes of "+string(id), `DELETE FROM stored_usage WHERE account = ?`, id); err != nil {
+	// Resources, keys, the limit override and schedule claims go with it
+	// (ON DELETE CASCADE). Its usage and stored bytes stay, under its
+	// creation time, with the account as it was, to bill.
+	if err := t.PutPurgedAccount(a); err != nil {
 		return err
 	}
 	_, err = t.exec("purge account "+string(id), `DELETE FROM accounts WHERE id = ?`, id)
 	return err
+}
+
+func (t *tx) PutPurgedAccount(a silo.Account) error {
+	op := "keep the usage of account " + string(a.ID)
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if err := store.CheckAccount(a); err != nil {
+		return err
+	}
+	params, err := encodeParams(a.Params)
+	if err != nil {
+		return fmt.Errorf("%s: encode params: %w", op, err)
+	}
+	_, err = t.exec(op, `INSERT INTO purged_accounts (id, created, deleted, kind, name, params) VALUES (?, ?, ?, ?, ?, ?)`,
+		a.ID, micros(a.Created), micros(a.Updated), a.Kind, a.Name, params)
+	return err
+}
+
+func (t *tx) PurgedAccounts(id silo.AccountID) ([]silo.Account, error) {
+	const op = "list purged accounts"
+	q, args := `SELECT id, created, deleted, kind, name, params FROM purged_accounts`, []any{}
+	if id != "" {
+		q, args = q+` WHERE id = ?`, append(args, id)
+	}
+	rows, err := t.tx.QueryContext(t.ctx, q+` ORDER BY id, created`, args...)
+	if err != nil {
+		return nil, t.s.dbErr(op, err)
+	}
+	defer rows.Close()
+	var out []silo.Account
+	for rows.Next() {
+		a := silo.Account{State: silo.StateDeleted}
+		var created, deleted int64
+		var params string
+		if err := rows.Scan(&a.ID, &created, &deleted, &a.Kind, &a.Name, &params); err != nil {
+			return nil, t.s.dbErr(op, err)
+		}
+		if params != "" {
+			if a.Params, err = decodeParams(params); err != nil {
+				return nil, fmt.Errorf("decode params of purged account %s: %w", a.ID, err)
+			}
+		}
+		a.Created, a.Updated = fromMicros(created), fromMicros(deleted)
+		out = append(out, a)
+	}
+	return out, t.s.dbErr(op, rows.Err())
 }

@@ -177,6 +177,55 @@ CREATE TABLE schedule_runs (
 	`
 ALTER TABLE releases ADD COLUMN probe INTEGER NOT NULL DEFAULT 0;
 `,
+	// 7: usage and stored bytes kept per account, not per ID: each row
+	// carries the creation time of its account, so that a deleted
+	// account's usage outlives the reuse of its ID (for billing the days
+	// before its deletion) and the new account starts from nothing; and
+	// the purged accounts whose usage is kept (store.Tx.PurgedAccounts).
+	// Rows stored before go to the account registered under their ID (0
+	// when none is).
+	`
+CREATE TABLE usage_v7 (
+	day      INTEGER NOT NULL,               -- days since the Unix epoch, UTC
+	account  TEXT    NOT NULL,
+	created  INTEGER NOT NULL,               -- the account's creation, Unix microseconds (0: none)
+	function TEXT    NOT NULL,
+	rolled   INTEGER NOT NULL,               -- 1 once the hours are rolled up
+	data     BLOB    NOT NULL,
+	PRIMARY KEY (day, account, created, function)
+) WITHOUT ROWID;
+INSERT INTO usage_v7 (day, account, created, function, rolled, data)
+	SELECT u.day, u.account, COALESCE(a.created, 0), u.function, u.rolled, u.data
+	FROM usage u LEFT JOIN accounts a ON a.id = u.account;
+DROP TABLE usage;
+ALTER TABLE usage_v7 RENAME TO usage;
+CREATE INDEX usage_account ON usage (account, day);
+
+CREATE TABLE stored_usage_v7 (
+	day      INTEGER NOT NULL,
+	account  TEXT    NOT NULL,
+	created  INTEGER NOT NULL,               -- as in usage
+	rolled   INTEGER NOT NULL,
+	data     BLOB    NOT NULL,
+	PRIMARY KEY (day, account, created)
+) WITHOUT ROWID;
+INSERT INTO stored_usage_v7 (day, account, created, rolled, data)
+	SELECT u.day, u.account, COALESCE(a.created, 0), u.rolled, u.data
+	FROM stored_usage u LEFT JOIN accounts a ON a.id = u.account;
+DROP TABLE stored_usage;
+ALTER TABLE stored_usage_v7 RENAME TO stored_usage;
+CREATE INDEX stored_usage_account ON stored_usage (account, day);
+
+CREATE TABLE purged_accounts (
+	id      TEXT    NOT NULL,
+	created INTEGER NOT NULL,                -- Unix microseconds
+	deleted INTEGER NOT NULL,                -- its last update: its deletion
+	kind    TEXT    NOT NULL,
+	name    TEXT    NOT NULL DEFAULT '',
+	params  TEXT    NOT NULL DEFAULT '',     -- JSON object, '' when empty
+	PRIMARY KEY (id, created)
+) WITHOUT ROWID;
+`,
 }
 
 // upgrades move data for the migration of the same number (1-based), in

@@ -524,7 +524,7 @@ func TestUpgradeMarksLegacyProbes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`ALTER TABLE releases DROP COLUMN probe`, `PRAGMA user_version = 5`} {
+	for _, q := range append(schema6, `ALTER TABLE releases DROP COLUMN probe`, `PRAGMA user_version = 5`) {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("take the state file back to schema 5: %v", err)
 		}
@@ -536,4 +536,53 @@ func TestUpgradeMarksLegacyProbes(t *testing.T) {
 	}
 	defer s.Close()
 	storetest.CheckLegacyProbes(t, s)
+}
+
+// schema6 takes a state file of schema 7 back to schema 6: usage and
+// stored bytes kept per ID, no purged accounts. Each ID must have one
+// account's rows only.
+var schema6 = []string{
+	`DROP TABLE purged_accounts`,
+	`CREATE TABLE usage_v6 (day INTEGER NOT NULL, account TEXT NOT NULL, function TEXT NOT NULL, rolled INTEGER NOT NULL, data BLOB NOT NULL,
+		PRIMARY KEY (day, account, function)) WITHOUT ROWID`,
+	`INSERT INTO usage_v6 SELECT day, account, function, rolled, data FROM usage`,
+	`DROP TABLE usage`,
+	`ALTER TABLE usage_v6 RENAME TO usage`,
+	`CREATE INDEX usage_account ON usage (account, day)`,
+	`CREATE TABLE stored_usage_v6 (day INTEGER NOT NULL, account TEXT NOT NULL, rolled INTEGER NOT NULL, data BLOB NOT NULL,
+		PRIMARY KEY (day, account)) WITHOUT ROWID`,
+	`INSERT INTO stored_usage_v6 SELECT day, account, rolled, data FROM stored_usage`,
+	`DROP TABLE stored_usage`,
+	`ALTER TABLE stored_usage_v6 RENAME TO stored_usage`,
+	`CREATE INDEX stored_usage_account ON stored_usage (account, day)`,
+	`PRAGMA user_version = 6`,
+}
+
+// TestUpgradeKeepsUsagePerAccount: a state file of schema 6, which kept
+// usage per ID, opens with each row under the account registered with its
+// ID (storetest.CheckUsageUpgraded).
+func TestUpgradeKeepsUsagePerAccount(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.UsageByIDData(t, s)
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range schema6 {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("take the state file back to schema 6: %v", err)
+		}
+	}
+	db.Close()
+	s, err = Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open of a schema 6 file: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckUsageUpgraded(t, s)
 }

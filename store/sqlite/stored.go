@@ -23,10 +23,15 @@ func (t *tx) SetStored(at time.Time, ss []store.StoredSample) error {
 		}
 	}
 	day, hour := store.DayNumber(at), at.UTC().Hour()
-	for _, as := range store.StoredByAccount(ss) {
-		acct := as[0].Account
+	seen := map[silo.AccountID]int64{}
+	byAcct, err := store.StoredByAccount(ss, func(id silo.AccountID) (int64, error) { return store.CreatedOf(t, id, seen) })
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	for _, as := range byAcct {
+		acct, created := as[0].Account, store.CreatedKey(as[0].Created)
 		var old []byte
-		err := t.tx.QueryRowContext(t.ctx, `SELECT data FROM stored_usage WHERE day = ? AND account = ?`, day, acct).Scan(&old)
+		err := t.tx.QueryRowContext(t.ctx, `SELECT data FROM stored_usage WHERE day = ? AND account = ? AND created = ?`, day, acct, created).Scan(&old)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return t.s.dbErr(op, err)
 		}
@@ -34,8 +39,8 @@ func (t *tx) SetStored(at time.Time, ss []store.StoredSample) error {
 		if err != nil {
 			return fmt.Errorf("%s of %s: %w", op, acct, err)
 		}
-		if _, err := t.exec(op, `INSERT INTO stored_usage (day, account, rolled, data) VALUES (?, ?, ?, ?)
-			ON CONFLICT (day, account) DO UPDATE SET rolled = excluded.rolled, data = excluded.data`, day, acct, rolled, data); err != nil {
+		if _, err := t.exec(op, `INSERT INTO stored_usage (day, account, created, rolled, data) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (day, account, created) DO UPDATE SET rolled = excluded.rolled, data = excluded.data`, day, acct, created, rolled, data); err != nil {
 			return err
 		}
 	}
@@ -60,23 +65,26 @@ func (t *tx) Stored(q store.UsageQuery) ([]store.StoredDay, error) {
 	if q.Account != "" {
 		where, args = `account = ? AND `+where, append([]any{q.Account}, args...)
 	}
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, data FROM stored_usage
-		WHERE `+where+` AND (day, account) >= (?, ?)
-		ORDER BY day, account LIMIT ?`,
-		append(args, cDay, string(after.Account), limit)...)
+	if !q.Created.IsZero() {
+		where, args = where+` AND created = ?`, append(args, store.CreatedKey(q.Created))
+	}
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, created, data FROM stored_usage
+		WHERE `+where+` AND (day, account, created) >= (?, ?, ?)
+		ORDER BY day, account, created LIMIT ?`,
+		append(args, cDay, string(after.Account), store.CreatedKey(after.Created), limit)...)
 	if err != nil {
 		return nil, t.s.dbErr(op, err)
 	}
 	defer rows.Close()
 	var out []store.StoredDay
 	for rows.Next() && (q.Limit <= 0 || len(out) < q.Limit) {
-		var day int64
+		var day, created int64
 		var acct string
 		var data []byte
-		if err := rows.Scan(&day, &acct, &data); err != nil {
+		if err := rows.Scan(&day, &acct, &created, &data); err != nil {
 			return nil, t.s.dbErr(op, err)
 		}
-		if out, err = store.AppendStored(out, data, silo.AccountID(acct), store.DayTime(day), q.After, q.Limit); err != nil {
+		if out, err = store.AppendStored(out, data, silo.AccountID(acct), store.CreatedTime(created), store.DayTime(day), q.After, q.Limit); err != nil {
 			return nil, fmt.Errorf("%s of %s on %s: %w", op, acct, store.DayTime(day).Format(time.DateOnly), err)
 		}
 	}

@@ -62,6 +62,7 @@ func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
 		return err
 	}
 	day, hour := store.DayNumber(at), at.UTC().Hour()
+	seen := map[silo.AccountID]int64{}
 	for _, d := range ds {
 		if err := store.CheckUsageFunction(d.Function); err != nil {
 			return err
@@ -69,9 +70,16 @@ func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
 		if d.Counters.IsZero() {
 			continue
 		}
+		created := store.CreatedKey(d.Created)
+		if created == 0 {
+			var err error
+			if created, err = store.CreatedOf(t, d.Account, seen); err != nil {
+				return fmt.Errorf("%s of %s: %w", op, d.Account, err)
+			}
+		}
 		var old []byte
-		err := t.tx.QueryRowContext(t.ctx, `SELECT data FROM usage WHERE day = ? AND account = ? AND function = ?`,
-			day, d.Account, d.Function).Scan(&old)
+		err := t.tx.QueryRowContext(t.ctx, `SELECT data FROM usage WHERE day = ? AND account = ? AND created = ? AND function = ?`,
+			day, d.Account, created, d.Function).Scan(&old)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return t.s.dbErr(op, err)
 		}
@@ -79,8 +87,8 @@ func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
 		if err != nil {
 			return fmt.Errorf("%s of %s/%s: %w", op, d.Account, d.Function, err)
 		}
-		if _, err := t.exec(op, `INSERT INTO usage (day, account, function, rolled, data) VALUES (?, ?, ?, 0, ?)
-			ON CONFLICT (day, account, function) DO UPDATE SET data = excluded.data`, day, d.Account, d.Function, data); err != nil {
+		if _, err := t.exec(op, `INSERT INTO usage (day, account, created, function, rolled, data) VALUES (?, ?, ?, ?, 0, ?)
+			ON CONFLICT (day, account, created, function) DO UPDATE SET data = excluded.data`, day, d.Account, created, d.Function, data); err != nil {
 			return err
 		}
 	}
@@ -90,9 +98,9 @@ func (t *tx) AddUsage(at time.Time, ds []store.UsageDelta) error {
 func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
 	const op = "read usage"
 	from, to, cDay := q.Days()
-	cAcct, cFn := "", ""
+	cAcct, cCreated, cFn := "", int64(0), ""
 	if q.After != nil {
-		cAcct, cFn = string(q.After.Account), q.After.Function
+		cAcct, cCreated, cFn = string(q.After.Account), store.CreatedKey(q.After.Created), q.After.Function
 	}
 	limit := int64(-1)
 	if q.Limit > 0 {
@@ -104,10 +112,13 @@ func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
 	if q.Account != "" {
 		where, args = `account = ? AND `+where, append([]any{q.Account}, args...)
 	}
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, function, data FROM usage
-		WHERE `+where+` AND (day, account, function) > (?, ?, ?)
-		ORDER BY day, account, function LIMIT ?`,
-		append(args, cDay, cAcct, cFn, limit)...)
+	if !q.Created.IsZero() {
+		where, args = where+` AND created = ?`, append(args, store.CreatedKey(q.Created))
+	}
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT day, account, created, function, data FROM usage
+		WHERE `+where+` AND (day, account, created, function) > (?, ?, ?, ?)
+		ORDER BY day, account, created, function LIMIT ?`,
+		append(args, cDay, cAcct, cCreated, cFn, limit)...)
 	if err != nil {
 		return nil, t.s.dbErr(op, err)
 	}
@@ -115,12 +126,12 @@ func (t *tx) Usage(q store.UsageQuery) ([]store.UsageDay, error) {
 	var out []store.UsageDay
 	for rows.Next() {
 		var u store.UsageDay
-		var day int64
+		var day, created int64
 		var data []byte
-		if err := rows.Scan(&day, &u.Account, &u.Function, &data); err != nil {
+		if err := rows.Scan(&day, &u.Account, &created, &u.Function, &data); err != nil {
 			return nil, t.s.dbErr(op, err)
 		}
-		u.Day = store.DayTime(day)
+		u.Day, u.Created = store.DayTime(day), store.CreatedTime(created)
 		if u.Hours, u.Total, err = store.DecodeUsage(data); err != nil {
 			return nil, fmt.Errorf("%s of %s/%s on %s: %w", op, u.Account, u.Function, u.Day.Format(time.DateOnly), err)
 		}
@@ -133,7 +144,12 @@ func (t *tx) PruneUsage(hourlyBefore, dailyBefore time.Time) (rolled, deleted in
 	if err := t.writable("prune usage"); err != nil {
 		return 0, 0, err
 	}
-	return store.PruneDays(func(dt store.DayTable) (int64, int64, error) { return t.prune(dt, hourlyBefore, dailyBefore) })
+	rolled, deleted, err = store.PruneDays(func(dt store.DayTable) (int64, int64, error) { return t.prune(dt, hourlyBefore, dailyBefore) })
+	if err != nil {
+		return 0, 0, err
+	}
+	_, err = t.exec("forget purged accounts", `DELETE FROM purged_accounts WHERE deleted < ?`, micros(store.DayTime(store.DayNumber(dailyBefore))))
+	return rolled, deleted, err
 }
 
 // prune applies PruneUsage's retention to the table of days dt: it deletes

@@ -11,7 +11,7 @@ import (
 )
 
 // FillEveryTable writes at least one record of every kind a store holds
-// into s, an empty store: accounts (one deleted), a resource, a limit
+// into s, an empty store: accounts (one deleted, one purged), a resource, a limit
 // override, a key, a release made current, a rollout with a step, an
 // intent, a setting, usage (a day of hours and a day rolled up), stored
 // bytes, schedule claims (one finished, one held) and audit entries. A test
@@ -21,7 +21,8 @@ func FillEveryTable(t *testing.T, s store.Store) {
 	t.Helper()
 	gone := tenant("gone", 0)
 	gone.State = silo.StateDeleted
-	create(t, s, tenant("acme", 0), gone)
+	create(t, s, tenant("acme", 0), gone, tenant("former", 0))
+	deleteAndPurge(t, s, "former", at(1))
 	r, _ := silo.NewResource(silo.TypeTable, "visits", map[string]string{"pk": "id"})
 	update(t, s, func(tx store.Tx) error {
 		if err := tx.PutResource("acme", r); err != nil {
@@ -98,6 +99,7 @@ func testCopyEverything(t *testing.T, src store.Store, open func(t *testing.T) s
 	FillEveryTable(t, src)
 	type records struct {
 		Overrides map[silo.AccountID]silo.Limits
+		Purged    []silo.Account
 		Usage     []store.UsageDay
 		Stored    []store.StoredDay
 		Runs      []store.ScheduleRun
@@ -111,6 +113,9 @@ func testCopyEverything(t *testing.T, src store.Store, open func(t *testing.T) s
 				}
 			}
 			var err error
+			if r.Purged, err = tx.PurgedAccounts(""); err != nil {
+				return err
+			}
 			if r.Usage, err = tx.Usage(store.UsageQuery{}); err != nil {
 				return err
 			}
@@ -129,14 +134,14 @@ func testCopyEverything(t *testing.T, src store.Store, open func(t *testing.T) s
 		t.Fatalf("Copy: %v", err)
 	}
 	want, got := read(src), read(dst)
-	if len(want.Overrides) != 1 || len(want.Usage) != 2 || len(want.Stored) != 1 || len(want.Runs) != 2 {
-		t.Fatalf("the source holds %d overrides, %d usage days, %d stored days, %d schedule claims; want 1, 2, 1, 2", len(want.Overrides), len(want.Usage), len(want.Stored), len(want.Runs))
+	if len(want.Overrides) != 1 || len(want.Purged) != 1 || len(want.Usage) != 2 || len(want.Stored) != 1 || len(want.Runs) != 2 {
+		t.Fatalf("the source holds %d overrides, %d purged accounts, %d usage days, %d stored days, %d schedule claims; want 1, 1, 2, 1, 2", len(want.Overrides), len(want.Purged), len(want.Usage), len(want.Stored), len(want.Runs))
 	}
 	if want.Usage[0].Hours != nil || want.Usage[1].Hours == nil {
 		t.Fatalf("the source's usage: the older day should be rolled up, the newer one hourly: %+v", want.Usage)
 	}
 	if d := cmp.Diff(want, got, cmpOpts...); d != "" {
-		t.Errorf("the copy's overrides, usage, stored bytes and schedule claims (-source +copy):\n%s", d)
+		t.Errorf("the copy's overrides, purged accounts, usage, stored bytes and schedule claims (-source +copy):\n%s", d)
 	}
 	if n.LimitOverrides != 1 || n.Usage != 2 || n.Stored != 1 || n.ScheduleRuns != 2 {
 		t.Errorf("Copy counted %+v; want 1 override, 2 usage days, 1 stored day, 2 schedule claims", n)

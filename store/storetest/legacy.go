@@ -118,3 +118,38 @@ func CheckUpgraded(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 }
+
+// UsageByIDData writes, into a store of the newest schema, usage and
+// stored bytes of a registered account (acme) and usage metered for an ID
+// no account holds (ghost). A store's own test then takes the schema back
+// to version 6, which kept usage per ID, opens it (which upgrades it) and
+// calls CheckUsageUpgraded.
+func UsageByIDData(t *testing.T, s store.Store) {
+	t.Helper()
+	create(t, s, tenant("acme", 0))
+	addUsage(t, s, day0, delta("acme", "f", 1), delta("ghost", "f", 2))
+	setStored(t, s, day0, sample("acme", store.StoredTable, "t", 9))
+}
+
+// CheckUsageUpgraded checks a store upgraded from schema 6 holding
+// UsageByIDData: the rows went to the account registered under their ID
+// (ghost's to none), and an account purged afterwards keeps them apart
+// from the new one with its ID.
+func CheckUsageUpgraded(t *testing.T, s store.Store) {
+	t.Helper()
+	got := readUsage(t, s, store.UsageQuery{})
+	if len(got) != 2 || got[0].Account != "acme" || !got[0].Created.Equal(at(0)) || got[1].Account != "ghost" || !got[1].Created.IsZero() {
+		t.Fatalf("upgraded usage: got %+v, want acme's under its creation %s, ghost's under none", got, at(0))
+	}
+	if st := readStored(t, s, store.UsageQuery{Account: "acme", Created: at(0)}); len(st) != 1 || st[0].ByteHours != 9 {
+		t.Errorf("upgraded stored bytes of acme: got %+v, want its 9 byte-hours under its creation", st)
+	}
+	deleteAndPurge(t, s, "acme", at(2))
+	create(t, s, tenant("acme", 4))
+	if got := readUsage(t, s, store.UsageQuery{Account: "acme", Created: at(4)}); len(got) != 0 {
+		t.Errorf("usage of a new acme after the upgrade: got %+v, want none", got)
+	}
+	if got := readUsage(t, s, store.UsageQuery{Account: "acme", Created: at(0)}); len(got) != 1 || got[0].Total.Requests != 3 {
+		t.Errorf("usage of the purged acme after the upgrade: got %+v, want its 3 requests", got)
+	}
+}

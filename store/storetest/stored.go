@@ -198,19 +198,25 @@ func testStoredRetention(t *testing.T, s store.Store) {
 	}
 }
 
+// testStoredPurge: a purged account's stored bytes are kept, apart from
+// those of the new account that takes its ID.
 func testStoredPurge(t *testing.T, s store.Store) {
 	create(t, s, tenant("acme", 0), tenant("other", 0))
 	setStored(t, s, day0, sample("acme", store.StoredTable, "t", 1), sample("other", store.StoredTable, "t", 1))
-	a, _ := getAccount(t, s, "acme")
-	a.State = silo.StateDeleted
-	update(t, s, func(tx store.Tx) error {
-		if err := tx.UpdateAccount(a); err != nil {
-			return err
-		}
-		return tx.PurgeAccount("acme")
-	})
-	if got := readStored(t, s, store.UsageQuery{Account: "acme"}); len(got) != 0 {
-		t.Errorf("stored bytes of a purged account: got %d days, want none", len(got))
+	deleteAndPurge(t, s, "acme", at(3))
+	if got := readStored(t, s, store.UsageQuery{Account: "acme"}); len(got) != 1 || !got[0].Created.Equal(at(0)) {
+		t.Errorf("stored bytes of a purged account: got %+v, want its day, under its creation %s", got, at(0))
+	}
+	create(t, s, tenant("acme", 5))
+	if got := readStored(t, s, store.UsageQuery{Account: "acme", Created: at(5)}); len(got) != 0 {
+		t.Errorf("stored bytes of the new acme before its first sample: got %+v, want none", got)
+	}
+	setStored(t, s, day0.Add(time.Hour), sample("acme", store.StoredTable, "t", 7))
+	if got := readStored(t, s, store.UsageQuery{Account: "acme", Created: at(5)}); len(got) != 1 || got[0].ByteHours != 7 {
+		t.Errorf("stored bytes of the new acme: got %+v, want its own 7 byte-hours", got)
+	}
+	if got := readStored(t, s, store.UsageQuery{Account: "acme", Created: at(0)}); len(got) != 1 || got[0].ByteHours != 1 {
+		t.Errorf("stored bytes of the purged acme: got %+v, want its 1 byte-hour", got)
 	}
 	if got := readStored(t, s, store.UsageQuery{Account: "other"}); len(got) != 1 {
 		t.Errorf("stored bytes of the other account: got %d days, want 1", len(got))

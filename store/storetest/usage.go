@@ -173,25 +173,91 @@ func testUsageRetention(t *testing.T, s store.Store) {
 	}
 }
 
-func testUsagePurge(t *testing.T, s store.Store) {
-	create(t, s, tenant("acme", 0), tenant("other", 0))
-	addUsage(t, s, day0, delta("acme", "f", 1), delta("other", "f", 1))
-	update(t, s, func(tx store.Tx) error { return tx.PutLimitOverride("acme", silo.Limits{Rate: 5}) })
-	a, _ := getAccount(t, s, "acme")
-	a.State = silo.StateDeleted
+// deleteAndPurge deletes account id and purges it, as reusing its ID does.
+func deleteAndPurge(t *testing.T, s store.Store, id silo.AccountID, at time.Time) silo.Account {
+	t.Helper()
+	a, err := getAccount(t, s, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.State, a.Updated = silo.StateDeleted, at
 	update(t, s, func(tx store.Tx) error {
 		if err := tx.UpdateAccount(a); err != nil {
 			return err
 		}
-		return tx.PurgeAccount("acme")
+		return tx.PurgeAccount(id)
 	})
-	if got := readUsage(t, s, store.UsageQuery{Account: "acme"}); len(got) != 0 {
-		t.Errorf("usage of a purged account: got %d days, want none", len(got))
+	return a
+}
+
+// testUsagePurge: purging a deleted account to reuse its ID keeps its
+// usage, under its creation time, and lists it as purged; the new account
+// with the ID reads none of it, its own usage goes apart, and usage
+// metered for the old account after the purge still goes to the old one.
+// Retention forgets the purged account with its usage.
+func testUsagePurge(t *testing.T, s store.Store) {
+	create(t, s, tenant("acme", 0), tenant("other", 0))
+	addUsage(t, s, day0, delta("acme", "f", 1), delta("other", "f", 1))
+	update(t, s, func(tx store.Tx) error { return tx.PutLimitOverride("acme", silo.Limits{Rate: 5}) })
+	old := deleteAndPurge(t, s, "acme", at(3))
+	view(t, s, func(tx store.Tx) error {
+		got, err := tx.PurgedAccounts("acme")
+		want := []silo.Account{{ID: "acme", Kind: silo.KindTenant, Name: old.Name, Params: old.Params, State: silo.StateDeleted, Created: at(0), Updated: at(3)}}
+		if d := cmp.Diff(want, got); err != nil || d != "" {
+			t.Errorf("purged accounts named acme: %v (-want +got):\n%s", err, d)
+		}
+		if all, err := tx.PurgedAccounts(""); err != nil || len(all) != 1 {
+			t.Errorf("every purged account: got %+v, %v; want acme only", all, err)
+		}
+		return nil
+	})
+	kept := readUsage(t, s, store.UsageQuery{Account: "acme"})
+	if len(kept) != 1 || !kept[0].Created.Equal(at(0)) || kept[0].Total.Requests != 3 {
+		t.Fatalf("usage of the purged acme: got %+v, want its 3 requests under its creation %s", kept, at(0))
 	}
-	if got := readUsage(t, s, store.UsageQuery{Account: "other"}); len(got) != 1 {
-		t.Errorf("usage of the other account: got %d days, want 1", len(got))
+	if got := readUsage(t, s, store.UsageQuery{Account: "other"}); len(got) != 1 || !got[0].Created.Equal(at(0)) {
+		t.Errorf("usage of the other account: got %+v, want 1 day", got)
 	}
+
 	create(t, s, tenant("acme", 5)) // the same ID again inherits nothing
 	err := s.View(context.Background(), func(tx store.Tx) error { _, err := tx.LimitOverride("acme"); return err })
 	wantCode(t, "override of a new account with a purged account's ID", err, silo.CodeNotFound)
+	if got := readUsage(t, s, store.UsageQuery{Account: "acme", Created: at(5)}); len(got) != 0 {
+		t.Errorf("usage of the new acme before it ran anything: got %+v, want none", got)
+	}
+	addUsage(t, s, day0, delta("acme", "f", 2))                                                                                   // the new one's
+	addUsage(t, s, day0, store.UsageDelta{Account: "acme", Created: at(0), Function: "f", Counters: store.Counters{Requests: 1}}) // the old one's, flushed late
+	if got := readUsage(t, s, store.UsageQuery{Account: "acme", Created: at(5)}); len(got) != 1 || got[0].Total.Requests != 6 || !got[0].Created.Equal(at(5)) {
+		t.Errorf("usage of the new acme: got %+v, want its own 6 requests only", got)
+	}
+	if got := readUsage(t, s, store.UsageQuery{Account: "acme", Created: at(0)}); len(got) != 1 || got[0].Total.Requests != 4 {
+		t.Errorf("usage of the purged acme after its ID was reused: got %+v, want its 3 requests and the 1 flushed late", got)
+	}
+	both := readUsage(t, s, store.UsageQuery{Account: "acme"})
+	if len(both) != 2 || !both[0].Created.Equal(at(0)) || !both[1].Created.Equal(at(5)) {
+		t.Errorf("usage of both accounts named acme: got %+v, want the purged one's day, then the new one's", both)
+	}
+	// Paging passes from one account to the next with the same ID.
+	page := readUsage(t, s, store.UsageQuery{Account: "acme", Limit: 1})
+	next := readUsage(t, s, store.UsageQuery{Account: "acme", Limit: 1, After: &store.UsageCursor{Day: page[0].Day, Account: page[0].Account, Created: page[0].Created, Function: page[0].Function}})
+	if len(page) != 1 || len(next) != 1 || !next[0].Created.Equal(at(5)) {
+		t.Errorf("usage of acme in pages of one: got %+v then %+v, want the purged one's day, then the new one's", page, next)
+	}
+
+	// Retention keeps the purged account while its usage may be kept...
+	update(t, s, func(tx store.Tx) error { _, _, err := tx.PruneUsage(day0, day0); return err })
+	view(t, s, func(tx store.Tx) error {
+		if got, err := tx.PurgedAccounts("acme"); err != nil || len(got) != 1 {
+			t.Errorf("purged accounts after a prune that keeps its usage: got %+v, %v; want acme", got, err)
+		}
+		return nil
+	})
+	// ...and forgets it with its usage.
+	update(t, s, func(tx store.Tx) error { _, _, err := tx.PruneUsage(at(24*60*30), at(24*60*30)); return err })
+	view(t, s, func(tx store.Tx) error {
+		if got, err := tx.PurgedAccounts(""); err != nil || len(got) != 0 {
+			t.Errorf("purged accounts after their usage was pruned: got %+v, %v; want none", got, err)
+		}
+		return nil
+	})
 }
