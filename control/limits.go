@@ -124,34 +124,54 @@ func (p *Plane) SetLimitOverride(ctx context.Context, id silo.AccountID, l silo.
 // export: every account in the registry but production that existed in the
 // window, deleted ones included, is listed, even without usage, with its
 // floor for the time it existed (from its creation to its deletion or
-// now); the production account is left out, usage and all. A report of one
-// account lists that one, production included when named.
+// now); the production account is left out, usage and all, and so are the
+// throwaway accounts of silo verify --probe unless q.Probes. A report of
+// one ID lists that one, production or a probe's included when named.
+//
+// An account deleted and purged when a new account took its ID (see
+// store.Tx.PurgeAccount) is listed as deleted, with its own usage, apart
+// from the new one, which starts from nothing.
 //
 // # Errors
 //
-// CodeInvalid for a bad query, CodeNotFound for a missing account.
+// CodeInvalid for a bad query, CodeNotFound for an ID no account ever had.
 func (p *Plane) Usage(ctx context.Context, q usage.Query, prices usage.Prices) (usage.Report, error) {
 	now := p.cfg.Now()
 	if q.Until.IsZero() {
 		q.Until = now
 	}
-	var lives []usage.Lifetime
+	var as []silo.Account
 	if q.Account != "" {
 		a, err := p.Account(ctx, q.Account)
-		if err != nil {
+		switch {
+		case err == nil:
+			as = append(as, a)
+		case !errors.Is(err, silo.ErrNotFound):
 			return usage.Report{}, err
 		}
-		lives = []usage.Lifetime{usage.LifetimeOf(a, now)}
 	} else {
-		as, err := p.Accounts(ctx, store.Filter{IncludeDeleted: true})
-		if err != nil {
+		var err error
+		if as, err = p.Accounts(ctx, store.Filter{IncludeDeleted: true}); err != nil {
 			return usage.Report{}, err
 		}
-		for _, a := range as {
-			if a.Kind != silo.KindProduction {
-				lives = append(lives, usage.LifetimeOf(a, now))
-			}
+	}
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		purged, err := tx.PurgedAccounts(q.Account)
+		as = append(as, purged...)
+		return err
+	})
+	if err != nil {
+		return usage.Report{}, err
+	}
+	if q.Account != "" && len(as) == 0 {
+		return usage.Report{}, silo.Errorf(silo.CodeNotFound, "no account %q; silo tenant list shows the accounts", q.Account)
+	}
+	var lives []usage.Lifetime
+	for _, a := range as {
+		if q.Account == "" && (a.Kind == silo.KindProduction || store.IsProbeAccount(a) && !q.Probes) {
+			continue
 		}
+		lives = append(lives, usage.LifetimeOf(a, now))
 	}
 	return usage.Build(ctx, p.cfg.Store, q, prices, lives)
 }

@@ -323,20 +323,22 @@ func (d *Directory) Held() (views, policies int) {
 	return len(d.views), len(d.policies)
 }
 
-// MemoryMiB is the declared memory of an account's function, from the
-// cached view (0 if the view or function is not there): metering reads it
-// without reading the store.
-func (d *Directory) MemoryMiB(acct silo.AccountID, fn string) int64 {
-	if fn == "" {
-		return 0
-	}
+// Metered is what metering needs of an account's request, from the cached
+// view, without reading the store: the account's creation time, which
+// tells it apart from an earlier account with its ID, and the declared
+// memory of its function fn. Both are zero if the view is not there, the
+// memory also if the function is not.
+func (d *Directory) Metered(acct silo.AccountID, fn string) (created time.Time, memoryMiB int64) {
 	d.mu.Lock()
 	v := d.views[acct]
 	d.mu.Unlock()
 	if v == nil {
-		return 0
+		return time.Time{}, 0
 	}
-	return int64(v.Functions[fn].Memory >> 20)
+	if fn != "" {
+		memoryMiB = int64(v.Functions[fn].Memory >> 20)
+	}
+	return v.Account.Created, memoryMiB
 }
 
 // load reads an account and its recorded resources, installs its policy

@@ -65,7 +65,7 @@ func BenchmarkGatewayHandlerMeter(b *testing.B) {
 			}
 		})
 	}
-	if n, _ := m.Pending("acme"); n == 0 {
+	if n, _ := m.Pending("acme", time.Time{}); n == 0 {
 		b.Fatal("the meter recorded nothing")
 	}
 }

@@ -86,6 +86,7 @@ func (p *Platform) storedSamples(ctx context.Context) ([]store.StoredSample, err
 	for {
 		type acct struct {
 			id              silo.AccountID
+			created         time.Time
 			tables, buckets []string
 		}
 		var page []acct
@@ -101,7 +102,7 @@ func (p *Platform) storedSamples(ctx context.Context) ([]store.StoredSample, err
 				if err != nil {
 					return err
 				}
-				x := acct{id: a.ID}
+				x := acct{id: a.ID, created: a.Created}
 				for _, r := range rs {
 					switch r.Type {
 					case silo.TypeTable:
@@ -129,7 +130,7 @@ func (p *Platform) storedSamples(ctx context.Context) ([]store.StoredSample, err
 				continue
 			}
 			for _, u := range us {
-				out = append(out, store.StoredSample{Account: a.id, Kind: u.Kind, Name: u.Name, Bytes: u.Bytes})
+				out = append(out, store.StoredSample{Account: a.id, Created: a.created, Kind: u.Kind, Name: u.Name, Bytes: u.Bytes})
 			}
 		}
 		if last == "" {
@@ -144,8 +145,9 @@ func (p *Platform) storedSamples(ctx context.Context) ([]store.StoredSample, err
 type gatewayMeter struct{ p *Platform }
 
 func (g gatewayMeter) Record(acct silo.AccountID, fn string, r gateway.Record) {
+	created, mem := g.p.dir.Metered(acct, fn)
 	g.p.Usage.Add(acct, fn, usage.Sample{
-		At: g.p.cfg.Now(), Duration: r.Duration, MemoryMiB: g.p.dir.MemoryMiB(acct, fn),
+		At: g.p.cfg.Now(), Created: created, Duration: r.Duration, MemoryMiB: mem,
 		BytesIn: r.BytesIn, BytesOut: r.BytesOut, Error: r.Error,
 	})
 }
@@ -165,6 +167,7 @@ type limitSource struct {
 // meter's flush generation gen.
 type monthUse struct {
 	month    time.Time
+	created  time.Time // the account's
 	gen      uint64
 	requests int64
 }
@@ -198,7 +201,7 @@ func (l *limitSource) Limits(ctx context.Context, acct silo.AccountID) (gateway.
 		out.Invocations = 0 // counted by the meter only: without it, not enforced
 	}
 	if out.Invocations > 0 {
-		if out.Used, err = l.used(ctx, acct); err != nil {
+		if out.Used, err = l.used(ctx, a); err != nil {
 			return gateway.Limits{}, err
 		}
 	}
@@ -242,25 +245,27 @@ func (l *limitSource) stack(ctx context.Context, rel string) (*spec.Stack, error
 	return er.Stack, nil
 }
 
-// used is the account's requests this month (UTC): stored, read again only
-// after the meter flushed, plus those the meter holds.
-func (l *limitSource) used(ctx context.Context, acct silo.AccountID) (int64, error) {
+// used is account a's requests this month (UTC): stored, read again only
+// after the meter flushed, plus those the meter holds. Only a's own count:
+// not those of an earlier account that had its ID.
+func (l *limitSource) used(ctx context.Context, a silo.Account) (int64, error) {
 	now := l.p.cfg.Now().UTC()
 	start := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	pending, gen := l.p.Usage.Pending(acct)
+	acct := a.ID
+	pending, gen := l.p.Usage.Pending(acct, a.Created)
 	l.mu.Lock()
 	mu, ok := l.month[acct]
 	l.mu.Unlock()
-	if !ok || mu.gen != gen || !mu.month.Equal(start) {
+	if !ok || mu.gen != gen || !mu.month.Equal(start) || !mu.created.Equal(a.Created) {
 		var days []store.UsageDay
 		if err := l.p.Store.View(ctx, func(tx store.Tx) error {
 			var err error
-			days, err = tx.Usage(store.UsageQuery{Account: acct, From: start})
+			days, err = tx.Usage(store.UsageQuery{Account: acct, Created: a.Created, From: start})
 			return err
 		}); err != nil {
 			return 0, err
 		}
-		mu = monthUse{month: start, gen: gen}
+		mu = monthUse{month: start, created: a.Created, gen: gen}
 		for _, d := range days {
 			mu.requests += d.Total.Requests
 		}

@@ -252,3 +252,60 @@ func TestUsageFloorFollowsLifetimes(t *testing.T) {
 		}
 	}
 }
+
+// TestReusedIDInheritsNoUsage: a tenant deleted and created again under
+// its ID is two accounts in the usage report: the deleted one keeps what
+// it used (what its meter held at its deletion included, flushed after
+// the new one exists), marked deleted with its dates; the new one starts
+// from nothing, and its monthly invocations count its own requests only.
+func TestReusedIDInheritsNoUsage(t *testing.T) {
+	p := silotest.New(t)
+	p.Deploy(t, plansApp)
+	pp := p.Platform()
+	ctx := context.Background()
+	old := p.Tenant(t, "hooli", silotest.Param("plan", "pro"))
+	for range 10 {
+		old.GET(t, "/hello")
+	}
+	if err := pp.Usage.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old.GET(t, "/hello") // still in the meter at the deletion
+	p.Clock().Advance(time.Hour)
+	if _, err := pp.Plane.DeleteAccount(ctx, "hooli"); err != nil {
+		t.Fatal(err)
+	}
+	p.Clock().Advance(time.Hour)
+	hooli := p.Tenant(t, "hooli", silotest.Param("plan", "pro"))
+	if err := pp.Usage.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pp.UsageReport(ctx, usage.Query{Account: "hooli", Since: p.Clock().Now().Add(-24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Lines) != 2 {
+		t.Fatalf("report of hooli: got %+v, want the deleted account's line and the new one's", r.Lines)
+	}
+	gone, cur := r.Lines[0], r.Lines[1]
+	if gone.Requests != 11 || gone.Deleted == nil || !gone.Created.Before(*gone.Deleted) || !gone.Deleted.Before(cur.Created) {
+		t.Errorf("the deleted hooli: got %+v, want its 11 requests, its creation and deletion before the new one's creation", gone)
+	}
+	if cur.Requests != 0 || cur.Deleted != nil {
+		t.Errorf("the new hooli: got %+v, want no requests, not deleted", cur)
+	}
+
+	// Its monthly bound counts its own requests, not the deleted one's 11.
+	if _, err := pp.SetLimitOverride(ctx, "hooli", silo.Limits{Invocations: 3}); err != nil {
+		t.Fatal(err)
+	}
+	p.Clock().Advance(time.Second)
+	for i := range 3 {
+		if r := hooli.GET(t, "/hello"); r.Status != 200 {
+			t.Fatalf("the new hooli's request %d of 3 this month: got %s, want 200", i+1, r)
+		}
+	}
+	if r := hooli.GET(t, "/hello"); r.Status != 429 || r.Header.Get("X-Silo-Limit") != "invocations" {
+		t.Fatalf("the new hooli's request 4 of 3 this month: got %s, want 429 naming invocations", r)
+	}
+}

@@ -59,11 +59,11 @@ type UsageDay struct {
 	// Created is the creation time of the account the usage is of, which
 	// tells apart the accounts that had the same ID one after the other;
 	// zero when the usage was metered for an ID no account held.
-	Created  time.Time `json:"created,omitzero"`
-	Function string    `json:"function"`
-	Day      time.Time      `json:"day"` // midnight UTC
-	Hours    *[24]Counters  `json:"hours,omitempty"`
-	Total    Counters       `json:"total"`
+	Created  time.Time     `json:"created,omitzero"`
+	Function string        `json:"function"`
+	Day      time.Time     `json:"day"` // midnight UTC
+	Hours    *[24]Counters `json:"hours,omitempty"`
+	Total    Counters      `json:"total"`
 }
 
 // UsageQuery selects usage days for reading, oldest first, then by account,

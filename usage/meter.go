@@ -26,7 +26,11 @@ import (
 
 // Sample is what one request used.
 type Sample struct {
-	At        time.Time // when the request ended; its hour holds it
+	At time.Time // when the request ended; its hour holds it
+	// Created is the creation time of the account the request was for,
+	// which tells it apart from an earlier account that had its ID (zero:
+	// the account registered under the ID when the usage is written).
+	Created   time.Time
 	Duration  time.Duration
 	MemoryMiB int64 // the function's declared memory, held for Duration
 	BytesIn   int64
@@ -90,9 +94,17 @@ func (c *Config) Validate() error {
 }
 
 type key struct {
-	acct silo.AccountID
-	fn   string
-	hour int64 // Unix hour
+	acct    silo.AccountID
+	created int64 // store.CreatedKey of the account's creation
+	fn      string
+	hour    int64 // Unix hour
+}
+
+// acctKey is an account as the meter counts its pending requests: an ID
+// and a creation time.
+type acctKey struct {
+	acct    silo.AccountID
+	created int64
 }
 
 // Meter aggregates samples in memory and flushes them to the store. Its
@@ -103,11 +115,11 @@ type Meter struct {
 
 	mu      sync.Mutex
 	pending map[key]*store.Counters
-	perAcct map[silo.AccountID]int64 // requests in pending, by account
-	gen     uint64                   // flushes written
-	lastPrn time.Time                // last prune
-	sampled int64                    // Unix hour of the last stored-bytes sample
-	retry   time.Time                // after a failed sample, when to sample again
+	perAcct map[acctKey]int64 // requests in pending, by account
+	gen     uint64            // flushes written
+	lastPrn time.Time         // last prune
+	sampled int64             // Unix hour of the last stored-bytes sample
+	retry   time.Time         // after a failed sample, when to sample again
 
 	flushMu sync.Mutex // one flush at a time
 	stop    chan struct{}
@@ -124,7 +136,7 @@ func New(cfg Config) (*Meter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Meter{cfg: cfg, pending: map[key]*store.Counters{}, perAcct: map[silo.AccountID]int64{}}, nil
+	return &Meter{cfg: cfg, pending: map[key]*store.Counters{}, perAcct: map[acctKey]int64{}}, nil
 }
 
 // Add records one request of acct's function fn.
@@ -138,7 +150,8 @@ func (m *Meter) Add(acct silo.AccountID, fn string, s Sample) {
 	if s.Error {
 		c.Errors = 1
 	}
-	k := key{acct, fn, s.At.Unix() / 3600}
+	created := store.CreatedKey(s.Created)
+	k := key{acct, created, fn, s.At.Unix() / 3600}
 	m.mu.Lock()
 	p := m.pending[k]
 	if p == nil {
@@ -146,17 +159,22 @@ func (m *Meter) Add(acct silo.AccountID, fn string, s Sample) {
 		m.pending[k] = p
 	}
 	*p = p.Add(c)
-	m.perAcct[acct]++
+	m.perAcct[acctKey{acct, created}]++
 	m.mu.Unlock()
 }
 
-// Pending returns the requests of acct recorded and not yet flushed, and
-// the number of flushes written so far (so a caller can tell when what it
-// read from the store is stale).
-func (m *Meter) Pending(acct silo.AccountID) (requests int64, gen uint64) {
+// Pending returns the requests of the account acct created at created
+// recorded and not yet flushed (those recorded without a creation time
+// too), and the number of flushes written so far (so a caller can tell
+// when what it read from the store is stale).
+func (m *Meter) Pending(acct silo.AccountID, created time.Time) (requests int64, gen uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.perAcct[acct], m.gen
+	n := m.perAcct[acctKey{acct, store.CreatedKey(created)}]
+	if !created.IsZero() {
+		n += m.perAcct[acctKey{acct, 0}]
+	}
+	return n, m.gen
 }
 
 // Flush writes what was recorded into the store, each sample in its hour,
@@ -176,12 +194,12 @@ func (m *Meter) flush(ctx context.Context, sample bool) error {
 	now := m.cfg.Now()
 	m.mu.Lock()
 	batch, perAcct := m.pending, m.perAcct
-	m.pending, m.perAcct = map[key]*store.Counters{}, map[silo.AccountID]int64{}
+	m.pending, m.perAcct = map[key]*store.Counters{}, map[acctKey]int64{}
 	m.mu.Unlock()
 	if len(batch) > 0 {
 		hours := map[int64][]store.UsageDelta{}
 		for k, c := range batch {
-			hours[k.hour] = append(hours[k.hour], store.UsageDelta{Account: k.acct, Function: k.fn, Counters: *c})
+			hours[k.hour] = append(hours[k.hour], store.UsageDelta{Account: k.acct, Created: store.CreatedTime(k.created), Function: k.fn, Counters: *c})
 		}
 		write := func(tx store.Tx) error {
 			for h, ds := range hours {

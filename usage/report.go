@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -33,6 +34,10 @@ type Query struct {
 	// page (default DefaultLines, at most MaxLines).
 	After string `json:"after,omitempty"`
 	Limit int    `json:"limit,omitempty"`
+	// Probes lists the throwaway accounts of silo verify --probe too; a
+	// report of every account leaves them out otherwise (see
+	// control.Plane.Usage).
+	Probes bool `json:"probes,omitempty"`
 }
 
 // DefaultLines is how many lines a page holds unless Limit says; MaxLines
@@ -86,11 +91,18 @@ func (q *Query) Check() error {
 }
 
 // Line is one line of a report: the usage of one account, or of one
-// function or one day of it.
+// function or one day of it. An account is an ID and a creation time: a
+// deleted account's ID may be taken by a new account, and each has lines
+// of its own.
 type Line struct {
-	Account  silo.AccountID `json:"account"`
-	Function string         `json:"function,omitempty"`
-	Day      string         `json:"day,omitempty"` // YYYY-MM-DD
+	Account silo.AccountID `json:"account"`
+	// Created is when the account was created (zero for usage metered
+	// for an ID no account held); Deleted, when it was deleted (nil while
+	// it exists).
+	Created  time.Time  `json:"created,omitzero"`
+	Deleted  *time.Time `json:"deleted,omitempty"`
+	Function string     `json:"function,omitempty"`
+	Day      string     `json:"day,omitempty"` // YYYY-MM-DD
 	store.Counters
 	GBSeconds float64 `json:"gb_seconds"`
 	// TableByteHours and BucketByteHours are the bytes the account stored
@@ -106,7 +118,20 @@ type Line struct {
 	Floor       float64 `json:"floor_usd"`
 }
 
-func (l Line) key() string { return string(l.Account) + "\x00" + l.Function + "\x00" + l.Day }
+// key orders the lines: by account ID, then creation (the earlier account
+// with an ID first), function and day.
+func (l Line) key() string {
+	return string(l.Account) + "\x00" + fmt.Sprintf("%020d", store.CreatedKey(l.Created)) + "\x00" + l.Function + "\x00" + l.Day
+}
+
+// who is an account as a report tells accounts apart: its ID and the
+// stored form of its creation time.
+type who struct {
+	id      silo.AccountID
+	created int64
+}
+
+func (l Line) who() who { return who{l.Account, store.CreatedKey(l.Created)} }
 
 // Report is one page of a usage report.
 type Report struct {
@@ -118,12 +143,14 @@ type Report struct {
 }
 
 // Lifetime is when an account existed, which is when it costs its floor:
-// from From (its creation) to To (its deletion, or now for an account that
-// still exists). A zero From or To leaves that end open (the report's
-// window bounds it).
+// from From (its creation, which with the ID names the account) to To (its
+// deletion, or now for an account that still exists). A zero From or To
+// leaves that end open (the report's window bounds it). Deleted says
+// whether To is a deletion.
 type Lifetime struct {
 	Account  silo.AccountID
 	From, To time.Time
+	Deleted  bool
 }
 
 // LifetimeOf is the lifetime of a as of now: from its creation until its
@@ -131,9 +158,20 @@ type Lifetime struct {
 func LifetimeOf(a silo.Account, now time.Time) Lifetime {
 	l := Lifetime{Account: a.ID, From: a.Created, To: now}
 	if a.State == silo.StateDeleted {
-		l.To = a.Updated
+		l.To, l.Deleted = a.Updated, true
 	}
 	return l
+}
+
+func (l Lifetime) who() who { return who{l.Account, store.CreatedKey(l.From)} }
+
+// mark sets the account's creation and deletion on line x.
+func (l Lifetime) mark(x *Line) {
+	x.Created = l.From
+	if l.Deleted {
+		to := l.To
+		x.Deleted = &to
+	}
 }
 
 // touches reports whether the account existed for some time in [start,
@@ -162,7 +200,8 @@ func (l Lifetime) within(start, end time.Time) time.Duration {
 
 // Build reads the usage that q selects from st and prices it. accounts are
 // the accounts to list even without usage (an idle account still costs its
-// floor) with when each existed: an account is listed only if it existed
+// floor) with when each existed, each with its own lines, apart from those
+// of another account with its ID: an account is listed only if it existed
 // in the window, on day lines only on the days it existed, and its floor is
 // charged only for the time it existed (an account created an hour ago
 // costs an hour of floor, a deleted one nothing after its deletion). With
@@ -180,19 +219,19 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []Li
 	}
 	from := q.Since.UTC().Truncate(24 * time.Hour)
 	to := q.Until.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
-	lives := map[silo.AccountID]Lifetime{}
+	lives := map[who]Lifetime{}
 	for _, a := range accounts {
 		if (q.Account == "" || a.Account == q.Account) && a.touches(from, to) {
-			lives[a.Account] = a
+			lives[a.who()] = a
 		}
 	}
-	listed := map[silo.AccountID]bool{}
+	listed := map[who]Lifetime{}
 	for _, a := range accounts {
-		listed[a.Account] = true
+		listed[a.who()] = a
 	}
 	lines := map[string]*Line{}
 	add := func(l Line) {
-		if q.Account == "" && !listed[l.Account] {
+		if _, ok := listed[l.who()]; q.Account == "" && !ok {
 			return // not one of the accounts the report is about
 		}
 		k := l.key()
@@ -205,9 +244,9 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []Li
 		lines[k] = &l
 	}
 	if q.By != ByFunction {
-		for id, a := range lives {
+		for _, a := range lives {
 			if q.By == ByAccount {
-				add(Line{Account: id})
+				add(Line{Account: a.Account, Created: a.From})
 				continue
 			}
 			d := from
@@ -215,7 +254,7 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []Li
 				d = a.From.UTC().Truncate(24 * time.Hour)
 			}
 			for ; d.Before(to) && a.touches(d, d.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
-				add(Line{Account: id, Day: d.Format(time.DateOnly)})
+				add(Line{Account: a.Account, Created: a.From, Day: d.Format(time.DateOnly)})
 			}
 		}
 	}
@@ -231,7 +270,7 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []Li
 			return Report{}, err
 		}
 		for _, u := range days {
-			l := Line{Account: u.Account, Counters: u.Total}
+			l := Line{Account: u.Account, Created: u.Created, Counters: u.Total}
 			switch q.By {
 			case ByFunction:
 				l.Function = u.Function
@@ -244,7 +283,7 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []Li
 			break
 		}
 		last := days[len(days)-1]
-		sq.After = &store.UsageCursor{Day: last.Day, Account: last.Account, Function: last.Function}
+		sq.After = &store.UsageCursor{Day: last.Day, Account: last.Account, Created: last.Created, Function: last.Function}
 	}
 	if q.By != ByFunction {
 		if err := addStored(ctx, st, q, from, to, add); err != nil {
@@ -272,7 +311,10 @@ func Build(ctx context.Context, st store.Store, q Query, p Prices, accounts []Li
 		l.GBSeconds = GBSeconds(l.Counters)
 		l.StorageCost = p.StoredCost(l.TableByteHours, l.BucketByteHours)
 		l.Cost = p.Cost(l.Counters) + l.StorageCost
-		if a, ok := lives[l.Account]; ok {
+		if a, ok := listed[l.who()]; ok {
+			a.mark(&l)
+		}
+		if a, ok := lives[l.who()]; ok {
 			switch q.By {
 			case ByAccount:
 				l.Floor = p.Floor(a.within(from, to))
@@ -302,7 +344,7 @@ func addStored(ctx context.Context, st store.Store, q Query, from, to time.Time,
 			return err
 		}
 		for _, d := range days {
-			l := Line{Account: d.Account}
+			l := Line{Account: d.Account, Created: d.Created}
 			if q.By == ByDay {
 				l.Day = d.Day.Format(time.DateOnly)
 			}
@@ -317,8 +359,8 @@ func addStored(ctx context.Context, st store.Store, q Query, from, to time.Time,
 			return nil
 		}
 		last := days[len(days)-1]
-		sq.After = &store.UsageCursor{Day: last.Day, Account: last.Account, Function: store.StoredResource(last.Kind, last.Name)}
+		sq.After = &store.UsageCursor{Day: last.Day, Account: last.Account, Created: last.Created, Function: store.StoredResource(last.Kind, last.Name)}
 	}
 }
 
-func validKey(s string) bool { return s == "" || strings.Count(s, "\x00") == 2 }
+func validKey(s string) bool { return s == "" || strings.Count(s, "\x00") == 3 }

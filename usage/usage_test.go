@@ -61,13 +61,13 @@ func TestMeterFlush(t *testing.T) {
 	}
 	m.Add("acme", "list", Sample{At: t0, Duration: time.Second, MemoryMiB: 128})
 	m.Add("beta", "ingest", Sample{At: t0})
-	if n, _ := m.Pending("acme"); n != 101 {
+	if n, _ := m.Pending("acme", time.Time{}); n != 101 {
 		t.Errorf("pending for acme: got %d, want 101", n)
 	}
 	if err := m.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n, gen := m.Pending("acme"); n != 0 || gen != 1 {
+	if n, gen := m.Pending("acme", time.Time{}); n != 0 || gen != 1 {
 		t.Errorf("after the flush: got %d pending, generation %d; want 0, 1", n, gen)
 	}
 	got := map[string]store.Counters{}
@@ -98,7 +98,7 @@ func TestMeterFlush(t *testing.T) {
 		t.Fatal("flush into a closed store: got no error")
 	}
 	mb.Add("acme", "ingest", Sample{At: t0})
-	if n, _ := mb.Pending("acme"); n != 2 {
+	if n, _ := mb.Pending("acme", time.Time{}); n != 2 {
 		t.Errorf("after a failed flush: got %d pending, want 2 (kept and the new one)", n)
 	}
 	mb.cfg.Store = st // the store is back
@@ -107,6 +107,34 @@ func TestMeterFlush(t *testing.T) {
 	}
 	if u := read(t, st, store.UsageQuery{Account: "acme"}); len(u) != 2 || u[0].Total.Requests != 102 {
 		t.Errorf("after the retry: got %+v, want acme/ingest with 102 requests", u)
+	}
+}
+
+// TestMeterKeepsAccountsWithOneIDApart: requests of a deleted account and
+// of the new account with its ID, recorded in one flush interval, are
+// pending and stored apart, each under its account's creation.
+func TestMeterKeepsAccountsWithOneIDApart(t *testing.T) {
+	st := openStore(t)
+	m, err := New(Config{Store: st, Now: (&clock{t0}).now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, c2 := t0.Add(-48*time.Hour), t0.Add(-time.Hour)
+	m.Add("acme", "f", Sample{At: t0, Created: c1})
+	m.Add("acme", "f", Sample{At: t0, Created: c1})
+	m.Add("acme", "f", Sample{At: t0, Created: c2})
+	if n, _ := m.Pending("acme", c2); n != 1 {
+		t.Errorf("pending for the new acme: got %d, want its 1 request", n)
+	}
+	if n, _ := m.Pending("acme", c1); n != 2 {
+		t.Errorf("pending for the deleted acme: got %d, want its 2 requests", n)
+	}
+	if err := m.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	u := read(t, st, store.UsageQuery{Account: "acme"})
+	if len(u) != 2 || !u[0].Created.Equal(c1) || u[0].Total.Requests != 2 || !u[1].Created.Equal(c2) || u[1].Total.Requests != 1 {
+		t.Errorf("stored: got %+v, want 2 requests under %s, 1 under %s", u, c1, c2)
 	}
 }
 
@@ -259,6 +287,56 @@ func TestReportListsTheGivenAccounts(t *testing.T) {
 	}
 	if len(r.Lines) != 1 || r.Lines[0].Account != silo.ProductionID || r.Lines[0].Requests != 7 || r.Lines[0].TableByteHours != 1<<30 || r.Lines[0].Floor != 0 {
 		t.Errorf("the production account by name: got %+v, want its 7 requests and 1 GiB-hour, no floor", r.Lines)
+	}
+}
+
+// TestReportTellsAccountsWithOneIDApart: when a deleted account's ID was
+// taken by a new account, the report lists each on lines of its own, the
+// deleted one first with its creation and deletion, each with its own
+// usage, stored bytes and floor; the new one inherits none of the old
+// one's, whether every account or the ID is asked for.
+func TestReportTellsAccountsWithOneIDApart(t *testing.T) {
+	st := openStore(t)
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	oldFrom, oldTo := day.Add(-24*time.Hour), day.Add(6*time.Hour)
+	newFrom, now := day.Add(12*time.Hour), day.Add(18*time.Hour)
+	if err := st.Update(context.Background(), func(tx store.Tx) error {
+		if err := tx.AddUsage(day.Add(time.Hour), []store.UsageDelta{
+			{Account: "acme", Created: oldFrom, Function: "ingest", Counters: store.Counters{Requests: 10}},
+		}); err != nil {
+			return err
+		}
+		if err := tx.AddUsage(day.Add(13*time.Hour), []store.UsageDelta{
+			{Account: "acme", Created: newFrom, Function: "ingest", Counters: store.Counters{Requests: 2}},
+		}); err != nil {
+			return err
+		}
+		return tx.SetStored(day.Add(time.Hour), []store.StoredSample{{Account: "acme", Created: oldFrom, Kind: store.StoredTable, Name: "t", Bytes: 5}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lives := []Lifetime{{Account: "acme", From: newFrom, To: now}, {Account: "acme", From: oldFrom, To: oldTo, Deleted: true}}
+	p := Prices{AccountPerMonth: 720} // $1 an hour
+	for _, q := range []Query{{Since: day, Until: now}, {Account: "acme", Since: day, Until: now}} {
+		r, err := Build(context.Background(), st, q, p, lives)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deleted := oldTo
+		want := []Line{
+			{Account: "acme", Created: oldFrom, Deleted: &deleted, Counters: store.Counters{Requests: 10}, TableByteHours: 5, Floor: 6},
+			{Account: "acme", Created: newFrom, Counters: store.Counters{Requests: 2}, Floor: 6},
+		}
+		if d := cmp.Diff(want, r.Lines, cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })); d != "" {
+			t.Errorf("report of %q (-want +got):\n%s", q.Account, d)
+		}
+	}
+	r, err := Build(context.Background(), st, Query{Since: day, Until: now, By: ByFunction}, p, lives)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Lines) != 2 || r.Lines[0].Requests != 10 || r.Lines[0].Deleted == nil || r.Lines[1].Requests != 2 || r.Lines[1].Deleted != nil {
+		t.Errorf("by function: got %+v, want the deleted acme's 10 requests, then the new one's 2", r.Lines)
 	}
 }
 
