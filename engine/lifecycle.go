@@ -80,10 +80,18 @@ func (e *Engine) CreateAccountThen(ctx context.Context, a silo.Account, rel Rele
 	attempt := e.newAttempt()
 	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		seqs = seqs[:0]
+		a.Created, a.Updated = now, now
 		if old, err := tx.Account(a.ID); err == nil && old.State == silo.StateDeleted {
 			// A deleted account's ID may be reused; its data key is gone.
+			// Its usage is kept under its creation time, which the new
+			// account's must follow (on a clock that did not move, too)
+			// for the two to stay apart.
 			if err := tx.PurgeAccount(a.ID); err != nil {
 				return err
+			}
+			if !a.Created.After(old.Created) {
+				a.Created = old.Created.Add(time.Microsecond)
+				a.Updated = a.Created
 			}
 		}
 		if rel.Stack != nil {

@@ -77,7 +77,8 @@ func (s *Server) routeUsage() {
 // UsageQuery reads the query of GET /v1/usage: account (optional), since
 // (required: 30d, 12h, a date 2026-03-01 or an RFC 3339 time), until
 // (optional, same forms, default now), by (account, function or day),
-// after (the previous page's next) and limit (at most usage.MaxLines).
+// after (the previous page's next), limit (at most usage.MaxLines) and
+// probes (true: list the throwaway accounts of silo verify --probe too).
 //
 // # Errors
 //
@@ -118,6 +119,13 @@ func UsageQuery(v url.Values, now time.Time) (usage.Query, error) {
 		}
 	}
 	q.By, q.After = v.Get("by"), v.Get("after")
+	switch p := v.Get("probes"); p {
+	case "", "false":
+	case "true":
+		q.Probes = true
+	default:
+		return q, silo.Errorf(silo.CodeInvalid, "probes=%q is not true or false", p)
+	}
 	if s := v.Get("limit"); s != "" {
 		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 {
 			return q, silo.Errorf(silo.CodeInvalid, "limit=%q is not a positive whole number", s)
@@ -157,6 +165,9 @@ func (c *Client) Usage(ctx context.Context, q usage.Query) (usage.Report, error)
 	}
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Probes {
+		v.Set("probes", "true")
 	}
 	var out usage.Report
 	err := c.call(ctx, http.MethodGet, "/v1/usage?"+v.Encode(), nil, &out)

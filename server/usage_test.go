@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -191,5 +192,74 @@ func TestLimitOfZeroIsRefused(t *testing.T) {
 		if l, err := f.client.Limits(ctx, "acme"); err != nil || l.Override != tc.want {
 			t.Fatalf("after PUT %s: override %+v, %v; want %+v", tc.body, l.Override, err, tc.want)
 		}
+	}
+}
+
+// TestUsageLeavesProbesOut: the throwaway accounts of silo verify --probe
+// are not customers: GET /v1/usage of every account leaves them out, with
+// probes=true lists them, and a report of one, asked for by name, lists
+// it. An account whose ID only looks like a probe's (a tenant) is a
+// customer and is listed.
+func TestUsageLeavesProbesOut(t *testing.T) {
+	ctx := context.Background()
+	f := start(t)
+	c := f.client
+	rel := upload(t, c, plansSpec, "wasm plans")
+	r, err := c.StartRollout(ctx, rel.ID, rollout.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r = follow(t, c, r.ID); r.State != rollout.StateSucceeded {
+		t.Fatalf("deploy: %s (%s)", r.State, r.Reason)
+	}
+	for _, req := range []control.CreateRequest{
+		{ID: "acme"},
+		{ID: "probe-0123abcd-a", Kind: silo.KindEnvironment, TTL: time.Hour},
+		{ID: "probe-4567cdef-b"}, // a tenant: not one of the probe's
+	} {
+		if _, err := c.CreateAccount(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(f.dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UTC()
+	if err := st.Update(ctx, func(tx store.Tx) error {
+		return tx.AddUsage(now, []store.UsageDelta{
+			{Account: "acme", Function: "ingest", Counters: store.Counters{Requests: 4}},
+			{Account: "probe-0123abcd-a", Function: "probe", Counters: store.Counters{Requests: 9}},
+			{Account: "probe-4567cdef-b", Function: "ingest", Counters: store.Counters{Requests: 1}},
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	accounts := func(q usage.Query) string {
+		t.Helper()
+		rep, err := c.Usage(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, l := range rep.Lines {
+			out = append(out, fmt.Sprintf("%s:%d", l.Account, l.Requests))
+		}
+		return strings.Join(out, " ")
+	}
+	since := now.AddDate(0, 0, -1)
+	if got, want := accounts(usage.Query{Since: since}), "acme:4 probe-4567cdef-b:1"; got != want {
+		t.Errorf("every account: got %s, want %s (no probe account)", got, want)
+	}
+	if got, want := accounts(usage.Query{Since: since, Probes: true}), "acme:4 probe-0123abcd-a:9 probe-4567cdef-b:1"; got != want {
+		t.Errorf("every account with probes=true: got %s, want %s", got, want)
+	}
+	if got, want := accounts(usage.Query{Account: "probe-0123abcd-a", Since: since}), "probe-0123abcd-a:9"; got != want {
+		t.Errorf("the probe account by name: got %s, want %s", got, want)
+	}
+	v, _ := url.ParseQuery("since=30d&probes=yes")
+	if _, err := server.UsageQuery(v, now); code(err) != silo.CodeInvalid {
+		t.Errorf("probes=yes: got %v, want invalid", err)
 	}
 }

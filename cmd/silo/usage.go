@@ -56,8 +56,9 @@ func withUsageAPI(g *globals, fn func(ctx context.Context, api usageAPI, args []
 
 func newUsageCmd(g *globals) *cobra.Command {
 	var since, until, by string
+	var probes bool
 	cmd := &cobra.Command{
-		Use:   "usage [TENANT] [--since 30d] [--until DATE] [--by function|day] [--output text|json|csv]",
+		Use:   "usage [TENANT] [--since 30d] [--until DATE] [--by function|day] [--probes] [--output text|json|csv]",
 		Short: "Show metered usage and its estimated cost, per tenant, function or day (billing export)",
 		Long: `Show what each account used over whole UTC days: requests, errors, duration,
 GB-seconds (declared memory x time), bytes in and out, the bytes stored in its
@@ -66,7 +67,16 @@ day rows, not per function), and the estimated cost under the server's price
 table, stored bytes included, with each account's floor (what an idle account
 costs). With --output csv it writes one line per row for billing
 exports; json and csv hold every page. The production account is not a
-tenant: it is left out unless named.
+tenant: it is left out unless named; nor are the throwaway accounts of
+silo verify --probe, left out unless named or --probes is given.
+
+An account is an ID and a creation time. Deleted accounts are listed, with
+their creation and deletion (the CREATED and DELETED columns; created and
+deleted in json, account_created and account_deleted in csv, RFC 3339,
+UTC). A tenant created again under a deleted tenant's ID is a new account:
+the deleted one keeps its rows, usage and floor, to bill the days before
+its deletion, and the new one has rows of its own, from nothing; the
+earlier account comes first.
 
 With --by function, the requests of an account that ran no function are on
 a row of their own, named (no function) in text and csv ("" in json): the
@@ -91,7 +101,7 @@ are not metered.
 		},
 		RunE: withUsageAPI(g, func(ctx context.Context, api usageAPI, args []string) error {
 			now := time.Now()
-			q := usage.Query{By: by, Until: now}
+			q := usage.Query{By: by, Until: now, Probes: probes}
 			if len(args) == 1 {
 				id, err := idArg(args[0])
 				if err != nil {
@@ -125,6 +135,7 @@ are not metered.
 	cmd.Flags().StringVar(&since, "since", "30d", "start of the window: 30d, 12h or a date (2026-03-01)")
 	cmd.Flags().StringVar(&until, "until", "", "end of the window, same forms (default now)")
 	cmd.Flags().StringVar(&by, "by", "", "group by account (default), function or day")
+	cmd.Flags().BoolVar(&probes, "probes", false, "also list the throwaway accounts silo verify --probe created and deleted")
 	return cmd
 }
 
@@ -146,8 +157,11 @@ func usageWindow(since, until, by string, now time.Time) (from, to time.Time, er
 	return from, to, nil
 }
 
+// usageHeader names the csv columns; the account's creation and deletion
+// come last, so that readers of the earlier columns by position keep
+// working.
 var usageHeader = []string{"account", "function", "day", "requests", "errors", "duration_s", "gb_seconds", "bytes_in", "bytes_out",
-	"table_byte_hours", "bucket_byte_hours", "storage_usd", "cost_usd", "floor_usd"}
+	"table_byte_hours", "bucket_byte_hours", "storage_usd", "cost_usd", "floor_usd", "account_created", "account_deleted"}
 
 // noFunction names, on --by function rows, the requests of an account
 // that ran no function: the gateway admitted them past the account's
@@ -167,9 +181,25 @@ func lineFunction(l usage.Line, by string) string {
 func usageRow(l usage.Line, by string) []string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	deleted := ""
+	if l.Deleted != nil {
+		deleted = l.Deleted.UTC().Format(time.RFC3339Nano)
+	}
+	created := ""
+	if !l.Created.IsZero() {
+		created = l.Created.UTC().Format(time.RFC3339Nano)
+	}
 	return []string{string(l.Account), lineFunction(l, by), l.Day, i(l.Requests), i(l.Errors),
 		f(float64(l.DurationMicros) / 1e6), f(l.GBSeconds), i(l.BytesIn), i(l.BytesOut),
-		i(l.TableByteHours), i(l.BucketByteHours), f(l.StorageCost), f(l.Cost), f(l.Floor)}
+		i(l.TableByteHours), i(l.BucketByteHours), f(l.StorageCost), f(l.Cost), f(l.Floor), created, deleted}
+}
+
+// minute is how the text table shows an account's creation and deletion.
+func minute(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04")
 }
 
 // gibHours is byte-hours as GiB-hours.
@@ -191,10 +221,10 @@ func writeUsageCSV(w io.Writer, rep usage.Report) error {
 
 func writeUsageText(w io.Writer, rep usage.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "ACCOUNT\tFUNCTION\tDAY\tREQUESTS\tERRORS\tGB-S\tBYTES IN\tBYTES OUT\tTABLE GIB-H\tBUCKET GIB-H\tCOST $\tFLOOR $\t")
+	fmt.Fprintln(tw, "ACCOUNT\tCREATED\tDELETED\tFUNCTION\tDAY\tREQUESTS\tERRORS\tGB-S\tBYTES IN\tBYTES OUT\tTABLE GIB-H\tBUCKET GIB-H\tCOST $\tFLOOR $\t")
 	var cost, storage, floor float64
 	for _, l := range rep.Lines {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.3f\t%d\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t\n", l.Account, orDash(lineFunction(l, rep.Query.By)), orDash(l.Day),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.3f\t%d\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t\n", l.Account, minute(&l.Created), minute(l.Deleted), orDash(lineFunction(l, rep.Query.By)), orDash(l.Day),
 			l.Requests, l.Errors, l.GBSeconds, l.BytesIn, l.BytesOut, gibHours(l.TableByteHours), gibHours(l.BucketByteHours), l.Cost, l.Floor)
 		cost, storage, floor = cost+l.Cost, storage+l.StorageCost, floor+l.Floor
 	}

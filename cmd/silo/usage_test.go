@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -251,4 +252,106 @@ func TestUsageThroughAServer(t *testing.T) {
 		t.Errorf("remote limits set production: exit %d, stderr %q; want exit 1 and %q", code, errOut, productionLimits)
 	}
 	f.remote("limits", "set", "demo-acme", "--rate", "5") // the twin
+}
+
+// TestUsageKeepsADeletedTenantsUsage: a tenant deleted and created again
+// under its ID is two accounts in silo usage: the deleted one keeps its
+// requests, marked with its creation and deletion, in text, csv and json,
+// for every account and for the ID; the new one starts from nothing.
+func TestUsageKeepsADeletedTenantsUsage(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.ok("tenant", "create", "hooli")
+	st, err := sqlite.Open(context.Background(), filepath.Join(c.dataDir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(context.Background(), func(tx store.Tx) error {
+		return tx.AddUsage(time.Now(), []store.UsageDelta{{Account: "hooli", Function: "hello", Counters: store.Counters{Requests: 10}}})
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(args ...string) []usage.Line {
+		t.Helper()
+		var rep usage.Report
+		if err := json.Unmarshal([]byte(c.ok(append([]string{"-o", "json", "usage", "--since", "1d"}, args...)...)), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep.Lines
+	}
+	c.ok("tenant", "delete", "hooli", "--yes")
+	if ls := report("hooli"); len(ls) != 1 || ls[0].Requests != 10 || ls[0].Deleted == nil {
+		t.Fatalf("usage of the deleted hooli: got %+v, want its 10 requests, marked deleted", ls)
+	}
+	c.ok("tenant", "create", "hooli")
+	for _, args := range [][]string{{"hooli"}, {}} {
+		ls := report(args...)
+		if len(ls) != 2 || ls[0].Requests != 10 || ls[0].Deleted == nil || ls[1].Requests != 0 || ls[1].Deleted != nil || !ls[0].Created.Before(ls[1].Created) {
+			t.Errorf("usage %v after hooli was created again: got %+v, want the deleted hooli's 10 requests, then the new one's none", args, ls)
+		}
+	}
+	text := c.ok("usage", "hooli", "--since", "1d")
+	dated := regexp.MustCompile(`(?m)^\s*hooli\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+-\s+-\s+10\s`)
+	fresh := regexp.MustCompile(`(?m)^\s*hooli\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+-\s+-\s+-\s+0\s`)
+	if !dated.MatchString(text) || !fresh.MatchString(text) {
+		t.Errorf("usage hooli in text: want the deleted hooli with both dates and 10 requests, and the new one with none:\n%s", text)
+	}
+	rows, err := csv.NewReader(strings.NewReader(c.ok("usage", "hooli", "--since", "1d", "-o", "csv"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, deleted := slices.Index(usageHeader, "account_created"), slices.Index(usageHeader, "account_deleted")
+	if len(rows) != 3 || rows[1][created] == "" || rows[1][deleted] == "" || rows[2][created] == "" || rows[2][deleted] != "" || rows[1][created] == rows[2][created] {
+		t.Errorf("usage hooli in csv: got %v, want the deleted hooli with its dates, then the new one, created later, not deleted", rows)
+	}
+}
+
+// TestUsageLeavesProbesOut: the throwaway accounts of silo verify --probe
+// are not in silo usage of every account; --probes lists them, and so does
+// naming one.
+func TestUsageLeavesProbesOut(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	c.ok("env", "create", "probe-53b1435c-a", "--ttl", "1h")
+	st, err := sqlite.Open(context.Background(), filepath.Join(c.dataDir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(context.Background(), func(tx store.Tx) error {
+		return tx.AddUsage(time.Now(), []store.UsageDelta{
+			{Account: "acme", Function: "hello", Counters: store.Counters{Requests: 2}},
+			{Account: "probe-53b1435c-a", Function: "probe", Counters: store.Counters{Requests: 5}},
+		})
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := func(args ...string) string {
+		t.Helper()
+		rows, err := csv.NewReader(strings.NewReader(c.ok(append([]string{"usage", "--since", "1d", "-o", "csv"}, args...)...))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rows[1:] {
+			out = append(out, r[0]+":"+r[slices.Index(usageHeader, "requests")])
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "acme:2"},
+		{[]string{"--probes"}, "acme:2 probe-53b1435c-a:5"},
+		{[]string{"probe-53b1435c-a"}, "probe-53b1435c-a:5"},
+	} {
+		if got := accounts(tc.args...); got != tc.want {
+			t.Errorf("usage %v: got %s, want %s", tc.args, got, tc.want)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -230,5 +231,39 @@ func TestDeletedAccountHasNoReport(t *testing.T) {
 		if pg.status != http.StatusOK || !strings.HasPrefix(pg.header.Get("Content-Disposition"), "attachment") || pg.body == "" {
 			t.Errorf("console report of the live account (%s): %d, Content-Disposition %q, want 200 and a download", format, pg.status, pg.header.Get("Content-Disposition"))
 		}
+	}
+}
+
+// TestEarlierAccountWithTheIDKeepsItsUsage: the page of a tenant created
+// under a deleted tenant's ID shows the new account's usage only (none
+// yet), and the deleted one's apart, as an earlier account with its
+// requests and dates.
+func TestEarlierAccountWithTheIDKeepsItsUsage(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	old := f.sp.Tenant(t, "hooli", silotest.Param("plan", "pro"))
+	for range 7 {
+		old.GET(t, "/findings")
+	}
+	if err := f.p.Usage.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser(t)
+	b.signIn()
+	before := b.get("/console/tenants/hooli").body
+	if !strings.Contains(before, "<dt>Requests, yesterday and today</dt><dd>7</dd>") || strings.Contains(before, "Earlier accounts with this ID") {
+		t.Fatalf("hooli's page before its deletion: want its 7 requests and no earlier account; got\n%s", before)
+	}
+	if err := f.p.DeleteAccount(ctx, "hooli"); err != nil {
+		t.Fatal(err)
+	}
+	f.sp.Tenant(t, "hooli", silotest.Param("plan", "pro"))
+	after := b.get("/console/tenants/hooli").body
+	if !strings.Contains(after, "<dt>Requests, yesterday and today</dt><dd>0</dd>") {
+		t.Errorf("the new hooli's page: want 0 requests of its own")
+	}
+	earlier := regexp.MustCompile(`<tr class="earlier"><td class="mono">[0-9: -]+</td><td class="mono">[0-9: -]+</td><td class="num">7</td>`)
+	if !strings.Contains(after, "Earlier accounts with this ID") || !earlier.MatchString(after) {
+		t.Errorf("the new hooli's page: want the deleted hooli apart, with its dates and 7 requests")
 	}
 }

@@ -147,6 +147,8 @@ func (c *Console) fleetUsage(ctx context.Context, window string) (map[silo.Accou
 		if err != nil {
 			return nil, err
 		}
+		// The lines of one ID come earliest account first: the last is
+		// the account that has the ID now, the one the fleet lists.
 		for _, l := range rep.Lines {
 			m[l.Account] = &accountUsage{Requests: l.Requests, Errors: l.Errors, Cost: l.Cost, Floor: l.Floor}
 		}

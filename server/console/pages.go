@@ -185,7 +185,7 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
 		p.SecretStates = ss
 	}
 	if d.Account.Kind != silo.KindProduction { // not billed to a tenant
-		p.Usage = c.usage(r.Context(), id)
+		p.Usage = c.usage(r.Context(), d.Account)
 	}
 	p.X = c.tenantExtras(r.Context(), d.Account)
 	c.render(w, http.StatusOK, "tenant", s, p)
@@ -202,7 +202,7 @@ type accountUsage struct {
 
 // usage reads one account's usage with one by-day report, or returns nil
 // when it cannot be read (the page then leaves it out).
-func (c *Console) usage(ctx context.Context, id silo.AccountID) *accountUsage {
+func (c *Console) usage(ctx context.Context, a silo.Account) *accountUsage {
 	now := c.cfg.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	yesterday, month := today.AddDate(0, 0, -1), time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
@@ -210,12 +210,15 @@ func (c *Console) usage(ctx context.Context, id silo.AccountID) *accountUsage {
 	if yesterday.Before(month) {
 		since = yesterday
 	}
-	rep, err := c.api.Usage(ctx, usage.Query{Account: id, Since: since, Until: now, By: usage.ByDay})
+	rep, err := c.api.Usage(ctx, usage.Query{Account: a.ID, Since: since, Until: now, By: usage.ByDay})
 	if err != nil {
 		return nil
 	}
 	var u accountUsage
 	for _, l := range rep.Lines {
+		if !l.Created.Equal(a.Created) {
+			continue // an earlier account's with the ID (see TenantExtras.Earlier)
+		}
 		d, err := time.Parse(time.DateOnly, l.Day)
 		if err != nil {
 			return nil
@@ -241,7 +244,7 @@ func (c *Console) usageOf(ctx context.Context, as []silo.Account) map[silo.Accou
 		if a.Kind == silo.KindProduction {
 			continue
 		}
-		if g.Go(ctx, func() { got[i] = c.usage(ctx, a.ID) }) != nil {
+		if g.Go(ctx, func() { got[i] = c.usage(ctx, a) }) != nil {
 			break // the request is gone
 		}
 	}

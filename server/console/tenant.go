@@ -29,10 +29,14 @@ type TenantExtras struct {
 	StoredCost float64 // all of Stored per 30 days
 	Charts     []Chart
 	Days       []usage.Line // the chart's days, newest first, for the table under it
-	Logs       []logs.Entry // newest last
-	LogsErr    string
-	Report     *reportCheck
-	ParamsTx   string // the parameters as key=value lines, for the form
+	// Earlier are the deleted accounts that had the ID before this one,
+	// with their usage over the chart's days: kept apart from this
+	// account's, for billing, and counted in none of its limits.
+	Earlier  []usage.Line
+	Logs     []logs.Entry // newest last
+	LogsErr  string
+	Report   *reportCheck
+	ParamsTx string // the parameters as key=value lines, for the form
 	// ReadOnly is set for an account that is deleted or being deleted:
 	// its page shows what was recorded and offers no action that needs a
 	// live account (parameters, keys, secrets, suspend, the report). Only
@@ -73,7 +77,7 @@ func (c *Console) tenantExtras(ctx context.Context, a silo.Account) TenantExtras
 	}
 	prices := usage.DefaultPrices()
 	if a.Kind != silo.KindProduction {
-		x.Charts, x.Days, prices = c.charts(ctx, a.ID)
+		x.Charts, x.Days, x.Earlier, prices = c.charts(ctx, a)
 	}
 	if us, err := c.api.Stored(ctx, a.ID); err == nil {
 		for _, u := range us {
@@ -127,19 +131,31 @@ func (c *Console) checkReport(ctx context.Context, id silo.AccountID) *reportChe
 	return &reportCheck{OK: true, Signer: signer, Generated: v.Generated}
 }
 
-// charts reads the account's usage by day over the last chartDays days
-// and draws requests (with errors) and cost per day.
-func (c *Console) charts(ctx context.Context, id silo.AccountID) ([]Chart, []usage.Line, usage.Prices) {
+// charts reads the usage of the account's ID by day over the last
+// chartDays days and draws the account's requests (with errors) and cost
+// per day. It returns apart, one line each, what the earlier accounts with
+// the ID used in those days.
+func (c *Console) charts(ctx context.Context, a silo.Account) ([]Chart, []usage.Line, []usage.Line, usage.Prices) {
 	now := c.cfg.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	first := today.AddDate(0, 0, -(chartDays - 1))
-	rep, err := c.api.Usage(ctx, usage.Query{Account: id, Since: first, Until: now, By: usage.ByDay})
+	rep, err := c.api.Usage(ctx, usage.Query{Account: a.ID, Since: first, Until: now, By: usage.ByDay})
 	if err != nil {
-		return nil, nil, usage.DefaultPrices()
+		return nil, nil, nil, usage.DefaultPrices()
 	}
 	byDay := map[string]usage.Line{}
+	var earlier []usage.Line
 	for _, l := range rep.Lines {
-		byDay[l.Day] = l
+		if l.Created.Equal(a.Created) {
+			byDay[l.Day] = l
+			continue
+		}
+		if n := len(earlier); n == 0 || !earlier[n-1].Created.Equal(l.Created) {
+			earlier = append(earlier, usage.Line{Account: l.Account, Created: l.Created, Deleted: l.Deleted})
+		}
+		e := &earlier[len(earlier)-1]
+		e.Counters, e.GBSeconds = e.Counters.Add(l.Counters), e.GBSeconds+l.GBSeconds
+		e.Cost, e.Floor = e.Cost+l.Cost, e.Floor+l.Floor
 	}
 	days := make([]string, chartDays)
 	req, errs, cost := make([]float64, chartDays), make([]float64, chartDays), make([]float64, chartDays)
@@ -157,5 +173,5 @@ func (c *Console) charts(ctx context.Context, id silo.AccountID) ([]Chart, []usa
 	return []Chart{
 		barChart("Requests per day", days, req, errs, func(v float64) string { return fmt.Sprintf("%.0f", v) }),
 		barChart("Estimated cost per day (usage and idle floor)", days, cost, nil, func(v float64) string { return fmt.Sprintf("$%.4f", v) }),
-	}, table, rep.Prices
+	}, table, earlier, rep.Prices
 }
