@@ -21,14 +21,11 @@ const (
 	EnvDemo = "demo"
 )
 
-// MaxEnvTTL bounds an environment's time to live.
-const MaxEnvTTL = 30 * 24 * time.Hour
-
 // EnvRequest asks for an environment account.
 type EnvRequest struct {
 	Name    string            // the account ID, a DNS label
 	Purpose string            // EnvTest or EnvDemo
-	TTL     time.Duration     // required, at most MaxEnvTTL
+	TTL     time.Duration     // required, at most control.MaxEnvTTL (control.CheckTTL)
 	Params  map[string]string // tenant parameters
 	Seed    string            // optional fixture directory (see Seed)
 }
@@ -81,8 +78,8 @@ func CheckEnv(req EnvRequest) error {
 	if req.Purpose != EnvTest && req.Purpose != EnvDemo {
 		return silo.Errorf(silo.CodeInvalid, "environment kind %q is not test or demo", req.Purpose)
 	}
-	if req.TTL <= 0 || req.TTL > MaxEnvTTL {
-		return silo.Errorf(silo.CodeInvalid, "environment TTL %s is out of range; give a duration from 1m to %s, e.g. --ttl 2h", req.TTL, MaxEnvTTL)
+	if err := control.CheckTTL(silo.KindEnvironment, req.TTL); err != nil {
+		return err
 	}
 	if req.Seed != "" {
 		if _, err := server.ScanSeed(req.Seed); err != nil {

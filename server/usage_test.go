@@ -263,3 +263,41 @@ func TestUsageLeavesProbesOut(t *testing.T) {
 		t.Errorf("probes=yes: got %v, want invalid", err)
 	}
 }
+
+// TestAccountTTLRule: POST /v1/accounts applies the rule of silo env
+// create (control.CheckTTL): an environment without a ttl, or with one
+// out of range, and a tenant with one, are refused with one clear error
+// and create nothing; the twins, an environment with a ttl in range and a
+// tenant without one, are created, the environment with its expiry.
+func TestAccountTTLRule(t *testing.T) {
+	ctx := context.Background()
+	f := start(t)
+	c := f.client
+	rel := upload(t, c, spec, "wasm v1")
+	if r, err := c.StartRollout(ctx, rel.ID, rollout.Options{}); err != nil || follow(t, c, r.ID).State != rollout.StateSucceeded {
+		t.Fatalf("deploy: %v", err)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"id":"hooli5","kind":"environment"}`, "ttl is required: how long the environment lives before it is torn down, e.g. 2h (at most 720h)"},
+		{`{"id":"hooli5","kind":"environment","ttl":"1000h"}`, "ttl must be at most 720h, not 1000h0m0s"},
+		{`{"id":"hooli5","kind":"environment","ttl":"-2h"}`, `ttl "-2h" is not a positive duration such as 72h`},
+		{`{"id":"hooli5","ttl":"2h"}`, "ttl is for environments only: a tenant account does not expire; leave ttl out, or create an environment"},
+	} {
+		status, eb := post(t, f, "/v1/accounts", tc.body)
+		if status != http.StatusBadRequest || eb.Error.Code != "invalid" || eb.Error.Message != tc.want {
+			t.Errorf("POST /v1/accounts %s: got %d %+v, want 400 invalid %q", tc.body, status, eb.Error, tc.want)
+		}
+		if _, err := c.Show(ctx, "hooli5"); code(err) != silo.CodeNotFound {
+			t.Fatalf("after the refused %s: hooli5 %v, want no account", tc.body, err)
+		}
+	}
+	if status, eb := post(t, f, "/v1/accounts", `{"id":"hooli5","kind":"environment","ttl":"2h"}`); status != http.StatusCreated {
+		t.Fatalf("an environment with ttl 2h: got %d %+v, want 201", status, eb)
+	}
+	if d, err := c.Show(ctx, "hooli5"); err != nil || d.Account.Expires == nil || d.Account.Kind != silo.KindEnvironment {
+		t.Errorf("the environment created with ttl 2h: got %+v, %v; want it to expire", d.Account, err)
+	}
+	if status, eb := post(t, f, "/v1/accounts", `{"id":"hooli6"}`); status != http.StatusCreated {
+		t.Fatalf("a tenant without ttl: got %d %+v, want 201", status, eb)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/store"
@@ -57,13 +58,11 @@ uploaded with the request.`,
 			if kind != platform.EnvTest && kind != platform.EnvDemo {
 				return usageError{fmt.Sprintf("--kind must be test or demo, not %q", kind)}
 			}
-			switch {
-			case !cmd.Flags().Changed("ttl"):
-				return usageError{fmt.Sprintf("--ttl is required: how long the environment lives before it is torn down, e.g. --ttl 2h (at most %s); see silo env create --help", hours(platform.MaxEnvTTL))}
-			case ttl <= 0:
-				return usageError{fmt.Sprintf("--ttl must be positive, e.g. --ttl 2h, not %s", ttl)}
-			case ttl > platform.MaxEnvTTL:
-				return usageError{fmt.Sprintf("--ttl must be at most %s, not %s", hours(platform.MaxEnvTTL), ttl)}
+			if ttl == 0 && cmd.Flags().Changed("ttl") { // given, as 0s: not "missing"
+				return usageError{"--ttl must be positive, e.g. 2h, not 0s; see silo env create --help"}
+			}
+			if err := control.CheckTTL(silo.KindEnvironment, ttl); err != nil {
+				return usageError{"--" + silo.UserMessage(err) + "; see silo env create --help"}
 			}
 			if _, err := tenantIDArg(args[0]); err != nil {
 				return err

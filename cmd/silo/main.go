@@ -470,8 +470,3 @@ func tenantIDArg(s string) (silo.TenantID, error) {
 	}
 	return id, nil
 }
-
-// hours writes a whole number of hours as 720h rather than 720h0m0s.
-func hours(d time.Duration) string {
-	return strings.TrimSuffix(d.String(), "0m0s")
-}
