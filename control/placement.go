@@ -9,6 +9,22 @@ import (
 	"github.com/silo-run/silo/engine"
 )
 
+// ReleaseFor returns the release CreateAccount would give the new account
+// a now: the one Config.Placement names, else the current release. A
+// caller checks what it will load into a against it before the account
+// exists (platform.CreateEnv checks a seed directory so).
+//
+// # Errors
+//
+// CodeNotFound when there is no current release yet; Config.Placement's.
+func (p *Plane) ReleaseFor(ctx context.Context, a silo.Account) (engine.Release, error) {
+	cur, err := p.CurrentRelease(ctx)
+	if err != nil {
+		return engine.Release{}, err
+	}
+	return p.placement(ctx, a, cur)
+}
+
 // placement returns the release new account a gets: the one
 // Config.Placement names, cur (the current release) when it names none.
 func (p *Plane) placement(ctx context.Context, a silo.Account, cur engine.Release) (engine.Release, error) {

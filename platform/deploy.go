@@ -366,11 +366,16 @@ func (p *Platform) seedProduction(ctx context.Context, rel engine.Release) (bool
 //
 // # Errors
 //
-// CodeInvalid naming the file for a table file that is not a JSON object;
-// CodeNotFound when the account or a table or bucket does not exist.
+// CodeInvalid naming the file for a table file that is not a JSON object,
+// and, before anything is written, for tables and buckets the account's
+// stack does not declare (CheckSeed); CodeNotFound when the account does
+// not exist.
 func (p *Platform) Seed(ctx context.Context, id silo.AccountID, dir string) error {
 	if _, err := os.Stat(dir); err != nil {
 		return silo.Errorf(silo.CodeNotFound, "seed directory %s does not exist", dir)
+	}
+	if err := p.checkSeedOf(ctx, id, dir); err != nil {
+		return err
 	}
 	data, err := p.Provider.Data(ctx, id)
 	if err != nil {

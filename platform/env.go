@@ -46,11 +46,21 @@ type Env struct {
 //
 // CodeInvalid for a bad purpose or TTL or parameters that do not fit the
 // stack, or a seed directory that holds nothing silo loads (see
-// server.ScanSeed); CodeConflict when the name is taken; CodeNotFound when
+// server.ScanSeed) or a table or bucket the stack does not declare
+// (CheckSeed), all before anything is created; CodeConflict when the name is taken; CodeNotFound when
 // there is no release yet or no seed directory.
 func (p *Platform) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
 	if err := CheckEnv(req); err != nil {
 		return Env{}, err
+	}
+	if req.Seed != "" {
+		rel, err := p.Plane.ReleaseFor(ctx, silo.Account{ID: silo.AccountID(req.Name), Kind: silo.KindEnvironment, Params: req.Params})
+		if err != nil {
+			return Env{}, err
+		}
+		if err := CheckSeed(rel.Stack, false, req.Seed); err != nil {
+			return Env{}, err
+		}
 	}
 	c, err := p.CreateAccount(ctx, req.account())
 	if err != nil {

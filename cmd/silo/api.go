@@ -279,6 +279,7 @@ func (l localAPI) CreateEnv(ctx context.Context, req server.EnvRequest) (server.
 		if err := platform.CheckEnv(env); err != nil {
 			return err
 		}
+
 		return control.CheckCreate(rel, control.CreateRequest{ID: env.Name, Kind: silo.KindEnvironment, Params: env.Params, TTL: env.TTL})
 	}
 	if err := l.a.currentOrBootstrap(ctx, l.g, check); err != nil {

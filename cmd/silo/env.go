@@ -44,7 +44,8 @@ func newEnvCreate(g *globals) *cobra.Command {
 		Long: `Create an environment account NAME on the current release (the first time: the release built
 from silo.yaml). --seed DIR loads fixture data: DIR/tables/<table>.json holds a JSON object of
 key → value for each table, DIR/buckets/<bucket>/ the files of each bucket; a DIR that holds
-neither is refused before anything is created, and other files in DIR are named and ignored. With
+neither, or names a table or bucket silo.yaml does not declare, is refused before anything is
+created, and other files in DIR are named and ignored. With
 --server the environment is created on the server, and the seed files (at most 32 MiB) are
 uploaded with the request.`,
 		Example: `  silo env create e2e-417 --kind test --ttl 2h

@@ -70,9 +70,8 @@ func TestEnvCommands(t *testing.T) {
 	if out, _, _ := runCLI(t, "env", "list", "--data-dir", dir); strings.Contains(out, "demo-bad") {
 		t.Errorf("a failed env create left its environment:\n%s", out)
 	}
-	// A seed file for a table the app does not declare fails after the
-	// environment was created: the error says it was deleted again, and
-	// it is gone.
+	// A seed file for a table the app does not declare is refused before
+	// the environment is created, naming it and the declared tables.
 	undeclared := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(undeclared, "tables"), 0o700); err != nil {
 		t.Fatal(err)
@@ -81,8 +80,8 @@ func TestEnvCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = runCLI(t, "env", "create", "demo-nosuch", "--kind", "demo", "--ttl", "1h", "--seed", undeclared, "--data-dir", dir, "--file", app)
-	if err == nil || !strings.Contains(err.Error(), `table "nosuch" does not exist in account demo-nosuch`) || !strings.Contains(err.Error(), "the environment demo-nosuch was deleted again, so nothing is left of it") {
-		t.Errorf("env create with a seed for an undeclared table: %v; want the cause and that the environment was deleted again", err)
+	if err == nil || !strings.Contains(err.Error(), `the seed directory names tables not declared in silo.yaml: "nosuch" (tables/nosuch.json) (declared tables: findings)`) || strings.Contains(err.Error(), "deleted again") {
+		t.Errorf("env create with a seed for an undeclared table: %v; want it refused before anything was created, naming nosuch and findings", err)
 	}
 	if out, _, _ := runCLI(t, "env", "list", "--data-dir", dir); strings.Contains(out, "demo-nosuch") {
 		t.Errorf("a failed env create left its environment:\n%s", out)
@@ -256,5 +255,47 @@ func TestEnvCreateSeedLayout(t *testing.T) {
 	}
 	if out := c.ok("env", "list"); !strings.Contains(out, "demo-acme") {
 		t.Errorf("env list after a seeded create:\n%s", out)
+	}
+}
+
+// TestEnvCreateSeedUndeclared: a seed directory with a table or bucket that
+// silo.yaml does not declare is refused before anything is created, naming
+// each undeclared one and the declared ones, on a new installation and on
+// one that has accounts; the twin, the declared table alone, is seeded.
+func TestEnvCreateSeedUndeclared(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	seed := t.TempDir()
+	for name, data := range map[string]string{
+		"tables/findings.json":  `{"f1":{"title":"t"}}`,
+		"tables/nosuch.json":    `{"k":"v"}`,
+		"buckets/uploads/a.txt": "a",
+	} {
+		p := filepath.Join(seed, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `the seed directory names tables not declared in silo.yaml: "nosuch" (tables/nosuch.json) (declared tables: findings); and buckets not declared in silo.yaml: "uploads" (buckets/uploads/a.txt) (declared buckets: none); rename or remove those files, or declare them in silo.yaml and deploy, then run again (nothing was created)`
+	c.fails(want, "env", "create", "e2e-6", "--kind", "demo", "--ttl", "1h", "--seed", seed)
+	if _, err := os.Stat(c.dataDir); !os.IsNotExist(err) {
+		t.Fatalf("the refused env create on a new installation left its data directory: %v", err)
+	}
+	c.ok("tenant", "create", "acme")
+	before := stateOf(t, c)
+	c.fails(want, "env", "create", "e2e-6", "--kind", "demo", "--ttl", "1h", "--seed", seed)
+	if after := stateOf(t, c); after != before {
+		t.Errorf("a refused env create changed the control plane:\nbefore: %s\nafter:  %s", before, after)
+	}
+	for _, f := range []string{"tables/nosuch.json", "buckets/uploads/a.txt"} {
+		if err := os.Remove(filepath.Join(seed, filepath.FromSlash(f))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := c.ok("env", "create", "e2e-6", "--kind", "demo", "--ttl", "1h", "--seed", seed); !strings.Contains(out, "seeded from "+seed+": 1 table file, 0 bucket objects") {
+		t.Errorf("env create with the declared table alone:\n%s", out)
 	}
 }

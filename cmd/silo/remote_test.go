@@ -276,6 +276,22 @@ func TestCommandsAgainstAServer(t *testing.T) {
 			t.Errorf("GET %s: %d %+v, want 404 with a message", p, resp.StatusCode, eb)
 		}
 	}
+	// A seed with a table silo.yaml does not declare is refused by the
+	// server, naming it, and nothing is created.
+	undeclared := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(undeclared, "tables"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(undeclared, "tables", "nosuch.json"), []byte(`{"k":"v"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := f.remoteRun("env", "create", "e2e-undeclared", "--ttl", "1h", "--seed", undeclared); code != 1 ||
+		!strings.Contains(errOut, `names tables not declared in silo.yaml: "nosuch" (tables/nosuch.json) (declared tables: findings)`) {
+		t.Errorf("env create --server with an undeclared table: exit %d, stderr %q; want the refusal", code, errOut)
+	}
+	if out := f.remote("env", "list"); strings.Contains(out, "e2e-undeclared") {
+		t.Errorf("a refused env create --server left the environment:\n%s", out)
+	}
 	// Bad input: a seed path outside the layout, a bad TTL.
 	if _, err := c.CreateEnv(context.Background(), server.EnvRequest{Name: "bad-ttl", Purpose: "test"}); silo.ErrorCode(err) != silo.CodeInvalid {
 		t.Errorf("env without a TTL: %v, want invalid", err)
