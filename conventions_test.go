@@ -130,6 +130,7 @@ var allowedImports = map[string][]string{
 	"provider":          {"."},
 	"logs":              {".", "internal/batch"},
 	"internal/fanout":   {},
+	"internal/jsonerr":  {},
 	"internal/batch":    {},
 	"internal/durable":  {},
 	"isolation/iam":     {},
@@ -159,7 +160,7 @@ var allowedImports = map[string][]string{
 	// an implementation, the runtime or the data plane.
 	"engine":           {".", "spec", "store", "provider", "internal/fanout"},
 	"isolation":        {".", "engine", "provider", "store", "isolation/iam", "internal/durable"},
-	"isolation/report": {".", "isolation", "provider", "internal/durable"},
+	"isolation/report": {".", "isolation", "provider", "internal/durable", "internal/jsonerr"},
 	"rollout":          {".", "engine", "spec", "store", "provider", "internal/fanout"},
 	"control":          {".", "engine", "spec", "store", "provider", "isolation", "usage", "internal/apikey"},
 
@@ -173,7 +174,7 @@ var allowedImports = map[string][]string{
 
 	// Serving and wiring: the API over the control plane, the console over
 	// the API, and the platform that builds the whole.
-	"server":         {".", "control", "engine", "isolation", "isolation/report", "logs", "provider", "rollout", "spec", "store", "usage", "usage/storage", "internal/durable"},
+	"server":         {".", "control", "engine", "isolation", "isolation/report", "logs", "provider", "rollout", "spec", "store", "usage", "usage/storage", "internal/durable", "internal/jsonerr"},
 	"server/console": {".", "control", "isolation/report", "logs", "server", "rollout", "store", "usage", "usage/storage", "internal/fanout"},
 	"platform": {".", "control", "dataplane", "engine", "gateway", "internal/build", "isolation", "isolation/probe",
 		"isolation/report", "logs", "provider", "provider/local", "rollout", "runtime", "server", "server/console",

@@ -17,6 +17,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/internal/jsonerr"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/provider"
@@ -78,7 +79,7 @@ func decodeResponse(resp *http.Response, out any) error {
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode server response: %w", err)
+		return answerError(err)
 	}
 	return nil
 }
@@ -314,13 +315,13 @@ func (c *Client) StartRollout(ctx context.Context, release string, opt rollout.O
 		rollout.UpToDate
 	}
 	if err := json.Unmarshal(raw, &none); err != nil {
-		return out, fmt.Errorf("read the server's answer: %w", err)
+		return out, answerError(err)
 	}
 	if none.Started != nil && !*none.Started {
 		return out, &none.UpToDate
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
-		return out, fmt.Errorf("read the server's answer: %w", err)
+		return out, answerError(err)
 	}
 	return out, nil
 }
@@ -407,7 +408,7 @@ func (c *Client) Follow(ctx context.Context, id string, fn func(rollout.Rollout)
 	for sc.Scan() {
 		var r rollout.Rollout
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return fmt.Errorf("decode rollout stream: %w", err)
+			return answerError(err)
 		}
 		if err := fn(r); err != nil {
 			return err
@@ -559,7 +560,7 @@ func (c *Client) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Query
 	for sc.Scan() {
 		var e logs.Entry
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return fmt.Errorf("decode log stream: %w", err)
+			return answerError(err)
 		}
 		if err := fn(e); err != nil {
 			return err
@@ -592,4 +593,11 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 // answer (err, from the transport).
 func (c *Client) unreachable(err error) error {
 	return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("cannot reach the silo server at %s; is silo server running there?", c.base), Err: &UnreachableError{Server: c.base, Err: err}}
+}
+
+// answerError is the one sentence for an answer of the server that does
+// not decode: a server of another version, or not a silo server.
+func answerError(err error) error {
+	return &silo.Error{Code: silo.CodeUnavailable, Err: err,
+		Message: "the server's answer is not what this silo understands (" + jsonerr.Describe(err) + "); check that --server names a silo server of the same version"}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/jsonerr"
 )
 
 // maxJSON bounds a request's JSON body (but an environment's, which carries
@@ -42,10 +43,10 @@ func decodeLimit(r *http.Request, v any, limit int64) error {
 // into a value of type into.
 func bodyError(err error, into reflect.Type) error {
 	var (
-		syntax  *json.SyntaxError
-		typ     *json.UnmarshalTypeError
-		tooBig  *http.MaxBytesError
-		unknown = strings.TrimPrefix(err.Error(), "json: unknown field ")
+		syntax             *json.SyntaxError
+		typ                *json.UnmarshalTypeError
+		tooBig             *http.MaxBytesError
+		unknown, isUnknown = jsonerr.UnknownField(err)
 	)
 	switch {
 	case errors.As(err, &tooBig):
@@ -71,10 +72,10 @@ func bodyError(err error, into reflect.Type) error {
 			what = "each item of " + typ.Field
 		}
 		return silo.Errorf(silo.CodeInvalid, "%s must be %s, not %s (see docs/api.md)", what, jsonType(typ.Type), article(typ.Value))
-	case unknown != err.Error():
+	case isUnknown:
 		return silo.Errorf(silo.CodeInvalid, "the request body has the unknown field %s; docs/api.md lists the endpoint's fields", unknown)
 	}
-	return silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON for this endpoint: %s", strings.TrimPrefix(err.Error(), "json: "))
+	return silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON for this endpoint: %s (see docs/api.md)", jsonerr.Describe(err))
 }
 
 // fieldType is the type of the field at path (JSON names joined by dots,

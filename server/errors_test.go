@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -78,5 +80,27 @@ func TestErrorsAreJSON(t *testing.T) {
 				t.Errorf("%s %s: %q, want the endpoint's own answer", tc.method, tc.path, got.Error.Message)
 			}
 		})
+	}
+}
+
+// TestClientSaysWhenTheAnswerIsNotSilos: a --server whose answers do not
+// decode (another program, another version) is one sentence in silo's
+// words, never the decoder's; the twin, a well-formed answer, decodes.
+func TestClientSaysWhenTheAnswerIsNotSilos(t *testing.T) {
+	answer := `[1,2]`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(answer))
+	}))
+	defer srv.Close()
+	c := server.NewClient(srv.URL, "token", srv.Client())
+	_, err := c.Show(context.Background(), "acme")
+	want := "the server's answer is not what this silo understands (it must be an object, not an array); check that --server names a silo server of the same version"
+	if silo.ErrorCode(err) != silo.CodeUnavailable || silo.UserMessage(err) != want {
+		t.Fatalf("an answer that is not an account: got %v (%s), want %q", err, silo.ErrorCode(err), want)
+	}
+	answer = `{"account":{"id":"acme","kind":"tenant","state":"active"}}`
+	if d, err := c.Show(context.Background(), "acme"); err != nil || d.Account.ID != "acme" {
+		t.Errorf("a well-formed answer: got %+v, %v", d, err)
 	}
 }

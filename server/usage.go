@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -201,11 +202,11 @@ func decodeLimits(r *http.Request) (silo.Limits, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&l); err != nil {
-		return l, silo.Errorf(silo.CodeInvalid, "the request body is not valid JSON for this endpoint: %v", err)
+		return l, bodyError(err, reflect.TypeOf(&l))
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return l, silo.Errorf(silo.CodeInvalid, "the request body is not a limits object: %v", err)
+		return l, bodyError(err, reflect.TypeOf(&fields))
 	}
 	return l, l.CheckGiven(func(f string) bool {
 		v, ok := fields[f]

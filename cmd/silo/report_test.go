@@ -50,6 +50,15 @@ func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
 	writeFile(t, forged, string(forgedJSON))
 	otherFP := report.Fingerprint(other.Public().(ed25519.PublicKey))
 
+	// Reports that are not silo's: a field no format has, a value of the
+	// wrong type, a file cut short. Said in silo's words, not the decoder's.
+	extra := filepath.Join(dir, "extra.json")
+	writeFile(t, extra, strings.Replace(string(data), "{", `{"extra":1,`, 1))
+	wrongType := filepath.Join(dir, "wrongtype.json")
+	writeFile(t, wrongType, strings.Replace(string(data), `"signature":`, `"signature":7,"x":`, 1))
+	short := filepath.Join(dir, "short.json")
+	writeFile(t, short, string(data[:len(data)/2]))
+
 	keySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/key.pem":
@@ -90,6 +99,9 @@ func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
 		{"key URL https to a plain http server", genuine, "https://" + strings.TrimPrefix(keySrv.URL, "http://") + "/key.pem", 2, "the server there answers plain http, not https; give the address it serves over https"},
 		{"key URL nothing listening", genuine, "http://" + closedAddr(t) + "/key.pem", 2, "nothing listens at that address"},
 		{"report file missing", filepath.Join(dir, "nosuch.json"), k.Fingerprint, 2, "cannot read report"},
+		{"report with an extra field", extra, pemFile, 1, `the report is not a silo isolation report: it has a field "extra" that no silo report format has`},
+		{"report with a value of the wrong type", wrongType, pemFile, 1, "the report is not a silo isolation report: signature must be a string, not a number"},
+		{"report cut short", short, pemFile, 1, "the report is not a silo isolation report: it is not valid JSON: it ends before its value does"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"report", "verify", tc.file}
@@ -100,7 +112,7 @@ func TestReportVerifyChecksTheSignerAgainstTheKeyGiven(t *testing.T) {
 			if code != tc.wantCode || !strings.Contains(out+errOut, tc.want) {
 				t.Errorf("exit %d, want %d, and output to contain %q\nstdout: %s\nstderr: %s", code, tc.wantCode, tc.want, out, errOut)
 			}
-			if strings.Contains(errOut, `Get "`) || strings.Contains(errOut, "http: ") {
+			if strings.Contains(errOut, `Get "`) || strings.Contains(errOut, "http: ") || strings.Contains(errOut, " json: ") || strings.Contains(errOut, "(json: ") {
 				t.Errorf("the HTTP client's text reached the reader: %s", errOut)
 			}
 			if tc.wantCode != 0 && strings.Contains(out, "intact and signed by the key you gave") {

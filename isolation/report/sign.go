@@ -12,6 +12,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/jsonerr"
 )
 
 // Signed is a report with its signature: the ed25519 signature, base64, of
@@ -108,7 +109,7 @@ func VerifyReport(data []byte) (Verified, error) {
 		} `json:"report"`
 	}
 	if err := json.Unmarshal(embedded, &head); err != nil {
-		return Verified{}, silo.Errorf(silo.CodeFailedCheck, "the report is not a silo isolation report (%v)", err)
+		return Verified{}, notAReport(err)
 	}
 	switch head.Report.Format {
 	case 1:
@@ -182,9 +183,19 @@ func strictDecode(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return silo.Errorf(silo.CodeFailedCheck, "the report is not a silo isolation report (%v)", err)
+		return notAReport(err)
 	}
 	return nil
+}
+
+// notAReport is the one sentence for a report that does not decode, in
+// silo's words (internal/jsonerr), never the decoder's.
+func notAReport(err error) error {
+	why := jsonerr.Describe(err)
+	if f, ok := jsonerr.UnknownField(err); ok {
+		why = fmt.Sprintf("it has a field %s that no silo report format has", f)
+	}
+	return &silo.Error{Code: silo.CodeFailedCheck, Err: err, Message: "the report is not a silo isolation report: " + why + "; it was damaged or edited, or is another kind of file"}
 }
 
 func checkSignature(pubB64, sigB64 string, content any) error {
