@@ -158,7 +158,7 @@ func TestServerRefusesChangesOnceItsOrganizationIsEmptied(t *testing.T) {
 	asked := org.OrgCalls()["CreateAccount"]
 
 	_, err = pl.Recover(ctx)
-	const want = "state.db (acme, production): its organization was emptied, or its credentials now reach another organization; point the provider back at the installation's own organization, or restore its accounts (docs/aws.md); until it holds them again this server refuses to create, change or delete accounts"
+	const want = "state (state.db) (acme, production): its organization was emptied, or its credentials now reach another organization; point the provider back at the installation's own organization, or restore its accounts (docs/aws.md); until it holds them again this server refuses to create, change or delete accounts"
 	says := func(msg string) bool {
 		return strings.HasPrefix(msg, "the aws provider no longer holds any of the 2 live account(s) of ") && strings.Contains(msg, want)
 	}
