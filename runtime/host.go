@@ -164,14 +164,11 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 				return
 			}
 			// The account's other invocations may run guest code while
-			// this one waits for I/O. A call that returns past the
-			// deadline (its context done: the call gave up because the
-			// invocation's time ran out) stops the guest here, before it
-			// can make an answer of the failure: the invocation timed out
-			// waiting, and says so (the platform names what it waited for).
+			// this one waits for I/O. Past the deadline the next
+			// checkpoint stops it.
 			c.leaveCPU()
 			f(ctx, c, m.Memory(), stack)
-			if !c.takeCPU() || ctx.Err() != nil {
+			if !c.takeCPU() {
 				c.stopped = true
 			}
 		}), params, append([]api.ValueType(nil), t.results...)).Export(name)
