@@ -95,6 +95,10 @@ func (c *call) leaveCPU() {
 	}
 }
 
+// errStopped is what a host call panics with to stop the guest: wazero
+// returns it as the guest call's error.
+var errStopped = errors.New("the invocation is over")
+
 type callKey struct{}
 
 func callOf(ctx context.Context) *call {
@@ -164,12 +168,18 @@ func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error 
 				return
 			}
 			// The account's other invocations may run guest code while
-			// this one waits for I/O. Past the deadline the next
-			// checkpoint stops it.
+			// this one waits for I/O.
 			c.leaveCPU()
 			f(ctx, c, m.Memory(), stack)
-			if !c.takeCPU() {
+			// A call that returns once the invocation is over (its
+			// context done: the call gave up because the time ran out,
+			// or came back late) does not return to the guest, which
+			// would answer its failure, or act on it, after its time:
+			// the guest is stopped here and the invocation timed out
+			// waiting (the platform names what for).
+			if ctx.Err() != nil || !c.takeCPU() {
 				c.stopped = true
+				panic(errStopped)
 			}
 		}), params, append([]api.ValueType(nil), t.results...)).Export(name)
 	}

@@ -59,8 +59,10 @@ type Response struct {
 //
 // Invoke returns by the invocation's deadline (the earlier of ctx's and
 // Limits.Timeout) even if the guest or a host call is stuck; a stuck guest is
-// stopped at its next checkpoint and its instance discarded, and until it has
-// stopped it holds its concurrency slots.
+// stopped at its next checkpoint, or when a table, blob, secret or export
+// call returns after the deadline (the call's result never reaches it), and
+// its instance discarded; until it has stopped it holds its concurrency
+// slots.
 //
 // # Errors
 //
