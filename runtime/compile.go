@@ -40,7 +40,8 @@ func Digest(wasm []byte) string {
 // Config.MaxCallStack (stack.go), names a local or global it does not
 // declare, uses instructions the instrumenter does not know (threads),
 // or lacks the silo exports.
-// CodeUnavailable after Close.
+// CodeUnavailable after Close, or when ctx ends while the module is being
+// compiled (by this call or another one, for whom the compilation goes on).
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 	if len(wasm) > r.cfg.MaxModuleSize {
 		return "", silo.Errorf(silo.CodeInvalid, "function module is %d bytes, over the %d byte limit; make it smaller (e.g. build with -ldflags=-s, drop dependencies)", len(wasm), r.cfg.MaxModuleSize)
@@ -100,8 +101,8 @@ func (r *Runtime) load(ctx context.Context, a *artifact) (string, error) {
 		return "", err
 	}
 	cm, err := e.compiled1(ctx, a)
-	if errors.Is(err, errNoCode) {
-		return "", err
+	if errors.Is(err, errNoCode) || silo.ErrorCode(err) == silo.CodeUnavailable {
+		return "", err // no code for a skeleton, shutting down, or ctx ended while the compilation goes on
 	}
 	if err != nil {
 		return "", silo.Errorf(silo.CodeInvalid, "function module does not compile: %v", err)

@@ -62,8 +62,8 @@ func (r *Runtime) instantiate(ctx context.Context, in *instance, a *artifact, c 
 		return err
 	}
 	cm, err := e.compiled1(ctx, a)
-	if errors.Is(err, errShutdown) {
-		return err
+	if silo.ErrorCode(err) == silo.CodeUnavailable {
+		return err // shutting down, or the invocation ended while the module is being compiled
 	}
 	if err != nil {
 		return fmt.Errorf("compile %.12s: %w", a.digest, err)

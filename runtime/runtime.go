@@ -203,6 +203,8 @@ type Runtime struct {
 	frozen    map[silo.AccountID]*frozenMetrics // metrics of dropped accounts
 	closed    bool
 
+	cacheMu sync.RWMutex // compilations (read) against a skeleton's (write): engine.compiled1
+
 	live atomic.Int64 // instances alive, busy or idle
 	mem  *memPool     // linear memories of closed instances, for reuse
 	snap *snapStore   // snapshots of initialised instances
@@ -216,9 +218,12 @@ type Runtime struct {
 // because wazero sets the limit per runtime. All share one compilation cache.
 type engine struct {
 	rt       wazero.Runtime
-	cacheDir string // Config.CacheDir
-	mu       sync.Mutex
-	compiled map[string]wazero.CompiledModule
+	cacheDir string        // Config.CacheDir
+	cacheMu  *sync.RWMutex // the Runtime's: write-locked by a skeleton's compilation (compiled1)
+
+	mu        sync.Mutex
+	compiled  map[string]wazero.CompiledModule
+	compiling map[string]*compilation // by digest (+"/skeleton"): under way
 
 	// life orders compiling and instantiating (read side) before closing
 	// (write side): wazero's runtime must not be closed while it compiles
@@ -383,21 +388,89 @@ func (r *Runtime) engine(ctx context.Context, pages uint32) (*engine, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate host module: %w", err)
 	}
-	e := &engine{rt: rt, cacheDir: r.cfg.CacheDir, compiled: map[string]wazero.CompiledModule{}}
+	e := &engine{rt: rt, cacheDir: r.cfg.CacheDir, cacheMu: &r.cacheMu, compiled: map[string]wazero.CompiledModule{}, compiling: map[string]*compilation{}}
 	r.engines[pages] = e
 	return e, nil
 }
 
+// compiled1 returns the engine's compiled module of a, compiling it if
+// need be. One compilation runs per module and engine, on a goroutine of
+// its own; every caller asking for the module meanwhile waits for it, each
+// until its own ctx is done, and the compilation goes on for the others.
+// Compilations of different modules run at once (wazero's Runtime compiles
+// concurrently: its hammer tests do so), except a skeleton's, which runs
+// alone in the runtime (skeleton.go: it checks that the cache directory did
+// not change under it).
+//
+// # Errors
+//
+// errShutdown once the engine is closed; CodeUnavailable, wrapping ctx's
+// error, when ctx ends first; errNoCode, or the compilation's error.
 func (e *engine) compiled1(ctx context.Context, a *artifact) (wazero.CompiledModule, error) {
+	e.life.RLock()
+	closed := e.closed
+	e.life.RUnlock()
+	if closed {
+		return nil, errShutdown
+	}
+	key := a.digest
+	if a.skeleton {
+		key += "/skeleton"
+	}
+	e.mu.Lock()
+	if cm := e.compiled[a.digest]; cm != nil {
+		e.mu.Unlock()
+		return cm, nil
+	}
+	f := e.compiling[key]
+	if f == nil {
+		f = &compilation{done: make(chan struct{})}
+		e.compiling[key] = f
+		go e.compile(context.WithoutCancel(ctx), a, key, f)
+	}
+	e.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.cm, f.err
+	case <-ctx.Done():
+		return nil, &silo.Error{Code: silo.CodeUnavailable, Message: "the function module is still being compiled; try again shortly",
+			Err: fmt.Errorf("wait for the compilation of %.12s: %w", a.digest, ctx.Err())}
+	}
+}
+
+// compilation is one compilation of a module by an engine; done is closed
+// once cm or err is set.
+type compilation struct {
+	done chan struct{}
+	cm   wazero.CompiledModule
+	err  error
+}
+
+// compile compiles a for f and keeps the module, which then serves every
+// later caller.
+func (e *engine) compile(ctx context.Context, a *artifact, key string, f *compilation) {
+	defer close(f.done)
+	f.cm, f.err = e.compileModule(ctx, a)
+	e.mu.Lock()
+	delete(e.compiling, key)
+	if f.err == nil {
+		e.compiled[a.digest] = f.cm
+	}
+	e.mu.Unlock()
+}
+
+func (e *engine) compileModule(ctx context.Context, a *artifact) (wazero.CompiledModule, error) {
 	e.life.RLock()
 	defer e.life.RUnlock()
 	if e.closed {
 		return nil, errShutdown
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if cm := e.compiled[a.digest]; cm != nil {
-		return cm, nil
+	if a.skeleton {
+		e.cacheMu.Lock()
+		defer e.cacheMu.Unlock()
+	} else {
+		e.cacheMu.RLock()
+		defer e.cacheMu.RUnlock()
 	}
 	if compileHook != nil {
 		compileHook()
@@ -419,6 +492,5 @@ func (e *engine) compiled1(ctx context.Context, a *artifact) (wazero.CompiledMod
 			return nil, errors.Join(errNoCode, err, before.forget(e.cacheDir))
 		}
 	}
-	e.compiled[a.digest] = cm
 	return cm, nil
 }
