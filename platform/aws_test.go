@@ -194,9 +194,16 @@ func TestPendingCreationOnAWS(t *testing.T) {
 }
 
 // TestFunctionWaitingForAWSIsNotBlamed: when the account's DynamoDB keeps
-// failing, the function's table call is retried until its deadline, and
-// the gateway says the function waited for AWS, not that it is slow; once
+// failing, the function's table call is retried until the function's
+// deadline (never given up on after a count of attempts, which could end
+// it before the deadline and let the function answer its own failure),
+// the guest is stopped when the call comes back (runtime), and the
+// gateway says the function waited for AWS, not that it is slow; once
 // AWS answers again, the same request succeeds.
+//
+// What is put down to AWS is a table call blocked for at least half the
+// function's timeout (1 s of the example's 2 s): the function is warm
+// (one request served before the fault), so its call begins at once.
 func TestFunctionWaitingForAWSIsNotBlamed(t *testing.T) {
 	t.Parallel() // its own emulated organization and platform
 	ctx := context.Background()
@@ -206,6 +213,9 @@ func TestFunctionWaitingForAWSIsNotBlamed(t *testing.T) {
 	awsID, err := prov.AWSAccountID(ctx, acme.ID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if resp := acme.GET(t, "/findings"); resp.Status != http.StatusOK {
+		t.Fatalf("GET /findings before the fault: %s; want 200", resp)
 	}
 	org.Inject(awsID, "Query", awstest.Fault{Code: "InternalServerError", Status: http.StatusInternalServerError})
 	resp := acme.GET(t, "/findings")

@@ -102,7 +102,9 @@ type Config struct {
 	StuckAfter time.Duration
 	// MaxAttempts bounds the attempts of one AWS call (default 5);
 	// MaxBackoff the wait between two (default 20 s). Waits are jittered
-	// (faults.go).
+	// (faults.go). A data-plane call with a deadline (a function's table
+	// or blob call) retries until its deadline instead of MaxAttempts
+	// times.
 	MaxAttempts int
 	MaxBackoff  time.Duration
 	// PoolSize is how many accounts the warm pool keeps created ahead

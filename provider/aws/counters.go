@@ -70,7 +70,7 @@ func (d *data) Add(ctx context.Context, table, key string, delta int64) (int64, 
 // between its read and its write.
 func (d *data) addOnce(ctx context.Context, table, key string, delta int64) (int64, error) {
 	name := aws.String(d.table(table))
-	out, err := d.m().ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: name, Key: itemKey(key), ConsistentRead: aws.Bool(true)})
+	out, err := d.m().ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: name, Key: itemKey(key), ConsistentRead: aws.Bool(true)}, ddbRetry(ctx))
 	if err != nil {
 		return 0, d.tableErr("add", table, err)
 	}
@@ -98,7 +98,7 @@ func (d *data) addOnce(ctx context.Context, table, key string, delta int64) (int
 		return 0, err
 	}
 	in.Item = newItem(key, []byte(strconv.FormatInt(sum, 10)))
-	_, err = d.m().ddb.PutItem(ctx, in)
+	_, err = d.m().ddb.PutItem(ctx, in, ddbRetry(ctx))
 	if isCode(err, "ConditionalCheckFailedException") {
 		return 0, errLostRace
 	}

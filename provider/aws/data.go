@@ -148,7 +148,7 @@ func (d *data) Get(ctx context.Context, table, key string) ([]byte, error) {
 	if !storageName(table) {
 		return nil, errNoTable(d.id, table)
 	}
-	out, err := d.m().ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table(table)), Key: itemKey(key), ConsistentRead: aws.Bool(true)})
+	out, err := d.m().ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table(table)), Key: itemKey(key), ConsistentRead: aws.Bool(true)}, ddbRetry(ctx))
 	if err != nil {
 		return nil, d.tableErr("get", table, err)
 	}
@@ -166,7 +166,7 @@ func (d *data) Put(ctx context.Context, table, key string, v []byte) error {
 	if !storageName(table) {
 		return errNoTable(d.id, table)
 	}
-	_, err := d.m().ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table(table)), Item: newItem(key, v)})
+	_, err := d.m().ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table(table)), Item: newItem(key, v)}, ddbRetry(ctx))
 	return d.tableErr("put", table, err)
 }
 
@@ -179,7 +179,7 @@ func (d *data) Delete(ctx context.Context, table, key string) error {
 	if !storageName(table) {
 		return errNoTable(d.id, table)
 	}
-	_, err := d.m().ddb.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(d.table(table)), Key: itemKey(key)})
+	_, err := d.m().ddb.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(d.table(table)), Key: itemKey(key)}, ddbRetry(ctx))
 	return d.tableErr("delete", table, err)
 }
 
@@ -215,7 +215,7 @@ func (d *data) Scan(ctx context.Context, table, prefix, after string, limit int)
 	out := []provider.KV{}
 	for len(out) < limit {
 		in.Limit = aws.Int32(int32(limit - len(out)))
-		page, err := d.m().ddb.Query(ctx, in)
+		page, err := d.m().ddb.Query(ctx, in, ddbRetry(ctx))
 		if err != nil {
 			return nil, d.tableErr("scan", table, err)
 		}
@@ -269,7 +269,7 @@ func (d *data) GetBlob(ctx context.Context, bucket, key string) ([]byte, error) 
 	if err := provider.ValidateBlobKey(key); err != nil {
 		return nil, err
 	}
-	out, err := d.m().s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucketName(d.awsID, bucket)), Key: aws.String(key)})
+	out, err := d.m().s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucketName(d.awsID, bucket)), Key: aws.String(key)}, s3Retry(ctx))
 	if err != nil {
 		return nil, d.blobErr("get a blob", bucket, key, err)
 	}
@@ -290,7 +290,7 @@ func (d *data) PutBlob(ctx context.Context, bucket, key string, v []byte) error 
 	if err := provider.ValidateBlobKey(key); err != nil {
 		return err
 	}
-	_, err := d.m().s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucketName(d.awsID, bucket)), Key: aws.String(key), Body: bytes.NewReader(v)})
+	_, err := d.m().s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucketName(d.awsID, bucket)), Key: aws.String(key), Body: bytes.NewReader(v)}, s3Retry(ctx))
 	return d.blobErr("put a blob", bucket, key, err)
 }
 
@@ -302,7 +302,7 @@ func (d *data) DeleteBlob(ctx context.Context, bucket, key string) error {
 	if err := provider.ValidateBlobKey(key); err != nil {
 		return err
 	}
-	_, err := d.m().s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucketName(d.awsID, bucket)), Key: aws.String(key)})
+	_, err := d.m().s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucketName(d.awsID, bucket)), Key: aws.String(key)}, s3Retry(ctx))
 	return d.blobErr("delete a blob", bucket, key, err)
 }
 
@@ -313,7 +313,7 @@ func (d *data) ListBlobs(ctx context.Context, bucket, prefix string, limit int) 
 		return nil, errNoBucket(d.id, bucket)
 	}
 	limit = clampLimit(limit)
-	out, err := d.m().s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucketName(d.awsID, bucket)), Prefix: aws.String(prefix), MaxKeys: aws.Int32(int32(limit))})
+	out, err := d.m().s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucketName(d.awsID, bucket)), Prefix: aws.String(prefix), MaxKeys: aws.Int32(int32(limit))}, s3Retry(ctx))
 	if err != nil {
 		return nil, d.blobErr("list blobs", bucket, prefix, err)
 	}
@@ -329,7 +329,7 @@ func (d *data) Config(ctx context.Context, key string) (string, error) {
 	if validateName(silo.TypeConfig, key) != nil {
 		return "", silo.Errorf(silo.CodeNotFound, "config %q is not set in account %s", clip(key), d.id)
 	}
-	out, err := d.m().ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(configParam(key))})
+	out, err := d.m().ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(configParam(key))}, ssmRetry(ctx))
 	if isCode(err, "ParameterNotFound") {
 		return "", silo.Errorf(silo.CodeNotFound, "config %q is not set in account %s", clip(key), d.id)
 	}

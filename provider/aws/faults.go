@@ -9,7 +9,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 	silo "github.com/silo-run/silo"
 )
@@ -18,7 +21,8 @@ import (
 // answer and a broken connection with the SDK's standard retryer: full
 // jitter over an exponential backoff capped at Config.MaxBackoff, at most
 // Config.MaxAttempts attempts per call, and a token bucket per client that
-// stops retrying when most recent calls failed. Organizations' and IAM's
+// stops retrying when most recent calls failed; a data-plane call with a
+// deadline retries until its deadline instead (untilDeadline). Organizations' and IAM's
 // ConcurrentModificationException is retried too (AWS says "try again").
 const (
 	defaultMaxAttempts = 5
@@ -35,6 +39,60 @@ func (c *Config) retryer() func() aws.Retryer {
 			}})
 		})
 	}
+}
+
+// A call of an account's data plane (tables, blobs, config, secrets:
+// data.go) whose context has a deadline is not bounded by a count: it
+// retries a retryable failure (a throttled call, a 5xx answer, an
+// unreachable endpoint) until that deadline, and ends with the context's
+// error. Its caller gave it that much time, and a count would end it at
+// a moment that depends on the jittered waits: for a function's table
+// call, sometimes before the function's deadline, the function then
+// answering the failure itself, sometimes at the deadline, silo then
+// saying the function waited for AWS. Ending at the deadline always gives
+// the second answer, which says what happened. Such retries take no token
+// from the client's retry quota either (the quota stops retrying when
+// most recent calls failed, another count), and leave it to the calls
+// without a deadline; the backoff between attempts and the deadline bound
+// them. A call without a deadline keeps Config.MaxAttempts.
+type untilDeadline struct{ aws.Retryer }
+
+// MaxAttempts is 0: no limit.
+func (untilDeadline) MaxAttempts() int { return 0 }
+
+// GetRetryToken takes nothing from the retry quota.
+func (untilDeadline) GetRetryToken(context.Context, error) (func(error) error, error) {
+	return func(error) error { return nil }, nil
+}
+
+// GetAttemptToken is the wrapped retryer's.
+func (r untilDeadline) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	if v2, ok := r.Retryer.(aws.RetryerV2); ok {
+		return v2.GetAttemptToken(ctx)
+	}
+	return r.GetInitialToken(), nil
+}
+
+// retryUntilDeadline returns r for a call without a deadline, and r
+// retrying until ctx's deadline for one with (untilDeadline).
+func retryUntilDeadline(ctx context.Context, r aws.Retryer) aws.Retryer {
+	if _, ok := ctx.Deadline(); !ok || r == nil {
+		return r
+	}
+	return untilDeadline{r}
+}
+
+// The per-call options that apply retryUntilDeadline to a data-plane call.
+func ddbRetry(ctx context.Context) func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) { o.Retryer = retryUntilDeadline(ctx, o.Retryer) }
+}
+
+func s3Retry(ctx context.Context) func(*s3.Options) {
+	return func(o *s3.Options) { o.Retryer = retryUntilDeadline(ctx, o.Retryer) }
+}
+
+func ssmRetry(ctx context.Context) func(*ssm.Options) {
+	return func(o *ssm.Options) { o.Retryer = retryUntilDeadline(ctx, o.Retryer) }
 }
 
 // fail turns an error from AWS at step of account id ("" for the

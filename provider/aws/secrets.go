@@ -142,7 +142,7 @@ func (d *data) Secret(ctx context.Context, name string) ([]byte, error) {
 		return nil, silo.Errorf(silo.CodeNotFound, "secret %q has no value in account %s", clip(name), d.id)
 	}
 	m := d.m()
-	out, err := m.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(secretParam(name)), WithDecryption: aws.Bool(true)})
+	out, err := m.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(secretParam(name)), WithDecryption: aws.Bool(true)}, ssmRetry(ctx))
 	if isCode(err, "ParameterNotFound") {
 		if m.sm != nil && !m.noLegacy() {
 			return m.legacySecret(ctx, d.id, name)
