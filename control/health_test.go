@@ -14,6 +14,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/store"
@@ -137,7 +138,7 @@ func TestResumeFinishesInterruptedOnboarding(t *testing.T) {
 func TestAccountProblemsNameDamage(t *testing.T) {
 	ctx := context.Background()
 	p, _, dir := acmeAndGlobex(t)
-	if err := os.WriteFile(filepath.Join(dir, "accounts", "accounts", "acme", "resources.json"), []byte(`{"table/t": {"ty`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(localtest.AccountDir(dir, "acme"), "resources.json"), []byte(`{"table/t": {"ty`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	acme, _ := p.Account(ctx, "acme")
@@ -157,7 +158,7 @@ func TestAccountProblemsNameDamage(t *testing.T) {
 func TestAccountProblemsNameADeletedStore(t *testing.T) {
 	ctx := context.Background()
 	p, _, dir := acmeAndGlobex(t)
-	if err := os.Remove(filepath.Join(dir, "accounts", "accounts", "acme", "data.db")); err != nil {
+	if err := os.Remove(filepath.Join(localtest.AccountDir(dir, "acme"), "data.db")); err != nil {
 		t.Fatal(err)
 	}
 	acme, _ := p.Account(ctx, "acme")
@@ -310,7 +311,7 @@ func TestRecoverGoesOnPastAnUnreadableAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "accounts", "accounts", "acme", "resources.json"), []byte("{"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(localtest.AccountDir(dir, "acme"), "resources.json"), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := p.Engine.Recover(ctx)

@@ -16,6 +16,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/localtest"
 	siloaws "github.com/silo-run/silo/provider/aws"
 	"github.com/silo-run/silo/provider/aws/awstest"
 )
@@ -208,7 +209,7 @@ func TestRecoverRemovesWhatAnInterruptedDeletionLeft(t *testing.T) {
 	if !runChild(t, dir, nil, 0, "delete", 1) {
 		t.Fatal("the deletion was not killed at its first step")
 	}
-	acct := filepath.Join(dir, "accounts", "accounts", "acme")
+	acct := localtest.AccountDir(dir, "acme")
 	if err := os.Remove(filepath.Join(acct, "data.key")); err != nil { // what the shred did before the kill
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/provider/local"
 	"github.com/silo-run/silo/silotest"
@@ -71,7 +72,7 @@ func TestDamagedStoreFailsOneTenant(t *testing.T) {
 						time.Sleep(10 * time.Millisecond)
 					}
 				}
-				path := filepath.Join(pp.Config().DataDir, "accounts", "accounts", "acme", "data.db")
+				path := filepath.Join(localtest.AccountDir(pp.Config().DataDir, "acme"), "data.db")
 				backup, err := os.ReadFile(path) // no commit is running: a consistent copy
 				if err != nil {
 					t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/silotest"
 )
@@ -29,18 +30,19 @@ func TestAPIAnswerForADeletedAccountSaysWhetherTheProviderHoldsIt(t *testing.T) 
 	p.Deploy(t, app)
 	p.Tenant(t, "held1")
 	p.Tenant(t, "gone1")
-	// The account as the provider holds it, put back after its deletion
-	// is recorded: what a delete from an older data dir copy leaves.
-	dir := filepath.Join(p.Platform().Config().DataDir, "accounts", "accounts", "held1") // the local provider's directory of the account
-	kept := t.TempDir()
-	copyTree(t, dir, kept)
 	api := apiClient(t, p.Platform())
 	for _, id := range []silo.AccountID{"held1", "gone1"} {
-		if _, err := api.DeleteAccount(ctx, id); err != nil {
-			t.Fatal(err)
+		del := func() {
+			if _, err := api.DeleteAccount(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if id == "held1" {
+			localtest.DeletedButHeld(t, p.Platform().Config().DataDir, string(id), del)
+		} else {
+			del()
 		}
 	}
-	copyTree(t, kept, dir)
 
 	const (
 		held = "account held1 was deleted, but the provider still holds its data and data key (its deletion did not destroy them), so silo tenant create held1 is refused; silo tenant delete held1 destroys them, and then silo tenant create held1 makes a new, empty tenant under that ID"
@@ -106,7 +108,7 @@ func TestAPIAnswerForADeletedAccountSaysWhetherTheProviderHoldsIt(t *testing.T) 
 	if del, err := api.DeleteAccount(ctx, "held1"); err != nil || !del.Destroyed {
 		t.Fatalf("delete held1 again: %+v, %v; want it destroyed", del, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "data.key")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(localtest.AccountDir(p.Platform().Config().DataDir, "held1"), "data.key")); !os.IsNotExist(err) {
 		t.Errorf("held1's data key after the second deletion: %v; want it gone", err)
 	}
 	again := "account held1 was deleted; silo tenant create held1 makes a new, empty tenant under that ID"
@@ -115,31 +117,5 @@ func TestAPIAnswerForADeletedAccountSaysWhetherTheProviderHoldsIt(t *testing.T) 
 	}
 	if _, err := api.CreateAccount(ctx, control.CreateRequest{ID: "held1"}); err != nil {
 		t.Errorf("create held1 once destroyed: %v", err)
-	}
-}
-
-// copyTree copies the regular files and directories under src to dst.
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		to := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(to, 0o700)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, b, 0o600)
-	})
-	if err != nil {
-		t.Fatalf("copy %s to %s: %v", src, dst, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/silotest"
@@ -37,7 +38,7 @@ func TestEnvironmentExpiresAndIsTornDown(t *testing.T) {
 	}
 	pp := p.Platform()
 	ctx := context.Background()
-	accountDir := filepath.Join(pp.Config().DataDir, "accounts", "accounts", "e2e-417")
+	accountDir := localtest.AccountDir(pp.Config().DataDir, "e2e-417")
 	if _, err := os.Stat(accountDir); err != nil {
 		t.Fatalf("the environment's provider directory: %v", err)
 	}

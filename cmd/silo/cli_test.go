@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/localtest"
 )
 
 // cli runs the silo CLI in-process, as a user would, against one data dir.
@@ -90,7 +91,7 @@ func TestTenantLifecycleThroughTheCLI(t *testing.T) {
 	}
 
 	show := c.ok("tenant", "show", "acme")
-	acmeDir := filepath.Join(c.dataDir, "accounts", "accounts", "acme")
+	acmeDir := localtest.AccountDir(c.dataDir, "acme")
 	for _, want := range []string{"Account    acme (kind tenant)", "State      active", "Provider   local " + acmeDir, "plan=pro", "table     findings", "applied", "Data key"} {
 		if !strings.Contains(show, want) {
 			t.Errorf("tenant show lacks %q:\n%s", want, show)

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/silo-run/silo/internal/localtest"
 )
 
 // osText is how the system words a failed file operation: an operation
@@ -51,7 +53,7 @@ func TestDamagedAccountFilesSayWhatToDo(t *testing.T) {
 			c.ok("tenant", "create", "acme")
 			c.ok("tenant", "create", "globex")
 			c.ok("rotate", "data-key", "--all") // data.db and data.key as files of their own
-			if err := tc.damage(filepath.Join(c.dataDir, "accounts", "accounts", "acme")); err != nil {
+			if err := tc.damage(localtest.AccountDir(c.dataDir, "acme")); err != nil {
 				t.Fatal(err)
 			}
 			for _, args := range tc.cmds {

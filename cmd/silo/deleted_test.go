@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/server"
 )
 
@@ -100,11 +100,7 @@ func TestCommandsOnADeletedAccountTheProviderStillHolds(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
 	c.ok("tenant", "create", "h1")
-	dir := filepath.Join(c.dataDir, "accounts", "accounts", "h1") // the local provider's directory of the account
-	kept := t.TempDir()
-	copyDir(t, dir, kept)
-	c.ok("tenant", "delete", "h1", "--yes")
-	copyDir(t, kept, dir)
+	localtest.DeletedButHeld(t, c.dataDir, "h1", func() { c.ok("tenant", "delete", "h1", "--yes") })
 
 	const (
 		held = "silo: account h1 was deleted, but the provider still holds its data and data key (its deletion did not destroy them), so silo tenant create h1 is refused; silo tenant delete h1 destroys them, and then silo tenant create h1 makes a new, empty tenant under that ID\n"

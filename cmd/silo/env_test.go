@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/silotest"
 )
@@ -105,7 +106,7 @@ func TestEnvCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "verified") {
 		t.Errorf("env delete: %v\n%s", err, out)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "accounts", "accounts", "e2e-417")); !os.IsNotExist(err) {
+	if _, err := os.Stat(localtest.AccountDir(dir, "e2e-417")); !os.IsNotExist(err) {
 		t.Errorf("the deleted environment's directory: %v, want gone", err)
 	}
 	out, _, _ = runCLI(t, "env", "list", "--data-dir", dir)

@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/silo-run/silo/internal/localtest"
 )
 
 func (c *cli) accountFile(id, name string) string {
-	return filepath.Join(c.dataDir, "accounts", "accounts", id, name)
+	return filepath.Join(localtest.AccountDir(c.dataDir, id), name)
 }
 
 // TestLostStateRefusesToStart: with the control-plane state gone and the

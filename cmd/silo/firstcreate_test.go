@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/localtest"
 )
 
 // blockAccount makes the local provider unable to say whether it holds
@@ -65,7 +66,7 @@ func TestFailedFirstTenantSaysProductionStays(t *testing.T) {
 
 	// Once the cause is gone, the tenant is created on the production
 	// account that stayed.
-	if err := os.Remove(filepath.Join(c.dataDir, "accounts", "accounts", "acme")); err != nil {
+	if err := os.Remove(localtest.AccountDir(c.dataDir, "acme")); err != nil {
 		t.Fatal(err)
 	}
 	c.ok("tenant", "create", "acme")

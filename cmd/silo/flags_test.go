@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/silo-run/silo/internal/localtest"
 )
 
 // TestBadFlagValuesExit2: a flag value that does not parse or is out of its
@@ -154,7 +156,7 @@ func TestRawErrorsDoNotReachUsers(t *testing.T) {
 			t.Fatalf("twin: silo %s on a healthy installation: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(c.dataDir, "accounts", "accounts", "acme", "resources.json"), []byte("{bad"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(localtest.AccountDir(c.dataDir, "acme"), "resources.json"), []byte("{bad"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/store/postgres/pgtest"
 )
 
@@ -67,7 +68,7 @@ func TestCreateRefusesAnOrphan(t *testing.T) {
 	c.ok("tenant", "create", "zed")
 	oldKey := dataKeyOf(c, "zed")
 	copyState(t, backup, c.dataDir) // the restore: zed is now an orphan
-	keyFile := filepath.Join(c.dataDir, "accounts", "accounts", "zed", "data.key")
+	keyFile := filepath.Join(localtest.AccountDir(c.dataDir, "zed"), "data.key")
 	files := func() string {
 		b, err := os.ReadFile(keyFile)
 		if err != nil {
@@ -140,7 +141,7 @@ func TestOlderDataDirCopyOnASharedStore(t *testing.T) {
 	with := func(args ...string) []string { return append([]string{"--store", dsn}, args...) }
 	real.ok(with("tenant", "create", "acme")...)
 	old := &cli{t: t, dataDir: real.dataDir + "-old", file: real.file}
-	copyDir(t, real.dataDir, old.dataDir)
+	localtest.CopyTree(t, real.dataDir, old.dataDir)
 	real.ok(with("tenant", "create", "n1")...)
 	real.ok(with("tenant", "create", "n2")...)
 
@@ -207,7 +208,7 @@ func TestDoctorWithoutAnOlderCopy(t *testing.T) {
 	c := newCLI(t)
 	c.ok("tenant", "create", "acme")
 	c.ok("tenant", "create", "globex")
-	if err := os.RemoveAll(filepath.Join(c.dataDir, "accounts", "accounts", "acme")); err != nil {
+	if err := os.RemoveAll(localtest.AccountDir(c.dataDir, "acme")); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ := c.run("doctor")

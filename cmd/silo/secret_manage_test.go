@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/sqlite"
 )
@@ -160,7 +161,7 @@ func TestSecretSetAll(t *testing.T) {
 			f.local("tenant", "create", id)
 		}
 		// broken's secrets file is damaged: a directory in its place.
-		if err := os.Mkdir(filepath.Join(f.dir, "accounts", "accounts", "broken", "secrets.json"), 0o700); err != nil {
+		if err := os.Mkdir(filepath.Join(localtest.AccountDir(f.dir, "broken"), "secrets.json"), 0o700); err != nil {
 			t.Fatal(err)
 		}
 		markDeleting(t, filepath.Join(f.dir, "state.db"), "leaving")

@@ -2,10 +2,10 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/store/postgres/pgtest"
 )
 
@@ -62,7 +62,7 @@ func TestStoreFailedCommandTakesBackItsDataDir(t *testing.T) {
 
 	made := newCLI(t)
 	made.ok("--store", dsn, "tenant", "create", "acme")
-	if _, err := os.Stat(filepath.Join(made.dataDir, "accounts", "accounts", "acme")); err != nil {
+	if _, err := os.Stat(localtest.AccountDir(made.dataDir, "acme")); err != nil {
 		t.Fatalf("tenant create kept no account in its data dir: %v", err)
 	}
 

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/postgres"
 	"github.com/silo-run/silo/store/postgres/pgtest"
@@ -234,7 +235,7 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 	c.ok("--store", dsn, "tenant", "create", "hooli") // a change made on PostgreSQL only
 	c.fails("copied to postgres://postgres@127.0.0.1", "tenant", "list")
 	c.fails("pass --store or set SILO_STORE", "tenant", "create", "pied")
-	if _, err := os.Stat(filepath.Join(c.dataDir, "accounts", "accounts", "pied")); !os.IsNotExist(err) {
+	if _, err := os.Stat(localtest.AccountDir(c.dataDir, "pied")); !os.IsNotExist(err) {
 		t.Errorf("a refused tenant create on the moved state made an account: %v", err)
 	}
 	c.fails("every change since is only in that database", "apply", "--all", "--yes")

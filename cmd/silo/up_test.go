@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/platform"
 )
 
@@ -333,7 +334,7 @@ func TestUpShowsAnAccountsProblems(t *testing.T) {
 	dir := t.TempDir()
 	_, stop := startUp(t, dir)
 	stop()
-	if err := os.RemoveAll(filepath.Join(dir, "accounts", "accounts", "globex")); err != nil {
+	if err := os.RemoveAll(localtest.AccountDir(dir, "globex")); err != nil {
 		t.Fatal(err)
 	}
 	sum, stop := startUp(t, dir)

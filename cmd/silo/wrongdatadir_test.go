@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/store/postgres/pgtest"
 )
 
@@ -41,7 +42,7 @@ func TestDataDirWithoutTheRegistrysAccounts(t *testing.T) {
 		{"a SQLite data dir without its accounts", func(t *testing.T, real *cli) (*cli, []string) {
 			real.ok("tenant", "create", "acme")
 			real.ok("tenant", "create", "globex")
-			copyDir(t, real.dataDir, real.dataDir+"-copy")
+			localtest.CopyTree(t, real.dataDir, real.dataDir+"-copy")
 			if err := os.RemoveAll(filepath.Join(real.dataDir+"-copy", "accounts")); err != nil {
 				t.Fatal(err)
 			}
@@ -83,32 +84,5 @@ func TestDataDirWithoutTheRegistrysAccounts(t *testing.T) {
 			}
 			real.fails("is missing from "+filepath.Join(real.dataDir, "artifacts")+"; run silo apply to rebuild it", with(server...)...)
 		})
-	}
-}
-
-// copyDir copies the directory tree src to dst (regular files and
-// directories only).
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		to := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(to, 0o700)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, b, 0o600)
-	})
-	if err != nil {
-		t.Fatalf("copy %s to %s: %v", src, dst, err)
 	}
 }

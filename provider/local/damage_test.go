@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/provider/providertest"
 	"go.etcd.io/bbolt"
 )
@@ -89,29 +90,6 @@ func damageFixture(t *testing.T) string {
 		}
 	}
 	return dir
-}
-
-// copyTree copies the directory from to to (regular files and directories).
-func copyTree(t *testing.T, from, to string) {
-	t.Helper()
-	err := filepath.WalkDir(from, func(path string, e os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, path)
-		dst := filepath.Join(to, rel)
-		if e.IsDir() {
-			return os.MkdirAll(dst, dirMode)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, fileMode)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // A damage changes the file at path; other is the same file of the other
@@ -251,7 +229,7 @@ func TestDamagedAccountFiles(t *testing.T) {
 			}
 			t.Run(file+"/"+name, func(t *testing.T) {
 				dir := t.TempDir()
-				copyTree(t, fixture, dir)
+				localtest.CopyTree(t, fixture, dir)
 				acct := filepath.Join(dir, "accounts", "acme")
 				path := filepath.Join(acct, file)
 				if file == dirBlobs && name == "emptied" { // a file in the directory's place
@@ -311,7 +289,7 @@ func TestDamagedAccountFiles(t *testing.T) {
 	}
 	t.Run("undamaged twin", func(t *testing.T) {
 		dir := t.TempDir()
-		copyTree(t, fixture, dir)
+		localtest.CopyTree(t, fixture, dir)
 		p := newTestProvider(t, Config{Dir: dir})
 		for _, id := range []silo.AccountID{"acme", "globex"} {
 			if err := p.CheckAccount(context.Background(), id); err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/localtest"
 )
 
 // heldOf returns the files data.key of the account holds.
@@ -195,7 +196,7 @@ func TestSettleKill9(t *testing.T) {
 	kills := 0
 	for n := 1; ; n++ {
 		dir := t.TempDir()
-		copyTree(t, fixture, dir)
+		localtest.CopyTree(t, fixture, dir)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSettleKillChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), settleKillEnv+"="+strconv.Itoa(n)+"|"+dir)
 		out, err := cmd.CombinedOutput()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/provider/providertest"
 )
 
@@ -35,7 +36,7 @@ func TestMissingAccountFiles(t *testing.T) {
 		t.Run(tt.remove, func(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
-			copyTree(t, fixture, dir)
+			localtest.CopyTree(t, fixture, dir)
 			path := filepath.Join(dir, "accounts", "acme", tt.remove)
 			mustDo(t, os.RemoveAll(path))
 
@@ -87,7 +88,7 @@ func TestMissingAccountFiles(t *testing.T) {
 			wantHealthy(t, "globex", p)
 
 			// Restored from the backup: served again, by the same provider.
-			copyTree(t, filepath.Join(fixture, "accounts", "acme", tt.remove), path)
+			localtest.CopyTree(t, filepath.Join(fixture, "accounts", "acme", tt.remove), path)
 			if err := p.CheckAccount(ctx, "acme"); err != nil {
 				t.Errorf("CheckAccount(acme) after the restore = %v, want nil", err)
 			}
@@ -142,7 +143,7 @@ func TestNoStoreWithoutTables(t *testing.T) {
 func TestStoreDeletedWhileOpen(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	copyTree(t, damageFixture(t), dir)
+	localtest.CopyTree(t, damageFixture(t), dir)
 	p := newTestProvider(t, Config{Dir: dir})
 	d, err := p.Data(ctx, "acme")
 	mustDo(t, err)
@@ -168,7 +169,7 @@ func TestStoreDeletedWhileOpen(t *testing.T) {
 func TestBucketDeletedByApplyIsNotDamage(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	copyTree(t, damageFixture(t), dir)
+	localtest.CopyTree(t, damageFixture(t), dir)
 	p := newTestProvider(t, Config{Dir: dir})
 	d, err := p.Data(ctx, "acme")
 	mustDo(t, err)

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/localtest"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
@@ -100,17 +99,15 @@ func TestDeletedAccountPageSaysWhetherTheProviderHoldsIt(t *testing.T) {
 	f := newFixture(t, 0)
 	f.sp.Tenant(t, "held1")
 	f.sp.Tenant(t, "gone1")
-	// The account as the provider holds it, put back after its deletion
-	// is recorded: what a delete from an older data dir copy leaves.
-	dir := filepath.Join(f.p.Config().DataDir, "accounts", "accounts", "held1") // the local provider's directory of the account
-	kept := t.TempDir()
-	copyTree(t, dir, kept)
-	for _, id := range []silo.AccountID{"held1", "gone1"} {
-		if err := f.p.DeleteAccount(context.Background(), id); err != nil {
-			t.Fatal(err)
+	del := func(id silo.AccountID) func() {
+		return func() {
+			if err := f.p.DeleteAccount(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	copyTree(t, kept, dir)
+	localtest.DeletedButHeld(t, f.p.Config().DataDir, "held1", del("held1"))
+	del("gone1")()
 
 	b := f.browser(t)
 	b.signIn()
@@ -130,33 +127,6 @@ func TestDeletedAccountPageSaysWhetherTheProviderHoldsIt(t *testing.T) {
 		if strings.Contains(body, "destroyed") {
 			t.Errorf("the page of deleted account %s claims something is destroyed, which it cannot know", name)
 		}
-	}
-}
-
-// copyTree copies the directory tree src into dst (regular files and
-// directories only).
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		to := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(to, 0o700)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, b, 0o600)
-	})
-	if err != nil {
-		t.Fatalf("copy %s to %s: %v", src, dst, err)
 	}
 }
 
