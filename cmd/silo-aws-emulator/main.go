@@ -56,9 +56,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// kumo is built first, where Ctrl-C stops the build with its compilers.
+	fmt.Fprintln(stdout, "building kumo, the AWS emulator, unless this machine's Go build cache has it (the first time: several minutes on 2 cores, longer on a busy machine)...")
+	if _, err := awstest.BuildKumo(ctx); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stdout, "\nstopped before kumo was built; the next run builds it")
+			return 1
+		}
+		fmt.Fprintf(stderr, "silo-aws-emulator: kumo, the AWS emulator, could not be built: run this from a clone of silo with the go command on PATH (it is built from the tool dependency in silo's go.mod): %v\n", err)
+		return 1
+	}
 	o := &owner{out: stdout, err: stderr, fatal: make(chan struct{})}
 	status := o.run(func() {
-		fmt.Fprintln(stdout, "starting the management account (the first run builds kumo, which takes a few minutes)...")
+		fmt.Fprintln(stdout, "starting the management account...")
 		org := awstest.Serve(o, *listen, *dir)
 		kept := "Its accounts and their data are kept in memory: they are gone when this stops."
 		if *dir != "" {

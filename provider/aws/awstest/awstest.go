@@ -47,42 +47,73 @@ type T interface {
 }
 
 var (
-	kumoOnce sync.Once
-	kumoPath string
-	kumoErr  error
+	kumoMu   sync.Mutex
+	kumoPath string // once built
+	kumoErr  error  // a build that failed by itself (not stopped by its context)
 )
 
-// Kumo returns the path of the kumo binary, built once per test binary from
-// the tool dependency in go.mod. It fails t if kumo cannot be built.
+// Kumo returns the path of the kumo binary, built once per process from
+// the tool dependency in go.mod (BuildKumo). It fails t if kumo cannot be
+// built.
 func Kumo(t T) string {
 	t.Helper()
-	kumoOnce.Do(func() {
-		// "go tool -n" builds the tool into the build cache if needed and
-		// prints its path.
-		out, err := exec.Command("go", "tool", "-n", "kumo").Output()
-		if err == nil {
-			if p := strings.TrimSpace(string(out)); p != "" {
-				if _, err := os.Stat(p); err == nil {
-					kumoPath = p
-					return
-				}
+	p, err := BuildKumo(context.Background())
+	if err != nil {
+		t.Fatalf("kumo, the AWS emulator, is not available: it is built from the tool dependency in silo's go.mod, so run this from a clone of silo (with the go command on PATH); building it failed: %v", err)
+	}
+	return p
+}
+
+// BuildKumo builds kumo, if the build cache lacks it, and returns its
+// path; later calls return the same path. When ctx ends first, the build
+// stops, its compiler processes with it, and BuildKumo returns ctx's
+// error; the next call builds again.
+func BuildKumo(ctx context.Context) (string, error) {
+	kumoMu.Lock()
+	defer kumoMu.Unlock()
+	if kumoPath != "" || kumoErr != nil {
+		return kumoPath, kumoErr
+	}
+	// "go tool -n" builds the tool into the build cache if needed and
+	// prints its path.
+	out, err := buildCmd(ctx, "tool", "-n", "kumo").Output()
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	if err == nil {
+		if p := strings.TrimSpace(string(out)); p != "" {
+			if _, err := os.Stat(p); err == nil {
+				kumoPath = p
+				return p, nil
 			}
 		}
-		dir, err := os.MkdirTemp("", "kumo-")
-		if err != nil {
-			kumoErr = err
-			return
-		}
-		kumoPath = filepath.Join(dir, "kumo")
-		b, err := exec.Command("go", "build", "-o", kumoPath, "github.com/sivchari/kumo/cmd/kumo").CombinedOutput()
-		if err != nil {
-			kumoErr = fmt.Errorf("go build kumo: %v: %s", err, b)
-		}
-	})
-	if kumoErr != nil {
-		t.Fatalf("kumo, the AWS emulator, is not available: it is built from the tool dependency in silo's go.mod, so run this from a clone of silo (with the go command on PATH); building it failed: %v", kumoErr)
 	}
-	return kumoPath
+	dir, err := os.MkdirTemp("", "kumo-")
+	if err != nil {
+		kumoErr = err
+		return "", err
+	}
+	p := filepath.Join(dir, "kumo")
+	b, err := buildCmd(ctx, "build", "-o", p, "github.com/sivchari/kumo/cmd/kumo").CombinedOutput()
+	switch {
+	case ctx.Err() != nil:
+		os.RemoveAll(dir)
+		return "", ctx.Err()
+	case err != nil:
+		kumoErr = fmt.Errorf("go build kumo: %v: %s", err, b)
+		return "", kumoErr
+	}
+	kumoPath = p
+	return p, nil
+}
+
+// buildCmd is the go command with args, in a process group of its own
+// that ctx's end kills whole: the go command and the compilers it runs.
+func buildCmd(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.SysProcAttr = groupAttr()
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	return cmd
 }
 
 // process is one running kumo.
