@@ -96,11 +96,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code, exit, msg = "status", se.code, se.msg
 	}
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
+	if errors.As(err, &ue) {
 		code, exit = "usage", 2
-		if ue.msg == "" {
-			msg += "; see silo --help"
-		}
+	} else if name, ok := unknownRootCommand(err); ok {
+		code, exit, msg = "usage", 2, unknownCommand(root, name).msg
 	}
 	if !g.json() && outputFlag(args) == "json" {
 		// The call failed before --output was parsed (an unknown command
@@ -298,9 +297,35 @@ func usageErrors(cmd *cobra.Command) {
 			if len(args) == 0 {
 				return usageError{fmt.Sprintf("%s needs a subcommand; see %s --help", cmd.CommandPath(), cmd.CommandPath())}
 			}
-			return usageError{fmt.Sprintf("unknown command %q for %s; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())}
+			return unknownCommand(cmd, args[0])
 		}
 	}
+}
+
+// unknownCommand is the one-line usage error for name, which is not a
+// subcommand of cmd, naming the subcommands it is close to.
+func unknownCommand(cmd *cobra.Command, name string) usageError {
+	msg := fmt.Sprintf("unknown command %q for %s", name, cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, which only its own message sets
+	}
+	if near := cmd.SuggestionsFor(name); len(near) > 0 {
+		for i, n := range near {
+			near[i] = cmd.CommandPath() + " " + n
+		}
+		return usageError{fmt.Sprintf("%s; did you mean %s? see %s --help", msg, strings.Join(near, " or "), cmd.CommandPath())}
+	}
+	return usageError{fmt.Sprintf("%s; see %s --help", msg, cmd.CommandPath())}
+}
+
+// unknownRootCommand returns the name in cobra's error for a first word
+// that is no command of silo's.
+func unknownRootCommand(err error) (string, bool) {
+	var name string
+	if _, scanErr := fmt.Sscanf(err.Error(), "unknown command %q", &name); scanErr != nil {
+		return "", false
+	}
+	return name, true
 }
 
 // needsInstallation lists the commands that work on an installation that

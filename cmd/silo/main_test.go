@@ -22,8 +22,10 @@ func TestUsageErrors(t *testing.T) {
 		exit int
 		want string
 	}{
-		{"unknown command", []string{"nosuch"}, 2, `unknown command "nosuch" for "silo"; see silo --help`},
-		{"unknown subcommand", []string{"keys", "nosuch"}, 2, "unknown command \"nosuch\" for silo keys; see silo keys --help"},
+		{"unknown command", []string{"nosuch"}, 2, `silo: unknown command "nosuch" for silo; see silo --help` + "\n"},
+		{"unknown subcommand", []string{"keys", "nosuch"}, 2, `silo: unknown command "nosuch" for silo keys; see silo keys --help` + "\n"},
+		{"misspelt command", []string{"tennant", "list"}, 2, `silo: unknown command "tennant" for silo; did you mean silo tenant? see silo --help` + "\n"},
+		{"misspelt subcommand", []string{"tenant", "craete", "x"}, 2, `silo: unknown command "craete" for silo tenant; did you mean silo tenant create? see silo tenant --help` + "\n"},
 		{"missing subcommand", []string{"keys"}, 2, "silo keys needs a subcommand; see silo keys --help"},
 		{"unknown flag", []string{"tenant", "list", "--nosuch"}, 2, "unknown flag: --nosuch; see silo tenant list --help"},
 		{"missing argument", []string{"keys", "rotate", "acme"}, 2, "silo keys rotate needs a tenant ID and a key ID; see silo keys rotate --help"},
