@@ -147,7 +147,7 @@ var allowedImports = map[string][]string{
 
 	// Implementations behind the store and provider contracts, and the
 	// suites every implementation passes: none knows another.
-	"store/sqlite":          {".", "store"},
+	"store/sqlite":          {".", "store", "internal/durable"},
 	"store/postgres":        {".", "store"},
 	"store/postgres/pgtest": {},
 	"store/storetest":       {".", "store"},
@@ -162,7 +162,7 @@ var allowedImports = map[string][]string{
 	"isolation":        {".", "engine", "provider", "store", "isolation/iam", "internal/durable"},
 	"isolation/report": {".", "isolation", "provider", "internal/durable", "internal/jsonerr"},
 	"rollout":          {".", "engine", "spec", "store", "provider", "internal/fanout"},
-	"control":          {".", "engine", "spec", "store", "provider", "isolation", "usage", "internal/apikey"},
+	"control":          {".", "engine", "spec", "store", "provider", "isolation", "usage", "internal/apikey", "internal/durable"},
 
 	// The data plane: the sandbox, the HTTP gateway, and the directory
 	// between them and the store. The gateway knows neither the runtime

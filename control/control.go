@@ -20,6 +20,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/store"
@@ -661,7 +662,7 @@ func (p *Plane) verifyChain(ctx context.Context) (int, error) {
 // says what to do if not, naming the data dir as the user gave it (name).
 func DataDirWritable(dir, name string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return silo.Errorf(silo.CodeUnavailable, "cannot create the data dir %s: %v; choose a writable --data-dir", name, unwrapPath(err))
+		return silo.Errorf(silo.CodeUnavailable, "cannot create the data dir %s: %v; choose a writable --data-dir", name, durable.Cause(err))
 	}
 	f, err := os.CreateTemp(dir, ".probe-*")
 	if err == nil {
@@ -669,17 +670,9 @@ func DataDirWritable(dir, name string) error {
 		err = os.Remove(f.Name())
 	}
 	if err != nil {
-		return silo.Errorf(silo.CodeUnavailable, "cannot write to the data dir %s: %v; choose a writable --data-dir, or make this one writable by the user running silo", name, unwrapPath(err))
+		return silo.Errorf(silo.CodeUnavailable, "cannot write to the data dir %s: %v; choose a writable --data-dir, or make this one writable by the user running silo", name, durable.Cause(err))
 	}
 	return nil
-}
-
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -105,7 +105,7 @@ that key.`,
 			for _, file := range checkpoints {
 				b, err := os.ReadFile(file)
 				if err != nil {
-					return silo.Errorf(silo.CodeInvalid, "cannot read checkpoint %s: %v", file, unwrapPathErr(err))
+					return silo.Errorf(silo.CodeInvalid, "cannot read checkpoint %s: %v", file, durable.Cause(err))
 				}
 				c, err := isolation.ParseCheckpoint(b, trusted)
 				if err != nil {
@@ -294,7 +294,7 @@ func loadCheckpointKey(path string) (ed25519.PrivateKey, error) {
 	case errors.Is(err, os.ErrNotExist):
 		return nil, silo.Errorf(silo.CodeNotFound, "no signing key at %s; create one with: %s", path, create)
 	case err != nil:
-		return nil, silo.Errorf(silo.CodeInvalid, "cannot read the signing key %s: %v", path, unwrapPathErr(err))
+		return nil, silo.Errorf(silo.CodeInvalid, "cannot read the signing key %s: %v", path, durable.Cause(err))
 	case !fi.Mode().IsRegular():
 		return nil, silo.Errorf(silo.CodeInvalid, "the signing key %s is not a file; pass the file holding the key, or create one with: %s", path, create)
 	case fi.Mode().Perm()&0o077 != 0:
@@ -302,7 +302,7 @@ func loadCheckpointKey(path string) (ed25519.PrivateKey, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, silo.Errorf(silo.CodeInvalid, "cannot read the signing key %s: %v", path, unwrapPathErr(err))
+		return nil, silo.Errorf(silo.CodeInvalid, "cannot read the signing key %s: %v", path, durable.Cause(err))
 	}
 	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(seed) != ed25519.SeedSize {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/sdk"
 
 	silo "github.com/silo-run/silo"
@@ -135,10 +135,10 @@ the command was run from, when one is found).`,
 					continue
 				}
 				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					return silo.Errorf(silo.CodeInvalid, "cannot create %s: %v", filepath.Dir(p), initPathErr(err))
+					return silo.Errorf(silo.CodeInvalid, "cannot create %s: %v", filepath.Dir(p), durable.Cause(err))
 				}
 				if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-					return silo.Errorf(silo.CodeInvalid, "cannot write %s: %v", p, initPathErr(err))
+					return silo.Errorf(silo.CodeInvalid, "cannot write %s: %v", p, durable.Cause(err))
 				}
 				made = append(made, rel)
 			}
@@ -216,14 +216,6 @@ func siloCheckout() string {
 		return filepath.Dir(p)
 	}
 	return ""
-}
-
-func initPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // goVersion is the go line for a new go.mod: the running toolchain's

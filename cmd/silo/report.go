@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/isolation/report"
 )
 
@@ -116,7 +117,7 @@ so who signed it was not checked (an outcome, not an error: the result is on std
 				data, err = os.ReadFile(args[0])
 			}
 			if err != nil {
-				return usageError{fmt.Sprintf("cannot read report %s: %v", args[0], unwrapPathErr(err))}
+				return usageError{fmt.Sprintf("cannot read report %s: %v", args[0], durable.Cause(err))}
 			}
 			var trusted []string
 			if pin != "" {
@@ -177,11 +178,11 @@ func loadPin(ctx context.Context, src string) ([]string, error) {
 	} else {
 		f, err := os.Open(src)
 		if err != nil {
-			return nil, silo.Errorf(silo.CodeInvalid, "--key %s is neither a fingerprint (64 hex digits) nor a readable key file: %v", src, unwrapPathErr(err))
+			return nil, silo.Errorf(silo.CodeInvalid, "--key %s is neither a fingerprint (64 hex digits) nor a readable key file: %v", src, durable.Cause(err))
 		}
 		defer f.Close()
 		if data, err = io.ReadAll(io.LimitReader(f, maxKeyFile+1)); err != nil {
-			return nil, silo.Errorf(silo.CodeInvalid, "cannot read key file %s: %v", src, unwrapPathErr(err))
+			return nil, silo.Errorf(silo.CodeInvalid, "cannot read key file %s: %v", src, durable.Cause(err))
 		}
 	}
 	if len(data) > maxKeyFile {

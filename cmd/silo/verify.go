@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -166,12 +164,4 @@ func printDeleted(w io.Writer, r isolation.Result) {
 	if r.Deleted > 0 {
 		fmt.Fprintf(w, "also checked for I5: %d key(s) of %d deleted account(s), not counted above\n", r.DeletedKeys, r.Deleted)
 	}
-}
-
-func unwrapPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -3,8 +3,8 @@
 //
 // It owns the state file, its schema and every SQL statement that touches it;
 // no other package sees SQL or the driver. It imports the silo root package,
-// package store and the modernc.org/sqlite driver, and must not import any
-// other silo package.
+// package store, internal/durable (for a file error's reason) and the
+// modernc.org/sqlite driver, and must not import any other silo package.
 //
 // # Durability
 //
@@ -42,6 +42,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/store"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -254,7 +255,7 @@ func verifySettings(journalMode string, synchronous, foreignKeys int) error {
 // checkDir makes sure dir exists and a file can be created in it.
 func checkDir(dir string) error {
 	unwritable := func(err error) error {
-		return silo.Errorf(silo.CodeUnavailable, "cannot write to %s: %s; choose a writable --data-dir", dir, describe(err))
+		return silo.Errorf(silo.CodeUnavailable, "cannot write to %s: %s; choose a writable --data-dir", dir, durable.Cause(err))
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return unwritable(err)
@@ -283,15 +284,6 @@ func privateFiles(path string) {
 	}
 }
 
-// describe returns the OS reason of err without repeating the path.
-func describe(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
 // checkHeader refuses, without writing anything, a file that exists, is not
 // empty and does not start with the SQLite header.
 func checkHeader(path string) error {
@@ -300,12 +292,12 @@ func checkHeader(path string) error {
 		return nil
 	}
 	if err != nil {
-		return silo.Errorf(silo.CodeUnavailable, "cannot read state file %s: %s; check its permissions or choose another --data-dir", path, describe(err))
+		return silo.Errorf(silo.CodeUnavailable, "cannot read state file %s: %s; check its permissions or choose another --data-dir", path, durable.Cause(err))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return silo.Errorf(silo.CodeUnavailable, "cannot read state file %s: %s; check its permissions or choose another --data-dir", path, describe(err))
+		return silo.Errorf(silo.CodeUnavailable, "cannot read state file %s: %s; check its permissions or choose another --data-dir", path, durable.Cause(err))
 	}
 	if fi.IsDir() {
 		return silo.Errorf(silo.CodeInvalid, "state file %s is a directory; remove it or choose another --data-dir", path)
@@ -316,7 +308,7 @@ func checkHeader(path string) error {
 	head := make([]byte, 100) // the SQLite file header
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return silo.Errorf(silo.CodeUnavailable, "cannot read state file %s: %s; check the disk", path, describe(err))
+		return silo.Errorf(silo.CodeUnavailable, "cannot read state file %s: %s; check the disk", path, durable.Cause(err))
 	}
 	if n < len(head) || !bytes.HasPrefix(head, sqliteHeader) {
 		return corrupted(path, errors.New("it is not a SQLite database"))
