@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -22,7 +26,10 @@ func newDevCmd(g *globals) *cobra.Command {
 		Long: `silo dev serves the gateway like silo up and keeps your developer account (dev-$USER, kind
 developer, created on first use) running the app's sources as they are on disk: every saved change
 to a Go source, silo.yaml or go.mod is rebuilt and applied to that account only. A build error is
-printed and the last good version keeps serving. The account's function logs stream below.
+printed and the last good version keeps serving. The account's URL and a fresh key are printed
+once the gateway serves it and a build of the sources is live: when the first build fails, after
+the first fix that goes live. The account's function logs stream below. Ctrl-C stops it ("stopped"
+is its last line); if the gateway or the file watcher fails, it stops with that error.
 
 Unlike silo apply and silo deploy, silo dev does not ask before a change that deletes or
 replaces a table, bucket or secret of your developer account (renaming a table in silo.yaml,
@@ -58,44 +65,98 @@ The app is ./silo.yaml, else examples/findings of this repository, or --file. St
 			}
 			defer ln.Close()
 			d := &platform.Dev{P: p, App: filepath.Dir(spec), Account: platform.DevAccount(name)}
-			out := g.stdout
-			fmt.Fprintf(out, "building %s for %s ...\n", relPath(spec), d.Account)
-			first, err := d.Prepare(ctx)
-			if err != nil {
-				return err
-			}
-			key, err := p.IssueKey(ctx, d.Account, "silo-dev")
-			if err != nil {
-				return err
-			}
-			host, port := urlHost(ln.Addr())
-			fmt.Fprintf(out, "\n%s is live (release %s) in %s\n", d.Account, first.Release, first.Took.Round(time.Millisecond))
-			fmt.Fprintf(out, "  URL  http://%s.%s%s/   (or http://%s%s/t/%s/)\n", d.Account, host, port, host, port, d.Account)
-			fmt.Fprintf(out, "  key  %s\n", key)
-			fmt.Fprintf(out, "watching %s; Ctrl-C stops\n\n", relPath(d.App))
-
-			serveErr := make(chan error, 1)
-			go func() { serveErr <- p.Serve(ctx, ln) }()
-			logsDone := make(chan struct{})
-			go func() {
-				defer close(logsDone)
-				p.Logs.Follow(ctx, d.Account, logs.Query{Since: time.Now()}, 100*time.Millisecond, func(e logs.Entry) error {
-					fmt.Fprintf(out, "  │ %s\n", e.String())
-					return nil
-				})
-			}()
-			d.Watch(ctx, func(ev platform.DevEvent) { printDevEvent(g, ev) })
-			<-logsDone
-			if err := <-serveErr; err != nil {
-				return err
-			}
-			fmt.Fprintln(out, "stopped")
-			return nil
+			return runDev(ctx, g, p, ln, d, spec)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address the gateway listens on")
 	cmd.Flags().StringVar(&name, "user", "", "developer name for the account dev-NAME (default $USER)")
 	return cmd
+}
+
+// runDev runs the development loop of d on ln until ctx is done. It says
+// that the account is live, with its URL and a key, only once the gateway
+// serves ln and a build of the sources is live, and never after it began to
+// stop: a first build that fails is printed as it failed, and the URL follows
+// the first build that goes live. Once serving, its last line is "stopped";
+// a failure of the gateway or of the watcher stops it and is its error.
+func runDev(ctx context.Context, g *globals, p *platform.Platform, ln net.Listener, d *platform.Dev, spec string) error {
+	out := g.stdout
+	fmt.Fprintf(out, "building %s for %s ...\n", relPath(spec), d.Account)
+	first, err := d.Prepare(ctx)
+	if err == nil {
+		err = ctx.Err() // interrupted while building: nothing serves yet
+	}
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	served := make(chan error, 1)
+	go func() {
+		err := p.Serve(ctx, ln)
+		stop() // the loop stops with the gateway
+		served <- err
+	}()
+	logsDone := make(chan struct{})
+	go func() {
+		defer close(logsDone)
+		p.Logs.Follow(ctx, d.Account, logs.Query{Since: time.Now()}, 100*time.Millisecond, func(e logs.Entry) error {
+			fmt.Fprintf(out, "  │ %s\n", e.String())
+			return nil
+		})
+	}()
+
+	live, keyErr := false, error(nil)
+	// show prints ev, and the account's URL and key before the first
+	// live build (the gateway serves by then: Serve runs on a listening
+	// socket).
+	show := func(ev platform.DevEvent) {
+		if ctx.Err() != nil {
+			return // stopping: a build cut short is no news, and nothing is live any more
+		}
+		if live || ev.Kind != "live" && ev.Kind != "unchanged" {
+			printDevEvent(g, ev)
+			return
+		}
+		key, err := p.IssueKey(ctx, d.Account, "silo-dev")
+		if err != nil {
+			keyErr = err
+			stop()
+			return
+		}
+		live = true
+		if len(ev.Files) > 0 { // a rebuild after a first build that failed
+			printDevEvent(g, ev)
+		}
+		fmt.Fprintf(out, "\n%s is live (release %s) in %s\n", d.Account, ev.Release, ev.Took.Round(time.Millisecond))
+		host, port := urlHost(ln.Addr())
+		fmt.Fprintf(out, "  URL  http://%s.%s%s/   (or http://%s%s/t/%s/)\n", d.Account, host, port, host, port, d.Account)
+		fmt.Fprintf(out, "  key  %s\n", key)
+		if len(ev.Files) == 0 {
+			printLoss(out, ev)
+		}
+	}
+	if first.Kind == "failed" {
+		fmt.Fprintf(out, "✗ not applied (the first build); fix it and save: %s's URL and key follow once a build is live:\n", d.Account)
+		printDevError(out, first.Err)
+	} else {
+		show(first)
+	}
+	werr := d.Watch(ctx, func(ev platform.DevEvent) {
+		if ev.Kind == "watching" {
+			fmt.Fprintf(out, "watching %s; save a change to rebuild, Ctrl-C stops\n\n", relPath(d.App))
+			return
+		}
+		show(ev)
+	})
+	stop()
+	<-logsDone
+	if err := errors.Join(werr, keyErr, <-served); err != nil {
+		return err // the watcher, the key or the gateway failed
+	}
+	fmt.Fprintln(out, "stopped")
+	return nil
 }
 
 func printDevEvent(g *globals, ev platform.DevEvent) {
@@ -109,17 +170,28 @@ func printDevEvent(g *globals, ev platform.DevEvent) {
 	case "watching":
 	case "live":
 		fmt.Fprintf(w, "✓ live in %s: release %s (%s) after %s\n", ev.Took.Round(time.Millisecond), ev.Release, planCounts(ev), what)
-		if lost := silo.DataLoss([]silo.Plan{ev.Plan}); lost != "" {
-			// silo dev does not ask (see its help): it says what is gone.
-			fmt.Fprintf(w, "! data destroyed in your developer account, unasked: %s; what it held is gone\n", lost)
-		}
+		printLoss(w, ev)
 	case "unchanged":
 		fmt.Fprintf(w, "· no change (%s): release %s keeps serving\n", what, ev.Release)
 	default:
 		fmt.Fprintf(w, "✗ not applied (%s); the last good version keeps serving:\n", what)
-		for _, line := range strings.Split(silo.UserMessage(ev.Err), "\n") {
-			fmt.Fprintf(w, "    %s\n", line)
-		}
+		printDevError(w, ev.Err)
+	}
+}
+
+// printLoss says what data a live build destroyed: silo dev does not ask
+// (see its help), so it says what is gone.
+func printLoss(w io.Writer, ev platform.DevEvent) {
+	if lost := silo.DataLoss([]silo.Plan{ev.Plan}); lost != "" {
+		fmt.Fprintf(w, "! data destroyed in your developer account, unasked: %s; what it held is gone\n", lost)
+	}
+}
+
+// printDevError prints what a failed build or apply says to its user,
+// indented under the line that announced it.
+func printDevError(w io.Writer, err error) {
+	for _, line := range strings.Split(silo.UserMessage(err), "\n") {
+		fmt.Fprintf(w, "    %s\n", line)
 	}
 }
 
