@@ -2,8 +2,12 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
@@ -34,15 +38,84 @@ func (p *Plane) GateAccount(ctx context.Context, rel engine.Release, a silo.Acco
 
 // GateBuild is GateAccount for a developer's own build, applied to
 // account a alone (silo dev): the same gate, against the production
-// account as recorded (a build applied to one account does not change
-// it), with a refusal that says to fix the build rather than to deploy
+// account as recorded, which a build applied to one account does not
+// change, with a refusal that says to fix the build rather than to deploy
 // a release.
+//
+// A build whose functions are granted a production export that its own
+// silo.yaml adds but the production account does not export yet is
+// refused too, saying so: silo dev never changes the production account
+// (every tenant reads it), and a function holding a grant production does
+// not back would be a counterexample to I1 in every proof of the
+// installation (silo verify, and each tenant's signed report) for as long
+// as the account ran it.
 func (p *Plane) GateBuild(ctx context.Context, rel engine.Release, a silo.Account) error {
 	return p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		prod, err := productionState(tx)
+		if err != nil {
+			return err
+		}
+		names, err := undeployedExports(rel, a, prod)
+		if err != nil {
+			return err
+		}
+		if len(names) > 0 {
+			return silo.Errorf(silo.CodeFailedCheck, "build %s grants %s, which this silo.yaml adds to production but the production account does not export yet, and silo dev never changes the production account (every tenant reads it): %s keeps running what it ran. Deploy the export first (silo deploy ships this silo.yaml to the fleet; to ship the export alone, deploy a silo.yaml that adds it without the grant), then save again; until then develop without the grant",
+				rel.ID, exportList(names), a.ID)
+		}
 		return gateWith(ctx, tx, rel, a, func(why string) error {
-			return silo.Errorf(silo.CodeFailedCheck, "%s. Fix silo.yaml and save it again: %s keeps running what it ran until a build passes (silo dev changes your account alone: a production export the build reads must be deployed first, with silo deploy)", why, a.ID)
+			return silo.Errorf(silo.CodeFailedCheck, "%s. Fix silo.yaml and save it again: %s keeps running what it ran until a build passes (silo dev changes your account alone)", why, a.ID)
 		})
 	})
+}
+
+// undeployedExports returns, sorted, the exports that functions of
+// account a are granted under rel, that rel's production section
+// declares, and that production as recorded does not export. None while
+// there is no production account: it is created on the release then.
+func undeployedExports(rel engine.Release, a silo.Account, prod *isolation.AccountState) ([]string, error) {
+	if prod == nil || rel.Stack == nil {
+		return nil, nil
+	}
+	have := map[string]bool{}
+	for _, r := range prod.Resources {
+		if r.Type == silo.TypeExport {
+			have[r.Name] = true
+		}
+	}
+	rs, err := engine.Desired(rel.Stack, rel.Artifacts, a)
+	if err != nil {
+		return nil, fmt.Errorf("gate build %s for %s: %w", rel.ID, a.ID, err)
+	}
+	var out []string
+	for _, r := range rs {
+		if r.Type != silo.TypeFunction {
+			continue
+		}
+		var fs silo.FunctionSpec
+		if err := json.Unmarshal(r.Spec, &fs); err != nil {
+			return nil, fmt.Errorf("gate build %s for %s: read function %s: %w", rel.ID, a.ID, r.Name, err)
+		}
+		for _, e := range fs.Exports {
+			if _, declared := rel.Stack.Production.Exports[e]; declared && !have[e] && !slices.Contains(out, e) {
+				out = append(out, e)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// exportList names exports for a message: export "a", exports "a" and "b".
+func exportList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	if len(q) == 1 {
+		return "export " + q[0]
+	}
+	return "exports " + strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
 }
 
 // gateAccount is GateAccount in transaction tx.

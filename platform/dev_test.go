@@ -281,7 +281,8 @@ func TestDevGatesTheBuild(t *testing.T) {
 	if e.Kind != "failed" || silo.ErrorCode(e.Err) != silo.CodeFailedCheck {
 		t.Fatalf("a build granting an export production does not have: got %s (%v), want failed_check", e.Kind, e.Err)
 	}
-	for _, s := range []string{"would break isolation in account " + string(d.Account), `export "unshipped"`, "Fix silo.yaml and save it again"} {
+	for _, s := range []string{`grants export "unshipped", which this silo.yaml adds to production but the production account does not export yet`,
+		"silo dev never changes the production account", string(d.Account) + " keeps running what it ran", "Deploy the export first"} {
 		if !strings.Contains(msg, s) {
 			t.Errorf("refusal %q does not say %q", msg, s)
 		}
@@ -298,6 +299,46 @@ func TestDevGatesTheBuild(t *testing.T) {
 	}
 	if resp := dev.GET(t, "/findings"); resp.Status != 200 || !strings.Contains(string(resp.Body), `"version":"v2"`) {
 		t.Fatalf("the last good version must keep serving: got %s", resp)
+	}
+	if prod, err := pl.Plane.Account(ctx, silo.ProductionID); err != nil || prod.Release == e.Release {
+		t.Fatalf("production after the refused build: %+v, %v; want it untouched", prod, err)
+	}
+
+	// A grant of an export the silo.yaml does not declare at all is the
+	// build's own error, with its position: refused the same way.
+	nowhere := strings.Replace(string(src), "    config: [plan]\n  smoke:", "    config: [plan]\n    exports: [nowhere]\n  smoke:", 1)
+	if err := os.WriteFile(yml, []byte(nowhere), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e = next(t, events)
+	if msg := silo.UserMessage(e.Err); e.Kind != "failed" || !strings.Contains(msg, "silo.yaml:") || !strings.Contains(msg, `"nowhere"`) {
+		t.Fatalf("a build granting an export silo.yaml does not declare: got %s (%v), want a silo.yaml error naming it", e.Kind, e.Err)
+	}
+	if after, err := pl.Plane.Account(ctx, d.Account); err != nil || after.Release != before.Release {
+		t.Fatalf("refused build changed %s: %+v, %v", d.Account, after, err)
+	}
+
+	// Once production exports it (a release that adds the export without
+	// the grant, deployed), the build that was refused goes live.
+	prodSide := silotest.CopyExample(t)
+	orig, err := os.ReadFile(filepath.Join(prodSide, "silo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withExport := strings.Replace(string(orig), "    threat-intel: {table: threat-intel}\n", "    threat-intel: {table: threat-intel}\n    unshipped: {table: threat-intel}\n", 1)
+	if err := os.WriteFile(filepath.Join(prodSide, "silo.yaml"), []byte(withExport), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Deploy(t, prodSide)
+	if err := os.WriteFile(yml, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edit(t, app, "v2b")
+	if e = next(t, events); e.Kind != "live" {
+		t.Fatalf("the build granting %q after production exports it: got %s (%v), want live", "unshipped", e.Kind, e.Err)
+	}
+	if resp := dev.GET(t, "/findings"); !strings.Contains(string(resp.Body), `"version":"v2b"`) {
+		t.Fatalf("after production exports it: got %s, want version v2b", resp)
 	}
 
 	if err := os.WriteFile(yml, src, 0o644); err != nil {
