@@ -130,6 +130,22 @@ func sharedPlatform(t *testing.T, dsn, dir string, opts ...func(*platform.Config
 	}))
 }
 
+// deployShared deploys the example app through a and has each of the
+// other servers load its function modules, as a server that has run for a
+// while has: a first request to a server that has not compiled them yet
+// would wait for the compilation no longer than the function's timeout,
+// and on a busy machine get 503 "still preparing" instead of what the test
+// looks at (TestRequestDuringCompilation tests that answer).
+func deployShared(t *testing.T, a *silotest.Platform, others ...*silotest.Platform) {
+	t.Helper()
+	a.Deploy(t, app)
+	for _, o := range others {
+		if err := o.Platform().LoadCurrent(context.Background()); err != nil {
+			t.Fatalf("load the release on another server: %v", err)
+		}
+	}
+}
+
 // eventually sends requests with send until one answers with a body that
 // contains want, for at most a minute (the servers of these tests would not
 // read again by themselves for an hour, so only an announcement gets there;
@@ -164,7 +180,7 @@ func TestSecretAndConfigChangesHoldOnAnotherServer(t *testing.T) {
 	noRecheck := func(c *platform.Config) { c.Local.CacheRecheck = time.Hour }
 	a := sharedPlatform(t, dsn, dir, noRecheck)
 	b := sharedPlatform(t, dsn, dir, noRecheck)
-	a.Deploy(t, app)
+	deployShared(t, a, b)
 	onB := b.Tenant(t, "acme") // b creates it: its files are cached there
 	onA := a.Client(onB.ID, onB.Key)
 	api := apiClient(t, a.Platform())
@@ -230,7 +246,7 @@ func TestChangesHoldOnAnotherServer(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "silo")
 	a := sharedPlatform(t, dsn, dir)
 	b := sharedPlatform(t, dsn, dir)
-	a.Deploy(t, app)
+	deployShared(t, a, b)
 	acme := b.Tenant(t, "acme") // b creates it: its files are open there
 	api := apiClient(t, a.Platform())
 	ctx := context.Background()

@@ -23,7 +23,7 @@ func TestWaitForAnotherServerIsNamed(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "silo")
 	a := sharedPlatform(t, dsn, dir, func(c *platform.Config) { c.Local.IdleTimeout = time.Hour })
 	b := sharedPlatform(t, dsn, dir)
-	a.Deploy(t, app)
+	deployShared(t, a, b)
 	onA := a.Tenant(t, "acme")
 	globex := b.Tenant(t, "globex")
 	if resp := onA.GET(t, "/findings"); resp.Status != http.StatusOK {
