@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -232,4 +233,66 @@ func TestUpToDateCheckedWhereRecorded(t *testing.T) {
 	if rs, err := e.run.List(ctx, 0); err != nil || len(rs) != 0 {
 		t.Errorf("%d rollouts recorded (%v), want none", len(rs), err)
 	}
+}
+
+// fleet is the set-up the rollout tests share: an env whose production
+// account and tenants run the first of rels, the current release, and
+// whose bakes send bakeN requests to every tenant, each behaving as
+// behave says for the release it runs (good when it names none), and then
+// end the bake.
+type fleet struct {
+	*env
+	rels   []engine.Release
+	behave map[string]profile
+	bakeN  int
+}
+
+// newFleet stores a release of src per digest, seeds production and n
+// tenants (the first canary of them in the canary ring) on the first, and
+// makes it current. The bake sends 100 requests per tenant.
+func newFleet(t *testing.T, src string, n, canary int, digests ...string) *fleet {
+	t.Helper()
+	f := newReleases(t, src, digests...)
+	seed(t, f.env, f.rels[0], n, canary)
+	return f
+}
+
+// newReleases is newFleet with no account and no current release.
+func newReleases(t *testing.T, src string, digests ...string) *fleet {
+	t.Helper()
+	f := &fleet{env: newEnv(t, t.TempDir(), opts{}), behave: map[string]profile{}, bakeN: 100}
+	for _, d := range digests {
+		f.rels = append(f.rels, release(t, f.env, src, d))
+	}
+	f.onBake = func(string) {
+		f.traffic(t, f.bakeN)
+		f.clock.Advance(5 * time.Minute)
+	}
+	return f
+}
+
+// traffic sends n requests to every tenant, each behaving as f.behave
+// says for the release it runs.
+func (f *fleet) traffic(t *testing.T, n int) {
+	t.Helper()
+	by := map[string]profile{}
+	for _, r := range f.rels {
+		by[r.ID] = good
+	}
+	maps.Copy(by, f.behave)
+	traffic(t, f.env, n, by)
+}
+
+// startRollout starts a rollout of rel, drives it until it stops and
+// fails the test unless it ends in state want.
+func startRollout(t *testing.T, e *env, rel engine.Release, opt rollout.Options, want rollout.State) rollout.Rollout {
+	t.Helper()
+	r, err := e.run.Start(context.Background(), rel.ID, opt)
+	if err != nil {
+		t.Fatalf("Start(%s) = %v", rel.ID, err)
+	}
+	if r = drive(t, e, r.ID); r.State != want {
+		t.Fatalf("rollout %s of %s: %s (%s), want %s", r.ID, rel.ID, r.State, r.Reason, want)
+	}
+	return r
 }

@@ -40,8 +40,10 @@
 // and a previous release over max_error_rate is not a baseline at all. A
 // failing ring returns every account the rollout applied to, in that ring
 // and every earlier one (production included) unless its on_rollback is
-// keep, to the release that account ran before. When a rollout stops, each
-// ring records how many of its accounts run which release.
+// keep, to the release that account ran before, and with them every
+// account of those rings created on the rollout's release since it began
+// (see below). When a rollout stops, each ring records how many of its
+// accounts run which release.
 //
 // An operator's rollout (Start) and rollback (Rollback) are planned for
 // every account they would move before anything starts; one that would
@@ -72,8 +74,14 @@
 // ring's own rollback needs no confirmation.
 //
 // An account created during a rollout gets the rollout's release once the
-// ring that selects it has begun, the current release before (ReleaseFor,
-// which control.Plane asks through its Placement). Before a rollout
+// ring that selects it has begun, the current release before and once a
+// ring has failed (ReleaseFor, which control.Plane asks through its
+// Placement). One rule (returnTo) says which accounts an undo of a rollout
+// returns, whether a failing ring's or an operator's rollback: those the
+// rollout applied to, and those created since it began that run its
+// release; an account that ran the release before the rollout began and
+// that the rollout did not move (a developer's own build of the same
+// sources) stays. Before a rollout
 // succeeds, every account of its rings must still be recorded on its
 // release (those whose apply failed within budget aside); otherwise the
 // last ring fails and every ring returns its accounts. A rollback's rings are those

@@ -61,7 +61,8 @@ type env struct {
 	applies map[silo.AccountID]int // provider calls per account
 	plans   map[silo.AccountID]int // plans the runner made per account
 	onBake  func(ring string)
-	onPlan  func(a silo.Account) // before each plan the runner makes
+	onPlan  func(a silo.Account)   // before each plan the runner makes
+	onEvent func(ev rollout.Event) // after opts.hook, for each event of the runner
 }
 
 type opts struct {
@@ -112,6 +113,9 @@ func newEnv(t testing.TB, dir string, o opts) *env {
 			}
 			if o.hook != nil {
 				o.hook(ev)
+			}
+			if e.onEvent != nil {
+				e.onEvent(ev)
 			}
 		}})
 	if err != nil {

@@ -189,15 +189,18 @@ func where(tx store.Tx, r *Rollout, st *spec.Stack) error {
 // target when the ring that selects a has begun (applying, baking,
 // verifying or promoted), so that a new account never holds a ring back
 // or runs a release its ring has left; "" otherwise (no rollout is
-// active, its ring has not begun and will move it when it does, the ring
-// is rolling back or stopped, or no ring selects it): the caller then
-// uses the current release.
+// active, its ring has not begun and will move it when it does, the
+// rollout is rolling a ring back, the ring is stopped, or no ring selects
+// it): the caller then uses the current release. An account that got the
+// target goes back with the rollout's accounts if a ring fails (returnTo).
 //
 // # Notes
 //
 // An account decided "" in the instant its ring begins may be registered
 // after the ring listed its accounts: the ring's live verification then
-// finds it on the old release and fails the ring, which rolls back.
+// finds it on the old release and fails the ring, which rolls back. One
+// decided the target before a ring failed whose creation finishes only
+// after the rollback passed its ring stays on the target.
 func (rn *Runner) ReleaseFor(ctx context.Context, a silo.Account) (string, error) {
 	r, err := rn.Active(ctx)
 	if errors.Is(err, silo.ErrNotFound) {
@@ -211,7 +214,7 @@ func (rn *Runner) ReleaseFor(ctx context.Context, a silo.Account) (string, error
 		return "", err
 	}
 	i := ringOf(r.Rings, rel.Stack, a)
-	if i < 0 {
+	if i < 0 || returning(r) {
 		return "", nil
 	}
 	switch r.Rings[i].Phase {
@@ -219,4 +222,10 @@ func (rn *Runner) ReleaseFor(ctx context.Context, a silo.Account) (string, error
 		return r.Release, nil
 	}
 	return "", nil
+}
+
+// returning reports whether r is returning its accounts: its current
+// ring failed and rolls back every ring.
+func returning(r Rollout) bool {
+	return r.Ring < len(r.Rings) && r.Rings[r.Ring].Phase == PhaseRollingBack
 }

@@ -22,51 +22,78 @@ type stepResult struct {
 }
 
 // undoTargets returns, for accounts of a rollback rollout r of rollout
-// orig, the release each returns to: an account orig applied to returns to
-// the release it ran before orig (its apply step's From); an account
-// created since orig began on orig's release (it got the release from
-// orig, or as the current release after it), or one already on r's, goes
-// to r's release; any other account is left alone: it is not in the map.
-// Left alone so is an account that ran orig's release before orig began
-// and that orig did not move: a developer's own build of the same sources,
-// which has the same content-addressed release ID.
-//
-// # Notes
-//
-// An account's Created and orig's come from the clocks of the servers
-// that created them; servers whose clocks differ by more than the time
-// from orig's start to its first ring may misplace an account created in
-// between.
+// orig, the release each returns to: the one returnTo names (orig undone,
+// to r's release), or r's release for an account already on it (which
+// the rollback then verifies); any other account is left alone: it is not
+// in the map.
 func undoTargets(tx store.Tx, r, orig Rollout, as []silo.Account) (map[silo.AccountID]string, error) {
 	out := map[silo.AccountID]string{}
 	for _, a := range as {
-		for _, ring := range orig.Rings {
-			st, err := tx.Step(stepKey(orig.ID, ring.Name, a.ID, "apply"))
-			if errors.Is(err, silo.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			from := st.From
-			if from == "" {
-				from = r.Release
-			}
-			out[a.ID] = from
-			break
-		}
-		if _, ok := out[a.ID]; !ok && ((a.Release == orig.Release && !a.Created.Before(orig.Created)) || a.Release == r.Release) {
+		to, ok, err := returnTo(tx, orig, a, r.Release)
+		switch {
+		case err != nil:
+			return nil, err
+		case ok:
+			out[a.ID] = to
+		case a.Release == r.Release:
 			out[a.ID] = r.Release
 		}
 	}
 	return out, nil
 }
 
+// returnTo is the one rule for which accounts an undo of rollout orig
+// moves, and where: a failing ring's own rollback (rollingBack, back to
+// orig's Previous) and an operator's rollback rollout (undoTargets, back
+// to the release it ships) both ask it. It returns the release account a
+// goes back to, prev unless orig's apply step recorded another one (the
+// step's From: a ran another release than the fleet's), and ok:
+//
+//   - an account orig applied to (it holds an apply step of orig) goes
+//     back;
+//   - an account created since orig began that runs orig's release goes
+//     back to prev: it got the release from orig (a new account in a ring
+//     that has begun gets the rollout's release, ReleaseFor), or as the
+//     current release after orig succeeded, never by choice;
+//   - any other account stays (ok is false): among them one that ran
+//     orig's release before orig began and that orig did not move, a
+//     developer's own build of the same sources, which has the same
+//     content-addressed release ID.
+//
+// # Notes
+//
+// An account's Created and orig's come from the clocks of the servers
+// that created them; servers whose clocks differ by more than the time
+// from orig's start to its first ring may misplace an account created in
+// between. A developer account created after orig began and given a build
+// of the same sources (silo dev) goes back too: its next build puts it on
+// its own release again.
+func returnTo(tx store.Tx, orig Rollout, a silo.Account, prev string) (string, bool, error) {
+	for _, ring := range orig.Rings {
+		st, err := tx.Step(stepKey(orig.ID, ring.Name, a.ID, "apply"))
+		if errors.Is(err, silo.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", false, err
+		}
+		if st.From != "" {
+			return st.From, true, nil
+		}
+		return prev, true, nil
+	}
+	if a.Release == orig.Release && !a.Created.Before(orig.Created) {
+		return prev, true, nil
+	}
+	return "", false, nil
+}
+
 // pass runs one step over the accounts of ring i. "apply" moves each to
 // rel (in a rollback rollout, each account to its undoTargets release);
-// "rollback" visits only accounts with an apply claim and moves each back
-// to the release it ran before the rollout (the apply step's From), rel
-// when none is recorded.
+// "rollback" visits only the accounts returnTo moves when r is undone
+// (those with an apply claim, and those created on r's release since r
+// began) and moves each back to the release it ran before the rollout
+// (the apply step's From), rel when none is recorded.
 func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release, rel engine.Release, step string) (stepResult, error) {
 	ring := r.Rings[i]
 	var orig *Rollout
@@ -97,8 +124,7 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 	lastCheck := time.Now()
 	_, err := rn.members(ctx, r, i, sel.Stack, func(as []silo.Account) error {
 		claims := map[silo.AccountID]store.RolloutStep{}
-		applyClaims := map[silo.AccountID]store.RolloutStep{}
-		from := map[silo.AccountID]string{}
+		from := map[silo.AccountID]string{} // where each account goes; in a rollback, only those it moves
 		if err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
 			if orig != nil {
 				var err error
@@ -113,13 +139,12 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 					return err
 				}
 				if step == "rollback" {
-					if st, err := tx.Step(stepKey(r.ID, ring.Name, a.ID, "apply")); err == nil {
-						applyClaims[a.ID] = st
-						if st.From != "" {
-							from[a.ID] = st.From
-						}
-					} else if !errors.Is(err, silo.ErrNotFound) {
+					to, ok, err := returnTo(tx, r, a, rel.ID)
+					if err != nil {
 						return err
+					}
+					if ok {
+						from[a.ID] = to
 					}
 				}
 			}
@@ -148,18 +173,15 @@ func (rn *Runner) pass(ctx context.Context, r Rollout, i int, sel engine.Release
 				}
 			}
 			to := rel
-			if orig != nil {
-				if _, ok := from[a.ID]; !ok {
-					mu.Lock()
-					res.unchanged++ // not the rolled-back rollout's to undo
-					mu.Unlock()
-					continue
-				}
-			}
-			if step == "rollback" {
-				if _, ok := applyClaims[a.ID]; !ok {
-					continue
-				}
+			_, moves := from[a.ID]
+			switch {
+			case orig != nil && !moves:
+				mu.Lock()
+				res.unchanged++ // not the rolled-back rollout's to undo
+				mu.Unlock()
+				continue
+			case step == "rollback" && !moves:
+				continue // the rollout neither moved it nor placed it on its release
 			}
 			if step == "rollback" || orig != nil {
 				if id := from[a.ID]; id != "" && id != rel.ID {
