@@ -53,8 +53,13 @@ func BuildGraph(ctx context.Context, f *Fleet) []Edge {
 //
 // # Errors
 //
-// CodeFailedCheck, with the first counterexample, if the release would open
-// a path across accounts or break another invariant; the error of
+// CodeFailedCheck if the fleet would open a path across accounts or break
+// another invariant under the release: the refusal counts the violations
+// the release makes (what the accounts would hold under it) apart from
+// those the fleet has already whatever release it runs (API keys,
+// operators, account records, what deleted accounts still hold), names
+// the first of each and says what to do about each; a fleet that has any
+// is refused every release until it is repaired. The error of
 // engine.Desired if an account's resources cannot be computed.
 func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 	g := f.Clone()
@@ -110,17 +115,63 @@ func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 		})
 	}
 	res := Verify(ctx, g)
-	if res.Status == StatusViolated {
-		first := ""
-		if len(res.Counterexamples) > 0 {
-			first = describe(res.Counterexamples[0])
-			if standIn != "" && (Result{Counterexamples: res.Counterexamples[:1]}).Involving(standIn) != nil {
-				first += fmt.Sprintf(" (%s stands for every account created on this release)", standIn)
-			}
-		}
-		return res, silo.Errorf(silo.CodeFailedCheck, "release %s refused: it would break isolation in %d place(s); first: %s; fix silo.yaml and build again", rel.ID, res.Violations, first)
+	if res.Status != StatusViolated {
+		return res, nil
 	}
-	return res, nil
+	return res, refusal(ctx, rel, f, res, standIn)
+}
+
+// refusal is Gate's error for release rel, under which the fleet f would
+// have the counterexamples of res. It tells the release's own (what the
+// accounts would hold under it) from those the fleet has already, whatever
+// release it runs: those of f with no resource on any live account (API
+// keys, operators, account records, and what deleted accounts still hold).
+// Each group is counted, its first named, and the refusal says what to do
+// about each: fix silo.yaml for the release's, repair the fleet for the
+// others. standIn is the stand-in tenant Gate added, if any.
+func refusal(ctx context.Context, rel engine.Release, f *Fleet, res Result, standIn silo.AccountID) error {
+	bare := f.Clone()
+	for i := range bare.Accounts {
+		if st := bare.Accounts[i].Account.State; st != silo.StateDeleted && st != silo.StateDeleting {
+			bare.Accounts[i].Resources = nil
+		}
+	}
+	already := Verify(ctx, bare)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	inFleet := map[string]bool{}
+	for _, c := range already.Counterexamples {
+		inFleet[c.Invariant+"\x00"+c.Problem] = true
+	}
+	var own, fleet []Counterexample
+	for _, c := range res.Counterexamples {
+		if inFleet[c.Invariant+"\x00"+c.Problem] {
+			fleet = append(fleet, c)
+		} else {
+			own = append(own, c)
+		}
+	}
+	nFleet := min(already.Violations, res.Violations)
+	nOwn := res.Violations - nFleet
+	first := func(cs []Counterexample) string {
+		if len(cs) == 0 {
+			return "more than the verifier lists"
+		}
+		s := describe(cs[0])
+		if standIn != "" && (Result{Counterexamples: cs[:1]}).Involving(standIn) != nil {
+			s += fmt.Sprintf(" (%s stands for every account created on this release)", standIn)
+		}
+		return s
+	}
+	const repair = `silo verify lists every violation, and docs/operations.md ("A fleet the isolation gate refuses") says how to repair each kind`
+	switch {
+	case nFleet == 0:
+		return silo.Errorf(silo.CodeFailedCheck, "release %s refused: it would break isolation in %d place(s); first: %s; fix silo.yaml and build again", rel.ID, nOwn, first(own))
+	case nOwn == 0:
+		return silo.Errorf(silo.CodeFailedCheck, "release %s refused: the fleet already breaks isolation in %d place(s), whatever release it runs, and the gate passes no release until it is repaired; first: %s. The release adds no violation of its own. Repair the fleet, then deploy again: %s; nothing was changed", rel.ID, nFleet, first(fleet), repair)
+	}
+	return silo.Errorf(silo.CodeFailedCheck, "release %s refused: it would break isolation in %d place(s); first: %s; fix silo.yaml and build again. The fleet also breaks isolation in %d place(s) already, whatever release it runs; first: %s. Repair those too: %s; nothing was changed", rel.ID, nOwn, first(own), nFleet, first(fleet), repair)
 }
 
 // StandIn is the ID Gate gives the stand-in tenant it adds to a fleet that

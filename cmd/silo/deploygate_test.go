@@ -16,10 +16,11 @@ import (
 
 // silo deploy on a data dir (no server) runs the isolation gate a server
 // runs on an uploaded release (control.Plane.Gate): on a fleet the release
-// would leave open (here a key bound to the production account, which no
-// key may reach) it is refused with the gate's reason, and nothing
-// changes: no release stored, no rollout, no account moved. The twin: the
-// same deploy on a sound fleet rolls the release out.
+// already breaks (here a key bound to the production account, which no
+// key may reach) it is refused with the gate's reason, which says the
+// fleet, not the release, breaks isolation, and nothing changes: no
+// release stored, no rollout, no account moved. The twin: the same
+// deploy on a sound fleet rolls the release out.
 func TestLocalDeployRunsTheIsolationGate(t *testing.T) {
 	file, src := initProject(t)
 	changed := strings.Replace(string(src), "Hello, ", "Hi, ", 1)
@@ -42,8 +43,9 @@ func TestLocalDeployRunsTheIsolationGate(t *testing.T) {
 			}
 			before := stateOf(t, c)
 			if open {
-				c.fails("refused: it would break isolation", "deploy")
+				c.fails("the fleet already breaks isolation in 1 place(s), whatever release it runs", "deploy")
 				c.fails("is bound to the production account", "deploy")
+				c.fails("The release adds no violation of its own. Repair the fleet, then deploy again", "deploy")
 				if after := stateOf(t, c); after != before {
 					t.Errorf("a refused deploy changed the state:\n%s", cmp.Diff(before, after))
 				}
