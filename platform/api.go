@@ -43,7 +43,7 @@ func (p *Platform) API() (*server.Server, error) {
 	}
 	p.api, err = server.New(server.Config{
 		Plane: p.Plane, Runner: p.Runner, Store: p.Store, ArtifactDir: p.artifacts,
-		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Gate: p.Plane.Gate, Prices: p.cfg.Usage.Prices,
+		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Prices: p.cfg.Usage.Prices,
 		Ops: server.Ops{Provider: p.Provider, Envs: Envs{p}, LogDir: p.Logs.Dir(), LogKeys: p.Logs.Keys(), Logs: p,
 			ReportKey: key, ReportKeys: published,
 			Probe:  func(ctx context.Context) (any, error) { return p.Probe(ctx) },

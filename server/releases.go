@@ -154,9 +154,13 @@ func (s *Server) putArtifact(r *http.Request) (int, any, error) {
 	return http.StatusCreated, map[string]string{"digest": digest}, nil
 }
 
-// postRelease validates and stores a release: the spec parses, every
-// function has an uploaded artifact, and the gate (if any) accepts it.
-// Nothing changes on refusal; the same inputs give the same release ID.
+// postRelease validates and stores a release: the spec parses and every
+// function has an uploaded artifact. Nothing changes on refusal; the same
+// inputs give the same release ID. The isolation gate is not run here: a
+// stored release reaches accounts only through a rollout, whose start runs
+// the gate against the fleet as it is then (rollout.Config.Gate), or
+// through silo apply, which runs it too (control.Plane.SetCurrent), so a
+// deploy runs it once.
 func (s *Server) postRelease(r *http.Request) (int, any, error) {
 	var req ReleaseRequest
 	if err := decode(r, &req); err != nil {
@@ -196,14 +200,6 @@ func (s *Server) postRelease(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	stored.Note = req.Note
-	if s.cfg.Gate != nil {
-		if err := s.cfg.Gate(r.Context(), rel); err != nil {
-			// One sentence: the gate's reason, without the "release X
-			// refused: " the isolation gate starts its own with.
-			why := strings.TrimPrefix(silo.UserMessage(err), "release "+rel.ID+" refused: ")
-			return 0, nil, silo.Errorf(silo.CodeFailedCheck, "release %s refused by the gate: %s", rel.ID, why)
-		}
-	}
 	// The answer is the release as stored. Releases are immutable: the
 	// same inputs again answer it as first stored (its note and time),
 	// with 200 rather than 201.

@@ -33,7 +33,6 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
-	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
@@ -53,9 +52,6 @@ type Config struct {
 	// endpoint serves is 404 without it). Required; see LoadOrCreateToken.
 	Token  string
 	Logger *slog.Logger
-	// Gate, if set, checks a release before it is stored (e.g. the isolation
-	// verifier); an error refuses the upload and changes nothing.
-	Gate func(ctx context.Context, rel engine.Release) error
 	// MaxArtifactSize bounds one uploaded artifact; 64 MiB if zero.
 	MaxArtifactSize int64
 	Now             func() time.Time

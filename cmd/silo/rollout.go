@@ -223,11 +223,12 @@ that release like any rollout.`,
 					if err != nil {
 						return err
 					}
-					// The isolation gate a server runs on an uploaded
-					// release, before it is stored: a refused release is
-					// not stored here either. The rollout's start runs it
-					// once more, against the fleet as it is then
-					// (rollout.Config.Gate), for --release too.
+					// The isolation gate, before the release is stored:
+					// a refused release is not stored in the data dir.
+					// The rollout's start runs it once more, against the
+					// fleet as it is then (rollout.Config.Gate), for
+					// --release too. (A server stores an uploaded release
+					// without it and gates only the start.)
 					if err := a.plane.Gate(ctx, rel); err != nil {
 						return err
 					}
