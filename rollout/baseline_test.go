@@ -27,37 +27,13 @@ func TestBaselineAfterRollback(t *testing.T) {
 		{"good release after a rolled-back one passes", good, rollout.StateSucceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			e := newEnv(t, t.TempDir(), opts{})
-			src := fmtStack("", "0")
-			v1 := release(t, e, src, "sha256:1111")
-			v2 := release(t, e, src, "sha256:2222")
-			v3 := release(t, e, src, "sha256:3333")
-			seed(t, e, v1, 20, 4)
-			traffic(t, e, 200, map[string]profile{v1.ID: good})
-			e.onBake = func(string) {
-				traffic(t, e, 400, map[string]profile{v1.ID: good, v2.ID: awful})
-				e.clock.Advance(5 * time.Minute)
-			}
-			r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r = drive(t, e, r.ID); r.State != rollout.StateFailed {
-				t.Fatalf("broken release: %s (%s), want failed", r.State, r.Reason)
-			}
-			e.onBake = func(string) {
-				traffic(t, e, 200, map[string]profile{v1.ID: good, v3.ID: tc.next})
-				e.clock.Advance(5 * time.Minute)
-			}
-			r, err = e.run.Start(ctx, v3.ID, rollout.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r = drive(t, e, r.ID)
-			if r.State != tc.wantState {
-				t.Fatalf("next release: %s (%s), want %s", r.State, r.Reason, tc.wantState)
-			}
+			f := newFleet(t, fmtStack("", "0"), 20, 4, "sha256:1111", "sha256:2222", "sha256:3333")
+			e, v1, v2, v3 := f.env, f.rels[0], f.rels[1], f.rels[2]
+			f.traffic(t, 200)
+			f.behave[v2.ID], f.bakeN = awful, 400
+			startRollout(t, e, v2, rollout.Options{}, rollout.StateFailed) // the broken release
+			f.behave[v3.ID], f.bakeN = tc.next, 200
+			r := startRollout(t, e, v3, rollout.Options{}, tc.wantState) // the next release
 			v := r.Rings[1].Verdict
 			if v == nil || v.PrevErrorRate > 0.01 || v.PrevRelease != v1.ID {
 				t.Fatalf("canary verdict = %+v, want a baseline of release %s under 1%% errors", v, v1.ID)
@@ -113,32 +89,19 @@ func TestCatchUpBaselineIsWhatTheLaggingAccountsRan(t *testing.T) {
 		}, func(v0, v1 engine.Release) (string, []string) { return v1.ID, nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			e := newEnv(t, t.TempDir(), opts{})
-			src := fmtStack("", "0")
-			v0 := release(t, e, src, "sha256:0000")
-			v1 := release(t, e, src, "sha256:1111")
-			v2 := release(t, e, src, "sha256:2222")
+			// v1 (current) and v0 are slow, v2 fast.
+			f := newReleases(t, fmtStack("", "0"), "sha256:0000", "sha256:1111", "sha256:2222")
+			e, v0, v1, v2 := f.env, f.rels[0], f.rels[1], f.rels[2]
 			seed(t, e, v1, 4, 1)
-			traffic(t, e, 200, map[string]profile{v1.ID: slow})
-			e.onBake = func(string) {
-				traffic(t, e, 200, map[string]profile{v1.ID: slow, v2.ID: fast})
-				e.clock.Advance(5 * time.Minute)
-			}
-			succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+			f.behave, f.bakeN = map[string]profile{v0.ID: slow, v1.ID: slow, v2.ID: fast}, 200
+			f.traffic(t, 200)
+			startRollout(t, e, v2, rollout.Options{}, rollout.StateSucceeded)
 
 			tc.lag(t, e, v0, v1, v2)
-			traffic(t, e, 200, map[string]profile{v0.ID: slow, v1.ID: slow, v2.ID: fast})
-			r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			f.traffic(t, 200)
+			r := startRollout(t, e, v2, rollout.Options{}, rollout.StateSucceeded)
 			if r.Previous != v2.ID {
 				t.Fatalf("catch-up rollout: previous %s, want the current release %s", r.Previous, v2.ID)
-			}
-			r = drive(t, e, r.ID)
-			if r.State != rollout.StateSucceeded {
-				t.Fatalf("catch-up rollout: %s (%s), want succeeded", r.State, r.Reason)
 			}
 			canary := r.Rings[1]
 			v := canary.Verdict

@@ -21,17 +21,11 @@ import (
 // release rolls out.
 func TestRedeployOfCurrentReleaseRecordsNothing(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, t.TempDir(), opts{})
-	v1 := release(t, e, fmtStack("", "0"), "sha256:1111")
-	v2 := release(t, e, fmtStack("", "0"), "sha256:2222")
-	seed(t, e, v1, 4, 1)
-	traffic(t, e, 200, map[string]profile{v1.ID: good})
-	e.onBake = func(string) {
-		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
-		e.clock.Advance(5 * time.Minute)
-	}
+	f := newFleet(t, fmtStack("", "0"), 4, 1, "sha256:1111", "sha256:2222")
+	e, v1, v2 := f.env, f.rels[0], f.rels[1]
+	f.traffic(t, 200)
 
-	r1 := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+	r1 := startRollout(t, e, v2, rollout.Options{}, rollout.StateSucceeded)
 	if r1.Previous != v1.ID || r1.Release != v2.ID {
 		t.Fatalf("first rollout %s → %s, want %s → %s", r1.Previous, r1.Release, v1.ID, v2.ID)
 	}
@@ -69,24 +63,18 @@ func TestRedeployOfCurrentReleaseRecordsNothing(t *testing.T) {
 // says which one can be, and does not keep that one from rolling back.
 func TestRedeployMovesOnlyLaggingAccounts(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, t.TempDir(), opts{})
-	v1 := release(t, e, fmtStack("", "0"), "sha256:1111")
-	v2 := release(t, e, fmtStack("", "0"), "sha256:2222")
-	seed(t, e, v1, 4, 1)
-	traffic(t, e, 200, map[string]profile{v1.ID: good})
-	e.onBake = func(string) {
-		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
-		e.clock.Advance(5 * time.Minute)
-	}
-	r1 := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+	f := newFleet(t, fmtStack("", "0"), 4, 1, "sha256:1111", "sha256:2222")
+	e, v1, v2 := f.env, f.rels[0], f.rels[1]
+	f.traffic(t, 200)
+	r1 := startRollout(t, e, v2, rollout.Options{}, rollout.StateSucceeded)
 
 	// An account left on v1 (its step failed, say): the re-deploy is for it.
 	lag := silo.AccountID("t-lag")
 	if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: lag, Kind: silo.KindTenant, Params: map[string]string{"ring": "canary"}}, v1); err != nil {
 		t.Fatal(err)
 	}
-	traffic(t, e, 200, map[string]profile{v1.ID: good, v2.ID: good})
-	r2 := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+	f.traffic(t, 200)
+	r2 := startRollout(t, e, v2, rollout.Options{}, rollout.StateSucceeded)
 	if r2.Previous != v2.ID {
 		t.Errorf("catch-up rollout previous = %s, want %s", r2.Previous, v2.ID)
 	}
@@ -148,16 +136,10 @@ func TestRedeployMovesOnlyLaggingAccounts(t *testing.T) {
 // no-op is the operator's: it rolls back past the no-op.
 func TestRollbackPastANoOpRollout(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, t.TempDir(), opts{})
-	v1 := release(t, e, fmtStack("", "0"), "sha256:1111")
-	v2 := release(t, e, fmtStack("", "0"), "sha256:2222")
-	seed(t, e, v1, 4, 1)
-	traffic(t, e, 200, map[string]profile{v1.ID: good})
-	e.onBake = func(string) {
-		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
-		e.clock.Advance(5 * time.Minute)
-	}
-	r1 := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+	f := newFleet(t, fmtStack("", "0"), 4, 1, "sha256:1111", "sha256:2222")
+	e, v1, v2 := f.env, f.rels[0], f.rels[1]
+	f.traffic(t, 200)
+	r1 := startRollout(t, e, v2, rollout.Options{}, rollout.StateSucceeded)
 	noop := store.Rollout{ID: "ro-000002", Release: v2.ID, Previous: v2.ID, State: string(rollout.StateSucceeded), Version: 1, Created: e.clock.Now()}
 	if err := e.store.Update(ctx, func(tx store.Tx) error { return tx.CreateRollout(noop) }); err != nil {
 		t.Fatal(err)
@@ -195,10 +177,8 @@ func auditCount(t *testing.T, e *env) int {
 // release above, which records its rollout.
 func TestUpToDateCheckedWhereRecorded(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, t.TempDir(), opts{})
-	v1 := release(t, e, fmtStack("", "0"), "sha256:1111")
-	v2 := release(t, e, fmtStack("", "0"), "sha256:2222")
-	seed(t, e, v1, 3, 1)
+	f := newFleet(t, fmtStack("", "0"), 3, 1, "sha256:1111", "sha256:2222")
+	e, v2 := f.env, f.rels[1]
 	var once sync.Once
 	e.onPlan = func(silo.Account) {
 		once.Do(func() {

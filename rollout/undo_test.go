@@ -79,26 +79,12 @@ func onRelease(t *testing.T, e *env, step string, rel engine.Release) {
 // may undo, none when a rollback is the latest.
 func TestRollbackAdviceStarts(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, t.TempDir(), opts{})
-	src := fmtStack("", "0")
-	v1 := release(t, e, src, "sha256:1111")
-	v2 := release(t, e, src, "sha256:2222")
-	v3 := release(t, e, src, "sha256:3333") // fails its canary gates
-	v4 := release(t, e, src, "sha256:4444")
-	seed(t, e, v1, 6, 2)
-	traffic(t, e, 200, map[string]profile{v1.ID: good})
-	e.onBake = func(string) {
-		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good, v3.ID: bad, v4.ID: good})
-		e.clock.Advance(5 * time.Minute)
-	}
-	r1 := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
-	r2, err := e.run.Start(ctx, v3.ID, rollout.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r2 = drive(t, e, r2.ID); r2.State != rollout.StateFailed {
-		t.Fatalf("rollout of the bad release: %s (%s), want failed", r2.State, r2.Reason)
-	}
+	f := newFleet(t, fmtStack("", "0"), 6, 2, "sha256:1111", "sha256:2222", "sha256:3333", "sha256:4444")
+	e, v1, v2, v3, v4 := f.env, f.rels[0], f.rels[1], f.rels[2], f.rels[3]
+	f.behave[v3.ID] = bad // fails its canary gates
+	f.traffic(t, 200)
+	r1 := startRollout(t, e, v2, rollout.Options{}, rollout.StateSucceeded)
+	r2 := startRollout(t, e, v3, rollout.Options{}, rollout.StateFailed)
 	onRelease(t, e, "after the gates rolled back", v2)
 	if diff := cmp.Diff([]string{r1.ID}, marked(t, e)); diff != "" {
 		t.Errorf("rollouts marked CanRollBack after the failed one (-want +got):\n%s", diff)
@@ -106,7 +92,7 @@ func TestRollbackAdviceStarts(t *testing.T) {
 
 	// The failed rollout has nothing to roll back, and the rollout before
 	// it rolls back: the advice.
-	_, err = e.run.Rollback(ctx, r2.ID, rollout.Options{})
+	_, err := e.run.Rollback(ctx, r2.ID, rollout.Options{})
 	rb := refusedWithAdvice(t, e, "Rollback of the failed rollout", err, silo.CodeConflict, r2.ID+" failed", "nothing to roll back", "silo rollout rollback "+r1.ID)
 	if rb.RollbackOf != r1.ID {
 		t.Errorf("the advised command rolled back %q, want %s", rb.RollbackOf, r1.ID)
@@ -134,7 +120,7 @@ func TestRollbackAdviceStarts(t *testing.T) {
 
 	// Not the latest, and the latest is a rollback: the advice rolls the
 	// release before it out anew.
-	r5 := succeeds(t, e)(e.run.Start(ctx, v4.ID, rollout.Options{}))
+	r5 := startRollout(t, e, v4, rollout.Options{}, rollout.StateSucceeded)
 	succeeds(t, e)(e.run.Rollback(ctx, r5.ID, rollout.Options{}))
 	_, err = e.run.Rollback(ctx, r4.ID, rollout.Options{})
 	r7 := refusedWithAdvice(t, e, "Rollback under a rollback", err, silo.CodeConflict, r4.ID+" is not the latest", "cannot be rolled back", "silo deploy --release "+v1.ID)
@@ -154,30 +140,17 @@ func TestRollbackAdviceStarts(t *testing.T) {
 // is refused (TestRollbackAdviceStarts, TestNoRollbackOfARollback).
 func TestRollbackOfAFailedRolloutThatKeptAccounts(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, t.TempDir(), opts{})
 	src := replaceOnce(fmtStack("", "0"), "    - name: canary\n", "    - name: developers\n      select: {kind: developer}\n      on_rollback: keep\n    - name: canary\n")
-	v1 := release(t, e, src, "sha256:1111")
-	own := release(t, e, src, "sha256:0de0")
-	v2 := release(t, e, src, "sha256:2222")
-	seed(t, e, v1, 6, 2)
+	f := newFleet(t, src, 6, 2, "sha256:1111", "sha256:0de0", "sha256:2222")
+	e, v1, own, v2 := f.env, f.rels[0], f.rels[1], f.rels[2]
 	for id, rel := range map[silo.AccountID]engine.Release{"dev-root": v1, "dev-bob": own} {
 		if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: id, Kind: silo.KindDeveloper}, rel); err != nil {
 			t.Fatal(err)
 		}
 	}
-	traffic(t, e, 200, map[string]profile{v1.ID: good})
-	behave := map[string]profile{v1.ID: good, v2.ID: bad}
-	e.onBake = func(string) {
-		traffic(t, e, 100, behave)
-		e.clock.Advance(5 * time.Minute)
-	}
-	r, err := e.run.Start(ctx, v2.ID, rollout.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r = drive(t, e, r.ID); r.State != rollout.StateFailed {
-		t.Fatalf("rollout: %s (%s), want failed", r.State, r.Reason)
-	}
+	f.traffic(t, 200)
+	f.behave[v2.ID] = bad
+	r := startRollout(t, e, v2, rollout.Options{}, rollout.StateFailed)
 	if got := releases(t, e); got["dev-root"] != v2.ID || got["dev-bob"] != v2.ID {
 		t.Fatalf("developers after the failure: %v; want both kept on %s", got, v2.ID)
 	}
@@ -197,8 +170,8 @@ func TestRollbackOfAFailedRolloutThatKeptAccounts(t *testing.T) {
 	// The rollback is not rolled back; v2 ships again only as a retry of
 	// a failed release, which the advice confirms (and which passes its
 	// gates now).
-	behave[v2.ID] = good
-	_, err = e.run.Rollback(ctx, rb.ID, rollout.Options{})
+	f.behave[v2.ID] = good
+	_, err := e.run.Rollback(ctx, rb.ID, rollout.Options{})
 	refusedWithAdvice(t, e, "Rollback of the rollback", err, silo.CodeConflict, "silo deploy --release "+v2.ID+" --retry-failed")
 	onRelease(t, e, "after the retry", v2)
 }
@@ -217,21 +190,15 @@ func TestRollbackLeavesADeveloperOnItsOwnBuildOfTheSameRelease(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			e := newEnv(t, t.TempDir(), opts{})
-			v1 := release(t, e, tc.src, "sha256:1111")
-			v2 := release(t, e, tc.src, "sha256:2222")
-			seed(t, e, v1, 4, 1)
+			f := newFleet(t, tc.src, 4, 1, "sha256:1111", "sha256:2222")
+			e, v1, v2 := f.env, f.rels[0], f.rels[1]
 			// silo dev: the developer's own build, of the sources deployed next.
 			if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: "dev-walker", Kind: silo.KindDeveloper}, v2); err != nil {
 				t.Fatal(err)
 			}
 			e.clock.Advance(time.Minute)
-			traffic(t, e, 200, map[string]profile{v1.ID: good, v2.ID: good})
-			e.onBake = func(string) {
-				traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good})
-				e.clock.Advance(5 * time.Minute)
-			}
-			r := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+			f.traffic(t, 200)
+			r := startRollout(t, e, v2, rollout.Options{}, rollout.StateSucceeded)
 			if _, err := e.eng.CreateAccount(ctx, silo.Account{ID: "late", Kind: silo.KindTenant}, v2); err != nil {
 				t.Fatal(err)
 			}
@@ -270,18 +237,10 @@ func TestAFailedReturnKeepsTheFailedRolloutLatest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			e := newEnv(t, t.TempDir(), opts{})
-			src := fmtStack("", "0")
-			v1 := release(t, e, src, "sha256:1111")
-			v2 := release(t, e, src, "sha256:2222")
-			v3 := release(t, e, src, "sha256:3333")
-			seed(t, e, v1, 4, 1)
-			traffic(t, e, 200, map[string]profile{v1.ID: good})
-			e.onBake = func(string) {
-				traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good, v3.ID: good})
-				e.clock.Advance(5 * time.Minute)
-			}
-			r1 := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+			f := newFleet(t, fmtStack("", "0"), 4, 1, "sha256:1111", "sha256:2222", "sha256:3333")
+			e, v1, v2, v3 := f.env, f.rels[0], f.rels[1], f.rels[2]
+			f.traffic(t, 200)
+			r1 := startRollout(t, e, v2, rollout.Options{}, rollout.StateSucceeded)
 			// The failed rollout of v3, as its runner recorded it.
 			acct := tenant(0)
 			failed := store.Rollout{ID: "ro-000002", Release: v3.ID, Previous: v2.ID, State: string(rollout.StateFailed), Version: 1, Created: e.clock.Now(),
@@ -346,23 +305,17 @@ func moveTo(t *testing.T, e *env, id silo.AccountID, rel engine.Release) {
 // (the must).
 func TestRollbackOfAFirstDeployUnderARollback(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, t.TempDir(), opts{})
 	// No gates: a first deploy has no previous release to compare with.
 	src := replaceOnce(fmtStack("", "0"), "      gates: {max_error_rate: 0.05, max_p99_increase: 0.5, min_requests: 100}\n", "")
-	v1 := release(t, e, src, "sha256:1111")
-	v2 := release(t, e, src, "sha256:2222")
-	v3 := release(t, e, src, "sha256:3333")
+	f := newReleases(t, src, "sha256:1111", "sha256:2222", "sha256:3333")
+	e, v1, v2, v3 := f.env, f.rels[0], f.rels[1], f.rels[2]
 	seedAccounts(t, e, v1, 4, 1)
-	traffic(t, e, 200, map[string]profile{v1.ID: good})
-	e.onBake = func(string) {
-		traffic(t, e, 100, map[string]profile{v1.ID: good, v2.ID: good, v3.ID: good})
-		e.clock.Advance(5 * time.Minute)
-	}
-	r1 := succeeds(t, e)(e.run.Start(ctx, v2.ID, rollout.Options{}))
+	f.traffic(t, 200)
+	r1 := startRollout(t, e, v2, rollout.Options{}, rollout.StateSucceeded)
 	if r1.Previous != "" {
 		t.Fatalf("first deploy's previous = %q, want none", r1.Previous)
 	}
-	r2 := succeeds(t, e)(e.run.Start(ctx, v3.ID, rollout.Options{}))
+	r2 := startRollout(t, e, v3, rollout.Options{}, rollout.StateSucceeded)
 	succeeds(t, e)(e.run.Rollback(ctx, r2.ID, rollout.Options{}))
 	onRelease(t, e, "after the rollback", v2)
 	_, err := e.run.Rollback(ctx, r1.ID, rollout.Options{})
