@@ -31,6 +31,18 @@ type smoker struct{ p *Platform }
 
 func (s smoker) Smoke(ctx context.Context, acct silo.AccountID, fn string) error {
 	s.p.Invalidate(acct) // the account was just applied
+	// The release may have been built in another process, so that its
+	// module is compiled here for the first time: the check waits for the
+	// compilation for as long as its step may take, where a request waits
+	// no longer than the function's timeout, so that a busy machine's
+	// compilation is not judged as the release failing.
+	if v, err := s.p.dir.View(ctx, acct); err == nil {
+		if f, ok := v.Functions[fn]; ok {
+			if err := s.p.load(ctx, f.Artifact); err != nil {
+				return err
+			}
+		}
+	}
 	rid := "smoke-" + rand.Text()
 	start := time.Now()
 	resp, err := s.p.invoke(ctx, acct, fn, gateway.Request{Method: "GET", Path: "/", RequestID: rid})
