@@ -251,7 +251,7 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 		if exists {
 			return nil // no write transaction, no fsync, for a repeated apply
 		}
-		err = p.runTx(a, db, true, func(tx *bbolt.Tx) error {
+		err = db.update(func(tx *bbolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists([]byte(r.Name))
 			return err
 		})
@@ -328,6 +328,11 @@ func (p *Provider) newStore(a *account, cs []silo.Change) error {
 	}
 	for _, f := range durable.Temps(path) {
 		os.Remove(f)
+	}
+	// A log without its store belongs to no store: replayed into the new
+	// one, it would bring back writes of one that is gone (wal.go).
+	if err := os.Remove(filepath.Join(a.dir, fileLog)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("create the table store of %s: %w", a.id, diskErr(path, err))
 	}
 	img, err := p.storeImage(a.dir, tables)
 	if err != nil {
@@ -424,7 +429,7 @@ func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error 
 			return err
 		}
 		defer p.releaseDB(a, db)
-		return p.runTx(a, db, true, func(tx *bbolt.Tx) error {
+		return db.update(func(tx *bbolt.Tx) error {
 			err := tx.DeleteBucket([]byte(name))
 			if errors.Is(err, bbolt.ErrBucketNotFound) {
 				return nil

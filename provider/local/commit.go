@@ -15,15 +15,17 @@ import (
 
 // Group commit of table writes.
 //
-// Every bbolt write transaction ends in an fsync, and a disk does a few
-// hundred of those a second at best: one transaction per Put would bound an
-// account's writes by the disk's sync rate whatever the number of writers.
-// So concurrent writes to one account share a transaction: a writer that
-// finds no commit running becomes the leader, runs its own write and every
-// write queued meanwhile in one transaction (one fsync), then answers each
-// of them. Writers that arrive while a commit runs queue for the next one.
-// A write is answered only after the transaction holding it is committed,
-// so an acknowledged write is on disk (TestAckedWritesSurviveKill9).
+// A durable write costs a sync, and a disk does a few hundred to a few
+// thousand of those a second: one per Put would bound an account's writes
+// by the disk's sync rate whatever the number of writers. So concurrent
+// writes to one account share a commit: a writer that finds no commit
+// running becomes the leader, runs its own write and every write queued
+// meanwhile against one view of the store, appends their after-images to
+// the account's write-ahead log as one record and syncs it once
+// (fdatasync; wal.go), then answers each of them. Writers that arrive while
+// a commit runs queue for the next one. A write is answered only after the
+// log's sync that holds it returned, so an acknowledged write is on disk
+// (TestAckedWritesSurviveKill9, TestPowerLossKeepsAckedWrites).
 //
 // Before it takes its group, a leader yields the processor once
 // (runtime.Gosched), so that goroutines ready to run and about to write
@@ -31,13 +33,13 @@ import (
 // else, 13 writes share a commit instead of 9 (BenchmarkPutConcurrent).
 // Unlike bbolt's DB.Batch, there is no timed delay waiting for more
 // writers (a lone writer on an idle process commits at once), and the
-// transaction runs in a writer's own goroutine, under runTx's fault guard,
-// never in a timer's.
+// group runs in a writer's own goroutine, under runTx's fault guard, never
+// in a timer's.
 
 // writeReq is one write waiting for a commit.
 type writeReq struct {
-	db   *bbolt.DB
-	fn   func(*bbolt.Tx) error
+	s    *store
+	fn   func(*view) error
 	done chan writeResult // buffered (1): the answer never blocks the leader
 }
 
@@ -48,8 +50,8 @@ type writeResult struct {
 	lead bool
 }
 
-// commitCount counts the write transactions committed and the writes
-// they carried (Provider.Commits).
+// commitCount counts the commit groups committed and the writes they
+// carried (Provider.Commits).
 type commitCount struct{ commits, writes atomic.Int64 }
 
 func (n *commitCount) add(writes int) {
@@ -57,10 +59,10 @@ func (n *commitCount) add(writes int) {
 	n.writes.Add(int64(writes))
 }
 
-// Commits returns how many table-write transactions this Provider has
+// Commits returns how many commit groups of table writes this Provider has
 // committed and how many writes (Put, Delete, Add) they carried, so that
-// writes/commits is the mean size of a commit group. A transaction rolled
-// back and retried without a failing write counts once, when it commits.
+// writes/commits is the mean size of a commit group. A group retried
+// without a failing write counts once, when it commits.
 func (p *Provider) Commits() (commits, writes int64) {
 	return p.committed.commits.Load(), p.committed.writes.Load()
 }
@@ -72,28 +74,25 @@ type committer struct {
 	running bool
 }
 
-// maxGroup bounds the writes one transaction carries, so a commit's size
+// maxGroup bounds the writes one commit carries, so a commit's size
 // (and the latency of the writers in it) stays bounded under any load.
 const maxGroup = 256
 
-// commit runs fn in a write transaction on db, together with the writes of
+// commit runs fn on a view of the store s, together with the writes of
 // other goroutines queued on the same account, and returns fn's error once
-// the transaction that holds its effect is committed (or has failed).
+// the log record that holds its effect is synced (or has failed).
 //
 // fn may run more than once (when another write of its group fails, the
 // group is retried without it), so it must be idempotent, and it must do no
 // costly work that a retry would repeat: values are sealed before, not in
 // it. A failing fn gets its own error; the others are unaffected by it.
-func (p *Provider) commit(a *account, db *bbolt.DB, fn func(*bbolt.Tx) error) error {
+func (p *Provider) commit(a *account, s *store, fn func(*view) error) error {
+	r := &writeReq{s: s, fn: fn, done: make(chan writeResult, 1)}
 	if oneTxn {
-		err := p.runTx(a, db, true, fn)
-		if err == nil {
-			p.committed.add(1)
-		}
-		return commitErr(a, err)
+		p.runGroup(a, []*writeReq{r})
+		return (<-r.done).err
 	}
 	c := &a.commits
-	r := &writeReq{db: db, fn: fn, done: make(chan writeResult, 1)}
 	c.mu.Lock()
 	c.pending = append(c.pending, r)
 	if c.running {
@@ -138,7 +137,7 @@ func (c *committer) take(lead *writeReq) []*writeReq {
 	for _, q := range c.pending {
 		switch {
 		case q == lead:
-		case q.db == lead.db && len(group) < maxGroup:
+		case q.s == lead.s && len(group) < maxGroup:
 			group = append(group, q)
 		default:
 			rest = append(rest, q)
@@ -149,41 +148,64 @@ func (c *committer) take(lead *writeReq) []*writeReq {
 	return group
 }
 
-// runGroup commits group's writes in one transaction and answers each. A
-// write whose fn fails rolls the transaction back; it is answered with its
-// error and the others are run again without it. An error of the
-// transaction itself (a failed commit, a closed store, a fault) answers
-// them all.
+// runGroup commits group's writes with one sync of the log and answers
+// each. A write whose fn fails is answered with its error and the others
+// are run again without it. An error of the commit itself (a failed write
+// or sync of the log, a closed store, a fault) answers them all. Once they
+// are answered, a checkpoint that is due runs (wal.go).
 func (p *Provider) runGroup(a *account, group []*writeReq) {
+	s := group[0].s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	answer := func(err error) {
+		for _, q := range group {
+			q.done <- writeResult{err: err}
+		}
+	}
+	switch {
+	case s.closed:
+		answer(bbolt.ErrDatabaseNotOpen) // the writers open the store again
+		return
+	case s.err != nil:
+		answer(commitErr(a, s.err))
+		return
+	}
 	for len(group) > 0 {
 		if beforeGroup != nil {
 			beforeGroup(len(group))
 		}
 		failed := -1
-		err := p.runTx(a, group[0].db, true, func(tx *bbolt.Tx) error {
+		ch := &changes{}
+		ov := s.ov.Load()
+		err := p.runTx(a, s, false, func(tx *bbolt.Tx) error {
+			v := &view{tx: tx, ov: ov, ch: ch}
 			for i, q := range group {
-				if err := q.fn(tx); err != nil {
+				if err := q.fn(v); err != nil {
 					failed = i
 					return err
 				}
 			}
 			return nil
 		})
+		if err == nil && !ch.empty() {
+			err = s.logGroup(ch)
+		}
 		switch {
 		case err == nil:
+			ov.apply(ch)
 			p.committed.add(len(group))
-			for _, q := range group {
-				q.done <- writeResult{}
+			answer(nil)
+			if s.due() {
+				if err := s.checkpointLocked(); err != nil {
+					p.log.Warn("checkpoint of an account's table writes failed; its log keeps them", "account", a.id, "err", err)
+				}
 			}
 			return
-		case failed >= 0: // the transaction was rolled back
+		case failed >= 0: // nothing of the group was logged
 			group[failed].done <- writeResult{err: err}
 			group = append(group[:failed:failed], group[failed+1:]...)
 		default:
-			err = commitErr(a, err)
-			for _, q := range group {
-				q.done <- writeResult{err: err}
-			}
+			answer(commitErr(a, err))
 			return
 		}
 	}
@@ -205,9 +227,9 @@ func commitErr(a *account, err error) error {
 }
 
 // beforeGroup, if set (by tests only), is called with the size of each
-// group before its transaction begins.
+// group before its writes run.
 var beforeGroup func(size int)
 
-// oneTxn, if set (by benchmarks only), runs every write in a transaction of
-// its own: the baseline group commit is measured against.
+// oneTxn, if set (by benchmarks only), commits every write on its own: the
+// baseline group commit is measured against.
 var oneTxn bool

@@ -250,22 +250,22 @@ func isBoltFormatError(err error) bool {
 // of account a. A panic in bbolt (or a memory fault on its map) on this
 // goroutine is recovered: the store is taken out of service, the account
 // marked damaged, and the DamageError returned.
-func (p *Provider) runTx(a *account, db *bbolt.DB, write bool, fn func(*bbolt.Tx) error) (err error) {
+func (p *Provider) runTx(a *account, s *store, write bool, fn func(*bbolt.Tx) error) (err error) {
 	defer func() {
 		r := recover()
 		if r == nil {
 			return
 		}
 		p.mu.Lock()
-		stale := (*bbolt.DB)(nil)
-		if a.db == db {
+		stale := (*store)(nil)
+		if a.db == s {
 			stale = p.detachLocked(a)
 		}
 		p.mu.Unlock()
 		if stale != nil {
 			go func() {
 				defer func() { _ = recover() }()
-				stale.Close()
+				stale.abandon() // no checkpoint: its log is replayed by the next opener
 			}()
 		}
 		err = p.markDamaged(a.id, fileDB, fmt.Sprintf("the store faulted while in use: %v", r))
@@ -273,9 +273,9 @@ func (p *Provider) runTx(a *account, db *bbolt.DB, write bool, fn func(*bbolt.Tx
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 	if write {
-		return db.Update(fn)
+		return s.db.Update(fn)
 	}
-	return db.View(fn)
+	return s.db.View(fn)
 }
 
 // fileDamage is the error readJSON returns for a file that does not decode.

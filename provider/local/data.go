@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,11 +52,13 @@ func errNoTable(id silo.AccountID, table string) error {
 // cache.go), so an account deleted by another process fails within
 // Config.CacheRecheck even while its store file stays open here.
 //
-// fn gets the account's storage keys to seal and open values with (seal.go).
+// fn gets the table as the operation sees it (the store with the writes
+// logged since its last checkpoint, overlay.go) and the account's storage
+// keys to seal and open values with (seal.go).
 //
 // prep, if not nil, runs before the transaction with the storage keys fn
 // will get (Put seals its value there, outside the commit).
-func (d *data) withTable(ctx context.Context, table string, write bool, prep func(sk *storageKeys) error, fn func(b *bbolt.Bucket, sk *storageKeys) error) error {
+func (d *data) withTable(ctx context.Context, table string, write bool, prep func(sk *storageKeys) error, fn func(b *tableView, sk *storageKeys) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -67,8 +68,8 @@ func (d *data) withTable(ctx context.Context, table string, write bool, prep fun
 	a := d.p.ref(d.id)
 	defer d.p.unref(a)
 	var sk *storageKeys
-	run := func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte(table))
+	run := func(v *view) error {
+		b := v.table(table)
 		if b == nil {
 			return errNoTable(d.id, table)
 		}
@@ -95,7 +96,8 @@ func (d *data) withTable(ctx context.Context, table string, write bool, prep fun
 		if write {
 			err = d.p.commit(a, db, run)
 		} else {
-			err = d.p.runTx(a, db, false, run)
+			ov := db.ov.Load() // before the transaction begins (wal.go)
+			err = d.p.runTx(a, db, false, func(tx *bbolt.Tx) error { return run(&view{tx: tx, ov: ov}) })
 		}
 		d.p.releaseDB(a, db)
 		if !errors.Is(err, bbolt.ErrDatabaseNotOpen) {
@@ -129,7 +131,7 @@ func (d *data) Get(ctx context.Context, table, key string) ([]byte, error) {
 		return nil, err
 	}
 	var out []byte
-	err := d.withTable(ctx, table, false, nil, func(b *bbolt.Bucket, sk *storageKeys) error {
+	err := d.withTable(ctx, table, false, nil, func(b *tableView, sk *storageKeys) error {
 		v := b.Get([]byte(key))
 		if v == nil {
 			return silo.Errorf(silo.CodeNotFound, "key %q not found in table %q", clip(key), table)
@@ -174,7 +176,7 @@ func (d *data) PutMetered(ctx context.Context, table, key string, value []byte, 
 		return nil
 	}
 	var refused error
-	err := d.withTable(ctx, table, true, seal, func(b *bbolt.Bucket, _ *storageKeys) error {
+	err := d.withTable(ctx, table, true, seal, func(b *tableView, _ *storageKeys) error {
 		refused = nil
 		if admit != nil {
 			if refused = admit(storedSize(key, b.Get([]byte(key))), int64(len(key)+len(value))); refused != nil {
@@ -230,7 +232,7 @@ func (d *data) AddMetered(ctx context.Context, table, key string, delta int64, a
 	}
 	var sum int64
 	var refused error
-	err := d.withTable(ctx, table, true, nil, func(b *bbolt.Bucket, sk *storageKeys) error {
+	err := d.withTable(ctx, table, true, nil, func(b *tableView, sk *storageKeys) error {
 		// Each run starts afresh: a retried group runs this again.
 		sum, refused = 0, nil
 		var old []byte
@@ -287,7 +289,7 @@ func (d *data) DeleteMetered(ctx context.Context, table, key string, admit func(
 		return err
 	}
 	var refused error
-	err := d.withTable(ctx, table, true, nil, func(b *bbolt.Bucket, _ *storageKeys) error {
+	err := d.withTable(ctx, table, true, nil, func(b *tableView, _ *storageKeys) error {
 		refused = nil
 		if admit != nil {
 			if refused = admit(storedSize(key, b.Get([]byte(key))), -1); refused != nil {
@@ -307,24 +309,15 @@ func (d *data) DeleteMetered(ctx context.Context, table, key string, admit func(
 func (d *data) Scan(ctx context.Context, table, prefix, after string, limit int) ([]provider.KV, error) {
 	limit = clampLimit(limit)
 	out := []provider.KV{}
-	err := d.withTable(ctx, table, false, nil, func(b *bbolt.Bucket, sk *storageKeys) error {
-		c := b.Cursor()
-		start := []byte(prefix)
-		if after >= prefix {
-			start = []byte(after)
-		}
-		k, v := c.Seek(start)
-		if k != nil && string(k) == after {
-			k, v = c.Next()
-		}
-		for ; k != nil && len(out) < limit && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
-			pt, err := sk.openValue(d.id, table, string(k), v)
+	err := d.withTable(ctx, table, false, nil, func(b *tableView, sk *storageKeys) error {
+		return b.scan(prefix, after, limit, func(key string, env []byte) error {
+			pt, err := sk.openValue(d.id, table, key, env)
 			if err != nil {
 				return err
 			}
-			out = append(out, provider.KV{Key: string(k), Value: pt})
-		}
-		return nil
+			out = append(out, provider.KV{Key: key, Value: pt})
+			return nil
+		})
 	})
 	return out, err
 }

@@ -44,7 +44,6 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/internal/envelope"
 	"github.com/silo-run/silo/provider"
-	"go.etcd.io/bbolt"
 )
 
 // File names inside an account directory.
@@ -263,7 +262,7 @@ func (p *Provider) Close() error {
 		return nil
 	}
 	p.closed = true
-	var dbs []*bbolt.DB
+	var dbs []*store
 	for _, a := range p.accts {
 		if db := p.detachLocked(a); db != nil {
 			dbs = append(dbs, db)
@@ -274,7 +273,7 @@ func (p *Provider) Close() error {
 	<-p.done
 	var errs []error
 	for _, db := range dbs {
-		errs = append(errs, db.Close())
+		errs = append(errs, db.close())
 	}
 	return errors.Join(errs...)
 }

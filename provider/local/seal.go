@@ -372,7 +372,15 @@ func sealTables(path string, sk *storageKeys) error {
 		return nil
 	})
 	if sealed {
-		return nil
+		return nil // a log next to it is replayed by the next opener (wal.go)
+	}
+	// Only a sealed store has a log: sealing the values of an unsealed one
+	// here would not reach those of a log, which are sealed already.
+	if pending, err := logPending(src, filepath.Join(filepath.Dir(path), fileLog)); err != nil || pending {
+		if err == nil {
+			err = fmt.Errorf("%s holds writes though the store's values are not sealed; restore the account's directory from a backup", fileLog)
+		}
+		return fmt.Errorf("seal %s: %w", path, err)
 	}
 	tmp := path + ".sealing"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {

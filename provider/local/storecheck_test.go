@@ -351,7 +351,7 @@ func BenchmarkRunTx(b *testing.B) {
 	})
 	b.Run("runTx", func(b *testing.B) {
 		for b.Loop() {
-			_ = p.runTx(a, db, false, get)
+			_ = p.runTx(a, &store{db: db}, false, get)
 		}
 	})
 }

@@ -41,7 +41,7 @@ type account struct {
 
 	// Guarded by Provider.mu.
 	refs     int
-	db       *bbolt.DB
+	db       *store
 	dbFile   os.FileInfo // the store file db has open
 	dbRing   *cachedFile // the key ring copy under which db was last found current
 	users    int         // in-flight operations holding db
@@ -49,10 +49,11 @@ type account struct {
 }
 
 // detachLocked takes the account's store out of service and returns it for
-// closing (nil if none was open). Operations still holding it release
-// nothing (releaseDB); a transaction they begin after it is closed fails
-// with bbolt.ErrDatabaseNotOpen. The caller holds Provider.mu.
-func (p *Provider) detachLocked(a *account) *bbolt.DB {
+// closing (nil if none was open); its close checkpoints it (wal.go).
+// Operations still holding it release nothing (releaseDB); a transaction
+// they begin after it is closed fails with bbolt.ErrDatabaseNotOpen. The
+// caller holds Provider.mu.
+func (p *Provider) detachLocked(a *account) *store {
 	db := a.db
 	if db != nil {
 		p.open--
@@ -79,7 +80,7 @@ func (p *Provider) janitor() {
 // closeIdle closes the store files of accounts idle since before
 // now-IdleTimeout.
 func (p *Provider) closeIdle(now time.Time) {
-	var dbs []*bbolt.DB
+	var dbs []*store
 	p.mu.Lock()
 	for id, a := range p.accts {
 		if a.db != nil && a.users == 0 && now.Sub(a.lastUsed) >= p.cfg.IdleTimeout {
@@ -91,8 +92,8 @@ func (p *Provider) closeIdle(now time.Time) {
 	}
 	p.mu.Unlock()
 	for _, db := range dbs {
-		if err := db.Close(); err != nil {
-			p.log.Warn("close idle account store", "path", db.Path(), "err", err)
+		if err := db.close(); err != nil {
+			p.log.Warn("close idle account store", "path", db.db.Path(), "err", err)
 		}
 	}
 }
@@ -144,7 +145,7 @@ var errNoStore = errors.New("account has no store file")
 // process, which may have deleted and re-created the account) one stat
 // checks that the store file at the account's path is still the one open,
 // and else the open one (unlinked) is closed and the new one opened.
-func (p *Provider) acquireDB(a *account, create bool, ring *cachedFile) (*bbolt.DB, error) {
+func (p *Provider) acquireDB(a *account, create bool, ring *cachedFile) (*store, error) {
 	p.mu.Lock()
 	if db := a.db; db != nil && ring != nil && a.dbRing == ring {
 		a.users++
@@ -158,7 +159,7 @@ func (p *Provider) acquireDB(a *account, create bool, ring *cachedFile) (*bbolt.
 }
 
 // acquireDBLocked is acquireDB for a caller holding a.mu.
-func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*bbolt.DB, error) {
+func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*store, error) {
 	path := filepath.Join(a.dir, fileDB)
 	p.mu.Lock()
 	if p.closed {
@@ -169,7 +170,7 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 	p.mu.Unlock()
 	if db != nil {
 		fi, err := os.Stat(path)
-		var stale *bbolt.DB
+		var stale *store
 		p.mu.Lock()
 		switch {
 		case a.db != db:
@@ -185,7 +186,7 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 		p.mu.Unlock()
 		if stale != nil {
 			p.log.Info("account store file replaced by another process; reopening", "account", a.id)
-			go stale.Close() // waits for its running transactions
+			go stale.close() // waits for its running transactions
 		}
 	}
 
@@ -214,7 +215,7 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 	// openBolt checks the file's structure before bbolt maps it: bbolt
 	// trusts its file, and a damaged one would panic in a goroutine of its
 	// own (see storecheck.go).
-	db, fi, err := openBolt(path, bbolt.Options{
+	bdb, fi, err := openBolt(path, bbolt.Options{
 		Timeout:        storeLockWait,
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
@@ -225,6 +226,13 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 	if err != nil {
 		return nil, p.storeErr(a, fmt.Errorf("open store of %s: %w", a.id, err))
 	}
+	// Before anything reads the store: the writes its log holds and it
+	// does not (wal.go).
+	db, oerr := p.openStore(a, bdb)
+	if oerr != nil {
+		bdb.Close()
+		return nil, p.storeErr(a, fmt.Errorf("open store of %s: %w", a.id, diskErr(filepath.Join(a.dir, fileLog), oerr)))
+	}
 
 	p.mu.Lock()
 	a.db, a.dbFile, a.dbRing = db, fi, ring
@@ -233,15 +241,17 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 	victims := p.evictLocked()
 	p.mu.Unlock()
 	for _, v := range victims {
-		v.Close()
+		if err := v.close(); err != nil {
+			p.log.Warn("close evicted account store", "path", v.db.Path(), "err", err)
+		}
 	}
 	return db, nil
 }
 
 // evictLocked takes the least recently used idle stores out of service while
 // more than MaxOpen are open, and returns them for closing.
-func (p *Provider) evictLocked() []*bbolt.DB {
-	var out []*bbolt.DB
+func (p *Provider) evictLocked() []*store {
+	var out []*store
 	for p.open > p.cfg.MaxOpen {
 		var oldest *account
 		for _, a := range p.accts {
@@ -261,7 +271,7 @@ func (p *Provider) evictLocked() []*bbolt.DB {
 }
 
 // releaseDB ends an operation's use of db, the store acquireDB returned.
-func (p *Provider) releaseDB(a *account, db *bbolt.DB) {
+func (p *Provider) releaseDB(a *account, db *store) {
 	p.mu.Lock()
 	if a.db == db {
 		a.users--
@@ -270,8 +280,8 @@ func (p *Provider) releaseDB(a *account, db *bbolt.DB) {
 	p.mu.Unlock()
 }
 
-// closeDBLocked closes the account's store (waiting for running
-// transactions); the caller holds a.mu.
+// closeDBLocked checkpoints and closes the account's store (waiting for
+// running transactions); the caller holds a.mu.
 func (p *Provider) closeDBLocked(a *account) error {
 	p.mu.Lock()
 	db := p.detachLocked(a)
@@ -279,5 +289,5 @@ func (p *Provider) closeDBLocked(a *account) error {
 	if db == nil {
 		return nil
 	}
-	return db.Close()
+	return db.close()
 }
