@@ -13,12 +13,18 @@
 //	accounts/<id>/data.key       the account's key ring (wrapped data keys, see keyring.go); its presence makes the account exist; a new account's also holds its first storage.key, config.json and resources.json until they are written as files (keyring.go, held.go)
 //	accounts/<id>/storage.key    the storage key, sealed under the data key; table values, blobs and logs are sealed under keys derived from it (seal.go)
 //	accounts/<id>/data.db        bbolt store, one bucket per table (created with the first table), values sealed
+//	accounts/<id>/data.wal       the store's write-ahead log: each commit group's writes (keys as in data.db, values sealed), synced once, until a checkpoint writes them into data.db (wal.go)
 //	accounts/<id>/blobs/<bucket>/ one directory per bucket, each blob sealed
 //	accounts/<id>/config.json    resolved config values
 //	accounts/<id>/secrets.json   secret values, each an envelope in base64
 //	accounts/<id>/resources.json the manifest: resource key → resource with the hash it was applied with
 //	trash/                       accounts and buckets being deleted (renamed here first, then removed)
 //	locks/<id>.lock, master.lock serialize control-plane changes across processes (lock.go)
+//
+// A table write is durable when it returns: its commit group's record in
+// data.wal is synced (one fdatasync per group, commit.go); data.db is
+// written only at checkpoints, so a crash or a power loss leaves it a state
+// bbolt synced, and every opener replays the log first (wal.go).
 //
 // The data plane serves config.json, secrets.json and data.key from memory
 // (cache.go): writes through the Provider are seen by the next read, those
