@@ -157,6 +157,11 @@ func (p *Provider) runGroup(a *account, group []*writeReq) {
 	s := group[0].s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() {
+		if s.err != nil {
+			p.retire(a, s)
+		}
+	}()
 	answer := func(err error) {
 		for _, q := range group {
 			q.done <- writeResult{err: err}
@@ -208,6 +213,23 @@ func (p *Provider) runGroup(a *account, group []*writeReq) {
 			answer(commitErr(a, err))
 			return
 		}
+	}
+}
+
+// retire takes the store s, whose log takes no more records (a failed
+// restart or clearing of a record, wal.go), out of service: the next
+// operation opens the store again, which replays what the log holds.
+func (p *Provider) retire(a *account, s *store) {
+	p.mu.Lock()
+	if a.db != s {
+		s = nil
+	} else {
+		p.detachLocked(a)
+	}
+	p.mu.Unlock()
+	if s != nil {
+		p.log.Warn("account store's log failed; reopening the store", "account", a.id, "err", s.err)
+		go s.close() // once the group holding it is done
 	}
 }
 

@@ -699,3 +699,62 @@ func TestReadsSeeAckedWritesAcrossCheckpoints(t *testing.T) {
 	c, _ := p.Commits()
 	t.Logf("%d commits, %d stale reads", c, stale.Load())
 }
+
+// failRestart is a logFile whose Sync fails once after a write at the
+// log's start (a restart's header), once armed.
+type failRestart struct {
+	osLogFile
+	armed  *atomic.Bool
+	header bool
+}
+
+func (f *failRestart) WriteAt(b []byte, off int64) (int, error) {
+	f.header = off == 0
+	return f.osLogFile.WriteAt(b, off)
+}
+
+func (f *failRestart) Sync() error {
+	if f.header && f.armed.CompareAndSwap(true, false) {
+		return syscall.EIO
+	}
+	return f.osLogFile.Sync()
+}
+
+// TestFailedLogRestartReopensTheStore: when the log cannot be restarted
+// after a checkpoint (its sync fails), the store is taken out of service
+// and the next write opens it again, instead of every later write failing
+// until the store is closed; every acknowledged write is there.
+func TestFailedLogRestartReopensTheStore(t *testing.T) {
+	oldGroups := checkpointGroups
+	checkpointGroups = 3
+	defer func() { checkpointGroups = oldGroups }()
+	var armed atomic.Bool
+	old := openLogFile
+	openLogFile = func(path string) (logFile, bool, error) {
+		f, created, err := old(path)
+		if err != nil {
+			return nil, false, err
+		}
+		return &failRestart{osLogFile: f.(osLogFile), armed: &armed}, created, nil
+	}
+	defer func() { openLogFile = old }()
+	ctx := context.Background()
+	_, d := acmeData(t, Config{})
+	if err := d.Put(ctx, "findings", "k0", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	for i := 1; i < 10; i++ {
+		if err := d.Put(ctx, "findings", fmt.Sprint("k", i), []byte("v")); err != nil {
+			t.Errorf("put k%d after a failed restart of the log: %v", i, err)
+		}
+	}
+	if armed.Load() {
+		t.Fatal("no restart of the log failed: the test needs one")
+	}
+	for i := range 10 {
+		if _, err := d.Get(ctx, "findings", fmt.Sprint("k", i)); err != nil {
+			t.Errorf("get k%d: %v", i, err)
+		}
+	}
+}
