@@ -88,12 +88,14 @@ func TestFailedCommitFailsItsWholeGroup(t *testing.T) {
 
 // The sync-failure test: a child process (this test binary, re-executed)
 // makes every fdatasync of its own fail with EIO through a seccomp filter,
-// then writes from several goroutines into one shared commit. bbolt syncs
-// the pages of a commit before its meta page, so the failing sync is the
-// commit's first: nothing of the group reaches the store. A kill -9 cannot
-// tell an acknowledgement sent before the sync from one sent after it (the
-// page cache outlives the process); this can: a write acknowledged without
-// a successful sync would be reported as acked here.
+// then writes from several goroutines into one shared commit. The failing
+// sync is the one of the group's record in the account's log (wal.go), the
+// only sync a group makes: the record is then overwritten where it starts,
+// so that the next opener, which finds it in the page cache, does not
+// replay it. A kill -9 cannot tell an acknowledgement sent before the sync
+// from one sent after it (the page cache outlives the process); this can: a
+// write acknowledged without a successful sync would be reported as acked
+// here.
 const syncFailChildEnv = "SILO_LOCAL_SYNCFAIL_CHILD"
 
 // TestSyncFailChild is the child; it does nothing unless run by
