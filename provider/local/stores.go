@@ -186,7 +186,10 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 		p.mu.Unlock()
 		if stale != nil {
 			p.log.Info("account store file replaced by another process; reopening", "account", a.id)
-			go stale.close() // waits for its running transactions
+			// Without a checkpoint: its writes went to a file no longer
+			// at the path (as they did before the log), and its log may no
+			// longer be the one at the path either (wal.go).
+			go stale.abandon() // waits for the group running on it
 		}
 	}
 

@@ -32,10 +32,11 @@ import (
 // (metaBucket), then restarts the log under the next generation. It runs
 // every checkpointGroups groups or checkpointBytes of log, and before
 // anything that ends or bypasses the commit groups: closing the store (idle
-// close, eviction, a store file found replaced, Provider.Close, deleting
-// the account) and a write transaction outside the groups (a table created
-// or removed by apply). A store that faulted is closed without one: its
-// log is replayed by the next opener.
+// close, eviction, Provider.Close, deleting the account) and a write
+// transaction outside the groups (a table created or removed by apply). A
+// store that faulted is closed without one (its log is replayed by the
+// next opener), and so is one whose file was found replaced at its path
+// (its writes go where they went before the log: to the file it has open).
 //
 // Every opener of the store (openStore) reads the log first: records of a
 // generation newer than the store's are applied to it in a checkpoint
