@@ -71,12 +71,15 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// A checkpoint costs one bbolt commit (two syncs): every few hundred groups
-// it adds a fraction of a sync to each, and it bounds the overlay's memory
-// and the work of a replay. Variables so that tests can checkpoint often.
+// A checkpoint costs one bbolt commit (two syncs) and a sync of the log:
+// every few hundred groups it adds a hundredth of a sync or so to each. It
+// bounds the overlay's memory (about the log's size per open store, so
+// 256 KiB of log is at most 64 MiB at DefaultMaxOpen stores, all written
+// to) and the work of a replay. Variables so that tests can checkpoint
+// often.
 var (
 	checkpointGroups       = 512
-	checkpointBytes  int64 = 1 << 20
+	checkpointBytes  int64 = 256 << 10
 )
 
 // logFile is the log's file: an *os.File whose Sync is fdatasync. It is an
