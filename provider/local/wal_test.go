@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/provider"
@@ -386,4 +388,34 @@ func TestReadsSeeAckedWritesAcrossCheckpoints(t *testing.T) {
 	readers.Wait()
 	c, _ := p.Commits()
 	t.Logf("%d commits, %d stale reads", c, stale.Load())
+}
+
+// TestLoggedWritesPassBboltsChecks: a write bbolt would refuse is refused
+// when it is made, not logged: a checkpoint could never apply it, and the
+// log would grow for ever. The twin: a write within bbolt's bounds is
+// taken.
+func TestLoggedWritesPassBboltsChecks(t *testing.T) {
+	var x byte
+	huge := unsafe.Slice(&x, bbolt.MaxValueSize+1) // never read: only its length is checked
+	tv := &tableView{name: "t", v: &view{ch: &changes{}}}
+	for _, c := range []struct {
+		name     string
+		key, val []byte
+		want     error
+	}{
+		{"empty key", nil, []byte("v"), bbolt.ErrKeyRequired},
+		{"key over bbolt's maximum", make([]byte, bbolt.MaxKeySize+1), []byte("v"), bbolt.ErrKeyTooLarge},
+		{"value over bbolt's maximum", []byte("k"), huge, bbolt.ErrValueTooLarge},
+		{"within bounds", []byte("k"), []byte("v"), nil},
+	} {
+		if err := tv.Put(c.key, c.val); !errors.Is(err, c.want) {
+			t.Errorf("%s: Put = %v, want %v", c.name, err, c.want)
+		}
+	}
+	if err := tv.Delete(nil); !errors.Is(err, bbolt.ErrKeyRequired) {
+		t.Errorf("Delete of an empty key = %v, want %v", err, bbolt.ErrKeyRequired)
+	}
+	if got := len(tv.v.ch.tables["t"]); got != 1 {
+		t.Errorf("%d writes taken, want the one within bounds", got)
+	}
 }
