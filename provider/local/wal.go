@@ -38,9 +38,10 @@ import (
 // next opener), and so is one whose file was found replaced at its path
 // (its writes go where they went before the log: to the file it has open).
 //
-// Every opener of the store (openStore) reads the log first: records of a
-// generation newer than the store's are applied to it in a checkpoint
-// before anything reads the store, so a crash at any point (between a
+// Every opener of the store (openStore, once bbolt has opened the file and
+// checkStore checked it: the file is a state bbolt synced, whatever the
+// log holds) reads the log before anything reads the store: records of a
+// generation newer than the store's are applied to it in a checkpoint, so a crash at any point (between a
 // group's sync and its answer, between a checkpoint's commit and the log's
 // restart, in the middle of a replay) leaves either the log to replay again
 // or a store that already holds it. A record whose checksum does not match
@@ -135,7 +136,7 @@ type store struct {
 	gen    uint64 // the generation of the log's records
 	end    int64  // where the next record goes
 	groups int    // records since the log's start
-	err    error  // the log cannot be written on (its restart failed)
+	err    error  // the log takes no more records (a restart, or the clearing of a failed record, failed)
 	closed bool
 
 	// ov is the overlay; a checkpoint replaces it with an empty one once
