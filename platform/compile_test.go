@@ -60,3 +60,43 @@ func TestRequestDuringCompilation(t *testing.T) {
 		t.Fatalf("GET /findings after the compilation: %s; want 200", r)
 	}
 }
+
+// TestSmokeCheckWaitsForCompilation: a rollout's smoke check of a function
+// whose module is still being compiled (held here, as on a busy machine
+// for a release built in another process) waits for the compilation, where
+// a request gives up at the function's timeout with 503: a slow
+// compilation is not a failing release. Once the compilation finishes,
+// the check passes.
+func TestSmokeCheckWaitsForCompilation(t *testing.T) {
+	p := silotest.New(t)
+	p.Deploy(t, app)
+	acme := p.Tenant(t, "acme")
+	plat := p.Platform()
+	release := plat.HoldCompilations()
+	timer := time.AfterFunc(2*time.Minute, release) // a hang fails below instead
+	defer timer.Stop()
+	defer release()
+
+	smoked := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		smoked <- plat.Smoke(context.Background(), acme.ID, "list")
+	}()
+	<-started
+	// A request that began after the check gives up at the function's
+	// timeout; by then a check bounded the same way would have given up.
+	if r := acme.GET(t, "/findings"); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("GET /findings during the compilation: %s; want 503", r)
+	}
+	select {
+	case err := <-smoked:
+		t.Fatalf("the smoke check ended while its function was still being compiled: %v; want it to wait", err)
+	default:
+	}
+	release()
+	if err := <-smoked; err != nil {
+		t.Fatalf("the smoke check once the compilation finished: %v; want it to pass", err)
+	}
+}
+

@@ -26,6 +26,12 @@ func (p *Platform) Invoke(ctx context.Context, acct silo.AccountID, fn string, r
 	return p.invoke(ctx, acct, fn, req)
 }
 
+// Smoke runs a rollout ring's smoke check of function fn in account acct,
+// as the rollout runner does.
+func (p *Platform) Smoke(ctx context.Context, acct silo.AccountID, fn string) error {
+	return smoker{p}.Smoke(ctx, acct, fn)
+}
+
 // HoldCompilations makes every compilation of a function module from now
 // on wait, before it reads the module, until the returned function is
 // called, and forgets which modules are compiled, so the next request for
