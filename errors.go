@@ -100,6 +100,29 @@ func ErrorCode(err error) Code {
 	return CodeInternal
 }
 
+// Cause returns the internal cause of err: the Err of the innermost *Error
+// in its chain that has both a message and a cause (the AWS call and its
+// error under "AWS failed to ...", say), or nil. It is for logs and for a
+// CLI run with SILO_DEBUG set, never for a client.
+func Cause(err error) error {
+	var cause error
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if se, ok := e.(*Error); ok && se.Message != "" && se.Err != nil {
+			cause = se.Err
+		}
+	}
+	return cause
+}
+
+// ForLog returns err's text for a log line: err's own text and, if it has
+// one, its Cause ("...; cause: ..."), which err's text leaves out.
+func ForLog(err error) string {
+	if cause := Cause(err); cause != nil {
+		return err.Error() + "; cause: " + cause.Error()
+	}
+	return err.Error()
+}
+
 // UserMessage returns the message a user should see for err: the message of
 // the first *Error in the chain, or a generic sentence for internal errors.
 func UserMessage(err error) string {

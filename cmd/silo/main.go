@@ -116,7 +116,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "silo: %s\n", msg)
 	}
 	if exit == 1 && os.Getenv("SILO_DEBUG") != "" {
-		fmt.Fprintf(stderr, "debug: %+v\n", err)
+		fmt.Fprintf(stderr, "debug: %s\n", silo.ForLog(err))
 	}
 	return exit
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -150,8 +151,17 @@ func (c *Config) setDefaults() error {
 	if c.AWS.Region == "" {
 		return silo.Errorf(silo.CodeInvalid, "the AWS provider needs a region; set AWS_REGION or the region in the AWS config")
 	}
+	if !regionName.MatchString(c.AWS.Region) {
+		return silo.Errorf(silo.CodeInvalid, "%q is not an AWS region: a region is named like us-east-1 or eu-west-2 (see the AWS console's region menu); check --aws-region or AWS_REGION", c.AWS.Region)
+	}
 	return nil
 }
+
+// regionName is the shape of every AWS region's name: a two-letter area, a
+// direction or place, possibly a partition (us-gov-west-1, us-iso-east-1),
+// and a number. A name of that shape that AWS does not know fails at the
+// first call, at once: its endpoint's name does not resolve (faults.go).
+var regionName = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
 
 // Provider is the AWS provider. It is safe for concurrent use.
 //

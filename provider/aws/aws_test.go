@@ -3,6 +3,7 @@ package aws_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,9 +74,21 @@ func TestNewChecksTheConfig(t *testing.T) {
 	if _, err := siloaws.New(siloaws.Config{AWS: noRegion, Email: "aws@example.com"}); silo.ErrorCode(err) != silo.CodeInvalid {
 		t.Errorf("New without a region: got %v, want CodeInvalid", err)
 	}
-	// Twin.
-	if _, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", Endpoint: org.Endpoint}); err != nil {
-		t.Errorf("New with a valid config: %v", err)
+	for _, region := range []string{"mars-1", "us-east", "US-EAST-1", "us-east-1 ", "useast1"} {
+		bad := org.Config()
+		bad.Region = region
+		_, err := siloaws.New(siloaws.Config{AWS: bad, Email: "aws@example.com"})
+		if silo.ErrorCode(err) != silo.CodeInvalid || !strings.Contains(silo.UserMessage(err), "is not an AWS region") {
+			t.Errorf("New with region %q: got %v, want CodeInvalid saying it is not an AWS region", region, err)
+		}
+	}
+	// Twins: a valid config, in each shape of region name AWS uses.
+	for _, region := range []string{awstest.Region, "eu-west-2", "ap-southeast-4", "us-gov-west-1", "us-isob-east-1", "cn-north-1"} {
+		good := org.Config()
+		good.Region = region
+		if _, err := siloaws.New(siloaws.Config{AWS: good, Email: "aws@example.com", Endpoint: org.Endpoint}); err != nil {
+			t.Errorf("New with region %s: %v", region, err)
+		}
 	}
 }
 

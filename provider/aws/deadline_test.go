@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +21,9 @@ import (
 // a failing or unreachable AWS until that deadline, however many attempts
 // that takes, and ends with the deadline's error, never with a count
 // exhausted; the same call without a deadline gives up after
-// Config.MaxAttempts attempts with one clear error.
+// Config.MaxAttempts attempts with one clear error, and after one attempt
+// when the endpoint refuses the connection (nothing listens there: more
+// attempts would only make the user wait).
 func TestDataCallRetriesUntilItsDeadline(t *testing.T) {
 	t.Parallel() // its own emulated organization
 	const maxAttempts = 2
@@ -85,7 +89,10 @@ func TestDataCallRetriesUntilItsDeadline(t *testing.T) {
 	}
 	closed := "http://" + l.Addr().String()
 	l.Close()
-	cut, err := siloaws.New(siloaws.Config{AWS: org.Config(), Email: "aws@example.com", MaxAttempts: maxAttempts, MaxBackoff: time.Millisecond,
+	tries := &countingClient{host: l.Addr().String()}
+	cutCfg := org.Config()
+	cutCfg.HTTPClient = tries
+	cut, err := siloaws.New(siloaws.Config{AWS: cutCfg, Email: "aws@example.com", MaxAttempts: maxAttempts, MaxBackoff: time.Millisecond,
 		Endpoint: func(account string) string {
 			if account == awsID {
 				return closed
@@ -107,13 +114,39 @@ func TestDataCallRetriesUntilItsDeadline(t *testing.T) {
 		{"blob", func(ctx context.Context) error { return unreachable.PutBlob(ctx, "uploads", "a", []byte("b")) }},
 	}
 	for _, c := range calls {
-		t.Run("unreachable, "+c.name+" call without a deadline: gives up", func(t *testing.T) {
-			checkFault(t, c.call(ctx), silo.CodeUnavailable, "kept failing", "acme")
+		t.Run("unreachable, "+c.name+" call without a deadline: gives up after one attempt", func(t *testing.T) {
+			before := tries.n.Load()
+			err := c.call(ctx)
+			checkFault(t, err, silo.CodeUnavailable, "silo cannot reach AWS", "acme", "the connection was refused", "AWS_ENDPOINT_URL")
+			if n := tries.n.Load() - before; n != 1 {
+				t.Errorf("%d attempts at a port that refuses connections, want 1", n)
+			}
+			if cause := silo.Cause(err); cause == nil || !strings.Contains(cause.Error(), "connection refused") {
+				t.Errorf("the cause %v does not keep the network's error", cause)
+			}
 		})
 		t.Run("unreachable, "+c.name+" call with a deadline: ends with the deadline", func(t *testing.T) {
+			before := tries.n.Load()
 			if err := c.call(withDeadline(2 * time.Second)); !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("got %v; want the deadline's error", err)
 			}
+			if n := tries.n.Load() - before; n < 2 {
+				t.Errorf("%d attempts before the deadline, want it retried", n)
+			}
 		})
 	}
+}
+
+// countingClient is the SDK's HTTP client counting the requests sent to
+// host.
+type countingClient struct {
+	host string
+	n    atomic.Int64
+}
+
+func (c *countingClient) Do(r *http.Request) (*http.Response, error) {
+	if r.URL.Host == c.host {
+		c.n.Add(1)
+	}
+	return http.DefaultClient.Do(r)
 }

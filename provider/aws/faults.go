@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,6 +26,10 @@ import (
 // stops retrying when most recent calls failed; a data-plane call with a
 // deadline retries until its deadline instead (untilDeadline). Organizations' and IAM's
 // ConcurrentModificationException is retried too (AWS says "try again").
+// An endpoint that refuses the connection or whose name does not resolve
+// (unreachable) is not retried: nothing listens there, or no such region
+// exists, and neither heals within a call's retries; the command fails at
+// once with one sentence saying so.
 const (
 	defaultMaxAttempts = 5
 	defaultMaxBackoff  = 20 * time.Second
@@ -34,6 +40,12 @@ func (c *Config) retryer() func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = c.MaxAttempts
 			o.MaxBackoff = c.MaxBackoff
+			o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+				if unreachable(err) != "" {
+					return aws.FalseTernary
+				}
+				return aws.UnknownTernary
+			})}, o.Retryables...)
 			o.Retryables = append(o.Retryables, retry.RetryableErrorCode{Codes: map[string]struct{}{
 				"ConcurrentModificationException": {},
 			}})
@@ -59,6 +71,26 @@ type untilDeadline struct{ aws.Retryer }
 
 // MaxAttempts is 0: no limit.
 func (untilDeadline) MaxAttempts() int { return 0 }
+
+// IsErrorRetryable is the wrapped retryer's, and true for an unreachable
+// endpoint too: the deadline bounds those retries.
+func (r untilDeadline) IsErrorRetryable(err error) bool {
+	return unreachable(err) != "" || r.Retryer.IsErrorRetryable(err)
+}
+
+// unreachable says why err's endpoint cannot be reached at all ("the
+// connection was refused", "the name of its endpoint does not resolve"),
+// or "" if err is no such failure.
+func unreachable(err error) string {
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the connection was refused"
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return "the name of its endpoint does not resolve"
+	}
+	return ""
+}
 
 // GetRetryToken takes nothing from the retry quota.
 func (untilDeadline) GetRetryToken(context.Context, error) (func(error) error, error) {
@@ -94,6 +126,10 @@ func s3Retry(ctx context.Context) func(*s3.Options) {
 func ssmRetry(ctx context.Context) func(*ssm.Options) {
 	return func(o *ssm.Options) { o.Retryer = retryUntilDeadline(ctx, o.Retryer) }
 }
+
+// seeCause says where the cause of a failure that persists is: the error
+// chain, logged by a server, printed by the CLI under SILO_DEBUG.
+const seeCause = "if it persists, see its cause in the server log (or, for a command run without a server, run it again with SILO_DEBUG=1)"
 
 // fail turns an error from AWS at step of account id ("" for the
 // organization as a whole) into the error a user sees: one sentence naming
@@ -137,11 +173,18 @@ func fail(id silo.AccountID, step string, err error) error {
 		"SignatureDoesNotMatch", "InvalidSignatureException", "IncompleteSignature", "AuthFailure":
 		return e(silo.CodeInvalid, "AWS refused silo's credentials when trying to %s%s; check the management account's credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that they have not expired", step, of)
 	}
+	if why := unreachable(err); why != "" {
+		service := "AWS"
+		if _, s := deniedCall(err); s != "" {
+			service = "AWS " + s
+		}
+		return e(silo.CodeUnavailable, "silo cannot reach %s to %s%s: %s; check the network, the region and AWS_ENDPOINT_URL if set, then try again", service, step, of, why)
+	}
 	var gaveUp *retry.MaxAttemptsError
 	if errors.As(err, &gaveUp) {
-		return e(silo.CodeUnavailable, "AWS kept failing to %s%s; silo retried and gave up; try again in a minute, and see the server log if it persists", step, of)
+		return e(silo.CodeUnavailable, "AWS kept failing to %s%s; silo retried and gave up; try again in a minute, and %s", step, of, seeCause)
 	}
-	return e(silo.CodeInternal, "AWS failed to %s%s; try again, and see the server log if it persists", step, of)
+	return e(silo.CodeInternal, "AWS failed to %s%s; try again, and %s", step, of, seeCause)
 }
 
 // deniedCall returns the IAM action of the innermost AWS call in err (the
