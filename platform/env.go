@@ -196,10 +196,10 @@ func (p *Platform) reapLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if _, err := p.Reap(ctx); err != nil && ctx.Err() == nil {
-			p.cfg.Logger.Warn("reaper", "error", err)
+			p.cfg.Logger.Warn("reaper", "error", silo.ForLog(err))
 		}
 		if _, err := p.Recover(ctx); err != nil && ctx.Err() == nil {
-			p.cfg.Logger.Warn("recover interrupted work", "error", err)
+			p.cfg.Logger.Warn("recover interrupted work", "error", silo.ForLog(err))
 		}
 		select {
 		case <-ctx.Done():

@@ -67,7 +67,7 @@ func (p *Platform) recover(ctx context.Context) (engine.RecoveryReport, error) {
 		p.changed(ctx, id)
 	}
 	if _, err := p.Plane.Resume(ctx); err != nil {
-		p.cfg.Logger.Warn("finish interrupted onboardings", "error", err)
+		p.cfg.Logger.Warn("finish interrupted onboardings", "error", silo.ForLog(err))
 	}
 	return rep, nil
 }

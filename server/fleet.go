@@ -508,9 +508,7 @@ func (s *Server) fleetRoutes() {
 			b, err = TenantReport(r.Context(), s.cfg.Store, s.cfg.Plane, o.Provider, o.ReportKey, id, format, s.cfg.Now())
 		}
 		if err != nil {
-			if silo.ErrorCode(err) == silo.CodeInternal {
-				s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-			}
+			s.logFailed(r, err)
 			writeErr(w, err)
 			return
 		}

@@ -194,6 +194,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return err
 }
 
+// logFailed logs a request that failed for a reason of the server or of
+// what it depends on (codes internal and unavailable: AWS or the store not
+// answering, say) with the error's cause, which the client's answer leaves
+// out (silo.ForLog). A client's own mistake (invalid, not found, ...) is
+// the client's to read and is not logged.
+func (s *Server) logFailed(r *http.Request, err error) {
+	switch silo.ErrorCode(err) {
+	case silo.CodeInternal:
+		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", silo.ForLog(err))
+	case silo.CodeUnavailable:
+		if r.Context().Err() == nil { // a client that went away is no failure of the server
+			s.cfg.Logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", silo.ForLog(err))
+		}
+	}
+}
+
 // route registers h for pattern ("METHOD /path"). Every endpoint is
 // registered through it, so that patterns lists them all.
 func (s *Server) route(pattern string, h http.HandlerFunc) {
@@ -206,9 +222,7 @@ func (s *Server) handle(pattern string, fn func(r *http.Request) (int, any, erro
 	s.route(pattern, func(w http.ResponseWriter, r *http.Request) {
 		status, v, err := fn(r)
 		if err != nil {
-			if silo.ErrorCode(err) == silo.CodeInternal {
-				s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-			}
+			s.logFailed(r, err)
 			writeErr(w, err)
 			return
 		}
