@@ -219,7 +219,7 @@ func TestFunctionWaitingForAWSIsNotBlamed(t *testing.T) {
 	}
 	org.Inject(awsID, "Query", awstest.Fault{Code: "InternalServerError", Status: http.StatusInternalServerError})
 	resp := acme.GET(t, "/findings")
-	if resp.Status != http.StatusServiceUnavailable || !strings.Contains(string(resp.Body), "timed out waiting for its account's data: the aws provider's table calls got no answer in time") {
+	if resp.Status != http.StatusServiceUnavailable || !strings.Contains(string(resp.Body), "timed out waiting for its account's table store: the aws provider's table calls got no answer in time") {
 		t.Errorf("GET /findings while DynamoDB fails: %s; want 503 naming the wait for AWS", resp)
 	}
 	if strings.Contains(string(resp.Body), "make it faster") {
@@ -229,4 +229,63 @@ func TestFunctionWaitingForAWSIsNotBlamed(t *testing.T) {
 	if resp := acme.GET(t, "/findings"); resp.Status != http.StatusOK {
 		t.Errorf("GET /findings once DynamoDB answers: %s; want 200", resp)
 	}
+}
+
+// TestFunctionWaitingForAWSNamesTheStore: every data call a function makes
+// is watched, not only its table calls. While S3 answers the account's
+// blob calls with 503 SlowDown (retried until the function's deadline), a
+// function blocked in its blob read is told it waited for its account's
+// blob store; while SSM fails, one blocked in its config read is told it
+// waited for its configuration; neither is told to make itself faster.
+// Once AWS answers again, the same requests succeed. The twin: a function
+// that computes past its timeout (after a quick blob read) gets the
+// runtime's "make it faster" answer, not a wait for AWS.
+func TestFunctionWaitingForAWSNamesTheStore(t *testing.T) {
+	t.Parallel() // its own emulated organization and platform
+	ctx := context.Background()
+	p, prov, org := onAWS(t)
+	p.Deploy(t, "testdata/waits")
+	acme := p.Tenant(t, "acme")
+	awsID, err := prov.AWSAccountID(ctx, acme.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Warm: the function is compiled and its first calls made, so a
+	// blocked call begins at once.
+	if resp := acme.POST(t, "/files", "remember"); resp.Status != http.StatusCreated {
+		t.Fatalf("POST /files before the fault: %s; want 201", resp)
+	}
+	for _, tc := range []struct {
+		path, op, code, want string
+	}{
+		{"/files", "GetObject", "SlowDown", `timed out waiting for its account's blob store: the aws provider's blob calls got no answer in time`},
+		{"/mode", "GetParameter", "InternalServerError", `timed out waiting for its account's configuration: the aws provider's config reads got no answer in time`},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			if resp := acme.GET(t, tc.path); resp.Status != http.StatusOK {
+				t.Fatalf("GET %s before the fault: %s; want 200", tc.path, resp)
+			}
+			org.Inject(awsID, tc.op, awstest.Fault{Code: tc.code, Status: http.StatusServiceUnavailable})
+			resp := acme.GET(t, tc.path)
+			org.Clear(awsID)
+			if resp.Status != http.StatusServiceUnavailable || !strings.Contains(string(resp.Body), tc.want) {
+				t.Errorf("GET %s while %s fails: %s; want 503 with %q", tc.path, tc.op, resp, tc.want)
+			}
+			if strings.Contains(string(resp.Body), "make it faster") {
+				t.Errorf("GET %s while %s fails blames the function: %s", tc.path, tc.op, resp)
+			}
+			if org.Faulted(awsID, tc.op) == 0 {
+				t.Errorf("no %s call met the fault: the test did not make the function wait", tc.op)
+			}
+			if resp := acme.GET(t, tc.path); resp.Status != http.StatusOK {
+				t.Errorf("GET %s once AWS answers: %s; want 200", tc.path, resp)
+			}
+		})
+	}
+	t.Run("slow function", func(t *testing.T) {
+		resp := acme.GET(t, "/spin")
+		if resp.Status != http.StatusServiceUnavailable || !strings.Contains(string(resp.Body), "make it faster") || strings.Contains(string(resp.Body), "waiting for") {
+			t.Errorf("GET /spin (computes past its timeout): %s; want 503 telling to make it faster, not a wait for AWS", resp)
+		}
+	})
 }

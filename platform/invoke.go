@@ -99,10 +99,8 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 		}
 	}
 	data := p.Stored.Data(acct, v.Data)
-	watch := p.watchTables(data)
-	if watch != nil {
-		data = watch
-	}
+	watch := p.watchData(data, prod)
+	data, prod = watch.handles(data, prod)
 	host := isolation.FunctionHost(p.Policy, acct, fn, data, prod, p.guestLog)
 	pages := uint32(0)
 	if fs.Memory > 0 {

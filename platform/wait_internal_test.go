@@ -46,19 +46,24 @@ func TestDataWaitErrorOnlyAfterALongWait(t *testing.T) {
 	if err := held.Put(ctx, "findings", "k", []byte("v")); err != nil { // holder now has the file open
 		t.Fatal(err)
 	}
+	watch := func(d provider.Data) *dataWatch {
+		w := &dataWatch{}
+		w.own = watchedData{Data: d, w: w}
+		return w
+	}
 	timedOut := &silo.Error{Code: silo.CodeUnavailable, Message: `function "list" timed out (limit 2s); make it faster or raise its timeout`, Err: context.DeadlineExceeded}
 	blamesData := func(err error) bool { return err != timedOut && errors.Is(err, context.DeadlineExceeded) }
 
 	t.Run("no table call", func(t *testing.T) {
-		w := &tableWatch{Data: held}
+		w := watch(held)
 		if err := dataWaitError(w, "list", 2*time.Second, timedOut); err != timedOut {
 			t.Errorf("got %v, want the runtime's error", err)
 		}
 	})
 	t.Run("quick table calls", func(t *testing.T) {
-		w := &tableWatch{Data: held}
+		w := watch(held)
 		for range 3 {
-			if _, err := w.Get(ctx, "findings", "k"); err != nil {
+			if _, err := w.own.Get(ctx, "findings", "k"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -67,9 +72,9 @@ func TestDataWaitErrorOnlyAfterALongWait(t *testing.T) {
 		}
 	})
 	t.Run("a table call blocked by another process", func(t *testing.T) {
-		w := &tableWatch{Data: data(waiter)}
+		w := watch(data(waiter))
 		done := make(chan error, 1)
-		go func() { _, err := w.Get(ctx, "findings", "k"); done <- err }()
+		go func() { _, err := w.own.Get(ctx, "findings", "k"); done <- err }()
 		// The call blocks for as long as holder has the file open (up to
 		// the provider's wait, 5 s): it is seen while it is still running
 		// once it has run for half of a 2 ms timeout.

@@ -39,10 +39,11 @@ type faults struct {
 // the management account) fail with f until it has failed f.Times calls or
 // Clear is called. It matches the JSON protocols (X-Amz-Target: DynamoDB,
 // KMS, SSM, Secrets Manager, Organizations), the query protocol (IAM,
-// STS) and, in a NewFunctionOrg, Lambda's REST calls by their operation
-// name ("UpdateFunctionCode", "Invoke", "PublishVersion", ...); S3's REST
-// calls are not matched. A member account's kumo is
-// started if not yet running.
+// STS), S3's object calls ("GetObject", "PutObject", "DeleteObject",
+// "ListObjectsV2": what an account's data plane calls; S3's other calls
+// are not matched) and, in a NewFunctionOrg, Lambda's REST calls by their
+// operation name ("UpdateFunctionCode", "Invoke", "PublishVersion", ...).
+// A member account's kumo is started if not yet running.
 func (o *Org) Inject(account, op string, f Fault) {
 	fs := o.faultsOf(account)
 	fs.mu.Lock()
@@ -94,18 +95,52 @@ func newFaults() *faults {
 	return &faults{by: map[string]*Fault{}, fired: map[string]int{}, before: map[string]func(){}}
 }
 
-// operation returns the AWS operation of a request, and whether it uses the
-// query protocol; "" for a REST call.
-func operation(r *http.Request, body []byte) (op string, query bool) {
+// protocol is how an AWS service answers an error.
+type protocol int
+
+const (
+	protoJSON  protocol = iota // the JSON and REST-JSON protocols
+	protoQuery                 // the query protocol's XML
+	protoS3                    // S3's REST-XML
+)
+
+// operation returns the AWS operation of a request, and the protocol its
+// errors are answered in; "" for a call not matched.
+func operation(r *http.Request, body []byte) (op string, proto protocol) {
 	if t := r.Header.Get("X-Amz-Target"); t != "" {
 		_, op, _ = strings.Cut(t, ".")
-		return op, false
+		return op, protoJSON
 	}
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		v, _ := url.ParseQuery(string(body))
-		return v.Get("Action"), true
+		return v.Get("Action"), protoQuery
 	}
-	return "", false
+	if strings.Contains(r.Header.Get("Authorization"), "/s3/aws4_request") {
+		return s3Operation(r), protoS3
+	}
+	return "", protoJSON
+}
+
+// s3Operation names a path-style S3 call (/bucket/key, /bucket) of an
+// account's data plane: an object's GetObject, PutObject and DeleteObject,
+// and a bucket's ListObjectsV2; "" for any other.
+func s3Operation(r *http.Request) string {
+	_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	q := r.URL.Query()
+	if id := q.Get("x-id"); id != "" {
+		q.Del("x-id") // aws-sdk-go-v2 names its object calls so
+	}
+	switch {
+	case key != "" && len(q) == 0 && r.Method == http.MethodGet:
+		return "GetObject"
+	case key != "" && len(q) == 0 && r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") == "":
+		return "PutObject"
+	case key != "" && len(q) == 0 && r.Method == http.MethodDelete:
+		return "DeleteObject"
+	case key == "" && q.Get("list-type") == "2" && r.Method == http.MethodGet:
+		return "ListObjectsV2"
+	}
+	return ""
 }
 
 // answer writes the injected fault for the request, if one matches, and
@@ -114,17 +149,16 @@ func (fs *faults) answer(w http.ResponseWriter, r *http.Request, body []byte) bo
 	if fs == nil {
 		return false
 	}
-	op, query := operation(r, body)
+	op, proto := operation(r, body)
 	if op == "" {
 		return false
 	}
-	return fs.answerOp(w, op, query)
+	return fs.answerOp(w, op, proto)
 }
 
 // answerOp writes the injected fault for operation op, if one matches, in
-// the query protocol's XML or else in JSON (as the JSON and REST-JSON
-// protocols answer), and reports whether it did.
-func (fs *faults) answerOp(w http.ResponseWriter, op string, query bool) bool {
+// the protocol's error format, and reports whether it did.
+func (fs *faults) answerOp(w http.ResponseWriter, op string, proto protocol) bool {
 	if fs == nil {
 		return false
 	}
@@ -156,7 +190,17 @@ func (fs *faults) answerOp(w http.ResponseWriter, op string, query bool) bool {
 		status = http.StatusBadRequest
 	}
 	msg := "injected fault " + fault.Code
-	if query {
+	switch proto {
+	case protoS3:
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(status)
+		xml.NewEncoder(w).Encode(struct {
+			XMLName xml.Name `xml:"Error"`
+			Code    string   `xml:"Code"`
+			Message string   `xml:"Message"`
+		}{Code: fault.Code, Message: msg})
+		return true
+	case protoQuery:
 		w.Header().Set("Content-Type", "text/xml")
 		w.WriteHeader(status)
 		type errXML struct {

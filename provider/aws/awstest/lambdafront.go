@@ -106,7 +106,7 @@ func (f *lambdaFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			parts[i] = u
 		}
 	}
-	if f.faults.answerOp(w, lambdaOperation(r.Method, parts), false) {
+	if f.faults.answerOp(w, lambdaOperation(r.Method, parts), protoJSON) {
 		return
 	}
 	switch {
