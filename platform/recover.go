@@ -29,8 +29,8 @@ import (
 // registry check failed: it would act on accounts the registry does not
 // describe.
 //
-// First it looks whether a provider that keeps the accounts elsewhere (an
-// AWS organization) still holds the installation's accounts
+// First it looks whether the provider (an AWS organization, the local
+// provider's accounts directory) still holds the installation's accounts
 // (checkProvider): while it holds none of them, every change in it is
 // refused (engine.Engine.Refuse), the interrupted work included, until a
 // later Recover finds one held again.
@@ -77,17 +77,18 @@ func (p *Platform) recover(ctx context.Context) (engine.RecoveryReport, error) {
 const providerSample = 3
 
 // holder is a provider that can say with a fresh look whether it still
-// holds one account (the AWS provider: DescribeAccount); other providers
-// are asked with Ref.
+// holds one account (the AWS provider: DescribeAccount; the local
+// provider: the account's data key in the data dir); other providers are
+// asked with Ref.
 type holder interface {
 	Holds(ctx context.Context, id silo.AccountID) (bool, error)
 }
 
 // checkProvider is Open's check that the provider holds the installation's
-// accounts (checkAccountsHere), made again while the platform runs, for a
-// provider that keeps the accounts elsewhere (an organization can be
-// emptied, or the credentials made to reach another, under a running
-// server). It costs a few questions: it asks about up to providerSample
+// accounts (checkAccountsHere), made again while the platform runs: an
+// AWS organization can be emptied, or the credentials made to reach
+// another, and the local provider's accounts directory removed or
+// replaced (a wrong mount), under a running server. It costs a few questions: it asks about up to providerSample
 // live accounts, the next ones in the registry each time, and is done at
 // the first held. Only when none is held does it make Open's whole check
 // (a sample of the registry and one listing of the provider); when that
@@ -96,9 +97,6 @@ type holder interface {
 // account held lifts it. An error of the store or the provider is
 // returned and changes nothing: unknown is neither held nor lost.
 func (p *Platform) checkProvider(ctx context.Context) error {
-	if _, local := p.Provider.(accountDirs); local {
-		return nil // the data dir's own files: Open's check and silo doctor
-	}
 	ids, err := p.nextLive(ctx)
 	if err != nil {
 		return err
@@ -123,7 +121,11 @@ func (p *Platform) checkProvider(ctx context.Context) error {
 			return err
 		}
 		if !ok {
-			refused = silo.Errorf(silo.CodeFailedCheck, "the %s provider no longer holds any of the %d live account(s) of %s (%s): its organization was emptied, or its credentials now reach another organization; point the provider back at the installation's own organization, or restore its accounts (docs/aws.md); until it holds them again this server refuses to create, change or delete accounts (it looks again every %s)", p.Provider.Name(), n, p.stateName, silo.ShortList(live, 5), p.cfg.ReapEvery)
+			cause := "its organization was emptied, or its credentials now reach another organization; point the provider back at the installation's own organization, or restore its accounts (docs/aws.md)"
+			if _, local := p.Provider.(accountDirs); local {
+				cause = "its accounts directory (accounts) in the data dir " + p.cfg.dataDirName + " was removed, moved or replaced (a wrong mount?); put it back, or restore it from the backup of the data dir that matches " + p.stateName + " (docs/operations.md); no account needs deleting or applying"
+			}
+			refused = silo.Errorf(silo.CodeFailedCheck, "the %s provider no longer holds any of the %d live account(s) of %s (%s): %s; until it holds them again this server refuses to create, change or delete accounts (it looks again every %s)", p.Provider.Name(), n, p.stateName, silo.ShortList(live, 5), cause, p.cfg.ReapEvery)
 			p.Plane.Engine.Refuse(refused)
 			p.cfg.Logger.Error("the provider holds none of the installation's accounts: changes refused", "provider", p.Provider.Name(), "error", silo.UserMessage(refused))
 			return refused
@@ -131,6 +133,9 @@ func (p *Platform) checkProvider(ctx context.Context) error {
 	}
 	if refused != nil {
 		p.Plane.Engine.Refuse(nil)
+		// What was read of the accounts while the provider held none
+		// (a view without a data plane) is read afresh.
+		p.Invalidate("")
 		p.cfg.Logger.Info("the provider holds the installation's accounts again: changes allowed", "provider", p.Provider.Name())
 	}
 	return nil

@@ -252,16 +252,24 @@ func FleetDrift(ctx context.Context, plane *control.Plane, one silo.AccountID) (
 		}
 	}
 	if one == "" {
+		refused := plane.Engine.Refusing()
+		if refused != nil {
+			out.Provider = silo.UserMessage(refused)
+		}
 		orphans, remains, err := plane.Orphans(ctx)
-		if err != nil {
+		if err != nil && refused == nil {
 			return out, err
+		}
+		if err != nil {
+			// The provider holds none of the installation's accounts
+			// (a local accounts directory gone cannot even be
+			// listed): the provider finding says what to do; the
+			// orphans are looked for once it holds them again.
+			return out, nil
 		}
 		out.Orphans = orphans
 		out.Problems = append(out.Problems, remains...)
 		out.DataDir = olderCopy(out.Problems, created)
-		if err := plane.Engine.Refusing(); err != nil {
-			out.Provider = silo.UserMessage(err)
-		}
 	}
 	return out, nil
 }

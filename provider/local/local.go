@@ -45,6 +45,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -335,6 +336,31 @@ func (p *Provider) checkExists(a *account) error {
 		return p.damageErr(a.id, fmt.Errorf("account %s: %w", a.id, err))
 	}
 	return nil
+}
+
+// Holds reports whether the account's files are in the data dir (its
+// data.key), looking at the disk afresh: a server asks at each reaper
+// pass, so that an accounts directory removed or replaced under it is
+// found (see package platform). A missing accounts directory, or a file
+// in its place, holds no account.
+//
+// # Errors
+//
+// CodeInvalid for a malformed ID; the file system's error when the
+// account's data key cannot be looked at (unknown is neither held nor
+// lost).
+func (p *Provider) Holds(ctx context.Context, id silo.AccountID) (bool, error) {
+	if err := parseID(id); err != nil {
+		return false, err
+	}
+	_, err := os.Lstat(filepath.Join(p.accounts, string(id), fileDataKey))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return false, nil
+	}
+	return false, fmt.Errorf("look for account %s: %w", id, err)
 }
 
 // Ref returns the account's directory as its reference.
