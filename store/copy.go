@@ -26,7 +26,10 @@ type Copied struct {
 	Usage          int    `json:"usage_days"`        // rows: one function of one account on one day
 	Stored         int    `json:"stored_bytes_days"` // rows: one account on one day
 	ScheduleRuns   int    `json:"schedule_runs"`
-	Audit          int    `json:"audit"`
+	// Metrics counts rows of published request metrics (and heartbeats),
+	// which a rollout's gates in progress sum.
+	Metrics int `json:"release_metrics"`
+	Audit   int `json:"audit"`
 }
 
 // Tables returns how many rows Copy wrote into each table of the SQLite
@@ -41,7 +44,7 @@ func (n Copied) Tables() map[string]int {
 		"api_keys": n.Keys, "releases": n.Releases, "current_release": current,
 		"rollouts": n.Rollouts, "rollout_steps": n.Steps, "intents": n.Intents,
 		"settings": n.Settings, "usage": n.Usage, "stored_usage": n.Stored,
-		"schedule_runs": n.ScheduleRuns, "audit": n.Audit,
+		"schedule_runs": n.ScheduleRuns, "release_metrics": n.Metrics, "audit": n.Audit,
 	}
 }
 
@@ -50,7 +53,8 @@ func (n Copied) Tables() map[string]int {
 // whose usage is kept), recorded resources,
 // limit overrides, API keys (hashes), releases and which is current,
 // rollouts with their steps, the journal, the settings, metered usage and
-// stored bytes, schedule claims and the audit log. It reads src in one
+// stored bytes, schedule claims, the request metrics the servers
+// published for the rollout gates and the audit log. It reads src in one
 // snapshot and writes dst in one transaction, so dst gets all of it or
 // nothing.
 //
@@ -96,6 +100,7 @@ type snapshot struct {
 	overrides map[silo.AccountID]silo.Limits
 	days      [][]DayRow // by DayTables
 	runs      []ScheduleRun
+	metrics   []ReleaseMetrics
 	audit     []AuditEntry
 }
 
@@ -161,6 +166,9 @@ func (s *snapshot) read(tx Tx) error {
 		s.days = append(s.days, rows)
 	}
 	if s.runs, err = l.ScheduleRuns(); err != nil {
+		return err
+	}
+	if s.metrics, err = l.PublishedMetrics(); err != nil {
 		return err
 	}
 	for after := int64(0); ; {
@@ -354,5 +362,7 @@ func (s *snapshot) writeUsage(tx Tx, n *Copied) error {
 		}
 		n.ScheduleRuns++
 	}
-	return nil
+	m, err := copyMetrics(tx, s.metrics)
+	n.Metrics += m
+	return err
 }

@@ -185,6 +185,24 @@ type Tx interface {
 	// account, its creation time, kind and name (q.After.Function is
 	// StoredResource's form).
 	Stored(q UsageQuery) ([]StoredDay, error)
+
+	// PublishMetrics records ms as what incarnation last counted for each
+	// of their accounts and releases (their own Incarnation and Published
+	// are ignored: incarnation and at are), replacing what it published
+	// for them before, and records that incarnation was heard from at at
+	// (its heartbeat; ms may be empty). An empty incarnation, account or
+	// release is CodeInvalid (CheckMetrics).
+	PublishMetrics(incarnation string, at time.Time, ms []ReleaseMetrics) error
+	// ReleaseMetrics lists what every incarnation published for acct under
+	// release, by incarnation.
+	ReleaseMetrics(acct silo.AccountID, release string) ([]ReleaseMetrics, error)
+	// DropMetrics deletes what the incarnations not heard from since
+	// before published, and their heartbeats, except the metrics of the
+	// active rollout's release: a gate of that rollout may be measuring
+	// a window over them, and a row taken away would make the sum it reads
+	// go backwards. Those go once the rollout is no longer active. It
+	// reports how many rows it deleted.
+	DropMetrics(before time.Time) (int64, error)
 }
 
 // ScheduleClaim is a server's claim of one scheduled run: the run of a
@@ -328,6 +346,9 @@ type Lister interface {
 	// PutPurgedAccount records a as a purged account (see PurgedAccounts)
 	// as it is, for a copy into an empty store.
 	PutPurgedAccount(a silo.Account) error
+	// PublishedMetrics returns every row of published metrics, heartbeats
+	// included, by incarnation, account and release.
+	PublishedMetrics() ([]ReleaseMetrics, error)
 }
 
 // ScheduleRun is a stored schedule claim and whether its run finished.

@@ -204,6 +204,20 @@ CREATE TABLE purged_accounts (
 	PRIMARY KEY (id, created)
 );
 `,
+	// 8: the request metrics each server publishes for the rollout gates
+	// (see the SQLite schema).
+	`
+CREATE TABLE release_metrics (
+	account     text COLLATE "C" NOT NULL,
+	release     text COLLATE "C" NOT NULL,
+	incarnation text COLLATE "C" NOT NULL,
+	requests    bigint      NOT NULL,
+	errors      bigint      NOT NULL,
+	latency     text        NOT NULL,
+	published   timestamptz NOT NULL,
+	PRIMARY KEY (account, release, incarnation)
+);
+`,
 }
 
 // upgrades move data for the migration of the same number (1-based), in

@@ -226,6 +226,23 @@ CREATE TABLE purged_accounts (
 	PRIMARY KEY (id, created)
 ) WITHOUT ROWID;
 `,
+	// 8: the request metrics each server process (an incarnation) last
+	// published for an account under a release, cumulative since it
+	// started, so that a rollout's gates sum the requests of every server
+	// (store.ReleaseMetrics); account and release '' is the incarnation's
+	// heartbeat.
+	`
+CREATE TABLE release_metrics (
+	account     TEXT    NOT NULL,
+	release     TEXT    NOT NULL,
+	incarnation TEXT    NOT NULL,
+	requests    INTEGER NOT NULL,
+	errors      INTEGER NOT NULL,
+	latency     TEXT    NOT NULL,            -- JSON: bucket → count, '' when empty
+	published   INTEGER NOT NULL,            -- Unix microseconds
+	PRIMARY KEY (account, release, incarnation)
+) WITHOUT ROWID;
+`,
 }
 
 // upgrades move data for the migration of the same number (1-based), in

@@ -73,6 +73,11 @@ func FillEveryTable(t *testing.T, s store.Store) {
 		if err := tx.FinishScheduleRun(scheduleClaims()[0]); err != nil {
 			return err
 		}
+		for _, p := range publications() {
+			if err := tx.PublishMetrics(p.incarnation, p.at, p.ms); err != nil {
+				return err
+			}
+		}
 		for _, action := range []string{"tenant.create", "limits.set"} {
 			if _, err := tx.AppendAudit(store.AuditEvent{Time: at(3), Actor: "cli:ops", Action: action, Account: "acme"}); err != nil {
 				return err
@@ -103,6 +108,7 @@ func testCopyEverything(t *testing.T, src store.Store, open func(t *testing.T) s
 		Usage     []store.UsageDay
 		Stored    []store.StoredDay
 		Runs      []store.ScheduleRun
+		Metrics   []store.ReleaseMetrics
 	}
 	read := func(s store.Store) records {
 		r := records{Overrides: map[silo.AccountID]silo.Limits{}}
@@ -122,7 +128,10 @@ func testCopyEverything(t *testing.T, src store.Store, open func(t *testing.T) s
 			if r.Stored, err = tx.Stored(store.UsageQuery{}); err != nil {
 				return err
 			}
-			r.Runs, err = tx.(store.Lister).ScheduleRuns()
+			if r.Runs, err = tx.(store.Lister).ScheduleRuns(); err != nil {
+				return err
+			}
+			r.Metrics, err = tx.(store.Lister).PublishedMetrics()
 			return err
 		})
 		return r
@@ -134,17 +143,17 @@ func testCopyEverything(t *testing.T, src store.Store, open func(t *testing.T) s
 		t.Fatalf("Copy: %v", err)
 	}
 	want, got := read(src), read(dst)
-	if len(want.Overrides) != 1 || len(want.Purged) != 1 || len(want.Usage) != 2 || len(want.Stored) != 1 || len(want.Runs) != 2 {
-		t.Fatalf("the source holds %d overrides, %d purged accounts, %d usage days, %d stored days, %d schedule claims; want 1, 1, 2, 1, 2", len(want.Overrides), len(want.Purged), len(want.Usage), len(want.Stored), len(want.Runs))
+	if len(want.Overrides) != 1 || len(want.Purged) != 1 || len(want.Usage) != 2 || len(want.Stored) != 1 || len(want.Runs) != 2 || len(want.Metrics) != 5 {
+		t.Fatalf("the source holds %d overrides, %d purged accounts, %d usage days, %d stored days, %d schedule claims, %d rows of metrics; want 1, 1, 2, 1, 2, 5", len(want.Overrides), len(want.Purged), len(want.Usage), len(want.Stored), len(want.Runs), len(want.Metrics))
 	}
 	if want.Usage[0].Hours != nil || want.Usage[1].Hours == nil {
 		t.Fatalf("the source's usage: the older day should be rolled up, the newer one hourly: %+v", want.Usage)
 	}
 	if d := cmp.Diff(want, got, cmpOpts...); d != "" {
-		t.Errorf("the copy's overrides, purged accounts, usage, stored bytes and schedule claims (-source +copy):\n%s", d)
+		t.Errorf("the copy's overrides, purged accounts, usage, stored bytes, schedule claims and published metrics (-source +copy):\n%s", d)
 	}
-	if n.LimitOverrides != 1 || n.Usage != 2 || n.Stored != 1 || n.ScheduleRuns != 2 {
-		t.Errorf("Copy counted %+v; want 1 override, 2 usage days, 1 stored day, 2 schedule claims", n)
+	if n.LimitOverrides != 1 || n.Usage != 2 || n.Stored != 1 || n.ScheduleRuns != 2 || n.Metrics != 5 {
+		t.Errorf("Copy counted %+v; want 1 override, 2 usage days, 1 stored day, 2 schedule claims, 5 rows of metrics", n)
 	}
 	// The held claim is still held in the copy: a second claim of its
 	// schedule before it expires is refused, as it was in the source.

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests = append(tests, usageTests...)
 	tests = append(tests, storedTests...)
 	tests = append(tests, scheduleTests...)
+	tests = append(tests, metricsTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
