@@ -115,6 +115,9 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 			Query: req.Query, Header: req.Header, Body: req.Body,
 		},
 	})
+	if p.published != nil {
+		p.published.Touch(acct, v.Account.Release) // counted: for the other servers' gates
+	}
 	if derr := p.degraded(acct, fn, req.RequestID); derr != nil {
 		// The invocation found a file of the account damaged: whatever
 		// the function made of the failed call, the tenant is out of

@@ -8,9 +8,10 @@
 // function) to its own data plane plus read-only production exports, the
 // gateway (whose Directory and Invoker are backed by the store and the
 // runtime), the per-account function logs, the rollout runner (gated on the
-// runtime's per-account metrics, smoke functions invoked like requests), the
-// control-plane API server, and the reaper that tears down expired
-// environments and verifies that nothing of them is left.
+// runtime's per-account metrics plus those the other servers sharing the
+// store published, see rollout.Published; smoke functions invoked like
+// requests), the control-plane API server, and the reaper that tears down
+// expired environments and verifies that nothing of them is left.
 //
 // It is the one wiring of those parts: cmd/silo's `silo up`, `silo dev` and
 // `silo env`, and the silotest harness, all open a Platform rather than
@@ -126,6 +127,10 @@ type Platform struct {
 
 	stopSweep chan struct{} // closed by Close: ends sweepLoop
 	swept     chan struct{} // closed when sweepLoop has ended
+
+	published   *rollout.Published // the gates' metrics, with the runtime's (gatemetrics.go)
+	stopPublish chan struct{}      // closed by Close: ends publishLoop
+	publishDone chan struct{}      // closed when publishLoop has ended
 
 	mu      sync.Mutex
 	addr    string
@@ -280,7 +285,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		return nil, err
 	}
 	if metrics == nil {
-		metrics = runtimeMetrics{p.Runtime}
+		metrics = p.startPublishing()
 	}
 	if p.Runner, err = rollout.New(rollout.Config{
 		Store: p.Store, Engine: p.Plane.Engine, Provider: p.Provider,
@@ -471,6 +476,7 @@ func (p *Platform) Close() error {
 	if p.mem != nil {
 		p.mem.close()
 	}
+	errs = append(errs, p.stopPublishing()) // before the runtime and the store close
 	if p.Runtime != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, p.Runtime.Close(ctx))

@@ -17,7 +17,8 @@ import (
 // runtimeMetrics feeds the rollout runner's health gates from the runtime's
 // per-account, per-release invocation metrics (the gateway's invocations
 // carry the release the account serves): errors are failed invocations
-// plus 5xx answers.
+// plus 5xx answers. They are this server's own, which rollout.Published
+// adds to the other servers' (gatemetrics.go).
 type runtimeMetrics struct{ rt *runtime.Runtime }
 
 func (m runtimeMetrics) Snapshot(acct silo.AccountID, release string) (rollout.Stats, error) {

@@ -96,5 +96,6 @@
 // It depends on the engine and on the store and provider contracts, never on
 // their implementations, on the runtime or on the server; health metrics and
 // smoke tests come in through the small Metrics and Smoke interfaces it
-// declares.
+// declares. Published makes one server's Metrics count the requests of
+// every server sharing the store: its own plus what the others published.
 package rollout

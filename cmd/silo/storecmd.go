@@ -24,8 +24,8 @@ func newStoreCmd(g *globals) *cobra.Command {
 		Short: "Copy the data dir's SQLite control plane into an empty PostgreSQL database",
 		Long: `store migrate copies the control-plane state of the data dir (state.db: the registry,
 recorded resources, limit overrides, the journal, API keys, releases and which is current,
-rollouts with their steps, settings, metered usage and stored bytes, schedule claims, and the
-audit log: every table of state.db) into the PostgreSQL database --to names, in one transaction. The target must be empty; the audit
+rollouts with their steps, settings, metered usage and stored bytes, schedule claims, the
+request metrics the servers published for the rollout gates, and the audit log: every table of state.db) into the PostgreSQL database --to names, in one transaction. The target must be empty; the audit
 chain keeps every sequence number and hash, so silo audit verify and earlier checkpoints still
 hold. The SQLite state is left as it was, and the data dir records the move (store-moved.json):
 every command on the data dir without --store then refuses, naming the database. There is no
@@ -68,8 +68,8 @@ to the same URL.`,
 				return fmt.Errorf("the state was copied, but %s could not be written, so commands without --store would still use the SQLite state: %w", platform.StoreMovedFile, err)
 			}
 			return g.print(n, func(w io.Writer) {
-				fmt.Fprintf(w, "copied %s into PostgreSQL: %d accounts, %d resources, %d limit overrides, %d keys, %d releases, %d rollouts (%d steps), %d journal intents, %d settings, %d usage days, %d stored-bytes days, %d schedule claims, %d audit entries\n",
-					filepath.Join(g.dataDir, "state.db"), n.Accounts, n.Resources, n.LimitOverrides, n.Keys, n.Releases, n.Rollouts, n.Steps, n.Intents, n.Settings, n.Usage, n.Stored, n.ScheduleRuns, n.Audit)
+				fmt.Fprintf(w, "copied %s into PostgreSQL: %d accounts, %d resources, %d limit overrides, %d keys, %d releases, %d rollouts (%d steps), %d journal intents, %d settings, %d usage days, %d stored-bytes days, %d schedule claims, %d rows of published request metrics, %d audit entries\n",
+					filepath.Join(g.dataDir, "state.db"), n.Accounts, n.Resources, n.LimitOverrides, n.Keys, n.Releases, n.Rollouts, n.Steps, n.Intents, n.Settings, n.Usage, n.Stored, n.ScheduleRuns, n.Metrics, n.Audit)
 				fmt.Fprintln(w, "start the servers with --store (or $SILO_STORE) set to the same URL you gave --to; the SQLite state is left unchanged and no longer used")
 			})
 		},
