@@ -454,10 +454,11 @@ func TestUpgradeMarksLegacyProbes(t *testing.T) {
 	storetest.CheckLegacyProbes(t, s)
 }
 
-// schema6 takes a schema of version 7 back to version 6: usage and stored
-// bytes kept per ID, no purged accounts. Each ID must have one account's
-// rows only.
+// schema6 takes a schema of version 8 back to version 6: no published
+// request metrics, usage and stored bytes kept per ID, no purged accounts.
+// Each ID must have one account's rows only.
 var schema6 = []string{
+	`DROP TABLE release_metrics`,
 	`DROP TABLE purged_accounts`,
 	`ALTER TABLE usage DROP CONSTRAINT usage_pkey`,
 	`ALTER TABLE usage DROP COLUMN created`,

@@ -538,10 +538,11 @@ func TestUpgradeMarksLegacyProbes(t *testing.T) {
 	storetest.CheckLegacyProbes(t, s)
 }
 
-// schema6 takes a state file of schema 7 back to schema 6: usage and
-// stored bytes kept per ID, no purged accounts. Each ID must have one
-// account's rows only.
+// schema6 takes a state file of schema 8 back to schema 6: no published
+// request metrics, usage and stored bytes kept per ID, no purged accounts.
+// Each ID must have one account's rows only.
 var schema6 = []string{
+	`DROP TABLE release_metrics`,
 	`DROP TABLE purged_accounts`,
 	`CREATE TABLE usage_v6 (day INTEGER NOT NULL, account TEXT NOT NULL, function TEXT NOT NULL, rolled INTEGER NOT NULL, data BLOB NOT NULL,
 		PRIMARY KEY (day, account, function)) WITHOUT ROWID`,
