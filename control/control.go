@@ -259,8 +259,15 @@ func CheckCreate(rel engine.Release, req CreateRequest) error {
 	return err
 }
 
+// DeveloperPrefix begins the ID of every developer account (dev-NAME, one
+// per developer: silo dev), and no other new account's: a tenant or
+// environment named dev-NAME would take developer NAME's account. Accounts
+// of another kind created before the rule keep their names.
+const DeveloperPrefix = "dev-"
+
 // checkRequest checks what CreateAccount refuses without a release: the
-// ID, the kind and the time to live.
+// ID, the kind, the ID's prefix for the kind (DeveloperPrefix) and the time
+// to live.
 func checkRequest(req CreateRequest) (silo.TenantID, error) {
 	tid, err := silo.ParseTenantID(req.ID)
 	if err != nil {
@@ -268,6 +275,9 @@ func checkRequest(req CreateRequest) (silo.TenantID, error) {
 	}
 	if req.Kind == silo.KindProduction || !req.Kind.Valid() {
 		return "", silo.Errorf(silo.CodeInvalid, "cannot create an account of kind %q; use tenant, developer or environment (the one production account is created automatically)", req.Kind)
+	}
+	if req.Kind != silo.KindDeveloper && strings.HasPrefix(req.ID, DeveloperPrefix) {
+		return "", silo.Errorf(silo.CodeInvalid, "invalid ID %q: names starting with %q are kept for developer accounts (silo dev makes %sNAME for each developer); choose another name", req.ID, DeveloperPrefix, DeveloperPrefix)
 	}
 	return tid, CheckTTL(req.Kind, req.TTL)
 }

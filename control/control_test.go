@@ -163,3 +163,50 @@ func TestKeysAreShownOnceAndRevocable(t *testing.T) {
 		t.Fatalf("key for production: got %v, want invalid, saying it takes no API keys", err)
 	}
 }
+
+// TestDeveloperPrefixIsKept: a new tenant or environment account may not
+// be named dev-NAME, the developer account of developer NAME; a developer
+// account must be, and other names stay free. A tenant named dev-NAME
+// before the rule keeps working.
+func TestDeveloperPrefixIsKept(t *testing.T) {
+	ctx := context.Background()
+	p, st := open(t)
+	rel := release(t, st, nil)
+	if err := p.SetCurrent(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		req  control.CreateRequest
+		want string // "" for created
+	}{
+		{control.CreateRequest{ID: "dev-ann"}, `invalid ID "dev-ann": names starting with "dev-" are kept for developer accounts (silo dev makes dev-NAME for each developer); choose another name`},
+		{control.CreateRequest{ID: "dev-ann", Kind: silo.KindEnvironment, TTL: time.Hour}, `names starting with "dev-" are kept for developer accounts`},
+		{control.CreateRequest{ID: "dev-ann", Kind: silo.KindDeveloper}, ""},
+		{control.CreateRequest{ID: "devops"}, ""},
+		{control.CreateRequest{ID: "acme-dev-1"}, ""},
+	} {
+		_, err := p.CreateAccount(ctx, tc.req)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("create %s of kind %q: %v; want created", tc.req.ID, tc.req.Kind, err)
+			}
+			continue
+		}
+		if silo.ErrorCode(err) != silo.CodeInvalid || !strings.Contains(silo.UserMessage(err), tc.want) {
+			t.Errorf("create %s of kind %q: %v; want invalid, %q", tc.req.ID, tc.req.Kind, err, tc.want)
+		}
+		if err := control.CheckCreate(rel, tc.req); silo.ErrorCode(err) != silo.CodeInvalid {
+			t.Errorf("CheckCreate(%s of kind %q) = %v; want the same refusal", tc.req.ID, tc.req.Kind, err)
+		}
+	}
+	// A tenant named dev-old before the rule: still read, keyed, deleted.
+	if _, err := p.Engine.CreateAccount(ctx, silo.Account{ID: "dev-old", Kind: silo.KindTenant}, rel); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := p.Account(ctx, "dev-old"); err != nil || a.Kind != silo.KindTenant {
+		t.Fatalf("the tenant dev-old made before the rule: %+v, %v", a, err)
+	}
+	if _, _, err := p.IssueKey(ctx, "dev-old", "k"); err != nil {
+		t.Errorf("a key for the tenant dev-old made before the rule: %v", err)
+	}
+}

@@ -463,6 +463,9 @@ func dirHash(dir string) (string, error) {
 func (p *Platform) EnsureAccount(ctx context.Context, req control.CreateRequest) (silo.Account, error) {
 	a, err := p.Plane.Account(ctx, silo.AccountID(req.ID))
 	if err == nil && a.State != silo.StateDeleted {
+		if a.Kind != req.Kind && req.Kind == silo.KindDeveloper {
+			return a, silo.Errorf(silo.CodeConflict, "account %s exists already as a %s account, not a developer account; run silo dev with another developer name: silo dev --user NAME", a.ID, a.Kind)
+		}
 		if a.Kind != req.Kind && req.Kind != "" {
 			return a, silo.Errorf(silo.CodeConflict, "account %s exists already as a %s account, not %s; choose another name", a.ID, a.Kind, req.Kind)
 		}

@@ -35,7 +35,7 @@ func DevAccount(user string) silo.AccountID {
 	if len(name) > 59 {
 		name = strings.TrimRight(name[:59], "-")
 	}
-	return silo.AccountID("dev-" + name)
+	return silo.AccountID(control.DeveloperPrefix + name)
 }
 
 // DevEvent is what the development loop reports.

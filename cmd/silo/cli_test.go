@@ -147,6 +147,9 @@ func TestBadInputGetsOneClearError(t *testing.T) {
 	c.fails("invalid ID \"Acme\"", "tenant", "create", "Acme")
 	c.fails("starts or ends with '-'", "tenant", "create", "acme-")
 	c.fails("reserved", "tenant", "create", "production")
+	devName := `invalid ID "dev-x": names starting with "dev-" are kept for developer accounts (silo dev makes dev-NAME for each developer); choose another name`
+	c.fails(devName, "tenant", "create", "dev-x")
+	c.fails(devName, "env", "create", "dev-x", "--ttl", "2h")
 	c.fails("exists already", "tenant", "create", "acme")
 	c.fails("production account cannot be deleted", "tenant", "delete", "production")
 	c.fails("--kind must be test or demo", "env", "create", "x", "--kind", "production")
@@ -157,6 +160,11 @@ func TestBadInputGetsOneClearError(t *testing.T) {
 	if after := c.ok("tenant", "list", "-o", "json"); after != before {
 		t.Fatalf("refused commands changed the registry:\nbefore %s\nafter  %s", before, after)
 	}
+	if out := c.ok("env", "list"); strings.Contains(out, "dev-x") {
+		t.Fatalf("the refused env create dev-x made it:\n%s", out)
+	}
+	// Twin of dev-x: a name that only looks like it is taken.
+	c.ok("tenant", "create", "devx", "--no-key")
 
 	// A malformed silo.yaml: every problem with file:line:col, nothing applied.
 	bad := filepath.Join(t.TempDir(), "silo.yaml")
