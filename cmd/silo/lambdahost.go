@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -26,8 +27,13 @@ func buildHint(arch string) string {
 	return fmt.Sprintf("build it with GOOS=linux GOARCH=%s CGO_ENABLED=0 go build -tags lambda.norpc -ldflags='-s -w' -o silo-lambda ./cmd/silo-lambda", goArch[arch])
 }
 
+// lambdaHostPackage is the main package of the silo Lambda host, which Go
+// records in the build information of every executable it builds.
+const lambdaHostPackage = "github.com/silo-run/silo/cmd/silo-lambda"
+
 // readLambdaHost reads the silo Lambda host at path and checks that it is
-// an ELF executable for linux and arch.
+// an ELF executable for linux and arch, built by Go from
+// lambdaHostPackage.
 //
 // # Errors
 //
@@ -53,6 +59,11 @@ func readLambdaHost(path, arch string) ([]byte, error) {
 		return nil, silo.Errorf(silo.CodeInvalid, "--aws-lambda-host %s is built for %s, not linux: %s", path, f.OSABI, want)
 	case f.Machine != lambdaMachines[arch]:
 		return nil, silo.Errorf(silo.CodeInvalid, "--aws-lambda-host %s is built for %s, not %s (--aws-lambda-arch %s): %s", path, machineName(f.Machine), goArch[arch], arch, want)
+	}
+	if bi, err := buildinfo.Read(bytes.NewReader(b)); err != nil {
+		return nil, silo.Errorf(silo.CodeInvalid, "--aws-lambda-host %s is not the silo Lambda host (it is no Go program): %s", path, want)
+	} else if bi.Path != lambdaHostPackage {
+		return nil, silo.Errorf(silo.CodeInvalid, "--aws-lambda-host %s is not the silo Lambda host (it is the Go program %s): %s", path, bi.Path, want)
 	}
 	return b, nil
 }

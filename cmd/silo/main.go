@@ -44,8 +44,10 @@ type globals struct {
 	// provFlag is the first of --provider and --aws-* given on the command
 	// line ("" if none; their $SILO_* variables do not count).
 	provFlag string
-	stdin    io.Reader
-	stdout   io.Writer
+	// command is the path of the command that runs ("silo tenant list").
+	command string
+	stdin   io.Reader
+	stdout  io.Writer
 	// newDataDir is the data dir when it did not exist before the command
 	// ran (noteNewDataDir), else "".
 	newDataDir string
@@ -244,6 +246,7 @@ Every command accepts --output json for scripts.`,
 	pf.StringVar(&g.prov.lambdaArch, "aws-lambda-arch", os.Getenv("SILO_AWS_LAMBDA_ARCH"), "AWS provider: the Lambda architecture, arm64 or x86_64 (default: the one the host is built for, read from the file) ($SILO_AWS_LAMBDA_ARCH)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		g.noteNewDataDir(cmd)
+		g.command = cmd.CommandPath()
 		for _, name := range providerFlagNames {
 			if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
 				g.provFlag = "--" + name
@@ -335,8 +338,11 @@ func unknownRootCommand(err error) (string, bool) {
 // in. (silo logs parses its own flags and checks after parsing them.) The
 // commands not listed create an installation (silo up, silo tenant create,
 // silo apply, ...) or need no data dir (silo report verify, silo version).
-var needsInstallation = map[string]bool{
-	// Only read.
+var needsInstallation = union(readOnly, changesHeld)
+
+// readOnly lists the commands that only read an installation: they never
+// change it, nor its saved provider settings (openProvider).
+var readOnly = map[string]bool{
 	"silo tenant list": true, "silo tenant show": true, "silo keys list": true,
 	"silo plan": true, "silo drift": true, "silo verify": true, "silo doctor": true,
 	"silo audit list": true, "silo audit verify": true, "silo audit checkpoint": true,
@@ -344,7 +350,11 @@ var needsInstallation = map[string]bool{
 	"silo rollout list": true, "silo rollout status": true,
 	"silo report": true, "silo report key": true,
 	"silo env list": true, "silo usage": true, "silo limits show": true, "silo secret list": true,
-	// Change only what an installation holds.
+}
+
+// changesHeld lists the commands that change only what an installation
+// already holds (an account, a key, a rollout).
+var changesHeld = map[string]bool{
 	"silo tenant update": true, "silo tenant suspend": true, "silo tenant resume": true, "silo tenant delete": true,
 	"silo keys create": true, "silo keys revoke": true, "silo keys rotate": true, "silo secret set": true,
 	"silo secret delete": true, "silo limits set": true, "silo limits clear": true,
@@ -352,6 +362,16 @@ var needsInstallation = map[string]bool{
 	"silo rotate data-key": true, "silo rotate master-key": true, "silo report key rotate": true,
 	"silo audit witness": true,
 	"silo rollout pause": true, "silo rollout resume": true, "silo rollout abort": true, "silo rollout rollback": true,
+}
+
+func union(sets ...map[string]bool) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range sets {
+		for k := range s {
+			out[k] = true
+		}
+	}
+	return out
 }
 
 // mustExistForReading refuses a command of needsInstallation on a data dir

@@ -195,6 +195,9 @@ func openProvider(ctx context.Context, g *globals, st store.Store) (provider.Pro
 	if err := refuseSwitch(ctx, g, st, saved.Name, c.Name); err != nil {
 		return nil, noop, err
 	}
+	if err := refuseChange(ctx, g, st, saved, c); err != nil {
+		return nil, noop, err
+	}
 	save := func() error {
 		if c.Name == "local" && saved.Name == "" {
 			return nil // the default needs no file
@@ -216,6 +219,59 @@ func openProvider(ctx context.Context, g *globals, st store.Store) (provider.Pro
 		return nil, noop, err
 	}
 	return p, save, nil
+}
+
+// deployCommands are the commands that deploy every account's functions:
+// the only ones that may change where they run (the Lambda host) once the
+// data dir holds accounts.
+var deployCommands = map[string]bool{"silo up": true, "silo server": true, "silo deploy": true, "silo apply": true}
+
+// refuseChange refuses a flag that changes a saved provider setting where
+// the change is not the command's to make: any change from a command
+// that only reads (readOnly), a changed region or email on a data dir
+// whose registry holds accounts (their resources live in the saved region,
+// their AWS accounts in the organization registered under the saved
+// email), and a changed Lambda host on such a data dir from a command
+// that does not deploy every account's functions (deployCommands). A
+// first choice, on a data dir with none saved, is no change.
+//
+// # Errors
+//
+// CodeInvalid or CodeConflict naming the setting and what to do.
+func refuseChange(ctx context.Context, g *globals, st store.Store, saved, c providerChoice) error {
+	changed := changedSettings(saved, c)
+	if saved.Name == "" || len(changed) == 0 {
+		return nil
+	}
+	if readOnly[g.command] {
+		return silo.Errorf(silo.CodeInvalid, "%s only reads, and does not change the data dir's saved provider settings (%s); drop the flag to use the saved settings", g.command, strings.Join(changed, ", "))
+	}
+	if saved.Name != "aws" || c.Name != "aws" {
+		return nil // a switch of provider: refuseSwitch
+	}
+	a, b := *saved.AWS, *c.AWS
+	moved := a.Region != b.Region || a.Email != b.Email
+	host := a.LambdaHost != b.LambdaHost || a.LambdaArch != b.LambdaArch
+	if !moved && (!host || deployCommands[g.command]) {
+		return nil
+	}
+	n, err := registeredAccounts(ctx, g.dataDir, st)
+	if err != nil || n == 0 {
+		return err
+	}
+	switch {
+	case a.Region != b.Region:
+		return silo.Errorf(silo.CodeConflict, "the %d account(s) of %s keep their resources in AWS region %s; silo does not move them to %s: drop --aws-region, or use another --data-dir (and --store) for %s", n, g.dataDir, a.Region, b.Region, b.Region)
+	case a.Email != b.Email:
+		return silo.Errorf(silo.CodeConflict, "the %d account(s) of %s are in the AWS organization registered under %s; silo does not move them to %s: drop --aws-email, or use another --data-dir (and --store) for it", n, g.dataDir, a.Email, b.Email)
+	}
+	var lambda []string
+	for _, ch := range changed {
+		if strings.HasPrefix(ch, "Lambda ") {
+			lambda = append(lambda, ch)
+		}
+	}
+	return silo.Errorf(silo.CodeConflict, "a new Lambda host (%s) changes where the functions of the %d account(s) of %s run, so only a command that deploys them saves it (silo deploy, silo apply, silo up or silo server): give the flag to one of those, or drop it here", strings.Join(lambda, ", "), n, g.dataDir)
 }
 
 // changedSettings names the provider settings that differ between the

@@ -74,6 +74,8 @@ func TestProviderBadInput(t *testing.T) {
 		{"lambda host not an ELF", nil, withHost("--aws-lambda-host", notELF), true, "silo-lambda is not an ELF executable: want the silo Lambda host, an ELF executable for linux/arm64"},
 		{"lambda host for another architecture", nil, withHost(append([]string{"--aws-lambda-host", thisMachine}, otherArch...)...), true, otherWant},
 		{"unknown lambda architecture", nil, withHost("--aws-lambda-host", thisMachine, "--aws-lambda-arch", "mips"), true, "--aws-lambda-arch must be arm64 or x86_64"},
+		{"lambda host another program", nil, withHost("--aws-lambda-host", "/bin/ls", "--aws-lambda-arch", hostArch()), true, "/bin/ls is not the silo Lambda host (it is no Go program): want the silo Lambda host"},
+		{"lambda host another Go program", nil, withHost("--aws-lambda-host", thisMachine, "--aws-lambda-arch", hostArch()), true, "is not the silo Lambda host (it is the Go program github.com/silo-run/silo/cmd/silo)"},
 		{"lambda architecture without a host", nil, withHost("--aws-lambda-arch", "x86_64"), true, "pass --aws-lambda-host with it"},
 		{"lambda host for local", nil, []string{"--aws-lambda-host", thisMachine}, true, "pass --provider aws with them"},
 		{"lambda host from the environment for local", map[string]string{"SILO_AWS_LAMBDA_HOST": thisMachine}, nil, true, "pass --provider aws with them"},
@@ -92,9 +94,14 @@ func TestProviderBadInput(t *testing.T) {
 			}
 		})
 	}
-	// Twin of "another architecture": without --aws-lambda-arch the
-	// architecture is the host's own, read from its ELF header.
-	c0, err := resolveChoice(providerChoice{}, providerFlags{name: "aws", region: "eu-west-1", email: "aws@example.com", lambdaHost: thisMachine})
+	// Twin of "another architecture" and "another program": the silo
+	// Lambda host built here is taken, and without --aws-lambda-arch the
+	// architecture is its own, read from its ELF header.
+	host, err := lambdaHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c0, err := resolveChoice(providerChoice{}, providerFlags{name: "aws", region: "eu-west-1", email: "aws@example.com", lambdaHost: host})
 	if err != nil || c0.AWS.LambdaArch != hostArch() {
 		t.Errorf("a host built for this machine and no --aws-lambda-arch: got %+v, %v; want architecture %s", c0.AWS, err, hostArch())
 	}
@@ -176,7 +183,7 @@ func TestProviderChoiceIsSaved(t *testing.T) {
 		t.Fatal(err)
 	}
 	empty.ok("--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com", "tenant", "list")
-	empty.ok("--provider", "local", "tenant", "list")
+	empty.ok("--provider", "local", "tenant", "create", "acme", "--no-key")
 	if b, _ := os.ReadFile(filepath.Join(empty.dataDir, providerFile)); !strings.Contains(string(b), `"provider": "local"`) {
 		t.Errorf("after switching back, the saved choice is %s", b)
 	}
@@ -273,9 +280,63 @@ func TestChangedProviderSettingIsSaid(t *testing.T) {
 			t.Errorf("silo %s: stderr %q; want no note", strings.Join(args, " "), errOut)
 		}
 	}
-	_, _, errOut := c.run("--aws-pool-size", "3", "tenant", "list")
+	_, _, errOut := c.run("--aws-pool-size", "3", "tenant", "create", "globex", "--no-key")
 	if !strings.Contains(errOut, note+" pool size 3 (was 0); every later command on it uses that") {
-		t.Errorf("silo --aws-pool-size 3 tenant list: stderr %q; want the note", errOut)
+		t.Errorf("silo --aws-pool-size 3 tenant create globex: stderr %q; want the note", errOut)
+	}
+}
+
+// TestSavedSettingsStay: on a data dir whose registry holds accounts, a
+// command that only reads refuses every changed provider setting, every
+// command refuses a changed region or email, and only a command that
+// deploys every account's functions saves a new Lambda host; each refusal
+// leaves provider.json as it was and creates nothing. The twins: the same
+// settings repeated, a changed pool size from a command that creates, and
+// the Lambda host from silo apply are taken.
+func TestSavedSettingsStay(t *testing.T) {
+	awsEnv(t, true)
+	_, _, hostFlags := emulateLambda(t)
+	c := newCLI(t)
+	aws := []string{"--provider", "aws", "--aws-region", awstest.Region, "--aws-email", "aws@example.com"}
+	c.ok(append(aws, "tenant", "create", "acme", "--no-key")...)
+	file := filepath.Join(c.dataDir, providerFile)
+	saved, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unchanged := func(after string) {
+		t.Helper()
+		if b, err := os.ReadFile(file); err != nil || string(b) != string(saved) {
+			t.Fatalf("after %s, %s = %s (%v); want it unchanged:\n%s", after, providerFile, b, err, saved)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tenant", "list", "--aws-region", "eu-west-1"}, "silo tenant list only reads, and does not change the data dir's saved provider settings (region eu-west-1 (was us-east-1)); drop the flag"},
+		{[]string{"tenant", "list", "--aws-email", "other@example.com"}, "does not change the data dir's saved provider settings (email other@example.com (was aws@example.com))"},
+		{append([]string{"doctor"}, hostFlags...), "silo doctor only reads"},
+		{[]string{"tenant", "create", "globex", "--no-key", "--aws-region", "eu-west-1"}, "account(s) of " + c.dataDir + " keep their resources in AWS region us-east-1; silo does not move them to eu-west-1: drop --aws-region, or use another --data-dir"},
+		{[]string{"apply", "--all", "--aws-email", "other@example.com"}, "are in the AWS organization registered under aws@example.com; silo does not move them to other@example.com: drop --aws-email"},
+		{append([]string{"tenant", "create", "globex", "--no-key"}, hostFlags...), "only a command that deploys them saves it (silo deploy, silo apply, silo up or silo server)"},
+	} {
+		c.fails(tc.want, tc.args...)
+		unchanged("silo " + strings.Join(tc.args, " "))
+	}
+	if out := c.ok("tenant", "list"); strings.Contains(out, "globex") {
+		t.Errorf("a refused tenant create created globex:\n%s", out)
+	}
+
+	// Twins: the saved settings repeated change nothing and say nothing.
+	if _, _, errOut := c.run(append(aws, "tenant", "list")...); errOut != "" {
+		t.Errorf("the saved settings repeated: stderr %q", errOut)
+	}
+	unchanged("the saved settings repeated")
+	// A changed Lambda host from silo apply, which deploys the functions.
+	_, _, errOut := c.run(append([]string{"apply", "--all"}, hostFlags...)...)
+	if b, _ := os.ReadFile(file); !strings.Contains(string(b), hostFlags[1]) || !strings.Contains(errOut, "note: the data dir now saves Lambda host "+hostFlags[1]) {
+		t.Errorf("silo apply --all %s: stderr %q, %s = %s; want the host saved and said", strings.Join(hostFlags, " "), errOut, providerFile, b)
 	}
 }
 
