@@ -117,7 +117,7 @@ func TestDataCallRetriesUntilItsDeadline(t *testing.T) {
 		t.Run("unreachable, "+c.name+" call without a deadline: gives up after one attempt", func(t *testing.T) {
 			before := tries.n.Load()
 			err := c.call(ctx)
-			checkFault(t, err, silo.CodeUnavailable, "silo cannot reach AWS", "acme", "the connection was refused", "AWS_ENDPOINT_URL")
+			checkFault(t, err, silo.CodeUnavailable, "silo cannot reach AWS", "acme", "nothing accepts connections at its address", "AWS_ENDPOINT_URL")
 			if n := tries.n.Load() - before; n != 1 {
 				t.Errorf("%d attempts at a port that refuses connections, want 1", n)
 			}

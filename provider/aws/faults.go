@@ -78,14 +78,14 @@ func (r untilDeadline) IsErrorRetryable(err error) bool {
 	return unreachable(err) != "" || r.Retryer.IsErrorRetryable(err)
 }
 
-// unreachable says why err's endpoint cannot be reached at all ("the
-// connection was refused", "the name of its endpoint does not resolve"),
-// or "" if err is no such failure.
+// unreachable says why err's endpoint cannot be reached at all ("nothing
+// accepts connections at its address", "the name of its endpoint does not
+// resolve"), or "" if err is no such failure.
 func unreachable(err error) string {
 	var dns *net.DNSError
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "the connection was refused"
+		return "nothing accepts connections at its address"
 	case errors.As(err, &dns) && dns.IsNotFound:
 		return "the name of its endpoint does not resolve"
 	}
