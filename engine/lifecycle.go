@@ -470,7 +470,7 @@ func (e *Engine) SetState(ctx context.Context, id silo.AccountID, next silo.Stat
 // audit event saying so; a deleted account the provider does not hold gets
 // Live's error, and nothing is written.
 func (e *Engine) DeleteAccount(ctx context.Context, id silo.AccountID) (provider.Deletion, error) {
-	del, _, err := e.deleteAccount(ctx, id, nil)
+	del, _, err := e.deleteAccount(ctx, id, nil, false)
 	return del, err
 }
 
@@ -486,7 +486,14 @@ var errSettled = errors.New("another process settled the intent first")
 // once one resumes the deletion, and a crash leaves either the old intent
 // pending or the new one, never neither. It reports whether it finished
 // resumes (as failed: the new deletion replaces it).
-func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *store.Intent) (del provider.Deletion, claimed bool, err error) {
+//
+// With retry (RetryDeletions), it deletes again an account whose deletion
+// failed: the transaction that journals it finds no deletion of the
+// account pending, else it writes nothing and deleteAccount returns
+// errSettled; so of several servers retrying at once one deletes it. A
+// retry appends no audit event: the deletion it finishes was audited when
+// it was asked for.
+func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *store.Intent, retry bool) (del provider.Deletion, claimed bool, err error) {
 	if err := e.Refusing(); err != nil {
 		return provider.Deletion{}, false, err
 	}
@@ -515,6 +522,13 @@ func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *
 		if a.Kind == silo.KindProduction {
 			return silo.Errorf(silo.CodeForbidden, "the production account cannot be deleted; it holds the resources every tenant reads")
 		}
+		if retry {
+			if busy, err := deletionPending(tx, id); err != nil {
+				return err
+			} else if busy {
+				return errSettled
+			}
+		}
 		if a.State == silo.StateDeleted && !remains {
 			return Live(a)
 		}
@@ -525,7 +539,7 @@ func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *
 			}
 		}
 		seq, err = tx.AddIntent(store.Intent{Key: "delete-account/" + string(id) + "/" + attempt, Account: id, Action: "delete-account", State: store.IntentPending, Created: now, Updated: now})
-		if err != nil {
+		if err != nil || retry {
 			return err
 		}
 		ev := store.AuditEvent{Time: now, Actor: e.cfg.Actor, Action: "account.delete", Account: id}
@@ -565,7 +579,7 @@ func (e *Engine) deleteAccount(ctx context.Context, id silo.AccountID, resumes *
 		if remains {
 			return del, claimed, silo.Errorf(silo.ErrorCode(provErr), "account %s was deleted, but the provider could not destroy what it still holds of it (%w); run the delete again", id, provErr)
 		}
-		return del, claimed, silo.Errorf(silo.ErrorCode(provErr), "account %s is marked deleting but the provider could not destroy it (%w); run the delete again", id, provErr)
+		return del, claimed, silo.Errorf(silo.ErrorCode(provErr), "account %s is marked deleting but the provider could not destroy it (%w); run the delete again (a running silo server or silo up also tries again by itself)", id, provErr)
 	}
 	return del, claimed, nil
 }

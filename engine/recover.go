@@ -184,7 +184,7 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 		}
 	}
 	for _, in := range deletions {
-		_, claimed, err := e.deleteAccount(ctx, in.Account, &in)
+		_, claimed, err := e.deleteAccount(ctx, in.Account, &in, false)
 		if errors.Is(err, errSettled) {
 			rep.Settled++
 			continue
@@ -205,6 +205,58 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 		rep.changed(in.Account)
 	}
 	return rep, nil
+}
+
+// RetryDeletions deletes again the accounts whose deletion failed (the
+// provider unreachable, or failing part way): each account in state
+// deleting whose deletion no process is working on (none pending in the
+// journal; run Recover first, so that the deletions of dead processes are
+// settled and finished). Deletion is idempotent: a retry finishes what the
+// failed one left. An account whose deletion fails again stays deleting,
+// is logged and counted as Skipped, and the others go on; one that a
+// process is deleting (the user's command, another server's retry) is
+// left alone, and not counted. A serving platform runs it at every
+// reaper pass (platform.Platform.Recover), as it finishes half-done
+// onboardings.
+func (e *Engine) RetryDeletions(ctx context.Context) (RecoveryReport, error) {
+	var rep RecoveryReport
+	var accts []silo.Account
+	if err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		accts, err = tx.Accounts(store.Filter{State: silo.StateDeleting})
+		return err
+	}); err != nil {
+		return rep, fmt.Errorf("read the accounts left deleting: %w", err)
+	}
+	for _, a := range accts {
+		_, _, err := e.deleteAccount(ctx, a.ID, nil, true)
+		if errors.Is(err, errSettled) {
+			continue // under way in a process (a command, another server's retry)
+		}
+		if err != nil {
+			e.cfg.Logger.Error("could not finish the deletion of an account; trying again at the next pass", "account", a.ID, "error", err)
+			rep.Skipped++
+			continue
+		}
+		rep.Resumed++
+		rep.changed(a.ID)
+	}
+	return rep, nil
+}
+
+// deletionPending reports whether a deletion of account id is journaled
+// and not finished.
+func deletionPending(tx store.Tx, id silo.AccountID) (bool, error) {
+	pending, err := tx.PendingIntents()
+	if err != nil {
+		return false, err
+	}
+	for _, in := range pending {
+		if in.Account == id && in.Action == "delete-account" {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Drift compares the resources recorded for an account with what the

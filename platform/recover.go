@@ -14,9 +14,13 @@ import (
 // interrupted (a command killed mid-deletion, a server of several that
 // died mid-onboarding): it settles the journal's pending intents whose
 // process is gone (engine.Engine.Recover), then finishes the onboardings
-// left half done (control.Plane.Resume). Open runs it, and Serve every
-// Config.ReapEvery, so a running server finishes such work without a
-// restart.
+// left half done (control.Plane.Resume), and deletes again the accounts
+// whose deletion failed (engine.Engine.RetryDeletions: the provider was
+// unreachable, say). Serve runs it every Config.ReapEvery, so a running
+// server finishes such work without a restart; Open runs all of it but
+// the retry of failed deletions, which a command leaves to its user (the
+// failed delete said to run it again) rather than wait on a provider that
+// may still be down.
 //
 // Work still under way in a live process is left alone: on this host its
 // process is alive, on another its heartbeat keeps its intents recent
@@ -48,7 +52,24 @@ func (p *Platform) Recover(ctx context.Context) (engine.RecoveryReport, error) {
 	if err := p.checkProvider(ctx); err != nil {
 		return engine.RecoveryReport{}, err
 	}
-	return p.recover(ctx)
+	rep, err := p.recover(ctx)
+	if err != nil {
+		return rep, err
+	}
+	retried, err := p.Plane.Engine.RetryDeletions(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("retry failed deletions: %w", err)
+	}
+	if retried.Resumed > 0 {
+		p.cfg.Logger.Info("finished deletions that had failed", "accounts", retried.Changed)
+	}
+	for _, id := range retried.Changed {
+		p.changed(ctx, id)
+	}
+	rep.Resumed += retried.Resumed
+	rep.Skipped += retried.Skipped
+	rep.Changed = append(rep.Changed, retried.Changed...)
+	return rep, nil
 }
 
 // recover is Recover without checkProvider, as Open runs it right after
