@@ -111,7 +111,9 @@ type Result struct {
 	// but the deleted ones, the fleet silo tenant list shows.
 	Accounts int `json:"accounts"`
 	// Deleted is how many deleted accounts were checked for I5 (no live
-	// key, no data key); they hold nothing else to prove about.
+	// key, no data key); they hold nothing else to prove about. A deleted
+	// account whose ID a new account took is not in the fleet: its row
+	// and keys were removed as the ID was taken.
 	Deleted int `json:"deleted"`
 	// DeletedKeys is how many API keys of those deleted accounts were
 	// checked for I5 (none may be live). They are not in Principals.

@@ -159,9 +159,12 @@ func printResult(w io.Writer, r isolation.Result, took time.Duration) {
 }
 
 // printDeleted says what of the deleted accounts was checked besides the
-// accounts counted: for I5 only, so they are not in those counts.
+// accounts counted: for I5 only, so they are not in those counts. A
+// deleted account whose ID a new account took is not among them: its row
+// and keys were removed as the ID was taken (engine.CreateAccountThen), so
+// no key of it is left to be live.
 func printDeleted(w io.Writer, r isolation.Result) {
 	if r.Deleted > 0 {
-		fmt.Fprintf(w, "also checked for I5: %d key(s) of %d deleted account(s), not counted above\n", r.DeletedKeys, r.Deleted)
+		fmt.Fprintf(w, "also checked for I5: %d key(s) of %d deleted account(s), not counted above; a deleted account whose ID was used again is not among them (its keys were removed when the ID was taken)\n", r.DeletedKeys, r.Deleted)
 	}
 }

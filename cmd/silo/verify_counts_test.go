@@ -100,7 +100,7 @@ func TestVerifyCountsWhatExists(t *testing.T) {
 	if after.deleted == 0 || after.deletedKeys == 0 {
 		t.Fatalf("after the probe run: %+v; want its deleted accounts and their keys", after)
 	}
-	want := fmt.Sprintf("also checked for I5: %d key(s) of %d deleted account(s), not counted above", after.deletedKeys, after.deleted)
+	want := fmt.Sprintf("also checked for I5: %d key(s) of %d deleted account(s), not counted above; a deleted account whose ID was used again is not among them (its keys were removed when the ID was taken)", after.deletedKeys, after.deleted)
 	if out := c.ok("verify"); !strings.Contains(out, want) {
 		t.Errorf("verify output lacks %q:\n%s", want, out)
 	}
@@ -110,5 +110,17 @@ func TestVerifyCountsWhatExists(t *testing.T) {
 	grown := check("after creating a tenant")
 	if grown.accounts != after.accounts+1 || grown.principals <= after.principals {
 		t.Errorf("creating a tenant: %+v before, %+v after; want one more account and more principals", after, grown)
+	}
+	// An ID used again: the deleted beta is no longer a deleted account
+	// (its keys went with it as the new beta took the ID), and the new
+	// one is counted as any account.
+	c.ok("tenant", "delete", "beta", "--yes")
+	gone := check("after deleting the tenant")
+	if gone.deleted != grown.deleted+1 {
+		t.Errorf("deleting beta: %+v before, %+v after; want one more deleted account", grown, gone)
+	}
+	c.ok("tenant", "create", "beta")
+	if again := check("after creating the tenant again"); again.deleted != grown.deleted || again.accounts != grown.accounts {
+		t.Errorf("beta created again: %+v; want the deleted accounts and the accounts as before beta's deletion, %+v", again, grown)
 	}
 }
