@@ -267,10 +267,7 @@ that release like any rollout.`,
 			if detach {
 				return printRollout(g, r)
 			}
-			if err := c.Follow(ctx, r.ID, followPrinter(g)); err != nil {
-				return err
-			}
-			return outcome(ctx, func() (rollout.Rollout, error) { return c.Rollout(ctx, r.ID) })
+			return followRemote(ctx, g, c, r.ID)
 		},
 	}
 	cmd.Flags().BoolVar(&detach, "detach", false, "start the rollout and return without following it")
@@ -309,6 +306,15 @@ func runHere(ctx context.Context, g *globals, rn *rollout.Runner, id string) err
 		return werr
 	}
 	return outcome(ctx, func() (rollout.Rollout, error) { return rn.Get(ctx, id) })
+}
+
+// followRemote follows a rollout a server runs until it stops, printing
+// each change, and returns its outcome.
+func followRemote(ctx context.Context, g *globals, c *server.Client, id string) error {
+	if err := c.Follow(ctx, id, followPrinter(g)); err != nil {
+		return err
+	}
+	return outcome(ctx, func() (rollout.Rollout, error) { return c.Rollout(ctx, id) })
 }
 
 // outcome turns a stopped rollout into the command's result.
@@ -595,7 +601,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 		if o.latest {
 			dflt, remoteDflt = "the latest rollout", "latest"
 		}
-		var yes bool
+		var yes, detach bool
 		cmd := &cobra.Command{
 			Use: o.name + " [ID]", Short: o.short + " (default: " + dflt + ")", Args: maxArgs(1, "at most one rollout ID"),
 			RunE: func(cmd *cobra.Command, args []string) error {
@@ -635,6 +641,11 @@ func newRolloutCmd(g *globals) *cobra.Command {
 						}
 					}
 					r, err = g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return o.remote(c, ctx, id, opt) })
+					if err == nil && o.latest && !detach {
+						// The rollback's rollout, followed as silo deploy
+						// follows its own.
+						return followRemote(ctx, g, c, r.ID)
+					}
 				} else {
 					a, rn, err2 := localRunner(ctx, g)
 					if err2 != nil {
@@ -664,6 +675,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			},
 		}
 		if o.latest {
+			cmd.Flags().BoolVar(&detach, "detach", false, "start the rollback's rollout on the server and return without following it")
 			cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if returning the accounts deletes or replaces a table, bucket or secret (whatever the planning as it starts finds)")
 		}
 		return cmd
@@ -690,7 +702,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			func(c *server.Client, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return c.Abort(ctx, id)
 			}, false}),
-		op(rolloutOp{"rollback", "Return every account the latest rollout moved to the release it ran before",
+		op(rolloutOp{"rollback", "Return every account the latest rollout moved to the release it ran before, following it as silo deploy does",
 			(*rollout.Runner).Rollback, (*server.Client).Rollback, true}),
 	)
 	return cmd
