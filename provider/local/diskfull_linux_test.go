@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/provider/providertest"
 )
 
 // smallDisk mounts a tmpfs of size (mount's size= option) on a new
@@ -145,4 +146,66 @@ func TestDamagedKeyRingBlamesTheRightFile(t *testing.T) {
 			t.Fatalf("Secret of an undamaged account: %v", err)
 		}
 	})
+}
+
+// TestFullDiskStillServesReads: an account store opened on a full file
+// system, whose log cannot be started (a store closed cleanly, its log
+// gone with nothing in it that the store lacks), still serves reads; a
+// write fails saying the disk is full, and once space is freed writes
+// work again (the twin).
+func TestFullDiskStillServesReads(t *testing.T) {
+	dir := smallDisk(t, "2m")
+	ctx := context.Background()
+	cfg := Config{Dir: filepath.Join(dir, "silo")}
+	p := newTestProvider(t, cfg)
+	if err := p.CreateAccount(ctx, "acme", silo.KindTenant); err != nil {
+		t.Fatal(err)
+	}
+	providertest.ApplyAll(t, p, "acme", providertest.Stack(t))
+	d, err := p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, "findings", "f1", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil { // checkpoints: data.db holds f1
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "silo", "accounts", "acme", fileLog)); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			break // full
+		}
+	}
+	f.Close()
+
+	p = newTestProvider(t, cfg)
+	d, err = p.Data(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.Get(ctx, "findings", "f1"); err != nil || string(v) != "kept" {
+		t.Fatalf("read on a full disk: %q, %v; want kept", v, err)
+	}
+	err = d.Put(ctx, "findings", "f2", []byte("new"))
+	if msg := silo.UserMessage(err); err == nil || !strings.Contains(msg, "disk is full") {
+		t.Fatalf("write on a full disk: %v; want an error saying the disk is full", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, "findings", "f2", []byte("new")); err != nil {
+		t.Fatalf("write after freeing space: %v", err)
+	}
+	if v, err := d.Get(ctx, "findings", "f2"); err != nil || string(v) != "new" {
+		t.Fatalf("read of the write after freeing space: %q, %v", v, err)
+	}
 }

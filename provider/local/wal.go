@@ -186,14 +186,30 @@ func (s *store) replay() error {
 		if beforeReplay != nil {
 			beforeReplay()
 		}
-		return s.checkpointLocked()
+		if err := s.checkpointLocked(); err != nil {
+			s.openedFailing(err)
+		}
+		return nil
 	case gen > stored:
 		s.gen, s.end = gen, logHeaderSize
 		return nil
 	default: // a new log, or one the store holds already
 		s.gen = max(gen, stored)
-		return s.restart()
+		if err := s.restart(); err != nil {
+			s.openedFailing(err)
+		}
+		return nil
 	}
+}
+
+// openedFailing notes that the checkpoint or the log's restart at an open
+// failed (a full disk, say). The store opens all the same: the overlay and
+// the store serve reads as they are, and a write fails with its own error
+// (after a failed restart the log takes no records until the store is
+// opened again; after a failed checkpoint the log keeps the replayed
+// writes and the next checkpoint tries again).
+func (s *store) openedFailing(err error) {
+	s.p.log.Warn("account store opened without its checkpoint or log restart; reads are served, writes fail until it succeeds", "account", s.a.id, "err", err)
 }
 
 // storeLogGen returns the generation of the last log db holds.
