@@ -99,4 +99,3 @@ func TestSmokeCheckWaitsForCompilation(t *testing.T) {
 		t.Fatalf("the smoke check once the compilation finished: %v; want it to pass", err)
 	}
 }
-
