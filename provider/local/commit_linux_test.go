@@ -28,17 +28,7 @@ func TestFailedCommitFailsItsWholeGroup(t *testing.T) {
 	dir := smallDisk(t, "2m")
 	ctx := context.Background()
 	p, d := acmeData(t, Config{Dir: filepath.Join(dir, "silo")})
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := f.Write(make([]byte, 4096)); err != nil {
-			break // full
-		}
-	}
-	f.Close()
+	filler := fillDisk(t, dir)
 
 	const writers = 8
 	value := make([]byte, 64<<10) // new pages: the commit must grow the store

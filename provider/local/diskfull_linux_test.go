@@ -29,6 +29,23 @@ func smallDisk(t *testing.T, size string) string {
 	return dir
 }
 
+// fillDisk writes the file filler in dir until the file system is full,
+// and returns its path (removing it frees the space).
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			return filler // full
+		}
+	}
+}
+
 // TestDiskFullNamesTheFile: on a full file system (a 1 MiB tmpfs, where
 // the machine lets the test mount one), setting a secret fails with an
 // error that names secrets.json and says the disk is full, not "internal
@@ -41,19 +58,9 @@ func TestDiskFullNamesTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	declareSecret(t, p, "acme", "token")
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := f.Write(make([]byte, 4096)); err != nil {
-			break // full
-		}
-	}
-	f.Close()
+	filler := fillDisk(t, dir)
 
-	err = p.PutSecret(ctx, "acme", "token", []byte("v"))
+	err := p.PutSecret(ctx, "acme", "token", []byte("v"))
 	msg := silo.UserMessage(err)
 	if silo.ErrorCode(err) != silo.CodeUnavailable || !strings.Contains(msg, "secrets.json") || !strings.Contains(msg, "disk is full") {
 		t.Fatalf("PutSecret on a full disk: %q (code %s), want a message naming secrets.json and the full disk", msg, silo.ErrorCode(err))
@@ -175,17 +182,7 @@ func TestFullDiskStillServesReads(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "silo", "accounts", "acme", fileLog)); err != nil {
 		t.Fatal(err)
 	}
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := f.Write(make([]byte, 4096)); err != nil {
-			break // full
-		}
-	}
-	f.Close()
+	filler := fillDisk(t, dir)
 
 	p = newTestProvider(t, cfg)
 	d, err = p.Data(ctx, "acme")
