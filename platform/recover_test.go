@@ -209,23 +209,7 @@ func TestServeRecoversInterruptedWork(t *testing.T) {
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
 	}
-	host, _ := os.Hostname()
-	now := time.Now()
-	err = p.Store.Update(ctx, func(tx store.Tx) error {
-		a, err := tx.Account("acme")
-		if err != nil {
-			return err
-		}
-		a.State = silo.StateDeleting
-		if err := tx.UpdateAccount(a); err != nil {
-			return err
-		}
-		_, err = tx.AddIntent(store.Intent{Key: fmt.Sprintf("delete-account/acme/%s~%d~abc", host, dead.Process.Pid), Account: "acme", Action: "delete-account", Created: now, Updated: now})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	journalDeletion(t, p, "acme", dead.Process.Pid)
 	for deadline := time.Now().Add(30 * time.Second); state(t, p, "acme") != silo.StateDeleted; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the serving platform left acme %s with its deletion interrupted; want it deleted by the periodic pass", state(t, p, "acme"))
@@ -274,4 +258,29 @@ func auditCount(t *testing.T, p *platform.Platform, id silo.AccountID, action st
 		}
 	}
 	return n
+}
+
+// journalDeletion records account id as deleting, with its deletion
+// journaled as pending by process pid on this host: what silo tenant
+// delete writes before it asks the provider, in a process that is still
+// running or has died.
+func journalDeletion(t *testing.T, p *platform.Platform, id silo.AccountID, pid int) {
+	t.Helper()
+	host, _ := os.Hostname()
+	now := time.Now()
+	err := p.Store.Update(context.Background(), func(tx store.Tx) error {
+		a, err := tx.Account(id)
+		if err != nil {
+			return err
+		}
+		a.State = silo.StateDeleting
+		if err := tx.UpdateAccount(a); err != nil {
+			return err
+		}
+		_, err = tx.AddIntent(store.Intent{Key: fmt.Sprintf("delete-account/%s/%s~%d~abc", id, host, pid), Account: id, Action: "delete-account", State: store.IntentPending, Created: now, Updated: now})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

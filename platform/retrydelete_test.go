@@ -2,7 +2,6 @@ package platform_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,23 +57,7 @@ func TestServeRetriesFailedDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
-	host, _ := os.Hostname()
-	now := time.Now()
-	err = p.Store.Update(ctx, func(tx store.Tx) error {
-		a, err := tx.Account("hooli")
-		if err != nil {
-			return err
-		}
-		a.State = silo.StateDeleting
-		if err := tx.UpdateAccount(a); err != nil {
-			return err
-		}
-		_, err = tx.AddIntent(store.Intent{Key: fmt.Sprintf("delete-account/hooli/%s~%d~abc", host, other.Process.Pid), Account: "hooli", Action: "delete-account", State: store.IntentPending, Created: now, Updated: now})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	journalDeletion(t, p, "hooli", other.Process.Pid)
 
 	trash := filepath.Join(dir, "accounts", "trash")
 	if err := os.Remove(trash); err != nil {
