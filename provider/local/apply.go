@@ -123,7 +123,7 @@ func (p *Provider) ApplyBatch(ctx context.Context, id silo.AccountID, cs []silo.
 	}
 	a := p.ref(id)
 	defer p.unref(a)
-	unlock, err := p.lockAccount(a)
+	unlock, err := p.lockAccount(ctx, a)
 	if err != nil {
 		return 0, err
 	}
@@ -465,8 +465,10 @@ func (p *Provider) Resources(ctx context.Context, id silo.AccountID) (_ []silo.R
 	defer func() { err = p.damageErr(id, err) }()
 	a := p.ref(id)
 	defer p.unref(a)
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	if err := a.lockMu(ctx); err != nil {
+		return nil, err
+	}
+	defer a.mu.unlock()
 	if err := p.checkExists(a); err != nil {
 		return nil, err
 	}
@@ -506,7 +508,7 @@ func (p *Provider) PutSecret(ctx context.Context, id silo.AccountID, name string
 	}
 	a := p.ref(id)
 	defer p.unref(a)
-	unlock, err := p.lockAccount(a)
+	unlock, err := p.lockAccount(ctx, a)
 	if err != nil {
 		return err
 	}

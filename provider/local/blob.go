@@ -66,7 +66,7 @@ func (d *data) bucket(ctx context.Context, bucket string) (*os.Root, *storageKey
 	}
 	root, err := os.OpenRoot(filepath.Join(a.dir, dirBlobs, bucket))
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := d.p.lostBuckets(a, bucket); err != nil {
+		if err := d.p.lostBuckets(ctx, a, bucket); err != nil {
 			return nil, nil, err // declared, and its directory deleted
 		}
 		return nil, nil, errNoBucket(d.id, bucket)

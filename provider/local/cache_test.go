@@ -423,6 +423,13 @@ func TestCacheFreshFileNotTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	setConfig(t, p, "acme", "plan", "pro")
+	// Written "just now" however long the machine takes between the write
+	// and the read: its mtime is put ahead of the read.
+	path := filepath.Join(p.accounts, "acme", fileConfig)
+	ahead := time.Now().Add(time.Minute)
+	if err := os.Chtimes(path, ahead, ahead); err != nil {
+		t.Fatal(err)
+	}
 	d, _ := p.Data(ctx, "acme")
 	wantConfig(t, d, "plan", "pro")
 	c := cachedFileOf(p, "acme", fileConfig)
@@ -431,7 +438,6 @@ func TestCacheFreshFileNotTrusted(t *testing.T) {
 	}
 	// Rewritten in place with the same size and mtime: only reading it
 	// again tells.
-	path := filepath.Join(p.accounts, "acme", fileConfig)
 	st, _ := os.Stat(path)
 	b, _ := os.ReadFile(path)
 	if err := os.WriteFile(path, bytes.Replace(b, []byte("pro"), []byte("biz"), 1), 0o600); err != nil {

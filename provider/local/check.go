@@ -84,14 +84,14 @@ func (p *Provider) CheckAccount(ctx context.Context, id silo.AccountID) error {
 	}
 
 	// data.db, unless open: here (checked when opened) or elsewhere.
-	add(p.checkStoreFile(a))
+	add(p.checkStoreFile(ctx, a))
 
 	// blobs/ and its buckets: each is a directory, and each bucket the
 	// manifest records is there.
 	blobs := filepath.Join(a.dir, dirBlobs)
 	fi, err := os.Lstat(blobs)
 	if err == nil || errors.Is(err, fs.ErrNotExist) {
-		for _, e := range unjoin(p.lostBuckets(a, "")) {
+		for _, e := range unjoin(p.lostBuckets(ctx, a, "")) {
 			add(e)
 		}
 	}
@@ -133,12 +133,14 @@ func (p *Provider) readRingNoFollow(a *account) (keyRing, error) {
 // one this process has open was checked when it was opened, and damage
 // found in use since is recorded (Damaged); one another process has open
 // is not checked here (nil: that process checks it).
-func (p *Provider) checkStoreFile(a *account) error {
+func (p *Provider) checkStoreFile(ctx context.Context, a *account) error {
 	if err := p.damagedFile(a.id, fileDB); err != nil {
 		return err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	if err := a.lockMu(ctx); err != nil {
+		return err
+	}
+	defer a.mu.unlock()
 	p.mu.Lock()
 	open := a.db != nil
 	p.mu.Unlock()

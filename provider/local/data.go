@@ -86,7 +86,7 @@ func (d *data) withTable(ctx context.Context, table string, write bool, prep fun
 				return err
 			}
 		}
-		db, err := d.p.acquireDB(a, false, ring)
+		db, err := d.p.acquireDB(ctx, a, false, ring)
 		if errors.Is(err, errNoStore) {
 			return errNoTable(d.id, table)
 		}

@@ -551,14 +551,14 @@ func (p *Provider) RotateDataKey(ctx context.Context, id silo.AccountID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	unlockMaster, err := p.lockMaster(false)
+	unlockMaster, err := p.lockMaster(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer unlockMaster()
 	a := p.ref(id)
 	defer p.unref(a)
-	unlock, err := p.lockAccount(a)
+	unlock, err := p.lockAccount(ctx, a)
 	if err != nil {
 		return err
 	}
@@ -636,7 +636,7 @@ func (p *Provider) RotateMasterKey(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	unlockMaster, err := p.lockMaster(true)
+	unlockMaster, err := p.lockMaster(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -665,7 +665,7 @@ func (p *Provider) RotateMasterKey(ctx context.Context) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			changed, err := p.rewrap(id, ms[0])
+			changed, err := p.rewrap(ctx, id, ms[0])
 			if err != nil {
 				return err
 			}
@@ -694,10 +694,10 @@ func (p *Provider) RotateMasterKey(ctx context.Context) error {
 }
 
 // rewrap rewraps every entry of the account's ring not wrapped by to.
-func (p *Provider) rewrap(id silo.AccountID, to *envelope.Master) (bool, error) {
+func (p *Provider) rewrap(ctx context.Context, id silo.AccountID, to *envelope.Master) (bool, error) {
 	a := p.ref(id)
 	defer p.unref(a)
-	unlock, err := p.lockAccount(a)
+	unlock, err := p.lockAccount(ctx, a)
 	if err != nil {
 		return false, err
 	}

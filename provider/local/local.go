@@ -439,14 +439,14 @@ func (p *Provider) createAccount(ctx context.Context, id silo.AccountID, kind si
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	unlockMaster, err := p.lockMaster(false)
+	unlockMaster, err := p.lockMaster(ctx, false)
 	if err != nil {
 		return 0, err
 	}
 	defer unlockMaster()
 	a := p.ref(id)
 	defer p.unref(a)
-	unlock, err := p.lockAccount(a)
+	unlock, err := p.lockAccount(ctx, a)
 	if err != nil {
 		return 0, err
 	}
@@ -587,7 +587,7 @@ func (p *Provider) DeleteAccount(ctx context.Context, id silo.AccountID) (provid
 	}
 	a := p.ref(id)
 	defer p.unref(a)
-	unlock, err := p.lockAccount(a)
+	unlock, err := p.lockAccount(ctx, a)
 	if err != nil {
 		return d, err
 	}

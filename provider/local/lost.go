@@ -9,6 +9,7 @@ package local
 // the account is out of service until the file is restored.
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -53,12 +54,12 @@ func (p *Provider) lostStore(a *account) error {
 // removes its directory before its manifest entry, so a missing directory is
 // looked at again under the account's lock, where no apply is under way;
 // the lock is taken only when a recorded bucket's directory is missing.
-func (p *Provider) lostBuckets(a *account, only string) error {
+func (p *Provider) lostBuckets(ctx context.Context, a *account, only string) error {
 	m, err := a.manifest()
 	if err != nil || len(missingBuckets(a, m, only)) == 0 {
 		return nil // a manifest that does not read is reported as such
 	}
-	unlock, err := p.lockAccount(a)
+	unlock, err := p.lockAccount(ctx, a)
 	if err != nil {
 		return err
 	}

@@ -175,7 +175,7 @@ func TestBucketDeletedByApplyIsNotDamage(t *testing.T) {
 	mustDo(t, err)
 	a := p.ref("acme")
 	defer p.unref(a)
-	unlock, err := p.lockAccount(a)
+	unlock, err := p.lockAccount(ctx, a)
 	mustDo(t, err)
 	mustDo(t, os.RemoveAll(filepath.Join(a.dir, dirBlobs, "uploads")))
 	got := make(chan error, 1)

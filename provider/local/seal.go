@@ -27,6 +27,7 @@ package local
 // system call for it.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -285,7 +286,7 @@ func (p *Provider) migrateAll() error {
 				continue // a new account's storage key, in data.key (keyring.go)
 			}
 		}
-		if err := p.migrateAccount(id); err != nil {
+		if err := p.migrateAccount(context.Background(), id); err != nil {
 			return fmt.Errorf("local provider: encrypt the data of account %s at rest: %w", id, err)
 		}
 	}
@@ -298,10 +299,10 @@ func (p *Provider) migrateAll() error {
 // values and blobs in place. Each step is idempotent and .migrating marks the
 // account until the last is done, so a crash at any point is finished by the
 // next New.
-func (p *Provider) migrateAccount(id silo.AccountID) error {
+func (p *Provider) migrateAccount(ctx context.Context, id silo.AccountID) error {
 	a := p.ref(id)
 	defer p.unref(a)
-	unlock, err := p.lockAccount(a)
+	unlock, err := p.lockAccount(ctx, a)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func (p *Provider) DeleteSecret(ctx context.Context, id silo.AccountID, name str
 	}
 	a := p.ref(id)
 	defer p.unref(a)
-	unlock, err := p.lockAccount(a)
+	unlock, err := p.lockAccount(ctx, a)
 	if err != nil {
 		return false, err
 	}
@@ -72,8 +72,10 @@ func (p *Provider) SecretNames(ctx context.Context, id silo.AccountID) (_ []stri
 	defer func() { err = p.damageErr(id, err) }()
 	a := p.ref(id)
 	defer p.unref(a)
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	if err := a.lockMu(ctx); err != nil {
+		return nil, err
+	}
+	defer a.mu.unlock()
 	if err := p.checkExists(a); err != nil {
 		return nil, err
 	}

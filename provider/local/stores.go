@@ -1,12 +1,12 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -21,7 +21,7 @@ type account struct {
 
 	// mu serializes control-plane changes to the account (create, delete,
 	// apply, put secret) and the opening of its store file.
-	mu sync.Mutex
+	mu accountMu
 
 	// commits groups concurrent table writes into shared transactions
 	// (commit.go).
@@ -145,7 +145,7 @@ var errNoStore = errors.New("account has no store file")
 // process, which may have deleted and re-created the account) one stat
 // checks that the store file at the account's path is still the one open,
 // and else the open one (unlinked) is closed and the new one opened.
-func (p *Provider) acquireDB(a *account, create bool, ring *cachedFile) (*store, error) {
+func (p *Provider) acquireDB(ctx context.Context, a *account, create bool, ring *cachedFile) (*store, error) {
 	p.mu.Lock()
 	if db := a.db; db != nil && ring != nil && a.dbRing == ring {
 		a.users++
@@ -153,8 +153,10 @@ func (p *Provider) acquireDB(a *account, create bool, ring *cachedFile) (*store,
 		return db, nil
 	}
 	p.mu.Unlock()
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	if err := a.lockMu(ctx); err != nil {
+		return nil, err
+	}
+	defer a.mu.unlock()
 	return p.acquireDBLocked(a, create, ring)
 }
 

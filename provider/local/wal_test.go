@@ -41,8 +41,8 @@ func checkpointNow(t *testing.T, p *Provider, id silo.AccountID) {
 	t.Helper()
 	a := p.ref(id)
 	defer p.unref(a)
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	mustDo(t, a.lockMu(context.Background()))
+	defer a.mu.unlock()
 	if err := p.closeDBLocked(a); err != nil {
 		t.Fatal(err)
 	}
