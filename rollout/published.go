@@ -16,9 +16,14 @@ const (
 	// accounts that served requests since it last did: a gate counts
 	// another server's requests up to this late.
 	PublishEvery = time.Second
+	// HeartbeatEvery is how often a server that published once and has
+	// served nothing since writes its heartbeat alone, so that an idle
+	// server makes a few writes an hour, not one a second. It is far
+	// below DropAfter.
+	HeartbeatEvery = 10 * time.Minute
 	// DropAfter is how long a server process may go unheard from before
 	// what it published is dropped (store.Tx.DropMetrics): a process that
-	// publishes has its heartbeat renewed every PublishEvery.
+	// publishes has its heartbeat renewed at least every HeartbeatEvery.
 	DropAfter = 24 * time.Hour
 	// readTimeout bounds one read of the published metrics.
 	readTimeout = 10 * time.Second
@@ -36,8 +41,9 @@ const (
 // published stays in the store when it stops or dies, so the sum never goes
 // backwards: a restarted server is a new incarnation starting from zero
 // next to its old one's last row, and a dead server's row stops growing.
-// Rows go only when their process has not been heard from for DropAfter
-// and they are not of the active rollout's release (store.Tx.DropMetrics).
+// Rows go when their process has not been heard from for DropAfter, or
+// their account is deleted, or no account runs their release, unless they
+// are of an active rollout's release (store.Tx.DropMetrics).
 //
 // # Notes
 //
@@ -50,9 +56,9 @@ type Published struct {
 	now         func() time.Time
 	incarnation string
 
-	mu        sync.Mutex
-	touched   map[recorderKey]struct{} // served since the last Publish
-	published bool                     // a Publish wrote: the heartbeat is due from now on
+	mu      sync.Mutex
+	touched map[recorderKey]struct{} // served since the last Publish
+	wrote   time.Time                // when a Publish last wrote; zero: never, no heartbeat is due
 }
 
 // NewPublished returns the Published metrics of a process whose own
@@ -115,16 +121,16 @@ func (p *Published) Snapshot(acct silo.AccountID, release string) (Stats, error)
 
 // Publish writes to the store what Live counts now for the accounts and
 // releases touched since the last Publish, with the heartbeat of this
-// incarnation; once it has written, it writes the heartbeat every time,
-// touched or not (before, it writes nothing: a process that served nothing
-// leaves the store as it is). What it could not publish is published by
-// the next call.
+// incarnation. Untouched, it writes nothing, unless it wrote before and
+// HeartbeatEvery has passed since: then the heartbeat alone (a process
+// that served nothing leaves the store as it is). What it could not
+// publish is published by the next call.
 func (p *Published) Publish(ctx context.Context) error {
 	p.mu.Lock()
-	keys, published := p.touched, p.published
+	keys, wrote := p.touched, p.wrote
 	p.touched = map[recorderKey]struct{}{}
 	p.mu.Unlock()
-	if len(keys) == 0 && !published {
+	if len(keys) == 0 && (wrote.IsZero() || p.now().Sub(wrote) < HeartbeatEvery) {
 		return nil
 	}
 	ms := make([]store.ReleaseMetrics, 0, len(keys))
@@ -136,8 +142,8 @@ func (p *Published) Publish(ctx context.Context) error {
 		}
 		ms = append(ms, store.ReleaseMetrics{Account: k.acct, Release: k.release, Requests: s.Requests, Errors: s.Errors, Latency: s.Latency})
 	}
+	at := p.now()
 	if err == nil {
-		at := p.now()
 		err = p.st.Update(ctx, func(tx store.Tx) error { return tx.PublishMetrics(p.incarnation, at, ms) })
 	}
 	p.mu.Lock()
@@ -148,7 +154,7 @@ func (p *Published) Publish(ctx context.Context) error {
 		}
 		return err
 	}
-	p.published = true
+	p.wrote = at
 	return nil
 }
 
@@ -157,9 +163,9 @@ func (p *Published) Publish(ctx context.Context) error {
 // it writes nothing), and reports how many rows it deleted.
 func (p *Published) Drop(ctx context.Context) (int64, error) {
 	p.mu.Lock()
-	published := p.published
+	wrote := p.wrote
 	p.mu.Unlock()
-	if !published {
+	if wrote.IsZero() {
 		return 0, nil
 	}
 	var n int64

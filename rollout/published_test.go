@@ -74,6 +74,17 @@ func snapshot(t *testing.T, s server) rollout.Stats {
 	return got
 }
 
+// runsRel records the account acme, running the release rel: published
+// metrics of a release no account runs are dropped.
+func runsRel(t *testing.T, st store.Store, now time.Time) {
+	t.Helper()
+	if err := st.Update(context.Background(), func(tx store.Tx) error {
+		return tx.CreateAccount(silo.Account{ID: "acme", Kind: silo.KindTenant, State: silo.StateActive, Release: "rel", Created: now, Updated: now})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPublishedSum: the gate's figures are the runner's own live counters
 // plus what every other server published; a window across another
 // server's restart or death counts what it served in the window, and the
@@ -85,6 +96,7 @@ func TestPublishedSum(t *testing.T) {
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			clock := func() time.Time { return now }
 			runner, other := newServer(st, clock), newServer(st, clock)
+			runsRel(t, st, now)
 			count := func(s rollout.Stats) [2]uint64 { return [2]uint64{s.Requests, s.Errors} }
 
 			runner.serve(10, 0)
@@ -173,7 +185,8 @@ func TestPublishedSum(t *testing.T) {
 
 // TestPublishedWritesOnlyAfterTraffic: a server that served nothing
 // writes nothing (a command that only reads leaves an empty database
-// empty); once it published, its heartbeat goes on without traffic.
+// empty); once it published, its heartbeat goes on without traffic, every
+// HeartbeatEvery, not at every Publish.
 func TestPublishedWritesOnlyAfterTraffic(t *testing.T) {
 	for name, open := range metricsStores(t) {
 		t.Run(name, func(t *testing.T) {
@@ -199,14 +212,22 @@ func TestPublishedWritesOnlyAfterTraffic(t *testing.T) {
 			}
 			s.serve(2, 1)
 			s.publish(t)
-			now = now.Add(time.Minute)
-			s.publish(t) // no traffic since: the heartbeat only
-			want := []store.ReleaseMetrics{
-				{Incarnation: s.pub.Incarnation(), Published: now},
-				{Incarnation: s.pub.Incarnation(), Account: "acme", Release: "rel", Requests: 2, Errors: 1, Latency: map[int]uint64{silo.LatencyBucket(5 * time.Millisecond): 2}, Published: now.Add(-time.Minute)},
+			served := now
+			want := func(heartbeat time.Time) []store.ReleaseMetrics {
+				return []store.ReleaseMetrics{
+					{Incarnation: s.pub.Incarnation(), Published: heartbeat},
+					{Incarnation: s.pub.Incarnation(), Account: "acme", Release: "rel", Requests: 2, Errors: 1, Latency: map[int]uint64{silo.LatencyBucket(5 * time.Millisecond): 2}, Published: served},
+				}
 			}
-			if d := cmp.Diff(want, rows()); d != "" {
-				t.Fatalf("published rows (-want +got):\n%s", d)
+			now = now.Add(rollout.HeartbeatEvery - time.Second)
+			s.publish(t) // no traffic since, and the heartbeat is not due: nothing
+			if d := cmp.Diff(want(served), rows()); d != "" {
+				t.Fatalf("published rows before the heartbeat is due (-want +got):\n%s", d)
+			}
+			now = now.Add(time.Second)
+			s.publish(t) // no traffic since: the heartbeat only
+			if d := cmp.Diff(want(now), rows()); d != "" {
+				t.Fatalf("published rows once the heartbeat is due (-want +got):\n%s", d)
 			}
 		})
 	}

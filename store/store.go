@@ -44,8 +44,9 @@ type Tx interface {
 	// the stored Version is incremented. A stale Version is silo.ErrConflict.
 	UpdateAccount(a silo.Account) error
 	// PurgeAccount removes a deleted account's row, recorded resources,
-	// keys, limit override and schedule claims, so that a new account can
-	// take its ID. What was metered for it (usage, stored bytes) is kept,
+	// keys, limit override, schedule claims and published request metrics
+	// (ReleaseMetrics), so that a new account can take its ID and none of
+	// the old one's requests count in a gate of the new one. What was metered for it (usage, stored bytes) is kept,
 	// under its creation time, for billing the days before its deletion;
 	// the account is listed by PurgedAccounts until its usage is pruned.
 	PurgeAccount(id silo.AccountID) error
@@ -197,11 +198,15 @@ type Tx interface {
 	// release, by incarnation.
 	ReleaseMetrics(acct silo.AccountID, release string) ([]ReleaseMetrics, error)
 	// DropMetrics deletes what the incarnations not heard from since
-	// before published, and their heartbeats, except the metrics of the
-	// active rollout's release: a gate of that rollout may be measuring
-	// a window over them, and a row taken away would make the sum it reads
-	// go backwards. Those go once the rollout is no longer active. It
-	// reports how many rows it deleted.
+	// before published, and their heartbeats, and, whoever published
+	// them, the metrics of accounts deleted (or gone) and of releases no
+	// account that is not deleted runs; except the metrics of an active
+	// rollout's release: a gate of that rollout may be measuring a window
+	// over them, and a row taken away would make the sum it reads go
+	// backwards. Those go once the rollout is no longer active. A gate
+	// reads nothing else: its baseline is what the accounts served under
+	// the release they run when the rollout starts. It reports how many
+	// rows it deleted.
 	DropMetrics(before time.Time) (int64, error)
 }
 

@@ -221,6 +221,9 @@ func (t *tx) PurgeAccount(id silo.AccountID) error {
 	if err := t.PutPurgedAccount(a); err != nil {
 		return err
 	}
+	if _, err := t.exec(op, `DELETE FROM release_metrics WHERE account = $1`, string(id)); err != nil {
+		return err
+	}
 	_, err = t.exec(op, `DELETE FROM accounts WHERE id = $1`, string(id))
 	return err
 }

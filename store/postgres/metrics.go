@@ -72,8 +72,10 @@ func (t *tx) DropMetrics(before time.Time) (int64, error) {
 		return 0, err
 	}
 	tag, err := t.exec(op, `DELETE FROM release_metrics m
-WHERE NOT EXISTS (SELECT 1 FROM release_metrics h WHERE h.account = '' AND h.release = '' AND h.incarnation = m.incarnation AND h.published >= $1)
-AND m.release NOT IN (SELECT release FROM rollouts WHERE active)`, ts(before))
+WHERE m.release NOT IN (SELECT release FROM rollouts WHERE active)
+AND (NOT EXISTS (SELECT 1 FROM release_metrics h WHERE h.account = '' AND h.release = '' AND h.incarnation = m.incarnation AND h.published >= $1)
+	OR (m.account <> '' AND (m.account NOT IN (SELECT id FROM accounts WHERE state <> $2)
+		OR m.release NOT IN (SELECT release FROM accounts WHERE state <> $2))))`, ts(before), string(silo.StateDeleted))
 	if err != nil {
 		return 0, err
 	}

@@ -273,6 +273,9 @@ func (t *tx) PurgeAccount(id silo.AccountID) error {
 	if err := t.PutPurgedAccount(a); err != nil {
 		return err
 	}
+	if _, err := t.exec("purge the request metrics of account "+string(id), `DELETE FROM release_metrics WHERE account = ?`, id); err != nil {
+		return err
+	}
 	_, err = t.exec("purge account "+string(id), `DELETE FROM accounts WHERE id = ?`, id)
 	return err
 }

@@ -71,8 +71,10 @@ func (t *tx) DropMetrics(before time.Time) (int64, error) {
 		return 0, err
 	}
 	res, err := t.exec(op, `DELETE FROM release_metrics
-WHERE NOT EXISTS (SELECT 1 FROM release_metrics h WHERE h.account = '' AND h.release = '' AND h.incarnation = release_metrics.incarnation AND h.published >= ?)
-AND release NOT IN (SELECT release FROM rollouts WHERE active = 1)`, micros(before))
+WHERE release NOT IN (SELECT release FROM rollouts WHERE active = 1)
+AND (NOT EXISTS (SELECT 1 FROM release_metrics h WHERE h.account = '' AND h.release = '' AND h.incarnation = release_metrics.incarnation AND h.published >= ?)
+	OR (account <> '' AND (account NOT IN (SELECT id FROM accounts WHERE state <> ?)
+		OR release NOT IN (SELECT release FROM accounts WHERE state <> ?))))`, micros(before), silo.StateDeleted, silo.StateDeleted)
 	if err != nil {
 		return 0, err
 	}

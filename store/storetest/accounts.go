@@ -217,6 +217,11 @@ func testPurge(t *testing.T, s store.Store) {
 			return tx.PutKey(store.APIKey{ID: "sk_" + string(id), Account: id, Hash: []byte{1, 2, 3}, Created: at(1)})
 		})
 	}
+	for _, id := range []silo.AccountID{"acme", "other"} {
+		if err := publish(s, publication{"inc-a", at(1), []store.ReleaseMetrics{{Account: id, Release: "rel-1", Requests: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	err := s.Update(context.Background(), func(tx store.Tx) error { return tx.PurgeAccount("acme") })
 	wantCode(t, "purge an active account", err, silo.CodeConflict)
 	err = s.Update(context.Background(), func(tx store.Tx) error { return tx.PurgeAccount("nobody") })
@@ -236,6 +241,12 @@ func testPurge(t *testing.T, s store.Store) {
 		}
 		if _, err := tx.Key("sk_acme"); !errors.Is(err, silo.ErrNotFound) {
 			t.Errorf("key of purged account: got %v, want not found", err)
+		}
+		if ms, err := tx.ReleaseMetrics("acme", "rel-1"); err != nil || len(ms) != 0 {
+			t.Errorf("request metrics of the purged account: got %v, %v; want none (a new acme would count them)", ms, err)
+		}
+		if ms, err := tx.ReleaseMetrics("other", "rel-1"); err != nil || len(ms) != 1 {
+			t.Errorf("other account's request metrics: got %v, %v; want 1", ms, err)
 		}
 		// Must twin: the other account keeps everything.
 		rs, err := tx.Resources("other")

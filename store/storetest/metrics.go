@@ -110,18 +110,22 @@ func testPublishMetrics(t *testing.T, s store.Store) {
 }
 
 // testDropMetrics: the metrics of incarnations not heard from since the
-// cut-off go, heartbeats included; those of incarnations heard from stay;
-// and those of the active rollout's release stay until it is no longer
-// active.
+// cut-off go, heartbeats included; those of incarnations heard from stay,
+// unless no account that is not deleted runs their release or their
+// account is deleted; and those of the active rollout's release stay until
+// it is no longer active.
 func testDropMetrics(t *testing.T, s store.Store) {
 	m := func(acct silo.AccountID, rel string, n uint64) store.ReleaseMetrics {
 		return store.ReleaseMetrics{Account: acct, Release: rel, Requests: n}
 	}
+	acme, globex, initech := tenant("acme", 0), tenant("globex", 0), tenant("initech", 0)
+	acme.Release, globex.Release, initech.Release = "rel-1", "rel-2", "rel-2"
+	create(t, s, acme, globex, initech)
 	for _, p := range []publication{
 		{"dead", at(0), []store.ReleaseMetrics{m("acme", "rel-1", 1), m("acme", "rel-2", 2), m("globex", "rel-2", 3)}},
 		{"quiet", at(0), []store.ReleaseMetrics{m("acme", "rel-1", 4)}},
 		{"quiet", at(50), nil}, // heard from (a heartbeat), nothing new counted
-		{"live", at(55), []store.ReleaseMetrics{m("acme", "rel-1", 5), m("acme", "rel-2", 6)}},
+		{"live", at(55), []store.ReleaseMetrics{m("acme", "rel-1", 5), m("acme", "rel-2", 6), m("globex", "rel-2", 8), m("acme", "rel-0", 7)}},
 	} {
 		if err := publish(s, p); err != nil {
 			t.Fatal(err)
@@ -150,9 +154,9 @@ func testDropMetrics(t *testing.T, s store.Store) {
 	}
 	// Cut-off at minute 30: "dead" was last heard from at 0; its rows of
 	// rel-1 and its heartbeat go, its rows of rel-2 (the active rollout's)
-	// stay.
-	if n := drop(at(30)); n != 2 {
-		t.Errorf("DropMetrics(at 30) deleted %d rows, want 2 (dead's rel-1 and heartbeat)", n)
+	// stay; and live's row of rel-0, which no account runs, goes.
+	if n := drop(at(30)); n != 3 {
+		t.Errorf("DropMetrics(at 30) deleted %d rows, want 3 (dead's rel-1 and heartbeat, live's rel-0)", n)
 	}
 	for _, c := range []struct {
 		acct silo.AccountID
@@ -161,7 +165,8 @@ func testDropMetrics(t *testing.T, s store.Store) {
 	}{
 		{"acme", "rel-1", []string{"live", "quiet"}},
 		{"acme", "rel-2", []string{"dead", "live"}},
-		{"globex", "rel-2", []string{"dead"}},
+		{"globex", "rel-2", []string{"dead", "live"}},
+		{"acme", "rel-0", nil},
 	} {
 		if d := cmp.Diff(c.want, incarnations(c.acct, c.rel), cmpOpts...); d != "" {
 			t.Errorf("incarnations publishing %s under %s after the drop (-want +got):\n%s", c.acct, c.rel, d)
@@ -182,11 +187,39 @@ func testDropMetrics(t *testing.T, s store.Store) {
 	if d := cmp.Diff([]string{"live"}, incarnations("acme", "rel-2"), cmpOpts...); d != "" {
 		t.Errorf("incarnations publishing acme under rel-2 (-want +got):\n%s", d)
 	}
-	if got := incarnations("globex", "rel-2"); len(got) != 0 {
-		t.Errorf("globex under rel-2: got %v, want nothing", got)
+	if d := cmp.Diff([]string{"live"}, incarnations("globex", "rel-2"), cmpOpts...); d != "" {
+		t.Errorf("incarnations publishing globex under rel-2 (-want +got):\n%s", d)
 	}
-	// Nothing else is old enough.
+	// Nothing else is old enough, and every other release is run.
 	if n := drop(at(30)); n != 0 {
 		t.Errorf("a second DropMetrics deleted %d rows, want 0", n)
+	}
+	deleteAccount := func(id silo.AccountID) {
+		a, err := getAccount(t, s, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.State = silo.StateDeleted
+		update(t, s, func(tx store.Tx) error { return tx.UpdateAccount(a) })
+	}
+	// globex is deleted: its rows go; initech still runs rel-2, so acme's
+	// rows of rel-2 stay.
+	deleteAccount("globex")
+	if n := drop(at(30)); n != 1 {
+		t.Errorf("DropMetrics after globex's deletion deleted %d rows, want 1 (live's globex under rel-2)", n)
+	}
+	if d := cmp.Diff([]string{"live"}, incarnations("acme", "rel-2"), cmpOpts...); d != "" {
+		t.Errorf("incarnations publishing acme under rel-2 after globex's deletion (-want +got):\n%s", d)
+	}
+	// initech, the last account running rel-2, is deleted: acme's rows of
+	// rel-2 go; its rows of rel-1 stay.
+	deleteAccount("initech")
+	if n := drop(at(30)); n != 1 {
+		t.Errorf("DropMetrics after initech's deletion deleted %d rows, want 1 (live's acme under rel-2)", n)
+	}
+	for rel, want := range map[string][]string{"rel-1": {"live", "quiet"}, "rel-2": nil} {
+		if d := cmp.Diff(want, incarnations("acme", rel), cmpOpts...); d != "" {
+			t.Errorf("incarnations publishing acme under %s after initech's deletion (-want +got):\n%s", rel, d)
+		}
 	}
 }
