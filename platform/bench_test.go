@@ -86,7 +86,9 @@ func BenchmarkInvokeList(b *testing.B) {
 // the harness's writes scenario at function concurrency 16) and nowrite
 // the same request without its write. It runs from 16 goroutines, as the
 // harness's 16 clients, and reports the process's CPU time per request
-// (cpu-ns/op), which moves far less than ns/op on a busy machine, and for
+// (cpu-ns/op), which moves far less than ns/op on a busy machine, the
+// instances the runtime started meanwhile (instances: a request that waits
+// for a write holds its instance, so more of them take turns), and for
 // write the mean number of writes per commit group (writes/commit).
 //
 //	go test ./platform -run '^$' -bench Entry -benchmem
@@ -117,6 +119,7 @@ func BenchmarkEntry(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			commits0, writes0 := committed(p)
+			inst0 := p.Platform().Runtime.Stats().Instances
 			cpu0 := processCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				req := newReq()
@@ -132,6 +135,7 @@ func BenchmarkEntry(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(p.Platform().Runtime.Stats().Instances-inst0), "instances")
 			if commits, writes := committed(p); commits > commits0 {
 				b.ReportMetric(float64(writes-writes0)/float64(commits-commits0), "writes/commit")
 			}
