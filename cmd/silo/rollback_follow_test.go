@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -9,16 +10,10 @@ import (
 	"time"
 )
 
-// Through a running server, silo rollout rollback follows the rollback's
-// rollout until it stops, as silo deploy follows its own, and exits as
-// deploy does; with --detach (deploy's flag too) it returns with the
-// rollout as it started.
-func TestRollbackFollowsThroughAServer(t *testing.T) {
-	t.Parallel()
-	file, src := initProject(t)
-	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
-	c.ok("tenant", "create", "acme")
-
+// startServer runs silo server on c's data dir in this process until the
+// test ends, and returns once its API answers.
+func startServer(t *testing.T, c *cli) {
+	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	var out, errOut lockedBuffer
 	done := make(chan int, 1)
@@ -32,6 +27,18 @@ func TestRollbackFollowsThroughAServer(t *testing.T) {
 			t.Fatalf("the server did not start: %s", errOut.String())
 		}
 	}
+}
+
+// Through a running server, silo rollout rollback follows the rollback's
+// rollout until it stops, as silo deploy follows its own, and exits as
+// deploy does; with --detach (deploy's flag too) it returns with the
+// rollout as it started.
+func TestRollbackFollowsThroughAServer(t *testing.T) {
+	t.Parallel()
+	file, src := initProject(t)
+	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
+	c.ok("tenant", "create", "acme")
+	startServer(t, c)
 
 	for i, greeting := range []string{"Hi, ", "Hey, "} {
 		writeFile(t, file, strings.Replace(string(src), "Hello, ", greeting, 1))
@@ -49,5 +56,36 @@ func TestRollbackFollowsThroughAServer(t *testing.T) {
 		if !strings.Contains(got, "ro-000004") || !strings.Contains(got, "running") || strings.Contains(got, "succeeded") {
 			t.Errorf("rollout rollback --detach through the server: %s; want ro-000004 as it started, running", got)
 		}
+	}
+}
+
+// Through a running server, silo rollout resume follows the resumed
+// rollout until it stops and exits as silo deploy does: a ring whose gate
+// is inconclusive again pauses it again, and the command fails saying so.
+// With --detach it returns with the rollout running, and succeeds.
+func TestResumeFollowsThroughAServer(t *testing.T) {
+	t.Parallel()
+	file, src := initProject(t)
+	if err := os.WriteFile(file, append(src, gatedRing...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
+	c.ok("tenant", "create", "acme")
+	startServer(t, c)
+
+	// acme changes, the canary gate sees no traffic: the rollout pauses.
+	writeFile(t, file, strings.Replace(string(src)+gatedRing, "Hello, ", "Hi, ", 1))
+	c.fails("is paused", "deploy")
+
+	// Resumed, the ring bakes again, its gate is inconclusive again, and
+	// the rollout pauses again: the follow ends there and fails.
+	code, out, errOut := c.run("rollout", "resume")
+	if code == 0 || !strings.Contains(errOut, "rollout ro-000001 is paused: ring canary is inconclusive") || !strings.Contains(out, "paused") {
+		t.Errorf("rollout resume through the server: exit %d, stdout %q, stderr %q; want the rollout followed until it paused again, and a failure saying so", code, out, errOut)
+	}
+
+	// Twin: --detach returns with the rollout as it resumed.
+	if got := c.ok("rollout", "resume", "--detach"); !strings.Contains(got, "ro-000001") || !strings.Contains(got, "running") {
+		t.Errorf("rollout resume --detach through the server: %s; want ro-000001 running", got)
 	}
 }

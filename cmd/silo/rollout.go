@@ -487,6 +487,10 @@ type rolloutOp struct {
 	// or not (rollback: undo the last deploy), instead of the active one,
 	// and gives it --yes for a rollback that destroys data.
 	latest bool
+	// follows marks an operation that sets a rollout running (resume,
+	// rollback): through a server the command follows that rollout until
+	// it stops and exits as silo deploy does, unless --detach.
+	follows bool
 }
 
 // defaultRollout is the ID an operation without one acts on: the active
@@ -641,9 +645,9 @@ func newRolloutCmd(g *globals) *cobra.Command {
 						}
 					}
 					r, err = g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return o.remote(c, ctx, id, opt) })
-					if err == nil && o.latest && !detach {
-						// The rollback's rollout, followed as silo deploy
-						// follows its own.
+					if err == nil && o.follows && !detach {
+						// The resumed rollout or the rollback's, followed
+						// as silo deploy follows its own.
 						return followRemote(ctx, g, c, r.ID)
 					}
 				} else {
@@ -674,8 +678,10 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				return printRollout(g, r)
 			},
 		}
+		if o.follows {
+			cmd.Flags().BoolVar(&detach, "detach", false, "set the rollout running on the server and return without following it")
+		}
 		if o.latest {
-			cmd.Flags().BoolVar(&detach, "detach", false, "start the rollback's rollout on the server and return without following it")
 			cmd.Flags().BoolVar(&yes, "yes", false, "go ahead even if returning the accounts deletes or replaces a table, bucket or secret (whatever the planning as it starts finds)")
 		}
 		return cmd
@@ -687,23 +693,23 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			},
 			func(c *server.Client, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return c.Pause(ctx, id)
-			}, false}),
-		op(rolloutOp{"resume", "Resume a paused rollout",
+			}, false, false}),
+		op(rolloutOp{"resume", "Resume a paused rollout, following it as silo deploy does",
 			func(r *rollout.Runner, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return r.Resume(ctx, id)
 			},
 			func(c *server.Client, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return c.ResumeRollout(ctx, id)
-			}, false}),
+			}, false, true}),
 		op(rolloutOp{"abort", "Stop a rollout for good, leaving accounts where they are",
 			func(r *rollout.Runner, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return r.Abort(ctx, id)
 			},
 			func(c *server.Client, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return c.Abort(ctx, id)
-			}, false}),
+			}, false, false}),
 		op(rolloutOp{"rollback", "Return every account the latest rollout moved to the release it ran before, following it as silo deploy does",
-			(*rollout.Runner).Rollback, (*server.Client).Rollback, true}),
+			(*rollout.Runner).Rollback, (*server.Client).Rollback, true, true}),
 	)
 	return cmd
 }
