@@ -2,6 +2,7 @@ package isolation
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	silo "github.com/silo-run/silo"
@@ -55,7 +56,14 @@ func (h *Host) checkIn(acct silo.AccountID, act Action, t silo.ResourceType, nam
 	if len(d.Reasons) > 0 {
 		why = d.Reasons[0]
 	}
-	return silo.Errorf(silo.CodeForbidden, "function %s may not %s %s %q: %s; grant it in silo.yaml if it needs it", h.pr.Name, act, t, name, why)
+	fix := d.Fix
+	if fix == "" {
+		fix = "grant it in silo.yaml if it needs it"
+		if act == ActExportRead {
+			fix = fmt.Sprintf("grant it in silo.yaml (list %q under the function's exports) if it needs it", name)
+		}
+	}
+	return silo.Errorf(silo.CodeForbidden, "function %s may not %s %s %q: %s; %s", h.pr.Name, act, t, name, why, fix)
 }
 
 // Get reads a key of a table of the host's account (table.read).

@@ -191,3 +191,56 @@ func TestFunctionHostDeniesWithEmptyPolicy(t *testing.T) {
 	_, err = h.ExportGet(context.Background(), "catalog", "k")
 	forbidden(t, "empty policy export", err)
 }
+
+// A function denied a production export is told the actual cause and its
+// fix: a grant missing from silo.yaml (list the export under the
+// function's exports), or a grant that is there for an export production
+// does not have (declare it under production.exports and deploy), or no
+// production account at all (deploy). The control: a granted, exported
+// export is read.
+func TestExportRefusalNamesTheCause(t *testing.T) {
+	ctx := context.Background()
+	_, d := liveFleet(t)
+	f := testFleet(t, 2)
+	mutateFn(t, f, "acme", "ingest", func(fs *silo.FunctionSpec) { fs.Exports = append(fs.Exports, "ghost") })
+	pol, err := isolation.PolicyFromFleet(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noProd := &isolation.Fleet{Operators: f.Operators, DataKeysKnown: true, Keys: f.Keys}
+	for _, as := range f.Accounts {
+		if as.Account.ID != silo.ProductionID {
+			noProd.Accounts = append(noProd.Accounts, as)
+		}
+	}
+	polNoProd, err := isolation.PolicyFromFleet(noProd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		pol       *isolation.Policy
+		export    string
+		want, not string // want "" is the control: the read succeeds
+	}{
+		{"granted and exported", pol, "catalog", "", ""},
+		{"grant missing", pol, "rules", `grant it in silo.yaml (list "rules" under the function's exports)`, "the grant is there"},
+		{"export missing", pol, "ghost", `production has no export "ghost" (the grant is there, the export is not); declare "ghost" under production.exports in silo.yaml and deploy it (silo deploy)`, "grant it in"},
+		{"no production account", polNoProd, "catalog", "there is no production account to export \"catalog\"; the grant is in silo.yaml; deploy a release", "grant it in"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := isolation.FunctionHost(tc.pol, "acme", "ingest", d["acme"], d[silo.ProductionID], nil)
+			_, err := h.ExportGet(ctx, tc.export, "k")
+			if tc.want == "" {
+				if silo.ErrorCode(err) == silo.CodeForbidden {
+					t.Fatalf("read of a granted export: %v, want it allowed", err)
+				}
+				return
+			}
+			forbidden(t, "export "+tc.export, err)
+			if msg := silo.UserMessage(err); !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.not) {
+				t.Errorf("got %q, want it to contain %q and not %q", msg, tc.want, tc.not)
+			}
+		})
+	}
+}

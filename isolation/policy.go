@@ -115,10 +115,12 @@ type Request struct {
 
 // Decision is the answer of the decision point: allow or deny, the rule that
 // decided, and the reasons (the grants that allowed it, or why nothing did).
+// A denial that silo.yaml's grants cannot lift says in Fix what does.
 type Decision struct {
 	Allow   bool     `json:"allow"`
 	Rule    string   `json:"rule"`
 	Reasons []string `json:"reasons"`
+	Fix     string   `json:"fix,omitempty"`
 }
 
 // The rules a Decision can name.
@@ -517,8 +519,15 @@ func (p *Policy) decideFunction(pr Principal, act Action, res Resource) Decision
 		g, ok = fp.secrets[res.Name]
 	case ActExportRead:
 		g, ok = fp.exports[res.Name]
-		if ok && (prod == nil || !hasExport(prod, res.Name)) {
-			return deny(RuleDefaultDeny, "production has no export %q", res.Name)
+		if ok && prod == nil {
+			d := deny(RuleDefaultDeny, "there is no production account to export %q", res.Name)
+			d.Fix = "the grant is in silo.yaml; deploy a release (silo deploy) to create the production account with its exports"
+			return d
+		}
+		if ok && !hasExport(prod, res.Name) {
+			d := deny(RuleDefaultDeny, "production has no export %q (the grant is there, the export is not)", res.Name)
+			d.Fix = fmt.Sprintf("declare %q under production.exports in silo.yaml and deploy it (silo deploy), or stop reading it", res.Name)
+			return d
 		}
 		if ok {
 			return allow(RuleExport, g.reasons)
