@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -87,7 +88,7 @@ func newUpCmd(g *globals) *cobra.Command {
 (./silo.yaml if there is one, else examples/findings of this repository, or --file), creates the
 production account and seeds its shared data on first run, creates the demo tenants acme
 (plan=pro) and globex on a new data dir and your developer account dev-$USER when the data dir
-never had it, serves the gateway and prints the URL and a fresh API key of each of those, and
+never had it, serves the gateway and, once it and the API answer, prints the URL and a fresh API key of each of those, and
 the URLs of the other accounts it serves (the first ten; silo keys create ID gives one a key). Later runs
 reuse the data dir: nothing is created twice, an account you deleted stays deleted (silo dev
 creates your developer account again), and each run revokes the "silo-up" keys the previous run printed (a key made by silo keys rotate is left alone). Until the first rollout (silo deploy) it applies the app to every account; once
@@ -348,16 +349,63 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile, ye
 			return err
 		}
 	}
+	// The URLs are printed only once the gateway and the API answer
+	// them: a user who curls a printed URL at once is served.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var serveErr error
+	served := make(chan struct{}) // closed when Serve has returned serveErr
+	go func() { defer close(served); serveErr = p.Serve(ctx, ln) }()
+	if err := awaitServing(ctx, served, sum.Gateway+"/healthz", sum.API+"/v1/health"); err != nil {
+		stop()
+		<-served
+		if serveErr != nil {
+			return serveErr
+		}
+		return err
+	}
 	sum.Startup = time.Since(start).Round(time.Millisecond).String()
 	if err := g.print(sum, func(w io.Writer) { printUp(w, sum, host, port) }); err != nil {
+		stop()
+		<-served
 		return err
 	}
 	go fillPool(ctx, g, "silo up", p.Config().Provider)
-	err = p.Serve(ctx, ln)
+	<-served
+	err = serveErr
 	if !g.json() {
 		fmt.Fprintln(g.stdout, "stopped; state is in", sum.DataDir)
 	}
 	return err
+}
+
+// awaitServing returns nil once every URL (a health endpoint; one without
+// "http://", from an address not configured, is skipped) answers 200, and
+// an error if served is closed (Serve returned) or ctx ends first.
+func awaitServing(ctx context.Context, served <-chan struct{}, urls ...string) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, u := range urls {
+		if !strings.HasPrefix(u, "http://") {
+			continue // no API configured
+		}
+		for {
+			resp, err := client.Get(u)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-served:
+				return silo.Errorf(silo.CodeUnavailable, "the gateway stopped before it served %s", u)
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // fitParams keeps the demo parameters the app's stack accepts: another app
