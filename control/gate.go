@@ -27,6 +27,19 @@ func (p *Plane) Gate(ctx context.Context, rel engine.Release) error {
 	return err
 }
 
+// GateRollout is Gate for a rollout of rel, which moves only the accounts
+// its rings select: those keep reports true for are gated as they are
+// (isolation.GateKeeping), so a release that drops a production export an
+// account it leaves alone is granted is refused, naming the account.
+func (p *Plane) GateRollout(ctx context.Context, rel engine.Release, keep func(silo.Account) bool) error {
+	f, err := isolation.LoadFleet(ctx, p.cfg.Store)
+	if err != nil {
+		return fmt.Errorf("load fleet for the isolation gate: %w", err)
+	}
+	_, err = isolation.GateKeeping(ctx, rel, f, keep)
+	return err
+}
+
 // GateAccount refuses to create account a on rel, or to apply rel to it
 // again, when what a would hold under rel opens a path across accounts
 // (isolation.GateAccount, against the production account as recorded).

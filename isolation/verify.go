@@ -2,6 +2,7 @@ package isolation
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -62,6 +63,24 @@ func BuildGraph(ctx context.Context, f *Fleet) []Edge {
 // is refused every release until it is repaired. The error of
 // engine.Desired if an account's resources cannot be computed.
 func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
+	return GateKeeping(ctx, rel, f, nil)
+}
+
+// GateKeeping is Gate for a release that leaves some accounts as they
+// are: those keep reports true for (a rollout moves only the accounts its
+// rings select) are verified with what they hold as recorded, beside
+// what the others would hold under rel. keep nil keeps none.
+//
+// # Errors
+//
+// Gate's, and CodeFailedCheck naming the account when a kept account's
+// function is granted a production export that rel removes: the release
+// would leave it holding a grant production does not back (a developer's
+// own build, say, which silo dev would refuse to apply).
+func GateKeeping(ctx context.Context, rel engine.Release, f *Fleet, keep func(silo.Account) bool) (Result, error) {
+	if err := keptExports(rel, f, keep); err != nil {
+		return Result{}, err
+	}
 	g := f.Clone()
 	// Accounts of the same kind with the same parameters hold the same
 	// resource names and grants under a release; they differ only in
@@ -72,6 +91,9 @@ func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 		as := &g.Accounts[i]
 		if as.Account.State == silo.StateDeleted || as.Account.State == silo.StateDeleting {
 			continue
+		}
+		if keep != nil && as.Account.Kind != silo.KindProduction && keep(as.Account) {
+			continue // stays as recorded
 		}
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
@@ -119,6 +141,52 @@ func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 		return res, nil
 	}
 	return res, refusal(ctx, rel, f, res, standIn)
+}
+
+// keptExports refuses rel when an account of f that keep keeps (a live
+// account other than production) runs a function granted an export that
+// production exports as recorded and rel's production section drops.
+func keptExports(rel engine.Release, f *Fleet, keep func(silo.Account) bool) error {
+	if keep == nil || rel.Stack == nil {
+		return nil
+	}
+	had := map[string]bool{}
+	for _, as := range f.Accounts {
+		if as.Account.ID != silo.ProductionID {
+			continue
+		}
+		for _, r := range as.Resources {
+			if r.Type == silo.TypeExport {
+				had[r.Name] = true
+			}
+		}
+	}
+	for _, as := range f.Accounts {
+		a := as.Account
+		if a.Kind == silo.KindProduction || a.State == silo.StateDeleted || a.State == silo.StateDeleting || !keep(a) {
+			continue
+		}
+		for _, r := range as.Resources {
+			if r.Type != silo.TypeFunction {
+				continue
+			}
+			var fs silo.FunctionSpec
+			if err := json.Unmarshal(r.Spec, &fs); err != nil {
+				return fmt.Errorf("gate release %s: read function %s of %s: %w", rel.ID, r.Name, a.ID, err)
+			}
+			for _, e := range fs.Exports {
+				if _, still := rel.Stack.Production.Exports[e]; had[e] && !still {
+					what := "that account"
+					if a.Kind == silo.KindDeveloper {
+						what = "that developer's silo.yaml (silo dev applies it when saved)"
+					}
+					return silo.Errorf(silo.CodeFailedCheck, "release %s refused: it removes export %q from production, and %s account %s, which no ring of the release selects, runs release %s whose function %s is granted it: the rollout would leave %s holding a grant production no longer backs, which breaks I1 in every proof of the installation. Remove the grant from %s first, or select %s in a ring of this silo.yaml (rollout.rings) so that the rollout moves it, then deploy again; nothing was changed",
+						rel.ID, e, a.Kind, a.ID, a.Release, r.Name, a.ID, what, a.ID)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // refusal is Gate's error for release rel, under which the fleet f would

@@ -289,7 +289,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	if p.Runner, err = rollout.New(rollout.Config{
 		Store: p.Store, Engine: p.Plane.Engine, Provider: p.Provider,
-		Metrics: metrics, Smoke: smoke, Gate: p.Plane.Gate, Clock: cfg.Clock,
+		Metrics: metrics, Smoke: smoke, Gate: p.Plane.GateRollout, Clock: cfg.Clock,
 		Logger: cfg.Logger, Owner: p.runnerOwner(), Actor: cfg.Actor,
 		Hook: func(e rollout.Event) {
 			if e.Account != "" && e.Point == "finished" {

@@ -39,8 +39,9 @@ type Config struct {
 	// one a server runs on every uploaded release and silo apply on every
 	// release it makes current). Every rollout start, from a server or
 	// from silo deploy on a data dir, passes through it; a rollback does
-	// not (it returns accounts to the release they ran).
-	Gate   func(ctx context.Context, rel engine.Release) error
+	// not (it returns accounts to the release they ran). keep reports the
+	// accounts the rollout leaves as they are (Unmoved).
+	Gate   func(ctx context.Context, rel engine.Release, keep func(silo.Account) bool) error
 	Clock  Clock // WallClock if nil
 	Logger *slog.Logger
 	// Owner names this runner in leases. Give a restarted server the same
@@ -161,7 +162,7 @@ func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rol
 		return Rollout{}, err
 	}
 	if rn.cfg.Gate != nil {
-		if err := rn.cfg.Gate(ctx, rel); err != nil {
+		if err := rn.cfg.Gate(ctx, rel, Unmoved(rel.Stack)); err != nil {
 			return Rollout{}, err
 		}
 	}

@@ -65,6 +65,13 @@ func rollbackRest(src []spec.Ring) (RingStatus, bool) {
 	return RingStatus{Name: name, Select: spec.Selector{Percent: 100}, Concurrency: spec.DefaultRingConcurrency}, true
 }
 
+// Unmoved reports the accounts a rollout of a release with stack st
+// leaves as they are: those no ring of st selects.
+func Unmoved(st *spec.Stack) func(silo.Account) bool {
+	rings := ringsOf(st, false)
+	return func(a silo.Account) bool { return ringOf(rings, st, a) == -1 }
+}
+
 // ringOf returns the index of the first ring selecting a, or -1.
 func ringOf(rings []RingStatus, st *spec.Stack, a silo.Account) int {
 	var params map[string]string

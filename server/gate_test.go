@@ -58,9 +58,9 @@ func TestADeployRunsTheGateOnce(t *testing.T) {
 			plane := control.New(control.Config{Store: st, Provider: prov, Actor: "server"})
 			var gates atomic.Int32
 			run, err := rollout.New(rollout.Config{Store: st, Engine: plane.Engine, Provider: prov, Owner: "test",
-				Gate: func(ctx context.Context, rel engine.Release) error {
+				Gate: func(ctx context.Context, rel engine.Release, keep func(silo.Account) bool) error {
 					gates.Add(1)
-					return plane.Gate(ctx, rel)
+					return plane.GateRollout(ctx, rel, keep)
 				}})
 			if err != nil {
 				t.Fatal(err)

@@ -229,7 +229,7 @@ that release like any rollout.`,
 					// fleet as it is then (rollout.Config.Gate), for
 					// --release too. (A server stores an uploaded release
 					// without it and gates only the start.)
-					if err := a.plane.Gate(ctx, rel); err != nil {
+					if err := a.plane.GateRollout(ctx, rel, rollout.Unmoved(rel.Stack)); err != nil {
 						return err
 					}
 					if err := a.plane.PutRelease(ctx, stored); err != nil {
