@@ -227,6 +227,9 @@ func refusal(ctx context.Context, rel engine.Release, f *Fleet, res Result, stan
 			return "more than the verifier lists"
 		}
 		s := describe(cs[0])
+		if r := repairOf(cs[0]); r != "" {
+			s += " (repair: " + r + ")"
+		}
 		if standIn != "" && (Result{Counterexamples: cs[:1]}).Involving(standIn) != nil {
 			s += fmt.Sprintf(" (%s stands for every account created on this release)", standIn)
 		}

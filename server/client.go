@@ -228,6 +228,14 @@ func (c *Client) RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID st
 	return c.call(ctx, http.MethodDelete, path, nil, nil)
 }
 
+// RemoveKey removes the record of an API key that the isolation verifier
+// flags (control.Plane.RemoveKey).
+func (c *Client) RemoveKey(ctx context.Context, keyID string) (control.RemovedKey, error) {
+	var out control.RemovedKey
+	err := c.call(ctx, http.MethodDelete, "/v1/keys/"+esc(keyID), nil, &out)
+	return out, err
+}
+
 // SetSecret stores a secret value in an account. There is no way to read it
 // back through the API.
 func (c *Client) SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error {

@@ -505,6 +505,10 @@ func (s *Server) routes() {
 		}
 		return http.StatusNoContent, nil, s.cfg.Plane.RevokeKeyAfter(r.Context(), id, r.PathValue("key"), grace)
 	})
+	s.handle("DELETE /v1/keys/{key}", func(r *http.Request) (int, any, error) {
+		out, err := s.cfg.Plane.RemoveKey(r.Context(), r.PathValue("key"))
+		return http.StatusOK, out, err
+	})
 	s.handle("PUT /v1/accounts/{id}/secrets/{name}", func(r *http.Request) (int, any, error) {
 		id, err := accountID(r)
 		if err != nil {

@@ -83,6 +83,11 @@ type Tx interface {
 	Key(id string) (APIKey, error)
 	// Keys lists an account's keys, including revoked ones, newest first.
 	Keys(account silo.AccountID) ([]APIKey, error)
+	// DeleteKey removes the record of key id; silo.ErrNotFound if there is
+	// none. Keys are revoked, not deleted: only a record the isolation
+	// verifier flags (a key bound to an account it does not name, to the
+	// production account, or live on a deleted account) is removed.
+	DeleteKey(id string) error
 
 	// PutRelease stores a release; storing the same ID again is a no-op.
 	PutRelease(r Release) error

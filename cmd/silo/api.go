@@ -39,6 +39,7 @@ type controlAPI interface {
 	Keys(ctx context.Context, id silo.AccountID) ([]store.APIKey, error)
 	RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error
 	RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID string, grace time.Duration) error
+	RemoveKey(ctx context.Context, keyID string) (control.RemovedKey, error)
 	SetSecret(ctx context.Context, id silo.AccountID, name string, value []byte) error
 	DeleteSecret(ctx context.Context, id silo.AccountID, name string) (bool, error)
 	Secrets(ctx context.Context, id silo.AccountID) ([]control.SecretState, error)
@@ -209,6 +210,10 @@ func (l localAPI) Keys(ctx context.Context, id silo.AccountID) ([]store.APIKey, 
 
 func (l localAPI) RevokeKeyAfter(ctx context.Context, id silo.AccountID, keyID string, grace time.Duration) error {
 	return l.a.plane.RevokeKeyAfter(ctx, id, keyID, grace)
+}
+
+func (l localAPI) RemoveKey(ctx context.Context, keyID string) (control.RemovedKey, error) {
+	return l.a.plane.RemoveKey(ctx, keyID)
 }
 
 func (l localAPI) RevokeKey(ctx context.Context, id silo.AccountID, keyID string) error {

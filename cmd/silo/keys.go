@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 func newKeysCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
-		Short: "Issue, list, revoke and rotate a tenant's API keys",
+		Short: "Issue, list, revoke and rotate a tenant's API keys; remove a flagged key record",
 		Long: `API keys authenticate requests to a tenant's routes. A key is random, shown once when
 issued, stored only as a hash, and worthless against any other tenant.`,
 	}
@@ -102,7 +103,26 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 		}),
 	}
 	rotate.Flags().DurationVar(&grace, "grace", 0, "keep the old key working this long (e.g. 24h, at most 720h) so clients can move to the new one")
-	cmd.AddCommand(create, list, revoke, rotate)
+	remove := &cobra.Command{
+		Use:   "remove KEY-ID",
+		Short: "Remove a key record the isolation gate flags (bound to the wrong account)",
+		Long: `Removes the record of an API key that silo verify and the isolation gate flag: a key bound
+to an account its ID does not name, to the production account, or live on a deleted account.
+No silo command writes such a record, and while one exists the isolation gate refuses every
+release. The removal is audited (key.remove). A key the verifier finds nothing wrong with is
+never removed: revoke it with silo keys revoke.`,
+		Args: exactArgs(1, "a key ID"),
+		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {
+			out, err := api.RemoveKey(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(out, func(w io.Writer) {
+				fmt.Fprintf(w, "removed key record %s (bound to %s): %s\n", out.Key.ID, out.Key.Account, strings.Join(out.Problems, "; "))
+			})
+		}),
+	}
+	cmd.AddCommand(create, list, revoke, rotate, remove)
 	return cmd
 }
 

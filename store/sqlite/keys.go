@@ -75,3 +75,18 @@ func (t *tx) Keys(account silo.AccountID) ([]store.APIKey, error) {
 	}
 	return out, nil
 }
+
+func (t *tx) DeleteKey(id string) error {
+	op := "delete key " + id
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	res, err := t.exec(op, `DELETE FROM api_keys WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if affected(res) == 0 {
+		return silo.Errorf(silo.CodeNotFound, "API key %q not found", id)
+	}
+	return nil
+}

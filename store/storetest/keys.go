@@ -72,4 +72,16 @@ func testKeys(t *testing.T, s store.Store) {
 		return tx.PutKey(store.APIKey{ID: "sk_x", Account: "nobody", Hash: []byte("h")})
 	})
 	wantCode(t, "key for a missing account", err, silo.CodeNotFound)
+
+	// DeleteKey removes exactly the key named: the account's other keys
+	// and the other account's stay.
+	update(t, s, func(tx store.Tx) error { return tx.DeleteKey("sk_acme_2") })
+	if d := cmp.Diff([]store.APIKey{k3, k1}, keys("acme"), cmpOpts...); d != "" {
+		t.Errorf("Keys after DeleteKey(sk_acme_2) (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]store.APIKey{ko}, keys("other"), cmpOpts...); d != "" {
+		t.Errorf("other account's keys after DeleteKey (-want +got):\n%s", d)
+	}
+	err = s.Update(context.Background(), func(tx store.Tx) error { return tx.DeleteKey("sk_acme_2") })
+	wantCode(t, "DeleteKey of a key deleted already", err, silo.CodeNotFound)
 }

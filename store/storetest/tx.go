@@ -190,6 +190,7 @@ func testViewCannotWrite(t *testing.T, s store.Store) {
 		{"PutKey", func(tx store.Tx) error {
 			return tx.PutKey(store.APIKey{ID: "sk_1", Account: "base", Hash: []byte("h")})
 		}},
+		{"DeleteKey", func(tx store.Tx) error { return tx.DeleteKey("sk_1") }},
 		{"PutRelease", func(tx store.Tx) error { return tx.PutRelease(store.Release{ID: "rel-1"}) }},
 		{"SetCurrentRelease", func(tx store.Tx) error { _, err := tx.SetCurrentRelease("rel-1"); return err }},
 		{"CreateRollout", func(tx store.Tx) error { return tx.CreateRollout(rollout("ro-1", "rel-1", true, 0)) }},
