@@ -31,9 +31,15 @@ func TestGateRefusalTellsTheReleaseFromTheFleet(t *testing.T) {
 		f.Keys = append(f.Keys, isolation.Key{ID: "sk_production_0123456789abcdef", Account: silo.ProductionID})
 		return f
 	}
+	deleting := func() *isolation.Fleet { // sound: an account mid-deletion reads production's exports
+		f := testFleet(t, 3)
+		acct(t, f, tenantName(2)).Account.State = silo.StateDeleting
+		return f
+	}
 	// What each makes on its own, counted by the verifier directly.
 	own, _ := isolation.Gate(ctx, badRel, sound())
 	inFleet := isolation.Verify(ctx, broken())
+	ownBeside, _ := isolation.Gate(ctx, badRel, deleting())
 	if own.Violations == 0 || inFleet.Violations == 0 {
 		t.Fatalf("fixture: the bad release makes %d violations and the broken fleet has %d; want some of each", own.Violations, inFleet.Violations)
 	}
@@ -54,6 +60,14 @@ func TestGateRefusalTellsTheReleaseFromTheFleet(t *testing.T) {
 			"first: I2: API key sk_production_0123456789abcdef is bound to the production account",
 			"The release adds no violation of its own. Repair the fleet, then deploy again: silo verify lists every violation", "A fleet the isolation gate refuses",
 		}, []string{"fix silo.yaml", "it would break isolation"}},
+		{"sound release, an account being deleted", good, deleting, nil, nil},
+		// Without production's resources the deleting account's export
+		// grants are counterexamples; they are none under the release, so
+		// they must not be taken for the fleet's.
+		{"the release's own, an account being deleted", badRel, deleting, []string{
+			fmt.Sprintf("release r-bad refused: it would break isolation in %d place(s); first: I1: ", ownBeside.Violations),
+			"fix silo.yaml and build again",
+		}, []string{"already", "adds no violation"}},
 		{"both", badRel, broken, []string{
 			fmt.Sprintf("release r-bad refused: it would break isolation in %d place(s); first: I1: ", own.Violations),
 			"fix silo.yaml and build again",

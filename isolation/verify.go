@@ -208,19 +208,29 @@ func refusal(ctx context.Context, rel engine.Release, f *Fleet, res Result, stan
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	inFleet := map[string]bool{}
+	// A counterexample of res is the fleet's when the bare fleet has the
+	// same one. Counting the bare fleet's alone would overcount: with no
+	// resources on live accounts, production exports nothing, so the
+	// export grants of an account being deleted are counterexamples there
+	// and not under rel.
+	inFleet := map[string]int{}
 	for _, c := range already.Counterexamples {
-		inFleet[c.Invariant+"\x00"+c.Problem] = true
+		inFleet[c.Invariant+"\x00"+c.Problem]++
 	}
 	var own, fleet []Counterexample
 	for _, c := range res.Counterexamples {
-		if inFleet[c.Invariant+"\x00"+c.Problem] {
+		if k := c.Invariant + "\x00" + c.Problem; inFleet[k] > 0 {
+			inFleet[k]--
 			fleet = append(fleet, c)
 		} else {
 			own = append(own, c)
 		}
 	}
-	nFleet := min(already.Violations, res.Violations)
+	nFleet := len(fleet)
+	if res.Violations > len(res.Counterexamples) || already.Violations > len(already.Counterexamples) {
+		// Past MaxCounterexamples not every one is listed: count by totals.
+		nFleet = max(nFleet, min(already.Violations, res.Violations))
+	}
 	nOwn := res.Violations - nFleet
 	first := func(cs []Counterexample) string {
 		if len(cs) == 0 {
