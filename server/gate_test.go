@@ -30,7 +30,9 @@ import (
 // written in silo.yaml, so it is stored as a silo before the gate could
 // have stored it) and a sound release on a fleet that already breaks
 // isolation (a key bound to the production account) are refused as their
-// rollouts start, failed_check with the gate's reason, and nothing starts.
+// rollouts start, failed_check with the gate's reason, and nothing starts;
+// once the key record is removed (DELETE /v1/keys/{key}) the same release
+// starts.
 func TestADeployRunsTheGateOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -144,6 +146,17 @@ func TestADeployRunsTheGateOnce(t *testing.T) {
 				return err
 			}); err != nil || n != 0 {
 				t.Errorf("%d rollout(s) recorded after the refusal (%v), want none", n, err)
+			}
+			if tc.plant {
+				// The way out through the API: the flagged key record is
+				// removed, and the same release then starts.
+				rm, err := c.RemoveKey(ctx, "sk_production_0123456789abcdef")
+				if err != nil || len(rm.Problems) != 1 || !strings.HasPrefix(rm.Problems[0], "I2: API key sk_production_0123456789abcdef is bound to the production account") {
+					t.Fatalf("DELETE /v1/keys/sk_production_…: %+v, %v; want the record removed for its I2 problem", rm, err)
+				}
+				if r, err := c.StartRollout(ctx, id, rollout.Options{}); err != nil || r.Release != id {
+					t.Errorf("start after the repair: %+v, %v; want its rollout", r, err)
+				}
 			}
 		})
 	}
