@@ -356,7 +356,7 @@ var readOnly = map[string]bool{
 // already holds (an account, a key, a rollout).
 var changesHeld = map[string]bool{
 	"silo tenant update": true, "silo tenant suspend": true, "silo tenant resume": true, "silo tenant delete": true,
-	"silo keys create": true, "silo keys revoke": true, "silo keys rotate": true, "silo secret set": true,
+	"silo keys create": true, "silo keys revoke": true, "silo keys rotate": true, "silo keys remove": true, "silo secret set": true,
 	"silo secret delete": true, "silo limits set": true, "silo limits clear": true,
 	"silo env delete": true, "silo env reap": true, "silo orphan destroy": true,
 	"silo rotate data-key": true, "silo rotate master-key": true, "silo report key rotate": true,
