@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
@@ -37,6 +39,13 @@ func (p Problem) String() string { return fmt.Sprintf("%s: %s; %s", p.Account, p
 // an account the provider should hold but does not. Drift is not a
 // problem here (engine.Drift reports it).
 func (p *Plane) AccountProblems(ctx context.Context, a silo.Account) []Problem {
+	_, err := p.cfg.Provider.Resources(ctx, a.ID)
+	return p.accountProblems(ctx, a, err)
+}
+
+// accountProblems is AccountProblems with the error of the provider's
+// read of the account's resources (readErr) already known.
+func (p *Plane) accountProblems(ctx context.Context, a silo.Account, readErr error) []Problem {
 	var out []Problem
 	add := func(problem, fix string) { out = append(out, Problem{Account: a.ID, Problem: problem, Fix: fix}) }
 	switch a.State {
@@ -49,12 +58,12 @@ func (p *Plane) AccountProblems(ctx context.Context, a silo.Account) []Problem {
 		} else {
 			fix += " once what stopped it is fixed"
 		}
-		add("its onboarding did not finish (it has no release yet)", fix)
+		add("its onboarding did not finish (it has no release yet)"+p.lastFailure(a.ID), fix)
 	case silo.StateDeleting:
-		add("its deletion did not finish",
+		add("its deletion did not finish"+p.lastFailure(a.ID),
 			fmt.Sprintf("a running silo server or silo up finishes it by itself; else run %s again", silo.DeleteCommand(a.Kind, a.ID)))
 	}
-	_, err := p.cfg.Provider.Resources(ctx, a.ID)
+	err := readErr
 	switch {
 	case errors.Is(err, silo.ErrNotFound):
 		if a.State != silo.StateProvisioning && a.State != silo.StateDeleting {
@@ -72,7 +81,8 @@ func (p *Plane) AccountProblems(ctx context.Context, a silo.Account) []Problem {
 	case silo.ErrorCode(err) == silo.CodeConflict:
 		add(silo.UserMessage(err), "") // says what to do itself (another installation's account)
 	case err != nil:
-		add(silo.UserMessage(err), "see docs/operations.md")
+		_, doc, _ := p.readFailure(err)
+		add(silo.UserMessage(err), "see "+doc)
 	}
 	if c, ok := p.cfg.Provider.(Checker); ok {
 		if err := c.CheckAccount(ctx, a.ID); err != nil && !errors.Is(err, silo.ErrNotFound) {
@@ -85,6 +95,39 @@ func (p *Plane) AccountProblems(ctx context.Context, a silo.Account) []Problem {
 		}
 	}
 	return out
+}
+
+// lastFailure says why this process's last retry of account id's
+// onboarding or deletion failed and when it tries again
+// (engine.Engine.Retries), or "" if none failed.
+func (p *Plane) lastFailure(id silo.AccountID) string {
+	cause, next, ok := p.Engine.Retries().Failing(id)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(": the last attempt failed (%s); the next is at %s", strings.TrimSuffix(cause, "."), next.Format(time.RFC3339))
+}
+
+// failureExplainer is implemented by providers that explain their own
+// failures (the AWS provider: provider/aws.Provider.ReadFailure): why, in
+// a few words, err kept them from reading an account, where their
+// documentation says what to do, and whether the provider could not be
+// reached at all (down: every further read would fail the same way).
+// A why of "" explains nothing.
+type failureExplainer interface {
+	ReadFailure(err error) (why, doc string, down bool)
+}
+
+// readFailure explains err, an error of the provider reading an account
+// (failureExplainer), for any provider: the local provider's failures
+// are its files', which docs/operations.md covers.
+func (p *Plane) readFailure(err error) (why, doc string, down bool) {
+	if f, ok := p.cfg.Provider.(failureExplainer); ok {
+		if why, doc, down = f.ReadFailure(err); why != "" {
+			return why, doc, down
+		}
+	}
+	return "the provider failed, see Problems", "docs/operations.md", false
 }
 
 // unjoin splits an errors.Join error into its parts.
@@ -229,8 +272,9 @@ func (p *Plane) Resume(ctx context.Context) (ResumeReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	retries := p.Engine.Retries()
 	for _, a := range accts {
-		if busy[a.ID] || a.State != silo.StateProvisioning {
+		if busy[a.ID] || a.State != silo.StateProvisioning || !retries.Due(a) {
 			continue
 		}
 		err := p.resumeOne(ctx, a, rel)
@@ -241,9 +285,11 @@ func (p *Plane) Resume(ctx context.Context) (ResumeReport, error) {
 		}
 		if err != nil {
 			rep.Failed[string(a.ID)] = silo.UserMessage(err)
-			p.cfg.Logger.Warn("could not finish an interrupted onboarding", "account", a.ID, "error", err)
+			next := p.Engine.FailedRetry(ctx, a, err)
+			p.cfg.Logger.Warn("could not finish an interrupted onboarding; trying again later", "account", a.ID, "next", next.Format(time.RFC3339), "error", silo.ForLog(err))
 			continue
 		}
+		retries.Succeeded(a.ID)
 		rep.Resumed = append(rep.Resumed, a.ID)
 		p.cfg.Logger.Info("finished an interrupted onboarding", "account", a.ID, "release", rel.ID)
 	}

@@ -81,6 +81,25 @@ type Engine struct {
 
 	mu      sync.Mutex
 	refusal error // see Refuse
+
+	retries *Backoff // see Retries
+}
+
+// Retries is the backoff of the retries of failed deletions
+// (RetryDeletions, Recover) and onboardings (control.Plane.Resume).
+func (e *Engine) Retries() *Backoff { return e.retries }
+
+// FailedRetry records in Retries that work on account a failed with err,
+// with a as the store holds it after the attempt, and returns when it is
+// due again.
+func (e *Engine) FailedRetry(ctx context.Context, a silo.Account, err error) time.Time {
+	_ = e.cfg.Store.View(ctx, func(tx store.Tx) error {
+		if now, rerr := tx.Account(a.ID); rerr == nil {
+			a = now
+		}
+		return nil
+	})
+	return e.retries.Failed(a, err)
 }
 
 // Refuse makes the engine refuse, with err, every change it would make in
@@ -125,7 +144,7 @@ func New(cfg Config) *Engine {
 		cfg.Heartbeat = cfg.RecoverGrace / 4
 	}
 	cfg.Host = ownerHost(cfg.Host)
-	return &Engine{cfg: cfg}
+	return &Engine{cfg: cfg, retries: newBackoff(cfg.Now)}
 }
 
 // Release is a release ready to plan: its parsed stack and artifacts.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
@@ -197,10 +198,14 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 			// deleting (its intent finished failed, or still pending
 			// when the store could not be written), and the error
 			// logged says what failed.
-			e.cfg.Logger.Error("recover: could not finish the deletion of an account", "account", in.Account, "error", err)
+			// Retries holds it back from RetryDeletions in this pass
+			// (one attempt per pass) and the next ones.
+			next := e.FailedRetry(ctx, silo.Account{ID: in.Account}, err)
+			e.cfg.Logger.Error("recover: could not finish the deletion of an account; trying again later", "account", in.Account, "next", next.Format(time.RFC3339), "error", silo.ForLog(err))
 			rep.Skipped++
 			continue
 		}
+		e.retries.Succeeded(in.Account)
 		rep.Resumed++
 		rep.changed(in.Account)
 	}
@@ -229,15 +234,21 @@ func (e *Engine) RetryDeletions(ctx context.Context) (RecoveryReport, error) {
 		return rep, fmt.Errorf("read the accounts left deleting: %w", err)
 	}
 	for _, a := range accts {
+		if !e.retries.Due(a) {
+			rep.Skipped++ // failed lately, this pass or before (Retries)
+			continue
+		}
 		_, _, err := e.deleteAccount(ctx, a.ID, nil, true)
 		if errors.Is(err, errSettled) {
 			continue // under way in a process (a command, another server's retry)
 		}
 		if err != nil {
-			e.cfg.Logger.Error("could not finish the deletion of an account; trying again at the next pass", "account", a.ID, "error", err)
+			next := e.FailedRetry(ctx, a, err)
+			e.cfg.Logger.Error("could not finish the deletion of an account; trying again later", "account", a.ID, "next", next.Format(time.RFC3339), "error", silo.ForLog(err))
 			rep.Skipped++
 			continue
 		}
+		e.retries.Succeeded(a.ID)
 		rep.Resumed++
 		rep.changed(a.ID)
 	}
