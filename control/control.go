@@ -453,6 +453,11 @@ type Detail struct {
 	// AccountProblems); when it is not empty, DataKey and Drift may be
 	// missing.
 	Problems []Problem `json:"problems,omitempty"`
+	// Unread, when not empty, says in a few words why the provider's
+	// state of the resources was not read ("AWS unreachable"): each
+	// resource is then in an unknown state, not known to be applied, and
+	// Drift is empty.
+	Unread string `json:"unread,omitempty"`
 }
 
 // Show returns an account's detail, including drift against the provider.
@@ -482,16 +487,35 @@ func (p *Plane) Show(ctx context.Context, id silo.AccountID) (Detail, error) {
 		}
 		return d, nil
 	}
-	// An account half created, half deleted or with damaged files is
-	// shown with what is wrong rather than refused: every command agrees
-	// that it exists and in which state.
-	if ref, err := p.cfg.Provider.Ref(ctx, id); err == nil {
+	// An account half created, half deleted, with damaged files or that
+	// the provider cannot read is shown with what is wrong rather than
+	// refused: every command agrees that it exists and in which state.
+	// The first read that finds the provider unreachable (down) ends the
+	// reads: each further one would wait as long to fail the same way.
+	ref, err := p.cfg.Provider.Ref(ctx, id)
+	if err == nil {
 		d.Ref = &ref
+	} else if _, _, down := p.readFailure(err); down && !errors.Is(err, silo.ErrNotFound) {
+		d.Problems = p.accountProblems(ctx, d.Account, err)
+		d.Unread, _, _ = p.readFailure(err)
+		return d, nil
 	}
 	d.URL = p.accountURL(ctx, id)
-	if d.Problems = p.AccountProblems(ctx, d.Account); len(d.Problems) > 0 {
+	_, err = p.cfg.Provider.Resources(ctx, id)
+	if d.Problems = p.accountProblems(ctx, d.Account, err); len(d.Problems) > 0 {
+		if err != nil && !errors.Is(err, silo.ErrNotFound) {
+			if why, _, down := p.readFailure(err); down {
+				d.Unread = why
+				return d, nil
+			}
+		}
 		d.DataKey, _ = p.cfg.Provider.KeyInfo(ctx, id)
-		d.Drift, _ = p.Engine.Drift(ctx, id)
+		if d.Drift, err = p.Engine.Drift(ctx, id); errors.Is(err, silo.ErrNotFound) {
+			d.Drift, d.Unread = nil, "the provider holds no account for it"
+		} else if err != nil {
+			d.Drift = nil
+			d.Unread, _, _ = p.readFailure(err)
+		}
 		return d, nil
 	}
 	if d.DataKey, err = p.cfg.Provider.KeyInfo(ctx, id); err != nil {

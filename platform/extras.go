@@ -76,3 +76,14 @@ func (p *Platform) damaged(id silo.AccountID) error {
 	}
 	return nil
 }
+
+// ReadFailure is the provider's, when it has it (control.Plane.Show);
+// else it explains nothing ("").
+func (l logsOnDelete) ReadFailure(err error) (why, doc string, down bool) {
+	if f, ok := l.Provider.(interface {
+		ReadFailure(error) (string, string, bool)
+	}); ok {
+		return f.ReadFailure(err)
+	}
+	return "", "", false
+}

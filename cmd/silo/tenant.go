@@ -235,6 +235,8 @@ func printDetail(w io.Writer, d control.Detail) {
 		st := "applied"
 		if k, ok := drift[r.Key()]; ok {
 			st = "drift: " + k
+		} else if d.Unread != "" {
+			st = "unknown (not read: " + d.Unread + ")"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.Type, r.Name, st, r.Hash[:12])
 	}

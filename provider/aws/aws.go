@@ -16,12 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/account"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
@@ -108,6 +110,14 @@ type Config struct {
 	// times.
 	MaxAttempts int
 	MaxBackoff  time.Duration
+	// AnswerTimeout bounds how long one attempt of an AWS call waits for
+	// AWS to start answering once the request is sent (default 30 s); past
+	// it the endpoint counts as unreachable and the call is not retried
+	// (faults.go). A Lambda invocation, which answers when the function
+	// returns, waits for as long as its context allows. It applies when
+	// cfg.AWS's HTTPClient is nil or the SDK's own (config.LoadDefaultConfig
+	// sets that one).
+	AnswerTimeout time.Duration
 	// PoolSize is how many accounts the warm pool keeps created ahead
 	// (pool.go); 0, the default, keeps none and never claims.
 	PoolSize int
@@ -143,6 +153,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = defaultMaxBackoff
+	}
+	if c.AnswerTimeout <= 0 {
+		c.AnswerTimeout = defaultAnswerTimeout
 	}
 	at := strings.IndexByte(c.Email, '@')
 	if at <= 0 || at != strings.LastIndexByte(c.Email, '@') || at == len(c.Email)-1 {
@@ -187,6 +200,10 @@ type Provider struct {
 	installationID string          // its ID, once known
 	owners         map[string]bool // AWS account ID → tagged as this installation's, once read
 
+	// invokeHTTP is the HTTP client of Lambda invocations: cfg.AWS's
+	// without Config.AnswerTimeout (nil: cfg.AWS's own, as given).
+	invokeHTTP aws.HTTPClient
+
 	gates gateMetrics // the functions' invocation counters (lambdametrics.go)
 	pkgs  packages    // the functions' deployment packages (lambdapkg.go)
 }
@@ -202,14 +219,24 @@ func New(cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	cfg.AWS.Retryer = cfg.retryer()
+	var invokeHTTP aws.HTTPClient
+	base, ok := cfg.AWS.HTTPClient.(*awshttp.BuildableClient) // what config.LoadDefaultConfig sets
+	if cfg.AWS.HTTPClient == nil {
+		base, ok = awshttp.NewBuildableClient(), true
+	}
+	if ok {
+		invokeHTTP = base
+		cfg.AWS.HTTPClient = base.WithTransportOptions(func(t *http.Transport) { t.ResponseHeaderTimeout = cfg.AnswerTimeout })
+	}
 	p := &Provider{
-		cfg:     cfg,
-		now:     time.Now,
-		ous:     map[string]string{},
-		ids:     map[silo.AccountID]string{},
-		members: map[string]*member{},
-		locks:   map[silo.AccountID]*sync.Mutex{},
-		owners:  map[string]bool{},
+		invokeHTTP: invokeHTTP,
+		cfg:        cfg,
+		now:        time.Now,
+		ous:        map[string]string{},
+		ids:        map[silo.AccountID]string{},
+		members:    map[string]*member{},
+		locks:      map[silo.AccountID]*sync.Mutex{},
+		owners:     map[string]bool{},
 	}
 	p.org = organizations.NewFromConfig(cfg.AWS, func(o *organizations.Options) { p.endpoint(&o.BaseEndpoint, "") })
 	p.acct = account.NewFromConfig(cfg.AWS, func(o *account.Options) { p.endpoint(&o.BaseEndpoint, "") })

@@ -26,13 +26,18 @@ import (
 // stops retrying when most recent calls failed; a data-plane call with a
 // deadline retries until its deadline instead (untilDeadline). Organizations' and IAM's
 // ConcurrentModificationException is retried too (AWS says "try again").
-// An endpoint that refuses the connection or whose name does not resolve
-// (unreachable) is not retried: nothing listens there, or no such region
-// exists, and neither heals within a call's retries; the command fails at
-// once with one sentence saying so.
+// An endpoint that refuses the connection, whose name does not resolve, or
+// that does not answer in time (unreachable: a connection never accepted,
+// an answer that does not start within Config.AnswerTimeout) is not
+// retried: nothing listens there, no such region exists, or the network
+// drops what is sent there, and none of these heals within a call's
+// retries, each of which would wait as long again; the command fails after
+// one attempt with one sentence saying so.
 const (
 	defaultMaxAttempts = 5
 	defaultMaxBackoff  = 20 * time.Second
+	// defaultAnswerTimeout is Config.AnswerTimeout's default.
+	defaultAnswerTimeout = 30 * time.Second
 )
 
 func (c *Config) retryer() func() aws.Retryer {
@@ -80,16 +85,37 @@ func (r untilDeadline) IsErrorRetryable(err error) bool {
 
 // unreachable says why err's endpoint cannot be reached at all ("nothing
 // accepts connections at its address", "the name of its endpoint does not
-// resolve"), or "" if err is no such failure.
+// resolve", "nothing answered at its address in time"), or "" if err is
+// no such failure. A network timeout (a connection that is never
+// accepted, an answer that never starts within Config.AnswerTimeout) is
+// one; a context's deadline or cancellation is not: the caller ended the
+// call.
 func unreachable(err error) string {
 	var dns *net.DNSError
+	var timeout interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "nothing accepts connections at its address"
 	case errors.As(err, &dns) && dns.IsNotFound:
 		return "the name of its endpoint does not resolve"
+	case contextEnded(err):
+		return ""
+	case errors.As(err, &timeout) && timeout.Timeout():
+		return "nothing answered at its address in time"
 	}
 	return ""
+}
+
+// contextEnded reports whether err is, or wraps, a context's error
+// (context.DeadlineExceeded, context.Canceled) itself. errors.Is is not
+// enough: net/http's own timeouts match context.DeadlineExceeded too.
+func contextEnded(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e == context.DeadlineExceeded || e == context.Canceled {
+			return true
+		}
+	}
+	return false
 }
 
 // GetRetryToken takes nothing from the retry quota.
@@ -140,7 +166,7 @@ func fail(id silo.AccountID, step string, err error) error {
 		return nil
 	}
 	var se *silo.Error
-	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &se) || contextEnded(err) || (errors.Is(err, context.DeadlineExceeded) && unreachable(err) == "") {
 		return err
 	}
 	of := " of account " + string(id)
@@ -229,4 +255,31 @@ var iamPrefix = map[string]string{
 	"KMS":             "kms",
 	"Lambda":          "lambda",
 	"ApiGatewayV2":    "apigateway",
+}
+
+// FaultsDoc is where the documentation says what to do about a failure of
+// the AWS provider.
+const FaultsDoc = `docs/aws.md ("Faults and bad input")`
+
+// ReadFailure says, in a few words, why err (an error of this provider)
+// kept silo from reading an account ("AWS unreachable", "AWS denied
+// access"), where the documentation says what to do (FaultsDoc), and
+// whether AWS could not be reached at all: every further call would then
+// fail the same way, after as long a wait, so a caller reading several
+// things of the account stops at the first.
+func (p *Provider) ReadFailure(err error) (why, doc string, down bool) {
+	switch apiCode(err) {
+	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AccessDeniedForDependencyException":
+		return "AWS denied access", FaultsDoc, false
+	case "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
+		"SignatureDoesNotMatch", "InvalidSignatureException", "IncompleteSignature", "AuthFailure":
+		return "AWS refused the credentials", FaultsDoc, false
+	}
+	if unreachable(err) != "" {
+		return "AWS unreachable", FaultsDoc, true
+	}
+	if silo.ErrorCode(err) == silo.CodeUnavailable {
+		return "AWS busy or failing", FaultsDoc, false
+	}
+	return "AWS failed", FaultsDoc, false
 }

@@ -360,6 +360,10 @@ func (p *Provider) Smoke(ctx context.Context, id silo.AccountID, fn string) erro
 	payload, _ := json.Marshal(map[string]any{"silo_invoke": map[string]string{"method": "GET", "path": "/", "request_id": rid}})
 	out, err := p.member(awsID).fn.Invoke(ctx, &lambda.InvokeInput{
 		FunctionName: aws.String(lambdaName(fn)), Qualifier: aws.String(liveAlias), Payload: payload,
+	}, func(o *lambda.Options) {
+		if p.invokeHTTP != nil { // Lambda answers when the function returns
+			o.HTTPClient = p.invokeHTTP
+		}
 	})
 	if isCode(err, "ResourceNotFoundException") {
 		return silo.Errorf(silo.CodeNotFound, "smoke function %s is not deployed in account %s", clip(fn), id)
