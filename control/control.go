@@ -238,6 +238,17 @@ func productionStays(kind silo.Kind, id silo.AccountID, rel string, err error) e
 	return fmt.Errorf("%s%w", stays, err) // internal: its text stays out of what the API shows
 }
 
+// noKeyIssued adds to err, the error of an onboarding of id that failed
+// with the account registered, that its first API key was not issued.
+func noKeyIssued(id silo.AccountID, err error) error {
+	more := fmt.Sprintf("; no API key was issued: silo keys create %s issues one once it is active", id)
+	var se *silo.Error
+	if errors.As(err, &se) && se.Message != "" {
+		return &silo.Error{Code: se.Code, Message: se.Message + more, Err: err}
+	}
+	return fmt.Errorf("%w%s", err, more)
+}
+
 // CheckCreate returns the error CreateAccount refuses req with on rel
 // before it writes anything: an ID that is not a tenant ID, a kind that
 // cannot be created (an empty kind is a tenant), parameters rel's stack
@@ -363,6 +374,9 @@ func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, 
 		}
 	}
 	a, err = p.Engine.CreateAccountThen(ctx, a, rel, then)
+	if err != nil && req.WithKey && a.State == silo.StateProvisioning {
+		err = noKeyIssued(a.ID, err)
+	}
 	if err != nil && madeProduction {
 		err = productionStays(a.Kind, a.ID, rel.ID, err)
 	}

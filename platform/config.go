@@ -6,6 +6,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/gateway"
 	"github.com/silo-run/silo/provider"
 	"github.com/silo-run/silo/provider/local"
@@ -141,6 +142,10 @@ type Config struct {
 	// boundaries (rollout.Config.Hook), after the platform's own handling:
 	// progress displays and tests use it.
 	RolloutHook func(rollout.Event)
+	// StepHook, if set, is the engine's step hook (engine.Config.Hook),
+	// called at each step boundary of an apply or an onboarding: tests
+	// interrupt commands there.
+	StepHook func(engine.Step)
 }
 
 // Validate fills in defaults and checks the configuration.

@@ -238,7 +238,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	}
 	p.Plane = control.New(control.Config{
 		Store: p.Store, Provider: planeProv, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
-		AuditWitness: witness, Feed: p.feed, Ingress: ingress,
+		AuditWitness: witness, Feed: p.feed, Ingress: ingress, Hook: cfg.StepHook,
 		OnChange: func(c store.Change) { p.Invalidate(c.Account) },
 		Placement: func(ctx context.Context, a silo.Account) (string, error) {
 			if p.Runner == nil { // not yet made: no rollout runs

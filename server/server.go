@@ -394,7 +394,10 @@ func (s *Server) routes() {
 			}
 			cr.TTL = d
 		}
-		c, err := s.cfg.Plane.CreateAccount(r.Context(), cr)
+		// The onboarding does not end with the request: a client that goes
+		// away (Ctrl-C) would otherwise leave it wherever the cancellation
+		// reached it, and could not say where.
+		c, err := s.cfg.Plane.CreateAccount(context.WithoutCancel(r.Context()), cr)
 		return http.StatusCreated, c, err
 	})
 	s.handle("GET /v1/accounts", func(r *http.Request) (int, any, error) {

@@ -90,6 +90,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		// request, a build) failed because of it.
 		code, msg = silo.CodeUnavailable, "interrupted"
 	}
+	var ie interruptedError
+	if errors.As(err, &ie) {
+		code, msg = silo.CodeUnavailable, ie.Error()
+	}
 	var se statusError
 	if errors.As(err, &se) {
 		if se.outcome {

@@ -33,6 +33,9 @@ type remoteFixture struct {
 	token   string
 	logDir  string
 	appendL func(logs.Entry)
+	// wrap, if setup sets it, wraps the API's handler: tests watch
+	// requests there.
+	wrap func(http.Handler) http.Handler
 }
 
 func startRemote(t *testing.T) *remoteFixture {
@@ -62,7 +65,11 @@ func startRemoteOn(t *testing.T, file string, setup func(*remoteFixture)) *remot
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(api.Handler())
+	h := api.Handler()
+	if f.wrap != nil {
+		h = f.wrap(h)
+	}
+	hs := httptest.NewServer(h)
 	t.Cleanup(func() { hs.Close(); p.Close() })
 	tok, err := os.ReadFile(filepath.Join(f.dir, server.TokenFile))
 	if err != nil {

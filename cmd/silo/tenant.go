@@ -67,6 +67,10 @@ release stay, and the error says so.`,
 			}
 			defer done()
 			c, err := api.CreateAccount(cmd.Context(), control.CreateRequest{ID: args[0], Kind: kind, Name: name, Params: ps, WithKey: !noKey})
+			if err != nil && cmd.Context().Err() != nil {
+				_, remote := api.(remoteAPI)
+				return interruptedCreate(cmd.Context(), api, remote, silo.AccountID(args[0]), kind, !noKey)
+			}
 			if err != nil {
 				return err
 			}
@@ -86,6 +90,72 @@ release stay, and the error says so.`,
 	cmd.Flags().StringVar(&name, "name", "", "display name")
 	cmd.Flags().BoolVar(&noKey, "no-key", false, "do not issue a first API key")
 	return cmd
+}
+
+// interruptedError is the error of a command interrupted (Ctrl-C, SIGTERM)
+// that says what it left: run shows its message after "interrupted: ".
+type interruptedError struct{ msg string }
+
+func (e interruptedError) Error() string { return "interrupted: " + e.msg }
+
+// interruptedCreate says what an interrupted silo tenant create of id left
+// and what to do about it, from the account's state read with a fresh,
+// short context (ctx is cancelled). withKey says whether a first API key
+// was asked for. Locally the onboarding stopped where it was interrupted;
+// a server goes on with it by itself (its onboarding does not end with
+// the request), so remote says what the server is doing.
+func interruptedCreate(ctx context.Context, api controlAPI, remote bool, id silo.AccountID, kind silo.Kind, withKey bool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	del := silo.DeleteCommand(kind, id) + " --yes"
+	what := string(kind)
+	if kind == silo.KindDeveloper {
+		what = "developer account"
+	}
+	accts, err := api.Accounts(ctx, store.Filter{})
+	if err != nil {
+		return interruptedError{fmt.Sprintf("%s %s may be partly created (its state could not be read: %s); silo tenant show %s says what is left", what, id, userMessage(err), id)}
+	}
+	i := slices.IndexFunc(accts, func(a silo.Account) bool { return a.ID == id })
+	if remote {
+		state := "not registered yet"
+		if i >= 0 {
+			state = "now " + string(accts[i].State)
+		}
+		msg := fmt.Sprintf("the server goes on creating %s %s by itself, if the request reached it (%s); silo tenant show %s shows its state", what, id, state, id)
+		if withKey {
+			msg += fmt.Sprintf("; the first API key it issues cannot be shown here: once %s is active, revoke that key (silo keys list %s, silo keys revoke %s KEY-ID) and run silo keys create %s", id, id, id, id)
+		}
+		return interruptedError{msg + "; or remove it with " + del}
+	}
+	if i < 0 {
+		return interruptedError{fmt.Sprintf("%s %s was not created", what, id)}
+	}
+	a := accts[i]
+	switch {
+	case a.State == silo.StateProvisioning:
+		msg := fmt.Sprintf("%s %s is registered but still provisioning", what, id)
+		if withKey {
+			msg += ", and no API key was issued"
+		}
+		msg += fmt.Sprintf(": run silo apply %s to finish it", id)
+		if withKey {
+			msg += fmt.Sprintf(" (then silo keys create %s for a key)", id)
+		}
+		return interruptedError{msg + ", or " + del + " to remove it"}
+	case a.State == silo.StateActive && withKey:
+		keys, err := api.Keys(ctx, id)
+		if err != nil {
+			return interruptedError{fmt.Sprintf("%s %s was created, but whether its API key was issued could not be read (%s): silo keys list %s shows its keys, silo keys create %s issues one; or %s", what, id, userMessage(err), id, id, del)}
+		}
+		if len(keys) == 0 {
+			return interruptedError{fmt.Sprintf("%s %s was created but its API key was not issued: run silo keys create %s, or %s", what, id, id, del)}
+		}
+		return interruptedError{fmt.Sprintf("%s %s was created and its API key %s issued, but the key was not shown: revoke it with silo keys revoke %s %s and run silo keys create %s; or %s", what, id, keys[0].ID, id, keys[0].ID, id, del)}
+	case a.State == silo.StateActive:
+		return interruptedError{fmt.Sprintf("%s %s was created (release %s) before the interruption", what, id, a.Release)}
+	}
+	return interruptedError{fmt.Sprintf("%s %s is %s; silo tenant show %s shows it", what, id, a.State, id)}
 }
 
 func parseParams(kvs []string) (map[string]string, error) {

@@ -19,6 +19,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
@@ -141,6 +142,10 @@ func findApp(g *globals, explicit bool) (string, error) {
 // $SILO_CACHE_DIR, if set, holds the build and compile caches;
 // $SILO_MASTER_KEY_FILE, if set, is the master key file (kept outside the
 // data dir, a copy of the data dir alone opens nothing).
+// engineStep is called at each step boundary of the engine's applies and
+// onboardings (engine.Config.Hook): tests interrupt commands there.
+var engineStep = func(engine.Step) {}
+
 func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...func(*platform.Config)) (*platform.Platform, error) {
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: logLevel()}))
 	if listen == "" && api == "" && os.Getenv("SILO_DEBUG") == "" {
@@ -148,7 +153,7 @@ func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...f
 		// its output, or as its error); log lines would say it twice.
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg := platform.Config{DataDir: g.dataDir, Listen: listen, APIListen: api, Logger: log, Actor: actor()}
+	cfg := platform.Config{DataDir: g.dataDir, Listen: listen, APIListen: api, Logger: log, Actor: actor(), StepHook: func(s engine.Step) { engineStep(s) }}
 	for _, o := range opts {
 		o(&cfg)
 	}
