@@ -48,7 +48,8 @@ type Config struct {
 	// Without it VerifyAudit checks the hash chain only.
 	AuditWitness string
 	// Hook is the engine's step hook (engine.Config.Hook): crash tests
-	// use it to stop a process at a step boundary.
+	// use it to stop a process at a step boundary. Gate calls it too, as
+	// it starts, with Point "gate" (tests count the gates a command runs).
 	Hook func(engine.Step)
 	// OnChange, if set, is called in this process after each change the
 	// Plane commits (see Announce), before the method returns: the

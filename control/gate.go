@@ -19,6 +19,9 @@ import (
 // verifies the fleet as it would be under rel (isolation.Gate) before
 // anything is applied.
 func (p *Plane) Gate(ctx context.Context, rel engine.Release) error {
+	if p.cfg.Hook != nil {
+		p.cfg.Hook(engine.Step{Point: "gate"})
+	}
 	f, err := isolation.LoadFleet(ctx, p.cfg.Store)
 	if err != nil {
 		return fmt.Errorf("load fleet for the isolation gate: %w", err)

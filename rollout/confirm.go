@@ -224,6 +224,19 @@ func (rn *Runner) PreviewStart(ctx context.Context, releaseID string) (Preview, 
 	if err != nil {
 		return Preview{}, err
 	}
+	return rn.PreviewNew(ctx, rel)
+}
+
+// PreviewNew is PreviewStart for rel, which need not be stored: what
+// StartNew of it would plan and destroy. It changes nothing.
+//
+// # Errors
+//
+// PreviewStart's.
+func (rn *Runner) PreviewNew(ctx context.Context, rel engine.Release) (Preview, error) {
+	if err := store.CheckShip(rel.ID, rel.Probe, nil); err != nil {
+		return Preview{}, err
+	}
 	pv, err := rn.startPreview(ctx, rel)
 	if err != nil {
 		return pv, err
@@ -257,7 +270,7 @@ func (rn *Runner) PreviewRollback(ctx context.Context, id string) (Preview, erro
 // rings select.
 func (rn *Runner) startPreview(ctx context.Context, rel engine.Release) (Preview, error) {
 	rings := ringsOf(rel.Stack, false)
-	return rn.preview(ctx, rel.ID, func(_ store.Tx, as []silo.Account) (map[silo.AccountID]string, error) {
+	return rn.preview(ctx, rel, func(_ store.Tx, as []silo.Account) (map[silo.AccountID]string, error) {
 		to := map[silo.AccountID]string{}
 		for _, a := range as {
 			if ringOf(rings, rel.Stack, a) >= 0 {
@@ -272,7 +285,7 @@ func (rn *Runner) startPreview(ctx context.Context, rel engine.Release) (Preview
 // return.
 func (rn *Runner) rollbackPreview(ctx context.Context, orig Rollout, rel engine.Release) (Preview, error) {
 	back := Rollout{Release: rel.ID, Rings: ringsOf(rel.Stack, true)}
-	return rn.preview(ctx, rel.ID, func(tx store.Tx, as []silo.Account) (map[silo.AccountID]string, error) {
+	return rn.preview(ctx, rel, func(tx store.Tx, as []silo.Account) (map[silo.AccountID]string, error) {
 		var mine []silo.Account
 		for _, a := range as {
 			if ringOf(back.Rings, rel.Stack, a) >= 0 {
@@ -299,8 +312,9 @@ func (rn *Runner) rollbackTarget(ctx context.Context, id string) (Rollout, engin
 
 // preview plans every live account that the rollout would move and
 // returns what those plans destroy. moves maps a page of accounts to the
-// release each would move to, leaving out those that stay.
-func (rn *Runner) preview(ctx context.Context, release string, moves func(store.Tx, []silo.Account) (map[silo.AccountID]string, error)) (Preview, error) {
+// release each would move to, leaving out those that stay; target, one
+// of those releases, is used as given.
+func (rn *Runner) preview(ctx context.Context, target engine.Release, moves func(store.Tx, []silo.Account) (map[silo.AccountID]string, error)) (Preview, error) {
 	var plans []silo.Plan
 	f := store.Filter{Limit: 1000}
 	for {
@@ -328,9 +342,12 @@ func (rn *Runner) preview(ctx context.Context, release string, moves func(store.
 			if !ok {
 				continue
 			}
-			rel, err := rn.release(ctx, id)
-			if err != nil {
-				return Preview{}, err
+			rel := target // which need not be stored (PreviewNew)
+			if id != target.ID {
+				var err error
+				if rel, err = rn.release(ctx, id); err != nil {
+					return Preview{}, err
+				}
 			}
 			p, err := rn.cfg.Engine.PlanAccount(ctx, a, rel)
 			if silo.ErrorCode(err) == silo.CodeInvalid {
@@ -348,7 +365,7 @@ func (rn *Runner) preview(ctx context.Context, release string, moves func(store.
 			if losses == nil {
 				losses = []silo.Loss{}
 			}
-			return Preview{Release: release, Accounts: len(plans), Losses: losses, Digest: lossDigest(losses)}, nil
+			return Preview{Release: target.ID, Accounts: len(plans), Losses: losses, Digest: lossDigest(losses)}, nil
 		}
 		f.After = page[len(page)-1].ID
 	}

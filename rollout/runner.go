@@ -158,6 +158,27 @@ func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rol
 	if err != nil {
 		return Rollout{}, err
 	}
+	return rn.start(ctx, rel, opt, nil)
+}
+
+// StartNew is Start for a release not stored yet: every check Start makes
+// (the isolation gate and the confirmation of what it destroys included)
+// runs on rel first, then put stores it, then the rollout is recorded. A
+// release Start would refuse is not stored.
+//
+// # Errors
+//
+// Start's, and put's.
+func (rn *Runner) StartNew(ctx context.Context, rel engine.Release, opt Options, put func(context.Context) error) (Rollout, error) {
+	if err := store.CheckShip(rel.ID, rel.Probe, nil); err != nil {
+		return Rollout{}, err
+	}
+	return rn.start(ctx, rel, opt, put)
+}
+
+// start is Start of rel, which put (if not nil) stores once every check
+// passed.
+func (rn *Runner) start(ctx context.Context, rel engine.Release, opt Options, put func(context.Context) error) (Rollout, error) {
 	if err := rn.Reship(ctx, rel.ID, opt.RetryFailed, "to roll this one out again through the rings and their gates, confirm it: silo deploy --retry-failed (API: \"retry_failed\": true)"); err != nil {
 		return Rollout{}, err
 	}
@@ -170,6 +191,11 @@ func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rol
 		return silo.Errorf(silo.CodeNeedsConfirm, "the rollout of release %s destroys data (%s), which cannot be undone; no account was changed. Confirm it to go ahead: silo deploy --yes (API: \"allow_data_loss\": true)", rel.ID, silo.DescribeLosses(pv.Losses))
 	}); err != nil {
 		return Rollout{}, err
+	}
+	if put != nil {
+		if err := put(ctx); err != nil {
+			return Rollout{}, err
+		}
 	}
 	return rn.create(ctx, rel, "", nil)
 }

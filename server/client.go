@@ -312,9 +312,20 @@ func (c *Client) Release(ctx context.Context, id string) (ReleaseInfo, error) {
 // release current on every account its rings select starts nothing: the
 // error is then a *rollout.UpToDate, as Runner.Start's.
 func (c *Client) StartRollout(ctx context.Context, release string, opt rollout.Options) (rollout.Rollout, error) {
+	return c.start(ctx, StartRequest{Release: release, AllowDataLoss: opt.AllowDataLoss, LossesDigest: opt.LossesDigest, RetryFailed: opt.RetryFailed})
+}
+
+// StartUpload is StartRollout of up, a release not stored yet (its
+// artifacts uploaded): the server stores it only if the rollout starts
+// (StartRequest.Upload).
+func (c *Client) StartUpload(ctx context.Context, up ReleaseRequest, opt rollout.Options) (rollout.Rollout, error) {
+	return c.start(ctx, StartRequest{Upload: &up, AllowDataLoss: opt.AllowDataLoss, LossesDigest: opt.LossesDigest, RetryFailed: opt.RetryFailed})
+}
+
+func (c *Client) start(ctx context.Context, req StartRequest) (rollout.Rollout, error) {
 	var raw json.RawMessage
 	var out rollout.Rollout
-	err := c.call(ctx, http.MethodPost, "/v1/rollouts", StartRequest{Release: release, AllowDataLoss: opt.AllowDataLoss, LossesDigest: opt.LossesDigest, RetryFailed: opt.RetryFailed}, &raw)
+	err := c.call(ctx, http.MethodPost, "/v1/rollouts", req, &raw)
 	if err != nil {
 		return out, err
 	}
@@ -339,6 +350,14 @@ func (c *Client) StartRollout(ctx context.Context, release string, opt rollout.O
 func (c *Client) PreviewRollout(ctx context.Context, release string) (rollout.Preview, error) {
 	var out rollout.Preview
 	err := c.call(ctx, http.MethodGet, "/v1/rollouts/preview?release="+url.QueryEscape(release), nil, &out)
+	return out, err
+}
+
+// PreviewUpload is PreviewRollout of up, a release not stored yet (its
+// artifacts uploaded); nothing is stored.
+func (c *Client) PreviewUpload(ctx context.Context, up ReleaseRequest) (rollout.Preview, error) {
+	var out rollout.Preview
+	err := c.call(ctx, http.MethodPost, "/v1/rollouts/preview", up, &out)
 	return out, err
 }
 

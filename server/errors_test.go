@@ -31,7 +31,7 @@ func TestErrorsAreJSON(t *testing.T) {
 	}{
 		{"unknown path", "GET", "/v1/nosuch", "", 404, silo.CodeNotFound, "no such endpoint: GET /v1/nosuch; see docs/api.md", ""},
 		{"unknown path outside /v1", "GET", "/nosuch", "", 404, silo.CodeNotFound, "no such endpoint: GET /nosuch; see docs/api.md", ""},
-		{"wrong method, one allowed", "POST", "/v1/rollouts/preview?release=r-x", "", 405, silo.CodeNotAllowed, "POST is not allowed on /v1/rollouts/preview; use GET or HEAD (see docs/api.md)", "GET, HEAD"},
+		{"wrong method, one allowed", "POST", "/v1/rollouts/ro-000001/rollback/preview", "", 405, silo.CodeNotAllowed, "POST is not allowed on /v1/rollouts/ro-000001/rollback/preview; use GET or HEAD (see docs/api.md)", "GET, HEAD"},
 		{"wrong method, several allowed", "DELETE", "/v1/accounts", "", 405, silo.CodeNotAllowed, "DELETE is not allowed on /v1/accounts; use GET, HEAD or POST (see docs/api.md)", "GET, HEAD, POST"},
 		{"boolean as a string", "POST", "/v1/rollouts/ro-000001/rollback", `{"allow_data_loss":"yes"}`, 400, silo.CodeInvalid, "allow_data_loss must be a boolean, not a string (see docs/api.md)", ""},
 		{"string as a number, nested", "POST", "/v1/accounts", `{"id":"acme","params":{"plan":1}}`, 400, silo.CodeInvalid, "each value of params must be a string, not a number (see docs/api.md)", ""},
@@ -40,6 +40,8 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"empty body", "POST", "/v1/accounts", ``, 400, silo.CodeInvalid, "the request body is empty; send a JSON object (see docs/api.md)", ""},
 		{"cut short", "POST", "/v1/accounts", `{"id":`, 400, silo.CodeInvalid, "the request body is not valid JSON: it ends before the value does", ""},
 		{"not JSON", "POST", "/v1/accounts", `{id: acme}`, 400, silo.CodeInvalid, "the request body is not valid JSON: it breaks at byte 2; send a JSON object (see docs/api.md)", ""},
+		{"neither release nor upload", "POST", "/v1/rollouts", `{"allow_data_loss":true}`, 400, silo.CodeInvalid, "give either release (the ID of a stored release) or upload (a release to store if its rollout starts), not both or neither", ""},
+		{"both release and upload", "POST", "/v1/rollouts", `{"release":"r-x","upload":{"spec":"version: 1"}}`, 400, silo.CodeInvalid, "give either release (the ID of a stored release) or upload (a release to store if its rollout starts), not both or neither", ""},
 		{"not JSON at all", "POST", "/v1/rollouts", `not json`, 400, silo.CodeInvalid, "the request body is not valid JSON: it breaks at byte 2; send a JSON object (see docs/api.md)", ""},
 		{"too large", "PUT", "/v1/accounts/acme/limits", `{"rate":` + strings.Repeat(" ", 5<<20) + `1}`, 413, silo.CodeTooLarge, "the request body is over 4 MiB; send less", ""},
 	} {
@@ -66,6 +68,7 @@ func TestErrorsAreJSON(t *testing.T) {
 	}{
 		{"known path", "GET", "/v1/accounts", "", 200, ""},
 		{"right method", "GET", "/v1/rollouts/preview?release=r-x", "", 404, silo.CodeNotFound},
+		{"release alone", "POST", "/v1/rollouts", `{"release":"r-x","allow_data_loss":true}`, 404, silo.CodeNotFound},
 		{"boolean", "POST", "/v1/rollouts/ro-000001/rollback", `{"allow_data_loss":true}`, 404, silo.CodeNotFound},
 		{"string parameter", "POST", "/v1/accounts", `{"id":"acme","params":{"plan":"pro"}}`, 404, silo.CodeNotFound},
 	} {

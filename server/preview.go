@@ -7,7 +7,8 @@ import (
 )
 
 // previewRoutes serves what a rollout or a rollback would destroy, as
-// rollout.Runner.PreviewStart and PreviewRollback find it; nothing
+// rollout.Runner.PreviewStart, PreviewNew (of a release uploaded, not
+// stored) and PreviewRollback find it; nothing
 // changes, and nothing is audited.
 func (s *Server) previewRoutes() {
 	s.handle("GET /v1/rollouts/preview", func(r *http.Request) (int, any, error) {
@@ -16,6 +17,18 @@ func (s *Server) previewRoutes() {
 			return 0, nil, silo.Errorf(silo.CodeInvalid, "release is required: GET /v1/rollouts/preview?release=r-…")
 		}
 		pv, err := s.cfg.Runner.PreviewStart(r.Context(), rel)
+		return http.StatusOK, pv, err
+	})
+	s.handle("POST /v1/rollouts/preview", func(r *http.Request) (int, any, error) {
+		var req ReleaseRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		rel, _, err := s.newRelease(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		pv, err := s.cfg.Runner.PreviewNew(r.Context(), rel)
 		return http.StatusOK, pv, err
 	})
 	s.handle("GET /v1/rollouts/{rid}/rollback/preview", func(r *http.Request) (int, any, error) {

@@ -4,6 +4,7 @@ package server
 // (routes, server.go).
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -166,9 +167,27 @@ func (s *Server) postRelease(r *http.Request) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
+	rel, stored, err := s.newRelease(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	status, stored, err := s.putRelease(r.Context(), rel, stored)
+	if err != nil {
+		return 0, nil, err
+	}
+	return status, ReleaseInfo{ID: rel.ID, Artifacts: stored.Artifacts, Created: stored.Created, Note: stored.Note}, nil
+}
+
+// newRelease checks req, the release of an upload, and returns it, not
+// stored: the spec parses and every function has an uploaded artifact.
+//
+// # Errors
+//
+// CodeInvalid saying what is wrong with req.
+func (s *Server) newRelease(req ReleaseRequest) (engine.Release, store.Release, error) {
 	st, err := spec.Parse("silo.yaml", []byte(req.Spec))
 	if err != nil {
-		return 0, nil, silo.Errorf(silo.CodeInvalid, "the release's silo.yaml is invalid:\n%v", err)
+		return engine.Release{}, store.Release{}, silo.Errorf(silo.CodeInvalid, "the release's silo.yaml is invalid:\n%v", err)
 	}
 	need := map[string]bool{}
 	for name := range st.Functions {
@@ -180,31 +199,35 @@ func (s *Server) postRelease(r *http.Request) (int, any, error) {
 	for k := range need {
 		d, ok := req.Artifacts[k]
 		if !ok {
-			return 0, nil, silo.Errorf(silo.CodeInvalid, "function %q has no artifact in the release; build it and upload it", k)
+			return engine.Release{}, store.Release{}, silo.Errorf(silo.CodeInvalid, "function %q has no artifact in the release; build it and upload it", k)
 		}
 		p, err := s.artifactPath(d)
 		if err != nil {
-			return 0, nil, err
+			return engine.Release{}, store.Release{}, err
 		}
 		if _, err := os.Stat(p); err != nil {
-			return 0, nil, silo.Errorf(silo.CodeInvalid, "artifact %s of function %q was not uploaded; PUT /v1/artifacts/%s first", d, k, d)
+			return engine.Release{}, store.Release{}, silo.Errorf(silo.CodeInvalid, "artifact %s of function %q was not uploaded; PUT /v1/artifacts/%s first", d, k, d)
 		}
 	}
 	for k := range req.Artifacts {
 		if !need[k] {
-			return 0, nil, silo.Errorf(silo.CodeInvalid, "artifact %q names no function of the release", k)
+			return engine.Release{}, store.Release{}, silo.Errorf(silo.CodeInvalid, "artifact %q names no function of the release", k)
 		}
 	}
 	rel, stored, err := engine.NewRelease(st, req.Artifacts, s.cfg.Now())
-	if err != nil {
-		return 0, nil, err
-	}
 	stored.Note = req.Note
+	return rel, stored, err
+}
+
+// putRelease stores rel (stored as newRelease made it) unless it is stored
+// already, and returns it as stored, with 201 if this call stored it, else
+// 200.
+func (s *Server) putRelease(ctx context.Context, rel engine.Release, stored store.Release) (int, store.Release, error) {
 	// The answer is the release as stored. Releases are immutable: the
 	// same inputs again answer it as first stored (its note and time),
 	// with 200 rather than 201.
 	status := http.StatusOK
-	err = s.cfg.Store.Update(r.Context(), func(tx store.Tx) error {
+	err := s.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		_, err := tx.Release(rel.ID)
 		if errors.Is(err, silo.ErrNotFound) {
 			status = http.StatusCreated
@@ -217,7 +240,7 @@ func (s *Server) postRelease(r *http.Request) (int, any, error) {
 		return err
 	})
 	if err != nil {
-		return 0, nil, fmt.Errorf("store release %s: %w", rel.ID, err)
+		return 0, stored, fmt.Errorf("store release %s: %w", rel.ID, err)
 	}
-	return status, ReleaseInfo{ID: rel.ID, Artifacts: stored.Artifacts, Created: stored.Created, Note: stored.Note}, nil
+	return status, stored, nil
 }

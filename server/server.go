@@ -346,7 +346,13 @@ type NothingStarted struct {
 
 // StartRequest is the body of POST /v1/rollouts.
 type StartRequest struct {
-	Release string `json:"release"`
+	// Release is the ID of a stored release to roll out; or Upload, not
+	// stored yet (a ReleaseRequest, its artifacts uploaded), which is
+	// stored only if the rollout starts: a start refused for any reason
+	// (the isolation gate, data loss not confirmed, a failed release)
+	// stores nothing. Exactly one of the two.
+	Release string          `json:"release,omitempty"`
+	Upload  *ReleaseRequest `json:"upload,omitempty"`
 	// AllowDataLoss confirms a rollout that deletes or replaces tables,
 	// buckets or secrets (rollout.Options); without it such a rollout is
 	// refused with needs_confirmation, naming what it would destroy.
@@ -598,7 +604,24 @@ func (s *Server) routes() {
 		if err := decode(r, &req); err != nil {
 			return 0, nil, err
 		}
-		ro, err := s.cfg.Runner.Start(r.Context(), req.Release, rollout.Options{AllowDataLoss: req.AllowDataLoss, LossesDigest: req.LossesDigest, RetryFailed: req.RetryFailed})
+		opt := rollout.Options{AllowDataLoss: req.AllowDataLoss, LossesDigest: req.LossesDigest, RetryFailed: req.RetryFailed}
+		var ro rollout.Rollout
+		var err error
+		switch {
+		case (req.Release == "") == (req.Upload == nil):
+			return 0, nil, silo.Errorf(silo.CodeInvalid, "give either release (the ID of a stored release) or upload (a release to store if its rollout starts), not both or neither")
+		case req.Upload != nil:
+			rel, stored, nerr := s.newRelease(*req.Upload)
+			if nerr != nil {
+				return 0, nil, nerr
+			}
+			ro, err = s.cfg.Runner.StartNew(r.Context(), rel, opt, func(ctx context.Context) error {
+				_, _, err := s.putRelease(ctx, rel, stored)
+				return err
+			})
+		default:
+			ro, err = s.cfg.Runner.Start(r.Context(), req.Release, opt)
+		}
 		if u, ok := errors.AsType[*rollout.UpToDate](err); ok {
 			return http.StatusOK, NothingStarted{Message: u.Error(), UpToDate: *u}, nil
 		}

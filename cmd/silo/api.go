@@ -92,30 +92,42 @@ func (r remoteAPI) StageRelease(ctx context.Context) (string, error) {
 // (content-addressed, so a repeat upload is cheap) and the silo.yaml it was
 // built from. The server parses and gates it; it returns the release ID.
 func uploadRelease(ctx context.Context, g *globals, c *server.Client) (string, error) {
-	cache, done, err := remoteBuildCache(g)
+	req, err := uploadArtifacts(ctx, g, c)
 	if err != nil {
 		return "", err
+	}
+	info, err := c.UploadRelease(ctx, req)
+	return info.ID, err
+}
+
+// uploadArtifacts is uploadRelease without storing the release: it
+// builds the spec file here, uploads its artifacts and returns the release
+// to send (silo deploy sends it with the rollout's start, which stores it
+// only if the rollout starts).
+func uploadArtifacts(ctx context.Context, g *globals, c *server.Client) (server.ReleaseRequest, error) {
+	cache, done, err := remoteBuildCache(g)
+	if err != nil {
+		return server.ReleaseRequest{}, err
 	}
 	defer done()
 	rel, err := platform.BuildRelease(ctx, g.file, cache)
 	if err != nil {
-		return "", err
+		return server.ReleaseRequest{}, err
 	}
 	spec, err := os.ReadFile(g.file)
 	if err != nil {
-		return "", err
+		return server.ReleaseRequest{}, err
 	}
 	for name, d := range rel.Artifacts {
 		b, err := os.ReadFile(platform.BuiltArtifact(cache, d))
 		if err != nil {
-			return "", fmt.Errorf("read artifact of %s: %w", name, err)
+			return server.ReleaseRequest{}, fmt.Errorf("read artifact of %s: %w", name, err)
 		}
 		if _, err := c.PutArtifact(ctx, b); err != nil {
-			return "", err
+			return server.ReleaseRequest{}, err
 		}
 	}
-	info, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: string(spec), Artifacts: rel.Artifacts})
-	return info.ID, err
+	return server.ReleaseRequest{Spec: string(spec), Artifacts: rel.Artifacts}, nil
 }
 
 // remoteBuildCache returns the build cache a release uploaded to a server

@@ -5,12 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/store"
 )
 
@@ -73,5 +75,32 @@ func plantProductionKey(t *testing.T, c *cli) {
 	k := store.APIKey{ID: "sk_production_0123456789abcdef", Account: silo.ProductionID, Hash: make([]byte, 32), Created: time.Now()}
 	if err := a.store.Update(context.Background(), func(tx store.Tx) error { return tx.PutKey(k) }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A local silo deploy runs the isolation gate once (control.Plane.Gate,
+// counted through the engine's step hook), as its rollout starts, on the
+// release it ships, before storing it; the release is stored and rolled
+// out. The twin, a deploy the gate refuses, is in
+// TestLocalDeployRunsTheIsolationGate.
+func TestLocalDeployRunsTheGateOnce(t *testing.T) {
+	file, src := initProject(t)
+	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
+	c.ok("tenant", "create", "acme")
+	if err := os.WriteFile(file, []byte(strings.Replace(string(src), "Hello, ", "Hi, ", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var gates atomic.Int32
+	engineStep = func(s engine.Step) {
+		if s.Point == "gate" {
+			gates.Add(1)
+		}
+	}
+	defer func() { engineStep = func(engine.Step) {} }()
+	if out := c.ok("deploy"); !strings.Contains(out, "succeeded") {
+		t.Fatalf("deploy: %s; want the rollout succeeded", out)
+	}
+	if n := gates.Load(); n != 1 {
+		t.Errorf("a local deploy ran the isolation gate %d times, want once", n)
 	}
 }

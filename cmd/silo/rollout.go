@@ -183,8 +183,9 @@ runs the rollout in this process on the local data dir. Interrupting the follow 
 server-side rollout: reattach with silo rollout status --follow.
 
 Either way the release passes the isolation gate (the fleet as it would be under the release, as
-silo verify proves it) before it is stored and again as its rollout starts; a release it refuses
-is neither stored nor rolled out, and no account changes.
+silo verify proves it) once, as its rollout starts, and is stored only if the rollout starts: a
+release the gate refuses, or whose data loss is not confirmed, is neither stored nor rolled out,
+and no account changes.
 
 --release ID rolls out a release built before (silo release list) instead of building silo.yaml:
 the way back to an earlier release when silo rollout rollback cannot take you there (a rollback
@@ -217,31 +218,27 @@ that release like any rollout.`,
 				if err := noActiveRollout(rn.Active(ctx)); err != nil { // before building anything
 					return err
 				}
-				id := release
-				if id == "" {
+				lc.preview = func() (rollout.Preview, error) { return rn.PreviewStart(ctx, release) }
+				start := func(opt rollout.Options) (rollout.Rollout, error) {
+					opt.RetryFailed = retry
+					return rn.Start(ctx, release, opt)
+				}
+				if release == "" {
 					rel, stored, err := a.plane.PrepareRelease(ctx, g.file)
 					if err != nil {
 						return err
 					}
-					// The isolation gate, before the release is stored:
-					// a refused release is not stored in the data dir.
-					// The rollout's start runs it once more, against the
-					// fleet as it is then (rollout.Config.Gate), for
-					// --release too. (A server stores an uploaded release
-					// without it and gates only the start.)
-					if err := a.plane.GateRollout(ctx, rel, rollout.Unmoved(rel.Stack)); err != nil {
-						return err
+					// The release is stored only once its rollout's start
+					// accepts it (the isolation gate, run once there, and
+					// the confirmation of what it destroys): a refused
+					// release is not stored in the data dir.
+					lc.preview = func() (rollout.Preview, error) { return rn.PreviewNew(ctx, rel) }
+					start = func(opt rollout.Options) (rollout.Rollout, error) {
+						opt.RetryFailed = retry
+						return rn.StartNew(ctx, rel, opt, func(ctx context.Context) error { return a.plane.PutRelease(ctx, stored) })
 					}
-					if err := a.plane.PutRelease(ctx, stored); err != nil {
-						return err
-					}
-					id = rel.ID
 				}
-				lc.preview = func() (rollout.Preview, error) { return rn.PreviewStart(ctx, id) }
-				r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) {
-					opt.RetryFailed = retry
-					return rn.Start(ctx, id, opt)
-				})
+				r, err := g.confirmDataLoss(yes, lc, start)
 				if done, err := nothingStarted(g, err); done || err != nil {
 					return err
 				}
@@ -250,17 +247,26 @@ that release like any rollout.`,
 			if err := noActiveRollout(c.Rollout(ctx, "active")); err != nil { // before building anything
 				return err
 			}
-			id := release // the server holds it: nothing local is needed
-			if id == "" {
-				if id, err = uploadRelease(ctx, g, c); err != nil {
+			// --release: the server holds it, nothing local is needed.
+			lc.preview = func() (rollout.Preview, error) { return c.PreviewRollout(ctx, release) }
+			start := func(opt rollout.Options) (rollout.Rollout, error) {
+				opt.RetryFailed = retry
+				return c.StartRollout(ctx, release, opt)
+			}
+			if release == "" {
+				// The release goes with the rollout's start, which stores
+				// it only if the rollout starts.
+				up, err := uploadArtifacts(ctx, g, c)
+				if err != nil {
 					return err
 				}
+				lc.preview = func() (rollout.Preview, error) { return c.PreviewUpload(ctx, up) }
+				start = func(opt rollout.Options) (rollout.Rollout, error) {
+					opt.RetryFailed = retry
+					return c.StartUpload(ctx, up, opt)
+				}
 			}
-			lc.preview = func() (rollout.Preview, error) { return c.PreviewRollout(ctx, id) }
-			r, err := g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) {
-				opt.RetryFailed = retry
-				return c.StartRollout(ctx, id, opt)
-			})
+			r, err := g.confirmDataLoss(yes, lc, start)
 			if done, err := nothingStarted(g, err); done || err != nil {
 				return err
 			}
