@@ -49,7 +49,10 @@ func newTenantCreate(g *globals, kind silo.Kind) *cobra.Command {
 key, applies the current release (the first time: the release built from silo.yaml), and issues
 a first API key, printed once. The first account of an installation creates the production
 account before it; if the tenant's creation then fails, the production account and the current
-release stay, and the error says so.`,
+release stay, and the error says so. Interrupted (Ctrl-C), it reads the tenant's state again and
+says what is left and what to do: nothing; a tenant still provisioning without a key (silo apply
+ID finishes it); a tenant created without its key (silo keys create ID). Against a server, the
+server goes on with the creation by itself.`,
 		Example: `  silo tenant create acme --param plan=pro
   silo tenant create globex --name "Globex Corp"`,
 		Args: exactArgs(1, "a tenant ID"),
