@@ -375,8 +375,12 @@ func (p *Plane) CreateAccount(ctx context.Context, req CreateRequest) (Created, 
 		}
 	}
 	a, err = p.Engine.CreateAccountThen(ctx, a, rel, then)
-	if err != nil && req.WithKey && a.State == silo.StateProvisioning {
-		err = noKeyIssued(a.ID, err)
+	if err != nil && req.WithKey {
+		// Registered (provisioning failed), it has no key; refused before
+		// that, nothing of it exists to say so of.
+		if cur, gerr := p.Account(context.WithoutCancel(ctx), a.ID); gerr == nil && cur.State == silo.StateProvisioning {
+			err = noKeyIssued(a.ID, err)
+		}
 	}
 	if err != nil && madeProduction {
 		err = productionStays(a.Kind, a.ID, rel.ID, err)
