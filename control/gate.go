@@ -17,24 +17,22 @@ import (
 
 // Gate refuses a release that would open a path across accounts: it
 // verifies the fleet as it would be under rel (isolation.Gate) before
-// anything is applied.
+// anything is applied. It is GateRollout of a release that moves every
+// account (silo apply).
 func (p *Plane) Gate(ctx context.Context, rel engine.Release) error {
-	if p.cfg.Hook != nil {
-		p.cfg.Hook(engine.Step{Point: "gate"})
-	}
-	f, err := isolation.LoadFleet(ctx, p.cfg.Store)
-	if err != nil {
-		return fmt.Errorf("load fleet for the isolation gate: %w", err)
-	}
-	_, err = isolation.Gate(ctx, rel, f)
-	return err
+	return p.GateRollout(ctx, rel, nil)
 }
 
 // GateRollout is Gate for a rollout of rel, which moves only the accounts
 // its rings select: those keep reports true for are gated as they are
-// (isolation.GateKeeping), so a release that drops a production export an
-// account it leaves alone is granted is refused, naming the account.
+// (isolation.GateKeeping; nil keeps none), so a release that drops a
+// production export an account it leaves alone is granted is refused,
+// naming the account. The step hook sees each gate it runs, with Point
+// "gate".
 func (p *Plane) GateRollout(ctx context.Context, rel engine.Release, keep func(silo.Account) bool) error {
+	if p.cfg.Hook != nil {
+		p.cfg.Hook(engine.Step{Point: "gate"})
+	}
 	f, err := isolation.LoadFleet(ctx, p.cfg.Store)
 	if err != nil {
 		return fmt.Errorf("load fleet for the isolation gate: %w", err)

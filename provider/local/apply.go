@@ -239,7 +239,7 @@ func (p *Provider) ensure(a *account, r silo.Resource) error {
 		if slices.Contains(a.fresh, r.Name) {
 			return nil // in the store newStore has just built
 		}
-		db, err := p.acquireDBLocked(a, true, nil)
+		db, err := p.acquireDBLocked(context.Background(), a, true, nil)
 		if err != nil {
 			return err
 		}
@@ -379,7 +379,7 @@ func (p *Provider) storeImage(dir string, tables []string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, _, err := openBolt(scratch, bbolt.Options{
+	db, _, err := openBolt(context.Background(), scratch, bbolt.Options{
 		Timeout:        storeLockWait,
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
@@ -421,7 +421,7 @@ func (p *Provider) remove(a *account, typ silo.ResourceType, name string) error 
 	switch typ {
 	case silo.TypeTable:
 		a.fresh = slices.DeleteFunc(slices.Clone(a.fresh), func(n string) bool { return n == name })
-		db, err := p.acquireDBLocked(a, false, nil)
+		db, err := p.acquireDBLocked(context.Background(), a, false, nil)
 		if errors.Is(err, errNoStore) {
 			return nil
 		}

@@ -11,6 +11,7 @@ package local
 // running its functions.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -158,11 +159,12 @@ func (p *Provider) Damaged(id silo.AccountID) error {
 
 // openStoreFile is bbolt's OpenFile for an account's store: it refuses
 // anything but a regular file (a link is not followed), takes the file's
-// lock as bbolt would (waiting up to storeLockWait for another process) and
+// lock as bbolt would (waiting up to storeLockWait for another process, or
+// until ctx ends; either is bbolt.ErrTimeout) and
 // checks the file's structure (checkStore) under that lock, before bbolt
 // maps it. bbolt then takes the same lock on the same open file, which it
 // already holds. *fi is set to the file's FileInfo.
-func openStoreFile(name string, flag int, perm os.FileMode, fi *os.FileInfo) (*os.File, error) {
+func openStoreFile(ctx context.Context, name string, flag int, perm os.FileMode, fi *os.FileInfo) (*os.File, error) {
 	f, err := os.OpenFile(name, flag|syscall.O_NOFOLLOW, perm)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EISDIR) {
@@ -200,7 +202,14 @@ func openStoreFile(name string, flag int, perm os.FileMode, fi *os.FileInfo) (*o
 			f.Close()
 			return nil, bbolt.ErrTimeout
 		}
-		time.Sleep(50 * time.Millisecond)
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			f.Close()
+			return nil, bbolt.ErrTimeout
+		}
 	}
 	if st, err = f.Stat(); err == nil { // under the lock: the file as bbolt sees it
 		err = checkStore(f, st.Size())
@@ -214,14 +223,15 @@ func openStoreFile(name string, flag int, perm os.FileMode, fi *os.FileInfo) (*o
 }
 
 // openBolt opens the store file at path with opts, its OpenFile set to
-// openStoreFile. A panic in bbolt on this goroutine (a damage checkStore
+// openStoreFile (which waits for another process's lock until ctx ends at
+// the latest). A panic in bbolt on this goroutine (a damage checkStore
 // did not see) is returned as a *storeDamage; the file is
 // closed, so its lock is released.
-func openBolt(path string, opts bbolt.Options) (db *bbolt.DB, fi os.FileInfo, err error) {
+func openBolt(ctx context.Context, path string, opts bbolt.Options) (db *bbolt.DB, fi os.FileInfo, err error) {
 	var f *os.File
 	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
 		var err error
-		f, err = openStoreFile(name, flag, perm, &fi)
+		f, err = openStoreFile(ctx, name, flag, perm, &fi)
 		return f, err
 	}
 	defer func() {

@@ -17,7 +17,8 @@ import (
 // function's first read of an account waits for: the account's lock file
 // as another process would (a second open file description, which flock
 // treats as another holder), the account's in-process lock as another
-// change of this process would, and the master key's as a rotation would.
+// change of this process would, the master key's as a rotation would, and
+// the store file's as another process with the store open would.
 // A call made meanwhile gives up when its context ends, with an unavailable
 // error naming what holds it; the same call made once the holder let go
 // succeeds (the twin).
@@ -53,6 +54,17 @@ func TestLockWaitEndsWithItsContext(t *testing.T) {
 		mustDo(t, err)
 		return func() { unlock(); p.unref(a) }
 	}
+	// Another process has the account's store open (bbolt's lock on
+	// data.db), for longer than a store's open waits by itself.
+	storeOpen := func(t *testing.T) func() {
+		wait := storeLockWait
+		storeLockWait = time.Hour
+		p.closeIdle(time.Now().Add(24 * time.Hour))
+		f, err := os.OpenFile(filepath.Join(p.accounts, "acme", fileDB), os.O_RDWR, fileMode)
+		mustDo(t, err)
+		mustDo(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX))
+		return func() { f.Close(); storeLockWait = wait }
+	}
 	rotation := func(t *testing.T) func() {
 		unlock, err := p.lockMaster(ctx, true)
 		mustDo(t, err)
@@ -84,6 +96,7 @@ func TestLockWaitEndsWithItsContext(t *testing.T) {
 		{"another change holds the account", otherChange, putSecret, "another change to account acme is under way"},
 		{"a change holds the account's first read", otherChange, firstRead, "another change to account acme is under way"},
 		{"a rotation holds the master key", rotation, rotateDataKey, "a master-key rotation is under way"},
+		{"another process has the store open", storeOpen, firstRead, "is open in another silo process"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -140,7 +141,7 @@ func walkStore(t *testing.T, b []byte) int {
 	if err := os.WriteFile(path, b, fileMode); err != nil {
 		t.Fatal(err)
 	}
-	db, _, err := openBolt(path, bbolt.Options{NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+	db, _, err := openBolt(context.Background(), path, bbolt.Options{NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
 	if err != nil {
 		return 0
 	}
@@ -314,7 +315,7 @@ func BenchmarkOpenStore(b *testing.B) {
 	})
 	b.Run("checked", func(b *testing.B) {
 		for b.Loop() {
-			db, _, err := openBolt(path, opts)
+			db, _, err := openBolt(context.Background(), path, opts)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -157,11 +157,12 @@ func (p *Provider) acquireDB(ctx context.Context, a *account, create bool, ring 
 		return nil, err
 	}
 	defer a.mu.unlock()
-	return p.acquireDBLocked(a, create, ring)
+	return p.acquireDBLocked(ctx, a, create, ring)
 }
 
-// acquireDBLocked is acquireDB for a caller holding a.mu.
-func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*store, error) {
+// acquireDBLocked is acquireDB for a caller holding a.mu. A wait for
+// another process to close the file ends with ctx.
+func (p *Provider) acquireDBLocked(ctx context.Context, a *account, create bool, ring *cachedFile) (*store, error) {
 	path := filepath.Join(a.dir, fileDB)
 	p.mu.Lock()
 	if p.closed {
@@ -220,7 +221,7 @@ func (p *Provider) acquireDBLocked(a *account, create bool, ring *cachedFile) (*
 	// openBolt checks the file's structure before bbolt maps it: bbolt
 	// trusts its file, and a damaged one would panic in a goroutine of its
 	// own (see storecheck.go).
-	bdb, fi, err := openBolt(path, bbolt.Options{
+	bdb, fi, err := openBolt(ctx, path, bbolt.Options{
 		Timeout:        storeLockWait,
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
