@@ -71,6 +71,8 @@ type Server struct {
 	opsMu    sync.Mutex // guards cfg.Ops
 
 	console http.Handler // set once by SetConsole, before serving
+
+	healthCheck healthCheck // the last store check of GET /v1/health
 }
 
 // SetConsole mounts the operator console (package server/console) at
@@ -384,9 +386,7 @@ type AuditResult struct {
 }
 
 func (s *Server) routes() {
-	s.route("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	s.route("GET /v1/health", s.health)
 	s.handle("POST /v1/accounts", func(r *http.Request) (int, any, error) {
 		var req CreateAccountRequest
 		if err := decode(r, &req); err != nil {

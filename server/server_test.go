@@ -54,12 +54,19 @@ type fixture struct {
 
 func start(t *testing.T) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startOn(t, dir, st, nil)
+}
+
+// startOn starts a server in dir on the store st, which it closes at the
+// end of the test, with the clock now (time.Now if nil).
+func startOn(t *testing.T, dir string, st store.Store, now func() time.Time) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	prov, err := local.New(local.Config{Dir: filepath.Join(dir, "accounts")})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +80,7 @@ func start(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Plane: plane, Runner: run, Store: st, ArtifactDir: filepath.Join(dir, "artifacts"), Token: tok})
+	srv, err := server.New(server.Config{Plane: plane, Runner: run, Store: st, ArtifactDir: filepath.Join(dir, "artifacts"), Token: tok, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -226,9 +227,24 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
+// The messages of the errors that mean the control-plane database cannot
+// serve: a client sees them (503 unavailable), never the driver's text.
+const (
+	unreachable = "the control-plane database cannot be reached; try again shortly"
+	exhausted   = "the control-plane database is out of resources; try again shortly"
+	vanished    = "the control-plane database no longer holds silo's control plane (its tables are gone: was the database dropped and created again?); restore it from a backup and restart the servers"
+)
+
 // dbErr maps a driver error to what the caller should see: user errors for
 // conditions an operator can act on, a wrapped internal error otherwise.
 // The driver error stays in the chain.
+//
+// A database that cannot serve is CodeUnavailable, never internal: one
+// that cannot be reached or refuses connections (SQLSTATE class 08, a
+// pgx connect error, a network error), that no longer exists (3D000),
+// that is shutting down or starting (57P01 to 57P03), that is out of
+// resources (class 53), or whose silo tables are gone (42P01: the
+// database was dropped and created again under a running server).
 func dbErr(op string, err error) error {
 	if err == nil {
 		return nil
@@ -236,24 +252,28 @@ func dbErr(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	cause := fmt.Errorf("%s: %w", op, err)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "40001", "40P01":
-			return userErr(silo.CodeUnavailable, fmt.Errorf("%s: %w", op, err), "a concurrent change got in the way; try again")
-		case "23505":
-			return userErr(silo.CodeConflict, fmt.Errorf("%s: %w", op, err), "cannot %s: it already exists", op)
-		case "23503":
-			return userErr(silo.CodeNotFound, fmt.Errorf("%s: %w", op, err), "cannot %s: the account it belongs to does not exist", op)
-		case "53100", "53200", "53300", "57P01", "57P02", "57P03":
-			return userErr(silo.CodeUnavailable, fmt.Errorf("%s: %w", op, err), "the PostgreSQL state database is unavailable or out of resources; try again")
+		switch {
+		case pe.Code == "40001", pe.Code == "40P01":
+			return userErr(silo.CodeUnavailable, cause, "a concurrent change got in the way; try again")
+		case pe.Code == "23505":
+			return userErr(silo.CodeConflict, cause, "cannot %s: it already exists", op)
+		case pe.Code == "23503":
+			return userErr(silo.CodeNotFound, cause, "cannot %s: the account it belongs to does not exist", op)
+		case strings.HasPrefix(pe.Code, "08"), pe.Code == "3D000", pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03":
+			return userErr(silo.CodeUnavailable, cause, unreachable)
+		case strings.HasPrefix(pe.Code, "53"):
+			return userErr(silo.CodeUnavailable, cause, exhausted)
+		case pe.Code == "42P01":
+			return userErr(silo.CodeUnavailable, cause, vanished)
 		}
-		return fmt.Errorf("%s: %w", op, err)
 	}
 	var ne net.Error
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ne) || errors.As(err, &ce) || pgconn.SafeToRetry(err) {
-		return userErr(silo.CodeUnavailable, fmt.Errorf("%s: %w", op, err), "cannot reach the PostgreSQL state database; check that it is running")
+		return userErr(silo.CodeUnavailable, cause, unreachable)
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	return cause
 }

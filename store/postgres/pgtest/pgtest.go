@@ -115,3 +115,40 @@ func withConn(t testing.TB, dsn string, fn func(context.Context, *pgx.Conn)) {
 	defer conn.Close(ctx)
 	fn(ctx, conn)
 }
+
+// FreshDatabase creates a database of its own for one test, drops it
+// (with FORCE) when the test ends if the test has not dropped it, and
+// returns a DSN that names it and its name, for tests that drop the
+// database under a running silo. It skips the test when SILO_TEST_POSTGRES
+// is not set.
+func FreshDatabase(t testing.TB) (dsn, name string) {
+	t.Helper()
+	admin := DSN(t)
+	var b [6]byte
+	rand.Read(b[:])
+	name = "silo_test_" + hex.EncodeToString(b[:])
+	Exec(t, admin, "CREATE DATABASE "+name)
+	t.Cleanup(func() {
+		withConn(t, admin, func(ctx context.Context, conn *pgx.Conn) {
+			if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+				t.Errorf("drop database %s: %v", name, err)
+			}
+		})
+	})
+	if !strings.Contains(admin, "://") {
+		return admin + " dbname=" + name, name
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("parse SILO_TEST_POSTGRES: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String(), name
+}
+
+// DropDatabase drops the database name (see FreshDatabase), ending the
+// connections other clients hold to it.
+func DropDatabase(t testing.TB, name string) {
+	t.Helper()
+	Exec(t, DSN(t), "DROP DATABASE "+name+" WITH (FORCE)")
+}
