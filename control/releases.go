@@ -112,7 +112,7 @@ func (p *Plane) CurrentRelease(ctx context.Context) (engine.Release, error) {
 		return err
 	})
 	if errors.Is(err, silo.ErrNotFound) {
-		return engine.Release{}, silo.Errorf(silo.CodeNotFound, "no release yet; run silo apply in the directory holding silo.yaml")
+		return engine.Release{}, &silo.Error{Code: silo.CodeNotFound, Message: "no release yet; run silo apply in the directory holding silo.yaml", Err: store.ErrNoRelease}
 	}
 	if err != nil {
 		return engine.Release{}, err

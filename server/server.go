@@ -212,6 +212,18 @@ func (s *Server) logFailed(r *http.Request, err error) {
 	}
 }
 
+// servedHint returns err with the command a client of a server runs
+// where err names one that works only without a server: with no current
+// release, silo apply (which refuses to run beside a server) gives way to
+// silo deploy, which builds the release and rolls it out through the
+// server.
+func servedHint(err error) error {
+	if errors.Is(err, store.ErrNoRelease) {
+		return &silo.Error{Code: silo.CodeNotFound, Message: "no release yet; run silo deploy in the directory holding silo.yaml: it builds the release and rolls it out through this server", Err: err}
+	}
+	return err
+}
+
 // route registers h for pattern ("METHOD /path"). Every endpoint is
 // registered through it, so that patterns lists them all.
 func (s *Server) route(pattern string, h http.HandlerFunc) {
@@ -224,6 +236,7 @@ func (s *Server) handle(pattern string, fn func(r *http.Request) (int, any, erro
 	s.route(pattern, func(w http.ResponseWriter, r *http.Request) {
 		status, v, err := fn(r)
 		if err != nil {
+			err = servedHint(err)
 			s.logFailed(r, err)
 			writeErr(w, err)
 			return

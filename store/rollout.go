@@ -161,8 +161,13 @@ func ConflictStep(k StepKey) error {
 	return silo.Errorf(silo.CodeConflict, "rollout step %s is claimed already", k)
 }
 
+// ErrNoRelease is in the chain of every error that says no release is
+// current yet (NoCurrentRelease, and the control plane's), so that a
+// server can name the command that makes one through it.
+var ErrNoRelease = errors.New("no release is current yet")
+
 // NoCurrentRelease is the silo.CodeNotFound error when no release is
-// current yet.
+// current yet; ErrNoRelease is its cause.
 func NoCurrentRelease() error {
-	return silo.Errorf(silo.CodeNotFound, "no release is current yet; run silo apply in the directory holding silo.yaml")
+	return &silo.Error{Code: silo.CodeNotFound, Message: "no release is current yet; run silo apply in the directory holding silo.yaml", Err: ErrNoRelease}
 }

@@ -46,8 +46,8 @@ func newTenantCreate(g *globals, kind silo.Kind) *cobra.Command {
 		Use:   "create ID",
 		Short: "Create a tenant: its account, its stack on the current release, and a first API key",
 		Long: `Create a tenant. silo registers it, creates its account in the provider with a fresh data
-key, applies the current release (the first time: the release built from silo.yaml), and issues
-a first API key, printed once. The first account of an installation creates the production
+key, applies the current release (the first time: the release built from silo.yaml; through a
+server, which builds none, run silo deploy first), and issues a first API key, printed once. The first account of an installation creates the production
 account before it; if the tenant's creation then fails, the production account and the current
 release stay, and the error says so. Interrupted (Ctrl-C), it reads the tenant's state again and
 says what is left and what to do: nothing; a tenant still provisioning without a key (silo apply
