@@ -83,7 +83,9 @@ issued, stored only as a hash, and worthless against any other tenant.`,
 			if i < 0 {
 				return silo.Errorf(silo.CodeNotFound, "account %s has no key %q; silo keys list %s shows its keys", id, args[1], id)
 			}
-			if keys[i].Revoked != nil {
+			if end := keys[i].Revoked; end != nil && time.Now().Before(*end) {
+				return silo.Errorf(silo.CodeConflict, "key %s of %s is being rotated: it keeps working until %s; silo keys revoke %s %s ends it now", args[1], id, end.Local().Format(time.DateTime), id, args[1])
+			} else if end != nil {
 				return silo.Errorf(silo.CodeInvalid, "key %s of %s is revoked already; issue a new one with silo keys create %s", args[1], id, id)
 			}
 			plain, k, err := api.IssueKey(ctx, id, keys[i].Name)

@@ -59,6 +59,12 @@ func TestKeysRotate(t *testing.T) {
 	if out := c.ok("keys", "list", "acme"); !strings.Contains(out, "active until ") {
 		t.Fatalf("keys list after a rotation with grace:\n%s\nwant the old key active until a time", out)
 	}
+	// A key in its grace period is being rotated, not revoked: a second
+	// rotation says when it stops working and how to end it now.
+	c.fails("is being rotated: it keeps working until ", "keys", "rotate", "acme", rotated["key_id"])
+	c.fails("; silo keys revoke acme "+rotated["key_id"]+" ends it now", "keys", "rotate", "acme", rotated["key_id"])
+	c.ok("keys", "revoke", "acme", rotated["key_id"])
+	c.fails("is revoked already", "keys", "rotate", "acme", rotated["key_id"])
 	c.fails("--grace must be between 0 and 720h0m0s", "keys", "rotate", "acme", rotated["key_id"], "--grace", "800h")
 	c.fails(`has no key "nosuch"`, "keys", "rotate", "acme", "nosuch")
 }
