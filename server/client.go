@@ -442,9 +442,16 @@ func (c *Client) Follow(ctx context.Context, id string, fn func(rollout.Rollout)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return silo.Errorf(silo.CodeUnavailable, "lost the connection to the server (%v); run silo rollout status %s --follow to reattach", err, id)
+		return silo.Errorf(silo.CodeUnavailable, "lost the connection to the server (%v); %s", err, GoesOn(id))
 	}
 	return nil
+}
+
+// GoesOn says what a client that stopped following rollout id (its
+// connection lost, or interrupted) can do about it: the server goes on
+// running it, and a command reattaches, stops or undoes it.
+func GoesOn(id string) string {
+	return fmt.Sprintf("rollout %s goes on in the server; run silo rollout status %s --follow to reattach, silo rollout abort %s to stop it, or silo rollout rollback %s to undo it", id, id, id, id)
 }
 
 // Plan plans a stored release ("" : the current one) for one account

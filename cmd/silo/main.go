@@ -89,6 +89,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		// Interrupted (Ctrl-C, SIGTERM): whatever failed on the way out (a
 		// request, a build) failed because of it.
 		code, msg = silo.CodeUnavailable, "interrupted"
+		var fi followInterrupted
+		if errors.As(err, &fi) {
+			msg = fi.Error()
+		}
 	}
 	var ie interruptedError
 	if errors.As(err, &ie) {
@@ -214,6 +218,18 @@ func userMessage(err error) string {
 	}
 	return err.Error()
 }
+
+// followInterrupted is the error of a command interrupted (Ctrl-C) while
+// it followed a rollout a server runs, which goes on there: its message
+// says so and what to do, where other interrupted commands say only
+// "interrupted".
+type followInterrupted struct {
+	id  string
+	err error
+}
+
+func (e followInterrupted) Error() string { return "interrupted; " + server.GoesOn(e.id) }
+func (e followInterrupted) Unwrap() error { return e.err }
 
 func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{

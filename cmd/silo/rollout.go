@@ -273,7 +273,11 @@ that release like any rollout.`,
 			if detach {
 				return printRollout(g, r)
 			}
-			return followRemote(ctx, g, c, r.ID)
+			err = followRemote(ctx, g, c, r.ID)
+			if err != nil && ctx.Err() != nil {
+				return followInterrupted{id: r.ID, err: err}
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&detach, "detach", false, "start the rollout and return without following it")
