@@ -136,7 +136,8 @@ var allowedImports = map[string][]string{
 	"internal/localtest": {},
 	"isolation/iam":      {},
 	"internal/envelope":  {".", "internal/durable"},
-	"internal/build":     {".", "internal/durable"},
+	"internal/wasmfile":  {},
+	"internal/build":     {".", "internal/durable", "internal/wasmfile"},
 	"internal/apikey":    {".", "store"},
 	"usage":              {".", "store"},
 
@@ -175,11 +176,11 @@ var allowedImports = map[string][]string{
 
 	// Serving and wiring: the API over the control plane, the console over
 	// the API, and the platform that builds the whole.
-	"server":         {".", "control", "engine", "isolation", "isolation/report", "logs", "provider", "rollout", "spec", "store", "usage", "usage/storage", "internal/durable", "internal/jsonerr"},
+	"server":         {".", "control", "engine", "isolation", "isolation/report", "logs", "provider", "rollout", "spec", "store", "usage", "usage/storage", "internal/durable", "internal/jsonerr", "internal/wasmfile"},
 	"server/console": {".", "control", "isolation/report", "logs", "server", "rollout", "store", "usage", "usage/storage", "internal/fanout"},
 	"platform": {".", "control", "dataplane", "engine", "gateway", "internal/build", "isolation", "isolation/probe",
 		"isolation/report", "logs", "provider", "provider/local", "rollout", "runtime", "server", "server/console",
-		"spec", "store", "store/sqlite", "usage", "usage/storage", "internal/envelope", "internal/durable"},
+		"spec", "store", "store/sqlite", "usage", "usage/storage", "internal/envelope", "internal/durable", "internal/wasmfile"},
 	"isolation/probe": {".", "control", "internal/build", "isolation", "isolation/report", "logs", "provider", "runtime", "store"},
 	"silotest":        {".", "control", "gateway", "logs", "platform", "provider/aws", "provider/aws/awstest", "rollout"},
 

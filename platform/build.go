@@ -21,6 +21,7 @@ import (
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/internal/build"
 	"github.com/silo-run/silo/internal/durable"
+	"github.com/silo-run/silo/internal/wasmfile"
 )
 
 // BuildRelease builds the app whose silo.yaml is at path into a release
@@ -28,9 +29,10 @@ import (
 // what a client of a remote server builds before uploading the release.
 // cache is a build cache directory (see Config.BuildCache; it may be shared
 // with platforms): the artifacts are kept in it, at BuiltArtifact, and an
-// unchanged function is not rebuilt.
-func BuildRelease(ctx context.Context, path, cache string) (engine.Release, error) {
-	b := &cachedBuilder{cache: cache, out: filepath.Join(cache, "artifacts")}
+// unchanged function is not rebuilt. A cache entry that no longer holds
+// the module it names is rebuilt, with a warning line written to warn.
+func BuildRelease(ctx context.Context, path, cache string, warn io.Writer) (engine.Release, error) {
+	b := &cachedBuilder{cache: cache, out: filepath.Join(cache, "artifacts"), warn: func(msg string) { fmt.Fprintf(warn, "silo: warning: %s\n", msg) }}
 	return control.Build(ctx, b, path, time.Now)
 }
 
@@ -66,11 +68,16 @@ func (b *artifactBuilder) Build(ctx context.Context, source string) (string, err
 // cache/keys; the artifact itself is kept in cache/artifacts and linked or
 // copied into the platform's artifact directory.
 //
+// An entry is used only if its artifact is still a wasm module whose
+// SHA-256 is its name; any other (an empty file, a damaged one) is a miss:
+// the function is built again, the entry replaced, and warn says so.
+//
 // Several processes may share the cache: every file is written to a temp
 // file and renamed.
 type cachedBuilder struct {
 	cache string
 	out   string
+	warn  func(msg string)
 }
 
 func (b *cachedBuilder) Build(ctx context.Context, source string) (string, error) {
@@ -86,7 +93,8 @@ func (b *cachedBuilder) Build(ctx context.Context, source string) (string, error
 	arts := filepath.Join(b.cache, "artifacts")
 	if d, err := os.ReadFile(keyFile); err == nil {
 		digest := strings.TrimSpace(string(d))
-		if validDigest(digest) && place(filepath.Join(arts, digest+".wasm"), filepath.Join(b.out, digest+".wasm")) == nil {
+		if validDigest(digest) && b.cached(source, filepath.Join(arts, digest+".wasm")) &&
+			place(filepath.Join(arts, digest+".wasm"), filepath.Join(b.out, digest+".wasm")) == nil {
 			return digest, nil
 		}
 	}
@@ -101,6 +109,33 @@ func (b *cachedBuilder) Build(ctx context.Context, source string) (string, error
 		return "", err
 	}
 	return a.Digest, nil
+}
+
+// cached reports whether the cached artifact at path is usable: a wasm
+// module whose SHA-256 is its name. One that is there but is not is
+// removed, with a warning, so that the build replaces it; one that is
+// missing is a plain miss.
+func (b *cachedBuilder) cached(source, path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	digest := strings.TrimSuffix(filepath.Base(path), ".wasm")
+	sum := sha256.Sum256(data)
+	why := ""
+	if err := wasmfile.Check(data); err != nil {
+		why = "is not a wasm module: " + err.Error()
+	} else if got := hex.EncodeToString(sum[:]); got != digest {
+		why = fmt.Sprintf("does not match its name (its SHA-256 is %.12s)", got)
+	}
+	if why == "" {
+		return true
+	}
+	os.Remove(path)
+	if b.warn != nil {
+		b.warn(fmt.Sprintf("the build cache's artifact %.12s for %s %s; building it again (cache %s)", digest, source, why, b.cache))
+	}
+	return false
 }
 
 // place makes dst hold the content of src (a hard link when possible),

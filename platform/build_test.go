@@ -1,8 +1,11 @@
 package platform
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -68,6 +71,79 @@ func TestFingerprint(t *testing.T) {
 			}
 			if again, _ := fingerprint(fnA); again != base {
 				t.Errorf("restoring %s did not restore the fingerprint", tc.file)
+			}
+		})
+	}
+}
+
+// TestBuildCacheRefusesWhatIsNotWasm: a cache entry whose artifact is not
+// a wasm module (the empty file a broken build once left), or does not
+// match its name, is a miss: the function is built again, the entry
+// replaced and a warning written; a good entry is used as it is, without
+// a warning (must).
+func TestBuildCacheRefusesWhatIsNotWasm(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join("..", "internal", "build", "testdata", "hello")
+	cache := t.TempDir()
+	var warnings []string
+	b := &cachedBuilder{cache: cache, out: t.TempDir(), warn: func(msg string) { warnings = append(warnings, msg) }}
+	good, err := b.Build(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := fingerprint(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(cache, "keys", key)
+	art := func(d string) string { return filepath.Join(cache, "artifacts", d+".wasm") }
+
+	// Must: the good entry is used as it is.
+	again, err := b.Build(ctx, src)
+	if err != nil || again != good || len(warnings) != 0 {
+		t.Fatalf("second build: %s, %v, warnings %q; want %s from the cache, no warning", again, err, warnings, good)
+	}
+
+	const empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	goodBytes, err := os.ReadFile(art(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		digest  string
+		content []byte
+		warning string
+	}{
+		{"empty artifact", empty, nil, "is not a wasm module"},
+		{"artifact not matching its name", good, append(append([]byte{}, goodBytes[:len(goodBytes)-1]...), 0xff), "does not match its name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			warnings = nil
+			write(t, keyFile, tc.digest+"\n")
+			os.Remove(art(tc.digest)) // a new file, as another process writes one, not the linked one
+			write(t, art(tc.digest), string(tc.content))
+			got, err := b.Build(ctx, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != good {
+				t.Errorf("build with a bad cache entry: %s, want the rebuilt %s", got, good)
+			}
+			if len(warnings) != 1 || !strings.Contains(warnings[0], tc.warning) || !strings.Contains(warnings[0], "building it again") {
+				t.Errorf("warnings %q, want one saying the entry %s and is built again", warnings, tc.warning)
+			}
+			if k, _ := os.ReadFile(keyFile); strings.TrimSpace(string(k)) != good {
+				t.Errorf("cache key names %q after the rebuild, want %s", k, good)
+			}
+			if b, err := os.ReadFile(art(good)); err != nil || !bytes.Equal(b, goodBytes) {
+				t.Errorf("cached artifact %s after the rebuild is not the module built (%v)", good, err)
+			}
+			if tc.digest != good {
+				if _, err := os.Stat(art(tc.digest)); !os.IsNotExist(err) {
+					t.Errorf("the bad artifact %s is still in the cache (stat: %v)", tc.digest, err)
+				}
 			}
 		})
 	}

@@ -228,7 +228,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	p.guestLog = slog.New(p.Logs.Handler(cfg.LogLevel))
 	var b control.Builder = &artifactBuilder{out: p.artifacts}
 	if cfg.BuildCache != "off" {
-		b = &cachedBuilder{cache: cfg.BuildCache, out: p.artifacts}
+		b = &cachedBuilder{cache: cfg.BuildCache, out: p.artifacts, warn: func(msg string) { cfg.Logger.Warn("platform: " + msg) }}
 	}
 	var ingress control.Ingress
 	var smoke rollout.Smoke = smoker{p}

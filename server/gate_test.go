@@ -79,7 +79,7 @@ func TestADeployRunsTheGateOnce(t *testing.T) {
 			defer hs.Close()
 			c := server.NewClient(hs.URL, tok, nil)
 
-			d, err := c.PutArtifact(ctx, []byte("wasm"))
+			d, err := c.PutArtifact(ctx, wasmModule("wasm"))
 			if err != nil {
 				t.Fatal(err)
 			}

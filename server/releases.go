@@ -18,6 +18,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/wasmfile"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
@@ -118,7 +119,7 @@ func (s *Server) putArtifact(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, err := os.Stat(p); err == nil {
+	if storedModule(p) == nil {
 		io.Copy(io.Discard, io.LimitReader(r.Body, s.cfg.MaxArtifactSize))
 		return http.StatusOK, map[string]string{"digest": digest}, nil
 	}
@@ -139,6 +140,9 @@ func (s *Server) putArtifact(r *http.Request) (int, any, error) {
 	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
 		return 0, nil, silo.Errorf(silo.CodeInvalid, "the artifact's SHA-256 is %s, not %s; upload the bytes the digest names", got, digest)
 	}
+	if err := checkModule(f); err != nil {
+		return 0, nil, silo.Errorf(silo.CodeInvalid, "the artifact is not a wasm module: %v; build the function with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared (silo deploy builds it) and upload that", err)
+	}
 	if err := f.Sync(); err != nil {
 		return 0, nil, fmt.Errorf("store artifact: %w", err)
 	}
@@ -155,8 +159,31 @@ func (s *Server) putArtifact(r *http.Request) (int, any, error) {
 	return http.StatusCreated, map[string]string{"digest": digest}, nil
 }
 
+// storedModule returns nil if the artifact file at path holds a wasm
+// module (wasmfile.Check), else why not.
+func storedModule(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return wasmfile.Check(b)
+}
+
+// checkModule is storedModule for the upload's temp file f, read from its
+// start.
+func checkModule(f *os.File) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	return wasmfile.Check(b)
+}
+
 // postRelease validates and stores a release: the spec parses and every
-// function has an uploaded artifact. Nothing changes on refusal; the same
+// function has an uploaded artifact that is a wasm module. Nothing changes on refusal; the same
 // inputs give the same release ID. The isolation gate is not run here: a
 // stored release reaches accounts only through a rollout, whose start runs
 // the gate against the fleet as it is then (rollout.Config.Gate), or
@@ -207,6 +234,9 @@ func (s *Server) newRelease(req ReleaseRequest) (engine.Release, store.Release, 
 		}
 		if _, err := os.Stat(p); err != nil {
 			return engine.Release{}, store.Release{}, silo.Errorf(silo.CodeInvalid, "artifact %s of function %q was not uploaded; PUT /v1/artifacts/%s first", d, k, d)
+		}
+		if err := storedModule(p); err != nil {
+			return engine.Release{}, store.Release{}, silo.Errorf(silo.CodeInvalid, "artifact %.12s of function %q is not a wasm module: %v; build the function again and upload it (silo deploy does both)", d, k, err)
 		}
 	}
 	for k := range req.Artifacts {

@@ -568,7 +568,7 @@ func (s *Server) routes() {
 		if err != nil {
 			return 0, nil, err
 		}
-		if _, err := os.Stat(p); err != nil {
+		if storedModule(p) != nil { // missing, or not a module: upload it (again)
 			return 0, nil, silo.Errorf(silo.CodeNotFound, "no artifact %s", r.PathValue("digest"))
 		}
 		return http.StatusNoContent, nil, nil

@@ -110,7 +110,7 @@ func uploadArtifacts(ctx context.Context, g *globals, c *server.Client) (server.
 		return server.ReleaseRequest{}, err
 	}
 	defer done()
-	rel, err := platform.BuildRelease(ctx, g.file, cache)
+	rel, err := platform.BuildRelease(ctx, g.file, cache, g.stderr)
 	if err != nil {
 		return server.ReleaseRequest{}, err
 	}
@@ -124,7 +124,7 @@ func uploadArtifacts(ctx context.Context, g *globals, c *server.Client) (server.
 			return server.ReleaseRequest{}, fmt.Errorf("read artifact of %s: %w", name, err)
 		}
 		if _, err := c.PutArtifact(ctx, b); err != nil {
-			return server.ReleaseRequest{}, err
+			return server.ReleaseRequest{}, silo.Errorf(silo.ErrorCode(err), "upload function %q: %w", name, err)
 		}
 	}
 	return server.ReleaseRequest{Spec: string(spec), Artifacts: rel.Artifacts}, nil

@@ -3,8 +3,10 @@
 // -buildmode=c-shared -trimpath and names the result by the SHA-256 of its
 // bytes.
 //
-// It imports only the standard library and the root silo package; it must
-// not import wazero or the runtime (validation happens at Compile).
+// It imports only the standard library, the root silo package and its
+// leaves; it must not import wazero or the runtime: it checks that what it
+// keeps is framed as a wasm module (internal/wasmfile), and the runtime
+// validates the module in full at Compile.
 package build
 
 import (
@@ -20,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/silo-run/silo/internal/durable"
+	"github.com/silo-run/silo/internal/wasmfile"
 
 	silo "github.com/silo-run/silo"
 )
@@ -40,8 +43,10 @@ type Artifact struct {
 // # Errors
 //
 // CodeInvalid with the compiler's output (trimmed to its first lines) when
-// the source does not build; CodeNotFound when dir does not exist; internal
-// errors for I/O failures. Function is safe for concurrent use with
+// the source does not build, or when a .wasm file is not a wasm module;
+// CodeInternal when the toolchain succeeds but its output is not a wasm
+// module (nothing is kept: a broken build never reaches outDir);
+// CodeNotFound when dir does not exist; internal errors for I/O failures. Function is safe for concurrent use with
 // distinct or equal outDirs.
 func Function(ctx context.Context, dir, outDir string) (Artifact, error) {
 	if strings.HasSuffix(dir, ".wasm") {
@@ -51,6 +56,9 @@ func Function(ctx context.Context, dir, outDir string) (Artifact, error) {
 		}
 		if err != nil {
 			return Artifact{}, fmt.Errorf("read %s: %w", dir, err)
+		}
+		if err := wasmfile.Check(b); err != nil {
+			return Artifact{}, silo.Errorf(silo.CodeInvalid, "function module %s is not a wasm module: %v; build it with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared", dir, err)
 		}
 		return store(b, outDir)
 	}
@@ -81,6 +89,9 @@ func Function(ctx context.Context, dir, outDir string) (Artifact, error) {
 	b, err := os.ReadFile(tmp.Name())
 	if err != nil {
 		return Artifact{}, fmt.Errorf("read build output: %w", err)
+	}
+	if err := wasmfile.Check(b); err != nil {
+		return Artifact{}, silo.Errorf(silo.CodeInternal, "building the function in %s: %s exited successfully but wrote no wasm module (%v); nothing was kept: check the Go toolchain (go version, GOROOT, GOFLAGS) and build again", dir, goTool(), err)
 	}
 	return store(b, outDir)
 }

@@ -68,3 +68,50 @@ func TestFunctionErrors(t *testing.T) {
 		t.Errorf("missing wasm: got %v, want not found", err)
 	}
 }
+
+// TestFunctionRefusesWhatIsNotWasm: a toolchain that exits 0 without
+// writing a module (a go command that does nothing), and a .wasm file that
+// is empty, give an error and leave nothing in outDir; the real toolchain's
+// module, and that module given as a .wasm file, are kept (the twin is
+// TestFunctionReproducible, which checks the bytes kept).
+func TestFunctionRefusesWhatIsNotWasm(t *testing.T) {
+	ctx := context.Background()
+	empty := filepath.Join(t.TempDir(), "empty.wasm")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	_, err := Function(ctx, empty, out)
+	if !errors.Is(err, silo.ErrInvalid) || !strings.Contains(err.Error(), "not a wasm module") {
+		t.Errorf("empty .wasm: got %v, want invalid, not a wasm module", err)
+	}
+	assertEmptyDir(t, out)
+
+	// A go command that succeeds and writes nothing: a real process run
+	// where the build runs the toolchain ($GOROOT/bin/go).
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "go"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOROOT", root)
+	out = t.TempDir()
+	_, err = Function(ctx, filepath.Join("testdata", "hello"), out)
+	if err == nil || silo.ErrorCode(err) != silo.CodeInternal || !strings.Contains(err.Error(), "wrote no wasm module") {
+		t.Errorf("toolchain that writes nothing: got %v, want internal, wrote no wasm module", err)
+	}
+	assertEmptyDir(t, out)
+}
+
+func assertEmptyDir(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		t.Errorf("%s holds %s after a refused build; it must hold nothing", dir, e.Name())
+	}
+}
