@@ -69,7 +69,7 @@ func (g *Gateway) fail(w http.ResponseWriter, code silo.Code, msg string) int {
 // msgFunctionFailed is what a client sees when a function fails in a way
 // only its owner can fix; the request ID in the body and the X-Request-Id
 // header finds the details in the function's and the operator's logs.
-const msgFunctionFailed = "the function failed (it crashed, ran out of memory or returned a bad response); its owner can find the details in its logs under this request's ID"
+const msgFunctionFailed = "the function failed (it could not be loaded, crashed, ran out of memory or returned a bad response); its owner can find the details in its logs under this request's ID"
 
 // invokeError returns what the client sees for an Invoker error: the
 // error's code and message if it is a *silo.Error of another code than

@@ -68,6 +68,7 @@ func (p *Platform) SweepIdle(now time.Time) {
 // makes sure its artifact is loaded, binds a host to the account through the
 // decision point, and runs it.
 func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, req gateway.Request) (gateway.Response, error) {
+	start := time.Now()
 	v, err := p.dir.Pin(ctx, acct)
 	if err != nil {
 		return gateway.Response{}, err
@@ -79,6 +80,17 @@ func (p *Platform) invoke(ctx context.Context, acct silo.AccountID, fn string, r
 	}
 	if err := p.loadFor(ctx, fn, fs.Artifact, fs.Timeout); err != nil {
 		p.logError(acct, fn, req.RequestID, "load function", err)
+		if !errors.Is(err, errPreparing) {
+			// The module does not load: the release's fault, not the
+			// caller's. The gates count it as a failed request; the
+			// client is told no more than that (the operator's fix is
+			// in the account's log and the server's).
+			p.Runtime.CountFailure(acct, v.Account.Release, len(req.Body), time.Since(start))
+			if p.published != nil {
+				p.published.Touch(acct, v.Account.Release)
+			}
+			return gateway.Response{}, &silo.Error{Code: silo.CodeInternal, Message: fmt.Sprintf("function %s could not be loaded", fn), Err: err}
+		}
 		return gateway.Response{}, err
 	}
 	if v.Data == nil {
@@ -195,7 +207,9 @@ func (p *Platform) load(ctx context.Context, digest string) error {
 // compilation (its own, or another request's of the same module) until
 // ctx is done or for bound (the function's timeout), whichever comes
 // first, and then returns a CodeUnavailable error saying the function is
-// still being prepared; the compilation goes on, for the requests after.
+// still being prepared (errPreparing in its chain); the compilation goes
+// on, for the requests after. Any other error is the compilation's own: the
+// module does not load.
 func (p *Platform) loadFor(ctx context.Context, fn, digest string, bound time.Duration) error {
 	if _, ok := p.loaded.Load(digest); ok {
 		return nil
@@ -219,8 +233,13 @@ func (p *Platform) loadFor(ctx context.Context, fn, digest string, bound time.Du
 		why = fmt.Errorf("compilation not done after %v", bound)
 	}
 	return &silo.Error{Code: silo.CodeUnavailable, Message: fmt.Sprintf("silo is still preparing function %s; try again shortly", fn),
-		Err: fmt.Errorf("load function module %.12s: %w", digest, why)}
+		Err: fmt.Errorf("load function module %.12s: %w: %w", digest, errPreparing, why)}
 }
+
+// errPreparing is in the chain of loadFor's error when the module is still
+// being compiled (the request may be served later), as opposed to a
+// module that failed to load.
+var errPreparing = errors.New("still compiling")
 
 // compile returns the compilation of the module with this digest, starting
 // it if none is under way. Compilations run in the background, one at a

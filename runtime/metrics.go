@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"sync"
@@ -225,6 +226,22 @@ func (m *metrics) add(d time.Duration, in, out, status int, err error) {
 	m.bytesIn.Add(uint64(in))
 	m.bytesOut.Add(uint64(out))
 	m.buckets[silo.LatencyBucket(d)].Add(1)
+}
+
+// errNotRun is the error CountFailure records.
+var errNotRun = errors.New("the invocation failed before the runtime ran it")
+
+// CountFailure counts one invocation of the account, served under release
+// (as Invocation.Release; "" for none), that failed before it reached
+// Invoke, because its module could not be loaded (compiled) say: in
+// Metrics and ReleaseMetrics it is an invocation and an error, as a failed
+// Invoke is, so that a rollout's gates see a release whose module does not
+// load as failing. in is the request body's size, d how long the attempt
+// took. Safe for concurrent use.
+func (r *Runtime) CountFailure(acct silo.AccountID, release string, in int, d time.Duration) {
+	a := r.account(acct)
+	a.metrics.record(release, d, in, 0, 0, errNotRun)
+	r.unref(a)
 }
 
 // MetricsSnapshot is an account's invocation metrics since the Runtime

@@ -1,0 +1,119 @@
+package platform_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/logs"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/silotest"
+)
+
+// releaseOf returns the release the account runs.
+func releaseOf(t *testing.T, p *silotest.Platform, id silo.AccountID) string {
+	t.Helper()
+	a, err := p.Platform().Plane.Account(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Release
+}
+
+// logText is the account's log lines, message and attributes, one a line.
+func logText(es []logs.Entry) string {
+	var b strings.Builder
+	for _, e := range es {
+		b.WriteString(e.Msg)
+		for k, v := range e.Attrs {
+			b.WriteString(" " + k + "=" + v)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// notLoadable is a wasm module that passes the build's and the upload's
+// check (a header and an empty type section) and that the runtime refuses
+// when it compiles it: it exports nothing a function must.
+var notLoadable = []byte("\x00asm\x01\x00\x00\x00\x01\x01\x00")
+
+// TestModuleThatDoesNotLoadIsAServerFailure: a function whose module the
+// runtime refuses answers the tenant 500, with no operator instruction in
+// the body; the release's gate metrics count the request as an error, and
+// the account's log holds the runtime's reason. Its twin: a caller's bad
+// request to a function that loads stays a 4xx and is not a gate error,
+// while a good request is counted and served (must).
+func TestModuleThatDoesNotLoadIsAServerFailure(t *testing.T) {
+	ctx := context.Background()
+	yaml := `version: 1
+name: broken
+functions:
+  broken: {source: ./broken.wasm, timeout: 2s}
+routes:
+  - {method: GET, path: /broken, function: broken}
+`
+	// The release goes through the control-plane API, as silo deploy
+	// sends it: the server keeps the module without compiling it.
+	p := silotest.New(t)
+	c := apiClient(t, p.Platform())
+	d, err := c.PutArtifact(ctx, notLoadable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: yaml, Artifacts: map[string]string{"broken": d}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := c.StartRollout(ctx, rel.ID, rollout.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Follow(ctx, ro.ID, func(rollout.Rollout) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	acme := p.Tenant(t, "acme")
+	rt := p.Platform().Runtime
+	release := releaseOf(t, p, acme.ID)
+	if release != rel.ID {
+		t.Fatalf("acme runs %s, want the uploaded release %s", release, rel.ID)
+	}
+
+	for i := range 2 {
+		r := acme.GET(t, "/broken")
+		if r.Status != http.StatusInternalServerError {
+			t.Fatalf("request %d to a function whose module does not load: %s; want 500", i+1, r)
+		}
+		for _, leak := range []string{"wasm", "GOOS", "buildmode", "invalid", "sdk/fn"} {
+			if strings.Contains(string(r.Body), leak) {
+				t.Errorf("the tenant's error body tells of %q (an operator's matter): %s", leak, r.Body)
+			}
+		}
+	}
+	if m := rt.ReleaseMetrics(acme.ID, release); m.Invocations != 2 || m.Errors != 2 {
+		t.Errorf("gate metrics of release %s: %d requests, %d errors; want 2 and 2", release, m.Invocations, m.Errors)
+	}
+	lines := logText(p.Logs(t, acme.ID))
+	if !strings.Contains(lines, "load function") || !strings.Contains(lines, "does not export") {
+		t.Errorf("the account's log does not hold why the module does not load:\n%s", lines)
+	}
+
+	// The twin, on the findings app: a bad request is the caller's (4xx,
+	// not a gate error), a good one is served and counted.
+	q := silotest.New(t)
+	q.Deploy(t, app)
+	globex := q.Tenant(t, "globex")
+	qrel := releaseOf(t, q, globex.ID)
+	if r := globex.POST(t, "/findings", `{"severity":`); r.Status < 400 || r.Status > 499 {
+		t.Fatalf("POST of a body cut short: %s; want a 4xx", r)
+	}
+	if r := globex.GET(t, "/findings"); r.Status != http.StatusOK {
+		t.Fatalf("GET /findings: %s; want 200", r)
+	}
+	if m := q.Platform().Runtime.ReleaseMetrics(globex.ID, qrel); m.Invocations != 2 || m.Errors+m.Status5xx != 0 {
+		t.Errorf("gate metrics of release %s: %d requests, %d errors, %d 5xx; want 2 requests, no error", qrel, m.Invocations, m.Errors, m.Status5xx)
+	}
+}
