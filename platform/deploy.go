@@ -331,6 +331,31 @@ func (p *Platform) LoadCurrent(ctx context.Context) error {
 	return nil
 }
 
+// CheckCurrent makes sure every function module of the current release is
+// in the data dir's artifacts, without compiling it (a server compiles
+// them in the background: CompileAhead), so that a server on a data dir
+// that lacks one refuses to start rather than fail those requests. No
+// release is not an error.
+//
+// # Errors
+//
+// CodeUnavailable naming the missing module and the fix (ReadArtifact).
+func (p *Platform) CheckCurrent(ctx context.Context) error {
+	rel, err := p.Plane.CurrentRelease(ctx)
+	if errors.Is(err, silo.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, d := range rel.Artifacts {
+		if _, err := ReadArtifact(p.cfg.DataDir, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // seedProduction seeds the production account from the app's
 // seed/production directory when its content changed since the last seed.
 func (p *Platform) seedProduction(ctx context.Context, rel engine.Release) (bool, error) {

@@ -35,6 +35,7 @@ func (p *Platform) Invalidate(id silo.AccountID) {
 	if p.dir != nil { // changes made while Open runs, before the gateway exists
 		p.dir.Invalidate(id)
 	}
+	p.wakeAhead() // the change may be a release made current or an account moved
 }
 
 // sweepLoop runs the directory's sweep every half idle period until Close.

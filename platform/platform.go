@@ -124,6 +124,7 @@ type Platform struct {
 	compiles     map[string]*compiling // digest → its compilation under way
 	compilations sync.WaitGroup        // compilations under way, for Close
 	loaded       sync.Map              // digest → true once compiled by Runtime
+	ahead        chan struct{}         // wakes CompileAhead (wakeAhead)
 
 	stopSweep chan struct{} // closed by Close: ends sweepLoop
 	swept     chan struct{} // closed when sweepLoop has ended
@@ -163,7 +164,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		}
 		return nil, err
 	}
-	p := &Platform{cfg: cfg, artifacts: filepath.Join(cfg.DataDir, artifactDir), Policy: isolation.NewPolicy()}
+	p := &Platform{cfg: cfg, artifacts: filepath.Join(cfg.DataDir, artifactDir), Policy: isolation.NewPolicy(), ahead: make(chan struct{}, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -292,6 +293,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		Metrics: metrics, Smoke: smoke, Gate: p.Plane.GateRollout, Clock: cfg.Clock,
 		Logger: cfg.Logger, Owner: p.runnerOwner(), Actor: cfg.Actor,
 		Hook: func(e rollout.Event) {
+			if e.Point == "state" || e.Point == "phase" {
+				p.wakeAhead() // a rollout began, or its release became current
+			}
 			if e.Account != "" && e.Point == "finished" {
 				p.changed(context.Background(), e.Account) // the account now runs another release
 			}
@@ -416,8 +420,9 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 		go func() { errc <- srv.Serve(listeners[i]) }()
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); p.reapLoop(bg) }()
+	go func() { defer wg.Done(); p.CompileAhead(bg) }()
 	go func() { defer wg.Done(); p.scheduleLoop(bg) }()
 	go func() {
 		defer wg.Done()

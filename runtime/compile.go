@@ -57,6 +57,11 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (string, error) {
 	return r.load(ctx, a)
 }
 
+// Compiled reports whether the module with this digest is compiled and
+// kept by this Runtime (Compile returned it), so that an invocation of it
+// does not wait for a compilation. Safe for concurrent use.
+func (r *Runtime) Compiled(digest string) bool { return r.loaded(digest) }
+
 // loaded reports whether the module digest is compiled and kept.
 func (r *Runtime) loaded(digest string) bool {
 	r.mu.Lock()

@@ -145,7 +145,10 @@ tenant's functions run on Lambda in its own AWS account, behind its own HTTP API
 			if err != nil {
 				return err
 			}
-			if err := p.LoadCurrent(ctx); err != nil && !errors.Is(err, silo.ErrNotFound) {
+			// A module missing from the data dir refuses the start; Serve
+			// compiles the modules in the background (CompileAhead), so a
+			// module that does not compile fails its own requests only.
+			if err := p.CheckCurrent(ctx); err != nil {
 				return err
 			}
 			if _, err := p.API(); err != nil { // writes the operator token before the address is printed

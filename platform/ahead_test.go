@@ -1,0 +1,77 @@
+package platform_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/rollout"
+	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/silotest"
+)
+
+// TestReleaseCompiledAhead: a release uploaded through the API, which
+// compiles nothing, is not compiled by this server until it becomes
+// current (must not); once a rollout made it current, CompileAhead
+// compiles its every module without any request (must), as a server does
+// before a new tenant's first request.
+func TestReleaseCompiledAhead(t *testing.T) {
+	ctx := context.Background()
+	p := silotest.New(t)
+	plat := p.Platform()
+	aheadCtx, stop := context.WithCancel(ctx)
+	ahead := make(chan struct{})
+	go func() { defer close(ahead); plat.CompileAhead(aheadCtx) }()
+	t.Cleanup(func() { stop(); <-ahead })
+
+	rel, err := platform.BuildRelease(ctx, filepath.Join(app, "silo.yaml"), filepath.Join(silotest.CacheDir(), "builds"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := apiClient(t, plat)
+	for _, d := range rel.Artifacts {
+		b, err := os.ReadFile(platform.BuiltArtifact(filepath.Join(silotest.CacheDir(), "builds"), d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.PutArtifact(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := os.ReadFile(filepath.Join(app, "silo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: string(src), Artifacts: rel.Artifacts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range up.Artifacts {
+		if plat.Runtime.Compiled(d) {
+			t.Fatalf("module of %s compiled before its release was made current or rolled out", name)
+		}
+	}
+
+	ro, err := c.StartRollout(ctx, up.ID, rollout.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Follow(ctx, ro.ID, func(rollout.Rollout) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// No request is sent: the modules compile in the background. The
+	// bound only keeps a broken CompileAhead from hanging the test.
+	deadline := time.Now().Add(3 * time.Minute)
+	for name, d := range up.Artifacts {
+		for !plat.Runtime.Compiled(d) {
+			if time.Now().After(deadline) {
+				t.Fatalf("module of %s not compiled ahead of any request", name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
