@@ -145,11 +145,20 @@ tenant's functions run on Lambda in its own AWS account, behind its own HTTP API
 			if err != nil {
 				return err
 			}
-			// A module missing from the data dir refuses the start; Serve
-			// compiles the modules in the background (CompileAhead), so a
-			// module that does not compile fails its own requests only.
+			// A module missing from the data dir refuses the start. The
+			// current release's modules are compiled before serving, so
+			// that the first requests (a load balancer's, once the health
+			// check passes) do not wait for them; one that does not
+			// compile is reported and fails its own requests only (Serve
+			// compiles what changes later in the background: CompileAhead).
 			if err := p.CheckCurrent(ctx); err != nil {
 				return err
+			}
+			if err := p.LoadCurrent(ctx); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				fmt.Fprintf(g.stderr, "silo server: warning: %s; its requests fail until a release replaces it\n", silo.UserMessage(err))
 			}
 			if _, err := p.API(); err != nil { // writes the operator token before the address is printed
 				return err
