@@ -13,6 +13,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
+	"github.com/silo-run/silo/internal/durable"
 	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/isolation/report"
 	"github.com/silo-run/silo/logs"
@@ -341,12 +342,54 @@ func localOnly(g *globals, instead string) error {
 
 // notServed refuses a command that would open the data dir's account stores
 // beside a silo up or silo server serving it (an account's table store can
-// be open in one process at a time), saying what to do instead.
+// be open in one process at a time), or beside one still starting (before
+// it writes platform.ServerFile it already holds platform.LockFile), or
+// beside a silo store migrate copying the data dir's state, saying what to
+// do instead (a whole sentence after the semicolon).
 func notServed(g *globals, instead string) error {
 	if rs, ok := runningServer(g.dataDir); ok {
-		return silo.Errorf(silo.CodeUnavailable, "silo up or silo server (pid %d) is serving the data dir %s at %s; %s, or stop that process first", rs.PID, g.dataDir, rs.URL, instead)
+		return silo.Errorf(silo.CodeUnavailable, "silo up or silo server (pid %d) is serving the data dir %s at %s; %s", rs.PID, g.dataDir, rs.URL, instead)
+	}
+	if h, held := platform.DataDirHeld(g.dataDir); held {
+		return heldError(g, h, instead)
 	}
 	return nil
+}
+
+// holdDataDir takes the data dir's lock (platform.LockDataDir) for command
+// (silo up, silo server, silo store migrate), or refuses as notServed does
+// when another process holds it. The caller releases the lock it returns
+// when it is done with the data dir.
+func holdDataDir(g *globals, command string, exclusive bool, instead string) (*platform.DataDirLock, error) {
+	phase := "starting"
+	if command == migrateCommand {
+		phase = "copying the state" // on a data dir that exists: the copy needs its state.db
+	} else {
+		os.MkdirAll(g.dataDir, 0o700) // a server's first start makes the data dir; forgetNewDataDir takes it back if it fails
+	}
+	l, err := platform.LockDataDir(g.dataDir, exclusive, platform.Holder{Command: command, Phase: phase})
+	var held *platform.HeldError
+	switch {
+	case errors.As(err, &held):
+		return nil, heldError(g, held.Holder, instead)
+	case err != nil:
+		return nil, silo.Errorf(silo.CodeUnavailable, "cannot lock the data dir %s: %v; make the data dir writable by the user running silo", g.dataDir, durable.Cause(err))
+	}
+	return l, nil
+}
+
+// migrateCommand is how the data dir's lock names silo store migrate.
+const migrateCommand = "silo store migrate"
+
+// heldError is the refusal of a command on a data dir whose lock h holds.
+func heldError(g *globals, h platform.Holder, instead string) error {
+	switch {
+	case h.Command == migrateCommand:
+		return silo.Errorf(silo.CodeUnavailable, "silo store migrate (pid %d) is copying the control-plane state of the data dir %s into PostgreSQL; wait for it to finish, then pass --store (or set $SILO_STORE) to the database it copies into", h.PID, g.dataDir)
+	case h.PID == 0:
+		return silo.Errorf(silo.CodeUnavailable, "another silo process is starting on the data dir %s; %s", g.dataDir, instead)
+	}
+	return silo.Errorf(silo.CodeUnavailable, "%s (pid %d) is %s on the data dir %s; %s", h.Command, h.PID, h.Phase, g.dataDir, instead)
 }
 
 // withAPI makes a command body that runs against the control API (local or

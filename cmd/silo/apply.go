@@ -51,7 +51,7 @@ account it applies to at once, with no ring and no health gate.`,
 			if err := localOnly(g, "against the server use silo deploy (it builds here, uploads the release and rolls it out ring by ring)"); err != nil {
 				return err
 			}
-			if err := notServed(g, "use silo deploy, which rolls the release out through it"); err != nil {
+			if err := notServed(g, "use silo deploy, which rolls the release out through it, or stop that process first"); err != nil {
 				return err
 			}
 			ctx := cmd.Context()

@@ -51,9 +51,15 @@ The app is ./silo.yaml, else examples/findings of this repository, or --file. St
 			if name == "" {
 				name = userName()
 			}
-			if err := notServed(g, "silo dev serves your account itself: stop silo up and run silo dev alone, or pass another --data-dir"); err != nil {
+			const instead = "silo dev serves your account itself: stop that process and run silo dev alone, or pass another --data-dir"
+			if err := notServed(g, instead); err != nil {
 				return err
 			}
+			lock, err := holdDataDir(g, "silo dev", true, instead)
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
 			p, err := openPlatform(ctx, g, listen, "", func(c *platform.Config) { c.LogLevel = slog.LevelDebug })
 			if err != nil {
 				return err
@@ -65,6 +71,7 @@ The app is ./silo.yaml, else examples/findings of this repository, or --file. St
 			}
 			defer ln.Close()
 			d := &platform.Dev{P: p, App: filepath.Dir(spec), Account: platform.DevAccount(name)}
+			lock.SetPhase("serving")
 			return runDev(ctx, g, p, ln, d, spec)
 		},
 	}

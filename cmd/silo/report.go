@@ -309,7 +309,7 @@ works on the local data dir and refuses while silo up or silo server serves it.`
 			if err := localOnly(g, "run silo report key rotate on the server's host, with the server stopped"); err != nil {
 				return err
 			}
-			if err := notServed(g, "the server keeps the key it started with"); err != nil {
+			if err := notServed(g, "the server keeps the key it started with: stop that process first"); err != nil {
 				return err
 			}
 			if err := needDataDir(g); err != nil {

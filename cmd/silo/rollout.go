@@ -131,11 +131,20 @@ tenant's functions run on Lambda in its own AWS account, behind its own HTTP API
 			// On a PostgreSQL store, several servers may share the data
 			// dir (a second one for a restart without downtime); on the
 			// SQLite default, one server owns it.
+			const instead = "pass another --data-dir, or use a PostgreSQL --store to run several servers, or stop that process first"
 			if g.store == "" {
-				if err := notServed(g, "pass another --data-dir, or use a PostgreSQL --store to run several servers"); err != nil {
+				if err := notServed(g, instead); err != nil {
 					return err
 				}
 			}
+			// The lock is held from before the server opens anything
+			// until it exits; shared by the servers of one PostgreSQL
+			// store.
+			lock, err := holdDataDir(g, "silo server", g.store == "", instead)
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
 			p, err := openPlatform(ctx, g, gatewayAddr, listen)
 			if err != nil {
 				return err
@@ -173,6 +182,7 @@ tenant's functions run on Lambda in its own AWS account, behind its own HTTP API
 				case <-time.After(10 * time.Millisecond):
 				}
 			}
+			lock.SetPhase("serving")
 			fmt.Fprintf(g.stderr, "silo server: API on http://%s (token in %s), console on http://%s/console/, gateway on http://%s\n",
 				p.APIAddr(), filepath.Join(p.Config().DataDir, server.TokenFile), p.APIAddr(), p.Addr())
 			return <-served

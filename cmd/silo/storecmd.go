@@ -30,8 +30,9 @@ chain keeps every sequence number and hash, so silo audit verify and earlier che
 hold. The SQLite state is left as it was, and the data dir records the move (store-moved.json):
 every command on the data dir without --store then refuses, naming the database. There is no
 migration back: the SQLite state stays as it was at the migration. Stop silo up or
-silo server on the data dir first; afterwards start the servers with --store (or $SILO_STORE) set
-to the same URL.`,
+silo server on the data dir first (it refuses while one is starting or serving there, and a silo
+up or silo server started while it copies refuses); afterwards start the servers with --store (or
+$SILO_STORE) set to the same URL.`,
 		Example: `  # stop the silo up or silo server that serves the data dir (Ctrl-C or kill), then:
   silo store migrate --to postgres://silo@db:5432/silo?sslmode=require
   SILO_STORE=postgres://silo@db:5432/silo?sslmode=require silo server`,
@@ -47,9 +48,17 @@ to the same URL.`,
 			if err := localOnly(g, "run it on the machine holding the data dir"); err != nil {
 				return err
 			}
-			if err := notServed(g, "stop it before migrating, so that no change is made while the state is copied"); err != nil {
+			const instead = "stop it before migrating"
+			if err := notServed(g, instead); err != nil {
 				return err
 			}
+			// Held for the whole copy: a silo up or silo server started
+			// meanwhile is refused, and one starting now refuses this.
+			lock, err := holdDataDir(g, migrateCommand, true, instead)
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
 			src, err := openSQLiteState(ctx, g)
 			if err != nil {
 				return err

@@ -220,9 +220,18 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile, ye
 	if err != nil {
 		return err
 	}
-	if err := notServed(g, "it is already up (use its URLs, or pass another --data-dir)"); err != nil {
+	const instead = "it is already up or starting: use its URLs, or pass another --data-dir"
+	if err := notServed(g, instead); err != nil {
 		return err
 	}
+	// The data dir is silo up's alone from before its build until it
+	// exits: silo store migrate, silo apply or another silo up started
+	// meanwhile are refused.
+	lock, err := holdDataDir(g, "silo up", true, instead)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	p, err := openPlatform(ctx, g, listen, api)
 	if err != nil {
 		return err
@@ -376,6 +385,7 @@ func runUp(ctx context.Context, g *globals, listen, api string, explicitFile, ye
 		return err
 	}
 	go fillPool(ctx, g, "silo up", p.Config().Provider)
+	lock.SetPhase("serving")
 	<-served
 	err = serveErr
 	if !g.json() {

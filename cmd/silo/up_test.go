@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -303,6 +304,21 @@ func TestCommandsGoThroughRunningUp(t *testing.T) {
 	err = runCmd(context.Background(), []string{"up", "--listen", "127.0.0.1:0", "--data-dir", dir}, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "already up") {
 		t.Errorf("a second silo up on the same data dir: %v, want a refusal", err)
+	}
+
+	// silo up holds the data dir's lock, not only its server file: with
+	// the file out of the way (as before silo up writes it, after its
+	// build), apply is still refused, naming silo up.
+	sf := filepath.Join(dir, platform.ServerFile)
+	if err := os.Rename(sf, sf+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	err = runCmd(context.Background(), []string{"apply", "--all", "--data-dir", dir, "--file", sum.App}, &out, &errOut)
+	if want := fmt.Sprintf("silo up (pid %d) is serving on the data dir", os.Getpid()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("apply beside a running silo up whose server file is not there: %v, want a refusal saying %q", err, want)
+	}
+	if err := os.Rename(sf+".aside", sf); err != nil {
+		t.Fatal(err)
 	}
 
 	// A server file whose process is gone is ignored: the command runs on

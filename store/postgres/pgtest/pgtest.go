@@ -152,3 +152,35 @@ func DropDatabase(t testing.TB, name string) {
 	t.Helper()
 	Exec(t, DSN(t), "DROP DATABASE "+name+" WITH (FORCE)")
 }
+
+// Hold runs sql (a lock: LOCK TABLE, pg_advisory_xact_lock) in a
+// transaction of its own connection to dsn and keeps the transaction open
+// until the returned func (or the test's end) rolls it back, so that a test
+// can make silo wait on that lock at a point of its choosing.
+func Hold(t testing.TB, dsn, sql string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err == nil {
+		_, err = tx.Exec(ctx, sql)
+	}
+	if err != nil {
+		conn.Close(ctx)
+		t.Fatalf("hold %q: %v", sql, err)
+	}
+	done := false
+	release = func() {
+		if done {
+			return
+		}
+		done = true
+		tx.Rollback(ctx)
+		conn.Close(ctx)
+	}
+	t.Cleanup(release)
+	return release
+}
