@@ -58,6 +58,13 @@ func (p *Platform) CheckRegistry(ctx context.Context) error {
 	if err := p.checkAccountsHere(ctx, here != ""); err != nil {
 		return err
 	}
+	if cfg.Store != nil {
+		// The data dir is this store's: a command on it without the
+		// store must not open (and make) a state.db beside it.
+		if err := recordStore(cfg.DataDir); err != nil {
+			return silo.Errorf(silo.CodeUnavailable, "cannot write %s in the data dir %s: %v; make the data dir writable by the user running silo", StoreFile, cfg.dataDirName, durable.Cause(err))
+		}
+	}
 	if here != "" {
 		return nil
 	}

@@ -30,6 +30,8 @@
 //	operator.token        the control-plane API's operator token (created when the API is used)
 //	issued-keys.json      the key IssueKey last issued per name and account (silo up, silo dev)
 //	provider.json         cmd/silo's saved provider choice (with --provider aws; not read here)
+//	datadir.lock          locked by the process serving or migrating the data dir (LockFile)
+//	server.json           names the running server's API (ServerFile)
 //
 // It may import every package of the project except cmd/ and silotest; no
 // package but cmd/silo, silotest and the bench harness may import it.
@@ -175,6 +177,9 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 	p.db, p.stateName = cfg.Store, "the PostgreSQL control-plane database"
 	if p.db == nil {
 		if err := stateMoved(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		if err := stateElsewhere(cfg.DataDir, cfg.dataDirName); err != nil {
 			return nil, err
 		}
 		p.stateName = "the data dir's control-plane state (state.db)"

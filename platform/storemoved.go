@@ -54,3 +54,38 @@ func stateMoved(dataDir string) error {
 	}
 	return silo.Errorf(silo.CodeFailedCheck, "the control plane of %s was copied to %s by silo store migrate%s, so its SQLite state is out of date: every change since is only in that database; pass --store or set SILO_STORE to that database (silo cannot move the state back to SQLite: removing %s would make silo use the SQLite state as it was then, undoing every change since in the registry, and silo apply would then roll the accounts back to it; see docs/operations.md)", dataDir, m.To, when, path)
 }
+
+// StoreFile, in the data dir, records that the installation's control
+// plane is in PostgreSQL: it is written the first time a platform opens on
+// the data dir with a PostgreSQL store (Config.Store) and passes
+// CheckRegistry. It names no database (a URL could carry a password), only
+// the kind of store.
+const StoreFile = "store.json"
+
+// storeRecord is what StoreFile holds.
+type storeRecord struct {
+	Store string `json:"store"` // "postgres"
+}
+
+// recordStore writes StoreFile in dataDir unless it is there already.
+func recordStore(dataDir string) error {
+	path := filepath.Join(dataDir, StoreFile)
+	if _, err := os.Lstat(path); err == nil {
+		return nil
+	}
+	b, err := json.Marshal(storeRecord{Store: "postgres"})
+	if err != nil {
+		return err
+	}
+	return durable.WriteFile(path, b, durable.Options{})
+}
+
+// stateElsewhere refuses to open the data dir's SQLite state (and so to
+// create an empty state.db) when StoreFile says the installation's control
+// plane is in PostgreSQL.
+func stateElsewhere(dataDir, dataDirName string) error {
+	if _, err := os.Lstat(filepath.Join(dataDir, StoreFile)); err != nil {
+		return nil
+	}
+	return silo.Errorf(silo.CodeFailedCheck, "this installation's control plane is in PostgreSQL (the data dir %s records it in %s); pass --store or set $SILO_STORE to its database (see docs/operations.md)", dataDirName, StoreFile)
+}
