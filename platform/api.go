@@ -41,8 +41,12 @@ func (p *Platform) API() (*server.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	kind := "sqlite"
+	if p.cfg.Store != nil {
+		kind = "postgres"
+	}
 	p.api, err = server.New(server.Config{
-		Plane: p.Plane, Runner: p.Runner, Store: p.Store, ArtifactDir: p.artifacts,
+		Plane: p.Plane, Runner: p.Runner, Store: p.Store, StoreKind: kind, ArtifactDir: p.artifacts,
 		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Prices: p.cfg.Usage.Prices,
 		Ops: server.Ops{Provider: p.Provider, Envs: Envs{p}, LogDir: p.Logs.Dir(), LogKeys: p.Logs.Keys(), Logs: p,
 			ReportKey: key, ReportKeys: published,

@@ -44,6 +44,9 @@ type Config struct {
 	Plane  *control.Plane
 	Runner *rollout.Runner
 	Store  store.Store // releases are listed from it
+	// StoreKind is the kind of Store, "sqlite" or "postgres", as
+	// GET /v1/store reports it.
+	StoreKind string
 	// ArtifactDir holds uploaded artifacts as <hex sha256>.wasm, the layout
 	// of local builds. Required.
 	ArtifactDir string
@@ -700,4 +703,5 @@ func (s *Server) routes() {
 	})
 	s.previewRoutes()
 	s.fleetRoutes()
+	s.storeRoutes()
 }

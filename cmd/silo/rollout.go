@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/server"
@@ -31,12 +32,13 @@ func remote(g *globals) (*server.Client, error) {
 	if url == "" {
 		url = os.Getenv("SILO_SERVER")
 	}
+	var found *platform.RunningServer
 	if url == "" {
 		rs, ok := runningServer(g.dataDir)
 		if !ok {
 			return nil, nil
 		}
-		url = rs.URL
+		url, found = rs.URL, &rs
 	}
 	if g.provFlag != "" {
 		// The server reaches accounts through the provider it started
@@ -54,7 +56,47 @@ func remote(g *globals) (*server.Client, error) {
 		}
 		tok = strings.TrimSpace(string(b))
 	}
-	return server.NewClient(url, tok, nil), nil
+	c := server.NewClient(url, tok, nil)
+	if found != nil && g.store != "" {
+		if err := sameStore(g, c, *found); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// sameStore refuses to go through the server found serving the data dir
+// when --store (or $SILO_STORE) names another store than the one it
+// serves: the command would answer from, or change, another database than
+// the one named. Stores are the same when both are PostgreSQL and hold the
+// same installation ID (an installation's databases are told apart by it,
+// wherever they are reached from).
+func sameStore(g *globals, c *server.Client, rs platform.RunningServer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := openStore(ctx, g.store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	mine, err := control.InstallationID(st)(ctx, false)
+	if err != nil {
+		return fmt.Errorf("read the installation ID of the --store database: %w", err)
+	}
+	theirs, err := c.StoreIdentity(ctx)
+	if err != nil {
+		return fmt.Errorf("ask the silo server at %s which store it serves: %w", rs.URL, err)
+	}
+	if theirs.Store == "postgres" && theirs.Installation == mine {
+		return nil
+	}
+	describe := func(kind, id string) string {
+		if id == "" {
+			id = "none yet"
+		}
+		return fmt.Sprintf("%s, installation %s", kind, id)
+	}
+	return silo.Errorf(silo.CodeConflict, "the silo server at %s (pid %d) serving the data dir %s uses another control-plane store (%s) than --store (or $SILO_STORE) names (%s); drop --store (or unset SILO_STORE) to go through that server, or name the database it serves", rs.URL, rs.PID, g.dataDir, describe(theirs.Store, theirs.Installation), describe("postgres", mine))
 }
 
 // runningServer returns the silo up or silo server serving dataDir

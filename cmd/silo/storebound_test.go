@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/store/postgres/pgtest"
@@ -64,5 +66,42 @@ func TestPostgresDataDirWithoutStore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(sq.dataDir, platform.StoreFile)); !os.IsNotExist(err) {
 		t.Errorf("a SQLite installation's data dir has %s (%v)", platform.StoreFile, err)
+	}
+}
+
+// TestStoreFlagThroughAServer: with a server found serving the data dir, a
+// --store naming another installation's database, or one that cannot be
+// reached, is refused with one error instead of being answered from the
+// server's database (must not); the server's own database, and no
+// --store, go through it (must).
+func TestStoreFlagThroughAServer(t *testing.T) {
+	t.Parallel()
+	dsn, other := pgtest.Fresh(t), pgtest.Fresh(t)
+	c := newCLI(t)
+	c.ok("--store", dsn, "tenant", "create", "acme")
+	o := newCLI(t)
+	o.ok("--store", other, "tenant", "create", "globex")
+
+	ctx, stop := context.WithCancel(context.Background())
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--data-dir", c.dataDir, "--store", dsn, "server", "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}, strings.NewReader(""), &out, &errOut)
+	}()
+	defer func() { stop(); <-done }()
+	for _, ok := platform.Running(c.dataDir); !ok; _, ok = platform.Running(c.dataDir) {
+		select {
+		case code := <-done:
+			t.Fatalf("silo server exited %d: %s", code, errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	c.fails("uses another control-plane store (postgres, installation ", "--store", other, "tenant", "list")
+	c.fails("cannot connect to PostgreSQL", "--store", "postgres://postgres@127.0.0.1:1/x?sslmode=disable", "tenant", "list")
+	for _, args := range [][]string{{"--store", dsn, "tenant", "list"}, {"tenant", "list"}} {
+		if out := c.ok(args...); !strings.Contains(out, "acme") || strings.Contains(out, "globex") {
+			t.Errorf("silo %s through the server: %s, want acme (and not globex)", strings.Join(args, " "), out)
+		}
 	}
 }
