@@ -57,8 +57,8 @@ func stateMoved(dataDir string) error {
 
 // StoreFile, in the data dir, records that the installation's control
 // plane is in PostgreSQL: it is written the first time a platform opens on
-// the data dir with a PostgreSQL store (Config.Store) and passes
-// CheckRegistry. It names no database (a URL could carry a password), only
+// a data dir without state.db with a PostgreSQL store (Config.Store) and
+// passes CheckRegistry. It names no database (a URL could carry a password), only
 // the kind of store.
 const StoreFile = "store.json"
 
@@ -67,10 +67,16 @@ type storeRecord struct {
 	Store string `json:"store"` // "postgres"
 }
 
-// recordStore writes StoreFile in dataDir unless it is there already.
+// recordStore writes StoreFile in dataDir unless it is there already, or
+// the data dir has a state.db: an installation moved from SQLite, which
+// StoreMovedFile covers (removing that file on purpose makes silo use the
+// SQLite state again).
 func recordStore(dataDir string) error {
 	path := filepath.Join(dataDir, StoreFile)
 	if _, err := os.Lstat(path); err == nil {
+		return nil
+	}
+	if _, err := os.Lstat(filepath.Join(dataDir, "state.db")); !errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	b, err := json.Marshal(storeRecord{Store: "postgres"})
