@@ -316,31 +316,27 @@ func (p *Platform) applyTo(ctx context.Context, rel engine.Release, id silo.Acco
 // first request after a restart does not compile. No release is not an
 // error.
 func (p *Platform) LoadCurrent(ctx context.Context) error {
-	rel, err := p.Plane.CurrentRelease(ctx)
-	if errors.Is(err, silo.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, d := range rel.Artifacts {
-		if err := p.load(ctx, d); err != nil {
-			return err
-		}
-	}
-	return nil
+	return p.eachCurrent(ctx, func(d string) error { return p.load(ctx, d) })
 }
 
 // CheckCurrent makes sure every function module of the current release is
-// in the data dir's artifacts, without compiling it (a server compiles
-// them in the background: CompileAhead), so that a server on a data dir
-// that lacks one refuses to start rather than fail those requests. No
-// release is not an error.
+// in the data dir's artifacts, without compiling it, so that a server on a
+// data dir that lacks one refuses to start rather than fail those
+// requests. No release is not an error.
 //
 // # Errors
 //
 // CodeUnavailable naming the missing module and the fix (ReadArtifact).
 func (p *Platform) CheckCurrent(ctx context.Context) error {
+	return p.eachCurrent(ctx, func(d string) error {
+		_, err := ReadArtifact(p.cfg.DataDir, d)
+		return err
+	})
+}
+
+// eachCurrent calls fn with the digest of each function module of the
+// current release, stopping at its first error. No release calls nothing.
+func (p *Platform) eachCurrent(ctx context.Context, fn func(digest string) error) error {
 	rel, err := p.Plane.CurrentRelease(ctx)
 	if errors.Is(err, silo.ErrNotFound) {
 		return nil
@@ -349,7 +345,7 @@ func (p *Platform) CheckCurrent(ctx context.Context) error {
 		return err
 	}
 	for _, d := range rel.Artifacts {
-		if _, err := ReadArtifact(p.cfg.DataDir, d); err != nil {
+		if err := fn(d); err != nil {
 			return err
 		}
 	}
