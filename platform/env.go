@@ -64,10 +64,16 @@ func (p *Platform) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
 	}
 	c, err := p.CreateAccount(ctx, req.account())
 	if err != nil {
+		if ctx.Err() != nil && silo.ErrorCode(err) != silo.CodeConflict {
+			return Env{}, p.undoInterruptedEnv(ctx, silo.AccountID(req.Name), err)
+		}
 		return Env{Account: c.Account}, err
 	}
 	if req.Seed != "" {
 		if err := p.Seed(ctx, c.Account.ID, req.Seed); err != nil {
+			if ctx.Err() != nil {
+				return Env{}, p.undoInterruptedEnv(ctx, c.Account.ID, err)
+			}
 			id := c.Account.ID
 			if derr := p.DeleteAccount(ctx, id); derr != nil {
 				return Env{}, &silo.Error{Code: silo.ErrorCode(err), Err: errors.Join(err, derr),
@@ -78,6 +84,25 @@ func (p *Platform) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
 		}
 	}
 	return Env{Account: c.Account, Key: c.Key}, nil
+}
+
+// undoInterruptedEnv deletes what an environment create interrupted by
+// ctx (Ctrl-C) left of account id, so that an interrupted create leaves
+// nothing behind: an environment is throwaway, and one without its seed
+// data or its key is of no use. The deletion runs past ctx's end, for at
+// most a minute. It returns err, the create's own error, joined with the
+// deletion's if that fails: the command reading the account's state then
+// says what is left and how to remove it.
+func (p *Platform) undoInterruptedEnv(ctx context.Context, id silo.AccountID, err error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if _, gerr := p.Plane.Account(ctx, id); gerr != nil {
+		return err // not registered: nothing to undo
+	}
+	if derr := p.DeleteAccount(ctx, id); derr != nil {
+		return errors.Join(err, derr)
+	}
+	return err
 }
 
 // CheckEnv returns the error CreateEnv refuses req with before anything is

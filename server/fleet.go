@@ -557,7 +557,10 @@ func (s *Server) fleetRoutes() {
 			defer os.RemoveAll(dir)
 			er.SeedDir = dir
 		}
-		e, err := o.Envs.CreateEnv(r.Context(), er)
+		// As an account's onboarding, the environment's creation (and its
+		// seeding) does not end with the request: a client that goes away
+		// gets told the server goes on.
+		e, err := o.Envs.CreateEnv(context.WithoutCancel(r.Context()), er)
 		return http.StatusCreated, e, err
 	})
 	s.handle("GET /v1/environments", func(r *http.Request) (int, any, error) {

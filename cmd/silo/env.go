@@ -83,6 +83,10 @@ uploaded with the request.`,
 			}
 			defer done()
 			e, err := api.CreateEnv(ctx, server.EnvRequest{Name: args[0], Purpose: kind, TTL: ttl, Params: ps, SeedDir: seed})
+			if err != nil && ctx.Err() != nil {
+				_, remote := api.(remoteAPI)
+				return interruptedCreate(ctx, api, remote, silo.AccountID(args[0]), silo.KindEnvironment, true)
+			}
 			if err != nil {
 				return err
 			}

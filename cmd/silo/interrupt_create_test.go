@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 )
 
@@ -185,4 +187,116 @@ func TestFailedProvisioningSaysNoKey(t *testing.T) {
 			t.Errorf("create %s %v: stderr %q; says no key was issued: %v, want %v", tc.id, tc.args, errOut, got, tc.want)
 		}
 	}
+}
+
+// TestInterruptedEnvCreateLeavesNothing interrupts silo env create (its
+// context cancelled as Ctrl-C cancels it) at the engine's step boundaries
+// of the environment's onboarding, seeded and not: the command says the
+// environment was not created, nothing of it is listed, and the same name
+// can be created again. The twins, not interrupted, create it with its key.
+func TestInterruptedEnvCreateLeavesNothing(t *testing.T) {
+	seed := filepath.Join(filepath.Dir(newCLI(t).file), "fixtures", "demo")
+	for _, tc := range []struct {
+		name, point string // where the interruption comes; "" for none
+		seed        bool
+	}{
+		{"registered, before the provider", "journaled", false},
+		{"after the provider", "provider", false},
+		{"recorded, before its seed", "recorded", true},
+		{"not interrupted", "", false},
+		{"not interrupted, seeded", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCLI(t)
+			c.ok("tenant", "create", "acme")
+			args := []string{"--data-dir", c.dataDir, "--file", c.file, "env", "create", "demo-1", "--kind", "demo", "--ttl", "1h", "--param", "plan=enterprise"}
+			if tc.seed {
+				args = append(args, "--seed", seed)
+			}
+			ctx := interruptAt(t, "demo-1", tc.point, nil)
+			var out, errOut bytes.Buffer
+			code := run(ctx, args, strings.NewReader(""), &out, &errOut)
+			if tc.point == "" {
+				if code != 0 || !strings.Contains(out.String(), "API key (shown once, store it now): sk_") {
+					t.Fatalf("exit %d, stdout %q, stderr %q; want demo-1 created with its key shown", code, out.String(), errOut.String())
+				}
+				if got := envState(c, "demo-1"); got != "active" {
+					t.Fatalf("demo-1 after the create: %q, want active", got)
+				}
+				return
+			}
+			if want := "silo: interrupted: environment demo-1 was not created\n"; code != 1 || errOut.String() != want {
+				t.Fatalf("exit %d, stderr %q; want exit 1 and %q", code, errOut.String(), want)
+			}
+			if got := envState(c, "demo-1"); got != "" {
+				t.Fatalf("demo-1 after the interrupted create: %q, want nothing listed", got)
+			}
+			engineStep = func(engine.Step) {}
+			c.ok(args[4:]...)
+		})
+	}
+}
+
+// envState is environment id's state as silo env list -o json gives it,
+// "" when it lists no such environment.
+func envState(c *cli, id string) string {
+	c.t.Helper()
+	var envs []silo.Account
+	if err := json.Unmarshal([]byte(c.ok("env", "list", "-o", "json")), &envs); err != nil {
+		c.t.Fatalf("env list -o json: %v", err)
+	}
+	for _, a := range envs {
+		if string(a.ID) == id {
+			return string(a.State)
+		}
+	}
+	return ""
+}
+
+// TestInterruptedEnvCreateThroughAServer interrupts silo env create demo-1
+// against a server once the server has registered it, and waits until the
+// server sees the client gone: the server goes on and makes demo-1 active,
+// and the command says so. The twin, not interrupted, shows the key.
+func TestInterruptedEnvCreateThroughAServer(t *testing.T) {
+	var mu sync.Mutex
+	var reqCtx context.Context
+	handled := make(chan struct{}, 2)
+	f := startRemoteOn(t, newCLI(t).file, func(f *remoteFixture) {
+		f.local("tenant", "create", "acme")
+		f.wrap = func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodPost || r.URL.Path != "/v1/environments" {
+					h.ServeHTTP(w, r)
+					return
+				}
+				mu.Lock()
+				reqCtx = r.Context()
+				mu.Unlock()
+				h.ServeHTTP(w, r)
+				handled <- struct{}{}
+			})
+		}
+	})
+	ctx := interruptAt(t, "demo-1", "journaled", func() {
+		mu.Lock()
+		rc := reqCtx
+		mu.Unlock()
+		<-rc.Done() // the server saw the client go
+	})
+	create := []string{"env", "create", "demo-1", "--kind", "demo", "--ttl", "1h", "--param", "plan=enterprise"}
+	var out, errOut bytes.Buffer
+	code := run(ctx, append([]string{"--data-dir", f.client, "--file", f.file, "--server", f.url, "--token", f.token}, create...), strings.NewReader(""), &out, &errOut)
+	if want := "silo: interrupted: the server goes on creating environment demo-1 by itself"; code != 1 || !strings.HasPrefix(errOut.String(), want) {
+		t.Fatalf("exit %d, stderr %q; want exit 1 and %q", code, errOut.String(), want)
+	}
+	<-handled
+	if l := f.remote("env", "list"); !strings.Contains(l, "demo-1  demo environment  active") {
+		t.Fatalf("env list after the server's create of demo-1 ended:\n%s\nwant demo-1 active", l)
+	}
+	engineStep = func(engine.Step) {}
+	create[2] = "demo-2"
+	if out := f.remote(create...); !strings.Contains(out, "API key (shown once, store it now): sk_") {
+		t.Fatalf("env create demo-2 (not interrupted): %q; want its key shown", out)
+	}
+	<-handled
 }
