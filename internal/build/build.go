@@ -65,6 +65,12 @@ func Function(ctx context.Context, dir, outDir string) (Artifact, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return Artifact{}, silo.Errorf(silo.CodeNotFound, "function source directory %s does not exist", dir)
 	}
+	// The toolchain runs in dir: a relative outDir (a data dir given as
+	// .silo) would name a directory inside the function's source.
+	outDir, err := filepath.Abs(outDir)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("resolve %s: %w", outDir, err)
+	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return Artifact{}, fmt.Errorf("create %s: %w", outDir, err)
 	}

@@ -115,3 +115,27 @@ func assertEmptyDir(t *testing.T, dir string) {
 		t.Errorf("%s holds %s after a refused build; it must hold nothing", dir, e.Name())
 	}
 }
+
+// TestFunctionIntoARelativeDir builds with outDir relative to the working
+// directory, as a data dir given as .silo makes it (the toolchain runs in
+// the function's directory): the artifact lands in outDir under the
+// working directory, and nothing is written into the function's source.
+// The twin is TestFunctionReproducible's absolute outDir.
+func TestFunctionIntoARelativeDir(t *testing.T) {
+	src, err := filepath.Abs(filepath.Join("testdata", "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd := t.TempDir()
+	t.Chdir(wd)
+	a, err := Function(context.Background(), src, filepath.Join(".silo", "artifacts"))
+	if err != nil {
+		t.Fatalf("build into a relative dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(wd, ".silo", "artifacts", a.Digest+".wasm")); err != nil {
+		t.Errorf("artifact not in the working directory's .silo/artifacts: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(src, ".silo")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the build wrote into the function's source (%s): %v", filepath.Join(src, ".silo"), err)
+	}
+}
