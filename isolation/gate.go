@@ -1,6 +1,7 @@
 package isolation
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,16 +21,25 @@ import (
 // before the first account is created on it: accounts are created on the
 // current release without passing the gate again.
 //
+// Each violation of the result says where it comes from
+// (Counterexample.Source): what the release declares, or the fleet's own
+// records. A release that makes no violation and touches none of the
+// fleet's passes even while the fleet has some: the error is nil, the
+// result has Status StatusViolated, and GateWarning says what to repair.
+// A violation of the fleet is touched when the release changes what an
+// account it involves holds (its recorded resources differ from what the
+// release gives it), or changes the production account while an account
+// it involves is not deleted (its functions may read production's
+// exports), or changes any account while it involves every account.
+//
 // # Errors
 //
-// CodeFailedCheck if the fleet would open a path across accounts or break
-// another invariant under the release: the refusal counts the violations
-// the release makes (what the accounts would hold under it) apart from
-// those the fleet has already whatever release it runs (API keys,
-// operators, account records, what deleted accounts still hold), names
-// the first of each and says what to do about each; a fleet that has any
-// is refused every release until it is repaired. The error of
-// engine.Desired if an account's resources cannot be computed.
+// CodeFailedCheck if the release makes a violation or touches one of the
+// fleet's: the refusal counts the violations the release makes apart
+// from those the fleet has already (API keys, operators, account records,
+// what accounts being deleted or deleted still hold), names the first of
+// each and says what to do about each. The error of engine.Desired if an
+// account's resources cannot be computed.
 func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 	return GateKeeping(ctx, rel, f, nil)
 }
@@ -37,7 +47,9 @@ func Gate(ctx context.Context, rel engine.Release, f *Fleet) (Result, error) {
 // GateKeeping is Gate for a release that leaves some accounts as they
 // are: those keep reports true for (a rollout moves only the accounts its
 // rings select) are verified with what they hold as recorded, beside
-// what the others would hold under rel. keep nil keeps none.
+// what the others would hold under rel. keep nil keeps none. What a kept
+// account holds is the fleet's (SourceFleet), and the release does not
+// change it.
 //
 // # Errors
 //
@@ -50,6 +62,8 @@ func GateKeeping(ctx context.Context, rel engine.Release, f *Fleet, keep func(si
 		return Result{}, err
 	}
 	g := f.Clone()
+	m := &marks{declared: map[*AccountState]bool{}, added: map[silo.AccountID]bool{}, changed: map[silo.AccountID]bool{}}
+	var moved []int // indexes in g of the accounts whose resources rel declares
 	// Accounts of the same kind with the same parameters hold the same
 	// resource names and grants under a release; they differ only in
 	// interpolated config values, which are not part of the access graph. So
@@ -76,8 +90,12 @@ func GateKeeping(ctx context.Context, rel engine.Release, f *Fleet, keep func(si
 			}
 			memo[mk] = rs
 		}
+		if !sameResources(as.Resources, rs) {
+			m.changed[as.Account.ID] = true
+		}
 		as.Resources = rs
 		as.Account.Release = rel.ID
+		moved = append(moved, i)
 	}
 	standIn := silo.AccountID("")
 	if _, prod := memo["production"]; len(memo) == 0 || len(memo) == 1 && prod {
@@ -97,18 +115,112 @@ func GateKeeping(ctx context.Context, rel engine.Release, f *Fleet, keep func(si
 				return Result{}, fmt.Errorf("gate release %s for the production account: %w", rel.ID, err)
 			}
 			g.Accounts = append(g.Accounts, AccountState{Account: prod, Resources: prs, HasDataKey: true})
+			moved = append(moved, len(g.Accounts)-1)
+			m.added[prod.ID], m.changed[prod.ID] = true, true
 		}
 		standIn = freeID(g, StandIn)
 		g.Accounts = append(g.Accounts, AccountState{
 			Account:   silo.Account{ID: standIn, Kind: silo.KindTenant, State: silo.StateActive, Release: rel.ID},
 			Resources: rs, HasDataKey: true,
 		})
+		moved = append(moved, len(g.Accounts)-1)
+		m.added[standIn], m.changed[standIn] = true, true
 	}
-	res := Verify(ctx, g)
-	if res.Status != StatusViolated {
+	for _, i := range moved { // g.Accounts grows no more: the pointers hold
+		m.declared[&g.Accounts[i]] = true
+	}
+	v := newVerifier(g, nil)
+	v.gate = m
+	v.run(ctx)
+	res := v.result()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if res.Status != StatusViolated || res.FromRelease == 0 && res.Touched == 0 {
 		return res, nil
 	}
-	return res, refusal(ctx, rel, f, res, standIn)
+	return res, refusal(rel, res, standIn)
+}
+
+// marks is what a gate tells the verifier about the fleet it checks.
+type marks struct {
+	declared map[*AccountState]bool  // accounts whose resources the release declares
+	added    map[silo.AccountID]bool // accounts the gate adds (stand-in, production it creates)
+	changed  map[silo.AccountID]bool // accounts whose resources the release changes, or adds
+}
+
+// scope is what the check running reads, for violate: the accounts whose
+// resources it reads (dep), whether it is the release's whatever it read
+// (release), and the fix of what it finds.
+type scope struct {
+	dep     []*AccountState
+	release bool
+	fix     string
+}
+
+// fixRecord is the fix of an account record no silo command writes.
+const fixRecord = `no silo command repairs it: restore a backup taken before the change (docs/operations.md, "Restoring"), then run silo verify`
+
+// fixResources is the fix of what account a holds.
+func fixResources(a silo.Account) string {
+	if a.State == silo.StateDeleting {
+		return "run " + silo.DeleteCommand(a.Kind, a.ID) + " again, which finishes the deletion"
+	}
+	return "fix silo.yaml and deploy it (silo deploy)"
+}
+
+// recordScope is the scope of the checks of account as's record: the
+// fleet's, unless the gate added the account.
+func (v *verifier) recordScope(as *AccountState) scope {
+	return scope{release: v.gate != nil && v.gate.added[as.Account.ID], fix: fixRecord}
+}
+
+// source is the source of a violation found in scope v.sc, in a gate.
+func (v *verifier) source() Source {
+	if v.sc.release {
+		return SourceRelease
+	}
+	for _, as := range v.sc.dep {
+		if v.gate.declared[as] {
+			return SourceRelease
+		}
+	}
+	return SourceFleet
+}
+
+// touches reports whether the release changes what a violation of the
+// fleet involving accounts ids is about (see Gate).
+func (v *verifier) touches(ids []silo.AccountID) bool {
+	ch := v.gate.changed
+	for _, id := range ids {
+		if ch[id] || id == AnyAccount && len(ch) > 0 {
+			return true
+		}
+		if as := v.byID[id]; as != nil && as.Account.State != silo.StateDeleted && ch[silo.ProductionID] {
+			return true // its functions may read production's exports
+		}
+	}
+	return false
+}
+
+// sameResources reports whether a and b hold the same resources, specs
+// included, in any order.
+func sameResources(a, b []silo.Resource) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := make(map[string]silo.Resource, len(a))
+	for _, r := range a {
+		m[r.Key()] = r
+	}
+	for _, r := range b {
+		o, ok := m[r.Key()]
+		if !ok || o.Hash != r.Hash || !bytes.Equal(o.Spec, r.Spec) {
+			return false
+		}
+		delete(m, r.Key())
+	}
+	return len(m) == 0
 }
 
 // keptExports refuses rel when an account of f that keep keeps (a live
@@ -157,56 +269,33 @@ func keptExports(rel engine.Release, f *Fleet, keep func(silo.Account) bool) err
 	return nil
 }
 
-// refusal is Gate's error for release rel, under which the fleet f would
-// have the counterexamples of res. It tells the release's own (what the
-// accounts would hold under it) from those the fleet has already, whatever
-// release it runs: those of f with no resource on any live account (API
-// keys, operators, account records, and what deleted accounts still hold).
-// Each group is counted, its first named, and the refusal says what to do
-// about each: fix silo.yaml for the release's, repair the fleet for the
-// others. standIn is the stand-in tenant Gate added, if any.
-func refusal(ctx context.Context, rel engine.Release, f *Fleet, res Result, standIn silo.AccountID) error {
-	bare := f.Clone()
-	for i := range bare.Accounts {
-		if st := bare.Accounts[i].Account.State; st != silo.StateDeleted && st != silo.StateDeleting {
-			bare.Accounts[i].Resources = nil
-		}
-	}
-	already := Verify(ctx, bare)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	// A counterexample of res is the fleet's when the bare fleet has the
-	// same one. Counting the bare fleet's alone would overcount: with no
-	// resources on live accounts, production exports nothing, so the
-	// export grants of an account being deleted are counterexamples there
-	// and not under rel.
-	inFleet := map[string]int{}
-	for _, c := range already.Counterexamples {
-		inFleet[c.Invariant+"\x00"+c.Problem]++
-	}
-	var own, fleet []Counterexample
+// refusal is Gate's error for release rel, whose result res has
+// violations the release makes, or of the fleet's it touches. Each group
+// is counted (over every violation, listed or not), its first named, and
+// the refusal says what to do about each: fix silo.yaml for the
+// release's, repair the fleet for the others. standIn is the stand-in
+// tenant Gate added, if any.
+func refusal(rel engine.Release, res Result, standIn silo.AccountID) error {
+	var own, fleet, touched []Counterexample
 	for _, c := range res.Counterexamples {
-		if k := c.Invariant + "\x00" + c.Problem; inFleet[k] > 0 {
-			inFleet[k]--
-			fleet = append(fleet, c)
-		} else {
+		switch {
+		case c.Source == SourceRelease:
 			own = append(own, c)
+		case c.Touched:
+			touched = append(touched, c)
+			fleet = append(fleet, c)
+		default:
+			fleet = append(fleet, c)
 		}
 	}
-	nFleet := len(fleet)
-	if res.Violations > len(res.Counterexamples) || already.Violations > len(already.Counterexamples) {
-		// Past MaxCounterexamples not every one is listed: count by totals.
-		nFleet = max(nFleet, min(already.Violations, res.Violations))
-	}
-	nOwn := res.Violations - nFleet
+	nOwn, nFleet := res.FromRelease, res.Violations-res.FromRelease
 	first := func(cs []Counterexample) string {
 		if len(cs) == 0 {
-			return "more than the verifier lists"
+			return "more than the verifier lists" // not reached: a gate lists the first of each
 		}
 		s := describe(cs[0])
-		if r := repairOf(cs[0]); r != "" {
-			s += " (repair: " + r + ")"
+		if cs[0].Source == SourceFleet && cs[0].Fix != "" {
+			s += " (repair: " + cs[0].Fix + ")"
 		}
 		if standIn != "" && (Result{Counterexamples: cs[:1]}).Involving(standIn) != nil {
 			s += fmt.Sprintf(" (%s stands for every account created on this release)", standIn)
@@ -215,12 +304,35 @@ func refusal(ctx context.Context, rel engine.Release, f *Fleet, res Result, stan
 	}
 	const repair = `silo verify lists every violation, and docs/operations.md ("A fleet the isolation gate refuses") says how to repair each kind`
 	switch {
-	case nFleet == 0:
+	case nOwn > 0 && nFleet == 0:
 		return silo.Errorf(silo.CodeFailedCheck, "release %s refused: it would break isolation in %d place(s); first: %s; fix silo.yaml and build again", rel.ID, nOwn, first(own))
 	case nOwn == 0:
-		return silo.Errorf(silo.CodeFailedCheck, "release %s refused: the fleet already breaks isolation in %d place(s), whatever release it runs, and the gate passes no release until it is repaired; first: %s. The release adds no violation of its own. Repair the fleet, then deploy again: %s; nothing was changed", rel.ID, nFleet, first(fleet), repair)
+		return silo.Errorf(silo.CodeFailedCheck, "release %s refused: the fleet already breaks isolation in %d place(s), and the release changes what %d of them involve, which could make them worse; first: %s. The release adds no violation of its own, and it would pass with a warning if it changed nothing those involve. Repair the fleet, then deploy again: %s; nothing was changed", rel.ID, nFleet, res.Touched, first(touched), repair)
 	}
 	return silo.Errorf(silo.CodeFailedCheck, "release %s refused: it would break isolation in %d place(s); first: %s; fix silo.yaml and build again. The fleet also breaks isolation in %d place(s) already, whatever release it runs; first: %s. Repair those too: %s; nothing was changed", rel.ID, nOwn, first(own), nFleet, first(fleet), repair)
+}
+
+// GateWarning returns the warning for release rel that Gate passed with
+// result res while the fleet breaks isolation: how many violations, and
+// each listed one with its fix. "" when res has no violation.
+func GateWarning(rel string, res Result) string {
+	if res.Violations == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "release %s passed the isolation gate: it adds no violation and changes nothing the fleet's involve, but the fleet already breaks isolation in %d place(s); repair each (docs/operations.md, \"A fleet the isolation gate refuses\"):", rel, res.Violations)
+	n := 0
+	for _, c := range res.Counterexamples {
+		n++
+		fmt.Fprintf(&b, "\n  %s", describe(c))
+		if c.Fix != "" {
+			fmt.Fprintf(&b, "; repair: %s", c.Fix)
+		}
+	}
+	if n < res.Violations {
+		fmt.Fprintf(&b, "\n  ... and %d more: silo verify lists every one", res.Violations-n)
+	}
+	return b.String()
 }
 
 // StandIn is the ID Gate gives the stand-in tenant it adds to a fleet that
@@ -228,11 +340,15 @@ func refusal(ctx context.Context, rel engine.Release, f *Fleet, res Result, stan
 // of that ID was ever recorded, StandIn with a number appended).
 const StandIn silo.AccountID = "new-account"
 
-// freeID returns id, or id-2, id-3, ... if an account of f has it.
+// freeID returns id, or id-2, id-3, ... if an account or a key of f has
+// it.
 func freeID(f *Fleet, id silo.AccountID) silo.AccountID {
 	taken := make(map[silo.AccountID]bool, len(f.Accounts))
 	for _, as := range f.Accounts {
 		taken[as.Account.ID] = true
+	}
+	for _, k := range f.Keys { // a key bound to no account must stay one
+		taken[k.Account] = true
 	}
 	out := id
 	for i := 2; taken[out]; i++ {

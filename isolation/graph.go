@@ -79,7 +79,34 @@ type Counterexample struct {
 	// problem is about, the others it names, and those of every node of
 	// its path (AnyAccount for a path that reaches every account), sorted.
 	Accounts []silo.AccountID `json:"accounts,omitempty"`
+	// Fix says how to repair it, when the verifier knows: the command
+	// that does (silo keys remove for a key record, the deletion to run
+	// again for an account being deleted or deleted), or what to change.
+	Fix string `json:"fix,omitempty"`
+	// Source and Touched are set in a gate's result only (Gate,
+	// GateKeeping; "" and false in Verify's). Source says where the
+	// violation comes from: what the release declares, or the fleet's
+	// records, which are what they are whatever release ships. Touched,
+	// for a violation of the fleet, says the release changes what an
+	// account it involves holds (see GateKeeping).
+	Source  Source `json:"source,omitempty"`
+	Touched bool   `json:"touched,omitempty"`
 }
+
+// Source is where a violation a gate finds comes from.
+type Source string
+
+// The sources.
+const (
+	// SourceRelease: the check read resources the release declares (those
+	// of the accounts it moves, or adds to the check), or could not
+	// finish.
+	SourceRelease Source = "release"
+	// SourceFleet: the check read only the fleet's own records: API keys,
+	// operators, account records, and the resources of accounts the
+	// release leaves as they are (being deleted or deleted, or kept).
+	SourceFleet Source = "fleet"
+)
 
 func (c Counterexample) String() string {
 	var b strings.Builder
@@ -100,8 +127,9 @@ const (
 	StatusIncomplete Status = "incomplete" // no violation, but a fact was missing (see Result.Incomplete)
 )
 
-// MaxCounterexamples bounds how many counterexamples a Result holds; Violations
-// counts them all.
+// MaxCounterexamples bounds how many counterexamples a Result holds (a
+// gate's result holds, beyond it, the first of each source and the first
+// touched); Violations counts them all.
 const MaxCounterexamples = 1000
 
 // Result is the outcome of Verify.
@@ -125,6 +153,11 @@ type Result struct {
 	Resources       int              `json:"resources"`
 	Edges           int              `json:"edges"`
 	Violations      int              `json:"violations"`
+	// FromRelease and Touched are a gate's counts, over every violation
+	// (listed or not): those of SourceRelease, and those of SourceFleet
+	// the release touches. Zero in Verify's result.
+	FromRelease     int              `json:"from_release,omitempty"`
+	Touched         int              `json:"touched,omitempty"`
 	Counterexamples []Counterexample `json:"counterexamples,omitempty"`
 	Incomplete      []string         `json:"incomplete,omitempty"`
 }

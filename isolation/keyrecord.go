@@ -35,13 +35,3 @@ func aboutKey(c Counterexample) string {
 	}
 	return c.Path[0].From.Name
 }
-
-// repairOf returns the command that repairs what counterexample c of a
-// fleet is about, when one command does: silo keys remove for a key
-// record the verifier flags. "" otherwise.
-func repairOf(c Counterexample) string {
-	if id := aboutKey(c); id != "" {
-		return "silo keys remove " + id
-	}
-	return ""
-}

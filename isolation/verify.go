@@ -65,11 +65,14 @@ type verifier struct {
 	f       *Fleet
 	emit    func(Edge)
 	res     Result
+	gate    *marks // nil outside a gate
+	sc      scope  // of the check running
 	byID    map[silo.AccountID]*AccountState
 	decl    map[silo.AccountID]map[string]struct{} // "type/name"; built lazily
 	exports map[string]bool                        // production exports
 	tmpls   map[fnKey]map[string]*fnTemplate       // by function, then spec bytes
 	liveKey map[silo.AccountID]Key                 // a live key per account, for paths
+	nFleet  int                                    // violations of SourceFleet, in a gate
 }
 
 func newVerifier(f *Fleet, emit func(Edge)) *verifier {
@@ -78,11 +81,13 @@ func newVerifier(f *Fleet, emit func(Edge)) *verifier {
 	for i := range f.Accounts {
 		as := &f.Accounts[i]
 		if _, dup := v.byID[as.Account.ID]; dup {
+			v.sc = v.recordScope(as)
 			v.violate("I4", fmt.Sprintf("account ID %q is recorded twice: its keys and data could belong to either", as.Account.ID), nil, as.Account.ID)
 			continue
 		}
 		v.byID[as.Account.ID] = as
 	}
+	v.sc = scope{}
 	v.liveKey = make(map[silo.AccountID]Key, len(f.Keys))
 	for _, k := range f.Keys {
 		if _, ok := v.liveKey[k.Account]; !ok && !k.Revoked {
@@ -101,12 +106,30 @@ func newVerifier(f *Fleet, emit func(Edge)) *verifier {
 
 // violate records a violation: its path, and the accounts it names
 // besides those on the path (the account a problem is about, the other
-// account a key names).
+// account a key names), with the fix and, in a gate, the source of the
+// check running (v.sc). Violations and the gate's counts by source are
+// counted on every violation, listed or not; past MaxCounterexamples a
+// gate still lists the first violation of each source.
 func (v *verifier) violate(inv, problem string, path []Edge, named ...silo.AccountID) {
 	v.res.Violations++
-	if len(v.res.Counterexamples) < MaxCounterexamples {
-		c := Counterexample{Invariant: inv, Problem: problem, Path: path}
-		c.Accounts = namedAccounts(path, named)
+	c := Counterexample{Invariant: inv, Problem: problem, Path: path, Fix: v.sc.fix}
+	c.Accounts = namedAccounts(path, named)
+	first := false
+	if v.gate != nil {
+		c.Source = v.source()
+		if c.Source == SourceRelease {
+			first = v.res.FromRelease == 0
+			v.res.FromRelease++
+		} else {
+			first = v.nFleet == 0
+			v.nFleet++
+			if c.Touched = v.touches(c.Accounts); c.Touched {
+				first = first || v.res.Touched == 0
+				v.res.Touched++
+			}
+		}
+	}
+	if len(v.res.Counterexamples) < MaxCounterexamples || first {
 		v.res.Counterexamples = append(v.res.Counterexamples, c)
 	}
 }
@@ -176,6 +199,7 @@ func (v *verifier) run(ctx context.Context) {
 	prods := 0
 	for i := range v.f.Accounts {
 		if i%256 == 0 && ctx.Err() != nil {
+			v.sc = scope{release: true, fix: "run the check again"}
 			v.violate("I1", "verification was interrupted before every account was checked", nil, AnyAccount)
 			return
 		}
@@ -192,15 +216,24 @@ func (v *verifier) run(ctx context.Context) {
 		delete(v.decl, as.Account.ID) // keep memory flat
 	}
 	if prods > 1 {
+		v.sc = scope{fix: fixRecord}
+		for _, as := range v.f.Accounts {
+			if as.Account.Kind == silo.KindProduction && v.gate != nil && v.gate.added[as.Account.ID] {
+				v.sc.release = true // one is the production account the gate adds
+			}
+		}
 		v.violate("I2", fmt.Sprintf("the fleet has %d accounts of kind production; exactly one may exist", prods), nil)
 	}
 	v.keys()
+	v.sc = scope{}
 	v.operators()
 }
 
 func (v *verifier) account(as *AccountState) {
 	a := as.Account
 	id := a.ID
+	v.sc = v.recordScope(as)
+	defer func() { v.sc = scope{} }()
 	if _, err := silo.ParseID(string(id)); err != nil {
 		v.violate("I1", fmt.Sprintf("account ID %q is not a DNS label, so it cannot be isolated by name", id), nil, id)
 	}
@@ -212,6 +245,7 @@ func (v *verifier) account(as *AccountState) {
 	}
 	if a.State == silo.StateDeleted {
 		if v.f.DataKeysKnown && as.HasDataKey {
+			v.sc.fix = silo.DeleteCommand(a.Kind, id)
 			v.violate("I5", fmt.Sprintf("deleted account %s still has a data key in the provider: its data is recoverable; run %s again, which destroys it", id, silo.DeleteCommand(a.Kind, id)), nil, id)
 		}
 		return // a deleted account runs nothing: its principals are gone
@@ -220,6 +254,7 @@ func (v *verifier) account(as *AccountState) {
 		v.res.Incomplete = append(v.res.Incomplete, fmt.Sprintf("account %s is %s but the provider does not hold it", id, a.State))
 	}
 	gw := Node{Account: id, Kind: NodeGateway}
+	v.sc = scope{dep: []*AccountState{as}, fix: fixResources(a)}
 	for _, r := range as.Resources {
 		switch r.Type {
 		case silo.TypeTable, silo.TypeBucket, silo.TypeConfig, silo.TypeSecret:
@@ -328,7 +363,11 @@ func (v *verifier) function(as *AccountState, r silo.Resource) {
 			v.fnViolation(as, "I2", fmt.Sprintf("production function %s reaches %s: nothing in production may reach another account", r.Name, e.To), e)
 		case acct != id && te.kind == NodeExport:
 			if !v.exports[name] {
+				// What production exports is part of the check.
+				sc := v.sc
+				v.sc.dep = append([]*AccountState{as}, v.byID[silo.ProductionID])
 				v.fnViolation(as, "I1", fmt.Sprintf("function %s of %s is granted export %q, which production does not export", r.Name, id, name), e)
+				v.sc = sc
 			}
 		case acct != id:
 			what := "reaches"
@@ -531,6 +570,7 @@ func (v *verifier) exportReader(export string) []Edge {
 func (v *verifier) keys() {
 	seen := make(map[string]silo.AccountID, len(v.f.Keys))
 	for _, k := range v.f.Keys {
+		v.sc = scope{fix: "silo keys remove " + k.ID}
 		e := keyEdge(k)
 		as := v.byID[k.Account]
 		if as != nil && as.Account.State == silo.StateDeleted {
