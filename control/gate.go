@@ -27,8 +27,10 @@ func (p *Plane) Gate(ctx context.Context, rel engine.Release) error {
 // its rings select: those keep reports true for are gated as they are
 // (isolation.GateKeeping; nil keeps none), so a release that drops a
 // production export an account it leaves alone is granted is refused,
-// naming the account. The step hook sees each gate it runs, with Point
-// "gate".
+// naming the account. A release the gate passes while the fleet breaks
+// isolation (isolation.GateWarning) is logged as a warning and recorded
+// in the audit log (release.gate_warning, with the warning). The step
+// hook sees each gate it runs, with Point "gate".
 func (p *Plane) GateRollout(ctx context.Context, rel engine.Release, keep func(silo.Account) bool) error {
 	if p.cfg.Hook != nil {
 		p.cfg.Hook(engine.Step{Point: "gate"})
@@ -37,8 +39,18 @@ func (p *Plane) GateRollout(ctx context.Context, rel engine.Release, keep func(s
 	if err != nil {
 		return fmt.Errorf("load fleet for the isolation gate: %w", err)
 	}
-	_, err = isolation.GateKeeping(ctx, rel, f, keep)
-	return err
+	res, err := isolation.GateKeeping(ctx, rel, f, keep)
+	if err != nil || res.Status != isolation.StatusViolated {
+		return err
+	}
+	// Passed while the fleet breaks isolation (a hotfix): say so in the
+	// log and the audit log.
+	w := isolation.GateWarning(rel.ID, res)
+	p.cfg.Logger.Warn(w)
+	return p.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.AppendAudit(store.AuditEvent{Time: p.cfg.Now(), Actor: p.cfg.Actor, Action: "release.gate_warning", Detail: jsonDetail(map[string]any{"release": rel.ID, "violations": res.Violations, "warning": w})})
+		return err
+	})
 }
 
 // GateAccount refuses to create account a on rel, or to apply rel to it
