@@ -112,7 +112,23 @@ func TestADeployRunsTheGateOnce(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := plane.Engine.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction}, rel); err != nil {
+				// Production as an earlier release made it: the release
+				// changes what the key reaches, so the gate refuses it
+				// (a release that changed nothing it reaches would pass
+				// with a warning).
+				sk, err := specs.Parse("silo.yaml", []byte(spec))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sk.Production.Config = map[string]string{"edition": "1"}
+				old, stored, err := engine.NewRelease(sk, rel.Artifacts, time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Update(ctx, func(tx store.Tx) error { return tx.PutRelease(stored) }); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := plane.Engine.CreateAccount(ctx, silo.Account{ID: silo.ProductionID, Kind: silo.KindProduction}, old); err != nil {
 					t.Fatal(err)
 				}
 				k := store.APIKey{ID: "sk_production_0123456789abcdef", Account: silo.ProductionID, Hash: make([]byte, 32), Created: time.Now()}
