@@ -12,6 +12,7 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/control"
+	"github.com/silo-run/silo/isolation"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/server"
 )
@@ -20,6 +21,9 @@ import (
 type doctorReport struct {
 	Registry string `json:"registry,omitempty"` // why the registry cannot be trusted, if it cannot
 	Audit    string `json:"audit,omitempty"`    // why the audit log is not intact, if it is not
+	// Isolation is what silo verify proves over the fleet (without its
+	// probes); nil when the registry cannot be trusted.
+	Isolation *isolation.Result `json:"isolation,omitempty"`
 	server.DriftReport
 }
 
@@ -35,7 +39,8 @@ registry, and, for
 every account, that its onboarding or deletion is not left half done, that every file of it
 (key ring, config, secrets, resource manifest, table store, blob directories) is intact, and
 that what the provider holds matches recorded state; and that the audit log's hash chain is
-intact and reaches its witnessed head (as silo audit verify checks). Each finding names the account, the file
+intact and reaches its witnessed head (as silo audit verify checks); and it runs the isolation
+verifier silo verify runs (without --probe) over the fleet, listing each counterexample with its fix. Each finding names the account, the file
 and what to do (docs/operations.md has the procedures). It exits non-zero if it found anything.
 
 It first reads the whole control-plane state file (state.db) and checks every page of it, which
@@ -71,6 +76,11 @@ was lost, to report.`,
 				if err := verifyAudit(c.VerifyAudit); err != nil {
 					return err
 				}
+				res, err := c.Verify(ctx)
+				if err != nil {
+					return err
+				}
+				rep.Isolation = &res
 			} else {
 				p, err := openPlatform(ctx, g, "", "", func(c *platform.Config) { c.OpenLostRegistry = true })
 				if err != nil {
@@ -86,6 +96,10 @@ was lost, to report.`,
 					return err
 				} else if err := verifyAudit(p.Plane.VerifyAudit); err != nil {
 					return err
+				} else if _, res, err := server.ProveFleet(ctx, p.Store, p.Provider); err != nil {
+					return err
+				} else {
+					rep.Isolation = &res
 				}
 			}
 			n := len(rep.Problems) + len(rep.Orphans) + len(rep.Drift)
@@ -100,6 +114,9 @@ was lost, to report.`,
 			}
 			if rep.Audit != "" {
 				n++
+			}
+			if rep.Isolation != nil {
+				n += rep.Isolation.Violations
 			}
 			ids := make([]silo.AccountID, 0, len(rep.Drift))
 			for id := range rep.Drift {
@@ -122,6 +139,7 @@ was lost, to report.`,
 						fmt.Fprintf(w, "%s: %s %s; silo apply %s restores recorded state\n", id, it.Key, it.Kind, id)
 					}
 				}
+				printIsolation(w, rep.Isolation)
 				if n == 0 {
 					fmt.Fprintf(w, "no problem found in %d account(s)\n", rep.Accounts)
 				}
@@ -179,4 +197,31 @@ func problemLine(p control.Problem) string {
 		return fmt.Sprintf("%s: %s", p.Account, p.Problem)
 	}
 	return p.String()
+}
+
+// printIsolation prints what the isolation verifier found: each
+// counterexample with its fix, one a line, or that isolation holds (or
+// could not be proved completely, and why).
+func printIsolation(w io.Writer, r *isolation.Result) {
+	if r == nil {
+		return
+	}
+	switch r.Status {
+	case isolation.StatusProved:
+		fmt.Fprintf(w, "isolation: I1-I5 hold over %d account(s) (silo verify proves the same)\n", r.Accounts)
+		return
+	case isolation.StatusIncomplete:
+		fmt.Fprintf(w, "isolation: no counterexample, but not proved completely (silo verify says the same): %s\n", strings.Join(r.Incomplete, "; "))
+		return
+	}
+	for _, c := range r.Counterexamples {
+		fix := c.Fix
+		if fix == "" {
+			fix = "see docs/operations.md (A fleet the isolation gate refuses)"
+		}
+		fmt.Fprintf(w, "isolation: %s: %s; repair: %s\n", c.Invariant, c.Problem, fix)
+	}
+	if more := r.Violations - len(r.Counterexamples); more > 0 {
+		fmt.Fprintf(w, "isolation: ... and %d more; silo verify lists every one\n", more)
+	}
 }
