@@ -149,10 +149,10 @@ type Result struct {
 	// Principals counts the functions and API keys of the accounts in
 	// Accounts (not deleted), API keys bound to no existing account, and
 	// the operators.
-	Principals      int              `json:"principals"`
-	Resources       int              `json:"resources"`
-	Edges           int              `json:"edges"`
-	Violations      int              `json:"violations"`
+	Principals int `json:"principals"`
+	Resources  int `json:"resources"`
+	Edges      int `json:"edges"`
+	Violations int `json:"violations"`
 	// FromRelease and Touched are a gate's counts, over every violation
 	// (listed or not): those of SourceRelease, and those of SourceFleet
 	// the release touches. Zero in Verify's result.

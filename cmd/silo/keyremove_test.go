@@ -16,20 +16,25 @@ import (
 
 // silo keys remove is the way out of a fleet the isolation gate refuses
 // for a key record: each kind of record the verifier flags is planted in
-// the store (no command writes one), the deploy is refused naming the
-// command, the command removes the record with an audit event, and the
-// same deploy then passes the gate and rolls out.
+// the store (no command writes one); a deploy that changes what the key
+// reaches (acme's functions, for a key bound to acme) is refused naming
+// the command, and the same deploy passes once the record is removed; a
+// deploy that changes nothing it reaches (a key bound to the production
+// account or to a deleted account, a deploy changing tenants only) is a
+// hotfix: it rolls out with a release.gate_warning audit event naming the
+// command. Either way the command removes the record with an audit event.
 func TestKeysRemoveClearsAFlaggedKeyRecord(t *testing.T) {
 	file, src := initProject(t)
 	changed := strings.Replace(string(src), "Hello, ", "Hi, ", 1)
 	for _, tc := range []struct {
-		name string
-		key  store.APIKey
-		says string // what silo keys remove prints as the problem
+		name   string
+		key    store.APIKey
+		says   string // what silo keys remove prints as the problem
+		hotfix bool   // the deploy passes with a warning
 	}{
-		{"bound to the production account", store.APIKey{ID: "sk_production_0123456789abcdef", Account: silo.ProductionID}, "I2: API key sk_production_0123456789abcdef is bound to the production account"},
-		{"bound to an account it does not name", store.APIKey{ID: "sk_globex_0123456789abcdef", Account: "acme"}, `I4: API key sk_globex_0123456789abcdef names account "globex" but is bound to acme`},
-		{"live on a deleted account", store.APIKey{ID: "sk_gone_0123456789abcdef", Account: "gone"}, "I5: API key sk_gone_0123456789abcdef is live but its account gone is deleted"},
+		{"bound to the production account", store.APIKey{ID: "sk_production_0123456789abcdef", Account: silo.ProductionID}, "I2: API key sk_production_0123456789abcdef is bound to the production account", true},
+		{"bound to an account it does not name", store.APIKey{ID: "sk_globex_0123456789abcdef", Account: "acme"}, `I4: API key sk_globex_0123456789abcdef names account "globex" but is bound to acme`, false},
+		{"live on a deleted account", store.APIKey{ID: "sk_gone_0123456789abcdef", Account: "gone"}, "I5: API key sk_gone_0123456789abcdef is live but its account gone is deleted", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := os.WriteFile(file, src, 0o644); err != nil {
@@ -44,7 +49,16 @@ func TestKeysRemoveClearsAFlaggedKeyRecord(t *testing.T) {
 			if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			c.fails("(repair: silo keys remove "+tc.key.ID+")", "deploy")
+			if tc.hotfix {
+				if out := c.ok("deploy"); !strings.Contains(out, "succeeded") {
+					t.Fatalf("hotfix deploy: %s; want the rollout succeeded", out)
+				}
+				if got := auditActions(t, c, "release.gate_warning"); got != 1 {
+					t.Errorf("%d release.gate_warning audit events after the hotfix, want 1", got)
+				}
+			} else {
+				c.fails("(repair: silo keys remove "+tc.key.ID+")", "deploy")
+			}
 
 			out := c.ok("keys", "remove", tc.key.ID)
 			if want := "removed key record " + tc.key.ID + " (bound to " + string(tc.key.Account) + "): " + tc.says; !strings.Contains(out, want) {
@@ -54,6 +68,9 @@ func TestKeysRemoveClearsAFlaggedKeyRecord(t *testing.T) {
 				t.Errorf("%d key.remove audit events, want 1", got)
 			}
 			c.fails("there is no API key", "keys", "remove", tc.key.ID)
+			if tc.hotfix {
+				return
+			}
 			if out := c.ok("deploy"); !strings.Contains(out, "succeeded") {
 				t.Errorf("deploy after the repair: %s; want the rollout succeeded", out)
 			}
