@@ -87,7 +87,13 @@
 // last ring fails and every ring returns its accounts. A rollback's rings are those
 // of the release it returns to, which need not select every account the
 // rollout it undoes moved, and a last ring "rest" over every account they
-// leave out: which accounts move is decided per account, never by ring. A
+// leave out, when one of those is an account the rollback returns
+// (decided in the transaction that records the rollback): which accounts
+// move is decided per account, never by ring. While a rollback runs, every
+// new account gets the release it returns to, whatever ring selects it;
+// one that an onboarding placed on the rolled-back release before the
+// rollback was recorded and registered after its ring passed is returned
+// before the rollback succeeds (its ring runs again, or rest is added). A
 // rollback moves the accounts the rollout it undoes applied to (back to
 // the release each ran before) and the accounts created on its release
 // since it began; an account that ran that release before it began and

@@ -558,24 +558,44 @@ func (rn *Runner) finish(ctx context.Context, r Rollout) error {
 			return err
 		}
 	}
-	_, err := rn.mutate(ctx, r.ID, func(tx store.Tx, cur *Rollout) error {
+	target, err := rn.release(ctx, r.Release)
+	if err != nil {
+		return err
+	}
+	reopened := -1
+	_, err = rn.mutate(ctx, r.ID, func(tx store.Tx, cur *Rollout) error {
+		if cur.RollbackOf != "" {
+			o, err := load(tx, cur.RollbackOf)
+			if err != nil {
+				return err
+			}
+			// Checked in the transaction that makes the release current,
+			// after which every onboarding chooses it.
+			late, err := stragglers(tx, *cur, o)
+			if err != nil {
+				return err
+			}
+			if reopened = reopen(cur, target.Stack, late); reopened >= 0 {
+				return nil
+			}
+			o.State = StateRolledBack
+			if err := save(tx, &o, rn.cfg.Clock.Now()); err != nil {
+				return err
+			}
+		}
 		cur.State, cur.Reason = StateSucceeded, ""
 		if _, err := tx.SetCurrentRelease(cur.Release); err != nil {
 			return err
-		}
-		if cur.RollbackOf != "" {
-			if o, err := load(tx, cur.RollbackOf); err == nil {
-				o.State = StateRolledBack
-				if err := save(tx, &o, rn.cfg.Clock.Now()); err != nil {
-					return err
-				}
-			}
 		}
 		detail, _ := json.Marshal(map[string]string{"rollout": r.ID, "release": r.Release, "previous": r.Previous})
 		_, err := tx.AppendAudit(store.AuditEvent{Time: rn.cfg.Clock.Now(), Actor: rn.cfg.Actor, Action: "rollout.succeed", Detail: detail})
 		return err
 	})
-	if err == nil {
+	switch {
+	case err != nil:
+	case reopened >= 0:
+		rn.cfg.Logger.Info("rollback ring reopened for accounts created on the rolled-back release", "rollout", r.ID, "ring", reopened)
+	default:
 		rn.hook(Event{Rollout: r.ID, Point: "state", Detail: string(StateSucceeded)})
 	}
 	return err

@@ -246,6 +246,9 @@ func (rn *Runner) create(ctx context.Context, rel engine.Release, rollbackOf str
 				return err
 			}
 			r.Release, r.Previous = orig.Previous, orig.Release
+			if r.Rings, err = rollbackRings(tx, rel.Stack, r, orig); err != nil {
+				return err
+			}
 			orig.RolledBackBy = r.ID
 			if orig.State.Active() {
 				orig.State, orig.Reason = StateRolledBack, "rolled back by "+r.ID

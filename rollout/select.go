@@ -20,10 +20,7 @@ import (
 // which st, the stack of the release it returns to, may not share.
 func ringsOf(st *spec.Stack, rollback bool) []RingStatus {
 	rings := []RingStatus{{Name: "production", Select: spec.Selector{Kind: silo.KindProduction, Percent: 100}, Concurrency: 1}}
-	src := st.Rollout.Rings
-	if len(src) == 0 {
-		src = []spec.Ring{{Name: "everyone", Select: spec.Selector{Percent: 100}, Concurrency: spec.DefaultRingConcurrency}}
-	}
+	src := stackRings(st)
 	for _, r := range src {
 		rs := RingStatus{Name: r.Name, Select: r.Select, Concurrency: max(r.Concurrency, 1), Bake: r.Bake, Gates: r.Gates, Budget: r.FailureBudget, OnRollback: r.OnRollback}
 		if rollback {
@@ -42,6 +39,56 @@ func ringsOf(st *spec.Stack, rollback bool) []RingStatus {
 		rings[i].Phase = PhaseWaiting
 	}
 	return rings
+}
+
+// stackRings returns the rings a rollout of a release with stack st
+// declares after production: the stack's, or one ring "everyone".
+func stackRings(st *spec.Stack) []spec.Ring {
+	if len(st.Rollout.Rings) == 0 {
+		return []spec.Ring{{Name: "everyone", Select: spec.Selector{Percent: 100}, Concurrency: spec.DefaultRingConcurrency}}
+	}
+	return st.Rollout.Rings
+}
+
+// rollbackRings returns the rings of rollback rollout r of rollout orig,
+// where st is the stack of r's release: ringsOf(st, true), without the
+// last ring rest when no live account it selects is one the rollback
+// returns (returnTo), so that a rollback shows no ring with nothing to
+// do. Accounts rest would have held then stay where they are, as every
+// account no ring selects (Unselected).
+//
+// # Notes
+//
+// It reads the registry in tx, the transaction that records r: from its
+// commit, ReleaseFor places every new account on r's release, so an
+// account created later needs no ring to return it. One whose onboarding
+// chose orig's release before that commit and registered it after is a
+// straggler that finish returns before r succeeds (see stragglers).
+func rollbackRings(tx store.Tx, st *spec.Stack, r, orig Rollout) ([]RingStatus, error) {
+	rings := ringsOf(st, true)
+	if _, ok := rollbackRest(stackRings(st)); !ok {
+		return rings, nil
+	}
+	rest := len(rings) - 1
+	f := store.Filter{Limit: 1000}
+	for {
+		page, err := tx.Accounts(f)
+		if err != nil {
+			return nil, fmt.Errorf("list accounts: %w", err)
+		}
+		for _, a := range page {
+			if a.State == silo.StateDeleting || a.State == silo.StateDeleted || ringOf(rings, st, a) != rest {
+				continue
+			}
+			if _, ok, err := returnTo(tx, orig, a, r.Release); err != nil || ok {
+				return rings, err
+			}
+		}
+		if len(page) < f.Limit {
+			return rings[:rest], nil
+		}
+		f.After = page[len(page)-1].ID
+	}
 }
 
 // rollbackRest returns the last ring of a rollback rollout whose rings
@@ -195,11 +242,14 @@ func where(tx store.Tx, r *Rollout, st *spec.Stack) error {
 // not yet in the registry: while a rollout is active, the rollout's
 // target when the ring that selects a has begun (applying, baking,
 // verifying or promoted), so that a new account never holds a ring back
-// or runs a release its ring has left; "" otherwise (no rollout is
-// active, its ring has not begun and will move it when it does, the
-// rollout is rolling a ring back, the ring is stopped, or no ring selects
-// it): the caller then uses the current release. An account that got the
-// target goes back with the rollout's accounts if a ring fails (returnTo).
+// or runs a release its ring has left; while a rollback rollout is
+// active, its release, the one the fleet returns to, whatever ring
+// selects a, if any (a rollback may have no ring over a: see
+// rollbackRings); "" otherwise (no rollout is active, its ring has not
+// begun and will move it when it does, the rollout is rolling a ring
+// back, the ring is stopped, or no ring selects it): the caller then uses
+// the current release. An account that got the target goes back with the
+// rollout's accounts if a ring fails (returnTo).
 //
 // # Notes
 //
@@ -221,7 +271,12 @@ func (rn *Runner) ReleaseFor(ctx context.Context, a silo.Account) (string, error
 		return "", err
 	}
 	i := ringOf(r.Rings, rel.Stack, a)
-	if i < 0 || returning(r) {
+	switch {
+	case returning(r):
+		return "", nil
+	case r.RollbackOf != "":
+		return r.Release, nil
+	case i < 0:
 		return "", nil
 	}
 	switch r.Rings[i].Phase {

@@ -10,6 +10,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/internal/fanout"
+	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
 )
 
@@ -40,6 +41,81 @@ func undoTargets(tx store.Tx, r, orig Rollout, as []silo.Account) (map[silo.Acco
 		}
 	}
 	return out, nil
+}
+
+// stragglers returns the live accounts on orig's release that rollback
+// rollout r of orig returns (returnTo) and that no step of r moved or
+// failed to move: accounts whose onboarding chose orig's release before r
+// was recorded (ReleaseFor places every later one on r's release) and
+// that registered after the ring that selects them listed its accounts,
+// or that no ring of r selects (rollbackRings left rest out). finish
+// reads it in the transaction that would make r's release current.
+func stragglers(tx store.Tx, r, orig Rollout) ([]silo.Account, error) {
+	var out []silo.Account
+	f := store.Filter{Limit: 1000}
+	for {
+		page, err := tx.Accounts(f)
+		if err != nil {
+			return nil, fmt.Errorf("list accounts: %w", err)
+		}
+		for _, a := range page {
+			if a.Release != orig.Release || a.Release == r.Release || a.State == silo.StateDeleting || a.State == silo.StateDeleted {
+				continue
+			}
+			to, ok, err := returnTo(tx, orig, a, r.Release)
+			if err != nil {
+				return nil, err
+			}
+			if !ok || to == a.Release {
+				continue
+			}
+			stepped := false
+			for _, ring := range r.Rings {
+				if _, err := tx.Step(stepKey(r.ID, ring.Name, a.ID, "apply")); err == nil {
+					stepped = true
+					break
+				} else if !errors.Is(err, silo.ErrNotFound) {
+					return nil, err
+				}
+			}
+			if !stepped {
+				out = append(out, a)
+			}
+		}
+		if len(page) < f.Limit {
+			return out, nil
+		}
+		f.After = page[len(page)-1].ID
+	}
+}
+
+// reopen sends rollback rollout r back to the first ring that selects one
+// of the stragglers late, adding the last ring rest if no ring selects
+// one (rollbackRings left it out), and returns that ring's index. The
+// ring runs again: the accounts it moved keep their steps, and the
+// stragglers are moved; the rings after it, promoted, stay so. It returns
+// -1, changing nothing, when no ring can hold them.
+func reopen(r *Rollout, st *spec.Stack, late []silo.Account) int {
+	first := len(r.Rings)
+	for _, a := range late {
+		i := ringOf(r.Rings, st, a)
+		if i < 0 {
+			rest, ok := rollbackRest(stackRings(st))
+			if !ok {
+				continue // cannot be: a ring selects every account
+			}
+			rest.Phase = PhaseWaiting
+			r.Rings = append(r.Rings, rest)
+			i = len(r.Rings) - 1
+		}
+		first = min(first, i)
+	}
+	if first == len(r.Rings) {
+		return -1
+	}
+	r.Ring = first
+	r.Rings[first].Phase, r.Rings[first].Verdict = PhaseWaiting, nil
+	return first
 }
 
 // returnTo is the one rule for which accounts an undo of rollout orig
