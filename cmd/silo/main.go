@@ -225,10 +225,17 @@ func userMessage(err error) string {
 // "interrupted".
 type followInterrupted struct {
 	id  string
+	of  string // the rollout a rollback undoes; "" for a rollout
 	err error
 }
 
-func (e followInterrupted) Error() string { return "interrupted; " + server.GoesOn(e.id) }
+func (e followInterrupted) Error() string {
+	if e.of == "" {
+		return "interrupted; " + server.GoesOn(e.id)
+	}
+	// A rollback is not rolled back: the advice names no rollback.
+	return fmt.Sprintf("interrupted; rollout %s, the rollback of %s, goes on in the server; run silo rollout status %s --follow to reattach, or silo rollout abort %s to stop it (accounts stay where they are then)", e.id, e.of, e.id, e.id)
+}
 func (e followInterrupted) Unwrap() error { return e.err }
 
 func newRoot(g *globals) *cobra.Command {

@@ -721,8 +721,13 @@ func newRolloutCmd(g *globals) *cobra.Command {
 					r, err = g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return o.remote(c, ctx, id, opt) })
 					if err == nil && o.follows && !detach {
 						// The resumed rollout or the rollback's, followed
-						// as silo deploy follows its own.
-						return followRemote(ctx, g, c, r.ID)
+						// as silo deploy follows its own; interrupted, it
+						// goes on in the server, and the error says so.
+						err := followRemote(ctx, g, c, r.ID)
+						if err != nil && ctx.Err() != nil {
+							return followInterrupted{id: r.ID, of: r.RollbackOf, err: err}
+						}
+						return err
 					}
 				} else {
 					a, rn, err2 := localRunner(ctx, g)
