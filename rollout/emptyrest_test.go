@@ -98,6 +98,13 @@ func TestRollbackShowsNoEmptyRest(t *testing.T) {
 					t.Errorf("%s on %s after the rollback, want %s", id, rel, v1.ID)
 				}
 			}
+			// An onboarding that read the current release before the
+			// rollback succeeded and asks where its account goes after
+			// is told the release now current, not "" (its own, older
+			// read).
+			if id, err := e.run.ReleaseFor(ctx, silo.Account{ID: "t-after", Kind: silo.KindTenant}); err != nil || id != v1.ID {
+				t.Errorf("ReleaseFor after the rollback = %q, %v; want %s", id, err, v1.ID)
+			}
 		})
 	}
 }

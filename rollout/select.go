@@ -245,11 +245,12 @@ func where(tx store.Tx, r *Rollout, st *spec.Stack) error {
 // or runs a release its ring has left; while a rollback rollout is
 // active, its release, the one the fleet returns to, whatever ring
 // selects a, if any (a rollback may have no ring over a: see
-// rollbackRings); "" otherwise (no rollout is active, its ring has not
-// begun and will move it when it does, the rollout is rolling a ring
-// back, the ring is stopped, or no ring selects it): the caller then uses
-// the current release. An account that got the target goes back with the
-// rollout's accounts if a ring fails (returnTo).
+// rollbackRings); otherwise (no rollout is active, its ring has not begun
+// and will move it when it does, the rollout is rolling a ring back, the
+// ring is stopped, or no ring selects it) the current release, read with
+// the active rollout, or "" when there is none yet: the caller then uses
+// the current release it has. An account that got the target goes back
+// with the rollout's accounts if a ring fails (returnTo).
 //
 // # Notes
 //
@@ -259,12 +260,31 @@ func where(tx store.Tx, r *Rollout, st *spec.Stack) error {
 // decided the target before a ring failed whose creation finishes only
 // after the rollback passed its ring stays on the target.
 func (rn *Runner) ReleaseFor(ctx context.Context, a silo.Account) (string, error) {
-	r, err := rn.Active(ctx)
-	if errors.Is(err, silo.ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
+	// The active rollout and the current release are read together, so
+	// that a rollout that ends meanwhile is seen either running or with
+	// its release current: a caller's own earlier read of the current
+	// release may be older than both.
+	var r Rollout
+	var cur string
+	active := false
+	err := rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		if cur, err = tx.CurrentRelease(); err != nil && !errors.Is(err, silo.ErrNotFound) {
+			return err
+		}
+		rec, err := tx.ActiveRollout()
+		if errors.Is(err, silo.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		active = true
+		r, err = fromRecord(rec)
+		return err
+	})
+	if err != nil || !active {
+		return cur, err
 	}
 	rel, err := rn.release(ctx, r.Release)
 	if err != nil {
@@ -273,17 +293,17 @@ func (rn *Runner) ReleaseFor(ctx context.Context, a silo.Account) (string, error
 	i := ringOf(r.Rings, rel.Stack, a)
 	switch {
 	case returning(r):
-		return "", nil
+		return cur, nil
 	case r.RollbackOf != "":
 		return r.Release, nil
 	case i < 0:
-		return "", nil
+		return cur, nil
 	}
 	switch r.Rings[i].Phase {
 	case PhaseApplying, PhaseBaking, PhaseVerifying, PhasePromoted:
 		return r.Release, nil
 	}
-	return "", nil
+	return cur, nil
 }
 
 // returning reports whether r is returning its accounts: its current
