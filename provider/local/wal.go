@@ -53,7 +53,13 @@ import (
 //
 // The file is overwritten in place from its start after each checkpoint,
 // so once it has reached its usual size its syncs write no inode; it stays
-// at most about checkpointBytes plus one group's record.
+// at most about checkpointBytes plus one group's record, rounded up to
+// logChunk. While it grows (a new log's first cycle), a record that would
+// go past its end extends it by zeros to the next multiple of logChunk in
+// the same sync, so that the syncs of the records after it, until that
+// chunk is full, write no inode either. A record's length of zero ends the
+// log (readLog), as a torn record does, so zeros past the last record
+// read as the log's end.
 
 const (
 	fileLog = "data.wal"
@@ -71,6 +77,11 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// logChunk is how far a growing log is extended at once (by zeros).
+const logChunk = 64 << 10
+
+var zeroChunk [logChunk]byte
 
 // A checkpoint costs one bbolt commit (two syncs) and a sync of the log:
 // every few hundred groups it adds a hundredth of a sync or so to each. It
@@ -135,6 +146,7 @@ type store struct {
 	log    logFile
 	gen    uint64 // the generation of the log's records
 	end    int64  // where the next record goes
+	size   int64  // how far the file is known to reach: a record past it extends it
 	groups int    // records since the log's start
 	err    error  // the log takes no more records (a restart, or the clearing of a failed record, failed)
 	closed bool
@@ -159,7 +171,7 @@ func (p *Provider) openStore(a *account, db *bbolt.DB) (*store, error) {
 			return nil, err
 		}
 	}
-	s := &store{db: db, p: p, a: a, log: f}
+	s := &store{db: db, p: p, a: a, log: f, size: logSize(f)}
 	s.ov.Store(newOverlay())
 	if err := s.replay(); err != nil {
 		f.Close()
@@ -210,6 +222,17 @@ func (s *store) replay() error {
 // writes and the next checkpoint tries again).
 func (s *store) openedFailing(err error) {
 	s.p.log.Warn("account store opened without its checkpoint or log restart; reads are served, writes fail until it succeeds", "account", s.a.id, "err", err)
+}
+
+// logSize returns the length of the log's file, or 0 when it cannot say (a
+// test's layer over the file): its first record then extends it again.
+func logSize(f logFile) int64 {
+	if sf, ok := f.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if st, err := sf.Stat(); err == nil {
+			return st.Size()
+		}
+	}
+	return 0
 }
 
 // storeLogGen returns the generation of the last log db holds.
@@ -327,6 +350,11 @@ func (s *store) restart() error {
 func (s *store) logGroup(ch *changes) error {
 	rec := ch.encode(s.gen)
 	_, err := s.log.WriteAt(rec, s.end)
+	size := s.size
+	if next := s.end + int64(len(rec)); err == nil && next > size {
+		size = (next + logChunk - 1) / logChunk * logChunk
+		_, err = s.log.WriteAt(zeroChunk[:size-next], next)
+	}
 	if err == nil {
 		err = s.log.Sync()
 	}
@@ -337,6 +365,7 @@ func (s *store) logGroup(ch *changes) error {
 		return fmt.Errorf("write %s: %w", fileLog, err)
 	}
 	s.end += int64(len(rec))
+	s.size = size
 	s.groups++
 	if afterLogSync != nil {
 		afterLogSync()
