@@ -79,7 +79,7 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // logChunk is how far a growing log is extended at once (by zeros).
-const logChunk = 64 << 10
+const logChunk = 16 << 10
 
 var zeroChunk [logChunk]byte
 
