@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -89,4 +90,36 @@ func TestEvictAccount(t *testing.T) {
 		t.Errorf("second Evict(acme) closed %d, want 0", n)
 	}
 	e.must(t, "acme", Request{Path: "/echo"}, 200) // a new instance serves
+}
+
+// TestInstancesWithinConcurrency runs many more callers than a function's
+// concurrency: the instances it starts stay within that concurrency (a
+// caller that takes a slot given back finds the instance back in its pool,
+// rather than starting another). The twin: as many callers as the
+// concurrency start that many instances at most, and at least one.
+func TestInstancesWithinConcurrency(t *testing.T) {
+	for _, tc := range []struct{ concurrency, callers int }{{2, 8}, {2, 2}, {1, 12}} {
+		e := newEnv(t, Config{IdleTimeout: time.Hour})
+		var wg sync.WaitGroup
+		errs := make([]error, tc.callers)
+		for i := range tc.callers {
+			wg.Go(func() {
+				for range 400 {
+					resp, err := e.invokeLim(t, "acme", Limits{Concurrency: tc.concurrency, Timeout: time.Minute}, Request{Path: "/echo"})
+					if err == nil && resp.Status != 200 {
+						err = fmt.Errorf("status %d", resp.Status)
+					}
+					if err != nil {
+						errs[i] = err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		mustAll(t, errs)
+		if s := e.rt.Stats(); s.Instances < 1 || s.Instances > tc.concurrency {
+			t.Errorf("concurrency %d, %d callers: %d instances started, want 1 to %d", tc.concurrency, tc.callers, s.Instances, tc.concurrency)
+		}
+	}
 }

@@ -165,9 +165,14 @@ func (r *Runtime) invoke(ctx context.Context, acct *account, inv Invocation, lim
 		}
 		<-in.done // finished just now
 	}
+	// The slot is given back once the instance is back in its pool: an
+	// invocation that takes the slot finds it idle rather than starting
+	// another, so the instances alive stay within the function's
+	// concurrency.
 	if j.err == nil && !c.stopped {
 		r.release(key, in)
 	}
+	sem.release()
 	return j.resp, j.err
 }
 
@@ -301,12 +306,12 @@ func (r *Runtime) worker(in *instance) {
 		if bad {
 			r.discard(context.Background(), in)
 		}
-		j.sem.release()
 		if !j.state.CompareAndSwap(jobRunning, jobFinished) {
 			if !bad {
 				r.discard(context.Background(), in)
 			}
-			return // abandoned: nobody waits
+			j.sem.release()
+			return // abandoned: nobody waits, nor gives the slot back
 		}
 		in.done <- struct{}{}
 		if bad {
