@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,12 +47,18 @@ func (p *Plane) GateRollout(ctx context.Context, rel engine.Release, keep func(s
 	// Passed while the fleet breaks isolation (a hotfix): say so in the
 	// log and the audit log.
 	w := isolation.GateWarning(rel.ID, res)
-	p.cfg.Logger.Warn(w)
+	p.cfg.Logger.Warn(w, Notice)
 	return p.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		_, err := tx.AppendAudit(store.AuditEvent{Time: p.cfg.Now(), Actor: p.cfg.Actor, Action: "release.gate_warning", Detail: jsonDetail(map[string]any{"release": rel.ID, "violations": res.Violations, "warning": w})})
 		return err
 	})
 }
+
+// Notice marks a log record meant for the operator running the command
+// that logs it: a command that serves nothing drops its log lines but
+// shows these (the gate's warning that a release ships while the fleet
+// breaks isolation).
+var Notice = slog.Bool("notice", true)
 
 // GateAccount refuses to create account a on rel, or to apply rel to it
 // again, when what a would hold under rel opens a path across accounts

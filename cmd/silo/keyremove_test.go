@@ -50,8 +50,12 @@ func TestKeysRemoveClearsAFlaggedKeyRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.hotfix {
-				if out := c.ok("deploy"); !strings.Contains(out, "succeeded") {
-					t.Fatalf("hotfix deploy: %s; want the rollout succeeded", out)
+				code, out, errOut := c.run("deploy")
+				if code != 0 || !strings.Contains(out, "succeeded") {
+					t.Fatalf("hotfix deploy: exit %d, %s%s; want the rollout succeeded", code, out, errOut)
+				}
+				if want := "silo: warning: "; !strings.HasPrefix(errOut, want) || !strings.Contains(errOut, "silo keys remove "+tc.key.ID) {
+					t.Errorf("hotfix deploy's stderr %q; want a line starting %q naming silo keys remove %s", errOut, want, tc.key.ID)
 				}
 				if got := auditActions(t, c, "release.gate_warning"); got != 1 {
 					t.Errorf("%d release.gate_warning audit events after the hotfix, want 1", got)

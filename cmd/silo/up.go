@@ -146,12 +146,35 @@ func findApp(g *globals, explicit bool) (string, error) {
 // onboardings (engine.Config.Hook): tests interrupt commands there.
 var engineStep = func(engine.Step) {}
 
+// noticeHandler shows the log records marked control.Notice, as
+// "silo: warning: MESSAGE" lines, and drops the others.
+type noticeHandler struct{ w io.Writer }
+
+func (h noticeHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h noticeHandler) Handle(_ context.Context, r slog.Record) error {
+	notice := false
+	r.Attrs(func(a slog.Attr) bool {
+		notice = a.Equal(control.Notice)
+		return !notice
+	})
+	if notice {
+		_, err := fmt.Fprintf(h.w, "silo: warning: %s\n", r.Message)
+		return err
+	}
+	return nil
+}
+
+func (h noticeHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h noticeHandler) WithGroup(string) slog.Handler      { return h }
+
 func openPlatform(ctx context.Context, g *globals, listen, api string, opts ...func(*platform.Config)) (*platform.Platform, error) {
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: logLevel()}))
 	if listen == "" && api == "" && os.Getenv("SILO_DEBUG") == "" {
 		// A command that serves nothing reports what went wrong itself (in
-		// its output, or as its error); log lines would say it twice.
-		log = slog.New(slog.DiscardHandler)
+		// its output, or as its error); log lines would say it twice. What
+		// is logged for the operator (control.Notice) is shown.
+		log = slog.New(noticeHandler{g.stderr})
 	}
 	cfg := platform.Config{DataDir: g.dataDir, Listen: listen, APIListen: api, Logger: log, Actor: actor(), StepHook: func(s engine.Step) { engineStep(s) }}
 	for _, o := range opts {
