@@ -164,7 +164,7 @@ var allowedImports = map[string][]string{
 	"isolation":        {".", "engine", "provider", "store", "isolation/iam", "internal/durable"},
 	"isolation/report": {".", "isolation", "provider", "internal/durable", "internal/jsonerr"},
 	"rollout":          {".", "engine", "spec", "store", "provider", "internal/fanout"},
-	"control":          {".", "engine", "spec", "store", "provider", "isolation", "usage", "internal/apikey", "internal/durable"},
+	"control":          {".", "engine", "spec", "store", "provider", "isolation", "usage", "internal/apikey", "internal/durable", "internal/wasmfile"},
 
 	// The data plane: the sandbox, the HTTP gateway, and the directory
 	// between them and the store. The gateway knows neither the runtime

@@ -28,9 +28,10 @@ import (
 
 // Builder builds a function's source (a Go package dir or a .wasm file) into
 // a content-addressed artifact stored under ArtifactDir, and returns its
-// digest.
+// digest; Module returns the bytes of an artifact Build made.
 type Builder interface {
 	Build(ctx context.Context, source string) (digest string, err error)
+	Module(digest string) ([]byte, error)
 }
 
 // Config configures a Plane.

@@ -67,7 +67,8 @@ func (p *Plane) prepare(ctx context.Context, path string, newRelease func(*spec.
 }
 
 // build is the one place an app becomes a release: it loads silo.yaml at
-// path, builds each function with b and makes the release with newRelease.
+// path, builds each function with b, checks that each module exports its
+// handler (CheckHandlers) and makes the release with newRelease.
 func build(ctx context.Context, b Builder, path string, newRelease func(*spec.Stack, map[string]string, time.Time) (engine.Release, store.Release, error), now func() time.Time) (engine.Release, store.Release, error) {
 	st, err := spec.Load(path)
 	if err != nil {
@@ -95,6 +96,9 @@ func build(ctx context.Context, b Builder, path string, newRelease func(*spec.St
 		if err := build(engine.ArtifactKey(true, name), st.Production.Functions[name]); err != nil {
 			return engine.Release{}, store.Release{}, err
 		}
+	}
+	if err := CheckHandlers(st, arts, b.Module); err != nil {
+		return engine.Release{}, store.Release{}, err
 	}
 	return newRelease(st, arts, now())
 }

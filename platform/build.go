@@ -53,6 +53,24 @@ func (b *artifactBuilder) Build(ctx context.Context, source string) (string, err
 	return a.Digest, nil
 }
 
+// Module returns the artifact digest that Build wrote.
+func (b *artifactBuilder) Module(digest string) ([]byte, error) { return readArtifact(b.out, digest) }
+
+// Module returns the artifact digest that Build wrote.
+func (b *cachedBuilder) Module(digest string) ([]byte, error) { return readArtifact(b.out, digest) }
+
+// readArtifact reads the artifact digest from dir.
+func readArtifact(dir, digest string) ([]byte, error) {
+	if !validDigest(digest) {
+		return nil, fmt.Errorf("read artifact %q: not a digest", digest)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, digest+".wasm"))
+	if err != nil {
+		return nil, fmt.Errorf("read artifact %.12s: %w", digest, err)
+	}
+	return b, nil
+}
+
 // cachedBuilder skips the Go toolchain for a function whose inputs are
 // unchanged. The inputs are fingerprinted by content: the toolchain (path,
 // size and modification time of the go command, GOROOT, GOFLAGS), go.mod and

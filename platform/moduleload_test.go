@@ -37,9 +37,14 @@ func logText(es []logs.Entry) string {
 }
 
 // notLoadable is a wasm module that passes the build's and the upload's
-// check (a header and an empty type section) and that the runtime refuses
-// when it compiles it: it exports nothing a function must.
-var notLoadable = []byte("\x00asm\x01\x00\x00\x00\x01\x01\x00")
+// checks (it exports handle, of the handler's type, returning 0) and that
+// the runtime refuses when it compiles it: it exports nothing else a
+// function must (silo_alloc, memory).
+var notLoadable = []byte("\x00asm\x01\x00\x00\x00" +
+	"\x01\x07\x01\x60\x02\x7f\x7f\x01\x7e" + // type 0: (i32, i32) i64
+	"\x03\x02\x01\x00" + // function 0 has type 0
+	"\x07\x0a\x01\x06handle\x00\x00" + // export handle: function 0
+	"\x0a\x06\x01\x04\x00\x42\x00\x0b") // its code: i64.const 0
 
 // TestModuleThatDoesNotLoadIsAServerFailure: a function whose module the
 // runtime refuses answers the tenant 500, with no operator instruction in

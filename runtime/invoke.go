@@ -325,7 +325,10 @@ func (r *Runtime) exec(ctx context.Context, in *instance, c *call, inv Invocatio
 	if h == nil {
 		f := in.mod.ExportedFunction(inv.Handler)
 		if f == nil || !sameTypes(f.Definition().ParamTypes(), []api.ValueType{i32, i32}) || !sameTypes(f.Definition().ResultTypes(), []api.ValueType{i64}) {
-			return Response{}, silo.Errorf(silo.CodeInvalid, "function %q does not export handler %q(i32, i32) i64", inv.Function, inv.Handler)
+			// The release's fault, not the caller's (the release build
+			// refuses such a module; one stored before it did can
+			// still get here): a server failure, detail for the log.
+			return Response{}, silo.Errorf(silo.CodeInternal, "function %q does not export its handler %q of type (i32, i32) i64; build the release again and deploy it (the build names the handlers the module exports)", inv.Function, inv.Handler)
 		}
 		h = f
 		in.handlers[inv.Handler] = f

@@ -114,8 +114,8 @@ func TestUnknownDigestAndHandler(t *testing.T) {
 		t.Errorf("unknown digest: got %v, want not found", err)
 	}
 	_, err = e.rt.Invoke(context.Background(), Invocation{Account: "acme", Function: "api", Digest: e.guest, Handler: "nosuch", Host: e.hosts["acme"]})
-	if !errors.Is(err, silo.ErrInvalid) {
-		t.Errorf("unknown handler: got %v, want invalid", err)
+	if silo.ErrorCode(err) != silo.CodeInternal {
+		t.Errorf("unknown handler: got %v, want an internal error (the release's fault, not the caller's)", err)
 	}
 }
 

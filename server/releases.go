@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/internal/wasmfile"
 	"github.com/silo-run/silo/rollout"
@@ -183,7 +184,8 @@ func checkModule(f *os.File) error {
 }
 
 // postRelease validates and stores a release: the spec parses and every
-// function has an uploaded artifact that is a wasm module. Nothing changes on refusal; the same
+// function has an uploaded artifact that is a wasm module exporting its
+// handler (control.CheckHandlers). Nothing changes on refusal; the same
 // inputs give the same release ID. The isolation gate is not run here: a
 // stored release reaches accounts only through a rollout, whose start runs
 // the gate against the fleet as it is then (rollout.Config.Gate), or
@@ -244,9 +246,21 @@ func (s *Server) newRelease(req ReleaseRequest) (engine.Release, store.Release, 
 			return engine.Release{}, store.Release{}, silo.Errorf(silo.CodeInvalid, "artifact %q names no function of the release", k)
 		}
 	}
+	if err := control.CheckHandlers(st, req.Artifacts, s.readArtifact); err != nil {
+		return engine.Release{}, store.Release{}, err
+	}
 	rel, stored, err := engine.NewRelease(st, req.Artifacts, s.cfg.Now())
 	stored.Note = req.Note
 	return rel, stored, err
+}
+
+// readArtifact returns the bytes of the uploaded artifact digest.
+func (s *Server) readArtifact(digest string) ([]byte, error) {
+	p, err := s.artifactPath(digest)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(p)
 }
 
 // putRelease stores rel (stored as newRelease made it) unless it is stored
