@@ -43,7 +43,8 @@ type Artifact struct {
 // # Errors
 //
 // CodeInvalid with the compiler's output (trimmed to its first lines) when
-// the source does not build, or when a .wasm file is not a wasm module;
+// the source does not build, saying what a function is when it is not a
+// package main, or when a .wasm file is not a wasm module;
 // CodeInternal when the toolchain succeeds but its output is not a wasm
 // module (nothing is kept: a broken build never reaches outDir);
 // CodeNotFound when dir does not exist; internal errors for I/O failures. Function is safe for concurrent use with
@@ -89,6 +90,9 @@ func Function(ctx context.Context, dir, outDir string) (Artifact, error) {
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return Artifact{}, fmt.Errorf("build %s: %w", dir, ctx.Err())
+		}
+		if strings.Contains(out.String(), "requires exactly one main package") {
+			return Artifact{}, silo.Errorf(silo.CodeInvalid, "function in %s is not a package main: a function is a package main that calls fn.Handle (see docs/spec.md, functions)", dir)
 		}
 		return Artifact{}, silo.Errorf(silo.CodeInvalid, "function in %s does not build:\n%s", dir, trim(out.String()))
 	}

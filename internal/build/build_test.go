@@ -59,6 +59,17 @@ func TestFunctionErrors(t *testing.T) {
 	if !strings.Contains(err.Error(), "main.go:4") || !strings.Contains(err.Error(), "undefinedThing") {
 		t.Errorf("error does not carry the compiler output:\n%v", err)
 	}
+	// Not a package main: one sentence saying what a function is, not
+	// Go's words about build modes (the twin: hello builds, in
+	// TestFunctionReproducible).
+	out := t.TempDir()
+	_, err = Function(ctx, filepath.Join("testdata", "notmain"), out)
+	if !errors.Is(err, silo.ErrInvalid) || !strings.Contains(err.Error(), "is not a package main: a function is a package main that calls fn.Handle") {
+		t.Errorf("package notmain: got %v, want invalid, saying what a function is", err)
+	} else if strings.Contains(err.Error(), "buildmode") {
+		t.Errorf("package notmain: the error speaks of build modes: %v", err)
+	}
+	assertEmptyDir(t, out)
 	_, err = Function(ctx, filepath.Join("testdata", "nosuch"), t.TempDir())
 	if !errors.Is(err, silo.ErrNotFound) {
 		t.Errorf("missing dir: got %v, want not found", err)
