@@ -69,10 +69,11 @@ func TestHTMLInChromium(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Isolation report: Acme <Corp> & Co",
-		"Only your own functions (ingest) and your own API keys (1 active key) can reach your data",
+		"Only your API keys (1 active key) and the code your provider deploys to your account (now the functions ingest) can reach your data",
 		"no other customer's account, and nothing in the shared production account, can reach it",
 		"Isolation was last proved on 25 November 2026",
-		"Your secrets are encrypted (AES-256-GCM, envelope) under a data key that belongs to your account alone",
+		"Your table values, stored files and secrets are encrypted (AES-256-GCM, envelope) under keys that belong to your account alone",
+		"the keys your values and files are stored under, and your configuration values are not",
 		"Live attack probes have not been run",
 		"silo report verify FILE",
 	} {

@@ -1,6 +1,6 @@
 // Package report makes the signed per-tenant isolation report: in plain
 // language first, what lives in a tenant's account, who can reach it, what it
-// reads from the shared production account, how its secrets are encrypted,
+// reads from the shared production account, how its data is encrypted,
 // when isolation was last proved and probed, and the release it runs. A
 // report is JSON or a self-contained printable HTML page, signed with the
 // installation's ed25519 key; VerifyReport checks either form, byte for
@@ -299,11 +299,13 @@ func summary(r Report, in Input) []string {
 			live++
 		}
 	}
-	fns := "no functions"
+	// The operators deploy the functions (the access list says so): the
+	// sentence names who can reach the data, not whose code it is.
+	fns := "no functions at the moment"
 	if len(c.Functions) > 0 {
-		fns = "your own functions (" + strings.Join(c.Functions, ", ") + ")"
+		fns = "now the functions " + strings.Join(c.Functions, ", ")
 	}
-	s = append(s, fmt.Sprintf("Only %s and your own API keys (%s) can reach your data; no other customer's account, and nothing in the shared production account, can reach it.", fns, count(live, "active key")))
+	s = append(s, fmt.Sprintf("Only your API keys (%s) and the code your provider deploys to your account (%s) can reach your data; no other customer's account, and nothing in the shared production account, can reach it.", count(live, "active key"), fns))
 	if len(r.Shared) > 0 {
 		names := make([]string, len(r.Shared))
 		for i, sh := range r.Shared {
@@ -314,7 +316,7 @@ func summary(r Report, in Input) []string {
 		s = append(s, "Your functions read nothing from the shared production account.")
 	}
 	if r.Encryption.Fingerprint != "" {
-		s = append(s, fmt.Sprintf("Your secrets are encrypted (%s) under a data key that belongs to your account alone (fingerprint %s); the key itself never appears in this report, and deleting your account destroys it.", r.Encryption.Algorithm, short(r.Encryption.Fingerprint)))
+		s = append(s, fmt.Sprintf("Your table values, stored files and secrets are encrypted (%s) under keys that belong to your account alone (data key fingerprint %s); the names of your tables, buckets and secrets, the keys your values and files are stored under, and your configuration values are not, and may be stored as written. The key itself never appears in this report, and deleting your account destroys it.", r.Encryption.Algorithm, short(r.Encryption.Fingerprint)))
 	} else {
 		s = append(s, "Your account has no data key at the moment.")
 	}

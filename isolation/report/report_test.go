@@ -64,7 +64,7 @@ func TestBuildSaysItPlainly(t *testing.T) {
 	for _, want := range []string{
 		"isolated account of Acme <Corp> & Co (account acme)",
 		"1 table, 1 storage bucket, 1 configuration value and 1 secret",
-		"Only your own functions (ingest) and your own API keys (1 active key) can reach your data",
+		"Only your API keys (1 active key) and the code your provider deploys to your account (now the functions ingest) can reach your data",
 		"read 1 shared resource that the shared production account publishes for every customer (catalog), read-only",
 		"fingerprint 9f86d081884c7d65",
 		"Isolation was last proved on 25 November 2026 at 17:59 UTC: every isolation rule held",
