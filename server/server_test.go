@@ -144,14 +144,18 @@ func TestToken(t *testing.T) {
 	}
 }
 
-// wasmModule returns a wasm module (a header and one custom section named
-// name) that the server takes as an artifact; these tests' provider never
-// runs it.
+// wasmModule returns a wasm module (a header, one custom section named
+// name, and a function of the handler's type exported as handle) that the
+// server takes as an artifact; these tests' provider never runs it.
 func wasmModule(name string) []byte {
 	if len(name) > 100 {
 		panic("wasmModule: name too long")
 	}
-	return append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0, 0, byte(1 + len(name)), byte(len(name))}, name...)
+	b := append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0, 0, byte(1 + len(name)), byte(len(name))}, name...)
+	return append(b, "\x01\x07\x01\x60\x02\x7f\x7f\x01\x7e"+ // type 0: (i32, i32) i64
+		"\x03\x02\x01\x00"+ // function 0 has type 0
+		"\x07\x0a\x01\x06handle\x00\x00"+ // export handle: function 0
+		"\x0a\x06\x01\x04\x00\x42\x00\x0b"...) // its code: i64.const 0
 }
 
 func upload(t *testing.T, c *server.Client, src string, wasm string) server.ReleaseInfo {
