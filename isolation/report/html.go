@@ -109,7 +109,7 @@ footer { margin-top: 2.5rem; font-size: 0.85rem; color: #444; border-top: 1px so
 <p>Nothing.</p>
 {{- end}}
 
-<h2>How your secrets are encrypted</h2>
+<h2>{{if lt .R.Format 4}}How your secrets are encrypted{{else}}How your data is encrypted{{end}}</h2>
 <table>
 <tr><td>Method</td><td>{{.R.Encryption.Algorithm}}</td></tr>
 <tr><td>Data key fingerprint</td><td><code class="hex">{{.R.Encryption.Fingerprint}}</code></td></tr>
@@ -119,7 +119,7 @@ footer { margin-top: 2.5rem; font-size: 0.85rem; color: #444; border-top: 1px so
 <h2>The rules that are checked</h2>
 <dl>
 <dt>I1 · Your data is yours</dt>
-<dd>Only your own functions and your own API keys can read or change what is in your account. They can also read, never change, what the shared production account publishes for every customer.</dd>
+<dd>{{if lt .R.Format 4}}Only your own functions and your own API keys can read or change what is in your account. They can also read, never change, what the shared production account publishes for every customer.{{else}}Only your API keys and the code your provider deploys to your account can read or change what is in your account; that code can also read, never change, what the shared production account publishes for every customer.{{end}}</dd>
 <dt>I2 · The shared account cannot reach you</dt>
 <dd>Nothing in the shared production account can read or change anything in your account or any other customer's.</dd>
 <dt>I3 · Operators manage, they do not read</dt>

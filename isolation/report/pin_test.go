@@ -162,11 +162,11 @@ func TestRotationKeepsOldReportsVerifiable(t *testing.T) {
 	}
 }
 
-// Reports of formats 1 and 2, issued before format 3, still verify byte
+// Reports of formats 1 to 3, issued before format 4, still verify byte
 // for byte and against their signer's key only.
 func TestOlderFormatsStillVerify(t *testing.T) {
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	for _, format := range []int{1, 2} {
+	for _, format := range []int{1, 2, 3} {
 		pem, err := os.ReadFile(fmt.Sprintf("testdata/v%d-signer.pem", format))
 		if err != nil {
 			t.Fatal(err)

@@ -26,9 +26,11 @@ import (
 )
 
 // FormatVersion is the version of the report format this silo writes.
-// VerifyReport also reads formats 1 and 2 (format 2 is format 3 without
-// Audit).
-const FormatVersion = 3
+// VerifyReport also reads formats 1 to 3: format 2 is format 3 without
+// Audit, and format 3 is format 4 with the page's older wording (its rule
+// I1 said "your own functions", which an operator deploys, and its
+// encryption heading named secrets only).
+const FormatVersion = 4
 
 // Report is the content of an isolation report. It holds no maps, so its JSON
 // encoding is canonical: the bytes that are signed.

@@ -282,9 +282,18 @@ func TestHTMLExplainsRulesScopeAndChecking(t *testing.T) {
 		"How to check this report", "silo report verify FILE --key FINGERPRINT", fp,
 		// Provenance wraps between its parts, not inside words.
 		`<td class="origin"><code>silo.<wbr>yaml`,
+		// The operator deploys the code that reaches the data (format 4).
+		"Only your API keys and the code your provider deploys to your account can read or change", "How your data is encrypted",
 	} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("page lacks %q", want)
+		}
+	}
+	// Format 3's wording, which over-claimed, is kept for format 3 pages
+	// only (testdata/v3-report.html verifies byte for byte with it).
+	for _, old := range []string{"Only your own functions and your own API keys", "How your secrets are encrypted"} {
+		if strings.Contains(string(page), old) {
+			t.Errorf("a format %d page says %q", s.Report.Format, old)
 		}
 	}
 	if strings.Contains(string(page), "code { font-family: \"DejaVu Sans Mono\", Menlo, monospace; font-size: 0.85rem; word-break: break-all; }") {
@@ -388,8 +397,10 @@ func TestFormatAndAuditStateAgree(t *testing.T) {
 		audit  *report.Audit
 		want   string // "" when it verifies
 	}{
-		{"format 3 with the audit state", report.FormatVersion, &report.Audit{Intact: true}, ""},
-		{"format 3 without", report.FormatVersion, nil, "does not state the audit log's state"},
+		{"format 4 with the audit state", report.FormatVersion, &report.Audit{Intact: true}, ""},
+		{"format 4 without", report.FormatVersion, nil, "does not state the audit log's state"},
+		{"format 3 with the audit state", 3, &report.Audit{Intact: true}, ""},
+		{"format 3 without", 3, nil, "does not state the audit log's state"},
 		{"format 2 without", 2, nil, ""},
 		{"format 2 with", 2, &report.Audit{Intact: true}, "format 2 did not"},
 	} {

@@ -129,17 +129,18 @@ func VerifyReport(data []byte) (Verified, error) {
 		}
 		r := s.Report
 		return Verified{Format: 1, Tenant: r.Tenant, Name: r.Name, Generated: r.Generated, PublicKey: r.PublicKey, Signer: KeyFingerprint(r.PublicKey)}, nil
-	case 2, FormatVersion:
+	case 2, 3, FormatVersion:
 		var s Signed
 		if err := strictDecode(embedded, &s); err != nil {
 			return Verified{}, err
 		}
-		// Format 2 did not state the audit log's state; format 3 always does.
+		// Format 2 did not state the audit log's state; formats 3 and
+		// later always do.
 		if s.Report.Format == 2 && s.Report.Audit != nil {
 			return Verified{}, silo.Errorf(silo.CodeFailedCheck, "the report has format 2 but states the audit log's state, which format 2 did not; it was made to mislead")
 		}
-		if s.Report.Format == FormatVersion && s.Report.Audit == nil {
-			return Verified{}, silo.Errorf(silo.CodeFailedCheck, "the report has format %d but does not state the audit log's state; it was made to mislead", FormatVersion)
+		if s.Report.Format >= 3 && s.Report.Audit == nil {
+			return Verified{}, silo.Errorf(silo.CodeFailedCheck, "the report has format %d but does not state the audit log's state; it was made to mislead", s.Report.Format)
 		}
 		if err := checkSignature(s.Report.PublicKey, s.Signature, s.Report); err != nil {
 			return Verified{}, err
