@@ -130,10 +130,12 @@ func (r Report) Text(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Attempts, s.AttemptsSucceeded, s.Controls, s.ControlsFailed, s.Description)
 	}
 	tw.Flush()
+	answered := false
 	for _, s := range r.Surfaces {
 		if len(s.Outcomes) == 0 {
 			continue
 		}
+		answered = true
 		keys := make([]string, 0, len(s.Outcomes))
 		for k := range s.Outcomes {
 			keys = append(keys, k)
@@ -144,6 +146,9 @@ func (r Report) Text(w io.Writer) error {
 			parts[i] = fmt.Sprintf("%s %d", k, s.Outcomes[k])
 		}
 		fmt.Fprintf(&b, "\n%s attempts were answered: %s", s.Name, strings.Join(parts, ", "))
+	}
+	if answered {
+		b.WriteString("\n(how each attempt was answered: \"ok\" is an answer without an error; an attempt counts as succeeded only when what it got or changed belongs to another account)")
 	}
 	b.WriteString("\n")
 	for _, name := range Surfaces {
