@@ -37,7 +37,13 @@
 // release during the bake with what they served under the previous release
 // before the update: Metrics reports an account's figures per release, so
 // a rolled-back release's errors never become the next rollout's baseline,
-// and a previous release over max_error_rate is not a baseline at all. A
+// and a previous release over max_error_rate is not a baseline at all.
+// The gates are judged when the bake ends; they are also read every 5
+// seconds of the bake (gateEvery) on what the ring served so far, and fail
+// the ring then when they are failed with certainty: min_requests is met,
+// and the window would still fail if the rest of the bake brought as many
+// requests per second as the bake so far, all successful and fast
+// (failsEarly). A pass always waits for the whole bake. A
 // failing ring returns every account the rollout applied to, in that ring
 // and every earlier one (production included) unless its on_rollback is
 // keep, to the release that account ran before, and with them every

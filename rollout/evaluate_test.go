@@ -68,3 +68,40 @@ func TestRound(t *testing.T) {
 		}
 	}
 }
+
+// TestFailsEarly: during a bake a ring fails only when the traffic so far
+// fails its gates even if the rest of the bake brought as many requests
+// again per second, all successful and fast; everything else waits for
+// the end of the bake (the twins of each failing case).
+func TestFailsEarly(t *testing.T) {
+	gates := spec.Gates{MaxErrorRate: 0.02, MaxP99Increase: 0.5, MinRequests: 10}
+	ms, s := time.Millisecond, time.Second
+	for _, tc := range []struct {
+		name          string
+		prev, win     *Stats
+		elapsed, left time.Duration
+		fails         bool
+	}{
+		{"2 in 3 failed, 5s into a minute", stats(100, 0, 4*ms), stats(30, 20, 4*ms), 5 * s, 55 * s, true},
+		{"1 in 30 failed, 5s into a minute: later traffic may dilute it", stats(100, 0, 4*ms), stats(30, 1, 4*ms), 5 * s, 55 * s, false},
+		{"1 in 30 failed, 55s into a minute", stats(100, 0, 4*ms), stats(30, 1, 4*ms), 55 * s, 5 * s, true},
+		{"every request failed, fewer than min_requests", stats(100, 0, 4*ms), stats(9, 9, 4*ms), 5 * s, 55 * s, false},
+		{"10 requests, all failed", stats(100, 0, 4*ms), stats(10, 10, 4*ms), 5 * s, 55 * s, true},
+		{"healthy", stats(100, 0, 4*ms), stats(1000, 0, 4*ms), 30 * s, 30 * s, false},
+		{"p99 10× the baseline, 1s into a 10m bake: fast requests may still bring it down", stats(100, 0, 4*ms), stats(100, 0, 40*ms), 1 * s, 599 * s, false},
+		{"p99 10× the baseline, half the bake to go", stats(100, 0, 4*ms), stats(100, 0, 40*ms), 30 * s, 30 * s, true},
+		{"p99 10× the baseline, 1% of the bake to go", stats(100, 0, 4*ms), stats(1000, 0, 40*ms), 99 * s, 1 * s, true},
+		{"p99 without a baseline", nil, stats(1000, 0, 40*ms), 99 * s, 1 * s, false},
+		{"at the start of the bake", stats(100, 0, 4*ms), stats(30, 30, 4*ms), 0, time.Minute, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, fails := failsEarly(gates, tc.prev, *tc.win, tc.elapsed, tc.left)
+			if fails != tc.fails {
+				t.Fatalf("failsEarly = %v (%s), want %v", fails, v.Reason, tc.fails)
+			}
+			if fails && (v.Result != Fail || v.Requests != tc.win.Requests || !strings.Contains(v.Reason, "judged early")) {
+				t.Errorf("verdict %+v, want a failure on the %d requests served so far, said to be judged early", v, tc.win.Requests)
+			}
+		})
+	}
+}

@@ -251,6 +251,7 @@ func (rn *Runner) baking(ctx context.Context, r Rollout, target engine.Release) 
 		})
 	}
 	rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Point: "bake"})
+	judged := ring.BakeStart
 	for {
 		now := rn.cfg.Clock.Now()
 		if !now.Before(ring.BakeUntil) {
@@ -281,8 +282,45 @@ func (rn *Runner) baking(ctx context.Context, r Rollout, target engine.Release) 
 		if cur.State != StateRunning || cur.Owner != rn.cfg.Owner {
 			return errLost
 		}
+		if now := rn.cfg.Clock.Now(); now.Before(ring.BakeUntil) && now.Sub(judged) >= gateEvery && gated(ring.Gates) && ring.WindowStart != nil {
+			judged = now
+			v, ok := rn.judgeEarly(ctx, r, target, now)
+			rn.hook(Event{Rollout: r.ID, Ring: ring.Name, Point: "gates", Detail: map[bool]string{true: Fail, false: "baking"}[ok]})
+			if ok {
+				rn.cfg.Logger.Info("ring verdict", "rollout", r.ID, "ring", ring.Name, "result", v.Result, "reason", v.Reason)
+				return rn.setPhase(ctx, r, PhaseRollingBack, func(rs *RingStatus, cur *Rollout) {
+					rs.Verdict = &v
+					cur.Reason = fmt.Sprintf("ring %s failed its gates during the bake: %s", ring.Name, v.Reason)
+				})
+			}
+		}
 	}
 	return rn.setPhase(ctx, r, PhaseVerifying, nil)
+}
+
+// gateEvery is how often a baking ring's gates are read before its bake
+// ends, on the runner's clock: a ring whose gates are failed with
+// certainty fails then (failsEarly).
+const gateEvery = 5 * time.Second
+
+// judgeEarly reads the gates of r's baking ring at now on what its
+// accounts served since the bake began (see failsEarly). Metrics that
+// cannot be read judge nothing: the end of the bake reads them again.
+func (rn *Runner) judgeEarly(ctx context.Context, r Rollout, target engine.Release, now time.Time) (Verdict, bool) {
+	ring := r.Rings[r.Ring]
+	ids, err := rn.applied(ctx, r, target)
+	if err != nil {
+		return Verdict{}, false
+	}
+	end, err := rn.snapshot(ids, target.ID)
+	if err != nil {
+		return Verdict{}, false
+	}
+	v, ok := failsEarly(ring.Gates, ring.Baseline, end.Sub(*ring.WindowStart), now.Sub(ring.BakeStart), ring.BakeUntil.Sub(now))
+	if ok && ring.Baseline != nil {
+		v.PrevRelease, v.PrevReleases = prevReleases(ring)
+	}
+	return v, ok
 }
 
 func (rn *Runner) verifying(ctx context.Context, r Rollout, target engine.Release) error {

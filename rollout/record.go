@@ -3,6 +3,7 @@ package rollout
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -336,6 +337,34 @@ func evaluate(g spec.Gates, prev *Stats, win Stats, metricsErr error) Verdict {
 	}
 	v.Result, v.Reason = Pass, "gates passed"
 	return v
+}
+
+// failsEarly reads a ring's gates during its bake: win is what the ring's
+// accounts served under the target since the bake began, elapsed ago, and
+// left is the bake time still to go. The ring fails before its bake ends
+// only when the gates are failed with certainty under one stated
+// assumption: min_requests is met by the requests served so far, and the
+// window would still fail (evaluate) if the rest of the bake brought as
+// many requests per second as the bake so far, every one of them
+// successful and in the fastest latency bucket. An error rate or a p99
+// that such traffic could still bring under its gate is left to the end of
+// the bake, and so is every pass. It returns the verdict on what was
+// served so far, its reason saying that it was judged early.
+func failsEarly(g spec.Gates, prev *Stats, win Stats, elapsed, left time.Duration) (Verdict, bool) {
+	if elapsed <= 0 || left <= 0 || win.Requests < uint64(max(g.MinRequests, 1)) {
+		return Verdict{}, false
+	}
+	more := uint64(math.Ceil(float64(win.Requests) * left.Seconds() / elapsed.Seconds()))
+	best := win.Add(Stats{Requests: more, Latency: map[int]uint64{0: more}})
+	if evaluate(g, prev, best, nil).Result != Fail {
+		return Verdict{}, false
+	}
+	v := evaluate(g, prev, win, nil)
+	if v.Result != Fail { // adding successful, fast requests never makes a window fail
+		return Verdict{}, false
+	}
+	v.Reason = fmt.Sprintf("%s, %s into a %s bake (judged early: it would still fail at the end of the bake if every later request succeeded, at the rate seen so far)", v.Reason, Round(elapsed), Round(elapsed+left))
+	return v, true
 }
 
 // Round rounds a latency for display: to 0.1 ms from 1 ms, to 1 µs below

@@ -66,6 +66,8 @@ type Event struct {
 	// Point is "claimed", "applied" or "finished" for an account step
 	// (Detail is the step: apply or rollback), "phase" after a ring's phase
 	// was saved (Detail is the phase), "bake" before a bake wait begins,
+	// "gates" after the gates were read during a bake (Detail is "fail"
+	// when they failed the ring early, "baking" when it bakes on),
 	// "state" after the rollout's state changed (Detail is the state).
 	Point  string
 	Detail string
