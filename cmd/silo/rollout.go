@@ -543,6 +543,9 @@ func printRollouts(g *globals, rs []rollout.Rollout) error {
 			if r.Reason != "" {
 				fmt.Fprintf(w, ": %s", r.Reason)
 			}
+			if r.RollbackOf != "" {
+				fmt.Fprintf(w, "  (rollback of %s)", r.RollbackOf)
+			}
 			if r.CanRollBack {
 				fmt.Fprint(w, "  (silo rollout rollback undoes it)")
 			}
@@ -565,6 +568,10 @@ type rolloutOp struct {
 	// rollback): through a server the command follows that rollout until
 	// it stops and exits as silo deploy does, unless --detach.
 	follows bool
+	// split makes the operation (abort) say where it left the fleet when
+	// some accounts run the rollout's release and others not, and how to
+	// converge (writeSplit).
+	split bool
 }
 
 // defaultRollout is the ID an operation without one acts on: the active
@@ -693,6 +700,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 					return err
 				}
 				var r rollout.Rollout
+				var moved []silo.AccountID // split: the accounts on r's release
 				var lc *lossConfirm
 				if o.latest { // a rollback: it may destroy data
 					lc = &lossConfirm{heading: func(pv rollout.Preview) string {
@@ -719,6 +727,10 @@ func newRolloutCmd(g *globals) *cobra.Command {
 						}
 					}
 					r, err = g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return o.remote(c, ctx, id, opt) })
+					if err == nil && o.split {
+						// The names are a help: the abort is done whatever the listing says.
+						moved, _ = accountsOn(func(f store.Filter) ([]silo.Account, error) { return c.Accounts(ctx, f) }, r.Release)
+					}
 					if err == nil && o.follows && !detach {
 						// The resumed rollout or the rollback's, followed
 						// as silo deploy follows its own; interrupted, it
@@ -745,6 +757,12 @@ func newRolloutCmd(g *globals) *cobra.Command {
 						lc.preview = func() (rollout.Preview, error) { return rn.PreviewRollback(ctx, id) }
 					}
 					r, err = g.confirmDataLoss(yes, lc, func(opt rollout.Options) (rollout.Rollout, error) { return o.local(rn, ctx, id, opt) })
+					if err == nil && o.split {
+						moved, _ = accountsOn(func(f store.Filter) (as []silo.Account, err error) {
+							err = a.store.View(ctx, func(tx store.Tx) error { as, err = tx.Accounts(f); return err })
+							return as, err
+						}, r.Release)
+					}
 					if err == nil && r.State == rollout.StateRunning {
 						// Resumed, or a rollback started: no server drives
 						// it, so this command does.
@@ -754,7 +772,11 @@ func newRolloutCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printRollout(g, r)
+				if err := printRollout(g, r); err != nil || g.json() || !o.split {
+					return err
+				}
+				writeSplit(g.stdout, r, moved)
+				return nil
 			},
 		}
 		if o.follows {
@@ -772,23 +794,23 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			},
 			func(c *server.Client, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return c.Pause(ctx, id)
-			}, false, false}),
+			}, false, false, false}),
 		op(rolloutOp{"resume", "Resume a paused rollout, following it as silo deploy does",
 			func(r *rollout.Runner, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return r.Resume(ctx, id)
 			},
 			func(c *server.Client, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return c.ResumeRollout(ctx, id)
-			}, false, true}),
+			}, false, true, false}),
 		op(rolloutOp{"abort", "Stop a rollout for good, leaving accounts where they are",
 			func(r *rollout.Runner, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return r.Abort(ctx, id)
 			},
 			func(c *server.Client, ctx context.Context, id string, _ rollout.Options) (rollout.Rollout, error) {
 				return c.Abort(ctx, id)
-			}, false, false}),
+			}, false, false, true}),
 		op(rolloutOp{"rollback", "Return every account the latest rollout moved to the release it ran before, following it as silo deploy does",
-			(*rollout.Runner).Rollback, (*server.Client).Rollback, true, true}),
+			(*rollout.Runner).Rollback, (*server.Client).Rollback, true, true, false}),
 	)
 	return cmd
 }

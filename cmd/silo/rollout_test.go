@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/rollout"
 )
 
@@ -75,6 +77,13 @@ func TestRolloutCommands(t *testing.T) {
 	if !strings.Contains(out, "accounts: 1 on ") || !strings.Contains(out, "(target)") {
 		t.Errorf("abort: %s; want where the accounts are", out)
 	}
+	// The abort says where it left the accounts and how to converge.
+	for _, want := range []string{"The abort leaves 2 account(s) on release r-", " (acme, production)", "is not current: an account created now gets r-",
+		"silo rollout rollback ro-000001 ", "silo deploy --release r-"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("abort: %s; want %q", out, want)
+		}
+	}
 	c.fails("aborted", "rollout", "status", "--follow")
 
 	// Twin: the same release again changes nothing and succeeds.
@@ -87,6 +96,12 @@ func TestRolloutCommands(t *testing.T) {
 	// rollback, with nothing active, undoes the latest rollout (ro-000002).
 	if out := c.ok("rollout", "rollback"); !strings.Contains(out, "ro-000003") {
 		t.Errorf("rollback of the latest, succeeded rollout: %s; want a rollback rollout ro-000003", out)
+	}
+	// rollout list marks the rollback rollout as such, and no other.
+	for _, line := range strings.Split(strings.TrimSpace(c.ok("rollout", "list")), "\n") {
+		if marked, want := strings.Contains(line, "(rollback of ro-000002)"), strings.HasPrefix(line, "ro-000003 "); marked != want || strings.Count(line, "rollback of") > 1 || (!want && strings.Contains(line, "rollback of")) {
+			t.Errorf("rollout list line %q: marked as a rollback %v, want %v (only ro-000003, of ro-000002)", line, marked, want)
+		}
 	}
 }
 
@@ -184,11 +199,67 @@ func TestRolloutCommandsAgainstAServer(t *testing.T) {
 	}
 	if out := f.remote("rollout", "abort"); !strings.Contains(out, "ro-000001") || !strings.Contains(out, "aborted") {
 		t.Errorf("remote rollout abort of the active rollout: %s", out)
+	} else if strings.Contains(out, "The abort leaves") || strings.Contains(out, "To bring every account") {
+		// This fixture's server runs no rollout: the abort moved no account.
+		t.Errorf("remote rollout abort of a rollout that moved no account: %s; want no split", out)
 	}
 	// With nothing active, rollback undoes the latest rollout (--detach:
 	// this fixture's server runs no rollout, so there is nothing to follow).
 	if out := f.remote("rollout", "rollback", "--detach"); !strings.Contains(out, "ro-000002") {
 		t.Errorf("remote rollout rollback after an aborted rollout: %s; want a rollback rollout ro-000002", out)
+	}
+	if out := f.remote("rollout", "list"); !strings.Contains(out, "(rollback of ro-000001)") {
+		t.Errorf("remote rollout list: %s; want ro-000002 marked as the rollback of ro-000001", out)
+	}
+}
+
+// writeSplit names the accounts on the aborted rollout's release (at most
+// maxNamed), counts those elsewhere, and offers the ways to converge: a
+// rollback of an ordinary rollout, a deploy of either release for a
+// rollback rollout (which cannot be rolled back). Nothing when no account
+// runs the rollout's release.
+func TestWriteSplit(t *testing.T) {
+	t.Parallel()
+	var many []silo.AccountID
+	for i := range 12 {
+		many = append(many, silo.AccountID(fmt.Sprintf("t%02d", i)))
+	}
+	rings := func(counts ...map[string]int) []rollout.RingStatus {
+		var rs []rollout.RingStatus
+		for _, c := range counts {
+			rs = append(rs, rollout.RingStatus{Releases: c})
+		}
+		return rs
+	}
+	for _, tc := range []struct {
+		name      string
+		r         rollout.Rollout
+		moved     []silo.AccountID
+		want, not []string
+	}{
+		{"split", rollout.Rollout{ID: "ro-000004", Release: "r-2", Previous: "r-1", Rings: rings(map[string]int{"r-2": 1}, map[string]int{"r-2": 1, "r-1": 5})}, []silo.AccountID{"acme", "production"},
+			[]string{"split between releases: 2 account(s) on release r-2 (acme, production), 5 on release r-1 (previous).", "silo rollout rollback ro-000004 ", "silo deploy --release r-2 "}, []string{"silo deploy --release r-1"}},
+		{"more than maxNamed", rollout.Rollout{ID: "ro-000004", Release: "r-2", Previous: "r-1", Rings: rings(map[string]int{"r-2": 12})}, many,
+			[]string{"(t00, t01, t02, t03, t04, t05, t06, t07, t08, t09, 2 more)", "every account its rings reached"}, []string{"t10", "split"}},
+		{"a rollback rollout", rollout.Rollout{ID: "ro-000005", RollbackOf: "ro-000004", Release: "r-1", Previous: "r-2", Rings: rings(map[string]int{"r-1": 2, "r-2": 3})}, nil,
+			[]string{"silo deploy --release r-1 ", "silo deploy --release r-2 "}, []string{"silo rollout rollback", "is not current"}},
+		{"nothing moved", rollout.Rollout{ID: "ro-000004", Release: "r-2", Previous: "r-1", Rings: rings(map[string]int{"r-1": 5})}, nil,
+			nil, []string{"r-2", "silo"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			writeSplit(&out, tc.r, tc.moved)
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("got %q, want %q in it", out.String(), w)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("got %q, want no %q in it", out.String(), w)
+				}
+			}
+		})
 	}
 }
 
