@@ -39,20 +39,35 @@ func MarkStoreMoved(dataDir string, m StoreMoved) error {
 // there. There is no way back that keeps the changes made on PostgreSQL:
 // the refusal says what removing the file would do.
 func stateMoved(dataDir string) error {
-	path := filepath.Join(dataDir, StoreMovedFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	m, moved := ReadStoreMoved(dataDir)
+	if !moved {
 		return nil
 	}
-	var m StoreMoved
-	if err != nil || json.Unmarshal(b, &m) != nil {
+	path := filepath.Join(dataDir, StoreMovedFile)
+	return silo.Errorf(silo.CodeFailedCheck, "the control plane of %s was copied to %s by silo store migrate%s, so its SQLite state is out of date: every change since is only in that database; pass --store or set SILO_STORE to that database (silo cannot move the state back to SQLite: removing %s would make silo use the SQLite state as it was then, undoing every change since in the registry, and silo apply would then roll the accounts back to it; see docs/operations.md)", dataDir, m.To, m.When(), path)
+}
+
+// ReadStoreMoved reports whether dataDir holds StoreMovedFile, and what it
+// records. A file that is there but cannot be read or parsed still says
+// the data dir moved: m then names "a PostgreSQL database" and no time.
+func ReadStoreMoved(dataDir string) (m StoreMoved, moved bool) {
+	b, err := os.ReadFile(filepath.Join(dataDir, StoreMovedFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return StoreMoved{}, false
+	}
+	if err != nil || json.Unmarshal(b, &m) != nil || m.To == "" {
 		m = StoreMoved{To: "a PostgreSQL database"}
 	}
-	when := ""
-	if !m.At.IsZero() {
-		when = " on " + m.At.UTC().Format("2006-01-02 15:04 UTC")
+	return m, true
+}
+
+// When is " on <date and time, UTC>" of the move, or "" when m records
+// none.
+func (m StoreMoved) When() string {
+	if m.At.IsZero() {
+		return ""
 	}
-	return silo.Errorf(silo.CodeFailedCheck, "the control plane of %s was copied to %s by silo store migrate%s, so its SQLite state is out of date: every change since is only in that database; pass --store or set SILO_STORE to that database (silo cannot move the state back to SQLite: removing %s would make silo use the SQLite state as it was then, undoing every change since in the registry, and silo apply would then roll the accounts back to it; see docs/operations.md)", dataDir, m.To, when, path)
+	return " on " + m.At.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // StoreFile, in the data dir, records that the installation's control

@@ -162,7 +162,8 @@ func TestRefusedFirstTenantStoresNothing(t *testing.T) {
 // resources, keys, releases, journal, settings, limit overrides, usage,
 // schedule claims and audit chain there; the
 // CLI then works on the copy with --store, and a second migrate into the
-// now non-empty database is refused and changes nothing.
+// now non-empty database (with store-moved.json set aside) is refused and
+// changes nothing.
 func TestStoreMigrateRoundTrip(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.Fresh(t)
@@ -247,15 +248,16 @@ func TestStoreMigrateRoundTrip(t *testing.T) {
 	if out := c.ok("tenant", "list"); strings.Contains(out, "hooli") || !strings.Contains(out, "acme") {
 		t.Errorf("tenant list on the SQLite state after removing the record: %s; want the fleet at the migration", out)
 	}
-	if err := os.Rename(filepath.Join(c.dataDir, "moved.bak"), filepath.Join(c.dataDir, "store-moved.json")); err != nil {
-		t.Fatal(err)
-	}
 
-	// A second migrate is refused: the target is not empty.
+	// A second migrate is refused: the target is not empty (and with the
+	// record back, the data dir moved already: TestStoreMigrateRefusedOnceMoved).
 	before := dump(t, dst).Audit
 	c.fails("is not empty", "store", "migrate", "--to", dsn)
 	if diff := cmp.Diff(before, dump(t, dst).Audit); diff != "" {
 		t.Errorf("the refused migrate changed the audit log (-before +after):\n%s", diff)
+	}
+	if err := os.Rename(filepath.Join(c.dataDir, "moved.bak"), filepath.Join(c.dataDir, "store-moved.json")); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/store"
 )
@@ -28,7 +29,8 @@ rollouts with their steps, settings, metered usage and stored bytes, schedule cl
 request metrics the servers published for the rollout gates, and the audit log: every table of state.db) into the PostgreSQL database --to names, in one transaction. The target must be empty; the audit
 chain keeps every sequence number and hash, so silo audit verify and earlier checkpoints still
 hold. The SQLite state is left as it was, and the data dir records the move (store-moved.json):
-every command on the data dir without --store then refuses, naming the database. There is no
+every command on the data dir without --store then refuses, naming the database, and so does a
+second store migrate (its state.db is out of date). There is no
 migration back: the SQLite state stays as it was at the migration. Stop silo up or
 silo server on the data dir first (it refuses while one is starting or serving there, and a silo
 up or silo server started while it copies refuses); afterwards start the servers with --store (or
@@ -59,6 +61,11 @@ $SILO_STORE) set to the same URL.`,
 				return err
 			}
 			defer lock.Release()
+			// Read under the lock: a migrate that finished while this
+			// one waited to start has written it by now.
+			if m, moved := platform.ReadStoreMoved(g.dataDir); moved {
+				return silo.Errorf(silo.CodeFailedCheck, "the data dir %s already moved to PostgreSQL (%s) by silo store migrate%s, so its state.db is out of date and copying it would make a second database from stale state; to use the moved store, pass --store (or set $SILO_STORE) to that database; to go back to the SQLite state as it was at the migration on purpose, follow docs/operations.md (removing %s)", g.dataDir, m.To, m.When(), platform.StoreMovedFile)
+			}
 			src, err := openSQLiteState(ctx, g)
 			if err != nil {
 				return err
