@@ -45,8 +45,14 @@ func (p *Platform) API() (*server.Server, error) {
 	if p.cfg.Store != nil {
 		kind = "postgres"
 	}
+	var database func(context.Context) (string, error)
+	if d, ok := p.cfg.Store.(interface {
+		DatabaseID(context.Context) (string, error)
+	}); ok {
+		database = d.DatabaseID
+	}
 	p.api, err = server.New(server.Config{
-		Plane: p.Plane, Runner: p.Runner, Store: p.Store, StoreKind: kind, ArtifactDir: p.artifacts,
+		Plane: p.Plane, Runner: p.Runner, Store: p.Store, StoreKind: kind, StoreDatabase: database, ArtifactDir: p.artifacts,
 		Token: tok, Logger: p.cfg.Logger, Now: p.cfg.Now, Prices: p.cfg.Usage.Prices,
 		Ops: server.Ops{Provider: p.Provider, Envs: Envs{p}, LogDir: p.Logs.Dir(), LogKeys: p.Logs.Keys(), Logs: p,
 			ReportKey: key, ReportKeys: published,

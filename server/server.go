@@ -47,6 +47,10 @@ type Config struct {
 	// StoreKind is the kind of Store, "sqlite" or "postgres", as
 	// GET /v1/store reports it.
 	StoreKind string
+	// StoreDatabase returns the identity of the PostgreSQL database and
+	// schema Store lives in (postgres.Store.DatabaseID), as GET /v1/store
+	// reports it; nil for SQLite.
+	StoreDatabase func(context.Context) (string, error)
 	// ArtifactDir holds uploaded artifacts as <hex sha256>.wasm, the layout
 	// of local builds. Required.
 	ArtifactDir string

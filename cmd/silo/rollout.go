@@ -57,21 +57,26 @@ func remote(g *globals) (*server.Client, error) {
 		tok = strings.TrimSpace(string(b))
 	}
 	c := server.NewClient(url, tok, nil)
-	if found != nil && g.store != "" {
-		if err := sameStore(g, c, *found); err != nil {
+	if g.store != "" {
+		if err := sameStore(g, c, url, found); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
 }
 
-// sameStore refuses to go through the server found serving the data dir
-// when --store (or $SILO_STORE) names another store than the one it
-// serves: the command would answer from, or change, another database than
-// the one named. Stores are the same when both are PostgreSQL and hold the
-// same installation ID (an installation's databases are told apart by it,
-// wherever they are reached from).
-func sameStore(g *globals, c *server.Client, rs platform.RunningServer) error {
+// sameStore refuses to go through the server at url (found serving the
+// data dir, or named by --server or $SILO_SERVER: found is then nil) when
+// --store (or $SILO_STORE) names another store than the one it serves: the
+// command would answer from, or change, another database than the one
+// named. Stores are the same when both are PostgreSQL and the server
+// reports the identity of the database and schema --store reaches
+// (postgres.Store.DatabaseID). That identity is PostgreSQL's own (cluster,
+// database, schema), so it holds however either side reaches the database
+// (a host name on one side, an address or a proxy on the other), and it
+// tells two empty databases apart, which the installation ID cannot: a
+// database gets that ID with its first account.
+func sameStore(g *globals, c *server.Client, url string, found *platform.RunningServer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := openStore(ctx, g.store)
@@ -83,20 +88,36 @@ func sameStore(g *globals, c *server.Client, rs platform.RunningServer) error {
 	if err != nil {
 		return fmt.Errorf("read the installation ID of the --store database: %w", err)
 	}
+	var database string
+	if d, ok := st.(interface {
+		DatabaseID(context.Context) (string, error)
+	}); ok {
+		if database, err = d.DatabaseID(ctx); err != nil {
+			return fmt.Errorf("read the identity of the --store database: %w", err)
+		}
+	}
 	theirs, err := c.StoreIdentity(ctx)
 	if err != nil {
-		return fmt.Errorf("ask the silo server at %s which store it serves: %w", rs.URL, err)
+		return fmt.Errorf("ask the silo server at %s which store it serves: %w", url, err)
 	}
-	if theirs.Store == "postgres" && theirs.Installation == mine {
+	if theirs.Store == "postgres" && theirs.Database != "" && theirs.Database == database {
 		return nil
 	}
-	describe := func(kind, id string) string {
+	describe := func(kind, id, database string) string {
 		if id == "" {
 			id = "none yet"
 		}
-		return fmt.Sprintf("%s, installation %s", kind, id)
+		d := ""
+		if database != "" {
+			d = ", database " + database[:min(8, len(database))]
+		}
+		return fmt.Sprintf("%s, installation %s%s", kind, id, d)
 	}
-	return silo.Errorf(silo.CodeConflict, "the silo server at %s (pid %d) serving the data dir %s uses another control-plane store (%s) than --store (or $SILO_STORE) names (%s); drop --store (or unset SILO_STORE) to go through that server, or name the database it serves", rs.URL, rs.PID, g.dataDir, describe(theirs.Store, theirs.Installation), describe("postgres", mine))
+	server := "the silo server at " + url
+	if found != nil {
+		server = fmt.Sprintf("the silo server at %s (pid %d) serving the data dir %s", url, found.PID, g.dataDir)
+	}
+	return silo.Errorf(silo.CodeConflict, "%s uses another control-plane store (%s) than --store (or $SILO_STORE) names (%s); drop --store (or unset SILO_STORE) to go through that server, or name the database it serves", server, describe(theirs.Store, theirs.Installation, theirs.Database), describe("postgres", mine, database))
 }
 
 // runningServer returns the silo up or silo server serving dataDir

@@ -38,6 +38,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -114,6 +116,30 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// DatabaseID identifies the schema the store lives in as PostgreSQL itself
+// knows it: a hash of the cluster's system identifier (made by initdb, read
+// with pg_control_system), the database's name and the schema's. It is the
+// same whatever host name, port, proxy or credentials the database is
+// reached through, so a client and a server that reach one database
+// differently agree on it, while two databases (or two schemas of one
+// database, or a restored copy in another cluster) differ even when both
+// are empty; a physical replica shares its primary's. Being a hash, it
+// names neither the database nor where it is. It writes nothing.
+//
+// # Errors
+//
+// CodeUnavailable when the database cannot be read (as View).
+func (s *Store) DatabaseID(ctx context.Context) (string, error) {
+	var system int64
+	var database string
+	err := s.readers.QueryRow(ctx, `SELECT (SELECT system_identifier FROM pg_control_system()), current_database()`).Scan(&system, &database)
+	if err != nil {
+		return "", dbErr("read the database identity", err)
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%s\x00%s", system, database, s.schema)))
+	return hex.EncodeToString(sum[:16]), nil
 }
 
 // View runs fn in a read-only REPEATABLE READ transaction, on a reader
