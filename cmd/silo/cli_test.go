@@ -53,15 +53,23 @@ func (c *cli) ok(args ...string) string {
 func (c *cli) fails(want string, args ...string) {
 	c.t.Helper()
 	code, out, errOut := c.run(args...)
+	refused(c.t, want, args, code, out, errOut)
+}
+
+// refused checks that a command (args) that ran failed with one clear line
+// on stderr containing want, and nothing that looks like a stack trace or
+// raw SQL.
+func refused(t *testing.T, want string, args []string, code int, out, errOut string) {
+	t.Helper()
 	if code == 0 {
-		c.t.Fatalf("silo %s succeeded, want failure %q\nstdout: %s", strings.Join(args, " "), want, out)
+		t.Fatalf("silo %s succeeded, want failure %q\nstdout: %s", strings.Join(args, " "), want, out)
 	}
 	if !strings.Contains(errOut, want) {
-		c.t.Fatalf("silo %s: stderr %q, want it to contain %q", strings.Join(args, " "), errOut, want)
+		t.Fatalf("silo %s: stderr %q, want it to contain %q", strings.Join(args, " "), errOut, want)
 	}
 	for _, bad := range []string{"goroutine ", "panic:", ".go:", "SQL logic", "constraint failed", "SQLSTATE", "sql: "} {
 		if strings.Contains(errOut, bad) {
-			c.t.Fatalf("silo %s: stderr leaks internals (%q): %s", strings.Join(args, " "), bad, errOut)
+			t.Fatalf("silo %s: stderr leaks internals (%q): %s", strings.Join(args, " "), bad, errOut)
 		}
 	}
 }

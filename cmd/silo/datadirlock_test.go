@@ -87,9 +87,9 @@ func TestUpRefusedWhileMigrating(t *testing.T) {
 		t.Fatalf("the data dir's lock while store migrate copies: %+v (held: %v), want held by silo store migrate", h, held)
 	}
 	want := fmt.Sprintf("silo store migrate (pid %d) is copying the control-plane state of the data dir %s into PostgreSQL; wait for it to finish", os.Getpid(), c.dataDir)
-	c.fails(want, "up", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0")
-	c.fails(want, "server", "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0")
-	c.fails(want, "--store", dsn, "server", "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0")
+	c.refuses(want, "up", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0")
+	c.refuses(want, "server", "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0")
+	c.refuses(want, "--store", dsn, "server", "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0")
 	release()
 	if res := <-migrated; !strings.HasPrefix(res, "exit 0:") || !strings.Contains(res, "2 accounts") { // production and acme
 		t.Fatalf("store migrate once the schema lock was let go: %s", res)
@@ -120,5 +120,36 @@ func TestUpRefusedWhileMigrating(t *testing.T) {
 	if err := os.Remove(filepath.Join(c.dataDir, platform.ServerFile)); err != nil {
 		t.Fatal(err)
 	}
-	c.fails(fmt.Sprintf("silo server (pid %d) is serving on the data dir", os.Getpid()), "store", "migrate", "--to", pgtest.Fresh(t))
+	c.refuses(fmt.Sprintf("silo server (pid %d) is serving on the data dir", os.Getpid()), "store", "migrate", "--to", pgtest.Fresh(t))
+}
+
+// refuses is fails for a command that, were it not refused, would go on
+// until stopped: a silo up or silo server that starts (and serves, or
+// waits on the PostgreSQL lock the test holds), or a migrate that waits.
+// Such a command is stopped through its context once it has run far longer
+// than any refusal takes (refuseBound), and the test fails saying it was
+// not refused, instead of hanging until the test binary's timeout. The
+// bound is no measure of speed: nothing is asserted of how long a refusal
+// takes.
+func (c *cli) refuses(want string, args ...string) {
+	c.t.Helper()
+	const refuseBound = time.Minute
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"--data-dir", c.dataDir, "--file", c.file}, args...), strings.NewReader(""), &out, &errOut)
+	}()
+	select {
+	case code := <-done:
+		refused(c.t, want, args, code, out.String(), errOut.String())
+	case <-time.After(refuseBound):
+		stop()
+		select {
+		case <-done:
+		case <-time.After(refuseBound):
+		}
+		c.t.Fatalf("silo %s was not refused: it was still running after %v (stopped now), want it refused with %q\nstderr: %s", strings.Join(args, " "), refuseBound, want, errOut.String())
+	}
 }
