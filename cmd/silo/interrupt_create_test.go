@@ -114,36 +114,10 @@ func listedState(c *cli, id string) string {
 // its (unseen) key, and the command says so and what to do about the key.
 // The twin, not interrupted, shows the key.
 func TestInterruptedCreateThroughAServer(t *testing.T) {
-	var mu sync.Mutex
-	var reqCtx context.Context
-	handled := make(chan struct{}, 2)
-	f := startRemoteOn(t, newCLI(t).file, func(f *remoteFixture) {
-		f.local("tenant", "create", "acme")
-		f.wrap = func(h http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method != http.MethodPost || r.URL.Path != "/v1/accounts" {
-					h.ServeHTTP(w, r)
-					return
-				}
-				mu.Lock()
-				reqCtx = r.Context()
-				mu.Unlock()
-				h.ServeHTTP(w, r)
-				handled <- struct{}{}
-			})
-		}
-	})
-	ctx := interruptAt(t, "t9", "journaled", func() {
-		mu.Lock()
-		rc := reqCtx
-		mu.Unlock()
-		<-rc.Done() // the server saw the client go
-	})
-	var out, errOut bytes.Buffer
-	code := run(ctx, []string{"--data-dir", f.client, "--file", f.file, "--server", f.url, "--token", f.token, "tenant", "create", "t9"}, strings.NewReader(""), &out, &errOut)
+	f, handled, code, errOut := interruptThroughAServer(t, "/v1/accounts", "t9", "tenant", "create", "t9")
 	want := []string{"silo: interrupted: the server goes on creating tenant t9 by itself", "the first API key it issues cannot be shown here: once t9 is active, revoke that key (silo keys list t9, silo keys revoke t9 KEY-ID) and run silo keys create t9; or remove it with silo tenant delete t9 --yes\n"}
-	if code != 1 || !strings.HasPrefix(errOut.String(), want[0]) || !strings.HasSuffix(errOut.String(), want[1]) {
-		t.Fatalf("exit %d, stderr %q; want exit 1 and %q … %q", code, errOut.String(), want[0], want[1])
+	if code != 1 || !strings.HasPrefix(errOut, want[0]) || !strings.HasSuffix(errOut, want[1]) {
+		t.Fatalf("exit %d, stderr %q; want exit 1 and %q … %q", code, errOut, want[0], want[1])
 	}
 	<-handled
 	if l := f.remote("tenant", "list"); !strings.Contains(l, "t9    tenant  active") {
@@ -157,6 +131,43 @@ func TestInterruptedCreateThroughAServer(t *testing.T) {
 		t.Fatalf("tenant create t10 (not interrupted): %q; want its key shown", out)
 	}
 	<-handled
+}
+
+// interruptThroughAServer runs silo args against a server whose handler
+// of POST path is watched, interrupting the command (as Ctrl-C does) once
+// account id is registered and the server has seen the client go. It
+// returns the fixture, a channel that gets a value each time the server
+// finishes handling POST path, and the command's exit code and stderr.
+func interruptThroughAServer(t *testing.T, path, id string, args ...string) (*remoteFixture, chan struct{}, int, string) {
+	t.Helper()
+	var mu sync.Mutex
+	var reqCtx context.Context
+	handled := make(chan struct{}, 2)
+	f := startRemoteOn(t, newCLI(t).file, func(f *remoteFixture) {
+		f.local("tenant", "create", "acme")
+		f.wrap = func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodPost || r.URL.Path != path {
+					h.ServeHTTP(w, r)
+					return
+				}
+				mu.Lock()
+				reqCtx = r.Context()
+				mu.Unlock()
+				h.ServeHTTP(w, r)
+				handled <- struct{}{}
+			})
+		}
+	})
+	ctx := interruptAt(t, id, "journaled", func() {
+		mu.Lock()
+		rc := reqCtx
+		mu.Unlock()
+		<-rc.Done() // the server saw the client go
+	})
+	var out, errOut bytes.Buffer
+	code := run(ctx, append([]string{"--data-dir", f.client, "--file", f.file, "--server", f.url, "--token", f.token}, args...), strings.NewReader(""), &out, &errOut)
+	return f, handled, code, errOut.String()
 }
 
 // TestFailedProvisioningSaysNoKey: a tenant create whose provider call
@@ -258,36 +269,10 @@ func envState(c *cli, id string) string {
 // server sees the client gone: the server goes on and makes demo-1 active,
 // and the command says so. The twin, not interrupted, shows the key.
 func TestInterruptedEnvCreateThroughAServer(t *testing.T) {
-	var mu sync.Mutex
-	var reqCtx context.Context
-	handled := make(chan struct{}, 2)
-	f := startRemoteOn(t, newCLI(t).file, func(f *remoteFixture) {
-		f.local("tenant", "create", "acme")
-		f.wrap = func(h http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method != http.MethodPost || r.URL.Path != "/v1/environments" {
-					h.ServeHTTP(w, r)
-					return
-				}
-				mu.Lock()
-				reqCtx = r.Context()
-				mu.Unlock()
-				h.ServeHTTP(w, r)
-				handled <- struct{}{}
-			})
-		}
-	})
-	ctx := interruptAt(t, "demo-1", "journaled", func() {
-		mu.Lock()
-		rc := reqCtx
-		mu.Unlock()
-		<-rc.Done() // the server saw the client go
-	})
 	create := []string{"env", "create", "demo-1", "--kind", "demo", "--ttl", "1h", "--param", "plan=enterprise"}
-	var out, errOut bytes.Buffer
-	code := run(ctx, append([]string{"--data-dir", f.client, "--file", f.file, "--server", f.url, "--token", f.token}, create...), strings.NewReader(""), &out, &errOut)
-	if want := "silo: interrupted: the server goes on creating environment demo-1 by itself"; code != 1 || !strings.HasPrefix(errOut.String(), want) {
-		t.Fatalf("exit %d, stderr %q; want exit 1 and %q", code, errOut.String(), want)
+	f, handled, code, errOut := interruptThroughAServer(t, "/v1/environments", "demo-1", create...)
+	if want := "silo: interrupted: the server goes on creating environment demo-1 by itself"; code != 1 || !strings.HasPrefix(errOut, want) {
+		t.Fatalf("exit %d, stderr %q; want exit 1 and %q", code, errOut, want)
 	}
 	<-handled
 	if l := f.remote("env", "list"); !strings.Contains(l, "demo-1  demo environment  active") {
