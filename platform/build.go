@@ -41,14 +41,42 @@ func BuiltArtifact(cache, digest string) string {
 	return filepath.Join(cache, "artifacts", digest+".wasm")
 }
 
+// loadingBuilder is a platform's builder: it compiles every module the
+// builder under it builds (Platform.load: once, kept compiled for the
+// requests to come), so that a module the runtime cannot run fails its
+// build, naming the function, before any release naming it is stored.
+type loadingBuilder struct {
+	control.Builder
+	p *Platform
+}
+
+func (b loadingBuilder) Build(ctx context.Context, source string) (string, error) {
+	d, err := b.Builder.Build(ctx, source)
+	if err != nil {
+		return "", err
+	}
+	if err := b.p.load(ctx, d); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
 // artifactBuilder builds every function with the Go toolchain (its build
-// cache makes an unchanged rebuild cost a link).
-type artifactBuilder struct{ out string }
+// cache makes an unchanged rebuild cost a link). warn, if set, is told of
+// an artifact file that held other bytes than its name says and was
+// replaced.
+type artifactBuilder struct {
+	out  string
+	warn func(msg string)
+}
 
 func (b *artifactBuilder) Build(ctx context.Context, source string) (string, error) {
 	a, err := build.Function(ctx, source, b.out)
 	if err != nil {
 		return "", err
+	}
+	if a.Replaced != "" && b.warn != nil {
+		b.warn(fmt.Sprintf("the artifact file %s %s; replaced it with the module built from %s", a.Path, a.Replaced, source))
 	}
 	return a.Digest, nil
 }
@@ -100,19 +128,19 @@ type cachedBuilder struct {
 
 func (b *cachedBuilder) Build(ctx context.Context, source string) (string, error) {
 	if strings.HasSuffix(source, ".wasm") {
-		return (&artifactBuilder{out: b.out}).Build(ctx, source)
+		return (&artifactBuilder{out: b.out, warn: b.warn}).Build(ctx, source)
 	}
 	key, err := fingerprint(source)
 	if err != nil {
 		// Not in a module or unreadable: build without the cache.
-		return (&artifactBuilder{out: b.out}).Build(ctx, source)
+		return (&artifactBuilder{out: b.out, warn: b.warn}).Build(ctx, source)
 	}
 	keyFile := filepath.Join(b.cache, "keys", key)
 	arts := filepath.Join(b.cache, "artifacts")
 	if d, err := os.ReadFile(keyFile); err == nil {
 		digest := strings.TrimSpace(string(d))
 		if validDigest(digest) && b.cached(source, filepath.Join(arts, digest+".wasm")) &&
-			place(filepath.Join(arts, digest+".wasm"), filepath.Join(b.out, digest+".wasm")) == nil {
+			b.place(filepath.Join(arts, digest+".wasm"), filepath.Join(b.out, digest+".wasm")) == nil {
 			return digest, nil
 		}
 	}
@@ -120,13 +148,30 @@ func (b *cachedBuilder) Build(ctx context.Context, source string) (string, error
 	if err != nil {
 		return "", err
 	}
-	if err := place(a.Path, filepath.Join(b.out, a.Digest+".wasm")); err != nil {
+	b.replaced(a)
+	if err := b.place(a.Path, filepath.Join(b.out, a.Digest+".wasm")); err != nil {
 		return "", err
 	}
 	if err := writeAtomic(keyFile, []byte(a.Digest+"\n")); err != nil {
 		return "", err
 	}
 	return a.Digest, nil
+}
+
+// replaced warns when the build of a found a damaged file in its place.
+func (b *cachedBuilder) replaced(a build.Artifact) {
+	if a.Replaced != "" && b.warn != nil {
+		b.warn(fmt.Sprintf("the build cache's artifact file %s %s; replaced it with the module built again", a.Path, a.Replaced))
+	}
+}
+
+// place is the package's place, warning when it replaced dst.
+func (b *cachedBuilder) place(src, dst string) error {
+	why, err := place(src, dst)
+	if why != "" && b.warn != nil {
+		b.warn(fmt.Sprintf("the artifact file %s %s; replaced it with the build cache's copy", dst, why))
+	}
+	return err
 }
 
 // cached reports whether the cached artifact at path is usable: a wasm
@@ -156,44 +201,50 @@ func (b *cachedBuilder) cached(source, path string) bool {
 	return false
 }
 
-// place makes dst hold the content of src (a hard link when possible),
-// unless dst exists already.
-func place(src, dst string) error {
-	if _, err := os.Stat(dst); err == nil {
-		return nil
+// place makes dst, named <digest>.wasm, hold the content of src (a hard
+// link when possible), unless dst holds the module already. A dst that holds
+// other bytes (damaged, or written over) is replaced by a copy (temp file,
+// fsync, rename), and replaced says why, for a warning.
+func place(src, dst string) (replaced string, err error) {
+	if _, err := os.Lstat(dst); err == nil {
+		if replaced = build.Mismatch(dst, strings.TrimSuffix(filepath.Base(dst), ".wasm")); replaced == "" {
+			return "", nil
+		}
 	}
 	if _, err := os.Stat(src); err != nil {
-		return err
+		return "", err
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+		return "", err
 	}
-	if err := os.Link(src, dst); err == nil || errors.Is(err, fs.ErrExist) {
-		return nil
+	if replaced == "" {
+		if err := os.Link(src, dst); err == nil || errors.Is(err, fs.ErrExist) {
+			return "", nil
+		}
 	}
 	in, err := os.Open(src)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer in.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".place-*")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := io.Copy(tmp, in); err != nil {
 		tmp.Close()
-		return err
+		return "", err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return err
+		return "", err
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return "", err
 	}
 	os.Chmod(tmp.Name(), 0o600)
-	return os.Rename(tmp.Name(), dst)
+	return replaced, os.Rename(tmp.Name(), dst)
 }
 
 // writeAtomic writes a build cache entry; the directory is not synced: a

@@ -148,3 +148,52 @@ func TestBuildCacheRefusesWhatIsNotWasm(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildCachePlaceReplacesWhatIsNotTheArtifact puts, at the artifact's
+// path in the platform's artifact directory, a file of its size whose bytes
+// are not the artifact's: a build served from the build cache must replace
+// it with the cache's copy, with a warning, and keep an intact one as it
+// is, without one.
+func TestBuildCachePlaceReplacesWhatIsNotTheArtifact(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join("..", "internal", "build", "testdata", "hello")
+	cache := t.TempDir()
+	var warnings []string
+	b := &cachedBuilder{cache: cache, out: t.TempDir(), warn: func(msg string) { warnings = append(warnings, msg) }}
+	digest, err := b.Build(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(cache, "artifacts", digest+".wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := append([]byte{}, good...)
+	damaged[len(damaged)/2] ^= 0xff
+	for _, tc := range []struct {
+		name  string
+		there []byte
+		warn  bool
+	}{
+		{"same size, other bytes", damaged, true},
+		{"the artifact itself", good, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			warnings = nil
+			b.out = t.TempDir()
+			p := filepath.Join(b.out, digest+".wasm")
+			write(t, p, string(tc.there))
+			got, err := b.Build(ctx, src)
+			if err != nil || got != digest {
+				t.Fatalf("Build = %s, %v; want %s from the cache", got, err, digest)
+			}
+			if now, err := os.ReadFile(p); err != nil || !bytes.Equal(now, good) {
+				t.Errorf("after the build, %s does not hold the artifact (%v)", p, err)
+			}
+			warned := len(warnings) == 1 && strings.Contains(warnings[0], "holds other bytes")
+			if warned != tc.warn || (!tc.warn && len(warnings) != 0) {
+				t.Errorf("warnings %q, want a warning that it held other bytes: %v", warnings, tc.warn)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -80,5 +81,58 @@ func TestArtifactNotWasmRefused(t *testing.T) {
 	}
 	if _, err := f.client.UploadRelease(ctx, server.ReleaseRequest{Spec: spec, Artifacts: map[string]string{"ingest": d}}); err != nil {
 		t.Errorf("release with a wasm module: %v", err)
+	}
+}
+
+// TestArtifactOtherBytesReplaced puts, at an artifact's path, a wasm
+// module of the artifact's size with other bytes (damaged since its
+// upload): a release naming it is refused, saying so, and an upload of
+// the artifact replaces the file. Its twin: an intact artifact is answered
+// as stored, its file kept as it is, and makes a release.
+func TestArtifactOtherBytesReplaced(t *testing.T) {
+	ctx := context.Background()
+	good, other := wasmModule("ingest"), wasmModule("ingesx")
+	sum := sha256.Sum256(good)
+	d := hex.EncodeToString(sum[:])
+	for _, tc := range []struct {
+		name    string
+		there   []byte
+		damaged bool
+	}{
+		{"same size, other bytes", other, true},
+		{"the artifact itself", good, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := start(t)
+			p := filepath.Join(f.dir, "artifacts", d+".wasm")
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, tc.there, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.Stat(p)
+			_, err := f.client.UploadRelease(ctx, server.ReleaseRequest{Spec: spec, Artifacts: map[string]string{"ingest": d}})
+			if tc.damaged != (err != nil) {
+				t.Fatalf("release naming the artifact: got %v, want an error: %v", err, tc.damaged)
+			}
+			if tc.damaged && (code(err) != silo.CodeInvalid || !strings.Contains(err.Error(), "holds other bytes")) {
+				t.Errorf("release naming the damaged artifact: got %v, want invalid saying its file holds other bytes", err)
+			}
+			if got, err := f.client.PutArtifact(ctx, good); err != nil || got != d {
+				t.Fatalf("upload: %s, %v", got, err)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil || !bytes.Equal(b, good) {
+				t.Errorf("after the upload the file holds %q (%v), want the artifact", b, err)
+			}
+			after, _ := os.Stat(p)
+			if !tc.damaged && !os.SameFile(before, after) {
+				t.Error("the intact artifact's file was replaced, want it kept as it is")
+			}
+			if _, err := f.client.UploadRelease(ctx, server.ReleaseRequest{Spec: spec, Artifacts: map[string]string{"ingest": d}}); err != nil {
+				t.Errorf("release after the upload: %v", err)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,13 +33,19 @@ type Artifact struct {
 	Digest string // lower-case hex SHA-256 of the module bytes
 	Path   string // <outDir>/<Digest>.wasm
 	Size   int64
+	// Replaced says why the file at Path, found there before the build,
+	// was replaced ("" if it was not there or held the module): it did
+	// not hold the bytes its name is the SHA-256 of (damaged or written
+	// over). The caller warns with it.
+	Replaced string
 }
 
 // Function builds the Go main package in dir (or takes the .wasm file dir
 // names as it is) and writes it to outDir as <digest>.wasm. The same source
 // and toolchain give the same digest: the build is -trimpath, without VCS
 // stamping, and Go's build cache makes an unchanged rebuild cheap. An
-// artifact already in outDir is not rewritten.
+// artifact already in outDir is not rewritten when its content hashes to
+// its name; one that does not is replaced (Artifact.Replaced says so).
 //
 // # Errors
 //
@@ -106,14 +113,17 @@ func Function(ctx context.Context, dir, outDir string) (Artifact, error) {
 	return store(b, outDir)
 }
 
-// store writes b to outDir/<digest>.wasm (temp file, fsync, rename) unless it
-// is there already.
+// store writes b to outDir/<digest>.wasm (temp file, fsync, rename) unless
+// that file holds b already: one that holds other bytes (damaged, or written
+// over with a file of the same size) is replaced, and Replaced says why.
 func store(b []byte, outDir string) (Artifact, error) {
 	sum := sha256.Sum256(b)
 	a := Artifact{Digest: hex.EncodeToString(sum[:]), Size: int64(len(b))}
 	a.Path = filepath.Join(outDir, a.Digest+".wasm")
-	if st, err := os.Stat(a.Path); err == nil && st.Size() == a.Size {
-		return a, nil
+	if _, err := os.Lstat(a.Path); err == nil {
+		if a.Replaced = Mismatch(a.Path, a.Digest); a.Replaced == "" {
+			return a, nil
+		}
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return Artifact{}, fmt.Errorf("create %s: %w", outDir, err)
@@ -122,6 +132,30 @@ func store(b []byte, outDir string) (Artifact, error) {
 		return Artifact{}, fmt.Errorf("store artifact %s: %w", a.Digest, err)
 	}
 	return a, nil
+}
+
+// Mismatch returns "" if the file at path holds the bytes whose SHA-256 is
+// digest (lower-case hex), else why not, in a phrase that follows the
+// file's name: "is missing", "cannot be read: …", "holds other bytes (…)".
+// It reads the whole file.
+func Mismatch(path, digest string) string {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "is missing"
+	}
+	if err != nil {
+		return fmt.Sprintf("cannot be read: %v", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Sprintf("cannot be read: %v", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+		return fmt.Sprintf("holds other bytes (%d bytes whose SHA-256 is %.12s, not %.12s)", n, got, digest)
+	}
+	return ""
 }
 
 // goTool returns the go command of the running toolchain if it is there,

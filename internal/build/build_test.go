@@ -150,3 +150,64 @@ func TestFunctionIntoARelativeDir(t *testing.T) {
 		t.Errorf("the build wrote into the function's source (%s): %v", filepath.Join(src, ".silo"), err)
 	}
 }
+
+// TestFunctionReplacesWhatIsNotTheArtifact puts, where the artifact goes,
+// a file of the artifact's size whose bytes are not the artifact's (one
+// byte written over): Function must replace it, saying so, and must keep
+// a file that holds the artifact as it is.
+func TestFunctionReplacesWhatIsNotTheArtifact(t *testing.T) {
+	ctx := context.Background()
+	built, err := Function(ctx, filepath.Join("testdata", "hello"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(built.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := append([]byte{}, good...)
+	damaged[len(damaged)-1] ^= 0xff
+	for _, tc := range []struct {
+		name     string
+		there    []byte
+		replaced bool
+	}{
+		{"same size, other bytes", damaged, true},
+		{"the artifact itself", good, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			p := filepath.Join(out, built.Digest+".wasm")
+			if err := os.WriteFile(p, tc.there, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := Function(ctx, built.Path, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, good) {
+				t.Errorf("after Function, %s does not hold the artifact (%v)", p, err)
+			}
+			after, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.replaced {
+				if !strings.Contains(a.Replaced, "holds other bytes") {
+					t.Errorf("Replaced = %q, want it to say the file held other bytes", a.Replaced)
+				}
+				if os.SameFile(before, after) {
+					t.Error("the damaged file was written in place, want a new file renamed over it")
+				}
+				return
+			}
+			if a.Replaced != "" || !os.SameFile(before, after) {
+				t.Errorf("Replaced = %q, same file %v; want the intact artifact kept as it is", a.Replaced, os.SameFile(before, after))
+			}
+		})
+	}
+}
