@@ -58,6 +58,7 @@ func (p *Platform) API() (*server.Server, error) {
 			ReportKey: key, ReportKeys: published,
 			Probe:  func(ctx context.Context) (any, error) { return p.Probe(ctx) },
 			Stored: p.StoredBytes},
+		Modules: p,
 	})
 	if err != nil {
 		return nil, err

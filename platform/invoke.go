@@ -294,6 +294,38 @@ func (p *Platform) compile1(digest string) error {
 	return nil
 }
 
+// CheckModule compiles the function module wasm, whose SHA-256 is digest,
+// as a request runs it, before it is stored (the artifact upload of the
+// API, server.Modules): one that cannot run is refused then, not at its
+// first request. It compiles through the queue requests compile through,
+// once: the module is kept compiled, so neither CompileAhead nor the first
+// request compiles it again, and the compile cache holds it for other
+// processes. Safe for concurrent use.
+//
+// # Errors
+//
+// Those of runtime.Runtime.Compile: CodeInvalid saying why the module
+// cannot run; CodeUnavailable when the platform is closing or ctx ends.
+func (p *Platform) CheckModule(ctx context.Context, digest string, wasm []byte) error {
+	if _, ok := p.loaded.Load(digest); ok {
+		return nil
+	}
+	p.compileMu.Lock()
+	defer p.compileMu.Unlock()
+	if _, ok := p.loaded.Load(digest); ok {
+		return nil
+	}
+	got, err := p.Runtime.Compile(ctx, wasm)
+	if err != nil {
+		return err
+	}
+	if got != digest {
+		return silo.Errorf(silo.CodeInvalid, "function module %.12s is %.12s by its content; upload the bytes its digest names", digest, got)
+	}
+	p.loaded.Store(digest, true)
+	return nil
+}
+
 // ReadArtifact reads the built function module whose SHA-256 is digest
 // (hex) from the artifacts of data dir dataDir, where the platform keeps
 // them: what a provider that runs functions itself deploys.

@@ -9,7 +9,6 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/rollout"
-	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
 )
 
@@ -61,18 +60,13 @@ functions:
 routes:
   - {method: GET, path: /broken, function: broken}
 `
-	// The release goes through the control-plane API, as silo deploy
-	// sends it: the server keeps the module without compiling it.
+	// The server refuses such a module on upload and at release
+	// (TestUploadRefusesModuleThatCannotRun), so the release is put in the
+	// store as an older server kept it, its module in the artifact
+	// directory, and rolled out through the control-plane API.
 	p := silotest.New(t)
 	c := apiClient(t, p.Platform())
-	d, err := c.PutArtifact(ctx, notLoadable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: yaml, Artifacts: map[string]string{"broken": d}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rel := storeUnchecked(t, p.Platform(), yaml, map[string][]byte{"broken": notLoadable})
 	ro, err := c.StartRollout(ctx, rel.ID, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -232,9 +232,10 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		return nil, err
 	}
 	p.guestLog = slog.New(p.Logs.Handler(cfg.LogLevel))
-	var b control.Builder = &artifactBuilder{out: p.artifacts}
+	warn := func(msg string) { cfg.Logger.Warn("platform: " + msg) }
+	var b control.Builder = &artifactBuilder{out: p.artifacts, warn: warn}
 	if cfg.BuildCache != "off" {
-		b = &cachedBuilder{cache: cfg.BuildCache, out: p.artifacts, warn: func(msg string) { cfg.Logger.Warn("platform: " + msg) }}
+		b = &cachedBuilder{cache: cfg.BuildCache, out: p.artifacts, warn: warn}
 	}
 	var ingress control.Ingress
 	var smoke rollout.Smoke = smoker{p}
@@ -243,7 +244,7 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 		ingress, smoke, metrics = h, h, hostedMetrics{h}
 	}
 	p.Plane = control.New(control.Config{
-		Store: p.Store, Provider: planeProv, Builder: b, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
+		Store: p.Store, Provider: planeProv, Builder: loadingBuilder{b, p}, Logger: cfg.Logger, Now: cfg.Now, Actor: cfg.Actor,
 		AuditWitness: witness, Feed: p.feed, Ingress: ingress, Hook: cfg.StepHook,
 		OnChange: func(c store.Change) { p.Invalidate(c.Account) },
 		Placement: func(ctx context.Context, a silo.Account) (string, error) {

@@ -24,7 +24,7 @@ func (s *Server) previewRoutes() {
 		if err := decode(r, &req); err != nil {
 			return 0, nil, err
 		}
-		rel, _, err := s.newRelease(req)
+		rel, _, err := s.newRelease(r.Context(), req)
 		if err != nil {
 			return 0, nil, err
 		}

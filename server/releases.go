@@ -4,6 +4,7 @@ package server
 // (routes, server.go).
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -113,14 +114,17 @@ func clip(s string) string {
 }
 
 // putArtifact stores a content-addressed artifact: the body must hash to
-// the digest in the path. Written as temp + fsync + rename + dir fsync.
+// the digest in the path, be framed as a wasm module and, with
+// Config.Modules, compile as the runtime runs it. Written as temp + fsync +
+// rename + dir fsync. An artifact already stored whose file holds other
+// bytes (damaged) is replaced.
 func (s *Server) putArtifact(r *http.Request) (int, any, error) {
 	digest := r.PathValue("digest")
 	p, err := s.artifactPath(digest)
 	if err != nil {
 		return 0, nil, err
 	}
-	if storedModule(p) == nil {
+	if _, err := storedModule(p, digest); err == nil {
 		io.Copy(io.Discard, io.LimitReader(r.Body, s.cfg.MaxArtifactSize))
 		return http.StatusOK, map[string]string{"digest": digest}, nil
 	}
@@ -130,19 +134,22 @@ func (s *Server) putArtifact(r *http.Request) (int, any, error) {
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r.Body, s.cfg.MaxArtifactSize+1))
+	var body bytes.Buffer
+	n, err := io.Copy(io.MultiWriter(f, &body), io.LimitReader(r.Body, s.cfg.MaxArtifactSize+1))
 	if err != nil {
 		return 0, nil, silo.Errorf(silo.CodeInvalid, "reading the artifact failed: %v", err)
 	}
 	if n > s.cfg.MaxArtifactSize {
 		return 0, nil, silo.Errorf(silo.CodeInvalid, "the artifact is larger than %d bytes", s.cfg.MaxArtifactSize)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+	if got := sha256Hex(body.Bytes()); got != digest {
 		return 0, nil, silo.Errorf(silo.CodeInvalid, "the artifact's SHA-256 is %s, not %s; upload the bytes the digest names", got, digest)
 	}
-	if err := checkModule(f); err != nil {
+	if err := wasmfile.Check(body.Bytes()); err != nil {
 		return 0, nil, silo.Errorf(silo.CodeInvalid, "the artifact is not a wasm module: %v; build the function with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared (silo deploy builds it) and upload that", err)
+	}
+	if err := s.checkRuns(r.Context(), digest, body.Bytes()); err != nil {
+		return 0, nil, err
 	}
 	if err := f.Sync(); err != nil {
 		return 0, nil, fmt.Errorf("store artifact: %w", err)
@@ -160,27 +167,42 @@ func (s *Server) putArtifact(r *http.Request) (int, any, error) {
 	return http.StatusCreated, map[string]string{"digest": digest}, nil
 }
 
-// storedModule returns nil if the artifact file at path holds a wasm
-// module (wasmfile.Check), else why not.
-func storedModule(path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
+// checkRuns refuses a module the runtime cannot run (Config.Modules; with
+// none, every module framed as wasm passes).
+//
+// # Errors
+//
+// CodeInvalid saying why the module cannot run and what to do; the
+// checker's other errors (CodeUnavailable: the server is shutting down) as
+// they are.
+func (s *Server) checkRuns(ctx context.Context, digest string, wasm []byte) error {
+	if s.cfg.Modules == nil {
+		return nil
 	}
-	return wasmfile.Check(b)
+	err := s.cfg.Modules.CheckModule(ctx, digest, wasm)
+	if silo.ErrorCode(err) == silo.CodeInvalid {
+		return silo.Errorf(silo.CodeInvalid, "the artifact is a wasm module silo cannot run: %s; fix the function and build it again", silo.UserMessage(err))
+	}
+	return err
 }
 
-// checkModule is storedModule for the upload's temp file f, read from its
-// start.
-func checkModule(f *os.File) error {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	b, err := io.ReadAll(f)
+// storedModule returns the bytes of the artifact file at path if it holds
+// the module whose SHA-256 is digest, framed as wasm (wasmfile.Check), else
+// why not: missing, damaged (other bytes), not a module.
+func storedModule(path, digest string) ([]byte, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return wasmfile.Check(b)
+	if got := sha256Hex(b); got != digest {
+		return nil, fmt.Errorf("its file holds other bytes (SHA-256 %.12s), damaged since it was uploaded", got)
+	}
+	return b, wasmfile.Check(b)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // postRelease validates and stores a release: the spec parses and every
@@ -196,7 +218,7 @@ func (s *Server) postRelease(r *http.Request) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	rel, stored, err := s.newRelease(req)
+	rel, stored, err := s.newRelease(r.Context(), req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -213,7 +235,7 @@ func (s *Server) postRelease(r *http.Request) (int, any, error) {
 // # Errors
 //
 // CodeInvalid saying what is wrong with req.
-func (s *Server) newRelease(req ReleaseRequest) (engine.Release, store.Release, error) {
+func (s *Server) newRelease(ctx context.Context, req ReleaseRequest) (engine.Release, store.Release, error) {
 	st, err := spec.Parse("silo.yaml", []byte(req.Spec))
 	if err != nil {
 		return engine.Release{}, store.Release{}, silo.Errorf(silo.CodeInvalid, "the release's silo.yaml is invalid:\n%v", err)
@@ -237,8 +259,12 @@ func (s *Server) newRelease(req ReleaseRequest) (engine.Release, store.Release, 
 		if _, err := os.Stat(p); err != nil {
 			return engine.Release{}, store.Release{}, silo.Errorf(silo.CodeInvalid, "artifact %s of function %q was not uploaded; PUT /v1/artifacts/%s first", d, k, d)
 		}
-		if err := storedModule(p); err != nil {
+		b, err := storedModule(p, d)
+		if err != nil {
 			return engine.Release{}, store.Release{}, silo.Errorf(silo.CodeInvalid, "artifact %.12s of function %q is not a wasm module: %v; build the function again and upload it (silo deploy does both)", d, k, err)
+		}
+		if err := s.checkRuns(ctx, d, b); err != nil {
+			return engine.Release{}, store.Release{}, silo.Errorf(silo.ErrorCode(err), "artifact %.12s of function %q: %w", d, k, err)
 		}
 	}
 	for k := range req.Artifacts {

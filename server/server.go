@@ -67,6 +67,21 @@ type Config struct {
 	// Ops are the platform parts of the verify, report, environment and
 	// log endpoints (see Ops); also settable with SetOps.
 	Ops Ops
+	// Modules, if set, checks every uploaded artifact with the runtime
+	// before it is stored, and every artifact of a release before the
+	// release is made. Without it, an artifact is checked only for being
+	// framed as a wasm module.
+	Modules Modules
+}
+
+// Modules checks function modules with the runtime that runs them.
+type Modules interface {
+	// CheckModule compiles wasm, whose SHA-256 is digest, as a request
+	// would run it, keeping it compiled for the requests to come, and
+	// returns a CodeInvalid error saying why when it cannot run (it does
+	// not validate, imports what silo does not provide, lacks the silo
+	// exports, is over a limit). Safe for concurrent use.
+	CheckModule(ctx context.Context, digest string, wasm []byte) error
 }
 
 // Server serves the control-plane API. Safe for concurrent use.
@@ -575,7 +590,7 @@ func (s *Server) routes() {
 		if err != nil {
 			return 0, nil, err
 		}
-		if storedModule(p) != nil { // missing, or not a module: upload it (again)
+		if _, err := storedModule(p, r.PathValue("digest")); err != nil { // missing, damaged, or not a module: upload it (again)
 			return 0, nil, silo.Errorf(silo.CodeNotFound, "no artifact %s", r.PathValue("digest"))
 		}
 		return http.StatusNoContent, nil, nil
@@ -631,7 +646,7 @@ func (s *Server) routes() {
 		case (req.Release == "") == (req.Upload == nil):
 			return 0, nil, silo.Errorf(silo.CodeInvalid, "give either release (the ID of a stored release) or upload (a release to store if its rollout starts), not both or neither")
 		case req.Upload != nil:
-			rel, stored, nerr := s.newRelease(*req.Upload)
+			rel, stored, nerr := s.newRelease(r.Context(), *req.Upload)
 			if nerr != nil {
 				return 0, nil, nerr
 			}
