@@ -469,6 +469,18 @@ func (c *Client) Plan(ctx context.Context, release string, one silo.AccountID) (
 	return out, err
 }
 
+// PlanUpload plans up, a release not stored (its artifacts uploaded), for
+// one account (one != "") or the whole fleet. Nothing is stored.
+func (c *Client) PlanUpload(ctx context.Context, up ReleaseRequest, one silo.AccountID) (PlanSummary, error) {
+	p := "/v1/plan"
+	if one != "" {
+		p += "?account=" + url.QueryEscape(string(one))
+	}
+	var out PlanSummary
+	err := c.call(ctx, http.MethodPost, p, up, &out)
+	return out, err
+}
+
 // Drift compares what the provider holds with recorded state, for one
 // account (one != "") or all.
 func (c *Client) Drift(ctx context.Context, one silo.AccountID) (DriftReport, error) {

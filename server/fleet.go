@@ -201,6 +201,16 @@ func PlanRelease(ctx context.Context, plane *control.Plane, rel engine.Release, 
 	return sum, plane.Engine.PlanFleet(ctx, rel, store.Filter{}, add)
 }
 
+// planAccount returns the account of a plan request (?account=), "" for
+// the whole fleet.
+func planAccount(r *http.Request) (silo.AccountID, error) {
+	a := r.URL.Query().Get("account")
+	if a == "" {
+		return "", nil
+	}
+	return silo.ParseID(a)
+}
+
 // FleetDrift compares what the provider holds with recorded state, for one
 // account (one != "") or every account.
 //
@@ -436,7 +446,7 @@ func (s *Server) fleetRoutes() {
 		if id := q.Get("release"); id != "" {
 			rel, err = s.cfg.Plane.Release(r.Context(), id)
 			if errors.Is(err, silo.ErrNotFound) {
-				return 0, nil, silo.Errorf(silo.CodeNotFound, "no release %q on the server; upload it first (silo plan --server uploads silo.yaml's release; silo release list shows them)", clip(id))
+				return 0, nil, silo.Errorf(silo.CodeNotFound, "no release %q on the server (silo release list shows them); to plan one not stored, POST it to /v1/plan, as silo plan --server does", clip(id))
 			}
 		} else {
 			rel, err = s.cfg.Plane.CurrentRelease(r.Context())
@@ -447,11 +457,27 @@ func (s *Server) fleetRoutes() {
 		if err != nil {
 			return 0, nil, err
 		}
-		var one silo.AccountID
-		if a := q.Get("account"); a != "" {
-			if one, err = silo.ParseID(a); err != nil {
-				return 0, nil, err
-			}
+		one, err := planAccount(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		sum, err := PlanRelease(r.Context(), s.cfg.Plane, rel, one)
+		return http.StatusOK, sum, err
+	})
+	// A release not stored (its artifacts uploaded), planned as it is:
+	// nothing is stored, so a plan changes nothing on the server.
+	s.handle("POST /v1/plan", func(r *http.Request) (int, any, error) {
+		var req ReleaseRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		one, err := planAccount(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		rel, _, err := s.newRelease(r.Context(), req)
+		if err != nil {
+			return 0, nil, err
 		}
 		sum, err := PlanRelease(r.Context(), s.cfg.Plane, rel, one)
 		return http.StatusOK, sum, err

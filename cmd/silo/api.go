@@ -47,12 +47,12 @@ type controlAPI interface {
 	VerifyAudit(ctx context.Context) (int, error)
 	AuditLog(ctx context.Context, after int64, limit int, acct silo.AccountID) ([]store.AuditEntry, error)
 
-	// StageRelease makes the release that plan targets available where the
-	// commands run and returns its ID: the one built from the spec file
-	// when it exists (against a server: built here and uploaded, as
-	// deploy does), else the current one ("" against a server).
-	StageRelease(ctx context.Context) (string, error)
-	Plan(ctx context.Context, release string, one silo.AccountID) (server.PlanSummary, error)
+	// PlanSpec plans, for one account (one != "") or the fleet, the
+	// release plan targets: the one built from the spec file when it
+	// exists, else the current one. Locally the built release is stored
+	// (silo apply --plan applies it); against a server it is built here,
+	// its artifacts uploaded, and planned there without being stored.
+	PlanSpec(ctx context.Context, one silo.AccountID) (server.PlanSummary, error)
 	Drift(ctx context.Context, one silo.AccountID) (server.DriftReport, error)
 	Verify(ctx context.Context) (isolation.Result, error)
 	Report(ctx context.Context, id silo.AccountID, format string) ([]byte, error)
@@ -75,36 +75,28 @@ type remoteAPI struct {
 	g *globals
 }
 
-// StageRelease builds the spec file's release here and uploads its
-// artifacts and the release to the server (as silo deploy does, without
-// starting a rollout); without a spec file the server plans its current
-// release.
-func (r remoteAPI) StageRelease(ctx context.Context) (string, error) {
+// PlanSpec builds the spec file's release here, uploads its artifacts and
+// has the server plan the release without storing it; without a spec file
+// the server plans its current release.
+func (r remoteAPI) PlanSpec(ctx context.Context, one silo.AccountID) (server.PlanSummary, error) {
 	if _, err := os.Stat(r.g.file); errors.Is(err, os.ErrNotExist) {
-		return "", nil
+		return r.Client.Plan(ctx, "", one)
 	}
-	return uploadRelease(ctx, r.g, r.Client)
-}
-
-// uploadRelease builds the spec file into a release here, without opening
-// the local installation (a machine that only talks to a server, a CI
-// runner say, needs no data dir, and a data dir whose control plane moved
-// is not read), and sends it to the server: its artifacts
-// (content-addressed, so a repeat upload is cheap) and the silo.yaml it was
-// built from. The server parses and gates it; it returns the release ID.
-func uploadRelease(ctx context.Context, g *globals, c *server.Client) (string, error) {
-	req, err := uploadArtifacts(ctx, g, c)
+	req, err := uploadArtifacts(ctx, r.g, r.Client)
 	if err != nil {
-		return "", err
+		return server.PlanSummary{}, err
 	}
-	info, err := c.UploadRelease(ctx, req)
-	return info.ID, err
+	return r.Client.PlanUpload(ctx, req, one)
 }
 
-// uploadArtifacts is uploadRelease without storing the release: it
-// builds the spec file here, uploads its artifacts and returns the release
-// to send (silo deploy sends it with the rollout's start, which stores it
-// only if the rollout starts).
+// uploadArtifacts builds the spec file into a release here, without
+// opening the local installation (a machine that only talks to a server, a
+// CI runner say, needs no data dir, and a data dir whose control plane
+// moved is not read), uploads its artifacts (content-addressed, so a
+// repeat upload is cheap) and returns the release to send with the
+// silo.yaml it was built from: silo deploy sends it with the rollout's
+// start, which stores it only if the rollout starts; silo plan has it
+// planned, which stores nothing.
 func uploadArtifacts(ctx context.Context, g *globals, c *server.Client) (server.ReleaseRequest, error) {
 	cache, done, err := remoteBuildCache(g)
 	if err != nil {
@@ -253,16 +245,8 @@ func (l localAPI) AuditLog(ctx context.Context, after int64, limit int, acct sil
 	return l.a.plane.AuditLog(ctx, after, limit, acct)
 }
 
-func (l localAPI) StageRelease(ctx context.Context) (string, error) {
+func (l localAPI) PlanSpec(ctx context.Context, one silo.AccountID) (server.PlanSummary, error) {
 	rel, err := l.a.release(ctx, l.g, false)
-	return rel.ID, err
-}
-
-func (l localAPI) Plan(ctx context.Context, release string, one silo.AccountID) (server.PlanSummary, error) {
-	rel, err := l.a.plane.CurrentRelease(ctx)
-	if release != "" {
-		rel, err = l.a.plane.Release(ctx, release)
-	}
 	if err != nil {
 		return server.PlanSummary{}, err
 	}

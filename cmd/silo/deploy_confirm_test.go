@@ -117,3 +117,35 @@ func TestRefusedDeployThroughAServerStoresNothing(t *testing.T) {
 		t.Errorf("release list after deploy --yes:\n%s\nwant one release more than\n%s", after, rels)
 	}
 }
+
+// Through a server, silo plan builds and uploads the release's artifacts
+// and has the server plan the release without storing it: the plan shows
+// the change (it planned the new release) and the server's release list is
+// unchanged (must not). Its twin: silo deploy of the same app stores the
+// release (must).
+func TestPlanThroughAServerStoresNoRelease(t *testing.T) {
+	t.Parallel()
+	file, src := initProject(t)
+	f := startRemoteOn(t, file, func(f *remoteFixture) {
+		f.local("tenant", "create", "acme")
+	})
+	if err := os.WriteFile(file, []byte(strings.Replace(string(src), "tables:\n  visits: {}\n", "tables:\n  visits: {}\n  notes: {}\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rels := f.remote("release", "list")
+	if out := f.remote("plan", "--all"); !strings.Contains(out, "table/notes") {
+		t.Fatalf("plan of the app with a new table: %s; want the table in the plan", out)
+	}
+	if out := f.remote("plan", "acme"); !strings.Contains(out, "table/notes") {
+		t.Fatalf("plan of acme with a new table: %s; want the table in the plan", out)
+	}
+	if after := f.remote("release", "list"); after != rels {
+		t.Errorf("silo plan --server stored a release:\nbefore: %s\nafter: %s", rels, after)
+	}
+	if out := f.remote("deploy", "--detach"); !strings.Contains(out, "ro-000001") {
+		t.Fatalf("deploy --detach: %s; want rollout ro-000001", out)
+	}
+	if after := f.remote("release", "list"); strings.Count(after, "\n") != strings.Count(rels, "\n")+1 {
+		t.Errorf("release list after deploy:\n%s\nwant one release more than\n%s", after, rels)
+	}
+}

@@ -40,8 +40,8 @@ func newPlanCmd(g *globals) *cobra.Command {
 release) and diffs each account's desired resources against its recorded state by content hash.
 An unchanged account costs microseconds. Nothing is changed.
 
-With --server it builds the release here, uploads it (as silo deploy does, without starting a
-rollout) and plans it on the server.
+With --server it builds the release here, uploads its artifacts (as silo deploy does) and plans
+the release on the server, which does not store it: the server's releases are unchanged.
 
 Without a silo.yaml (run from another directory, or no --file) it plans the current release and
 says so first: "nothing to do" then means the fleet runs the current release, not that your
@@ -63,10 +63,6 @@ changes need nothing.`,
 					return err
 				}
 			}
-			rel, err := api.StageRelease(ctx)
-			if err != nil {
-				return err
-			}
 			if _, err := os.Stat(g.file); errors.Is(err, os.ErrNotExist) {
 				fmt.Fprintf(g.stderr, "there is no %s here: planning the current release instead; to plan your changes, run silo plan in the project's directory or pass --file\n", g.file)
 			}
@@ -79,7 +75,7 @@ changes need nothing.`,
 					return err
 				}
 			}
-			sum, err := api.Plan(ctx, rel, one)
+			sum, err := api.PlanSpec(ctx, one)
 			if err != nil {
 				return err
 			}
