@@ -11,9 +11,10 @@ import (
 )
 
 // aheadEvery is how often CompileAhead looks for modules to compile when
-// nothing woke it: the changes it is woken by are this process's and those
-// other servers announce, and a release another server makes current at
-// the end of a rollout is not announced.
+// nothing woke it: it is woken by this process's changes and those other
+// servers announce (a release made current, by silo apply or at the end of
+// a rollout or a rollback, among them), so the periodic look catches only
+// what an announcement lost (the feed down).
 const aheadEvery = 30 * time.Second
 
 // CompileAhead compiles, in the background, the function modules of the

@@ -12,8 +12,10 @@ import (
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/platform"
+	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
+	"github.com/silo-run/silo/store"
 	"github.com/silo-run/silo/store/postgres"
 	"github.com/silo-run/silo/store/postgres/pgtest"
 )
@@ -300,5 +302,143 @@ func TestChangesHoldOnAnotherServer(t *testing.T) {
 	got, err := api.Show(ctx, "acme")
 	if err != nil || got.Account.State != silo.StateActive {
 		t.Errorf("acme through a: got %+v, %v, want active", got.Account, err)
+	}
+}
+
+// TestRolloutEndIsAnnounced runs a platform on a PostgreSQL store and
+// listens to the store's change feed as another server does: a rollout
+// that finishes, and a rollback that finishes, each announce a release
+// made current (every account, "release") as they end, so the other
+// servers compile it ahead at once rather than at their next periodic look
+// (30 s). Its twin: an aborted rollout, which makes nothing current,
+// announces no such change before a marker announced after it.
+func TestRolloutEndIsAnnounced(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	dir := filepath.Join(t.TempDir(), "silo")
+	a := sharedPlatform(t, dsn, dir)
+	app := silotest.CopyExample(t)
+	a.Deploy(t, app)
+	acme := a.Tenant(t, "acme", silotest.Param("plan", "pro")) // in the canary ring, which bakes on traffic
+	pa := a.Platform()
+	ctx := context.Background()
+
+	other, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	changes := make(chan store.Change, 1024)
+	lctx, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	go other.Listen(lctx, func(c store.Change) { changes <- c })
+	// next returns the next change other receives but resyncs; a minute
+	// bounds a busy machine, the announcement itself takes milliseconds.
+	next := func() store.Change {
+		t.Helper()
+		for {
+			select {
+			case c := <-changes:
+				if c.What != store.ChangeResync {
+					return c
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("no change announced within a minute")
+			}
+		}
+	}
+	// Wait until the listener is connected: it sees a marker announced now.
+	marker := func(name string) {
+		t.Helper()
+		if err := pa.Plane.Announce(ctx, store.Change{Account: silo.AccountID(name), What: "marker"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for connected := false; !connected; {
+		marker("ready")
+		select {
+		case c := <-changes:
+			connected = c.What == "marker" || c.What == store.ChangeResync
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	// madeCurrent reads changes until the announcement of a release made
+	// current, failing at the marker name (if any) first.
+	madeCurrent := func(upTo string) bool {
+		t.Helper()
+		for {
+			c := next()
+			if c.Account == "" && c.What == "release" {
+				return true
+			}
+			if c.What == "marker" && string(c.Account) == upTo {
+				return false
+			}
+		}
+	}
+	run := func(what string, ro rollout.Rollout, err error) rollout.Rollout {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		fed := false
+		return waitRollout(t, pa.Runner, ro.ID, what+" done", func(r rollout.Rollout) bool {
+			if ringPhase(r, "canary") == rollout.PhaseBaking {
+				if !fed {
+					fed = true
+					for range 20 { // traffic for the canary's gate
+						acme.GET(t, "/findings")
+					}
+				}
+				a.Clock().Advance(10 * time.Second) // on to the bake's end
+			}
+			return !r.State.Active()
+		})
+	}
+
+	edit(t, app, "v2")
+	rel, err := pa.Build(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := pa.Runner.Start(ctx, rel.ID, rollout.Options{})
+	ro = run("rollout", ro, err)
+	if ro.State != rollout.StateSucceeded {
+		t.Fatalf("rollout: %s (%s), want succeeded", ro.State, ro.Reason)
+	}
+	marker("after-rollout")
+	if !madeCurrent("after-rollout") {
+		t.Error("the rollout's end announced no release made current")
+	}
+
+	rb, err := pa.Runner.Rollback(ctx, ro.ID, rollout.Options{})
+	if rb = run("rollback", rb, err); rb.State != rollout.StateSucceeded {
+		t.Fatalf("rollback: %s (%s), want succeeded", rb.State, rb.Reason)
+	}
+	marker("after-rollback")
+	if !madeCurrent("after-rollback") {
+		t.Error("the rollback's end announced no release made current")
+	}
+
+	// The twin: an aborted rollout makes nothing current and announces
+	// no release made current.
+	edit(t, app, "v3")
+	rel3, err := pa.Build(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3, err := pa.Runner.Start(ctx, rel3.ID, rollout.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRollout(t, pa.Runner, r3.ID, "canary baking", func(r rollout.Rollout) bool { return ringPhase(r, "canary") == rollout.PhaseBaking })
+	if _, err := pa.Runner.Abort(ctx, r3.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r3 = run("aborted rollout", r3, nil); r3.State == rollout.StateSucceeded {
+		t.Fatalf("aborted rollout: %s, want it not to succeed", r3.State)
+	}
+	marker("after-abort")
+	if madeCurrent("after-abort") {
+		t.Error("an aborted rollout announced a release made current")
 	}
 }

@@ -305,6 +305,12 @@ func Open(ctx context.Context, cfg Config) (*Platform, error) {
 			if e.Account != "" && e.Point == "finished" {
 				p.changed(context.Background(), e.Account) // the account now runs another release
 			}
+			if e.Point == "state" && e.Detail == string(rollout.StateSucceeded) {
+				// The rollout (or rollback) made its release current: the
+				// other servers sharing the store compile it ahead now,
+				// not at their next periodic look.
+				p.changed(context.Background(), "")
+			}
 			if cfg.RolloutHook != nil {
 				cfg.RolloutHook(e)
 			}
