@@ -10,13 +10,12 @@ import (
 
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/rollout"
-	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
 )
 
-// TestReleaseCompiledAhead: a release uploaded through the API, which
-// compiles nothing, is not compiled by this server until it becomes
-// current (must not); once a rollout made it current, CompileAhead
+// TestReleaseCompiledAhead: a release stored by another server (which
+// compiled its upload there, not here) is not compiled by this server
+// until it becomes current (must not); once a rollout made it current, CompileAhead
 // compiles its every module without any request (must), as a server does
 // before a new tenant's first request.
 func TestReleaseCompiledAhead(t *testing.T) {
@@ -32,24 +31,22 @@ func TestReleaseCompiledAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := apiClient(t, plat)
-	for _, d := range rel.Artifacts {
+	mods := map[string][]byte{}
+	for name, d := range rel.Artifacts {
 		b, err := os.ReadFile(platform.BuiltArtifact(filepath.Join(silotest.CacheDir(), "builds"), d))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.PutArtifact(ctx, b); err != nil {
-			t.Fatal(err)
-		}
+		mods[name] = b
 	}
 	src, err := os.ReadFile(filepath.Join(app, "silo.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := c.UploadRelease(ctx, server.ReleaseRequest{Spec: string(src), Artifacts: rel.Artifacts})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Stored as another server sharing the store stores an upload: it
+	// compiled the modules in its own process, not in this one.
+	up := storeUnchecked(t, plat, string(src), mods)
+	c := apiClient(t, plat)
 	for name, d := range up.Artifacts {
 		if plat.Runtime.Compiled(d) {
 			t.Fatalf("module of %s compiled before its release was made current or rolled out", name)
