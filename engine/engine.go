@@ -401,8 +401,8 @@ func (e *Engine) Apply(ctx context.Context, p silo.Plan) error {
 }
 
 // checkShip refuses to apply stored release id to account a when the rule
-// for probe releases (store.CheckShip) forbids it. A release that is not
-// stored is not a probe build.
+// for probe and dev builds (store.CheckShip) forbids it. A release that is
+// not stored is neither.
 func checkShip(tx store.Tx, id string, a silo.Account) error {
 	rel, err := tx.Release(id)
 	if errors.Is(err, silo.ErrNotFound) {
@@ -411,7 +411,7 @@ func checkShip(tx store.Tx, id string, a silo.Account) error {
 	if err != nil {
 		return err
 	}
-	return store.CheckShip(rel.ID, rel.Probe, &a)
+	return store.CheckShip(rel, &a)
 }
 
 func record(tx store.Tx, a silo.AccountID, c silo.Change) error {

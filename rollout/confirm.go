@@ -234,7 +234,7 @@ func (rn *Runner) PreviewStart(ctx context.Context, releaseID string) (Preview, 
 //
 // PreviewStart's.
 func (rn *Runner) PreviewNew(ctx context.Context, rel engine.Release) (Preview, error) {
-	if err := store.CheckShip(rel.ID, rel.Probe, nil); err != nil {
+	if err := store.CheckShip(store.Release{ID: rel.ID, Probe: rel.Probe}, nil); err != nil { // a new build: no origin to check yet
 		return Preview{}, err
 	}
 	pv, err := rn.startPreview(ctx, rel)

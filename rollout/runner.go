@@ -172,7 +172,7 @@ func (rn *Runner) Start(ctx context.Context, releaseID string, opt Options) (Rol
 //
 // Start's, and put's.
 func (rn *Runner) StartNew(ctx context.Context, rel engine.Release, opt Options, put func(context.Context) error) (Rollout, error) {
-	if err := store.CheckShip(rel.ID, rel.Probe, nil); err != nil {
+	if err := store.CheckShip(store.Release{ID: rel.ID, Probe: rel.Probe}, nil); err != nil { // a new build: no origin to check yet
 		return Rollout{}, err
 	}
 	return rn.start(ctx, rel, opt, put)
@@ -523,14 +523,18 @@ func (rn *Runner) release(ctx context.Context, id string) (engine.Release, error
 }
 
 // shippable returns stored release id to start a rollout of, refusing a
-// probe release (store.CheckShip) before anything is planned, so that
-// refusal is the one error a rollout of it gets.
+// probe release or a dev build (store.CheckShip) before anything is
+// planned, so that refusal is the one error a rollout of it gets. The
+// check reads the release as stored now: its origin changes when it is
+// stored again (store.Origin.Replaces).
 func (rn *Runner) shippable(ctx context.Context, id string) (engine.Release, error) {
 	rel, err := rn.release(ctx, id)
 	if err != nil {
 		return rel, err
 	}
-	return rel, store.CheckShip(rel.ID, rel.Probe, nil)
+	return rel, rn.cfg.Store.View(ctx, func(tx store.Tx) error {
+		return store.CheckRolloutRelease(store.Rollout{Release: id}, tx.Release)
+	})
 }
 
 // Watch calls fn with the rollout now and after every change until it is no

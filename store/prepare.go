@@ -124,11 +124,15 @@ func PrepareKey(k *APIKey, now time.Time) error {
 	return nil
 }
 
-// PrepareRelease checks that r has an ID (a silo.CodeInvalid error if not)
-// and fills in a missing Created with now.
+// PrepareRelease checks that r has an ID and an origin of a known kind
+// (CheckOrigin), each a silo.CodeInvalid error if not, and fills in a
+// missing Created with now.
 func PrepareRelease(r *Release, now time.Time) error {
 	if r.ID == "" {
 		return silo.Errorf(silo.CodeInvalid, "a release needs an ID")
+	}
+	if err := CheckOrigin(r.Origin); err != nil {
+		return err
 	}
 	if r.Created.IsZero() {
 		r.Created = now

@@ -52,27 +52,31 @@ func IsProbeAccount(a silo.Account) bool {
 	return role >= 'a' && role <= 'z'
 }
 
-// CheckShip is the rule for probe releases, and the only place it lives: a
-// release built by silo verify --probe (Release.Probe) runs only in the
-// probe's own throwaway accounts. It returns the error refusing to make
-// such a release current or roll it out (to nil), or to apply it to
-// account to unless IsProbeAccount(*to); nil for any other release. The
-// stores apply it where a release becomes current and where a rollout is
-// recorded, the engine where a release is applied to an account, and the
-// rollout runner before it plans a rollout.
+// CheckShip is the rule for the releases that are not to be shipped, and
+// the only place it lives: a release built by silo verify --probe
+// (Release.Probe) runs only in the probe's own throwaway accounts, and one
+// only silo dev stored (Release.Origin, checkDev) only in developer
+// accounts. It returns the error refusing to make such a release current
+// or roll it out (to nil), or to apply it to account to outside those; nil
+// for any other release. The stores apply it where a release becomes
+// current and where a rollout is recorded, the engine where a release is
+// applied to an account, and the rollout runner before it plans a rollout.
 //
 // # Errors
 //
 // silo.CodeInvalid, naming the release and what to roll out instead.
-func CheckShip(release string, probe bool, to *silo.Account) error {
-	if !probe || to != nil && IsProbeAccount(*to) {
+func CheckShip(rel Release, to *silo.Account) error {
+	if err := checkDev(rel, to); err != nil {
+		return err
+	}
+	if !rel.Probe || to != nil && IsProbeAccount(*to) {
 		return nil
 	}
 	what := "made current or rolled out"
 	if to != nil {
 		what = "applied to account " + string(to.ID)
 	}
-	return silo.Errorf(silo.CodeInvalid, "release %s is a probe build made by silo verify --probe for its throwaway accounts; it cannot be %s. Roll out a release of your app instead: silo deploy in the directory holding silo.yaml (silo release list shows your releases)", release, what)
+	return silo.Errorf(silo.CodeInvalid, "release %s is a probe build made by silo verify --probe for its throwaway accounts; it cannot be %s. Roll out a release of your app instead: silo deploy in the directory holding silo.yaml (silo release list shows your releases)", rel.ID, what)
 }
 
 // LegacyProbes returns the IDs of the stored releases that silo verify
@@ -155,5 +159,5 @@ func CheckRolloutRelease(r Rollout, release func(id string) (Release, error)) er
 	if err != nil {
 		return err
 	}
-	return CheckShip(rel.ID, rel.Probe, nil)
+	return CheckShip(rel, nil)
 }

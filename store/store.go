@@ -89,7 +89,9 @@ type Tx interface {
 	// production account, or live on a deleted account) is removed.
 	DeleteKey(id string) error
 
-	// PutRelease stores a release; storing the same ID again is a no-op.
+	// PutRelease stores a release; storing the same ID again changes
+	// nothing but its origin, when the new one ranks higher
+	// (Origin.Replaces).
 	PutRelease(r Release) error
 	Release(id string) (Release, error)
 	// Releases lists up to limit releases (all when limit <= 0), newest
@@ -101,12 +103,13 @@ type Tx interface {
 	// SetCurrentRelease makes the stored release id current and returns the
 	// one it replaces ("" if none). It is the only way the current release
 	// changes. A release that is not stored is silo.ErrNotFound; a probe
-	// release is refused (CheckShip).
+	// release, or one only silo dev stored, is refused (CheckShip).
 	SetCurrentRelease(id string) (previous string, err error)
 
 	// CreateRollout stores a new rollout with Version 1. An ID already used,
 	// or an Active rollout while another is active, is silo.ErrConflict; a
-	// rollout of a stored probe release is refused (CheckShip).
+	// rollout of a stored probe release, or of one only silo dev stored,
+	// is refused (CheckShip).
 	CreateRollout(r Rollout) error
 	// UpdateRollout writes r, which must carry the Version it was read with;
 	// the stored Version is incremented. A stale Version, or making r
@@ -281,6 +284,10 @@ type Release struct {
 	// accounts: it is listed only when asked for and never shipped
 	// (CheckShip).
 	Probe bool `json:"probe,omitempty"`
+	// Origin says how the release came to be stored; storing it again
+	// with an origin of a higher rank upgrades it (Origin.Replaces). One
+	// only silo dev stored is never shipped (CheckShip).
+	Origin Origin `json:"origin,omitzero"`
 }
 
 // AuditEvent is a control-plane mutation to record. It never holds a secret

@@ -454,10 +454,49 @@ func TestUpgradeMarksLegacyProbes(t *testing.T) {
 	storetest.CheckLegacyProbes(t, s)
 }
 
-// schema6 takes a schema of version 8 back to version 6: no published
-// request metrics, usage and stored bytes kept per ID, no purged accounts.
-// Each ID must have one account's rows only.
-var schema6 = []string{
+// schema8 takes a schema of version 9 back to version 8: releases without
+// origins.
+var schema8 = []string{
+	`ALTER TABLE releases DROP COLUMN origin`,
+	`ALTER TABLE releases DROP COLUMN origin_from`,
+	`UPDATE silo_schema SET version = 8`,
+}
+
+// TestUpgradeKeepsReleasesUnrecorded: a schema of version 8, written by a
+// silo that did not record where releases came from, opens with its
+// releases of no origin, shippable, and upgraded by a deploy
+// (storetest.CheckOriginsUpgraded).
+func TestUpgradeKeepsReleasesUnrecorded(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	ctx := context.Background()
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.LegacyOriginData(t, s)
+	s.Close()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range schema8 {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("take the schema back to version 8: %v", err)
+		}
+	}
+	s, err = Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open of a version 8 schema: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckOriginsUpgraded(t, s)
+}
+
+// schema6 takes a schema of version 9 back to version 6: no release
+// origins, no published request metrics, usage and stored bytes kept per
+// ID, no purged accounts. Each ID must have one account's rows only.
+var schema6 = append(schema8[:2:2],
 	`DROP TABLE release_metrics`,
 	`DROP TABLE purged_accounts`,
 	`ALTER TABLE usage DROP CONSTRAINT usage_pkey`,
@@ -467,7 +506,7 @@ var schema6 = []string{
 	`ALTER TABLE stored_usage DROP COLUMN created`,
 	`ALTER TABLE stored_usage ADD PRIMARY KEY (day, account)`,
 	`UPDATE silo_schema SET version = 6`,
-}
+)
 
 // TestUpgradeKeepsUsagePerAccount: a schema of version 6, which kept usage
 // per ID, opens with each row under the account registered with its ID

@@ -13,7 +13,7 @@ import (
 func scanRelease(r pgx.Row) (store.Release, error) {
 	var rel store.Release
 	var stack, artifacts []byte
-	if err := r.Scan(&rel.ID, &stack, &artifacts, &rel.Created, &rel.Note, &rel.Probe); err != nil {
+	if err := r.Scan(&rel.ID, &stack, &artifacts, &rel.Created, &rel.Note, &rel.Probe, &rel.Origin.Kind, &rel.Origin.From); err != nil {
 		return rel, err
 	}
 	if len(stack) > 0 {
@@ -47,13 +47,20 @@ func (t *tx) PutRelease(r store.Release) error {
 	if len(r.Stack) > 0 {
 		stack = r.Stack
 	}
-	_, err := t.exec(op, `INSERT INTO releases (id, stack, artifacts, created, note, probe) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-		r.ID, stack, artifacts, ts(r.Created), r.Note, r.Probe)
+	tag, err := t.exec(op, `INSERT INTO releases (id, stack, artifacts, created, note, probe, origin, origin_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+		r.ID, stack, artifacts, ts(r.Created), r.Note, r.Probe, r.Origin.Kind, r.Origin.From)
+	if err != nil || tag.RowsAffected() > 0 {
+		return err
+	}
+	// Stored already: the origin is upgraded (store.Origin.Replaces).
+	if below := r.Origin.Replaces(); len(below) > 0 {
+		_, err = t.exec(op, `UPDATE releases SET origin = $2, origin_from = $3 WHERE id = $1 AND origin = ANY($4)`, r.ID, r.Origin.Kind, r.Origin.From, below)
+	}
 	return err
 }
 
 func (t *tx) Release(id string) (store.Release, error) {
-	r, err := scanRelease(t.queryRow(`SELECT id, stack, artifacts, created, note, probe FROM releases WHERE id = $1`, id))
+	r, err := scanRelease(t.queryRow(`SELECT id, stack, artifacts, created, note, probe, origin, origin_from FROM releases WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Release{}, silo.Errorf(silo.CodeNotFound, "release %q not found", id)
 	}
@@ -64,7 +71,7 @@ func (t *tx) Release(id string) (store.Release, error) {
 }
 
 func (t *tx) Releases(limit int, probes bool) ([]store.Release, error) {
-	q := `SELECT id, stack, artifacts, created, note, probe FROM releases`
+	q := `SELECT id, stack, artifacts, created, note, probe, origin, origin_from FROM releases`
 	if !probes {
 		q += ` WHERE NOT probe`
 	}

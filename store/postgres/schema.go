@@ -218,6 +218,11 @@ CREATE TABLE release_metrics (
 	PRIMARY KEY (account, release, incarnation)
 );
 `,
+	// 9: the origin of a release (see the SQLite schema).
+	`
+ALTER TABLE releases ADD COLUMN origin text NOT NULL DEFAULT '';
+ALTER TABLE releases ADD COLUMN origin_from text NOT NULL DEFAULT '';
+`,
 }
 
 // upgrades move data for the migration of the same number (1-based), in

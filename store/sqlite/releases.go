@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/store"
@@ -15,7 +16,7 @@ func scanRelease(r scanner) (store.Release, error) {
 	var stack []byte
 	var artifacts string
 	var created int64
-	if err := r.Scan(&rel.ID, &stack, &artifacts, &created, &rel.Note, &rel.Probe); err != nil {
+	if err := r.Scan(&rel.ID, &stack, &artifacts, &created, &rel.Note, &rel.Probe, &rel.Origin.Kind, &rel.Origin.From); err != nil {
 		return rel, err
 	}
 	if len(stack) > 0 {
@@ -50,13 +51,29 @@ func (t *tx) PutRelease(r store.Release) error {
 	if len(r.Stack) > 0 {
 		stack = r.Stack
 	}
-	_, err := t.exec(op, `INSERT INTO releases (id, stack, artifacts, created, note, probe) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		r.ID, stack, artifacts, micros(r.Created), r.Note, r.Probe)
+	res, err := t.exec(op, `INSERT INTO releases (id, stack, artifacts, created, note, probe, origin, origin_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		r.ID, stack, artifacts, micros(r.Created), r.Note, r.Probe, r.Origin.Kind, r.Origin.From)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return t.s.dbErr(op, err)
+	}
+	// Stored already: the origin is upgraded (store.Origin.Replaces).
+	below := r.Origin.Replaces()
+	if len(below) == 0 {
+		return nil
+	}
+	args := []any{r.Origin.Kind, r.Origin.From, r.ID}
+	for _, k := range below {
+		args = append(args, k)
+	}
+	_, err = t.exec(op, `UPDATE releases SET origin = ?, origin_from = ? WHERE id = ? AND origin IN (?`+strings.Repeat(", ?", len(below)-1)+`)`, args...)
 	return err
 }
 
 func (t *tx) Release(id string) (store.Release, error) {
-	r, err := scanRelease(t.tx.QueryRowContext(t.ctx, `SELECT id, stack, artifacts, created, note, probe FROM releases WHERE id = ?`, id))
+	r, err := scanRelease(t.tx.QueryRowContext(t.ctx, `SELECT id, stack, artifacts, created, note, probe, origin, origin_from FROM releases WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Release{}, silo.Errorf(silo.CodeNotFound, "release %q not found", id)
 	}
@@ -67,7 +84,7 @@ func (t *tx) Release(id string) (store.Release, error) {
 }
 
 func (t *tx) Releases(limit int, probes bool) ([]store.Release, error) {
-	q := `SELECT id, stack, artifacts, created, note, probe FROM releases`
+	q := `SELECT id, stack, artifacts, created, note, probe, origin, origin_from FROM releases`
 	if !probes {
 		q += ` WHERE NOT probe`
 	}

@@ -31,7 +31,7 @@ func (t *tx) SetCurrentRelease(id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := store.CheckShip(rel.ID, rel.Probe, nil); err != nil {
+	if err := store.CheckShip(rel, nil); err != nil {
 		return "", err
 	}
 	prev, err := t.CurrentRelease()

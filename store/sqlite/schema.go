@@ -243,6 +243,14 @@ CREATE TABLE release_metrics (
 	PRIMARY KEY (account, release, incarnation)
 ) WITHOUT ROWID;
 `,
+	// 9: the origin of a release (store.Release.Origin): the kind of
+	// command that stored it (deploy, build, dev) and what from (the spec
+	// file of a build, the developer account of a dev build); '' for the
+	// releases stored before.
+	`
+ALTER TABLE releases ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+ALTER TABLE releases ADD COLUMN origin_from TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // upgrades move data for the migration of the same number (1-based), in

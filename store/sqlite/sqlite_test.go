@@ -538,10 +538,48 @@ func TestUpgradeMarksLegacyProbes(t *testing.T) {
 	storetest.CheckLegacyProbes(t, s)
 }
 
-// schema6 takes a state file of schema 8 back to schema 6: no published
-// request metrics, usage and stored bytes kept per ID, no purged accounts.
-// Each ID must have one account's rows only.
-var schema6 = []string{
+// schema8 takes a state file of schema 9 back to schema 8: releases
+// without origins.
+var schema8 = []string{
+	`ALTER TABLE releases DROP COLUMN origin`,
+	`ALTER TABLE releases DROP COLUMN origin_from`,
+	`PRAGMA user_version = 8`,
+}
+
+// TestUpgradeKeepsReleasesUnrecorded: a state file of schema 8, written by
+// a silo that did not record where releases came from, opens with its
+// releases of no origin, shippable, and upgraded by a deploy
+// (storetest.CheckOriginsUpgraded).
+func TestUpgradeKeepsReleasesUnrecorded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.LegacyOriginData(t, s)
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range schema8 {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("take the state file back to schema 8: %v", err)
+		}
+	}
+	db.Close()
+	s, err = Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open of a schema 8 file: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckOriginsUpgraded(t, s)
+}
+
+// schema6 takes a state file of schema 9 back to schema 6: no release
+// origins, no published request metrics, usage and stored bytes kept per
+// ID, no purged accounts. Each ID must have one account's rows only.
+var schema6 = append(schema8[:2:2],
 	`DROP TABLE release_metrics`,
 	`DROP TABLE purged_accounts`,
 	`CREATE TABLE usage_v6 (day INTEGER NOT NULL, account TEXT NOT NULL, function TEXT NOT NULL, rolled INTEGER NOT NULL, data BLOB NOT NULL,
@@ -557,7 +595,7 @@ var schema6 = []string{
 	`ALTER TABLE stored_usage_v6 RENAME TO stored_usage`,
 	`CREATE INDEX stored_usage_account ON stored_usage (account, day)`,
 	`PRAGMA user_version = 6`,
-}
+)
 
 // TestUpgradeKeepsUsagePerAccount: a state file of schema 6, which kept
 // usage per ID, opens with each row under the account registered with its

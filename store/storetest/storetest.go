@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Releases", testReleases},
 		{"CurrentRelease", testCurrentRelease},
 		{"ProbeReleases", testProbeReleases},
+		{"ReleaseOrigins", testReleaseOrigins},
 		{"Rollouts", testRollouts},
 		{"Steps", testSteps},
 		{"Audit", testAudit},
