@@ -14,10 +14,11 @@ import (
 )
 
 // BuildRelease loads silo.yaml at path, builds every function and stores the
-// release (content-addressed: the same inputs give the same ID). It does not
-// make the release current.
-func (p *Plane) BuildRelease(ctx context.Context, path string) (engine.Release, error) {
-	rel, stored, err := p.PrepareRelease(ctx, path)
+// release (content-addressed: the same inputs give the same ID) with origin
+// (store.Release.Origin; a release stored already takes it only when it
+// ranks higher). It does not make the release current.
+func (p *Plane) BuildRelease(ctx context.Context, path string, origin store.Origin) (engine.Release, error) {
+	rel, stored, err := p.PrepareRelease(ctx, path, origin)
 	if err != nil {
 		return rel, err
 	}
@@ -36,7 +37,8 @@ func (p *Plane) BuildProbeRelease(ctx context.Context, path string) (engine.Rele
 }
 
 // PutRelease stores a release made by PrepareRelease. Storing one that is
-// stored already changes nothing (releases are content-addressed).
+// stored already changes nothing (releases are content-addressed) but its
+// origin, when the new one ranks higher (store.Origin.Replaces).
 func (p *Plane) PutRelease(ctx context.Context, stored store.Release) error {
 	err := p.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.PutRelease(stored) })
 	if err != nil {
@@ -47,9 +49,11 @@ func (p *Plane) PutRelease(ctx context.Context, stored store.Release) error {
 
 // PrepareRelease is BuildRelease without storing the release: a command
 // that may still refuse (a plan to confirm, say) stores it with PutRelease
-// only once it goes ahead.
-func (p *Plane) PrepareRelease(ctx context.Context, path string) (engine.Release, store.Release, error) {
-	return p.prepare(ctx, path, engine.NewRelease)
+// only once it goes ahead. The release to store records origin.
+func (p *Plane) PrepareRelease(ctx context.Context, path string, origin store.Origin) (engine.Release, store.Release, error) {
+	rel, stored, err := p.prepare(ctx, path, engine.NewRelease)
+	stored.Origin = origin
+	return rel, stored, err
 }
 
 // Build loads silo.yaml at path and builds every function with b into a

@@ -97,7 +97,7 @@ func (p *Platform) deploy(ctx context.Context, path string, confirm Confirm) (De
 	// nothing either.
 	var stored store.Release
 	rel, err := p.build(ctx, path, func(ctx context.Context, sp string) (engine.Release, error) {
-		rel, st, err := p.Plane.PrepareRelease(ctx, sp)
+		rel, st, err := p.Plane.PrepareRelease(ctx, sp, store.Origin{Kind: store.OriginDeploy})
 		stored = st
 		return rel, err
 	})
@@ -221,10 +221,13 @@ func (p *Platform) DeployIfUnmanaged(ctx context.Context, path string, confirm C
 	return out, nil
 }
 
-// Build builds the app at path into a stored release (not made current) and
-// loads every function module into the runtime, so no request compiles.
+// Build builds the app at path into a stored release to ship (origin
+// deploy; not made current) and loads every function module into the
+// runtime, so no request compiles.
 func (p *Platform) Build(ctx context.Context, path string) (engine.Release, error) {
-	return p.build(ctx, path, p.Plane.BuildRelease)
+	return p.build(ctx, path, func(ctx context.Context, sp string) (engine.Release, error) {
+		return p.Plane.BuildRelease(ctx, sp, store.Origin{Kind: store.OriginDeploy})
+	})
 }
 
 // build is Build, storing the release with buildRelease.
@@ -263,8 +266,10 @@ func (p *Platform) build(ctx context.Context, path string, buildRelease func(con
 // the account: the build is not stored and the account is not changed.
 func (p *Platform) DeployTo(ctx context.Context, path string, id silo.AccountID) (silo.Plan, error) {
 	var stored store.Release
+	// The release is silo dev's build for the account: it runs only in
+	// developer accounts until deployed (store.CheckShip).
 	rel, err := p.build(ctx, path, func(ctx context.Context, sp string) (engine.Release, error) {
-		rel, st, err := p.Plane.PrepareRelease(ctx, sp)
+		rel, st, err := p.Plane.PrepareRelease(ctx, sp, store.DevOrigin(id))
 		stored = st
 		return rel, err
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/silo-run/silo/server"
 	"github.com/silo-run/silo/silotest"
 	"github.com/silo-run/silo/spec"
+	"github.com/silo-run/silo/store"
 )
 
 // setHandler sets the handler of the example's function list to h in the
@@ -98,7 +99,7 @@ func TestHandlerTheModuleDoesNotExportIsRefused(t *testing.T) {
 
 	// Must not: list declares handler run.
 	setHandler(t, app, "run")
-	_, _, err = plane.PrepareRelease(ctx, yml)
+	_, _, err = plane.PrepareRelease(ctx, yml, store.Origin{Kind: store.OriginDeploy})
 	wantNoHandler(t, "PrepareRelease", err)
 	_, err = platform.BuildRelease(ctx, yml, cache, io.Discard)
 	wantNoHandler(t, "BuildRelease", err)

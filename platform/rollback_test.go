@@ -48,7 +48,7 @@ func TestRollbackReturnsTheEarlierRelease(t *testing.T) {
 			edit(t, app, "v1")
 			// The release is stored with its note before it is deployed
 			// (storing the same release again keeps the first record).
-			_, stored, err := pp.Plane.PrepareRelease(ctx, filepath.Join(app, "silo.yaml"))
+			_, stored, err := pp.Plane.PrepareRelease(ctx, filepath.Join(app, "silo.yaml"), store.Origin{Kind: store.OriginDeploy})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -277,6 +277,7 @@ func (s *Server) newRelease(ctx context.Context, req ReleaseRequest) (engine.Rel
 	}
 	rel, stored, err := engine.NewRelease(st, req.Artifacts, s.cfg.Now())
 	stored.Note = req.Note
+	stored.Origin = store.Origin{Kind: store.OriginDeploy}
 	return rel, stored, err
 }
 
@@ -289,21 +290,24 @@ func (s *Server) readArtifact(digest string) ([]byte, error) {
 	return os.ReadFile(p)
 }
 
-// putRelease stores rel (stored as newRelease made it) unless it is stored
-// already, and returns it as stored, with 201 if this call stored it, else
-// 200.
+// putRelease stores rel (stored as newRelease made it; one stored already
+// only takes its origin, store.Origin.Replaces) and returns it as stored,
+// with 201 if this call stored it, else 200.
 func (s *Server) putRelease(ctx context.Context, rel engine.Release, stored store.Release) (int, store.Release, error) {
 	// The answer is the release as stored. Releases are immutable: the
 	// same inputs again answer it as first stored (its note and time),
-	// with 200 rather than 201.
+	// with 200 rather than 201; storing it again upgrades only its origin
+	// (a dev build uploaded becomes a release to ship).
 	status := http.StatusOK
 	err := s.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		_, err := tx.Release(rel.ID)
 		if errors.Is(err, silo.ErrNotFound) {
-			status = http.StatusCreated
-			err = tx.PutRelease(stored)
+			status, err = http.StatusCreated, nil
 		}
 		if err != nil {
+			return err
+		}
+		if err := tx.PutRelease(stored); err != nil {
 			return err
 		}
 		stored, err = tx.Release(rel.ID)

@@ -361,14 +361,19 @@ type ReleaseInfo struct {
 	Current   bool              `json:"current,omitempty"`
 	// Probe marks a build of silo verify --probe, listed only when asked
 	// for (probes=true) and never rolled out (store.CheckShip).
-	Probe bool            `json:"probe,omitempty"`
-	Stack json.RawMessage `json:"stack,omitempty"` // on show only
+	Probe bool `json:"probe,omitempty"`
+	// Origin says how the release was stored (store.Origin): by a deploy,
+	// a build of a spec file or silo dev; absent for one stored before
+	// origins were recorded. A release only silo dev stored is never
+	// rolled out (store.CheckShip).
+	Origin store.Origin    `json:"origin,omitzero"`
+	Stack  json.RawMessage `json:"stack,omitempty"` // on show only
 }
 
 // NewReleaseInfo describes stored release r, current when its ID is
 // current (without its stack).
 func NewReleaseInfo(r store.Release, current string) ReleaseInfo {
-	return ReleaseInfo{ID: r.ID, Artifacts: r.Artifacts, Created: r.Created, Note: r.Note, Current: r.ID == current, Probe: r.Probe}
+	return ReleaseInfo{ID: r.ID, Artifacts: r.Artifacts, Created: r.Created, Note: r.Note, Current: r.ID == current, Probe: r.Probe, Origin: r.Origin}
 }
 
 // NothingStarted is the body of POST /v1/rollouts answered 200 OK: the

@@ -36,10 +36,11 @@ func openApp(ctx context.Context, g *globals) (*app, error) {
 	return &app{Platform: p, dir: p.Config().DataDir, store: p.Store, provider: p.Provider, plane: p.Plane, log: p.Config().Logger}, nil
 }
 
-// release returns the release that plan and apply target: the one built
-// from the spec file when it exists, else the current one.
+// release returns the release that plan and build target: the one built
+// from the spec file when it exists (stored with the origin of a build of
+// it), else the current one.
 func (a *app) release(ctx context.Context, g *globals, makeCurrent bool) (engine.Release, error) {
-	rel, keep, err := a.prepare(ctx, g)
+	rel, keep, err := a.prepare(ctx, g, store.Origin{Kind: store.OriginBuild, From: g.file})
 	if err != nil {
 		return rel, err
 	}
@@ -55,9 +56,9 @@ func (a *app) release(ctx context.Context, g *globals, makeCurrent bool) (engine
 }
 
 // prepare is release without storing anything yet: it returns the release
-// and keep, which stores it (a no-op for the current release). A command
-// that may still refuse calls keep only once it goes ahead.
-func (a *app) prepare(ctx context.Context, g *globals) (rel engine.Release, keep func(context.Context) error, err error) {
+// and keep, which stores it with origin (a no-op for the current release).
+// A command that may still refuse calls keep only once it goes ahead.
+func (a *app) prepare(ctx context.Context, g *globals, origin store.Origin) (rel engine.Release, keep func(context.Context) error, err error) {
 	keep = func(context.Context) error { return nil }
 	if _, err := os.Stat(g.file); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -69,7 +70,7 @@ func (a *app) prepare(ctx context.Context, g *globals) (rel engine.Release, keep
 		}
 		return rel, keep, nil
 	}
-	rel, stored, err := a.plane.PrepareRelease(ctx, g.file)
+	rel, stored, err := a.plane.PrepareRelease(ctx, g.file, origin)
 	if err != nil {
 		return rel, keep, err
 	}
@@ -85,7 +86,7 @@ func (a *app) currentOrBootstrap(ctx context.Context, g *globals, check func(eng
 	if !errors.Is(err, silo.ErrNotFound) {
 		return err
 	}
-	rel, keep, err := a.prepare(ctx, g)
+	rel, keep, err := a.prepare(ctx, g, store.Origin{Kind: store.OriginDeploy})
 	if err != nil {
 		return err
 	}

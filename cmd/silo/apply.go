@@ -11,6 +11,7 @@ import (
 	silo "github.com/silo-run/silo"
 	"github.com/silo-run/silo/engine"
 	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/store"
 )
 
 func newApplyCmd(g *globals) *cobra.Command {
@@ -82,7 +83,7 @@ account it applies to at once, with no ring and no health gate.`,
 					return err
 				}
 			}
-			rel, keep, err := a.prepare(ctx, g)
+			rel, keep, err := a.prepare(ctx, g, store.Origin{Kind: store.OriginDeploy})
 			if err != nil {
 				return err
 			}

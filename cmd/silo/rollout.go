@@ -309,7 +309,7 @@ that release like any rollout.`,
 					return rn.Start(ctx, release, opt)
 				}
 				if release == "" {
-					rel, stored, err := a.plane.PrepareRelease(ctx, g.file)
+					rel, stored, err := a.plane.PrepareRelease(ctx, g.file, store.Origin{Kind: store.OriginDeploy})
 					if err != nil {
 						return err
 					}
@@ -841,7 +841,11 @@ func newReleaseCmd(g *globals) *cobra.Command {
 	var probes bool
 	list := &cobra.Command{
 		Use: "list [--probes]", Short: "List releases, newest first", Args: exactArgs(0, "no arguments"),
-		Long: `release list lists the releases, newest first. The releases silo verify --probe builds for its
+		Long: `release list lists the releases, newest first, each with how it was stored: "deploy" (silo
+deploy, apply or up, or uploaded to the server), "build of FILE" (silo build or silo plan of that
+spec file), "dev build for dev-NAME" (silo dev: it runs only in developer accounts and is never
+rolled out or made current until silo deploy of the same sources records it as a release), or
+"unrecorded" (stored before silo recorded it). The releases silo verify --probe builds for its
 throwaway accounts are left out; --probes lists them too, marked "probe build". They are never
 rolled out or made current.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -870,7 +874,7 @@ rolled out or made current.`,
 					if r.Probe {
 						cur = "  (probe build of silo verify --probe)"
 					}
-					fmt.Fprintf(w, "%s  %s  %d artifact(s)%s\n", r.ID, r.Created.Format(time.DateTime), len(r.Artifacts), cur)
+					fmt.Fprintf(w, "%s  %s  %d artifact(s)  %-28s%s\n", r.ID, r.Created.Format(time.DateTime), len(r.Artifacts), r.Origin, cur)
 				}
 			})
 		},
@@ -898,8 +902,12 @@ rolled out or made current.`,
 			}
 			return g.print(r, func(w io.Writer) {
 				fmt.Fprintf(w, "release %s  created %s  current %v\n", r.ID, r.Created.Format(time.DateTime), r.Current)
+				fmt.Fprintf(w, "  origin %s\n", r.Origin)
 				if r.Probe {
 					fmt.Fprintln(w, "  a probe build of silo verify --probe, for its throwaway accounts only: it is never rolled out or made current")
+				}
+				if r.Origin.DevOnly() {
+					fmt.Fprintln(w, "  a developer's build of silo dev, for developer accounts only: it is never rolled out or made current; silo deploy of the same sources records it as a release")
 				}
 				for k, d := range r.Artifacts {
 					fmt.Fprintf(w, "  %-24s %s\n", k, d)

@@ -424,6 +424,7 @@ type releaseRow struct {
 	Created time.Time
 	Note    string
 	Current bool
+	Origin  store.Origin     // how it was stored; a dev build is offered no Roll out
 	Failure *rollout.Failure // its latest rollout failed (of the rollouts the page lists)
 }
 
@@ -456,7 +457,7 @@ func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	failures := rollout.FailuresOf(ros, cur)
 	for _, x := range rels {
-		row := releaseRow{ID: x.ID, Created: x.Created, Note: x.Note, Current: x.Current}
+		row := releaseRow{ID: x.ID, Created: x.Created, Note: x.Note, Current: x.Current, Origin: x.Origin}
 		if f, ok := failures[x.ID]; ok {
 			row.Failure = &f
 		}
