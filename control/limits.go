@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	silo "github.com/silo-run/silo"
@@ -176,15 +177,27 @@ func (p *Plane) Usage(ctx context.Context, q usage.Query, prices usage.Prices) (
 	return usage.Build(ctx, p.cfg.Store, q, prices, lives)
 }
 
-// Since parses a usage window start: a number of days ("30d"), hours
-// ("12h") or a date (2026-03-01), relative to now.
+// Since parses the start of a time window, relative to now: a number of
+// days ("30d") or hours ("12h"), another positive duration ("10m",
+// "1h30m"), a date (2026-03-01, UTC midnight) or an RFC 3339 time
+// (2026-03-01T12:00:00Z). silo usage and silo logs read their --since and
+// --until with it.
 //
 // # Errors
 //
-// CodeInvalid saying how to write it; one wrapping usage.ErrTooEarly for a
-// number of days that reaches back before usage.Earliest (the year 1).
+// CodeInvalid saying how to write it (a negative duration is one); one
+// wrapping usage.ErrTooEarly for a number of days that reaches back before
+// usage.Earliest (the year 1).
 func Since(s string, now time.Time) (time.Time, error) {
+	if back, ok := strings.CutPrefix(s, "-"); ok {
+		if _, err := Since(back, now); err == nil {
+			return time.Time{}, silo.Errorf(silo.CodeInvalid, "--since %q is negative; write how far back without a sign (%s)", s, back)
+		}
+	}
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
 	if n, unit, ok := count(s); ok && (unit == "d" || unit == "h") {
@@ -198,8 +211,14 @@ func Since(s string, now time.Time) (time.Time, error) {
 		}
 		return t, nil
 	}
-	return time.Time{}, silo.Errorf(silo.CodeInvalid, "--since %q is not a window; write a number of days or hours (30d, 12h) or a date (2026-03-01)", s)
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, silo.Errorf(silo.CodeInvalid, "--since %q is not a window; %s", s, SinceForms)
 }
+
+// SinceForms says how to write what Since reads.
+const SinceForms = "write how far back (30d, 12h, 10m), a date (2026-03-01) or an RFC 3339 time (2026-03-01T12:00:00Z)"
 
 // count reads "<n><unit>" with a one-letter unit.
 func count(s string) (int, string, bool) {

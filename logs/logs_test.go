@@ -56,6 +56,9 @@ func TestAppendReadFilter(t *testing.T) {
 		{"function", logs.Query{Function: "list"}, []string{"listed"}},
 		{"request", logs.Query{RequestID: "r1"}, []string{"stored"}},
 		{"since", logs.Query{Since: t0.Add(30 * time.Second)}, []string{"listed"}},
+		{"until", logs.Query{Until: t0.Add(30 * time.Second)}, []string{"stored"}},
+		{"until excludes its time", logs.Query{Until: t0.Add(time.Minute)}, []string{"stored"}},
+		{"since and until", logs.Query{Since: t0, Until: t0.Add(time.Minute + 1)}, []string{"stored", "listed"}},
 		{"last", logs.Query{Last: 1}, []string{"listed"}},
 		{"none", logs.Query{Function: "nope"}, nil},
 	}

@@ -19,7 +19,8 @@ import (
 type Query struct {
 	Function  string
 	RequestID string
-	Since     time.Time // entries at or after
+	Since     time.Time // entries at or after (zero: from the oldest retained)
+	Until     time.Time // entries before (zero: up to the newest)
 	// Last keeps only the latest Last matching entries by time (0: all
 	// retained).
 	Last int
@@ -28,8 +29,13 @@ type Query struct {
 func (q Query) match(e Entry) bool {
 	return (q.Function == "" || e.Function == q.Function) &&
 		(q.RequestID == "" || e.RequestID == q.RequestID) &&
-		(q.Since.IsZero() || !e.Time.Before(q.Since))
+		(q.Since.IsZero() || !e.Time.Before(q.Since)) &&
+		(q.Until.IsZero() || e.Time.Before(q.Until))
 }
+
+// Match reports whether e is one of the entries q selects, apart from
+// Last (which depends on the other entries).
+func (q Query) Match(e Entry) bool { return q.match(e) }
 
 // Read returns the retained plain (unsealed) entries of an account that
 // match q, oldest first: ReadWith without Keys.

@@ -139,8 +139,7 @@ func (p *Platform) FollowLogs(ctx context.Context, id silo.AccountID, q logs.Que
 func filterLogs(es []logs.Entry, q logs.Query) []logs.Entry {
 	out := es[:0]
 	for _, e := range es {
-		if (q.Function == "" || e.Function == q.Function) && (q.RequestID == "" || e.RequestID == q.RequestID) &&
-			(q.Since.IsZero() || !e.Time.Before(q.Since)) {
+		if q.Match(e) {
 			out = append(out, e)
 		}
 	}

@@ -566,6 +566,9 @@ func logValues(q logs.Query) url.Values {
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
 	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
 	if q.Last > 0 {
 		v.Set("limit", strconv.Itoa(q.Last))
 	}

@@ -409,7 +409,8 @@ func TenantReport(ctx context.Context, st store.Store, plane *control.Plane, pro
 }
 
 // LogQuery parses the query of GET /v1/accounts/{id}/logs: function,
-// request, since (RFC 3339 time, or a duration back from now) and limit
+// request, since (RFC 3339 time, or a duration back from now), until (an
+// RFC 3339 time: only lines before it) and limit
 // (the last N lines).
 func LogQuery(v map[string][]string, now time.Time) (logs.Query, error) {
 	get := func(k string) string {
@@ -427,6 +428,13 @@ func LogQuery(v map[string][]string, now time.Time) (logs.Query, error) {
 		} else {
 			return q, silo.Errorf(silo.CodeInvalid, "since %q is neither an RFC 3339 time nor a positive duration such as 10m", clip(s))
 		}
+	}
+	if s := get("until"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return q, silo.Errorf(silo.CodeInvalid, "until %q is not an RFC 3339 time", clip(s))
+		}
+		q.Until = t
 	}
 	if l := get("limit"); l != "" {
 		n, err := strconv.Atoi(l)

@@ -43,6 +43,15 @@ func TestBadFlagValuesExit2(t *testing.T) {
 		{[]string{"tenant", "create", "BAD"}, 2, `invalid ID "BAD"`},
 		{[]string{"tenant", "create", "production"}, 2, "reserved"},
 		{[]string{"logs", "BAD"}, 2, `invalid ID "BAD"`},
+		{[]string{"logs", "acme", "--since", "-5m"}, 2, `--since "-5m" is negative; write how far back without a sign (5m)`},
+		{[]string{"logs", "acme", "--since", "-30d"}, 2, `--since "-30d" is negative`},
+		{[]string{"logs", "acme", "--until", "yesterday"}, 2, `--until "yesterday" is not a window`},
+		{[]string{"logs", "acme", "--since", "1h", "--until", "2h"}, 2, "--since 1h is not before --until 2h"},
+		{[]string{"logs", "acme", "-f", "--until", "1h"}, 2, "--until does not go with -f"},
+		{[]string{"logs", "acme", "-n", "-1"}, 2, "-n -1 is negative"},
+		{[]string{"logs", "acme", "extra"}, 2, `silo logs takes one account ID, not "extra" too`},
+		{[]string{"logs"}, 2, "silo logs needs an account ID"},
+		{[]string{"usage", "--since", "-30d"}, 2, `--since "-30d" is negative`},
 		{[]string{"keys", "rotate", "acme", "k", "--grace", "800h"}, 2, "--grace must be between"},
 		{[]string{"tenant", "show", "Bad"}, 2, `invalid ID "Bad"`},
 		{[]string{"keys", "list", "Bad"}, 2, `invalid ID "Bad"`},
@@ -55,6 +64,10 @@ func TestBadFlagValuesExit2(t *testing.T) {
 		// The twins: good values, and a well-formed ID naming no account.
 		{[]string{"tenant", "show", "nosuch"}, 1, `no account "nosuch"`},
 		{[]string{"usage", "acme", "--since", "30d", "--until", "1h", "--by", "day"}, 0, ""},
+		{[]string{"usage", "acme", "--since", "2026-02-01T00:00:00Z", "--until", "90m"}, 0, ""},
+		{[]string{"logs", "acme", "--since", "5m", "-n", "1"}, 0, ""},
+		{[]string{"logs", "acme", "--since", "30d", "--until", "1h"}, 0, ""},
+		{[]string{"logs", "acme", "--since", "2026-03-01", "--until", "2026-03-01T12:00:00+01:00", "-n", "0"}, 0, ""},
 		{[]string{"limits", "show", "acme"}, 0, ""},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/logs"
 )
 
@@ -18,12 +20,13 @@ func newLogsCmd(g *globals) *cobra.Command {
 		follow   bool
 		function string
 		request  string
-		since    time.Duration
+		since    string
+		until    string
 		last     int
 	)
 	var cmd *cobra.Command
 	cmd = &cobra.Command{
-		Use:   "logs ACCOUNT [-f] [--function NAME] [--since 10m]",
+		Use:   "logs ACCOUNT [-f] [--function NAME] [--since 10m] [--until TIME]",
 		Short: "Show an account's function logs (-f follows them)",
 		Long: `Show the function logs of one account: timestamp, level, function, the request ID the gateway
 gave the request (also returned to the client as X-Request-Id), the message and its attributes.
@@ -41,14 +44,18 @@ Flags:
   -f, --follow           keep printing new lines as they are written
       --function NAME    only lines of this function
       --request ID       only lines of this request ID
-      --since DURATION   only lines newer than this, e.g. 10m
-  -n, --lines N          only the last N lines (0: all retained)
+      --since WHEN       only lines at or after: how far back (10m, 12h, 30d), a date
+                         (2026-03-01, UTC) or an RFC 3339 time (2026-03-01T12:00:00Z)
+      --until WHEN       only lines before, same forms (not with -f)
+  -n, --lines N          only the last N lines (0: all retained; with -f the default
+                         is 10, as tail -f, then every new line)
       --server URL       read the logs on this control-plane server ($SILO_SERVER)
   -o, --output FORMAT    text or json (one JSON object per line)
   and every global flag (--data-dir, --store, --provider, --aws-*, ...: see silo --help)`,
 		Example: `  silo logs acme
   silo logs acme -f --function ingest
-  silo logs acme --since 10m --request 5KX3...`,
+  silo logs acme --since 10m --request 5KX3...
+  silo logs acme --since 2026-03-01T09:00:00Z --until 2026-03-01T10:00:00Z`,
 		// -f means --follow here, but the root command's persistent -f is
 		// --file; so this command parses its own flags.
 		DisableFlagParsing: true,
@@ -58,7 +65,8 @@ Flags:
 			fs.BoolVarP(&follow, "follow", "f", false, "")
 			fs.StringVar(&function, "function", "", "")
 			fs.StringVar(&request, "request", "", "")
-			fs.DurationVar(&since, "since", 0, "")
+			fs.StringVar(&since, "since", "", "")
+			fs.StringVar(&until, "until", "", "")
 			fs.IntVarP(&last, "lines", "n", 0, "")
 			// Every global flag is accepted as on any other command
 			// (--data-dir, --store, --provider, --aws-*, ...), bound to the
@@ -82,8 +90,11 @@ Flags:
 				return usageError{fmt.Sprintf("--output must be text or json, not %q", g.output)}
 			}
 			args = fs.Args()
-			if len(args) != 1 {
+			if len(args) == 0 {
 				return usageError{"silo logs needs an account ID; see silo logs --help"}
+			}
+			if len(args) > 1 {
+				return usageError{fmt.Sprintf("silo logs takes one account ID, not %q too; see silo logs --help", strings.Join(args[1:], " "))}
 			}
 			id, err := idArg(args[0])
 			if err != nil {
@@ -92,10 +103,11 @@ Flags:
 			if err := g.requireInstallation(); err != nil {
 				return err
 			}
-			q := logs.Query{Function: function, RequestID: request, Last: last}
-			if since > 0 {
-				q.Since = time.Now().Add(-since)
+			q, err := logsQuery(fs, follow, since, until, time.Now())
+			if err != nil {
+				return err
 			}
+			q.Function, q.RequestID = function, request
 			ctx := cmd.Context()
 			api, done, err := openAPI(ctx, g)
 			if err != nil {
@@ -125,8 +137,11 @@ Flags:
 				if request != "" {
 					by = append(by, "--request "+request)
 				}
-				if since > 0 {
-					by = append(by, "--since "+since.String())
+				if since != "" {
+					by = append(by, "--since "+since)
+				}
+				if until != "" {
+					by = append(by, "--until "+until)
 				}
 				if len(by) > 0 {
 					fmt.Fprintf(g.stderr, "no log line of %s matches %s\n", id, strings.Join(by, " "))
@@ -142,5 +157,47 @@ Flags:
 			return nil
 		},
 	}
+	// The Long text lists every flag this command parses; cobra's flag
+	// lists would repeat -o and name -f as --file.
+	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
+		fmt.Fprintf(c.OutOrStdout(), "%s\n\nUsage:\n  %s\n\nExamples:\n%s\n", c.Long, c.UseLine(), c.Example)
+	})
 	return cmd
+}
+
+// followLines is how many retained lines silo logs -f shows before the
+// new ones when -n is not given, as tail -f.
+const followLines = 10
+
+// logsQuery reads --since, --until and -n: a value out of range is a
+// usage error.
+func logsQuery(fs *pflag.FlagSet, follow bool, since, until string, now time.Time) (logs.Query, error) {
+	var q logs.Query
+	var err error
+	if since != "" {
+		if q.Since, err = control.Since(since, now); err != nil {
+			return q, usageError{silo.UserMessage(err)}
+		}
+	}
+	if until != "" {
+		if follow {
+			return q, usageError{"--until does not go with -f (following shows the lines as they are written); drop one"}
+		}
+		if q.Until, err = control.Since(until, now); err != nil {
+			return q, usageError{strings.Replace(silo.UserMessage(err), "--since", "--until", 1)}
+		}
+		if !q.Since.IsZero() && !q.Since.Before(q.Until) {
+			return q, usageError{fmt.Sprintf("--since %s is not before --until %s; no line could match", since, until)}
+		}
+	}
+	if q.Last, err = fs.GetInt("lines"); err != nil {
+		return q, err
+	}
+	if q.Last < 0 {
+		return q, usageError{fmt.Sprintf("-n %d is negative; give how many of the last lines to show (0: all retained)", q.Last)}
+	}
+	if follow && !fs.Changed("lines") {
+		q.Last = followLines
+	}
+	return q, nil
 }

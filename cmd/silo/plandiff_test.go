@@ -27,7 +27,7 @@ func TestPlanShowsAttributes(t *testing.T) {
 		t.Fatal(err)
 	}
 	edited := strings.NewReplacer(
-		"    tables: {visits: read-write}\n", "",
+		"    tables: {visits: read-write}\n", "    memory: 128MiB\n    timeout: 2m\n",
 		"tables:\n  visits: {}\n", "",
 		`greeting: "Hello, ${tenant.id}`, `greeting: "Howdy, ${tenant.id}`,
 	).Replace(string(b)) + "\nschedules:\n  tidy: {function: hello, every: 1h}\n"
@@ -41,7 +41,9 @@ func TestPlanShowsAttributes(t *testing.T) {
 		"delete table/visits",
 		"! destroys the table's data in this account",
 		"create schedule/tidy",
-		`every: "1h0m0s"`,
+		"every: 1h\n", // as silo.yaml writes them, not in bytes and nanoseconds
+		"memory: 64MiB → 128MiB\n",
+		"timeout: 5s → 2m\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan after the edit:\n%s\nwant a line with %q", out, want)

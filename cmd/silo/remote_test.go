@@ -190,6 +190,12 @@ func TestCommandsAgainstAServer(t *testing.T) {
 	if out := logsBoth("--function", "ingest", "--since", "10m"); !strings.Contains(out, "new line") || strings.Contains(out, "old line") || strings.Contains(out, "other function") {
 		t.Errorf("logs --function --since: %q", out)
 	}
+	if out := logsBoth("--until", "10m"); !strings.Contains(out, "old line") || strings.Count(out, "\n") != 1 {
+		t.Errorf("logs --until 10m: %q", out)
+	}
+	if out := logsBoth("--since", now.Add(-time.Minute).Format(time.RFC3339), "--function", "ingest"); !strings.Contains(out, "new line") || strings.Count(out, "\n") != 1 {
+		t.Errorf("logs --since RFC 3339: %q", out)
+	}
 	if out := logsBoth("--request", "r1", "-o", "json"); !strings.Contains(out, `"old line"`) || strings.Count(out, "\n") != 1 {
 		t.Errorf("logs --request -o json: %q", out)
 	}

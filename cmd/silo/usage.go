@@ -132,7 +132,7 @@ are not metered.
 			return g.print(rep, func(w io.Writer) { writeUsageText(w, rep) })
 		}),
 	}
-	cmd.Flags().StringVar(&since, "since", "30d", "start of the window: 30d, 12h or a date (2026-03-01)")
+	cmd.Flags().StringVar(&since, "since", "30d", "start of the window: how far back (30d, 12h, 10m), a date (2026-03-01) or an RFC 3339 time")
 	cmd.Flags().StringVar(&until, "until", "", "end of the window, same forms (default now)")
 	cmd.Flags().StringVar(&by, "by", "", "group by account (default), function or day")
 	cmd.Flags().BoolVar(&probes, "probes", false, "also list the throwaway accounts silo verify --probe created and deleted")
@@ -151,7 +151,7 @@ func usageWindow(since, until, by string, now time.Time) (from, to time.Time, er
 	to = now
 	if until != "" {
 		if to, err = control.Since(until, now); err != nil {
-			return from, to, usageError{fmt.Sprintf("--until %q is not a time; write a number of days or hours ago (30d, 12h) or a date (2026-03-01)", until)}
+			return from, to, usageError{fmt.Sprintf("--until %q is not a time; %s", until, control.SinceForms)}
 		}
 	}
 	return from, to, nil
