@@ -58,7 +58,7 @@ func (p *Platform) CreateEnv(ctx context.Context, req EnvRequest) (Env, error) {
 		if err != nil {
 			return Env{}, err
 		}
-		if err := CheckSeed(rel.Stack, false, req.Seed); err != nil {
+		if err := CheckSeed(rel.Stack, fmt.Sprintf("the current release %s (what a new environment runs)", rel.ID), false, req.Seed); err != nil {
 			return Env{}, err
 		}
 	}

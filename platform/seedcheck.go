@@ -18,13 +18,15 @@ import (
 // stack st does not declare for the account it would load into (the
 // production section's for the production account): a file that would
 // load nothing is an error, never dropped. It reads only the directory's
-// layout, so a command checks before it creates anything.
+// layout, so a command checks before it creates anything. of names the
+// stack in the error: "silo.yaml", or the release it comes from, which
+// may differ from silo.yaml until that is deployed.
 //
 // # Errors
 //
 // server.ScanSeed's; CodeInvalid naming each undeclared table and bucket
 // with its files and the ones the stack declares.
-func CheckSeed(st *spec.Stack, production bool, dir string) error {
+func CheckSeed(st *spec.Stack, of string, production bool, dir string) error {
 	lay, err := server.ScanSeed(dir)
 	if err != nil {
 		return err
@@ -50,7 +52,7 @@ func CheckSeed(st *spec.Stack, production bool, dir string) error {
 		if len(declared) > 0 {
 			have = strings.Join(declared, ", ")
 		}
-		problems = append(problems, fmt.Sprintf("%ss not declared in silo.yaml: %s (declared %ss: %s)", what, strings.Join(missing, ", "), what, have))
+		problems = append(problems, fmt.Sprintf("%ss not declared in %s: %s (declared %ss: %s)", what, of, strings.Join(missing, ", "), what, have))
 	}
 	check("table", sortedKeys(tables), lay.Tables, func(f string) string { return strings.TrimSuffix(path.Base(f), ".json") })
 	check("bucket", sortedKeys(buckets), lay.Objects, func(f string) string { return strings.Split(f, "/")[1] })
@@ -93,5 +95,5 @@ func (p *Platform) checkSeedOf(ctx context.Context, id silo.AccountID, dir strin
 	if err != nil {
 		return err
 	}
-	return CheckSeed(rel.Stack, id == silo.ProductionID, dir)
+	return CheckSeed(rel.Stack, fmt.Sprintf("release %s (the one %s runs)", rel.ID, id), id == silo.ProductionID, dir)
 }

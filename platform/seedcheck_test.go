@@ -35,7 +35,7 @@ func TestSeedRefusesUndeclared(t *testing.T) {
 	write("tables/findings.json", `{"seeded":{"title":"from the seed","severity":"high","app":"github"}}`)
 	write("tables/nosuch.json", `{"k":"v"}`)
 	err := pp.Seed(ctx, acme.ID, dir)
-	if silo.ErrorCode(err) != silo.CodeInvalid || !strings.Contains(silo.UserMessage(err), `tables not declared in silo.yaml: "nosuch" (tables/nosuch.json) (declared tables: findings)`) {
+	if silo.ErrorCode(err) != silo.CodeInvalid || !strings.Contains(silo.UserMessage(err), `(the one acme runs): "nosuch" (tables/nosuch.json) (declared tables: findings)`) {
 		t.Fatalf("seed with an undeclared table: got %v, want it refused, naming nosuch and findings", err)
 	}
 	data, err := pp.Provider.Data(ctx, acme.ID)

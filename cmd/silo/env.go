@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/platform"
 	"github.com/silo-run/silo/server"
+	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
 )
 
@@ -86,6 +88,9 @@ uploaded with the request.`,
 			if err != nil && ctx.Err() != nil {
 				_, remote := api.(remoteAPI)
 				return interruptedCreate(ctx, api, remote, silo.AccountID(args[0]), silo.KindEnvironment, true)
+			}
+			if err != nil && seed != "" {
+				return undeployedSeed(err, g.file, seed)
 			}
 			if err != nil {
 				return err
@@ -265,4 +270,19 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// undeployedSeed adds to err, a seed directory refused for naming tables
+// or buckets the current release does not declare, that silo.yaml
+// declares them: it is not deployed yet. Any other err is returned as it
+// is.
+func undeployedSeed(err error, file, seed string) error {
+	if silo.ErrorCode(err) != silo.CodeInvalid || !strings.Contains(silo.UserMessage(err), " not declared in ") {
+		return err
+	}
+	st, ferr := spec.Load(file)
+	if ferr != nil || platform.CheckSeed(st, "silo.yaml", false, seed) != nil {
+		return err
+	}
+	return silo.Errorf(silo.CodeInvalid, "%s; %s declares them, but is not deployed: deploy it first (silo deploy)", silo.UserMessage(err), file)
 }

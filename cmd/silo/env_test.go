@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -81,7 +82,7 @@ func TestEnvCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = runCLI(t, "env", "create", "demo-nosuch", "--kind", "demo", "--ttl", "1h", "--seed", undeclared, "--data-dir", dir, "--file", app)
-	if err == nil || !strings.Contains(err.Error(), `the seed directory names tables not declared in silo.yaml: "nosuch" (tables/nosuch.json) (declared tables: findings)`) || strings.Contains(err.Error(), "deleted again") {
+	if err == nil || !strings.Contains(err.Error(), `(what a new environment runs): "nosuch" (tables/nosuch.json) (declared tables: findings)`) || strings.Contains(err.Error(), "deleted again") {
 		t.Errorf("env create with a seed for an undeclared table: %v; want it refused before anything was created, naming nosuch and findings", err)
 	}
 	if out, _, _ := runCLI(t, "env", "list", "--data-dir", dir); strings.Contains(out, "demo-nosuch") {
@@ -280,14 +281,21 @@ func TestEnvCreateSeedUndeclared(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := `the seed directory names tables not declared in silo.yaml: "nosuch" (tables/nosuch.json) (declared tables: findings); and buckets not declared in silo.yaml: "uploads" (buckets/uploads/a.txt) (declared buckets: none); rename or remove those files, or declare them in silo.yaml and deploy, then run again (nothing was created)`
-	c.fails(want, "env", "create", "e2e-6", "--kind", "demo", "--ttl", "1h", "--seed", seed)
+	rel := `r-[0-9a-f]+`
+	want := regexp.MustCompile(`^silo: the seed directory names tables not declared in the current release ` + rel + ` \(what a new environment runs\): "nosuch" \(tables/nosuch.json\) \(declared tables: findings\); and buckets not declared in the current release ` + rel + ` \(what a new environment runs\): "uploads" \(buckets/uploads/a.txt\) \(declared buckets: none\); rename or remove those files, or declare them in silo.yaml and deploy, then run again \(nothing was created\)\n$`)
+	refused := func() {
+		t.Helper()
+		if code, _, errOut := c.run("env", "create", "e2e-6", "--kind", "demo", "--ttl", "1h", "--seed", seed); code != 1 || !want.MatchString(errOut) {
+			t.Fatalf("env create with undeclared seed files: exit %d, stderr %q; want 1, %s", code, errOut, want)
+		}
+	}
+	refused()
 	if _, err := os.Stat(c.dataDir); !os.IsNotExist(err) {
 		t.Fatalf("the refused env create on a new installation left its data directory: %v", err)
 	}
 	c.ok("tenant", "create", "acme")
 	before := stateOf(t, c)
-	c.fails(want, "env", "create", "e2e-6", "--kind", "demo", "--ttl", "1h", "--seed", seed)
+	refused()
 	if after := stateOf(t, c); after != before {
 		t.Errorf("a refused env create changed the control plane:\nbefore: %s\nafter:  %s", before, after)
 	}
@@ -298,5 +306,40 @@ func TestEnvCreateSeedUndeclared(t *testing.T) {
 	}
 	if out := c.ok("env", "create", "e2e-6", "--kind", "demo", "--ttl", "1h", "--seed", seed); !strings.Contains(out, "seeded from "+seed+": 1 table file, 0 bucket objects") {
 		t.Errorf("env create with the declared table alone:\n%s", out)
+	}
+}
+
+// TestEnvCreateSeedOfAnUndeployedTable: a seed for a table silo.yaml
+// declares but the current release (what a new environment runs) does not
+// is refused, saying silo.yaml is not deployed yet; once it is, the same
+// command works.
+func TestEnvCreateSeedOfAnUndeployedTable(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "demo")
+	if _, _, err := runCLI(t, "init", dir); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t)
+	c.file = filepath.Join(dir, "silo.yaml")
+	c.ok("tenant", "create", "acme", "--no-key")
+	b, err := os.ReadFile(c.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.file, []byte(strings.Replace(string(b), "tables:\n  visits: {}\n", "tables:\n  visits: {}\n  memos: {}\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seed := t.TempDir()
+	os.MkdirAll(filepath.Join(seed, "tables"), 0o700)
+	if err := os.WriteFile(filepath.Join(seed, "tables", "memos.json"), []byte(`{"m1":"hello"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`^silo: the seed directory names tables not declared in the current release r-[0-9a-f]+ \(what a new environment runs\): "memos" \(tables/memos.json\) \(declared tables: visits\); .*\(nothing was created\); ` + regexp.QuoteMeta(c.file) + ` declares them, but is not deployed: deploy it first \(silo deploy\)\n$`)
+	if code, _, errOut := c.run("env", "create", "e2e-m", "--ttl", "1h", "--seed", seed); code != 1 || !want.MatchString(errOut) {
+		t.Fatalf("env create with a seed for an undeployed table: exit %d, stderr %q; want 1, %s", code, errOut, want)
+	}
+	c.ok("deploy", "--yes")
+	if out := c.ok("env", "create", "e2e-m", "--ttl", "1h", "--seed", seed); !strings.Contains(out, "seeded from") {
+		t.Errorf("env create after the deploy:\n%s", out)
 	}
 }

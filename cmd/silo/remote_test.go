@@ -299,7 +299,7 @@ func TestCommandsAgainstAServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if code, _, errOut := f.remoteRun("env", "create", "e2e-undeclared", "--ttl", "1h", "--seed", undeclared); code != 1 ||
-		!strings.Contains(errOut, `names tables not declared in silo.yaml: "nosuch" (tables/nosuch.json) (declared tables: findings)`) {
+		!strings.Contains(errOut, `(what a new environment runs): "nosuch" (tables/nosuch.json) (declared tables: findings)`) || strings.Contains(errOut, "deploy it first") {
 		t.Errorf("env create --server with an undeclared table: exit %d, stderr %q; want the refusal", code, errOut)
 	}
 	if out := f.remote("env", "list"); strings.Contains(out, "e2e-undeclared") {
