@@ -21,7 +21,7 @@ import (
 
 const siloModule = "github.com/silo-run/silo"
 
-const initSpec = `# silo.yaml: the stack every tenant gets. Reference: docs/spec.md.
+const initSpec = `# silo.yaml: the stack every tenant gets. Reference: https://github.com/silo-run/silo/blob/main/docs/spec.md
 version: 1
 name: %s
 

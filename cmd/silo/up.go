@@ -84,7 +84,7 @@ func newUpCmd(g *globals) *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run the whole platform locally: the example app, demo tenants and the gateway",
+		Short: "Run the whole platform locally: your silo.yaml (else the example app), its tenants and the gateway",
 		Long: `silo up starts everything on the embedded default in one process: it builds the app
 (./silo.yaml if there is one, else examples/findings of this repository, or --file), creates the
 production account and seeds its shared data on first run, creates the demo tenants acme
