@@ -87,8 +87,8 @@ func TestOwnIsolationReport(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(app, "silo.yaml"), []byte(strings.Replace(string(y), "timeout: 1s", "timeout: 3s", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Platform().DeployTo(context.Background(), app, "acme"); err != nil {
-		t.Fatalf("deploy to acme: %v", err)
+	if _, err := p.Platform().Deploy(context.Background(), app); err != nil {
+		t.Fatalf("deploy: %v", err)
 	}
 	b, err := p.Platform().Plane.Account(context.Background(), "acme")
 	if err != nil {
