@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/control"
 	"github.com/silo-run/silo/logs"
 	"github.com/silo-run/silo/rollout"
 	"github.com/silo-run/silo/store"
@@ -122,27 +124,116 @@ type rolloutsView struct {
 	CSRF     string
 }
 
-// LogsPage is the data of a tenant's live logs page.
+// logsShown is how many lines the logs page loads: the newest that match.
+const logsShown = 200
+
+// LogsPage is the data of a tenant's logs page.
 type LogsPage struct {
 	Account silo.AccountID
+	Filter  LogFilter // as typed, shown again in the form
 	Entries []logs.Entry
+	Limit   int    // the most lines loaded
+	Bad     string // why the filter was refused; no lines are loaded then
 	Err     string
 	Since   string // RFC 3339 time of the newest entry shown
 }
 
+// Live reports whether new lines are streamed onto the page: not when
+// the filter was refused or ends at a time (as silo logs -f does not go
+// with --until).
+func (p LogsPage) Live() bool { return p.Bad == "" && p.Err == "" && p.Filter.Until == "" }
+
 func (p LogsPage) live() string {
-	return "/console/tenants/" + url.PathEscape(string(p.Account)) + "/logs/events?since=" + url.QueryEscape(p.Since)
+	if !p.Live() {
+		return ""
+	}
+	v := p.Filter.stream()
+	v.Set("since", p.Since)
+	return "/console/tenants/" + url.PathEscape(string(p.Account)) + "/logs/events?" + v.Encode()
+}
+
+// LogFilter is the logs page's filter form, as typed: the filters of
+// silo logs (--function, --request, --since, --until), as query
+// parameters so that a filtered view is a link.
+type LogFilter struct {
+	Function, Request, Since, Until string
+}
+
+func logFilter(v url.Values) LogFilter {
+	get := func(k string) string { return strings.TrimSpace(v.Get(k)) }
+	return LogFilter{Function: get("function"), Request: get("request"), Since: get("since"), Until: get("until")}
+}
+
+// Any reports whether any filter is set.
+func (f LogFilter) Any() bool { return f != LogFilter{} }
+
+// Query is the log query f asks for, its times read as silo logs reads
+// --since and --until (control.Since, relative to now). The error is the
+// message to show: what is wrong and how to write it.
+func (f LogFilter) Query(now time.Time) (logs.Query, error) {
+	q := logs.Query{Function: f.Function, RequestID: f.Request}
+	var err error
+	if f.Since != "" {
+		if q.Since, err = control.Since(f.Since, now); err != nil {
+			return q, errors.New(strings.Replace(silo.UserMessage(err), "--since", "Since", 1))
+		}
+	}
+	if f.Until != "" {
+		if q.Until, err = control.Since(f.Until, now); err != nil {
+			return q, errors.New(strings.Replace(silo.UserMessage(err), "--since", "Until", 1))
+		}
+		if !q.Since.IsZero() && !q.Since.Before(q.Until) {
+			return q, fmt.Errorf("Since %s is not before Until %s; no line could match", f.Since, f.Until)
+		}
+	}
+	return q, nil
+}
+
+// stream is the part of f the event stream applies to new lines.
+func (f LogFilter) stream() url.Values {
+	v := url.Values{}
+	if f.Function != "" {
+		v.Set("function", f.Function)
+	}
+	if f.Request != "" {
+		v.Set("request", f.Request)
+	}
+	return v
+}
+
+// URL is the logs page of acct with f, for a link that shows the same lines.
+func (f LogFilter) URL(acct silo.AccountID) string {
+	v := f.stream()
+	if f.Since != "" {
+		v.Set("since", f.Since)
+	}
+	if f.Until != "" {
+		v.Set("until", f.Until)
+	}
+	u := "/console/tenants/" + url.PathEscape(string(acct)) + "/logs"
+	if len(v) > 0 {
+		u += "?" + v.Encode()
+	}
+	return u
 }
 
 func (c *Console) logsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	id := silo.AccountID(r.PathValue("id"))
-	p := LogsPage{Account: id}
-	es, err := c.api.Logs(r.Context(), id, logs.Query{Last: 200})
+	p := LogsPage{Account: id, Filter: logFilter(r.URL.Query()), Limit: logsShown}
+	now := time.Now() // log entries carry the wall clock
+	q, err := p.Filter.Query(now)
+	if err != nil {
+		p.Bad = err.Error()
+		c.render(w, http.StatusBadRequest, "logs", s, p)
+		return
+	}
+	q.Last = logsShown
+	es, err := c.api.Logs(r.Context(), id, q)
 	if err != nil {
 		p.Err = silo.UserMessage(err)
 	}
 	p.Entries = es
-	since := time.Now() // log entries carry the wall clock
+	since := now
 	if len(es) > 0 {
 		since = time.Time{}
 		for _, e := range es {
@@ -156,9 +247,11 @@ func (c *Console) logsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	c.render(w, http.StatusOK, "logs", s, p)
 }
 
-// logsEvents streams a tenant's new log entries, each as a table row.
+// logsEvents streams a tenant's new log entries that match the page's
+// function and request filters, each as a table row.
 func (c *Console) logsEvents(w http.ResponseWriter, r *http.Request, s *session) {
 	id := silo.AccountID(r.PathValue("id"))
+	f := logFilter(r.URL.Query())
 	since, err := time.Parse(time.RFC3339Nano, r.URL.Query().Get("since"))
 	if err != nil {
 		since = time.Now()
@@ -170,7 +263,7 @@ func (c *Console) logsEvents(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	seen := map[string]bool{} // entries at exactly since, already sent
 	c.live(w, r, func() error {
-		es, err := c.api.Logs(r.Context(), id, logs.Query{Since: since})
+		es, err := c.api.Logs(r.Context(), id, logs.Query{Function: f.Function, RequestID: f.Request, Since: since})
 		if err != nil {
 			return err
 		}
