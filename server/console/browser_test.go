@@ -516,6 +516,30 @@ func TestConsoleInChromium(t *testing.T) {
 		b.screenshot("logs")
 	})
 
+	t.Run("logs filter", func(t *testing.T) {
+		b.t = t
+		b.open("/console/tenants/acme/logs")
+		b.do("filter by a function with no lines", chromedp.SetValue(chromedp.CSS(`input[name="function"]`), "nosuch"))
+		b.submit(`form[role="search"] button`)
+		if loc := b.location(); !strings.HasSuffix(loc, "/console/tenants/acme/logs?function=nosuch&request=&since=&until=") {
+			t.Errorf("after filtering: at %s, want the filter in the URL", loc)
+		}
+		if txt := b.text(); !strings.Contains(txt, "No log line of acme matches these filters.") {
+			t.Errorf("a filter matching nothing does not say so:\n%s", txt)
+		}
+		b.do("filter by ingest", chromedp.SetValue(chromedp.CSS(`input[name="function"]`), "ingest"))
+		b.submit(`form[role="search"] button`)
+		if n := run(b, "rows", chromedp.Evaluate[int](`document.querySelectorAll("#log-rows tr").length`)); n == 0 || strings.Contains(b.text(), "No log line") {
+			t.Errorf("filtered by ingest: %d rows, want ingest's lines", n)
+		}
+		b.do("a time it cannot read", chromedp.SetValue(chromedp.CSS(`input[name="since"]`), "yesterday"))
+		b.submit(`form[role="search"] button`)
+		if txt := run(b, "error", chromedp.Text(chromedp.CSS("#filter-error"))); !strings.Contains(txt, `Since "yesterday" is not a window`) {
+			t.Errorf("a bad time: %q, want it refused with how to write it", txt)
+		}
+		b.screenshot("logs-filter")
+	})
+
 	t.Run("environments", func(t *testing.T) {
 		b.t = t
 		b.open("/console/environments")
