@@ -534,7 +534,7 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		b.do("a time it cannot read", chromedp.SetValue(chromedp.CSS(`input[name="since"]`), "yesterday"))
 		b.submit(`form[role="search"] button`)
-		if txt := run(b, "error", chromedp.Text(chromedp.CSS("#filter-error"))); !strings.Contains(txt, `Since "yesterday" is not a window`) {
+		if txt := run(b, "error", chromedp.Text(chromedp.CSS("#filter-error"))); !strings.Contains(txt, `since "yesterday" is not a window`) {
 			t.Errorf("a bad time: %q, want it refused with how to write it", txt)
 		}
 		b.screenshot("logs-filter")

@@ -175,15 +175,15 @@ func (f LogFilter) Query(now time.Time) (logs.Query, error) {
 	var err error
 	if f.Since != "" {
 		if q.Since, err = control.Since(f.Since, now); err != nil {
-			return q, errors.New(strings.Replace(silo.UserMessage(err), "--since", "Since", 1))
+			return q, errors.New(strings.Replace(silo.UserMessage(err), "--since", "since", 1))
 		}
 	}
 	if f.Until != "" {
 		if q.Until, err = control.Since(f.Until, now); err != nil {
-			return q, errors.New(strings.Replace(silo.UserMessage(err), "--since", "Until", 1))
+			return q, errors.New(strings.Replace(silo.UserMessage(err), "--since", "until", 1))
 		}
 		if !q.Since.IsZero() && !q.Since.Before(q.Until) {
-			return q, fmt.Errorf("Since %s is not before Until %s; no line could match", f.Since, f.Until)
+			return q, fmt.Errorf("since %s is not before until %s; no line could match", f.Since, f.Until)
 		}
 	}
 	return q, nil

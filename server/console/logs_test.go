@@ -156,12 +156,12 @@ func TestLogsBadFilter(t *testing.T) {
 		status int
 		want   string
 	}{
-		{"since=yesterday", 400, `Since &#34;yesterday&#34; is not a window; write how far back (30d, 12h, 10m), a date (2026-03-01) or an RFC 3339 time`},
-		{"until=soon", 400, `Until &#34;soon&#34; is not a window; write how far back`},
-		{"since=-10m", 400, `Since &#34;-10m&#34; is negative; write how far back without a sign (10m)`},
+		{"since=yesterday", 400, `since &#34;yesterday&#34; is not a window; write how far back (30d, 12h, 10m), a date (2026-03-01) or an RFC 3339 time`},
+		{"until=soon", 400, `until &#34;soon&#34; is not a window; write how far back`},
+		{"since=-10m", 400, `since &#34;-10m&#34; is negative; write how far back without a sign (10m)`},
 		{"since=1000000d", 400, `reaches back before the year 1`},
-		{"since=2026-03-02&until=2026-03-01", 400, `Since 2026-03-02 is not before Until 2026-03-01; no line could match`},
-		{"since=%3Cb%3Ex", 400, `Since &#34;&lt;b&gt;x&#34; is not a window`},
+		{"since=2026-03-02&until=2026-03-01", 400, `since 2026-03-02 is not before until 2026-03-01; no line could match`},
+		{"since=%3Cb%3Ex", 400, `since &#34;&lt;b&gt;x&#34; is not a window`},
 		{"since=10m", 200, `id="log-count"`},
 		{"since=2026-03-01&until=2026-03-02", 200, `id="log-count"`},
 	} {
