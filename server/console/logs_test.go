@@ -129,7 +129,7 @@ func TestLogsFilterStream(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	acme.POST(t, "/findings", `{"severity":"bogus","app":"x"}`) // ingest: not sent
-	acme.GET(t, "/findings")                                     // list: sent
+	acme.GET(t, "/findings")                                    // list: sent
 	sc := bufio.NewScanner(resp.Body)
 	var got strings.Builder
 	for sc.Scan() {
