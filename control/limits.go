@@ -187,11 +187,16 @@ func (p *Plane) Usage(ctx context.Context, q usage.Query, prices usage.Prices) (
 //
 // CodeInvalid saying how to write it (a negative duration is one); one
 // wrapping usage.ErrTooEarly for a number of days that reaches back before
-// usage.Earliest (the year 1).
-func Since(s string, now time.Time) (time.Time, error) {
+// usage.Earliest (the year 1). The messages name the flag --since; When
+// names another flag or parameter.
+func Since(s string, now time.Time) (time.Time, error) { return When("--since", s, now) }
+
+// When is Since for a time given as name (a flag such as --until, or a
+// query parameter such as since), which its errors name.
+func When(name, s string, now time.Time) (time.Time, error) {
 	if back, ok := strings.CutPrefix(s, "-"); ok {
-		if _, err := Since(back, now); err == nil {
-			return time.Time{}, silo.Errorf(silo.CodeInvalid, "--since %q is negative; write how far back without a sign (%s)", s, back)
+		if _, err := When(name, back, now); err == nil {
+			return time.Time{}, silo.Errorf(silo.CodeInvalid, "%s %q is negative; write how far back without a sign (%s)", name, s, back)
 		}
 	}
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
@@ -207,14 +212,14 @@ func Since(s string, now time.Time) (time.Time, error) {
 		}
 		if t.Before(usage.Earliest) {
 			return time.Time{}, &silo.Error{Code: silo.CodeInvalid, Err: usage.ErrTooEarly,
-				Message: fmt.Sprintf("--since %q reaches back before the year 1; write fewer days (100000d is about 270 years, longer than any account has existed) or a date (2026-03-01)", s)}
+				Message: fmt.Sprintf("%s %q reaches back before the year 1; write fewer days (100000d is about 270 years, longer than any account has existed) or a date (2026-03-01)", name, s)}
 		}
 		return t, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, silo.Errorf(silo.CodeInvalid, "--since %q is not a window; %s", s, SinceForms)
+	return time.Time{}, silo.Errorf(silo.CodeInvalid, "%s %q is not a window; %s", name, s, SinceForms)
 }
 
 // SinceForms says how to write what Since reads.

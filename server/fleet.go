@@ -420,21 +420,17 @@ func LogQuery(v map[string][]string, now time.Time) (logs.Query, error) {
 		return ""
 	}
 	q := logs.Query{Function: get("function"), RequestID: get("request")}
+	// Read as silo logs reads --since and --until (one parser).
+	var err error
 	if s := get("since"); s != "" {
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			q.Since = t
-		} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
-			q.Since = now.Add(-d)
-		} else {
-			return q, silo.Errorf(silo.CodeInvalid, "since %q is neither an RFC 3339 time nor a positive duration such as 10m", clip(s))
+		if q.Since, err = control.When("since", clip(s), now); err != nil {
+			return q, err
 		}
 	}
 	if s := get("until"); s != "" {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return q, silo.Errorf(silo.CodeInvalid, "until %q is not an RFC 3339 time", clip(s))
+		if q.Until, err = control.When("until", clip(s), now); err != nil {
+			return q, err
 		}
-		q.Until = t
 	}
 	if l := get("limit"); l != "" {
 		n, err := strconv.Atoi(l)

@@ -174,13 +174,13 @@ func (f LogFilter) Query(now time.Time) (logs.Query, error) {
 	q := logs.Query{Function: f.Function, RequestID: f.Request}
 	var err error
 	if f.Since != "" {
-		if q.Since, err = control.Since(f.Since, now); err != nil {
-			return q, errors.New(strings.Replace(silo.UserMessage(err), "--since", "since", 1))
+		if q.Since, err = control.When("since", f.Since, now); err != nil {
+			return q, errors.New(silo.UserMessage(err))
 		}
 	}
 	if f.Until != "" {
-		if q.Until, err = control.Since(f.Until, now); err != nil {
-			return q, errors.New(strings.Replace(silo.UserMessage(err), "--since", "until", 1))
+		if q.Until, err = control.When("until", f.Until, now); err != nil {
+			return q, errors.New(silo.UserMessage(err))
 		}
 		if !q.Since.IsZero() && !q.Since.Before(q.Until) {
 			return q, fmt.Errorf("since %s is not before until %s; no line could match", f.Since, f.Until)
