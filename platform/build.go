@@ -41,10 +41,13 @@ func BuiltArtifact(cache, digest string) string {
 	return filepath.Join(cache, "artifacts", digest+".wasm")
 }
 
-// loadingBuilder is a platform's builder: it compiles every module the
-// builder under it builds (Platform.load: once, kept compiled for the
-// requests to come), so that a module the runtime cannot run fails its
-// build, naming the function, before any release naming it is stored.
+// loadingBuilder is a platform's builder: it compiles every module given
+// as a .wasm file (Platform.load: once, kept compiled for the requests to
+// come), so that one the runtime cannot run fails its build, naming the
+// function, before any release naming it is stored. A module the Go
+// toolchain built is not compiled here: the toolchain's output is valid
+// wasm, its handler is checked (control.CheckHandlers), and compiling it
+// would make every plan after an edit wait seconds for the compiler.
 type loadingBuilder struct {
 	control.Builder
 	p *Platform
@@ -52,8 +55,8 @@ type loadingBuilder struct {
 
 func (b loadingBuilder) Build(ctx context.Context, source string) (string, error) {
 	d, err := b.Builder.Build(ctx, source)
-	if err != nil {
-		return "", err
+	if err != nil || !strings.HasSuffix(source, ".wasm") {
+		return d, err
 	}
 	if err := b.p.load(ctx, d); err != nil {
 		return "", err
