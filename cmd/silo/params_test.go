@@ -36,3 +36,30 @@ func TestUpdateParamsOfDeletedAccount(t *testing.T) {
 		t.Fatal("an update of a live account changed nothing that stateOf sees")
 	}
 }
+
+// A parameter given twice is refused as a wrong call (exit 2) naming the
+// parameter, by every command that takes --param, with nothing recorded.
+// The twin: two different parameters, or one given once, are applied.
+func TestRepeatedParamIsRefused(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	before := stateOf(t, c)
+	for _, args := range [][]string{
+		{"tenant", "create", "globex", "--param", "plan=pro", "--param", "plan=free"},
+		{"tenant", "update", "acme", "--param", "plan=pro", "--param", "plan=free"},
+		{"env", "create", "e1", "--kind", "test", "--ttl", "1h", "--param", "plan=pro", "--param", "plan=free"},
+	} {
+		code, out, errOut := c.run(args...)
+		refused(t, "--param plan is given twice (plan=pro and plan=free)", args, code, out, errOut)
+		if code != 2 {
+			t.Errorf("silo %s: exit %d, want 2", strings.Join(args, " "), code)
+		}
+	}
+	if diff := cmp.Diff(before, stateOf(t, c)); diff != "" {
+		t.Fatalf("a refused --param changed the state (-before +after):\n%s", diff)
+	}
+	if out := c.ok("tenant", "update", "acme", "--param", "plan=pro"); !strings.Contains(out, "updated acme: plan=pro") {
+		t.Errorf("tenant update acme: %s", out)
+	}
+}

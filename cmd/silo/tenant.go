@@ -171,6 +171,9 @@ func parseParams(kvs []string) (map[string]string, error) {
 		if !ok || k == "" {
 			return nil, usageError{fmt.Sprintf("--param %q is not NAME=VALUE", kv)}
 		}
+		if prev, dup := out[k]; dup {
+			return nil, usageError{fmt.Sprintf("--param %s is given twice (%s=%s and %s); give each parameter once", k, k, prev, kv)}
+		}
 		out[k] = v
 	}
 	return out, nil
