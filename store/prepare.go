@@ -52,9 +52,10 @@ func CheckPurge(a silo.Account) error {
 	return nil
 }
 
-// NotFoundAccount is the silo.CodeNotFound error for a missing account.
+// NotFoundAccount is the silo.CodeNotFound error for a missing account, in
+// the words every command uses for an account that does not exist.
 func NotFoundAccount(id silo.AccountID) error {
-	return silo.Errorf(silo.CodeNotFound, "account %q not found", id)
+	return silo.Errorf(silo.CodeNotFound, "no account %q; silo tenant list shows the accounts", id)
 }
 
 // ExcludesDeleted reports whether f leaves out deleted accounts: an explicit

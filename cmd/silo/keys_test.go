@@ -68,3 +68,26 @@ func TestKeysRotate(t *testing.T) {
 	c.fails("--grace must be between 0 and 720h0m0s", "keys", "rotate", "acme", rotated["key_id"], "--grace", "800h")
 	c.fails(`has no key "nosuch"`, "keys", "rotate", "acme", "nosuch")
 }
+
+// The keys commands name a missing account in the words every other command
+// uses, and issue nothing; the twin: the same commands for an account that
+// exists succeed.
+func TestKeysOfMissingAccount(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.ok("tenant", "create", "acme")
+	before := stateOf(t, c)
+	for _, args := range [][]string{
+		{"keys", "create", "nosuch"},
+		{"keys", "list", "nosuch"},
+	} {
+		c.fails(`silo: no account "nosuch"; silo tenant list shows the accounts`+"\n", args...)
+	}
+	if diff := cmp.Diff(before, stateOf(t, c)); diff != "" {
+		t.Fatalf("a refused keys command changed the state (-before +after):\n%s", diff)
+	}
+	if out := c.ok("keys", "create", "acme"); !strings.Contains(out, "for acme (shown once") {
+		t.Errorf("keys create acme: %s", out)
+	}
+	c.ok("keys", "list", "acme")
+}

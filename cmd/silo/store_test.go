@@ -85,7 +85,7 @@ func TestRefusedCommandLeavesAnEmptyDatabaseEmpty(t *testing.T) {
 		{[]string{"tenant", "delete", "production", "--yes"}, `no account "production"`},
 		{[]string{"limits", "set", "production", "--rate", "5"}, `no account "production"`},
 		{[]string{"env", "delete", "nosuch"}, `no account "nosuch"`},
-		{[]string{"keys", "create", "nosuch"}, `not found`},
+		{[]string{"keys", "create", "nosuch"}, `no account "nosuch"; silo tenant list shows the accounts`},
 		{[]string{"tenant", "update", "nosuch", "--param", "plan=pro"}, "no release yet"},
 		{[]string{"rollout", "abort"}, "no rollout is active"},
 	} {
