@@ -2,8 +2,10 @@ package control
 
 import (
 	"context"
+	"slices"
 
 	silo "github.com/silo-run/silo"
+	"github.com/silo-run/silo/spec"
 	"github.com/silo-run/silo/store"
 )
 
@@ -53,10 +55,14 @@ func (p *Plane) SetSecret(ctx context.Context, id silo.AccountID, name string, v
 //
 // # Errors
 //
-// CodeNotFound for an unknown or deleted account; CodeInvalid for an
-// account being deleted or a bad name.
+// CodeNotFound for an unknown or deleted account, or a name the account
+// neither declares nor holds a value under (nothing is audited then);
+// CodeInvalid for an account being deleted or a bad name.
 func (p *Plane) DeleteSecret(ctx context.Context, id silo.AccountID, name string) (deleted bool, err error) {
 	if err := p.secretsWritable(ctx, id); err != nil {
+		return false, err
+	}
+	if err := p.secretKnown(ctx, id, name); err != nil {
 		return false, err
 	}
 	deleted, err = p.cfg.Provider.DeleteSecret(ctx, id, name)
@@ -68,6 +74,36 @@ func (p *Plane) DeleteSecret(ctx context.Context, id silo.AccountID, name string
 		return err
 	})
 	return deleted, p.announceAfter(ctx, err, store.Change{Account: id, What: "secret"})
+}
+
+// secretKnown refuses a secret name that account id neither declares nor
+// holds a value under: a typo, not a repeated deletion.
+func (p *Plane) secretKnown(ctx context.Context, id silo.AccountID, name string) error {
+	declared, err := p.declaredSecrets(ctx, id)
+	if err != nil || slices.Contains(declared, name) {
+		return err
+	}
+	set, err := p.cfg.Provider.SecretNames(ctx, id)
+	if err != nil || slices.Contains(set, name) {
+		return err
+	}
+	return silo.Errorf(silo.CodeNotFound, "secret %s is not declared in account %s and holds no value there%s; silo secret list %s shows its secrets", name, id, spec.Suggest(name, append(declared, set...)), id)
+}
+
+// declaredSecrets returns the names of the secrets account id's applied
+// resources declare.
+func (p *Plane) declaredSecrets(ctx context.Context, id silo.AccountID) ([]string, error) {
+	var declared []string
+	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
+		rs, err := tx.Resources(id)
+		for _, r := range rs {
+			if r.Type == silo.TypeSecret {
+				declared = append(declared, r.Name)
+			}
+		}
+		return err
+	})
+	return declared, err
 }
 
 // secretsWritable refuses a change of the secrets of an account that is
@@ -99,16 +135,7 @@ func (p *Plane) Secrets(ctx context.Context, id silo.AccountID) ([]SecretState, 
 	if _, err := p.LiveAccount(ctx, id); err != nil {
 		return nil, err
 	}
-	var declared []string
-	err := p.cfg.Store.View(ctx, func(tx store.Tx) error {
-		rs, err := tx.Resources(id)
-		for _, r := range rs {
-			if r.Type == silo.TypeSecret {
-				declared = append(declared, r.Name)
-			}
-		}
-		return err
-	})
+	declared, err := p.declaredSecrets(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,11 @@ func (ds Diagnostics) sort() {
 	})
 }
 
+// Suggest returns ` (did you mean "x"?)` for the candidate nearest to s, or
+// "" when none is near enough: the hint spec errors give, for names typed
+// elsewhere (a secret name on the command line).
+func Suggest(s string, candidates []string) string { return suggest(s, candidates) }
+
 // suggest returns ` (did you mean "x"?)` for the candidate nearest to s, or
 // "" when none is near enough. Near is a small edit distance, or one name
 // holding the other (plan / plan_name).

@@ -237,8 +237,10 @@ func newSecretDelete(g *globals) *cobra.Command {
 as one never set; the declaration in silo.yaml stays, so silo secret set sets it again. A value left
 under a name silo.yaml no longer declares (silo secret list flags it) is deleted the same way.
 
-Deleting a secret that has no value changes nothing and succeeds (exit 0), saying it was not set, as
-a repeated deletion should. Each deletion is audited as secret.delete.`,
+Deleting a declared secret that has no value changes nothing and succeeds (exit 0), saying it was
+not set, as a repeated deletion should. A name the tenant neither declares nor holds a value under
+(a typo) is refused (exit 1), with the nearest name if one is close. Each deletion is audited as
+secret.delete.`,
 		Example: "  silo secret delete acme github-token",
 		Args:    accountArgs(2, "a tenant ID and a secret name"),
 		RunE: withAPI(g, func(ctx context.Context, api controlAPI, args []string) error {

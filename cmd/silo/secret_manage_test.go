@@ -72,8 +72,9 @@ func secretEvents(t *testing.T, f *remoteFixture, action string) []string {
 // value, and silo secret list (the same output on the data dir and
 // through the server) shows it not set there and still set in the other
 // tenant; deleting again says it was not set and succeeds, as a repeated
-// deletion should; each deletion is audited; a wrong call or an unknown
-// account fails with one clear message.
+// deletion should; each deletion is audited; a wrong call, an unknown
+// account or a name neither declared nor set (a typo) fails with one clear
+// message and audits nothing.
 func TestSecretDeleteAndListCommands(t *testing.T) {
 	f := startWithTenants(t, "acme", "globex")
 	for _, id := range []string{"acme", "globex"} {
@@ -121,6 +122,8 @@ func TestSecretDeleteAndListCommands(t *testing.T) {
 		want string
 	}{
 		{[]string{"secret", "delete", "nosuch", "github-token"}, 1, `no account "nosuch"`},
+		{[]string{"secret", "delete", "acme", "github-tokn"}, 1, `secret github-tokn is not declared in account acme and holds no value there (did you mean "github-token"?); silo secret list acme shows its secrets`},
+		{[]string{"secret", "delete", "acme", "nosuch"}, 1, `secret nosuch is not declared in account acme and holds no value there; silo secret list acme shows its secrets`},
 		{[]string{"secret", "list", "nosuch"}, 1, `no account "nosuch"`},
 		{[]string{"secret", "delete", "acme"}, 2, "needs a tenant ID and a secret name"},
 		{[]string{"secret", "delete", "Not-An-ID", "github-token"}, 2, ""},
@@ -130,6 +133,9 @@ func TestSecretDeleteAndListCommands(t *testing.T) {
 		if code != tc.exit || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 || out != "" {
 			t.Errorf("silo %s: exit %d, stdout %q, stderr %q; want exit %d and one line saying %q", strings.Join(tc.args, " "), code, out, errOut, tc.exit, tc.want)
 		}
+	}
+	if diff := cmp.Diff(want, secretEvents(t, f, "secret.delete")); diff != "" {
+		t.Errorf("secret.delete audit events after the refused calls (-want +got):\n%s", diff)
 	}
 }
 
