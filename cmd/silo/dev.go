@@ -138,7 +138,11 @@ func runDev(ctx context.Context, g *globals, p *platform.Platform, ln net.Listen
 		}
 		fmt.Fprintf(out, "\n%s is live (release %s) in %s\n", d.Account, ev.Release, ev.Took.Round(time.Millisecond))
 		host, port := urlHost(ln.Addr())
-		fmt.Fprintf(out, "  URL  http://%s.%s%s/   (or http://%s%s/t/%s/)\n", d.Account, host, port, host, port, d.Account)
+		route := "/"
+		if rel, err := p.Plane.Release(ctx, ev.Release); err == nil {
+			route = firstRoute(rel.Stack) // as silo up prints it: "/" may be no route of the app
+		}
+		fmt.Fprintf(out, "  URL  http://%s.%s%s%s   (or http://%s%s/t/%s%s)\n", d.Account, host, port, route, host, port, d.Account, route)
 		fmt.Fprintf(out, "  key  %s\n", key)
 		if len(ev.Files) == 0 {
 			printLoss(out, ev)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,19 +151,21 @@ func TestDevSaysLiveOnlyWhileServing(t *testing.T) {
 		}
 		write(strings.Replace(good, `"visits": n`, `"visits": n, "fixed": true`, 1))
 		waitOut("  key  ")
-		var base, key string
+		var hostURL, pathURL, key string
 		for _, l := range strings.Split(out.String(), "\n") {
 			if f := strings.Fields(l); len(f) >= 2 && f[0] == "key" {
 				key = f[1]
 			} else if len(f) >= 4 && f[0] == "URL" {
-				base = strings.TrimSuffix(strings.TrimPrefix(f[3], "http://"), "/)")
+				hostURL, pathURL = f[1], strings.TrimSuffix(f[3], ")")
 			}
 		}
-		u, _, ok := strings.Cut(base, "/t/")
-		if !ok || key == "" {
-			t.Fatalf("silo dev printed no URL and key:\n%s", out.String())
+		// The URLs printed are the app's first route (the app has no "/"),
+		// as silo up prints them; the one by path is requested as printed.
+		u, err := url.Parse(pathURL)
+		if err != nil || key == "" || !strings.HasSuffix(hostURL, "/hello") || u.Path != "/t/dev-tester/hello" {
+			t.Fatalf("silo dev printed no URL of the first route (/hello) and key:\n%s", out.String())
 		}
-		if code, body := request(t, "http://"+u, "", "GET", "/t/dev-tester/hello", key, ""); code != 200 || !strings.Contains(body, `"fixed":true`) {
+		if code, body := request(t, "http://"+u.Host, "", "GET", u.Path, key, ""); code != 200 || !strings.Contains(body, `"fixed":true`) {
 			t.Fatalf("GET the printed URL: %d %s, want 200 from the fixed build", code, body)
 		}
 		cancel()
