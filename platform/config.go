@@ -27,6 +27,10 @@ type Config struct {
 	// Listen is the gateway's address for Serve. Default "127.0.0.1:8080";
 	// use "127.0.0.1:0" for a random port (see Addr).
 	Listen string
+	// ListenFlag is how the command running the platform lets its user
+	// choose Listen, named when that address is taken ("silo dev --listen
+	// ADDR"). Default: silo server's and silo up's flags.
+	ListenFlag string
 	// BaseDomain is the gateway's base domain: tenant acme is
 	// acme.<BaseDomain>. Default "localhost".
 	BaseDomain string

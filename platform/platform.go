@@ -369,7 +369,11 @@ func (p *Platform) Listen() (net.Listener, error) {
 	// --gateway (its --listen is the API's).
 	ln, err := net.Listen("tcp", p.cfg.Listen)
 	if err != nil {
-		return nil, silo.Errorf(silo.CodeUnavailable, "cannot listen on %s for the tenant gateway: %v; stop what uses it or choose another gateway address (silo server --gateway ADDR, silo up --listen ADDR)", p.cfg.Listen, unwrapOp(err))
+		flag := p.cfg.ListenFlag
+		if flag == "" {
+			flag = "silo server --gateway ADDR, silo up --listen ADDR"
+		}
+		return nil, silo.Errorf(silo.CodeUnavailable, "cannot listen on %s for the tenant gateway: %v; stop what uses it or choose another gateway address (%s)", p.cfg.Listen, unwrapOp(err), flag)
 	}
 	var aln net.Listener
 	if p.cfg.APIListen != "" {

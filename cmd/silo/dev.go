@@ -44,6 +44,9 @@ The app is ./silo.yaml, else examples/findings of this repository, or --file. St
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := checkListen(cmd, "--listen", listen); err != nil {
+				return err
+			}
 			spec, err := findApp(g, cmd.Flags().Changed("file"))
 			if err != nil {
 				return err
@@ -60,7 +63,7 @@ The app is ./silo.yaml, else examples/findings of this repository, or --file. St
 				return err
 			}
 			defer lock.Release()
-			p, err := openPlatform(ctx, g, listen, "", func(c *platform.Config) { c.LogLevel = slog.LevelDebug })
+			p, err := openPlatform(ctx, g, listen, "", func(c *platform.Config) { c.LogLevel, c.ListenFlag = slog.LevelDebug, "silo dev --listen ADDR" })
 			if err != nil {
 				return err
 			}

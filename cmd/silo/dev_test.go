@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -177,4 +178,25 @@ func TestDevSaysLiveOnlyWhileServing(t *testing.T) {
 			t.Fatalf("silo dev's last line is %q, want stopped:\n%s", last, out.String())
 		}
 	})
+}
+
+// TestDevListenTaken: silo dev on an address in use says so naming its
+// own flag, silo dev --listen, not silo server's or silo up's (exit 1:
+// the address parses, it is taken). The twin: a free address serves, as
+// TestDevSaysLiveOnlyWhileServing shows.
+func TestDevListenTaken(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	c := newCLI(t)
+	busy := taken.Addr().String()
+	args := []string{"dev", "--listen", busy}
+	code, out, errOut := c.run(args...)
+	refused(t, "cannot listen on "+busy+" for the tenant gateway", args, code, out, errOut)
+	if code != 1 || !strings.Contains(errOut, "(silo dev --listen ADDR)") || strings.Contains(errOut, "silo server") {
+		t.Fatalf("silo dev --listen %s: exit %d, stderr %q; want exit 1 naming silo dev --listen ADDR only", busy, code, errOut)
+	}
 }

@@ -64,6 +64,10 @@ func TestBadFlagValuesExit2(t *testing.T) {
 		{[]string{"store", "migrate", "--to", "mysql://x"}, 2, "--to mysql://x is not a PostgreSQL URL"},
 		{[]string{"store", "migrate"}, 2, "store migrate needs --to postgres://"},
 		{[]string{"tenant", "list", "--provider", "gcp"}, 2, "--provider must be local or aws"},
+		{[]string{"up", "--listen", "notaport"}, 2, `--listen "notaport" is not an address: write HOST:PORT`},
+		{[]string{"up", "--listen", "127.0.0.1:99999"}, 2, `--listen "127.0.0.1:99999" is not an address`},
+		{[]string{"up", "--api", "127.0.0.1"}, 2, `--api "127.0.0.1" is not an address`},
+		{[]string{"dev", "--listen", "localhost"}, 2, `--listen "localhost" is not an address: write HOST:PORT, e.g. 127.0.0.1:8080 (port 0: any free port); see silo dev --help`},
 		// The twins: good values, and a well-formed ID naming no account.
 		{[]string{"tenant", "show", "nosuch"}, 1, `no account "nosuch"`},
 		{[]string{"usage", "acme", "--since", "30d", "--until", "1h", "--by", "day"}, 0, ""},

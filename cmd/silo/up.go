@@ -103,6 +103,12 @@ the data dir beside it. Ctrl-C stops it cleanly.`,
   silo up --listen 127.0.0.1:9090 --data-dir /tmp/silo`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkListen(cmd, "--listen", listen); err != nil {
+				return err
+			}
+			if err := checkListen(cmd, "--api", api); err != nil {
+				return err
+			}
 			return runUp(cmd.Context(), g, listen, api, cmd.Flags().Changed("file"), yes)
 		},
 	}
@@ -110,6 +116,20 @@ the data dir beside it. Ctrl-C stops it cleanly.`,
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address the gateway listens on")
 	cmd.Flags().StringVar(&api, "api", "127.0.0.1:0", "address of the control-plane API (default: a free loopback port); other silo commands on this data dir go through it, and silo deploy --server from elsewhere")
 	return cmd
+}
+
+// checkListen refuses (exit 2) an address for flag that is not HOST:PORT
+// with a port number or service name: a flag value that does not parse,
+// found before anything starts.
+func checkListen(cmd *cobra.Command, flag, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil {
+		return usageError{fmt.Sprintf("%s %q is not an address: write HOST:PORT, e.g. 127.0.0.1:8080 (port 0: any free port); see %s --help", flag, addr, cmd.CommandPath())}
+	}
+	return nil
 }
 
 // findApp returns the silo.yaml silo up and silo dev run: --file when given,
