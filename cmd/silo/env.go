@@ -36,7 +36,7 @@ deletes a developer account (dev-NAME, made by silo dev and silo up).`,
 func newEnvCreate(g *globals) *cobra.Command {
 	var (
 		kind   string
-		ttl    time.Duration
+		ttlArg typedDuration
 		params []string
 		seed   string
 	)
@@ -54,6 +54,7 @@ uploaded with the request.`,
   silo env create demo-acme --kind demo --ttl 72h --param plan=enterprise --seed ./fixtures/demo`,
 		Args: exactArgs(1, "an environment name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ttl := ttlArg.d
 			ps, err := parseParams(params)
 			if err != nil {
 				return err
@@ -65,7 +66,10 @@ uploaded with the request.`,
 				return usageError{"--ttl must be positive, e.g. 2h, not 0s; see silo env create --help"}
 			}
 			if err := control.CheckTTL(silo.KindEnvironment, ttl); err != nil {
-				return usageError{"--" + silo.UserMessage(err) + "; see silo env create --help"}
+				// The rule speaks of the duration it read (-1h0m0s): say
+				// what the user typed (-1h) instead.
+				msg := strings.Replace(silo.UserMessage(err), "not "+ttl.String(), fmt.Sprintf("not %s", ttlArg.text), 1)
+				return usageError{"--" + msg + "; see silo env create --help"}
 			}
 			if _, err := tenantIDArg(args[0]); err != nil {
 				return err
@@ -111,11 +115,34 @@ uploaded with the request.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&kind, "kind", platform.EnvTest, "what the environment is for: test or demo")
-	f.DurationVar(&ttl, "ttl", 0, "time to live (required), e.g. 2h, at most 720h; the server tears the environment down after it")
+	f.Var(&ttlArg, "ttl", "time to live (required), e.g. 2h, at most 720h; the server tears the environment down after it")
 	f.StringArrayVarP(&params, "param", "p", nil, "tenant parameter NAME=VALUE (repeatable)")
 	f.StringVar(&seed, "seed", "", "directory of fixture data to load")
 	return cmd
 }
+
+// typedDuration is a duration flag that keeps the text it was given, for
+// messages that echo it as the user wrote it.
+type typedDuration struct {
+	d    time.Duration
+	text string
+}
+
+func (t *typedDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	t.d, t.text = d, s
+	return nil
+}
+
+// String is the text given, "" (no default shown in the help) if none.
+func (t *typedDuration) String() string { return t.text }
+
+// Type is pflag's "duration", so that a value that does not parse is
+// named as not a duration (flagError).
+func (t *typedDuration) Type() string { return "duration" }
 
 func newEnvList(g *globals) *cobra.Command {
 	return &cobra.Command{
