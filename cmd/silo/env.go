@@ -280,7 +280,7 @@ func newEnvReap(g *globals) *cobra.Command {
 func printURL(w io.Writer, g *globals, id silo.AccountID) {
 	rs, ok := platform.Running(g.dataDir)
 	if !ok || rs.Gateway == "" || rs.BaseDomain == "" {
-		fmt.Fprintf(w, "URL  served once silo up or silo server runs on this data dir (silo up: http://%s.localhost:8080/)\n", id)
+		fmt.Fprintf(w, "URL  served once silo up or silo server runs on this data dir (on silo up's default --listen 127.0.0.1:8080: http://%s.localhost:8080/)\n", id)
 		return
 	}
 	u, err := url.Parse(rs.Gateway)

@@ -343,3 +343,16 @@ func TestEnvCreateSeedOfAnUndeployedTable(t *testing.T) {
 		t.Errorf("env create after the deploy:\n%s", out)
 	}
 }
+
+// TestEnvCreateURLWithoutServer: with nothing serving the data dir, silo
+// env create does not claim a port: it says the URL it prints is the one
+// of silo up's default address.
+func TestEnvCreateURLWithoutServer(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	out := c.ok("env", "create", "e2e-417", "--kind", "test", "--ttl", "2h")
+	want := "URL  served once silo up or silo server runs on this data dir (on silo up's default --listen 127.0.0.1:8080: http://e2e-417.localhost:8080/)\n"
+	if !strings.Contains(out, want) {
+		t.Fatalf("env create printed:\n%s\nwant the line %q", out, want)
+	}
+}
