@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -29,6 +30,15 @@ type decoder struct {
 }
 
 func newDecoder(file string) *decoder { return &decoder{file: file} }
+
+// fileName is the file's name as messages give it (bad.yaml for -f
+// ./conf/bad.yaml), silo.yaml when the caller named none.
+func (d *decoder) fileName() string {
+	if d.file == "" {
+		return "silo.yaml"
+	}
+	return filepath.Base(d.file)
+}
 
 func (d *decoder) at(line, col int, format string, args ...any) {
 	d.diags = append(d.diags, Diagnostic{File: d.file, Line: max(line, 1), Col: max(col, 1), Message: fmt.Sprintf(format, args...)})

@@ -17,7 +17,7 @@ func (d *decoder) stack(root *yaml.Node) *Stack {
 		d.errorf(root, "silo.yaml must be a mapping with version, name, functions, ...; found %s", describe(root))
 		return st
 	}
-	fs := d.object(root, "silo.yaml", stackFields)
+	fs := d.object(root, d.fileName(), stackFields)
 	if f, ok := fs["version"]; !ok {
 		d.errorf(root, "missing version; add \"version: 1\"")
 	} else if v, ok := d.integer(f.val, "version"); ok {

@@ -263,3 +263,15 @@ func TestLimitOfZeroIsRefused(t *testing.T) {
 		t.Fatalf("limits after setting each above 0:\n%s\nwant %s", got, want)
 	}
 }
+
+// TestSpecErrorNamesTheFile: a duplicate top-level key in the file given
+// with --file is named in that file's words (bad.yaml), not silo.yaml's.
+func TestSpecErrorNamesTheFile(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.file = filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(c.file, []byte("version: 1\nname: a\nname: b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(`bad.yaml:3:1: bad.yaml: duplicate key "name" (first at line 2); remove one`, "deploy")
+}
