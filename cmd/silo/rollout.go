@@ -162,6 +162,11 @@ func localRunner(ctx context.Context, g *globals) (*app, *rollout.Runner, error)
 	return a, a.Runner, nil
 }
 
+// serverCompiling is called as silo server starts compiling the current
+// release, once the operator token is written: tests look at the data dir
+// there.
+var serverCompiling = func() {}
+
 func newServerCmd(g *globals) *cobra.Command {
 	var listen, gatewayAddr string
 	cmd := &cobra.Command{
@@ -208,6 +213,9 @@ tenant's functions run on Lambda in its own AWS account, behind its own HTTP API
 				return err
 			}
 			defer lock.Release()
+			// Opening the store and compiling the current release may
+			// take a while on a loaded machine: say so at once.
+			fmt.Fprintf(g.stderr, "silo server: starting (opening the store, compiling the current release); the API answers once its address is printed\n")
 			p, err := openPlatform(ctx, g, gatewayAddr, listen)
 			if err != nil {
 				return err
@@ -217,23 +225,27 @@ tenant's functions run on Lambda in its own AWS account, behind its own HTTP API
 			if err != nil {
 				return err
 			}
-			// A module missing from the data dir refuses the start. The
-			// current release's modules are compiled before serving, so
-			// that the first requests (a load balancer's, once the health
-			// check passes) do not wait for them; one that does not
-			// compile is reported and fails its own requests only (Serve
-			// compiles what changes later in the background: CompileAhead).
+			// A module missing from the data dir refuses the start.
 			if err := p.CheckCurrent(ctx); err != nil {
 				return err
 			}
+			// The operator token is written (its final value) before the
+			// compile, so that a script reading it as the server starts
+			// finds it; it is of use only once the API answers.
+			if _, err := p.API(); err != nil {
+				return err
+			}
+			serverCompiling()
+			// The current release's modules are compiled before serving,
+			// so that the first requests (a load balancer's, once the
+			// health check passes) do not wait for them; one that does not
+			// compile is reported and fails its own requests only (Serve
+			// compiles what changes later in the background: CompileAhead).
 			if err := p.LoadCurrent(ctx); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				fmt.Fprintf(g.stderr, "silo server: warning: %s; its requests fail until a release replaces it\n", silo.UserMessage(err))
-			}
-			if _, err := p.API(); err != nil { // writes the operator token before the address is printed
-				return err
 			}
 			served := make(chan error, 1)
 			go func() { served <- p.Serve(ctx, ln) }()
