@@ -10,7 +10,9 @@
 // argument (invariant I4): everything an unauthenticated client can observe
 // is decided from the request's syntax alone, so a client without a valid key
 // cannot tell whether a tenant exists; a key is checked against the tenant
-// the request addresses before anything of that tenant is looked up.
+// the request addresses before anything of that tenant is looked up. Only a
+// caller holding the right secret of a revoked key is told more: whether the
+// key's own account was deleted or expired.
 //
 // It declares the two small interfaces it consumes, Invoker and Directory.
 // It imports the root silo package, store (for the APIKey record),
@@ -287,6 +289,12 @@ const (
 	msgUnavailable = "the gateway cannot serve this request right now; try again shortly"
 )
 
+// The messages only a caller holding the right key of the account sees.
+const (
+	msgKeyDeleted = "this API key's account was deleted; a new key will not help"
+	msgKeyExpired = "this API key's environment expired (its time to live is over); a new key will not help: create a new environment"
+)
+
 // ServeHTTP serves one request. See the package documentation for the order
 // of checks.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -406,8 +414,13 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, acct silo
 	if err := apikey.Check(k, plain, g.cfg.Now()); err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="silo"`)
 		// Check's messages are safe: revocation is reported only to a
-		// caller holding the right secret.
-		g.fail(w, silo.CodeUnauthenticated, silo.UserMessage(err))
+		// caller holding the right secret, who may then also learn that
+		// the key's account is gone, so that no new key is asked for.
+		msg := silo.UserMessage(err)
+		if errors.Is(err, apikey.ErrRevoked) {
+			msg = g.revokedMessage(r.Context(), k.Account, msg)
+		}
+		g.fail(w, silo.CodeUnauthenticated, msg)
 		return false
 	}
 	if k.Account != acct {
@@ -415,6 +428,25 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, acct silo
 		return false
 	}
 	return true
+}
+
+// revokedMessage is what the holder of a revoked key of acct is told: that
+// the account was deleted or, for an environment, expired, when it was
+// (a new key would not help), and revoked otherwise.
+func (g *Gateway) revokedMessage(ctx context.Context, acct silo.AccountID, revoked string) string {
+	a, err := g.dir.Account(ctx, acct)
+	switch {
+	case errors.Is(err, silo.ErrNotFound) || err == nil && a.State == silo.StateDeleted:
+		return msgKeyDeleted // the directory answers not found for a deleted account
+	case err == nil && expired(a, g.cfg.Now()):
+		return msgKeyExpired
+	}
+	return revoked
+}
+
+// expired reports whether a is an environment past its time to live.
+func expired(a silo.Account, now time.Time) bool {
+	return a.Expires != nil && !now.Before(*a.Expires)
 }
 
 // credential returns the API key sent as "Authorization: Bearer <key>" or,
@@ -499,8 +531,8 @@ func (g *Gateway) serveAccount(w http.ResponseWriter, r *http.Request, acct silo
 	case a.State != silo.StateActive:
 		fail(silo.CodeNotFound, msgNoTenant)
 		return
-	case a.Expires != nil && !g.cfg.Now().Before(*a.Expires):
-		fail(silo.CodeNotFound, msgNoTenant)
+	case expired(a, g.cfg.Now()):
+		fail(silo.CodeNotFound, msgKeyExpired) // the caller holds a key of the environment
 		return
 	}
 

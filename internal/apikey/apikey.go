@@ -22,6 +22,7 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -132,6 +133,11 @@ func parse(plaintext string) (id string, err error) {
 	return plaintext[:len(prefix)+len(acct)+1+idLen], nil
 }
 
+// ErrRevoked is in the chain of Check's error for a revoked key presented
+// with its right secret: the caller holds the key, so it may be told more
+// about why the key stopped working (the account was deleted, say).
+var ErrRevoked = errors.New("api key revoked")
+
 // Check authenticates plaintext against the stored key k at time now. The
 // hash comparison takes constant time. A key is revoked from the instant in
 // k.Revoked on.
@@ -139,8 +145,9 @@ func parse(plaintext string) (id string, err error) {
 // # Errors
 //
 // CodeUnauthenticated if plaintext is malformed, is not the key k records, or
-// k is revoked. Revocation is reported only to a caller holding the right
-// secret, so the message cannot be used to probe key IDs.
+// k is revoked (ErrRevoked in its chain). Revocation is reported only to a
+// caller holding the right secret, so the message cannot be used to probe
+// key IDs.
 func Check(k store.APIKey, plaintext string, now time.Time) error {
 	id, err := parse(plaintext)
 	if err != nil {
@@ -154,7 +161,7 @@ func Check(k store.APIKey, plaintext string, now time.Time) error {
 		return silo.Errorf(silo.CodeUnauthenticated, "invalid API key; check that the key is complete and has not been replaced")
 	}
 	if k.Revoked != nil && !now.Before(*k.Revoked) {
-		return silo.Errorf(silo.CodeUnauthenticated, "this API key was revoked; ask the account owner for a new key")
+		return &silo.Error{Code: silo.CodeUnauthenticated, Message: "this API key was revoked; ask the account owner for a new key", Err: ErrRevoked}
 	}
 	return nil
 }

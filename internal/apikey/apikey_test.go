@@ -1,6 +1,7 @@
 package apikey
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -71,24 +72,28 @@ func TestCheckRevoked(t *testing.T) {
 	}
 	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	k.Revoked = &at
+	forged := plain[:len(plain)-4] + "aaaa"
 	tests := []struct {
-		name string
-		now  time.Time
-		want silo.Code
+		name    string
+		key     string
+		now     time.Time
+		want    silo.Code
+		revoked bool // ErrRevoked in the chain
 	}{
-		{"before revocation", at.Add(-time.Second), ""},
-		{"at revocation", at, silo.CodeUnauthenticated},
-		{"after revocation", at.Add(time.Hour), silo.CodeUnauthenticated},
+		{"before revocation", plain, at.Add(-time.Second), "", false},
+		{"at revocation", plain, at, silo.CodeUnauthenticated, true},
+		{"after revocation", plain, at.Add(time.Hour), silo.CodeUnauthenticated, true},
+		{"wrong secret after revocation", forged, at.Add(time.Hour), silo.CodeUnauthenticated, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Check(k, plain, tt.now)
+			err := Check(k, tt.key, tt.now)
 			got := silo.Code("")
 			if err != nil {
 				got = silo.ErrorCode(err)
 			}
-			if got != tt.want {
-				t.Fatalf("got %q (%v), want %q", got, err, tt.want)
+			if got != tt.want || errors.Is(err, ErrRevoked) != tt.revoked {
+				t.Fatalf("got %q (%v), ErrRevoked %v; want %q, ErrRevoked %v", got, err, errors.Is(err, ErrRevoked), tt.want, tt.revoked)
 			}
 		})
 	}
