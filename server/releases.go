@@ -226,7 +226,7 @@ func (s *Server) postRelease(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return status, ReleaseInfo{ID: rel.ID, Artifacts: stored.Artifacts, Created: stored.Created, Note: stored.Note}, nil
+	return status, ReleaseInfo{ID: rel.ID, Artifacts: stored.Artifacts, Created: stored.Created, Note: stored.Note, Origin: stored.Origin}, nil
 }
 
 // newRelease checks req, the release of an upload, and returns it, not

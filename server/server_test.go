@@ -45,6 +45,7 @@ type fixture struct {
 	dir    string
 	token  string
 	client *server.Client
+	plane  *control.Plane
 	runner *rollout.Runner
 	srv    *server.Server
 	prov   *local.Provider
@@ -88,7 +89,7 @@ func startOn(t *testing.T, dir string, st store.Store, now func() time.Time) *fi
 	done := make(chan struct{})
 	go func() { run.Serve(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; hs.Close(); prov.Close(); st.Close() })
-	return &fixture{url: hs.URL, dir: dir, token: tok, client: server.NewClient(hs.URL, tok, nil), runner: run, srv: srv, prov: prov, store: st, cancel: cancel}
+	return &fixture{url: hs.URL, dir: dir, token: tok, client: server.NewClient(hs.URL, tok, nil), plane: plane, runner: run, srv: srv, prov: prov, store: st, cancel: cancel}
 }
 
 func code(err error) silo.Code { return silo.ErrorCode(err) }
