@@ -75,7 +75,9 @@ func testReleaseOrigins(t *testing.T, s store.Store) {
 	wantOrigin("built again", built.ID, built.Origin)
 
 	// The dev build deployed from the project is a release of it.
-	update(t, s, func(tx store.Tx) error { return tx.PutRelease(store.Release{ID: dev.ID, Stack: stack, Origin: dep.Origin}) })
+	update(t, s, func(tx store.Tx) error {
+		return tx.PutRelease(store.Release{ID: dev.ID, Stack: stack, Origin: dep.Origin})
+	})
 	wantOrigin("a dev build deployed", dev.ID, dep.Origin)
 	update(t, s, func(tx store.Tx) error { _, err := tx.SetCurrentRelease(dev.ID); return err })
 	update(t, s, func(tx store.Tx) error { return tx.CreateRollout(rollout("ro-000003", dev.ID, false, 5)) })
@@ -83,7 +85,9 @@ func testReleaseOrigins(t *testing.T, s store.Store) {
 	// A dev build that silo build stored again is shippable too.
 	dev2 := store.Release{ID: "rel-dev2", Stack: stack, Created: at(4), Origin: store.DevOrigin("dev-alice")}
 	update(t, s, func(tx store.Tx) error { return tx.PutRelease(dev2) })
-	update(t, s, func(tx store.Tx) error { return tx.PutRelease(store.Release{ID: dev2.ID, Stack: stack, Origin: built.Origin}) })
+	update(t, s, func(tx store.Tx) error {
+		return tx.PutRelease(store.Release{ID: dev2.ID, Stack: stack, Origin: built.Origin})
+	})
 	wantOrigin("a dev build built", dev2.ID, built.Origin)
 
 	err = s.Update(context.Background(), func(tx store.Tx) error {
