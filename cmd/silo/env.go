@@ -104,7 +104,7 @@ uploaded with the request.`,
 			}
 			return g.print(e, func(w io.Writer) {
 				fmt.Fprintf(w, "created %s environment %s (release %s), expires %s (in %s)\n", kind, e.Account.ID, e.Account.Release,
-					e.Account.Expires.Local().Format(time.DateTime), ttl)
+					e.Account.Expires.Local().Format(time.DateTime), ttlArg.text)
 				if seed != "" {
 					fmt.Fprintf(w, "seeded from %s: %s, %s\n", seed, plural(len(lay.Tables), "table file"), plural(len(lay.Objects), "bucket object"))
 				}

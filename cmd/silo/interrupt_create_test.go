@@ -231,6 +231,9 @@ func TestInterruptedEnvCreateLeavesNothing(t *testing.T) {
 				if code != 0 || !strings.Contains(out.String(), "API key (shown once, store it now): sk_") {
 					t.Fatalf("exit %d, stdout %q, stderr %q; want demo-1 created with its key shown", code, out.String(), errOut.String())
 				}
+				if !strings.Contains(out.String(), " (in 1h)\n") { // the TTL as given, not as Go prints it (1h0m0s)
+					t.Errorf("stdout %q; want the expiry said as (in 1h)", out.String())
+				}
 				if got := envState(c, "demo-1"); got != "active" {
 					t.Fatalf("demo-1 after the create: %q, want active", got)
 				}
