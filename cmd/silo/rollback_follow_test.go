@@ -14,11 +14,19 @@ import (
 // test ends, and returns once its API answers.
 func startServer(t *testing.T, c *cli) {
 	t.Helper()
+	var errOut lockedBuffer
+	startServerTo(t, c, &errOut)
+}
+
+// startServerTo is startServer writing the server's stderr to errOut, as
+// it runs.
+func startServerTo(t *testing.T, c *cli, errOut *lockedBuffer) {
+	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
-	var out, errOut lockedBuffer
+	var out lockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"--data-dir", c.dataDir, "--file", c.file, "server", "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}, strings.NewReader(""), &out, &errOut)
+		done <- run(ctx, []string{"--data-dir", c.dataDir, "--file", c.file, "server", "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}, strings.NewReader(""), &out, errOut)
 	}()
 	t.Cleanup(func() { stop(); <-done })
 	api := regexp.MustCompile(`API on (http://\S+)`)
@@ -65,13 +73,7 @@ func TestRollbackFollowsThroughAServer(t *testing.T) {
 // With --detach it returns with the rollout running, and succeeds.
 func TestResumeFollowsThroughAServer(t *testing.T) {
 	t.Parallel()
-	file, src := initProject(t)
-	if err := os.WriteFile(file, append(src, gatedRing...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
-	c.ok("tenant", "create", "acme")
-	startServer(t, c)
+	c, file, src := gatedServer(t)
 
 	// acme changes, the canary gate sees no traffic: the rollout pauses.
 	writeFile(t, file, strings.Replace(string(src)+gatedRing, "Hello, ", "Hi, ", 1))
@@ -88,4 +90,19 @@ func TestResumeFollowsThroughAServer(t *testing.T) {
 	if got := c.ok("rollout", "resume", "--detach"); !strings.Contains(got, "ro-000001") || !strings.Contains(got, "running") {
 		t.Errorf("rollout resume --detach through the server: %s; want ro-000001 running", got)
 	}
+}
+
+// gatedServer makes a project whose silo.yaml has gatedRing, creates
+// acme on it and starts a server on its data dir. It returns the CLI, the
+// spec file and the spec without gatedRing.
+func gatedServer(t *testing.T) (*cli, string, []byte) {
+	t.Helper()
+	file, src := initProject(t)
+	if err := os.WriteFile(file, append(src, gatedRing...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
+	c.ok("tenant", "create", "acme")
+	startServer(t, c)
+	return c, file, src
 }

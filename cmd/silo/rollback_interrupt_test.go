@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,13 +15,7 @@ import (
 // The twins: each followed to its end says none of it.
 func TestRollbackAndResumeInterruptedSayTheyGoOn(t *testing.T) {
 	t.Parallel()
-	file, src := initProject(t)
-	if err := os.WriteFile(file, append(src, gatedRing...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
-	c.ok("tenant", "create", "acme")
-	startServer(t, c)
+	c, file, src := gatedServer(t)
 	follow := func(cancelOn string, args ...string) (int, string, string) {
 		t.Helper()
 		ctx, cancel := context.WithCancelCause(context.Background())

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/silo-run/silo/server"
 )
@@ -23,7 +21,7 @@ func TestServerWritesTheTokenBeforeCompiling(t *testing.T) {
 	file, _ := initProject(t)
 	c := &cli{t: t, dataDir: filepath.Join(t.TempDir(), "data"), file: file}
 	c.ok("tenant", "create", "acme") // a current release to compile at start
-	var srvOut, srvErr lockedBuffer
+	var srvErr lockedBuffer
 	var atCompile, errAtCompile string
 	var readErr error
 	serverCompiling = func() {
@@ -32,18 +30,8 @@ func TestServerWritesTheTokenBeforeCompiling(t *testing.T) {
 		atCompile, errAtCompile = string(b), srvErr.String()
 	}
 	defer func() { serverCompiling = func() {} }()
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"--data-dir", c.dataDir, "--file", c.file, "server", "--listen", "127.0.0.1:0", "--gateway", "127.0.0.1:0"}, strings.NewReader(""), &srvOut, &srvErr)
-	}()
-	t.Cleanup(func() { stop(); <-done })
+	startServerTo(t, c, &srvErr)
 	api := regexp.MustCompile(`API on (http://\S+)`)
-	for deadline := time.Now().Add(time.Minute); api.FindString(srvErr.String()) == ""; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not start: %s", srvErr.String())
-		}
-	}
 	if readErr != nil || atCompile == "" {
 		t.Fatalf("as the server compiles the current release, the operator token file: %q, %v; want it written", atCompile, readErr)
 	}
